@@ -1,0 +1,445 @@
+//! msg over UDP: one message per datagram.
+//!
+//! UDP keeps message boundaries for free: the kernel delivers each datagram
+//! whole or not at all, never glued to the next and never in pieces. What it
+//! does not do is carry more than one IP packet's worth, or promise delivery.
+//! So this crate
+//!
+//! - sends each [`Message`] as exactly one datagram (header and body),
+//! - refuses a message over the datagram limit *before* the send call, with
+//!   an error that names the size, the limit and the header's share,
+//! - receives into a 65,536-byte buffer so that nothing is ever truncated,
+//! - drops (and counts, and logs) datagrams that are not valid msg messages,
+//!   so that a stray packet never stops a listener.
+//!
+//! Loss is the caller's business: a receive waits until a message arrives,
+//! so wrap it in a timeout where a reply may never come.
+//!
+//! The socket reuses one receive and one send buffer: a caller that drops
+//! each received message before the next receive allocates nothing per
+//! message.
+
+#![warn(missing_docs)]
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use msg_proto::{HEADER_LEN, Message};
+use tokio::net::UdpSocket;
+use tracing::warn;
+
+/// The largest UDP payload over IPv4: 65,535 (the IPv4 total-length field's
+/// maximum) less the 20-byte IPv4 header and the 8-byte UDP header.
+pub const MAX_PAYLOAD_V4: usize = 65_535 - 20 - 8;
+
+/// The largest UDP payload over IPv6: 65,535 (the IPv6 payload-length
+/// field's maximum, which excludes the IPv6 header itself) less the 8-byte
+/// UDP header. Jumbograms are out of scope.
+pub const MAX_PAYLOAD_V6: usize = 65_535 - 8;
+
+/// The receive buffer: one more byte than any datagram can hold, so a read
+/// that fills it would reveal truncation (and none can).
+pub const RECV_BUF_LEN: usize = 65_536;
+
+/// Which IP version a datagram travels over; it decides the size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4, including IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`), which
+    /// leave the host as IPv4 packets.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    /// The family a datagram to `addr` travels over.
+    pub fn of(addr: &SocketAddr) -> Self {
+        match addr {
+            SocketAddr::V4(_) => Self::V4,
+            SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some() => Self::V4,
+            SocketAddr::V6(_) => Self::V6,
+        }
+    }
+
+    /// The largest datagram payload over this family.
+    pub fn max_payload(self) -> usize {
+        match self {
+            Self::V4 => MAX_PAYLOAD_V4,
+            Self::V6 => MAX_PAYLOAD_V6,
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::V4 => "IPv4",
+            Self::V6 => "IPv6",
+        })
+    }
+}
+
+/// Errors of the UDP transport.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The message does not fit one datagram; nothing was sent.
+    #[error(
+        "message is {len} bytes; a UDP datagram holds at most {max} bytes on {family}{}",
+        body_hint(*.header, *.max)
+    )]
+    TooLarge {
+        /// The size the caller asked to send: the body of a framed message,
+        /// or the whole payload of a raw one.
+        len: usize,
+        /// The datagram payload limit for `family`.
+        max: usize,
+        /// The IP version the datagram would travel over.
+        family: Family,
+        /// The msg header's size when the message is framed, `None` for raw.
+        header: Option<usize>,
+    },
+    /// The local address could not be bound.
+    #[error("cannot bind UDP socket to {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// The socket could not be connected to its peer.
+    #[error("cannot connect UDP socket to {addr}")]
+    Connect {
+        /// The peer.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// The send call failed.
+    #[error("cannot send to {addr}")]
+    Send {
+        /// The peer.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// The receive call failed (on a connected socket, often an ICMP "port
+    /// unreachable": nobody listens at the peer's address).
+    #[error("cannot receive")]
+    Recv(#[source] io::Error),
+    /// A send was asked of a socket that was never connected.
+    #[error("the socket is not connected")]
+    NotConnected,
+}
+
+fn body_hint(header: Option<usize>, max: usize) -> String {
+    match header {
+        Some(header) => format!(
+            " ({} for the body after a {header}-byte header)",
+            max.saturating_sub(header)
+        ),
+        None => String::new(),
+    }
+}
+
+/// Checks that a payload of `len` bytes (plus `header` bytes when framed)
+/// fits one datagram to `addr`.
+///
+/// # Errors
+///
+/// [`Error::TooLarge`] if it does not.
+pub fn check_size(len: usize, header: Option<usize>, addr: &SocketAddr) -> Result<(), Error> {
+    let family = Family::of(addr);
+    let max = family.max_payload();
+    if len + header.unwrap_or(0) > max {
+        return Err(Error::TooLarge {
+            len,
+            max,
+            family,
+            header,
+        });
+    }
+    Ok(())
+}
+
+/// A UDP socket that speaks msg: one message per datagram.
+#[derive(Debug)]
+pub struct Socket {
+    inner: UdpSocket,
+    /// Set by [`Socket::connect`]; the sends without an address go there.
+    peer: Option<SocketAddr>,
+    recv_buf: BytesMut,
+    send_buf: BytesMut,
+    invalid: u64,
+}
+
+impl Socket {
+    /// Binds a socket to `addr` (port 0 picks a free port).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`], for example when the address is in use.
+    pub async fn bind(addr: SocketAddr) -> Result<Self, Error> {
+        let inner = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        Ok(Self::from_tokio(inner))
+    }
+
+    /// Binds an ephemeral port of the right family and connects it to
+    /// `peer`, so that replies from anyone else are filtered by the kernel
+    /// and an ICMP "port unreachable" surfaces as an error on receive.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] or [`Error::Connect`].
+    pub async fn connect(peer: SocketAddr) -> Result<Self, Error> {
+        let local: SocketAddr = match peer {
+            SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let mut socket = Self::bind(local).await?;
+        socket
+            .inner
+            .connect(peer)
+            .await
+            .map_err(|source| Error::Connect { addr: peer, source })?;
+        socket.peer = Some(peer);
+        Ok(socket)
+    }
+
+    /// Wraps a bound tokio socket.
+    pub fn from_tokio(inner: UdpSocket) -> Self {
+        Self {
+            inner,
+            peer: None,
+            recv_buf: BytesMut::with_capacity(RECV_BUF_LEN),
+            send_buf: BytesMut::with_capacity(RECV_BUF_LEN),
+            invalid: 0,
+        }
+    }
+
+    /// The underlying tokio socket, for options this crate does not wrap.
+    pub fn get_ref(&self) -> &UdpSocket {
+        &self.inner
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, rarely.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// The connected peer, if any.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// How many datagrams were dropped because they were not valid msg
+    /// messages.
+    pub fn invalid_datagrams(&self) -> u64 {
+        self.invalid
+    }
+
+    /// Sends `msg` as one datagram to `addr`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] before anything is sent, or [`Error::Send`].
+    pub async fn send_to(&mut self, msg: &Message, addr: SocketAddr) -> Result<(), Error> {
+        self.encode(msg, &addr)?;
+        self.inner
+            .send_to(&self.send_buf, addr)
+            .await
+            .map_err(|source| Error::Send { addr, source })?;
+        Ok(())
+    }
+
+    /// Sends `msg` as one datagram to the connected peer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotConnected`], [`Error::TooLarge`] or [`Error::Send`].
+    pub async fn send(&mut self, msg: &Message) -> Result<(), Error> {
+        let addr = self.peer.ok_or(Error::NotConnected)?;
+        self.encode(msg, &addr)?;
+        self.inner
+            .send(&self.send_buf)
+            .await
+            .map_err(|source| Error::Send { addr, source })?;
+        Ok(())
+    }
+
+    fn encode(&mut self, msg: &Message, addr: &SocketAddr) -> Result<(), Error> {
+        check_size(msg.body.len(), Some(HEADER_LEN), addr)?;
+        self.send_buf.clear();
+        msg_proto::encode(msg, &mut self.send_buf)
+            .expect("a body under the datagram limit fits the format");
+        Ok(())
+    }
+
+    /// Sends `payload` as one datagram with no msg header (raw mode).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] before anything is sent, or [`Error::Send`].
+    pub async fn send_raw_to(&self, payload: &[u8], addr: SocketAddr) -> Result<(), Error> {
+        check_size(payload.len(), None, &addr)?;
+        self.inner
+            .send_to(payload, addr)
+            .await
+            .map_err(|source| Error::Send { addr, source })?;
+        Ok(())
+    }
+
+    /// Receives the next valid message and its sender.
+    ///
+    /// A datagram that does not decode is logged, counted (see
+    /// [`Socket::invalid_datagrams`]) and skipped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Recv`].
+    pub async fn recv_from(&mut self) -> Result<(Message, SocketAddr), Error> {
+        loop {
+            let (datagram, peer) = self.recv_raw_from().await?;
+            let len = datagram.len();
+            match msg_proto::decode(datagram) {
+                Ok(msg) => return Ok((msg, peer)),
+                Err(err) => {
+                    self.invalid += 1;
+                    warn!(%peer, len, error = %err, "dropped invalid datagram");
+                }
+            }
+        }
+    }
+
+    /// Receives the next datagram's bytes, whatever they are (raw mode).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Recv`].
+    pub async fn recv_raw_from(&mut self) -> Result<(Bytes, SocketAddr), Error> {
+        // Reclaims the buffer when the previous datagram has been dropped,
+        // so steady-state receiving does not allocate.
+        self.recv_buf.clear();
+        self.recv_buf.reserve(RECV_BUF_LEN);
+        let (len, peer) = self
+            .inner
+            .recv_buf_from(&mut self.recv_buf)
+            .await
+            .map_err(Error::Recv)?;
+        debug_assert!(len < RECV_BUF_LEN, "no datagram exceeds {MAX_PAYLOAD_V6}");
+        Ok((self.recv_buf.split_to(len).freeze(), peer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use msg_proto::Kind;
+
+    fn v4() -> SocketAddr {
+        "127.0.0.1:9".parse().unwrap()
+    }
+
+    #[test]
+    fn limits_are_derived_as_documented() {
+        assert_eq!(MAX_PAYLOAD_V4, 65_507);
+        assert_eq!(MAX_PAYLOAD_V6, 65_527);
+        assert_eq!(
+            Family::of(&"[::ffff:127.0.0.1]:9".parse().unwrap()),
+            Family::V4
+        );
+        assert_eq!(Family::of(&"[::1]:9".parse().unwrap()), Family::V6);
+    }
+
+    #[test]
+    fn too_large_names_size_limit_and_header() {
+        let err = check_size(70_000, Some(HEADER_LEN), &v4()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "message is 70000 bytes; a UDP datagram holds at most 65507 bytes on IPv4 \
+             (65479 for the body after a 28-byte header)"
+        );
+        let err = check_size(65_508, None, &v4()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "message is 65508 bytes; a UDP datagram holds at most 65507 bytes on IPv4"
+        );
+        check_size(65_507, None, &v4()).unwrap();
+        check_size(65_479, Some(HEADER_LEN), &v4()).unwrap();
+        check_size(65_480, Some(HEADER_LEN), &v4()).unwrap_err();
+        check_size(65_499, Some(HEADER_LEN), &"[::1]:9".parse().unwrap()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn boundaries_survive_a_burst() {
+        let mut server = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let mut client = Socket::connect(server.local_addr().unwrap()).await.unwrap();
+        for seq in 0..50u64 {
+            let body = vec![b'a' + (seq % 26) as u8; seq as usize * 7];
+            client
+                .send(&Message::new(Kind::Data, seq, body))
+                .await
+                .unwrap();
+        }
+        for seq in 0..50u64 {
+            let (msg, _) = server.recv_from().await.unwrap();
+            assert_eq!(msg.seq, seq);
+            assert_eq!(msg.body.len(), seq as usize * 7);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_largest_datagrams_arrive_whole() {
+        let mut server = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let mut client = Socket::connect(server.local_addr().unwrap()).await.unwrap();
+        client
+            .send_raw_to(&[7; MAX_PAYLOAD_V4], server.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (raw, _) = server.recv_raw_from().await.unwrap();
+        assert_eq!(raw.len(), MAX_PAYLOAD_V4);
+        let body = vec![9; MAX_PAYLOAD_V4 - HEADER_LEN];
+        client
+            .send(&Message::new(Kind::Data, 1, body.clone()))
+            .await
+            .unwrap();
+        let (msg, _) = server.recv_from().await.unwrap();
+        assert_eq!(msg.body, body);
+        let err = client
+            .send(&Message::new(
+                Kind::Data,
+                2,
+                vec![0; MAX_PAYLOAD_V4 - HEADER_LEN + 1],
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn invalid_datagrams_are_counted_and_skipped() {
+        let mut server = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let mut client = Socket::connect(addr).await.unwrap();
+        client
+            .send_raw_to(b"GET / HTTP/1.0\r\n\r\n", addr)
+            .await
+            .unwrap();
+        client.send_raw_to(b"", addr).await.unwrap();
+        client
+            .send(&Message::new(Kind::Data, 3, "ok"))
+            .await
+            .unwrap();
+        let (msg, _) = server.recv_from().await.unwrap();
+        assert_eq!((msg.seq, &msg.body[..]), (3, &b"ok"[..]));
+        assert_eq!(server.invalid_datagrams(), 2);
+    }
+}
