@@ -1,0 +1,88 @@
+//! `msg`: send messages over UDP and TCP, and measure how the two differ.
+//!
+//! - `cli`: the command line (clap).
+//! - `listen`, `send`: the two ends of a conversation, over either transport,
+//!   framed or `--raw`.
+//! - `output`: how messages are printed (plain lines or JSON).
+//!
+//! Exit codes: 0 success, 1 runtime error, 2 usage error. A closed stdout
+//! (`msg listen | head -1`) is success, as it is for other Unix filters.
+
+use std::io::{self, IsTerminal};
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+mod cli;
+mod listen;
+mod net;
+mod output;
+mod send;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.verbosity);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("msg: {err:#}");
+            if err.downcast_ref::<net::UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Send(args) => runtime()?.block_on(send::run(args)),
+        Command::Listen(args) => runtime()?.block_on(listen::run(args, shutdown_signal())),
+    }
+}
+
+/// `send` and `listen` are I/O-bound and mostly one conversation at a time:
+/// a current-thread runtime avoids cross-thread wake-ups.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn shutdown_signal() {
+    // If the handler cannot be installed, the default (terminate) stays.
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn init_tracing(verbosity: &cli::Verbosity) {
+    let level = match (verbosity.quiet, verbosity.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .with_ansi(io::stderr().is_terminal())
+        .without_time()
+        .init();
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,687 @@
+//! The `msg send` / `msg listen` contract, checked with the real binary and
+//! real sockets on loopback.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+use msg_proto::{Kind, Message};
+use serde_json::Value;
+use support::{DEADLINE, Listener, run};
+
+const UDP: &str = "--udp";
+const TCP: &str = "--tcp";
+
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
+        .collect()
+}
+
+fn frame(msg: &Message) -> Vec<u8> {
+    let mut body = Vec::new();
+    msg_proto::encode(msg, &mut body).unwrap();
+    let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+fn datagram(msg: &Message) -> Vec<u8> {
+    let mut out = Vec::new();
+    msg_proto::encode(msg, &mut out).unwrap();
+    out
+}
+
+/// The listener closed this connection (EOF or reset), rather than the read
+/// timing out.
+fn assert_closed_by_peer(stream: &mut TcpStream) {
+    match stream.read(&mut [0; 1]) {
+        Ok(0) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the listener to close the connection, got {other:?}"),
+    }
+}
+
+fn tcp_peer(listener: &Listener) -> TcpStream {
+    let stream = TcpStream::connect(listener.addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream
+}
+
+fn udp_peer() -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(DEADLINE)).unwrap();
+    socket
+}
+
+/// Whether socat is here; CI installs it, so there its absence is a failure.
+fn have_socat() -> bool {
+    let found = Command::new("socat").arg("-V").output().is_ok();
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "socat is not installed (apt-get install socat)"
+    );
+    if !found {
+        eprintln!("socat is not installed: skipping the socat half of this test");
+    }
+    found
+}
+
+// ---- the happy paths ------------------------------------------------------
+
+#[test]
+fn udp_messages_arrive_one_per_datagram_as_json() {
+    let listener = Listener::start(UDP, "127.0.0.1", &["--count", "3", "--json"]);
+    let sent = run(
+        &["send", UDP, &listener.addr_arg(), "hello", "", "world"],
+        None,
+    );
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    let out = listener.finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let records = json_lines(&out.stdout);
+    let bodies: Vec<_> = records
+        .iter()
+        .map(|r| r["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["hello", "", "world"]);
+    let seqs: Vec<_> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(records[0]["len"], 5);
+    assert!(
+        records[0]["peer"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{}",
+        records[0]
+    );
+}
+
+#[test]
+fn tcp_listener_replies_in_upper_case() {
+    let listener = Listener::start(TCP, "127.0.0.1", &["--count", "2", "--reply", "upper"]);
+    let sent = run(
+        &["send", TCP, "--reply", &listener.addr_arg(), "hello", "tcp"],
+        None,
+    );
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    assert_eq!(sent.lines(), ["HELLO", "TCP"]);
+    let out = listener.finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.lines(), ["hello", "tcp"]);
+    // stdout carries only data: the -v log line went to stderr.
+    assert!(out.stderr.contains("listening on tcp"), "{}", out.stderr);
+}
+
+#[test]
+fn udp_echo_over_ipv6() {
+    let listener = Listener::start(UDP, "[::1]", &["--count", "1", "--reply", "echo"]);
+    assert!(listener.addr.is_ipv6());
+    let sent = run(
+        &["send", UDP, "--reply", &listener.addr_arg(), "over v6"],
+        None,
+    );
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    assert_eq!(sent.lines(), ["over v6"]);
+    assert_eq!(listener.finish().lines(), ["over v6"]);
+}
+
+#[test]
+fn tcp_over_ipv6_and_the_default_reply_is_none() {
+    let listener = Listener::start(TCP, "[::1]", &["--count", "1", "--json"]);
+    let sent = run(&["send", TCP, &listener.addr_arg(), "v6"], None);
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    assert_eq!(sent.stdout, "");
+    let records = json_lines(&listener.finish().stdout);
+    assert_eq!(records[0]["body"], "v6");
+    assert!(records[0]["peer"].as_str().unwrap().starts_with("[::1]:"));
+}
+
+#[test]
+fn each_stdin_line_is_one_message() {
+    for transport in [UDP, TCP] {
+        let listener = Listener::start(transport, "127.0.0.1", &["--count", "3"]);
+        let sent = run(
+            &["send", transport, &listener.addr_arg()],
+            Some(b"one\r\ntwo\nthree"),
+        );
+        assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+        assert_eq!(
+            listener.finish().lines(),
+            ["one", "two", "three"],
+            "{transport}"
+        );
+    }
+}
+
+#[test]
+fn a_body_that_is_not_utf8_goes_as_base64() {
+    let listener = Listener::start(UDP, "127.0.0.1", &["--count", "1", "--json"]);
+    let peer = udp_peer();
+    let msg = Message::new(Kind::Data, 9, &b"\xff\x00ok"[..]);
+    peer.send_to(&datagram(&msg), listener.addr).unwrap();
+    let records = json_lines(&listener.finish().stdout);
+    assert_eq!(records[0]["body_b64"], "/wBvaw==");
+    assert_eq!(records[0]["seq"], 9);
+    assert!(records[0].get("body").is_none());
+}
+
+#[test]
+fn a_tcp_listener_serves_clients_at_once() {
+    let listener = Listener::start(TCP, "127.0.0.1", &["--count", "3"]);
+    // A client that sends half a frame and then just sits there.
+    let mut stalled = tcp_peer(&listener);
+    stalled
+        .write_all(&frame(&Message::new(Kind::Data, 1, "never finished"))[..10])
+        .unwrap();
+    // A second client that has not sent anything yet.
+    let idle = tcp_peer(&listener);
+    for word in ["a", "b", "c"] {
+        let sent = run(&["send", TCP, &listener.addr_arg(), word], None);
+        assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    }
+    let mut lines = listener
+        .finish()
+        .lines()
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>();
+    lines.sort();
+    assert_eq!(lines, ["a", "b", "c"]);
+    drop((stalled, idle));
+}
+
+// ---- raw mode: netcat and socat -------------------------------------------
+
+#[test]
+fn raw_udp_reaches_plain_sockets_and_socat() {
+    let listener = Listener::start(UDP, "127.0.0.1", &["--raw", "--count", "2", "--json"]);
+    let peer = udp_peer();
+    peer.send_to(b"plain", listener.addr).unwrap();
+    if have_socat() {
+        let mut socat = Command::new("socat")
+            .args(["-", &format!("UDP:{}", listener.addr)])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        socat.stdin.take().unwrap().write_all(b"hi").unwrap();
+        assert!(socat.wait().unwrap().success());
+    } else {
+        peer.send_to(b"hi", listener.addr).unwrap();
+    }
+    let records = json_lines(&listener.finish().stdout);
+    let bodies: Vec<_> = records
+        .iter()
+        .map(|r| r["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["plain", "hi"]);
+    assert!(records[0].get("seq").is_none(), "raw has no header");
+}
+
+#[test]
+fn raw_udp_send_reaches_a_plain_socket() {
+    let receiver = udp_peer();
+    let addr = receiver.local_addr().unwrap().to_string();
+    let sent = run(&["send", UDP, "--raw", &addr, "no header"], None);
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    let mut buf = [0; 64];
+    let (n, _) = receiver.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"no header");
+}
+
+#[test]
+fn raw_udp_send_reaches_socat() {
+    if !have_socat() {
+        return;
+    }
+    // socat binds the port itself; find one that is free first.
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new("socat");
+    // UDP-RECVFROM takes one datagram, writes it and exits.
+    cmd.args([
+        "-u",
+        "-d",
+        "-d",
+        &format!("UDP-RECVFROM:{port},bind=127.0.0.1"),
+        "-",
+    ]);
+    let mut socat = support::Running::spawn(cmd, None);
+    socat.wait_for_stderr("receiving on");
+    let sent = run(
+        &[
+            "send",
+            UDP,
+            "--raw",
+            &format!("127.0.0.1:{port}"),
+            "to socat",
+        ],
+        None,
+    );
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    let out = socat.finish();
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(out.stdout, "to socat");
+}
+
+#[test]
+fn raw_udp_carries_65507_bytes_whole_and_refuses_65508() {
+    let listener = Listener::start(UDP, "127.0.0.1", &["--raw", "--count", "1", "--json"]);
+    let biggest = "x".repeat(65_507);
+    let sent = run(
+        &["send", UDP, "--raw", &listener.addr_arg(), &biggest],
+        None,
+    );
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    assert_eq!(json_lines(&listener.finish().stdout)[0]["len"], 65_507);
+
+    let too_big = "x".repeat(65_508);
+    let refused = run(&["send", UDP, "--raw", "127.0.0.1:9", &too_big], None);
+    assert_eq!(refused.code(), Some(1));
+    assert!(
+        refused
+            .stderr
+            .contains("message is 65508 bytes; a UDP datagram holds at most 65507 bytes on IPv4"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn raw_tcp_prints_the_stream_as_it_arrives() {
+    let listener = Listener::start(TCP, "127.0.0.1", &["--raw", "--reply", "echo"]);
+    let mut peer = tcp_peer(&listener);
+    peer.write_all(b"glued").unwrap();
+    let mut echoed = [0; 5];
+    peer.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"glued");
+    peer.write_all(b" together\n").unwrap();
+    peer.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    peer.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b" together\n");
+    // No newline is added between reads: the stream's bytes, exactly.
+    let sent = run(
+        &["send", TCP, "--raw", &listener.addr_arg()],
+        Some(b"from msg\n"),
+    );
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    let out = listener.process.kill();
+    assert!(
+        out.stdout.starts_with("glued together\n"),
+        "{:?}",
+        out.stdout
+    );
+    assert!(out.stdout.ends_with("from msg\n"), "{:?}", out.stdout);
+}
+
+#[test]
+fn raw_tcp_talks_to_socat() {
+    if !have_socat() {
+        return;
+    }
+    let listener = Listener::start(TCP, "127.0.0.1", &["--raw", "--count", "1"]);
+    let mut socat = Command::new("socat")
+        .args(["-u", "-", &format!("TCP:{}", listener.addr)])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    socat
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hi from socat")
+        .unwrap();
+    assert!(socat.wait().unwrap().success());
+    assert_eq!(listener.finish().stdout, "hi from socat");
+}
+
+// ---- bad input: a clear error, the right exit code, no panic ---------------
+
+fn assert_fails(out: &support::Finished, code: i32, needle: &str) {
+    assert_eq!(out.code(), Some(code), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.to_lowercase().contains(&needle.to_lowercase()),
+        "expected {needle:?} in stderr: {}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
+#[test]
+fn address_in_use() {
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let out = run(
+        &["listen", UDP, &udp.local_addr().unwrap().to_string()],
+        None,
+    );
+    assert_fails(&out, 1, "address already in use");
+    assert!(
+        out.stderr.contains("cannot bind UDP socket to 127.0.0.1:"),
+        "{}",
+        out.stderr
+    );
+
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = run(
+        &["listen", TCP, &tcp.local_addr().unwrap().to_string()],
+        None,
+    );
+    assert_fails(&out, 1, "address already in use");
+}
+
+#[test]
+fn address_that_does_not_parse_is_a_usage_error() {
+    for bad in ["127.0.0.1", "localhost:http", "[::1]", "1.2.3.4:70000"] {
+        let out = run(&["send", UDP, bad, "x"], None);
+        assert_fails(&out, 2, "expected HOST:PORT");
+    }
+    let out = run(&["listen", TCP, "nope"], None);
+    assert_fails(&out, 2, "expected HOST:PORT");
+}
+
+#[test]
+fn address_that_does_not_resolve_is_a_runtime_error() {
+    // A label over 63 bytes cannot be put in a DNS query, so the resolver
+    // fails on this machine without sending anything to any server.
+    let host = format!("{}.invalid:9000", "x".repeat(64));
+    let out = run(&["send", TCP, &host, "x"], None);
+    assert_fails(&out, 1, "cannot resolve");
+}
+
+#[test]
+fn connection_refused() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run(&["send", TCP, &format!("127.0.0.1:{port}"), "x"], None);
+    assert_fails(&out, 1, "connection refused");
+    assert!(
+        out.stderr
+            .contains(&format!("cannot connect to 127.0.0.1:{port}"))
+    );
+
+    // Over UDP a refusal only shows when a reply is awaited (ICMP port
+    // unreachable on the connected socket).
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run(
+        &["send", UDP, "--reply", &format!("127.0.0.1:{port}"), "x"],
+        None,
+    );
+    assert_fails(&out, 1, "connection refused");
+}
+
+#[test]
+fn a_lost_udp_reply_is_an_error_not_a_hang() {
+    let silent = udp_peer();
+    let addr = silent.local_addr().unwrap().to_string();
+    let out = run(
+        &[
+            "send",
+            UDP,
+            "--reply",
+            "--timeout",
+            "200ms",
+            &addr,
+            "anyone?",
+        ],
+        None,
+    );
+    assert_fails(&out, 1, "no reply to message 1");
+    assert!(out.stderr.contains("within 200ms"), "{}", out.stderr);
+}
+
+#[test]
+fn oversize_udp_message_is_refused_before_sending() {
+    let receiver = udp_peer();
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let addr = receiver.local_addr().unwrap().to_string();
+    let out = run(&["send", UDP, &addr, &"y".repeat(70_000)], None);
+    assert_fails(
+        &out,
+        1,
+        "message is 70000 bytes; a UDP datagram holds at most 65507 bytes on IPv4 \
+         (65479 for the body after a 28-byte header)",
+    );
+    assert!(
+        receiver.recv_from(&mut [0; 16]).is_err(),
+        "nothing was sent"
+    );
+}
+
+#[test]
+fn oversize_tcp_message_is_refused_before_sending() {
+    let listener = Listener::start(TCP, "127.0.0.1", &["--count", "1"]);
+    let out = run(
+        &[
+            "send",
+            TCP,
+            "--max-frame",
+            "100",
+            &listener.addr_arg(),
+            &"z".repeat(100),
+        ],
+        None,
+    );
+    assert_fails(
+        &out,
+        1,
+        "message is 128 bytes; a TCP frame holds at most 100 bytes",
+    );
+    let out = run(
+        &["send", TCP, "--max-frame", "10", &listener.addr_arg(), "z"],
+        None,
+    );
+    assert_fails(&out, 2, "must be from 28");
+    run(&["send", TCP, &listener.addr_arg(), "still serving"], None);
+    assert_eq!(listener.finish().lines(), ["still serving"]);
+}
+
+#[test]
+fn a_frame_over_max_frame_drops_that_peer_only() {
+    let listener = Listener::start(TCP, "127.0.0.1", &["--count", "1", "--max-frame", "1024"]);
+    let mut hostile = tcp_peer(&listener);
+    hostile.write_all(b"\xff\xff\xff\xff").unwrap();
+    // The listener closes the connection: the read sees EOF (or a reset).
+    assert_closed_by_peer(&mut hostile);
+    let sent = run(&["send", TCP, &listener.addr_arg(), "fine"], None);
+    assert_eq!(sent.code(), Some(0));
+    let out = listener.finish();
+    assert_eq!(out.lines(), ["fine"]);
+    assert!(
+        out.stderr
+            .contains("frame of 4294967295 bytes exceeds the maximum of 1024 bytes"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_peer_that_closes_mid_frame_is_dropped_and_the_rest_served() {
+    let listener = Listener::start(TCP, "127.0.0.1", &["--count", "1"]);
+    let mut quitter = tcp_peer(&listener);
+    quitter
+        .write_all(&frame(&Message::new(Kind::Data, 1, "cut short"))[..20])
+        .unwrap();
+    drop(quitter);
+    let sent = run(&["send", TCP, &listener.addr_arg(), "after"], None);
+    assert_eq!(sent.code(), Some(0));
+    let out = listener.finish();
+    assert_eq!(out.lines(), ["after"]);
+    assert!(
+        out.stderr.contains("connection closed mid-frame: 20 bytes"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_server_that_closes_mid_frame_fails_the_sender() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let fake = std::thread::spawn(move || {
+        let (mut conn, _) = server.accept().unwrap();
+        conn.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut prefix = [0; 4];
+        conn.read_exact(&mut prefix).unwrap();
+        let mut rest = vec![0; u32::from_be_bytes(prefix) as usize];
+        conn.read_exact(&mut rest).unwrap();
+        conn.write_all(b"\x00\x00\x00\x40half").unwrap();
+    });
+    let out = run(&["send", TCP, "--reply", &addr, "question"], None);
+    fake.join().unwrap();
+    assert_fails(&out, 1, "connection closed mid-frame: 8 bytes");
+}
+
+#[test]
+fn tcp_garbage_drops_that_peer_only() {
+    let listener = Listener::start(TCP, "127.0.0.1", &["--count", "1"]);
+    let mut garbage = tcp_peer(&listener);
+    let junk = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n not a msg header";
+    garbage
+        .write_all(&u32::try_from(junk.len()).unwrap().to_be_bytes())
+        .unwrap();
+    garbage.write_all(junk).unwrap();
+    assert_closed_by_peer(&mut garbage);
+    run(&["send", TCP, &listener.addr_arg(), "good"], None);
+    let out = listener.finish();
+    assert_eq!(out.lines(), ["good"]);
+    assert!(out.stderr.contains("not a msg message"), "{}", out.stderr);
+}
+
+#[test]
+fn udp_garbage_is_counted_logged_and_dropped() {
+    let listener = Listener::start(UDP, "127.0.0.1", &["--count", "1"]);
+    let peer = udp_peer();
+    peer.send_to(b"garbage", listener.addr).unwrap();
+    let mut wrong_kind = datagram(&Message::new(Kind::Data, 1, "x"));
+    wrong_kind[3] = 0x66;
+    peer.send_to(&wrong_kind, listener.addr).unwrap();
+    peer.send_to(
+        &datagram(&Message::new(Kind::Data, 2, "valid")),
+        listener.addr,
+    )
+    .unwrap();
+    let out = listener.finish();
+    assert_eq!(out.lines(), ["valid"]);
+    assert!(
+        out.stderr.contains("dropped invalid datagram"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("truncated message: 7 bytes"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("unknown message kind 0x66"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn count_zero_is_a_usage_error() {
+    let out = run(&["listen", UDP, "--count", "0"], None);
+    assert_fails(&out, 2, "--count");
+}
+
+#[test]
+fn an_empty_message_is_a_header_only_message_except_on_raw_tcp() {
+    let listener = Listener::start(TCP, "127.0.0.1", &["--count", "1", "--json"]);
+    let sent = run(&["send", TCP, &listener.addr_arg(), ""], None);
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    let records = json_lines(&listener.finish().stdout);
+    assert_eq!(
+        (records[0]["len"].as_u64(), records[0]["body"].as_str()),
+        (Some(0), Some(""))
+    );
+
+    let out = run(&["send", TCP, "--raw", "127.0.0.1:9", "fine", ""], None);
+    assert_fails(
+        &out,
+        2,
+        "message 2 is empty: a raw TCP stream cannot carry an empty message",
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_fails(&run(&["send", "127.0.0.1:9000", "x"], None), 2, "--udp");
+    assert_fails(
+        &run(&["send", UDP, TCP, "127.0.0.1:9000"], None),
+        2,
+        "cannot be used",
+    );
+    assert_fails(&run(&["frobnicate"], None), 2, "unrecognized subcommand");
+    assert_fails(
+        &run(&["send", UDP, "--timeout", "soon", "127.0.0.1:9"], None),
+        2,
+        "soon",
+    );
+}
+
+#[test]
+fn help_shows_examples() {
+    for args in [&["--help"][..], &["send", "--help"], &["listen", "--help"]] {
+        let out = run(args, None);
+        assert_eq!(out.code(), Some(0));
+        assert!(out.stdout.contains("Examples:"), "{args:?}: {}", out.stdout);
+        assert!(out.stdout.contains("msg "), "{args:?}");
+    }
+}
+
+#[test]
+fn nagle_can_be_turned_back_on() {
+    let listener = Listener::start(TCP, "127.0.0.1", &["--count", "2", "--nodelay=false"]);
+    let sent = run(
+        &[
+            "send",
+            TCP,
+            "--nodelay=false",
+            &listener.addr_arg(),
+            "a",
+            "b",
+        ],
+        None,
+    );
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    assert_eq!(listener.finish().lines(), ["a", "b"]);
+}
+
+#[test]
+fn a_ping_is_answered_with_a_pong() {
+    let listener = Listener::start(UDP, "127.0.0.1", &[]);
+    let peer = udp_peer();
+    let ping = Message::new(Kind::Ping, 42, "probe").with_timestamp(7);
+    peer.send_to(&datagram(&ping), listener.addr).unwrap();
+    let mut buf = [0; 128];
+    let (n, _) = peer.recv_from(&mut buf).unwrap();
+    let pong = msg_proto::decode(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap();
+    assert_eq!(
+        pong,
+        Message {
+            kind: Kind::Pong,
+            ..ping
+        }
+    );
+    let out = listener.process.kill();
+    assert_eq!(out.stdout, "", "pings are not printed");
+}

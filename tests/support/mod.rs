@@ -1,0 +1,196 @@
+//! Running the real `msg` binary in tests: bounded waits, no sleeps.
+//!
+//! A listener is started with `-v` and port 0; its "listening on ..." log
+//! line on stderr is the ready signal and tells the port.
+
+#![allow(dead_code)] // each test target uses a different part
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The longest any one step of a test may take before it fails.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A `Command` for the `msg` binary Cargo built for these tests.
+pub(crate) fn msg() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_msg"));
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// What a finished process left behind.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Finished {
+    pub(crate) fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    pub(crate) fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+/// A running `msg` process whose output is collected in the background.
+pub(crate) struct Running {
+    child: Child,
+    stdout: thread::JoinHandle<String>,
+    stderr_lines: mpsc::Receiver<String>,
+    stderr_seen: Vec<String>,
+}
+
+impl Running {
+    pub(crate) fn spawn(mut cmd: Command, stdin: Option<Vec<u8>>) -> Self {
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+        let mut child = cmd.spawn().expect("spawn msg");
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            thread::spawn(move || {
+                let _ = pipe.write_all(&input);
+            });
+        }
+        let mut out = child.stdout.take().unwrap();
+        let stdout = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        let err = child.stderr.take().unwrap();
+        let (tx, stderr_lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            stdout,
+            stderr_lines,
+            stderr_seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for a stderr line containing `needle` and returns it.
+    pub(crate) fn wait_for_stderr(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.stderr_seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line with {needle:?} within {DEADLINE:?}; saw {:?}",
+                    self.stderr_seen
+                ),
+            }
+        }
+    }
+
+    /// Waits (bounded) for the process to exit by itself.
+    pub(crate) fn finish(mut self) -> Finished {
+        let deadline = Instant::now() + DEADLINE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("msg did not exit within {DEADLINE:?}");
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        self.collect(status)
+    }
+
+    /// Stops the process and returns what it printed.
+    pub(crate) fn kill(mut self) -> Finished {
+        let _ = self.child.kill();
+        let status = self.child.wait().unwrap();
+        self.collect(status)
+    }
+
+    fn collect(mut self, status: ExitStatus) -> Finished {
+        let stdout = std::mem::replace(&mut self.stdout, thread::spawn(String::new))
+            .join()
+            .unwrap();
+        let mut stderr = std::mem::take(&mut self.stderr_seen);
+        let deadline = Instant::now() + DEADLINE;
+        while let Ok(line) = self
+            .stderr_lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            stderr.push(line);
+        }
+        Finished {
+            status,
+            stdout,
+            stderr: stderr.join("\n"),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `msg listen` on port 0 of `host`, ready to receive.
+pub(crate) struct Listener {
+    pub(crate) addr: SocketAddr,
+    pub(crate) process: Running,
+}
+
+impl Listener {
+    /// Starts `msg listen <args> <host>:0 -v` and waits for it to be ready.
+    pub(crate) fn start(transport: &str, host: &str, args: &[&str]) -> Self {
+        let mut cmd = msg();
+        cmd.args(["listen", transport, "-v", &format!("{host}:0")])
+            .args(args);
+        let mut process = Running::spawn(cmd, None);
+        let line = process.wait_for_stderr("listening on");
+        let addr = line
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Self { addr, process }
+    }
+
+    pub(crate) fn addr_arg(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub(crate) fn finish(self) -> Finished {
+        self.process.finish()
+    }
+}
+
+/// Runs `msg <args>` to completion (bounded), with `stdin` if given.
+pub(crate) fn run(args: &[&str], stdin: Option<&[u8]>) -> Finished {
+    let mut cmd = msg();
+    cmd.args(args);
+    Running::spawn(cmd, stdin.map(<[u8]>::to_vec)).finish()
+}
