@@ -38,7 +38,7 @@ pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
         sender
             .send(seq, body)
             .await
-            .with_context(|| format!("cannot send message {seq} to {addr}"))?;
+            .with_context(|| format!("cannot send message {seq}"))?;
         if args.reply {
             let reply = timeout(args.timeout, sender.reply(seq))
                 .await
