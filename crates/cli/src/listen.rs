@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use msg_proto::{FLAG_STATS, Kind, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -37,18 +37,62 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let addr = resolve(&args.addr).await?;
-    let transport = args.transport.transport();
-    let served = async {
-        match transport {
-            Transport::Udp => udp(addr, &args).await,
-            Transport::Tcp => tcp(addr, &args).await,
-        }
-    };
+    let bound = Bound::bind(args.transport.transport(), addr).await?;
+    info!("listening on {bound}");
     tokio::select! {
-        result = served => result,
+        result = bound.serve(&args) => result,
         () = shutdown => {
             info!("interrupted");
             Ok(())
+        }
+    }
+}
+
+/// A bound listening socket, not yet serving: `msg bench` binds its
+/// built-in listeners on port 0 and needs their addresses first.
+#[derive(Debug)]
+pub(crate) enum Bound {
+    Udp(msg_udp::Socket),
+    Tcp(TcpListener),
+}
+
+impl Bound {
+    pub(crate) async fn bind(transport: Transport, addr: SocketAddr) -> anyhow::Result<Self> {
+        Ok(match transport {
+            Transport::Udp => Self::Udp(msg_udp::Socket::bind(addr).await?),
+            Transport::Tcp => Self::Tcp(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?,
+            ),
+        })
+    }
+
+    pub(crate) fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Self::Udp(socket) => socket.local_addr(),
+            Self::Tcp(listener) => listener.local_addr(),
+        }
+    }
+
+    /// Serves until `--count` messages have arrived or an error.
+    pub(crate) async fn serve(self, args: &ListenArgs) -> anyhow::Result<()> {
+        match self {
+            Self::Udp(socket) => udp(socket, args).await,
+            Self::Tcp(listener) => tcp(listener, args).await,
+        }
+    }
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let transport = match self {
+            Self::Udp(_) => "udp",
+            Self::Tcp(_) => "tcp",
+        };
+        match self.local_addr() {
+            Ok(addr) => write!(f, "{transport} {addr}"),
+            Err(_) => write!(f, "{transport}"),
         }
     }
 }
@@ -84,7 +128,36 @@ enum Action {
     Nothing,
 }
 
-fn action(msg: &Message, reply: Reply, discarded: &mut u64) -> Action {
+/// What a listener counts of one peer's [`Kind::Discard`] stream (over UDP
+/// per source address, over TCP per connection), reported in answer to a
+/// [`FLAG_STATS`] ping.
+#[derive(Debug, Default)]
+struct DiscardStats {
+    received: u64,
+    /// Discards whose `seq` is below the highest seen so far.
+    reordered: u64,
+    highest_seq: Option<u64>,
+}
+
+impl DiscardStats {
+    fn count(&mut self, seq: u64) {
+        self.received += 1;
+        match self.highest_seq {
+            Some(highest) if seq < highest => self.reordered += 1,
+            _ => self.highest_seq = Some(seq),
+        }
+    }
+
+    /// The stats pong's body: received, then reordered, big-endian `u64`s.
+    fn to_body(&self) -> Bytes {
+        let mut body = BytesMut::with_capacity(16);
+        body.put_u64(self.received);
+        body.put_u64(self.reordered);
+        body.freeze()
+    }
+}
+
+fn action(msg: &Message, reply: Reply, discarded: &mut DiscardStats) -> Action {
     match msg.kind {
         Kind::Data => Action::Print {
             reply: reply.answer(&msg.body).map(|body| Message {
@@ -94,7 +167,7 @@ fn action(msg: &Message, reply: Reply, discarded: &mut u64) -> Action {
         },
         Kind::Ping if msg.flags & FLAG_STATS != 0 => Action::Answer(Message {
             kind: Kind::Pong,
-            body: Bytes::copy_from_slice(&discarded.to_be_bytes()),
+            body: discarded.to_body(),
             ..msg.clone()
         }),
         Kind::Ping => Action::Answer(Message {
@@ -102,7 +175,7 @@ fn action(msg: &Message, reply: Reply, discarded: &mut u64) -> Action {
             ..msg.clone()
         }),
         Kind::Discard => {
-            *discarded += 1;
+            discarded.count(msg.seq);
             Action::Nothing
         }
         other => {
@@ -112,12 +185,10 @@ fn action(msg: &Message, reply: Reply, discarded: &mut u64) -> Action {
     }
 }
 
-async fn udp(addr: SocketAddr, args: &ListenArgs) -> anyhow::Result<()> {
-    let mut socket = msg_udp::Socket::bind(addr).await?;
-    info!("listening on udp {}", socket.local_addr()?);
+async fn udp(mut socket: msg_udp::Socket, args: &ListenArgs) -> anyhow::Result<()> {
     let printer = Printer::new(args.json, true);
     let mut counter = Counter::new(args.count);
-    let mut discarded: HashMap<SocketAddr, u64> = HashMap::new();
+    let mut discarded: HashMap<SocketAddr, DiscardStats> = HashMap::new();
     loop {
         if args.raw {
             let (bytes, peer) = socket.recv_raw_from().await?;
@@ -134,7 +205,7 @@ async fn udp(addr: SocketAddr, args: &ListenArgs) -> anyhow::Result<()> {
         }
 
         let (msg, peer) = socket.recv_from().await?;
-        let mut untracked = 0;
+        let mut untracked = DiscardStats::default();
         let count = if discarded.len() < MAX_UDP_PEERS || discarded.contains_key(&peer) {
             discarded.entry(peer).or_default()
         } else {
@@ -167,12 +238,7 @@ struct Received {
     body: Bytes,
 }
 
-async fn tcp(addr: SocketAddr, args: &ListenArgs) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    info!("listening on tcp {}", listener.local_addr()?);
-
+async fn tcp(listener: TcpListener, args: &ListenArgs) -> anyhow::Result<()> {
     // Bounded, so a printer that cannot keep up (a slow terminal) slows the
     // senders down instead of growing without limit.
     let (tx, mut rx) = mpsc::channel::<Received>(256);
@@ -235,7 +301,7 @@ async fn serve_framed_inner(
     tx: mpsc::Sender<Received>,
 ) -> anyhow::Result<()> {
     let mut conn = msg_tcp::Connection::new(stream, options)?;
-    let mut discarded = 0;
+    let mut discarded = DiscardStats::default();
     while let Some(msg) = conn.read_message().await? {
         match action(&msg, reply, &mut discarded) {
             Action::Print { reply } => {
@@ -303,7 +369,7 @@ mod tests {
     #[test]
     fn pings_are_answered_whatever_reply_says() {
         let ping = Message::new(Kind::Ping, 4, "x").with_timestamp(9);
-        let Action::Answer(pong) = action(&ping, Reply::None, &mut 0) else {
+        let Action::Answer(pong) = action(&ping, Reply::None, &mut DiscardStats::default()) else {
             panic!("a ping is answered")
         };
         assert_eq!((pong.kind, pong.seq, pong.timestamp_ns), (Kind::Pong, 4, 9));
@@ -312,8 +378,8 @@ mod tests {
 
     #[test]
     fn discards_are_counted_and_reported() {
-        let mut discarded = 0;
-        for seq in 0..3 {
+        let mut discarded = DiscardStats::default();
+        for seq in [0, 2, 1, 3] {
             let discard = Message::new(Kind::Discard, seq, "");
             assert!(matches!(
                 action(&discard, Reply::Echo, &mut discarded),
@@ -325,13 +391,17 @@ mod tests {
         let Action::Answer(pong) = action(&stats, Reply::None, &mut discarded) else {
             panic!("a stats ping is answered")
         };
-        assert_eq!(pong.body, &3u64.to_be_bytes()[..]);
+        let mut expected = 4u64.to_be_bytes().to_vec();
+        expected.extend(1u64.to_be_bytes());
+        assert_eq!(pong.body, expected);
     }
 
     #[test]
     fn data_replies_keep_seq_and_timestamp() {
         let data = Message::new(Kind::Data, 7, "hello").with_timestamp(11);
-        let Action::Print { reply: Some(reply) } = action(&data, Reply::Upper, &mut 0) else {
+        let Action::Print { reply: Some(reply) } =
+            action(&data, Reply::Upper, &mut DiscardStats::default())
+        else {
             panic!("upper replies")
         };
         assert_eq!(
@@ -340,7 +410,7 @@ mod tests {
         );
         assert_eq!(reply.body, "HELLO");
         assert!(matches!(
-            action(&data, Reply::None, &mut 0),
+            action(&data, Reply::None, &mut DiscardStats::default()),
             Action::Print { reply: None }
         ));
     }

@@ -64,10 +64,11 @@ pub const HEADER_LEN: usize = 28;
 pub const MAX_BODY_LEN: usize = u32::MAX as usize;
 
 /// [`Kind::Ping`] flag: the sender asks for statistics instead of an echo.
-/// The [`Kind::Pong`] body is then the number of [`Kind::Discard`] messages
-/// the receiver has counted from this peer (on a TCP connection: on that
-/// connection; over UDP: from that source address), as a big-endian `u64`.
-/// Throughput measurements use it to learn what arrived.
+/// The [`Kind::Pong`] body is then two big-endian `u64`s about the
+/// [`Kind::Discard`] messages the receiver has counted from this peer (on a
+/// TCP connection: on that connection; over UDP: from that source address):
+/// how many arrived, and how many of those arrived after one with a higher
+/// `seq` (reordered). Throughput measurements use it to learn what arrived.
 pub const FLAG_STATS: u32 = 1;
 
 /// The one bincode configuration of the wire format: big-endian,

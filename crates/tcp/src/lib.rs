@@ -31,8 +31,9 @@ use std::net::SocketAddr;
 use bytes::{Buf, BufMut, BytesMut};
 use futures::{SinkExt, StreamExt};
 use msg_proto::Message;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::{Decoder, Encoder, Framed};
+use tokio_util::codec::{Decoder, Encoder, Framed, FramedParts, FramedWrite};
 
 /// The size of the length prefix in bytes.
 pub const LENGTH_PREFIX_LEN: usize = 4;
@@ -277,6 +278,88 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Splits the connection into a reading and a writing half that can be
+    /// used at the same time (say, by two futures joined in one task), for
+    /// a sender that must not wait for replies. Bytes already read and
+    /// messages already queued are kept.
+    pub fn into_split(self) -> (ReadHalf, WriteHalf) {
+        let FramedParts {
+            io,
+            codec,
+            read_buf,
+            write_buf,
+            ..
+        } = self.framed.into_parts();
+        let (read, write) = io.into_split();
+        // `Framed::from_parts` knows that a non-empty buffer may already
+        // hold whole frames; a `FramedRead` given the buffer afterwards
+        // would wait for the socket before decoding them.
+        let mut parts = FramedParts::new::<&Message>(read, codec);
+        parts.read_buf = read_buf;
+        let reader = Framed::from_parts(parts);
+        let mut writer = FramedWrite::new(write, codec);
+        *writer.write_buffer_mut() = write_buf;
+        (
+            ReadHalf {
+                framed: reader,
+                peer: self.peer,
+            },
+            WriteHalf {
+                framed: writer,
+                peer: self.peer,
+            },
+        )
+    }
+}
+
+/// The reading half of a [`Connection`], from [`Connection::into_split`].
+#[derive(Debug)]
+pub struct ReadHalf {
+    framed: Framed<OwnedReadHalf, Codec>,
+    peer: SocketAddr,
+}
+
+impl ReadHalf {
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// As [`Connection::read_message`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::read_message`].
+    pub async fn read_message(&mut self) -> Result<Option<Message>, Error> {
+        self.framed.next().await.transpose()
+    }
+}
+
+/// The writing half of a [`Connection`], from [`Connection::into_split`].
+/// Dropping it shuts the connection down for writing.
+#[derive(Debug)]
+pub struct WriteHalf {
+    framed: FramedWrite<OwnedWriteHalf, Codec>,
+    peer: SocketAddr,
+}
+
+impl WriteHalf {
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// As [`Connection::write_message`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::write_message`].
+    pub async fn write_message(&mut self, msg: &Message) -> Result<(), Error> {
+        self.framed.send(msg).await
+    }
+}
+
 /// A listening socket that yields framed connections.
 #[derive(Debug)]
 pub struct Listener {
@@ -323,7 +406,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use msg_proto::Kind;
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_util::codec::LengthDelimitedCodec;
 
     fn frame_of(msg: &Message) -> BytesMut {
@@ -447,6 +530,35 @@ mod tests {
         }
         drop(client);
         server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn split_halves_keep_what_was_buffered() {
+        let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), Options::default())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut raw = TcpStream::connect(addr).await.unwrap();
+        let mut conn = listener.accept().await.unwrap();
+        // Two frames in one write: reading the first buffers the second.
+        let (first, second) = (
+            Message::new(Kind::Data, 1, "one"),
+            Message::new(Kind::Data, 2, "two"),
+        );
+        let mut both = frame_of(&first);
+        both.extend_from_slice(&frame_of(&second));
+        raw.write_all(&both).await.unwrap();
+        assert_eq!(conn.read_message().await.unwrap(), Some(first));
+        let (mut read, mut write) = conn.into_split();
+        assert_eq!(read.peer_addr(), write.peer_addr());
+        assert_eq!(read.read_message().await.unwrap(), Some(second));
+        let reply = Message::new(Kind::Pong, 3, "three");
+        write.write_message(&reply).await.unwrap();
+        let mut back = vec![0; frame_of(&reply).len()];
+        raw.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, frame_of(&reply));
+        drop(raw);
+        assert_eq!(read.read_message().await.unwrap(), None);
     }
 
     #[tokio::test]

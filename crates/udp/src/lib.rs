@@ -210,15 +210,28 @@ impl Socket {
         Ok(socket)
     }
 
-    /// Wraps a bound tokio socket.
+    /// Wraps a bound tokio socket. If it is connected, [`Socket::send`]
+    /// sends to its peer.
     pub fn from_tokio(inner: UdpSocket) -> Self {
         Self {
+            peer: inner.peer_addr().ok(),
             inner,
-            peer: None,
             recv_buf: BytesMut::with_capacity(RECV_BUF_LEN),
             send_buf: BytesMut::with_capacity(RECV_BUF_LEN),
             invalid: 0,
         }
+    }
+
+    /// A second handle on the same socket (a duplicated descriptor), with
+    /// buffers of its own: one handle can send while the other waits to
+    /// receive, as an open-loop sender must.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, for example when out of descriptors.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        let clone = socket2::SockRef::from(&self.inner).try_clone()?;
+        Ok(Self::from_tokio(UdpSocket::from_std(clone.into())?))
     }
 
     /// The underlying tokio socket, for options this crate does not wrap.
@@ -422,6 +435,35 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_clone_receives_what_is_sent_to_the_original() {
+        let mut server = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let mut sender = Socket::connect(server.local_addr().unwrap()).await.unwrap();
+        let mut receiver = sender.try_clone().unwrap();
+        assert_eq!(receiver.peer(), sender.peer());
+        assert_eq!(receiver.local_addr().unwrap(), sender.local_addr().unwrap());
+        sender
+            .send(&Message::new(Kind::Ping, 1, "ping"))
+            .await
+            .unwrap();
+        let (ping, from) = server.recv_from().await.unwrap();
+        server
+            .send_to(
+                &Message {
+                    kind: Kind::Pong,
+                    ..ping
+                },
+                from,
+            )
+            .await
+            .unwrap();
+        let (pong, _) = receiver.recv_from().await.unwrap();
+        assert_eq!(
+            (pong.kind, pong.seq, &pong.body[..]),
+            (Kind::Pong, 1, &b"ping"[..])
+        );
     }
 
     #[tokio::test]
