@@ -640,7 +640,12 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn help_shows_examples() {
-    for args in [&["--help"][..], &["send", "--help"], &["listen", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["send", "--help"],
+        &["listen", "--help"],
+        &["bench", "--help"],
+    ] {
         let out = run(args, None);
         assert_eq!(out.code(), Some(0));
         assert!(out.stdout.contains("Examples:"), "{args:?}: {}", out.stdout);

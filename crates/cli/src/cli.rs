@@ -4,12 +4,15 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::bench::BenchArgs;
+
 const EXAMPLES: &str = "\
 Examples:
   msg listen --udp                         # print UDP messages sent to 127.0.0.1:9000
   msg send --udp 127.0.0.1:9000 hello      # send one
   msg listen --tcp --reply upper [::1]:9000
-  msg send --tcp --reply [::1]:9000 hi there";
+  msg send --tcp --reply [::1]:9000 hi there
+  msg bench                                # UDP vs TCP, side by side, on loopback";
 
 /// Send messages over UDP and TCP, and measure how the two differ.
 ///
@@ -57,6 +60,17 @@ Examples:
   msg listen --udp --json --count 10       # one JSON object per message, then exit
   msg listen --udp --raw                   # accepts `printf hi | socat - UDP:127.0.0.1:9000`")]
     Listen(ListenArgs),
+    /// Measure UDP and TCP side by side: round-trip latency and throughput
+    #[command(
+        args_override_self = true,
+        after_help = "\
+Examples:
+  msg bench                                # both transports, built-in listeners, loopback
+  msg bench --tcp --sizes 64,1024 --runs 5
+  msg bench --udp 127.0.0.1:9000           # against `msg listen --udp --reply echo`
+  msg bench --mode throughput --json"
+    )]
+    Bench(BenchArgs),
 }
 
 /// Exactly one transport.
@@ -86,6 +100,16 @@ impl TransportArg {
 pub(crate) enum Transport {
     Udp,
     Tcp,
+}
+
+impl Transport {
+    /// The name used in logs, tables and JSON.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+        }
+    }
 }
 
 /// TCP settings shared by send and listen.

@@ -3,6 +3,7 @@
 //! - `cli`: the command line (clap).
 //! - `listen`, `send`: the two ends of a conversation, over either transport,
 //!   framed or `--raw`.
+//! - `bench`: UDP and TCP side by side.
 //! - `output`: how messages are printed (plain lines or JSON).
 //!
 //! Exit codes: 0 success, 1 runtime error, 2 usage error. A closed stdout
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+mod bench;
 mod cli;
 mod listen;
 mod net;
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Bench(args) => bench::run(args),
         Command::Send(args) => runtime()?.block_on(send::run(args)),
         Command::Listen(args) => runtime()?.block_on(listen::run(args, shutdown_signal())),
     }

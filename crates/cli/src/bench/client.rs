@@ -1,0 +1,541 @@
+//! One measured run: a fresh connection, a warm-up, then the measurement.
+//!
+//! - Closed loop (`pingpong`): one `Ping` in flight; the round trip runs from
+//!   its send timestamp to the `Pong`, which carries the timestamp back.
+//! - Open loop (`pingpong --rate N`): pings leave on a fixed schedule
+//!   whatever the replies do, each stamped with its *intended* send time,
+//!   so a stall shows up in every message it delays instead of hiding in the
+//!   one that was late (coordinated omission, as wrk2 and HdrHistogram
+//!   describe it).
+//! - `throughput`: a one-way stream of `Discard` messages; a statistics ping
+//!   (`FLAG_STATS`) before and after asks the listener how many arrived and
+//!   how many came out of order.
+//!
+//! Over UDP a reply that does not come within `--timeout` counts as lost
+//! and the run goes on; over TCP nothing is lost, so a missing reply is an
+//! error.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use msg_proto::{FLAG_STATS, Kind, Message};
+use tokio::time::timeout_at;
+
+use super::Mode;
+use super::pace::Pacer;
+use crate::cli::Transport;
+
+/// How many times a statistics ping is sent before the run fails: over UDP
+/// it can be lost behind the stream it asks about.
+const STATS_ATTEMPTS: u32 = 5;
+
+/// Over UDP, how long the listener gets to drain its queue after a
+/// throughput stream before it is asked what arrived.
+const UDP_DRAIN: Duration = Duration::from_millis(5);
+
+/// The largest latency recorded: anything slower is recorded as this.
+const MAX_LATENCY_NS: u64 = 60_000_000_000;
+
+/// Where to measure.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) transport: Transport,
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) nodelay: bool,
+}
+
+/// How to measure.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) mode: Mode,
+    pub(crate) warmup: Duration,
+    pub(crate) duration: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) rate: Option<u64>,
+}
+
+/// What one run measured.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// Round-trip times in nanoseconds (open loop: from the intended send
+    /// time); empty in throughput mode.
+    pub(crate) latency: Histogram<u64>,
+    /// Messages sent while measuring.
+    pub(crate) sent: u64,
+    /// Of those, the ones answered (ping-pong) or that arrived (throughput).
+    pub(crate) received: u64,
+    /// Throughput over UDP: arrivals after a higher sequence number.
+    pub(crate) reordered: u64,
+    /// How long the measurement took.
+    pub(crate) elapsed: Duration,
+}
+
+impl Outcome {
+    fn new() -> Self {
+        Self {
+            latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+                .expect("valid histogram bounds"),
+            sent: 0,
+            received: 0,
+            reordered: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    pub(crate) fn lost(&self) -> u64 {
+        self.sent.saturating_sub(self.received)
+    }
+
+    /// Messages per second at the receiver.
+    pub(crate) fn msgs_per_s(&self) -> f64 {
+        if self.elapsed.is_zero() {
+            return 0.0;
+        }
+        self.received as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn record(&mut self, latency_ns: u64) {
+        self.received += 1;
+        self.latency.saturating_record(latency_ns.max(1));
+    }
+}
+
+/// Measures one run of `size`-byte messages against `target`.
+///
+/// # Errors
+///
+/// When the target cannot be reached, closes the connection, answers what
+/// was not asked, or (over TCP) does not answer within the timeout.
+pub(crate) async fn measure(
+    target: &Target,
+    size: usize,
+    settings: &Settings,
+) -> anyhow::Result<Outcome> {
+    let (tx, rx) = connect(target).await?;
+    let mut peer = Peer {
+        tx,
+        rx,
+        transport: target.transport,
+        timeout: settings.timeout,
+    };
+    let body = Bytes::from(vec![b'm'; size]);
+    match (settings.mode, settings.rate) {
+        (Mode::Pingpong, None) => closed_loop(&mut peer, body, settings).await,
+        (Mode::Pingpong, Some(rate)) => open_loop(peer, body, settings, rate).await,
+        (Mode::Throughput, rate) => throughput(&mut peer, body, settings, rate).await,
+    }
+}
+
+/// Nanoseconds since the start of a run: the timestamps on the wire.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    base: Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Self {
+            base: Instant::now(),
+        }
+    }
+
+    fn ns(self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The sending half of a connection to the listener.
+#[derive(Debug)]
+enum Tx {
+    Udp(msg_udp::Socket),
+    Tcp(msg_tcp::WriteHalf),
+}
+
+/// The receiving half.
+#[derive(Debug)]
+enum Rx {
+    Udp(msg_udp::Socket),
+    Tcp(msg_tcp::ReadHalf),
+}
+
+/// Connects and splits, so that the open loop can send while it waits for
+/// replies (the closed loop simply uses the halves in turn).
+async fn connect(target: &Target) -> anyhow::Result<(Tx, Rx)> {
+    Ok(match target.transport {
+        Transport::Udp => {
+            let socket = msg_udp::Socket::connect(target.addr).await?;
+            let receiver = socket.try_clone()?;
+            (Tx::Udp(socket), Rx::Udp(receiver))
+        }
+        Transport::Tcp => {
+            let options = msg_tcp::Options {
+                nodelay: target.nodelay,
+                ..msg_tcp::Options::default()
+            };
+            let (read, write) = msg_tcp::Connection::connect(target.addr, options)
+                .await?
+                .into_split();
+            (Tx::Tcp(write), Rx::Tcp(read))
+        }
+    })
+}
+
+impl Tx {
+    async fn send(&mut self, msg: &Message) -> anyhow::Result<()> {
+        match self {
+            Self::Udp(socket) => socket.send(msg).await?,
+            Self::Tcp(write) => write.write_message(msg).await?,
+        }
+        Ok(())
+    }
+}
+
+impl Rx {
+    async fn recv(&mut self) -> anyhow::Result<Message> {
+        match self {
+            Self::Udp(socket) => Ok(socket.recv_from().await?.0),
+            Self::Tcp(read) => read
+                .read_message()
+                .await?
+                .context("the listener closed the connection"),
+        }
+    }
+}
+
+/// Both halves and how long to wait for an answer.
+#[derive(Debug)]
+struct Peer {
+    tx: Tx,
+    rx: Rx,
+    transport: Transport,
+    timeout: Duration,
+}
+
+/// What a reply is, given the ping it should answer.
+enum Answer {
+    /// The pong for the ping in flight.
+    Current,
+    /// A pong for an earlier ping, already counted as lost.
+    Late,
+}
+
+fn check_pong(reply: &Message, seq: u64) -> anyhow::Result<Answer> {
+    match (reply.kind, reply.seq) {
+        (Kind::Pong, s) if s == seq => Ok(Answer::Current),
+        (Kind::Pong, s) if s < seq => Ok(Answer::Late),
+        (kind, s) => {
+            bail!("expected a pong to ping {seq}, got {kind:?} {s}: is the peer `msg listen`?")
+        }
+    }
+}
+
+impl Peer {
+    /// Waits for the pong to ping `seq` until `deadline`; `None` when it
+    /// did not come (lost, over UDP).
+    async fn pong(
+        &mut self,
+        seq: u64,
+        deadline: Instant,
+    ) -> anyhow::Result<Option<(Message, Instant)>> {
+        loop {
+            let reply = match timeout_at(deadline.into(), self.rx.recv()).await {
+                Ok(reply) => reply?,
+                Err(_) if self.transport == Transport::Udp => return Ok(None),
+                Err(_) => bail!(
+                    "no answer to ping {seq} within {}",
+                    humantime::format_duration(self.timeout)
+                ),
+            };
+            let arrived = Instant::now();
+            match check_pong(&reply, seq)? {
+                Answer::Current => return Ok(Some((reply, arrived))),
+                Answer::Late => {}
+            }
+        }
+    }
+
+    /// One round trip; its time in nanoseconds, or `None` if lost.
+    async fn exchange(&mut self, ping: &mut Message, clock: Clock) -> anyhow::Result<Option<u64>> {
+        ping.seq += 1;
+        let sent = Instant::now();
+        ping.timestamp_ns = clock.ns(sent);
+        self.tx.send(ping).await?;
+        Ok(self
+            .pong(ping.seq, sent + self.timeout)
+            .await?
+            .map(|(reply, arrived)| clock.ns(arrived).saturating_sub(reply.timestamp_ns)))
+    }
+
+    /// Asks the listener how many `Discard`s it has counted from us.
+    async fn stats(&mut self, seq: &mut u64) -> anyhow::Result<DiscardStats> {
+        for _ in 0..STATS_ATTEMPTS {
+            *seq += 1;
+            let mut ping = Message::new(Kind::Ping, *seq, Bytes::new());
+            ping.flags = FLAG_STATS;
+            self.tx.send(&ping).await?;
+            let deadline = Instant::now() + self.timeout;
+            if let Some((reply, _)) = self.pong(*seq, deadline).await? {
+                return DiscardStats::parse(&reply.body);
+            }
+        }
+        bail!(
+            "no answer to {STATS_ATTEMPTS} statistics requests, {} apart",
+            humantime::format_duration(self.timeout)
+        )
+    }
+}
+
+/// The body of a statistics pong.
+#[derive(Debug, Clone, Copy)]
+struct DiscardStats {
+    received: u64,
+    reordered: u64,
+}
+
+impl DiscardStats {
+    fn parse(body: &[u8]) -> anyhow::Result<Self> {
+        let word = |i: usize| {
+            body.get(i * 8..i * 8 + 8)
+                .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+        };
+        let received = word(0)
+            .with_context(|| format!("a statistics answer of {} bytes; expected 16", body.len()))?;
+        Ok(Self {
+            received,
+            reordered: word(1).unwrap_or(0),
+        })
+    }
+}
+
+async fn closed_loop(peer: &mut Peer, body: Bytes, settings: &Settings) -> anyhow::Result<Outcome> {
+    let clock = Clock::new();
+    let mut ping = Message::new(Kind::Ping, 0, body);
+    let warm_until = Instant::now() + settings.warmup;
+    while Instant::now() < warm_until {
+        peer.exchange(&mut ping, clock).await?;
+    }
+    let mut outcome = Outcome::new();
+    let start = Instant::now();
+    let end = start + settings.duration;
+    while Instant::now() < end {
+        outcome.sent += 1;
+        if let Some(rtt) = peer.exchange(&mut ping, clock).await? {
+            outcome.record(rtt);
+        }
+    }
+    outcome.elapsed = start.elapsed();
+    Ok(outcome)
+}
+
+/// The send time of message `i` of a schedule at `rate` per second.
+fn scheduled(start: Instant, i: u64, rate: u64) -> Instant {
+    let ns = u128::from(i) * 1_000_000_000 / u128::from(rate);
+    start + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+}
+
+async fn open_loop(
+    peer: Peer,
+    body: Bytes,
+    settings: &Settings,
+    rate: u64,
+) -> anyhow::Result<Outcome> {
+    let Peer {
+        mut tx,
+        mut rx,
+        transport,
+        timeout,
+    } = peer;
+    let clock = Clock::new();
+    let start = Instant::now();
+    let measure_from = clock.ns(start + settings.warmup);
+    let stop = start + settings.warmup + settings.duration;
+    // Shared by the two futures below, which run in turn in this one task.
+    let sent_total = Cell::new(0u64);
+    let sent_measured = Cell::new(0u64);
+    let done = Cell::new(false);
+
+    let send = async {
+        let mut pacer = Pacer::new()?;
+        let mut ping = Message::new(Kind::Ping, 0, body);
+        for i in 0.. {
+            let intended = scheduled(start, i, rate);
+            if intended >= stop {
+                break;
+            }
+            pacer.wait_until(intended).await?;
+            ping.seq = i;
+            ping.timestamp_ns = clock.ns(intended);
+            tx.send(&ping).await?;
+            sent_total.set(i + 1);
+            if ping.timestamp_ns >= measure_from {
+                sent_measured.set(sent_measured.get() + 1);
+            }
+        }
+        done.set(true);
+        anyhow::Ok(())
+    };
+    let receive = async {
+        let mut outcome = Outcome::new();
+        let mut received_total = 0u64;
+        loop {
+            if done.get() && received_total == sent_total.get() {
+                break;
+            }
+            let reply = match tokio::time::timeout(timeout, rx.recv()).await {
+                Ok(reply) => reply?,
+                // Whatever has not come back by now is lost (over TCP, late).
+                Err(_) if done.get() => break,
+                Err(_) => continue,
+            };
+            let arrived = clock.ns(Instant::now());
+            if reply.kind != Kind::Pong || reply.seq >= sent_total.get() {
+                bail!(
+                    "expected a pong to one of pings 0..{}, got {:?} {}: is the peer `msg listen`?",
+                    sent_total.get(),
+                    reply.kind,
+                    reply.seq
+                );
+            }
+            received_total += 1;
+            if reply.timestamp_ns >= measure_from {
+                outcome.record(arrived.saturating_sub(reply.timestamp_ns));
+            }
+        }
+        anyhow::Ok(outcome)
+    };
+    let ((), mut outcome) = tokio::try_join!(send, receive)?;
+    outcome.sent = sent_measured.get();
+    outcome.elapsed = settings.duration;
+    if transport == Transport::Tcp && outcome.lost() > 0 {
+        bail!(
+            "{} of {} pings were not answered within {} of the last send",
+            outcome.lost(),
+            outcome.sent,
+            humantime::format_duration(timeout)
+        );
+    }
+    Ok(outcome)
+}
+
+async fn throughput(
+    peer: &mut Peer,
+    body: Bytes,
+    settings: &Settings,
+    rate: Option<u64>,
+) -> anyhow::Result<Outcome> {
+    let mut pacer = match rate {
+        Some(rate) => Some((Pacer::new()?, rate)),
+        None => None,
+    };
+    let mut discard = Message::new(Kind::Discard, 0, body);
+    let mut stats_seq = 0;
+    stream(peer, &mut discard, settings.warmup, pacer.as_mut()).await?;
+    let before = peer.stats(&mut stats_seq).await?;
+
+    let start = Instant::now();
+    let sent = stream(peer, &mut discard, settings.duration, pacer.as_mut()).await?;
+    let elapsed = match peer.transport {
+        // What UDP's receiver has not taken by the end of the stream is
+        // lost (its queue is full or it is about to be), so the rate at the
+        // receiver is what arrived over the time of sending.
+        Transport::Udp => {
+            let elapsed = start.elapsed();
+            tokio::time::sleep(UDP_DRAIN).await;
+            elapsed
+        }
+        // TCP loses nothing: the receiver may lag behind by the socket
+        // buffers, so its rate counts until it has answered the stats ping
+        // queued behind the stream.
+        Transport::Tcp => Duration::ZERO,
+    };
+    let after = peer.stats(&mut stats_seq).await?;
+    let elapsed = if elapsed.is_zero() {
+        start.elapsed()
+    } else {
+        elapsed
+    };
+
+    let mut outcome = Outcome::new();
+    outcome.sent = sent;
+    outcome.received = after.received.saturating_sub(before.received);
+    outcome.reordered = after.reordered.saturating_sub(before.reordered);
+    outcome.elapsed = elapsed;
+    Ok(outcome)
+}
+
+/// Sends `Discard`s for `duration`, as fast as the transport takes them or
+/// at the pacer's rate; returns how many were sent.
+async fn stream(
+    peer: &mut Peer,
+    discard: &mut Message,
+    duration: Duration,
+    mut pacer: Option<&mut (Pacer, u64)>,
+) -> anyhow::Result<u64> {
+    let start = Instant::now();
+    let end = start + duration;
+    let mut sent = 0;
+    loop {
+        let next = match &mut pacer {
+            Some((pacer, rate)) => {
+                let intended = scheduled(start, sent, *rate);
+                if intended >= end {
+                    break;
+                }
+                pacer.wait_until(intended).await?;
+                intended
+            }
+            None => Instant::now(),
+        };
+        if next >= end {
+            break;
+        }
+        discard.seq += 1;
+        peer.tx.send(discard).await?;
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_are_exact_at_any_rate() {
+        let start = Instant::now();
+        assert_eq!(scheduled(start, 0, 7), start);
+        assert_eq!(scheduled(start, 3, 1000), start + Duration::from_millis(3));
+        assert_eq!(
+            scheduled(start, 1, 3),
+            start + Duration::from_nanos(333_333_333)
+        );
+        assert_eq!(scheduled(start, 3, 3), start + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn stats_answers_of_either_length_parse() {
+        let mut body = 5u64.to_be_bytes().to_vec();
+        let old = DiscardStats::parse(&body).unwrap();
+        assert_eq!((old.received, old.reordered), (5, 0));
+        body.extend(2u64.to_be_bytes());
+        let new = DiscardStats::parse(&body).unwrap();
+        assert_eq!((new.received, new.reordered), (5, 2));
+        let err = DiscardStats::parse(b"abc").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a statistics answer of 3 bytes; expected 16"
+        );
+    }
+
+    #[test]
+    fn pongs_are_matched_by_sequence_number() {
+        let pong = |seq| Message::new(Kind::Pong, seq, "");
+        assert!(matches!(check_pong(&pong(4), 4), Ok(Answer::Current)));
+        assert!(matches!(check_pong(&pong(3), 4), Ok(Answer::Late)));
+        assert!(check_pong(&pong(5), 4).is_err());
+        assert!(check_pong(&Message::new(Kind::Ping, 4, ""), 4).is_err());
+    }
+}

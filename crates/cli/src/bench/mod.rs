@@ -1,0 +1,342 @@
+//! `msg bench`: the same payloads over UDP datagrams and over length-framed
+//! TCP, measured side by side in one run.
+//!
+//! - `servers`: the built-in echo listeners, each on a thread and a
+//!   current-thread runtime of its own (the very code of `msg listen`).
+//! - `pin`: where the client and the listeners run. On a small machine CPU
+//!   placement moves a round trip more than the protocol does.
+//! - `client`: one measured run: ping-pong (closed loop), open loop at a
+//!   fixed `--rate`, or a one-way throughput stream.
+//! - `pace`: a sub-millisecond timer for the open loop.
+//! - `report`: the median of the runs, the table and the JSON.
+//!
+//! Runs alternate between the transports (U T U T ...) so that each TCP run
+//! sits next to a UDP run taken under the same machine noise; the report
+//! takes the median run and shows the spread.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{ArgAction, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tracing::info;
+
+use crate::cli::{Transport, parse_host_port};
+use crate::net::{UsageError, resolve};
+
+mod client;
+mod pace;
+mod pin;
+mod report;
+mod servers;
+
+use client::{Outcome, Settings, Target};
+use pin::{Pin, Placement};
+
+/// The payload sizes measured by default: small, a page, a large write, and
+/// one near the UDP limit.
+const DEFAULT_SIZES: &str = "64,1024,16384,65000";
+
+/// Options of `msg bench`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// Measure UDP (with neither --udp nor --tcp: both)
+    #[arg(long)]
+    udp: bool,
+
+    /// Measure TCP (with neither --udp nor --tcp: both)
+    #[arg(long)]
+    tcp: bool,
+
+    #[arg(value_name = "ADDR", value_parser = parse_host_port,
+          help = "A `msg listen --udp|--tcp --reply echo` to measure against, \
+                  HOST:PORT; without it msg bench starts its own listeners on 127.0.0.1")]
+    addr: Option<String>,
+
+    /// Payload sizes in bytes, comma-separated (each message adds a 28-byte
+    /// header)
+    #[arg(long, value_name = "BYTES,...", value_delimiter = ',', default_value = DEFAULT_SIZES,
+          value_parser = parse_size)]
+    sizes: Vec<usize>,
+
+    /// How long each run measures, e.g. 750ms, 5s
+    #[arg(long, value_name = "DURATION", default_value = "750ms", value_parser = parse_positive_duration)]
+    duration: Duration,
+
+    /// How long each run exchanges messages before it measures
+    #[arg(long, value_name = "DURATION", default_value = "150ms", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+
+    /// Runs per transport and size, interleaved U T U T ...; the report shows
+    /// the median run and the spread of p50
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    runs: u32,
+
+    /// CPU placement: client and listeners on the same core, on different
+    /// cores, or wherever the OS likes [default: same with the built-in
+    /// listeners, off against ADDR]
+    #[arg(long, value_enum)]
+    pin: Option<Pin>,
+
+    /// pingpong: one message in flight, round-trip times; throughput: a
+    /// one-way stream, messages per second at the receiver and loss
+    #[arg(long, value_enum, default_value_t = Mode::Pingpong)]
+    mode: Mode,
+
+    /// Send N messages per second whatever the replies do (open loop);
+    /// latency counts from each message's intended send time. With
+    /// --mode throughput, paces the stream
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    rate: Option<u64>,
+
+    /// How long to wait for each reply before a UDP datagram counts as lost
+    /// (over TCP, an error)
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_positive_duration)]
+    timeout: Duration,
+
+    /// TCP_NODELAY on the client and the built-in TCP listener
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
+    nodelay: bool,
+
+    /// Print one JSON document, {"results":[...]}, instead of the table
+    #[arg(long)]
+    json: bool,
+}
+
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Mode {
+    /// One message in flight: round-trip time (or, with --rate, open loop)
+    Pingpong,
+    /// A one-way stream: messages per second at the receiver, loss
+    Throughput,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Pingpong => "pingpong",
+            Self::Throughput => "throughput",
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let max = msg_tcp::DEFAULT_MAX_FRAME - msg_proto::HEADER_LEN;
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a size in bytes, got '{s}'"))?;
+    if n > max {
+        return Err(format!(
+            "{n} bytes is over the largest size msg bench measures, {max} (a 16 MiB TCP frame)"
+        ));
+    }
+    Ok(n)
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|err| err.to_string())?;
+    if d.is_zero() {
+        return Err("must be longer than zero".to_owned());
+    }
+    Ok(d)
+}
+
+/// One cell of the comparison: a transport at a size, over all its runs.
+#[derive(Debug)]
+pub(crate) struct Measured {
+    transport: Transport,
+    size: usize,
+    /// The runs in the order they were taken, or why the size cannot go
+    /// over this transport at all.
+    runs: Result<Vec<Outcome>, Oversize>,
+}
+
+/// A size that does not fit a UDP datagram.
+#[derive(Debug)]
+pub(crate) struct Oversize {
+    /// The datagram limit it exceeds, for the table cell.
+    limit: usize,
+    /// The transport's own error message, for the note under the table and
+    /// the JSON.
+    message: String,
+}
+
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let transports: Vec<Transport> = match (args.udp, args.tcp) {
+        (true, false) => vec![Transport::Udp],
+        (false, true) => vec![Transport::Tcp],
+        _ => vec![Transport::Udp, Transport::Tcp],
+    };
+    let mut sizes = args.sizes.clone();
+    sizes.dedup();
+    let builtin = args.addr.is_none();
+    let pin = args
+        .pin
+        .unwrap_or(if builtin { Pin::Same } else { Pin::Off });
+    let placement = Placement::new(pin)?;
+
+    placement.pin_client();
+    let listeners = if builtin {
+        Some(servers::Servers::start(
+            &transports,
+            placement.listener_core(),
+            args.nodelay,
+        )?)
+    } else {
+        None
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let targets: Vec<Target> = runtime.block_on(async {
+        let remote = match &args.addr {
+            Some(addr) => Some(resolve(addr).await?),
+            None => None,
+        };
+        transports
+            .iter()
+            .map(|&transport| {
+                let addr = match (&listeners, remote) {
+                    (Some(listeners), _) => listeners.addr(transport),
+                    (None, Some(addr)) => addr,
+                    (None, None) => unreachable!("either built-in listeners or ADDR"),
+                };
+                Ok(Target {
+                    transport,
+                    addr,
+                    nodelay: args.nodelay,
+                })
+            })
+            .collect::<anyhow::Result<_>>()
+    })?;
+
+    let settings = Settings {
+        mode: args.mode,
+        warmup: args.warmup,
+        duration: args.duration,
+        timeout: args.timeout,
+        rate: args.rate,
+    };
+    let progress = progress_bar(&targets, &sizes, args.runs, &settings);
+    let measured = runtime.block_on(measure_all(
+        &targets, &sizes, args.runs, &settings, &progress,
+    ))?;
+    progress.finish_and_clear();
+    drop(listeners);
+
+    let report = report::Report {
+        mode: args.mode,
+        rate: args.rate,
+        runs: args.runs,
+        duration: args.duration,
+        warmup: args.warmup,
+        placement: &placement,
+        where_: match &args.addr {
+            Some(addr) => format!("against {addr}"),
+            None => format!("on loopback, built-in listeners on {}", describe(&targets)),
+        },
+        measured: &measured,
+    };
+    if args.json {
+        report.print_json()
+    } else {
+        report.print_table()
+    }
+}
+
+fn describe(targets: &[Target]) -> String {
+    let addrs: Vec<String> = targets
+        .iter()
+        .map(|t| format!("{} {}", t.transport.name(), t.addr))
+        .collect();
+    addrs.join(", ")
+}
+
+/// Every size, every run, the transports interleaved within each run.
+async fn measure_all(
+    targets: &[Target],
+    sizes: &[usize],
+    runs: u32,
+    settings: &Settings,
+    progress: &ProgressBar,
+) -> anyhow::Result<Vec<Measured>> {
+    let mut measured = Vec::new();
+    for &size in sizes {
+        let first = measured.len();
+        for target in targets {
+            measured.push(Measured {
+                transport: target.transport,
+                size,
+                runs: target.check_size(size).map(|()| Vec::new()),
+            });
+        }
+        for run in 1..=runs {
+            for (target, cell) in targets.iter().zip(&mut measured[first..]) {
+                let Ok(outcomes) = &mut cell.runs else {
+                    continue;
+                };
+                progress.set_message(format!(
+                    "{} {size} B, run {run}/{runs}",
+                    target.transport.name()
+                ));
+                let outcome = client::measure(target, size, settings)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "{} {size}-byte run against {}",
+                            target.transport.name(),
+                            target.addr
+                        )
+                    })?;
+                outcomes.push(outcome);
+                progress.inc(1);
+            }
+        }
+    }
+    Ok(measured)
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal and only
+/// between runs, never from inside one.
+fn progress_bar(
+    targets: &[Target],
+    sizes: &[usize],
+    runs: u32,
+    settings: &Settings,
+) -> ProgressBar {
+    let total = (targets.len() * sizes.len()) as u64 * u64::from(runs);
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+    if std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{msg:24} [{bar:24}] {pos}/{len}, ~{eta} left")
+            .expect("a valid template")
+            .progress_chars("=> ");
+        bar.set_style(style);
+        let per_run = settings.warmup + settings.duration;
+        info!("{total} runs of {}", humantime::format_duration(per_run));
+    }
+    bar
+}
+
+impl Target {
+    /// Whether `size`-byte messages can be sent at all.
+    fn check_size(&self, size: usize) -> Result<(), Oversize> {
+        match self.transport {
+            Transport::Udp => msg_udp::check_size(size, Some(msg_proto::HEADER_LEN), &self.addr)
+                .map_err(|err| Oversize {
+                    limit: msg_udp::Family::of(&self.addr).max_payload(),
+                    message: err.to_string(),
+                }),
+            Transport::Tcp => Ok(()),
+        }
+    }
+}
+
+/// An error in the arguments that only shows once they are combined.
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}

@@ -1,0 +1,136 @@
+//! Waiting until an instant with sub-millisecond precision.
+//!
+//! tokio's timers tick in whole milliseconds, so at 10,000 messages per
+//! second a schedule paced by `tokio::time::sleep_until` would leave in
+//! bursts of ten and the open loop would measure its own timer. On Linux a
+//! `timerfd`, registered with tokio's reactor like any socket, wakes the task
+//! within microseconds; elsewhere the millisecond timer is the fallback.
+
+use std::io;
+use std::time::Instant;
+
+/// A reusable one-shot timer.
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    #[cfg(target_os = "linux")]
+    timer: tokio::io::unix::AsyncFd<linux::Timer>,
+}
+
+impl Pacer {
+    /// # Errors
+    ///
+    /// When the timer cannot be created or registered.
+    pub(crate) fn new() -> io::Result<Self> {
+        #[cfg(target_os = "linux")]
+        let timer = {
+            use tokio::io::{Interest, unix::AsyncFd};
+            let timer = linux::Timer::new()?;
+            // SAFETY: `Timer` owns its descriptor (a `TimerFd` holds an
+            // `OwnedFd`), never replaces it, and its `as_raw_fd` always
+            // returns it; the descriptor lives as long as the `AsyncFd`,
+            // which owns the `Timer`.
+            unsafe { AsyncFd::register_with_interest(timer, Interest::READABLE) }
+                .map_err(io::Error::from)?
+        };
+        Ok(Self {
+            #[cfg(target_os = "linux")]
+            timer,
+        })
+    }
+
+    /// Returns at `at`, or at once if `at` has passed.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, from the timer.
+    pub(crate) async fn wait_until(&mut self, at: Instant) -> io::Result<()> {
+        let now = Instant::now();
+        if at <= now {
+            return Ok(());
+        }
+        #[cfg(target_os = "linux")]
+        {
+            self.timer.get_ref().arm(at - now)?;
+            loop {
+                let mut ready = self.timer.readable().await?;
+                match ready.try_io(|timer| timer.get_ref().take()) {
+                    Ok(result) => return result,
+                    Err(_would_block) => {}
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            tokio::time::sleep_until(at.into()).await;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::io;
+    use std::os::fd::{AsFd, AsRawFd, RawFd};
+    use std::time::Duration;
+
+    use nix::sys::time::TimeSpec;
+    use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+
+    /// A non-blocking monotonic timerfd.
+    #[derive(Debug)]
+    pub(super) struct Timer(TimerFd);
+
+    impl Timer {
+        pub(super) fn new() -> io::Result<Self> {
+            let flags = TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC;
+            Ok(Self(TimerFd::new(ClockId::CLOCK_MONOTONIC, flags)?))
+        }
+
+        /// Fires once, `after` from now (a zero would disarm the timer, so
+        /// the least is a nanosecond).
+        pub(super) fn arm(&self, after: Duration) -> io::Result<()> {
+            let after = after.max(Duration::from_nanos(1));
+            self.0.set(
+                Expiration::OneShot(TimeSpec::from_duration(after)),
+                TimerSetTimeFlags::empty(),
+            )?;
+            Ok(())
+        }
+
+        /// Consumes an expiry; `WouldBlock` if the timer has not fired.
+        pub(super) fn take(&self) -> io::Result<()> {
+            self.0.wait().map_err(io::Error::from)
+        }
+    }
+
+    impl AsRawFd for Timer {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0.as_fd().as_raw_fd()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn returns_at_or_after_the_instant() {
+        let mut pacer = Pacer::new().unwrap();
+        for step in [
+            Duration::from_micros(50),
+            Duration::from_micros(300),
+            Duration::ZERO,
+        ] {
+            let at = Instant::now() + step;
+            pacer.wait_until(at).await.unwrap();
+            assert!(Instant::now() >= at);
+        }
+        // An instant in the past returns at once, and the timer stays usable.
+        pacer.wait_until(Instant::now()).await.unwrap();
+        let at = Instant::now() + Duration::from_micros(100);
+        pacer.wait_until(at).await.unwrap();
+        assert!(Instant::now() >= at);
+    }
+}

@@ -1,0 +1,499 @@
+//! The report: the median of each cell's runs, printed as a table or JSON.
+//!
+//! A cell is a transport at a size. Its runs are summarised by the median
+//! run (by p50 in ping-pong, by messages per second in throughput), with the
+//! range of that figure across runs beside it. The TCP/UDP ratio is the
+//! median of the ratios of runs taken next to each other, so that machine
+//! noise that hit one pair does not tilt the comparison.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::client::Outcome;
+use super::pin::Placement;
+use super::{Measured, Mode};
+use crate::cli::Transport;
+
+/// Everything the report says.
+#[derive(Debug)]
+pub(crate) struct Report<'a> {
+    pub(crate) mode: Mode,
+    pub(crate) rate: Option<u64>,
+    pub(crate) runs: u32,
+    pub(crate) duration: Duration,
+    pub(crate) warmup: Duration,
+    pub(crate) placement: &'a Placement,
+    /// Where the listeners were, in words.
+    pub(crate) where_: String,
+    pub(crate) measured: &'a [Measured],
+}
+
+/// The figure runs are ranked and compared by.
+fn key(mode: Mode, run: &Outcome) -> f64 {
+    match mode {
+        Mode::Pingpong => us(run.latency.value_at_quantile(0.5)),
+        Mode::Throughput => run.msgs_per_s(),
+    }
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+/// The summary of one cell's runs.
+#[derive(Debug)]
+struct Summary<'a> {
+    median: &'a Outcome,
+    min: f64,
+    max: f64,
+}
+
+fn summarise(mode: Mode, runs: &[Outcome]) -> Option<Summary<'_>> {
+    let mut ranked: Vec<&Outcome> = runs.iter().collect();
+    ranked.sort_by(|a, b| key(mode, a).total_cmp(&key(mode, b)));
+    Some(Summary {
+        median: ranked.get((ranked.len().checked_sub(1)?) / 2)?,
+        min: key(mode, ranked.first()?),
+        max: key(mode, ranked.last()?),
+    })
+}
+
+/// The median of `values`, or `None` if there are none.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|v| v.is_finite());
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+/// The JSON object of one cell: exactly these keys.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Record {
+    Figures {
+        transport: &'static str,
+        mode: &'static str,
+        size: usize,
+        samples: u64,
+        p50_us: Option<f64>,
+        p90_us: Option<f64>,
+        p99_us: Option<f64>,
+        p999_us: Option<f64>,
+        max_us: Option<f64>,
+        mean_us: Option<f64>,
+        msgs_per_s: f64,
+        sent: u64,
+        received: u64,
+        lost: u64,
+        runs: usize,
+        p50_us_min: Option<f64>,
+        p50_us_max: Option<f64>,
+    },
+    Error {
+        transport: &'static str,
+        mode: &'static str,
+        size: usize,
+        error: String,
+    },
+}
+
+/// Rounds to a tenth of a microsecond or of a message per second: finer
+/// digits are noise on any machine.
+fn tenth(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+impl Report<'_> {
+    fn records(&self) -> Vec<Record> {
+        let mode = self.mode.name();
+        self.measured
+            .iter()
+            .map(|cell| {
+                let transport = cell.transport.name();
+                let runs = match &cell.runs {
+                    Ok(runs) => runs,
+                    Err(oversize) => {
+                        return Record::Error {
+                            transport,
+                            mode,
+                            size: cell.size,
+                            error: oversize.message.clone(),
+                        };
+                    }
+                };
+                let summary = summarise(self.mode, runs);
+                let run = summary.as_ref().map(|s| s.median);
+                let latency = self.mode == Mode::Pingpong;
+                let quantile = |q: f64| {
+                    run.filter(|r| latency && !r.latency.is_empty())
+                        .map(|r| tenth(us(r.latency.value_at_quantile(q))))
+                };
+                let p50_range = |pick: fn(&Summary<'_>) -> f64| {
+                    summary
+                        .as_ref()
+                        .filter(|s| latency && !s.median.latency.is_empty())
+                        .map(|s| tenth(pick(s)))
+                };
+                Record::Figures {
+                    transport,
+                    mode,
+                    size: cell.size,
+                    samples: run.map_or(0, |r| r.latency.len()),
+                    p50_us: quantile(0.5),
+                    p90_us: quantile(0.9),
+                    p99_us: quantile(0.99),
+                    p999_us: quantile(0.999),
+                    max_us: run
+                        .filter(|r| latency && !r.latency.is_empty())
+                        .map(|r| tenth(us(r.latency.max()))),
+                    mean_us: run
+                        .filter(|r| latency && !r.latency.is_empty())
+                        .map(|r| tenth(r.latency.mean() / 1000.0)),
+                    msgs_per_s: run.map_or(0.0, |r| tenth(r.msgs_per_s())),
+                    sent: run.map_or(0, |r| r.sent),
+                    received: run.map_or(0, |r| r.received),
+                    lost: run.map_or(0, Outcome::lost),
+                    runs: runs.len(),
+                    p50_us_min: p50_range(|s| s.min),
+                    p50_us_max: p50_range(|s| s.max),
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn print_json(&self) -> anyhow::Result<()> {
+        #[derive(Serialize)]
+        struct Document {
+            results: Vec<Record>,
+        }
+        let mut out = io::stdout().lock();
+        serde_json::to_writer(
+            &mut out,
+            &Document {
+                results: self.records(),
+            },
+        )?;
+        writeln!(out)?;
+        out.flush()?;
+        Ok(())
+    }
+
+    pub(crate) fn print_table(&self) -> anyhow::Result<()> {
+        let mut out = io::stdout().lock();
+        for line in self.title() {
+            writeln!(out, "{line}")?;
+        }
+        writeln!(out)?;
+        write!(out, "{}", self.table().render())?;
+        for cell in self.measured {
+            if let Err(oversize) = &cell.runs {
+                let message = &oversize.message;
+                writeln!(out, "{} {} B: {message}", cell.transport.name(), cell.size)?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    }
+
+    fn title(&self) -> [String; 2] {
+        let what = match (self.mode, self.rate) {
+            (Mode::Pingpong, None) => "ping-pong, one message in flight".to_owned(),
+            (Mode::Pingpong, Some(rate)) => {
+                format!("open loop at {rate} msg/s, latency from each intended send time")
+            }
+            (Mode::Throughput, None) => "throughput, one-way stream as fast as it goes".to_owned(),
+            (Mode::Throughput, Some(rate)) => format!("throughput, one-way stream at {rate} msg/s"),
+        };
+        let figures = match self.mode {
+            Mode::Pingpong => "round-trip times in µs",
+            Mode::Throughput => "rates at the receiver",
+        };
+        [
+            format!("msg bench: {what}; {}; {}", self.where_, self.placement),
+            format!(
+                "median of {} run(s) of {} after {} warm-up each, UDP and TCP interleaved; {figures}",
+                self.runs,
+                humantime::format_duration(self.duration),
+                humantime::format_duration(self.warmup),
+            ),
+        ]
+    }
+
+    fn transports(&self) -> Vec<Transport> {
+        let mut transports: Vec<Transport> = Vec::new();
+        for cell in self.measured {
+            if !transports.contains(&cell.transport) {
+                transports.push(cell.transport);
+            }
+        }
+        transports
+    }
+
+    fn table(&self) -> Table {
+        let transports = self.transports();
+        let columns: &[&str] = match self.mode {
+            Mode::Pingpong => &["p50", "p50 range", "p90", "p99", "p99.9", "max", "msg/s"],
+            Mode::Throughput => &["msg/s", "range", "MB/s", "sent", "received", "lost %"],
+        };
+        let extra: &[&str] = match self.mode {
+            Mode::Pingpong => &["lost"],
+            Mode::Throughput => &["reordered"],
+        };
+        let mut table = Table::default();
+        let mut groups = vec![(String::new(), 1)];
+        let mut header = vec!["size".to_owned()];
+        for &transport in &transports {
+            let width = columns.len()
+                + if transport == Transport::Udp {
+                    extra.len()
+                } else {
+                    0
+                };
+            groups.push((transport.name().to_uppercase(), width));
+            header.extend(columns.iter().map(|c| (*c).to_owned()));
+            if transport == Transport::Udp {
+                header.extend(extra.iter().map(|c| (*c).to_owned()));
+            }
+        }
+        let ratio = transports.len() == 2;
+        if ratio {
+            groups.push((String::new(), 1));
+            header.push(match self.mode {
+                Mode::Pingpong => "tcp/udp p50".to_owned(),
+                Mode::Throughput => "tcp/udp msg/s".to_owned(),
+            });
+        }
+        table.groups = groups;
+        table.header = header;
+
+        let mut sizes: Vec<usize> = self.measured.iter().map(|c| c.size).collect();
+        sizes.dedup();
+        for size in sizes {
+            let mut row = vec![size.to_string()];
+            let mut pair = Vec::new();
+            for &transport in &transports {
+                let Some(cell) = self
+                    .measured
+                    .iter()
+                    .find(|c| c.size == size && c.transport == transport)
+                else {
+                    continue;
+                };
+                let width = columns.len()
+                    + if transport == Transport::Udp {
+                        extra.len()
+                    } else {
+                        0
+                    };
+                match &cell.runs {
+                    Err(oversize) => {
+                        row.push(format!("exceeds {}", oversize.limit));
+                        row.extend((1..width).map(|_| "-".to_owned()));
+                    }
+                    Ok(runs) => {
+                        let summary = summarise(self.mode, runs);
+                        row.extend(self.cells(transport, size, summary.as_ref(), width));
+                        pair.push(runs);
+                    }
+                }
+            }
+            if ratio {
+                row.push(match pair[..] {
+                    [udp, tcp] => self
+                        .ratio(udp, tcp)
+                        .map_or("-".to_owned(), |r| format!("{r:.2}")),
+                    _ => "-".to_owned(),
+                });
+            }
+            table.rows.push(row);
+        }
+        table
+    }
+
+    fn cells(
+        &self,
+        transport: Transport,
+        size: usize,
+        summary: Option<&Summary<'_>>,
+        width: usize,
+    ) -> Vec<String> {
+        let Some(summary) = summary else {
+            return vec!["-".to_owned(); width];
+        };
+        let run = summary.median;
+        let mut cells = match self.mode {
+            Mode::Pingpong if run.latency.is_empty() => {
+                let mut cells = vec!["-".to_owned(); width - 1];
+                cells.insert(0, "all lost".to_owned());
+                cells.truncate(width - usize::from(transport == Transport::Udp));
+                cells
+            }
+            Mode::Pingpong => vec![
+                fmt_us(us(run.latency.value_at_quantile(0.5))),
+                format!("{}-{}", fmt_us(summary.min), fmt_us(summary.max)),
+                fmt_us(us(run.latency.value_at_quantile(0.9))),
+                fmt_us(us(run.latency.value_at_quantile(0.99))),
+                fmt_us(us(run.latency.value_at_quantile(0.999))),
+                fmt_us(us(run.latency.max())),
+                fmt_count(run.msgs_per_s()),
+            ],
+            Mode::Throughput => {
+                let bytes = run.msgs_per_s() * size as f64;
+                vec![
+                    fmt_count(run.msgs_per_s()),
+                    format!("{}-{}", fmt_count(summary.min), fmt_count(summary.max)),
+                    format!("{:.1}", bytes / 1e6),
+                    run.sent.to_string(),
+                    run.received.to_string(),
+                    format!("{:.1}", percent(run.lost(), run.sent)),
+                ]
+            }
+        };
+        if transport == Transport::Udp {
+            cells.push(match self.mode {
+                Mode::Pingpong => run.lost().to_string(),
+                Mode::Throughput => run.reordered.to_string(),
+            });
+        }
+        cells
+    }
+
+    fn ratio(&self, udp: &[Outcome], tcp: &[Outcome]) -> Option<f64> {
+        let ratios = udp
+            .iter()
+            .zip(tcp)
+            .filter(|(u, t)| {
+                self.mode == Mode::Throughput || !(u.latency.is_empty() || t.latency.is_empty())
+            })
+            .map(|(u, t)| key(self.mode, t) / key(self.mode, u))
+            .collect();
+        median(ratios)
+    }
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// Microseconds with a tenth below 1000, whole above.
+fn fmt_us(v: f64) -> String {
+    if v < 1000.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// Whole numbers, with a k or M past ten thousand.
+fn fmt_count(v: f64) -> String {
+    if v >= 10e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v >= 10e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// A right-aligned text table with one row of column groups above the
+/// column names.
+#[derive(Debug, Default)]
+struct Table {
+    groups: Vec<(String, usize)>,
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn render(&self) -> String {
+        const GAP: usize = 2;
+        let n = self.header.len();
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        // Group titles, centred over their columns.
+        let mut col = 0;
+        let mut line = String::new();
+        for (title, span) in &self.groups {
+            let span_width: usize =
+                widths[col..(col + span).min(n)].iter().sum::<usize>() + GAP * span;
+            let title = if title.is_empty() {
+                String::new()
+            } else {
+                format!(" {title} ")
+            };
+            let fill = if title.is_empty() { ' ' } else { '-' };
+            let pad = span_width.saturating_sub(title.chars().count() + GAP);
+            let left = pad / 2;
+            line.push_str(&" ".repeat(GAP));
+            line.extend(std::iter::repeat_n(fill, left));
+            line.push_str(&title);
+            line.extend(std::iter::repeat_n(fill, pad - left));
+            col += span;
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+        for row in std::iter::once(&self.header).chain(&self.rows) {
+            let mut line = String::new();
+            for (cell, w) in row.iter().zip(&widths) {
+                line.push_str(&" ".repeat(GAP));
+                line.push_str(&format!("{cell:>w$}"));
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0]), Some(3.0));
+        assert_eq!(median(vec![5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(vec![f64::NAN, 2.0]), Some(2.0));
+    }
+
+    #[test]
+    fn numbers_read_easily() {
+        assert_eq!(fmt_us(11.26), "11.3");
+        assert_eq!(fmt_us(1234.4), "1234");
+        assert_eq!(fmt_count(812.0), "812");
+        assert_eq!(fmt_count(85_123.0), "85.1k");
+        assert_eq!(fmt_count(12_345_678.0), "12.3M");
+    }
+
+    #[test]
+    fn tables_align_under_their_groups() {
+        let table = Table {
+            groups: vec![(String::new(), 1), ("UDP".to_owned(), 2)],
+            header: vec!["size".to_owned(), "p50".to_owned(), "max".to_owned()],
+            rows: vec![vec!["64".to_owned(), "11.3".to_owned(), "1234".to_owned()]],
+        };
+        let text = table.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "  size   p50   max");
+        assert_eq!(lines[2], "    64  11.3  1234");
+        assert!(lines[0].contains(" UDP "), "{text}");
+        assert!(lines[0].len() <= lines[1].len(), "{text}");
+    }
+}

@@ -1,0 +1,390 @@
+//! The `msg bench` contract, checked with the real binary on loopback: what
+//! the table and the JSON contain, not how fast anything is.
+
+mod support;
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use msg_proto::Kind;
+use serde_json::Value;
+use support::{Listener, run};
+
+/// Short runs: these tests check the contract, not the speed.
+const QUICK: &[&str] = &["--duration", "150ms", "--warmup", "20ms", "--pin", "off"];
+
+const FIGURES: [&str; 17] = [
+    "transport",
+    "mode",
+    "size",
+    "samples",
+    "p50_us",
+    "p90_us",
+    "p99_us",
+    "p999_us",
+    "max_us",
+    "mean_us",
+    "msgs_per_s",
+    "sent",
+    "received",
+    "lost",
+    "runs",
+    "p50_us_min",
+    "p50_us_max",
+];
+
+fn bench(args: &[&str]) -> support::Finished {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    let finished = run(&all, None);
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    finished
+}
+
+/// The results of `msg bench --json <args>`.
+fn bench_json(args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(QUICK);
+    all.extend_from_slice(args);
+    let finished = bench(&all);
+    let doc: Value = serde_json::from_str(&finished.stdout)
+        .unwrap_or_else(|err| panic!("{err}: {}", finished.stdout));
+    let keys: Vec<&str> = doc
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["results"]);
+    doc["results"].as_array().unwrap().clone()
+}
+
+fn keys(result: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = result
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+fn num(result: &Value, key: &str) -> f64 {
+    result[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {result}"))
+}
+
+fn find<'a>(results: &'a [Value], transport: &str, size: u64) -> &'a Value {
+    results
+        .iter()
+        .find(|r| r["transport"] == transport && r["size"] == size)
+        .unwrap_or_else(|| panic!("no {transport} {size} in {results:?}"))
+}
+
+fn assert_ping_pong_figures(result: &Value, runs: u64) {
+    let mut expected = FIGURES.to_vec();
+    expected.sort_unstable();
+    assert_eq!(keys(result), expected, "{result}");
+    assert_eq!(result["mode"], "pingpong");
+    assert_eq!(result["runs"], runs);
+    let percentiles: Vec<f64> = ["p50_us", "p90_us", "p99_us", "p999_us", "max_us"]
+        .iter()
+        .map(|key| num(result, key))
+        .collect();
+    assert!(percentiles[0] > 0.0, "{result}");
+    assert!(
+        percentiles.windows(2).all(|w| w[0] <= w[1]),
+        "percentiles out of order: {result}"
+    );
+    assert!(
+        num(result, "p50_us_min") <= num(result, "p50_us"),
+        "{result}"
+    );
+    assert!(
+        num(result, "p50_us") <= num(result, "p50_us_max"),
+        "{result}"
+    );
+    assert!(num(result, "samples") > 0.0);
+    assert_eq!(num(result, "samples"), num(result, "received"));
+    assert_eq!(
+        num(result, "sent"),
+        num(result, "received") + num(result, "lost")
+    );
+    assert!(num(result, "msgs_per_s") > 0.0);
+}
+
+#[test]
+fn the_table_shows_both_transports_every_size_and_the_ratio() {
+    // The default placement, pinned to one core, is named in the output.
+    let finished = bench(&[
+        "--sizes",
+        "64,1000,70000",
+        "--runs",
+        "2",
+        "--duration",
+        "100ms",
+        "--warmup",
+        "10ms",
+    ]);
+    let out = &finished.stdout;
+    assert!(out.contains("pin same (cpu "), "{out}");
+    assert!(out.contains("UDP") && out.contains("TCP"), "{out}");
+    let header = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("size"))
+        .unwrap_or_else(|| panic!("no header in {out}"));
+    for column in [
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "msg/s",
+        "lost",
+        "tcp/udp p50",
+    ] {
+        assert!(header.contains(column), "{column} missing from {header}");
+    }
+    for size in ["64", "1000", "70000"] {
+        assert!(
+            out.lines()
+                .any(|l| l.split_whitespace().next() == Some(size)),
+            "no row for {size}: {out}"
+        );
+    }
+    let oversize = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("70000"))
+        .unwrap();
+    assert!(oversize.contains("exceeds 65507"), "{oversize}");
+    // TCP still measured it: its p50 is a number.
+    assert!(
+        oversize
+            .split_whitespace()
+            .any(|cell| cell.parse::<f64>().is_ok_and(|v| v > 0.0)),
+        "{oversize}"
+    );
+    assert!(
+        finished.stderr.is_empty(),
+        "no progress when stderr is not a terminal: {}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn json_has_exactly_the_documented_keys_and_an_error_for_oversize_udp() {
+    let results = bench_json(&["--sizes", "64,70000", "--runs", "2"]);
+    assert_eq!(results.len(), 4, "{results:?}");
+    for transport in ["udp", "tcp"] {
+        assert_ping_pong_figures(find(&results, transport, 64), 2);
+    }
+    assert_ping_pong_figures(find(&results, "tcp", 70000), 2);
+    let oversize = find(&results, "udp", 70000);
+    assert_eq!(keys(oversize), ["error", "mode", "size", "transport"]);
+    let error = oversize["error"].as_str().unwrap();
+    assert!(error.contains("65507"), "{error}");
+}
+
+#[test]
+fn one_transport_alone() {
+    let results = bench_json(&["--tcp", "--sizes", "512"]);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["transport"], "tcp");
+    assert_ping_pong_figures(&results[0], 3);
+}
+
+/// A UDP echo server that answers every other ping and drops the rest.
+struct Lossy {
+    addr: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Lossy {
+    fn start() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = thread::spawn(move || {
+            let mut buf = [0; 65536];
+            let mut seen = 0u64;
+            // Bounded by the flag, checked at least every read timeout, and
+            // by a ceiling on the datagrams it will ever answer.
+            while !stopped.load(Ordering::Relaxed) && seen < 1_000_000 {
+                let Ok((len, peer)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                seen += 1;
+                if seen % 2 == 0 {
+                    continue;
+                }
+                // A ping's header with the kind byte (offset 3) made a pong.
+                buf[3] = Kind::Pong as u8;
+                let _ = socket.send_to(&buf[..len], peer);
+            }
+        });
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Lossy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_lossy_udp_peer_shows_about_half_lost_and_never_hangs() {
+    let lossy = Lossy::start();
+    let results = bench_json(&[
+        "--udp",
+        &lossy.addr,
+        "--sizes",
+        "64",
+        "--runs",
+        "1",
+        "--timeout",
+        "10ms",
+        "--duration",
+        "400ms",
+    ]);
+    let result = &results[0];
+    assert_ping_pong_figures(result, 1);
+    let loss = num(result, "lost") / num(result, "sent");
+    assert!((0.4..=0.6).contains(&loss), "loss {loss} in {result}");
+}
+
+#[test]
+fn against_a_remote_msg_listen_it_works_as_built_in() {
+    let udp = Listener::start("--udp", "127.0.0.1", &["--reply", "echo"]);
+    let tcp = Listener::start("--tcp", "[::1]", &["--reply", "echo"]);
+    let results = bench_json(&[
+        "--udp",
+        &udp.addr_arg(),
+        "--sizes",
+        "64,65479",
+        "--runs",
+        "1",
+    ]);
+    assert_eq!(results.len(), 2);
+    for result in &results {
+        assert_eq!(result["transport"], "udp");
+        assert_ping_pong_figures(result, 1);
+    }
+    let results = bench_json(&[
+        "--tcp",
+        &tcp.addr_arg(),
+        "--sizes",
+        "64,100000",
+        "--runs",
+        "1",
+    ]);
+    for result in &results {
+        assert_eq!(result["transport"], "tcp");
+        assert_ping_pong_figures(result, 1);
+        assert_eq!(result["lost"], 0);
+    }
+    let results = bench_json(&[
+        "--tcp",
+        &tcp.addr_arg(),
+        "--mode",
+        "throughput",
+        "--sizes",
+        "64",
+        "--runs",
+        "1",
+    ]);
+    let result = &results[0];
+    assert!(num(result, "sent") > 0.0, "{result}");
+    assert_eq!(result["sent"], result["received"], "{result}");
+    drop(udp.process.kill());
+    drop(tcp.process.kill());
+}
+
+#[test]
+fn throughput_counts_what_arrived() {
+    let results = bench_json(&["--mode", "throughput", "--sizes", "64,1024", "--runs", "1"]);
+    assert_eq!(results.len(), 4);
+    for result in &results {
+        let mut expected = FIGURES.to_vec();
+        expected.sort_unstable();
+        assert_eq!(keys(result), expected);
+        assert_eq!(result["mode"], "throughput");
+        // No round trips in a one-way stream.
+        assert!(result["p50_us"].is_null(), "{result}");
+        assert_eq!(result["samples"], 0);
+        let (sent, received) = (num(result, "sent"), num(result, "received"));
+        assert!(sent > 0.0 && received > 0.0 && received <= sent, "{result}");
+        assert_eq!(num(result, "lost"), sent - received);
+        assert!(num(result, "msgs_per_s") > 0.0);
+        if result["transport"] == "tcp" {
+            assert_eq!(sent, received, "TCP loses nothing: {result}");
+        }
+    }
+}
+
+#[test]
+fn open_loop_sends_on_schedule_whatever_the_replies_do() {
+    // 2000 per second for exactly 150 ms of measurement: 300 sends.
+    let results = bench_json(&["--rate", "2000", "--sizes", "64", "--runs", "1"]);
+    for result in &results {
+        assert_ping_pong_figures(result, 1);
+        assert_eq!(result["sent"], 300, "{result}");
+    }
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    for args in [
+        &["bench", "--sizes", "64,abc"][..],
+        &["bench", "--sizes", "20000000"],
+        &["bench", "--runs", "0"],
+        &["bench", "--duration", "0s"],
+        &["bench", "--mode", "fast"],
+        &["bench", "--pin", "somewhere"],
+        &["bench", "127.0.0.1"],
+    ] {
+        let finished = run(args, None);
+        assert_eq!(finished.code(), Some(2), "{args:?}: {}", finished.stderr);
+        assert!(finished.stdout.is_empty());
+    }
+}
+
+#[test]
+fn nobody_listening_is_a_runtime_error() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    for transport in ["--tcp", "--udp"] {
+        let finished = run(
+            &["bench", transport, &addr, "--runs", "1", "--sizes", "64"],
+            None,
+        );
+        assert_eq!(finished.code(), Some(1), "{}", finished.stderr);
+        assert!(
+            finished.stderr.contains(&addr) && finished.stderr.to_lowercase().contains("refused"),
+            "{}",
+            finished.stderr
+        );
+    }
+}
