@@ -355,7 +355,10 @@ async fn open_loop(
     // Shared by the two futures below, which run in turn in this one task.
     let sent_total = Cell::new(0u64);
     let sent_measured = Cell::new(0u64);
+    let received_total = Cell::new(0u64);
     let done = Cell::new(false);
+    // The pacer may spin only while no reply is due.
+    let idle = || received_total.get() == sent_total.get();
 
     let send = async {
         let mut pacer = Pacer::new()?;
@@ -365,7 +368,7 @@ async fn open_loop(
             if intended >= stop {
                 break;
             }
-            pacer.wait_until(intended).await?;
+            pacer.wait_until(intended, idle).await?;
             ping.seq = i;
             ping.timestamp_ns = clock.ns(intended);
             tx.send(&ping).await?;
@@ -379,9 +382,8 @@ async fn open_loop(
     };
     let receive = async {
         let mut outcome = Outcome::new();
-        let mut received_total = 0u64;
         loop {
-            if done.get() && received_total == sent_total.get() {
+            if done.get() && idle() {
                 break;
             }
             let reply = match tokio::time::timeout(timeout, rx.recv()).await {
@@ -399,7 +401,7 @@ async fn open_loop(
                     reply.seq
                 );
             }
-            received_total += 1;
+            received_total.set(received_total.get() + 1);
             if reply.timestamp_ns >= measure_from {
                 outcome.record(arrived.saturating_sub(reply.timestamp_ns));
             }
@@ -484,7 +486,9 @@ async fn stream(
                 if intended >= end {
                     break;
                 }
-                pacer.wait_until(intended).await?;
+                // Nothing comes back on a one-way stream: spinning blocks no
+                // reply.
+                pacer.wait_until(intended, || true).await?;
                 intended
             }
             None => Instant::now(),
