@@ -1,0 +1,474 @@
+#!/usr/bin/env bash
+# bench/compare.sh: msg bench against sockperf on loopback, same run, interleaved.
+#
+# For each round, for UDP and TCP, for each size: one sockperf ping-pong run,
+# then one `msg bench --runs 1` run for that transport and size. Reports the
+# median p50/p99 round-trip times across rounds and the ratio msg/sockperf,
+# then UDP throughput at 64 B (messages per second at the receiver).
+#
+# Report (Markdown) goes to stdout; progress goes to stderr:
+#   bench/compare.sh > /tmp/compare.md
+set -euo pipefail
+
+usage() {
+	cat <<'EOF'
+Usage: bench/compare.sh [OPTIONS]
+
+Runs sockperf and `msg bench` on 127.0.0.1 for UDP and TCP, interleaved, and
+prints one Markdown table of round-trip p50/p99 with the ratio msg/sockperf,
+plus a UDP 64 B throughput comparison.
+
+Options:
+  --rounds N         Rounds of interleaved runs (default 3; env ROUNDS)
+  --duration SECS    Seconds per run, whole number >= 1 (default 2; env DURATION).
+                     sockperf ping-pong spends ~0.45 s of it warming up;
+                     msg measures SECS after --warmup 200ms.
+  --sizes LIST       Payload sizes, comma-separated (default 64,1024,16384; env SIZES)
+  --tput-size BYTES  Throughput message size (default 64; env TPUT_SIZE)
+  --pin MODE         same | cross | off (default same; env PIN). same: sockperf
+                     server and client with `taskset -c` on the first allowed
+                     CPU, msg with --pin same. cross: client on the first,
+                     server on the second. off: no pinning.
+  --no-throughput    Skip the throughput comparison
+  --no-build         Do not run cargo build (use MSG_BIN or the existing binary)
+  --no-install       Do not apt-get install sockperf when it is missing
+  --keep-logs        Keep raw sockperf/msg output (the directory is printed)
+  --quick            Smoke test: 1 round, 1 s runs
+  -h, --help         This help
+
+Environment:
+  MSG_BIN            Path to a built msg binary (implies nothing about building;
+                     combine with --no-build to skip cargo)
+  CARGO_TARGET_DIR   Honoured when looking for target/release/msg
+
+Notes:
+  * sockperf reports one-way latency (RTT/2) by default; this script uses
+    --full-rtt when the installed sockperf has it, otherwise doubles its
+    numbers. msg bench reports round-trip times. Both columns are RTT.
+  * Sizes are payload sizes as given to each tool: sockperf -m SIZE counts its
+    own 14-byte header inside SIZE; msg adds a 28-byte header on top of SIZE.
+  * Only 127.0.0.1 is used.
+EOF
+}
+
+die() {
+	echo "compare.sh: $*" >&2
+	exit 1
+}
+note() { echo "compare.sh: $*" >&2; }
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-2}
+SIZES=${SIZES:-64,1024,16384}
+TPUT_SIZE=${TPUT_SIZE:-64}
+PIN=${PIN:-same}
+DO_TPUT=1
+DO_BUILD=1
+DO_INSTALL=1
+KEEP_LOGS=0
+WARMUP=200ms
+HOST=127.0.0.1
+
+while (($#)); do
+	case $1 in
+	--rounds) ROUNDS=${2:?--rounds needs a value}; shift 2 ;;
+	--rounds=*) ROUNDS=${1#*=}; shift ;;
+	--duration) DURATION=${2:?--duration needs a value}; shift 2 ;;
+	--duration=*) DURATION=${1#*=}; shift ;;
+	--sizes) SIZES=${2:?--sizes needs a value}; shift 2 ;;
+	--sizes=*) SIZES=${1#*=}; shift ;;
+	--tput-size) TPUT_SIZE=${2:?--tput-size needs a value}; shift 2 ;;
+	--tput-size=*) TPUT_SIZE=${1#*=}; shift ;;
+	--pin) PIN=${2:?--pin needs a value}; shift 2 ;;
+	--pin=*) PIN=${1#*=}; shift ;;
+	--no-throughput) DO_TPUT=0; shift ;;
+	--no-build) DO_BUILD=0; shift ;;
+	--no-install) DO_INSTALL=0; shift ;;
+	--keep-logs) KEEP_LOGS=1; shift ;;
+	--quick) ROUNDS=1; DURATION=1; WARMUP=100ms; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown argument: $1" ;;
+	esac
+done
+
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive whole number, got '$ROUNDS'"
+# sockperf -t takes whole seconds only (and silently does nothing with 0.5).
+[[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration must be whole seconds >= 1, got '$DURATION'"
+[[ $SIZES =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--sizes must look like 64,1024,16384, got '$SIZES'"
+[[ $TPUT_SIZE =~ ^[0-9]+$ ]] || die "--tput-size must be a number, got '$TPUT_SIZE'"
+case $PIN in same | cross | off) ;; *) die "--pin must be same, cross or off, got '$PIN'" ;; esac
+IFS=, read -r -a SIZE_LIST <<<"$SIZES"
+for s in "${SIZE_LIST[@]}" "$TPUT_SIZE"; do
+	((s >= 14)) || die "size $s is below sockperf's minimum of 14 bytes"
+done
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+
+# ---------------------------------------------------------------- tools
+as_root() {
+	if ((EUID == 0)); then
+		"$@"
+	elif command -v sudo >/dev/null; then
+		sudo "$@"
+	else
+		die "need root (or sudo) to run: $*"
+	fi
+}
+
+apt_install() {
+	command -v apt-get >/dev/null || die "apt-get not found; install $* by hand"
+	note "installing $* with apt-get"
+	as_root apt-get update -qq >&2
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+missing=()
+command -v sockperf >/dev/null || missing+=(sockperf)
+command -v taskset >/dev/null || missing+=(util-linux)
+command -v ss >/dev/null || missing+=(iproute2)
+command -v python3 >/dev/null || missing+=(python3)
+if ((${#missing[@]})); then
+	((DO_INSTALL)) || die "missing: ${missing[*]} (and --no-install given)"
+	apt_install "${missing[@]}"
+fi
+# netperf lives in Debian non-free; it is optional and not used here.
+
+# Whether this sockperf can report round-trip times itself.
+if sockperf ping-pong --help 2>&1 | grep -q -- '--full-rtt'; then
+	SP_RTT_FLAG=(--full-rtt)
+	SP_RTT_FACTOR=1
+	SP_RTT_NOTE="sockperf run with --full-rtt (reports round-trip times directly)"
+else
+	SP_RTT_FLAG=()
+	SP_RTT_FACTOR=2
+	SP_RTT_NOTE="this sockperf has no --full-rtt: its one-way latency (RTT/2) is doubled"
+fi
+SP_VERSION=$(sockperf --version 2>&1 | sed -n 's/^sockperf, version //p' | head -n1)
+
+# ---------------------------------------------------------------- msg binary
+if ((DO_BUILD)); then
+	note "cargo build --release --locked -q (in $REPO_ROOT)"
+	(cd "$REPO_ROOT" && cargo build --release --locked -q) >&2
+fi
+if [[ -z ${MSG_BIN:-} ]]; then
+	target_dir=$(cd "$REPO_ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null) ||
+		target_dir=""
+	if [[ -z $target_dir ]]; then
+		target_dir=${CARGO_TARGET_DIR:-target}
+		[[ $target_dir == /* ]] || target_dir="$REPO_ROOT/$target_dir"
+	fi
+	MSG_BIN="$target_dir/release/msg"
+fi
+[[ -x $MSG_BIN ]] || die "no msg binary at $MSG_BIN (build it, or set MSG_BIN)"
+
+# ---------------------------------------------------------------- CPUs
+mapfile -t CPUS < <(python3 -c 'import os; print("\n".join(map(str, sorted(os.sched_getaffinity(0)))))')
+SP_SERVER_PIN=()
+SP_CLIENT_PIN=()
+case $PIN in
+same)
+	SP_SERVER_PIN=(taskset -c "${CPUS[0]}")
+	SP_CLIENT_PIN=(taskset -c "${CPUS[0]}")
+	PIN_NOTE="same core: sockperf server and client on cpu ${CPUS[0]} (taskset), msg --pin same"
+	;;
+cross)
+	((${#CPUS[@]} >= 2)) || die "--pin cross needs two allowed CPUs, have ${#CPUS[@]}"
+	SP_SERVER_PIN=(taskset -c "${CPUS[1]}")
+	SP_CLIENT_PIN=(taskset -c "${CPUS[0]}")
+	PIN_NOTE="cross: clients on cpu ${CPUS[0]}, servers/listeners on cpu ${CPUS[1]} (taskset / msg --pin cross)"
+	;;
+off)
+	PIN_NOTE="off: no pinning (msg --pin off)"
+	;;
+esac
+
+# ---------------------------------------------------------------- scratch, cleanup
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/msg-compare.XXXXXX")
+SERVER_PIDS=()
+cleanup() {
+	local pid
+	for pid in "${SERVER_PIDS[@]}"; do
+		kill -INT "$pid" 2>/dev/null || true
+	done
+	for pid in "${SERVER_PIDS[@]}"; do
+		# Give sockperf a moment to exit on SIGINT, then insist.
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	if ((KEEP_LOGS)); then
+		note "raw logs kept in $WORK"
+	else
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A port nobody listens on, over TCP or UDP, on any address.
+USED_PORTS=" "
+free_port() {
+	local p tries
+	for ((tries = 0; tries < 200; tries++)); do
+		p=$((20000 + RANDOM % 30000))
+		[[ $USED_PORTS == *" $p "* ]] && continue
+		if [[ -z $(ss -Htanu "( sport = :$p )" 2>/dev/null) ]]; then
+			USED_PORTS+="$p "
+			echo "$p"
+			return 0
+		fi
+	done
+	die "could not find a free port"
+}
+
+# start_server PROTO(udp|tcp) PORT LOG -> sets SERVER_PID
+start_server() {
+	local proto=$1 port=$2 log=$3 flag=() ssflag=-Hlun
+	if [[ $proto == tcp ]]; then
+		flag=(--tcp)
+		ssflag=-Hltn
+	fi
+	"${SP_SERVER_PIN[@]}" sockperf server "${flag[@]}" -i "$HOST" -p "$port" >"$log" 2>&1 &
+	SERVER_PID=$!
+	SERVER_PIDS+=("$SERVER_PID")
+	for _ in $(seq 50); do
+		if [[ -n $(ss "$ssflag" "( sport = :$port )" 2>/dev/null) ]]; then
+			return 0
+		fi
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$log" >&2
+	die "sockperf $proto server on $HOST:$port did not come up"
+}
+
+stop_server() { # PID: SIGINT so sockperf prints its totals, then reap
+	local pid=$1
+	kill -INT "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	local kept=()
+	for p in "${SERVER_PIDS[@]}"; do
+		[[ $p == "$pid" ]] || kept+=("$p")
+	done
+	SERVER_PIDS=("${kept[@]}")
+}
+
+strip_ansi() { sed 's/\x1b\[[0-9;]*m//g'; }
+
+# ---------------------------------------------------------------- runs
+RESULTS="$WORK/results.tsv" # kind transport size round tool a b [c d]
+: >"$RESULTS"
+
+MSG_PIN=(--pin "$PIN")
+
+run_sockperf_pp() { # transport size round
+	local t=$1 size=$2 r=$3 port flag=() log
+	if [[ $t == tcp ]]; then port=$TCP_PORT; flag=(--tcp); else port=$UDP_PORT; fi
+	log="$WORK/sockperf-pp-$t-$size-r$r.log"
+	"${SP_CLIENT_PIN[@]}" sockperf ping-pong "${flag[@]}" -i "$HOST" -p "$port" \
+		-m "$size" -t "$DURATION" "${SP_RTT_FLAG[@]}" 2>&1 | strip_ansi >"$log" || true
+	local p50 p99
+	p50=$(awk '/---> percentile 50\.000 =/ {print $NF}' "$log")
+	p99=$(awk '/---> percentile 99\.000 =/ {print $NF}' "$log")
+	if [[ -z $p50 || -z $p99 ]]; then
+		cat "$log" >&2
+		die "could not parse sockperf ping-pong output ($t, $size B)"
+	fi
+	if ((SP_RTT_FACTOR == 1)) && ! grep -q 'Summary: Round trip is' "$log"; then
+		die "sockperf ran with --full-rtt but did not say 'Round trip' ($log)"
+	fi
+	printf 'pp\t%s\t%s\t%s\tsockperf\t%s\t%s\n' "$t" "$size" "$r" \
+		"$(awk -v v="$p50" -v f="$SP_RTT_FACTOR" 'BEGIN {print v * f}')" \
+		"$(awk -v v="$p99" -v f="$SP_RTT_FACTOR" 'BEGIN {print v * f}')" >>"$RESULTS"
+}
+
+run_msg() { # mode transport size round
+	local mode=$1 t=$2 size=$3 r=$4 json
+	json="$WORK/msg-$mode-$t-$size-r$r.json"
+	"$MSG_BIN" bench "--$t" --mode "$mode" --sizes "$size" --runs 1 \
+		--duration "${DURATION}s" --warmup "$WARMUP" "${MSG_PIN[@]}" --json -q >"$json" ||
+		die "msg bench failed ($mode, $t, $size B)"
+	python3 - "$json" "$mode" "$t" "$size" "$r" >>"$RESULTS" <<'PY'
+import json, sys
+path, mode, t, size, r = sys.argv[1:]
+res = [x for x in json.load(open(path))["results"]
+       if x["transport"] == t and x["size"] == int(size) and x["mode"] == mode]
+if len(res) != 1:
+    sys.exit(f"compare.sh: expected one {mode}/{t}/{size} result in {path}, got {len(res)}")
+x = res[0]
+if mode == "pingpong":
+    print(f"pp\t{t}\t{size}\t{r}\tmsg\t{x['p50_us']}\t{x['p99_us']}")
+else:
+    print(f"tput\t{t}\t{size}\t{r}\tmsg\t{x['msgs_per_s']}\t{x['sent']}\t{x['received']}\t{x['lost']}")
+PY
+}
+
+run_sockperf_tput() { # size round
+	local size=$1 r=$2 port log slog
+	port=$(free_port)
+	log="$WORK/sockperf-tput-$size-r$r.log"
+	slog="$WORK/sockperf-tput-server-$size-r$r.log"
+	# A fresh server per run: its "messages received" total on SIGINT is this run's.
+	start_server udp "$port" "$slog"
+	local spid=$SERVER_PID
+	"${SP_CLIENT_PIN[@]}" sockperf throughput -i "$HOST" -p "$port" -m "$size" -t "$DURATION" \
+		2>&1 | strip_ansi >"$log" || true
+	sleep 0.2 # let the server drain its socket buffer
+	stop_server "$spid"
+	python3 - "$log" "$slog" "$size" "$r" >>"$RESULTS" <<'PY'
+import re, sys
+log, slog, size, r = sys.argv[1:]
+c = open(log).read()
+s = re.sub(r"\x1b\[[0-9;]*m", "", open(slog).read())
+m = re.search(r"Total of (\d+) messages sent in ([\d.]+) sec", c)
+n = re.search(r"Total (\d+) messages received", s)
+if not m or not n:
+    sys.stderr.write(c + s)
+    sys.exit("compare.sh: could not parse sockperf throughput output")
+sent, secs, recv = int(m.group(1)), float(m.group(2)), int(n.group(1))
+# The server's count includes sockperf's few warm-up messages; negligible.
+print(f"tput\tudp\t{size}\t{r}\tsockperf\t{recv / secs:.1f}\t{sent}\t{recv}\t{max(sent - recv, 0)}")
+PY
+}
+
+UDP_PORT=$(free_port)
+TCP_PORT=$(free_port)
+start_server udp "$UDP_PORT" "$WORK/sockperf-server-udp.log"
+start_server tcp "$TCP_PORT" "$WORK/sockperf-server-tcp.log"
+
+n_pp=$((ROUNDS * 2 * ${#SIZE_LIST[@]}))
+est=$((ROUNDS * (2 * ${#SIZE_LIST[@]} + DO_TPUT) * (2 * DURATION + 3)))
+note "$ROUNDS round(s), ${DURATION}s runs, sizes $SIZES, pin $PIN; about ${est}s"
+i=0
+for ((r = 1; r <= ROUNDS; r++)); do
+	for t in udp tcp; do
+		for size in "${SIZE_LIST[@]}"; do
+			i=$((i + 1))
+			note "[$i/$n_pp] round $r: $t $size B: sockperf, then msg"
+			run_sockperf_pp "$t" "$size" "$r"
+			run_msg pingpong "$t" "$size" "$r"
+		done
+	done
+	if ((DO_TPUT)); then
+		note "round $r: udp throughput $TPUT_SIZE B: sockperf, then msg"
+		run_sockperf_tput "$TPUT_SIZE" "$r"
+		run_msg throughput udp "$TPUT_SIZE" "$r"
+	fi
+done
+
+# ---------------------------------------------------------------- report
+cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n1)
+[[ -n $cpu_model ]] || cpu_model=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)
+# Read-only git: --no-optional-locks keeps status from rewriting the index.
+msg_rev=$(git -C "$REPO_ROOT" --no-optional-locks rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ $msg_rev != unknown && -n $(git -C "$REPO_ROOT" --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+	msg_rev+="-dirty"
+fi
+sp_flags=${SP_RTT_FLAG[*]:-}
+sp_srv=${SP_SERVER_PIN[*]:+${SP_SERVER_PIN[*]} }
+sp_cli=${SP_CLIENT_PIN[*]:+${SP_CLIENT_PIN[*]} }
+
+cat <<EOF
+## msg vs sockperf (loopback)
+
+- Date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')
+- Kernel: $(uname -srm)
+- CPU: ${cpu_model:-unknown} ($(nproc) CPUs allowed: ${CPUS[*]})
+- msg: $msg_rev ($MSG_BIN); sockperf: ${SP_VERSION:-unknown}
+- Pinning: $PIN_NOTE
+- Rounds: $ROUNDS, interleaved (per round, per transport and size: sockperf, then msg); ${DURATION}s per run
+- Latency: round-trip times in µs; $SP_RTT_NOTE. msg bench reports RTT.
+- Sizes: payload bytes as given to each tool (sockperf's 14-byte header is inside -m; msg adds a 28-byte header)
+- Commands:
+  - \`${sp_srv}sockperf server [--tcp] -i $HOST -p PORT\`
+  - \`${sp_cli}sockperf ping-pong [--tcp] -i $HOST -p PORT -m SIZE -t $DURATION${sp_flags:+ $sp_flags}\`
+  - \`msg bench --udp|--tcp --sizes SIZE --runs 1 --duration ${DURATION}s --warmup $WARMUP --pin $PIN --json\`
+EOF
+if ((DO_TPUT)); then
+	cat <<EOF
+  - \`${sp_cli}sockperf throughput -i $HOST -p PORT -m $TPUT_SIZE -t $DURATION\` (received count from the server's total on SIGINT)
+  - \`msg bench --udp --mode throughput --sizes $TPUT_SIZE --runs 1 --duration ${DURATION}s --warmup $WARMUP --pin $PIN --json\`
+EOF
+fi
+echo
+
+python3 - "$RESULTS" "$ROUNDS" <<'PY'
+import sys
+from collections import defaultdict
+from statistics import median
+
+path, rounds = sys.argv[1], int(sys.argv[2])
+pp = defaultdict(dict)    # (t, size) -> {round: {tool: (p50, p99)}}
+tput = defaultdict(dict)  # size -> {round: {tool: (rate, sent, recv, lost)}}
+order = []
+for line in open(path):
+    f = line.rstrip("\n").split("\t")
+    kind, t, size, r, tool = f[0], f[1], int(f[2]), int(f[3]), f[4]
+    if kind == "pp":
+        key = (t, size)
+        if key not in order:
+            order.append(key)
+        pp[key].setdefault(r, {})[tool] = (float(f[5]), float(f[6]))
+    else:
+        tput[size].setdefault(r, {})[tool] = tuple(float(x) for x in f[5:9])
+
+def fmt(v):
+    return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+def size_str(n):
+    return f"{n // 1024} KiB" if n >= 1024 and n % 1024 == 0 else f"{n} B"
+
+multi = rounds > 1
+hdr = ["transport", "size", "sockperf p50 µs", "msg p50 µs", "ratio p50",
+       "sockperf p99 µs", "msg p99 µs", "ratio p99"]
+print("| " + " | ".join(hdr) + " |")
+print("|" + "|".join(["---", "---:"] + ["---:"] * 6) + "|")
+for key in order:
+    runs = [v for _, v in sorted(pp[key].items()) if "msg" in v and "sockperf" in v]
+    cells = [key[0].upper(), size_str(key[1])]
+    for i in (0, 1):
+        sp = median(v["sockperf"][i] for v in runs)
+        ms = median(v["msg"][i] for v in runs)
+        ratio = f"{ms / sp:.2f}"
+        if multi:
+            ratio += f" ({median(v['msg'][i] / v['sockperf'][i] for v in runs):.2f})"
+        cells += [fmt(sp), fmt(ms), ratio]
+    print("| " + " | ".join(cells) + " |")
+print()
+if multi:
+    print(f"Medians over {rounds} rounds; ratio = msg / sockperf of the medians, "
+          "in brackets the median of the per-round ratios. Below 1 means msg is faster.")
+else:
+    print("One round; ratio = msg / sockperf. Below 1 means msg is faster.")
+
+for size, byround in sorted(tput.items()):
+    runs = [v for _, v in sorted(byround.items()) if "msg" in v and "sockperf" in v]
+    if not runs:
+        continue
+    def med(tool, i):
+        return median(v[tool][i] for v in runs)
+    def loss(tool):
+        return median(100.0 * v[tool][3] / v[tool][1] if v[tool][1] else 0.0 for v in runs)
+    sp, ms = med("sockperf", 0), med("msg", 0)
+    ratio = ms / sp
+    verdict = "meets" if ratio >= 0.8 else "BELOW"
+    print()
+    print(f"UDP throughput, {size_str(size)}, one-way stream, messages/s received"
+          f"{' (median of %d rounds)' % rounds if multi else ''}:\n")
+    print("| tool | received msg/s | sent | received | loss |")
+    print("|---|---:|---:|---:|---:|")
+    for tool in ("sockperf", "msg"):
+        print(f"| {tool} | {med(tool, 0):,.0f} | {med(tool, 1):,.0f} | "
+              f"{med(tool, 2):,.0f} | {loss(tool):.1f} % |")
+    print()
+    extra = ""
+    if multi:
+        extra = f" (median of per-round ratios {median(v['msg'][0] / v['sockperf'][0] for v in runs):.2f})"
+    print(f"Ratio msg/sockperf: **{ratio:.2f}**{extra}; target ≥ 0.80: {verdict}.")
+PY
