@@ -532,14 +532,20 @@ mod tests {
         server.await.unwrap();
     }
 
-    #[tokio::test]
-    async fn split_halves_keep_what_was_buffered() {
+    /// A plain client stream and the framed connection it made.
+    async fn raw_and_framed() -> (TcpStream, Connection) {
         let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), Options::default())
             .await
             .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut raw = TcpStream::connect(addr).await.unwrap();
-        let mut conn = listener.accept().await.unwrap();
+        let raw = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        (raw, listener.accept().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn split_halves_keep_what_was_buffered() {
+        let (mut raw, mut conn) = raw_and_framed().await;
         // Two frames in one write: reading the first buffers the second.
         let (first, second) = (
             Message::new(Kind::Data, 1, "one"),
@@ -563,12 +569,7 @@ mod tests {
 
     #[tokio::test]
     async fn garbage_is_a_decode_error() {
-        let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), Options::default())
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut raw = TcpStream::connect(addr).await.unwrap();
-        let mut conn = listener.accept().await.unwrap();
+        let (mut raw, mut conn) = raw_and_framed().await;
         raw.write_all(b"\x00\x00\x00\x1cthis is not a msg header!!!!")
             .await
             .unwrap();
