@@ -329,9 +329,10 @@ impl Report<'_> {
         let run = summary.median;
         let mut cells = match self.mode {
             Mode::Pingpong if run.latency.is_empty() => {
-                let mut cells = vec!["-".to_owned(); width - 1];
-                cells.insert(0, "all lost".to_owned());
-                cells.truncate(width - usize::from(transport == Transport::Udp));
+                // The figures only: UDP's lost column is added below.
+                let mut cells =
+                    vec!["-".to_owned(); width - usize::from(transport == Transport::Udp)];
+                cells[0] = "all lost".to_owned();
                 cells
             }
             Mode::Pingpong => vec![
