@@ -27,8 +27,9 @@ use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use msg_proto::{HEADER_LEN, Message};
-use tokio::net::UdpSocket;
 use tracing::warn;
+
+mod sys;
 
 /// The largest UDP payload over IPv4: 65,535 (the IPv4 total-length field's
 /// maximum) less the 20-byte IPv4 header and the 8-byte UDP header.
@@ -167,7 +168,7 @@ pub fn check_size(len: usize, header: Option<usize>, addr: &SocketAddr) -> Resul
 /// A UDP socket that speaks msg: one message per datagram.
 #[derive(Debug)]
 pub struct Socket {
-    inner: UdpSocket,
+    io: sys::Io,
     /// Set by [`Socket::connect`]; the sends without an address go there.
     peer: Option<SocketAddr>,
     recv_buf: BytesMut,
@@ -182,10 +183,9 @@ impl Socket {
     ///
     /// [`Error::Bind`], for example when the address is in use.
     pub async fn bind(addr: SocketAddr) -> Result<Self, Error> {
-        let inner = UdpSocket::bind(addr)
-            .await
-            .map_err(|source| Error::Bind { addr, source })?;
-        Ok(Self::from_tokio(inner))
+        std::net::UdpSocket::bind(addr)
+            .and_then(Self::from_std)
+            .map_err(|source| Error::Bind { addr, source })
     }
 
     /// Binds an ephemeral port of the right family and connects it to
@@ -200,26 +200,35 @@ impl Socket {
             SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
         };
-        let mut socket = Self::bind(local).await?;
+        let socket = std::net::UdpSocket::bind(local).map_err(|source| Error::Bind {
+            addr: local,
+            source,
+        })?;
         socket
-            .inner
             .connect(peer)
-            .await
             .map_err(|source| Error::Connect { addr: peer, source })?;
-        socket.peer = Some(peer);
-        Ok(socket)
+        Self::from_std(socket).map_err(|source| Error::Bind {
+            addr: local,
+            source,
+        })
     }
 
-    /// Wraps a bound tokio socket. If it is connected, [`Socket::send`]
-    /// sends to its peer.
-    pub fn from_tokio(inner: UdpSocket) -> Self {
-        Self {
-            peer: inner.peer_addr().ok(),
-            inner,
+    /// Wraps a bound standard socket (made non-blocking here), for example
+    /// one configured with `socket2` first. If it is connected,
+    /// [`Socket::send`] sends to its peer.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be registered with the tokio runtime (there is none,
+    /// or the operating system refuses).
+    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<Self> {
+        Ok(Self {
+            peer: socket.peer_addr().ok(),
+            io: sys::Io::new(socket)?,
             recv_buf: BytesMut::with_capacity(RECV_BUF_LEN),
             send_buf: BytesMut::with_capacity(RECV_BUF_LEN),
             invalid: 0,
-        }
+        })
     }
 
     /// A second handle on the same socket (a duplicated descriptor), with
@@ -230,13 +239,7 @@ impl Socket {
     ///
     /// The operating system's, for example when out of descriptors.
     pub fn try_clone(&self) -> io::Result<Self> {
-        let clone = socket2::SockRef::from(&self.inner).try_clone()?;
-        Ok(Self::from_tokio(UdpSocket::from_std(clone.into())?))
-    }
-
-    /// The underlying tokio socket, for options this crate does not wrap.
-    pub fn get_ref(&self) -> &UdpSocket {
-        &self.inner
+        Self::from_std(self.io.try_clone()?)
     }
 
     /// The local address.
@@ -245,7 +248,7 @@ impl Socket {
     ///
     /// The operating system's, rarely.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        self.io.local_addr()
     }
 
     /// The connected peer, if any.
@@ -266,8 +269,8 @@ impl Socket {
     /// [`Error::TooLarge`] before anything is sent, or [`Error::Send`].
     pub async fn send_to(&mut self, msg: &Message, addr: SocketAddr) -> Result<(), Error> {
         self.encode(msg, &addr)?;
-        self.inner
-            .send_to(&self.send_buf, addr)
+        self.io
+            .send(&self.send_buf, Some(addr))
             .await
             .map_err(|source| Error::Send { addr, source })?;
         Ok(())
@@ -281,8 +284,8 @@ impl Socket {
     pub async fn send(&mut self, msg: &Message) -> Result<(), Error> {
         let addr = self.peer.ok_or(Error::NotConnected)?;
         self.encode(msg, &addr)?;
-        self.inner
-            .send(&self.send_buf)
+        self.io
+            .send(&self.send_buf, None)
             .await
             .map_err(|source| Error::Send { addr, source })?;
         Ok(())
@@ -301,10 +304,10 @@ impl Socket {
     /// # Errors
     ///
     /// [`Error::TooLarge`] before anything is sent, or [`Error::Send`].
-    pub async fn send_raw_to(&self, payload: &[u8], addr: SocketAddr) -> Result<(), Error> {
+    pub async fn send_raw_to(&mut self, payload: &[u8], addr: SocketAddr) -> Result<(), Error> {
         check_size(payload.len(), None, &addr)?;
-        self.inner
-            .send_to(payload, addr)
+        self.io
+            .send(payload, Some(addr))
             .await
             .map_err(|source| Error::Send { addr, source })?;
         Ok(())
@@ -343,8 +346,8 @@ impl Socket {
         self.recv_buf.clear();
         self.recv_buf.reserve(RECV_BUF_LEN);
         let (len, peer) = self
-            .inner
-            .recv_buf_from(&mut self.recv_buf)
+            .io
+            .recv_from(&mut self.recv_buf)
             .await
             .map_err(Error::Recv)?;
         debug_assert!(len < RECV_BUF_LEN, "no datagram exceeds {MAX_PAYLOAD_V6}");
@@ -464,6 +467,30 @@ mod tests {
             (pong.kind, pong.seq, &pong.body[..]),
             (Kind::Pong, 1, &b"ping"[..])
         );
+    }
+
+    #[tokio::test]
+    async fn nobody_listening_surfaces_as_an_error_on_receive() {
+        // A port that was just free: the kernel answers with ICMP "port
+        // unreachable", which wakes the receive as an error, not as data.
+        let port = Socket::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut client = Socket::connect(port).await.unwrap();
+        client
+            .send(&Message::new(Kind::Ping, 1, "anyone?"))
+            .await
+            .unwrap();
+        let err = tokio::time::timeout(std::time::Duration::from_secs(5), client.recv_from())
+            .await
+            .expect("the error wakes the receive")
+            .unwrap_err();
+        let Error::Recv(io) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(io.kind(), io::ErrorKind::ConnectionRefused, "{err}");
     }
 
     #[tokio::test]

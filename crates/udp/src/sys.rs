@@ -1,0 +1,186 @@
+//! The socket's readiness, registered for what msg waits on.
+//!
+//! tokio's own `UdpSocket` registers for readable *and* writable events,
+//! edge-triggered. On Linux every datagram the socket sends frees its
+//! send-buffer space a moment later, and that raises a writable edge that
+//! wakes the runtime for nothing: in a loopback ping-pong, `strace` counted
+//! four `epoll_wait` calls per round trip instead of two (BENCHMARKS.md has
+//! what removing them saved).
+//!
+//! So on Unix the socket is registered for readability alone, and a send is
+//! attempted directly. Only when the send buffer is full (`EWOULDBLOCK`),
+//! which a UDP send rarely meets, does a duplicate descriptor get a
+//! writable registration of its own, kept while sends keep finding the
+//! buffer full and dropped at the first send that goes straight through.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+
+use bytes::BytesMut;
+
+#[cfg(unix)]
+pub(crate) use unix::Io;
+
+#[cfg(not(unix))]
+pub(crate) use portable::Io;
+
+#[cfg(unix)]
+mod unix {
+    use super::{BytesMut, SocketAddr, UdpSocket, io};
+    use bytes::BufMut;
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+
+    /// What a receive waits for. `ERROR` too: an ICMP "port unreachable"
+    /// for a connected socket raises only `EPOLLERR`, and the receive call
+    /// that it wakes returns the error ("connection refused").
+    const RECV: Interest = Interest::READABLE.add(Interest::ERROR);
+
+    /// What a send that found the buffer full waits for.
+    const SEND: Interest = Interest::WRITABLE.add(Interest::ERROR);
+
+    #[derive(Debug)]
+    pub(crate) struct Io {
+        /// Readable events only.
+        socket: AsyncFd<UdpSocket>,
+        /// The same socket through a duplicate descriptor, registered for
+        /// writable events while sends are waiting for buffer space.
+        writer: Option<AsyncFd<UdpSocket>>,
+    }
+
+    /// Receives one datagram into `buf`'s spare capacity without
+    /// initialising it first.
+    fn recv_into(socket: &UdpSocket, buf: &mut BytesMut) -> io::Result<(usize, SocketAddr)> {
+        let (len, from) = socket2::SockRef::from(socket).recv_from(buf.spare_capacity_mut())?;
+        // SAFETY: `recv_from` wrote `len` bytes at the start of the spare
+        // capacity it was given, so they are initialised.
+        unsafe { buf.advance_mut(len) };
+        let from = from
+            .as_socket()
+            .ok_or_else(|| io::Error::other("a datagram from a non-IP address"))?;
+        Ok((len, from))
+    }
+
+    fn send_once(socket: &UdpSocket, buf: &[u8], to: Option<SocketAddr>) -> io::Result<usize> {
+        match to {
+            Some(addr) => socket.send_to(buf, addr),
+            None => socket.send(buf),
+        }
+    }
+
+    /// Registers `socket` with the current runtime for `interest` alone.
+    fn register(socket: UdpSocket, interest: Interest) -> io::Result<AsyncFd<UdpSocket>> {
+        socket.set_nonblocking(true)?;
+        // SAFETY: a `UdpSocket` owns its descriptor, never swaps it for
+        // another, and `as_raw_fd` always returns it; the `AsyncFd` owns
+        // the socket, so the descriptor outlives the registration.
+        unsafe { AsyncFd::register_with_interest(socket, interest) }.map_err(io::Error::from)
+    }
+
+    impl Io {
+        pub(crate) fn new(socket: UdpSocket) -> io::Result<Self> {
+            Ok(Self {
+                socket: register(socket, RECV)?,
+                writer: None,
+            })
+        }
+
+        pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+            self.socket.get_ref().local_addr()
+        }
+
+        pub(crate) fn try_clone(&self) -> io::Result<UdpSocket> {
+            self.socket.get_ref().try_clone()
+        }
+
+        pub(crate) async fn recv_from(
+            &self,
+            buf: &mut BytesMut,
+        ) -> io::Result<(usize, SocketAddr)> {
+            self.socket
+                .async_io(RECV, |socket| recv_into(socket, buf))
+                .await
+        }
+
+        pub(crate) async fn send(
+            &mut self,
+            buf: &[u8],
+            to: Option<SocketAddr>,
+        ) -> io::Result<usize> {
+            match send_once(self.socket.get_ref(), buf, to) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                done => {
+                    // Room again: stop listening for writable edges.
+                    self.writer = None;
+                    return done;
+                }
+            }
+            let writer = match &mut self.writer {
+                Some(writer) => writer,
+                None => {
+                    let dup = self.socket.get_ref().try_clone()?;
+                    self.writer.insert(register(dup, SEND)?)
+                }
+            };
+            // epoll reports a descriptor that is writable when it is added,
+            // so room freed since the failed attempt is not missed.
+            writer
+                .async_io(SEND, |socket| send_once(socket, buf, to))
+                .await
+        }
+    }
+}
+
+/// Elsewhere, tokio's socket as it is.
+#[cfg(not(unix))]
+mod portable {
+    use super::{BytesMut, SocketAddr, UdpSocket, io};
+
+    /// What a receive waits for. `ERROR` too: an ICMP "port unreachable"
+    /// for a connected socket raises only `EPOLLERR`, and the receive call
+    /// that it wakes returns the error ("connection refused").
+    const RECV: Interest = Interest::READABLE.add(Interest::ERROR);
+
+    /// What a send that found the buffer full waits for.
+    const SEND: Interest = Interest::WRITABLE.add(Interest::ERROR);
+
+    #[derive(Debug)]
+    pub(crate) struct Io {
+        socket: tokio::net::UdpSocket,
+    }
+
+    impl Io {
+        pub(crate) fn new(socket: UdpSocket) -> io::Result<Self> {
+            socket.set_nonblocking(true)?;
+            Ok(Self {
+                socket: tokio::net::UdpSocket::from_std(socket)?,
+            })
+        }
+
+        pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+            self.socket.local_addr()
+        }
+
+        pub(crate) fn try_clone(&self) -> io::Result<UdpSocket> {
+            Ok(socket2::SockRef::from(&self.socket).try_clone()?.into())
+        }
+
+        pub(crate) async fn recv_from(
+            &self,
+            buf: &mut BytesMut,
+        ) -> io::Result<(usize, SocketAddr)> {
+            self.socket.recv_buf_from(buf).await
+        }
+
+        pub(crate) async fn send(
+            &mut self,
+            buf: &[u8],
+            to: Option<SocketAddr>,
+        ) -> io::Result<usize> {
+            match to {
+                Some(addr) => self.socket.send_to(buf, addr).await,
+                None => self.socket.send(buf).await,
+            }
+        }
+    }
+}
