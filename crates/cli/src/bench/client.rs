@@ -114,10 +114,8 @@ pub(crate) async fn measure(
     size: usize,
     settings: &Settings,
 ) -> anyhow::Result<Outcome> {
-    let (tx, rx) = connect(target).await?;
     let mut peer = Peer {
-        tx,
-        rx,
+        link: Link::connect(target).await?,
         transport: target.transport,
         timeout: settings.timeout,
     };
@@ -147,7 +145,63 @@ impl Clock {
     }
 }
 
-/// The sending half of a connection to the listener.
+/// The connection to the listener, used in turn for sending and receiving
+/// by the closed loop and the throughput stream.
+#[derive(Debug)]
+enum Link {
+    Udp(msg_udp::Socket),
+    Tcp(msg_tcp::Connection),
+}
+
+impl Link {
+    async fn connect(target: &Target) -> anyhow::Result<Self> {
+        Ok(match target.transport {
+            Transport::Udp => Self::Udp(msg_udp::Socket::connect(target.addr).await?),
+            Transport::Tcp => {
+                let options = msg_tcp::Options {
+                    nodelay: target.nodelay,
+                    ..msg_tcp::Options::default()
+                };
+                Self::Tcp(msg_tcp::Connection::connect(target.addr, options).await?)
+            }
+        })
+    }
+
+    async fn send(&mut self, msg: &Message) -> anyhow::Result<()> {
+        match self {
+            Self::Udp(socket) => socket.send(msg).await?,
+            Self::Tcp(conn) => conn.write_message(msg).await?,
+        }
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<Message> {
+        match self {
+            Self::Udp(socket) => Ok(socket.recv_from().await?.0),
+            Self::Tcp(conn) => conn.read_message().await?.context(LISTENER_CLOSED),
+        }
+    }
+
+    /// Halves that the open loop can use at once. Over UDP the second is a
+    /// duplicated descriptor with a registration of its own, so each
+    /// arriving datagram wakes two; only the open loop pays that.
+    fn split(self) -> anyhow::Result<(Tx, Rx)> {
+        Ok(match self {
+            Self::Udp(socket) => {
+                let receiver = socket.try_clone()?;
+                (Tx::Udp(socket), Rx::Udp(receiver))
+            }
+            Self::Tcp(conn) => {
+                let (read, write) = conn.into_split();
+                (Tx::Tcp(write), Rx::Tcp(read))
+            }
+        })
+    }
+}
+
+const LISTENER_CLOSED: &str = "the listener closed the connection";
+
+/// The sending half of a split [`Link`].
 #[derive(Debug)]
 enum Tx {
     Udp(msg_udp::Socket),
@@ -159,28 +213,6 @@ enum Tx {
 enum Rx {
     Udp(msg_udp::Socket),
     Tcp(msg_tcp::ReadHalf),
-}
-
-/// Connects and splits, so that the open loop can send while it waits for
-/// replies (the closed loop simply uses the halves in turn).
-async fn connect(target: &Target) -> anyhow::Result<(Tx, Rx)> {
-    Ok(match target.transport {
-        Transport::Udp => {
-            let socket = msg_udp::Socket::connect(target.addr).await?;
-            let receiver = socket.try_clone()?;
-            (Tx::Udp(socket), Rx::Udp(receiver))
-        }
-        Transport::Tcp => {
-            let options = msg_tcp::Options {
-                nodelay: target.nodelay,
-                ..msg_tcp::Options::default()
-            };
-            let (read, write) = msg_tcp::Connection::connect(target.addr, options)
-                .await?
-                .into_split();
-            (Tx::Tcp(write), Rx::Tcp(read))
-        }
-    })
 }
 
 impl Tx {
@@ -197,19 +229,15 @@ impl Rx {
     async fn recv(&mut self) -> anyhow::Result<Message> {
         match self {
             Self::Udp(socket) => Ok(socket.recv_from().await?.0),
-            Self::Tcp(read) => read
-                .read_message()
-                .await?
-                .context("the listener closed the connection"),
+            Self::Tcp(read) => read.read_message().await?.context(LISTENER_CLOSED),
         }
     }
 }
 
-/// Both halves and how long to wait for an answer.
+/// The connection and how long to wait for an answer.
 #[derive(Debug)]
 struct Peer {
-    tx: Tx,
-    rx: Rx,
+    link: Link,
     transport: Transport,
     timeout: Duration,
 }
@@ -241,7 +269,7 @@ impl Peer {
         deadline: Instant,
     ) -> anyhow::Result<Option<(Message, Instant)>> {
         loop {
-            let reply = match timeout_at(deadline.into(), self.rx.recv()).await {
+            let reply = match timeout_at(deadline.into(), self.link.recv()).await {
                 Ok(reply) => reply?,
                 Err(_) if self.transport == Transport::Udp => return Ok(None),
                 Err(_) => bail!(
@@ -262,7 +290,7 @@ impl Peer {
         ping.seq += 1;
         let sent = Instant::now();
         ping.timestamp_ns = clock.ns(sent);
-        self.tx.send(ping).await?;
+        self.link.send(ping).await?;
         Ok(self
             .pong(ping.seq, sent + self.timeout)
             .await?
@@ -275,7 +303,7 @@ impl Peer {
             *seq += 1;
             let mut ping = Message::new(Kind::Ping, *seq, Bytes::new());
             ping.flags = FLAG_STATS;
-            self.tx.send(&ping).await?;
+            self.link.send(&ping).await?;
             let deadline = Instant::now() + self.timeout;
             if let Some((reply, _)) = self.pong(*seq, deadline).await? {
                 return DiscardStats::parse(&reply.body);
@@ -343,11 +371,11 @@ async fn open_loop(
     rate: u64,
 ) -> anyhow::Result<Outcome> {
     let Peer {
-        mut tx,
-        mut rx,
+        link,
         transport,
         timeout,
     } = peer;
+    let (mut tx, mut rx) = link.split()?;
     let clock = Clock::new();
     let start = Instant::now();
     let measure_from = clock.ns(start + settings.warmup);
@@ -497,7 +525,7 @@ async fn stream(
             break;
         }
         discard.seq += 1;
-        peer.tx.send(discard).await?;
+        peer.link.send(discard).await?;
         sent += 1;
     }
     Ok(sent)
