@@ -350,6 +350,72 @@ fn open_loop_sends_on_schedule_whatever_the_replies_do() {
 }
 
 #[test]
+fn nagle_can_be_switched_back_on() {
+    let results = bench_json(&[
+        "--tcp",
+        "--nodelay",
+        "false",
+        "--sizes",
+        "64",
+        "--runs",
+        "1",
+    ]);
+    assert_eq!(results.len(), 1);
+    assert_ping_pong_figures(&results[0], 1);
+}
+
+#[test]
+fn busy_poll_runs_across_cores_and_is_refused_on_one() {
+    // On one core the client's spinning would hold up the listener's.
+    let finished = run(&["bench", "--busy-poll"], None);
+    assert_eq!(finished.code(), Some(2), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("--pin cross"),
+        "{}",
+        finished.stderr
+    );
+
+    let mut args = vec!["bench"];
+    args.extend_from_slice(QUICK);
+    args.extend_from_slice(&[
+        "--sizes",
+        "64",
+        "--runs",
+        "1",
+        "--pin",
+        "cross",
+        "--busy-poll",
+    ]);
+    let finished = run(&args, None);
+    let cpus = thread::available_parallelism().map_or(1, usize::from);
+    if cpus < 2 {
+        assert_eq!(finished.code(), Some(2), "{}", finished.stderr);
+        assert!(finished.stderr.contains("two CPUs"), "{}", finished.stderr);
+        return;
+    }
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let title = finished.stdout.lines().next().unwrap_or_default();
+    assert!(
+        title.contains("pin cross") && title.ends_with("busy-poll"),
+        "{}",
+        finished.stdout
+    );
+    let row = finished
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("64 "));
+    assert!(row.is_some(), "{}", finished.stdout);
+}
+
+#[test]
+fn a_busy_polling_msg_listen_answers_as_usual() {
+    let udp = Listener::start("--udp", "127.0.0.1", &["--reply", "echo", "--busy-poll"]);
+    let results = bench_json(&["--udp", &udp.addr_arg(), "--sizes", "64", "--runs", "1"]);
+    assert_ping_pong_figures(&results[0], 1);
+    drop(udp.process.kill());
+}
+
+#[test]
 fn bad_arguments_are_usage_errors() {
     for args in [
         &["bench", "--sizes", "64,abc"][..],

@@ -195,6 +195,12 @@ pub(crate) struct ListenArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
+    /// Poll the sockets in a loop instead of sleeping until a message
+    /// arrives: lower latency when the peer runs on another core, at the
+    /// cost of a core kept 100 % busy
+    #[arg(long)]
+    pub(crate) busy_poll: bool,
+
     #[command(flatten)]
     pub(crate) tcp: TcpArgs,
 }

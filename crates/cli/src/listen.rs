@@ -77,6 +77,7 @@ impl Bound {
 
     /// Serves until `--count` messages have arrived or an error.
     pub(crate) async fn serve(self, args: &ListenArgs) -> anyhow::Result<()> {
+        let _spinning = args.busy_poll.then(crate::net::BusyPoll::start);
         match self {
             Self::Udp(socket) => udp(socket, args).await,
             Self::Tcp(listener) => tcp(listener, args).await,

@@ -1,8 +1,8 @@
 //! `msg bench`: the same payloads over UDP datagrams and over length-framed
 //! TCP, measured side by side in one run.
 //!
-//! - `servers`: the built-in echo listeners, each on a thread and a
-//!   current-thread runtime of its own (the very code of `msg listen`).
+//! - `servers`: the built-in echo listeners, on a thread and a
+//!   current-thread runtime of their own (the very code of `msg listen`).
 //! - `pin`: where the client and the listeners run. On a small machine CPU
 //!   placement moves a round trip more than the protocol does.
 //! - `client`: one measured run: ping-pong (closed loop), open loop at a
@@ -23,7 +23,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing::info;
 
 use crate::cli::{Transport, parse_host_port};
-use crate::net::{UsageError, resolve};
+use crate::net::{BusyPoll, UsageError, resolve};
 
 mod client;
 mod pace;
@@ -99,6 +99,13 @@ pub(crate) struct BenchArgs {
     /// TCP_NODELAY on the client and the built-in TCP listener
     #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
     nodelay: bool,
+
+    /// Poll the sockets in a loop instead of sleeping until a reply
+    /// arrives, in the client and the built-in listeners: for --pin cross,
+    /// where waking an idle core costs more than the round trip; each side
+    /// keeps its core 100 % busy
+    #[arg(long)]
+    busy_poll: bool,
 
     /// Print one JSON document, {"results":[...]}, instead of the table
     #[arg(long)]
@@ -177,6 +184,12 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     let pin = args
         .pin
         .unwrap_or(if builtin { Pin::Same } else { Pin::Off });
+    if args.busy_poll && pin == Pin::Same {
+        return Err(usage(
+            "--busy-poll needs the client and the listeners on different cores \
+             (--pin cross or off): on one core each spinner would hold up the other",
+        ));
+    }
     let placement = Placement::new(pin)?;
 
     placement.pin_client();
@@ -185,6 +198,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             &transports,
             placement.listener_core(),
             args.nodelay,
+            args.busy_poll,
         )?)
     } else {
         None
@@ -222,9 +236,10 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         rate: args.rate,
     };
     let progress = progress_bar(&targets, &sizes, args.runs, &settings);
-    let measured = runtime.block_on(measure_all(
-        &targets, &sizes, args.runs, &settings, &progress,
-    ))?;
+    let measured = runtime.block_on(async {
+        let _spinning = args.busy_poll.then(BusyPoll::start);
+        measure_all(&targets, &sizes, args.runs, &settings, &progress).await
+    })?;
     progress.finish_and_clear();
     drop(listeners);
 
@@ -235,6 +250,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         duration: args.duration,
         warmup: args.warmup,
         placement: &placement,
+        busy_poll: args.busy_poll,
         where_: match &args.addr {
             Some(addr) => format!("against {addr}"),
             None => format!("on loopback, built-in listeners on {}", describe(&targets)),

@@ -25,6 +25,7 @@ pub(crate) struct Report<'a> {
     pub(crate) duration: Duration,
     pub(crate) warmup: Duration,
     pub(crate) placement: &'a Placement,
+    pub(crate) busy_poll: bool,
     /// Where the listeners were, in words.
     pub(crate) where_: String,
     pub(crate) measured: &'a [Measured],
@@ -215,7 +216,12 @@ impl Report<'_> {
             Mode::Throughput => "rates at the receiver",
         };
         [
-            format!("msg bench: {what}; {}; {}", self.where_, self.placement),
+            format!(
+                "msg bench: {what}; {}; {}{}",
+                self.where_,
+                self.placement,
+                if self.busy_poll { ", busy-poll" } else { "" }
+            ),
             format!(
                 "median of {} run(s) of {} after {} warm-up each, UDP and TCP interleaved; {figures}",
                 self.runs,

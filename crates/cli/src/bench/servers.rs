@@ -1,6 +1,6 @@
 //! The built-in echo listeners: `msg listen` itself, on 127.0.0.1 port 0,
-//! each on a thread with a current-thread runtime of its own so that it
-//! shares nothing with the client but the kernel.
+//! on a thread with a current-thread runtime of their own so that they
+//! share nothing with the client but the kernel.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::mpsc;
@@ -14,53 +14,108 @@ use tracing::warn;
 use super::pin::pin_current;
 use crate::cli::{ListenArgs, Reply, TcpArgs, Transport, TransportArg};
 use crate::listen::Bound;
+use crate::net::BusyPoll;
 
-/// Running listeners; dropping this stops them and joins their threads.
+/// Running listeners; dropping this stops them and joins their thread.
 #[derive(Debug)]
 pub(crate) struct Servers {
-    running: Vec<Running>,
-}
-
-#[derive(Debug)]
-struct Running {
-    transport: Transport,
-    addr: SocketAddr,
+    addrs: Vec<(Transport, SocketAddr)>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Servers {
-    /// Starts a listener for each transport and waits until each is bound.
+    /// Starts a listener for each transport, all on one thread (so that
+    /// with `busy_poll` one core spins, not one per listener), and waits
+    /// until each is bound.
     ///
     /// # Errors
     ///
-    /// When a thread, a runtime or a socket cannot be made.
+    /// When the thread, its runtime or a socket cannot be made.
     pub(crate) fn start(
         transports: &[Transport],
         core: Option<CoreId>,
         nodelay: bool,
+        busy_poll: bool,
     ) -> anyhow::Result<Self> {
-        let mut servers = Self {
-            running: Vec::new(),
-        };
-        for &transport in transports {
-            servers.running.push(spawn(transport, core, nodelay)?);
-        }
-        Ok(servers)
+        let transports = transports.to_vec();
+        let (bound_tx, bound_rx) = mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("msg-bench-listeners".to_owned())
+            .spawn(move || {
+                pin_current(core, "listener");
+                let serve = async {
+                    let mut listeners = Vec::new();
+                    for &transport in &transports {
+                        match bind(transport).await {
+                            Ok((bound, addr)) => listeners.push((transport, bound, addr)),
+                            Err(err) => {
+                                // `start` waits for this one message.
+                                let _ = bound_tx.send(Err(err));
+                                return Ok(());
+                            }
+                        }
+                    }
+                    let addrs = listeners.iter().map(|(t, _, addr)| (*t, *addr)).collect();
+                    let _ = bound_tx.send(Ok(addrs));
+                    let mut serving = tokio::task::JoinSet::new();
+                    for (transport, bound, _) in listeners {
+                        let args = listen_args(transport, nodelay);
+                        serving.spawn(async move {
+                            bound
+                                .serve(&args)
+                                .await
+                                .with_context(|| format!("built-in {} listener", transport.name()))
+                        });
+                    }
+                    // One spinner for all the listeners.
+                    let _spinning = busy_poll.then(BusyPoll::start);
+                    tokio::select! {
+                        Some(ended) = serving.join_next() => ended?,
+                        _ = stopped => Ok(()),
+                    }
+                };
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|runtime| runtime.block_on(serve));
+                if let Err(err) = result {
+                    // The client sees its peer gone and reports that.
+                    warn!("{err:#}");
+                }
+            })
+            .context("cannot start the listeners' thread")?;
+        let addrs = bound_rx
+            .recv()
+            .map_err(|_| anyhow!("the built-in listeners did not start"))??;
+        Ok(Self {
+            addrs,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     /// The address of the listener for `transport`.
     pub(crate) fn addr(&self, transport: Transport) -> SocketAddr {
-        self.running
+        self.addrs
             .iter()
-            .find(|running| running.transport == transport)
-            .map(|running| running.addr)
+            .find(|(t, _)| *t == transport)
+            .map(|(_, addr)| *addr)
             .expect("a listener was started for every transport measured")
     }
 }
 
-fn spawn(transport: Transport, core: Option<CoreId>, nodelay: bool) -> anyhow::Result<Running> {
-    let args = ListenArgs {
+async fn bind(transport: Transport) -> anyhow::Result<(Bound, SocketAddr)> {
+    let bound = Bound::bind(transport, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
+    let addr = bound.local_addr()?;
+    Ok((bound, addr))
+}
+
+/// What `msg listen` would be given to serve the benchmark.
+fn listen_args(transport: Transport, nodelay: bool) -> ListenArgs {
+    ListenArgs {
         transport: TransportArg {
             udp: transport == Transport::Udp,
             tcp: transport == Transport::Tcp,
@@ -72,63 +127,16 @@ fn spawn(transport: Transport, core: Option<CoreId>, nodelay: bool) -> anyhow::R
         reply: Reply::None,
         raw: false,
         json: false,
+        // The thread spins once for all of them.
+        busy_poll: false,
         tcp: TcpArgs {
             max_frame: msg_tcp::DEFAULT_MAX_FRAME,
             nodelay,
         },
-    };
-    let (bound_tx, bound_rx) = mpsc::channel();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let name = format!("msg-bench-{}", transport.name());
-    let thread = thread::Builder::new()
-        .name(name.clone())
-        .spawn(move || {
-            pin_current(core, "listener");
-            let serve = async {
-                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-                let bound = Bound::bind(transport, addr).await.and_then(|bound| {
-                    let addr = bound.local_addr()?;
-                    Ok((bound, addr))
-                });
-                // `start` waits for this one message before it goes on.
-                let bound = match bound {
-                    Ok((bound, addr)) => {
-                        let _ = bound_tx.send(Ok(addr));
-                        bound
-                    }
-                    Err(err) => {
-                        let _ = bound_tx.send(Err(err));
-                        return Ok(());
-                    }
-                };
-                tokio::select! {
-                    result = bound.serve(&args) => result,
-                    _ = stopped => Ok(()),
-                }
-            };
-            let result = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|runtime| runtime.block_on(serve));
-            if let Err(err) = result {
-                // The client sees its peer gone and reports that.
-                warn!("built-in {} listener stopped: {err:#}", transport.name());
-            }
-        })
-        .with_context(|| format!("cannot start the thread {name}"))?;
-    let addr = bound_rx
-        .recv()
-        .map_err(|_| anyhow!("the built-in {} listener did not start", transport.name()))??;
-    Ok(Running {
-        transport,
-        addr,
-        stop: Some(stop),
-        thread: Some(thread),
-    })
+    }
 }
 
-impl Drop for Running {
+impl Drop for Servers {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
