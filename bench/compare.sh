@@ -29,6 +29,10 @@ Options:
                      server and client with `taskset -c` on the first allowed
                      CPU, msg with --pin same. cross: client on the first,
                      server on the second. off: no pinning.
+  --busy-poll        Both tools spin instead of sleeping: sockperf with
+                     --nonblocked -F recvfrom (a feed file), msg with
+                     --busy-poll. Implies --pin cross (same is refused: the
+                     spinners would share one core) and --no-throughput.
   --no-throughput    Skip the throughput comparison
   --no-build         Do not run cargo build (use MSG_BIN or the existing binary)
   --no-install       Do not apt-get install sockperf when it is missing
@@ -61,7 +65,8 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-2}
 SIZES=${SIZES:-64,1024,16384}
 TPUT_SIZE=${TPUT_SIZE:-64}
-PIN=${PIN:-same}
+PIN=${PIN:-}
+BUSY=0
 DO_TPUT=1
 DO_BUILD=1
 DO_INSTALL=1
@@ -81,6 +86,7 @@ while (($#)); do
 	--tput-size=*) TPUT_SIZE=${1#*=}; shift ;;
 	--pin) PIN=${2:?--pin needs a value}; shift 2 ;;
 	--pin=*) PIN=${1#*=}; shift ;;
+	--busy-poll) BUSY=1; shift ;;
 	--no-throughput) DO_TPUT=0; shift ;;
 	--no-build) DO_BUILD=0; shift ;;
 	--no-install) DO_INSTALL=0; shift ;;
@@ -96,6 +102,12 @@ done
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration must be whole seconds >= 1, got '$DURATION'"
 [[ $SIZES =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--sizes must look like 64,1024,16384, got '$SIZES'"
 [[ $TPUT_SIZE =~ ^[0-9]+$ ]] || die "--tput-size must be a number, got '$TPUT_SIZE'"
+if ((BUSY)); then
+	PIN=${PIN:-cross}
+	[[ $PIN != same ]] || die "--busy-poll needs --pin cross or off: on one core each spinner holds up the other"
+	DO_TPUT=0
+fi
+PIN=${PIN:-same}
 case $PIN in same | cross | off) ;; *) die "--pin must be same, cross or off, got '$PIN'" ;; esac
 IFS=, read -r -a SIZE_LIST <<<"$SIZES"
 for s in "${SIZE_LIST[@]}" "$TPUT_SIZE"; do
@@ -229,12 +241,10 @@ free_port() {
 
 # start_server PROTO(udp|tcp) PORT LOG -> sets SERVER_PID
 start_server() {
-	local proto=$1 port=$2 log=$3 flag=() ssflag=-Hlun
-	if [[ $proto == tcp ]]; then
-		flag=(--tcp)
-		ssflag=-Hltn
-	fi
-	"${SP_SERVER_PIN[@]}" sockperf server "${flag[@]}" -i "$HOST" -p "$port" >"$log" 2>&1 &
+	local proto=$1 port=$2 log=$3 ssflag=-Hlun
+	[[ $proto == tcp ]] && ssflag=-Hltn
+	# shellcheck disable=SC2046 # sp_target's words are meant to split
+	"${SP_SERVER_PIN[@]}" sockperf server $(sp_target "$proto" "$port") >"$log" 2>&1 &
 	SERVER_PID=$!
 	SERVER_PIDS+=("$SERVER_PID")
 	for _ in $(seq 50); do
@@ -261,18 +271,44 @@ stop_server() { # PID: SIGINT so sockperf prints its totals, then reap
 
 strip_ansi() { sed 's/\x1b\[[0-9;]*m//g'; }
 
+# sp_target PROTO PORT: sockperf's arguments naming the peer (and, with
+# --busy-poll, a feed file, which -F recvfrom requires, and non-blocking
+# sockets: sockperf then spins on recvfrom).
+sp_target() {
+	local proto=$1 port=$2 feed
+	if ((BUSY)); then
+		feed="$WORK/feed-$proto-$port.txt"
+		if [[ $proto == tcp ]]; then echo "T:$HOST:$port"; else echo "U:$HOST:$port"; fi >"$feed"
+		echo "-f $feed --nonblocked -F recvfrom"
+	elif [[ $proto == tcp ]]; then
+		echo "--tcp -i $HOST -p $port"
+	else
+		echo "-i $HOST -p $port"
+	fi
+}
+
 # ---------------------------------------------------------------- runs
 RESULTS="$WORK/results.tsv" # kind transport size round tool a b [c d]
 : >"$RESULTS"
 
 MSG_PIN=(--pin "$PIN")
+((BUSY)) && MSG_PIN+=(--busy-poll)
 
 run_sockperf_pp() { # transport size round
-	local t=$1 size=$2 r=$3 port flag=() log
-	if [[ $t == tcp ]]; then port=$TCP_PORT; flag=(--tcp); else port=$UDP_PORT; fi
+	local t=$1 size=$2 r=$3 port log spid=
+	if [[ $t == tcp ]]; then port=$TCP_PORT; else port=$UDP_PORT; fi
 	log="$WORK/sockperf-pp-$t-$size-r$r.log"
-	"${SP_CLIENT_PIN[@]}" sockperf ping-pong "${flag[@]}" -i "$HOST" -p "$port" \
+	if ((BUSY)); then
+		# A spinning server only while it is measured: an idle one would
+		# take its share of the core from whatever runs next.
+		port=$(free_port)
+		start_server "$t" "$port" "$WORK/sockperf-server-$t-$size-r$r.log"
+		spid=$SERVER_PID
+	fi
+	# shellcheck disable=SC2046 # sp_target's words are meant to split
+	"${SP_CLIENT_PIN[@]}" sockperf ping-pong $(sp_target "$t" "$port") \
 		-m "$size" -t "$DURATION" "${SP_RTT_FLAG[@]}" 2>&1 | strip_ansi >"$log" || true
+	[[ -z $spid ]] || stop_server "$spid"
 	local p50 p99
 	p50=$(awk '/---> percentile 50\.000 =/ {print $NF}' "$log")
 	p99=$(awk '/---> percentile 99\.000 =/ {print $NF}' "$log")
@@ -337,10 +373,14 @@ print(f"tput\tudp\t{size}\t{r}\tsockperf\t{recv / secs:.1f}\t{sent}\t{recv}\t{ma
 PY
 }
 
-UDP_PORT=$(free_port)
-TCP_PORT=$(free_port)
-start_server udp "$UDP_PORT" "$WORK/sockperf-server-udp.log"
-start_server tcp "$TCP_PORT" "$WORK/sockperf-server-tcp.log"
+UDP_PORT=
+TCP_PORT=
+if ((!BUSY)); then
+	UDP_PORT=$(free_port)
+	TCP_PORT=$(free_port)
+	start_server udp "$UDP_PORT" "$WORK/sockperf-server-udp.log"
+	start_server tcp "$TCP_PORT" "$WORK/sockperf-server-tcp.log"
+fi
 
 n_pp=$((ROUNDS * 2 * ${#SIZE_LIST[@]}))
 est=$((ROUNDS * (2 * ${#SIZE_LIST[@]} + DO_TPUT) * (2 * DURATION + 3)))
@@ -371,6 +411,13 @@ if [[ $msg_rev != unknown && -n $(git -C "$REPO_ROOT" --no-optional-locks status
 	msg_rev+="-dirty"
 fi
 sp_flags=${SP_RTT_FLAG[*]:-}
+if ((BUSY)); then
+	SP_PEER="-f FEED --nonblocked -F recvfrom"
+	WAIT_NOTE="busy-poll: sockperf spins on non-blocking recvfrom (FEED holds U:$HOST:PORT or T:$HOST:PORT), msg --busy-poll"
+else
+	SP_PEER="[--tcp] -i $HOST -p PORT"
+	WAIT_NOTE="both sleep until a message arrives (sockperf in epoll/recvfrom, msg in tokio's epoll)"
+fi
 sp_srv=${SP_SERVER_PIN[*]:+${SP_SERVER_PIN[*]} }
 sp_cli=${SP_CLIENT_PIN[*]:+${SP_CLIENT_PIN[*]} }
 
@@ -382,13 +429,14 @@ cat <<EOF
 - CPU: ${cpu_model:-unknown} ($(nproc) CPUs allowed: ${CPUS[*]})
 - msg: $msg_rev ($MSG_BIN); sockperf: ${SP_VERSION:-unknown}
 - Pinning: $PIN_NOTE
+- Waiting: $WAIT_NOTE
 - Rounds: $ROUNDS, interleaved (per round, per transport and size: sockperf, then msg); ${DURATION}s per run
 - Latency: round-trip times in µs; $SP_RTT_NOTE. msg bench reports RTT.
 - Sizes: payload bytes as given to each tool (sockperf's 14-byte header is inside -m; msg adds a 28-byte header)
 - Commands:
-  - \`${sp_srv}sockperf server [--tcp] -i $HOST -p PORT\`
-  - \`${sp_cli}sockperf ping-pong [--tcp] -i $HOST -p PORT -m SIZE -t $DURATION${sp_flags:+ $sp_flags}\`
-  - \`msg bench --udp|--tcp --sizes SIZE --runs 1 --duration ${DURATION}s --warmup $WARMUP --pin $PIN --json\`
+  - \`${sp_srv}sockperf server $SP_PEER\`
+  - \`${sp_cli}sockperf ping-pong $SP_PEER -m SIZE -t $DURATION${sp_flags:+ $sp_flags}\`
+  - \`msg bench --udp|--tcp --sizes SIZE --runs 1 --duration ${DURATION}s --warmup $WARMUP ${MSG_PIN[*]} --json\`
 EOF
 if ((DO_TPUT)); then
 	cat <<EOF
