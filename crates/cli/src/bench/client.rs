@@ -285,10 +285,15 @@ impl Peer {
         }
     }
 
-    /// One round trip; its time in nanoseconds, or `None` if lost.
-    async fn exchange(&mut self, ping: &mut Message, clock: Clock) -> anyhow::Result<Option<u64>> {
+    /// One round trip, the ping leaving now (`sent`, read by the caller);
+    /// its time in nanoseconds, or `None` if lost.
+    async fn exchange(
+        &mut self,
+        ping: &mut Message,
+        clock: Clock,
+        sent: Instant,
+    ) -> anyhow::Result<Option<u64>> {
         ping.seq += 1;
-        let sent = Instant::now();
         ping.timestamp_ns = clock.ns(sent);
         self.link.send(ping).await?;
         Ok(self
@@ -342,20 +347,29 @@ async fn closed_loop(peer: &mut Peer, body: Bytes, settings: &Settings) -> anyho
     let clock = Clock::new();
     let mut ping = Message::new(Kind::Ping, 0, body);
     let warm_until = Instant::now() + settings.warmup;
-    while Instant::now() < warm_until {
-        peer.exchange(&mut ping, clock).await?;
+    loop {
+        // One clock read per round trip serves as both the send time and
+        // the loop's check.
+        let now = Instant::now();
+        if now >= warm_until {
+            break;
+        }
+        peer.exchange(&mut ping, clock, now).await?;
     }
     let mut outcome = Outcome::new();
     let start = Instant::now();
     let end = start + settings.duration;
-    while Instant::now() < end {
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            outcome.elapsed = now - start;
+            return Ok(outcome);
+        }
         outcome.sent += 1;
-        if let Some(rtt) = peer.exchange(&mut ping, clock).await? {
+        if let Some(rtt) = peer.exchange(&mut ping, clock, now).await? {
             outcome.record(rtt);
         }
     }
-    outcome.elapsed = start.elapsed();
-    Ok(outcome)
 }
 
 /// The send time of message `i` of a schedule at `rate` per second.
