@@ -1,0 +1,162 @@
+//! In steady state a ping-pong over either transport allocates nothing per
+//! message: send buffers are reused, receive buffers are reclaimed once the
+//! previous message is dropped, and the decode shares them.
+//!
+//! A counting allocator (this test binary's global allocator) counts the
+//! allocations each test's thread makes while a warmed-up client and server
+//! exchange messages on a current-thread runtime. The first round trips
+//! are not counted: the runtime and the buffers settle in them.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use std::future::Future;
+
+use msg_proto::{Kind, Message};
+
+struct Counting;
+
+thread_local! {
+    // `const` and free of destructors: reading it never allocates.
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is passed on to the system allocator unchanged; the
+// count is a side effect on a thread-local cell.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// A client and a server that can exchange a ping and its pong.
+trait Echo {
+    async fn round_trip(&mut self, seq: u64);
+}
+
+/// Allocations made by 1,000 round trips after 100 to warm up.
+async fn allocations_in_1000_round_trips(echo: &mut impl Echo) -> u64 {
+    for seq in 0..100 {
+        echo.round_trip(seq).await;
+    }
+    let before = allocations();
+    for seq in 100..1100 {
+        echo.round_trip(seq).await;
+    }
+    allocations() - before
+}
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+fn ping(seq: u64, ping: &mut Message) -> &Message {
+    ping.seq = seq;
+    ping
+}
+
+fn check_pong(pong: &Message, seq: u64) {
+    assert_eq!((pong.kind, pong.seq), (Kind::Pong, seq));
+}
+
+struct Udp {
+    client: msg_udp::Socket,
+    server: msg_udp::Socket,
+    ping: Message,
+}
+
+impl Echo for Udp {
+    async fn round_trip(&mut self, seq: u64) {
+        self.client.send(ping(seq, &mut self.ping)).await.unwrap();
+        let (mut msg, from) = self.server.recv_from().await.unwrap();
+        msg.kind = Kind::Pong;
+        self.server.send_to(&msg, from).await.unwrap();
+        drop(msg);
+        check_pong(&self.client.recv_from().await.unwrap().0, seq);
+    }
+}
+
+struct Tcp {
+    client: msg_tcp::Connection,
+    server: msg_tcp::Connection,
+    ping: Message,
+}
+
+impl Echo for Tcp {
+    async fn round_trip(&mut self, seq: u64) {
+        let ping = ping(seq, &mut self.ping);
+        self.client.write_message(ping).await.unwrap();
+        let mut msg = self.server.read_message().await.unwrap().unwrap();
+        msg.kind = Kind::Pong;
+        self.server.write_message(&msg).await.unwrap();
+        drop(msg);
+        check_pong(&self.client.read_message().await.unwrap().unwrap(), seq);
+    }
+}
+
+#[test]
+fn a_warm_udp_ping_pong_allocates_nothing_per_message() {
+    let during = block_on(async {
+        let server = msg_udp::Socket::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let client = msg_udp::Socket::connect(server.local_addr().unwrap())
+            .await
+            .unwrap();
+        let ping = Message::new(Kind::Ping, 0, vec![b'm'; 1024]);
+        allocations_in_1000_round_trips(&mut Udp {
+            client,
+            server,
+            ping,
+        })
+        .await
+    });
+    assert_eq!(during, 0, "{during} allocations in 1000 UDP round trips");
+}
+
+#[test]
+fn a_warm_tcp_ping_pong_allocates_nothing_per_message() {
+    let during = block_on(async {
+        let options = msg_tcp::Options::default();
+        let listener = msg_tcp::Listener::bind("127.0.0.1:0".parse().unwrap(), options)
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, server) = tokio::join!(
+            msg_tcp::Connection::connect(addr, options),
+            listener.accept()
+        );
+        let ping = Message::new(Kind::Ping, 0, vec![b'm'; 1024]);
+        allocations_in_1000_round_trips(&mut Tcp {
+            client: client.unwrap(),
+            server: server.unwrap(),
+            ping,
+        })
+        .await
+    });
+    assert_eq!(during, 0, "{during} allocations in 1000 TCP round trips");
+}
