@@ -159,6 +159,15 @@ impl DiscardStats {
     }
 }
 
+/// Whether `action` reads or updates the sender's discard counters.
+fn uses_stats(msg: &Message) -> bool {
+    match msg.kind {
+        Kind::Discard => true,
+        Kind::Ping => msg.flags & FLAG_STATS != 0,
+        _ => false,
+    }
+}
+
 fn action(msg: &Message, reply: Reply, discarded: &mut DiscardStats) -> Action {
     match msg.kind {
         Kind::Data => Action::Print {
@@ -209,11 +218,16 @@ async fn udp(mut socket: msg_udp::Socket, args: &ListenArgs) -> anyhow::Result<(
         let (msg, peer) = socket.recv_from().await?;
         let mut untracked = DiscardStats::default();
         let full = discarded.len() >= MAX_UDP_PEERS;
-        // One hash per message: this runs for every ping of a benchmark.
-        let count = match discarded.entry(peer) {
-            Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(new) if !full => new.insert(DiscardStats::default()),
-            Entry::Vacant(_) => &mut untracked,
+        // Only discards and statistics pings need the peer's counters;
+        // a benchmark's plain pings skip the lookup.
+        let count = if uses_stats(&msg) {
+            match discarded.entry(peer) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(new) if !full => new.insert(DiscardStats::default()),
+                Entry::Vacant(_) => &mut untracked,
+            }
+        } else {
+            &mut untracked
         };
         let (answer, print) = match action(&msg, args.reply, count) {
             Action::Print { reply } => (reply, true),
@@ -417,5 +431,21 @@ mod tests {
             action(&data, Reply::None, &mut DiscardStats::default()),
             Action::Print { reply: None }
         ));
+    }
+
+    #[test]
+    fn only_discards_and_stats_pings_use_the_counters() {
+        let mut stats_ping = Message::new(Kind::Ping, 1, "");
+        stats_ping.flags = FLAG_STATS;
+        for kind in [Kind::Data, Kind::Ping, Kind::Pong, Kind::Discard] {
+            let msg = Message::new(kind, 5, "x");
+            let mut counters = DiscardStats::default();
+            let before = counters.to_body();
+            let _ = action(&msg, Reply::Echo, &mut counters);
+            // The UDP listener hands the others a scratch copy: nothing
+            // they do may touch the counters.
+            assert_eq!(counters.to_body() != before, uses_stats(&msg), "{kind:?}");
+        }
+        assert!(uses_stats(&stats_ping));
     }
 }
