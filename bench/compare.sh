@@ -33,6 +33,9 @@ Options:
                      --nonblocked -F recvfrom (a feed file), msg with
                      --busy-poll. Implies --pin cross (same is refused: the
                      spinners would share one core) and --no-throughput.
+  --floor            Also run the bare-tokio UDP ping-pong (the tokio_floor
+                     example: no msg code at all) in each round, for the
+                     floor under msg's UDP round trip
   --no-throughput    Skip the throughput comparison
   --no-build         Do not run cargo build (use MSG_BIN or the existing binary)
   --no-install       Do not apt-get install sockperf when it is missing
@@ -67,6 +70,7 @@ SIZES=${SIZES:-64,1024,16384}
 TPUT_SIZE=${TPUT_SIZE:-64}
 PIN=${PIN:-}
 BUSY=0
+FLOOR=0
 DO_TPUT=1
 DO_BUILD=1
 DO_INSTALL=1
@@ -87,6 +91,7 @@ while (($#)); do
 	--pin) PIN=${2:?--pin needs a value}; shift 2 ;;
 	--pin=*) PIN=${1#*=}; shift ;;
 	--busy-poll) BUSY=1; shift ;;
+	--floor) FLOOR=1; shift ;;
 	--no-throughput) DO_TPUT=0; shift ;;
 	--no-build) DO_BUILD=0; shift ;;
 	--no-install) DO_INSTALL=0; shift ;;
@@ -102,6 +107,9 @@ done
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration must be whole seconds >= 1, got '$DURATION'"
 [[ $SIZES =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--sizes must look like 64,1024,16384, got '$SIZES'"
 [[ $TPUT_SIZE =~ ^[0-9]+$ ]] || die "--tput-size must be a number, got '$TPUT_SIZE'"
+if ((FLOOR && BUSY)); then
+	die "--floor measures tokio's sleeping wake-up; it does not combine with --busy-poll"
+fi
 if ((BUSY)); then
 	PIN=${PIN:-cross}
 	[[ $PIN != same ]] || die "--busy-poll needs --pin cross or off: on one core each spinner holds up the other"
@@ -162,6 +170,9 @@ SP_VERSION=$(sockperf --version 2>&1 | sed -n 's/^sockperf, version //p' | head 
 if ((DO_BUILD)); then
 	note "cargo build --release --locked -q (in $REPO_ROOT)"
 	(cd "$REPO_ROOT" && cargo build --release --locked -q) >&2
+	if ((FLOOR)); then
+		(cd "$REPO_ROOT" && cargo build --release --locked -q --example tokio_floor) >&2
+	fi
 fi
 if [[ -z ${MSG_BIN:-} ]]; then
 	target_dir=$(cd "$REPO_ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
@@ -174,6 +185,11 @@ if [[ -z ${MSG_BIN:-} ]]; then
 	MSG_BIN="$target_dir/release/msg"
 fi
 [[ -x $MSG_BIN ]] || die "no msg binary at $MSG_BIN (build it, or set MSG_BIN)"
+FLOOR_BIN="$(dirname "$MSG_BIN")/examples/tokio_floor"
+if ((FLOOR)); then
+	[[ $PIN == same ]] || die "--floor pins itself to one core: use it with --pin same"
+	[[ -x $FLOOR_BIN ]] || die "no tokio_floor example at $FLOOR_BIN (cargo build --release --example tokio_floor)"
+fi
 
 # ---------------------------------------------------------------- CPUs
 mapfile -t CPUS < <(python3 -c 'import os; print("\n".join(map(str, sorted(os.sched_getaffinity(0)))))')
@@ -345,6 +361,20 @@ else:
 PY
 }
 
+run_floor() { # size round
+	local size=$1 r=$2 out
+	out=$("$FLOOR_BIN" "$size" "$DURATION") || die "tokio_floor failed ($size B)"
+	# "tokio floor, UDP 64 B, same core: p50 12.19 µs, p99 14.07 µs, ..."
+	python3 - "$out" "$size" "$r" >>"$RESULTS" <<'PY'
+import re, sys
+out, size, r = sys.argv[1:]
+m = re.search(r"p50 ([\d.]+) µs, p99 ([\d.]+) µs", out)
+if not m:
+    sys.exit(f"compare.sh: could not parse tokio_floor output: {out}")
+print(f"pp\tudp\t{size}\t{r}\ttokio\t{m.group(1)}\t{m.group(2)}")
+PY
+}
+
 run_sockperf_tput() { # size round
 	local size=$1 r=$2 port log slog
 	port=$(free_port)
@@ -393,6 +423,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			note "[$i/$n_pp] round $r: $t $size B: sockperf, then msg"
 			run_sockperf_pp "$t" "$size" "$r"
 			run_msg pingpong "$t" "$size" "$r"
+			if ((FLOOR)) && [[ $t == udp ]]; then
+				run_floor "$size" "$r"
+			fi
 		done
 	done
 	if ((DO_TPUT)); then
@@ -438,6 +471,9 @@ cat <<EOF
   - \`${sp_cli}sockperf ping-pong $SP_PEER -m SIZE -t $DURATION${sp_flags:+ $sp_flags}\`
   - \`msg bench --udp|--tcp --sizes SIZE --runs 1 --duration ${DURATION}s --warmup $WARMUP ${MSG_PIN[*]} --json\`
 EOF
+if ((FLOOR)); then
+	echo "  - \`target/release/examples/tokio_floor SIZE $DURATION\` (bare tokio UDP ping-pong, same core)"
+fi
 if ((DO_TPUT)); then
 	cat <<EOF
   - \`${sp_cli}sockperf throughput -i $HOST -p PORT -m $TPUT_SIZE -t $DURATION\` (received count from the server's total on SIGINT)
@@ -494,6 +530,18 @@ if multi:
           "in brackets the median of the per-round ratios. Below 1 means msg is faster.")
 else:
     print("One round; ratio = msg / sockperf. Below 1 means msg is faster.")
+
+floor = [k for k in order if any("tokio" in v for v in pp[k].values())]
+if floor:
+    print()
+    print("The floor: the same UDP ping-pong in bare tokio (the tokio_floor example, no msg code), "
+          "in the same rounds:\n")
+    print("| size | sockperf p50 µs | bare tokio p50 µs | msg p50 µs | tokio / sockperf | msg / tokio |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for key in floor:
+        runs = [v for _, v in sorted(pp[key].items()) if {"msg", "sockperf", "tokio"} <= v.keys()]
+        sp, tk, ms = (median(v[t][0] for v in runs) for t in ("sockperf", "tokio", "msg"))
+        print(f"| {size_str(key[1])} | {fmt(sp)} | {fmt(tk)} | {fmt(ms)} | {tk / sp:.2f} | {ms / tk:.2f} |")
 
 for size, byround in sorted(tput.items()):
     runs = [v for _, v in sorted(byround.items()) if "msg" in v and "sockperf" in v]
