@@ -136,14 +136,6 @@ mod unix {
 mod portable {
     use super::{BytesMut, SocketAddr, UdpSocket, io};
 
-    /// What a receive waits for. `ERROR` too: an ICMP "port unreachable"
-    /// for a connected socket raises only `EPOLLERR`, and the receive call
-    /// that it wakes returns the error ("connection refused").
-    const RECV: Interest = Interest::READABLE.add(Interest::ERROR);
-
-    /// What a send that found the buffer full waits for.
-    const SEND: Interest = Interest::WRITABLE.add(Interest::ERROR);
-
     #[derive(Debug)]
     pub(crate) struct Io {
         socket: tokio::net::UdpSocket,
