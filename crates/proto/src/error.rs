@@ -1,5 +1,6 @@
 //! [`Error`]: everything that can be wrong with a message's bytes.
 
+use crate::Stats;
 use crate::header::{HEADER_LEN, MAGIC, VERSION};
 
 /// Everything that can be wrong with a message's bytes.
@@ -51,6 +52,13 @@ pub enum Error {
     /// version 1.
     #[error("malformed header: {0}")]
     Malformed(String),
+    /// A statistics pong's body is too short to hold even the received
+    /// count; see [`Stats::parse`].
+    #[error("a statistics answer of {len} bytes; expected {}", Stats::BODY_LEN)]
+    StatsTooShort {
+        /// How many body bytes arrived.
+        len: usize,
+    },
 }
 
 #[cfg(test)]

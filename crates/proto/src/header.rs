@@ -32,7 +32,8 @@ pub const MAX_BODY_LEN: usize = u32::MAX as usize;
 /// [`Kind::Discard`] messages the receiver has counted from this peer (on a
 /// TCP connection: on that connection; over UDP: from that source address):
 /// how many arrived, and how many of those arrived after one with a higher
-/// `seq` (reordered). Throughput measurements use it to learn what arrived.
+/// `seq` (reordered): a [`Stats`](crate::Stats). Throughput measurements use
+/// it to learn what arrived.
 pub const FLAG_STATS: u32 = 1;
 
 /// The one bincode configuration of the wire format: big-endian,

@@ -13,6 +13,9 @@
 //!   [`MAX_BODY_LEN`], [`FLAG_STATS`]), [`Kind`], [`Header`], [`Message`],
 //!   and [`encode`], [`decode`], [`encode_header`], [`decode_header`]: the
 //!   diagram below, in code.
+//! - `stats.rs`: [`Stats`], the body of a statistics pong (see
+//!   [`FLAG_STATS`]), written and parsed in one place, and
+//!   [`DiscardCounter`], which counts a peer's discards for it.
 //! - `error.rs`: [`Error`], every way a message's bytes can be wrong.
 //!
 //! # Layout
@@ -50,9 +53,11 @@
 
 mod error;
 mod header;
+mod stats;
 
 pub use error::Error;
 pub use header::{
     FLAG_STATS, HEADER_LEN, Header, Kind, MAGIC, MAX_BODY_LEN, Message, VERSION, decode,
     decode_header, encode, encode_header,
 };
+pub use stats::{DiscardCounter, Stats};
