@@ -1,0 +1,80 @@
+//! [`Listener`]: a listening socket whose accepted streams come out as
+//! [`Connection`]s with the listener's [`Options`].
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use crate::{Connection, Error, Options};
+
+/// A listening socket that yields framed connections.
+#[derive(Debug)]
+pub struct Listener {
+    inner: TcpListener,
+    options: Options,
+}
+
+impl Listener {
+    /// Listens on `addr` (port 0 picks a free port).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`], for example when the address is in use.
+    pub async fn bind(addr: SocketAddr, options: Options) -> Result<Self, Error> {
+        let inner = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        Ok(Self { inner, options })
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, rarely.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Accepts the next connection.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] (for example when out of file descriptors; the listener
+    /// itself stays usable).
+    pub async fn accept(&self) -> Result<Connection, Error> {
+        let (stream, _) = self.inner.accept().await?;
+        Connection::new(stream, self.options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use msg_proto::{Kind, Message};
+
+    #[tokio::test]
+    async fn a_connection_round_trips_and_sees_clean_eof() {
+        let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), Options::default())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut conn = listener.accept().await.unwrap();
+            assert!(conn.get_ref().nodelay().unwrap());
+            while let Some(msg) = conn.read_message().await.unwrap() {
+                conn.write_message(&msg).await.unwrap();
+            }
+        });
+        let mut client = Connection::connect(addr, Options::default()).await.unwrap();
+        for seq in 0..20 {
+            let msg = Message::new(Kind::Data, seq, Bytes::from(vec![seq as u8; 3000]));
+            client.write_message(&msg).await.unwrap();
+            assert_eq!(client.read_message().await.unwrap(), Some(msg));
+        }
+        drop(client);
+        server.await.unwrap();
+    }
+}
