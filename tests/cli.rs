@@ -482,7 +482,8 @@ fn oversize_tcp_message_is_refused_before_sending() {
     assert_fails(
         &out,
         1,
-        "message is 128 bytes; a TCP frame holds at most 100 bytes",
+        "message is 100 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
+         (72 for the body after a 28-byte header)",
     );
     let out = run(
         &["send", TCP, "--max-frame", "10", &listener.addr_arg(), "z"],

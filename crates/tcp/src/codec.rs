@@ -77,16 +77,16 @@ impl Encoder<&Message> for Codec {
         let len = msg.encoded_len();
         if len > self.max_frame {
             return Err(Error::TooLarge {
-                len,
-                max: self.max_frame,
+                body: msg.body.len(),
+                max_frame: self.max_frame,
             });
         }
         dst.reserve(LENGTH_PREFIX_LEN + len);
         // len <= max_frame, and a max_frame over u32::MAX would still be
         // caught by msg_proto::encode's own u32 check below.
         dst.put_u32(u32::try_from(len).map_err(|_| Error::TooLarge {
-            len,
-            max: u32::MAX as usize,
+            body: msg.body.len(),
+            max_frame: u32::MAX as usize,
         })?);
         msg_proto::encode(msg, dst)?;
         Ok(())
@@ -179,11 +179,30 @@ pub(crate) mod tests {
             matches!(
                 err,
                 Error::TooLarge {
-                    len: 1052,
-                    max: 1024
+                    body: 1024,
+                    max_frame: 1024
                 }
             ),
             "{err}"
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_refused_message_names_its_body_and_what_fits() {
+        let mut codec = Codec::new(100);
+        let mut out = BytesMut::new();
+        let fits = Message::new(Kind::Data, 1, vec![0; 72]);
+        codec.encode(&fits, &mut out).unwrap();
+        assert_eq!(out.len(), LENGTH_PREFIX_LEN + 100);
+        out.clear();
+        let err = codec
+            .encode(&Message::new(Kind::Data, 2, vec![0; 73]), &mut out)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "message is 73 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
+             (72 for the body after a 28-byte header)"
         );
         assert!(out.is_empty());
     }
