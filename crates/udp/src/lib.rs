@@ -7,7 +7,8 @@
 //!
 //! - sends each [`Message`] as exactly one datagram (header and body),
 //! - refuses a message over the datagram limit *before* the send call, with
-//!   an error that names the size, the limit and the header's share,
+//!   an error that names the size, the limit and the share of the header
+//!   (and of an authentication trailer, when there is one): see [`Overhead`],
 //! - receives into a 65,536-byte buffer so that nothing is ever truncated,
 //! - drops (and counts, and logs) datagrams that are not valid msg messages,
 //!   so that a stray packet never stops a listener.
@@ -18,6 +19,14 @@
 //! The socket reuses one receive and one send buffer: a caller that drops
 //! each received message before the next receive allocates nothing per
 //! message.
+//!
+//! # Where things live
+//!
+//! - `lib.rs`: the limits ([`MAX_PAYLOAD_V4`], [`MAX_PAYLOAD_V6`],
+//!   [`Family`]), what a datagram carries besides the body ([`Overhead`]) and
+//!   the check against them ([`check_size`]), [`Error`], and [`Socket`].
+//! - `sys.rs`: how the socket waits for readiness, per platform; nothing in
+//!   it is public.
 
 #![warn(missing_docs)]
 
@@ -89,18 +98,18 @@ pub enum Error {
     /// The message does not fit one datagram; nothing was sent.
     #[error(
         "message is {len} bytes; a UDP datagram holds at most {max} bytes on {family}{}",
-        body_hint(*.header, *.max)
+        body_hint(*.overhead, *.max)
     )]
     TooLarge {
         /// The size the caller asked to send: the body of a framed message,
-        /// or the whole payload of a raw one.
+        /// or the whole payload of a raw one; never the overhead.
         len: usize,
-        /// The datagram payload limit for `family`.
+        /// The datagram payload limit for `family`, overhead included.
         max: usize,
         /// The IP version the datagram would travel over.
         family: Family,
-        /// The msg header's size when the message is framed, `None` for raw.
-        header: Option<usize>,
+        /// What the datagram would carry besides the `len` bytes.
+        overhead: Overhead,
     },
     /// The local address could not be bound.
     #[error("cannot bind UDP socket to {addr}")]
@@ -135,31 +144,84 @@ pub enum Error {
     NotConnected,
 }
 
-fn body_hint(header: Option<usize>, max: usize) -> String {
-    match header {
-        Some(header) => format!(
-            " ({} for the body after a {header}-byte header)",
-            max.saturating_sub(header)
-        ),
-        None => String::new(),
+/// What a datagram carries besides the caller's bytes.
+///
+/// All of it counts against the datagram limit, so the body's own limit is
+/// the payload limit less the overhead: [`Overhead::max_body`]. An
+/// authentication trailer is an overhead like the header; leaving it out of
+/// the check would let a body that fits alone overflow the datagram once the
+/// trailer is appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overhead {
+    /// The msg header in front of the body: [`HEADER_LEN`] when framed, 0
+    /// for a raw datagram.
+    pub header: usize,
+    /// An authentication trailer after the body, 0 when there is none.
+    pub tag: usize,
+}
+
+impl Overhead {
+    /// A raw datagram: the caller's bytes and nothing else.
+    pub const RAW: Self = Self { header: 0, tag: 0 };
+
+    /// A msg message: the 28-byte header, no trailer.
+    pub const FRAMED: Self = Self {
+        header: HEADER_LEN,
+        tag: 0,
+    };
+
+    /// A msg message followed by a `tag`-byte authentication trailer.
+    pub const fn framed_with_tag(tag: usize) -> Self {
+        Self {
+            header: HEADER_LEN,
+            tag,
+        }
+    }
+
+    /// The overhead's bytes in all.
+    pub const fn total(self) -> usize {
+        self.header + self.tag
+    }
+
+    /// The largest body that fits one datagram over `family` with this
+    /// overhead (0 if the overhead alone does not fit).
+    pub fn max_body(self, family: Family) -> usize {
+        family.max_payload().saturating_sub(self.total())
     }
 }
 
-/// Checks that a payload of `len` bytes (plus `header` bytes when framed)
-/// fits one datagram to `addr`.
+/// The end of [`Error::TooLarge`]'s text: how much of `max` is left for the
+/// body, and what takes the rest. Empty for a raw datagram, where the body is
+/// the whole payload and the limit already says it.
+fn body_hint(overhead: Overhead, max: usize) -> String {
+    let body = max.saturating_sub(overhead.total());
+    let Overhead { header, tag } = overhead;
+    match (header, tag) {
+        (0, 0) => String::new(),
+        (header, 0) => format!(" ({body} for the body after a {header}-byte header)"),
+        (0, tag) => format!(" ({body} for the body before a {tag}-byte authentication trailer)"),
+        (header, tag) => format!(
+            " ({body} for the body after a {header}-byte header \
+             and a {tag}-byte authentication trailer)"
+        ),
+    }
+}
+
+/// Checks that a payload of `len` bytes, plus `overhead`, fits one datagram
+/// to `addr`.
 ///
 /// # Errors
 ///
 /// [`Error::TooLarge`] if it does not.
-pub fn check_size(len: usize, header: Option<usize>, addr: &SocketAddr) -> Result<(), Error> {
+pub fn check_size(len: usize, overhead: Overhead, addr: &SocketAddr) -> Result<(), Error> {
     let family = Family::of(addr);
     let max = family.max_payload();
-    if len + header.unwrap_or(0) > max {
+    if len.saturating_add(overhead.total()) > max {
         return Err(Error::TooLarge {
             len,
             max,
             family,
-            header,
+            overhead,
         });
     }
     Ok(())
@@ -292,7 +354,7 @@ impl Socket {
     }
 
     fn encode(&mut self, msg: &Message, addr: &SocketAddr) -> Result<(), Error> {
-        check_size(msg.body.len(), Some(HEADER_LEN), addr)?;
+        check_size(msg.body.len(), Overhead::FRAMED, addr)?;
         self.send_buf.clear();
         msg_proto::encode(msg, &mut self.send_buf)
             .expect("a body under the datagram limit fits the format");
@@ -305,7 +367,7 @@ impl Socket {
     ///
     /// [`Error::TooLarge`] before anything is sent, or [`Error::Send`].
     pub async fn send_raw_to(&mut self, payload: &[u8], addr: SocketAddr) -> Result<(), Error> {
-        check_size(payload.len(), None, &addr)?;
+        check_size(payload.len(), Overhead::RAW, &addr)?;
         self.io
             .send(payload, Some(addr))
             .await
@@ -364,6 +426,10 @@ mod tests {
         "127.0.0.1:9".parse().unwrap()
     }
 
+    fn v6() -> SocketAddr {
+        "[::1]:9".parse().unwrap()
+    }
+
     #[test]
     fn limits_are_derived_as_documented() {
         assert_eq!(MAX_PAYLOAD_V4, 65_507);
@@ -377,21 +443,61 @@ mod tests {
 
     #[test]
     fn too_large_names_size_limit_and_header() {
-        let err = check_size(70_000, Some(HEADER_LEN), &v4()).unwrap_err();
+        let err = check_size(70_000, Overhead::FRAMED, &v4()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "message is 70000 bytes; a UDP datagram holds at most 65507 bytes on IPv4 \
              (65479 for the body after a 28-byte header)"
         );
-        let err = check_size(65_508, None, &v4()).unwrap_err();
+        let err = check_size(65_508, Overhead::RAW, &v4()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "message is 65508 bytes; a UDP datagram holds at most 65507 bytes on IPv4"
         );
-        check_size(65_507, None, &v4()).unwrap();
-        check_size(65_479, Some(HEADER_LEN), &v4()).unwrap();
-        check_size(65_480, Some(HEADER_LEN), &v4()).unwrap_err();
-        check_size(65_499, Some(HEADER_LEN), &"[::1]:9".parse().unwrap()).unwrap();
+        check_size(65_507, Overhead::RAW, &v4()).unwrap();
+        check_size(65_479, Overhead::FRAMED, &v4()).unwrap();
+        check_size(65_480, Overhead::FRAMED, &v4()).unwrap_err();
+        check_size(65_499, Overhead::FRAMED, &v6()).unwrap();
+    }
+
+    #[test]
+    fn too_large_counts_and_names_an_authentication_trailer() {
+        let tagged = Overhead::framed_with_tag(48);
+        let err = check_size(70_000, tagged, &v4()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "message is 70000 bytes; a UDP datagram holds at most 65507 bytes on IPv4 \
+             (65431 for the body after a 28-byte header and a 48-byte authentication trailer)"
+        );
+        check_size(65_431, tagged, &v4()).unwrap();
+        // Fits without the trailer, not with it.
+        check_size(65_432, tagged, &v4()).unwrap_err();
+        check_size(65_432, Overhead::FRAMED, &v4()).unwrap();
+    }
+
+    #[test]
+    fn too_large_on_ipv6_names_its_own_limit() {
+        let err = check_size(70_000, Overhead::FRAMED, &v6()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "message is 70000 bytes; a UDP datagram holds at most 65527 bytes on IPv6 \
+             (65499 for the body after a 28-byte header)"
+        );
+        check_size(65_500, Overhead::FRAMED, &v6()).unwrap_err();
+        let err = check_size(65_528, Overhead::RAW, &v6()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "message is 65528 bytes; a UDP datagram holds at most 65527 bytes on IPv6"
+        );
+    }
+
+    #[test]
+    fn max_body_is_the_payload_less_the_overhead() {
+        assert_eq!(Overhead::RAW.max_body(Family::V4), 65_507);
+        assert_eq!(Overhead::FRAMED.max_body(Family::V4), 65_479);
+        assert_eq!(Overhead::FRAMED.max_body(Family::V6), 65_499);
+        assert_eq!(Overhead::framed_with_tag(48).max_body(Family::V4), 65_431);
+        assert_eq!(Overhead::framed_with_tag(70_000).max_body(Family::V6), 0);
     }
 
     #[tokio::test]

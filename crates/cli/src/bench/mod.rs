@@ -342,7 +342,7 @@ impl Target {
     /// Whether `size`-byte messages can be sent at all.
     fn check_size(&self, size: usize) -> Result<(), Oversize> {
         match self.transport {
-            Transport::Udp => msg_udp::check_size(size, Some(msg_proto::HEADER_LEN), &self.addr)
+            Transport::Udp => msg_udp::check_size(size, msg_udp::Overhead::FRAMED, &self.addr)
                 .map_err(|err| Oversize {
                     limit: msg_udp::Family::of(&self.addr).max_payload(),
                     message: err.to_string(),
