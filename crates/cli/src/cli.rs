@@ -1,10 +1,13 @@
-//! The command line: every flag, its default and its help text.
+//! The top of the command line: `msg`, its global flags and its
+//! subcommands. Each subcommand's own flags live beside its code in `cmd/`,
+//! and the groups they share in `args`.
 
-use std::time::Duration;
+use clap::{ArgAction, Args, Parser, Subcommand};
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-
-use crate::bench::BenchArgs;
+use crate::cmd::bench::BenchArgs;
+use crate::cmd::completions::{CompletionsArgs, ManArgs};
+use crate::cmd::listen::ListenArgs;
+use crate::cmd::send::SendArgs;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -71,191 +74,10 @@ Examples:
   msg bench --mode throughput --json"
     )]
     Bench(BenchArgs),
-}
-
-/// Exactly one transport.
-#[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
-pub(crate) struct TransportArg {
-    /// Use UDP: one message per datagram
-    #[arg(long)]
-    pub(crate) udp: bool,
-
-    /// Use TCP: a stream, each message behind a 4-byte length
-    #[arg(long)]
-    pub(crate) tcp: bool,
-}
-
-impl TransportArg {
-    pub(crate) fn transport(&self) -> Transport {
-        if self.udp {
-            Transport::Udp
-        } else {
-            Transport::Tcp
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Transport {
-    Udp,
-    Tcp,
-}
-
-impl Transport {
-    /// The name used in logs, tables and JSON.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::Udp => "udp",
-            Self::Tcp => "tcp",
-        }
-    }
-}
-
-/// TCP settings shared by send and listen.
-#[derive(Debug, Args)]
-pub(crate) struct TcpArgs {
-    /// Largest TCP frame accepted or sent, in bytes (header included)
-    #[arg(long, value_name = "BYTES", default_value_t = msg_tcp::DEFAULT_MAX_FRAME,
-          value_parser = parse_max_frame)]
-    pub(crate) max_frame: usize,
-
-    /// Set TCP_NODELAY, so each message leaves at once (--nodelay=false lets
-    /// Nagle's algorithm coalesce small writes)
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
-    pub(crate) nodelay: bool,
-}
-
-impl TcpArgs {
-    pub(crate) fn options(&self) -> msg_tcp::Options {
-        msg_tcp::Options {
-            max_frame: self.max_frame,
-            nodelay: self.nodelay,
-        }
-    }
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct SendArgs {
-    #[command(flatten)]
-    pub(crate) transport: TransportArg,
-
-    // (`help` rather than a doc comment: rustdoc would read "[::1]" as a link.)
-    #[arg(value_name = "ADDR", value_parser = parse_host_port,
-          help = "Where to send: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")]
-    pub(crate) addr: String,
-
-    /// Messages to send, one per argument; with none, each line of stdin is
-    /// one message
-    #[arg(value_name = "MESSAGE")]
-    pub(crate) messages: Vec<String>,
-
-    /// Wait for a reply to each message and print it (an error after
-    /// --timeout: a lost UDP reply never hangs)
-    #[arg(long)]
-    pub(crate) reply: bool,
-
-    /// No header and no framing: the bytes alone, for netcat and socat
-    #[arg(long)]
-    pub(crate) raw: bool,
-
-    /// How long to wait to connect and for each reply, e.g. 500ms, 2s
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
-    pub(crate) timeout: Duration,
-
-    #[command(flatten)]
-    pub(crate) tcp: TcpArgs,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct ListenArgs {
-    #[command(flatten)]
-    pub(crate) transport: TransportArg,
-
-    #[arg(value_name = "ADDR", default_value = "127.0.0.1:9000", value_parser = parse_host_port,
-          help = "Where to listen: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")]
-    pub(crate) addr: String,
-
-    /// Exit after N messages (with --raw over TCP: N reads)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) count: Option<u64>,
-
-    /// Answer each message
-    #[arg(long, value_enum, default_value_t = Reply::None)]
-    pub(crate) reply: Reply,
-
-    /// No header and no framing: print the bytes as they arrive (over TCP,
-    /// that shows the stream has no message boundaries)
-    #[arg(long)]
-    pub(crate) raw: bool,
-
-    /// One JSON object per line: {"peer":..,"seq":..,"len":..,"body":..}
-    /// ("body_b64" when the body is not UTF-8)
-    #[arg(long)]
-    pub(crate) json: bool,
-
-    /// Poll the sockets in a loop instead of sleeping until a message
-    /// arrives: lower latency when the peer runs on another core, at the
-    /// cost of a core kept 100 % busy
-    #[arg(long)]
-    pub(crate) busy_poll: bool,
-
-    #[command(flatten)]
-    pub(crate) tcp: TcpArgs,
-}
-
-/// What a listener answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Reply {
-    /// The same body back
-    Echo,
-    /// The body with ASCII letters upper-cased
-    Upper,
-    /// Nothing (pings are still answered)
-    None,
-}
-
-impl Reply {
-    /// The reply body for `body`, or `None` when there is no reply.
-    pub(crate) fn answer(self, body: &bytes::Bytes) -> Option<bytes::Bytes> {
-        match self {
-            Self::Echo => Some(body.clone()),
-            Self::Upper => Some(body.to_ascii_uppercase().into()),
-            Self::None => None,
-        }
-    }
-}
-
-/// A frame must hold at least a header and its length must fit the `u32`
-/// prefix.
-fn parse_max_frame(s: &str) -> Result<usize, String> {
-    let n: u64 = s
-        .parse()
-        .map_err(|_| format!("expected a number of bytes, got '{s}'"))?;
-    let min = msg_proto::HEADER_LEN as u64;
-    let max = u64::from(u32::MAX);
-    if !(min..=max).contains(&n) {
-        return Err(format!(
-            "must be from {min} (one header) to {max} bytes, got {n}"
-        ));
-    }
-    Ok(n as usize)
-}
-
-/// Accepts `HOST:PORT` with a numeric port and a non-empty host (IPv6
-/// literals in brackets); resolving the host is left to run time, where a
-/// failure is a runtime error rather than a usage error.
-pub(crate) fn parse_host_port(s: &str) -> Result<String, String> {
-    if s.parse::<std::net::SocketAddr>().is_ok() {
-        return Ok(s.to_owned());
-    }
-    let usage = || format!("expected HOST:PORT such as 127.0.0.1:9000 or [::1]:9000, got '{s}'");
-    let (host, port) = s.rsplit_once(':').ok_or_else(usage)?;
-    if host.is_empty() || host.contains(':') || port.parse::<u16>().is_err() {
-        return Err(usage());
-    }
-    Ok(s.to_owned())
+    /// Print a shell completion script, e.g. `msg completions bash > /etc/bash_completion.d/msg`
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `msg man | man -l -`
+    Man(ManArgs),
 }
 
 #[cfg(test)]
@@ -266,29 +88,6 @@ mod tests {
     #[test]
     fn the_cli_is_well_formed() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn addresses() {
-        for ok in [
-            "127.0.0.1:9000",
-            "[::1]:9000",
-            "localhost:1",
-            "example.com:65535",
-        ] {
-            assert_eq!(parse_host_port(ok).as_deref(), Ok(ok));
-        }
-        for bad in [
-            "127.0.0.1",
-            "::1:9000",
-            ":9000",
-            "host:",
-            "host:65536",
-            "host:x",
-            "",
-        ] {
-            assert!(parse_host_port(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! `msg`: send messages over UDP and TCP, and measure how the two differ.
 //!
-//! - `cli`: the command line (clap).
-//! - `listen`, `send`: the two ends of a conversation, over either transport,
-//!   framed or `--raw`.
-//! - `bench`: UDP and TCP side by side.
-//! - `output`: how messages are printed (plain lines or JSON).
+//! This crate is flags, rendering and exit codes; what msg does lives in
+//! `msg-net` below it.
+//!
+//! - `cli`: the top of the command line (clap): `msg` and its subcommands.
+//! - `args`: flag groups the subcommands share, and the usage-error type.
+//! - `cmd`: one module per subcommand, its flags beside the code that runs
+//!   it: `send`, `listen`, `bench` (UDP and TCP side by side), and
+//!   `completions` (shell completions and the man page).
+//! - `output`: how messages are printed (plain lines or JSON), on a thread
+//!   of its own for a listener.
 //!
 //! Exit codes: 0 success, 1 runtime error, 2 usage error. A closed stdout
 //! (`msg listen | head -1`) is success, as it is for other Unix filters.
@@ -15,12 +20,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-mod bench;
+mod args;
 mod cli;
-mod listen;
-mod net;
+mod cmd;
 mod output;
-mod send;
 
 use cli::{Cli, Command};
 
@@ -32,7 +35,7 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("msg: {err:#}");
-            if err.downcast_ref::<net::UsageError>().is_some() {
+            if err.downcast_ref::<args::UsageError>().is_some() {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
@@ -43,9 +46,14 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Bench(args) => bench::run(args),
-        Command::Send(args) => runtime()?.block_on(send::run(args)),
-        Command::Listen(args) => runtime()?.block_on(listen::run(args, shutdown_signal())),
+        Command::Bench(args) => cmd::bench::run(args),
+        Command::Send(args) => runtime()?.block_on(cmd::send::run(args)),
+        Command::Listen(args) => runtime()?.block_on(cmd::listen::run(args, shutdown_signal())),
+        Command::Completions(args) => Ok(cmd::completions::completions(
+            &args,
+            &mut io::stdout().lock(),
+        )?),
+        Command::Man(_) => Ok(cmd::completions::man(&mut io::stdout().lock())?),
     }
 }
 

@@ -1,21 +1,30 @@
 //! What goes to stdout: message bodies, one per line, or JSON objects.
 //!
 //! Only data goes here; logs go to stderr through `tracing`.
+//!
+//! A listener prints from a thread of its own ([`spawn_writer`]), fed by
+//! msg-net's byte-bounded event queue: a stdout that stops draining (a
+//! pager left unscrolled, a terminal paused with Ctrl-S) then blocks only
+//! that thread, while the runtime goes on answering pings, replying and
+//! accepting.
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
+use std::thread::{self, JoinHandle};
 
 use base64::Engine;
+use msg_net::{Event, EventReceiver};
 use serde::Serialize;
+use tokio::sync::watch;
 
-/// Prints received messages in the format the user chose.
-#[derive(Debug)]
-pub(crate) struct Printer {
-    json: bool,
-    /// Raw TCP chunks are printed as they arrived, with no newline added:
-    /// the stream's bytes, exactly.
-    newline: bool,
-    out: io::Stdout,
+/// How messages are printed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Format {
+    /// One JSON object per line instead of the bare body.
+    pub(crate) json: bool,
+    /// A newline after each body. Raw TCP chunks are printed as they
+    /// arrived, with no newline added: the stream's bytes, exactly.
+    pub(crate) newline: bool,
 }
 
 #[derive(Serialize)]
@@ -23,6 +32,7 @@ struct Record<'a> {
     peer: SocketAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     seq: Option<u64>,
+    /// The body's length in bytes (raw mode: the datagram's or the read's).
     len: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<&'a str>,
@@ -30,18 +40,16 @@ struct Record<'a> {
     body_b64: Option<String>,
 }
 
-impl Printer {
-    pub(crate) fn new(json: bool, newline: bool) -> Self {
-        Self {
-            json,
-            newline,
-            out: io::stdout(),
-        }
-    }
-
-    /// Prints one message; `seq` is `None` in raw mode, which has no header.
-    pub(crate) fn print(&self, peer: SocketAddr, seq: Option<u64>, body: &[u8]) -> io::Result<()> {
-        let mut out = self.out.lock();
+impl Format {
+    /// Writes one message; `seq` is `None` in raw mode, which has no
+    /// header. Does not flush.
+    fn write(
+        self,
+        out: &mut impl Write,
+        peer: SocketAddr,
+        seq: Option<u64>,
+        body: &[u8],
+    ) -> io::Result<()> {
         if self.json {
             let text = std::str::from_utf8(body).ok();
             let record = Record {
@@ -53,14 +61,93 @@ impl Printer {
                     .is_none()
                     .then(|| base64::engine::general_purpose::STANDARD.encode(body)),
             };
-            serde_json::to_writer(&mut out, &record)?;
-            out.write_all(b"\n")?;
+            serde_json::to_writer(&mut *out, &record)?;
+            out.write_all(b"\n")
         } else {
             out.write_all(body)?;
             if self.newline {
                 out.write_all(b"\n")?;
             }
+            Ok(())
         }
+    }
+
+    /// Writes one message straight to stdout and flushes it: for a client
+    /// printing the replies it waited for.
+    pub(crate) fn print(self, peer: SocketAddr, seq: Option<u64>, body: &[u8]) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        self.write(&mut out, peer, seq, body)?;
         out.flush()
+    }
+}
+
+/// The printing thread of a listener.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    thread: JoinHandle<io::Result<()>>,
+    done: watch::Receiver<bool>,
+}
+
+/// Starts a thread that prints every event `events` receives, until
+/// `count` messages were printed (then it stops and says so through
+/// [`Writer::done`]), stdout fails, or the queue closes.
+pub(crate) fn spawn_writer(
+    mut events: EventReceiver,
+    format: Format,
+    count: Option<u64>,
+) -> io::Result<Writer> {
+    let (done_tx, done) = watch::channel(false);
+    let thread = thread::Builder::new()
+        .name("msg-output".to_owned())
+        .spawn(move || {
+            let result = write_all(&mut events, format, count);
+            // Whatever ended it: --count reached, stdout gone, queue closed.
+            done_tx.send_replace(true);
+            result
+        })?;
+    Ok(Writer { thread, done })
+}
+
+fn write_all(events: &mut EventReceiver, format: Format, count: Option<u64>) -> io::Result<()> {
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut printed = 0u64;
+    while let Some(first) = events.blocking_recv() {
+        // Write what is queued, then flush once: a burst costs one write
+        // call, and a lone message still leaves at once.
+        let mut next = Some(first);
+        while let Some(delivery) = next.take() {
+            let Event::Message { peer, seq, body } = &delivery.event else {
+                continue;
+            };
+            format.write(&mut out, *peer, *seq, body)?;
+            printed += 1;
+            if count.is_some_and(|count| printed >= count) {
+                return out.flush();
+            }
+            drop(delivery); // its bytes leave the queue's budget
+            next = events.try_recv();
+        }
+        out.flush()?;
+    }
+    out.flush()
+}
+
+impl Writer {
+    /// Completes when the thread has stopped printing.
+    pub(crate) async fn done(&mut self) {
+        // An error means the thread is gone, which is done too.
+        let _ = self.done.wait_for(|done| *done).await;
+    }
+
+    /// Whether the thread has stopped.
+    pub(crate) fn is_done(&self) -> bool {
+        *self.done.borrow()
+    }
+
+    /// Waits for the (stopped) thread and returns how printing went.
+    pub(crate) fn join(self) -> io::Result<()> {
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the output thread panicked")))
     }
 }

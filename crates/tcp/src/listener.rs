@@ -4,7 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::{Connection, Error, Options};
 
@@ -44,8 +44,24 @@ impl Listener {
     /// [`Error::Io`] (for example when out of file descriptors; the listener
     /// itself stays usable).
     pub async fn accept(&self) -> Result<Connection, Error> {
-        let (stream, _) = self.inner.accept().await?;
+        let (stream, _) = self.accept_stream().await?;
         Connection::new(stream, self.options)
+    }
+
+    /// Accepts the next connection as a plain stream, unframed: for a peer
+    /// that speaks raw bytes (netcat), or a caller that frames it later
+    /// with [`Connection::new`] and [`Listener::options`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`], as for [`Listener::accept`].
+    pub async fn accept_stream(&self) -> Result<(TcpStream, SocketAddr), Error> {
+        Ok(self.inner.accept().await?)
+    }
+
+    /// The options each accepted [`Connection`] gets.
+    pub fn options(&self) -> Options {
+        self.options
     }
 }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::client::Outcome;
 use super::pin::Placement;
 use super::{Measured, Mode};
-use crate::cli::Transport;
+use msg_net::Transport;
 
 /// Everything the report says.
 #[derive(Debug)]

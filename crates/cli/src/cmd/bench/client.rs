@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use msg_proto::{FLAG_STATS, Kind, Message};
+use msg_net::ping::{self, PongMatch};
+use msg_net::{ConnectOptions, Link, Stats, Transport};
+use msg_proto::{Kind, Message};
 use tokio::time::timeout_at;
 
 use super::Mode;
 use super::pace::Pacer;
-use crate::cli::Transport;
 
 /// How many times a statistics ping is sent before the run fails: over UDP
 /// it can be lost behind the stream it asks about.
@@ -45,6 +46,14 @@ pub(crate) struct Target {
     pub(crate) transport: Transport,
     pub(crate) addr: std::net::SocketAddr,
     pub(crate) nodelay: bool,
+}
+
+impl Target {
+    fn connect_options(&self) -> ConnectOptions {
+        let mut options = ConnectOptions::default();
+        options.tcp.nodelay = self.nodelay;
+        options
+    }
 }
 
 /// How to measure.
@@ -115,7 +124,7 @@ pub(crate) async fn measure(
     settings: &Settings,
 ) -> anyhow::Result<Outcome> {
     let mut peer = Peer {
-        link: Link::connect(target).await?,
+        link: Link::connect(target.transport, target.addr, &target.connect_options()).await?,
         transport: target.transport,
         timeout: settings.timeout,
     };
@@ -145,94 +154,8 @@ impl Clock {
     }
 }
 
-/// The connection to the listener, used in turn for sending and receiving
-/// by the closed loop and the throughput stream.
-#[derive(Debug)]
-enum Link {
-    Udp(msg_udp::Socket),
-    Tcp(msg_tcp::Connection),
-}
-
-impl Link {
-    async fn connect(target: &Target) -> anyhow::Result<Self> {
-        Ok(match target.transport {
-            Transport::Udp => Self::Udp(msg_udp::Socket::connect(target.addr).await?),
-            Transport::Tcp => {
-                let options = msg_tcp::Options {
-                    nodelay: target.nodelay,
-                    ..msg_tcp::Options::default()
-                };
-                Self::Tcp(msg_tcp::Connection::connect(target.addr, options).await?)
-            }
-        })
-    }
-
-    async fn send(&mut self, msg: &Message) -> anyhow::Result<()> {
-        match self {
-            Self::Udp(socket) => socket.send(msg).await?,
-            Self::Tcp(conn) => conn.write_message(msg).await?,
-        }
-        Ok(())
-    }
-
-    async fn recv(&mut self) -> anyhow::Result<Message> {
-        match self {
-            Self::Udp(socket) => Ok(socket.recv_from().await?.0),
-            Self::Tcp(conn) => conn.read_message().await?.context(LISTENER_CLOSED),
-        }
-    }
-
-    /// Halves that the open loop can use at once. Over UDP the second is a
-    /// duplicated descriptor with a registration of its own, so each
-    /// arriving datagram wakes two; only the open loop pays that.
-    fn split(self) -> anyhow::Result<(Tx, Rx)> {
-        Ok(match self {
-            Self::Udp(socket) => {
-                let receiver = socket.try_clone()?;
-                (Tx::Udp(socket), Rx::Udp(receiver))
-            }
-            Self::Tcp(conn) => {
-                let (read, write) = conn.into_split();
-                (Tx::Tcp(write), Rx::Tcp(read))
-            }
-        })
-    }
-}
-
+/// The listener closed a TCP connection in the middle of a run.
 const LISTENER_CLOSED: &str = "the listener closed the connection";
-
-/// The sending half of a split [`Link`].
-#[derive(Debug)]
-enum Tx {
-    Udp(msg_udp::Socket),
-    Tcp(msg_tcp::WriteHalf),
-}
-
-/// The receiving half.
-#[derive(Debug)]
-enum Rx {
-    Udp(msg_udp::Socket),
-    Tcp(msg_tcp::ReadHalf),
-}
-
-impl Tx {
-    async fn send(&mut self, msg: &Message) -> anyhow::Result<()> {
-        match self {
-            Self::Udp(socket) => socket.send(msg).await?,
-            Self::Tcp(write) => write.write_message(msg).await?,
-        }
-        Ok(())
-    }
-}
-
-impl Rx {
-    async fn recv(&mut self) -> anyhow::Result<Message> {
-        match self {
-            Self::Udp(socket) => Ok(socket.recv_from().await?.0),
-            Self::Tcp(read) => read.read_message().await?.context(LISTENER_CLOSED),
-        }
-    }
-}
 
 /// The connection and how long to wait for an answer.
 #[derive(Debug)]
@@ -240,24 +163,6 @@ struct Peer {
     link: Link,
     transport: Transport,
     timeout: Duration,
-}
-
-/// What a reply is, given the ping it should answer.
-enum Answer {
-    /// The pong for the ping in flight.
-    Current,
-    /// A pong for an earlier ping, already counted as lost.
-    Late,
-}
-
-fn check_pong(reply: &Message, seq: u64) -> anyhow::Result<Answer> {
-    match (reply.kind, reply.seq) {
-        (Kind::Pong, s) if s == seq => Ok(Answer::Current),
-        (Kind::Pong, s) if s < seq => Ok(Answer::Late),
-        (kind, s) => {
-            bail!("expected a pong to ping {seq}, got {kind:?} {s}: is the peer `msg listen`?")
-        }
-    }
 }
 
 impl Peer {
@@ -270,7 +175,7 @@ impl Peer {
     ) -> anyhow::Result<Option<(Message, Instant)>> {
         loop {
             let reply = match timeout_at(deadline.into(), self.link.recv()).await {
-                Ok(reply) => reply?,
+                Ok(reply) => reply?.context(LISTENER_CLOSED)?,
                 Err(_) if self.transport == Transport::Udp => return Ok(None),
                 Err(_) => bail!(
                     "no answer to ping {seq} within {}",
@@ -278,9 +183,9 @@ impl Peer {
                 ),
             };
             let arrived = Instant::now();
-            match check_pong(&reply, seq)? {
-                Answer::Current => return Ok(Some((reply, arrived))),
-                Answer::Late => {}
+            match ping::check_pong(&reply, seq)? {
+                PongMatch::Current => return Ok(Some((reply, arrived))),
+                PongMatch::Late => {}
             }
         }
     }
@@ -303,43 +208,19 @@ impl Peer {
     }
 
     /// Asks the listener how many `Discard`s it has counted from us.
-    async fn stats(&mut self, seq: &mut u64) -> anyhow::Result<DiscardStats> {
+    async fn stats(&mut self, seq: &mut u64) -> anyhow::Result<Stats> {
         for _ in 0..STATS_ATTEMPTS {
             *seq += 1;
-            let mut ping = Message::new(Kind::Ping, *seq, Bytes::new());
-            ping.flags = FLAG_STATS;
-            self.link.send(&ping).await?;
+            self.link.send(&ping::stats_request(*seq)).await?;
             let deadline = Instant::now() + self.timeout;
             if let Some((reply, _)) = self.pong(*seq, deadline).await? {
-                return DiscardStats::parse(&reply.body);
+                return Ok(ping::parse_stats(&reply)?);
             }
         }
         bail!(
             "no answer to {STATS_ATTEMPTS} statistics requests, {} apart",
             humantime::format_duration(self.timeout)
         )
-    }
-}
-
-/// The body of a statistics pong.
-#[derive(Debug, Clone, Copy)]
-struct DiscardStats {
-    received: u64,
-    reordered: u64,
-}
-
-impl DiscardStats {
-    fn parse(body: &[u8]) -> anyhow::Result<Self> {
-        let word = |i: usize| {
-            body.get(i * 8..i * 8 + 8)
-                .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
-        };
-        let received = word(0)
-            .with_context(|| format!("a statistics answer of {} bytes; expected 16", body.len()))?;
-        Ok(Self {
-            received,
-            reordered: word(1).unwrap_or(0),
-        })
     }
 }
 
@@ -429,7 +310,7 @@ async fn open_loop(
                 break;
             }
             let reply = match tokio::time::timeout(timeout, rx.recv()).await {
-                Ok(reply) => reply?,
+                Ok(reply) => reply?.context(LISTENER_CLOSED)?,
                 // Whatever has not come back by now is lost (over TCP, late).
                 Err(_) if done.get() => break,
                 Err(_) => continue,
@@ -559,29 +440,5 @@ mod tests {
             start + Duration::from_nanos(333_333_333)
         );
         assert_eq!(scheduled(start, 3, 3), start + Duration::from_secs(1));
-    }
-
-    #[test]
-    fn stats_answers_of_either_length_parse() {
-        let mut body = 5u64.to_be_bytes().to_vec();
-        let old = DiscardStats::parse(&body).unwrap();
-        assert_eq!((old.received, old.reordered), (5, 0));
-        body.extend(2u64.to_be_bytes());
-        let new = DiscardStats::parse(&body).unwrap();
-        assert_eq!((new.received, new.reordered), (5, 2));
-        let err = DiscardStats::parse(b"abc").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "a statistics answer of 3 bytes; expected 16"
-        );
-    }
-
-    #[test]
-    fn pongs_are_matched_by_sequence_number() {
-        let pong = |seq| Message::new(Kind::Pong, seq, "");
-        assert!(matches!(check_pong(&pong(4), 4), Ok(Answer::Current)));
-        assert!(matches!(check_pong(&pong(3), 4), Ok(Answer::Late)));
-        assert!(check_pong(&pong(5), 4).is_err());
-        assert!(check_pong(&Message::new(Kind::Ping, 4, ""), 4).is_err());
     }
 }

@@ -12,7 +12,7 @@ use clap::ValueEnum;
 use core_affinity::CoreId;
 use tracing::{debug, warn};
 
-use super::usage;
+use crate::args::usage;
 
 /// `--pin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

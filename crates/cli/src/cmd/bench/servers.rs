@@ -1,6 +1,7 @@
-//! The built-in echo listeners: `msg listen` itself, on 127.0.0.1 port 0,
-//! on a thread with a current-thread runtime of their own so that they
-//! share nothing with the client but the kernel.
+//! The built-in echo listeners: `msg listen`'s own serve loop
+//! (`msg_net::serve`), on 127.0.0.1 port 0, on a thread with a
+//! current-thread runtime of their own so that they share nothing with the
+//! client but the kernel.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::mpsc;
@@ -11,10 +12,10 @@ use core_affinity::CoreId;
 use tokio::sync::oneshot;
 use tracing::warn;
 
+use msg_net::limits::TcpOptions;
+use msg_net::{BusyPoll, Events, Listener, ServeConfig, Transport, serve};
+
 use super::pin::pin_current;
-use crate::cli::{ListenArgs, Reply, TcpArgs, Transport, TransportArg};
-use crate::listen::Bound;
-use crate::net::BusyPoll;
 
 /// Running listeners; dropping this stops them and joins their thread.
 #[derive(Debug)]
@@ -48,7 +49,7 @@ impl Servers {
                 let serve = async {
                     let mut listeners = Vec::new();
                     for &transport in &transports {
-                        match bind(transport).await {
+                        match bind(transport, nodelay).await {
                             Ok((bound, addr)) => listeners.push((transport, bound, addr)),
                             Err(err) => {
                                 // `start` waits for this one message.
@@ -60,13 +61,17 @@ impl Servers {
                     let addrs = listeners.iter().map(|(t, _, addr)| (*t, *addr)).collect();
                     let _ = bound_tx.send(Ok(addrs));
                     let mut serving = tokio::task::JoinSet::new();
-                    for (transport, bound, _) in listeners {
-                        let args = listen_args(transport, nodelay);
+                    for (transport, listener, _) in listeners {
+                        // Pings are answered whatever `reply` says; the
+                        // benchmark sends nothing else that wants an
+                        // answer, and nothing is printed.
+                        let config = ServeConfig::default();
+                        let serving_one =
+                            serve(listener, config, Events::discard(), std::future::pending());
                         serving.spawn(async move {
-                            bound
-                                .serve(&args)
+                            serving_one
                                 .await
-                                .with_context(|| format!("built-in {} listener", transport.name()))
+                                .with_context(|| format!("built-in {transport} listener"))
                         });
                     }
                     // One spinner for all the listeners.
@@ -107,33 +112,19 @@ impl Servers {
     }
 }
 
-async fn bind(transport: Transport) -> anyhow::Result<(Bound, SocketAddr)> {
-    let bound = Bound::bind(transport, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
-    let addr = bound.local_addr()?;
-    Ok((bound, addr))
-}
-
-/// What `msg listen` would be given to serve the benchmark.
-fn listen_args(transport: Transport, nodelay: bool) -> ListenArgs {
-    ListenArgs {
-        transport: TransportArg {
-            udp: transport == Transport::Udp,
-            tcp: transport == Transport::Tcp,
-        },
-        addr: String::new(),
-        count: None,
-        // Pings are answered whatever --reply says; the benchmark sends
-        // nothing else that wants an answer.
-        reply: Reply::None,
-        raw: false,
-        json: false,
-        // The thread spins once for all of them.
-        busy_poll: false,
-        tcp: TcpArgs {
-            max_frame: msg_tcp::DEFAULT_MAX_FRAME,
-            nodelay,
-        },
-    }
+async fn bind(transport: Transport, nodelay: bool) -> anyhow::Result<(Listener, SocketAddr)> {
+    let options = TcpOptions {
+        nodelay,
+        ..TcpOptions::default()
+    };
+    let listener = Listener::bind(
+        transport,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        options,
+    )
+    .await?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
 }
 
 impl Drop for Servers {

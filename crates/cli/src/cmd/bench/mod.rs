@@ -22,8 +22,10 @@ use clap::{ArgAction, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing::info;
 
-use crate::cli::{Transport, parse_host_port};
-use crate::net::{BusyPoll, UsageError, resolve};
+use msg_net::limits::{DEFAULT_MAX_FRAME, Family, HEADER_LEN, Overhead, check_size};
+use msg_net::{BusyPoll, Transport, resolve};
+
+use crate::args::{parse_host_port, usage};
 
 mod client;
 mod pace;
@@ -131,7 +133,7 @@ impl Mode {
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
-    let max = msg_tcp::DEFAULT_MAX_FRAME - msg_proto::HEADER_LEN;
+    let max = DEFAULT_MAX_FRAME - HEADER_LEN;
     let n: usize = s
         .trim()
         .parse()
@@ -342,17 +344,13 @@ impl Target {
     /// Whether `size`-byte messages can be sent at all.
     fn check_size(&self, size: usize) -> Result<(), Oversize> {
         match self.transport {
-            Transport::Udp => msg_udp::check_size(size, msg_udp::Overhead::FRAMED, &self.addr)
-                .map_err(|err| Oversize {
-                    limit: msg_udp::Family::of(&self.addr).max_payload(),
+            Transport::Udp => {
+                check_size(size, Overhead::FRAMED, &self.addr).map_err(|err| Oversize {
+                    limit: Family::of(&self.addr).max_payload(),
                     message: err.to_string(),
-                }),
+                })
+            }
             Transport::Tcp => Ok(()),
         }
     }
-}
-
-/// An error in the arguments that only shows once they are combined.
-fn usage(msg: impl Into<String>) -> anyhow::Error {
-    UsageError(msg.into()).into()
 }

@@ -1,0 +1,154 @@
+//! Flag groups that several subcommands share, their parsers, and the
+//! usage-error type.
+
+use std::fmt;
+
+use clap::{ArgAction, Args, ValueEnum};
+use msg_net::limits::{DEFAULT_MAX_FRAME, HEADER_LEN, TcpOptions};
+use msg_net::{Reply, Transport};
+
+/// An error in what the user asked for rather than in what happened: `main`
+/// exits with 2 for it, as clap does for the errors it finds itself.
+#[derive(Debug)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A usage error, for arguments that are wrong only in combination.
+pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+/// Exactly one transport.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct TransportArg {
+    /// Use UDP: one message per datagram
+    #[arg(long)]
+    pub(crate) udp: bool,
+
+    /// Use TCP: a stream, each message behind a 4-byte length
+    #[arg(long)]
+    pub(crate) tcp: bool,
+}
+
+impl TransportArg {
+    pub(crate) fn transport(&self) -> Transport {
+        if self.udp {
+            Transport::Udp
+        } else {
+            Transport::Tcp
+        }
+    }
+}
+
+/// TCP settings shared by send and listen.
+#[derive(Debug, Args)]
+pub(crate) struct TcpArgs {
+    /// Largest TCP frame accepted or sent, in bytes: the 28-byte header and
+    /// the body, not the 4-byte length prefix
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME,
+          value_parser = parse_max_frame)]
+    pub(crate) max_frame: usize,
+
+    /// Set TCP_NODELAY, so each message leaves at once (--nodelay=false lets
+    /// Nagle's algorithm coalesce small writes)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub(crate) nodelay: bool,
+}
+
+impl TcpArgs {
+    pub(crate) fn options(&self) -> TcpOptions {
+        TcpOptions {
+            max_frame: self.max_frame,
+            nodelay: self.nodelay,
+        }
+    }
+}
+
+/// What a listener answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReplyArg {
+    /// The same body back
+    Echo,
+    /// The body with ASCII letters upper-cased
+    Upper,
+    /// Nothing (pings are still answered)
+    None,
+}
+
+impl From<ReplyArg> for Reply {
+    fn from(arg: ReplyArg) -> Self {
+        match arg {
+            ReplyArg::Echo => Self::Echo,
+            ReplyArg::Upper => Self::Upper,
+            ReplyArg::None => Self::None,
+        }
+    }
+}
+
+/// A frame must hold at least a header and its length must fit the `u32`
+/// prefix.
+fn parse_max_frame(s: &str) -> Result<usize, String> {
+    let n: u64 = s
+        .parse()
+        .map_err(|_| format!("expected a number of bytes, got '{s}'"))?;
+    let min = HEADER_LEN as u64;
+    let max = u64::from(u32::MAX);
+    if !(min..=max).contains(&n) {
+        return Err(format!(
+            "must be from {min} (one header) to {max} bytes, got {n}"
+        ));
+    }
+    Ok(n as usize)
+}
+
+/// Accepts `HOST:PORT` with a numeric port and a non-empty host (IPv6
+/// literals in brackets); resolving the host is left to run time, where a
+/// failure is a runtime error rather than a usage error.
+pub(crate) fn parse_host_port(s: &str) -> Result<String, String> {
+    if s.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(s.to_owned());
+    }
+    let usage = || format!("expected HOST:PORT such as 127.0.0.1:9000 or [::1]:9000, got '{s}'");
+    let (host, port) = s.rsplit_once(':').ok_or_else(usage)?;
+    if host.is_empty() || host.contains(':') || port.parse::<u16>().is_err() {
+        return Err(usage());
+    }
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        for ok in [
+            "127.0.0.1:9000",
+            "[::1]:9000",
+            "localhost:1",
+            "example.com:65535",
+        ] {
+            assert_eq!(parse_host_port(ok).as_deref(), Ok(ok));
+        }
+        for bad in [
+            "127.0.0.1",
+            "::1:9000",
+            ":9000",
+            "host:",
+            "host:65536",
+            "host:x",
+            "",
+        ] {
+            assert!(parse_host_port(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! `msg listen`: receive messages, print them, and optionally answer.
+//!
+//! The serving is msg-net's [`serve`]; this file binds, starts the printing
+//! thread, and decides when to stop: after `--count` messages, when stdout
+//! is gone, or on Ctrl-C.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use msg_net::{Events, Listener, ServeConfig, Transport, resolve, serve};
+use tracing::{info, warn};
+
+use crate::args::{ReplyArg, TcpArgs, TransportArg, parse_host_port};
+use crate::output::{self, Format};
+
+/// After Ctrl-C, how long the printing thread gets to write what is
+/// queued; a stdout that is blocked does not hold the exit up longer.
+const DRAIN: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Args)]
+pub(crate) struct ListenArgs {
+    #[command(flatten)]
+    pub(crate) transport: TransportArg,
+
+    #[arg(value_name = "ADDR", default_value = "127.0.0.1:9000", value_parser = parse_host_port,
+          help = "Where to listen: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")]
+    pub(crate) addr: String,
+
+    /// Exit after N messages (with --raw over TCP: N reads)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) count: Option<u64>,
+
+    /// Answer each message
+    #[arg(long, value_enum, default_value_t = ReplyArg::None)]
+    pub(crate) reply: ReplyArg,
+
+    /// No header and no framing: print the bytes as they arrive (over TCP,
+    /// that shows the stream has no message boundaries)
+    #[arg(long)]
+    pub(crate) raw: bool,
+
+    /// One JSON object per line: {"peer":..,"seq":..,"len":..,"body":..}
+    /// ("body_b64" when the body is not UTF-8)
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Poll the sockets in a loop instead of sleeping until a message
+    /// arrives: lower latency when the peer runs on another core, at the
+    /// cost of a core kept 100 % busy
+    #[arg(long)]
+    pub(crate) busy_poll: bool,
+
+    #[command(flatten)]
+    pub(crate) tcp: TcpArgs,
+}
+
+/// Runs the listener until `--count` messages have been printed, stdout
+/// closes, an error, or `shutdown` completes (Ctrl-C in the binary).
+pub(crate) async fn run(
+    args: ListenArgs,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let addr = resolve(&args.addr).await?;
+    let transport = args.transport.transport();
+    let listener = Listener::bind(transport, addr, args.tcp.options()).await?;
+    info!("listening on {listener}");
+
+    let (events, received) = Events::channel();
+    let format = Format {
+        json: args.json,
+        newline: !(args.raw && transport == Transport::Tcp),
+    };
+    let mut writer = output::spawn_writer(received, format, args.count)
+        .context("cannot start the output thread")?;
+    let config = ServeConfig {
+        reply: args.reply.into(),
+        raw: args.raw,
+        busy_poll: args.busy_poll,
+    };
+    let counting = events.clone();
+    let served = serve(listener, config, events, async {
+        tokio::select! {
+            () = shutdown => info!("interrupted"),
+            () = writer.done() => {}
+        }
+    })
+    .await;
+
+    let dropped = counting.dropped();
+    // The last sender: once it is gone the thread sees the queue close.
+    drop(counting);
+    if dropped > 0 {
+        warn!("dropped {dropped} UDP messages: the output did not keep up");
+    }
+    served?;
+    if !writer.is_done() && tokio::time::timeout(DRAIN, writer.done()).await.is_err() {
+        warn!("stdout is blocked: exiting without printing what is queued");
+        return Ok(());
+    }
+    writer.join().context("cannot write to stdout")
+}

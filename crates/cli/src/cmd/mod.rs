@@ -1,0 +1,6 @@
+//! One module per subcommand: its flags, and the code that runs it.
+
+pub(crate) mod bench;
+pub(crate) mod completions;
+pub(crate) mod listen;
+pub(crate) mod send;

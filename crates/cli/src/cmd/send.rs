@@ -1,0 +1,213 @@
+//! `msg send`: send each argument (or each line of stdin) as one message.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use bytes::Bytes;
+use clap::Args;
+use msg_net::raw::RawLink;
+use msg_net::{ConnectOptions, Link, Transport, data, resolve};
+use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
+use tokio::time::timeout;
+use tracing::debug;
+
+use crate::args::{TcpArgs, TransportArg, UsageError, parse_host_port};
+use crate::output::Format;
+
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    #[command(flatten)]
+    pub(crate) transport: TransportArg,
+
+    // (`help` rather than a doc comment: rustdoc would read "[::1]" as a link.)
+    #[arg(value_name = "ADDR", value_parser = parse_host_port,
+          help = "Where to send: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")]
+    pub(crate) addr: String,
+
+    /// Messages to send, one per argument; with none, each line of stdin is
+    /// one message
+    #[arg(value_name = "MESSAGE")]
+    pub(crate) messages: Vec<String>,
+
+    /// Wait for a reply to each message and print it (an error after
+    /// --timeout: a lost UDP reply never hangs)
+    #[arg(long)]
+    pub(crate) reply: bool,
+
+    /// No header and no framing: the bytes alone, for netcat and socat
+    #[arg(long)]
+    pub(crate) raw: bool,
+
+    /// How long to wait to connect and for each reply, e.g. 500ms, 2s
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: Duration,
+
+    #[command(flatten)]
+    pub(crate) tcp: TcpArgs,
+}
+
+pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
+    let transport = args.transport.transport();
+    let raw_tcp = args.raw && transport == Transport::Tcp;
+    if raw_tcp {
+        if let Some(n) = args.messages.iter().position(String::is_empty) {
+            return Err(UsageError(format!(
+                "message {} is empty: a raw TCP stream cannot carry an empty message \
+                 (zero bytes are no message at all; drop --raw to send a header-only one)",
+                n + 1
+            ))
+            .into());
+        }
+    }
+    let addr = resolve(&args.addr).await?;
+    let mut source = Source::new(&args.messages, raw_tcp);
+    let printer = Format {
+        json: false,
+        newline: true,
+    };
+    let options = ConnectOptions {
+        tcp: args.tcp.options(),
+        timeout: Some(args.timeout),
+    };
+    let mut sender = Sender::connect(transport, addr, args.raw, &options).await?;
+    let mut seq = 0;
+    while let Some(body) = source.next().await? {
+        seq += 1;
+        sender
+            .send(seq, body)
+            .await
+            .with_context(|| format!("cannot send message {seq}"))?;
+        if args.reply {
+            let reply = timeout(args.timeout, sender.reply(seq, addr))
+                .await
+                .map_err(|_| no_reply(transport, seq, addr, args.timeout))??;
+            printer.print(addr, Some(seq), &reply)?;
+        }
+    }
+    sender.finish().await
+}
+
+fn no_reply(transport: Transport, seq: u64, addr: SocketAddr, wait: Duration) -> anyhow::Error {
+    let wait = humantime::format_duration(wait);
+    match transport {
+        Transport::Udp => anyhow!(
+            "no reply to message {seq} from {addr} within {wait}: \
+             the datagram or its reply was lost, or nobody answers there"
+        ),
+        Transport::Tcp => anyhow!("no reply to message {seq} from {addr} within {wait}"),
+    }
+}
+
+/// Where the messages come from: the arguments, or stdin a line at a time.
+enum Source<'a> {
+    Args(std::slice::Iter<'a, String>),
+    Stdin {
+        lines: BufReader<Stdin>,
+        /// Raw TCP keeps each line's newline: on a stream it is the only
+        /// boundary the other side can see.
+        keep_newline: bool,
+    },
+}
+
+impl<'a> Source<'a> {
+    fn new(messages: &'a [String], keep_newline: bool) -> Self {
+        if messages.is_empty() {
+            Self::Stdin {
+                lines: BufReader::new(tokio::io::stdin()),
+                keep_newline,
+            }
+        } else {
+            Self::Args(messages.iter())
+        }
+    }
+
+    async fn next(&mut self) -> anyhow::Result<Option<Bytes>> {
+        match self {
+            Self::Args(args) => Ok(args
+                .next()
+                .map(|arg| Bytes::copy_from_slice(arg.as_bytes()))),
+            Self::Stdin {
+                lines,
+                keep_newline,
+            } => {
+                let mut line = Vec::new();
+                if lines
+                    .read_until(b'\n', &mut line)
+                    .await
+                    .context("cannot read stdin")?
+                    == 0
+                {
+                    return Ok(None);
+                }
+                if !*keep_newline {
+                    if line.last() == Some(&b'\n') {
+                        line.pop();
+                    }
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                }
+                Ok(Some(line.into()))
+            }
+        }
+    }
+}
+
+/// Framed messages or raw bytes.
+enum Sender {
+    Framed(Link),
+    Raw(RawLink),
+}
+
+impl Sender {
+    async fn connect(
+        transport: Transport,
+        addr: SocketAddr,
+        raw: bool,
+        options: &ConnectOptions,
+    ) -> anyhow::Result<Self> {
+        Ok(if raw {
+            Self::Raw(RawLink::connect(transport, addr, options).await?)
+        } else {
+            Self::Framed(Link::connect(transport, addr, options).await?)
+        })
+    }
+
+    async fn send(&mut self, seq: u64, body: Bytes) -> anyhow::Result<()> {
+        match self {
+            Self::Framed(link) => link.send(&data::data(seq, body)).await?,
+            Self::Raw(link) => link.send(&body).await?,
+        }
+        Ok(())
+    }
+
+    /// Waits for the reply to message `seq` (the caller bounds the wait).
+    async fn reply(&mut self, seq: u64, peer: SocketAddr) -> anyhow::Result<Bytes> {
+        let link = match self {
+            Self::Raw(link) => return Ok(link.reply().await?),
+            Self::Framed(link) => link,
+        };
+        loop {
+            let msg = link
+                .recv()
+                .await
+                .context("cannot receive the reply")?
+                .ok_or_else(|| anyhow!("{peer} closed the connection without replying"))?;
+            if msg.seq == seq {
+                return Ok(msg.body);
+            }
+            // A late reply to an earlier message that timed out.
+            debug!(seq = msg.seq, "ignored a stale reply");
+        }
+    }
+
+    /// Closes the sending side cleanly so the peer sees the end of the
+    /// stream after the last byte.
+    async fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Self::Framed(_) => Ok(()),
+            Self::Raw(link) => link.finish().await.context("cannot close the connection"),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The one error type of this crate.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// What can go wrong in a link, a listener or the serve loop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The UDP transport's error (a datagram too large, a failed send or
+    /// receive, a bind); its text says which.
+    #[error(transparent)]
+    Udp(#[from] msg_udp::Error),
+    /// The TCP transport's error (a frame too large, a connection closed
+    /// mid-frame, a decode error, a failed connect).
+    #[error(transparent)]
+    Tcp(#[from] msg_tcp::Error),
+    /// The host name could not be looked up.
+    #[error("cannot resolve '{addr}'")]
+    Resolve {
+        /// The `HOST:PORT` asked for.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The host name resolved to nothing.
+    #[error("cannot resolve '{addr}': no addresses")]
+    NoAddress {
+        /// The `HOST:PORT` asked for.
+        addr: String,
+    },
+    /// Nobody answered a TCP connect within the timeout.
+    #[error("cannot connect to {addr}: no answer within {}", humantime::format_duration(*.timeout))]
+    ConnectTimeout {
+        /// The peer.
+        addr: SocketAddr,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// Any other socket error.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}

@@ -1,0 +1,91 @@
+//! msg's behaviour on tokio, over either transport: what a client and a
+//! listener do, without flags, terminals or output.
+//!
+//! The floors below know one thing each: `msg-proto` the bytes of a
+//! message, `msg-udp` and `msg-tcp` how a message crosses their transport.
+//! This crate is where msg *does* something with them, the same way over
+//! UDP and TCP; the `msg` binary above it parses flags, renders [`Event`]s
+//! and picks exit codes. It prints nothing (a listener whose stdout is
+//! blocked must keep serving) and depends on neither clap nor indicatif
+//! (CI checks both).
+//!
+//! # Layout
+//!
+//! - [`transport`](Transport): which transport, and [`resolve`].
+//! - [`link`](Link): a framed conversation with one peer, connected over
+//!   either transport, whole or [split](Link::split) into [`Tx`] and [`Rx`].
+//! - [`listener`](Listener): a socket bound over either transport.
+//! - [`serve`]: accepts, dispatches each message by kind to the feature
+//!   that owns it, answers, and reports [`Event`]s; stops on a shutdown
+//!   future.
+//! - [`events`](Events): the byte-bounded queue between the serve loop and
+//!   whatever prints.
+//! - Features, each holding both of its ends: [`data`] (`Data` messages
+//!   and the [`Reply`] modes), [`ping`] (`Ping`, `Pong`, `Discard` and the
+//!   statistics), [`raw`] (no header, no framing).
+//! - [`BusyPoll`]: a runtime that spins instead of sleeping.
+//!
+//! ```text
+//!   msg (cli) ──> msg-net ──> msg-udp ──┐
+//!                    │   └──> msg-tcp ──┴──> msg-proto
+//!                    └───────────────────────^
+//! ```
+//!
+//! # Example
+//!
+//! A listener served in-process until a shutdown signal, and a client:
+//!
+//! ```
+//! use msg_net::{ConnectOptions, Events, Link, Listener, ServeConfig, Transport, serve};
+//! use msg_proto::{Kind, Message};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), msg_net::Error> {
+//! let listener = Listener::bind(Transport::Udp, "127.0.0.1:0".parse().unwrap(), Default::default()).await?;
+//! let addr = listener.local_addr()?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(serve(listener, ServeConfig::default(), Events::discard(), async {
+//!     let _ = stopped.await;
+//! }));
+//!
+//! let mut link = Link::connect(Transport::Udp, addr, &ConnectOptions::default()).await?;
+//! link.send(&Message::new(Kind::Ping, 1, "hello")).await?;
+//! let pong = link.recv().await?.expect("UDP has no end");
+//! assert_eq!((pong.kind, pong.seq), (Kind::Pong, 1));
+//!
+//! stop.send(()).unwrap();
+//! server.await.unwrap()?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod busy_poll;
+pub mod data;
+mod error;
+mod events;
+mod link;
+mod listener;
+pub mod ping;
+pub mod raw;
+mod serve;
+mod transport;
+
+pub use busy_poll::BusyPoll;
+pub use data::Reply;
+pub use error::Error;
+pub use events::{Delivery, Event, EventReceiver, Events, Offer, QUEUE_BYTES};
+pub use link::{ConnectOptions, Link, Rx, Tx};
+pub use listener::Listener;
+pub use msg_proto::{DiscardCounter, Stats};
+pub use serve::{MAX_UDP_PEERS, ServeConfig, serve};
+pub use transport::{Transport, resolve};
+
+/// The transports' limits and options, for callers that name them (flag
+/// defaults, a table of what fits) without depending on the transports.
+pub mod limits {
+    pub use msg_proto::HEADER_LEN;
+    pub use msg_tcp::{DEFAULT_MAX_FRAME, LENGTH_PREFIX_LEN, Options as TcpOptions};
+    pub use msg_udp::{Family, MAX_PAYLOAD_V4, MAX_PAYLOAD_V6, Overhead, check_size};
+}

@@ -1,0 +1,174 @@
+//! [`Link`]: a framed connection to a listener over either transport.
+//!
+//! Over UDP a "connection" is a socket connected to the peer (the kernel
+//! filters everyone else's datagrams and reports an ICMP "port
+//! unreachable" as an error); over TCP it is a framed stream. Either way a
+//! link sends and receives whole [`Message`]s.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use msg_proto::Message;
+
+use crate::{Error, Transport};
+
+/// How to connect.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectOptions {
+    /// TCP framing and socket options (ignored for UDP).
+    pub tcp: msg_tcp::Options,
+    /// How long a TCP connect may take; `None` waits as long as the
+    /// operating system does (UDP connects at once).
+    pub timeout: Option<Duration>,
+}
+
+/// A framed conversation with one peer.
+#[derive(Debug)]
+pub struct Link {
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Udp(msg_udp::Socket),
+    Tcp(msg_tcp::Connection),
+}
+
+impl Link {
+    /// Connects to `addr` over `transport`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectTimeout`], or the transport's connect or bind error.
+    pub async fn connect(
+        transport: Transport,
+        addr: SocketAddr,
+        options: &ConnectOptions,
+    ) -> Result<Self, Error> {
+        let inner = match transport {
+            Transport::Udp => Inner::Udp(msg_udp::Socket::connect(addr).await?),
+            Transport::Tcp => Inner::Tcp(connect_tcp(addr, options).await?),
+        };
+        Ok(Self { inner })
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> Transport {
+        match self.inner {
+            Inner::Udp(_) => Transport::Udp,
+            Inner::Tcp(_) => Transport::Tcp,
+        }
+    }
+
+    /// Sends one message.
+    ///
+    /// # Errors
+    ///
+    /// The transport's: too large (nothing sent), or the send failed.
+    pub async fn send(&mut self, msg: &Message) -> Result<(), Error> {
+        match &mut self.inner {
+            Inner::Udp(socket) => socket.send(msg).await?,
+            Inner::Tcp(conn) => conn.write_message(msg).await?,
+        }
+        Ok(())
+    }
+
+    /// Receives the next message; `None` when a TCP peer closed the
+    /// connection cleanly between frames (UDP has no end).
+    ///
+    /// # Errors
+    ///
+    /// The transport's: over UDP a failed receive (often nobody listening),
+    /// over TCP a bad frame or a connection closed mid-frame.
+    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        Ok(match &mut self.inner {
+            Inner::Udp(socket) => Some(socket.recv_from().await?.0),
+            Inner::Tcp(conn) => conn.read_message().await?,
+        })
+    }
+
+    /// Halves that can be used at once (by two futures joined in one
+    /// task), for a sender that must not wait for replies. Over UDP the
+    /// second is a duplicated descriptor with a registration of its own,
+    /// so each arriving datagram wakes two; only a caller that splits pays
+    /// that.
+    ///
+    /// # Errors
+    ///
+    /// Over UDP, the operating system's (out of descriptors).
+    pub fn split(self) -> Result<(Tx, Rx), Error> {
+        Ok(match self.inner {
+            Inner::Udp(socket) => {
+                let receiver = socket.try_clone()?;
+                (Tx(TxInner::Udp(socket)), Rx(RxInner::Udp(receiver)))
+            }
+            Inner::Tcp(conn) => {
+                let (read, write) = conn.into_split();
+                (Tx(TxInner::Tcp(write)), Rx(RxInner::Tcp(read)))
+            }
+        })
+    }
+}
+
+/// Connects a framed TCP stream within `options.timeout`.
+pub(crate) async fn connect_tcp(
+    addr: SocketAddr,
+    options: &ConnectOptions,
+) -> Result<msg_tcp::Connection, Error> {
+    let connect = msg_tcp::Connection::connect(addr, options.tcp);
+    Ok(match options.timeout {
+        Some(timeout) => tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| Error::ConnectTimeout { addr, timeout })??,
+        None => connect.await?,
+    })
+}
+
+/// The sending half of a split [`Link`].
+#[derive(Debug)]
+pub struct Tx(TxInner);
+
+#[derive(Debug)]
+enum TxInner {
+    Udp(msg_udp::Socket),
+    Tcp(msg_tcp::WriteHalf),
+}
+
+impl Tx {
+    /// As [`Link::send`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Link::send`].
+    pub async fn send(&mut self, msg: &Message) -> Result<(), Error> {
+        match &mut self.0 {
+            TxInner::Udp(socket) => socket.send(msg).await?,
+            TxInner::Tcp(write) => write.write_message(msg).await?,
+        }
+        Ok(())
+    }
+}
+
+/// The receiving half of a split [`Link`].
+#[derive(Debug)]
+pub struct Rx(RxInner);
+
+#[derive(Debug)]
+enum RxInner {
+    Udp(msg_udp::Socket),
+    Tcp(msg_tcp::ReadHalf),
+}
+
+impl Rx {
+    /// As [`Link::recv`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Link::recv`].
+    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        Ok(match &mut self.0 {
+            RxInner::Udp(socket) => Some(socket.recv_from().await?.0),
+            RxInner::Tcp(read) => read.read_message().await?,
+        })
+    }
+}

@@ -1,0 +1,192 @@
+//! Raw mode, both ends: no header and no framing, the bytes alone, so that
+//! msg talks to netcat and socat.
+//!
+//! Over UDP each datagram is still one message: the kernel keeps the
+//! boundaries. Over TCP there are no messages at all, only what each read
+//! returns, glued or cut: showing that is the lesson of raw TCP.
+
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{debug, warn};
+
+use crate::link::ConnectOptions;
+use crate::serve::DropWarning;
+use crate::{Error, Event, Events, Offer, Reply, Transport};
+
+/// Raw TCP reads at most this much at a time.
+const READ_LEN: usize = 64 * 1024;
+
+/// A raw conversation with one peer: `msg send --raw`.
+#[derive(Debug)]
+pub struct RawLink {
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Udp(msg_udp::Socket),
+    Tcp {
+        stream: TcpStream,
+        /// Bytes written since the last reply was read: an echo server
+        /// owes us that many.
+        owed: usize,
+    },
+}
+
+impl RawLink {
+    /// Connects to `addr`.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Link::connect`].
+    pub async fn connect(
+        transport: Transport,
+        addr: SocketAddr,
+        options: &ConnectOptions,
+    ) -> Result<Self, Error> {
+        let inner = match transport {
+            Transport::Udp => Inner::Udp(msg_udp::Socket::connect(addr).await?),
+            Transport::Tcp => {
+                let stream = match options.timeout {
+                    Some(timeout) => tokio::time::timeout(timeout, TcpStream::connect(addr))
+                        .await
+                        .map_err(|_| Error::ConnectTimeout { addr, timeout })?,
+                    None => TcpStream::connect(addr).await,
+                }
+                .map_err(|source| msg_tcp::Error::Connect { addr, source })?;
+                stream.set_nodelay(options.tcp.nodelay)?;
+                Inner::Tcp { stream, owed: 0 }
+            }
+        };
+        Ok(Self { inner })
+    }
+
+    /// Sends `bytes`: one datagram, or a write to the stream.
+    ///
+    /// # Errors
+    ///
+    /// Over UDP a datagram too large (nothing sent) or a failed send; over
+    /// TCP a failed write.
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        match &mut self.inner {
+            Inner::Udp(socket) => {
+                let peer = socket.peer().expect("a connected socket has a peer");
+                socket.send_raw_to(bytes, peer).await?;
+            }
+            Inner::Tcp { stream, owed } => {
+                stream.write_all(bytes).await?;
+                *owed += bytes.len();
+            }
+        }
+        Ok(())
+    }
+
+    /// The reply to what was sent since the last call: over UDP the next
+    /// datagram; over TCP, which has no replies, only bytes, as many bytes
+    /// as were sent (what an echo server owes) or what came before the peer
+    /// closed. The caller bounds the wait.
+    ///
+    /// # Errors
+    ///
+    /// A failed receive, or a TCP peer that closed without sending
+    /// anything.
+    pub async fn reply(&mut self) -> Result<Bytes, Error> {
+        match &mut self.inner {
+            Inner::Udp(socket) => Ok(socket.recv_raw_from().await?.0),
+            Inner::Tcp { stream, owed } => {
+                let mut buf = BytesMut::with_capacity(*owed);
+                while buf.len() < *owed {
+                    if stream.read_buf(&mut buf).await? == 0 {
+                        if buf.is_empty() {
+                            return Err(Error::Io(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "the peer closed the connection without replying",
+                            )));
+                        }
+                        break;
+                    }
+                }
+                *owed = 0;
+                Ok(buf.freeze())
+            }
+        }
+    }
+
+    /// Closes the sending side so the peer sees the end of the stream
+    /// after the last byte (UDP has nothing to close).
+    ///
+    /// # Errors
+    ///
+    /// A failed shutdown.
+    pub async fn finish(self) -> Result<(), Error> {
+        match self.inner {
+            Inner::Udp(_) => Ok(()),
+            Inner::Tcp { mut stream, .. } => Ok(stream.shutdown().await?),
+        }
+    }
+}
+
+/// Serves raw datagrams: each is shown, and answered per `reply`.
+pub(crate) async fn serve_udp(
+    mut socket: msg_udp::Socket,
+    reply: Reply,
+    events: Events,
+) -> Result<(), Error> {
+    let mut dropped = DropWarning::default();
+    loop {
+        let (bytes, peer) = socket.recv_raw_from().await?;
+        if let Some(answer) = reply.answer(&bytes) {
+            if let Err(err) = socket.send_raw_to(&answer, peer).await {
+                warn!(%peer, "cannot reply: {err}");
+            }
+        }
+        // A copy, so the queue holds what arrived and not the socket's
+        // whole 64 KiB receive buffer.
+        let event = Event::Message {
+            peer,
+            seq: None,
+            body: Bytes::copy_from_slice(&bytes),
+        };
+        match events.offer(event) {
+            Offer::Queued => {}
+            Offer::Dropped => dropped.note(&events),
+            Offer::Closed => return Ok(()),
+        }
+    }
+}
+
+/// Serves one raw TCP connection: each read is shown as it came, and
+/// answered per `reply`.
+pub(crate) async fn serve_tcp(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    reply: Reply,
+    nodelay: bool,
+    events: Events,
+) -> Result<(), Error> {
+    stream.set_nodelay(nodelay)?;
+    let mut buf = BytesMut::with_capacity(READ_LEN);
+    loop {
+        buf.reserve(READ_LEN);
+        if stream.read_buf(&mut buf).await? == 0 {
+            debug!(%peer, "closed");
+            return Ok(());
+        }
+        // Whatever one read returned, glued or cut: that is the lesson.
+        let chunk = buf.split().freeze();
+        if let Some(answer) = reply.answer(&chunk) {
+            stream.write_all(&answer).await?;
+        }
+        let event = Event::Message {
+            peer,
+            seq: None,
+            body: chunk,
+        };
+        if !events.deliver(event).await {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! [`serve`]: accept, dispatch each message by kind, answer, report.
+//!
+//! Over UDP one socket serves every peer in one loop: a datagram is a whole
+//! message, so there is nothing per peer to keep but a counter. Over TCP
+//! each connection gets a task of its own, so a slow or broken client
+//! stalls only itself; a peer that sends bad bytes is dropped, logged, and
+//! everyone else goes on being served.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use msg_proto::{Kind, Message};
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use crate::listener::Bound;
+use crate::{BusyPoll, Error, Event, Events, Listener, Offer, Reply, data, ping, raw};
+use msg_proto::DiscardCounter;
+
+/// How many peers a UDP listener keeps a `Discard` count for; a flood of
+/// spoofed source addresses cannot grow the table past it.
+pub const MAX_UDP_PEERS: usize = 4096;
+
+/// How a listener behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeConfig {
+    /// What to answer each `Data` message (or, raw, each datagram or read).
+    pub reply: Reply,
+    /// No header and no framing: the bytes alone.
+    pub raw: bool,
+    /// Poll the sockets in a loop instead of sleeping (see [`BusyPoll`]).
+    pub busy_poll: bool,
+}
+
+/// Serves `listener` until `shutdown` completes, the receiving end of
+/// `events` is gone (over UDP), or a fatal error.
+///
+/// Dropping the returned future stops every connection it serves.
+///
+/// # Errors
+///
+/// A failed receive on the UDP socket. TCP connections that fail are
+/// logged and dropped, and the listener goes on.
+pub async fn serve(
+    listener: Listener,
+    config: ServeConfig,
+    events: Events,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let _spinning = config.busy_poll.then(BusyPoll::start);
+    let serving = async {
+        match listener.inner {
+            Bound::Udp(socket) if config.raw => raw::serve_udp(socket, config.reply, events).await,
+            Bound::Udp(socket) => serve_udp(socket, config.reply, events).await,
+            Bound::Tcp(listener) => serve_tcp(listener, config, events).await,
+        }
+    };
+    tokio::select! {
+        result = serving => result,
+        () = shutdown => Ok(()),
+    }
+}
+
+/// What to do with one framed message.
+#[derive(Debug, PartialEq)]
+struct Response {
+    /// Sent back to the peer first, so that a caller that stops after a
+    /// number of messages never stops before the answer left.
+    answer: Option<Message>,
+    /// Whether the message is reported as an [`Event::Message`].
+    show: bool,
+}
+
+/// The dispatch by kind: one arm per feature, each in its own module.
+fn respond(msg: &Message, reply: Reply, counter: &mut DiscardCounter) -> Response {
+    match msg.kind {
+        Kind::Data => Response {
+            answer: data::reply_to(msg, reply),
+            show: true,
+        },
+        Kind::Ping => Response {
+            answer: Some(ping::pong(msg, counter)),
+            show: false,
+        },
+        Kind::Discard => {
+            counter.count(msg.seq);
+            Response {
+                answer: None,
+                show: false,
+            }
+        }
+        other => {
+            debug!(kind = ?other, seq = msg.seq, "ignored a message of a kind msg listen does not serve");
+            Response {
+                answer: None,
+                show: false,
+            }
+        }
+    }
+}
+
+async fn serve_udp(mut socket: msg_udp::Socket, reply: Reply, events: Events) -> Result<(), Error> {
+    let mut counters: HashMap<SocketAddr, DiscardCounter> = HashMap::new();
+    let mut dropped = DropWarning::default();
+    loop {
+        let (msg, peer) = socket.recv_from().await?;
+        let mut untracked = DiscardCounter::default();
+        let full = counters.len() >= MAX_UDP_PEERS;
+        // Only discards and statistics pings need the peer's counter; a
+        // benchmark's plain pings skip the lookup.
+        let counter = if ping::uses_counter(&msg) {
+            match counters.entry(peer) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(new) if !full => new.insert(DiscardCounter::default()),
+                Entry::Vacant(_) => &mut untracked,
+            }
+        } else {
+            &mut untracked
+        };
+        let Response { answer, show } = respond(&msg, reply, counter);
+        if let Some(answer) = answer {
+            if let Err(err) = socket.send_to(&answer, peer).await {
+                warn!(%peer, "cannot reply: {err}");
+            }
+        }
+        if show && events.wanted() {
+            // A copy, so the queue holds what arrived and not the socket's
+            // whole 64 KiB receive buffer.
+            let event = Event::Message {
+                peer,
+                seq: Some(msg.seq),
+                body: bytes::Bytes::copy_from_slice(&msg.body),
+            };
+            match events.offer(event) {
+                Offer::Queued => {}
+                Offer::Dropped => dropped.note(&events),
+                Offer::Closed => return Ok(()),
+            }
+        }
+    }
+}
+
+async fn serve_tcp(
+    listener: msg_tcp::Listener,
+    config: ServeConfig,
+    events: Events,
+) -> Result<(), Error> {
+    let options = listener.options();
+    // Owned here, so that dropping `serve` drops every connection.
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept_stream() => accepted,
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors, usually: back off rather than
+                // spin, and keep serving the connections already open.
+                warn!("cannot accept a connection: {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        debug!(%peer, "connected");
+        let events = events.clone();
+        connections.spawn(async move {
+            let result = if config.raw {
+                raw::serve_tcp(stream, peer, config.reply, options.nodelay, events).await
+            } else {
+                match msg_tcp::Connection::new(stream, options) {
+                    Ok(conn) => serve_framed(conn, config.reply, events).await,
+                    Err(err) => Err(err.into()),
+                }
+            };
+            if let Err(err) = result {
+                warn!(%peer, "dropped connection: {}", Chain(&err));
+            }
+        });
+    }
+}
+
+async fn serve_framed(
+    mut conn: msg_tcp::Connection,
+    reply: Reply,
+    events: Events,
+) -> Result<(), Error> {
+    let peer = conn.peer_addr();
+    let mut counter = DiscardCounter::default();
+    while let Some(msg) = conn.read_message().await? {
+        let Response { answer, show } = respond(&msg, reply, &mut counter);
+        if let Some(answer) = answer {
+            conn.write_message(&answer).await?;
+        }
+        if show {
+            let event = Event::Message {
+                peer,
+                seq: Some(msg.seq),
+                body: msg.body,
+            };
+            // Waits while the queue is full: this peer's sender then waits
+            // too, through TCP's flow control.
+            if !events.deliver(event).await {
+                break; // nobody prints any more (--count reached)
+            }
+        }
+    }
+    debug!(%peer, "closed");
+    Ok(())
+}
+
+/// An error and its sources on one line, `a: b: c`, for a log line.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(err) = source {
+            write!(f, ": {err}")?;
+            source = err.source();
+        }
+        Ok(())
+    }
+}
+
+/// Warns that messages were dropped because the output did not keep up,
+/// at most once a second, with the running total.
+#[derive(Debug, Default)]
+pub(crate) struct DropWarning {
+    last: Option<Instant>,
+}
+
+impl DropWarning {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    pub(crate) fn note(&mut self, events: &Events) {
+        if self.last.is_none_or(|last| last.elapsed() >= Self::EVERY) {
+            self.last = Some(Instant::now());
+            warn!(
+                dropped = events.dropped(),
+                "the output is not keeping up: dropped UDP messages it had no room for"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ConnectOptions, Link, Transport};
+
+    #[test]
+    fn data_is_shown_and_answered_per_reply() {
+        let data = Message::new(Kind::Data, 7, "hi");
+        let mut counter = DiscardCounter::default();
+        let response = respond(&data, Reply::Upper, &mut counter);
+        assert!(response.show);
+        assert_eq!(response.answer.unwrap().body, "HI");
+        assert_eq!(
+            respond(&data, Reply::None, &mut counter),
+            Response {
+                answer: None,
+                show: true
+            }
+        );
+    }
+
+    #[test]
+    fn pings_are_answered_whatever_reply_says_and_not_shown() {
+        let ping = Message::new(Kind::Ping, 4, "x");
+        let response = respond(&ping, Reply::None, &mut DiscardCounter::default());
+        assert!(!response.show);
+        assert_eq!(response.answer.unwrap().kind, Kind::Pong);
+    }
+
+    #[test]
+    fn other_kinds_are_ignored() {
+        for kind in [Kind::Pong, Kind::Discard, Kind::Error, Kind::FileChunk] {
+            let response = respond(
+                &Message::new(kind, 1, "x"),
+                Reply::Echo,
+                &mut DiscardCounter::default(),
+            );
+            assert_eq!(
+                response,
+                Response {
+                    answer: None,
+                    show: false
+                },
+                "{kind:?}"
+            );
+        }
+    }
+
+    /// `serve` in-process, over both transports: a ping is answered, a
+    /// data message is reported, and shutdown ends it.
+    #[tokio::test]
+    async fn serves_in_process_until_shutdown() {
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let listener = Listener::bind(
+                transport,
+                "127.0.0.1:0".parse().unwrap(),
+                msg_tcp::Options::default(),
+            )
+            .await
+            .unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (events, mut received) = Events::channel();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let config = ServeConfig {
+                reply: Reply::Echo,
+                ..ServeConfig::default()
+            };
+            let server = tokio::spawn(serve(listener, config, events, async {
+                let _ = stopped.await;
+            }));
+
+            let mut link = Link::connect(transport, addr, &ConnectOptions::default())
+                .await
+                .unwrap();
+            link.send(&Message::new(Kind::Ping, 1, "p")).await.unwrap();
+            let pong = link.recv().await.unwrap().unwrap();
+            assert_eq!((pong.kind, pong.seq), (Kind::Pong, 1), "{transport}");
+            link.send(&Message::new(Kind::Data, 2, "d")).await.unwrap();
+            let echo = link.recv().await.unwrap().unwrap();
+            assert_eq!((echo.kind, &echo.body[..]), (Kind::Data, &b"d"[..]));
+            let delivered = received.try_recv().expect("reported after the reply");
+            let Event::Message { seq, body, .. } = &delivered.event;
+            assert_eq!((*seq, &body[..]), (Some(2), &b"d"[..]));
+
+            stop.send(()).unwrap();
+            server.await.unwrap().unwrap();
+        }
+    }
+}
