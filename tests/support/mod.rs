@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -70,6 +70,22 @@ impl Running {
             let _ = out.read_to_string(&mut s);
             s
         });
+        Self::with_stdout(child, stdout)
+    }
+
+    /// As [`Running::spawn`], but nobody reads stdout: the pipe fills
+    /// after 64 KiB and the process's writes to it block, as they would
+    /// under a pager left unscrolled. The pipe is returned, to read later.
+    pub(crate) fn spawn_unread(mut cmd: Command) -> (Self, ChildStdout) {
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn msg");
+        let out = child.stdout.take().unwrap();
+        (Self::with_stdout(child, thread::spawn(String::new)), out)
+    }
+
+    fn with_stdout(mut child: Child, stdout: thread::JoinHandle<String>) -> Self {
         let err = child.stderr.take().unwrap();
         let (tx, stderr_lines) = mpsc::channel();
         thread::spawn(move || {
@@ -105,6 +121,15 @@ impl Running {
                 ),
             }
         }
+    }
+
+    /// Whether a stderr line read so far (without waiting) contains
+    /// `needle`.
+    pub(crate) fn stderr_contains(&mut self, needle: &str) -> bool {
+        while let Ok(line) = self.stderr_lines.try_recv() {
+            self.stderr_seen.push(line);
+        }
+        self.stderr_seen.iter().any(|line| line.contains(needle))
     }
 
     /// Waits (bounded) for the process to exit by itself.
@@ -166,10 +191,24 @@ pub(crate) struct Listener {
 impl Listener {
     /// Starts `msg listen <args> <host>:0 -v` and waits for it to be ready.
     pub(crate) fn start(transport: &str, host: &str, args: &[&str]) -> Self {
+        Self::ready(Running::spawn(Self::command(transport, host, args), None))
+    }
+
+    /// As [`Listener::start`], with a stdout nobody reads (see
+    /// [`Running::spawn_unread`]).
+    pub(crate) fn start_unread(transport: &str, args: &[&str]) -> (Self, ChildStdout) {
+        let (process, stdout) = Running::spawn_unread(Self::command(transport, "127.0.0.1", args));
+        (Self::ready(process), stdout)
+    }
+
+    fn command(transport: &str, host: &str, args: &[&str]) -> Command {
         let mut cmd = msg();
         cmd.args(["listen", transport, "-v", &format!("{host}:0")])
             .args(args);
-        let mut process = Running::spawn(cmd, None);
+        cmd
+    }
+
+    fn ready(mut process: Running) -> Self {
         let line = process.wait_for_stderr("listening on");
         let addr = line
             .rsplit(' ')

@@ -1,0 +1,161 @@
+//! A listener whose stdout stops draining (a pager left unscrolled, a
+//! terminal paused with Ctrl-S) goes on serving: pings are answered, new
+//! connections accepted; framed TCP senders feel backpressure instead of
+//! filling memory; UDP messages with no room are dropped, counted and
+//! reported. And `msg completions` and `msg man` generate.
+
+mod support;
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use msg_proto::{Kind, Message};
+use support::{DEADLINE, Listener, run};
+
+fn encoded(msg: &Message) -> Vec<u8> {
+    let mut out = Vec::new();
+    msg_proto::encode(msg, &mut out).unwrap();
+    out
+}
+
+fn frame(msg: &Message) -> Vec<u8> {
+    let body = encoded(msg);
+    let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// One UDP ping and its pong, within the test deadline.
+fn udp_ping(peer: &UdpSocket, listener: &Listener, seq: u64) {
+    peer.send_to(&encoded(&Message::new(Kind::Ping, seq, "")), listener.addr)
+        .unwrap();
+    let mut buf = [0; 64];
+    let (n, _) = peer.recv_from(&mut buf).expect("the ping is answered");
+    let pong = msg_proto::decode(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap();
+    assert_eq!((pong.kind, pong.seq), (Kind::Pong, seq));
+}
+
+#[test]
+fn a_blocked_stdout_drops_udp_messages_but_answers_pings() {
+    let (mut listener, stdout) = Listener::start_unread("--udp", &[]);
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(DEADLINE)).unwrap();
+    // 4 MiB of messages: far more than the pipe (64 KiB) and the
+    // listener's queue (1 MiB) hold. A ping after each batch keeps the
+    // sender from outrunning the socket buffer, and proves the listener
+    // still answers while its stdout is full.
+    let body = vec![b'u'; 1000];
+    for batch in 0..64u64 {
+        for i in 0..64 {
+            let data = Message::new(Kind::Data, batch * 64 + i, body.clone());
+            peer.send_to(&encoded(&data), listener.addr).unwrap();
+        }
+        udp_ping(&peer, &listener, batch);
+    }
+    listener
+        .process
+        .wait_for_stderr("the output is not keeping up");
+
+    // Drain stdout: what was queued comes out, and then new messages do.
+    let (lines_tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let last = Message::new(Kind::Data, 1_000_000, "the last one");
+    let mut printed = 0usize;
+    let mut resumed = false;
+    for seq in 0..200 {
+        peer.send_to(&encoded(&last), listener.addr).unwrap();
+        udp_ping(&peer, &listener, 10_000 + seq);
+        while let Ok(line) = lines.recv_timeout(Duration::from_millis(20)) {
+            printed += 1;
+            resumed |= line == "the last one";
+        }
+        if resumed {
+            break;
+        }
+    }
+    let finished = listener.process.kill();
+    assert!(resumed, "printing resumed after {printed} lines");
+    assert!(
+        printed < 64 * 64,
+        "{printed} lines: some messages must have been dropped"
+    );
+    assert!(
+        printed > 60,
+        "{printed} lines: the queued messages are printed"
+    );
+    assert!(
+        finished.stderr.contains("dropped="),
+        "the warning counts the drops: {}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn a_blocked_stdout_slows_tcp_senders_and_keeps_serving_the_rest() {
+    let (listener, _stdout) = Listener::start_unread("--tcp", &[]);
+    let mut sender = TcpStream::connect(listener.addr).unwrap();
+    sender
+        .set_write_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    // Write 64 KiB messages until a write stalls. Without backpressure the
+    // listener would take all 256 MiB into memory; with it, the pipe, the
+    // queue and the socket buffers fill and TCP's flow control stops us.
+    let message = frame(&Message::new(Kind::Data, 1, vec![b't'; 64 * 1024]));
+    let mut written = 0usize;
+    let stalled = loop {
+        if written >= 256 * 1024 * 1024 {
+            break false;
+        }
+        match sender.write(&message) {
+            Ok(n) => written += n,
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break true;
+            }
+            Err(err) => panic!("write failed: {err}"),
+        }
+    };
+    assert!(stalled, "{written} bytes went in without a stall");
+    assert!(
+        written < 64 * 1024 * 1024,
+        "stalled only after {written} bytes"
+    );
+
+    // Meanwhile a new connection is accepted and its ping answered.
+    let mut other = TcpStream::connect(listener.addr).unwrap();
+    other.set_read_timeout(Some(DEADLINE)).unwrap();
+    other
+        .write_all(&frame(&Message::new(Kind::Ping, 9, "still there?")))
+        .unwrap();
+    let mut prefix = [0; 4];
+    other.read_exact(&mut prefix).expect("the ping is answered");
+    let mut reply = vec![0; u32::from_be_bytes(prefix) as usize];
+    other.read_exact(&mut reply).unwrap();
+    let pong = msg_proto::decode(reply.into()).unwrap();
+    assert_eq!(
+        (pong.kind, pong.seq, &pong.body[..]),
+        (Kind::Pong, 9, &b"still there?"[..])
+    );
+}
+
+#[test]
+fn completions_and_the_man_page_generate() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = run(&["completions", shell], None);
+        assert_eq!(out.code(), Some(0), "{shell}: {}", out.stderr);
+        assert!(out.stdout.contains("listen"), "{shell}");
+    }
+    let out = run(&["man"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains(".TH msg 1"), "{}", &out.stdout[..200]);
+    let out = run(&["completions", "tcsh"], None);
+    assert_eq!(out.code(), Some(2));
+}
