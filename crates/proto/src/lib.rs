@@ -71,6 +71,15 @@ pub const MAX_BODY_LEN: usize = u32::MAX as usize;
 /// `seq` (reordered). Throughput measurements use it to learn what arrived.
 pub const FLAG_STATS: u32 = 1;
 
+/// Flag of any kind: an authentication trailer follows the body, so the
+/// message is not `header || body` alone and only the `auth` module can open it.
+///
+/// It is the top bit so that it never collides with a per-kind flag, which
+/// grow from bit 0. [`decode`] refuses such a message with
+/// [`Error::NeedsSecret`]: without the secret, the trailer would otherwise
+/// surface as a baffling body length mismatch.
+pub const FLAG_AUTH: u32 = 0x8000_0000;
+
 /// The one bincode configuration of the wire format: big-endian,
 /// fixed-width integers, and a decode limit of exactly one header, so that
 /// bincode itself can never be asked to read (or allocate) more.
@@ -290,6 +299,10 @@ pub enum Error {
     /// version 1.
     #[error("malformed header: {0}")]
     Malformed(String),
+    /// The message carries [`FLAG_AUTH`]: its peer authenticates with a
+    /// shared secret, and this receiver was given none.
+    #[error("this peer uses a secret; start msg listen with --secret-file or MSG_SECRET")]
+    NeedsSecret,
 }
 
 /// Appends `msg` (header, then body) to `dst`.
@@ -350,11 +363,18 @@ pub fn decode_header(src: &[u8]) -> Result<Header, Error> {
 ///
 /// # Errors
 ///
-/// Any header error from [`decode_header`], or
+/// Any header error from [`decode_header`], [`Error::NeedsSecret`] if the
+/// header has [`FLAG_AUTH`] set (the `auth` module opens those), or
 /// [`Error::BodyLengthMismatch`] if the body is shorter or longer than the
 /// header says.
 pub fn decode(src: Bytes) -> Result<Message, Error> {
     let header = decode_header(&src)?;
+    // Before the length check: a tagged message always has trailer bytes
+    // after its body, and "body length mismatch" would send its reader
+    // looking for a framing bug instead of a missing secret.
+    if header.flags & FLAG_AUTH != 0 {
+        return Err(Error::NeedsSecret);
+    }
     let actual = src.len() - HEADER_LEN;
     if actual != header.body_len as usize {
         return Err(Error::BodyLengthMismatch {
@@ -507,6 +527,32 @@ mod tests {
     }
 
     #[test]
+    fn a_tagged_message_needs_a_secret() {
+        // A UDP tagged datagram: header with FLAG_AUTH, body, then a 48-byte
+        // trailer that `body_len` does not count.
+        let mut bytes = VECTOR.to_vec();
+        bytes[4..8].copy_from_slice(&FLAG_AUTH.to_be_bytes());
+        bytes.extend_from_slice(&[0xaa; 48]);
+        assert_eq!(decode(bytes.clone().into()), Err(Error::NeedsSecret));
+        // Even with no trailer at all, the flag alone decides.
+        bytes.truncate(VECTOR.len());
+        assert_eq!(decode(bytes.into()), Err(Error::NeedsSecret));
+        assert_eq!(
+            Error::NeedsSecret.to_string(),
+            "this peer uses a secret; start msg listen with --secret-file or MSG_SECRET"
+        );
+    }
+
+    #[test]
+    fn decode_header_still_reads_a_tagged_header() {
+        // `auth` parses tagged headers with it, so it must not refuse them.
+        let mut bytes = VECTOR.to_vec();
+        bytes[4..8].copy_from_slice(&(FLAG_AUTH | FLAG_STATS).to_be_bytes());
+        let header = decode_header(&bytes).unwrap();
+        assert_eq!(header.flags, FLAG_AUTH | FLAG_STATS);
+    }
+
+    #[test]
     fn errors_read_as_sentences() {
         assert_eq!(
             Error::UnknownKind { kind: 0x55 }.to_string(),
@@ -531,6 +577,8 @@ mod tests {
             timestamp_ns in any::<u64>(),
             body in proptest::collection::vec(any::<u8>(), 0..2048),
         ) {
+            // FLAG_AUTH messages decode only through `auth`.
+            let flags = flags & !FLAG_AUTH;
             let msg = Message { kind, flags, seq, timestamp_ns, body: body.into() };
             let bytes = encoded(&msg);
             prop_assert_eq!(bytes.len(), msg.encoded_len());
