@@ -42,6 +42,8 @@
 use bytes::{BufMut, Bytes};
 use serde::{Deserialize, Serialize};
 
+pub mod auth;
+
 /// The first two bytes of every message: `"ms"`.
 ///
 /// They let a receiver reject stray datagrams (a DNS probe, a `socat` typo)
@@ -72,7 +74,7 @@ pub const MAX_BODY_LEN: usize = u32::MAX as usize;
 pub const FLAG_STATS: u32 = 1;
 
 /// Flag of any kind: an authentication trailer follows the body, so the
-/// message is not `header || body` alone and only the `auth` module can open it.
+/// message is not `header || body` alone and only [`auth`] can open it.
 ///
 /// It is the top bit so that it never collides with a per-kind flag, which
 /// grow from bit 0. [`decode`] refuses such a message with
@@ -364,7 +366,7 @@ pub fn decode_header(src: &[u8]) -> Result<Header, Error> {
 /// # Errors
 ///
 /// Any header error from [`decode_header`], [`Error::NeedsSecret`] if the
-/// header has [`FLAG_AUTH`] set (the `auth` module opens those), or
+/// header has [`FLAG_AUTH`] set ([`auth`] opens those), or
 /// [`Error::BodyLengthMismatch`] if the body is shorter or longer than the
 /// header says.
 pub fn decode(src: Bytes) -> Result<Message, Error> {
