@@ -1367,6 +1367,74 @@ mod tests {
         assert_eq!(window.highest(), Some(2000));
     }
 
+    /// The hex digits of the ```hex block that follows "Vector `label`:" in
+    /// docs/auth.md.
+    fn doc_vector(label: &str) -> String {
+        let doc = include_str!("../../../docs/auth.md");
+        let start = doc
+            .find(&format!("Vector `{label}`:"))
+            .unwrap_or_else(|| panic!("docs/auth.md has no vector {label}"));
+        doc[start..]
+            .split("```hex")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap_or_else(|| panic!("vector {label} has no ```hex block"))
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .collect()
+    }
+
+    // Every vector of docs/auth.md, recomputed from the inputs the page
+    // states, so the page cannot drift from the code.
+    #[test]
+    fn docs_carry_the_vectors() {
+        let s = secret("msg test secret");
+        let nc: [u8; NONCE_LEN] = std::array::from_fn(|i| i as u8);
+        let ns: [u8; NONCE_LEN] = std::array::from_fn(|i| (NONCE_LEN + i) as u8);
+        let (client, challenge) = ClientHandshake::start(&s, nc);
+        let (response, server) = ServerHandshake::new(&s, ns)
+            .on_challenge(&challenge)
+            .unwrap();
+        let (proof, client) = client.on_response(&response).unwrap();
+        let (result, server_keys) = server.on_proof(&proof);
+        let keys = client.on_result(&result).unwrap();
+        let server_keys = server_keys.unwrap();
+
+        let hello = Message::new(Kind::Data, 1, "hello");
+        let mut frame = BytesMut::new();
+        keys.sealer(Role::Client).seal(&hello, &mut frame).unwrap();
+        assert_eq!(
+            server_keys
+                .opener(Role::Server)
+                .open(frame.clone().freeze()),
+            Ok(hello.clone())
+        );
+        let mut datagram = BytesMut::new();
+        DatagramSealer::new(&s, Role::Client, SID)
+            .seal(&hello, &mut datagram)
+            .unwrap();
+
+        let wire = |msg: &Message| {
+            let mut buf = BytesMut::new();
+            encode(msg, &mut buf).unwrap();
+            buf.to_vec()
+        };
+        let vectors: [(&str, Vec<u8>); 9] = [
+            ("challenge", wire(&challenge)),
+            ("server-response", wire(&response)),
+            ("client-proof", wire(&proof)),
+            ("result", wire(&result)),
+            ("k_cs", keys.client_to_server().to_vec()),
+            ("k_sc", keys.server_to_client().to_vec()),
+            ("frame", frame.to_vec()),
+            ("k_udp_client", udp_key(&s, Role::Client).to_vec()),
+            ("datagram", datagram.to_vec()),
+        ];
+        for (label, bytes) in vectors {
+            assert_eq!(doc_vector(label), to_hex(&bytes), "vector {label}");
+        }
+    }
+
     #[test]
     fn errors_read_as_sentences() {
         assert_eq!(
