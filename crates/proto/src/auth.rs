@@ -34,6 +34,32 @@
 //! one [`FrameSealer`] for what it writes and one [`FrameOpener`] for what it
 //! reads.
 //!
+//! A whole handshake and one frame, with both ends in one place (a real
+//! caller sends each returned message and feeds what it reads to the next
+//! step):
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use msg_proto::auth::{ClientHandshake, Role, Secret, ServerHandshake};
+//! use msg_proto::{Kind, Message};
+//!
+//! let secret = Secret::new(b"correct horse battery staple".to_vec())?;
+//! // Nonces come from the caller's random number generator.
+//! let (client, challenge) = ClientHandshake::start(&secret, [1; 32]);
+//! let server = ServerHandshake::new(&secret, [2; 32]);
+//! let (response, server) = server.on_challenge(&challenge)?;
+//! let (proof, client) = client.on_response(&response)?;
+//! let (result, server_keys) = server.on_proof(&proof);
+//! let client_keys = client.on_result(&result)?;
+//!
+//! let mut frame = BytesMut::new();
+//! let msg = Message::new(Kind::Data, 1, "hello");
+//! client_keys.sealer(Role::Client).seal(&msg, &mut frame)?;
+//! let opened = server_keys?.opener(Role::Server).open(frame.freeze())?;
+//! assert_eq!(opened, msg);
+//! # Ok::<(), msg_proto::auth::AuthError>(())
+//! ```
+//!
 //! # UDP
 //!
 //! There is no handshake (a datagram has no connection to hang one on), so
@@ -88,14 +114,15 @@ pub const UDP_TRAILER_LEN: usize = SESSION_ID_LEN + 8 + TAG_LEN;
 /// How many of the most recent datagram counters a [`ReplayWindow`]
 /// remembers.
 ///
-/// UDP reorders, so the receiver cannot demand strictly increasing counters;
-/// 1024 datagrams of slack (IPsec's default is 64, RFC 6479 suggests more for
-/// fast links) absorbs the reordering of a busy benchmark stream.
+/// UDP reorders, so the receiver cannot demand strictly increasing counters.
+/// IPsec's default of 64 is too tight for a fast stream (RFC 6479 exists
+/// because of it); 1024 datagrams of slack absorbs the reordering of a busy
+/// benchmark stream for 136 bytes of state per sender.
 pub const REPLAY_WINDOW: u64 = 1024;
 
-/// The one byte of an [`Kind::AuthResult`] body that accepts.
+/// The one byte of a [`Kind::AuthResult`] body that accepts.
 const ACCEPTED: u8 = 0;
-/// The one byte of an [`Kind::AuthResult`] body that rejects.
+/// The one byte of a [`Kind::AuthResult`] body that rejects.
 const REJECTED: u8 = 1;
 
 // Every MAC and key derivation carries a label naming its purpose and the
@@ -124,7 +151,7 @@ pub enum AuthError {
     #[error("the secret is empty")]
     EmptySecret,
     /// A handshake message of the wrong kind arrived.
-    #[error("expected a {expected:?} message during the handshake, got {found:?}")]
+    #[error("expected {expected:?} during the handshake, got {found:?}")]
     UnexpectedKind {
         /// The kind this step needs.
         expected: Kind,
@@ -151,7 +178,7 @@ pub enum AuthError {
     /// The server rejected the client's proof (seen by the client).
     #[error("the server rejected our proof: the secrets differ")]
     Rejected,
-    /// An [`Kind::AuthResult`] byte other than 0 (accepted) or 1 (rejected).
+    /// A [`Kind::AuthResult`] byte other than 0 (accepted) or 1 (rejected).
     #[error("unknown authentication verdict {verdict}; expected 0 or 1")]
     BadVerdict {
         /// The byte found.
@@ -163,7 +190,10 @@ pub enum AuthError {
     NotTagged,
     /// The tag does not match: the bytes were altered, the frame is out of
     /// order, or the peer holds another secret.
-    #[error("authentication tag mismatch: altered, out of order, or another secret")]
+    #[error(
+        "authentication tag mismatch: the message was altered, reordered or \
+         replayed, or the peer's secret differs"
+    )]
     BadTag,
     /// A datagram counter this window already accepted.
     #[error("datagram counter {counter} was already accepted (a replay)")]
@@ -1444,6 +1474,19 @@ mod tests {
         assert_eq!(
             AuthError::Rejected.to_string(),
             "the server rejected our proof: the secrets differ"
+        );
+        assert_eq!(
+            AuthError::BadTag.to_string(),
+            "authentication tag mismatch: the message was altered, reordered or \
+             replayed, or the peer's secret differs"
+        );
+        assert_eq!(
+            AuthError::UnexpectedKind {
+                expected: Kind::AuthResult,
+                found: Kind::Error
+            }
+            .to_string(),
+            "expected AuthResult during the handshake, got Error"
         );
         assert_eq!(
             AuthError::Decode(Error::NeedsSecret).to_string(),
