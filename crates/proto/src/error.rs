@@ -52,6 +52,10 @@ pub enum Error {
     /// version 1.
     #[error("malformed header: {0}")]
     Malformed(String),
+    /// The message carries [`FLAG_AUTH`](crate::FLAG_AUTH): its peer
+    /// authenticates with a shared secret, and this receiver was given none.
+    #[error("this peer uses a secret; start msg listen with --secret-file or MSG_SECRET")]
+    NeedsSecret,
     /// A statistics pong's body is too short to hold even the received
     /// count; see [`Stats::parse`].
     #[error("a statistics answer of {len} bytes; expected {}", Stats::BODY_LEN)]

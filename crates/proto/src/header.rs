@@ -36,6 +36,16 @@ pub const MAX_BODY_LEN: usize = u32::MAX as usize;
 /// it to learn what arrived.
 pub const FLAG_STATS: u32 = 1;
 
+/// Flag of any kind: an authentication trailer follows the body, so the
+/// message is not `header || body` alone and only [`auth`](crate::auth) can
+/// open it.
+///
+/// It is the top bit so that it never collides with a per-kind flag, which
+/// grow from bit 0. [`decode`] refuses such a message with
+/// [`Error::NeedsSecret`]: without the secret, the trailer would otherwise
+/// surface as a baffling body length mismatch.
+pub const FLAG_AUTH: u32 = 0x8000_0000;
+
 /// The one bincode configuration of the wire format: big-endian,
 /// fixed-width integers, and a decode limit of exactly one header, so that
 /// bincode itself can never be asked to read (or allocate) more.
@@ -71,11 +81,13 @@ pub enum Kind {
     FileHeader = 0x10,
     /// A piece of a file's contents.
     FileChunk = 0x11,
-    /// A server's authentication challenge (a nonce).
+    /// Opens the authentication handshake: the client's nonce (see
+    /// [`auth`](crate::auth)).
     AuthChallenge = 0x20,
-    /// A client's answer to a challenge (an HMAC of the nonce).
+    /// A proof of the secret: the server's nonce and proof, or the
+    /// client's proof.
     AuthResponse = 0x21,
-    /// The server's verdict on an authentication attempt.
+    /// The server's verdict on the client's proof.
     AuthResult = 0x22,
     /// A request to run a command on the peer.
     Command = 0x30,
@@ -131,8 +143,9 @@ pub struct Header {
     pub version: u8,
     /// What the message is for.
     pub kind: Kind,
-    /// Reserved for per-kind flags; senders set 0 and receivers ignore bits
-    /// they do not know.
+    /// Per-kind flags grow from bit 0 ([`FLAG_STATS`]); the top bit,
+    /// [`FLAG_AUTH`], means the same for every kind. Senders set 0 for bits
+    /// they do not use and receivers ignore bits they do not know.
     pub flags: u32,
     /// The sender's sequence number; a reply carries the request's.
     pub seq: u64,
@@ -264,11 +277,18 @@ pub fn decode_header(src: &[u8]) -> Result<Header, Error> {
 ///
 /// # Errors
 ///
-/// Any header error from [`decode_header`], or
+/// Any header error from [`decode_header`], [`Error::NeedsSecret`] if the
+/// header has [`FLAG_AUTH`] set ([`auth`](crate::auth) opens those), or
 /// [`Error::BodyLengthMismatch`] if the body is shorter or longer than the
 /// header says.
 pub fn decode(src: Bytes) -> Result<Message, Error> {
     let header = decode_header(&src)?;
+    // Before the length check: a tagged message always has trailer bytes
+    // after its body, and "body length mismatch" would send its reader
+    // looking for a framing bug instead of a missing secret.
+    if header.flags & FLAG_AUTH != 0 {
+        return Err(Error::NeedsSecret);
+    }
     let actual = src.len() - HEADER_LEN;
     if actual != header.body_len as usize {
         return Err(Error::BodyLengthMismatch {
@@ -420,6 +440,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_tagged_message_needs_a_secret() {
+        // A UDP tagged datagram: header with FLAG_AUTH, body, then a 48-byte
+        // trailer that `body_len` does not count.
+        let mut bytes = VECTOR.to_vec();
+        bytes[4..8].copy_from_slice(&FLAG_AUTH.to_be_bytes());
+        bytes.extend_from_slice(&[0xaa; 48]);
+        assert_eq!(decode(bytes.clone().into()), Err(Error::NeedsSecret));
+        // Even with no trailer at all, the flag alone decides.
+        bytes.truncate(VECTOR.len());
+        assert_eq!(decode(bytes.into()), Err(Error::NeedsSecret));
+        assert_eq!(
+            Error::NeedsSecret.to_string(),
+            "this peer uses a secret; start msg listen with --secret-file or MSG_SECRET"
+        );
+    }
+
+    #[test]
+    fn decode_header_still_reads_a_tagged_header() {
+        // `auth` parses tagged headers with it, so it must not refuse them.
+        let mut bytes = VECTOR.to_vec();
+        bytes[4..8].copy_from_slice(&(FLAG_AUTH | FLAG_STATS).to_be_bytes());
+        let header = decode_header(&bytes).unwrap();
+        assert_eq!(header.flags, FLAG_AUTH | FLAG_STATS);
+    }
+
     fn any_kind() -> impl Strategy<Value = Kind> {
         proptest::sample::select(Kind::ALL.to_vec())
     }
@@ -433,6 +479,8 @@ mod tests {
             timestamp_ns in any::<u64>(),
             body in proptest::collection::vec(any::<u8>(), 0..2048),
         ) {
+            // FLAG_AUTH messages decode only through `auth`.
+            let flags = flags & !FLAG_AUTH;
             let msg = Message { kind, flags, seq, timestamp_ns, body: body.into() };
             let bytes = encoded(&msg);
             prop_assert_eq!(bytes.len(), msg.encoded_len());

@@ -17,6 +17,9 @@
 //!   [`FLAG_STATS`]), written and parsed in one place, and
 //!   [`DiscardCounter`], which counts a peer's discards for it.
 //! - `error.rs`: [`Error`], every way a message's bytes can be wrong.
+//! - [`auth`]: the shared-secret handshake, tagged TCP frames and tagged UDP
+//!   datagrams with their replay window, as state machines that take nonces
+//!   and keys from the caller ([`FLAG_AUTH`] marks a tagged message).
 //!
 //! # Layout
 //!
@@ -51,13 +54,14 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 mod error;
 mod header;
 mod stats;
 
 pub use error::Error;
 pub use header::{
-    FLAG_STATS, HEADER_LEN, Header, Kind, MAGIC, MAX_BODY_LEN, Message, VERSION, decode,
+    FLAG_AUTH, FLAG_STATS, HEADER_LEN, Header, Kind, MAGIC, MAX_BODY_LEN, Message, VERSION, decode,
     decode_header, encode, encode_header,
 };
 pub use stats::{DiscardCounter, Stats};
