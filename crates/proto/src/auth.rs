@@ -602,6 +602,12 @@ fn next(counter: u64) -> Result<u64, AuthError> {
 /// the wire: both ends count, so a frame that is dropped, repeated, moved or
 /// injected shifts the receiver's count and fails verification, at the cost
 /// of no byte.
+///
+/// A clone continues from the same counter, so two clones sealing onto one
+/// connection would repeat counters and the peer would refuse the second
+/// frame of each pair: clone to hand the state on (say, into a codec that
+/// is rebuilt), not to seal from two places.
+#[derive(Clone)]
 pub struct FrameSealer {
     mac: HmacSha256,
     counter: u64,
@@ -648,6 +654,10 @@ impl fmt::Debug for FrameSealer {
 }
 
 /// Verifies the frames one side of a TCP connection reads.
+///
+/// A clone expects the same next counter, so only one of them can follow a
+/// connection's frames; as with [`FrameSealer`], clone to hand the state on.
+#[derive(Clone)]
 pub struct FrameOpener {
     mac: HmacSha256,
     counter: u64,
@@ -717,6 +727,12 @@ fn udp_key(secret: &Secret, sender: Role) -> [u8; KEY_LEN] {
 /// (a benchmark's stats pings and its discards share a socket with
 /// independent sequences), while a replay window needs a number that never
 /// repeats.
+///
+/// A clone continues the same session from the same counter: if both
+/// clones send, their datagrams repeat counters and receivers drop the
+/// repeats as replays. Clone to give the sending to another owner, not to
+/// send from two.
+#[derive(Clone)]
 pub struct DatagramSealer {
     mac: HmacSha256,
     session_id: [u8; SESSION_ID_LEN],
@@ -793,6 +809,7 @@ pub struct Opened {
 ///
 /// It keeps no state: replay is the business of the [`ReplayWindow`]s the
 /// caller keeps per sender, because only the caller knows the addresses.
+#[derive(Clone)]
 pub struct DatagramOpener {
     mac: HmacSha256,
 }

@@ -3,6 +3,7 @@
 
 use bytes::{Buf, BufMut, BytesMut};
 use msg_proto::Message;
+use msg_proto::auth::{FrameOpener, FrameSealer, TAG_LEN};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::Error;
@@ -13,16 +14,86 @@ pub const LENGTH_PREFIX_LEN: usize = 4;
 /// The default maximum frame length (the message after the prefix): 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
-/// The frame codec: a 4-byte big-endian length, then one msg message.
-#[derive(Debug, Clone, Copy)]
+/// The frame codec: a 4-byte big-endian length, then one msg message,
+/// tagged once the connection is authenticated.
+///
+/// Not `Copy`: a sealer and an opener count the frames they handled, and a
+/// silent copy would fork a count that the peer keeps in step with exactly
+/// one of them.
+#[derive(Debug, Clone)]
 pub struct Codec {
     max_frame: usize,
+    // Boxed: a keyed HMAC state is about 200 bytes, and unboxed it would
+    // grow every connection, authenticated or not, by twice that. One
+    // allocation per connection, none per frame.
+    /// Tags what [`Encoder::encode`] writes, once set.
+    sealer: Option<Box<FrameSealer>>,
+    /// Verifies what [`Decoder::decode`] reads, once set; then an untagged
+    /// frame is an error.
+    opener: Option<Box<FrameOpener>>,
 }
 
 impl Codec {
-    /// A codec that refuses frames over `max_frame` bytes.
+    /// A codec that refuses frames over `max_frame` bytes, and neither tags
+    /// nor verifies them.
     pub fn new(max_frame: usize) -> Self {
-        Self { max_frame }
+        Self {
+            max_frame,
+            sealer: None,
+            opener: None,
+        }
+    }
+
+    /// From now on, tags every encoded frame with `sealer`.
+    ///
+    /// Frames already encoded into a write buffer stay as they are, which is
+    /// what a handshake needs: its last message goes out plain even if the
+    /// sealer is installed before the buffer is flushed.
+    pub fn set_sealer(&mut self, sealer: FrameSealer) {
+        self.sealer = Some(Box::new(sealer));
+    }
+
+    /// From now on, verifies every decoded frame with `opener` and refuses
+    /// untagged ones.
+    ///
+    /// Bytes already buffered but not yet decoded are verified too: a peer
+    /// may send its first tagged frame right behind the handshake, in the
+    /// same read.
+    pub fn set_opener(&mut self, opener: FrameOpener) {
+        self.opener = Some(Box::new(opener));
+    }
+
+    /// Whether this codec tags what it encodes.
+    pub fn seals(&self) -> bool {
+        self.sealer.is_some()
+    }
+
+    /// Whether this codec verifies what it decodes.
+    pub fn opens(&self) -> bool {
+        self.opener.is_some()
+    }
+
+    /// Two codecs with this one's limit: the first keeps the opener (for a
+    /// reading half), the second the sealer (for a writing half). Each
+    /// direction's count then lives in exactly one place.
+    pub(crate) fn split(self) -> (Self, Self) {
+        let Self {
+            max_frame,
+            sealer,
+            opener,
+        } = self;
+        (
+            Self {
+                max_frame,
+                sealer: None,
+                opener,
+            },
+            Self {
+                max_frame,
+                sealer,
+                opener: None,
+            },
+        )
     }
 }
 
@@ -56,7 +127,10 @@ impl Decoder for Codec {
         }
         src.advance(LENGTH_PREFIX_LEN);
         let frame = src.split_to(len).freeze();
-        Ok(Some(msg_proto::decode(frame)?))
+        match &mut self.opener {
+            Some(opener) => Ok(Some(opener.open(frame)?)),
+            None => Ok(Some(msg_proto::decode(frame)?)),
+        }
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Message>, Error> {
@@ -74,22 +148,39 @@ impl Encoder<&Message> for Codec {
     type Error = Error;
 
     fn encode(&mut self, msg: &Message, dst: &mut BytesMut) -> Result<(), Error> {
-        let len = msg.encoded_len();
+        // The tag sits inside the frame, so it counts against the limit: a
+        // body that fits alone could otherwise overflow the peer's maximum
+        // once tagged, and be refused there instead of here.
+        let tag = if self.sealer.is_some() { TAG_LEN } else { 0 };
+        let body = msg.body.len();
+        let len = msg.encoded_len().saturating_add(tag);
         if len > self.max_frame {
             return Err(Error::TooLarge {
-                body: msg.body.len(),
+                body,
                 max_frame: self.max_frame,
+                tag,
             });
         }
-        dst.reserve(LENGTH_PREFIX_LEN + len);
         // len <= max_frame, and a max_frame over u32::MAX would still be
-        // caught by msg_proto::encode's own u32 check below.
-        dst.put_u32(u32::try_from(len).map_err(|_| Error::TooLarge {
-            body: msg.body.len(),
+        // caught by msg_proto's own u32 check of the body below.
+        let prefix = u32::try_from(len).map_err(|_| Error::TooLarge {
+            body,
             max_frame: u32::MAX as usize,
-        })?);
-        msg_proto::encode(msg, dst)?;
-        Ok(())
+            tag,
+        })?;
+        dst.reserve(LENGTH_PREFIX_LEN + len);
+        let start = dst.len();
+        dst.put_u32(prefix);
+        let encoded = match &mut self.sealer {
+            Some(sealer) => sealer.seal(msg, dst).map_err(Error::from),
+            None => msg_proto::encode(msg, dst).map_err(Error::from),
+        };
+        if encoded.is_err() {
+            // Leave no orphan prefix behind: the buffer may hold frames
+            // queued before this one, and they must still go out whole.
+            dst.truncate(start);
+        }
+        encoded
     }
 }
 
@@ -97,6 +188,7 @@ impl Encoder<&Message> for Codec {
 pub(crate) mod tests {
     use super::*;
     use msg_proto::Kind;
+    use msg_proto::auth::{AuthError, ClientHandshake, Role, Secret, ServerHandshake, SessionKeys};
     use tokio_util::codec::LengthDelimitedCodec;
 
     /// The bytes [`Codec`] writes for `msg`.
@@ -180,7 +272,8 @@ pub(crate) mod tests {
                 err,
                 Error::TooLarge {
                     body: 1024,
-                    max_frame: 1024
+                    max_frame: 1024,
+                    tag: 0
                 }
             ),
             "{err}"
@@ -217,5 +310,96 @@ pub(crate) mod tests {
             Err(Error::ClosedMidFrame { buffered: 10 })
         ));
         assert_eq!(codec.decode_eof(&mut BytesMut::new()).unwrap(), None);
+    }
+
+    /// The session keys of the handshake in docs/auth.md's test vectors.
+    pub(crate) fn vector_keys() -> (SessionKeys, SessionKeys) {
+        let secret = Secret::new(b"msg test secret".to_vec()).unwrap();
+        let nc: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let ns: [u8; 32] = std::array::from_fn(|i| 0x20 + i as u8);
+        let (client, challenge) = ClientHandshake::start(&secret, nc);
+        let (response, server) = ServerHandshake::new(&secret, ns)
+            .on_challenge(&challenge)
+            .unwrap();
+        let (proof, client) = client.on_response(&response).unwrap();
+        let (result, server_keys) = server.on_proof(&proof);
+        (client.on_result(&result).unwrap(), server_keys.unwrap())
+    }
+
+    /// docs/auth.md's `frame` vector, behind its length prefix.
+    const VECTOR_FRAME: &[u8] = b"\x00\x00\x00\x41\
+        \x6d\x73\x01\x01\x80\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\
+        \x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x05hello\
+        \xd4\x4d\x39\x11\xf8\x23\xba\x63\x48\xf6\xd2\x7f\xa7\x41\x9e\x29\
+        \x91\x05\xc2\x37\xa6\x3c\x72\x6a\xc6\xc4\xc6\x77\x7f\xc1\x54\xea";
+
+    #[test]
+    fn seals_and_opens_the_documented_tagged_frame() {
+        let (client_keys, server_keys) = vector_keys();
+        let mut client = Codec::default();
+        client.set_sealer(client_keys.sealer(Role::Client));
+        let msg = Message::new(Kind::Data, 1, "hello");
+        let mut wire = BytesMut::new();
+        client.encode(&msg, &mut wire).unwrap();
+        assert_eq!(&wire[..], VECTOR_FRAME);
+
+        let mut server = Codec::default();
+        server.set_opener(server_keys.opener(Role::Server));
+        // The flag is the transport's business: it is cleared on the way in.
+        assert_eq!(server.decode(&mut wire).unwrap(), Some(msg));
+        assert!(wire.is_empty());
+    }
+
+    #[test]
+    fn an_opener_refuses_a_flipped_bit_and_an_untagged_frame() {
+        let (_, server_keys) = vector_keys();
+        for at in [4, 20, 33, VECTOR_FRAME.len() - 1] {
+            let mut wire = BytesMut::from(VECTOR_FRAME);
+            wire[at] ^= 0x01;
+            let mut server = Codec::default();
+            server.set_opener(server_keys.opener(Role::Server));
+            let err = server.decode(&mut wire).unwrap_err();
+            assert!(matches!(err, Error::Auth(_)), "byte {at}: {err}");
+        }
+        let mut server = Codec::default();
+        server.set_opener(server_keys.opener(Role::Server));
+        let err = server
+            .decode(&mut frame_of(&Message::new(Kind::Data, 1, "hello")))
+            .unwrap_err();
+        assert!(matches!(err, Error::Auth(AuthError::NotTagged)), "{err}");
+    }
+
+    #[test]
+    fn a_sealed_frame_counts_its_tag_against_the_limit() {
+        let (client_keys, _) = vector_keys();
+        let mut codec = Codec::new(100);
+        codec.set_sealer(client_keys.sealer(Role::Client));
+        let mut out = BytesMut::new();
+        codec
+            .encode(&Message::new(Kind::Data, 1, vec![0; 40]), &mut out)
+            .unwrap();
+        assert_eq!(out.len(), LENGTH_PREFIX_LEN + 100);
+        out.clear();
+        let err = codec
+            .encode(&Message::new(Kind::Data, 2, vec![0; 41]), &mut out)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "message is 41 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
+             (40 for the body after a 28-byte header and a 32-byte tag)"
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn split_gives_the_opener_to_the_reader_and_the_sealer_to_the_writer() {
+        let (client_keys, _) = vector_keys();
+        let mut codec = Codec::new(100);
+        codec.set_sealer(client_keys.sealer(Role::Client));
+        codec.set_opener(client_keys.opener(Role::Client));
+        let (reader, writer) = codec.split();
+        assert_eq!((reader.opens(), reader.seals()), (true, false));
+        assert_eq!((writer.opens(), writer.seals()), (false, true));
+        assert_eq!((reader.max_frame, writer.max_frame), (100, 100));
     }
 }

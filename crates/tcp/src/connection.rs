@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use futures::{SinkExt, StreamExt};
 use msg_proto::Message;
+use msg_proto::auth::{Role, SessionKeys};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{Framed, FramedParts, FramedWrite};
@@ -75,14 +76,41 @@ impl Connection {
         self.framed.get_ref()
     }
 
+    /// Tags every frame written from now on and verifies every frame read,
+    /// with the keys of a handshake that `us` just finished over this same
+    /// connection.
+    ///
+    /// The handshake itself travels as ordinary frames
+    /// ([`msg_proto::auth::ClientHandshake`] and
+    /// [`msg_proto::auth::ServerHandshake`] produce plain messages), so the
+    /// caller runs it with [`Connection::write_message`] and
+    /// [`Connection::read_message`] first, then calls this before the next
+    /// read or write. A frame the peer sent right behind its last handshake
+    /// message may already sit in the read buffer; it is verified too,
+    /// since frames are decoded only when read.
+    ///
+    /// From then on an untagged, altered, dropped, repeated or reordered
+    /// frame makes [`Connection::read_message`] fail with [`Error::Auth`].
+    pub fn authenticate(&mut self, keys: &SessionKeys, us: Role) {
+        let codec = self.framed.codec_mut();
+        codec.set_sealer(keys.sealer(us));
+        codec.set_opener(keys.opener(us));
+    }
+
+    /// Whether [`Connection::authenticate`] was called.
+    pub fn is_authenticated(&self) -> bool {
+        self.framed.codec().opens()
+    }
+
     /// Reads the next message; `Ok(None)` when the peer closed the
     /// connection cleanly between frames.
     ///
     /// # Errors
     ///
     /// [`Error::FrameTooLarge`], [`Error::ClosedMidFrame`],
-    /// [`Error::Decode`] or [`Error::Io`]. After an error the connection is
-    /// unusable: the stream's framing is lost.
+    /// [`Error::Decode`], [`Error::Auth`] (once authenticated) or
+    /// [`Error::Io`]. After an error the connection is unusable: the
+    /// stream's framing, or the count of authenticated frames, is lost.
     pub async fn read_message(&mut self) -> Result<Option<Message>, Error> {
         self.framed.next().await.transpose()
     }
@@ -91,7 +119,8 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`Error::TooLarge`] before anything is written, or [`Error::Io`].
+    /// [`Error::TooLarge`] before anything is written (the limit counts the
+    /// tag once authenticated), or [`Error::Io`].
     pub async fn write_message(&mut self, msg: &Message) -> Result<(), Error> {
         self.framed.send(msg).await
     }
@@ -119,7 +148,9 @@ impl Connection {
     /// Splits the connection into a reading and a writing half that can be
     /// used at the same time (say, by two futures joined in one task), for
     /// a sender that must not wait for replies. Bytes already read and
-    /// messages already queued are kept.
+    /// messages already queued are kept, and so is authentication: the
+    /// reading half verifies with the connection's opener and the writing
+    /// half tags with its sealer, each carrying on its direction's count.
     pub fn into_split(self) -> (ReadHalf, WriteHalf) {
         let FramedParts {
             io,
@@ -129,13 +160,14 @@ impl Connection {
             ..
         } = self.framed.into_parts();
         let (read, write) = io.into_split();
+        let (read_codec, write_codec) = codec.split();
         // `Framed::from_parts` knows that a non-empty buffer may already
         // hold whole frames; a `FramedRead` given the buffer afterwards
         // would wait for the socket before decoding them.
-        let mut parts = FramedParts::new::<&Message>(read, codec);
+        let mut parts = FramedParts::new::<&Message>(read, read_codec);
         parts.read_buf = read_buf;
         let reader = Framed::from_parts(parts);
-        let mut writer = FramedWrite::new(write, codec);
+        let mut writer = FramedWrite::new(write, write_codec);
         *writer.write_buffer_mut() = write_buf;
         (
             ReadHalf {
@@ -200,9 +232,11 @@ impl WriteHalf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Listener;
-    use crate::codec::tests::frame_of;
+    use crate::codec::tests::{frame_of, vector_keys};
+    use crate::{LENGTH_PREFIX_LEN, Listener};
+    use bytes::{BufMut, BytesMut};
     use msg_proto::Kind;
+    use msg_proto::auth::{AuthError, ClientHandshake, Secret, ServerHandshake};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A plain client stream and the framed connection it made.
@@ -250,6 +284,168 @@ mod tests {
         assert!(
             matches!(err, Error::Decode(msg_proto::Error::BadMagic { .. })),
             "{err}"
+        );
+    }
+
+    /// A connected client and the server's accepted end of it.
+    async fn pair() -> (Connection, Connection) {
+        let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), Options::default())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, server) = tokio::join!(
+            Connection::connect(addr, Options::default()),
+            listener.accept()
+        );
+        (client.unwrap(), server.unwrap())
+    }
+
+    fn secret() -> Secret {
+        Secret::new(b"s3cret".to_vec()).unwrap()
+    }
+
+    /// The client's side of the handshake, as `msg send` would run it.
+    async fn client_handshake(conn: &mut Connection) -> Result<(), Error> {
+        let (state, challenge) = ClientHandshake::start(&secret(), [1; 32]);
+        conn.write_message(&challenge).await?;
+        let response = conn.read_message().await?.expect("a response");
+        let (proof, state) = state.on_response(&response)?;
+        conn.write_message(&proof).await?;
+        let verdict = conn.read_message().await?.expect("a verdict");
+        conn.authenticate(&state.on_result(&verdict)?, Role::Client);
+        Ok(())
+    }
+
+    /// The server's side, which queues its verdict and, once authenticated,
+    /// a first tagged message behind it: both leave in one write, so the
+    /// client most likely reads the tagged frame into its buffer before it
+    /// has the keys to verify it.
+    async fn server_handshake(conn: &mut Connection, first: &Message) -> Result<(), Error> {
+        let challenge = conn.read_message().await?.expect("a challenge");
+        let (response, state) =
+            ServerHandshake::new(&secret(), [2; 32]).on_challenge(&challenge)?;
+        conn.write_message(&response).await?;
+        let proof = conn.read_message().await?.expect("a proof");
+        let (verdict, keys) = state.on_proof(&proof);
+        conn.feed(&verdict).await?;
+        conn.authenticate(&keys?, Role::Server);
+        conn.write_message(first).await
+    }
+
+    async fn authenticated_pair() -> (Connection, Connection, Message) {
+        let (mut client, mut server) = pair().await;
+        let first = Message::new(Kind::Data, 7, "right behind the verdict");
+        let (c, s) = tokio::join!(
+            client_handshake(&mut client),
+            server_handshake(&mut server, &first)
+        );
+        c.unwrap();
+        s.unwrap();
+        assert!(client.is_authenticated() && server.is_authenticated());
+        (client, server, first)
+    }
+
+    #[tokio::test]
+    async fn a_handshake_then_tagged_messages_both_ways() {
+        let (mut client, mut server, first) = authenticated_pair().await;
+        assert_eq!(client.read_message().await.unwrap(), Some(first));
+        for seq in 0..3 {
+            let ping = Message::new(Kind::Ping, seq, format!("ping {seq}"));
+            client.write_message(&ping).await.unwrap();
+            assert_eq!(server.read_message().await.unwrap(), Some(ping.clone()));
+            let pong = Message {
+                kind: Kind::Pong,
+                ..ping
+            };
+            server.write_message(&pong).await.unwrap();
+            assert_eq!(client.read_message().await.unwrap(), Some(pong));
+        }
+        drop(client);
+        assert_eq!(server.read_message().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn split_halves_stay_authenticated_and_keep_counting() {
+        let (mut client, mut server, first) = authenticated_pair().await;
+        assert_eq!(client.read_message().await.unwrap(), Some(first));
+        // One frame each way before the split, so the halves must carry on
+        // from counter 1, not restart at 0.
+        let before = Message::new(Kind::Data, 1, "before");
+        client.write_message(&before).await.unwrap();
+        assert_eq!(server.read_message().await.unwrap(), Some(before));
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        for seq in 2..5 {
+            let up = Message::new(Kind::Data, seq, "up");
+            client_write.write_message(&up).await.unwrap();
+            assert_eq!(server_read.read_message().await.unwrap(), Some(up));
+            let down = Message::new(Kind::Data, seq, "down");
+            server_write.write_message(&down).await.unwrap();
+            assert_eq!(client_read.read_message().await.unwrap(), Some(down));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flipped_bit_on_the_wire_fails_and_ends_the_connection() {
+        let (mut raw, mut conn) = raw_and_framed().await;
+        let (client_keys, server_keys) = vector_keys();
+        conn.authenticate(&server_keys, Role::Server);
+        // The raw peer plays the client with the same keys, sealing by hand
+        // so that it can alter the second frame after it was tagged.
+        let mut sealer = client_keys.sealer(Role::Client);
+        let mut wire = BytesMut::new();
+        let mut frame = |msg: &Message, flip: Option<usize>| {
+            let start = wire.len();
+            wire.put_u32(0);
+            sealer.seal(msg, &mut wire).unwrap();
+            let len = u32::try_from(wire.len() - start - LENGTH_PREFIX_LEN).unwrap();
+            wire[start..start + LENGTH_PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
+            if let Some(at) = flip {
+                wire[start + LENGTH_PREFIX_LEN + at] ^= 0x01;
+            }
+        };
+        let good = Message::new(Kind::Data, 1, "good");
+        frame(&good, None);
+        // Bit 0 of the body's first byte: "tampered" becomes "uampered".
+        frame(&Message::new(Kind::Data, 2, "tampered"), Some(28));
+        frame(&Message::new(Kind::Data, 3, "too late"), None);
+        raw.write_all(&wire).await.unwrap();
+
+        assert_eq!(conn.read_message().await.unwrap(), Some(good));
+        let err = conn.read_message().await.unwrap_err();
+        assert!(matches!(err, Error::Auth(AuthError::BadTag)), "{err}");
+        // The third frame is well tagged, but nothing after a failure is
+        // trusted, or even read.
+        assert!(!matches!(conn.read_message().await, Ok(Some(_))));
+    }
+
+    #[tokio::test]
+    async fn an_authenticated_peer_refuses_plain_frames() {
+        let (mut raw, mut conn) = raw_and_framed().await;
+        conn.authenticate(&vector_keys().1, Role::Server);
+        raw.write_all(&frame_of(&Message::new(Kind::Data, 1, "plain")))
+            .await
+            .unwrap();
+        let err = conn.read_message().await.unwrap_err();
+        assert!(matches!(err, Error::Auth(AuthError::NotTagged)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_oversize_text_counts_the_tag() {
+        let (_raw, mut conn) = raw_and_framed().await;
+        conn.authenticate(&vector_keys().1, Role::Server);
+        let body = DEFAULT_MAX_FRAME - 28 - 32 + 1;
+        let err = conn
+            .write_message(&Message::new(Kind::Data, 1, vec![0; body]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "message is {body} bytes; a TCP frame holds at most {DEFAULT_MAX_FRAME} bytes, \
+                 set by --max-frame ({} for the body after a 28-byte header and a 32-byte tag)",
+                body - 1
+            )
         );
     }
 }

@@ -4,6 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use msg_proto::HEADER_LEN;
+use msg_proto::auth::AuthError;
 
 /// Errors of the TCP transport.
 #[derive(Debug, thiserror::Error)]
@@ -23,19 +24,23 @@ pub enum Error {
     ///
     /// The text names the body, not the frame, because the body is what the
     /// caller chose; it then says how much body fits, so nobody has to know
-    /// that the frame also holds a header.
+    /// that the frame also holds a header (and, once authenticated, a tag).
     #[error(
         "message is {body} bytes; a TCP frame holds at most {max_frame} bytes, set by \
-         --max-frame ({} for the body after a {HEADER_LEN}-byte header)",
-        .max_frame.saturating_sub(HEADER_LEN)
+         --max-frame ({})",
+        body_hint(*.max_frame, *.tag)
     )]
     TooLarge {
-        /// The body's length: the msg header and the length prefix are not
-        /// counted.
+        /// The body's length: the msg header, the tag and the length prefix
+        /// are not counted.
         body: usize,
-        /// The maximum frame length in force: the msg header and the body,
-        /// without the 4-byte length prefix.
+        /// The maximum frame length in force: the msg header, the body and
+        /// the tag, without the 4-byte length prefix.
         max_frame: usize,
+        /// The authentication tag the frame would carry after the body:
+        /// [`msg_proto::auth::TAG_LEN`] on an authenticated connection, else
+        /// 0.
+        tag: usize,
     },
     /// The peer closed the connection inside a frame.
     #[error("connection closed mid-frame: {buffered} bytes of an unfinished frame")]
@@ -46,6 +51,11 @@ pub enum Error {
     /// A frame arrived whole but is not a valid msg message.
     #[error("invalid message")]
     Decode(#[from] msg_proto::Error),
+    /// On an authenticated connection, a frame failed verification (or a
+    /// frame could not be tagged). The connection must be closed: the two
+    /// ends' frame counts are out of step for good.
+    #[error("authentication failed on the connection")]
+    Auth(#[from] AuthError),
     /// Binding the listening socket failed.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -67,6 +77,16 @@ pub enum Error {
     Io(#[from] io::Error),
 }
 
+/// The parenthesis of [`Error::TooLarge`]'s text: how much of `max_frame` is
+/// left for the body, and what takes the rest.
+fn body_hint(max_frame: usize, tag: usize) -> String {
+    let body = max_frame.saturating_sub(HEADER_LEN + tag);
+    match tag {
+        0 => format!("{body} for the body after a {HEADER_LEN}-byte header"),
+        tag => format!("{body} for the body after a {HEADER_LEN}-byte header and a {tag}-byte tag"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,11 +96,39 @@ mod tests {
         let err = Error::TooLarge {
             body: 100,
             max_frame: 100,
+            tag: 0,
         };
         assert_eq!(
             err.to_string(),
             "message is 100 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
              (72 for the body after a 28-byte header)"
+        );
+    }
+
+    #[test]
+    fn too_large_counts_and_names_a_tag() {
+        let err = Error::TooLarge {
+            body: 100,
+            max_frame: 100,
+            tag: 32,
+        };
+        assert_eq!(
+            err.to_string(),
+            "message is 100 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
+             (40 for the body after a 28-byte header and a 32-byte tag)"
+        );
+    }
+
+    #[test]
+    fn an_auth_failure_keeps_its_cause() {
+        let err = Error::from(AuthError::BadTag);
+        assert_eq!(err.to_string(), "authentication failed on the connection");
+        let source = std::error::Error::source(&err)
+            .expect("a cause")
+            .to_string();
+        assert!(
+            source.starts_with("authentication tag mismatch"),
+            "{source}"
         );
     }
 }

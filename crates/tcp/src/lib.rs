@@ -16,6 +16,24 @@
 //! unless configured) *before* anything is reserved for it, so a peer that
 //! announces 4 GiB gets an error, not an allocation.
 //!
+//! # Authentication
+//!
+//! With a shared secret, the caller first runs the handshake of
+//! `msg_proto::auth` over the connection as four ordinary frames, then hands
+//! the keys to [`Connection::authenticate`]. From then on every frame, both
+//! ways, carries a 32-byte tag inside it (the length counts it, and so does
+//! the maximum), and a frame that fails verification is [`Error::Auth`]:
+//!
+//! ```text
+//! +----------------+-----------------------------------------------------+
+//! | length: u32 BE | header, flag 0x80000000 | body | tag (32 bytes)      |
+//! +----------------+-----------------------------------------------------+
+//! ```
+//!
+//! The tag covers a count of the frames sent that way, which both ends keep
+//! and neither sends, so the codec holds state and is `Clone` but not
+//! `Copy`. `docs/auth.md` specifies the bytes.
+//!
 //! # Where things live
 //!
 //! - `codec.rs`: [`Codec`], the frame format and its limit
