@@ -2,10 +2,14 @@
 //! usage-error type.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
 use msg_net::limits::{DEFAULT_MAX_FRAME, HEADER_LEN, TcpOptions};
-use msg_net::{Reply, Transport};
+use msg_net::{Auth, Reply, Transport};
+use msg_proto::auth::Secret;
+use tracing::warn;
 
 /// An error in what the user asked for rather than in what happened: `main`
 /// exits with 2 for it, as clap does for the errors it finds itself.
@@ -71,6 +75,91 @@ impl TcpArgs {
             nodelay: self.nodelay,
         }
     }
+}
+
+/// The shared secret, shared by send, listen and bench. It is read from a
+/// file or the environment, never taken as a flag's value: `ps` shows every
+/// process's arguments to every user.
+#[derive(Debug, Args)]
+pub(crate) struct AuthArgs {
+    /// Authenticate with the shared secret in this file (or in the
+    /// MSG_SECRET environment variable): a listener then accepts only peers
+    /// that know it, and every message is tagged. One trailing newline is
+    /// not part of the secret
+    #[arg(long, value_name = "PATH")]
+    pub(crate) secret_file: Option<PathBuf>,
+
+    /// How long the authentication handshake may take before the peer is
+    /// dropped (TCP)
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
+    pub(crate) handshake_timeout: Duration,
+}
+
+/// Where a secret comes from when there is no --secret-file.
+const SECRET_ENV: &str = "MSG_SECRET";
+
+impl AuthArgs {
+    /// The secret from --secret-file or MSG_SECRET, if either is given.
+    ///
+    /// # Errors
+    ///
+    /// A usage error naming the file (or the variable) when it cannot be
+    /// read or is empty.
+    pub(crate) fn auth(&self) -> anyhow::Result<Option<Auth>> {
+        let bytes = match (&self.secret_file, std::env::var_os(SECRET_ENV)) {
+            (Some(path), _) => read_secret_file(path)?,
+            (None, Some(value)) => {
+                let bytes = value.into_encoded_bytes();
+                if bytes.is_empty() {
+                    return Err(usage(format!("{SECRET_ENV} is set but empty")));
+                }
+                bytes
+            }
+            (None, None) => return Ok(None),
+        };
+        let secret = Secret::new(bytes).map_err(|err| usage(err.to_string()))?;
+        Ok(Some(Auth {
+            secret,
+            handshake_timeout: self.handshake_timeout,
+        }))
+    }
+}
+
+fn read_secret_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let shown = path.display();
+    let mut bytes = std::fs::read(path)
+        .map_err(|err| usage(format!("cannot read the secret file {shown}: {err}")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                // As ssh does for a private key: say so, and go on.
+                warn!(
+                    "the secret file {shown} is readable by others (mode {mode:03o}); chmod 600 it"
+                );
+            }
+        }
+    }
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    }
+    if bytes.is_empty() {
+        return Err(usage(format!("the secret file {shown} is empty")));
+    }
+    Ok(bytes)
+}
+
+pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|err| err.to_string())?;
+    if d.is_zero() {
+        return Err("must be longer than zero".to_owned());
+    }
+    Ok(d)
 }
 
 /// What a listener answers.

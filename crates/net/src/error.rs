@@ -38,6 +38,12 @@ pub enum Error {
         /// How long we waited.
         timeout: Duration,
     },
+    /// Authentication failed; the source says why.
+    #[error("authentication failed")]
+    Auth(#[from] crate::auth::AuthFailure),
+    /// The peer sent an `Error` message (its text, made safe to print).
+    #[error("the listener says: {0}")]
+    Peer(String),
     /// Any other socket error.
     #[error(transparent)]
     Io(#[from] io::Error),

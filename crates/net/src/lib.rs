@@ -22,7 +22,8 @@
 //!   whatever prints.
 //! - Features, each holding both of its ends: [`data`] (`Data` messages
 //!   and the [`Reply`] modes), [`ping`] (`Ping`, `Pong`, `Discard` and the
-//!   statistics), [`raw`] (no header, no framing).
+//!   statistics), [`raw`] (no header, no framing), [`auth`] (the handshake
+//!   with its timeout, tagged frames and datagrams).
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
 //!
 //! ```text
@@ -61,6 +62,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 mod busy_poll;
 pub mod data;
 mod error;
@@ -72,6 +74,7 @@ pub mod raw;
 mod serve;
 mod transport;
 
+pub use auth::Auth;
 pub use busy_poll::BusyPoll;
 pub use data::Reply;
 pub use error::Error;

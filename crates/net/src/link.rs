@@ -8,18 +8,23 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use msg_proto::Message;
+use msg_proto::auth::Role;
+use msg_proto::{Kind, Message};
 
+use crate::auth::{self, Auth, printable};
 use crate::{Error, Transport};
 
 /// How to connect.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
     /// TCP framing and socket options (ignored for UDP).
     pub tcp: msg_tcp::Options,
     /// How long a TCP connect may take; `None` waits as long as the
     /// operating system does (UDP connects at once).
     pub timeout: Option<Duration>,
+    /// Authenticate with this secret: a TCP handshake before anything is
+    /// sent, then every frame tagged; over UDP every datagram tagged.
+    pub auth: Option<Auth>,
 }
 
 /// A framed conversation with one peer.
@@ -46,10 +51,50 @@ impl Link {
         options: &ConnectOptions,
     ) -> Result<Self, Error> {
         let inner = match transport {
-            Transport::Udp => Inner::Udp(msg_udp::Socket::connect(addr).await?),
-            Transport::Tcp => Inner::Tcp(connect_tcp(addr, options).await?),
+            Transport::Udp => {
+                let mut socket = msg_udp::Socket::connect(addr).await?;
+                if let Some(auth) = &options.auth {
+                    socket.authenticate(&auth.secret, Role::Client, auth::session_id());
+                }
+                Inner::Udp(socket)
+            }
+            Transport::Tcp => {
+                let mut conn = connect_tcp(addr, options).await?;
+                if let Some(auth) = &options.auth {
+                    auth::client(&mut conn, auth).await?;
+                }
+                Inner::Tcp(conn)
+            }
         };
         Ok(Self { inner })
+    }
+
+    /// Ends the conversation cleanly. Over TCP it closes our sending side
+    /// and reads until the listener closes too (at most `wait`), so that a
+    /// listener that refused us (one that needs a secret) can say why;
+    /// replies nobody asked for are skipped. UDP has nothing to close.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Peer`] when the listener sent an `Error`, or the
+    /// transport's error.
+    pub async fn close(self, wait: Duration) -> Result<(), Error> {
+        let Inner::Tcp(conn) = self.inner else {
+            return Ok(());
+        };
+        // Dropping the write half shuts our side down: the listener reads
+        // the end of the stream after our last message.
+        let (mut read, _) = conn.into_split();
+        let drain = async {
+            while let Some(msg) = read.read_message().await? {
+                if msg.kind == Kind::Error {
+                    return Err(Error::Peer(printable(&msg.body)));
+                }
+            }
+            Ok(())
+        };
+        // A listener that keeps the connection open owes us nothing more.
+        tokio::time::timeout(wait, drain).await.unwrap_or(Ok(()))
     }
 
     /// The transport in use.

@@ -10,23 +10,30 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use msg_proto::{Kind, Message};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
+use crate::auth::{self, Auth, HAS_NO_SECRET};
 use crate::listener::Bound;
 use crate::{BusyPoll, Error, Event, Events, Listener, Offer, Reply, data, ping, raw};
 use msg_proto::DiscardCounter;
+use msg_proto::auth::Role;
 
 /// How many peers a UDP listener keeps a `Discard` count for; a flood of
 /// spoofed source addresses cannot grow the table past it.
 pub const MAX_UDP_PEERS: usize = 4096;
 
 /// How a listener behaves.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ServeConfig {
+    /// Accept only peers that know this secret: over TCP each connection
+    /// must complete the handshake first, over UDP each datagram must carry
+    /// a valid tag (and not be a replay).
+    pub auth: Option<Auth>,
     /// What to answer each `Data` message (or, raw, each datagram or read).
     pub reply: Reply,
     /// No header and no framing: the bytes alone.
@@ -54,7 +61,12 @@ pub async fn serve(
     let serving = async {
         match listener.inner {
             Bound::Udp(socket) if config.raw => raw::serve_udp(socket, config.reply, events).await,
-            Bound::Udp(socket) => serve_udp(socket, config.reply, events).await,
+            Bound::Udp(mut socket) => {
+                if let Some(auth) = &config.auth {
+                    socket.authenticate(&auth.secret, Role::Server, auth::session_id());
+                }
+                serve_udp(socket, config.reply, events).await
+            }
             Bound::Tcp(listener) => serve_tcp(listener, config, events).await,
         }
     };
@@ -149,6 +161,10 @@ async fn serve_tcp(
     events: Events,
 ) -> Result<(), Error> {
     let options = listener.options();
+    let config = Arc::new(config);
+    // One limit for every connection's failure: a flood of bad peers must
+    // not flood the log.
+    let failures = Arc::new(RateLimited::default());
     // Owned here, so that dropping `serve` drops every connection.
     let mut connections = JoinSet::new();
     loop {
@@ -169,20 +185,39 @@ async fn serve_tcp(
         };
         debug!(%peer, "connected");
         let events = events.clone();
+        let config = Arc::clone(&config);
+        let failures = Arc::clone(&failures);
         connections.spawn(async move {
             let result = if config.raw {
                 raw::serve_tcp(stream, peer, config.reply, options.nodelay, events).await
             } else {
                 match msg_tcp::Connection::new(stream, options) {
-                    Ok(conn) => serve_framed(conn, config.reply, events).await,
+                    Ok(conn) => serve_connection(conn, &config, events).await,
                     Err(err) => Err(err.into()),
                 }
             };
             if let Err(err) = result {
-                warn!(%peer, "dropped connection: {}", Chain(&err));
+                failures.warn(|suppressed| {
+                    warn!(%peer, suppressed, "dropped connection: {}", Chain(&err));
+                });
             }
         });
     }
+}
+
+/// Serves one framed connection: the handshake first when the listener
+/// has a secret (nothing else is read until it completes, within its
+/// timeout), then every message.
+async fn serve_connection(
+    mut conn: msg_tcp::Connection,
+    config: &ServeConfig,
+    events: Events,
+) -> Result<(), Error> {
+    if let Some(auth) = &config.auth {
+        auth::server(&mut conn, auth).await?;
+        debug!(peer = %conn.peer_addr(), "authenticated");
+    }
+    serve_framed(conn, config.reply, events).await
 }
 
 async fn serve_framed(
@@ -193,6 +228,14 @@ async fn serve_framed(
     let peer = conn.peer_addr();
     let mut counter = DiscardCounter::default();
     while let Some(msg) = conn.read_message().await? {
+        if msg.kind == Kind::AuthChallenge {
+            // A client with a secret, and no secret here: tell it, so it
+            // does not wait for a handshake that never comes.
+            let _ = conn
+                .write_message(&auth::error_message(HAS_NO_SECRET))
+                .await;
+            return Err(msg_tcp::Error::Decode(msg_proto::Error::NeedsSecret).into());
+        }
         let Response { answer, show } = respond(&msg, reply, &mut counter);
         if let Some(answer) = answer {
             conn.write_message(&answer).await?;
@@ -226,6 +269,35 @@ impl std::fmt::Display for Chain<'_> {
             source = err.source();
         }
         Ok(())
+    }
+}
+
+/// At most one warning a second from many tasks; the ones held back are
+/// counted into the next.
+#[derive(Debug, Default)]
+struct RateLimited {
+    last: std::sync::Mutex<Option<Instant>>,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl RateLimited {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    /// Calls `warn` with the number held back since the last warning, or
+    /// holds this one back.
+    fn warn(&self, warn: impl FnOnce(u64)) {
+        use std::sync::atomic::Ordering;
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_none_or(|at| at.elapsed() >= Self::EVERY) {
+            *last = Some(Instant::now());
+            drop(last);
+            warn(self.suppressed.swap(0, Ordering::Relaxed));
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

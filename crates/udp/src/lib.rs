@@ -38,7 +38,11 @@ use bytes::{Bytes, BytesMut};
 use msg_proto::{HEADER_LEN, Message};
 use tracing::warn;
 
+mod auth;
 mod sys;
+
+pub use auth::{AuthRejections, MAX_REPLAY_SENDERS};
+use msg_proto::auth::{Role, SESSION_ID_LEN, Secret, UDP_TRAILER_LEN};
 
 /// The largest UDP payload over IPv4: 65,535 (the IPv4 total-length field's
 /// maximum) less the 20-byte IPv4 header and the 8-byte UDP header.
@@ -139,6 +143,9 @@ pub enum Error {
     /// unreachable": nobody listens at the peer's address).
     #[error("cannot receive")]
     Recv(#[source] io::Error),
+    /// The datagram could not be tagged (its session's counter is used up).
+    #[error("cannot authenticate the datagram")]
+    Auth(#[from] msg_proto::auth::AuthError),
     /// A send was asked of a socket that was never connected.
     #[error("the socket is not connected")]
     NotConnected,
@@ -236,6 +243,8 @@ pub struct Socket {
     recv_buf: BytesMut,
     send_buf: BytesMut,
     invalid: u64,
+    /// Set by [`Socket::authenticate`]: every datagram tagged and checked.
+    auth: Option<Box<auth::Authenticated>>,
 }
 
 impl Socket {
@@ -290,6 +299,7 @@ impl Socket {
             recv_buf: BytesMut::with_capacity(RECV_BUF_LEN),
             send_buf: BytesMut::with_capacity(RECV_BUF_LEN),
             invalid: 0,
+            auth: None,
         })
     }
 
@@ -300,8 +310,29 @@ impl Socket {
     /// # Errors
     ///
     /// The operating system's, for example when out of descriptors.
+    ///
+    /// A clone of an authenticated socket tags with the same session id and
+    /// counter, from where the original stands: let only one handle send.
     pub fn try_clone(&self) -> io::Result<Self> {
-        Self::from_std(self.io.try_clone()?)
+        let mut clone = Self::from_std(self.io.try_clone()?)?;
+        clone.auth = self.auth.as_ref().map(|auth| Box::new(auth.for_clone()));
+        Ok(clone)
+    }
+
+    /// From now on, tags every framed datagram this socket sends (as `us`,
+    /// with `session_id`, which must be random and fresh for each socket)
+    /// and accepts only datagrams tagged by the other role with the same
+    /// secret and not seen before. Raw sends and receives are untouched.
+    pub fn authenticate(&mut self, secret: &Secret, us: Role, session_id: [u8; SESSION_ID_LEN]) {
+        self.auth = Some(Box::new(auth::Authenticated::new(secret, us, session_id)));
+    }
+
+    /// What an authenticated socket dropped, by reason (all zero without
+    /// [`Socket::authenticate`]).
+    pub fn auth_rejections(&self) -> AuthRejections {
+        self.auth
+            .as_ref()
+            .map_or_else(AuthRejections::default, |auth| auth.rejections)
     }
 
     /// The local address.
@@ -354,10 +385,20 @@ impl Socket {
     }
 
     fn encode(&mut self, msg: &Message, addr: &SocketAddr) -> Result<(), Error> {
-        check_size(msg.body.len(), Overhead::FRAMED, addr)?;
         self.send_buf.clear();
-        msg_proto::encode(msg, &mut self.send_buf)
-            .expect("a body under the datagram limit fits the format");
+        match &mut self.auth {
+            None => {
+                check_size(msg.body.len(), Overhead::FRAMED, addr)?;
+                msg_proto::encode(msg, &mut self.send_buf)
+                    .expect("a body under the datagram limit fits the format");
+            }
+            Some(auth) => {
+                // The trailer counts against the datagram limit too.
+                let overhead = Overhead::framed_with_tag(UDP_TRAILER_LEN);
+                check_size(msg.body.len(), overhead, addr)?;
+                auth.seal(msg, &mut self.send_buf)?;
+            }
+        }
         Ok(())
     }
 
@@ -386,6 +427,12 @@ impl Socket {
     pub async fn recv_from(&mut self) -> Result<(Message, SocketAddr), Error> {
         loop {
             let (datagram, peer) = self.recv_raw_from().await?;
+            if let Some(auth) = &mut self.auth {
+                match auth.open(datagram, peer) {
+                    Some(msg) => return Ok((msg, peer)),
+                    None => continue,
+                }
+            }
             let len = datagram.len();
             match msg_proto::decode(datagram) {
                 Ok(msg) => return Ok((msg, peer)),

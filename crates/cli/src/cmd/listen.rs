@@ -12,7 +12,7 @@ use clap::Args;
 use msg_net::{Events, Listener, ServeConfig, Transport, resolve, serve};
 use tracing::{info, warn};
 
-use crate::args::{ReplyArg, TcpArgs, TransportArg, parse_host_port};
+use crate::args::{AuthArgs, ReplyArg, TcpArgs, TransportArg, parse_host_port, usage};
 use crate::output::{self, Format};
 
 /// After Ctrl-C, how long the printing thread gets to write what is
@@ -54,6 +54,9 @@ pub(crate) struct ListenArgs {
 
     #[command(flatten)]
     pub(crate) tcp: TcpArgs,
+
+    #[command(flatten)]
+    pub(crate) auth: AuthArgs,
 }
 
 /// Runs the listener until `--count` messages have been printed, stdout
@@ -62,6 +65,12 @@ pub(crate) async fn run(
     args: ListenArgs,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let auth = args.auth.auth()?;
+    if auth.is_some() && args.raw {
+        return Err(usage(
+            "--raw has no header to authenticate: drop --raw, or the secret",
+        ));
+    }
     let addr = resolve(&args.addr).await?;
     let transport = args.transport.transport();
     let listener = Listener::bind(transport, addr, args.tcp.options()).await?;
@@ -75,6 +84,7 @@ pub(crate) async fn run(
     let mut writer = output::spawn_writer(received, format, args.count)
         .context("cannot start the output thread")?;
     let config = ServeConfig {
+        auth,
         reply: args.reply.into(),
         raw: args.raw,
         busy_poll: args.busy_poll,

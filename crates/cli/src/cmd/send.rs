@@ -6,13 +6,15 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use clap::Args;
+use msg_net::auth::printable;
 use msg_net::raw::RawLink;
 use msg_net::{ConnectOptions, Link, Transport, data, resolve};
+use msg_proto::Kind;
 use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
 use tokio::time::timeout;
 use tracing::debug;
 
-use crate::args::{TcpArgs, TransportArg, UsageError, parse_host_port};
+use crate::args::{AuthArgs, TcpArgs, TransportArg, UsageError, parse_host_port, usage};
 use crate::output::Format;
 
 #[derive(Debug, Args)]
@@ -45,6 +47,9 @@ pub(crate) struct SendArgs {
 
     #[command(flatten)]
     pub(crate) tcp: TcpArgs,
+
+    #[command(flatten)]
+    pub(crate) auth: AuthArgs,
 }
 
 pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
@@ -60,6 +65,12 @@ pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
             .into());
         }
     }
+    let auth = args.auth.auth()?;
+    if auth.is_some() && args.raw {
+        return Err(usage(
+            "--raw has no header to authenticate: drop --raw, or the secret",
+        ));
+    }
     let addr = resolve(&args.addr).await?;
     let mut source = Source::new(&args.messages, raw_tcp);
     let printer = Format {
@@ -69,6 +80,7 @@ pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
     let options = ConnectOptions {
         tcp: args.tcp.options(),
         timeout: Some(args.timeout),
+        auth,
     };
     let mut sender = Sender::connect(transport, addr, args.raw, &options).await?;
     let mut seq = 0;
@@ -85,7 +97,7 @@ pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
             printer.print(addr, Some(seq), &reply)?;
         }
     }
-    sender.finish().await
+    sender.finish(args.timeout).await
 }
 
 fn no_reply(transport: Transport, seq: u64, addr: SocketAddr, wait: Duration) -> anyhow::Error {
@@ -194,6 +206,9 @@ impl Sender {
                 .await
                 .context("cannot receive the reply")?
                 .ok_or_else(|| anyhow!("{peer} closed the connection without replying"))?;
+            if msg.kind == Kind::Error {
+                return Err(msg_net::Error::Peer(printable(&msg.body)).into());
+            }
             if msg.seq == seq {
                 return Ok(msg.body);
             }
@@ -203,10 +218,11 @@ impl Sender {
     }
 
     /// Closes the sending side cleanly so the peer sees the end of the
-    /// stream after the last byte.
-    async fn finish(self) -> anyhow::Result<()> {
+    /// stream after the last byte; a framed TCP listener that refused us
+    /// gets up to `wait` to say why.
+    async fn finish(self, wait: Duration) -> anyhow::Result<()> {
         match self {
-            Self::Framed(_) => Ok(()),
+            Self::Framed(link) => Ok(link.close(wait).await?),
             Self::Raw(link) => link.finish().await.context("cannot close the connection"),
         }
     }

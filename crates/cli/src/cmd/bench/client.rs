@@ -46,11 +46,16 @@ pub(crate) struct Target {
     pub(crate) transport: Transport,
     pub(crate) addr: std::net::SocketAddr,
     pub(crate) nodelay: bool,
+    /// Authenticate with this secret.
+    pub(crate) auth: Option<msg_net::Auth>,
 }
 
 impl Target {
     fn connect_options(&self) -> ConnectOptions {
-        let mut options = ConnectOptions::default();
+        let mut options = ConnectOptions {
+            auth: self.auth.clone(),
+            ..ConnectOptions::default()
+        };
         options.tcp.nodelay = self.nodelay;
         options
     }

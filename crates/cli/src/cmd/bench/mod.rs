@@ -25,7 +25,7 @@ use tracing::info;
 use msg_net::limits::{DEFAULT_MAX_FRAME, Family, HEADER_LEN, Overhead, check_size};
 use msg_net::{BusyPoll, Transport, resolve};
 
-use crate::args::{parse_host_port, usage};
+use crate::args::{AuthArgs, parse_host_port, parse_positive_duration, usage};
 
 mod client;
 mod pace;
@@ -112,6 +112,9 @@ pub(crate) struct BenchArgs {
     /// Print one JSON document, {"results":[...]}, instead of the table
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    auth: AuthArgs,
 }
 
 /// What is measured.
@@ -144,14 +147,6 @@ fn parse_size(s: &str) -> Result<usize, String> {
         ));
     }
     Ok(n)
-}
-
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|err| err.to_string())?;
-    if d.is_zero() {
-        return Err("must be longer than zero".to_owned());
-    }
-    Ok(d)
 }
 
 /// One cell of the comparison: a transport at a size, over all its runs.
@@ -193,6 +188,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         ));
     }
     let placement = Placement::new(pin)?;
+    let auth = args.auth.auth()?;
 
     placement.pin_client();
     let listeners = if builtin {
@@ -201,6 +197,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             placement.listener_core(),
             args.nodelay,
             args.busy_poll,
+            auth.clone(),
         )?)
     } else {
         None
@@ -225,6 +222,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
                     transport,
                     addr,
                     nodelay: args.nodelay,
+                    auth: auth.clone(),
                 })
             })
             .collect::<anyhow::Result<_>>()
@@ -253,6 +251,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         warmup: args.warmup,
         placement: &placement,
         busy_poll: args.busy_poll,
+        authenticated: auth.is_some(),
         where_: match &args.addr {
             Some(addr) => format!("against {addr}"),
             None => format!("on loopback, built-in listeners on {}", describe(&targets)),

@@ -26,6 +26,8 @@ pub(crate) struct Report<'a> {
     pub(crate) warmup: Duration,
     pub(crate) placement: &'a Placement,
     pub(crate) busy_poll: bool,
+    /// Every message tagged (a secret was given).
+    pub(crate) authenticated: bool,
     /// Where the listeners were, in words.
     pub(crate) where_: String,
     pub(crate) measured: &'a [Measured],
@@ -217,10 +219,15 @@ impl Report<'_> {
         };
         [
             format!(
-                "msg bench: {what}; {}; {}{}",
+                "msg bench: {what}; {}; {}{}{}",
                 self.where_,
                 self.placement,
-                if self.busy_poll { ", busy-poll" } else { "" }
+                if self.busy_poll { ", busy-poll" } else { "" },
+                if self.authenticated {
+                    ", authenticated (every message tagged)"
+                } else {
+                    ""
+                }
             ),
             format!(
                 "median of {} run(s) of {} after {} warm-up each, UDP and TCP interleaved; {figures}",

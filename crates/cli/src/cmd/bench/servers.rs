@@ -38,6 +38,7 @@ impl Servers {
         core: Option<CoreId>,
         nodelay: bool,
         busy_poll: bool,
+        auth: Option<msg_net::Auth>,
     ) -> anyhow::Result<Self> {
         let transports = transports.to_vec();
         let (bound_tx, bound_rx) = mpsc::channel();
@@ -65,7 +66,10 @@ impl Servers {
                         // Pings are answered whatever `reply` says; the
                         // benchmark sends nothing else that wants an
                         // answer, and nothing is printed.
-                        let config = ServeConfig::default();
+                        let config = ServeConfig {
+                            auth: auth.clone(),
+                            ..ServeConfig::default()
+                        };
                         let serving_one =
                             serve(listener, config, Events::discard(), std::future::pending());
                         serving.spawn(async move {

@@ -1,0 +1,214 @@
+//! Authentication, both ends: the TCP handshake driven over a connection
+//! with a timeout, and the keys that tag every later frame or datagram.
+//!
+//! The protocol itself, byte by byte, is msg-proto's
+//! [`auth`](msg_proto::auth) (and `docs/auth.md`); this module only moves
+//! its messages and makes the waits finite:
+//!
+//! - TCP: the client opens with its nonce, the server proves itself first,
+//!   the client proves itself only to a server that did, and the server
+//!   gives its verdict. Then both install the session keys in the
+//!   connection, which tags every later frame and rejects any frame that
+//!   was altered, injected, reordered or replayed.
+//! - UDP: no handshake; each socket tags its datagrams with a key derived
+//!   from the secret and a random session id, and drops datagrams that do
+//!   not verify or were seen before (a replay window per sender).
+//!
+//! Bodies still travel in clear: this proves who sent a message and that
+//! nobody changed it, not that nobody read it. For secrecy use TLS or an
+//! ssh tunnel.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use msg_proto::auth::{
+    AuthError, ClientHandshake, NONCE_LEN, Role, SESSION_ID_LEN, Secret, ServerHandshake,
+};
+use msg_proto::{Kind, Message};
+
+use crate::Error;
+
+/// What a side needs to authenticate: the secret, and how long the TCP
+/// handshake may take before the peer is dropped.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// The shared secret.
+    pub secret: Secret,
+    /// The longest a TCP handshake may take.
+    pub handshake_timeout: Duration,
+}
+
+/// The default handshake timeout.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Auth {
+    /// `secret` with the default handshake timeout.
+    pub fn new(secret: Secret) -> Self {
+        Self {
+            secret,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        }
+    }
+}
+
+/// What a listener with a secret answers a peer that starts with anything
+/// but the handshake, before it closes the connection.
+pub const NEEDS_SECRET: &str =
+    "this listener needs a secret; start msg send with --secret-file or MSG_SECRET";
+
+/// What a listener without a secret answers a peer that starts a handshake.
+pub const HAS_NO_SECRET: &str = "this listener has no secret; start msg listen with --secret-file or MSG_SECRET, or send without one";
+
+/// Why authentication failed, as the client reports it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// The protocol said no: the server could not prove itself, or it
+    /// rejected our proof, or it sent something that is no handshake.
+    #[error(transparent)]
+    Protocol(#[from] AuthError),
+    /// The handshake did not complete in time.
+    #[error("no handshake within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// The peer closed the connection during the handshake: a listener
+    /// drops a client whose proof fails without telling it why.
+    #[error("the peer closed the connection during the handshake")]
+    Closed,
+    /// The peer reported an error instead (its text, made safe to print).
+    #[error("the peer says: {0}")]
+    Peer(String),
+}
+
+/// Fills a nonce or session id from the operating system's generator.
+///
+/// # Panics
+///
+/// When the operating system has no random numbers to give, which a
+/// system that runs tokio does not.
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0; N];
+    getrandom::fill(&mut bytes).expect("the operating system's random number generator");
+    bytes
+}
+
+/// A fresh random session id for a UDP socket.
+pub(crate) fn session_id() -> [u8; SESSION_ID_LEN] {
+    random()
+}
+
+/// Runs the client's half of the TCP handshake on `conn` and installs the
+/// session keys.
+///
+/// # Errors
+///
+/// [`Error::Auth`] with the reason; nothing of ours was sent past our
+/// nonce unless the server proved itself.
+pub(crate) async fn client(conn: &mut msg_tcp::Connection, auth: &Auth) -> Result<(), Error> {
+    let timeout = auth.handshake_timeout;
+    let handshake = async {
+        let (handshake, challenge) = ClientHandshake::start(&auth.secret, random::<NONCE_LEN>());
+        conn.write_message(&challenge).await?;
+        let response = next(conn).await?;
+        let (proof, awaiting) = handshake
+            .on_response(&response)
+            .map_err(AuthFailure::from)?;
+        conn.write_message(&proof).await?;
+        let verdict = next(conn).await?;
+        let keys = awaiting.on_result(&verdict).map_err(AuthFailure::from)?;
+        conn.authenticate(&keys, Role::Client);
+        Ok(())
+    };
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .map_err(|_| Error::Auth(AuthFailure::Timeout(timeout)))?
+}
+
+/// Runs the server's half of the TCP handshake on `conn` and installs the
+/// session keys. A peer that starts with anything else is told that a
+/// secret is needed; a peer whose proof fails is told only the verdict.
+///
+/// # Errors
+///
+/// [`Error::Auth`] with the reason, for the log.
+pub(crate) async fn server(conn: &mut msg_tcp::Connection, auth: &Auth) -> Result<(), Error> {
+    let timeout = auth.handshake_timeout;
+    let handshake = async {
+        let challenge = next(conn).await?;
+        if challenge.kind != Kind::AuthChallenge {
+            // Say why once, so the client can tell its user; nothing it
+            // sent is looked at.
+            let _ = conn.write_message(&error_message(NEEDS_SECRET)).await;
+            return Err(Error::Auth(AuthFailure::Protocol(
+                AuthError::UnexpectedKind {
+                    expected: Kind::AuthChallenge,
+                    found: challenge.kind,
+                },
+            )));
+        }
+        let handshake = ServerHandshake::new(&auth.secret, random::<NONCE_LEN>());
+        let (response, awaiting) = handshake
+            .on_challenge(&challenge)
+            .map_err(AuthFailure::from)?;
+        conn.write_message(&response).await?;
+        let proof = next(conn).await?;
+        let (verdict, keys) = awaiting.on_proof(&proof);
+        conn.write_message(&verdict).await?;
+        let keys = keys.map_err(AuthFailure::from)?;
+        conn.authenticate(&keys, Role::Server);
+        Ok(())
+    };
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .map_err(|_| Error::Auth(AuthFailure::Timeout(timeout)))?
+}
+
+/// The next handshake message: an end of the stream, or an `Error` from
+/// the peer, ends the handshake.
+async fn next(conn: &mut msg_tcp::Connection) -> Result<Message, Error> {
+    let msg = conn
+        .read_message()
+        .await?
+        .ok_or(Error::Auth(AuthFailure::Closed))?;
+    if msg.kind == Kind::Error {
+        return Err(Error::Auth(AuthFailure::Peer(printable(&msg.body))));
+    }
+    Ok(msg)
+}
+
+/// An `Error` message carrying `text`.
+pub(crate) fn error_message(text: &str) -> Message {
+    Message::new(Kind::Error, 0, Bytes::copy_from_slice(text.as_bytes()))
+}
+
+/// A peer's text made safe for a terminal: at most 200 characters, control
+/// characters and invalid UTF-8 escaped, so that nothing a peer sends can
+/// move a cursor, change colours or retitle a window.
+pub fn printable(bytes: &[u8]) -> String {
+    const MAX: usize = 200;
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_text_cannot_reach_the_terminal() {
+        assert_eq!(printable(b"ok \x1b[2J\x07"), "ok \\u{1b}[2J\\u{7}");
+        assert_eq!(printable(b"\xff"), "\u{fffd}");
+        assert_eq!(printable(&[b'a'; 300]).chars().count(), 201);
+    }
+}

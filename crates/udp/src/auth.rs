@@ -1,0 +1,135 @@
+//! Tagged datagrams: what an authenticated [`Socket`](crate::Socket) adds.
+//!
+//! There is no handshake over UDP, so every datagram carries its own proof
+//! (msg-proto's [`auth`](msg_proto::auth)): a 48-byte trailer with the
+//! sender's random session id, a counter, and an HMAC-SHA256 tag under a
+//! key derived from the secret and the sender's role. A receiver checks
+//! the tag first, then a replay window per (source address, session id):
+//! a datagram seen before, or too old for the window, is dropped. A
+//! restarted sender picks a new session id, so its counter starting again
+//! at 0 is no replay.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use msg_proto::Message;
+use msg_proto::auth::{
+    AuthError, DatagramOpener, DatagramSealer, ReplayWindow, Role, SESSION_ID_LEN, Secret,
+};
+use tracing::warn;
+
+/// How many senders' replay windows a socket keeps. When a new sender
+/// comes and the table is full, the oldest window is forgotten: a flood of
+/// spoofed senders cannot grow memory, at the price that datagrams of a
+/// forgotten session could be accepted once more.
+pub const MAX_REPLAY_SENDERS: usize = 4096;
+
+/// How often a socket may warn about rejected datagrams.
+const WARN_EVERY: Duration = Duration::from_secs(1);
+
+/// Datagrams an authenticated socket dropped, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthRejections {
+    /// The tag did not verify: forged, altered, or another secret.
+    pub bad_tag: u64,
+    /// Seen before, or older than the replay window.
+    pub replayed: u64,
+    /// A plain msg message: its sender has no secret.
+    pub untagged: u64,
+}
+
+type Sender = (SocketAddr, [u8; SESSION_ID_LEN]);
+
+/// The sealing and opening state of one socket.
+#[derive(Debug)]
+pub(crate) struct Authenticated {
+    sealer: DatagramSealer,
+    opener: DatagramOpener,
+    windows: HashMap<Sender, ReplayWindow>,
+    /// Insertion order of `windows`, for forgetting the oldest.
+    order: VecDeque<Sender>,
+    pub(crate) rejections: AuthRejections,
+    last_warn: Option<Instant>,
+}
+
+impl Authenticated {
+    pub(crate) fn new(secret: &Secret, us: Role, session_id: [u8; SESSION_ID_LEN]) -> Self {
+        let peer = match us {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+        };
+        Self {
+            sealer: DatagramSealer::new(secret, us, session_id),
+            opener: DatagramOpener::new(secret, peer),
+            windows: HashMap::new(),
+            order: VecDeque::new(),
+            rejections: AuthRejections::default(),
+            last_warn: None,
+        }
+    }
+
+    /// The same keys and sending state, with no replay windows yet: for a
+    /// second handle on the socket, of which only one should send.
+    pub(crate) fn for_clone(&self) -> Self {
+        Self {
+            sealer: self.sealer.clone(),
+            opener: self.opener.clone(),
+            windows: HashMap::new(),
+            order: VecDeque::new(),
+            rejections: AuthRejections::default(),
+            last_warn: None,
+        }
+    }
+
+    pub(crate) fn seal(&mut self, msg: &Message, dst: &mut BytesMut) -> Result<(), AuthError> {
+        self.sealer.seal(msg, dst)
+    }
+
+    /// The message in `datagram` if its tag verifies and it is no replay;
+    /// `None` (counted, and warned about at most once a second) otherwise.
+    pub(crate) fn open(&mut self, datagram: Bytes, peer: SocketAddr) -> Option<Message> {
+        let opened = match self.opener.open(datagram) {
+            Ok(opened) => opened,
+            Err(err) => {
+                self.reject(&err, peer);
+                return None;
+            }
+        };
+        // Only now, with the tag verified: a forged datagram must not move
+        // anyone's window.
+        let key = (peer, opened.session_id);
+        if !self.windows.contains_key(&key) && self.windows.len() >= MAX_REPLAY_SENDERS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.windows.remove(&oldest);
+            }
+        }
+        let window = self.windows.entry(key).or_insert_with(|| {
+            self.order.push_back(key);
+            ReplayWindow::new()
+        });
+        if let Err(err) = window.check_and_set(opened.counter) {
+            self.reject(&err, peer);
+            return None;
+        }
+        Some(opened.message)
+    }
+
+    fn reject(&mut self, err: &AuthError, peer: SocketAddr) {
+        match err {
+            AuthError::NotTagged => self.rejections.untagged += 1,
+            AuthError::Replayed { .. } | AuthError::TooOld { .. } => self.rejections.replayed += 1,
+            _ => self.rejections.bad_tag += 1,
+        }
+        if self.last_warn.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            self.last_warn = Some(Instant::now());
+            let AuthRejections {
+                bad_tag,
+                replayed,
+                untagged,
+            } = self.rejections;
+            warn!(%peer, bad_tag, replayed, untagged, "dropped an unauthenticated datagram: {err}");
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! Authenticated peers, with the real binary: the right secret gets through,
+//! everything else gets a clear error and nothing else, and a listener
+//! keeps serving the good peers while it drops the bad ones.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use msg_proto::auth::{ClientHandshake, DatagramSealer, Role, Secret, SessionKeys};
+use msg_proto::{Kind, Message};
+use support::{DEADLINE, Listener, run};
+
+const SECRET: &[u8] = b"correct horse battery staple";
+
+/// A secret file of mode 600 (or `mode`) in the temporary directory.
+fn secret_file(contents: &[u8], mode: u32) -> PathBuf {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "msg-test-secret-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    file.write_all(contents).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+fn good_secret() -> String {
+    secret_file(SECRET, 0o600).to_str().unwrap().to_owned()
+}
+
+fn frame(msg: &Message) -> Vec<u8> {
+    let mut body = Vec::new();
+    msg_proto::encode(msg, &mut body).unwrap();
+    let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut prefix = [0; 4];
+    stream.read_exact(&mut prefix)?;
+    let mut bytes = vec![0; u32::from_be_bytes(prefix) as usize];
+    stream.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn read_message(stream: &mut TcpStream) -> Message {
+    msg_proto::decode(read_frame(stream).unwrap().into()).unwrap()
+}
+
+/// The client's side of the handshake, by hand over a plain stream.
+fn handshake(stream: &mut TcpStream, secret: &[u8]) -> std::io::Result<SessionKeys> {
+    let secret = Secret::new(secret.to_vec()).unwrap();
+    let (client, challenge) = ClientHandshake::start(&secret, [7; 32]);
+    stream.write_all(&frame(&challenge))?;
+    let response = read_message(stream);
+    let (proof, awaiting) = client
+        .on_response(&response)
+        .expect("the server proves itself");
+    stream.write_all(&frame(&proof))?;
+    Ok(awaiting.on_result(&read_message(stream)).expect("accepted"))
+}
+
+/// The listener closed this connection (EOF or reset) rather than the
+/// read timing out.
+fn assert_closed_by_peer(stream: &mut TcpStream) {
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut buf = [0; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {} // a verdict or an error message may come first
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(err) => panic!("expected the listener to close the connection, got {err}"),
+        }
+    }
+}
+
+#[test]
+fn the_right_secret_gets_messages_through_both_transports() {
+    for transport in ["--udp", "--tcp"] {
+        let secret = good_secret();
+        let listener = Listener::start(
+            transport,
+            "127.0.0.1",
+            &["--secret-file", &secret, "--count", "2", "--reply", "upper"],
+        );
+        let out = run(
+            &[
+                "send",
+                transport,
+                "--secret-file",
+                &secret,
+                "--reply",
+                &listener.addr_arg(),
+                "hi",
+                "there",
+            ],
+            None,
+        );
+        assert_eq!(out.code(), Some(0), "{transport}: {}", out.stderr);
+        assert_eq!(out.lines(), ["HI", "THERE"], "{transport}");
+        assert_eq!(listener.finish().lines(), ["hi", "there"], "{transport}");
+    }
+}
+
+#[test]
+fn a_wrong_secret_fails_the_client_and_the_listener_keeps_serving() {
+    let secret = good_secret();
+    let wrong = secret_file(b"wrong", 0o600);
+    let mut listener = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &["--secret-file", &secret, "--count", "1"],
+    );
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            "--secret-file",
+            wrong.to_str().unwrap(),
+            &listener.addr_arg(),
+            "no",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("authentication failed: "),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("could not prove"), "{}", out.stderr);
+    listener.process.wait_for_stderr("dropped connection");
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            "--secret-file",
+            &secret,
+            &listener.addr_arg(),
+            "yes",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(listener.finish().lines(), ["yes"]);
+}
+
+#[test]
+fn a_client_without_a_secret_is_told_one_is_needed() {
+    let secret = good_secret();
+    let listener = Listener::start("--tcp", "127.0.0.1", &["--secret-file", &secret]);
+    let out = run(&["send", "--tcp", &listener.addr_arg(), "hello?"], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("this listener needs a secret"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(listener.process.kill().stdout, "", "nothing was printed");
+}
+
+#[test]
+fn a_listener_without_a_secret_says_the_peer_uses_one() {
+    let secret = good_secret();
+    let listener = Listener::start("--tcp", "127.0.0.1", &[]);
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            "--secret-file",
+            &secret,
+            &listener.addr_arg(),
+            "hi",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("authentication failed: "),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("this listener has no secret"),
+        "{}",
+        out.stderr
+    );
+    let finished = listener.process.kill();
+    assert!(
+        finished
+            .stderr
+            .contains("this peer uses a secret; start msg listen with --secret-file or MSG_SECRET"),
+        "{}",
+        finished.stderr
+    );
+
+    let mut listener = Listener::start("--udp", "127.0.0.1", &[]);
+    let out = run(
+        &[
+            "send",
+            "--udp",
+            "--secret-file",
+            &secret,
+            &listener.addr_arg(),
+            "hi",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    listener.process.wait_for_stderr("this peer uses a secret");
+}
+
+#[test]
+fn an_unfinished_handshake_is_dropped_at_the_timeout() {
+    let secret = good_secret();
+    let listener = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &["--secret-file", &secret, "--handshake-timeout", "300ms"],
+    );
+    let mut silent = TcpStream::connect(listener.addr).unwrap();
+    let start = Instant::now();
+    assert_closed_by_peer(&mut silent);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "dropped after {waited:?}"
+    );
+}
+
+#[test]
+fn a_tampered_frame_drops_the_connection() {
+    let secret = good_secret();
+    let listener = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &["--secret-file", &secret, "--count", "1"],
+    );
+    let mut stream = TcpStream::connect(listener.addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let keys = handshake(&mut stream, SECRET).unwrap();
+    let mut sealer = keys.sealer(Role::Client);
+    let mut bytes = BytesMut::new();
+    sealer
+        .seal(&Message::new(Kind::Data, 1, "tampered"), &mut bytes)
+        .unwrap();
+    let mut frame = u32::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
+    frame.extend_from_slice(&bytes);
+    let last = frame.len() - 1;
+    frame[last] ^= 1; // one bit of the tag
+    stream.write_all(&frame).unwrap();
+    assert_closed_by_peer(&mut stream);
+
+    // A client that knows the secret is still served.
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            "--secret-file",
+            &secret,
+            &listener.addr_arg(),
+            "intact",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(listener.finish().lines(), ["intact"]);
+}
+
+#[test]
+fn a_recorded_handshake_fails_on_a_new_connection() {
+    let secret = good_secret();
+    let listener = Listener::start("--tcp", "127.0.0.1", &["--secret-file", &secret]);
+    // Record a good client's messages.
+    let mut first = TcpStream::connect(listener.addr).unwrap();
+    first.set_read_timeout(Some(DEADLINE)).unwrap();
+    let secret_bytes = Secret::new(SECRET.to_vec()).unwrap();
+    let (client, challenge) = ClientHandshake::start(&secret_bytes, [9; 32]);
+    first.write_all(&frame(&challenge)).unwrap();
+    let (proof, _) = client.on_response(&read_message(&mut first)).unwrap();
+    // Replay them on a new connection: the server's nonce is new, so the
+    // recorded proof does not fit it.
+    let mut replay = TcpStream::connect(listener.addr).unwrap();
+    replay.set_read_timeout(Some(DEADLINE)).unwrap();
+    replay.write_all(&frame(&challenge)).unwrap();
+    let _response = read_message(&mut replay);
+    replay.write_all(&frame(&proof)).unwrap();
+    let verdict = read_message(&mut replay);
+    assert_eq!(
+        (verdict.kind, &verdict.body[..]),
+        (Kind::AuthResult, &[1][..])
+    );
+    assert_closed_by_peer(&mut replay);
+}
+
+#[test]
+fn an_impostor_server_gets_no_data() {
+    let impostor = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = impostor.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = impostor.accept().unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let challenge = read_message(&mut stream);
+        assert_eq!(challenge.kind, Kind::AuthChallenge);
+        // It does not know the secret: a proof of random bytes.
+        let fake = Message::new(Kind::AuthResponse, 0, vec![0x5a; 64]);
+        stream.write_all(&frame(&fake)).unwrap();
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+        rest
+    });
+    let secret = good_secret();
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            "--secret-file",
+            &secret,
+            &addr,
+            "for your eyes only",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("authentication failed: the server could not prove"),
+        "{}",
+        out.stderr
+    );
+    let rest = server.join().unwrap();
+    assert!(rest.is_empty(), "the client sent {} more bytes", rest.len());
+}
+
+#[test]
+fn udp_replays_and_bad_tags_are_dropped() {
+    let secret = good_secret();
+    let mut listener = Listener::start(
+        "--udp",
+        "127.0.0.1",
+        &["--secret-file", &secret, "--json", "--count", "3"],
+    );
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut sealer =
+        DatagramSealer::new(&Secret::new(SECRET.to_vec()).unwrap(), Role::Client, [3; 8]);
+    let mut datagram = BytesMut::new();
+    sealer
+        .seal(&Message::new(Kind::Data, 1, "once"), &mut datagram)
+        .unwrap();
+    peer.send_to(&datagram, listener.addr).unwrap();
+    peer.send_to(&datagram, listener.addr).unwrap(); // a replay
+    listener.process.wait_for_stderr("replay");
+    let mut bad = BytesMut::new();
+    sealer
+        .seal(&Message::new(Kind::Data, 2, "forged"), &mut bad)
+        .unwrap();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x80;
+    peer.send_to(&bad, listener.addr).unwrap();
+    let mut good = BytesMut::new();
+    sealer
+        .seal(&Message::new(Kind::Data, 3, "twice"), &mut good)
+        .unwrap();
+    peer.send_to(&good, listener.addr).unwrap();
+    let out = run(
+        &[
+            "send",
+            "--udp",
+            "--secret-file",
+            &secret,
+            &listener.addr_arg(),
+            "last",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let finished = listener.finish();
+    let bodies: Vec<String> = finished
+        .stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["body"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(bodies, ["once", "twice", "last"], "{}", finished.stderr);
+}
+
+#[test]
+fn secret_files_are_checked() {
+    let empty = secret_file(b"\n", 0o600);
+    let out = run(
+        &[
+            "send",
+            "--udp",
+            "--secret-file",
+            empty.to_str().unwrap(),
+            "127.0.0.1:9",
+            "x",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("the secret file {} is empty", empty.display())),
+        "{}",
+        out.stderr
+    );
+
+    let missing = std::env::temp_dir().join("msg-test-no-such-secret");
+    let out = run(
+        &[
+            "send",
+            "--udp",
+            "--secret-file",
+            missing.to_str().unwrap(),
+            "127.0.0.1:9",
+            "x",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot read the secret file"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("msg-test-no-such-secret"),
+        "{}",
+        out.stderr
+    );
+
+    let open = secret_file(SECRET, 0o644);
+    let listener = Listener::start(
+        "--udp",
+        "127.0.0.1",
+        &["--secret-file", open.to_str().unwrap(), "--count", "1"],
+    );
+    let out = run(
+        &[
+            "send",
+            "--udp",
+            "--secret-file",
+            open.to_str().unwrap(),
+            &listener.addr_arg(),
+            "x",
+        ],
+        None,
+    );
+    assert!(
+        out.stderr
+            .contains("is readable by others (mode 644); chmod 600 it"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(listener.finish().lines(), ["x"]);
+
+    let out = run(
+        &[
+            "listen",
+            "--udp",
+            "--raw",
+            "--secret-file",
+            open.to_str().unwrap(),
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+}
