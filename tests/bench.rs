@@ -454,3 +454,88 @@ fn nobody_listening_is_a_runtime_error() {
         );
     }
 }
+
+/// A secret file of mode 600 for the authenticated runs.
+fn secret_file(name: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::temp_dir().join(format!("msg-bench-{name}-{}", std::process::id()));
+    std::fs::write(&path, b"a benchmark secret\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn with_a_secret_the_built_in_listeners_measure_both_side_by_side() {
+    let secret = secret_file("both");
+    let results = bench_json(&[
+        "--secret-file",
+        &secret,
+        "--sizes",
+        "64,65450",
+        "--runs",
+        "2",
+    ]);
+    // udp, tcp, udp+auth, tcp+auth at each size.
+    assert_eq!(results.len(), 8, "{results:?}");
+    for result in &results {
+        let authenticated = result.get("authenticated") == Some(&Value::Bool(true));
+        let oversize = result.get("error").is_some();
+        if !oversize {
+            let mut expected = FIGURES.to_vec();
+            if authenticated {
+                expected.push("authenticated");
+            }
+            expected.sort_unstable();
+            assert_eq!(keys(result), expected, "{result}");
+        }
+        // The 48-byte trailer leaves room for 65431 bytes of body, so only
+        // the authenticated UDP cell of 65450 bytes does not fit.
+        assert_eq!(
+            oversize,
+            authenticated && result["transport"] == "udp" && result["size"] == 65450,
+            "{result}"
+        );
+    }
+    let authenticated = results
+        .iter()
+        .filter(|r| r["authenticated"] == true)
+        .count();
+    assert_eq!(authenticated, 4);
+
+    let table = bench(&["--secret-file", &secret, "--sizes", "64", "--runs", "1"]).stdout;
+    assert!(table.contains("with and without authentication"), "{table}");
+    assert!(table.contains("auth/plain p50"), "{table}");
+    assert!(table.contains("64 auth"), "{table}");
+}
+
+#[test]
+fn against_a_listener_with_a_secret_every_run_is_authenticated() {
+    let secret = secret_file("remote");
+    let listener = Listener::start("--tcp", "127.0.0.1", &["--secret-file", &secret]);
+    let results = bench_json(&[
+        "--tcp",
+        "--secret-file",
+        &secret,
+        &listener.addr_arg(),
+        "--sizes",
+        "64",
+        "--runs",
+        "1",
+    ]);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["authenticated"], true);
+    // Without the secret the listener refuses the benchmark, clearly.
+    let addr = listener.addr_arg();
+    let mut all = vec!["bench", "--tcp", &addr];
+    all.extend_from_slice(QUICK);
+    let refused = run(&all, None);
+    assert_eq!(refused.code(), Some(1), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("the listener says: this listener needs a secret"),
+        "{}",
+        refused.stderr
+    );
+    drop(listener.process.kill());
+}

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
+use msg_net::auth::printable;
 use msg_net::ping::{self, PongMatch};
 use msg_net::{ConnectOptions, Link, Stats, Transport};
 use msg_proto::{Kind, Message};
@@ -51,6 +52,13 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// `udp`, `tcp`, or with the secret `udp+auth`, `tcp+auth`: for logs
+    /// and the table.
+    pub(crate) fn label(&self) -> String {
+        let suffix = if self.auth.is_some() { "+auth" } else { "" };
+        format!("{}{suffix}", self.transport)
+    }
+
     fn connect_options(&self) -> ConnectOptions {
         let mut options = ConnectOptions {
             auth: self.auth.clone(),
@@ -188,6 +196,11 @@ impl Peer {
                 ),
             };
             let arrived = Instant::now();
+            if reply.kind == Kind::Error {
+                // A listener that refuses us (one that needs a secret) says
+                // why before it closes.
+                return Err(msg_net::Error::Peer(printable(&reply.body)).into());
+            }
             match ping::check_pong(&reply, seq)? {
                 PongMatch::Current => return Ok(Some((reply, arrived))),
                 PongMatch::Late => {}

@@ -24,6 +24,7 @@ use tracing::info;
 
 use msg_net::limits::{DEFAULT_MAX_FRAME, Family, HEADER_LEN, Overhead, check_size};
 use msg_net::{BusyPoll, Transport, resolve};
+use msg_proto::auth::UDP_TRAILER_LEN;
 
 use crate::args::{AuthArgs, parse_host_port, parse_positive_duration, usage};
 
@@ -153,6 +154,8 @@ fn parse_size(s: &str) -> Result<usize, String> {
 #[derive(Debug)]
 pub(crate) struct Measured {
     transport: Transport,
+    /// Every message tagged with the secret.
+    authenticated: bool,
     size: usize,
     /// The runs in the order they were taken, or why the size cannot go
     /// over this transport at all.
@@ -190,10 +193,22 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     let placement = Placement::new(pin)?;
     let auth = args.auth.auth()?;
 
+    // With a secret, the built-in listeners measure each transport with and
+    // without it, side by side; a remote listener with a secret accepts
+    // only authenticated peers.
+    let variants: Vec<bool> = match (builtin, auth.is_some()) {
+        (true, true) => vec![false, true],
+        (_, authenticated) => vec![authenticated],
+    };
+    let streams: Vec<(Transport, bool)> = variants
+        .iter()
+        .flat_map(|&authenticated| transports.iter().map(move |&t| (t, authenticated)))
+        .collect();
+
     placement.pin_client();
     let listeners = if builtin {
         Some(servers::Servers::start(
-            &transports,
+            &streams,
             placement.listener_core(),
             args.nodelay,
             args.busy_poll,
@@ -210,11 +225,11 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             Some(addr) => Some(resolve(addr).await?),
             None => None,
         };
-        transports
+        streams
             .iter()
-            .map(|&transport| {
+            .map(|&(transport, authenticated)| {
                 let addr = match (&listeners, remote) {
-                    (Some(listeners), _) => listeners.addr(transport),
+                    (Some(listeners), _) => listeners.addr(transport, authenticated),
                     (None, Some(addr)) => addr,
                     (None, None) => unreachable!("either built-in listeners or ADDR"),
                 };
@@ -222,7 +237,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
                     transport,
                     addr,
                     nodelay: args.nodelay,
-                    auth: auth.clone(),
+                    auth: auth.clone().filter(|_| authenticated),
                 })
             })
             .collect::<anyhow::Result<_>>()
@@ -251,7 +266,6 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         warmup: args.warmup,
         placement: &placement,
         busy_poll: args.busy_poll,
-        authenticated: auth.is_some(),
         where_: match &args.addr {
             Some(addr) => format!("against {addr}"),
             None => format!("on loopback, built-in listeners on {}", describe(&targets)),
@@ -268,7 +282,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
 fn describe(targets: &[Target]) -> String {
     let addrs: Vec<String> = targets
         .iter()
-        .map(|t| format!("{} {}", t.transport.name(), t.addr))
+        .map(|t| format!("{} {}", t.label(), t.addr))
         .collect();
     addrs.join(", ")
 }
@@ -287,6 +301,7 @@ async fn measure_all(
         for target in targets {
             measured.push(Measured {
                 transport: target.transport,
+                authenticated: target.auth.is_some(),
                 size,
                 runs: target.check_size(size).map(|()| Vec::new()),
             });
@@ -296,18 +311,11 @@ async fn measure_all(
                 let Ok(outcomes) = &mut cell.runs else {
                     continue;
                 };
-                progress.set_message(format!(
-                    "{} {size} B, run {run}/{runs}",
-                    target.transport.name()
-                ));
+                progress.set_message(format!("{} {size} B, run {run}/{runs}", target.label()));
                 let outcome = client::measure(target, size, settings)
                     .await
                     .with_context(|| {
-                        format!(
-                            "{} {size}-byte run against {}",
-                            target.transport.name(),
-                            target.addr
-                        )
+                        format!("{} {size}-byte run against {}", target.label(), target.addr)
                     })?;
                 outcomes.push(outcome);
                 progress.inc(1);
@@ -344,7 +352,12 @@ impl Target {
     fn check_size(&self, size: usize) -> Result<(), Oversize> {
         match self.transport {
             Transport::Udp => {
-                check_size(size, Overhead::FRAMED, &self.addr).map_err(|err| Oversize {
+                let overhead = if self.auth.is_some() {
+                    Overhead::framed_with_tag(UDP_TRAILER_LEN)
+                } else {
+                    Overhead::FRAMED
+                };
+                check_size(size, overhead, &self.addr).map_err(|err| Oversize {
                     limit: Family::of(&self.addr).max_payload(),
                     message: err.to_string(),
                 })

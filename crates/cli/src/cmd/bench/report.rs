@@ -1,6 +1,6 @@
 //! The report: the median of each cell's runs, printed as a table or JSON.
 //!
-//! A cell is a transport at a size. Its runs are summarised by the median
+//! A cell is a transport at a size, with or without authentication. Its runs are summarised by the median
 //! run (by p50 in ping-pong, by messages per second in throughput), with the
 //! range of that figure across runs beside it. The TCP/UDP ratio is the
 //! median of the ratios of runs taken next to each other, so that machine
@@ -26,8 +26,6 @@ pub(crate) struct Report<'a> {
     pub(crate) warmup: Duration,
     pub(crate) placement: &'a Placement,
     pub(crate) busy_poll: bool,
-    /// Every message tagged (a secret was given).
-    pub(crate) authenticated: bool,
     /// Where the listeners were, in words.
     pub(crate) where_: String,
     pub(crate) measured: &'a [Measured],
@@ -81,6 +79,9 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 enum Record {
     Figures {
         transport: &'static str,
+        /// Present, and true, only for authenticated cells.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        authenticated: bool,
         mode: &'static str,
         size: usize,
         samples: u64,
@@ -100,6 +101,8 @@ enum Record {
     },
     Error {
         transport: &'static str,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        authenticated: bool,
         mode: &'static str,
         size: usize,
         error: String,
@@ -124,6 +127,7 @@ impl Report<'_> {
                     Err(oversize) => {
                         return Record::Error {
                             transport,
+                            authenticated: cell.authenticated,
                             mode,
                             size: cell.size,
                             error: oversize.message.clone(),
@@ -145,6 +149,7 @@ impl Report<'_> {
                 };
                 Record::Figures {
                     transport,
+                    authenticated: cell.authenticated,
                     mode,
                     size: cell.size,
                     samples: run.map_or(0, |r| r.latency.len()),
@@ -197,7 +202,8 @@ impl Report<'_> {
         for cell in self.measured {
             if let Err(oversize) = &cell.runs {
                 let message = &oversize.message;
-                writeln!(out, "{} {} B: {message}", cell.transport.name(), cell.size)?;
+                let auth = if cell.authenticated { "+auth" } else { "" };
+                writeln!(out, "{}{auth} {} B: {message}", cell.transport, cell.size)?;
             }
         }
         out.flush()?;
@@ -223,10 +229,10 @@ impl Report<'_> {
                 self.where_,
                 self.placement,
                 if self.busy_poll { ", busy-poll" } else { "" },
-                if self.authenticated {
-                    ", authenticated (every message tagged)"
-                } else {
-                    ""
+                match self.variants()[..] {
+                    [true] => ", authenticated (every message tagged)",
+                    [false, true] => ", with and without authentication",
+                    _ => "",
                 }
             ),
             format!(
@@ -248,8 +254,31 @@ impl Report<'_> {
         transports
     }
 
+    /// Which of unauthenticated (`false`) and authenticated (`true`) were
+    /// measured, in that order.
+    fn variants(&self) -> Vec<bool> {
+        [false, true]
+            .into_iter()
+            .filter(|&auth| self.measured.iter().any(|c| c.authenticated == auth))
+            .collect()
+    }
+
+    /// The runs of one cell, if it was measured.
+    fn runs(&self, size: usize, transport: Transport, authenticated: bool) -> Option<&[Outcome]> {
+        self.measured
+            .iter()
+            .find(|c| {
+                c.size == size && c.transport == transport && c.authenticated == authenticated
+            })
+            .and_then(|c| c.runs.as_deref().ok())
+    }
+
     fn table(&self) -> Table {
         let transports = self.transports();
+        let variants = self.variants();
+        // With both, each authenticated row also shows what the secret
+        // costs: auth/plain of the p50 (or msg/s), per transport.
+        let cost = variants.len() == 2;
         let columns: &[&str] = match self.mode {
             Mode::Pingpong => &["p50", "p50 range", "p90", "p99", "p99.9", "max", "msg/s"],
             Mode::Throughput => &["msg/s", "range", "MB/s", "sent", "received", "lost %"],
@@ -275,27 +304,38 @@ impl Report<'_> {
             }
         }
         let ratio = transports.len() == 2;
+        let figure = match self.mode {
+            Mode::Pingpong => "p50",
+            Mode::Throughput => "msg/s",
+        };
         if ratio {
             groups.push((String::new(), 1));
-            header.push(match self.mode {
-                Mode::Pingpong => "tcp/udp p50".to_owned(),
-                Mode::Throughput => "tcp/udp msg/s".to_owned(),
-            });
+            header.push(format!("tcp/udp {figure}"));
+        }
+        if cost {
+            groups.push((format!("auth/plain {figure}"), transports.len()));
+            header.extend(transports.iter().map(|t| t.name().to_owned()));
         }
         table.groups = groups;
         table.header = header;
 
         let mut sizes: Vec<usize> = self.measured.iter().map(|c| c.size).collect();
         sizes.dedup();
-        for size in sizes {
-            let mut row = vec![size.to_string()];
+        for (size, authenticated) in sizes
+            .into_iter()
+            .flat_map(|size| variants.iter().map(move |&auth| (size, auth)))
+        {
+            let label = if authenticated && cost {
+                format!("{size} auth")
+            } else {
+                size.to_string()
+            };
+            let mut row = vec![label];
             let mut pair = Vec::new();
             for &transport in &transports {
-                let Some(cell) = self
-                    .measured
-                    .iter()
-                    .find(|c| c.size == size && c.transport == transport)
-                else {
+                let Some(cell) = self.measured.iter().find(|c| {
+                    c.size == size && c.transport == transport && c.authenticated == authenticated
+                }) else {
                     continue;
                 };
                 let width = columns.len()
@@ -323,6 +363,18 @@ impl Report<'_> {
                         .map_or("-".to_owned(), |r| format!("{r:.2}")),
                     _ => "-".to_owned(),
                 });
+            }
+            if cost {
+                for &transport in &transports {
+                    let plain = self.runs(size, transport, false);
+                    let tagged = self.runs(size, transport, true);
+                    row.push(match (authenticated, plain, tagged) {
+                        (true, Some(plain), Some(tagged)) => self
+                            .ratio(plain, tagged)
+                            .map_or("-".to_owned(), |r| format!("{r:.2}")),
+                        _ => "-".to_owned(),
+                    });
+                }
             }
             table.rows.push(row);
         }
@@ -378,14 +430,15 @@ impl Report<'_> {
         cells
     }
 
-    fn ratio(&self, udp: &[Outcome], tcp: &[Outcome]) -> Option<f64> {
-        let ratios = udp
+    /// The median of `other / base` over runs taken next to each other.
+    fn ratio(&self, base: &[Outcome], other: &[Outcome]) -> Option<f64> {
+        let ratios = base
             .iter()
-            .zip(tcp)
-            .filter(|(u, t)| {
-                self.mode == Mode::Throughput || !(u.latency.is_empty() || t.latency.is_empty())
+            .zip(other)
+            .filter(|(b, o)| {
+                self.mode == Mode::Throughput || !(b.latency.is_empty() || o.latency.is_empty())
             })
-            .map(|(u, t)| key(self.mode, t) / key(self.mode, u))
+            .map(|(b, o)| key(self.mode, o) / key(self.mode, b))
             .collect();
         median(ratios)
     }

@@ -20,13 +20,14 @@ use super::pin::pin_current;
 /// Running listeners; dropping this stops them and joins their thread.
 #[derive(Debug)]
 pub(crate) struct Servers {
-    addrs: Vec<(Transport, SocketAddr)>,
+    addrs: Vec<((Transport, bool), SocketAddr)>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Servers {
-    /// Starts a listener for each transport, all on one thread (so that
+    /// Starts a listener for each transport, with the secret or without
+    /// (`streams`), all on one thread (so that
     /// with `busy_poll` one core spins, not one per listener), and waits
     /// until each is bound.
     ///
@@ -34,13 +35,13 @@ impl Servers {
     ///
     /// When the thread, its runtime or a socket cannot be made.
     pub(crate) fn start(
-        transports: &[Transport],
+        streams: &[(Transport, bool)],
         core: Option<CoreId>,
         nodelay: bool,
         busy_poll: bool,
         auth: Option<msg_net::Auth>,
     ) -> anyhow::Result<Self> {
-        let transports = transports.to_vec();
+        let streams = streams.to_vec();
         let (bound_tx, bound_rx) = mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = thread::Builder::new()
@@ -49,9 +50,9 @@ impl Servers {
                 pin_current(core, "listener");
                 let serve = async {
                     let mut listeners = Vec::new();
-                    for &transport in &transports {
-                        match bind(transport, nodelay).await {
-                            Ok((bound, addr)) => listeners.push((transport, bound, addr)),
+                    for &stream in &streams {
+                        match bind(stream.0, nodelay).await {
+                            Ok((bound, addr)) => listeners.push((stream, bound, addr)),
                             Err(err) => {
                                 // `start` waits for this one message.
                                 let _ = bound_tx.send(Err(err));
@@ -62,12 +63,12 @@ impl Servers {
                     let addrs = listeners.iter().map(|(t, _, addr)| (*t, *addr)).collect();
                     let _ = bound_tx.send(Ok(addrs));
                     let mut serving = tokio::task::JoinSet::new();
-                    for (transport, listener, _) in listeners {
+                    for ((transport, authenticated), listener, _) in listeners {
                         // Pings are answered whatever `reply` says; the
                         // benchmark sends nothing else that wants an
                         // answer, and nothing is printed.
                         let config = ServeConfig {
-                            auth: auth.clone(),
+                            auth: auth.clone().filter(|_| authenticated),
                             ..ServeConfig::default()
                         };
                         let serving_one =
@@ -106,11 +107,12 @@ impl Servers {
         })
     }
 
-    /// The address of the listener for `transport`.
-    pub(crate) fn addr(&self, transport: Transport) -> SocketAddr {
+    /// The address of the listener for `transport`, with the secret or
+    /// without.
+    pub(crate) fn addr(&self, transport: Transport, authenticated: bool) -> SocketAddr {
         self.addrs
             .iter()
-            .find(|(t, _)| *t == transport)
+            .find(|(stream, _)| *stream == (transport, authenticated))
             .map(|(_, addr)| *addr)
             .expect("a listener was started for every transport measured")
     }
