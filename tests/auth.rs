@@ -90,6 +90,18 @@ fn assert_closed_by_peer(stream: &mut TcpStream) {
     }
 }
 
+/// A client that knows the secret is served: its message is the one the
+/// listener (started with `--count 1`) prints.
+fn assert_still_served(listener: Listener, secret: &str, body: &str) {
+    let addr = listener.addr_arg();
+    let out = run(
+        &["send", "--tcp", "--secret-file", secret, &addr, body],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(listener.finish().lines(), [body]);
+}
+
 #[test]
 fn the_right_secret_gets_messages_through_both_transports() {
     for transport in ["--udp", "--tcp"] {
@@ -146,19 +158,7 @@ fn a_wrong_secret_fails_the_client_and_the_listener_keeps_serving() {
     );
     assert!(out.stderr.contains("could not prove"), "{}", out.stderr);
     listener.process.wait_for_stderr("dropped connection");
-    let out = run(
-        &[
-            "send",
-            "--tcp",
-            "--secret-file",
-            &secret,
-            &listener.addr_arg(),
-            "yes",
-        ],
-        None,
-    );
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    assert_eq!(listener.finish().lines(), ["yes"]);
+    assert_still_served(listener, &secret, "yes");
 }
 
 #[test]
@@ -268,19 +268,7 @@ fn a_tampered_frame_drops_the_connection() {
     assert_closed_by_peer(&mut stream);
 
     // A client that knows the secret is still served.
-    let out = run(
-        &[
-            "send",
-            "--tcp",
-            "--secret-file",
-            &secret,
-            &listener.addr_arg(),
-            "intact",
-        ],
-        None,
-    );
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    assert_eq!(listener.finish().lines(), ["intact"]);
+    assert_still_served(listener, &secret, "intact");
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use msg_proto::auth::Role;
 use msg_proto::{Kind, Message};
+use tokio::net::TcpStream;
 
 use crate::auth::{self, Auth, printable};
 use crate::{Error, Transport};
@@ -160,13 +161,23 @@ pub(crate) async fn connect_tcp(
     addr: SocketAddr,
     options: &ConnectOptions,
 ) -> Result<msg_tcp::Connection, Error> {
-    let connect = msg_tcp::Connection::connect(addr, options.tcp);
-    Ok(match options.timeout {
+    let stream = connect_stream(addr, options).await?;
+    Ok(msg_tcp::Connection::new(stream, options.tcp)?)
+}
+
+/// Connects a plain TCP stream within `options.timeout`.
+pub(crate) async fn connect_stream(
+    addr: SocketAddr,
+    options: &ConnectOptions,
+) -> Result<TcpStream, Error> {
+    let connect = TcpStream::connect(addr);
+    let connected = match options.timeout {
         Some(timeout) => tokio::time::timeout(timeout, connect)
             .await
-            .map_err(|_| Error::ConnectTimeout { addr, timeout })??,
-        None => connect.await?,
-    })
+            .map_err(|_| Error::ConnectTimeout { addr, timeout })?,
+        None => connect.await,
+    };
+    Ok(connected.map_err(|source| msg_tcp::Error::Connect { addr, source })?)
 }
 
 /// The sending half of a split [`Link`].

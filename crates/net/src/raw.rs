@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
-use crate::link::ConnectOptions;
+use crate::link::{ConnectOptions, connect_stream};
 use crate::serve::DropWarning;
 use crate::{Error, Event, Events, Offer, Reply, Transport};
 
@@ -50,13 +50,7 @@ impl RawLink {
         let inner = match transport {
             Transport::Udp => Inner::Udp(msg_udp::Socket::connect(addr).await?),
             Transport::Tcp => {
-                let stream = match options.timeout {
-                    Some(timeout) => tokio::time::timeout(timeout, TcpStream::connect(addr))
-                        .await
-                        .map_err(|_| Error::ConnectTimeout { addr, timeout })?,
-                    None => TcpStream::connect(addr).await,
-                }
-                .map_err(|source| msg_tcp::Error::Connect { addr, source })?;
+                let stream = connect_stream(addr, options).await?;
                 stream.set_nodelay(options.tcp.nodelay)?;
                 Inner::Tcp { stream, owed: 0 }
             }

@@ -40,6 +40,13 @@ pub struct AuthRejections {
     pub untagged: u64,
 }
 
+impl AuthRejections {
+    /// Every datagram dropped, whatever the reason.
+    pub fn total(&self) -> u64 {
+        self.bad_tag + self.replayed + self.untagged
+    }
+}
+
 type Sender = (SocketAddr, [u8; SESSION_ID_LEN]);
 
 /// The sealing and opening state of one socket.
@@ -88,13 +95,21 @@ impl Authenticated {
     }
 
     /// The message in `datagram` if its tag verifies and it is no replay;
-    /// `None` (counted, and warned about at most once a second) otherwise.
-    pub(crate) fn open(&mut self, datagram: Bytes, peer: SocketAddr) -> Option<Message> {
+    /// `Ok(None)` (counted, and warned about at most once a second) if it
+    /// fails authentication; the decode error if it is no msg message at
+    /// all, which the socket counts as invalid, as it does without a
+    /// secret.
+    pub(crate) fn open(
+        &mut self,
+        datagram: Bytes,
+        peer: SocketAddr,
+    ) -> Result<Option<Message>, msg_proto::Error> {
         let opened = match self.opener.open(datagram) {
             Ok(opened) => opened,
+            Err(AuthError::Decode(err)) => return Err(err),
             Err(err) => {
                 self.reject(&err, peer);
-                return None;
+                return Ok(None);
             }
         };
         // Only now, with the tag verified: a forged datagram must not move
@@ -111,9 +126,9 @@ impl Authenticated {
         });
         if let Err(err) = window.check_and_set(opened.counter) {
             self.reject(&err, peer);
-            return None;
+            return Ok(None);
         }
-        Some(opened.message)
+        Ok(Some(opened.message))
     }
 
     fn reject(&mut self, err: &AuthError, peer: SocketAddr) {

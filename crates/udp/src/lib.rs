@@ -327,6 +327,11 @@ impl Socket {
         self.auth = Some(Box::new(auth::Authenticated::new(secret, us, session_id)));
     }
 
+    /// Whether [`Socket::authenticate`] was called.
+    pub fn is_authenticated(&self) -> bool {
+        self.auth.is_some()
+    }
+
     /// What an authenticated socket dropped, by reason (all zero without
     /// [`Socket::authenticate`]).
     pub fn auth_rejections(&self) -> AuthRejections {
@@ -427,14 +432,16 @@ impl Socket {
     pub async fn recv_from(&mut self) -> Result<(Message, SocketAddr), Error> {
         loop {
             let (datagram, peer) = self.recv_raw_from().await?;
-            if let Some(auth) = &mut self.auth {
-                match auth.open(datagram, peer) {
-                    Some(msg) => return Ok((msg, peer)),
-                    None => continue,
-                }
-            }
             let len = datagram.len();
-            match msg_proto::decode(datagram) {
+            let decoded = match &mut self.auth {
+                Some(auth) => match auth.open(datagram, peer) {
+                    Ok(Some(msg)) => Ok(msg),
+                    Ok(None) => continue, // counted and warned about
+                    Err(err) => Err(err),
+                },
+                None => msg_proto::decode(datagram),
+            };
+            match decoded {
                 Ok(msg) => return Ok((msg, peer)),
                 Err(err) => {
                     self.invalid += 1;
@@ -663,5 +670,266 @@ mod tests {
         let (msg, _) = server.recv_from().await.unwrap();
         assert_eq!((msg.seq, &msg.body[..]), (3, &b"ok"[..]));
         assert_eq!(server.invalid_datagrams(), 2);
+    }
+
+    fn secret() -> Secret {
+        Secret::new(b"s3cret".to_vec()).unwrap()
+    }
+
+    /// A listener and a client connected to it, both authenticated.
+    async fn authenticated_pair() -> (Socket, Socket) {
+        let mut server = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        server.authenticate(&secret(), Role::Server, [0xaa; 8]);
+        let mut client = Socket::connect(server.local_addr().unwrap()).await.unwrap();
+        client.authenticate(&secret(), Role::Client, [0xcc; 8]);
+        (server, client)
+    }
+
+    /// A plain socket that plays the attacker on the path: it receives what
+    /// a client sends and can send those bytes on, as they are or altered.
+    async fn capture(client: &mut Socket, msg: &Message) -> (Socket, Bytes) {
+        let mut tap = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        client
+            .send_to(msg, tap.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (bytes, _) = tap.recv_raw_from().await.unwrap();
+        (tap, bytes)
+    }
+
+    #[tokio::test]
+    async fn an_authenticated_round_trip() {
+        let (mut server, mut client) = authenticated_pair().await;
+        assert!(server.is_authenticated() && client.is_authenticated());
+        for seq in 0..3 {
+            let ping = Message::new(Kind::Ping, seq, "ping");
+            client.send(&ping).await.unwrap();
+            let (got, from) = server.recv_from().await.unwrap();
+            assert_eq!(got, ping);
+            let pong = Message {
+                kind: Kind::Pong,
+                ..got
+            };
+            server.send_to(&pong, from).await.unwrap();
+            assert_eq!(client.recv_from().await.unwrap().0, pong);
+        }
+        assert_eq!(server.auth_rejections(), AuthRejections::default());
+        assert_eq!(client.auth_rejections(), AuthRejections::default());
+        assert_eq!(server.invalid_datagrams(), 0);
+    }
+
+    #[tokio::test]
+    async fn what_goes_out_is_tagged_and_what_comes_in_raw_is_not_checked() {
+        let (mut server, mut client) = authenticated_pair().await;
+        let msg = Message::new(Kind::Data, 1, "hello");
+        let (_tap, bytes) = capture(&mut client, &msg).await;
+        assert_eq!(bytes.len(), HEADER_LEN + 5 + UDP_TRAILER_LEN);
+        assert_eq!(bytes[4] & 0x80, 0x80, "the AUTH flag is set");
+        // Raw sends stay raw, and so do raw receives.
+        client
+            .send_raw_to(b"raw", server.local_addr().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(&server.recv_raw_from().await.unwrap().0[..], b"raw");
+    }
+
+    #[tokio::test]
+    async fn a_replayed_datagram_is_dropped_and_counted() {
+        let (mut server, mut client) = authenticated_pair().await;
+        let addr = server.local_addr().unwrap();
+        let msg = Message::new(Kind::Data, 1, "once");
+        let (mut tap, bytes) = capture(&mut client, &msg).await;
+        tap.send_raw_to(&bytes, addr).await.unwrap();
+        tap.send_raw_to(&bytes, addr).await.unwrap();
+        client
+            .send(&Message::new(Kind::Data, 2, "next"))
+            .await
+            .unwrap();
+        // The first copy is accepted: the source address is not
+        // authenticated, and this session had not been heard from there.
+        assert_eq!(server.recv_from().await.unwrap().0, msg);
+        assert_eq!(server.recv_from().await.unwrap().0.seq, 2);
+        assert_eq!(
+            server.auth_rejections(),
+            AuthRejections {
+                replayed: 1,
+                ..AuthRejections::default()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_tag_and_an_untagged_message_are_dropped_and_counted() {
+        let (mut server, mut client) = authenticated_pair().await;
+        let addr = server.local_addr().unwrap();
+        let (mut tap, bytes) = capture(&mut client, &Message::new(Kind::Data, 1, "body")).await;
+        let mut altered = bytes.to_vec();
+        altered[HEADER_LEN] ^= 0x01;
+        tap.send_raw_to(&altered, addr).await.unwrap();
+        // A tagged datagram cut short, and one with its tag cut off.
+        tap.send_raw_to(&bytes[..bytes.len() - 1], addr)
+            .await
+            .unwrap();
+        // A peer without the secret.
+        tap.send_to(&Message::new(Kind::Data, 2, "plain"), addr)
+            .await
+            .unwrap();
+        // Not a msg message at all: invalid, as without a secret.
+        tap.send_raw_to(b"GET / HTTP/1.0\r\n\r\n", addr)
+            .await
+            .unwrap();
+        client
+            .send(&Message::new(Kind::Data, 3, "good"))
+            .await
+            .unwrap();
+        assert_eq!(server.recv_from().await.unwrap().0.seq, 3);
+        assert_eq!(
+            server.auth_rejections(),
+            AuthRejections {
+                bad_tag: 2,
+                replayed: 0,
+                untagged: 1,
+            }
+        );
+        assert_eq!(server.auth_rejections().total(), 3);
+        assert_eq!(server.invalid_datagrams(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_client_refuses_its_own_datagrams_reflected_back() {
+        let (_server, mut client) = authenticated_pair().await;
+        let (mut tap, bytes) = capture(&mut client, &Message::new(Kind::Data, 1, "me")).await;
+        let mut listener = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        listener.authenticate(&secret(), Role::Client, [0xdd; 8]);
+        let addr = listener.local_addr().unwrap();
+        tap.send_raw_to(&bytes, addr).await.unwrap();
+        let mut server = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        server.authenticate(&secret(), Role::Server, [0xee; 8]);
+        server
+            .send_to(&Message::new(Kind::Data, 2, "from a server"), addr)
+            .await
+            .unwrap();
+        assert_eq!(listener.recv_from().await.unwrap().0.seq, 2);
+        assert_eq!(listener.auth_rejections().bad_tag, 1);
+    }
+
+    #[tokio::test]
+    async fn a_listener_without_a_secret_drops_tagged_datagrams_as_invalid() {
+        let mut server = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let mut client = Socket::connect(addr).await.unwrap();
+        client.authenticate(&secret(), Role::Client, [0xcc; 8]);
+        let (mut tap, bytes) = capture(&mut client, &Message::new(Kind::Data, 1, "x")).await;
+        assert!(matches!(
+            msg_proto::decode(bytes.clone()),
+            Err(msg_proto::Error::NeedsSecret)
+        ));
+        tap.send_raw_to(&bytes, addr).await.unwrap();
+        tap.send_to(&Message::new(Kind::Data, 2, "plain"), addr)
+            .await
+            .unwrap();
+        assert_eq!(server.recv_from().await.unwrap().0.seq, 2);
+        assert_eq!(server.invalid_datagrams(), 1);
+        assert_eq!(server.auth_rejections(), AuthRejections::default());
+    }
+
+    #[tokio::test]
+    async fn a_restarted_sender_with_a_new_session_is_heard_again() {
+        let mut server = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        server.authenticate(&secret(), Role::Server, [0xaa; 8]);
+        let addr = server.local_addr().unwrap();
+        let mut first = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let local = first.local_addr().unwrap();
+        first.authenticate(&secret(), Role::Client, [1; 8]);
+        for seq in 0..3 {
+            first
+                .send_to(&Message::new(Kind::Data, seq, "first run"), addr)
+                .await
+                .unwrap();
+            assert_eq!(server.recv_from().await.unwrap().0.seq, seq);
+        }
+        drop(first);
+
+        // Same address, counter from 0 again. With the same session id its
+        // first datagrams repeat counters the window holds: refused.
+        let mut again = Socket::bind(local).await.unwrap();
+        again.authenticate(&secret(), Role::Client, [1; 8]);
+        again
+            .send_to(&Message::new(Kind::Data, 10, "same session"), addr)
+            .await
+            .unwrap();
+        drop(again);
+        // With a new session id it starts a window of its own.
+        let mut restarted = Socket::bind(local).await.unwrap();
+        restarted.authenticate(&secret(), Role::Client, [2; 8]);
+        restarted
+            .send_to(&Message::new(Kind::Data, 20, "second run"), addr)
+            .await
+            .unwrap();
+        let (msg, from) = server.recv_from().await.unwrap();
+        assert_eq!((msg.seq, from), (20, local));
+        assert_eq!(server.auth_rejections().replayed, 1);
+    }
+
+    #[tokio::test]
+    async fn the_trailer_counts_against_the_datagram_limit() {
+        let (mut server, mut client) = authenticated_pair().await;
+        let largest = MAX_PAYLOAD_V4 - HEADER_LEN - UDP_TRAILER_LEN;
+        assert_eq!(largest, 65_431);
+        let msg = Message::new(Kind::Data, 1, vec![7; largest]);
+        client.send(&msg).await.unwrap();
+        assert_eq!(server.recv_from().await.unwrap().0, msg);
+        let err = client
+            .send(&Message::new(Kind::Data, 2, vec![7; largest + 1]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "message is 65432 bytes; a UDP datagram holds at most 65507 bytes on IPv4 \
+             (65431 for the body after a 28-byte header and a 48-byte authentication trailer)"
+        );
+        // The refused message used no counter: the next one is not seen as
+        // coming after a gap, nor refused.
+        client
+            .send(&Message::new(Kind::Data, 3, "small"))
+            .await
+            .unwrap();
+        assert_eq!(server.recv_from().await.unwrap().0.seq, 3);
+    }
+
+    #[tokio::test]
+    async fn a_clone_shares_the_keys_and_the_count_but_not_the_windows() {
+        let (mut server, mut sender) = authenticated_pair().await;
+        sender
+            .send(&Message::new(Kind::Ping, 1, "before"))
+            .await
+            .unwrap();
+        let (_, from) = server.recv_from().await.unwrap();
+        let mut receiver = sender.try_clone().unwrap();
+        assert!(receiver.is_authenticated());
+        // The sender carries on in its session after the clone.
+        sender
+            .send(&Message::new(Kind::Ping, 2, "after"))
+            .await
+            .unwrap();
+        assert_eq!(server.recv_from().await.unwrap().0.seq, 2);
+        // The clone opens the server's replies.
+        server
+            .send_to(&Message::new(Kind::Pong, 2, "reply"), from)
+            .await
+            .unwrap();
+        assert_eq!(receiver.recv_from().await.unwrap().0.seq, 2);
+        // Why only one handle should send: the clone's copy of the counter
+        // is where the sender's stood at the clone, already used since.
+        receiver
+            .send(&Message::new(Kind::Ping, 3, "from the clone"))
+            .await
+            .unwrap();
+        sender
+            .send(&Message::new(Kind::Ping, 4, "from the sender"))
+            .await
+            .unwrap();
+        assert_eq!(server.recv_from().await.unwrap().0.seq, 4);
+        assert_eq!(server.auth_rejections().replayed, 1);
     }
 }
