@@ -77,10 +77,17 @@ pub enum Kind {
     /// A one-way message that the receiver counts and otherwise discards
     /// (throughput measurements).
     Discard = 0x04,
-    /// Describes a file that follows: name, size, hash.
+    /// Opens a file transfer: the file's name, size, hash algorithm and
+    /// permission bits (see [`file`](crate::file)).
     FileHeader = 0x10,
-    /// A piece of a file's contents.
+    /// The next piece of a file's contents; `seq` counts chunks from 0.
     FileChunk = 0x11,
+    /// Closes a file transfer: the digest of the contents, which the sender
+    /// could compute only once it had streamed them.
+    FileEnd = 0x12,
+    /// The receiver's verdict on a file: saved under a name it chose, or
+    /// refused with a reason.
+    FileResult = 0x13,
     /// Opens the authentication handshake: the client's nonce (see
     /// [`auth`](crate::auth)).
     AuthChallenge = 0x20,
@@ -99,13 +106,15 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind this version knows, in wire order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 14] = [
         Self::Data,
         Self::Ping,
         Self::Pong,
         Self::Discard,
         Self::FileHeader,
         Self::FileChunk,
+        Self::FileEnd,
+        Self::FileResult,
         Self::AuthChallenge,
         Self::AuthResponse,
         Self::AuthResult,
@@ -362,7 +371,7 @@ mod tests {
         assert_eq!(
             numbers,
             [
-                0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x20, 0x21, 0x22, 0x30, 0x31, 0x7f
+                0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x20, 0x21, 0x22, 0x30, 0x31, 0x7f
             ]
         );
     }

@@ -20,6 +20,11 @@
 //! - [`auth`]: the shared-secret handshake, tagged TCP frames and tagged UDP
 //!   datagrams with their replay window, as state machines that take nonces
 //!   and keys from the caller ([`FLAG_AUTH`] marks a tagged message).
+//! - [`file`](mod@file): file transfer: the bodies of [`Kind::FileHeader`],
+//!   [`Kind::FileChunk`], [`Kind::FileEnd`] and [`Kind::FileResult`], the
+//!   validated [`file::FileName`] that keeps a peer inside the save
+//!   directory, and [`file::Receiving`], which checks each chunk against the
+//!   header before the caller writes it.
 //!
 //! # Layout
 //!
@@ -56,6 +61,7 @@
 
 pub mod auth;
 mod error;
+pub mod file;
 mod header;
 mod stats;
 
