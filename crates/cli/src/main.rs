@@ -45,10 +45,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let quiet = cli.verbosity.quiet;
     match cli.command {
         Command::Bench(args) => cmd::bench::run(args),
-        Command::Send(args) => runtime()?.block_on(cmd::send::run(args)),
-        Command::Listen(args) => runtime()?.block_on(cmd::listen::run(args, shutdown_signal())),
+        Command::Send(args) => runtime()?.block_on(cmd::send::run(args, quiet)),
+        Command::Listen(args) => {
+            runtime()?.block_on(cmd::listen::run(args, quiet, shutdown_signal()))
+        }
         Command::Completions(args) => Ok(cmd::completions::completions(
             &args,
             &mut io::stdout().lock(),

@@ -72,6 +72,41 @@ impl Format {
         }
     }
 
+    /// Writes one saved file: as `b3sum` prints it (`HASH  NAME`, so that
+    /// `b3sum -c` in the save directory checks the lines), or as JSON.
+    fn write_file(
+        self,
+        out: &mut impl Write,
+        peer: SocketAddr,
+        name: &str,
+        size: u64,
+        hash: &str,
+        elapsed: std::time::Duration,
+    ) -> io::Result<()> {
+        if self.json {
+            #[derive(Serialize)]
+            struct FileRecord<'a> {
+                peer: SocketAddr,
+                name: &'a str,
+                size: u64,
+                hash: &'a str,
+                secs: f64,
+            }
+            let record = FileRecord {
+                peer,
+                name,
+                size,
+                hash,
+                secs: elapsed.as_secs_f64(),
+            };
+            serde_json::to_writer(&mut *out, &record)?;
+            out.write_all(b"\n")
+        } else {
+            // The name passed msg-proto's checks: no control characters.
+            writeln!(out, "{hash}  {name}")
+        }
+    }
+
     /// Writes one message straight to stdout and flushes it: for a client
     /// printing the replies it waited for.
     pub(crate) fn print(self, peer: SocketAddr, seq: Option<u64>, body: &[u8]) -> io::Result<()> {
@@ -110,16 +145,36 @@ pub(crate) fn spawn_writer(
 
 fn write_all(events: &mut EventReceiver, format: Format, count: Option<u64>) -> io::Result<()> {
     let mut out = BufWriter::new(io::stdout().lock());
+    let mut bars = Bars::default();
     let mut printed = 0u64;
     while let Some(first) = events.blocking_recv() {
         // Write what is queued, then flush once: a burst costs one write
         // call, and a lone message still leaves at once.
         let mut next = Some(first);
         while let Some(delivery) = next.take() {
-            let Event::Message { peer, seq, body } = &delivery.event else {
-                continue;
-            };
-            format.write(&mut out, *peer, *seq, body)?;
+            match &delivery.event {
+                Event::Message { peer, seq, body } => format.write(&mut out, *peer, *seq, body)?,
+                Event::File {
+                    peer,
+                    name,
+                    size,
+                    hash,
+                    elapsed,
+                } => {
+                    bars.done(*peer, name);
+                    format.write_file(&mut out, *peer, name, *size, hash, *elapsed)?;
+                }
+                Event::FileProgress {
+                    peer,
+                    name,
+                    received,
+                    size,
+                } => {
+                    bars.update(*peer, name, *received, *size);
+                    continue; // not a message: it neither prints nor counts
+                }
+                _ => {}
+            }
             printed += 1;
             if count.is_some_and(|count| printed >= count) {
                 return out.flush();
@@ -130,6 +185,38 @@ fn write_all(events: &mut EventReceiver, format: Format, count: Option<u64>) -> 
         out.flush()?;
     }
     out.flush()
+}
+
+/// The progress bars of the files being received (the listener sends
+/// progress events only when stderr is a terminal).
+#[derive(Default)]
+struct Bars {
+    all: indicatif::MultiProgress,
+    bars: std::collections::HashMap<(SocketAddr, String), indicatif::ProgressBar>,
+}
+
+impl Bars {
+    fn update(&mut self, peer: SocketAddr, name: &str, received: u64, size: u64) {
+        let bar = self.bars.entry((peer, name.to_owned())).or_insert_with(|| {
+            let style = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}, ~{eta} left",
+            )
+            .expect("a valid template")
+            .progress_chars("=> ");
+            let bar = self
+                .all
+                .add(indicatif::ProgressBar::new(size).with_style(style));
+            bar.set_message(format!("{name} from {peer}"));
+            bar
+        });
+        bar.set_position(received);
+    }
+
+    fn done(&mut self, peer: SocketAddr, name: &str) {
+        if let Some(bar) = self.bars.remove(&(peer, name.to_owned())) {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 impl Writer {

@@ -44,6 +44,9 @@ pub enum Error {
     /// The peer sent an `Error` message (its text, made safe to print).
     #[error("the listener says: {0}")]
     Peer(String),
+    /// A file could not be sent, or the receiver refused it.
+    #[error(transparent)]
+    File(#[from] crate::file::FileError),
     /// Any other socket error.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -45,12 +45,40 @@ pub enum Event {
         /// Its body.
         body: Bytes,
     },
+    /// How far a file has come (only with
+    /// [`SaveConfig::progress`](crate::file::SaveConfig::progress); offered,
+    /// so some may be dropped).
+    FileProgress {
+        /// Who sends it.
+        peer: SocketAddr,
+        /// Its name.
+        name: String,
+        /// Bytes received so far.
+        received: u64,
+        /// Bytes announced.
+        size: u64,
+    },
+    /// A file was received whole, its hash checked, and saved.
+    File {
+        /// Who sent it.
+        peer: SocketAddr,
+        /// The name it was saved under, in the save directory.
+        name: String,
+        /// Its size in bytes.
+        size: u64,
+        /// Its BLAKE3 hash, as `b3sum` prints it.
+        hash: String,
+        /// From its header to its verdict.
+        elapsed: std::time::Duration,
+    },
 }
 
 impl Event {
     fn cost(&self) -> usize {
         match self {
             Self::Message { body, .. } => (body.len() + PER_EVENT).min(QUEUE_BYTES),
+            Self::File { name, hash, .. } => name.len() + hash.len() + PER_EVENT,
+            Self::FileProgress { name, .. } => name.len() + PER_EVENT,
         }
     }
 }

@@ -23,7 +23,8 @@
 //! - Features, each holding both of its ends: [`data`] (`Data` messages
 //!   and the [`Reply`] modes), [`ping`] (`Ping`, `Pong`, `Discard` and the
 //!   statistics), [`raw`] (no header, no framing), [`auth`] (the handshake
-//!   with its timeout, tagged frames and datagrams).
+//!   with its timeout, tagged frames and datagrams), [`file`] (a header,
+//!   streamed content hashed on both sides, an atomic save).
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
 //!
 //! ```text
@@ -67,6 +68,7 @@ mod busy_poll;
 pub mod data;
 mod error;
 mod events;
+pub mod file;
 mod link;
 mod listener;
 pub mod ping;

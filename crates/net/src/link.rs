@@ -133,6 +133,26 @@ impl Link {
         })
     }
 
+    /// Sends the file at `path` and waits (at most `wait` for each answer)
+    /// until the receiver has confirmed its size and hash; `progress` is
+    /// called with the bytes sent so far. TCP only.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::File`] with the reason (the receiver's, when it refused
+    /// the file), or the transport's error.
+    pub async fn send_file(
+        &mut self,
+        path: &std::path::Path,
+        wait: Duration,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<crate::file::Sent, Error> {
+        match &mut self.inner {
+            Inner::Tcp(conn) => crate::file::send(conn, path, wait, progress).await,
+            Inner::Udp(_) => Err(crate::file::FileError::NeedsTcp.into()),
+        }
+    }
+
     /// Halves that can be used at once (by two futures joined in one
     /// task), for a sender that must not wait for replies. Over UDP the
     /// second is a duplicated descriptor with a registration of its own,

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use crate::auth::{self, Auth, HAS_NO_SECRET};
+use crate::file::{self, SaveConfig};
 use crate::listener::Bound;
 use crate::{BusyPoll, Error, Event, Events, Listener, Offer, Reply, data, ping, raw};
 use msg_proto::DiscardCounter;
@@ -40,6 +41,8 @@ pub struct ServeConfig {
     pub raw: bool,
     /// Poll the sockets in a loop instead of sleeping (see [`BusyPoll`]).
     pub busy_poll: bool,
+    /// Save the files peers send here (TCP); without it they are refused.
+    pub save: Option<SaveConfig>,
 }
 
 /// Serves `listener` until `shutdown` completes, the receiving end of
@@ -217,17 +220,22 @@ async fn serve_connection(
         auth::server(&mut conn, auth).await?;
         debug!(peer = %conn.peer_addr(), "authenticated");
     }
-    serve_framed(conn, config.reply, events).await
+    serve_framed(conn, config, events).await
 }
 
 async fn serve_framed(
     mut conn: msg_tcp::Connection,
-    reply: Reply,
+    config: &ServeConfig,
     events: Events,
 ) -> Result<(), Error> {
     let peer = conn.peer_addr();
+    let reply = config.reply;
     let mut counter = DiscardCounter::default();
     while let Some(msg) = conn.read_message().await? {
+        if msg.kind == Kind::FileHeader {
+            file::receive(&mut conn, &msg, config.save.as_ref(), &events).await?;
+            continue;
+        }
         if msg.kind == Kind::AuthChallenge {
             // A client with a secret, and no secret here: tell it, so it
             // does not wait for a handshake that never comes.
@@ -403,7 +411,9 @@ mod tests {
             let echo = link.recv().await.unwrap().unwrap();
             assert_eq!((echo.kind, &echo.body[..]), (Kind::Data, &b"d"[..]));
             let delivered = received.try_recv().expect("reported after the reply");
-            let Event::Message { seq, body, .. } = &delivered.event;
+            let Event::Message { seq, body, .. } = &delivered.event else {
+                panic!("a message, not {:?}", delivered.event)
+            };
             assert_eq!((*seq, &body[..]), (Some(2), &b"d"[..]));
 
             stop.send(()).unwrap();

@@ -5,10 +5,13 @@
 //! is gone, or on Ctrl-C.
 
 use std::future::Future;
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use msg_net::file::SaveConfig;
 use msg_net::{Events, Listener, ServeConfig, Transport, resolve, serve};
 use tracing::{info, warn};
 
@@ -52,6 +55,15 @@ pub(crate) struct ListenArgs {
     #[arg(long)]
     pub(crate) busy_poll: bool,
 
+    /// Save the files that peers send (`msg send --tcp --file`) in DIR (TCP);
+    /// each counts as one message for --count
+    #[arg(long, value_name = "DIR")]
+    pub(crate) save_dir: Option<PathBuf>,
+
+    /// Replace a file of the same name in --save-dir instead of refusing it
+    #[arg(long, requires = "save_dir")]
+    pub(crate) overwrite: bool,
+
     #[command(flatten)]
     pub(crate) tcp: TcpArgs,
 
@@ -63,6 +75,7 @@ pub(crate) struct ListenArgs {
 /// closes, an error, or `shutdown` completes (Ctrl-C in the binary).
 pub(crate) async fn run(
     args: ListenArgs,
+    quiet: bool,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let auth = args.auth.auth()?;
@@ -71,8 +84,26 @@ pub(crate) async fn run(
             "--raw has no header to authenticate: drop --raw, or the secret",
         ));
     }
-    let addr = resolve(&args.addr).await?;
     let transport = args.transport.transport();
+    if args.save_dir.is_some() && (transport == Transport::Udp || args.raw) {
+        return Err(usage(
+            "--save-dir needs framed --tcp: a file must arrive whole, with its name and hash",
+        ));
+    }
+    let save = match &args.save_dir {
+        Some(dir) => {
+            msg_net::file::check_save_dir(dir)
+                .with_context(|| format!("cannot save files in {}", dir.display()))?;
+            Some(SaveConfig {
+                dir: dir.clone(),
+                overwrite: args.overwrite,
+                // Progress bars go to stderr, and only to a terminal.
+                progress: !quiet && std::io::stderr().is_terminal(),
+            })
+        }
+        None => None,
+    };
+    let addr = resolve(&args.addr).await?;
     let listener = Listener::bind(transport, addr, args.tcp.options()).await?;
     info!("listening on {listener}");
 
@@ -85,6 +116,7 @@ pub(crate) async fn run(
         .context("cannot start the output thread")?;
     let config = ServeConfig {
         auth,
+        save,
         reply: args.reply.into(),
         raw: args.raw,
         busy_poll: args.busy_poll,

@@ -1,0 +1,569 @@
+//! Files, both ends: `msg send --file` and `msg listen --save-dir`.
+//!
+//! The tutorial's answer to sticky packets, done so that nothing is lost
+//! or left half-written:
+//!
+//! ```text
+//! sender                                   receiver
+//!   FileHeader (name, size, hash, mode) ──>  checks the name, makes a temporary file
+//!                                       <──  FileResult: ready (or refused: why)
+//!   FileChunk × n (≤ 1 MiB each)        ──>  hashes and writes each, refuses one past the size
+//!   FileEnd (the BLAKE3 of the content) ──>  compares size and hash, renames into place
+//!                                       <──  FileResult: saved as NAME (or refused: why)
+//! ```
+//!
+//! Both sides hash while streaming, on a thread beside the socket (the
+//! sender's reads the file and hashes, the receiver's hashes and writes),
+//! so the hash never costs a second pass over the file, and a bounded
+//! queue of chunks between thread and socket keeps memory flat whatever
+//! the file's size. The receiver writes into a temporary file in the save
+//! directory and renames it into place only once size and hash check out;
+//! on every other path (a mismatch, a sender gone mid-way, a full disk, a
+//! listener stopped with Ctrl-C) the temporary file is dropped, which
+//! removes it. The name is the receiver's choice too: a single validated
+//! path component (msg-proto's `FileName`), never the sender's path.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use msg_proto::file::{
+    FileEnd, FileHeader, FileName, FileResult, HashAlgorithm, MAX_CHUNK, Receiving, chunk, hex,
+};
+use msg_proto::{Kind, Message};
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use crate::{Error, Event, Events};
+
+/// How many chunks may wait between the socket and the file's thread, on
+/// either side: with 1 MiB chunks, at most 8 MiB per transfer.
+const QUEUE_CHUNKS: usize = 8;
+
+/// How long a receiver waits for the next chunk before it gives the
+/// transfer up: a sender that stalls mid-file must not pin a temporary
+/// file and a connection for ever.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Permission bits a received file never gets from its sender: setuid,
+/// setgid, sticky, and write for group and others (as a umask of 022
+/// would).
+const MODE_MASK: u32 = 0o755;
+
+/// Where a listener saves files.
+#[derive(Debug, Clone)]
+pub struct SaveConfig {
+    /// The directory; nothing is written outside it.
+    pub dir: PathBuf,
+    /// Replace a file of the same name instead of refusing the transfer.
+    pub overwrite: bool,
+    /// Report [`Event::FileProgress`] after each chunk, for a progress bar.
+    pub progress: bool,
+}
+
+/// A file the receiver confirmed.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The name the receiver saved it under.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The BLAKE3 hash of its content, which the receiver computed too.
+    pub digest: [u8; 32],
+    /// From the header to the receiver's confirmation.
+    pub elapsed: Duration,
+}
+
+impl Sent {
+    /// The hash as `b3sum` prints it.
+    pub fn hash(&self) -> String {
+        hex(&self.digest)
+    }
+}
+
+/// Why a file could not be sent or was not saved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// The local file cannot be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The local path is not a regular file.
+    #[error("{path} is not a regular file")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file's name cannot be sent (not UTF-8, or refused by the
+    /// rules every receiver applies).
+    #[error("cannot send {path}")]
+    Name {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: msg_proto::file::FileError,
+    },
+    /// The receiver refused the file; its reason, made safe to print.
+    #[error("the receiver refused {name}: {reason}")]
+    Refused {
+        /// The file's name.
+        name: String,
+        /// The receiver's reason.
+        reason: String,
+    },
+    /// The receiver answered something that is no file result.
+    #[error("the receiver answered {found:?} to a file transfer: is it msg listen --save-dir?")]
+    Unexpected {
+        /// What came.
+        found: Kind,
+    },
+    /// The receiver did not answer in time.
+    #[error("no answer from the receiver within {}", humantime::format_duration(*.0))]
+    NoAnswer(Duration),
+    /// The receiver closed the connection without a verdict.
+    #[error("the receiver closed the connection before confirming the file")]
+    Closed,
+    /// Files go over TCP only.
+    #[error("files need --tcp: UDP does not promise delivery, and a file must arrive whole")]
+    NeedsTcp,
+}
+
+/// Sends the file at `path` on `conn` and waits (at most `wait` for each
+/// answer) for the receiver to confirm its hash. `progress` is called with
+/// the bytes sent so far after each chunk.
+///
+/// # Errors
+///
+/// [`Error::File`] with the reason (the receiver's, when it refused), or
+/// the transport's error.
+pub(crate) async fn send(
+    conn: &mut msg_tcp::Connection,
+    path: &Path,
+    wait: Duration,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Sent, Error> {
+    let started = Instant::now();
+    let (file, header) = open(path)?;
+    let name = header.name.as_str().to_owned();
+    conn.write_message(&header.to_message()).await?;
+    match answer(conn, wait, &name).await? {
+        FileResult::Ready => {}
+        other => return Err(unexpected(other, &name)),
+    }
+
+    // The file is read and hashed on a thread of its own, a bounded queue
+    // ahead of the socket.
+    let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
+    let reader = tokio::task::spawn_blocking(move || read_and_hash(file, &tx));
+    let mut sent = 0u64;
+    let mut seq = 0u64;
+    while let Some(bytes) = rx.recv().await {
+        sent += bytes.len() as u64;
+        if let Err(err) = conn.write_message(&chunk(seq, bytes)).await {
+            // A receiver that refuses mid-way says why before it closes.
+            return Err(
+                match answer(conn, Duration::from_millis(500), &name).await {
+                    Ok(FileResult::Refused { reason }) => refused(&name, &reason),
+                    _ => err.into(),
+                },
+            );
+        }
+        seq += 1;
+        progress(sent);
+    }
+    let digest = reader
+        .await
+        .map_err(|err| io::Error::other(err.to_string()))?
+        .map_err(|source| FileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    conn.write_message(&FileEnd { digest }.to_message()).await?;
+    match answer(conn, wait, &name).await? {
+        FileResult::Saved { name } => Ok(Sent {
+            name,
+            size: sent,
+            digest,
+            elapsed: started.elapsed(),
+        }),
+        other => Err(unexpected(other, &name)),
+    }
+}
+
+/// Opens `path` and describes it.
+fn open(path: &Path) -> Result<(fs::File, FileHeader), FileError> {
+    let read = |source| FileError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = fs::File::open(path).map_err(read)?;
+    let meta = file.metadata().map_err(read)?;
+    if !meta.is_file() {
+        return Err(FileError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default();
+    let name = FileName::new(name).map_err(|source| FileError::Name {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok((
+        file,
+        FileHeader {
+            name,
+            size: meta.len(),
+            algorithm: HashAlgorithm::Blake3,
+            mode: mode(&meta),
+        },
+    ))
+}
+
+#[cfg(unix)]
+fn mode(meta: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o777
+}
+
+#[cfg(not(unix))]
+fn mode(meta: &fs::Metadata) -> u32 {
+    if meta.permissions().readonly() {
+        0o444
+    } else {
+        0o644
+    }
+}
+
+/// Reads `file` to its end in chunks, hashing each, and queues them.
+fn read_and_hash(mut file: fs::File, tx: &mpsc::Sender<Bytes>) -> io::Result<[u8; 32]> {
+    let mut hasher = blake3::Hasher::new();
+    loop {
+        let mut buf = BytesMut::zeroed(MAX_CHUNK);
+        let mut filled = 0;
+        // Fill the whole chunk (a read may return less), so chunks are
+        // full-sized and the per-message costs are paid per MiB.
+        while filled < MAX_CHUNK {
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        if filled == 0 {
+            return Ok(*hasher.finalize().as_bytes());
+        }
+        buf.truncate(filled);
+        hasher.update(&buf);
+        if tx.blocking_send(buf.freeze()).is_err() {
+            // The socket side gave up; it reports why.
+            return Ok(*hasher.finalize().as_bytes());
+        }
+    }
+}
+
+/// The receiver's next answer about `name`.
+async fn answer(
+    conn: &mut msg_tcp::Connection,
+    wait: Duration,
+    name: &str,
+) -> Result<FileResult, Error> {
+    let msg = tokio::time::timeout(wait, conn.read_message())
+        .await
+        .map_err(|_| FileError::NoAnswer(wait))??
+        .ok_or(FileError::Closed)?;
+    match msg.kind {
+        Kind::FileResult => {
+            Ok(FileResult::from_message(&msg).map_err(|err| refused(name, &err.to_string()))?)
+        }
+        Kind::Error => Err(Error::Peer(crate::auth::printable(&msg.body))),
+        found => Err(FileError::Unexpected { found }.into()),
+    }
+}
+
+fn unexpected(result: FileResult, name: &str) -> Error {
+    match result {
+        FileResult::Refused { reason } => refused(name, &reason),
+        _ => FileError::Unexpected {
+            found: Kind::FileResult,
+        }
+        .into(),
+    }
+}
+
+fn refused(name: &str, reason: &str) -> Error {
+    FileError::Refused {
+        name: name.to_owned(),
+        reason: crate::auth::printable(reason.as_bytes()),
+    }
+    .into()
+}
+
+/// Receives the file whose header is `header` on `conn`, saving it per
+/// `save`, and reports it on `events`. The sender is told the verdict
+/// either way, and a refused file is gone before the sender hears so.
+///
+/// # Errors
+///
+/// Why the file was refused (the connection is then closed: what follows
+/// on it cannot be trusted to be in step), or the transport's error.
+pub(crate) async fn receive(
+    conn: &mut msg_tcp::Connection,
+    header: &Message,
+    save: Option<&SaveConfig>,
+    events: &Events,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let peer = conn.peer_addr();
+    let prepared = match prepare(header, save) {
+        Ok(prepared) => prepared,
+        Err(reason) => return refuse(conn, reason).await,
+    };
+    let header = prepared.header.clone();
+    conn.write_message(&FileResult::Ready.to_message()).await?;
+    debug!(%peer, name = header.name.as_str(), size = header.size, "receiving a file");
+    // The temporary file lives inside `save_content`: when it returns with
+    // a refusal, the file is already removed.
+    let progress = |received| {
+        if save.is_some_and(|save| save.progress) {
+            // Offered, never waited for: a progress bar is not worth
+            // slowing the transfer down.
+            events.offer(Event::FileProgress {
+                peer,
+                name: header.name.as_str().to_owned(),
+                received,
+                size: header.size,
+            });
+        }
+    };
+    let digest = match save_content(conn, prepared, progress).await {
+        Ok(digest) => digest,
+        Err(Failure::Refuse(reason)) => return refuse(conn, reason).await,
+        Err(Failure::Fatal(err)) => return Err(err),
+    };
+    let name = header.name.into_string();
+    conn.write_message(&FileResult::Saved { name: name.clone() }.to_message())
+        .await?;
+    let event = Event::File {
+        peer,
+        name,
+        size: header.size,
+        hash: hex(&digest),
+        elapsed: started.elapsed(),
+    };
+    events.deliver(event).await;
+    Ok(())
+}
+
+/// How receiving the content went wrong.
+enum Failure {
+    /// Tell the sender this, then close.
+    Refuse(String),
+    /// The connection itself failed: nobody to tell.
+    Fatal(Error),
+}
+
+impl<E: Into<Error>> From<E> for Failure {
+    fn from(err: E) -> Self {
+        Self::Fatal(err.into())
+    }
+}
+
+/// Streams the content into the temporary file, checks it, and renames it
+/// into place; the digest of what was saved.
+async fn save_content(
+    conn: &mut msg_tcp::Connection,
+    prepared: Prepared,
+    progress: impl Fn(u64),
+) -> Result<[u8; 32], Failure> {
+    let Prepared {
+        header,
+        temp,
+        target,
+        overwrite,
+    } = prepared;
+    // The file is hashed and written on a thread of its own, a bounded
+    // queue behind the socket; the temporary file itself stays here, so
+    // that leaving this function any other way than by the rename (an
+    // error, a refusal, Ctrl-C dropping the future) removes it.
+    let writer_file = temp.as_file().try_clone()?;
+    let (tx, rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
+    let writer = tokio::task::spawn_blocking(move || hash_and_write(writer_file, rx));
+    let mut receiving = Receiving::new(header.clone());
+    let end = loop {
+        let msg = tokio::time::timeout(IDLE_TIMEOUT, conn.read_message())
+            .await
+            .map_err(|_| {
+                Failure::Refuse(format!(
+                    "nothing for {} after {} of {} bytes",
+                    humantime::format_duration(IDLE_TIMEOUT),
+                    receiving.received(),
+                    header.size
+                ))
+            })??;
+        let Some(msg) = msg else {
+            return Err(Failure::Fatal(Error::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the sender closed the connection mid-file: {} of {} bytes of {}",
+                    receiving.received(),
+                    header.size,
+                    header.name.as_str()
+                ),
+            ))));
+        };
+        match msg.kind {
+            Kind::FileChunk => {
+                // Checked before it is written: a chunk past the announced
+                // size never reaches the disk.
+                receiving
+                    .on_chunk(&msg)
+                    .map_err(|err| Failure::Refuse(err.to_string()))?;
+                // The whole body is the chunk: a slice of the read buffer,
+                // handed on without a copy.
+                if tx.send(msg.body).await.is_err() {
+                    break None; // the writer failed; it says why below
+                }
+                progress(receiving.received());
+            }
+            Kind::FileEnd => break Some(msg),
+            other => {
+                return Err(Failure::Refuse(format!(
+                    "expected a file chunk, got {other:?}"
+                )));
+            }
+        }
+    };
+    drop(tx);
+    let cannot_write =
+        |err: &dyn std::fmt::Display| Failure::Refuse(format!("cannot write the file: {err}"));
+    let digest = match writer.await {
+        Ok(Ok(digest)) => digest,
+        Ok(Err(err)) => return Err(cannot_write(&err)),
+        Err(err) => return Err(cannot_write(&err)),
+    };
+    let end = end.ok_or_else(|| Failure::Refuse("cannot write the file".to_owned()))?;
+    receiving
+        .on_end(&end, &digest)
+        .map_err(|err| Failure::Refuse(err.to_string()))?;
+    set_mode(temp.as_file(), header.mode)?;
+    let persisted = if overwrite {
+        temp.persist(&target).map(drop)
+    } else {
+        temp.persist_noclobber(&target).map(drop)
+    };
+    persisted.map_err(|err| {
+        Failure::Refuse(format!(
+            "cannot save {}: {}",
+            header.name.as_str(),
+            err.error
+        ))
+    })?;
+    Ok(digest)
+}
+
+/// What is ready once a header was accepted.
+struct Prepared {
+    header: FileHeader,
+    temp: tempfile::NamedTempFile,
+    target: PathBuf,
+    overwrite: bool,
+}
+
+/// Checks a header and makes the temporary file; the reason to give the
+/// sender otherwise.
+fn prepare(header: &Message, save: Option<&SaveConfig>) -> Result<Prepared, String> {
+    let header = FileHeader::from_message(header).map_err(|err| err.to_string())?;
+    let save = save.ok_or_else(|| {
+        "this listener saves no files; start msg listen with --save-dir DIR".to_owned()
+    })?;
+    // A validated single component: joined to the directory it cannot
+    // leave it.
+    let target = save.dir.join(header.name.as_str());
+    if !save.overwrite && fs::symlink_metadata(&target).is_ok() {
+        return Err(format!(
+            "{} already exists there, and the listener does not --overwrite",
+            header.name.as_str()
+        ));
+    }
+    let temp = tempfile::Builder::new()
+        .prefix(".msg-partial-")
+        .tempfile_in(&save.dir)
+        .map_err(|err| format!("cannot make a file in the save directory: {err}"))?;
+    Ok(Prepared {
+        header,
+        temp,
+        target,
+        overwrite: save.overwrite,
+    })
+}
+
+/// Tells the sender why, and ends the transfer (and the connection).
+async fn refuse(conn: &mut msg_tcp::Connection, reason: String) -> Result<(), Error> {
+    let peer = conn.peer_addr();
+    let _ = conn
+        .write_message(
+            &FileResult::Refused {
+                reason: reason.clone(),
+            }
+            .to_message(),
+        )
+        .await;
+    Err(Error::Io(io::Error::other(format!(
+        "refused a file from {peer}: {reason}"
+    ))))
+}
+
+/// Hashes and writes what the socket side queues, until it stops.
+fn hash_and_write(file: fs::File, mut rx: mpsc::Receiver<Bytes>) -> io::Result<[u8; 32]> {
+    let mut hasher = blake3::Hasher::new();
+    let mut out = io::BufWriter::with_capacity(MAX_CHUNK, file);
+    while let Some(bytes) = rx.blocking_recv() {
+        hasher.update(&bytes);
+        out.write_all(&bytes)?;
+    }
+    out.flush()?;
+    Ok(*hasher.finalize().as_bytes())
+}
+
+#[cfg(unix)]
+fn set_mode(file: &fs::File, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(fs::Permissions::from_mode(mode & MODE_MASK))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_file: &fs::File, _mode: u32) -> io::Result<()> {
+    Ok(())
+}
+
+/// Checks at start that `dir` is a directory this process can write, so
+/// that `msg listen --save-dir` fails at once and not at the first file.
+///
+/// # Errors
+///
+/// The operating system's, for example when the directory does not exist
+/// or is read-only.
+pub fn check_save_dir(dir: &Path) -> io::Result<()> {
+    let meta = fs::metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a directory",
+        ));
+    }
+    tempfile::Builder::new()
+        .prefix(".msg-check-")
+        .tempfile_in(dir)
+        .map(drop)
+}

@@ -1,0 +1,580 @@
+//! `msg send --file` and `msg listen --save-dir`, with the real binary on
+//! loopback: files arrive whole and verified or not at all, under the name
+//! the receiver allows, inside the directory it was given.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+
+use bytes::Bytes;
+use msg_proto::file::{FileEnd, FileHeader, FileName, FileResult, HashAlgorithm, chunk};
+use msg_proto::{Kind, Message};
+use support::{DEADLINE, Listener, run};
+
+/// A fresh, empty directory under the temporary directory.
+fn fresh_dir(what: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "msg-files-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Bytes that are not all alike, so that a shifted or swapped chunk shows.
+fn content(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + i / 977) as u8).collect()
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// What is in `dir`, sorted, temporary files included.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `b3sum`'s hash of `path`; CI installs b3sum, elsewhere its absence
+/// skips the comparison.
+fn b3sum(path: &Path) -> Option<String> {
+    match Command::new("b3sum").arg("--no-names").arg(path).output() {
+        Ok(out) => Some(String::from_utf8(out.stdout).unwrap().trim().to_owned()),
+        Err(_) => {
+            assert!(std::env::var_os("CI").is_none(), "b3sum is not installed");
+            eprintln!("b3sum is not installed: skipping the comparison");
+            None
+        }
+    }
+}
+
+fn save_dir_listener(dir: &Path, args: &[&str]) -> Listener {
+    let mut all = vec!["--save-dir", dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    Listener::start("--tcp", "127.0.0.1", &all)
+}
+
+fn frame(msg: &Message) -> Vec<u8> {
+    let mut body = Vec::new();
+    msg_proto::encode(msg, &mut body).unwrap();
+    let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+fn read_message(stream: &mut TcpStream) -> Option<Message> {
+    let mut prefix = [0; 4];
+    stream.read_exact(&mut prefix).ok()?;
+    let mut bytes = vec![0; u32::from_be_bytes(prefix) as usize];
+    stream.read_exact(&mut bytes).ok()?;
+    Some(msg_proto::decode(bytes.into()).unwrap())
+}
+
+/// A hand-made sender: header, then (if the receiver is ready) whatever
+/// `then` writes; returns the receiver's last answer.
+fn raw_sender(
+    listener: &Listener,
+    header: &FileHeader,
+    then: impl FnOnce(&mut TcpStream),
+) -> Option<FileResult> {
+    let mut stream = TcpStream::connect(listener.addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.write_all(&frame(&header.to_message())).unwrap();
+    let ready = FileResult::from_message(&read_message(&mut stream)?).unwrap();
+    if ready != FileResult::Ready {
+        return Some(ready);
+    }
+    then(&mut stream);
+    read_message(&mut stream).map(|msg| FileResult::from_message(&msg).unwrap())
+}
+
+fn header(name: &str, size: u64) -> FileHeader {
+    FileHeader {
+        name: FileName::new(name).unwrap(),
+        size,
+        algorithm: HashAlgorithm::Blake3,
+        mode: 0o644,
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    *blake3::hash(bytes).as_bytes()
+}
+
+#[test]
+fn files_of_every_size_arrive_whole_with_the_standard_hash() {
+    let from = fresh_dir("from");
+    let to = fresh_dir("to");
+    // Empty, one byte, and more than three 1 MiB chunks.
+    let files = [
+        ("empty", content(0)),
+        ("one", content(1)),
+        ("big.bin", content(3 * 1024 * 1024 + 5)),
+    ];
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .map(|(name, bytes)| write_file(&from, name, bytes))
+        .collect();
+    let listener = save_dir_listener(&to, &["--count", "3"]);
+    let mut args = vec!["send", "--tcp", "-v"];
+    let addr = listener.addr_arg();
+    args.push(&addr);
+    for path in &paths {
+        args.extend(["--file", path.to_str().unwrap()]);
+    }
+    let sent = run(&args, None);
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    let saved = listener.finish();
+    assert_eq!(saved.code(), Some(0), "{}", saved.stderr);
+    assert_eq!(listing(&to), ["big.bin", "empty", "one"]);
+    for ((name, bytes), path) in files.iter().zip(&paths) {
+        assert_eq!(&std::fs::read(to.join(name)).unwrap(), bytes, "{name}");
+        let hash = blake3::hash(bytes).to_hex().to_string();
+        // The listener prints what b3sum prints; the sender says it was
+        // verified.
+        assert!(
+            saved.stdout.contains(&format!("{hash}  {name}")),
+            "{}",
+            saved.stdout
+        );
+        assert!(
+            sent.stderr
+                .contains(&format!("sent {name}: {} bytes", bytes.len())),
+            "{}",
+            sent.stderr
+        );
+        assert!(
+            sent.stderr.contains(&format!("blake3 {hash} verified")),
+            "{}",
+            sent.stderr
+        );
+        if let Some(standard) = b3sum(path) {
+            assert_eq!(standard, hash, "{name}");
+        }
+    }
+}
+
+#[test]
+fn json_reports_each_file_and_data_messages_still_print() {
+    let from = fresh_dir("from");
+    let to = fresh_dir("to");
+    let path = write_file(&from, "report.txt", b"hello, file");
+    let listener = save_dir_listener(&to, &["--count", "2", "--json"]);
+    let out = run(&["send", "--tcp", &listener.addr_arg(), "a message"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            &listener.addr_arg(),
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let saved = listener.finish();
+    let lines: Vec<serde_json::Value> = saved
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines[0]["body"], "a message");
+    let file = &lines[1];
+    let mut keys: Vec<&str> = file
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["hash", "name", "peer", "secs", "size"]);
+    assert_eq!(file["name"], "report.txt");
+    assert_eq!(file["size"], 11);
+    assert_eq!(file["hash"], blake3::hash(b"hello, file").to_hex().as_str());
+}
+
+#[test]
+fn a_byte_flipped_on_the_way_is_refused_and_nothing_is_left() {
+    let from = fresh_dir("from");
+    let to = fresh_dir("to");
+    let path = write_file(&from, "data.bin", &content(100_000));
+    let mut listener = save_dir_listener(&to, &[]);
+    // A relay that flips one byte of the content on its way.
+    let relay = TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_addr = relay.local_addr().unwrap().to_string();
+    let upstream = listener.addr;
+    thread::spawn(move || {
+        let (mut client, _) = relay.accept().unwrap();
+        let mut server = TcpStream::connect(upstream).unwrap();
+        let mut back = server.try_clone().unwrap();
+        let mut client_back = client.try_clone().unwrap();
+        thread::spawn(move || {
+            let _ = std::io::copy(&mut back, &mut client_back);
+        });
+        let mut buf = vec![0; 64 * 1024];
+        let mut seen = 0usize;
+        loop {
+            let n = match client.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            // Well past the header frame and the chunk's own header.
+            let target = 5_000;
+            if (seen..seen + n).contains(&target) {
+                buf[target - seen] ^= 0x01;
+            }
+            seen += n;
+            if server.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = server.shutdown(std::net::Shutdown::Write);
+    });
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            &relay_addr,
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the receiver refused data.bin: hash mismatch"),
+        "{}",
+        out.stderr
+    );
+    listener.process.wait_for_stderr("hash mismatch");
+    assert!(listing(&to).is_empty(), "{:?}", listing(&to));
+}
+
+#[test]
+fn a_sender_gone_mid_file_leaves_nothing_and_the_listener_goes_on() {
+    let from = fresh_dir("from");
+    let to = fresh_dir("to");
+    let mut listener = save_dir_listener(&to, &["--count", "1"]);
+    let answer = raw_sender(&listener, &header("half.bin", 10_000), |stream| {
+        stream
+            .write_all(&frame(&chunk(0, Bytes::from(content(4_000)))))
+            .unwrap();
+        stream.shutdown(std::net::Shutdown::Both).unwrap();
+    });
+    assert_eq!(answer, None);
+    listener.process.wait_for_stderr("mid-file");
+    assert!(listing(&to).is_empty(), "{:?}", listing(&to));
+    let path = write_file(&from, "whole.bin", &content(10_000));
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            &listener.addr_arg(),
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(listener.finish().code(), Some(0));
+    assert_eq!(listing(&to), ["whole.bin"]);
+}
+
+#[test]
+fn more_or_less_than_announced_is_refused() {
+    let to = fresh_dir("to");
+    let listener = save_dir_listener(&to, &[]);
+    let long = raw_sender(&listener, &header("long", 10), |stream| {
+        stream
+            .write_all(&frame(&chunk(0, Bytes::from(content(11)))))
+            .unwrap();
+    });
+    let Some(FileResult::Refused { reason }) = long else {
+        panic!("{long:?}")
+    };
+    assert!(reason.contains("10"), "{reason}");
+    let short = raw_sender(&listener, &header("short", 10), |stream| {
+        let bytes = content(5);
+        stream
+            .write_all(&frame(&chunk(0, Bytes::from(bytes.clone()))))
+            .unwrap();
+        stream
+            .write_all(&frame(
+                &FileEnd {
+                    digest: digest(&bytes),
+                }
+                .to_message(),
+            ))
+            .unwrap();
+    });
+    let Some(FileResult::Refused { reason }) = short else {
+        panic!("{short:?}")
+    };
+    assert!(reason.contains("5") && reason.contains("10"), "{reason}");
+    assert!(listing(&to).is_empty(), "{:?}", listing(&to));
+}
+
+#[test]
+fn hostile_names_are_refused_and_nothing_is_written_outside() {
+    let to = fresh_dir("to");
+    let listener = save_dir_listener(&to, &[]);
+    let long = "a".repeat(256);
+    for name in [
+        "../x", "/etc/x", "a/b", "a\\b", "a\0b", "\x1b[2J", "", "..", &long,
+    ] {
+        // Built by hand: FileName would refuse to make these.
+        let mut body = 3u64.to_be_bytes().to_vec();
+        body.push(1);
+        body.extend_from_slice(&0o644u16.to_be_bytes());
+        body.extend_from_slice(&u16::try_from(name.len()).unwrap().to_be_bytes());
+        body.extend_from_slice(name.as_bytes());
+        let mut stream = TcpStream::connect(listener.addr).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream
+            .write_all(&frame(&Message::new(Kind::FileHeader, 0, body)))
+            .unwrap();
+        let answer = FileResult::from_message(&read_message(&mut stream).unwrap()).unwrap();
+        let FileResult::Refused { reason } = answer else {
+            panic!("{name:?}: {answer:?}")
+        };
+        assert!(reason.contains("name"), "{name:?}: {reason}");
+        assert!(
+            !reason.contains('\x1b') && !reason.contains('\0'),
+            "{reason:?}"
+        );
+    }
+    assert!(listing(&to).is_empty(), "{:?}", listing(&to));
+    assert!(!Path::new("/etc/x").exists());
+    assert!(!to.parent().unwrap().join("x").exists());
+}
+
+#[test]
+fn an_existing_file_is_kept_unless_overwrite() {
+    let from = fresh_dir("from");
+    let to = fresh_dir("to");
+    write_file(&to, "same.txt", b"old");
+    let path = write_file(&from, "same.txt", b"new");
+    let listener = save_dir_listener(&to, &[]);
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            &listener.addr_arg(),
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("already exists"), "{}", out.stderr);
+    assert_eq!(std::fs::read(to.join("same.txt")).unwrap(), b"old");
+    drop(listener);
+
+    let listener = save_dir_listener(&to, &["--overwrite", "--count", "1"]);
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            &listener.addr_arg(),
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(listener.finish().code(), Some(0));
+    assert_eq!(std::fs::read(to.join("same.txt")).unwrap(), b"new");
+    assert_eq!(listing(&to), ["same.txt"]);
+}
+
+#[test]
+fn setuid_bits_do_not_travel() {
+    use std::os::unix::fs::PermissionsExt;
+    let from = fresh_dir("from");
+    let to = fresh_dir("to");
+    let path = write_file(&from, "tool", b"#!/bin/sh\n");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o4777)).unwrap();
+    let listener = save_dir_listener(&to, &["--count", "1"]);
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            &listener.addr_arg(),
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    listener.finish();
+    let mode = std::fs::metadata(to.join("tool"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o755);
+}
+
+#[test]
+fn bad_save_dirs_and_udp_files_are_refused_at_start() {
+    let missing = std::env::temp_dir().join("msg-files-no-such-dir");
+    let out = run(
+        &[
+            "listen",
+            "--tcp",
+            "--save-dir",
+            missing.to_str().unwrap(),
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot save files in"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("msg-files-no-such-dir"),
+        "{}",
+        out.stderr
+    );
+
+    let from = fresh_dir("from");
+    let file = write_file(&from, "not-a-dir", b"x");
+    let out = run(
+        &[
+            "listen",
+            "--tcp",
+            "--save-dir",
+            file.to_str().unwrap(),
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+
+    let out = run(
+        &[
+            "listen",
+            "--udp",
+            "--save-dir",
+            from.to_str().unwrap(),
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    let out = run(
+        &[
+            "send",
+            "--udp",
+            "127.0.0.1:9",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("files need --tcp"), "{}", out.stderr);
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            "127.0.0.1:9",
+            "--file",
+            from.join("nope").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+}
+
+#[test]
+fn a_listener_without_save_dir_refuses_files_clearly() {
+    let from = fresh_dir("from");
+    let path = write_file(&from, "f", b"x");
+    let listener = Listener::start("--tcp", "127.0.0.1", &[]);
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            &listener.addr_arg(),
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("--save-dir"), "{}", out.stderr);
+}
+
+#[test]
+fn files_go_through_authentication() {
+    use std::os::unix::fs::PermissionsExt;
+    let from = fresh_dir("from");
+    let to = fresh_dir("to");
+    let secret = write_file(&from, "secret", b"file secret\n");
+    let wrong = write_file(&from, "wrong", b"not it\n");
+    for key in [&secret, &wrong] {
+        std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let path = write_file(&from, "payload", &content(2 * 1024 * 1024));
+    let listener = save_dir_listener(
+        &to,
+        &["--secret-file", secret.to_str().unwrap(), "--count", "1"],
+    );
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            &listener.addr_arg(),
+            "--secret-file",
+            wrong.to_str().unwrap(),
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("authentication failed"),
+        "{}",
+        out.stderr
+    );
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            &listener.addr_arg(),
+            "--secret-file",
+            secret.to_str().unwrap(),
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(listener.finish().code(), Some(0));
+    assert_eq!(
+        std::fs::read(to.join("payload")).unwrap(),
+        content(2 * 1024 * 1024)
+    );
+}
