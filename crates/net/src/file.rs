@@ -28,7 +28,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use msg_proto::file::{
     FileEnd, FileHeader, FileName, FileResult, HashAlgorithm, MAX_CHUNK, Receiving, chunk, hex,
 };
@@ -166,7 +166,7 @@ pub(crate) async fn send(
     let mut seq = 0u64;
     while let Some(bytes) = rx.recv().await {
         sent += bytes.len() as u64;
-        if let Err(err) = conn.write_message(&chunk(seq, bytes)).await {
+        if let Err(err) = conn.write_message_direct(&chunk(seq, bytes)).await {
             // A receiver that refuses mid-way says why before it closes.
             return Err(
                 match answer(conn, Duration::from_millis(500), &name).await {
@@ -248,24 +248,16 @@ fn mode(meta: &fs::Metadata) -> u32 {
 fn read_and_hash(mut file: fs::File, tx: &mpsc::Sender<Bytes>) -> io::Result<[u8; 32]> {
     let mut hasher = blake3::Hasher::new();
     loop {
-        let mut buf = BytesMut::zeroed(MAX_CHUNK);
-        let mut filled = 0;
-        // Fill the whole chunk (a read may return less), so chunks are
-        // full-sized and the per-message costs are paid per MiB.
-        while filled < MAX_CHUNK {
-            match file.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
-            }
-        }
-        if filled == 0 {
+        // Whole chunks (a read may return less), so that the per-message
+        // costs are paid per MiB; `read_to_end` fills fresh capacity
+        // without zeroing it first.
+        let mut buf = Vec::with_capacity(MAX_CHUNK);
+        (&mut file).take(MAX_CHUNK as u64).read_to_end(&mut buf)?;
+        if buf.is_empty() {
             return Ok(*hasher.finalize().as_bytes());
         }
-        buf.truncate(filled);
         hasher.update(&buf);
-        if tx.blocking_send(buf.freeze()).is_err() {
+        if tx.blocking_send(Bytes::from(buf)).is_err() {
             // The socket side gave up; it reports why.
             return Ok(*hasher.finalize().as_bytes());
         }

@@ -63,6 +63,11 @@ impl Codec {
         self.opener = Some(Box::new(opener));
     }
 
+    /// The largest frame it accepts or writes, prefix excluded.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
     /// Whether this codec tags what it encodes.
     pub fn seals(&self) -> bool {
         self.sealer.is_some()

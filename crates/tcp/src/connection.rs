@@ -5,13 +5,14 @@
 use std::net::SocketAddr;
 
 use futures::{SinkExt, StreamExt};
-use msg_proto::Message;
 use msg_proto::auth::{Role, SessionKeys};
+use msg_proto::{HEADER_LEN, Message};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{Framed, FramedParts, FramedWrite};
 
-use crate::{Codec, DEFAULT_MAX_FRAME, Error};
+use crate::{Codec, DEFAULT_MAX_FRAME, Error, LENGTH_PREFIX_LEN};
 
 /// Connection settings.
 #[derive(Debug, Clone, Copy)]
@@ -123,6 +124,44 @@ impl Connection {
     /// tag once authenticated), or [`Error::Io`].
     pub async fn write_message(&mut self, msg: &Message) -> Result<(), Error> {
         self.framed.send(msg).await
+    }
+
+    /// Writes `msg` and flushes it, its body straight from its buffer: for
+    /// large bodies (a file's chunks), where [`Connection::write_message`]
+    /// would first copy the body into the write buffer. The same bytes go
+    /// on the wire. Once authenticated the tag must cover the body as it
+    /// is written, so this falls back to [`Connection::write_message`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Connection::write_message`].
+    pub async fn write_message_direct(&mut self, msg: &Message) -> Result<(), Error> {
+        if self.framed.codec().seals() {
+            return self.write_message(msg).await;
+        }
+        let len = msg.encoded_len();
+        let max_frame = self.framed.codec().max_frame();
+        if len > max_frame {
+            return Err(Error::TooLarge {
+                body: msg.body.len(),
+                max_frame,
+                tag: 0,
+            });
+        }
+        // Whatever the codec has queued goes first, to keep the order.
+        self.flush().await?;
+        let mut head = [0u8; LENGTH_PREFIX_LEN + HEADER_LEN];
+        let prefix = u32::try_from(len).map_err(|_| Error::TooLarge {
+            body: msg.body.len(),
+            max_frame: u32::MAX as usize,
+            tag: 0,
+        })?;
+        head[..LENGTH_PREFIX_LEN].copy_from_slice(&prefix.to_be_bytes());
+        head[LENGTH_PREFIX_LEN..].copy_from_slice(&msg_proto::encode_header(&msg.header()?));
+        let stream = self.framed.get_mut();
+        stream.write_all(&head).await?;
+        stream.write_all(&msg.body).await?;
+        Ok(())
     }
 
     /// Queues `msg` without flushing; see [`Connection::flush`].
@@ -248,6 +287,29 @@ mod tests {
             .await
             .unwrap();
         (raw, listener.accept().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_direct_write_puts_the_same_bytes_on_the_wire() {
+        let (mut raw, mut conn) = raw_and_framed().await;
+        let queued = Message::new(Kind::Data, 1, "queued first");
+        let big = Message::new(Kind::FileChunk, 2, vec![7u8; 100_000]);
+        conn.feed(&queued).await.unwrap();
+        conn.write_message_direct(&big).await.unwrap();
+        let mut expected = frame_of(&queued);
+        expected.extend_from_slice(&frame_of(&big));
+        let mut got = vec![0; expected.len()];
+        raw.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, expected.to_vec(), "in order, byte for byte");
+        let err = conn
+            .write_message_direct(&Message::new(
+                Kind::FileChunk,
+                3,
+                vec![0; DEFAULT_MAX_FRAME],
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }), "{err}");
     }
 
     #[tokio::test]
