@@ -287,8 +287,14 @@ TOOLS=()
 TOOLS+=(nc socat iperf3)
 B3_NOTE="msg printed no BLAKE3 hash: checked with cmp only"
 note "$ROUNDS round(s) of ${TOOLS[*]}, $SIZE_MIB MiB each, timeout ${TIMEOUT}s per transfer"
+# Each round starts with the next tool (msg nc socat iperf3, then nc socat
+# iperf3 msg, ...): the first transfer of a round runs on a machine that
+# has just freed the previous round's files, and no tool should always be
+# the one that pays for it.
+n_tools=${#TOOLS[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
-	for tool in "${TOOLS[@]}"; do
+	for ((i = 0; i < n_tools; i++)); do
+		tool=${TOOLS[(r - 1 + i) % n_tools]}
 		note "round $r/$ROUNDS: $tool"
 		run_one "$tool" "$r"
 	done
@@ -313,7 +319,7 @@ cat <<EOF
 - Date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')
 - Kernel: $(uname -srm); CPU: ${cpu_model:-unknown} ($(nproc) CPUs allowed)
 - File: $SIZE_MIB MiB ($SIZE bytes) of /dev/urandom, on $TMPFS_NOTE; received into fresh directories there
-- Rounds: $ROUNDS, interleaved (per round: ${TOOLS[*]}); a fresh receiver and port per transfer
+- Rounds: $ROUNDS, interleaved (per round: ${TOOLS[*]}, each round starting one tool later); a fresh receiver and port per transfer
 - Command: \`$CMDLINE\`
 - Versions: msg $msg_ver; nc netcat-openbsd $nc_ver ($NC); socat ${socat_ver:-unknown}; iperf3 ${iperf_ver:-unknown}; GNU time $time_ver
 - Timing: wall clock from the sender's start to the receiver's exit; MB/s = 10^6 bytes/s; peak RSS from \`/usr/bin/time -f %M\`
