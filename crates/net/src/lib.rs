@@ -23,7 +23,7 @@
 //! - Features, each holding both of its ends: [`data`] (`Data` messages
 //!   and the [`Reply`] modes), [`ping`] (`Ping`, `Pong`, `Discard` and the
 //!   statistics), [`raw`] (no header, no framing), [`auth`] (the handshake
-//!   with its timeout, tagged frames and datagrams), [`file`] (a header,
+//!   with its timeout, tagged frames and datagrams), [`file`](mod@file) (a header,
 //!   streamed content hashed on both sides, an atomic save).
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
 //!
