@@ -298,6 +298,32 @@ fn a_sender_gone_mid_file_leaves_nothing_and_the_listener_goes_on() {
 }
 
 #[test]
+fn ctrl_c_mid_file_leaves_nothing() {
+    let to = fresh_dir("to");
+    let mut listener = save_dir_listener(&to, &[]);
+    let mut stream = TcpStream::connect(listener.addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream
+        .write_all(&frame(&header("interrupted.bin", 10_000).to_message()))
+        .unwrap();
+    let ready = FileResult::from_message(&read_message(&mut stream).unwrap()).unwrap();
+    assert_eq!(ready, FileResult::Ready);
+    stream
+        .write_all(&frame(&chunk(0, Bytes::from(content(4_000)))))
+        .unwrap();
+    // The partial file exists while the transfer is under way (it is made
+    // before the receiver says it is ready)...
+    assert_eq!(listing(&to).len(), 1, "{:?}", listing(&to));
+    listener
+        .process
+        .wait_for_stderr("receiving interrupted.bin");
+    // ...and is gone once Ctrl-C has stopped the listener.
+    let finished = listener.process.interrupt();
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    assert!(listing(&to).is_empty(), "{:?}", listing(&to));
+}
+
+#[test]
 fn more_or_less_than_announced_is_refused() {
     let to = fresh_dir("to");
     let listener = save_dir_listener(&to, &[]);

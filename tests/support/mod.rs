@@ -148,6 +148,17 @@ impl Running {
         self.collect(status)
     }
 
+    /// Sends SIGINT, as Ctrl-C in a terminal would, and waits (bounded) for
+    /// the process to exit by itself.
+    pub(crate) fn interrupt(self) -> Finished {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -INT failed");
+        self.finish()
+    }
+
     /// Stops the process and returns what it printed.
     pub(crate) fn kill(mut self) -> Finished {
         let _ = self.child.kill();

@@ -34,7 +34,7 @@ use msg_proto::file::{
 };
 use msg_proto::{Kind, Message};
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::info;
 
 use crate::{Error, Event, Events};
 
@@ -323,7 +323,7 @@ pub(crate) async fn receive(
     };
     let header = prepared.header.clone();
     conn.write_message(&FileResult::Ready.to_message()).await?;
-    debug!(%peer, name = header.name.as_str(), size = header.size, "receiving a file");
+    info!(%peer, size = header.size, "receiving {}", header.name.as_str());
     // The temporary file lives inside `save_content`: when it returns with
     // a refusal, the file is already removed.
     let progress = |received| {
