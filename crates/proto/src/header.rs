@@ -96,17 +96,23 @@ pub enum Kind {
     AuthResponse = 0x21,
     /// The server's verdict on the client's proof.
     AuthResult = 0x22,
-    /// A request to run a command on the peer.
+    /// A request to run a command on the peer: its argv (see
+    /// [`exec`](crate::exec)).
     Command = 0x30,
-    /// The output of a command.
+    /// A piece of a running command's stdout or stderr.
     CommandOutput = 0x31,
+    /// A piece of a running command's stdin; an empty body closes it.
+    CommandInput = 0x32,
+    /// How a command ended: its exit status, the signal that killed it, or
+    /// why it was refused or stopped.
+    CommandExit = 0x33,
     /// The peer reports an error; the body is a UTF-8 description.
     Error = 0x7f,
 }
 
 impl Kind {
     /// Every kind this version knows, in wire order.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::Data,
         Self::Ping,
         Self::Pong,
@@ -120,6 +126,8 @@ impl Kind {
         Self::AuthResult,
         Self::Command,
         Self::CommandOutput,
+        Self::CommandInput,
+        Self::CommandExit,
         Self::Error,
     ];
 }
@@ -371,7 +379,8 @@ mod tests {
         assert_eq!(
             numbers,
             [
-                0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x20, 0x21, 0x22, 0x30, 0x31, 0x7f
+                0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x20, 0x21, 0x22, 0x30, 0x31, 0x32,
+                0x33, 0x7f
             ]
         );
     }

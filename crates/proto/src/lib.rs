@@ -25,6 +25,8 @@
 //!   validated [`file::FileName`] that keeps a peer inside the save
 //!   directory, and [`file::Receiving`], which checks each chunk against the
 //!   header before the caller writes it.
+//! - [`exec`]: remote commands: the argv of [`Kind::Command`] (bytes, no
+//!   shell), output chunks per stream, stdin, and how the command ended.
 //!
 //! # Layout
 //!
@@ -61,6 +63,7 @@
 
 pub mod auth;
 mod error;
+pub mod exec;
 pub mod file;
 mod header;
 mod stats;
