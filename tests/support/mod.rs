@@ -27,12 +27,18 @@ pub(crate) fn msg() -> Command {
 pub(crate) struct Finished {
     pub(crate) status: ExitStatus,
     pub(crate) stdout: String,
+    /// Stdout as it came, for output that is not UTF-8.
+    pub(crate) stdout_raw: Vec<u8>,
     pub(crate) stderr: String,
 }
 
 impl Finished {
     pub(crate) fn code(&self) -> Option<i32> {
         self.status.code()
+    }
+
+    pub(crate) fn stdout_bytes(&self) -> &[u8] {
+        &self.stdout_raw
     }
 
     pub(crate) fn lines(&self) -> Vec<&str> {
@@ -43,7 +49,7 @@ impl Finished {
 /// A running `msg` process whose output is collected in the background.
 pub(crate) struct Running {
     child: Child,
-    stdout: thread::JoinHandle<String>,
+    stdout: thread::JoinHandle<Vec<u8>>,
     stderr_lines: mpsc::Receiver<String>,
     stderr_seen: Vec<String>,
 }
@@ -66,9 +72,9 @@ impl Running {
         }
         let mut out = child.stdout.take().unwrap();
         let stdout = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
+            let mut bytes = Vec::new();
+            let _ = out.read_to_end(&mut bytes);
+            bytes
         });
         Self::with_stdout(child, stdout)
     }
@@ -82,10 +88,10 @@ impl Running {
             .stdin(Stdio::null());
         let mut child = cmd.spawn().expect("spawn msg");
         let out = child.stdout.take().unwrap();
-        (Self::with_stdout(child, thread::spawn(String::new)), out)
+        (Self::with_stdout(child, thread::spawn(Vec::new)), out)
     }
 
-    fn with_stdout(mut child: Child, stdout: thread::JoinHandle<String>) -> Self {
+    fn with_stdout(mut child: Child, stdout: thread::JoinHandle<Vec<u8>>) -> Self {
         let err = child.stderr.take().unwrap();
         let (tx, stderr_lines) = mpsc::channel();
         thread::spawn(move || {
@@ -167,7 +173,7 @@ impl Running {
     }
 
     fn collect(mut self, status: ExitStatus) -> Finished {
-        let stdout = std::mem::replace(&mut self.stdout, thread::spawn(String::new))
+        let stdout_raw = std::mem::replace(&mut self.stdout, thread::spawn(Vec::new))
             .join()
             .unwrap();
         let mut stderr = std::mem::take(&mut self.stderr_seen);
@@ -180,7 +186,8 @@ impl Running {
         }
         Finished {
             status,
-            stdout,
+            stdout: String::from_utf8_lossy(&stdout_raw).into_owned(),
+            stdout_raw,
             stderr: stderr.join("\n"),
         }
     }

@@ -6,6 +6,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::cmd::bench::BenchArgs;
 use crate::cmd::completions::{CompletionsArgs, ManArgs};
+use crate::cmd::exec::ExecArgs;
 use crate::cmd::listen::ListenArgs;
 use crate::cmd::send::SendArgs;
 
@@ -74,6 +75,8 @@ Examples:
   msg bench --mode throughput --json"
     )]
     Bench(BenchArgs),
+    /// Run a command on an authenticated `msg listen --tcp --exec`
+    Exec(ExecArgs),
     /// Print a shell completion script, e.g. `msg completions bash > /etc/bash_completion.d/msg`
     Completions(CompletionsArgs),
     /// Print the man page (roff), e.g. `msg man | man -l -`

@@ -6,8 +6,9 @@
 //! - `cli`: the top of the command line (clap): `msg` and its subcommands.
 //! - `args`: flag groups the subcommands share, and the usage-error type.
 //! - `cmd`: one module per subcommand, its flags beside the code that runs
-//!   it: `send`, `listen`, `bench` (UDP and TCP side by side), and
-//!   `completions` (shell completions and the man page).
+//!   it: `send`, `listen`, `bench` (UDP and TCP side by side), `exec`
+//!   (a command on an authenticated listener), and `completions` (shell
+//!   completions and the man page).
 //! - `output`: how messages are printed (plain lines or JSON), on a thread
 //!   of its own for a listener.
 //!
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.verbosity);
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("msg: {err:#}");
@@ -44,20 +45,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the subcommand; its exit code when it succeeds (`msg exec` exits
+/// as its remote command did).
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let quiet = cli.verbosity.quiet;
     match cli.command {
-        Command::Bench(args) => cmd::bench::run(args),
-        Command::Send(args) => runtime()?.block_on(cmd::send::run(args, quiet)),
+        Command::Bench(args) => cmd::bench::run(args)?,
+        Command::Send(args) => runtime()?.block_on(cmd::send::run(args, quiet))?,
         Command::Listen(args) => {
-            runtime()?.block_on(cmd::listen::run(args, quiet, shutdown_signal()))
+            runtime()?.block_on(cmd::listen::run(args, quiet, shutdown_signal()))?;
         }
-        Command::Completions(args) => Ok(cmd::completions::completions(
-            &args,
-            &mut io::stdout().lock(),
-        )?),
-        Command::Man(_) => Ok(cmd::completions::man(&mut io::stdout().lock())?),
+        Command::Exec(args) => return runtime()?.block_on(cmd::exec::run(args)),
+        Command::Completions(args) => {
+            cmd::completions::completions(&args, &mut io::stdout().lock())?;
+        }
+        Command::Man(_) => cmd::completions::man(&mut io::stdout().lock())?,
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `send` and `listen` are I/O-bound and mostly one conversation at a time:

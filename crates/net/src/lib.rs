@@ -24,7 +24,8 @@
 //!   and the [`Reply`] modes), [`ping`] (`Ping`, `Pong`, `Discard` and the
 //!   statistics), [`raw`] (no header, no framing), [`auth`] (the handshake
 //!   with its timeout, tagged frames and datagrams), [`file`](mod@file) (a header,
-//!   streamed content hashed on both sides, an atomic save).
+//!   streamed content hashed on both sides, an atomic save), [`exec`]
+//!   (commands for authenticated peers, within limits).
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
 //!
 //! ```text
@@ -68,6 +69,7 @@ mod busy_poll;
 pub mod data;
 mod error;
 mod events;
+pub mod exec;
 pub mod file;
 mod link;
 mod listener;

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use crate::auth::{self, Auth, HAS_NO_SECRET};
+use crate::exec::{ExecConfig, Runner};
 use crate::file::{self, SaveConfig};
 use crate::listener::Bound;
 use crate::{BusyPoll, Error, Event, Events, Listener, Offer, Reply, data, ping, raw};
@@ -43,6 +44,10 @@ pub struct ServeConfig {
     pub busy_poll: bool,
     /// Save the files peers send here (TCP); without it they are refused.
     pub save: Option<SaveConfig>,
+    /// Run the commands authenticated peers send (TCP), within these
+    /// limits. Ignored without [`ServeConfig::auth`]: a command never runs
+    /// for a peer that did not prove it knows the secret.
+    pub exec: Option<ExecConfig>,
 }
 
 /// Serves `listener` until `shutdown` completes, the receiving end of
@@ -164,6 +169,12 @@ async fn serve_tcp(
     events: Events,
 ) -> Result<(), Error> {
     let options = listener.options();
+    // Commands only with a secret: every connection then completes the
+    // handshake before its first message is read.
+    let runner = match (&config.exec, &config.auth) {
+        (Some(exec), Some(_)) => Some(Arc::new(Runner::new(exec.clone()))),
+        _ => None,
+    };
     let config = Arc::new(config);
     // One limit for every connection's failure: a flood of bad peers must
     // not flood the log.
@@ -189,13 +200,14 @@ async fn serve_tcp(
         debug!(%peer, "connected");
         let events = events.clone();
         let config = Arc::clone(&config);
+        let runner = runner.clone();
         let failures = Arc::clone(&failures);
         connections.spawn(async move {
             let result = if config.raw {
                 raw::serve_tcp(stream, peer, config.reply, options.nodelay, events).await
             } else {
                 match msg_tcp::Connection::new(stream, options) {
-                    Ok(conn) => serve_connection(conn, &config, events).await,
+                    Ok(conn) => serve_connection(conn, &config, runner.as_deref(), events).await,
                     Err(err) => Err(err.into()),
                 }
             };
@@ -214,18 +226,25 @@ async fn serve_tcp(
 async fn serve_connection(
     mut conn: msg_tcp::Connection,
     config: &ServeConfig,
+    runner: Option<&Runner>,
     events: Events,
 ) -> Result<(), Error> {
-    if let Some(auth) = &config.auth {
-        auth::server(&mut conn, auth).await?;
-        debug!(peer = %conn.peer_addr(), "authenticated");
-    }
-    serve_framed(conn, config, events).await
+    let runner = match &config.auth {
+        Some(auth) => {
+            auth::server(&mut conn, auth).await?;
+            debug!(peer = %conn.peer_addr(), "authenticated");
+            runner
+        }
+        // Never without a secret, whatever the caller passed.
+        None => None,
+    };
+    serve_framed(conn, config, runner, events).await
 }
 
 async fn serve_framed(
     mut conn: msg_tcp::Connection,
     config: &ServeConfig,
+    runner: Option<&Runner>,
     events: Events,
 ) -> Result<(), Error> {
     let peer = conn.peer_addr();
@@ -235,6 +254,21 @@ async fn serve_framed(
         if msg.kind == Kind::FileHeader {
             file::receive(&mut conn, &msg, config.save.as_ref(), &events).await?;
             continue;
+        }
+        if msg.kind == Kind::Command {
+            // One command per connection: it ends with the command.
+            return match runner {
+                Some(runner) => runner.run(&mut conn, &msg).await,
+                None => {
+                    let reason =
+                        "this listener runs no commands; start it with --exec and a secret";
+                    conn.write_message(
+                        &msg_proto::exec::Exit::Refused(reason.to_owned()).to_message(),
+                    )
+                    .await?;
+                    Ok(())
+                }
+            };
         }
         if msg.kind == Kind::AuthChallenge {
             // A client with a secret, and no secret here: tell it, so it

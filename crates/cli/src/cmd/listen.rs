@@ -11,11 +11,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use msg_net::exec::ExecConfig;
 use msg_net::file::SaveConfig;
 use msg_net::{Events, Listener, ServeConfig, Transport, resolve, serve};
 use tracing::{info, warn};
 
-use crate::args::{AuthArgs, ReplyArg, TcpArgs, TransportArg, parse_host_port, usage};
+use crate::args::{
+    AuthArgs, ReplyArg, TcpArgs, TransportArg, parse_host_port, parse_positive_duration, usage,
+};
 use crate::output::{self, Format};
 
 /// After Ctrl-C, how long the printing thread gets to write what is
@@ -65,10 +68,42 @@ pub(crate) struct ListenArgs {
     pub(crate) overwrite: bool,
 
     #[command(flatten)]
+    pub(crate) exec: ExecArgs,
+
+    #[command(flatten)]
     pub(crate) tcp: TcpArgs,
 
     #[command(flatten)]
     pub(crate) auth: AuthArgs,
+}
+
+/// Remote commands (`msg exec`), for authenticated peers only.
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    /// Run the commands that authenticated peers send with `msg exec`
+    /// (TCP; needs --secret-file or MSG_SECRET). Without --exec-allow, any
+    /// program on this listener's PATH may run, as this listener's user
+    #[arg(long)]
+    pub(crate) exec: bool,
+
+    /// Kill a command (its whole process group) that runs longer than this
+    #[arg(long, value_name = "DURATION", default_value = "60s", requires = "exec",
+          value_parser = parse_positive_duration)]
+    pub(crate) exec_timeout: Duration,
+
+    /// Kill a command that writes more than this many bytes of output
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024, requires = "exec")]
+    pub(crate) exec_max_output: u64,
+
+    /// How many commands may run at once; one more is refused
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "exec",
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub(crate) exec_max: u64,
+
+    /// Only these programs may run (repeatable; compared with the program
+    /// exactly as the client names it)
+    #[arg(long, value_name = "PROGRAM", requires = "exec")]
+    pub(crate) exec_allow: Vec<String>,
 }
 
 /// Runs the listener until `--count` messages have been printed, stdout
@@ -103,6 +138,25 @@ pub(crate) async fn run(
         }
         None => None,
     };
+    let exec = if args.exec.exec {
+        if auth.is_none() {
+            return Err(usage(
+                "--exec runs commands only for authenticated peers: give it a secret \
+                 with --secret-file or MSG_SECRET",
+            ));
+        }
+        if transport == Transport::Udp || args.raw {
+            return Err(usage("--exec needs framed --tcp"));
+        }
+        Some(ExecConfig {
+            timeout: args.exec.exec_timeout,
+            max_output: args.exec.exec_max_output,
+            max_running: usize::try_from(args.exec.exec_max).unwrap_or(usize::MAX),
+            allow: args.exec.exec_allow.clone(),
+        })
+    } else {
+        None
+    };
     let addr = resolve(&args.addr).await?;
     let listener = Listener::bind(transport, addr, args.tcp.options()).await?;
     info!("listening on {listener}");
@@ -117,6 +171,7 @@ pub(crate) async fn run(
     let config = ServeConfig {
         auth,
         save,
+        exec,
         reply: args.reply.into(),
         raw: args.raw,
         busy_poll: args.busy_poll,

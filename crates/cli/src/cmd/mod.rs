@@ -2,5 +2,6 @@
 
 pub(crate) mod bench;
 pub(crate) mod completions;
+pub(crate) mod exec;
 pub(crate) mod listen;
 pub(crate) mod send;

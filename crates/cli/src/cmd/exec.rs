@@ -1,0 +1,89 @@
+//! `msg exec ADDR -- CMD [ARGS]...`: run a command on a `msg listen --tcp
+//! --exec` and exit as it did.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use msg_net::{ConnectOptions, Link, Transport, exec, resolve};
+use msg_proto::exec::{Command, Exit};
+
+use crate::args::{AuthArgs, TcpArgs, parse_host_port, parse_positive_duration, usage};
+
+/// Options of `msg exec`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  msg exec 127.0.0.1:9000 -- uname -a
+  echo hi | msg exec 127.0.0.1:9000 -- tr a-z A-Z     # stdin goes to the command
+  msg exec 127.0.0.1:9000 -- sh -c 'ls | wc -l'       # a shell only when asked for")]
+pub(crate) struct ExecArgs {
+    #[arg(value_name = "ADDR", value_parser = parse_host_port,
+          help = "The listener (msg listen --tcp --exec): HOST:PORT")]
+    pub(crate) addr: String,
+
+    /// The program and its arguments, after `--`; run as they are, with no
+    /// shell (ask for one: `-- sh -c '...'`)
+    #[arg(value_name = "COMMAND", required = true, last = true, num_args = 1..)]
+    pub(crate) command: Vec<OsString>,
+
+    /// How long to wait to connect and authenticate
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_positive_duration)]
+    pub(crate) timeout: Duration,
+
+    #[command(flatten)]
+    pub(crate) tcp: TcpArgs,
+
+    #[command(flatten)]
+    pub(crate) auth: AuthArgs,
+}
+
+/// Runs the command remotely, its output on ours, its stdin from ours; the
+/// exit code is the command's (128 + the signal that killed it, as shells
+/// give; 1 when the listener refused or stopped it).
+pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let auth = args.auth.auth()?;
+    if auth.is_none() {
+        return Err(usage(
+            "msg exec needs the listener's secret: --secret-file PATH or MSG_SECRET",
+        ));
+    }
+    let command = Command::new(args.command.iter().map(bytes).collect())
+        .map_err(|err| usage(err.to_string()))?;
+    let addr = resolve(&args.addr).await?;
+    let options = ConnectOptions {
+        tcp: args.tcp.options(),
+        timeout: Some(args.timeout),
+        auth,
+    };
+    let mut link = Link::connect(Transport::Tcp, addr, &options).await?;
+    let stdin = exec::stdin_pieces(std::io::stdin());
+    let exit = exec::run(
+        &mut link,
+        &command,
+        stdin,
+        &mut tokio::io::stdout(),
+        &mut tokio::io::stderr(),
+    )
+    .await
+    .with_context(|| format!("cannot run the command on {addr}"))?;
+    match &exit {
+        Exit::Refused(reason) => eprintln!("msg: the listener refused the command: {reason}"),
+        Exit::Killed(reason) => eprintln!("msg: {reason}"),
+        _ => {}
+    }
+    Ok(ExitCode::from(u8::try_from(exit.code()).unwrap_or(u8::MAX)))
+}
+
+#[cfg(unix)]
+fn bytes(arg: &OsString) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    arg.as_bytes().to_vec()
+}
+
+#[cfg(not(unix))]
+fn bytes(arg: &OsString) -> Vec<u8> {
+    arg.to_string_lossy().into_owned().into_bytes()
+}

@@ -1,0 +1,402 @@
+//! Remote commands, both ends: `msg exec` and `msg listen --exec`.
+//!
+//! The tutorial's remote command server runs whatever arrives through a
+//! shell, for anyone who connects. msg keeps the useful part and removes the
+//! danger:
+//!
+//! - a command runs only for a peer that completed the authentication
+//!   handshake ([`serve`](crate::serve) never reaches this module
+//!   otherwise, and the CLI refuses `--exec` without a secret);
+//! - it is an argv handed to the program as it is, with no shell in
+//!   between, and may be restricted to a list of programs;
+//! - its stdout and stderr come back as bytes, as they are produced, never
+//!   decoded, so output in any encoding arrives unchanged;
+//! - it is bounded: a timeout, a cap on its output, a cap on how many run
+//!   at once; past a limit, or when the client leaves, its whole process
+//!   group is killed, so a command that started others takes them along.
+
+use std::ffi::OsStr;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use msg_proto::exec::{Command, Exit, Stream, input, output, parse_output};
+use msg_proto::{Kind, Message};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin};
+use tokio::sync::{Semaphore, mpsc};
+use tracing::{debug, info};
+
+use crate::auth::printable;
+use crate::{Error, Link};
+
+/// How much output is read (and sent) at a time.
+const READ_LEN: usize = 64 * 1024;
+
+/// How many pieces of stdin may wait for the command to read them; while
+/// they wait, the listener stops reading from the client, so a client
+/// that sends faster than the command reads is slowed down instead of
+/// filling the listener's memory.
+const STDIN_QUEUE: usize = 16;
+
+/// The limits of `msg listen --exec`.
+#[derive(Debug, Clone)]
+pub struct ExecConfig {
+    /// How long a command may run before its process group is killed.
+    pub timeout: Duration,
+    /// How many bytes of stdout and stderr together a command may write
+    /// before it is killed.
+    pub max_output: u64,
+    /// How many commands may run at once; one more is refused.
+    pub max_running: usize,
+    /// When not empty, the only programs that may run (compared with the
+    /// program as the client sent it).
+    pub allow: Vec<String>,
+}
+
+/// What the serve loop keeps for running commands: the limits and the
+/// count of commands running.
+#[derive(Debug)]
+pub(crate) struct Runner {
+    config: ExecConfig,
+    slots: Arc<Semaphore>,
+}
+
+impl Runner {
+    pub(crate) fn new(config: ExecConfig) -> Self {
+        let slots = Arc::new(Semaphore::new(config.max_running));
+        Self { config, slots }
+    }
+
+    /// Runs the command in `request` for the (authenticated) client on
+    /// `conn`, streaming its output and forwarding its input, and tells the
+    /// client how it ended.
+    ///
+    /// # Errors
+    ///
+    /// The connection's; a refused or stopped command is not an error
+    /// here, it is the client's answer.
+    pub(crate) async fn run(
+        &self,
+        conn: &mut msg_tcp::Connection,
+        request: &Message,
+    ) -> Result<(), Error> {
+        let peer = conn.peer_addr();
+        let command = match Command::from_message(request) {
+            Ok(command) => command,
+            Err(err) => return refuse(conn, peer, err.to_string()).await,
+        };
+        let shown = show(&command);
+        let program = String::from_utf8_lossy(command.program()).into_owned();
+        if !self.config.allow.is_empty() && !self.config.allow.contains(&program) {
+            return refuse(
+                conn,
+                peer,
+                format!(
+                    "{} is not one of the programs this listener runs (--exec-allow)",
+                    printable(command.program())
+                ),
+            )
+            .await;
+        }
+        let Ok(_slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+            let max = self.config.max_running;
+            return refuse(
+                conn,
+                peer,
+                format!("this listener runs at most {max} at once, and that many are running (--exec-max {max})"),
+            )
+            .await;
+        };
+        let child = match spawn(&command) {
+            Ok(child) => child,
+            Err(err) => {
+                let reason = format!("cannot run {}: {err}", printable(command.program()));
+                return refuse(conn, peer, reason).await;
+            }
+        };
+        info!(%peer, "running {shown}");
+        let exit = self.supervise(conn, child).await?;
+        info!(%peer, "{shown}: {}", describe(&exit));
+        conn.write_message(&exit.to_message()).await?;
+        Ok(())
+    }
+
+    /// Streams the child's output to the client and the client's input to
+    /// the child, within the limits; how it ended. Returns early (the
+    /// child killed) when the client leaves.
+    async fn supervise(
+        &self,
+        conn: &mut msg_tcp::Connection,
+        mut child: Child,
+    ) -> Result<Exit, Error> {
+        let mut stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(STDIN_QUEUE);
+        let mut stdin_tx = Some(stdin_tx);
+        // Stdin is written by a task of its own: a command that does not
+        // read its stdin must not stop its output from being read.
+        let feeder = tokio::spawn(feed_stdin(child.stdin.take(), stdin_rx));
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let (mut out_buf, mut err_buf) = (vec![0; READ_LEN], vec![0; READ_LEN]);
+        let (mut out_open, mut err_open) = (true, true);
+        let mut written = 0u64;
+        let exit = loop {
+            // While stdin waits to be read, stop reading the client.
+            let room = stdin_tx.as_ref().is_none_or(|tx| tx.capacity() > 0);
+            tokio::select! {
+                read = stdout.read(&mut out_buf), if out_open => {
+                    let n = read?;
+                    out_open = n > 0;
+                    if let Some(exit) = self.forward(conn, &mut child, Stream::Stdout, &out_buf[..n], &mut written).await? {
+                        break exit;
+                    }
+                }
+                read = stderr.read(&mut err_buf), if err_open => {
+                    let n = read?;
+                    err_open = n > 0;
+                    if let Some(exit) = self.forward(conn, &mut child, Stream::Stderr, &err_buf[..n], &mut written).await? {
+                        break exit;
+                    }
+                }
+                msg = conn.read_message(), if room => match msg {
+                    Ok(Some(msg)) if msg.kind == Kind::CommandInput => {
+                        if msg.body.is_empty() {
+                            stdin_tx = None; // the client's stdin ended: so does the command's
+                        } else if let Some(tx) = &stdin_tx {
+                            let _ = tx.try_send(msg.body);
+                        }
+                    }
+                    Ok(Some(msg)) => debug!(kind = ?msg.kind, "ignored during a command"),
+                    Ok(None) | Err(_) => {
+                        // The client is gone: so is its command.
+                        kill(&mut child).await;
+                        feeder.abort();
+                        return Err(Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionAborted,
+                            "the client left; its command was killed",
+                        )));
+                    }
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    kill(&mut child).await;
+                    break Exit::Killed(format!(
+                        "the command ran past {} (--exec-timeout) and was killed",
+                        humantime::format_duration(self.config.timeout)
+                    ));
+                }
+                status = child.wait(), if !out_open && !err_open => break exit_of(status?),
+            }
+        };
+        feeder.abort();
+        Ok(exit)
+    }
+
+    /// Sends one piece of output, unless it takes the command past its
+    /// output cap: then the command is killed and that is how it ended.
+    async fn forward(
+        &self,
+        conn: &mut msg_tcp::Connection,
+        child: &mut Child,
+        stream: Stream,
+        bytes: &[u8],
+        written: &mut u64,
+    ) -> Result<Option<Exit>, Error> {
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let max = self.config.max_output;
+        let room = max.saturating_sub(*written);
+        let len = bytes.len() as u64;
+        let send = &bytes[..usize::try_from(len.min(room)).unwrap_or(bytes.len())];
+        if !send.is_empty() {
+            conn.write_message(&output(stream, send)).await?;
+        }
+        *written += len;
+        if *written > max {
+            kill(child).await;
+            return Ok(Some(Exit::Killed(format!(
+                "the command wrote more than {max} bytes (--exec-max-output) and was killed"
+            ))));
+        }
+        Ok(None)
+    }
+}
+
+/// Writes what the client sends to the command's stdin; closing the
+/// channel closes stdin.
+async fn feed_stdin(stdin: Option<ChildStdin>, mut rx: mpsc::Receiver<Bytes>) {
+    let Some(mut stdin) = stdin else { return };
+    while let Some(bytes) = rx.recv().await {
+        if stdin.write_all(&bytes).await.is_err() {
+            return; // the command closed its stdin
+        }
+    }
+}
+
+fn spawn(command: &Command) -> std::io::Result<Child> {
+    let argv: Vec<&OsStr> = command.argv().iter().map(|arg| os_str(arg)).collect();
+    let mut process = tokio::process::Command::new(argv[0]);
+    process
+        .args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // A group of its own, so that a limit kills what it started too.
+    #[cfg(unix)]
+    process.process_group(0);
+    process.spawn()
+}
+
+#[cfg(unix)]
+fn os_str(bytes: &[u8]) -> &OsStr {
+    use std::os::unix::ffi::OsStrExt;
+    OsStr::from_bytes(bytes)
+}
+
+#[cfg(not(unix))]
+fn os_str(bytes: &[u8]) -> &OsStr {
+    // Elsewhere arguments are text; the bytes were UTF-8 when they left a
+    // client there, and anything else runs as the replacement text.
+    OsStr::new(std::str::from_utf8(bytes).unwrap_or("\u{fffd}"))
+}
+
+/// Kills the command's process group (or, elsewhere, the command), and
+/// reaps it.
+async fn kill(child: &mut Child) {
+    #[cfg(unix)]
+    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+        use nix::sys::signal::{Signal, killpg};
+        let _ = killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}
+
+fn exit_of(status: std::process::ExitStatus) -> Exit {
+    if let Some(code) = status.code() {
+        return Exit::Exited(code);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return Exit::Signaled(signal);
+        }
+    }
+    Exit::Killed(format!("the command ended without a status: {status}"))
+}
+
+async fn refuse(
+    conn: &mut msg_tcp::Connection,
+    peer: SocketAddr,
+    reason: String,
+) -> Result<(), Error> {
+    info!(%peer, "refused a command: {reason}");
+    conn.write_message(&Exit::Refused(reason).to_message())
+        .await?;
+    Ok(())
+}
+
+/// The argv for a log line: each argument escaped, space-separated.
+fn show(command: &Command) -> String {
+    let args: Vec<String> = command
+        .argv()
+        .iter()
+        .map(|arg| format!("{:?}", String::from_utf8_lossy(arg)))
+        .collect();
+    args.join(" ")
+}
+
+fn describe(exit: &Exit) -> String {
+    match exit {
+        Exit::Exited(code) => format!("exited with status {code}"),
+        Exit::Signaled(signal) => format!("killed by signal {signal}"),
+        Exit::Refused(reason) | Exit::Killed(reason) => reason.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Runs `command` on the listener at the other end of `link`
+/// (authenticated TCP) and streams its output to `stdout` and `stderr`
+/// byte for byte, forwarding what `stdin` yields (its end closes the
+/// command's stdin); how the command ended.
+///
+/// # Errors
+///
+/// The transport's, an `Error` from the listener, or a listener that
+/// closed the connection before saying how the command ended.
+pub async fn run(
+    link: &mut Link,
+    command: &Command,
+    mut stdin: mpsc::Receiver<Bytes>,
+    stdout: &mut (impl AsyncWrite + Unpin),
+    stderr: &mut (impl AsyncWrite + Unpin),
+) -> Result<Exit, Error> {
+    link.send(&command.to_message()).await?;
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            msg = link.recv() => {
+                let Some(msg) = msg? else {
+                    return Err(closed());
+                };
+                match msg.kind {
+                    Kind::CommandOutput => {
+                        let (stream, bytes) = parse_output(&msg).map_err(protocol)?;
+                        let out: &mut (dyn AsyncWrite + Unpin) = match stream {
+                            Stream::Stdout => stdout,
+                            Stream::Stderr => stderr,
+                        };
+                        out.write_all(&bytes).await?;
+                        out.flush().await?;
+                    }
+                    Kind::CommandExit => return Exit::from_message(&msg).map_err(protocol),
+                    Kind::Error => return Err(Error::Peer(printable(&msg.body))),
+                    other => debug!(kind = ?other, "ignored during a command"),
+                }
+            }
+            bytes = stdin.recv(), if stdin_open => {
+                let bytes = bytes.unwrap_or_default();
+                stdin_open = !bytes.is_empty();
+                link.send(&input(bytes)).await?;
+            }
+        }
+    }
+}
+
+fn closed() -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the listener closed the connection before the command ended",
+    ))
+}
+
+fn protocol(err: msg_proto::exec::ExecError) -> Error {
+    Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, err))
+}
+
+/// Reads `reader` (the client's stdin) on a thread of its own, in pieces,
+/// into a channel that [`run`] forwards; the channel closes at its end.
+/// A thread rather than tokio's stdin, whose blocking read would hold up
+/// the runtime's shutdown until the user pressed Enter.
+pub fn stdin_pieces(mut reader: impl std::io::Read + Send + 'static) -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel(4);
+    std::thread::spawn(move || {
+        let mut buf = vec![0; READ_LEN];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx.blocking_send(Bytes::copy_from_slice(&buf[..n])).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}

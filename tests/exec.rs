@@ -1,0 +1,278 @@
+//! `msg exec` and `msg listen --exec`, with the real binary on loopback:
+//! commands run for authenticated peers only, their output comes back byte
+//! for byte, and every limit is enforced with a message to both sides.
+
+mod support;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use support::{Listener, Running, msg, run};
+
+fn secret_file(contents: &[u8]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static N: AtomicU32 = AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "msg-exec-secret-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, contents).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// A listener with `--exec`, a fresh secret, and `extra` flags.
+struct ExecListener {
+    listener: Listener,
+    secret: String,
+}
+
+impl ExecListener {
+    fn start(extra: &[&str]) -> Self {
+        let secret = secret_file(b"exec test secret\n")
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let mut args = vec!["--exec", "--secret-file", &secret];
+        args.extend_from_slice(extra);
+        let listener = Listener::start("--tcp", "127.0.0.1", &args);
+        Self { listener, secret }
+    }
+
+    /// `msg exec` against it, with `stdin`.
+    fn exec(&self, command: &[&str], stdin: Option<&[u8]>) -> support::Finished {
+        let addr = self.listener.addr_arg();
+        let mut args = vec!["exec", "--secret-file", &self.secret, &addr, "--"];
+        args.extend_from_slice(command);
+        run(&args, stdin)
+    }
+}
+
+#[test]
+fn output_comes_back_byte_for_byte_and_streams_stay_apart() {
+    let listener = ExecListener::start(&[]);
+    // Not UTF-8 (GBK for "ni hao", and two bytes that are nothing at all).
+    let out = listener.exec(&["printf", "\\304\\343\\272\\303\\377\\376"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout_bytes(), b"\xc4\xe3\xba\xc3\xff\xfe");
+
+    let out = listener.exec(&["sh", "-c", "echo to-out; echo to-err >&2"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "to-out\n");
+    assert!(out.stderr.contains("to-err"), "{}", out.stderr);
+    assert!(!out.stdout.contains("to-err"));
+}
+
+#[test]
+fn the_exit_status_is_the_commands() {
+    let listener = ExecListener::start(&[]);
+    assert_eq!(listener.exec(&["sh", "-c", "exit 7"], None).code(), Some(7));
+    assert_eq!(listener.exec(&["false"], None).code(), Some(1));
+    // Killed by a signal: 128 + the signal, as shells report it.
+    assert_eq!(
+        listener.exec(&["sh", "-c", "kill -TERM $$"], None).code(),
+        Some(143)
+    );
+    let out = listener.exec(&["no-such-program-here"], None);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr
+            .contains("refused the command: cannot run no-such-program-here"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn stdin_is_forwarded_and_its_end_closes_the_commands() {
+    let listener = ExecListener::start(&[]);
+    let out = listener.exec(&["tr", "a-z", "A-Z"], Some(b"hello\nworld\n"));
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "HELLO\nWORLD\n");
+    // More than the pipes hold, through a command that echoes it all.
+    let big = vec![b'x'; 1024 * 1024];
+    let out = listener.exec(&["cat"], Some(&big));
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout.len(), big.len());
+}
+
+#[test]
+fn a_command_past_its_timeout_is_killed_with_its_children() {
+    let listener = ExecListener::start(&["--exec-timeout", "300ms"]);
+    let start = Instant::now();
+    // A child in the background must die with the group.
+    let marker = std::env::temp_dir().join(format!("msg-exec-late-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let script = format!("(sleep 2; touch {}) & sleep 30", marker.display());
+    let out = listener.exec(&["sh", "-c", &script], None);
+    let took = start.elapsed();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("ran past 300ms (--exec-timeout) and was killed"),
+        "{}",
+        out.stderr
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(!marker.exists(), "the background child outlived the kill");
+}
+
+#[test]
+fn output_over_the_cap_kills_the_command() {
+    let listener = ExecListener::start(&["--exec-max-output", "1000"]);
+    let out = listener.exec(&["sh", "-c", "head -c 100000 /dev/zero; sleep 30"], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("wrote more than 1000 bytes (--exec-max-output)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout_bytes().len(), 1000);
+}
+
+#[test]
+fn one_command_too_many_is_refused_not_queued() {
+    let listener = ExecListener::start(&["--exec-max", "1"]);
+    let addr = listener.listener.addr_arg();
+    let mut first = msg();
+    first.args([
+        "exec",
+        "--secret-file",
+        &listener.secret,
+        &addr,
+        "--",
+        "sleep",
+        "3",
+    ]);
+    let first = Running::spawn(first, None);
+    // The first holds the only slot until it ends; wait until it is running.
+    let mut listener = listener;
+    listener
+        .listener
+        .process
+        .wait_for_stderr("running \"sleep\"");
+    let out = listener.exec(&["true"], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("runs at most 1 at once"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--exec-max 1"), "{}", out.stderr);
+    assert_eq!(first.finish().code(), Some(0));
+    assert_eq!(listener.exec(&["true"], None).code(), Some(0));
+}
+
+#[test]
+fn exec_without_a_secret_is_refused_at_start() {
+    let out = run(&["listen", "--tcp", "--exec", "127.0.0.1:0"], None);
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--secret-file or MSG_SECRET"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_wrong_secret_runs_nothing() {
+    let listener = ExecListener::start(&[]);
+    let marker = std::env::temp_dir().join(format!("msg-exec-wrong-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let wrong = secret_file(b"not the secret\n");
+    let addr = listener.listener.addr_arg();
+    let out = run(
+        &[
+            "exec",
+            "--secret-file",
+            wrong.to_str().unwrap(),
+            &addr,
+            "--",
+            "touch",
+            marker.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("authentication failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !marker.exists(),
+        "a command ran for a peer that failed authentication"
+    );
+    // A hand-made client that skips the handshake and sends a command.
+    let mut raw = std::net::TcpStream::connect(listener.listener.addr).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let command = msg_proto::exec::Command::new(vec![
+        b"touch".to_vec(),
+        marker.to_str().unwrap().as_bytes().to_vec(),
+    ])
+    .unwrap();
+    let mut body = Vec::new();
+    msg_proto::encode(&command.to_message(), &mut body).unwrap();
+    let mut frame = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    raw.write_all(&frame).unwrap();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut raw, &mut rest);
+    assert!(!marker.exists(), "a command ran without a handshake");
+}
+
+#[test]
+fn only_allowed_programs_run() {
+    let listener = ExecListener::start(&["--exec-allow", "echo", "--exec-allow", "true"]);
+    let out = listener.exec(&["echo", "allowed"], None);
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (Some(0), "allowed\n"),
+        "{}",
+        out.stderr
+    );
+    let out = listener.exec(&["sh", "-c", "echo sneaky"], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("sh is not one of the programs this listener runs (--exec-allow)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn a_client_that_leaves_takes_its_command_along() {
+    let listener = ExecListener::start(&[]);
+    let marker = std::env::temp_dir().join(format!("msg-exec-gone-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let addr = listener.listener.addr_arg();
+    let script = format!("sleep 2; touch {}", marker.display());
+    let mut cmd = msg();
+    cmd.args([
+        "exec",
+        "--secret-file",
+        &listener.secret,
+        &addr,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let client = Running::spawn(cmd, None);
+    let mut listener = listener;
+    listener.listener.process.wait_for_stderr("running \"sh\"");
+    drop(client.kill());
+    listener
+        .listener
+        .process
+        .wait_for_stderr("its command was killed");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(!marker.exists(), "the command outlived its client");
+}
