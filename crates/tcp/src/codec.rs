@@ -11,6 +11,10 @@ use crate::Error;
 /// The size of the length prefix in bytes.
 pub const LENGTH_PREFIX_LEN: usize = 4;
 
+/// How much room the decoder makes for an unfinished frame before any of
+/// it has arrived: one generous read.
+pub const READ_STEP: usize = 64 * 1024;
+
 /// The default maximum frame length (the message after the prefix): 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
@@ -127,7 +131,14 @@ impl Decoder for Codec {
         }
         let total = LENGTH_PREFIX_LEN + len;
         if src.len() < total {
-            src.reserve(total - src.len());
+            // Room for the rest of the frame, but never more than what has
+            // arrived already (or one read's worth): memory follows the
+            // bytes a peer actually sent, not the length it announced. A
+            // peer that announces 16 MiB and sends 4 bytes costs 64 KiB,
+            // and a real 16 MiB frame grows its buffer by doubling, as it
+            // arrives.
+            let missing = total - src.len();
+            src.reserve(missing.min(src.len().max(READ_STEP)));
             return Ok(None);
         }
         src.advance(LENGTH_PREFIX_LEN);
@@ -256,6 +267,30 @@ pub(crate) mod tests {
             }
         }
         assert_eq!(out, [a, b]);
+    }
+
+    #[test]
+    fn memory_follows_the_bytes_that_arrived_not_the_announced_length() {
+        let mut codec = Codec::default();
+        // 16 MiB announced, 4 bytes sent: one read's worth of room.
+        let mut buf = BytesMut::from(&b"\x00\xff\xff\xff"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.capacity() <= 2 * READ_STEP, "{}", buf.capacity());
+        // As the frame arrives the room grows, never past twice what came.
+        for _ in 0..64 {
+            let spare = buf.capacity() - buf.len();
+            buf.extend_from_slice(&vec![0; spare.max(1)]);
+            assert_eq!(codec.decode(&mut buf).unwrap(), None);
+            assert!(
+                buf.capacity() <= 2 * buf.len() + 2 * READ_STEP,
+                "{} bytes arrived, {} reserved",
+                buf.len(),
+                buf.capacity()
+            );
+            if buf.len() > 4 * 1024 * 1024 {
+                break;
+            }
+        }
     }
 
     #[test]

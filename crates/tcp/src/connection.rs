@@ -33,6 +33,10 @@ impl Default for Options {
     }
 }
 
+/// Bodies at least this large are written from their own buffer (see
+/// [`Connection::write_message_direct`]).
+const DIRECT_WRITE: usize = 64 * 1024;
+
 /// One framed connection: the stream, its buffers and the codec.
 #[derive(Debug)]
 pub struct Connection {
@@ -123,6 +127,12 @@ impl Connection {
     /// [`Error::TooLarge`] before anything is written (the limit counts the
     /// tag once authenticated), or [`Error::Io`].
     pub async fn write_message(&mut self, msg: &Message) -> Result<(), Error> {
+        // A large body goes out from its own buffer: copying it into the
+        // write buffer first would double what a reply the peer does not
+        // read holds in memory.
+        if msg.body.len() >= DIRECT_WRITE && !self.framed.codec().seals() {
+            return self.write_message_direct(msg).await;
+        }
         self.framed.send(msg).await
     }
 
@@ -137,7 +147,7 @@ impl Connection {
     /// As [`Connection::write_message`].
     pub async fn write_message_direct(&mut self, msg: &Message) -> Result<(), Error> {
         if self.framed.codec().seals() {
-            return self.write_message(msg).await;
+            return self.framed.send(msg).await;
         }
         let len = msg.encoded_len();
         let max_frame = self.framed.codec().max_frame();

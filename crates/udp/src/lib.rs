@@ -39,6 +39,7 @@ use msg_proto::{HEADER_LEN, Message};
 use tracing::warn;
 
 mod auth;
+mod flood;
 mod sys;
 
 pub use auth::{AuthRejections, MAX_REPLAY_SENDERS};
@@ -243,6 +244,7 @@ pub struct Socket {
     recv_buf: BytesMut,
     send_buf: BytesMut,
     invalid: u64,
+    invalid_log: flood::DropLog,
     /// Set by [`Socket::authenticate`]: every datagram tagged and checked.
     auth: Option<Box<auth::Authenticated>>,
 }
@@ -299,6 +301,7 @@ impl Socket {
             recv_buf: BytesMut::with_capacity(RECV_BUF_LEN),
             send_buf: BytesMut::with_capacity(RECV_BUF_LEN),
             invalid: 0,
+            invalid_log: flood::DropLog::default(),
             auth: None,
         })
     }
@@ -445,7 +448,11 @@ impl Socket {
                 Ok(msg) => return Ok((msg, peer)),
                 Err(err) => {
                     self.invalid += 1;
-                    warn!(%peer, len, error = %err, "dropped invalid datagram");
+                    self.invalid_log.note(
+                        peer,
+                        "invalid datagram",
+                        &format_args!("{err} ({len} bytes)"),
+                    );
                 }
             }
         }
