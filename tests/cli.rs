@@ -568,7 +568,8 @@ fn tcp_garbage_drops_that_peer_only() {
 
 #[test]
 fn udp_garbage_is_counted_logged_and_dropped() {
-    let listener = Listener::start(UDP, "127.0.0.1", &["--count", "1"]);
+    // Warnings come once a second at most; -vv shows every drop.
+    let listener = Listener::start(UDP, "127.0.0.1", &["--count", "1", "-vv"]);
     let peer = udp_peer();
     peer.send_to(b"garbage", listener.addr).unwrap();
     let mut wrong_kind = datagram(&Message::new(Kind::Data, 1, "x"));

@@ -47,6 +47,18 @@ pub enum Error {
     /// A file could not be sent, or the receiver refused it.
     #[error(transparent)]
     File(#[from] crate::file::FileError),
+    /// A TCP peer sent nothing for the idle timeout.
+    #[error("idle for {} (--idle-timeout): closed", humantime::format_duration(*.after))]
+    Idle {
+        /// How long it was idle.
+        after: Duration,
+    },
+    /// A TCP peer started a frame and did not finish it in time.
+    #[error("a frame did not complete within {} (--frame-timeout): closed", humantime::format_duration(*.after))]
+    FrameTimeout {
+        /// How long it had.
+        after: Duration,
+    },
     /// Any other socket error.
     #[error(transparent)]
     Io(#[from] io::Error),

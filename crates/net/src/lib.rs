@@ -26,6 +26,8 @@
 //!   with its timeout, tagged frames and datagrams), [`file`](mod@file) (a header,
 //!   streamed content hashed on both sides, an atomic save), [`exec`]
 //!   (commands for authenticated peers, within limits).
+//! - [`Limits`]: what a listener grants its peers (connections, idle and
+//!   frame timeouts, keepalive, UDP peer state).
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
 //!
 //! ```text
@@ -71,6 +73,7 @@ mod error;
 mod events;
 pub mod exec;
 pub mod file;
+pub mod limits;
 mod link;
 mod listener;
 pub mod ping;
@@ -83,16 +86,9 @@ pub use busy_poll::BusyPoll;
 pub use data::Reply;
 pub use error::Error;
 pub use events::{Delivery, Event, EventReceiver, Events, Offer, QUEUE_BYTES};
+pub use limits::Limits;
 pub use link::{ConnectOptions, Link, Rx, Tx};
 pub use listener::Listener;
 pub use msg_proto::{DiscardCounter, Stats};
-pub use serve::{MAX_UDP_PEERS, ServeConfig, serve};
+pub use serve::{ServeConfig, serve};
 pub use transport::{Transport, resolve};
-
-/// The transports' limits and options, for callers that name them (flag
-/// defaults, a table of what fits) without depending on the transports.
-pub mod limits {
-    pub use msg_proto::HEADER_LEN;
-    pub use msg_tcp::{DEFAULT_MAX_FRAME, LENGTH_PREFIX_LEN, Options as TcpOptions};
-    pub use msg_udp::{Family, MAX_PAYLOAD_V4, MAX_PAYLOAD_V6, Overhead, check_size};
-}

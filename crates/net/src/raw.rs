@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 
 use crate::link::{ConnectOptions, connect_stream};
 use crate::serve::DropWarning;
-use crate::{Error, Event, Events, Offer, Reply, Transport};
+use crate::{Error, Event, Events, Limits, Offer, Reply, Transport};
 
 /// Raw TCP reads at most this much at a time.
 const READ_LEN: usize = 64 * 1024;
@@ -159,13 +159,20 @@ pub(crate) async fn serve_tcp(
     peer: SocketAddr,
     reply: Reply,
     nodelay: bool,
+    limits: &Limits,
     events: Events,
 ) -> Result<(), Error> {
     stream.set_nodelay(nodelay)?;
     let mut buf = BytesMut::with_capacity(READ_LEN);
     loop {
         buf.reserve(READ_LEN);
-        if stream.read_buf(&mut buf).await? == 0 {
+        let read = match limits.idle_timeout {
+            Some(idle) => tokio::time::timeout(idle, stream.read_buf(&mut buf))
+                .await
+                .map_err(|_| Error::Idle { after: idle })?,
+            None => stream.read_buf(&mut buf).await,
+        };
+        if read? == 0 {
             debug!(%peer, "closed");
             return Ok(());
         }

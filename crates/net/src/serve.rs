@@ -21,13 +21,9 @@ use crate::auth::{self, Auth, HAS_NO_SECRET};
 use crate::exec::{ExecConfig, Runner};
 use crate::file::{self, SaveConfig};
 use crate::listener::Bound;
-use crate::{BusyPoll, Error, Event, Events, Listener, Offer, Reply, data, ping, raw};
+use crate::{BusyPoll, Error, Event, Events, Limits, Listener, Offer, Reply, data, ping, raw};
 use msg_proto::DiscardCounter;
 use msg_proto::auth::Role;
-
-/// How many peers a UDP listener keeps a `Discard` count for; a flood of
-/// spoofed source addresses cannot grow the table past it.
-pub const MAX_UDP_PEERS: usize = 4096;
 
 /// How a listener behaves.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +38,8 @@ pub struct ServeConfig {
     pub raw: bool,
     /// Poll the sockets in a loop instead of sleeping (see [`BusyPoll`]).
     pub busy_poll: bool,
+    /// What each peer may cost.
+    pub limits: Limits,
     /// Save the files peers send here (TCP); without it they are refused.
     pub save: Option<SaveConfig>,
     /// Run the commands authenticated peers send (TCP), within these
@@ -73,7 +71,7 @@ pub async fn serve(
                 if let Some(auth) = &config.auth {
                     socket.authenticate(&auth.secret, Role::Server, auth::session_id());
                 }
-                serve_udp(socket, config.reply, events).await
+                serve_udp(socket, config.reply, config.limits.max_udp_peers, events).await
             }
             Bound::Tcp(listener) => serve_tcp(listener, config, events).await,
         }
@@ -122,13 +120,18 @@ fn respond(msg: &Message, reply: Reply, counter: &mut DiscardCounter) -> Respons
     }
 }
 
-async fn serve_udp(mut socket: msg_udp::Socket, reply: Reply, events: Events) -> Result<(), Error> {
+async fn serve_udp(
+    mut socket: msg_udp::Socket,
+    reply: Reply,
+    max_peers: usize,
+    events: Events,
+) -> Result<(), Error> {
     let mut counters: HashMap<SocketAddr, DiscardCounter> = HashMap::new();
     let mut dropped = DropWarning::default();
     loop {
         let (msg, peer) = socket.recv_from().await?;
         let mut untracked = DiscardCounter::default();
-        let full = counters.len() >= MAX_UDP_PEERS;
+        let full = counters.len() >= max_peers;
         // Only discards and statistics pings need the peer's counter; a
         // benchmark's plain pings skip the lookup.
         let counter = if ping::uses_counter(&msg) {
@@ -179,6 +182,9 @@ async fn serve_tcp(
     // One limit for every connection's failure: a flood of bad peers must
     // not flood the log.
     let failures = Arc::new(RateLimited::default());
+    // One permit per connection served: past `max_conns` a client is told
+    // so and closed, not left waiting in the backlog.
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.limits.max_conns));
     // Owned here, so that dropping `serve` drops every connection.
     let mut connections = JoinSet::new();
     loop {
@@ -198,13 +204,33 @@ async fn serve_tcp(
             }
         };
         debug!(%peer, "connected");
+        keepalive(&stream, config.limits.keepalive);
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            let max = config.limits.max_conns;
+            failures.warn(|suppressed| {
+                warn!(%peer, suppressed, "refused a connection: {max} are open (--max-conns {max})");
+            });
+            if !config.raw {
+                connections.spawn(refuse_connection(stream, options, max));
+            }
+            continue;
+        };
         let events = events.clone();
         let config = Arc::clone(&config);
         let runner = runner.clone();
         let failures = Arc::clone(&failures);
         connections.spawn(async move {
+            let _slot = slot;
             let result = if config.raw {
-                raw::serve_tcp(stream, peer, config.reply, options.nodelay, events).await
+                raw::serve_tcp(
+                    stream,
+                    peer,
+                    config.reply,
+                    options.nodelay,
+                    &config.limits,
+                    events,
+                )
+                .await
             } else {
                 match msg_tcp::Connection::new(stream, options) {
                     Ok(conn) => serve_connection(conn, &config, runner.as_deref(), events).await,
@@ -250,7 +276,7 @@ async fn serve_framed(
     let peer = conn.peer_addr();
     let reply = config.reply;
     let mut counter = DiscardCounter::default();
-    while let Some(msg) = conn.read_message().await? {
+    while let Some(msg) = next_message(&mut conn, &config.limits).await? {
         if msg.kind == Kind::FileHeader {
             file::receive(&mut conn, &msg, config.save.as_ref(), &events).await?;
             continue;
@@ -297,6 +323,65 @@ async fn serve_framed(
     }
     debug!(%peer, "closed");
     Ok(())
+}
+
+/// The next message within the limits: the peer may stay quiet between
+/// messages for the idle timeout, and once a frame has begun (a byte of it
+/// arrived) it must complete within the frame timeout.
+async fn next_message(
+    conn: &mut msg_tcp::Connection,
+    limits: &Limits,
+) -> Result<Option<Message>, Error> {
+    if conn.buffered() == 0 {
+        if let Some(idle) = limits.idle_timeout {
+            // `peek` returns once a byte (or the end) is there, without
+            // taking it; readiness alone can be reported early.
+            let mut byte = [0u8; 1];
+            if tokio::time::timeout(idle, conn.get_ref().peek(&mut byte))
+                .await
+                .is_err()
+            {
+                let _ = conn
+                    .write_message(&auth::error_message(&format!(
+                        "idle for {}: closing (--idle-timeout)",
+                        humantime::format_duration(idle)
+                    )))
+                    .await;
+                return Err(Error::Idle { after: idle });
+            }
+        }
+    }
+    tokio::time::timeout(limits.frame_timeout, conn.read_message())
+        .await
+        .map_err(|_| Error::FrameTimeout {
+            after: limits.frame_timeout,
+        })?
+        .map_err(Error::from)
+}
+
+/// Tells a client that the listener is full, and closes.
+async fn refuse_connection(stream: tokio::net::TcpStream, options: msg_tcp::Options, max: usize) {
+    if let Ok(mut conn) = msg_tcp::Connection::new(stream, options) {
+        let text = format!(
+            "this listener serves at most {max} connections at once (--max-conns {max}); try again later"
+        );
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            conn.write_message(&auth::error_message(&text)),
+        )
+        .await;
+    }
+}
+
+/// Turns TCP keepalive on, so that a peer that vanished is noticed.
+fn keepalive(stream: &tokio::net::TcpStream, after: Option<Duration>) {
+    let Some(after) = after else { return };
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(after)
+        .with_interval(Duration::from_secs(10));
+    if let Err(err) = socket2::SockRef::from(stream).set_tcp_keepalive(&probes) {
+        debug!("cannot turn TCP keepalive on: {err}");
+    }
 }
 
 /// An error and its sources on one line, `a: b: c`, for a log line.
@@ -368,6 +453,21 @@ impl DropWarning {
 mod tests {
     use super::*;
     use crate::{ConnectOptions, Link, Transport};
+
+    #[tokio::test]
+    async fn accepted_connections_get_keepalive() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let (stream, _) = accepted.unwrap();
+        let sock = socket2::SockRef::from(&stream);
+        assert!(!sock.keepalive().unwrap());
+        keepalive(&stream, Limits::default().keepalive);
+        assert!(sock.keepalive().unwrap());
+        #[cfg(target_os = "linux")]
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(60));
+    }
 
     #[test]
     fn data_is_shown_and_answered_per_reply() {

@@ -102,6 +102,12 @@ impl Connection {
         codec.set_opener(keys.opener(us));
     }
 
+    /// How many bytes have arrived that no message has been read from yet:
+    /// zero between frames, more while a frame is on its way.
+    pub fn buffered(&self) -> usize {
+        self.framed.read_buffer().len()
+    }
+
     /// Whether [`Connection::authenticate`] was called.
     pub fn is_authenticated(&self) -> bool {
         self.framed.codec().opens()

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// How often a summary may be written.
 const EVERY: Duration = Duration::from_secs(1);
@@ -39,6 +39,8 @@ impl DropLog {
         what: &str,
         error: &dyn std::fmt::Display,
     ) -> bool {
+        // Each one at debug level (`-vv`), for whoever is chasing one peer.
+        debug!(%peer, "dropped {what}: {error}");
         self.dropped += 1;
         if self.peers.len() < MAX_PEERS {
             self.peers.insert(peer);

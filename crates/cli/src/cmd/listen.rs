@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::Args;
 use msg_net::exec::ExecConfig;
 use msg_net::file::SaveConfig;
-use msg_net::{Events, Listener, ServeConfig, Transport, resolve, serve};
+use msg_net::{Events, Limits, Listener, ServeConfig, Transport, resolve, serve};
 use tracing::{info, warn};
 
 use crate::args::{
@@ -68,6 +68,9 @@ pub(crate) struct ListenArgs {
     pub(crate) overwrite: bool,
 
     #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+
+    #[command(flatten)]
     pub(crate) exec: ExecArgs,
 
     #[command(flatten)]
@@ -75,6 +78,36 @@ pub(crate) struct ListenArgs {
 
     #[command(flatten)]
     pub(crate) auth: AuthArgs,
+}
+
+/// What each peer may cost the listener.
+#[derive(Debug, Args)]
+pub(crate) struct LimitArgs {
+    /// TCP connections served at once; the next client is told so and
+    /// closed
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_conns as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub(crate) max_conns: u64,
+
+    /// Close a TCP connection that sends nothing for this long (0: never)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub(crate) idle_timeout: Duration,
+
+    /// Drop a TCP peer whose frame, once begun, does not complete within
+    /// this long (ends slowloris)
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+    pub(crate) frame_timeout: Duration,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_conns: usize::try_from(self.max_conns).unwrap_or(usize::MAX),
+            idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
+            frame_timeout: self.frame_timeout,
+            ..Limits::default()
+        }
+    }
 }
 
 /// Remote commands (`msg exec`), for authenticated peers only.
@@ -172,6 +205,7 @@ pub(crate) async fn run(
         auth,
         save,
         exec,
+        limits: args.limits.limits(),
         reply: args.reply.into(),
         raw: args.raw,
         busy_poll: args.busy_poll,

@@ -1,0 +1,192 @@
+//! The hardening findings, each as a test that failed before its fix: a
+//! hostile or broken peer gets a clear answer and costs what it sent, and
+//! the listener goes on serving everyone else.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::Command;
+
+use support::{DEADLINE, Listener, Running, run};
+
+/// Finding 1: memory follows the bytes a peer sent. Each connection
+/// announces a 16 MiB frame and sends nothing more; before, each reserved
+/// 16 MiB, and under a 400 MB address-space limit the 25th aborted the
+/// listener.
+#[test]
+fn announced_frames_cost_what_arrived() {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"ulimit -v 400000 && exec "$0" listen --tcp -v 127.0.0.1:0 --count 1"#)
+        .arg(env!("CARGO_BIN_EXE_msg"))
+        .env_remove("RUST_LOG");
+    let mut process = Running::spawn(cmd, None);
+    let line = process.wait_for_stderr("listening on");
+    let addr = line.rsplit(' ').next().unwrap().to_owned();
+    let hostile: Vec<TcpStream> = (0..60)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&addr).unwrap();
+            stream.write_all(b"\x00\xff\xff\xff").unwrap();
+            stream
+        })
+        .collect();
+    let out = run(&["send", "--tcp", &addr, "still here"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let finished = process.finish();
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    assert_eq!(finished.lines(), ["still here"]);
+    drop(hostile);
+}
+
+/// Finding 4: a flood of invalid datagrams writes a few warnings, not one
+/// line each (3 s of garbage once wrote 445,256 lines).
+#[test]
+fn a_flood_of_garbage_is_summarised_not_logged_line_by_line() {
+    let listener = Listener::start("--udp", "127.0.0.1", &["--count", "1"]);
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(DEADLINE)).unwrap();
+    // 20,000 in batches of 100; a ping after each batch keeps the sender from
+    // outrunning the socket buffer (the pong comes after the batch).
+    for seq in 0..200 {
+        for _ in 0..100 {
+            peer.send_to(b"not a msg message", listener.addr).unwrap();
+        }
+        let mut ping = Vec::new();
+        msg_proto::encode(
+            &msg_proto::Message::new(msg_proto::Kind::Ping, seq, ""),
+            &mut ping,
+        )
+        .unwrap();
+        peer.send_to(&ping, listener.addr).unwrap();
+        peer.recv_from(&mut [0; 64]).expect("the pong");
+    }
+    let mut valid = Vec::new();
+    msg_proto::encode(
+        &msg_proto::Message::new(msg_proto::Kind::Data, 1, "ok"),
+        &mut valid,
+    )
+    .unwrap();
+    peer.send_to(&valid, listener.addr).unwrap();
+    let out = listener.finish();
+    assert_eq!(out.lines(), ["ok"]);
+    let warnings = out.stderr.lines().filter(|l| l.contains("WARN")).count();
+    assert!(
+        (1..=5).contains(&warnings),
+        "{warnings} warnings:\n{}",
+        out.stderr
+    );
+}
+
+/// A stream that the listener closed (EOF or reset), read to its end.
+fn closed_by_listener(stream: &mut TcpStream) -> Vec<u8> {
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut got = Vec::new();
+    match stream.read_to_end(&mut got) {
+        Ok(_) => got,
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => got,
+        Err(err) => panic!("expected the listener to close the connection, got {err}"),
+    }
+}
+
+/// Finding 2: connections are limited; the next client is told so.
+#[test]
+fn one_connection_past_max_conns_is_told_and_closed() {
+    let mut listener = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &["--max-conns", "2", "--reply", "echo", "-vv"],
+    );
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(listener.addr).unwrap())
+        .collect();
+    // The two are being served before the third arrives.
+    for stream in &held {
+        let mut stream = stream;
+        stream.write_all(&frame(&ping(1))).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut prefix = [0; 4];
+        stream.read_exact(&mut prefix).unwrap();
+        let mut rest = vec![0; u32::from_be_bytes(prefix) as usize];
+        stream.read_exact(&mut rest).unwrap();
+    }
+    let mut third = TcpStream::connect(listener.addr).unwrap();
+    let said = closed_by_listener(&mut third);
+    let text = String::from_utf8_lossy(&said);
+    assert!(
+        text.contains("at most 2 connections at once (--max-conns 2)"),
+        "{text:?}"
+    );
+    drop(held);
+    // Once they have left, the next is served.
+    listener.process.wait_for_stderr("closed");
+    listener.process.wait_for_stderr("closed");
+    let out = run(
+        &["send", "--tcp", "--reply", &listener.addr_arg(), "x"],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+}
+
+/// Finding 2: an idle connection is closed after --idle-timeout.
+#[test]
+fn an_idle_connection_is_closed() {
+    let listener = Listener::start("--tcp", "127.0.0.1", &["--idle-timeout", "300ms"]);
+    let mut idle = TcpStream::connect(listener.addr).unwrap();
+    let start = std::time::Instant::now();
+    let said = closed_by_listener(&mut idle);
+    let took = start.elapsed();
+    assert!(
+        String::from_utf8_lossy(&said).contains("idle for 300ms"),
+        "{said:?}"
+    );
+    assert!(
+        took >= std::time::Duration::from_millis(250) && took < DEADLINE,
+        "{took:?}"
+    );
+}
+
+/// Finding 2: a frame trickled a byte at a time (slowloris) is dropped at
+/// --frame-timeout, however long each byte keeps the connection alive.
+#[test]
+fn a_trickled_frame_is_dropped_at_the_frame_timeout() {
+    let mut listener = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &["--frame-timeout", "500ms", "--idle-timeout", "0"],
+    );
+    let mut slow = TcpStream::connect(listener.addr).unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_millis(50)))
+        .unwrap();
+    let bytes = frame(&ping(1));
+    let start = std::time::Instant::now();
+    let mut closed = false;
+    for byte in bytes.iter().take(20) {
+        if slow.write_all(&[*byte]).is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0; 1];
+        if let Ok(0) = slow.read(&mut buf) {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(closed, "still open after {:?}", start.elapsed());
+    listener
+        .process
+        .wait_for_stderr("did not complete within 500ms (--frame-timeout)");
+}
+
+fn ping(seq: u64) -> msg_proto::Message {
+    msg_proto::Message::new(msg_proto::Kind::Ping, seq, "p")
+}
+
+fn frame(msg: &msg_proto::Message) -> Vec<u8> {
+    let mut body = Vec::new();
+    msg_proto::encode(msg, &mut body).unwrap();
+    let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
