@@ -2,5 +2,6 @@
 
 pub(crate) mod bench;
 pub(crate) mod completions;
+pub(crate) mod demo;
 pub(crate) mod listen;
 pub(crate) mod send;
