@@ -7,6 +7,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use crate::cmd::bench::BenchArgs;
 use crate::cmd::completions::{CompletionsArgs, ManArgs};
 use crate::cmd::exec::ExecArgs;
+use crate::cmd::demo::DemoArgs;
 use crate::cmd::listen::ListenArgs;
 use crate::cmd::send::SendArgs;
 
@@ -16,7 +17,8 @@ Examples:
   msg send --udp 127.0.0.1:9000 hello      # send one
   msg listen --tcp --reply upper [::1]:9000
   msg send --tcp --reply [::1]:9000 hi there
-  msg bench                                # UDP vs TCP, side by side, on loopback";
+  msg bench                                # UDP vs TCP, side by side, on loopback
+  msg demo sticky                          # why TCP needs framing, with the bytes";
 
 /// Send messages over UDP and TCP, and measure how the two differ.
 ///
@@ -77,6 +79,9 @@ Examples:
     Bench(BenchArgs),
     /// Run a command on an authenticated `msg listen --tcp --exec`
     Exec(ExecArgs),
+    /// Lessons on loopback, with the bytes: `msg demo sticky` shows why TCP
+    /// needs framing and UDP does not
+    Demo(DemoArgs),
     /// Print a shell completion script, e.g. `msg completions bash > /etc/bash_completion.d/msg`
     Completions(CompletionsArgs),
     /// Print the man page (roff), e.g. `msg man | man -l -`

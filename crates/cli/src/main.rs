@@ -7,8 +7,9 @@
 //! - `args`: flag groups the subcommands share, and the usage-error type.
 //! - `cmd`: one module per subcommand, its flags beside the code that runs
 //!   it: `send`, `listen`, `bench` (UDP and TCP side by side), `exec`
-//!   (a command on an authenticated listener), and `completions` (shell
-//!   completions and the man page).
+//!   (a command on an authenticated listener), `demo` (the sticky-packet
+//!   lesson, the one module that calls the transports directly), and
+//!   `completions` (shell completions and the man page).
 //! - `output`: how messages are printed (plain lines or JSON), on a thread
 //!   of its own for a listener.
 //!
@@ -51,6 +52,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let quiet = cli.verbosity.quiet;
     match cli.command {
         Command::Bench(args) => cmd::bench::run(args)?,
+        Command::Demo(args) => cmd::demo::run(args)?,
         Command::Send(args) => runtime()?.block_on(cmd::send::run(args, quiet))?,
         Command::Listen(args) => {
             runtime()?.block_on(cmd::listen::run(args, quiet, shutdown_signal()))?;
