@@ -6,8 +6,8 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::cmd::bench::BenchArgs;
 use crate::cmd::completions::{CompletionsArgs, ManArgs};
-use crate::cmd::exec::ExecArgs;
 use crate::cmd::demo::DemoArgs;
+use crate::cmd::exec::ExecArgs;
 use crate::cmd::listen::ListenArgs;
 use crate::cmd::send::SendArgs;
 

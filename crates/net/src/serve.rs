@@ -326,37 +326,51 @@ async fn serve_framed(
 }
 
 /// The next message within the limits: the peer may stay quiet between
-/// messages for the idle timeout, and once a frame has begun (a byte of it
-/// arrived) it must complete within the frame timeout.
+/// messages for the idle timeout, and a frame, once begun, must complete
+/// within about the frame timeout.
+///
+/// One timer per read and no extra system call: the wait is cut into
+/// periods (the shorter of the two timeouts), and what the read buffer
+/// holds when a period runs out tells which limit applies. Nothing
+/// buffered: the peer is idle. Part of a frame, still after the next
+/// period: the frame is too slow (it had between one and two periods).
 async fn next_message(
     conn: &mut msg_tcp::Connection,
     limits: &Limits,
 ) -> Result<Option<Message>, Error> {
-    if conn.buffered() == 0 {
-        if let Some(idle) = limits.idle_timeout {
-            // `peek` returns once a byte (or the end) is there, without
-            // taking it; readiness alone can be reported early.
-            let mut byte = [0u8; 1];
-            if tokio::time::timeout(idle, conn.get_ref().peek(&mut byte))
-                .await
-                .is_err()
-            {
-                let _ = conn
-                    .write_message(&auth::error_message(&format!(
+    let period = limits
+        .idle_timeout
+        .map_or(limits.frame_timeout, |idle| idle.min(limits.frame_timeout));
+    let mut idle_for = Duration::ZERO;
+    let mut partial = false;
+    loop {
+        // Reading a frame is cancel-safe: what arrived stays buffered.
+        let Ok(result) = tokio::time::timeout(period, conn.read_message()).await else {
+            if conn.buffered() > 0 {
+                if partial {
+                    return Err(Error::FrameTimeout {
+                        after: limits.frame_timeout,
+                    });
+                }
+                partial = true;
+                continue;
+            }
+            partial = false;
+            idle_for += period;
+            match limits.idle_timeout {
+                Some(idle) if idle_for >= idle => {
+                    let text = format!(
                         "idle for {}: closing (--idle-timeout)",
                         humantime::format_duration(idle)
-                    )))
-                    .await;
-                return Err(Error::Idle { after: idle });
+                    );
+                    let _ = conn.write_message(&auth::error_message(&text)).await;
+                    return Err(Error::Idle { after: idle });
+                }
+                _ => continue,
             }
-        }
+        };
+        return result.map_err(Error::from);
     }
-    tokio::time::timeout(limits.frame_timeout, conn.read_message())
-        .await
-        .map_err(|_| Error::FrameTimeout {
-            after: limits.frame_timeout,
-        })?
-        .map_err(Error::from)
 }
 
 /// Tells a client that the listener is full, and closes.
