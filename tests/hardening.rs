@@ -190,3 +190,100 @@ fn frame(msg: &msg_proto::Message) -> Vec<u8> {
     out.extend_from_slice(&body);
     out
 }
+
+/// Findings 6 and 7: on SIGTERM (or SIGINT, or --count) the listener
+/// stops cleanly, exit 0, and says what arrived and what was dropped, the
+/// kernel's receive-buffer drops included; `msg send --udp` says what it
+/// sent.
+#[test]
+fn a_terminated_listener_summarises_what_arrived_and_what_was_lost() {
+    let listener = Listener::start("--udp", "127.0.0.1", &["--rcvbuf", "4096"]);
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut data = Vec::new();
+    msg_proto::encode(
+        &msg_proto::Message::new(msg_proto::Kind::Data, 1, vec![b'd'; 512]),
+        &mut data,
+    )
+    .unwrap();
+    // Far more than a 4 KiB receive buffer holds, as fast as it goes.
+    for _ in 0..20_000 {
+        peer.send_to(&data, listener.addr).unwrap();
+    }
+    peer.send_to(b"garbage", listener.addr).unwrap();
+    let out = run(&["send", "--udp", &listener.addr_arg(), "last"], None);
+    assert!(
+        out.stderr.contains("sent 1 datagrams (4 bytes)"),
+        "{}",
+        out.stderr
+    );
+    // A pong means everything sent before its ping was taken or dropped.
+    // The ping itself may be dropped too (the buffer is tiny): try again.
+    peer.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let mut pings = 0;
+    loop {
+        pings += 1;
+        assert!(pings <= 100, "no pong after 100 pings");
+        let mut ping = Vec::new();
+        msg_proto::encode(
+            &msg_proto::Message::new(msg_proto::Kind::Ping, pings, ""),
+            &mut ping,
+        )
+        .unwrap();
+        peer.send_to(&ping, listener.addr).unwrap();
+        if peer.recv_from(&mut [0; 64]).is_ok() {
+            break;
+        }
+    }
+    let pid = listener.process.id();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let finished = listener.process.finish();
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let summary = finished
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("msg listen:"))
+        .unwrap_or_else(|| panic!("no summary in {}", finished.stderr));
+    let printed = finished.lines().len();
+    assert!(
+        summary.contains(&format!("msg listen: {printed} messages")),
+        "{summary}"
+    );
+    assert!(summary.contains("from 2 peers"), "{summary}");
+    let kernel: u64 = summary
+        .split("dropped: ")
+        .nth(1)
+        .and_then(|rest| rest.split(", ").find(|part| part.contains("by the kernel")))
+        .and_then(|part| part.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no kernel drops in {summary}"));
+    assert!(kernel > 0, "{summary}");
+    // Every data datagram was printed or counted as dropped by the kernel
+    // (with, at most, the pings that were dropped too).
+    let accounted = printed as u64 + kernel;
+    assert!(
+        (20_001..=20_001 + pings).contains(&accounted),
+        "{accounted}: {summary}"
+    );
+}
+
+#[test]
+fn the_summary_can_be_json_and_sigint_exits_zero() {
+    let listener = Listener::start("--tcp", "127.0.0.1", &["--summary", "json"]);
+    // A framed TCP send waits for the listener to close the connection:
+    // both messages have been read when it returns.
+    let out = run(&["send", "--tcp", &listener.addr_arg(), "one", "two"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let finished = listener.process.interrupt();
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let lines = finished.lines();
+    assert_eq!(&lines[..2], ["one", "two"]);
+    let summary: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(summary["summary"]["messages"], 2);
+    assert_eq!(summary["summary"]["bytes"], 6);
+    assert_eq!(summary["summary"]["connections"], 1);
+}

@@ -154,6 +154,11 @@ impl Running {
         self.collect(status)
     }
 
+    /// The process id.
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGINT, as Ctrl-C in a terminal would, and waits (bounded) for
     /// the process to exit by itself.
     pub(crate) fn interrupt(self) -> Finished {

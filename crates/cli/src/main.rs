@@ -28,6 +28,7 @@ mod cmd;
 mod output;
 
 use cli::{Cli, Command};
+use cmd::listen::Stop;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -55,7 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => cmd::demo::run(args)?,
         Command::Send(args) => runtime()?.block_on(cmd::send::run(args, quiet))?,
         Command::Listen(args) => {
-            runtime()?.block_on(cmd::listen::run(args, quiet, shutdown_signal()))?;
+            return runtime()?.block_on(cmd::listen::run(args, quiet, shutdown_signal()));
         }
         Command::Exec(args) => return runtime()?.block_on(cmd::exec::run(args)),
         Command::Completions(args) => {
@@ -74,10 +75,40 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-async fn shutdown_signal() {
-    // If the handler cannot be installed, the default (terminate) stays.
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+/// The first SIGINT or SIGTERM. A second one, while the listener finishes
+/// up (removing partial files, printing its summary), exits at once.
+async fn shutdown_signal() -> Stop {
+    let stop = signal().await;
+    tokio::spawn(async {
+        let again = signal().await;
+        std::process::exit(i32::from(again.code()));
+    });
+    stop
+}
+
+/// Waits for SIGINT or SIGTERM. A handler that cannot be installed leaves
+/// that signal's default (terminate) in place.
+async fn signal() -> Stop {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => Stop::Interrupt,
+        () = terminate => Stop::Terminate,
     }
 }
 

@@ -130,12 +130,13 @@ pub(crate) fn spawn_writer(
     mut events: EventReceiver,
     format: Format,
     count: Option<u64>,
+    tally: std::sync::Arc<Tally>,
 ) -> io::Result<Writer> {
     let (done_tx, done) = watch::channel(false);
     let thread = thread::Builder::new()
         .name("msg-output".to_owned())
         .spawn(move || {
-            let result = write_all(&mut events, format, count);
+            let result = write_all(&mut events, format, count, &tally);
             // Whatever ended it: --count reached, stdout gone, queue closed.
             done_tx.send_replace(true);
             result
@@ -143,7 +144,12 @@ pub(crate) fn spawn_writer(
     Ok(Writer { thread, done })
 }
 
-fn write_all(events: &mut EventReceiver, format: Format, count: Option<u64>) -> io::Result<()> {
+fn write_all(
+    events: &mut EventReceiver,
+    format: Format,
+    count: Option<u64>,
+    tally: &Tally,
+) -> io::Result<()> {
     let mut out = BufWriter::new(io::stdout().lock());
     let mut bars = Bars::default();
     let mut printed = 0u64;
@@ -153,7 +159,10 @@ fn write_all(events: &mut EventReceiver, format: Format, count: Option<u64>) -> 
         let mut next = Some(first);
         while let Some(delivery) = next.take() {
             match &delivery.event {
-                Event::Message { peer, seq, body } => format.write(&mut out, *peer, *seq, body)?,
+                Event::Message { peer, seq, body } => {
+                    tally.add(*peer, body.len() as u64);
+                    format.write(&mut out, *peer, *seq, body)?;
+                }
                 Event::File {
                     peer,
                     name,
@@ -161,6 +170,7 @@ fn write_all(events: &mut EventReceiver, format: Format, count: Option<u64>) -> 
                     hash,
                     elapsed,
                 } => {
+                    tally.add(*peer, *size);
                     bars.done(*peer, name);
                     format.write_file(&mut out, *peer, name, *size, hash, *elapsed)?;
                 }
@@ -185,6 +195,50 @@ fn write_all(events: &mut EventReceiver, format: Format, count: Option<u64>) -> 
         out.flush()?;
     }
     out.flush()
+}
+
+/// What the listener printed: messages (files count as one each), their
+/// bytes, and from how many peers. Shared with the caller, which reads it
+/// for the summary even while the printing thread is blocked.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    messages: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+    peers: std::sync::Mutex<std::collections::HashSet<SocketAddr>>,
+}
+
+/// Past this many, the summary says "at least".
+const MAX_PEERS_COUNTED: usize = 65_536;
+
+impl Tally {
+    fn add(&self, peer: SocketAddr, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.messages.fetch_add(1, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed);
+        let mut peers = self
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if peers.len() < MAX_PEERS_COUNTED {
+            peers.insert(peer);
+        }
+    }
+
+    /// Messages, bytes, peers, and whether the peers hit the cap.
+    pub(crate) fn get(&self) -> (u64, u64, usize, bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let peers = self
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        (
+            self.messages.load(Relaxed),
+            self.bytes.load(Relaxed),
+            peers,
+            peers >= MAX_PEERS_COUNTED,
+        )
+    }
 }
 
 /// The progress bars of the files being received (the listener sends

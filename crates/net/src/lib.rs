@@ -68,6 +68,7 @@
 
 pub mod auth;
 mod busy_poll;
+mod counters;
 pub mod data;
 mod error;
 mod events;
@@ -83,6 +84,7 @@ mod transport;
 
 pub use auth::Auth;
 pub use busy_poll::BusyPoll;
+pub use counters::{Counted, Counters, KernelDrops, kernel_udp_drops};
 pub use data::Reply;
 pub use error::Error;
 pub use events::{Delivery, Event, EventReceiver, Events, Offer, QUEUE_BYTES};

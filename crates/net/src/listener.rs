@@ -62,6 +62,40 @@ impl Listener {
     }
 }
 
+impl Listener {
+    /// For a UDP listener, a way to read at the end how many datagrams the
+    /// kernel dropped, its receive buffer full; `None` for TCP.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's (out of descriptors).
+    pub fn kernel_drops(&self) -> io::Result<Option<crate::KernelDrops>> {
+        match &self.inner {
+            Bound::Udp(socket) => Ok(Some(crate::KernelDrops::new(
+                socket.try_clone()?,
+                socket.local_addr()?,
+            ))),
+            Bound::Tcp(_) => Ok(None),
+        }
+    }
+
+    /// Asks for a receive buffer of `bytes` on a UDP listener (see
+    /// `msg_udp::Socket::set_recv_buffer`); the size granted.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's; an `InvalidInput` error on a TCP listener.
+    pub fn set_recv_buffer(&self, bytes: usize) -> io::Result<usize> {
+        match &self.inner {
+            Bound::Udp(socket) => socket.set_recv_buffer(bytes),
+            Bound::Tcp(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a receive buffer is set for UDP listeners only",
+            )),
+        }
+    }
+}
+
 /// `udp 127.0.0.1:9000`, as logged when a listener starts.
 impl fmt::Display for Listener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -21,7 +21,9 @@ use crate::auth::{self, Auth, HAS_NO_SECRET};
 use crate::exec::{ExecConfig, Runner};
 use crate::file::{self, SaveConfig};
 use crate::listener::Bound;
-use crate::{BusyPoll, Error, Event, Events, Limits, Listener, Offer, Reply, data, ping, raw};
+use crate::{
+    BusyPoll, Counters, Error, Event, Events, Limits, Listener, Offer, Reply, data, ping, raw,
+};
 use msg_proto::DiscardCounter;
 use msg_proto::auth::Role;
 
@@ -40,6 +42,8 @@ pub struct ServeConfig {
     pub busy_poll: bool,
     /// What each peer may cost.
     pub limits: Limits,
+    /// What the listener counts as it goes, for a summary.
+    pub counters: Arc<Counters>,
     /// Save the files peers send here (TCP); without it they are refused.
     pub save: Option<SaveConfig>,
     /// Run the commands authenticated peers send (TCP), within these
@@ -71,7 +75,7 @@ pub async fn serve(
                 if let Some(auth) = &config.auth {
                     socket.authenticate(&auth.secret, Role::Server, auth::session_id());
                 }
-                serve_udp(socket, config.reply, config.limits.max_udp_peers, events).await
+                serve_udp(socket, &config, events).await
             }
             Bound::Tcp(listener) => serve_tcp(listener, config, events).await,
         }
@@ -122,14 +126,18 @@ fn respond(msg: &Message, reply: Reply, counter: &mut DiscardCounter) -> Respons
 
 async fn serve_udp(
     mut socket: msg_udp::Socket,
-    reply: Reply,
-    max_peers: usize,
+    config: &ServeConfig,
     events: Events,
 ) -> Result<(), Error> {
+    let reply = config.reply;
+    let max_peers = config.limits.max_udp_peers;
     let mut counters: HashMap<SocketAddr, DiscardCounter> = HashMap::new();
     let mut dropped = DropWarning::default();
     loop {
         let (msg, peer) = socket.recv_from().await?;
+        config
+            .counters
+            .set_udp(socket.invalid_datagrams(), socket.auth_rejections().total());
         let mut untracked = DiscardCounter::default();
         let full = counters.len() >= max_peers;
         // Only discards and statistics pings need the peer's counter; a
@@ -204,6 +212,7 @@ async fn serve_tcp(
             }
         };
         debug!(%peer, "connected");
+        config.counters.connected();
         keepalive(&stream, config.limits.keepalive);
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             let max = config.limits.max_conns;
@@ -278,6 +287,7 @@ async fn serve_framed(
     let mut counter = DiscardCounter::default();
     while let Some(msg) = next_message(&mut conn, &config.limits).await? {
         if msg.kind == Kind::FileHeader {
+            let _transfer = config.counters.transfer();
             file::receive(&mut conn, &msg, config.save.as_ref(), &events).await?;
             continue;
         }

@@ -330,6 +330,20 @@ impl Socket {
         self.auth = Some(Box::new(auth::Authenticated::new(secret, us, session_id)));
     }
 
+    /// Asks the kernel for a receive buffer of `bytes` (`SO_RCVBUF`), so
+    /// that a burst the listener cannot take at once waits instead of being
+    /// dropped; returns the size granted (Linux doubles the request and
+    /// caps it at `net.core.rmem_max` unless run as root).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's.
+    pub fn set_recv_buffer(&self, bytes: usize) -> io::Result<usize> {
+        let sock = self.io.sock_ref();
+        sock.set_recv_buffer_size(bytes)?;
+        sock.recv_buffer_size()
+    }
+
     /// Whether [`Socket::authenticate`] was called.
     pub fn is_authenticated(&self) -> bool {
         self.auth.is_some()

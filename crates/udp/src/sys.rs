@@ -89,6 +89,10 @@ mod unix {
             self.socket.get_ref().local_addr()
         }
 
+        pub(crate) fn sock_ref(&self) -> socket2::SockRef<'_> {
+            socket2::SockRef::from(self.socket.get_ref())
+        }
+
         pub(crate) fn try_clone(&self) -> io::Result<UdpSocket> {
             self.socket.get_ref().try_clone()
         }
@@ -151,6 +155,10 @@ mod portable {
 
         pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
             self.socket.local_addr()
+        }
+
+        pub(crate) fn sock_ref(&self) -> socket2::SockRef<'_> {
+            socket2::SockRef::from(&self.socket)
         }
 
         pub(crate) fn try_clone(&self) -> io::Result<UdpSocket> {

@@ -6,20 +6,26 @@
 
 use std::future::Future;
 use std::io::IsTerminal;
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use msg_net::exec::ExecConfig;
 use msg_net::file::SaveConfig;
-use msg_net::{Events, Limits, Listener, ServeConfig, Transport, resolve, serve};
+use msg_net::{
+    Counted, Counters, Events, KernelDrops, Limits, Listener, ServeConfig, Transport, resolve,
+    serve,
+};
 use tracing::{info, warn};
 
 use crate::args::{
     AuthArgs, ReplyArg, TcpArgs, TransportArg, parse_host_port, parse_positive_duration, usage,
 };
-use crate::output::{self, Format};
+use crate::output::{self, Format, Tally};
 
 /// After Ctrl-C, how long the printing thread gets to write what is
 /// queued; a stdout that is blocked does not hold the exit up longer.
@@ -67,6 +73,16 @@ pub(crate) struct ListenArgs {
     #[arg(long, requires = "save_dir")]
     pub(crate) overwrite: bool,
 
+    /// On exit, a summary of what arrived and what was dropped: a line on
+    /// stderr (text), a last JSON object on stdout (json), or nothing
+    #[arg(long, value_enum, default_value_t = SummaryArg::Text)]
+    pub(crate) summary: SummaryArg,
+
+    /// Ask the kernel for a UDP receive buffer of this many bytes, so that
+    /// bursts wait instead of being dropped (see the summary's kernel drops)
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) rcvbuf: Option<usize>,
+
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
 
@@ -78,6 +94,38 @@ pub(crate) struct ListenArgs {
 
     #[command(flatten)]
     pub(crate) auth: AuthArgs,
+}
+
+/// How the exit summary is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SummaryArg {
+    /// One line on stderr
+    Text,
+    /// A final JSON object on stdout: {"summary":{...}}
+    Json,
+    /// None
+    None,
+}
+
+/// Why a listener was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+}
+
+impl Stop {
+    /// The exit code a shell reports for a process the signal killed: 130
+    /// or 143. msg exits with it only when the signal cut a file transfer
+    /// short (the partial file is removed).
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Self::Interrupt => 130,
+            Self::Terminate => 143,
+        }
+    }
 }
 
 /// What each peer may cost the listener.
@@ -144,8 +192,8 @@ pub(crate) struct ExecArgs {
 pub(crate) async fn run(
     args: ListenArgs,
     quiet: bool,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+    shutdown: impl Future<Output = Stop>,
+) -> anyhow::Result<ExitCode> {
     let auth = args.auth.auth()?;
     if auth.is_some() && args.raw {
         return Err(usage(
@@ -192,6 +240,16 @@ pub(crate) async fn run(
     };
     let addr = resolve(&args.addr).await?;
     let listener = Listener::bind(transport, addr, args.tcp.options()).await?;
+    if let Some(bytes) = args.rcvbuf {
+        if transport == Transport::Tcp {
+            return Err(usage("--rcvbuf is for --udp listeners"));
+        }
+        let granted = listener
+            .set_recv_buffer(bytes)
+            .context("cannot set the receive buffer")?;
+        info!("receive buffer: {granted} bytes");
+    }
+    let kernel_drops = listener.kernel_drops()?;
     info!("listening on {listener}");
 
     let (events, received) = Events::channel();
@@ -199,21 +257,29 @@ pub(crate) async fn run(
         json: args.json,
         newline: !(args.raw && transport == Transport::Tcp),
     };
-    let mut writer = output::spawn_writer(received, format, args.count)
+    let tally = Arc::new(Tally::default());
+    let mut writer = output::spawn_writer(received, format, args.count, Arc::clone(&tally))
         .context("cannot start the output thread")?;
+    let counters = Arc::new(Counters::default());
     let config = ServeConfig {
         auth,
         save,
         exec,
         limits: args.limits.limits(),
+        counters: Arc::clone(&counters),
         reply: args.reply.into(),
         raw: args.raw,
         busy_poll: args.busy_poll,
     };
     let counting = events.clone();
+    // The signal that stopped us, and whether a file was arriving then.
+    let mut stopped = None;
     let served = serve(listener, config, events, async {
         tokio::select! {
-            () = shutdown => info!("interrupted"),
+            stop = shutdown => {
+                info!("stopping ({stop:?})");
+                stopped = Some((stop, counters.get().transfers > 0));
+            }
             () = writer.done() => {}
         }
     })
@@ -222,13 +288,87 @@ pub(crate) async fn run(
     let dropped = counting.dropped();
     // The last sender: once it is gone the thread sees the queue close.
     drop(counting);
-    if dropped > 0 {
-        warn!("dropped {dropped} UDP messages: the output did not keep up");
-    }
     served?;
-    if !writer.is_done() && tokio::time::timeout(DRAIN, writer.done()).await.is_err() {
+    let printed = if writer.is_done() || tokio::time::timeout(DRAIN, writer.done()).await.is_ok() {
+        writer.join().context("cannot write to stdout")?;
+        true
+    } else {
         warn!("stdout is blocked: exiting without printing what is queued");
-        return Ok(());
+        false
+    };
+    let summary = Summary {
+        tally: tally.get(),
+        counted: counters.get(),
+        kernel_drops: kernel_drops.as_ref().and_then(KernelDrops::get),
+        output_drops: dropped,
+    };
+    match args.summary {
+        SummaryArg::Text if !quiet => summary.print_text(transport),
+        SummaryArg::Json if printed => summary.print_json()?,
+        _ => {}
     }
-    writer.join().context("cannot write to stdout")
+    Ok(match stopped {
+        Some((stop, true)) => ExitCode::from(stop.code()),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// What `msg listen` says when it stops.
+#[derive(Debug)]
+struct Summary {
+    /// Messages, bytes, peers, and whether the peers hit the count's cap.
+    tally: (u64, u64, usize, bool),
+    counted: Counted,
+    /// UDP datagrams the kernel dropped, its receive buffer full.
+    kernel_drops: Option<u64>,
+    /// UDP messages dropped because the output did not keep up.
+    output_drops: u64,
+}
+
+impl Summary {
+    fn print_text(&self, transport: Transport) {
+        let (messages, bytes, peers, capped) = self.tally;
+        let at_least = if capped { "at least " } else { "" };
+        let mut line =
+            format!("msg listen: {messages} messages ({bytes} bytes) from {at_least}{peers} peers");
+        if transport == Transport::Tcp {
+            line += &format!(", {} connections", self.counted.connections);
+        }
+        let mut dropped = vec![format!("{} invalid", self.counted.invalid)];
+        if transport == Transport::Udp {
+            dropped.push(format!("{} unauthenticated", self.counted.unauthenticated));
+            if let Some(kernel) = self.kernel_drops {
+                dropped.push(format!(
+                    "{kernel} by the kernel (receive buffer full; --rcvbuf)"
+                ));
+            }
+            dropped.push(format!(
+                "{} by the output (not keeping up)",
+                self.output_drops
+            ));
+        }
+        line += &format!("; dropped: {}", dropped.join(", "));
+        // A closed stderr must not turn a clean exit into a panic.
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+
+    fn print_json(&self) -> anyhow::Result<()> {
+        let (messages, bytes, peers, _) = self.tally;
+        let summary = serde_json::json!({
+            "summary": {
+                "messages": messages,
+                "bytes": bytes,
+                "peers": peers,
+                "connections": self.counted.connections,
+                "invalid": self.counted.invalid,
+                "unauthenticated": self.counted.unauthenticated,
+                "kernel_drops": self.kernel_drops,
+                "output_drops": self.output_drops,
+            }
+        });
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &summary)?;
+        writeln!(out)?;
+        Ok(out.flush()?)
+    }
 }

@@ -1,6 +1,6 @@
 //! `msg send`: send each argument (or each line of stdin) as one message.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -109,8 +109,10 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     };
     let mut sender = Sender::connect(transport, addr, args.raw, &options).await?;
     let mut seq = 0;
+    let mut bytes = 0u64;
     while let Some(body) = source.next().await? {
         seq += 1;
+        bytes += body.len() as u64;
         sender
             .send(seq, body)
             .await
@@ -122,7 +124,15 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             printer.print(addr, Some(seq), &reply)?;
         }
     }
-    sender.finish(args.timeout).await
+    sender.finish(args.timeout).await?;
+    if transport == Transport::Udp && !quiet {
+        // UDP says nothing of delivery: say at least what left.
+        let _ = writeln!(
+            std::io::stderr(),
+            "msg send: sent {seq} datagrams ({bytes} bytes) to {addr}; UDP does not tell whether they arrived"
+        );
+    }
+    Ok(())
 }
 
 /// Sends one file, with a progress bar on a terminal, and says on stderr

@@ -1,0 +1,135 @@
+//! [`Counters`]: what a listener counts while it serves, for the summary a
+//! user sees when it stops.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counted by [`serve`](crate::serve) as it goes; shared with the caller
+/// (an `Arc` in [`ServeConfig`](crate::ServeConfig)), read when it stops.
+#[derive(Debug, Default)]
+pub struct Counters {
+    connections: AtomicU64,
+    invalid: AtomicU64,
+    unauthenticated: AtomicU64,
+    transfers: AtomicU64,
+}
+
+/// A snapshot of [`Counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// TCP connections accepted (refused ones included).
+    pub connections: u64,
+    /// Datagrams or frames that were not msg messages.
+    pub invalid: u64,
+    /// Datagrams that failed authentication (bad tag, replay, untagged).
+    pub unauthenticated: u64,
+    /// File transfers under way right now.
+    pub transfers: u64,
+}
+
+impl Counters {
+    /// Their values now.
+    pub fn get(&self) -> Counted {
+        Counted {
+            connections: self.connections.load(Ordering::Relaxed),
+            invalid: self.invalid.load(Ordering::Relaxed),
+            unauthenticated: self.unauthenticated.load(Ordering::Relaxed),
+            transfers: self.transfers.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn connected(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_udp(&self, invalid: u64, unauthenticated: u64) {
+        self.invalid.store(invalid, Ordering::Relaxed);
+        self.unauthenticated
+            .store(unauthenticated, Ordering::Relaxed);
+    }
+
+    /// Counts a transfer until the guard is dropped.
+    pub(crate) fn transfer(&self) -> Transfer<'_> {
+        self.transfers.fetch_add(1, Ordering::Relaxed);
+        Transfer(self)
+    }
+}
+
+/// A file transfer under way; see [`Counters::transfer`].
+#[derive(Debug)]
+pub(crate) struct Transfer<'a>(&'a Counters);
+
+impl Drop for Transfer<'_> {
+    fn drop(&mut self) {
+        self.0.transfers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A way to read, at the end, how many datagrams the kernel dropped for a
+/// UDP listener: it holds a second handle on the socket, so that the
+/// kernel's table still lists it after the listener itself has stopped.
+#[derive(Debug)]
+pub struct KernelDrops {
+    _socket: msg_udp::Socket,
+    local: SocketAddr,
+}
+
+impl KernelDrops {
+    pub(crate) fn new(socket: msg_udp::Socket, local: SocketAddr) -> Self {
+        Self {
+            _socket: socket,
+            local,
+        }
+    }
+
+    /// The count now, where the kernel tells it.
+    pub fn get(&self) -> Option<u64> {
+        kernel_udp_drops(self.local)
+    }
+}
+
+/// How many datagrams the kernel dropped for the UDP socket bound to
+/// `local` because its receive buffer was full: the `drops` column of
+/// `/proc/net/udp` (or `udp6`), the same count `SO_RXQ_OVFL` reports, read
+/// once instead of on every receive. `None` where there is no such file
+/// or no such socket.
+pub fn kernel_udp_drops(local: SocketAddr) -> Option<u64> {
+    let table = match local {
+        SocketAddr::V4(_) => "/proc/net/udp",
+        SocketAddr::V6(_) => "/proc/net/udp6",
+    };
+    let text = std::fs::read_to_string(table).ok()?;
+    let port = format!(":{:04X}", local.port());
+    text.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // sl local_address rem_address st ... inode ref pointer drops
+        let local_field = fields.get(1)?;
+        if !local_field.ends_with(&port) {
+            return None;
+        }
+        fields.last()?.parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_socket_is_found_in_the_kernel_table() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let local = socket.local_addr().unwrap();
+        if std::path::Path::new("/proc/net/udp").exists() {
+            assert_eq!(kernel_udp_drops(local), Some(0));
+        }
+    }
+
+    #[test]
+    fn a_transfer_counts_while_it_lasts() {
+        let counters = Counters::default();
+        let transfer = counters.transfer();
+        assert_eq!(counters.get().transfers, 1);
+        drop(transfer);
+        assert_eq!(counters.get().transfers, 0);
+    }
+}
