@@ -691,3 +691,89 @@ fn a_ping_is_answered_with_a_pong() {
     let out = listener.process.kill();
     assert_eq!(out.stdout, "", "pings are not printed");
 }
+
+// ---- a closed stderr --------------------------------------------------------
+
+/// Spawns `msg <args>` with its stderr a pipe whose read end is already
+/// closed (as `msg ... 2>&1 | true` leaves it once `true` has exited):
+/// every write to stderr fails with a broken pipe.
+fn spawn_with_closed_stderr(args: &[&str]) -> std::process::Child {
+    let mut child = support::msg()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    child
+}
+
+fn wait_bounded(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("msg did not exit within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn an_error_on_a_closed_stderr_exits_1_not_a_panic() {
+    let receiver = udp_peer();
+    let addr = receiver.local_addr().unwrap().to_string();
+    // The error comes only once stdin says so, long after the read end of
+    // stderr was closed: no race with the close.
+    let mut child = spawn_with_closed_stderr(&["send", UDP, "--raw", &addr]);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&[b'x'; 70_000]).unwrap();
+    drop(stdin);
+    assert_eq!(wait_bounded(&mut child).code(), Some(1));
+}
+
+#[test]
+fn a_log_line_on_a_closed_stderr_does_not_stop_the_listener() {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = spawn_with_closed_stderr(&["listen", UDP, "-v", "--count", "1", &addr]);
+    // Ready once it answers a ping; then garbage makes it log a warning,
+    // to the closed stderr, and a message after that must still print.
+    let peer = udp_peer();
+    peer.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let ping = datagram(&Message::new(Kind::Ping, 1, ""));
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while {
+        peer.send_to(&ping, &addr).unwrap();
+        peer.recv_from(&mut [0; 64]).is_err()
+    } {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the listener exited before serving: {status}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listener never answered"
+        );
+    }
+    peer.send_to(b"garbage", &addr).unwrap();
+    peer.send_to(&datagram(&Message::new(Kind::Data, 2, "after")), &addr)
+        .unwrap();
+    let status = wait_bounded(&mut child);
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!((status.code(), out.as_str()), (Some(0), "after\n"));
+}

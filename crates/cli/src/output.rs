@@ -8,6 +8,7 @@
 //! that thread, while the runtime goes on answering pings, replying and
 //! accepting.
 
+use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
 use std::thread::{self, JoinHandle};
@@ -114,6 +115,14 @@ impl Format {
         self.write(&mut out, peer, seq, body)?;
         out.flush()
     }
+}
+
+/// Writes one line to stderr, for the messages that are not logs (the final
+/// error, what a transfer achieved). A failure is ignored: stderr closed
+/// (`msg ... 2>&1 | head -1`) leaves nobody to tell, and must not turn an
+/// exit code into a panic as `eprintln!` would.
+pub(crate) fn stderr_line(line: fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr(), "{line}");
 }
 
 /// The printing thread of a listener.

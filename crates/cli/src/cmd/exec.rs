@@ -11,6 +11,7 @@ use msg_net::{ConnectOptions, Link, Transport, exec, resolve};
 use msg_proto::exec::{Command, Exit};
 
 use crate::args::{AuthArgs, TcpArgs, parse_host_port, parse_positive_duration, usage};
+use crate::output::stderr_line;
 
 /// Options of `msg exec`.
 #[derive(Debug, Args)]
@@ -70,8 +71,12 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     .await
     .with_context(|| format!("cannot run the command on {addr}"))?;
     match &exit {
-        Exit::Refused(reason) => eprintln!("msg: the listener refused the command: {reason}"),
-        Exit::Killed(reason) => eprintln!("msg: {reason}"),
+        Exit::Refused(reason) => {
+            stderr_line(format_args!(
+                "msg: the listener refused the command: {reason}"
+            ));
+        }
+        Exit::Killed(reason) => stderr_line(format_args!("msg: {reason}")),
         _ => {}
     }
     Ok(ExitCode::from(u8::try_from(exit.code()).unwrap_or(u8::MAX)))

@@ -142,13 +142,13 @@ async fn send_file(
     let sent = sent.with_context(|| format!("cannot send {}", path.display()))?;
     if !quiet {
         let secs = sent.elapsed.as_secs_f64();
-        eprintln!(
+        crate::output::stderr_line(format_args!(
             "sent {}: {} bytes in {secs:.2} s ({:.1} MB/s), blake3 {} verified by the receiver",
             sent.name,
             sent.size,
             sent.size as f64 / secs.max(1e-9) / 1e6,
             sent.hash()
-        );
+        ));
     }
     Ok(())
 }
