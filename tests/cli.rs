@@ -656,7 +656,7 @@ fn help_shows_examples() {
 
 #[test]
 fn nagle_can_be_turned_back_on() {
-    let listener = Listener::start(TCP, "127.0.0.1", &["--count", "2", "--nodelay=false"]);
+    let listener = Listener::start(TCP, "127.0.0.1", &["--count", "2", "--nodelay", "false"]);
     let sent = run(
         &[
             "send",

@@ -61,10 +61,13 @@ pub(crate) struct TcpArgs {
           value_parser = parse_max_frame)]
     pub(crate) max_frame: usize,
 
-    /// Set TCP_NODELAY, so each message leaves at once (--nodelay=false lets
-    /// Nagle's algorithm coalesce small writes)
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    /// Set TCP_NODELAY, so each message leaves at once (`--nodelay false`
+    /// lets Nagle's algorithm coalesce small writes)
+    // Always with a value, as `msg bench --nodelay` takes it: an optional
+    // value would either swallow the address that follows (`--nodelay
+    // 127.0.0.1:9000`) or, with require_equals, leave `--nodelay false` to
+    // be read as the address.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
     pub(crate) nodelay: bool,
 }
 
