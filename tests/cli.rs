@@ -777,3 +777,49 @@ fn a_log_line_on_a_closed_stderr_does_not_stop_the_listener() {
         .unwrap();
     assert_eq!((status.code(), out.as_str()), (Some(0), "after\n"));
 }
+
+// ---- host names with several addresses ---------------------------------------
+
+#[test]
+fn a_host_name_is_tried_at_each_of_its_addresses() {
+    use std::net::ToSocketAddrs;
+    let all: Vec<_> = ("localhost", 9).to_socket_addrs().unwrap().collect();
+    if all.len() < 2 {
+        // Here (see /etc/hosts) localhost has one address; the fallback
+        // itself is unit-tested in crates/cli/src/cmd/mod.rs.
+        eprintln!("localhost resolves to {all:?} only: skipping");
+        return;
+    }
+    // A listener on the last address only (127.0.0.1 when localhost is
+    // ::1 first): the ones before it refuse.
+    let last = all.last().unwrap().to_string();
+    let host = last.rsplit_once(':').unwrap().0;
+    let listener = Listener::start(TCP, host, &["--count", "1"]);
+    let port = listener.addr.port();
+    if all
+        .iter()
+        .any(|a| a.ip() != listener.addr.ip() && TcpStream::connect((a.ip(), port)).is_ok())
+    {
+        eprintln!("port {port} is also open on another address of localhost: skipping");
+        return;
+    }
+    let name = format!("localhost:{port}");
+    let sent = run(&["send", TCP, &name, "via the last address"], None);
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    assert_eq!(listener.finish().lines(), ["via the last address"]);
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run(&["send", TCP, &format!("localhost:{port}"), "x"], None);
+    assert_fails(
+        &out,
+        1,
+        &format!(
+            "cannot connect to localhost:{port} at any of its {} addresses",
+            all.len()
+        ),
+    );
+}

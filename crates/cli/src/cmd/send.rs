@@ -10,13 +10,14 @@ use bytes::Bytes;
 use clap::Args;
 use msg_net::auth::printable;
 use msg_net::raw::RawLink;
-use msg_net::{ConnectOptions, Link, Transport, data, resolve};
+use msg_net::{ConnectOptions, Link, Transport, data};
 use msg_proto::Kind;
 use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
 use tokio::time::timeout;
 use tracing::debug;
 
 use crate::args::{AuthArgs, TcpArgs, TransportArg, UsageError, parse_host_port, usage};
+use crate::cmd::connect_any;
 use crate::output::Format;
 
 #[derive(Debug, Args)]
@@ -84,14 +85,14 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             "files need --tcp: UDP does not promise delivery, and a file must arrive whole",
         ));
     }
-    let addr = resolve(&args.addr).await?;
     if !args.file.is_empty() {
         let options = ConnectOptions {
             tcp: args.tcp.options(),
             timeout: Some(args.timeout),
             auth,
         };
-        let mut link = Link::connect(transport, addr, &options).await?;
+        let (mut link, _) =
+            connect_any(&args.addr, |addr| Link::connect(transport, addr, &options)).await?;
         for path in &args.file {
             send_file(&mut link, path, args.timeout, quiet).await?;
         }
@@ -107,7 +108,10 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         timeout: Some(args.timeout),
         auth,
     };
-    let mut sender = Sender::connect(transport, addr, args.raw, &options).await?;
+    let (mut sender, addr) = connect_any(&args.addr, |addr| {
+        Sender::connect(transport, addr, args.raw, &options)
+    })
+    .await?;
     let mut seq = 0;
     while let Some(body) = source.next().await? {
         seq += 1;
