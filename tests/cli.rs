@@ -823,3 +823,87 @@ fn a_host_name_is_tried_at_each_of_its_addresses() {
         ),
     );
 }
+
+// ---- escapes and NUL-terminated records -----------------------------------
+
+/// A body that would retitle a terminal window, ring its bell and split
+/// itself over two lines if printed as it is.
+const HOSTILE: &str = "a\x1b]0;title\x07b\nc";
+/// How it is shown escaped: one line of plain text.
+const HOSTILE_ESCAPED: &str = r"a\x1b]0;title\x07b\nc";
+
+fn send_udp_data(listener: &Listener, seq: u64, body: &str) {
+    udp_peer()
+        .send_to(
+            &datagram(&Message::new(Kind::Data, seq, body.to_owned())),
+            listener.addr,
+        )
+        .unwrap();
+}
+
+#[test]
+fn escape_always_shows_control_characters_as_text_on_one_line() {
+    let listener = Listener::start(UDP, "127.0.0.1", &["--count", "1", "--escape", "always"]);
+    send_udp_data(&listener, 1, HOSTILE);
+    let out = listener.finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, format!("{HOSTILE_ESCAPED}\n"));
+}
+
+#[test]
+fn into_a_pipe_bodies_are_the_exact_bytes() {
+    // Tests never have a terminal: auto is the pipe case.
+    for args in [&[][..], &["--escape", "auto"], &["--escape", "never"]] {
+        let listener = Listener::start(UDP, "127.0.0.1", &[&["--count", "1"], args].concat());
+        send_udp_data(&listener, 1, HOSTILE);
+        let out = listener.finish();
+        assert_eq!(
+            out.stdout_bytes(),
+            format!("{HOSTILE}\n").as_bytes(),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn null_ends_each_body_with_a_nul_byte() {
+    let listener = Listener::start(UDP, "127.0.0.1", &["--count", "2", "-0"]);
+    send_udp_data(&listener, 1, "two\nlines");
+    send_udp_data(&listener, 2, "one");
+    assert_eq!(listener.finish().stdout_bytes(), b"two\nlines\0one\0");
+
+    let out = run(&["listen", UDP, "--json", "--null", "127.0.0.1:0"], None);
+    assert_fails(&out, 2, "cannot be used with");
+}
+
+#[test]
+fn send_reply_is_escaped_and_terminated_as_asked() {
+    let listener = Listener::start(TCP, "127.0.0.1", &["--count", "2", "--reply", "echo"]);
+    let addr = listener.addr_arg();
+    let sent = run(
+        &["send", TCP, "--reply", "--escape", "always", &addr, HOSTILE],
+        None,
+    );
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    assert_eq!(sent.stdout, format!("{HOSTILE_ESCAPED}\n"));
+    let sent = run(&["send", TCP, "--reply", "-0", &addr, HOSTILE], None);
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    assert_eq!(sent.stdout_bytes(), format!("{HOSTILE}\0").as_bytes());
+    assert_eq!(
+        listener.finish().stdout_bytes(),
+        format!("{HOSTILE}\n{HOSTILE}\n").as_bytes()
+    );
+}
+
+#[test]
+fn raw_tcp_escaped_is_each_reads_bytes_escaped_and_nothing_added() {
+    let listener = Listener::start(
+        TCP,
+        "127.0.0.1",
+        &["--raw", "--count", "1", "--escape", "always", "-0"],
+    );
+    let mut peer = tcp_peer(&listener);
+    peer.write_all(b"x\r\ny\x1b\xff").unwrap();
+    let out = listener.finish();
+    assert_eq!(out.stdout, r"x\r\ny\x1b\xff");
+}

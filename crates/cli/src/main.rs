@@ -9,8 +9,8 @@
 //!   it: `send`, `listen`, `bench` (UDP and TCP side by side), `exec`
 //!   (a command on an authenticated listener), and `completions` (shell
 //!   completions and the man page).
-//! - `output`: how messages are printed (plain lines or JSON), on a thread
-//!   of its own for a listener.
+//! - `output`: how messages are printed (plain lines or JSON, escaped for
+//!   a terminal), on a thread of its own for a listener.
 //!
 //! Exit codes: 0 success, 1 runtime error, 2 usage error. A closed stdout
 //! (`msg listen | head -1`) is success, as it is for other Unix filters. A

@@ -16,9 +16,10 @@ use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
 use tokio::time::timeout;
 use tracing::debug;
 
-use crate::args::{AuthArgs, TcpArgs, TransportArg, UsageError, parse_host_port, usage};
+use crate::args::{
+    AuthArgs, OutputArgs, TcpArgs, TransportArg, UsageError, parse_host_port, usage,
+};
 use crate::cmd::connect_any;
-use crate::output::Format;
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
@@ -53,6 +54,9 @@ pub(crate) struct SendArgs {
     /// How long to wait to connect and for each reply, e.g. 500ms, 2s
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     pub(crate) timeout: Duration,
+
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
 
     #[command(flatten)]
     pub(crate) tcp: TcpArgs,
@@ -99,10 +103,9 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         return Ok(link.close(args.timeout).await?);
     }
     let mut source = Source::new(&args.messages, raw_tcp);
-    let printer = Format {
-        json: false,
-        newline: true,
-    };
+    // Each reply whole, on its own line (raw TCP too: a reply is what was
+    // read back for one message).
+    let printer = args.output.format(false, false);
     let options = ConnectOptions {
         tcp: args.tcp.options(),
         timeout: Some(args.timeout),
