@@ -148,12 +148,12 @@ fn each_stdin_line_is_one_message() {
         let listener = Listener::start(transport, "127.0.0.1", &["--count", "3"]);
         let sent = run(
             &["send", transport, &listener.addr_arg()],
-            Some(b"one\r\ntwo\nthree"),
+            Some(b"one\ntwo\nthree"),
         );
         assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
         assert_eq!(
-            listener.finish().lines(),
-            ["one", "two", "three"],
+            listener.finish().stdout_bytes(),
+            b"one\ntwo\nthree\n",
             "{transport}"
         );
     }
@@ -285,7 +285,11 @@ fn raw_udp_carries_65507_bytes_whole_and_refuses_65508() {
 
     let too_big = "x".repeat(65_508);
     let refused = run(&["send", UDP, "--raw", "127.0.0.1:9", &too_big], None);
-    assert_eq!(refused.code(), Some(1));
+    assert_eq!(
+        refused.code(),
+        Some(2),
+        "an argument's size is a usage error"
+    );
     assert!(
         refused
             .stderr
@@ -455,7 +459,7 @@ fn oversize_udp_message_is_refused_before_sending() {
     let out = run(&["send", UDP, &addr, &"y".repeat(70_000)], None);
     assert_fails(
         &out,
-        1,
+        2,
         "message is 70000 bytes; a UDP datagram holds at most 65507 bytes on IPv4 \
          (65479 for the body after a 28-byte header)",
     );
@@ -481,7 +485,7 @@ fn oversize_tcp_message_is_refused_before_sending() {
     );
     assert_fails(
         &out,
-        1,
+        2,
         "message is 100 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
          (72 for the body after a 28-byte header)",
     );
@@ -906,4 +910,149 @@ fn raw_tcp_escaped_is_each_reads_bytes_escaped_and_nothing_added() {
     peer.write_all(b"x\r\ny\x1b\xff").unwrap();
     let out = listener.finish();
     assert_eq!(out.stdout, r"x\r\ny\x1b\xff");
+}
+
+// ---- stdin: bounded lines ----------------------------------------------------
+
+#[test]
+fn a_carriage_return_is_part_of_the_line_unless_crlf() {
+    for (args, bodies) in [(&[][..], ["a\r", "b"]), (&["--crlf"], ["a", "b"])] {
+        let listener = Listener::start(UDP, "127.0.0.1", &["--count", "2", "--json"]);
+        let sent = run(
+            &[&["send", UDP, &listener.addr_arg()][..], args].concat(),
+            Some(b"a\r\nb\n"),
+        );
+        assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+        let records = json_lines(&listener.finish().stdout);
+        let got: Vec<_> = records
+            .iter()
+            .map(|r| r["body"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, bodies, "{args:?}");
+    }
+}
+
+#[test]
+fn an_endless_stdin_line_is_refused_at_the_limit_without_reading_it_all() {
+    let receiver = udp_peer();
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let addr = receiver.local_addr().unwrap().to_string();
+    // `msg send --udp ADDR < /dev/zero` once read until memory ran out.
+    let started = std::time::Instant::now();
+    let mut child = support::msg()
+        .args(["send", UDP, &addr])
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_bounded(&mut child);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        "msg: line 1 is longer than 65479 bytes, the largest message a UDP datagram holds \
+         on IPv4 (65507 bytes less a 28-byte header)\n"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        receiver.recv_from(&mut [0; 16]).is_err(),
+        "nothing was sent"
+    );
+
+    // A 1 MiB line, then more: the lines before it were sent.
+    let mut input = b"first\n".to_vec();
+    input.extend(std::iter::repeat_n(0, 1 << 20));
+    input.extend_from_slice(b"\nnever\n");
+    let out = run(&["send", UDP, &addr], Some(&input));
+    assert_fails(&out, 1, "line 2 is longer than 65479 bytes");
+    let mut buf = [0; 64];
+    let (n, _) = receiver.recv_from(&mut buf).unwrap();
+    assert!(buf[..n].ends_with(b"first"));
+    assert!(receiver.recv_from(&mut buf).is_err(), "only the first line");
+}
+
+#[test]
+fn a_tcp_line_may_be_as_long_as_max_frame_allows() {
+    let listener = Listener::start(TCP, "127.0.0.1", &["--count", "1"]);
+    let line = "z".repeat(72);
+    let fits = format!("{line}\r\n");
+    let sent = run(
+        &[
+            "send",
+            TCP,
+            "--max-frame",
+            "100",
+            "--crlf",
+            &listener.addr_arg(),
+        ],
+        Some(fits.as_bytes()),
+    );
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    assert_eq!(listener.finish().lines(), [line.as_str()]);
+
+    // Without --crlf the "\r" is part of the line: one byte too many. (The
+    // kernel accepts the connection into the backlog; nobody reads it.)
+    let quiet = TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = run(
+        &[
+            "send",
+            TCP,
+            "--max-frame",
+            "100",
+            &quiet.local_addr().unwrap().to_string(),
+        ],
+        Some(fits.as_bytes()),
+    );
+    assert_fails(
+        &out,
+        1,
+        "line 1 is longer than 72 bytes, the largest message a TCP frame holds, \
+         set by --max-frame (100 bytes less a 28-byte header)",
+    );
+}
+
+#[test]
+fn raw_tcp_sends_an_endless_stdin_in_pieces_as_it_comes() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    // No newline ever: a stream has no lines to wait for.
+    let mut child = support::msg()
+        .args(["send", TCP, "--raw", &addr])
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    server.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let mut conn = loop {
+        match server.accept() {
+            Ok((conn, _)) => break conn,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(std::time::Instant::now() < deadline, "msg never connected");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(err) => panic!("{err}"),
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut got = vec![1; 4 << 20];
+    conn.read_exact(&mut got).unwrap();
+    assert!(got.iter().all(|&b| b == 0));
+    let _ = child.kill();
+    let _ = child.wait();
 }
