@@ -2,6 +2,7 @@
 //! usage-error type.
 
 use std::fmt;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,6 +11,8 @@ use msg_net::limits::{DEFAULT_MAX_FRAME, HEADER_LEN, TcpOptions};
 use msg_net::{Auth, Reply, Transport};
 use msg_proto::auth::Secret;
 use tracing::warn;
+
+use crate::output::Format;
 
 /// An error in what the user asked for rather than in what happened: `main`
 /// exits with 2 for it, as clap does for the errors it finds itself.
@@ -61,10 +64,13 @@ pub(crate) struct TcpArgs {
           value_parser = parse_max_frame)]
     pub(crate) max_frame: usize,
 
-    /// Set TCP_NODELAY, so each message leaves at once (--nodelay=false lets
-    /// Nagle's algorithm coalesce small writes)
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    /// Set TCP_NODELAY, so each message leaves at once (`--nodelay false`
+    /// lets Nagle's algorithm coalesce small writes)
+    // Always with a value, as `msg bench --nodelay` takes it: an optional
+    // value would either swallow the address that follows (`--nodelay
+    // 127.0.0.1:9000`) or, with require_equals, leave `--nodelay false` to
+    // be read as the address.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
     pub(crate) nodelay: bool,
 }
 
@@ -74,6 +80,51 @@ impl TcpArgs {
             max_frame: self.max_frame,
             nodelay: self.nodelay,
         }
+    }
+}
+
+/// When bodies are shown escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum EscapeArg {
+    /// When stdout is a terminal
+    Auto,
+    /// Always, into a pipe or a file too
+    Always,
+    /// Never: the bytes as they came, on a terminal too
+    Never,
+}
+
+/// How bodies are printed: listen's messages, send's replies (--reply).
+#[derive(Debug, Args)]
+pub(crate) struct OutputArgs {
+    /// Show control characters in bodies as escapes (`\n`, `\r`, `\x1b`;
+    /// bytes that are not UTF-8 as `\xNN`), so that one message is one line
+    /// and no peer can drive the terminal. `auto` escapes when stdout is a
+    /// terminal; into a pipe or a file the bytes go unchanged
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = EscapeArg::Auto)]
+    pub(crate) escape: EscapeArg,
+
+    /// End each body with a NUL byte instead of a newline, for exact
+    /// machine reading (`xargs -0`); not with --json
+    #[arg(short = '0', long)]
+    pub(crate) null: bool,
+}
+
+impl OutputArgs {
+    /// The format for bodies; a `stream` (raw TCP) gets nothing after each
+    /// chunk.
+    pub(crate) fn format(&self, json: bool, stream: bool) -> Format {
+        let end = match (stream, self.null) {
+            (true, _) => None,
+            (false, true) => Some(b'\0'),
+            (false, false) => Some(b'\n'),
+        };
+        let escape = match self.escape {
+            EscapeArg::Auto => std::io::stdout().is_terminal(),
+            EscapeArg::Always => true,
+            EscapeArg::Never => false,
+        };
+        Format { json, end, escape }
     }
 }
 

@@ -100,11 +100,20 @@ mod tests {
 
     #[test]
     fn nodelay_takes_an_explicit_value() {
-        let cli = Cli::try_parse_from(["msg", "listen", "--tcp", "--nodelay=false"]).unwrap();
-        let Command::Listen(args) = cli.command else {
-            panic!("listen")
-        };
-        assert!(!args.tcp.nodelay);
+        for nodelay in [&["--nodelay=false"][..], &["--nodelay", "false"]] {
+            let cli =
+                Cli::try_parse_from(["msg", "listen", "--tcp"].iter().chain(nodelay)).unwrap();
+            let Command::Listen(args) = cli.command else {
+                panic!("listen")
+            };
+            assert!(!args.tcp.nodelay, "{nodelay:?}");
+            assert_eq!(args.addr, "127.0.0.1:9000", "{nodelay:?}");
+        }
+        // A missing value is reported against --nodelay, not the address.
+        let err = Cli::try_parse_from(["msg", "listen", "--tcp", "--nodelay", "127.0.0.1:9"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--nodelay"), "{err}");
         assert!(Cli::try_parse_from(["msg", "listen", "--tcp", "--udp"]).is_err());
         assert!(Cli::try_parse_from(["msg", "listen"]).is_err());
         assert!(Cli::try_parse_from(["msg", "listen", "--udp", "--count", "0"]).is_err());

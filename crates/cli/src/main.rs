@@ -10,11 +10,16 @@
 //!   (a command on an authenticated listener), `demo` (the sticky-packet
 //!   lesson, the one module that calls the transports directly), and
 //!   `completions` (shell completions and the man page).
-//! - `output`: how messages are printed (plain lines or JSON), on a thread
-//!   of its own for a listener.
+//! - `output`: how messages are printed (plain lines or JSON, escaped for
+//!   a terminal), on a thread of its own for a listener.
 //!
 //! Exit codes: 0 success, 1 runtime error, 2 usage error. A closed stdout
-//! (`msg listen | head -1`) is success, as it is for other Unix filters.
+//! (`msg listen | head -1`) is success, as it is for other Unix filters. A
+//! closed stderr changes nothing: what would have gone there is lost, and
+//! the exit code still says how it went (`eprintln!`, which panics when it
+//! cannot write, is not used; clippy's `print_stderr` keeps it out).
+
+#![warn(clippy::print_stderr)]
 
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
@@ -37,7 +42,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("msg: {err:#}");
+            output::stderr_line(format_args!("msg: {err:#}"));
             if err.downcast_ref::<args::UsageError>().is_some() {
                 ExitCode::from(2)
             } else {
@@ -127,6 +132,9 @@ fn init_tracing(verbosity: &cli::Verbosity) {
         .with_target(false)
         .with_ansi(io::stderr().is_terminal())
         .without_time()
+        // On a failed write it would report the failure with `eprintln!`,
+        // to the same broken stderr, and panic.
+        .log_internal_errors(false)
         .init();
 }
 

@@ -2,12 +2,19 @@
 //!
 //! Only data goes here; logs go to stderr through `tracing`.
 //!
+//! A body is a peer's bytes. On a terminal they are shown escaped
+//! ([`write_escaped`]): an ESC or a CR from the network must not move the
+//! cursor, retitle the window or forge the lines around it, and a newline
+//! inside a body must not split one message into two lines. Into a pipe or
+//! a file they go unchanged: there they are data, and the reader decides.
+//!
 //! A listener prints from a thread of its own ([`spawn_writer`]), fed by
 //! msg-net's byte-bounded event queue: a stdout that stops draining (a
 //! pager left unscrolled, a terminal paused with Ctrl-S) then blocks only
 //! that thread, while the runtime goes on answering pings, replying and
 //! accepting.
 
+use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
 use std::thread::{self, JoinHandle};
@@ -22,9 +29,14 @@ use tokio::sync::watch;
 pub(crate) struct Format {
     /// One JSON object per line instead of the bare body.
     pub(crate) json: bool,
-    /// A newline after each body. Raw TCP chunks are printed as they
-    /// arrived, with no newline added: the stream's bytes, exactly.
-    pub(crate) newline: bool,
+    /// The byte after each body: a newline, or NUL (`-0`). `None` for raw
+    /// TCP, whose chunks are printed as they arrived, nothing added: the
+    /// stream's bytes, exactly. JSON lines always end in a newline.
+    pub(crate) end: Option<u8>,
+    /// Show control characters and bytes that are not UTF-8 as escapes
+    /// ([`write_escaped`]); in JSON, which escapes C0 itself, DEL and C1
+    /// too.
+    pub(crate) escape: bool,
 }
 
 #[derive(Serialize)]
@@ -61,12 +73,21 @@ impl Format {
                     .is_none()
                     .then(|| base64::engine::general_purpose::STANDARD.encode(body)),
             };
-            serde_json::to_writer(&mut *out, &record)?;
+            if self.escape {
+                let json = serde_json::to_vec(&record)?;
+                write_json_escaped(out, &json)?;
+            } else {
+                serde_json::to_writer(&mut *out, &record)?;
+            }
             out.write_all(b"\n")
         } else {
-            out.write_all(body)?;
-            if self.newline {
-                out.write_all(b"\n")?;
+            if self.escape {
+                write_escaped(out, body)?;
+            } else {
+                out.write_all(body)?;
+            }
+            if let Some(end) = self.end {
+                out.write_all(&[end])?;
             }
             Ok(())
         }
@@ -114,6 +135,83 @@ impl Format {
         self.write(&mut out, peer, seq, body)?;
         out.flush()
     }
+}
+
+/// Writes `bytes` so that nothing in them can reach a terminal as a
+/// control: `\n` and `\r` as those two characters, every other control
+/// character (C0, DEL, C1) and every byte that is not UTF-8 as `\xNN`, one
+/// per byte. A tab stays a tab, and printable text, ASCII or not, stays as
+/// it is. A backslash stays too: this is for eyes, not for decoding (a
+/// pipe gets the bytes unchanged, `--json` a lossless form).
+pub(crate) fn write_escaped(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    if !bytes.iter().any(|&b| needs_a_look(b)) {
+        return out.write_all(bytes);
+    }
+    for chunk in bytes.utf8_chunks() {
+        let text = chunk.valid();
+        let mut plain = 0;
+        for (at, c) in text.char_indices() {
+            if c == '\t' || !c.is_control() {
+                continue;
+            }
+            out.write_all(&text.as_bytes()[plain..at])?;
+            plain = at + c.len_utf8();
+            match c {
+                '\n' => out.write_all(b"\\n")?,
+                '\r' => out.write_all(b"\\r")?,
+                // C1 controls are two bytes in UTF-8: each is shown.
+                c => {
+                    for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                        write!(out, "\\x{b:02x}")?;
+                    }
+                }
+            }
+        }
+        out.write_all(&text.as_bytes()[plain..])?;
+        for b in chunk.invalid() {
+            write!(out, "\\x{b:02x}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `b` may need escaping: a control byte other than tab, DEL, or
+/// any byte of a multi-byte (or broken) UTF-8 sequence.
+fn needs_a_look(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b >= 0x7f
+}
+
+/// Writes serde_json's output with DEL and the C1 controls (U+0080 to
+/// U+009F) as `\u` escapes: serde_json escapes only C0, and a terminal may
+/// take U+009B for CSI. The JSON decodes to the same string. In valid UTF-8
+/// JSON, byte 0x7F is DEL and 0xC2 followed by 0x80..=0x9F is a C1
+/// control, both only ever inside strings.
+fn write_json_escaped(out: &mut impl Write, json: &[u8]) -> io::Result<()> {
+    let mut plain = 0;
+    let mut at = 0;
+    while at < json.len() {
+        let (code, len) = match json[at..] {
+            [0x7f, ..] => (0x7f, 1),
+            [0xc2, b @ 0x80..=0x9f, ..] => (b, 2),
+            _ => {
+                at += 1;
+                continue;
+            }
+        };
+        out.write_all(&json[plain..at])?;
+        write!(out, "\\u{code:04x}")?;
+        at += len;
+        plain = at;
+    }
+    out.write_all(&json[plain..])
+}
+
+/// Writes one line to stderr, for the messages that are not logs (the final
+/// error, what a transfer achieved). A failure is ignored: stderr closed
+/// (`msg ... 2>&1 | head -1`) leaves nobody to tell, and must not turn an
+/// exit code into a panic as `eprintln!` would.
+pub(crate) fn stderr_line(line: fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr(), "{line}");
 }
 
 /// The printing thread of a listener.
@@ -290,5 +388,114 @@ impl Writer {
         self.thread
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the output thread panicked")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(bytes: &[u8]) -> String {
+        let mut out = Vec::new();
+        write_escaped(&mut out, bytes).unwrap();
+        String::from_utf8(out).expect("escaped output is UTF-8")
+    }
+
+    #[test]
+    fn a_terminal_title_sequence_becomes_one_line_of_text() {
+        assert_eq!(escaped(b"a\x1b]0;title\x07b\nc"), r"a\x1b]0;title\x07b\nc");
+    }
+
+    #[test]
+    fn each_control_has_its_escape() {
+        assert_eq!(escaped(b"\r\n"), r"\r\n");
+        assert_eq!(escaped(b"\0\x01\x1f\x7f"), r"\x00\x01\x1f\x7f");
+        assert_eq!(escaped(b"tab\tstays"), "tab\tstays");
+        // C1 controls, U+0085 (NEL) and U+009B (CSI), byte by byte.
+        assert_eq!(
+            escaped("\u{85}\u{9b}[2J".as_bytes()),
+            r"\xc2\x85\xc2\x9b[2J"
+        );
+    }
+
+    #[test]
+    fn text_stays_and_broken_utf8_is_shown_byte_by_byte() {
+        assert_eq!(escaped("plain héllo ✓ \\".as_bytes()), "plain héllo ✓ \\");
+        assert_eq!(escaped(b"\xff\xfeok"), r"\xff\xfeok");
+        // A check mark cut short, as a raw TCP read may end.
+        assert_eq!(escaped(b"ok\xe2\x9c"), r"ok\xe2\x9c");
+        assert_eq!(escaped(b"\xe2\x9c\x93\xc2"), "✓\\xc2");
+        assert_eq!(escaped(b""), "");
+    }
+
+    #[test]
+    fn no_escaped_output_holds_a_control_byte_other_than_tab() {
+        let every_byte: Vec<u8> = (0..=255).collect();
+        let out = escaped(&every_byte);
+        assert!(out.chars().all(|c| c == '\t' || !c.is_control()), "{out:?}");
+        let mut pairs = Vec::new();
+        for b in 0x80..=0xbf {
+            pairs.extend_from_slice(&[0xc2, b]);
+        }
+        let out = escaped(&pairs);
+        assert!(out.chars().all(|c| !c.is_control()), "{out:?}");
+    }
+
+    #[test]
+    fn json_escapes_del_and_c1_and_still_decodes() {
+        let body = "a\u{7f}b\u{9b}c\u{a0}é\x1b";
+        let mut out = Vec::new();
+        write_json_escaped(&mut out, &serde_json::to_vec(body).unwrap()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        // NBSP (U+00A0) is no control: it stays.
+        assert_eq!(text, "\"a\\u007fb\\u009bc\u{a0}é\\u001b\"");
+        assert_eq!(serde_json::from_str::<String>(&text).unwrap(), body);
+    }
+
+    #[test]
+    fn records_end_as_asked() {
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let print = |format: Format, body: &[u8]| {
+            let mut out = Vec::new();
+            format.write(&mut out, peer, Some(1), body).unwrap();
+            out
+        };
+        let lines = Format {
+            json: false,
+            end: Some(b'\n'),
+            escape: false,
+        };
+        assert_eq!(print(lines, b"a\nb"), b"a\nb\n");
+        let nul = Format {
+            end: Some(0),
+            ..lines
+        };
+        assert_eq!(print(nul, b"a\nb"), b"a\nb\0");
+        let escaped_nul = Format {
+            escape: true,
+            ..nul
+        };
+        assert_eq!(print(escaped_nul, b"a\0b"), b"a\\x00b\0");
+        let stream = Format { end: None, ..lines };
+        assert_eq!(print(stream, b"chunk\r\n"), b"chunk\r\n");
+        let escaped_stream = Format {
+            escape: true,
+            ..stream
+        };
+        assert_eq!(print(escaped_stream, b"chunk\r\n"), b"chunk\\r\\n");
+        let json = Format {
+            json: true,
+            escape: true,
+            ..nul
+        };
+        assert_eq!(
+            print(json, "\u{9b}".as_bytes()),
+            concat!(
+                r#"{"peer":"127.0.0.1:1","seq":1,"len":2,"body":"\u009b"}"#,
+                "\n"
+            )
+            .as_bytes(),
+            "JSON ends in a newline, whatever -0 says"
+        );
     }
 }

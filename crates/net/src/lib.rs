@@ -11,7 +11,8 @@
 //!
 //! # Layout
 //!
-//! - [`transport`](Transport): which transport, and [`resolve`].
+//! - [`transport`](Transport): which transport, [`resolve`] (to bind) and
+//!   [`resolve_all`] (to connect).
 //! - [`link`](Link): a framed conversation with one peer, connected over
 //!   either transport, whole or [split](Link::split) into [`Tx`] and [`Rx`].
 //! - [`listener`](Listener): a socket bound over either transport.
@@ -93,4 +94,4 @@ pub use link::{ConnectOptions, Link, Rx, Tx};
 pub use listener::Listener;
 pub use msg_proto::{DiscardCounter, Stats};
 pub use serve::{ServeConfig, serve};
-pub use transport::{Transport, resolve};
+pub use transport::{Transport, resolve, resolve_all};

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use msg_net::{ConnectOptions, Link, Transport, exec, resolve};
+use msg_net::{ConnectOptions, Link, Transport, exec};
 use msg_proto::exec::{Command, Exit};
 
 use crate::args::{AuthArgs, TcpArgs, parse_host_port, parse_positive_duration, usage};
+use crate::cmd::connect_any;
+use crate::output::stderr_line;
 
 /// Options of `msg exec`.
 #[derive(Debug, Args)]
@@ -52,13 +54,15 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     }
     let command = Command::new(args.command.iter().map(bytes).collect())
         .map_err(|err| usage(err.to_string()))?;
-    let addr = resolve(&args.addr).await?;
     let options = ConnectOptions {
         tcp: args.tcp.options(),
         timeout: Some(args.timeout),
         auth,
     };
-    let mut link = Link::connect(Transport::Tcp, addr, &options).await?;
+    let (mut link, addr) = connect_any(&args.addr, |addr| {
+        Link::connect(Transport::Tcp, addr, &options)
+    })
+    .await?;
     let stdin = exec::stdin_pieces(std::io::stdin());
     let exit = exec::run(
         &mut link,
@@ -70,8 +74,12 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     .await
     .with_context(|| format!("cannot run the command on {addr}"))?;
     match &exit {
-        Exit::Refused(reason) => eprintln!("msg: the listener refused the command: {reason}"),
-        Exit::Killed(reason) => eprintln!("msg: {reason}"),
+        Exit::Refused(reason) => {
+            stderr_line(format_args!(
+                "msg: the listener refused the command: {reason}"
+            ));
+        }
+        Exit::Killed(reason) => stderr_line(format_args!("msg: {reason}")),
         _ => {}
     }
     Ok(ExitCode::from(u8::try_from(exit.code()).unwrap_or(u8::MAX)))

@@ -23,9 +23,10 @@ use msg_net::{
 use tracing::{info, warn};
 
 use crate::args::{
-    AuthArgs, ReplyArg, TcpArgs, TransportArg, parse_host_port, parse_positive_duration, usage,
+    AuthArgs, OutputArgs, ReplyArg, TcpArgs, TransportArg, parse_host_port,
+    parse_positive_duration, usage,
 };
-use crate::output::{self, Format, Tally};
+use crate::output::{self, Tally};
 
 /// After Ctrl-C, how long the printing thread gets to write what is
 /// queued; a stdout that is blocked does not hold the exit up longer.
@@ -55,8 +56,11 @@ pub(crate) struct ListenArgs {
 
     /// One JSON object per line: {"peer":..,"seq":..,"len":..,"body":..}
     /// ("body_b64" when the body is not UTF-8)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "null")]
     pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
 
     /// Poll the sockets in a loop instead of sleeping until a message
     /// arrives: lower latency when the peer runs on another core, at the
@@ -253,10 +257,9 @@ pub(crate) async fn run(
     info!("listening on {listener}");
 
     let (events, received) = Events::channel();
-    let format = Format {
-        json: args.json,
-        newline: !(args.raw && transport == Transport::Tcp),
-    };
+    let format = args
+        .output
+        .format(args.json, args.raw && transport == Transport::Tcp);
     let tally = Arc::new(Tally::default());
     let mut writer = output::spawn_writer(received, format, args.count, Arc::clone(&tally))
         .context("cannot start the output thread")?;

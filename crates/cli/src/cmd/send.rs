@@ -9,15 +9,19 @@ use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use clap::Args;
 use msg_net::auth::printable;
+use msg_net::limits::{Family, HEADER_LEN, Overhead};
 use msg_net::raw::RawLink;
-use msg_net::{ConnectOptions, Link, Transport, data, resolve};
+use msg_net::{ConnectOptions, Link, Transport, data};
 use msg_proto::Kind;
-use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
+use msg_proto::auth::{TAG_LEN, UDP_TRAILER_LEN};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader, Stdin};
 use tokio::time::timeout;
 use tracing::debug;
 
-use crate::args::{AuthArgs, TcpArgs, TransportArg, UsageError, parse_host_port, usage};
-use crate::output::Format;
+use crate::args::{
+    AuthArgs, OutputArgs, TcpArgs, TransportArg, UsageError, parse_host_port, usage,
+};
+use crate::cmd::connect_any;
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
@@ -46,12 +50,21 @@ pub(crate) struct SendArgs {
     pub(crate) reply: bool,
 
     /// No header and no framing: the bytes alone, for netcat and socat
+    /// (over TCP, stdin goes as it is read, with no lines)
     #[arg(long)]
     pub(crate) raw: bool,
+
+    /// Strip "\r\n" from the end of each stdin line, not only "\n" (by
+    /// default a "\r" before the newline is part of the message)
+    #[arg(long)]
+    pub(crate) crlf: bool,
 
     /// How long to wait to connect and for each reply, e.g. 500ms, 2s
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     pub(crate) timeout: Duration,
+
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
 
     #[command(flatten)]
     pub(crate) tcp: TcpArgs,
@@ -84,30 +97,49 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             "files need --tcp: UDP does not promise delivery, and a file must arrive whole",
         ));
     }
-    let addr = resolve(&args.addr).await?;
     if !args.file.is_empty() {
         let options = ConnectOptions {
             tcp: args.tcp.options(),
             timeout: Some(args.timeout),
             auth,
         };
-        let mut link = Link::connect(transport, addr, &options).await?;
+        let (mut link, _) =
+            connect_any(&args.addr, |addr| Link::connect(transport, addr, &options)).await?;
         for path in &args.file {
             send_file(&mut link, path, args.timeout, quiet).await?;
         }
         return Ok(link.close(args.timeout).await?);
     }
-    let mut source = Source::new(&args.messages, raw_tcp);
-    let printer = Format {
-        json: false,
-        newline: true,
-    };
+    let authenticated = auth.is_some();
+    // Arguments are known before anything is sent, so one too large is a
+    // usage error, like an empty one on raw TCP. A TCP frame's limit is
+    // known before connecting; a UDP datagram's depends on the address
+    // family, known once connected (which sends nothing).
+    if transport == Transport::Tcp {
+        if let Some(limit) = BodyLimit::tcp(args.tcp.max_frame, authenticated, args.raw) {
+            limit.check_args(&args.messages)?;
+        }
+    }
+    // Each reply whole, on its own line (raw TCP too: a reply is what was
+    // read back for one message).
+    let printer = args.output.format(false, false);
     let options = ConnectOptions {
         tcp: args.tcp.options(),
         timeout: Some(args.timeout),
         auth,
     };
-    let mut sender = Sender::connect(transport, addr, args.raw, &options).await?;
+    let (mut sender, addr) = connect_any(&args.addr, |addr| {
+        Sender::connect(transport, addr, args.raw, &options)
+    })
+    .await?;
+    let limit = match transport {
+        Transport::Udp => Some(BodyLimit::udp(Family::of(&addr), authenticated, args.raw)),
+        Transport::Tcp => BodyLimit::tcp(args.tcp.max_frame, authenticated, args.raw),
+    };
+    if let Some(limit) = &limit {
+        limit.check_args(&args.messages)?;
+    }
+    let mut source = Source::new(&args.messages, limit, args.crlf);
     let mut seq = 0;
     let mut bytes = 0u64;
     while let Some(body) = source.next().await? {
@@ -152,13 +184,13 @@ async fn send_file(
     let sent = sent.with_context(|| format!("cannot send {}", path.display()))?;
     if !quiet {
         let secs = sent.elapsed.as_secs_f64();
-        eprintln!(
+        crate::output::stderr_line(format_args!(
             "sent {}: {} bytes in {secs:.2} s ({:.1} MB/s), blake3 {} verified by the receiver",
             sent.name,
             sent.size,
             sent.size as f64 / secs.max(1e-9) / 1e6,
             sent.hash()
-        );
+        ));
     }
     Ok(())
 }
@@ -192,23 +224,140 @@ fn no_reply(transport: Transport, seq: u64, addr: SocketAddr, wait: Duration) ->
     }
 }
 
-/// Where the messages come from: the arguments, or stdin a line at a time.
+/// The largest body one message can carry, and what sets it: the numbers
+/// for the errors that refuse a larger one.
+#[derive(Debug, Clone)]
+struct BodyLimit {
+    /// The body's limit.
+    max: usize,
+    /// What carries the message: "a UDP datagram".
+    carrier: &'static str,
+    /// The carrier's own limit, overhead included.
+    total: usize,
+    /// Where that limit comes from: " on IPv4", ", set by --max-frame".
+    source: String,
+    /// What the carrier holds besides the body: "a 28-byte header"; empty
+    /// for a raw datagram.
+    overhead: String,
+}
+
+impl BodyLimit {
+    /// A UDP datagram over `family`, framed (and tagged) or raw.
+    fn udp(family: Family, authenticated: bool, raw: bool) -> Self {
+        let (overhead, text) = match (raw, authenticated) {
+            (true, _) => (Overhead::RAW, String::new()),
+            (false, false) => (Overhead::FRAMED, format!("a {HEADER_LEN}-byte header")),
+            (false, true) => (
+                Overhead::framed_with_tag(UDP_TRAILER_LEN),
+                format!(
+                    "a {HEADER_LEN}-byte header and a {UDP_TRAILER_LEN}-byte \
+                     authentication trailer"
+                ),
+            ),
+        };
+        Self {
+            max: overhead.max_body(family),
+            carrier: "a UDP datagram",
+            total: family.max_payload(),
+            source: format!(" on {family}"),
+            overhead: text,
+        }
+    }
+
+    /// A TCP frame of at most `max_frame` bytes; `None` for raw TCP, a
+    /// stream with no messages to bound.
+    fn tcp(max_frame: usize, authenticated: bool, raw: bool) -> Option<Self> {
+        if raw {
+            return None;
+        }
+        let (tag, overhead) = if authenticated {
+            (
+                TAG_LEN,
+                format!("a {HEADER_LEN}-byte header and a {TAG_LEN}-byte tag"),
+            )
+        } else {
+            (0, format!("a {HEADER_LEN}-byte header"))
+        };
+        Some(Self {
+            max: max_frame.saturating_sub(HEADER_LEN + tag),
+            carrier: "a TCP frame",
+            total: max_frame,
+            source: ", set by --max-frame".to_owned(),
+            overhead,
+        })
+    }
+
+    /// A usage error for the first argument too large to send, in the
+    /// transport's own words (docs/wire.md lists them).
+    fn check_args(&self, messages: &[String]) -> anyhow::Result<()> {
+        let Some(len) = messages.iter().map(String::len).find(|&len| len > self.max) else {
+            return Ok(());
+        };
+        let Self {
+            max,
+            carrier,
+            total,
+            source,
+            overhead,
+        } = self;
+        let body = if overhead.is_empty() {
+            String::new()
+        } else {
+            format!(" ({max} for the body after {overhead})")
+        };
+        Err(usage(format!(
+            "message is {len} bytes; {carrier} holds at most {total} bytes{source}{body}"
+        )))
+    }
+
+    /// The runtime error for stdin line `n`, longer than the limit.
+    fn line_too_long(&self, n: u64) -> anyhow::Error {
+        let Self {
+            max,
+            carrier,
+            total,
+            source,
+            overhead,
+        } = self;
+        let less = if overhead.is_empty() {
+            String::new()
+        } else {
+            format!(" ({total} bytes less {overhead})")
+        };
+        anyhow!(
+            "line {n} is longer than {max} bytes, the largest message {carrier} holds{source}{less}"
+        )
+    }
+}
+
+/// How much raw TCP reads from stdin and sends at a time.
+const STDIN_PIECE: usize = 64 * 1024;
+
+/// Where the messages come from: the arguments, or stdin a line at a time
+/// (a piece at a time for raw TCP).
 enum Source<'a> {
     Args(std::slice::Iter<'a, String>),
     Stdin {
-        lines: BufReader<Stdin>,
-        /// Raw TCP keeps each line's newline: on a stream it is the only
-        /// boundary the other side can see.
-        keep_newline: bool,
+        reader: BufReader<Stdin>,
+        /// The longest line; `None` for raw TCP, which has no lines: what
+        /// stdin gives is sent as it comes, in pieces of at most
+        /// [`STDIN_PIECE`] bytes.
+        limit: Option<BodyLimit>,
+        /// Strip "\r\n", not only "\n".
+        crlf: bool,
+        /// Lines read so far, for the error.
+        lines: u64,
     },
 }
 
 impl<'a> Source<'a> {
-    fn new(messages: &'a [String], keep_newline: bool) -> Self {
+    fn new(messages: &'a [String], limit: Option<BodyLimit>, crlf: bool) -> Self {
         if messages.is_empty() {
             Self::Stdin {
-                lines: BufReader::new(tokio::io::stdin()),
-                keep_newline,
+                reader: BufReader::with_capacity(STDIN_PIECE, tokio::io::stdin()),
+                limit,
+                crlf,
+                lines: 0,
             }
         } else {
             Self::Args(messages.iter())
@@ -221,30 +370,93 @@ impl<'a> Source<'a> {
                 .next()
                 .map(|arg| Bytes::copy_from_slice(arg.as_bytes()))),
             Self::Stdin {
-                lines,
-                keep_newline,
+                reader,
+                limit: None,
+                ..
             } => {
-                let mut line = Vec::new();
-                if lines
-                    .read_until(b'\n', &mut line)
-                    .await
-                    .context("cannot read stdin")?
-                    == 0
-                {
+                let piece = reader.fill_buf().await.context("cannot read stdin")?;
+                if piece.is_empty() {
                     return Ok(None);
                 }
-                if !*keep_newline {
-                    if line.last() == Some(&b'\n') {
-                        line.pop();
-                    }
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
-                    }
+                let piece = Bytes::copy_from_slice(piece);
+                reader.consume(piece.len());
+                Ok(Some(piece))
+            }
+            Self::Stdin {
+                reader,
+                limit: Some(limit),
+                crlf,
+                lines,
+            } => {
+                *lines += 1;
+                let line = read_line(reader, limit.max, *crlf)
+                    .await
+                    .context("cannot read stdin")?;
+                match line {
+                    Line::End => Ok(None),
+                    Line::Body(body) => Ok(Some(body.into())),
+                    Line::TooLong => Err(limit.line_too_long(*lines)),
                 }
-                Ok(Some(line.into()))
             }
         }
     }
+}
+
+/// What [`read_line`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A line, its end stripped.
+    Body(Vec<u8>),
+    /// A line longer than the limit; the rest of it was left unread.
+    TooLong,
+    /// The end of the input.
+    End,
+}
+
+/// Reads one line of at most `max` bytes after "\n" (and with `crlf` a
+/// "\r" before it) is stripped; the last line needs no "\n". A longer
+/// line is refused as soon as it is known to be longer, so no more than
+/// `max` + 2 bytes of it are ever held: `msg send < /dev/zero` must not
+/// read without end.
+async fn read_line(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    max: usize,
+    crlf: bool,
+) -> std::io::Result<Line> {
+    // The line with its end, at most: the body, "\r" with --crlf, "\n".
+    let cap = max + usize::from(crlf) + 1;
+    let mut line = Vec::new();
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            if line.is_empty() {
+                return Ok(Line::End);
+            }
+            break;
+        }
+        let (take, ended) = match available.iter().position(|&b| b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (available.len(), false),
+        };
+        if line.len() + take > cap {
+            return Ok(Line::TooLong);
+        }
+        line.extend_from_slice(&available[..take]);
+        reader.consume(take);
+        if ended {
+            break;
+        }
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if crlf && line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    if line.len() > max {
+        return Ok(Line::TooLong);
+    }
+    Ok(Line::Body(line))
 }
 
 /// Framed messages or raw bytes.
@@ -306,5 +518,97 @@ impl Sender {
             Self::Framed(link) => Ok(link.close(wait).await?),
             Self::Raw(link) => link.finish().await.context("cannot close the connection"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(input: &[u8], max: usize, crlf: bool) -> Vec<Line> {
+        let mut reader = input;
+        let mut out = Vec::new();
+        loop {
+            match read_line(&mut reader, max, crlf).await.unwrap() {
+                Line::End => return out,
+                Line::TooLong => {
+                    out.push(Line::TooLong);
+                    return out;
+                }
+                line => out.push(line),
+            }
+        }
+    }
+
+    fn body(text: &str) -> Line {
+        Line::Body(text.as_bytes().to_vec())
+    }
+
+    #[tokio::test]
+    async fn only_the_newline_is_stripped_unless_crlf() {
+        assert_eq!(
+            lines(b"a\r\nb\n", 10, false).await,
+            [body("a\r"), body("b")]
+        );
+        assert_eq!(lines(b"a\r\nb\n", 10, true).await, [body("a"), body("b")]);
+        assert_eq!(
+            lines(b"\n\nlast", 10, false).await,
+            [body(""), body(""), body("last")]
+        );
+        assert_eq!(lines(b"", 10, false).await, []);
+    }
+
+    #[tokio::test]
+    async fn a_line_may_be_as_long_as_the_limit_and_no_longer() {
+        assert_eq!(
+            lines(b"abc\nabc", 3, false).await,
+            [body("abc"), body("abc")]
+        );
+        assert_eq!(lines(b"abc\r\n", 3, true).await, [body("abc")]);
+        assert_eq!(lines(b"abc\r\n", 3, false).await, [Line::TooLong]);
+        assert_eq!(
+            lines(b"ok\nabcd\n", 3, false).await,
+            [body("ok"), Line::TooLong]
+        );
+        assert_eq!(lines(b"abcd", 3, false).await, [Line::TooLong]);
+        assert_eq!(lines(b"abcd\n", 3, true).await, [Line::TooLong]);
+    }
+
+    #[tokio::test]
+    async fn an_endless_line_is_refused_without_reading_it_all() {
+        let mut zeros = BufReader::new(tokio::io::repeat(0));
+        assert_eq!(
+            read_line(&mut zeros, 1000, false).await.unwrap(),
+            Line::TooLong
+        );
+    }
+
+    #[test]
+    fn the_errors_name_the_limit_and_what_sets_it() {
+        let udp = BodyLimit::udp(Family::V4, false, false);
+        assert_eq!(udp.max, 65_479);
+        assert_eq!(
+            udp.line_too_long(3).to_string(),
+            "line 3 is longer than 65479 bytes, the largest message a UDP datagram holds \
+             on IPv4 (65507 bytes less a 28-byte header)"
+        );
+        let raw = BodyLimit::udp(Family::V6, false, true);
+        assert_eq!(
+            raw.line_too_long(1).to_string(),
+            "line 1 is longer than 65527 bytes, the largest message a UDP datagram holds on IPv6"
+        );
+        let tagged = BodyLimit::udp(Family::V4, true, false);
+        assert_eq!(tagged.max, 65_431);
+        let tcp = BodyLimit::tcp(100, true, false).unwrap();
+        assert_eq!(
+            tcp.check_args(&["x".repeat(41)]).unwrap_err().to_string(),
+            "message is 41 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
+             (40 for the body after a 28-byte header and a 32-byte tag)"
+        );
+        assert!(tcp.check_args(&["x".repeat(40)]).is_ok());
+        assert!(
+            BodyLimit::tcp(100, false, true).is_none(),
+            "raw TCP has no limit"
+        );
     }
 }

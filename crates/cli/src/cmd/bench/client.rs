@@ -59,7 +59,7 @@ impl Target {
         format!("{}{suffix}", self.transport)
     }
 
-    fn connect_options(&self) -> ConnectOptions {
+    pub(crate) fn connect_options(&self) -> ConnectOptions {
         let mut options = ConnectOptions {
             auth: self.auth.clone(),
             ..ConnectOptions::default()

@@ -23,10 +23,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing::info;
 
 use msg_net::limits::{DEFAULT_MAX_FRAME, Family, HEADER_LEN, Overhead, check_size};
-use msg_net::{BusyPoll, Transport, resolve};
+use msg_net::{BusyPoll, Link, Transport, resolve_all};
 use msg_proto::auth::UDP_TRAILER_LEN;
 
 use crate::args::{AuthArgs, parse_host_port, parse_positive_duration, usage};
+use crate::cmd::connect_first;
 
 mod client;
 mod pace;
@@ -222,25 +223,33 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         .build()?;
     let targets: Vec<Target> = runtime.block_on(async {
         let remote = match &args.addr {
-            Some(addr) => Some(resolve(addr).await?),
+            Some(addr) => Some((addr, resolve_all(addr).await?)),
             None => None,
         };
-        streams
-            .iter()
-            .map(|&(transport, authenticated)| {
-                let addr = match (&listeners, remote) {
-                    (Some(listeners), _) => listeners.addr(transport, authenticated),
-                    (None, Some(addr)) => addr,
-                    (None, None) => unreachable!("either built-in listeners or ADDR"),
-                };
-                Ok(Target {
-                    transport,
-                    addr,
-                    nodelay: args.nodelay,
-                    auth: auth.clone().filter(|_| authenticated),
-                })
-            })
-            .collect::<anyhow::Result<_>>()
+        let mut targets = Vec::with_capacity(streams.len());
+        for &(transport, authenticated) in &streams {
+            let target = |addr| Target {
+                transport,
+                addr,
+                nodelay: args.nodelay,
+                auth: auth.clone().filter(|_| authenticated),
+            };
+            let addr = match (&listeners, &remote) {
+                (Some(listeners), _) => listeners.addr(transport, authenticated),
+                (None, Some((_, addrs))) if addrs.len() == 1 => addrs[0],
+                // A name with several addresses: measure the first that
+                // connects, as msg send would use.
+                (None, Some((name, addrs))) => {
+                    let options = target(addrs[0]).connect_options();
+                    connect_first(name, addrs, |addr| Link::connect(transport, addr, &options))
+                        .await?
+                        .1
+                }
+                (None, None) => unreachable!("either built-in listeners or ADDR"),
+            };
+            targets.push(target(addr));
+        }
+        anyhow::Ok(targets)
     })?;
 
     let settings = Settings {
