@@ -539,3 +539,193 @@ fn against_a_listener_with_a_secret_every_run_is_authenticated() {
     );
     drop(listener.process.kill());
 }
+
+/// The keys of a `--clients` result, without `authenticated`.
+const CLIENT_FIGURES: [&str; 16] = [
+    "clients",
+    "connect_ms",
+    "connections_per_s",
+    "listener",
+    "max_us",
+    "mode",
+    "msgs_per_s",
+    "p50_us",
+    "p90_us",
+    "p99_us",
+    "rss_open_kib",
+    "rss_peak_kib",
+    "rss_start_kib",
+    "samples",
+    "size",
+    "transport",
+];
+
+/// Short `--clients` runs: the contract, not the speed.
+const QUICK_CLIENTS: &[&str] = &["--duration", "200ms", "--warmup", "20ms"];
+
+/// The one result of `msg bench --clients N --json <args>`.
+fn clients_json(clients: u32, args: &[&str]) -> Value {
+    let n = clients.to_string();
+    let mut all = vec!["--clients", &n, "--json"];
+    all.extend_from_slice(QUICK_CLIENTS);
+    all.extend_from_slice(args);
+    let finished = bench(&all);
+    let doc: Value = serde_json::from_str(&finished.stdout)
+        .unwrap_or_else(|err| panic!("{err}: {}", finished.stdout));
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{doc}");
+    results[0].clone()
+}
+
+fn assert_client_figures(result: &Value, clients: u32, authenticated: bool) {
+    let mut expected: Vec<&str> = CLIENT_FIGURES.to_vec();
+    if authenticated {
+        expected.push("authenticated");
+    }
+    expected.sort_unstable();
+    assert_eq!(keys(result), expected, "{result}");
+    assert_eq!(result["mode"], "clients");
+    assert_eq!(result["transport"], "tcp");
+    assert_eq!(result["clients"], clients);
+    assert!(num(result, "connect_ms") > 0.0, "{result}");
+    assert!(num(result, "connections_per_s") > 0.0, "{result}");
+    // Every client took part: at least one measured round trip each.
+    assert!(num(result, "samples") >= f64::from(clients), "{result}");
+    assert!(num(result, "msgs_per_s") > 0.0, "{result}");
+    let percentiles: Vec<f64> = ["p50_us", "p90_us", "p99_us", "max_us"]
+        .iter()
+        .map(|key| num(result, key))
+        .collect();
+    assert!(percentiles[0] > 0.0, "{result}");
+    assert!(
+        percentiles.windows(2).all(|w| w[0] <= w[1]),
+        "percentiles out of order: {result}"
+    );
+    // Linux: the process's memory, read from /proc.
+    let start = num(result, "rss_start_kib");
+    assert!(start > 0.0, "{result}");
+    assert!(num(result, "rss_open_kib") >= start * 0.5, "{result}");
+    assert!(
+        num(result, "rss_peak_kib") >= num(result, "rss_open_kib"),
+        "{result}"
+    );
+}
+
+#[test]
+fn clients_open_n_connections_at_once_and_report_json() {
+    let result = clients_json(16, &[]);
+    assert_client_figures(&result, 16, false);
+    assert_eq!(result["listener"], "built-in");
+    assert_eq!(result["size"], 64);
+
+    let result = clients_json(4, &["--sizes", "1000"]);
+    assert_eq!(result["size"], 1000);
+}
+
+#[test]
+fn clients_table_names_what_it_measured() {
+    let mut all = vec!["--clients", "8"];
+    all.extend_from_slice(QUICK_CLIENTS);
+    let out = bench(&all).stdout;
+    assert!(out.contains("8 TCP clients at once"), "{out}");
+    assert!(out.contains("built-in listener on tcp 127.0.0.1:"), "{out}");
+    let header = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("clients"))
+        .unwrap_or_else(|| panic!("no header in {out}"));
+    for column in ["connect ms", "conn/s", "msg/s", "p50", "p90", "p99", "max"] {
+        assert!(header.contains(column), "{column} missing from {header}");
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().next() == Some("8")),
+        "no row for 8 clients: {out}"
+    );
+    assert!(
+        out.contains("memory (this process, the clients and the built-in listener)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn clients_against_a_remote_listener_with_and_without_a_secret() {
+    let listener = Listener::start("--tcp", "127.0.0.1", &[]);
+    let result = clients_json(8, &[&listener.addr_arg()]);
+    assert_client_figures(&result, 8, false);
+    assert_eq!(result["listener"], "remote");
+    drop(listener.process.kill());
+
+    let secret = secret_file("clients");
+    let listener = Listener::start("--tcp", "127.0.0.1", &["--secret-file", &secret]);
+    let result = clients_json(8, &["--secret-file", &secret, &listener.addr_arg()]);
+    assert_client_figures(&result, 8, true);
+    drop(listener.process.kill());
+
+    // The built-in listener takes the secret too.
+    let result = clients_json(8, &["--secret-file", &secret]);
+    assert_client_figures(&result, 8, true);
+}
+
+#[test]
+fn clients_refuses_what_it_cannot_measure() {
+    for (args, why) in [
+        (&["--udp"][..], "UDP has none to open"),
+        (&["--sizes", "64,128"], "one size at a time"),
+        (&["--runs", "2"], "cannot be used with"),
+        (&["--mode", "throughput"], "cannot be used with"),
+        (&["--rate", "100"], "cannot be used with"),
+        (&["--pin", "same"], "cannot be used with"),
+    ] {
+        let mut all = vec!["bench", "--clients", "2"];
+        all.extend_from_slice(args);
+        let finished = run(&all, None);
+        assert_eq!(finished.code(), Some(2), "{args:?}: {}", finished.stderr);
+        assert!(
+            finished.stderr.contains(why),
+            "{args:?}: {}",
+            finished.stderr
+        );
+        assert!(finished.stdout.is_empty());
+    }
+    let finished = run(&["bench", "--clients", "0"], None);
+    assert_eq!(finished.code(), Some(2), "{}", finished.stderr);
+}
+
+/// `msg bench <args>` under a shell's `ulimit -n` settings.
+fn bench_with_ulimit(ulimit: &str, args: &str) -> support::Finished {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.env_remove("RUST_LOG").args([
+        "-c",
+        &format!("ulimit {ulimit} && exec \"$0\" bench {args}"),
+        env!("CARGO_BIN_EXE_msg"),
+    ]);
+    support::Running::spawn(cmd, None).finish()
+}
+
+#[test]
+fn clients_raise_the_open_file_limit_or_say_why_they_cannot() {
+    // A soft limit too low for 200 clients and the built-in listener's
+    // 200 ends, under a hard limit that leaves room: raised, and run.
+    let raised = bench_with_ulimit(
+        "-S -n 128",
+        "--clients 200 --duration 100ms --warmup 10ms --json",
+    );
+    assert_eq!(raised.code(), Some(0), "{}", raised.stderr);
+    assert!(
+        raised.stdout.contains("\"clients\":200"),
+        "{}",
+        raised.stdout
+    );
+
+    // A hard limit too low: a clear error before anything connects.
+    let refused = bench_with_ulimit("-n 128", "--clients 200");
+    assert_eq!(refused.code(), Some(1), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("--clients 200 needs about 464 open files")
+            && refused.stderr.contains("hard limit (RLIMIT_NOFILE) is 128"),
+        "{}",
+        refused.stderr
+    );
+}

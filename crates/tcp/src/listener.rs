@@ -4,9 +4,17 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::{Connection, Error, Options};
+
+/// How many established connections may wait to be accepted. std and mio
+/// ask for 128: a burst of clients connecting at once (`msg bench
+/// --clients 1000`) overflowed that, and every connection the kernel
+/// dropped from the full queue waited a second for its SYN to be sent
+/// again. Linux caps the figure at `net.core.somaxconn` (4096 by default
+/// since 5.4).
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// A listening socket that yields framed connections.
 #[derive(Debug)]
@@ -22,9 +30,7 @@ impl Listener {
     ///
     /// [`Error::Bind`], for example when the address is in use.
     pub async fn bind(addr: SocketAddr, options: Options) -> Result<Self, Error> {
-        let inner = TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Bind { addr, source })?;
+        let inner = listen(addr).map_err(|source| Error::Bind { addr, source })?;
         Ok(Self { inner, options })
     }
 
@@ -65,11 +71,27 @@ impl Listener {
     }
 }
 
+/// Binds and listens as `TcpListener::bind` does (`SO_REUSEADDR` on Unix,
+/// so that a restarted listener gets its port back at once), with a
+/// backlog of [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;
     use msg_proto::{Kind, Message};
+    use std::time::Duration;
 
     #[tokio::test]
     async fn a_connection_round_trips_and_sees_clean_eof() {
@@ -92,5 +114,27 @@ mod tests {
         }
         drop(client);
         server.await.unwrap();
+    }
+
+    /// A burst of connections that nobody has accepted yet all complete:
+    /// with std's backlog of 128 the 130th SYN was dropped, and its
+    /// connect waited for retries that a full queue kept dropping.
+    #[tokio::test]
+    async fn a_burst_of_connections_fits_the_backlog() {
+        const BURST: usize = 300;
+        let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), Options::default())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut waiting = Vec::with_capacity(BURST);
+        for n in 0..BURST {
+            // Far above a loopback connect, and above the first SYN retry.
+            let connect = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr));
+            match connect.await {
+                Ok(stream) => waiting.push(stream.unwrap()),
+                Err(_) => panic!("connection {n} of {BURST} waited 5 s: the backlog is full"),
+            }
+        }
+        drop(listener);
     }
 }

@@ -39,7 +39,7 @@ const STATS_ATTEMPTS: u32 = 5;
 const UDP_DRAIN: Duration = Duration::from_millis(5);
 
 /// The largest latency recorded: anything slower is recorded as this.
-const MAX_LATENCY_NS: u64 = 60_000_000_000;
+pub(crate) const MAX_LATENCY_NS: u64 = 60_000_000_000;
 
 /// Where to measure.
 #[derive(Debug)]
@@ -136,11 +136,8 @@ pub(crate) async fn measure(
     size: usize,
     settings: &Settings,
 ) -> anyhow::Result<Outcome> {
-    let mut peer = Peer {
-        link: Link::connect(target.transport, target.addr, &target.connect_options()).await?,
-        transport: target.transport,
-        timeout: settings.timeout,
-    };
+    let link = Link::connect(target.transport, target.addr, &target.connect_options()).await?;
+    let mut peer = Peer::new(link, target.transport, settings.timeout);
     let body = Bytes::from(vec![b'm'; size]);
     match (settings.mode, settings.rate) {
         (Mode::Pingpong, None) => closed_loop(&mut peer, body, settings).await,
@@ -151,12 +148,12 @@ pub(crate) async fn measure(
 
 /// Nanoseconds since the start of a run: the timestamps on the wire.
 #[derive(Debug, Clone, Copy)]
-struct Clock {
+pub(crate) struct Clock {
     base: Instant,
 }
 
 impl Clock {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             base: Instant::now(),
         }
@@ -172,13 +169,21 @@ const LISTENER_CLOSED: &str = "the listener closed the connection";
 
 /// The connection and how long to wait for an answer.
 #[derive(Debug)]
-struct Peer {
+pub(crate) struct Peer {
     link: Link,
     transport: Transport,
     timeout: Duration,
 }
 
 impl Peer {
+    pub(crate) fn new(link: Link, transport: Transport, timeout: Duration) -> Self {
+        Self {
+            link,
+            transport,
+            timeout,
+        }
+    }
+
     /// Waits for the pong to ping `seq` until `deadline`; `None` when it
     /// did not come (lost, over UDP).
     async fn pong(
@@ -210,7 +215,7 @@ impl Peer {
 
     /// One round trip, the ping leaving now (`sent`, read by the caller);
     /// its time in nanoseconds, or `None` if lost.
-    async fn exchange(
+    pub(crate) async fn exchange(
         &mut self,
         ping: &mut Message,
         clock: Clock,

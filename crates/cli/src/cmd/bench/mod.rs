@@ -9,6 +9,8 @@
 //!   fixed `--rate`, or a one-way throughput stream.
 //! - `pace`: a sub-millisecond timer for the open loop.
 //! - `report`: the median of the runs, the table and the JSON.
+//! - `clients`: `--clients N`, a load of N TCP connections at once, with
+//!   its own small report.
 //!
 //! Runs alternate between the transports (U T U T ...) so that each TCP run
 //! sits next to a UDP run taken under the same machine noise; the report
@@ -30,6 +32,7 @@ use crate::args::{AuthArgs, parse_host_port, parse_positive_duration, usage};
 use crate::cmd::connect_first;
 
 mod client;
+mod clients;
 mod pace;
 mod pin;
 mod report;
@@ -40,7 +43,11 @@ use pin::{Pin, Placement};
 
 /// The payload sizes measured by default: small, a page, a large write, and
 /// one near the UDP limit.
-const DEFAULT_SIZES: &str = "64,1024,16384,65000";
+const DEFAULT_SIZES: [usize; 4] = [64, 1024, 16384, 65000];
+
+/// How long a reply may take before a UDP datagram counts as lost: a
+/// loopback round trip takes microseconds.
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Options of `msg bench`.
 #[derive(Debug, clap::Args)]
@@ -59,10 +66,10 @@ pub(crate) struct BenchArgs {
     addr: Option<String>,
 
     /// Payload sizes in bytes, comma-separated (each message adds a 28-byte
-    /// header)
-    #[arg(long, value_name = "BYTES,...", value_delimiter = ',', default_value = DEFAULT_SIZES,
-          value_parser = parse_size)]
-    sizes: Vec<usize>,
+    /// header) [default: 64,1024,16384,65000; with --clients, one size:
+    /// 64]
+    #[arg(long, value_name = "BYTES,...", value_delimiter = ',', value_parser = parse_size)]
+    sizes: Option<Vec<usize>>,
 
     /// How long each run measures, e.g. 750ms, 5s
     #[arg(long, value_name = "DURATION", default_value = "750ms", value_parser = parse_positive_duration)]
@@ -96,9 +103,10 @@ pub(crate) struct BenchArgs {
     rate: Option<u64>,
 
     /// How long to wait for each reply before a UDP datagram counts as lost
-    /// (over TCP, an error)
-    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_positive_duration)]
-    timeout: Duration,
+    /// (over TCP, an error) [default: 200ms; with --clients, where each
+    /// reply waits behind the other clients' messages: 5s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    timeout: Option<Duration>,
 
     /// TCP_NODELAY on the client and the built-in TCP listener
     #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
@@ -110,6 +118,14 @@ pub(crate) struct BenchArgs {
     /// keeps its core 100 % busy
     #[arg(long)]
     busy_poll: bool,
+
+    /// Open N TCP connections at once, each a ping-pong for --duration:
+    /// connections per second, messages per second across all of them,
+    /// round-trip times, and this process's memory (with the built-in
+    /// listener in it). TCP only
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(clients::MAX_CLIENTS)),
+          conflicts_with_all = ["runs", "pin", "mode", "rate", "busy_poll"])]
+    clients: Option<u32>,
 
     /// Print one JSON document, {"results":[...]}, instead of the table
     #[arg(long)]
@@ -174,12 +190,15 @@ pub(crate) struct Oversize {
 }
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(clients) = args.clients {
+        return clients::run(&args, clients);
+    }
     let transports: Vec<Transport> = match (args.udp, args.tcp) {
         (true, false) => vec![Transport::Udp],
         (false, true) => vec![Transport::Tcp],
         _ => vec![Transport::Udp, Transport::Tcp],
     };
-    let mut sizes = args.sizes.clone();
+    let mut sizes = args.sizes.clone().unwrap_or_else(|| DEFAULT_SIZES.to_vec());
     sizes.dedup();
     let builtin = args.addr.is_none();
     let pin = args
@@ -256,7 +275,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         mode: args.mode,
         warmup: args.warmup,
         duration: args.duration,
-        timeout: args.timeout,
+        timeout: args.timeout.unwrap_or(DEFAULT_TIMEOUT),
         rate: args.rate,
     };
     let progress = progress_bar(&targets, &sizes, args.runs, &settings);

@@ -39,7 +39,7 @@ fn key(mode: Mode, run: &Outcome) -> f64 {
     }
 }
 
-fn us(ns: u64) -> f64 {
+pub(super) fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
@@ -111,7 +111,7 @@ enum Record {
 
 /// Rounds to a tenth of a microsecond or of a message per second: finer
 /// digits are noise on any machine.
-fn tenth(v: f64) -> f64 {
+pub(super) fn tenth(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
@@ -453,7 +453,7 @@ fn percent(part: u64, whole: u64) -> f64 {
 }
 
 /// Microseconds with a tenth below 1000, whole above.
-fn fmt_us(v: f64) -> String {
+pub(super) fn fmt_us(v: f64) -> String {
     if v < 1000.0 {
         format!("{v:.1}")
     } else {
@@ -462,7 +462,7 @@ fn fmt_us(v: f64) -> String {
 }
 
 /// Whole numbers, with a k or M past ten thousand.
-fn fmt_count(v: f64) -> String {
+pub(super) fn fmt_count(v: f64) -> String {
     if v >= 10e6 {
         format!("{:.1}M", v / 1e6)
     } else if v >= 10e3 {
@@ -475,14 +475,14 @@ fn fmt_count(v: f64) -> String {
 /// A right-aligned text table with one row of column groups above the
 /// column names.
 #[derive(Debug, Default)]
-struct Table {
-    groups: Vec<(String, usize)>,
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
+pub(super) struct Table {
+    pub(super) groups: Vec<(String, usize)>,
+    pub(super) header: Vec<String>,
+    pub(super) rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    fn render(&self) -> String {
+    pub(super) fn render(&self) -> String {
         const GAP: usize = 2;
         let n = self.header.len();
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();

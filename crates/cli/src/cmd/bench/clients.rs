@@ -1,0 +1,569 @@
+//! `msg bench --clients N`: N TCP connections open at once, each a closed
+//! loop (one ping in flight), against the built-in listener or ADDR.
+//!
+//! - **Connect.** All N connect at once (with a secret, each also completes
+//!   the handshake). Connections per second is N over the time from the
+//!   first attempt until the last connection was up.
+//! - **Load.** With every connection open, each pings for `--warmup`, then
+//!   for `--duration`; every round trip sent inside that window is
+//!   recorded in one histogram for all the clients. (One per client would
+//!   cost about 100 KiB each, and this process's memory is part of the
+//!   report.) Messages per second is the round trips of all the clients
+//!   over the window. TCP loses nothing: a reply later than `--timeout`,
+//!   or a client that cannot connect, fails the run.
+//! - **Memory.** The built-in listener runs in this process, so the figures
+//!   are the process's, clients and listener together, from
+//!   `/proc/self/status`: `VmRSS` before connecting and with every
+//!   connection open, and `VmHWM`, the peak. Against ADDR they are the
+//!   clients' alone.
+//!
+//! The clients share a multi-thread runtime (a worker per core): N
+//! connections are a load on every core, not a latency probe pinned to
+//! one. The built-in listener is `msg listen`'s serve loop on a thread and
+//! current-thread runtime of its own, as `msg listen` runs it.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::info;
+
+use msg_net::{Link, Transport, resolve};
+use msg_proto::{Kind, Message};
+
+use super::BenchArgs;
+use super::client::{Clock, MAX_LATENCY_NS, Peer, Target};
+use super::report::{Table, fmt_count, fmt_us, tenth, us};
+use super::servers::Servers;
+use crate::args::usage;
+
+/// The most connections `--clients` opens. Loopback runs out of ephemeral
+/// ports (about 28,000 by default) well before this.
+pub(crate) const MAX_CLIENTS: u32 = 100_000;
+
+/// The payload size with `--clients` and no `--sizes`.
+const DEFAULT_SIZE: usize = 64;
+
+/// How long one connection (and its handshake) may take while all N
+/// connect at once: a SYN dropped from a full backlog is retried after a
+/// second, then two more.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a reply may take with `--clients` and no `--timeout`. Each
+/// waits behind the other clients' messages (a thousand of them, on a
+/// listener with one thread), and over TCP a late reply fails the run.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Descriptors needed beyond the sockets: the standard streams, the
+/// runtimes' epoll and wake-up descriptors, the listening socket.
+const SPARE_FDS: u64 = 64;
+
+/// Runs `msg bench --clients N` and prints its report.
+pub(crate) fn run(args: &BenchArgs, clients: u32) -> anyhow::Result<()> {
+    if args.udp {
+        return Err(usage(
+            "--clients opens TCP connections, and UDP has none to open; drop --udp",
+        ));
+    }
+    let size = match args.sizes.as_deref() {
+        None => DEFAULT_SIZE,
+        Some(&[size]) => size,
+        Some(sizes) => {
+            return Err(usage(format!(
+                "--clients measures one size at a time; --sizes names {}",
+                sizes.len()
+            )));
+        }
+    };
+    let auth = args.auth.auth()?;
+    let builtin = args.addr.is_none();
+    // Each client's socket, and with the built-in listener the accepted
+    // end of each connection too.
+    let sockets = u64::from(clients) * if builtin { 2 } else { 1 };
+    raise_open_files(sockets + SPARE_FDS, clients, builtin)?;
+
+    let listener = if builtin {
+        let streams = [(Transport::Tcp, auth.is_some())];
+        Some(Servers::start(
+            &streams,
+            None,
+            args.nodelay,
+            false,
+            auth.clone(),
+        )?)
+    } else {
+        None
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let addr = match (&listener, &args.addr) {
+        (Some(listener), _) => listener.addr(Transport::Tcp, auth.is_some()),
+        (None, Some(addr)) => runtime.block_on(resolve(addr))?,
+        (None, None) => unreachable!("either the built-in listener or ADDR"),
+    };
+    let target = Target {
+        transport: Transport::Tcp,
+        addr,
+        nodelay: args.nodelay,
+        auth,
+    };
+    let load = Load {
+        clients,
+        size,
+        warmup: args.warmup,
+        duration: args.duration,
+        timeout: args.timeout.unwrap_or(DEFAULT_TIMEOUT),
+    };
+    info!("connecting {clients} clients to {addr}");
+    let measured = runtime.block_on(measure(target, &load))?;
+    drop(runtime);
+    drop(listener);
+
+    let report = Report {
+        load: &load,
+        addr,
+        builtin,
+        measured: &measured,
+    };
+    if args.json {
+        report.print_json()
+    } else {
+        report.print_table()
+    }
+}
+
+/// What to run.
+#[derive(Debug)]
+struct Load {
+    clients: u32,
+    size: usize,
+    warmup: Duration,
+    duration: Duration,
+    timeout: Duration,
+}
+
+/// What a run measured.
+#[derive(Debug)]
+struct Measured {
+    authenticated: bool,
+    /// From the first connect until the last connection was up.
+    connect: Duration,
+    /// Round-trip times in nanoseconds, of every client.
+    latency: Histogram<u64>,
+    memory: Memory,
+}
+
+/// The process's resident memory at three points, where `/proc` tells.
+#[derive(Debug, Default)]
+struct Memory {
+    start_kib: Option<u64>,
+    open_kib: Option<u64>,
+    peak_kib: Option<u64>,
+}
+
+/// The window every client measures in, the same for all.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    from: Instant,
+    until: Instant,
+}
+
+/// Connects every client at once, then runs the load once all are up.
+async fn measure(target: Target, load: &Load) -> anyhow::Result<Measured> {
+    let authenticated = target.auth.is_some();
+    let target = Arc::new(target);
+    let latency = Arc::new(Mutex::new(
+        Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("valid histogram bounds"),
+    ));
+    let clock = Clock::new();
+    let body = Bytes::from(vec![b'm'; load.size]);
+    let (up_tx, mut up_rx) = mpsc::unbounded_channel();
+    let (go_tx, go_rx) = watch::channel(None);
+    let start_kib = status_kib("VmRSS");
+
+    let start = Instant::now();
+    let mut clients = JoinSet::new();
+    let total = load.clients;
+    for i in 0..total {
+        let client = Client {
+            target: Arc::clone(&target),
+            timeout: load.timeout,
+            body: body.clone(),
+            clock,
+            latency: Arc::clone(&latency),
+        };
+        let up = up_tx.clone();
+        let go = go_rx.clone();
+        clients.spawn(async move {
+            client
+                .run(up, go)
+                .await
+                .with_context(|| format!("client {} of {total}", i + 1))
+        });
+    }
+    drop(up_tx);
+    // Every client reports once, up or failed; returning early drops the
+    // others (and the start signal, which they wait for).
+    let mut last_up = start;
+    for _ in 0..load.clients {
+        match up_rx.recv().await {
+            Some(Ok(at)) => last_up = last_up.max(at),
+            Some(Err(err)) => {
+                return Err(err.context(format!(
+                    "connecting {} clients to {}",
+                    load.clients, target.addr
+                )));
+            }
+            None => return Err(anyhow!("the clients stopped before connecting")),
+        }
+    }
+    let connect = last_up - start;
+
+    let begin = Instant::now();
+    let from = begin + load.warmup;
+    let _ = go_tx.send(Some(Window {
+        from,
+        until: from + load.duration,
+    }));
+    // The clients hand their connections back, so that the memory is read
+    // with every connection still open.
+    let mut open = Vec::with_capacity(clients.len());
+    while let Some(joined) = clients.join_next().await {
+        open.push(joined.context("a client task failed")??);
+    }
+    let memory = Memory {
+        start_kib,
+        open_kib: status_kib("VmRSS"),
+        peak_kib: status_kib("VmHWM"),
+    };
+    drop(open);
+    let latency = Arc::try_unwrap(latency)
+        .map_err(|_| anyhow!("a client outlived the run"))?
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    Ok(Measured {
+        authenticated,
+        connect,
+        latency,
+        memory,
+    })
+}
+
+/// One of the N clients.
+#[derive(Debug)]
+struct Client {
+    target: Arc<Target>,
+    timeout: Duration,
+    body: Bytes,
+    clock: Clock,
+    latency: Arc<Mutex<Histogram<u64>>>,
+}
+
+impl Client {
+    /// Connects, says so on `up`, waits for the window on `go`, and
+    /// ping-pongs until it closes; returns the open connection.
+    async fn run(
+        &self,
+        up: mpsc::UnboundedSender<anyhow::Result<Instant>>,
+        mut go: watch::Receiver<Option<Window>>,
+    ) -> anyhow::Result<Option<Peer>> {
+        let target = &self.target;
+        let mut options = target.connect_options();
+        options.timeout = Some(CONNECT_TIMEOUT);
+        let link = match Link::connect(target.transport, target.addr, &options).await {
+            Ok(link) => link,
+            Err(err) => {
+                // The error goes to `measure`, which stops the run.
+                let _ = up.send(Err(err.into()));
+                return Ok(None);
+            }
+        };
+        let _ = up.send(Ok(Instant::now()));
+        let mut peer = Peer::new(link, target.transport, self.timeout);
+        let window = match go.wait_for(Option::is_some).await {
+            Ok(window) => window.expect("waited for a window"),
+            // The run stopped: another client could not connect.
+            Err(_) => return Ok(None),
+        };
+        let mut ping = Message::new(Kind::Ping, 0, self.body.clone());
+        loop {
+            let now = Instant::now();
+            if now >= window.until {
+                return Ok(Some(peer));
+            }
+            let rtt = peer
+                .exchange(&mut ping, self.clock, now)
+                .await?
+                .context("no answer")?;
+            if now >= window.from {
+                self.latency
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .saturating_record(rtt.max(1));
+            }
+        }
+    }
+}
+
+/// A figure from `/proc/self/status`, in KiB (`VmRSS`, `VmHWM`); `None`
+/// where there is no such file.
+fn status_kib(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_status_kib(&status, key)
+}
+
+fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
+    status.lines().find_map(|line| {
+        let value = line.strip_prefix(key)?.strip_prefix(':')?;
+        value.trim().strip_suffix("kB")?.trim().parse().ok()
+    })
+}
+
+/// Makes room for `needed` open files: raises the soft limit to the hard
+/// one when it is lower, and fails, saying what to do, when the hard limit
+/// itself is too low.
+#[cfg(target_os = "linux")]
+fn raise_open_files(needed: u64, clients: u32, builtin: bool) -> anyhow::Result<()> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("getrlimit(RLIMIT_NOFILE)")?;
+    if soft >= needed {
+        return Ok(());
+    }
+    let why = if builtin {
+        format!("a socket for each of {clients} clients and as many for the built-in listener")
+    } else {
+        format!("a socket for each of {clients} clients")
+    };
+    if hard < needed {
+        return Err(anyhow!(
+            "--clients {clients} needs about {needed} open files ({why}), and the hard limit \
+             (RLIMIT_NOFILE) is {hard}: raise it (ulimit -Hn as root, LimitNOFILE= in a \
+             systemd unit) or use fewer clients"
+        ));
+    }
+    // An "unlimited" hard limit is more than the kernel takes (fs.nr_open):
+    // then ask for what is needed.
+    let raised = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+        .map(|()| hard)
+        .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, needed, hard).map(|()| needed))
+        .with_context(|| format!("cannot raise the open-file limit from {soft} to {needed}"))?;
+    info!("raised the open-file limit from {soft} to {raised}, for {why}");
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn raise_open_files(_needed: u64, _clients: u32, _builtin: bool) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Everything the report says.
+#[derive(Debug)]
+struct Report<'a> {
+    load: &'a Load,
+    addr: SocketAddr,
+    builtin: bool,
+    measured: &'a Measured,
+}
+
+/// The JSON object of a `--clients` run: exactly these keys.
+#[derive(Debug, Serialize)]
+struct Record {
+    mode: &'static str,
+    transport: &'static str,
+    /// Present, and true, only with a secret.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    authenticated: bool,
+    /// `built-in` or `remote`: whether the memory figures include the
+    /// listener.
+    listener: &'static str,
+    clients: u32,
+    size: usize,
+    connect_ms: f64,
+    connections_per_s: f64,
+    samples: u64,
+    msgs_per_s: f64,
+    p50_us: Option<f64>,
+    p90_us: Option<f64>,
+    p99_us: Option<f64>,
+    max_us: Option<f64>,
+    rss_start_kib: Option<u64>,
+    rss_open_kib: Option<u64>,
+    rss_peak_kib: Option<u64>,
+}
+
+impl Report<'_> {
+    fn connections_per_s(&self) -> f64 {
+        f64::from(self.load.clients) / self.measured.connect.as_secs_f64().max(1e-9)
+    }
+
+    fn msgs_per_s(&self) -> f64 {
+        self.measured.latency.len() as f64 / self.load.duration.as_secs_f64()
+    }
+
+    fn quantile(&self, q: f64) -> Option<f64> {
+        let latency = &self.measured.latency;
+        (!latency.is_empty()).then(|| us(latency.value_at_quantile(q)))
+    }
+
+    fn record(&self) -> Record {
+        let measured = self.measured;
+        let memory = &measured.memory;
+        Record {
+            mode: "clients",
+            transport: Transport::Tcp.name(),
+            authenticated: measured.authenticated,
+            listener: if self.builtin { "built-in" } else { "remote" },
+            clients: self.load.clients,
+            size: self.load.size,
+            connect_ms: tenth(measured.connect.as_secs_f64() * 1e3),
+            connections_per_s: tenth(self.connections_per_s()),
+            samples: measured.latency.len(),
+            msgs_per_s: tenth(self.msgs_per_s()),
+            p50_us: self.quantile(0.5).map(tenth),
+            p90_us: self.quantile(0.9).map(tenth),
+            p99_us: self.quantile(0.99).map(tenth),
+            max_us: (!measured.latency.is_empty()).then(|| tenth(us(measured.latency.max()))),
+            rss_start_kib: memory.start_kib,
+            rss_open_kib: memory.open_kib,
+            rss_peak_kib: memory.peak_kib,
+        }
+    }
+
+    fn print_json(&self) -> anyhow::Result<()> {
+        #[derive(Serialize)]
+        struct Document {
+            results: [Record; 1],
+        }
+        let mut out = io::stdout().lock();
+        serde_json::to_writer(
+            &mut out,
+            &Document {
+                results: [self.record()],
+            },
+        )?;
+        writeln!(out)?;
+        out.flush()?;
+        Ok(())
+    }
+
+    fn print_table(&self) -> anyhow::Result<()> {
+        let load = self.load;
+        let measured = self.measured;
+        let mut out = io::stdout().lock();
+        let whose = if self.builtin {
+            format!(
+                "on loopback, built-in listener on tcp {} (msg listen's serve loop, one thread, in this process)",
+                self.addr
+            )
+        } else {
+            format!("against {}", self.addr)
+        };
+        writeln!(
+            out,
+            "msg bench: {} TCP clients at once, each a ping-pong with one message in flight; {whose}{}",
+            load.clients,
+            if measured.authenticated {
+                ", authenticated (every message tagged)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            out,
+            "all connect at once, then {} after {} warm-up with every connection open; {} B messages, round-trip times in µs",
+            humantime::format_duration(load.duration),
+            humantime::format_duration(load.warmup),
+            load.size,
+        )?;
+        writeln!(out)?;
+        let cell = |v: Option<f64>| v.map_or("-".to_owned(), fmt_us);
+        let table = Table {
+            groups: vec![(String::new(), 3), ("all clients".to_owned(), 5)],
+            header: [
+                "clients",
+                "connect ms",
+                "conn/s",
+                "msg/s",
+                "p50",
+                "p90",
+                "p99",
+                "max",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            rows: vec![vec![
+                load.clients.to_string(),
+                format!("{:.1}", measured.connect.as_secs_f64() * 1e3),
+                fmt_count(self.connections_per_s()),
+                fmt_count(self.msgs_per_s()),
+                cell(self.quantile(0.5)),
+                cell(self.quantile(0.9)),
+                cell(self.quantile(0.99)),
+                cell((!measured.latency.is_empty()).then(|| us(measured.latency.max()))),
+            ]],
+        };
+        write!(out, "{}", table.render())?;
+        writeln!(out)?;
+        writeln!(out, "{}", self.memory_line())?;
+        out.flush()?;
+        Ok(())
+    }
+
+    /// What the memory figures are, and what they say per connection.
+    fn memory_line(&self) -> String {
+        let memory = &self.measured.memory;
+        let (Some(start), Some(open), Some(peak)) =
+            (memory.start_kib, memory.open_kib, memory.peak_kib)
+        else {
+            return "memory: not measured (no /proc/self/status here)".to_owned();
+        };
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        let (whose, ends) = if self.builtin {
+            (
+                "this process, the clients and the built-in listener",
+                "both ends",
+            )
+        } else {
+            ("this process, the clients alone", "the client's end")
+        };
+        format!(
+            "memory ({whose}): VmRSS {:.1} MiB before connecting, {:.1} MiB with {} connections open \
+             (about {:.1} KiB per connection, {ends}); peak VmHWM {:.1} MiB",
+            mib(start),
+            mib(open),
+            self.load.clients,
+            open.saturating_sub(start) as f64 / f64::from(self.load.clients),
+            mib(peak),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_figures_are_read_in_kib() {
+        let status = "Name:\tmsg\nVmHWM:\t   40960 kB\nVmRSS:\t   12345 kB\nThreads:\t3\n";
+        assert_eq!(parse_status_kib(status, "VmRSS"), Some(12_345));
+        assert_eq!(parse_status_kib(status, "VmHWM"), Some(40_960));
+        assert_eq!(parse_status_kib(status, "VmSwap"), None);
+        assert_eq!(parse_status_kib("VmRSSX:\t1 kB\n", "VmRSS"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn this_process_has_a_resident_size() {
+        let rss = status_kib("VmRSS").expect("Linux has /proc/self/status");
+        assert!(rss > 0);
+        assert!(status_kib("VmHWM").unwrap() >= rss);
+    }
+}
