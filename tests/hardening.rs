@@ -287,3 +287,26 @@ fn the_summary_can_be_json_and_sigint_exits_zero() {
     assert_eq!(summary["summary"]["bytes"], 6);
     assert_eq!(summary["summary"]["connections"], 1);
 }
+
+/// A peer that resets its connection in the middle of a frame is dropped
+/// (nothing of the frame is printed) and the others are served.
+#[test]
+fn a_peer_reset_mid_frame_is_dropped_and_the_rest_served() {
+    let mut listener = Listener::start("--tcp", "127.0.0.1", &["--count", "1"]);
+    let stream = TcpStream::connect(listener.addr).unwrap();
+    let half = &frame(&msg_proto::Message::new(
+        msg_proto::Kind::Data,
+        1,
+        "never whole",
+    ))[..20];
+    (&stream).write_all(half).unwrap();
+    // Linger 0: close sends a reset, not a FIN.
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(std::time::Duration::ZERO))
+        .unwrap();
+    drop(stream);
+    listener.process.wait_for_stderr("dropped connection");
+    let out = run(&["send", "--tcp", &listener.addr_arg(), "served"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(listener.finish().lines(), ["served"]);
+}
