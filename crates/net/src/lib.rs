@@ -27,6 +27,8 @@
 //!   streamed content hashed on both sides, an atomic save), [`exec`]
 //!   (commands for authenticated peers, within limits).
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
+//! - [`TcpInfo`]: the kernel's view of a TCP link (retransmissions, RTT,
+//!   timeout), from [`Link::tcp_info`].
 //!
 //! ```text
 //!   msg (cli) ──> msg-net ──> msg-udp ──┐
@@ -76,6 +78,7 @@ mod listener;
 pub mod ping;
 pub mod raw;
 mod serve;
+mod tcp_info;
 mod transport;
 
 pub use auth::Auth;
@@ -87,6 +90,7 @@ pub use link::{ConnectOptions, Link, Rx, Tx};
 pub use listener::Listener;
 pub use msg_proto::{DiscardCounter, Stats};
 pub use serve::{MAX_UDP_PEERS, ServeConfig, serve};
+pub use tcp_info::TcpInfo;
 pub use transport::{Transport, resolve};
 
 /// The transports' limits and options, for callers that name them (flag
