@@ -50,7 +50,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let quiet = cli.verbosity.quiet;
     match cli.command {
-        Command::Bench(args) => cmd::bench::run(args)?,
+        Command::Bench(args) => return cmd::bench::run(args),
         Command::Send(args) => runtime()?.block_on(cmd::send::run(args, quiet))?,
         Command::Listen(args) => {
             runtime()?.block_on(cmd::listen::run(args, quiet, shutdown_signal()))?;
