@@ -282,9 +282,26 @@ impl Impairment {
     }
 
     /// The time a packet may spend in the impaired network one way, at
-    /// most: delay plus jitter.
+    /// most: delay plus jitter, and a full rate-limiting queue.
     pub(crate) fn one_way_delay(&self) -> Duration {
-        self.delay.map_or(Duration::ZERO, |(d, j)| d + j)
+        let delay = self.delay.map_or(Duration::ZERO, |(d, j)| d + j);
+        let queue = self.tbf().map_or(Duration::ZERO, |(rate, _, limit)| {
+            Duration::from_secs_f64(limit as f64 * 8.0 / rate as f64)
+        });
+        delay + queue
+    }
+
+    /// tbf's rate (bits/s), bucket and queue (bytes). The bucket must hold
+    /// the largest packet: lo's MTU is 64 KiB, and tbf drops a packet
+    /// larger than its bucket. The queue holds 50 ms at the rate (and at
+    /// least two buckets); beyond it tbf drops, as a router's full queue
+    /// does.
+    fn tbf(&self) -> Option<(u64, u64, u64)> {
+        let rate = self.rate?;
+        let bytes_per_s = rate / 8;
+        let burst = (bytes_per_s / 100).max(70_000);
+        let limit = (bytes_per_s / 20).max(2 * burst);
+        Some((rate, burst, limit))
     }
 
     /// The nftables ruleset for the loss, if any: `numgen random mod 100`
@@ -326,19 +343,12 @@ impl Impairment {
             }
             commands.push(netem);
         }
-        if let Some(rate) = self.rate {
+        if let Some((rate, burst, limit)) = self.tbf() {
             let parent = if self.needs_netem() {
                 "parent 1:1 handle 10:"
             } else {
                 "root handle 10:"
             };
-            // The bucket must hold the largest packet: lo's MTU is 64 KiB,
-            // and tbf drops a packet larger than its bucket. The queue holds
-            // 50 ms at the rate (and at least two buckets); beyond it tbf
-            // drops, as a router's full queue does.
-            let bytes_per_s = rate / 8;
-            let burst = (bytes_per_s / 100).max(70_000);
-            let limit = (bytes_per_s / 20).max(2 * burst);
             commands.push(words(&format!(
                 "qdisc add dev {DEV} {parent} tbf rate {rate}bit burst {burst} limit {limit}"
             )));

@@ -105,8 +105,8 @@ pub(crate) struct BenchArgs {
 
     /// How long to wait for each reply before a UDP datagram counts as lost
     /// (over TCP, an error) [default: 200ms; with --impair, 10ms plus twice
-    /// the impairment's delay and jitter over UDP, and 60s over TCP, which
-    /// retransmits]
+    /// the impairment's delay, jitter and rate-limiting queue over UDP, and
+    /// 60s over TCP, which retransmits]
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     timeout: Option<Duration>,
 
