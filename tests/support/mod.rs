@@ -109,6 +109,11 @@ impl Running {
         }
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits (bounded) for a stderr line containing `needle` and returns it.
     pub(crate) fn wait_for_stderr(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + DEADLINE;

@@ -57,7 +57,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let quiet = cli.verbosity.quiet;
     match cli.command {
-        Command::Bench(args) => cmd::bench::run(args)?,
+        Command::Bench(args) => return cmd::bench::run(args),
         Command::Demo(args) => cmd::demo::run(args)?,
         Command::Send(args) => runtime()?.block_on(cmd::send::run(args, quiet))?,
         Command::Listen(args) => {

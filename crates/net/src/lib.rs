@@ -30,6 +30,8 @@
 //! - [`Limits`]: what a listener grants its peers (connections, idle and
 //!   frame timeouts, keepalive, UDP peer state).
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
+//! - [`TcpInfo`]: the kernel's view of a TCP link (retransmissions, RTT,
+//!   timeout), from [`Link::tcp_info`].
 //!
 //! ```text
 //!   msg (cli) ──> msg-net ──> msg-udp ──┐
@@ -81,6 +83,7 @@ mod listener;
 pub mod ping;
 pub mod raw;
 mod serve;
+mod tcp_info;
 mod transport;
 
 pub use auth::Auth;
@@ -94,4 +97,5 @@ pub use link::{ConnectOptions, Link, Rx, Tx};
 pub use listener::Listener;
 pub use msg_proto::{DiscardCounter, Stats};
 pub use serve::{ServeConfig, serve};
+pub use tcp_info::TcpInfo;
 pub use transport::{Transport, resolve, resolve_all};

@@ -13,7 +13,7 @@ use msg_proto::{Kind, Message};
 use tokio::net::TcpStream;
 
 use crate::auth::{self, Auth, printable};
-use crate::{Error, Transport};
+use crate::{Error, TcpInfo, Transport};
 
 /// How to connect.
 #[derive(Debug, Clone, Default)]
@@ -103,6 +103,20 @@ impl Link {
         match self.inner {
             Inner::Udp(_) => Transport::Udp,
             Inner::Tcp(_) => Transport::Tcp,
+        }
+    }
+
+    /// The kernel's view of a TCP link (`TCP_INFO`): retransmissions,
+    /// round-trip time, retransmission timeout; `None` over UDP and where
+    /// the operating system has no `TCP_INFO` msg can read (Linux only).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's.
+    pub fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
+        match &self.inner {
+            Inner::Tcp(conn) => tcp_info_of(conn.get_ref()),
+            Inner::Udp(_) => Ok(None),
         }
     }
 
@@ -200,6 +214,14 @@ pub(crate) async fn connect_stream(
     Ok(connected.map_err(|source| msg_tcp::Error::Connect { addr, source })?)
 }
 
+fn tcp_info_of(stream: &TcpStream) -> Result<Option<TcpInfo>, Error> {
+    match crate::tcp_info::read(stream) {
+        Ok(info) => Ok(Some(info)),
+        Err(err) if err.kind() == std::io::ErrorKind::Unsupported => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// The sending half of a split [`Link`].
 #[derive(Debug)]
 pub struct Tx(TxInner);
@@ -211,6 +233,18 @@ enum TxInner {
 }
 
 impl Tx {
+    /// As [`Link::tcp_info`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Link::tcp_info`].
+    pub fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
+        match &self.0 {
+            TxInner::Tcp(write) => tcp_info_of(write.get_ref()),
+            TxInner::Udp(_) => Ok(None),
+        }
+    }
+
     /// As [`Link::send`].
     ///
     /// # Errors

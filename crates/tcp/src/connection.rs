@@ -274,6 +274,11 @@ impl WriteHalf {
         self.peer
     }
 
+    /// The underlying stream, for its socket options.
+    pub fn get_ref(&self) -> &TcpStream {
+        self.framed.get_ref().as_ref()
+    }
+
     /// As [`Connection::write_message`].
     ///
     /// # Errors

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use msg_net::auth::printable;
 use msg_net::ping::{self, PongMatch};
-use msg_net::{ConnectOptions, Link, Stats, Transport};
+use msg_net::{ConnectOptions, Link, Stats, TcpInfo, Transport};
 use msg_proto::{Kind, Message};
 use tokio::time::timeout_at;
 
@@ -75,8 +75,13 @@ pub(crate) struct Settings {
     pub(crate) mode: Mode,
     pub(crate) warmup: Duration,
     pub(crate) duration: Duration,
+    /// How long a UDP reply may take before it counts as lost.
     pub(crate) timeout: Duration,
+    /// How long a TCP reply may take before the run fails.
+    pub(crate) tcp_timeout: Duration,
     pub(crate) rate: Option<u64>,
+    /// Under `--impair`: read what the kernel saw ([`Kernel`]).
+    pub(crate) impaired: bool,
 }
 
 /// What one run measured.
@@ -93,6 +98,84 @@ pub(crate) struct Outcome {
     pub(crate) reordered: u64,
     /// How long the measurement took.
     pub(crate) elapsed: Duration,
+    /// Under `--impair`: what the kernel counted during the measurement.
+    pub(crate) kernel: Option<Kernel>,
+}
+
+/// What the kernel counted while a run measured (under `--impair`, where
+/// the network namespace holds nothing but the benchmark, so that its
+/// counters are the run's own).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Kernel {
+    /// Over TCP, the client's socket (`TCP_INFO`): segments it
+    /// retransmitted, and its smoothed RTT and retransmission timeout at
+    /// the end.
+    pub(crate) tcp: Option<TcpFigures>,
+    /// The namespace's UDP datagrams dropped because a receive queue was
+    /// full (`/proc/net/snmp` Udp `RcvbufErrors`): losses of a receiver too
+    /// slow, not of the network.
+    pub(crate) udp_overflow: u64,
+    /// The namespace's TCP segments retransmitted by either side
+    /// (`/proc/net/snmp` Tcp `RetransSegs`).
+    pub(crate) tcp_retrans_segs: u64,
+}
+
+/// From `TCP_INFO`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TcpFigures {
+    /// `tcpi_total_retrans` during the measurement.
+    pub(crate) retrans: u32,
+    /// `tcpi_rtt` at the end.
+    pub(crate) rtt: Duration,
+    /// `tcpi_rto` at the end.
+    pub(crate) rto: Duration,
+}
+
+/// The kernel's counters at one moment.
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    tcp: Option<TcpInfo>,
+    udp_rcvbuf_errors: u64,
+    tcp_retrans_segs: u64,
+}
+
+impl Snapshot {
+    fn take(tcp: Result<Option<TcpInfo>, msg_net::Error>) -> anyhow::Result<Self> {
+        let snmp = std::fs::read_to_string("/proc/self/net/snmp").unwrap_or_default();
+        Ok(Self {
+            tcp: tcp.context("cannot read TCP_INFO")?,
+            udp_rcvbuf_errors: snmp_field(&snmp, "Udp", "RcvbufErrors").unwrap_or(0),
+            tcp_retrans_segs: snmp_field(&snmp, "Tcp", "RetransSegs").unwrap_or(0),
+        })
+    }
+
+    /// What happened between `self` and `after`.
+    fn until(&self, after: &Self) -> Kernel {
+        Kernel {
+            tcp: after.tcp.map(|end| TcpFigures {
+                retrans: end
+                    .total_retrans
+                    .saturating_sub(self.tcp.map_or(0, |t| t.total_retrans)),
+                rtt: end.rtt,
+                rto: end.rto,
+            }),
+            udp_overflow: after
+                .udp_rcvbuf_errors
+                .saturating_sub(self.udp_rcvbuf_errors),
+            tcp_retrans_segs: after.tcp_retrans_segs.saturating_sub(self.tcp_retrans_segs),
+        }
+    }
+}
+
+/// One counter of `/proc/net/snmp`, whose sections come as two lines: the
+/// names, then the values (`Udp: InDatagrams NoPorts ...` / `Udp: 12 0 ...`).
+fn snmp_field(text: &str, section: &str, name: &str) -> Option<u64> {
+    let prefix = format!("{section}:");
+    let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
+    let names = lines.next()?;
+    let values = lines.next()?;
+    let index = names.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(index)?.parse().ok()
 }
 
 impl Outcome {
@@ -104,6 +187,7 @@ impl Outcome {
             received: 0,
             reordered: 0,
             elapsed: Duration::ZERO,
+            kernel: None,
         }
     }
 
@@ -137,7 +221,11 @@ pub(crate) async fn measure(
     settings: &Settings,
 ) -> anyhow::Result<Outcome> {
     let link = Link::connect(target.transport, target.addr, &target.connect_options()).await?;
-    let mut peer = Peer::new(link, target.transport, settings.timeout);
+    let timeout = match target.transport {
+        Transport::Udp => settings.timeout,
+        Transport::Tcp => settings.tcp_timeout,
+    };
+    let mut peer = Peer::new(link, target.transport, timeout);
     let body = Bytes::from(vec![b'm'; size]);
     match (settings.mode, settings.rate) {
         (Mode::Pingpong, None) => closed_loop(&mut peer, body, settings).await,
@@ -230,6 +318,14 @@ impl Peer {
             .map(|(reply, arrived)| clock.ns(arrived).saturating_sub(reply.timestamp_ns)))
     }
 
+    /// The kernel's counters now, under `--impair`.
+    fn snapshot(&self, settings: &Settings) -> anyhow::Result<Option<Snapshot>> {
+        if !settings.impaired {
+            return Ok(None);
+        }
+        Snapshot::take(self.link.tcp_info()).map(Some)
+    }
+
     /// Asks the listener how many `Discard`s it has counted from us.
     async fn stats(&mut self, seq: &mut u64) -> anyhow::Result<Stats> {
         for _ in 0..STATS_ATTEMPTS {
@@ -260,6 +356,7 @@ async fn closed_loop(peer: &mut Peer, body: Bytes, settings: &Settings) -> anyho
         }
         peer.exchange(&mut ping, clock, now).await?;
     }
+    let before = peer.snapshot(settings)?;
     let mut outcome = Outcome::new();
     let start = Instant::now();
     let end = start + settings.duration;
@@ -267,6 +364,9 @@ async fn closed_loop(peer: &mut Peer, body: Bytes, settings: &Settings) -> anyho
         let now = Instant::now();
         if now >= end {
             outcome.elapsed = now - start;
+            outcome.kernel = before
+                .map(|b| Ok::<_, anyhow::Error>(b.until(&Snapshot::take(peer.link.tcp_info())?)))
+                .transpose()?;
             return Ok(outcome);
         }
         outcome.sent += 1;
@@ -305,6 +405,7 @@ async fn open_loop(
     let done = Cell::new(false);
     // The pacer may spin only while no reply is due.
     let idle = || received_total.get() == sent_total.get();
+    let mut before = None;
 
     let send = async {
         let mut pacer = Pacer::new()?;
@@ -317,6 +418,9 @@ async fn open_loop(
             pacer.wait_until(intended, idle).await?;
             ping.seq = i;
             ping.timestamp_ns = clock.ns(intended);
+            if settings.impaired && before.is_none() && ping.timestamp_ns >= measure_from {
+                before = Some(Snapshot::take(tx.tcp_info())?);
+            }
             tx.send(&ping).await?;
             sent_total.set(i + 1);
             if ping.timestamp_ns >= measure_from {
@@ -355,6 +459,9 @@ async fn open_loop(
         anyhow::Ok(outcome)
     };
     let ((), mut outcome) = tokio::try_join!(send, receive)?;
+    if let Some(before) = before {
+        outcome.kernel = Some(before.until(&Snapshot::take(tx.tcp_info())?));
+    }
     outcome.sent = sent_measured.get();
     outcome.elapsed = settings.duration;
     if transport == Transport::Tcp && outcome.lost() > 0 {
@@ -382,6 +489,7 @@ async fn throughput(
     let mut stats_seq = 0;
     stream(peer, &mut discard, settings.warmup, pacer.as_mut()).await?;
     let before = peer.stats(&mut stats_seq).await?;
+    let kernel_before = peer.snapshot(settings)?;
 
     let start = Instant::now();
     let sent = stream(peer, &mut discard, settings.duration, pacer.as_mut()).await?;
@@ -411,6 +519,9 @@ async fn throughput(
     outcome.received = after.received.saturating_sub(before.received);
     outcome.reordered = after.reordered.saturating_sub(before.reordered);
     outcome.elapsed = elapsed;
+    if let Some(kernel_before) = kernel_before {
+        outcome.kernel = Some(kernel_before.until(&Snapshot::take(peer.link.tcp_info())?));
+    }
     Ok(outcome)
 }
 
@@ -463,5 +574,19 @@ mod tests {
             start + Duration::from_nanos(333_333_333)
         );
         assert_eq!(scheduled(start, 3, 3), start + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn snmp_counters_are_found_by_name() {
+        let text = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+                    Tcp: RtoAlgorithm RtoMin MaxConn RetransSegs\nTcp: 1 200 -1 17\n\
+                    Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors\n\
+                    Udp: 900 0 41 950 41\n\
+                    UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors\n\
+                    UdpLite: 0 0 0 0 0\n";
+        assert_eq!(snmp_field(text, "Udp", "RcvbufErrors"), Some(41));
+        assert_eq!(snmp_field(text, "Tcp", "RetransSegs"), Some(17));
+        assert_eq!(snmp_field(text, "Tcp", "MaxConn"), None);
+        assert_eq!(snmp_field(text, "Icmp", "InMsgs"), None);
     }
 }

@@ -11,12 +11,17 @@
 //! - `report`: the median of the runs, the table and the JSON.
 //! - `clients`: `--clients N`, a load of N TCP connections at once, with
 //!   its own small report.
+//! - `impair`: `--impair SPEC`, netem's words, and the kernel mechanisms
+//!   (nftables, tbf, netem) that carry each out.
+//! - `netns`: the private network namespace an impaired run happens in:
+//!   msg runs itself again inside it, and it vanishes with that child.
 //!
 //! Runs alternate between the transports (U T U T ...) so that each TCP run
 //! sits next to a UDP run taken under the same machine noise; the report
 //! takes the median run and shows the spread.
 
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -33,12 +38,16 @@ use crate::cmd::connect_first;
 
 mod client;
 mod clients;
+mod impair;
+#[cfg(target_os = "linux")]
+mod netns;
 mod pace;
 mod pin;
 mod report;
 mod servers;
 
 use client::{Outcome, Settings, Target};
+use impair::Impairment;
 use pin::{Pin, Placement};
 
 /// The payload sizes measured by default: small, a page, a large write, and
@@ -104,7 +113,9 @@ pub(crate) struct BenchArgs {
 
     /// How long to wait for each reply before a UDP datagram counts as lost
     /// (over TCP, an error) [default: 200ms; with --clients, where each
-    /// reply waits behind the other clients' messages: 5s]
+    /// reply waits behind the other clients' messages: 5s; with --impair,
+    /// 10ms plus twice the impairment's delay, jitter and rate-limiting
+    /// queue over UDP, and 60s over TCP, which retransmits]
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     timeout: Option<Duration>,
 
@@ -130,6 +141,15 @@ pub(crate) struct BenchArgs {
     /// Print one JSON document, {"results":[...]}, instead of the table
     #[arg(long)]
     json: bool,
+
+    /// Run in a private network namespace whose loopback the kernel
+    /// impairs, as netem's words say: 'loss 2%', 'rate 100mbit', 'delay 5ms
+    /// 1ms', 'reorder 1%', 'duplicate 1%', combined at will. Loss drops
+    /// that share of the packets in each direction (an nftables rule);
+    /// delay, reorder and duplicate need netem in the kernel. Repeat to
+    /// measure several in turn, in one table. Built-in listeners only
+    #[arg(long, value_name = "SPEC", value_parser = impair::parse_spec)]
+    impair: Vec<Impairment>,
 
     #[command(flatten)]
     auth: AuthArgs,
@@ -177,6 +197,8 @@ pub(crate) struct Measured {
     /// The runs in the order they were taken, or why the size cannot go
     /// over this transport at all.
     runs: Result<Vec<Outcome>, Oversize>,
+    /// Under `--impair`, which impairment (an index into the list).
+    impairment: Option<usize>,
 }
 
 /// A size that does not fit a UDP datagram.
@@ -189,9 +211,20 @@ pub(crate) struct Oversize {
     message: String,
 }
 
-pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
+/// How long a TCP reply may take under `--impair`: a segment lost six
+/// times in a row waits out 0.2 + 0.4 + ... + 6.4 = 12.6 s of backed-off
+/// retransmission timeouts before it gets through.
+const IMPAIRED_TCP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Under `--impair`, a UDP reply that has not come 10 ms after the time
+/// the impairment's delay explains is lost: a thousand loopback round
+/// trips, and short enough that a lossy run still takes many samples.
+const IMPAIRED_UDP_SLACK: Duration = Duration::from_millis(10);
+
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(clients) = args.clients {
-        return clients::run(&args, clients);
+        clients::run(&args, clients)?;
+        return Ok(ExitCode::SUCCESS);
     }
     let transports: Vec<Transport> = match (args.udp, args.tcp) {
         (true, false) => vec![Transport::Udp],
@@ -211,6 +244,26 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         ));
     }
     let placement = Placement::new(pin)?;
+    if !args.impair.is_empty() {
+        if args.addr.is_some() {
+            return Err(usage(
+                "--impair measures the built-in listeners inside a network namespace of its \
+                 own, from which ADDR cannot be reached: leave ADDR out",
+            ));
+        }
+        // The user's process makes the namespace and waits; the child,
+        // inside it, measures.
+        match namespace::parent() {
+            None => return namespace::reexec(),
+            Some(parent) => namespace::check_private(&parent)?,
+        }
+        // Every impairment is tried before anything is measured, so that
+        // one the kernel cannot do stops the run at once.
+        for impairment in &args.impair {
+            impairment.apply()?;
+            impairment.clear()?;
+        }
+    }
     let auth = args.auth.auth()?;
 
     // With a secret, the built-in listeners measure each transport with and
@@ -271,17 +324,56 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         anyhow::Ok(targets)
     })?;
 
-    let settings = Settings {
-        mode: args.mode,
-        warmup: args.warmup,
-        duration: args.duration,
-        timeout: args.timeout.unwrap_or(DEFAULT_TIMEOUT),
-        rate: args.rate,
+    let phases: Vec<Option<usize>> = if args.impair.is_empty() {
+        vec![None]
+    } else {
+        (0..args.impair.len()).map(Some).collect()
     };
-    let progress = progress_bar(&targets, &sizes, args.runs, &settings);
+    let settings_for = |phase: Option<usize>| {
+        let impairment = phase.map(|i| &args.impair[i]);
+        let default = match impairment {
+            Some(imp) => IMPAIRED_UDP_SLACK + 2 * imp.one_way_delay(),
+            None => DEFAULT_TIMEOUT,
+        };
+        let timeout = args.timeout.unwrap_or(default);
+        Settings {
+            mode: args.mode,
+            warmup: args.warmup,
+            duration: args.duration,
+            timeout,
+            tcp_timeout: match impairment {
+                Some(_) => timeout.max(IMPAIRED_TCP_TIMEOUT),
+                None => timeout,
+            },
+            rate: args.rate,
+            impaired: impairment.is_some(),
+        }
+    };
+    let progress = progress_bar(
+        &targets,
+        &sizes,
+        args.runs * u32::try_from(phases.len()).unwrap_or(1),
+        &settings_for(None),
+    );
     let measured = runtime.block_on(async {
         let _spinning = args.busy_poll.then(BusyPoll::start);
-        measure_all(&targets, &sizes, args.runs, &settings, &progress).await
+        let mut measured = Vec::new();
+        for &phase in &phases {
+            let settings = settings_for(phase);
+            if let Some(i) = phase {
+                args.impair[i].apply()?;
+                info!("impairment applied: {}", args.impair[i]);
+            }
+            let mut cells = measure_all(&targets, &sizes, args.runs, &settings, &progress).await?;
+            if let Some(i) = phase {
+                args.impair[i].clear()?;
+            }
+            for cell in &mut cells {
+                cell.impairment = phase;
+            }
+            measured.extend(cells);
+        }
+        anyhow::Ok(measured)
     })?;
     progress.finish_and_clear();
     drop(listeners);
@@ -296,14 +388,50 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         busy_poll: args.busy_poll,
         where_: match &args.addr {
             Some(addr) => format!("against {addr}"),
-            None => format!("on loopback, built-in listeners on {}", describe(&targets)),
+            None if args.impair.is_empty() => {
+                format!("on loopback, built-in listeners on {}", describe(&targets))
+            }
+            None => format!(
+                "on the loopback of a private network namespace, built-in listeners on {}",
+                describe(&targets)
+            ),
         },
         measured: &measured,
+        impairments: &args.impair,
     };
     if args.json {
-        report.print_json()
+        report.print_json()?;
     } else {
-        report.print_table()
+        report.print_table()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The namespace an impaired run happens in (Linux only).
+mod namespace {
+    #[cfg(target_os = "linux")]
+    pub(super) use super::netns::{check_private, reexec};
+
+    #[cfg(target_os = "linux")]
+    pub(super) fn parent() -> Option<String> {
+        super::netns::parent_namespace()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn parent() -> Option<String> {
+        None
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn reexec() -> anyhow::Result<std::process::ExitCode> {
+        Err(crate::args::usage(
+            "--impair needs Linux: network namespaces, nftables and tc",
+        ))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn check_private(_parent: &str) -> anyhow::Result<()> {
+        unreachable!("parent() is None off Linux")
     }
 }
 
@@ -332,6 +460,7 @@ async fn measure_all(
                 authenticated: target.auth.is_some(),
                 size,
                 runs: target.check_size(size).map(|()| Vec::new()),
+                impairment: None,
             });
         }
         for run in 1..=runs {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::client::Outcome;
+use super::impair::Impairment;
 use super::pin::Placement;
 use super::{Measured, Mode};
 use msg_net::Transport;
@@ -29,6 +30,8 @@ pub(crate) struct Report<'a> {
     /// Where the listeners were, in words.
     pub(crate) where_: String,
     pub(crate) measured: &'a [Measured],
+    /// Under `--impair`, the impairments measured in turn; empty otherwise.
+    pub(crate) impairments: &'a [Impairment],
 }
 
 /// The figure runs are ranked and compared by.
@@ -98,6 +101,9 @@ enum Record {
         runs: usize,
         p50_us_min: Option<f64>,
         p50_us_max: Option<f64>,
+        /// Only under `--impair`.
+        #[serde(flatten)]
+        impaired: Option<Box<ImpairedFigures>>,
     },
     Error {
         transport: &'static str,
@@ -106,7 +112,89 @@ enum Record {
         mode: &'static str,
         size: usize,
         error: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        impairment: Option<String>,
     },
+}
+
+/// What a cell adds under `--impair`.
+#[derive(Debug, Serialize)]
+struct ImpairedFigures {
+    /// The SPEC, as in the table.
+    impairment: String,
+    /// The loss configured, per packet and direction (null: none).
+    configured_loss_percent: Option<f64>,
+    /// UDP: the share of messages lost (`lost / sent`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lost_percent: Option<f64>,
+    /// UDP: the share of packets the network dropped, from the
+    /// measurement: comparable with the configured loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loss_per_packet_percent: Option<f64>,
+    /// UDP: datagrams the kernel dropped because a receive queue was full.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overflow: Option<u64>,
+    /// UDP throughput: arrivals after a higher sequence number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reordered: Option<u64>,
+    /// TCP: segments the client retransmitted (`tcpi_total_retrans`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retrans: Option<u32>,
+    /// TCP: segments either side retransmitted (the namespace's
+    /// `RetransSegs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retrans_both_ways: Option<u64>,
+    /// TCP: the client's smoothed RTT at the end (`tcpi_rtt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rtt_us: Option<f64>,
+    /// TCP: the client's retransmission timeout at the end (`tcpi_rto`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rto_ms: Option<f64>,
+}
+
+/// An impairment in the JSON document: its words, their values, and the
+/// mechanisms applied.
+#[derive(Debug, Serialize)]
+struct ImpairmentJson {
+    spec: String,
+    loss_percent: Option<f64>,
+    rate_bits_per_s: Option<u64>,
+    delay_us: Option<u128>,
+    jitter_us: Option<u128>,
+    reorder_percent: Option<f64>,
+    duplicate_percent: Option<f64>,
+    applied: Vec<String>,
+}
+
+impl From<&Impairment> for ImpairmentJson {
+    fn from(imp: &Impairment) -> Self {
+        Self {
+            spec: imp.to_string(),
+            loss_percent: imp.loss.map(|p| p.as_f64()),
+            rate_bits_per_s: imp.rate,
+            delay_us: imp.delay.map(|(d, _)| d.as_micros()),
+            jitter_us: imp.delay.map(|(_, j)| j.as_micros()),
+            reorder_percent: imp.reorder.map(|p| p.as_f64()),
+            duplicate_percent: imp.duplicate.map(|p| p.as_f64()),
+            applied: imp.applied(),
+        }
+    }
+}
+
+/// The share of packets the network dropped, estimated from a run: a
+/// ping-pong's round trip crosses the impaired network twice (answered
+/// with probability (1 − p)², so p = 1 − √answered), a one-way datagram
+/// once. Receive-queue overflows are the receiver's, not the network's.
+fn per_packet_loss(mode: Mode, run: &Outcome) -> Option<f64> {
+    if run.sent == 0 {
+        return None;
+    }
+    let overflow = run.kernel.map_or(0, |k| k.udp_overflow);
+    let lost = run.lost().saturating_sub(overflow) as f64 / run.sent as f64;
+    Some(match mode {
+        Mode::Pingpong => 1.0 - (1.0 - lost).max(0.0).sqrt(),
+        Mode::Throughput => lost,
+    })
 }
 
 /// Rounds to a tenth of a microsecond or of a message per second: finer
@@ -131,6 +219,7 @@ impl Report<'_> {
                             mode,
                             size: cell.size,
                             error: oversize.message.clone(),
+                            impairment: self.impairment(cell).map(ToString::to_string),
                         };
                     }
                 };
@@ -170,21 +259,63 @@ impl Report<'_> {
                     runs: runs.len(),
                     p50_us_min: p50_range(|s| s.min),
                     p50_us_max: p50_range(|s| s.max),
+                    impaired: self
+                        .impairment(cell)
+                        .map(|imp| Box::new(self.impaired_figures(imp, cell.transport, run))),
                 }
             })
             .collect()
+    }
+
+    /// The impairment a cell was measured under, if any.
+    fn impairment(&self, cell: &Measured) -> Option<&Impairment> {
+        cell.impairment.and_then(|i| self.impairments.get(i))
+    }
+
+    fn impaired_figures(
+        &self,
+        imp: &Impairment,
+        transport: Transport,
+        run: Option<&Outcome>,
+    ) -> ImpairedFigures {
+        let udp = transport == Transport::Udp;
+        let kernel = run.and_then(|r| r.kernel);
+        let tcp = kernel.and_then(|k| k.tcp);
+        ImpairedFigures {
+            impairment: imp.to_string(),
+            configured_loss_percent: imp.loss.map(|p| p.as_f64()),
+            lost_percent: run
+                .filter(|_| udp)
+                .map(|r| tenth_percent(percent(r.lost(), r.sent))),
+            loss_per_packet_percent: run
+                .filter(|_| udp)
+                .and_then(|r| per_packet_loss(self.mode, r))
+                .map(|p| tenth_percent(p * 100.0)),
+            overflow: kernel.filter(|_| udp).map(|k| k.udp_overflow),
+            reordered: run
+                .filter(|_| udp && self.mode == Mode::Throughput)
+                .map(|r| r.reordered),
+            retrans: tcp.map(|t| t.retrans),
+            retrans_both_ways: kernel.filter(|_| !udp).map(|k| k.tcp_retrans_segs),
+            rtt_us: tcp.map(|t| tenth(t.rtt.as_secs_f64() * 1e6)),
+            rto_ms: tcp.map(|t| tenth(t.rto.as_secs_f64() * 1e3)),
+        }
     }
 
     pub(crate) fn print_json(&self) -> anyhow::Result<()> {
         #[derive(Serialize)]
         struct Document {
             results: Vec<Record>,
+            /// Only under `--impair`.
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            impairments: Vec<ImpairmentJson>,
         }
         let mut out = io::stdout().lock();
         serde_json::to_writer(
             &mut out,
             &Document {
                 results: self.records(),
+                impairments: self.impairments.iter().map(ImpairmentJson::from).collect(),
             },
         )?;
         writeln!(out)?;
@@ -201,13 +332,57 @@ impl Report<'_> {
         write!(out, "{}", self.table().render())?;
         for cell in self.measured {
             if let Err(oversize) = &cell.runs {
+                if cell.impairment.is_some_and(|i| i > 0) {
+                    // Said once, under the first impairment's rows.
+                    continue;
+                }
                 let message = &oversize.message;
                 let auth = if cell.authenticated { "+auth" } else { "" };
                 writeln!(out, "{}{auth} {} B: {message}", cell.transport, cell.size)?;
             }
         }
+        if !self.impairments.is_empty() {
+            writeln!(out)?;
+            for line in self.impairment_notes() {
+                writeln!(out, "{line}")?;
+            }
+        }
         out.flush()?;
         Ok(())
+    }
+
+    /// Under the impaired table: what was applied, and how to read the
+    /// columns that only impaired runs have.
+    fn impairment_notes(&self) -> Vec<String> {
+        let mut lines = vec![
+            "applied, in turn, by the kernel on the namespace's lo (each packet, each direction):"
+                .to_owned(),
+        ];
+        for imp in self.impairments {
+            lines.push(format!("  {imp}: {}", imp.applied().join("; ")));
+        }
+        let transports = self.transports();
+        if transports.contains(&Transport::Udp) {
+            lines.push(match self.mode {
+                Mode::Pingpong => "UDP: lost %: round trips unanswered; per pkt %: the share of \
+                 packets the network dropped, measured, beside the configured loss (a round \
+                 trip crosses it twice: 1 - sqrt(answered share))"
+                    .to_owned(),
+                Mode::Throughput => "UDP: per pkt %: the share of datagrams the network dropped, \
+                 measured, beside the configured loss; overflow: datagrams dropped by a full \
+                 receive queue, the receiver's loss and not the network's"
+                    .to_owned(),
+            });
+        }
+        if transports.contains(&Transport::Tcp) {
+            lines.push(
+                "TCP: loses nothing; retrans: segments the client sent again (TCP_INFO \
+                 tcpi_total_retrans; the JSON's retrans_both_ways adds the listener's); rtt: its \
+                 smoothed round-trip time in µs; rto: its retransmission timeout in ms"
+                    .to_owned(),
+            );
+        }
+        lines
     }
 
     fn title(&self) -> [String; 2] {
@@ -264,13 +439,32 @@ impl Report<'_> {
     }
 
     /// The runs of one cell, if it was measured.
-    fn runs(&self, size: usize, transport: Transport, authenticated: bool) -> Option<&[Outcome]> {
+    fn runs(
+        &self,
+        impairment: Option<usize>,
+        size: usize,
+        transport: Transport,
+        authenticated: bool,
+    ) -> Option<&[Outcome]> {
         self.measured
             .iter()
             .find(|c| {
-                c.size == size && c.transport == transport && c.authenticated == authenticated
+                c.impairment == impairment
+                    && c.size == size
+                    && c.transport == transport
+                    && c.authenticated == authenticated
             })
             .and_then(|c| c.runs.as_deref().ok())
+    }
+
+    /// The columns only an impaired run has, for `transport`.
+    fn impaired_columns(&self, transport: Transport) -> &'static [&'static str] {
+        match (self.impairments.is_empty(), transport, self.mode) {
+            (true, _, _) => &[],
+            (false, Transport::Udp, Mode::Pingpong) => &["lost %", "per pkt %"],
+            (false, Transport::Udp, Mode::Throughput) => &["overflow", "per pkt %"],
+            (false, Transport::Tcp, _) => &["retrans", "rtt", "rto"],
+        }
     }
 
     fn table(&self) -> Table {
@@ -287,21 +481,32 @@ impl Report<'_> {
             Mode::Pingpong => &["lost"],
             Mode::Throughput => &["reordered"],
         };
+        let impaired = !self.impairments.is_empty();
         let mut table = Table::default();
-        let mut groups = vec![(String::new(), 1)];
+        let mut groups = vec![(String::new(), if impaired { 2 } else { 1 })];
         let mut header = vec!["size".to_owned()];
-        for &transport in &transports {
-            let width = columns.len()
+        if impaired {
+            header.insert(0, "impairment".to_owned());
+        }
+        let width_of = |transport: Transport| {
+            columns.len()
                 + if transport == Transport::Udp {
                     extra.len()
                 } else {
                     0
-                };
-            groups.push((transport.name().to_uppercase(), width));
+                }
+        };
+        for &transport in &transports {
+            let impaired_columns = self.impaired_columns(transport);
+            groups.push((
+                transport.name().to_uppercase(),
+                width_of(transport) + impaired_columns.len(),
+            ));
             header.extend(columns.iter().map(|c| (*c).to_owned()));
             if transport == Transport::Udp {
                 header.extend(extra.iter().map(|c| (*c).to_owned()));
             }
+            header.extend(impaired_columns.iter().map(|c| (*c).to_owned()));
         }
         let ratio = transports.len() == 2;
         let figure = match self.mode {
@@ -320,38 +525,52 @@ impl Report<'_> {
         table.header = header;
 
         let mut sizes: Vec<usize> = self.measured.iter().map(|c| c.size).collect();
+        sizes.sort_unstable();
         sizes.dedup();
-        for (size, authenticated) in sizes
-            .into_iter()
-            .flat_map(|size| variants.iter().map(move |&auth| (size, auth)))
-        {
+        // Sizes in the order they were measured.
+        sizes.sort_by_key(|&size| self.measured.iter().position(|c| c.size == size));
+        let phases: Vec<Option<usize>> = if impaired {
+            (0..self.impairments.len()).map(Some).collect()
+        } else {
+            vec![None]
+        };
+        let mut rows = Vec::new();
+        for &phase in &phases {
+            for &size in &sizes {
+                rows.extend(variants.iter().map(|&auth| (phase, size, auth)));
+            }
+        }
+        for (phase, size, authenticated) in rows {
             let label = if authenticated && cost {
                 format!("{size} auth")
             } else {
                 size.to_string()
             };
             let mut row = vec![label];
+            if let Some(i) = phase {
+                row.insert(0, self.impairments[i].to_string());
+            }
             let mut pair = Vec::new();
             for &transport in &transports {
                 let Some(cell) = self.measured.iter().find(|c| {
-                    c.size == size && c.transport == transport && c.authenticated == authenticated
+                    c.impairment == phase
+                        && c.size == size
+                        && c.transport == transport
+                        && c.authenticated == authenticated
                 }) else {
                     continue;
                 };
-                let width = columns.len()
-                    + if transport == Transport::Udp {
-                        extra.len()
-                    } else {
-                        0
-                    };
+                let width = width_of(transport);
+                let impaired_width = self.impaired_columns(transport).len();
                 match &cell.runs {
                     Err(oversize) => {
                         row.push(format!("exceeds {}", oversize.limit));
-                        row.extend((1..width).map(|_| "-".to_owned()));
+                        row.extend((1..width + impaired_width).map(|_| "-".to_owned()));
                     }
                     Ok(runs) => {
                         let summary = summarise(self.mode, runs);
                         row.extend(self.cells(transport, size, summary.as_ref(), width));
+                        row.extend(self.impaired_cells(transport, summary.as_ref()));
                         pair.push(runs);
                     }
                 }
@@ -366,8 +585,8 @@ impl Report<'_> {
             }
             if cost {
                 for &transport in &transports {
-                    let plain = self.runs(size, transport, false);
-                    let tagged = self.runs(size, transport, true);
+                    let plain = self.runs(phase, size, transport, false);
+                    let tagged = self.runs(phase, size, transport, true);
                     row.push(match (authenticated, plain, tagged) {
                         (true, Some(plain), Some(tagged)) => self
                             .ratio(plain, tagged)
@@ -430,6 +649,36 @@ impl Report<'_> {
         cells
     }
 
+    /// The cells of [`Report::impaired_columns`], from the median run.
+    fn impaired_cells(&self, transport: Transport, summary: Option<&Summary<'_>>) -> Vec<String> {
+        let columns = self.impaired_columns(transport);
+        let Some(run) = summary.map(|s| s.median) else {
+            return vec!["-".to_owned(); columns.len()];
+        };
+        let kernel = run.kernel.unwrap_or_default();
+        match transport {
+            Transport::Udp if columns.is_empty() => Vec::new(),
+            Transport::Udp => {
+                let first = match self.mode {
+                    Mode::Pingpong => format!("{:.1}", percent(run.lost(), run.sent)),
+                    Mode::Throughput => kernel.udp_overflow.to_string(),
+                };
+                let per_packet = per_packet_loss(self.mode, run)
+                    .map_or("-".to_owned(), |p| format!("{:.1}", p * 100.0));
+                vec![first, per_packet]
+            }
+            Transport::Tcp if columns.is_empty() => Vec::new(),
+            Transport::Tcp => match kernel.tcp {
+                Some(tcp) => vec![
+                    tcp.retrans.to_string(),
+                    fmt_us(tcp.rtt.as_secs_f64() * 1e6),
+                    format!("{:.0}", tcp.rto.as_secs_f64() * 1e3),
+                ],
+                None => vec!["-".to_owned(); columns.len()],
+            },
+        }
+    }
+
     /// The median of `other / base` over runs taken next to each other.
     fn ratio(&self, base: &[Outcome], other: &[Outcome]) -> Option<f64> {
         let ratios = base
@@ -442,6 +691,11 @@ impl Report<'_> {
             .collect();
         median(ratios)
     }
+}
+
+/// Rounds a percentage to hundredths.
+fn tenth_percent(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
 }
 
 fn percent(part: u64, whole: u64) -> f64 {

@@ -1,0 +1,269 @@
+//! The private network namespace of `msg bench --impair`.
+//!
+//! msg re-executes itself (`/proc/self/exe`, the same arguments) in a child
+//! that is put into new namespaces between `fork` and `exec`: as root a new
+//! network namespace, otherwise a new user namespace too, in which the
+//! user's own uid and gid are mapped to root, so that the child may
+//! configure its own loopback and nothing else. The child marks itself
+//! with an environment variable holding the parent's namespace, checks
+//! that it is somewhere else and alone with `lo`, brings `lo` up, applies
+//! the impairments (`impair`) and runs the ordinary benchmark.
+//!
+//! Teardown needs no code: a network namespace, with its interfaces,
+//! nftables rules and qdiscs, goes away with the last process in it. The
+//! child is that process, whether it finishes, fails or is killed (Ctrl-C
+//! reaches it from the terminal, and the parent forwards SIGINT, SIGTERM
+//! and SIGHUP sent to it alone; if the parent dies, the kernel kills the
+//! child). The machine's own interfaces and rules are never touched.
+
+use std::ffi::CString;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, pthread_sigmask};
+use nix::unistd::{Gid, Pid, Uid};
+
+use crate::args::usage;
+
+/// Set in the child: the parent's network namespace (`net:[inode]`).
+const CHILD_ENV: &str = "MSG_BENCH_IMPAIR_NETNS";
+
+/// Where this process's network namespace is named.
+const OWN_NETNS: &str = "/proc/self/ns/net";
+
+/// In the child, the parent's namespace as the parent saw it; `None` in
+/// the process the user started.
+pub(crate) fn parent_namespace() -> Option<String> {
+    std::env::var(CHILD_ENV).ok()
+}
+
+/// Runs this very command again in a new network namespace and waits for
+/// it, forwarding Ctrl-C; its exit code is ours.
+///
+/// # Errors
+///
+/// A usage error (exit 2) that says why and how to allow it when no
+/// namespace can be made.
+pub(crate) fn reexec() -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("cannot find msg's own executable")?;
+    let own = std::fs::read_link(OWN_NETNS).with_context(|| format!("cannot read {OWN_NETNS}"))?;
+    let root = Uid::effective().is_root();
+    let flags = if root {
+        CloneFlags::CLONE_NEWNET
+    } else {
+        CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET
+    };
+    // Everything the child writes between fork and exec is made here: no
+    // allocation there.
+    let maps: Vec<(CString, CString)> = if root {
+        Vec::new()
+    } else {
+        [
+            ("/proc/self/setgroups", "deny".to_owned()),
+            ("/proc/self/uid_map", format!("0 {} 1", Uid::current())),
+            ("/proc/self/gid_map", format!("0 {} 1", Gid::current())),
+        ]
+        .into_iter()
+        .map(|(path, text)| {
+            (
+                CString::new(path).expect("no NUL"),
+                CString::new(text).expect("no NUL"),
+            )
+        })
+        .collect()
+    };
+
+    // The signals the parent forwards or waits for are blocked, so that it
+    // takes them with sigwait and nothing interrupts it; the child starts
+    // with none blocked.
+    let mut waited = SigSet::empty();
+    for signal in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
+        waited.add(signal);
+    }
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&waited), None).context("cannot block signals")?;
+
+    let mut command = Command::new(exe);
+    command
+        .args(std::env::args_os().skip(1))
+        .env(CHILD_ENV, &own);
+    // SAFETY: between fork and exec the closure makes only system calls
+    // (unshare, open, write, close, prctl, sigprocmask) on data prepared
+    // above, and allocates nothing; the parent has one thread here.
+    unsafe {
+        command.pre_exec(move || {
+            unshare(flags)?;
+            for (path, text) in &maps {
+                write_proc(path, text)?;
+            }
+            // If msg (the parent) dies, so does the namespace.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+            Ok(())
+        });
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|err| usage(cannot_make_namespace(&err, root)))?;
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("a pid fits an i32"));
+    // Bounded by the child's life, which the benchmark's own limits bound.
+    let status = loop {
+        let signal = waited.wait().context("sigwait")?;
+        if signal != Signal::SIGCHLD {
+            let _ = kill(pid, signal);
+            continue;
+        }
+        if let Some(status) = child.try_wait().context("cannot wait for the benchmark")? {
+            break status;
+        }
+    };
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        (None, Some(signal)) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
+        (None, None) => ExitCode::FAILURE,
+    })
+}
+
+/// Writes `text` to a file of `/proc/self` with plain system calls.
+fn write_proc(path: &CString, text: &CString) -> std::io::Result<()> {
+    // SAFETY: both strings are NUL-terminated and live for the call.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let bytes = text.as_bytes();
+        let written = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if usize::try_from(written).ok() != Some(bytes.len()) {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// Why no namespace could be made, and what would allow one.
+fn cannot_make_namespace(err: &std::io::Error, root: bool) -> String {
+    let call = if root {
+        "unshare(CLONE_NEWNET)"
+    } else {
+        "unshare(CLONE_NEWUSER | CLONE_NEWNET)"
+    };
+    let mut text = format!(
+        "--impair needs a network namespace of its own, and none can be made here: {call}: {err}."
+    );
+    if root {
+        text.push_str(
+            " As root this needs CAP_SYS_ADMIN, which a container may withhold \
+             (docker run --cap-add SYS_ADMIN, or --privileged).",
+        );
+        return text;
+    }
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_owned())
+    };
+    let mut why = Vec::new();
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        why.push("`sysctl kernel.unprivileged_userns_clone=1` (it is 0)");
+    }
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        why.push("`sysctl user.max_user_namespaces=10000` (it is 0)");
+    }
+    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+        why.push(
+            "`sysctl kernel.apparmor_restrict_unprivileged_userns=0` (AppArmor restricts them)",
+        );
+    }
+    if why.is_empty() {
+        why.push("`sysctl kernel.unprivileged_userns_clone=1` where that setting exists");
+    }
+    text.push_str(&format!(
+        " Without root it needs unprivileged user namespaces: allow them with {}, or run msg as root.",
+        why.join(" and ")
+    ));
+    text
+}
+
+/// In the child: checks that this process is in a namespace of its own,
+/// not the one it was started from, whose only interface is `lo`; then
+/// brings `lo` up. Nothing is ever applied outside such a namespace, even
+/// with the marker set by hand.
+///
+/// # Errors
+///
+/// When the namespace is not msg's own, or `lo` cannot be brought up.
+pub(crate) fn check_private(parent: &str) -> anyhow::Result<()> {
+    let own = std::fs::read_link(OWN_NETNS).with_context(|| format!("cannot read {OWN_NETNS}"))?;
+    if own.as_os_str() == parent {
+        bail!(
+            "refusing to impair the network namespace msg was started in ({parent}); {CHILD_ENV} is msg's own"
+        );
+    }
+    let devices =
+        std::fs::read_to_string("/proc/self/net/dev").context("cannot read /proc/self/net/dev")?;
+    let names: Vec<&str> = devices
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    if names != ["lo"] {
+        bail!(
+            "refusing to impair a network namespace with interfaces other than lo: {}",
+            names.join(", ")
+        );
+    }
+    loopback_up()
+}
+
+/// `ip link set lo up`, as one ioctl.
+fn loopback_up() -> anyhow::Result<()> {
+    // Any socket serves for the ioctl; binding needs no interface up.
+    let socket =
+        std::net::UdpSocket::bind("0.0.0.0:0").context("cannot make a socket to bring lo up")?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
+    // SAFETY: `ifreq` is plain data; the name is NUL-terminated within its
+    // 16 bytes; the kernel reads and writes only the struct passed.
+    unsafe {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &raw mut req) < 0 {
+            bail!(
+                "cannot read lo's flags: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(fd, libc::SIOCSIFFLAGS, &raw const req) < 0 {
+            bail!("cannot bring lo up: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_says_why_and_how_to_allow_it() {
+        let err = std::io::Error::from_raw_os_error(libc::EPERM);
+        let text = cannot_make_namespace(&err, false);
+        assert!(text.contains("CLONE_NEWUSER"), "{text}");
+        assert!(text.contains("sysctl"), "{text}");
+        assert!(text.contains("run msg as root"), "{text}");
+        let text = cannot_make_namespace(&err, true);
+        assert!(text.contains("CAP_SYS_ADMIN"), "{text}");
+    }
+}

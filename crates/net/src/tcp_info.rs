@@ -1,0 +1,79 @@
+//! [`TcpInfo`]: what the kernel knows about a TCP connection
+//! (`getsockopt(TCP_INFO)`), for a benchmark that wants to see TCP
+//! recover from loss: how often it retransmitted, and the round-trip time
+//! and retransmission timeout it estimated.
+
+use std::time::Duration;
+
+/// A snapshot of a TCP connection's state, from the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct TcpInfo {
+    /// Segments this side retransmitted over the connection's life
+    /// (`tcpi_total_retrans`): what a lost segment costs TCP, invisible to
+    /// the application.
+    pub total_retrans: u32,
+    /// The retransmission timeout now (`tcpi_rto`): how long a lost
+    /// segment waits when no duplicate acknowledgement reveals it earlier.
+    pub rto: Duration,
+    /// The smoothed round-trip time (`tcpi_rtt`).
+    pub rtt: Duration,
+    /// Its variation (`tcpi_rttvar`).
+    pub rttvar: Duration,
+}
+
+#[cfg(target_os = "linux")]
+pub(crate) fn read(stream: &tokio::net::TcpStream) -> std::io::Result<TcpInfo> {
+    use std::os::fd::AsRawFd;
+
+    // SAFETY: `tcp_info` is plain integers; all zeroes is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len =
+        libc::socklen_t::try_from(size_of::<libc::tcp_info>()).expect("tcp_info fits a socklen_t");
+    // SAFETY: the descriptor is open for as long as `stream` is borrowed,
+    // and the kernel writes at most `len` bytes into `info`; an older
+    // kernel writes fewer and leaves the rest zero.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(TcpInfo {
+        total_retrans: info.tcpi_total_retrans,
+        rto: Duration::from_micros(info.tcpi_rto.into()),
+        rtt: Duration::from_micros(info.tcpi_rtt.into()),
+        rttvar: Duration::from_micros(info.tcpi_rttvar.into()),
+    })
+}
+
+/// Elsewhere `TCP_INFO` has other layouts: nothing is reported.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn read(_stream: &tokio::net::TcpStream) -> std::io::Result<TcpInfo> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_fresh_connection_has_retransmitted_nothing_and_knows_its_rtt() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let (client, _server) = (client.unwrap(), accepted.unwrap());
+        let info = read(&client).unwrap();
+        assert_eq!(info.total_retrans, 0);
+        // Linux never lets the timeout go below 200 ms.
+        assert!(info.rto >= Duration::from_millis(200), "{info:?}");
+        assert!(info.rtt > Duration::ZERO, "{info:?}");
+    }
+}
