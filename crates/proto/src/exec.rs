@@ -261,10 +261,15 @@ const KILLED: u8 = 3;
 impl Exit {
     /// The exit code a shell would give: the status, or 128 plus the
     /// signal, or 1 for a command that did not run or was stopped.
+    ///
+    /// The numbers are the peer's, so any `i32` may arrive: a signal so
+    /// large that 128 plus it overflows gives `i32::MAX`.
     pub fn code(&self) -> i32 {
         match self {
             Self::Exited(code) => *code,
-            Self::Signaled(signal) => 128 + signal,
+            // Saturating: the fuzzer sent Signaled(i32::MAX), which
+            // overflowed (a panic in a debug build of `msg exec`).
+            Self::Signaled(signal) => 128_i32.saturating_add(*signal),
             Self::Refused(_) | Self::Killed(_) => 1,
         }
     }
@@ -430,6 +435,17 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_peers_huge_signal_does_not_overflow_the_exit_code() {
+        // Found by the `exec` fuzz target: outcome 1 (signaled), signal
+        // 0x7fffffff, and 128 + it overflowed.
+        let msg = Message::new(Kind::CommandExit, 0, &b"\x01\x7f\xff\xff\xff"[..]);
+        let exit = Exit::from_message(&msg).unwrap();
+        assert_eq!(exit, Exit::Signaled(i32::MAX));
+        assert_eq!(exit.code(), i32::MAX);
+        assert_eq!(Exit::Signaled(i32::MIN).code(), i32::MIN + 128);
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -437,7 +453,10 @@ mod tests {
                 let msg = Message::new(kind, 0, body.clone());
                 let _ = Command::from_message(&msg);
                 let _ = parse_output(&msg);
-                let _ = Exit::from_message(&msg);
+                if let Ok(exit) = Exit::from_message(&msg) {
+                    // What `msg exec` does with the peer's verdict.
+                    let _ = exit.code();
+                }
             }
         }
 

@@ -1235,6 +1235,44 @@ mod tests {
             let _ = receiving.on_end(&msg, &computed);
         }
 
+        // A sender's chunks in any order, of any kind and length, against
+        // any announced size: what is handed out never passes the size, a
+        // refused chunk changes nothing, and the end is accepted exactly at
+        // the size. `None` stands for the seq that is due.
+        #[test]
+        fn a_transfer_never_hands_out_more_than_announced(
+            size in 0u64..64,
+            chunks in proptest::collection::vec(
+                (
+                    prop_oneof![4 => Just(Kind::FileChunk), 1 => any_kind()],
+                    prop_oneof![3 => Just(None), 1 => (0u64..4).prop_map(Some)],
+                    proptest::collection::vec(any::<u8>(), 0..24),
+                ),
+                0..10,
+            ),
+        ) {
+            let mut receiving = Receiving::new(header("f", size));
+            let mut total = 0u64;
+            let mut accepted = 0u64;
+            for (kind, seq, body) in chunks {
+                let msg = Message::new(kind, seq.unwrap_or(accepted), body);
+                let before = receiving.received();
+                match receiving.on_chunk(&msg) {
+                    Ok(content) => {
+                        prop_assert_eq!(content, &msg.body[..]);
+                        total += content.len() as u64;
+                        accepted += 1;
+                    }
+                    Err(_) => prop_assert_eq!(receiving.received(), before),
+                }
+                prop_assert_eq!(receiving.received(), total);
+                prop_assert!(total <= size);
+            }
+            let digest = [0; DIGEST_LEN];
+            let end = receiving.on_end(&FileEnd { digest }.to_message(), &digest);
+            prop_assert_eq!(end.is_ok(), total == size);
+        }
+
         #[test]
         fn any_valid_header_round_trips(
             name in valid_name(),

@@ -104,6 +104,7 @@ impl DiscardCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn discards_are_counted_and_reported() {
@@ -158,5 +159,24 @@ mod tests {
         body.extend(b"later counters");
         assert_eq!(Stats::parse(&body), Ok(stats));
         assert_eq!(Stats::parse(&[]), Err(Error::StatsTooShort { len: 0 }));
+    }
+
+    proptest! {
+        // A peer's pong body: refused exactly when too short for the
+        // received count, and otherwise read from where `to_body` writes
+        // (a partial second counter reads as 0, like a missing one).
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..40)) {
+            match Stats::parse(&body) {
+                Ok(stats) => {
+                    let known = if body.len() >= Stats::BODY_LEN { Stats::BODY_LEN } else { 8 };
+                    prop_assert!(body.len() >= 8);
+                    prop_assert_eq!(&stats.to_body()[..known], &body[..known]);
+                }
+                Err(err) => {
+                    prop_assert_eq!(err, Error::StatsTooShort { len: body.len() });
+                }
+            }
+        }
     }
 }

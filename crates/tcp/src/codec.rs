@@ -205,6 +205,7 @@ pub(crate) mod tests {
     use super::*;
     use msg_proto::Kind;
     use msg_proto::auth::{AuthError, ClientHandshake, Role, Secret, ServerHandshake, SessionKeys};
+    use proptest::prelude::*;
     use tokio_util::codec::LengthDelimitedCodec;
 
     /// The bytes [`Codec`] writes for `msg`.
@@ -441,5 +442,77 @@ pub(crate) mod tests {
         assert_eq!((reader.opens(), reader.seals()), (true, false));
         assert_eq!((writer.opens(), writer.seals()), (false, true));
         assert_eq!((reader.max_frame, writer.max_frame), (100, 100));
+    }
+
+    /// A peer's stream: whole frames, garbage, and length prefixes of any
+    /// size, in any order.
+    fn any_stream() -> impl Strategy<Value = Vec<u8>> {
+        let frame = (
+            proptest::sample::select(Kind::ALL.to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..80),
+        )
+            .prop_map(|(kind, body)| frame_of(&Message::new(kind, 1, body)).to_vec());
+        let prefix = any::<u32>().prop_map(|len| len.to_be_bytes().to_vec());
+        let garbage = proptest::collection::vec(any::<u8>(), 0..16);
+        proptest::collection::vec(prop_oneof![4 => frame, 1 => prefix, 1 => garbage], 0..6)
+            .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        // The stream in arbitrary pieces, as reads return it: the decoder
+        // never panics, returns each whole frame it can re-encode byte for
+        // byte, and never grows the buffer past twice what arrived plus
+        // one frame. (A BytesMut grows only when what is asked for does not
+        // fit, to at most twice its old size or the ask; the ask is at most
+        // the bytes fed plus the prefix and max_frame that `decode`
+        // reserves for a frame it has the prefix of. Reserving what a
+        // prefix announces before checking it would break the bound.)
+        #[test]
+        fn arbitrary_splits_never_panic(
+            max_frame in prop_oneof![Just(100usize), Just(DEFAULT_MAX_FRAME)],
+            stream in any_stream(),
+            pieces in proptest::collection::vec(1usize..48, 1..8),
+        ) {
+            let mut codec = Codec::new(max_frame);
+            let bound = |fed: usize| 2 * (fed + LENGTH_PREFIX_LEN + max_frame);
+            let mut buf = BytesMut::new();
+            let (mut fed, mut consumed) = (0, 0);
+            let mut decoded = Vec::new();
+            let mut pieces = pieces.into_iter().cycle();
+            let mut failed = false;
+            'feed: while fed < stream.len() {
+                let end = (fed + pieces.next().unwrap()).min(stream.len());
+                buf.extend_from_slice(&stream[fed..end]);
+                fed = end;
+                loop {
+                    let decoded_now = codec.decode(&mut buf);
+                    prop_assert!(buf.capacity() <= bound(fed));
+                    match decoded_now {
+                        Ok(Some(msg)) => {
+                            decoded.push(msg);
+                            consumed = fed - buf.len();
+                        }
+                        Ok(None) => break,
+                        Err(_) => {
+                            failed = true;
+                            break 'feed;
+                        }
+                    }
+                }
+            }
+            if !failed {
+                let left = buf.len();
+                match codec.decode_eof(&mut buf) {
+                    Ok(None) => prop_assert_eq!(left, 0),
+                    Err(Error::ClosedMidFrame { buffered }) => prop_assert_eq!(buffered, left),
+                    other => prop_assert!(false, "decode_eof: {:?}", other),
+                }
+            }
+            let mut again = BytesMut::new();
+            for msg in &decoded {
+                Codec::new(max_frame).encode(msg, &mut again).unwrap();
+            }
+            prop_assert_eq!(&again[..], &stream[..consumed]);
+        }
     }
 }
