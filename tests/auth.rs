@@ -6,8 +6,6 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -17,37 +15,11 @@ use support::{DEADLINE, Listener, run};
 
 const SECRET: &[u8] = b"correct horse battery staple";
 
-/// A secret file of mode 600 (or `mode`) in the temporary directory.
-fn secret_file(contents: &[u8], mode: u32) -> PathBuf {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "msg-test-secret-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_file(&path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .unwrap();
-    file.write_all(contents).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    path
-}
-
 fn good_secret() -> String {
-    secret_file(SECRET, 0o600).to_str().unwrap().to_owned()
-}
-
-fn frame(msg: &Message) -> Vec<u8> {
-    let mut body = Vec::new();
-    msg_proto::encode(msg, &mut body).unwrap();
-    let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
-    out.extend_from_slice(&body);
-    out
+    support::secret_file(SECRET, 0o600)
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
@@ -66,12 +38,12 @@ fn read_message(stream: &mut TcpStream) -> Message {
 fn handshake(stream: &mut TcpStream, secret: &[u8]) -> std::io::Result<SessionKeys> {
     let secret = Secret::new(secret.to_vec()).unwrap();
     let (client, challenge) = ClientHandshake::start(&secret, [7; 32]);
-    stream.write_all(&frame(&challenge))?;
+    stream.write_all(&support::frame(&challenge))?;
     let response = read_message(stream);
     let (proof, awaiting) = client
         .on_response(&response)
         .expect("the server proves itself");
-    stream.write_all(&frame(&proof))?;
+    stream.write_all(&support::frame(&proof))?;
     Ok(awaiting.on_result(&read_message(stream)).expect("accepted"))
 }
 
@@ -133,7 +105,7 @@ fn the_right_secret_gets_messages_through_both_transports() {
 #[test]
 fn a_wrong_secret_fails_the_client_and_the_listener_keeps_serving() {
     let secret = good_secret();
-    let wrong = secret_file(b"wrong", 0o600);
+    let wrong = support::secret_file(b"wrong", 0o600);
     let mut listener = Listener::start(
         "--tcp",
         "127.0.0.1",
@@ -280,15 +252,15 @@ fn a_recorded_handshake_fails_on_a_new_connection() {
     first.set_read_timeout(Some(DEADLINE)).unwrap();
     let secret_bytes = Secret::new(SECRET.to_vec()).unwrap();
     let (client, challenge) = ClientHandshake::start(&secret_bytes, [9; 32]);
-    first.write_all(&frame(&challenge)).unwrap();
+    first.write_all(&support::frame(&challenge)).unwrap();
     let (proof, _) = client.on_response(&read_message(&mut first)).unwrap();
     // Replay them on a new connection: the server's nonce is new, so the
     // recorded proof does not fit it.
     let mut replay = TcpStream::connect(listener.addr).unwrap();
     replay.set_read_timeout(Some(DEADLINE)).unwrap();
-    replay.write_all(&frame(&challenge)).unwrap();
+    replay.write_all(&support::frame(&challenge)).unwrap();
     let _response = read_message(&mut replay);
-    replay.write_all(&frame(&proof)).unwrap();
+    replay.write_all(&support::frame(&proof)).unwrap();
     let verdict = read_message(&mut replay);
     assert_eq!(
         (verdict.kind, &verdict.body[..]),
@@ -308,7 +280,7 @@ fn an_impostor_server_gets_no_data() {
         assert_eq!(challenge.kind, Kind::AuthChallenge);
         // It does not know the secret: a proof of random bytes.
         let fake = Message::new(Kind::AuthResponse, 0, vec![0x5a; 64]);
-        stream.write_all(&frame(&fake)).unwrap();
+        stream.write_all(&support::frame(&fake)).unwrap();
         let mut rest = Vec::new();
         let _ = stream.read_to_end(&mut rest);
         rest
@@ -394,7 +366,7 @@ fn udp_replays_and_bad_tags_are_dropped() {
 
 #[test]
 fn secret_files_are_checked() {
-    let empty = secret_file(b"\n", 0o600);
+    let empty = support::secret_file(b"\n", 0o600);
     let out = run(
         &[
             "send",
@@ -438,7 +410,7 @@ fn secret_files_are_checked() {
         out.stderr
     );
 
-    let open = secret_file(SECRET, 0o644);
+    let open = support::secret_file(SECRET, 0o644);
     let listener = Listener::start(
         "--udp",
         "127.0.0.1",

@@ -455,18 +455,9 @@ fn nobody_listening_is_a_runtime_error() {
     }
 }
 
-/// A secret file of mode 600 for the authenticated runs.
-fn secret_file(name: &str) -> String {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::temp_dir().join(format!("msg-bench-{name}-{}", std::process::id()));
-    std::fs::write(&path, b"a benchmark secret\n").unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
 #[test]
 fn with_a_secret_the_built_in_listeners_measure_both_side_by_side() {
-    let secret = secret_file("both");
+    let secret = support::secret_arg(b"a benchmark secret\n");
     let results = bench_json(&[
         "--secret-file",
         &secret,
@@ -510,7 +501,7 @@ fn with_a_secret_the_built_in_listeners_measure_both_side_by_side() {
 
 #[test]
 fn against_a_listener_with_a_secret_every_run_is_authenticated() {
-    let secret = secret_file("remote");
+    let secret = support::secret_arg(b"a benchmark secret\n");
     let listener = Listener::start("--tcp", "127.0.0.1", &["--secret-file", &secret]);
     let results = bench_json(&[
         "--tcp",
@@ -655,7 +646,7 @@ fn clients_against_a_remote_listener_with_and_without_a_secret() {
     assert_eq!(result["listener"], "remote");
     drop(listener.process.kill());
 
-    let secret = secret_file("clients");
+    let secret = support::secret_arg(b"a benchmark secret\n");
     let listener = Listener::start("--tcp", "127.0.0.1", &["--secret-file", &secret]);
     let result = clients_json(8, &["--secret-file", &secret, &listener.addr_arg()]);
     assert_client_figures(&result, 8, true);

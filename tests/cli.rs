@@ -22,20 +22,6 @@ fn json_lines(stdout: &str) -> Vec<Value> {
         .collect()
 }
 
-fn frame(msg: &Message) -> Vec<u8> {
-    let mut body = Vec::new();
-    msg_proto::encode(msg, &mut body).unwrap();
-    let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
-    out.extend_from_slice(&body);
-    out
-}
-
-fn datagram(msg: &Message) -> Vec<u8> {
-    let mut out = Vec::new();
-    msg_proto::encode(msg, &mut out).unwrap();
-    out
-}
-
 /// The listener closed this connection (EOF or reset), rather than the read
 /// timing out.
 fn assert_closed_by_peer(stream: &mut TcpStream) {
@@ -164,7 +150,8 @@ fn a_body_that_is_not_utf8_goes_as_base64() {
     let listener = Listener::start(UDP, "127.0.0.1", &["--count", "1", "--json"]);
     let peer = udp_peer();
     let msg = Message::new(Kind::Data, 9, &b"\xff\x00ok"[..]);
-    peer.send_to(&datagram(&msg), listener.addr).unwrap();
+    peer.send_to(&support::datagram(&msg), listener.addr)
+        .unwrap();
     let records = json_lines(&listener.finish().stdout);
     assert_eq!(records[0]["body_b64"], "/wBvaw==");
     assert_eq!(records[0]["seq"], 9);
@@ -177,7 +164,7 @@ fn a_tcp_listener_serves_clients_at_once() {
     // A client that sends half a frame and then just sits there.
     let mut stalled = tcp_peer(&listener);
     stalled
-        .write_all(&frame(&Message::new(Kind::Data, 1, "never finished"))[..10])
+        .write_all(&support::frame(&Message::new(Kind::Data, 1, "never finished"))[..10])
         .unwrap();
     // A second client that has not sent anything yet.
     let idle = tcp_peer(&listener);
@@ -522,7 +509,7 @@ fn a_peer_that_closes_mid_frame_is_dropped_and_the_rest_served() {
     let listener = Listener::start(TCP, "127.0.0.1", &["--count", "1"]);
     let mut quitter = tcp_peer(&listener);
     quitter
-        .write_all(&frame(&Message::new(Kind::Data, 1, "cut short"))[..20])
+        .write_all(&support::frame(&Message::new(Kind::Data, 1, "cut short"))[..20])
         .unwrap();
     drop(quitter);
     let sent = run(&["send", TCP, &listener.addr_arg(), "after"], None);
@@ -576,11 +563,11 @@ fn udp_garbage_is_counted_logged_and_dropped() {
     let listener = Listener::start(UDP, "127.0.0.1", &["--count", "1", "-vv"]);
     let peer = udp_peer();
     peer.send_to(b"garbage", listener.addr).unwrap();
-    let mut wrong_kind = datagram(&Message::new(Kind::Data, 1, "x"));
+    let mut wrong_kind = support::datagram(&Message::new(Kind::Data, 1, "x"));
     wrong_kind[3] = 0x66;
     peer.send_to(&wrong_kind, listener.addr).unwrap();
     peer.send_to(
-        &datagram(&Message::new(Kind::Data, 2, "valid")),
+        &support::datagram(&Message::new(Kind::Data, 2, "valid")),
         listener.addr,
     )
     .unwrap();
@@ -682,7 +669,8 @@ fn a_ping_is_answered_with_a_pong() {
     let listener = Listener::start(UDP, "127.0.0.1", &[]);
     let peer = udp_peer();
     let ping = Message::new(Kind::Ping, 42, "probe").with_timestamp(7);
-    peer.send_to(&datagram(&ping), listener.addr).unwrap();
+    peer.send_to(&support::datagram(&ping), listener.addr)
+        .unwrap();
     let mut buf = [0; 128];
     let (n, _) = peer.recv_from(&mut buf).unwrap();
     let pong = msg_proto::decode(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap();
@@ -755,7 +743,7 @@ fn a_log_line_on_a_closed_stderr_does_not_stop_the_listener() {
     let peer = udp_peer();
     peer.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
-    let ping = datagram(&Message::new(Kind::Ping, 1, ""));
+    let ping = support::datagram(&Message::new(Kind::Ping, 1, ""));
     let deadline = std::time::Instant::now() + DEADLINE;
     while {
         peer.send_to(&ping, &addr).unwrap();
@@ -770,8 +758,11 @@ fn a_log_line_on_a_closed_stderr_does_not_stop_the_listener() {
         );
     }
     peer.send_to(b"garbage", &addr).unwrap();
-    peer.send_to(&datagram(&Message::new(Kind::Data, 2, "after")), &addr)
-        .unwrap();
+    peer.send_to(
+        &support::datagram(&Message::new(Kind::Data, 2, "after")),
+        &addr,
+    )
+    .unwrap();
     let status = wait_bounded(&mut child);
     let mut out = String::new();
     child
@@ -840,7 +831,7 @@ const HOSTILE_ESCAPED: &str = r"a\x1b]0;title\x07b\nc";
 fn send_udp_data(listener: &Listener, seq: u64, body: &str) {
     udp_peer()
         .send_to(
-            &datagram(&Message::new(Kind::Data, seq, body.to_owned())),
+            &support::datagram(&Message::new(Kind::Data, seq, body.to_owned())),
             listener.addr,
         )
         .unwrap();

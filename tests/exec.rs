@@ -5,24 +5,9 @@
 mod support;
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use support::{Listener, Running, msg, run};
-
-fn secret_file(contents: &[u8]) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    static N: AtomicU32 = AtomicU32::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "msg-exec-secret-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::write(&path, contents).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
 
 /// A listener with `--exec`, a fresh secret, and `extra` flags.
 struct ExecListener {
@@ -32,7 +17,7 @@ struct ExecListener {
 
 impl ExecListener {
     fn start(extra: &[&str]) -> Self {
-        let secret = secret_file(b"exec test secret\n")
+        let secret = support::secret_file(b"exec test secret\n", 0o600)
             .to_str()
             .unwrap()
             .to_owned();
@@ -184,7 +169,7 @@ fn a_wrong_secret_runs_nothing() {
     let listener = ExecListener::start(&[]);
     let marker = std::env::temp_dir().join(format!("msg-exec-wrong-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
-    let wrong = secret_file(b"not the secret\n");
+    let wrong = support::secret_file(b"not the secret\n", 0o600);
     let addr = listener.listener.addr_arg();
     let out = run(
         &[

@@ -69,14 +69,6 @@ fn save_dir_listener(dir: &Path, args: &[&str]) -> Listener {
     Listener::start("--tcp", "127.0.0.1", &all)
 }
 
-fn frame(msg: &Message) -> Vec<u8> {
-    let mut body = Vec::new();
-    msg_proto::encode(msg, &mut body).unwrap();
-    let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
-    out.extend_from_slice(&body);
-    out
-}
-
 fn read_message(stream: &mut TcpStream) -> Option<Message> {
     let mut prefix = [0; 4];
     stream.read_exact(&mut prefix).ok()?;
@@ -94,7 +86,9 @@ fn raw_sender(
 ) -> Option<FileResult> {
     let mut stream = TcpStream::connect(listener.addr).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    stream.write_all(&frame(&header.to_message())).unwrap();
+    stream
+        .write_all(&support::frame(&header.to_message()))
+        .unwrap();
     let ready = FileResult::from_message(&read_message(&mut stream)?).unwrap();
     if ready != FileResult::Ready {
         return Some(ready);
@@ -274,7 +268,7 @@ fn a_sender_gone_mid_file_leaves_nothing_and_the_listener_goes_on() {
     let mut listener = save_dir_listener(&to, &["--count", "1"]);
     let answer = raw_sender(&listener, &header("half.bin", 10_000), |stream| {
         stream
-            .write_all(&frame(&chunk(0, Bytes::from(content(4_000)))))
+            .write_all(&support::frame(&chunk(0, Bytes::from(content(4_000)))))
             .unwrap();
         stream.shutdown(std::net::Shutdown::Both).unwrap();
     });
@@ -304,12 +298,14 @@ fn ctrl_c_mid_file_leaves_nothing() {
     let mut stream = TcpStream::connect(listener.addr).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
     stream
-        .write_all(&frame(&header("interrupted.bin", 10_000).to_message()))
+        .write_all(&support::frame(
+            &header("interrupted.bin", 10_000).to_message(),
+        ))
         .unwrap();
     let ready = FileResult::from_message(&read_message(&mut stream).unwrap()).unwrap();
     assert_eq!(ready, FileResult::Ready);
     stream
-        .write_all(&frame(&chunk(0, Bytes::from(content(4_000)))))
+        .write_all(&support::frame(&chunk(0, Bytes::from(content(4_000)))))
         .unwrap();
     // The partial file exists while the transfer is under way (it is made
     // before the receiver says it is ready)...
@@ -330,7 +326,7 @@ fn more_or_less_than_announced_is_refused() {
     let listener = save_dir_listener(&to, &[]);
     let long = raw_sender(&listener, &header("long", 10), |stream| {
         stream
-            .write_all(&frame(&chunk(0, Bytes::from(content(11)))))
+            .write_all(&support::frame(&chunk(0, Bytes::from(content(11)))))
             .unwrap();
     });
     let Some(FileResult::Refused { reason }) = long else {
@@ -340,10 +336,10 @@ fn more_or_less_than_announced_is_refused() {
     let short = raw_sender(&listener, &header("short", 10), |stream| {
         let bytes = content(5);
         stream
-            .write_all(&frame(&chunk(0, Bytes::from(bytes.clone()))))
+            .write_all(&support::frame(&chunk(0, Bytes::from(bytes.clone()))))
             .unwrap();
         stream
-            .write_all(&frame(
+            .write_all(&support::frame(
                 &FileEnd {
                     digest: digest(&bytes),
                 }
@@ -375,7 +371,7 @@ fn hostile_names_are_refused_and_nothing_is_written_outside() {
         let mut stream = TcpStream::connect(listener.addr).unwrap();
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
         stream
-            .write_all(&frame(&Message::new(Kind::FileHeader, 0, body)))
+            .write_all(&support::frame(&Message::new(Kind::FileHeader, 0, body)))
             .unwrap();
         let answer = FileResult::from_message(&read_message(&mut stream).unwrap()).unwrap();
         let FileResult::Refused { reason } = answer else {

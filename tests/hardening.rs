@@ -103,7 +103,7 @@ fn one_connection_past_max_conns_is_told_and_closed() {
     // The two are being served before the third arrives.
     for stream in &held {
         let mut stream = stream;
-        stream.write_all(&frame(&ping(1))).unwrap();
+        stream.write_all(&support::frame(&ping(1))).unwrap();
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
         let mut prefix = [0; 4];
         stream.read_exact(&mut prefix).unwrap();
@@ -158,7 +158,7 @@ fn a_trickled_frame_is_dropped_at_the_frame_timeout() {
     let mut slow = TcpStream::connect(listener.addr).unwrap();
     slow.set_read_timeout(Some(std::time::Duration::from_millis(50)))
         .unwrap();
-    let bytes = frame(&ping(1));
+    let bytes = support::frame(&ping(1));
     let start = std::time::Instant::now();
     let mut closed = false;
     for byte in bytes.iter().take(20) {
@@ -181,14 +181,6 @@ fn a_trickled_frame_is_dropped_at_the_frame_timeout() {
 
 fn ping(seq: u64) -> msg_proto::Message {
     msg_proto::Message::new(msg_proto::Kind::Ping, seq, "p")
-}
-
-fn frame(msg: &msg_proto::Message) -> Vec<u8> {
-    let mut body = Vec::new();
-    msg_proto::encode(msg, &mut body).unwrap();
-    let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
-    out.extend_from_slice(&body);
-    out
 }
 
 /// Findings 6 and 7: on SIGTERM (or SIGINT, or --count) the listener
@@ -294,7 +286,7 @@ fn the_summary_can_be_json_and_sigint_exits_zero() {
 fn a_peer_reset_mid_frame_is_dropped_and_the_rest_served() {
     let mut listener = Listener::start("--tcp", "127.0.0.1", &["--count", "1"]);
     let stream = TcpStream::connect(listener.addr).unwrap();
-    let half = &frame(&msg_proto::Message::new(
+    let half = &support::frame(&msg_proto::Message::new(
         msg_proto::Kind::Data,
         1,
         "never whole",

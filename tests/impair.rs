@@ -78,15 +78,6 @@ fn cell<'a>(results: &'a [Value], transport: &str, impairment: &str, auth: bool)
         .unwrap_or_else(|| panic!("no {transport} {impairment} cell in {results:?}"))
 }
 
-/// A secret file of mode 600.
-fn secret_file() -> String {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::temp_dir().join(format!("msg-impair-secret-{}", std::process::id()));
-    std::fs::write(&path, b"an impaired secret\n").unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
 #[test]
 fn udp_loses_the_configured_share_and_tcp_and_authentication_lose_nothing() {
     let _turn = turn();
@@ -97,7 +88,7 @@ fn udp_loses_the_configured_share_and_tcp_and_authentication_lose_nothing() {
     // 1.5 points, is about 7 of them, and datagrams dropped by a full
     // receive queue (the receiver's loss, which the kernel counts apart)
     // are already left out by msg.
-    let secret = secret_file();
+    let secret = support::secret_arg(b"an impaired secret\n");
     let Some(finished) = impaired_bench(&[
         "--json",
         "--impair",

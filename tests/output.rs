@@ -15,23 +15,13 @@ use std::time::Duration;
 use msg_proto::{Kind, Message};
 use support::{DEADLINE, Listener, run};
 
-fn encoded(msg: &Message) -> Vec<u8> {
-    let mut out = Vec::new();
-    msg_proto::encode(msg, &mut out).unwrap();
-    out
-}
-
-fn frame(msg: &Message) -> Vec<u8> {
-    let body = encoded(msg);
-    let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
-    out.extend_from_slice(&body);
-    out
-}
-
 /// One UDP ping and its pong, within the test deadline.
 fn udp_ping(peer: &UdpSocket, listener: &Listener, seq: u64) {
-    peer.send_to(&encoded(&Message::new(Kind::Ping, seq, "")), listener.addr)
-        .unwrap();
+    peer.send_to(
+        &support::datagram(&Message::new(Kind::Ping, seq, "")),
+        listener.addr,
+    )
+    .unwrap();
     let mut buf = [0; 64];
     let (n, _) = peer.recv_from(&mut buf).expect("the ping is answered");
     let pong = msg_proto::decode(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap();
@@ -51,7 +41,8 @@ fn a_blocked_stdout_drops_udp_messages_but_answers_pings() {
     for batch in 0..64u64 {
         for i in 0..64 {
             let data = Message::new(Kind::Data, batch * 64 + i, body.clone());
-            peer.send_to(&encoded(&data), listener.addr).unwrap();
+            peer.send_to(&support::datagram(&data), listener.addr)
+                .unwrap();
         }
         udp_ping(&peer, &listener, batch);
     }
@@ -72,7 +63,8 @@ fn a_blocked_stdout_drops_udp_messages_but_answers_pings() {
     let mut printed = 0usize;
     let mut resumed = false;
     for seq in 0..200 {
-        peer.send_to(&encoded(&last), listener.addr).unwrap();
+        peer.send_to(&support::datagram(&last), listener.addr)
+            .unwrap();
         udp_ping(&peer, &listener, 10_000 + seq);
         while let Ok(line) = lines.recv_timeout(Duration::from_millis(20)) {
             printed += 1;
@@ -109,7 +101,7 @@ fn a_blocked_stdout_slows_tcp_senders_and_keeps_serving_the_rest() {
     // Write 64 KiB messages until a write stalls. Without backpressure the
     // listener would take all 256 MiB into memory; with it, the pipe, the
     // queue and the socket buffers fill and TCP's flow control stops us.
-    let message = frame(&Message::new(Kind::Data, 1, vec![b't'; 64 * 1024]));
+    let message = support::frame(&Message::new(Kind::Data, 1, vec![b't'; 64 * 1024]));
     let mut written = 0usize;
     let stalled = loop {
         if written >= 256 * 1024 * 1024 {
@@ -133,7 +125,11 @@ fn a_blocked_stdout_slows_tcp_senders_and_keeps_serving_the_rest() {
     let mut other = TcpStream::connect(listener.addr).unwrap();
     other.set_read_timeout(Some(DEADLINE)).unwrap();
     other
-        .write_all(&frame(&Message::new(Kind::Ping, 9, "still there?")))
+        .write_all(&support::frame(&Message::new(
+            Kind::Ping,
+            9,
+            "still there?",
+        )))
         .unwrap();
     let mut prefix = [0; 4];
     other.read_exact(&mut prefix).expect("the ping is answered");

@@ -261,3 +261,46 @@ pub(crate) fn run(args: &[&str], stdin: Option<&[u8]>) -> Finished {
     cmd.args(args);
     Running::spawn(cmd, stdin.map(<[u8]>::to_vec)).finish()
 }
+
+/// A fresh secret file holding `contents`, with permission bits `mode`
+/// (0o600 for a file only its owner reads), in the temporary directory.
+pub(crate) fn secret_file(contents: &[u8], mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "msg-test-secret-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    file.write_all(contents).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+/// `secret_file` of some secret, mode 0o600, as a command-line argument.
+pub(crate) fn secret_arg(contents: &[u8]) -> String {
+    secret_file(contents, 0o600).to_str().unwrap().to_owned()
+}
+
+/// `msg` as a TCP frame: the 4-byte length, then the message.
+pub(crate) fn frame(msg: &msg_proto::Message) -> Vec<u8> {
+    let body = datagram(msg);
+    let mut out = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// `msg` as a UDP datagram: the message alone.
+pub(crate) fn datagram(msg: &msg_proto::Message) -> Vec<u8> {
+    let mut out = Vec::new();
+    msg_proto::encode(msg, &mut out).unwrap();
+    out
+}
