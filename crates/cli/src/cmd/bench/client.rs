@@ -34,6 +34,10 @@ use super::pace::Pacer;
 /// it can be lost behind the stream it asks about.
 const STATS_ATTEMPTS: u32 = 5;
 
+/// How long a statistics answer may take over TCP, behind the stream it
+/// counts.
+const TCP_STATS_WAIT: Duration = Duration::from_secs(10);
+
 /// Over UDP, how long the listener gets to drain its queue after a
 /// throughput stream before it is asked what arrived.
 const UDP_DRAIN: Duration = Duration::from_millis(5);
@@ -331,7 +335,14 @@ impl Peer {
         for _ in 0..STATS_ATTEMPTS {
             *seq += 1;
             self.link.send(&ping::stats_request(*seq)).await?;
-            let deadline = Instant::now() + self.timeout;
+            // Over TCP the answer queues behind every discard still in
+            // flight, a backlog a busy machine can take a while to work
+            // through; TCP loses nothing, so waiting longer only waits.
+            let wait = match self.transport {
+                Transport::Udp => self.timeout,
+                Transport::Tcp => self.timeout.max(TCP_STATS_WAIT),
+            };
+            let deadline = Instant::now() + wait;
             if let Some((reply, _)) = self.pong(*seq, deadline).await? {
                 return Ok(ping::parse_stats(&reply)?);
             }
