@@ -30,6 +30,8 @@
 //! - [`Limits`]: what a listener grants its peers (connections, idle and
 //!   frame timeouts, keepalive, UDP peer state).
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
+//! - [`blocking`]: the same ping-pong and framed listener without a
+//!   runtime, on std sockets and blocking system calls.
 //!
 //! ```text
 //!   msg (cli) ──> msg-net ──> msg-udp ──┐
@@ -68,6 +70,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod blocking;
 mod busy_poll;
 mod counters;
 pub mod data;
