@@ -5,12 +5,17 @@
 //! range of that figure across runs beside it. The TCP/UDP ratio is the
 //! median of the ratios of runs taken next to each other, so that machine
 //! noise that hit one pair does not tilt the comparison.
+//!
+//! With `--io both` every cell is measured by both engines, in the same
+//! interleaved run: a row per engine, and a column with what the tokio
+//! runtime adds to the blocking engine's p50, in µs per round trip.
 
 use std::io::{self, Write};
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::blocking::Engine;
 use super::client::Outcome;
 use super::pin::Placement;
 use super::{Measured, Mode};
@@ -79,6 +84,7 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 enum Record {
     Figures {
         transport: &'static str,
+        io: &'static str,
         /// Present, and true, only for authenticated cells.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         authenticated: bool,
@@ -101,6 +107,7 @@ enum Record {
     },
     Error {
         transport: &'static str,
+        io: &'static str,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         authenticated: bool,
         mode: &'static str,
@@ -122,11 +129,13 @@ impl Report<'_> {
             .iter()
             .map(|cell| {
                 let transport = cell.transport.name();
+                let io = cell.engine.name();
                 let runs = match &cell.runs {
                     Ok(runs) => runs,
                     Err(oversize) => {
                         return Record::Error {
                             transport,
+                            io,
                             authenticated: cell.authenticated,
                             mode,
                             size: cell.size,
@@ -149,6 +158,7 @@ impl Report<'_> {
                 };
                 Record::Figures {
                     transport,
+                    io,
                     authenticated: cell.authenticated,
                     mode,
                     size: cell.size,
@@ -203,7 +213,15 @@ impl Report<'_> {
             if let Err(oversize) = &cell.runs {
                 let message = &oversize.message;
                 let auth = if cell.authenticated { "+auth" } else { "" };
-                writeln!(out, "{}{auth} {} B: {message}", cell.transport, cell.size)?;
+                let engine = match self.engines().len() {
+                    2 => format!(" ({})", cell.engine.name()),
+                    _ => String::new(),
+                };
+                writeln!(
+                    out,
+                    "{}{auth}{engine} {} B: {message}",
+                    cell.transport, cell.size
+                )?;
             }
         }
         out.flush()?;
@@ -212,7 +230,14 @@ impl Report<'_> {
 
     fn title(&self) -> [String; 2] {
         let what = match (self.mode, self.rate) {
-            (Mode::Pingpong, None) => "ping-pong, one message in flight".to_owned(),
+            (Mode::Pingpong, None) => format!(
+                "ping-pong, one message in flight, {}",
+                match self.engines()[..] {
+                    [Engine::Blocking] => "blocking engine",
+                    [Engine::Tokio] => "tokio engine",
+                    _ => "blocking and tokio engines interleaved",
+                }
+            ),
             (Mode::Pingpong, Some(rate)) => {
                 format!("open loop at {rate} msg/s, latency from each intended send time")
             }
@@ -263,14 +288,43 @@ impl Report<'_> {
             .collect()
     }
 
+    /// Which engines measured, blocking first.
+    fn engines(&self) -> Vec<Engine> {
+        let mut engines: Vec<Engine> = self.measured.iter().map(|c| c.engine).collect();
+        engines.sort_unstable();
+        engines.dedup();
+        engines
+    }
+
     /// The runs of one cell, if it was measured.
-    fn runs(&self, size: usize, transport: Transport, authenticated: bool) -> Option<&[Outcome]> {
+    fn runs(
+        &self,
+        size: usize,
+        transport: Transport,
+        authenticated: bool,
+        engine: Engine,
+    ) -> Option<&[Outcome]> {
         self.measured
             .iter()
             .find(|c| {
-                c.size == size && c.transport == transport && c.authenticated == authenticated
+                c.size == size
+                    && c.transport == transport
+                    && c.authenticated == authenticated
+                    && c.engine == engine
             })
             .and_then(|c| c.runs.as_deref().ok())
+    }
+
+    /// The median over neighbouring runs of tokio's p50 less the blocking
+    /// engine's, in µs.
+    fn runtime_cost(&self, blocking: &[Outcome], tokio: &[Outcome]) -> Option<f64> {
+        let differences = blocking
+            .iter()
+            .zip(tokio)
+            .filter(|(b, t)| !(b.latency.is_empty() || t.latency.is_empty()))
+            .map(|(b, t)| key(self.mode, t) - key(self.mode, b))
+            .collect();
+        median(differences)
     }
 
     fn table(&self) -> Table {
@@ -279,6 +333,9 @@ impl Report<'_> {
         // With both, each authenticated row also shows what the secret
         // costs: auth/plain of the p50 (or msg/s), per transport.
         let cost = variants.len() == 2;
+        // With both engines, each tokio row shows what the runtime adds.
+        let engines = self.engines();
+        let runtime_cost = engines.len() == 2 && self.mode == Mode::Pingpong;
         let columns: &[&str] = match self.mode {
             Mode::Pingpong => &["p50", "p50 range", "p90", "p99", "p99.9", "max", "msg/s"],
             Mode::Throughput => &["msg/s", "range", "MB/s", "sent", "received", "lost %"],
@@ -316,25 +373,37 @@ impl Report<'_> {
             groups.push((format!("auth/plain {figure}"), transports.len()));
             header.extend(transports.iter().map(|t| t.name().to_owned()));
         }
+        if runtime_cost {
+            groups.push(("tokio-blocking p50 µs".to_owned(), transports.len()));
+            header.extend(transports.iter().map(|t| t.name().to_owned()));
+        }
         table.groups = groups;
         table.header = header;
 
         let mut sizes: Vec<usize> = self.measured.iter().map(|c| c.size).collect();
         sizes.dedup();
-        for (size, authenticated) in sizes
-            .into_iter()
-            .flat_map(|size| variants.iter().map(move |&auth| (size, auth)))
-        {
-            let label = if authenticated && cost {
+        for (size, authenticated, engine) in sizes.into_iter().flat_map(|size| {
+            variants.iter().flat_map({
+                let engines = &engines;
+                move |&auth| engines.iter().map(move |&engine| (size, auth, engine))
+            })
+        }) {
+            let mut label = if authenticated && cost {
                 format!("{size} auth")
             } else {
                 size.to_string()
             };
+            if engines.len() == 2 {
+                label = format!("{label} {}", engine.name());
+            }
             let mut row = vec![label];
             let mut pair = Vec::new();
             for &transport in &transports {
                 let Some(cell) = self.measured.iter().find(|c| {
-                    c.size == size && c.transport == transport && c.authenticated == authenticated
+                    c.size == size
+                        && c.transport == transport
+                        && c.authenticated == authenticated
+                        && c.engine == engine
                 }) else {
                     continue;
                 };
@@ -366,12 +435,24 @@ impl Report<'_> {
             }
             if cost {
                 for &transport in &transports {
-                    let plain = self.runs(size, transport, false);
-                    let tagged = self.runs(size, transport, true);
+                    let plain = self.runs(size, transport, false, engine);
+                    let tagged = self.runs(size, transport, true, engine);
                     row.push(match (authenticated, plain, tagged) {
                         (true, Some(plain), Some(tagged)) => self
                             .ratio(plain, tagged)
                             .map_or("-".to_owned(), |r| format!("{r:.2}")),
+                        _ => "-".to_owned(),
+                    });
+                }
+            }
+            if runtime_cost {
+                for &transport in &transports {
+                    let blocking = self.runs(size, transport, authenticated, Engine::Blocking);
+                    let tokio = self.runs(size, transport, authenticated, Engine::Tokio);
+                    row.push(match (engine, blocking, tokio) {
+                        (Engine::Tokio, Some(blocking), Some(tokio)) => self
+                            .runtime_cost(blocking, tokio)
+                            .map_or("-".to_owned(), |d| format!("{d:+.1}")),
                         _ => "-".to_owned(),
                     });
                 }
