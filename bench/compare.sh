@@ -352,7 +352,9 @@ run_msg() { # mode transport size round [engine]
 	local mode=$1 t=$2 size=$3 r=$4 io=${5:-} json io_args=()
 	json="$WORK/msg-$mode-$t-$size-r$r${io:+-$io}.json"
 	[[ -z $io ]] || io_args=(--io "$io")
-	"$MSG_BIN" bench "--$t" --mode "$mode" --sizes "$size" --runs 1 "${io_args[@]}" \
+	# --timeout 2s: on a shared machine a pinned thread can be preempted for
+	# longer than the 200 ms default, and over TCP that fails the run.
+	"$MSG_BIN" bench "--$t" --mode "$mode" --sizes "$size" --runs 1 "${io_args[@]}" --timeout 2s \
 		--duration "${DURATION}s" --warmup "$WARMUP" "${MSG_PIN[@]}" --json -q >"$json" ||
 		die "msg bench failed ($mode, $t, $size B${io:+, --io $io})"
 	python3 - "$json" "$mode" "$t" "$size" "$r" "$io" >>"$RESULTS" <<'PY'
@@ -461,7 +463,7 @@ if ((BUSY)); then
 	WAIT_NOTE="busy-poll: sockperf spins on non-blocking recvfrom (FEED holds U:$HOST:PORT or T:$HOST:PORT), msg --busy-poll"
 else
 	SP_PEER="[--tcp] -i $HOST -p PORT"
-	WAIT_NOTE="both sleep until a message arrives (sockperf in epoll/recvfrom, msg in tokio's epoll)"
+	WAIT_NOTE="both sleep until a message arrives (sockperf in recvfrom, msg blocking in recv/recvfrom, msg tokio in epoll_wait)"
 fi
 sp_srv=${SP_SERVER_PIN[*]:+${SP_SERVER_PIN[*]} }
 sp_cli=${SP_CLIENT_PIN[*]:+${SP_CLIENT_PIN[*]} }
@@ -481,7 +483,7 @@ cat <<EOF
 - Commands:
   - \`${sp_srv}sockperf server $SP_PEER\`
   - \`${sp_cli}sockperf ping-pong $SP_PEER -m SIZE -t $DURATION${sp_flags:+ $sp_flags}\`
-  - \`msg bench --udp|--tcp --sizes SIZE --runs 1 --io ENGINE --duration ${DURATION}s --warmup $WARMUP ${MSG_PIN[*]} --json\` for ENGINE in ${IO_LIST[*]}
+  - \`msg bench --udp|--tcp --sizes SIZE --runs 1 --io ENGINE --timeout 2s --duration ${DURATION}s --warmup $WARMUP ${MSG_PIN[*]} --json\` for ENGINE in ${IO_LIST[*]}
 EOF
 if ((FLOOR)); then
 	echo "  - \`target/release/examples/tokio_floor SIZE $DURATION\` (bare tokio UDP ping-pong, same core)"
