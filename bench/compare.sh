@@ -29,6 +29,9 @@ Options:
                      server and client with `taskset -c` on the first allowed
                      CPU, msg with --pin same. cross: client on the first,
                      server on the second. off: no pinning.
+  --io LIST          msg's engines, comma-separated: blocking, tokio or
+                     blocking,tokio (default blocking; env IO). Each runs in
+                     every round, next to sockperf, and gets its own ratios.
   --busy-poll        Both tools spin instead of sleeping: sockperf with
                      --nonblocked -F recvfrom (a feed file), msg with
                      --busy-poll. Implies --pin cross (same is refused: the
@@ -69,6 +72,7 @@ DURATION=${DURATION:-2}
 SIZES=${SIZES:-64,1024,16384}
 TPUT_SIZE=${TPUT_SIZE:-64}
 PIN=${PIN:-}
+IO=${IO:-blocking}
 BUSY=0
 FLOOR=0
 DO_TPUT=1
@@ -90,6 +94,8 @@ while (($#)); do
 	--tput-size=*) TPUT_SIZE=${1#*=}; shift ;;
 	--pin) PIN=${2:?--pin needs a value}; shift 2 ;;
 	--pin=*) PIN=${1#*=}; shift ;;
+	--io) IO=${2:?--io needs a value}; shift 2 ;;
+	--io=*) IO=${1#*=}; shift ;;
 	--busy-poll) BUSY=1; shift ;;
 	--floor) FLOOR=1; shift ;;
 	--no-throughput) DO_TPUT=0; shift ;;
@@ -106,6 +112,8 @@ done
 # sockperf -t takes whole seconds only (and silently does nothing with 0.5).
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration must be whole seconds >= 1, got '$DURATION'"
 [[ $SIZES =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--sizes must look like 64,1024,16384, got '$SIZES'"
+[[ $IO =~ ^(blocking|tokio)(,(blocking|tokio))?$ ]] || die "--io must be blocking, tokio or blocking,tokio, got '$IO'"
+IFS=, read -r -a IO_LIST <<<"$IO"
 [[ $TPUT_SIZE =~ ^[0-9]+$ ]] || die "--tput-size must be a number, got '$TPUT_SIZE'"
 if ((FLOOR && BUSY)); then
 	die "--floor measures tokio's sleeping wake-up; it does not combine with --busy-poll"
@@ -340,22 +348,26 @@ run_sockperf_pp() { # transport size round
 		"$(awk -v v="$p99" -v f="$SP_RTT_FACTOR" 'BEGIN {print v * f}')" >>"$RESULTS"
 }
 
-run_msg() { # mode transport size round
-	local mode=$1 t=$2 size=$3 r=$4 json
-	json="$WORK/msg-$mode-$t-$size-r$r.json"
-	"$MSG_BIN" bench "--$t" --mode "$mode" --sizes "$size" --runs 1 \
+run_msg() { # mode transport size round [engine]
+	local mode=$1 t=$2 size=$3 r=$4 io=${5:-} json io_args=()
+	json="$WORK/msg-$mode-$t-$size-r$r${io:+-$io}.json"
+	[[ -z $io ]] || io_args=(--io "$io")
+	# --timeout 2s: on a shared machine a pinned thread can be preempted for
+	# longer than the 200 ms default, and over TCP that fails the run.
+	"$MSG_BIN" bench "--$t" --mode "$mode" --sizes "$size" --runs 1 "${io_args[@]}" --timeout 2s \
 		--duration "${DURATION}s" --warmup "$WARMUP" "${MSG_PIN[@]}" --json -q >"$json" ||
-		die "msg bench failed ($mode, $t, $size B)"
-	python3 - "$json" "$mode" "$t" "$size" "$r" >>"$RESULTS" <<'PY'
+		die "msg bench failed ($mode, $t, $size B${io:+, --io $io})"
+	python3 - "$json" "$mode" "$t" "$size" "$r" "$io" >>"$RESULTS" <<'PY'
 import json, sys
-path, mode, t, size, r = sys.argv[1:]
+path, mode, t, size, r, io = sys.argv[1:]
+tool = f"msg-{io}" if io else "msg"
 res = [x for x in json.load(open(path))["results"]
        if x["transport"] == t and x["size"] == int(size) and x["mode"] == mode]
 if len(res) != 1:
     sys.exit(f"compare.sh: expected one {mode}/{t}/{size} result in {path}, got {len(res)}")
 x = res[0]
 if mode == "pingpong":
-    print(f"pp\t{t}\t{size}\t{r}\tmsg\t{x['p50_us']}\t{x['p99_us']}")
+    print(f"pp\t{t}\t{size}\t{r}\t{tool}\t{x['p50_us']}\t{x['p99_us']}")
 else:
     print(f"tput\t{t}\t{size}\t{r}\tmsg\t{x['msgs_per_s']}\t{x['sent']}\t{x['received']}\t{x['lost']}")
 PY
@@ -422,7 +434,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			i=$((i + 1))
 			note "[$i/$n_pp] round $r: $t $size B: sockperf, then msg"
 			run_sockperf_pp "$t" "$size" "$r"
-			run_msg pingpong "$t" "$size" "$r"
+			for io in "${IO_LIST[@]}"; do
+				run_msg pingpong "$t" "$size" "$r" "$io"
+			done
 			if ((FLOOR)) && [[ $t == udp ]]; then
 				run_floor "$size" "$r"
 			fi
@@ -449,7 +463,7 @@ if ((BUSY)); then
 	WAIT_NOTE="busy-poll: sockperf spins on non-blocking recvfrom (FEED holds U:$HOST:PORT or T:$HOST:PORT), msg --busy-poll"
 else
 	SP_PEER="[--tcp] -i $HOST -p PORT"
-	WAIT_NOTE="both sleep until a message arrives (sockperf in epoll/recvfrom, msg in tokio's epoll)"
+	WAIT_NOTE="both sleep until a message arrives (sockperf in recvfrom, msg blocking in recv/recvfrom, msg tokio in epoll_wait)"
 fi
 sp_srv=${SP_SERVER_PIN[*]:+${SP_SERVER_PIN[*]} }
 sp_cli=${SP_CLIENT_PIN[*]:+${SP_CLIENT_PIN[*]} }
@@ -469,7 +483,7 @@ cat <<EOF
 - Commands:
   - \`${sp_srv}sockperf server $SP_PEER\`
   - \`${sp_cli}sockperf ping-pong $SP_PEER -m SIZE -t $DURATION${sp_flags:+ $sp_flags}\`
-  - \`msg bench --udp|--tcp --sizes SIZE --runs 1 --duration ${DURATION}s --warmup $WARMUP ${MSG_PIN[*]} --json\`
+  - \`msg bench --udp|--tcp --sizes SIZE --runs 1 --io ENGINE --timeout 2s --duration ${DURATION}s --warmup $WARMUP ${MSG_PIN[*]} --json\` for ENGINE in ${IO_LIST[*]}
 EOF
 if ((FLOOR)); then
 	echo "  - \`target/release/examples/tokio_floor SIZE $DURATION\` (bare tokio UDP ping-pong, same core)"
@@ -482,12 +496,13 @@ EOF
 fi
 echo
 
-python3 - "$RESULTS" "$ROUNDS" <<'PY'
+python3 - "$RESULTS" "$ROUNDS" "$IO" <<'PY'
 import sys
 from collections import defaultdict
 from statistics import median
 
 path, rounds = sys.argv[1], int(sys.argv[2])
+engines = [f"msg-{e}" for e in sys.argv[3].split(",")]
 pp = defaultdict(dict)    # (t, size) -> {round: {tool: (p50, p99)}}
 tput = defaultdict(dict)  # size -> {round: {tool: (rate, sent, recv, lost)}}
 order = []
@@ -509,27 +524,56 @@ def size_str(n):
     return f"{n // 1024} KiB" if n >= 1024 and n % 1024 == 0 else f"{n} B"
 
 multi = rounds > 1
-hdr = ["transport", "size", "sockperf p50 µs", "msg p50 µs", "ratio p50",
+hdr = ["transport", "size", "engine", "sockperf p50 µs", "msg p50 µs", "ratio p50",
        "sockperf p99 µs", "msg p99 µs", "ratio p99"]
 print("| " + " | ".join(hdr) + " |")
-print("|" + "|".join(["---", "---:"] + ["---:"] * 6) + "|")
+print("|" + "|".join(["---", "---:", "---"] + ["---:"] * 6) + "|")
 for key in order:
-    runs = [v for _, v in sorted(pp[key].items()) if "msg" in v and "sockperf" in v]
-    cells = [key[0].upper(), size_str(key[1])]
-    for i in (0, 1):
-        sp = median(v["sockperf"][i] for v in runs)
-        ms = median(v["msg"][i] for v in runs)
-        ratio = f"{ms / sp:.2f}"
-        if multi:
-            ratio += f" ({median(v['msg'][i] / v['sockperf'][i] for v in runs):.2f})"
-        cells += [fmt(sp), fmt(ms), ratio]
-    print("| " + " | ".join(cells) + " |")
+    for tool in engines:
+        runs = [v for _, v in sorted(pp[key].items()) if tool in v and "sockperf" in v]
+        if not runs:
+            continue
+        cells = [key[0].upper(), size_str(key[1]), tool[4:]]
+        for i in (0, 1):
+            sp = median(v["sockperf"][i] for v in runs)
+            ms = median(v[tool][i] for v in runs)
+            ratio = f"{ms / sp:.2f}"
+            if multi:
+                ratio += f" ({median(v[tool][i] / v['sockperf'][i] for v in runs):.2f})"
+            cells += [fmt(sp), fmt(ms), ratio]
+        print("| " + " | ".join(cells) + " |")
 print()
 if multi:
     print(f"Medians over {rounds} rounds; ratio = msg / sockperf of the medians, "
           "in brackets the median of the per-round ratios. Below 1 means msg is faster.")
 else:
     print("One round; ratio = msg / sockperf. Below 1 means msg is faster.")
+
+# TCP/UDP p50 ratio per tool, from the medians of the same rounds.
+sizes = sorted({k[1] for k in order})
+tools = ["sockperf"] + engines
+print()
+print("TCP/UDP p50 ratio, each tool in the same rounds (msg / sockperf of those ratios in brackets):\n")
+print("| size | " + " | ".join(t for t in tools) + " |")
+print("|---:|" + "---:|" * len(tools))
+for size in sizes:
+    if ("udp", size) not in pp or ("tcp", size) not in pp:
+        continue
+    cells = [size_str(size)]
+    base = None
+    for tool in tools:
+        u = [v[tool][0] for v in pp[("udp", size)].values() if tool in v]
+        t = [v[tool][0] for v in pp[("tcp", size)].values() if tool in v]
+        if not u or not t:
+            cells.append("-")
+            continue
+        ratio = median(t) / median(u)
+        if base is None:
+            base = ratio
+            cells.append(f"{ratio:.2f}")
+        else:
+            cells.append(f"{ratio:.2f} ({ratio / base:.2f})")
+    print("| " + " | ".join(cells) + " |")
 
 floor = [k for k in order if any("tokio" in v for v in pp[k].values())]
 if floor:
@@ -539,8 +583,9 @@ if floor:
     print("| size | sockperf p50 µs | bare tokio p50 µs | msg p50 µs | tokio / sockperf | msg / tokio |")
     print("|---:|---:|---:|---:|---:|---:|")
     for key in floor:
-        runs = [v for _, v in sorted(pp[key].items()) if {"msg", "sockperf", "tokio"} <= v.keys()]
-        sp, tk, ms = (median(v[t][0] for v in runs) for t in ("sockperf", "tokio", "msg"))
+        mt = "msg-tokio" if "msg-tokio" in engines else engines[0]
+        runs = [v for _, v in sorted(pp[key].items()) if {mt, "sockperf", "tokio"} <= v.keys()]
+        sp, tk, ms = (median(v[t][0] for v in runs) for t in ("sockperf", "tokio", mt))
         print(f"| {size_str(key[1])} | {fmt(sp)} | {fmt(tk)} | {fmt(ms)} | {tk / sp:.2f} | {ms / tk:.2f} |")
 
 for size, byround in sorted(tput.items()):

@@ -16,8 +16,9 @@ use support::{Listener, run};
 /// Short runs: these tests check the contract, not the speed.
 const QUICK: &[&str] = &["--duration", "150ms", "--warmup", "20ms", "--pin", "off"];
 
-const FIGURES: [&str; 17] = [
+const FIGURES: [&str; 18] = [
     "transport",
+    "io",
     "mode",
     "size",
     "samples",
@@ -185,7 +186,7 @@ fn json_has_exactly_the_documented_keys_and_an_error_for_oversize_udp() {
     }
     assert_ping_pong_figures(find(&results, "tcp", 70000), 2);
     let oversize = find(&results, "udp", 70000);
-    assert_eq!(keys(oversize), ["error", "mode", "size", "transport"]);
+    assert_eq!(keys(oversize), ["error", "io", "mode", "size", "transport"]);
     let error = oversize["error"].as_str().unwrap();
     assert!(error.contains("65507"), "{error}");
 }
@@ -719,4 +720,112 @@ fn clients_raise_the_open_file_limit_or_say_why_they_cannot() {
         "{}",
         refused.stderr
     );
+}
+
+#[test]
+fn each_engine_alone_gives_the_same_table_and_json() {
+    // Ping-pong defaults to the blocking engine.
+    for result in bench_json(&["--sizes", "64,1024", "--runs", "1"]) {
+        assert_eq!(result["io"], "blocking", "{result}");
+        assert_ping_pong_figures(&result, 1);
+    }
+    for io in ["blocking", "tokio"] {
+        let results = bench_json(&["--io", io, "--sizes", "64", "--runs", "2"]);
+        assert_eq!(results.len(), 2, "{results:?}");
+        for result in &results {
+            assert_eq!(result["io"], io, "{result}");
+            assert_ping_pong_figures(result, 2);
+        }
+        let mut args = vec!["--io", io, "--sizes", "64", "--runs", "1"];
+        args.extend_from_slice(QUICK);
+        let table = bench(&args).stdout;
+        assert!(table.contains(&format!("{io} engine")), "{table}");
+        assert!(!table.contains("tokio-blocking"), "{table}");
+    }
+    // What only tokio measures picks tokio by default.
+    for result in bench_json(&["--mode", "throughput", "--sizes", "64", "--runs", "1"]) {
+        assert_eq!(result["io"], "tokio", "{result}");
+    }
+}
+
+#[test]
+fn io_both_measures_every_cell_under_both_engines_with_the_runtime_column() {
+    let results = bench_json(&["--io", "both", "--sizes", "64,70000", "--runs", "2"]);
+    assert_eq!(results.len(), 8, "{results:?}");
+    for io in ["blocking", "tokio"] {
+        for transport in ["udp", "tcp"] {
+            let cell = results
+                .iter()
+                .find(|r| r["io"] == io && r["transport"] == transport && r["size"] == 64)
+                .unwrap_or_else(|| panic!("no {io} {transport} in {results:?}"));
+            assert_ping_pong_figures(cell, 2);
+        }
+        let oversize = results
+            .iter()
+            .find(|r| r["io"] == io && r["transport"] == "udp" && r["size"] == 70000)
+            .unwrap();
+        assert_eq!(keys(oversize), ["error", "io", "mode", "size", "transport"]);
+    }
+
+    let mut args = vec!["--io", "both", "--sizes", "64", "--runs", "1"];
+    args.extend_from_slice(QUICK);
+    let out = bench(&args).stdout;
+    assert!(
+        out.contains("blocking and tokio engines interleaved"),
+        "{out}"
+    );
+    assert!(out.contains("tokio-blocking p50 µs"), "{out}");
+    let tokio_row = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("64 tokio"))
+        .unwrap_or_else(|| panic!("no tokio row in {out}"));
+    // The last two cells: what tokio adds over UDP and over TCP.
+    let cells: Vec<&str> = tokio_row.split_whitespace().collect();
+    for cost in &cells[cells.len() - 2..] {
+        assert!(cost.parse::<f64>().is_ok(), "{cost} in {tokio_row}");
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("64 blocking")),
+        "{out}"
+    );
+}
+
+#[test]
+fn io_blocking_refuses_what_only_tokio_measures() {
+    let secret = support::secret_arg(b"a benchmark secret\n");
+    for args in [
+        &["--io", "blocking", "--rate", "100"][..],
+        &["--io", "blocking", "--mode", "throughput"],
+        &["--io", "both", "--secret-file", &secret],
+        &["--io", "both", "--pin", "cross", "--busy-poll"],
+        &["--io", "tokio", "--clients", "2"],
+    ] {
+        let mut all = vec!["bench"];
+        all.extend_from_slice(args);
+        let finished = run(&all, None);
+        assert_eq!(finished.code(), Some(2), "{args:?}: {}", finished.stderr);
+        assert!(
+            finished.stderr.contains("--io"),
+            "{args:?}: {}",
+            finished.stderr
+        );
+        assert!(finished.stdout.is_empty());
+    }
+}
+
+#[test]
+fn the_blocking_client_measures_a_tokio_msg_listen_and_the_other_way_round() {
+    let udp = Listener::start("--udp", "127.0.0.1", &["--reply", "echo"]);
+    let tcp = Listener::start("--tcp", "127.0.0.1", &["--io", "blocking"]);
+    for (transport, addr) in [("--udp", udp.addr_arg()), ("--tcp", tcp.addr_arg())] {
+        for io in ["blocking", "tokio"] {
+            let results =
+                bench_json(&[transport, &addr, "--io", io, "--sizes", "64", "--runs", "1"]);
+            assert_eq!(results[0]["io"], io);
+            assert_ping_pong_figures(&results[0], 1);
+        }
+    }
+    drop(udp.process.kill());
+    drop(tcp.process.kill());
 }

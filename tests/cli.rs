@@ -1048,3 +1048,70 @@ fn raw_tcp_sends_an_endless_stdin_in_pieces_as_it_comes() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `msg listen --io blocking` serves the framed protocol as the tokio
+/// listener does: replies, `--count`, JSON and the summary.
+#[test]
+fn the_blocking_listener_replies_counts_and_prints_as_the_tokio_one() {
+    for io in ["tokio", "blocking"] {
+        let listener = Listener::start(
+            TCP,
+            "127.0.0.1",
+            &["--io", io, "--count", "2", "--reply", "upper"],
+        );
+        let sent = run(
+            &["send", TCP, "--reply", &listener.addr_arg(), "hello", "tcp"],
+            None,
+        );
+        assert_eq!(sent.code(), Some(0), "{io}: {}", sent.stderr);
+        assert_eq!(sent.lines(), ["HELLO", "TCP"], "{io}");
+        let out = listener.finish();
+        assert_eq!(out.code(), Some(0), "{io}: {}", out.stderr);
+        assert_eq!(out.lines(), ["hello", "tcp"], "{io}");
+        assert!(out.stderr.contains("2 messages"), "{io}: {}", out.stderr);
+
+        let listener = Listener::start(
+            UDP,
+            "[::1]",
+            &["--io", io, "--count", "1", "--reply", "echo", "--json"],
+        );
+        let sent = run(
+            &["send", UDP, "--reply", &listener.addr_arg(), "over v6"],
+            None,
+        );
+        assert_eq!(sent.code(), Some(0), "{io}: {}", sent.stderr);
+        assert_eq!(sent.lines(), ["over v6"], "{io}");
+        let out = listener.finish();
+        let record: Value = serde_json::from_str(out.lines()[0]).unwrap();
+        assert_eq!(
+            (&record["seq"], &record["body"]),
+            (&Value::from(1), &Value::from("over v6"))
+        );
+    }
+}
+
+#[test]
+fn the_blocking_listener_refuses_what_only_tokio_serves() {
+    let dir = std::env::temp_dir();
+    let dir = dir.to_str().unwrap();
+    for args in [
+        &["listen", TCP, "--io", "blocking", "--raw"][..],
+        &["listen", TCP, "--io", "blocking", "--save-dir", dir],
+        &["listen", UDP, "--io", "blocking", "--raw"],
+    ] {
+        let out = run(args, None);
+        assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("needs --io tokio"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_msg"))
+        .args(["listen", TCP, "--io", "blocking", "127.0.0.1:0"])
+        .env("MSG_SECRET", "a secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a secret needs --io tokio"));
+}

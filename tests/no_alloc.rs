@@ -2,6 +2,9 @@
 //! message: send buffers are reused, receive buffers are reclaimed once the
 //! previous message is dropped, and the decode shares them.
 //!
+//! The same holds for the blocking engine (`msg_net::blocking`), client
+//! and UDP listener, sleeping or busy-polling.
+//!
 //! The same holds with a shared secret: sealing and opening hash in place
 //! into the same buffers, and a UDP replay window is made once per sender.
 //!
@@ -23,13 +26,25 @@ struct Counting;
 thread_local! {
     // `const` and free of destructors: reading it never allocates.
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    // Set by a thread whose allocations another thread reads.
+    static SHARED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The allocations of the threads that set [`SHARED`].
+static SHARED_ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn count_one() {
+    ALLOCATIONS.with(|n| n.set(n.get() + 1));
+    if SHARED.with(Cell::get) {
+        SHARED_ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 // SAFETY: every call is passed on to the system allocator unchanged; the
 // count is a side effect on a thread-local cell.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        count_one();
         // SAFETY: the caller's contract, passed on.
         unsafe { System.alloc(layout) }
     }
@@ -40,7 +55,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        count_one();
         // SAFETY: the caller's contract, passed on.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -238,5 +253,130 @@ fn a_warm_authenticated_tcp_ping_pong_allocates_nothing_per_message() {
     assert_eq!(
         during, 0,
         "{during} allocations in 1000 authenticated TCP round trips"
+    );
+}
+
+/// The blocking engine: a `msg_net::blocking::Link` against the blocking
+/// listener, both on std sockets. The listener runs on a thread of its
+/// own, so only the client's thread is counted here; the listener's side
+/// is the same buffers and codec, and the same dispatch.
+fn blocking_allocations(transport: msg_net::Transport, busy_poll: bool) -> u64 {
+    use msg_net::blocking::{self, LinkOptions, Received};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    let listener = blocking::Listener::bind(
+        transport,
+        "127.0.0.1:0".parse().unwrap(),
+        msg_tcp::Options::default(),
+    )
+    .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let config = msg_net::ServeConfig {
+        busy_poll,
+        ..msg_net::ServeConfig::default()
+    };
+    let server = std::thread::spawn(move || {
+        blocking::serve(&listener, &config, &msg_net::Events::discard(), &flag).unwrap();
+    });
+    let options = LinkOptions {
+        timeout: Duration::from_secs(5),
+        busy_poll,
+        ..LinkOptions::default()
+    };
+    let mut link = blocking::Link::connect(transport, addr, &options).unwrap();
+    let mut ping = Message::new(Kind::Ping, 0, vec![b'm'; 1024]);
+    let mut round_trip = |seq| {
+        ping.seq = seq;
+        link.send(&ping).unwrap();
+        match link.recv(Instant::now() + Duration::from_secs(5)).unwrap() {
+            Received::Message(pong) => check_pong(&pong, seq),
+            other => panic!("no pong to {seq}: {other:?}"),
+        }
+    };
+    for seq in 0..100 {
+        round_trip(seq);
+    }
+    let before = allocations();
+    for seq in 100..1100 {
+        round_trip(seq);
+    }
+    let during = allocations() - before;
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+    during
+}
+
+#[test]
+fn a_warm_blocking_ping_pong_allocates_nothing_per_message() {
+    for transport in [msg_net::Transport::Udp, msg_net::Transport::Tcp] {
+        for busy_poll in [false, true] {
+            let during = blocking_allocations(transport, busy_poll);
+            assert_eq!(
+                during, 0,
+                "{during} allocations in 1000 blocking {transport} round trips (busy-poll {busy_poll})"
+            );
+        }
+    }
+}
+
+/// The listener's side of the blocking engine over UDP, counted on the
+/// serving thread (which flags itself, so that its allocations are also
+/// summed where this thread can read them). Over TCP the listener serves
+/// each connection on a thread it starts itself, so it is not counted
+/// here; it reads and writes with the same `Framed` as the client above.
+#[test]
+fn a_warm_blocking_udp_listener_allocates_nothing_per_message() {
+    use msg_net::blocking::{self, LinkOptions, Received};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    let transport = msg_net::Transport::Udp;
+    let listener = blocking::Listener::bind(
+        transport,
+        "127.0.0.1:0".parse().unwrap(),
+        msg_tcp::Options::default(),
+    )
+    .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let server = std::thread::spawn(move || {
+        SHARED.with(|shared| shared.set(true));
+        let config = msg_net::ServeConfig::default();
+        blocking::serve(&listener, &config, &msg_net::Events::discard(), &flag).unwrap();
+    });
+    let options = LinkOptions {
+        timeout: Duration::from_secs(5),
+        ..LinkOptions::default()
+    };
+    let mut link = blocking::Link::connect(transport, addr, &options).unwrap();
+    let mut ping = Message::new(Kind::Ping, 0, vec![b'm'; 1024]);
+    let mut round_trip = |seq| {
+        ping.seq = seq;
+        link.send(&ping).unwrap();
+        let Received::Message(pong) = link.recv(Instant::now() + Duration::from_secs(5)).unwrap()
+        else {
+            panic!("no pong to {seq}");
+        };
+        check_pong(&pong, seq);
+    };
+    for seq in 0..100 {
+        round_trip(seq);
+    }
+    let before = SHARED_ALLOCATIONS.load(Ordering::SeqCst);
+    for seq in 100..1100 {
+        round_trip(seq);
+    }
+    let during = SHARED_ALLOCATIONS.load(Ordering::SeqCst) - before;
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+    assert_eq!(
+        during, 0,
+        "{during} allocations in the blocking UDP listener over 1000 round trips"
     );
 }

@@ -59,6 +59,10 @@ pub enum Error {
         /// How long it had.
         after: Duration,
     },
+    /// The blocking engine was asked for something only the tokio engine
+    /// does.
+    #[error("the blocking engine does not do {0}: use the tokio engine (--io tokio)")]
+    NotInBlockingEngine(&'static str),
     /// Any other socket error.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -32,6 +32,8 @@
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
 //! - [`TcpInfo`]: the kernel's view of a TCP link (retransmissions, RTT,
 //!   timeout), from [`Link::tcp_info`].
+//! - [`blocking`]: the same ping-pong and framed listener without a
+//!   runtime, on std sockets and blocking system calls.
 //!
 //! ```text
 //!   msg (cli) ──> msg-net ──> msg-udp ──┐
@@ -70,6 +72,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod blocking;
 mod busy_poll;
 mod counters;
 pub mod data;

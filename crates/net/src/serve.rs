@@ -88,16 +88,17 @@ pub async fn serve(
 
 /// What to do with one framed message.
 #[derive(Debug, PartialEq)]
-struct Response {
+pub(crate) struct Response {
     /// Sent back to the peer first, so that a caller that stops after a
     /// number of messages never stops before the answer left.
-    answer: Option<Message>,
+    pub(crate) answer: Option<Message>,
     /// Whether the message is reported as an [`Event::Message`].
-    show: bool,
+    pub(crate) show: bool,
 }
 
 /// The dispatch by kind: one arm per feature, each in its own module.
-fn respond(msg: &Message, reply: Reply, counter: &mut DiscardCounter) -> Response {
+/// The blocking engine answers with it too.
+pub(crate) fn respond(msg: &Message, reply: Reply, counter: &mut DiscardCounter) -> Response {
     match msg.kind {
         Kind::Data => Response {
             answer: data::reply_to(msg, reply),
@@ -409,7 +410,7 @@ fn keepalive(stream: &tokio::net::TcpStream, after: Option<Duration>) {
 }
 
 /// An error and its sources on one line, `a: b: c`, for a log line.
-struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -426,7 +427,7 @@ impl std::fmt::Display for Chain<'_> {
 /// At most one warning a second from many tasks; the ones held back are
 /// counted into the next.
 #[derive(Debug, Default)]
-struct RateLimited {
+pub(crate) struct RateLimited {
     last: std::sync::Mutex<Option<Instant>>,
     suppressed: std::sync::atomic::AtomicU64,
 }
@@ -436,7 +437,7 @@ impl RateLimited {
 
     /// Calls `warn` with the number held back since the last warning, or
     /// holds this one back.
-    fn warn(&self, warn: impl FnOnce(u64)) {
+    pub(crate) fn warn(&self, warn: impl FnOnce(u64)) {
         use std::sync::atomic::Ordering;
         let mut last = self
             .last

@@ -28,6 +28,10 @@ use crate::args::{
 };
 use crate::output::{self, Tally};
 
+mod blocking;
+
+use blocking::ListenIo;
+
 /// After Ctrl-C, how long the printing thread gets to write what is
 /// queued; a stdout that is blocked does not hold the exit up longer.
 const DRAIN: Duration = Duration::from_secs(1);
@@ -98,6 +102,12 @@ pub(crate) struct ListenArgs {
 
     #[command(flatten)]
     pub(crate) auth: AuthArgs,
+
+    /// The engine: tokio (every feature), or blocking (std sockets and
+    /// blocking system calls, a thread per conversation; framed data,
+    /// pings and echo only, no secret, --raw, --save-dir or --exec)
+    #[arg(long, value_enum, default_value_t = ListenIo::Tokio)]
+    pub(crate) io: ListenIo,
 }
 
 /// How the exit summary is given.
@@ -198,6 +208,9 @@ pub(crate) async fn run(
     quiet: bool,
     shutdown: impl Future<Output = Stop>,
 ) -> anyhow::Result<ExitCode> {
+    if args.io == ListenIo::Blocking {
+        return blocking::run(args, quiet, shutdown).await;
+    }
     let auth = args.auth.auth()?;
     if auth.is_some() && args.raw {
         return Err(usage(

@@ -183,7 +183,7 @@ fn snmp_field(text: &str, section: &str, name: &str) -> Option<u64> {
 }
 
 impl Outcome {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
                 .expect("valid histogram bounds"),
@@ -207,7 +207,7 @@ impl Outcome {
         self.received as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn record(&mut self, latency_ns: u64) {
+    pub(super) fn record(&mut self, latency_ns: u64) {
         self.received += 1;
         self.latency.saturating_record(latency_ns.max(1));
     }
@@ -251,13 +251,13 @@ impl Clock {
         }
     }
 
-    fn ns(self, at: Instant) -> u64 {
+    pub(super) fn ns(self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
 /// The listener closed a TCP connection in the middle of a run.
-const LISTENER_CLOSED: &str = "the listener closed the connection";
+pub(super) const LISTENER_CLOSED: &str = "the listener closed the connection";
 
 /// The connection and how long to wait for an answer.
 #[derive(Debug)]

@@ -15,6 +15,8 @@
 //!   (nftables, tbf, netem) that carry each out.
 //! - `netns`: the private network namespace an impaired run happens in:
 //!   msg runs itself again inside it, and it vanishes with that child.
+//! - `blocking`: `--io`, and the blocking engine's client and listeners
+//!   (std sockets, blocking system calls, a thread per conversation).
 //!
 //! Runs alternate between the transports (U T U T ...) so that each TCP run
 //! sits next to a UDP run taken under the same machine noise; the report
@@ -36,6 +38,7 @@ use msg_proto::auth::UDP_TRAILER_LEN;
 use crate::args::{AuthArgs, parse_host_port, parse_positive_duration, usage};
 use crate::cmd::connect_first;
 
+mod blocking;
 mod client;
 mod clients;
 mod impair;
@@ -46,6 +49,7 @@ mod pin;
 mod report;
 mod servers;
 
+use blocking::{Engine, Io};
 use client::{Outcome, Settings, Target};
 use impair::Impairment;
 use pin::{Pin, Placement};
@@ -130,12 +134,20 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     busy_poll: bool,
 
+    /// The engine: blocking (std sockets and blocking system calls on
+    /// dedicated threads, as sockperf), tokio (msg listen's and msg send's
+    /// runtime), or both, interleaved, with what the runtime costs per
+    /// round trip [default: blocking for a ping-pong; tokio with --rate,
+    /// --mode throughput or a secret, which only tokio measures]
+    #[arg(long, value_enum)]
+    io: Option<Io>,
+
     /// Open N TCP connections at once, each a ping-pong for --duration:
     /// connections per second, messages per second across all of them,
     /// round-trip times, and this process's memory (with the built-in
     /// listener in it). TCP only
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(clients::MAX_CLIENTS)),
-          conflicts_with_all = ["runs", "pin", "mode", "rate", "busy_poll"])]
+          conflicts_with_all = ["runs", "pin", "mode", "rate", "busy_poll", "io"])]
     clients: Option<u32>,
 
     /// Print one JSON document, {"results":[...]}, instead of the table
@@ -191,6 +203,8 @@ fn parse_size(s: &str) -> Result<usize, String> {
 #[derive(Debug)]
 pub(crate) struct Measured {
     transport: Transport,
+    /// The engine that measured it (client and built-in listener).
+    engine: Engine,
     /// Every message tagged with the secret.
     authenticated: bool,
     size: usize,
@@ -265,6 +279,20 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let auth = args.auth.auth()?;
+    let closed_loop = args.mode == Mode::Pingpong && args.rate.is_none();
+    let engines = Io::engines(
+        args.io,
+        closed_loop,
+        auth.is_some(),
+        !args.impair.is_empty(),
+    )
+    .map_err(usage)?;
+    if engines.len() == 2 && args.busy_poll {
+        return Err(usage(
+            "--io both cannot --busy-poll: the tokio listeners spin all the time and would \
+             hold up the blocking ones on their core; measure each engine on its own",
+        ));
+    }
 
     // With a secret, the built-in listeners measure each transport with and
     // without it, side by side; a remote listener with a secret accepts
@@ -279,7 +307,18 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .collect();
 
     placement.pin_client();
-    let listeners = if builtin {
+    let tokio_builtin = builtin && engines.contains(&Engine::Tokio);
+    let blocking_listeners = if builtin && engines.contains(&Engine::Blocking) {
+        Some(blocking::Servers::start(
+            &transports,
+            placement.listener_core(),
+            args.nodelay,
+            args.busy_poll,
+        )?)
+    } else {
+        None
+    };
+    let listeners = if tokio_builtin {
         Some(servers::Servers::start(
             &streams,
             placement.listener_core(),
@@ -293,13 +332,16 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let targets: Vec<Target> = runtime.block_on(async {
+    let targets: Vec<(Engine, Target)> = runtime.block_on(async {
         let remote = match &args.addr {
             Some(addr) => Some((addr, resolve_all(addr).await?)),
             None => None,
         };
-        let mut targets = Vec::with_capacity(streams.len());
-        for &(transport, authenticated) in &streams {
+        let mut targets = Vec::with_capacity(streams.len() * engines.len());
+        for (&engine, &(transport, authenticated)) in engines
+            .iter()
+            .flat_map(|engine| streams.iter().map(move |stream| (engine, stream)))
+        {
             let target = |addr| Target {
                 transport,
                 addr,
@@ -307,6 +349,10 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 auth: auth.clone().filter(|_| authenticated),
             };
             let addr = match (&listeners, &remote) {
+                _ if engine == Engine::Blocking && builtin => blocking_listeners
+                    .as_ref()
+                    .expect("started for the blocking engine")
+                    .addr(transport),
                 (Some(listeners), _) => listeners.addr(transport, authenticated),
                 (None, Some((_, addrs))) if addrs.len() == 1 => addrs[0],
                 // A name with several addresses: measure the first that
@@ -319,7 +365,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 }
                 (None, None) => unreachable!("either built-in listeners or ADDR"),
             };
-            targets.push(target(addr));
+            targets.push((engine, target(addr)));
         }
         anyhow::Ok(targets)
     })?;
@@ -364,7 +410,15 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 args.impair[i].apply()?;
                 info!("impairment applied: {}", args.impair[i]);
             }
-            let mut cells = measure_all(&targets, &sizes, args.runs, &settings, &progress).await?;
+            let mut cells = measure_all(
+                &targets,
+                &sizes,
+                args.runs,
+                &settings,
+                args.busy_poll,
+                &progress,
+            )
+            .await?;
             if let Some(i) = phase {
                 args.impair[i].clear()?;
             }
@@ -377,6 +431,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     })?;
     progress.finish_and_clear();
     drop(listeners);
+    drop(blocking_listeners);
 
     let report = report::Report {
         mode: args.mode,
@@ -435,28 +490,35 @@ mod namespace {
     }
 }
 
-fn describe(targets: &[Target]) -> String {
+fn describe(targets: &[(Engine, Target)]) -> String {
+    let both = targets.iter().any(|(engine, _)| *engine != targets[0].0);
     let addrs: Vec<String> = targets
         .iter()
-        .map(|t| format!("{} {}", t.label(), t.addr))
+        .map(|(engine, t)| match both {
+            true => format!("{} {} {}", t.label(), engine.name(), t.addr),
+            false => format!("{} {}", t.label(), t.addr),
+        })
         .collect();
     addrs.join(", ")
 }
 
-/// Every size, every run, the transports interleaved within each run.
+/// Every size, every run, the transports (and engines) interleaved within
+/// each run.
 async fn measure_all(
-    targets: &[Target],
+    targets: &[(Engine, Target)],
     sizes: &[usize],
     runs: u32,
     settings: &Settings,
+    busy_poll: bool,
     progress: &ProgressBar,
 ) -> anyhow::Result<Vec<Measured>> {
     let mut measured = Vec::new();
     for &size in sizes {
         let first = measured.len();
-        for target in targets {
+        for (engine, target) in targets {
             measured.push(Measured {
                 transport: target.transport,
+                engine: *engine,
                 authenticated: target.auth.is_some(),
                 size,
                 runs: target.check_size(size).map(|()| Vec::new()),
@@ -464,16 +526,19 @@ async fn measure_all(
             });
         }
         for run in 1..=runs {
-            for (target, cell) in targets.iter().zip(&mut measured[first..]) {
+            for ((engine, target), cell) in targets.iter().zip(&mut measured[first..]) {
                 let Ok(outcomes) = &mut cell.runs else {
                     continue;
                 };
                 progress.set_message(format!("{} {size} B, run {run}/{runs}", target.label()));
-                let outcome = client::measure(target, size, settings)
-                    .await
-                    .with_context(|| {
-                        format!("{} {size}-byte run against {}", target.label(), target.addr)
-                    })?;
+                let outcome = match engine {
+                    Engine::Tokio => client::measure(target, size, settings).await,
+                    // On this thread: nothing else runs on its runtime.
+                    Engine::Blocking => blocking::measure(target, size, settings, busy_poll),
+                };
+                let outcome = outcome.with_context(|| {
+                    format!("{} {size}-byte run against {}", target.label(), target.addr)
+                })?;
                 outcomes.push(outcome);
                 progress.inc(1);
             }
@@ -485,7 +550,7 @@ async fn measure_all(
 /// A progress bar on stderr, drawn only when stderr is a terminal and only
 /// between runs, never from inside one.
 fn progress_bar(
-    targets: &[Target],
+    targets: &[(Engine, Target)],
     sizes: &[usize],
     runs: u32,
     settings: &Settings,

@@ -5,12 +5,17 @@
 //! range of that figure across runs beside it. The TCP/UDP ratio is the
 //! median of the ratios of runs taken next to each other, so that machine
 //! noise that hit one pair does not tilt the comparison.
+//!
+//! With `--io both` every cell is measured by both engines, in the same
+//! interleaved run: a row per engine, and a column with what the tokio
+//! runtime adds to the blocking engine's p50, in µs per round trip.
 
 use std::io::{self, Write};
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::blocking::Engine;
 use super::client::Outcome;
 use super::impair::Impairment;
 use super::pin::Placement;
@@ -82,6 +87,7 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 enum Record {
     Figures {
         transport: &'static str,
+        io: &'static str,
         /// Present, and true, only for authenticated cells.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         authenticated: bool,
@@ -107,6 +113,7 @@ enum Record {
     },
     Error {
         transport: &'static str,
+        io: &'static str,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         authenticated: bool,
         mode: &'static str,
@@ -210,11 +217,13 @@ impl Report<'_> {
             .iter()
             .map(|cell| {
                 let transport = cell.transport.name();
+                let io = cell.engine.name();
                 let runs = match &cell.runs {
                     Ok(runs) => runs,
                     Err(oversize) => {
                         return Record::Error {
                             transport,
+                            io,
                             authenticated: cell.authenticated,
                             mode,
                             size: cell.size,
@@ -238,6 +247,7 @@ impl Report<'_> {
                 };
                 Record::Figures {
                     transport,
+                    io,
                     authenticated: cell.authenticated,
                     mode,
                     size: cell.size,
@@ -338,7 +348,15 @@ impl Report<'_> {
                 }
                 let message = &oversize.message;
                 let auth = if cell.authenticated { "+auth" } else { "" };
-                writeln!(out, "{}{auth} {} B: {message}", cell.transport, cell.size)?;
+                let engine = match self.engines().len() {
+                    2 => format!(" ({})", cell.engine.name()),
+                    _ => String::new(),
+                };
+                writeln!(
+                    out,
+                    "{}{auth}{engine} {} B: {message}",
+                    cell.transport, cell.size
+                )?;
             }
         }
         if !self.impairments.is_empty() {
@@ -387,7 +405,14 @@ impl Report<'_> {
 
     fn title(&self) -> [String; 2] {
         let what = match (self.mode, self.rate) {
-            (Mode::Pingpong, None) => "ping-pong, one message in flight".to_owned(),
+            (Mode::Pingpong, None) => format!(
+                "ping-pong, one message in flight, {}",
+                match self.engines()[..] {
+                    [Engine::Blocking] => "blocking engine",
+                    [Engine::Tokio] => "tokio engine",
+                    _ => "blocking and tokio engines interleaved",
+                }
+            ),
             (Mode::Pingpong, Some(rate)) => {
                 format!("open loop at {rate} msg/s, latency from each intended send time")
             }
@@ -438,6 +463,14 @@ impl Report<'_> {
             .collect()
     }
 
+    /// Which engines measured, blocking first.
+    fn engines(&self) -> Vec<Engine> {
+        let mut engines: Vec<Engine> = self.measured.iter().map(|c| c.engine).collect();
+        engines.sort_unstable();
+        engines.dedup();
+        engines
+    }
+
     /// The runs of one cell, if it was measured.
     fn runs(
         &self,
@@ -445,6 +478,7 @@ impl Report<'_> {
         size: usize,
         transport: Transport,
         authenticated: bool,
+        engine: Engine,
     ) -> Option<&[Outcome]> {
         self.measured
             .iter()
@@ -453,6 +487,7 @@ impl Report<'_> {
                     && c.size == size
                     && c.transport == transport
                     && c.authenticated == authenticated
+                    && c.engine == engine
             })
             .and_then(|c| c.runs.as_deref().ok())
     }
@@ -467,12 +502,27 @@ impl Report<'_> {
         }
     }
 
+    /// The median over neighbouring runs of tokio's p50 less the blocking
+    /// engine's, in µs.
+    fn runtime_cost(&self, blocking: &[Outcome], tokio: &[Outcome]) -> Option<f64> {
+        let differences = blocking
+            .iter()
+            .zip(tokio)
+            .filter(|(b, t)| !(b.latency.is_empty() || t.latency.is_empty()))
+            .map(|(b, t)| key(self.mode, t) - key(self.mode, b))
+            .collect();
+        median(differences)
+    }
+
     fn table(&self) -> Table {
         let transports = self.transports();
         let variants = self.variants();
         // With both, each authenticated row also shows what the secret
         // costs: auth/plain of the p50 (or msg/s), per transport.
         let cost = variants.len() == 2;
+        // With both engines, each tokio row shows what the runtime adds.
+        let engines = self.engines();
+        let runtime_cost = engines.len() == 2 && self.mode == Mode::Pingpong;
         let columns: &[&str] = match self.mode {
             Mode::Pingpong => &["p50", "p50 range", "p90", "p99", "p99.9", "max", "msg/s"],
             Mode::Throughput => &["msg/s", "range", "MB/s", "sent", "received", "lost %"],
@@ -521,6 +571,10 @@ impl Report<'_> {
             groups.push((format!("auth/plain {figure}"), transports.len()));
             header.extend(transports.iter().map(|t| t.name().to_owned()));
         }
+        if runtime_cost {
+            groups.push(("tokio-blocking p50 µs".to_owned(), transports.len()));
+            header.extend(transports.iter().map(|t| t.name().to_owned()));
+        }
         table.groups = groups;
         table.header = header;
 
@@ -537,15 +591,20 @@ impl Report<'_> {
         let mut rows = Vec::new();
         for &phase in &phases {
             for &size in &sizes {
-                rows.extend(variants.iter().map(|&auth| (phase, size, auth)));
+                for &auth in &variants {
+                    rows.extend(engines.iter().map(|&engine| (phase, size, auth, engine)));
+                }
             }
         }
-        for (phase, size, authenticated) in rows {
-            let label = if authenticated && cost {
+        for (phase, size, authenticated, engine) in rows {
+            let mut label = if authenticated && cost {
                 format!("{size} auth")
             } else {
                 size.to_string()
             };
+            if engines.len() == 2 {
+                label = format!("{label} {}", engine.name());
+            }
             let mut row = vec![label];
             if let Some(i) = phase {
                 row.insert(0, self.impairments[i].to_string());
@@ -557,6 +616,7 @@ impl Report<'_> {
                         && c.size == size
                         && c.transport == transport
                         && c.authenticated == authenticated
+                        && c.engine == engine
                 }) else {
                     continue;
                 };
@@ -585,12 +645,25 @@ impl Report<'_> {
             }
             if cost {
                 for &transport in &transports {
-                    let plain = self.runs(phase, size, transport, false);
-                    let tagged = self.runs(phase, size, transport, true);
+                    let plain = self.runs(phase, size, transport, false, engine);
+                    let tagged = self.runs(phase, size, transport, true, engine);
                     row.push(match (authenticated, plain, tagged) {
                         (true, Some(plain), Some(tagged)) => self
                             .ratio(plain, tagged)
                             .map_or("-".to_owned(), |r| format!("{r:.2}")),
+                        _ => "-".to_owned(),
+                    });
+                }
+            }
+            if runtime_cost {
+                for &transport in &transports {
+                    let blocking =
+                        self.runs(phase, size, transport, authenticated, Engine::Blocking);
+                    let tokio = self.runs(phase, size, transport, authenticated, Engine::Tokio);
+                    row.push(match (engine, blocking, tokio) {
+                        (Engine::Tokio, Some(blocking), Some(tokio)) => self
+                            .runtime_cost(blocking, tokio)
+                            .map_or("-".to_owned(), |d| format!("{d:+.1}")),
                         _ => "-".to_owned(),
                     });
                 }

@@ -1,0 +1,142 @@
+//! `msg listen --io blocking`: the same framed listener on the blocking
+//! engine (`msg_net::blocking`), a thread per UDP socket or TCP
+//! connection, each sleeping in its system call (or, with `--busy-poll`,
+//! spinning on `recv` while messages keep coming).
+//!
+//! It serves data (with `--reply`), pings, discards and statistics pings,
+//! with the same limits, output and summary as the tokio listener; what
+//! only the tokio listener does (a secret, `--raw`, `--save-dir`, `--exec`)
+//! is refused as a usage error.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use msg_net::{Counters, Events, ServeConfig, Transport, blocking, kernel_udp_drops, resolve};
+use tracing::{info, warn};
+
+use super::{DRAIN, ListenArgs, Stop, Summary, SummaryArg};
+use crate::args::usage;
+use crate::output::{self, Tally};
+
+/// `--io` of `msg listen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ListenIo {
+    /// The tokio runtime: every feature
+    Tokio,
+    /// std sockets and blocking system calls, a thread per conversation:
+    /// framed data, pings and echo only
+    Blocking,
+}
+
+/// Refuses what the blocking engine does not serve.
+fn check(args: &ListenArgs) -> anyhow::Result<()> {
+    let secret = args.auth.auth()?.is_some();
+    for (asked, what) in [
+        (secret, "a secret"),
+        (args.raw, "--raw"),
+        (args.save_dir.is_some(), "--save-dir"),
+        (args.exec.exec, "--exec"),
+    ] {
+        if asked {
+            return Err(usage(format!(
+                "--io blocking serves framed data, pings and echo only; {what} needs --io tokio"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the blocking listener until `--count` messages have been printed,
+/// stdout closes, an error, or `shutdown` completes.
+pub(super) async fn run(
+    args: ListenArgs,
+    quiet: bool,
+    shutdown: impl Future<Output = Stop>,
+) -> anyhow::Result<ExitCode> {
+    check(&args)?;
+    let transport = args.transport.transport();
+    let addr = resolve(&args.addr).await?;
+    let listener = blocking::Listener::bind(transport, addr, args.tcp.options())?;
+    if let Some(bytes) = args.rcvbuf {
+        if transport == Transport::Tcp {
+            return Err(usage("--rcvbuf is for --udp listeners"));
+        }
+        let granted = listener
+            .set_recv_buffer(bytes)
+            .context("cannot set the receive buffer")?;
+        info!("receive buffer: {granted} bytes");
+    }
+    let local: SocketAddr = listener.local_addr()?;
+    info!("listening on {listener}");
+
+    let (events, received) = Events::channel();
+    let format = args.output.format(args.json, false);
+    let tally = Arc::new(Tally::default());
+    let mut writer = output::spawn_writer(received, format, args.count, Arc::clone(&tally))
+        .context("cannot start the output thread")?;
+    let counters = Arc::new(Counters::default());
+    let config = ServeConfig {
+        limits: args.limits.limits(),
+        counters: Arc::clone(&counters),
+        reply: args.reply.into(),
+        busy_poll: args.busy_poll,
+        ..ServeConfig::default()
+    };
+    let counting = events.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ended, serve_ended) = tokio::sync::oneshot::channel::<()>();
+    let serving = {
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("msg-listen".to_owned())
+            .spawn(move || {
+                let served = blocking::serve(&listener, &config, &events, &stop);
+                // Read while the socket is still open: the kernel lists it.
+                let kernel_drops = match transport {
+                    Transport::Udp => kernel_udp_drops(local),
+                    Transport::Tcp => None,
+                };
+                drop(events);
+                let _ = ended.send(());
+                (served, kernel_drops)
+            })
+            .context("cannot start the listener's thread")?
+    };
+    tokio::select! {
+        stop = shutdown => info!("stopping ({stop:?})"),
+        () = writer.done() => {}
+        _ = serve_ended => {}
+    }
+    stop.store(true, Ordering::Relaxed);
+    // It looks at the flag at least every blocking::STOP_CHECK.
+    let (served, kernel_drops) = tokio::task::spawn_blocking(move || serving.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the listener's thread panicked"))?;
+
+    let dropped = counting.dropped();
+    drop(counting);
+    served?;
+    let printed = if writer.is_done() || tokio::time::timeout(DRAIN, writer.done()).await.is_ok() {
+        writer.join().context("cannot write to stdout")?;
+        true
+    } else {
+        warn!("stdout is blocked: exiting without printing what is queued");
+        false
+    };
+    let summary = Summary {
+        tally: tally.get(),
+        counted: counters.get(),
+        kernel_drops,
+        output_drops: dropped,
+    };
+    match args.summary {
+        SummaryArg::Text if !quiet => summary.print_text(transport),
+        SummaryArg::Json if printed => summary.print_json()?,
+        _ => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,225 @@
+//! The system calls, and the buffers around them, that both ends of the
+//! blocking engine share: one datagram received into a reused buffer, and
+//! a TCP stream with msg-tcp's [`Codec`] on it.
+//!
+//! A receive either sleeps in the kernel (a blocking socket with
+//! `SO_RCVTIMEO`, so that it wakes at least that often) or, busy-polling,
+//! asks again and again with `MSG_DONTWAIT`. The socket itself stays
+//! blocking either way: switching costs an `fcntl`, and a flag per call
+//! costs nothing.
+
+use std::io::{self, Write};
+use std::mem::MaybeUninit;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use msg_proto::Message;
+use msg_tcp::Codec;
+use socket2::SockRef;
+use tokio_util::codec::{Decoder, Encoder};
+
+/// `MSG_DONTWAIT`: this one call does not block, whatever the socket's
+/// mode. Elsewhere than Unix, 0: a "spin" then sleeps in the kernel for at
+/// most the socket's receive timeout, which is still bounded.
+#[cfg(unix)]
+const DONTWAIT: i32 = libc::MSG_DONTWAIT;
+#[cfg(not(unix))]
+const DONTWAIT: i32 = 0;
+
+/// How a receive waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// In the kernel, until data or the socket's receive timeout.
+    Sleep,
+    /// Asking again without blocking until data or the deadline.
+    Spin(Instant),
+}
+
+/// What a receive got.
+#[derive(Debug)]
+pub(crate) enum Got<T> {
+    /// Something arrived.
+    Data(T),
+    /// The wait ran out first (the receive timeout, or the spin's
+    /// deadline).
+    Nothing,
+}
+
+/// Whether `err` is a receive or send timeout (`SO_RCVTIMEO` reports
+/// `EAGAIN`) or a spin's empty socket.
+pub(crate) fn timed_out(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// One receive call into `buf`'s spare capacity, without zeroing it first.
+fn recv_into<T>(
+    buf: &mut BytesMut,
+    call: impl FnOnce(&mut [MaybeUninit<u8>]) -> io::Result<(usize, T)>,
+) -> io::Result<(usize, T)> {
+    let (len, extra) = call(buf.spare_capacity_mut())?;
+    // SAFETY: the call wrote `len` bytes at the start of the spare
+    // capacity it was given, so they are initialised.
+    unsafe { buf.advance_mut(len) };
+    Ok((len, extra))
+}
+
+/// Retries `call` while it fails with `EINTR`, and, spinning, while the
+/// socket is empty and the deadline has not passed.
+fn waiting<T>(wait: Wait, mut call: impl FnMut(i32) -> io::Result<T>) -> io::Result<Got<T>> {
+    let flags = match wait {
+        Wait::Sleep => 0,
+        Wait::Spin(_) => DONTWAIT,
+    };
+    loop {
+        match call(flags) {
+            Ok(got) => return Ok(Got::Data(got)),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if timed_out(&err) => match wait {
+                Wait::Spin(deadline) if Instant::now() < deadline => std::hint::spin_loop(),
+                _ => return Ok(Got::Nothing),
+            },
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Receives one datagram into `buf` (cleared first, so that a buffer
+/// whose previous datagram was dropped is reused, not reallocated).
+pub(crate) fn recv_datagram(
+    socket: &UdpSocket,
+    buf: &mut BytesMut,
+    wait: Wait,
+) -> io::Result<Got<(Bytes, SocketAddr)>> {
+    buf.clear();
+    buf.reserve(msg_udp::RECV_BUF_LEN);
+    let sock = SockRef::from(socket);
+    let got = waiting(wait, |flags| {
+        recv_into(buf, |spare| sock.recv_from_with_flags(spare, flags))
+    })?;
+    let Got::Data((len, from)) = got else {
+        return Ok(Got::Nothing);
+    };
+    let from = from
+        .as_socket()
+        .ok_or_else(|| io::Error::other("a datagram from a non-IP address"))?;
+    Ok(Got::Data((buf.split_to(len).freeze(), from)))
+}
+
+/// How much room a read gets when the buffer is full: tokio-util's
+/// `Framed` starts with the same 8 KiB.
+const READ_ROOM: usize = 8 * 1024;
+
+/// What [`Framed::read_message`] got.
+#[derive(Debug)]
+pub(crate) enum Read {
+    /// A whole message.
+    Message(Message),
+    /// The peer closed the connection between frames.
+    Closed,
+    /// Nothing whole within the wait.
+    Nothing,
+}
+
+/// A TCP stream with msg-tcp's [`Codec`] and two reused buffers: the same
+/// frames as `msg_tcp::Connection`, written and read with plain system
+/// calls.
+#[derive(Debug)]
+pub(crate) struct Framed {
+    stream: TcpStream,
+    codec: Codec,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+}
+
+impl Framed {
+    pub(crate) fn new(stream: TcpStream, max_frame: usize) -> Self {
+        Self {
+            stream,
+            codec: Codec::new(max_frame),
+            read_buf: BytesMut::with_capacity(READ_ROOM),
+            write_buf: BytesMut::new(),
+        }
+    }
+
+    /// Bytes received that no message has been read from yet.
+    pub(crate) fn buffered(&self) -> usize {
+        self.read_buf.len()
+    }
+
+    /// The next message, the end of the stream, or nothing within `wait`.
+    ///
+    /// # Errors
+    ///
+    /// The codec's (a frame over the maximum, a bad message, the stream
+    /// closed mid-frame) or the socket's.
+    pub(crate) fn read_message(&mut self, wait: Wait) -> Result<Read, msg_tcp::Error> {
+        loop {
+            if let Some(msg) = self.codec.decode(&mut self.read_buf)? {
+                return Ok(Read::Message(msg));
+            }
+            if self.read_buf.capacity() == self.read_buf.len() {
+                // Reclaims the front of the buffer once the messages read
+                // from it are dropped: no allocation in steady state.
+                self.read_buf.reserve(READ_ROOM);
+            }
+            let sock = SockRef::from(&self.stream);
+            let buf = &mut self.read_buf;
+            let got = waiting(wait, |flags| {
+                recv_into(buf, |spare| {
+                    sock.recv_with_flags(spare, flags).map(|n| (n, ()))
+                })
+            })?;
+            match got {
+                Got::Nothing => return Ok(Read::Nothing),
+                Got::Data((0, ())) => {
+                    return Ok(match self.codec.decode_eof(&mut self.read_buf)? {
+                        Some(msg) => Read::Message(msg),
+                        None => Read::Closed,
+                    });
+                }
+                Got::Data(_) => {}
+            }
+        }
+    }
+
+    /// Frames `msg` into the reused write buffer and writes it whole. A
+    /// send timeout (`SO_SNDTIMEO`) ends the write unless `go_on` says to
+    /// keep trying.
+    ///
+    /// # Errors
+    ///
+    /// [`msg_tcp::Error::TooLarge`] before anything is written, or the
+    /// socket's (a timeout as `TimedOut`).
+    pub(crate) fn write_message(
+        &mut self,
+        msg: &Message,
+        go_on: &dyn Fn() -> bool,
+    ) -> Result<(), msg_tcp::Error> {
+        self.write_buf.clear();
+        self.codec.encode(msg, &mut self.write_buf)?;
+        let mut written = 0;
+        while written < self.write_buf.len() {
+            match self.stream.write(&self.write_buf[written..]) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(n) => written += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if timed_out(&err) && go_on() => {}
+                Err(err) if timed_out(&err) => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, err).into());
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A `go_on` for [`Framed::write_message`]: until `stop` is set.
+pub(crate) fn until(stop: &AtomicBool) -> impl Fn() -> bool + '_ {
+    move || !stop.load(Ordering::Relaxed)
+}

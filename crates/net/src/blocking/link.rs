@@ -1,0 +1,211 @@
+//! [`Link`]: the blocking engine's client end, one conversation on the
+//! calling thread.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use msg_proto::Message;
+use msg_udp::{Overhead, check_size};
+use tracing::debug;
+
+use super::io::{Framed, Got, Read, Wait, recv_datagram};
+use crate::{Error, Transport};
+
+/// How a blocking link connects and waits.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkOptions {
+    /// TCP framing and `TCP_NODELAY` (ignored for UDP).
+    pub tcp: msg_tcp::Options,
+    /// The longest a connect, a send or one receive call may take.
+    pub timeout: Duration,
+    /// Wait for a reply by asking the socket again and again without
+    /// blocking (`MSG_DONTWAIT`), as sockperf's `--nonblocked` does,
+    /// instead of sleeping in `recv`.
+    pub busy_poll: bool,
+}
+
+impl Default for LinkOptions {
+    fn default() -> Self {
+        Self {
+            tcp: msg_tcp::Options::default(),
+            timeout: Duration::from_secs(2),
+            busy_poll: false,
+        }
+    }
+}
+
+/// What [`Link::recv`] got.
+#[derive(Debug)]
+pub enum Received {
+    /// A message.
+    Message(Message),
+    /// Nothing by the deadline (over UDP, lost).
+    Nothing,
+    /// The TCP peer closed the connection between frames.
+    Closed,
+}
+
+/// A framed conversation with one peer over std sockets: every call is a
+/// system call on this thread, nothing is shared with a runtime.
+#[derive(Debug)]
+pub struct Link {
+    inner: Inner,
+    busy_poll: bool,
+    /// The TCP send timeout gives up; nothing else to check.
+    never: fn() -> bool,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Udp {
+        socket: UdpSocket,
+        peer: SocketAddr,
+        recv_buf: BytesMut,
+        send_buf: BytesMut,
+        invalid: u64,
+    },
+    Tcp(Box<Framed>),
+}
+
+impl Link {
+    /// Connects to `addr`: a UDP socket connected to it, or a TCP stream
+    /// (within `options.timeout`). Receives and sends time out after
+    /// `options.timeout`.
+    ///
+    /// # Errors
+    ///
+    /// The transport's bind or connect error, as [`crate::Link::connect`]
+    /// reports them.
+    pub fn connect(
+        transport: Transport,
+        addr: SocketAddr,
+        options: &LinkOptions,
+    ) -> Result<Self, Error> {
+        let timeout = Some(options.timeout);
+        let inner = match transport {
+            Transport::Udp => {
+                let local: SocketAddr = if addr.is_ipv4() {
+                    (Ipv4Addr::UNSPECIFIED, 0).into()
+                } else {
+                    (Ipv6Addr::UNSPECIFIED, 0).into()
+                };
+                let socket = UdpSocket::bind(local).map_err(|source| msg_udp::Error::Bind {
+                    addr: local,
+                    source,
+                })?;
+                socket
+                    .connect(addr)
+                    .map_err(|source| msg_udp::Error::Connect { addr, source })?;
+                socket.set_read_timeout(timeout)?;
+                socket.set_write_timeout(timeout)?;
+                Inner::Udp {
+                    socket,
+                    peer: addr,
+                    recv_buf: BytesMut::new(),
+                    send_buf: BytesMut::new(),
+                    invalid: 0,
+                }
+            }
+            Transport::Tcp => {
+                let stream = TcpStream::connect_timeout(&addr, options.timeout)
+                    .map_err(|source| msg_tcp::Error::Connect { addr, source })?;
+                stream.set_nodelay(options.tcp.nodelay)?;
+                stream.set_read_timeout(timeout)?;
+                stream.set_write_timeout(timeout)?;
+                Inner::Tcp(Box::new(Framed::new(stream, options.tcp.max_frame)))
+            }
+        };
+        Ok(Self {
+            inner,
+            busy_poll: options.busy_poll,
+            never: || false,
+        })
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> Transport {
+        match self.inner {
+            Inner::Udp { .. } => Transport::Udp,
+            Inner::Tcp(_) => Transport::Tcp,
+        }
+    }
+
+    /// Sends one message: one `send` (UDP, size checked first) or the
+    /// writes of one frame (TCP).
+    ///
+    /// # Errors
+    ///
+    /// The transport's: too large (nothing sent), or the send failed or
+    /// timed out.
+    pub fn send(&mut self, msg: &Message) -> Result<(), Error> {
+        match &mut self.inner {
+            Inner::Udp {
+                socket,
+                peer,
+                send_buf,
+                ..
+            } => {
+                let addr = *peer;
+                check_size(msg.body.len(), Overhead::FRAMED, &addr)?;
+                send_buf.clear();
+                msg_proto::encode(msg, send_buf)
+                    .expect("a body under the datagram limit fits the format");
+                socket
+                    .send(send_buf)
+                    .map_err(|source| msg_udp::Error::Send { addr, source })?;
+            }
+            Inner::Tcp(framed) => framed.write_message(msg, &self.never)?,
+        }
+        Ok(())
+    }
+
+    /// Receives the next message, waiting until `deadline` at the latest
+    /// (sleeping, a single receive waits at most the link's timeout).
+    /// Datagrams that are not msg messages are skipped.
+    ///
+    /// # Errors
+    ///
+    /// The transport's: over UDP a failed receive (often nobody
+    /// listening), over TCP a bad frame or a connection closed mid-frame.
+    pub fn recv(&mut self, deadline: Instant) -> Result<Received, Error> {
+        let wait = if self.busy_poll {
+            Wait::Spin(deadline)
+        } else {
+            Wait::Sleep
+        };
+        loop {
+            match &mut self.inner {
+                Inner::Udp {
+                    socket,
+                    recv_buf,
+                    invalid,
+                    ..
+                } => {
+                    let got =
+                        recv_datagram(socket, recv_buf, wait).map_err(msg_udp::Error::Recv)?;
+                    let Got::Data((datagram, _)) = got else {
+                        return Ok(Received::Nothing);
+                    };
+                    match msg_proto::decode(datagram) {
+                        Ok(msg) => return Ok(Received::Message(msg)),
+                        Err(err) => {
+                            *invalid += 1;
+                            debug!("skipped an invalid datagram: {err}");
+                        }
+                    }
+                }
+                Inner::Tcp(framed) => {
+                    return Ok(match framed.read_message(wait)? {
+                        Read::Message(msg) => Received::Message(msg),
+                        Read::Closed => Received::Closed,
+                        Read::Nothing => Received::Nothing,
+                    });
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(Received::Nothing);
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! The blocking engine: msg's ping-pong and framed listener on std sockets
+//! and blocking system calls, one conversation per thread, no runtime.
+//!
+//! A readiness runtime cannot sleep inside `recv`: the side that waits
+//! makes a `recv` that fails with `EAGAIN`, sleeps in `epoll_wait`, then
+//! makes the `recv` that succeeds (BENCHMARKS.md counts them). This engine
+//! sleeps in the `recv` itself, as sockperf does, so a round trip costs two
+//! sends and two receives and nothing else. With busy polling it spins on
+//! `recv` with `MSG_DONTWAIT` (sockperf's `--nonblocked`), not on
+//! `epoll_wait(0)`.
+//!
+//! The bytes are the same: msg-proto's `encode`/`decode` for datagrams and
+//! msg-tcp's [`Codec`](msg_tcp::Codec) for frames (its `Decoder` and
+//! `Encoder` need no runtime), over reused buffers, so a warm ping-pong
+//! allocates nothing per message. The limits and errors are the tokio
+//! engine's: the UDP size check before the send, the frame limit before
+//! the allocation, the idle and frame timeouts, `max_conns`.
+//!
+//! What it does not do: authentication, raw mode, files and commands
+//! (those stay on [`crate::serve`]), and open-loop or one-way streams on
+//! the client side.
+//!
+//! - [`Link`]: a client conversation on the calling thread.
+//! - [`Listener`] and [`serve`]: a listener on the calling thread (and a
+//!   thread per TCP connection), stopped by a flag.
+
+mod io;
+mod link;
+mod serve;
+
+pub use link::{Link, LinkOptions, Received};
+pub use serve::{Listener, SPIN_IDLE, STOP_CHECK, serve};

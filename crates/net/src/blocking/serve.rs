@@ -1,0 +1,491 @@
+//! The blocking engine's listener: [`Listener`] binds std sockets, and
+//! [`serve`] answers on threads of its own: one for a UDP socket, one to
+//! accept TCP connections and one per connection, each sleeping in its
+//! system call.
+//!
+//! What a message gets is decided by the same dispatch as the tokio serve
+//! loop (`respond`), with the same limits and errors; only the waiting
+//! differs. A thread cannot be cancelled as a future can, so every wait is
+//! bounded by [`STOP_CHECK`] and the `stop` flag is read after each.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use msg_proto::{DiscardCounter, Kind, Message};
+use msg_udp::{Overhead, check_size};
+use socket2::{Domain, SockRef, Socket, Type};
+use tracing::{debug, warn};
+
+use super::io::{Framed, Got, Read, Wait, recv_datagram, until};
+use crate::auth::{self, HAS_NO_SECRET};
+use crate::serve::{Chain, DropWarning, RateLimited, Response, respond};
+use crate::{Error, Event, Events, Offer, ServeConfig, Transport, ping};
+
+/// The longest any wait of a serving thread lasts before it looks at the
+/// `stop` flag (and, over TCP, at the idle and frame timeouts).
+pub const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// Busy-polling, how long a thread keeps spinning after the last message
+/// before it sleeps in the kernel again: a benchmark's run keeps its
+/// listener spinning, and a listener between runs, or one of several
+/// sharing a core, gives the core back.
+pub const SPIN_IDLE: Duration = Duration::from_millis(20);
+
+/// The backlog msg-tcp's listener asks for (see there).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// A bound std socket, not yet serving.
+#[derive(Debug)]
+pub struct Listener {
+    inner: Bound,
+    tcp: msg_tcp::Options,
+}
+
+#[derive(Debug)]
+enum Bound {
+    Udp(UdpSocket),
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    /// Binds `addr` (port 0 picks a free port); `tcp` applies to every
+    /// accepted connection.
+    ///
+    /// # Errors
+    ///
+    /// The transport's bind error, as [`crate::Listener::bind`] reports it.
+    pub fn bind(
+        transport: Transport,
+        addr: SocketAddr,
+        tcp: msg_tcp::Options,
+    ) -> Result<Self, Error> {
+        let inner = match transport {
+            Transport::Udp => Bound::Udp(
+                UdpSocket::bind(addr).map_err(|source| msg_udp::Error::Bind { addr, source })?,
+            ),
+            Transport::Tcp => {
+                Bound::Tcp(listen(addr).map_err(|source| msg_tcp::Error::Bind { addr, source })?)
+            }
+        };
+        Ok(Self { inner, tcp })
+    }
+
+    /// The transport it listens on.
+    pub fn transport(&self) -> Transport {
+        match self.inner {
+            Bound::Udp(_) => Transport::Udp,
+            Bound::Tcp(_) => Transport::Tcp,
+        }
+    }
+
+    /// The local address (with the port the system picked for port 0).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, rarely.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match &self.inner {
+            Bound::Udp(socket) => socket.local_addr(),
+            Bound::Tcp(listener) => listener.local_addr(),
+        }
+    }
+
+    /// Asks for a UDP receive buffer of `bytes`; returns what the kernel
+    /// granted.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's; over TCP, `Unsupported`.
+    pub fn set_recv_buffer(&self, bytes: usize) -> std::io::Result<usize> {
+        match &self.inner {
+            Bound::Udp(socket) => {
+                let sock = SockRef::from(socket);
+                sock.set_recv_buffer_size(bytes)?;
+                sock.recv_buffer_size()
+            }
+            Bound::Tcp(_) => Err(std::io::ErrorKind::Unsupported.into()),
+        }
+    }
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.local_addr() {
+            Ok(addr) => write!(f, "{} {addr}", self.transport()),
+            Err(_) => write!(f, "{}", self.transport()),
+        }
+    }
+}
+
+/// Binds and listens as msg-tcp does: `SO_REUSEADDR` on Unix, a backlog
+/// of 1,024.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Serves `listener` on this thread (and, over TCP, a thread per
+/// connection) until `stop` is set, the receiving end of `events` is gone
+/// (over UDP), or a fatal error; returns within about [`STOP_CHECK`] of
+/// `stop`, after every connection's thread has ended.
+///
+/// Framed messages only: `Data` (answered per `config.reply` and reported
+/// as events), `Ping`, `Discard` and statistics pings, as
+/// [`crate::serve`] answers them, within `config.limits`.
+///
+/// # Errors
+///
+/// [`Error::NotInBlockingEngine`] for a configuration with a secret, raw
+/// mode, files or commands; a failed receive on the UDP socket. TCP
+/// connections that fail are logged and dropped.
+pub fn serve(
+    listener: &Listener,
+    config: &ServeConfig,
+    events: &Events,
+    stop: &Arc<AtomicBool>,
+) -> Result<(), Error> {
+    for (unsupported, what) in [
+        (config.auth.is_some(), "authentication"),
+        (config.raw, "raw mode"),
+        (config.save.is_some(), "files"),
+        (config.exec.is_some(), "commands"),
+    ] {
+        if unsupported {
+            return Err(Error::NotInBlockingEngine(what));
+        }
+    }
+    match &listener.inner {
+        Bound::Udp(socket) => serve_udp(socket, config, events, stop),
+        Bound::Tcp(tcp) => serve_tcp(tcp, listener.tcp, config, events, stop),
+    }
+}
+
+/// When the next wait spins and when it sleeps.
+#[derive(Debug)]
+struct Spinner {
+    enabled: bool,
+    /// Spin until then: [`SPIN_IDLE`] after the last message.
+    until: Option<Instant>,
+}
+
+impl Spinner {
+    fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            until: None,
+        }
+    }
+
+    fn wait(&mut self) -> Wait {
+        match self.until {
+            Some(until) if Instant::now() < until => Wait::Spin(until),
+            _ => {
+                self.until = None;
+                Wait::Sleep
+            }
+        }
+    }
+
+    fn got_one(&mut self) {
+        if self.enabled {
+            self.until = Some(Instant::now() + SPIN_IDLE);
+        }
+    }
+}
+
+fn serve_udp(
+    socket: &UdpSocket,
+    config: &ServeConfig,
+    events: &Events,
+    stop: &AtomicBool,
+) -> Result<(), Error> {
+    socket.set_read_timeout(Some(STOP_CHECK))?;
+    let reply = config.reply;
+    let max_peers = config.limits.max_udp_peers;
+    let mut counters: HashMap<SocketAddr, DiscardCounter> = HashMap::new();
+    let mut dropped = DropWarning::default();
+    let invalid_log = RateLimited::default();
+    let mut invalid = 0;
+    let mut recv_buf = BytesMut::new();
+    let mut send_buf = BytesMut::new();
+    let mut spinner = Spinner::new(config.busy_poll);
+    while !stop.load(Ordering::Relaxed) {
+        let got =
+            recv_datagram(socket, &mut recv_buf, spinner.wait()).map_err(msg_udp::Error::Recv)?;
+        let Got::Data((datagram, peer)) = got else {
+            continue;
+        };
+        spinner.got_one();
+        let len = datagram.len();
+        let msg = match msg_proto::decode(datagram) {
+            Ok(msg) => msg,
+            Err(err) => {
+                invalid += 1;
+                config.counters.set_udp(invalid, 0);
+                invalid_log.warn(|suppressed| {
+                    warn!(%peer, suppressed, "invalid datagram: {err} ({len} bytes)");
+                });
+                continue;
+            }
+        };
+        let mut untracked = DiscardCounter::default();
+        let full = counters.len() >= max_peers;
+        let counter = if ping::uses_counter(&msg) {
+            match counters.entry(peer) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(new) if !full => new.insert(DiscardCounter::default()),
+                Entry::Vacant(_) => &mut untracked,
+            }
+        } else {
+            &mut untracked
+        };
+        let Response { answer, show } = respond(&msg, reply, counter);
+        if let Some(answer) = answer {
+            if let Err(err) = send_datagram(socket, &mut send_buf, &answer, peer) {
+                warn!(%peer, "cannot reply: {err}");
+            }
+        }
+        if show && events.wanted() {
+            let event = Event::Message {
+                peer,
+                seq: Some(msg.seq),
+                body: bytes::Bytes::copy_from_slice(&msg.body),
+            };
+            match events.offer(event) {
+                Offer::Queued => {}
+                Offer::Dropped => dropped.note(events),
+                Offer::Closed => return Ok(()),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn send_datagram(
+    socket: &UdpSocket,
+    buf: &mut BytesMut,
+    msg: &Message,
+    addr: SocketAddr,
+) -> Result<(), msg_udp::Error> {
+    check_size(msg.body.len(), Overhead::FRAMED, &addr)?;
+    buf.clear();
+    msg_proto::encode(msg, buf).expect("a body under the datagram limit fits the format");
+    socket
+        .send_to(buf, addr)
+        .map_err(|source| msg_udp::Error::Send { addr, source })?;
+    Ok(())
+}
+
+fn serve_tcp(
+    listener: &TcpListener,
+    options: msg_tcp::Options,
+    config: &ServeConfig,
+    events: &Events,
+    stop: &Arc<AtomicBool>,
+) -> Result<(), Error> {
+    // Linux bounds a blocking accept by the receive timeout too.
+    SockRef::from(listener).set_read_timeout(Some(STOP_CHECK))?;
+    let failures = Arc::new(RateLimited::default());
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        threads.retain(|thread| !thread.is_finished());
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(err) if super::io::timed_out(&err) => continue,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                warn!("cannot accept a connection: {err}");
+                thread::sleep(STOP_CHECK);
+                continue;
+            }
+        };
+        debug!(%peer, "connected");
+        config.counters.connected();
+        keepalive(&stream, config.limits.keepalive);
+        let max = config.limits.max_conns;
+        if open.load(Ordering::Relaxed) >= max {
+            failures.warn(|suppressed| {
+                warn!(%peer, suppressed, "refused a connection: {max} are open (--max-conns {max})");
+            });
+            refuse_connection(stream, options, max);
+            continue;
+        }
+        open.fetch_add(1, Ordering::Relaxed);
+        let (config, events, stop) = (config.clone(), events.clone(), Arc::clone(stop));
+        let (open, failures) = (Arc::clone(&open), Arc::clone(&failures));
+        let spawned = thread::Builder::new()
+            .name("msg-conn".to_owned())
+            .spawn(move || {
+                if let Err(err) = serve_connection(stream, peer, options, &config, &events, &stop) {
+                    failures.warn(|suppressed| {
+                        warn!(%peer, suppressed, "dropped connection: {}", Chain(&err));
+                    });
+                }
+                debug!(%peer, "closed");
+                open.fetch_sub(1, Ordering::Relaxed);
+            });
+        match spawned {
+            Ok(thread) => threads.push(thread),
+            Err(err) => warn!(%peer, "cannot start a thread for a connection: {err}"),
+        }
+    }
+    for thread in threads {
+        let _ = thread.join();
+    }
+    Ok(())
+}
+
+/// Serves one framed connection on this thread.
+fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    options: msg_tcp::Options,
+    config: &ServeConfig,
+    events: &Events,
+    stop: &AtomicBool,
+) -> Result<(), Error> {
+    stream.set_nodelay(options.nodelay)?;
+    stream.set_read_timeout(Some(STOP_CHECK))?;
+    stream.set_write_timeout(Some(STOP_CHECK))?;
+    let mut conn = Framed::new(stream, options.max_frame);
+    let go_on = until(stop);
+    let limits = &config.limits;
+    let mut counter = DiscardCounter::default();
+    let mut spinner = Spinner::new(config.busy_poll);
+    let mut last_message = Instant::now();
+    let mut partial_since: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let msg = match conn.read_message(spinner.wait())? {
+            Read::Message(msg) => msg,
+            Read::Closed => return Ok(()),
+            Read::Nothing => {
+                // The limits, checked whenever a wait runs out.
+                let now = Instant::now();
+                if conn.buffered() > 0 {
+                    let since = *partial_since.get_or_insert(now);
+                    if now - since >= limits.frame_timeout {
+                        return Err(Error::FrameTimeout {
+                            after: limits.frame_timeout,
+                        });
+                    }
+                    continue;
+                }
+                partial_since = None;
+                if let Some(idle) = limits.idle_timeout {
+                    if now - last_message >= idle {
+                        let text = format!(
+                            "idle for {}: closing (--idle-timeout)",
+                            humantime::format_duration(idle)
+                        );
+                        let _ = conn.write_message(&auth::error_message(&text), &go_on);
+                        return Err(Error::Idle { after: idle });
+                    }
+                }
+                continue;
+            }
+        };
+        spinner.got_one();
+        if limits.idle_timeout.is_some() {
+            last_message = Instant::now();
+        }
+        partial_since = None;
+        match msg.kind {
+            Kind::AuthChallenge => {
+                let _ = conn.write_message(&auth::error_message(HAS_NO_SECRET), &go_on);
+                return Err(msg_tcp::Error::Decode(msg_proto::Error::NeedsSecret).into());
+            }
+            Kind::FileHeader | Kind::Command => {
+                let text = "this listener (msg listen --io blocking) takes no files or commands; \
+                            start it with --io tokio";
+                let _ = conn.write_message(&auth::error_message(text), &go_on);
+                return Err(Error::NotInBlockingEngine("files or commands"));
+            }
+            _ => {}
+        }
+        let Response { answer, show } = respond(&msg, config.reply, &mut counter);
+        if let Some(answer) = answer {
+            conn.write_message(&answer, &go_on)?;
+        }
+        if show && events.wanted() {
+            let event = Event::Message {
+                peer,
+                seq: Some(msg.seq),
+                body: msg.body,
+            };
+            // Waits while the queue is full, as the tokio listener does:
+            // this peer's sender then waits too.
+            match block_on(events.deliver(event), stop) {
+                Some(true) => {}
+                Some(false) | None => return Ok(()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Tells a client that the listener is full, and closes.
+fn refuse_connection(stream: TcpStream, options: msg_tcp::Options, max: usize) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let mut conn = Framed::new(stream, options.max_frame);
+    let text = format!(
+        "this listener serves at most {max} connections at once (--max-conns {max}); try again later"
+    );
+    let _ = conn.write_message(&auth::error_message(&text), &|| false);
+}
+
+/// Turns TCP keepalive on, so that a peer that vanished is noticed.
+fn keepalive(stream: &TcpStream, after: Option<Duration>) {
+    let Some(after) = after else { return };
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(after)
+        .with_interval(Duration::from_secs(10));
+    if let Err(err) = SockRef::from(stream).set_tcp_keepalive(&probes) {
+        debug!("cannot turn TCP keepalive on: {err}");
+    }
+}
+
+/// Wakes the thread that waits in [`block_on`].
+#[derive(Debug)]
+struct Unpark(Mutex<Thread>);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unpark();
+    }
+}
+
+/// Runs `future` on this thread, parked between polls; `None` once `stop`
+/// is set first. For the event queue's wait for room, which needs no
+/// runtime, only a waker.
+fn block_on<F: Future>(future: F, stop: &AtomicBool) -> Option<F::Output> {
+    let waker = Waker::from(Arc::new(Unpark(Mutex::new(thread::current()))));
+    let mut context = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return Some(output);
+        }
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        thread::park_timeout(STOP_CHECK);
+    }
+}
