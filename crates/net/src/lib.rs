@@ -30,6 +30,9 @@
 //! - [`Limits`]: what a listener grants its peers (connections, idle and
 //!   frame timeouts, keepalive, UDP peer state).
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
+//! - Batched UDP: [`Link::send_batch`] and
+//!   [`ServeConfig::udp_batch`], many datagrams per system call, counted
+//!   in [`CallCounts`].
 //!
 //! ```text
 //!   msg (cli) ──> msg-net ──> msg-udp ──┐
@@ -68,6 +71,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+mod batch;
 mod busy_poll;
 mod counters;
 pub mod data;
@@ -93,5 +97,6 @@ pub use limits::Limits;
 pub use link::{ConnectOptions, Link, Rx, Tx};
 pub use listener::Listener;
 pub use msg_proto::{DiscardCounter, Stats};
+pub use msg_udp::{CallCounts, MAX_BATCH, SendBatch};
 pub use serve::{ServeConfig, serve};
 pub use transport::{Transport, resolve, resolve_all};

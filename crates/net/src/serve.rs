@@ -50,6 +50,10 @@ pub struct ServeConfig {
     /// limits. Ignored without [`ServeConfig::auth`]: a command never runs
     /// for a peer that did not prove it knows the secret.
     pub exec: Option<ExecConfig>,
+    /// Over UDP, receive up to this many datagrams per system call
+    /// (`recvmmsg`, at most [`MAX_BATCH`](crate::MAX_BATCH)); 0 or 1, one
+    /// per call. The calls are counted in [`ServeConfig::counters`].
+    pub udp_batch: usize,
 }
 
 /// Serves `listener` until `shutdown` completes, the receiving end of
@@ -75,7 +79,11 @@ pub async fn serve(
                 if let Some(auth) = &config.auth {
                     socket.authenticate(&auth.secret, Role::Server, auth::session_id());
                 }
-                serve_udp(socket, &config, events).await
+                if config.udp_batch > 1 {
+                    crate::batch::serve_udp(socket, &config, events).await
+                } else {
+                    serve_udp(socket, &config, events).await
+                }
             }
             Bound::Tcp(listener) => serve_tcp(listener, config, events).await,
         }
@@ -88,16 +96,16 @@ pub async fn serve(
 
 /// What to do with one framed message.
 #[derive(Debug, PartialEq)]
-struct Response {
+pub(crate) struct Response {
     /// Sent back to the peer first, so that a caller that stops after a
     /// number of messages never stops before the answer left.
-    answer: Option<Message>,
+    pub(crate) answer: Option<Message>,
     /// Whether the message is reported as an [`Event::Message`].
-    show: bool,
+    pub(crate) show: bool,
 }
 
 /// The dispatch by kind: one arm per feature, each in its own module.
-fn respond(msg: &Message, reply: Reply, counter: &mut DiscardCounter) -> Response {
+pub(crate) fn respond(msg: &Message, reply: Reply, counter: &mut DiscardCounter) -> Response {
     match msg.kind {
         Kind::Data => Response {
             answer: data::reply_to(msg, reply),
