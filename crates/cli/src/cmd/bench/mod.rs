@@ -11,6 +11,8 @@
 //! - `report`: the median of the runs, the table and the JSON.
 //! - `clients`: `--clients N`, a load of N TCP connections at once, with
 //!   its own small report.
+//! - `batch`: `--batch N`, a UDP throughput stream of many datagrams per
+//!   system call, and how many each call moved.
 //!
 //! Runs alternate between the transports (U T U T ...) so that each TCP run
 //! sits next to a UDP run taken under the same machine noise; the report
@@ -31,6 +33,7 @@ use msg_proto::auth::UDP_TRAILER_LEN;
 use crate::args::{AuthArgs, parse_host_port, parse_positive_duration, usage};
 use crate::cmd::connect_first;
 
+mod batch;
 mod client;
 mod clients;
 mod pace;
@@ -131,6 +134,14 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     json: bool,
 
+    /// With --mode throughput: send UDP datagrams N per system call
+    /// (sendmmsg on Linux), and have the built-in listener take up to 64
+    /// per call (recvmmsg); the report adds datagrams per send and per
+    /// receive call. TCP is sent as without it
+    #[arg(long, value_name = "N", conflicts_with = "clients",
+          value_parser = clap::value_parser!(u16).range(1..=batch::MAX_BATCH as i64))]
+    batch: Option<u16>,
+
     #[command(flatten)]
     auth: AuthArgs,
 }
@@ -210,6 +221,25 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
              (--pin cross or off): on one core each spinner would hold up the other",
         ));
     }
+    if args.batch.is_some() {
+        if args.mode != Mode::Throughput {
+            return Err(usage(
+                "--batch batches a one-way stream: use it with --mode throughput \
+                 (a ping-pong has one message in flight, nothing to batch)",
+            ));
+        }
+        if !transports.contains(&Transport::Udp) {
+            return Err(usage(
+                "--batch sends UDP datagrams many per system call; TCP needs no batching \
+                 (its stream already carries many messages per write)",
+            ));
+        }
+        if args.rate.is_some() {
+            return Err(usage(
+                "--batch sends as fast as the socket takes the datagrams; it cannot be paced with --rate",
+            ));
+        }
+    }
     let placement = Placement::new(pin)?;
     let auth = args.auth.auth()?;
 
@@ -227,12 +257,17 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     placement.pin_client();
     let listeners = if builtin {
-        Some(servers::Servers::start(
+        Some(servers::Servers::start_batched(
             &streams,
             placement.listener_core(),
             args.nodelay,
             args.busy_poll,
             auth.clone(),
+            if args.batch.is_some() {
+                batch::MAX_BATCH
+            } else {
+                0
+            },
         )?)
     } else {
         None
@@ -277,6 +312,13 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         duration: args.duration,
         timeout: args.timeout.unwrap_or(DEFAULT_TIMEOUT),
         rate: args.rate,
+        batch: args.batch.map(|size| batch::Batching {
+            size: usize::from(size),
+            listeners: listeners
+                .as_ref()
+                .map(servers::Servers::counters)
+                .unwrap_or_default(),
+        }),
     };
     let progress = progress_bar(&targets, &sizes, args.runs, &settings);
     let measured = runtime.block_on(async {
@@ -294,6 +336,8 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         warmup: args.warmup,
         placement: &placement,
         busy_poll: args.busy_poll,
+        batch: args.batch.map(usize::from),
+        builtin,
         where_: match &args.addr {
             Some(addr) => format!("against {addr}"),
             None => format!("on loopback, built-in listeners on {}", describe(&targets)),
