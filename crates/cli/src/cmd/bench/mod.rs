@@ -11,6 +11,8 @@
 //! - `report`: the median of the runs, the table and the JSON.
 //! - `clients`: `--clients N`, a load of N TCP connections at once, with
 //!   its own small report.
+//! - `plot`, `hgrm`: `--plot FILE.svg` and `--hgrm DIR`, the latency
+//!   distributions drawn (HdrHistogram style) and written out.
 //! - `batch`: `--batch N`, a UDP throughput stream of many datagrams per
 //!   system call, and how many each call moved.
 //!
@@ -36,8 +38,10 @@ use crate::cmd::connect_first;
 mod batch;
 mod client;
 mod clients;
+mod hgrm;
 mod pace;
 mod pin;
+mod plot;
 mod report;
 mod servers;
 
@@ -142,6 +146,18 @@ pub(crate) struct BenchArgs {
           value_parser = clap::value_parser!(u16).range(1..=batch::MAX_BATCH as i64))]
     batch: Option<u16>,
 
+    /// Draw the round-trip time percentile distribution (p50 to p99.99,
+    /// HdrHistogram style) of each transport and size into FILE, an SVG.
+    /// Ping-pong only
+    #[arg(long, value_name = "FILE.svg", conflicts_with = "clients")]
+    plot: Option<std::path::PathBuf>,
+
+    /// Write each round-trip time histogram into DIR in HdrHistogram's
+    /// percentile format (TRANSPORT-SIZE.hgrm, values in µs), for existing
+    /// plotters. Ping-pong only
+    #[arg(long, value_name = "DIR", conflicts_with = "clients")]
+    hgrm: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     auth: AuthArgs,
 }
@@ -238,6 +254,28 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             return Err(usage(
                 "--batch sends as fast as the socket takes the datagrams; it cannot be paced with --rate",
             ));
+        }
+    }
+    if args.mode == Mode::Throughput {
+        for (given, flag) in [
+            (args.plot.is_some(), "--plot"),
+            (args.hgrm.is_some(), "--hgrm"),
+        ] {
+            if given {
+                return Err(usage(format!(
+                    "{flag} shows round-trip times, and --mode throughput measures none: \
+                     use it with --mode pingpong"
+                )));
+            }
+        }
+    }
+    if let Some(parent) = args.plot.as_deref().and_then(std::path::Path::parent) {
+        // Found out now, not after the whole run.
+        if !parent.as_os_str().is_empty() && !parent.is_dir() {
+            return Err(usage(format!(
+                "--plot: no directory {} to write into",
+                parent.display()
+            )));
         }
     }
     let placement = Placement::new(pin)?;
@@ -345,10 +383,28 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         measured: &measured,
     };
     if args.json {
-        report.print_json()
+        report.print_json()?;
     } else {
-        report.print_table()
+        report.print_table()?;
     }
+    let series = plot::series(&measured);
+    if let Some(path) = &args.plot {
+        let what = match args.rate {
+            Some(rate) => format!("round-trip times, open loop at {rate} msg/s"),
+            None => "round-trip times, ping-pong".to_owned(),
+        };
+        plot::draw(path, &series, &placement, &what)?;
+        info!("drew {} line(s) into {}", series.len(), path.display());
+    }
+    if let Some(dir) = &args.hgrm {
+        let written = plot::write_hgrm(dir, &series)?;
+        info!(
+            "wrote {} histogram(s) into {}",
+            written.len(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn describe(targets: &[Target]) -> String {
