@@ -40,6 +40,9 @@ Options:
                      example: no msg code at all) in each round, for the
                      floor under msg's UDP round trip
   --no-throughput    Skip the throughput comparison
+  --batch N          In the throughput comparison, also run msg bench
+                     --batch N (sendmmsg/recvmmsg, N datagrams per send call)
+  --throughput-only  Skip the ping-pong comparison
   --no-build         Do not run cargo build (use MSG_BIN or the existing binary)
   --no-install       Do not apt-get install sockperf when it is missing
   --keep-logs        Keep raw sockperf/msg output (the directory is printed)
@@ -76,6 +79,8 @@ IO=${IO:-blocking}
 BUSY=0
 FLOOR=0
 DO_TPUT=1
+DO_PP=1
+BATCH=
 DO_BUILD=1
 DO_INSTALL=1
 KEEP_LOGS=0
@@ -99,6 +104,9 @@ while (($#)); do
 	--busy-poll) BUSY=1; shift ;;
 	--floor) FLOOR=1; shift ;;
 	--no-throughput) DO_TPUT=0; shift ;;
+	--batch) BATCH=${2:?--batch needs a value}; shift 2 ;;
+	--batch=*) BATCH=${1#*=}; shift ;;
+	--throughput-only) DO_PP=0; shift ;;
 	--no-build) DO_BUILD=0; shift ;;
 	--no-install) DO_INSTALL=0; shift ;;
 	--keep-logs) KEEP_LOGS=1; shift ;;
@@ -115,6 +123,7 @@ done
 [[ $IO =~ ^(blocking|tokio)(,(blocking|tokio))?$ ]] || die "--io must be blocking, tokio or blocking,tokio, got '$IO'"
 IFS=, read -r -a IO_LIST <<<"$IO"
 [[ $TPUT_SIZE =~ ^[0-9]+$ ]] || die "--tput-size must be a number, got '$TPUT_SIZE'"
+[[ -z $BATCH || $BATCH =~ ^[1-9][0-9]*$ ]] || die "--batch must be a positive whole number, got '$BATCH'"
 if ((FLOOR && BUSY)); then
 	die "--floor measures tokio's sleeping wake-up; it does not combine with --busy-poll"
 fi
@@ -123,6 +132,7 @@ if ((BUSY)); then
 	[[ $PIN != same ]] || die "--busy-poll needs --pin cross or off: on one core each spinner holds up the other"
 	DO_TPUT=0
 fi
+((DO_PP || DO_TPUT)) || die "--throughput-only and --no-throughput leave nothing to run"
 PIN=${PIN:-same}
 case $PIN in same | cross | off) ;; *) die "--pin must be same, cross or off, got '$PIN'" ;; esac
 IFS=, read -r -a SIZE_LIST <<<"$SIZES"
@@ -348,18 +358,19 @@ run_sockperf_pp() { # transport size round
 		"$(awk -v v="$p99" -v f="$SP_RTT_FACTOR" 'BEGIN {print v * f}')" >>"$RESULTS"
 }
 
-run_msg() { # mode transport size round [engine]
-	local mode=$1 t=$2 size=$3 r=$4 io=${5:-} json io_args=()
-	json="$WORK/msg-$mode-$t-$size-r$r${io:+-$io}.json"
-	[[ -z $io ]] || io_args=(--io "$io")
+run_msg() { # mode transport size round [engine] [batch]
+	local mode=$1 t=$2 size=$3 r=$4 io=${5:-} batch=${6:-} json extra=()
+	json="$WORK/msg-$mode-$t-$size-r$r${io:+-$io}${batch:+-batch$batch}.json"
+	[[ -z $io ]] || extra+=(--io "$io")
+	[[ -z $batch ]] || extra+=(--batch "$batch")
 	# --timeout 2s: on a shared machine a pinned thread can be preempted for
 	# longer than the 200 ms default, and over TCP that fails the run.
-	"$MSG_BIN" bench "--$t" --mode "$mode" --sizes "$size" --runs 1 "${io_args[@]}" --timeout 2s \
+	"$MSG_BIN" bench "--$t" --mode "$mode" --sizes "$size" --runs 1 "${extra[@]}" --timeout 2s \
 		--duration "${DURATION}s" --warmup "$WARMUP" "${MSG_PIN[@]}" --json -q >"$json" ||
-		die "msg bench failed ($mode, $t, $size B${io:+, --io $io})"
-	python3 - "$json" "$mode" "$t" "$size" "$r" "$io" >>"$RESULTS" <<'PY'
+		die "msg bench failed ($mode, $t, $size B${io:+, --io $io}${batch:+, --batch $batch})"
+	python3 - "$json" "$mode" "$t" "$size" "$r" "$io" "$batch" >>"$RESULTS" <<'PY'
 import json, sys
-path, mode, t, size, r, io = sys.argv[1:]
+path, mode, t, size, r, io, batch = sys.argv[1:]
 tool = f"msg-{io}" if io else "msg"
 res = [x for x in json.load(open(path))["results"]
        if x["transport"] == t and x["size"] == int(size) and x["mode"] == mode]
@@ -369,7 +380,12 @@ x = res[0]
 if mode == "pingpong":
     print(f"pp\t{t}\t{size}\t{r}\t{tool}\t{x['p50_us']}\t{x['p99_us']}")
 else:
-    print(f"tput\t{t}\t{size}\t{r}\tmsg\t{x['msgs_per_s']}\t{x['sent']}\t{x['received']}\t{x['lost']}")
+    tool = f"msg --batch {batch}" if batch else "msg"
+    calls = ""
+    if batch:
+        per = lambda v: "n/a" if v is None else f"{v:.1f}"
+        calls = f"\t{per(x['datagrams_per_send_call'])}\t{per(x['datagrams_per_recv_call'])}"
+    print(f"tput\t{t}\t{size}\t{r}\t{tool}\t{x['msgs_per_s']}\t{x['sent']}\t{x['received']}\t{x['lost']}{calls}")
 PY
 }
 
@@ -424,12 +440,13 @@ if ((!BUSY)); then
 	start_server tcp "$TCP_PORT" "$WORK/sockperf-server-tcp.log"
 fi
 
-n_pp=$((ROUNDS * 2 * ${#SIZE_LIST[@]}))
-est=$((ROUNDS * (2 * ${#SIZE_LIST[@]} + DO_TPUT) * (2 * DURATION + 3)))
+n_pp=$((ROUNDS * 2 * ${#SIZE_LIST[@]} * DO_PP))
+est=$((ROUNDS * (2 * ${#SIZE_LIST[@]} * DO_PP + DO_TPUT * (1 + (${#BATCH} > 0))) * (2 * DURATION + 3)))
 note "$ROUNDS round(s), ${DURATION}s runs, sizes $SIZES, pin $PIN; about ${est}s"
 i=0
 for ((r = 1; r <= ROUNDS; r++)); do
 	for t in udp tcp; do
+		((DO_PP)) || break
 		for size in "${SIZE_LIST[@]}"; do
 			i=$((i + 1))
 			note "[$i/$n_pp] round $r: $t $size B: sockperf, then msg"
@@ -446,6 +463,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		note "round $r: udp throughput $TPUT_SIZE B: sockperf, then msg"
 		run_sockperf_tput "$TPUT_SIZE" "$r"
 		run_msg throughput udp "$TPUT_SIZE" "$r"
+		if [[ -n $BATCH ]]; then
+			note "round $r: udp throughput $TPUT_SIZE B: msg --batch $BATCH"
+			run_msg throughput udp "$TPUT_SIZE" "$r" "" "$BATCH"
+		fi
 	fi
 done
 
@@ -493,6 +514,9 @@ if ((DO_TPUT)); then
   - \`${sp_cli}sockperf throughput -i $HOST -p PORT -m $TPUT_SIZE -t $DURATION\` (received count from the server's total on SIGINT)
   - \`msg bench --udp --mode throughput --sizes $TPUT_SIZE --runs 1 --duration ${DURATION}s --warmup $WARMUP --pin $PIN --json\`
 EOF
+	if [[ -n $BATCH ]]; then
+		echo "  - the same with \`--batch $BATCH\` (sendmmsg, $BATCH datagrams per call; the built-in listener receives up to 64 per recvmmsg)"
+	fi
 fi
 echo
 
@@ -515,7 +539,8 @@ for line in open(path):
             order.append(key)
         pp[key].setdefault(r, {})[tool] = (float(f[5]), float(f[6]))
     else:
-        tput[size].setdefault(r, {})[tool] = tuple(float(x) for x in f[5:9])
+        # rate, sent, received, lost[, datagrams per send call, per receive call]
+        tput[size].setdefault(r, {})[tool] = tuple(float(x) for x in f[5:9]) + tuple(f[9:11])
 
 def fmt(v):
     return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
@@ -524,30 +549,31 @@ def size_str(n):
     return f"{n // 1024} KiB" if n >= 1024 and n % 1024 == 0 else f"{n} B"
 
 multi = rounds > 1
-hdr = ["transport", "size", "engine", "sockperf p50 µs", "msg p50 µs", "ratio p50",
-       "sockperf p99 µs", "msg p99 µs", "ratio p99"]
-print("| " + " | ".join(hdr) + " |")
-print("|" + "|".join(["---", "---:", "---"] + ["---:"] * 6) + "|")
-for key in order:
-    for tool in engines:
-        runs = [v for _, v in sorted(pp[key].items()) if tool in v and "sockperf" in v]
-        if not runs:
-            continue
-        cells = [key[0].upper(), size_str(key[1]), tool[4:]]
-        for i in (0, 1):
-            sp = median(v["sockperf"][i] for v in runs)
-            ms = median(v[tool][i] for v in runs)
-            ratio = f"{ms / sp:.2f}"
-            if multi:
-                ratio += f" ({median(v[tool][i] / v['sockperf'][i] for v in runs):.2f})"
-            cells += [fmt(sp), fmt(ms), ratio]
-        print("| " + " | ".join(cells) + " |")
-print()
-if multi:
-    print(f"Medians over {rounds} rounds; ratio = msg / sockperf of the medians, "
-          "in brackets the median of the per-round ratios. Below 1 means msg is faster.")
-else:
-    print("One round; ratio = msg / sockperf. Below 1 means msg is faster.")
+if order:
+    hdr = ["transport", "size", "engine", "sockperf p50 µs", "msg p50 µs", "ratio p50",
+           "sockperf p99 µs", "msg p99 µs", "ratio p99"]
+    print("| " + " | ".join(hdr) + " |")
+    print("|" + "|".join(["---", "---:", "---"] + ["---:"] * 6) + "|")
+    for key in order:
+        for tool in engines:
+            runs = [v for _, v in sorted(pp[key].items()) if tool in v and "sockperf" in v]
+            if not runs:
+                continue
+            cells = [key[0].upper(), size_str(key[1]), tool[4:]]
+            for i in (0, 1):
+                sp = median(v["sockperf"][i] for v in runs)
+                ms = median(v[tool][i] for v in runs)
+                ratio = f"{ms / sp:.2f}"
+                if multi:
+                    ratio += f" ({median(v[tool][i] / v['sockperf'][i] for v in runs):.2f})"
+                cells += [fmt(sp), fmt(ms), ratio]
+            print("| " + " | ".join(cells) + " |")
+    print()
+    if multi:
+        print(f"Medians over {rounds} rounds; ratio = msg / sockperf of the medians, "
+              "in brackets the median of the per-round ratios. Below 1 means msg is faster.")
+    else:
+        print("One round; ratio = msg / sockperf. Below 1 means msg is faster.")
 
 # TCP/UDP p50 ratio per tool, from the medians of the same rounds.
 sizes = sorted({k[1] for k in order})
@@ -596,20 +622,42 @@ for size, byround in sorted(tput.items()):
         return median(v[tool][i] for v in runs)
     def loss(tool):
         return median(100.0 * v[tool][3] / v[tool][1] if v[tool][1] else 0.0 for v in runs)
+    # "msg --batch N" rows, when the script ran with --batch.
+    batched = sorted({t for v in runs for t in v if t.startswith("msg --batch")})
+    batched = [t for t in batched if all(t in v for v in runs)]
     sp, ms = med("sockperf", 0), med("msg", 0)
     ratio = ms / sp
     verdict = "meets" if ratio >= 0.8 else "BELOW"
     print()
     print(f"UDP throughput, {size_str(size)}, one-way stream, messages/s received"
           f"{' (median of %d rounds)' % rounds if multi else ''}:\n")
-    print("| tool | received msg/s | sent | received | loss |")
-    print("|---|---:|---:|---:|---:|")
-    for tool in ("sockperf", "msg"):
+    if batched:
+        print("| tool | received msg/s | sent | received | loss | datagrams per send call | per receive call |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+    else:
+        print("| tool | received msg/s | sent | received | loss |")
+        print("|---|---:|---:|---:|---:|")
+    for tool in ["sockperf", "msg"] + batched:
+        calls = ""
+        if batched:
+            # The median run's (by received msg/s) call counts.
+            if tool.startswith("msg --batch"):
+                ranked = sorted(runs, key=lambda v: v[tool][0])
+                per_send, per_recv = ranked[(len(ranked) - 1) // 2][tool][4:6]
+            else:
+                # sendto and recvfrom: one datagram per call at most.
+                per_send, per_recv = "1", "≤ 1"
+            calls = f" {per_send} | {per_recv} |"
         print(f"| {tool} | {med(tool, 0):,.0f} | {med(tool, 1):,.0f} | "
-              f"{med(tool, 2):,.0f} | {loss(tool):.1f} % |")
+              f"{med(tool, 2):,.0f} | {loss(tool):.1f} % |{calls}")
     print()
     extra = ""
     if multi:
         extra = f" (median of per-round ratios {median(v['msg'][0] / v['sockperf'][0] for v in runs):.2f})"
     print(f"Ratio msg/sockperf: **{ratio:.2f}**{extra}; target ≥ 0.80: {verdict}.")
+    for tool in batched:
+        b = med(tool, 0)
+        per_round = median(v[tool][0] / v["sockperf"][0] for v in runs)
+        print(f"Ratio {tool}/sockperf: **{b / sp:.2f}** (per round {per_round:.2f}); "
+              f"{tool}/msg: **{b / ms:.2f}**.")
 PY

@@ -12,6 +12,8 @@ pub struct Counters {
     invalid: AtomicU64,
     unauthenticated: AtomicU64,
     transfers: AtomicU64,
+    recv_calls: AtomicU64,
+    recv_datagrams: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -46,6 +48,22 @@ impl Counters {
         self.invalid.store(invalid, Ordering::Relaxed);
         self.unauthenticated
             .store(unauthenticated, Ordering::Relaxed);
+    }
+
+    /// How many receive calls a batched UDP listener
+    /// ([`ServeConfig::udp_batch`](crate::ServeConfig::udp_batch)) made,
+    /// and how many datagrams they took; zero for one without batching.
+    pub fn udp_recv_calls(&self) -> crate::CallCounts {
+        crate::CallCounts {
+            calls: self.recv_calls.load(Ordering::Relaxed),
+            datagrams: self.recv_datagrams.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn set_udp_recv_calls(&self, counts: crate::CallCounts) {
+        self.recv_calls.store(counts.calls, Ordering::Relaxed);
+        self.recv_datagrams
+            .store(counts.datagrams, Ordering::Relaxed);
     }
 
     /// Counts a transfer until the guard is dropped.

@@ -34,6 +34,9 @@
 //!   timeout), from [`Link::tcp_info`].
 //! - [`blocking`]: the same ping-pong and framed listener without a
 //!   runtime, on std sockets and blocking system calls.
+//! - Batched UDP: [`Link::send_batch`] and
+//!   [`ServeConfig::udp_batch`], many datagrams per system call, counted
+//!   in [`CallCounts`].
 //!
 //! ```text
 //!   msg (cli) ──> msg-net ──> msg-udp ──┐
@@ -72,6 +75,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+mod batch;
 pub mod blocking;
 mod busy_poll;
 mod counters;
@@ -99,6 +103,7 @@ pub use limits::Limits;
 pub use link::{ConnectOptions, Link, Rx, Tx};
 pub use listener::Listener;
 pub use msg_proto::{DiscardCounter, Stats};
+pub use msg_udp::{CallCounts, MAX_BATCH, SendBatch};
 pub use serve::{ServeConfig, serve};
 pub use tcp_info::TcpInfo;
 pub use transport::{Transport, resolve, resolve_all};

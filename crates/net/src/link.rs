@@ -147,6 +147,14 @@ impl Link {
         })
     }
 
+    /// The UDP socket, for the batched sends of `batch.rs`.
+    pub(crate) fn udp_socket(&mut self) -> Option<&mut msg_udp::Socket> {
+        match &mut self.inner {
+            Inner::Udp(socket) => Some(socket),
+            Inner::Tcp(_) => None,
+        }
+    }
+
     /// Sends the file at `path` and waits (at most `wait` for each answer)
     /// until the receiver has confirmed its size and hash; `progress` is
     /// called with the bytes sent so far. TCP only.

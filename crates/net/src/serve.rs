@@ -50,6 +50,10 @@ pub struct ServeConfig {
     /// limits. Ignored without [`ServeConfig::auth`]: a command never runs
     /// for a peer that did not prove it knows the secret.
     pub exec: Option<ExecConfig>,
+    /// Over UDP, receive up to this many datagrams per system call
+    /// (`recvmmsg`, at most [`MAX_BATCH`](crate::MAX_BATCH)); 0 or 1, one
+    /// per call. The calls are counted in [`ServeConfig::counters`].
+    pub udp_batch: usize,
 }
 
 /// Serves `listener` until `shutdown` completes, the receiving end of
@@ -75,7 +79,11 @@ pub async fn serve(
                 if let Some(auth) = &config.auth {
                     socket.authenticate(&auth.secret, Role::Server, auth::session_id());
                 }
-                serve_udp(socket, &config, events).await
+                if config.udp_batch > 1 {
+                    crate::batch::serve_udp(socket, &config, events).await
+                } else {
+                    serve_udp(socket, &config, events).await
+                }
             }
             Bound::Tcp(listener) => serve_tcp(listener, config, events).await,
         }

@@ -27,6 +27,8 @@
 //!   the check against them ([`check_size`]), [`Error`], and [`Socket`].
 //! - `sys.rs`: how the socket waits for readiness, per platform; nothing in
 //!   it is public.
+//! - `batch.rs`: many datagrams per system call ([`Socket::send_batch`],
+//!   [`Socket::recv_batch`]: `sendmmsg` and `recvmmsg` on Linux).
 
 #![warn(missing_docs)]
 
@@ -39,10 +41,12 @@ use msg_proto::{HEADER_LEN, Message};
 use tracing::warn;
 
 mod auth;
+mod batch;
 mod flood;
 mod sys;
 
 pub use auth::{AuthRejections, MAX_REPLAY_SENDERS};
+pub use batch::{CallCounts, MAX_BATCH, RecvBatch, SendBatch};
 use msg_proto::auth::{Role, SESSION_ID_LEN, Secret, UDP_TRAILER_LEN};
 
 /// The largest UDP payload over IPv4: 65,535 (the IPv4 total-length field's

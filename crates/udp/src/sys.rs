@@ -132,6 +132,42 @@ mod unix {
                 .async_io(SEND, |socket| send_once(socket, buf, to))
                 .await
         }
+
+        /// Runs `op` (a receive of some kind) when the socket is readable,
+        /// until it stops failing with `EWOULDBLOCK`: for the batched
+        /// receives of `batch.rs`.
+        #[cfg(target_os = "linux")]
+        pub(crate) async fn recv_with<R>(
+            &self,
+            op: impl FnMut(&UdpSocket) -> io::Result<R>,
+        ) -> io::Result<R> {
+            self.socket.async_io(RECV, op).await
+        }
+
+        /// Runs `op` (a send of some kind) at once, and again whenever the
+        /// socket is writable while it fails with `EWOULDBLOCK`, as
+        /// [`Io::send`] does: for the batched sends of `batch.rs`.
+        #[cfg(target_os = "linux")]
+        pub(crate) async fn send_with<R>(
+            &mut self,
+            mut op: impl FnMut(&UdpSocket) -> io::Result<R>,
+        ) -> io::Result<R> {
+            match op(self.socket.get_ref()) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                done => {
+                    self.writer = None;
+                    return done;
+                }
+            }
+            let writer = match &mut self.writer {
+                Some(writer) => writer,
+                None => {
+                    let dup = self.socket.get_ref().try_clone()?;
+                    self.writer.insert(register(dup, SEND)?)
+                }
+            };
+            writer.async_io(SEND, op).await
+        }
     }
 }
 

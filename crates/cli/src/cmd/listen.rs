@@ -286,6 +286,7 @@ pub(crate) async fn run(
         reply: args.reply.into(),
         raw: args.raw,
         busy_poll: args.busy_poll,
+        ..ServeConfig::default()
     };
     let counting = events.clone();
     // The signal that stopped us, and whether a file was arriving then.

@@ -86,6 +86,8 @@ pub(crate) struct Settings {
     pub(crate) rate: Option<u64>,
     /// Under `--impair`: read what the kernel saw ([`Kernel`]).
     pub(crate) impaired: bool,
+    /// `--batch`: UDP throughput sent many datagrams per call.
+    pub(crate) batch: Option<super::batch::Batching>,
 }
 
 /// What one run measured.
@@ -104,6 +106,8 @@ pub(crate) struct Outcome {
     pub(crate) elapsed: Duration,
     /// Under `--impair`: what the kernel counted during the measurement.
     pub(crate) kernel: Option<Kernel>,
+    /// With `--batch`: datagrams per system call.
+    pub(crate) calls: Option<super::batch::Calls>,
 }
 
 /// What the kernel counted while a run measured (under `--impair`, where
@@ -192,6 +196,7 @@ impl Outcome {
             reordered: 0,
             elapsed: Duration::ZERO,
             kernel: None,
+            calls: None,
         }
     }
 
@@ -234,6 +239,9 @@ pub(crate) async fn measure(
     match (settings.mode, settings.rate) {
         (Mode::Pingpong, None) => closed_loop(&mut peer, body, settings).await,
         (Mode::Pingpong, Some(rate)) => open_loop(peer, body, settings, rate).await,
+        (Mode::Throughput, _) if target.transport == Transport::Udp && settings.batch.is_some() => {
+            throughput_batched(&mut peer, target.addr, body, settings).await
+        }
         (Mode::Throughput, rate) => throughput(&mut peer, body, settings, rate).await,
     }
 }
@@ -533,6 +541,62 @@ async fn throughput(
     if let Some(kernel_before) = kernel_before {
         outcome.kernel = Some(kernel_before.until(&Snapshot::take(peer.link.tcp_info())?));
     }
+    Ok(outcome)
+}
+
+/// [`throughput`] over UDP with `--batch`: the stream sent many datagrams
+/// per call, and the calls counted on both sides where they can be.
+async fn throughput_batched(
+    peer: &mut Peer,
+    addr: std::net::SocketAddr,
+    body: Bytes,
+    settings: &Settings,
+) -> anyhow::Result<Outcome> {
+    use super::batch::{self, Calls};
+    let batching = settings.batch.as_ref().expect("called with --batch");
+    let mut send_batch = msg_net::SendBatch::new();
+    let mut discard = Message::new(Kind::Discard, 0, body);
+    let mut stats_seq = 0;
+    let size = batching.size;
+    batch::stream(
+        &mut peer.link,
+        &mut discard,
+        settings.warmup,
+        size,
+        &mut send_batch,
+    )
+    .await?;
+    let before = peer.stats(&mut stats_seq).await?;
+    let sends_before = send_batch.counts();
+    let recvs_before = batching.recv_counts(addr);
+
+    let start = Instant::now();
+    let sent = batch::stream(
+        &mut peer.link,
+        &mut discard,
+        settings.duration,
+        size,
+        &mut send_batch,
+    )
+    .await?;
+    // As without batching: what the receiver has not taken by the end of
+    // the stream is lost.
+    let elapsed = start.elapsed();
+    tokio::time::sleep(UDP_DRAIN).await;
+    let after = peer.stats(&mut stats_seq).await?;
+
+    let mut outcome = Outcome::new();
+    outcome.sent = sent;
+    outcome.received = after.received.saturating_sub(before.received);
+    outcome.reordered = after.reordered.saturating_sub(before.reordered);
+    outcome.elapsed = elapsed;
+    outcome.calls = Some(Calls {
+        send: send_batch.counts().since(&sends_before),
+        recv: batching
+            .recv_counts(addr)
+            .zip(recvs_before)
+            .map(|(now, before)| now.since(&before)),
+    });
     Ok(outcome)
 }
 

@@ -17,6 +17,10 @@
 //!   msg runs itself again inside it, and it vanishes with that child.
 //! - `blocking`: `--io`, and the blocking engine's client and listeners
 //!   (std sockets, blocking system calls, a thread per conversation).
+//! - `plot`, `hgrm`: `--plot FILE.svg` and `--hgrm DIR`, the latency
+//!   distributions drawn (HdrHistogram style) and written out.
+//! - `batch`: `--batch N`, a UDP throughput stream of many datagrams per
+//!   system call, and how many each call moved.
 //!
 //! Runs alternate between the transports (U T U T ...) so that each TCP run
 //! sits next to a UDP run taken under the same machine noise; the report
@@ -38,14 +42,17 @@ use msg_proto::auth::UDP_TRAILER_LEN;
 use crate::args::{AuthArgs, parse_host_port, parse_positive_duration, usage};
 use crate::cmd::connect_first;
 
+mod batch;
 mod blocking;
 mod client;
 mod clients;
+mod hgrm;
 mod impair;
 #[cfg(target_os = "linux")]
 mod netns;
 mod pace;
 mod pin;
+mod plot;
 mod report;
 mod servers;
 
@@ -163,6 +170,26 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "SPEC", value_parser = impair::parse_spec)]
     impair: Vec<Impairment>,
 
+    /// With --mode throughput: send UDP datagrams N per system call
+    /// (sendmmsg on Linux), and have the built-in listener take up to 64
+    /// per call (recvmmsg); the report adds datagrams per send and per
+    /// receive call. TCP is sent as without it
+    #[arg(long, value_name = "N", conflicts_with = "clients",
+          value_parser = clap::value_parser!(u16).range(1..=batch::MAX_BATCH as i64))]
+    batch: Option<u16>,
+
+    /// Draw the round-trip time percentile distribution (p50 to p99.99,
+    /// HdrHistogram style) of each transport and size into FILE, an SVG.
+    /// Ping-pong only
+    #[arg(long, value_name = "FILE.svg", conflicts_with = "clients")]
+    plot: Option<std::path::PathBuf>,
+
+    /// Write each round-trip time histogram into DIR in HdrHistogram's
+    /// percentile format (TRANSPORT-SIZE.hgrm, values in µs), for existing
+    /// plotters. Ping-pong only
+    #[arg(long, value_name = "DIR", conflicts_with = "clients")]
+    hgrm: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     auth: AuthArgs,
 }
@@ -257,6 +284,47 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
              (--pin cross or off): on one core each spinner would hold up the other",
         ));
     }
+    if args.batch.is_some() {
+        if args.mode != Mode::Throughput {
+            return Err(usage(
+                "--batch batches a one-way stream: use it with --mode throughput \
+                 (a ping-pong has one message in flight, nothing to batch)",
+            ));
+        }
+        if !transports.contains(&Transport::Udp) {
+            return Err(usage(
+                "--batch sends UDP datagrams many per system call; TCP needs no batching \
+                 (its stream already carries many messages per write)",
+            ));
+        }
+        if args.rate.is_some() {
+            return Err(usage(
+                "--batch sends as fast as the socket takes the datagrams; it cannot be paced with --rate",
+            ));
+        }
+    }
+    if args.mode == Mode::Throughput {
+        for (given, flag) in [
+            (args.plot.is_some(), "--plot"),
+            (args.hgrm.is_some(), "--hgrm"),
+        ] {
+            if given {
+                return Err(usage(format!(
+                    "{flag} shows round-trip times, and --mode throughput measures none: \
+                     use it with --mode pingpong"
+                )));
+            }
+        }
+    }
+    if let Some(parent) = args.plot.as_deref().and_then(std::path::Path::parent) {
+        // Found out now, not after the whole run.
+        if !parent.as_os_str().is_empty() && !parent.is_dir() {
+            return Err(usage(format!(
+                "--plot: no directory {} to write into",
+                parent.display()
+            )));
+        }
+    }
     let placement = Placement::new(pin)?;
     if !args.impair.is_empty() {
         if args.addr.is_some() {
@@ -319,12 +387,17 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let listeners = if tokio_builtin {
-        Some(servers::Servers::start(
+        Some(servers::Servers::start_batched(
             &streams,
             placement.listener_core(),
             args.nodelay,
             args.busy_poll,
             auth.clone(),
+            if args.batch.is_some() {
+                batch::MAX_BATCH
+            } else {
+                0
+            },
         )?)
     } else {
         None
@@ -393,6 +466,13 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             },
             rate: args.rate,
             impaired: impairment.is_some(),
+            batch: args.batch.map(|size| batch::Batching {
+                size: usize::from(size),
+                listeners: listeners
+                    .as_ref()
+                    .map(servers::Servers::counters)
+                    .unwrap_or_default(),
+            }),
         }
     };
     let progress = progress_bar(
@@ -441,6 +521,8 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         warmup: args.warmup,
         placement: &placement,
         busy_poll: args.busy_poll,
+        batch: args.batch.map(usize::from),
+        builtin,
         where_: match &args.addr {
             Some(addr) => format!("against {addr}"),
             None if args.impair.is_empty() => {
@@ -458,6 +540,23 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         report.print_json()?;
     } else {
         report.print_table()?;
+    }
+    let series = plot::series(&measured);
+    if let Some(path) = &args.plot {
+        let what = match args.rate {
+            Some(rate) => format!("round-trip times, open loop at {rate} msg/s"),
+            None => "round-trip times, ping-pong".to_owned(),
+        };
+        plot::draw(path, &series, &placement, &what)?;
+        info!("drew {} line(s) into {}", series.len(), path.display());
+    }
+    if let Some(dir) = &args.hgrm {
+        let written = plot::write_hgrm(dir, &series)?;
+        info!(
+            "wrote {} histogram(s) into {}",
+            written.len(),
+            dir.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -32,6 +32,10 @@ pub(crate) struct Report<'a> {
     pub(crate) warmup: Duration,
     pub(crate) placement: &'a Placement,
     pub(crate) busy_poll: bool,
+    /// `--batch N`: UDP datagrams per send call.
+    pub(crate) batch: Option<usize>,
+    /// Whether the listeners are the built-in ones.
+    pub(crate) builtin: bool,
     /// Where the listeners were, in words.
     pub(crate) where_: String,
     pub(crate) measured: &'a [Measured],
@@ -110,6 +114,9 @@ enum Record {
         /// Only under `--impair`.
         #[serde(flatten)]
         impaired: Option<Box<ImpairedFigures>>,
+        /// `--batch`, UDP cells only.
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        batch: Option<super::batch::Json>,
     },
     Error {
         transport: &'static str,
@@ -272,6 +279,10 @@ impl Report<'_> {
                     impaired: self
                         .impairment(cell)
                         .map(|imp| Box::new(self.impaired_figures(imp, cell.transport, run))),
+                    batch: self
+                        .batch
+                        .zip(run.and_then(|r| r.calls.as_ref()))
+                        .map(|(size, calls)| super::batch::Json::new(size, calls)),
                 }
             })
             .collect()
@@ -436,12 +447,32 @@ impl Report<'_> {
                 }
             ),
             format!(
-                "median of {} run(s) of {} after {} warm-up each, UDP and TCP interleaved; {figures}",
+                "median of {} run(s) of {} after {} warm-up each, UDP and TCP interleaved; {figures}{}",
                 self.runs,
                 humantime::format_duration(self.duration),
                 humantime::format_duration(self.warmup),
+                self.batch_note(),
             ),
         ]
+    }
+
+    /// With `--batch`, what was batched, for the title.
+    fn batch_note(&self) -> String {
+        let Some(size) = self.batch else {
+            return String::new();
+        };
+        let receive = if self.builtin {
+            format!(
+                "the built-in listener receives up to {} per call (recvmmsg)",
+                super::batch::MAX_BATCH
+            )
+        } else {
+            "the remote listener's calls are not known here (n/a)".to_owned()
+        };
+        format!(
+            "\nUDP sent {size} datagrams per call (sendmmsg); {receive}; \
+             dgram/send and dgram/recv: datagrams moved per system call"
+        )
     }
 
     fn transports(&self) -> Vec<Transport> {
@@ -527,9 +558,13 @@ impl Report<'_> {
             Mode::Pingpong => &["p50", "p50 range", "p90", "p99", "p99.9", "max", "msg/s"],
             Mode::Throughput => &["msg/s", "range", "MB/s", "sent", "received", "lost %"],
         };
-        let extra: &[&str] = match self.mode {
-            Mode::Pingpong => &["lost"],
-            Mode::Throughput => &["reordered"],
+        let extra: &[&str] = match (self.mode, self.batch) {
+            (Mode::Pingpong, _) => &["lost"],
+            (Mode::Throughput, None) => &["reordered"],
+            (Mode::Throughput, Some(_)) => {
+                let [send, recv] = super::batch::COLUMNS;
+                &["reordered", send, recv]
+            }
         };
         let impaired = !self.impairments.is_empty();
         let mut table = Table::default();
@@ -683,6 +718,7 @@ impl Report<'_> {
         let Some(summary) = summary else {
             return vec!["-".to_owned(); width];
         };
+        let batch_cells = self.batch.is_some() && self.mode == Mode::Throughput;
         let run = summary.median;
         let mut cells = match self.mode {
             Mode::Pingpong if run.latency.is_empty() => {
@@ -718,6 +754,9 @@ impl Report<'_> {
                 Mode::Pingpong => run.lost().to_string(),
                 Mode::Throughput => run.reordered.to_string(),
             });
+            if batch_cells {
+                cells.extend(super::batch::cells(run.calls.as_ref()));
+            }
         }
         cells
     }

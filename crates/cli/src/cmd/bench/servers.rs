@@ -4,7 +4,7 @@
 //! client but the kernel.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 
 use anyhow::{Context, anyhow};
@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tracing::warn;
 
 use msg_net::limits::TcpOptions;
-use msg_net::{BusyPoll, Events, Listener, ServeConfig, Transport, serve};
+use msg_net::{BusyPoll, Counters, Events, Listener, ServeConfig, Transport, serve};
 
 use super::pin::pin_current;
 
@@ -21,6 +21,8 @@ use super::pin::pin_current;
 #[derive(Debug)]
 pub(crate) struct Servers {
     addrs: Vec<((Transport, bool), SocketAddr)>,
+    /// What each listener counts, in the order of `addrs`.
+    counters: Vec<Arc<Counters>>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -41,7 +43,26 @@ impl Servers {
         busy_poll: bool,
         auth: Option<msg_net::Auth>,
     ) -> anyhow::Result<Self> {
+        Self::start_batched(streams, core, nodelay, busy_poll, auth, 0)
+    }
+
+    /// As [`Servers::start`], the UDP listeners taking up to `udp_batch`
+    /// datagrams per receive call (`--batch`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Servers::start`].
+    pub(crate) fn start_batched(
+        streams: &[(Transport, bool)],
+        core: Option<CoreId>,
+        nodelay: bool,
+        busy_poll: bool,
+        auth: Option<msg_net::Auth>,
+        udp_batch: usize,
+    ) -> anyhow::Result<Self> {
         let streams = streams.to_vec();
+        let counters: Vec<Arc<Counters>> = streams.iter().map(|_| Arc::default()).collect();
+        let listener_counters = counters.clone();
         let (bound_tx, bound_rx) = mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = thread::Builder::new()
@@ -63,12 +84,16 @@ impl Servers {
                     let addrs = listeners.iter().map(|(t, _, addr)| (*t, *addr)).collect();
                     let _ = bound_tx.send(Ok(addrs));
                     let mut serving = tokio::task::JoinSet::new();
-                    for ((transport, authenticated), listener, _) in listeners {
+                    for (((transport, authenticated), listener, _), counters) in
+                        listeners.into_iter().zip(listener_counters)
+                    {
                         // Pings are answered whatever `reply` says; the
                         // benchmark sends nothing else that wants an
                         // answer, and nothing is printed.
                         let config = ServeConfig {
                             auth: auth.clone().filter(|_| authenticated),
+                            udp_batch,
+                            counters,
                             ..ServeConfig::default()
                         };
                         let serving_one =
@@ -102,6 +127,7 @@ impl Servers {
             .map_err(|_| anyhow!("the built-in listeners did not start"))??;
         Ok(Self {
             addrs,
+            counters,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -115,6 +141,17 @@ impl Servers {
             .find(|(stream, _)| *stream == (transport, authenticated))
             .map(|(_, addr)| *addr)
             .expect("a listener was started for every transport measured")
+    }
+}
+
+impl Servers {
+    /// Each listener's address and counters.
+    pub(crate) fn counters(&self) -> Vec<(SocketAddr, Arc<Counters>)> {
+        self.addrs
+            .iter()
+            .map(|(_, addr)| *addr)
+            .zip(self.counters.iter().cloned())
+            .collect()
     }
 }
 

@@ -1,0 +1,293 @@
+//! `--plot FILE.svg` and `--hgrm DIR`: the latency distributions behind
+//! the table, drawn and written out.
+//!
+//! The plot is HdrHistogram's: the x axis is 1/(1−p) on a log scale, so
+//! that p50, p90, p99, p99.9 and p99.99 sit one step apart and the tail
+//! gets as much room as the median; the y axis is the round-trip time in
+//! µs, on a log scale too (unlike HdrHistogram's plotter), because on
+//! loopback the tail is ten or a hundred times the median and a linear
+//! axis would flatten the 2 µs between UDP and TCP into one line. One line per cell of the table (transport, with or without the
+//! secret, size), each drawn from the cell's median run, the run whose
+//! figures the table shows. A cell is a [`Series`] whose label is a list
+//! of parts, so a new dimension (an I/O engine, say) is one more part.
+//!
+//! The SVG comes from `plotters`' SVG backend with no system library:
+//! text is written as SVG `<text>` for the viewer to set in its own
+//! sans-serif font.
+
+use std::path::Path;
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use plotters::coord::combinators::{BindKeyPoints, IntoLogRange};
+use plotters::prelude::*;
+
+use super::client::Outcome;
+use super::pin::Placement;
+use super::{Measured, hgrm};
+
+/// The lowest percentile drawn, as 1/(1−p): p50.
+const X_FROM: f64 = 2.0;
+/// The highest, as 1/(1−p): p99.99.
+const X_TO: f64 = 10_000.0;
+/// Where the x axis is labelled: p50, p90, p99, p99.9, p99.99.
+const X_TICKS: [f64; 5] = [2.0, 10.0, 100.0, 1_000.0, 10_000.0];
+/// Points per line, evenly spaced on the log axis: smooth enough to show
+/// the histogram's steps.
+const POINTS: u32 = 400;
+/// The picture's size in pixels.
+const SIZE: (u32, u32) = (960, 600);
+/// Line colours, told apart on screen and in print (Tableau 10); past ten
+/// series they repeat.
+const COLORS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// One line of the plot, and one `.hgrm` file.
+#[derive(Debug)]
+pub(crate) struct Series<'a> {
+    /// What tells this line from the others, most significant first:
+    /// `["udp", "64 B"]`, `["tcp+auth", "1024 B"]`.
+    pub(crate) labels: Vec<String>,
+    /// Round-trip times in nanoseconds.
+    pub(crate) latency: &'a Histogram<u64>,
+}
+
+impl Series<'_> {
+    /// The legend's text: `UDP 64 B`.
+    fn legend(&self) -> String {
+        let mut parts = self.labels.iter();
+        let first = parts.next().map(|t| t.to_uppercase()).unwrap_or_default();
+        std::iter::once(first)
+            .chain(parts.cloned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// A file name stem: `udp-64`, `tcp-auth-1024`.
+    fn stem(&self) -> String {
+        self.labels
+            .iter()
+            .map(|part| {
+                part.trim_end_matches(" B")
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+}
+
+/// A series per measured cell with samples, from its median run (ranked
+/// by p50, as the table does).
+pub(crate) fn series(measured: &[Measured]) -> Vec<Series<'_>> {
+    measured
+        .iter()
+        .filter_map(|cell| {
+            let run = median_run(cell.runs.as_deref().ok()?)?;
+            let transport = if cell.authenticated {
+                format!("{}+auth", cell.transport)
+            } else {
+                cell.transport.to_string()
+            };
+            Some(Series {
+                labels: vec![transport, format!("{} B", cell.size)],
+                latency: &run.latency,
+            })
+        })
+        .collect()
+}
+
+fn median_run(runs: &[Outcome]) -> Option<&Outcome> {
+    let mut ranked: Vec<&Outcome> = runs.iter().filter(|r| !r.latency.is_empty()).collect();
+    ranked.sort_by_key(|r| r.latency.value_at_quantile(0.5));
+    ranked.get(ranked.len().checked_sub(1)? / 2).copied()
+}
+
+/// `x` = 1/(1−p) as a percentile: 2 is `50%`, 1000 is `99.9%`.
+fn percentile_label(x: f64) -> String {
+    let percent = 100.0 * (1.0 - 1.0 / x);
+    // As many decimals as the nines need: 99.99 has two.
+    let decimals = (x.log10().round() as i32 - 2).max(0) as usize;
+    format!("{percent:.decimals$}%")
+}
+
+/// A y axis label: `12.5`, `250`.
+fn us_label(us: f64) -> String {
+    if us >= 100.0 {
+        format!("{us:.0}")
+    } else if us >= 10.0 {
+        format!("{us:.1}")
+    } else {
+        format!("{us:.2}")
+    }
+}
+
+/// The points of one line: (1/(1−p), µs) from p50 to p99.99.
+fn points(latency: &Histogram<u64>) -> Vec<(f64, f64)> {
+    (0..POINTS)
+        .map(|i| {
+            let x = X_FROM * (X_TO / X_FROM).powf(f64::from(i) / f64::from(POINTS - 1));
+            let p = 1.0 - 1.0 / x;
+            (x, latency.value_at_quantile(p) as f64 / 1000.0)
+        })
+        .collect()
+}
+
+/// Draws `series` as an SVG into `path`, titled with the placement, what
+/// was measured and the date.
+///
+/// # Errors
+///
+/// When the file cannot be written.
+pub(crate) fn draw(
+    path: &Path,
+    series: &[Series<'_>],
+    placement: &Placement,
+    what: &str,
+) -> anyhow::Result<()> {
+    let svg = render(series, &title(placement, what))
+        .map_err(|err| anyhow::anyhow!("cannot draw the plot: {err}"))?;
+    std::fs::write(path, svg).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn title(placement: &Placement, what: &str) -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    // "2026-11-25T09:41:07Z" as "2026-11-25 09:41 UTC".
+    let date = format!("{} {} UTC", &now[..10], &now[11..16]);
+    format!("msg bench: {what}; {placement}; {date}")
+}
+
+fn render(series: &[Series<'_>], title: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let lines: Vec<Vec<(f64, f64)>> = series.iter().map(|s| points(s.latency)).collect();
+    let values = || lines.iter().flatten().map(|&(_, us)| us.max(0.001));
+    let top = values().fold(1.0, f64::max);
+    let bottom = values().fold(top, f64::min);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(16)
+            .margin_right(40)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d(
+                (X_FROM..X_TO).log_scale().with_key_points(X_TICKS.to_vec()),
+                ((bottom * 0.8)..(top * 1.25)).log_scale(),
+            )?;
+        chart
+            .configure_mesh()
+            .x_desc("percentile (x axis: 1/(1-p), log scale)")
+            .y_desc("round-trip time (µs, log scale)")
+            .x_label_formatter(&|x| percentile_label(*x))
+            .y_label_formatter(&|y| us_label(*y))
+            .draw()?;
+        for (i, (line, s)) in lines.into_iter().zip(series).enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            chart
+                .draw_series(LineSeries::new(line, color.stroke_width(2)))?
+                .label(s.legend())
+                // A swatch, not a line: the only polylines are the series.
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 4), (x + 16, y + 4)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+/// Writes each series as `DIR/<stem>.hgrm`; returns the paths written.
+///
+/// # Errors
+///
+/// When the directory cannot be made or a file cannot be written.
+pub(crate) fn write_hgrm(
+    dir: &Path,
+    series: &[Series<'_>],
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    series
+        .iter()
+        .map(|s| {
+            let path = dir.join(format!("{}.hgrm", s.stem()));
+            std::fs::write(&path, hgrm::render(s.latency))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(path)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_x_axis_reads_as_percentiles() {
+        let labels: Vec<String> = X_TICKS.iter().map(|&x| percentile_label(x)).collect();
+        assert_eq!(labels, ["50%", "90%", "99%", "99.9%", "99.99%"]);
+    }
+
+    #[test]
+    fn labels_name_each_line_and_file() {
+        let hist = Histogram::<u64>::new(3).unwrap();
+        let s = Series {
+            labels: vec!["tcp+auth".to_owned(), "1024 B".to_owned()],
+            latency: &hist,
+        };
+        assert_eq!(s.legend(), "TCP+AUTH 1024 B");
+        assert_eq!(s.stem(), "tcp-auth-1024");
+    }
+
+    #[test]
+    fn one_polyline_per_series() {
+        let mut a = Histogram::<u64>::new(3).unwrap();
+        let mut b = Histogram::<u64>::new(3).unwrap();
+        for v in 1..1000u64 {
+            a.record(10_000 + v).unwrap();
+            b.record(12_000 + 3 * v).unwrap();
+        }
+        let series = [
+            Series {
+                labels: vec!["udp".to_owned(), "64 B".to_owned()],
+                latency: &a,
+            },
+            Series {
+                labels: vec!["tcp".to_owned(), "64 B".to_owned()],
+                latency: &b,
+            },
+        ];
+        let svg = render(&series, "a title").unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
+        // The mesh is drawn with two-point polylines; the series have one
+        // point per step.
+        let long = svg
+            .split("<polyline")
+            .skip(1)
+            .filter_map(|element| element.split(" points=\"").nth(1)?.split('"').next())
+            .filter(|points| points.split_whitespace().count() > 2)
+            .count();
+        assert_eq!(long, 2, "{svg}");
+        for label in ["50%", "90%", "99%", "99.9%", "99.99%"] {
+            assert!(svg.contains(&format!("\n{label}\n")), "{label}: {svg}");
+        }
+    }
+}

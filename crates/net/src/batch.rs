@@ -1,0 +1,174 @@
+//! Batched UDP: many datagrams per system call, on both ends.
+//!
+//! - [`Link::send_batch`]: a client's burst of messages in as few calls as
+//!   the platform allows (`sendmmsg` on Linux).
+//! - [`serve_udp`]: the serve loop of a UDP listener with
+//!   [`ServeConfig::udp_batch`] set, taking up to that many datagrams per
+//!   `recvmmsg`, and answering each as the plain loop does.
+//!
+//! Each datagram is still a message of its own: batching changes how many
+//! system calls carry them, not what arrives, what is lost, or the order.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::net::SocketAddr;
+
+use msg_proto::{DiscardCounter, Message};
+use tracing::warn;
+
+use crate::serve::{DropWarning, Response, respond};
+use crate::{Error, Event, Events, Link, Offer, SendBatch, ServeConfig, ping};
+
+impl Link {
+    /// Sends `msgs` in order: over UDP as one datagram each, batched into
+    /// as few system calls as the platform allows (counted in `batch`);
+    /// over TCP one frame each, as [`Link::send`] does (TCP batches in the
+    /// kernel already, and `batch` counts nothing).
+    ///
+    /// # Errors
+    ///
+    /// As [`Link::send`]: a message too large (over UDP nothing of its
+    /// group of up to [`MAX_BATCH`](crate::MAX_BATCH) is sent), or the send
+    /// failed.
+    pub async fn send_batch(
+        &mut self,
+        msgs: &[Message],
+        batch: &mut SendBatch,
+    ) -> Result<(), Error> {
+        if let Some(socket) = self.udp_socket() {
+            socket.send_batch(msgs, batch).await?;
+            return Ok(());
+        }
+        for msg in msgs {
+            self.send(msg).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The UDP serve loop, receiving in batches of up to
+/// `config.udp_batch` datagrams per call; otherwise as
+/// `serve::serve_udp`.
+pub(crate) async fn serve_udp(
+    mut socket: msg_udp::Socket,
+    config: &ServeConfig,
+    events: Events,
+) -> Result<(), Error> {
+    let reply = config.reply;
+    let max_peers = config.limits.max_udp_peers;
+    let mut counters: HashMap<SocketAddr, DiscardCounter> = HashMap::new();
+    let mut dropped = DropWarning::default();
+    let mut batch = msg_udp::RecvBatch::new(config.udp_batch);
+    let mut received: Vec<(Message, SocketAddr)> = Vec::with_capacity(batch.len());
+    loop {
+        // The messages of the last batch are gone by now, so its slots
+        // are reclaimed, not reallocated.
+        received.clear();
+        socket.recv_batch(&mut batch, &mut received).await?;
+        config
+            .counters
+            .set_udp(socket.invalid_datagrams(), socket.auth_rejections().total());
+        config.counters.set_udp_recv_calls(batch.counts());
+        for (msg, peer) in received.drain(..) {
+            let mut untracked = DiscardCounter::default();
+            let full = counters.len() >= max_peers;
+            let counter = if ping::uses_counter(&msg) {
+                match counters.entry(peer) {
+                    Entry::Occupied(known) => known.into_mut(),
+                    Entry::Vacant(new) if !full => new.insert(DiscardCounter::default()),
+                    Entry::Vacant(_) => &mut untracked,
+                }
+            } else {
+                &mut untracked
+            };
+            let Response { answer, show } = respond(&msg, reply, counter);
+            if let Some(answer) = answer {
+                if let Err(err) = socket.send_to(&answer, peer).await {
+                    warn!(%peer, "cannot reply: {err}");
+                }
+            }
+            if show && events.wanted() {
+                let event = Event::Message {
+                    peer,
+                    seq: Some(msg.seq),
+                    body: bytes::Bytes::copy_from_slice(&msg.body),
+                };
+                match events.offer(event) {
+                    Offer::Queued => {}
+                    Offer::Dropped => dropped.note(&events),
+                    Offer::Closed => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use msg_proto::Kind;
+
+    use crate::{ConnectOptions, Counters, Listener, Reply, Transport, serve};
+
+    use super::*;
+
+    /// A batched listener counts every discard of a batched stream and
+    /// answers pings and data as the plain one does.
+    #[tokio::test]
+    async fn a_batched_listener_serves_as_the_plain_one() {
+        let listener = Listener::bind(
+            Transport::Udp,
+            "127.0.0.1:0".parse().unwrap(),
+            msg_tcp::Options::default(),
+        )
+        .await
+        .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let counters = Arc::new(Counters::default());
+        let config = ServeConfig {
+            reply: Reply::Echo,
+            udp_batch: 16,
+            counters: Arc::clone(&counters),
+            ..ServeConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, config, Events::discard(), async {
+            let _ = stopped.await;
+        }));
+
+        let mut link = Link::connect(Transport::Udp, addr, &ConnectOptions::default())
+            .await
+            .unwrap();
+        let discards: Vec<Message> = (1..=40)
+            .map(|seq| Message::new(Kind::Discard, seq, "x"))
+            .collect();
+        let mut batch = SendBatch::new();
+        link.send_batch(&discards, &mut batch).await.unwrap();
+        assert_eq!(batch.counts().datagrams, 40);
+        // The stats ping queues behind the discards: a loopback socket
+        // keeps them in order.
+        link.send(&ping::stats_request(41)).await.unwrap();
+        let pong = tokio::time::timeout(Duration::from_secs(5), link.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let stats = ping::parse_stats(&pong).unwrap();
+        assert_eq!((stats.received, stats.reordered), (40, 0));
+        link.send(&Message::new(Kind::Data, 42, "echo me"))
+            .await
+            .unwrap();
+        let echo = link.recv().await.unwrap().unwrap();
+        assert_eq!(&echo.body[..], b"echo me");
+
+        let calls = counters.udp_recv_calls();
+        assert!(calls.datagrams >= 41, "{calls:?}");
+        if cfg!(target_os = "linux") {
+            assert!(calls.datagrams > calls.calls, "{calls:?}");
+        }
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+}

@@ -1,0 +1,218 @@
+//! `msg bench --mode throughput --batch N`: many UDP datagrams per system
+//! call, and the report of how many each call moved; loss still counted
+//! from the sequence numbers.
+
+mod support;
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use msg_net::DiscardCounter;
+use msg_proto::Kind;
+use serde_json::Value;
+use support::run;
+
+/// Short runs: the contract, not the speed.
+const QUICK: &[&str] = &[
+    "--duration",
+    "150ms",
+    "--warmup",
+    "20ms",
+    "--pin",
+    "off",
+    "--runs",
+    "1",
+    "--mode",
+    "throughput",
+];
+
+/// The results of `msg bench --json <QUICK> <args>`.
+fn bench_json(args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["bench", "--json"];
+    all.extend_from_slice(QUICK);
+    all.extend_from_slice(args);
+    let finished = run(&all, None);
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let doc: Value = serde_json::from_str(&finished.stdout)
+        .unwrap_or_else(|err| panic!("{err}: {}", finished.stdout));
+    doc["results"].as_array().unwrap().clone()
+}
+
+fn num(result: &Value, key: &str) -> f64 {
+    result[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {result}"))
+}
+
+#[test]
+fn the_built_in_listener_reports_datagrams_per_call_on_both_sides() {
+    let results = bench_json(&["--batch", "16", "--sizes", "64"]);
+    assert_eq!(results.len(), 2, "{results:?}");
+    let udp = results.iter().find(|r| r["transport"] == "udp").unwrap();
+    assert_eq!(udp["batch"], 16, "{udp}");
+    let per_send = num(udp, "datagrams_per_send_call");
+    let per_recv = num(udp, "datagrams_per_recv_call");
+    if cfg!(target_os = "linux") {
+        // 16 per sendmmsg, unless the send buffer was full for some.
+        assert!(per_send > 1.0 && per_send <= 16.0, "{udp}");
+    } else {
+        assert_eq!(per_send, 1.0, "{udp}");
+    }
+    // Calls that found nothing count too, so a receiver that keeps up
+    // may take about one per call; never more than 64.
+    assert!(per_recv > 0.0 && per_recv <= 64.0, "{udp}");
+    let (sent, received) = (num(udp, "sent"), num(udp, "received"));
+    assert!(received > 0.0 && received <= sent, "{udp}");
+    assert_eq!(num(udp, "lost"), sent - received, "{udp}");
+    // TCP is sent as without --batch, and says nothing of calls.
+    let tcp = results.iter().find(|r| r["transport"] == "tcp").unwrap();
+    assert!(tcp.get("batch").is_none(), "{tcp}");
+    assert_eq!(tcp["sent"], tcp["received"], "{tcp}");
+}
+
+#[test]
+fn the_table_gains_the_per_call_columns() {
+    let mut all = vec!["bench", "--udp", "--batch", "8", "--sizes", "64,1024"];
+    all.extend_from_slice(QUICK);
+    let finished = run(&all, None);
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let out = &finished.stdout;
+    assert!(
+        out.contains("UDP sent 8 datagrams per call (sendmmsg)"),
+        "{out}"
+    );
+    let header = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("size"))
+        .unwrap_or_else(|| panic!("no header in {out}"));
+    assert!(
+        header.trim_end().ends_with("dgram/send  dgram/recv"),
+        "{header}"
+    );
+    for size in ["64", "1024"] {
+        let row = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(size))
+            .unwrap_or_else(|| panic!("no row for {size}: {out}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        let per_send: f64 = cells[cells.len() - 2].parse().unwrap();
+        let per_recv: f64 = cells[cells.len() - 1].parse().unwrap();
+        assert!(per_send >= 1.0 && per_recv > 0.0, "{row}");
+    }
+}
+
+/// A UDP throughput receiver that counts every other `Discard` it gets and
+/// drops the rest, and answers statistics pings with its count: half the
+/// stream lost, by the sequence numbers.
+struct LossySink {
+    addr: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl LossySink {
+    fn start() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = thread::spawn(move || {
+            let mut buf = [0; 65536];
+            let mut counter = DiscardCounter::default();
+            let mut discards = 0u64;
+            let mut out = BytesMut::new();
+            // Bounded by the flag, checked at least every read timeout, and
+            // by a ceiling on the datagrams it will ever take.
+            for _ in 0..50_000_000u64 {
+                if stopped.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok((len, peer)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(msg) = msg_proto::decode(bytes::Bytes::copy_from_slice(&buf[..len])) else {
+                    continue;
+                };
+                match msg.kind {
+                    Kind::Discard => {
+                        discards += 1;
+                        if discards % 2 == 1 {
+                            counter.count(msg.seq);
+                        }
+                    }
+                    Kind::Ping => {
+                        out.clear();
+                        msg_proto::encode(&msg_net::ping::pong(&msg, &counter), &mut out).unwrap();
+                        let _ = socket.send_to(&out, peer);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LossySink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_lossy_remote_receiver_shows_half_lost_and_n_a_for_its_calls() {
+    let sink = LossySink::start();
+    let results = bench_json(&["--udp", &sink.addr, "--batch", "32", "--sizes", "64"]);
+    assert_eq!(results.len(), 1);
+    let result = &results[0];
+    if cfg!(target_os = "linux") {
+        assert!(num(result, "datagrams_per_send_call") > 1.0, "{result}");
+    }
+    // A remote listener's calls are not known here.
+    assert!(result["datagrams_per_recv_call"].is_null(), "{result}");
+    // Some of the stream is also lost to the sink's full socket buffer;
+    // at least the half it drops on purpose.
+    let loss = num(result, "lost") / num(result, "sent");
+    assert!((0.45..1.0).contains(&loss), "loss {loss} in {result}");
+    assert!(num(result, "received") > 0.0, "{result}");
+}
+
+#[test]
+fn batch_is_refused_where_there_is_nothing_to_batch() {
+    for (args, why) in [
+        (&["--batch", "8"][..], "--mode throughput"),
+        (&["--batch", "8", "--mode", "throughput", "--tcp"], "TCP"),
+        (
+            &["--batch", "8", "--mode", "throughput", "--rate", "1000"],
+            "--rate",
+        ),
+        (&["--batch", "0", "--mode", "throughput"], "--batch"),
+        (&["--batch", "65", "--mode", "throughput"], "--batch"),
+        (&["--batch", "8", "--clients", "2"], "cannot be used with"),
+    ] {
+        let mut all = vec!["bench"];
+        all.extend_from_slice(args);
+        let finished = run(&all, None);
+        assert_eq!(finished.code(), Some(2), "{args:?}: {}", finished.stderr);
+        assert!(
+            finished.stderr.contains(why),
+            "{args:?}: {}",
+            finished.stderr
+        );
+        assert!(finished.stdout.is_empty());
+    }
+}
