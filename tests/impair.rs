@@ -478,9 +478,15 @@ fn enter_lossy_namespace(percent: u32) -> Result<(), String> {
     if !up.success() {
         return Err(format!("ip link set lo up: {up}"));
     }
+    // One statement a line: nft's parser wants a newline (or `;`) after a
+    // chain's closing brace.
     let ruleset = format!(
-        "table inet lossy {{ chain input {{ type filter hook input priority 0; \
-         numgen random mod 100 < {percent} counter drop; }} }}"
+        "table inet lossy {{\n\
+         \tchain input {{\n\
+         \t\ttype filter hook input priority 0;\n\
+         \t\tnumgen random mod 100 < {percent} counter drop\n\
+         \t}}\n\
+         }}\n"
     );
     let nft = Command::new("nft")
         .args(["-f", "-"])
