@@ -138,10 +138,42 @@ fn init_tracing(verbosity: &cli::Verbosity) {
         .init();
 }
 
+/// Whether `err` is our stdout closing under us (`msg listen | head -1`),
+/// which is success, as for other filters. A broken pipe on a connection
+/// is a failed send, not that: the network's errors come wrapped in
+/// msg-net's, and only its `Output` (our own output) counts.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
+    let broken = |io: &io::Error| io.kind() == io::ErrorKind::BrokenPipe;
+    for cause in err.chain() {
+        if let Some(net) = cause.downcast_ref::<msg_net::Error>() {
+            return matches!(net, msg_net::Error::Output(io) if broken(io));
+        }
+        if cause.downcast_ref::<io::Error>().is_some_and(broken) {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broken() -> io::Error {
+        io::Error::from(io::ErrorKind::BrokenPipe)
+    }
+
+    #[test]
+    fn only_our_own_output_closing_is_success() {
+        // `msg listen | head -1`: stdout's own error.
+        let stdout = anyhow::Error::new(broken()).context("cannot write to stdout");
+        assert!(is_broken_pipe(&stdout));
+        // A remote command's output into a closed stdout.
+        let output = anyhow::Error::new(msg_net::Error::Output(broken()));
+        assert!(is_broken_pipe(&output));
+        // A peer that closed while we were sending: a failed send.
+        let peer =
+            anyhow::Error::new(msg_net::Error::Io(broken())).context("cannot send message 3");
+        assert!(!is_broken_pipe(&peer));
+    }
 }

@@ -63,6 +63,10 @@ pub enum Error {
     /// does.
     #[error("the blocking engine does not do {0}: use the tokio engine (--io tokio)")]
     NotInBlockingEngine(&'static str),
+    /// Writing the caller's own output failed (the output of a remote
+    /// command, say): not the connection's fault.
+    #[error("cannot write the output")]
+    Output(#[source] io::Error),
     /// Any other socket error.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -351,8 +351,10 @@ pub async fn run(
                             Stream::Stdout => stdout,
                             Stream::Stderr => stderr,
                         };
-                        out.write_all(&bytes).await?;
-                        out.flush().await?;
+                        // Our own output, not the connection: a closed
+                        // stdout (`msg exec ... | head`) is told apart.
+                        out.write_all(&bytes).await.map_err(Error::Output)?;
+                        out.flush().await.map_err(Error::Output)?;
                     }
                     Kind::CommandExit => return Exit::from_message(&msg).map_err(protocol),
                     Kind::Error => return Err(Error::Peer(printable(&msg.body))),
