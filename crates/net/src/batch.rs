@@ -9,15 +9,13 @@
 //! Each datagram is still a message of its own: batching changes how many
 //! system calls carry them, not what arrives, what is lost, or the order.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 
-use msg_proto::{DiscardCounter, Message};
+use msg_proto::Message;
 use tracing::warn;
 
-use crate::serve::{DropWarning, Response, respond};
-use crate::{Error, Event, Events, Link, Offer, SendBatch, ServeConfig, ping};
+use crate::serve::{DropWarning, Response, UdpPeers, show_datagram};
+use crate::{Error, Events, Link, SendBatch, ServeConfig};
 
 impl Link {
     /// Sends `msgs` in order: over UDP as one datagram each, batched into
@@ -55,8 +53,7 @@ pub(crate) async fn serve_udp(
     events: Events,
 ) -> Result<(), Error> {
     let reply = config.reply;
-    let max_peers = config.limits.max_udp_peers;
-    let mut counters: HashMap<SocketAddr, DiscardCounter> = HashMap::new();
+    let mut peers = UdpPeers::new(config.limits.max_udp_peers);
     let mut dropped = DropWarning::default();
     let mut batch = msg_udp::RecvBatch::new(config.udp_batch);
     let mut received: Vec<(Message, SocketAddr)> = Vec::with_capacity(batch.len());
@@ -70,34 +67,14 @@ pub(crate) async fn serve_udp(
             .set_udp(socket.invalid_datagrams(), socket.auth_rejections().total());
         config.counters.set_udp_recv_calls(batch.counts());
         for (msg, peer) in received.drain(..) {
-            let mut untracked = DiscardCounter::default();
-            let full = counters.len() >= max_peers;
-            let counter = if ping::uses_counter(&msg) {
-                match counters.entry(peer) {
-                    Entry::Occupied(known) => known.into_mut(),
-                    Entry::Vacant(new) if !full => new.insert(DiscardCounter::default()),
-                    Entry::Vacant(_) => &mut untracked,
-                }
-            } else {
-                &mut untracked
-            };
-            let Response { answer, show } = respond(&msg, reply, counter);
+            let Response { answer, show } = peers.respond(&msg, peer, reply);
             if let Some(answer) = answer {
                 if let Err(err) = socket.send_to(&answer, peer).await {
                     warn!(%peer, "cannot reply: {err}");
                 }
             }
-            if show && events.wanted() {
-                let event = Event::Message {
-                    peer,
-                    seq: Some(msg.seq),
-                    body: bytes::Bytes::copy_from_slice(&msg.body),
-                };
-                match events.offer(event) {
-                    Offer::Queued => {}
-                    Offer::Dropped => dropped.note(&events),
-                    Offer::Closed => return Ok(()),
-                }
+            if show && !show_datagram(&events, &mut dropped, peer, &msg) {
+                return Ok(());
             }
         }
     }
@@ -149,13 +126,13 @@ mod tests {
         assert_eq!(batch.counts().datagrams, 40);
         // The stats ping queues behind the discards: a loopback socket
         // keeps them in order.
-        link.send(&ping::stats_request(41)).await.unwrap();
+        link.send(&crate::ping::stats_request(41)).await.unwrap();
         let pong = tokio::time::timeout(Duration::from_secs(5), link.recv())
             .await
             .unwrap()
             .unwrap()
             .unwrap();
-        let stats = ping::parse_stats(&pong).unwrap();
+        let stats = crate::ping::parse_stats(&pong).unwrap();
         assert_eq!((stats.received, stats.reordered), (40, 0));
         link.send(&Message::new(Kind::Data, 42, "echo me"))
             .await

@@ -139,20 +139,49 @@ async fn serve_udp(
     events: Events,
 ) -> Result<(), Error> {
     let reply = config.reply;
-    let max_peers = config.limits.max_udp_peers;
-    let mut counters: HashMap<SocketAddr, DiscardCounter> = HashMap::new();
+    let mut peers = UdpPeers::new(config.limits.max_udp_peers);
     let mut dropped = DropWarning::default();
     loop {
         let (msg, peer) = socket.recv_from().await?;
         config
             .counters
             .set_udp(socket.invalid_datagrams(), socket.auth_rejections().total());
+        let Response { answer, show } = peers.respond(&msg, peer, reply);
+        if let Some(answer) = answer {
+            if let Err(err) = socket.send_to(&answer, peer).await {
+                warn!(%peer, "cannot reply: {err}");
+            }
+        }
+        if show && !show_datagram(&events, &mut dropped, peer, &msg) {
+            return Ok(());
+        }
+    }
+}
+
+/// The discard counters of a UDP listener's peers, at most `max` of them:
+/// a flood of spoofed source addresses cannot grow the table past it.
+#[derive(Debug)]
+pub(crate) struct UdpPeers {
+    counters: HashMap<SocketAddr, DiscardCounter>,
+    max: usize,
+}
+
+impl UdpPeers {
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            counters: HashMap::new(),
+            max,
+        }
+    }
+
+    /// [`respond`] with `peer`'s counter. Only discards and statistics
+    /// pings need it; a benchmark's plain pings skip the lookup, and a
+    /// peer past the table's size gets a scratch counter.
+    pub(crate) fn respond(&mut self, msg: &Message, peer: SocketAddr, reply: Reply) -> Response {
         let mut untracked = DiscardCounter::default();
-        let full = counters.len() >= max_peers;
-        // Only discards and statistics pings need the peer's counter; a
-        // benchmark's plain pings skip the lookup.
-        let counter = if ping::uses_counter(&msg) {
-            match counters.entry(peer) {
+        let full = self.counters.len() >= self.max;
+        let counter = if ping::uses_counter(msg) {
+            match self.counters.entry(peer) {
                 Entry::Occupied(known) => known.into_mut(),
                 Entry::Vacant(new) if !full => new.insert(DiscardCounter::default()),
                 Entry::Vacant(_) => &mut untracked,
@@ -160,26 +189,35 @@ async fn serve_udp(
         } else {
             &mut untracked
         };
-        let Response { answer, show } = respond(&msg, reply, counter);
-        if let Some(answer) = answer {
-            if let Err(err) = socket.send_to(&answer, peer).await {
-                warn!(%peer, "cannot reply: {err}");
-            }
+        respond(msg, reply, counter)
+    }
+}
+
+/// Offers a datagram's message for printing, without waiting (a UDP loop
+/// must not wait on one peer's behalf); `false` once nobody prints any more.
+pub(crate) fn show_datagram(
+    events: &Events,
+    dropped: &mut DropWarning,
+    peer: SocketAddr,
+    msg: &Message,
+) -> bool {
+    if !events.wanted() {
+        return true;
+    }
+    // A copy, so the queue holds what arrived and not the socket's whole
+    // 64 KiB receive buffer.
+    let event = Event::Message {
+        peer,
+        seq: Some(msg.seq),
+        body: bytes::Bytes::copy_from_slice(&msg.body),
+    };
+    match events.offer(event) {
+        Offer::Queued => true,
+        Offer::Dropped => {
+            dropped.note(events);
+            true
         }
-        if show && events.wanted() {
-            // A copy, so the queue holds what arrived and not the socket's
-            // whole 64 KiB receive buffer.
-            let event = Event::Message {
-                peer,
-                seq: Some(msg.seq),
-                body: bytes::Bytes::copy_from_slice(&msg.body),
-            };
-            match events.offer(event) {
-                Offer::Queued => {}
-                Offer::Dropped => dropped.note(&events),
-                Offer::Closed => return Ok(()),
-            }
-        }
+        Offer::Closed => false,
     }
 }
 

@@ -8,8 +8,6 @@
 //! differs. A thread cannot be cancelled as a future can, so every wait is
 //! bounded by [`STOP_CHECK`] and the `stop` flag is read after each.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::fmt;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -28,8 +26,8 @@ use tracing::{debug, warn};
 
 use super::io::{Framed, Got, Read, Wait, recv_datagram, until};
 use crate::auth::{self, HAS_NO_SECRET};
-use crate::serve::{Chain, DropWarning, RateLimited, Response, respond};
-use crate::{Error, Event, Events, Offer, ServeConfig, Transport, ping};
+use crate::serve::{Chain, DropWarning, RateLimited, Response, UdpPeers, respond, show_datagram};
+use crate::{Error, Event, Events, ServeConfig, Transport};
 
 /// The longest any wait of a serving thread lasts before it looks at the
 /// `stop` flag (and, over TCP, at the idle and frame timeouts).
@@ -215,8 +213,7 @@ fn serve_udp(
 ) -> Result<(), Error> {
     socket.set_read_timeout(Some(STOP_CHECK))?;
     let reply = config.reply;
-    let max_peers = config.limits.max_udp_peers;
-    let mut counters: HashMap<SocketAddr, DiscardCounter> = HashMap::new();
+    let mut peers = UdpPeers::new(config.limits.max_udp_peers);
     let mut dropped = DropWarning::default();
     let invalid_log = RateLimited::default();
     let mut invalid = 0;
@@ -242,34 +239,14 @@ fn serve_udp(
                 continue;
             }
         };
-        let mut untracked = DiscardCounter::default();
-        let full = counters.len() >= max_peers;
-        let counter = if ping::uses_counter(&msg) {
-            match counters.entry(peer) {
-                Entry::Occupied(known) => known.into_mut(),
-                Entry::Vacant(new) if !full => new.insert(DiscardCounter::default()),
-                Entry::Vacant(_) => &mut untracked,
-            }
-        } else {
-            &mut untracked
-        };
-        let Response { answer, show } = respond(&msg, reply, counter);
+        let Response { answer, show } = peers.respond(&msg, peer, reply);
         if let Some(answer) = answer {
             if let Err(err) = send_datagram(socket, &mut send_buf, &answer, peer) {
                 warn!(%peer, "cannot reply: {err}");
             }
         }
-        if show && events.wanted() {
-            let event = Event::Message {
-                peer,
-                seq: Some(msg.seq),
-                body: bytes::Bytes::copy_from_slice(&msg.body),
-            };
-            match events.offer(event) {
-                Offer::Queued => {}
-                Offer::Dropped => dropped.note(events),
-                Offer::Closed => return Ok(()),
-            }
+        if show && !show_datagram(events, &mut dropped, peer, &msg) {
+            return Ok(());
         }
     }
     Ok(())
