@@ -306,6 +306,28 @@ pub(crate) async fn run(
     // The last sender: once it is gone the thread sees the queue close.
     drop(counting);
     served?;
+    let summary = Summary {
+        tally: tally.get(),
+        counted: counters.get(),
+        kernel_drops: kernel_drops.as_ref().and_then(KernelDrops::get),
+        output_drops: dropped,
+    };
+    conclude(writer, &summary, args.summary, quiet, transport).await?;
+    Ok(match stopped {
+        Some((stop, true)) => ExitCode::from(stop.code()),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// Gives the printing thread a moment to write what is queued (a blocked
+/// stdout does not hold the exit up), then the summary as asked.
+async fn conclude(
+    mut writer: output::Writer,
+    summary: &Summary,
+    how: SummaryArg,
+    quiet: bool,
+    transport: Transport,
+) -> anyhow::Result<()> {
     let printed = if writer.is_done() || tokio::time::timeout(DRAIN, writer.done()).await.is_ok() {
         writer.join().context("cannot write to stdout")?;
         true
@@ -313,21 +335,12 @@ pub(crate) async fn run(
         warn!("stdout is blocked: exiting without printing what is queued");
         false
     };
-    let summary = Summary {
-        tally: tally.get(),
-        counted: counters.get(),
-        kernel_drops: kernel_drops.as_ref().and_then(KernelDrops::get),
-        output_drops: dropped,
-    };
-    match args.summary {
+    match how {
         SummaryArg::Text if !quiet => summary.print_text(transport),
         SummaryArg::Json if printed => summary.print_json()?,
         _ => {}
     }
-    Ok(match stopped {
-        Some((stop, true)) => ExitCode::from(stop.code()),
-        _ => ExitCode::SUCCESS,
-    })
+    Ok(())
 }
 
 /// What `msg listen` says when it stops.

@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use msg_net::{Counters, Events, ServeConfig, Transport, blocking, kernel_udp_drops, resolve};
-use tracing::{info, warn};
+use tracing::info;
 
-use super::{DRAIN, ListenArgs, Stop, Summary, SummaryArg};
+use super::{ListenArgs, Stop, Summary, conclude};
 use crate::args::usage;
 use crate::output::{self, Tally};
 
@@ -120,23 +120,12 @@ pub(super) async fn run(
     let dropped = counting.dropped();
     drop(counting);
     served?;
-    let printed = if writer.is_done() || tokio::time::timeout(DRAIN, writer.done()).await.is_ok() {
-        writer.join().context("cannot write to stdout")?;
-        true
-    } else {
-        warn!("stdout is blocked: exiting without printing what is queued");
-        false
-    };
     let summary = Summary {
         tally: tally.get(),
         counted: counters.get(),
         kernel_drops,
         output_drops: dropped,
     };
-    match args.summary {
-        SummaryArg::Text if !quiet => summary.print_text(transport),
-        SummaryArg::Json if printed => summary.print_json()?,
-        _ => {}
-    }
+    conclude(writer, &summary, args.summary, quiet, transport).await?;
     Ok(ExitCode::SUCCESS)
 }
