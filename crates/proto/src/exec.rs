@@ -365,6 +365,27 @@ mod tests {
     }
 
     #[test]
+    fn docs_carry_the_vector() {
+        let msg = Command::new(argv(&[b"echo", b"hi"])).unwrap().to_message();
+        let mut bytes = Vec::new();
+        crate::encode(&msg, &mut bytes).unwrap();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let doc = include_str!("../../../docs/wire.md");
+        let doc_hex: String = doc
+            .split("\n## Commands")
+            .nth(1)
+            .expect("docs/wire.md has a Commands section")
+            .split("```hex")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("the Commands section has a ```hex block")
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .collect();
+        assert_eq!(doc_hex, hex);
+    }
+
+    #[test]
     fn bad_commands_are_refused() {
         assert_eq!(Command::new(vec![]), Err(ExecError::Empty));
         assert_eq!(
