@@ -62,9 +62,21 @@ fn the_built_in_listener_reports_datagrams_per_call_on_both_sides() {
     } else {
         assert_eq!(per_send, 1.0, "{udp}");
     }
-    // Calls that found nothing count too, so a receiver that keeps up
-    // may take about one per call; never more than 64.
-    assert!(per_recv > 0.0 && per_recv <= 64.0, "{udp}");
+    if cfg!(target_os = "linux") {
+        // Loopback offers both offloads: each batch went to the kernel as
+        // one GSO run, and the built-in listener took runs coalesced, so
+        // a receive call may move many runs of 16.
+        assert_eq!(
+            (&udp["gso"], &udp["gro"]),
+            (&true.into(), &true.into()),
+            "{udp}"
+        );
+        assert!(per_recv > 0.0 && per_recv <= 64.0 * 64.0, "{udp}");
+    } else {
+        // Calls that found nothing count too, so a receiver that keeps up
+        // may take about one per call; never more than 64.
+        assert!(per_recv > 0.0 && per_recv <= 64.0, "{udp}");
+    }
     let (sent, received) = (num(udp, "sent"), num(udp, "received"));
     assert!(received > 0.0 && received <= sent, "{udp}");
     assert_eq!(num(udp, "lost"), sent - received, "{udp}");
@@ -75,6 +87,27 @@ fn the_built_in_listener_reports_datagrams_per_call_on_both_sides() {
 }
 
 #[test]
+fn no_gso_sends_with_sendmmsg_alone() {
+    let results = bench_json(&["--udp", "--batch", "16", "--sizes", "64", "--no-gso"]);
+    let udp = &results[0];
+    assert_eq!(
+        (&udp["gso"], &udp["gro"]),
+        (&false.into(), &false.into()),
+        "{udp}"
+    );
+    if cfg!(target_os = "linux") {
+        let per_send = num(udp, "datagrams_per_send_call");
+        assert!(per_send > 1.0 && per_send <= 16.0, "{udp}");
+        // Without runs to coalesce, at most 64 datagrams per receive.
+        let per_recv = num(udp, "datagrams_per_recv_call");
+        assert!(per_recv > 0.0 && per_recv <= 64.0, "{udp}");
+    }
+    let finished = run(&["bench", "--no-gso"], None);
+    assert_eq!(finished.code(), Some(2), "{}", finished.stderr);
+    assert!(finished.stderr.contains("--batch"), "{}", finished.stderr);
+}
+
+#[test]
 fn the_table_gains_the_per_call_columns() {
     let mut all = vec!["bench", "--udp", "--batch", "8", "--sizes", "64,1024"];
     all.extend_from_slice(QUICK);
@@ -82,7 +115,7 @@ fn the_table_gains_the_per_call_columns() {
     assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
     let out = &finished.stdout;
     assert!(
-        out.contains("UDP sent 8 datagrams per call (sendmmsg)"),
+        out.contains("UDP sent 8 datagrams per call (sendmmsg, with GSO where offered)"),
         "{out}"
     );
     let header = out
@@ -90,7 +123,9 @@ fn the_table_gains_the_per_call_columns() {
         .find(|l| l.trim_start().starts_with("size"))
         .unwrap_or_else(|| panic!("no header in {out}"));
     assert!(
-        header.trim_end().ends_with("dgram/send  dgram/recv"),
+        header
+            .trim_end()
+            .ends_with("dgram/send  dgram/recv  offload"),
         "{header}"
     );
     for size in ["64", "1024"] {
@@ -99,9 +134,13 @@ fn the_table_gains_the_per_call_columns() {
             .find(|l| l.split_whitespace().next() == Some(size))
             .unwrap_or_else(|| panic!("no row for {size}: {out}"));
         let cells: Vec<&str> = row.split_whitespace().collect();
-        let per_send: f64 = cells[cells.len() - 2].parse().unwrap();
-        let per_recv: f64 = cells[cells.len() - 1].parse().unwrap();
+        let per_send: f64 = cells[cells.len() - 3].parse().unwrap();
+        let per_recv: f64 = cells[cells.len() - 2].parse().unwrap();
         assert!(per_send >= 1.0 && per_recv > 0.0, "{row}");
+        let offload = cells[cells.len() - 1];
+        if cfg!(target_os = "linux") {
+            assert_eq!(offload, "GSO+GRO", "{row}");
+        }
     }
 }
 
@@ -184,6 +223,13 @@ fn a_lossy_remote_receiver_shows_half_lost_and_n_a_for_its_calls() {
     }
     // A remote listener's calls are not known here.
     assert!(result["datagrams_per_recv_call"].is_null(), "{result}");
+    assert!(result["gro"].is_null(), "{result}");
+    // The sink never asked for GRO, so the kernel cut each GSO run into
+    // the datagrams it carried: the sink counts them one by one (half of
+    // them, on purpose), which the loss below shows.
+    if cfg!(target_os = "linux") {
+        assert_eq!(result["gso"], true, "{result}");
+    }
     // Some of the stream is also lost to the sink's full socket buffer;
     // at least the half it drops on purpose.
     let loss = num(result, "lost") / num(result, "sent");

@@ -4,7 +4,10 @@
 //!   the platform allows (`sendmmsg` on Linux).
 //! - [`serve_udp`]: the serve loop of a UDP listener with
 //!   [`ServeConfig::udp_batch`] set, taking up to that many datagrams per
-//!   `recvmmsg`, and answering each as the plain loop does.
+//!   `recvmmsg`, and answering each as the plain loop does. Where the
+//!   kernel offers it, the socket also takes GSO runs coalesced (GRO), so
+//!   that a sender's run of datagrams arrives in one receive slot; the
+//!   transport cuts it apart again.
 //!
 //! Each datagram is still a message of its own: batching changes how many
 //! system calls carry them, not what arrives, what is lost, or the order.
@@ -12,7 +15,7 @@
 use std::net::SocketAddr;
 
 use msg_proto::Message;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::serve::{DropWarning, Response, UdpPeers, show_datagram};
 use crate::{Error, Events, Link, SendBatch, ServeConfig};
@@ -55,6 +58,11 @@ pub(crate) async fn serve_udp(
     let reply = config.reply;
     let mut peers = UdpPeers::new(config.limits.max_udp_peers);
     let mut dropped = DropWarning::default();
+    // Only this loop may turn GRO on: it receives with `recv_batch`,
+    // which cuts coalesced runs apart. Without it, the kernel cuts them.
+    if let Err(err) = socket.set_gro(true) {
+        debug!("UDP GRO is not available ({err}); receiving datagram by datagram");
+    }
     let mut batch = msg_udp::RecvBatch::new(config.udp_batch);
     let mut received: Vec<(Message, SocketAddr)> = Vec::with_capacity(batch.len());
     loop {

@@ -14,6 +14,7 @@ pub struct Counters {
     transfers: AtomicU64,
     recv_calls: AtomicU64,
     recv_datagrams: AtomicU64,
+    recv_segmented: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -52,11 +53,13 @@ impl Counters {
 
     /// How many receive calls a batched UDP listener
     /// ([`ServeConfig::udp_batch`](crate::ServeConfig::udp_batch)) made,
-    /// and how many datagrams they took; zero for one without batching.
+    /// how many datagrams they took, and how many of those arrived
+    /// coalesced by GRO; zero for one without batching.
     pub fn udp_recv_calls(&self) -> crate::CallCounts {
         crate::CallCounts {
             calls: self.recv_calls.load(Ordering::Relaxed),
             datagrams: self.recv_datagrams.load(Ordering::Relaxed),
+            segmented: self.recv_segmented.load(Ordering::Relaxed),
         }
     }
 
@@ -64,6 +67,8 @@ impl Counters {
         self.recv_calls.store(counts.calls, Ordering::Relaxed);
         self.recv_datagrams
             .store(counts.datagrams, Ordering::Relaxed);
+        self.recv_segmented
+            .store(counts.segmented, Ordering::Relaxed);
     }
 
     /// Counts a transfer until the guard is dropped.

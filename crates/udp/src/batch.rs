@@ -19,8 +19,33 @@
 //! - Both count their calls ([`CallCounts`]): how many datagrams each
 //!   system call moved is what batching is for.
 //!
+//! # Segmentation offload: GSO and GRO
+//!
+//! `sendmmsg` saves system calls, but the kernel still builds, routes and
+//! queues every datagram on its own, and on loopback the sender's core does
+//! the receiver's network stack too. Linux can do better for a run of
+//! datagrams of one size (UDP GSO, 4.18): one `sendmsg` hands the kernel a
+//! buffer and a segment size in an `UDP_SEGMENT` control message, and the
+//! kernel carries the whole run as one super-packet, cutting it into
+//! datagrams only where it must: at a NIC without the offload, or at a
+//! receiving socket that has not asked for `UDP_GRO` (5.0). A socket that
+//! has, gets the run in one receive, with the segment size in a control
+//! message, and cuts it itself. On the wire nothing changes: a peer without
+//! either sees separate datagrams of the same sizes, and a lost one is lost
+//! alone.
+//!
+//! - [`SendBatch::with_gso`] sends each run of equal-sized datagrams (the
+//!   last of a run may be shorter, as GSO allows) as one segmented send, up
+//!   to [`MAX_GSO_SEGMENTS`] and one datagram's worth of bytes per run, and
+//!   still many runs per `sendmmsg`. If the kernel refuses (an old kernel,
+//!   a device without checksum offload: `EIO`, `EINVAL`), it stops trying
+//!   and sends the same datagrams without it.
+//! - [`Socket::set_gro`] asks for coalesced receives; [`Socket::recv_batch`]
+//!   cuts them at the segment size the kernel reports.
+//! - [`CallCounts::segmented`] says how many datagrams went through either.
+//!
 //! Elsewhere than Linux both fall back to one call per datagram, counted
-//! the same way.
+//! the same way, and neither offload is used.
 
 use std::net::SocketAddr;
 
@@ -34,6 +59,10 @@ use crate::{Error, Socket};
 /// already spread thin (quinn-udp uses 32).
 pub const MAX_BATCH: usize = 64;
 
+/// The most datagrams one GSO send carries: the kernel's `UDP_MAX_SEGMENTS`
+/// (64 until Linux 6.11, 128 since; the lower one works on both).
+pub const MAX_GSO_SEGMENTS: usize = 64;
+
 /// How many system calls moved how many datagrams.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallCounts {
@@ -42,6 +71,10 @@ pub struct CallCounts {
     pub calls: u64,
     /// Datagrams they moved.
     pub datagrams: u64,
+    /// Of [`CallCounts::datagrams`], how many were carried as segments of
+    /// a larger send or receive: sent with GSO (`UDP_SEGMENT`) in a run of
+    /// two or more, or received coalesced by GRO (`UDP_GRO`).
+    pub segmented: u64,
 }
 
 impl CallCounts {
@@ -56,6 +89,7 @@ impl CallCounts {
         Self {
             calls: self.calls.saturating_sub(earlier.calls),
             datagrams: self.datagrams.saturating_sub(earlier.datagrams),
+            segmented: self.segmented.saturating_sub(earlier.segmented),
         }
     }
 }
@@ -68,12 +102,29 @@ pub struct SendBatch {
     /// Where each encoded datagram ends in `buf`.
     ends: Vec<usize>,
     counts: CallCounts,
+    /// Send runs of equal-sized datagrams with GSO; cleared for good the
+    /// first time the kernel refuses it.
+    gso: bool,
 }
 
 impl SendBatch {
-    /// An empty batch buffer.
+    /// An empty batch buffer that sends with `sendmmsg` alone.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Also segments runs of equal-sized datagrams in the kernel (GSO, see
+    /// the module docs) where the platform offers it; off elsewhere.
+    #[must_use]
+    pub fn with_gso(mut self, on: bool) -> Self {
+        self.gso = on && cfg!(target_os = "linux");
+        self
+    }
+
+    /// Whether sends still try GSO: false when it was never asked for, or
+    /// after the kernel refused it.
+    pub fn gso(&self) -> bool {
+        self.gso
     }
 
     /// The calls made through this buffer so far.
@@ -83,13 +134,24 @@ impl SendBatch {
 }
 
 /// The receive slots of [`Socket::recv_batch`]: one 64 KiB buffer per
-/// datagram a call may take.
+/// datagram a call may take (or, with GRO, per run of datagrams).
 #[derive(Debug)]
 pub struct RecvBatch {
     slots: Vec<BytesMut>,
-    /// Filled by the receive: each datagram's length and sender.
-    got: Vec<(usize, SocketAddr)>,
+    /// Filled by the receive: what each slot got.
+    got: Vec<Received>,
     counts: CallCounts,
+}
+
+/// What one receive slot got from the kernel.
+#[derive(Debug, Clone, Copy)]
+struct Received {
+    /// Bytes written into the slot.
+    len: usize,
+    from: SocketAddr,
+    /// With GRO, the size of each datagram coalesced into those bytes
+    /// (the last may be shorter); `None` when they are one datagram.
+    segment: Option<usize>,
 }
 
 impl RecvBatch {
@@ -121,6 +183,28 @@ impl RecvBatch {
 }
 
 impl Socket {
+    /// Asks the kernel to hand this socket runs of datagrams coalesced
+    /// (`UDP_GRO`), which [`Socket::recv_batch`] cuts apart again; a plain
+    /// [`Socket::recv_from`] would take a coalesced run as one datagram,
+    /// so use only `recv_batch` on a socket with GRO on.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's refusal (Linux before 5.0), or
+    /// [`io::ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported)
+    /// elsewhere than Linux; the socket works as before either way.
+    pub fn set_gro(&self, on: bool) -> std::io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            linux::set_gro(&self.io.sock_ref(), on)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = on;
+            Err(std::io::ErrorKind::Unsupported.into())
+        }
+    }
+
     /// Sends each of `msgs` as one datagram to the connected peer, with
     /// as few system calls as the platform allows (see the module docs).
     ///
@@ -167,10 +251,26 @@ impl Socket {
     ) -> Result<(), Error> {
         batch.got.clear();
         self.recv_datagrams(batch).await.map_err(Error::Recv)?;
-        for (slot, &(len, peer)) in batch.slots.iter_mut().zip(&batch.got) {
-            let datagram = slot.split_to(len).freeze();
-            if let Some(msg) = self.open(datagram, peer) {
-                out.push((msg, peer));
+        for (slot, got) in batch.slots.iter_mut().zip(&batch.got) {
+            let mut run = slot.split_to(got.len).freeze();
+            // A coalesced run is cut where the sender's datagrams ended:
+            // every segment is `segment` bytes but the last. Each is a
+            // view of the slot, not a copy.
+            let segment = got.segment.unwrap_or(got.len).max(1);
+            let mut datagrams = 0;
+            loop {
+                let datagram = run.split_to(segment.min(run.len()));
+                datagrams += 1;
+                if let Some(msg) = self.open(datagram, got.from) {
+                    out.push((msg, got.from));
+                }
+                if run.is_empty() {
+                    break;
+                }
+            }
+            batch.counts.datagrams += datagrams;
+            if got.segment.is_some() {
+                batch.counts.segmented += datagrams;
             }
         }
         Ok(())
@@ -205,19 +305,42 @@ impl Socket {
 
     #[cfg(target_os = "linux")]
     async fn send_encoded(&mut self, batch: &mut SendBatch) -> std::io::Result<()> {
-        let SendBatch { buf, ends, counts } = batch;
+        // One run of a GSO send may hold at most one datagram's worth of
+        // bytes: it travels as one packet until it is cut.
+        let max_run = self.peer.map_or(crate::MAX_PAYLOAD_V4, |peer| {
+            crate::Family::of(&peer).max_payload()
+        });
+        let SendBatch {
+            buf,
+            ends,
+            counts,
+            gso,
+        } = batch;
         let mut sent = 0;
         while sent < ends.len() {
             let start = if sent == 0 { 0 } else { ends[sent - 1] };
-            let n = self
+            let gso_run = gso.then_some(max_run);
+            let result = self
                 .io
                 .send_with(|socket| {
                     counts.calls += 1;
-                    linux::sendmmsg(socket, &buf[..], start, &ends[sent..])
+                    linux::sendmmsg(socket, &buf[..], start, &ends[sent..], gso_run)
                 })
-                .await?;
-            counts.datagrams += n as u64;
-            sent += n;
+                .await;
+            let moved = match result {
+                Ok(moved) => moved,
+                // The kernel or the device cannot segment: say so once,
+                // and send the same datagrams one by one from now on.
+                Err(err) if *gso && linux::gso_refused(&err) => {
+                    tracing::debug!("UDP GSO refused ({err}); sending without it");
+                    *gso = false;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            counts.datagrams += moved.datagrams as u64;
+            counts.segmented += moved.segmented as u64;
+            sent += moved.datagrams;
         }
         Ok(())
     }
@@ -249,7 +372,7 @@ impl Socket {
                 linux::recvmmsg(socket, slots, got)
             })
             .await?;
-        counts.datagrams += got.len() as u64;
+        // The datagrams are counted as `recv_batch` cuts the slots.
         Ok(())
     }
 
@@ -259,15 +382,19 @@ impl Socket {
         slot.clear();
         slot.reserve(crate::RECV_BUF_LEN);
         batch.counts.calls += 1;
-        let (len, peer) = self.io.recv_from(slot).await?;
-        batch.counts.datagrams += 1;
+        let (len, from) = self.io.recv_from(slot).await?;
         // `recv_from` appended the datagram to the empty slot.
-        batch.got.push((len, peer));
+        batch.got.push(Received {
+            len,
+            from,
+            segment: None,
+        });
         Ok(())
     }
 }
 
-/// The two system calls, on buffers the kernel reads or fills.
+/// The system calls and socket options, on buffers the kernel reads or
+/// fills.
 #[cfg(target_os = "linux")]
 mod linux {
     use std::io;
@@ -277,65 +404,196 @@ mod linux {
 
     use bytes::{BufMut, BytesMut};
 
-    use super::MAX_BATCH;
+    use super::{MAX_BATCH, MAX_GSO_SEGMENTS, Received};
+
+    /// Room for the control messages of one datagram: a `UDP_SEGMENT`
+    /// (a `u16`) going out, a `UDP_GRO` (an `int`) coming in, with space to
+    /// spare so that the kernel never has to truncate them (`MSG_CTRUNC`).
+    const CMSG_ROOM: usize = 64;
+
+    /// A control-message buffer, aligned as `cmsghdr` needs (`size_t`).
+    #[derive(Clone, Copy)]
+    #[repr(C, align(8))]
+    struct Cmsg([u8; CMSG_ROOM]);
+
+    /// What one `sendmmsg` moved.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) struct Moved {
+        /// Datagrams the kernel took.
+        pub(super) datagrams: usize,
+        /// Of them, those sent as segments of a GSO run of two or more.
+        pub(super) segmented: usize,
+    }
+
+    /// `UDP_GRO` on or off.
+    pub(super) fn set_gro(socket: &socket2::SockRef<'_>, on: bool) -> io::Result<()> {
+        let value = libc::c_int::from(on);
+        // SAFETY: the option value is an `int` that outlives the call, and
+        // its length is given.
+        let done = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_UDP,
+                libc::UDP_GRO,
+                std::ptr::from_ref(&value).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if done < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The errors with which a kernel or a device refuses a segmented send
+    /// it cannot do: `EIO` (no checksum offload), `EINVAL` (more segments
+    /// than `UDP_MAX_SEGMENTS`, or a kernel that does not know the option),
+    /// `ENOPROTOOPT`, `EOPNOTSUPP`. quinn-udp treats `EIO` the same way.
+    pub(super) fn gso_refused(err: &io::Error) -> bool {
+        matches!(
+            err.raw_os_error(),
+            Some(libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+        )
+    }
+
+    /// Cuts the datagrams that end at `ends` (the first starting at
+    /// `start`) into the runs of one `sendmmsg`, at most [`MAX_BATCH`]
+    /// runs: with `gso_run` (the most bytes a run may hold), each run is as
+    /// many datagrams of the first one's size as fit, plus at most one
+    /// shorter one to end it, as GSO requires; without it, each datagram
+    /// is a run of its own. Returns how many runs were written to `runs`,
+    /// each as (first byte, end byte, datagrams, segment size).
+    pub(super) fn runs(
+        start: usize,
+        ends: &[usize],
+        gso_run: Option<usize>,
+        runs: &mut [(usize, usize, usize, usize); MAX_BATCH],
+    ) -> usize {
+        let mut n = 0;
+        let mut from = start;
+        let mut i = 0;
+        while i < ends.len() && n < MAX_BATCH {
+            let segment = ends[i] - from;
+            let mut end = ends[i];
+            let mut count = 1;
+            i += 1;
+            if let Some(max_run) = gso_run {
+                while i < ends.len() && count < MAX_GSO_SEGMENTS {
+                    let len = ends[i] - end;
+                    if len > segment || ends[i] - from > max_run || len == 0 {
+                        break;
+                    }
+                    end = ends[i];
+                    count += 1;
+                    i += 1;
+                    if len < segment {
+                        // A shorter datagram can only end a run.
+                        break;
+                    }
+                }
+            }
+            runs[n] = (from, end, count, segment);
+            from = end;
+            n += 1;
+        }
+        n
+    }
 
     /// Sends the datagrams that end at `ends` in `buf` (the first starts at
     /// `start`, each next one where the one before ended) on a connected
-    /// socket in one `sendmmsg`; returns how many the kernel took (at
-    /// least one), or `EWOULDBLOCK` when there was room for none.
+    /// socket in one `sendmmsg`, runs of equal-sized ones segmented by the
+    /// kernel when `gso_run` is given (see [`runs`]); returns what the
+    /// kernel took (at least one datagram), or `EWOULDBLOCK` when there
+    /// was room for none.
     pub(super) fn sendmmsg(
         socket: &UdpSocket,
         buf: &[u8],
         start: usize,
         ends: &[usize],
-    ) -> io::Result<usize> {
-        let n = ends.len().min(MAX_BATCH);
-        // SAFETY: all-zero `iovec`s and `mmsghdr`s are valid values (null
-        // pointers, zero lengths).
+        gso_run: Option<usize>,
+    ) -> io::Result<Moved> {
+        let mut plan = [(0, 0, 0, 0); MAX_BATCH];
+        let n = runs(start, ends, gso_run, &mut plan);
+        // SAFETY: all-zero `iovec`s, `mmsghdr`s and control buffers are
+        // valid values (null pointers, zero lengths).
         let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { zeroed() };
         let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { zeroed() };
-        let mut from = start;
-        for ((iov, hdr), &end) in iovs.iter_mut().zip(hdrs.iter_mut()).zip(&ends[..n]) {
-            let datagram = &buf[from..end];
+        let mut cmsgs = [Cmsg([0; CMSG_ROOM]); MAX_BATCH];
+        for (((iov, hdr), cmsg), &(from, end, count, segment)) in iovs
+            .iter_mut()
+            .zip(hdrs.iter_mut())
+            .zip(cmsgs.iter_mut())
+            .zip(&plan[..n])
+        {
+            let run = &buf[from..end];
             // The kernel only reads through this pointer.
-            iov.iov_base = datagram.as_ptr().cast_mut().cast();
-            iov.iov_len = datagram.len();
+            iov.iov_base = run.as_ptr().cast_mut().cast();
+            iov.iov_len = run.len();
             // A connected socket: no address.
             hdr.msg_hdr.msg_iov = iov;
             hdr.msg_hdr.msg_iovlen = 1;
-            from = end;
+            if count > 1 {
+                // SAFETY: the buffer is aligned for `cmsghdr` and holds
+                // CMSG_SPACE(2) bytes; FIRSTHDR returns its start, and the
+                // header and the `u16` after it are written within it.
+                unsafe {
+                    hdr.msg_hdr.msg_control = cmsg.0.as_mut_ptr().cast();
+                    hdr.msg_hdr.msg_controllen = libc::CMSG_SPACE(size_of::<u16>() as _) as _;
+                    let c = libc::CMSG_FIRSTHDR(&hdr.msg_hdr);
+                    (*c).cmsg_level = libc::SOL_UDP;
+                    (*c).cmsg_type = libc::UDP_SEGMENT;
+                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as _) as _;
+                    // A segment is at most one datagram: under 64 KiB.
+                    libc::CMSG_DATA(c)
+                        .cast::<u16>()
+                        .write_unaligned(segment as u16);
+                }
+            }
         }
         // SAFETY: each header points at one iovec, which points into
-        // `buf`; all of them outlive the call, and `n` headers are
-        // initialised.
+        // `buf`, and at most at one control buffer; all of them outlive
+        // the call, and `n` headers are initialised.
         let sent =
             unsafe { libc::sendmmsg(socket.as_raw_fd(), hdrs.as_mut_ptr(), n as libc::c_uint, 0) };
         if sent < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(sent as usize)
+        let mut moved = Moved {
+            datagrams: 0,
+            segmented: 0,
+        };
+        for &(_, _, count, _) in &plan[..sent as usize] {
+            moved.datagrams += count;
+            if count > 1 {
+                moved.segmented += count;
+            }
+        }
+        Ok(moved)
     }
 
-    /// Receives up to `slots.len()` datagrams in one `recvmmsg`, each into
-    /// the spare capacity of its slot (which must hold at least
-    /// [`RECV_BUF_LEN`](crate::RECV_BUF_LEN) bytes, more than any
-    /// datagram), advancing the slot over what arrived; their lengths and
-    /// senders go to `got`. `EWOULDBLOCK` when none was waiting.
+    /// Receives up to `slots.len()` datagrams (or GRO runs of them) in one
+    /// `recvmmsg`, each into the spare capacity of its slot (which must
+    /// hold at least [`RECV_BUF_LEN`](crate::RECV_BUF_LEN) bytes, more than
+    /// any datagram or run), advancing the slot over what arrived; their
+    /// lengths, senders and segment sizes go to `got`. `EWOULDBLOCK` when
+    /// none was waiting.
     pub(super) fn recvmmsg(
         socket: &UdpSocket,
         slots: &mut [BytesMut],
-        got: &mut Vec<(usize, SocketAddr)>,
+        got: &mut Vec<Received>,
     ) -> io::Result<()> {
         let n = slots.len().min(MAX_BATCH);
-        // SAFETY: all-zero `iovec`s, `mmsghdr`s and `sockaddr_storage`s
-        // are valid values.
+        // SAFETY: all-zero `iovec`s, `mmsghdr`s, `sockaddr_storage`s and
+        // control buffers are valid values.
         let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { zeroed() };
         let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { zeroed() };
         let mut names: [libc::sockaddr_storage; MAX_BATCH] = unsafe { zeroed() };
-        for (((iov, hdr), name), slot) in iovs
+        let mut cmsgs = [Cmsg([0; CMSG_ROOM]); MAX_BATCH];
+        for ((((iov, hdr), name), cmsg), slot) in iovs
             .iter_mut()
             .zip(hdrs.iter_mut())
             .zip(names.iter_mut())
+            .zip(cmsgs.iter_mut())
             .zip(slots.iter_mut())
         {
             debug_assert!(slot.capacity() - slot.len() >= crate::RECV_BUF_LEN);
@@ -346,11 +604,14 @@ mod linux {
             hdr.msg_hdr.msg_iovlen = 1;
             hdr.msg_hdr.msg_name = std::ptr::from_mut(name).cast();
             hdr.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdr.msg_hdr.msg_control = cmsg.0.as_mut_ptr().cast();
+            hdr.msg_hdr.msg_controllen = CMSG_ROOM as _;
         }
         // SAFETY: each header points at one iovec over its slot's spare
-        // capacity and at one address buffer, all of which outlive the
-        // call; the kernel writes at most `iov_len` bytes and `msg_namelen`
-        // address bytes. A null timeout: the socket is non-blocking.
+        // capacity, at one address buffer and at one control buffer, all
+        // of which outlive the call; the kernel writes at most `iov_len`
+        // bytes, `msg_namelen` address bytes and `msg_controllen` control
+        // bytes. A null timeout: the socket is non-blocking.
         let received = unsafe {
             libc::recvmmsg(
                 socket.as_raw_fd(),
@@ -376,9 +637,33 @@ mod linux {
             unsafe { slot.advance_mut(len) };
             let from = socket_addr(name, hdr.msg_hdr.msg_namelen)
                 .ok_or_else(|| io::Error::other("a datagram from a non-IP address"))?;
-            got.push((len, from));
+            got.push(Received {
+                len,
+                from,
+                segment: gro_segment(&hdr.msg_hdr).filter(|&segment| segment < len),
+            });
         }
         Ok(())
+    }
+
+    /// The segment size of a coalesced receive: the `UDP_GRO` control
+    /// message, when the kernel wrote one.
+    fn gro_segment(msg: &libc::msghdr) -> Option<usize> {
+        // SAFETY: `msg` is a header the kernel filled: its control pointer
+        // and the length it wrote back describe initialised control
+        // messages within our buffer, which FIRSTHDR and NXTHDR walk
+        // without leaving it; the data of a `UDP_GRO` message is an `int`.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == libc::UDP_GRO {
+                    let segment = libc::CMSG_DATA(c).cast::<libc::c_int>().read_unaligned();
+                    return usize::try_from(segment).ok().filter(|&s| s > 0);
+                }
+                c = libc::CMSG_NXTHDR(msg, c);
+            }
+        }
+        None
     }
 
     /// The IP address and port in a `sockaddr_storage` the kernel filled.
@@ -525,22 +810,138 @@ mod tests {
         assert_eq!(server.auth_rejections().total(), 0);
     }
 
+    /// `n` discards of `len`-byte bodies.
+    fn discards(n: u64, len: usize) -> Vec<Message> {
+        (0..n)
+            .map(|seq| Message::new(Kind::Discard, seq, vec![b'g'; len]))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_gso_batch_arrives_whole_and_in_order_at_a_gro_socket() {
+        let (mut server, mut client) = pair().await;
+        let gro = server.set_gro(true);
+        let msgs = discards(100, 64);
+        let mut send = SendBatch::new().with_gso(true);
+        client.send_batch(&msgs, &mut send).await.unwrap();
+        let mut recv = RecvBatch::new(8);
+        let got = recv_n(&mut server, &mut recv, 100).await;
+        for (seq, (msg, _)) in got.iter().enumerate() {
+            assert_eq!((msg.seq, &msg.body[..]), (seq as u64, &[b'g'; 64][..]));
+        }
+        let (sent, received) = (send.counts(), recv.counts());
+        assert_eq!(sent.datagrams, 100);
+        assert_eq!(received.datagrams, 100, "{received:?}");
+        if cfg!(target_os = "linux") {
+            // Loopback offers both: 100 datagrams in runs of at most 64,
+            // two send calls, and at least one receive that took a run.
+            assert!(send.gso(), "loopback refused GSO");
+            assert_eq!((sent.calls, sent.segmented), (2, 100), "{sent:?}");
+            gro.expect("loopback refused GRO");
+            assert!(received.segmented > 1, "{received:?}");
+            assert!(received.calls < 50, "{received:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_gso_batch_arrives_as_datagrams_at_a_plain_socket() {
+        // The kernel cuts the run for a socket that did not ask for GRO:
+        // one `recv_from` per datagram, each whole.
+        let (mut server, mut client) = pair().await;
+        let mut msgs = discards(10, 100);
+        // A shorter last datagram ends a run, as GSO allows.
+        msgs.push(Message::new(Kind::Discard, 10, "short"));
+        let mut send = SendBatch::new().with_gso(true);
+        client.send_batch(&msgs, &mut send).await.unwrap();
+        for sent in &msgs {
+            let (msg, _) =
+                tokio::time::timeout(std::time::Duration::from_secs(5), server.recv_from())
+                    .await
+                    .expect("every datagram arrives on loopback")
+                    .unwrap();
+            assert_eq!(&msg, sent);
+        }
+        if cfg!(target_os = "linux") {
+            assert_eq!((send.counts().calls, send.counts().segmented), (1, 11));
+        }
+        assert_eq!(server.invalid_datagrams(), 0);
+    }
+
+    #[tokio::test]
+    async fn authenticated_gso_batches_are_checked_datagram_by_datagram() {
+        let secret = msg_proto::auth::Secret::new(b"s3cret".to_vec()).unwrap();
+        let (mut server, mut client) = pair().await;
+        server.authenticate(&secret, msg_proto::auth::Role::Server, [1; 8]);
+        client.authenticate(&secret, msg_proto::auth::Role::Client, [2; 8]);
+        let _ = server.set_gro(true);
+        let msgs = discards(40, 16);
+        client
+            .send_batch(&msgs, &mut SendBatch::new().with_gso(true))
+            .await
+            .unwrap();
+        let got = recv_n(&mut server, &mut RecvBatch::new(4), 40).await;
+        assert!(got.iter().map(|(m, _)| m.seq).eq(0..40));
+        assert_eq!(server.auth_rejections().total(), 0);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn runs_group_equal_sizes_and_end_at_a_shorter_one() {
+        let plan = |start: usize, ends: &[usize], gso: Option<usize>| {
+            let mut runs = [(0, 0, 0, 0); MAX_BATCH];
+            let n = linux::runs(start, ends, gso, &mut runs);
+            runs[..n].to_vec()
+        };
+        // Without GSO every datagram is its own run.
+        assert_eq!(
+            plan(0, &[10, 20, 25], None),
+            [(0, 10, 1, 10), (10, 20, 1, 10), (20, 25, 1, 5)]
+        );
+        // 10, 10, 5 | 10 | 30: a shorter one ends a run, a longer one
+        // starts the next.
+        assert_eq!(
+            plan(0, &[10, 20, 25, 35, 65], Some(1000)),
+            [(0, 25, 3, 10), (25, 35, 1, 10), (35, 65, 1, 30)]
+        );
+        // A run holds at most `max_run` bytes...
+        assert_eq!(
+            plan(5, &[15, 25, 35], Some(20)),
+            [(5, 25, 2, 10), (25, 35, 1, 10)]
+        );
+        // ... and at most MAX_GSO_SEGMENTS datagrams.
+        let ends: Vec<usize> = (1..=MAX_GSO_SEGMENTS + 1).collect();
+        let runs = plan(0, &ends, Some(65_507));
+        assert_eq!(
+            runs,
+            [
+                (0, MAX_GSO_SEGMENTS, MAX_GSO_SEGMENTS, 1),
+                (MAX_GSO_SEGMENTS, MAX_GSO_SEGMENTS + 1, 1, 1)
+            ]
+        );
+        // At most MAX_BATCH runs per call; the rest wait for the next.
+        let ends: Vec<usize> = (1..=MAX_BATCH + 3).map(|i| i * i).collect();
+        assert_eq!(plan(0, &ends, Some(65_507)).len(), MAX_BATCH);
+    }
+
     #[test]
     fn counts_per_call() {
         let counts = CallCounts {
             calls: 4,
             datagrams: 10,
+            segmented: 6,
         };
         assert_eq!(counts.per_call(), Some(2.5));
         assert_eq!(CallCounts::default().per_call(), None);
         assert_eq!(
             counts.since(&CallCounts {
                 calls: 1,
-                datagrams: 2
+                datagrams: 2,
+                segmented: 1,
             }),
             CallCounts {
                 calls: 3,
-                datagrams: 8
+                datagrams: 8,
+                segmented: 5,
             }
         );
     }

@@ -28,7 +28,8 @@
 //! - `sys.rs`: how the socket waits for readiness, per platform; nothing in
 //!   it is public.
 //! - `batch.rs`: many datagrams per system call ([`Socket::send_batch`],
-//!   [`Socket::recv_batch`]: `sendmmsg` and `recvmmsg` on Linux).
+//!   [`Socket::recv_batch`]: `sendmmsg` and `recvmmsg` on Linux, with UDP
+//!   GSO and GRO where the kernel offers them).
 
 #![warn(missing_docs)]
 
@@ -46,7 +47,7 @@ mod flood;
 mod sys;
 
 pub use auth::{AuthRejections, MAX_REPLAY_SENDERS};
-pub use batch::{CallCounts, MAX_BATCH, RecvBatch, SendBatch};
+pub use batch::{CallCounts, MAX_BATCH, MAX_GSO_SEGMENTS, RecvBatch, SendBatch};
 use msg_proto::auth::{Role, SESSION_ID_LEN, Secret, UDP_TRAILER_LEN};
 
 /// The largest UDP payload over IPv4: 65,535 (the IPv4 total-length field's

@@ -10,6 +10,14 @@
 //! the built-in listener's counters (against a remote listener there is
 //! nothing to read: "n/a").
 //!
+//! Where the kernel offers them (Linux 4.18 and 5.0), the stream also
+//! uses UDP segmentation offload, as iperf3 and quinn do: each batch of
+//! equal-sized datagrams goes to the kernel as one GSO send, and the
+//! built-in listener takes such runs coalesced (GRO) and cuts them apart
+//! again. On the wire, and to any other receiver, they are the same
+//! datagrams. `--no-gso` turns the sending side off, to measure
+//! `sendmmsg` alone; the "offload" column says what each run used.
+//!
 //! The built-in listener batches its receives only when `--batch` is
 //! given, and `--batch` is only for throughput: `msg listen` and every
 //! ping-pong keep one `recvfrom` per datagram, so the latency figures
@@ -32,6 +40,8 @@ pub(crate) use msg_net::MAX_BATCH;
 pub(crate) struct Batching {
     /// Datagrams per send call.
     pub(crate) size: usize,
+    /// Send each batch as one GSO run where the kernel offers it.
+    pub(crate) gso: bool,
     /// The built-in listeners' counters, by address.
     pub(crate) listeners: Vec<(SocketAddr, Arc<Counters>)>,
 }
@@ -63,6 +73,10 @@ pub(crate) struct Json {
     datagrams_per_send_call: Option<f64>,
     /// null against a remote listener.
     datagrams_per_recv_call: Option<f64>,
+    /// Some datagrams went to the kernel as GSO runs (`UDP_SEGMENT`).
+    gso: bool,
+    /// Some arrived coalesced (`UDP_GRO`); null against a remote listener.
+    gro: Option<bool>,
 }
 
 impl Json {
@@ -72,24 +86,40 @@ impl Json {
             batch: size,
             datagrams_per_send_call: calls.send.per_call().map(hundredth),
             datagrams_per_recv_call: calls.recv.and_then(|c| c.per_call()).map(hundredth),
+            gso: calls.send.segmented > 0,
+            gro: calls.recv.map(|c| c.segmented > 0),
         }
     }
 }
 
 /// The table's columns for the batch figures, after UDP's own.
-pub(crate) const COLUMNS: [&str; 2] = ["dgram/send", "dgram/recv"];
+pub(crate) const COLUMNS: [&str; 3] = ["dgram/send", "dgram/recv", "offload"];
 
 /// The table cells for `calls` (or dashes where a run has none).
-pub(crate) fn cells(calls: Option<&Calls>) -> [String; 2] {
+pub(crate) fn cells(calls: Option<&Calls>) -> [String; 3] {
     let per = |counts: Option<CallCounts>| {
         counts
             .and_then(|c| c.per_call())
             .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1}"))
     };
     match calls {
-        Some(calls) => [per(Some(calls.send)), per(calls.recv)],
-        None => ["-".to_owned(), "-".to_owned()],
+        Some(calls) => [per(Some(calls.send)), per(calls.recv), offload(calls)],
+        None => ["-".to_owned(), "-".to_owned(), "-".to_owned()],
     }
+}
+
+/// Which offloads carried the run: GSO on the way out, GRO on the way in
+/// (unknown for a remote listener, whose dgram/recv says n/a already).
+fn offload(calls: &Calls) -> String {
+    let gso = calls.send.segmented > 0;
+    let gro = calls.recv.is_some_and(|c| c.segmented > 0);
+    match (gso, gro) {
+        (true, true) => "GSO+GRO",
+        (true, false) => "GSO",
+        (false, true) => "GRO",
+        (false, false) => "none",
+    }
+    .to_owned()
 }
 
 /// Sends `Discard`s for `duration`, `size` per call, as fast as the
@@ -130,15 +160,45 @@ mod tests {
             send: CallCounts {
                 calls: 10,
                 datagrams: 320,
+                segmented: 0,
             },
             recv: None,
         };
-        assert_eq!(cells(Some(&calls)), ["32.0".to_owned(), "n/a".to_owned()]);
-        assert_eq!(cells(None), ["-".to_owned(), "-".to_owned()]);
+        assert_eq!(cells(Some(&calls)), ["32.0", "n/a", "none"]);
+        assert_eq!(cells(None), ["-", "-", "-"]);
         let json = serde_json::to_value(Json::new(32, &calls)).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"batch": 32, "datagrams_per_send_call": 32.0, "datagrams_per_recv_call": null})
+            serde_json::json!({"batch": 32, "datagrams_per_send_call": 32.0,
+                "datagrams_per_recv_call": null, "gso": false, "gro": null})
         );
+    }
+
+    #[test]
+    fn the_offload_cell_names_what_carried_the_run() {
+        let counts = |calls, datagrams, segmented| CallCounts {
+            calls,
+            datagrams,
+            segmented,
+        };
+        let both = Calls {
+            send: counts(10, 320, 320),
+            recv: Some(counts(12, 320, 300)),
+        };
+        assert_eq!(cells(Some(&both))[2], "GSO+GRO");
+        let json = serde_json::to_value(Json::new(32, &both)).unwrap();
+        assert_eq!((&json["gso"], &json["gro"]), (&true.into(), &true.into()));
+        let send_only = Calls {
+            send: counts(10, 320, 320),
+            recv: Some(counts(300, 320, 0)),
+        };
+        assert_eq!(cells(Some(&send_only))[2], "GSO");
+        let remote = Calls {
+            send: counts(10, 320, 320),
+            recv: None,
+        };
+        assert_eq!(cells(Some(&remote))[2], "GSO");
+        let json = serde_json::to_value(Json::new(32, &remote)).unwrap();
+        assert!(json["gro"].is_null(), "{json}");
     }
 }

@@ -554,7 +554,7 @@ async fn throughput_batched(
 ) -> anyhow::Result<Outcome> {
     use super::batch::{self, Calls};
     let batching = settings.batch.as_ref().expect("called with --batch");
-    let mut send_batch = msg_net::SendBatch::new();
+    let mut send_batch = msg_net::SendBatch::new().with_gso(batching.gso);
     let mut discard = Message::new(Kind::Discard, 0, body);
     let mut stats_seq = 0;
     let size = batching.size;

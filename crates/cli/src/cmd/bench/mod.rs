@@ -171,12 +171,19 @@ pub(crate) struct BenchArgs {
     impair: Vec<Impairment>,
 
     /// With --mode throughput: send UDP datagrams N per system call
-    /// (sendmmsg on Linux), and have the built-in listener take up to 64
-    /// per call (recvmmsg); the report adds datagrams per send and per
-    /// receive call. TCP is sent as without it
+    /// (sendmmsg on Linux, each batch one GSO send where the kernel offers
+    /// it), and have the built-in listener take up to 64 per call
+    /// (recvmmsg, GSO runs coalesced by GRO); the report adds datagrams per
+    /// send and per receive call and the offload used. TCP is sent as
+    /// without it
     #[arg(long, value_name = "N", conflicts_with = "clients",
           value_parser = clap::value_parser!(u16).range(1..=batch::MAX_BATCH as i64))]
     batch: Option<u16>,
+
+    /// With --batch: send with sendmmsg alone, without UDP GSO, to see
+    /// what the offload adds
+    #[arg(long, requires = "batch")]
+    no_gso: bool,
 
     /// Draw the round-trip time percentile distribution (p50 to p99.99,
     /// HdrHistogram style) of each transport and size into FILE, an SVG.
@@ -468,6 +475,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             impaired: impairment.is_some(),
             batch: args.batch.map(|size| batch::Batching {
                 size: usize::from(size),
+                gso: !args.no_gso,
                 listeners: listeners
                     .as_ref()
                     .map(servers::Servers::counters)

@@ -470,8 +470,9 @@ impl Report<'_> {
             "the remote listener's calls are not known here (n/a)".to_owned()
         };
         format!(
-            "\nUDP sent {size} datagrams per call (sendmmsg); {receive}; \
-             dgram/send and dgram/recv: datagrams moved per system call"
+            "\nUDP sent {size} datagrams per call (sendmmsg, with GSO where offered); {receive}; \
+             dgram/send and dgram/recv: datagrams moved per system call; \
+             offload: GSO if they went to the kernel as segmented runs, GRO if they arrived coalesced"
         )
     }
 
@@ -562,8 +563,8 @@ impl Report<'_> {
             (Mode::Pingpong, _) => &["lost"],
             (Mode::Throughput, None) => &["reordered"],
             (Mode::Throughput, Some(_)) => {
-                let [send, recv] = super::batch::COLUMNS;
-                &["reordered", send, recv]
+                let [send, recv, offload] = super::batch::COLUMNS;
+                &["reordered", send, recv, offload]
             }
         };
         let impaired = !self.impairments.is_empty();
