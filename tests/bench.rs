@@ -742,8 +742,45 @@ fn each_engine_alone_gives_the_same_table_and_json() {
         assert!(table.contains(&format!("{io} engine")), "{table}");
         assert!(!table.contains("tokio-blocking"), "{table}");
     }
-    // What only tokio measures picks tokio by default.
+    // So does an unpaced stream, over each engine.
     for result in bench_json(&["--mode", "throughput", "--sizes", "64", "--runs", "1"]) {
+        assert_eq!(result["io"], "blocking", "{result}");
+    }
+    for io in ["blocking", "tokio"] {
+        let results = bench_json(&[
+            "--mode",
+            "throughput",
+            "--io",
+            io,
+            "--sizes",
+            "64,1024",
+            "--runs",
+            "1",
+        ]);
+        assert_eq!(results.len(), 4, "{results:?}");
+        for result in &results {
+            assert_eq!(result["io"], io, "{result}");
+            let (sent, received) = (
+                result["sent"].as_u64().unwrap(),
+                result["received"].as_u64().unwrap(),
+            );
+            assert!(received > 0 && received <= sent, "{result}");
+            assert_eq!(
+                result["lost"].as_u64().unwrap(),
+                sent - received,
+                "{result}"
+            );
+            if result["transport"] == "tcp" {
+                // TCP loses nothing, on either engine.
+                assert_eq!(sent, received, "{result}");
+            }
+        }
+    }
+    // What only tokio measures picks tokio by default.
+    for result in bench_json(&["--mode", "throughput", "--batch", "4", "--sizes", "64"]) {
+        assert_eq!(result["io"], "tokio", "{result}");
+    }
+    for result in bench_json(&["--rate", "2000", "--sizes", "64", "--runs", "1"]) {
         assert_eq!(result["io"], "tokio", "{result}");
     }
 }
@@ -796,7 +833,7 @@ fn io_blocking_refuses_what_only_tokio_measures() {
     let secret = support::secret_arg(b"a benchmark secret\n");
     for args in [
         &["--io", "blocking", "--rate", "100"][..],
-        &["--io", "blocking", "--mode", "throughput"],
+        &["--io", "blocking", "--mode", "throughput", "--batch", "8"],
         &["--io", "both", "--secret-file", &secret],
         &["--io", "both", "--pin", "cross", "--busy-poll"],
         &["--io", "tokio", "--clients", "2"],

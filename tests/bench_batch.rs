@@ -238,6 +238,19 @@ fn a_lossy_remote_receiver_shows_half_lost_and_n_a_for_its_calls() {
 }
 
 #[test]
+fn both_engines_count_a_lossy_receivers_loss_without_batching() {
+    let sink = LossySink::start();
+    for io in ["blocking", "tokio"] {
+        let results = bench_json(&["--udp", &sink.addr, "--io", io, "--sizes", "64"]);
+        let result = &results[0];
+        assert_eq!(result["io"], io, "{result}");
+        assert!(result.get("batch").is_none(), "{result}");
+        let loss = num(result, "lost") / num(result, "sent");
+        assert!((0.45..1.0).contains(&loss), "{io}: loss {loss} in {result}");
+    }
+}
+
+#[test]
 fn batch_is_refused_where_there_is_nothing_to_batch() {
     for (args, why) in [
         (&["--batch", "8"][..], "--mode throughput"),

@@ -3,12 +3,14 @@
 //! - The client: one closed-loop ping-pong on the calling thread over a
 //!   `msg_net::blocking::Link` (std sockets, a blocking `recv`, or with
 //!   `--busy-poll` a `recv` with `MSG_DONTWAIT` in a loop), timed and
-//!   checked as the tokio client's closed loop is.
+//!   checked as the tokio client's closed loop is; or a throughput stream,
+//!   one blocking `send` per message as sockperf's throughput mode makes,
+//!   counted by the listener as the tokio client's stream is.
 //! - The built-in listeners: `msg_net::blocking::serve`, a thread for UDP
 //!   and one to accept TCP (plus one per connection), pinned where the
 //!   tokio listeners would be.
 //!
-//! The open loop (`--rate`) and throughput stay on tokio: with `--io
+//! The open loop (`--rate`) and `--batch` stay on tokio: with `--io
 //! blocking` they are refused, and without `--io` they pick tokio.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -29,7 +31,10 @@ use msg_net::{Events, ServeConfig, Transport};
 use msg_proto::{Kind, Message};
 use tracing::warn;
 
-use super::client::{Clock, LISTENER_CLOSED, Outcome, Settings, Target};
+use super::Mode;
+use super::client::{
+    Clock, LISTENER_CLOSED, Outcome, STATS_ATTEMPTS, Settings, TCP_STATS_WAIT, Target, UDP_DRAIN,
+};
 use super::pin::pin_current;
 
 /// `--io`.
@@ -61,8 +66,8 @@ impl Engine {
 
 impl Io {
     /// The engines to measure with: `io` as asked, or by default blocking
-    /// for what it can measure (a closed-loop ping-pong without a secret)
-    /// and tokio for the rest.
+    /// for what it can measure (a closed-loop ping-pong or an unpaced,
+    /// unbatched stream, without a secret) and tokio for the rest.
     ///
     /// # Errors
     ///
@@ -84,7 +89,7 @@ impl Io {
                 } else if impaired {
                     "no --impair runs (their TCP retransmissions come from the tokio link)"
                 } else {
-                    "only the closed-loop ping-pong, not --rate or --mode throughput"
+                    "only the closed loop, as fast as the socket takes it, not --rate or --batch"
                 };
                 Err(format!(
                     "--io {}: the blocking engine does {what}; use --io tokio (the default there)",
@@ -97,14 +102,14 @@ impl Io {
     }
 }
 
-/// Measures one closed-loop run of `size`-byte pings against `target` on
-/// this thread.
+/// Measures one run of `size`-byte messages against `target` on this
+/// thread: a closed-loop ping-pong, or a throughput stream.
 ///
 /// # Errors
 ///
-/// As the tokio client's closed loop: the target cannot be reached,
-/// closes the connection, answers what was not asked, or (over TCP) does
-/// not answer within the timeout.
+/// As the tokio client's: the target cannot be reached, closes the
+/// connection, answers what was not asked, or (over TCP) does not answer
+/// within the timeout.
 pub(crate) fn measure(
     target: &Target,
     size: usize,
@@ -125,8 +130,12 @@ pub(crate) fn measure(
         transport: target.transport,
         settings,
     };
+    let body = Bytes::from(vec![b'm'; size]);
+    if settings.mode == Mode::Throughput {
+        return throughput(&mut peer, body);
+    }
     let clock = Clock::new();
-    let mut ping = Message::new(Kind::Ping, 0, Bytes::from(vec![b'm'; size]));
+    let mut ping = Message::new(Kind::Ping, 0, body);
     let warm_until = Instant::now() + settings.warmup;
     loop {
         let now = Instant::now();
@@ -151,6 +160,36 @@ pub(crate) fn measure(
     }
 }
 
+/// One throughput run: `Discard`s for the duration, each one `send` that
+/// blocks while the send buffer is full (as sockperf's throughput client
+/// does), between two statistics pings that ask the listener what it
+/// counted. Loss is what was sent and not counted, as on tokio.
+fn throughput(peer: &mut Peer, body: Bytes) -> anyhow::Result<Outcome> {
+    let settings = peer.settings;
+    let mut discard = Message::new(Kind::Discard, 0, body);
+    let mut stats_seq = 0;
+    peer.stream(&mut discard, settings.warmup)?;
+    let before = peer.stats(&mut stats_seq)?;
+    let start = Instant::now();
+    let sent = peer.stream(&mut discard, settings.duration)?;
+    // As on tokio: over UDP the rate at the receiver is what arrived over
+    // the time of sending (what it has not taken by then is lost); over
+    // TCP, which loses nothing, it counts until the listener has answered
+    // the statistics ping queued behind the stream.
+    let udp_elapsed = (peer.transport == Transport::Udp).then(|| {
+        let elapsed = start.elapsed();
+        thread::sleep(UDP_DRAIN);
+        elapsed
+    });
+    let after = peer.stats(&mut stats_seq)?;
+    let mut outcome = Outcome::new();
+    outcome.sent = sent;
+    outcome.received = after.received.saturating_sub(before.received);
+    outcome.reordered = after.reordered.saturating_sub(before.reordered);
+    outcome.elapsed = udp_elapsed.unwrap_or_else(|| start.elapsed());
+    Ok(outcome)
+}
+
 struct Peer<'a> {
     link: blocking::Link,
     transport: Transport,
@@ -158,6 +197,79 @@ struct Peer<'a> {
 }
 
 impl Peer<'_> {
+    /// Sends `Discard`s for `duration`, as fast as the socket takes them;
+    /// returns how many.
+    fn stream(
+        &mut self,
+        discard: &mut Message,
+        duration: std::time::Duration,
+    ) -> anyhow::Result<u64> {
+        let end = Instant::now() + duration;
+        let mut sent = 0;
+        // The clock is read once per up to 64 small sends (64 KiB at
+        // most): a read costs about as much as encoding a small message,
+        // and 64 sends of one take microseconds.
+        let stride = (65_536 / (discard.body.len() + msg_proto::HEADER_LEN)).clamp(1, 64);
+        loop {
+            for _ in 0..stride {
+                discard.seq += 1;
+                self.link.send(discard)?;
+                sent += 1;
+            }
+            if Instant::now() >= end {
+                return Ok(sent);
+            }
+        }
+    }
+
+    /// What the listener has counted: a statistics ping, sent again (up to
+    /// a bound) while its answer does not come, as it can be lost over UDP
+    /// behind the stream it asks about.
+    fn stats(&mut self, seq: &mut u64) -> anyhow::Result<msg_net::Stats> {
+        for _ in 0..STATS_ATTEMPTS {
+            *seq += 1;
+            self.link.send(&ping::stats_request(*seq))?;
+            let wait = match self.transport {
+                Transport::Udp => self.settings.timeout,
+                Transport::Tcp => self.settings.timeout.max(TCP_STATS_WAIT),
+            };
+            if let Some((reply, _)) = self.pong(*seq, Instant::now() + wait)? {
+                return Ok(ping::parse_stats(&reply)?);
+            }
+        }
+        bail!(
+            "no answer to {STATS_ATTEMPTS} statistics requests, {} apart",
+            humantime::format_duration(self.settings.timeout)
+        )
+    }
+
+    /// Waits for the pong to ping `seq` until `deadline`, skipping late
+    /// pongs (ones given up on): the pong and when it arrived, or `None`
+    /// when it did not come in time over UDP (lost).
+    fn pong(&mut self, seq: u64, deadline: Instant) -> anyhow::Result<Option<(Message, Instant)>> {
+        loop {
+            let reply = match self.link.recv(deadline)? {
+                Received::Message(reply) => reply,
+                Received::Closed => bail!(LISTENER_CLOSED),
+                Received::Nothing if self.transport == Transport::Udp => return Ok(None),
+                Received::Nothing => bail!(
+                    "no answer to ping {seq} within {}",
+                    humantime::format_duration(self.settings.timeout)
+                ),
+            };
+            let arrived = Instant::now();
+            if reply.kind == Kind::Error {
+                return Err(msg_net::Error::Peer(printable(&reply.body)).into());
+            }
+            match ping::check_pong(&reply, seq)? {
+                PongMatch::Current => return Ok(Some((reply, arrived))),
+                PongMatch::Late if arrived < deadline => {}
+                PongMatch::Late if self.transport == Transport::Udp => return Ok(None),
+                PongMatch::Late => bail!("no answer to ping {seq} in time"),
+            }
+        }
+    }
+
     /// One round trip, the ping leaving at `sent`: its time in
     /// nanoseconds, or `None` if lost (UDP).
     fn exchange(
@@ -169,33 +281,9 @@ impl Peer<'_> {
         ping.seq += 1;
         ping.timestamp_ns = clock.ns(sent);
         self.link.send(ping)?;
-        let deadline = sent + self.settings.timeout;
-        loop {
-            let reply = match self.link.recv(deadline)? {
-                Received::Message(reply) => reply,
-                Received::Closed => bail!(LISTENER_CLOSED),
-                Received::Nothing if self.transport == Transport::Udp => return Ok(None),
-                Received::Nothing => bail!(
-                    "no answer to ping {} within {}",
-                    ping.seq,
-                    humantime::format_duration(self.settings.timeout)
-                ),
-            };
-            let arrived = Instant::now();
-            if reply.kind == Kind::Error {
-                return Err(msg_net::Error::Peer(printable(&reply.body)).into());
-            }
-            match ping::check_pong(&reply, ping.seq)? {
-                PongMatch::Current => {
-                    return Ok(Some(clock.ns(arrived).saturating_sub(reply.timestamp_ns)));
-                }
-                // A late pong (one given up on): wait on for ours, as long
-                // as the deadline allows.
-                PongMatch::Late if arrived < deadline => {}
-                PongMatch::Late if self.transport == Transport::Udp => return Ok(None),
-                PongMatch::Late => bail!("no answer to ping {} in time", ping.seq),
-            }
-        }
+        Ok(self
+            .pong(ping.seq, sent + self.settings.timeout)?
+            .map(|(reply, arrived)| clock.ns(arrived).saturating_sub(reply.timestamp_ns)))
     }
 }
 

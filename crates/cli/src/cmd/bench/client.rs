@@ -32,15 +32,15 @@ use super::pace::Pacer;
 
 /// How many times a statistics ping is sent before the run fails: over UDP
 /// it can be lost behind the stream it asks about.
-const STATS_ATTEMPTS: u32 = 5;
+pub(crate) const STATS_ATTEMPTS: u32 = 5;
 
 /// How long a statistics answer may take over TCP, behind the stream it
 /// counts.
-const TCP_STATS_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const TCP_STATS_WAIT: Duration = Duration::from_secs(10);
 
 /// Over UDP, how long the listener gets to drain its queue after a
 /// throughput stream before it is asked what arrived.
-const UDP_DRAIN: Duration = Duration::from_millis(5);
+pub(crate) const UDP_DRAIN: Duration = Duration::from_millis(5);
 
 /// The largest latency recorded: anything slower is recorded as this.
 pub(crate) const MAX_LATENCY_NS: u64 = 60_000_000_000;

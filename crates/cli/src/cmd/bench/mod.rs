@@ -144,8 +144,9 @@ pub(crate) struct BenchArgs {
     /// The engine: blocking (std sockets and blocking system calls on
     /// dedicated threads, as sockperf), tokio (msg listen's and msg send's
     /// runtime), or both, interleaved, with what the runtime costs per
-    /// round trip [default: blocking for a ping-pong; tokio with --rate,
-    /// --mode throughput or a secret, which only tokio measures]
+    /// round trip [default: blocking for a ping-pong or a throughput
+    /// stream; tokio with --rate, --batch or a secret, which only tokio
+    /// measures]
     #[arg(long, value_enum)]
     io: Option<Io>,
 
@@ -354,7 +355,9 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let auth = args.auth.auth()?;
-    let closed_loop = args.mode == Mode::Pingpong && args.rate.is_none();
+    // What the blocking engine measures: one message in flight, or a
+    // stream as fast as the socket takes it; not a paced or batched one.
+    let closed_loop = args.rate.is_none() && args.batch.is_none();
     let engines = Io::engines(
         args.io,
         closed_loop,
