@@ -220,6 +220,43 @@ fn plot_and_hgrm_hold_one_line_and_one_file_per_cell() {
 }
 
 #[test]
+fn io_both_draws_and_writes_a_line_and_a_file_per_engine() {
+    let dir = scratch("io-both");
+    let svg = dir.join("latency.svg");
+    let hgrm = dir.join("hgrm");
+    let mut args = vec!["bench", "--io", "both", "--sizes", "64"];
+    args.extend_from_slice(QUICK);
+    let (svg_arg, hgrm_arg) = (svg.to_str().unwrap(), hgrm.to_str().unwrap());
+    args.extend_from_slice(&["--plot", svg_arg, "--hgrm", hgrm_arg]);
+    let finished = run(&args, None);
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let series = parse_svg(&text).into_iter().filter(|&n| n > 2).count();
+    assert_eq!(series, 4, "two transports under two engines");
+    let mut files: Vec<String> = std::fs::read_dir(&hgrm)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "tcp-64-blocking.hgrm",
+            "tcp-64-tokio.hgrm",
+            "udp-64-blocking.hgrm",
+            "udp-64-tokio.hgrm"
+        ]
+    );
+    for engine in ["blocking", "tokio"] {
+        for transport in ["UDP", "TCP"] {
+            let legend = format!("{transport} 64 B {engine}");
+            assert!(text.contains(&legend), "{legend} missing from the legend");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn plot_and_hgrm_are_for_latency_only() {
     let dir = scratch("refused");
     let svg = dir.join("x.svg");

@@ -144,8 +144,14 @@ fn udp_loses_the_configured_share_and_tcp_and_authentication_lose_nothing() {
 #[test]
 fn tcp_retransmits_only_under_loss_and_its_tail_grows_with_it() {
     let _turn = turn();
+    // Each impairment's histogram gets a file (and a line of --plot) of
+    // its own.
+    let hgrm = std::env::temp_dir().join(format!("msg-impair-hgrm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&hgrm);
     let Some(finished) = impaired_bench(&[
         "--json",
+        "--hgrm",
+        hgrm.to_str().unwrap(),
         "--tcp",
         "--impair",
         "loss 0%",
@@ -186,6 +192,18 @@ fn tcp_retransmits_only_under_loss_and_its_tail_grows_with_it() {
         num(lossy, "p99_us") > num(clean, "p99_us"),
         "{clean} {lossy}"
     );
+    for (name, result) in [("tcp-64-loss-0.hgrm", clean), ("tcp-64-loss-5.hgrm", lossy)] {
+        let text =
+            std::fs::read_to_string(hgrm.join(name)).unwrap_or_else(|err| panic!("{name}: {err}"));
+        let count = text
+            .lines()
+            .find_map(|l| l.split("Total count").nth(1))
+            .and_then(|rest| rest.trim_start_matches([' ', '=']).split(']').next())
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no total count in {name}"));
+        assert_eq!(count, result["samples"].to_string(), "{name}");
+    }
+    std::fs::remove_dir_all(&hgrm).unwrap();
 }
 
 #[test]

@@ -552,7 +552,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         report.print_table()?;
     }
-    let series = plot::series(&measured);
+    let series = plot::series(&measured, &args.impair);
     if let Some(path) = &args.plot {
         let what = match args.rate {
             Some(rate) => format!("round-trip times, open loop at {rate} msg/s"),

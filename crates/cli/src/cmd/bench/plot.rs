@@ -6,10 +6,14 @@
 //! gets as much room as the median; the y axis is the round-trip time in
 //! µs, on a log scale too (unlike HdrHistogram's plotter), because on
 //! loopback the tail is ten or a hundred times the median and a linear
-//! axis would flatten the 2 µs between UDP and TCP into one line. One line per cell of the table (transport, with or without the
-//! secret, size), each drawn from the cell's median run, the run whose
+//! axis would flatten the 2 µs between UDP and TCP into one line.
+//!
+//! One line per cell of the table (transport, with or without the secret,
+//! size, and, where a run has more than one, the engine and the
+//! impairment), each drawn from the cell's median run, the run whose
 //! figures the table shows. A cell is a [`Series`] whose label is a list
-//! of parts, so a new dimension (an I/O engine, say) is one more part.
+//! of parts, so a dimension is one more part, and two cells never share a
+//! legend or a file.
 //!
 //! The SVG comes from `plotters`' SVG backend with no system library:
 //! text is written as SVG `<text>` for the viewer to set in its own
@@ -23,6 +27,7 @@ use plotters::coord::combinators::{BindKeyPoints, IntoLogRange};
 use plotters::prelude::*;
 
 use super::client::Outcome;
+use super::impair::Impairment;
 use super::pin::Placement;
 use super::{Measured, hgrm};
 
@@ -56,7 +61,8 @@ const COLORS: [RGBColor; 10] = [
 #[derive(Debug)]
 pub(crate) struct Series<'a> {
     /// What tells this line from the others, most significant first:
-    /// `["udp", "64 B"]`, `["tcp+auth", "1024 B"]`.
+    /// `["udp", "64 B"]`, `["tcp+auth", "1024 B"]`, `["udp", "64 B",
+    /// "tokio"]`, `["tcp", "64 B", "loss 5%"]`.
     pub(crate) labels: Vec<String>,
     /// Round-trip times in nanoseconds.
     pub(crate) latency: &'a Histogram<u64>,
@@ -78,10 +84,12 @@ impl Series<'_> {
         self.labels
             .iter()
             .map(|part| {
-                part.trim_end_matches(" B")
+                let part: String = part
+                    .trim_end_matches(" B")
                     .chars()
                     .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-                    .collect::<String>()
+                    .collect();
+                part.trim_matches('-').to_owned()
             })
             .collect::<Vec<_>>()
             .join("-")
@@ -89,8 +97,10 @@ impl Series<'_> {
 }
 
 /// A series per measured cell with samples, from its median run (ranked
-/// by p50, as the table does).
-pub(crate) fn series(measured: &[Measured]) -> Vec<Series<'_>> {
+/// by p50, as the table does); `impairments` names the cells measured
+/// under `--impair`.
+pub(crate) fn series<'a>(measured: &'a [Measured], impairments: &[Impairment]) -> Vec<Series<'a>> {
+    let engines: std::collections::BTreeSet<_> = measured.iter().map(|c| c.engine).collect();
     measured
         .iter()
         .filter_map(|cell| {
@@ -100,8 +110,15 @@ pub(crate) fn series(measured: &[Measured]) -> Vec<Series<'_>> {
             } else {
                 cell.transport.to_string()
             };
+            let mut labels = vec![transport, format!("{} B", cell.size)];
+            if engines.len() > 1 {
+                labels.push(cell.engine.name().to_owned());
+            }
+            if let Some(impairment) = cell.impairment.and_then(|i| impairments.get(i)) {
+                labels.push(impairment.to_string());
+            }
             Some(Series {
-                labels: vec![transport, format!("{} B", cell.size)],
+                labels,
                 latency: &run.latency,
             })
         })
@@ -255,6 +272,65 @@ mod tests {
         };
         assert_eq!(s.legend(), "TCP+AUTH 1024 B");
         assert_eq!(s.stem(), "tcp-auth-1024");
+        let s = Series {
+            labels: vec!["udp".to_owned(), "64 B".to_owned(), "loss 5%".to_owned()],
+            latency: &hist,
+        };
+        assert_eq!(s.legend(), "UDP 64 B loss 5%");
+        assert_eq!(s.stem(), "udp-64-loss-5");
+    }
+
+    /// A measured cell of one run with a few samples.
+    fn cell(
+        transport: msg_net::Transport,
+        engine: super::super::Engine,
+        impairment: Option<usize>,
+    ) -> Measured {
+        let mut outcome = Outcome::new();
+        for rtt in [10_000, 11_000, 12_000] {
+            outcome.record(rtt);
+        }
+        Measured {
+            transport,
+            engine,
+            authenticated: false,
+            size: 64,
+            runs: Ok(vec![outcome]),
+            impairment,
+        }
+    }
+
+    #[test]
+    fn engines_and_impairments_get_lines_of_their_own() {
+        use super::super::Engine::{Blocking, Tokio};
+        use msg_net::Transport::{Tcp, Udp};
+        let legends = |measured: &[Measured], impairments: &[Impairment]| -> Vec<String> {
+            series(measured, impairments)
+                .iter()
+                .map(Series::legend)
+                .collect()
+        };
+        // One engine: no engine in the legend, as before.
+        let one = [cell(Udp, Blocking, None), cell(Tcp, Blocking, None)];
+        assert_eq!(legends(&one, &[]), ["UDP 64 B", "TCP 64 B"]);
+        // --io both: a line per engine.
+        let both = [cell(Udp, Blocking, None), cell(Udp, Tokio, None)];
+        assert_eq!(legends(&both, &[]), ["UDP 64 B blocking", "UDP 64 B tokio"]);
+        // --impair twice: a line per impairment, named as the table names it.
+        let impairments = [
+            super::super::impair::parse_spec("loss 1%").unwrap(),
+            super::super::impair::parse_spec("loss 5%").unwrap(),
+        ];
+        let impaired = [cell(Tcp, Tokio, Some(0)), cell(Tcp, Tokio, Some(1))];
+        let names = legends(&impaired, &impairments);
+        assert_eq!(names.len(), 2);
+        assert!(names[0].starts_with("TCP 64 B loss 1"), "{names:?}");
+        assert!(names[1].starts_with("TCP 64 B loss 5"), "{names:?}");
+        let stems: Vec<String> = series(&impaired, &impairments)
+            .iter()
+            .map(Series::stem)
+            .collect();
+        assert_ne!(stems[0], stems[1]);
     }
 
     #[test]
