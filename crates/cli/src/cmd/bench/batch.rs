@@ -18,6 +18,10 @@
 //! datagrams. `--no-gso` turns the sending side off, to measure
 //! `sendmmsg` alone; the "offload" column says what each run used.
 //!
+//! With `--rate`, the stream is paced: each batch leaves when the first of
+//! its messages is due, so the rate holds on average and the datagrams
+//! leave in bursts of N, as iperf3's paced bursts do.
+//!
 //! The built-in listener batches its receives only when `--batch` is
 //! given, and `--batch` is only for throughput: `msg listen` and every
 //! ping-pong keep one `recvfrom` per datagram, so the latency figures
@@ -30,6 +34,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use msg_net::{CallCounts, Counters, Link, SendBatch};
+
+use super::client::scheduled;
+use super::pace::Pacer;
 use msg_proto::{Kind, Message};
 use serde::Serialize;
 
@@ -123,23 +130,42 @@ fn offload(calls: &Calls) -> String {
 }
 
 /// Sends `Discard`s for `duration`, `size` per call, as fast as the
-/// socket takes them; returns how many were sent. `discard` carries the
-/// body and the last sequence number used.
+/// socket takes them or, with `pacer`, at its rate in messages per second
+/// (each batch leaves when its first message is due, as iperf3 paces its
+/// bursts); returns how many were sent. `discard` carries the body and
+/// the last sequence number used.
 pub(crate) async fn stream(
     link: &mut Link,
     discard: &mut Message,
     duration: Duration,
     size: usize,
     batch: &mut SendBatch,
+    mut pacer: Option<&mut (Pacer, u64)>,
 ) -> anyhow::Result<u64> {
     let body: Bytes = discard.body.clone();
     // One allocation per run, not per batch: the bodies share one buffer.
     let mut msgs: Vec<Message> = (0..size)
         .map(|_| Message::new(Kind::Discard, 0, body.clone()))
         .collect();
-    let end = Instant::now() + duration;
+    let start = Instant::now();
+    let end = start + duration;
     let mut sent = 0;
-    while Instant::now() < end {
+    loop {
+        let next = match &mut pacer {
+            Some((pacer, rate)) => {
+                let due = scheduled(start, sent, *rate);
+                if due < end {
+                    // Nothing comes back on a one-way stream: spinning
+                    // blocks no reply.
+                    pacer.wait_until(due, || true).await?;
+                }
+                due
+            }
+            None => Instant::now(),
+        };
+        if next >= end {
+            break;
+        }
         for msg in &mut msgs {
             discard.seq += 1;
             msg.seq = discard.seq;

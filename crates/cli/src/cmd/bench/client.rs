@@ -396,7 +396,7 @@ async fn closed_loop(peer: &mut Peer, body: Bytes, settings: &Settings) -> anyho
 }
 
 /// The send time of message `i` of a schedule at `rate` per second.
-fn scheduled(start: Instant, i: u64, rate: u64) -> Instant {
+pub(crate) fn scheduled(start: Instant, i: u64, rate: u64) -> Instant {
     let ns = u128::from(i) * 1_000_000_000 / u128::from(rate);
     start + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
 }
@@ -558,12 +558,17 @@ async fn throughput_batched(
     let mut discard = Message::new(Kind::Discard, 0, body);
     let mut stats_seq = 0;
     let size = batching.size;
+    let mut pacer = match settings.rate {
+        Some(rate) => Some((Pacer::new()?, rate)),
+        None => None,
+    };
     batch::stream(
         &mut peer.link,
         &mut discard,
         settings.warmup,
         size,
         &mut send_batch,
+        pacer.as_mut(),
     )
     .await?;
     let before = peer.stats(&mut stats_seq).await?;
@@ -577,6 +582,7 @@ async fn throughput_batched(
         settings.duration,
         size,
         &mut send_batch,
+        pacer.as_mut(),
     )
     .await?;
     // As without batching: what the receiver has not taken by the end of

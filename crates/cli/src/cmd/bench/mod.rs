@@ -305,11 +305,6 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                  (its stream already carries many messages per write)",
             ));
         }
-        if args.rate.is_some() {
-            return Err(usage(
-                "--batch sends as fast as the socket takes the datagrams; it cannot be paced with --rate",
-            ));
-        }
     }
     if args.mode == Mode::Throughput {
         for (given, flag) in [
