@@ -36,6 +36,9 @@ Options:
                      --nonblocked -F recvfrom (a feed file), msg with
                      --busy-poll. Implies --pin cross (same is refused: the
                      spinners would share one core) and --no-throughput.
+  --no-netperf       Do not run netperf's UDP_RR/TCP_RR beside sockperf
+                     (it runs by default where netperf is installed, e.g.
+                     from Debian non-free: apt-get install netperf)
   --floor            Also run the bare-tokio UDP ping-pong (the tokio_floor
                      example: no msg code at all) in each round, for the
                      floor under msg's UDP round trip
@@ -80,6 +83,7 @@ PIN=${PIN:-}
 IO=${IO:-blocking}
 BUSY=0
 FLOOR=0
+NO_NETPERF=0
 DO_TPUT=1
 DO_PP=1
 BATCH=
@@ -105,6 +109,7 @@ while (($#)); do
 	--io=*) IO=${1#*=}; shift ;;
 	--busy-poll) BUSY=1; shift ;;
 	--floor) FLOOR=1; shift ;;
+	--no-netperf) NO_NETPERF=1; shift ;;
 	--no-throughput) DO_TPUT=0; shift ;;
 	--batch) BATCH=${2:?--batch needs a value}; shift 2 ;;
 	--batch=*) BATCH=${1#*=}; shift ;;
@@ -172,7 +177,12 @@ if ((${#missing[@]})); then
 	((DO_INSTALL)) || die "missing: ${missing[*]} (and --no-install given)"
 	apt_install "${missing[@]}"
 fi
-# netperf lives in Debian non-free; it is optional and not used here.
+# netperf lives in Debian's non-free component, which a machine may not
+# have enabled: it is used where it is installed, and not installed here.
+HAVE_NETPERF=0
+if command -v netperf >/dev/null && command -v netserver >/dev/null; then
+	HAVE_NETPERF=1
+fi
 
 # Whether this sockperf can report round-trip times itself.
 if sockperf ping-pong --help 2>&1 | grep -q -- '--full-rtt'; then
@@ -323,6 +333,29 @@ sp_target() {
 	fi
 }
 
+# run_netperf_pp TRANSPORT SIZE ROUND: netperf's request/response test
+# (UDP_RR, TCP_RR) against the netserver started below, one transaction
+# in flight as in the other tools' ping-pong. -j asks for its latency
+# percentiles, which it reports in whole microseconds.
+run_netperf_pp() {
+	local t=$1 size=$2 r=$3 log test=UDP_RR
+	[[ $t == tcp ]] && test=TCP_RR
+	log="$WORK/netperf-$t-$size-r$r.log"
+	"${SP_CLIENT_PIN[@]}" netperf -H "$HOST" -p "$NETSERVER_PORT" -t "$test" -l "$DURATION" -j -- \
+		-r "$size,$size" -o P50_LATENCY,P99_LATENCY,MEAN_LATENCY >"$log" 2>&1 ||
+		{ cat "$log" >&2; die "netperf $test failed ($size B)"; }
+	python3 - "$log" "$t" "$size" "$r" >>"$RESULTS" <<'PY'
+import sys
+log, t, size, r = sys.argv[1:]
+last = open(log).read().strip().splitlines()[-1].split(",")
+try:
+    p50, p99, _mean = (float(x) for x in last[:3])
+except ValueError:
+    sys.exit(f"compare.sh: could not parse netperf output: {last}")
+print(f"pp\t{t}\t{size}\t{r}\tnetperf\t{p50}\t{p99}")
+PY
+}
+
 # ---------------------------------------------------------------- runs
 RESULTS="$WORK/results.tsv" # kind transport size round tool a b [c d]
 : >"$RESULTS"
@@ -444,6 +477,23 @@ if ((!BUSY)); then
 	start_server udp "$UDP_PORT" "$WORK/sockperf-server-udp.log"
 	start_server tcp "$TCP_PORT" "$WORK/sockperf-server-tcp.log"
 fi
+# netperf: sleeping ping-pong only (it has no spinning mode to match).
+NETPERF=0
+if ((HAVE_NETPERF && !NO_NETPERF && !BUSY && DO_PP)); then
+	NETPERF=1
+	NETSERVER_PORT=$(free_port)
+	# -D: stays in the foreground, so it is stopped with the others; its
+	# per-test children inherit the pinning.
+	"${SP_SERVER_PIN[@]}" netserver -D -L "$HOST" -p "$NETSERVER_PORT" >"$WORK/netserver.log" 2>&1 &
+	SERVER_PIDS+=("$!")
+	for _ in $(seq 50); do
+		[[ -n $(ss -Hltn "( sport = :$NETSERVER_PORT )" 2>/dev/null) ]] && break
+		sleep 0.1
+	done
+	[[ -n $(ss -Hltn "( sport = :$NETSERVER_PORT )" 2>/dev/null) ]] || die "netserver did not come up"
+elif ((!HAVE_NETPERF)); then
+	note "netperf not installed (Debian non-free): not run"
+fi
 
 n_pp=$((ROUNDS * 2 * ${#SIZE_LIST[@]} * DO_PP))
 est=$((ROUNDS * (2 * ${#SIZE_LIST[@]} * DO_PP + DO_TPUT * (${#IO_LIST[@]} + 2 * (${#BATCH} > 0))) * (2 * DURATION + 3)))
@@ -459,6 +509,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			for io in "${IO_LIST[@]}"; do
 				run_msg pingpong "$t" "$size" "$r" "$io"
 			done
+			if ((NETPERF)); then run_netperf_pp "$t" "$size" "$r"; fi
 			if ((FLOOR)) && [[ $t == udp ]]; then
 				run_floor "$size" "$r"
 			fi
@@ -514,6 +565,9 @@ cat <<EOF
   - \`${sp_cli}sockperf ping-pong $SP_PEER -m SIZE -t $DURATION${sp_flags:+ $sp_flags}\`
   - \`msg bench --udp|--tcp --sizes SIZE --runs 1 --io ENGINE --timeout 2s --duration ${DURATION}s --warmup $WARMUP ${MSG_PIN[*]} --json\` for ENGINE in ${IO_LIST[*]}
 EOF
+if ((NETPERF)); then
+	echo "  - \`${sp_srv}netserver -D -L $HOST -p PORT\`; \`${sp_cli}netperf -H $HOST -p PORT -t UDP_RR|TCP_RR -l $DURATION -j -- -r SIZE,SIZE -o P50_LATENCY,P99_LATENCY,MEAN_LATENCY\` ($(netperf -V 2>&1 | head -n1); SIZE is its payload, no header; its percentiles are whole µs)"
+fi
 if ((FLOOR)); then
 	echo "  - \`target/release/examples/tokio_floor SIZE $DURATION\` (bare tokio UDP ping-pong, same core)"
 fi
@@ -535,6 +589,7 @@ from statistics import median
 
 path, rounds = sys.argv[1], int(sys.argv[2])
 engines = [f"msg-{e}" for e in sys.argv[3].split(",")]
+others = []  # peer tools beside sockperf, when they ran
 pp = defaultdict(dict)    # (t, size) -> {round: {tool: (p50, p99)}}
 tput = defaultdict(dict)  # size -> {round: {tool: (rate, sent, recv, lost)}}
 order = []
@@ -546,6 +601,8 @@ for line in open(path):
         if key not in order:
             order.append(key)
         pp[key].setdefault(r, {})[tool] = (float(f[5]), float(f[6]))
+        if not tool.startswith("msg") and tool not in ("sockperf", "tokio") and tool not in others:
+            others.append(tool)
     else:
         # rate, sent, received, lost[, datagrams per send call, per receive call, offload]
         tput[size].setdefault(r, {})[tool] = tuple(float(x) for x in f[5:9]) + tuple(f[9:12])
@@ -563,11 +620,12 @@ if order:
     print("| " + " | ".join(hdr) + " |")
     print("|" + "|".join(["---", "---:", "---"] + ["---:"] * 6) + "|")
     for key in order:
-        for tool in engines:
+        for tool in engines + others:
             runs = [v for _, v in sorted(pp[key].items()) if tool in v and "sockperf" in v]
             if not runs:
                 continue
-            cells = [key[0].upper(), size_str(key[1]), tool[4:]]
+            name = tool[4:] if tool.startswith("msg-") else f"({tool})"
+            cells = [key[0].upper(), size_str(key[1]), name]
             for i in (0, 1):
                 sp = median(v["sockperf"][i] for v in runs)
                 ms = median(v[tool][i] for v in runs)
@@ -582,10 +640,12 @@ if order:
               "in brackets the median of the per-round ratios. Below 1 means msg is faster.")
     else:
         print("One round; ratio = msg / sockperf. Below 1 means msg is faster.")
+    for tool in others:
+        print(f"Rows in brackets, ({tool}): {tool} in the msg columns, the same ratio to sockperf.")
 
 # TCP/UDP p50 ratio per tool, from the medians of the same rounds.
 sizes = sorted({k[1] for k in order})
-tools = ["sockperf"] + engines
+tools = ["sockperf"] + engines + others
 print()
 print("TCP/UDP p50 ratio, each tool in the same rounds (msg / sockperf of those ratios in brackets):\n")
 print("| size | " + " | ".join(t for t in tools) + " |")
