@@ -160,10 +160,10 @@ impl Decoder for Codec {
     }
 }
 
-impl Codec {
-    /// The frame's length prefix for `msg`, tag included, checked against
-    /// the limit before anything is written.
-    fn prefix(&self, msg: &Message) -> Result<u32, Error> {
+impl Encoder<&Message> for Codec {
+    type Error = Error;
+
+    fn encode(&mut self, msg: &Message, dst: &mut BytesMut) -> Result<(), Error> {
         // The tag sits inside the frame, so it counts against the limit: a
         // body that fits alone could otherwise overflow the peer's maximum
         // once tagged, and be refused there instead of here.
@@ -178,48 +178,12 @@ impl Codec {
             });
         }
         // len <= max_frame, and a max_frame over u32::MAX would still be
-        // caught by msg_proto's own u32 check of the body.
-        u32::try_from(len).map_err(|_| Error::TooLarge {
+        // caught by msg_proto's own u32 check of the body below.
+        let prefix = u32::try_from(len).map_err(|_| Error::TooLarge {
             body,
             max_frame: u32::MAX as usize,
             tag,
-        })
-    }
-
-    /// Frames `msg` as [`Encoder::encode`] does, but leaves the body out of
-    /// `dst`: appends the length prefix and the message header, and returns
-    /// the bytes that complete the frame, for the caller to write right
-    /// behind them (one `sendmsg` of two slices, instead of a copy of the
-    /// body into `dst`). A codec that seals cannot leave the body out (the
-    /// tag follows it): it appends the whole frame and returns nothing more.
-    ///
-    /// # Errors
-    ///
-    /// As [`Encoder::encode`], with nothing appended.
-    pub fn encode_head<'m>(
-        &mut self,
-        msg: &'m Message,
-        dst: &mut BytesMut,
-    ) -> Result<&'m [u8], Error> {
-        if self.sealer.is_some() {
-            self.encode(msg, dst)?;
-            return Ok(&[]);
-        }
-        let prefix = self.prefix(msg)?;
-        let header = msg_proto::encode_header(&msg.header()?);
-        dst.reserve(LENGTH_PREFIX_LEN + header.len());
-        dst.put_u32(prefix);
-        dst.put_slice(&header);
-        Ok(&msg.body)
-    }
-}
-
-impl Encoder<&Message> for Codec {
-    type Error = Error;
-
-    fn encode(&mut self, msg: &Message, dst: &mut BytesMut) -> Result<(), Error> {
-        let prefix = self.prefix(msg)?;
-        let len = prefix as usize;
+        })?;
         dst.reserve(LENGTH_PREFIX_LEN + len);
         let start = dst.len();
         dst.put_u32(prefix);
@@ -466,36 +430,6 @@ pub(crate) mod tests {
              (40 for the body after a 28-byte header and a 32-byte tag)"
         );
         assert!(out.is_empty());
-    }
-
-    #[test]
-    fn a_head_and_its_body_are_the_frame() {
-        let msg = Message::new(Kind::Data, 1, "hello").with_timestamp(0x0102_0304_0506_0708);
-        let mut head = BytesMut::new();
-        let body = Codec::default().encode_head(&msg, &mut head).unwrap();
-        assert_eq!(head.len(), LENGTH_PREFIX_LEN + msg_proto::HEADER_LEN);
-        assert_eq!(body, b"hello");
-        assert_eq!([&head[..], body].concat(), &frame_of(&msg)[..]);
-
-        // The limit as encode applies it, with nothing appended.
-        let mut codec = Codec::new(100);
-        let err = codec
-            .encode_head(&Message::new(Kind::Data, 2, vec![0; 73]), &mut head)
-            .unwrap_err();
-        assert!(matches!(err, Error::TooLarge { body: 73, .. }), "{err}");
-        assert_eq!(head.len(), LENGTH_PREFIX_LEN + msg_proto::HEADER_LEN);
-    }
-
-    #[test]
-    fn a_sealing_codec_puts_the_whole_frame_in_the_head() {
-        let (client_keys, _) = vector_keys();
-        let mut codec = Codec::default();
-        codec.set_sealer(client_keys.sealer(Role::Client));
-        let msg = Message::new(Kind::Data, 1, "hello");
-        let mut wire = BytesMut::new();
-        let rest = codec.encode_head(&msg, &mut wire).unwrap();
-        assert!(rest.is_empty());
-        assert_eq!(&wire[..], VECTOR_FRAME);
     }
 
     #[test]

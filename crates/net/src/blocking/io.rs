@@ -8,7 +8,7 @@
 //! blocking either way: switching costs an `fcntl`, and a flag per call
 //! costs nothing.
 
-use std::io::{self, IoSlice};
+use std::io::{self, Write};
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +18,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use msg_proto::Message;
 use msg_tcp::Codec;
 use socket2::SockRef;
-use tokio_util::codec::Decoder;
+use tokio_util::codec::{Decoder, Encoder};
 
 /// `MSG_DONTWAIT`: this one call does not block, whatever the socket's
 /// mode. Elsewhere than Unix, 0: a "spin" then sleeps in the kernel for at
@@ -27,15 +27,6 @@ use tokio_util::codec::Decoder;
 const DONTWAIT: i32 = libc::MSG_DONTWAIT;
 #[cfg(not(unix))]
 const DONTWAIT: i32 = 0;
-
-/// `MSG_NOSIGNAL`: a send to a peer that has gone is an `EPIPE` error, not
-/// a `SIGPIPE` that kills the process; std's `write` on a `TcpStream` sets
-/// it too. Elsewhere than Linux, 0 (a Rust program ignores `SIGPIPE`
-/// unless it asks otherwise).
-#[cfg(target_os = "linux")]
-const NOSIGNAL: i32 = libc::MSG_NOSIGNAL;
-#[cfg(not(target_os = "linux"))]
-const NOSIGNAL: i32 = 0;
 
 /// How a receive waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,12 +217,9 @@ impl Framed {
         }
     }
 
-    /// Writes `msg` as one frame: its prefix and header from the reused
-    /// write buffer and its body from where it is, together, in one
-    /// `sendmsg` of two slices. Copying the body behind the header first,
-    /// as tokio's `Framed` does, cost a `memcpy` of the body per message
-    /// (about 100 instructions at 1 KiB). A send timeout (`SO_SNDTIMEO`)
-    /// ends the write unless `go_on` says to keep trying.
+    /// Frames `msg` into the reused write buffer and writes it whole. A
+    /// send timeout (`SO_SNDTIMEO`) ends the write unless `go_on` says to
+    /// keep trying.
     ///
     /// # Errors
     ///
@@ -243,20 +231,12 @@ impl Framed {
         go_on: &dyn Fn() -> bool,
     ) -> Result<(), msg_tcp::Error> {
         self.write_buf.clear();
-        let body = self.codec.encode_head(msg, &mut self.write_buf)?;
-        let mut parts = [IoSlice::new(&self.write_buf), IoSlice::new(body)];
-        let mut parts = &mut parts[..];
-        // Never 0: the head holds at least the length prefix.
-        let mut left = self.write_buf.len() + body.len();
-        let sock = SockRef::from(&self.stream);
-        loop {
-            match sock.send_vectored_with_flags(parts, NOSIGNAL) {
-                Ok(n) if n == left => return Ok(()),
+        self.codec.encode(msg, &mut self.write_buf)?;
+        let mut written = 0;
+        while written < self.write_buf.len() {
+            match self.stream.write(&self.write_buf[written..]) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                Ok(n) => {
-                    left -= n;
-                    IoSlice::advance_slices(&mut parts, n);
-                }
+                Ok(n) => written += n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) if timed_out(&err) && go_on() => {}
                 Err(err) if timed_out(&err) => {
@@ -265,6 +245,7 @@ impl Framed {
                 Err(err) => return Err(err.into()),
             }
         }
+        Ok(())
     }
 }
 
