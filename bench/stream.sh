@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
 # bench/stream.sh: a TCP stream of 64 KiB messages, msg against iperf3, on
 # loopback, alternating in rounds. Prints one Markdown row per round:
-# round, iperf3 MB/s (its sum_received), msg MB/s (bodies the built-in
-# listener received), msg / iperf3.
+# round, iperf3 MB/s (its sum_received), then for each msg engine its MB/s
+# (bodies the built-in listener received) and msg / iperf3; then the
+# medians.
 #
-#   bench/stream.sh [ROUNDS]        (MSG_BIN overrides target/release/msg)
+#   bench/stream.sh [ROUNDS]        (MSG_BIN overrides target/release/msg;
+#                                    IO=blocking,tokio picks the engines,
+#                                    default both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 msg=${MSG_BIN:-target/release/msg}
+IFS=, read -r -a engines <<<"${IO:-blocking,tokio}"
 command -v iperf3 >/dev/null || { echo "stream.sh: iperf3 is not installed" >&2; exit 2; }
 [[ -x $msg ]] || { echo "stream.sh: build msg first (cargo build --release)" >&2; exit 2; }
-echo "| round | iperf3 MB/s | msg MB/s | msg / iperf3 |"
-echo "|---:|---:|---:|---:|"
+header="| round | iperf3 MB/s |"
+rule="|---:|---:|"
+for io in "${engines[@]}"; do
+	header+=" msg $io MB/s | $io / iperf3 |"
+	rule+="---:|---:|"
+done
+echo "$header"
+echo "$rule"
+rows=$(mktemp)
+trap 'rm -f "$rows"' EXIT
 for ((r = 1; r <= rounds; r++)); do
 	port=$((25000 + RANDOM % 5000))
 	timeout 20 iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
@@ -21,8 +33,28 @@ for ((r = 1; r <= rounds; r++)); do
 	ip=$(timeout 20 iperf3 -c 127.0.0.1 -p "$port" -l 65536 -t 2 --json |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/8/1e6)')
 	wait "$server" || true
-	ms=$(timeout 60 "$msg" bench --tcp --mode throughput --sizes 65536 --runs 1 --duration 2s \
-		--pin off --json -q |
-		python3 -c 'import json,sys; r=json.load(sys.stdin)["results"][0]; print(r["msgs_per_s"]*65536/1e6)')
-	python3 -c "print(f'| $r | {$ip:,.0f} | {$ms:,.0f} | {$ms/$ip:.2f} |')"
+	line="$ip"
+	for io in "${engines[@]}"; do
+		ms=$(timeout 60 "$msg" bench --tcp --mode throughput --sizes 65536 --runs 1 --duration 2s \
+			--pin off --io "$io" --json -q |
+			python3 -c 'import json,sys; r=json.load(sys.stdin)["results"][0]; print(r["msgs_per_s"]*65536/1e6)')
+		line+=" $ms"
+	done
+	echo "$line" >>"$rows"
+	python3 - "$r" $line <<'PY'
+import sys
+r, ip, *ms = sys.argv[1], float(sys.argv[2]), *map(float, sys.argv[3:])
+print(f"| {r} | {ip:,.0f} |" + "".join(f" {m:,.0f} | {m / ip:.2f} |" for m in ms))
+PY
 done
+python3 - "$rows" <<'PY'
+import sys
+from statistics import median
+rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
+cols = list(zip(*rows))
+ip = median(cols[0])
+cells = "".join(
+    f" {median(c):,.0f} | {median(m / i for m, i in zip(c, cols[0])):.2f} |" for c in cols[1:]
+)
+print(f"| median | {ip:,.0f} |{cells}")
+PY

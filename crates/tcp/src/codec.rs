@@ -2,8 +2,8 @@
 //! and the limit on the length.
 
 use bytes::{Buf, BufMut, BytesMut};
-use msg_proto::Message;
 use msg_proto::auth::{FrameOpener, FrameSealer, TAG_LEN};
+use msg_proto::{HEADER_LEN, Message};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::Error;
@@ -75,6 +75,39 @@ impl Codec {
     /// Whether this codec tags what it encodes.
     pub fn seals(&self) -> bool {
         self.sealer.is_some()
+    }
+
+    /// The length prefix and the header of `msg`'s frame, for a writer
+    /// that sends the body from its own buffer right behind them (a large
+    /// body, which copying into the write buffer would cost as much as
+    /// sending): the same bytes as [`Encoder::encode`] writes, without the
+    /// body. `None` once this codec seals: the tag must cover the body as
+    /// it is written, so such a frame is encoded whole.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`], as `encode` refuses the frame.
+    pub fn encode_head(
+        &self,
+        msg: &Message,
+    ) -> Result<Option<[u8; LENGTH_PREFIX_LEN + HEADER_LEN]>, Error> {
+        if self.seals() {
+            return Ok(None);
+        }
+        let len = msg.encoded_len();
+        let too_large = |max_frame| Error::TooLarge {
+            body: msg.body.len(),
+            max_frame,
+            tag: 0,
+        };
+        if len > self.max_frame {
+            return Err(too_large(self.max_frame));
+        }
+        let prefix = u32::try_from(len).map_err(|_| too_large(u32::MAX as usize))?;
+        let mut head = [0u8; LENGTH_PREFIX_LEN + HEADER_LEN];
+        head[..LENGTH_PREFIX_LEN].copy_from_slice(&prefix.to_be_bytes());
+        head[LENGTH_PREFIX_LEN..].copy_from_slice(&msg_proto::encode_header(&msg.header()?));
+        Ok(Some(head))
     }
 
     /// Whether this codec verifies what it decodes.
@@ -373,6 +406,30 @@ pub(crate) mod tests {
         \x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x05hello\
         \xd4\x4d\x39\x11\xf8\x23\xba\x63\x48\xf6\xd2\x7f\xa7\x41\x9e\x29\
         \x91\x05\xc2\x37\xa6\x3c\x72\x6a\xc6\xc4\xc6\x77\x7f\xc1\x54\xea";
+
+    #[test]
+    fn encode_head_is_the_frame_without_its_body() {
+        let mut codec = Codec::new(100);
+        let msg = Message::new(Kind::Data, 7, vec![b'z'; 50]);
+        let mut whole = BytesMut::new();
+        codec.encode(&msg, &mut whole).unwrap();
+        let head = codec.encode_head(&msg).unwrap().expect("an unsealed codec");
+        assert_eq!([&head[..], &msg.body[..]].concat(), &whole[..]);
+        // Refused as encode refuses it, before anything is written.
+        let big = Message::new(Kind::Data, 8, vec![0; 100]);
+        assert!(matches!(
+            codec.encode_head(&big),
+            Err(Error::TooLarge {
+                body: 100,
+                max_frame: 100,
+                tag: 0
+            })
+        ));
+        // A sealing codec tags the body as written: no head alone.
+        let (client_keys, _) = vector_keys();
+        codec.set_sealer(client_keys.sealer(Role::Client));
+        assert!(codec.encode_head(&msg).unwrap().is_none());
+    }
 
     #[test]
     fn seals_and_opens_the_documented_tagged_frame() {

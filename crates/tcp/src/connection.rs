@@ -5,14 +5,14 @@
 use std::net::SocketAddr;
 
 use futures::{SinkExt, StreamExt};
+use msg_proto::Message;
 use msg_proto::auth::{Role, SessionKeys};
-use msg_proto::{HEADER_LEN, Message};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{Framed, FramedParts, FramedWrite};
 
-use crate::{Codec, DEFAULT_MAX_FRAME, Error, LENGTH_PREFIX_LEN};
+use crate::{Codec, DEFAULT_MAX_FRAME, Error};
 
 /// Connection settings.
 #[derive(Debug, Clone, Copy)]
@@ -152,28 +152,11 @@ impl Connection {
     ///
     /// As [`Connection::write_message`].
     pub async fn write_message_direct(&mut self, msg: &Message) -> Result<(), Error> {
-        if self.framed.codec().seals() {
+        let Some(head) = self.framed.codec().encode_head(msg)? else {
             return self.framed.send(msg).await;
-        }
-        let len = msg.encoded_len();
-        let max_frame = self.framed.codec().max_frame();
-        if len > max_frame {
-            return Err(Error::TooLarge {
-                body: msg.body.len(),
-                max_frame,
-                tag: 0,
-            });
-        }
+        };
         // Whatever the codec has queued goes first, to keep the order.
         self.flush().await?;
-        let mut head = [0u8; LENGTH_PREFIX_LEN + HEADER_LEN];
-        let prefix = u32::try_from(len).map_err(|_| Error::TooLarge {
-            body: msg.body.len(),
-            max_frame: u32::MAX as usize,
-            tag: 0,
-        })?;
-        head[..LENGTH_PREFIX_LEN].copy_from_slice(&prefix.to_be_bytes());
-        head[LENGTH_PREFIX_LEN..].copy_from_slice(&msg_proto::encode_header(&msg.header()?));
         let stream = self.framed.get_mut();
         stream.write_all(&head).await?;
         stream.write_all(&msg.body).await?;
