@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use msg_net::DiscardCounter;
 use msg_proto::Kind;
 use serde_json::Value;
-use support::run;
+use support::{Listener, run};
 
 /// Short runs: the contract, not the speed.
 const QUICK: &[&str] = &[
@@ -263,6 +263,54 @@ fn a_paced_batched_stream_keeps_the_rate_in_bursts() {
     assert_eq!(num(udp, "lost"), 0.0, "{udp}");
     if cfg!(target_os = "linux") {
         assert_eq!(num(udp, "datagrams_per_send_call"), 32.0, "{udp}");
+    }
+}
+
+#[test]
+fn msg_listen_batch_takes_a_batched_stream_many_per_call() {
+    let listener = Listener::start(
+        "--udp",
+        "127.0.0.1",
+        &["--batch", "64", "--summary", "json"],
+    );
+    let results = bench_json(&[
+        "--udp",
+        &listener.addr_arg(),
+        "--batch",
+        "32",
+        "--sizes",
+        "64",
+    ]);
+    let result = &results[0];
+    // Counted by seq through the listener's statistics ping, as ever.
+    let received = num(result, "received");
+    assert!(received > 0.0, "{result}");
+    let finished = listener.process.interrupt();
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let summary: Value = serde_json::from_str(finished.lines().last().unwrap()).unwrap();
+    let summary = &summary["summary"];
+    let (calls, datagrams) = (num(summary, "recv_calls"), num(summary, "recv_datagrams"));
+    // The statistics pings and warm-up are datagrams too.
+    assert!(datagrams >= received, "{summary} {result}");
+    if cfg!(target_os = "linux") {
+        // GSO runs of 32 arrive coalesced: many datagrams per call.
+        assert!(num(summary, "gro_datagrams") > 0.0, "{summary}");
+        assert!(datagrams / calls > 2.0, "{summary}");
+    }
+    // Elsewhere than framed UDP on tokio, refused.
+    for args in [
+        &["listen", "--tcp", "--batch", "8"][..],
+        &["listen", "--udp", "--raw", "--batch", "8"],
+        &["listen", "--udp", "--io", "blocking", "--batch", "8"],
+        &["listen", "--udp", "--batch", "65"],
+    ] {
+        let finished = run(args, None);
+        assert_eq!(finished.code(), Some(2), "{args:?}: {}", finished.stderr);
+        assert!(
+            finished.stderr.contains("--batch"),
+            "{args:?}: {}",
+            finished.stderr
+        );
     }
 }
 

@@ -91,6 +91,14 @@ pub(crate) struct ListenArgs {
     #[arg(long, value_name = "BYTES")]
     pub(crate) rcvbuf: Option<usize>,
 
+    /// Over UDP, take up to N datagrams per receive call (recvmmsg), and
+    /// runs of datagrams coalesced by the kernel (UDP GRO) where it offers
+    /// it: for a sender that sends many per call (msg bench --batch). The
+    /// summary says how many each call took
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(2..=msg_net::MAX_BATCH as i64))]
+    pub(crate) batch: Option<u16>,
+
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
 
@@ -255,6 +263,12 @@ pub(crate) async fn run(
     } else {
         None
     };
+    if args.batch.is_some() && (transport == Transport::Tcp || args.raw) {
+        return Err(usage(
+            "--batch receives UDP datagrams many per call: use it with framed --udp \
+             (a TCP read already takes whatever the stream holds)",
+        ));
+    }
     let addr = resolve(&args.addr).await?;
     let listener = Listener::bind(transport, addr, args.tcp.options()).await?;
     if let Some(bytes) = args.rcvbuf {
@@ -286,7 +300,7 @@ pub(crate) async fn run(
         reply: args.reply.into(),
         raw: args.raw,
         busy_poll: args.busy_poll,
-        ..ServeConfig::default()
+        udp_batch: args.batch.map_or(0, usize::from),
     };
     let counting = events.clone();
     // The signal that stopped us, and whether a file was arriving then.
@@ -311,6 +325,7 @@ pub(crate) async fn run(
         counted: counters.get(),
         kernel_drops: kernel_drops.as_ref().and_then(KernelDrops::get),
         output_drops: dropped,
+        recv_calls: args.batch.map(|_| counters.udp_recv_calls()),
     };
     conclude(writer, &summary, args.summary, quiet, transport).await?;
     Ok(match stopped {
@@ -353,6 +368,9 @@ struct Summary {
     kernel_drops: Option<u64>,
     /// UDP messages dropped because the output did not keep up.
     output_drops: u64,
+    /// With `--batch`: the receive calls, the datagrams they took, and how
+    /// many of those came coalesced (GRO).
+    recv_calls: Option<msg_net::CallCounts>,
 }
 
 impl Summary {
@@ -378,13 +396,22 @@ impl Summary {
             ));
         }
         line += &format!("; dropped: {}", dropped.join(", "));
+        if let Some(calls) = self.recv_calls {
+            line += &format!(
+                "; {} datagrams in {} receive calls ({:.1} per call, {} coalesced by GRO)",
+                calls.datagrams,
+                calls.calls,
+                calls.per_call().unwrap_or(0.0),
+                calls.segmented
+            );
+        }
         // A closed stderr must not turn a clean exit into a panic.
         let _ = writeln!(std::io::stderr(), "{line}");
     }
 
     fn print_json(&self) -> anyhow::Result<()> {
         let (messages, bytes, peers, _) = self.tally;
-        let summary = serde_json::json!({
+        let mut summary = serde_json::json!({
             "summary": {
                 "messages": messages,
                 "bytes": bytes,
@@ -396,6 +423,11 @@ impl Summary {
                 "output_drops": self.output_drops,
             }
         });
+        if let Some(calls) = self.recv_calls {
+            summary["summary"]["recv_calls"] = calls.calls.into();
+            summary["summary"]["recv_datagrams"] = calls.datagrams.into();
+            summary["summary"]["gro_datagrams"] = calls.segmented.into();
+        }
         let mut out = std::io::stdout().lock();
         serde_json::to_writer(&mut out, &summary)?;
         writeln!(out)?;

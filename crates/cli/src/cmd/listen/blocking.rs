@@ -40,6 +40,7 @@ fn check(args: &ListenArgs) -> anyhow::Result<()> {
         (args.raw, "--raw"),
         (args.save_dir.is_some(), "--save-dir"),
         (args.exec.exec, "--exec"),
+        (args.batch.is_some(), "--batch"),
     ] {
         if asked {
             return Err(usage(format!(
@@ -125,6 +126,7 @@ pub(super) async fn run(
         counted: counters.get(),
         kernel_drops,
         output_drops: dropped,
+        recv_calls: None,
     };
     conclude(writer, &summary, args.summary, quiet, transport).await?;
     Ok(ExitCode::SUCCESS)
