@@ -51,8 +51,9 @@ pub struct ServeConfig {
     /// for a peer that did not prove it knows the secret.
     pub exec: Option<ExecConfig>,
     /// Over UDP, receive up to this many datagrams per system call
-    /// (`recvmmsg`, at most [`MAX_BATCH`](crate::MAX_BATCH)); 0 or 1, one
-    /// per call. The calls are counted in [`ServeConfig::counters`].
+    /// (`recvmmsg`, at most [`MAX_BATCH`](crate::MAX_BATCH)), and GSO runs
+    /// of datagrams coalesced (UDP GRO) where the kernel offers it; 0 or 1,
+    /// one per call. The calls are counted in [`ServeConfig::counters`].
     pub udp_batch: usize,
 }
 

@@ -59,8 +59,11 @@ use crate::{Error, Socket};
 /// already spread thin (quinn-udp uses 32).
 pub const MAX_BATCH: usize = 64;
 
-/// The most datagrams one GSO send carries: the kernel's `UDP_MAX_SEGMENTS`
-/// (64 until Linux 6.11, 128 since; the lower one works on both).
+/// The most datagrams one GSO send carries: the kernel's `UDP_MAX_SEGMENTS`,
+/// 64 when GSO came in (4.18) and raised to 128 since; the lower one works
+/// on every kernel that has GSO. A segment must also fit the path's MTU
+/// (on loopback, 64 KiB): one that does not is refused with `EINVAL`, and
+/// the batch goes on without GSO.
 pub const MAX_GSO_SEGMENTS: usize = 64;
 
 /// How many system calls moved how many datagrams.
