@@ -33,9 +33,12 @@ impl Default for Options {
     }
 }
 
-/// Bodies at least this large are written from their own buffer (see
-/// [`Connection::write_message_direct`]).
-const DIRECT_WRITE: usize = 64 * 1024;
+/// Bodies at least this large are written from their own buffer, behind
+/// the head [`Codec::encode_head`] gives (see
+/// [`Connection::write_message_direct`]): copying them into the write
+/// buffer would cost about what sending them does. Smaller ones are
+/// copied, since one contiguous write is cheaper than two parts.
+pub const DIRECT_WRITE: usize = 64 * 1024;
 
 /// One framed connection: the stream, its buffers and the codec.
 #[derive(Debug)]

@@ -60,6 +60,6 @@ mod error;
 mod listener;
 
 pub use codec::{Codec, DEFAULT_MAX_FRAME, LENGTH_PREFIX_LEN, READ_STEP};
-pub use connection::{Connection, Options, ReadHalf, WriteHalf};
+pub use connection::{Connection, DIRECT_WRITE, Options, ReadHalf, WriteHalf};
 pub use error::Error;
 pub use listener::Listener;

@@ -245,7 +245,7 @@ impl Framed {
         // costs about what sending it does. A small one is copied: one
         // contiguous `send` is cheaper than a two-part `writev` (measured
         // at 1 KiB in BENCHMARKS.md).
-        if msg.body.len() >= DIRECT_WRITE {
+        if msg.body.len() >= msg_tcp::DIRECT_WRITE {
             if let Some(head) = self.codec.encode_head(msg)? {
                 let mut parts = [io::IoSlice::new(&head), io::IoSlice::new(&msg.body)];
                 return write_all(&mut self.stream, &mut parts, go_on);
@@ -260,10 +260,6 @@ impl Framed {
         )
     }
 }
-
-/// Bodies at least this large are written from their own buffer (as
-/// msg-tcp's `Connection` writes them).
-const DIRECT_WRITE: usize = 64 * 1024;
 
 /// Writes all of `parts`, in order, through short writes. A send timeout
 /// (`SO_SNDTIMEO`) ends it unless `go_on` says to keep trying.
