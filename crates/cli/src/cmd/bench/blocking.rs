@@ -33,7 +33,7 @@ use tracing::warn;
 
 use super::Mode;
 use super::client::{
-    Clock, LISTENER_CLOSED, Outcome, STATS_ATTEMPTS, Settings, TCP_STATS_WAIT, Target, UDP_DRAIN,
+    Clock, LISTENER_CLOSED, Outcome, STATS_ATTEMPTS, Settings, Target, UDP_DRAIN, stats_wait,
 };
 use super::pin::pin_current;
 
@@ -182,12 +182,8 @@ fn throughput(peer: &mut Peer, body: Bytes) -> anyhow::Result<Outcome> {
         elapsed
     });
     let after = peer.stats(&mut stats_seq)?;
-    let mut outcome = Outcome::new();
-    outcome.sent = sent;
-    outcome.received = after.received.saturating_sub(before.received);
-    outcome.reordered = after.reordered.saturating_sub(before.reordered);
-    outcome.elapsed = udp_elapsed.unwrap_or_else(|| start.elapsed());
-    Ok(outcome)
+    let elapsed = udp_elapsed.unwrap_or_else(|| start.elapsed());
+    Ok(Outcome::streamed(sent, &before, &after, elapsed))
 }
 
 struct Peer<'a> {
@@ -229,10 +225,7 @@ impl Peer<'_> {
         for _ in 0..STATS_ATTEMPTS {
             *seq += 1;
             self.link.send(&ping::stats_request(*seq))?;
-            let wait = match self.transport {
-                Transport::Udp => self.settings.timeout,
-                Transport::Tcp => self.settings.timeout.max(TCP_STATS_WAIT),
-            };
+            let wait = stats_wait(self.transport, self.settings.timeout);
             if let Some((reply, _)) = self.pong(*seq, Instant::now() + wait)? {
                 return Ok(ping::parse_stats(&reply)?);
             }

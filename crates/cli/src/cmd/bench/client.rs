@@ -36,7 +36,18 @@ pub(crate) const STATS_ATTEMPTS: u32 = 5;
 
 /// How long a statistics answer may take over TCP, behind the stream it
 /// counts.
-pub(crate) const TCP_STATS_WAIT: Duration = Duration::from_secs(10);
+const TCP_STATS_WAIT: Duration = Duration::from_secs(10);
+
+/// How long to wait for the answer to one statistics ping. Over TCP the
+/// answer queues behind every discard still in flight, a backlog a busy
+/// machine can take a while to work through; TCP loses nothing, so waiting
+/// longer only waits.
+pub(crate) fn stats_wait(transport: Transport, timeout: Duration) -> Duration {
+    match transport {
+        Transport::Udp => timeout,
+        Transport::Tcp => timeout.max(TCP_STATS_WAIT),
+    }
+}
 
 /// Over UDP, how long the listener gets to drain its queue after a
 /// throughput stream before it is asked what arrived.
@@ -200,6 +211,18 @@ impl Outcome {
         }
     }
 
+    /// A one-way stream's outcome: `sent` messages, of which the listener
+    /// counted what its statistics say between `before` and `after`, over
+    /// `elapsed`.
+    pub(crate) fn streamed(sent: u64, before: &Stats, after: &Stats, elapsed: Duration) -> Self {
+        let mut outcome = Self::new();
+        outcome.sent = sent;
+        outcome.received = after.received.saturating_sub(before.received);
+        outcome.reordered = after.reordered.saturating_sub(before.reordered);
+        outcome.elapsed = elapsed;
+        outcome
+    }
+
     pub(crate) fn lost(&self) -> u64 {
         self.sent.saturating_sub(self.received)
     }
@@ -343,14 +366,7 @@ impl Peer {
         for _ in 0..STATS_ATTEMPTS {
             *seq += 1;
             self.link.send(&ping::stats_request(*seq)).await?;
-            // Over TCP the answer queues behind every discard still in
-            // flight, a backlog a busy machine can take a while to work
-            // through; TCP loses nothing, so waiting longer only waits.
-            let wait = match self.transport {
-                Transport::Udp => self.timeout,
-                Transport::Tcp => self.timeout.max(TCP_STATS_WAIT),
-            };
-            let deadline = Instant::now() + wait;
+            let deadline = Instant::now() + stats_wait(self.transport, self.timeout);
             if let Some((reply, _)) = self.pong(*seq, deadline).await? {
                 return Ok(ping::parse_stats(&reply)?);
             }
@@ -532,12 +548,7 @@ async fn throughput(
     } else {
         elapsed
     };
-
-    let mut outcome = Outcome::new();
-    outcome.sent = sent;
-    outcome.received = after.received.saturating_sub(before.received);
-    outcome.reordered = after.reordered.saturating_sub(before.reordered);
-    outcome.elapsed = elapsed;
+    let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
     if let Some(kernel_before) = kernel_before {
         outcome.kernel = Some(kernel_before.until(&Snapshot::take(peer.link.tcp_info())?));
     }
@@ -590,12 +601,7 @@ async fn throughput_batched(
     let elapsed = start.elapsed();
     tokio::time::sleep(UDP_DRAIN).await;
     let after = peer.stats(&mut stats_seq).await?;
-
-    let mut outcome = Outcome::new();
-    outcome.sent = sent;
-    outcome.received = after.received.saturating_sub(before.received);
-    outcome.reordered = after.reordered.saturating_sub(before.reordered);
-    outcome.elapsed = elapsed;
+    let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
     outcome.calls = Some(Calls {
         send: send_batch.counts().since(&sends_before),
         recv: batching
