@@ -258,7 +258,10 @@ impl Socket {
             let mut run = slot.split_to(got.len).freeze();
             // A coalesced run is cut where the sender's datagrams ended:
             // every segment is `segment` bytes but the last. Each is a
-            // view of the slot, not a copy.
+            // view of the slot, not a copy. The kernel coalesces at most
+            // 64 segments (`UDP_GRO_CNT_MAX`) into one slot of 64 KiB, and
+            // a message needs its 28-byte header, so what one receive
+            // yields follows the bytes that arrived.
             let segment = got.segment.unwrap_or(got.len).max(1);
             let mut datagrams = 0;
             loop {
@@ -459,18 +462,31 @@ mod linux {
         )
     }
 
+    /// One message of a `sendmmsg`: datagrams that lie back to back in the
+    /// send buffer, sent as one GSO run when there are two or more.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub(super) struct Run {
+        /// Where its first datagram starts in the buffer.
+        pub(super) from: usize,
+        /// Where its last one ends.
+        pub(super) end: usize,
+        /// How many datagrams it holds.
+        pub(super) datagrams: usize,
+        /// The size of each but the last, which may be shorter.
+        pub(super) segment: usize,
+    }
+
     /// Cuts the datagrams that end at `ends` (the first starting at
     /// `start`) into the runs of one `sendmmsg`, at most [`MAX_BATCH`]
     /// runs: with `gso_run` (the most bytes a run may hold), each run is as
     /// many datagrams of the first one's size as fit, plus at most one
     /// shorter one to end it, as GSO requires; without it, each datagram
-    /// is a run of its own. Returns how many runs were written to `runs`,
-    /// each as (first byte, end byte, datagrams, segment size).
+    /// is a run of its own. Returns how many runs were written to `runs`.
     pub(super) fn runs(
         start: usize,
         ends: &[usize],
         gso_run: Option<usize>,
-        runs: &mut [(usize, usize, usize, usize); MAX_BATCH],
+        runs: &mut [Run; MAX_BATCH],
     ) -> usize {
         let mut n = 0;
         let mut from = start;
@@ -495,7 +511,12 @@ mod linux {
                     }
                 }
             }
-            runs[n] = (from, end, count, segment);
+            runs[n] = Run {
+                from,
+                end,
+                datagrams: count,
+                segment,
+            };
             from = end;
             n += 1;
         }
@@ -515,27 +536,27 @@ mod linux {
         ends: &[usize],
         gso_run: Option<usize>,
     ) -> io::Result<Moved> {
-        let mut plan = [(0, 0, 0, 0); MAX_BATCH];
+        let mut plan = [Run::default(); MAX_BATCH];
         let n = runs(start, ends, gso_run, &mut plan);
         // SAFETY: all-zero `iovec`s, `mmsghdr`s and control buffers are
         // valid values (null pointers, zero lengths).
         let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { zeroed() };
         let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { zeroed() };
         let mut cmsgs = [Cmsg([0; CMSG_ROOM]); MAX_BATCH];
-        for (((iov, hdr), cmsg), &(from, end, count, segment)) in iovs
+        for (((iov, hdr), cmsg), run) in iovs
             .iter_mut()
             .zip(hdrs.iter_mut())
             .zip(cmsgs.iter_mut())
             .zip(&plan[..n])
         {
-            let run = &buf[from..end];
+            let bytes = &buf[run.from..run.end];
             // The kernel only reads through this pointer.
-            iov.iov_base = run.as_ptr().cast_mut().cast();
-            iov.iov_len = run.len();
+            iov.iov_base = bytes.as_ptr().cast_mut().cast();
+            iov.iov_len = bytes.len();
             // A connected socket: no address.
             hdr.msg_hdr.msg_iov = iov;
             hdr.msg_hdr.msg_iovlen = 1;
-            if count > 1 {
+            if run.datagrams > 1 {
                 // SAFETY: the buffer is aligned for `cmsghdr` and holds
                 // CMSG_SPACE(2) bytes; FIRSTHDR returns its start, and the
                 // header and the `u16` after it are written within it.
@@ -549,7 +570,7 @@ mod linux {
                     // A segment is at most one datagram: under 64 KiB.
                     libc::CMSG_DATA(c)
                         .cast::<u16>()
-                        .write_unaligned(segment as u16);
+                        .write_unaligned(run.segment as u16);
                 }
             }
         }
@@ -565,10 +586,10 @@ mod linux {
             datagrams: 0,
             segmented: 0,
         };
-        for &(_, _, count, _) in &plan[..sent as usize] {
-            moved.datagrams += count;
-            if count > 1 {
-                moved.segmented += count;
+        for run in &plan[..sent as usize] {
+            moved.datagrams += run.datagrams;
+            if run.datagrams > 1 {
+                moved.segmented += run.datagrams;
             }
         }
         Ok(moved)
@@ -891,9 +912,13 @@ mod tests {
     #[test]
     fn runs_group_equal_sizes_and_end_at_a_shorter_one() {
         let plan = |start: usize, ends: &[usize], gso: Option<usize>| {
-            let mut runs = [(0, 0, 0, 0); MAX_BATCH];
+            let mut runs = [linux::Run::default(); MAX_BATCH];
             let n = linux::runs(start, ends, gso, &mut runs);
-            runs[..n].to_vec()
+            // (first byte, end byte, datagrams, segment size)
+            runs[..n]
+                .iter()
+                .map(|r| (r.from, r.end, r.datagrams, r.segment))
+                .collect::<Vec<_>>()
         };
         // Without GSO every datagram is its own run.
         assert_eq!(
