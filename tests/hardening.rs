@@ -302,3 +302,138 @@ fn a_peer_reset_mid_frame_is_dropped_and_the_rest_served() {
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(listener.finish().lines(), ["served"]);
 }
+
+/// The listener's peak resident memory (`VmHWM`), in bytes.
+fn peak_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kib * 1024
+}
+
+/// Round two, finding 1: a peer that has not proved it holds the secret
+/// costs a handshake, not `--max-frame`. 1,000 connections each announce
+/// a 16 MiB `AuthChallenge` frame and push its bytes as fast as the kernel
+/// takes them; before, the handshake was read with the 16 MiB limit and 30
+/// such peers took a listener to 497 MB in 1.3 s.
+#[test]
+fn unauthenticated_handshake_frames_cost_a_handshake_not_max_frame() {
+    use std::io::ErrorKind;
+    use std::time::{Duration, Instant};
+
+    const PEERS: usize = 1000;
+    const FRAME: usize = 16 * 1024 * 1024 - 1;
+    let secret = support::secret_file(b"the handshake frame limit", 0o600);
+    let secret = secret.to_str().unwrap();
+    let mut listener = Listener::start("--tcp", "127.0.0.1", &["--secret-file", secret]);
+    // The start of an AuthChallenge frame whose body would be 16 MiB.
+    let mut head = (FRAME as u32).to_be_bytes().to_vec();
+    head.extend_from_slice(b"ms\x01\x20");
+    head.extend_from_slice(&[0; 20]);
+    head.extend_from_slice(&((FRAME - 28) as u32).to_be_bytes());
+    let mut peers: Vec<Option<(TcpStream, usize)>> = (0..PEERS)
+        .map(|_| {
+            let mut stream = TcpStream::connect(listener.addr).unwrap();
+            stream.write_all(&head).unwrap();
+            stream.set_nonblocking(true).unwrap();
+            Some((stream, head.len()))
+        })
+        .collect();
+    // Push the frames' bytes round after round until every peer has sent
+    // its frame or been dropped, or 5 s have passed.
+    let chunk = vec![0x55; 64 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && peers.iter().any(Option::is_some) {
+        for slot in &mut peers {
+            let Some((stream, sent)) = slot else { continue };
+            let keep = loop {
+                let left = (4 + FRAME - *sent).min(chunk.len());
+                if left == 0 {
+                    break false;
+                }
+                match stream.write(&chunk[..left]) {
+                    Ok(n) => *sent += n,
+                    Err(err) if err.kind() == ErrorKind::WouldBlock => break true,
+                    Err(_) => break false, // dropped by the listener
+                }
+            };
+            if !keep {
+                *slot = None;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let peak = peak_memory(listener.process.pid());
+    assert!(
+        peak < 64 * 1024 * 1024,
+        "the listener peaked at {} MiB",
+        peak / (1024 * 1024)
+    );
+    // It said why to those it dropped, and still serves a real client.
+    listener
+        .process
+        .wait_for_stderr("handshake frames are at most 1024 bytes");
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            "--secret-file",
+            secret,
+            &listener.addr_arg(),
+            "still here",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    drop(peers);
+}
+
+/// Round two, finding 1: handshakes have their own cap. With one slot, a
+/// peer that connects and says nothing holds it, and a real client waits
+/// its turn (reading nothing meanwhile) until the silent one is dropped at
+/// the handshake timeout, then is served.
+#[test]
+fn a_silent_peer_holds_one_handshake_slot_until_its_timeout() {
+    use std::time::{Duration, Instant};
+
+    let secret = support::secret_file(b"the handshake slots", 0o600);
+    let secret = secret.to_str().unwrap();
+    let mut listener = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &[
+            "--secret-file",
+            secret,
+            "--max-handshakes",
+            "1",
+            "--handshake-timeout",
+            "1s",
+        ],
+    );
+    let silent = TcpStream::connect(listener.addr).unwrap();
+    let started = Instant::now();
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            "--secret-file",
+            secret,
+            "--handshake-timeout",
+            "10s",
+            &listener.addr_arg(),
+            "after the silent one",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "served after {:?}, before the silent peer's handshake timed out",
+        started.elapsed()
+    );
+    listener.process.wait_for_stderr("no handshake within 1s");
+    drop(silent);
+}

@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use msg_proto::auth::{
-    AuthError, ClientHandshake, NONCE_LEN, Role, SESSION_ID_LEN, Secret, ServerHandshake,
+    AuthError, ClientHandshake, MAX_HANDSHAKE_FRAME, NONCE_LEN, Role, SESSION_ID_LEN, Secret,
+    ServerHandshake,
 };
 use msg_proto::{Kind, Message};
 
@@ -77,6 +78,16 @@ pub enum AuthFailure {
     /// The peer reported an error instead (its text, made safe to print).
     #[error("the peer says: {0}")]
     Peer(String),
+    /// The peer announced a frame larger than any handshake message: it is
+    /// not running the handshake (a client without a secret, usually), and
+    /// nothing of the frame is buffered.
+    #[error("a handshake frame of {len} bytes; handshake frames are at most {max} bytes")]
+    FrameTooLarge {
+        /// The length the peer announced.
+        len: usize,
+        /// [`MAX_HANDSHAKE_FRAME`].
+        max: usize,
+    },
 }
 
 /// Fills a nonce or session id from the operating system's generator.
@@ -105,6 +116,10 @@ pub(crate) fn session_id() -> [u8; SESSION_ID_LEN] {
 /// nonce unless the server proved itself.
 pub(crate) async fn client(conn: &mut msg_tcp::Connection, auth: &Auth) -> Result<(), Error> {
     let timeout = auth.handshake_timeout;
+    // A server has not proved itself yet either: until it has, it gets the
+    // handshake's small frame limit, not the connection's.
+    let max_frame = conn.max_frame();
+    conn.set_max_frame(MAX_HANDSHAKE_FRAME);
     let handshake = async {
         let (handshake, challenge) = ClientHandshake::start(&auth.secret, random::<NONCE_LEN>());
         conn.write_message(&challenge).await?;
@@ -116,6 +131,7 @@ pub(crate) async fn client(conn: &mut msg_tcp::Connection, auth: &Auth) -> Resul
         let verdict = next(conn).await?;
         let keys = awaiting.on_result(&verdict).map_err(AuthFailure::from)?;
         conn.authenticate(&keys, Role::Client);
+        conn.set_max_frame(max_frame);
         Ok(())
     };
     tokio::time::timeout(timeout, handshake)
@@ -132,8 +148,24 @@ pub(crate) async fn client(conn: &mut msg_tcp::Connection, auth: &Auth) -> Resul
 /// [`Error::Auth`] with the reason, for the log.
 pub(crate) async fn server(conn: &mut msg_tcp::Connection, auth: &Auth) -> Result<(), Error> {
     let timeout = auth.handshake_timeout;
+    // Nothing a peer sends before it has proved it holds the secret may cost
+    // more than a handshake message: read with the connection's own limit
+    // (16 MiB by default), every unauthenticated connection could make the
+    // listener buffer that much for the whole handshake timeout. Its own
+    // limit comes back once the handshake succeeds.
+    let max_frame = conn.max_frame();
+    conn.set_max_frame(MAX_HANDSHAKE_FRAME);
     let handshake = async {
-        let challenge = next(conn).await?;
+        let challenge = match next(conn).await {
+            Ok(challenge) => challenge,
+            Err(Error::Auth(AuthFailure::FrameTooLarge { len, max })) => {
+                // Larger than any handshake message: a client that sends
+                // without a secret. Tell it, as for a small message.
+                let _ = conn.write_message(&error_message(NEEDS_SECRET)).await;
+                return Err(Error::Auth(AuthFailure::FrameTooLarge { len, max }));
+            }
+            Err(err) => return Err(err),
+        };
         if challenge.kind != Kind::AuthChallenge {
             // Say why once, so the client can tell its user; nothing it
             // sent is looked at.
@@ -155,6 +187,7 @@ pub(crate) async fn server(conn: &mut msg_tcp::Connection, auth: &Auth) -> Resul
         conn.write_message(&verdict).await?;
         let keys = keys.map_err(AuthFailure::from)?;
         conn.authenticate(&keys, Role::Server);
+        conn.set_max_frame(max_frame);
         Ok(())
     };
     tokio::time::timeout(timeout, handshake)
@@ -162,13 +195,29 @@ pub(crate) async fn server(conn: &mut msg_tcp::Connection, auth: &Auth) -> Resul
         .map_err(|_| Error::Auth(AuthFailure::Timeout(timeout)))?
 }
 
+/// After [`server`] refused a frame too large for a handshake: lets that
+/// frame arrive, into one fixed buffer, for at most the handshake timeout.
+/// Closed with its bytes unread, the connection would be reset, and the
+/// reset can reach the client before the answer that says it needs a
+/// secret. The caller holds no handshake slot meanwhile: this costs time,
+/// not memory or handshakes.
+pub(crate) async fn drain_refused(conn: &mut msg_tcp::Connection, failure: &Error, auth: &Auth) {
+    if let Error::Auth(AuthFailure::FrameTooLarge { len, .. }) = failure {
+        let _ = tokio::time::timeout(auth.handshake_timeout, conn.discard(*len)).await;
+    }
+}
+
 /// The next handshake message: an end of the stream, or an `Error` from
 /// the peer, ends the handshake.
 async fn next(conn: &mut msg_tcp::Connection) -> Result<Message, Error> {
-    let msg = conn
-        .read_message()
-        .await?
-        .ok_or(Error::Auth(AuthFailure::Closed))?;
+    let msg = match conn.read_message().await {
+        Ok(Some(msg)) => msg,
+        Ok(None) => return Err(Error::Auth(AuthFailure::Closed)),
+        Err(msg_tcp::Error::FrameTooLarge { len, max }) => {
+            return Err(Error::Auth(AuthFailure::FrameTooLarge { len, max }));
+        }
+        Err(err) => return Err(err.into()),
+    };
     if msg.kind == Kind::Error {
         return Err(Error::Auth(AuthFailure::Peer(printable(&msg.body))));
     }

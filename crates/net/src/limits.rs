@@ -2,7 +2,7 @@
 //!
 //! Each limit bounds what a hostile or broken peer can cost: memory (frames
 //! grow with the bytes that arrive, see msg-tcp's decoder), descriptors
-//! (`max_conns`), time (`idle_timeout`, `frame_timeout`, and the handshake
+//! (`max_conns`, `max_handshakes`), time (`idle_timeout`, `frame_timeout`, and the handshake
 //! timeout of [`Auth`](crate::Auth)), and state (`max_udp_peers`). The
 //! frame size itself is msg-tcp's `Options::max_frame`, the commands'
 //! limits [`ExecConfig`](crate::exec::ExecConfig)'s.
@@ -21,6 +21,11 @@ pub use msg_udp::{Family, MAX_PAYLOAD_V4, MAX_PAYLOAD_V6, Overhead, check_size};
 pub struct Limits {
     /// TCP connections served at once; the next one is told so and closed.
     pub max_conns: usize,
+    /// Of those, how many may be in the authentication handshake at once
+    /// (with a secret). The next one waits its turn, reading nothing, within
+    /// the handshake timeout: peers that have not proved they hold the
+    /// secret share this many slots, whatever `max_conns` is.
+    pub max_handshakes: usize,
     /// A TCP connection that sends nothing for this long is closed; `None`
     /// never closes an idle one.
     pub idle_timeout: Option<Duration>,
@@ -41,6 +46,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_conns: 1024,
+            max_handshakes: 64,
             idle_timeout: Some(Duration::from_secs(5 * 60)),
             frame_timeout: Duration::from_secs(30),
             keepalive: Some(Duration::from_secs(60)),

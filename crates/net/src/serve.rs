@@ -269,6 +269,10 @@ async fn serve_tcp(
     // One permit per connection served: past `max_conns` a client is told
     // so and closed, not left waiting in the backlog.
     let slots = Arc::new(tokio::sync::Semaphore::new(config.limits.max_conns));
+    // And of those, one permit per handshake under way: peers that have not
+    // proved they hold the secret share these, so they cannot crowd out
+    // more than this many handshakes' worth of work.
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(config.limits.max_handshakes));
     // Owned here, so that dropping `serve` drops every connection.
     let mut connections = JoinSet::new();
     loop {
@@ -304,6 +308,7 @@ async fn serve_tcp(
         let config = Arc::clone(&config);
         let runner = runner.clone();
         let failures = Arc::clone(&failures);
+        let handshakes = Arc::clone(&handshakes);
         connections.spawn(async move {
             let _slot = slot;
             let result = if config.raw {
@@ -318,7 +323,10 @@ async fn serve_tcp(
                 .await
             } else {
                 match msg_tcp::Connection::new(stream, options) {
-                    Ok(conn) => serve_connection(conn, &config, runner.as_deref(), events).await,
+                    Ok(conn) => {
+                        serve_connection(conn, &config, &handshakes, runner.as_deref(), events)
+                            .await
+                    }
                     Err(err) => Err(err.into()),
                 }
             };
@@ -337,12 +345,26 @@ async fn serve_tcp(
 async fn serve_connection(
     mut conn: msg_tcp::Connection,
     config: &ServeConfig,
+    handshakes: &tokio::sync::Semaphore,
     runner: Option<&Runner>,
     events: Events,
 ) -> Result<(), Error> {
     let runner = match &config.auth {
         Some(auth) => {
-            auth::server(&mut conn, auth).await?;
+            // Its turn comes within the handshake timeout, or never: a
+            // connection waiting here has read nothing, so it costs a
+            // descriptor and no buffer.
+            let timeout = auth.handshake_timeout;
+            let turn = tokio::time::timeout(timeout, handshakes.acquire())
+                .await
+                .map_err(|_| Error::Auth(auth::AuthFailure::Timeout(timeout)))?
+                .expect("the semaphore is never closed");
+            let shaken = auth::server(&mut conn, auth).await;
+            drop(turn);
+            if let Err(err) = shaken {
+                auth::drain_refused(&mut conn, &err, auth).await;
+                return Err(err);
+            }
             debug!(peer = %conn.peer_addr(), "authenticated");
             runner
         }

@@ -101,6 +101,17 @@ pub const TAG_LEN: usize = 32;
 /// The length of every derived key.
 pub const KEY_LEN: usize = 32;
 
+/// The largest frame either side of the TCP handshake reads before the
+/// handshake completes, prefix excluded.
+///
+/// The handshake's own messages are at most 92 bytes (step 2: a 28-byte
+/// header, `Ns` and `proof_s`); the rest of the kibibyte leaves room for
+/// an `Error` message that says why a listener refuses. Until the peer has
+/// proved it holds the secret it has earned nothing more: read with the
+/// connection's full limit (16 MiB by default), every unauthenticated
+/// connection could make the listener buffer that much.
+pub const MAX_HANDSHAKE_FRAME: usize = 1024;
+
 /// The length of a UDP session id.
 pub const SESSION_ID_LEN: usize = 8;
 

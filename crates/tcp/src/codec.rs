@@ -72,6 +72,14 @@ impl Codec {
         self.max_frame
     }
 
+    /// From now on, refuses frames over `max_frame` bytes, both ways.
+    ///
+    /// A frame already partly buffered is judged by the new limit when it
+    /// is decoded: its prefix is read again then.
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
+    }
+
     /// Whether this codec tags what it encodes.
     pub fn seals(&self) -> bool {
         self.sealer.is_some()

@@ -4,10 +4,11 @@
 
 use std::net::SocketAddr;
 
+use bytes::Buf;
 use futures::{SinkExt, StreamExt};
 use msg_proto::Message;
 use msg_proto::auth::{Role, SessionKeys};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{Framed, FramedParts, FramedWrite};
@@ -105,6 +106,18 @@ impl Connection {
         codec.set_opener(keys.opener(us));
     }
 
+    /// The largest frame this connection reads or writes, prefix excluded.
+    pub fn max_frame(&self) -> usize {
+        self.framed.codec().max_frame()
+    }
+
+    /// From now on, refuses frames over `max_frame` bytes, both ways: the
+    /// handshake runs under [`msg_proto::auth::MAX_HANDSHAKE_FRAME`], and
+    /// the connection's own limit is restored once it succeeds.
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.framed.codec_mut().set_max_frame(max_frame);
+    }
+
     /// How many bytes have arrived that no message has been read from yet:
     /// zero between frames, more while a frame is on its way.
     pub fn buffered(&self) -> usize {
@@ -173,6 +186,34 @@ impl Connection {
     /// As [`Connection::write_message`].
     pub async fn feed(&mut self, msg: &Message) -> Result<(), Error> {
         self.framed.feed(msg).await
+    }
+
+    /// Reads and throws away up to `up_to` bytes, those already buffered
+    /// first, until the peer closes; returns how many were thrown away.
+    ///
+    /// For a peer being refused in the middle of a frame the codec would
+    /// not take: closing with its bytes unread makes the kernel reset the
+    /// connection, and the reset can reach the peer before the answer that
+    /// says why. Reading them into one fixed buffer costs no memory, only
+    /// the time the caller allows (bound it with a timeout). The stream's
+    /// framing is lost after this.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`].
+    pub async fn discard(&mut self, up_to: usize) -> Result<usize, Error> {
+        let buffered = self.framed.read_buffer().len().min(up_to);
+        self.framed.read_buffer_mut().advance(buffered);
+        let mut discarded = buffered;
+        let mut scratch = [0; 8 * 1024];
+        while discarded < up_to {
+            let want = (up_to - discarded).min(scratch.len());
+            match self.framed.get_mut().read(&mut scratch[..want]).await? {
+                0 => break,
+                n => discarded += n,
+            }
+        }
+        Ok(discarded)
     }
 
     /// Flushes queued messages.

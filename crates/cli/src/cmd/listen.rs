@@ -159,6 +159,13 @@ pub(crate) struct LimitArgs {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub(crate) max_conns: u64,
 
+    /// Of those, how many may be in the authentication handshake at once
+    /// (with a secret); the next waits its turn within the handshake
+    /// timeout, reading nothing
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_handshakes as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub(crate) max_handshakes: u64,
+
     /// Close a TCP connection that sends nothing for this long (0: never)
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub(crate) idle_timeout: Duration,
@@ -173,6 +180,7 @@ impl LimitArgs {
     fn limits(&self) -> Limits {
         Limits {
             max_conns: usize::try_from(self.max_conns).unwrap_or(usize::MAX),
+            max_handshakes: usize::try_from(self.max_handshakes).unwrap_or(usize::MAX),
             idle_timeout: (!self.idle_timeout.is_zero()).then_some(self.idle_timeout),
             frame_timeout: self.frame_timeout,
             ..Limits::default()
