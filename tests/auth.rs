@@ -378,6 +378,75 @@ fn udp_replays_and_bad_tags_are_dropped() {
     assert_eq!(bodies, ["once", "twice", "last"], "{}", finished.stderr);
 }
 
+/// Hardening round two, finding 2: one captured datagram sent again from
+/// five new source ports was printed five times, and with `--reply` each
+/// copy was answered to the replayer's chosen address. Now it is accepted
+/// once, whatever its source, and a replay gets no answer.
+#[test]
+fn a_datagram_replayed_from_new_ports_is_accepted_once_and_never_answered() {
+    let secret = good_secret();
+    let mut listener = Listener::start(
+        "--udp",
+        "127.0.0.1",
+        &[
+            "--secret-file",
+            &secret,
+            "--json",
+            "--reply",
+            "echo",
+            "--count",
+            "2",
+        ],
+    );
+    let mut sealer =
+        DatagramSealer::new(&Secret::new(SECRET.to_vec()).unwrap(), Role::Client, [5; 8]);
+    let mut datagram = BytesMut::new();
+    sealer
+        .seal(&Message::new(Kind::Data, 1, "once"), &mut datagram)
+        .unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.set_read_timeout(Some(DEADLINE)).unwrap();
+    sender.send_to(&datagram, listener.addr).unwrap();
+    let mut reply = [0; 1024];
+    sender
+        .recv_from(&mut reply)
+        .expect("the first copy is answered");
+    for _ in 0..5 {
+        let replayer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        replayer
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        replayer.send_to(&datagram, listener.addr).unwrap();
+        let answered = replayer.recv_from(&mut reply);
+        assert!(answered.is_err(), "a replay was answered: {answered:?}");
+    }
+    listener.process.wait_for_stderr("replay");
+    let out = run(
+        &[
+            "send",
+            "--udp",
+            "--secret-file",
+            &secret,
+            &listener.addr_arg(),
+            "last",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let finished = listener.finish();
+    let bodies: Vec<String> = finished
+        .stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["body"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(bodies, ["once", "last"], "{}", finished.stderr);
+}
+
 #[test]
 fn secret_files_are_checked() {
     let empty = support::secret_file(b"\n", 0o600);

@@ -12,7 +12,8 @@
 //!   was altered, injected, reordered or replayed.
 //! - UDP: no handshake; each socket tags its datagrams with a key derived
 //!   from the secret and a random session id, and drops datagrams that do
-//!   not verify or were seen before (a replay window per sender).
+//!   not verify or were seen before (a replay window per sending
+//!   socket's session id, whatever address a datagram comes from).
 //!
 //! Bodies still travel in clear: this proves who sent a message and that
 //! nobody changed it, not that nobody read it. For secrecy use TLS or an

@@ -812,14 +812,17 @@ pub struct Opened {
     /// The sending socket's session id.
     pub session_id: [u8; SESSION_ID_LEN],
     /// The datagram's counter within that session: check it with the
-    /// [`ReplayWindow`] of (source address, `session_id`).
+    /// [`ReplayWindow`] of `session_id`, whatever the source address (which
+    /// the tag does not cover, so a window per address would let a replay
+    /// from a new port through).
     pub counter: u64,
 }
 
 /// Verifies datagrams sent by peers of one role.
 ///
 /// It keeps no state: replay is the business of the [`ReplayWindow`]s the
-/// caller keeps per sender, because only the caller knows the addresses.
+/// caller keeps, one per session id, since how many to keep and which to
+/// forget is a policy of the caller's.
 #[derive(Clone)]
 pub struct DatagramOpener {
     mac: HmacSha256,

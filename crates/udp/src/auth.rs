@@ -4,10 +4,21 @@
 //! (msg-proto's [`auth`](msg_proto::auth)): a 48-byte trailer with the
 //! sender's random session id, a counter, and an HMAC-SHA256 tag under a
 //! key derived from the secret and the sender's role. A receiver checks
-//! the tag first, then a replay window per (source address, session id):
-//! a datagram seen before, or too old for the window, is dropped. A
-//! restarted sender picks a new session id, so its counter starting again
-//! at 0 is no replay.
+//! the tag first, then a replay window per session id: a datagram seen
+//! before, or too old for the window, is dropped. A restarted sender picks
+//! a new session id, so its counter starting again at 0 is no replay.
+//!
+//! The window is keyed by the session id alone, not by the source address
+//! too: the tag does not cover the address (a NAT may change it), so keyed
+//! by (address, session id), one captured datagram sent again from five
+//! new ports found five empty windows and was accepted five times, and
+//! answered at each. The session id is 64 random bits, so two honest
+//! senders share a window only by a 1 in 2^64 chance. What follows: a
+//! sender whose address changes mid-session (NAT rebinding) goes on in the
+//! same window, and replies follow it to its new address; and whichever
+//! copy of a datagram arrives first is the one accepted, so an attacker on
+//! the path who races a fresh datagram from another address has it
+//! answered there, and the sender's own copy is then dropped as a replay.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -20,10 +31,11 @@ use msg_proto::auth::{
 };
 use tracing::warn;
 
-/// How many senders' replay windows a socket keeps. When a new sender
-/// comes and the table is full, the oldest window is forgotten: a flood of
-/// spoofed senders cannot grow memory, at the price that datagrams of a
-/// forgotten session could be accepted once more.
+/// How many senders' replay windows a socket keeps. When a new session
+/// comes and the table is full, the oldest window is forgotten: only
+/// holders of the secret make windows (the tag is checked first), and
+/// even they cannot grow memory past this, at the price that datagrams of
+/// a forgotten session could be accepted once more.
 pub const MAX_REPLAY_SENDERS: usize = 4096;
 
 /// How often a socket may warn about rejected datagrams.
@@ -47,7 +59,9 @@ impl AuthRejections {
     }
 }
 
-type Sender = (SocketAddr, [u8; SESSION_ID_LEN]);
+/// What a replay window is kept for: a sending socket's session id,
+/// whatever address its datagrams come from.
+type Sender = [u8; SESSION_ID_LEN];
 
 /// The sealing and opening state of one socket.
 #[derive(Debug)]
@@ -114,7 +128,7 @@ impl Authenticated {
         };
         // Only now, with the tag verified: a forged datagram must not move
         // anyone's window.
-        let key = (peer, opened.session_id);
+        let key = opened.session_id;
         if !self.windows.contains_key(&key) && self.windows.len() >= MAX_REPLAY_SENDERS {
             if let Some(oldest) = self.order.pop_front() {
                 self.windows.remove(&oldest);

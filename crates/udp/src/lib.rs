@@ -785,6 +785,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_datagram_is_accepted_once_whatever_address_it_comes_from() {
+        let (mut server, mut client) = authenticated_pair().await;
+        let addr = server.local_addr().unwrap();
+        let msg = Message::new(Kind::Data, 1, "once");
+        let (mut tap, bytes) = capture(&mut client, &msg).await;
+        tap.send_raw_to(&bytes, addr).await.unwrap();
+        // The same datagram again from five new source ports: each would
+        // have found an empty window if windows were kept per address.
+        for _ in 0..5 {
+            let mut other = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            other.send_raw_to(&bytes, addr).await.unwrap();
+        }
+        client
+            .send(&Message::new(Kind::Data, 2, "next"))
+            .await
+            .unwrap();
+        assert_eq!(server.recv_from().await.unwrap().0, msg);
+        // The sender's own next datagram, from its own address, is in the
+        // same session: accepted.
+        assert_eq!(server.recv_from().await.unwrap().0.seq, 2);
+        assert_eq!(
+            server.auth_rejections(),
+            AuthRejections {
+                replayed: 5,
+                ..AuthRejections::default()
+            }
+        );
+    }
+
+    #[tokio::test]
     async fn a_bad_tag_and_an_untagged_message_are_dropped_and_counted() {
         let (mut server, mut client) = authenticated_pair().await;
         let addr = server.local_addr().unwrap();
