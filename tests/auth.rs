@@ -447,6 +447,72 @@ fn a_datagram_replayed_from_new_ports_is_accepted_once_and_never_answered() {
     assert_eq!(bodies, ["once", "last"], "{}", finished.stderr);
 }
 
+/// Hardening round two, finding 9: the secret file was read whole,
+/// whatever it was: `/dev/zero` grew until memory ran out, a FIFO hung
+/// silently, a 1 GB file cost 2 GB. Now: a regular file of at most 4 KiB,
+/// or a pipe only with --secret-pipe and within 5 s; anything else is a
+/// usage error naming the file.
+#[test]
+fn a_secret_file_must_be_a_small_regular_file_or_an_asked_for_pipe() {
+    let refused = |args: &[&str], needle: &str| {
+        let started = Instant::now();
+        let mut all = vec!["send", "--udp"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["127.0.0.1:9", "x"]);
+        let out = run(&all, None);
+        assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+        started.elapsed()
+    };
+    let took = refused(
+        &["--secret-file", "/dev/zero"],
+        "the secret file /dev/zero is not a regular file (a character device)",
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    let large = support::secret_file(&[b'k'; 5000], 0o600);
+    refused(
+        &["--secret-file", large.to_str().unwrap()],
+        "is 5000 bytes; a secret file holds at most 4096 bytes",
+    );
+
+    let fifo = std::env::temp_dir().join(format!("msg-test-secret-{}.fifo", std::process::id()));
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let fifo = fifo.to_str().unwrap();
+    refused(&["--secret-file", fifo], "is a pipe; add --secret-pipe");
+    // Asked for, but nobody writes: an error after 5 s, not a hang.
+    let took = refused(
+        &["--secret-file", fifo, "--secret-pipe"],
+        "no secret arrived from the pipe",
+    );
+    assert!(took < DEADLINE, "{took:?}");
+    // Asked for, and written: the secret is read from it.
+    let writer = {
+        let fifo = fifo.to_owned();
+        std::thread::spawn(move || std::fs::write(fifo, b"from a pipe\n"))
+    };
+    let out = run(
+        &[
+            "send",
+            "--udp",
+            "--secret-file",
+            fifo,
+            "--secret-pipe",
+            "127.0.0.1:9",
+            "x",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    writer.join().unwrap().unwrap();
+    std::fs::remove_file(fifo).unwrap();
+}
+
 #[test]
 fn secret_files_are_checked() {
     let empty = support::secret_file(b"\n", 0o600);

@@ -144,6 +144,12 @@ pub(crate) struct AuthArgs {
     /// dropped (TCP)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
     pub(crate) handshake_timeout: Duration,
+
+    /// --secret-file may be a pipe (a FIFO, or <(command) in bash): read
+    /// it within 5s. Without this flag only a regular file is read, so
+    /// that a FIFO nobody writes to cannot hang msg silently
+    #[arg(long, requires = "secret_file")]
+    pub(crate) secret_pipe: bool,
 }
 
 /// Where a secret comes from when there is no --secret-file.
@@ -158,7 +164,7 @@ impl AuthArgs {
     /// read or is empty.
     pub(crate) fn auth(&self) -> anyhow::Result<Option<Auth>> {
         let bytes = match (&self.secret_file, std::env::var_os(SECRET_ENV)) {
-            (Some(path), _) => read_secret_file(path)?,
+            (Some(path), _) => read_secret_file(path, self.secret_pipe)?,
             (None, Some(value)) => {
                 let bytes = value.into_encoded_bytes();
                 if bytes.is_empty() {
@@ -176,21 +182,58 @@ impl AuthArgs {
     }
 }
 
-fn read_secret_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+/// The largest secret file msg reads. A secret is a key, not a document:
+/// 32 random bytes are plenty, and 4 KiB leaves room for any encoding of
+/// one. Without a limit `/dev/zero` grows until memory runs out, and a
+/// 1 GB file costs twice that and makes every handshake slow.
+pub(crate) const MAX_SECRET_FILE: u64 = 4096;
+
+/// How long msg waits for a secret from a pipe (`--secret-pipe`) before it
+/// gives up: a pipe nobody writes to would otherwise hang it silently.
+pub(crate) const SECRET_PIPE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn read_secret_file(path: &std::path::Path, pipe: bool) -> anyhow::Result<Vec<u8>> {
     let shown = path.display();
-    let mut bytes = std::fs::read(path)
+    let meta = std::fs::metadata(path)
         .map_err(|err| usage(format!("cannot read the secret file {shown}: {err}")))?;
+    let mut bytes = if meta.is_file() {
+        if meta.len() > MAX_SECRET_FILE {
+            return Err(usage(format!(
+                "the secret file {shown} is {} bytes; a secret file holds at most \
+                 {MAX_SECRET_FILE} bytes",
+                meta.len()
+            )));
+        }
+        read_at_most(path, MAX_SECRET_FILE)
+            .map_err(|err| usage(format!("cannot read the secret file {shown}: {err}")))?
+    } else if is_pipe(&meta) && pipe {
+        read_pipe(path)?
+    } else if is_pipe(&meta) {
+        return Err(usage(format!(
+            "the secret file {shown} is a pipe; add --secret-pipe to read a secret from one \
+             (within {})",
+            humantime::format_duration(SECRET_PIPE_TIMEOUT)
+        )));
+    } else {
+        return Err(usage(format!(
+            "the secret file {shown} is not a regular file ({})",
+            file_kind(&meta)
+        )));
+    };
+    if bytes.len() as u64 > MAX_SECRET_FILE {
+        // It grew between the look and the read.
+        return Err(usage(format!(
+            "the secret file {shown} holds more than {MAX_SECRET_FILE} bytes; a secret file \
+             holds at most {MAX_SECRET_FILE} bytes"
+        )));
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                // As ssh does for a private key: say so, and go on.
-                warn!(
-                    "the secret file {shown} is readable by others (mode {mode:03o}); chmod 600 it"
-                );
-            }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            // As ssh does for a private key: say so, and go on.
+            warn!("the secret file {shown} is readable by others (mode {mode:03o}); chmod 600 it");
         }
     }
     if bytes.last() == Some(&b'\n') {
@@ -203,6 +246,74 @@ fn read_secret_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
         return Err(usage(format!("the secret file {shown} is empty")));
     }
     Ok(bytes)
+}
+
+/// Reads `path` whole, but never more than `max` + 1 bytes (so that the
+/// caller can tell a file that grew past `max`).
+fn read_at_most(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Reads a secret from a pipe on a thread of its own, and gives up after
+/// [`SECRET_PIPE_TIMEOUT`]: opening a FIFO waits for a writer, and reading
+/// it waits for the writer to close, either of which may never come. The
+/// thread is left blocked then; msg is about to exit with the error.
+fn read_pipe(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let shown = path.display().to_string();
+    let owned = path.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(read_at_most(&owned, MAX_SECRET_FILE));
+    });
+    match rx.recv_timeout(SECRET_PIPE_TIMEOUT) {
+        Ok(read) => {
+            read.map_err(|err| usage(format!("cannot read the secret file {shown}: {err}")))
+        }
+        Err(_) => Err(usage(format!(
+            "no secret arrived from the pipe {shown} within {}: nothing wrote to it and \
+             closed it",
+            humantime::format_duration(SECRET_PIPE_TIMEOUT)
+        ))),
+    }
+}
+
+#[cfg(unix)]
+fn is_pipe(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_fifo()
+}
+
+#[cfg(not(unix))]
+fn is_pipe(_meta: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// What a file that is not a regular one is, for an error.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "neither a regular file nor a pipe"
+    }
 }
 
 pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
