@@ -187,8 +187,11 @@ impl LossySink {
                         }
                     }
                     Kind::Ping => {
+                        let Some(pong) = msg_net::ping::pong(&msg, &counter) else {
+                            continue;
+                        };
                         out.clear();
-                        msg_proto::encode(&msg_net::ping::pong(&msg, &counter), &mut out).unwrap();
+                        msg_proto::encode(&pong, &mut out).unwrap();
                         let _ = socket.send_to(&out, peer);
                     }
                     _ => {}

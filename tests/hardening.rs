@@ -437,3 +437,35 @@ fn a_silent_peer_holds_one_handshake_slot_until_its_timeout() {
     listener.process.wait_for_stderr("no handshake within 1s");
     drop(silent);
 }
+
+/// Round two, finding 13: every UDP listener was a small reflector, a
+/// 28-byte statistics ping (from any source, which can be forged) drawing
+/// a 44-byte pong. Now no answer is larger than its datagram: the bare
+/// ping gets nothing, the padded one an answer of its own size.
+#[test]
+fn a_udp_listener_answers_no_datagram_with_more_bytes_than_it_sent() {
+    use std::time::Duration;
+
+    let listener = Listener::start("--udp", "127.0.0.1", &[]);
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut bare = msg_proto::Message::new(msg_proto::Kind::Ping, 1, "");
+    bare.flags = msg_proto::FLAG_STATS;
+    let bare = support::datagram(&bare);
+    assert_eq!(bare.len(), 28);
+    peer.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    peer.send_to(&bare, listener.addr).unwrap();
+    let mut got = [0; 1024];
+    let answered = peer.recv_from(&mut got);
+    assert!(
+        answered.is_err(),
+        "a bare stats ping was answered: {answered:?}"
+    );
+    peer.set_read_timeout(Some(DEADLINE)).unwrap();
+    let padded = support::datagram(&msg_net::ping::stats_request(2));
+    peer.send_to(&padded, listener.addr).unwrap();
+    let (len, _) = peer.recv_from(&mut got).unwrap();
+    assert!(len <= padded.len(), "{len} bytes answered {}", padded.len());
+    let pong = msg_proto::decode(bytes::Bytes::copy_from_slice(&got[..len])).unwrap();
+    assert_eq!((pong.kind, pong.seq), (msg_proto::Kind::Pong, 2));
+}

@@ -14,13 +14,24 @@ use msg_proto::{DiscardCounter, Stats};
 /// The `Pong` for `ping`: its `seq`, `timestamp_ns` and body, flags 0
 /// (the ping's flags describe the ping). A statistics ping gets `stats`'s
 /// body instead of its own.
-pub fn pong(ping: &Message, counter: &DiscardCounter) -> Message {
+///
+/// `None` for a statistics ping whose body is shorter than the statistics
+/// it asks for ([`Stats::BODY_LEN`]): no answer is larger than its
+/// question. A UDP source address can be forged, so an answer larger than
+/// the request would make every listener an amplifier aimed at whoever
+/// the forger names (a 28-byte request drew a 44-byte pong, ×1.57). So a
+/// client pads its statistics ping, as QUIC pads its Initial packet, and
+/// any other pong is the ping's own size.
+pub fn pong(ping: &Message, counter: &DiscardCounter) -> Option<Message> {
     let body = if is_stats(ping) {
+        if ping.body.len() < Stats::BODY_LEN {
+            return None;
+        }
         Bytes::copy_from_slice(&counter.stats().to_body())
     } else {
         ping.body.clone()
     };
-    Message::new(Kind::Pong, ping.seq, body).with_timestamp(ping.timestamp_ns)
+    Some(Message::new(Kind::Pong, ping.seq, body).with_timestamp(ping.timestamp_ns))
 }
 
 /// Whether `ping` asks for statistics.
@@ -38,9 +49,11 @@ pub fn uses_counter(msg: &Message) -> bool {
     }
 }
 
-/// A statistics request.
+/// A statistics request: its body is [`Stats::BODY_LEN`] zero bytes, so
+/// that it is as large as the pong it asks for (see [`pong`]).
 pub fn stats_request(seq: u64) -> Message {
-    let mut ping = Message::new(Kind::Ping, seq, Bytes::new());
+    const PADDING: [u8; Stats::BODY_LEN] = [0; Stats::BODY_LEN];
+    let mut ping = Message::new(Kind::Ping, seq, Bytes::from_static(&PADDING));
     ping.flags = FLAG_STATS;
     ping
 }
@@ -102,7 +115,7 @@ mod tests {
     fn pings_are_answered_with_their_seq_timestamp_and_body() {
         let mut ping = Message::new(Kind::Ping, 4, "x").with_timestamp(9);
         ping.flags = 0x4000_0000;
-        let pong = pong(&ping, &DiscardCounter::default());
+        let pong = pong(&ping, &DiscardCounter::default()).unwrap();
         assert_eq!(
             (pong.kind, pong.seq, pong.timestamp_ns, pong.flags),
             (Kind::Pong, 4, 9, 0)
@@ -116,10 +129,32 @@ mod tests {
         for seq in [0, 2, 1, 3] {
             counter.count(seq);
         }
-        let answer = pong(&stats_request(9), &counter);
+        let answer = pong(&stats_request(9), &counter).unwrap();
         assert_eq!((answer.kind, answer.seq, answer.flags), (Kind::Pong, 9, 0));
         let stats = parse_stats(&answer).unwrap();
         assert_eq!((stats.received, stats.reordered), (4, 1));
+    }
+
+    /// Hardening round two, finding 13: a 28-byte statistics ping drew a
+    /// 44-byte pong from any (spoofable) source. No answer is larger than
+    /// its question now: an unpadded statistics ping gets none.
+    #[test]
+    fn no_pong_is_larger_than_its_ping() {
+        let counter = DiscardCounter::default();
+        let mut bare = Message::new(Kind::Ping, 1, Bytes::new());
+        bare.flags = FLAG_STATS;
+        assert_eq!(pong(&bare, &counter), None);
+        for ping in [
+            stats_request(2),
+            Message::new(Kind::Ping, 3, ""),
+            Message::new(Kind::Ping, 4, "a body"),
+        ] {
+            let answer = pong(&ping, &counter).unwrap();
+            assert!(
+                answer.encoded_len() <= ping.encoded_len(),
+                "{ping:?} drew {answer:?}"
+            );
+        }
     }
 
     #[test]

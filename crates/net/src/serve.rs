@@ -114,7 +114,7 @@ pub(crate) fn respond(msg: &Message, reply: Reply, counter: &mut DiscardCounter)
             show: true,
         },
         Kind::Ping => Response {
-            answer: Some(ping::pong(msg, counter)),
+            answer: ping::pong(msg, counter),
             show: false,
         },
         Kind::Discard => {
