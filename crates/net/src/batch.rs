@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use msg_proto::Message;
 use tracing::{debug, warn};
 
-use crate::serve::{DropWarning, Response, UdpPeers, show_datagram};
+use crate::serve::{CountedSocket, DropWarning, Response, UdpPeers, show_datagram};
 use crate::{Error, Events, Link, SendBatch, ServeConfig};
 
 impl Link {
@@ -51,10 +51,11 @@ impl Link {
 /// `config.udp_batch` datagrams per call; otherwise as
 /// `serve::serve_udp`.
 pub(crate) async fn serve_udp(
-    mut socket: msg_udp::Socket,
+    socket: msg_udp::Socket,
     config: &ServeConfig,
     events: Events,
 ) -> Result<(), Error> {
+    let mut socket = CountedSocket::new(socket, &config.counters);
     let reply = config.reply;
     let mut peers = UdpPeers::new(config.limits.max_udp_peers);
     let mut dropped = DropWarning::default();

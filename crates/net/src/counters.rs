@@ -88,6 +88,10 @@ impl Drop for Transfer<'_> {
     }
 }
 
+/// The most datagrams [`KernelDrops::unread`] takes: more than any receive
+/// buffer holds, yet a bound on the loop should a sender keep going.
+pub(crate) const MAX_UNREAD_COUNTED: u64 = 1 << 20;
+
 /// A way to read, at the end, how many datagrams the kernel dropped for a
 /// UDP listener: it holds a second handle on the socket, so that the
 /// kernel's table still lists it after the listener itself has stopped.
@@ -108,6 +112,14 @@ impl KernelDrops {
     /// The count now, where the kernel tells it.
     pub fn get(&self) -> Option<u64> {
         kernel_udp_drops(self.local)
+    }
+
+    /// Once the listener has stopped: takes the datagrams still waiting in
+    /// the socket's receive buffer, which nobody will read now, and counts
+    /// them (at most 2^20), so that a summary accounts for
+    /// every datagram that arrived.
+    pub fn unread(&self) -> u64 {
+        self._socket.discard_waiting(MAX_UNREAD_COUNTED)
     }
 }
 

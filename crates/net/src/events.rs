@@ -94,6 +94,23 @@ struct Shared {
     tx: mpsc::UnboundedSender<Delivery>,
     budget: Arc<Semaphore>,
     dropped: AtomicU64,
+    /// Messages and files queued, for the summary: what the renderer had
+    /// not taken when msg stopped is this less what it took.
+    queued: AtomicU64,
+}
+
+impl Shared {
+    /// Sends `delivery`, counting it if it is a message or a file.
+    fn send(&self, delivery: Delivery) -> bool {
+        let counts = matches!(delivery.event, Event::Message { .. } | Event::File { .. });
+        if self.tx.send(delivery).is_err() {
+            return false;
+        }
+        if counts {
+            self.queued.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
 }
 
 /// What happened to an offered event.
@@ -121,6 +138,7 @@ impl Events {
             tx,
             budget: Arc::new(Semaphore::new(QUEUE_BYTES)),
             dropped: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
         };
         (
             Self {
@@ -148,13 +166,10 @@ impl Events {
         let Ok(permit) = shared.budget.clone().acquire_many_owned(cost).await else {
             return false;
         };
-        shared
-            .tx
-            .send(Delivery {
-                event,
-                _permit: permit,
-            })
-            .is_ok()
+        shared.send(Delivery {
+            event,
+            _permit: permit,
+        })
     }
 
     /// Queues `event` if there is room, else drops and counts it: for the
@@ -165,19 +180,31 @@ impl Events {
         };
         let cost = u32::try_from(event.cost()).expect("QUEUE_BYTES fits a u32");
         match shared.budget.clone().try_acquire_many_owned(cost) {
-            Ok(permit) => match shared.tx.send(Delivery {
-                event,
-                _permit: permit,
-            }) {
-                Ok(()) => Offer::Queued,
-                Err(_) => Offer::Closed,
-            },
+            Ok(permit) => {
+                if shared.send(Delivery {
+                    event,
+                    _permit: permit,
+                }) {
+                    Offer::Queued
+                } else {
+                    Offer::Closed
+                }
+            }
             Err(TryAcquireError::NoPermits) => {
                 shared.dropped.fetch_add(1, Ordering::Relaxed);
                 Offer::Dropped
             }
             Err(TryAcquireError::Closed) => Offer::Closed,
         }
+    }
+
+    /// How many messages and files were queued (and not dropped): the
+    /// renderer's own count of those it took tells, at the end, how many
+    /// it never took.
+    pub fn queued(&self) -> u64 {
+        self.shared
+            .as_ref()
+            .map_or(0, |shared| shared.queued.load(Ordering::Relaxed))
     }
 
     /// How many events [`Events::offer`] dropped because the queue was

@@ -135,10 +135,11 @@ pub(crate) fn respond(msg: &Message, reply: Reply, counter: &mut DiscardCounter)
 }
 
 async fn serve_udp(
-    mut socket: msg_udp::Socket,
+    socket: msg_udp::Socket,
     config: &ServeConfig,
     events: Events,
 ) -> Result<(), Error> {
+    let mut socket = CountedSocket::new(socket, &config.counters);
     let reply = config.reply;
     let mut peers = UdpPeers::new(config.limits.max_udp_peers);
     let mut dropped = DropWarning::default();
@@ -156,6 +157,46 @@ async fn serve_udp(
         if show && !show_datagram(&events, &mut dropped, peer, &msg) {
             return Ok(());
         }
+    }
+}
+
+/// A UDP listener's socket that leaves its counts of invalid and
+/// unauthenticated datagrams in the listener's [`Counters`] however its
+/// loop ends, an error or the serve future dropped at shutdown included.
+/// The loop updates them only when a valid message arrives (the socket
+/// skips the others inside one receive), so without this, garbage after
+/// the last valid message was counted nowhere.
+pub(crate) struct CountedSocket<'a> {
+    socket: msg_udp::Socket,
+    counters: &'a Counters,
+}
+
+impl<'a> CountedSocket<'a> {
+    pub(crate) fn new(socket: msg_udp::Socket, counters: &'a Counters) -> Self {
+        Self { socket, counters }
+    }
+}
+
+impl std::ops::Deref for CountedSocket<'_> {
+    type Target = msg_udp::Socket;
+
+    fn deref(&self) -> &msg_udp::Socket {
+        &self.socket
+    }
+}
+
+impl std::ops::DerefMut for CountedSocket<'_> {
+    fn deref_mut(&mut self) -> &mut msg_udp::Socket {
+        &mut self.socket
+    }
+}
+
+impl Drop for CountedSocket<'_> {
+    fn drop(&mut self) {
+        self.counters.set_udp(
+            self.socket.invalid_datagrams(),
+            self.socket.auth_rejections().total(),
+        );
     }
 }
 

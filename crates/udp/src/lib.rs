@@ -382,6 +382,14 @@ impl Socket {
         self.invalid
     }
 
+    /// Receives and throws away, without waiting, the datagrams that wait
+    /// in the socket's receive buffer, at most `max` of them; returns how
+    /// many. For a listener that stops: what arrived but was never read is
+    /// then counted, not silently lost with the socket.
+    pub fn discard_waiting(&self, max: u64) -> u64 {
+        discard_waiting(&self.io.sock_ref(), max)
+    }
+
     /// Sends `msg` as one datagram to `addr`.
     ///
     /// # Errors
@@ -494,6 +502,43 @@ impl Socket {
             .map_err(Error::Recv)?;
         debug_assert!(len < RECV_BUF_LEN, "no datagram exceeds {MAX_PAYLOAD_V6}");
         Ok((self.recv_buf.split_to(len).freeze(), peer))
+    }
+}
+
+/// Receives and throws away, without waiting, at most `max` datagrams
+/// that wait in `socket`'s receive buffer; returns how many. As
+/// [`Socket::discard_waiting`], for a socket of another engine's (msg-net's
+/// blocking listener).
+pub fn discard_waiting(socket: &socket2::SockRef<'_>, max: u64) -> u64 {
+    // One byte is enough to take a datagram off the queue: the kernel
+    // drops the rest of it.
+    let mut byte = [std::mem::MaybeUninit::uninit(); 1];
+    let mut discarded = 0;
+    let mut interrupted = 0;
+    while discarded < max {
+        match socket.recv_with_flags(&mut byte, nonblocking_flag()) {
+            Ok(_) => discarded += 1,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted && interrupted < 100 => {
+                interrupted += 1;
+            }
+            // Empty (WouldBlock), or an error a queued ICMP left: either
+            // way nothing more to take now.
+            Err(_) => break,
+        }
+    }
+    discarded
+}
+
+/// `MSG_DONTWAIT` where the platform has it; elsewhere 0, which is the
+/// same on the non-blocking descriptors this crate makes.
+fn nonblocking_flag() -> std::os::raw::c_int {
+    #[cfg(target_os = "linux")]
+    {
+        libc::MSG_DONTWAIT
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
     }
 }
 
@@ -782,6 +827,24 @@ mod tests {
                 ..AuthRejections::default()
             }
         );
+    }
+
+    #[tokio::test]
+    async fn waiting_datagrams_are_discarded_and_counted() {
+        let server = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for len in [0, 1, 2000] {
+            sender.send_to(&vec![7; len], addr).unwrap();
+        }
+        // Loopback delivers at once, but not in the same instant.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut discarded = 0;
+        while discarded < 3 && std::time::Instant::now() < deadline {
+            discarded += server.discard_waiting(10);
+        }
+        assert_eq!(discarded, 3);
+        assert_eq!(server.discard_waiting(10), 0);
     }
 
     #[tokio::test]

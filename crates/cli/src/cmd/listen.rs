@@ -325,17 +325,22 @@ pub(crate) async fn run(
     .await;
 
     let dropped = counting.dropped();
+    let queued = counting.queued();
     // The last sender: once it is gone the thread sees the queue close.
     drop(counting);
     served?;
-    let summary = Summary {
+    let kernel = kernel_drops.as_ref().and_then(KernelDrops::get);
+    let unread = kernel_drops.as_ref().map(KernelDrops::unread);
+    let summary = |tally: &Tally| Summary {
         tally: tally.get(),
         counted: counters.get(),
-        kernel_drops: kernel_drops.as_ref().and_then(KernelDrops::get),
+        kernel_drops: kernel,
         output_drops: dropped,
+        not_printed: queued.saturating_sub(tally.get().0),
+        unread,
         recv_calls: args.batch.map(|_| counters.udp_recv_calls()),
     };
-    conclude(writer, &summary, args.summary, quiet, transport).await?;
+    conclude(writer, &tally, summary, args.summary, quiet, transport).await?;
     Ok(match stopped {
         Some((stop, true)) => ExitCode::from(stop.code()),
         _ => ExitCode::SUCCESS,
@@ -343,10 +348,12 @@ pub(crate) async fn run(
 }
 
 /// Gives the printing thread a moment to write what is queued (a blocked
-/// stdout does not hold the exit up), then the summary as asked.
+/// stdout does not hold the exit up), then the summary as asked, counted
+/// once the thread has written what it could.
 async fn conclude(
     mut writer: output::Writer,
-    summary: &Summary,
+    tally: &Tally,
+    summary: impl FnOnce(&Tally) -> Summary,
     how: SummaryArg,
     quiet: bool,
     transport: Transport,
@@ -358,6 +365,7 @@ async fn conclude(
         warn!("stdout is blocked: exiting without printing what is queued");
         false
     };
+    let summary = &summary(tally);
     match how {
         SummaryArg::Text if !quiet => summary.print_text(transport),
         SummaryArg::Json if printed => summary.print_json()?,
@@ -376,6 +384,13 @@ struct Summary {
     kernel_drops: Option<u64>,
     /// UDP messages dropped because the output did not keep up.
     output_drops: u64,
+    /// Messages (and files) received and queued for the output, but not
+    /// printed when msg stopped: stdout was blocked, or `--count` was
+    /// reached first.
+    not_printed: u64,
+    /// UDP datagrams that had arrived but were still waiting in the
+    /// socket's receive buffer when the listener stopped.
+    unread: Option<u64>,
     /// With `--batch`: the receive calls, the datagrams they took, and how
     /// many of those came coalesced (GRO).
     recv_calls: Option<msg_net::CallCounts>,
@@ -401,6 +416,17 @@ impl Summary {
             dropped.push(format!(
                 "{} by the output (not keeping up)",
                 self.output_drops
+            ));
+        }
+        if self.not_printed > 0 {
+            dropped.push(format!(
+                "{} queued but not printed when msg stopped",
+                self.not_printed
+            ));
+        }
+        if let Some(unread) = self.unread.filter(|&n| n > 0) {
+            dropped.push(format!(
+                "{unread} unread in the receive buffer when msg stopped"
             ));
         }
         line += &format!("; dropped: {}", dropped.join(", "));
@@ -429,6 +455,8 @@ impl Summary {
                 "unauthenticated": self.counted.unauthenticated,
                 "kernel_drops": self.kernel_drops,
                 "output_drops": self.output_drops,
+                "not_printed": self.not_printed,
+                "unread": self.unread,
             }
         });
         if let Some(calls) = self.recv_calls {

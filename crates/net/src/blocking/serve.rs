@@ -116,6 +116,22 @@ impl Listener {
     }
 }
 
+impl Listener {
+    /// Once serving has stopped: takes and counts the UDP datagrams still
+    /// waiting in the receive buffer, which nobody will read now (as
+    /// [`KernelDrops::unread`](crate::KernelDrops::unread)); `None` over
+    /// TCP.
+    pub fn unread(&self) -> Option<u64> {
+        match &self.inner {
+            Bound::Udp(socket) => Some(msg_udp::discard_waiting(
+                &SockRef::from(socket),
+                crate::counters::MAX_UNREAD_COUNTED,
+            )),
+            Bound::Tcp(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for Listener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.local_addr() {

@@ -101,9 +101,10 @@ pub(super) async fn run(
                     Transport::Udp => kernel_udp_drops(local),
                     Transport::Tcp => None,
                 };
+                let unread = listener.unread();
                 drop(events);
                 let _ = ended.send(());
-                (served, kernel_drops)
+                (served, kernel_drops, unread)
             })
             .context("cannot start the listener's thread")?
     };
@@ -114,20 +115,23 @@ pub(super) async fn run(
     }
     stop.store(true, Ordering::Relaxed);
     // It looks at the flag at least every blocking::STOP_CHECK.
-    let (served, kernel_drops) = tokio::task::spawn_blocking(move || serving.join())
+    let (served, kernel_drops, unread) = tokio::task::spawn_blocking(move || serving.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the listener's thread panicked"))?;
 
     let dropped = counting.dropped();
+    let queued = counting.queued();
     drop(counting);
     served?;
-    let summary = Summary {
+    let summary = |tally: &Tally| Summary {
         tally: tally.get(),
         counted: counters.get(),
         kernel_drops,
         output_drops: dropped,
+        not_printed: queued.saturating_sub(tally.get().0),
+        unread,
         recv_calls: None,
     };
-    conclude(writer, &summary, args.summary, quiet, transport).await?;
+    conclude(writer, &tally, summary, args.summary, quiet, transport).await?;
     Ok(ExitCode::SUCCESS)
 }
