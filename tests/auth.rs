@@ -352,12 +352,19 @@ fn udp_replays_and_bad_tags_are_dropped() {
         .seal(&Message::new(Kind::Data, 3, "twice"), &mut good)
         .unwrap();
     peer.send_to(&good, listener.addr).unwrap();
+    let (bodies, stderr) = send_last_and_finish(listener, &secret);
+    assert_eq!(bodies, ["once", "twice", "last"], "{stderr}");
+}
+
+/// Sends "last" with the secret over UDP to a `--json --count` listener,
+/// which then stops: the bodies it printed, and its stderr.
+fn send_last_and_finish(listener: Listener, secret: &str) -> (Vec<String>, String) {
     let out = run(
         &[
             "send",
             "--udp",
             "--secret-file",
-            &secret,
+            secret,
             &listener.addr_arg(),
             "last",
         ],
@@ -365,7 +372,7 @@ fn udp_replays_and_bad_tags_are_dropped() {
     );
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let finished = listener.finish();
-    let bodies: Vec<String> = finished
+    let bodies = finished
         .stdout
         .lines()
         .map(|line| {
@@ -375,7 +382,7 @@ fn udp_replays_and_bad_tags_are_dropped() {
                 .to_owned()
         })
         .collect();
-    assert_eq!(bodies, ["once", "twice", "last"], "{}", finished.stderr);
+    (bodies, finished.stderr)
 }
 
 /// Hardening round two, finding 2: one captured datagram sent again from
@@ -421,30 +428,8 @@ fn a_datagram_replayed_from_new_ports_is_accepted_once_and_never_answered() {
         assert!(answered.is_err(), "a replay was answered: {answered:?}");
     }
     listener.process.wait_for_stderr("replay");
-    let out = run(
-        &[
-            "send",
-            "--udp",
-            "--secret-file",
-            &secret,
-            &listener.addr_arg(),
-            "last",
-        ],
-        None,
-    );
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    let finished = listener.finish();
-    let bodies: Vec<String> = finished
-        .stdout
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).unwrap()["body"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(bodies, ["once", "last"], "{}", finished.stderr);
+    let (bodies, stderr) = send_last_and_finish(listener, &secret);
+    assert_eq!(bodies, ["once", "last"], "{stderr}");
 }
 
 /// Hardening round two, finding 9: the secret file was read whole,
