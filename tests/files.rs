@@ -601,3 +601,35 @@ fn files_go_through_authentication() {
         content(2 * 1024 * 1024)
     );
 }
+
+#[test]
+fn a_refusal_names_no_path_of_the_listener() {
+    let from = fresh_dir("from");
+    let to = fresh_dir("to");
+    let path = write_file(&from, "report.txt", b"hello");
+    let listener = save_dir_listener(&to, &[]);
+    // The save directory goes away under the running listener: making the
+    // temporary file fails, and tempfile's error names the directory.
+    std::fs::remove_dir_all(&to).unwrap();
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            &listener.addr_arg(),
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "refused report.txt: cannot make a file in the save directory: entity not found"
+        ),
+        "{}",
+        out.stderr
+    );
+    let dir_name = to.file_name().unwrap().to_str().unwrap();
+    assert!(!out.stderr.contains(dir_name), "{}", out.stderr);
+    assert!(!out.stderr.contains("at path"), "{}", out.stderr);
+}

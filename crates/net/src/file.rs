@@ -437,12 +437,15 @@ async fn save_content(
         }
     };
     drop(tx);
-    let cannot_write =
-        |err: &dyn std::fmt::Display| Failure::Refuse(format!("cannot write the file: {err}"));
     let digest = match writer.await {
         Ok(Ok(digest)) => digest,
-        Ok(Err(err)) => return Err(cannot_write(&err)),
-        Err(err) => return Err(cannot_write(&err)),
+        Ok(Err(err)) => {
+            return Err(Failure::Refuse(format!(
+                "cannot write the file: {}",
+                for_peer(&err)
+            )));
+        }
+        Err(err) => return Err(Failure::Refuse(format!("cannot write the file: {err}"))),
     };
     let end = end.ok_or_else(|| Failure::Refuse("cannot write the file".to_owned()))?;
     receiving
@@ -458,7 +461,7 @@ async fn save_content(
         Failure::Refuse(format!(
             "cannot save {}: {}",
             header.name.as_str(),
-            err.error
+            for_peer(&err.error)
         ))
     })?;
     Ok(digest)
@@ -491,13 +494,34 @@ fn prepare(header: &Message, save: Option<&SaveConfig>) -> Result<Prepared, Stri
     let temp = tempfile::Builder::new()
         .prefix(".msg-partial-")
         .tempfile_in(&save.dir)
-        .map_err(|err| format!("cannot make a file in the save directory: {err}"))?;
+        .map_err(|err| {
+            format!(
+                "cannot make a file in the save directory: {}",
+                for_peer(&err)
+            )
+        })?;
     Ok(Prepared {
         header,
         temp,
         target,
         overwrite: save.overwrite,
     })
+}
+
+/// What the peer is told of a local I/O error: the operating system's
+/// description alone. tempfile's errors carry the path they concern (`...
+/// at path "/srv/inbox/.msg-partial-x"`), and the listener's absolute save
+/// directory is none of the sender's business: a refusal names the file
+/// only by the name the sender gave it.
+fn for_peer(err: &io::Error) -> String {
+    // tempfile's wrapper keeps the kind but hides the operating system's
+    // code (its source chain skips the inner error), so its errors read as
+    // the kind ("entity not found"); the file writes' errors are the
+    // system's own ("No space left on device (os error 28)").
+    match err.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code).to_string(),
+        None => err.kind().to_string(),
+    }
 }
 
 /// Tells the sender why, and ends the transfer (and the connection).
