@@ -633,3 +633,65 @@ fn a_refusal_names_no_path_of_the_listener() {
     assert!(!out.stderr.contains(dir_name), "{}", out.stderr);
     assert!(!out.stderr.contains("at path"), "{}", out.stderr);
 }
+
+#[test]
+fn a_restarted_listener_removes_stale_partial_files_and_nothing_else() {
+    use std::time::{Duration, SystemTime};
+    let to = fresh_dir("to");
+    let outside = fresh_dir("outside");
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(2 * 60 * 60);
+    let aged = |path: &Path| {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    };
+    // What a `kill -9` mid-transfer leaves behind, written two hours ago.
+    let stale = write_file(&to, ".msg-partial-Ab3dE9", &content(100_000));
+    aged(&stale);
+    // A partial file being written right now (another listener's, say).
+    write_file(&to, ".msg-partial-Fresh1", b"live");
+    // Old, but not a name msg gives its partial files.
+    for name in [".msg-partial-toolong", "msg-partial-Ab3dE9", "notes.txt"] {
+        aged(&write_file(&to, name, b"keep"));
+    }
+    // A link and a directory with a partial file's name: neither is a
+    // partial file, and what the link points to is outside.
+    let target = write_file(&outside, "precious", b"keep");
+    aged(&target);
+    std::os::unix::fs::symlink(&target, to.join(".msg-partial-Link01")).unwrap();
+    std::fs::create_dir(to.join(".msg-partial-Dir001")).unwrap();
+    aged(&write_file(
+        &to.join(".msg-partial-Dir001"),
+        ".msg-partial-Inner1",
+        b"keep",
+    ));
+
+    let mut listener = save_dir_listener(&to, &[]);
+    // Removed before the listener says it is listening.
+    assert!(
+        listener
+            .process
+            .stderr_contains("removed .msg-partial-Ab3dE9, a partial file last written 2h"),
+        "{}",
+        listener.process.kill().stderr
+    );
+    assert_eq!(
+        listing(&to),
+        [
+            ".msg-partial-Dir001",
+            ".msg-partial-Fresh1",
+            ".msg-partial-Link01",
+            ".msg-partial-toolong",
+            "msg-partial-Ab3dE9",
+            "notes.txt"
+        ]
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+    assert_eq!(
+        listing(&to.join(".msg-partial-Dir001")),
+        [".msg-partial-Inner1"]
+    );
+}

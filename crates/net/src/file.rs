@@ -20,7 +20,9 @@
 //! directory and renames it into place only once size and hash check out;
 //! on every other path (a mismatch, a sender gone mid-way, a full disk, a
 //! listener stopped with Ctrl-C) the temporary file is dropped, which
-//! removes it. The name is the receiver's choice too: a single validated
+//! removes it; only a `kill -9` leaves one behind, which the next listener
+//! on that directory removes once it is stale ([`remove_stale_partials`]).
+//! The name is the receiver's choice too: a single validated
 //! path component (msg-proto's `FileName`), never the sender's path.
 
 use std::fs;
@@ -34,7 +36,7 @@ use msg_proto::file::{
 };
 use msg_proto::{Kind, Message};
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{Error, Event, Events};
 
@@ -46,6 +48,27 @@ const QUEUE_CHUNKS: usize = 8;
 /// transfer up: a sender that stalls mid-file must not pin a temporary
 /// file and a connection for ever.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The name of a file being received, before it is renamed into place:
+/// this prefix, then [`PARTIAL_RANDOM`] random letters and digits.
+const PARTIAL_PREFIX: &str = ".msg-partial-";
+
+/// How many random characters follow [`PARTIAL_PREFIX`].
+const PARTIAL_RANDOM: usize = 6;
+
+/// How long ago a partial file must last have been written for a starting
+/// listener to remove it as stale ([`remove_stale_partials`]).
+///
+/// A listener removes its own partial files on every way out but one: a
+/// `kill -9` (or a crash, or a power cut) leaves them behind. An hour is
+/// far past [`IDLE_TIMEOUT`], after which a receiver gives up a transfer
+/// whose sender sends nothing, so no transfer of a listener that stopped
+/// is still going. It is long for the one case where a live transfer
+/// could own such a file: a second listener saving into the same
+/// directory, receiving so slowly that an hour passes without a single
+/// buffered MiB reaching its file. Even then nothing is corrupted: that
+/// transfer's rename fails and the sender is told it was refused.
+pub const STALE_PARTIAL_AGE: Duration = Duration::from_secs(60 * 60);
 
 /// Permission bits a received file never gets from its sender: setuid,
 /// setgid, sticky, and write for group and others (as a umask of 022
@@ -492,7 +515,8 @@ fn prepare(header: &Message, save: Option<&SaveConfig>) -> Result<Prepared, Stri
         ));
     }
     let temp = tempfile::Builder::new()
-        .prefix(".msg-partial-")
+        .prefix(PARTIAL_PREFIX)
+        .rand_bytes(PARTIAL_RANDOM)
         .tempfile_in(&save.dir)
         .map_err(|err| {
             format!(
@@ -582,4 +606,109 @@ pub fn check_save_dir(dir: &Path) -> io::Result<()> {
         .prefix(".msg-check-")
         .tempfile_in(dir)
         .map(drop)
+}
+
+/// Removes the partial files that a listener killed mid-transfer left in
+/// `dir`: regular files named as this module names them (`.msg-partial-`
+/// and six letters or digits) and last written more than `older_than` ago
+/// (a listener passes [`STALE_PARTIAL_AGE`]). Each removal is logged; how
+/// many were removed is returned.
+///
+/// Nothing else is touched: no other name, no directory, no symbolic link
+/// (and no link is followed: the age and type are the entry's own), and
+/// nothing below `dir`. A file that cannot be examined or removed is
+/// logged and skipped: stale files cost space, not correctness, and must
+/// not keep a listener from starting.
+///
+/// # Errors
+///
+/// When `dir` cannot be listed.
+pub fn remove_stale_partials(dir: &Path, older_than: Duration) -> io::Result<usize> {
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) => {
+                warn!("cannot list {}: {err}", dir.display());
+                continue;
+            }
+        };
+        let name = entry.file_name();
+        let Some(name) = name.to_str().filter(|name| is_partial_name(name)) else {
+            continue;
+        };
+        let path = entry.path();
+        // symlink_metadata: the entry itself, never what a link points to.
+        let stale = fs::symlink_metadata(&path).and_then(|meta| {
+            let age = meta
+                .modified()
+                .map(|modified| now.duration_since(modified).unwrap_or_default())?;
+            Ok((meta.file_type().is_file() && age > older_than).then_some((meta.len(), age)))
+        });
+        match stale {
+            Ok(Some((size, age))) => match fs::remove_file(&path) {
+                Ok(()) => {
+                    removed += 1;
+                    info!(
+                        size,
+                        "removed {name}, a partial file last written {} ago",
+                        humantime::format_duration(Duration::from_secs(age.as_secs()))
+                    );
+                }
+                Err(err) => warn!("cannot remove the stale partial file {name}: {err}"),
+            },
+            Ok(None) => {}
+            Err(err) => warn!("cannot examine {name}: {err}"),
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether `name` is one of [`prepare`]'s temporary file names.
+fn is_partial_name(name: &str) -> bool {
+    name.strip_prefix(PARTIAL_PREFIX).is_some_and(|random| {
+        random.len() == PARTIAL_RANDOM && random.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_own_partial_names_match() {
+        assert!(is_partial_name(".msg-partial-aB3xY9"));
+        for name in [
+            ".msg-partial-",
+            ".msg-partial-aB3xY",
+            ".msg-partial-aB3xY90",
+            ".msg-partial-aB3x.9",
+            ".msg-partial-aB3xY9/",
+            "msg-partial-aB3xY9",
+            ".msg-check-aB3xY9",
+            "report.pdf",
+        ] {
+            assert!(!is_partial_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn prepare_names_its_temporary_files_as_the_cleanup_expects() {
+        let dir = tempfile::tempdir().unwrap();
+        let save = SaveConfig {
+            dir: dir.path().to_owned(),
+            overwrite: false,
+            progress: false,
+        };
+        let header = FileHeader {
+            name: FileName::new("x").unwrap(),
+            size: 1,
+            algorithm: HashAlgorithm::Blake3,
+            mode: 0o644,
+        };
+        let prepared = prepare(&header.to_message(), Some(&save)).unwrap();
+        let name = prepared.temp.path().file_name().unwrap().to_str().unwrap();
+        assert!(is_partial_name(name), "{name}");
+    }
 }
