@@ -188,15 +188,17 @@ pub(crate) async fn send(
     let mut sent = 0u64;
     let mut seq = 0u64;
     while let Some(bytes) = rx.recv().await {
+        // A receiver that refuses mid-way (a full disk, say) says why and
+        // stops taking content: read its reason rather than send on.
+        if answer_waiting(conn) {
+            return Err(match answer(conn, wait, &name).await {
+                Ok(other) => unexpected(other, &name),
+                Err(err) => err,
+            });
+        }
         sent += bytes.len() as u64;
         if let Err(err) = conn.write_message_direct(&chunk(seq, bytes)).await {
-            // A receiver that refuses mid-way says why before it closes.
-            return Err(
-                match answer(conn, Duration::from_millis(500), &name).await {
-                    Ok(FileResult::Refused { reason }) => refused(&name, &reason),
-                    _ => err.into(),
-                },
-            );
+            return Err(last_word(conn, &name, err.into()).await);
         }
         seq += 1;
         progress(sent);
@@ -208,7 +210,11 @@ pub(crate) async fn send(
             path: path.to_owned(),
             source,
         })?;
-    conn.write_message(&FileEnd { digest }.to_message()).await?;
+    if let Err(err) = conn.write_message(&FileEnd { digest }.to_message()).await {
+        // The receiver may have refused the file and closed just as the
+        // last chunk left: its reason is what matters, not the reset.
+        return Err(last_word(conn, &name, err.into()).await);
+    }
     match answer(conn, wait, &name).await? {
         FileResult::Saved { name } => Ok(Sent {
             name,
@@ -217,6 +223,35 @@ pub(crate) async fn send(
             elapsed: started.elapsed(),
         }),
         other => Err(unexpected(other, &name)),
+    }
+}
+
+/// How long a sender whose write failed waits for the receiver's reason.
+const LAST_WORD_WAIT: Duration = Duration::from_millis(500);
+
+/// Whether the receiver has said something (or closed) while the sender
+/// streams content: during the content it only ever speaks to refuse.
+/// One non-blocking peek per chunk, a system call per MiB.
+fn answer_waiting(conn: &msg_tcp::Connection) -> bool {
+    if conn.buffered() > 0 {
+        return true;
+    }
+    let mut byte = [std::mem::MaybeUninit::uninit()];
+    // tokio's sockets are non-blocking: no data yet is `WouldBlock`.
+    match socket2::SockRef::from(conn.get_ref()).peek(&mut byte) {
+        Ok(_) => true,
+        Err(err) => err.kind() != io::ErrorKind::WouldBlock,
+    }
+}
+
+/// After a write failed with `err`: the receiver's refusal, if it sent one
+/// before it closed (a receiver that refuses mid-way says why first, and
+/// a reset does not discard what had already arrived), else `err`.
+async fn last_word(conn: &mut msg_tcp::Connection, name: &str, err: Error) -> Error {
+    match answer(conn, LAST_WORD_WAIT, name).await {
+        Ok(FileResult::Refused { reason }) => refused(name, &reason),
+        Err(peer @ Error::Peer(_)) => peer,
+        _ => err,
     }
 }
 
@@ -548,10 +583,11 @@ fn for_peer(err: &io::Error) -> String {
     }
 }
 
-/// Tells the sender why, and ends the transfer (and the connection).
+/// Tells the sender why, and ends the transfer (and the connection),
+/// without resetting it: see [`linger`].
 async fn refuse(conn: &mut msg_tcp::Connection, reason: String) -> Result<(), Error> {
     let peer = conn.peer_addr();
-    let _ = conn
+    let told = conn
         .write_message(
             &FileResult::Refused {
                 reason: reason.clone(),
@@ -559,9 +595,53 @@ async fn refuse(conn: &mut msg_tcp::Connection, reason: String) -> Result<(), Er
             .to_message(),
         )
         .await;
+    if told.is_ok() {
+        linger(conn).await;
+    }
     Err(Error::Io(io::Error::other(format!(
         "refused a file from {peer}: {reason}"
     ))))
+}
+
+/// How long a receiver that refused a file goes on discarding what the
+/// sender still sends, at most ([`linger`]).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// How many bytes it discards, at most: more than loopback's largest
+/// socket buffers (4 MiB to send, 6 MiB to receive, by default) and a
+/// chunk hold, which is all a sender can have on its way when it hears.
+const LINGER_BYTES: usize = 16 << 20;
+
+/// Closes the sending side (the peer reads the refusal, then the end) and
+/// reads and discards what the sender still sends, until it closes too or
+/// [`LINGER_TIME`] or [`LINGER_BYTES`] runs out.
+///
+/// A socket closed with unread bytes in its receive buffer is reset, not
+/// closed, and a refusal mid-file leaves the chunks in flight unread: a
+/// sender still writing would see "connection reset by peer" where the
+/// reason (a full disk, say) was due. Drained, it reads the reason.
+async fn linger(conn: &msg_tcp::Connection) {
+    let stream = conn.get_ref();
+    if socket2::SockRef::from(stream)
+        .shutdown(std::net::Shutdown::Write)
+        .is_err()
+    {
+        return;
+    }
+    // Memory for one read, whatever the sender sends.
+    let mut buf = vec![0; 64 * 1024];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while left > 0 && stream.readable().await.is_ok() {
+            match stream.try_read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => left = left.saturating_sub(n),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
 }
 
 /// Hashes and writes what the socket side queues, until it stops.
