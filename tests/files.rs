@@ -816,3 +816,62 @@ fn msg_send_to_a_full_disk_always_says_the_disk_is_full() {
         }
     }
 }
+
+#[test]
+fn a_receiver_still_writing_after_the_last_byte_is_waited_for() {
+    // A receiver that takes 1.5 s after the last byte to give its verdict,
+    // as a listener saving fifty files at once took to write, hash and
+    // rename what it still had; the sender's --timeout is 500ms.
+    let from = fresh_dir("from");
+    let bytes = content(4 << 20);
+    let path = write_file(&from, "slow.bin", &bytes);
+    let receiver = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = receiver.local_addr().unwrap().to_string();
+    let expected = digest(&bytes);
+    let slow = thread::spawn(move || {
+        let (mut stream, _) = receiver.accept().unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let header = FileHeader::from_message(&read_message(&mut stream).unwrap()).unwrap();
+        stream
+            .write_all(&support::frame(&FileResult::Ready.to_message()))
+            .unwrap();
+        let mut hasher = blake3::Hasher::new();
+        let end = loop {
+            let msg = read_message(&mut stream).unwrap();
+            match msg.kind {
+                Kind::FileChunk => {
+                    hasher.update(&msg.body);
+                }
+                _ => break FileEnd::from_message(&msg).unwrap(),
+            }
+        };
+        assert_eq!(end.digest, *hasher.finalize().as_bytes());
+        assert_eq!(end.digest, expected);
+        thread::sleep(std::time::Duration::from_millis(1500));
+        let saved = FileResult::Saved {
+            name: header.name.into_string(),
+        };
+        // The sender may have given up and gone: not this thread's
+        // business, the sender's exit code says it.
+        let _ = stream.write_all(&support::frame(&saved.to_message()));
+    });
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            &addr,
+            "--timeout",
+            "500ms",
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    slow.join().unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("sent slow.bin: 4194304 bytes"),
+        "{}",
+        out.stderr
+    );
+}

@@ -158,8 +158,9 @@ pub enum FileError {
     NeedsTcp,
 }
 
-/// Sends the file at `path` on `conn` and waits (at most `wait` for each
-/// answer) for the receiver to confirm its hash. `progress` is called with
+/// Sends the file at `path` on `conn` and waits (at most `wait` for the
+/// first answer, [`verdict_wait`] for the last) for the receiver to
+/// confirm its hash. `progress` is called with
 /// the bytes sent so far after each chunk.
 ///
 /// # Errors
@@ -215,7 +216,7 @@ pub(crate) async fn send(
         // last chunk left: its reason is what matters, not the reset.
         return Err(last_word(conn, &name, err.into()).await);
     }
-    match answer(conn, wait, &name).await? {
+    match answer(conn, verdict_wait(wait, sent), &name).await? {
         FileResult::Saved { name } => Ok(Sent {
             name,
             size: sent,
@@ -224,6 +225,33 @@ pub(crate) async fn send(
         }),
         other => Err(unexpected(other, &name)),
     }
+}
+
+/// The slowest a receiver is assumed to finish what it still has of a file
+/// once the sender has sent it all, in bytes per second: 1 MiB/s, far
+/// below any disk, for a listener saving many files at once on a busy
+/// machine.
+const FINISH_FLOOR_RATE: u64 = 1 << 20;
+
+/// The most a receiver can still have of a file when the sender's last
+/// write returns: what the socket buffers of both ends hold (by default
+/// on Linux at most 4 MiB to send and 6 MiB to receive), its queue of
+/// chunks and its write buffer, with room for buffers tuned larger.
+const FINISH_BYTES_MAX: u64 = 64 << 20;
+
+/// How long the sender waits for the verdict on a file of `size` bytes:
+/// `wait`, plus the time the receiver may need to write, hash and rename
+/// what it had not yet taken when the last byte left, at
+/// [`FINISH_FLOOR_RATE`] (at most [`FINISH_BYTES_MAX`] of it: 64 s).
+///
+/// The sender's writes return once the bytes are in its socket buffer,
+/// so the verdict's clock starts while megabytes are still on their way
+/// to the receiver's disk; a fixed wait failed transfers that were saved
+/// whenever many ran at once (50 × 100 MiB: 5 to 9 "no answer within 2s",
+/// every file saved).
+fn verdict_wait(wait: Duration, size: u64) -> Duration {
+    let behind = size.min(FINISH_BYTES_MAX);
+    wait + Duration::from_secs_f64(behind as f64 / FINISH_FLOOR_RATE as f64)
 }
 
 /// How long a sender whose write failed waits for the receiver's reason.
@@ -755,6 +783,15 @@ fn is_partial_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_verdict_wait_grows_with_what_the_receiver_may_still_have() {
+        let wait = Duration::from_secs(2);
+        assert_eq!(verdict_wait(wait, 0), wait);
+        assert_eq!(verdict_wait(wait, 1 << 19), Duration::from_millis(2500));
+        assert_eq!(verdict_wait(wait, 100 << 20), Duration::from_secs(66));
+        assert_eq!(verdict_wait(wait, u64::MAX), Duration::from_secs(66));
+    }
 
     #[test]
     fn only_our_own_partial_names_match() {
