@@ -601,3 +601,277 @@ fn files_go_through_authentication() {
         content(2 * 1024 * 1024)
     );
 }
+
+#[test]
+fn a_refusal_names_no_path_of_the_listener() {
+    let from = fresh_dir("from");
+    let to = fresh_dir("to");
+    let path = write_file(&from, "report.txt", b"hello");
+    let listener = save_dir_listener(&to, &[]);
+    // The save directory goes away under the running listener: making the
+    // temporary file fails, and tempfile's error names the directory.
+    std::fs::remove_dir_all(&to).unwrap();
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            &listener.addr_arg(),
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "refused report.txt: cannot make a file in the save directory: entity not found"
+        ),
+        "{}",
+        out.stderr
+    );
+    let dir_name = to.file_name().unwrap().to_str().unwrap();
+    assert!(!out.stderr.contains(dir_name), "{}", out.stderr);
+    assert!(!out.stderr.contains("at path"), "{}", out.stderr);
+}
+
+#[test]
+fn a_restarted_listener_removes_stale_partial_files_and_nothing_else() {
+    use std::time::{Duration, SystemTime};
+    let to = fresh_dir("to");
+    let outside = fresh_dir("outside");
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(2 * 60 * 60);
+    let aged = |path: &Path| {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    };
+    // What a `kill -9` mid-transfer leaves behind, written two hours ago.
+    let stale = write_file(&to, ".msg-partial-Ab3dE9", &content(100_000));
+    aged(&stale);
+    // A partial file being written right now (another listener's, say).
+    write_file(&to, ".msg-partial-Fresh1", b"live");
+    // Old, but not a name msg gives its partial files.
+    for name in [".msg-partial-toolong", "msg-partial-Ab3dE9", "notes.txt"] {
+        aged(&write_file(&to, name, b"keep"));
+    }
+    // A link and a directory with a partial file's name: neither is a
+    // partial file, and what the link points to is outside.
+    let target = write_file(&outside, "precious", b"keep");
+    aged(&target);
+    std::os::unix::fs::symlink(&target, to.join(".msg-partial-Link01")).unwrap();
+    std::fs::create_dir(to.join(".msg-partial-Dir001")).unwrap();
+    aged(&write_file(
+        &to.join(".msg-partial-Dir001"),
+        ".msg-partial-Inner1",
+        b"keep",
+    ));
+
+    let mut listener = save_dir_listener(&to, &[]);
+    // Removed before the listener says it is listening.
+    assert!(
+        listener
+            .process
+            .stderr_contains("removed .msg-partial-Ab3dE9, a partial file last written 2h"),
+        "{}",
+        listener.process.kill().stderr
+    );
+    assert_eq!(
+        listing(&to),
+        [
+            ".msg-partial-Dir001",
+            ".msg-partial-Fresh1",
+            ".msg-partial-Link01",
+            ".msg-partial-toolong",
+            "msg-partial-Ab3dE9",
+            "notes.txt"
+        ]
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+    assert_eq!(
+        listing(&to.join(".msg-partial-Dir001")),
+        [".msg-partial-Inner1"]
+    );
+}
+
+/// A listener saving into a 1 MiB tmpfs of its own: mounted in a private
+/// mount namespace (`unshare --mount`), so that it disappears with the
+/// listener whatever happens to the test. `None` (skipped, with a note)
+/// where no tmpfs can be mounted, unless `MSG_REQUIRE_TMPFS` is set: CI
+/// sets it wherever it can mount one, so that these tests run there.
+fn full_disk_listener() -> Option<Listener> {
+    let dir = fresh_dir("tmpfs");
+    let dir = dir.to_str().unwrap();
+    let mount = r#"mount -t tmpfs -o size=1m msg-test "$1" && shift && exec "$@""#;
+    let probe = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", mount])
+        .args(["sh", dir, "true"])
+        .output();
+    let works = probe.as_ref().is_ok_and(|out| out.status.success());
+    if !works {
+        assert!(
+            std::env::var_os("MSG_REQUIRE_TMPFS").is_none(),
+            "MSG_REQUIRE_TMPFS is set, but no tmpfs can be mounted: {probe:?}"
+        );
+        eprintln!("skipped: no tmpfs can be mounted here (needs root): {probe:?}");
+        return None;
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", mount])
+        .args(["sh", dir, env!("CARGO_BIN_EXE_msg")])
+        .args(["listen", "--tcp", "-v", "127.0.0.1:0", "--save-dir", dir])
+        .env_remove("RUST_LOG");
+    Some(Listener::start_command(cmd))
+}
+
+/// Reads until the peer's end; the error if the connection was reset
+/// instead.
+fn read_to_end(stream: &mut TcpStream) -> std::io::Result<usize> {
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest)
+}
+
+#[test]
+fn a_full_disk_mid_file_reaches_the_sender_as_such_and_the_connection_ends_without_a_reset() {
+    let Some(listener) = full_disk_listener() else {
+        return;
+    };
+    // By hand, to watch the connection itself: content for 32 MiB, into
+    // 1 MiB of space, a chunk at a time, as long as the receiver is quiet.
+    let size = 32 << 20;
+    let mut stream = TcpStream::connect(listener.addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.set_write_timeout(Some(DEADLINE)).unwrap();
+    stream
+        .write_all(&support::frame(&header("big.bin", size).to_message()))
+        .unwrap();
+    let ready = FileResult::from_message(&read_message(&mut stream).unwrap()).unwrap();
+    assert_eq!(ready, FileResult::Ready);
+    let piece = Bytes::from(content(1 << 20));
+    let mut write_error = None;
+    for seq in 0..32 {
+        stream.set_nonblocking(true).unwrap();
+        let mut byte = [0];
+        let spoke = !matches!(
+            stream.peek(&mut byte),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock
+        );
+        stream.set_nonblocking(false).unwrap();
+        if spoke {
+            break;
+        }
+        if let Err(err) = stream.write_all(&support::frame(&chunk(seq, piece.clone()))) {
+            write_error = Some(err);
+            break;
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let answer = read_message(&mut stream).map(|msg| FileResult::from_message(&msg).unwrap());
+    let Some(FileResult::Refused { reason }) = answer else {
+        panic!("{answer:?} (write error: {write_error:?})")
+    };
+    assert!(
+        reason.contains("No space left on device"),
+        "{reason} (write error: {write_error:?})"
+    );
+    // The receiver took what was still on its way instead of resetting
+    // the connection under it, then closed its end cleanly.
+    assert!(write_error.is_none(), "{write_error:?}");
+    assert_eq!(read_to_end(&mut stream).unwrap(), 0);
+}
+
+#[test]
+fn msg_send_to_a_full_disk_always_says_the_disk_is_full() {
+    let Some(listener) = full_disk_listener() else {
+        return;
+    };
+    // About one send in fifty saw "Connection reset by peer" here, when the
+    // receiver's reset overtook the sender's last writes: 120 sends, eight
+    // at a time so that the timings vary, all of a file that fills the
+    // disk nine times over.
+    let from = fresh_dir("from");
+    let path = write_file(&from, "nine.bin", &content(9 << 20));
+    let path = path.to_str().unwrap();
+    let addr = listener.addr_arg();
+    for _ in 0..15 {
+        let senders: Vec<_> = (0..8)
+            .map(|_| {
+                let mut cmd = support::msg();
+                cmd.args(["send", "--tcp", &addr, "--file", path]);
+                support::Running::spawn(cmd, None)
+            })
+            .collect();
+        for sender in senders {
+            let out = sender.finish();
+            assert_eq!(out.code(), Some(1), "{}", out.stderr);
+            assert!(
+                out.stderr.contains(
+                    "the receiver refused nine.bin: cannot write the file: No space left on device"
+                ),
+                "{}",
+                out.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn a_receiver_still_writing_after_the_last_byte_is_waited_for() {
+    // A receiver that takes 1.5 s after the last byte to give its verdict,
+    // as a listener saving fifty files at once took to write, hash and
+    // rename what it still had; the sender's --timeout is 500ms.
+    let from = fresh_dir("from");
+    let bytes = content(4 << 20);
+    let path = write_file(&from, "slow.bin", &bytes);
+    let receiver = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = receiver.local_addr().unwrap().to_string();
+    let expected = digest(&bytes);
+    let slow = thread::spawn(move || {
+        let (mut stream, _) = receiver.accept().unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let header = FileHeader::from_message(&read_message(&mut stream).unwrap()).unwrap();
+        stream
+            .write_all(&support::frame(&FileResult::Ready.to_message()))
+            .unwrap();
+        let mut hasher = blake3::Hasher::new();
+        let end = loop {
+            let msg = read_message(&mut stream).unwrap();
+            match msg.kind {
+                Kind::FileChunk => {
+                    hasher.update(&msg.body);
+                }
+                _ => break FileEnd::from_message(&msg).unwrap(),
+            }
+        };
+        assert_eq!(end.digest, *hasher.finalize().as_bytes());
+        assert_eq!(end.digest, expected);
+        thread::sleep(std::time::Duration::from_millis(1500));
+        let saved = FileResult::Saved {
+            name: header.name.into_string(),
+        };
+        // The sender may have given up and gone: not this thread's
+        // business, the sender's exit code says it.
+        let _ = stream.write_all(&support::frame(&saved.to_message()));
+    });
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            &addr,
+            "--timeout",
+            "500ms",
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    slow.join().unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("sent slow.bin: 4194304 bytes"),
+        "{}",
+        out.stderr
+    );
+}

@@ -229,6 +229,13 @@ impl Listener {
         (Self::ready(process), stdout)
     }
 
+    /// Starts `cmd`, which must end up running `msg listen ... -v` on port
+    /// 0 (under a wrapper such as `unshare`, say), and waits for it to be
+    /// ready.
+    pub(crate) fn start_command(cmd: Command) -> Self {
+        Self::ready(Running::spawn(cmd, None))
+    }
+
     fn command(transport: &str, host: &str, args: &[&str]) -> Command {
         let mut cmd = msg();
         cmd.args(["listen", transport, "-v", &format!("{host}:0")])

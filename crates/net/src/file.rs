@@ -20,7 +20,9 @@
 //! directory and renames it into place only once size and hash check out;
 //! on every other path (a mismatch, a sender gone mid-way, a full disk, a
 //! listener stopped with Ctrl-C) the temporary file is dropped, which
-//! removes it. The name is the receiver's choice too: a single validated
+//! removes it; only a `kill -9` leaves one behind, which the next listener
+//! on that directory removes once it is stale ([`remove_stale_partials`]).
+//! The name is the receiver's choice too: a single validated
 //! path component (msg-proto's `FileName`), never the sender's path.
 
 use std::fs;
@@ -34,7 +36,7 @@ use msg_proto::file::{
 };
 use msg_proto::{Kind, Message};
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{Error, Event, Events};
 
@@ -46,6 +48,27 @@ const QUEUE_CHUNKS: usize = 8;
 /// transfer up: a sender that stalls mid-file must not pin a temporary
 /// file and a connection for ever.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The name of a file being received, before it is renamed into place:
+/// this prefix, then [`PARTIAL_RANDOM`] random letters and digits.
+const PARTIAL_PREFIX: &str = ".msg-partial-";
+
+/// How many random characters follow [`PARTIAL_PREFIX`].
+const PARTIAL_RANDOM: usize = 6;
+
+/// How long ago a partial file must last have been written for a starting
+/// listener to remove it as stale ([`remove_stale_partials`]).
+///
+/// A listener removes its own partial files on every way out but one: a
+/// `kill -9` (or a crash, or a power cut) leaves them behind. An hour is
+/// far past [`IDLE_TIMEOUT`], after which a receiver gives up a transfer
+/// whose sender sends nothing, so no transfer of a listener that stopped
+/// is still going. It is long for the one case where a live transfer
+/// could own such a file: a second listener saving into the same
+/// directory, receiving so slowly that an hour passes without a single
+/// buffered MiB reaching its file. Even then nothing is corrupted: that
+/// transfer's rename fails and the sender is told it was refused.
+pub const STALE_PARTIAL_AGE: Duration = Duration::from_secs(60 * 60);
 
 /// Permission bits a received file never gets from its sender: setuid,
 /// setgid, sticky, and write for group and others (as a umask of 022
@@ -135,8 +158,9 @@ pub enum FileError {
     NeedsTcp,
 }
 
-/// Sends the file at `path` on `conn` and waits (at most `wait` for each
-/// answer) for the receiver to confirm its hash. `progress` is called with
+/// Sends the file at `path` on `conn` and waits (at most `wait` for the
+/// first answer, [`verdict_wait`] for the last) for the receiver to
+/// confirm its hash. `progress` is called with
 /// the bytes sent so far after each chunk.
 ///
 /// # Errors
@@ -165,15 +189,17 @@ pub(crate) async fn send(
     let mut sent = 0u64;
     let mut seq = 0u64;
     while let Some(bytes) = rx.recv().await {
+        // A receiver that refuses mid-way (a full disk, say) says why and
+        // stops taking content: read its reason rather than send on.
+        if answer_waiting(conn) {
+            return Err(match answer(conn, wait, &name).await {
+                Ok(other) => unexpected(other, &name),
+                Err(err) => err,
+            });
+        }
         sent += bytes.len() as u64;
         if let Err(err) = conn.write_message_direct(&chunk(seq, bytes)).await {
-            // A receiver that refuses mid-way says why before it closes.
-            return Err(
-                match answer(conn, Duration::from_millis(500), &name).await {
-                    Ok(FileResult::Refused { reason }) => refused(&name, &reason),
-                    _ => err.into(),
-                },
-            );
+            return Err(last_word(conn, &name, err.into()).await);
         }
         seq += 1;
         progress(sent);
@@ -185,8 +211,12 @@ pub(crate) async fn send(
             path: path.to_owned(),
             source,
         })?;
-    conn.write_message(&FileEnd { digest }.to_message()).await?;
-    match answer(conn, wait, &name).await? {
+    if let Err(err) = conn.write_message(&FileEnd { digest }.to_message()).await {
+        // The receiver may have refused the file and closed just as the
+        // last chunk left: its reason is what matters, not the reset.
+        return Err(last_word(conn, &name, err.into()).await);
+    }
+    match answer(conn, verdict_wait(wait, sent), &name).await? {
         FileResult::Saved { name } => Ok(Sent {
             name,
             size: sent,
@@ -194,6 +224,62 @@ pub(crate) async fn send(
             elapsed: started.elapsed(),
         }),
         other => Err(unexpected(other, &name)),
+    }
+}
+
+/// The slowest a receiver is assumed to finish what it still has of a file
+/// once the sender has sent it all, in bytes per second: 1 MiB/s, far
+/// below any disk, for a listener saving many files at once on a busy
+/// machine.
+const FINISH_FLOOR_RATE: u64 = 1 << 20;
+
+/// The most a receiver can still have of a file when the sender's last
+/// write returns: what the socket buffers of both ends hold (by default
+/// on Linux at most 4 MiB to send and 6 MiB to receive), its queue of
+/// chunks and its write buffer, with room for buffers tuned larger.
+const FINISH_BYTES_MAX: u64 = 64 << 20;
+
+/// How long the sender waits for the verdict on a file of `size` bytes:
+/// `wait`, plus the time the receiver may need to write, hash and rename
+/// what it had not yet taken when the last byte left, at
+/// [`FINISH_FLOOR_RATE`] (at most [`FINISH_BYTES_MAX`] of it: 64 s).
+///
+/// The sender's writes return once the bytes are in its socket buffer,
+/// so the verdict's clock starts while megabytes are still on their way
+/// to the receiver's disk; a fixed wait failed transfers that were saved
+/// whenever many ran at once (50 × 100 MiB: 5 to 9 "no answer within 2s",
+/// every file saved).
+fn verdict_wait(wait: Duration, size: u64) -> Duration {
+    let behind = size.min(FINISH_BYTES_MAX);
+    wait + Duration::from_secs_f64(behind as f64 / FINISH_FLOOR_RATE as f64)
+}
+
+/// How long a sender whose write failed waits for the receiver's reason.
+const LAST_WORD_WAIT: Duration = Duration::from_millis(500);
+
+/// Whether the receiver has said something (or closed) while the sender
+/// streams content: during the content it only ever speaks to refuse.
+/// One non-blocking peek per chunk, a system call per MiB.
+fn answer_waiting(conn: &msg_tcp::Connection) -> bool {
+    if conn.buffered() > 0 {
+        return true;
+    }
+    let mut byte = [std::mem::MaybeUninit::uninit()];
+    // tokio's sockets are non-blocking: no data yet is `WouldBlock`.
+    match socket2::SockRef::from(conn.get_ref()).peek(&mut byte) {
+        Ok(_) => true,
+        Err(err) => err.kind() != io::ErrorKind::WouldBlock,
+    }
+}
+
+/// After a write failed with `err`: the receiver's refusal, if it sent one
+/// before it closed (a receiver that refuses mid-way says why first, and
+/// a reset does not discard what had already arrived), else `err`.
+async fn last_word(conn: &mut msg_tcp::Connection, name: &str, err: Error) -> Error {
+    match answer(conn, LAST_WORD_WAIT, name).await {
+        Ok(FileResult::Refused { reason }) => refused(name, &reason),
+        Err(peer @ Error::Peer(_)) => peer,
+        _ => err,
     }
 }
 
@@ -437,12 +523,15 @@ async fn save_content(
         }
     };
     drop(tx);
-    let cannot_write =
-        |err: &dyn std::fmt::Display| Failure::Refuse(format!("cannot write the file: {err}"));
     let digest = match writer.await {
         Ok(Ok(digest)) => digest,
-        Ok(Err(err)) => return Err(cannot_write(&err)),
-        Err(err) => return Err(cannot_write(&err)),
+        Ok(Err(err)) => {
+            return Err(Failure::Refuse(format!(
+                "cannot write the file: {}",
+                for_peer(&err)
+            )));
+        }
+        Err(err) => return Err(Failure::Refuse(format!("cannot write the file: {err}"))),
     };
     let end = end.ok_or_else(|| Failure::Refuse("cannot write the file".to_owned()))?;
     receiving
@@ -458,7 +547,7 @@ async fn save_content(
         Failure::Refuse(format!(
             "cannot save {}: {}",
             header.name.as_str(),
-            err.error
+            for_peer(&err.error)
         ))
     })?;
     Ok(digest)
@@ -489,9 +578,15 @@ fn prepare(header: &Message, save: Option<&SaveConfig>) -> Result<Prepared, Stri
         ));
     }
     let temp = tempfile::Builder::new()
-        .prefix(".msg-partial-")
+        .prefix(PARTIAL_PREFIX)
+        .rand_bytes(PARTIAL_RANDOM)
         .tempfile_in(&save.dir)
-        .map_err(|err| format!("cannot make a file in the save directory: {err}"))?;
+        .map_err(|err| {
+            format!(
+                "cannot make a file in the save directory: {}",
+                for_peer(&err)
+            )
+        })?;
     Ok(Prepared {
         header,
         temp,
@@ -500,10 +595,27 @@ fn prepare(header: &Message, save: Option<&SaveConfig>) -> Result<Prepared, Stri
     })
 }
 
-/// Tells the sender why, and ends the transfer (and the connection).
+/// What the peer is told of a local I/O error: the operating system's
+/// description alone. tempfile's errors carry the path they concern (`...
+/// at path "/srv/inbox/.msg-partial-x"`), and the listener's absolute save
+/// directory is none of the sender's business: a refusal names the file
+/// only by the name the sender gave it.
+fn for_peer(err: &io::Error) -> String {
+    // tempfile's wrapper keeps the kind but hides the operating system's
+    // code (its source chain skips the inner error), so its errors read as
+    // the kind ("entity not found"); the file writes' errors are the
+    // system's own ("No space left on device (os error 28)").
+    match err.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code).to_string(),
+        None => err.kind().to_string(),
+    }
+}
+
+/// Tells the sender why, and ends the transfer (and the connection),
+/// without resetting it: see [`linger`].
 async fn refuse(conn: &mut msg_tcp::Connection, reason: String) -> Result<(), Error> {
     let peer = conn.peer_addr();
-    let _ = conn
+    let told = conn
         .write_message(
             &FileResult::Refused {
                 reason: reason.clone(),
@@ -511,9 +623,53 @@ async fn refuse(conn: &mut msg_tcp::Connection, reason: String) -> Result<(), Er
             .to_message(),
         )
         .await;
+    if told.is_ok() {
+        linger(conn).await;
+    }
     Err(Error::Io(io::Error::other(format!(
         "refused a file from {peer}: {reason}"
     ))))
+}
+
+/// How long a receiver that refused a file goes on discarding what the
+/// sender still sends, at most ([`linger`]).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// How many bytes it discards, at most: more than loopback's largest
+/// socket buffers (4 MiB to send, 6 MiB to receive, by default) and a
+/// chunk hold, which is all a sender can have on its way when it hears.
+const LINGER_BYTES: usize = 16 << 20;
+
+/// Closes the sending side (the peer reads the refusal, then the end) and
+/// reads and discards what the sender still sends, until it closes too or
+/// [`LINGER_TIME`] or [`LINGER_BYTES`] runs out.
+///
+/// A socket closed with unread bytes in its receive buffer is reset, not
+/// closed, and a refusal mid-file leaves the chunks in flight unread: a
+/// sender still writing would see "connection reset by peer" where the
+/// reason (a full disk, say) was due. Drained, it reads the reason.
+async fn linger(conn: &msg_tcp::Connection) {
+    let stream = conn.get_ref();
+    if socket2::SockRef::from(stream)
+        .shutdown(std::net::Shutdown::Write)
+        .is_err()
+    {
+        return;
+    }
+    // Memory for one read, whatever the sender sends.
+    let mut buf = vec![0; 64 * 1024];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while left > 0 && stream.readable().await.is_ok() {
+            match stream.try_read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => left = left.saturating_sub(n),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
 }
 
 /// Hashes and writes what the socket side queues, until it stops.
@@ -558,4 +714,118 @@ pub fn check_save_dir(dir: &Path) -> io::Result<()> {
         .prefix(".msg-check-")
         .tempfile_in(dir)
         .map(drop)
+}
+
+/// Removes the partial files that a listener killed mid-transfer left in
+/// `dir`: regular files named as this module names them (`.msg-partial-`
+/// and six letters or digits) and last written more than `older_than` ago
+/// (a listener passes [`STALE_PARTIAL_AGE`]). Each removal is logged; how
+/// many were removed is returned.
+///
+/// Nothing else is touched: no other name, no directory, no symbolic link
+/// (and no link is followed: the age and type are the entry's own), and
+/// nothing below `dir`. A file that cannot be examined or removed is
+/// logged and skipped: stale files cost space, not correctness, and must
+/// not keep a listener from starting.
+///
+/// # Errors
+///
+/// When `dir` cannot be listed.
+pub fn remove_stale_partials(dir: &Path, older_than: Duration) -> io::Result<usize> {
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) => {
+                warn!("cannot list {}: {err}", dir.display());
+                continue;
+            }
+        };
+        let name = entry.file_name();
+        let Some(name) = name.to_str().filter(|name| is_partial_name(name)) else {
+            continue;
+        };
+        let path = entry.path();
+        // symlink_metadata: the entry itself, never what a link points to.
+        let stale = fs::symlink_metadata(&path).and_then(|meta| {
+            let age = meta
+                .modified()
+                .map(|modified| now.duration_since(modified).unwrap_or_default())?;
+            Ok((meta.file_type().is_file() && age > older_than).then_some((meta.len(), age)))
+        });
+        match stale {
+            Ok(Some((size, age))) => match fs::remove_file(&path) {
+                Ok(()) => {
+                    removed += 1;
+                    info!(
+                        size,
+                        "removed {name}, a partial file last written {} ago",
+                        humantime::format_duration(Duration::from_secs(age.as_secs()))
+                    );
+                }
+                Err(err) => warn!("cannot remove the stale partial file {name}: {err}"),
+            },
+            Ok(None) => {}
+            Err(err) => warn!("cannot examine {name}: {err}"),
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether `name` is one of [`prepare`]'s temporary file names.
+fn is_partial_name(name: &str) -> bool {
+    name.strip_prefix(PARTIAL_PREFIX).is_some_and(|random| {
+        random.len() == PARTIAL_RANDOM && random.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verdict_wait_grows_with_what_the_receiver_may_still_have() {
+        let wait = Duration::from_secs(2);
+        assert_eq!(verdict_wait(wait, 0), wait);
+        assert_eq!(verdict_wait(wait, 1 << 19), Duration::from_millis(2500));
+        assert_eq!(verdict_wait(wait, 100 << 20), Duration::from_secs(66));
+        assert_eq!(verdict_wait(wait, u64::MAX), Duration::from_secs(66));
+    }
+
+    #[test]
+    fn only_our_own_partial_names_match() {
+        assert!(is_partial_name(".msg-partial-aB3xY9"));
+        for name in [
+            ".msg-partial-",
+            ".msg-partial-aB3xY",
+            ".msg-partial-aB3xY90",
+            ".msg-partial-aB3x.9",
+            ".msg-partial-aB3xY9/",
+            "msg-partial-aB3xY9",
+            ".msg-check-aB3xY9",
+            "report.pdf",
+        ] {
+            assert!(!is_partial_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn prepare_names_its_temporary_files_as_the_cleanup_expects() {
+        let dir = tempfile::tempdir().unwrap();
+        let save = SaveConfig {
+            dir: dir.path().to_owned(),
+            overwrite: false,
+            progress: false,
+        };
+        let header = FileHeader {
+            name: FileName::new("x").unwrap(),
+            size: 1,
+            algorithm: HashAlgorithm::Blake3,
+            mode: 0o644,
+        };
+        let prepared = prepare(&header.to_message(), Some(&save)).unwrap();
+        let name = prepared.temp.path().file_name().unwrap().to_str().unwrap();
+        assert!(is_partial_name(name), "{name}");
+    }
 }

@@ -155,8 +155,10 @@ impl Link {
         }
     }
 
-    /// Sends the file at `path` and waits (at most `wait` for each answer)
-    /// until the receiver has confirmed its size and hash; `progress` is
+    /// Sends the file at `path` and waits (at most `wait` for each answer,
+    /// and for the verdict longer the larger the file, since the receiver
+    /// may still be writing it) until the receiver has confirmed its size
+    /// and hash; `progress` is
     /// called with the bytes sent so far. TCP only.
     ///
     /// # Errors

@@ -243,6 +243,16 @@ pub(crate) async fn run(
         Some(dir) => {
             msg_net::file::check_save_dir(dir)
                 .with_context(|| format!("cannot save files in {}", dir.display()))?;
+            // What a listener killed mid-transfer left behind; a directory
+            // that cannot be listed costs space, not a start.
+            if let Err(err) =
+                msg_net::file::remove_stale_partials(dir, msg_net::file::STALE_PARTIAL_AGE)
+            {
+                warn!(
+                    "cannot look for stale partial files in {}: {err}",
+                    dir.display()
+                );
+            }
             Some(SaveConfig {
                 dir: dir.clone(),
                 overwrite: args.overwrite,

@@ -59,7 +59,8 @@ pub(crate) struct SendArgs {
     #[arg(long)]
     pub(crate) crlf: bool,
 
-    /// How long to wait to connect and for each reply, e.g. 500ms, 2s
+    /// How long to wait to connect and for each reply, e.g. 500ms, 2s (for
+    /// a file's verdict, a second more per MiB, up to 64 s more)
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     pub(crate) timeout: Duration,
 
