@@ -261,3 +261,68 @@ fn a_client_that_leaves_takes_its_command_along() {
     std::thread::sleep(Duration::from_millis(2500));
     assert!(!marker.exists(), "the command outlived its client");
 }
+
+/// The processes whose argv is exactly `argv`, from /proc. A zombie has no
+/// argv there, and is not counted: it is dead, only not yet reaped.
+fn processes(argv: &[&str]) -> Vec<u32> {
+    let mut want = argv.join("\0").into_bytes();
+    want.push(0);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|argv| argv == want))
+        .collect()
+}
+
+/// Issue 19, finding 3: while the client read nothing, the listener's
+/// write of the output blocked and the deadline went unpolled: `yes` ran on
+/// past `--exec-timeout` and held its `--exec-max` slot.
+#[test]
+fn the_timeout_holds_while_the_client_reads_nothing() {
+    let listener = ExecListener::start(&["--exec-timeout", "1s", "--exec-max", "1"]);
+    let tag = format!("msg-exec-unread-{}", std::process::id());
+    struct Yes<'a>(&'a str);
+    impl Drop for Yes<'_> {
+        fn drop(&mut self) {
+            for pid in processes(&["yes", self.0]) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+    let _yes = Yes(&tag);
+    let addr = listener.listener.addr_arg();
+    let mut cmd = msg();
+    cmd.args([
+        "exec",
+        "--secret-file",
+        &listener.secret,
+        &addr,
+        "--",
+        "yes",
+        &tag,
+    ]);
+    // Its stdout is never read: it stops reading the connection as soon
+    // as the pipe is full, and the listener's writes then block.
+    let (client, _unread) = Running::spawn_unread(cmd);
+    let mut listener = listener;
+    let start = Instant::now();
+    listener
+        .listener
+        .process
+        .wait_for_stderr("ran past 1s (--exec-timeout) and was killed");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !processes(&["yes", &tag]).is_empty() {
+        assert!(Instant::now() < deadline, "yes outlived its timeout");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Its slot is free again, though that client still reads nothing.
+    let out = listener.exec(&["true"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    drop(client);
+}

@@ -41,6 +41,15 @@ const READ_LEN: usize = 64 * 1024;
 /// filling the listener's memory.
 const STDIN_QUEUE: usize = 16;
 
+/// After a command ends, how long the client has to take how it ended
+/// (and any output still queued for it) before its connection is dropped:
+/// a client that reads nothing must not hold the listener's task forever.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// After a command is killed, how long the listener waits for it to be
+/// reaped; past that (a process stuck in the kernel) tokio reaps it later.
+const REAP_WAIT: Duration = Duration::from_secs(5);
+
 /// The limits of `msg listen --exec`.
 #[derive(Debug, Clone)]
 pub struct ExecConfig {
@@ -101,7 +110,7 @@ impl Runner {
             )
             .await;
         }
-        let Ok(_slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
             let max = self.config.max_running;
             return refuse(
                 conn,
@@ -118,10 +127,24 @@ impl Runner {
             }
         };
         info!(%peer, "running {shown}");
-        let exit = self.supervise(conn, child).await?;
+        let exit = self.supervise(conn, child).await;
+        // The command is over, whether or not its client hears how: its
+        // slot is free for the next one.
+        drop(slot);
+        let exit = exit?;
         info!(%peer, "{shown}: {}", describe(&exit));
-        conn.write_message(&exit.to_message()).await?;
-        Ok(())
+        // A client that reads nothing (its unread output is what filled
+        // the connection) gets a bounded while, and then it is dropped.
+        match tokio::time::timeout(EXIT_GRACE, conn.write_message(&exit.to_message())).await {
+            Ok(written) => Ok(written?),
+            Err(_) => Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the client read nothing for {} after its command ended",
+                    humantime::format_duration(EXIT_GRACE)
+                ),
+            ))),
+        }
     }
 
     /// Streams the child's output to the client and the client's input to
@@ -132,14 +155,40 @@ impl Runner {
         conn: &mut msg_tcp::Connection,
         mut child: Child,
     ) -> Result<Exit, Error> {
-        let mut stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
         let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(STDIN_QUEUE);
-        let mut stdin_tx = Some(stdin_tx);
         // Stdin is written by a task of its own: a command that does not
         // read its stdin must not stop its output from being read.
         let feeder = tokio::spawn(feed_stdin(child.stdin.take(), stdin_rx));
-        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        // One deadline for the whole run, writes to the client included: a
+        // client that reads nothing blocks a write, and the deadline must
+        // hold then too.
+        let ran =
+            tokio::time::timeout(self.config.timeout, self.pump(conn, &mut child, stdin_tx)).await;
+        feeder.abort();
+        match ran {
+            Ok(ended) => ended,
+            Err(_elapsed) => {
+                kill(&mut child).await;
+                Ok(Exit::Killed(format!(
+                    "the command ran past {} (--exec-timeout) and was killed",
+                    humantime::format_duration(self.config.timeout)
+                )))
+            }
+        }
+    }
+
+    /// The work of [`Runner::supervise`], without its deadline: output to
+    /// the client, input to the command, until the command ends, passes
+    /// its output cap, or its client leaves.
+    async fn pump(
+        &self,
+        conn: &mut msg_tcp::Connection,
+        child: &mut Child,
+        stdin_tx: mpsc::Sender<Bytes>,
+    ) -> Result<Exit, Error> {
+        let mut stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let mut stdin_tx = Some(stdin_tx);
         let (mut out_buf, mut err_buf) = (vec![0; READ_LEN], vec![0; READ_LEN]);
         let (mut out_open, mut err_open) = (true, true);
         let mut written = 0u64;
@@ -150,14 +199,14 @@ impl Runner {
                 read = stdout.read(&mut out_buf), if out_open => {
                     let n = read?;
                     out_open = n > 0;
-                    if let Some(exit) = self.forward(conn, &mut child, Stream::Stdout, &out_buf[..n], &mut written).await? {
+                    if let Some(exit) = self.forward(conn, child, Stream::Stdout, &out_buf[..n], &mut written).await? {
                         break exit;
                     }
                 }
                 read = stderr.read(&mut err_buf), if err_open => {
                     let n = read?;
                     err_open = n > 0;
-                    if let Some(exit) = self.forward(conn, &mut child, Stream::Stderr, &err_buf[..n], &mut written).await? {
+                    if let Some(exit) = self.forward(conn, child, Stream::Stderr, &err_buf[..n], &mut written).await? {
                         break exit;
                     }
                 }
@@ -172,25 +221,16 @@ impl Runner {
                     Ok(Some(msg)) => debug!(kind = ?msg.kind, "ignored during a command"),
                     Ok(None) | Err(_) => {
                         // The client is gone: so is its command.
-                        kill(&mut child).await;
-                        feeder.abort();
+                        kill(child).await;
                         return Err(Error::Io(std::io::Error::new(
                             std::io::ErrorKind::ConnectionAborted,
                             "the client left; its command was killed",
                         )));
                     }
                 },
-                () = tokio::time::sleep_until(deadline) => {
-                    kill(&mut child).await;
-                    break Exit::Killed(format!(
-                        "the command ran past {} (--exec-timeout) and was killed",
-                        humantime::format_duration(self.config.timeout)
-                    ));
-                }
                 status = child.wait(), if !out_open && !err_open => break exit_of(status?),
             }
         };
-        feeder.abort();
         Ok(exit)
     }
 
@@ -273,7 +313,7 @@ async fn kill(child: &mut Child) {
         let _ = killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
     }
     let _ = child.start_kill();
-    let _ = child.wait().await;
+    let _ = tokio::time::timeout(REAP_WAIT, child.wait()).await;
 }
 
 fn exit_of(status: std::process::ExitStatus) -> Exit {
