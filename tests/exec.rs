@@ -277,6 +277,85 @@ fn processes(argv: &[&str]) -> Vec<u32> {
         .collect()
 }
 
+/// `sleep N` processes that a command starts and that must not outlive it:
+/// each N odd and used by one test only. Any left when the test ends
+/// (passed or not) is killed, so that a failing test leaves nothing behind.
+struct Sleeps(Vec<String>);
+
+impl Sleeps {
+    fn new(numbers: &[u32]) -> Self {
+        let sleeps = Self(numbers.iter().map(u32::to_string).collect());
+        sleeps.kill(); // left by an earlier run that failed
+        sleeps
+    }
+
+    fn running(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|n| !processes(&["sleep", n]).is_empty())
+            .map(|n| format!("sleep {n}"))
+            .collect()
+    }
+
+    /// Waits (bounded) until every one of them runs.
+    fn wait_running(&self) {
+        let deadline = Instant::now() + support::DEADLINE;
+        while self.running().len() < self.0.len() {
+            assert!(
+                Instant::now() < deadline,
+                "only {:?} started",
+                self.running()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits (bounded) until none runs; those still running.
+    fn survivors(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let running = self.running();
+            if running.is_empty() || Instant::now() > deadline {
+                return running;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A shell script that starts the first of them in the background,
+    /// one for each `how` (e.g. `setsid`), output elsewhere so that they do
+    /// not hold the command's pipes, and goes on only once each runs
+    /// `sleep`.
+    fn script(&self, how: &[&str]) -> String {
+        let mut script = String::new();
+        for (i, (n, how)) in self.0.iter().zip(how).enumerate() {
+            script += &format!("{how} sleep {n} >/dev/null 2>&1 & p{i}=$!; ");
+        }
+        script += "for p in";
+        for i in 0..how.len() {
+            script += &format!(" $p{i}");
+        }
+        script += "; do until grep -qs '^sleep' /proc/$p/cmdline; do :; done; done; ";
+        script
+    }
+
+    fn kill(&self) {
+        for n in &self.0 {
+            for pid in processes(&["sleep", n]) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+impl Drop for Sleeps {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Issue 19, finding 3: while the client read nothing, the listener's
 /// write of the output blocked and the deadline went unpolled: `yes` ran on
 /// past `--exec-timeout` and held its `--exec-max` slot.
@@ -325,4 +404,76 @@ fn the_timeout_holds_while_the_client_reads_nothing() {
     let out = listener.exec(&["true"], None);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     drop(client);
+}
+
+/// Issue 19, finding 4: what a command started outlived it, its process
+/// group on a normal exit, and on every path what left the group
+/// (`setsid`). Now its whole tree dies with it, however it ends.
+#[test]
+fn descendants_die_when_the_command_exits() {
+    let listener = ExecListener::start(&[]);
+    let sleeps = Sleeps::new(&[3917, 3919, 3921]);
+    let script = sleeps.script(&["setsid", "nohup", ""]) + "echo started";
+    let out = listener.exec(&["sh", "-c", &script], None);
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (Some(0), "started\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sleeps.survivors(), Vec::<String>::new());
+}
+
+#[test]
+fn descendants_die_at_the_timeout() {
+    let listener = ExecListener::start(&["--exec-timeout", "2s"]);
+    let sleeps = Sleeps::new(&[3923, 3925, 3927]);
+    let script = sleeps.script(&["setsid", "nohup"]) + "sleep 3927";
+    let out = listener.exec(&["sh", "-c", &script], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("ran past 2s"), "{}", out.stderr);
+    assert_eq!(sleeps.survivors(), Vec::<String>::new());
+}
+
+#[test]
+fn descendants_die_past_the_output_cap() {
+    let listener = ExecListener::start(&["--exec-max-output", "1000"]);
+    let sleeps = Sleeps::new(&[3929, 3931, 3933]);
+    let script = sleeps.script(&["setsid", "nohup"]) + "head -c 5000 /dev/zero; sleep 3933";
+    let out = listener.exec(&["sh", "-c", &script], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("wrote more than 1000"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sleeps.survivors(), Vec::<String>::new());
+}
+
+#[test]
+fn descendants_die_when_the_client_leaves() {
+    let listener = ExecListener::start(&[]);
+    let sleeps = Sleeps::new(&[3935, 3937, 3939]);
+    let script = sleeps.script(&["setsid", "nohup"]) + "sleep 3939";
+    let addr = listener.listener.addr_arg();
+    let mut cmd = msg();
+    cmd.args([
+        "exec",
+        "--secret-file",
+        &listener.secret,
+        &addr,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let client = Running::spawn(cmd, None);
+    sleeps.wait_running();
+    drop(client.kill());
+    let mut listener = listener;
+    listener
+        .listener
+        .process
+        .wait_for_stderr("its command was killed");
+    assert_eq!(sleeps.survivors(), Vec::<String>::new());
 }

@@ -11,9 +11,12 @@
 //!   between, and may be restricted to a list of programs;
 //! - its stdout and stderr come back as bytes, as they are produced, never
 //!   decoded, so output in any encoding arrives unchanged;
-//! - it is bounded: a timeout, a cap on its output, a cap on how many run
-//!   at once; past a limit, or when the client leaves, its whole process
-//!   group is killed, so a command that started others takes them along.
+//! - it is bounded: a timeout (wall time, whatever its output does), a cap
+//!   on its output, a cap on how many run at once;
+//! - whatever ends it (its own exit, a limit, its client leaving), the
+//!   whole tree of processes it started is killed, including those that
+//!   left its process group or were orphaned (on Linux; elsewhere its
+//!   process group): `exec/tree.rs` says how, and what escapes.
 
 use std::ffi::OsStr;
 use std::net::SocketAddr;
@@ -31,6 +34,10 @@ use tracing::{debug, info};
 
 use crate::auth::printable;
 use crate::{Error, Link};
+
+mod tree;
+
+use tree::{SCAN_EVERY, Tree, Trees};
 
 /// How much output is read (and sent) at a time.
 const READ_LEN: usize = 64 * 1024;
@@ -71,12 +78,17 @@ pub struct ExecConfig {
 pub(crate) struct Runner {
     config: ExecConfig,
     slots: Arc<Semaphore>,
+    trees: Arc<Trees>,
 }
 
 impl Runner {
     pub(crate) fn new(config: ExecConfig) -> Self {
         let slots = Arc::new(Semaphore::new(config.max_running));
-        Self { config, slots }
+        Self {
+            config,
+            slots,
+            trees: Trees::get(),
+        }
     }
 
     /// Runs the command in `request` for the (authenticated) client on
@@ -119,15 +131,18 @@ impl Runner {
             )
             .await;
         };
-        let child = match spawn(&command) {
-            Ok(child) => child,
+        let (child, tree) = match spawn(&self.trees, &command) {
+            Ok(spawned) => spawned,
             Err(err) => {
                 let reason = format!("cannot run {}: {err}", printable(command.program()));
                 return refuse(conn, peer, reason).await;
             }
         };
         info!(%peer, "running {shown}");
-        let exit = self.supervise(conn, child).await;
+        let exit = self.supervise(conn, child, &tree).await;
+        // Whatever the command left running goes with it (dropping the
+        // tree kills it), before its client hears how it ended.
+        drop(tree);
         // The command is over, whether or not its client hears how: its
         // slot is free for the next one.
         drop(slot);
@@ -154,6 +169,7 @@ impl Runner {
         &self,
         conn: &mut msg_tcp::Connection,
         mut child: Child,
+        tree: &Tree,
     ) -> Result<Exit, Error> {
         let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(STDIN_QUEUE);
         // Stdin is written by a task of its own: a command that does not
@@ -162,13 +178,16 @@ impl Runner {
         // One deadline for the whole run, writes to the client included: a
         // client that reads nothing blocks a write, and the deadline must
         // hold then too.
-        let ran =
-            tokio::time::timeout(self.config.timeout, self.pump(conn, &mut child, stdin_tx)).await;
+        let ran = tokio::time::timeout(
+            self.config.timeout,
+            self.pump(conn, &mut child, tree, stdin_tx),
+        )
+        .await;
         feeder.abort();
         match ran {
             Ok(ended) => ended,
             Err(_elapsed) => {
-                kill(&mut child).await;
+                kill(&mut child, tree).await;
                 Ok(Exit::Killed(format!(
                     "the command ran past {} (--exec-timeout) and was killed",
                     humantime::format_duration(self.config.timeout)
@@ -184,6 +203,7 @@ impl Runner {
         &self,
         conn: &mut msg_tcp::Connection,
         child: &mut Child,
+        tree: &Tree,
         stdin_tx: mpsc::Sender<Bytes>,
     ) -> Result<Exit, Error> {
         let mut stdout = child.stdout.take().expect("piped");
@@ -192,21 +212,29 @@ impl Runner {
         let (mut out_buf, mut err_buf) = (vec![0; READ_LEN], vec![0; READ_LEN]);
         let (mut out_open, mut err_open) = (true, true);
         let mut written = 0u64;
+        // How the command's first process ended, once it has: the command
+        // is over when that is known and its output has all been read.
+        let mut status = None;
+        let mut scan = tokio::time::interval(SCAN_EVERY);
+        scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let exit = loop {
+            if let (Some(status), false, false) = (status, out_open, err_open) {
+                break exit_of(status);
+            }
             // While stdin waits to be read, stop reading the client.
             let room = stdin_tx.as_ref().is_none_or(|tx| tx.capacity() > 0);
             tokio::select! {
                 read = stdout.read(&mut out_buf), if out_open => {
                     let n = read?;
                     out_open = n > 0;
-                    if let Some(exit) = self.forward(conn, child, Stream::Stdout, &out_buf[..n], &mut written).await? {
+                    if let Some(exit) = self.forward(conn, child, tree, Stream::Stdout, &out_buf[..n], &mut written).await? {
                         break exit;
                     }
                 }
                 read = stderr.read(&mut err_buf), if err_open => {
                     let n = read?;
                     err_open = n > 0;
-                    if let Some(exit) = self.forward(conn, child, Stream::Stderr, &err_buf[..n], &mut written).await? {
+                    if let Some(exit) = self.forward(conn, child, tree, Stream::Stderr, &err_buf[..n], &mut written).await? {
                         break exit;
                     }
                 }
@@ -221,14 +249,20 @@ impl Runner {
                     Ok(Some(msg)) => debug!(kind = ?msg.kind, "ignored during a command"),
                     Ok(None) | Err(_) => {
                         // The client is gone: so is its command.
-                        kill(child).await;
+                        kill(child, tree).await;
                         return Err(Error::Io(std::io::Error::new(
                             std::io::ErrorKind::ConnectionAborted,
                             "the client left; its command was killed",
                         )));
                     }
                 },
-                status = child.wait(), if !out_open && !err_open => break exit_of(status?),
+                waited = child.wait(), if status.is_none() => {
+                    status = Some(waited?);
+                    // What it started goes with it now: left running, it
+                    // would outlive every limit, and hold the output open.
+                    tree.kill();
+                }
+                _ = scan.tick() => tree.scan(),
             }
         };
         Ok(exit)
@@ -240,6 +274,7 @@ impl Runner {
         &self,
         conn: &mut msg_tcp::Connection,
         child: &mut Child,
+        tree: &Tree,
         stream: Stream,
         bytes: &[u8],
         written: &mut u64,
@@ -256,7 +291,7 @@ impl Runner {
         }
         *written += len;
         if *written > max {
-            kill(child).await;
+            kill(child, tree).await;
             return Ok(Some(Exit::Killed(format!(
                 "the command wrote more than {max} bytes (--exec-max-output) and was killed"
             ))));
@@ -276,7 +311,7 @@ async fn feed_stdin(stdin: Option<ChildStdin>, mut rx: mpsc::Receiver<Bytes>) {
     }
 }
 
-fn spawn(command: &Command) -> std::io::Result<Child> {
+fn spawn(trees: &Arc<Trees>, command: &Command) -> std::io::Result<(Child, Tree)> {
     let argv: Vec<&OsStr> = command.argv().iter().map(|arg| os_str(arg)).collect();
     let mut process = tokio::process::Command::new(argv[0]);
     process
@@ -285,10 +320,11 @@ fn spawn(command: &Command) -> std::io::Result<Child> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // A group of its own, so that a limit kills what it started too.
+    // A group of its own, so that a limit kills what it started too
+    // where the tree is not followed (see `tree`).
     #[cfg(unix)]
     process.process_group(0);
-    process.spawn()
+    trees.spawn(&mut process)
 }
 
 #[cfg(unix)]
@@ -304,14 +340,16 @@ fn os_str(bytes: &[u8]) -> &OsStr {
     OsStr::new(std::str::from_utf8(bytes).unwrap_or("\u{fffd}"))
 }
 
-/// Kills the command's process group (or, elsewhere, the command), and
-/// reaps it.
-async fn kill(child: &mut Child) {
+/// Kills the command's tree, its process group (while its first process
+/// is not reaped, the group's id cannot be anyone else's) and, elsewhere,
+/// the command; reaps it.
+async fn kill(child: &mut Child, tree: &Tree) {
     #[cfg(unix)]
     if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
         use nix::sys::signal::{Signal, killpg};
         let _ = killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
     }
+    tree.kill();
     let _ = child.start_kill();
     let _ = tokio::time::timeout(REAP_WAIT, child.wait()).await;
 }

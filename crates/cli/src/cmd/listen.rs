@@ -189,7 +189,8 @@ pub(crate) struct ExecArgs {
     #[arg(long)]
     pub(crate) exec: bool,
 
-    /// Kill a command (its whole process group) that runs longer than this
+    /// Kill a command (its whole process tree) that runs longer than this,
+    /// however slowly its client reads
     #[arg(long, value_name = "DURATION", default_value = "60s", requires = "exec",
           value_parser = parse_positive_duration)]
     pub(crate) exec_timeout: Duration,
