@@ -477,3 +477,51 @@ fn descendants_die_when_the_client_leaves() {
         .wait_for_stderr("its command was killed");
     assert_eq!(sleeps.survivors(), Vec::<String>::new());
 }
+
+/// Issue 19, finding 5: SIGTERM and SIGINT killed only a command's first
+/// process, and SIGHUP killed the listener outright (exit 129, no
+/// summary), its commands left running. Now each stops it cleanly, with
+/// its summary, and every command's tree killed.
+#[test]
+fn stopping_the_listener_kills_every_command() {
+    for (signal, numbers) in [
+        ("HUP", [3941, 3943, 3945]),
+        ("TERM", [3947, 3949, 3951]),
+        ("INT", [3953, 3955, 3957]),
+    ] {
+        let listener = ExecListener::start(&[]);
+        let sleeps = Sleeps::new(&numbers);
+        let script = sleeps.script(&["setsid", "nohup"]) + &format!("sleep {}", numbers[2]);
+        let addr = listener.listener.addr_arg();
+        let mut cmd = msg();
+        cmd.args([
+            "exec",
+            "--secret-file",
+            &listener.secret,
+            &addr,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        let client = Running::spawn(cmd, None);
+        sleeps.wait_running();
+        let out = listener.listener.process.signal(signal);
+        assert_eq!(out.code(), Some(0), "SIG{signal}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("msg listen: "),
+            "SIG{signal}: {}",
+            out.stderr
+        );
+        assert_eq!(sleeps.survivors(), Vec::<String>::new(), "SIG{signal}");
+        // The client is told its listener left.
+        let out = client.finish();
+        assert_eq!(out.code(), Some(1), "SIG{signal}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("closed the connection before the command ended"),
+            "SIG{signal}: {}",
+            out.stderr
+        );
+    }
+}

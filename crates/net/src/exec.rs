@@ -37,7 +37,7 @@ use crate::{Error, Link};
 
 mod tree;
 
-use tree::{SCAN_EVERY, Tree, Trees};
+use tree::{KillOnStop, SCAN_EVERY, Tree, Trees};
 
 /// How much output is read (and sent) at a time.
 const READ_LEN: usize = 64 * 1024;
@@ -79,6 +79,8 @@ pub(crate) struct Runner {
     config: ExecConfig,
     slots: Arc<Semaphore>,
     trees: Arc<Trees>,
+    /// This runner's number among the process's, for its commands' trees.
+    owner: u64,
 }
 
 impl Runner {
@@ -88,6 +90,16 @@ impl Runner {
             config,
             slots,
             trees: Trees::get(),
+            owner: tree::owner(),
+        }
+    }
+
+    /// Kills every command this runner has running when it is dropped:
+    /// for the serve loop, which is dropped when the listener stops.
+    pub(crate) fn kill_on_stop(&self) -> KillOnStop {
+        KillOnStop {
+            trees: Arc::clone(&self.trees),
+            owner: self.owner,
         }
     }
 
@@ -131,7 +143,7 @@ impl Runner {
             )
             .await;
         };
-        let (child, tree) = match spawn(&self.trees, &command) {
+        let (child, tree) = match spawn(&self.trees, self.owner, &command) {
             Ok(spawned) => spawned,
             Err(err) => {
                 let reason = format!("cannot run {}: {err}", printable(command.program()));
@@ -311,7 +323,7 @@ async fn feed_stdin(stdin: Option<ChildStdin>, mut rx: mpsc::Receiver<Bytes>) {
     }
 }
 
-fn spawn(trees: &Arc<Trees>, command: &Command) -> std::io::Result<(Child, Tree)> {
+fn spawn(trees: &Arc<Trees>, owner: u64, command: &Command) -> std::io::Result<(Child, Tree)> {
     let argv: Vec<&OsStr> = command.argv().iter().map(|arg| os_str(arg)).collect();
     let mut process = tokio::process::Command::new(argv[0]);
     process
@@ -324,7 +336,7 @@ fn spawn(trees: &Arc<Trees>, command: &Command) -> std::io::Result<(Child, Tree)
     // where the tree is not followed (see `tree`).
     #[cfg(unix)]
     process.process_group(0);
-    trees.spawn(&mut process)
+    trees.spawn(owner, &mut process)
 }
 
 #[cfg(unix)]

@@ -2,7 +2,7 @@
 //!
 //! The serving is msg-net's [`serve`]; this file binds, starts the printing
 //! thread, and decides when to stop: after `--count` messages, when stdout
-//! is gone, or on Ctrl-C.
+//! is gone, or on Ctrl-C (or SIGTERM, or SIGHUP).
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -136,16 +136,20 @@ pub(crate) enum Stop {
     Interrupt,
     /// SIGTERM.
     Terminate,
+    /// SIGHUP (the terminal closed, or a service manager's stop): the
+    /// same as SIGTERM.
+    Hangup,
 }
 
 impl Stop {
-    /// The exit code a shell reports for a process the signal killed: 130
-    /// or 143. msg exits with it only when the signal cut a file transfer
-    /// short (the partial file is removed).
+    /// The exit code a shell reports for a process the signal killed: 130,
+    /// 143 or 129. msg exits with it only when the signal cut a file
+    /// transfer short (the partial file is removed).
     pub(crate) fn code(self) -> u8 {
         match self {
             Self::Interrupt => 130,
             Self::Terminate => 143,
+            Self::Hangup => 129,
         }
     }
 }

@@ -34,6 +34,8 @@
 //! Elsewhere than Linux, the command's process group is killed, as before:
 //! what leaves the group survives.
 
+use std::sync::Arc;
+
 #[cfg(target_os = "linux")]
 pub(crate) use linux::{SCAN_EVERY, Tree, Trees};
 #[cfg(not(target_os = "linux"))]
@@ -54,6 +56,10 @@ mod linux {
 
     /// How often a running command's descendants are read from `/proc`.
     pub(crate) const SCAN_EVERY: Duration = Duration::from_millis(250);
+
+    /// A command id that is never a command's: [`Trees::kill`] then kills
+    /// the orphans alone.
+    const NO_COMMAND: u64 = u64::MAX;
 
     /// How long killing a tree may keep looking for what is left: a tree
     /// that forks faster than it can be killed is given up on past this.
@@ -108,6 +114,8 @@ mod linux {
     /// started.
     #[derive(Debug)]
     struct Known {
+        /// The listener that runs it.
+        owner: u64,
         root: Proc,
         members: HashSet<Proc>,
     }
@@ -141,8 +149,12 @@ mod linux {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         }
 
-        /// Spawns `command` and follows its tree.
-        pub(crate) fn spawn(self: &Arc<Self>, command: &mut Command) -> io::Result<(Child, Tree)> {
+        /// Spawns `command` for `owner` (a listener) and follows its tree.
+        pub(crate) fn spawn(
+            self: &Arc<Self>,
+            owner: u64,
+            command: &mut Command,
+        ) -> io::Result<(Child, Tree)> {
             become_subreaper();
             // Spawned under the lock, so that a sweep never takes the new
             // command (a child of this process) for an orphan.
@@ -159,6 +171,7 @@ mod linux {
             inner.running.insert(
                 id,
                 Known {
+                    owner,
                     root: Proc { pid, start },
                     members: HashSet::new(),
                 },
@@ -170,6 +183,28 @@ mod linux {
                     id,
                 },
             ))
+        }
+
+        /// Kills the trees of every command `owner` runs (a listener that
+        /// stops), and every orphan no other command is known to own.
+        pub(crate) fn kill_all(&self, owner: u64) {
+            let ids: Vec<u64> = {
+                let inner = self.lock();
+                inner
+                    .running
+                    .iter()
+                    .filter(|(_, known)| known.owner == owner)
+                    .map(|(id, _)| *id)
+                    .collect()
+            };
+            for id in &ids {
+                self.kill(*id);
+            }
+            if ids.is_empty() {
+                // No command of its own running, but perhaps orphans that
+                // outlived an earlier kill (stuck in the kernel then, say).
+                self.kill(NO_COMMAND);
+            }
         }
 
         /// Reads command `id`'s descendants into what it is known to own,
@@ -379,9 +414,15 @@ mod other {
             Arc::new(Self)
         }
 
-        pub(crate) fn spawn(self: &Arc<Self>, command: &mut Command) -> io::Result<(Child, Tree)> {
+        pub(crate) fn spawn(
+            self: &Arc<Self>,
+            _owner: u64,
+            command: &mut Command,
+        ) -> io::Result<(Child, Tree)> {
             Ok((command.spawn()?, Tree))
         }
+
+        pub(crate) fn kill_all(&self, _owner: u64) {}
     }
 
     /// The group is killed through the command's `Child`.
@@ -392,5 +433,28 @@ mod other {
         pub(crate) fn scan(&self) {}
 
         pub(crate) fn kill(&self) {}
+    }
+}
+
+/// A number for each listener, so that stopping one kills its own
+/// commands only.
+pub(crate) fn owner() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Kills every command `owner` runs when dropped: a listener that stops
+/// (its serve loop dropped) takes its commands' trees along at once, not
+/// whenever their tasks are next polled.
+#[derive(Debug)]
+pub(crate) struct KillOnStop {
+    pub(crate) trees: Arc<Trees>,
+    pub(crate) owner: u64,
+}
+
+impl Drop for KillOnStop {
+    fn drop(&mut self) {
+        self.trees.kill_all(self.owner);
     }
 }
