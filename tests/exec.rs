@@ -525,3 +525,110 @@ fn stopping_the_listener_kills_every_command() {
         );
     }
 }
+
+/// Issue 19, finding 14: commands inherited the listener's environment
+/// (`msg exec -- env` printed MSG_SECRET) and its working directory. Now
+/// they get PATH, HOME, USER, LOGNAME and LANG, and what `--exec-env`
+/// names, in `--exec-dir` (default `/`).
+#[test]
+fn commands_get_a_clean_environment_and_a_stated_directory() {
+    let secret = "exec environment secret";
+    let file = support::secret_arg(secret.as_bytes());
+    let dir = std::env::temp_dir().join(format!("msg-exec-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dir.canonicalize().unwrap();
+    let env = [
+        ("MSG_SECRET", secret),
+        ("MSG_TEST_TOKEN", "token-that-must-not-leak"),
+        ("MSG_TEST_PASSED", "passed-on-purpose"),
+    ];
+    let listener = Listener::start_env(
+        "--tcp",
+        &[
+            "--exec",
+            "--exec-env",
+            "MSG_TEST_PASSED",
+            "--exec-dir",
+            dir.to_str().unwrap(),
+        ],
+        &env,
+    );
+    let addr = listener.addr_arg();
+    let exec = |command: &[&str]| {
+        let mut args = vec!["exec", "--secret-file", &file, &addr, "--"];
+        args.extend_from_slice(command);
+        run(&args, None)
+    };
+    let out = exec(&["env"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(!out.stdout.contains("MSG_SECRET"), "{}", out.stdout);
+    assert!(!out.stdout.contains(secret), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("token-that-must-not-leak"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("MSG_TEST_PASSED=passed-on-purpose\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("PATH="), "{}", out.stdout);
+    let out = exec(&["pwd"]);
+    assert_eq!(
+        out.stdout.trim_end(),
+        dir.to_str().unwrap(),
+        "{}",
+        out.stderr
+    );
+    let _ = std::fs::remove_dir(&dir);
+
+    // Without --exec-dir: `/`, not where the listener was started.
+    let listener = ExecListener::start(&[]);
+    let out = listener.exec(&["pwd"], None);
+    assert_eq!(out.stdout, "/\n", "{}", out.stderr);
+
+    // The secret is never passed, even when named.
+    let out = run(
+        &[
+            "listen",
+            "--tcp",
+            "--exec",
+            "--secret-file",
+            &file,
+            "--exec-env",
+            "MSG_SECRET",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("--exec-env MSG_SECRET: the secret is never passed to commands"),
+        "{}",
+        out.stderr
+    );
+
+    // A directory that is not there is refused at start.
+    let out = run(
+        &[
+            "listen",
+            "--tcp",
+            "--exec",
+            "--secret-file",
+            &file,
+            "--exec-dir",
+            "/no/such/dir/for/msg",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("cannot run commands in /no/such/dir/for/msg"),
+        "{}",
+        out.stderr
+    );
+}

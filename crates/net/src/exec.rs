@@ -18,8 +18,9 @@
 //!   left its process group or were orphaned (on Linux; elsewhere its
 //!   process group): `exec/tree.rs` says how, and what escapes.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +71,11 @@ pub struct ExecConfig {
     /// When not empty, the only programs that may run (compared with the
     /// program as the client sent it).
     pub allow: Vec<String>,
+    /// The whole environment a command starts with: the listener's own is
+    /// not passed on, since it may hold secrets (the shared one included).
+    pub env: Vec<(OsString, OsString)>,
+    /// The directory a command starts in.
+    pub dir: PathBuf,
 }
 
 /// What the serve loop keeps for running commands: the limits and the
@@ -143,7 +149,7 @@ impl Runner {
             )
             .await;
         };
-        let (child, tree) = match spawn(&self.trees, self.owner, &command) {
+        let (child, tree) = match spawn(&self.trees, self.owner, &self.config, &command) {
             Ok(spawned) => spawned,
             Err(err) => {
                 let reason = format!("cannot run {}: {err}", printable(command.program()));
@@ -323,7 +329,12 @@ async fn feed_stdin(stdin: Option<ChildStdin>, mut rx: mpsc::Receiver<Bytes>) {
     }
 }
 
-fn spawn(trees: &Arc<Trees>, owner: u64, command: &Command) -> std::io::Result<(Child, Tree)> {
+fn spawn(
+    trees: &Arc<Trees>,
+    owner: u64,
+    config: &ExecConfig,
+    command: &Command,
+) -> std::io::Result<(Child, Tree)> {
     let argv: Vec<&OsStr> = command.argv().iter().map(|arg| os_str(arg)).collect();
     let mut process = tokio::process::Command::new(argv[0]);
     process
@@ -331,6 +342,11 @@ fn spawn(trees: &Arc<Trees>, owner: u64, command: &Command) -> std::io::Result<(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Only what the listener chose to pass, and a stated directory:
+        // not whatever the listener inherited from where it was started.
+        .env_clear()
+        .envs(config.env.iter().map(|(name, value)| (name, value)))
+        .current_dir(&config.dir)
         .kill_on_drop(true);
     // A group of its own, so that a limit kills what it started too
     // where the tree is not followed (see `tree`).

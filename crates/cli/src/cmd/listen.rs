@@ -4,6 +4,7 @@
 //! thread, and decides when to stop: after `--count` messages, when stdout
 //! is gone, or on Ctrl-C (or SIGTERM, or SIGHUP).
 
+use std::ffi::OsString;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::io::Write;
@@ -23,7 +24,7 @@ use msg_net::{
 use tracing::{info, warn};
 
 use crate::args::{
-    AuthArgs, OutputArgs, ReplyArg, TcpArgs, TransportArg, parse_host_port,
+    AuthArgs, OutputArgs, ReplyArg, SECRET_ENV, TcpArgs, TransportArg, parse_host_port,
     parse_positive_duration, usage,
 };
 use crate::output::{self, Tally};
@@ -212,6 +213,67 @@ pub(crate) struct ExecArgs {
     /// exactly as the client names it)
     #[arg(long, value_name = "PROGRAM", requires = "exec")]
     pub(crate) exec_allow: Vec<String>,
+
+    /// Pass this variable of the listener's environment on to commands
+    /// (repeatable). Commands start with PATH, HOME, USER, LOGNAME and LANG
+    /// (those the listener has) and nothing else; MSG_SECRET is never
+    /// passed
+    #[arg(long, value_name = "NAME", requires = "exec")]
+    pub(crate) exec_env: Vec<String>,
+
+    /// The directory commands start in. The default, /, exists everywhere
+    /// and is not wherever the listener happened to be started (a directory
+    /// that may hold its secret file)
+    #[arg(long, value_name = "DIR", default_value = "/", requires = "exec")]
+    pub(crate) exec_dir: PathBuf,
+}
+
+/// What a command's environment holds besides what `--exec-env` names:
+/// enough to find programs and to know whose and which language it is.
+const EXEC_ENV: [&str; 5] = ["PATH", "HOME", "USER", "LOGNAME", "LANG"];
+
+impl ExecArgs {
+    /// The environment commands start with: [`EXEC_ENV`] and what
+    /// `--exec-env` names, as the listener has them (a variable it does not
+    /// have is not set).
+    ///
+    /// # Errors
+    ///
+    /// A usage error for MSG_SECRET, or for what is not a variable's name.
+    fn env(&self) -> anyhow::Result<Vec<(OsString, OsString)>> {
+        let mut names: Vec<&str> = EXEC_ENV.to_vec();
+        for name in &self.exec_env {
+            if name == SECRET_ENV {
+                return Err(usage(format!(
+                    "--exec-env {SECRET_ENV}: the secret is never passed to commands (any \
+                     command could send it to its client)"
+                )));
+            }
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(usage(format!(
+                    "--exec-env takes a variable's name, got {name:?}"
+                )));
+            }
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+        Ok(names
+            .into_iter()
+            .filter_map(|name| Some((OsString::from(name), std::env::var_os(name)?)))
+            .collect())
+    }
+
+    /// `--exec-dir`, absolute, checked to be a directory.
+    fn dir(&self) -> anyhow::Result<PathBuf> {
+        let dir = &self.exec_dir;
+        let context = || format!("cannot run commands in {}", dir.display());
+        let absolute = dir.canonicalize().with_context(context)?;
+        if !absolute.is_dir() {
+            return Err(anyhow::anyhow!("not a directory")).with_context(context);
+        }
+        Ok(absolute)
+    }
 }
 
 /// Runs the listener until `--count` messages have been printed, stdout
@@ -264,6 +326,8 @@ pub(crate) async fn run(
             max_output: args.exec.exec_max_output,
             max_running: usize::try_from(args.exec.exec_max).unwrap_or(usize::MAX),
             allow: args.exec.exec_allow.clone(),
+            env: args.exec.env()?,
+            dir: args.exec.dir()?,
         })
     } else {
         None
