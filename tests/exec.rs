@@ -261,3 +261,374 @@ fn a_client_that_leaves_takes_its_command_along() {
     std::thread::sleep(Duration::from_millis(2500));
     assert!(!marker.exists(), "the command outlived its client");
 }
+
+/// The processes whose argv is exactly `argv`, from /proc. A zombie has no
+/// argv there, and is not counted: it is dead, only not yet reaped.
+fn processes(argv: &[&str]) -> Vec<u32> {
+    let mut want = argv.join("\0").into_bytes();
+    want.push(0);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|argv| argv == want))
+        .collect()
+}
+
+/// `sleep N` processes that a command starts and that must not outlive it:
+/// each N odd and used by one test only. Any left when the test ends
+/// (passed or not) is killed, so that a failing test leaves nothing behind.
+struct Sleeps(Vec<String>);
+
+impl Sleeps {
+    fn new(numbers: &[u32]) -> Self {
+        let sleeps = Self(numbers.iter().map(u32::to_string).collect());
+        sleeps.kill(); // left by an earlier run that failed
+        sleeps
+    }
+
+    fn running(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|n| !processes(&["sleep", n]).is_empty())
+            .map(|n| format!("sleep {n}"))
+            .collect()
+    }
+
+    /// Waits (bounded) until every one of them runs.
+    fn wait_running(&self) {
+        let deadline = Instant::now() + support::DEADLINE;
+        while self.running().len() < self.0.len() {
+            assert!(
+                Instant::now() < deadline,
+                "only {:?} started",
+                self.running()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits (bounded) until none runs; those still running.
+    fn survivors(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let running = self.running();
+            if running.is_empty() || Instant::now() > deadline {
+                return running;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A shell script that starts the first of them in the background,
+    /// one for each `how` (e.g. `setsid`), output elsewhere so that they do
+    /// not hold the command's pipes, and goes on only once each runs
+    /// `sleep`.
+    fn script(&self, how: &[&str]) -> String {
+        let mut script = String::new();
+        for (i, (n, how)) in self.0.iter().zip(how).enumerate() {
+            script += &format!("{how} sleep {n} >/dev/null 2>&1 & p{i}=$!; ");
+        }
+        script += "for p in";
+        for i in 0..how.len() {
+            script += &format!(" $p{i}");
+        }
+        script += "; do until grep -qs '^sleep' /proc/$p/cmdline; do :; done; done; ";
+        script
+    }
+
+    fn kill(&self) {
+        for n in &self.0 {
+            for pid in processes(&["sleep", n]) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+impl Drop for Sleeps {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Issue 19, finding 3: while the client read nothing, the listener's
+/// write of the output blocked and the deadline went unpolled: `yes` ran on
+/// past `--exec-timeout` and held its `--exec-max` slot.
+#[test]
+fn the_timeout_holds_while_the_client_reads_nothing() {
+    let listener = ExecListener::start(&["--exec-timeout", "1s", "--exec-max", "1"]);
+    let tag = format!("msg-exec-unread-{}", std::process::id());
+    struct Yes<'a>(&'a str);
+    impl Drop for Yes<'_> {
+        fn drop(&mut self) {
+            for pid in processes(&["yes", self.0]) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+    let _yes = Yes(&tag);
+    let addr = listener.listener.addr_arg();
+    let mut cmd = msg();
+    cmd.args([
+        "exec",
+        "--secret-file",
+        &listener.secret,
+        &addr,
+        "--",
+        "yes",
+        &tag,
+    ]);
+    // Its stdout is never read: it stops reading the connection as soon
+    // as the pipe is full, and the listener's writes then block.
+    let (client, _unread) = Running::spawn_unread(cmd);
+    let mut listener = listener;
+    let start = Instant::now();
+    listener
+        .listener
+        .process
+        .wait_for_stderr("ran past 1s (--exec-timeout) and was killed");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !processes(&["yes", &tag]).is_empty() {
+        assert!(Instant::now() < deadline, "yes outlived its timeout");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Its slot is free again, though that client still reads nothing.
+    let out = listener.exec(&["true"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    drop(client);
+}
+
+/// Issue 19, finding 4: what a command started outlived it, its process
+/// group on a normal exit, and on every path what left the group
+/// (`setsid`). Now its whole tree dies with it, however it ends.
+#[test]
+fn descendants_die_when_the_command_exits() {
+    let listener = ExecListener::start(&[]);
+    let sleeps = Sleeps::new(&[3917, 3919, 3921]);
+    let script = sleeps.script(&["setsid", "nohup", ""]) + "echo started";
+    let out = listener.exec(&["sh", "-c", &script], None);
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (Some(0), "started\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sleeps.survivors(), Vec::<String>::new());
+}
+
+#[test]
+fn descendants_die_at_the_timeout() {
+    let listener = ExecListener::start(&["--exec-timeout", "2s"]);
+    let sleeps = Sleeps::new(&[3923, 3925, 3927]);
+    let script = sleeps.script(&["setsid", "nohup"]) + "sleep 3927";
+    let out = listener.exec(&["sh", "-c", &script], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("ran past 2s"), "{}", out.stderr);
+    assert_eq!(sleeps.survivors(), Vec::<String>::new());
+}
+
+#[test]
+fn descendants_die_past_the_output_cap() {
+    let listener = ExecListener::start(&["--exec-max-output", "1000"]);
+    let sleeps = Sleeps::new(&[3929, 3931, 3933]);
+    let script = sleeps.script(&["setsid", "nohup"]) + "head -c 5000 /dev/zero; sleep 3933";
+    let out = listener.exec(&["sh", "-c", &script], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("wrote more than 1000"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sleeps.survivors(), Vec::<String>::new());
+}
+
+#[test]
+fn descendants_die_when_the_client_leaves() {
+    let listener = ExecListener::start(&[]);
+    let sleeps = Sleeps::new(&[3935, 3937, 3939]);
+    let script = sleeps.script(&["setsid", "nohup"]) + "sleep 3939";
+    let addr = listener.listener.addr_arg();
+    let mut cmd = msg();
+    cmd.args([
+        "exec",
+        "--secret-file",
+        &listener.secret,
+        &addr,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let client = Running::spawn(cmd, None);
+    sleeps.wait_running();
+    drop(client.kill());
+    let mut listener = listener;
+    listener
+        .listener
+        .process
+        .wait_for_stderr("its command was killed");
+    assert_eq!(sleeps.survivors(), Vec::<String>::new());
+}
+
+/// Issue 19, finding 5: SIGTERM and SIGINT killed only a command's first
+/// process, and SIGHUP killed the listener outright (exit 129, no
+/// summary), its commands left running. Now each stops it cleanly, with
+/// its summary, and every command's tree killed.
+#[test]
+fn stopping_the_listener_kills_every_command() {
+    for (signal, numbers) in [
+        ("HUP", [3941, 3943, 3945]),
+        ("TERM", [3947, 3949, 3951]),
+        ("INT", [3953, 3955, 3957]),
+    ] {
+        let listener = ExecListener::start(&[]);
+        let sleeps = Sleeps::new(&numbers);
+        let script = sleeps.script(&["setsid", "nohup"]) + &format!("sleep {}", numbers[2]);
+        let addr = listener.listener.addr_arg();
+        let mut cmd = msg();
+        cmd.args([
+            "exec",
+            "--secret-file",
+            &listener.secret,
+            &addr,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        let client = Running::spawn(cmd, None);
+        sleeps.wait_running();
+        let out = listener.listener.process.signal(signal);
+        assert_eq!(out.code(), Some(0), "SIG{signal}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("msg listen: "),
+            "SIG{signal}: {}",
+            out.stderr
+        );
+        assert_eq!(sleeps.survivors(), Vec::<String>::new(), "SIG{signal}");
+        // The client is told its listener left.
+        let out = client.finish();
+        assert_eq!(out.code(), Some(1), "SIG{signal}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("closed the connection before the command ended"),
+            "SIG{signal}: {}",
+            out.stderr
+        );
+    }
+}
+
+/// Issue 19, finding 14: commands inherited the listener's environment
+/// (`msg exec -- env` printed MSG_SECRET) and its working directory. Now
+/// they get PATH, HOME, USER, LOGNAME and LANG, and what `--exec-env`
+/// names, in `--exec-dir` (default `/`).
+#[test]
+fn commands_get_a_clean_environment_and_a_stated_directory() {
+    let secret = "exec environment secret";
+    let file = support::secret_arg(secret.as_bytes());
+    let dir = std::env::temp_dir().join(format!("msg-exec-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dir.canonicalize().unwrap();
+    let env = [
+        ("MSG_SECRET", secret),
+        ("MSG_TEST_TOKEN", "token-that-must-not-leak"),
+        ("MSG_TEST_PASSED", "passed-on-purpose"),
+    ];
+    let listener = Listener::start_env(
+        "--tcp",
+        &[
+            "--exec",
+            "--exec-env",
+            "MSG_TEST_PASSED",
+            "--exec-dir",
+            dir.to_str().unwrap(),
+        ],
+        &env,
+    );
+    let addr = listener.addr_arg();
+    let exec = |command: &[&str]| {
+        let mut args = vec!["exec", "--secret-file", &file, &addr, "--"];
+        args.extend_from_slice(command);
+        run(&args, None)
+    };
+    let out = exec(&["env"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(!out.stdout.contains("MSG_SECRET"), "{}", out.stdout);
+    assert!(!out.stdout.contains(secret), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("token-that-must-not-leak"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("MSG_TEST_PASSED=passed-on-purpose\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("PATH="), "{}", out.stdout);
+    let out = exec(&["pwd"]);
+    assert_eq!(
+        out.stdout.trim_end(),
+        dir.to_str().unwrap(),
+        "{}",
+        out.stderr
+    );
+    let _ = std::fs::remove_dir(&dir);
+
+    // Without --exec-dir: `/`, not where the listener was started.
+    let listener = ExecListener::start(&[]);
+    let out = listener.exec(&["pwd"], None);
+    assert_eq!(out.stdout, "/\n", "{}", out.stderr);
+
+    // The secret is never passed, even when named.
+    let out = run(
+        &[
+            "listen",
+            "--tcp",
+            "--exec",
+            "--secret-file",
+            &file,
+            "--exec-env",
+            "MSG_SECRET",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("--exec-env MSG_SECRET: the secret is never passed to commands"),
+        "{}",
+        out.stderr
+    );
+
+    // A directory that is not there is refused at start.
+    let out = run(
+        &[
+            "listen",
+            "--tcp",
+            "--exec",
+            "--secret-file",
+            &file,
+            "--exec-dir",
+            "/no/such/dir/for/msg",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("cannot run commands in /no/such/dir/for/msg"),
+        "{}",
+        out.stderr
+    );
+}

@@ -175,6 +175,17 @@ impl Running {
         self.finish()
     }
 
+    /// Sends `signal` (a name `kill` takes: `TERM`, `HUP`) and waits
+    /// (bounded) for the process to exit by itself.
+    pub(crate) fn signal(self, signal: &str) -> Finished {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+        self.finish()
+    }
+
     /// Stops the process and returns what it printed.
     pub(crate) fn kill(mut self) -> Finished {
         let _ = self.child.kill();
@@ -233,6 +244,14 @@ impl Listener {
     /// 0 (under a wrapper such as `unshare`, say), and waits for it to be
     /// ready.
     pub(crate) fn start_command(cmd: Command) -> Self {
+        Self::ready(Running::spawn(cmd, None))
+    }
+
+    /// As [`Listener::start`] on 127.0.0.1, with `env` added to the
+    /// environment it inherits.
+    pub(crate) fn start_env(transport: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut cmd = Self::command(transport, "127.0.0.1", args);
+        cmd.envs(env.iter().copied());
         Self::ready(Running::spawn(cmd, None))
     }
 

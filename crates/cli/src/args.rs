@@ -153,7 +153,7 @@ pub(crate) struct AuthArgs {
 }
 
 /// Where a secret comes from when there is no --secret-file.
-const SECRET_ENV: &str = "MSG_SECRET";
+pub(crate) const SECRET_ENV: &str = "MSG_SECRET";
 
 impl AuthArgs {
     /// The secret from --secret-file or MSG_SECRET, if either is given.

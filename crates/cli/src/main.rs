@@ -80,8 +80,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// The first SIGINT or SIGTERM. A second one, while the listener finishes
-/// up (removing partial files, printing its summary), exits at once.
+/// The first SIGINT, SIGTERM or SIGHUP. A second one, while the listener
+/// finishes up (removing partial files, killing its commands, printing its
+/// summary), exits at once.
 async fn shutdown_signal() -> Stop {
     let stop = signal().await;
     tokio::spawn(async {
@@ -91,8 +92,8 @@ async fn shutdown_signal() -> Stop {
     stop
 }
 
-/// Waits for SIGINT or SIGTERM. A handler that cannot be installed leaves
-/// that signal's default (terminate) in place.
+/// Waits for SIGINT, SIGTERM or SIGHUP. A handler that cannot be
+/// installed leaves that signal's default (terminate) in place.
 async fn signal() -> Stop {
     let interrupt = async {
         if tokio::signal::ctrl_c().await.is_err() {
@@ -100,20 +101,30 @@ async fn signal() -> Stop {
         }
     };
     #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (terminate, hangup) = {
+        use tokio::signal::unix::SignalKind;
+        (
+            unix_signal(SignalKind::terminate()),
+            unix_signal(SignalKind::hangup()),
+        )
     };
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+    let (terminate, hangup) = (std::future::pending::<()>(), std::future::pending::<()>());
     tokio::select! {
         () = interrupt => Stop::Interrupt,
         () = terminate => Stop::Terminate,
+        () = hangup => Stop::Hangup,
+    }
+}
+
+/// The next `kind`; never, when its handler cannot be installed.
+#[cfg(unix)]
+async fn unix_signal(kind: tokio::signal::unix::SignalKind) {
+    match tokio::signal::unix::signal(kind) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(_) => std::future::pending::<()>().await,
     }
 }
 

@@ -11,12 +11,16 @@
 //!   between, and may be restricted to a list of programs;
 //! - its stdout and stderr come back as bytes, as they are produced, never
 //!   decoded, so output in any encoding arrives unchanged;
-//! - it is bounded: a timeout, a cap on its output, a cap on how many run
-//!   at once; past a limit, or when the client leaves, its whole process
-//!   group is killed, so a command that started others takes them along.
+//! - it is bounded: a timeout (wall time, whatever its output does), a cap
+//!   on its output, a cap on how many run at once;
+//! - whatever ends it (its own exit, a limit, its client leaving), the
+//!   whole tree of processes it started is killed, including those that
+//!   left its process group or were orphaned (on Linux; elsewhere its
+//!   process group): `exec/tree.rs` says how, and what escapes.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +36,10 @@ use tracing::{debug, info};
 use crate::auth::printable;
 use crate::{Error, Link};
 
+mod tree;
+
+use tree::{KillOnStop, SCAN_EVERY, Tree, Trees};
+
 /// How much output is read (and sent) at a time.
 const READ_LEN: usize = 64 * 1024;
 
@@ -40,6 +48,15 @@ const READ_LEN: usize = 64 * 1024;
 /// that sends faster than the command reads is slowed down instead of
 /// filling the listener's memory.
 const STDIN_QUEUE: usize = 16;
+
+/// After a command ends, how long the client has to take how it ended
+/// (and any output still queued for it) before its connection is dropped:
+/// a client that reads nothing must not hold the listener's task forever.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// After a command is killed, how long the listener waits for it to be
+/// reaped; past that (a process stuck in the kernel) tokio reaps it later.
+const REAP_WAIT: Duration = Duration::from_secs(5);
 
 /// The limits of `msg listen --exec`.
 #[derive(Debug, Clone)]
@@ -54,6 +71,11 @@ pub struct ExecConfig {
     /// When not empty, the only programs that may run (compared with the
     /// program as the client sent it).
     pub allow: Vec<String>,
+    /// The whole environment a command starts with: the listener's own is
+    /// not passed on, since it may hold secrets (the shared one included).
+    pub env: Vec<(OsString, OsString)>,
+    /// The directory a command starts in.
+    pub dir: PathBuf,
 }
 
 /// What the serve loop keeps for running commands: the limits and the
@@ -62,12 +84,29 @@ pub struct ExecConfig {
 pub(crate) struct Runner {
     config: ExecConfig,
     slots: Arc<Semaphore>,
+    trees: Arc<Trees>,
+    /// This runner's number among the process's, for its commands' trees.
+    owner: u64,
 }
 
 impl Runner {
     pub(crate) fn new(config: ExecConfig) -> Self {
         let slots = Arc::new(Semaphore::new(config.max_running));
-        Self { config, slots }
+        Self {
+            config,
+            slots,
+            trees: Trees::get(),
+            owner: tree::owner(),
+        }
+    }
+
+    /// Kills every command this runner has running when it is dropped:
+    /// for the serve loop, which is dropped when the listener stops.
+    pub(crate) fn kill_on_stop(&self) -> KillOnStop {
+        KillOnStop {
+            trees: Arc::clone(&self.trees),
+            owner: self.owner,
+        }
     }
 
     /// Runs the command in `request` for the (authenticated) client on
@@ -101,7 +140,7 @@ impl Runner {
             )
             .await;
         }
-        let Ok(_slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
             let max = self.config.max_running;
             return refuse(
                 conn,
@@ -110,18 +149,35 @@ impl Runner {
             )
             .await;
         };
-        let child = match spawn(&command) {
-            Ok(child) => child,
+        let (child, tree) = match spawn(&self.trees, self.owner, &self.config, &command) {
+            Ok(spawned) => spawned,
             Err(err) => {
                 let reason = format!("cannot run {}: {err}", printable(command.program()));
                 return refuse(conn, peer, reason).await;
             }
         };
         info!(%peer, "running {shown}");
-        let exit = self.supervise(conn, child).await?;
+        let exit = self.supervise(conn, child, &tree).await;
+        // Whatever the command left running goes with it (dropping the
+        // tree kills it), before its client hears how it ended.
+        drop(tree);
+        // The command is over, whether or not its client hears how: its
+        // slot is free for the next one.
+        drop(slot);
+        let exit = exit?;
         info!(%peer, "{shown}: {}", describe(&exit));
-        conn.write_message(&exit.to_message()).await?;
-        Ok(())
+        // A client that reads nothing (its unread output is what filled
+        // the connection) gets a bounded while, and then it is dropped.
+        match tokio::time::timeout(EXIT_GRACE, conn.write_message(&exit.to_message())).await {
+            Ok(written) => Ok(written?),
+            Err(_) => Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the client read nothing for {} after its command ended",
+                    humantime::format_duration(EXIT_GRACE)
+                ),
+            ))),
+        }
     }
 
     /// Streams the child's output to the client and the client's input to
@@ -131,33 +187,72 @@ impl Runner {
         &self,
         conn: &mut msg_tcp::Connection,
         mut child: Child,
+        tree: &Tree,
     ) -> Result<Exit, Error> {
-        let mut stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
         let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(STDIN_QUEUE);
-        let mut stdin_tx = Some(stdin_tx);
         // Stdin is written by a task of its own: a command that does not
         // read its stdin must not stop its output from being read.
         let feeder = tokio::spawn(feed_stdin(child.stdin.take(), stdin_rx));
-        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        // One deadline for the whole run, writes to the client included: a
+        // client that reads nothing blocks a write, and the deadline must
+        // hold then too.
+        let ran = tokio::time::timeout(
+            self.config.timeout,
+            self.pump(conn, &mut child, tree, stdin_tx),
+        )
+        .await;
+        feeder.abort();
+        match ran {
+            Ok(ended) => ended,
+            Err(_elapsed) => {
+                kill(&mut child, tree).await;
+                Ok(Exit::Killed(format!(
+                    "the command ran past {} (--exec-timeout) and was killed",
+                    humantime::format_duration(self.config.timeout)
+                )))
+            }
+        }
+    }
+
+    /// The work of [`Runner::supervise`], without its deadline: output to
+    /// the client, input to the command, until the command ends, passes
+    /// its output cap, or its client leaves.
+    async fn pump(
+        &self,
+        conn: &mut msg_tcp::Connection,
+        child: &mut Child,
+        tree: &Tree,
+        stdin_tx: mpsc::Sender<Bytes>,
+    ) -> Result<Exit, Error> {
+        let mut stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let mut stdin_tx = Some(stdin_tx);
         let (mut out_buf, mut err_buf) = (vec![0; READ_LEN], vec![0; READ_LEN]);
         let (mut out_open, mut err_open) = (true, true);
         let mut written = 0u64;
+        // How the command's first process ended, once it has: the command
+        // is over when that is known and its output has all been read.
+        let mut status = None;
+        let mut scan = tokio::time::interval(SCAN_EVERY);
+        scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let exit = loop {
+            if let (Some(status), false, false) = (status, out_open, err_open) {
+                break exit_of(status);
+            }
             // While stdin waits to be read, stop reading the client.
             let room = stdin_tx.as_ref().is_none_or(|tx| tx.capacity() > 0);
             tokio::select! {
                 read = stdout.read(&mut out_buf), if out_open => {
                     let n = read?;
                     out_open = n > 0;
-                    if let Some(exit) = self.forward(conn, &mut child, Stream::Stdout, &out_buf[..n], &mut written).await? {
+                    if let Some(exit) = self.forward(conn, child, tree, Stream::Stdout, &out_buf[..n], &mut written).await? {
                         break exit;
                     }
                 }
                 read = stderr.read(&mut err_buf), if err_open => {
                     let n = read?;
                     err_open = n > 0;
-                    if let Some(exit) = self.forward(conn, &mut child, Stream::Stderr, &err_buf[..n], &mut written).await? {
+                    if let Some(exit) = self.forward(conn, child, tree, Stream::Stderr, &err_buf[..n], &mut written).await? {
                         break exit;
                     }
                 }
@@ -172,25 +267,22 @@ impl Runner {
                     Ok(Some(msg)) => debug!(kind = ?msg.kind, "ignored during a command"),
                     Ok(None) | Err(_) => {
                         // The client is gone: so is its command.
-                        kill(&mut child).await;
-                        feeder.abort();
+                        kill(child, tree).await;
                         return Err(Error::Io(std::io::Error::new(
                             std::io::ErrorKind::ConnectionAborted,
                             "the client left; its command was killed",
                         )));
                     }
                 },
-                () = tokio::time::sleep_until(deadline) => {
-                    kill(&mut child).await;
-                    break Exit::Killed(format!(
-                        "the command ran past {} (--exec-timeout) and was killed",
-                        humantime::format_duration(self.config.timeout)
-                    ));
+                waited = child.wait(), if status.is_none() => {
+                    status = Some(waited?);
+                    // What it started goes with it now: left running, it
+                    // would outlive every limit, and hold the output open.
+                    tree.kill();
                 }
-                status = child.wait(), if !out_open && !err_open => break exit_of(status?),
+                _ = scan.tick() => tree.scan(),
             }
         };
-        feeder.abort();
         Ok(exit)
     }
 
@@ -200,6 +292,7 @@ impl Runner {
         &self,
         conn: &mut msg_tcp::Connection,
         child: &mut Child,
+        tree: &Tree,
         stream: Stream,
         bytes: &[u8],
         written: &mut u64,
@@ -216,7 +309,7 @@ impl Runner {
         }
         *written += len;
         if *written > max {
-            kill(child).await;
+            kill(child, tree).await;
             return Ok(Some(Exit::Killed(format!(
                 "the command wrote more than {max} bytes (--exec-max-output) and was killed"
             ))));
@@ -236,7 +329,12 @@ async fn feed_stdin(stdin: Option<ChildStdin>, mut rx: mpsc::Receiver<Bytes>) {
     }
 }
 
-fn spawn(command: &Command) -> std::io::Result<Child> {
+fn spawn(
+    trees: &Arc<Trees>,
+    owner: u64,
+    config: &ExecConfig,
+    command: &Command,
+) -> std::io::Result<(Child, Tree)> {
     let argv: Vec<&OsStr> = command.argv().iter().map(|arg| os_str(arg)).collect();
     let mut process = tokio::process::Command::new(argv[0]);
     process
@@ -244,11 +342,17 @@ fn spawn(command: &Command) -> std::io::Result<Child> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Only what the listener chose to pass, and a stated directory:
+        // not whatever the listener inherited from where it was started.
+        .env_clear()
+        .envs(config.env.iter().map(|(name, value)| (name, value)))
+        .current_dir(&config.dir)
         .kill_on_drop(true);
-    // A group of its own, so that a limit kills what it started too.
+    // A group of its own, so that a limit kills what it started too
+    // where the tree is not followed (see `tree`).
     #[cfg(unix)]
     process.process_group(0);
-    process.spawn()
+    trees.spawn(owner, &mut process)
 }
 
 #[cfg(unix)]
@@ -264,16 +368,18 @@ fn os_str(bytes: &[u8]) -> &OsStr {
     OsStr::new(std::str::from_utf8(bytes).unwrap_or("\u{fffd}"))
 }
 
-/// Kills the command's process group (or, elsewhere, the command), and
-/// reaps it.
-async fn kill(child: &mut Child) {
+/// Kills the command's tree, its process group (while its first process
+/// is not reaped, the group's id cannot be anyone else's) and, elsewhere,
+/// the command; reaps it.
+async fn kill(child: &mut Child, tree: &Tree) {
     #[cfg(unix)]
     if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
         use nix::sys::signal::{Signal, killpg};
         let _ = killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
     }
+    tree.kill();
     let _ = child.start_kill();
-    let _ = child.wait().await;
+    let _ = tokio::time::timeout(REAP_WAIT, child.wait()).await;
 }
 
 fn exit_of(status: std::process::ExitStatus) -> Exit {

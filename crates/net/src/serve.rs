@@ -316,6 +316,9 @@ async fn serve_tcp(
     let handshakes = Arc::new(tokio::sync::Semaphore::new(config.limits.max_handshakes));
     // Owned here, so that dropping `serve` drops every connection.
     let mut connections = JoinSet::new();
+    // And kills every running command's process tree, at once: a task
+    // dropped with the set above is dropped only when next polled.
+    let _commands = runner.as_deref().map(Runner::kill_on_stop);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept_stream() => accepted,

@@ -2,8 +2,9 @@
 //!
 //! The serving is msg-net's [`serve`]; this file binds, starts the printing
 //! thread, and decides when to stop: after `--count` messages, when stdout
-//! is gone, or on Ctrl-C.
+//! is gone, or on Ctrl-C (or SIGTERM, or SIGHUP).
 
+use std::ffi::OsString;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::io::Write;
@@ -23,7 +24,7 @@ use msg_net::{
 use tracing::{info, warn};
 
 use crate::args::{
-    AuthArgs, OutputArgs, ReplyArg, TcpArgs, TransportArg, parse_host_port,
+    AuthArgs, OutputArgs, ReplyArg, SECRET_ENV, TcpArgs, TransportArg, parse_host_port,
     parse_positive_duration, usage,
 };
 use crate::output::{self, Tally};
@@ -136,16 +137,20 @@ pub(crate) enum Stop {
     Interrupt,
     /// SIGTERM.
     Terminate,
+    /// SIGHUP (the terminal closed, or a service manager's stop): the
+    /// same as SIGTERM.
+    Hangup,
 }
 
 impl Stop {
-    /// The exit code a shell reports for a process the signal killed: 130
-    /// or 143. msg exits with it only when the signal cut a file transfer
-    /// short (the partial file is removed).
+    /// The exit code a shell reports for a process the signal killed: 130,
+    /// 143 or 129. msg exits with it only when the signal cut a file
+    /// transfer short (the partial file is removed).
     pub(crate) fn code(self) -> u8 {
         match self {
             Self::Interrupt => 130,
             Self::Terminate => 143,
+            Self::Hangup => 129,
         }
     }
 }
@@ -197,7 +202,8 @@ pub(crate) struct ExecArgs {
     #[arg(long)]
     pub(crate) exec: bool,
 
-    /// Kill a command (its whole process group) that runs longer than this
+    /// Kill a command (its whole process tree) that runs longer than this,
+    /// however slowly its client reads
     #[arg(long, value_name = "DURATION", default_value = "60s", requires = "exec",
           value_parser = parse_positive_duration)]
     pub(crate) exec_timeout: Duration,
@@ -215,6 +221,67 @@ pub(crate) struct ExecArgs {
     /// exactly as the client names it)
     #[arg(long, value_name = "PROGRAM", requires = "exec")]
     pub(crate) exec_allow: Vec<String>,
+
+    /// Pass this variable of the listener's environment on to commands
+    /// (repeatable). Commands start with PATH, HOME, USER, LOGNAME and LANG
+    /// (those the listener has) and nothing else; MSG_SECRET is never
+    /// passed
+    #[arg(long, value_name = "NAME", requires = "exec")]
+    pub(crate) exec_env: Vec<String>,
+
+    /// The directory commands start in. The default, /, exists everywhere
+    /// and is not wherever the listener happened to be started (a directory
+    /// that may hold its secret file)
+    #[arg(long, value_name = "DIR", default_value = "/", requires = "exec")]
+    pub(crate) exec_dir: PathBuf,
+}
+
+/// What a command's environment holds besides what `--exec-env` names:
+/// enough to find programs and to know whose and which language it is.
+const EXEC_ENV: [&str; 5] = ["PATH", "HOME", "USER", "LOGNAME", "LANG"];
+
+impl ExecArgs {
+    /// The environment commands start with: [`EXEC_ENV`] and what
+    /// `--exec-env` names, as the listener has them (a variable it does not
+    /// have is not set).
+    ///
+    /// # Errors
+    ///
+    /// A usage error for MSG_SECRET, or for what is not a variable's name.
+    fn env(&self) -> anyhow::Result<Vec<(OsString, OsString)>> {
+        let mut names: Vec<&str> = EXEC_ENV.to_vec();
+        for name in &self.exec_env {
+            if name == SECRET_ENV {
+                return Err(usage(format!(
+                    "--exec-env {SECRET_ENV}: the secret is never passed to commands (any \
+                     command could send it to its client)"
+                )));
+            }
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(usage(format!(
+                    "--exec-env takes a variable's name, got {name:?}"
+                )));
+            }
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+        Ok(names
+            .into_iter()
+            .filter_map(|name| Some((OsString::from(name), std::env::var_os(name)?)))
+            .collect())
+    }
+
+    /// `--exec-dir`, absolute, checked to be a directory.
+    fn dir(&self) -> anyhow::Result<PathBuf> {
+        let dir = &self.exec_dir;
+        let context = || format!("cannot run commands in {}", dir.display());
+        let absolute = dir.canonicalize().with_context(context)?;
+        if !absolute.is_dir() {
+            return Err(anyhow::anyhow!("not a directory")).with_context(context);
+        }
+        Ok(absolute)
+    }
 }
 
 /// Runs the listener until `--count` messages have been printed, stdout
@@ -277,6 +344,8 @@ pub(crate) async fn run(
             max_output: args.exec.exec_max_output,
             max_running: usize::try_from(args.exec.exec_max).unwrap_or(usize::MAX),
             allow: args.exec.exec_allow.clone(),
+            env: args.exec.env()?,
+            dir: args.exec.dir()?,
         })
     } else {
         None
