@@ -632,3 +632,72 @@ fn commands_get_a_clean_environment_and_a_stated_directory() {
         out.stderr
     );
 }
+
+/// Reads one length-prefixed frame.
+fn read_frame(stream: &mut std::net::TcpStream) -> bytes::Bytes {
+    use std::io::Read;
+    let mut prefix = [0; 4];
+    stream.read_exact(&mut prefix).unwrap();
+    let mut frame = vec![0; u32::from_be_bytes(prefix) as usize];
+    stream.read_exact(&mut frame).unwrap();
+    frame.into()
+}
+
+/// Hardening round two, finding 7: the reason a listener gives for
+/// refusing or killing a command reached the client's terminal raw. A
+/// hostile listener (it holds the secret: a compromised host, say) answers
+/// with terminal controls in the reason; the client shows them escaped.
+#[test]
+fn a_hostile_listeners_reason_reaches_the_terminal_escaped() {
+    use msg_proto::auth::{Role, Secret, ServerHandshake};
+    use msg_proto::exec::Exit;
+
+    const SECRET: &[u8] = b"a hostile listener's secret";
+    let secret_path = support::secret_file(SECRET, 0o600);
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let hostile = std::thread::spawn(move || {
+        let (mut stream, _) = server.accept().unwrap();
+        stream.set_read_timeout(Some(support::DEADLINE)).unwrap();
+        let secret = Secret::new(SECRET.to_vec()).unwrap();
+        let challenge = msg_proto::decode(read_frame(&mut stream)).unwrap();
+        let (response, awaiting) = ServerHandshake::new(&secret, [4; 32])
+            .on_challenge(&challenge)
+            .unwrap();
+        stream.write_all(&support::frame(&response)).unwrap();
+        let proof = msg_proto::decode(read_frame(&mut stream)).unwrap();
+        let (verdict, keys) = awaiting.on_proof(&proof);
+        stream.write_all(&support::frame(&verdict)).unwrap();
+        let keys = keys.unwrap();
+        let command = keys.opener(Role::Server).open(read_frame(&mut stream));
+        assert_eq!(command.unwrap().kind, msg_proto::Kind::Command);
+        let refusal = Exit::Refused("\x1b]0;pwned\x07\x1b[2Jno".to_owned()).to_message();
+        let mut sealed = bytes::BytesMut::new();
+        keys.sealer(Role::Server)
+            .seal(&refusal, &mut sealed)
+            .unwrap();
+        let mut frame = u32::try_from(sealed.len()).unwrap().to_be_bytes().to_vec();
+        frame.extend_from_slice(&sealed);
+        stream.write_all(&frame).unwrap();
+    });
+    let out = run(
+        &[
+            "exec",
+            "--secret-file",
+            secret_path.to_str().unwrap(),
+            &addr,
+            "--",
+            "true",
+        ],
+        None,
+    );
+    hostile.join().unwrap();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(!out.stderr.contains('\x1b'), "{:?}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(r"the listener refused the command: \x1b]0;pwned\x07\x1b[2Jno"),
+        "{:?}",
+        out.stderr
+    );
+}

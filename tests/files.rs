@@ -817,18 +817,17 @@ fn msg_send_to_a_full_disk_always_says_the_disk_is_full() {
     }
 }
 
-#[test]
-fn a_receiver_still_writing_after_the_last_byte_is_waited_for() {
-    // A receiver that takes 1.5 s after the last byte to give its verdict,
-    // as a listener saving fifty files at once took to write, hash and
-    // rename what it still had; the sender's --timeout is 500ms.
-    let from = fresh_dir("from");
-    let bytes = content(4 << 20);
-    let path = write_file(&from, "slow.bin", &bytes);
+/// A hand-made receiver for one file: it takes the file whole, checks its
+/// hash, waits `delay`, and answers `Saved` with the name `rename` makes of
+/// the one the sender gave. Its address, and the thread to join.
+fn hand_made_receiver(
+    expected: [u8; 32],
+    delay: std::time::Duration,
+    rename: impl FnOnce(String) -> String + Send + 'static,
+) -> (String, thread::JoinHandle<()>) {
     let receiver = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = receiver.local_addr().unwrap().to_string();
-    let expected = digest(&bytes);
-    let slow = thread::spawn(move || {
+    let thread = thread::spawn(move || {
         let (mut stream, _) = receiver.accept().unwrap();
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
         let header = FileHeader::from_message(&read_message(&mut stream).unwrap()).unwrap();
@@ -847,14 +846,30 @@ fn a_receiver_still_writing_after_the_last_byte_is_waited_for() {
         };
         assert_eq!(end.digest, *hasher.finalize().as_bytes());
         assert_eq!(end.digest, expected);
-        thread::sleep(std::time::Duration::from_millis(1500));
+        thread::sleep(delay);
         let saved = FileResult::Saved {
-            name: header.name.into_string(),
+            name: rename(header.name.into_string()),
         };
         // The sender may have given up and gone: not this thread's
         // business, the sender's exit code says it.
         let _ = stream.write_all(&support::frame(&saved.to_message()));
     });
+    (addr, thread)
+}
+
+#[test]
+fn a_receiver_still_writing_after_the_last_byte_is_waited_for() {
+    // A receiver that takes 1.5 s after the last byte to give its verdict,
+    // as a listener saving fifty files at once took to write, hash and
+    // rename what it still had; the sender's --timeout is 500ms.
+    let from = fresh_dir("from");
+    let bytes = content(4 << 20);
+    let path = write_file(&from, "slow.bin", &bytes);
+    let (addr, slow) = hand_made_receiver(
+        digest(&bytes),
+        std::time::Duration::from_millis(1500),
+        |name| name,
+    );
     let out = run(
         &[
             "send",
@@ -872,6 +887,33 @@ fn a_receiver_still_writing_after_the_last_byte_is_waited_for() {
     assert!(
         out.stderr.contains("sent slow.bin: 4194304 bytes"),
         "{}",
+        out.stderr
+    );
+}
+
+/// Hardening round two, finding 7: the name a receiver says it saved a
+/// file under reached the sender's terminal raw, so a hostile listener
+/// could retitle the window or clear the screen. It is shown escaped, as
+/// bodies are.
+#[test]
+fn a_hostile_receivers_saved_name_reaches_the_terminal_escaped() {
+    let from = fresh_dir("from");
+    let bytes = content(1000);
+    let path = write_file(&from, "plain.txt", &bytes);
+    let (addr, hostile) = hand_made_receiver(digest(&bytes), std::time::Duration::ZERO, |_| {
+        "\x1b]0;pwned\x07\x1b[2Jok".to_owned()
+    });
+    let out = run(
+        &["send", "--tcp", &addr, "--file", path.to_str().unwrap()],
+        None,
+    );
+    hostile.join().unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(!out.stderr.contains('\x1b'), "{:?}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(r"sent \x1b]0;pwned\x07\x1b[2Jok: 1000 bytes"),
+        "{:?}",
         out.stderr
     );
 }

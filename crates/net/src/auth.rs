@@ -29,6 +29,8 @@ use msg_proto::auth::{
 use msg_proto::{Kind, Message};
 
 use crate::Error;
+// Named here by callers from before text.rs held it.
+pub use crate::text::printable;
 
 /// What a side needs to authenticate: the secret, and how long the TCP
 /// handshake may take before the peer is dropped.
@@ -228,37 +230,4 @@ async fn next(conn: &mut msg_tcp::Connection) -> Result<Message, Error> {
 /// An `Error` message carrying `text`.
 pub(crate) fn error_message(text: &str) -> Message {
     Message::new(Kind::Error, 0, Bytes::copy_from_slice(text.as_bytes()))
-}
-
-/// A peer's text made safe for a terminal: at most 200 characters, control
-/// characters and invalid UTF-8 escaped, so that nothing a peer sends can
-/// move a cursor, change colours or retitle a window.
-pub fn printable(bytes: &[u8]) -> String {
-    const MAX: usize = 200;
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn peer_text_cannot_reach_the_terminal() {
-        assert_eq!(printable(b"ok \x1b[2J\x07"), "ok \\u{1b}[2J\\u{7}");
-        assert_eq!(printable(b"\xff"), "\u{fffd}");
-        assert_eq!(printable(&[b'a'; 300]).chars().count(), 201);
-    }
 }

@@ -89,7 +89,9 @@ pub struct SaveConfig {
 /// A file the receiver confirmed.
 #[derive(Debug, Clone)]
 pub struct Sent {
-    /// The name the receiver saved it under.
+    /// The name the receiver says it saved it under, made safe to print
+    /// ([`printable`](crate::text::printable)): the receiver chose it, and
+    /// a hostile one could put terminal controls in it.
     pub name: String,
     /// Its size in bytes.
     pub size: u64,
@@ -218,7 +220,7 @@ pub(crate) async fn send(
     }
     match answer(conn, verdict_wait(wait, sent), &name).await? {
         FileResult::Saved { name } => Ok(Sent {
-            name,
+            name: crate::text::printable(name.as_bytes()),
             size: sent,
             digest,
             elapsed: started.elapsed(),

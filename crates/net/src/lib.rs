@@ -29,6 +29,8 @@
 //!   (commands for authenticated peers, within limits).
 //! - [`Limits`]: what a listener grants its peers (connections, idle and
 //!   frame timeouts, keepalive, UDP peer state).
+//! - [`text`]: a peer's bytes made safe for a terminal, one escaping for
+//!   bodies, names, reasons and errors alike.
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
 //! - [`TcpInfo`]: the kernel's view of a TCP link (retransmissions, RTT,
 //!   timeout), from [`Link::tcp_info`].
@@ -91,6 +93,7 @@ pub mod ping;
 pub mod raw;
 mod serve;
 mod tcp_info;
+pub mod text;
 mod transport;
 
 pub use auth::Auth;

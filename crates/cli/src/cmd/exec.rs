@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use msg_net::text::printable;
 use msg_net::{ConnectOptions, Link, Transport, exec};
 use msg_proto::exec::{Command, Exit};
 
@@ -73,13 +74,18 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     )
     .await
     .with_context(|| format!("cannot run the command on {addr}"))?;
+    // The listener wrote these reasons: shown escaped, as a body would be,
+    // so that a hostile listener cannot drive the terminal.
     match &exit {
         Exit::Refused(reason) => {
             stderr_line(format_args!(
-                "msg: the listener refused the command: {reason}"
+                "msg: the listener refused the command: {}",
+                printable(reason.as_bytes())
             ));
         }
-        Exit::Killed(reason) => stderr_line(format_args!("msg: {reason}")),
+        Exit::Killed(reason) => {
+            stderr_line(format_args!("msg: {}", printable(reason.as_bytes())));
+        }
         _ => {}
     }
     Ok(ExitCode::from(u8::try_from(exit.code()).unwrap_or(u8::MAX)))

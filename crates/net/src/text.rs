@@ -1,0 +1,146 @@
+//! A peer's text on a terminal: one escaping for everything a peer sends
+//! that msg shows, a message's body, a file name, a refusal's reason or
+//! an error's text.
+//!
+//! An ESC or a CR from the network must not move the cursor, retitle the
+//! window or forge the lines around it, and a newline inside a string must
+//! not split it into two lines. So `\n` and `\r` are shown as those two
+//! characters and every other control character (C0, DEL, C1) and every
+//! byte that is not UTF-8 as `\xNN`, one per byte. A tab stays a tab, and
+//! printable text, ASCII or not, stays as it is. A backslash stays too:
+//! this is for eyes, not for decoding.
+
+use std::io::{self, Write};
+
+/// Writes `bytes` escaped (see the module's docs).
+///
+/// # Errors
+///
+/// `out`'s.
+pub fn write_escaped(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    if !bytes.iter().any(|&b| needs_a_look(b)) {
+        return out.write_all(bytes);
+    }
+    for chunk in bytes.utf8_chunks() {
+        let text = chunk.valid();
+        let mut plain = 0;
+        for (at, c) in text.char_indices() {
+            if c == '\t' || !c.is_control() {
+                continue;
+            }
+            out.write_all(&text.as_bytes()[plain..at])?;
+            plain = at + c.len_utf8();
+            match c {
+                '\n' => out.write_all(b"\\n")?,
+                '\r' => out.write_all(b"\\r")?,
+                // C1 controls are two bytes in UTF-8: each is shown.
+                c => {
+                    for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                        write!(out, "\\x{b:02x}")?;
+                    }
+                }
+            }
+        }
+        out.write_all(&text.as_bytes()[plain..])?;
+        for b in chunk.invalid() {
+            write!(out, "\\x{b:02x}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `b` may need escaping: a control byte other than tab, DEL, or
+/// any byte of a multi-byte (or broken) UTF-8 sequence.
+fn needs_a_look(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b >= 0x7f
+}
+
+/// The longest text of a peer's that [`printable`] keeps, in bytes: an
+/// error or a name is a line, not a document.
+pub const MAX_PRINTABLE: usize = 200;
+
+/// A peer's text made safe for a terminal, for a log line or an error:
+/// escaped as [`write_escaped`] does, and cut to [`MAX_PRINTABLE`] bytes
+/// of what the peer sent (at a character's boundary), with `…` after a
+/// cut.
+pub fn printable(bytes: &[u8]) -> String {
+    let mut end = bytes.len().min(MAX_PRINTABLE);
+    // Cut at a UTF-8 boundary where there is one nearby, so that a cut
+    // does not show the first bytes of a character as escapes.
+    if end < bytes.len() {
+        while end > MAX_PRINTABLE - 3 && (bytes[end] & 0xc0) == 0x80 {
+            end -= 1;
+        }
+    }
+    let mut out = Vec::with_capacity(end + 8);
+    write_escaped(&mut out, &bytes[..end]).expect("a Vec takes every write");
+    let mut text = String::from_utf8(out).expect("escaped text is UTF-8");
+    if end < bytes.len() {
+        text.push('…');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(bytes: &[u8]) -> String {
+        let mut out = Vec::new();
+        write_escaped(&mut out, bytes).unwrap();
+        String::from_utf8(out).expect("escaped output is UTF-8")
+    }
+
+    #[test]
+    fn a_terminal_title_sequence_becomes_one_line_of_text() {
+        assert_eq!(escaped(b"a\x1b]0;title\x07b\nc"), r"a\x1b]0;title\x07b\nc");
+    }
+
+    #[test]
+    fn each_control_has_its_escape() {
+        assert_eq!(escaped(b"\r\n"), r"\r\n");
+        assert_eq!(escaped(b"\0\x01\x1f\x7f"), r"\x00\x01\x1f\x7f");
+        assert_eq!(escaped(b"tab\tstays"), "tab\tstays");
+        // C1 controls, U+0085 (NEL) and U+009B (CSI), byte by byte.
+        assert_eq!(
+            escaped("\u{85}\u{9b}[2J".as_bytes()),
+            r"\xc2\x85\xc2\x9b[2J"
+        );
+    }
+
+    #[test]
+    fn text_stays_and_broken_utf8_is_shown_byte_by_byte() {
+        assert_eq!(escaped("plain héllo ✓ \\".as_bytes()), "plain héllo ✓ \\");
+        assert_eq!(escaped(b"\xff\xfeok"), r"\xff\xfeok");
+        // A check mark cut short, as a raw TCP read may end.
+        assert_eq!(escaped(b"ok\xe2\x9c"), r"ok\xe2\x9c");
+        assert_eq!(escaped(b"\xe2\x9c\x93\xc2"), "✓\\xc2");
+        assert_eq!(escaped(b""), "");
+    }
+
+    #[test]
+    fn no_escaped_output_holds_a_control_byte_other_than_tab() {
+        let every_byte: Vec<u8> = (0..=255).collect();
+        let out = escaped(&every_byte);
+        assert!(out.chars().all(|c| c == '\t' || !c.is_control()), "{out:?}");
+        let mut pairs = Vec::new();
+        for b in 0x80..=0xbf {
+            pairs.extend_from_slice(&[0xc2, b]);
+        }
+        let out = escaped(&pairs);
+        assert!(out.chars().all(|c| !c.is_control()), "{out:?}");
+    }
+
+    #[test]
+    fn peer_text_cannot_reach_the_terminal() {
+        assert_eq!(printable(b"ok \x1b[2J\x07"), r"ok \x1b[2J\x07");
+        assert_eq!(printable(b"\xff"), r"\xff");
+        assert_eq!(printable("\u{9b}31m".as_bytes()), r"\xc2\x9b31m");
+        assert_eq!(printable(&[b'a'; 300]).chars().count(), 201);
+        // A cut never splits a character.
+        let text = "é".repeat(150);
+        let shown = printable(text.as_bytes());
+        assert!(shown.ends_with("é…"), "{shown}");
+        assert!(!shown.contains('\\'), "{shown}");
+    }
+}
