@@ -21,7 +21,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use msg_proto::auth::{
     AuthError, ClientHandshake, MAX_HANDSHAKE_FRAME, NONCE_LEN, Role, SESSION_ID_LEN, Secret,
     ServerHandshake,
@@ -29,6 +28,7 @@ use msg_proto::auth::{
 use msg_proto::{Kind, Message};
 
 use crate::Error;
+use crate::text::error_message;
 // Named here by callers from before text.rs held it.
 pub use crate::text::printable;
 
@@ -225,9 +225,4 @@ async fn next(conn: &mut msg_tcp::Connection) -> Result<Message, Error> {
         return Err(Error::Auth(AuthFailure::Peer(printable(&msg.body))));
     }
     Ok(msg)
-}
-
-/// An `Error` message carrying `text`.
-pub(crate) fn error_message(text: &str) -> Message {
-    Message::new(Kind::Error, 0, Bytes::copy_from_slice(text.as_bytes()))
 }

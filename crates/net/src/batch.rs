@@ -17,7 +17,9 @@ use std::net::SocketAddr;
 use msg_proto::Message;
 use tracing::{debug, warn};
 
-use crate::serve::{CountedSocket, DropWarning, Response, UdpPeers, show_datagram};
+use crate::log::{DropWarning, show_datagram};
+use crate::respond::{Response, UdpPeers};
+use crate::serve::CountedSocket;
 use crate::{Error, Events, Link, SendBatch, ServeConfig};
 
 impl Link {

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
 use crate::link::{ConnectOptions, connect_stream};
-use crate::serve::DropWarning;
+use crate::log::DropWarning;
 use crate::{Error, Event, Events, Limits, Offer, Reply, Transport};
 
 /// Raw TCP reads at most this much at a time.

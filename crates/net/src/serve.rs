@@ -6,12 +6,9 @@
 //! stalls only itself; a peer that sends bad bytes is dropped, logged, and
 //! everyone else goes on being served.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use msg_proto::{Kind, Message};
 use tokio::task::JoinSet;
@@ -21,9 +18,10 @@ use crate::auth::{self, Auth, HAS_NO_SECRET};
 use crate::exec::{ExecConfig, Runner};
 use crate::file::{self, SaveConfig};
 use crate::listener::Bound;
-use crate::{
-    BusyPoll, Counters, Error, Event, Events, Limits, Listener, Offer, Reply, data, ping, raw,
-};
+use crate::log::{Chain, DropWarning, RateLimited, show_datagram};
+use crate::respond::{Response, UdpPeers, respond};
+use crate::text::error_message;
+use crate::{BusyPoll, Counters, Error, Event, Events, Limits, Listener, Reply, raw};
 use msg_proto::DiscardCounter;
 use msg_proto::auth::Role;
 
@@ -95,45 +93,6 @@ pub async fn serve(
     }
 }
 
-/// What to do with one framed message.
-#[derive(Debug, PartialEq)]
-pub(crate) struct Response {
-    /// Sent back to the peer first, so that a caller that stops after a
-    /// number of messages never stops before the answer left.
-    pub(crate) answer: Option<Message>,
-    /// Whether the message is reported as an [`Event::Message`].
-    pub(crate) show: bool,
-}
-
-/// The dispatch by kind: one arm per feature, each in its own module.
-/// The blocking engine answers with it too.
-pub(crate) fn respond(msg: &Message, reply: Reply, counter: &mut DiscardCounter) -> Response {
-    match msg.kind {
-        Kind::Data => Response {
-            answer: data::reply_to(msg, reply),
-            show: true,
-        },
-        Kind::Ping => Response {
-            answer: ping::pong(msg, counter),
-            show: false,
-        },
-        Kind::Discard => {
-            counter.count(msg.seq);
-            Response {
-                answer: None,
-                show: false,
-            }
-        }
-        other => {
-            debug!(kind = ?other, seq = msg.seq, "ignored a message of a kind msg listen does not serve");
-            Response {
-                answer: None,
-                show: false,
-            }
-        }
-    }
-}
-
 async fn serve_udp(
     socket: msg_udp::Socket,
     config: &ServeConfig,
@@ -197,97 +156,6 @@ impl Drop for CountedSocket<'_> {
             self.socket.invalid_datagrams(),
             self.socket.auth_rejections().total(),
         );
-    }
-}
-
-/// The discard counters of a UDP listener's peers, at most `max` of them:
-/// a flood of spoofed source addresses cannot grow the table past it.
-///
-/// A stream comes from one peer datagram after datagram, so the peer of
-/// the last lookup is checked first, by comparing addresses: hashing a
-/// `SocketAddr` with the map's SipHash (kept, because a peer picks the
-/// keys) cost about 220 instructions a datagram, a quarter of what the
-/// blocking listener spent on one (callgrind, BENCHMARKS.md).
-#[derive(Debug)]
-pub(crate) struct UdpPeers {
-    /// Each peer's place in `counters`.
-    index: HashMap<SocketAddr, usize>,
-    counters: Vec<(SocketAddr, DiscardCounter)>,
-    /// The place of the peer looked up last.
-    last: usize,
-    max: usize,
-}
-
-impl UdpPeers {
-    pub(crate) fn new(max: usize) -> Self {
-        Self {
-            index: HashMap::new(),
-            counters: Vec::new(),
-            last: 0,
-            max,
-        }
-    }
-
-    /// [`respond`] with `peer`'s counter. Only discards and statistics
-    /// pings need it; a benchmark's plain pings skip the lookup, and a
-    /// peer past the table's size gets a scratch counter.
-    pub(crate) fn respond(&mut self, msg: &Message, peer: SocketAddr, reply: Reply) -> Response {
-        let mut untracked = DiscardCounter::default();
-        let counter = if ping::uses_counter(msg) {
-            self.counter(peer).unwrap_or(&mut untracked)
-        } else {
-            &mut untracked
-        };
-        respond(msg, reply, counter)
-    }
-
-    /// `peer`'s counter, made on its first message while the table has
-    /// room; `None` once it is full.
-    fn counter(&mut self, peer: SocketAddr) -> Option<&mut DiscardCounter> {
-        if self
-            .counters
-            .get(self.last)
-            .is_none_or(|(at, _)| *at != peer)
-        {
-            self.last = match self.index.entry(peer) {
-                Entry::Occupied(known) => *known.get(),
-                Entry::Vacant(_) if self.counters.len() >= self.max => return None,
-                Entry::Vacant(new) => {
-                    new.insert(self.counters.len());
-                    self.counters.push((peer, DiscardCounter::default()));
-                    self.counters.len() - 1
-                }
-            };
-        }
-        Some(&mut self.counters[self.last].1)
-    }
-}
-
-/// Offers a datagram's message for printing, without waiting (a UDP loop
-/// must not wait on one peer's behalf); `false` once nobody prints any more.
-pub(crate) fn show_datagram(
-    events: &Events,
-    dropped: &mut DropWarning,
-    peer: SocketAddr,
-    msg: &Message,
-) -> bool {
-    if !events.wanted() {
-        return true;
-    }
-    // A copy, so the queue holds what arrived and not the socket's whole
-    // 64 KiB receive buffer.
-    let event = Event::Message {
-        peer,
-        seq: Some(msg.seq),
-        body: bytes::Bytes::copy_from_slice(&msg.body),
-    };
-    match events.offer(event) {
-        Offer::Queued => true,
-        Offer::Dropped => {
-            dropped.note(events);
-            true
-        }
-        Offer::Closed => false,
     }
 }
 
@@ -451,9 +319,7 @@ async fn serve_framed(
         if msg.kind == Kind::AuthChallenge {
             // A client with a secret, and no secret here: tell it, so it
             // does not wait for a handshake that never comes.
-            let _ = conn
-                .write_message(&auth::error_message(HAS_NO_SECRET))
-                .await;
+            let _ = conn.write_message(&error_message(HAS_NO_SECRET)).await;
             return Err(msg_tcp::Error::Decode(msg_proto::Error::NeedsSecret).into());
         }
         let Response { answer, show } = respond(&msg, reply, &mut counter);
@@ -515,7 +381,7 @@ async fn next_message(
                         "idle for {}: closing (--idle-timeout)",
                         humantime::format_duration(idle)
                     );
-                    let _ = conn.write_message(&auth::error_message(&text)).await;
+                    let _ = conn.write_message(&error_message(&text)).await;
                     return Err(Error::Idle { after: idle });
                 }
                 _ => continue,
@@ -533,7 +399,7 @@ async fn refuse_connection(stream: tokio::net::TcpStream, options: msg_tcp::Opti
         );
         let _ = tokio::time::timeout(
             Duration::from_secs(1),
-            conn.write_message(&auth::error_message(&text)),
+            conn.write_message(&error_message(&text)),
         )
         .await;
     }
@@ -550,104 +416,10 @@ fn keepalive(stream: &tokio::net::TcpStream, after: Option<Duration>) {
     }
 }
 
-/// An error and its sources on one line, `a: b: c`, for a log line.
-pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(err) = source {
-            write!(f, ": {err}")?;
-            source = err.source();
-        }
-        Ok(())
-    }
-}
-
-/// At most one warning a second from many tasks; the ones held back are
-/// counted into the next.
-#[derive(Debug, Default)]
-pub(crate) struct RateLimited {
-    last: std::sync::Mutex<Option<Instant>>,
-    suppressed: std::sync::atomic::AtomicU64,
-}
-
-impl RateLimited {
-    const EVERY: Duration = Duration::from_secs(1);
-
-    /// Calls `warn` with the number held back since the last warning, or
-    /// holds this one back.
-    pub(crate) fn warn(&self, warn: impl FnOnce(u64)) {
-        use std::sync::atomic::Ordering;
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.is_none_or(|at| at.elapsed() >= Self::EVERY) {
-            *last = Some(Instant::now());
-            drop(last);
-            warn(self.suppressed.swap(0, Ordering::Relaxed));
-        } else {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Warns that messages were dropped because the output did not keep up,
-/// at most once a second, with the running total.
-#[derive(Debug, Default)]
-pub(crate) struct DropWarning {
-    last: Option<Instant>,
-}
-
-impl DropWarning {
-    const EVERY: Duration = Duration::from_secs(1);
-
-    pub(crate) fn note(&mut self, events: &Events) {
-        if self.last.is_none_or(|last| last.elapsed() >= Self::EVERY) {
-            self.last = Some(Instant::now());
-            warn!(
-                dropped = events.dropped(),
-                "the output is not keeping up: dropped UDP messages it had no room for"
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{ConnectOptions, Link, Transport};
-
-    #[test]
-    fn udp_peers_count_each_peer_apart_up_to_the_table_size() {
-        let mut peers = UdpPeers::new(2);
-        let (a, b, c): (SocketAddr, SocketAddr, SocketAddr) = (
-            "127.0.0.1:1".parse().unwrap(),
-            "127.0.0.1:2".parse().unwrap(),
-            "[::1]:1".parse().unwrap(),
-        );
-        // Interleaved, so the last-peer shortcut misses as often as it hits.
-        for seq in 1..=3 {
-            for peer in [a, a, b, c] {
-                let discard = Message::new(Kind::Discard, seq, "x");
-                assert_eq!(peers.respond(&discard, peer, Reply::None).answer, None);
-            }
-        }
-        let received = |peers: &mut UdpPeers, peer| {
-            let answer = peers
-                .respond(&ping::stats_request(9), peer, Reply::None)
-                .answer
-                .expect("a statistics ping is answered");
-            ping::parse_stats(&answer).unwrap().received
-        };
-        assert_eq!(received(&mut peers, a), 6);
-        assert_eq!(received(&mut peers, b), 3);
-        // The third peer found the table full: answered, not counted.
-        assert_eq!(received(&mut peers, c), 0);
-        assert_eq!(peers.counters.len(), 2);
-    }
 
     #[tokio::test]
     async fn accepted_connections_get_keepalive() {
@@ -662,49 +434,6 @@ mod tests {
         assert!(sock.keepalive().unwrap());
         #[cfg(target_os = "linux")]
         assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(60));
-    }
-
-    #[test]
-    fn data_is_shown_and_answered_per_reply() {
-        let data = Message::new(Kind::Data, 7, "hi");
-        let mut counter = DiscardCounter::default();
-        let response = respond(&data, Reply::Upper, &mut counter);
-        assert!(response.show);
-        assert_eq!(response.answer.unwrap().body, "HI");
-        assert_eq!(
-            respond(&data, Reply::None, &mut counter),
-            Response {
-                answer: None,
-                show: true
-            }
-        );
-    }
-
-    #[test]
-    fn pings_are_answered_whatever_reply_says_and_not_shown() {
-        let ping = Message::new(Kind::Ping, 4, "x");
-        let response = respond(&ping, Reply::None, &mut DiscardCounter::default());
-        assert!(!response.show);
-        assert_eq!(response.answer.unwrap().kind, Kind::Pong);
-    }
-
-    #[test]
-    fn other_kinds_are_ignored() {
-        for kind in [Kind::Pong, Kind::Discard, Kind::Error, Kind::FileChunk] {
-            let response = respond(
-                &Message::new(kind, 1, "x"),
-                Reply::Echo,
-                &mut DiscardCounter::default(),
-            );
-            assert_eq!(
-                response,
-                Response {
-                    answer: None,
-                    show: false
-                },
-                "{kind:?}"
-            );
-        }
     }
 
     /// `serve` in-process, over both transports: a ping is answered, a

@@ -12,6 +12,9 @@
 
 use std::io::{self, Write};
 
+use bytes::Bytes;
+use msg_proto::{Kind, Message};
+
 /// Writes `bytes` escaped (see the module's docs).
 ///
 /// # Errors
@@ -79,6 +82,12 @@ pub fn printable(bytes: &[u8]) -> String {
         text.push('…');
     }
     text
+}
+
+/// An `Error` message carrying `text`: what a listener tells a peer it
+/// drops, or a side tells the other when it gives up.
+pub(crate) fn error_message(text: &str) -> Message {
+    Message::new(Kind::Error, 0, Bytes::copy_from_slice(text.as_bytes()))
 }
 
 #[cfg(test)]

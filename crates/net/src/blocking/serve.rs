@@ -25,8 +25,10 @@ use socket2::{Domain, SockRef, Socket, Type};
 use tracing::{debug, warn};
 
 use super::io::{Framed, Got, Read, Wait, recv_datagram, until};
-use crate::auth::{self, HAS_NO_SECRET};
-use crate::serve::{Chain, DropWarning, RateLimited, Response, UdpPeers, respond, show_datagram};
+use crate::auth::HAS_NO_SECRET;
+use crate::log::{Chain, DropWarning, RateLimited, show_datagram};
+use crate::respond::{Response, UdpPeers, respond};
+use crate::text::error_message;
 use crate::{Error, Event, Events, ServeConfig, Transport};
 
 /// The longest any wait of a serving thread lasts before it looks at the
@@ -385,7 +387,7 @@ fn serve_connection(
                             "idle for {}: closing (--idle-timeout)",
                             humantime::format_duration(idle)
                         );
-                        let _ = conn.write_message(&auth::error_message(&text), &go_on);
+                        let _ = conn.write_message(&error_message(&text), &go_on);
                         return Err(Error::Idle { after: idle });
                     }
                 }
@@ -399,13 +401,13 @@ fn serve_connection(
         partial_since = None;
         match msg.kind {
             Kind::AuthChallenge => {
-                let _ = conn.write_message(&auth::error_message(HAS_NO_SECRET), &go_on);
+                let _ = conn.write_message(&error_message(HAS_NO_SECRET), &go_on);
                 return Err(msg_tcp::Error::Decode(msg_proto::Error::NeedsSecret).into());
             }
             Kind::FileHeader | Kind::Command => {
                 let text = "this listener (msg listen --io blocking) takes no files or commands; \
                             start it with --io tokio";
-                let _ = conn.write_message(&auth::error_message(text), &go_on);
+                let _ = conn.write_message(&error_message(text), &go_on);
                 return Err(Error::NotInBlockingEngine("files or commands"));
             }
             _ => {}
@@ -438,7 +440,7 @@ fn refuse_connection(stream: TcpStream, options: msg_tcp::Options, max: usize) {
     let text = format!(
         "this listener serves at most {max} connections at once (--max-conns {max}); try again later"
     );
-    let _ = conn.write_message(&auth::error_message(&text), &|| false);
+    let _ = conn.write_message(&error_message(&text), &|| false);
 }
 
 /// Turns TCP keepalive on, so that a peer that vanished is noticed.
