@@ -11,8 +11,9 @@
 //!
 //! # Layout
 //!
-//! - [`transport`](Transport): which transport, [`resolve`] (to bind) and
-//!   [`resolve_all`] (to connect).
+//! - [`transport`](Transport): which transport, its [`SocketType`] and
+//!   [`Caps`] (the only place that maps a transport to what it can do),
+//!   [`resolve`] (to bind) and [`resolve_all`] (to connect).
 //! - [`link`](Link): a framed conversation with one peer, connected over
 //!   either transport, whole or [split](Link::split) into [`Tx`] and [`Rx`].
 //! - [`listener`](Listener): a socket bound over either transport.
@@ -111,4 +112,4 @@ pub use msg_proto::{DiscardCounter, Stats};
 pub use msg_udp::{CallCounts, MAX_BATCH, SendBatch};
 pub use serve::{ServeConfig, serve};
 pub use tcp_info::TcpInfo;
-pub use transport::{Transport, resolve, resolve_all};
+pub use transport::{Caps, SocketType, Transport, resolve, resolve_all};

@@ -6,8 +6,15 @@
 //! timeout of [`Auth`](crate::Auth)), and state (`max_udp_peers`). The
 //! frame size itself is msg-tcp's `Options::max_frame`, the commands'
 //! limits [`ExecConfig`](crate::exec::ExecConfig)'s.
+//!
+//! [`BodyLimit`]: the largest body one message can carry over a transport,
+//! worked out here once for `msg send`, `msg listen` and `msg bench`.
 
 use std::time::Duration;
+
+use msg_proto::auth::{TAG_LEN, UDP_TRAILER_LEN};
+
+use crate::{SocketType, Transport};
 
 // The transports' own limits and options, for callers that name them (flag
 // defaults, a table of what fits) without depending on the transports.
@@ -52,5 +59,113 @@ impl Default for Limits {
             keepalive: Some(Duration::from_secs(60)),
             max_udp_peers: 4096,
         }
+    }
+}
+
+/// The largest body one message can carry, and what sets it: the numbers
+/// an error that refuses a larger one names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BodyLimit {
+    /// The body's limit.
+    pub max: usize,
+    /// What carries the message: "a UDP datagram", "a TCP frame".
+    pub carrier: &'static str,
+    /// The carrier's own limit, overhead included.
+    pub total: usize,
+    /// What sets `total`.
+    pub set_by: SetBy,
+    /// What the carrier holds besides the body: "a 28-byte header"; empty
+    /// for a raw datagram.
+    pub overhead: String,
+}
+
+/// What sets a [`BodyLimit`]'s carrier limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetBy {
+    /// The IP family: a UDP datagram's 65,507 bytes on IPv4, 65,527 on
+    /// IPv6.
+    Family(Family),
+    /// The connection's largest frame (msg-tcp's `Options::max_frame`),
+    /// a setting of the user's.
+    MaxFrame,
+}
+
+impl BodyLimit {
+    /// The limit over `transport`, framed (and tagged, when
+    /// `authenticated`) or `raw`. A datagram's limit depends on the
+    /// peer's IP `family`, known once its address is; a stream's on
+    /// `max_frame`.
+    ///
+    /// `None` where there is no limit to check, or none yet: a raw stream
+    /// has no messages to bound, and a datagram's limit waits for its
+    /// `family`.
+    pub fn of(
+        transport: Transport,
+        family: Option<Family>,
+        max_frame: usize,
+        authenticated: bool,
+        raw: bool,
+    ) -> Option<Self> {
+        match transport.socket_type() {
+            SocketType::Datagram => {
+                let family = family?;
+                let (overhead, text) = match (raw, authenticated) {
+                    (true, _) => (Overhead::RAW, String::new()),
+                    (false, false) => (Overhead::FRAMED, format!("a {HEADER_LEN}-byte header")),
+                    (false, true) => (
+                        Overhead::framed_with_tag(UDP_TRAILER_LEN),
+                        format!(
+                            "a {HEADER_LEN}-byte header and a {UDP_TRAILER_LEN}-byte \
+                             authentication trailer"
+                        ),
+                    ),
+                };
+                Some(Self {
+                    max: overhead.max_body(family),
+                    carrier: "a UDP datagram",
+                    total: family.max_payload(),
+                    set_by: SetBy::Family(family),
+                    overhead: text,
+                })
+            }
+            SocketType::Stream if raw => None,
+            SocketType::Stream => {
+                // The tag sits inside the frame: it counts against the
+                // limit, as msg-tcp's encoder counts it.
+                let (tag, overhead) = if authenticated {
+                    (
+                        TAG_LEN,
+                        format!("a {HEADER_LEN}-byte header and a {TAG_LEN}-byte tag"),
+                    )
+                } else {
+                    (0, format!("a {HEADER_LEN}-byte header"))
+                };
+                Some(Self {
+                    max: max_frame.saturating_sub(HEADER_LEN + tag),
+                    carrier: "a TCP frame",
+                    total: max_frame,
+                    set_by: SetBy::MaxFrame,
+                    overhead,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_carrier_has_its_limit() {
+        let udp = |family, auth, raw| BodyLimit::of(Transport::Udp, Some(family), 0, auth, raw);
+        assert_eq!(udp(Family::V4, false, false).unwrap().max, 65_479);
+        assert_eq!(udp(Family::V6, false, true).unwrap().max, 65_527);
+        assert_eq!(udp(Family::V4, true, false).unwrap().max, 65_431);
+        assert_eq!(BodyLimit::of(Transport::Udp, None, 0, false, false), None);
+        let tcp = BodyLimit::of(Transport::Tcp, None, 100, true, false).unwrap();
+        assert_eq!((tcp.max, tcp.total, tcp.set_by), (40, 100, SetBy::MaxFrame));
+        assert_eq!(BodyLimit::of(Transport::Tcp, None, 100, false, true), None);
     }
 }

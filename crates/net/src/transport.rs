@@ -22,6 +22,86 @@ impl Transport {
             Self::Tcp => "tcp",
         }
     }
+
+    /// How it carries messages: datagrams or a stream.
+    ///
+    /// This and [`Transport::caps`] are the one place that maps a
+    /// transport to what it can do; everything above asks them, never
+    /// which transport it is, so that a new transport is one variant here
+    /// and its own file below, not a change to every `match`.
+    pub fn socket_type(self) -> SocketType {
+        match self {
+            Self::Udp => SocketType::Datagram,
+            Self::Tcp => SocketType::Stream,
+        }
+    }
+
+    /// What msg can do over it.
+    pub fn caps(self) -> Caps {
+        match self {
+            Self::Udp => Caps {
+                keeps_boundaries: true,
+                reliable: false,
+                connections: false,
+                kernel_drops: true,
+                batches: true,
+                tcp_info: false,
+            },
+            Self::Tcp => Caps {
+                keeps_boundaries: false,
+                reliable: true,
+                connections: true,
+                kernel_drops: false,
+                batches: false,
+                tcp_info: true,
+            },
+        }
+    }
+}
+
+/// The two ways a socket carries messages, which decide how msg frames
+/// them and how it serves them: a serve loop, a link and a benchmark are
+/// written once per socket type, not once per transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SocketType {
+    /// Each send is one datagram, received whole or not at all, never
+    /// glued to another (`SOCK_DGRAM`): one message per datagram.
+    Datagram,
+    /// A byte stream with no boundaries (`SOCK_STREAM`): each message
+    /// behind a 4-byte length.
+    Stream,
+}
+
+/// What a transport can do, for the code above the transports to ask
+/// instead of naming one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Caps {
+    /// Each message arrives whole or not at all, never split or glued
+    /// (raw mode then shows one message per receive).
+    pub keeps_boundaries: bool,
+    /// Every byte arrives, in order, or the connection fails: what a file
+    /// or a command's output needs.
+    pub reliable: bool,
+    /// Peers connect, one connection each: accepted, counted, limited
+    /// (`max_conns`), and authenticated by a handshake.
+    pub connections: bool,
+    /// The kernel counts what it drops for a full receive buffer, for a
+    /// listener's summary.
+    pub kernel_drops: bool,
+    /// Many messages per system call (`sendmmsg`/`recvmmsg`, GSO/GRO).
+    pub batches: bool,
+    /// The kernel reports retransmissions and its RTT estimate
+    /// ([`TcpInfo`](crate::TcpInfo)).
+    pub tcp_info: bool,
+}
+
+impl Caps {
+    /// Whether files and commands can go over it: they need every byte, in
+    /// order, on a connection of their own.
+    pub fn carries_files(self) -> bool {
+        self.reliable && self.connections
+    }
 }
 
 impl fmt::Display for Transport {

@@ -301,7 +301,8 @@ pub(crate) async fn run(
         ));
     }
     let transport = args.transport.transport();
-    if args.save_dir.is_some() && (transport == Transport::Udp || args.raw) {
+    let caps = transport.caps();
+    if args.save_dir.is_some() && (!caps.carries_files() || args.raw) {
         return Err(usage(
             "--save-dir needs framed --tcp: a file must arrive whole, with its name and hash",
         ));
@@ -336,7 +337,7 @@ pub(crate) async fn run(
                  with --secret-file or MSG_SECRET",
             ));
         }
-        if transport == Transport::Udp || args.raw {
+        if !caps.carries_files() || args.raw {
             return Err(usage("--exec needs framed --tcp"));
         }
         Some(ExecConfig {
@@ -350,7 +351,7 @@ pub(crate) async fn run(
     } else {
         None
     };
-    if args.batch.is_some() && (transport == Transport::Tcp || args.raw) {
+    if args.batch.is_some() && (!caps.batches || args.raw) {
         return Err(usage(
             "--batch receives UDP datagrams many per call: use it with framed --udp \
              (a TCP read already takes whatever the stream holds)",
@@ -359,7 +360,7 @@ pub(crate) async fn run(
     let addr = resolve(&args.addr).await?;
     let listener = Listener::bind(transport, addr, args.tcp.options()).await?;
     if let Some(bytes) = args.rcvbuf {
-        if transport == Transport::Tcp {
+        if !caps.kernel_drops {
             return Err(usage("--rcvbuf is for --udp listeners"));
         }
         let granted = listener
@@ -373,7 +374,7 @@ pub(crate) async fn run(
     let (events, received) = Events::channel();
     let format = args
         .output
-        .format(args.json, args.raw && transport == Transport::Tcp);
+        .format(args.json, args.raw && !caps.keeps_boundaries);
     let tally = Arc::new(Tally::default());
     let mut writer = output::spawn_writer(received, format, args.count, Arc::clone(&tally))
         .context("cannot start the output thread")?;
@@ -481,11 +482,15 @@ impl Summary {
         let at_least = if capped { "at least " } else { "" };
         let mut line =
             format!("msg listen: {messages} messages ({bytes} bytes) from {at_least}{peers} peers");
-        if transport == Transport::Tcp {
+        let caps = transport.caps();
+        if caps.connections {
             line += &format!(", {} connections", self.counted.connections);
         }
         let mut dropped = vec![format!("{} invalid", self.counted.invalid)];
-        if transport == Transport::Udp {
+        if !caps.connections {
+            // Datagrams are authenticated one by one, and dropped one by
+            // one; a connection that fails its handshake is counted as a
+            // connection.
             dropped.push(format!("{} unauthenticated", self.counted.unauthenticated));
             if let Some(kernel) = self.kernel_drops {
                 dropped.push(format!(

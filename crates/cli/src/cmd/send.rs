@@ -9,11 +9,10 @@ use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use clap::Args;
 use msg_net::auth::printable;
-use msg_net::limits::{Family, HEADER_LEN, Overhead};
+use msg_net::limits::{BodyLimit, Family, SetBy};
 use msg_net::raw::RawLink;
 use msg_net::{ConnectOptions, Link, Transport, data};
 use msg_proto::Kind;
-use msg_proto::auth::{TAG_LEN, UDP_TRAILER_LEN};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader, Stdin};
 use tokio::time::timeout;
 use tracing::debug;
@@ -76,8 +75,9 @@ pub(crate) struct SendArgs {
 
 pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     let transport = args.transport.transport();
-    let raw_tcp = args.raw && transport == Transport::Tcp;
-    if raw_tcp {
+    let caps = transport.caps();
+    // A raw stream has no messages: an empty one would be nothing at all.
+    if args.raw && !caps.keeps_boundaries {
         if let Some(n) = args.messages.iter().position(String::is_empty) {
             return Err(UsageError(format!(
                 "message {} is empty: a raw TCP stream cannot carry an empty message \
@@ -93,7 +93,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             "--raw has no header to authenticate: drop --raw, or the secret",
         ));
     }
-    if !args.file.is_empty() && transport == Transport::Udp {
+    if !args.file.is_empty() && !caps.carries_files() {
         return Err(usage(
             "files need --tcp: UDP does not promise delivery, and a file must arrive whole",
         ));
@@ -116,10 +116,9 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     // usage error, like an empty one on raw TCP. A TCP frame's limit is
     // known before connecting; a UDP datagram's depends on the address
     // family, known once connected (which sends nothing).
-    if transport == Transport::Tcp {
-        if let Some(limit) = BodyLimit::tcp(args.tcp.max_frame, authenticated, args.raw) {
-            limit.check_args(&args.messages)?;
-        }
+    if let Some(limit) = BodyLimit::of(transport, None, args.tcp.max_frame, authenticated, args.raw)
+    {
+        limit.check_args(&args.messages)?;
     }
     // Each reply whole, on its own line (raw TCP too: a reply is what was
     // read back for one message).
@@ -133,10 +132,13 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         Sender::connect(transport, addr, args.raw, &options)
     })
     .await?;
-    let limit = match transport {
-        Transport::Udp => Some(BodyLimit::udp(Family::of(&addr), authenticated, args.raw)),
-        Transport::Tcp => BodyLimit::tcp(args.tcp.max_frame, authenticated, args.raw),
-    };
+    let limit = BodyLimit::of(
+        transport,
+        Some(Family::of(&addr)),
+        args.tcp.max_frame,
+        authenticated,
+        args.raw,
+    );
     if let Some(limit) = &limit {
         limit.check_args(&args.messages)?;
     }
@@ -158,7 +160,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         }
     }
     sender.finish(args.timeout).await?;
-    if transport == Transport::Udp && !quiet {
+    if !caps.reliable && !quiet {
         // UDP says nothing of delivery: say at least what left.
         let _ = writeln!(
             std::io::stderr(),
@@ -216,80 +218,35 @@ fn progress_bar(size: u64, name: &str, quiet: bool) -> indicatif::ProgressBar {
 
 fn no_reply(transport: Transport, seq: u64, addr: SocketAddr, wait: Duration) -> anyhow::Error {
     let wait = humantime::format_duration(wait);
-    match transport {
-        Transport::Udp => anyhow!(
+    if transport.caps().reliable {
+        anyhow!("no reply to message {seq} from {addr} within {wait}")
+    } else {
+        anyhow!(
             "no reply to message {seq} from {addr} within {wait}: \
              the datagram or its reply was lost, or nobody answers there"
-        ),
-        Transport::Tcp => anyhow!("no reply to message {seq} from {addr} within {wait}"),
+        )
     }
 }
 
-/// The largest body one message can carry, and what sets it: the numbers
-/// for the errors that refuse a larger one.
-#[derive(Debug, Clone)]
-struct BodyLimit {
-    /// The body's limit.
-    max: usize,
-    /// What carries the message: "a UDP datagram".
-    carrier: &'static str,
-    /// The carrier's own limit, overhead included.
-    total: usize,
-    /// Where that limit comes from: " on IPv4", ", set by --max-frame".
-    source: String,
-    /// What the carrier holds besides the body: "a 28-byte header"; empty
-    /// for a raw datagram.
-    overhead: String,
+/// The errors that refuse a message larger than msg-net's [`BodyLimit`],
+/// in the transport's own words (docs/wire.md lists them).
+trait LimitErrors {
+    /// A usage error for the first argument too large to send.
+    fn check_args(&self, messages: &[String]) -> anyhow::Result<()>;
+    /// The runtime error for stdin line `n`, longer than the limit.
+    fn line_too_long(&self, n: u64) -> anyhow::Error;
 }
 
-impl BodyLimit {
-    /// A UDP datagram over `family`, framed (and tagged) or raw.
-    fn udp(family: Family, authenticated: bool, raw: bool) -> Self {
-        let (overhead, text) = match (raw, authenticated) {
-            (true, _) => (Overhead::RAW, String::new()),
-            (false, false) => (Overhead::FRAMED, format!("a {HEADER_LEN}-byte header")),
-            (false, true) => (
-                Overhead::framed_with_tag(UDP_TRAILER_LEN),
-                format!(
-                    "a {HEADER_LEN}-byte header and a {UDP_TRAILER_LEN}-byte \
-                     authentication trailer"
-                ),
-            ),
-        };
-        Self {
-            max: overhead.max_body(family),
-            carrier: "a UDP datagram",
-            total: family.max_payload(),
-            source: format!(" on {family}"),
-            overhead: text,
-        }
+/// Where a limit comes from, as the user knows it: " on IPv4", ", set by
+/// --max-frame".
+fn source(set_by: SetBy) -> String {
+    match set_by {
+        SetBy::Family(family) => format!(" on {family}"),
+        SetBy::MaxFrame => ", set by --max-frame".to_owned(),
     }
+}
 
-    /// A TCP frame of at most `max_frame` bytes; `None` for raw TCP, a
-    /// stream with no messages to bound.
-    fn tcp(max_frame: usize, authenticated: bool, raw: bool) -> Option<Self> {
-        if raw {
-            return None;
-        }
-        let (tag, overhead) = if authenticated {
-            (
-                TAG_LEN,
-                format!("a {HEADER_LEN}-byte header and a {TAG_LEN}-byte tag"),
-            )
-        } else {
-            (0, format!("a {HEADER_LEN}-byte header"))
-        };
-        Some(Self {
-            max: max_frame.saturating_sub(HEADER_LEN + tag),
-            carrier: "a TCP frame",
-            total: max_frame,
-            source: ", set by --max-frame".to_owned(),
-            overhead,
-        })
-    }
-
-    /// A usage error for the first argument too large to send, in the
-    /// transport's own words (docs/wire.md lists them).
+impl LimitErrors for BodyLimit {
     fn check_args(&self, messages: &[String]) -> anyhow::Result<()> {
         let Some(len) = messages.iter().map(String::len).find(|&len| len > self.max) else {
             return Ok(());
@@ -298,9 +255,11 @@ impl BodyLimit {
             max,
             carrier,
             total,
-            source,
+            set_by,
             overhead,
+            ..
         } = self;
+        let source = source(*set_by);
         let body = if overhead.is_empty() {
             String::new()
         } else {
@@ -311,15 +270,16 @@ impl BodyLimit {
         )))
     }
 
-    /// The runtime error for stdin line `n`, longer than the limit.
     fn line_too_long(&self, n: u64) -> anyhow::Error {
         let Self {
             max,
             carrier,
             total,
-            source,
+            set_by,
             overhead,
+            ..
         } = self;
+        let source = source(*set_by);
         let less = if overhead.is_empty() {
             String::new()
         } else {
@@ -586,21 +546,21 @@ mod tests {
 
     #[test]
     fn the_errors_name_the_limit_and_what_sets_it() {
-        let udp = BodyLimit::udp(Family::V4, false, false);
+        let udp = BodyLimit::of(Transport::Udp, Some(Family::V4), 0, false, false).unwrap();
         assert_eq!(udp.max, 65_479);
         assert_eq!(
             udp.line_too_long(3).to_string(),
             "line 3 is longer than 65479 bytes, the largest message a UDP datagram holds \
              on IPv4 (65507 bytes less a 28-byte header)"
         );
-        let raw = BodyLimit::udp(Family::V6, false, true);
+        let raw = BodyLimit::of(Transport::Udp, Some(Family::V6), 0, false, true).unwrap();
         assert_eq!(
             raw.line_too_long(1).to_string(),
             "line 1 is longer than 65527 bytes, the largest message a UDP datagram holds on IPv6"
         );
-        let tagged = BodyLimit::udp(Family::V4, true, false);
+        let tagged = BodyLimit::of(Transport::Udp, Some(Family::V4), 0, true, false).unwrap();
         assert_eq!(tagged.max, 65_431);
-        let tcp = BodyLimit::tcp(100, true, false).unwrap();
+        let tcp = BodyLimit::of(Transport::Tcp, None, 100, true, false).unwrap();
         assert_eq!(
             tcp.check_args(&["x".repeat(41)]).unwrap_err().to_string(),
             "message is 41 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
@@ -608,7 +568,7 @@ mod tests {
         );
         assert!(tcp.check_args(&["x".repeat(40)]).is_ok());
         assert!(
-            BodyLimit::tcp(100, false, true).is_none(),
+            BodyLimit::of(Transport::Tcp, None, 100, false, true).is_none(),
             "raw TCP has no limit"
         );
     }

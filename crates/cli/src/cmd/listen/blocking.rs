@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use msg_net::{Counters, Events, ServeConfig, Transport, blocking, kernel_udp_drops, resolve};
+use msg_net::{Counters, Events, ServeConfig, blocking, kernel_udp_drops, resolve};
 use tracing::info;
 
 use super::{ListenArgs, Stop, Summary, conclude};
@@ -63,7 +63,7 @@ pub(super) async fn run(
     let addr = resolve(&args.addr).await?;
     let listener = blocking::Listener::bind(transport, addr, args.tcp.options())?;
     if let Some(bytes) = args.rcvbuf {
-        if transport == Transport::Tcp {
+        if !transport.caps().kernel_drops {
             return Err(usage("--rcvbuf is for --udp listeners"));
         }
         let granted = listener
@@ -97,9 +97,10 @@ pub(super) async fn run(
             .spawn(move || {
                 let served = blocking::serve(&listener, &config, &events, &stop);
                 // Read while the socket is still open: the kernel lists it.
-                let kernel_drops = match transport {
-                    Transport::Udp => kernel_udp_drops(local),
-                    Transport::Tcp => None,
+                let kernel_drops = if transport.caps().kernel_drops {
+                    kernel_udp_drops(local)
+                } else {
+                    None
                 };
                 let unread = listener.unread();
                 drop(events);
