@@ -267,7 +267,7 @@ impl Socket {
             loop {
                 let datagram = run.split_to(segment.min(run.len()));
                 datagrams += 1;
-                if let Some(msg) = self.open(datagram, got.from) {
+                if let Some(msg) = self.framing.decode(datagram, got.from) {
                     out.push((msg, got.from));
                 }
                 if run.is_empty() {
@@ -280,33 +280,6 @@ impl Socket {
             }
         }
         Ok(())
-    }
-
-    /// Decodes (and with a secret, checks) one datagram; `None`, counted
-    /// and logged, when it is no valid msg message or fails
-    /// authentication.
-    fn open(&mut self, datagram: bytes::Bytes, peer: SocketAddr) -> Option<Message> {
-        let len = datagram.len();
-        let decoded = match &mut self.auth {
-            Some(auth) => match auth.open(datagram, peer) {
-                Ok(Some(msg)) => Ok(msg),
-                Ok(None) => return None, // counted and warned about
-                Err(err) => Err(err),
-            },
-            None => msg_proto::decode(datagram),
-        };
-        match decoded {
-            Ok(msg) => Some(msg),
-            Err(err) => {
-                self.invalid += 1;
-                self.invalid_log.note(
-                    peer,
-                    "invalid datagram",
-                    &format_args!("{err} ({len} bytes)"),
-                );
-                None
-            }
-        }
     }
 
     #[cfg(target_os = "linux")]

@@ -25,6 +25,9 @@
 //! - `lib.rs`: the limits ([`MAX_PAYLOAD_V4`], [`MAX_PAYLOAD_V6`],
 //!   [`Family`]), what a datagram carries besides the body ([`Overhead`]) and
 //!   the check against them ([`check_size`]), [`Error`], and [`Socket`].
+//! - `framing.rs`: [`Framing`], the header, the authentication trailer and
+//!   the counts of what was dropped, with no socket and no runtime: the
+//!   tokio [`Socket`] owns one, and so does msg-net's blocking engine.
 //! - `sys.rs`: how the socket waits for readiness, per platform; nothing in
 //!   it is public.
 //! - `batch.rs`: many datagrams per system call ([`Socket::send_batch`],
@@ -44,11 +47,13 @@ use tracing::warn;
 mod auth;
 mod batch;
 mod flood;
+mod framing;
 mod sys;
 
 pub use auth::{AuthRejections, MAX_REPLAY_SENDERS};
 pub use batch::{CallCounts, MAX_BATCH, MAX_GSO_SEGMENTS, RecvBatch, SendBatch};
-use msg_proto::auth::{Role, SESSION_ID_LEN, Secret, UDP_TRAILER_LEN};
+pub use framing::Framing;
+use msg_proto::auth::{Role, SESSION_ID_LEN, Secret};
 
 /// The largest UDP payload over IPv4: 65,535 (the IPv4 total-length field's
 /// maximum) less the 20-byte IPv4 header and the 8-byte UDP header.
@@ -248,10 +253,8 @@ pub struct Socket {
     peer: Option<SocketAddr>,
     recv_buf: BytesMut,
     send_buf: BytesMut,
-    invalid: u64,
-    invalid_log: flood::DropLog,
-    /// Set by [`Socket::authenticate`]: every datagram tagged and checked.
-    auth: Option<Box<auth::Authenticated>>,
+    /// The header, the tag, and the counts of what was dropped.
+    framing: Framing,
 }
 
 impl Socket {
@@ -305,9 +308,7 @@ impl Socket {
             io: sys::Io::new(socket)?,
             recv_buf: BytesMut::with_capacity(RECV_BUF_LEN),
             send_buf: BytesMut::with_capacity(RECV_BUF_LEN),
-            invalid: 0,
-            invalid_log: flood::DropLog::default(),
-            auth: None,
+            framing: Framing::new(),
         })
     }
 
@@ -323,7 +324,7 @@ impl Socket {
     /// counter, from where the original stands: let only one handle send.
     pub fn try_clone(&self) -> io::Result<Self> {
         let mut clone = Self::from_std(self.io.try_clone()?)?;
-        clone.auth = self.auth.as_ref().map(|auth| Box::new(auth.for_clone()));
+        clone.framing = self.framing.for_clone();
         Ok(clone)
     }
 
@@ -332,7 +333,7 @@ impl Socket {
     /// and accepts only datagrams tagged by the other role with the same
     /// secret and not seen before. Raw sends and receives are untouched.
     pub fn authenticate(&mut self, secret: &Secret, us: Role, session_id: [u8; SESSION_ID_LEN]) {
-        self.auth = Some(Box::new(auth::Authenticated::new(secret, us, session_id)));
+        self.framing.authenticate(secret, us, session_id);
     }
 
     /// Asks the kernel for a receive buffer of `bytes` (`SO_RCVBUF`), so
@@ -351,15 +352,13 @@ impl Socket {
 
     /// Whether [`Socket::authenticate`] was called.
     pub fn is_authenticated(&self) -> bool {
-        self.auth.is_some()
+        self.framing.is_authenticated()
     }
 
     /// What an authenticated socket dropped, by reason (all zero without
     /// [`Socket::authenticate`]).
     pub fn auth_rejections(&self) -> AuthRejections {
-        self.auth
-            .as_ref()
-            .map_or_else(AuthRejections::default, |auth| auth.rejections)
+        self.framing.auth_rejections()
     }
 
     /// The local address.
@@ -379,7 +378,7 @@ impl Socket {
     /// How many datagrams were dropped because they were not valid msg
     /// messages.
     pub fn invalid_datagrams(&self) -> u64 {
-        self.invalid
+        self.framing.invalid_datagrams()
     }
 
     /// Receives and throws away, without waiting, the datagrams that wait
@@ -421,20 +420,7 @@ impl Socket {
 
     fn encode(&mut self, msg: &Message, addr: &SocketAddr) -> Result<(), Error> {
         self.send_buf.clear();
-        match &mut self.auth {
-            None => {
-                check_size(msg.body.len(), Overhead::FRAMED, addr)?;
-                msg_proto::encode(msg, &mut self.send_buf)
-                    .expect("a body under the datagram limit fits the format");
-            }
-            Some(auth) => {
-                // The trailer counts against the datagram limit too.
-                let overhead = Overhead::framed_with_tag(UDP_TRAILER_LEN);
-                check_size(msg.body.len(), overhead, addr)?;
-                auth.seal(msg, &mut self.send_buf)?;
-            }
-        }
-        Ok(())
+        self.framing.encode(msg, addr, &mut self.send_buf)
     }
 
     /// Sends `payload` as one datagram with no msg header (raw mode).
@@ -462,25 +448,8 @@ impl Socket {
     pub async fn recv_from(&mut self) -> Result<(Message, SocketAddr), Error> {
         loop {
             let (datagram, peer) = self.recv_raw_from().await?;
-            let len = datagram.len();
-            let decoded = match &mut self.auth {
-                Some(auth) => match auth.open(datagram, peer) {
-                    Ok(Some(msg)) => Ok(msg),
-                    Ok(None) => continue, // counted and warned about
-                    Err(err) => Err(err),
-                },
-                None => msg_proto::decode(datagram),
-            };
-            match decoded {
-                Ok(msg) => return Ok((msg, peer)),
-                Err(err) => {
-                    self.invalid += 1;
-                    self.invalid_log.note(
-                        peer,
-                        "invalid datagram",
-                        &format_args!("{err} ({len} bytes)"),
-                    );
-                }
+            if let Some(msg) = self.framing.decode(datagram, peer) {
+                return Ok((msg, peer));
             }
         }
     }
@@ -546,6 +515,7 @@ fn nonblocking_flag() -> std::os::raw::c_int {
 mod tests {
     use super::*;
     use msg_proto::Kind;
+    use msg_proto::auth::UDP_TRAILER_LEN;
 
     fn v4() -> SocketAddr {
         "127.0.0.1:9".parse().unwrap()
