@@ -39,15 +39,24 @@ impl Server {
     }
 
     fn start_with(engine: Engine, transport: Transport, busy_poll: bool, max_frame: usize) -> Self {
-        let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let tcp = msg_tcp::Options {
-            max_frame,
-            ..msg_tcp::Options::default()
-        };
         let config = ServeConfig {
             reply: Reply::Echo,
             busy_poll,
             ..ServeConfig::default()
+        };
+        Self::start_config(engine, transport, max_frame, config)
+    }
+
+    fn start_config(
+        engine: Engine,
+        transport: Transport,
+        max_frame: usize,
+        config: ServeConfig,
+    ) -> Self {
+        let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let tcp = msg_tcp::Options {
+            max_frame,
+            ..msg_tcp::Options::default()
         };
         let (events, received) = Events::channel();
         match engine {
@@ -339,4 +348,63 @@ fn the_blocking_engine_keeps_the_udp_limit_and_refuses_what_it_does_not_do() {
     let stop = Arc::new(AtomicBool::new(false));
     let err = blocking::serve(&listener, &config, &Events::discard(), &stop).unwrap_err();
     assert!(err.to_string().contains("raw mode"), "{err}");
+}
+
+/// UDP with a secret, every pairing of engines: the blocking engine frames
+/// datagrams with msg-udp's own framing, trailer and replay windows
+/// included. Over TCP its link says the handshake is the tokio engine's.
+#[test]
+fn udp_with_a_secret_works_with_every_pairing() {
+    let secret = msg_proto::auth::Secret::new(b"blocking secret".to_vec()).unwrap();
+    for server_engine in ENGINES {
+        let config = ServeConfig {
+            reply: Reply::Echo,
+            auth: Some(msg_net::Auth::new(secret.clone())),
+            ..ServeConfig::default()
+        };
+        let mut server = Server::start_config(server_engine, Transport::Udp, 4096, config);
+        for client_engine in ENGINES {
+            let label = format!("{client_engine:?} client, {server_engine:?} listener");
+            let mut client: Box<dyn Client> = match client_engine {
+                Engine::Tokio => {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    let options = ConnectOptions {
+                        auth: Some(msg_net::Auth::new(secret.clone())),
+                        ..ConnectOptions::default()
+                    };
+                    let link = runtime
+                        .block_on(Link::connect(Transport::Udp, server.addr, &options))
+                        .unwrap();
+                    Box::new(TokioClient { runtime, link })
+                }
+                Engine::Blocking => {
+                    let options = LinkOptions {
+                        timeout: WAIT,
+                        ..LinkOptions::default()
+                    };
+                    let mut link =
+                        blocking::Link::connect(Transport::Udp, server.addr, &options).unwrap();
+                    link.authenticate(&secret).unwrap();
+                    Box::new(link)
+                }
+            };
+            conversation(client.as_mut(), &mut server.events, &label);
+        }
+        server.stop();
+    }
+    let server = Server::start(Engine::Blocking, Transport::Tcp, false);
+    let mut link = blocking::Link::connect(
+        Transport::Tcp,
+        server.addr,
+        &LinkOptions {
+            timeout: WAIT,
+            ..LinkOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(link.authenticate(&secret).is_err());
+    server.stop();
 }

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use msg_proto::Message;
-use msg_udp::{Overhead, check_size};
-use tracing::debug;
+use msg_proto::auth::{Role, Secret};
+use msg_udp::Framing;
 
 use super::io::{Framed, Got, Read, Wait, recv_datagram};
-use crate::{Error, Transport};
+use crate::{Error, Transport, auth};
 
 /// How a blocking link connects and waits.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +63,9 @@ enum Inner {
         peer: SocketAddr,
         recv_buf: BytesMut,
         send_buf: BytesMut,
-        invalid: u64,
+        /// The tokio socket's own framing: header, trailer, replay
+        /// windows and the count of what was skipped.
+        framing: Framing,
     },
     Tcp(Box<Framed>),
 }
@@ -104,7 +106,7 @@ impl Link {
                     peer: addr,
                     recv_buf: BytesMut::new(),
                     send_buf: BytesMut::new(),
-                    invalid: 0,
+                    framing: Framing::new(),
                 }
             }
             Transport::Tcp => {
@@ -121,6 +123,24 @@ impl Link {
             busy_poll: options.busy_poll,
             never: || false,
         })
+    }
+
+    /// From now on, over UDP, tags every datagram with a key derived from
+    /// `secret` and accepts only replies tagged by a listener that holds
+    /// it, not seen before: as the tokio engine's UDP link does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInBlockingEngine`] over TCP, whose handshake only the
+    /// tokio engine runs.
+    pub fn authenticate(&mut self, secret: &Secret) -> Result<(), Error> {
+        match &mut self.inner {
+            Inner::Udp { framing, .. } => {
+                framing.authenticate(secret, Role::Client, auth::session_id());
+                Ok(())
+            }
+            Inner::Tcp(_) => Err(Error::NotInBlockingEngine("authentication over TCP")),
+        }
     }
 
     /// The transport in use.
@@ -144,13 +164,12 @@ impl Link {
                 socket,
                 peer,
                 send_buf,
+                framing,
                 ..
             } => {
                 let addr = *peer;
-                check_size(msg.body.len(), Overhead::FRAMED, &addr)?;
                 send_buf.clear();
-                msg_proto::encode(msg, send_buf)
-                    .expect("a body under the datagram limit fits the format");
+                framing.encode(msg, &addr, send_buf)?;
                 socket
                     .send(send_buf)
                     .map_err(|source| msg_udp::Error::Send { addr, source })?;
@@ -179,20 +198,17 @@ impl Link {
                 Inner::Udp {
                     socket,
                     recv_buf,
-                    invalid,
+                    framing,
                     ..
                 } => {
                     let got =
                         recv_datagram(socket, recv_buf, wait).map_err(msg_udp::Error::Recv)?;
-                    let Got::Data((datagram, _)) = got else {
+                    let Got::Data((datagram, from)) = got else {
                         return Ok(Received::Nothing);
                     };
-                    match msg_proto::decode(datagram) {
-                        Ok(msg) => return Ok(Received::Message(msg)),
-                        Err(err) => {
-                            *invalid += 1;
-                            debug!("skipped an invalid datagram: {err}");
-                        }
+                    // Invalid or unauthenticated: skipped, counted, logged.
+                    if let Some(msg) = framing.decode(datagram, from) {
+                        return Ok(Received::Message(msg));
                     }
                 }
                 Inner::Tcp(framed) => {

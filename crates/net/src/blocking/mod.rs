@@ -16,9 +16,14 @@
 //! engine's: the UDP size check before the send, the frame limit before
 //! the allocation, the idle and frame timeouts, `max_conns`.
 //!
-//! What it does not do: authentication, raw mode, files and commands
-//! (those stay on [`crate::serve`]), and open-loop or one-way streams on
-//! the client side.
+//! Datagrams are framed by msg-udp's runtime-free
+//! [`Framing`](msg_udp::Framing), the tokio socket's own: the same header,
+//! the same authentication trailer and replay windows (UDP with a secret
+//! works here too), the same flood log.
+//!
+//! What it does not do: authentication over TCP (its handshake), raw mode,
+//! files and commands (those stay on [`crate::serve`]), and open-loop or
+//! one-way streams on the client side.
 //!
 //! - [`Link`]: a client conversation on the calling thread.
 //! - [`Listener`] and [`serve`]: a listener on the calling thread (and a

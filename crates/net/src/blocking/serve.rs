@@ -19,13 +19,14 @@ use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use msg_proto::auth::Role;
 use msg_proto::{DiscardCounter, Kind, Message};
-use msg_udp::{Overhead, check_size};
+use msg_udp::Framing;
 use socket2::{Domain, SockRef, Socket, Type};
 use tracing::{debug, warn};
 
 use super::io::{Framed, Got, Read, Wait, recv_datagram, until};
-use crate::auth::HAS_NO_SECRET;
+use crate::auth::{self, HAS_NO_SECRET};
 use crate::log::{Chain, DropWarning, RateLimited, show_datagram};
 use crate::respond::{Response, UdpPeers, respond};
 use crate::text::error_message;
@@ -165,8 +166,8 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 ///
 /// # Errors
 ///
-/// [`Error::NotInBlockingEngine`] for a configuration with a secret, raw
-/// mode, files or commands; a failed receive on the UDP socket. TCP
+/// [`Error::NotInBlockingEngine`] for a configuration with raw mode, files,
+/// commands or (over TCP) a secret; a failed receive on the UDP socket. TCP
 /// connections that fail are logged and dropped.
 pub fn serve(
     listener: &Listener,
@@ -174,8 +175,9 @@ pub fn serve(
     events: &Events,
     stop: &Arc<AtomicBool>,
 ) -> Result<(), Error> {
+    let tcp = matches!(listener.inner, Bound::Tcp(_));
     for (unsupported, what) in [
-        (config.auth.is_some(), "authentication"),
+        (config.auth.is_some() && tcp, "authentication over TCP"),
         (config.raw, "raw mode"),
         (config.save.is_some(), "files"),
         (config.exec.is_some(), "commands"),
@@ -233,8 +235,12 @@ fn serve_udp(
     let reply = config.reply;
     let mut peers = UdpPeers::new(config.limits.max_udp_peers);
     let mut dropped = DropWarning::default();
-    let invalid_log = RateLimited::default();
-    let mut invalid = 0;
+    // The tokio socket's own framing: the same header, trailer, replay
+    // windows and flood log, whichever engine moves the bytes.
+    let mut framing = Framing::new();
+    if let Some(secret) = &config.auth {
+        framing.authenticate(&secret.secret, Role::Server, auth::session_id());
+    }
     let mut recv_buf = BytesMut::new();
     let mut send_buf = BytesMut::new();
     let mut spinner = Spinner::new(config.busy_poll);
@@ -245,21 +251,18 @@ fn serve_udp(
             continue;
         };
         spinner.got_one();
-        let len = datagram.len();
-        let msg = match msg_proto::decode(datagram) {
-            Ok(msg) => msg,
-            Err(err) => {
-                invalid += 1;
-                config.counters.set_udp(invalid, 0);
-                invalid_log.warn(|suppressed| {
-                    warn!(%peer, suppressed, "invalid datagram: {err} ({len} bytes)");
-                });
-                continue;
-            }
+        let Some(msg) = framing.decode(datagram, peer) else {
+            // Counted (and logged) by the framing; published only when
+            // one is dropped, so the common path stores nothing.
+            config.counters.set_udp(
+                framing.invalid_datagrams(),
+                framing.auth_rejections().total(),
+            );
+            continue;
         };
         let Response { answer, show } = peers.respond(&msg, peer, reply);
         if let Some(answer) = answer {
-            if let Err(err) = send_datagram(socket, &mut send_buf, &answer, peer) {
+            if let Err(err) = send_datagram(socket, &mut framing, &mut send_buf, &answer, peer) {
                 warn!(%peer, "cannot reply: {err}");
             }
         }
@@ -272,13 +275,13 @@ fn serve_udp(
 
 fn send_datagram(
     socket: &UdpSocket,
+    framing: &mut Framing,
     buf: &mut BytesMut,
     msg: &Message,
     addr: SocketAddr,
 ) -> Result<(), msg_udp::Error> {
-    check_size(msg.body.len(), Overhead::FRAMED, &addr)?;
     buf.clear();
-    msg_proto::encode(msg, buf).expect("a body under the datagram limit fits the format");
+    framing.encode(msg, &addr, buf)?;
     socket
         .send_to(buf, addr)
         .map_err(|source| msg_udp::Error::Send { addr, source })?;

@@ -4,9 +4,10 @@
 //! spinning on `recv` while messages keep coming).
 //!
 //! It serves data (with `--reply`), pings, discards and statistics pings,
-//! with the same limits, output and summary as the tokio listener; what
-//! only the tokio listener does (a secret, `--raw`, `--save-dir`, `--exec`)
-//! is refused as a usage error.
+//! with the same limits, output and summary as the tokio listener, and
+//! over UDP with a secret too; what only the tokio listener does (a secret
+//! over TCP, `--raw`, `--save-dir`, `--exec`) is refused as a usage
+//! error.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,11 +33,13 @@ pub(crate) enum ListenIo {
     Blocking,
 }
 
-/// Refuses what the blocking engine does not serve.
+/// Refuses what the blocking engine does not serve: a secret over a
+/// transport with connections (their handshake is the tokio engine's).
 fn check(args: &ListenArgs) -> anyhow::Result<()> {
     let secret = args.auth.auth()?.is_some();
+    let handshake = args.transport.transport().caps().connections;
     for (asked, what) in [
-        (secret, "a secret"),
+        (secret && handshake, "a secret"),
         (args.raw, "--raw"),
         (args.save_dir.is_some(), "--save-dir"),
         (args.exec.exec, "--exec"),
@@ -81,6 +84,7 @@ pub(super) async fn run(
         .context("cannot start the output thread")?;
     let counters = Arc::new(Counters::default());
     let config = ServeConfig {
+        auth: args.auth.auth()?,
         limits: args.limits.limits(),
         counters: Arc::clone(&counters),
         reply: args.reply.into(),
