@@ -28,8 +28,11 @@
 //! - `framing.rs`: [`Framing`], the header, the authentication trailer and
 //!   the counts of what was dropped, with no socket and no runtime: the
 //!   tokio [`Socket`] owns one, and so does msg-net's blocking engine.
-//! - `sys.rs`: how the socket waits for readiness, per platform; nothing in
-//!   it is public.
+//! - [`sync`]: runtime-free datagram I/O on a borrowed std socket (one
+//!   datagram into a reused buffer, sleeping in the kernel or spinning),
+//!   for msg-net's blocking engine.
+//! - `sys.rs`: how the tokio socket waits for readiness, per platform;
+//!   nothing in it is public.
 //! - `batch.rs`: many datagrams per system call ([`Socket::send_batch`],
 //!   [`Socket::recv_batch`]: `sendmmsg` and `recvmmsg` on Linux, with UDP
 //!   GSO and GRO where the kernel offers them).
@@ -48,6 +51,7 @@ mod auth;
 mod batch;
 mod flood;
 mod framing;
+pub mod sync;
 mod sys;
 
 pub use auth::{AuthRejections, MAX_REPLAY_SENDERS};
@@ -485,7 +489,7 @@ pub fn discard_waiting(socket: &socket2::SockRef<'_>, max: u64) -> u64 {
     let mut discarded = 0;
     let mut interrupted = 0;
     while discarded < max {
-        match socket.recv_with_flags(&mut byte, nonblocking_flag()) {
+        match socket.recv_with_flags(&mut byte, sync::DONTWAIT) {
             Ok(_) => discarded += 1,
             Err(err) if err.kind() == io::ErrorKind::Interrupted && interrupted < 100 => {
                 interrupted += 1;
@@ -496,19 +500,6 @@ pub fn discard_waiting(socket: &socket2::SockRef<'_>, max: u64) -> u64 {
         }
     }
     discarded
-}
-
-/// `MSG_DONTWAIT` where the platform has it; elsewhere 0, which is the
-/// same on the non-blocking descriptors this crate makes.
-fn nonblocking_flag() -> std::os::raw::c_int {
-    #[cfg(target_os = "linux")]
-    {
-        libc::MSG_DONTWAIT
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        0
-    }
 }
 
 #[cfg(test)]

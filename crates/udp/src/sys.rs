@@ -27,7 +27,6 @@ pub(crate) use portable::Io;
 #[cfg(unix)]
 mod unix {
     use super::{BytesMut, SocketAddr, UdpSocket, io};
-    use bytes::BufMut;
     use tokio::io::Interest;
     use tokio::io::unix::AsyncFd;
 
@@ -51,10 +50,8 @@ mod unix {
     /// Receives one datagram into `buf`'s spare capacity without
     /// initialising it first.
     fn recv_into(socket: &UdpSocket, buf: &mut BytesMut) -> io::Result<(usize, SocketAddr)> {
-        let (len, from) = socket2::SockRef::from(socket).recv_from(buf.spare_capacity_mut())?;
-        // SAFETY: `recv_from` wrote `len` bytes at the start of the spare
-        // capacity it was given, so they are initialised.
-        unsafe { buf.advance_mut(len) };
+        let sock = socket2::SockRef::from(socket);
+        let (len, from) = crate::sync::recv_into(buf, |spare| sock.recv_from(spare))?;
         let from = from
             .as_socket()
             .ok_or_else(|| io::Error::other("a datagram from a non-IP address"))?;

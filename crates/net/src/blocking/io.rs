@@ -1,124 +1,21 @@
-//! The system calls, and the buffers around them, that both ends of the
-//! blocking engine share: one datagram received into a reused buffer, and
-//! a TCP stream with msg-tcp's [`Codec`] on it.
-//!
-//! A receive either sleeps in the kernel (a blocking socket with
-//! `SO_RCVTIMEO`, so that it wakes at least that often) or, busy-polling,
-//! asks again and again with `MSG_DONTWAIT`. The socket itself stays
-//! blocking either way: switching costs an `fcntl`, and a flag per call
-//! costs nothing.
+//! The system calls, and the buffers around them, of the blocking engine's
+//! TCP side: a stream with msg-tcp's [`Codec`] on it. Datagrams go through
+//! msg-udp's runtime-free [`sync`](msg_udp::sync), whose way of waiting
+//! ([`Wait`]: sleep in the kernel, or spin with `MSG_DONTWAIT`) the stream
+//! shares.
 
 use std::io::{self, Write};
-use std::mem::MaybeUninit;
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::BytesMut;
 use msg_proto::Message;
 use msg_tcp::Codec;
 use socket2::SockRef;
 use tokio_util::codec::{Decoder, Encoder};
 
-/// `MSG_DONTWAIT`: this one call does not block, whatever the socket's
-/// mode. Elsewhere than Unix, 0: a "spin" then sleeps in the kernel for at
-/// most the socket's receive timeout, which is still bounded.
-#[cfg(unix)]
-const DONTWAIT: i32 = libc::MSG_DONTWAIT;
-#[cfg(not(unix))]
-const DONTWAIT: i32 = 0;
-
-/// How a receive waits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wait {
-    /// In the kernel, until data or the socket's receive timeout.
-    Sleep,
-    /// Asking again without blocking until data or the deadline.
-    Spin(Instant),
-}
-
-/// What a receive got.
-#[derive(Debug)]
-pub(crate) enum Got<T> {
-    /// Something arrived.
-    Data(T),
-    /// The wait ran out first (the receive timeout, or the spin's
-    /// deadline).
-    Nothing,
-}
-
-/// Whether `err` is a receive or send timeout (`SO_RCVTIMEO` reports
-/// `EAGAIN`) or a spin's empty socket.
-pub(crate) fn timed_out(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// One receive call into `buf`'s spare capacity, without zeroing it first.
-fn recv_into<T>(
-    buf: &mut BytesMut,
-    call: impl FnOnce(&mut [MaybeUninit<u8>]) -> io::Result<(usize, T)>,
-) -> io::Result<(usize, T)> {
-    let (len, extra) = call(buf.spare_capacity_mut())?;
-    // SAFETY: the call wrote `len` bytes at the start of the spare
-    // capacity it was given, so they are initialised.
-    unsafe { buf.advance_mut(len) };
-    Ok((len, extra))
-}
-
-/// Retries `call` while it fails with `EINTR`, and, spinning, while the
-/// socket is empty and the deadline has not passed.
-fn waiting<T>(wait: Wait, mut call: impl FnMut(i32) -> io::Result<T>) -> io::Result<Got<T>> {
-    let flags = match wait {
-        Wait::Sleep => 0,
-        Wait::Spin(_) => DONTWAIT,
-    };
-    loop {
-        match call(flags) {
-            Ok(got) => return Ok(Got::Data(got)),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) if timed_out(&err) => match wait {
-                Wait::Spin(deadline) if Instant::now() < deadline => std::hint::spin_loop(),
-                _ => return Ok(Got::Nothing),
-            },
-            Err(err) => return Err(err),
-        }
-    }
-}
-
-/// Receives one datagram into `buf`, which keeps room for the largest
-/// one.
-///
-/// Each datagram is cut off the front of the buffer, so the room behind it
-/// shrinks by a datagram per receive. The buffer holds two datagrams'
-/// worth, and is reclaimed only once less than one is left: once the
-/// datagrams cut from it are dropped, that moves nothing and allocates
-/// nothing, and a stream of small datagrams pays for it once per 64 KiB
-/// instead of once per datagram (about 40 instructions each, of some 600
-/// the blocking listener spends on one).
-pub(crate) fn recv_datagram(
-    socket: &UdpSocket,
-    buf: &mut BytesMut,
-    wait: Wait,
-) -> io::Result<Got<(Bytes, SocketAddr)>> {
-    if buf.capacity() - buf.len() < msg_udp::RECV_BUF_LEN {
-        buf.clear();
-        buf.reserve(2 * msg_udp::RECV_BUF_LEN);
-    }
-    let sock = SockRef::from(socket);
-    let got = waiting(wait, |flags| {
-        recv_into(buf, |spare| sock.recv_from_with_flags(spare, flags))
-    })?;
-    let Got::Data((len, from)) = got else {
-        return Ok(Got::Nothing);
-    };
-    let from = from
-        .as_socket()
-        .ok_or_else(|| io::Error::other("a datagram from a non-IP address"))?;
-    Ok(Got::Data((buf.split_to(len).freeze(), from)))
-}
+pub(crate) use msg_udp::sync::{Got, Wait, recv_datagram, timed_out};
+use msg_udp::sync::{recv_into, waiting};
 
 /// How much room a read gets when the buffer is full: tokio-util's
 /// `Framed` starts with the same 8 KiB.

@@ -1,0 +1,129 @@
+//! Runtime-free datagram I/O on a borrowed std socket: one datagram
+//! received into a reused buffer, waiting in the kernel or spinning.
+//!
+//! msg-net's blocking engine moves its datagrams with these, and frames
+//! them with [`Framing`](crate::Framing), as the tokio
+//! [`Socket`](crate::Socket) does: the same bytes whichever engine moves
+//! them, and one copy of the code that receives them.
+//!
+//! A receive either sleeps in the kernel (a blocking socket with
+//! `SO_RCVTIMEO`, so that it wakes at least that often) or, busy-polling,
+//! asks again and again with `MSG_DONTWAIT`. The socket itself stays
+//! blocking either way: switching costs an `fcntl`, and a flag per call
+//! costs nothing.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use socket2::SockRef;
+
+/// `MSG_DONTWAIT`: this one call does not block, whatever the socket's
+/// mode. Elsewhere than Unix, 0: a "spin" then sleeps in the kernel for at
+/// most the socket's receive timeout, which is still bounded (and the
+/// sockets of this crate's tokio `Socket` are non-blocking anyway).
+#[cfg(unix)]
+pub(crate) const DONTWAIT: i32 = libc::MSG_DONTWAIT;
+#[cfg(not(unix))]
+pub(crate) const DONTWAIT: i32 = 0;
+
+/// How a receive waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// In the kernel, until data or the socket's receive timeout.
+    Sleep,
+    /// Asking again without blocking until data or the deadline.
+    Spin(Instant),
+}
+
+/// What a receive got.
+#[derive(Debug)]
+pub enum Got<T> {
+    /// Something arrived.
+    Data(T),
+    /// The wait ran out first (the receive timeout, or the spin's
+    /// deadline).
+    Nothing,
+}
+
+/// Whether `err` is a receive or send timeout (`SO_RCVTIMEO` reports
+/// `EAGAIN`) or a spin's empty socket.
+pub fn timed_out(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// One receive call into `buf`'s spare capacity, without zeroing it first
+/// (for a stream as much as a datagram: msg-net's blocking TCP side reads
+/// with it too).
+pub fn recv_into<T>(
+    buf: &mut BytesMut,
+    call: impl FnOnce(&mut [MaybeUninit<u8>]) -> io::Result<(usize, T)>,
+) -> io::Result<(usize, T)> {
+    let (len, extra) = call(buf.spare_capacity_mut())?;
+    // SAFETY: the call wrote `len` bytes at the start of the spare
+    // capacity it was given, so they are initialised.
+    unsafe { buf.advance_mut(len) };
+    Ok((len, extra))
+}
+
+/// Retries `call` (given the flags for this wait) while it fails with
+/// `EINTR`, and, spinning, while the socket is empty and the deadline has
+/// not passed.
+///
+/// # Errors
+///
+/// `call`'s, other than those.
+pub fn waiting<T>(wait: Wait, mut call: impl FnMut(i32) -> io::Result<T>) -> io::Result<Got<T>> {
+    let flags = match wait {
+        Wait::Sleep => 0,
+        Wait::Spin(_) => DONTWAIT,
+    };
+    loop {
+        match call(flags) {
+            Ok(got) => return Ok(Got::Data(got)),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if timed_out(&err) => match wait {
+                Wait::Spin(deadline) if Instant::now() < deadline => std::hint::spin_loop(),
+                _ => return Ok(Got::Nothing),
+            },
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Receives one datagram into `buf`, which keeps room for the largest
+/// one.
+///
+/// Each datagram is cut off the front of the buffer, so the room behind it
+/// shrinks by a datagram per receive. The buffer holds two datagrams'
+/// worth, and is reclaimed only once less than one is left: once the
+/// datagrams cut from it are dropped, that moves nothing and allocates
+/// nothing, and a stream of small datagrams pays for it once per 64 KiB
+/// instead of once per datagram (about 40 instructions each, of some 600
+/// the blocking listener spends on one).
+pub fn recv_datagram(
+    socket: &UdpSocket,
+    buf: &mut BytesMut,
+    wait: Wait,
+) -> io::Result<Got<(Bytes, SocketAddr)>> {
+    if buf.capacity() - buf.len() < crate::RECV_BUF_LEN {
+        buf.clear();
+        buf.reserve(2 * crate::RECV_BUF_LEN);
+    }
+    let sock = SockRef::from(socket);
+    let got = waiting(wait, |flags| {
+        recv_into(buf, |spare| sock.recv_from_with_flags(spare, flags))
+    })?;
+    let Got::Data((len, from)) = got else {
+        return Ok(Got::Nothing);
+    };
+    let from = from
+        .as_socket()
+        .ok_or_else(|| io::Error::other("a datagram from a non-IP address"))?;
+    Ok(Got::Data((buf.split_to(len).freeze(), from)))
+}
