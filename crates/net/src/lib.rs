@@ -83,6 +83,7 @@ pub mod blocking;
 mod busy_poll;
 mod counters;
 pub mod data;
+mod deadlines;
 mod error;
 mod events;
 pub mod exec;

@@ -8,13 +8,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use msg_proto::{Kind, Message};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use crate::auth::{self, Auth, HAS_NO_SECRET};
+use crate::deadlines::{Deadlines, Expired, idle_text};
 use crate::exec::{ExecConfig, Runner};
 use crate::file::{self, SaveConfig};
 use crate::listener::Bound;
@@ -295,7 +296,8 @@ async fn serve_framed(
     let peer = conn.peer_addr();
     let reply = config.reply;
     let mut counter = DiscardCounter::default();
-    while let Some(msg) = next_message(&mut conn, &config.limits).await? {
+    let mut deadlines = Deadlines::new(&config.limits, Instant::now());
+    while let Some(msg) = next_message(&mut conn, &mut deadlines).await? {
         if msg.kind == Kind::FileHeader {
             let _transfer = config.counters.transfer();
             file::receive(&mut conn, &msg, config.save.as_ref(), &events).await?;
@@ -343,55 +345,38 @@ async fn serve_framed(
     Ok(())
 }
 
-/// The next message within the limits: the peer may stay quiet between
-/// messages for the idle timeout, and a frame, once begun, must complete
-/// within about the frame timeout.
+/// The next message within the limits of `deadlines` (the idle and frame
+/// timeouts, as the blocking engine keeps them too).
 ///
-/// One timer per read and no extra system call: the wait is cut into
-/// periods (the shorter of the two timeouts), and what the read buffer
-/// holds when a period runs out tells which limit applies. Nothing
-/// buffered: the peer is idle. Part of a frame, still after the next
-/// period: the frame is too slow (it had between one and two periods).
+/// One timer per read and no extra system call: each wait lasts until the
+/// nearer deadline, and what the read buffer holds when it runs out tells
+/// which limit applies (nothing: the peer is idle; part of a frame: the
+/// frame is slow).
 async fn next_message(
     conn: &mut msg_tcp::Connection,
-    limits: &Limits,
+    deadlines: &mut Deadlines,
 ) -> Result<Option<Message>, Error> {
-    let period = limits
-        .idle_timeout
-        .map_or(limits.frame_timeout, |idle| idle.min(limits.frame_timeout));
-    let mut idle_for = Duration::ZERO;
-    let mut partial = false;
     loop {
+        let wait = deadlines.next_wait(Instant::now());
         // Reading a frame is cancel-safe: what arrived stays buffered.
-        let Ok(result) = tokio::time::timeout(period, conn.read_message()).await else {
-            if conn.buffered() > 0 {
-                if partial {
-                    return Err(Error::FrameTimeout {
-                        after: limits.frame_timeout,
-                    });
+        let Ok(result) = tokio::time::timeout(wait, conn.read_message()).await else {
+            match deadlines.on_wait_over(Instant::now(), conn.buffered()) {
+                Ok(()) => continue,
+                Err(Expired::Frame(after)) => return Err(Error::FrameTimeout { after }),
+                Err(Expired::Idle(after)) => {
+                    let _ = conn.write_message(&error_message(&idle_text(after))).await;
+                    return Err(Error::Idle { after });
                 }
-                partial = true;
-                continue;
-            }
-            partial = false;
-            idle_for += period;
-            match limits.idle_timeout {
-                Some(idle) if idle_for >= idle => {
-                    let text = format!(
-                        "idle for {}: closing (--idle-timeout)",
-                        humantime::format_duration(idle)
-                    );
-                    let _ = conn.write_message(&error_message(&text)).await;
-                    return Err(Error::Idle { after: idle });
-                }
-                _ => continue,
             }
         };
-        return result.map_err(Error::from);
+        let msg = result?;
+        if msg.is_some() {
+            deadlines.on_message(Instant::now);
+        }
+        return Ok(msg);
     }
 }
 
-/// Tells a client that the listener is full, and closes.
 async fn refuse_connection(stream: tokio::net::TcpStream, options: msg_tcp::Options, max: usize) {
     if let Ok(mut conn) = msg_tcp::Connection::new(stream, options) {
         let text = format!(

@@ -27,6 +27,7 @@ use tracing::{debug, warn};
 
 use super::io::{Framed, Got, Read, Wait, recv_datagram, until};
 use crate::auth::{self, HAS_NO_SECRET};
+use crate::deadlines::{Deadlines, Expired, idle_text};
 use crate::log::{Chain, DropWarning, RateLimited, show_datagram};
 use crate::respond::{Response, UdpPeers, respond};
 use crate::text::error_message;
@@ -362,46 +363,26 @@ fn serve_connection(
     stream.set_write_timeout(Some(STOP_CHECK))?;
     let mut conn = Framed::new(stream, options.max_frame);
     let go_on = until(stop);
-    let limits = &config.limits;
     let mut counter = DiscardCounter::default();
     let mut spinner = Spinner::new(config.busy_poll);
-    let mut last_message = Instant::now();
-    let mut partial_since: Option<Instant> = None;
+    let mut deadlines = Deadlines::new(&config.limits, Instant::now());
     while !stop.load(Ordering::Relaxed) {
+        // Each wait lasts at most STOP_CHECK (the socket's timeout); the
+        // limits are checked whenever one runs out.
         let msg = match conn.read_message(spinner.wait())? {
             Read::Message(msg) => msg,
             Read::Closed => return Ok(()),
-            Read::Nothing => {
-                // The limits, checked whenever a wait runs out.
-                let now = Instant::now();
-                if conn.buffered() > 0 {
-                    let since = *partial_since.get_or_insert(now);
-                    if now - since >= limits.frame_timeout {
-                        return Err(Error::FrameTimeout {
-                            after: limits.frame_timeout,
-                        });
-                    }
-                    continue;
+            Read::Nothing => match deadlines.on_wait_over(Instant::now(), conn.buffered()) {
+                Ok(()) => continue,
+                Err(Expired::Frame(after)) => return Err(Error::FrameTimeout { after }),
+                Err(Expired::Idle(after)) => {
+                    let _ = conn.write_message(&error_message(&idle_text(after)), &go_on);
+                    return Err(Error::Idle { after });
                 }
-                partial_since = None;
-                if let Some(idle) = limits.idle_timeout {
-                    if now - last_message >= idle {
-                        let text = format!(
-                            "idle for {}: closing (--idle-timeout)",
-                            humantime::format_duration(idle)
-                        );
-                        let _ = conn.write_message(&error_message(&text), &go_on);
-                        return Err(Error::Idle { after: idle });
-                    }
-                }
-                continue;
-            }
+            },
         };
         spinner.got_one();
-        if limits.idle_timeout.is_some() {
-            last_message = Instant::now();
-        }
-        partial_since = None;
+        deadlines.on_message(Instant::now);
         match msg.kind {
             Kind::AuthChallenge => {
                 let _ = conn.write_message(&error_message(HAS_NO_SECRET), &go_on);
