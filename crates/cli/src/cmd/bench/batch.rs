@@ -35,8 +35,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use msg_net::{CallCounts, Counters, Link, SendBatch};
 
-use super::client::scheduled;
-use super::pace::Pacer;
+use super::pace::{Pacer, scheduled};
 use msg_proto::{Kind, Message};
 use serde::Serialize;
 

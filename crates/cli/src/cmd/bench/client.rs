@@ -28,7 +28,7 @@ use msg_proto::{Kind, Message};
 use tokio::time::timeout_at;
 
 use super::Mode;
-use super::pace::Pacer;
+use super::pace::{Pacer, scheduled};
 
 /// How many times a statistics ping is sent before the run fails: over UDP
 /// it can be lost behind the stream it asks about.
@@ -411,12 +411,6 @@ async fn closed_loop(peer: &mut Peer, body: Bytes, settings: &Settings) -> anyho
     }
 }
 
-/// The send time of message `i` of a schedule at `rate` per second.
-pub(crate) fn scheduled(start: Instant, i: u64, rate: u64) -> Instant {
-    let ns = u128::from(i) * 1_000_000_000 / u128::from(rate);
-    start + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
-}
-
 async fn open_loop(
     peer: Peer,
     body: Bytes,
@@ -650,18 +644,6 @@ async fn stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn schedules_are_exact_at_any_rate() {
-        let start = Instant::now();
-        assert_eq!(scheduled(start, 0, 7), start);
-        assert_eq!(scheduled(start, 3, 1000), start + Duration::from_millis(3));
-        assert_eq!(
-            scheduled(start, 1, 3),
-            start + Duration::from_nanos(333_333_333)
-        );
-        assert_eq!(scheduled(start, 3, 3), start + Duration::from_secs(1));
-    }
 
     #[test]
     fn snmp_counters_are_found_by_name() {
