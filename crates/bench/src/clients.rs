@@ -1,21 +1,21 @@
-//! `msg bench --clients N`: N TCP connections open at once, each a closed
-//! loop (one ping in flight), against the built-in listener or ADDR.
+//! The `clients` load: N TCP connections open at once, each a closed loop
+//! (one ping in flight), against the built-in listener or a remote one.
 //!
 //! - **Connect.** All N connect at once (with a secret, each also completes
 //!   the handshake). Connections per second is N over the time from the
 //!   first attempt until the last connection was up.
 //! - **Load.** With every connection open, each pings for `--warmup`, then
-//!   for `--duration`; every round trip sent inside that window is
+//!   for the duration; every round trip sent inside that window is
 //!   recorded in one histogram for all the clients. (One per client would
 //!   cost about 100 KiB each, and this process's memory is part of the
 //!   report.) Messages per second is the round trips of all the clients
-//!   over the window. TCP loses nothing: a reply later than `--timeout`,
+//!   over the window. TCP loses nothing: a reply later than the timeout,
 //!   or a client that cannot connect, fails the run.
 //! - **Memory.** The built-in listener runs in this process, so the figures
 //!   are the process's, clients and listener together, from
 //!   `/proc/self/status`: `VmRSS` before connecting and with every
-//!   connection open, and `VmHWM`, the peak. Against ADDR they are the
-//!   clients' alone.
+//!   connection open, and `VmHWM`, the peak. Against a remote listener
+//!   they are the clients' alone.
 //!
 //! The clients share a multi-thread runtime (a worker per core): N
 //! connections are a load on every core, not a latency probe pinned to
@@ -27,7 +27,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -35,28 +34,29 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::info;
 
-use msg_net::{Link, Transport, resolve};
+use msg_net::{Auth, Link, Transport, resolve};
 use msg_proto::{Kind, Message};
 
-use super::BenchArgs;
-use super::client::{Clock, MAX_LATENCY_NS, Peer, Target};
-use super::report::{Table, fmt_count, fmt_us, tenth, us};
-use super::servers::Servers;
-use crate::args::usage;
+use crate::engine::tokio::Peer;
+use crate::engine::{Clock, MAX_LATENCY_NS};
+use crate::error::Error;
+use crate::plan::Target;
+use crate::report::{Table, fmt_count, fmt_us, tenth, us};
+use crate::servers::Servers;
 
-/// The most connections `--clients` opens. Loopback runs out of ephemeral
+/// The most connections a load opens. Loopback runs out of ephemeral
 /// ports (about 28,000 by default) well before this.
-pub(crate) const MAX_CLIENTS: u32 = 100_000;
+pub const MAX_CLIENTS: u32 = 100_000;
 
-/// The payload size with `--clients` and no `--sizes`.
-const DEFAULT_SIZE: usize = 64;
+/// The payload size when none is given.
+pub const DEFAULT_SIZE: usize = 64;
 
 /// How long one connection (and its handshake) may take while all N
 /// connect at once: a SYN dropped from a full backlog is retried after a
 /// second, then two more.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a reply may take with `--clients` and no `--timeout`. Each
+/// How long a reply may take when no timeout is given. Each
 /// waits behind the other clients' messages (a thousand of them, on a
 /// listener with one thread), and over TCP a late reply fails the run.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,36 +65,62 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// runtimes' epoll and wake-up descriptors, the listening socket.
 const SPARE_FDS: u64 = 64;
 
-/// Runs `msg bench --clients N` and prints its report.
-pub(crate) fn run(args: &BenchArgs, clients: u32) -> anyhow::Result<()> {
-    if args.udp {
-        return Err(usage(
-            "--clients opens TCP connections, and UDP has none to open; drop --udp",
-        ));
-    }
-    let size = match args.sizes.as_deref() {
-        None => DEFAULT_SIZE,
-        Some(&[size]) => size,
-        Some(sizes) => {
-            return Err(usage(format!(
-                "--clients measures one size at a time; --sizes names {}",
-                sizes.len()
-            )));
-        }
-    };
-    let auth = args.auth.auth()?;
-    let builtin = args.addr.is_none();
+/// What to run: N clients at once, each a ping-pong.
+#[derive(Debug)]
+pub struct Load {
+    /// How many connections, 1 to [`MAX_CLIENTS`].
+    pub clients: u32,
+    /// The payload size.
+    pub size: usize,
+    /// How long every client pings before the measurement.
+    pub warmup: Duration,
+    /// How long the measurement takes.
+    pub duration: Duration,
+    /// How long a reply may take; `None`: 5 s.
+    pub timeout: Option<Duration>,
+    /// `TCP_NODELAY` on the clients and the built-in listener.
+    pub nodelay: bool,
+    /// Authenticate every connection with this secret.
+    pub auth: Option<Auth>,
+    /// A listener to measure against (`HOST:PORT`); `None` starts the
+    /// built-in one, in this process.
+    pub remote: Option<String>,
+}
+
+/// What a load measured.
+#[derive(Debug)]
+pub struct Results {
+    /// The listener's address.
+    pub addr: SocketAddr,
+    /// Whether it was the built-in one (whose memory is this process's).
+    pub builtin: bool,
+    measured: Measured,
+}
+
+/// Runs `load`: raises the open-file limit as far as it needs, starts the
+/// built-in listener unless the load names a remote one, connects every
+/// client at once, then measures.
+///
+/// # Errors
+///
+/// [`Error::OpenFiles`] when the hard open-file limit is too low; a
+/// listener that cannot start; a client that cannot connect, or whose
+/// reply does not come in time.
+pub fn run(load: &Load) -> Result<Results, Error> {
+    let clients = load.clients;
+    let builtin = load.remote.is_none();
     // Each client's socket, and with the built-in listener the accepted
     // end of each connection too.
     let sockets = u64::from(clients) * if builtin { 2 } else { 1 };
     raise_open_files(sockets + SPARE_FDS, clients, builtin)?;
 
+    let auth = load.auth.clone();
     let listener = if builtin {
         let streams = [(Transport::Tcp, auth.is_some())];
         Some(Servers::start(
             &streams,
             None,
-            args.nodelay,
+            load.nodelay,
             false,
             auth.clone(),
         )?)
@@ -104,50 +130,26 @@ pub(crate) fn run(args: &BenchArgs, clients: u32) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let addr = match (&listener, &args.addr) {
+    let addr = match (&listener, &load.remote) {
         (Some(listener), _) => listener.addr(Transport::Tcp, auth.is_some()),
         (None, Some(addr)) => runtime.block_on(resolve(addr))?,
-        (None, None) => unreachable!("either the built-in listener or ADDR"),
+        (None, None) => unreachable!("either the built-in listener or a remote one"),
     };
     let target = Target {
         transport: Transport::Tcp,
         addr,
-        nodelay: args.nodelay,
+        nodelay: load.nodelay,
         auth,
     };
-    let load = Load {
-        clients,
-        size,
-        warmup: args.warmup,
-        duration: args.duration,
-        timeout: args.timeout.unwrap_or(DEFAULT_TIMEOUT),
-    };
     info!("connecting {clients} clients to {addr}");
-    let measured = runtime.block_on(measure(target, &load))?;
+    let measured = runtime.block_on(measure(target, load))?;
     drop(runtime);
     drop(listener);
-
-    let report = Report {
-        load: &load,
+    Ok(Results {
         addr,
         builtin,
-        measured: &measured,
-    };
-    if args.json {
-        report.print_json()
-    } else {
-        report.print_table()
-    }
-}
-
-/// What to run.
-#[derive(Debug)]
-struct Load {
-    clients: u32,
-    size: usize,
-    warmup: Duration,
-    duration: Duration,
-    timeout: Duration,
+        measured,
+    })
 }
 
 /// What a run measured.
@@ -177,7 +179,8 @@ struct Window {
 }
 
 /// Connects every client at once, then runs the load once all are up.
-async fn measure(target: Target, load: &Load) -> anyhow::Result<Measured> {
+async fn measure(target: Target, load: &Load) -> Result<Measured, Error> {
+    let timeout = load.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let authenticated = target.auth.is_some();
     let target = Arc::new(target);
     let latency = Arc::new(Mutex::new(
@@ -195,7 +198,7 @@ async fn measure(target: Target, load: &Load) -> anyhow::Result<Measured> {
     for i in 0..total {
         let client = Client {
             target: Arc::clone(&target),
-            timeout: load.timeout,
+            timeout,
             body: body.clone(),
             clock,
             latency: Arc::clone(&latency),
@@ -203,10 +206,11 @@ async fn measure(target: Target, load: &Load) -> anyhow::Result<Measured> {
         let up = up_tx.clone();
         let go = go_rx.clone();
         clients.spawn(async move {
-            client
-                .run(up, go)
-                .await
-                .with_context(|| format!("client {} of {total}", i + 1))
+            client.run(up, go).await.map_err(|err| Error::Client {
+                index: i + 1,
+                total,
+                source: Box::new(err),
+            })
         });
     }
     drop(up_tx);
@@ -217,12 +221,13 @@ async fn measure(target: Target, load: &Load) -> anyhow::Result<Measured> {
         match up_rx.recv().await {
             Some(Ok(at)) => last_up = last_up.max(at),
             Some(Err(err)) => {
-                return Err(err.context(format!(
-                    "connecting {} clients to {}",
-                    load.clients, target.addr
-                )));
+                return Err(Error::Connecting {
+                    clients: load.clients,
+                    addr: target.addr,
+                    source: Box::new(err),
+                });
             }
-            None => return Err(anyhow!("the clients stopped before connecting")),
+            None => return Err(Error::ClientsStopped),
         }
     }
     let connect = last_up - start;
@@ -237,7 +242,7 @@ async fn measure(target: Target, load: &Load) -> anyhow::Result<Measured> {
     // with every connection still open.
     let mut open = Vec::with_capacity(clients.len());
     while let Some(joined) = clients.join_next().await {
-        open.push(joined.context("a client task failed")??);
+        open.push(joined.map_err(Error::ClientTask)??);
     }
     let memory = Memory {
         start_kib,
@@ -246,7 +251,7 @@ async fn measure(target: Target, load: &Load) -> anyhow::Result<Measured> {
     };
     drop(open);
     let latency = Arc::try_unwrap(latency)
-        .map_err(|_| anyhow!("a client outlived the run"))?
+        .expect("every client has been joined")
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
     Ok(Measured {
@@ -272,9 +277,9 @@ impl Client {
     /// ping-pongs until it closes; returns the open connection.
     async fn run(
         &self,
-        up: mpsc::UnboundedSender<anyhow::Result<Instant>>,
+        up: mpsc::UnboundedSender<Result<Instant, Error>>,
         mut go: watch::Receiver<Option<Window>>,
-    ) -> anyhow::Result<Option<Peer>> {
+    ) -> Result<Option<Peer>, Error> {
         let target = &self.target;
         let mut options = target.connect_options();
         options.timeout = Some(CONNECT_TIMEOUT);
@@ -302,7 +307,7 @@ impl Client {
             let rtt = peer
                 .exchange(&mut ping, self.clock, now)
                 .await?
-                .context("no answer")?;
+                .ok_or(Error::Lost)?;
             if now >= window.from {
                 self.latency
                     .lock()
@@ -331,9 +336,12 @@ fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
 /// one when it is lower, and fails, saying what to do, when the hard limit
 /// itself is too low.
 #[cfg(target_os = "linux")]
-fn raise_open_files(needed: u64, clients: u32, builtin: bool) -> anyhow::Result<()> {
+fn raise_open_files(needed: u64, clients: u32, builtin: bool) -> Result<(), Error> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("getrlimit(RLIMIT_NOFILE)")?;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|errno| Error::Rlimit {
+        what: "getrlimit(RLIMIT_NOFILE)".to_owned(),
+        source: errno.into(),
+    })?;
     if soft >= needed {
         return Ok(());
     }
@@ -343,25 +351,48 @@ fn raise_open_files(needed: u64, clients: u32, builtin: bool) -> anyhow::Result<
         format!("a socket for each of {clients} clients")
     };
     if hard < needed {
-        return Err(anyhow!(
-            "--clients {clients} needs about {needed} open files ({why}), and the hard limit \
-             (RLIMIT_NOFILE) is {hard}: raise it (ulimit -Hn as root, LimitNOFILE= in a \
-             systemd unit) or use fewer clients"
-        ));
+        return Err(Error::OpenFiles {
+            clients,
+            needed,
+            hard,
+            why,
+        });
     }
     // An "unlimited" hard limit is more than the kernel takes (fs.nr_open):
     // then ask for what is needed.
     let raised = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
         .map(|()| hard)
         .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, needed, hard).map(|()| needed))
-        .with_context(|| format!("cannot raise the open-file limit from {soft} to {needed}"))?;
+        .map_err(|errno| Error::Rlimit {
+            what: format!("cannot raise the open-file limit from {soft} to {needed}"),
+            source: errno.into(),
+        })?;
     info!("raised the open-file limit from {soft} to {raised}, for {why}");
     Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]
-fn raise_open_files(_needed: u64, _clients: u32, _builtin: bool) -> anyhow::Result<()> {
+fn raise_open_files(_needed: u64, _clients: u32, _builtin: bool) -> Result<(), Error> {
     Ok(())
+}
+
+/// Writes the load's report as a table, with a line on memory, to `out`.
+///
+/// # Errors
+///
+/// When `out` cannot be written.
+pub fn write_table(out: &mut dyn Write, load: &Load, results: &Results) -> io::Result<()> {
+    Report::new(load, results).write_table(out)
+}
+
+/// Writes the load's report as one JSON document, `{"results":[{...}]}`,
+/// and a newline, to `out`.
+///
+/// # Errors
+///
+/// When `out` cannot be written.
+pub fn write_json(out: &mut dyn Write, load: &Load, results: &Results) -> io::Result<()> {
+    Report::new(load, results).write_json(out)
 }
 
 /// Everything the report says.
@@ -373,7 +404,7 @@ struct Report<'a> {
     measured: &'a Measured,
 }
 
-/// The JSON object of a `--clients` run: exactly these keys.
+/// The JSON object of a `clients` run: exactly these keys.
 #[derive(Debug, Serialize)]
 struct Record {
     mode: &'static str,
@@ -399,7 +430,16 @@ struct Record {
     rss_peak_kib: Option<u64>,
 }
 
-impl Report<'_> {
+impl<'a> Report<'a> {
+    fn new(load: &'a Load, results: &'a Results) -> Self {
+        Self {
+            load,
+            addr: results.addr,
+            builtin: results.builtin,
+            measured: &results.measured,
+        }
+    }
+
     fn connections_per_s(&self) -> f64 {
         f64::from(self.load.clients) / self.measured.connect.as_secs_f64().max(1e-9)
     }
@@ -437,12 +477,11 @@ impl Report<'_> {
         }
     }
 
-    fn print_json(&self) -> anyhow::Result<()> {
+    fn write_json(&self, mut out: &mut dyn Write) -> io::Result<()> {
         #[derive(Serialize)]
         struct Document {
             results: [Record; 1],
         }
-        let mut out = io::stdout().lock();
         serde_json::to_writer(
             &mut out,
             &Document {
@@ -454,10 +493,9 @@ impl Report<'_> {
         Ok(())
     }
 
-    fn print_table(&self) -> anyhow::Result<()> {
+    fn write_table(&self, out: &mut dyn Write) -> io::Result<()> {
         let load = self.load;
         let measured = self.measured;
-        let mut out = io::stdout().lock();
         let whose = if self.builtin {
             format!(
                 "on loopback, built-in listener on tcp {} (msg listen's serve loop, one thread, in this process)",

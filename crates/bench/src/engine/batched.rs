@@ -1,6 +1,6 @@
-//! `--batch N`: a UDP throughput stream sent N datagrams per system call
-//! (`sendmmsg`), and received by the built-in listener up to
-//! [`MAX_BATCH`] per call (`recvmmsg`).
+//! The batched engine: a UDP throughput stream sent N datagrams per
+//! system call (`sendmmsg`), and received by the built-in listener up to
+//! [`MAX_BATCH`](msg_net::MAX_BATCH) per call (`recvmmsg`).
 //!
 //! Each datagram is still a `Discard` with its own sequence number, so
 //! loss and reordering are counted from `seq` by the listener as without
@@ -15,18 +15,19 @@
 //! equal-sized datagrams goes to the kernel as one GSO send, and the
 //! built-in listener takes such runs coalesced (GRO) and cuts them apart
 //! again. On the wire, and to any other receiver, they are the same
-//! datagrams. `--no-gso` turns the sending side off, to measure
-//! `sendmmsg` alone; the "offload" column says what each run used.
+//! datagrams. Without GSO ([`Batch::gso`](crate::Batch::gso)) the batches
+//! go out with `sendmmsg` alone; the "offload" column says what each run
+//! used.
 //!
-//! With `--rate`, the stream is paced: each batch leaves when the first of
+//! At a rate, the stream is paced: each batch leaves when the first of
 //! its messages is due, so the rate holds on average and the datagrams
 //! leave in bursts of N, as iperf3's paced bursts do.
 //!
-//! The built-in listener batches its receives only when `--batch` is
-//! given, and `--batch` is only for throughput: `msg listen` and every
-//! ping-pong keep one `recvfrom` per datagram, so the latency figures
-//! measure the path they always did, and a listener that is not asked to
-//! does not hold 64 receive slots of 64 KiB each.
+//! The built-in listener batches its receives only for a batched plan,
+//! which is only for throughput: `msg listen` and every ping-pong keep one
+//! `recvfrom` per datagram, so the latency figures measure the path they
+//! always did, and a listener that is not asked to does not hold 64
+//! receive slots of 64 KiB each.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,12 +35,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use msg_net::{CallCounts, Counters, Link, SendBatch};
-
-use super::pace::{Pacer, scheduled};
 use msg_proto::{Kind, Message};
 use serde::Serialize;
 
-pub(crate) use msg_net::MAX_BATCH;
+use super::tokio::Peer;
+use super::{Outcome, UDP_DRAIN};
+use crate::error::Error;
+use crate::pace::{Pacer, scheduled};
+use crate::plan::Settings;
 
 /// How a throughput run is batched.
 #[derive(Debug)]
@@ -65,14 +68,14 @@ impl Batching {
 
 /// What the system calls of one run moved.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Calls {
+pub struct Calls {
     /// The client's sends.
-    pub(crate) send: CallCounts,
+    pub send: CallCounts,
     /// The listener's receives, when it is the built-in one.
-    pub(crate) recv: Option<CallCounts>,
+    pub recv: Option<CallCounts>,
 }
 
-/// The `--batch` figures of a UDP cell in the JSON.
+/// The batch figures of a UDP cell in the JSON.
 #[derive(Debug, Serialize)]
 pub(crate) struct Json {
     batch: usize,
@@ -133,14 +136,14 @@ fn offload(calls: &Calls) -> String {
 /// (each batch leaves when its first message is due, as iperf3 paces its
 /// bursts); returns how many were sent. `discard` carries the body and
 /// the last sequence number used.
-pub(crate) async fn stream(
+async fn stream(
     link: &mut Link,
     discard: &mut Message,
     duration: Duration,
     size: usize,
     batch: &mut SendBatch,
     mut pacer: Option<&mut (Pacer, u64)>,
-) -> anyhow::Result<u64> {
+) -> Result<u64, Error> {
     let body: Bytes = discard.body.clone();
     // One allocation per run, not per batch: the bodies share one buffer.
     let mut msgs: Vec<Message> = (0..size)
@@ -173,6 +176,62 @@ pub(crate) async fn stream(
         sent += msgs.len() as u64;
     }
     Ok(sent)
+}
+
+/// A throughput run over UDP, batched: the stream sent many datagrams
+/// per call, and the calls counted on both sides where they can be.
+pub(super) async fn throughput(
+    peer: &mut Peer,
+    addr: SocketAddr,
+    body: Bytes,
+    settings: &Settings,
+) -> Result<Outcome, Error> {
+    let batching = settings.batch.as_ref().expect("called for a batched run");
+    let mut send_batch = SendBatch::new().with_gso(batching.gso);
+    let mut discard = Message::new(Kind::Discard, 0, body);
+    let mut stats_seq = 0;
+    let size = batching.size;
+    let mut pacer = match settings.rate {
+        Some(rate) => Some((Pacer::new()?, rate)),
+        None => None,
+    };
+    stream(
+        &mut peer.link,
+        &mut discard,
+        settings.warmup,
+        size,
+        &mut send_batch,
+        pacer.as_mut(),
+    )
+    .await?;
+    let before = peer.stats(&mut stats_seq).await?;
+    let sends_before = send_batch.counts();
+    let recvs_before = batching.recv_counts(addr);
+
+    let start = Instant::now();
+    let sent = stream(
+        &mut peer.link,
+        &mut discard,
+        settings.duration,
+        size,
+        &mut send_batch,
+        pacer.as_mut(),
+    )
+    .await?;
+    // As without batching: what the receiver has not taken by the end of
+    // the stream is lost.
+    let elapsed = start.elapsed();
+    tokio::time::sleep(UDP_DRAIN).await;
+    let after = peer.stats(&mut stats_seq).await?;
+    let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    outcome.calls = Some(Calls {
+        send: send_batch.counts().since(&sends_before),
+        recv: batching
+            .recv_counts(addr)
+            .zip(recvs_before)
+            .map(|(now, before)| now.since(&before)),
+    });
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -1,4 +1,7 @@
-//! The report: the median of each cell's runs, printed as a table or JSON.
+//! The report, as functions of a [`Plan`] and its [`Results`]: the median
+//! of each cell's runs, written as a table or JSON; and the latency
+//! distributions behind them, drawn ([`plot()`]) and written out
+//! ([`write_hgrm`]).
 //!
 //! A cell is a transport at a size, with or without authentication. Its runs are summarised by the median
 //! run (by p50 in ping-pong, by messages per second in throughput), with the
@@ -6,41 +9,115 @@
 //! median of the ratios of runs taken next to each other, so that machine
 //! noise that hit one pair does not tilt the comparison.
 //!
-//! With `--io both` every cell is measured by both engines, in the same
+//! With both engines every cell is measured by each, in the same
 //! interleaved run: a row per engine, and a column with what the tokio
 //! runtime adds to the blocking engine's p50, in µs per round trip.
 
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::blocking::Engine;
-use super::client::Outcome;
-use super::impair::Impairment;
-use super::pin::Placement;
-use super::{Measured, Mode};
-use msg_net::Transport;
+use crate::engine::Outcome;
+use crate::engine::batched;
+use crate::error::Error;
+use crate::impair::Impairment;
+use crate::pin::Placement;
+use crate::plan::{Engine, Mode, Plan};
+use crate::run::{Measured, Results};
+use msg_net::{MAX_BATCH, Transport};
+
+pub(crate) mod hgrm;
+pub(crate) mod plot;
+
+/// Writes the report of `results` as a table, with its notes, to `out`.
+///
+/// # Errors
+///
+/// When `out` cannot be written.
+pub fn write_table(out: &mut dyn Write, plan: &Plan, results: &Results) -> io::Result<()> {
+    Report::new(plan, results).write_table(out)
+}
+
+/// Writes the report of `results` as one JSON document,
+/// `{"results":[...]}` (with `"impairments"` under impairment), and a
+/// newline, to `out`.
+///
+/// # Errors
+///
+/// When `out` cannot be written.
+pub fn write_json(out: &mut dyn Write, plan: &Plan, results: &Results) -> io::Result<()> {
+    Report::new(plan, results).write_json(out)
+}
+
+/// Draws the round-trip time percentile distribution of each cell's median
+/// run (p50 to p99.99, HdrHistogram style) into `path`, an SVG; returns
+/// how many lines it drew.
+///
+/// # Errors
+///
+/// When the plot cannot be drawn or the file written.
+pub fn plot(path: &Path, plan: &Plan, results: &Results) -> Result<usize, Error> {
+    let series = plot::series(&results.measured, &plan.impairments);
+    let what = match plan.rate {
+        Some(rate) => format!("round-trip times, open loop at {rate} msg/s"),
+        None => "round-trip times, ping-pong".to_owned(),
+    };
+    plot::draw(path, &series, &plan.placement, &what)?;
+    Ok(series.len())
+}
+
+/// Writes each cell's round-trip time histogram into `dir` in
+/// HdrHistogram's percentile format (`TRANSPORT-SIZE.hgrm`, values in µs);
+/// returns the paths written.
+///
+/// # Errors
+///
+/// When the directory cannot be made or a file cannot be written.
+pub fn write_hgrm(dir: &Path, plan: &Plan, results: &Results) -> Result<Vec<PathBuf>, Error> {
+    let series = plot::series(&results.measured, &plan.impairments);
+    plot::write_hgrm(dir, &series)
+}
 
 /// Everything the report says.
 #[derive(Debug)]
-pub(crate) struct Report<'a> {
-    pub(crate) mode: Mode,
-    pub(crate) rate: Option<u64>,
-    pub(crate) runs: u32,
-    pub(crate) duration: Duration,
-    pub(crate) warmup: Duration,
-    pub(crate) placement: &'a Placement,
-    pub(crate) busy_poll: bool,
-    /// `--batch N`: UDP datagrams per send call.
-    pub(crate) batch: Option<usize>,
+struct Report<'a> {
+    mode: Mode,
+    rate: Option<u64>,
+    runs: u32,
+    duration: Duration,
+    warmup: Duration,
+    placement: &'a Placement,
+    busy_poll: bool,
+    /// Batched: UDP datagrams per send call.
+    batch: Option<usize>,
     /// Whether the listeners are the built-in ones.
-    pub(crate) builtin: bool,
+    builtin: bool,
     /// Where the listeners were, in words.
-    pub(crate) where_: String,
-    pub(crate) measured: &'a [Measured],
-    /// Under `--impair`, the impairments measured in turn; empty otherwise.
-    pub(crate) impairments: &'a [Impairment],
+    where_: &'a str,
+    measured: &'a [Measured],
+    /// Under impairment, the impairments measured in turn; empty otherwise.
+    impairments: &'a [Impairment],
+}
+
+impl<'a> Report<'a> {
+    fn new(plan: &'a Plan, results: &'a Results) -> Self {
+        Self {
+            mode: plan.mode,
+            rate: plan.rate,
+            runs: plan.runs,
+            duration: plan.duration,
+            warmup: plan.warmup,
+            placement: &plan.placement,
+            busy_poll: plan.busy_poll,
+            batch: plan.batch.map(|batch| batch.size),
+            builtin: plan.builtin(),
+            where_: &results.listeners,
+            measured: &results.measured,
+            impairments: &plan.impairments,
+        }
+    }
 }
 
 /// The figure runs are ranked and compared by.
@@ -51,7 +128,7 @@ fn key(mode: Mode, run: &Outcome) -> f64 {
     }
 }
 
-pub(super) fn us(ns: u64) -> f64 {
+pub(crate) fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
@@ -116,7 +193,7 @@ enum Record {
         impaired: Option<Box<ImpairedFigures>>,
         /// `--batch`, UDP cells only.
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
-        batch: Option<super::batch::Json>,
+        batch: Option<batched::Json>,
     },
     Error {
         transport: &'static str,
@@ -213,7 +290,7 @@ fn per_packet_loss(mode: Mode, run: &Outcome) -> Option<f64> {
 
 /// Rounds to a tenth of a microsecond or of a message per second: finer
 /// digits are noise on any machine.
-pub(super) fn tenth(v: f64) -> f64 {
+pub(crate) fn tenth(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
@@ -282,7 +359,7 @@ impl Report<'_> {
                     batch: self
                         .batch
                         .zip(run.and_then(|r| r.calls.as_ref()))
-                        .map(|(size, calls)| super::batch::Json::new(size, calls)),
+                        .map(|(size, calls)| batched::Json::new(size, calls)),
                 }
             })
             .collect()
@@ -323,15 +400,14 @@ impl Report<'_> {
         }
     }
 
-    pub(crate) fn print_json(&self) -> anyhow::Result<()> {
+    fn write_json(&self, mut out: &mut dyn Write) -> io::Result<()> {
         #[derive(Serialize)]
         struct Document {
             results: Vec<Record>,
-            /// Only under `--impair`.
+            /// Only under impairment.
             #[serde(skip_serializing_if = "Vec::is_empty")]
             impairments: Vec<ImpairmentJson>,
         }
-        let mut out = io::stdout().lock();
         serde_json::to_writer(
             &mut out,
             &Document {
@@ -344,8 +420,7 @@ impl Report<'_> {
         Ok(())
     }
 
-    pub(crate) fn print_table(&self) -> anyhow::Result<()> {
-        let mut out = io::stdout().lock();
+    fn write_table(&self, out: &mut dyn Write) -> io::Result<()> {
         for line in self.title() {
             writeln!(out, "{line}")?;
         }
@@ -464,7 +539,7 @@ impl Report<'_> {
         let receive = if self.builtin {
             format!(
                 "the built-in listener receives up to {} per call (recvmmsg)",
-                super::batch::MAX_BATCH
+                MAX_BATCH
             )
         } else {
             "the remote listener's calls are not known here (n/a)".to_owned()
@@ -563,7 +638,7 @@ impl Report<'_> {
             (Mode::Pingpong, _) => &["lost"],
             (Mode::Throughput, None) => &["reordered"],
             (Mode::Throughput, Some(_)) => {
-                let [send, recv, offload] = super::batch::COLUMNS;
+                let [send, recv, offload] = batched::COLUMNS;
                 &["reordered", send, recv, offload]
             }
         };
@@ -756,7 +831,7 @@ impl Report<'_> {
                 Mode::Throughput => run.reordered.to_string(),
             });
             if batch_cells {
-                cells.extend(super::batch::cells(run.calls.as_ref()));
+                cells.extend(batched::cells(run.calls.as_ref()));
             }
         }
         cells
@@ -820,7 +895,7 @@ fn percent(part: u64, whole: u64) -> f64 {
 }
 
 /// Microseconds with a tenth below 1000, whole above.
-pub(super) fn fmt_us(v: f64) -> String {
+pub(crate) fn fmt_us(v: f64) -> String {
     if v < 1000.0 {
         format!("{v:.1}")
     } else {
@@ -829,7 +904,7 @@ pub(super) fn fmt_us(v: f64) -> String {
 }
 
 /// Whole numbers, with a k or M past ten thousand.
-pub(super) fn fmt_count(v: f64) -> String {
+pub(crate) fn fmt_count(v: f64) -> String {
     if v >= 10e6 {
         format!("{:.1}M", v / 1e6)
     } else if v >= 10e3 {
@@ -842,14 +917,14 @@ pub(super) fn fmt_count(v: f64) -> String {
 /// A right-aligned text table with one row of column groups above the
 /// column names.
 #[derive(Debug, Default)]
-pub(super) struct Table {
-    pub(super) groups: Vec<(String, usize)>,
-    pub(super) header: Vec<String>,
-    pub(super) rows: Vec<Vec<String>>,
+pub(crate) struct Table {
+    pub(crate) groups: Vec<(String, usize)>,
+    pub(crate) header: Vec<String>,
+    pub(crate) rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    pub(super) fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         const GAP: usize = 2;
         let n = self.header.len();
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();

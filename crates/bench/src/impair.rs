@@ -1,6 +1,7 @@
-//! `--impair SPEC`: what a lossy, slow or jittery network does to each
+//! Impairments: what a lossy, slow or jittery network does to each
 //! transport, made by the kernel at the packet level on the loopback of a
-//! private network namespace (see `netns`).
+//! private network namespace (the binary makes it, and runs the benchmark
+//! inside).
 //!
 //! SPEC uses netem's words: `loss 2%`, `rate 100mbit`, `delay 5ms 1ms`,
 //! `reorder 1%`, `duplicate 1%`, in any combination. Each is carried out by
@@ -27,11 +28,10 @@
 use std::fmt;
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::Context;
-
-use crate::args::usage;
+use crate::error::Error;
 
 /// The nftables table msg makes (and removes) in its namespace.
 const TABLE: &str = "msg_impair";
@@ -75,9 +75,10 @@ impl fmt::Display for Percent {
     }
 }
 
-/// One `--impair` SPEC.
+/// One impairment, in netem's words (`loss 2% delay 5ms`): parsed with
+/// [`FromStr`], shown in a canonical spelling with [`Display`](fmt::Display).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Impairment {
+pub struct Impairment {
     /// Share of packets dropped at the input hook, each direction.
     pub(crate) loss: Option<Percent>,
     /// Bits per second through `lo`.
@@ -91,8 +92,18 @@ pub(crate) struct Impairment {
 /// The words SPEC knows, for error messages.
 const WORDS: &str = "loss 2%, rate 100mbit, delay 5ms [1ms], reorder 1%, duplicate 1%";
 
-/// `--impair`'s parser: a clap value parser, so that a malformed SPEC is a
-/// usage error (exit 2) before anything runs.
+impl FromStr for Impairment {
+    type Err = Error;
+
+    /// # Errors
+    ///
+    /// [`Error::Impairment`], saying what is wrong with the SPEC.
+    fn from_str(spec: &str) -> Result<Self, Error> {
+        parse_spec(spec).map_err(Error::Impairment)
+    }
+}
+
+/// Parses a SPEC; the error says what is wrong with it.
 pub(crate) fn parse_spec(spec: &str) -> Result<Impairment, String> {
     let words: Vec<&str> = spec.split_whitespace().collect();
     if words.is_empty() {
@@ -283,7 +294,7 @@ impl Impairment {
 
     /// The time a packet may spend in the impaired network one way, at
     /// most: delay plus jitter, and a full rate-limiting queue.
-    pub(crate) fn one_way_delay(&self) -> Duration {
+    pub fn one_way_delay(&self) -> Duration {
         let delay = self.delay.map_or(Duration::ZERO, |(d, j)| d + j);
         let queue = self.tbf().map_or(Duration::ZERO, |(rate, _, limit)| {
             Duration::from_secs_f64(limit as f64 * 8.0 / rate as f64)
@@ -357,7 +368,7 @@ impl Impairment {
     }
 
     /// What is applied, in words, for the report: one line per mechanism.
-    pub(crate) fn applied(&self) -> Vec<String> {
+    pub fn applied(&self) -> Vec<String> {
         let mut lines = Vec::new();
         if let Some(ruleset) = self.ruleset() {
             let rule = ruleset
@@ -374,14 +385,16 @@ impl Impairment {
         lines
     }
 
-    /// Applies the impairment to `lo`. Call only inside msg's own
-    /// namespace (`netns::check_private`).
+    /// Applies the impairment to `lo`. Call only inside a network
+    /// namespace made for the purpose: it changes `lo` for every process
+    /// in the namespace.
     ///
     /// # Errors
     ///
-    /// A usage error when a program or a kernel feature the SPEC needs is
-    /// missing (naming it); otherwise the program's own error.
-    pub(crate) fn apply(&self) -> anyhow::Result<()> {
+    /// [`Error::MissingProgram`] or [`Error::NoQdisc`] when a program or a
+    /// kernel feature the SPEC needs is missing; otherwise the program's
+    /// own error.
+    pub fn apply(&self) -> Result<(), Error> {
         if let Some(ruleset) = self.ruleset() {
             run("nft", &["-f", "-"], Some(&ruleset), self)?;
         }
@@ -394,7 +407,11 @@ impl Impairment {
 
     /// Removes what [`Impairment::apply`] made, so that the next SPEC
     /// starts from a plain `lo`.
-    pub(crate) fn clear(&self) -> anyhow::Result<()> {
+    ///
+    /// # Errors
+    ///
+    /// As [`Impairment::apply`].
+    pub fn clear(&self) -> Result<(), Error> {
         if self.loss.is_some() {
             run("nft", &["delete", "table", "inet", TABLE], None, self)?;
         }
@@ -407,7 +424,12 @@ impl Impairment {
 
 /// Runs `nft` or `tc`, checks its status, and turns its error output into
 /// a message that names what is missing.
-fn run(program: &str, args: &[&str], stdin: Option<&str>, imp: &Impairment) -> anyhow::Result<()> {
+fn run(
+    program: &'static str,
+    args: &[&str],
+    stdin: Option<&str>,
+    imp: &Impairment,
+) -> Result<(), Error> {
     let package = match program {
         "nft" => "nftables",
         _ => "iproute2",
@@ -422,23 +444,34 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>, imp: &Impairment) -> a
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|err| {
-            if err.kind() == std::io::ErrorKind::NotFound {
-                usage(format!(
-                    "--impair '{imp}' needs the program '{program}', which is not installed \
-                     (the package {package})"
-                ))
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                Error::MissingProgram {
+                    spec: imp.to_string(),
+                    program,
+                    package,
+                }
             } else {
-                anyhow::Error::new(err).context(format!("cannot run {program}"))
+                Error::Program {
+                    action: "run",
+                    program,
+                    source,
+                }
             }
         })?;
     if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(text.as_bytes())
-            .with_context(|| format!("cannot write to {program}"))?;
+            .map_err(|source| Error::Program {
+                action: "write to",
+                program,
+                source,
+            })?;
     }
-    let output = child
-        .wait_with_output()
-        .with_context(|| format!("cannot wait for {program}"))?;
+    let output = child.wait_with_output().map_err(|source| Error::Program {
+        action: "wait for",
+        program,
+        source,
+    })?;
     if output.status.success() {
         return Ok(());
     }
@@ -460,17 +493,19 @@ fn run(program: &str, args: &[&str], stdin: Option<&str>, imp: &Impairment) -> a
         } else {
             "rate"
         };
-        return Err(usage(format!(
-            "--impair '{imp}': this kernel has no {qdisc} queueing discipline (sch_{qdisc}, \
-             {config}), which {words} need; tc says: {stderr}. Loss works without it \
-             (nftables), e.g. --impair 'loss 2%'"
-        )));
+        return Err(Error::NoQdisc {
+            spec: imp.to_string(),
+            qdisc,
+            config,
+            words,
+            stderr: stderr.to_owned(),
+        });
     }
-    anyhow::bail!(
-        "{program} {} failed ({}): {stderr}",
-        args.join(" "),
-        output.status
-    )
+    Err(Error::ProgramFailed {
+        command: format!("{program} {}", args.join(" ")),
+        status: output.status,
+        stderr: stderr.to_owned(),
+    })
 }
 
 #[cfg(test)]
