@@ -414,9 +414,9 @@ fn run_clients(args: &BenchArgs, clients: u32) -> anyhow::Result<()> {
     let results = msg_bench::clients::run(&load).map_err(error)?;
     let mut out = io::stdout().lock();
     if args.json {
-        msg_bench::clients::write_json(&mut out, &load, &results)?;
+        report::clients::write_json(&mut out, &load, &results)?;
     } else {
-        msg_bench::clients::write_table(&mut out, &load, &results)?;
+        report::clients::write_table(&mut out, &load, &results)?;
     }
     out.flush()?;
     Ok(())
