@@ -1,73 +1,34 @@
-//! `msg bench`: the same payloads over UDP datagrams and over length-framed
-//! TCP, measured side by side in one run.
+//! `msg bench`: the flags, turned into a [`Plan`] for msg-bench, which
+//! measures; the progress bar; and the private network namespace an
+//! impaired run happens in.
 //!
-//! - `servers`: the built-in echo listeners, on a thread and a
-//!   current-thread runtime of their own (the very code of `msg listen`).
-//! - `pin`: where the client and the listeners run. On a small machine CPU
-//!   placement moves a round trip more than the protocol does.
-//! - `client`: one measured run: ping-pong (closed loop), open loop at a
-//!   fixed `--rate`, or a one-way throughput stream.
-//! - `pace`: a sub-millisecond timer for the open loop.
-//! - `report`: the median of the runs, the table and the JSON.
-//! - `clients`: `--clients N`, a load of N TCP connections at once, with
-//!   its own small report.
-//! - `impair`: `--impair SPEC`, netem's words, and the kernel mechanisms
-//!   (nftables, tbf, netem) that carry each out.
-//! - `netns`: the private network namespace an impaired run happens in:
-//!   msg runs itself again inside it, and it vanishes with that child.
-//! - `blocking`: `--io`, and the blocking engine's client and listeners
-//!   (std sockets, blocking system calls, a thread per conversation).
-//! - `plot`, `hgrm`: `--plot FILE.svg` and `--hgrm DIR`, the latency
-//!   distributions drawn (HdrHistogram style) and written out.
-//! - `batch`: `--batch N`, a UDP throughput stream of many datagrams per
-//!   system call, and how many each call moved.
+//! - here: [`BenchArgs`] and the flag-level checks, the plan, the
+//!   library's errors with the flags that led to them (its refusals of a
+//!   plan are usage errors), and the progress bar, drawn between runs.
+//! - `netns`: `--impair`'s private network namespace: msg runs itself
+//!   again inside it, and it vanishes with that child.
 //!
-//! Runs alternate between the transports (U T U T ...) so that each TCP run
-//! sits next to a UDP run taken under the same machine noise; the report
-//! takes the median run and shows the spread.
+//! Everything else, from the built-in listeners to the report, is
+//! msg-bench's.
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::anyhow;
 use clap::{ArgAction, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing::info;
 
-use msg_net::limits::{DEFAULT_MAX_FRAME, Family, HEADER_LEN, Overhead, check_size};
-use msg_net::{BusyPoll, Link, Transport, resolve_all};
-use msg_proto::auth::UDP_TRAILER_LEN;
+use msg_bench::clients::Load;
+use msg_bench::{Batch, Engine, Impairment, Mode, Pin, Placement, Plan, report};
+use msg_net::Transport;
+use msg_net::limits::{DEFAULT_MAX_FRAME, HEADER_LEN};
 
 use crate::args::{AuthArgs, parse_host_port, parse_positive_duration, usage};
-use crate::cmd::connect_first;
 
-mod batch;
-mod blocking;
-mod client;
-mod clients;
-mod hgrm;
-mod impair;
 #[cfg(target_os = "linux")]
 mod netns;
-mod pace;
-mod pin;
-mod plot;
-mod report;
-mod servers;
-
-use blocking::{Engine, Io};
-use client::{Outcome, Settings, Target};
-use impair::Impairment;
-use pin::{Pin, Placement};
-
-/// The payload sizes measured by default: small, a page, a large write, and
-/// one near the UDP limit.
-const DEFAULT_SIZES: [usize; 4] = [64, 1024, 16384, 65000];
-
-/// How long a reply may take before a UDP datagram counts as lost: a
-/// loopback round trip takes microseconds.
-const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Options of `msg bench`.
 #[derive(Debug, clap::Args)]
@@ -109,12 +70,12 @@ pub(crate) struct BenchArgs {
     /// cores, or wherever the OS likes [default: same with the built-in
     /// listeners, off against ADDR]
     #[arg(long, value_enum)]
-    pin: Option<Pin>,
+    pin: Option<PinArg>,
 
     /// pingpong: one message in flight, round-trip times; throughput: a
     /// one-way stream, messages per second at the receiver and loss
-    #[arg(long, value_enum, default_value_t = Mode::Pingpong)]
-    mode: Mode,
+    #[arg(long, value_enum, default_value_t = ModeArg::Pingpong)]
+    mode: ModeArg,
 
     /// Send N messages per second whatever the replies do (open loop);
     /// latency counts from each message's intended send time. With
@@ -154,7 +115,7 @@ pub(crate) struct BenchArgs {
     /// connections per second, messages per second across all of them,
     /// round-trip times, and this process's memory (with the built-in
     /// listener in it). TCP only
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(clients::MAX_CLIENTS)),
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(msg_bench::clients::MAX_CLIENTS)),
           conflicts_with_all = ["runs", "pin", "mode", "rate", "busy_poll", "io"])]
     clients: Option<u32>,
 
@@ -168,7 +129,7 @@ pub(crate) struct BenchArgs {
     /// that share of the packets in each direction (an nftables rule);
     /// delay, reorder and duplicate need netem in the kernel. Repeat to
     /// measure several in turn, in one table. Built-in listeners only
-    #[arg(long, value_name = "SPEC", value_parser = impair::parse_spec)]
+    #[arg(long, value_name = "SPEC", value_parser = parse_impairment)]
     impair: Vec<Impairment>,
 
     /// With --mode throughput: send UDP datagrams N per system call
@@ -178,7 +139,7 @@ pub(crate) struct BenchArgs {
     /// send and per receive call and the offload used. TCP is sent as
     /// without it
     #[arg(long, value_name = "N", conflicts_with = "clients",
-          value_parser = clap::value_parser!(u16).range(1..=batch::MAX_BATCH as i64))]
+          value_parser = clap::value_parser!(u16).range(1..=msg_net::MAX_BATCH as i64))]
     batch: Option<u16>,
 
     /// With --batch: send with sendmmsg alone, without UDP GSO, to see
@@ -202,20 +163,90 @@ pub(crate) struct BenchArgs {
     auth: AuthArgs,
 }
 
-/// What is measured.
+/// `--mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Mode {
+enum ModeArg {
     /// One message in flight: round-trip time (or, with --rate, open loop)
     Pingpong,
     /// A one-way stream: messages per second at the receiver, loss
     Throughput,
 }
 
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Pingpong => "pingpong",
-            Self::Throughput => "throughput",
+impl From<ModeArg> for Mode {
+    fn from(arg: ModeArg) -> Self {
+        match arg {
+            ModeArg::Pingpong => Self::Pingpong,
+            ModeArg::Throughput => Self::Throughput,
+        }
+    }
+}
+
+/// `--pin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PinArg {
+    /// Client and listeners on one core
+    Same,
+    /// Client on one core, listeners on another
+    Cross,
+    /// No pinning: the scheduler decides
+    Off,
+}
+
+impl From<PinArg> for Pin {
+    fn from(arg: PinArg) -> Self {
+        match arg {
+            PinArg::Same => Self::Same,
+            PinArg::Cross => Self::Cross,
+            PinArg::Off => Self::Off,
+        }
+    }
+}
+
+/// `--io`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Io {
+    /// std sockets and blocking system calls on dedicated threads
+    Blocking,
+    /// The tokio runtime (msg listen's serve loop and msg send's link)
+    Tokio,
+    /// Each cell under both, interleaved, with what tokio costs per round trip
+    Both,
+}
+
+impl Io {
+    /// The engines to measure with: `io` as asked, or by default blocking
+    /// for what it can measure (a closed-loop ping-pong or an unpaced,
+    /// unbatched stream, without a secret) and tokio for the rest.
+    ///
+    /// # Errors
+    ///
+    /// The reason, when the blocking engine is asked for what it does not
+    /// do.
+    pub(crate) fn engines(
+        io: Option<Self>,
+        closed_loop: bool,
+        secret: bool,
+        impaired: bool,
+    ) -> Result<Vec<Engine>, String> {
+        let blocking_can = closed_loop && !secret && !impaired;
+        match io {
+            None if blocking_can => Ok(vec![Engine::Blocking]),
+            None | Some(Self::Tokio) => Ok(vec![Engine::Tokio]),
+            Some(io) if !blocking_can => {
+                let what = if secret {
+                    "authentication"
+                } else if impaired {
+                    "no --impair runs (their TCP retransmissions come from the tokio link)"
+                } else {
+                    "only the closed loop, as fast as the socket takes it, not --rate or --batch"
+                };
+                Err(format!(
+                    "--io {}: the blocking engine does {what}; use --io tokio (the default there)",
+                    io.to_possible_value().expect("not skipped").get_name()
+                ))
+            }
+            Some(Self::Blocking) => Ok(vec![Engine::Blocking]),
+            Some(Self::Both) => Ok(vec![Engine::Blocking, Engine::Tokio]),
         }
     }
 }
@@ -234,45 +265,16 @@ fn parse_size(s: &str) -> Result<usize, String> {
     Ok(n)
 }
 
-/// One cell of the comparison: a transport at a size, over all its runs.
-#[derive(Debug)]
-pub(crate) struct Measured {
-    transport: Transport,
-    /// The engine that measured it (client and built-in listener).
-    engine: Engine,
-    /// Every message tagged with the secret.
-    authenticated: bool,
-    size: usize,
-    /// The runs in the order they were taken, or why the size cannot go
-    /// over this transport at all.
-    runs: Result<Vec<Outcome>, Oversize>,
-    /// Under `--impair`, which impairment (an index into the list).
-    impairment: Option<usize>,
+/// `--impair`'s parser: a clap value parser, so that a malformed SPEC is a
+/// usage error (exit 2) before anything runs.
+fn parse_impairment(spec: &str) -> Result<Impairment, String> {
+    spec.parse()
+        .map_err(|err: msg_bench::Error| err.to_string())
 }
-
-/// A size that does not fit a UDP datagram.
-#[derive(Debug)]
-pub(crate) struct Oversize {
-    /// The datagram limit it exceeds, for the table cell.
-    limit: usize,
-    /// The transport's own error message, for the note under the table and
-    /// the JSON.
-    message: String,
-}
-
-/// How long a TCP reply may take under `--impair`: a segment lost six
-/// times in a row waits out 0.2 + 0.4 + ... + 6.4 = 12.6 s of backed-off
-/// retransmission timeouts before it gets through.
-const IMPAIRED_TCP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Under `--impair`, a UDP reply that has not come 10 ms after the time
-/// the impairment's delay explains is lost: a thousand loopback round
-/// trips, and short enough that a lossy run still takes many samples.
-const IMPAIRED_UDP_SLACK: Duration = Duration::from_millis(10);
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(clients) = args.clients {
-        clients::run(&args, clients)?;
+        run_clients(&args, clients)?;
         return Ok(ExitCode::SUCCESS);
     }
     let transports: Vec<Transport> = match (args.udp, args.tcp) {
@@ -280,33 +282,17 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         (false, true) => vec![Transport::Tcp],
         _ => vec![Transport::Udp, Transport::Tcp],
     };
-    let mut sizes = args.sizes.clone().unwrap_or_else(|| DEFAULT_SIZES.to_vec());
+    let mut sizes = args
+        .sizes
+        .clone()
+        .unwrap_or_else(|| msg_bench::DEFAULT_SIZES.to_vec());
     sizes.dedup();
     let builtin = args.addr.is_none();
     let pin = args
         .pin
-        .unwrap_or(if builtin { Pin::Same } else { Pin::Off });
-    if args.busy_poll && pin == Pin::Same {
-        return Err(usage(
-            "--busy-poll needs the client and the listeners on different cores \
-             (--pin cross or off): on one core each spinner would hold up the other",
-        ));
-    }
-    if args.batch.is_some() {
-        if args.mode != Mode::Throughput {
-            return Err(usage(
-                "--batch batches a one-way stream: use it with --mode throughput \
-                 (a ping-pong has one message in flight, nothing to batch)",
-            ));
-        }
-        if !transports.contains(&Transport::Udp) {
-            return Err(usage(
-                "--batch sends UDP datagrams many per system call; TCP needs no batching \
-                 (its stream already carries many messages per write)",
-            ));
-        }
-    }
-    if args.mode == Mode::Throughput {
+        .map_or(if builtin { Pin::Same } else { Pin::Off }, Pin::from);
+    let mode = Mode::from(args.mode);
+    if mode == Mode::Throughput {
         for (given, flag) in [
             (args.plot.is_some(), "--plot"),
             (args.hgrm.is_some(), "--hgrm"),
@@ -328,25 +314,16 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             )));
         }
     }
-    let placement = Placement::new(pin)?;
+    let placement = Placement::new(pin).map_err(error)?;
     if !args.impair.is_empty() {
         if args.addr.is_some() {
-            return Err(usage(
-                "--impair measures the built-in listeners inside a network namespace of its \
-                 own, from which ADDR cannot be reached: leave ADDR out",
-            ));
+            return Err(error(msg_bench::Error::ImpairRemote));
         }
         // The user's process makes the namespace and waits; the child,
         // inside it, measures.
         match namespace::parent() {
             None => return namespace::reexec(),
             Some(parent) => namespace::check_private(&parent)?,
-        }
-        // Every impairment is tried before anything is measured, so that
-        // one the kernel cannot do stops the run at once.
-        for impairment in &args.impair {
-            impairment.apply()?;
-            impairment.clear()?;
         }
     }
     let auth = args.auth.auth()?;
@@ -360,204 +337,44 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         !args.impair.is_empty(),
     )
     .map_err(usage)?;
-    if engines.len() == 2 && args.busy_poll {
-        return Err(usage(
-            "--io both cannot --busy-poll: the tokio listeners spin all the time and would \
-             hold up the blocking ones on their core; measure each engine on its own",
-        ));
-    }
-
-    // With a secret, the built-in listeners measure each transport with and
-    // without it, side by side; a remote listener with a secret accepts
-    // only authenticated peers.
-    let variants: Vec<bool> = match (builtin, auth.is_some()) {
-        (true, true) => vec![false, true],
-        (_, authenticated) => vec![authenticated],
-    };
-    let streams: Vec<(Transport, bool)> = variants
-        .iter()
-        .flat_map(|&authenticated| transports.iter().map(move |&t| (t, authenticated)))
-        .collect();
-
-    placement.pin_client();
-    let tokio_builtin = builtin && engines.contains(&Engine::Tokio);
-    let blocking_listeners = if builtin && engines.contains(&Engine::Blocking) {
-        Some(blocking::Servers::start(
-            &transports,
-            placement.listener_core(),
-            args.nodelay,
-            args.busy_poll,
-        )?)
-    } else {
-        None
-    };
-    let listeners = if tokio_builtin {
-        Some(servers::Servers::start_batched(
-            &streams,
-            placement.listener_core(),
-            args.nodelay,
-            args.busy_poll,
-            auth.clone(),
-            if args.batch.is_some() {
-                batch::MAX_BATCH
-            } else {
-                0
-            },
-        )?)
-    } else {
-        None
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let targets: Vec<(Engine, Target)> = runtime.block_on(async {
-        let remote = match &args.addr {
-            Some(addr) => Some((addr, resolve_all(addr).await?)),
-            None => None,
-        };
-        let mut targets = Vec::with_capacity(streams.len() * engines.len());
-        for (&engine, &(transport, authenticated)) in engines
-            .iter()
-            .flat_map(|engine| streams.iter().map(move |stream| (engine, stream)))
-        {
-            let target = |addr| Target {
-                transport,
-                addr,
-                nodelay: args.nodelay,
-                auth: auth.clone().filter(|_| authenticated),
-            };
-            let addr = match (&listeners, &remote) {
-                _ if engine == Engine::Blocking && builtin => blocking_listeners
-                    .as_ref()
-                    .expect("started for the blocking engine")
-                    .addr(transport),
-                (Some(listeners), _) => listeners.addr(transport, authenticated),
-                (None, Some((_, addrs))) if addrs.len() == 1 => addrs[0],
-                // A name with several addresses: measure the first that
-                // connects, as msg send would use.
-                (None, Some((name, addrs))) => {
-                    let options = target(addrs[0]).connect_options();
-                    connect_first(name, addrs, |addr| Link::connect(transport, addr, &options))
-                        .await?
-                        .1
-                }
-                (None, None) => unreachable!("either built-in listeners or ADDR"),
-            };
-            targets.push((engine, target(addr)));
-        }
-        anyhow::Ok(targets)
-    })?;
-
-    let phases: Vec<Option<usize>> = if args.impair.is_empty() {
-        vec![None]
-    } else {
-        (0..args.impair.len()).map(Some).collect()
-    };
-    let settings_for = |phase: Option<usize>| {
-        let impairment = phase.map(|i| &args.impair[i]);
-        let default = match impairment {
-            Some(imp) => IMPAIRED_UDP_SLACK + 2 * imp.one_way_delay(),
-            None => DEFAULT_TIMEOUT,
-        };
-        let timeout = args.timeout.unwrap_or(default);
-        Settings {
-            mode: args.mode,
-            warmup: args.warmup,
-            duration: args.duration,
-            timeout,
-            tcp_timeout: match impairment {
-                Some(_) => timeout.max(IMPAIRED_TCP_TIMEOUT),
-                None => timeout,
-            },
-            rate: args.rate,
-            impaired: impairment.is_some(),
-            batch: args.batch.map(|size| batch::Batching {
-                size: usize::from(size),
-                gso: !args.no_gso,
-                listeners: listeners
-                    .as_ref()
-                    .map(servers::Servers::counters)
-                    .unwrap_or_default(),
-            }),
-        }
-    };
-    let progress = progress_bar(
-        &targets,
-        &sizes,
-        args.runs * u32::try_from(phases.len()).unwrap_or(1),
-        &settings_for(None),
-    );
-    let measured = runtime.block_on(async {
-        let _spinning = args.busy_poll.then(BusyPoll::start);
-        let mut measured = Vec::new();
-        for &phase in &phases {
-            let settings = settings_for(phase);
-            if let Some(i) = phase {
-                args.impair[i].apply()?;
-                info!("impairment applied: {}", args.impair[i]);
-            }
-            let mut cells = measure_all(
-                &targets,
-                &sizes,
-                args.runs,
-                &settings,
-                args.busy_poll,
-                &progress,
-            )
-            .await?;
-            if let Some(i) = phase {
-                args.impair[i].clear()?;
-            }
-            for cell in &mut cells {
-                cell.impairment = phase;
-            }
-            measured.extend(cells);
-        }
-        anyhow::Ok(measured)
-    })?;
-    progress.finish_and_clear();
-    drop(listeners);
-    drop(blocking_listeners);
-
-    let report = report::Report {
-        mode: args.mode,
+    let plan = Plan {
+        transports,
+        sizes,
+        remote: args.addr.clone(),
+        placement,
+        mode,
         rate: args.rate,
-        runs: args.runs,
-        duration: args.duration,
         warmup: args.warmup,
-        placement: &placement,
+        duration: args.duration,
+        runs: args.runs,
+        timeout: args.timeout,
+        nodelay: args.nodelay,
         busy_poll: args.busy_poll,
-        batch: args.batch.map(usize::from),
-        builtin,
-        where_: match &args.addr {
-            Some(addr) => format!("against {addr}"),
-            None if args.impair.is_empty() => {
-                format!("on loopback, built-in listeners on {}", describe(&targets))
-            }
-            None => format!(
-                "on the loopback of a private network namespace, built-in listeners on {}",
-                describe(&targets)
-            ),
-        },
-        measured: &measured,
-        impairments: &args.impair,
+        engines,
+        auth,
+        impairments: args.impair.clone(),
+        batch: args.batch.map(|size| Batch {
+            size: usize::from(size),
+            gso: !args.no_gso,
+        }),
     };
+    let mut progress = Bar(ProgressBar::hidden());
+    let results = msg_bench::run(&plan, &mut progress).map_err(error)?;
+    progress.0.finish_and_clear();
+
+    let mut out = io::stdout().lock();
     if args.json {
-        report.print_json()?;
+        report::write_json(&mut out, &plan, &results)?;
     } else {
-        report.print_table()?;
+        report::write_table(&mut out, &plan, &results)?;
     }
-    let series = plot::series(&measured, &args.impair);
+    drop(out);
     if let Some(path) = &args.plot {
-        let what = match args.rate {
-            Some(rate) => format!("round-trip times, open loop at {rate} msg/s"),
-            None => "round-trip times, ping-pong".to_owned(),
-        };
-        plot::draw(path, &series, &placement, &what)?;
-        info!("drew {} line(s) into {}", series.len(), path.display());
+        let lines = report::plot(path, &plan, &results)?;
+        info!("drew {lines} line(s) into {}", path.display());
     }
     if let Some(dir) = &args.hgrm {
-        let written = plot::write_hgrm(dir, &series)?;
+        let written = report::write_hgrm(dir, &plan, &results)?;
         info!(
             "wrote {} histogram(s) into {}",
             written.len(),
@@ -565,6 +382,109 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `msg bench --clients N`: N TCP connections at once, and their report.
+fn run_clients(args: &BenchArgs, clients: u32) -> anyhow::Result<()> {
+    if args.udp {
+        return Err(usage(
+            "--clients opens TCP connections, and UDP has none to open; drop --udp",
+        ));
+    }
+    let size = match args.sizes.as_deref() {
+        None => msg_bench::clients::DEFAULT_SIZE,
+        Some(&[size]) => size,
+        Some(sizes) => {
+            return Err(usage(format!(
+                "--clients measures one size at a time; --sizes names {}",
+                sizes.len()
+            )));
+        }
+    };
+    let load = Load {
+        clients,
+        size,
+        warmup: args.warmup,
+        duration: args.duration,
+        timeout: args.timeout,
+        nodelay: args.nodelay,
+        auth: args.auth.auth()?,
+        remote: args.addr.clone(),
+    };
+    let results = msg_bench::clients::run(&load).map_err(error)?;
+    let mut out = io::stdout().lock();
+    if args.json {
+        report::clients::write_json(&mut out, &load, &results)?;
+    } else {
+        report::clients::write_table(&mut out, &load, &results)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// msg-bench's error, with the flags that led to it: the plan's refusals,
+/// and a program or kernel feature `--impair` needs and does not find, are
+/// usage errors (exit 2).
+fn error(err: msg_bench::Error) -> anyhow::Error {
+    use msg_bench::Error as E;
+    match err {
+        E::BusyPollOnOneCore => usage(
+            "--busy-poll needs the client and the listeners on different cores \
+             (--pin cross or off): on one core each spinner would hold up the other",
+        ),
+        E::BusyPollBothEngines => usage(
+            "--io both cannot --busy-poll: the tokio listeners spin all the time and would \
+             hold up the blocking ones on their core; measure each engine on its own",
+        ),
+        E::BatchNeedsThroughput => usage(
+            "--batch batches a one-way stream: use it with --mode throughput \
+             (a ping-pong has one message in flight, nothing to batch)",
+        ),
+        E::BatchNeedsUdp => usage(
+            "--batch sends UDP datagrams many per system call; TCP needs no batching \
+             (its stream already carries many messages per write)",
+        ),
+        E::NotInBlockingEngine(_) => usage(format!("--io: {err}; use --io tokio")),
+        E::ImpairRemote => usage(
+            "--impair measures the built-in listeners inside a network namespace of its \
+             own, from which ADDR cannot be reached: leave ADDR out",
+        ),
+        E::NoCpuList => usage("--pin: cannot list the CPUs this process may use; try --pin off"),
+        E::TooFewCpus { available } => usage(format!(
+            "--pin cross needs two CPUs; this process may use {available}"
+        )),
+        E::MissingProgram {
+            spec,
+            program,
+            package,
+        } => usage(format!(
+            "--impair '{spec}' needs the program '{program}', which is not installed \
+             (the package {package})"
+        )),
+        E::NoQdisc {
+            spec,
+            qdisc,
+            config,
+            words,
+            stderr,
+        } => usage(format!(
+            "--impair '{spec}': this kernel has no {qdisc} queueing discipline (sch_{qdisc}, \
+             {config}), which {words} need; tc says: {stderr}. Loss works without it \
+             (nftables), e.g. --impair 'loss 2%'"
+        )),
+        E::OpenFiles {
+            clients,
+            needed,
+            hard,
+            why,
+        } => anyhow!(
+            "--clients {clients} needs about {needed} open files ({why}), and the hard limit \
+             (RLIMIT_NOFILE) is {hard}: raise it (ulimit -Hn as root, LimitNOFILE= in a \
+             systemd unit) or use fewer clients"
+        ),
+        E::Empty(_) => usage(err.to_string()),
+        err => err.into(),
+    }
 }
 
 /// The namespace an impaired run happens in (Linux only).
@@ -595,101 +515,68 @@ mod namespace {
     }
 }
 
-fn describe(targets: &[(Engine, Target)]) -> String {
-    let both = targets.iter().any(|(engine, _)| *engine != targets[0].0);
-    let addrs: Vec<String> = targets
-        .iter()
-        .map(|(engine, t)| match both {
-            true => format!("{} {} {}", t.label(), engine.name(), t.addr),
-            false => format!("{} {}", t.label(), t.addr),
-        })
-        .collect();
-    addrs.join(", ")
-}
-
-/// Every size, every run, the transports (and engines) interleaved within
-/// each run.
-async fn measure_all(
-    targets: &[(Engine, Target)],
-    sizes: &[usize],
-    runs: u32,
-    settings: &Settings,
-    busy_poll: bool,
-    progress: &ProgressBar,
-) -> anyhow::Result<Vec<Measured>> {
-    let mut measured = Vec::new();
-    for &size in sizes {
-        let first = measured.len();
-        for (engine, target) in targets {
-            measured.push(Measured {
-                transport: target.transport,
-                engine: *engine,
-                authenticated: target.auth.is_some(),
-                size,
-                runs: target.check_size(size).map(|()| Vec::new()),
-                impairment: None,
-            });
-        }
-        for run in 1..=runs {
-            for ((engine, target), cell) in targets.iter().zip(&mut measured[first..]) {
-                let Ok(outcomes) = &mut cell.runs else {
-                    continue;
-                };
-                progress.set_message(format!("{} {size} B, run {run}/{runs}", target.label()));
-                let outcome = match engine {
-                    Engine::Tokio => client::measure(target, size, settings).await,
-                    // On this thread: nothing else runs on its runtime.
-                    Engine::Blocking => blocking::measure(target, size, settings, busy_poll),
-                };
-                let outcome = outcome.with_context(|| {
-                    format!("{} {size}-byte run against {}", target.label(), target.addr)
-                })?;
-                outcomes.push(outcome);
-                progress.inc(1);
-            }
-        }
-    }
-    Ok(measured)
-}
-
 /// A progress bar on stderr, drawn only when stderr is a terminal and only
 /// between runs, never from inside one.
-fn progress_bar(
-    targets: &[(Engine, Target)],
-    sizes: &[usize],
-    runs: u32,
-    settings: &Settings,
-) -> ProgressBar {
-    let total = (targets.len() * sizes.len()) as u64 * u64::from(runs);
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
-    if std::io::stderr().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template("{msg:24} [{bar:24}] {pos}/{len}, ~{eta} left")
-            .expect("a valid template")
-            .progress_chars("=> ");
-        bar.set_style(style);
-        let per_run = settings.warmup + settings.duration;
-        info!("{total} runs of {}", humantime::format_duration(per_run));
+#[derive(Debug)]
+struct Bar(ProgressBar);
+
+impl msg_bench::Progress for Bar {
+    fn start(&mut self, runs: u64, each: Duration) {
+        let bar = ProgressBar::with_draw_target(Some(runs), ProgressDrawTarget::hidden());
+        if io::stderr().is_terminal() {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            let style =
+                ProgressStyle::with_template("{msg:24} [{bar:24}] {pos}/{len}, ~{eta} left")
+                    .expect("a valid template")
+                    .progress_chars("=> ");
+            bar.set_style(style);
+            info!("{runs} runs of {}", humantime::format_duration(each));
+        }
+        self.0 = bar;
     }
-    bar
+
+    fn run(&mut self, what: &str) {
+        self.0.set_message(what.to_owned());
+    }
+
+    fn done(&mut self) {
+        self.0.inc(1);
+    }
 }
 
-impl Target {
-    /// Whether `size`-byte messages can be sent at all.
-    fn check_size(&self, size: usize) -> Result<(), Oversize> {
-        match self.transport {
-            Transport::Udp => {
-                let overhead = if self.auth.is_some() {
-                    Overhead::framed_with_tag(UDP_TRAILER_LEN)
-                } else {
-                    Overhead::FRAMED
-                };
-                check_size(size, overhead, &self.addr).map_err(|err| Oversize {
-                    limit: Family::of(&self.addr).max_payload(),
-                    message: err.to_string(),
-                })
-            }
-            Transport::Tcp => Ok(()),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocking_is_the_default_only_where_it_measures() {
+        assert_eq!(
+            Io::engines(None, true, false, false),
+            Ok(vec![Engine::Blocking])
+        );
+        assert_eq!(
+            Io::engines(None, false, false, false),
+            Ok(vec![Engine::Tokio])
+        );
+        assert_eq!(
+            Io::engines(None, true, true, false),
+            Ok(vec![Engine::Tokio])
+        );
+        assert_eq!(
+            Io::engines(Some(Io::Both), true, false, false),
+            Ok(vec![Engine::Blocking, Engine::Tokio])
+        );
+        let refused = Io::engines(Some(Io::Blocking), false, false, false).unwrap_err();
+        assert!(refused.contains("--io blocking") && refused.contains("--io tokio"));
+        assert!(Io::engines(Some(Io::Both), true, true, false).is_err());
+        assert_eq!(
+            Io::engines(None, true, false, true),
+            Ok(vec![Engine::Tokio])
+        );
+        assert!(Io::engines(Some(Io::Blocking), true, false, true).is_err());
+        assert_eq!(
+            Io::engines(Some(Io::Tokio), false, true, false),
+            Ok(vec![Engine::Tokio])
+        );
     }
 }

@@ -1,21 +1,26 @@
-//! The built-in echo listeners: `msg listen`'s own serve loop
-//! (`msg_net::serve`), on 127.0.0.1 port 0, on a thread with a
-//! current-thread runtime of their own so that they share nothing with the
-//! client but the kernel.
+//! The built-in echo listeners, on 127.0.0.1 port 0.
+//!
+//! - [`Servers`]: the tokio engine's, `msg listen`'s own serve loop
+//!   (`msg_net::serve`), on a thread with a current-thread runtime of
+//!   their own so that they share nothing with the client but the kernel.
+//! - [`BlockingServers`]: the blocking engine's, `msg_net::blocking::serve`,
+//!   a thread for UDP and one to accept TCP (plus one per connection),
+//!   pinned where the tokio listeners would be.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 
-use anyhow::{Context, anyhow};
 use core_affinity::CoreId;
 use tokio::sync::oneshot;
 use tracing::warn;
 
 use msg_net::limits::TcpOptions;
-use msg_net::{BusyPoll, Counters, Events, Listener, ServeConfig, Transport, serve};
+use msg_net::{BusyPoll, Counters, Events, Listener, ServeConfig, Transport, blocking, serve};
 
-use super::pin::pin_current;
+use crate::error::{Error, chain};
+use crate::pin::pin_current;
 
 /// Running listeners; dropping this stops them and joins their thread.
 #[derive(Debug)]
@@ -42,12 +47,12 @@ impl Servers {
         nodelay: bool,
         busy_poll: bool,
         auth: Option<msg_net::Auth>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, Error> {
         Self::start_batched(streams, core, nodelay, busy_poll, auth, 0)
     }
 
     /// As [`Servers::start`], the UDP listeners taking up to `udp_batch`
-    /// datagrams per receive call (`--batch`).
+    /// datagrams per receive call (a batched run).
     ///
     /// # Errors
     ///
@@ -59,7 +64,7 @@ impl Servers {
         busy_poll: bool,
         auth: Option<msg_net::Auth>,
         udp_batch: usize,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, Error> {
         let streams = streams.to_vec();
         let counters: Vec<Arc<Counters>> = streams.iter().map(|_| Arc::default()).collect();
         let listener_counters = counters.clone();
@@ -101,30 +106,31 @@ impl Servers {
                         serving.spawn(async move {
                             serving_one
                                 .await
-                                .with_context(|| format!("built-in {transport} listener"))
+                                .map_err(|source| Error::Listener { transport, source })
                         });
                     }
                     // One spinner for all the listeners.
                     let _spinning = busy_poll.then(BusyPoll::start);
                     tokio::select! {
-                        Some(ended) = serving.join_next() => ended?,
+                        Some(ended) = serving.join_next() => ended.map_err(Error::ListenerTask)?,
                         _ = stopped => Ok(()),
                     }
                 };
                 let result = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map_err(anyhow::Error::from)
+                    .map_err(Error::from)
                     .and_then(|runtime| runtime.block_on(serve));
                 if let Err(err) = result {
                     // The client sees its peer gone and reports that.
-                    warn!("{err:#}");
+                    warn!("{}", chain(&err));
                 }
             })
-            .context("cannot start the listeners' thread")?;
-        let addrs = bound_rx
-            .recv()
-            .map_err(|_| anyhow!("the built-in listeners did not start"))??;
+            .map_err(|source| Error::Thread {
+                what: "the listeners' thread",
+                source,
+            })?;
+        let addrs = bound_rx.recv().map_err(|_| Error::ListenersDidNotStart)??;
         Ok(Self {
             addrs,
             counters,
@@ -155,7 +161,7 @@ impl Servers {
     }
 }
 
-async fn bind(transport: Transport, nodelay: bool) -> anyhow::Result<(Listener, SocketAddr)> {
+async fn bind(transport: Transport, nodelay: bool) -> Result<(Listener, SocketAddr), Error> {
     let options = TcpOptions {
         nodelay,
         ..TcpOptions::default()
@@ -176,6 +182,85 @@ impl Drop for Servers {
             let _ = stop.send(());
         }
         if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The blocking engine's built-in listeners; dropping this stops them and
+/// joins their threads.
+#[derive(Debug)]
+pub(crate) struct BlockingServers {
+    addrs: Vec<(Transport, SocketAddr)>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl BlockingServers {
+    /// Binds a listener for each of `transports` on 127.0.0.1 port 0 and
+    /// serves each on a thread of its own, pinned to `core`.
+    ///
+    /// # Errors
+    ///
+    /// When a socket or a thread cannot be made.
+    pub(crate) fn start(
+        transports: &[Transport],
+        core: Option<CoreId>,
+        nodelay: bool,
+        busy_poll: bool,
+    ) -> Result<Self, Error> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut servers = Self {
+            addrs: Vec::new(),
+            stop: Arc::clone(&stop),
+            threads: Vec::new(),
+        };
+        for &transport in transports {
+            let tcp = TcpOptions {
+                nodelay,
+                ..TcpOptions::default()
+            };
+            let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+            let listener = blocking::Listener::bind(transport, local, tcp)?;
+            servers.addrs.push((transport, listener.local_addr()?));
+            let stop = Arc::clone(&stop);
+            let thread = thread::Builder::new()
+                .name(format!("msg-bench-{transport}-blocking"))
+                .spawn(move || {
+                    // TCP connections' threads inherit the placement.
+                    pin_current(core, "listener");
+                    let config = ServeConfig {
+                        busy_poll,
+                        ..ServeConfig::default()
+                    };
+                    if let Err(err) = blocking::serve(&listener, &config, &Events::discard(), &stop)
+                    {
+                        warn!("built-in blocking {transport} listener: {err}");
+                    }
+                })
+                .map_err(|source| Error::Thread {
+                    what: "a listener's thread",
+                    source,
+                })?;
+            servers.threads.push(thread);
+        }
+        Ok(servers)
+    }
+
+    /// The address of the listener for `transport`.
+    pub(crate) fn addr(&self, transport: Transport) -> SocketAddr {
+        self.addrs
+            .iter()
+            .find(|(t, _)| *t == transport)
+            .map(|(_, addr)| *addr)
+            .expect("a listener was started for every transport measured")
+    }
+}
+
+impl Drop for BlockingServers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }

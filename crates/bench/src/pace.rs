@@ -1,4 +1,5 @@
-//! Waiting until an instant with microsecond precision.
+//! Waiting until an instant with microsecond precision, and the send times
+//! of a fixed-rate schedule ([`scheduled`]).
 //!
 //! tokio's timers tick in whole milliseconds, so at 10,000 messages per
 //! second a schedule paced by `tokio::time::sleep_until` would leave in
@@ -18,6 +19,12 @@ use std::time::{Duration, Instant};
 
 /// How long before a send the pacer stops sleeping and spins.
 pub(crate) const SPIN_WINDOW: Duration = Duration::from_micros(100);
+
+/// The send time of message `i` of a schedule at `rate` per second.
+pub(crate) fn scheduled(start: Instant, i: u64, rate: u64) -> Instant {
+    let ns = u128::from(i) * 1_000_000_000 / u128::from(rate);
+    start + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+}
 
 /// A reusable one-shot timer.
 #[derive(Debug)]
@@ -149,6 +156,18 @@ mod linux {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_are_exact_at_any_rate() {
+        let start = Instant::now();
+        assert_eq!(scheduled(start, 0, 7), start);
+        assert_eq!(scheduled(start, 3, 1000), start + Duration::from_millis(3));
+        assert_eq!(
+            scheduled(start, 1, 3),
+            start + Duration::from_nanos(333_333_333)
+        );
+        assert_eq!(scheduled(start, 3, 3), start + Duration::from_secs(1));
+    }
 
     #[tokio::test]
     async fn returns_at_or_after_the_instant() {

@@ -3,31 +3,30 @@
 //! On this project's 2-vCPU machines a 64-byte loopback round trip takes
 //! 11–14 µs when both ends share a core and 52–66 µs when they sit on
 //! different cores (the wake-up crosses CPUs); left to the scheduler, a run
-//! lands in either mode at random. So `msg bench` pins its threads and says
-//! where in its report.
+//! lands in either mode at random. So the benchmark pins its threads and
+//! says where in its report.
 
 use std::fmt;
 
-use clap::ValueEnum;
 use core_affinity::CoreId;
 use tracing::{debug, warn};
 
-use crate::args::usage;
+use crate::error::Error;
 
-/// `--pin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Pin {
-    /// Client and listeners on one core
+/// Where the client and the built-in listeners run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pin {
+    /// Client and listeners on one core.
     Same,
-    /// Client on one core, listeners on another
+    /// Client on one core, listeners on another.
     Cross,
-    /// No pinning: the scheduler decides
+    /// No pinning: the scheduler decides.
     Off,
 }
 
-/// The cores chosen for a `--pin` mode.
-#[derive(Debug)]
-pub(crate) struct Placement {
+/// The cores chosen for a [`Pin`] mode.
+#[derive(Debug, Clone)]
+pub struct Placement {
     pin: Pin,
     client: Option<CoreId>,
     listeners: Option<CoreId>,
@@ -38,9 +37,10 @@ impl Placement {
     ///
     /// # Errors
     ///
-    /// A usage error when `cross` is asked for with fewer than two cores,
-    /// or pinning is asked for where the cores cannot be listed.
-    pub(crate) fn new(pin: Pin) -> anyhow::Result<Self> {
+    /// [`Error::TooFewCpus`] when `Cross` is asked for with fewer than two
+    /// cores, [`Error::NoCpuList`] when pinning is asked for where the
+    /// cores cannot be listed.
+    pub fn new(pin: Pin) -> Result<Self, Error> {
         if pin == Pin::Off {
             return Ok(Self {
                 pin,
@@ -50,17 +50,14 @@ impl Placement {
         }
         let cores = core_affinity::get_core_ids()
             .filter(|cores| !cores.is_empty())
-            .ok_or_else(|| {
-                usage("--pin: cannot list the CPUs this process may use; try --pin off")
-            })?;
+            .ok_or(Error::NoCpuList)?;
         let (client, listeners) = match pin {
             Pin::Same => (cores[0], cores[0]),
             Pin::Cross => {
                 let [first, second, ..] = cores[..] else {
-                    return Err(usage(format!(
-                        "--pin cross needs two CPUs; this process may use {}",
-                        cores.len()
-                    )));
+                    return Err(Error::TooFewCpus {
+                        available: cores.len(),
+                    });
                 };
                 (first, second)
             }
@@ -71,6 +68,20 @@ impl Placement {
             client: Some(client),
             listeners: Some(listeners),
         })
+    }
+
+    /// No pinning: the scheduler decides.
+    pub fn off() -> Self {
+        Self {
+            pin: Pin::Off,
+            client: None,
+            listeners: None,
+        }
+    }
+
+    /// The mode these cores were chosen for.
+    pub fn pin(&self) -> Pin {
+        self.pin
     }
 
     /// Pins the calling thread, which runs the client.

@@ -1,5 +1,5 @@
-//! `--plot FILE.svg` and `--hgrm DIR`: the latency distributions behind
-//! the table, drawn and written out.
+//! The latency distributions behind the table, drawn as an SVG and
+//! written out as `.hgrm` files.
 //!
 //! The plot is HdrHistogram's: the x axis is 1/(1−p) on a log scale, so
 //! that p50, p90, p99, p99.9 and p99.99 sit one step apart and the tail
@@ -21,15 +21,16 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use hdrhistogram::Histogram;
 use plotters::coord::combinators::{BindKeyPoints, IntoLogRange};
 use plotters::prelude::*;
 
-use super::client::Outcome;
-use super::impair::Impairment;
-use super::pin::Placement;
-use super::{Measured, hgrm};
+use super::hgrm;
+use crate::engine::Outcome;
+use crate::error::Error;
+use crate::impair::Impairment;
+use crate::pin::Placement;
+use crate::run::Measured;
 
 /// The lowest percentile drawn, as 1/(1−p): p50.
 const X_FROM: f64 = 2.0;
@@ -98,7 +99,7 @@ impl Series<'_> {
 
 /// A series per measured cell with samples, from its median run (ranked
 /// by p50, as the table does); `impairments` names the cells measured
-/// under `--impair`.
+/// under impairment.
 pub(crate) fn series<'a>(measured: &'a [Measured], impairments: &[Impairment]) -> Vec<Series<'a>> {
     let engines: std::collections::BTreeSet<_> = measured.iter().map(|c| c.engine).collect();
     measured
@@ -172,10 +173,13 @@ pub(crate) fn draw(
     series: &[Series<'_>],
     placement: &Placement,
     what: &str,
-) -> anyhow::Result<()> {
-    let svg = render(series, &title(placement, what))
-        .map_err(|err| anyhow::anyhow!("cannot draw the plot: {err}"))?;
-    std::fs::write(path, svg).with_context(|| format!("cannot write {}", path.display()))
+) -> Result<(), Error> {
+    let svg =
+        render(series, &title(placement, what)).map_err(|err| Error::Plot(err.to_string()))?;
+    std::fs::write(path, svg).map_err(|source| Error::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn title(placement: &Placement, what: &str) -> String {
@@ -240,15 +244,19 @@ fn render(series: &[Series<'_>], title: &str) -> Result<String, Box<dyn std::err
 pub(crate) fn write_hgrm(
     dir: &Path,
     series: &[Series<'_>],
-) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+) -> Result<Vec<std::path::PathBuf>, Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
     series
         .iter()
         .map(|s| {
             let path = dir.join(format!("{}.hgrm", s.stem()));
-            std::fs::write(&path, hgrm::render(s.latency))
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            Ok(path)
+            match std::fs::write(&path, hgrm::render(s.latency)) {
+                Ok(()) => Ok(path),
+                Err(source) => Err(Error::Write { path, source }),
+            }
         })
         .collect()
 }
@@ -283,7 +291,7 @@ mod tests {
     /// A measured cell of one run with a few samples.
     fn cell(
         transport: msg_net::Transport,
-        engine: super::super::Engine,
+        engine: crate::Engine,
         impairment: Option<usize>,
     ) -> Measured {
         let mut outcome = Outcome::new();
@@ -302,7 +310,7 @@ mod tests {
 
     #[test]
     fn engines_and_impairments_get_lines_of_their_own() {
-        use super::super::Engine::{Blocking, Tokio};
+        use crate::Engine::{Blocking, Tokio};
         use msg_net::Transport::{Tcp, Udp};
         let legends = |measured: &[Measured], impairments: &[Impairment]| -> Vec<String> {
             series(measured, impairments)
@@ -318,8 +326,8 @@ mod tests {
         assert_eq!(legends(&both, &[]), ["UDP 64 B blocking", "UDP 64 B tokio"]);
         // --impair twice: a line per impairment, named as the table names it.
         let impairments = [
-            super::super::impair::parse_spec("loss 1%").unwrap(),
-            super::super::impair::parse_spec("loss 5%").unwrap(),
+            crate::impair::parse_spec("loss 1%").unwrap(),
+            crate::impair::parse_spec("loss 5%").unwrap(),
         ];
         let impaired = [cell(Tcp, Tokio, Some(0)), cell(Tcp, Tokio, Some(1))];
         let names = legends(&impaired, &impairments);

@@ -1,6 +1,7 @@
-//! `--impair SPEC`: what a lossy, slow or jittery network does to each
+//! Impairments: what a lossy, slow or jittery network does to each
 //! transport, made by the kernel at the packet level on the loopback of a
-//! private network namespace (see `netns`).
+//! private network namespace (the binary makes it, and runs the benchmark
+//! inside).
 //!
 //! SPEC uses netem's words: `loss 2%`, `rate 100mbit`, `delay 5ms 1ms`,
 //! `reorder 1%`, `duplicate 1%`, in any combination. Each is carried out by
@@ -25,19 +26,12 @@
 //! projects' own front ends.
 
 use std::fmt;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::error::Error;
 
-use crate::args::usage;
-
-/// The nftables table msg makes (and removes) in its namespace.
-const TABLE: &str = "msg_impair";
-
-/// The loopback device, the only one in the namespace.
-const DEV: &str = "lo";
+mod kernel;
 
 /// A share of packets, in hundredths of a percent (`2.5%` is 250).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,9 +69,10 @@ impl fmt::Display for Percent {
     }
 }
 
-/// One `--impair` SPEC.
+/// One impairment, in netem's words (`loss 2% delay 5ms`): parsed with
+/// [`FromStr`], shown in a canonical spelling with [`Display`](fmt::Display).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Impairment {
+pub struct Impairment {
     /// Share of packets dropped at the input hook, each direction.
     pub(crate) loss: Option<Percent>,
     /// Bits per second through `lo`.
@@ -91,8 +86,18 @@ pub(crate) struct Impairment {
 /// The words SPEC knows, for error messages.
 const WORDS: &str = "loss 2%, rate 100mbit, delay 5ms [1ms], reorder 1%, duplicate 1%";
 
-/// `--impair`'s parser: a clap value parser, so that a malformed SPEC is a
-/// usage error (exit 2) before anything runs.
+impl FromStr for Impairment {
+    type Err = Error;
+
+    /// # Errors
+    ///
+    /// [`Error::Impairment`], saying what is wrong with the SPEC.
+    fn from_str(spec: &str) -> Result<Self, Error> {
+        parse_spec(spec).map_err(Error::Impairment)
+    }
+}
+
+/// Parses a SPEC; the error says what is wrong with it.
 pub(crate) fn parse_spec(spec: &str) -> Result<Impairment, String> {
     let words: Vec<&str> = spec.split_whitespace().collect();
     if words.is_empty() {
@@ -277,13 +282,9 @@ impl fmt::Display for Impairment {
 }
 
 impl Impairment {
-    fn needs_netem(&self) -> bool {
-        self.delay.is_some() || self.reorder.is_some() || self.duplicate.is_some()
-    }
-
     /// The time a packet may spend in the impaired network one way, at
     /// most: delay plus jitter, and a full rate-limiting queue.
-    pub(crate) fn one_way_delay(&self) -> Duration {
+    pub fn one_way_delay(&self) -> Duration {
         let delay = self.delay.map_or(Duration::ZERO, |(d, j)| d + j);
         let queue = self.tbf().map_or(Duration::ZERO, |(rate, _, limit)| {
             Duration::from_secs_f64(limit as f64 * 8.0 / rate as f64)
@@ -303,174 +304,6 @@ impl Impairment {
         let limit = (bytes_per_s / 20).max(2 * burst);
         Some((rate, burst, limit))
     }
-
-    /// The nftables ruleset for the loss, if any: `numgen random mod 100`
-    /// for whole percentages, `mod 10000` for hundredths.
-    fn ruleset(&self) -> Option<String> {
-        let loss = self.loss?;
-        let (modulo, below) = if loss.0 % 100 == 0 {
-            (100, loss.0 / 100)
-        } else {
-            (10_000, loss.0)
-        };
-        Some(format!(
-            "table inet {TABLE} {{\n\
-             \tchain input {{\n\
-             \t\ttype filter hook input priority 0; policy accept;\n\
-             \t\tnumgen random mod {modulo} < {below} counter drop\n\
-             \t}}\n\
-             }}\n"
-        ))
-    }
-
-    /// The tc commands for rate, delay, reorder and duplicate, in order.
-    fn qdiscs(&self) -> Vec<Vec<String>> {
-        let mut commands = Vec::new();
-        let words = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
-        if self.needs_netem() {
-            let mut netem = words(&format!("qdisc add dev {DEV} root handle 1: netem"));
-            if let Some((delay, jitter)) = self.delay {
-                netem.extend(words(&format!("delay {}", fmt_time(delay))));
-                if !jitter.is_zero() {
-                    netem.push(fmt_time(jitter));
-                }
-            }
-            if let Some(reorder) = self.reorder {
-                netem.extend(["reorder".to_owned(), reorder.to_string()]);
-            }
-            if let Some(duplicate) = self.duplicate {
-                netem.extend(["duplicate".to_owned(), duplicate.to_string()]);
-            }
-            commands.push(netem);
-        }
-        if let Some((rate, burst, limit)) = self.tbf() {
-            let parent = if self.needs_netem() {
-                "parent 1:1 handle 10:"
-            } else {
-                "root handle 10:"
-            };
-            commands.push(words(&format!(
-                "qdisc add dev {DEV} {parent} tbf rate {rate}bit burst {burst} limit {limit}"
-            )));
-        }
-        commands
-    }
-
-    /// What is applied, in words, for the report: one line per mechanism.
-    pub(crate) fn applied(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        if let Some(ruleset) = self.ruleset() {
-            let rule = ruleset
-                .lines()
-                .find(|l| l.contains("numgen"))
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            lines.push(format!("nft: inet {TABLE} input hook: {rule}"));
-        }
-        for command in self.qdiscs() {
-            lines.push(format!("tc {}", command.join(" ")));
-        }
-        lines
-    }
-
-    /// Applies the impairment to `lo`. Call only inside msg's own
-    /// namespace (`netns::check_private`).
-    ///
-    /// # Errors
-    ///
-    /// A usage error when a program or a kernel feature the SPEC needs is
-    /// missing (naming it); otherwise the program's own error.
-    pub(crate) fn apply(&self) -> anyhow::Result<()> {
-        if let Some(ruleset) = self.ruleset() {
-            run("nft", &["-f", "-"], Some(&ruleset), self)?;
-        }
-        for command in self.qdiscs() {
-            let args: Vec<&str> = command.iter().map(String::as_str).collect();
-            run("tc", &args, None, self)?;
-        }
-        Ok(())
-    }
-
-    /// Removes what [`Impairment::apply`] made, so that the next SPEC
-    /// starts from a plain `lo`.
-    pub(crate) fn clear(&self) -> anyhow::Result<()> {
-        if self.loss.is_some() {
-            run("nft", &["delete", "table", "inet", TABLE], None, self)?;
-        }
-        if !self.qdiscs().is_empty() {
-            run("tc", &["qdisc", "del", "dev", DEV, "root"], None, self)?;
-        }
-        Ok(())
-    }
-}
-
-/// Runs `nft` or `tc`, checks its status, and turns its error output into
-/// a message that names what is missing.
-fn run(program: &str, args: &[&str], stdin: Option<&str>, imp: &Impairment) -> anyhow::Result<()> {
-    let package = match program {
-        "nft" => "nftables",
-        _ => "iproute2",
-    };
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|err| {
-            if err.kind() == std::io::ErrorKind::NotFound {
-                usage(format!(
-                    "--impair '{imp}' needs the program '{program}', which is not installed \
-                     (the package {package})"
-                ))
-            } else {
-                anyhow::Error::new(err).context(format!("cannot run {program}"))
-            }
-        })?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())
-            .with_context(|| format!("cannot write to {program}"))?;
-    }
-    let output = child
-        .wait_with_output()
-        .with_context(|| format!("cannot wait for {program}"))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let stderr = stderr.trim().trim_end_matches('.');
-    if program == "tc" && stderr.contains("qdisc kind is unknown") {
-        let qdisc = if args.contains(&"netem") {
-            "netem"
-        } else {
-            "tbf"
-        };
-        let config = if qdisc == "netem" {
-            "CONFIG_NET_SCH_NETEM"
-        } else {
-            "CONFIG_NET_SCH_TBF"
-        };
-        let words = if qdisc == "netem" {
-            "delay, jitter, reorder and duplicate"
-        } else {
-            "rate"
-        };
-        return Err(usage(format!(
-            "--impair '{imp}': this kernel has no {qdisc} queueing discipline (sch_{qdisc}, \
-             {config}), which {words} need; tc says: {stderr}. Loss works without it \
-             (nftables), e.g. --impair 'loss 2%'"
-        )));
-    }
-    anyhow::bail!(
-        "{program} {} failed ({}): {stderr}",
-        args.join(" "),
-        output.status
-    )
 }
 
 #[cfg(test)]
@@ -522,36 +355,5 @@ mod tests {
             let err = parse_spec(spec).unwrap_err();
             assert!(err.contains(says), "{spec:?}: {err}");
         }
-    }
-
-    #[test]
-    fn loss_is_an_nftables_rule_on_the_input_hook() {
-        let ruleset = parse_spec("loss 5%").unwrap().ruleset().unwrap();
-        assert!(ruleset.contains("hook input"), "{ruleset}");
-        assert!(
-            ruleset.contains("numgen random mod 100 < 5 counter drop"),
-            "{ruleset}"
-        );
-        let ruleset = parse_spec("loss 0.25%").unwrap().ruleset().unwrap();
-        assert!(ruleset.contains("mod 10000 < 25 "), "{ruleset}");
-        assert!(parse_spec("loss 5%").unwrap().qdiscs().is_empty());
-    }
-
-    #[test]
-    fn rate_is_tbf_and_the_rest_netem_above_it() {
-        let rate = parse_spec("rate 100mbit").unwrap().qdiscs();
-        assert_eq!(rate.len(), 1);
-        assert_eq!(
-            rate[0].join(" "),
-            "qdisc add dev lo root handle 10: tbf rate 100000000bit burst 125000 limit 625000"
-        );
-        let both = parse_spec("delay 5ms 1ms rate 1mbit").unwrap().qdiscs();
-        assert_eq!(
-            both[0].join(" "),
-            "qdisc add dev lo root handle 1: netem delay 5ms 1ms"
-        );
-        assert!(both[1].join(" ").starts_with(
-            "qdisc add dev lo parent 1:1 handle 10: tbf rate 1000000bit burst 70000 "
-        ));
     }
 }

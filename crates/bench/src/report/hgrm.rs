@@ -1,4 +1,4 @@
-//! `--hgrm DIR`: each latency histogram in HdrHistogram's percentile
+//! Each latency histogram in HdrHistogram's percentile
 //! distribution format (`.hgrm`), which HdrHistogram's own plotter and
 //! the tools built on it read.
 //!

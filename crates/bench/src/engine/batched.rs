@@ -1,0 +1,178 @@
+//! The batched engine: a UDP throughput stream sent N datagrams per
+//! system call (`sendmmsg`), and received by the built-in listener up to
+//! [`MAX_BATCH`](msg_net::MAX_BATCH) per call (`recvmmsg`).
+//!
+//! Each datagram is still a `Discard` with its own sequence number, so
+//! loss and reordering are counted from `seq` by the listener as without
+//! batching. What batching changes is how many system calls carry them,
+//! and that is what the report adds: datagrams per send call, counted by
+//! the client, and datagrams per receive call, read in this process from
+//! the built-in listener's counters (against a remote listener there is
+//! nothing to read: "n/a").
+//!
+//! Where the kernel offers them (Linux 4.18 and 5.0), the stream also
+//! uses UDP segmentation offload, as iperf3 and quinn do: each batch of
+//! equal-sized datagrams goes to the kernel as one GSO send, and the
+//! built-in listener takes such runs coalesced (GRO) and cuts them apart
+//! again. On the wire, and to any other receiver, they are the same
+//! datagrams. Without GSO ([`Batch::gso`](crate::Batch::gso)) the batches
+//! go out with `sendmmsg` alone; the "offload" column says what each run
+//! used.
+//!
+//! At a rate, the stream is paced: each batch leaves when the first of
+//! its messages is due, so the rate holds on average and the datagrams
+//! leave in bursts of N, as iperf3's paced bursts do.
+//!
+//! The built-in listener batches its receives only for a batched plan,
+//! which is only for throughput: `msg listen` and every ping-pong keep one
+//! `recvfrom` per datagram, so the latency figures measure the path they
+//! always did, and a listener that is not asked to does not hold 64
+//! receive slots of 64 KiB each.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use msg_net::{CallCounts, Counters, Link, SendBatch};
+use msg_proto::{Kind, Message};
+
+use super::tokio::Peer;
+use super::{Outcome, UDP_DRAIN};
+use crate::error::Error;
+use crate::pace::{Pacer, scheduled};
+use crate::plan::Settings;
+
+/// How a throughput run is batched.
+#[derive(Debug)]
+pub(crate) struct Batching {
+    /// Datagrams per send call.
+    pub(crate) size: usize,
+    /// Send each batch as one GSO run where the kernel offers it.
+    pub(crate) gso: bool,
+    /// The built-in listeners' counters, by address.
+    pub(crate) listeners: Vec<(SocketAddr, Arc<Counters>)>,
+}
+
+impl Batching {
+    /// The receive-side counts of the built-in listener at `addr` now;
+    /// `None` for a remote listener.
+    pub(crate) fn recv_counts(&self, addr: SocketAddr) -> Option<CallCounts> {
+        self.listeners
+            .iter()
+            .find(|(at, _)| *at == addr)
+            .map(|(_, counters)| counters.udp_recv_calls())
+    }
+}
+
+/// What the system calls of one run moved.
+#[derive(Debug, Clone, Copy)]
+pub struct Calls {
+    /// The client's sends.
+    pub send: CallCounts,
+    /// The listener's receives, when it is the built-in one.
+    pub recv: Option<CallCounts>,
+}
+
+/// Sends `Discard`s for `duration`, `size` per call, as fast as the
+/// socket takes them or, with `pacer`, at its rate in messages per second
+/// (each batch leaves when its first message is due, as iperf3 paces its
+/// bursts); returns how many were sent. `discard` carries the body and
+/// the last sequence number used.
+async fn stream(
+    link: &mut Link,
+    discard: &mut Message,
+    duration: Duration,
+    size: usize,
+    batch: &mut SendBatch,
+    mut pacer: Option<&mut (Pacer, u64)>,
+) -> Result<u64, Error> {
+    let body: Bytes = discard.body.clone();
+    // One allocation per run, not per batch: the bodies share one buffer.
+    let mut msgs: Vec<Message> = (0..size)
+        .map(|_| Message::new(Kind::Discard, 0, body.clone()))
+        .collect();
+    let start = Instant::now();
+    let end = start + duration;
+    let mut sent = 0;
+    loop {
+        let next = match &mut pacer {
+            Some((pacer, rate)) => {
+                let due = scheduled(start, sent, *rate);
+                if due < end {
+                    // Nothing comes back on a one-way stream: spinning
+                    // blocks no reply.
+                    pacer.wait_until(due, || true).await?;
+                }
+                due
+            }
+            None => Instant::now(),
+        };
+        if next >= end {
+            break;
+        }
+        for msg in &mut msgs {
+            discard.seq += 1;
+            msg.seq = discard.seq;
+        }
+        link.send_batch(&msgs, batch).await?;
+        sent += msgs.len() as u64;
+    }
+    Ok(sent)
+}
+
+/// A throughput run over UDP, batched: the stream sent many datagrams
+/// per call, and the calls counted on both sides where they can be.
+pub(super) async fn throughput(
+    peer: &mut Peer,
+    addr: SocketAddr,
+    body: Bytes,
+    settings: &Settings,
+) -> Result<Outcome, Error> {
+    let batching = settings.batch.as_ref().expect("called for a batched run");
+    let mut send_batch = SendBatch::new().with_gso(batching.gso);
+    let mut discard = Message::new(Kind::Discard, 0, body);
+    let mut stats_seq = 0;
+    let size = batching.size;
+    let mut pacer = match settings.rate {
+        Some(rate) => Some((Pacer::new()?, rate)),
+        None => None,
+    };
+    stream(
+        &mut peer.link,
+        &mut discard,
+        settings.warmup,
+        size,
+        &mut send_batch,
+        pacer.as_mut(),
+    )
+    .await?;
+    let before = peer.stats(&mut stats_seq).await?;
+    let sends_before = send_batch.counts();
+    let recvs_before = batching.recv_counts(addr);
+
+    let start = Instant::now();
+    let sent = stream(
+        &mut peer.link,
+        &mut discard,
+        settings.duration,
+        size,
+        &mut send_batch,
+        pacer.as_mut(),
+    )
+    .await?;
+    // As without batching: what the receiver has not taken by the end of
+    // the stream is lost.
+    let elapsed = start.elapsed();
+    tokio::time::sleep(UDP_DRAIN).await;
+    let after = peer.stats(&mut stats_seq).await?;
+    let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    outcome.calls = Some(Calls {
+        send: send_batch.counts().since(&sends_before),
+        recv: batching
+            .recv_counts(addr)
+            .zip(recvs_before)
+            .map(|(now, before)| now.since(&before)),
+    });
+    Ok(outcome)
+}

@@ -1,0 +1,206 @@
+//! The blocking engine: one closed-loop ping-pong on the calling thread
+//! over a `msg_net::blocking::Link` (std sockets, a blocking `recv`, or
+//! busy polling a `recv` with `MSG_DONTWAIT` in a loop), timed and checked
+//! as the tokio engine's closed loop is; or a throughput stream, one
+//! blocking `send` per message as sockperf's throughput mode makes,
+//! counted by the listener as the tokio engine's stream is.
+//!
+//! Its built-in listeners (`msg_net::blocking::serve`, a thread for UDP
+//! and one to accept TCP, plus one per connection) are in `servers`. The
+//! open loop, batching, authentication and impairments stay on tokio
+//! ([`Plan::check`](crate::Plan::check) refuses them here).
+
+use std::thread;
+use std::time::Instant;
+
+use bytes::Bytes;
+use msg_net::Transport;
+use msg_net::auth::printable;
+use msg_net::blocking::{self, LinkOptions, Received};
+use msg_net::limits::TcpOptions;
+use msg_net::ping::{self, PongMatch};
+use msg_proto::{Kind, Message};
+
+use super::{Clock, Outcome, STATS_ATTEMPTS, UDP_DRAIN, stats_wait};
+use crate::error::Error;
+use crate::plan::{Mode, Settings, Target};
+
+/// Measures one run of `size`-byte messages against `target` on this
+/// thread: a closed-loop ping-pong, or a throughput stream.
+///
+/// # Errors
+///
+/// As the tokio client's: the target cannot be reached, closes the
+/// connection, answers what was not asked, or (over TCP) does not answer
+/// within the timeout.
+pub(crate) fn measure(
+    target: &Target,
+    size: usize,
+    settings: &Settings,
+    busy_poll: bool,
+) -> Result<Outcome, Error> {
+    let options = LinkOptions {
+        tcp: TcpOptions {
+            nodelay: target.nodelay,
+            ..TcpOptions::default()
+        },
+        timeout: settings.timeout,
+        busy_poll,
+    };
+    let link = blocking::Link::connect(target.transport, target.addr, &options)?;
+    let mut peer = Peer {
+        link,
+        transport: target.transport,
+        settings,
+    };
+    let body = Bytes::from(vec![b'm'; size]);
+    if settings.mode == Mode::Throughput {
+        return throughput(&mut peer, body);
+    }
+    let clock = Clock::new();
+    let mut ping = Message::new(Kind::Ping, 0, body);
+    let warm_until = Instant::now() + settings.warmup;
+    loop {
+        let now = Instant::now();
+        if now >= warm_until {
+            break;
+        }
+        peer.exchange(&mut ping, clock, now)?;
+    }
+    let mut outcome = Outcome::new();
+    let start = Instant::now();
+    let end = start + settings.duration;
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            outcome.elapsed = now - start;
+            return Ok(outcome);
+        }
+        outcome.sent += 1;
+        if let Some(rtt) = peer.exchange(&mut ping, clock, now)? {
+            outcome.record(rtt);
+        }
+    }
+}
+
+/// One throughput run: `Discard`s for the duration, each one `send` that
+/// blocks while the send buffer is full (as sockperf's throughput client
+/// does), between two statistics pings that ask the listener what it
+/// counted. Loss is what was sent and not counted, as on tokio.
+fn throughput(peer: &mut Peer, body: Bytes) -> Result<Outcome, Error> {
+    let settings = peer.settings;
+    let mut discard = Message::new(Kind::Discard, 0, body);
+    let mut stats_seq = 0;
+    peer.stream(&mut discard, settings.warmup)?;
+    let before = peer.stats(&mut stats_seq)?;
+    let start = Instant::now();
+    let sent = peer.stream(&mut discard, settings.duration)?;
+    // As on tokio: over UDP the rate at the receiver is what arrived over
+    // the time of sending (what it has not taken by then is lost); over
+    // TCP, which loses nothing, it counts until the listener has answered
+    // the statistics ping queued behind the stream.
+    let udp_elapsed = (peer.transport == Transport::Udp).then(|| {
+        let elapsed = start.elapsed();
+        thread::sleep(UDP_DRAIN);
+        elapsed
+    });
+    let after = peer.stats(&mut stats_seq)?;
+    let elapsed = udp_elapsed.unwrap_or_else(|| start.elapsed());
+    Ok(Outcome::streamed(sent, &before, &after, elapsed))
+}
+
+struct Peer<'a> {
+    link: blocking::Link,
+    transport: Transport,
+    settings: &'a Settings,
+}
+
+impl Peer<'_> {
+    /// Sends `Discard`s for `duration`, as fast as the socket takes them;
+    /// returns how many.
+    fn stream(
+        &mut self,
+        discard: &mut Message,
+        duration: std::time::Duration,
+    ) -> Result<u64, Error> {
+        let end = Instant::now() + duration;
+        let mut sent = 0;
+        // The clock is read once per up to 64 small sends (64 KiB at
+        // most): a read costs about as much as encoding a small message,
+        // and 64 sends of one take microseconds.
+        let stride = (65_536 / (discard.body.len() + msg_proto::HEADER_LEN)).clamp(1, 64);
+        loop {
+            for _ in 0..stride {
+                discard.seq += 1;
+                self.link.send(discard)?;
+                sent += 1;
+            }
+            if Instant::now() >= end {
+                return Ok(sent);
+            }
+        }
+    }
+
+    /// What the listener has counted: a statistics ping, sent again (up to
+    /// a bound) while its answer does not come, as it can be lost over UDP
+    /// behind the stream it asks about.
+    fn stats(&mut self, seq: &mut u64) -> Result<msg_net::Stats, Error> {
+        for _ in 0..STATS_ATTEMPTS {
+            *seq += 1;
+            self.link.send(&ping::stats_request(*seq))?;
+            let wait = stats_wait(self.transport, self.settings.timeout);
+            if let Some((reply, _)) = self.pong(*seq, Instant::now() + wait)? {
+                return Ok(ping::parse_stats(&reply)?);
+            }
+        }
+        Err(Error::NoStats {
+            attempts: STATS_ATTEMPTS,
+            apart: self.settings.timeout,
+        })
+    }
+
+    /// Waits for the pong to ping `seq` until `deadline`, skipping late
+    /// pongs (ones given up on): the pong and when it arrived, or `None`
+    /// when it did not come in time over UDP (lost).
+    fn pong(&mut self, seq: u64, deadline: Instant) -> Result<Option<(Message, Instant)>, Error> {
+        loop {
+            let reply = match self.link.recv(deadline)? {
+                Received::Message(reply) => reply,
+                Received::Closed => return Err(Error::ListenerClosed),
+                Received::Nothing if self.transport == Transport::Udp => return Ok(None),
+                Received::Nothing => {
+                    return Err(Error::NoAnswer {
+                        seq,
+                        within: self.settings.timeout,
+                    });
+                }
+            };
+            let arrived = Instant::now();
+            if reply.kind == Kind::Error {
+                return Err(msg_net::Error::Peer(printable(&reply.body)).into());
+            }
+            match ping::check_pong(&reply, seq)? {
+                PongMatch::Current => return Ok(Some((reply, arrived))),
+                PongMatch::Late if arrived < deadline => {}
+                PongMatch::Late if self.transport == Transport::Udp => return Ok(None),
+                PongMatch::Late => return Err(Error::Late { seq }),
+            }
+        }
+    }
+
+    /// One round trip, the ping leaving at `sent`: its time in
+    /// nanoseconds, or `None` if lost (UDP).
+    fn exchange(
+        &mut self,
+        ping: &mut Message,
+        clock: Clock,
+        sent: Instant,
+    ) -> Result<Option<u64>, Error> {
+        ping.seq += 1;
+        ping.timestamp_ns = clock.ns(sent);
+        self.link.send(ping)?;
+        Ok(self
+            .pong(ping.seq, sent + self.settings.timeout)?
+            .map(|(reply, arrived)| clock.ns(arrived).saturating_sub(reply.timestamp_ns)))
+    }
+}

@@ -1,0 +1,229 @@
+//! The engines: each measures one run against a [`Target`](crate::plan::Target)
+//! and returns its [`Outcome`].
+//!
+//! - [`tokio`]: msg-net's link on a current-thread runtime: the closed
+//!   loop, the open loop at a fixed rate, and the throughput stream.
+//! - [`batched`]: a UDP throughput stream many datagrams per system call.
+//! - [`blocking`]: std sockets and blocking system calls on the calling
+//!   thread, as sockperf measures.
+//!
+//! Here: what a run measured ([`Outcome`], [`Kernel`]), the clock on the
+//! wire, and the statistics ping's limits, which all engines share. The
+//! `clients` load (`crate::clients`) drives the tokio engine's
+//! [`Peer`](tokio::Peer) from many tasks.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use msg_net::{Stats, TcpInfo, Transport};
+
+use crate::error::Error;
+
+pub(crate) mod batched;
+pub(crate) mod blocking;
+pub(crate) mod tokio;
+
+/// How many times a statistics ping is sent before the run fails: over UDP
+/// it can be lost behind the stream it asks about.
+pub(crate) const STATS_ATTEMPTS: u32 = 5;
+
+/// How long a statistics answer may take over TCP, behind the stream it
+/// counts.
+const TCP_STATS_WAIT: Duration = Duration::from_secs(10);
+
+/// How long to wait for the answer to one statistics ping. Over TCP the
+/// answer queues behind every discard still in flight, a backlog a busy
+/// machine can take a while to work through; TCP loses nothing, so waiting
+/// longer only waits.
+pub(crate) fn stats_wait(transport: Transport, timeout: Duration) -> Duration {
+    match transport {
+        Transport::Udp => timeout,
+        Transport::Tcp => timeout.max(TCP_STATS_WAIT),
+    }
+}
+
+/// Over UDP, how long the listener gets to drain its queue after a
+/// throughput stream before it is asked what arrived.
+pub(crate) const UDP_DRAIN: Duration = Duration::from_millis(5);
+
+/// The largest latency recorded: anything slower is recorded as this.
+pub(crate) const MAX_LATENCY_NS: u64 = 60_000_000_000;
+
+/// What one run measured.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Round-trip times in nanoseconds (open loop: from the intended send
+    /// time); empty in throughput mode.
+    pub latency: Histogram<u64>,
+    /// Messages sent while measuring.
+    pub sent: u64,
+    /// Of those, the ones answered (ping-pong) or that arrived (throughput).
+    pub received: u64,
+    /// Throughput over UDP: arrivals after a higher sequence number.
+    pub reordered: u64,
+    /// How long the measurement took.
+    pub elapsed: Duration,
+    /// Under an impairment: what the kernel counted during the measurement.
+    pub kernel: Option<Kernel>,
+    /// Batched: datagrams per system call.
+    pub calls: Option<batched::Calls>,
+}
+
+/// What the kernel counted while a run measured (under an impairment, where
+/// the network namespace holds nothing but the benchmark, so that its
+/// counters are the run's own).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Kernel {
+    /// Over TCP, the client's socket (`TCP_INFO`): segments it
+    /// retransmitted, and its smoothed RTT and retransmission timeout at
+    /// the end.
+    pub tcp: Option<TcpFigures>,
+    /// The namespace's UDP datagrams dropped because a receive queue was
+    /// full (`/proc/net/snmp` Udp `RcvbufErrors`): losses of a receiver too
+    /// slow, not of the network.
+    pub udp_overflow: u64,
+    /// The namespace's TCP segments retransmitted by either side
+    /// (`/proc/net/snmp` Tcp `RetransSegs`).
+    pub tcp_retrans_segs: u64,
+}
+
+/// From `TCP_INFO`.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpFigures {
+    /// `tcpi_total_retrans` during the measurement.
+    pub retrans: u32,
+    /// `tcpi_rtt` at the end.
+    pub rtt: Duration,
+    /// `tcpi_rto` at the end.
+    pub rto: Duration,
+}
+
+/// The kernel's counters at one moment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Snapshot {
+    tcp: Option<TcpInfo>,
+    udp_rcvbuf_errors: u64,
+    tcp_retrans_segs: u64,
+}
+
+impl Snapshot {
+    pub(crate) fn take(tcp: Result<Option<TcpInfo>, msg_net::Error>) -> Result<Self, Error> {
+        let snmp = std::fs::read_to_string("/proc/self/net/snmp").unwrap_or_default();
+        Ok(Self {
+            tcp: tcp.map_err(Error::TcpInfo)?,
+            udp_rcvbuf_errors: snmp_field(&snmp, "Udp", "RcvbufErrors").unwrap_or(0),
+            tcp_retrans_segs: snmp_field(&snmp, "Tcp", "RetransSegs").unwrap_or(0),
+        })
+    }
+
+    /// What happened between `self` and `after`.
+    pub(crate) fn until(&self, after: &Self) -> Kernel {
+        Kernel {
+            tcp: after.tcp.map(|end| TcpFigures {
+                retrans: end
+                    .total_retrans
+                    .saturating_sub(self.tcp.map_or(0, |t| t.total_retrans)),
+                rtt: end.rtt,
+                rto: end.rto,
+            }),
+            udp_overflow: after
+                .udp_rcvbuf_errors
+                .saturating_sub(self.udp_rcvbuf_errors),
+            tcp_retrans_segs: after.tcp_retrans_segs.saturating_sub(self.tcp_retrans_segs),
+        }
+    }
+}
+
+/// One counter of `/proc/net/snmp`, whose sections come as two lines: the
+/// names, then the values (`Udp: InDatagrams NoPorts ...` / `Udp: 12 0 ...`).
+fn snmp_field(text: &str, section: &str, name: &str) -> Option<u64> {
+    let prefix = format!("{section}:");
+    let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
+    let names = lines.next()?;
+    let values = lines.next()?;
+    let index = names.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(index)?.parse().ok()
+}
+
+impl Outcome {
+    pub(crate) fn new() -> Self {
+        Self {
+            latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+                .expect("valid histogram bounds"),
+            sent: 0,
+            received: 0,
+            reordered: 0,
+            elapsed: Duration::ZERO,
+            kernel: None,
+            calls: None,
+        }
+    }
+
+    /// A one-way stream's outcome: `sent` messages, of which the listener
+    /// counted what its statistics say between `before` and `after`, over
+    /// `elapsed`.
+    pub(crate) fn streamed(sent: u64, before: &Stats, after: &Stats, elapsed: Duration) -> Self {
+        let mut outcome = Self::new();
+        outcome.sent = sent;
+        outcome.received = after.received.saturating_sub(before.received);
+        outcome.reordered = after.reordered.saturating_sub(before.reordered);
+        outcome.elapsed = elapsed;
+        outcome
+    }
+
+    /// Messages sent and not answered (ping-pong) or not counted by the
+    /// listener (throughput).
+    pub fn lost(&self) -> u64 {
+        self.sent.saturating_sub(self.received)
+    }
+
+    /// Messages per second at the receiver.
+    pub fn msgs_per_s(&self) -> f64 {
+        if self.elapsed.is_zero() {
+            return 0.0;
+        }
+        self.received as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub(crate) fn record(&mut self, latency_ns: u64) {
+        self.received += 1;
+        self.latency.saturating_record(latency_ns.max(1));
+    }
+}
+
+/// Nanoseconds since the start of a run: the timestamps on the wire.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    base: Instant,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Self {
+        Self {
+            base: Instant::now(),
+        }
+    }
+
+    pub(crate) fn ns(self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snmp_counters_are_found_by_name() {
+        let text = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+                    Tcp: RtoAlgorithm RtoMin MaxConn RetransSegs\nTcp: 1 200 -1 17\n\
+                    Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors\n\
+                    Udp: 900 0 41 950 41\n\
+                    UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors\n\
+                    UdpLite: 0 0 0 0 0\n";
+        assert_eq!(snmp_field(text, "Udp", "RcvbufErrors"), Some(41));
+        assert_eq!(snmp_field(text, "Tcp", "RetransSegs"), Some(17));
+        assert_eq!(snmp_field(text, "Tcp", "MaxConn"), None);
+        assert_eq!(snmp_field(text, "Icmp", "InMsgs"), None);
+    }
+}

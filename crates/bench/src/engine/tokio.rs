@@ -1,0 +1,354 @@
+//! The tokio engine: one measured run over msg-net's [`Link`], a fresh
+//! connection, a warm-up, then the measurement.
+//!
+//! - Closed loop (`pingpong`): one `Ping` in flight; the round trip runs from
+//!   its send timestamp to the `Pong`, which carries the timestamp back.
+//! - Open loop (`pingpong` at a rate): pings leave on a fixed schedule
+//!   whatever the replies do, each stamped with its *intended* send time,
+//!   so a stall shows up in every message it delays instead of hiding in the
+//!   one that was late (coordinated omission, as wrk2 and HdrHistogram
+//!   describe it).
+//! - `throughput`: a one-way stream of `Discard` messages; a statistics ping
+//!   (`FLAG_STATS`) before and after asks the listener how many arrived and
+//!   how many came out of order.
+//!
+//! Over UDP a reply that does not come within the timeout counts as lost
+//! and the run goes on; over TCP nothing is lost, so a missing reply is an
+//! error.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use msg_net::auth::printable;
+use msg_net::ping::{self, PongMatch};
+use msg_net::{Link, Stats, Transport};
+use msg_proto::{Kind, Message};
+use tokio::time::timeout_at;
+
+use super::{Clock, Outcome, STATS_ATTEMPTS, Snapshot, UDP_DRAIN, batched, stats_wait};
+use crate::error::Error;
+use crate::pace::{Pacer, scheduled};
+use crate::plan::{Mode, Settings, Target};
+
+/// Measures one run of `size`-byte messages against `target`.
+///
+/// # Errors
+///
+/// When the target cannot be reached, closes the connection, answers what
+/// was not asked, or (over TCP) does not answer within the timeout.
+pub(crate) async fn measure(
+    target: &Target,
+    size: usize,
+    settings: &Settings,
+) -> Result<Outcome, Error> {
+    let link = Link::connect(target.transport, target.addr, &target.connect_options()).await?;
+    let timeout = match target.transport {
+        Transport::Udp => settings.timeout,
+        Transport::Tcp => settings.tcp_timeout,
+    };
+    let mut peer = Peer::new(link, target.transport, timeout);
+    let body = Bytes::from(vec![b'm'; size]);
+    match (settings.mode, settings.rate) {
+        (Mode::Pingpong, None) => closed_loop(&mut peer, body, settings).await,
+        (Mode::Pingpong, Some(rate)) => open_loop(peer, body, settings, rate).await,
+        (Mode::Throughput, _) if target.transport == Transport::Udp && settings.batch.is_some() => {
+            batched::throughput(&mut peer, target.addr, body, settings).await
+        }
+        (Mode::Throughput, rate) => throughput(&mut peer, body, settings, rate).await,
+    }
+}
+
+/// The connection and how long to wait for an answer.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(super) link: Link,
+    transport: Transport,
+    timeout: Duration,
+}
+
+impl Peer {
+    pub(crate) fn new(link: Link, transport: Transport, timeout: Duration) -> Self {
+        Self {
+            link,
+            transport,
+            timeout,
+        }
+    }
+
+    /// Waits for the pong to ping `seq` until `deadline`; `None` when it
+    /// did not come (lost, over UDP).
+    async fn pong(
+        &mut self,
+        seq: u64,
+        deadline: Instant,
+    ) -> Result<Option<(Message, Instant)>, Error> {
+        loop {
+            let reply = match timeout_at(deadline.into(), self.link.recv()).await {
+                Ok(reply) => reply?.ok_or(Error::ListenerClosed)?,
+                Err(_) if self.transport == Transport::Udp => return Ok(None),
+                Err(_) => {
+                    return Err(Error::NoAnswer {
+                        seq,
+                        within: self.timeout,
+                    });
+                }
+            };
+            let arrived = Instant::now();
+            if reply.kind == Kind::Error {
+                // A listener that refuses us (one that needs a secret) says
+                // why before it closes.
+                return Err(msg_net::Error::Peer(printable(&reply.body)).into());
+            }
+            match ping::check_pong(&reply, seq)? {
+                PongMatch::Current => return Ok(Some((reply, arrived))),
+                PongMatch::Late => {}
+            }
+        }
+    }
+
+    /// One round trip, the ping leaving now (`sent`, read by the caller);
+    /// its time in nanoseconds, or `None` if lost.
+    pub(crate) async fn exchange(
+        &mut self,
+        ping: &mut Message,
+        clock: Clock,
+        sent: Instant,
+    ) -> Result<Option<u64>, Error> {
+        ping.seq += 1;
+        ping.timestamp_ns = clock.ns(sent);
+        self.link.send(ping).await?;
+        Ok(self
+            .pong(ping.seq, sent + self.timeout)
+            .await?
+            .map(|(reply, arrived)| clock.ns(arrived).saturating_sub(reply.timestamp_ns)))
+    }
+
+    /// The kernel's counters now, under an impairment.
+    pub(super) fn snapshot(&self, settings: &Settings) -> Result<Option<Snapshot>, Error> {
+        if !settings.impaired {
+            return Ok(None);
+        }
+        Snapshot::take(self.link.tcp_info()).map(Some)
+    }
+
+    /// Asks the listener how many `Discard`s it has counted from us.
+    pub(super) async fn stats(&mut self, seq: &mut u64) -> Result<Stats, Error> {
+        for _ in 0..STATS_ATTEMPTS {
+            *seq += 1;
+            self.link.send(&ping::stats_request(*seq)).await?;
+            let deadline = Instant::now() + stats_wait(self.transport, self.timeout);
+            if let Some((reply, _)) = self.pong(*seq, deadline).await? {
+                return Ok(ping::parse_stats(&reply)?);
+            }
+        }
+        Err(Error::NoStats {
+            attempts: STATS_ATTEMPTS,
+            apart: self.timeout,
+        })
+    }
+}
+
+async fn closed_loop(peer: &mut Peer, body: Bytes, settings: &Settings) -> Result<Outcome, Error> {
+    let clock = Clock::new();
+    let mut ping = Message::new(Kind::Ping, 0, body);
+    let warm_until = Instant::now() + settings.warmup;
+    loop {
+        // One clock read per round trip serves as both the send time and
+        // the loop's check.
+        let now = Instant::now();
+        if now >= warm_until {
+            break;
+        }
+        peer.exchange(&mut ping, clock, now).await?;
+    }
+    let before = peer.snapshot(settings)?;
+    let mut outcome = Outcome::new();
+    let start = Instant::now();
+    let end = start + settings.duration;
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            outcome.elapsed = now - start;
+            outcome.kernel = before
+                .map(|b| Ok::<_, Error>(b.until(&Snapshot::take(peer.link.tcp_info())?)))
+                .transpose()?;
+            return Ok(outcome);
+        }
+        outcome.sent += 1;
+        if let Some(rtt) = peer.exchange(&mut ping, clock, now).await? {
+            outcome.record(rtt);
+        }
+    }
+}
+
+async fn open_loop(
+    peer: Peer,
+    body: Bytes,
+    settings: &Settings,
+    rate: u64,
+) -> Result<Outcome, Error> {
+    let Peer {
+        link,
+        transport,
+        timeout,
+    } = peer;
+    let (mut tx, mut rx) = link.split()?;
+    let clock = Clock::new();
+    let start = Instant::now();
+    let measure_from = clock.ns(start + settings.warmup);
+    let stop = start + settings.warmup + settings.duration;
+    // Shared by the two futures below, which run in turn in this one task.
+    let sent_total = Cell::new(0u64);
+    let sent_measured = Cell::new(0u64);
+    let received_total = Cell::new(0u64);
+    let done = Cell::new(false);
+    // The pacer may spin only while no reply is due.
+    let idle = || received_total.get() == sent_total.get();
+    let mut before = None;
+
+    let send = async {
+        let mut pacer = Pacer::new()?;
+        let mut ping = Message::new(Kind::Ping, 0, body);
+        for i in 0.. {
+            let intended = scheduled(start, i, rate);
+            if intended >= stop {
+                break;
+            }
+            pacer.wait_until(intended, idle).await?;
+            ping.seq = i;
+            ping.timestamp_ns = clock.ns(intended);
+            if settings.impaired && before.is_none() && ping.timestamp_ns >= measure_from {
+                before = Some(Snapshot::take(tx.tcp_info())?);
+            }
+            tx.send(&ping).await?;
+            sent_total.set(i + 1);
+            if ping.timestamp_ns >= measure_from {
+                sent_measured.set(sent_measured.get() + 1);
+            }
+        }
+        done.set(true);
+        Ok::<_, Error>(())
+    };
+    let receive = async {
+        let mut outcome = Outcome::new();
+        loop {
+            if done.get() && idle() {
+                break;
+            }
+            let reply = match tokio::time::timeout(timeout, rx.recv()).await {
+                Ok(reply) => reply?.ok_or(Error::ListenerClosed)?,
+                // Whatever has not come back by now is lost (over TCP, late).
+                Err(_) if done.get() => break,
+                Err(_) => continue,
+            };
+            let arrived = clock.ns(Instant::now());
+            if reply.kind != Kind::Pong || reply.seq >= sent_total.get() {
+                return Err(Error::UnexpectedPong {
+                    sent: sent_total.get(),
+                    kind: reply.kind,
+                    seq: reply.seq,
+                });
+            }
+            received_total.set(received_total.get() + 1);
+            if reply.timestamp_ns >= measure_from {
+                outcome.record(arrived.saturating_sub(reply.timestamp_ns));
+            }
+        }
+        Ok::<_, Error>(outcome)
+    };
+    let ((), mut outcome) = tokio::try_join!(send, receive)?;
+    if let Some(before) = before {
+        outcome.kernel = Some(before.until(&Snapshot::take(tx.tcp_info())?));
+    }
+    outcome.sent = sent_measured.get();
+    outcome.elapsed = settings.duration;
+    if transport == Transport::Tcp && outcome.lost() > 0 {
+        return Err(Error::Unanswered {
+            lost: outcome.lost(),
+            sent: outcome.sent,
+            within: timeout,
+        });
+    }
+    Ok(outcome)
+}
+
+async fn throughput(
+    peer: &mut Peer,
+    body: Bytes,
+    settings: &Settings,
+    rate: Option<u64>,
+) -> Result<Outcome, Error> {
+    let mut pacer = match rate {
+        Some(rate) => Some((Pacer::new()?, rate)),
+        None => None,
+    };
+    let mut discard = Message::new(Kind::Discard, 0, body);
+    let mut stats_seq = 0;
+    stream(peer, &mut discard, settings.warmup, pacer.as_mut()).await?;
+    let before = peer.stats(&mut stats_seq).await?;
+    let kernel_before = peer.snapshot(settings)?;
+
+    let start = Instant::now();
+    let sent = stream(peer, &mut discard, settings.duration, pacer.as_mut()).await?;
+    let elapsed = match peer.transport {
+        // What UDP's receiver has not taken by the end of the stream is
+        // lost (its queue is full or it is about to be), so the rate at the
+        // receiver is what arrived over the time of sending.
+        Transport::Udp => {
+            let elapsed = start.elapsed();
+            tokio::time::sleep(UDP_DRAIN).await;
+            elapsed
+        }
+        // TCP loses nothing: the receiver may lag behind by the socket
+        // buffers, so its rate counts until it has answered the stats ping
+        // queued behind the stream.
+        Transport::Tcp => Duration::ZERO,
+    };
+    let after = peer.stats(&mut stats_seq).await?;
+    let elapsed = if elapsed.is_zero() {
+        start.elapsed()
+    } else {
+        elapsed
+    };
+    let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    if let Some(kernel_before) = kernel_before {
+        outcome.kernel = Some(kernel_before.until(&Snapshot::take(peer.link.tcp_info())?));
+    }
+    Ok(outcome)
+}
+
+/// Sends `Discard`s for `duration`, as fast as the transport takes them or
+/// at the pacer's rate; returns how many were sent.
+async fn stream(
+    peer: &mut Peer,
+    discard: &mut Message,
+    duration: Duration,
+    mut pacer: Option<&mut (Pacer, u64)>,
+) -> Result<u64, Error> {
+    let start = Instant::now();
+    let end = start + duration;
+    let mut sent = 0;
+    loop {
+        let next = match &mut pacer {
+            Some((pacer, rate)) => {
+                let intended = scheduled(start, sent, *rate);
+                if intended >= end {
+                    break;
+                }
+                // Nothing comes back on a one-way stream: spinning blocks no
+                // reply.
+                pacer.wait_until(intended, || true).await?;
+                intended
+            }
+            None => Instant::now(),
+        };
+        if next >= end {
+            break;
+        }
+        discard.seq += 1;
+        peer.link.send(discard).await?;
+        sent += 1;
+    }
+    Ok(sent)
+}

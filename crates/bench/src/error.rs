@@ -1,0 +1,318 @@
+//! The one error type of this crate.
+//!
+//! Messages say what went wrong in the benchmark's own words, never in a
+//! command line's: the binary above knows which of its flags led there and
+//! adds that (and makes the plan's refusals usage errors).
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use humantime::format_duration;
+use msg_net::Transport;
+use msg_proto::Kind;
+
+/// What can go wrong in planning, running or reporting a benchmark.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The plan has nothing to measure along one of its dimensions.
+    #[error("nothing to measure: the plan has no {0}")]
+    Empty(&'static str),
+    /// Busy polling with the client and the listeners on one core, where
+    /// each spinner would hold up the other.
+    #[error(
+        "busy polling needs the client and the listeners on different cores: \
+         on one core each spinner would hold up the other"
+    )]
+    BusyPollOnOneCore,
+    /// Busy polling with both engines, whose listeners share a core.
+    #[error(
+        "busy polling cannot measure both engines at once: the tokio listeners spin all the \
+         time and would hold up the blocking ones on their core"
+    )]
+    BusyPollBothEngines,
+    /// Batching asked of a ping-pong, which has one message in flight.
+    #[error(
+        "batching needs a one-way stream (throughput mode): a ping-pong has one message in \
+         flight, nothing to batch"
+    )]
+    BatchNeedsThroughput,
+    /// Batching asked of TCP alone.
+    #[error(
+        "batching sends UDP datagrams many per system call; TCP needs no batching \
+         (its stream already carries many messages per write)"
+    )]
+    BatchNeedsUdp,
+    /// The blocking engine was asked for something only the tokio engine
+    /// measures (the reason names it).
+    #[error("the blocking engine does {0}")]
+    NotInBlockingEngine(&'static str),
+    /// Impairments with a remote listener: they are made inside a network
+    /// namespace from which it cannot be reached.
+    #[error(
+        "impairments are measured against the built-in listeners inside a network namespace \
+         of their own, from which a remote listener cannot be reached"
+    )]
+    ImpairRemote,
+    /// Pinning was asked for where the CPUs cannot be listed.
+    #[error("cannot list the CPUs this process may use")]
+    NoCpuList,
+    /// Pinning across cores with fewer than two.
+    #[error("pinning across cores needs two CPUs; this process may use {available}")]
+    TooFewCpus {
+        /// How many this process may use.
+        available: usize,
+    },
+    /// A malformed impairment SPEC (the text says what is wrong).
+    #[error("{0}")]
+    Impairment(String),
+    /// A program an impairment needs is not installed.
+    #[error(
+        "the impairment '{spec}' needs the program '{program}', which is not installed \
+         (the package {package})"
+    )]
+    MissingProgram {
+        /// The impairment, as the report names it.
+        spec: String,
+        /// `nft` or `tc`.
+        program: &'static str,
+        /// The package that has it.
+        package: &'static str,
+    },
+    /// The kernel has no queueing discipline an impairment needs.
+    #[error(
+        "the impairment '{spec}' needs the {qdisc} queueing discipline (sch_{qdisc}, {config}), \
+         which this kernel has not and which {words} need; tc says: {stderr}"
+    )]
+    NoQdisc {
+        /// The impairment, as the report names it.
+        spec: String,
+        /// `netem` or `tbf`.
+        qdisc: &'static str,
+        /// The kernel option that builds it.
+        config: &'static str,
+        /// The words of the SPEC that need it.
+        words: &'static str,
+        /// What `tc` said.
+        stderr: String,
+    },
+    /// `nft` or `tc` could not be run, fed or waited for.
+    #[error("cannot {action} {program}")]
+    Program {
+        /// `run`, `write to`, `wait for`.
+        action: &'static str,
+        /// `nft` or `tc`.
+        program: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+    /// `nft` or `tc` failed.
+    #[error("{command} failed ({status}): {stderr}")]
+    ProgramFailed {
+        /// The program and its arguments.
+        command: String,
+        /// How it exited.
+        status: ExitStatus,
+        /// What it said.
+        stderr: String,
+    },
+    /// One measured run failed; the source says why.
+    #[error("{label} {size}-byte run against {addr}")]
+    Run {
+        /// `udp`, `tcp+auth`, ...
+        label: String,
+        /// The payload size.
+        size: usize,
+        /// The listener.
+        addr: SocketAddr,
+        /// Why.
+        source: Box<Self>,
+    },
+    /// The listener closed a TCP connection in the middle of a run.
+    #[error("the listener closed the connection")]
+    ListenerClosed,
+    /// Over TCP, a reply did not come within the timeout.
+    #[error("no answer to ping {seq} within {}", format_duration(*.within))]
+    NoAnswer {
+        /// The ping.
+        seq: u64,
+        /// How long it had.
+        within: Duration,
+    },
+    /// Over TCP, only a late reply came before the deadline (blocking
+    /// engine).
+    #[error("no answer to ping {seq} in time")]
+    Late {
+        /// The ping.
+        seq: u64,
+    },
+    /// A ping that got no answer where none may be lost (`clients`).
+    #[error("no answer")]
+    Lost,
+    /// The listener answered none of the statistics requests.
+    #[error("no answer to {attempts} statistics requests, {} apart", format_duration(*.apart))]
+    NoStats {
+        /// How many were sent.
+        attempts: u32,
+        /// How long each waited.
+        apart: Duration,
+    },
+    /// In the open loop, a reply to no ping sent.
+    #[error(
+        "expected a pong to one of pings 0..{sent}, got {kind:?} {seq}: is the peer `msg listen`?"
+    )]
+    UnexpectedPong {
+        /// Pings sent so far.
+        sent: u64,
+        /// What came.
+        kind: Kind,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// Over TCP, the open loop ended with pings unanswered.
+    #[error(
+        "{lost} of {sent} pings were not answered within {} of the last send",
+        format_duration(*.within)
+    )]
+    Unanswered {
+        /// Pings unanswered.
+        lost: u64,
+        /// Pings sent while measuring.
+        sent: u64,
+        /// How long the last one had.
+        within: Duration,
+    },
+    /// The kernel's `TCP_INFO` could not be read.
+    #[error("cannot read TCP_INFO")]
+    TcpInfo(#[source] msg_net::Error),
+    /// One of the `clients` failed; the source says why.
+    #[error("client {index} of {total}")]
+    Client {
+        /// Which, from 1.
+        index: u32,
+        /// Of how many.
+        total: u32,
+        /// Why.
+        source: Box<Self>,
+    },
+    /// A client could not connect; the source says why.
+    #[error("connecting {clients} clients to {addr}")]
+    Connecting {
+        /// How many were connecting.
+        clients: u32,
+        /// To where.
+        addr: SocketAddr,
+        /// Why.
+        source: Box<Self>,
+    },
+    /// The clients ended before each said whether it connected.
+    #[error("the clients stopped before connecting")]
+    ClientsStopped,
+    /// A client's task panicked or was cancelled.
+    #[error("a client task failed")]
+    ClientTask(#[source] tokio::task::JoinError),
+    /// The hard open-file limit leaves no room for the clients' sockets.
+    #[error(
+        "{clients} clients need about {needed} open files ({why}), and the hard limit \
+         (RLIMIT_NOFILE) is {hard}: raise it (ulimit -Hn as root, LimitNOFILE= in a \
+         systemd unit) or use fewer clients"
+    )]
+    OpenFiles {
+        /// How many clients.
+        clients: u32,
+        /// Descriptors needed.
+        needed: u64,
+        /// The hard limit.
+        hard: u64,
+        /// What the descriptors are for.
+        why: String,
+    },
+    /// The open-file limit could not be read or raised.
+    #[error("{what}")]
+    Rlimit {
+        /// What was tried.
+        what: String,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// A thread could not be started.
+    #[error("cannot start {what}")]
+    Thread {
+        /// Which.
+        what: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+    /// The built-in listeners' thread ended before it said where they
+    /// listen.
+    #[error("the built-in listeners did not start")]
+    ListenersDidNotStart,
+    /// A built-in listener's task panicked.
+    #[error("a built-in listener's task failed")]
+    ListenerTask(#[source] tokio::task::JoinError),
+    /// A built-in listener stopped serving.
+    #[error("built-in {transport} listener")]
+    Listener {
+        /// Its transport.
+        transport: Transport,
+        /// Why.
+        source: msg_net::Error,
+    },
+    /// No address of a host name with several could be connected to.
+    #[error("cannot connect to {name} at any of its {count} addresses: {failures}")]
+    Connect {
+        /// The `HOST:PORT`.
+        name: String,
+        /// How many addresses it has.
+        count: usize,
+        /// Each address's failure, `; `-separated.
+        failures: String,
+    },
+    /// The plot could not be drawn.
+    #[error("cannot draw the plot: {0}")]
+    Plot(String),
+    /// A file could not be written.
+    #[error("cannot write {}", .path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A directory could not be made.
+    #[error("cannot create {}", .path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// msg-net's error: a link, a listener, a name that does not resolve.
+    #[error(transparent)]
+    Net(#[from] msg_net::Error),
+    /// A reply that answers no ping in flight.
+    #[error(transparent)]
+    Pong(#[from] msg_net::ping::UnexpectedReply),
+    /// A statistics pong that does not parse.
+    #[error(transparent)]
+    Proto(#[from] msg_proto::Error),
+    /// Any other operating-system error (a timer, a runtime).
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// `err` and its sources, `: `-separated, as `anyhow` shows a chain: for
+/// logs, and for the failures of [`Error::Connect`].
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,85 @@
+//! msg's measurement engine: the same payloads over UDP datagrams and over
+//! length-framed TCP, measured side by side in one run.
+//!
+//! A [`Plan`] says what to measure; [`run()`] carries it out and returns
+//! [`Results`]; the [`report`] turns those into a table, JSON, a plot or
+//! `.hgrm` files. This crate parses no flags and draws no progress bars
+//! (CI checks that neither clap nor indicatif is among its dependencies):
+//! the `msg bench` binary turns its flags into a plan and shows progress
+//! through [`Progress`]. Its errors ([`Error`]) never name a flag; the
+//! binary adds those.
+//!
+//! # Layout
+//!
+//! - [`plan`](Plan): [`Plan`], [`Mode`], [`Engine`], [`Batch`], and
+//!   [`Plan::check`], what makes no sense together.
+//! - [`run`](run()): the built-in listeners started, the interleaved U T
+//!   U T schedule over the engines, one [`Measured`] cell per transport,
+//!   size, engine, secret and impairment.
+//! - `engine`: one file per engine, each measuring one run into an
+//!   [`Outcome`]: `tokio` (closed loop, open loop at a rate, throughput),
+//!   `batched` (UDP throughput, many datagrams per system call),
+//!   `blocking` (std sockets on the calling thread).
+//! - [`clients`]: N TCP connections at once, a load with its own plan
+//!   ([`clients::Load`]) and report.
+//! - `servers`: the built-in echo listeners of each engine (msg-net's
+//!   serve loops), on threads of their own.
+//! - `pace`: a sub-millisecond timer for the open loop, and the fixed-rate
+//!   schedule.
+//! - [`pin`](Placement): where the client and the listeners run.
+//! - [`impair`](Impairment): netem's words, and the kernel mechanisms
+//!   (nftables, tbf, netem) that carry each out on `lo`.
+//! - [`report`]: the table and the JSON (medians of the runs, the spread,
+//!   the ratios), the SVG plot and the `.hgrm` files.
+//! - [`error`](Error): the one error type.
+//!
+//! ```text
+//!   msg (cli: flags, progress bar, netns) ──> msg-bench ──> msg-net ──> ...
+//!                                                 └──────────> msg-proto
+//! ```
+//!
+//! # Example
+//!
+//! A short ping-pong over UDP against the built-in listeners:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use msg_bench::{Plan, report};
+//! use msg_bench::Transport;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let plan = Plan {
+//!     transports: vec![Transport::Udp],
+//!     sizes: vec![64],
+//!     warmup: Duration::from_millis(20),
+//!     duration: Duration::from_millis(100),
+//!     runs: 1,
+//!     ..Plan::default()
+//! };
+//! let results = msg_bench::run(&plan, &mut ())?;
+//! report::write_table(&mut std::io::stdout(), &plan, &results)?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod clients;
+mod engine;
+mod error;
+mod impair;
+mod pace;
+mod pin;
+mod plan;
+pub mod report;
+mod run;
+mod servers;
+
+pub use engine::batched::Calls;
+pub use engine::{Kernel, Outcome, TcpFigures};
+pub use error::Error;
+pub use impair::Impairment;
+pub use msg_net::{Auth, Transport};
+pub use pin::{Pin, Placement};
+pub use plan::{Batch, DEFAULT_SIZES, DEFAULT_TIMEOUT, Engine, Mode, Plan};
+pub use run::{Measured, Oversize, Progress, Results, run};

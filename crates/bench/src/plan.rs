@@ -1,0 +1,318 @@
+//! What to measure: the [`Plan`] a run carries out, its [`Mode`] and
+//! [`Engine`]s, and what the engines get from it for one run
+//! ([`Settings`], [`Target`]).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use msg_net::limits::{Family, Overhead, check_size};
+use msg_net::{Auth, ConnectOptions, Transport};
+use msg_proto::auth::UDP_TRAILER_LEN;
+
+use crate::engine::batched::Batching;
+use crate::error::Error;
+use crate::impair::Impairment;
+use crate::pin::{Pin, Placement};
+use crate::run::Oversize;
+
+/// The payload sizes measured by default: small, a page, a large write, and
+/// one near the UDP limit.
+pub const DEFAULT_SIZES: [usize; 4] = [64, 1024, 16384, 65000];
+
+/// How long a reply may take before a UDP datagram counts as lost: a
+/// loopback round trip takes microseconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// How long a TCP reply may take under impairment: a segment lost six
+/// times in a row waits out 0.2 + 0.4 + ... + 6.4 = 12.6 s of backed-off
+/// retransmission timeouts before it gets through.
+const IMPAIRED_TCP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Under impairment, a UDP reply that has not come 10 ms after the time
+/// the impairment's delay explains is lost: a thousand loopback round
+/// trips, and short enough that a lossy run still takes many samples.
+const IMPAIRED_UDP_SLACK: Duration = Duration::from_millis(10);
+
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One message in flight: round-trip time (or, with a rate, open loop).
+    Pingpong,
+    /// A one-way stream: messages per second at the receiver, loss.
+    Throughput,
+}
+
+impl Mode {
+    /// `pingpong` or `throughput`, as the JSON names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pingpong => "pingpong",
+            Self::Throughput => "throughput",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One engine: the client and the built-in listener it measures against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Engine {
+    /// std sockets and blocking system calls on dedicated threads.
+    Blocking,
+    /// The tokio runtime (msg-net's serve loop and link).
+    Tokio,
+}
+
+impl Engine {
+    /// `blocking` or `tokio`, as the JSON names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Blocking => "blocking",
+            Self::Tokio => "tokio",
+        }
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A UDP throughput stream sent many datagrams per system call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    /// Datagrams per send call, 1 to [`msg_net::MAX_BATCH`].
+    pub size: usize,
+    /// Send each batch as one GSO run where the kernel offers it.
+    pub gso: bool,
+}
+
+/// Everything a run needs to know: what to measure, against what, how.
+///
+/// Each transport is measured at each size, `runs` times, the transports
+/// (and engines) interleaved within each run; with impairments, all of
+/// that once per impairment.
+#[derive(Debug)]
+pub struct Plan {
+    /// The transports, in the order the report shows them.
+    pub transports: Vec<Transport>,
+    /// Payload sizes in bytes (each message adds a 28-byte header).
+    pub sizes: Vec<usize>,
+    /// A listener to measure against (`HOST:PORT`, answering pings as
+    /// `msg listen` does); `None` starts built-in listeners on 127.0.0.1.
+    pub remote: Option<String>,
+    /// Where the client and the built-in listeners run.
+    pub placement: Placement,
+    /// What is measured.
+    pub mode: Mode,
+    /// Messages per second: an open-loop ping-pong, or a paced stream.
+    pub rate: Option<u64>,
+    /// How long each run exchanges messages before it measures.
+    pub warmup: Duration,
+    /// How long each run measures.
+    pub duration: Duration,
+    /// Runs per transport and size.
+    pub runs: u32,
+    /// How long a UDP reply may take before it counts as lost (over TCP,
+    /// an error); `None`: [`DEFAULT_TIMEOUT`], or under an impairment what
+    /// its delay explains.
+    pub timeout: Option<Duration>,
+    /// `TCP_NODELAY` on the client and the built-in TCP listener.
+    pub nodelay: bool,
+    /// Poll the sockets in a loop instead of sleeping, in the client and
+    /// the built-in listeners.
+    pub busy_poll: bool,
+    /// The engines, each measuring every cell, blocking first.
+    pub engines: Vec<Engine>,
+    /// Authenticate every message with this secret. With the built-in
+    /// listeners each transport is measured with and without it.
+    pub auth: Option<Auth>,
+    /// Impairments of the loopback, measured in turn. They are applied to
+    /// `lo` of this process's network namespace: use them only in a
+    /// private one made for the purpose.
+    pub impairments: Vec<Impairment>,
+    /// UDP throughput sent many datagrams per call.
+    pub batch: Option<Batch>,
+}
+
+impl Default for Plan {
+    /// A short look at both transports on loopback: the default sizes,
+    /// three runs of 750 ms after 150 ms each, the blocking engine, no
+    /// pinning.
+    fn default() -> Self {
+        Self {
+            transports: vec![Transport::Udp, Transport::Tcp],
+            sizes: DEFAULT_SIZES.to_vec(),
+            remote: None,
+            placement: Placement::off(),
+            mode: Mode::Pingpong,
+            rate: None,
+            warmup: Duration::from_millis(150),
+            duration: Duration::from_millis(750),
+            runs: 3,
+            timeout: None,
+            nodelay: true,
+            busy_poll: false,
+            engines: vec![Engine::Blocking],
+            auth: None,
+            impairments: Vec::new(),
+            batch: None,
+        }
+    }
+}
+
+impl Plan {
+    /// Whether the plan can be carried out as it stands.
+    ///
+    /// # Errors
+    ///
+    /// What makes no sense together: busy polling on one core or with
+    /// both engines, batching outside a UDP stream, the blocking engine
+    /// asked for what only tokio measures, impairments with a remote
+    /// listener, or nothing to measure.
+    pub fn check(&self) -> Result<(), Error> {
+        for (empty, what) in [
+            (self.transports.is_empty(), "transport"),
+            (self.sizes.is_empty(), "size"),
+            (self.engines.is_empty(), "engine"),
+            (self.runs == 0, "run"),
+        ] {
+            if empty {
+                return Err(Error::Empty(what));
+            }
+        }
+        if self.busy_poll && self.placement.pin() == Pin::Same {
+            return Err(Error::BusyPollOnOneCore);
+        }
+        if self.batch.is_some() {
+            if self.mode != Mode::Throughput {
+                return Err(Error::BatchNeedsThroughput);
+            }
+            if !self.transports.contains(&Transport::Udp) {
+                return Err(Error::BatchNeedsUdp);
+            }
+        }
+        if !self.impairments.is_empty() && self.remote.is_some() {
+            return Err(Error::ImpairRemote);
+        }
+        if self.engines.contains(&Engine::Blocking) {
+            let refused = if self.auth.is_some() {
+                Some("no authentication")
+            } else if !self.impairments.is_empty() {
+                Some("no impaired runs (their TCP retransmissions come from the tokio link)")
+            } else if self.rate.is_some() || self.batch.is_some() {
+                Some(
+                    "only the closed loop, as fast as the socket takes it, not a paced or batched one",
+                )
+            } else {
+                None
+            };
+            if let Some(what) = refused {
+                return Err(Error::NotInBlockingEngine(what));
+            }
+        }
+        if self.engines.len() > 1 && self.busy_poll {
+            return Err(Error::BusyPollBothEngines);
+        }
+        Ok(())
+    }
+
+    /// The built-in listeners are measured (no remote listener).
+    pub(crate) fn builtin(&self) -> bool {
+        self.remote.is_none()
+    }
+
+    /// How one run measures, under the impairment `phase` (an index into
+    /// [`Plan::impairments`]) if any.
+    pub(crate) fn settings(&self, phase: Option<usize>, batching: Option<Batching>) -> Settings {
+        let impairment = phase.map(|i| &self.impairments[i]);
+        let default = match impairment {
+            Some(imp) => IMPAIRED_UDP_SLACK + 2 * imp.one_way_delay(),
+            None => DEFAULT_TIMEOUT,
+        };
+        let timeout = self.timeout.unwrap_or(default);
+        Settings {
+            mode: self.mode,
+            warmup: self.warmup,
+            duration: self.duration,
+            timeout,
+            tcp_timeout: match impairment {
+                Some(_) => timeout.max(IMPAIRED_TCP_TIMEOUT),
+                None => timeout,
+            },
+            rate: self.rate,
+            impaired: impairment.is_some(),
+            batch: batching,
+        }
+    }
+}
+
+/// Where to measure.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) transport: Transport,
+    pub(crate) addr: SocketAddr,
+    pub(crate) nodelay: bool,
+    /// Authenticate with this secret.
+    pub(crate) auth: Option<Auth>,
+}
+
+impl Target {
+    /// `udp`, `tcp`, or with the secret `udp+auth`, `tcp+auth`: for logs
+    /// and the table.
+    pub(crate) fn label(&self) -> String {
+        let suffix = if self.auth.is_some() { "+auth" } else { "" };
+        format!("{}{suffix}", self.transport)
+    }
+
+    pub(crate) fn connect_options(&self) -> ConnectOptions {
+        let mut options = ConnectOptions {
+            auth: self.auth.clone(),
+            ..ConnectOptions::default()
+        };
+        options.tcp.nodelay = self.nodelay;
+        options
+    }
+
+    /// Whether `size`-byte messages can be sent at all.
+    pub(crate) fn check_size(&self, size: usize) -> Result<(), Oversize> {
+        match self.transport {
+            Transport::Udp => {
+                let overhead = if self.auth.is_some() {
+                    Overhead::framed_with_tag(UDP_TRAILER_LEN)
+                } else {
+                    Overhead::FRAMED
+                };
+                check_size(size, overhead, &self.addr).map_err(|err| Oversize {
+                    limit: Family::of(&self.addr).max_payload(),
+                    message: err.to_string(),
+                })
+            }
+            Transport::Tcp => Ok(()),
+        }
+    }
+}
+
+/// How to measure one run.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) mode: Mode,
+    pub(crate) warmup: Duration,
+    pub(crate) duration: Duration,
+    /// How long a UDP reply may take before it counts as lost.
+    pub(crate) timeout: Duration,
+    /// How long a TCP reply may take before the run fails.
+    pub(crate) tcp_timeout: Duration,
+    pub(crate) rate: Option<u64>,
+    /// Under an impairment: read what the kernel saw
+    /// ([`Kernel`](crate::Kernel)).
+    pub(crate) impaired: bool,
+    /// UDP throughput sent many datagrams per call.
+    pub(crate) batch: Option<Batching>,
+}

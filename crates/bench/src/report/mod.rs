@@ -1,0 +1,316 @@
+//! The report, as functions of a [`Plan`] and its [`Results`]: the median
+//! of each cell's runs, written as a table or JSON; and the latency
+//! distributions behind them, drawn ([`plot()`]) and written out
+//! ([`write_hgrm`]).
+//!
+//! A cell is a transport at a size, with or without authentication. Its runs are summarised by the median
+//! run (by p50 in ping-pong, by messages per second in throughput), with the
+//! range of that figure across runs beside it. The TCP/UDP ratio is the
+//! median of the ratios of runs taken next to each other, so that machine
+//! noise that hit one pair does not tilt the comparison.
+//!
+//! With both engines every cell is measured by each, in the same
+//! interleaved run: a row per engine, and a column with what the tokio
+//! runtime adds to the blocking engine's p50, in µs per round trip.
+//!
+//! - here: the figures every output shares (the median run, the spread,
+//!   the ratios, which cells exist).
+//! - `table`, `notes`: the table, and the lines above and below it.
+//! - `json`: the JSON document, exactly its keys.
+//! - `batch`: a batched run's columns and keys.
+//! - `text`: the text table and its number formats.
+//! - `plot`, `hgrm`: the latency distributions, drawn and written out.
+//! - [`clients`]: the report of the `clients` load.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::engine::Outcome;
+use crate::error::Error;
+use crate::impair::Impairment;
+use crate::pin::Placement;
+use crate::plan::{Engine, Mode, Plan};
+use crate::run::{Measured, Results};
+use msg_net::Transport;
+
+mod batch;
+pub mod clients;
+pub(crate) mod hgrm;
+mod json;
+mod notes;
+pub(crate) mod plot;
+mod table;
+mod text;
+
+pub(crate) use text::{Table, fmt_count, fmt_us};
+
+/// Writes the report of `results` as a table, with its notes, to `out`.
+///
+/// # Errors
+///
+/// When `out` cannot be written.
+pub fn write_table(out: &mut dyn Write, plan: &Plan, results: &Results) -> io::Result<()> {
+    Report::new(plan, results).write_table(out)
+}
+
+/// Writes the report of `results` as one JSON document,
+/// `{"results":[...]}` (with `"impairments"` under impairment), and a
+/// newline, to `out`.
+///
+/// # Errors
+///
+/// When `out` cannot be written.
+pub fn write_json(out: &mut dyn Write, plan: &Plan, results: &Results) -> io::Result<()> {
+    Report::new(plan, results).write_json(out)
+}
+
+/// Draws the round-trip time percentile distribution of each cell's median
+/// run (p50 to p99.99, HdrHistogram style) into `path`, an SVG; returns
+/// how many lines it drew.
+///
+/// # Errors
+///
+/// When the plot cannot be drawn or the file written.
+pub fn plot(path: &Path, plan: &Plan, results: &Results) -> Result<usize, Error> {
+    let series = plot::series(&results.measured, &plan.impairments);
+    let what = match plan.rate {
+        Some(rate) => format!("round-trip times, open loop at {rate} msg/s"),
+        None => "round-trip times, ping-pong".to_owned(),
+    };
+    plot::draw(path, &series, &plan.placement, &what)?;
+    Ok(series.len())
+}
+
+/// Writes each cell's round-trip time histogram into `dir` in
+/// HdrHistogram's percentile format (`TRANSPORT-SIZE.hgrm`, values in µs);
+/// returns the paths written.
+///
+/// # Errors
+///
+/// When the directory cannot be made or a file cannot be written.
+pub fn write_hgrm(dir: &Path, plan: &Plan, results: &Results) -> Result<Vec<PathBuf>, Error> {
+    let series = plot::series(&results.measured, &plan.impairments);
+    plot::write_hgrm(dir, &series)
+}
+
+/// Everything the report says.
+#[derive(Debug)]
+struct Report<'a> {
+    mode: Mode,
+    rate: Option<u64>,
+    runs: u32,
+    duration: Duration,
+    warmup: Duration,
+    placement: &'a Placement,
+    busy_poll: bool,
+    /// Batched: UDP datagrams per send call.
+    batch: Option<usize>,
+    /// Whether the listeners are the built-in ones.
+    builtin: bool,
+    /// Where the listeners were, in words.
+    where_: &'a str,
+    measured: &'a [Measured],
+    /// Under impairment, the impairments measured in turn; empty otherwise.
+    impairments: &'a [Impairment],
+}
+
+impl<'a> Report<'a> {
+    fn new(plan: &'a Plan, results: &'a Results) -> Self {
+        Self {
+            mode: plan.mode,
+            rate: plan.rate,
+            runs: plan.runs,
+            duration: plan.duration,
+            warmup: plan.warmup,
+            placement: &plan.placement,
+            busy_poll: plan.busy_poll,
+            batch: plan.batch.map(|batch| batch.size),
+            builtin: plan.builtin(),
+            where_: &results.listeners,
+            measured: &results.measured,
+            impairments: &plan.impairments,
+        }
+    }
+}
+
+/// The figure runs are ranked and compared by.
+fn key(mode: Mode, run: &Outcome) -> f64 {
+    match mode {
+        Mode::Pingpong => us(run.latency.value_at_quantile(0.5)),
+        Mode::Throughput => run.msgs_per_s(),
+    }
+}
+
+pub(crate) fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+/// The summary of one cell's runs.
+#[derive(Debug)]
+struct Summary<'a> {
+    median: &'a Outcome,
+    min: f64,
+    max: f64,
+}
+
+fn summarise(mode: Mode, runs: &[Outcome]) -> Option<Summary<'_>> {
+    let mut ranked: Vec<&Outcome> = runs.iter().collect();
+    ranked.sort_by(|a, b| key(mode, a).total_cmp(&key(mode, b)));
+    Some(Summary {
+        median: ranked.get((ranked.len().checked_sub(1)?) / 2)?,
+        min: key(mode, ranked.first()?),
+        max: key(mode, ranked.last()?),
+    })
+}
+
+/// The median of `values`, or `None` if there are none.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|v| v.is_finite());
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+/// The share of packets the network dropped, estimated from a run: a
+/// ping-pong's round trip crosses the impaired network twice (answered
+/// with probability (1 − p)², so p = 1 − √answered), a one-way datagram
+/// once. Receive-queue overflows are the receiver's, not the network's.
+fn per_packet_loss(mode: Mode, run: &Outcome) -> Option<f64> {
+    if run.sent == 0 {
+        return None;
+    }
+    let overflow = run.kernel.map_or(0, |k| k.udp_overflow);
+    let lost = run.lost().saturating_sub(overflow) as f64 / run.sent as f64;
+    Some(match mode {
+        Mode::Pingpong => 1.0 - (1.0 - lost).max(0.0).sqrt(),
+        Mode::Throughput => lost,
+    })
+}
+
+/// Rounds to a tenth of a microsecond or of a message per second: finer
+/// digits are noise on any machine.
+pub(crate) fn tenth(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+impl Report<'_> {
+    /// The impairment a cell was measured under, if any.
+    fn impairment(&self, cell: &Measured) -> Option<&Impairment> {
+        cell.impairment.and_then(|i| self.impairments.get(i))
+    }
+
+    fn transports(&self) -> Vec<Transport> {
+        let mut transports: Vec<Transport> = Vec::new();
+        for cell in self.measured {
+            if !transports.contains(&cell.transport) {
+                transports.push(cell.transport);
+            }
+        }
+        transports
+    }
+
+    /// Which of unauthenticated (`false`) and authenticated (`true`) were
+    /// measured, in that order.
+    fn variants(&self) -> Vec<bool> {
+        [false, true]
+            .into_iter()
+            .filter(|&auth| self.measured.iter().any(|c| c.authenticated == auth))
+            .collect()
+    }
+
+    /// Which engines measured, blocking first.
+    fn engines(&self) -> Vec<Engine> {
+        let mut engines: Vec<Engine> = self.measured.iter().map(|c| c.engine).collect();
+        engines.sort_unstable();
+        engines.dedup();
+        engines
+    }
+
+    /// The runs of one cell, if it was measured.
+    fn runs(
+        &self,
+        impairment: Option<usize>,
+        size: usize,
+        transport: Transport,
+        authenticated: bool,
+        engine: Engine,
+    ) -> Option<&[Outcome]> {
+        self.measured
+            .iter()
+            .find(|c| {
+                c.impairment == impairment
+                    && c.size == size
+                    && c.transport == transport
+                    && c.authenticated == authenticated
+                    && c.engine == engine
+            })
+            .and_then(|c| c.runs.as_deref().ok())
+    }
+
+    /// The columns only an impaired run has, for `transport`.
+    fn impaired_columns(&self, transport: Transport) -> &'static [&'static str] {
+        match (self.impairments.is_empty(), transport, self.mode) {
+            (true, _, _) => &[],
+            (false, Transport::Udp, Mode::Pingpong) => &["lost %", "per pkt %"],
+            (false, Transport::Udp, Mode::Throughput) => &["overflow", "per pkt %"],
+            (false, Transport::Tcp, _) => &["retrans", "rtt", "rto"],
+        }
+    }
+
+    /// The median over neighbouring runs of tokio's p50 less the blocking
+    /// engine's, in µs.
+    fn runtime_cost(&self, blocking: &[Outcome], tokio: &[Outcome]) -> Option<f64> {
+        let differences = blocking
+            .iter()
+            .zip(tokio)
+            .filter(|(b, t)| !(b.latency.is_empty() || t.latency.is_empty()))
+            .map(|(b, t)| key(self.mode, t) - key(self.mode, b))
+            .collect();
+        median(differences)
+    }
+
+    /// The median of `other / base` over runs taken next to each other.
+    fn ratio(&self, base: &[Outcome], other: &[Outcome]) -> Option<f64> {
+        let ratios = base
+            .iter()
+            .zip(other)
+            .filter(|(b, o)| {
+                self.mode == Mode::Throughput || !(b.latency.is_empty() || o.latency.is_empty())
+            })
+            .map(|(b, o)| key(self.mode, o) / key(self.mode, b))
+            .collect();
+        median(ratios)
+    }
+}
+
+/// Rounds a percentage to hundredths.
+fn tenth_percent(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0]), Some(3.0));
+        assert_eq!(median(vec![5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(vec![f64::NAN, 2.0]), Some(2.0));
+    }
+}

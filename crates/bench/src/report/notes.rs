@@ -1,0 +1,104 @@
+//! The lines around the table: the title (what was measured, where,
+//! how), and under an impaired table what was applied.
+
+use super::Report;
+use crate::plan::{Engine, Mode};
+use msg_net::{MAX_BATCH, Transport};
+
+impl Report<'_> {
+    /// Under the impaired table: what was applied, and how to read the
+    /// columns that only impaired runs have.
+    pub(super) fn impairment_notes(&self) -> Vec<String> {
+        let mut lines = vec![
+            "applied, in turn, by the kernel on the namespace's lo (each packet, each direction):"
+                .to_owned(),
+        ];
+        for imp in self.impairments {
+            lines.push(format!("  {imp}: {}", imp.applied().join("; ")));
+        }
+        let transports = self.transports();
+        if transports.contains(&Transport::Udp) {
+            lines.push(match self.mode {
+                Mode::Pingpong => "UDP: lost %: round trips unanswered; per pkt %: the share of \
+                 packets the network dropped, measured, beside the configured loss (a round \
+                 trip crosses it twice: 1 - sqrt(answered share))"
+                    .to_owned(),
+                Mode::Throughput => "UDP: per pkt %: the share of datagrams the network dropped, \
+                 measured, beside the configured loss; overflow: datagrams dropped by a full \
+                 receive queue, the receiver's loss and not the network's"
+                    .to_owned(),
+            });
+        }
+        if transports.contains(&Transport::Tcp) {
+            lines.push(
+                "TCP: loses nothing; retrans: segments the client sent again (TCP_INFO \
+                 tcpi_total_retrans; the JSON's retrans_both_ways adds the listener's); rtt: its \
+                 smoothed round-trip time in µs; rto: its retransmission timeout in ms"
+                    .to_owned(),
+            );
+        }
+        lines
+    }
+
+    pub(super) fn title(&self) -> [String; 2] {
+        let what = match (self.mode, self.rate) {
+            (Mode::Pingpong, None) => format!(
+                "ping-pong, one message in flight, {}",
+                match self.engines()[..] {
+                    [Engine::Blocking] => "blocking engine",
+                    [Engine::Tokio] => "tokio engine",
+                    _ => "blocking and tokio engines interleaved",
+                }
+            ),
+            (Mode::Pingpong, Some(rate)) => {
+                format!("open loop at {rate} msg/s, latency from each intended send time")
+            }
+            (Mode::Throughput, None) => "throughput, one-way stream as fast as it goes".to_owned(),
+            (Mode::Throughput, Some(rate)) => format!("throughput, one-way stream at {rate} msg/s"),
+        };
+        let figures = match self.mode {
+            Mode::Pingpong => "round-trip times in µs",
+            Mode::Throughput => "rates at the receiver",
+        };
+        [
+            format!(
+                "msg bench: {what}; {}; {}{}{}",
+                self.where_,
+                self.placement,
+                if self.busy_poll { ", busy-poll" } else { "" },
+                match self.variants()[..] {
+                    [true] => ", authenticated (every message tagged)",
+                    [false, true] => ", with and without authentication",
+                    _ => "",
+                }
+            ),
+            format!(
+                "median of {} run(s) of {} after {} warm-up each, UDP and TCP interleaved; {figures}{}",
+                self.runs,
+                humantime::format_duration(self.duration),
+                humantime::format_duration(self.warmup),
+                self.batch_note(),
+            ),
+        ]
+    }
+
+    /// With `--batch`, what was batched, for the title.
+    fn batch_note(&self) -> String {
+        let Some(size) = self.batch else {
+            return String::new();
+        };
+        let receive = if self.builtin {
+            format!(
+                "the built-in listener receives up to {} per call (recvmmsg)",
+                MAX_BATCH
+            )
+        } else {
+            "the remote listener's calls are not known here (n/a)".to_owned()
+        };
+        format!(
+            "\nUDP sent {size} datagrams per call (sendmmsg, with GSO where offered); {receive}; \
+             dgram/send and dgram/recv: datagrams moved per system call; \
+             offload: GSO if they went to the kernel as segmented runs, GRO if they arrived coalesced"
+        )
+    }
+}

@@ -1,0 +1,292 @@
+//! The comparison table: a row per size (and secret, engine,
+//! impairment), a column group per transport, and the ratios.
+
+use std::io::{self, Write};
+
+use super::text::Table;
+use super::{Report, Summary, batch, fmt_count, fmt_us, per_packet_loss, percent, summarise, us};
+use crate::plan::{Engine, Mode};
+use msg_net::Transport;
+
+impl Report<'_> {
+    pub(super) fn write_table(&self, out: &mut dyn Write) -> io::Result<()> {
+        for line in self.title() {
+            writeln!(out, "{line}")?;
+        }
+        writeln!(out)?;
+        write!(out, "{}", self.table().render())?;
+        for cell in self.measured {
+            if let Err(oversize) = &cell.runs {
+                if cell.impairment.is_some_and(|i| i > 0) {
+                    // Said once, under the first impairment's rows.
+                    continue;
+                }
+                let message = &oversize.message;
+                let auth = if cell.authenticated { "+auth" } else { "" };
+                let engine = match self.engines().len() {
+                    2 => format!(" ({})", cell.engine.name()),
+                    _ => String::new(),
+                };
+                writeln!(
+                    out,
+                    "{}{auth}{engine} {} B: {message}",
+                    cell.transport, cell.size
+                )?;
+            }
+        }
+        if !self.impairments.is_empty() {
+            writeln!(out)?;
+            for line in self.impairment_notes() {
+                writeln!(out, "{line}")?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    }
+
+    fn table(&self) -> Table {
+        let transports = self.transports();
+        let variants = self.variants();
+        // With both, each authenticated row also shows what the secret
+        // costs: auth/plain of the p50 (or msg/s), per transport.
+        let cost = variants.len() == 2;
+        // With both engines, each tokio row shows what the runtime adds.
+        let engines = self.engines();
+        let runtime_cost = engines.len() == 2 && self.mode == Mode::Pingpong;
+        let columns: &[&str] = match self.mode {
+            Mode::Pingpong => &["p50", "p50 range", "p90", "p99", "p99.9", "max", "msg/s"],
+            Mode::Throughput => &["msg/s", "range", "MB/s", "sent", "received", "lost %"],
+        };
+        let extra: &[&str] = match (self.mode, self.batch) {
+            (Mode::Pingpong, _) => &["lost"],
+            (Mode::Throughput, None) => &["reordered"],
+            (Mode::Throughput, Some(_)) => {
+                let [send, recv, offload] = batch::COLUMNS;
+                &["reordered", send, recv, offload]
+            }
+        };
+        let impaired = !self.impairments.is_empty();
+        let mut table = Table::default();
+        let mut groups = vec![(String::new(), if impaired { 2 } else { 1 })];
+        let mut header = vec!["size".to_owned()];
+        if impaired {
+            header.insert(0, "impairment".to_owned());
+        }
+        let width_of = |transport: Transport| {
+            columns.len()
+                + if transport == Transport::Udp {
+                    extra.len()
+                } else {
+                    0
+                }
+        };
+        for &transport in &transports {
+            let impaired_columns = self.impaired_columns(transport);
+            groups.push((
+                transport.name().to_uppercase(),
+                width_of(transport) + impaired_columns.len(),
+            ));
+            header.extend(columns.iter().map(|c| (*c).to_owned()));
+            if transport == Transport::Udp {
+                header.extend(extra.iter().map(|c| (*c).to_owned()));
+            }
+            header.extend(impaired_columns.iter().map(|c| (*c).to_owned()));
+        }
+        let ratio = transports.len() == 2;
+        let figure = match self.mode {
+            Mode::Pingpong => "p50",
+            Mode::Throughput => "msg/s",
+        };
+        if ratio {
+            groups.push((String::new(), 1));
+            header.push(format!("tcp/udp {figure}"));
+        }
+        if cost {
+            groups.push((format!("auth/plain {figure}"), transports.len()));
+            header.extend(transports.iter().map(|t| t.name().to_owned()));
+        }
+        if runtime_cost {
+            groups.push(("tokio-blocking p50 µs".to_owned(), transports.len()));
+            header.extend(transports.iter().map(|t| t.name().to_owned()));
+        }
+        table.groups = groups;
+        table.header = header;
+
+        let mut sizes: Vec<usize> = self.measured.iter().map(|c| c.size).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        // Sizes in the order they were measured.
+        sizes.sort_by_key(|&size| self.measured.iter().position(|c| c.size == size));
+        let phases: Vec<Option<usize>> = if impaired {
+            (0..self.impairments.len()).map(Some).collect()
+        } else {
+            vec![None]
+        };
+        let mut rows = Vec::new();
+        for &phase in &phases {
+            for &size in &sizes {
+                for &auth in &variants {
+                    rows.extend(engines.iter().map(|&engine| (phase, size, auth, engine)));
+                }
+            }
+        }
+        for (phase, size, authenticated, engine) in rows {
+            let mut label = if authenticated && cost {
+                format!("{size} auth")
+            } else {
+                size.to_string()
+            };
+            if engines.len() == 2 {
+                label = format!("{label} {}", engine.name());
+            }
+            let mut row = vec![label];
+            if let Some(i) = phase {
+                row.insert(0, self.impairments[i].to_string());
+            }
+            let mut pair = Vec::new();
+            for &transport in &transports {
+                let Some(cell) = self.measured.iter().find(|c| {
+                    c.impairment == phase
+                        && c.size == size
+                        && c.transport == transport
+                        && c.authenticated == authenticated
+                        && c.engine == engine
+                }) else {
+                    continue;
+                };
+                let width = width_of(transport);
+                let impaired_width = self.impaired_columns(transport).len();
+                match &cell.runs {
+                    Err(oversize) => {
+                        row.push(format!("exceeds {}", oversize.limit));
+                        row.extend((1..width + impaired_width).map(|_| "-".to_owned()));
+                    }
+                    Ok(runs) => {
+                        let summary = summarise(self.mode, runs);
+                        row.extend(self.cells(transport, size, summary.as_ref(), width));
+                        row.extend(self.impaired_cells(transport, summary.as_ref()));
+                        pair.push(runs);
+                    }
+                }
+            }
+            if ratio {
+                row.push(match pair[..] {
+                    [udp, tcp] => self
+                        .ratio(udp, tcp)
+                        .map_or("-".to_owned(), |r| format!("{r:.2}")),
+                    _ => "-".to_owned(),
+                });
+            }
+            if cost {
+                for &transport in &transports {
+                    let plain = self.runs(phase, size, transport, false, engine);
+                    let tagged = self.runs(phase, size, transport, true, engine);
+                    row.push(match (authenticated, plain, tagged) {
+                        (true, Some(plain), Some(tagged)) => self
+                            .ratio(plain, tagged)
+                            .map_or("-".to_owned(), |r| format!("{r:.2}")),
+                        _ => "-".to_owned(),
+                    });
+                }
+            }
+            if runtime_cost {
+                for &transport in &transports {
+                    let blocking =
+                        self.runs(phase, size, transport, authenticated, Engine::Blocking);
+                    let tokio = self.runs(phase, size, transport, authenticated, Engine::Tokio);
+                    row.push(match (engine, blocking, tokio) {
+                        (Engine::Tokio, Some(blocking), Some(tokio)) => self
+                            .runtime_cost(blocking, tokio)
+                            .map_or("-".to_owned(), |d| format!("{d:+.1}")),
+                        _ => "-".to_owned(),
+                    });
+                }
+            }
+            table.rows.push(row);
+        }
+        table
+    }
+
+    fn cells(
+        &self,
+        transport: Transport,
+        size: usize,
+        summary: Option<&Summary<'_>>,
+        width: usize,
+    ) -> Vec<String> {
+        let Some(summary) = summary else {
+            return vec!["-".to_owned(); width];
+        };
+        let batch_cells = self.batch.is_some() && self.mode == Mode::Throughput;
+        let run = summary.median;
+        let mut cells = match self.mode {
+            Mode::Pingpong if run.latency.is_empty() => {
+                // The figures only: UDP's lost column is added below.
+                let mut cells =
+                    vec!["-".to_owned(); width - usize::from(transport == Transport::Udp)];
+                cells[0] = "all lost".to_owned();
+                cells
+            }
+            Mode::Pingpong => vec![
+                fmt_us(us(run.latency.value_at_quantile(0.5))),
+                format!("{}-{}", fmt_us(summary.min), fmt_us(summary.max)),
+                fmt_us(us(run.latency.value_at_quantile(0.9))),
+                fmt_us(us(run.latency.value_at_quantile(0.99))),
+                fmt_us(us(run.latency.value_at_quantile(0.999))),
+                fmt_us(us(run.latency.max())),
+                fmt_count(run.msgs_per_s()),
+            ],
+            Mode::Throughput => {
+                let bytes = run.msgs_per_s() * size as f64;
+                vec![
+                    fmt_count(run.msgs_per_s()),
+                    format!("{}-{}", fmt_count(summary.min), fmt_count(summary.max)),
+                    format!("{:.1}", bytes / 1e6),
+                    run.sent.to_string(),
+                    run.received.to_string(),
+                    format!("{:.1}", percent(run.lost(), run.sent)),
+                ]
+            }
+        };
+        if transport == Transport::Udp {
+            cells.push(match self.mode {
+                Mode::Pingpong => run.lost().to_string(),
+                Mode::Throughput => run.reordered.to_string(),
+            });
+            if batch_cells {
+                cells.extend(batch::cells(run.calls.as_ref()));
+            }
+        }
+        cells
+    }
+
+    /// The cells of [`Report::impaired_columns`], from the median run.
+    fn impaired_cells(&self, transport: Transport, summary: Option<&Summary<'_>>) -> Vec<String> {
+        let columns = self.impaired_columns(transport);
+        let Some(run) = summary.map(|s| s.median) else {
+            return vec!["-".to_owned(); columns.len()];
+        };
+        let kernel = run.kernel.unwrap_or_default();
+        match transport {
+            Transport::Udp if columns.is_empty() => Vec::new(),
+            Transport::Udp => {
+                let first = match self.mode {
+                    Mode::Pingpong => format!("{:.1}", percent(run.lost(), run.sent)),
+                    Mode::Throughput => kernel.udp_overflow.to_string(),
+                };
+                let per_packet = per_packet_loss(self.mode, run)
+                    .map_or("-".to_owned(), |p| format!("{:.1}", p * 100.0));
+                vec![first, per_packet]
+            }
+            Transport::Tcp if columns.is_empty() => Vec::new(),
+            Transport::Tcp => match kernel.tcp {
+                Some(tcp) => vec![
+                    tcp.retrans.to_string(),
+                    fmt_us(tcp.rtt.as_secs_f64() * 1e6),
+                    format!("{:.0}", tcp.rto.as_secs_f64() * 1e3),
+                ],
+                None => vec!["-".to_owned(); columns.len()],
+            },
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Plan -> run -> results: the listeners started, the interleaved
+//! schedule (U T U T ...) carried out over the engines, the cells filled.
+//!
+//! Runs alternate between the transports (and engines) so that each TCP
+//! run sits next to a UDP run taken under the same machine noise; the
+//! report takes the median run and shows the spread.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tracing::info;
+
+use msg_net::{BusyPoll, Link, Transport, resolve_all};
+
+use crate::engine::batched::Batching;
+use crate::engine::{Outcome, blocking, tokio as tokio_engine};
+use crate::error::{Error, chain};
+use crate::plan::{Engine, Plan, Settings, Target};
+use crate::servers;
+
+/// Told how the measurement goes, between runs (never from inside one):
+/// the binary draws a progress bar with it.
+pub trait Progress {
+    /// Before the first run: how many runs there will be, and how long
+    /// each takes (warm-up and measurement).
+    fn start(&mut self, runs: u64, each: Duration);
+    /// Before each run: which one, in words (`udp 64 B, run 1/3`).
+    fn run(&mut self, what: &str);
+    /// After each run.
+    fn done(&mut self);
+}
+
+/// No progress to show.
+impl Progress for () {
+    fn start(&mut self, _runs: u64, _each: Duration) {}
+    fn run(&mut self, _what: &str) {}
+    fn done(&mut self) {}
+}
+
+/// What a run measured: a cell per transport, size, engine, secret and
+/// impairment.
+#[derive(Debug)]
+pub struct Results {
+    /// The cells, in the order they were measured.
+    pub measured: Vec<Measured>,
+    /// Where the listeners were, in words: `against HOST:PORT`, or the
+    /// built-in listeners' addresses.
+    pub listeners: String,
+}
+
+/// One cell of the comparison: a transport at a size, over all its runs.
+#[derive(Debug)]
+pub struct Measured {
+    /// The transport.
+    pub transport: Transport,
+    /// The engine that measured it (client and built-in listener).
+    pub engine: Engine,
+    /// Every message tagged with the secret.
+    pub authenticated: bool,
+    /// The payload size.
+    pub size: usize,
+    /// The runs in the order they were taken, or why the size cannot go
+    /// over this transport at all.
+    pub runs: Result<Vec<Outcome>, Oversize>,
+    /// Which impairment, if any (an index into [`Plan::impairments`]).
+    pub impairment: Option<usize>,
+}
+
+/// A size that does not fit a UDP datagram.
+#[derive(Debug)]
+pub struct Oversize {
+    /// The datagram limit it exceeds, for the table cell.
+    pub limit: usize,
+    /// The transport's own error message, for the note under the table and
+    /// the JSON.
+    pub message: String,
+}
+
+/// Carries out `plan`: starts the built-in listeners (unless the plan
+/// names a remote one), measures every cell, under each impairment in
+/// turn, and stops the listeners. The calling thread runs the client, and
+/// is pinned where the plan's placement says.
+///
+/// # Errors
+///
+/// A plan that [does not check](Plan::check); an impairment the kernel
+/// cannot make; listeners that cannot start; a run that fails (the
+/// listener cannot be reached, closes the connection, answers what was not
+/// asked, or over TCP does not answer in time).
+pub fn run(plan: &Plan, progress: &mut dyn Progress) -> Result<Results, Error> {
+    plan.check()?;
+    // Every impairment is tried before anything is measured, so that one
+    // the kernel cannot do stops the run at once.
+    for impairment in &plan.impairments {
+        impairment.apply()?;
+        impairment.clear()?;
+    }
+    // With a secret, the built-in listeners measure each transport with and
+    // without it, side by side; a remote listener with a secret accepts
+    // only authenticated peers.
+    let variants: Vec<bool> = match (plan.builtin(), plan.auth.is_some()) {
+        (true, true) => vec![false, true],
+        (_, authenticated) => vec![authenticated],
+    };
+    let streams: Vec<(Transport, bool)> = variants
+        .iter()
+        .flat_map(|&authenticated| plan.transports.iter().map(move |&t| (t, authenticated)))
+        .collect();
+
+    plan.placement.pin_client();
+    let listeners = Listeners::start(plan, &streams)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let targets = runtime.block_on(targets(plan, &streams, &listeners))?;
+
+    let phases: Vec<Option<usize>> = if plan.impairments.is_empty() {
+        vec![None]
+    } else {
+        (0..plan.impairments.len()).map(Some).collect()
+    };
+    let total =
+        (targets.len() * plan.sizes.len()) as u64 * u64::from(plan.runs) * phases.len() as u64;
+    progress.start(total, plan.warmup + plan.duration);
+    let measured = runtime.block_on(async {
+        let _spinning = plan.busy_poll.then(BusyPoll::start);
+        let mut measured = Vec::new();
+        for &phase in &phases {
+            let settings = plan.settings(phase, listeners.batching(plan));
+            if let Some(i) = phase {
+                plan.impairments[i].apply()?;
+                info!("impairment applied: {}", plan.impairments[i]);
+            }
+            let mut cells = measure_all(&targets, plan, &settings, progress).await?;
+            if let Some(i) = phase {
+                plan.impairments[i].clear()?;
+            }
+            for cell in &mut cells {
+                cell.impairment = phase;
+            }
+            measured.extend(cells);
+        }
+        Ok::<_, Error>(measured)
+    })?;
+    drop(listeners);
+
+    let listeners = match &plan.remote {
+        Some(addr) => format!("against {addr}"),
+        None if plan.impairments.is_empty() => {
+            format!("on loopback, built-in listeners on {}", describe(&targets))
+        }
+        None => format!(
+            "on the loopback of a private network namespace, built-in listeners on {}",
+            describe(&targets)
+        ),
+    };
+    Ok(Results {
+        measured,
+        listeners,
+    })
+}
+
+/// The built-in listeners of each engine the plan measures, if any.
+#[derive(Debug)]
+struct Listeners {
+    tokio: Option<servers::Servers>,
+    blocking: Option<servers::BlockingServers>,
+}
+
+impl Listeners {
+    fn start(plan: &Plan, streams: &[(Transport, bool)]) -> Result<Self, Error> {
+        let builtin = plan.builtin();
+        let core = plan.placement.listener_core();
+        let blocking = if builtin && plan.engines.contains(&Engine::Blocking) {
+            Some(servers::BlockingServers::start(
+                &plan.transports,
+                core,
+                plan.nodelay,
+                plan.busy_poll,
+            )?)
+        } else {
+            None
+        };
+        let tokio = if builtin && plan.engines.contains(&Engine::Tokio) {
+            Some(servers::Servers::start_batched(
+                streams,
+                core,
+                plan.nodelay,
+                plan.busy_poll,
+                plan.auth.clone(),
+                if plan.batch.is_some() {
+                    msg_net::MAX_BATCH
+                } else {
+                    0
+                },
+            )?)
+        } else {
+            None
+        };
+        Ok(Self { tokio, blocking })
+    }
+
+    /// How a batched run is sent, and the built-in listeners' counters.
+    fn batching(&self, plan: &Plan) -> Option<Batching> {
+        plan.batch.map(|batch| Batching {
+            size: batch.size,
+            gso: batch.gso,
+            listeners: self
+                .tokio
+                .as_ref()
+                .map(servers::Servers::counters)
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Where each engine measures each stream (transport, with the secret or
+/// without).
+async fn targets(
+    plan: &Plan,
+    streams: &[(Transport, bool)],
+    listeners: &Listeners,
+) -> Result<Vec<(Engine, Target)>, Error> {
+    let remote = match &plan.remote {
+        Some(addr) => Some((addr, resolve_all(addr).await?)),
+        None => None,
+    };
+    let mut targets = Vec::with_capacity(streams.len() * plan.engines.len());
+    for (&engine, &(transport, authenticated)) in plan
+        .engines
+        .iter()
+        .flat_map(|engine| streams.iter().map(move |stream| (engine, stream)))
+    {
+        let target = |addr| Target {
+            transport,
+            addr,
+            nodelay: plan.nodelay,
+            auth: plan.auth.clone().filter(|_| authenticated),
+        };
+        let addr = match (&listeners.tokio, &remote) {
+            _ if engine == Engine::Blocking && plan.builtin() => listeners
+                .blocking
+                .as_ref()
+                .expect("started for the blocking engine")
+                .addr(transport),
+            (Some(listeners), _) => listeners.addr(transport, authenticated),
+            (None, Some((_, addrs))) if addrs.len() == 1 => addrs[0],
+            // A name with several addresses: measure the first that
+            // connects, as msg send would use.
+            (None, Some((name, addrs))) => {
+                connect_first(name, addrs, transport, &target(addrs[0])).await?
+            }
+            (None, None) => unreachable!("either built-in listeners or a remote one"),
+        };
+        targets.push((engine, target(addr)));
+    }
+    Ok(targets)
+}
+
+/// The first of `addrs` (never empty) that `target`'s transport connects
+/// to, in the resolver's order; with one address, its error as it is.
+async fn connect_first(
+    name: &str,
+    addrs: &[SocketAddr],
+    transport: Transport,
+    target: &Target,
+) -> Result<SocketAddr, Error> {
+    let options = target.connect_options();
+    let mut failures = Vec::with_capacity(addrs.len());
+    for &candidate in addrs {
+        match Link::connect(transport, candidate, &options).await {
+            Ok(_) => return Ok(candidate),
+            Err(err) if addrs.len() == 1 => return Err(err.into()),
+            Err(err) => {
+                let err = chain(&err);
+                tracing::debug!("{name}: {err}; trying the next address");
+                failures.push(err);
+            }
+        }
+    }
+    Err(Error::Connect {
+        name: name.to_owned(),
+        count: addrs.len(),
+        failures: failures.join("; "),
+    })
+}
+
+fn describe(targets: &[(Engine, Target)]) -> String {
+    let both = targets.iter().any(|(engine, _)| *engine != targets[0].0);
+    let addrs: Vec<String> = targets
+        .iter()
+        .map(|(engine, t)| match both {
+            true => format!("{} {} {}", t.label(), engine.name(), t.addr),
+            false => format!("{} {}", t.label(), t.addr),
+        })
+        .collect();
+    addrs.join(", ")
+}
+
+/// Every size, every run, the transports (and engines) interleaved within
+/// each run.
+async fn measure_all(
+    targets: &[(Engine, Target)],
+    plan: &Plan,
+    settings: &Settings,
+    progress: &mut dyn Progress,
+) -> Result<Vec<Measured>, Error> {
+    let runs = plan.runs;
+    let mut measured = Vec::new();
+    for &size in &plan.sizes {
+        let first = measured.len();
+        for (engine, target) in targets {
+            measured.push(Measured {
+                transport: target.transport,
+                engine: *engine,
+                authenticated: target.auth.is_some(),
+                size,
+                runs: target.check_size(size).map(|()| Vec::new()),
+                impairment: None,
+            });
+        }
+        for run in 1..=runs {
+            for ((engine, target), cell) in targets.iter().zip(&mut measured[first..]) {
+                let Ok(outcomes) = &mut cell.runs else {
+                    continue;
+                };
+                progress.run(&format!("{} {size} B, run {run}/{runs}", target.label()));
+                let outcome = match engine {
+                    Engine::Tokio => tokio_engine::measure(target, size, settings).await,
+                    // On this thread: nothing else runs on its runtime.
+                    Engine::Blocking => blocking::measure(target, size, settings, plan.busy_poll),
+                };
+                let outcome = outcome.map_err(|err| Error::Run {
+                    label: target.label(),
+                    size,
+                    addr: target.addr,
+                    source: Box::new(err),
+                })?;
+                outcomes.push(outcome);
+                progress.done();
+            }
+        }
+    }
+    Ok(measured)
+}

@@ -1,0 +1,230 @@
+//! msg-bench in-process: plans carried out against the built-in listeners
+//! on loopback, in tens of milliseconds each, and the results checked as
+//! a caller of the library sees them (no binary, no flags).
+
+use std::time::Duration;
+
+use msg_bench::clients::Load;
+use msg_bench::{Batch, Engine, Error, Mode, Plan, Progress, Results, Transport, report};
+
+/// A short plan: one size, one run, 10 ms of warm-up and 60 ms measured.
+fn quick(transports: &[Transport], engines: &[Engine]) -> Plan {
+    Plan {
+        transports: transports.to_vec(),
+        sizes: vec![64],
+        warmup: Duration::from_millis(10),
+        duration: Duration::from_millis(60),
+        runs: 1,
+        engines: engines.to_vec(),
+        ..Plan::default()
+    }
+}
+
+/// Counts what the run reports.
+#[derive(Debug, Default)]
+struct Counted {
+    total: Option<u64>,
+    started: Vec<String>,
+    done: u64,
+}
+
+impl Progress for Counted {
+    fn start(&mut self, runs: u64, each: Duration) {
+        assert_eq!(each, Duration::from_millis(70));
+        self.total = Some(runs);
+    }
+
+    fn run(&mut self, what: &str) {
+        self.started.push(what.to_owned());
+    }
+
+    fn done(&mut self) {
+        self.done += 1;
+    }
+}
+
+/// Every cell measured, its one run with samples, a round trip of some
+/// microseconds and nothing lost on loopback over TCP.
+fn assert_ping_pong(results: &Results, cells: usize) {
+    assert_eq!(results.measured.len(), cells, "{results:?}");
+    for cell in &results.measured {
+        let runs = cell.runs.as_ref().expect("64 bytes fit either transport");
+        assert_eq!(runs.len(), 1);
+        let run = &runs[0];
+        assert!(run.sent > 0 && run.received > 0, "{cell:?}");
+        assert_eq!(run.latency.len(), run.received, "{cell:?}");
+        let p50 = run.latency.value_at_quantile(0.5);
+        assert!(p50 > 0 && p50 < 1_000_000_000, "p50 {p50} ns: {cell:?}");
+        if cell.transport == Transport::Tcp {
+            assert_eq!(run.lost(), 0, "{cell:?}");
+        }
+    }
+}
+
+#[test]
+fn a_ping_pong_over_udp_and_tcp_on_both_engines() {
+    let plan = quick(
+        &[Transport::Udp, Transport::Tcp],
+        &[Engine::Blocking, Engine::Tokio],
+    );
+    let mut progress = Counted::default();
+    let results = msg_bench::run(&plan, &mut progress).unwrap();
+    assert_ping_pong(&results, 4);
+    // Interleaved: the transports alternate within the run, each engine
+    // in turn.
+    let order: Vec<(Transport, Engine)> = results
+        .measured
+        .iter()
+        .map(|c| (c.transport, c.engine))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (Transport::Udp, Engine::Blocking),
+            (Transport::Tcp, Engine::Blocking),
+            (Transport::Udp, Engine::Tokio),
+            (Transport::Tcp, Engine::Tokio),
+        ]
+    );
+    assert_eq!(progress.total, Some(4));
+    assert_eq!(progress.done, 4);
+    assert_eq!(progress.started[0], "udp 64 B, run 1/1");
+    assert!(
+        results
+            .listeners
+            .starts_with("on loopback, built-in listeners on udp blocking 127.0.0.1:"),
+        "{}",
+        results.listeners
+    );
+
+    // The report is a function of the plan and the results.
+    let mut table = Vec::new();
+    report::write_table(&mut table, &plan, &results).unwrap();
+    let table = String::from_utf8(table).unwrap();
+    assert!(
+        table.contains("blocking and tokio engines interleaved"),
+        "{table}"
+    );
+    assert!(table.contains("tokio-blocking p50 µs"), "{table}");
+    let mut json = Vec::new();
+    report::write_json(&mut json, &plan, &results).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let cells = json["results"].as_array().unwrap();
+    assert_eq!(cells.len(), 4);
+    assert_eq!(
+        (&cells[0]["transport"], &cells[0]["io"]),
+        (&"udp".into(), &"blocking".into())
+    );
+    assert!(cells[3]["p50_us"].as_f64().unwrap() > 0.0, "{json}");
+}
+
+#[test]
+fn an_open_loop_and_a_throughput_stream_on_tokio() {
+    let mut plan = quick(&[Transport::Udp, Transport::Tcp], &[Engine::Tokio]);
+    plan.rate = Some(2000);
+    let results = msg_bench::run(&plan, &mut ()).unwrap();
+    assert_ping_pong(&results, 2);
+
+    plan.rate = None;
+    plan.mode = Mode::Throughput;
+    let results = msg_bench::run(&plan, &mut ()).unwrap();
+    for cell in &results.measured {
+        let run = &cell.runs.as_ref().unwrap()[0];
+        assert!(run.sent > 0 && run.received > 0, "{cell:?}");
+        assert!(run.latency.is_empty(), "a stream times no round trips");
+        assert!(run.msgs_per_s() > 0.0, "{cell:?}");
+    }
+}
+
+#[test]
+fn a_batched_udp_stream_counts_its_system_calls() {
+    let mut plan = quick(&[Transport::Udp], &[Engine::Tokio]);
+    plan.mode = Mode::Throughput;
+    plan.batch = Some(Batch {
+        size: 8,
+        gso: false,
+    });
+    let results = msg_bench::run(&plan, &mut ()).unwrap();
+    let run = &results.measured[0].runs.as_ref().unwrap()[0];
+    let calls = run.calls.expect("a batched run counts its calls");
+    assert!(calls.send.calls > 0 && calls.send.datagrams >= calls.send.calls);
+    assert!(
+        calls.recv.is_some(),
+        "the built-in listener's receives are read"
+    );
+}
+
+#[test]
+fn a_size_over_the_datagram_limit_is_a_cell_of_its_own() {
+    let mut plan = quick(&[Transport::Udp], &[Engine::Blocking]);
+    plan.sizes = vec![65_508];
+    let results = msg_bench::run(&plan, &mut ()).unwrap();
+    let oversize = results.measured[0].runs.as_ref().unwrap_err();
+    assert_eq!(oversize.limit, 65_507);
+    assert!(oversize.message.contains("65507"), "{}", oversize.message);
+}
+
+#[test]
+fn plans_that_make_no_sense_are_refused_before_anything_runs() {
+    let mut batched_ping_pong = quick(&[Transport::Udp], &[Engine::Tokio]);
+    batched_ping_pong.batch = Some(Batch { size: 8, gso: true });
+    let mut blocking_open_loop = quick(&[Transport::Udp], &[Engine::Blocking]);
+    blocking_open_loop.rate = Some(100);
+    let mut no_sizes = quick(&[Transport::Udp], &[Engine::Blocking]);
+    no_sizes.sizes.clear();
+    for (plan, refused) in [
+        (batched_ping_pong, "batching needs a one-way stream"),
+        (
+            blocking_open_loop,
+            "the blocking engine does only the closed loop",
+        ),
+        (no_sizes, "the plan has no size"),
+    ] {
+        let err = msg_bench::run(&plan, &mut ()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(refused), "{text}");
+        // The library speaks of the benchmark, never of a command line.
+        assert!(!text.contains("--"), "{text}");
+    }
+}
+
+#[test]
+fn a_remote_listener_that_is_not_there_fails_the_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut plan = quick(&[Transport::Tcp], &[Engine::Tokio]);
+    plan.remote = Some(format!("127.0.0.1:{port}"));
+    let err = msg_bench::run(&plan, &mut ()).unwrap_err();
+    assert!(matches!(err, Error::Run { size: 64, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("tcp 64-byte run against 127.0.0.1:{port}")
+    );
+}
+
+#[test]
+fn clients_load_the_built_in_listener_at_once() {
+    let load = Load {
+        clients: 4,
+        size: 64,
+        warmup: Duration::from_millis(10),
+        duration: Duration::from_millis(60),
+        timeout: None,
+        nodelay: true,
+        auth: None,
+        remote: None,
+    };
+    let results = msg_bench::clients::run(&load).unwrap();
+    assert!(results.builtin);
+    let mut json = Vec::new();
+    report::clients::write_json(&mut json, &load, &results).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let record = &json["results"][0];
+    assert_eq!(record["clients"], 4);
+    assert_eq!(record["listener"], "built-in");
+    assert!(record["samples"].as_u64().unwrap() > 0, "{json}");
+    assert!(record["p50_us"].as_f64().unwrap() > 0.0, "{json}");
+}
