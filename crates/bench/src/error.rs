@@ -316,3 +316,23 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     }
     text
 }
+
+impl Error {
+    /// A failed wait for a pong, in this crate's words: `timeout` is how
+    /// long a reply had.
+    pub(crate) fn pong(err: msg_net::ping::PongError, timeout: Duration) -> Self {
+        use msg_net::ping::PongError;
+        match err {
+            // As the listener said it, made safe to print.
+            PongError::Refused(text) => Self::Net(msg_net::Error::Peer(text)),
+            PongError::Unexpected(unexpected) => Self::Pong(unexpected),
+            PongError::NoAnswer { seq } => Self::NoAnswer {
+                seq,
+                within: timeout,
+            },
+            PongError::Late { seq } => Self::Late { seq },
+            // PongError is non-exhaustive: a reason of a later version.
+            other => Self::Net(msg_net::Error::Peer(other.to_string())),
+        }
+    }
+}

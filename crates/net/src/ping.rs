@@ -5,9 +5,18 @@
 //! echo: it is how `msg bench` measures a round trip. A `Discard` is
 //! counted and dropped; a `Ping` with [`FLAG_STATS`] asks how many
 //! `Discard`s arrived, which is how a throughput run learns what was lost.
+//!
+//! Nothing here does I/O: [`PongWait`] is the client's side of the
+//! conversation (a pong, a late one, a silence), which both engines'
+//! clients drive with their own sockets and clocks.
+
+use std::time::Instant;
 
 use bytes::Bytes;
 use msg_proto::{FLAG_STATS, Kind, Message};
+
+use crate::Transport;
+use crate::text::printable;
 
 use msg_proto::{DiscardCounter, Stats};
 
@@ -98,6 +107,111 @@ pub struct UnexpectedReply {
     pub seq: u64,
 }
 
+/// What a pinging client makes of what arrives while it waits for the pong
+/// to one ping, without I/O: both engines' clients wait with one, so a
+/// reply, a late pong or a silence means the same whichever engine waits.
+///
+/// Over a transport that loses messages (UDP) a pong that does not come
+/// by the deadline is lost, and counted; over a reliable one (TCP) it is an
+/// error, since nothing there is lost without the connection failing.
+#[derive(Debug, Clone, Copy)]
+pub struct PongWait {
+    seq: u64,
+    deadline: Instant,
+    reliable: bool,
+}
+
+/// What to do after [`PongWait::on_reply`] or [`PongWait::on_deadline`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// The pong to this ping: done.
+    Answered,
+    /// A pong to an earlier ping, given up on; wait on.
+    Wait,
+    /// The pong did not come in time: lost (count it).
+    Lost,
+}
+
+/// Why waiting for a pong failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum PongError {
+    /// The listener answered with an error (its text, made safe to
+    /// print): one that needs a secret says so before it closes.
+    #[error("the listener says: {0}")]
+    Refused(String),
+    /// A reply that answers no ping in flight.
+    #[error(transparent)]
+    Unexpected(#[from] UnexpectedReply),
+    /// Over a reliable transport, nothing came by the deadline.
+    #[error("no answer to ping {seq} in time")]
+    NoAnswer {
+        /// The ping.
+        seq: u64,
+    },
+    /// Over a reliable transport, only a pong to an earlier ping came by
+    /// the deadline.
+    #[error("no answer to ping {seq} in time, only to earlier ones")]
+    Late {
+        /// The ping.
+        seq: u64,
+    },
+}
+
+impl PongWait {
+    /// Waiting for the pong to ping `seq` until `deadline`, over
+    /// `transport`.
+    pub fn new(seq: u64, deadline: Instant, transport: Transport) -> Self {
+        Self {
+            seq,
+            deadline,
+            reliable: transport.caps().reliable,
+        }
+    }
+
+    /// The ping waited for.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Until when.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// `reply` arrived at `arrived`.
+    ///
+    /// # Errors
+    ///
+    /// [`PongError`]: an error message from the listener, a reply that is
+    /// no pong to this ping or an earlier one, or (reliable transports) a
+    /// late pong after the deadline.
+    pub fn on_reply(&self, reply: &Message, arrived: Instant) -> Result<Waited, PongError> {
+        if reply.kind == Kind::Error {
+            return Err(PongError::Refused(printable(&reply.body)));
+        }
+        match check_pong(reply, self.seq)? {
+            PongMatch::Current => Ok(Waited::Answered),
+            PongMatch::Late if arrived < self.deadline => Ok(Waited::Wait),
+            PongMatch::Late if self.reliable => Err(PongError::Late { seq: self.seq }),
+            PongMatch::Late => Ok(Waited::Lost),
+        }
+    }
+
+    /// Nothing (more) came by the deadline.
+    ///
+    /// # Errors
+    ///
+    /// [`PongError::NoAnswer`] over a reliable transport.
+    pub fn on_deadline(&self) -> Result<Waited, PongError> {
+        if self.reliable {
+            Err(PongError::NoAnswer { seq: self.seq })
+        } else {
+            Ok(Waited::Lost)
+        }
+    }
+}
+
 /// Parses a statistics pong.
 ///
 /// # Errors
@@ -167,6 +281,35 @@ mod tests {
             );
         }
         assert!(uses_counter(&stats_request(1)));
+    }
+
+    #[test]
+    fn a_pong_wait_counts_a_silence_as_lost_only_where_messages_are_lost() {
+        let now = Instant::now();
+        let later = now + std::time::Duration::from_secs(1);
+        let udp = PongWait::new(4, later, Transport::Udp);
+        let tcp = PongWait::new(4, later, Transport::Tcp);
+        let pong = |seq| Message::new(Kind::Pong, seq, "");
+        for wait in [udp, tcp] {
+            assert_eq!(wait.on_reply(&pong(4), now).unwrap(), Waited::Answered);
+            assert_eq!(wait.on_reply(&pong(3), now).unwrap(), Waited::Wait);
+            assert!(wait.on_reply(&pong(5), now).is_err());
+            let refusal = Message::new(Kind::Error, 0, "needs a \x1b secret");
+            let Err(PongError::Refused(text)) = wait.on_reply(&refusal, now) else {
+                panic!("an error message is a refusal")
+            };
+            assert_eq!(text, r"needs a \x1b secret");
+        }
+        assert_eq!(udp.on_deadline().unwrap(), Waited::Lost);
+        assert_eq!(udp.on_reply(&pong(3), later).unwrap(), Waited::Lost);
+        assert!(matches!(
+            tcp.on_deadline(),
+            Err(PongError::NoAnswer { seq: 4 })
+        ));
+        assert!(matches!(
+            tcp.on_reply(&pong(3), later),
+            Err(PongError::Late { seq: 4 })
+        ));
     }
 
     #[test]

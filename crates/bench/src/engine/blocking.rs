@@ -15,10 +15,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use msg_net::Transport;
-use msg_net::auth::printable;
 use msg_net::blocking::{self, LinkOptions, Received};
 use msg_net::limits::TcpOptions;
-use msg_net::ping::{self, PongMatch};
+use msg_net::ping::{self, PongWait, Waited};
 use msg_proto::{Kind, Message};
 
 use super::{Clock, Outcome, STATS_ATTEMPTS, UDP_DRAIN, stats_wait};
@@ -163,27 +162,20 @@ impl Peer<'_> {
     /// pongs (ones given up on): the pong and when it arrived, or `None`
     /// when it did not come in time over UDP (lost).
     fn pong(&mut self, seq: u64, deadline: Instant) -> Result<Option<(Message, Instant)>, Error> {
+        let wait = PongWait::new(seq, deadline, self.transport);
         loop {
-            let reply = match self.link.recv(deadline)? {
-                Received::Message(reply) => reply,
-                Received::Closed => return Err(Error::ListenerClosed),
-                Received::Nothing if self.transport == Transport::Udp => return Ok(None),
-                Received::Nothing => {
-                    return Err(Error::NoAnswer {
-                        seq,
-                        within: self.settings.timeout,
-                    });
+            let (waited, reply) = match self.link.recv(deadline)? {
+                Received::Message(reply) => {
+                    let arrived = Instant::now();
+                    (wait.on_reply(&reply, arrived), Some((reply, arrived)))
                 }
+                Received::Closed => return Err(Error::ListenerClosed),
+                Received::Nothing => (wait.on_deadline(), None),
             };
-            let arrived = Instant::now();
-            if reply.kind == Kind::Error {
-                return Err(msg_net::Error::Peer(printable(&reply.body)).into());
-            }
-            match ping::check_pong(&reply, seq)? {
-                PongMatch::Current => return Ok(Some((reply, arrived))),
-                PongMatch::Late if arrived < deadline => {}
-                PongMatch::Late if self.transport == Transport::Udp => return Ok(None),
-                PongMatch::Late => return Err(Error::Late { seq }),
+            match waited.map_err(|err| Error::pong(err, self.settings.timeout))? {
+                Waited::Answered => return Ok(reply),
+                Waited::Wait => {}
+                Waited::Lost => return Ok(None),
             }
         }
     }

@@ -20,8 +20,7 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use msg_net::auth::printable;
-use msg_net::ping::{self, PongMatch};
+use msg_net::ping::{self, PongWait, Waited};
 use msg_net::{Link, Stats, Transport};
 use msg_proto::{Kind, Message};
 use tokio::time::timeout_at;
@@ -83,26 +82,21 @@ impl Peer {
         seq: u64,
         deadline: Instant,
     ) -> Result<Option<(Message, Instant)>, Error> {
+        let wait = PongWait::new(seq, deadline, self.transport);
         loop {
-            let reply = match timeout_at(deadline.into(), self.link.recv()).await {
-                Ok(reply) => reply?.ok_or(Error::ListenerClosed)?,
-                Err(_) if self.transport == Transport::Udp => return Ok(None),
-                Err(_) => {
-                    return Err(Error::NoAnswer {
-                        seq,
-                        within: self.timeout,
-                    });
+            let (waited, reply) = match timeout_at(deadline.into(), self.link.recv()).await {
+                Ok(reply) => {
+                    let reply = reply?.ok_or(Error::ListenerClosed)?;
+                    let arrived = Instant::now();
+                    let waited = wait.on_reply(&reply, arrived);
+                    (waited, Some((reply, arrived)))
                 }
+                Err(_) => (wait.on_deadline(), None),
             };
-            let arrived = Instant::now();
-            if reply.kind == Kind::Error {
-                // A listener that refuses us (one that needs a secret) says
-                // why before it closes.
-                return Err(msg_net::Error::Peer(printable(&reply.body)).into());
-            }
-            match ping::check_pong(&reply, seq)? {
-                PongMatch::Current => return Ok(Some((reply, arrived))),
-                PongMatch::Late => {}
+            match waited.map_err(|err| Error::pong(err, self.timeout))? {
+                Waited::Answered => return Ok(reply),
+                Waited::Wait => {}
+                Waited::Lost => return Ok(None),
             }
         }
     }
