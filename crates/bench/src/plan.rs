@@ -194,7 +194,7 @@ impl Plan {
             if self.mode != Mode::Throughput {
                 return Err(Error::BatchNeedsThroughput);
             }
-            if !self.transports.contains(&Transport::Udp) {
+            if !self.transports.iter().any(|t| t.caps().batches) {
                 return Err(Error::BatchNeedsUdp);
             }
         }

@@ -98,7 +98,7 @@ fn throughput(peer: &mut Peer, body: Bytes) -> Result<Outcome, Error> {
     // the time of sending (what it has not taken by then is lost); over
     // TCP, which loses nothing, it counts until the listener has answered
     // the statistics ping queued behind the stream.
-    let udp_elapsed = (peer.transport == Transport::Udp).then(|| {
+    let udp_elapsed = (!peer.transport.caps().reliable).then(|| {
         let elapsed = start.elapsed();
         thread::sleep(UDP_DRAIN);
         elapsed

@@ -36,9 +36,10 @@ const TCP_STATS_WAIT: Duration = Duration::from_secs(10);
 /// machine can take a while to work through; TCP loses nothing, so waiting
 /// longer only waits.
 pub(crate) fn stats_wait(transport: Transport, timeout: Duration) -> Duration {
-    match transport {
-        Transport::Udp => timeout,
-        Transport::Tcp => timeout.max(TCP_STATS_WAIT),
+    if transport.caps().reliable {
+        timeout.max(TCP_STATS_WAIT)
+    } else {
+        timeout
     }
 }
 

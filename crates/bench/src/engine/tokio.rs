@@ -42,16 +42,20 @@ pub(crate) async fn measure(
     settings: &Settings,
 ) -> Result<Outcome, Error> {
     let link = Link::connect(target.transport, target.addr, &target.connect_options()).await?;
-    let timeout = match target.transport {
-        Transport::Udp => settings.timeout,
-        Transport::Tcp => settings.tcp_timeout,
+    // Where a message may be lost, a late reply counts as lost; where
+    // none is, a reply has the longer TCP timeout before the run fails.
+    let caps = target.transport.caps();
+    let timeout = if caps.reliable {
+        settings.tcp_timeout
+    } else {
+        settings.timeout
     };
     let mut peer = Peer::new(link, target.transport, timeout);
     let body = Bytes::from(vec![b'm'; size]);
     match (settings.mode, settings.rate) {
         (Mode::Pingpong, None) => closed_loop(&mut peer, body, settings).await,
         (Mode::Pingpong, Some(rate)) => open_loop(peer, body, settings, rate).await,
-        (Mode::Throughput, _) if target.transport == Transport::Udp && settings.batch.is_some() => {
+        (Mode::Throughput, _) if caps.batches && settings.batch.is_some() => {
             batched::throughput(&mut peer, target.addr, body, settings).await
         }
         (Mode::Throughput, rate) => throughput(&mut peer, body, settings, rate).await,
@@ -257,7 +261,7 @@ async fn open_loop(
     }
     outcome.sent = sent_measured.get();
     outcome.elapsed = settings.duration;
-    if transport == Transport::Tcp && outcome.lost() > 0 {
+    if transport.caps().reliable && outcome.lost() > 0 {
         return Err(Error::Unanswered {
             lost: outcome.lost(),
             sent: outcome.sent,
@@ -285,19 +289,18 @@ async fn throughput(
 
     let start = Instant::now();
     let sent = stream(peer, &mut discard, settings.duration, pacer.as_mut()).await?;
-    let elapsed = match peer.transport {
-        // What UDP's receiver has not taken by the end of the stream is
-        // lost (its queue is full or it is about to be), so the rate at the
-        // receiver is what arrived over the time of sending.
-        Transport::Udp => {
-            let elapsed = start.elapsed();
-            tokio::time::sleep(UDP_DRAIN).await;
-            elapsed
-        }
+    let elapsed = if peer.transport.caps().reliable {
         // TCP loses nothing: the receiver may lag behind by the socket
         // buffers, so its rate counts until it has answered the stats ping
         // queued behind the stream.
-        Transport::Tcp => Duration::ZERO,
+        Duration::ZERO
+    } else {
+        // What UDP's receiver has not taken by the end of the stream is
+        // lost (its queue is full or it is about to be), so the rate at the
+        // receiver is what arrived over the time of sending.
+        let elapsed = start.elapsed();
+        tokio::time::sleep(UDP_DRAIN).await;
+        elapsed
     };
     let after = peer.stats(&mut stats_seq).await?;
     let elapsed = if elapsed.is_zero() {

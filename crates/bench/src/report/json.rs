@@ -199,7 +199,8 @@ impl Report<'_> {
         transport: Transport,
         run: Option<&Outcome>,
     ) -> ImpairedFigures {
-        let udp = transport == Transport::Udp;
+        // Loss is measured where messages can be lost.
+        let udp = !transport.caps().reliable;
         let kernel = run.and_then(|r| r.kernel);
         let tcp = kernel.and_then(|k| k.tcp);
         ImpairedFigures {

@@ -253,12 +253,17 @@ impl Report<'_> {
     }
 
     /// The columns only an impaired run has, for `transport`.
+    /// Asked of the transport's capabilities: what it loses is measured
+    /// where it can lose, what the kernel retransmitted where it reports
+    /// that.
     fn impaired_columns(&self, transport: Transport) -> &'static [&'static str] {
-        match (self.impairments.is_empty(), transport, self.mode) {
-            (true, _, _) => &[],
-            (false, Transport::Udp, Mode::Pingpong) => &["lost %", "per pkt %"],
-            (false, Transport::Udp, Mode::Throughput) => &["overflow", "per pkt %"],
-            (false, Transport::Tcp, _) => &["retrans", "rtt", "rto"],
+        let caps = transport.caps();
+        match (self.impairments.is_empty(), self.mode) {
+            (true, _) => &[],
+            (false, Mode::Pingpong) if !caps.reliable => &["lost %", "per pkt %"],
+            (false, Mode::Throughput) if !caps.reliable => &["overflow", "per pkt %"],
+            (false, _) if caps.tcp_info => &["retrans", "rtt", "rto"],
+            (false, _) => &[],
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::Report;
 use crate::plan::{Engine, Mode};
-use msg_net::{MAX_BATCH, Transport};
+use msg_net::MAX_BATCH;
 
 impl Report<'_> {
     /// Under the impaired table: what was applied, and how to read the
@@ -17,7 +17,7 @@ impl Report<'_> {
             lines.push(format!("  {imp}: {}", imp.applied().join("; ")));
         }
         let transports = self.transports();
-        if transports.contains(&Transport::Udp) {
+        if transports.iter().any(|t| !t.caps().reliable) {
             lines.push(match self.mode {
                 Mode::Pingpong => "UDP: lost %: round trips unanswered; per pkt %: the share of \
                  packets the network dropped, measured, beside the configured loss (a round \
@@ -29,7 +29,7 @@ impl Report<'_> {
                     .to_owned(),
             });
         }
-        if transports.contains(&Transport::Tcp) {
+        if transports.iter().any(|t| t.caps().tcp_info) {
             lines.push(
                 "TCP: loses nothing; retrans: segments the client sent again (TCP_INFO \
                  tcpi_total_retrans; the JSON's retrans_both_ways adds the listener's); rtt: its \

@@ -72,12 +72,13 @@ impl Report<'_> {
         if impaired {
             header.insert(0, "impairment".to_owned());
         }
+        // A transport that can lose messages gets the loss columns.
         let width_of = |transport: Transport| {
             columns.len()
-                + if transport == Transport::Udp {
-                    extra.len()
-                } else {
+                + if transport.caps().reliable {
                     0
+                } else {
+                    extra.len()
                 }
         };
         for &transport in &transports {
@@ -87,7 +88,7 @@ impl Report<'_> {
                 width_of(transport) + impaired_columns.len(),
             ));
             header.extend(columns.iter().map(|c| (*c).to_owned()));
-            if transport == Transport::Udp {
+            if !transport.caps().reliable {
                 header.extend(extra.iter().map(|c| (*c).to_owned()));
             }
             header.extend(impaired_columns.iter().map(|c| (*c).to_owned()));
@@ -223,7 +224,7 @@ impl Report<'_> {
             Mode::Pingpong if run.latency.is_empty() => {
                 // The figures only: UDP's lost column is added below.
                 let mut cells =
-                    vec!["-".to_owned(); width - usize::from(transport == Transport::Udp)];
+                    vec!["-".to_owned(); width - usize::from(!transport.caps().reliable)];
                 cells[0] = "all lost".to_owned();
                 cells
             }
@@ -248,7 +249,7 @@ impl Report<'_> {
                 ]
             }
         };
-        if transport == Transport::Udp {
+        if !transport.caps().reliable {
             cells.push(match self.mode {
                 Mode::Pingpong => run.lost().to_string(),
                 Mode::Throughput => run.reordered.to_string(),
@@ -267,26 +268,25 @@ impl Report<'_> {
             return vec!["-".to_owned(); columns.len()];
         };
         let kernel = run.kernel.unwrap_or_default();
-        match transport {
-            Transport::Udp if columns.is_empty() => Vec::new(),
-            Transport::Udp => {
-                let first = match self.mode {
-                    Mode::Pingpong => format!("{:.1}", percent(run.lost(), run.sent)),
-                    Mode::Throughput => kernel.udp_overflow.to_string(),
-                };
-                let per_packet = per_packet_loss(self.mode, run)
-                    .map_or("-".to_owned(), |p| format!("{:.1}", p * 100.0));
-                vec![first, per_packet]
-            }
-            Transport::Tcp if columns.is_empty() => Vec::new(),
-            Transport::Tcp => match kernel.tcp {
-                Some(tcp) => vec![
-                    tcp.retrans.to_string(),
-                    fmt_us(tcp.rtt.as_secs_f64() * 1e6),
-                    format!("{:.0}", tcp.rto.as_secs_f64() * 1e3),
-                ],
-                None => vec!["-".to_owned(); columns.len()],
-            },
+        if columns.is_empty() {
+            return Vec::new();
+        }
+        if !transport.caps().reliable {
+            let first = match self.mode {
+                Mode::Pingpong => format!("{:.1}", percent(run.lost(), run.sent)),
+                Mode::Throughput => kernel.udp_overflow.to_string(),
+            };
+            let per_packet = per_packet_loss(self.mode, run)
+                .map_or("-".to_owned(), |p| format!("{:.1}", p * 100.0));
+            return vec![first, per_packet];
+        }
+        match kernel.tcp {
+            Some(tcp) => vec![
+                tcp.retrans.to_string(),
+                fmt_us(tcp.rtt.as_secs_f64() * 1e6),
+                format!("{:.0}", tcp.rto.as_secs_f64() * 1e3),
+            ],
+            None => vec!["-".to_owned(); columns.len()],
         }
     }
 }
