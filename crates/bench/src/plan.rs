@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use msg_net::limits::{Family, Overhead, check_size};
-use msg_net::{Auth, ConnectOptions, Transport};
+use msg_net::{Auth, ConnectOptions, SocketType, Transport};
 use msg_proto::auth::UDP_TRAILER_LEN;
 
 use crate::engine::batched::Batching;
@@ -282,8 +282,10 @@ impl Target {
 
     /// Whether `size`-byte messages can be sent at all.
     pub(crate) fn check_size(&self, size: usize) -> Result<(), Oversize> {
-        match self.transport {
-            Transport::Udp => {
+        match self.transport.socket_type() {
+            // A datagram carries one message, up to its family's limit; a
+            // stream's frames are checked by the connection as it sends.
+            SocketType::Datagram => {
                 let overhead = if self.auth.is_some() {
                     Overhead::framed_with_tag(UDP_TRAILER_LEN)
                 } else {
@@ -294,7 +296,7 @@ impl Target {
                     message: err.to_string(),
                 })
             }
-            Transport::Tcp => Ok(()),
+            SocketType::Stream => Ok(()),
         }
     }
 }
