@@ -205,7 +205,7 @@ async fn serve_tcp(
         };
         debug!(%peer, "connected");
         config.counters.connected();
-        keepalive(&stream, config.limits.keepalive);
+        msg_tcp::tcp::keepalive(&stream, config.limits.keepalive);
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             let max = config.limits.max_conns;
             failures.warn(|suppressed| {
@@ -405,36 +405,10 @@ async fn refuse_connection(stream: tokio::net::TcpStream, options: msg_tcp::Opti
     }
 }
 
-/// Turns TCP keepalive on, so that a peer that vanished is noticed.
-fn keepalive(stream: &tokio::net::TcpStream, after: Option<Duration>) {
-    let Some(after) = after else { return };
-    let probes = socket2::TcpKeepalive::new()
-        .with_time(after)
-        .with_interval(Duration::from_secs(10));
-    if let Err(err) = socket2::SockRef::from(stream).set_tcp_keepalive(&probes) {
-        debug!("cannot turn TCP keepalive on: {err}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{ConnectOptions, Link, Transport};
-
-    #[tokio::test]
-    async fn accepted_connections_get_keepalive() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (_client, accepted) =
-            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-        let (stream, _) = accepted.unwrap();
-        let sock = socket2::SockRef::from(&stream);
-        assert!(!sock.keepalive().unwrap());
-        keepalive(&stream, Limits::default().keepalive);
-        assert!(sock.keepalive().unwrap());
-        #[cfg(target_os = "linux")]
-        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(60));
-    }
 
     /// `serve` in-process, over both transports: a ping is answered, a
     /// data message is reported, and shutdown ends it.

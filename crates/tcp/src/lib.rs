@@ -41,6 +41,8 @@
 //! - `connection.rs`: [`Connection`], a stream with the codec on it, its
 //!   [`ReadHalf`] and [`WriteHalf`], and the [`Options`] it is made with.
 //! - `listener.rs`: [`Listener`], which accepts [`Connection`]s.
+//! - `tcp.rs`: [`tcp`], what is TCP's alone, for both of msg's engines:
+//!   listening (the backlog, `SO_REUSEADDR`) and keepalive.
 //! - `error.rs`: [`Error`], everything the above can report.
 //!
 //! # The codec
@@ -58,6 +60,7 @@ mod codec;
 mod connection;
 mod error;
 mod listener;
+pub mod tcp;
 
 pub use codec::{Codec, DEFAULT_MAX_FRAME, LENGTH_PREFIX_LEN, READ_STEP};
 pub use connection::{Connection, DIRECT_WRITE, Options, ReadHalf, WriteHalf};

@@ -4,17 +4,9 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::{Connection, Error, Options};
-
-/// How many established connections may wait to be accepted. std and mio
-/// ask for 128: a burst of clients connecting at once (`msg bench
-/// --clients 1000`) overflowed that, and every connection the kernel
-/// dropped from the full queue waited a second for its SYN to be sent
-/// again. Linux caps the figure at `net.core.somaxconn` (4096 by default
-/// since 5.4).
-const LISTEN_BACKLOG: u32 = 1024;
 
 /// A listening socket that yields framed connections.
 #[derive(Debug)]
@@ -71,19 +63,12 @@ impl Listener {
     }
 }
 
-/// Binds and listens as `TcpListener::bind` does (`SO_REUSEADDR` on Unix,
-/// so that a restarted listener gets its port back at once), with a
-/// backlog of [`LISTEN_BACKLOG`].
+/// [`tcp::listen`](crate::tcp::listen) (its backlog, `SO_REUSEADDR`), the
+/// socket handed to tokio.
 fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    #[cfg(unix)]
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
+    let listener = crate::tcp::listen(addr)?;
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
 }
 
 #[cfg(test)]
