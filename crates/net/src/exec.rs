@@ -19,7 +19,6 @@
 //!   process group): `exec/tree.rs` says how, and what escapes.
 
 use std::ffi::{OsStr, OsString};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -34,7 +33,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info};
 
 use crate::auth::printable;
-use crate::{Error, Link};
+use crate::{Error, Link, PeerAddr};
 
 mod tree;
 
@@ -398,7 +397,7 @@ fn exit_of(status: std::process::ExitStatus) -> Exit {
 
 async fn refuse(
     conn: &mut msg_tcp::Connection,
-    peer: SocketAddr,
+    peer: PeerAddr,
     reason: String,
 ) -> Result<(), Error> {
     info!(%peer, "refused a command: {reason}");

@@ -419,7 +419,7 @@ pub(crate) async fn receive(
             // Offered, never waited for: a progress bar is not worth
             // slowing the transfer down.
             events.offer(Event::FileProgress {
-                peer,
+                peer: peer.clone(),
                 name: header.name.as_str().to_owned(),
                 received,
                 size: header.size,

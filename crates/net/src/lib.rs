@@ -21,7 +21,8 @@
 //!   that owns it, answers, and reports [`Event`]s; stops on a shutdown
 //!   future.
 //! - [`events`](Events): the byte-bounded queue between the serve loop and
-//!   whatever prints.
+//!   whatever prints; each [`Event`] names its [`PeerAddr`] (msg-tcp's,
+//!   for every transport), which displays as an IP peer always has.
 //! - Features, each holding both of its ends: [`data`] (`Data` messages
 //!   and the [`Reply`] modes), [`ping`] (`Ping`, `Pong`, `Discard` and the
 //!   statistics), [`raw`] (no header, no framing), [`auth`] (the handshake
@@ -109,6 +110,7 @@ pub use limits::Limits;
 pub use link::{ConnectOptions, Link, Rx, Tx};
 pub use listener::Listener;
 pub use msg_proto::{DiscardCounter, Stats};
+pub use msg_tcp::PeerAddr;
 pub use msg_udp::{CallCounts, MAX_BATCH, SendBatch};
 pub use serve::{ServeConfig, serve};
 pub use tcp_info::TcpInfo;

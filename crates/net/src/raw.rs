@@ -140,7 +140,7 @@ pub(crate) async fn serve_udp(
         // A copy, so the queue holds what arrived and not the socket's
         // whole 64 KiB receive buffer.
         let event = Event::Message {
-            peer,
+            peer: peer.into(),
             seq: None,
             body: Bytes::copy_from_slice(&bytes),
         };
@@ -182,7 +182,7 @@ pub(crate) async fn serve_tcp(
             stream.write_all(&answer).await?;
         }
         let event = Event::Message {
-            peer,
+            peer: peer.into(),
             seq: None,
             body: chunk,
         };

@@ -328,7 +328,7 @@ async fn serve_framed(
         }
         if show {
             let event = Event::Message {
-                peer,
+                peer: peer.clone(),
                 seq: Some(msg.seq),
                 body: msg.body,
             };

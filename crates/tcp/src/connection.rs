@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{Framed, FramedParts, FramedWrite};
 
-use crate::{Codec, DEFAULT_MAX_FRAME, Error};
+use crate::{Codec, DEFAULT_MAX_FRAME, Error, PeerAddr};
 
 /// Connection settings.
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +45,7 @@ pub const DIRECT_WRITE: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct Connection {
     framed: Framed<TcpStream, Codec>,
-    peer: SocketAddr,
+    peer: PeerAddr,
 }
 
 impl Connection {
@@ -68,7 +68,7 @@ impl Connection {
     /// [`Error::Io`] if the socket options cannot be set.
     pub fn new(stream: TcpStream, options: Options) -> Result<Self, Error> {
         stream.set_nodelay(options.nodelay)?;
-        let peer = stream.peer_addr()?;
+        let peer = stream.peer_addr()?.into();
         Ok(Self {
             framed: Framed::new(stream, Codec::new(options.max_frame)),
             peer,
@@ -76,8 +76,8 @@ impl Connection {
     }
 
     /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+    pub fn peer_addr(&self) -> PeerAddr {
+        self.peer.clone()
     }
 
     /// The underlying stream.
@@ -254,7 +254,7 @@ impl Connection {
         (
             ReadHalf {
                 framed: reader,
-                peer: self.peer,
+                peer: self.peer.clone(),
             },
             WriteHalf {
                 framed: writer,
@@ -268,13 +268,13 @@ impl Connection {
 #[derive(Debug)]
 pub struct ReadHalf {
     framed: Framed<OwnedReadHalf, Codec>,
-    peer: SocketAddr,
+    peer: PeerAddr,
 }
 
 impl ReadHalf {
     /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+    pub fn peer_addr(&self) -> PeerAddr {
+        self.peer.clone()
     }
 
     /// As [`Connection::read_message`].
@@ -292,13 +292,13 @@ impl ReadHalf {
 #[derive(Debug)]
 pub struct WriteHalf {
     framed: FramedWrite<OwnedWriteHalf, Codec>,
-    peer: SocketAddr,
+    peer: PeerAddr,
 }
 
 impl WriteHalf {
     /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+    pub fn peer_addr(&self) -> PeerAddr {
+        self.peer.clone()
     }
 
     /// The underlying stream, for its socket options.

@@ -41,6 +41,8 @@
 //! - `connection.rs`: [`Connection`], a stream with the codec on it, its
 //!   [`ReadHalf`] and [`WriteHalf`], and the [`Options`] it is made with.
 //! - `listener.rs`: [`Listener`], which accepts [`Connection`]s.
+//! - `peer.rs`: [`PeerAddr`], who a connection is with: an IP address and
+//!   port for TCP, room for a Unix socket's path.
 //! - `tcp.rs`: [`tcp`], what is TCP's alone, for both of msg's engines:
 //!   listening (the backlog, `SO_REUSEADDR`) and keepalive.
 //! - `error.rs`: [`Error`], everything the above can report.
@@ -60,9 +62,11 @@ mod codec;
 mod connection;
 mod error;
 mod listener;
+mod peer;
 pub mod tcp;
 
 pub use codec::{Codec, DEFAULT_MAX_FRAME, LENGTH_PREFIX_LEN, READ_STEP};
 pub use connection::{Connection, DIRECT_WRITE, Options, ReadHalf, WriteHalf};
 pub use error::Error;
 pub use listener::Listener;
+pub use peer::PeerAddr;

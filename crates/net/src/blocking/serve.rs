@@ -405,7 +405,7 @@ fn serve_connection(
         }
         if show && events.wanted() {
             let event = Event::Message {
-                peer,
+                peer: peer.into(),
                 seq: Some(msg.seq),
                 body: msg.body,
             };
