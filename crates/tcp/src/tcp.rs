@@ -1,18 +1,65 @@
 //! TCP, the stream kind msg has always run on: how a TCP socket is
 //! listened on, connected and tuned, in one place for both engines (the
-//! tokio [`Listener`](crate::Listener) and `msg_net::blocking`).
+//! tokio [`Listener`](crate::Listener) and `msg_net::blocking`), and the
+//! [`Stream`] a framed [`Connection`] needs of it.
 //!
 //! Everything here is about the socket, nothing about frames: the framing
-//! is the same over any byte stream (see [`Connection`](crate::Connection)).
-//! Another stream kind (a Unix socket, TLS) gets a file like this one
-//! beside it.
+//! is the same over any byte stream. Another stream kind (a Unix socket,
+//! TLS) gets a file like this one beside it.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tracing::debug;
+
+use crate::{Connection, Error, Options, PeerAddr, Stream};
+
+impl Stream for TcpStream {
+    // tokio's owned halves: no lock between them, unlike the generic
+    // `tokio::io::split`.
+    type Reader = OwnedReadHalf;
+    type Writer = OwnedWriteHalf;
+
+    fn apply(&self, options: &Options) -> io::Result<()> {
+        self.set_nodelay(options.nodelay)
+    }
+
+    fn peer_addr(&self) -> io::Result<PeerAddr> {
+        Self::peer_addr(self).map(PeerAddr::Inet)
+    }
+
+    fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        Self::into_split(self)
+    }
+
+    fn input_waiting(&self) -> bool {
+        let mut byte = [MaybeUninit::uninit()];
+        // tokio's sockets are non-blocking: no data yet is `WouldBlock`.
+        match SockRef::from(self).peek(&mut byte) {
+            Ok(_) => true,
+            Err(err) => err.kind() != io::ErrorKind::WouldBlock,
+        }
+    }
+}
+
+impl Connection {
+    /// Connects to `addr` over TCP.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connect`], for example when nobody listens there.
+    pub async fn connect(addr: SocketAddr, options: Options) -> Result<Self, Error> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| Error::Connect { addr, source })?;
+        Self::new(stream, options)
+    }
+}
 
 /// How many established connections may wait to be accepted. std and mio
 /// ask for 128: a burst of clients connecting at once (`msg bench
@@ -67,8 +114,7 @@ mod tests {
     async fn accepted_connections_get_keepalive() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (_client, accepted) =
-            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let (_client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
         let (stream, _) = accepted.unwrap();
         let sock = SockRef::from(&stream);
         assert!(!sock.keepalive().unwrap());
