@@ -28,7 +28,11 @@
 //!   statistics), [`raw`] (no header, no framing), [`auth`] (the handshake
 //!   with its timeout, tagged frames and datagrams), [`file`](mod@file) (a header,
 //!   streamed content hashed on both sides, an atomic save), [`exec`]
-//!   (commands for authenticated peers, within limits).
+//!   (commands for authenticated peers, within limits). The stream
+//!   features (the handshake, files, commands) and the per-connection half
+//!   of [`serve`] take msg-tcp's `Connection<S>` over any byte stream, not
+//!   a TCP socket; only connecting, accepting and `TCP_INFO` are TCP's
+//!   here, and a new kind of stream brings its own file in msg-tcp.
 //! - [`Limits`]: what a listener grants its peers (connections, idle and
 //!   frame timeouts, keepalive, UDP peer state).
 //! - [`text`]: a peer's bytes made safe for a terminal, one escaping for

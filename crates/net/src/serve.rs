@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use msg_proto::{Kind, Message};
+use msg_tcp::Connection;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
@@ -234,7 +236,7 @@ async fn serve_tcp(
                 )
                 .await
             } else {
-                match msg_tcp::Connection::new(stream, options) {
+                match Connection::new(stream, options) {
                     Ok(conn) => {
                         serve_connection(conn, &config, &handshakes, runner.as_deref(), events)
                             .await
@@ -254,8 +256,8 @@ async fn serve_tcp(
 /// Serves one framed connection: the handshake first when the listener
 /// has a secret (nothing else is read until it completes, within its
 /// timeout), then every message.
-async fn serve_connection(
-    mut conn: msg_tcp::Connection,
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: Connection<S>,
     config: &ServeConfig,
     handshakes: &tokio::sync::Semaphore,
     runner: Option<&Runner>,
@@ -286,8 +288,8 @@ async fn serve_connection(
     serve_framed(conn, config, runner, events).await
 }
 
-async fn serve_framed(
-    mut conn: msg_tcp::Connection,
+async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: Connection<S>,
     config: &ServeConfig,
     runner: Option<&Runner>,
     events: Events,
@@ -352,8 +354,8 @@ async fn serve_framed(
 /// holds when a period runs out tells which limit applies. Nothing
 /// buffered: the peer is idle. Part of a frame, still after the next
 /// period: the frame is too slow (it had between one and two periods).
-async fn next_message(
-    conn: &mut msg_tcp::Connection,
+async fn next_message<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
     limits: &Limits,
 ) -> Result<Option<Message>, Error> {
     let period = limits
@@ -393,7 +395,7 @@ async fn next_message(
 
 /// Tells a client that the listener is full, and closes.
 async fn refuse_connection(stream: tokio::net::TcpStream, options: msg_tcp::Options, max: usize) {
-    if let Ok(mut conn) = msg_tcp::Connection::new(stream, options) {
+    if let Ok(mut conn) = Connection::new(stream, options) {
         let text = format!(
             "this listener serves at most {max} connections at once (--max-conns {max}); try again later"
         );
@@ -451,5 +453,106 @@ mod tests {
             stop.send(()).unwrap();
             server.await.unwrap().unwrap();
         }
+    }
+
+    /// tokio's in-memory pipe as a stream with no socket under it, made
+    /// up where a connection asks more than bytes of it.
+    #[derive(Debug)]
+    struct Pipe(tokio::io::DuplexStream);
+
+    impl AsyncRead for Pipe {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Pipe {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.0).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+
+    impl msg_tcp::Stream for Pipe {
+        type Reader = tokio::io::ReadHalf<Self>;
+        type Writer = tokio::io::WriteHalf<Self>;
+
+        fn apply(&self, _options: &msg_tcp::Options) -> std::io::Result<()> {
+            Ok(())
+        }
+
+        fn peer_addr(&self) -> std::io::Result<crate::PeerAddr> {
+            Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 1)).into())
+        }
+
+        fn into_split(self) -> (Self::Reader, Self::Writer) {
+            tokio::io::split(self)
+        }
+
+        fn input_waiting(&self) -> bool {
+            false
+        }
+    }
+
+    /// The stream features are the connection's, not TCP's: a handshake
+    /// and a file, served as any connection is, over a pipe.
+    #[tokio::test]
+    async fn a_secret_and_a_file_over_a_stream_that_is_not_tcp() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let mut client = Connection::new(Pipe(a), msg_tcp::Options::default()).unwrap();
+        let server = Connection::new(Pipe(b), msg_tcp::Options::default()).unwrap();
+        let auth = Auth::new(msg_proto::auth::Secret::new(b"s3cret".to_vec()).unwrap());
+        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let content = vec![7u8; 300_000];
+        std::fs::write(from.path().join("f"), &content).unwrap();
+        let config = ServeConfig {
+            auth: Some(auth.clone()),
+            save: Some(SaveConfig {
+                dir: to.path().to_owned(),
+                overwrite: false,
+                progress: false,
+            }),
+            ..ServeConfig::default()
+        };
+        let handshakes = tokio::sync::Semaphore::new(1);
+        let (events, mut received) = Events::channel();
+        let serving = serve_connection(server, &config, &handshakes, None, events);
+        let sending = async {
+            auth::client(&mut client, &auth).await.unwrap();
+            let path = from.path().join("f");
+            let sent = file::send(&mut client, &path, Duration::from_secs(5), &mut |_| {}).await;
+            drop(client);
+            sent.unwrap()
+        };
+        let (served, sent) = tokio::join!(serving, sending);
+        served.unwrap();
+        assert_eq!((sent.name.as_str(), sent.size), ("f", 300_000));
+        assert_eq!(std::fs::read(to.path().join("f")).unwrap(), content);
+        let delivered = received.try_recv().expect("a file event");
+        let Event::File { peer, size, .. } = &delivered.event else {
+            panic!("a file, not {:?}", delivered.event)
+        };
+        assert_eq!((peer.to_string().as_str(), *size), ("127.0.0.1:1", 300_000));
     }
 }
