@@ -5,13 +5,18 @@
 //! each connection gets a task of its own, so a slow or broken client
 //! stalls only itself; a peer that sends bad bytes is dropped, logged, and
 //! everyone else goes on being served.
+//!
+//! Only `serve_tcp` knows the streams are TCP (it accepts them and turns
+//! keepalive on); from `serve_streams` down (the limits, refusals, the
+//! handshake, files, commands) a connection is any byte stream msg-tcp
+//! can frame, so another kind of stream needs only its own accept.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use msg_proto::{Kind, Message};
-use msg_tcp::Connection;
+use msg_tcp::{Connection, PeerAddr, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
@@ -161,12 +166,39 @@ impl Drop for CountedSocket<'_> {
     }
 }
 
+/// Serves a TCP listener: what is TCP's is how a connection arrives
+/// (accepted, with keepalive on); the rest is [`serve_streams`].
 async fn serve_tcp(
     listener: msg_tcp::Listener,
     config: ServeConfig,
     events: Events,
 ) -> Result<(), Error> {
     let options = listener.options();
+    let keepalive = config.limits.keepalive;
+    let listener = &listener;
+    let accept = move || async move {
+        let (stream, peer) = listener.accept_stream().await?;
+        msg_tcp::tcp::keepalive(&stream, keepalive);
+        Ok((stream, PeerAddr::from(peer)))
+    };
+    serve_streams(accept, options, config, events).await
+}
+
+/// Serves the connections `accept` yields, over any kind of byte stream:
+/// a task per connection, within the listener's limits (connections,
+/// handshakes), each framed with `options` (or raw), until the caller
+/// drops this future.
+async fn serve_streams<S, A, F>(
+    mut accept: A,
+    options: msg_tcp::Options,
+    config: ServeConfig,
+    events: Events,
+) -> Result<(), Error>
+where
+    S: Stream + Send + Sync + 'static,
+    A: FnMut() -> F,
+    F: Future<Output = Result<(S, PeerAddr), msg_tcp::Error>>,
+{
     // Commands only with a secret: every connection then completes the
     // handshake before its first message is read.
     let runner = match (&config.exec, &config.auth) {
@@ -191,7 +223,7 @@ async fn serve_tcp(
     let _commands = runner.as_deref().map(Runner::kill_on_stop);
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept_stream() => accepted,
+            accepted = accept() => accepted,
             // Reap finished connections so the set does not grow.
             Some(_) = connections.join_next() => continue,
         };
@@ -207,7 +239,6 @@ async fn serve_tcp(
         };
         debug!(%peer, "connected");
         config.counters.connected();
-        msg_tcp::tcp::keepalive(&stream, config.limits.keepalive);
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             let max = config.limits.max_conns;
             failures.warn(|suppressed| {
@@ -226,11 +257,11 @@ async fn serve_tcp(
         connections.spawn(async move {
             let _slot = slot;
             let result = if config.raw {
-                raw::serve_tcp(
+                raw::serve_stream(
                     stream,
-                    peer,
+                    peer.clone(),
                     config.reply,
-                    options.nodelay,
+                    &options,
                     &config.limits,
                     events,
                 )
@@ -394,7 +425,7 @@ async fn next_message<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Tells a client that the listener is full, and closes.
-async fn refuse_connection(stream: tokio::net::TcpStream, options: msg_tcp::Options, max: usize) {
+async fn refuse_connection<S: Stream>(stream: S, options: msg_tcp::Options, max: usize) {
     if let Ok(mut conn) = Connection::new(stream, options) {
         let text = format!(
             "this listener serves at most {max} connections at once (--max-conns {max}); try again later"
@@ -494,7 +525,7 @@ mod tests {
         }
     }
 
-    impl msg_tcp::Stream for Pipe {
+    impl Stream for Pipe {
         type Reader = tokio::io::ReadHalf<Self>;
         type Writer = tokio::io::WriteHalf<Self>;
 
@@ -502,7 +533,7 @@ mod tests {
             Ok(())
         }
 
-        fn peer_addr(&self) -> std::io::Result<crate::PeerAddr> {
+        fn peer_addr(&self) -> std::io::Result<PeerAddr> {
             Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 1)).into())
         }
 
