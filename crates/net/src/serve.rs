@@ -179,7 +179,7 @@ async fn serve_tcp(
     let accept = move || async move {
         let (stream, peer) = listener.accept_stream().await?;
         msg_tcp::tcp::keepalive(&stream, keepalive);
-        Ok((stream, PeerAddr::from(peer)))
+        Ok((stream, peer))
     };
     serve_streams(accept, options, config, events).await
 }

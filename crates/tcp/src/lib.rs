@@ -25,9 +25,11 @@
 //! commands) asks only `AsyncRead + AsyncWrite + Unpin`. The little more a
 //! connection needs of a stream (its peer's [`PeerAddr`], its socket
 //! options, owned halves, whether input waits) is the [`Stream`] trait,
+//! and what a [`Listener`] needs of its socket is [`Accept`]; both are
 //! implemented once per kind of stream in a file of its own: TCP's in
-//! `tcp.rs`, the default, which also holds what TCP alone has (listen
-//! backlog, keepalive). A new kind of stream is a new file beside it.
+//! `tcp.rs`, the default, which also holds what TCP alone has (binding,
+//! listen backlog, keepalive). A new kind of stream is a new file beside
+//! it.
 //!
 //! # Authentication
 //!
@@ -55,13 +57,15 @@
 //!   the codec on it, its [`ReadHalf`] and [`WriteHalf`], and the
 //!   [`Options`] it is made with.
 //! - `stream.rs`: [`Stream`], what a connection asks of its stream beyond
-//!   bytes.
+//!   bytes, and [`Accept`], what a listener asks of its socket.
 //! - `peer.rs`: [`PeerAddr`], who a connection is with: an IP address and
 //!   port for TCP, room for a Unix socket's path.
-//! - `tcp.rs`: [`tcp`], one file per kind of stream: TCP's [`Stream`],
-//!   [`Connection::connect`], and what is TCP's alone, for both of msg's
-//!   engines: listening (the backlog, `SO_REUSEADDR`) and keepalive.
-//! - `listener.rs`: [`Listener`], which accepts TCP [`Connection`]s.
+//! - `tcp.rs`: [`tcp`], one file per kind of stream: TCP's [`Stream`] and
+//!   [`Accept`], [`Connection::connect`], [`Listener::bind`], and what is
+//!   TCP's alone, for both of msg's engines: listening (the backlog,
+//!   `SO_REUSEADDR`) and keepalive.
+//! - `listener.rs`: [`Listener<L>`](Listener), which accepts
+//!   [`Connection`]s from any [`Accept`].
 //! - `error.rs`: [`Error`], everything the above can report.
 //!
 //! # The codec
@@ -88,4 +92,4 @@ pub use connection::{Connection, DIRECT_WRITE, Options, ReadHalf, WriteHalf};
 pub use error::Error;
 pub use listener::Listener;
 pub use peer::PeerAddr;
-pub use stream::Stream;
+pub use stream::{Accept, Stream};

@@ -1,38 +1,29 @@
 //! [`Listener`]: a listening socket whose accepted streams come out as
 //! [`Connection`]s with the listener's [`Options`].
+//!
+//! Generic over what it listens with, as a connection is over its stream:
+//! accepting asks only [`Accept`]. Binding is each kind's own (TCP's,
+//! [`Listener::bind`], is in `tcp.rs`).
 
-use std::io;
-use std::net::SocketAddr;
+use std::future::poll_fn;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
-use crate::{Connection, Error, Options};
+use crate::{Accept, Connection, Error, Options, PeerAddr};
 
-/// A listening socket that yields framed connections.
+/// A listening socket that yields framed connections; a TCP one unless
+/// said otherwise.
 #[derive(Debug)]
-pub struct Listener {
-    inner: TcpListener,
+pub struct Listener<L = TcpListener> {
+    pub(crate) inner: L,
     options: Options,
 }
 
-impl Listener {
-    /// Listens on `addr` (port 0 picks a free port).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Bind`], for example when the address is in use.
-    pub async fn bind(addr: SocketAddr, options: Options) -> Result<Self, Error> {
-        let inner = listen(addr).map_err(|source| Error::Bind { addr, source })?;
-        Ok(Self { inner, options })
-    }
-
-    /// The local address.
-    ///
-    /// # Errors
-    ///
-    /// The operating system's, rarely.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+impl<L: Accept> Listener<L> {
+    /// Listens with `inner`, already bound and listening; each accepted
+    /// connection gets `options`.
+    pub fn new(inner: L, options: Options) -> Self {
+        Self { inner, options }
     }
 
     /// Accepts the next connection.
@@ -41,20 +32,21 @@ impl Listener {
     ///
     /// [`Error::Io`] (for example when out of file descriptors; the listener
     /// itself stays usable).
-    pub async fn accept(&self) -> Result<Connection, Error> {
+    pub async fn accept(&self) -> Result<Connection<L::Stream>, Error> {
         let (stream, _) = self.accept_stream().await?;
         Connection::new(stream, self.options)
     }
 
     /// Accepts the next connection as a plain stream, unframed: for a peer
     /// that speaks raw bytes (netcat), or a caller that frames it later
-    /// with [`Connection::new`] and [`Listener::options`].
+    /// with [`Connection::new`] and [`Listener::options`]. Cancel-safe, as
+    /// tokio's accepts are.
     ///
     /// # Errors
     ///
     /// [`Error::Io`], as for [`Listener::accept`].
-    pub async fn accept_stream(&self) -> Result<(TcpStream, SocketAddr), Error> {
-        Ok(self.inner.accept().await?)
+    pub async fn accept_stream(&self) -> Result<(L::Stream, PeerAddr), Error> {
+        Ok(poll_fn(|cx| self.inner.poll_accept(cx)).await?)
     }
 
     /// The options each accepted [`Connection`] gets.
@@ -63,20 +55,13 @@ impl Listener {
     }
 }
 
-/// [`tcp::listen`](crate::tcp::listen) (its backlog, `SO_REUSEADDR`), the
-/// socket handed to tokio.
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let listener = crate::tcp::listen(addr)?;
-    listener.set_nonblocking(true)?;
-    TcpListener::from_std(listener)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;
     use msg_proto::{Kind, Message};
     use std::time::Duration;
+    use tokio::net::TcpStream;
 
     #[tokio::test]
     async fn a_connection_round_trips_and_sees_clean_eof() {

@@ -13,6 +13,7 @@
 
 use std::fmt;
 use std::io;
+use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -54,4 +55,21 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin + Sized {
     /// connection's buffer are the connection's to count
     /// ([`Connection::buffered`](crate::Connection::buffered)).
     fn input_waiting(&self) -> bool;
+}
+
+/// A listening socket for some kind of [`Stream`]: all a
+/// [`Listener`](crate::Listener) needs of it. Binding is each kind's own
+/// (its addresses differ), in its own file.
+pub trait Accept {
+    /// The kind of stream it accepts.
+    type Stream: Stream;
+
+    /// Polls for the next connection and its peer, as tokio's listeners
+    /// do; must be cancel-safe, as theirs are.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's (out of descriptors, say); the listener
+    /// stays usable.
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Self::Stream, PeerAddr)>>;
 }

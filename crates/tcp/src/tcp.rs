@@ -1,7 +1,7 @@
 //! TCP, the stream kind msg has always run on: how a TCP socket is
 //! listened on, connected and tuned, in one place for both engines (the
-//! tokio [`Listener`](crate::Listener) and `msg_net::blocking`), and the
-//! [`Stream`] a framed [`Connection`] needs of it.
+//! tokio [`Listener`] and `msg_net::blocking`), and the [`Stream`] and
+//! [`Accept`] a framed [`Connection`] and its [`Listener`] need of it.
 //!
 //! Everything here is about the socket, nothing about frames: the framing
 //! is the same over any byte stream. Another stream kind (a Unix socket,
@@ -12,12 +12,14 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::task::{Context, Poll};
+
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
-use crate::{Connection, Error, Options, PeerAddr, Stream};
+use crate::{Accept, Connection, Error, Listener, Options, PeerAddr, Stream};
 
 impl Stream for TcpStream {
     // tokio's owned halves: no lock between them, unlike the generic
@@ -44,6 +46,41 @@ impl Stream for TcpStream {
             Ok(_) => true,
             Err(err) => err.kind() != io::ErrorKind::WouldBlock,
         }
+    }
+}
+
+impl Accept for TcpListener {
+    type Stream = TcpStream;
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, PeerAddr)>> {
+        Self::poll_accept(self, cx).map_ok(|(stream, peer)| (stream, PeerAddr::Inet(peer)))
+    }
+}
+
+impl Listener {
+    /// Listens on `addr` over TCP (port 0 picks a free port), with
+    /// [`listen`]'s backlog and `SO_REUSEADDR`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`], for example when the address is in use.
+    pub async fn bind(addr: SocketAddr, options: Options) -> Result<Self, Error> {
+        let bound = || {
+            let listener = listen(addr)?;
+            listener.set_nonblocking(true)?;
+            TcpListener::from_std(listener)
+        };
+        let inner = bound().map_err(|source| Error::Bind { addr, source })?;
+        Ok(Self::new(inner, options))
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, rarely.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
     }
 }
 
@@ -75,7 +112,7 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// Binds and listens as `std::net::TcpListener::bind` does
 /// (`SO_REUSEADDR` on Unix, so that a restarted listener gets its port
 /// back at once), with a backlog of [`LISTEN_BACKLOG`]. The socket is in
-/// blocking mode, as std's is; the tokio [`Listener`](crate::Listener)
+/// blocking mode, as std's is; the tokio [`Listener`]
 /// makes it non-blocking.
 ///
 /// # Errors
@@ -112,7 +149,7 @@ mod tests {
     /// 60 s), as both engines' serve loops call it on each accepted stream.
     #[tokio::test]
     async fn accepted_connections_get_keepalive() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (_client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
         let (stream, _) = accepted.unwrap();
