@@ -21,7 +21,7 @@ use std::thread::{self, JoinHandle};
 
 use base64::Engine;
 use msg_net::text::write_escaped;
-use msg_net::{Event, EventReceiver};
+use msg_net::{Event, EventReceiver, PeerAddr};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -42,7 +42,8 @@ pub(crate) struct Format {
 
 #[derive(Serialize)]
 struct Record<'a> {
-    peer: SocketAddr,
+    #[serde(serialize_with = "as_text")]
+    peer: &'a PeerAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     seq: Option<u64>,
     /// The body's length in bytes (raw mode: the datagram's or the read's).
@@ -53,13 +54,21 @@ struct Record<'a> {
     body_b64: Option<String>,
 }
 
+/// A peer in JSON: the text it displays as, which for an IP peer is what
+/// serde writes for a `SocketAddr` (`"127.0.0.1:5000"`, `"[::1]:5000"`),
+/// the form `--json` has always had. Written straight into the output, no
+/// string made for it.
+fn as_text<S: serde::Serializer>(peer: &&PeerAddr, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(peer)
+}
+
 impl Format {
     /// Writes one message; `seq` is `None` in raw mode, which has no
     /// header. Does not flush.
     fn write(
         self,
         out: &mut impl Write,
-        peer: SocketAddr,
+        peer: &PeerAddr,
         seq: Option<u64>,
         body: &[u8],
     ) -> io::Result<()> {
@@ -99,7 +108,7 @@ impl Format {
     fn write_file(
         self,
         out: &mut impl Write,
-        peer: SocketAddr,
+        peer: &PeerAddr,
         name: &str,
         size: u64,
         hash: &str,
@@ -108,7 +117,8 @@ impl Format {
         if self.json {
             #[derive(Serialize)]
             struct FileRecord<'a> {
-                peer: SocketAddr,
+                #[serde(serialize_with = "as_text")]
+                peer: &'a PeerAddr,
                 name: &'a str,
                 size: u64,
                 hash: &'a str,
@@ -133,7 +143,7 @@ impl Format {
     /// printing the replies it waited for.
     pub(crate) fn print(self, peer: SocketAddr, seq: Option<u64>, body: &[u8]) -> io::Result<()> {
         let mut out = io::stdout().lock();
-        self.write(&mut out, peer, seq, body)?;
+        self.write(&mut out, &peer.into(), seq, body)?;
         out.flush()
     }
 }
@@ -215,8 +225,8 @@ fn write_all(
         while let Some(delivery) = next.take() {
             match &delivery.event {
                 Event::Message { peer, seq, body } => {
-                    tally.add(*peer, body.len() as u64);
-                    format.write(&mut out, *peer, *seq, body)?;
+                    tally.add(peer, body.len() as u64);
+                    format.write(&mut out, peer, *seq, body)?;
                 }
                 Event::File {
                     peer,
@@ -225,9 +235,9 @@ fn write_all(
                     hash,
                     elapsed,
                 } => {
-                    tally.add(*peer, *size);
-                    bars.done(*peer, name);
-                    format.write_file(&mut out, *peer, name, *size, hash, *elapsed)?;
+                    tally.add(peer, *size);
+                    bars.done(peer, name);
+                    format.write_file(&mut out, peer, name, *size, hash, *elapsed)?;
                 }
                 Event::FileProgress {
                     peer,
@@ -235,7 +245,7 @@ fn write_all(
                     received,
                     size,
                 } => {
-                    bars.update(*peer, name, *received, *size);
+                    bars.update(peer, name, *received, *size);
                     continue; // not a message: it neither prints nor counts
                 }
                 _ => {}
@@ -259,14 +269,14 @@ fn write_all(
 pub(crate) struct Tally {
     messages: std::sync::atomic::AtomicU64,
     bytes: std::sync::atomic::AtomicU64,
-    peers: std::sync::Mutex<std::collections::HashSet<SocketAddr>>,
+    peers: std::sync::Mutex<std::collections::HashSet<PeerAddr>>,
 }
 
 /// Past this many, the summary says "at least".
 const MAX_PEERS_COUNTED: usize = 65_536;
 
 impl Tally {
-    fn add(&self, peer: SocketAddr, bytes: u64) {
+    fn add(&self, peer: &PeerAddr, bytes: u64) {
         use std::sync::atomic::Ordering::Relaxed;
         self.messages.fetch_add(1, Relaxed);
         self.bytes.fetch_add(bytes, Relaxed);
@@ -275,7 +285,7 @@ impl Tally {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if peers.len() < MAX_PEERS_COUNTED {
-            peers.insert(peer);
+            peers.insert(peer.clone());
         }
     }
 
@@ -301,28 +311,31 @@ impl Tally {
 #[derive(Default)]
 struct Bars {
     all: indicatif::MultiProgress,
-    bars: std::collections::HashMap<(SocketAddr, String), indicatif::ProgressBar>,
+    bars: std::collections::HashMap<(PeerAddr, String), indicatif::ProgressBar>,
 }
 
 impl Bars {
-    fn update(&mut self, peer: SocketAddr, name: &str, received: u64, size: u64) {
-        let bar = self.bars.entry((peer, name.to_owned())).or_insert_with(|| {
-            let style = indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}, ~{eta} left",
-            )
-            .expect("a valid template")
-            .progress_chars("=> ");
-            let bar = self
-                .all
-                .add(indicatif::ProgressBar::new(size).with_style(style));
-            bar.set_message(format!("{name} from {peer}"));
-            bar
-        });
+    fn update(&mut self, peer: &PeerAddr, name: &str, received: u64, size: u64) {
+        let bar = self
+            .bars
+            .entry((peer.clone(), name.to_owned()))
+            .or_insert_with(|| {
+                let style = indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}, ~{eta} left",
+                )
+                .expect("a valid template")
+                .progress_chars("=> ");
+                let bar = self
+                    .all
+                    .add(indicatif::ProgressBar::new(size).with_style(style));
+                bar.set_message(format!("{name} from {peer}"));
+                bar
+            });
         bar.set_position(received);
     }
 
-    fn done(&mut self, peer: SocketAddr, name: &str) {
-        if let Some(bar) = self.bars.remove(&(peer, name.to_owned())) {
+    fn done(&mut self, peer: &PeerAddr, name: &str) {
+        if let Some(bar) = self.bars.remove(&(peer.clone(), name.to_owned())) {
             bar.finish_and_clear();
         }
     }
@@ -368,7 +381,7 @@ mod tests {
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
         let print = |format: Format, body: &[u8]| {
             let mut out = Vec::new();
-            format.write(&mut out, peer, Some(1), body).unwrap();
+            format.write(&mut out, &peer.into(), Some(1), body).unwrap();
             out
         };
         let lines = Format {

@@ -5,7 +5,9 @@
 //! [`auth`](msg_proto::auth) (and `docs/auth.md`); this module only moves
 //! its messages and makes the waits finite:
 //!
-//! - TCP: the client opens with its nonce, the server proves itself first,
+//! - TCP (and any framed byte stream: the handshake is frames on a
+//!   [`Connection<S>`](msg_tcp::Connection), whatever `S` is): the client
+//!   opens with its nonce, the server proves itself first,
 //!   the client proves itself only to a server that did, and the server
 //!   gives its verdict. Then both install the session keys in the
 //!   connection, which tags every later frame and rejects any frame that
@@ -26,6 +28,8 @@ use msg_proto::auth::{
     ServerHandshake,
 };
 use msg_proto::{Kind, Message};
+use msg_tcp::Connection;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::Error;
 use crate::text::error_message;
@@ -117,7 +121,10 @@ pub(crate) fn session_id() -> [u8; SESSION_ID_LEN] {
 ///
 /// [`Error::Auth`] with the reason; nothing of ours was sent past our
 /// nonce unless the server proved itself.
-pub(crate) async fn client(conn: &mut msg_tcp::Connection, auth: &Auth) -> Result<(), Error> {
+pub(crate) async fn client<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    auth: &Auth,
+) -> Result<(), Error> {
     let timeout = auth.handshake_timeout;
     // A server has not proved itself yet either: until it has, it gets the
     // handshake's small frame limit, not the connection's.
@@ -149,7 +156,10 @@ pub(crate) async fn client(conn: &mut msg_tcp::Connection, auth: &Auth) -> Resul
 /// # Errors
 ///
 /// [`Error::Auth`] with the reason, for the log.
-pub(crate) async fn server(conn: &mut msg_tcp::Connection, auth: &Auth) -> Result<(), Error> {
+pub(crate) async fn server<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    auth: &Auth,
+) -> Result<(), Error> {
     let timeout = auth.handshake_timeout;
     // Nothing a peer sends before it has proved it holds the secret may cost
     // more than a handshake message: read with the connection's own limit
@@ -204,7 +214,11 @@ pub(crate) async fn server(conn: &mut msg_tcp::Connection, auth: &Auth) -> Resul
 /// reset can reach the client before the answer that says it needs a
 /// secret. The caller holds no handshake slot meanwhile: this costs time,
 /// not memory or handshakes.
-pub(crate) async fn drain_refused(conn: &mut msg_tcp::Connection, failure: &Error, auth: &Auth) {
+pub(crate) async fn drain_refused<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    failure: &Error,
+    auth: &Auth,
+) {
     if let Error::Auth(AuthFailure::FrameTooLarge { len, .. }) = failure {
         let _ = tokio::time::timeout(auth.handshake_timeout, conn.discard(*len)).await;
     }
@@ -212,7 +226,9 @@ pub(crate) async fn drain_refused(conn: &mut msg_tcp::Connection, failure: &Erro
 
 /// The next handshake message: an end of the stream, or an `Error` from
 /// the peer, ends the handshake.
-async fn next(conn: &mut msg_tcp::Connection) -> Result<Message, Error> {
+async fn next<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+) -> Result<Message, Error> {
     let msg = match conn.read_message().await {
         Ok(Some(msg)) => msg,
         Ok(None) => return Err(Error::Auth(AuthFailure::Closed)),

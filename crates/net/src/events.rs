@@ -17,11 +17,11 @@
 //!   and counts it ([`Events::dropped`]), as a full socket buffer would,
 //!   and goes on answering everyone else.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use msg_tcp::PeerAddr;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 
 /// How many bytes of received messages may wait to be printed.
@@ -39,7 +39,7 @@ pub enum Event {
     /// of one datagram or one TCP read.
     Message {
         /// Who sent it.
-        peer: SocketAddr,
+        peer: PeerAddr,
         /// Its sequence number; `None` in raw mode, which has no header.
         seq: Option<u64>,
         /// Its body.
@@ -50,7 +50,7 @@ pub enum Event {
     /// so some may be dropped).
     FileProgress {
         /// Who sends it.
-        peer: SocketAddr,
+        peer: PeerAddr,
         /// Its name.
         name: String,
         /// Bytes received so far.
@@ -61,7 +61,7 @@ pub enum Event {
     /// A file was received whole, its hash checked, and saved.
     File {
         /// Who sent it.
-        peer: SocketAddr,
+        peer: PeerAddr,
         /// The name it was saved under, in the save directory.
         name: String,
         /// Its size in bytes.
@@ -250,7 +250,7 @@ mod tests {
 
     fn message(len: usize) -> Event {
         Event::Message {
-            peer: "127.0.0.1:1".parse().unwrap(),
+            peer: std::net::SocketAddr::from(([127, 0, 0, 1], 1)).into(),
             seq: None,
             body: Bytes::from(vec![0; len]),
         }

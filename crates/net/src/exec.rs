@@ -17,9 +17,12 @@
 //!   whole tree of processes it started is killed, including those that
 //!   left its process group or were orphaned (on Linux; elsewhere its
 //!   process group): `exec/tree.rs` says how, and what escapes.
+//!
+//! The conversation with the client is frames on a
+//! [`Connection<S>`](msg_tcp::Connection) over any byte stream: nothing
+//! here is TCP's.
 
 use std::ffi::{OsStr, OsString};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -28,13 +31,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use msg_proto::exec::{Command, Exit, Stream, input, output, parse_output};
 use msg_proto::{Kind, Message};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use msg_tcp::Connection;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info};
 
 use crate::auth::printable;
-use crate::{Error, Link};
+use crate::{Error, Link, PeerAddr};
 
 mod tree;
 
@@ -117,9 +121,9 @@ impl Runner {
     ///
     /// The connection's; a refused or stopped command is not an error
     /// here, it is the client's answer.
-    pub(crate) async fn run(
+    pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
-        conn: &mut msg_tcp::Connection,
+        conn: &mut Connection<S>,
         request: &Message,
     ) -> Result<(), Error> {
         let peer = conn.peer_addr();
@@ -183,9 +187,9 @@ impl Runner {
     /// Streams the child's output to the client and the client's input to
     /// the child, within the limits; how it ended. Returns early (the
     /// child killed) when the client leaves.
-    async fn supervise(
+    async fn supervise<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
-        conn: &mut msg_tcp::Connection,
+        conn: &mut Connection<S>,
         mut child: Child,
         tree: &Tree,
     ) -> Result<Exit, Error> {
@@ -217,9 +221,9 @@ impl Runner {
     /// The work of [`Runner::supervise`], without its deadline: output to
     /// the client, input to the command, until the command ends, passes
     /// its output cap, or its client leaves.
-    async fn pump(
+    async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
-        conn: &mut msg_tcp::Connection,
+        conn: &mut Connection<S>,
         child: &mut Child,
         tree: &Tree,
         stdin_tx: mpsc::Sender<Bytes>,
@@ -288,9 +292,9 @@ impl Runner {
 
     /// Sends one piece of output, unless it takes the command past its
     /// output cap: then the command is killed and that is how it ended.
-    async fn forward(
+    async fn forward<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
-        conn: &mut msg_tcp::Connection,
+        conn: &mut Connection<S>,
         child: &mut Child,
         tree: &Tree,
         stream: Stream,
@@ -396,9 +400,9 @@ fn exit_of(status: std::process::ExitStatus) -> Exit {
     Exit::Killed(format!("the command ended without a status: {status}"))
 }
 
-async fn refuse(
-    conn: &mut msg_tcp::Connection,
-    peer: SocketAddr,
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    peer: PeerAddr,
     reason: String,
 ) -> Result<(), Error> {
     info!(%peer, "refused a command: {reason}");

@@ -24,6 +24,11 @@
 //! on that directory removes once it is stale ([`remove_stale_partials`]).
 //! The name is the receiver's choice too: a single validated
 //! path component (msg-proto's `FileName`), never the sender's path.
+//!
+//! Both ends take a framed [`Connection<S>`](msg_tcp::Connection) over any
+//! byte stream, not a TCP socket: the receiver reads and writes frames
+//! only, and the sender also asks its [`Stream`] whether
+//! an answer waits. So a file crosses a Unix socket or TLS the same way.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -35,6 +40,8 @@ use msg_proto::file::{
     FileEnd, FileHeader, FileName, FileResult, HashAlgorithm, MAX_CHUNK, Receiving, chunk, hex,
 };
 use msg_proto::{Kind, Message};
+use msg_tcp::{Connection, Stream};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -169,8 +176,8 @@ pub enum FileError {
 ///
 /// [`Error::File`] with the reason (the receiver's, when it refused), or
 /// the transport's error.
-pub(crate) async fn send(
-    conn: &mut msg_tcp::Connection,
+pub(crate) async fn send<S: Stream>(
+    conn: &mut Connection<S>,
     path: &Path,
     wait: Duration,
     progress: &mut dyn FnMut(u64),
@@ -261,23 +268,19 @@ const LAST_WORD_WAIT: Duration = Duration::from_millis(500);
 
 /// Whether the receiver has said something (or closed) while the sender
 /// streams content: during the content it only ever speaks to refuse.
-/// One non-blocking peek per chunk, a system call per MiB.
-fn answer_waiting(conn: &msg_tcp::Connection) -> bool {
-    if conn.buffered() > 0 {
-        return true;
-    }
-    let mut byte = [std::mem::MaybeUninit::uninit()];
-    // tokio's sockets are non-blocking: no data yet is `WouldBlock`.
-    match socket2::SockRef::from(conn.get_ref()).peek(&mut byte) {
-        Ok(_) => true,
-        Err(err) => err.kind() != io::ErrorKind::WouldBlock,
-    }
+/// One non-blocking peek per chunk (over TCP), a system call per MiB.
+fn answer_waiting<S: Stream>(conn: &Connection<S>) -> bool {
+    conn.buffered() > 0 || conn.get_ref().input_waiting()
 }
 
 /// After a write failed with `err`: the receiver's refusal, if it sent one
 /// before it closed (a receiver that refuses mid-way says why first, and
 /// a reset does not discard what had already arrived), else `err`.
-async fn last_word(conn: &mut msg_tcp::Connection, name: &str, err: Error) -> Error {
+async fn last_word<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    name: &str,
+    err: Error,
+) -> Error {
     match answer(conn, LAST_WORD_WAIT, name).await {
         Ok(FileResult::Refused { reason }) => refused(name, &reason),
         Err(peer @ Error::Peer(_)) => peer,
@@ -353,8 +356,8 @@ fn read_and_hash(mut file: fs::File, tx: &mpsc::Sender<Bytes>) -> io::Result<[u8
 }
 
 /// The receiver's next answer about `name`.
-async fn answer(
-    conn: &mut msg_tcp::Connection,
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
     wait: Duration,
     name: &str,
 ) -> Result<FileResult, Error> {
@@ -397,8 +400,8 @@ fn refused(name: &str, reason: &str) -> Error {
 ///
 /// Why the file was refused (the connection is then closed: what follows
 /// on it cannot be trusted to be in step), or the transport's error.
-pub(crate) async fn receive(
-    conn: &mut msg_tcp::Connection,
+pub(crate) async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
     header: &Message,
     save: Option<&SaveConfig>,
     events: &Events,
@@ -419,7 +422,7 @@ pub(crate) async fn receive(
             // Offered, never waited for: a progress bar is not worth
             // slowing the transfer down.
             events.offer(Event::FileProgress {
-                peer,
+                peer: peer.clone(),
                 name: header.name.as_str().to_owned(),
                 received,
                 size: header.size,
@@ -461,8 +464,8 @@ impl<E: Into<Error>> From<E> for Failure {
 
 /// Streams the content into the temporary file, checks it, and renames it
 /// into place; the digest of what was saved.
-async fn save_content(
-    conn: &mut msg_tcp::Connection,
+async fn save_content<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
     prepared: Prepared,
     progress: impl Fn(u64),
 ) -> Result<[u8; 32], Failure> {
@@ -615,7 +618,10 @@ fn for_peer(err: &io::Error) -> String {
 
 /// Tells the sender why, and ends the transfer (and the connection),
 /// without resetting it: see [`linger`].
-async fn refuse(conn: &mut msg_tcp::Connection, reason: String) -> Result<(), Error> {
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    reason: String,
+) -> Result<(), Error> {
     let peer = conn.peer_addr();
     let told = conn
         .write_message(
@@ -650,28 +656,16 @@ const LINGER_BYTES: usize = 16 << 20;
 /// closed, and a refusal mid-file leaves the chunks in flight unread: a
 /// sender still writing would see "connection reset by peer" where the
 /// reason (a full disk, say) was due. Drained, it reads the reason.
-async fn linger(conn: &msg_tcp::Connection) {
-    let stream = conn.get_ref();
-    if socket2::SockRef::from(stream)
-        .shutdown(std::net::Shutdown::Write)
-        .is_err()
-    {
+///
+/// Through the connection, not the socket, so that it works on any stream
+/// (over TLS a shutdown is a message too).
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Connection<S>) {
+    if conn.shutdown().await.is_err() {
         return;
     }
-    // Memory for one read, whatever the sender sends.
-    let mut buf = vec![0; 64 * 1024];
-    let mut left = LINGER_BYTES;
-    let _ = tokio::time::timeout(LINGER_TIME, async {
-        while left > 0 && stream.readable().await.is_ok() {
-            match stream.try_read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => left = left.saturating_sub(n),
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
-            }
-        }
-    })
-    .await;
+    // One fixed buffer, whatever the sender sends (`discard`'s); what the
+    // connection had already read counts among the bytes.
+    let _ = tokio::time::timeout(LINGER_TIME, conn.discard(LINGER_BYTES)).await;
 }
 
 /// Hashes and writes what the socket side queues, until it stops.

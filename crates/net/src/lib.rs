@@ -21,13 +21,18 @@
 //!   that owns it, answers, and reports [`Event`]s; stops on a shutdown
 //!   future.
 //! - [`events`](Events): the byte-bounded queue between the serve loop and
-//!   whatever prints.
+//!   whatever prints; each [`Event`] names its [`PeerAddr`] (msg-tcp's,
+//!   for every transport), which displays as an IP peer always has.
 //! - Features, each holding both of its ends: [`data`] (`Data` messages
 //!   and the [`Reply`] modes), [`ping`] (`Ping`, `Pong`, `Discard` and the
 //!   statistics), [`raw`] (no header, no framing), [`auth`] (the handshake
 //!   with its timeout, tagged frames and datagrams), [`file`](mod@file) (a header,
 //!   streamed content hashed on both sides, an atomic save), [`exec`]
-//!   (commands for authenticated peers, within limits).
+//!   (commands for authenticated peers, within limits). The stream
+//!   features (the handshake, files, commands) and the per-connection half
+//!   of [`serve`] take msg-tcp's `Connection<S>` over any byte stream, not
+//!   a TCP socket; only connecting, accepting and `TCP_INFO` are TCP's
+//!   here, and a new kind of stream brings its own file in msg-tcp.
 //! - [`Limits`]: what a listener grants its peers (connections, idle and
 //!   frame timeouts, keepalive, UDP peer state).
 //! - [`text`]: a peer's bytes made safe for a terminal, one escaping for
@@ -110,6 +115,7 @@ pub use limits::Limits;
 pub use link::{ConnectOptions, Link, Rx, Tx};
 pub use listener::Listener;
 pub use msg_proto::{DiscardCounter, Stats};
+pub use msg_tcp::PeerAddr;
 pub use msg_udp::{CallCounts, MAX_BATCH, SendBatch};
 pub use serve::{ServeConfig, serve};
 pub use tcp_info::TcpInfo;

@@ -250,7 +250,7 @@ impl Tx {
     /// As [`Link::tcp_info`].
     pub fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
         match &self.0 {
-            TxInner::Tcp(write) => tcp_info_of(write.get_ref()),
+            TxInner::Tcp(write) => tcp_info_of(write.get_ref().as_ref()),
             TxInner::Udp(_) => Ok(None),
         }
     }

@@ -23,7 +23,7 @@ pub(crate) fn show_datagram(
     // A copy, so the queue holds what arrived and not the socket's whole
     // 64 KiB receive buffer.
     let event = Event::Message {
-        peer,
+        peer: peer.into(),
         seq: Some(msg.seq),
         body: bytes::Bytes::copy_from_slice(&msg.body),
     };

@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
+use msg_tcp::{PeerAddr, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
@@ -140,7 +141,7 @@ pub(crate) async fn serve_udp(
         // A copy, so the queue holds what arrived and not the socket's
         // whole 64 KiB receive buffer.
         let event = Event::Message {
-            peer,
+            peer: peer.into(),
             seq: None,
             body: Bytes::copy_from_slice(&bytes),
         };
@@ -152,17 +153,17 @@ pub(crate) async fn serve_udp(
     }
 }
 
-/// Serves one raw TCP connection: each read is shown as it came, and
-/// answered per `reply`.
-pub(crate) async fn serve_tcp(
-    mut stream: TcpStream,
-    peer: SocketAddr,
+/// Serves one raw stream connection (TCP, or any byte stream): each read
+/// is shown as it came, and answered per `reply`.
+pub(crate) async fn serve_stream<S: Stream>(
+    mut stream: S,
+    peer: PeerAddr,
     reply: Reply,
-    nodelay: bool,
+    options: &msg_tcp::Options,
     limits: &Limits,
     events: Events,
 ) -> Result<(), Error> {
-    stream.set_nodelay(nodelay)?;
+    stream.apply(options)?;
     let mut buf = BytesMut::with_capacity(READ_LEN);
     loop {
         buf.reserve(READ_LEN);
@@ -182,7 +183,7 @@ pub(crate) async fn serve_tcp(
             stream.write_all(&answer).await?;
         }
         let event = Event::Message {
-            peer,
+            peer: peer.clone(),
             seq: None,
             body: chunk,
         };

@@ -5,12 +5,19 @@
 //! each connection gets a task of its own, so a slow or broken client
 //! stalls only itself; a peer that sends bad bytes is dropped, logged, and
 //! everyone else goes on being served.
+//!
+//! Only `serve_tcp` knows the streams are TCP (it accepts them and turns
+//! keepalive on); from `serve_streams` down (the limits, refusals, the
+//! handshake, files, commands) a connection is any byte stream msg-tcp
+//! can frame, so another kind of stream needs only its own accept.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use msg_proto::{Kind, Message};
+use msg_tcp::{Connection, PeerAddr, Stream};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
@@ -160,12 +167,39 @@ impl Drop for CountedSocket<'_> {
     }
 }
 
+/// Serves a TCP listener: what is TCP's is how a connection arrives
+/// (accepted, with keepalive on); the rest is [`serve_streams`].
 async fn serve_tcp(
     listener: msg_tcp::Listener,
     config: ServeConfig,
     events: Events,
 ) -> Result<(), Error> {
     let options = listener.options();
+    let keepalive = config.limits.keepalive;
+    let listener = &listener;
+    let accept = move || async move {
+        let (stream, peer) = listener.accept_stream().await?;
+        msg_tcp::tcp::keepalive(&stream, keepalive);
+        Ok((stream, peer))
+    };
+    serve_streams(accept, options, config, events).await
+}
+
+/// Serves the connections `accept` yields, over any kind of byte stream:
+/// a task per connection, within the listener's limits (connections,
+/// handshakes), each framed with `options` (or raw), until the caller
+/// drops this future.
+async fn serve_streams<S, A, F>(
+    mut accept: A,
+    options: msg_tcp::Options,
+    config: ServeConfig,
+    events: Events,
+) -> Result<(), Error>
+where
+    S: Stream + Send + Sync + 'static,
+    A: FnMut() -> F,
+    F: Future<Output = Result<(S, PeerAddr), msg_tcp::Error>>,
+{
     // Commands only with a secret: every connection then completes the
     // handshake before its first message is read.
     let runner = match (&config.exec, &config.auth) {
@@ -190,7 +224,7 @@ async fn serve_tcp(
     let _commands = runner.as_deref().map(Runner::kill_on_stop);
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept_stream() => accepted,
+            accepted = accept() => accepted,
             // Reap finished connections so the set does not grow.
             Some(_) = connections.join_next() => continue,
         };
@@ -206,7 +240,6 @@ async fn serve_tcp(
         };
         debug!(%peer, "connected");
         config.counters.connected();
-        keepalive(&stream, config.limits.keepalive);
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             let max = config.limits.max_conns;
             failures.warn(|suppressed| {
@@ -225,17 +258,17 @@ async fn serve_tcp(
         connections.spawn(async move {
             let _slot = slot;
             let result = if config.raw {
-                raw::serve_tcp(
+                raw::serve_stream(
                     stream,
-                    peer,
+                    peer.clone(),
                     config.reply,
-                    options.nodelay,
+                    &options,
                     &config.limits,
                     events,
                 )
                 .await
             } else {
-                match msg_tcp::Connection::new(stream, options) {
+                match Connection::new(stream, options) {
                     Ok(conn) => {
                         serve_connection(conn, &config, &handshakes, runner.as_deref(), events)
                             .await
@@ -255,8 +288,8 @@ async fn serve_tcp(
 /// Serves one framed connection: the handshake first when the listener
 /// has a secret (nothing else is read until it completes, within its
 /// timeout), then every message.
-async fn serve_connection(
-    mut conn: msg_tcp::Connection,
+async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: Connection<S>,
     config: &ServeConfig,
     handshakes: &tokio::sync::Semaphore,
     runner: Option<&Runner>,
@@ -287,8 +320,8 @@ async fn serve_connection(
     serve_framed(conn, config, runner, events).await
 }
 
-async fn serve_framed(
-    mut conn: msg_tcp::Connection,
+async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: Connection<S>,
     config: &ServeConfig,
     runner: Option<&Runner>,
     events: Events,
@@ -330,7 +363,7 @@ async fn serve_framed(
         }
         if show {
             let event = Event::Message {
-                peer,
+                peer: peer.clone(),
                 seq: Some(msg.seq),
                 body: msg.body,
             };
@@ -352,8 +385,8 @@ async fn serve_framed(
 /// nearer deadline, and what the read buffer holds when it runs out tells
 /// which limit applies (nothing: the peer is idle; part of a frame: the
 /// frame is slow).
-async fn next_message(
-    conn: &mut msg_tcp::Connection,
+async fn next_message<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
     deadlines: &mut Deadlines,
 ) -> Result<Option<Message>, Error> {
     loop {
@@ -377,8 +410,9 @@ async fn next_message(
     }
 }
 
-async fn refuse_connection(stream: tokio::net::TcpStream, options: msg_tcp::Options, max: usize) {
-    if let Ok(mut conn) = msg_tcp::Connection::new(stream, options) {
+/// Tells a client that the listener is full, and closes.
+async fn refuse_connection<S: Stream>(stream: S, options: msg_tcp::Options, max: usize) {
+    if let Ok(mut conn) = Connection::new(stream, options) {
         let text = format!(
             "this listener serves at most {max} connections at once (--max-conns {max}); try again later"
         );
@@ -390,36 +424,10 @@ async fn refuse_connection(stream: tokio::net::TcpStream, options: msg_tcp::Opti
     }
 }
 
-/// Turns TCP keepalive on, so that a peer that vanished is noticed.
-fn keepalive(stream: &tokio::net::TcpStream, after: Option<Duration>) {
-    let Some(after) = after else { return };
-    let probes = socket2::TcpKeepalive::new()
-        .with_time(after)
-        .with_interval(Duration::from_secs(10));
-    if let Err(err) = socket2::SockRef::from(stream).set_tcp_keepalive(&probes) {
-        debug!("cannot turn TCP keepalive on: {err}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{ConnectOptions, Link, Transport};
-
-    #[tokio::test]
-    async fn accepted_connections_get_keepalive() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (_client, accepted) =
-            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-        let (stream, _) = accepted.unwrap();
-        let sock = socket2::SockRef::from(&stream);
-        assert!(!sock.keepalive().unwrap());
-        keepalive(&stream, Limits::default().keepalive);
-        assert!(sock.keepalive().unwrap());
-        #[cfg(target_os = "linux")]
-        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(60));
-    }
 
     /// `serve` in-process, over both transports: a ping is answered, a
     /// data message is reported, and shutdown ends it.
@@ -462,5 +470,106 @@ mod tests {
             stop.send(()).unwrap();
             server.await.unwrap().unwrap();
         }
+    }
+
+    /// tokio's in-memory pipe as a stream with no socket under it, made
+    /// up where a connection asks more than bytes of it.
+    #[derive(Debug)]
+    struct Pipe(tokio::io::DuplexStream);
+
+    impl AsyncRead for Pipe {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Pipe {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.0).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+
+    impl Stream for Pipe {
+        type Reader = tokio::io::ReadHalf<Self>;
+        type Writer = tokio::io::WriteHalf<Self>;
+
+        fn apply(&self, _options: &msg_tcp::Options) -> std::io::Result<()> {
+            Ok(())
+        }
+
+        fn peer_addr(&self) -> std::io::Result<PeerAddr> {
+            Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 1)).into())
+        }
+
+        fn into_split(self) -> (Self::Reader, Self::Writer) {
+            tokio::io::split(self)
+        }
+
+        fn input_waiting(&self) -> bool {
+            false
+        }
+    }
+
+    /// The stream features are the connection's, not TCP's: a handshake
+    /// and a file, served as any connection is, over a pipe.
+    #[tokio::test]
+    async fn a_secret_and_a_file_over_a_stream_that_is_not_tcp() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let mut client = Connection::new(Pipe(a), msg_tcp::Options::default()).unwrap();
+        let server = Connection::new(Pipe(b), msg_tcp::Options::default()).unwrap();
+        let auth = Auth::new(msg_proto::auth::Secret::new(b"s3cret".to_vec()).unwrap());
+        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let content = vec![7u8; 300_000];
+        std::fs::write(from.path().join("f"), &content).unwrap();
+        let config = ServeConfig {
+            auth: Some(auth.clone()),
+            save: Some(SaveConfig {
+                dir: to.path().to_owned(),
+                overwrite: false,
+                progress: false,
+            }),
+            ..ServeConfig::default()
+        };
+        let handshakes = tokio::sync::Semaphore::new(1);
+        let (events, mut received) = Events::channel();
+        let serving = serve_connection(server, &config, &handshakes, None, events);
+        let sending = async {
+            auth::client(&mut client, &auth).await.unwrap();
+            let path = from.path().join("f");
+            let sent = file::send(&mut client, &path, Duration::from_secs(5), &mut |_| {}).await;
+            drop(client);
+            sent.unwrap()
+        };
+        let (served, sent) = tokio::join!(serving, sending);
+        served.unwrap();
+        assert_eq!((sent.name.as_str(), sent.size), ("f", 300_000));
+        assert_eq!(std::fs::read(to.path().join("f")).unwrap(), content);
+        let delivered = received.try_recv().expect("a file event");
+        let Event::File { peer, size, .. } = &delivered.event else {
+            panic!("a file, not {:?}", delivered.event)
+        };
+        assert_eq!((peer.to_string().as_str(), *size), ("127.0.0.1:1", 300_000));
     }
 }

@@ -1,19 +1,22 @@
-//! [`Connection`] and its halves: a TCP stream with the [`Codec`] on it,
+//! [`Connection`] and its halves: a byte stream with the [`Codec`] on it,
 //! read and written one message at a time, and the [`Options`] it is made
 //! with.
-
-use std::net::SocketAddr;
+//!
+//! Generic over the stream, as tokio-util's `Framed<T, U>` is: whatever
+//! only reads and writes frames (and so everything authentication, files
+//! and commands do) asks `AsyncRead + AsyncWrite + Unpin` and nothing
+//! more; making a connection and splitting it ask [`Stream`] too. TCP is
+//! the default, so `Connection` alone still means a TCP connection.
 
 use bytes::Buf;
 use futures::{SinkExt, StreamExt};
 use msg_proto::Message;
 use msg_proto::auth::{Role, SessionKeys};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{Framed, FramedParts, FramedWrite};
 
-use crate::{Codec, DEFAULT_MAX_FRAME, Error};
+use crate::{Codec, DEFAULT_MAX_FRAME, Error, PeerAddr, Stream};
 
 /// Connection settings.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +25,7 @@ pub struct Options {
     pub max_frame: usize,
     /// Whether to set TCP_NODELAY (disable Nagle's algorithm) so each frame
     /// leaves at once instead of waiting to be coalesced with the next.
+    /// Streams that have no such option ignore it.
     pub nodelay: bool,
 }
 
@@ -41,47 +45,39 @@ impl Default for Options {
 /// copied, since one contiguous write is cheaper than two parts.
 pub const DIRECT_WRITE: usize = 64 * 1024;
 
-/// One framed connection: the stream, its buffers and the codec.
+/// One framed connection: the stream, its buffers and the codec. A TCP
+/// stream unless said otherwise ([`Connection::connect`] is TCP's).
 #[derive(Debug)]
-pub struct Connection {
-    framed: Framed<TcpStream, Codec>,
-    peer: SocketAddr,
+pub struct Connection<S = TcpStream> {
+    framed: Framed<S, Codec>,
+    peer: PeerAddr,
 }
 
-impl Connection {
-    /// Connects to `addr`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Connect`], for example when nobody listens there.
-    pub async fn connect(addr: SocketAddr, options: Options) -> Result<Self, Error> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| Error::Connect { addr, source })?;
-        Self::new(stream, options)
-    }
-
+impl<S: Stream> Connection<S> {
     /// Wraps an accepted or connected stream, applying `options`.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if the socket options cannot be set.
-    pub fn new(stream: TcpStream, options: Options) -> Result<Self, Error> {
-        stream.set_nodelay(options.nodelay)?;
+    /// [`Error::Io`] if the socket options cannot be set, or the peer's
+    /// address cannot be read.
+    pub fn new(stream: S, options: Options) -> Result<Self, Error> {
+        stream.apply(&options)?;
         let peer = stream.peer_addr()?;
         Ok(Self {
             framed: Framed::new(stream, Codec::new(options.max_frame)),
             peer,
         })
     }
+}
 
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+    pub fn peer_addr(&self) -> PeerAddr {
+        self.peer.clone()
     }
 
     /// The underlying stream.
-    pub fn get_ref(&self) -> &TcpStream {
+    pub fn get_ref(&self) -> &S {
         self.framed.get_ref()
     }
 
@@ -224,16 +220,29 @@ impl Connection {
     pub async fn flush(&mut self) -> Result<(), Error> {
         SinkExt::<&Message>::flush(&mut self.framed).await
     }
+
+    /// Flushes queued messages and shuts the sending side down: the peer
+    /// reads them, then the end of the stream, while this side can still
+    /// read (over TCP, `shutdown(SHUT_WR)`; over TLS it would also say
+    /// `close_notify`, which is why this is the stream's own shutdown and
+    /// not the socket's).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`].
+    pub async fn shutdown(&mut self) -> Result<(), Error> {
+        SinkExt::<&Message>::close(&mut self.framed).await
+    }
 }
 
-impl Connection {
+impl<S: Stream> Connection<S> {
     /// Splits the connection into a reading and a writing half that can be
     /// used at the same time (say, by two futures joined in one task), for
     /// a sender that must not wait for replies. Bytes already read and
     /// messages already queued are kept, and so is authentication: the
     /// reading half verifies with the connection's opener and the writing
     /// half tags with its sealer, each carrying on its direction's count.
-    pub fn into_split(self) -> (ReadHalf, WriteHalf) {
+    pub fn into_split(self) -> (ReadHalf<S>, WriteHalf<S>) {
         let FramedParts {
             io,
             codec,
@@ -254,7 +263,7 @@ impl Connection {
         (
             ReadHalf {
                 framed: reader,
-                peer: self.peer,
+                peer: self.peer.clone(),
             },
             WriteHalf {
                 framed: writer,
@@ -266,15 +275,15 @@ impl Connection {
 
 /// The reading half of a [`Connection`], from [`Connection::into_split`].
 #[derive(Debug)]
-pub struct ReadHalf {
-    framed: Framed<OwnedReadHalf, Codec>,
-    peer: SocketAddr,
+pub struct ReadHalf<S: Stream = TcpStream> {
+    framed: Framed<S::Reader, Codec>,
+    peer: PeerAddr,
 }
 
-impl ReadHalf {
+impl<S: Stream> ReadHalf<S> {
     /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+    pub fn peer_addr(&self) -> PeerAddr {
+        self.peer.clone()
     }
 
     /// As [`Connection::read_message`].
@@ -290,20 +299,21 @@ impl ReadHalf {
 /// The writing half of a [`Connection`], from [`Connection::into_split`].
 /// Dropping it shuts the connection down for writing.
 #[derive(Debug)]
-pub struct WriteHalf {
-    framed: FramedWrite<OwnedWriteHalf, Codec>,
-    peer: SocketAddr,
+pub struct WriteHalf<S: Stream = TcpStream> {
+    framed: FramedWrite<S::Writer, Codec>,
+    peer: PeerAddr,
 }
 
-impl WriteHalf {
+impl<S: Stream> WriteHalf<S> {
     /// The peer's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+    pub fn peer_addr(&self) -> PeerAddr {
+        self.peer.clone()
     }
 
-    /// The underlying stream, for its socket options.
-    pub fn get_ref(&self) -> &TcpStream {
-        self.framed.get_ref().as_ref()
+    /// The underlying half of the stream, for its socket options (a TCP
+    /// half gives its whole stream with `as_ref`).
+    pub fn get_ref(&self) -> &S::Writer {
+        self.framed.get_ref()
     }
 
     /// As [`Connection::write_message`].
@@ -415,7 +425,9 @@ mod tests {
     }
 
     /// The client's side of the handshake, as `msg send` would run it.
-    async fn client_handshake(conn: &mut Connection) -> Result<(), Error> {
+    async fn client_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+        conn: &mut Connection<S>,
+    ) -> Result<(), Error> {
         let (state, challenge) = ClientHandshake::start(&secret(), [1; 32]);
         conn.write_message(&challenge).await?;
         let response = conn.read_message().await?.expect("a response");
@@ -430,7 +442,10 @@ mod tests {
     /// a first tagged message behind it: both leave in one write, so the
     /// client most likely reads the tagged frame into its buffer before it
     /// has the keys to verify it.
-    async fn server_handshake(conn: &mut Connection, first: &Message) -> Result<(), Error> {
+    async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+        conn: &mut Connection<S>,
+        first: &Message,
+    ) -> Result<(), Error> {
         let challenge = conn.read_message().await?.expect("a challenge");
         let (response, state) =
             ServerHandshake::new(&secret(), [2; 32]).on_challenge(&challenge)?;
@@ -557,5 +572,59 @@ mod tests {
                 body - 1
             )
         );
+    }
+
+    /// tokio's in-memory pipe, a byte stream that is no socket, given the
+    /// little a connection asks of a stream beyond bytes: framing,
+    /// authentication and splitting must not care what carries them.
+    impl Stream for tokio::io::DuplexStream {
+        // A lock between the halves: fine for a test, and the reason TCP
+        // keeps its own `into_split`.
+        type Reader = tokio::io::ReadHalf<Self>;
+        type Writer = tokio::io::WriteHalf<Self>;
+
+        fn apply(&self, _options: &Options) -> std::io::Result<()> {
+            Ok(())
+        }
+
+        fn peer_addr(&self) -> std::io::Result<PeerAddr> {
+            Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 1)).into())
+        }
+
+        fn into_split(self) -> (Self::Reader, Self::Writer) {
+            tokio::io::split(self)
+        }
+
+        fn input_waiting(&self) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn any_byte_stream_authenticates_and_splits() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let mut client = Connection::new(a, Options::default()).unwrap();
+        let mut server = Connection::new(b, Options::default()).unwrap();
+        let first = Message::new(Kind::Data, 7, "right behind the verdict");
+        let (c, s) = tokio::join!(
+            client_handshake(&mut client),
+            server_handshake(&mut server, &first)
+        );
+        c.unwrap();
+        s.unwrap();
+        assert_eq!(client.read_message().await.unwrap(), Some(first));
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        for seq in 1..4 {
+            let up = Message::new(Kind::Data, seq, "up");
+            client_write.write_message(&up).await.unwrap();
+            assert_eq!(server_read.read_message().await.unwrap(), Some(up));
+            let down = Message::new(Kind::Data, seq, "down");
+            server_write.write_message(&down).await.unwrap();
+            assert_eq!(client_read.read_message().await.unwrap(), Some(down));
+        }
+        // The pipe ends when both of its halves are gone.
+        drop((client_read, client_write));
+        assert_eq!(server_read.read_message().await.unwrap(), None);
     }
 }

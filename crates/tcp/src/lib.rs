@@ -1,4 +1,4 @@
-//! msg over TCP: a length prefix in front of every message.
+//! msg over TCP, or any byte stream: a length prefix in front of every message.
 //!
 //! TCP delivers a byte stream, not messages. Two quick writes can arrive as
 //! one read ("sticky packets") and one write can arrive as several, so the
@@ -15,6 +15,21 @@
 //! The frame length is checked against a maximum ([`DEFAULT_MAX_FRAME`]
 //! unless configured) *before* anything is reserved for it, so a peer that
 //! announces 4 GiB gets an error, not an allocation.
+//!
+//! # Any byte stream
+//!
+//! Nothing in the framing is TCP's: a Unix stream socket or a TLS session
+//! has no message boundaries either. So [`Connection`] is generic over its
+//! stream, as tokio-util's `Framed<T, U>` and h2's `handshake<T>` are:
+//! reading and writing frames (and so msg-net's authentication, files and
+//! commands) asks only `AsyncRead + AsyncWrite + Unpin`. The little more a
+//! connection needs of a stream (its peer's [`PeerAddr`], its socket
+//! options, owned halves, whether input waits) is the [`Stream`] trait,
+//! and what a [`Listener`] needs of its socket is [`Accept`]; both are
+//! implemented once per kind of stream in a file of its own: TCP's in
+//! `tcp.rs`, the default, which also holds what TCP alone has (binding,
+//! listen backlog, keepalive). A new kind of stream is a new file beside
+//! it.
 //!
 //! # Authentication
 //!
@@ -38,9 +53,19 @@
 //!
 //! - `codec.rs`: [`Codec`], the frame format and its limit
 //!   ([`LENGTH_PREFIX_LEN`], [`DEFAULT_MAX_FRAME`]): the diagram above.
-//! - `connection.rs`: [`Connection`], a stream with the codec on it, its
-//!   [`ReadHalf`] and [`WriteHalf`], and the [`Options`] it is made with.
-//! - `listener.rs`: [`Listener`], which accepts [`Connection`]s.
+//! - `connection.rs`: [`Connection<S>`](Connection), any byte stream with
+//!   the codec on it, its [`ReadHalf`] and [`WriteHalf`], and the
+//!   [`Options`] it is made with.
+//! - `stream.rs`: [`Stream`], what a connection asks of its stream beyond
+//!   bytes, and [`Accept`], what a listener asks of its socket.
+//! - `peer.rs`: [`PeerAddr`], who a connection is with: an IP address and
+//!   port for TCP, room for a Unix socket's path.
+//! - `tcp.rs`: [`tcp`], one file per kind of stream: TCP's [`Stream`] and
+//!   [`Accept`], [`Connection::connect`], [`Listener::bind`], and what is
+//!   TCP's alone, for both of msg's engines: listening (the backlog,
+//!   `SO_REUSEADDR`) and keepalive.
+//! - `listener.rs`: [`Listener<L>`](Listener), which accepts
+//!   [`Connection`]s from any [`Accept`].
 //! - `error.rs`: [`Error`], everything the above can report.
 //!
 //! # The codec
@@ -58,8 +83,13 @@ mod codec;
 mod connection;
 mod error;
 mod listener;
+mod peer;
+mod stream;
+pub mod tcp;
 
 pub use codec::{Codec, DEFAULT_MAX_FRAME, LENGTH_PREFIX_LEN, READ_STEP};
 pub use connection::{Connection, DIRECT_WRITE, Options, ReadHalf, WriteHalf};
 pub use error::Error;
 pub use listener::Listener;
+pub use peer::PeerAddr;
+pub use stream::{Accept, Stream};

@@ -1,46 +1,29 @@
 //! [`Listener`]: a listening socket whose accepted streams come out as
 //! [`Connection`]s with the listener's [`Options`].
+//!
+//! Generic over what it listens with, as a connection is over its stream:
+//! accepting asks only [`Accept`]. Binding is each kind's own (TCP's,
+//! [`Listener::bind`], is in `tcp.rs`).
 
-use std::io;
-use std::net::SocketAddr;
+use std::future::poll_fn;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::TcpListener;
 
-use crate::{Connection, Error, Options};
+use crate::{Accept, Connection, Error, Options, PeerAddr};
 
-/// How many established connections may wait to be accepted. std and mio
-/// ask for 128: a burst of clients connecting at once (`msg bench
-/// --clients 1000`) overflowed that, and every connection the kernel
-/// dropped from the full queue waited a second for its SYN to be sent
-/// again. Linux caps the figure at `net.core.somaxconn` (4096 by default
-/// since 5.4).
-const LISTEN_BACKLOG: u32 = 1024;
-
-/// A listening socket that yields framed connections.
+/// A listening socket that yields framed connections; a TCP one unless
+/// said otherwise.
 #[derive(Debug)]
-pub struct Listener {
-    inner: TcpListener,
+pub struct Listener<L = TcpListener> {
+    pub(crate) inner: L,
     options: Options,
 }
 
-impl Listener {
-    /// Listens on `addr` (port 0 picks a free port).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Bind`], for example when the address is in use.
-    pub async fn bind(addr: SocketAddr, options: Options) -> Result<Self, Error> {
-        let inner = listen(addr).map_err(|source| Error::Bind { addr, source })?;
-        Ok(Self { inner, options })
-    }
-
-    /// The local address.
-    ///
-    /// # Errors
-    ///
-    /// The operating system's, rarely.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+impl<L: Accept> Listener<L> {
+    /// Listens with `inner`, already bound and listening; each accepted
+    /// connection gets `options`.
+    pub fn new(inner: L, options: Options) -> Self {
+        Self { inner, options }
     }
 
     /// Accepts the next connection.
@@ -49,20 +32,21 @@ impl Listener {
     ///
     /// [`Error::Io`] (for example when out of file descriptors; the listener
     /// itself stays usable).
-    pub async fn accept(&self) -> Result<Connection, Error> {
+    pub async fn accept(&self) -> Result<Connection<L::Stream>, Error> {
         let (stream, _) = self.accept_stream().await?;
         Connection::new(stream, self.options)
     }
 
     /// Accepts the next connection as a plain stream, unframed: for a peer
     /// that speaks raw bytes (netcat), or a caller that frames it later
-    /// with [`Connection::new`] and [`Listener::options`].
+    /// with [`Connection::new`] and [`Listener::options`]. Cancel-safe, as
+    /// tokio's accepts are.
     ///
     /// # Errors
     ///
     /// [`Error::Io`], as for [`Listener::accept`].
-    pub async fn accept_stream(&self) -> Result<(TcpStream, SocketAddr), Error> {
-        Ok(self.inner.accept().await?)
+    pub async fn accept_stream(&self) -> Result<(L::Stream, PeerAddr), Error> {
+        Ok(poll_fn(|cx| self.inner.poll_accept(cx)).await?)
     }
 
     /// The options each accepted [`Connection`] gets.
@@ -71,27 +55,13 @@ impl Listener {
     }
 }
 
-/// Binds and listens as `TcpListener::bind` does (`SO_REUSEADDR` on Unix,
-/// so that a restarted listener gets its port back at once), with a
-/// backlog of [`LISTEN_BACKLOG`].
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    #[cfg(unix)]
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;
     use msg_proto::{Kind, Message};
     use std::time::Duration;
+    use tokio::net::TcpStream;
 
     #[tokio::test]
     async fn a_connection_round_trips_and_sees_clean_eof() {

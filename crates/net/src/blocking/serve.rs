@@ -22,7 +22,7 @@ use bytes::BytesMut;
 use msg_proto::auth::Role;
 use msg_proto::{DiscardCounter, Kind, Message};
 use msg_udp::Framing;
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::SockRef;
 use tracing::{debug, warn};
 
 use super::io::{Framed, Got, Read, Wait, recv_datagram, until};
@@ -42,9 +42,6 @@ pub const STOP_CHECK: Duration = Duration::from_millis(100);
 /// listener spinning, and a listener between runs, or one of several
 /// sharing a core, gives the core back.
 pub const SPIN_IDLE: Duration = Duration::from_millis(20);
-
-/// The backlog msg-tcp's listener asks for (see there).
-const LISTEN_BACKLOG: i32 = 1024;
 
 /// A bound std socket, not yet serving.
 #[derive(Debug)]
@@ -75,9 +72,10 @@ impl Listener {
             Transport::Udp => Bound::Udp(
                 UdpSocket::bind(addr).map_err(|source| msg_udp::Error::Bind { addr, source })?,
             ),
-            Transport::Tcp => {
-                Bound::Tcp(listen(addr).map_err(|source| msg_tcp::Error::Bind { addr, source })?)
-            }
+            Transport::Tcp => Bound::Tcp(
+                msg_tcp::tcp::listen(addr)
+                    .map_err(|source| msg_tcp::Error::Bind { addr, source })?,
+            ),
         };
         Ok(Self { inner, tcp })
     }
@@ -143,17 +141,6 @@ impl fmt::Display for Listener {
             Err(_) => write!(f, "{}", self.transport()),
         }
     }
-}
-
-/// Binds and listens as msg-tcp does: `SO_REUSEADDR` on Unix, a backlog
-/// of 1,024.
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    #[cfg(unix)]
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    Ok(socket.into())
 }
 
 /// Serves `listener` on this thread (and, over TCP, a thread per
@@ -315,7 +302,7 @@ fn serve_tcp(
         };
         debug!(%peer, "connected");
         config.counters.connected();
-        keepalive(&stream, config.limits.keepalive);
+        msg_tcp::tcp::keepalive(&stream, config.limits.keepalive);
         let max = config.limits.max_conns;
         if open.load(Ordering::Relaxed) >= max {
             failures.warn(|suppressed| {
@@ -402,7 +389,7 @@ fn serve_connection(
         }
         if show && events.wanted() {
             let event = Event::Message {
-                peer,
+                peer: peer.into(),
                 seq: Some(msg.seq),
                 body: msg.body,
             };
@@ -425,17 +412,6 @@ fn refuse_connection(stream: TcpStream, options: msg_tcp::Options, max: usize) {
         "this listener serves at most {max} connections at once (--max-conns {max}); try again later"
     );
     let _ = conn.write_message(&error_message(&text), &|| false);
-}
-
-/// Turns TCP keepalive on, so that a peer that vanished is noticed.
-fn keepalive(stream: &TcpStream, after: Option<Duration>) {
-    let Some(after) = after else { return };
-    let probes = socket2::TcpKeepalive::new()
-        .with_time(after)
-        .with_interval(Duration::from_secs(10));
-    if let Err(err) = SockRef::from(stream).set_tcp_keepalive(&probes) {
-        debug!("cannot turn TCP keepalive on: {err}");
-    }
 }
 
 /// Wakes the thread that waits in [`block_on`].
