@@ -254,9 +254,15 @@ fn a_terminated_listener_summarises_what_arrived_and_what_was_lost() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no kernel drops in {summary}"));
     assert!(kernel > 0, "{summary}");
-    // Every data datagram was printed or counted as dropped by the kernel
-    // (with, at most, the pings that were dropped too).
-    let accounted = printed as u64 + kernel;
+    // Every data datagram was printed or counted as dropped: by the kernel
+    // (with, at most, the pings that were dropped too) or, on a loaded
+    // machine, by an output that did not keep up, or left queued or unread
+    // when the listener stopped.
+    let accounted = printed as u64
+        + kernel
+        + count_of(summary, "by the output")
+        + count_of(summary, "queued but not printed")
+        + count_of(summary, "unread in the receive buffer");
     assert!(
         (20_001..=20_001 + pings).contains(&accounted),
         "{accounted}: {summary}"

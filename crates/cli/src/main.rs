@@ -1,12 +1,13 @@
 //! `msg`: send messages over UDP and TCP, and measure how the two differ.
 //!
 //! This crate is flags, rendering and exit codes; what msg does lives in
-//! `msg-net` below it.
+//! `msg-net` below it, and how it measures in `msg-bench`.
 //!
 //! - `cli`: the top of the command line (clap): `msg` and its subcommands.
 //! - `args`: flag groups the subcommands share, and the usage-error type.
 //! - `cmd`: one module per subcommand, its flags beside the code that runs
-//!   it: `send`, `listen`, `bench` (UDP and TCP side by side), `exec`
+//!   it: `send`, `listen`, `bench` (its flags turned into a msg-bench
+//!   plan, and the progress bar), `exec`
 //!   (a command on an authenticated listener), `demo` (the sticky-packet
 //!   lesson, the one module that calls the transports directly), and
 //!   `completions` (shell completions and the man page).

@@ -19,7 +19,10 @@
 //! - [`listener`](Listener): a socket bound over either transport.
 //! - [`serve`]: accepts, dispatches each message by kind to the feature
 //!   that owns it, answers, and reports [`Event`]s; stops on a shutdown
-//!   future.
+//!   future. What a message gets (`respond.rs`) and when a stream peer has
+//!   been idle or slow too long (`deadlines.rs`) are decided without I/O,
+//!   once for both engines; `log.rs` keeps the warnings about peers to a
+//!   line a second.
 //! - [`events`](Events): the byte-bounded queue between the serve loop and
 //!   whatever prints; each [`Event`] names its [`PeerAddr`] (msg-tcp's,
 //!   for every transport), which displays as an IP peer always has.
