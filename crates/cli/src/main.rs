@@ -8,8 +8,8 @@
 //! - `cmd`: one module per subcommand, its flags beside the code that runs
 //!   it: `send`, `listen`, `bench` (its flags turned into a msg-bench
 //!   plan, and the progress bar), `exec`
-//!   (a command on an authenticated listener), `demo` (the sticky-packet
-//!   lesson, the one module that calls the transports directly), and
+//!   (a command on an authenticated listener), `demo` (the flags of
+//!   msg-demo's sticky-packet lesson), and
 //!   `completions` (shell completions and the man page).
 //! - `output`: how messages are printed (plain lines or JSON, escaped for
 //!   a terminal), on a thread of its own for a listener.

@@ -15,7 +15,7 @@
 //! and only then reads, so one read returns them all whatever Nagle's
 //! algorithm or the scheduler did. The large write is read with a buffer
 //! smaller than the write while the writer is still writing, so it takes
-//! many reads. Every wait is bounded by [`DEADLINE`]. Where FIONREAD is not
+//! many reads. Every wait is bounded (5 s). Where FIONREAD is not
 //! asked (Windows), the reader pauses instead, and the output says so.
 //!
 //! The parts run first and are rendered after, as text with a short
@@ -26,27 +26,12 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
 use base64::Engine;
-use clap::{ArgAction, Args};
 use msg_proto::{HEADER_LEN, Kind, Message};
 use msg_tcp::{Connection, DEFAULT_MAX_FRAME, LENGTH_PREFIX_LEN, Listener};
 use serde::Serialize;
 
-#[derive(Debug, Args)]
-pub(super) struct StickyArgs {
-    /// Set TCP_NODELAY on the demo's TCP sockets, so each write leaves at
-    /// once (--nodelay=false turns Nagle's algorithm on: a small write then
-    /// waits for the previous one's acknowledgement)
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
-    nodelay: bool,
-
-    /// Print every read as one JSON document (part, transport, step, read
-    /// number, length, bytes in base64) instead of the explained text
-    #[arg(long)]
-    json: bool,
-}
+use crate::error::{Context, Error, Result};
 
 /// The two small writes, as in the classic sticky-packet tutorial.
 const SMALL: [&[u8]; 2] = [b"hello", b"egg"];
@@ -79,25 +64,59 @@ const TWO_SMALL: &str = "two small writes";
 const ONE_LARGE: &str = "one large write";
 const TOO_LITTLE: &str = "a read too small";
 
-pub(super) fn run(args: &StickyArgs) -> anyhow::Result<()> {
-    let nodelay = args.nodelay;
-    let runtime = crate::runtime()?;
-    let parts = [
-        raw_tcp(nodelay).context("part 1 (raw TCP)")?,
+/// Runs the four parts on loopback, in this process, and returns what
+/// each read, message and datagram brought.
+///
+/// `nodelay` sets TCP_NODELAY on the demo's TCP sockets (false turns
+/// Nagle's algorithm on: a small write then waits for the previous one's
+/// acknowledgement).
+///
+/// # Errors
+///
+/// [`Error`], naming the part that failed and why; every wait is bounded.
+pub fn run(nodelay: bool) -> Result<Lesson> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .what("cannot start a runtime")?;
+    let parts = vec![
+        raw_tcp(nodelay).part("part 1 (raw TCP)")?,
         runtime
             .block_on(framed_tcp(nodelay))
-            .context("part 2 (framed TCP)")?,
-        runtime.block_on(udp()).context("part 3 (UDP)")?,
-        short_read(nodelay).context("part 4 (a read too small)")?,
+            .part("part 2 (framed TCP)")?,
+        runtime.block_on(udp()).part("part 3 (UDP)")?,
+        short_read(nodelay).part("part 4 (a read too small)")?,
     ];
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    if args.json {
-        write_json(&mut out, nodelay, &parts)?;
-    } else {
-        write_text(&mut out, nodelay, &parts)?;
+    Ok(Lesson { nodelay, parts })
+}
+
+/// What the four parts brought, to render as text or JSON.
+#[derive(Debug)]
+pub struct Lesson {
+    nodelay: bool,
+    parts: Vec<Part>,
+}
+
+impl Lesson {
+    /// The four parts, each with a short explanation, wrapped for a
+    /// terminal.
+    ///
+    /// # Errors
+    ///
+    /// `out`'s.
+    pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
+        write_text(out, self.nodelay, &self.parts)
     }
-    out.flush()?;
-    Ok(())
+
+    /// Every read as one JSON document (part, transport, step, read
+    /// number, length, bytes in base64).
+    ///
+    /// # Errors
+    ///
+    /// `out`'s.
+    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+        write_json(out, self.nodelay, &self.parts)
+    }
 }
 
 // ---- what happened --------------------------------------------------------
@@ -167,7 +186,7 @@ struct Refused {
 
 // ---- part 1 and part 4: raw TCP, std sockets ------------------------------
 
-fn raw_tcp(nodelay: bool) -> anyhow::Result<Part> {
+fn raw_tcp(nodelay: bool) -> Result<Part> {
     Ok(Part {
         number: 1,
         transport: "tcp",
@@ -181,14 +200,14 @@ fn raw_tcp(nodelay: bool) -> anyhow::Result<Part> {
     })
 }
 
-fn two_small_writes(nodelay: bool) -> anyhow::Result<Step> {
+fn two_small_writes(nodelay: bool) -> Result<Step> {
     let (mut writer, mut reader) = tcp_pair(nodelay)?;
     for bytes in SMALL {
-        writer.write_all(bytes).context("cannot write")?;
+        writer.write_all(bytes).what("cannot write")?;
     }
     let waited = wait_for(&reader, SMALL_LEN)?;
     let mut buf = vec![0; READ_BUF];
-    let n = reader.read(&mut buf).context("cannot read")?;
+    let n = reader.read(&mut buf).what("cannot read")?;
     Ok(Step {
         name: TWO_SMALL,
         did: format!("write {}, then write {}", shown(SMALL[0]), shown(SMALL[1])),
@@ -205,7 +224,7 @@ fn two_small_writes(nodelay: bool) -> anyhow::Result<Step> {
     })
 }
 
-fn one_large_write(nodelay: bool) -> anyhow::Result<Step> {
+fn one_large_write(nodelay: bool) -> Result<Step> {
     let (mut writer, mut reader) = tcp_pair(nodelay)?;
     let payload = pattern(LARGE);
     let (calls, got) = thread::scope(|scope| {
@@ -213,8 +232,8 @@ fn one_large_write(nodelay: bool) -> anyhow::Result<Step> {
         let got = read_all(&mut reader, LARGE);
         let calls = writing
             .join()
-            .map_err(|_| anyhow!("the writing thread panicked"))?;
-        anyhow::Ok((calls?, got?))
+            .map_err(|_| Error::Broken("the writing thread panicked".to_owned()))?;
+        Ok::<_, Error>((calls?, got?))
     })?;
     Ok(Step {
         name: ONE_LARGE,
@@ -231,17 +250,17 @@ fn one_large_write(nodelay: bool) -> anyhow::Result<Step> {
     })
 }
 
-fn short_read(nodelay: bool) -> anyhow::Result<Part> {
+fn short_read(nodelay: bool) -> Result<Part> {
     let (mut writer, mut reader) = tcp_pair(nodelay)?;
     for bytes in SMALL {
-        writer.write_all(bytes).context("cannot write")?;
+        writer.write_all(bytes).what("cannot write")?;
     }
     let waited = wait_for(&reader, SMALL_LEN)?;
     let mut first = [0; SHORT_READ];
-    let n = reader.read(&mut first).context("cannot read")?;
-    let left = queued(&reader).context(FIONREAD_FAILED)?;
+    let n = reader.read(&mut first).what("cannot read")?;
+    let left = queued(&reader).what(FIONREAD_FAILED)?;
     let mut buf = vec![0; READ_BUF];
-    let m = reader.read(&mut buf).context("cannot read")?;
+    let m = reader.read(&mut buf).what("cannot read")?;
     let step = Step {
         name: TOO_LITTLE,
         did: format!("write {}, then write {}", shown(SMALL[0]), shown(SMALL[1])),
@@ -278,14 +297,14 @@ fn short_read(nodelay: bool) -> anyhow::Result<Part> {
 
 /// A connected pair on 127.0.0.1: the writer (with TCP_NODELAY as asked)
 /// and the reader, each of their calls bounded by [`DEADLINE`].
-fn tcp_pair(nodelay: bool) -> anyhow::Result<(TcpStream, TcpStream)> {
+fn tcp_pair(nodelay: bool) -> Result<(TcpStream, TcpStream)> {
     let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot listen on 127.0.0.1")?;
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).what("cannot listen on 127.0.0.1")?;
     let addr = listener.local_addr()?;
     let writer = TcpStream::connect_timeout(&addr, DEADLINE)
-        .with_context(|| format!("cannot connect to {addr}"))?;
+        .with_what(|| format!("cannot connect to {addr}"))?;
     // Already connected: the accept only takes it from the queue.
-    let (reader, _) = listener.accept().context("cannot accept")?;
+    let (reader, _) = listener.accept().what("cannot accept")?;
     writer.set_nodelay(nodelay)?;
     writer.set_write_timeout(Some(DEADLINE))?;
     reader.set_read_timeout(Some(DEADLINE))?;
@@ -294,17 +313,21 @@ fn tcp_pair(nodelay: bool) -> anyhow::Result<(TcpStream, TcpStream)> {
 
 /// Writes all of `bytes` and counts the write calls it took: one, on a
 /// blocking socket, unless a signal or the deadline cuts it short.
-fn write_counting(writer: &mut TcpStream, bytes: &[u8]) -> anyhow::Result<usize> {
+fn write_counting(writer: &mut TcpStream, bytes: &[u8]) -> Result<usize> {
     let (mut sent, mut calls) = (0, 0);
     while sent < bytes.len() {
         match writer.write(&bytes[sent..]) {
-            Ok(0) => bail!("the connection closed after {sent} bytes"),
+            Ok(0) => {
+                return Err(Error::Broken(format!(
+                    "the connection closed after {sent} bytes"
+                )));
+            }
             Ok(n) => {
                 sent += n;
                 calls += 1;
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err).context("cannot write"),
+            Err(err) => return Err(err).what("cannot write"),
         }
     }
     Ok(calls)
@@ -312,15 +335,19 @@ fn write_counting(writer: &mut TcpStream, bytes: &[u8]) -> anyhow::Result<usize>
 
 /// Reads `total` bytes with a [`READ_BUF`]-byte buffer, one [`Got`] per
 /// read.
-fn read_all(reader: &mut TcpStream, total: usize) -> anyhow::Result<Vec<Got>> {
+fn read_all(reader: &mut TcpStream, total: usize) -> Result<Vec<Got>> {
     let mut buf = vec![0; READ_BUF];
     let (mut got, mut sum) = (Vec::new(), 0);
     while sum < total {
         let n = match reader.read(&mut buf) {
-            Ok(0) => bail!("the writer closed the connection after {sum} bytes"),
+            Ok(0) => {
+                return Err(Error::Broken(format!(
+                    "the writer closed the connection after {sum} bytes"
+                )));
+            }
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err).context("cannot read"),
+            Err(err) => return Err(err).what("cannot read"),
         };
         sum += n;
         got.push(Got {
@@ -333,7 +360,7 @@ fn read_all(reader: &mut TcpStream, total: usize) -> anyhow::Result<Vec<Got>> {
 
 // ---- part 2: framed TCP (msg-tcp) -----------------------------------------
 
-async fn framed_tcp(nodelay: bool) -> anyhow::Result<Part> {
+async fn framed_tcp(nodelay: bool) -> Result<Part> {
     let options = msg_tcp::Options {
         max_frame: DEFAULT_MAX_FRAME,
         nodelay,
@@ -358,10 +385,7 @@ async fn framed_tcp(nodelay: bool) -> anyhow::Result<Part> {
     })
 }
 
-async fn two_small_messages(
-    writer: &mut Connection,
-    reader: &mut Connection,
-) -> anyhow::Result<Step> {
+async fn two_small_messages(writer: &mut Connection, reader: &mut Connection) -> Result<Step> {
     let small: Vec<Message> = SMALL
         .iter()
         .zip(1..)
@@ -370,7 +394,7 @@ async fn two_small_messages(
     for msg in &small {
         bounded(writer.write_message(msg))
             .await
-            .context("cannot send")?;
+            .what("cannot send")?;
     }
     let frames: Vec<usize> = small
         .iter()
@@ -379,7 +403,7 @@ async fn two_small_messages(
     let waited = wait_for_async(reader.get_ref(), frames.iter().sum()).await?;
     let mut got = Vec::new();
     for _ in &small {
-        let before = queued(reader.get_ref()).context(FIONREAD_FAILED)?;
+        let before = queued(reader.get_ref()).what(FIONREAD_FAILED)?;
         got.push(Got {
             bytes: receive(reader).await?.body.to_vec(),
             queued: before,
@@ -405,15 +429,13 @@ async fn two_small_messages(
     })
 }
 
-async fn one_large_message(
-    writer: &mut Connection,
-    reader: &mut Connection,
-) -> anyhow::Result<Step> {
+async fn one_large_message(writer: &mut Connection, reader: &mut Connection) -> Result<Step> {
     let large = Message::new(Kind::Data, 3, pattern(LARGE));
-    let (sent, received) =
-        bounded(async { anyhow::Ok(tokio::join!(writer.write_message(&large), receive(reader))) })
-            .await?;
-    sent.context("cannot send")?;
+    let (sent, received) = bounded(async {
+        Ok::<_, Error>(tokio::join!(writer.write_message(&large), receive(reader)))
+    })
+    .await?;
+    sent.what("cannot send")?;
     Ok(Step {
         name: ONE_LARGE,
         did: format!(
@@ -433,16 +455,16 @@ async fn one_large_message(
 }
 
 /// The next message, within [`DEADLINE`].
-async fn receive(reader: &mut Connection) -> anyhow::Result<Message> {
+async fn receive(reader: &mut Connection) -> Result<Message> {
     bounded(reader.read_message())
         .await
-        .context("cannot receive")?
-        .context("the writer closed the connection")
+        .what("cannot receive")?
+        .what("the writer closed the connection")
 }
 
 // ---- part 3: UDP (msg-udp) ------------------------------------------------
 
-async fn udp() -> anyhow::Result<Part> {
+async fn udp() -> Result<Part> {
     let mut receiver = msg_udp::Socket::bind(localhost()).await?;
     let to = receiver.local_addr()?;
     let mut sender = msg_udp::Socket::bind(localhost()).await?;
@@ -466,15 +488,15 @@ async fn two_datagrams(
     sender: &mut msg_udp::Socket,
     receiver: &mut msg_udp::Socket,
     to: SocketAddr,
-) -> anyhow::Result<Step> {
+) -> Result<Step> {
     for bytes in SMALL {
-        sender.send_raw_to(bytes, to).await.context("cannot send")?;
+        sender.send_raw_to(bytes, to).await.what("cannot send")?;
     }
     let mut got = Vec::new();
     for _ in SMALL {
         let (datagram, _) = bounded(receiver.recv_raw_from())
             .await
-            .context("cannot receive")?;
+            .what("cannot receive")?;
         got.push(Got {
             bytes: datagram.to_vec(),
             queued: None,
@@ -499,15 +521,16 @@ async fn two_datagrams(
     })
 }
 
-async fn one_oversize_datagram(
-    sender: &mut msg_udp::Socket,
-    to: SocketAddr,
-) -> anyhow::Result<Step> {
+async fn one_oversize_datagram(sender: &mut msg_udp::Socket, to: SocketAddr) -> Result<Step> {
     let oversize = vec![0; UDP_OVERSIZE];
     let error = match sender.send_raw_to(&oversize, to).await {
         Err(err @ msg_udp::Error::TooLarge { .. }) => err.to_string(),
-        Err(err) => return Err(err).context("cannot send"),
-        Ok(()) => bail!("a {UDP_OVERSIZE}-byte datagram was sent, not refused"),
+        Err(err) => return Err(err).what("cannot send"),
+        Ok(()) => {
+            return Err(Error::Broken(format!(
+                "a {UDP_OVERSIZE}-byte datagram was sent, not refused"
+            )));
+        }
     };
     Ok(Step {
         name: ONE_LARGE,
@@ -580,10 +603,10 @@ impl Waited {
 
 /// Waits until `want` bytes wait unread in `socket`: polls FIONREAD every
 /// [`POLL`], at most [`POLLS`] times.
-fn wait_for(socket: &TcpStream, want: usize) -> anyhow::Result<Waited> {
+fn wait_for(socket: &TcpStream, want: usize) -> Result<Waited> {
     let start = Instant::now();
     for _ in 0..POLLS {
-        match queued(socket).context(FIONREAD_FAILED)? {
+        match queued(socket).what(FIONREAD_FAILED)? {
             Some(n) if n >= want as u64 => return Ok(Waited::done(Some(n), start)),
             Some(_) => thread::sleep(POLL),
             None => {
@@ -596,10 +619,10 @@ fn wait_for(socket: &TcpStream, want: usize) -> anyhow::Result<Waited> {
 }
 
 /// [`wait_for`] for a tokio socket, sleeping without blocking the runtime.
-async fn wait_for_async(socket: &tokio::net::TcpStream, want: usize) -> anyhow::Result<Waited> {
+async fn wait_for_async(socket: &tokio::net::TcpStream, want: usize) -> Result<Waited> {
     let start = Instant::now();
     for _ in 0..POLLS {
-        match queued(socket).context(FIONREAD_FAILED)? {
+        match queued(socket).what(FIONREAD_FAILED)? {
             Some(n) if n >= want as u64 => return Ok(Waited::done(Some(n), start)),
             Some(_) => tokio::time::sleep(POLL).await,
             None => {
@@ -620,21 +643,21 @@ impl Waited {
     }
 }
 
-fn too_slow(want: usize) -> anyhow::Error {
-    anyhow!(
+fn too_slow(want: usize) -> Error {
+    Error::Broken(format!(
         "the writer's {want} bytes did not all arrive within {} s",
         DEADLINE.as_secs()
-    )
+    ))
 }
 
 /// `fut`, or an error once [`DEADLINE`] has passed.
-async fn bounded<T, E>(fut: impl Future<Output = Result<T, E>>) -> anyhow::Result<T>
+async fn bounded<T, E>(fut: impl Future<Output = std::result::Result<T, E>>) -> Result<T>
 where
-    E: Into<anyhow::Error>,
+    E: Into<Error>,
 {
     tokio::time::timeout(DEADLINE, fut)
         .await
-        .map_err(|_| anyhow!("nothing happened within {} s", DEADLINE.as_secs()))?
+        .map_err(|_| Error::Broken(format!("nothing happened within {} s", DEADLINE.as_secs())))?
         .map_err(Into::into)
 }
 
