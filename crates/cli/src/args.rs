@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
 use msg_net::limits::{DEFAULT_MAX_FRAME, HEADER_LEN, TcpOptions};
+use msg_net::secret::{SECRET_PIPE_TIMEOUT, SecretFileError};
 use msg_net::{Auth, Reply, Transport};
 use msg_proto::auth::Secret;
-use tracing::warn;
 
 use crate::output::Format;
 
@@ -182,138 +182,18 @@ impl AuthArgs {
     }
 }
 
-/// The largest secret file msg reads. A secret is a key, not a document:
-/// 32 random bytes are plenty, and 4 KiB leaves room for any encoding of
-/// one. Without a limit `/dev/zero` grows until memory runs out, and a
-/// 1 GB file costs twice that and makes every handshake slow.
-pub(crate) const MAX_SECRET_FILE: u64 = 4096;
-
-/// How long msg waits for a secret from a pipe (`--secret-pipe`) before it
-/// gives up: a pipe nobody writes to would otherwise hang it silently.
-pub(crate) const SECRET_PIPE_TIMEOUT: Duration = Duration::from_secs(5);
-
+/// The secret in `path`, as msg-net reads it; every failure is a usage
+/// error, and a pipe not asked for says which flag asks.
 fn read_secret_file(path: &std::path::Path, pipe: bool) -> anyhow::Result<Vec<u8>> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path)
-        .map_err(|err| usage(format!("cannot read the secret file {shown}: {err}")))?;
-    let mut bytes = if meta.is_file() {
-        if meta.len() > MAX_SECRET_FILE {
-            return Err(usage(format!(
-                "the secret file {shown} is {} bytes; a secret file holds at most \
-                 {MAX_SECRET_FILE} bytes",
-                meta.len()
-            )));
-        }
-        read_at_most(path, MAX_SECRET_FILE)
-            .map_err(|err| usage(format!("cannot read the secret file {shown}: {err}")))?
-    } else if is_pipe(&meta) && pipe {
-        read_pipe(path)?
-    } else if is_pipe(&meta) {
-        return Err(usage(format!(
-            "the secret file {shown} is a pipe; add --secret-pipe to read a secret from one \
+    msg_net::secret::read_secret_file(path, pipe).map_err(|err| match err {
+        SecretFileError::Pipe { path } => usage(format!(
+            "the secret file {} is a pipe; add --secret-pipe to read a secret from one \
              (within {})",
+            path.display(),
             humantime::format_duration(SECRET_PIPE_TIMEOUT)
-        )));
-    } else {
-        return Err(usage(format!(
-            "the secret file {shown} is not a regular file ({})",
-            file_kind(&meta)
-        )));
-    };
-    if bytes.len() as u64 > MAX_SECRET_FILE {
-        // It grew between the look and the read.
-        return Err(usage(format!(
-            "the secret file {shown} holds more than {MAX_SECRET_FILE} bytes; a secret file \
-             holds at most {MAX_SECRET_FILE} bytes"
-        )));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            // As ssh does for a private key: say so, and go on.
-            warn!("the secret file {shown} is readable by others (mode {mode:03o}); chmod 600 it");
-        }
-    }
-    if bytes.last() == Some(&b'\n') {
-        bytes.pop();
-        if bytes.last() == Some(&b'\r') {
-            bytes.pop();
-        }
-    }
-    if bytes.is_empty() {
-        return Err(usage(format!("the secret file {shown} is empty")));
-    }
-    Ok(bytes)
-}
-
-/// Reads `path` whole, but never more than `max` + 1 bytes (so that the
-/// caller can tell a file that grew past `max`).
-fn read_at_most(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(max + 1)
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// Reads a secret from a pipe on a thread of its own, and gives up after
-/// [`SECRET_PIPE_TIMEOUT`]: opening a FIFO waits for a writer, and reading
-/// it waits for the writer to close, either of which may never come. The
-/// thread is left blocked then; msg is about to exit with the error.
-fn read_pipe(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    let shown = path.display().to_string();
-    let owned = path.to_owned();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(read_at_most(&owned, MAX_SECRET_FILE));
-    });
-    match rx.recv_timeout(SECRET_PIPE_TIMEOUT) {
-        Ok(read) => {
-            read.map_err(|err| usage(format!("cannot read the secret file {shown}: {err}")))
-        }
-        Err(_) => Err(usage(format!(
-            "no secret arrived from the pipe {shown} within {}: nothing wrote to it and \
-             closed it",
-            humantime::format_duration(SECRET_PIPE_TIMEOUT)
-        ))),
-    }
-}
-
-#[cfg(unix)]
-fn is_pipe(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    meta.file_type().is_fifo()
-}
-
-#[cfg(not(unix))]
-fn is_pipe(_meta: &std::fs::Metadata) -> bool {
-    false
-}
-
-/// What a file that is not a regular one is, for an error.
-fn file_kind(meta: &std::fs::Metadata) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        let kind = meta.file_type();
-        if kind.is_char_device() {
-            return "a character device";
-        }
-        if kind.is_block_device() {
-            return "a block device";
-        }
-        if kind.is_socket() {
-            return "a socket";
-        }
-    }
-    if meta.is_dir() {
-        "a directory"
-    } else {
-        "neither a regular file nor a pipe"
-    }
+        )),
+        other => usage(other.to_string()),
+    })
 }
 
 pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {

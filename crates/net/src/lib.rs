@@ -38,6 +38,8 @@
 //!   here, and a new kind of stream brings its own file in msg-tcp.
 //! - [`Limits`]: what a listener grants its peers (connections, idle and
 //!   frame timeouts, keepalive, UDP peer state).
+//! - [`secret`]: reading a secret file within limits (a small regular
+//!   file, or a pipe only when asked, within a timeout).
 //! - [`text`]: a peer's bytes made safe for a terminal, one escaping for
 //!   bodies, names, reasons and errors alike.
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
@@ -103,6 +105,7 @@ mod log;
 pub mod ping;
 pub mod raw;
 mod respond;
+pub mod secret;
 mod serve;
 mod tcp_info;
 pub mod text;

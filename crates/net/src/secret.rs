@@ -1,0 +1,226 @@
+//! Reading a secret from a file: a regular file of at most
+//! [`MAX_SECRET_FILE`] bytes, or a pipe only when the caller asks, within
+//! [`SECRET_PIPE_TIMEOUT`].
+//!
+//! Read whole whatever it was, `/dev/zero` grew until memory ran out, a
+//! FIFO nobody writes to hung silently, and a 1 GB file cost 2 GB and made
+//! every handshake slow. A file that others can read gets a warning, as
+//! ssh gives for a private key.
+
+use std::fs::Metadata;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tracing::warn;
+
+/// The largest secret file msg reads. A secret is a key, not a document:
+/// 32 random bytes are plenty, and 4 KiB leaves room for any encoding of
+/// one.
+pub const MAX_SECRET_FILE: u64 = 4096;
+
+/// How long msg waits for a secret from a pipe before it gives up: a pipe
+/// nobody writes to would otherwise hang it silently.
+pub const SECRET_PIPE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a secret file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretFileError {
+    /// It could not be opened or read.
+    #[error("cannot read the secret file {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// It is larger than [`MAX_SECRET_FILE`].
+    #[error(
+        "the secret file {} is {len} bytes; a secret file holds at most {max} bytes",
+        .path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        len: u64,
+        /// [`MAX_SECRET_FILE`].
+        max: u64,
+    },
+    /// It grew past [`MAX_SECRET_FILE`] between the look and the read.
+    #[error(
+        "the secret file {} holds more than {max} bytes; a secret file holds at most {max} bytes",
+        .path.display()
+    )]
+    Grew {
+        /// The file.
+        path: PathBuf,
+        /// [`MAX_SECRET_FILE`].
+        max: u64,
+    },
+    /// It is a pipe, and the caller did not ask to read one.
+    #[error("the secret file {} is a pipe", .path.display())]
+    Pipe {
+        /// The file.
+        path: PathBuf,
+    },
+    /// It is neither a regular file nor a pipe.
+    #[error("the secret file {} is not a regular file ({kind})", .path.display())]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+        /// What it is: "a character device", "a directory".
+        kind: &'static str,
+    },
+    /// Nothing came from the pipe, or it was not closed, in time.
+    #[error(
+        "no secret arrived from the pipe {} within {}: nothing wrote to it and closed it",
+        .path.display(),
+        humantime::format_duration(*.after)
+    )]
+    PipeTimeout {
+        /// The pipe.
+        path: PathBuf,
+        /// [`SECRET_PIPE_TIMEOUT`].
+        after: Duration,
+    },
+    /// It holds nothing (but perhaps a newline).
+    #[error("the secret file {} is empty", .path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// The secret in `path`, one trailing newline (`\n` or `\r\n`) removed: a
+/// regular file of at most [`MAX_SECRET_FILE`] bytes, or, when `pipe`, a
+/// pipe (a FIFO, or bash's `<(command)`) read within
+/// [`SECRET_PIPE_TIMEOUT`].
+///
+/// # Errors
+///
+/// [`SecretFileError`], naming the file and the limit it broke.
+pub fn read_secret_file(path: &Path, pipe: bool) -> Result<Vec<u8>, SecretFileError> {
+    let shown = path.display();
+    let read = |source| SecretFileError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read)?;
+    let mut bytes = if meta.is_file() {
+        if meta.len() > MAX_SECRET_FILE {
+            return Err(SecretFileError::TooLarge {
+                path: path.to_owned(),
+                len: meta.len(),
+                max: MAX_SECRET_FILE,
+            });
+        }
+        read_at_most(path, MAX_SECRET_FILE).map_err(read)?
+    } else if is_pipe(&meta) && pipe {
+        read_pipe(path)?
+    } else if is_pipe(&meta) {
+        return Err(SecretFileError::Pipe {
+            path: path.to_owned(),
+        });
+    } else {
+        return Err(SecretFileError::NotRegular {
+            path: path.to_owned(),
+            kind: file_kind(&meta),
+        });
+    };
+    if bytes.len() as u64 > MAX_SECRET_FILE {
+        return Err(SecretFileError::Grew {
+            path: path.to_owned(),
+            max: MAX_SECRET_FILE,
+        });
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            // As ssh does for a private key: say so, and go on.
+            warn!("the secret file {shown} is readable by others (mode {mode:03o}); chmod 600 it");
+        }
+    }
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    }
+    if bytes.is_empty() {
+        return Err(SecretFileError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Reads `path` whole, but never more than `max` + 1 bytes (so that the
+/// caller can tell a file that grew past `max`).
+fn read_at_most(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Reads a secret from a pipe on a thread of its own, and gives up after
+/// [`SECRET_PIPE_TIMEOUT`]: opening a FIFO waits for a writer, and reading
+/// it waits for the writer to close, either of which may never come. The
+/// thread is left blocked then; the caller is about to exit with the
+/// error.
+fn read_pipe(path: &Path) -> Result<Vec<u8>, SecretFileError> {
+    let owned = path.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(read_at_most(&owned, MAX_SECRET_FILE));
+    });
+    match rx.recv_timeout(SECRET_PIPE_TIMEOUT) {
+        Ok(read) => read.map_err(|source| SecretFileError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+        Err(_) => Err(SecretFileError::PipeTimeout {
+            path: path.to_owned(),
+            after: SECRET_PIPE_TIMEOUT,
+        }),
+    }
+}
+
+#[cfg(unix)]
+fn is_pipe(meta: &Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_fifo()
+}
+
+#[cfg(not(unix))]
+fn is_pipe(_meta: &Metadata) -> bool {
+    false
+}
+
+/// What a file that is not a regular one is, for an error.
+fn file_kind(meta: &Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if meta.is_dir() {
+        "a directory"
+    } else {
+        "neither a regular file nor a pipe"
+    }
+}
