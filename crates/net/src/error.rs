@@ -44,6 +44,18 @@ pub enum Error {
     /// The peer sent an `Error` message (its text, made safe to print).
     #[error("the listener says: {0}")]
     Peer(String),
+    /// Receiving a reply failed; the source says why.
+    #[error("cannot receive the reply")]
+    Reply(#[source] Box<Self>),
+    /// Closing the connection failed; the source says why.
+    #[error("cannot close the connection")]
+    Close(#[source] Box<Self>),
+    /// The peer closed the connection before it replied.
+    #[error("{peer} closed the connection without replying")]
+    NoReply {
+        /// The peer.
+        peer: SocketAddr,
+    },
     /// A file could not be sent, or the receiver refused it.
     #[error(transparent)]
     File(#[from] crate::file::FileError),

@@ -38,6 +38,8 @@
 //!   here, and a new kind of stream brings its own file in msg-tcp.
 //! - [`Limits`]: what a listener grants its peers (connections, idle and
 //!   frame timeouts, keepalive, UDP peer state).
+//! - [`send`]: what a client sends (bodies read a line at a time within
+//!   a limit) and the [`Sender`](send::Sender) that waits for each reply.
 //! - [`secret`]: reading a secret file within limits (a small regular
 //!   file, or a pipe only when asked, within a timeout).
 //! - [`text`]: a peer's bytes made safe for a terminal, one escaping for
@@ -106,6 +108,7 @@ pub mod ping;
 pub mod raw;
 mod respond;
 pub mod secret;
+pub mod send;
 mod serve;
 mod tcp_info;
 pub mod text;

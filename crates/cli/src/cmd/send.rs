@@ -8,14 +8,11 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use clap::Args;
-use msg_net::auth::printable;
 use msg_net::limits::{BodyLimit, Family, SetBy};
-use msg_net::raw::RawLink;
-use msg_net::{ConnectOptions, Link, Transport, data};
-use msg_proto::Kind;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader, Stdin};
+use msg_net::send::{Line, Sender, read_line};
+use msg_net::{ConnectOptions, Link, Transport};
+use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
 use tokio::time::timeout;
-use tracing::debug;
 
 use crate::args::{
     AuthArgs, OutputArgs, TcpArgs, TransportArg, UsageError, parse_host_port, usage,
@@ -363,186 +360,9 @@ impl<'a> Source<'a> {
     }
 }
 
-/// What [`read_line`] found.
-#[derive(Debug, PartialEq, Eq)]
-enum Line {
-    /// A line, its end stripped.
-    Body(Vec<u8>),
-    /// A line longer than the limit; the rest of it was left unread.
-    TooLong,
-    /// The end of the input.
-    End,
-}
-
-/// Reads one line of at most `max` bytes after "\n" (and with `crlf` a
-/// "\r" before it) is stripped; the last line needs no "\n". A longer
-/// line is refused as soon as it is known to be longer, so no more than
-/// `max` + 2 bytes of it are ever held: `msg send < /dev/zero` must not
-/// read without end.
-async fn read_line(
-    reader: &mut (impl AsyncBufRead + Unpin),
-    max: usize,
-    crlf: bool,
-) -> std::io::Result<Line> {
-    // The line with its end, at most: the body, "\r" with --crlf, "\n".
-    let cap = max + usize::from(crlf) + 1;
-    let mut line = Vec::new();
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            if line.is_empty() {
-                return Ok(Line::End);
-            }
-            break;
-        }
-        let (take, ended) = match available.iter().position(|&b| b == b'\n') {
-            Some(at) => (at + 1, true),
-            None => (available.len(), false),
-        };
-        if line.len() + take > cap {
-            return Ok(Line::TooLong);
-        }
-        line.extend_from_slice(&available[..take]);
-        reader.consume(take);
-        if ended {
-            break;
-        }
-    }
-    if line.last() == Some(&b'\n') {
-        line.pop();
-        if crlf && line.last() == Some(&b'\r') {
-            line.pop();
-        }
-    }
-    if line.len() > max {
-        return Ok(Line::TooLong);
-    }
-    Ok(Line::Body(line))
-}
-
-/// Framed messages or raw bytes.
-enum Sender {
-    Framed(Link),
-    Raw(RawLink),
-}
-
-impl Sender {
-    async fn connect(
-        transport: Transport,
-        addr: SocketAddr,
-        raw: bool,
-        options: &ConnectOptions,
-    ) -> anyhow::Result<Self> {
-        Ok(if raw {
-            Self::Raw(RawLink::connect(transport, addr, options).await?)
-        } else {
-            Self::Framed(Link::connect(transport, addr, options).await?)
-        })
-    }
-
-    async fn send(&mut self, seq: u64, body: Bytes) -> anyhow::Result<()> {
-        match self {
-            Self::Framed(link) => link.send(&data::data(seq, body)).await?,
-            Self::Raw(link) => link.send(&body).await?,
-        }
-        Ok(())
-    }
-
-    /// Waits for the reply to message `seq` (the caller bounds the wait).
-    async fn reply(&mut self, seq: u64, peer: SocketAddr) -> anyhow::Result<Bytes> {
-        let link = match self {
-            Self::Raw(link) => return Ok(link.reply().await?),
-            Self::Framed(link) => link,
-        };
-        loop {
-            let msg = link
-                .recv()
-                .await
-                .context("cannot receive the reply")?
-                .ok_or_else(|| anyhow!("{peer} closed the connection without replying"))?;
-            if msg.kind == Kind::Error {
-                return Err(msg_net::Error::Peer(printable(&msg.body)).into());
-            }
-            if msg.seq == seq {
-                return Ok(msg.body);
-            }
-            // A late reply to an earlier message that timed out.
-            debug!(seq = msg.seq, "ignored a stale reply");
-        }
-    }
-
-    /// Closes the sending side cleanly so the peer sees the end of the
-    /// stream after the last byte; a framed TCP listener that refused us
-    /// gets up to `wait` to say why.
-    async fn finish(self, wait: Duration) -> anyhow::Result<()> {
-        match self {
-            Self::Framed(link) => Ok(link.close(wait).await?),
-            Self::Raw(link) => link.finish().await.context("cannot close the connection"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    async fn lines(input: &[u8], max: usize, crlf: bool) -> Vec<Line> {
-        let mut reader = input;
-        let mut out = Vec::new();
-        loop {
-            match read_line(&mut reader, max, crlf).await.unwrap() {
-                Line::End => return out,
-                Line::TooLong => {
-                    out.push(Line::TooLong);
-                    return out;
-                }
-                line => out.push(line),
-            }
-        }
-    }
-
-    fn body(text: &str) -> Line {
-        Line::Body(text.as_bytes().to_vec())
-    }
-
-    #[tokio::test]
-    async fn only_the_newline_is_stripped_unless_crlf() {
-        assert_eq!(
-            lines(b"a\r\nb\n", 10, false).await,
-            [body("a\r"), body("b")]
-        );
-        assert_eq!(lines(b"a\r\nb\n", 10, true).await, [body("a"), body("b")]);
-        assert_eq!(
-            lines(b"\n\nlast", 10, false).await,
-            [body(""), body(""), body("last")]
-        );
-        assert_eq!(lines(b"", 10, false).await, []);
-    }
-
-    #[tokio::test]
-    async fn a_line_may_be_as_long_as_the_limit_and_no_longer() {
-        assert_eq!(
-            lines(b"abc\nabc", 3, false).await,
-            [body("abc"), body("abc")]
-        );
-        assert_eq!(lines(b"abc\r\n", 3, true).await, [body("abc")]);
-        assert_eq!(lines(b"abc\r\n", 3, false).await, [Line::TooLong]);
-        assert_eq!(
-            lines(b"ok\nabcd\n", 3, false).await,
-            [body("ok"), Line::TooLong]
-        );
-        assert_eq!(lines(b"abcd", 3, false).await, [Line::TooLong]);
-        assert_eq!(lines(b"abcd\n", 3, true).await, [Line::TooLong]);
-    }
-
-    #[tokio::test]
-    async fn an_endless_line_is_refused_without_reading_it_all() {
-        let mut zeros = BufReader::new(tokio::io::repeat(0));
-        assert_eq!(
-            read_line(&mut zeros, 1000, false).await.unwrap(),
-            Line::TooLong
-        );
-    }
 
     #[test]
     fn the_errors_name_the_limit_and_what_sets_it() {
