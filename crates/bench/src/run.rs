@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use tracing::info;
 
+use msg_net::connect::{self, ConnectError};
 use msg_net::{BusyPoll, Link, Transport, resolve_all};
 
 use crate::engine::batched::Batching;
 use crate::engine::{Outcome, blocking, tokio as tokio_engine};
-use crate::error::{Error, chain};
+use crate::error::Error;
 use crate::plan::{Engine, Plan, Settings, Target};
 use crate::servers;
 
@@ -258,7 +259,8 @@ async fn targets(
 }
 
 /// The first of `addrs` (never empty) that `target`'s transport connects
-/// to, in the resolver's order; with one address, its error as it is.
+/// to, in the resolver's order (msg-net's `connect_first`); with one
+/// address, its error as it is.
 async fn connect_first(
     name: &str,
     addrs: &[SocketAddr],
@@ -266,23 +268,26 @@ async fn connect_first(
     target: &Target,
 ) -> Result<SocketAddr, Error> {
     let options = target.connect_options();
-    let mut failures = Vec::with_capacity(addrs.len());
-    for &candidate in addrs {
-        match Link::connect(transport, candidate, &options).await {
-            Ok(_) => return Ok(candidate),
-            Err(err) if addrs.len() == 1 => return Err(err.into()),
-            Err(err) => {
-                let err = chain(&err);
-                tracing::debug!("{name}: {err}; trying the next address");
-                failures.push(err);
-            }
-        }
+    match connect::connect_first(name, addrs, |addr| Link::connect(transport, addr, &options)).await
+    {
+        Ok((_, reached)) => Ok(reached),
+        Err(ConnectError::All {
+            name,
+            count,
+            failures,
+        }) => Err(Error::Connect {
+            name,
+            count,
+            failures,
+        }),
+        Err(ConnectError::One(err) | ConnectError::Resolve(err)) => Err(err.into()),
+        // A reason of a later msg-net, said as it says it.
+        Err(other) => Err(Error::Connect {
+            name: name.to_owned(),
+            count: addrs.len(),
+            failures: other.to_string(),
+        }),
     }
-    Err(Error::Connect {
-        name: name.to_owned(),
-        count: addrs.len(),
-        failures: failures.join("; "),
-    })
 }
 
 fn describe(targets: &[(Engine, Target)]) -> String {

@@ -14,6 +14,7 @@
 //! - [`transport`](Transport): which transport, its [`SocketType`] and
 //!   [`Caps`] (the only place that maps a transport to what it can do),
 //!   [`resolve`] (to bind) and [`resolve_all`] (to connect).
+//! - [`connect`]: reaching a host name, each of its addresses in turn.
 //! - [`link`](Link): a framed conversation with one peer, connected over
 //!   either transport, whole or [split](Link::split) into [`Tx`] and [`Rx`].
 //! - [`listener`](Listener): a socket bound over either transport.
@@ -93,6 +94,7 @@ pub mod auth;
 mod batch;
 pub mod blocking;
 mod busy_poll;
+pub mod connect;
 mod counters;
 pub mod data;
 mod deadlines;

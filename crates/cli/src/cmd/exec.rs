@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use msg_net::connect::connect_any;
 use msg_net::text::printable;
 use msg_net::{ConnectOptions, Link, Transport, exec};
 use msg_proto::exec::{Command, Exit};
 
 use crate::args::{AuthArgs, TcpArgs, parse_host_port, parse_positive_duration, usage};
-use crate::cmd::connect_any;
 use crate::output::stderr_line;
 
 /// Options of `msg exec`.

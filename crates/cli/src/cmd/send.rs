@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use clap::Args;
+use msg_net::connect::connect_any;
 use msg_net::limits::{BodyLimit, Family, SetBy};
 use msg_net::send::{Line, Sender, read_line};
 use msg_net::{ConnectOptions, Link, Transport};
@@ -17,7 +18,6 @@ use tokio::time::timeout;
 use crate::args::{
     AuthArgs, OutputArgs, TcpArgs, TransportArg, UsageError, parse_host_port, usage,
 };
-use crate::cmd::connect_any;
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
