@@ -1,0 +1,229 @@
+//! The sending side: a header, the content streamed and hashed, the
+//! receiver's verdict waited for as long as its work may take.
+
+use super::*;
+
+/// Sends the file at `path` on `conn` and waits (at most `wait` for the
+/// first answer, [`verdict_wait`] for the last) for the receiver to
+/// confirm its hash. `progress` is called with
+/// the bytes sent so far after each chunk.
+///
+/// # Errors
+///
+/// [`Error::File`] with the reason (the receiver's, when it refused), or
+/// the transport's error.
+pub(crate) async fn send<S: Stream>(
+    conn: &mut Connection<S>,
+    path: &Path,
+    wait: Duration,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Sent, Error> {
+    let started = Instant::now();
+    let (file, header) = open(path)?;
+    let name = header.name.as_str().to_owned();
+    conn.write_message(&header.to_message()).await?;
+    match answer(conn, wait, &name).await? {
+        FileResult::Ready => {}
+        other => return Err(unexpected(other, &name)),
+    }
+
+    // The file is read and hashed on a thread of its own, a bounded queue
+    // ahead of the socket.
+    let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
+    let reader = tokio::task::spawn_blocking(move || read_and_hash(file, &tx));
+    let mut sent = 0u64;
+    let mut seq = 0u64;
+    while let Some(bytes) = rx.recv().await {
+        // A receiver that refuses mid-way (a full disk, say) says why and
+        // stops taking content: read its reason rather than send on.
+        if answer_waiting(conn) {
+            return Err(match answer(conn, wait, &name).await {
+                Ok(other) => unexpected(other, &name),
+                Err(err) => err,
+            });
+        }
+        sent += bytes.len() as u64;
+        if let Err(err) = conn.write_message_direct(&chunk(seq, bytes)).await {
+            return Err(last_word(conn, &name, err.into()).await);
+        }
+        seq += 1;
+        progress(sent);
+    }
+    let digest = reader
+        .await
+        .map_err(|err| io::Error::other(err.to_string()))?
+        .map_err(|source| FileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    if let Err(err) = conn.write_message(&FileEnd { digest }.to_message()).await {
+        // The receiver may have refused the file and closed just as the
+        // last chunk left: its reason is what matters, not the reset.
+        return Err(last_word(conn, &name, err.into()).await);
+    }
+    match answer(conn, verdict_wait(wait, sent), &name).await? {
+        FileResult::Saved { name } => Ok(Sent {
+            name: crate::text::printable(name.as_bytes()),
+            size: sent,
+            digest,
+            elapsed: started.elapsed(),
+        }),
+        other => Err(unexpected(other, &name)),
+    }
+}
+
+/// The slowest a receiver is assumed to finish what it still has of a file
+/// once the sender has sent it all, in bytes per second: 1 MiB/s, far
+/// below any disk, for a listener saving many files at once on a busy
+/// machine.
+const FINISH_FLOOR_RATE: u64 = 1 << 20;
+
+/// The most a receiver can still have of a file when the sender's last
+/// write returns: what the socket buffers of both ends hold (by default
+/// on Linux at most 4 MiB to send and 6 MiB to receive), its queue of
+/// chunks and its write buffer, with room for buffers tuned larger.
+const FINISH_BYTES_MAX: u64 = 64 << 20;
+
+/// How long the sender waits for the verdict on a file of `size` bytes:
+/// `wait`, plus the time the receiver may need to write, hash and rename
+/// what it had not yet taken when the last byte left, at
+/// [`FINISH_FLOOR_RATE`] (at most [`FINISH_BYTES_MAX`] of it: 64 s).
+///
+/// The sender's writes return once the bytes are in its socket buffer,
+/// so the verdict's clock starts while megabytes are still on their way
+/// to the receiver's disk; a fixed wait failed transfers that were saved
+/// whenever many ran at once (50 × 100 MiB: 5 to 9 "no answer within 2s",
+/// every file saved).
+pub(super) fn verdict_wait(wait: Duration, size: u64) -> Duration {
+    let behind = size.min(FINISH_BYTES_MAX);
+    wait + Duration::from_secs_f64(behind as f64 / FINISH_FLOOR_RATE as f64)
+}
+
+/// How long a sender whose write failed waits for the receiver's reason.
+const LAST_WORD_WAIT: Duration = Duration::from_millis(500);
+
+/// Whether the receiver has said something (or closed) while the sender
+/// streams content: during the content it only ever speaks to refuse.
+/// One non-blocking peek per chunk (over TCP), a system call per MiB.
+fn answer_waiting<S: Stream>(conn: &Connection<S>) -> bool {
+    conn.buffered() > 0 || conn.get_ref().input_waiting()
+}
+
+/// After a write failed with `err`: the receiver's refusal, if it sent one
+/// before it closed (a receiver that refuses mid-way says why first, and
+/// a reset does not discard what had already arrived), else `err`.
+async fn last_word<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    name: &str,
+    err: Error,
+) -> Error {
+    match answer(conn, LAST_WORD_WAIT, name).await {
+        Ok(FileResult::Refused { reason }) => refused(name, &reason),
+        Err(peer @ Error::Peer(_)) => peer,
+        _ => err,
+    }
+}
+
+/// Opens `path` and describes it.
+fn open(path: &Path) -> Result<(fs::File, FileHeader), FileError> {
+    let read = |source| FileError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = fs::File::open(path).map_err(read)?;
+    let meta = file.metadata().map_err(read)?;
+    if !meta.is_file() {
+        return Err(FileError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default();
+    let name = FileName::new(name).map_err(|source| FileError::Name {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok((
+        file,
+        FileHeader {
+            name,
+            size: meta.len(),
+            algorithm: HashAlgorithm::Blake3,
+            mode: mode(&meta),
+        },
+    ))
+}
+
+#[cfg(unix)]
+fn mode(meta: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o777
+}
+
+#[cfg(not(unix))]
+fn mode(meta: &fs::Metadata) -> u32 {
+    if meta.permissions().readonly() {
+        0o444
+    } else {
+        0o644
+    }
+}
+
+/// Reads `file` to its end in chunks, hashing each, and queues them.
+fn read_and_hash(mut file: fs::File, tx: &mpsc::Sender<Bytes>) -> io::Result<[u8; 32]> {
+    let mut hasher = blake3::Hasher::new();
+    loop {
+        // Whole chunks (a read may return less), so that the per-message
+        // costs are paid per MiB; `read_to_end` fills fresh capacity
+        // without zeroing it first.
+        let mut buf = Vec::with_capacity(MAX_CHUNK);
+        (&mut file).take(MAX_CHUNK as u64).read_to_end(&mut buf)?;
+        if buf.is_empty() {
+            return Ok(*hasher.finalize().as_bytes());
+        }
+        hasher.update(&buf);
+        if tx.blocking_send(Bytes::from(buf)).is_err() {
+            // The socket side gave up; it reports why.
+            return Ok(*hasher.finalize().as_bytes());
+        }
+    }
+}
+
+/// The receiver's next answer about `name`.
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    wait: Duration,
+    name: &str,
+) -> Result<FileResult, Error> {
+    let msg = tokio::time::timeout(wait, conn.read_message())
+        .await
+        .map_err(|_| FileError::NoAnswer(wait))??
+        .ok_or(FileError::Closed)?;
+    match msg.kind {
+        Kind::FileResult => {
+            Ok(FileResult::from_message(&msg).map_err(|err| refused(name, &err.to_string()))?)
+        }
+        Kind::Error => Err(Error::Peer(crate::auth::printable(&msg.body))),
+        found => Err(FileError::Unexpected { found }.into()),
+    }
+}
+
+fn unexpected(result: FileResult, name: &str) -> Error {
+    match result {
+        FileResult::Refused { reason } => refused(name, &reason),
+        _ => FileError::Unexpected {
+            found: Kind::FileResult,
+        }
+        .into(),
+    }
+}
+
+fn refused(name: &str, reason: &str) -> Error {
+    FileError::Refused {
+        name: name.to_owned(),
+        reason: crate::auth::printable(reason.as_bytes()),
+    }
+    .into()
+}
