@@ -33,7 +33,7 @@
 //!   for msg-net's blocking engine.
 //! - `sys.rs`: how the tokio socket waits for readiness, per platform;
 //!   nothing in it is public.
-//! - `batch.rs`: many datagrams per system call ([`Socket::send_batch`],
+//! - `batch/`: many datagrams per system call ([`Socket::send_batch`],
 //!   [`Socket::recv_batch`]: `sendmmsg` and `recvmmsg` on Linux, with UDP
 //!   GSO and GRO where the kernel offers them).
 
