@@ -127,3 +127,56 @@ pub fn recv_datagram(
         .ok_or_else(|| io::Error::other("a datagram from a non-IP address"))?;
     Ok(Got::Data((buf.split_to(len).freeze(), from)))
 }
+
+/// Receives at least one datagram and as many as are waiting, up to
+/// [`RecvBatch::len`](crate::RecvBatch::len), in one call (`recvmmsg` on
+/// Linux, taking GRO-coalesced runs when [`set_gro`] is on); cuts them into
+/// datagrams, decodes each with `framing` and appends the valid messages
+/// and their senders to `out`. The blocking engine's counterpart of
+/// [`Socket::recv_batch`](crate::Socket::recv_batch): the same slots, the
+/// same cutting, the same counts.
+///
+/// # Errors
+///
+/// The receive's, other than the wait running out ([`Got::Nothing`]).
+pub fn recv_batch(
+    socket: &UdpSocket,
+    framing: &mut crate::Framing,
+    batch: &mut crate::RecvBatch,
+    out: &mut Vec<(msg_proto::Message, SocketAddr)>,
+    wait: Wait,
+) -> io::Result<Got<()>> {
+    batch.prepare();
+    // A blocking recvmmsg waits for all its slots unless told to return
+    // after the first datagram.
+    #[cfg(target_os = "linux")]
+    let first = libc::MSG_WAITFORONE;
+    #[cfg(not(target_os = "linux"))]
+    let first = 0;
+    match waiting(wait, |flags| batch.recv_std(socket, flags | first))? {
+        Got::Data(()) => {
+            batch.take(framing, out);
+            Ok(Got::Data(()))
+        }
+        Got::Nothing => Ok(Got::Nothing),
+    }
+}
+
+/// Asks the kernel to hand `socket` runs of datagrams coalesced
+/// (`UDP_GRO`), which [`recv_batch`] cuts apart again: as
+/// [`Socket::set_gro`](crate::Socket::set_gro), for a std socket.
+///
+/// # Errors
+///
+/// The kernel's refusal, or `Unsupported` elsewhere than Linux.
+pub fn set_gro(socket: &UdpSocket, on: bool) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        crate::batch::set_gro_on(&SockRef::from(socket), on)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (socket, on);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}

@@ -155,6 +155,10 @@ impl Stop {
     }
 }
 
+/// Why `--batch` is refused over a transport that does not batch.
+const BATCH_NEEDS_UDP: &str = "--batch receives UDP datagrams many per call: use it with framed \
+                               --udp (a TCP read already takes whatever the stream holds)";
+
 /// What each peer may cost the listener.
 #[derive(Debug, Args)]
 pub(crate) struct LimitArgs {
@@ -352,10 +356,7 @@ pub(crate) async fn run(
         None
     };
     if args.batch.is_some() && (!caps.batches || args.raw) {
-        return Err(usage(
-            "--batch receives UDP datagrams many per call: use it with framed --udp \
-             (a TCP read already takes whatever the stream holds)",
-        ));
+        return Err(usage(BATCH_NEEDS_UDP));
     }
     let addr = resolve(&args.addr).await?;
     let listener = Listener::bind(transport, addr, args.tcp.options()).await?;

@@ -229,6 +229,9 @@ fn serve_udp(
     if let Some(secret) = &config.auth {
         framing.authenticate(&secret.secret, Role::Server, auth::session_id());
     }
+    if config.udp_batch > 1 {
+        return serve_udp_batched(socket, config, events, stop, framing);
+    }
     let mut recv_buf = BytesMut::new();
     let mut send_buf = BytesMut::new();
     let mut spinner = Spinner::new(config.busy_poll);
@@ -256,6 +259,65 @@ fn serve_udp(
         }
         if show && !show_datagram(events, &mut dropped, peer, &msg) {
             return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// [`serve_udp`] taking up to `config.udp_batch` datagrams per receive
+/// call (`recvmmsg`, and runs coalesced by GRO where the kernel offers it),
+/// as the tokio engine's batched loop does, with msg-udp's same slots and
+/// cutting; each datagram is still answered and shown on its own.
+fn serve_udp_batched(
+    socket: &UdpSocket,
+    config: &ServeConfig,
+    events: &Events,
+    stop: &AtomicBool,
+    mut framing: Framing,
+) -> Result<(), Error> {
+    let reply = config.reply;
+    let mut peers = UdpPeers::new(config.limits.max_udp_peers);
+    let mut dropped = DropWarning::default();
+    // Only a loop that cuts coalesced runs apart may turn GRO on.
+    if let Err(err) = msg_udp::sync::set_gro(socket, true) {
+        debug!("UDP GRO is not available ({err}); receiving datagram by datagram");
+    }
+    let mut batch = msg_udp::RecvBatch::new(config.udp_batch);
+    let mut received: Vec<(Message, SocketAddr)> = Vec::with_capacity(batch.len());
+    let mut send_buf = BytesMut::new();
+    let mut spinner = Spinner::new(config.busy_poll);
+    while !stop.load(Ordering::Relaxed) {
+        // The messages of the last batch are gone by now, so its slots
+        // are reclaimed, not reallocated.
+        received.clear();
+        let got = msg_udp::sync::recv_batch(
+            socket,
+            &mut framing,
+            &mut batch,
+            &mut received,
+            spinner.wait(),
+        )
+        .map_err(msg_udp::Error::Recv)?;
+        if let Got::Nothing = got {
+            continue;
+        }
+        spinner.got_one();
+        config.counters.set_udp(
+            framing.invalid_datagrams(),
+            framing.auth_rejections().total(),
+        );
+        config.counters.set_udp_recv_calls(batch.counts());
+        for (msg, peer) in received.drain(..) {
+            let Response { answer, show } = peers.respond(&msg, peer, reply);
+            if let Some(answer) = answer {
+                if let Err(err) = send_datagram(socket, &mut framing, &mut send_buf, &answer, peer)
+                {
+                    warn!(%peer, "cannot reply: {err}");
+                }
+            }
+            if show && !show_datagram(events, &mut dropped, peer, &msg) {
+                return Ok(());
+            }
         }
     }
     Ok(())

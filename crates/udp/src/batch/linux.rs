@@ -203,6 +203,7 @@ pub(super) fn recvmmsg(
     socket: &UdpSocket,
     slots: &mut [BytesMut],
     got: &mut Vec<Received>,
+    flags: libc::c_int,
 ) -> io::Result<()> {
     let n = slots.len().min(MAX_BATCH);
     // SAFETY: all-zero `iovec`s, `mmsghdr`s, `sockaddr_storage`s and
@@ -233,13 +234,15 @@ pub(super) fn recvmmsg(
     // capacity, at one address buffer and at one control buffer, all
     // of which outlive the call; the kernel writes at most `iov_len`
     // bytes, `msg_namelen` address bytes and `msg_controllen` control
-    // bytes. A null timeout: the socket is non-blocking.
+    // bytes. A null timeout: a non-blocking socket returns at once, and a
+    // blocking one (the blocking engine's) is given MSG_WAITFORONE, so it
+    // waits for the first datagram only (bounded by SO_RCVTIMEO).
     let received = unsafe {
         libc::recvmmsg(
             socket.as_raw_fd(),
             hdrs.as_mut_ptr(),
             n as libc::c_uint,
-            0,
+            flags,
             std::ptr::null_mut(),
         )
     };

@@ -52,7 +52,7 @@ use std::net::SocketAddr;
 use bytes::BytesMut;
 use msg_proto::Message;
 
-use crate::{Error, Socket};
+use crate::{Error, Framing, Socket};
 
 /// The most datagrams one call moves: Linux accepts up to 1024 (UIO_MAXIOV)
 /// per `sendmmsg` or `recvmmsg`, and past a few dozen the call's cost is
@@ -183,6 +183,86 @@ impl RecvBatch {
     pub fn counts(&self) -> CallCounts {
         self.counts
     }
+
+    /// Makes every slot ready for a receive of up to a datagram: reclaims
+    /// it once the messages cut from it last time are dropped (a slot not
+    /// used last time is ready as it is), and forgets the last receive.
+    pub(crate) fn prepare(&mut self) {
+        self.got.clear();
+        for slot in &mut self.slots {
+            slot.clear();
+            slot.reserve(crate::RECV_BUF_LEN);
+        }
+    }
+
+    /// Cuts what the last receive brought into datagrams, decodes each
+    /// with `framing` (counting and skipping the invalid ones) and appends
+    /// the messages and their senders to `out`.
+    pub(crate) fn take(&mut self, framing: &mut Framing, out: &mut Vec<(Message, SocketAddr)>) {
+        for (slot, got) in self.slots.iter_mut().zip(&self.got) {
+            let mut run = slot.split_to(got.len).freeze();
+            // A coalesced run is cut where the sender's datagrams ended:
+            // every segment is `segment` bytes but the last. Each is a
+            // view of the slot, not a copy. The kernel coalesces at most
+            // 64 segments (`UDP_GRO_CNT_MAX`) into one slot of 64 KiB, and
+            // a message needs its 28-byte header, so what one receive
+            // yields follows the bytes that arrived.
+            let segment = got.segment.unwrap_or(got.len).max(1);
+            let mut datagrams = 0;
+            loop {
+                let datagram = run.split_to(segment.min(run.len()));
+                datagrams += 1;
+                if let Some(msg) = framing.decode(datagram, got.from) {
+                    out.push((msg, got.from));
+                }
+                if run.is_empty() {
+                    break;
+                }
+            }
+            self.counts.datagrams += datagrams;
+            if got.segment.is_some() {
+                self.counts.segmented += datagrams;
+            }
+        }
+    }
+
+    /// One receive of up to [`RecvBatch::len`] datagrams on a socket of
+    /// the blocking engine's (see [`sync::recv_batch`](crate::sync::recv_batch)),
+    /// with `flags` for how it waits.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn recv_std(
+        &mut self,
+        socket: &std::net::UdpSocket,
+        flags: i32,
+    ) -> std::io::Result<()> {
+        let Self { slots, got, counts } = self;
+        linux::recvmmsg(socket, slots, got, flags)?;
+        counts.calls += 1;
+        Ok(())
+    }
+
+    /// Elsewhere than Linux: one datagram per call, into the first slot.
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn recv_std(
+        &mut self,
+        socket: &std::net::UdpSocket,
+        flags: i32,
+    ) -> std::io::Result<()> {
+        let sock = socket2::SockRef::from(socket);
+        let (len, from) = crate::sync::recv_into(&mut self.slots[0], |spare| {
+            sock.recv_from_with_flags(spare, flags)
+        })?;
+        let from = from
+            .as_socket()
+            .ok_or_else(|| std::io::Error::other("a datagram from a non-IP address"))?;
+        self.got.push(Received {
+            len,
+            from,
+            segment: None,
+        });
+        self.counts.calls += 1;
+        Ok(())
+    }
 }
 
 impl Socket {
@@ -254,31 +334,7 @@ impl Socket {
     ) -> Result<(), Error> {
         batch.got.clear();
         self.recv_datagrams(batch).await.map_err(Error::Recv)?;
-        for (slot, got) in batch.slots.iter_mut().zip(&batch.got) {
-            let mut run = slot.split_to(got.len).freeze();
-            // A coalesced run is cut where the sender's datagrams ended:
-            // every segment is `segment` bytes but the last. Each is a
-            // view of the slot, not a copy. The kernel coalesces at most
-            // 64 segments (`UDP_GRO_CNT_MAX`) into one slot of 64 KiB, and
-            // a message needs its 28-byte header, so what one receive
-            // yields follows the bytes that arrived.
-            let segment = got.segment.unwrap_or(got.len).max(1);
-            let mut datagrams = 0;
-            loop {
-                let datagram = run.split_to(segment.min(run.len()));
-                datagrams += 1;
-                if let Some(msg) = self.framing.decode(datagram, got.from) {
-                    out.push((msg, got.from));
-                }
-                if run.is_empty() {
-                    break;
-                }
-            }
-            batch.counts.datagrams += datagrams;
-            if got.segment.is_some() {
-                batch.counts.segmented += datagrams;
-            }
-        }
+        batch.take(&mut self.framing, out);
         Ok(())
     }
 
@@ -338,17 +394,12 @@ impl Socket {
 
     #[cfg(target_os = "linux")]
     async fn recv_datagrams(&mut self, batch: &mut RecvBatch) -> std::io::Result<()> {
+        batch.prepare();
         let RecvBatch { slots, got, counts } = batch;
-        for slot in slots.iter_mut() {
-            // Reclaims the slot once the messages cut from it last time
-            // are dropped; a slot not used last time is ready as it is.
-            slot.clear();
-            slot.reserve(crate::RECV_BUF_LEN);
-        }
         self.io
             .recv_with(|socket| {
                 counts.calls += 1;
-                linux::recvmmsg(socket, slots, got)
+                linux::recvmmsg(socket, slots, got, 0)
             })
             .await?;
         // The datagrams are counted as `recv_batch` cuts the slots.
@@ -357,9 +408,8 @@ impl Socket {
 
     #[cfg(not(target_os = "linux"))]
     async fn recv_datagrams(&mut self, batch: &mut RecvBatch) -> std::io::Result<()> {
+        batch.prepare();
         let slot = &mut batch.slots[0];
-        slot.clear();
-        slot.reserve(crate::RECV_BUF_LEN);
         batch.counts.calls += 1;
         let (len, from) = self.io.recv_from(slot).await?;
         // `recv_from` appended the datagram to the empty slot.
@@ -376,6 +426,12 @@ impl Socket {
 /// fills.
 #[cfg(target_os = "linux")]
 mod linux;
+
+/// `UDP_GRO` on or off, for a socket of any engine's.
+#[cfg(target_os = "linux")]
+pub(crate) fn set_gro_on(socket: &socket2::SockRef<'_>, on: bool) -> std::io::Result<()> {
+    linux::set_gro(socket, on)
+}
 
 #[cfg(test)]
 mod tests {

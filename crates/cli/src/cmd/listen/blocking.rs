@@ -7,7 +7,7 @@
 //! with the same limits, output and summary as the tokio listener, and
 //! over UDP with a secret too; what only the tokio listener does (a secret
 //! over TCP, `--raw`, `--save-dir`, `--exec`) is refused as a usage
-//! error.
+//! error. `--batch N` takes up to N datagrams per receive call here too.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,6 +36,9 @@ pub(crate) enum ListenIo {
 /// Refuses what the blocking engine does not serve: a secret over a
 /// transport with connections (their handshake is the tokio engine's).
 fn check(args: &ListenArgs) -> anyhow::Result<()> {
+    if args.batch.is_some() && !args.transport.transport().caps().batches {
+        return Err(usage(super::BATCH_NEEDS_UDP));
+    }
     let secret = args.auth.auth()?.is_some();
     let handshake = args.transport.transport().caps().connections;
     for (asked, what) in [
@@ -43,7 +46,6 @@ fn check(args: &ListenArgs) -> anyhow::Result<()> {
         (args.raw, "--raw"),
         (args.save_dir.is_some(), "--save-dir"),
         (args.exec.exec, "--exec"),
-        (args.batch.is_some(), "--batch"),
     ] {
         if asked {
             return Err(usage(format!(
@@ -89,6 +91,7 @@ pub(super) async fn run(
         counters: Arc::clone(&counters),
         reply: args.reply.into(),
         busy_poll: args.busy_poll,
+        udp_batch: args.batch.map_or(0, usize::from),
         ..ServeConfig::default()
     };
     let counting = events.clone();
@@ -135,7 +138,7 @@ pub(super) async fn run(
         output_drops: dropped,
         not_printed: queued.saturating_sub(tally.get().0),
         unread,
-        recv_calls: None,
+        recv_calls: args.batch.map(|_| counters.udp_recv_calls()),
     };
     conclude(writer, &tally, summary, args.summary, quiet, transport).await?;
     Ok(ExitCode::SUCCESS)
