@@ -152,14 +152,28 @@ impl Client for blocking::Link {
 }
 
 fn connect(engine: Engine, transport: Transport, addr: SocketAddr) -> Box<dyn Client> {
+    connect_with(engine, transport, addr, None)
+}
+
+/// [`connect`], authenticating with `secret` when there is one.
+fn connect_with(
+    engine: Engine,
+    transport: Transport,
+    addr: SocketAddr,
+    secret: Option<&msg_proto::auth::Secret>,
+) -> Box<dyn Client> {
     match engine {
         Engine::Tokio => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
+            let options = ConnectOptions {
+                auth: secret.map(|secret| msg_net::Auth::new(secret.clone())),
+                ..ConnectOptions::default()
+            };
             let link = runtime
-                .block_on(Link::connect(transport, addr, &ConnectOptions::default()))
+                .block_on(Link::connect(transport, addr, &options))
                 .unwrap();
             Box::new(TokioClient { runtime, link })
         }
@@ -168,7 +182,11 @@ fn connect(engine: Engine, transport: Transport, addr: SocketAddr) -> Box<dyn Cl
                 timeout: WAIT,
                 ..LinkOptions::default()
             };
-            Box::new(blocking::Link::connect(transport, addr, &options).unwrap())
+            let mut link = blocking::Link::connect(transport, addr, &options).unwrap();
+            if let Some(secret) = secret {
+                link.authenticate(secret).unwrap();
+            }
+            Box::new(link)
         }
     }
 }
@@ -365,32 +383,8 @@ fn udp_with_a_secret_works_with_every_pairing() {
         let mut server = Server::start_config(server_engine, Transport::Udp, 4096, config);
         for client_engine in ENGINES {
             let label = format!("{client_engine:?} client, {server_engine:?} listener");
-            let mut client: Box<dyn Client> = match client_engine {
-                Engine::Tokio => {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    let options = ConnectOptions {
-                        auth: Some(msg_net::Auth::new(secret.clone())),
-                        ..ConnectOptions::default()
-                    };
-                    let link = runtime
-                        .block_on(Link::connect(Transport::Udp, server.addr, &options))
-                        .unwrap();
-                    Box::new(TokioClient { runtime, link })
-                }
-                Engine::Blocking => {
-                    let options = LinkOptions {
-                        timeout: WAIT,
-                        ..LinkOptions::default()
-                    };
-                    let mut link =
-                        blocking::Link::connect(Transport::Udp, server.addr, &options).unwrap();
-                    link.authenticate(&secret).unwrap();
-                    Box::new(link)
-                }
-            };
+            let mut client =
+                connect_with(client_engine, Transport::Udp, server.addr, Some(&secret));
             conversation(client.as_mut(), &mut server.events, &label);
         }
         server.stop();
