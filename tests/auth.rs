@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use msg_proto::auth::{ClientHandshake, DatagramSealer, Role, Secret, SessionKeys};
 use msg_proto::{Kind, Message};
-use support::{DEADLINE, Listener, run};
+use support::{DEADLINE, Listener, read_frame, run};
 
 const SECRET: &[u8] = b"correct horse battery staple";
 
@@ -20,14 +20,6 @@ fn good_secret() -> String {
         .to_str()
         .unwrap()
         .to_owned()
-}
-
-fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut prefix = [0; 4];
-    stream.read_exact(&mut prefix)?;
-    let mut bytes = vec![0; u32::from_be_bytes(prefix) as usize];
-    stream.read_exact(&mut bytes)?;
-    Ok(bytes)
 }
 
 fn read_message(stream: &mut TcpStream) -> Message {

@@ -7,7 +7,7 @@ mod support;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use support::{Listener, Running, msg, run};
+use support::{Listener, Running, msg, read_frame, run};
 
 /// A listener with `--exec`, a fresh secret, and `extra` flags.
 struct ExecListener {
@@ -633,16 +633,6 @@ fn commands_get_a_clean_environment_and_a_stated_directory() {
     );
 }
 
-/// Reads one length-prefixed frame.
-fn read_frame(stream: &mut std::net::TcpStream) -> bytes::Bytes {
-    use std::io::Read;
-    let mut prefix = [0; 4];
-    stream.read_exact(&mut prefix).unwrap();
-    let mut frame = vec![0; u32::from_be_bytes(prefix) as usize];
-    stream.read_exact(&mut frame).unwrap();
-    frame.into()
-}
-
 /// Hardening round two, finding 7: the reason a listener gives for
 /// refusing or killing a command reached the client's terminal raw. A
 /// hostile listener (it holds the secret: a compromised host, say) answers
@@ -660,16 +650,18 @@ fn a_hostile_listeners_reason_reaches_the_terminal_escaped() {
         let (mut stream, _) = server.accept().unwrap();
         stream.set_read_timeout(Some(support::DEADLINE)).unwrap();
         let secret = Secret::new(SECRET.to_vec()).unwrap();
-        let challenge = msg_proto::decode(read_frame(&mut stream)).unwrap();
+        let challenge = msg_proto::decode(read_frame(&mut stream).unwrap().into()).unwrap();
         let (response, awaiting) = ServerHandshake::new(&secret, [4; 32])
             .on_challenge(&challenge)
             .unwrap();
         stream.write_all(&support::frame(&response)).unwrap();
-        let proof = msg_proto::decode(read_frame(&mut stream)).unwrap();
+        let proof = msg_proto::decode(read_frame(&mut stream).unwrap().into()).unwrap();
         let (verdict, keys) = awaiting.on_proof(&proof);
         stream.write_all(&support::frame(&verdict)).unwrap();
         let keys = keys.unwrap();
-        let command = keys.opener(Role::Server).open(read_frame(&mut stream));
+        let command = keys
+            .opener(Role::Server)
+            .open(read_frame(&mut stream).unwrap().into());
         assert_eq!(command.unwrap().kind, msg_proto::Kind::Command);
         let refusal = Exit::Refused("\x1b]0;pwned\x07\x1b[2Jno".to_owned()).to_message();
         let mut sealed = bytes::BytesMut::new();

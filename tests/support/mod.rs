@@ -316,6 +316,16 @@ pub(crate) fn secret_arg(contents: &[u8]) -> String {
     secret_file(contents, 0o600).to_str().unwrap().to_owned()
 }
 
+/// Reads one length-prefixed frame (the message after the prefix) from a
+/// plain stream, as a hand-made peer does.
+pub(crate) fn read_frame(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut prefix = [0; 4];
+    stream.read_exact(&mut prefix)?;
+    let mut bytes = vec![0; u32::from_be_bytes(prefix) as usize];
+    stream.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// `msg` as a TCP frame: the 4-byte length, then the message.
 pub(crate) fn frame(msg: &msg_proto::Message) -> Vec<u8> {
     let body = datagram(msg);
