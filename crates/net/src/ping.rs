@@ -283,6 +283,45 @@ mod tests {
         assert!(uses_counter(&stats_request(1)));
     }
 
+    /// The hex block that follows `marker` in `docs/wire.md`, as bytes.
+    fn doc_vector(marker: &str) -> Vec<u8> {
+        let doc = include_str!("../../../docs/wire.md");
+        let hex: String = doc
+            .split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split("```hex").nth(1))
+            .and_then(|rest| rest.split("```").next())
+            .unwrap_or_else(|| panic!("docs/wire.md has no hex block after {marker}"))
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .collect();
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// docs/wire.md's statistics vectors are what msg sends and answers: a
+    /// peer written from the docs pads its ping as msg does.
+    #[test]
+    fn the_docs_carry_the_statistics_vectors() {
+        let mut ping = Vec::new();
+        msg_proto::encode(&stats_request(2), &mut ping).unwrap();
+        assert_eq!(doc_vector("Vector `stats-ping`"), ping);
+        let mut counter = DiscardCounter::default();
+        for seq in [1, 3, 2] {
+            counter.count(seq);
+        }
+        let mut pong_bytes = Vec::new();
+        msg_proto::encode(&pong(&stats_request(2), &counter).unwrap(), &mut pong_bytes).unwrap();
+        assert_eq!(doc_vector("Vector `stats-pong`"), pong_bytes);
+        assert_eq!(
+            ping.len(),
+            pong_bytes.len(),
+            "no answer larger than its question"
+        );
+    }
+
     #[test]
     fn a_pong_wait_counts_a_silence_as_lost_only_where_messages_are_lost() {
         let now = Instant::now();
