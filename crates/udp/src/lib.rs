@@ -390,7 +390,7 @@ impl Socket {
     /// many. For a listener that stops: what arrived but was never read is
     /// then counted, not silently lost with the socket.
     pub fn discard_waiting(&self, max: u64) -> u64 {
-        discard_waiting(&self.io.sock_ref(), max)
+        sync::discard_waiting(&self.io.sock_ref(), max)
     }
 
     /// Sends `msg` as one datagram to `addr`.
@@ -476,30 +476,6 @@ impl Socket {
         debug_assert!(len < RECV_BUF_LEN, "no datagram exceeds {MAX_PAYLOAD_V6}");
         Ok((self.recv_buf.split_to(len).freeze(), peer))
     }
-}
-
-/// Receives and throws away, without waiting, at most `max` datagrams
-/// that wait in `socket`'s receive buffer; returns how many. As
-/// [`Socket::discard_waiting`], for a socket of another engine's (msg-net's
-/// blocking listener).
-pub fn discard_waiting(socket: &socket2::SockRef<'_>, max: u64) -> u64 {
-    // One byte is enough to take a datagram off the queue: the kernel
-    // drops the rest of it.
-    let mut byte = [std::mem::MaybeUninit::uninit(); 1];
-    let mut discarded = 0;
-    let mut interrupted = 0;
-    while discarded < max {
-        match socket.recv_with_flags(&mut byte, sync::DONTWAIT) {
-            Ok(_) => discarded += 1,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted && interrupted < 100 => {
-                interrupted += 1;
-            }
-            // Empty (WouldBlock), or an error a queued ICMP left: either
-            // way nothing more to take now.
-            Err(_) => break,
-        }
-    }
-    discarded
 }
 
 #[cfg(test)]

@@ -180,3 +180,28 @@ pub fn set_gro(socket: &UdpSocket, on: bool) -> io::Result<()> {
         Err(io::ErrorKind::Unsupported.into())
     }
 }
+
+/// Receives and throws away, without waiting, at most `max` datagrams
+/// that wait in `socket`'s receive buffer; returns how many. For a
+/// listener that stops: what arrived but was never read is then counted
+/// ([`Socket::discard_waiting`](crate::Socket::discard_waiting) for the
+/// tokio socket).
+pub fn discard_waiting(socket: &SockRef<'_>, max: u64) -> u64 {
+    // One byte is enough to take a datagram off the queue: the kernel
+    // drops the rest of it.
+    let mut byte = [MaybeUninit::uninit(); 1];
+    let mut discarded = 0;
+    let mut interrupted = 0;
+    while discarded < max {
+        match socket.recv_with_flags(&mut byte, DONTWAIT) {
+            Ok(_) => discarded += 1,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted && interrupted < 100 => {
+                interrupted += 1;
+            }
+            // Empty (WouldBlock), or an error a queued ICMP left: either
+            // way nothing more to take now.
+            Err(_) => break,
+        }
+    }
+    discarded
+}

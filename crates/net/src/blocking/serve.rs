@@ -125,7 +125,7 @@ impl Listener {
     /// TCP.
     pub fn unread(&self) -> Option<u64> {
         match &self.inner {
-            Bound::Udp(socket) => Some(msg_udp::discard_waiting(
+            Bound::Udp(socket) => Some(msg_udp::sync::discard_waiting(
                 &SockRef::from(socket),
                 crate::counters::MAX_UNREAD_COUNTED,
             )),
