@@ -16,8 +16,12 @@
 //!   [`resolve`] (to bind) and [`resolve_all`] (to connect).
 //! - [`connect`]: reaching a host name, each of its addresses in turn.
 //! - [`link`](Link): a framed conversation with one peer, connected over
-//!   either transport, whole or [split](Link::split) into [`Tx`] and [`Rx`].
-//! - [`listener`](Listener): a socket bound over either transport.
+//!   any transport, whole or [split](Link::split) into [`Tx`] and [`Rx`].
+//! - [`listener`](Listener): a socket bound over any transport.
+//! - `stream.rs`: the stream family, every kind of byte stream msg
+//!   connects, binds and accepts (TCP so far) as one enum, so that links,
+//!   listeners and serve loops are written once per family (datagram,
+//!   stream) and never name a stream kind.
 //! - [`serve`]: accepts, dispatches each message by kind to the feature
 //!   that owns it, answers, and reports [`Event`]s; stops on a shutdown
 //!   future. What a message gets (`respond.rs`) and when a stream peer has
@@ -35,8 +39,9 @@
 //!   (commands for authenticated peers, within limits). The stream
 //!   features (the handshake, files, commands) and the per-connection half
 //!   of [`serve`] take msg-tcp's `Connection<S>` over any byte stream, not
-//!   a TCP socket; only connecting, accepting and `TCP_INFO` are TCP's
-//!   here, and a new kind of stream brings its own file in msg-tcp.
+//!   a TCP socket; only `stream.rs` knows the kinds (connecting,
+//!   binding, keepalive, `TCP_INFO`), and a new kind of stream is a
+//!   variant there and its own file in msg-tcp.
 //! - [`Limits`]: what a listener grants its peers (connections, idle and
 //!   frame timeouts, keepalive, UDP peer state).
 //! - [`send`]: what a client sends (bodies read a line at a time within
@@ -112,6 +117,7 @@ mod respond;
 pub mod secret;
 pub mod send;
 mod serve;
+mod stream;
 mod tcp_info;
 pub mod text;
 mod transport;

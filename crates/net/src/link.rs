@@ -1,19 +1,24 @@
-//! [`Link`]: a framed connection to a listener over either transport.
+//! [`Link`]: a framed connection to a listener over any transport.
 //!
-//! Over UDP a "connection" is a socket connected to the peer (the kernel
-//! filters everyone else's datagrams and reports an ICMP "port
-//! unreachable" as an error); over TCP it is a framed stream. Either way a
-//! link sends and receives whole [`Message`]s.
+//! Written once per family. In the datagram family a "connection" is a
+//! socket connected to the peer (the kernel filters everyone else's
+//! datagrams and reports an ICMP "port unreachable" as an error); in the
+//! stream family it is a framed stream of any kind (`stream.rs`). Either
+//! way a link sends and receives whole [`Message`]s.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use msg_proto::auth::Role;
 use msg_proto::{Kind, Message};
-use tokio::net::TcpStream;
 
 use crate::auth::{self, Auth, printable};
+use crate::stream::{AnyStream, AnyWriter};
+use crate::transport::Family;
 use crate::{Error, TcpInfo, Transport};
+
+/// A framed stream of any kind.
+pub(crate) type StreamConnection = msg_tcp::Connection<AnyStream>;
 
 /// How to connect.
 #[derive(Debug, Clone, Default)]
@@ -32,12 +37,13 @@ pub struct ConnectOptions {
 #[derive(Debug)]
 pub struct Link {
     inner: Inner,
+    transport: Transport,
 }
 
 #[derive(Debug)]
 enum Inner {
-    Udp(msg_udp::Socket),
-    Tcp(msg_tcp::Connection),
+    Datagram(msg_udp::Socket),
+    Stream(StreamConnection),
 }
 
 impl Link {
@@ -51,23 +57,24 @@ impl Link {
         addr: SocketAddr,
         options: &ConnectOptions,
     ) -> Result<Self, Error> {
-        let inner = match transport {
-            Transport::Udp => {
+        let inner = match transport.family() {
+            Family::Datagram => {
                 let mut socket = msg_udp::Socket::connect(addr).await?;
                 if let Some(auth) = &options.auth {
                     socket.authenticate(&auth.secret, Role::Client, auth::session_id());
                 }
-                Inner::Udp(socket)
+                Inner::Datagram(socket)
             }
-            Transport::Tcp => {
-                let mut conn = connect_tcp(addr, options).await?;
+            Family::Stream(kind) => {
+                let stream = crate::stream::connect(kind, addr, options).await?;
+                let mut conn = msg_tcp::Connection::new(stream, options.tcp)?;
                 if let Some(auth) = &options.auth {
                     auth::client(&mut conn, auth).await?;
                 }
-                Inner::Tcp(conn)
+                Inner::Stream(conn)
             }
         };
-        Ok(Self { inner })
+        Ok(Self { inner, transport })
     }
 
     /// Ends the conversation cleanly. Over TCP it closes our sending side
@@ -80,7 +87,7 @@ impl Link {
     /// [`Error::Peer`] when the listener sent an `Error`, or the
     /// transport's error.
     pub async fn close(self, wait: Duration) -> Result<(), Error> {
-        let Inner::Tcp(conn) = self.inner else {
+        let Inner::Stream(conn) = self.inner else {
             return Ok(());
         };
         // Dropping the write half shuts our side down: the listener reads
@@ -100,10 +107,7 @@ impl Link {
 
     /// The transport in use.
     pub fn transport(&self) -> Transport {
-        match self.inner {
-            Inner::Udp(_) => Transport::Udp,
-            Inner::Tcp(_) => Transport::Tcp,
-        }
+        self.transport
     }
 
     /// The kernel's view of a TCP link (`TCP_INFO`): retransmissions,
@@ -115,8 +119,8 @@ impl Link {
     /// The operating system's.
     pub fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
         match &self.inner {
-            Inner::Tcp(conn) => tcp_info_of(conn.get_ref()),
-            Inner::Udp(_) => Ok(None),
+            Inner::Stream(conn) => conn.get_ref().tcp_info(),
+            Inner::Datagram(_) => Ok(None),
         }
     }
 
@@ -127,8 +131,8 @@ impl Link {
     /// The transport's: too large (nothing sent), or the send failed.
     pub async fn send(&mut self, msg: &Message) -> Result<(), Error> {
         match &mut self.inner {
-            Inner::Udp(socket) => socket.send(msg).await?,
-            Inner::Tcp(conn) => conn.write_message(msg).await?,
+            Inner::Datagram(socket) => socket.send(msg).await?,
+            Inner::Stream(conn) => conn.write_message(msg).await?,
         }
         Ok(())
     }
@@ -142,16 +146,16 @@ impl Link {
     /// over TCP a bad frame or a connection closed mid-frame.
     pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
         Ok(match &mut self.inner {
-            Inner::Udp(socket) => Some(socket.recv_from().await?.0),
-            Inner::Tcp(conn) => conn.read_message().await?,
+            Inner::Datagram(socket) => Some(socket.recv_from().await?.0),
+            Inner::Stream(conn) => conn.read_message().await?,
         })
     }
 
     /// The UDP socket, for the batched sends of `batch.rs`.
     pub(crate) fn udp_socket(&mut self) -> Option<&mut msg_udp::Socket> {
         match &mut self.inner {
-            Inner::Udp(socket) => Some(socket),
-            Inner::Tcp(_) => None,
+            Inner::Datagram(socket) => Some(socket),
+            Inner::Stream(_) => None,
         }
     }
 
@@ -159,7 +163,7 @@ impl Link {
     /// and for the verdict longer the larger the file, since the receiver
     /// may still be writing it) until the receiver has confirmed its size
     /// and hash; `progress` is
-    /// called with the bytes sent so far. TCP only.
+    /// called with the bytes sent so far. Over a reliable stream only.
     ///
     /// # Errors
     ///
@@ -172,8 +176,8 @@ impl Link {
         progress: &mut dyn FnMut(u64),
     ) -> Result<crate::file::Sent, Error> {
         match &mut self.inner {
-            Inner::Tcp(conn) => crate::file::send(conn, path, wait, progress).await,
-            Inner::Udp(_) => Err(crate::file::FileError::NeedsTcp.into()),
+            Inner::Stream(conn) => crate::file::send(conn, path, wait, progress).await,
+            Inner::Datagram(_) => Err(crate::file::FileError::NeedsTcp.into()),
         }
     }
 
@@ -188,47 +192,18 @@ impl Link {
     /// Over UDP, the operating system's (out of descriptors).
     pub fn split(self) -> Result<(Tx, Rx), Error> {
         Ok(match self.inner {
-            Inner::Udp(socket) => {
+            Inner::Datagram(socket) => {
                 let receiver = socket.try_clone()?;
-                (Tx(TxInner::Udp(socket)), Rx(RxInner::Udp(receiver)))
+                (
+                    Tx(TxInner::Datagram(socket)),
+                    Rx(RxInner::Datagram(receiver)),
+                )
             }
-            Inner::Tcp(conn) => {
+            Inner::Stream(conn) => {
                 let (read, write) = conn.into_split();
-                (Tx(TxInner::Tcp(write)), Rx(RxInner::Tcp(read)))
+                (Tx(TxInner::Stream(write)), Rx(RxInner::Stream(read)))
             }
         })
-    }
-}
-
-/// Connects a framed TCP stream within `options.timeout`.
-pub(crate) async fn connect_tcp(
-    addr: SocketAddr,
-    options: &ConnectOptions,
-) -> Result<msg_tcp::Connection, Error> {
-    let stream = connect_stream(addr, options).await?;
-    Ok(msg_tcp::Connection::new(stream, options.tcp)?)
-}
-
-/// Connects a plain TCP stream within `options.timeout`.
-pub(crate) async fn connect_stream(
-    addr: SocketAddr,
-    options: &ConnectOptions,
-) -> Result<TcpStream, Error> {
-    let connect = TcpStream::connect(addr);
-    let connected = match options.timeout {
-        Some(timeout) => tokio::time::timeout(timeout, connect)
-            .await
-            .map_err(|_| Error::ConnectTimeout { addr, timeout })?,
-        None => connect.await,
-    };
-    Ok(connected.map_err(|source| msg_tcp::Error::Connect { addr, source })?)
-}
-
-fn tcp_info_of(stream: &TcpStream) -> Result<Option<TcpInfo>, Error> {
-    match crate::tcp_info::read(stream) {
-        Ok(info) => Ok(Some(info)),
-        Err(err) if err.kind() == std::io::ErrorKind::Unsupported => Ok(None),
-        Err(err) => Err(err.into()),
     }
 }
 
@@ -238,8 +213,8 @@ pub struct Tx(TxInner);
 
 #[derive(Debug)]
 enum TxInner {
-    Udp(msg_udp::Socket),
-    Tcp(msg_tcp::WriteHalf),
+    Datagram(msg_udp::Socket),
+    Stream(msg_tcp::WriteHalf<AnyStream>),
 }
 
 impl Tx {
@@ -250,8 +225,8 @@ impl Tx {
     /// As [`Link::tcp_info`].
     pub fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
         match &self.0 {
-            TxInner::Tcp(write) => tcp_info_of(write.get_ref().as_ref()),
-            TxInner::Udp(_) => Ok(None),
+            TxInner::Stream(write) => AnyWriter::tcp_info(write.get_ref()),
+            TxInner::Datagram(_) => Ok(None),
         }
     }
 
@@ -262,8 +237,8 @@ impl Tx {
     /// As [`Link::send`].
     pub async fn send(&mut self, msg: &Message) -> Result<(), Error> {
         match &mut self.0 {
-            TxInner::Udp(socket) => socket.send(msg).await?,
-            TxInner::Tcp(write) => write.write_message(msg).await?,
+            TxInner::Datagram(socket) => socket.send(msg).await?,
+            TxInner::Stream(write) => write.write_message(msg).await?,
         }
         Ok(())
     }
@@ -275,8 +250,8 @@ pub struct Rx(RxInner);
 
 #[derive(Debug)]
 enum RxInner {
-    Udp(msg_udp::Socket),
-    Tcp(msg_tcp::ReadHalf),
+    Datagram(msg_udp::Socket),
+    Stream(msg_tcp::ReadHalf<AnyStream>),
 }
 
 impl Rx {
@@ -287,8 +262,8 @@ impl Rx {
     /// As [`Link::recv`].
     pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
         Ok(match &mut self.0 {
-            RxInner::Udp(socket) => Some(socket.recv_from().await?.0),
-            RxInner::Tcp(read) => read.read_message().await?,
+            RxInner::Datagram(socket) => Some(socket.recv_from().await?.0),
+            RxInner::Stream(read) => read.read_message().await?,
         })
     }
 }

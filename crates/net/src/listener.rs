@@ -1,4 +1,5 @@
-//! [`Listener`]: a bound socket over either transport, not yet serving.
+//! [`Listener`]: a bound socket over any transport, not yet serving: a
+//! datagram socket, or a stream listener of any kind (`stream.rs`).
 //!
 //! Binding is separate from serving so that a caller that binds port 0
 //! (`msg bench`'s built-in listeners, the tests) learns the address before
@@ -8,18 +9,22 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
+use crate::stream::AnyListener;
+use crate::transport::Family;
 use crate::{Error, Transport};
 
 /// A bound listening socket.
 #[derive(Debug)]
 pub struct Listener {
     pub(crate) inner: Bound,
+    transport: Transport,
 }
 
+/// What is bound, by family.
 #[derive(Debug)]
 pub(crate) enum Bound {
-    Udp(msg_udp::Socket),
-    Tcp(msg_tcp::Listener),
+    Datagram(msg_udp::Socket),
+    Stream(msg_tcp::Listener<AnyListener>),
 }
 
 impl Listener {
@@ -34,19 +39,16 @@ impl Listener {
         addr: SocketAddr,
         tcp: msg_tcp::Options,
     ) -> Result<Self, Error> {
-        let inner = match transport {
-            Transport::Udp => Bound::Udp(msg_udp::Socket::bind(addr).await?),
-            Transport::Tcp => Bound::Tcp(msg_tcp::Listener::bind(addr, tcp).await?),
+        let inner = match transport.family() {
+            Family::Datagram => Bound::Datagram(msg_udp::Socket::bind(addr).await?),
+            Family::Stream(kind) => Bound::Stream(crate::stream::bind(kind, addr, tcp).await?),
         };
-        Ok(Self { inner })
+        Ok(Self { inner, transport })
     }
 
     /// The transport it listens on.
     pub fn transport(&self) -> Transport {
-        match self.inner {
-            Bound::Udp(_) => Transport::Udp,
-            Bound::Tcp(_) => Transport::Tcp,
-        }
+        self.transport
     }
 
     /// The local address (with the port the system picked for port 0).
@@ -56,8 +58,8 @@ impl Listener {
     /// The operating system's, rarely.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match &self.inner {
-            Bound::Udp(socket) => socket.local_addr(),
-            Bound::Tcp(listener) => listener.local_addr(),
+            Bound::Datagram(socket) => socket.local_addr(),
+            Bound::Stream(listener) => listener.get_ref().local_addr(),
         }
     }
 }
@@ -71,11 +73,11 @@ impl Listener {
     /// The operating system's (out of descriptors).
     pub fn kernel_drops(&self) -> io::Result<Option<crate::KernelDrops>> {
         match &self.inner {
-            Bound::Udp(socket) => Ok(Some(crate::KernelDrops::new(
+            Bound::Datagram(socket) => Ok(Some(crate::KernelDrops::new(
                 socket.try_clone()?,
                 socket.local_addr()?,
             ))),
-            Bound::Tcp(_) => Ok(None),
+            Bound::Stream(_) => Ok(None),
         }
     }
 
@@ -87,8 +89,8 @@ impl Listener {
     /// The operating system's; an `InvalidInput` error on a TCP listener.
     pub fn set_recv_buffer(&self, bytes: usize) -> io::Result<usize> {
         match &self.inner {
-            Bound::Udp(socket) => socket.set_recv_buffer(bytes),
-            Bound::Tcp(_) => Err(io::Error::new(
+            Bound::Datagram(socket) => socket.set_recv_buffer(bytes),
+            Bound::Stream(_) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a receive buffer is set for UDP listeners only",
             )),

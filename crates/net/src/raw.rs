@@ -10,11 +10,12 @@ use std::net::SocketAddr;
 use bytes::{Bytes, BytesMut};
 use msg_tcp::{PeerAddr, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
-use crate::link::{ConnectOptions, connect_stream};
+use crate::link::ConnectOptions;
 use crate::log::DropWarning;
+use crate::stream::AnyStream;
+use crate::transport::Family;
 use crate::{Error, Event, Events, Limits, Offer, Reply, Transport};
 
 /// Raw TCP reads at most this much at a time.
@@ -28,9 +29,9 @@ pub struct RawLink {
 
 #[derive(Debug)]
 enum Inner {
-    Udp(msg_udp::Socket),
-    Tcp {
-        stream: TcpStream,
+    Datagram(msg_udp::Socket),
+    Stream {
+        stream: AnyStream,
         /// Bytes written since the last reply was read: an echo server
         /// owes us that many.
         owed: usize,
@@ -48,12 +49,12 @@ impl RawLink {
         addr: SocketAddr,
         options: &ConnectOptions,
     ) -> Result<Self, Error> {
-        let inner = match transport {
-            Transport::Udp => Inner::Udp(msg_udp::Socket::connect(addr).await?),
-            Transport::Tcp => {
-                let stream = connect_stream(addr, options).await?;
-                stream.set_nodelay(options.tcp.nodelay)?;
-                Inner::Tcp { stream, owed: 0 }
+        let inner = match transport.family() {
+            Family::Datagram => Inner::Datagram(msg_udp::Socket::connect(addr).await?),
+            Family::Stream(kind) => {
+                let stream = crate::stream::connect(kind, addr, options).await?;
+                stream.apply(&options.tcp)?;
+                Inner::Stream { stream, owed: 0 }
             }
         };
         Ok(Self { inner })
@@ -67,11 +68,11 @@ impl RawLink {
     /// TCP a failed write.
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), Error> {
         match &mut self.inner {
-            Inner::Udp(socket) => {
+            Inner::Datagram(socket) => {
                 let peer = socket.peer().expect("a connected socket has a peer");
                 socket.send_raw_to(bytes, peer).await?;
             }
-            Inner::Tcp { stream, owed } => {
+            Inner::Stream { stream, owed } => {
                 stream.write_all(bytes).await?;
                 *owed += bytes.len();
             }
@@ -90,8 +91,8 @@ impl RawLink {
     /// anything.
     pub async fn reply(&mut self) -> Result<Bytes, Error> {
         match &mut self.inner {
-            Inner::Udp(socket) => Ok(socket.recv_raw_from().await?.0),
-            Inner::Tcp { stream, owed } => {
+            Inner::Datagram(socket) => Ok(socket.recv_raw_from().await?.0),
+            Inner::Stream { stream, owed } => {
                 let mut buf = BytesMut::with_capacity(*owed);
                 while buf.len() < *owed {
                     if stream.read_buf(&mut buf).await? == 0 {
@@ -118,8 +119,8 @@ impl RawLink {
     /// A failed shutdown.
     pub async fn finish(self) -> Result<(), Error> {
         match self.inner {
-            Inner::Udp(_) => Ok(()),
-            Inner::Tcp { mut stream, .. } => Ok(stream.shutdown().await?),
+            Inner::Datagram(_) => Ok(()),
+            Inner::Stream { mut stream, .. } => Ok(stream.shutdown().await?),
         }
     }
 }

@@ -6,10 +6,11 @@
 //! stalls only itself; a peer that sends bad bytes is dropped, logged, and
 //! everyone else goes on being served.
 //!
-//! Only `serve_tcp` knows the streams are TCP (it accepts them and turns
-//! keepalive on); from `serve_streams` down (the limits, refusals, the
-//! handshake, files, commands) a connection is any byte stream msg-tcp
-//! can frame, so another kind of stream needs only its own accept.
+//! Written once per family: `serve_udp` (and its batched and raw twins)
+//! for datagrams, `serve_streams` for every kind of stream. From there
+//! down (the limits, refusals, the handshake, files, commands) a
+//! connection is any byte stream msg-tcp can frame; which kind it is
+//! matters only to `stream.rs`, which accepts it and turns keepalive on.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::file::{self, SaveConfig};
 use crate::listener::Bound;
 use crate::log::{Chain, DropWarning, RateLimited, show_datagram};
 use crate::respond::{Response, UdpPeers, respond};
+use crate::stream::AnyListener;
 use crate::text::error_message;
 use crate::{BusyPoll, Counters, Error, Event, Events, Limits, Listener, Reply, raw};
 use msg_proto::DiscardCounter;
@@ -81,8 +83,10 @@ pub async fn serve(
     let _spinning = config.busy_poll.then(BusyPoll::start);
     let serving = async {
         match listener.inner {
-            Bound::Udp(socket) if config.raw => raw::serve_udp(socket, config.reply, events).await,
-            Bound::Udp(mut socket) => {
+            Bound::Datagram(socket) if config.raw => {
+                raw::serve_udp(socket, config.reply, events).await
+            }
+            Bound::Datagram(mut socket) => {
                 if let Some(auth) = &config.auth {
                     socket.authenticate(&auth.secret, Role::Server, auth::session_id());
                 }
@@ -92,7 +96,7 @@ pub async fn serve(
                     serve_udp(socket, &config, events).await
                 }
             }
-            Bound::Tcp(listener) => serve_tcp(listener, config, events).await,
+            Bound::Stream(listener) => serve_listener(listener, config, events).await,
         }
     };
     tokio::select! {
@@ -167,10 +171,10 @@ impl Drop for CountedSocket<'_> {
     }
 }
 
-/// Serves a TCP listener: what is TCP's is how a connection arrives
-/// (accepted, with keepalive on); the rest is [`serve_streams`].
-async fn serve_tcp(
-    listener: msg_tcp::Listener,
+/// Serves a stream listener of any kind: each connection accepted, with
+/// keepalive on where the kind has it; the rest is [`serve_streams`].
+async fn serve_listener(
+    listener: msg_tcp::Listener<AnyListener>,
     config: ServeConfig,
     events: Events,
 ) -> Result<(), Error> {
@@ -179,7 +183,7 @@ async fn serve_tcp(
     let listener = &listener;
     let accept = move || async move {
         let (stream, peer) = listener.accept_stream().await?;
-        msg_tcp::tcp::keepalive(&stream, keepalive);
+        stream.keepalive(keepalive);
         Ok((stream, peer))
     };
     serve_streams(accept, options, config, events).await

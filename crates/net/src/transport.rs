@@ -36,6 +36,16 @@ impl Transport {
         }
     }
 
+    /// Its family and, within it, its kind: what [`Link`](crate::Link),
+    /// [`Listener`](crate::Listener) and [`serve`](crate::serve) match on
+    /// to connect, bind and serve it, each family written once.
+    pub(crate) fn family(self) -> Family {
+        match self {
+            Self::Udp => Family::Datagram,
+            Self::Tcp => Family::Stream(StreamKind::Tcp),
+        }
+    }
+
     /// What msg can do over it.
     pub fn caps(self) -> Caps {
         match self {
@@ -70,6 +80,26 @@ pub enum SocketType {
     /// A byte stream with no boundaries (`SOCK_STREAM`): each message
     /// behind a 4-byte length.
     Stream,
+}
+
+/// A transport's family, as msg's code is written: the datagram family
+/// (UDP, msg-udp's socket) and the stream family, whose kinds differ only
+/// in how they connect and bind (`stream.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Family {
+    /// One message per datagram, on msg-udp's socket.
+    Datagram,
+    /// Framed, over an [`AnyStream`](crate::stream::AnyStream) of this
+    /// kind.
+    Stream(StreamKind),
+}
+
+/// The kinds of byte stream msg connects over: each is a variant of
+/// [`AnyStream`](crate::stream::AnyStream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamKind {
+    /// TCP.
+    Tcp,
 }
 
 /// What a transport can do, for the code above the transports to ask

@@ -53,6 +53,17 @@ impl<L: Accept> Listener<L> {
     pub fn options(&self) -> Options {
         self.options
     }
+
+    /// The socket it listens with.
+    pub fn get_ref(&self) -> &L {
+        &self.inner
+    }
+
+    /// The socket it listens with, for a caller that wraps it (in a type
+    /// that covers several kinds of listener, say).
+    pub fn into_inner(self) -> L {
+        self.inner
+    }
 }
 
 #[cfg(test)]

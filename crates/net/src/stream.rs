@@ -1,0 +1,247 @@
+//! The stream family: every kind of byte stream msg connects over, accepts
+//! and serves, in one place.
+//!
+//! Everything msg does over a stream (framing, the handshake, files,
+//! commands, raw reads, the serve loop's limits) is written once against
+//! msg-tcp's [`Stream`] and [`Accept`]; [`Link`](crate::Link),
+//! [`Listener`](crate::Listener) and [`serve`](crate::serve) hold an
+//! [`AnyStream`] or an [`AnyListener`] and never ask which kind it is. The
+//! kinds are an enum rather than a generic parameter so that a link's type
+//! does not change with its transport (the CLI picks the transport at run
+//! time) and rather than a `Box<dyn …>` so that nothing is allocated and
+//! every call is a predictable branch on the hot path.
+//!
+//! A new kind of stream (a Unix socket, TLS) is a variant in each enum
+//! here and an arm in [`connect`] and [`bind`], beside its own file in
+//! msg-tcp (`tcp.rs` for TCP) that implements [`Stream`] and [`Accept`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use msg_tcp::{Accept, Options, PeerAddr, Stream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::link::ConnectOptions;
+use crate::transport::StreamKind;
+use crate::{Error, TcpInfo};
+
+/// A connected byte stream of any kind msg runs over.
+#[derive(Debug)]
+pub(crate) enum AnyStream {
+    /// A TCP connection.
+    Tcp(TcpStream),
+}
+
+/// The reading half of a split [`AnyStream`].
+#[derive(Debug)]
+pub(crate) enum AnyReader {
+    /// A TCP connection's.
+    Tcp(OwnedReadHalf),
+}
+
+/// The writing half of a split [`AnyStream`].
+#[derive(Debug)]
+pub(crate) enum AnyWriter {
+    /// A TCP connection's.
+    Tcp(OwnedWriteHalf),
+}
+
+/// A listening socket for any kind of [`AnyStream`].
+#[derive(Debug)]
+pub(crate) enum AnyListener {
+    /// A TCP listener.
+    Tcp(TcpListener),
+}
+
+/// Connects a stream of `kind` to `addr` within `options.timeout`.
+pub(crate) async fn connect(
+    kind: StreamKind,
+    addr: SocketAddr,
+    options: &ConnectOptions,
+) -> Result<AnyStream, Error> {
+    let connect = async {
+        match kind {
+            StreamKind::Tcp => TcpStream::connect(addr).await.map(AnyStream::Tcp),
+        }
+    };
+    let connected = match options.timeout {
+        Some(timeout) => tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| Error::ConnectTimeout { addr, timeout })?,
+        None => connect.await,
+    };
+    Ok(connected.map_err(|source| msg_tcp::Error::Connect { addr, source })?)
+}
+
+/// Binds a listener of `kind` on `addr`, each connection it accepts to be
+/// framed with `options`.
+pub(crate) async fn bind(
+    kind: StreamKind,
+    addr: SocketAddr,
+    options: Options,
+) -> Result<msg_tcp::Listener<AnyListener>, Error> {
+    let listener = match kind {
+        StreamKind::Tcp => {
+            AnyListener::Tcp(msg_tcp::Listener::bind(addr, options).await?.into_inner())
+        }
+    };
+    Ok(msg_tcp::Listener::new(listener, options))
+}
+
+impl AnyStream {
+    /// Turns keepalive probes on after `after` of silence where the kind
+    /// has them (TCP); a stream that cannot die unseen has nothing to do.
+    pub(crate) fn keepalive(&self, after: Option<Duration>) {
+        match self {
+            Self::Tcp(stream) => msg_tcp::tcp::keepalive(stream, after),
+        }
+    }
+
+    /// The kernel's view of a TCP connection; `None` for other kinds.
+    pub(crate) fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
+        match self {
+            Self::Tcp(stream) => tcp_info_of(stream),
+        }
+    }
+}
+
+impl AnyWriter {
+    /// As [`AnyStream::tcp_info`], from the writing half.
+    pub(crate) fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
+        match self {
+            Self::Tcp(write) => tcp_info_of(write.as_ref()),
+        }
+    }
+}
+
+impl AnyListener {
+    /// The local address.
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Self::Tcp(listener) => listener.local_addr(),
+        }
+    }
+}
+
+fn tcp_info_of(stream: &TcpStream) -> Result<Option<TcpInfo>, Error> {
+    match crate::tcp_info::read(stream) {
+        Ok(info) => Ok(Some(info)),
+        Err(err) if err.kind() == io::ErrorKind::Unsupported => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+impl Stream for AnyStream {
+    type Reader = AnyReader;
+    type Writer = AnyWriter;
+
+    fn apply(&self, options: &Options) -> io::Result<()> {
+        match self {
+            Self::Tcp(stream) => stream.apply(options),
+        }
+    }
+
+    fn peer_addr(&self) -> io::Result<PeerAddr> {
+        match self {
+            Self::Tcp(stream) => Stream::peer_addr(stream),
+        }
+    }
+
+    fn into_split(self) -> (AnyReader, AnyWriter) {
+        match self {
+            Self::Tcp(stream) => {
+                let (read, write) = stream.into_split();
+                (AnyReader::Tcp(read), AnyWriter::Tcp(write))
+            }
+        }
+    }
+
+    fn input_waiting(&self) -> bool {
+        match self {
+            Self::Tcp(stream) => stream.input_waiting(),
+        }
+    }
+}
+
+impl Accept for AnyListener {
+    type Stream = AnyStream;
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(AnyStream, PeerAddr)>> {
+        match self {
+            Self::Tcp(listener) => Accept::poll_accept(listener, cx)
+                .map_ok(|(stream, peer)| (AnyStream::Tcp(stream), peer)),
+        }
+    }
+}
+
+/// `AsyncRead` for each enum, passed to the kind inside.
+macro_rules! read_through {
+    ($($ty:ident),*) => {$(
+        impl AsyncRead for $ty {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    Self::Tcp(inner) => Pin::new(inner).poll_read(cx, buf),
+                }
+            }
+        }
+    )*};
+}
+
+/// `AsyncWrite` for each enum, passed to the kind inside, vectored writes
+/// included: the codec writes a frame's header and body in one call where
+/// the stream takes a vector.
+macro_rules! write_through {
+    ($($ty:ident),*) => {$(
+        impl AsyncWrite for $ty {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                match self.get_mut() {
+                    Self::Tcp(inner) => Pin::new(inner).poll_write(cx, buf),
+                }
+            }
+
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                match self.get_mut() {
+                    Self::Tcp(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
+                }
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                match self {
+                    Self::Tcp(inner) => inner.is_write_vectored(),
+                }
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    Self::Tcp(inner) => Pin::new(inner).poll_flush(cx),
+                }
+            }
+
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    Self::Tcp(inner) => Pin::new(inner).poll_shutdown(cx),
+                }
+            }
+        }
+    )*};
+}
+
+read_through!(AnyStream, AnyReader);
+write_through!(AnyStream, AnyWriter);
