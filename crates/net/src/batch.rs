@@ -2,8 +2,9 @@
 //!
 //! - [`Link::send_batch`]: a client's burst of messages in as few calls as
 //!   the platform allows (`sendmmsg` on Linux).
-//! - [`serve_udp`]: the serve loop of a UDP listener with
-//!   [`ServeConfig::udp_batch`] set, taking up to that many datagrams per
+//! - The serve loop of a datagram listener with
+//!   [`ServeConfig::udp_batch`](crate::ServeConfig::udp_batch) set
+//!   (`serve/datagram.rs`), taking up to that many datagrams per
 //!   `recvmmsg`, and answering each as the plain loop does. Where the
 //!   kernel offers it, the socket also takes GSO runs coalesced (GRO), so
 //!   that a sender's run of datagrams arrives in one receive slot; the
@@ -12,15 +13,9 @@
 //! Each datagram is still a message of its own: batching changes how many
 //! system calls carry them, not what arrives, what is lost, or the order.
 
-use std::net::SocketAddr;
-
 use msg_proto::Message;
-use tracing::{debug, warn};
 
-use crate::log::{DropWarning, show_datagram};
-use crate::respond::{Response, UdpPeers};
-use crate::serve::CountedSocket;
-use crate::{Error, Events, Link, SendBatch, ServeConfig};
+use crate::{Error, Link, SendBatch};
 
 impl Link {
     /// Sends `msgs` in order: over UDP as one datagram each, batched into
@@ -49,48 +44,6 @@ impl Link {
     }
 }
 
-/// The UDP serve loop, receiving in batches of up to
-/// `config.udp_batch` datagrams per call; otherwise as
-/// `serve::serve_udp`.
-pub(crate) async fn serve_udp(
-    socket: msg_udp::Socket,
-    config: &ServeConfig,
-    events: Events,
-) -> Result<(), Error> {
-    let mut socket = CountedSocket::new(socket, &config.counters);
-    let reply = config.reply;
-    let mut peers = UdpPeers::new(config.limits.max_udp_peers);
-    let mut dropped = DropWarning::default();
-    // Only this loop may turn GRO on: it receives with `recv_batch`,
-    // which cuts coalesced runs apart. Without it, the kernel cuts them.
-    if let Err(err) = socket.set_gro(true) {
-        debug!("UDP GRO is not available ({err}); receiving datagram by datagram");
-    }
-    let mut batch = msg_udp::RecvBatch::new(config.udp_batch);
-    let mut received: Vec<(Message, SocketAddr)> = Vec::with_capacity(batch.len());
-    loop {
-        // The messages of the last batch are gone by now, so its slots
-        // are reclaimed, not reallocated.
-        received.clear();
-        socket.recv_batch(&mut batch, &mut received).await?;
-        config
-            .counters
-            .set_udp(socket.invalid_datagrams(), socket.auth_rejections().total());
-        config.counters.set_udp_recv_calls(batch.counts());
-        for (msg, peer) in received.drain(..) {
-            let Response { answer, show } = peers.respond(&msg, peer, reply);
-            if let Some(answer) = answer {
-                if let Err(err) = socket.send_to(&answer, peer).await {
-                    warn!(%peer, "cannot reply: {err}");
-                }
-            }
-            if show && !show_datagram(&events, &mut dropped, peer, &msg) {
-                return Ok(());
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -98,7 +51,7 @@ mod tests {
 
     use msg_proto::Kind;
 
-    use crate::{ConnectOptions, Counters, Listener, Reply, Transport, serve};
+    use crate::{ConnectOptions, Counters, Events, Listener, Reply, ServeConfig, Transport, serve};
 
     use super::*;
 

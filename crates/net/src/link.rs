@@ -66,7 +66,7 @@ impl Link {
                 Inner::Datagram(socket)
             }
             Family::Stream(kind) => {
-                let stream = crate::stream::connect(kind, addr, options).await?;
+                let stream = crate::stream::connect(kind, addr, options.timeout).await?;
                 let mut conn = msg_tcp::Connection::new(stream, options.tcp)?;
                 if let Some(auth) = &options.auth {
                     auth::client(&mut conn, auth).await?;

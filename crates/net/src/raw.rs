@@ -52,7 +52,7 @@ impl RawLink {
         let inner = match transport.family() {
             Family::Datagram => Inner::Datagram(msg_udp::Socket::connect(addr).await?),
             Family::Stream(kind) => {
-                let stream = crate::stream::connect(kind, addr, options).await?;
+                let stream = crate::stream::connect(kind, addr, options.timeout).await?;
                 stream.apply(&options.tcp)?;
                 Inner::Stream { stream, owed: 0 }
             }

@@ -26,7 +26,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::link::ConnectOptions;
 use crate::transport::StreamKind;
 use crate::{Error, TcpInfo};
 
@@ -58,18 +57,19 @@ pub(crate) enum AnyListener {
     Tcp(TcpListener),
 }
 
-/// Connects a stream of `kind` to `addr` within `options.timeout`.
+/// Connects a stream of `kind` to `addr` within `timeout` (`None`: as
+/// long as the operating system tries).
 pub(crate) async fn connect(
     kind: StreamKind,
     addr: SocketAddr,
-    options: &ConnectOptions,
+    timeout: Option<Duration>,
 ) -> Result<AnyStream, Error> {
     let connect = async {
         match kind {
             StreamKind::Tcp => TcpStream::connect(addr).await.map(AnyStream::Tcp),
         }
     };
-    let connected = match options.timeout {
+    let connected = match timeout {
         Some(timeout) => tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| Error::ConnectTimeout { addr, timeout })?,

@@ -1,179 +1,31 @@
-//! [`serve`]: accept, dispatch each message by kind, answer, report.
-//!
-//! Over UDP one socket serves every peer in one loop: a datagram is a whole
-//! message, so there is nothing per peer to keep but a counter. Over TCP
-//! each connection gets a task of its own, so a slow or broken client
-//! stalls only itself; a peer that sends bad bytes is dropped, logged, and
-//! everyone else goes on being served.
-//!
-//! Written once per family: `serve_udp` (and its batched and raw twins)
-//! for datagrams, `serve_streams` for every kind of stream. From there
-//! down (the limits, refusals, the handshake, files, commands) a
-//! connection is any byte stream msg-tcp can frame; which kind it is
-//! matters only to `stream.rs`, which accepts it and turns keepalive on.
+//! The stream family's serve loop, for every kind of stream: a task per
+//! connection within the listener's limits, the handshake first when there
+//! is a secret, then each message dispatched to the feature that owns it.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use msg_proto::{Kind, Message};
+use msg_proto::{DiscardCounter, Kind, Message};
 use msg_tcp::{Connection, PeerAddr, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use crate::auth::{self, Auth, HAS_NO_SECRET};
+use super::ServeConfig;
+use crate::auth::{self, HAS_NO_SECRET};
 use crate::deadlines::{Deadlines, Expired, idle_text};
-use crate::exec::{ExecConfig, Runner};
-use crate::file::{self, SaveConfig};
-use crate::listener::Bound;
-use crate::log::{Chain, DropWarning, RateLimited, show_datagram};
-use crate::respond::{Response, UdpPeers, respond};
+use crate::exec::Runner;
+use crate::file;
+use crate::log::{Chain, RateLimited};
+use crate::respond::{Response, respond};
 use crate::stream::AnyListener;
 use crate::text::error_message;
-use crate::{BusyPoll, Counters, Error, Event, Events, Limits, Listener, Reply, raw};
-use msg_proto::DiscardCounter;
-use msg_proto::auth::Role;
-
-/// How a listener behaves.
-#[derive(Debug, Clone, Default)]
-pub struct ServeConfig {
-    /// Accept only peers that know this secret: over TCP each connection
-    /// must complete the handshake first, over UDP each datagram must carry
-    /// a valid tag (and not be a replay).
-    pub auth: Option<Auth>,
-    /// What to answer each `Data` message (or, raw, each datagram or read).
-    pub reply: Reply,
-    /// No header and no framing: the bytes alone.
-    pub raw: bool,
-    /// Poll the sockets in a loop instead of sleeping (see [`BusyPoll`]).
-    pub busy_poll: bool,
-    /// What each peer may cost.
-    pub limits: Limits,
-    /// What the listener counts as it goes, for a summary.
-    pub counters: Arc<Counters>,
-    /// Save the files peers send here (TCP); without it they are refused.
-    pub save: Option<SaveConfig>,
-    /// Run the commands authenticated peers send (TCP), within these
-    /// limits. Ignored without [`ServeConfig::auth`]: a command never runs
-    /// for a peer that did not prove it knows the secret.
-    pub exec: Option<ExecConfig>,
-    /// Over UDP, receive up to this many datagrams per system call
-    /// (`recvmmsg`, at most [`MAX_BATCH`](crate::MAX_BATCH)), and GSO runs
-    /// of datagrams coalesced (UDP GRO) where the kernel offers it; 0 or 1,
-    /// one per call. The calls are counted in [`ServeConfig::counters`].
-    pub udp_batch: usize,
-}
-
-/// Serves `listener` until `shutdown` completes, the receiving end of
-/// `events` is gone (over UDP), or a fatal error.
-///
-/// Dropping the returned future stops every connection it serves.
-///
-/// # Errors
-///
-/// A failed receive on the UDP socket. TCP connections that fail are
-/// logged and dropped, and the listener goes on.
-pub async fn serve(
-    listener: Listener,
-    config: ServeConfig,
-    events: Events,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), Error> {
-    let _spinning = config.busy_poll.then(BusyPoll::start);
-    let serving = async {
-        match listener.inner {
-            Bound::Datagram(socket) if config.raw => {
-                raw::serve_udp(socket, config.reply, events).await
-            }
-            Bound::Datagram(mut socket) => {
-                if let Some(auth) = &config.auth {
-                    socket.authenticate(&auth.secret, Role::Server, auth::session_id());
-                }
-                if config.udp_batch > 1 {
-                    crate::batch::serve_udp(socket, &config, events).await
-                } else {
-                    serve_udp(socket, &config, events).await
-                }
-            }
-            Bound::Stream(listener) => serve_listener(listener, config, events).await,
-        }
-    };
-    tokio::select! {
-        result = serving => result,
-        () = shutdown => Ok(()),
-    }
-}
-
-async fn serve_udp(
-    socket: msg_udp::Socket,
-    config: &ServeConfig,
-    events: Events,
-) -> Result<(), Error> {
-    let mut socket = CountedSocket::new(socket, &config.counters);
-    let reply = config.reply;
-    let mut peers = UdpPeers::new(config.limits.max_udp_peers);
-    let mut dropped = DropWarning::default();
-    loop {
-        let (msg, peer) = socket.recv_from().await?;
-        config
-            .counters
-            .set_udp(socket.invalid_datagrams(), socket.auth_rejections().total());
-        let Response { answer, show } = peers.respond(&msg, peer, reply);
-        if let Some(answer) = answer {
-            if let Err(err) = socket.send_to(&answer, peer).await {
-                warn!(%peer, "cannot reply: {err}");
-            }
-        }
-        if show && !show_datagram(&events, &mut dropped, peer, &msg) {
-            return Ok(());
-        }
-    }
-}
-
-/// A UDP listener's socket that leaves its counts of invalid and
-/// unauthenticated datagrams in the listener's [`Counters`] however its
-/// loop ends, an error or the serve future dropped at shutdown included.
-/// The loop updates them only when a valid message arrives (the socket
-/// skips the others inside one receive), so without this, garbage after
-/// the last valid message was counted nowhere.
-pub(crate) struct CountedSocket<'a> {
-    socket: msg_udp::Socket,
-    counters: &'a Counters,
-}
-
-impl<'a> CountedSocket<'a> {
-    pub(crate) fn new(socket: msg_udp::Socket, counters: &'a Counters) -> Self {
-        Self { socket, counters }
-    }
-}
-
-impl std::ops::Deref for CountedSocket<'_> {
-    type Target = msg_udp::Socket;
-
-    fn deref(&self) -> &msg_udp::Socket {
-        &self.socket
-    }
-}
-
-impl std::ops::DerefMut for CountedSocket<'_> {
-    fn deref_mut(&mut self) -> &mut msg_udp::Socket {
-        &mut self.socket
-    }
-}
-
-impl Drop for CountedSocket<'_> {
-    fn drop(&mut self) {
-        self.counters.set_udp(
-            self.socket.invalid_datagrams(),
-            self.socket.auth_rejections().total(),
-        );
-    }
-}
+use crate::{Error, Event, Events, raw};
 
 /// Serves a stream listener of any kind: each connection accepted, with
 /// keepalive on where the kind has it; the rest is [`serve_streams`].
-async fn serve_listener(
+pub(super) async fn serve(
     listener: msg_tcp::Listener<AnyListener>,
     config: ServeConfig,
     events: Events,
@@ -431,50 +283,11 @@ async fn refuse_connection<S: Stream>(stream: S, options: msg_tcp::Options, max:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ConnectOptions, Link, Transport};
-
-    /// `serve` in-process, over both transports: a ping is answered, a
-    /// data message is reported, and shutdown ends it.
-    #[tokio::test]
-    async fn serves_in_process_until_shutdown() {
-        for transport in [Transport::Udp, Transport::Tcp] {
-            let listener = Listener::bind(
-                transport,
-                "127.0.0.1:0".parse().unwrap(),
-                msg_tcp::Options::default(),
-            )
-            .await
-            .unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (events, mut received) = Events::channel();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let config = ServeConfig {
-                reply: Reply::Echo,
-                ..ServeConfig::default()
-            };
-            let server = tokio::spawn(serve(listener, config, events, async {
-                let _ = stopped.await;
-            }));
-
-            let mut link = Link::connect(transport, addr, &ConnectOptions::default())
-                .await
-                .unwrap();
-            link.send(&Message::new(Kind::Ping, 1, "p")).await.unwrap();
-            let pong = link.recv().await.unwrap().unwrap();
-            assert_eq!((pong.kind, pong.seq), (Kind::Pong, 1), "{transport}");
-            link.send(&Message::new(Kind::Data, 2, "d")).await.unwrap();
-            let echo = link.recv().await.unwrap().unwrap();
-            assert_eq!((echo.kind, &echo.body[..]), (Kind::Data, &b"d"[..]));
-            let delivered = received.try_recv().expect("reported after the reply");
-            let Event::Message { seq, body, .. } = &delivered.event else {
-                panic!("a message, not {:?}", delivered.event)
-            };
-            assert_eq!((*seq, &body[..]), (Some(2), &b"d"[..]));
-
-            stop.send(()).unwrap();
-            server.await.unwrap().unwrap();
-        }
-    }
+    use crate::auth::Auth;
+    use crate::file::SaveConfig;
+    use crate::serve::ServeConfig;
+    use crate::{Event, Events};
+    use tokio::io::{AsyncRead, AsyncWrite};
 
     /// tokio's in-memory pipe as a stream with no socket under it, made
     /// up where a connection asks more than bytes of it.

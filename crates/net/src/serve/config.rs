@@ -1,0 +1,38 @@
+//! [`ServeConfig`]: how a listener behaves, for every family's serve loop.
+
+use std::sync::Arc;
+
+use crate::auth::Auth;
+use crate::exec::ExecConfig;
+use crate::file::SaveConfig;
+use crate::{Counters, Limits, Reply};
+
+/// How a listener behaves.
+#[derive(Debug, Clone, Default)]
+pub struct ServeConfig {
+    /// Accept only peers that know this secret: over TCP each connection
+    /// must complete the handshake first, over UDP each datagram must carry
+    /// a valid tag (and not be a replay).
+    pub auth: Option<Auth>,
+    /// What to answer each `Data` message (or, raw, each datagram or read).
+    pub reply: Reply,
+    /// No header and no framing: the bytes alone.
+    pub raw: bool,
+    /// Poll the sockets in a loop instead of sleeping (see [`BusyPoll`](crate::BusyPoll)).
+    pub busy_poll: bool,
+    /// What each peer may cost.
+    pub limits: Limits,
+    /// What the listener counts as it goes, for a summary.
+    pub counters: Arc<Counters>,
+    /// Save the files peers send here (TCP); without it they are refused.
+    pub save: Option<SaveConfig>,
+    /// Run the commands authenticated peers send (TCP), within these
+    /// limits. Ignored without [`ServeConfig::auth`]: a command never runs
+    /// for a peer that did not prove it knows the secret.
+    pub exec: Option<ExecConfig>,
+    /// Over UDP, receive up to this many datagrams per system call
+    /// (`recvmmsg`, at most [`MAX_BATCH`](crate::MAX_BATCH)), and GSO runs
+    /// of datagrams coalesced (UDP GRO) where the kernel offers it; 0 or 1,
+    /// one per call. The calls are counted in [`ServeConfig::counters`].
+    pub udp_batch: usize,
+}

@@ -1,0 +1,141 @@
+//! The datagram family's serve loops: one socket serves every peer, one
+//! datagram per message, plain or batched (`recvmmsg`, GRO).
+
+use std::net::SocketAddr;
+
+use msg_proto::Message;
+use tracing::{debug, warn};
+
+use super::ServeConfig;
+use crate::log::{DropWarning, show_datagram};
+use crate::respond::{Response, UdpPeers};
+use crate::{Counters, Error, Events};
+
+/// The plain loop: one datagram per receive.
+pub(super) async fn serve(
+    socket: msg_udp::Socket,
+    config: &ServeConfig,
+    events: Events,
+) -> Result<(), Error> {
+    let mut served = Served::new(socket, config, events);
+    loop {
+        let (msg, peer) = served.socket.recv_from().await?;
+        served.count();
+        if !served.answer(&msg, peer).await {
+            return Ok(());
+        }
+    }
+}
+
+/// The loop receiving in batches of up to `config.udp_batch` datagrams
+/// per call; otherwise as [`serve`].
+pub(super) async fn serve_batched(
+    socket: msg_udp::Socket,
+    config: &ServeConfig,
+    events: Events,
+) -> Result<(), Error> {
+    let mut served = Served::new(socket, config, events);
+    // Only this loop may turn GRO on: it receives with `recv_batch`,
+    // which cuts coalesced runs apart. Without it, the kernel cuts them.
+    if let Err(err) = served.socket.set_gro(true) {
+        debug!("UDP GRO is not available ({err}); receiving datagram by datagram");
+    }
+    let mut batch = msg_udp::RecvBatch::new(config.udp_batch);
+    let mut received: Vec<(Message, SocketAddr)> = Vec::with_capacity(batch.len());
+    loop {
+        // The messages of the last batch are gone by now, so its slots
+        // are reclaimed, not reallocated.
+        received.clear();
+        served.socket.recv_batch(&mut batch, &mut received).await?;
+        served.count();
+        config.counters.set_udp_recv_calls(batch.counts());
+        for (msg, peer) in received.drain(..) {
+            if !served.answer(&msg, peer).await {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// What both loops keep while they serve: the socket, each peer's state,
+/// and where the messages to show go.
+struct Served<'a> {
+    socket: CountedSocket<'a>,
+    config: &'a ServeConfig,
+    peers: UdpPeers,
+    events: Events,
+    dropped: DropWarning,
+}
+
+impl<'a> Served<'a> {
+    fn new(socket: msg_udp::Socket, config: &'a ServeConfig, events: Events) -> Self {
+        Self {
+            socket: CountedSocket::new(socket, &config.counters),
+            config,
+            peers: UdpPeers::new(config.limits.max_udp_peers),
+            events,
+            dropped: DropWarning::default(),
+        }
+    }
+
+    /// Leaves the socket's counts of invalid and unauthenticated datagrams
+    /// in the listener's counters, after each receive.
+    fn count(&self) {
+        self.config.counters.set_udp(
+            self.socket.invalid_datagrams(),
+            self.socket.auth_rejections().total(),
+        );
+    }
+
+    /// Answers `msg` from `peer` as the listener's reply mode says, and
+    /// shows it; `false` once nobody reads what is shown.
+    async fn answer(&mut self, msg: &Message, peer: SocketAddr) -> bool {
+        let Response { answer, show } = self.peers.respond(msg, peer, self.config.reply);
+        if let Some(answer) = answer {
+            if let Err(err) = self.socket.send_to(&answer, peer).await {
+                warn!(%peer, "cannot reply: {err}");
+            }
+        }
+        !show || show_datagram(&self.events, &mut self.dropped, peer, msg)
+    }
+}
+
+/// A UDP listener's socket that leaves its counts of invalid and
+/// unauthenticated datagrams in the listener's [`Counters`] however its
+/// loop ends, an error or the serve future dropped at shutdown included.
+/// The loop updates them only when a valid message arrives (the socket
+/// skips the others inside one receive), so without this, garbage after
+/// the last valid message was counted nowhere.
+struct CountedSocket<'a> {
+    socket: msg_udp::Socket,
+    counters: &'a Counters,
+}
+
+impl<'a> CountedSocket<'a> {
+    fn new(socket: msg_udp::Socket, counters: &'a Counters) -> Self {
+        Self { socket, counters }
+    }
+}
+
+impl std::ops::Deref for CountedSocket<'_> {
+    type Target = msg_udp::Socket;
+
+    fn deref(&self) -> &msg_udp::Socket {
+        &self.socket
+    }
+}
+
+impl std::ops::DerefMut for CountedSocket<'_> {
+    fn deref_mut(&mut self) -> &mut msg_udp::Socket {
+        &mut self.socket
+    }
+}
+
+impl Drop for CountedSocket<'_> {
+    fn drop(&mut self) {
+        self.counters.set_udp(
+            self.socket.invalid_datagrams(),
+            self.socket.auth_rejections().total(),
+        );
+    }
+}
