@@ -61,7 +61,7 @@ mod tests {
     async fn a_batched_listener_serves_as_the_plain_one() {
         let listener = Listener::bind(
             Transport::Udp,
-            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(),
             msg_tcp::Options::default(),
         )
         .await

@@ -4,6 +4,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::{PeerAddr, Transport};
+
 /// What can go wrong in a link, a listener or the serve loop.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -34,9 +36,20 @@ pub enum Error {
     #[error("cannot connect to {addr}: no answer within {}", humantime::format_duration(*.timeout))]
     ConnectTimeout {
         /// The peer.
-        addr: SocketAddr,
+        addr: PeerAddr,
         /// How long we waited.
         timeout: Duration,
+    },
+    /// An address of the wrong kind for the transport: a path for UDP,
+    /// say.
+    #[error("{transport} needs {needs}, not {addr}")]
+    AddressKind {
+        /// The transport.
+        transport: Transport,
+        /// What kind of address it takes.
+        needs: &'static str,
+        /// The address given.
+        addr: PeerAddr,
     },
     /// Authentication failed; the source says why.
     #[error("authentication failed")]

@@ -75,7 +75,8 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), msg_net::Error> {
-//! let listener = Listener::bind(Transport::Udp, "127.0.0.1:0".parse().unwrap(), Default::default()).await?;
+//! let local: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+//! let listener = Listener::bind(Transport::Udp, local, Default::default()).await?;
 //! let addr = listener.local_addr()?;
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //! let server = tokio::spawn(serve(listener, ServeConfig::default(), Events::discard(), async {

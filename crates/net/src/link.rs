@@ -6,7 +6,6 @@
 //! stream family it is a framed stream of any kind (`stream.rs`). Either
 //! way a link sends and receives whole [`Message`]s.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use msg_proto::auth::Role;
@@ -15,7 +14,7 @@ use msg_proto::{Kind, Message};
 use crate::auth::{self, Auth, printable};
 use crate::stream::{AnyStream, AnyWriter};
 use crate::transport::Family;
-use crate::{Error, TcpInfo, Transport};
+use crate::{Error, PeerAddr, TcpInfo, Transport};
 
 /// A framed stream of any kind.
 pub(crate) type StreamConnection = msg_tcp::Connection<AnyStream>;
@@ -54,19 +53,20 @@ impl Link {
     /// [`Error::ConnectTimeout`], or the transport's connect or bind error.
     pub async fn connect(
         transport: Transport,
-        addr: SocketAddr,
+        addr: impl Into<PeerAddr>,
         options: &ConnectOptions,
     ) -> Result<Self, Error> {
+        let addr = addr.into();
         let inner = match transport.family() {
             Family::Datagram => {
-                let mut socket = msg_udp::Socket::connect(addr).await?;
+                let mut socket = msg_udp::Socket::connect(transport.inet(&addr)?).await?;
                 if let Some(auth) = &options.auth {
                     socket.authenticate(&auth.secret, Role::Client, auth::session_id());
                 }
                 Inner::Datagram(socket)
             }
             Family::Stream(kind) => {
-                let stream = crate::stream::connect(kind, addr, options.timeout).await?;
+                let stream = crate::stream::connect(kind, &addr, options.timeout).await?;
                 let mut conn = msg_tcp::Connection::new(stream, options.tcp)?;
                 if let Some(auth) = &options.auth {
                     auth::client(&mut conn, auth).await?;

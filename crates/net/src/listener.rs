@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use crate::stream::AnyListener;
 use crate::transport::Family;
-use crate::{Error, Transport};
+use crate::{Error, PeerAddr, Transport};
 
 /// A bound listening socket.
 #[derive(Debug)]
@@ -36,12 +36,15 @@ impl Listener {
     /// The transport's bind error, for example when the address is in use.
     pub async fn bind(
         transport: Transport,
-        addr: SocketAddr,
+        addr: impl Into<PeerAddr>,
         tcp: msg_tcp::Options,
     ) -> Result<Self, Error> {
+        let addr = addr.into();
         let inner = match transport.family() {
-            Family::Datagram => Bound::Datagram(msg_udp::Socket::bind(addr).await?),
-            Family::Stream(kind) => Bound::Stream(crate::stream::bind(kind, addr, tcp).await?),
+            Family::Datagram => {
+                Bound::Datagram(msg_udp::Socket::bind(transport.inet(&addr)?).await?)
+            }
+            Family::Stream(kind) => Bound::Stream(crate::stream::bind(kind, &addr, tcp).await?),
         };
         Ok(Self { inner, transport })
     }
@@ -51,16 +54,33 @@ impl Listener {
         self.transport
     }
 
-    /// The local address (with the port the system picked for port 0).
+    /// The local address, of whatever kind (with the port the system
+    /// picked for port 0): what a client connects to.
     ///
     /// # Errors
     ///
     /// The operating system's, rarely.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub fn addr(&self) -> io::Result<PeerAddr> {
         match &self.inner {
-            Bound::Datagram(socket) => socket.local_addr(),
+            Bound::Datagram(socket) => socket.local_addr().map(PeerAddr::Inet),
             Bound::Stream(listener) => listener.get_ref().local_addr(),
         }
+    }
+
+    /// The local IP address and port, for a listener on an IP transport
+    /// (all of them so far).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, rarely; `InvalidInput` for a listener whose
+    /// address is not an IP address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.addr()?.inet().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the listener has no IP address",
+            )
+        })
     }
 }
 
@@ -101,7 +121,7 @@ impl Listener {
 /// `udp 127.0.0.1:9000`, as logged when a listener starts.
 impl fmt::Display for Listener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.local_addr() {
+        match self.addr() {
             Ok(addr) => write!(f, "{} {addr}", self.transport()),
             Err(_) => write!(f, "{}", self.transport()),
         }

@@ -5,8 +5,6 @@
 //! boundaries. Over TCP there are no messages at all, only what each read
 //! returns, glued or cut: showing that is the lesson of raw TCP.
 
-use std::net::SocketAddr;
-
 use bytes::{Bytes, BytesMut};
 use msg_tcp::{PeerAddr, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,13 +44,16 @@ impl RawLink {
     /// As [`crate::Link::connect`].
     pub async fn connect(
         transport: Transport,
-        addr: SocketAddr,
+        addr: impl Into<PeerAddr>,
         options: &ConnectOptions,
     ) -> Result<Self, Error> {
+        let addr = addr.into();
         let inner = match transport.family() {
-            Family::Datagram => Inner::Datagram(msg_udp::Socket::connect(addr).await?),
+            Family::Datagram => {
+                Inner::Datagram(msg_udp::Socket::connect(transport.inet(&addr)?).await?)
+            }
             Family::Stream(kind) => {
-                let stream = crate::stream::connect(kind, addr, options.timeout).await?;
+                let stream = crate::stream::connect(kind, &addr, options.timeout).await?;
                 stream.apply(&options.tcp)?;
                 Inner::Stream { stream, owed: 0 }
             }

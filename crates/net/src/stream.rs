@@ -16,7 +16,6 @@
 //! msg-tcp (`tcp.rs` for TCP) that implements [`Stream`] and [`Accept`].
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -27,7 +26,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::transport::StreamKind;
-use crate::{Error, TcpInfo};
+use crate::{Error, TcpInfo, Transport};
 
 /// A connected byte stream of any kind msg runs over.
 #[derive(Debug)]
@@ -61,33 +60,51 @@ pub(crate) enum AnyListener {
 /// long as the operating system tries).
 pub(crate) async fn connect(
     kind: StreamKind,
-    addr: SocketAddr,
+    addr: &PeerAddr,
     timeout: Option<Duration>,
 ) -> Result<AnyStream, Error> {
+    let failed = |source| -> Error {
+        msg_tcp::Error::Connect {
+            addr: addr.clone(),
+            source,
+        }
+        .into()
+    };
     let connect = async {
         match kind {
-            StreamKind::Tcp => TcpStream::connect(addr).await.map(AnyStream::Tcp),
+            StreamKind::Tcp => {
+                let ip = Transport::Tcp.inet(addr)?;
+                TcpStream::connect(ip)
+                    .await
+                    .map(AnyStream::Tcp)
+                    .map_err(failed)
+            }
         }
     };
-    let connected = match timeout {
-        Some(timeout) => tokio::time::timeout(timeout, connect)
-            .await
-            .map_err(|_| Error::ConnectTimeout { addr, timeout })?,
+    match timeout {
+        Some(timeout) => {
+            tokio::time::timeout(timeout, connect)
+                .await
+                .map_err(|_| Error::ConnectTimeout {
+                    addr: addr.clone(),
+                    timeout,
+                })?
+        }
         None => connect.await,
-    };
-    Ok(connected.map_err(|source| msg_tcp::Error::Connect { addr, source })?)
+    }
 }
 
 /// Binds a listener of `kind` on `addr`, each connection it accepts to be
 /// framed with `options`.
 pub(crate) async fn bind(
     kind: StreamKind,
-    addr: SocketAddr,
+    addr: &PeerAddr,
     options: Options,
 ) -> Result<msg_tcp::Listener<AnyListener>, Error> {
     let listener = match kind {
         StreamKind::Tcp => {
-            AnyListener::Tcp(msg_tcp::Listener::bind(addr, options).await?.into_inner())
+            let ip = Transport::Tcp.inet(addr)?;
+            AnyListener::Tcp(msg_tcp::Listener::bind(ip, options).await?.into_inner())
         }
     };
     Ok(msg_tcp::Listener::new(listener, options))
@@ -121,9 +138,9 @@ impl AnyWriter {
 
 impl AnyListener {
     /// The local address.
-    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> io::Result<PeerAddr> {
         match self {
-            Self::Tcp(listener) => listener.local_addr(),
+            Self::Tcp(listener) => listener.local_addr().map(PeerAddr::Inet),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::Error;
+use crate::{Error, PeerAddr};
 
 /// UDP datagrams or a TCP stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,6 +44,17 @@ impl Transport {
             Self::Udp => Family::Datagram,
             Self::Tcp => Family::Stream(StreamKind::Tcp),
         }
+    }
+
+    /// `addr` as the IP address and port this transport needs (all of
+    /// msg's transports so far); an address of another kind is refused
+    /// here, once, rather than by each caller.
+    pub(crate) fn inet(self, addr: &PeerAddr) -> Result<SocketAddr, Error> {
+        addr.inet().ok_or_else(|| Error::AddressKind {
+            transport: self,
+            needs: "an IP address and port",
+            addr: addr.clone(),
+        })
     }
 
     /// What msg can do over it.

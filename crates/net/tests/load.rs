@@ -61,7 +61,7 @@ fn five_hundred_clients_each_get_every_reply_in_order() {
 async fn exchange() -> u64 {
     let listener = Listener::bind(
         Transport::Tcp,
-        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(),
         Default::default(),
     )
     .await

@@ -1,7 +1,7 @@
 //! [`Error`]: everything the TCP transport can report.
 
+use crate::PeerAddr;
 use std::io;
-use std::net::SocketAddr;
 
 use msg_proto::HEADER_LEN;
 use msg_proto::auth::AuthError;
@@ -60,7 +60,7 @@ pub enum Error {
     #[error("cannot listen on {addr}")]
     Bind {
         /// The address asked for.
-        addr: SocketAddr,
+        addr: PeerAddr,
         /// Why.
         source: io::Error,
     },
@@ -68,7 +68,7 @@ pub enum Error {
     #[error("cannot connect to {addr}")]
     Connect {
         /// The peer.
-        addr: SocketAddr,
+        addr: PeerAddr,
         /// Why.
         source: io::Error,
     },

@@ -70,7 +70,10 @@ impl Listener {
             listener.set_nonblocking(true)?;
             TcpListener::from_std(listener)
         };
-        let inner = bound().map_err(|source| Error::Bind { addr, source })?;
+        let inner = bound().map_err(|source| Error::Bind {
+            addr: addr.into(),
+            source,
+        })?;
         Ok(Self::new(inner, options))
     }
 
@@ -93,7 +96,10 @@ impl Connection {
     pub async fn connect(addr: SocketAddr, options: Options) -> Result<Self, Error> {
         let stream = TcpStream::connect(addr)
             .await
-            .map_err(|source| Error::Connect { addr, source })?;
+            .map_err(|source| Error::Connect {
+                addr: addr.into(),
+                source,
+            })?;
         Self::new(stream, options)
     }
 }

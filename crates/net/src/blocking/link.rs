@@ -110,8 +110,13 @@ impl Link {
                 }
             }
             Transport::Tcp => {
-                let stream = TcpStream::connect_timeout(&addr, options.timeout)
-                    .map_err(|source| msg_tcp::Error::Connect { addr, source })?;
+                let stream =
+                    TcpStream::connect_timeout(&addr, options.timeout).map_err(|source| {
+                        msg_tcp::Error::Connect {
+                            addr: addr.into(),
+                            source,
+                        }
+                    })?;
                 stream.set_nodelay(options.tcp.nodelay)?;
                 stream.set_read_timeout(timeout)?;
                 stream.set_write_timeout(timeout)?;

@@ -72,10 +72,14 @@ impl Listener {
             Transport::Udp => Bound::Udp(
                 UdpSocket::bind(addr).map_err(|source| msg_udp::Error::Bind { addr, source })?,
             ),
-            Transport::Tcp => Bound::Tcp(
-                msg_tcp::tcp::listen(addr)
-                    .map_err(|source| msg_tcp::Error::Bind { addr, source })?,
-            ),
+            Transport::Tcp => {
+                Bound::Tcp(
+                    msg_tcp::tcp::listen(addr).map_err(|source| msg_tcp::Error::Bind {
+                        addr: addr.into(),
+                        source,
+                    })?,
+                )
+            }
         };
         Ok(Self { inner, tcp })
     }

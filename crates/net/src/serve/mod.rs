@@ -83,7 +83,7 @@ mod tests {
         for transport in [Transport::Udp, Transport::Tcp] {
             let listener = Listener::bind(
                 transport,
-                "127.0.0.1:0".parse().unwrap(),
+                "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(),
                 msg_tcp::Options::default(),
             )
             .await
