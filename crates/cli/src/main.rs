@@ -25,7 +25,7 @@
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
 mod args;
@@ -66,9 +66,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Exec(args) => return runtime()?.block_on(cmd::exec::run(args)),
         Command::Completions(args) => {
-            cmd::completions::completions(&args, &mut io::stdout().lock())?;
+            cmd::completions::completions(&args, Cli::command(), &mut io::stdout().lock())?;
         }
-        Command::Man(_) => cmd::completions::man(&mut io::stdout().lock())?,
+        Command::Man(_) => cmd::completions::man(&Cli::command(), &mut io::stdout().lock())?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,10 +4,8 @@
 
 use std::io::{self, Write};
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
-
-use crate::cli::Cli;
 
 /// Options of `msg completions`.
 #[derive(Debug, Args)]
@@ -30,17 +28,20 @@ Examples:
   msg man > /usr/local/share/man/man1/msg.1")]
 pub(crate) struct ManArgs {}
 
-/// Writes the completion script for `args.shell` to `out`.
-pub(crate) fn completions(args: &CompletionsArgs, out: &mut impl Write) -> io::Result<()> {
-    let mut command = Cli::command();
+/// Writes the completion script for `args.shell` to `out`, from
+/// `command`, msg's whole command line (`Cli::command()`).
+pub(crate) fn completions(
+    args: &CompletionsArgs,
+    mut command: clap::Command,
+    out: &mut impl Write,
+) -> io::Result<()> {
     clap_complete::generate(args.shell, &mut command, "msg", out);
     out.flush()
 }
 
 /// Writes the man page, in roff, to `out`: `msg` and, below it, each
-/// subcommand's section.
-pub(crate) fn man(out: &mut impl Write) -> io::Result<()> {
-    let command = Cli::command();
+/// subcommand's section, from `command` as for [`completions`].
+pub(crate) fn man(command: &clap::Command, out: &mut impl Write) -> io::Result<()> {
     let man = clap_mangen::Man::new(command.clone());
     man.render_title(out)?;
     man.render_name_section(out)?;
@@ -66,6 +67,8 @@ pub(crate) fn man(out: &mut impl Write) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
+    use clap::CommandFactory;
 
     #[test]
     fn every_shell_gets_a_script_that_names_the_subcommands() {
@@ -77,7 +80,7 @@ mod tests {
             Shell::Elvish,
         ] {
             let mut out = Vec::new();
-            completions(&CompletionsArgs { shell }, &mut out).unwrap();
+            completions(&CompletionsArgs { shell }, Cli::command(), &mut out).unwrap();
             let script = String::from_utf8(out).unwrap();
             for word in ["listen", "bench", "max-frame"] {
                 assert!(script.contains(word), "{shell}: no {word}");
@@ -88,7 +91,7 @@ mod tests {
     #[test]
     fn the_man_page_has_every_subcommand_and_flag() {
         let mut out = Vec::new();
-        man(&mut out).unwrap();
+        man(&Cli::command(), &mut out).unwrap();
         let page = String::from_utf8(out).unwrap();
         assert!(page.starts_with(".ie") || page.starts_with(".TH"), "roff");
         for needle in [
