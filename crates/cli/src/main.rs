@@ -11,6 +11,8 @@
 //!   (a command on an authenticated listener), `demo` (the flags of
 //!   msg-demo's sticky-packet lesson), and
 //!   `completions` (shell completions and the man page).
+//! - `hint`: the flags behind the libraries' errors and a listener's
+//!   refusals, which name none themselves.
 //! - `output`: how messages are printed (plain lines or JSON, escaped for
 //!   a terminal), on a thread of its own for a listener.
 //!
@@ -31,6 +33,7 @@ use tracing_subscriber::EnvFilter;
 mod args;
 mod cli;
 mod cmd;
+mod hint;
 mod output;
 
 use cli::{Cli, Command};
