@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            output::stderr_line(format_args!("msg: {err:#}"));
+            output::stderr_line(format_args!("msg: {}", hint::chain(&err)));
             if err.downcast_ref::<args::UsageError>().is_some() {
                 ExitCode::from(2)
             } else {
