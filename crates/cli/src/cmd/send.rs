@@ -92,9 +92,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         ));
     }
     if !args.file.is_empty() && !caps.carries_files() {
-        return Err(usage(
-            "files need --tcp: UDP does not promise delivery, and a file must arrive whole",
-        ));
+        return Err(usage(hint::text(&msg_net::file::FileError::NeedsTcp)));
     }
     if !args.file.is_empty() {
         let options = ConnectOptions {
