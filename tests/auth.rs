@@ -136,6 +136,15 @@ fn a_client_without_a_secret_is_told_one_is_needed() {
         "{}",
         out.stderr
     );
+    // The listener's library names no flag; msg send names it.
+    assert!(
+        out.stderr.contains(
+            "the listener says: this listener needs a secret; start msg send with \
+             --secret-file or MSG_SECRET"
+        ),
+        "{}",
+        out.stderr
+    );
     // A message larger than any handshake frame is refused from its length
     // prefix alone, and still told why rather than reset: the listener lets
     // its bytes arrive (into a fixed buffer) before it closes. Three runs,
@@ -179,11 +188,19 @@ fn a_listener_without_a_secret_says_the_peer_uses_one() {
         "{}",
         out.stderr
     );
+    assert!(
+        out.stderr.contains(
+            "this listener has no secret; start msg listen with --secret-file or MSG_SECRET, \
+             or send without one"
+        ),
+        "{}",
+        out.stderr
+    );
     let finished = listener.process.kill();
     assert!(
         finished
             .stderr
-            .contains("this peer uses a secret; start msg listen with --secret-file or MSG_SECRET"),
+            .contains("this peer uses a secret, and this receiver has none"),
         "{}",
         finished.stderr
     );

@@ -407,6 +407,15 @@ fn an_existing_file_is_kept_unless_overwrite() {
     );
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("already exists"), "{}", out.stderr);
+    // The listener's library names no flag; msg send names it.
+    assert!(
+        out.stderr.contains(
+            "the receiver refused same.txt: same.txt already exists there, and the listener \
+             does not --overwrite"
+        ),
+        "{}",
+        out.stderr
+    );
     assert_eq!(std::fs::read(to.join("same.txt")).unwrap(), b"old");
     drop(listener);
 
@@ -547,6 +556,12 @@ fn a_listener_without_save_dir_refuses_files_clearly() {
     );
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("--save-dir"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("this listener saves no files; start msg listen with --save-dir DIR"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -114,7 +114,7 @@ fn one_connection_past_max_conns_is_told_and_closed() {
     let said = closed_by_listener(&mut third);
     let text = String::from_utf8_lossy(&said);
     assert!(
-        text.contains("at most 2 connections at once (--max-conns 2)"),
+        text.contains("at most 2 connections at once; try again later"),
         "{text:?}"
     );
     drop(held);
@@ -176,7 +176,7 @@ fn a_trickled_frame_is_dropped_at_the_frame_timeout() {
     assert!(closed, "still open after {:?}", start.elapsed());
     listener
         .process
-        .wait_for_stderr("did not complete within 500ms (--frame-timeout)");
+        .wait_for_stderr("did not complete within 500ms (the frame timeout)");
 }
 
 fn ping(seq: u64) -> msg_proto::Message {

@@ -11,6 +11,8 @@
 //!   (a command on an authenticated listener), `demo` (the flags of
 //!   msg-demo's sticky-packet lesson), and
 //!   `completions` (shell completions and the man page).
+//! - `hint`: the flags behind the libraries' errors and a listener's
+//!   refusals, which name none themselves.
 //! - `output`: how messages are printed (plain lines or JSON, escaped for
 //!   a terminal), on a thread of its own for a listener.
 //!
@@ -31,6 +33,7 @@ use tracing_subscriber::EnvFilter;
 mod args;
 mod cli;
 mod cmd;
+mod hint;
 mod output;
 
 use cli::{Cli, Command};
@@ -43,7 +46,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            output::stderr_line(format_args!("msg: {err:#}"));
+            output::stderr_line(format_args!("msg: {}", hint::chain(&err)));
             if err.downcast_ref::<args::UsageError>().is_some() {
                 ExitCode::from(2)
             } else {

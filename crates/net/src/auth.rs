@@ -59,13 +59,8 @@ impl Auth {
     }
 }
 
-/// What a listener with a secret answers a peer that starts with anything
-/// but the handshake, before it closes the connection.
-pub const NEEDS_SECRET: &str =
-    "this listener needs a secret; start msg send with --secret-file or MSG_SECRET";
-
-/// What a listener without a secret answers a peer that starts a handshake.
-pub const HAS_NO_SECRET: &str = "this listener has no secret; start msg listen with --secret-file or MSG_SECRET, or send without one";
+// What a listener says of secrets, among its other refusals.
+pub use crate::refusal::{HAS_NO_SECRET, NEEDS_SECRET};
 
 /// Why authentication failed, as the client reports it.
 #[derive(Debug, thiserror::Error)]

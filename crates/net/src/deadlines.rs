@@ -101,10 +101,7 @@ impl Deadlines {
 
 /// What a listener tells a peer it closes for idling.
 pub(crate) fn idle_text(after: Duration) -> String {
-    format!(
-        "idle for {}: closing (--idle-timeout)",
-        humantime::format_duration(after)
-    )
+    crate::refusal::IDLE.format(humantime::format_duration(after))
 }
 
 #[cfg(test)]

@@ -73,20 +73,20 @@ pub enum Error {
     #[error(transparent)]
     File(#[from] crate::file::FileError),
     /// A TCP peer sent nothing for the idle timeout.
-    #[error("idle for {} (--idle-timeout): closed", humantime::format_duration(*.after))]
+    #[error("idle for {} (the idle timeout): closed", humantime::format_duration(*.after))]
     Idle {
         /// How long it was idle.
         after: Duration,
     },
     /// A TCP peer started a frame and did not finish it in time.
-    #[error("a frame did not complete within {} (--frame-timeout): closed", humantime::format_duration(*.after))]
+    #[error("a frame did not complete within {} (the frame timeout): closed", humantime::format_duration(*.after))]
     FrameTimeout {
         /// How long it had.
         after: Duration,
     },
     /// The blocking engine was asked for something only the tokio engine
     /// does.
-    #[error("the blocking engine does not do {0}: use the tokio engine (--io tokio)")]
+    #[error("the blocking engine does not do {0}: use the tokio engine")]
     NotInBlockingEngine(&'static str),
     /// Writing the caller's own output failed (the output of a remote
     /// command, say): not the connection's fault.

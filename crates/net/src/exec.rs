@@ -38,6 +38,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info};
 
 use crate::auth::printable;
+use crate::refusal::{COMMAND_OUTPUT, COMMAND_TIMEOUT, COMMANDS_RUNNING, PROGRAM_NOT_ALLOWED};
 use crate::{Error, Link, PeerAddr};
 
 mod tree;
@@ -137,21 +138,13 @@ impl Runner {
             return refuse(
                 conn,
                 peer,
-                format!(
-                    "{} is not one of the programs this listener runs (--exec-allow)",
-                    printable(command.program())
-                ),
+                PROGRAM_NOT_ALLOWED.format(printable(command.program())),
             )
             .await;
         }
         let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
             let max = self.config.max_running;
-            return refuse(
-                conn,
-                peer,
-                format!("this listener runs at most {max} at once, and that many are running (--exec-max {max})"),
-            )
-            .await;
+            return refuse(conn, peer, COMMANDS_RUNNING.format(max)).await;
         };
         let (child, tree) = match spawn(&self.trees, self.owner, &self.config, &command) {
             Ok(spawned) => spawned,
@@ -210,10 +203,9 @@ impl Runner {
             Ok(ended) => ended,
             Err(_elapsed) => {
                 kill(&mut child, tree).await;
-                Ok(Exit::Killed(format!(
-                    "the command ran past {} (--exec-timeout) and was killed",
-                    humantime::format_duration(self.config.timeout)
-                )))
+                Ok(Exit::Killed(
+                    COMMAND_TIMEOUT.format(humantime::format_duration(self.config.timeout)),
+                ))
             }
         }
     }
@@ -314,9 +306,7 @@ impl Runner {
         *written += len;
         if *written > max {
             kill(child, tree).await;
-            return Ok(Some(Exit::Killed(format!(
-                "the command wrote more than {max} bytes (--exec-max-output) and was killed"
-            ))));
+            return Ok(Some(Exit::Killed(COMMAND_OUTPUT.format(max))));
         }
         Ok(None)
     }

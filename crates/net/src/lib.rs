@@ -114,6 +114,7 @@ mod listener;
 mod log;
 pub mod ping;
 pub mod raw;
+pub mod refusal;
 mod respond;
 pub mod secret;
 pub mod send;

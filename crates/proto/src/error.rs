@@ -54,7 +54,7 @@ pub enum Error {
     Malformed(String),
     /// The message carries [`FLAG_AUTH`](crate::FLAG_AUTH): its peer
     /// authenticates with a shared secret, and this receiver was given none.
-    #[error("this peer uses a secret; start msg listen with --secret-file or MSG_SECRET")]
+    #[error("this peer uses a secret, and this receiver has none")]
     NeedsSecret,
     /// A statistics pong's body is too short to hold even the received
     /// count; see [`Stats::parse`].

@@ -471,7 +471,7 @@ mod tests {
         assert_eq!(decode(bytes.into()), Err(Error::NeedsSecret));
         assert_eq!(
             Error::NeedsSecret.to_string(),
-            "this peer uses a secret; start msg listen with --secret-file or MSG_SECRET"
+            "this peer uses a secret, and this receiver has none"
         );
     }
 

@@ -376,7 +376,7 @@ pub(crate) mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "message is 73 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
+            "message is 73 bytes; a TCP frame holds at most 100 bytes \
              (72 for the body after a 28-byte header)"
         );
         assert!(out.is_empty());
@@ -491,7 +491,7 @@ pub(crate) mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "message is 41 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
+            "message is 41 bytes; a TCP frame holds at most 100 bytes \
              (40 for the body after a 28-byte header and a 32-byte tag)"
         );
         assert!(out.is_empty());

@@ -567,8 +567,8 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "message is {body} bytes; a TCP frame holds at most {DEFAULT_MAX_FRAME} bytes, \
-                 set by --max-frame ({} for the body after a 28-byte header and a 32-byte tag)",
+                "message is {body} bytes; a TCP frame holds at most {DEFAULT_MAX_FRAME} bytes \
+                 ({} for the body after a 28-byte header and a 32-byte tag)",
                 body - 1
             )
         );

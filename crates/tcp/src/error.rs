@@ -26,8 +26,7 @@ pub enum Error {
     /// caller chose; it then says how much body fits, so nobody has to know
     /// that the frame also holds a header (and, once authenticated, a tag).
     #[error(
-        "message is {body} bytes; a TCP frame holds at most {max_frame} bytes, set by \
-         --max-frame ({})",
+        "message is {body} bytes; a TCP frame holds at most {max_frame} bytes ({})",
         body_hint(*.max_frame, *.tag)
     )]
     TooLarge {
@@ -100,7 +99,7 @@ mod tests {
         };
         assert_eq!(
             err.to_string(),
-            "message is 100 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
+            "message is 100 bytes; a TCP frame holds at most 100 bytes \
              (72 for the body after a 28-byte header)"
         );
     }
@@ -114,7 +113,7 @@ mod tests {
         };
         assert_eq!(
             err.to_string(),
-            "message is 100 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
+            "message is 100 bytes; a TCP frame holds at most 100 bytes \
              (40 for the body after a 28-byte header and a 32-byte tag)"
         );
     }

@@ -13,6 +13,7 @@ use msg_net::{ConnectOptions, Link, Transport, exec};
 use msg_proto::exec::{Command, Exit};
 
 use crate::args::{AuthArgs, TcpArgs, parse_host_port, parse_positive_duration, usage};
+use crate::hint;
 use crate::output::stderr_line;
 
 /// Options of `msg exec`.
@@ -75,16 +76,20 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     .await
     .with_context(|| format!("cannot run the command on {addr}"))?;
     // The listener wrote these reasons: shown escaped, as a body would be,
-    // so that a hostile listener cannot drive the terminal.
+    // so that a hostile listener cannot drive the terminal, and with the
+    // flag that would change them named.
     match &exit {
         Exit::Refused(reason) => {
             stderr_line(format_args!(
                 "msg: the listener refused the command: {}",
-                printable(reason.as_bytes())
+                hint::peer_text(&printable(reason.as_bytes()))
             ));
         }
         Exit::Killed(reason) => {
-            stderr_line(format_args!("msg: {}", printable(reason.as_bytes())));
+            stderr_line(format_args!(
+                "msg: {}",
+                hint::peer_text(&printable(reason.as_bytes()))
+            ));
         }
         _ => {}
     }

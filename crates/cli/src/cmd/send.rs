@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use clap::Args;
 use msg_net::connect::connect_any;
-use msg_net::limits::{BodyLimit, Family, SetBy};
+use msg_net::limits::{BodyLimit, Family};
 use msg_net::send::{Line, Sender, read_line};
 use msg_net::{ConnectOptions, Link, Transport};
 use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
@@ -18,6 +18,7 @@ use tokio::time::timeout;
 use crate::args::{
     AuthArgs, OutputArgs, TcpArgs, TransportArg, UsageError, parse_host_port, usage,
 };
+use crate::hint;
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
@@ -91,9 +92,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         ));
     }
     if !args.file.is_empty() && !caps.carries_files() {
-        return Err(usage(
-            "files need --tcp: UDP does not promise delivery, and a file must arrive whole",
-        ));
+        return Err(usage(hint::text(&msg_net::file::FileError::NeedsTcp)));
     }
     if !args.file.is_empty() {
         let options = ConnectOptions {
@@ -234,37 +233,12 @@ trait LimitErrors {
     fn line_too_long(&self, n: u64) -> anyhow::Error;
 }
 
-/// Where a limit comes from, as the user knows it: " on IPv4", ", set by
-/// --max-frame".
-fn source(set_by: SetBy) -> String {
-    match set_by {
-        SetBy::Family(family) => format!(" on {family}"),
-        SetBy::MaxFrame => ", set by --max-frame".to_owned(),
-    }
-}
-
 impl LimitErrors for BodyLimit {
     fn check_args(&self, messages: &[String]) -> anyhow::Result<()> {
         let Some(len) = messages.iter().map(String::len).find(|&len| len > self.max) else {
             return Ok(());
         };
-        let Self {
-            max,
-            carrier,
-            total,
-            set_by,
-            overhead,
-            ..
-        } = self;
-        let source = source(*set_by);
-        let body = if overhead.is_empty() {
-            String::new()
-        } else {
-            format!(" ({max} for the body after {overhead})")
-        };
-        Err(usage(format!(
-            "message is {len} bytes; {carrier} holds at most {total} bytes{source}{body}"
-        )))
+        Err(usage(hint::message_too_large(self, len)))
     }
 
     fn line_too_long(&self, n: u64) -> anyhow::Error {
@@ -276,7 +250,7 @@ impl LimitErrors for BodyLimit {
             overhead,
             ..
         } = self;
-        let source = source(*set_by);
+        let source = hint::set_by(*set_by);
         let less = if overhead.is_empty() {
             String::new()
         } else {

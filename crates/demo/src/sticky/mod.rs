@@ -105,7 +105,18 @@ impl Lesson {
     ///
     /// `out`'s.
     pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
-        write_text(out, self.nodelay, &self.parts)
+        self.write_text_naming(out, "TCP_NODELAY off")
+    }
+
+    /// [`Lesson::write_text`], naming what turns Nagle's algorithm on as
+    /// the caller knows it (a flag of its own, say) rather than as
+    /// `TCP_NODELAY off`.
+    ///
+    /// # Errors
+    ///
+    /// `out`'s.
+    pub fn write_text_naming(&self, out: &mut impl Write, nagle_on: &str) -> io::Result<()> {
+        write_text(out, self.nodelay, nagle_on, &self.parts)
     }
 
     /// Every read as one JSON document (part, transport, step, read

@@ -20,7 +20,14 @@ pub(super) fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-pub(super) fn write_text(out: &mut impl Write, nodelay: bool, parts: &[Part]) -> io::Result<()> {
+/// `nagle_on` names what turns Nagle's algorithm on (the caller's own
+/// setting, say).
+pub(super) fn write_text(
+    out: &mut impl Write,
+    nodelay: bool,
+    nagle_on: &str,
+    parts: &[Part],
+) -> io::Result<()> {
     writeln!(
         out,
         "msg demo sticky: what each read returns, over TCP and UDP, on 127.0.0.1"
@@ -28,7 +35,12 @@ pub(super) fn write_text(out: &mut impl Write, nodelay: bool, parts: &[Part]) ->
     writeln!(out)?;
     wrap(out, "", ARRANGEMENT)?;
     writeln!(out)?;
-    wrap(out, "", if nodelay { NAGLE_OFF } else { NAGLE_ON })?;
+    let nagle = if nodelay {
+        format!("{NAGLE_OFF}{nagle_on} turns Nagle on.")
+    } else {
+        format!("{}{nagle_on}{}", NAGLE_ON[0], NAGLE_ON[1])
+    };
+    wrap(out, "", &nagle)?;
     for part in parts {
         writeln!(out)?;
         writeln!(out, "Part {}. {}", part.number, part.title)?;
@@ -131,15 +143,18 @@ pub(super) const ARRANGEMENT: &str = "How the timing is arranged: on this platfo
 
 pub(super) const NAGLE_OFF: &str = "Nagle's algorithm is off (TCP_NODELAY, the default): each write \
     leaves at once, in a segment (a TCP packet) of its own. The two small writes still \
-    come back as one read, because the reader waits until both are in its buffer. \
-    --nodelay=false turns Nagle on.";
+    come back as one read, because the reader waits until both are in its buffer. ";
 
-pub(super) const NAGLE_ON: &str = "Nagle's algorithm is on (--nodelay=false): while data it sent is \
+/// Around what turns Nagle on.
+pub(super) const NAGLE_ON: [&str; 2] = [
+    "Nagle's algorithm is on (",
+    "): while data it sent is \
     still unacknowledged (the receiver has not yet confirmed it with an ACK), TCP holds \
     a small write back and later sends it together with the next ones. So \"egg\" may \
     wait for the ACK of \"hello\", and quick small writes are glued even more often, \
     before they reach the network. The reader's wait makes them one read either way; \
-    only the wait may be longer.";
+    only the wait may be longer.",
+];
 
 // ---- JSON -----------------------------------------------------------------
 

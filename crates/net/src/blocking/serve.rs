@@ -372,7 +372,7 @@ fn serve_tcp(
         let max = config.limits.max_conns;
         if open.load(Ordering::Relaxed) >= max {
             failures.warn(|suppressed| {
-                warn!(%peer, suppressed, "refused a connection: {max} are open (--max-conns {max})");
+                warn!(%peer, suppressed, "refused a connection: {max} are open, the most this listener takes");
             });
             refuse_connection(stream, options, max);
             continue;
@@ -442,8 +442,7 @@ fn serve_connection(
                 return Err(msg_tcp::Error::Decode(msg_proto::Error::NeedsSecret).into());
             }
             Kind::FileHeader | Kind::Command => {
-                let text = "this listener (msg listen --io blocking) takes no files or commands; \
-                            start it with --io tokio";
+                let text = crate::refusal::BLOCKING_ENGINE;
                 let _ = conn.write_message(&error_message(text), &go_on);
                 return Err(Error::NotInBlockingEngine("files or commands"));
             }
@@ -474,9 +473,7 @@ fn serve_connection(
 fn refuse_connection(stream: TcpStream, options: msg_tcp::Options, max: usize) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let mut conn = Framed::new(stream, options.max_frame);
-    let text = format!(
-        "this listener serves at most {max} connections at once (--max-conns {max}); try again later"
-    );
+    let text = crate::refusal::MAX_CONNS.format(max);
     let _ = conn.write_message(&error_message(&text), &|| false);
 }
 

@@ -151,7 +151,9 @@ pub enum FileError {
         reason: String,
     },
     /// The receiver answered something that is no file result.
-    #[error("the receiver answered {found:?} to a file transfer: is it msg listen --save-dir?")]
+    #[error(
+        "the receiver answered {found:?} to a file transfer: is it a listener that saves files?"
+    )]
     Unexpected {
         /// What came.
         found: Kind,
@@ -163,7 +165,7 @@ pub enum FileError {
     #[error("the receiver closed the connection before confirming the file")]
     Closed,
     /// Files go over TCP only.
-    #[error("files need --tcp: UDP does not promise delivery, and a file must arrive whole")]
+    #[error("files need TCP: UDP does not promise delivery, and a file must arrive whole")]
     NeedsTcp,
 }
 

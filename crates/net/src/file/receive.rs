@@ -182,17 +182,12 @@ pub(super) struct Prepared {
 /// sender otherwise.
 pub(super) fn prepare(header: &Message, save: Option<&SaveConfig>) -> Result<Prepared, String> {
     let header = FileHeader::from_message(header).map_err(|err| err.to_string())?;
-    let save = save.ok_or_else(|| {
-        "this listener saves no files; start msg listen with --save-dir DIR".to_owned()
-    })?;
+    let save = save.ok_or_else(|| crate::refusal::SAVES_NO_FILES.to_owned())?;
     // A validated single component: joined to the directory it cannot
     // leave it.
     let target = save.dir.join(header.name.as_str());
     if !save.overwrite && fs::symlink_metadata(&target).is_ok() {
-        return Err(format!(
-            "{} already exists there, and the listener does not --overwrite",
-            header.name.as_str()
-        ));
+        return Err(crate::refusal::FILE_EXISTS.format(header.name.as_str()));
     }
     let temp = tempfile::Builder::new()
         .prefix(PARTIAL_PREFIX)

@@ -99,7 +99,7 @@ where
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             let max = config.limits.max_conns;
             failures.warn(|suppressed| {
-                warn!(%peer, suppressed, "refused a connection: {max} are open (--max-conns {max})");
+                warn!(%peer, suppressed, "refused a connection: {max} are open, the most this listener takes");
             });
             if !config.raw {
                 connections.spawn(refuse_connection(stream, options, max));
@@ -197,8 +197,7 @@ async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
             return match runner {
                 Some(runner) => runner.run(&mut conn, &msg).await,
                 None => {
-                    let reason =
-                        "this listener runs no commands; start it with --exec and a secret";
+                    let reason = crate::refusal::RUNS_NO_COMMANDS;
                     conn.write_message(
                         &msg_proto::exec::Exit::Refused(reason.to_owned()).to_message(),
                     )
@@ -269,9 +268,7 @@ async fn next_message<S: AsyncRead + AsyncWrite + Unpin>(
 /// Tells a client that the listener is full, and closes.
 async fn refuse_connection<S: Stream>(stream: S, options: msg_tcp::Options, max: usize) {
     if let Ok(mut conn) = Connection::new(stream, options) {
-        let text = format!(
-            "this listener serves at most {max} connections at once (--max-conns {max}); try again later"
-        );
+        let text = crate::refusal::MAX_CONNS.format(max);
         let _ = tokio::time::timeout(
             Duration::from_secs(1),
             conn.write_message(&error_message(&text)),

@@ -52,7 +52,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
             if args.json {
                 lesson.write_json(&mut out)
             } else {
-                lesson.write_text(&mut out)
+                lesson.write_text_naming(&mut out, crate::hint::NAGLE_ON)
             }
             .and_then(|()| out.flush())
             .context("cannot write to stdout")

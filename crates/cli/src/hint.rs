@@ -1,0 +1,369 @@
+//! The flags behind what msg's libraries report, named in one place.
+//!
+//! The libraries state a condition and its limit in their own words: they
+//! have no command line. Where one of msg's flags sets that limit, or
+//! changes the outcome, this module adds it: to an error on its way to
+//! stderr ([`chain`]), and to a text a listener sent its peer
+//! ([`peer_text`]), which msg-net writes without flags (its `refusal`
+//! texts) and which this recognises.
+
+use std::error::Error as StdError;
+
+use humantime::format_duration;
+use msg_net::Transport;
+use msg_net::file::FileError;
+use msg_net::limits::{BodyLimit, SetBy};
+use msg_net::refusal::{self, Template};
+
+/// What turns Nagle's algorithm on, for `msg demo sticky`'s text.
+pub(crate) const NAGLE_ON: &str = "--nodelay=false";
+
+/// `err` as `{err:#}` shows it (each cause after a ": "), with the flags
+/// behind the libraries' errors named.
+pub(crate) fn chain(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for (n, cause) in err.chain().enumerate() {
+        if n > 0 {
+            text.push_str(": ");
+        }
+        text.push_str(&self::text(cause));
+    }
+    text
+}
+
+/// One error's text (not its causes'), with its flag named when it is a
+/// library error that has one.
+pub(crate) fn text(err: &(dyn StdError + 'static)) -> String {
+    hinted(err).unwrap_or_else(|| err.to_string())
+}
+
+/// One error's text with its flag named; `None` for an error that names
+/// none, whose own text is right as it is.
+fn hinted(err: &(dyn StdError + 'static)) -> Option<String> {
+    if let Some(err) = err.downcast_ref::<msg_net::Error>() {
+        return net(err);
+    }
+    if let Some(err) = err.downcast_ref::<msg_tcp::Error>() {
+        return tcp(err);
+    }
+    if let Some(err) = err.downcast_ref::<FileError>() {
+        return file(err);
+    }
+    if let Some(err) = err.downcast_ref::<msg_net::auth::AuthFailure>() {
+        return match err {
+            msg_net::auth::AuthFailure::Peer(text) => ending_with_peer_text(err, text),
+            _ => None,
+        };
+    }
+    if let Some(msg_proto::Error::NeedsSecret) = err.downcast_ref::<msg_proto::Error>() {
+        return Some(
+            "this peer uses a secret; start msg listen with --secret-file or MSG_SECRET".to_owned(),
+        );
+    }
+    None
+}
+
+fn net(err: &msg_net::Error) -> Option<String> {
+    use msg_net::Error as E;
+    match err {
+        E::Tcp(tcp_err) => tcp(tcp_err),
+        E::File(file_err) => file(file_err),
+        E::Peer(text) => ending_with_peer_text(err, text),
+        E::Idle { after } => Some(format!(
+            "idle for {} (--idle-timeout): closed",
+            format_duration(*after)
+        )),
+        E::FrameTimeout { after } => Some(format!(
+            "a frame did not complete within {} (--frame-timeout): closed",
+            format_duration(*after)
+        )),
+        E::NotInBlockingEngine(_) => Some(format!("{err} (--io tokio)")),
+        _ => None,
+    }
+}
+
+fn tcp(err: &msg_tcp::Error) -> Option<String> {
+    match *err {
+        msg_tcp::Error::TooLarge {
+            body,
+            max_frame,
+            tag,
+        } => BodyLimit::of(Transport::Tcp, None, max_frame, tag > 0, false)
+            .map(|limit| message_too_large(&limit, body)),
+        _ => None,
+    }
+}
+
+fn file(err: &FileError) -> Option<String> {
+    match err {
+        FileError::Refused { reason, .. } => ending_with_peer_text(err, reason),
+        FileError::Unexpected { found } => Some(format!(
+            "the receiver answered {found:?} to a file transfer: is it msg listen --save-dir?"
+        )),
+        FileError::NeedsTcp => Some(
+            "files need --tcp: UDP does not promise delivery, and a file must arrive whole"
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+/// `err`'s text, which ends in the peer's `text`, with that text hinted.
+fn ending_with_peer_text(err: &dyn std::fmt::Display, text: &str) -> Option<String> {
+    let hinted = hinted_peer_text(text)?;
+    let shown = err.to_string();
+    Some(format!("{}{hinted}", shown.strip_suffix(text)?))
+}
+
+/// A text a listener sent (already made safe to print), with the flag
+/// that would change the answer named when msg-net's listener wrote it.
+pub(crate) fn peer_text(text: &str) -> String {
+    hinted_peer_text(text).unwrap_or_else(|| text.to_owned())
+}
+
+/// A fixed refusal and what follows it.
+const FIXED: [(&str, &str); 4] = [
+    (
+        refusal::NEEDS_SECRET,
+        "; start msg send with --secret-file or MSG_SECRET",
+    ),
+    (
+        refusal::HAS_NO_SECRET,
+        "; start msg listen with --secret-file or MSG_SECRET, or send without one",
+    ),
+    (
+        refusal::RUNS_NO_COMMANDS,
+        "; start it with --exec and a secret",
+    ),
+    (
+        refusal::SAVES_NO_FILES,
+        "; start msg listen with --save-dir DIR",
+    ),
+];
+
+/// A refusal with a value in it, where in its text after the value the
+/// flag goes (before the first `at`; at the end for ""), and the flag
+/// given the value.
+type Placed = (Template, &'static str, fn(&str) -> String);
+
+const PLACED: [Placed; 7] = [
+    (refusal::MAX_CONNS, ";", |max| {
+        format!(" (--max-conns {max})")
+    }),
+    (refusal::IDLE, "", |_| " (--idle-timeout)".to_owned()),
+    (refusal::FILE_EXISTS, "overwrite", |_| "--".to_owned()),
+    (refusal::PROGRAM_NOT_ALLOWED, "", |_| {
+        " (--exec-allow)".to_owned()
+    }),
+    (refusal::COMMANDS_RUNNING, "", |max| {
+        format!(" (--exec-max {max})")
+    }),
+    (refusal::COMMAND_TIMEOUT, " and was killed", |_| {
+        " (--exec-timeout)".to_owned()
+    }),
+    (refusal::COMMAND_OUTPUT, " and was killed", |_| {
+        " (--exec-max-output)".to_owned()
+    }),
+];
+
+fn hinted_peer_text(text: &str) -> Option<String> {
+    if let Some((_, hint)) = FIXED.iter().find(|(fixed, _)| *fixed == text) {
+        return Some(format!("{text}{hint}"));
+    }
+    if text == refusal::BLOCKING_ENGINE {
+        return Some(
+            "this listener (msg listen --io blocking) takes no files or commands; \
+             start it with --io tokio"
+                .to_owned(),
+        );
+    }
+    PLACED.iter().find_map(|(template, at, flag)| {
+        let value = template.value(text)?;
+        let split = if at.is_empty() {
+            template.after.len()
+        } else {
+            template.after.find(at)?
+        };
+        let (head, tail) = template.after.split_at(split);
+        Some(format!(
+            "{}{value}{head}{}{tail}",
+            template.before,
+            flag(value)
+        ))
+    })
+}
+
+/// Where a body limit comes from, as the user knows it: " on IPv4", ",
+/// set by --max-frame".
+pub(crate) fn set_by(set_by: SetBy) -> String {
+    match set_by {
+        SetBy::Family(family) => format!(" on {family}"),
+        SetBy::MaxFrame => ", set by --max-frame".to_owned(),
+    }
+}
+
+/// A message of `len` bytes, over `limit`: what it is, what holds at most
+/// what, and what sets that.
+pub(crate) fn message_too_large(limit: &BodyLimit, len: usize) -> String {
+    let BodyLimit {
+        max,
+        carrier,
+        total,
+        set_by: source,
+        overhead,
+        ..
+    } = limit;
+    let source = set_by(*source);
+    let body = if overhead.is_empty() {
+        String::new()
+    } else {
+        format!(" ({max} for the body after {overhead})")
+    };
+    format!("message is {len} bytes; {carrier} holds at most {total} bytes{source}{body}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn shown(err: impl Into<anyhow::Error>) -> String {
+        chain(&err.into())
+    }
+
+    #[test]
+    fn errors_name_the_flag_that_sets_their_limit() {
+        let after = Duration::from_secs(300);
+        assert_eq!(
+            shown(msg_net::Error::Idle { after }),
+            "idle for 5m (--idle-timeout): closed"
+        );
+        let after = Duration::from_millis(500);
+        assert_eq!(
+            shown(anyhow::Error::new(msg_net::Error::FrameTimeout { after }).context("serving")),
+            "serving: a frame did not complete within 500ms (--frame-timeout): closed"
+        );
+        assert_eq!(
+            shown(msg_net::Error::NotInBlockingEngine("files")),
+            "the blocking engine does not do files: use the tokio engine (--io tokio)"
+        );
+        let too_large = msg_tcp::Error::TooLarge {
+            body: 100,
+            max_frame: 100,
+            tag: 0,
+        };
+        assert_eq!(
+            shown(msg_net::Error::Tcp(too_large)),
+            "message is 100 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
+             (72 for the body after a 28-byte header)"
+        );
+        let too_large = msg_tcp::Error::TooLarge {
+            body: 41,
+            max_frame: 100,
+            tag: msg_proto::auth::TAG_LEN,
+        };
+        assert_eq!(
+            shown(too_large),
+            "message is 41 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
+             (40 for the body after a 28-byte header and a 32-byte tag)"
+        );
+        assert_eq!(
+            shown(msg_net::Error::File(FileError::NeedsTcp)),
+            "files need --tcp: UDP does not promise delivery, and a file must arrive whole"
+        );
+        assert_eq!(
+            shown(FileError::Unexpected {
+                found: msg_proto::Kind::Pong
+            }),
+            "the receiver answered Pong to a file transfer: is it msg listen --save-dir?"
+        );
+        assert_eq!(
+            shown(msg_tcp::Error::Decode(msg_proto::Error::NeedsSecret)),
+            "invalid message: this peer uses a secret; start msg listen with --secret-file or \
+             MSG_SECRET"
+        );
+        // Any other error is shown as it is.
+        assert_eq!(
+            shown(anyhow::anyhow!("inner").context("outer")),
+            "outer: inner"
+        );
+    }
+
+    #[test]
+    fn a_listener_s_refusals_name_the_flag() {
+        let said = |text: &str| shown(msg_net::Error::Peer(text.to_owned()));
+        assert_eq!(
+            said(refusal::NEEDS_SECRET),
+            "the listener says: this listener needs a secret; start msg send with --secret-file \
+             or MSG_SECRET"
+        );
+        assert_eq!(
+            said(&refusal::MAX_CONNS.format(2)),
+            "the listener says: this listener serves at most 2 connections at once \
+             (--max-conns 2); try again later"
+        );
+        assert_eq!(
+            said(&refusal::IDLE.format("5m")),
+            "the listener says: idle for 5m: closing (--idle-timeout)"
+        );
+        assert_eq!(
+            said(refusal::BLOCKING_ENGINE),
+            "the listener says: this listener (msg listen --io blocking) takes no files or \
+             commands; start it with --io tokio"
+        );
+        assert_eq!(
+            shown(msg_net::auth::AuthFailure::Peer(
+                refusal::HAS_NO_SECRET.to_owned()
+            )),
+            "the peer says: this listener has no secret; start msg listen with --secret-file or \
+             MSG_SECRET, or send without one"
+        );
+        let refused = |reason: String| {
+            shown(FileError::Refused {
+                name: "a.txt".to_owned(),
+                reason,
+            })
+        };
+        assert_eq!(
+            refused(refusal::SAVES_NO_FILES.to_owned()),
+            "the receiver refused a.txt: this listener saves no files; start msg listen with \
+             --save-dir DIR"
+        );
+        assert_eq!(
+            refused(refusal::FILE_EXISTS.format("a.txt")),
+            "the receiver refused a.txt: a.txt already exists there, and the listener does not \
+             --overwrite"
+        );
+        // What msg exec shows.
+        assert_eq!(
+            peer_text(refusal::RUNS_NO_COMMANDS),
+            "this listener runs no commands; start it with --exec and a secret"
+        );
+        assert_eq!(
+            peer_text(&refusal::PROGRAM_NOT_ALLOWED.format("sh")),
+            "sh is not one of the programs this listener runs (--exec-allow)"
+        );
+        assert_eq!(
+            peer_text(&refusal::COMMANDS_RUNNING.format(4)),
+            "this listener runs at most 4 at once, and that many are running (--exec-max 4)"
+        );
+        assert_eq!(
+            peer_text(&refusal::COMMAND_TIMEOUT.format("300ms")),
+            "the command ran past 300ms (--exec-timeout) and was killed"
+        );
+        assert_eq!(
+            peer_text(&refusal::COMMAND_OUTPUT.format(1000)),
+            "the command wrote more than 1000 bytes (--exec-max-output) and was killed"
+        );
+        // Another listener's words, or an older msg's (which named its
+        // flags itself), are shown as they came.
+        for text in [
+            "no",
+            "this listener serves at most 2 connections at once (--max-conns 2); try again later",
+            "this listener needs a secret; start msg send with --secret-file or MSG_SECRET",
+        ] {
+            assert_eq!(peer_text(text), text);
+        }
+    }
+}

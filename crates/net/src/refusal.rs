@@ -1,0 +1,116 @@
+//! What a listener tells its peer when it refuses or ends something.
+//!
+//! Each text states the condition and its limit, never the command-line
+//! flag that sets it: this crate has no command line. A client that has one
+//! (msg's) recognises these texts and adds the flag (the texts arrive made
+//! safe to print, see [`text`](crate::text); these are printable already).
+//! A fixed text is a `&str`; one with a value in it (a count, a duration,
+//! a name) is a [`Template`], which both writes the text and finds the
+//! value in it again.
+
+/// A listener with a secret, to a peer that starts with anything but the
+/// handshake, before it closes the connection.
+pub const NEEDS_SECRET: &str = "this listener needs a secret";
+
+/// A listener without a secret, to a peer that starts a handshake.
+pub const HAS_NO_SECRET: &str = "this listener has no secret";
+
+/// A listener that runs no commands, to a peer that sends one.
+pub const RUNS_NO_COMMANDS: &str = "this listener runs no commands";
+
+/// A listener that saves no files, to a peer that sends one.
+pub const SAVES_NO_FILES: &str = "this listener saves no files";
+
+/// A blocking-engine listener, to a peer that sends a file or a command.
+pub const BLOCKING_ENGINE: &str =
+    "this listener takes no files or commands: it runs on the blocking engine";
+
+/// A full listener, to the connection past its most: the most.
+pub const MAX_CONNS: Template = Template {
+    before: "this listener serves at most ",
+    after: " connections at once; try again later",
+};
+
+/// A listener closing a connection that sent nothing for its idle
+/// timeout: the timeout.
+pub const IDLE: Template = Template {
+    before: "idle for ",
+    after: ": closing",
+};
+
+/// A file whose name is taken, at a listener that does not overwrite: the
+/// name.
+pub const FILE_EXISTS: Template = Template {
+    before: "",
+    after: " already exists there, and the listener does not overwrite",
+};
+
+/// A program the listener does not run: its name.
+pub const PROGRAM_NOT_ALLOWED: Template = Template {
+    before: "",
+    after: " is not one of the programs this listener runs",
+};
+
+/// A command past the most the listener runs at once: the most.
+pub const COMMANDS_RUNNING: Template = Template {
+    before: "this listener runs at most ",
+    after: " at once, and that many are running",
+};
+
+/// A command killed at its timeout: the timeout.
+pub const COMMAND_TIMEOUT: Template = Template {
+    before: "the command ran past ",
+    after: " and was killed",
+};
+
+/// A command killed for writing more than its cap: the cap, in bytes.
+pub const COMMAND_OUTPUT: Template = Template {
+    before: "the command wrote more than ",
+    after: " bytes and was killed",
+};
+
+/// A text with one value in it: what comes `before` the value, and what
+/// `after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Template {
+    /// The text before the value.
+    pub before: &'static str,
+    /// The text after the value.
+    pub after: &'static str,
+}
+
+impl Template {
+    /// The text with `value` in it.
+    pub fn format(&self, value: impl std::fmt::Display) -> String {
+        format!("{}{value}{}", self.before, self.after)
+    }
+
+    /// The value in `text`, when `text` is this template's, with a value
+    /// that is not empty.
+    pub fn value<'a>(&self, text: &'a str) -> Option<&'a str> {
+        text.strip_prefix(self.before)?
+            .strip_suffix(self.after)
+            .filter(|value| !value.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_template_finds_its_value_again() {
+        let text = MAX_CONNS.format(8);
+        assert_eq!(
+            text,
+            "this listener serves at most 8 connections at once; try again later"
+        );
+        assert_eq!(MAX_CONNS.value(&text), Some("8"));
+        assert_eq!(
+            FILE_EXISTS.value(&FILE_EXISTS.format("a.txt")),
+            Some("a.txt")
+        );
+        assert_eq!(MAX_CONNS.value(NEEDS_SECRET), None);
+        assert_eq!(FILE_EXISTS.value(FILE_EXISTS.after), None, "no name");
+    }
+}
