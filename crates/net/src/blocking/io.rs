@@ -4,12 +4,14 @@
 //! ([`Wait`]: sleep in the kernel, or spin with `MSG_DONTWAIT`) the stream
 //! shares.
 
-use std::io::{self, Write};
+use std::io::{self, Read as _, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use msg_proto::Message;
+use msg_proto::auth::{Role, SessionKeys};
 use msg_tcp::Codec;
 use socket2::SockRef;
 use tokio_util::codec::{Decoder, Encoder};
@@ -60,6 +62,72 @@ impl Framed {
     /// Bytes received that no message has been read from yet.
     pub(crate) fn buffered(&self) -> usize {
         self.read_buf.len()
+    }
+
+    /// The largest frame it reads or writes, prefix excluded.
+    pub(crate) fn max_frame(&self) -> usize {
+        self.codec.max_frame()
+    }
+
+    /// From now on, refuses frames over `max_frame` bytes, both ways.
+    pub(crate) fn set_max_frame(&mut self, max_frame: usize) {
+        self.codec.set_max_frame(max_frame);
+    }
+
+    /// From now on, tags every frame written and verifies every frame read
+    /// with `keys`, as `msg_tcp::Connection::authenticate` does.
+    pub(crate) fn authenticate(&mut self, keys: &SessionKeys, us: Role) {
+        self.codec.set_sealer(keys.sealer(us));
+        self.codec.set_opener(keys.opener(us));
+    }
+
+    /// Bounds the next sleeping read by `deadline`, and by `tick` (the
+    /// stream's usual timeout, which the caller restores after): `false`
+    /// once `deadline` has passed.
+    ///
+    /// # Errors
+    ///
+    /// The socket's, rarely.
+    pub(crate) fn read_by(&self, deadline: Instant, tick: Duration) -> io::Result<bool> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        self.stream.set_read_timeout(Some(left.min(tick)))?;
+        Ok(true)
+    }
+
+    /// Sets the stream's read timeout back to `tick`.
+    ///
+    /// # Errors
+    ///
+    /// The socket's, rarely.
+    pub(crate) fn restore_read_timeout(&self, tick: Duration) -> io::Result<()> {
+        self.stream.set_read_timeout(Some(tick))
+    }
+
+    /// Reads and drops up to `up_to` bytes, the buffered ones first, into
+    /// one fixed buffer, until `deadline` (each read bounded by `tick` as
+    /// in [`Self::read_by`]): `msg_tcp::Connection::discard`'s twin, for a
+    /// peer being refused in the middle of a frame the codec would not
+    /// take. The stream's framing is lost after this.
+    pub(crate) fn discard(&mut self, up_to: usize, deadline: Instant, tick: Duration) -> usize {
+        let buffered = self.read_buf.len().min(up_to);
+        self.read_buf.advance(buffered);
+        let mut discarded = buffered;
+        let mut scratch = [0; 8 * 1024];
+        // Each pass reads at least a byte, or ends, or waits at most
+        // `tick` towards the deadline: bounded either way.
+        while discarded < up_to && matches!(self.read_by(deadline, tick), Ok(true)) {
+            let want = (up_to - discarded).min(scratch.len());
+            match self.stream.read(&mut scratch[..want]) {
+                Ok(0) => break,
+                Ok(n) => discarded += n,
+                Err(err) if timed_out(&err) || err.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        discarded
     }
 
     /// The next message, the end of the stream, or nothing within `wait`.

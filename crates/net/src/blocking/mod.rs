@@ -21,7 +21,12 @@
 //! the same authentication trailer and replay windows (UDP with a secret
 //! works here too), the same flood log.
 //!
-//! What it does not do: authentication over TCP (its handshake), raw mode,
+//! Over TCP it runs the tokio engine's handshake too: the same sans-IO
+//! state machine (in [`auth`](crate::auth)), its messages moved with
+//! blocking calls, after which msg-tcp's `Codec` tags and verifies every
+//! frame, as on a tokio connection.
+//!
+//! What it does not do: raw mode,
 //! files and commands (those stay on [`crate::serve`]), and open-loop or
 //! one-way streams on the client side.
 //!
@@ -29,6 +34,7 @@
 //! - [`Listener`] and [`serve`]: a listener on the calling thread (and a
 //!   thread per TCP connection), stopped by a flag.
 
+mod auth;
 mod io;
 mod link;
 mod serve;

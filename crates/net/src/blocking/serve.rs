@@ -25,6 +25,7 @@ use msg_udp::Framing;
 use socket2::SockRef;
 use tracing::{debug, warn};
 
+use super::auth::{Shaken, Slots, drain_refused, handshake};
 use super::io::{Framed, Got, Read, Wait, recv_datagram, until};
 use crate::auth::{self, HAS_NO_SECRET};
 use crate::deadlines::{Deadlines, Expired, idle_text};
@@ -154,18 +155,16 @@ impl fmt::Display for Listener {
 ///
 /// # Errors
 ///
-/// [`Error::NotInBlockingEngine`] for a configuration with raw mode, files,
-/// commands or (over TCP) a secret; a failed receive on the UDP socket. TCP
-/// connections that fail are logged and dropped.
+/// [`Error::NotInBlockingEngine`] for a configuration with raw mode, files
+/// or commands; a failed receive on the UDP socket. TCP connections that
+/// fail (their handshake included) are logged and dropped.
 pub fn serve(
     listener: &Listener,
     config: &ServeConfig,
     events: &Events,
     stop: &Arc<AtomicBool>,
 ) -> Result<(), Error> {
-    let tcp = matches!(listener.inner, Bound::Tcp(_));
     for (unsupported, what) in [
-        (config.auth.is_some() && tcp, "authentication over TCP"),
         (config.raw, "raw mode"),
         (config.save.is_some(), "files"),
         (config.exec.is_some(), "commands"),
@@ -349,6 +348,9 @@ fn serve_tcp(
     SockRef::from(listener).set_read_timeout(Some(STOP_CHECK))?;
     let failures = Arc::new(RateLimited::default());
     let open = Arc::new(AtomicUsize::new(0));
+    // Peers that have not proved they hold the secret share these, as on
+    // the tokio listener, whatever max_conns is.
+    let slots = Arc::new(Slots::new(config.limits.max_handshakes));
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         threads.retain(|thread| !thread.is_finished());
@@ -376,10 +378,13 @@ fn serve_tcp(
         open.fetch_add(1, Ordering::Relaxed);
         let (config, events, stop) = (config.clone(), events.clone(), Arc::clone(stop));
         let (open, failures) = (Arc::clone(&open), Arc::clone(&failures));
+        let slots = Arc::clone(&slots);
         let spawned = thread::Builder::new()
             .name("msg-conn".to_owned())
             .spawn(move || {
-                if let Err(err) = serve_connection(stream, peer, options, &config, &events, &stop) {
+                let served =
+                    serve_connection(stream, peer, options, &slots, &config, &events, &stop);
+                if let Err(err) = served {
                     failures.warn(|suppressed| {
                         warn!(%peer, suppressed, "dropped connection: {}", Chain(&err));
                     });
@@ -398,11 +403,14 @@ fn serve_tcp(
     Ok(())
 }
 
-/// Serves one framed connection on this thread.
+/// Serves one framed connection on this thread: the handshake first when
+/// the listener has a secret (nothing else is read until it completes,
+/// within its timeout), then every message.
 fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     options: msg_tcp::Options,
+    slots: &Slots,
     config: &ServeConfig,
     events: &Events,
     stop: &AtomicBool,
@@ -411,6 +419,27 @@ fn serve_connection(
     stream.set_read_timeout(Some(STOP_CHECK))?;
     stream.set_write_timeout(Some(STOP_CHECK))?;
     let mut conn = Framed::new(stream, options.max_frame);
+    if let Some(auth) = &config.auth {
+        // Its turn comes within the handshake timeout, or never: waiting
+        // here, it has read nothing.
+        let timeout = auth.handshake_timeout;
+        let Some(slot) = slots.take(Instant::now() + timeout, STOP_CHECK, stop) else {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            return Err(Error::Auth(auth::AuthFailure::Timeout(timeout)));
+        };
+        let shaken = handshake(&mut conn, auth, Role::Server, STOP_CHECK, stop);
+        drop(slot);
+        match shaken {
+            Ok(Shaken::Done) => debug!(%peer, "authenticated"),
+            Ok(Shaken::Stopped) => return Ok(()),
+            Err(err) => {
+                drain_refused(&mut conn, &err, auth, STOP_CHECK);
+                return Err(err);
+            }
+        }
+    }
     let go_on = until(stop);
     let mut counter = DiscardCounter::default();
     let mut spinner = Spinner::new(config.busy_poll);
