@@ -12,7 +12,7 @@ use msg_udp::Framing;
 
 use super::auth::handshake;
 use super::io::{Framed, Got, Read, Wait, recv_datagram};
-use crate::{Auth, Error, Transport, auth};
+use crate::{Auth, Error, SendBatch, Transport, auth};
 
 /// How a blocking link connects and waits.
 #[derive(Debug, Clone, Copy)]
@@ -187,6 +187,35 @@ impl Link {
                     .map_err(|source| msg_udp::Error::Send { addr, source })?;
             }
             Inner::Tcp(framed) => framed.write_message(msg, &self.never)?,
+        }
+        Ok(())
+    }
+
+    /// Sends `msgs` in order, as the tokio link's `send_batch` does: over
+    /// UDP one datagram each, batched into as few system calls as the
+    /// platform allows (msg-udp's runtime-free `sendmmsg` and GSO, counted
+    /// in `batch`), each blocking while the send buffer is full; over TCP
+    /// one frame each, as [`Link::send`] does (TCP batches in the kernel
+    /// already, and `batch` counts nothing).
+    ///
+    /// # Errors
+    ///
+    /// As [`Link::send`]: a message too large (over UDP nothing of its
+    /// group of up to [`MAX_BATCH`](crate::MAX_BATCH) is sent), or the
+    /// send failed or timed out.
+    pub fn send_batch(&mut self, msgs: &[Message], batch: &mut SendBatch) -> Result<(), Error> {
+        if let Inner::Udp {
+            socket,
+            peer,
+            framing,
+            ..
+        } = &mut self.inner
+        {
+            msg_udp::sync::send_batch(socket, framing, *peer, msgs, batch)?;
+            return Ok(());
+        }
+        for msg in msgs {
+            self.send(msg)?;
         }
         Ok(())
     }
