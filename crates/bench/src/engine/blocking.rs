@@ -5,21 +5,28 @@
 //! blocking `send` per message as sockperf's throughput mode makes,
 //! counted by the listener as the tokio engine's stream is.
 //!
+//! With a secret it authenticates as the tokio link does (over TCP the
+//! same handshake, over UDP the same tagged datagrams); a batched UDP
+//! stream goes out through msg-udp's runtime-free `sendmmsg` (and GSO),
+//! counted as the tokio engine's batched stream is.
+//!
 //! Its built-in listeners (`msg_net::blocking::serve`, a thread for UDP
 //! and one to accept TCP, plus one per connection) are in `servers`. The
-//! open loop, batching, authentication and impairments stay on tokio
+//! open loop, pacing and impairments stay on tokio
 //! ([`Plan::check`](crate::Plan::check) refuses them here).
 
+use std::net::SocketAddr;
 use std::thread;
 use std::time::Instant;
 
 use bytes::Bytes;
-use msg_net::Transport;
 use msg_net::blocking::{self, LinkOptions, Received};
 use msg_net::limits::TcpOptions;
 use msg_net::ping::{self, PongWait, Waited};
+use msg_net::{SendBatch, Transport};
 use msg_proto::{Kind, Message};
 
+use super::batched::{Batching, Discards};
 use super::{Clock, Outcome, STATS_ATTEMPTS, UDP_DRAIN, stats_wait};
 use crate::error::Error;
 use crate::plan::{Mode, Settings, Target};
@@ -46,7 +53,10 @@ pub(crate) fn measure(
         timeout: settings.timeout,
         busy_poll,
     };
-    let link = blocking::Link::connect(target.transport, target.addr, &options)?;
+    let mut link = blocking::Link::connect(target.transport, target.addr, &options)?;
+    if let Some(auth) = &target.auth {
+        link.authenticate(auth)?;
+    }
     let mut peer = Peer {
         link,
         transport: target.transport,
@@ -54,7 +64,11 @@ pub(crate) fn measure(
     };
     let body = Bytes::from(vec![b'm'; size]);
     if settings.mode == Mode::Throughput {
-        return throughput(&mut peer, body);
+        let batching = settings
+            .batch
+            .as_ref()
+            .filter(|_| target.transport.caps().batches);
+        return throughput(&mut peer, body, batching.map(|b| (b, target.addr)));
     }
     let clock = Clock::new();
     let mut ping = Message::new(Kind::Ping, 0, body);
@@ -84,16 +98,28 @@ pub(crate) fn measure(
 
 /// One throughput run: `Discard`s for the duration, each one `send` that
 /// blocks while the send buffer is full (as sockperf's throughput client
-/// does), between two statistics pings that ask the listener what it
-/// counted. Loss is what was sent and not counted, as on tokio.
-fn throughput(peer: &mut Peer, body: Bytes) -> Result<Outcome, Error> {
+/// does), or with `batching` many per `sendmmsg`, between two statistics
+/// pings that ask the listener what it counted. Loss is what was sent and
+/// not counted, as on tokio.
+fn throughput(
+    peer: &mut Peer,
+    body: Bytes,
+    batching: Option<(&Batching, SocketAddr)>,
+) -> Result<Outcome, Error> {
     let settings = peer.settings;
     let mut discard = Message::new(Kind::Discard, 0, body);
+    let mut batched = batching.map(|(batching, addr)| Batched {
+        discards: Discards::new(&discard, batching.size),
+        send: SendBatch::new().with_gso(batching.gso),
+        batching,
+        addr,
+    });
     let mut stats_seq = 0;
-    peer.stream(&mut discard, settings.warmup)?;
+    peer.stream(&mut discard, settings.warmup, batched.as_mut())?;
     let before = peer.stats(&mut stats_seq)?;
+    let calls_before = batched.as_ref().map(|b| b.batching.before(b.addr, &b.send));
     let start = Instant::now();
-    let sent = peer.stream(&mut discard, settings.duration)?;
+    let sent = peer.stream(&mut discard, settings.duration, batched.as_mut())?;
     // As on tokio: over UDP the rate at the receiver is what arrived over
     // the time of sending (what it has not taken by then is lost); over
     // TCP, which loses nothing, it counts until the listener has answered
@@ -105,7 +131,20 @@ fn throughput(peer: &mut Peer, body: Bytes) -> Result<Outcome, Error> {
     });
     let after = peer.stats(&mut stats_seq)?;
     let elapsed = udp_elapsed.unwrap_or_else(|| start.elapsed());
-    Ok(Outcome::streamed(sent, &before, &after, elapsed))
+    let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    outcome.calls = batched
+        .zip(calls_before)
+        .map(|(b, before)| b.batching.since(b.addr, &b.send, &before));
+    Ok(outcome)
+}
+
+/// A batched stream's state: its messages, its send buffer and counts,
+/// and where the listener's counts are read.
+struct Batched<'a> {
+    discards: Discards,
+    send: SendBatch,
+    batching: &'a Batching,
+    addr: SocketAddr,
 }
 
 struct Peer<'a> {
@@ -115,24 +154,37 @@ struct Peer<'a> {
 }
 
 impl Peer<'_> {
-    /// Sends `Discard`s for `duration`, as fast as the socket takes them;
-    /// returns how many.
+    /// Sends `Discard`s for `duration`, as fast as the socket takes them,
+    /// one per `send` or a batch per `sendmmsg`; returns how many.
     fn stream(
         &mut self,
         discard: &mut Message,
         duration: std::time::Duration,
+        mut batched: Option<&mut Batched<'_>>,
     ) -> Result<u64, Error> {
         let end = Instant::now() + duration;
         let mut sent = 0;
         // The clock is read once per up to 64 small sends (64 KiB at
         // most): a read costs about as much as encoding a small message,
-        // and 64 sends of one take microseconds.
-        let stride = (65_536 / (discard.body.len() + msg_proto::HEADER_LEN)).clamp(1, 64);
+        // and 64 sends of one take microseconds. A batch is one call.
+        let stride = match batched {
+            Some(_) => 1,
+            None => (65_536 / (discard.body.len() + msg_proto::HEADER_LEN)).clamp(1, 64),
+        };
         loop {
             for _ in 0..stride {
-                discard.seq += 1;
-                self.link.send(discard)?;
-                sent += 1;
+                match &mut batched {
+                    Some(batched) => {
+                        let msgs = batched.discards.next(discard);
+                        self.link.send_batch(msgs, &mut batched.send)?;
+                        sent += msgs.len() as u64;
+                    }
+                    None => {
+                        discard.seq += 1;
+                        self.link.send(discard)?;
+                        sent += 1;
+                    }
+                }
             }
             if Instant::now() >= end {
                 return Ok(sent);
