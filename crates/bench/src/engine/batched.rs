@@ -178,7 +178,6 @@ pub(super) async fn throughput(
     let batching = settings.batch.as_ref().expect("called for a batched run");
     let mut send_batch = SendBatch::new().with_gso(batching.gso);
     let mut discard = Message::new(Kind::Discard, 0, body);
-    let mut stats_seq = 0;
     let size = batching.size;
     let mut pacer = match settings.rate {
         Some(rate) => Some((Pacer::new()?, rate)),
@@ -193,7 +192,7 @@ pub(super) async fn throughput(
         pacer.as_mut(),
     )
     .await?;
-    let before = peer.stats(&mut stats_seq).await?;
+    let before = peer.stats().await?;
     let calls_before = batching.before(addr, &send_batch);
 
     let start = Instant::now();
@@ -210,7 +209,7 @@ pub(super) async fn throughput(
     // the stream is lost.
     let elapsed = start.elapsed();
     tokio::time::sleep(UDP_DRAIN).await;
-    let after = peer.stats(&mut stats_seq).await?;
+    let after = peer.stats().await?;
     let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
     outcome.calls = Some(batching.since(addr, &send_batch, &calls_before));
     Ok(outcome)

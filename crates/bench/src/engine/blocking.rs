@@ -22,12 +22,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use msg_net::blocking::{self, LinkOptions, Received};
 use msg_net::limits::TcpOptions;
-use msg_net::ping::{self, PongWait, Waited};
+use msg_net::ping::{Ask, Done, Next, PingClient};
 use msg_net::{SendBatch, Transport};
 use msg_proto::{Kind, Message};
 
 use super::batched::{Batching, Discards};
-use super::{Clock, Outcome, STATS_ATTEMPTS, UDP_DRAIN, stats_wait};
+use super::{Outcome, UDP_DRAIN};
 use crate::error::Error;
 use crate::plan::{Mode, Settings, Target};
 
@@ -57,12 +57,13 @@ pub(crate) fn measure(
     if let Some(auth) = &target.auth {
         link.authenticate(auth)?;
     }
+    let body = Bytes::from(vec![b'm'; size]);
     let mut peer = Peer {
         link,
+        client: PingClient::new(target.transport, settings.timeout, body.clone()),
         transport: target.transport,
         settings,
     };
-    let body = Bytes::from(vec![b'm'; size]);
     if settings.mode == Mode::Throughput {
         let batching = settings
             .batch
@@ -70,15 +71,13 @@ pub(crate) fn measure(
             .filter(|_| target.transport.caps().batches);
         return throughput(&mut peer, body, batching.map(|b| (b, target.addr)));
     }
-    let clock = Clock::new();
-    let mut ping = Message::new(Kind::Ping, 0, body);
     let warm_until = Instant::now() + settings.warmup;
     loop {
         let now = Instant::now();
         if now >= warm_until {
             break;
         }
-        peer.exchange(&mut ping, clock, now)?;
+        peer.exchange(now)?;
     }
     let mut outcome = Outcome::new();
     let start = Instant::now();
@@ -90,7 +89,7 @@ pub(crate) fn measure(
             return Ok(outcome);
         }
         outcome.sent += 1;
-        if let Some(rtt) = peer.exchange(&mut ping, clock, now)? {
+        if let Some(rtt) = peer.exchange(now)? {
             outcome.record(rtt);
         }
     }
@@ -114,9 +113,8 @@ fn throughput(
         batching,
         addr,
     });
-    let mut stats_seq = 0;
     peer.stream(&mut discard, settings.warmup, batched.as_mut())?;
-    let before = peer.stats(&mut stats_seq)?;
+    let before = peer.stats()?;
     let calls_before = batched.as_ref().map(|b| b.batching.before(b.addr, &b.send));
     let start = Instant::now();
     let sent = peer.stream(&mut discard, settings.duration, batched.as_mut())?;
@@ -129,7 +127,7 @@ fn throughput(
         thread::sleep(UDP_DRAIN);
         elapsed
     });
-    let after = peer.stats(&mut stats_seq)?;
+    let after = peer.stats()?;
     let elapsed = udp_elapsed.unwrap_or_else(|| start.elapsed());
     let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
     outcome.calls = batched
@@ -147,8 +145,10 @@ struct Batched<'a> {
     addr: SocketAddr,
 }
 
+/// The connection and the client's side of the conversation on it.
 struct Peer<'a> {
     link: blocking::Link,
+    client: PingClient,
     transport: Transport,
     settings: &'a Settings,
 }
@@ -192,59 +192,43 @@ impl Peer<'_> {
         }
     }
 
+    /// Carries out `ask`: sends what the client says, and hands it what
+    /// arrives by its deadlines, or that nothing did.
+    fn drive(&mut self, ask: Ask) -> Result<Done, Error> {
+        let Self {
+            link,
+            client,
+            settings,
+            ..
+        } = self;
+        let mut next = client.start(ask);
+        loop {
+            next = match next {
+                Next::Send(msg) => {
+                    link.send(msg)?;
+                    client.on_sent(Instant::now)
+                }
+                Next::Recv(deadline) => match link.recv(deadline)? {
+                    Received::Message(reply) => client.on_reply(&reply, Instant::now()),
+                    Received::Closed => return Err(Error::ListenerClosed),
+                    Received::Nothing => client.on_deadline(),
+                }
+                .map_err(|err| Error::client(err, settings.timeout))?,
+                Next::Done(done) => return Ok(done),
+            };
+        }
+    }
+
     /// What the listener has counted: a statistics ping, sent again (up to
     /// a bound) while its answer does not come, as it can be lost over UDP
     /// behind the stream it asks about.
-    fn stats(&mut self, seq: &mut u64) -> Result<msg_net::Stats, Error> {
-        for _ in 0..STATS_ATTEMPTS {
-            *seq += 1;
-            self.link.send(&ping::stats_request(*seq))?;
-            let wait = stats_wait(self.transport, self.settings.timeout);
-            if let Some((reply, _)) = self.pong(*seq, Instant::now() + wait)? {
-                return Ok(ping::parse_stats(&reply)?);
-            }
-        }
-        Err(Error::NoStats {
-            attempts: STATS_ATTEMPTS,
-            apart: self.settings.timeout,
-        })
-    }
-
-    /// Waits for the pong to ping `seq` until `deadline`, skipping late
-    /// pongs (ones given up on): the pong and when it arrived, or `None`
-    /// when it did not come in time over UDP (lost).
-    fn pong(&mut self, seq: u64, deadline: Instant) -> Result<Option<(Message, Instant)>, Error> {
-        let wait = PongWait::new(seq, deadline, self.transport);
-        loop {
-            let (waited, reply) = match self.link.recv(deadline)? {
-                Received::Message(reply) => {
-                    let arrived = Instant::now();
-                    (wait.on_reply(&reply, arrived), Some((reply, arrived)))
-                }
-                Received::Closed => return Err(Error::ListenerClosed),
-                Received::Nothing => (wait.on_deadline(), None),
-            };
-            match waited.map_err(|err| Error::pong(err, self.settings.timeout))? {
-                Waited::Answered => return Ok(reply),
-                Waited::Wait => {}
-                Waited::Lost => return Ok(None),
-            }
-        }
+    fn stats(&mut self) -> Result<msg_net::Stats, Error> {
+        Ok(self.drive(Ask::Stats)?.stats())
     }
 
     /// One round trip, the ping leaving at `sent`: its time in
     /// nanoseconds, or `None` if lost (UDP).
-    fn exchange(
-        &mut self,
-        ping: &mut Message,
-        clock: Clock,
-        sent: Instant,
-    ) -> Result<Option<u64>, Error> {
-        ping.seq += 1;
-        ping.timestamp_ns = clock.ns(sent);
-        self.link.send(ping)?;
-        Ok(self
-            .pong(ping.seq, sent + self.settings.timeout)?
-            .map(|(reply, arrived)| clock.ns(arrived).saturating_sub(reply.timestamp_ns)))
+    fn exchange(&mut self, sent: Instant) -> Result<Option<u64>, Error> {
+        Ok(self.drive(Ask::Ping(sent))?.round_trip())
     }
 }
