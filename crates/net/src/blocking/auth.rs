@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use msg_proto::auth::{MAX_HANDSHAKE_FRAME, Role};
 
-use super::io::{Framed, Read, Wait};
+use super::io::{Framed, Read, Stream, Wait};
 use crate::Error;
 use crate::auth::{Auth, AuthFailure, Failed, Handshake, Step, Then, refused_frame};
 
@@ -31,8 +31,8 @@ pub(super) enum Shaken {
 /// # Errors
 ///
 /// [`Error::Auth`] with the reason, as the tokio driver reports it.
-pub(super) fn handshake(
-    conn: &mut Framed,
+pub(super) fn handshake<S: Stream>(
+    conn: &mut Framed<S>,
     auth: &Auth,
     us: Role,
     tick: Duration,
@@ -66,14 +66,19 @@ pub(super) fn handshake(
 /// bytes unread, the connection would be reset, and the reset can reach
 /// the client before the answer that says it needs a secret. Called
 /// without a handshake slot: this costs time, not memory or handshakes.
-pub(super) fn drain_refused(conn: &mut Framed, failure: &Error, auth: &Auth, tick: Duration) {
+pub(super) fn drain_refused<S: Stream>(
+    conn: &mut Framed<S>,
+    failure: &Error,
+    auth: &Auth,
+    tick: Duration,
+) {
     if let Some(len) = refused_frame(failure) {
         conn.discard(len, Instant::now() + auth.handshake_timeout, tick);
     }
 }
 
-fn drive(
-    conn: &mut Framed,
+fn drive<S: Stream>(
+    conn: &mut Framed<S>,
     mut handshake: Handshake,
     mut step: Step,
     us: Role,

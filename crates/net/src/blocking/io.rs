@@ -1,10 +1,13 @@
 //! The system calls, and the buffers around them, of the blocking engine's
-//! TCP side: a stream with msg-tcp's [`Codec`] on it. Datagrams go through
+//! stream side: a byte stream (TCP, or any [`Stream`]) with msg-tcp's
+//! [`Codec`] on it, the std twin of `msg_tcp::Connection<S>`. Datagrams go
+//! through
 //! msg-udp's runtime-free [`sync`](msg_udp::sync), whose way of waiting
 //! ([`Wait`]: sleep in the kernel, or spin with `MSG_DONTWAIT`) the stream
 //! shares.
 
-use std::io::{self, Read as _, Write};
+use std::io::{self, Write};
+use std::mem::MaybeUninit;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -34,12 +37,53 @@ pub(crate) enum Read {
     Nothing,
 }
 
-/// A TCP stream with msg-tcp's [`Codec`] and two reused buffers: the same
+/// A byte stream the blocking engine can frame: std's `Read` and `Write`,
+/// plus the two socket calls a waiting reader needs, so that a Unix stream
+/// can be framed as a TCP stream is.
+pub(crate) trait Stream: io::Read + Write {
+    /// One receive into `spare` with `flags` (`MSG_DONTWAIT` while
+    /// spinning): the bytes received.
+    ///
+    /// # Errors
+    ///
+    /// The socket's; a timeout or an empty socket as `WouldBlock`.
+    fn recv(&self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize>;
+
+    /// How long a sleeping receive waits at most.
+    ///
+    /// # Errors
+    ///
+    /// The socket's, rarely.
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl Stream for TcpStream {
+    fn recv(&self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
+        SockRef::from(self).recv_with_flags(spare, flags)
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        Self::set_read_timeout(self, timeout)
+    }
+}
+
+#[cfg(unix)]
+impl Stream for std::os::unix::net::UnixStream {
+    fn recv(&self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
+        SockRef::from(self).recv_with_flags(spare, flags)
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        Self::set_read_timeout(self, timeout)
+    }
+}
+
+/// A byte stream with msg-tcp's [`Codec`] and two reused buffers: the same
 /// frames as `msg_tcp::Connection`, written and read with plain system
 /// calls.
 #[derive(Debug)]
-pub(crate) struct Framed {
-    stream: TcpStream,
+pub(crate) struct Framed<S = TcpStream> {
+    stream: S,
     codec: Codec,
     read_buf: BytesMut,
     /// The largest frame read so far, prefix included, up to [`READ_ROOM`]:
@@ -48,8 +92,8 @@ pub(crate) struct Framed {
     write_buf: BytesMut,
 }
 
-impl Framed {
-    pub(crate) fn new(stream: TcpStream, max_frame: usize) -> Self {
+impl<S: Stream> Framed<S> {
+    pub(crate) fn new(stream: S, max_frame: usize) -> Self {
         Self {
             stream,
             codec: Codec::new(max_frame),
@@ -145,12 +189,9 @@ impl Framed {
                 return Ok(Read::Message(msg));
             }
             self.make_room();
-            let sock = SockRef::from(&self.stream);
-            let buf = &mut self.read_buf;
+            let (stream, buf) = (&self.stream, &mut self.read_buf);
             let got = waiting(wait, |flags| {
-                recv_into(buf, |spare| {
-                    sock.recv_with_flags(spare, flags).map(|n| (n, ()))
-                })
+                recv_into(buf, |spare| stream.recv(spare, flags).map(|n| (n, ())))
             })?;
             match got {
                 Got::Nothing => return Ok(Read::Nothing),
@@ -229,7 +270,7 @@ impl Framed {
 /// Writes all of `parts`, in order, through short writes. A send timeout
 /// (`SO_SNDTIMEO`) ends it unless `go_on` says to keep trying.
 fn write_all(
-    stream: &mut TcpStream,
+    stream: &mut impl Write,
     mut parts: &mut [io::IoSlice<'_>],
     go_on: &dyn Fn() -> bool,
 ) -> Result<(), msg_tcp::Error> {
@@ -256,4 +297,48 @@ fn write_all(
 /// A `go_on` for [`Framed::write_message`]: until `stop` is set.
 pub(crate) fn until(stop: &AtomicBool) -> impl Fn() -> bool + '_ {
     move || !stop.load(Ordering::Relaxed)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::net::UnixStream;
+
+    use msg_proto::Kind;
+    use msg_proto::auth::{ClientHandshake, Secret, ServerHandshake};
+
+    use super::*;
+
+    /// The framing is the stream's own business: a Unix stream carries the
+    /// same frames, tagged once authenticated, sleeping or spinning.
+    #[test]
+    fn a_unix_stream_is_framed_as_a_tcp_stream_is() {
+        let (a, b) = UnixStream::pair().unwrap();
+        for end in [&a, &b] {
+            end.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        }
+        let (mut a, mut b) = (Framed::new(a, 4096), Framed::new(b, 4096));
+        let secret = Secret::new(b"unix".to_vec()).unwrap();
+        let (client, challenge) = ClientHandshake::start(&secret, [1; 32]);
+        let (response, server) = ServerHandshake::new(&secret, [2; 32])
+            .on_challenge(&challenge)
+            .unwrap();
+        let (proof, client) = client.on_response(&response).unwrap();
+        let (verdict, server_keys) = server.on_proof(&proof);
+        a.authenticate(&client.on_result(&verdict).unwrap(), Role::Client);
+        b.authenticate(&server_keys.unwrap(), Role::Server);
+        let never = || false;
+        for (wait, seq) in [
+            (Wait::Sleep, 1),
+            (Wait::Spin(Instant::now() + Duration::from_secs(5)), 2),
+        ] {
+            let msg = Message::new(Kind::Data, seq, "over unix");
+            a.write_message(&msg, &never).unwrap();
+            let Read::Message(got) = b.read_message(wait).unwrap() else {
+                panic!("a message")
+            };
+            assert_eq!(got, msg);
+        }
+        drop(a);
+        assert!(matches!(b.read_message(Wait::Sleep).unwrap(), Read::Closed));
+    }
 }
