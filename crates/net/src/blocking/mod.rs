@@ -38,6 +38,7 @@ mod auth;
 mod io;
 mod link;
 mod serve;
+mod udp;
 
 pub use link::{Link, LinkOptions, Received};
 pub use serve::{Listener, SPIN_IDLE, STOP_CHECK, serve};
