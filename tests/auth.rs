@@ -507,26 +507,29 @@ fn a_secret_file_must_be_a_small_regular_file_or_an_asked_for_pipe() {
     std::fs::remove_file(fifo).unwrap();
 }
 
+/// `msg listen --io blocking` over `transport` with `secret`, answering
+/// with `reply`, until it has printed one message.
+fn blocking_listener(transport: &str, secret: &str, reply: &str) -> Listener {
+    let args = [
+        "--io",
+        "blocking",
+        "--secret-file",
+        secret,
+        "--reply",
+        reply,
+        "--count",
+        "1",
+    ];
+    Listener::start(transport, "127.0.0.1", &args)
+}
+
 /// The blocking engine frames datagrams with msg-udp's own framing, so a
 /// secret works there over UDP as it does on the tokio engine: a tagged
 /// message is printed, an untagged one dropped and counted.
 #[test]
 fn the_blocking_listener_authenticates_udp_datagrams() {
     let secret = good_secret();
-    let listener = Listener::start(
-        "--udp",
-        "127.0.0.1",
-        &[
-            "--io",
-            "blocking",
-            "--secret-file",
-            &secret,
-            "--reply",
-            "echo",
-            "--count",
-            "1",
-        ],
-    );
+    let listener = blocking_listener("--udp", &secret, "echo");
     let out = run(&["send", "--udp", &listener.addr_arg(), "plain"], None);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let out = run(
@@ -550,6 +553,54 @@ fn the_blocking_listener_authenticates_udp_datagrams() {
         "{}",
         finished.stderr
     );
+}
+
+/// Over TCP the blocking listener runs the same handshake as the tokio one
+/// (one sans-IO state machine, driven with blocking calls): `msg send`
+/// with the secret gets through and its reply is verified, a wrong secret
+/// and no secret are refused as the tokio listener refuses them.
+#[test]
+fn the_blocking_listener_runs_the_tcp_handshake() {
+    let secret = good_secret();
+    let wrong = support::secret_file(b"wrong", 0o600);
+    let listener = blocking_listener("--tcp", &secret, "upper");
+    let addr = listener.addr_arg();
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            "--secret-file",
+            wrong.to_str().unwrap(),
+            &addr,
+            "no",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("could not prove"), "{}", out.stderr);
+    let out = run(&["send", "--tcp", &addr, "plain"], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("this listener needs a secret"),
+        "{}",
+        out.stderr
+    );
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            "--secret-file",
+            &secret,
+            "--reply",
+            &addr,
+            "yes",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.lines(), ["YES"]);
+    let finished = listener.finish();
+    assert_eq!(finished.lines(), ["yes"], "{}", finished.stderr);
 }
 
 #[test]

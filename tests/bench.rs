@@ -830,11 +830,8 @@ fn io_both_measures_every_cell_under_both_engines_with_the_runtime_column() {
 
 #[test]
 fn io_blocking_refuses_what_only_tokio_measures() {
-    let secret = support::secret_arg(b"a benchmark secret\n");
     for args in [
         &["--io", "blocking", "--rate", "100"][..],
-        &["--io", "blocking", "--mode", "throughput", "--batch", "8"],
-        &["--io", "both", "--secret-file", &secret],
         &["--io", "both", "--pin", "cross", "--busy-poll"],
         &["--io", "tokio", "--clients", "2"],
     ] {
@@ -848,6 +845,57 @@ fn io_blocking_refuses_what_only_tokio_measures() {
             finished.stderr
         );
         assert!(finished.stdout.is_empty());
+    }
+}
+
+/// A secret on the blocking engine: its built-in listeners measure each
+/// transport with and without it, side by side, as the tokio ones do (the
+/// TCP cells through the same handshake), and under `--io both` each
+/// engine measures every cell.
+#[test]
+fn io_blocking_measures_with_a_secret() {
+    let secret = support::secret_arg(b"a benchmark secret\n");
+    for (io, cells) in [("blocking", 4), ("both", 8)] {
+        let results = bench_json(&with_secret(&["--io", io], &secret));
+        // udp, tcp, udp+auth, tcp+auth for each engine.
+        assert_eq!(results.len(), cells, "{results:?}");
+        let authenticated: Vec<&Value> = results
+            .iter()
+            .filter(|r| r["authenticated"] == true)
+            .collect();
+        assert_eq!(authenticated.len(), cells / 2, "{results:?}");
+        for result in authenticated {
+            assert!(num(result, "received") > 0.0, "{io}: {result}");
+            if result["transport"] == "tcp" {
+                assert_eq!(num(result, "lost"), 0.0, "{io}: {result}");
+            }
+        }
+        assert!(results.iter().any(|r| r["io"] == "blocking"), "{results:?}");
+    }
+}
+
+/// `args`, then `secret` and one run of 64 bytes.
+fn with_secret<'a>(args: &[&'a str], secret: &'a str) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--secret-file", secret, "--sizes", "64", "--runs", "1"]);
+    all
+}
+
+/// The blocking client authenticates against a tokio `msg listen` with a
+/// secret, over TCP through the handshake and over UDP with tagged
+/// datagrams.
+#[test]
+fn the_blocking_client_measures_a_msg_listen_with_a_secret() {
+    let secret = support::secret_arg(b"a benchmark secret\n");
+    for transport in ["--udp", "--tcp"] {
+        let listener = Listener::start(transport, "127.0.0.1", &["--secret-file", &secret]);
+        let addr = listener.addr_arg();
+        let args = [transport, addr.as_str(), "--io", "blocking"];
+        let results = bench_json(&with_secret(&args, &secret));
+        assert_eq!(results[0]["io"], "blocking");
+        assert_eq!(results[0]["authenticated"], true);
+        assert!(num(&results[0], "received") > 0.0, "{}", results[0]);
+        drop(listener.process.kill());
     }
 }
 

@@ -86,6 +86,40 @@ fn the_built_in_listener_reports_datagrams_per_call_on_both_sides() {
     assert_eq!(tcp["sent"], tcp["received"], "{tcp}");
 }
 
+/// `--io blocking --batch`: the blocking client sends with msg-udp's
+/// runtime-free sendmmsg (and GSO), the blocking built-in listener
+/// receives with recvmmsg, and both sides' calls are counted and reported
+/// as on tokio; with a secret too.
+#[test]
+fn io_blocking_batches_a_udp_stream() {
+    let secret = support::secret_arg(b"a benchmark secret\n");
+    for extra in [&[][..], &["--secret-file", &secret]] {
+        let mut args = vec![
+            "--udp", "--io", "blocking", "--batch", "16", "--sizes", "64",
+        ];
+        args.extend_from_slice(extra);
+        let results = bench_json(&args);
+        let udp = results
+            .iter()
+            .find(|r| r["transport"] == "udp" && r.get("error").is_none())
+            .unwrap_or_else(|| panic!("{results:?}"));
+        assert_eq!(
+            (&udp["io"], &udp["batch"]),
+            (&"blocking".into(), &16.into())
+        );
+        let per_send = num(udp, "datagrams_per_send_call");
+        if cfg!(target_os = "linux") {
+            assert!(per_send > 1.0 && per_send <= 16.0, "{udp}");
+        } else {
+            assert_eq!(per_send, 1.0, "{udp}");
+        }
+        assert!(num(udp, "datagrams_per_recv_call") > 0.0, "{udp}");
+        let (sent, received) = (num(udp, "sent"), num(udp, "received"));
+        assert!(received > 0.0 && received <= sent, "{udp}");
+        assert_eq!(sent % 16.0, 0.0, "whole batches: {udp}");
+    }
+}
+
 #[test]
 fn no_gso_sends_with_sendmmsg_alone() {
     let results = bench_json(&["--udp", "--batch", "16", "--sizes", "64", "--no-gso"]);

@@ -1107,11 +1107,4 @@ fn the_blocking_listener_refuses_what_only_tokio_serves() {
             out.stderr
         );
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_msg"))
-        .args(["listen", TCP, "--io", "blocking", "127.0.0.1:0"])
-        .env("MSG_SECRET", "a secret")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("a secret needs --io tokio"));
 }

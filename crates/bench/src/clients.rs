@@ -35,10 +35,9 @@ use tokio::task::JoinSet;
 use tracing::info;
 
 use msg_net::{Auth, Link, Transport, resolve};
-use msg_proto::{Kind, Message};
 
+use crate::engine::MAX_LATENCY_NS;
 use crate::engine::tokio::Peer;
-use crate::engine::{Clock, MAX_LATENCY_NS};
 use crate::error::Error;
 use crate::plan::Target;
 use crate::servers::Servers;
@@ -185,7 +184,6 @@ async fn measure(target: Target, load: &Load) -> Result<Measured, Error> {
     let latency = Arc::new(Mutex::new(
         Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("valid histogram bounds"),
     ));
-    let clock = Clock::new();
     let body = Bytes::from(vec![b'm'; load.size]);
     let (up_tx, mut up_rx) = mpsc::unbounded_channel();
     let (go_tx, go_rx) = watch::channel(None);
@@ -199,7 +197,6 @@ async fn measure(target: Target, load: &Load) -> Result<Measured, Error> {
             target: Arc::clone(&target),
             timeout,
             body: body.clone(),
-            clock,
             latency: Arc::clone(&latency),
         };
         let up = up_tx.clone();
@@ -267,7 +264,6 @@ struct Client {
     target: Arc<Target>,
     timeout: Duration,
     body: Bytes,
-    clock: Clock,
     latency: Arc<Mutex<Histogram<u64>>>,
 }
 
@@ -291,22 +287,18 @@ impl Client {
             }
         };
         let _ = up.send(Ok(Instant::now()));
-        let mut peer = Peer::new(link, target.transport, self.timeout);
+        let mut peer = Peer::new(link, target.transport, self.timeout, self.body.clone());
         let window = match go.wait_for(Option::is_some).await {
             Ok(window) => window.expect("waited for a window"),
             // The run stopped: another client could not connect.
             Err(_) => return Ok(None),
         };
-        let mut ping = Message::new(Kind::Ping, 0, self.body.clone());
         loop {
             let now = Instant::now();
             if now >= window.until {
                 return Ok(Some(peer));
             }
-            let rtt = peer
-                .exchange(&mut ping, self.clock, now)
-                .await?
-                .ok_or(Error::Lost)?;
+            let rtt = peer.exchange(now).await?.ok_or(Error::Lost)?;
             if now >= window.from {
                 self.latency
                     .lock()

@@ -318,6 +318,22 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
 }
 
 impl Error {
+    /// Why msg-net's ping client gave up, in this crate's words:
+    /// `timeout` is how long a reply had.
+    pub(crate) fn client(err: msg_net::ping::ClientError, timeout: Duration) -> Self {
+        use msg_net::ping::ClientError;
+        match err {
+            ClientError::Pong(err) => Self::pong(err, timeout),
+            ClientError::NoStats { attempts } => Self::NoStats {
+                attempts,
+                apart: timeout,
+            },
+            ClientError::Stats(err) => Self::Proto(err),
+            // ClientError is non-exhaustive: a reason of a later version.
+            other => Self::Net(msg_net::Error::Peer(other.to_string())),
+        }
+    }
+
     /// A failed wait for a pong, in this crate's words: `timeout` is how
     /// long a reply had.
     pub(crate) fn pong(err: msg_net::ping::PongError, timeout: Duration) -> Self {

@@ -202,13 +202,12 @@ impl Plan {
             return Err(Error::ImpairRemote);
         }
         if self.engines.contains(&Engine::Blocking) {
-            let refused = if self.auth.is_some() {
-                Some("no authentication")
-            } else if !self.impairments.is_empty() {
+            let refused = if !self.impairments.is_empty() {
                 Some("no impaired runs (their TCP retransmissions come from the tokio link)")
-            } else if self.rate.is_some() || self.batch.is_some() {
+            } else if self.rate.is_some() {
                 Some(
-                    "only the closed loop, as fast as the socket takes it, not a paced or batched one",
+                    "only the closed loop or an unpaced stream, as fast as the socket takes it, \
+                     not a paced one",
                 )
             } else {
                 None

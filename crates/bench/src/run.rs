@@ -172,12 +172,19 @@ impl Listeners {
     fn start(plan: &Plan, streams: &[(Transport, bool)]) -> Result<Self, Error> {
         let builtin = plan.builtin();
         let core = plan.placement.listener_core();
+        let udp_batch = if plan.batch.is_some() {
+            msg_net::MAX_BATCH
+        } else {
+            0
+        };
         let blocking = if builtin && plan.engines.contains(&Engine::Blocking) {
             Some(servers::BlockingServers::start(
-                &plan.transports,
+                streams,
                 core,
                 plan.nodelay,
                 plan.busy_poll,
+                plan.auth.as_ref(),
+                udp_batch,
             )?)
         } else {
             None
@@ -189,11 +196,7 @@ impl Listeners {
                 plan.nodelay,
                 plan.busy_poll,
                 plan.auth.clone(),
-                if plan.batch.is_some() {
-                    msg_net::MAX_BATCH
-                } else {
-                    0
-                },
+                udp_batch,
             )?)
         } else {
             None
@@ -210,7 +213,14 @@ impl Listeners {
                 .tokio
                 .as_ref()
                 .map(servers::Servers::counters)
-                .unwrap_or_default(),
+                .into_iter()
+                .chain(
+                    self.blocking
+                        .as_ref()
+                        .map(servers::BlockingServers::counters),
+                )
+                .flatten()
+                .collect(),
         })
     }
 }
@@ -243,7 +253,7 @@ async fn targets(
                 .blocking
                 .as_ref()
                 .expect("started for the blocking engine")
-                .addr(transport),
+                .addr(transport, authenticated),
             (Some(listeners), _) => listeners.addr(transport, authenticated),
             (None, Some((_, addrs))) if addrs.len() == 1 => addrs[0],
             // A name with several addresses: measure the first that

@@ -142,22 +142,14 @@ impl Servers {
     /// The address of the listener for `transport`, with the secret or
     /// without.
     pub(crate) fn addr(&self, transport: Transport, authenticated: bool) -> SocketAddr {
-        self.addrs
-            .iter()
-            .find(|(stream, _)| *stream == (transport, authenticated))
-            .map(|(_, addr)| *addr)
-            .expect("a listener was started for every transport measured")
+        find(&self.addrs, transport, authenticated)
     }
 }
 
 impl Servers {
     /// Each listener's address and counters.
     pub(crate) fn counters(&self) -> Vec<(SocketAddr, Arc<Counters>)> {
-        self.addrs
-            .iter()
-            .map(|(_, addr)| *addr)
-            .zip(self.counters.iter().cloned())
-            .collect()
+        zip_counters(&self.addrs, &self.counters)
     }
 }
 
@@ -191,48 +183,64 @@ impl Drop for Servers {
 /// joins their threads.
 #[derive(Debug)]
 pub(crate) struct BlockingServers {
-    addrs: Vec<(Transport, SocketAddr)>,
+    addrs: Vec<((Transport, bool), SocketAddr)>,
+    /// What each listener counts, in the order of `addrs`.
+    counters: Vec<Arc<Counters>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl BlockingServers {
-    /// Binds a listener for each of `transports` on 127.0.0.1 port 0 and
-    /// serves each on a thread of its own, pinned to `core`.
+    /// Binds a listener for each transport, with the secret or without
+    /// (`streams`), on 127.0.0.1 port 0 and serves each on a thread of its
+    /// own, pinned to `core`; the UDP ones take up to `udp_batch`
+    /// datagrams per receive call (a batched run) when it is over 1.
     ///
     /// # Errors
     ///
     /// When a socket or a thread cannot be made.
     pub(crate) fn start(
-        transports: &[Transport],
+        streams: &[(Transport, bool)],
         core: Option<CoreId>,
         nodelay: bool,
         busy_poll: bool,
+        auth: Option<&msg_net::Auth>,
+        udp_batch: usize,
     ) -> Result<Self, Error> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut servers = Self {
             addrs: Vec::new(),
+            counters: Vec::new(),
             stop: Arc::clone(&stop),
             threads: Vec::new(),
         };
-        for &transport in transports {
+        for &(transport, authenticated) in streams {
             let tcp = TcpOptions {
                 nodelay,
                 ..TcpOptions::default()
             };
             let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
             let listener = blocking::Listener::bind(transport, local, tcp)?;
-            servers.addrs.push((transport, listener.local_addr()?));
+            servers
+                .addrs
+                .push(((transport, authenticated), listener.local_addr()?));
+            let counters = Arc::<Counters>::default();
+            servers.counters.push(Arc::clone(&counters));
+            // As the tokio listeners: pings are answered whatever `reply`
+            // says, and nothing is printed.
+            let config = ServeConfig {
+                busy_poll,
+                auth: auth.filter(|_| authenticated).cloned(),
+                udp_batch,
+                counters,
+                ..ServeConfig::default()
+            };
             let stop = Arc::clone(&stop);
             let thread = thread::Builder::new()
                 .name(format!("msg-bench-{transport}-blocking"))
                 .spawn(move || {
                     // TCP connections' threads inherit the placement.
                     pin_current(core, "listener");
-                    let config = ServeConfig {
-                        busy_poll,
-                        ..ServeConfig::default()
-                    };
                     if let Err(err) = blocking::serve(&listener, &config, &Events::discard(), &stop)
                     {
                         warn!("built-in blocking {transport} listener: {err}");
@@ -247,14 +255,41 @@ impl BlockingServers {
         Ok(servers)
     }
 
-    /// The address of the listener for `transport`.
-    pub(crate) fn addr(&self, transport: Transport) -> SocketAddr {
-        self.addrs
-            .iter()
-            .find(|(t, _)| *t == transport)
-            .map(|(_, addr)| *addr)
-            .expect("a listener was started for every transport measured")
+    /// The address of the listener for `transport`, with the secret or
+    /// without.
+    pub(crate) fn addr(&self, transport: Transport, authenticated: bool) -> SocketAddr {
+        find(&self.addrs, transport, authenticated)
     }
+
+    /// Each listener's address and counters.
+    pub(crate) fn counters(&self) -> Vec<(SocketAddr, Arc<Counters>)> {
+        zip_counters(&self.addrs, &self.counters)
+    }
+}
+
+/// The address of the listener for `(transport, authenticated)` in `addrs`.
+fn find(
+    addrs: &[((Transport, bool), SocketAddr)],
+    transport: Transport,
+    authenticated: bool,
+) -> SocketAddr {
+    addrs
+        .iter()
+        .find(|(stream, _)| *stream == (transport, authenticated))
+        .map(|(_, addr)| *addr)
+        .expect("a listener was started for every transport measured")
+}
+
+/// Each of `addrs`' address beside its listener's counters.
+fn zip_counters(
+    addrs: &[((Transport, bool), SocketAddr)],
+    counters: &[Arc<Counters>],
+) -> Vec<(SocketAddr, Arc<Counters>)> {
+    addrs
+        .iter()
+        .map(|(_, addr)| *addr)
+        .zip(counters.iter().cloned())
+        .collect()
 }
 
 impl Drop for BlockingServers {

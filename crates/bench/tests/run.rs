@@ -154,6 +154,38 @@ fn a_batched_udp_stream_counts_its_system_calls() {
     );
 }
 
+/// The blocking engine with a secret: its built-in listeners measure each
+/// transport with it and without, and the authenticated cells (over TCP
+/// through the handshake) answer every ping.
+#[test]
+fn the_blocking_engine_measures_with_a_secret() {
+    let mut plan = quick(&[Transport::Udp, Transport::Tcp], &[Engine::Blocking]);
+    let secret = msg_proto::auth::Secret::new(b"in-process".to_vec()).unwrap();
+    plan.auth = Some(msg_bench::Auth::new(secret));
+    let results = msg_bench::run(&plan, &mut ()).unwrap();
+    assert_ping_pong(&results, 4);
+    let authenticated = results.measured.iter().filter(|m| m.authenticated);
+    assert_eq!(authenticated.count(), 2, "{results:?}");
+}
+
+/// The blocking engine batches a UDP stream: msg-udp's runtime-free
+/// sendmmsg on the client, recvmmsg on its built-in listener, both counted.
+#[test]
+fn the_blocking_engine_batches_a_udp_stream() {
+    let mut plan = quick(&[Transport::Udp], &[Engine::Blocking]);
+    plan.mode = Mode::Throughput;
+    plan.batch = Some(Batch { size: 8, gso: true });
+    let results = msg_bench::run(&plan, &mut ()).unwrap();
+    let run = &results.measured[0].runs.as_ref().unwrap()[0];
+    assert!(run.received > 0 && run.sent % 8 == 0, "{run:?}");
+    let calls = run.calls.expect("a batched run counts its calls");
+    assert!(calls.send.calls > 0 && calls.send.datagrams >= calls.send.calls);
+    let recv = calls
+        .recv
+        .expect("the blocking listener's receives are read");
+    assert!(recv.calls > 0, "{recv:?}");
+}
+
 #[test]
 fn a_size_over_the_datagram_limit_is_a_cell_of_its_own() {
     let mut plan = quick(&[Transport::Udp], &[Engine::Blocking]);

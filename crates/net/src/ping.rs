@@ -6,9 +6,10 @@
 //! counted and dropped; a `Ping` with [`FLAG_STATS`] asks how many
 //! `Discard`s arrived, which is how a throughput run learns what was lost.
 //!
-//! Nothing here does I/O: [`PongWait`] is the client's side of the
-//! conversation (a pong, a late one, a silence), which both engines'
-//! clients drive with their own sockets and clocks.
+//! Nothing here does I/O: [`PingClient`] is the client's side of the
+//! conversation (numbering, timestamps, a pong, a late one, a silence, the
+//! statistics request and its retries), built on [`PongWait`], which both
+//! engines' clients drive with their own sockets and clocks.
 
 use std::time::Instant;
 
@@ -19,6 +20,10 @@ use crate::Transport;
 use crate::text::printable;
 
 use msg_proto::{DiscardCounter, Stats};
+
+mod client;
+
+pub use client::{Ask, ClientError, Clock, Done, Next, PingClient, STATS_ATTEMPTS, stats_wait};
 
 /// The `Pong` for `ping`: its `seq`, `timestamp_ns` and body, flags 0
 /// (the ping's flags describe the ping). A statistics ping gets `stats`'s

@@ -184,7 +184,8 @@ fn connect_with(
             };
             let mut link = blocking::Link::connect(transport, addr, &options).unwrap();
             if let Some(secret) = secret {
-                link.authenticate(secret).unwrap();
+                link.authenticate(&msg_net::Auth::new(secret.clone()))
+                    .unwrap();
             }
             Box::new(link)
         }
@@ -373,25 +374,12 @@ fn the_blocking_engine_keeps_the_udp_limit_and_refuses_what_it_does_not_do() {
 
 /// UDP with a secret, every pairing of engines: the blocking engine frames
 /// datagrams with msg-udp's own framing, trailer and replay windows
-/// included. Over TCP its link says the handshake is the tokio engine's.
+/// included. Over TCP its link's handshake fails at a listener without a
+/// secret.
 #[test]
 fn udp_with_a_secret_works_with_every_pairing() {
     let secret = msg_proto::auth::Secret::new(b"blocking secret".to_vec()).unwrap();
-    for server_engine in ENGINES {
-        let config = ServeConfig {
-            reply: Reply::Echo,
-            auth: Some(msg_net::Auth::new(secret.clone())),
-            ..ServeConfig::default()
-        };
-        let mut server = Server::start_config(server_engine, Transport::Udp, 4096, config);
-        for client_engine in ENGINES {
-            let label = format!("{client_engine:?} client, {server_engine:?} listener");
-            let mut client =
-                connect_with(client_engine, Transport::Udp, server.addr, Some(&secret));
-            conversation(client.as_mut(), &mut server.events, &label);
-        }
-        server.stop();
-    }
+    every_pairing_with(&secret, Transport::Udp);
     let server = Server::start(Engine::Blocking, Transport::Tcp, false);
     let mut link = blocking::Link::connect(
         Transport::Tcp,
@@ -402,6 +390,94 @@ fn udp_with_a_secret_works_with_every_pairing() {
         },
     )
     .unwrap();
-    assert!(link.authenticate(&secret).is_err());
+    assert!(
+        link.authenticate(&msg_net::Auth::new(secret.clone()))
+            .is_err()
+    );
     server.stop();
+}
+
+/// TCP with a secret, every pairing of engines: the blocking engine runs
+/// the tokio engine's handshake (one sans-IO state machine, two drivers),
+/// then every frame is tagged and verified either way.
+#[test]
+fn tcp_with_a_secret_works_with_every_pairing() {
+    let secret = msg_proto::auth::Secret::new(b"blocking tcp secret".to_vec()).unwrap();
+    every_pairing_with(&secret, Transport::Tcp);
+}
+
+/// The [`conversation`] over `transport` with `secret` on both sides,
+/// every pairing of client and listener engine.
+fn every_pairing_with(secret: &msg_proto::auth::Secret, transport: Transport) {
+    for server_engine in ENGINES {
+        let config = ServeConfig {
+            reply: Reply::Echo,
+            auth: Some(msg_net::Auth::new(secret.clone())),
+            ..ServeConfig::default()
+        };
+        let mut server = Server::start_config(server_engine, transport, 4096, config);
+        for client_engine in ENGINES {
+            let label =
+                format!("{client_engine:?} client, {server_engine:?} listener, {transport}");
+            let mut client = connect_with(client_engine, transport, server.addr, Some(secret));
+            conversation(client.as_mut(), &mut server.events, &label);
+        }
+        server.stop();
+    }
+}
+
+/// The blocking listener with a secret refuses as the tokio one does: a
+/// wrong secret fails the handshake, a peer without one is told a secret
+/// is needed, whether it starts with a message or a frame too large for a
+/// handshake; a blocking client with the wrong secret is refused by
+/// either listener.
+#[test]
+fn the_blocking_handshake_refuses_as_the_tokio_one_does() {
+    let secret = msg_proto::auth::Secret::new(b"the right one".to_vec()).unwrap();
+    let wrong = msg_proto::auth::Secret::new(b"the wrong one".to_vec()).unwrap();
+    for server_engine in ENGINES {
+        // Short: the listener lets a refused frame arrive for this long
+        // before it closes.
+        let auth = msg_net::Auth {
+            handshake_timeout: Duration::from_millis(500),
+            ..msg_net::Auth::new(secret.clone())
+        };
+        let config = ServeConfig {
+            reply: Reply::Echo,
+            auth: Some(auth),
+            ..ServeConfig::default()
+        };
+        let server = Server::start_config(server_engine, Transport::Tcp, 4096, config);
+        let options = LinkOptions {
+            timeout: WAIT,
+            ..LinkOptions::default()
+        };
+        let mut link = blocking::Link::connect(Transport::Tcp, server.addr, &options).unwrap();
+        let err = link
+            .authenticate(&msg_net::Auth::new(wrong.clone()))
+            .unwrap_err();
+        assert!(
+            matches!(err, msg_net::Error::Auth(_)),
+            "{server_engine:?}: {err}"
+        );
+
+        // A whole Data frame, and the length of a 64 KiB frame alone.
+        let mut data = Vec::new();
+        msg_proto::encode(&Message::new(Kind::Data, 1, ""), &mut data).unwrap();
+        let mut frame = u32::try_from(data.len()).unwrap().to_be_bytes().to_vec();
+        frame.extend_from_slice(&data);
+        for first in [&frame[..], b"\x00\x01\x00\x00"] {
+            let mut plain = std::net::TcpStream::connect(server.addr).unwrap();
+            plain.set_read_timeout(Some(WAIT)).unwrap();
+            plain.write_all(first).unwrap();
+            let mut answer = Vec::new();
+            std::io::Read::read_to_end(&mut plain, &mut answer).expect("closed, not timed out");
+            let text = String::from_utf8_lossy(&answer);
+            assert!(
+                text.contains(msg_net::auth::NEEDS_SECRET),
+                "{server_engine:?}, {first:?}: {text}"
+            );
+        }
+        server.stop();
+    }
 }

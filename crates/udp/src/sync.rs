@@ -1,5 +1,6 @@
 //! Runtime-free datagram I/O on a borrowed std socket: one datagram
-//! received into a reused buffer, waiting in the kernel or spinning.
+//! received into a reused buffer, waiting in the kernel or spinning, and
+//! batches received and sent many per system call.
 //!
 //! msg-net's blocking engine moves its datagrams with these, and frames
 //! them with [`Framing`](crate::Framing), as the tokio
@@ -160,6 +161,35 @@ pub fn recv_batch(
         }
         Got::Nothing => Ok(Got::Nothing),
     }
+}
+
+/// Sends each of `msgs` as one datagram to `peer`, framed by `framing`, on
+/// a blocking std socket connected to it, with as few system calls as the
+/// platform allows (`sendmmsg`, and GSO runs when `batch` asks for them),
+/// each call blocking while the send buffer is full: the blocking engine's
+/// counterpart of [`Socket::send_batch`](crate::Socket::send_batch), with
+/// the same encoding, runs and
+/// counts.
+///
+/// # Errors
+///
+/// As [`Socket::send_batch`](crate::Socket::send_batch)'s:
+/// [`Error::TooLarge`](crate::Error::TooLarge) (nothing of its group of up
+/// to [`MAX_BATCH`](crate::MAX_BATCH) sent) or
+/// [`Error::Send`](crate::Error::Send) (a send timeout included).
+pub fn send_batch(
+    socket: &UdpSocket,
+    framing: &mut crate::Framing,
+    peer: SocketAddr,
+    msgs: &[msg_proto::Message],
+    batch: &mut crate::SendBatch,
+) -> Result<(), crate::Error> {
+    for chunk in msgs.chunks(crate::MAX_BATCH) {
+        batch.encode(chunk, framing, &peer)?;
+        crate::batch::send_encoded_std(socket, batch, &peer)
+            .map_err(|source| crate::Error::Send { addr: peer, source })?;
+    }
+    Ok(())
 }
 
 /// Asks the kernel to hand `socket` runs of datagrams coalesced

@@ -74,6 +74,59 @@ pub struct Calls {
     pub recv: Option<CallCounts>,
 }
 
+/// The `Discard`s of one batch, made once per run: their bodies share one
+/// buffer, so numbering a batch allocates nothing.
+pub(super) struct Discards {
+    msgs: Vec<Message>,
+}
+
+impl Discards {
+    /// `size` discards of `discard`'s body.
+    pub(super) fn new(discard: &Message, size: usize) -> Self {
+        let msgs = (0..size)
+            .map(|_| Message::new(Kind::Discard, 0, discard.body.clone()))
+            .collect();
+        Self { msgs }
+    }
+
+    /// The next batch, numbered on from `discard.seq`, which is left at
+    /// the last number used.
+    pub(super) fn next(&mut self, discard: &mut Message) -> &[Message] {
+        for msg in &mut self.msgs {
+            discard.seq += 1;
+            msg.seq = discard.seq;
+        }
+        &self.msgs
+    }
+}
+
+/// The call counts when a measurement starts, on both sides.
+pub(super) struct CallsBefore {
+    send: CallCounts,
+    recv: Option<CallCounts>,
+}
+
+impl Batching {
+    /// The counts of `send` and of the built-in listener at `addr` now.
+    pub(super) fn before(&self, addr: SocketAddr, send: &SendBatch) -> CallsBefore {
+        CallsBefore {
+            send: send.counts(),
+            recv: self.recv_counts(addr),
+        }
+    }
+
+    /// What the calls moved since `before`.
+    pub(super) fn since(&self, addr: SocketAddr, send: &SendBatch, before: &CallsBefore) -> Calls {
+        Calls {
+            send: send.counts().since(&before.send),
+            recv: self
+                .recv_counts(addr)
+                .zip(before.recv)
+                .map(|(now, before)| now.since(&before)),
+        }
+    }
+}
+
 /// Sends `Discard`s for `duration`, `size` per call, as fast as the
 /// socket takes them or, with `pacer`, at its rate in messages per second
 /// (each batch leaves when its first message is due, as iperf3 paces its
@@ -87,11 +140,7 @@ async fn stream(
     batch: &mut SendBatch,
     mut pacer: Option<&mut (Pacer, u64)>,
 ) -> Result<u64, Error> {
-    let body: Bytes = discard.body.clone();
-    // One allocation per run, not per batch: the bodies share one buffer.
-    let mut msgs: Vec<Message> = (0..size)
-        .map(|_| Message::new(Kind::Discard, 0, body.clone()))
-        .collect();
+    let mut discards = Discards::new(discard, size);
     let start = Instant::now();
     let end = start + duration;
     let mut sent = 0;
@@ -111,11 +160,8 @@ async fn stream(
         if next >= end {
             break;
         }
-        for msg in &mut msgs {
-            discard.seq += 1;
-            msg.seq = discard.seq;
-        }
-        link.send_batch(&msgs, batch).await?;
+        let msgs = discards.next(discard);
+        link.send_batch(msgs, batch).await?;
         sent += msgs.len() as u64;
     }
     Ok(sent)
@@ -132,7 +178,6 @@ pub(super) async fn throughput(
     let batching = settings.batch.as_ref().expect("called for a batched run");
     let mut send_batch = SendBatch::new().with_gso(batching.gso);
     let mut discard = Message::new(Kind::Discard, 0, body);
-    let mut stats_seq = 0;
     let size = batching.size;
     let mut pacer = match settings.rate {
         Some(rate) => Some((Pacer::new()?, rate)),
@@ -147,9 +192,8 @@ pub(super) async fn throughput(
         pacer.as_mut(),
     )
     .await?;
-    let before = peer.stats(&mut stats_seq).await?;
-    let sends_before = send_batch.counts();
-    let recvs_before = batching.recv_counts(addr);
+    let before = peer.stats().await?;
+    let calls_before = batching.before(addr, &send_batch);
 
     let start = Instant::now();
     let sent = stream(
@@ -165,14 +209,8 @@ pub(super) async fn throughput(
     // the stream is lost.
     let elapsed = start.elapsed();
     tokio::time::sleep(UDP_DRAIN).await;
-    let after = peer.stats(&mut stats_seq).await?;
+    let after = peer.stats().await?;
     let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
-    outcome.calls = Some(Calls {
-        send: send_batch.counts().since(&sends_before),
-        recv: batching
-            .recv_counts(addr)
-            .zip(recvs_before)
-            .map(|(now, before)| now.since(&before)),
-    });
+    outcome.calls = Some(batching.since(addr, &send_batch, &calls_before));
     Ok(outcome)
 }

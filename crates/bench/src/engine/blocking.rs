@@ -5,22 +5,29 @@
 //! blocking `send` per message as sockperf's throughput mode makes,
 //! counted by the listener as the tokio engine's stream is.
 //!
+//! With a secret it authenticates as the tokio link does (over TCP the
+//! same handshake, over UDP the same tagged datagrams); a batched UDP
+//! stream goes out through msg-udp's runtime-free `sendmmsg` (and GSO),
+//! counted as the tokio engine's batched stream is.
+//!
 //! Its built-in listeners (`msg_net::blocking::serve`, a thread for UDP
 //! and one to accept TCP, plus one per connection) are in `servers`. The
-//! open loop, batching, authentication and impairments stay on tokio
+//! open loop, pacing and impairments stay on tokio
 //! ([`Plan::check`](crate::Plan::check) refuses them here).
 
+use std::net::SocketAddr;
 use std::thread;
 use std::time::Instant;
 
 use bytes::Bytes;
-use msg_net::Transport;
 use msg_net::blocking::{self, LinkOptions, Received};
 use msg_net::limits::TcpOptions;
-use msg_net::ping::{self, PongWait, Waited};
+use msg_net::ping::{Ask, Done, Next, PingClient};
+use msg_net::{SendBatch, Transport};
 use msg_proto::{Kind, Message};
 
-use super::{Clock, Outcome, STATS_ATTEMPTS, UDP_DRAIN, stats_wait};
+use super::batched::{Batching, Discards};
+use super::{Outcome, UDP_DRAIN};
 use crate::error::Error;
 use crate::plan::{Mode, Settings, Target};
 
@@ -46,25 +53,31 @@ pub(crate) fn measure(
         timeout: settings.timeout,
         busy_poll,
     };
-    let link = blocking::Link::connect(target.transport, target.addr, &options)?;
+    let mut link = blocking::Link::connect(target.transport, target.addr, &options)?;
+    if let Some(auth) = &target.auth {
+        link.authenticate(auth)?;
+    }
+    let body = Bytes::from(vec![b'm'; size]);
     let mut peer = Peer {
         link,
+        client: PingClient::new(target.transport, settings.timeout, body.clone()),
         transport: target.transport,
         settings,
     };
-    let body = Bytes::from(vec![b'm'; size]);
     if settings.mode == Mode::Throughput {
-        return throughput(&mut peer, body);
+        let batching = settings
+            .batch
+            .as_ref()
+            .filter(|_| target.transport.caps().batches);
+        return throughput(&mut peer, body, batching.map(|b| (b, target.addr)));
     }
-    let clock = Clock::new();
-    let mut ping = Message::new(Kind::Ping, 0, body);
     let warm_until = Instant::now() + settings.warmup;
     loop {
         let now = Instant::now();
         if now >= warm_until {
             break;
         }
-        peer.exchange(&mut ping, clock, now)?;
+        peer.exchange(now)?;
     }
     let mut outcome = Outcome::new();
     let start = Instant::now();
@@ -76,7 +89,7 @@ pub(crate) fn measure(
             return Ok(outcome);
         }
         outcome.sent += 1;
-        if let Some(rtt) = peer.exchange(&mut ping, clock, now)? {
+        if let Some(rtt) = peer.exchange(now)? {
             outcome.record(rtt);
         }
     }
@@ -84,16 +97,27 @@ pub(crate) fn measure(
 
 /// One throughput run: `Discard`s for the duration, each one `send` that
 /// blocks while the send buffer is full (as sockperf's throughput client
-/// does), between two statistics pings that ask the listener what it
-/// counted. Loss is what was sent and not counted, as on tokio.
-fn throughput(peer: &mut Peer, body: Bytes) -> Result<Outcome, Error> {
+/// does), or with `batching` many per `sendmmsg`, between two statistics
+/// pings that ask the listener what it counted. Loss is what was sent and
+/// not counted, as on tokio.
+fn throughput(
+    peer: &mut Peer,
+    body: Bytes,
+    batching: Option<(&Batching, SocketAddr)>,
+) -> Result<Outcome, Error> {
     let settings = peer.settings;
     let mut discard = Message::new(Kind::Discard, 0, body);
-    let mut stats_seq = 0;
-    peer.stream(&mut discard, settings.warmup)?;
-    let before = peer.stats(&mut stats_seq)?;
+    let mut batched = batching.map(|(batching, addr)| Batched {
+        discards: Discards::new(&discard, batching.size),
+        send: SendBatch::new().with_gso(batching.gso),
+        batching,
+        addr,
+    });
+    peer.stream(&mut discard, settings.warmup, batched.as_mut())?;
+    let before = peer.stats()?;
+    let calls_before = batched.as_ref().map(|b| b.batching.before(b.addr, &b.send));
     let start = Instant::now();
-    let sent = peer.stream(&mut discard, settings.duration)?;
+    let sent = peer.stream(&mut discard, settings.duration, batched.as_mut())?;
     // As on tokio: over UDP the rate at the receiver is what arrived over
     // the time of sending (what it has not taken by then is lost); over
     // TCP, which loses nothing, it counts until the listener has answered
@@ -103,36 +127,64 @@ fn throughput(peer: &mut Peer, body: Bytes) -> Result<Outcome, Error> {
         thread::sleep(UDP_DRAIN);
         elapsed
     });
-    let after = peer.stats(&mut stats_seq)?;
+    let after = peer.stats()?;
     let elapsed = udp_elapsed.unwrap_or_else(|| start.elapsed());
-    Ok(Outcome::streamed(sent, &before, &after, elapsed))
+    let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    outcome.calls = batched
+        .zip(calls_before)
+        .map(|(b, before)| b.batching.since(b.addr, &b.send, &before));
+    Ok(outcome)
 }
 
+/// A batched stream's state: its messages, its send buffer and counts,
+/// and where the listener's counts are read.
+struct Batched<'a> {
+    discards: Discards,
+    send: SendBatch,
+    batching: &'a Batching,
+    addr: SocketAddr,
+}
+
+/// The connection and the client's side of the conversation on it.
 struct Peer<'a> {
     link: blocking::Link,
+    client: PingClient,
     transport: Transport,
     settings: &'a Settings,
 }
 
 impl Peer<'_> {
-    /// Sends `Discard`s for `duration`, as fast as the socket takes them;
-    /// returns how many.
+    /// Sends `Discard`s for `duration`, as fast as the socket takes them,
+    /// one per `send` or a batch per `sendmmsg`; returns how many.
     fn stream(
         &mut self,
         discard: &mut Message,
         duration: std::time::Duration,
+        mut batched: Option<&mut Batched<'_>>,
     ) -> Result<u64, Error> {
         let end = Instant::now() + duration;
         let mut sent = 0;
         // The clock is read once per up to 64 small sends (64 KiB at
         // most): a read costs about as much as encoding a small message,
-        // and 64 sends of one take microseconds.
-        let stride = (65_536 / (discard.body.len() + msg_proto::HEADER_LEN)).clamp(1, 64);
+        // and 64 sends of one take microseconds. A batch is one call.
+        let stride = match batched {
+            Some(_) => 1,
+            None => (65_536 / (discard.body.len() + msg_proto::HEADER_LEN)).clamp(1, 64),
+        };
         loop {
             for _ in 0..stride {
-                discard.seq += 1;
-                self.link.send(discard)?;
-                sent += 1;
+                match &mut batched {
+                    Some(batched) => {
+                        let msgs = batched.discards.next(discard);
+                        self.link.send_batch(msgs, &mut batched.send)?;
+                        sent += msgs.len() as u64;
+                    }
+                    None => {
+                        discard.seq += 1;
+                        self.link.send(discard)?;
+                        sent += 1;
+                    }
+                }
             }
             if Instant::now() >= end {
                 return Ok(sent);
@@ -140,59 +192,43 @@ impl Peer<'_> {
         }
     }
 
+    /// Carries out `ask`: sends what the client says, and hands it what
+    /// arrives by its deadlines, or that nothing did.
+    fn drive(&mut self, ask: Ask) -> Result<Done, Error> {
+        let Self {
+            link,
+            client,
+            settings,
+            ..
+        } = self;
+        let mut next = client.start(ask);
+        loop {
+            next = match next {
+                Next::Send(msg) => {
+                    link.send(msg)?;
+                    client.on_sent(Instant::now)
+                }
+                Next::Recv(deadline) => match link.recv(deadline)? {
+                    Received::Message(reply) => client.on_reply(&reply, Instant::now()),
+                    Received::Closed => return Err(Error::ListenerClosed),
+                    Received::Nothing => client.on_deadline(),
+                }
+                .map_err(|err| Error::client(err, settings.timeout))?,
+                Next::Done(done) => return Ok(done),
+            };
+        }
+    }
+
     /// What the listener has counted: a statistics ping, sent again (up to
     /// a bound) while its answer does not come, as it can be lost over UDP
     /// behind the stream it asks about.
-    fn stats(&mut self, seq: &mut u64) -> Result<msg_net::Stats, Error> {
-        for _ in 0..STATS_ATTEMPTS {
-            *seq += 1;
-            self.link.send(&ping::stats_request(*seq))?;
-            let wait = stats_wait(self.transport, self.settings.timeout);
-            if let Some((reply, _)) = self.pong(*seq, Instant::now() + wait)? {
-                return Ok(ping::parse_stats(&reply)?);
-            }
-        }
-        Err(Error::NoStats {
-            attempts: STATS_ATTEMPTS,
-            apart: self.settings.timeout,
-        })
-    }
-
-    /// Waits for the pong to ping `seq` until `deadline`, skipping late
-    /// pongs (ones given up on): the pong and when it arrived, or `None`
-    /// when it did not come in time over UDP (lost).
-    fn pong(&mut self, seq: u64, deadline: Instant) -> Result<Option<(Message, Instant)>, Error> {
-        let wait = PongWait::new(seq, deadline, self.transport);
-        loop {
-            let (waited, reply) = match self.link.recv(deadline)? {
-                Received::Message(reply) => {
-                    let arrived = Instant::now();
-                    (wait.on_reply(&reply, arrived), Some((reply, arrived)))
-                }
-                Received::Closed => return Err(Error::ListenerClosed),
-                Received::Nothing => (wait.on_deadline(), None),
-            };
-            match waited.map_err(|err| Error::pong(err, self.settings.timeout))? {
-                Waited::Answered => return Ok(reply),
-                Waited::Wait => {}
-                Waited::Lost => return Ok(None),
-            }
-        }
+    fn stats(&mut self) -> Result<msg_net::Stats, Error> {
+        Ok(self.drive(Ask::Stats)?.stats())
     }
 
     /// One round trip, the ping leaving at `sent`: its time in
     /// nanoseconds, or `None` if lost (UDP).
-    fn exchange(
-        &mut self,
-        ping: &mut Message,
-        clock: Clock,
-        sent: Instant,
-    ) -> Result<Option<u64>, Error> {
-        ping.seq += 1;
-        ping.timestamp_ns = clock.ns(sent);
-        self.link.send(ping)?;
-        Ok(self
-            .pong(ping.seq, sent + self.settings.timeout)?
-            .map(|(reply, arrived)| clock.ns(arrived).saturating_sub(reply.timestamp_ns)))
+    fn exchange(&mut self, sent: Instant) -> Result<Option<u64>, Error> {
+        Ok(self.drive(Ask::Ping(sent))?.round_trip())
     }
 }

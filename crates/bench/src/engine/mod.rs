@@ -7,41 +7,24 @@
 //! - [`blocking`]: std sockets and blocking system calls on the calling
 //!   thread, as sockperf measures.
 //!
-//! Here: what a run measured ([`Outcome`], [`Kernel`]), the clock on the
-//! wire, and the statistics ping's limits, which all engines share. The
+//! Here: what a run measured ([`Outcome`], [`Kernel`]), which all engines
+//! share; the client's side of a ping (numbering, timestamps, late and
+//! lost pongs, the statistics request and its retries) is msg-net's
+//! sans-IO [`PingClient`](msg_net::ping::PingClient), which each engine
+//! only drives. The
 //! `clients` load (`crate::clients`) drives the tokio engine's
 //! [`Peer`](tokio::Peer) from many tasks.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use msg_net::{Stats, TcpInfo, Transport};
+use msg_net::{Stats, TcpInfo};
 
 use crate::error::Error;
 
 pub(crate) mod batched;
 pub(crate) mod blocking;
 pub(crate) mod tokio;
-
-/// How many times a statistics ping is sent before the run fails: over UDP
-/// it can be lost behind the stream it asks about.
-pub(crate) const STATS_ATTEMPTS: u32 = 5;
-
-/// How long a statistics answer may take over TCP, behind the stream it
-/// counts.
-const TCP_STATS_WAIT: Duration = Duration::from_secs(10);
-
-/// How long to wait for the answer to one statistics ping. Over TCP the
-/// answer queues behind every discard still in flight, a backlog a busy
-/// machine can take a while to work through; TCP loses nothing, so waiting
-/// longer only waits.
-pub(crate) fn stats_wait(transport: Transport, timeout: Duration) -> Duration {
-    if transport.caps().reliable {
-        timeout.max(TCP_STATS_WAIT)
-    } else {
-        timeout
-    }
-}
 
 /// Over UDP, how long the listener gets to drain its queue after a
 /// throughput stream before it is asked what arrived.
@@ -189,24 +172,6 @@ impl Outcome {
     pub(crate) fn record(&mut self, latency_ns: u64) {
         self.received += 1;
         self.latency.saturating_record(latency_ns.max(1));
-    }
-}
-
-/// Nanoseconds since the start of a run: the timestamps on the wire.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Clock {
-    base: Instant,
-}
-
-impl Clock {
-    pub(crate) fn new() -> Self {
-        Self {
-            base: Instant::now(),
-        }
-    }
-
-    pub(crate) fn ns(self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
     }
 }
 

@@ -20,12 +20,12 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use msg_net::ping::{self, PongWait, Waited};
+use msg_net::ping::{Ask, Clock, Done, Next, PingClient};
 use msg_net::{Link, Stats, Transport};
 use msg_proto::{Kind, Message};
 use tokio::time::timeout_at;
 
-use super::{Clock, Outcome, STATS_ATTEMPTS, Snapshot, UDP_DRAIN, batched, stats_wait};
+use super::{Outcome, Snapshot, UDP_DRAIN, batched};
 use crate::error::Error;
 use crate::pace::{Pacer, scheduled};
 use crate::plan::{Mode, Settings, Target};
@@ -50,10 +50,10 @@ pub(crate) async fn measure(
     } else {
         settings.timeout
     };
-    let mut peer = Peer::new(link, target.transport, timeout);
     let body = Bytes::from(vec![b'm'; size]);
+    let mut peer = Peer::new(link, target.transport, timeout, body.clone());
     match (settings.mode, settings.rate) {
-        (Mode::Pingpong, None) => closed_loop(&mut peer, body, settings).await,
+        (Mode::Pingpong, None) => closed_loop(&mut peer, settings).await,
         (Mode::Pingpong, Some(rate)) => open_loop(peer, body, settings, rate).await,
         (Mode::Throughput, _) if caps.batches && settings.batch.is_some() => {
             batched::throughput(&mut peer, target.addr, body, settings).await
@@ -62,64 +62,60 @@ pub(crate) async fn measure(
     }
 }
 
-/// The connection and how long to wait for an answer.
+/// The connection and the client's side of the conversation on it.
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub(super) link: Link,
+    client: PingClient,
     transport: Transport,
     timeout: Duration,
 }
 
 impl Peer {
-    pub(crate) fn new(link: Link, transport: Transport, timeout: Duration) -> Self {
+    /// Pings carrying `body` over `link`, their pongs waited for up to
+    /// `timeout`.
+    pub(crate) fn new(link: Link, transport: Transport, timeout: Duration, body: Bytes) -> Self {
         Self {
             link,
+            client: PingClient::new(transport, timeout, body),
             transport,
             timeout,
         }
     }
 
-    /// Waits for the pong to ping `seq` until `deadline`; `None` when it
-    /// did not come (lost, over UDP).
-    async fn pong(
-        &mut self,
-        seq: u64,
-        deadline: Instant,
-    ) -> Result<Option<(Message, Instant)>, Error> {
-        let wait = PongWait::new(seq, deadline, self.transport);
+    /// Carries out `ask`: sends what the client says, and hands it what
+    /// arrives by its deadlines, or that nothing did.
+    async fn drive(&mut self, ask: Ask) -> Result<Done, Error> {
+        let Self {
+            link,
+            client,
+            timeout,
+            ..
+        } = self;
+        let mut next = client.start(ask);
         loop {
-            let (waited, reply) = match timeout_at(deadline.into(), self.link.recv()).await {
-                Ok(reply) => {
-                    let reply = reply?.ok_or(Error::ListenerClosed)?;
-                    let arrived = Instant::now();
-                    let waited = wait.on_reply(&reply, arrived);
-                    (waited, Some((reply, arrived)))
+            next = match next {
+                Next::Send(msg) => {
+                    link.send(msg).await?;
+                    client.on_sent(Instant::now)
                 }
-                Err(_) => (wait.on_deadline(), None),
+                Next::Recv(deadline) => match timeout_at(deadline.into(), link.recv()).await {
+                    Ok(reply) => {
+                        let reply = reply?.ok_or(Error::ListenerClosed)?;
+                        client.on_reply(&reply, Instant::now())
+                    }
+                    Err(_) => client.on_deadline(),
+                }
+                .map_err(|err| Error::client(err, *timeout))?,
+                Next::Done(done) => return Ok(done),
             };
-            match waited.map_err(|err| Error::pong(err, self.timeout))? {
-                Waited::Answered => return Ok(reply),
-                Waited::Wait => {}
-                Waited::Lost => return Ok(None),
-            }
         }
     }
 
     /// One round trip, the ping leaving now (`sent`, read by the caller);
     /// its time in nanoseconds, or `None` if lost.
-    pub(crate) async fn exchange(
-        &mut self,
-        ping: &mut Message,
-        clock: Clock,
-        sent: Instant,
-    ) -> Result<Option<u64>, Error> {
-        ping.seq += 1;
-        ping.timestamp_ns = clock.ns(sent);
-        self.link.send(ping).await?;
-        Ok(self
-            .pong(ping.seq, sent + self.timeout)
-            .await?
-            .map(|(reply, arrived)| clock.ns(arrived).saturating_sub(reply.timestamp_ns)))
+    pub(crate) async fn exchange(&mut self, sent: Instant) -> Result<Option<u64>, Error> {
+        Ok(self.drive(Ask::Ping(sent)).await?.round_trip())
     }
 
     /// The kernel's counters now, under an impairment.
@@ -131,25 +127,12 @@ impl Peer {
     }
 
     /// Asks the listener how many `Discard`s it has counted from us.
-    pub(super) async fn stats(&mut self, seq: &mut u64) -> Result<Stats, Error> {
-        for _ in 0..STATS_ATTEMPTS {
-            *seq += 1;
-            self.link.send(&ping::stats_request(*seq)).await?;
-            let deadline = Instant::now() + stats_wait(self.transport, self.timeout);
-            if let Some((reply, _)) = self.pong(*seq, deadline).await? {
-                return Ok(ping::parse_stats(&reply)?);
-            }
-        }
-        Err(Error::NoStats {
-            attempts: STATS_ATTEMPTS,
-            apart: self.timeout,
-        })
+    pub(super) async fn stats(&mut self) -> Result<Stats, Error> {
+        Ok(self.drive(Ask::Stats).await?.stats())
     }
 }
 
-async fn closed_loop(peer: &mut Peer, body: Bytes, settings: &Settings) -> Result<Outcome, Error> {
-    let clock = Clock::new();
-    let mut ping = Message::new(Kind::Ping, 0, body);
+async fn closed_loop(peer: &mut Peer, settings: &Settings) -> Result<Outcome, Error> {
     let warm_until = Instant::now() + settings.warmup;
     loop {
         // One clock read per round trip serves as both the send time and
@@ -158,7 +141,7 @@ async fn closed_loop(peer: &mut Peer, body: Bytes, settings: &Settings) -> Resul
         if now >= warm_until {
             break;
         }
-        peer.exchange(&mut ping, clock, now).await?;
+        peer.exchange(now).await?;
     }
     let before = peer.snapshot(settings)?;
     let mut outcome = Outcome::new();
@@ -174,7 +157,7 @@ async fn closed_loop(peer: &mut Peer, body: Bytes, settings: &Settings) -> Resul
             return Ok(outcome);
         }
         outcome.sent += 1;
-        if let Some(rtt) = peer.exchange(&mut ping, clock, now).await? {
+        if let Some(rtt) = peer.exchange(now).await? {
             outcome.record(rtt);
         }
     }
@@ -190,6 +173,7 @@ async fn open_loop(
         link,
         transport,
         timeout,
+        ..
     } = peer;
     let (mut tx, mut rx) = link.split()?;
     let clock = Clock::new();
@@ -282,9 +266,8 @@ async fn throughput(
         None => None,
     };
     let mut discard = Message::new(Kind::Discard, 0, body);
-    let mut stats_seq = 0;
     stream(peer, &mut discard, settings.warmup, pacer.as_mut()).await?;
-    let before = peer.stats(&mut stats_seq).await?;
+    let before = peer.stats().await?;
     let kernel_before = peer.snapshot(settings)?;
 
     let start = Instant::now();
@@ -302,7 +285,7 @@ async fn throughput(
         tokio::time::sleep(UDP_DRAIN).await;
         elapsed
     };
-    let after = peer.stats(&mut stats_seq).await?;
+    let after = peer.stats().await?;
     let elapsed = if elapsed.is_zero() {
         start.elapsed()
     } else {

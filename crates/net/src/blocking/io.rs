@@ -1,15 +1,20 @@
 //! The system calls, and the buffers around them, of the blocking engine's
-//! TCP side: a stream with msg-tcp's [`Codec`] on it. Datagrams go through
+//! stream side: a byte stream (TCP, or any [`Stream`]) with msg-tcp's
+//! [`Codec`] on it, the std twin of `msg_tcp::Connection<S>`. Datagrams go
+//! through
 //! msg-udp's runtime-free [`sync`](msg_udp::sync), whose way of waiting
 //! ([`Wait`]: sleep in the kernel, or spin with `MSG_DONTWAIT`) the stream
 //! shares.
 
 use std::io::{self, Write};
+use std::mem::MaybeUninit;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use msg_proto::Message;
+use msg_proto::auth::{Role, SessionKeys};
 use msg_tcp::Codec;
 use socket2::SockRef;
 use tokio_util::codec::{Decoder, Encoder};
@@ -32,12 +37,53 @@ pub(crate) enum Read {
     Nothing,
 }
 
-/// A TCP stream with msg-tcp's [`Codec`] and two reused buffers: the same
+/// A byte stream the blocking engine can frame: std's `Read` and `Write`,
+/// plus the two socket calls a waiting reader needs, so that a Unix stream
+/// can be framed as a TCP stream is.
+pub(crate) trait Stream: io::Read + Write {
+    /// One receive into `spare` with `flags` (`MSG_DONTWAIT` while
+    /// spinning): the bytes received.
+    ///
+    /// # Errors
+    ///
+    /// The socket's; a timeout or an empty socket as `WouldBlock`.
+    fn recv(&self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize>;
+
+    /// How long a sleeping receive waits at most.
+    ///
+    /// # Errors
+    ///
+    /// The socket's, rarely.
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl Stream for TcpStream {
+    fn recv(&self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
+        SockRef::from(self).recv_with_flags(spare, flags)
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        Self::set_read_timeout(self, timeout)
+    }
+}
+
+#[cfg(unix)]
+impl Stream for std::os::unix::net::UnixStream {
+    fn recv(&self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
+        SockRef::from(self).recv_with_flags(spare, flags)
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        Self::set_read_timeout(self, timeout)
+    }
+}
+
+/// A byte stream with msg-tcp's [`Codec`] and two reused buffers: the same
 /// frames as `msg_tcp::Connection`, written and read with plain system
 /// calls.
 #[derive(Debug)]
-pub(crate) struct Framed {
-    stream: TcpStream,
+pub(crate) struct Framed<S = TcpStream> {
+    stream: S,
     codec: Codec,
     read_buf: BytesMut,
     /// The largest frame read so far, prefix included, up to [`READ_ROOM`]:
@@ -46,8 +92,8 @@ pub(crate) struct Framed {
     write_buf: BytesMut,
 }
 
-impl Framed {
-    pub(crate) fn new(stream: TcpStream, max_frame: usize) -> Self {
+impl<S: Stream> Framed<S> {
+    pub(crate) fn new(stream: S, max_frame: usize) -> Self {
         Self {
             stream,
             codec: Codec::new(max_frame),
@@ -60,6 +106,72 @@ impl Framed {
     /// Bytes received that no message has been read from yet.
     pub(crate) fn buffered(&self) -> usize {
         self.read_buf.len()
+    }
+
+    /// The largest frame it reads or writes, prefix excluded.
+    pub(crate) fn max_frame(&self) -> usize {
+        self.codec.max_frame()
+    }
+
+    /// From now on, refuses frames over `max_frame` bytes, both ways.
+    pub(crate) fn set_max_frame(&mut self, max_frame: usize) {
+        self.codec.set_max_frame(max_frame);
+    }
+
+    /// From now on, tags every frame written and verifies every frame read
+    /// with `keys`, as `msg_tcp::Connection::authenticate` does.
+    pub(crate) fn authenticate(&mut self, keys: &SessionKeys, us: Role) {
+        self.codec.set_sealer(keys.sealer(us));
+        self.codec.set_opener(keys.opener(us));
+    }
+
+    /// Bounds the next sleeping read by `deadline`, and by `tick` (the
+    /// stream's usual timeout, which the caller restores after): `false`
+    /// once `deadline` has passed.
+    ///
+    /// # Errors
+    ///
+    /// The socket's, rarely.
+    pub(crate) fn read_by(&self, deadline: Instant, tick: Duration) -> io::Result<bool> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        self.stream.set_read_timeout(Some(left.min(tick)))?;
+        Ok(true)
+    }
+
+    /// Sets the stream's read timeout back to `tick`.
+    ///
+    /// # Errors
+    ///
+    /// The socket's, rarely.
+    pub(crate) fn restore_read_timeout(&self, tick: Duration) -> io::Result<()> {
+        self.stream.set_read_timeout(Some(tick))
+    }
+
+    /// Reads and drops up to `up_to` bytes, the buffered ones first, into
+    /// one fixed buffer, until `deadline` (each read bounded by `tick` as
+    /// in [`Self::read_by`]): `msg_tcp::Connection::discard`'s twin, for a
+    /// peer being refused in the middle of a frame the codec would not
+    /// take. The stream's framing is lost after this.
+    pub(crate) fn discard(&mut self, up_to: usize, deadline: Instant, tick: Duration) -> usize {
+        let buffered = self.read_buf.len().min(up_to);
+        self.read_buf.advance(buffered);
+        let mut discarded = buffered;
+        let mut scratch = [0; 8 * 1024];
+        // Each pass reads at least a byte, or ends, or waits at most
+        // `tick` towards the deadline: bounded either way.
+        while discarded < up_to && matches!(self.read_by(deadline, tick), Ok(true)) {
+            let want = (up_to - discarded).min(scratch.len());
+            match self.stream.read(&mut scratch[..want]) {
+                Ok(0) => break,
+                Ok(n) => discarded += n,
+                Err(err) if timed_out(&err) || err.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        discarded
     }
 
     /// The next message, the end of the stream, or nothing within `wait`.
@@ -77,12 +189,9 @@ impl Framed {
                 return Ok(Read::Message(msg));
             }
             self.make_room();
-            let sock = SockRef::from(&self.stream);
-            let buf = &mut self.read_buf;
+            let (stream, buf) = (&self.stream, &mut self.read_buf);
             let got = waiting(wait, |flags| {
-                recv_into(buf, |spare| {
-                    sock.recv_with_flags(spare, flags).map(|n| (n, ()))
-                })
+                recv_into(buf, |spare| stream.recv(spare, flags).map(|n| (n, ())))
             })?;
             match got {
                 Got::Nothing => return Ok(Read::Nothing),
@@ -161,7 +270,7 @@ impl Framed {
 /// Writes all of `parts`, in order, through short writes. A send timeout
 /// (`SO_SNDTIMEO`) ends it unless `go_on` says to keep trying.
 fn write_all(
-    stream: &mut TcpStream,
+    stream: &mut impl Write,
     mut parts: &mut [io::IoSlice<'_>],
     go_on: &dyn Fn() -> bool,
 ) -> Result<(), msg_tcp::Error> {
@@ -188,4 +297,48 @@ fn write_all(
 /// A `go_on` for [`Framed::write_message`]: until `stop` is set.
 pub(crate) fn until(stop: &AtomicBool) -> impl Fn() -> bool + '_ {
     move || !stop.load(Ordering::Relaxed)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::net::UnixStream;
+
+    use msg_proto::Kind;
+    use msg_proto::auth::{ClientHandshake, Secret, ServerHandshake};
+
+    use super::*;
+
+    /// The framing is the stream's own business: a Unix stream carries the
+    /// same frames, tagged once authenticated, sleeping or spinning.
+    #[test]
+    fn a_unix_stream_is_framed_as_a_tcp_stream_is() {
+        let (a, b) = UnixStream::pair().unwrap();
+        for end in [&a, &b] {
+            end.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        }
+        let (mut a, mut b) = (Framed::new(a, 4096), Framed::new(b, 4096));
+        let secret = Secret::new(b"unix".to_vec()).unwrap();
+        let (client, challenge) = ClientHandshake::start(&secret, [1; 32]);
+        let (response, server) = ServerHandshake::new(&secret, [2; 32])
+            .on_challenge(&challenge)
+            .unwrap();
+        let (proof, client) = client.on_response(&response).unwrap();
+        let (verdict, server_keys) = server.on_proof(&proof);
+        a.authenticate(&client.on_result(&verdict).unwrap(), Role::Client);
+        b.authenticate(&server_keys.unwrap(), Role::Server);
+        let never = || false;
+        for (wait, seq) in [
+            (Wait::Sleep, 1),
+            (Wait::Spin(Instant::now() + Duration::from_secs(5)), 2),
+        ] {
+            let msg = Message::new(Kind::Data, seq, "over unix");
+            a.write_message(&msg, &never).unwrap();
+            let Read::Message(got) = b.read_message(wait).unwrap() else {
+                panic!("a message")
+            };
+            assert_eq!(got, msg);
+        }
+        drop(a);
+        assert!(matches!(b.read_message(Wait::Sleep).unwrap(), Read::Closed));
+    }
 }

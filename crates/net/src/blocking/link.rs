@@ -2,15 +2,17 @@
 //! calling thread.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use msg_proto::Message;
-use msg_proto::auth::{Role, Secret};
+use msg_proto::auth::Role;
 use msg_udp::Framing;
 
+use super::auth::handshake;
 use super::io::{Framed, Got, Read, Wait, recv_datagram};
-use crate::{Error, Transport, auth};
+use crate::{Auth, Error, SendBatch, Transport, auth};
 
 /// How a blocking link connects and waits.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +54,8 @@ pub enum Received {
 pub struct Link {
     inner: Inner,
     busy_poll: bool,
+    /// The longest one receive call waits, restored after a handshake.
+    timeout: Duration,
     /// The TCP send timeout gives up; nothing else to check.
     never: fn() -> bool,
 }
@@ -126,26 +130,34 @@ impl Link {
         Ok(Self {
             inner,
             busy_poll: options.busy_poll,
+            timeout: options.timeout,
             never: || false,
         })
     }
 
-    /// From now on, over UDP, tags every datagram with a key derived from
-    /// `secret` and accepts only replies tagged by a listener that holds
-    /// it, not seen before: as the tokio engine's UDP link does.
+    /// Authenticates with `auth.secret`, as the tokio engine's link does:
+    /// over TCP, the handshake (within `auth.handshake_timeout`), after
+    /// which every frame is tagged and verified; over UDP, from now on,
+    /// every datagram is tagged with a key derived from the secret and
+    /// only replies tagged by a listener that holds it, not seen before,
+    /// are accepted.
     ///
     /// # Errors
     ///
-    /// [`Error::NotInBlockingEngine`] over TCP, whose handshake only the
-    /// tokio engine runs.
-    pub fn authenticate(&mut self, secret: &Secret) -> Result<(), Error> {
+    /// Over TCP, [`Error::Auth`] with the reason the handshake failed (the
+    /// connection is then of no further use), or the socket's.
+    pub fn authenticate(&mut self, auth: &Auth) -> Result<(), Error> {
         match &mut self.inner {
             Inner::Udp { framing, .. } => {
-                framing.authenticate(secret, Role::Client, auth::session_id());
-                Ok(())
+                framing.authenticate(&auth.secret, Role::Client, auth::session_id());
             }
-            Inner::Tcp(_) => Err(Error::NotInBlockingEngine("authentication over TCP")),
+            Inner::Tcp(framed) => {
+                // A client has no stop flag: the handshake timeout ends it.
+                let never = AtomicBool::new(false);
+                handshake(framed, auth, Role::Client, self.timeout, &never)?;
+            }
         }
+        Ok(())
     }
 
     /// The transport in use.
@@ -180,6 +192,35 @@ impl Link {
                     .map_err(|source| msg_udp::Error::Send { addr, source })?;
             }
             Inner::Tcp(framed) => framed.write_message(msg, &self.never)?,
+        }
+        Ok(())
+    }
+
+    /// Sends `msgs` in order, as the tokio link's `send_batch` does: over
+    /// UDP one datagram each, batched into as few system calls as the
+    /// platform allows (msg-udp's runtime-free `sendmmsg` and GSO, counted
+    /// in `batch`), each blocking while the send buffer is full; over TCP
+    /// one frame each, as [`Link::send`] does (TCP batches in the kernel
+    /// already, and `batch` counts nothing).
+    ///
+    /// # Errors
+    ///
+    /// As [`Link::send`]: a message too large (over UDP nothing of its
+    /// group of up to [`MAX_BATCH`](crate::MAX_BATCH) is sent), or the
+    /// send failed or timed out.
+    pub fn send_batch(&mut self, msgs: &[Message], batch: &mut SendBatch) -> Result<(), Error> {
+        if let Inner::Udp {
+            socket,
+            peer,
+            framing,
+            ..
+        } = &mut self.inner
+        {
+            msg_udp::sync::send_batch(socket, framing, *peer, msgs, batch)?;
+            return Ok(());
+        }
+        for msg in msgs {
+            self.send(msg)?;
         }
         Ok(())
     }

@@ -14,24 +14,37 @@
 //! `Encoder` need no runtime), over reused buffers, so a warm ping-pong
 //! allocates nothing per message. The limits and errors are the tokio
 //! engine's: the UDP size check before the send, the frame limit before
-//! the allocation, the idle and frame timeouts, `max_conns`.
+//! the allocation, the idle and frame timeouts, `max_conns` and, with a
+//! secret, `max_handshakes` and the handshake timeout.
 //!
 //! Datagrams are framed by msg-udp's runtime-free
 //! [`Framing`](msg_udp::Framing), the tokio socket's own: the same header,
 //! the same authentication trailer and replay windows (UDP with a secret
 //! works here too), the same flood log.
 //!
-//! What it does not do: authentication over TCP (its handshake), raw mode,
-//! files and commands (those stay on [`crate::serve`]), and open-loop or
-//! one-way streams on the client side.
+//! Over TCP it runs the tokio engine's handshake too: the same sans-IO
+//! state machine (in [`auth`](crate::auth)), its messages moved with
+//! blocking calls, after which msg-tcp's `Codec` tags and verifies every
+//! frame, as on a tokio connection.
+//!
+//! A client sends many datagrams per system call too
+//! ([`Link::send_batch`]: msg-udp's runtime-free `sendmmsg` and GSO), and
+//! a listener takes them many per call (`recvmmsg` and GRO).
+//!
+//! What it does not do: raw mode, files and commands (those stay on
+//! [`crate::serve`]), and paced streams on the client side.
 //!
 //! - [`Link`]: a client conversation on the calling thread.
 //! - [`Listener`] and [`serve`]: a listener on the calling thread (and a
-//!   thread per TCP connection), stopped by a flag.
+//!   thread per TCP connection), stopped by a flag; its UDP loops are in
+//!   `udp.rs`, the handshake's driver in `auth.rs`, the framed stream (any
+//!   std byte stream) in `io.rs`.
 
+mod auth;
 mod io;
 mod link;
 mod serve;
+mod udp;
 
 pub use link::{Link, LinkOptions, Received};
 pub use serve::{Listener, SPIN_IDLE, STOP_CHECK, serve};

@@ -18,18 +18,17 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use msg_proto::auth::Role;
-use msg_proto::{DiscardCounter, Kind, Message};
-use msg_udp::Framing;
+use msg_proto::{DiscardCounter, Kind};
 use socket2::SockRef;
 use tracing::{debug, warn};
 
-use super::io::{Framed, Got, Read, Wait, recv_datagram, until};
+use super::auth::{Shaken, Slots, drain_refused, handshake};
+use super::io::{Framed, Read, Wait, until};
 use crate::auth::{self, HAS_NO_SECRET};
 use crate::deadlines::{Deadlines, Expired, idle_text};
-use crate::log::{Chain, DropWarning, RateLimited, show_datagram};
-use crate::respond::{Response, UdpPeers, respond};
+use crate::log::{Chain, RateLimited};
+use crate::respond::{Response, respond};
 use crate::text::error_message;
 use crate::{Error, Event, Events, ServeConfig, Transport};
 
@@ -158,18 +157,16 @@ impl fmt::Display for Listener {
 ///
 /// # Errors
 ///
-/// [`Error::NotInBlockingEngine`] for a configuration with raw mode, files,
-/// commands or (over TCP) a secret; a failed receive on the UDP socket. TCP
-/// connections that fail are logged and dropped.
+/// [`Error::NotInBlockingEngine`] for a configuration with raw mode, files
+/// or commands; a failed receive on the UDP socket. TCP connections that
+/// fail (their handshake included) are logged and dropped.
 pub fn serve(
     listener: &Listener,
     config: &ServeConfig,
     events: &Events,
     stop: &Arc<AtomicBool>,
 ) -> Result<(), Error> {
-    let tcp = matches!(listener.inner, Bound::Tcp(_));
     for (unsupported, what) in [
-        (config.auth.is_some() && tcp, "authentication over TCP"),
         (config.raw, "raw mode"),
         (config.save.is_some(), "files"),
         (config.exec.is_some(), "commands"),
@@ -179,28 +176,28 @@ pub fn serve(
         }
     }
     match &listener.inner {
-        Bound::Udp(socket) => serve_udp(socket, config, events, stop),
+        Bound::Udp(socket) => super::udp::serve_udp(socket, config, events, stop),
         Bound::Tcp(tcp) => serve_tcp(tcp, listener.tcp, config, events, stop),
     }
 }
 
 /// When the next wait spins and when it sleeps.
 #[derive(Debug)]
-struct Spinner {
+pub(super) struct Spinner {
     enabled: bool,
     /// Spin until then: [`SPIN_IDLE`] after the last message.
     until: Option<Instant>,
 }
 
 impl Spinner {
-    fn new(enabled: bool) -> Self {
+    pub(super) fn new(enabled: bool) -> Self {
         Self {
             enabled,
             until: None,
         }
     }
 
-    fn wait(&mut self) -> Wait {
+    pub(super) fn wait(&mut self) -> Wait {
         match self.until {
             Some(until) if Instant::now() < until => Wait::Spin(until),
             _ => {
@@ -210,136 +207,11 @@ impl Spinner {
         }
     }
 
-    fn got_one(&mut self) {
+    pub(super) fn got_one(&mut self) {
         if self.enabled {
             self.until = Some(Instant::now() + SPIN_IDLE);
         }
     }
-}
-
-fn serve_udp(
-    socket: &UdpSocket,
-    config: &ServeConfig,
-    events: &Events,
-    stop: &AtomicBool,
-) -> Result<(), Error> {
-    socket.set_read_timeout(Some(STOP_CHECK))?;
-    let reply = config.reply;
-    let mut peers = UdpPeers::new(config.limits.max_udp_peers);
-    let mut dropped = DropWarning::default();
-    // The tokio socket's own framing: the same header, trailer, replay
-    // windows and flood log, whichever engine moves the bytes.
-    let mut framing = Framing::new();
-    if let Some(secret) = &config.auth {
-        framing.authenticate(&secret.secret, Role::Server, auth::session_id());
-    }
-    if config.udp_batch > 1 {
-        return serve_udp_batched(socket, config, events, stop, framing);
-    }
-    let mut recv_buf = BytesMut::new();
-    let mut send_buf = BytesMut::new();
-    let mut spinner = Spinner::new(config.busy_poll);
-    while !stop.load(Ordering::Relaxed) {
-        let got =
-            recv_datagram(socket, &mut recv_buf, spinner.wait()).map_err(msg_udp::Error::Recv)?;
-        let Got::Data((datagram, peer)) = got else {
-            continue;
-        };
-        spinner.got_one();
-        let Some(msg) = framing.decode(datagram, peer) else {
-            // Counted (and logged) by the framing; published only when
-            // one is dropped, so the common path stores nothing.
-            config.counters.set_udp(
-                framing.invalid_datagrams(),
-                framing.auth_rejections().total(),
-            );
-            continue;
-        };
-        let Response { answer, show } = peers.respond(&msg, peer, reply);
-        if let Some(answer) = answer {
-            if let Err(err) = send_datagram(socket, &mut framing, &mut send_buf, &answer, peer) {
-                warn!(%peer, "cannot reply: {err}");
-            }
-        }
-        if show && !show_datagram(events, &mut dropped, peer, &msg) {
-            return Ok(());
-        }
-    }
-    Ok(())
-}
-
-/// [`serve_udp`] taking up to `config.udp_batch` datagrams per receive
-/// call (`recvmmsg`, and runs coalesced by GRO where the kernel offers it),
-/// as the tokio engine's batched loop does, with msg-udp's same slots and
-/// cutting; each datagram is still answered and shown on its own.
-fn serve_udp_batched(
-    socket: &UdpSocket,
-    config: &ServeConfig,
-    events: &Events,
-    stop: &AtomicBool,
-    mut framing: Framing,
-) -> Result<(), Error> {
-    let reply = config.reply;
-    let mut peers = UdpPeers::new(config.limits.max_udp_peers);
-    let mut dropped = DropWarning::default();
-    // Only a loop that cuts coalesced runs apart may turn GRO on.
-    if let Err(err) = msg_udp::sync::set_gro(socket, true) {
-        debug!("UDP GRO is not available ({err}); receiving datagram by datagram");
-    }
-    let mut batch = msg_udp::RecvBatch::new(config.udp_batch);
-    let mut received: Vec<(Message, SocketAddr)> = Vec::with_capacity(batch.len());
-    let mut send_buf = BytesMut::new();
-    let mut spinner = Spinner::new(config.busy_poll);
-    while !stop.load(Ordering::Relaxed) {
-        // The messages of the last batch are gone by now, so its slots
-        // are reclaimed, not reallocated.
-        received.clear();
-        let got = msg_udp::sync::recv_batch(
-            socket,
-            &mut framing,
-            &mut batch,
-            &mut received,
-            spinner.wait(),
-        )
-        .map_err(msg_udp::Error::Recv)?;
-        if let Got::Nothing = got {
-            continue;
-        }
-        spinner.got_one();
-        config.counters.set_udp(
-            framing.invalid_datagrams(),
-            framing.auth_rejections().total(),
-        );
-        config.counters.set_udp_recv_calls(batch.counts());
-        for (msg, peer) in received.drain(..) {
-            let Response { answer, show } = peers.respond(&msg, peer, reply);
-            if let Some(answer) = answer {
-                if let Err(err) = send_datagram(socket, &mut framing, &mut send_buf, &answer, peer)
-                {
-                    warn!(%peer, "cannot reply: {err}");
-                }
-            }
-            if show && !show_datagram(events, &mut dropped, peer, &msg) {
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
-}
-
-fn send_datagram(
-    socket: &UdpSocket,
-    framing: &mut Framing,
-    buf: &mut BytesMut,
-    msg: &Message,
-    addr: SocketAddr,
-) -> Result<(), msg_udp::Error> {
-    buf.clear();
-    framing.encode(msg, &addr, buf)?;
-    socket
-        .send_to(buf, addr)
-        .map_err(|source| msg_udp::Error::Send { addr, source })?;
-    Ok(())
 }
 
 fn serve_tcp(
@@ -353,6 +225,9 @@ fn serve_tcp(
     SockRef::from(listener).set_read_timeout(Some(STOP_CHECK))?;
     let failures = Arc::new(RateLimited::default());
     let open = Arc::new(AtomicUsize::new(0));
+    // Peers that have not proved they hold the secret share these, as on
+    // the tokio listener, whatever max_conns is.
+    let slots = Arc::new(Slots::new(config.limits.max_handshakes));
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         threads.retain(|thread| !thread.is_finished());
@@ -380,10 +255,13 @@ fn serve_tcp(
         open.fetch_add(1, Ordering::Relaxed);
         let (config, events, stop) = (config.clone(), events.clone(), Arc::clone(stop));
         let (open, failures) = (Arc::clone(&open), Arc::clone(&failures));
+        let slots = Arc::clone(&slots);
         let spawned = thread::Builder::new()
             .name("msg-conn".to_owned())
             .spawn(move || {
-                if let Err(err) = serve_connection(stream, peer, options, &config, &events, &stop) {
+                let served =
+                    serve_connection(stream, peer, options, &slots, &config, &events, &stop);
+                if let Err(err) = served {
                     failures.warn(|suppressed| {
                         warn!(%peer, suppressed, "dropped connection: {}", Chain(&err));
                     });
@@ -402,11 +280,14 @@ fn serve_tcp(
     Ok(())
 }
 
-/// Serves one framed connection on this thread.
+/// Serves one framed connection on this thread: the handshake first when
+/// the listener has a secret (nothing else is read until it completes,
+/// within its timeout), then every message.
 fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     options: msg_tcp::Options,
+    slots: &Slots,
     config: &ServeConfig,
     events: &Events,
     stop: &AtomicBool,
@@ -415,6 +296,27 @@ fn serve_connection(
     stream.set_read_timeout(Some(STOP_CHECK))?;
     stream.set_write_timeout(Some(STOP_CHECK))?;
     let mut conn = Framed::new(stream, options.max_frame);
+    if let Some(auth) = &config.auth {
+        // Its turn comes within the handshake timeout, or never: waiting
+        // here, it has read nothing.
+        let timeout = auth.handshake_timeout;
+        let Some(slot) = slots.take(Instant::now() + timeout, STOP_CHECK, stop) else {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            return Err(Error::Auth(auth::AuthFailure::Timeout(timeout)));
+        };
+        let shaken = handshake(&mut conn, auth, Role::Server, STOP_CHECK, stop);
+        drop(slot);
+        match shaken {
+            Ok(Shaken::Done) => debug!(%peer, "authenticated"),
+            Ok(Shaken::Stopped) => return Ok(()),
+            Err(err) => {
+                drain_refused(&mut conn, &err, auth, STOP_CHECK);
+                return Err(err);
+            }
+        }
+    }
     let go_on = until(stop);
     let mut counter = DiscardCounter::default();
     let mut spinner = Spinner::new(config.busy_poll);

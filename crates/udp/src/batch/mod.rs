@@ -47,6 +47,7 @@
 //! Elsewhere than Linux both fall back to one call per datagram, counted
 //! the same way, and neither offload is used.
 
+use std::io;
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
@@ -104,6 +105,8 @@ pub struct SendBatch {
     buf: BytesMut,
     /// Where each encoded datagram ends in `buf`.
     ends: Vec<usize>,
+    /// How many of them the kernel has taken.
+    sent: usize,
     counts: CallCounts,
     /// Send runs of equal-sized datagrams with GSO; cleared for good the
     /// first time the kernel refuses it.
@@ -134,6 +137,131 @@ impl SendBatch {
     pub fn counts(&self) -> CallCounts {
         self.counts
     }
+
+    /// Encodes `chunk` (at most [`MAX_BATCH`] messages), each as the one
+    /// datagram that carries it to `addr`, in place of what the buffer
+    /// held: both engines' batched sends start here.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`], before anything of `chunk` is sent.
+    pub(crate) fn encode(
+        &mut self,
+        chunk: &[Message],
+        framing: &mut Framing,
+        addr: &SocketAddr,
+    ) -> Result<(), Error> {
+        self.buf.clear();
+        self.ends.clear();
+        self.sent = 0;
+        for msg in chunk {
+            // Appended: nothing is written for a message that is refused.
+            framing.encode(msg, addr, &mut self.buf)?;
+            self.ends.push(self.buf.len());
+        }
+        Ok(())
+    }
+}
+
+/// One `sendmmsg` of what a [`SendBatch`] holds and the kernel has not
+/// taken yet.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Clone, Copy)]
+struct SendCall {
+    /// The first datagram not taken.
+    from: usize,
+    /// Runs of equal-sized datagrams as one GSO send of at most this many
+    /// bytes, or none.
+    gso_run: Option<usize>,
+}
+
+/// The sending loop, without the waiting: what to send next, and what a
+/// send did. The tokio socket waits for writability between calls, the
+/// blocking engine's sleeps in the call.
+#[cfg(target_os = "linux")]
+impl SendBatch {
+    /// The next call, until the kernel has taken every datagram; a GSO
+    /// run holds at most `max_run` bytes, one datagram's worth, since it
+    /// travels as one packet until it is cut.
+    fn next_call(&self, max_run: usize) -> Option<SendCall> {
+        (self.sent < self.ends.len()).then(|| SendCall {
+            from: self.sent,
+            gso_run: self.gso.then_some(max_run),
+        })
+    }
+
+    /// Makes `call` on `socket`.
+    fn sendmmsg(&self, socket: &std::net::UdpSocket, call: SendCall) -> io::Result<linux::Moved> {
+        let start = match call.from {
+            0 => 0,
+            from => self.ends[from - 1],
+        };
+        linux::sendmmsg(
+            socket,
+            &self.buf,
+            start,
+            &self.ends[call.from..],
+            call.gso_run,
+        )
+    }
+
+    /// Counts what a call moved.
+    ///
+    /// # Errors
+    ///
+    /// The call's, unless the kernel or the device refused GSO: then it is
+    /// said once, and the same datagrams go out without it from now on.
+    fn on_call(&mut self, moved: io::Result<linux::Moved>) -> io::Result<()> {
+        match moved {
+            Ok(moved) => {
+                self.counts.datagrams += moved.datagrams as u64;
+                self.counts.segmented += moved.segmented as u64;
+                self.sent += moved.datagrams;
+                Ok(())
+            }
+            Err(err) if self.gso && linux::gso_refused(&err) => {
+                tracing::debug!("UDP GSO refused ({err}); sending without it");
+                self.gso = false;
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// Sends what `batch` holds on a blocking std socket connected to `peer`,
+/// each call blocking while the send buffer is full: for
+/// [`sync::send_batch`](crate::sync::send_batch).
+#[cfg(target_os = "linux")]
+pub(crate) fn send_encoded_std(
+    socket: &std::net::UdpSocket,
+    batch: &mut SendBatch,
+    peer: &SocketAddr,
+) -> io::Result<()> {
+    let max_run = crate::Family::of(peer).max_payload();
+    while let Some(call) = batch.next_call(max_run) {
+        batch.counts.calls += 1;
+        let moved = batch.sendmmsg(socket, call);
+        batch.on_call(moved)?;
+    }
+    Ok(())
+}
+
+/// Elsewhere than Linux: one `send` per datagram.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn send_encoded_std(
+    socket: &std::net::UdpSocket,
+    batch: &mut SendBatch,
+    _peer: &SocketAddr,
+) -> io::Result<()> {
+    let mut start = 0;
+    for &end in &batch.ends {
+        batch.counts.calls += 1;
+        socket.send(&batch.buf[start..end])?;
+        batch.counts.datagrams += 1;
+        start = end;
+    }
+    Ok(())
 }
 
 /// The receive slots of [`Socket::recv_batch`]: one 64 KiB buffer per
@@ -230,11 +358,7 @@ impl RecvBatch {
     /// the blocking engine's (see [`sync::recv_batch`](crate::sync::recv_batch)),
     /// with `flags` for how it waits.
     #[cfg(target_os = "linux")]
-    pub(crate) fn recv_std(
-        &mut self,
-        socket: &std::net::UdpSocket,
-        flags: i32,
-    ) -> std::io::Result<()> {
+    pub(crate) fn recv_std(&mut self, socket: &std::net::UdpSocket, flags: i32) -> io::Result<()> {
         let Self { slots, got, counts } = self;
         linux::recvmmsg(socket, slots, got, flags)?;
         counts.calls += 1;
@@ -243,18 +367,14 @@ impl RecvBatch {
 
     /// Elsewhere than Linux: one datagram per call, into the first slot.
     #[cfg(not(target_os = "linux"))]
-    pub(crate) fn recv_std(
-        &mut self,
-        socket: &std::net::UdpSocket,
-        flags: i32,
-    ) -> std::io::Result<()> {
+    pub(crate) fn recv_std(&mut self, socket: &std::net::UdpSocket, flags: i32) -> io::Result<()> {
         let sock = socket2::SockRef::from(socket);
         let (len, from) = crate::sync::recv_into(&mut self.slots[0], |spare| {
             sock.recv_from_with_flags(spare, flags)
         })?;
         let from = from
             .as_socket()
-            .ok_or_else(|| std::io::Error::other("a datagram from a non-IP address"))?;
+            .ok_or_else(|| io::Error::other("a datagram from a non-IP address"))?;
         self.got.push(Received {
             len,
             from,
@@ -274,9 +394,9 @@ impl Socket {
     /// # Errors
     ///
     /// The kernel's refusal (Linux before 5.0), or
-    /// [`io::ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported)
+    /// [`io::ErrorKind::Unsupported`]
     /// elsewhere than Linux; the socket works as before either way.
-    pub fn set_gro(&self, on: bool) -> std::io::Result<()> {
+    pub fn set_gro(&self, on: bool) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         {
             linux::set_gro(&self.io.sock_ref(), on)
@@ -304,13 +424,7 @@ impl Socket {
     ) -> Result<(), Error> {
         let addr = self.peer.ok_or(Error::NotConnected)?;
         for chunk in msgs.chunks(MAX_BATCH) {
-            batch.buf.clear();
-            batch.ends.clear();
-            for msg in chunk {
-                self.encode(msg, &addr)?;
-                batch.buf.extend_from_slice(&self.send_buf);
-                batch.ends.push(batch.buf.len());
-            }
+            batch.encode(chunk, &mut self.framing, &addr)?;
             self.send_encoded(batch)
                 .await
                 .map_err(|source| Error::Send { addr, source })?;
@@ -339,49 +453,27 @@ impl Socket {
     }
 
     #[cfg(target_os = "linux")]
-    async fn send_encoded(&mut self, batch: &mut SendBatch) -> std::io::Result<()> {
-        // One run of a GSO send may hold at most one datagram's worth of
-        // bytes: it travels as one packet until it is cut.
+    async fn send_encoded(&mut self, batch: &mut SendBatch) -> io::Result<()> {
         let max_run = self.peer.map_or(crate::MAX_PAYLOAD_V4, |peer| {
             crate::Family::of(&peer).max_payload()
         });
-        let SendBatch {
-            buf,
-            ends,
-            counts,
-            gso,
-        } = batch;
-        let mut sent = 0;
-        while sent < ends.len() {
-            let start = if sent == 0 { 0 } else { ends[sent - 1] };
-            let gso_run = gso.then_some(max_run);
-            let result = self
+        while let Some(call) = batch.next_call(max_run) {
+            let mut calls = 0;
+            let moved = self
                 .io
                 .send_with(|socket| {
-                    counts.calls += 1;
-                    linux::sendmmsg(socket, &buf[..], start, &ends[sent..], gso_run)
+                    calls += 1;
+                    batch.sendmmsg(socket, call)
                 })
                 .await;
-            let moved = match result {
-                Ok(moved) => moved,
-                // The kernel or the device cannot segment: say so once,
-                // and send the same datagrams one by one from now on.
-                Err(err) if *gso && linux::gso_refused(&err) => {
-                    tracing::debug!("UDP GSO refused ({err}); sending without it");
-                    *gso = false;
-                    continue;
-                }
-                Err(err) => return Err(err),
-            };
-            counts.datagrams += moved.datagrams as u64;
-            counts.segmented += moved.segmented as u64;
-            sent += moved.datagrams;
+            batch.counts.calls += calls;
+            batch.on_call(moved)?;
         }
         Ok(())
     }
 
     #[cfg(not(target_os = "linux"))]
-    async fn send_encoded(&mut self, batch: &mut SendBatch) -> std::io::Result<()> {
+    async fn send_encoded(&mut self, batch: &mut SendBatch) -> io::Result<()> {
         let mut start = 0;
         for &end in &batch.ends {
             batch.counts.calls += 1;
@@ -393,7 +485,7 @@ impl Socket {
     }
 
     #[cfg(target_os = "linux")]
-    async fn recv_datagrams(&mut self, batch: &mut RecvBatch) -> std::io::Result<()> {
+    async fn recv_datagrams(&mut self, batch: &mut RecvBatch) -> io::Result<()> {
         batch.prepare();
         let RecvBatch { slots, got, counts } = batch;
         self.io
@@ -407,7 +499,7 @@ impl Socket {
     }
 
     #[cfg(not(target_os = "linux"))]
-    async fn recv_datagrams(&mut self, batch: &mut RecvBatch) -> std::io::Result<()> {
+    async fn recv_datagrams(&mut self, batch: &mut RecvBatch) -> io::Result<()> {
         batch.prepare();
         let slot = &mut batch.slots[0];
         batch.counts.calls += 1;
@@ -429,7 +521,7 @@ mod linux;
 
 /// `UDP_GRO` on or off, for a socket of any engine's.
 #[cfg(target_os = "linux")]
-pub(crate) fn set_gro_on(socket: &socket2::SockRef<'_>, on: bool) -> std::io::Result<()> {
+pub(crate) fn set_gro_on(socket: &socket2::SockRef<'_>, on: bool) -> io::Result<()> {
     linux::set_gro(socket, on)
 }
 
@@ -547,6 +639,46 @@ mod tests {
         let got = recv_n(&mut server, &mut RecvBatch::new(16), 10).await;
         assert_eq!(got.len(), 10);
         assert_eq!(server.auth_rejections().total(), 0);
+    }
+
+    /// The runtime-free send: a blocking std socket, the same encoding,
+    /// runs and counts as the tokio socket's, authenticated here, and GSO
+    /// where the kernel offers it; the datagrams arrive whole, in order.
+    #[test]
+    fn the_blocking_send_batches_as_the_tokio_one() {
+        let secret = msg_proto::auth::Secret::new(b"s3cret".to_vec()).unwrap();
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let peer = server.local_addr().unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.connect(peer).unwrap();
+        let mut framing = Framing::new();
+        framing.authenticate(&secret, msg_proto::auth::Role::Client, [2; 8]);
+        let msgs = discards(100, 32);
+        let mut send = SendBatch::new().with_gso(true);
+        crate::sync::send_batch(&client, &mut framing, peer, &msgs, &mut send).unwrap();
+        let counts = send.counts();
+        assert_eq!(counts.datagrams, 100);
+        if cfg!(target_os = "linux") {
+            assert_eq!(counts.calls, 2, "{counts:?}");
+        }
+        let mut opening = Framing::new();
+        opening.authenticate(&secret, msg_proto::auth::Role::Server, [1; 8]);
+        let (mut batch, mut got) = (RecvBatch::new(8), Vec::new());
+        // Bounded: 100 datagrams, at least one per receive, each receive
+        // within the socket's timeout.
+        for _ in 0..100 {
+            if got.len() == 100 {
+                break;
+            }
+            let wait = crate::sync::Wait::Sleep;
+            crate::sync::recv_batch(&server, &mut opening, &mut batch, &mut got, wait).unwrap();
+        }
+        let seqs: Vec<u64> = got.iter().map(|(msg, _)| msg.seq).collect();
+        assert_eq!(seqs, (0..100).collect::<Vec<_>>());
+        assert_eq!(opening.auth_rejections().total(), 0);
     }
 
     /// `n` discards of `len`-byte bodies.

@@ -106,8 +106,8 @@ pub(crate) struct BenchArgs {
     /// dedicated threads, as sockperf), tokio (msg listen's and msg send's
     /// runtime), or both, interleaved, with what the runtime costs per
     /// round trip [default: blocking for a ping-pong or a throughput
-    /// stream; tokio with --rate, --batch or a secret, which only tokio
-    /// measures]
+    /// stream; tokio with --rate, which only tokio measures, and with
+    /// --batch or a secret]
     #[arg(long, value_enum)]
     io: Option<Io>,
 
@@ -213,32 +213,42 @@ pub(crate) enum Io {
     Both,
 }
 
+/// What a benchmark asks for that decides its engines.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Asked {
+    /// A rate: the open loop, or a paced stream.
+    pub(crate) paced: bool,
+    /// `--batch`.
+    pub(crate) batched: bool,
+    /// A secret.
+    pub(crate) secret: bool,
+    /// `--impair`.
+    pub(crate) impaired: bool,
+}
+
 impl Io {
     /// The engines to measure with: `io` as asked, or by default blocking
-    /// for what it can measure (a closed-loop ping-pong or an unpaced,
-    /// unbatched stream, without a secret) and tokio for the rest.
+    /// for a closed-loop ping-pong or an unbatched, unpaced stream without
+    /// a secret, and tokio for the rest (a batched stream and a secret run
+    /// on the blocking engine too, when asked for: their default stays the
+    /// engine their figures have always come from).
     ///
     /// # Errors
     ///
     /// The reason, when the blocking engine is asked for what it does not
     /// do.
-    pub(crate) fn engines(
-        io: Option<Self>,
-        closed_loop: bool,
-        secret: bool,
-        impaired: bool,
-    ) -> Result<Vec<Engine>, String> {
-        let blocking_can = closed_loop && !secret && !impaired;
+    pub(crate) fn engines(io: Option<Self>, asked: Asked) -> Result<Vec<Engine>, String> {
+        let blocking_can = !asked.paced && !asked.impaired;
+        let blocking_default = blocking_can && !asked.batched && !asked.secret;
         match io {
-            None if blocking_can => Ok(vec![Engine::Blocking]),
+            None if blocking_default => Ok(vec![Engine::Blocking]),
             None | Some(Self::Tokio) => Ok(vec![Engine::Tokio]),
             Some(io) if !blocking_can => {
-                let what = if secret {
-                    "authentication"
-                } else if impaired {
+                let what = if asked.impaired {
                     "no --impair runs (their TCP retransmissions come from the tokio link)"
                 } else {
-                    "only the closed loop, as fast as the socket takes it, not --rate or --batch"
+                    "only the closed loop or an unpaced stream, as fast as the socket takes it, \
+                     not --rate"
                 };
                 Err(format!(
                     "--io {}: the blocking engine does {what}; use --io tokio (the default there)",
@@ -327,16 +337,13 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let auth = args.auth.auth()?;
-    // What the blocking engine measures: one message in flight, or a
-    // stream as fast as the socket takes it; not a paced or batched one.
-    let closed_loop = args.rate.is_none() && args.batch.is_none();
-    let engines = Io::engines(
-        args.io,
-        closed_loop,
-        auth.is_some(),
-        !args.impair.is_empty(),
-    )
-    .map_err(usage)?;
+    let asked = Asked {
+        paced: args.rate.is_some(),
+        batched: args.batch.is_some(),
+        secret: auth.is_some(),
+        impaired: !args.impair.is_empty(),
+    };
+    let engines = Io::engines(args.io, asked).map_err(usage)?;
     let plan = Plan {
         transports,
         sizes,
@@ -550,32 +557,52 @@ mod tests {
 
     #[test]
     fn blocking_is_the_default_only_where_it_measures() {
+        let closed_loop = Asked::default();
+        let paced = Asked {
+            paced: true,
+            ..Asked::default()
+        };
+        let secret = Asked {
+            secret: true,
+            ..Asked::default()
+        };
+        let batched = Asked {
+            batched: true,
+            ..Asked::default()
+        };
+        let impaired = Asked {
+            impaired: true,
+            ..Asked::default()
+        };
+        assert_eq!(Io::engines(None, closed_loop), Ok(vec![Engine::Blocking]));
+        assert_eq!(Io::engines(None, paced), Ok(vec![Engine::Tokio]));
+        assert_eq!(Io::engines(None, batched), Ok(vec![Engine::Tokio]));
+        assert_eq!(Io::engines(None, secret), Ok(vec![Engine::Tokio]));
         assert_eq!(
-            Io::engines(None, true, false, false),
-            Ok(vec![Engine::Blocking])
-        );
-        assert_eq!(
-            Io::engines(None, false, false, false),
-            Ok(vec![Engine::Tokio])
-        );
-        assert_eq!(
-            Io::engines(None, true, true, false),
-            Ok(vec![Engine::Tokio])
-        );
-        assert_eq!(
-            Io::engines(Some(Io::Both), true, false, false),
+            Io::engines(Some(Io::Both), closed_loop),
             Ok(vec![Engine::Blocking, Engine::Tokio])
         );
-        let refused = Io::engines(Some(Io::Blocking), false, false, false).unwrap_err();
+        let refused = Io::engines(Some(Io::Blocking), paced).unwrap_err();
         assert!(refused.contains("--io blocking") && refused.contains("--io tokio"));
-        assert!(Io::engines(Some(Io::Both), true, true, false).is_err());
+        // A secret and a batch run on the blocking engine when asked for.
         assert_eq!(
-            Io::engines(None, true, false, true),
-            Ok(vec![Engine::Tokio])
+            Io::engines(Some(Io::Both), secret),
+            Ok(vec![Engine::Blocking, Engine::Tokio])
         );
-        assert!(Io::engines(Some(Io::Blocking), true, false, true).is_err());
         assert_eq!(
-            Io::engines(Some(Io::Tokio), false, true, false),
+            Io::engines(Some(Io::Blocking), batched),
+            Ok(vec![Engine::Blocking])
+        );
+        assert_eq!(Io::engines(None, impaired), Ok(vec![Engine::Tokio]));
+        assert!(Io::engines(Some(Io::Blocking), impaired).is_err());
+        assert_eq!(
+            Io::engines(
+                Some(Io::Tokio),
+                Asked {
+                    secret: true,
+                    ..paced
+                }
+            ),
             Ok(vec![Engine::Tokio])
         );
     }

@@ -5,8 +5,8 @@
 //!
 //! It serves data (with `--reply`), pings, discards and statistics pings,
 //! with the same limits, output and summary as the tokio listener, and
-//! over UDP with a secret too; what only the tokio listener does (a secret
-//! over TCP, `--raw`, `--save-dir`, `--exec`) is refused as a usage
+//! with a secret too (over TCP the same handshake); what only the tokio
+//! listener does (`--raw`, `--save-dir`, `--exec`) is refused as a usage
 //! error. `--batch N` takes up to N datagrams per receive call here too.
 
 use std::future::Future;
@@ -33,16 +33,13 @@ pub(crate) enum ListenIo {
     Blocking,
 }
 
-/// Refuses what the blocking engine does not serve: a secret over a
-/// transport with connections (their handshake is the tokio engine's).
+/// Refuses what the blocking engine does not serve: raw mode, files and
+/// commands.
 fn check(args: &ListenArgs) -> anyhow::Result<()> {
     if args.batch.is_some() && !args.transport.transport().caps().batches {
         return Err(usage(super::BATCH_NEEDS_UDP));
     }
-    let secret = args.auth.auth()?.is_some();
-    let handshake = args.transport.transport().caps().connections;
     for (asked, what) in [
-        (secret && handshake, "a secret"),
         (args.raw, "--raw"),
         (args.save_dir.is_some(), "--save-dir"),
         (args.exec.exec, "--exec"),

@@ -1,0 +1,144 @@
+//! The blocking engine's UDP listener: one thread on one socket, a
+//! datagram per receive call or, for a batched stream, up to
+//! `config.udp_batch` per call; each datagram answered and shown on its
+//! own, as the tokio engine's UDP serve loop does.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::BytesMut;
+use msg_proto::Message;
+use msg_proto::auth::Role;
+use msg_udp::Framing;
+use tracing::{debug, warn};
+
+use super::io::{Got, recv_datagram};
+use super::serve::{STOP_CHECK, Spinner};
+use crate::log::{DropWarning, show_datagram};
+use crate::respond::{Response, UdpPeers};
+use crate::{Error, Events, ServeConfig, auth};
+
+pub(super) fn serve_udp(
+    socket: &UdpSocket,
+    config: &ServeConfig,
+    events: &Events,
+    stop: &AtomicBool,
+) -> Result<(), Error> {
+    socket.set_read_timeout(Some(STOP_CHECK))?;
+    let reply = config.reply;
+    let mut peers = UdpPeers::new(config.limits.max_udp_peers);
+    let mut dropped = DropWarning::default();
+    // The tokio socket's own framing: the same header, trailer, replay
+    // windows and flood log, whichever engine moves the bytes.
+    let mut framing = Framing::new();
+    if let Some(secret) = &config.auth {
+        framing.authenticate(&secret.secret, Role::Server, auth::session_id());
+    }
+    if config.udp_batch > 1 {
+        return serve_udp_batched(socket, config, events, stop, framing);
+    }
+    let mut recv_buf = BytesMut::new();
+    let mut send_buf = BytesMut::new();
+    let mut spinner = Spinner::new(config.busy_poll);
+    while !stop.load(Ordering::Relaxed) {
+        let got =
+            recv_datagram(socket, &mut recv_buf, spinner.wait()).map_err(msg_udp::Error::Recv)?;
+        let Got::Data((datagram, peer)) = got else {
+            continue;
+        };
+        spinner.got_one();
+        let Some(msg) = framing.decode(datagram, peer) else {
+            // Counted (and logged) by the framing; published only when
+            // one is dropped, so the common path stores nothing.
+            config.counters.set_udp(
+                framing.invalid_datagrams(),
+                framing.auth_rejections().total(),
+            );
+            continue;
+        };
+        let Response { answer, show } = peers.respond(&msg, peer, reply);
+        if let Some(answer) = answer {
+            if let Err(err) = send_datagram(socket, &mut framing, &mut send_buf, &answer, peer) {
+                warn!(%peer, "cannot reply: {err}");
+            }
+        }
+        if show && !show_datagram(events, &mut dropped, peer, &msg) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// [`serve_udp`] taking up to `config.udp_batch` datagrams per receive
+/// call (`recvmmsg`, and runs coalesced by GRO where the kernel offers it),
+/// as the tokio engine's batched loop does, with msg-udp's same slots and
+/// cutting; each datagram is still answered and shown on its own.
+fn serve_udp_batched(
+    socket: &UdpSocket,
+    config: &ServeConfig,
+    events: &Events,
+    stop: &AtomicBool,
+    mut framing: Framing,
+) -> Result<(), Error> {
+    let reply = config.reply;
+    let mut peers = UdpPeers::new(config.limits.max_udp_peers);
+    let mut dropped = DropWarning::default();
+    // Only a loop that cuts coalesced runs apart may turn GRO on.
+    if let Err(err) = msg_udp::sync::set_gro(socket, true) {
+        debug!("UDP GRO is not available ({err}); receiving datagram by datagram");
+    }
+    let mut batch = msg_udp::RecvBatch::new(config.udp_batch);
+    let mut received: Vec<(Message, SocketAddr)> = Vec::with_capacity(batch.len());
+    let mut send_buf = BytesMut::new();
+    let mut spinner = Spinner::new(config.busy_poll);
+    while !stop.load(Ordering::Relaxed) {
+        // The messages of the last batch are gone by now, so its slots
+        // are reclaimed, not reallocated.
+        received.clear();
+        let got = msg_udp::sync::recv_batch(
+            socket,
+            &mut framing,
+            &mut batch,
+            &mut received,
+            spinner.wait(),
+        )
+        .map_err(msg_udp::Error::Recv)?;
+        if let Got::Nothing = got {
+            continue;
+        }
+        spinner.got_one();
+        config.counters.set_udp(
+            framing.invalid_datagrams(),
+            framing.auth_rejections().total(),
+        );
+        config.counters.set_udp_recv_calls(batch.counts());
+        for (msg, peer) in received.drain(..) {
+            let Response { answer, show } = peers.respond(&msg, peer, reply);
+            if let Some(answer) = answer {
+                if let Err(err) = send_datagram(socket, &mut framing, &mut send_buf, &answer, peer)
+                {
+                    warn!(%peer, "cannot reply: {err}");
+                }
+            }
+            if show && !show_datagram(events, &mut dropped, peer, &msg) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn send_datagram(
+    socket: &UdpSocket,
+    framing: &mut Framing,
+    buf: &mut BytesMut,
+    msg: &Message,
+    addr: SocketAddr,
+) -> Result<(), msg_udp::Error> {
+    buf.clear();
+    framing.encode(msg, &addr, buf)?;
+    socket
+        .send_to(buf, addr)
+        .map_err(|source| msg_udp::Error::Send { addr, source })?;
+    Ok(())
+}
