@@ -172,9 +172,12 @@ fn tcp_keys() -> (SessionKeys, SessionKeys) {
 
 async fn tcp_pair(authenticated: bool) -> (msg_tcp::Connection, msg_tcp::Connection) {
     let options = msg_tcp::Options::default();
-    let listener = msg_tcp::Listener::bind("127.0.0.1:0".parse().unwrap(), options)
-        .await
-        .unwrap();
+    let listener = msg_tcp::Listener::bind(
+        "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(),
+        options,
+    )
+    .await
+    .unwrap();
     let addr = listener.local_addr().unwrap();
     let (client, server) = tokio::join!(
         msg_tcp::Connection::connect(addr, options),
@@ -274,7 +277,7 @@ fn blocking_allocations(transport: msg_net::Transport, busy_poll: bool, client: 
 
     let listener = blocking::Listener::bind(
         transport,
-        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(),
         msg_tcp::Options::default(),
     )
     .unwrap();
@@ -390,7 +393,7 @@ fn a_warm_blocking_udp_listener_allocates_nothing_per_message() {
     let transport = msg_net::Transport::Udp;
     let listener = blocking::Listener::bind(
         transport,
-        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(),
         msg_tcp::Options::default(),
     )
     .unwrap();

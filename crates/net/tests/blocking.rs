@@ -359,7 +359,7 @@ fn the_blocking_engine_keeps_the_udp_limit_and_refuses_what_it_does_not_do() {
 
     let listener = blocking::Listener::bind(
         Transport::Tcp,
-        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
         Default::default(),
     )
     .unwrap();

@@ -1,7 +1,7 @@
 //! [`Link`]: the blocking engine's client end, one conversation on the
 //! calling thread.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,9 @@ use msg_udp::Framing;
 
 use super::auth::handshake;
 use super::io::{Framed, Got, Read, Wait, recv_datagram};
-use crate::{Auth, Error, SendBatch, Transport, auth};
+use super::stream::{self, AnyStream};
+use crate::transport::Family;
+use crate::{Auth, Error, PeerAddr, SendBatch, Transport, auth};
 
 /// How a blocking link connects and waits.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +55,7 @@ pub enum Received {
 #[derive(Debug)]
 pub struct Link {
     inner: Inner,
+    transport: Transport,
     busy_poll: bool,
     /// The longest one receive call waits, restored after a handshake.
     timeout: Duration,
@@ -60,9 +63,10 @@ pub struct Link {
     never: fn() -> bool,
 }
 
+/// What is connected, by family.
 #[derive(Debug)]
 enum Inner {
-    Udp {
+    Datagram {
         socket: UdpSocket,
         peer: SocketAddr,
         recv_buf: BytesMut,
@@ -71,7 +75,7 @@ enum Inner {
         /// windows and the count of what was skipped.
         framing: Framing,
     },
-    Tcp(Box<Framed>),
+    Stream(Box<Framed<AnyStream>>),
 }
 
 impl Link {
@@ -85,12 +89,14 @@ impl Link {
     /// reports them.
     pub fn connect(
         transport: Transport,
-        addr: SocketAddr,
+        addr: impl Into<PeerAddr>,
         options: &LinkOptions,
     ) -> Result<Self, Error> {
+        let addr = addr.into();
         let timeout = Some(options.timeout);
-        let inner = match transport {
-            Transport::Udp => {
+        let inner = match transport.family() {
+            Family::Datagram => {
+                let addr = transport.inet(&addr)?;
                 let local: SocketAddr = if addr.is_ipv4() {
                     (Ipv4Addr::UNSPECIFIED, 0).into()
                 } else {
@@ -105,7 +111,7 @@ impl Link {
                     .map_err(|source| msg_udp::Error::Connect { addr, source })?;
                 socket.set_read_timeout(timeout)?;
                 socket.set_write_timeout(timeout)?;
-                Inner::Udp {
+                Inner::Datagram {
                     socket,
                     peer: addr,
                     recv_buf: BytesMut::new(),
@@ -113,22 +119,17 @@ impl Link {
                     framing: Framing::new(),
                 }
             }
-            Transport::Tcp => {
-                let stream =
-                    TcpStream::connect_timeout(&addr, options.timeout).map_err(|source| {
-                        msg_tcp::Error::Connect {
-                            addr: addr.into(),
-                            source,
-                        }
-                    })?;
-                stream.set_nodelay(options.tcp.nodelay)?;
-                stream.set_read_timeout(timeout)?;
+            Family::Stream(kind) => {
+                let stream = stream::connect(kind, &addr, options.timeout)?;
+                stream.apply(&options.tcp)?;
+                super::io::Stream::set_read_timeout(&stream, timeout)?;
                 stream.set_write_timeout(timeout)?;
-                Inner::Tcp(Box::new(Framed::new(stream, options.tcp.max_frame)))
+                Inner::Stream(Box::new(Framed::new(stream, options.tcp.max_frame)))
             }
         };
         Ok(Self {
             inner,
+            transport,
             busy_poll: options.busy_poll,
             timeout: options.timeout,
             never: || false,
@@ -148,10 +149,10 @@ impl Link {
     /// connection is then of no further use), or the socket's.
     pub fn authenticate(&mut self, auth: &Auth) -> Result<(), Error> {
         match &mut self.inner {
-            Inner::Udp { framing, .. } => {
+            Inner::Datagram { framing, .. } => {
                 framing.authenticate(&auth.secret, Role::Client, auth::session_id());
             }
-            Inner::Tcp(framed) => {
+            Inner::Stream(framed) => {
                 // A client has no stop flag: the handshake timeout ends it.
                 let never = AtomicBool::new(false);
                 handshake(framed, auth, Role::Client, self.timeout, &never)?;
@@ -162,10 +163,7 @@ impl Link {
 
     /// The transport in use.
     pub fn transport(&self) -> Transport {
-        match self.inner {
-            Inner::Udp { .. } => Transport::Udp,
-            Inner::Tcp(_) => Transport::Tcp,
-        }
+        self.transport
     }
 
     /// Sends one message: one `send` (UDP, size checked first) or the
@@ -177,7 +175,7 @@ impl Link {
     /// timed out.
     pub fn send(&mut self, msg: &Message) -> Result<(), Error> {
         match &mut self.inner {
-            Inner::Udp {
+            Inner::Datagram {
                 socket,
                 peer,
                 send_buf,
@@ -191,7 +189,7 @@ impl Link {
                     .send(send_buf)
                     .map_err(|source| msg_udp::Error::Send { addr, source })?;
             }
-            Inner::Tcp(framed) => framed.write_message(msg, &self.never)?,
+            Inner::Stream(framed) => framed.write_message(msg, &self.never)?,
         }
         Ok(())
     }
@@ -209,7 +207,7 @@ impl Link {
     /// group of up to [`MAX_BATCH`](crate::MAX_BATCH) is sent), or the
     /// send failed or timed out.
     pub fn send_batch(&mut self, msgs: &[Message], batch: &mut SendBatch) -> Result<(), Error> {
-        if let Inner::Udp {
+        if let Inner::Datagram {
             socket,
             peer,
             framing,
@@ -241,7 +239,7 @@ impl Link {
         };
         loop {
             match &mut self.inner {
-                Inner::Udp {
+                Inner::Datagram {
                     socket,
                     recv_buf,
                     framing,
@@ -257,7 +255,7 @@ impl Link {
                         return Ok(Received::Message(msg));
                     }
                 }
-                Inner::Tcp(framed) => {
+                Inner::Stream(framed) => {
                     return Ok(match framed.read_message(wait)? {
                         Read::Message(msg) => Received::Message(msg),
                         Read::Closed => Received::Closed,

@@ -36,14 +36,18 @@
 //!
 //! - [`Link`]: a client conversation on the calling thread.
 //! - [`Listener`] and [`serve`]: a listener on the calling thread (and a
-//!   thread per TCP connection), stopped by a flag; its UDP loops are in
-//!   `udp.rs`, the handshake's driver in `auth.rs`, the framed stream (any
-//!   std byte stream) in `io.rs`.
+//!   thread per stream connection), stopped by a flag; its datagram loops
+//!   are in `udp.rs`, the handshake's driver in `auth.rs`, the framed
+//!   stream (any std byte stream) in `io.rs`.
+//! - `stream.rs`: the stream family, as the crate's `stream.rs` is for
+//!   the tokio engine: every kind of std stream (TCP so far) as one
+//!   `AnyStream`/`AnyListener`, the only file here that names a kind.
 
 mod auth;
 mod io;
 mod link;
 mod serve;
+mod stream;
 mod udp;
 
 pub use link::{Link, LinkOptions, Received};

@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,12 +25,14 @@ use tracing::{debug, warn};
 
 use super::auth::{Shaken, Slots, drain_refused, handshake};
 use super::io::{Framed, Read, Wait, until};
+use super::stream::{self, AnyListener, AnyStream};
 use crate::auth::{self, HAS_NO_SECRET};
 use crate::deadlines::{Deadlines, Expired, idle_text};
 use crate::log::{Chain, RateLimited};
 use crate::respond::{Response, respond};
 use crate::text::error_message;
-use crate::{Error, Event, Events, ServeConfig, Transport};
+use crate::transport::Family;
+use crate::{Error, Event, Events, PeerAddr, ServeConfig, Transport};
 
 /// The longest any wait of a serving thread lasts before it looks at the
 /// `stop` flag (and, over TCP, at the idle and frame timeouts).
@@ -46,13 +48,15 @@ pub const SPIN_IDLE: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub struct Listener {
     inner: Bound,
+    transport: Transport,
     tcp: msg_tcp::Options,
 }
 
+/// What is bound, by family.
 #[derive(Debug)]
 enum Bound {
-    Udp(UdpSocket),
-    Tcp(TcpListener),
+    Datagram(UdpSocket),
+    Stream(AnyListener),
 }
 
 impl Listener {
@@ -64,43 +68,58 @@ impl Listener {
     /// The transport's bind error, as [`crate::Listener::bind`] reports it.
     pub fn bind(
         transport: Transport,
-        addr: SocketAddr,
+        addr: impl Into<PeerAddr>,
         tcp: msg_tcp::Options,
     ) -> Result<Self, Error> {
-        let inner = match transport {
-            Transport::Udp => Bound::Udp(
-                UdpSocket::bind(addr).map_err(|source| msg_udp::Error::Bind { addr, source })?,
-            ),
-            Transport::Tcp => {
-                Bound::Tcp(
-                    msg_tcp::tcp::listen(addr).map_err(|source| msg_tcp::Error::Bind {
-                        addr: addr.into(),
-                        source,
-                    })?,
+        let addr = addr.into();
+        let inner = match transport.family() {
+            Family::Datagram => {
+                let addr = transport.inet(&addr)?;
+                Bound::Datagram(
+                    UdpSocket::bind(addr)
+                        .map_err(|source| msg_udp::Error::Bind { addr, source })?,
                 )
             }
+            Family::Stream(kind) => Bound::Stream(stream::bind(kind, &addr)?),
         };
-        Ok(Self { inner, tcp })
+        Ok(Self {
+            inner,
+            transport,
+            tcp,
+        })
     }
 
     /// The transport it listens on.
     pub fn transport(&self) -> Transport {
-        match self.inner {
-            Bound::Udp(_) => Transport::Udp,
-            Bound::Tcp(_) => Transport::Tcp,
-        }
+        self.transport
     }
 
-    /// The local address (with the port the system picked for port 0).
+    /// The local address, of whatever kind (with the port the system
+    /// picked for port 0), as [`crate::Listener::addr`].
     ///
     /// # Errors
     ///
     /// The operating system's, rarely.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+    pub fn addr(&self) -> std::io::Result<PeerAddr> {
         match &self.inner {
-            Bound::Udp(socket) => socket.local_addr(),
-            Bound::Tcp(listener) => listener.local_addr(),
+            Bound::Datagram(socket) => socket.local_addr().map(PeerAddr::Inet),
+            Bound::Stream(listener) => listener.local_addr(),
         }
+    }
+
+    /// The local IP address and port, as [`crate::Listener::local_addr`].
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, rarely; `InvalidInput` for a listener whose
+    /// address is not an IP address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.addr()?.inet().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the listener has no IP address",
+            )
+        })
     }
 
     /// Asks for a UDP receive buffer of `bytes`; returns what the kernel
@@ -111,12 +130,12 @@ impl Listener {
     /// The operating system's; over TCP, `Unsupported`.
     pub fn set_recv_buffer(&self, bytes: usize) -> std::io::Result<usize> {
         match &self.inner {
-            Bound::Udp(socket) => {
+            Bound::Datagram(socket) => {
                 let sock = SockRef::from(socket);
                 sock.set_recv_buffer_size(bytes)?;
                 sock.recv_buffer_size()
             }
-            Bound::Tcp(_) => Err(std::io::ErrorKind::Unsupported.into()),
+            Bound::Stream(_) => Err(std::io::ErrorKind::Unsupported.into()),
         }
     }
 }
@@ -128,18 +147,18 @@ impl Listener {
     /// TCP.
     pub fn unread(&self) -> Option<u64> {
         match &self.inner {
-            Bound::Udp(socket) => Some(msg_udp::sync::discard_waiting(
+            Bound::Datagram(socket) => Some(msg_udp::sync::discard_waiting(
                 &SockRef::from(socket),
                 crate::counters::MAX_UNREAD_COUNTED,
             )),
-            Bound::Tcp(_) => None,
+            Bound::Stream(_) => None,
         }
     }
 }
 
 impl fmt::Display for Listener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.local_addr() {
+        match self.addr() {
             Ok(addr) => write!(f, "{} {addr}", self.transport()),
             Err(_) => write!(f, "{}", self.transport()),
         }
@@ -176,8 +195,8 @@ pub fn serve(
         }
     }
     match &listener.inner {
-        Bound::Udp(socket) => super::udp::serve_udp(socket, config, events, stop),
-        Bound::Tcp(tcp) => serve_tcp(tcp, listener.tcp, config, events, stop),
+        Bound::Datagram(socket) => super::udp::serve_udp(socket, config, events, stop),
+        Bound::Stream(streams) => serve_streams(streams, listener.tcp, config, events, stop),
     }
 }
 
@@ -214,15 +233,16 @@ impl Spinner {
     }
 }
 
-fn serve_tcp(
-    listener: &TcpListener,
+/// Serves a stream listener of any kind: a thread per connection, within
+/// the listener's limits.
+fn serve_streams(
+    listener: &AnyListener,
     options: msg_tcp::Options,
     config: &ServeConfig,
     events: &Events,
     stop: &Arc<AtomicBool>,
 ) -> Result<(), Error> {
-    // Linux bounds a blocking accept by the receive timeout too.
-    SockRef::from(listener).set_read_timeout(Some(STOP_CHECK))?;
+    listener.set_accept_timeout(STOP_CHECK)?;
     let failures = Arc::new(RateLimited::default());
     let open = Arc::new(AtomicUsize::new(0));
     // Peers that have not proved they hold the secret share these, as on
@@ -243,7 +263,7 @@ fn serve_tcp(
         };
         debug!(%peer, "connected");
         config.counters.connected();
-        msg_tcp::tcp::keepalive(&stream, config.limits.keepalive);
+        stream.keepalive(config.limits.keepalive);
         let max = config.limits.max_conns;
         if open.load(Ordering::Relaxed) >= max {
             failures.warn(|suppressed| {
@@ -254,24 +274,30 @@ fn serve_tcp(
         }
         open.fetch_add(1, Ordering::Relaxed);
         let (config, events, stop) = (config.clone(), events.clone(), Arc::clone(stop));
-        let (open, failures) = (Arc::clone(&open), Arc::clone(&failures));
+        let (still_open, failures) = (Arc::clone(&open), Arc::clone(&failures));
         let slots = Arc::clone(&slots);
+        let who = peer.clone();
         let spawned = thread::Builder::new()
             .name("msg-conn".to_owned())
             .spawn(move || {
+                let peer = who;
                 let served =
-                    serve_connection(stream, peer, options, &slots, &config, &events, &stop);
+                    serve_connection(stream, &peer, options, &slots, &config, &events, &stop);
                 if let Err(err) = served {
                     failures.warn(|suppressed| {
                         warn!(%peer, suppressed, "dropped connection: {}", Chain(&err));
                     });
                 }
                 debug!(%peer, "closed");
-                open.fetch_sub(1, Ordering::Relaxed);
+                still_open.fetch_sub(1, Ordering::Relaxed);
             });
         match spawned {
             Ok(thread) => threads.push(thread),
-            Err(err) => warn!(%peer, "cannot start a thread for a connection: {err}"),
+            Err(err) => {
+                // The connection is dropped unserved: its place is free.
+                open.fetch_sub(1, Ordering::Relaxed);
+                warn!(%peer, "cannot start a thread for a connection: {err}");
+            }
         }
     }
     for thread in threads {
@@ -284,16 +310,16 @@ fn serve_tcp(
 /// the listener has a secret (nothing else is read until it completes,
 /// within its timeout), then every message.
 fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: AnyStream,
+    peer: &PeerAddr,
     options: msg_tcp::Options,
     slots: &Slots,
     config: &ServeConfig,
     events: &Events,
     stop: &AtomicBool,
 ) -> Result<(), Error> {
-    stream.set_nodelay(options.nodelay)?;
-    stream.set_read_timeout(Some(STOP_CHECK))?;
+    stream.apply(&options)?;
+    super::io::Stream::set_read_timeout(&stream, Some(STOP_CHECK))?;
     stream.set_write_timeout(Some(STOP_CHECK))?;
     let mut conn = Framed::new(stream, options.max_frame);
     if let Some(auth) = &config.auth {
@@ -356,7 +382,7 @@ fn serve_connection(
         }
         if show && events.wanted() {
             let event = Event::Message {
-                peer: peer.into(),
+                peer: peer.clone(),
                 seq: Some(msg.seq),
                 body: msg.body,
             };
@@ -372,7 +398,7 @@ fn serve_connection(
 }
 
 /// Tells a client that the listener is full, and closes.
-fn refuse_connection(stream: TcpStream, options: msg_tcp::Options, max: usize) {
+fn refuse_connection(stream: AnyStream, options: msg_tcp::Options, max: usize) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let mut conn = Framed::new(stream, options.max_frame);
     let text = crate::refusal::MAX_CONNS.format(max);

@@ -1,0 +1,173 @@
+//! The blocking engine's stream family: every kind of std byte stream it
+//! connects, binds and accepts, in one place, as the crate's `stream.rs`
+//! is for the tokio engine.
+//!
+//! The link, the listener and the per-connection loop hold an
+//! [`AnyStream`] or an [`AnyListener`] and frame it with [`Framed`](super::io::Framed)
+//! whatever it is; a new kind of stream is a variant here and an arm in
+//! [`connect`] and [`bind`].
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use msg_tcp::PeerAddr;
+
+use super::io::Stream;
+use crate::transport::StreamKind;
+use crate::{Error, Transport};
+
+/// A connected std byte stream of any kind.
+#[derive(Debug)]
+pub(crate) enum AnyStream {
+    /// A TCP connection.
+    Tcp(TcpStream),
+}
+
+/// A listening std socket of any stream kind.
+#[derive(Debug)]
+pub(crate) enum AnyListener {
+    /// A TCP listener.
+    Tcp(TcpListener),
+}
+
+/// Connects a stream of `kind` to `addr` within `timeout`.
+pub(crate) fn connect(
+    kind: StreamKind,
+    addr: &PeerAddr,
+    timeout: Duration,
+) -> Result<AnyStream, Error> {
+    let failed = |source| -> Error {
+        msg_tcp::Error::Connect {
+            addr: addr.clone(),
+            source,
+        }
+        .into()
+    };
+    match kind {
+        StreamKind::Tcp => {
+            let ip = Transport::Tcp.inet(addr)?;
+            TcpStream::connect_timeout(&ip, timeout)
+                .map(AnyStream::Tcp)
+                .map_err(failed)
+        }
+    }
+}
+
+/// Binds a listener of `kind` on `addr` (msg-tcp's backlog and address
+/// reuse for TCP, the same as the tokio listener's).
+pub(crate) fn bind(kind: StreamKind, addr: &PeerAddr) -> Result<AnyListener, Error> {
+    let failed = |source| -> Error {
+        msg_tcp::Error::Bind {
+            addr: addr.clone(),
+            source,
+        }
+        .into()
+    };
+    match kind {
+        StreamKind::Tcp => {
+            let ip = Transport::Tcp.inet(addr)?;
+            msg_tcp::tcp::listen(ip)
+                .map(AnyListener::Tcp)
+                .map_err(failed)
+        }
+    }
+}
+
+impl AnyStream {
+    /// Sets the options of `options` this kind has (over TCP,
+    /// `TCP_NODELAY`).
+    pub(crate) fn apply(&self, options: &msg_tcp::Options) -> io::Result<()> {
+        match self {
+            Self::Tcp(stream) => stream.set_nodelay(options.nodelay),
+        }
+    }
+
+    /// How long a write may block at most.
+    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Self::Tcp(stream) => stream.set_write_timeout(timeout),
+        }
+    }
+
+    /// Keepalive probes after `after` of silence, where the kind has them.
+    pub(crate) fn keepalive(&self, after: Option<Duration>) {
+        match self {
+            Self::Tcp(stream) => msg_tcp::tcp::keepalive(stream, after),
+        }
+    }
+}
+
+impl AnyListener {
+    /// The next connection and its peer, waiting at most the timeout set
+    /// by [`AnyListener::set_accept_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// The operating system's; a timeout as `WouldBlock` or `TimedOut`.
+    pub(crate) fn accept(&self) -> io::Result<(AnyStream, PeerAddr)> {
+        match self {
+            Self::Tcp(listener) => listener
+                .accept()
+                .map(|(stream, peer)| (AnyStream::Tcp(stream), peer.into())),
+        }
+    }
+
+    /// Bounds each [`AnyListener::accept`]: Linux bounds a blocking accept
+    /// by the socket's receive timeout.
+    pub(crate) fn set_accept_timeout(&self, timeout: Duration) -> io::Result<()> {
+        match self {
+            Self::Tcp(listener) => socket2::SockRef::from(listener).set_read_timeout(Some(timeout)),
+        }
+    }
+
+    /// The local address.
+    pub(crate) fn local_addr(&self) -> io::Result<PeerAddr> {
+        match self {
+            Self::Tcp(listener) => listener.local_addr().map(PeerAddr::Inet),
+        }
+    }
+}
+
+impl io::Read for AnyStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl io::Write for AnyStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(stream) => stream.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(stream) => stream.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Tcp(stream) => stream.flush(),
+        }
+    }
+}
+
+impl Stream for AnyStream {
+    fn recv(&self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
+        match self {
+            Self::Tcp(stream) => stream.recv(spare, flags),
+        }
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Self::Tcp(stream) => Stream::set_read_timeout(stream, timeout),
+        }
+    }
+}
