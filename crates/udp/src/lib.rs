@@ -49,6 +49,7 @@ use tracing::warn;
 
 mod auth;
 mod batch;
+mod buf;
 mod flood;
 mod framing;
 pub mod sync;

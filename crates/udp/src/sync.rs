@@ -18,7 +18,7 @@ use std::mem::MaybeUninit;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use socket2::SockRef;
 
 /// `MSG_DONTWAIT`: this one call does not block, whatever the socket's
@@ -58,19 +58,7 @@ pub fn timed_out(err: &io::Error) -> bool {
     )
 }
 
-/// One receive call into `buf`'s spare capacity, without zeroing it first
-/// (for a stream as much as a datagram: msg-net's blocking TCP side reads
-/// with it too).
-pub fn recv_into<T>(
-    buf: &mut BytesMut,
-    call: impl FnOnce(&mut [MaybeUninit<u8>]) -> io::Result<(usize, T)>,
-) -> io::Result<(usize, T)> {
-    let (len, extra) = call(buf.spare_capacity_mut())?;
-    // SAFETY: the call wrote `len` bytes at the start of the spare
-    // capacity it was given, so they are initialised.
-    unsafe { buf.advance_mut(len) };
-    Ok((len, extra))
-}
+pub use crate::buf::recv_into;
 
 /// Retries `call` (given the flags for this wait) while it fails with
 /// `EINTR`, and, spinning, while the socket is empty and the deadline has

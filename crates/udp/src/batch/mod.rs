@@ -369,7 +369,7 @@ impl RecvBatch {
     #[cfg(not(target_os = "linux"))]
     pub(crate) fn recv_std(&mut self, socket: &std::net::UdpSocket, flags: i32) -> io::Result<()> {
         let sock = socket2::SockRef::from(socket);
-        let (len, from) = crate::sync::recv_into(&mut self.slots[0], |spare| {
+        let (len, from) = crate::buf::recv_into(&mut self.slots[0], |spare| {
             sock.recv_from_with_flags(spare, flags)
         })?;
         let from = from
