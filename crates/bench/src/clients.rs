@@ -39,8 +39,8 @@ use msg_net::{Auth, Link, Transport, resolve};
 use crate::engine::MAX_LATENCY_NS;
 use crate::engine::tokio::Peer;
 use crate::error::Error;
-use crate::plan::Target;
 use crate::servers::Servers;
+use crate::settings::Target;
 
 /// The most connections a load opens. Loopback runs out of ephemeral
 /// ports (about 28,000 by default) well before this.

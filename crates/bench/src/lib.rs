@@ -74,6 +74,7 @@ mod plan;
 pub mod report;
 mod run;
 mod servers;
+mod settings;
 
 pub use engine::batched::Calls;
 pub use engine::{Kernel, Outcome, TcpFigures};
@@ -82,4 +83,5 @@ pub use impair::Impairment;
 pub use msg_net::{Auth, Transport};
 pub use pin::{Pin, Placement};
 pub use plan::{Batch, DEFAULT_SIZES, DEFAULT_TIMEOUT, Engine, Mode, Plan};
-pub use run::{Measured, Oversize, Progress, Results, run};
+pub use run::{Measured, Progress, Results, run};
+pub use settings::Oversize;

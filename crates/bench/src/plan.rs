@@ -1,20 +1,17 @@
 //! What to measure: the [`Plan`] a run carries out, its [`Mode`] and
-//! [`Engine`]s, and what the engines get from it for one run
-//! ([`Settings`], [`Target`]).
+//! [`Engine`]s; [`Plan::settings`] makes what the engines get from it for
+//! one run (`settings.rs`).
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use msg_net::limits::{Family, Overhead, check_size};
-use msg_net::{Auth, ConnectOptions, SocketType, Transport};
-use msg_proto::auth::UDP_TRAILER_LEN;
+use msg_net::{Auth, Transport};
 
-use crate::engine::batched::Batching;
 use crate::error::Error;
 use crate::impair::Impairment;
 use crate::pin::{Pin, Placement};
-use crate::run::Oversize;
+pub use crate::settings::Mode;
+use crate::settings::{Batching, Settings};
 
 /// The payload sizes measured by default: small, a page, a large write, and
 /// one near the UDP limit.
@@ -33,31 +30,6 @@ const IMPAIRED_TCP_TIMEOUT: Duration = Duration::from_secs(60);
 /// the impairment's delay explains is lost: a thousand loopback round
 /// trips, and short enough that a lossy run still takes many samples.
 const IMPAIRED_UDP_SLACK: Duration = Duration::from_millis(10);
-
-/// What is measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// One message in flight: round-trip time (or, with a rate, open loop).
-    Pingpong,
-    /// A one-way stream: messages per second at the receiver, loss.
-    Throughput,
-}
-
-impl Mode {
-    /// `pingpong` or `throughput`, as the JSON names it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Pingpong => "pingpong",
-            Self::Throughput => "throughput",
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// One engine: the client and the built-in listener it measures against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -250,70 +222,4 @@ impl Plan {
             batch: batching,
         }
     }
-}
-
-/// Where to measure.
-#[derive(Debug)]
-pub(crate) struct Target {
-    pub(crate) transport: Transport,
-    pub(crate) addr: SocketAddr,
-    pub(crate) nodelay: bool,
-    /// Authenticate with this secret.
-    pub(crate) auth: Option<Auth>,
-}
-
-impl Target {
-    /// `udp`, `tcp`, or with the secret `udp+auth`, `tcp+auth`: for logs
-    /// and the table.
-    pub(crate) fn label(&self) -> String {
-        let suffix = if self.auth.is_some() { "+auth" } else { "" };
-        format!("{}{suffix}", self.transport)
-    }
-
-    pub(crate) fn connect_options(&self) -> ConnectOptions {
-        let mut options = ConnectOptions {
-            auth: self.auth.clone(),
-            ..ConnectOptions::default()
-        };
-        options.tcp.nodelay = self.nodelay;
-        options
-    }
-
-    /// Whether `size`-byte messages can be sent at all.
-    pub(crate) fn check_size(&self, size: usize) -> Result<(), Oversize> {
-        match self.transport.socket_type() {
-            // A datagram carries one message, up to its family's limit; a
-            // stream's frames are checked by the connection as it sends.
-            SocketType::Datagram => {
-                let overhead = if self.auth.is_some() {
-                    Overhead::framed_with_tag(UDP_TRAILER_LEN)
-                } else {
-                    Overhead::FRAMED
-                };
-                check_size(size, overhead, &self.addr).map_err(|err| Oversize {
-                    limit: Family::of(&self.addr).max_payload(),
-                    message: err.to_string(),
-                })
-            }
-            SocketType::Stream => Ok(()),
-        }
-    }
-}
-
-/// How to measure one run.
-#[derive(Debug)]
-pub(crate) struct Settings {
-    pub(crate) mode: Mode,
-    pub(crate) warmup: Duration,
-    pub(crate) duration: Duration,
-    /// How long a UDP reply may take before it counts as lost.
-    pub(crate) timeout: Duration,
-    /// How long a TCP reply may take before the run fails.
-    pub(crate) tcp_timeout: Duration,
-    pub(crate) rate: Option<u64>,
-    /// Under an impairment: read what the kernel saw
-    /// ([`Kernel`](crate::Kernel)).
-    pub(crate) impaired: bool,
-    /// UDP throughput sent many datagrams per call.
-    pub(crate) batch: Option<Batching>,
 }

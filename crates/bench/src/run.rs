@@ -13,11 +13,11 @@ use tracing::info;
 use msg_net::connect::{self, ConnectError};
 use msg_net::{BusyPoll, Link, Transport, resolve_all};
 
-use crate::engine::batched::Batching;
 use crate::engine::{Outcome, blocking, tokio as tokio_engine};
 use crate::error::Error;
-use crate::plan::{Engine, Plan, Settings, Target};
+use crate::plan::{Engine, Plan};
 use crate::servers;
+use crate::settings::{Batching, Oversize, Settings, Target};
 
 /// Told how the measurement goes, between runs (never from inside one):
 /// the binary draws a progress bar with it.
@@ -65,16 +65,6 @@ pub struct Measured {
     pub runs: Result<Vec<Outcome>, Oversize>,
     /// Which impairment, if any (an index into [`Plan::impairments`]).
     pub impairment: Option<usize>,
-}
-
-/// A size that does not fit a UDP datagram.
-#[derive(Debug)]
-pub struct Oversize {
-    /// The datagram limit it exceeds, for the table cell.
-    pub limit: usize,
-    /// The transport's own error message, for the note under the table and
-    /// the JSON.
-    pub message: String,
 }
 
 /// Carries out `plan`: starts the built-in listeners (unless the plan

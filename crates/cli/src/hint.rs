@@ -205,21 +205,7 @@ pub(crate) fn set_by(set_by: SetBy) -> String {
 /// A message of `len` bytes, over `limit`: what it is, what holds at most
 /// what, and what sets that.
 pub(crate) fn message_too_large(limit: &BodyLimit, len: usize) -> String {
-    let BodyLimit {
-        max,
-        carrier,
-        total,
-        set_by: source,
-        overhead,
-        ..
-    } = limit;
-    let source = set_by(*source);
-    let body = if overhead.is_empty() {
-        String::new()
-    } else {
-        format!(" ({max} for the body after {overhead})")
-    };
-    format!("message is {len} bytes; {carrier} holds at most {total} bytes{source}{body}")
+    limit.refusal(len, &set_by(limit.set_by))
 }
 
 #[cfg(test)]

@@ -153,6 +153,39 @@ impl BodyLimit {
     }
 }
 
+impl BodyLimit {
+    /// The refusal of a `len`-byte body: what it is, what holds at most
+    /// what, what sets that (`source`: [`BodyLimit::source`], or the
+    /// caller's own name for the setting), and how much of it the body
+    /// gets: `message is 70000 bytes; a UDP datagram holds at most 65507
+    /// bytes on IPv4 (65479 for the body after a 28-byte header)`.
+    pub fn refusal(&self, len: usize, source: &str) -> String {
+        let Self {
+            max,
+            carrier,
+            total,
+            overhead,
+            ..
+        } = self;
+        let body = if overhead.is_empty() {
+            String::new()
+        } else {
+            format!(" ({max} for the body after {overhead})")
+        };
+        format!("message is {len} bytes; {carrier} holds at most {total} bytes{source}{body}")
+    }
+
+    /// What sets the limit, in this crate's words: ` on IPv4` for a
+    /// datagram; nothing for a frame, whose limit is a setting the caller
+    /// names as its user knows it.
+    pub fn source(&self) -> String {
+        match self.set_by {
+            SetBy::Family(family) => format!(" on {family}"),
+            SetBy::MaxFrame => String::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +200,21 @@ mod tests {
         let tcp = BodyLimit::of(Transport::Tcp, None, 100, true, false).unwrap();
         assert_eq!((tcp.max, tcp.total, tcp.set_by), (40, 100, SetBy::MaxFrame));
         assert_eq!(BodyLimit::of(Transport::Tcp, None, 100, false, true), None);
+    }
+
+    #[test]
+    fn a_refusal_says_what_holds_what() {
+        let udp = BodyLimit::of(Transport::Udp, Some(Family::V4), 0, false, false).unwrap();
+        assert_eq!(
+            udp.refusal(70_000, &udp.source()),
+            "message is 70000 bytes; a UDP datagram holds at most 65507 bytes on IPv4 \
+             (65479 for the body after a 28-byte header)"
+        );
+        let tcp = BodyLimit::of(Transport::Tcp, None, 100, false, false).unwrap();
+        assert_eq!(
+            tcp.refusal(73, &tcp.source()),
+            "message is 73 bytes; a TCP frame holds at most 100 bytes \
+             (72 for the body after a 28-byte header)"
+        );
     }
 }

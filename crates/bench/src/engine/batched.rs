@@ -30,40 +30,17 @@
 //! receive slots of 64 KiB each.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use msg_net::{CallCounts, Counters, Link, SendBatch};
+use msg_net::{CallCounts, Link, SendBatch};
 use msg_proto::{Kind, Message};
 
 use super::tokio::Peer;
 use super::{Outcome, UDP_DRAIN};
 use crate::error::Error;
 use crate::pace::{Pacer, scheduled};
-use crate::plan::Settings;
-
-/// How a throughput run is batched.
-#[derive(Debug)]
-pub(crate) struct Batching {
-    /// Datagrams per send call.
-    pub(crate) size: usize,
-    /// Send each batch as one GSO run where the kernel offers it.
-    pub(crate) gso: bool,
-    /// The built-in listeners' counters, by address.
-    pub(crate) listeners: Vec<(SocketAddr, Arc<Counters>)>,
-}
-
-impl Batching {
-    /// The receive-side counts of the built-in listener at `addr` now;
-    /// `None` for a remote listener.
-    pub(crate) fn recv_counts(&self, addr: SocketAddr) -> Option<CallCounts> {
-        self.listeners
-            .iter()
-            .find(|(at, _)| *at == addr)
-            .map(|(_, counters)| counters.udp_recv_calls())
-    }
-}
+use crate::settings::{Batching, Settings};
 
 /// What the system calls of one run moved.
 #[derive(Debug, Clone, Copy)]

@@ -26,10 +26,10 @@ use msg_net::ping::{Ask, Done, Next, PingClient};
 use msg_net::{SendBatch, Transport};
 use msg_proto::{Kind, Message};
 
-use super::batched::{Batching, Discards};
+use super::batched::Discards;
 use super::{Outcome, UDP_DRAIN};
 use crate::error::Error;
-use crate::plan::{Mode, Settings, Target};
+use crate::settings::{Batching, Mode, Settings, Target};
 
 /// Measures one run of `size`-byte messages against `target` on this
 /// thread: a closed-loop ping-pong, or a throughput stream.

@@ -28,7 +28,7 @@ use tokio::time::timeout_at;
 use super::{Outcome, Snapshot, UDP_DRAIN, batched};
 use crate::error::Error;
 use crate::pace::{Pacer, scheduled};
-use crate::plan::{Mode, Settings, Target};
+use crate::settings::{Mode, Settings, Target};
 
 /// Measures one run of `size`-byte messages against `target`.
 ///
