@@ -28,13 +28,16 @@
 //!   schedule.
 //! - [`pin`](Placement): where the client and the listeners run.
 //! - [`impair`](Impairment): netem's words, and the kernel mechanisms
-//!   (nftables, tbf, netem) that carry each out on `lo`.
+//!   (nftables, tbf, netem) that carry each out on `lo`; `netns` (Linux),
+//!   the private network namespace they are applied in, which the caller
+//!   runs itself again inside (`rerun_private`, `check_private`).
 //! - [`report`]: the table and the JSON (medians of the runs, the spread,
 //!   the ratios), the SVG plot and the `.hgrm` files.
-//! - [`error`](Error): the one error type.
+//! - [`error`](Error): the one error type (and `netns`'s own, for the
+//!   namespace).
 //!
 //! ```text
-//!   msg (cli: flags, progress bar, netns) ──> msg-bench ──> msg-net ──> ...
+//!   msg (cli: flags, progress bar) ──> msg-bench ──> msg-net ──> ...
 //!                                                 └──────────> msg-proto
 //! ```
 //!
@@ -80,6 +83,8 @@ pub use engine::batched::Calls;
 pub use engine::{Kernel, Outcome, TcpFigures};
 pub use error::Error;
 pub use impair::Impairment;
+#[cfg(target_os = "linux")]
+pub use impair::netns;
 pub use msg_net::{Auth, Transport};
 pub use pin::{Pin, Placement};
 pub use plan::{Batch, DEFAULT_SIZES, DEFAULT_TIMEOUT, Engine, Mode, Plan};

@@ -32,6 +32,8 @@ use std::time::Duration;
 use crate::error::Error;
 
 mod kernel;
+#[cfg(target_os = "linux")]
+pub mod netns;
 
 /// A share of packets, in hundredths of a percent (`2.5%` is 250).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,15 +1,12 @@
 //! `msg bench`: the flags, turned into a [`Plan`] for msg-bench, which
-//! measures; the progress bar; and the private network namespace an
-//! impaired run happens in.
+//! measures; the progress bar; and msg run again inside the private
+//! network namespace of an impaired run.
 //!
-//! - here: [`BenchArgs`] and the flag-level checks, the plan, the
-//!   library's errors with the flags that led to them (its refusals of a
-//!   plan are usage errors), and the progress bar, drawn between runs.
-//! - `netns`: `--impair`'s private network namespace: msg runs itself
-//!   again inside it, and it vanishes with that child.
-//!
-//! Everything else, from the built-in listeners to the report, is
-//! msg-bench's.
+//! Here: [`BenchArgs`] and the flag-level checks, the plan, the library's
+//! errors with the flags that led to them (its refusals of a plan are
+//! usage errors), and the progress bar, drawn between runs. Everything
+//! else, from the namespace (msg-bench's `netns`) and the built-in
+//! listeners to the report, is msg-bench's.
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -26,9 +23,6 @@ use msg_net::Transport;
 use msg_net::limits::{DEFAULT_MAX_FRAME, HEADER_LEN};
 
 use crate::args::{AuthArgs, parse_host_port, parse_positive_duration, usage};
-
-#[cfg(target_os = "linux")]
-mod netns;
 
 /// Options of `msg bench`.
 #[derive(Debug, clap::Args)]
@@ -494,14 +488,55 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
     }
 }
 
-/// The namespace an impaired run happens in (Linux only).
+/// The namespace an impaired run happens in (Linux only): msg-bench's
+/// `netns` makes it; msg runs itself again inside.
 mod namespace {
     #[cfg(target_os = "linux")]
-    pub(super) use super::netns::{check_private, reexec};
+    use msg_bench::netns::{self, NetnsError};
 
     #[cfg(target_os = "linux")]
     pub(super) fn parent() -> Option<String> {
-        super::netns::parent_namespace()
+        netns::parent_namespace()
+    }
+
+    /// Runs this very command again in a private network namespace and
+    /// waits for it, forwarding Ctrl-C; its exit code is ours.
+    ///
+    /// # Errors
+    ///
+    /// A usage error (exit 2) that says why and how to allow it when no
+    /// namespace can be made.
+    #[cfg(target_os = "linux")]
+    pub(super) fn reexec() -> anyhow::Result<std::process::ExitCode> {
+        use anyhow::Context;
+        use std::os::unix::process::ExitStatusExt;
+        use std::process::ExitCode;
+
+        let exe = std::env::current_exe().context("cannot find msg's own executable")?;
+        let mut again = std::process::Command::new(exe);
+        again.args(std::env::args_os().skip(1));
+        let status = netns::rerun_private(again).map_err(|err| match err {
+            NetnsError::Unshare {
+                call,
+                source,
+                advice,
+            } => crate::args::usage(format!(
+                "--impair needs a network namespace of its own, and none can be made here: \
+                 {call}: {source}.{advice}"
+            )),
+            err => err.into(),
+        })?;
+        Ok(match (status.code(), status.signal()) {
+            (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            (None, Some(signal)) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
+            (None, None) => ExitCode::FAILURE,
+        })
+    }
+
+    /// In the child: refuses to go on anywhere but a namespace of its own.
+    #[cfg(target_os = "linux")]
+    pub(super) fn check_private(parent: &str) -> anyhow::Result<()> {
+        Ok(netns::check_private(parent)?)
     }
 
     #[cfg(not(target_os = "linux"))]

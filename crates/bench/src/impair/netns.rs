@@ -1,7 +1,8 @@
-//! The private network namespace of `msg bench --impair`.
+//! The private network namespace an impaired benchmark runs in.
 //!
-//! msg re-executes itself (`/proc/self/exe`, the same arguments) in a child
-//! that is put into new namespaces between `fork` and `exec`: as root a new
+//! The caller (msg) re-executes itself ([`rerun_private`], given its own
+//! command line) in a child that is put into new namespaces between `fork`
+//! and `exec`: as root a new
 //! network namespace, otherwise a new user namespace too, in which the
 //! user's own uid and gid are mapped to root, so that the child may
 //! configure its own loopback and nothing else. The child marks itself
@@ -17,15 +18,55 @@
 //! child). The machine's own interfaces and rules are never touched.
 
 use std::ffi::CString;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitCode};
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitStatus};
 
-use anyhow::{Context, bail};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, pthread_sigmask};
 use nix::unistd::{Gid, Pid, Uid};
 
-use crate::args::usage;
+/// Why an impaired run cannot have, or is not in, a namespace of its own.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetnsError {
+    /// No namespace can be made here; `advice` says what would allow one.
+    #[error(
+        "impairing needs a network namespace of its own, and none can be made here: {call}: {source}.{advice}"
+    )]
+    Unshare {
+        /// The system call refused.
+        call: &'static str,
+        /// Why.
+        source: io::Error,
+        /// What would allow it, as a sentence after the error (from the
+        /// system's own settings), with a leading space.
+        advice: String,
+    },
+    /// The child is in the namespace it was started from.
+    #[error(
+        "refusing to impair the network namespace msg was started in ({0}); {CHILD_ENV} is msg's own"
+    )]
+    NotPrivate(String),
+    /// The namespace has interfaces besides `lo`.
+    #[error("refusing to impair a network namespace with interfaces other than lo: {0}")]
+    NotAlone(String),
+    /// A system call around the namespace failed.
+    #[error("{what}")]
+    Io {
+        /// What could not be done.
+        what: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+impl NetnsError {
+    fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> Self {
+        let what = what.into();
+        move |source| Self::Io { what, source }
+    }
+}
 
 /// Set in the child: the parent's network namespace (`net:[inode]`).
 const CHILD_ENV: &str = "MSG_BENCH_IMPAIR_NETNS";
@@ -35,20 +76,22 @@ const OWN_NETNS: &str = "/proc/self/ns/net";
 
 /// In the child, the parent's namespace as the parent saw it; `None` in
 /// the process the user started.
-pub(crate) fn parent_namespace() -> Option<String> {
+pub fn parent_namespace() -> Option<String> {
     std::env::var(CHILD_ENV).ok()
 }
 
-/// Runs this very command again in a new network namespace and waits for
-/// it, forwarding Ctrl-C; its exit code is ours.
+/// Runs `command` (msg's own command line, again) in a new network
+/// namespace, marked so that [`parent_namespace`] finds the one it came
+/// from, and waits for it, forwarding SIGINT, SIGTERM and SIGHUP; its exit
+/// status.
 ///
 /// # Errors
 ///
-/// A usage error (exit 2) that says why and how to allow it when no
-/// namespace can be made.
-pub(crate) fn reexec() -> anyhow::Result<ExitCode> {
-    let exe = std::env::current_exe().context("cannot find msg's own executable")?;
-    let own = std::fs::read_link(OWN_NETNS).with_context(|| format!("cannot read {OWN_NETNS}"))?;
+/// [`NetnsError::Unshare`] with what would allow a namespace when none can
+/// be made; [`NetnsError::Io`] when waiting fails.
+pub fn rerun_private(mut command: Command) -> Result<ExitStatus, NetnsError> {
+    let own = std::fs::read_link(OWN_NETNS)
+        .map_err(NetnsError::io(format!("cannot read {OWN_NETNS}")))?;
     let root = Uid::effective().is_root();
     let flags = if root {
         CloneFlags::CLONE_NEWNET
@@ -87,12 +130,10 @@ pub(crate) fn reexec() -> anyhow::Result<ExitCode> {
     ] {
         waited.add(signal);
     }
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&waited), None).context("cannot block signals")?;
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&waited), None)
+        .map_err(|errno| NetnsError::io("cannot block signals")(errno.into()))?;
 
-    let mut command = Command::new(exe);
-    command
-        .args(std::env::args_os().skip(1))
-        .env(CHILD_ENV, &own);
+    command.env(CHILD_ENV, &own);
     // SAFETY: between fork and exec the closure makes only system calls
     // (unshare, open, write, close, prctl, sigprocmask) on data prepared
     // above, and allocates nothing; the parent has one thread here.
@@ -110,37 +151,37 @@ pub(crate) fn reexec() -> anyhow::Result<ExitCode> {
     }
     let mut child = command
         .spawn()
-        .map_err(|err| usage(cannot_make_namespace(&err, root)))?;
+        .map_err(|source| cannot_make_namespace(source, root))?;
     let pid = Pid::from_raw(i32::try_from(child.id()).expect("a pid fits an i32"));
     // Bounded by the child's life, which the benchmark's own limits bound.
-    let status = loop {
-        let signal = waited.wait().context("sigwait")?;
+    loop {
+        let signal = waited
+            .wait()
+            .map_err(|errno| NetnsError::io("sigwait")(errno.into()))?;
         if signal != Signal::SIGCHLD {
             let _ = kill(pid, signal);
             continue;
         }
-        if let Some(status) = child.try_wait().context("cannot wait for the benchmark")? {
-            break status;
+        if let Some(status) = child
+            .try_wait()
+            .map_err(NetnsError::io("cannot wait for the benchmark"))?
+        {
+            return Ok(status);
         }
-    };
-    Ok(match (status.code(), status.signal()) {
-        (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        (None, Some(signal)) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
-        (None, None) => ExitCode::FAILURE,
-    })
+    }
 }
 
 /// Writes `text` to a file of `/proc/self` with plain system calls.
-fn write_proc(path: &CString, text: &CString) -> std::io::Result<()> {
+fn write_proc(path: &CString, text: &CString) -> io::Result<()> {
     // SAFETY: both strings are NUL-terminated and live for the call.
     unsafe {
         let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
         if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+            return Err(io::Error::last_os_error());
         }
         let bytes = text.as_bytes();
         let written = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
-        let err = std::io::Error::last_os_error();
+        let err = io::Error::last_os_error();
         libc::close(fd);
         if usize::try_from(written).ok() != Some(bytes.len()) {
             return Err(err);
@@ -150,22 +191,29 @@ fn write_proc(path: &CString, text: &CString) -> std::io::Result<()> {
 }
 
 /// Why no namespace could be made, and what would allow one.
-fn cannot_make_namespace(err: &std::io::Error, root: bool) -> String {
+fn cannot_make_namespace(source: io::Error, root: bool) -> NetnsError {
     let call = if root {
         "unshare(CLONE_NEWNET)"
     } else {
         "unshare(CLONE_NEWUSER | CLONE_NEWNET)"
     };
-    let mut text = format!(
-        "--impair needs a network namespace of its own, and none can be made here: {call}: {err}."
-    );
-    if root {
-        text.push_str(
-            " As root this needs CAP_SYS_ADMIN, which a container may withhold \
-             (docker run --cap-add SYS_ADMIN, or --privileged).",
-        );
-        return text;
+    let advice = if root {
+        " As root this needs CAP_SYS_ADMIN, which a container may withhold \
+         (docker run --cap-add SYS_ADMIN, or --privileged)."
+            .to_owned()
+    } else {
+        unprivileged_advice()
+    };
+    NetnsError::Unshare {
+        call,
+        source,
+        advice,
     }
+}
+
+/// What would allow an unprivileged user a namespace, from the system's
+/// own settings.
+fn unprivileged_advice() -> String {
     let read = |path: &str| {
         std::fs::read_to_string(path)
             .ok()
@@ -186,11 +234,10 @@ fn cannot_make_namespace(err: &std::io::Error, root: bool) -> String {
     if why.is_empty() {
         why.push("`sysctl kernel.unprivileged_userns_clone=1` where that setting exists");
     }
-    text.push_str(&format!(
+    format!(
         " Without root it needs unprivileged user namespaces: allow them with {}, or run msg as root.",
         why.join(" and ")
-    ));
-    text
+    )
 }
 
 /// In the child: checks that this process is in a namespace of its own,
@@ -201,15 +248,14 @@ fn cannot_make_namespace(err: &std::io::Error, root: bool) -> String {
 /// # Errors
 ///
 /// When the namespace is not msg's own, or `lo` cannot be brought up.
-pub(crate) fn check_private(parent: &str) -> anyhow::Result<()> {
-    let own = std::fs::read_link(OWN_NETNS).with_context(|| format!("cannot read {OWN_NETNS}"))?;
+pub fn check_private(parent: &str) -> Result<(), NetnsError> {
+    let own = std::fs::read_link(OWN_NETNS)
+        .map_err(NetnsError::io(format!("cannot read {OWN_NETNS}")))?;
     if own.as_os_str() == parent {
-        bail!(
-            "refusing to impair the network namespace msg was started in ({parent}); {CHILD_ENV} is msg's own"
-        );
+        return Err(NetnsError::NotPrivate(parent.to_owned()));
     }
-    let devices =
-        std::fs::read_to_string("/proc/self/net/dev").context("cannot read /proc/self/net/dev")?;
+    let devices = std::fs::read_to_string("/proc/self/net/dev")
+        .map_err(NetnsError::io("cannot read /proc/self/net/dev"))?;
     let names: Vec<&str> = devices
         .lines()
         .skip(2)
@@ -217,19 +263,16 @@ pub(crate) fn check_private(parent: &str) -> anyhow::Result<()> {
         .map(str::trim)
         .collect();
     if names != ["lo"] {
-        bail!(
-            "refusing to impair a network namespace with interfaces other than lo: {}",
-            names.join(", ")
-        );
+        return Err(NetnsError::NotAlone(names.join(", ")));
     }
     loopback_up()
 }
 
 /// `ip link set lo up`, as one ioctl.
-fn loopback_up() -> anyhow::Result<()> {
+fn loopback_up() -> Result<(), NetnsError> {
     // Any socket serves for the ioctl; binding needs no interface up.
-    let socket =
-        std::net::UdpSocket::bind("0.0.0.0:0").context("cannot make a socket to bring lo up")?;
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0")
+        .map_err(NetnsError::io("cannot make a socket to bring lo up"))?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
     // SAFETY: `ifreq` is plain data; the name is NUL-terminated within its
     // 16 bytes; the kernel reads and writes only the struct passed.
@@ -239,14 +282,15 @@ fn loopback_up() -> anyhow::Result<()> {
             *dst = *src as libc::c_char;
         }
         if libc::ioctl(fd, libc::SIOCGIFFLAGS, &raw mut req) < 0 {
-            bail!(
-                "cannot read lo's flags: {}",
-                std::io::Error::last_os_error()
-            );
+            return Err(NetnsError::io("cannot read lo's flags")(
+                io::Error::last_os_error(),
+            ));
         }
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
         if libc::ioctl(fd, libc::SIOCSIFFLAGS, &raw const req) < 0 {
-            bail!("cannot bring lo up: {}", std::io::Error::last_os_error());
+            return Err(NetnsError::io("cannot bring lo up")(
+                io::Error::last_os_error(),
+            ));
         }
     }
     Ok(())
@@ -258,12 +302,12 @@ mod tests {
 
     #[test]
     fn the_refusal_says_why_and_how_to_allow_it() {
-        let err = std::io::Error::from_raw_os_error(libc::EPERM);
-        let text = cannot_make_namespace(&err, false);
+        let err = || io::Error::from_raw_os_error(libc::EPERM);
+        let text = cannot_make_namespace(err(), false).to_string();
         assert!(text.contains("CLONE_NEWUSER"), "{text}");
         assert!(text.contains("sysctl"), "{text}");
         assert!(text.contains("run msg as root"), "{text}");
-        let text = cannot_make_namespace(&err, true);
+        let text = cannot_make_namespace(err(), true).to_string();
         assert!(text.contains("CAP_SYS_ADMIN"), "{text}");
     }
 }
