@@ -16,7 +16,6 @@
 
 use std::fmt;
 use std::io::{self, BufWriter, Write};
-use std::net::SocketAddr;
 use std::thread::{self, JoinHandle};
 
 use base64::Engine;
@@ -141,9 +140,9 @@ impl Format {
 
     /// Writes one message straight to stdout and flushes it: for a client
     /// printing the replies it waited for.
-    pub(crate) fn print(self, peer: SocketAddr, seq: Option<u64>, body: &[u8]) -> io::Result<()> {
+    pub(crate) fn print(self, peer: &PeerAddr, seq: Option<u64>, body: &[u8]) -> io::Result<()> {
         let mut out = io::stdout().lock();
-        self.write(&mut out, &peer.into(), seq, body)?;
+        self.write(&mut out, peer, seq, body)?;
         out.flush()
     }
 }
@@ -363,6 +362,8 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
 
     #[test]

@@ -1,5 +1,6 @@
-//! Reaching a host name: [`connect_any`] tries each of its addresses in the
-//! resolver's order until one connects.
+//! Reaching what a user wrote: [`connect_any`] tries each of its
+//! addresses (as its transport reads them: a host name's in the
+//! resolver's order) until one connects.
 //!
 //! `localhost` may be `::1` before `127.0.0.1`, and a listener on only one
 //! of them must still be found. Over UDP, where a connect sends nothing,
@@ -7,11 +8,11 @@
 //! over to the next.
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use tracing::debug;
 
 use crate::log::Chain;
+use crate::{PeerAddr, Transport};
 
 /// Why no address of a name connected.
 #[derive(Debug, thiserror::Error)]
@@ -35,9 +36,10 @@ pub enum ConnectError<E> {
     Resolve(crate::Error),
 }
 
-/// Connects to `addr` (`HOST:PORT`) with `connect`, trying each of its
-/// addresses in the resolver's order until one connects; the connection
-/// and the address it reached.
+/// Connects to `addr`, as `transport` reads it ([`Transport::connect_addrs`]:
+/// `HOST:PORT` for an IP transport), with `connect`, trying each of its
+/// addresses in order until one connects; the connection and the address
+/// it reached.
 ///
 /// # Errors
 ///
@@ -45,14 +47,16 @@ pub enum ConnectError<E> {
 /// connect error as it is; with several, every address tried and why each
 /// failed.
 pub async fn connect_any<T, E, F>(
+    transport: Transport,
     addr: &str,
-    connect: impl FnMut(SocketAddr) -> F,
-) -> Result<(T, SocketAddr), ConnectError<E>>
+    connect: impl FnMut(PeerAddr) -> F,
+) -> Result<(T, PeerAddr), ConnectError<E>>
 where
     F: Future<Output = Result<T, E>>,
     E: std::error::Error + 'static,
 {
-    let addrs = crate::resolve_all(addr)
+    let addrs = transport
+        .connect_addrs(addr)
         .await
         .map_err(ConnectError::Resolve)?;
     connect_first(addr, &addrs, connect).await
@@ -63,18 +67,19 @@ where
 /// # Errors
 ///
 /// As [`connect_any`].
-pub async fn connect_first<T, E, F>(
+pub async fn connect_first<A: Clone, T, E, F>(
     name: &str,
-    addrs: &[SocketAddr],
-    mut connect: impl FnMut(SocketAddr) -> F,
-) -> Result<(T, SocketAddr), ConnectError<E>>
+    addrs: &[A],
+    mut connect: impl FnMut(A) -> F,
+) -> Result<(T, A), ConnectError<E>>
 where
     F: Future<Output = Result<T, E>>,
     E: std::error::Error + 'static,
 {
     let mut failures = Vec::with_capacity(addrs.len());
-    for &candidate in addrs {
-        match connect(candidate).await {
+    for candidate in addrs {
+        let candidate = candidate.clone();
+        match connect(candidate.clone()).await {
             Ok(connected) => return Ok((connected, candidate)),
             Err(err) if addrs.len() == 1 => return Err(ConnectError::One(err)),
             Err(err) => {
@@ -93,6 +98,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
 
     /// A port on `ip` where nobody listens (bound, then released).

@@ -1,7 +1,6 @@
 //! The one error type of this crate.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::{PeerAddr, Transport};
@@ -67,7 +66,7 @@ pub enum Error {
     #[error("{peer} closed the connection without replying")]
     NoReply {
         /// The peer.
-        peer: SocketAddr,
+        peer: PeerAddr,
     },
     /// A file could not be sent, or the receiver refused it.
     #[error(transparent)]

@@ -11,10 +11,13 @@
 //!
 //! # Layout
 //!
-//! - [`transport`](Transport): which transport, its [`SocketType`] and
-//!   [`Caps`] (the only place that maps a transport to what it can do),
-//!   [`resolve`] (to bind) and [`resolve_all`] (to connect).
-//! - [`connect`]: reaching a host name, each of its addresses in turn.
+//! - [`transport`](Transport): which transport, its family,
+//!   [`SocketType`] and [`Caps`] (the only place that maps a transport to
+//!   what it is and can do), and the addresses it takes, read from what a
+//!   user wrote ([`Transport::listen_addr`], [`Transport::connect_addrs`];
+//!   for IP, [`resolve`] and [`resolve_all`]).
+//! - [`connect`]: reaching what a user wrote, each of its addresses in
+//!   turn.
 //! - [`link`](Link): a framed conversation with one peer, connected over
 //!   any transport, whole or [split](Link::split) into [`Tx`] and [`Rx`].
 //! - [`listener`](Listener): a socket bound over any transport.

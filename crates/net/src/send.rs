@@ -3,7 +3,6 @@
 //! bounded memory ([`read_line`]), and a [`Sender`] that sends them framed
 //! or raw and waits for the reply to each.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +12,7 @@ use tracing::debug;
 
 use crate::raw::RawLink;
 use crate::text::printable;
-use crate::{ConnectOptions, Error, Link, Transport, data};
+use crate::{ConnectOptions, Error, Link, PeerAddr, Transport, data};
 
 /// What [`read_line`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -93,7 +92,7 @@ impl Sender {
     /// As [`Link::connect`] and [`RawLink::connect`].
     pub async fn connect(
         transport: Transport,
-        addr: SocketAddr,
+        addr: PeerAddr,
         raw: bool,
         options: &ConnectOptions,
     ) -> Result<Self, Error> {
@@ -124,7 +123,7 @@ impl Sender {
     ///
     /// [`Error::Reply`] when the receive fails or the peer closes without
     /// replying, [`Error::Peer`] when it answers with an error.
-    pub async fn reply(&mut self, seq: u64, peer: SocketAddr) -> Result<Bytes, Error> {
+    pub async fn reply(&mut self, seq: u64, peer: &PeerAddr) -> Result<Bytes, Error> {
         let link = match self {
             Self::Raw(link) => return link.reply().await,
             Self::Framed(link) => link,
@@ -134,7 +133,7 @@ impl Sender {
                 .recv()
                 .await
                 .map_err(|err| Error::Reply(Box::new(err)))?
-                .ok_or(Error::NoReply { peer })?;
+                .ok_or_else(|| Error::NoReply { peer: peer.clone() })?;
             if msg.kind == Kind::Error {
                 return Err(Error::Peer(printable(&msg.body)));
             }

@@ -57,6 +57,39 @@ impl Transport {
         })
     }
 
+    /// Where to listen, from the address a user wrote: for an IP
+    /// transport, `HOST:PORT` resolved to its first address (a literal
+    /// without a lookup). Every transport reads its own kind of address
+    /// here, so that a command's code never parses one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Resolve`] or [`Error::NoAddress`].
+    pub async fn listen_addr(self, addr: &str) -> Result<PeerAddr, Error> {
+        match self.family() {
+            Family::Datagram | Family::Stream(StreamKind::Tcp) => {
+                Ok(PeerAddr::Inet(resolve(addr).await?))
+            }
+        }
+    }
+
+    /// Every address to try to reach what a user wrote, in order: for an
+    /// IP transport all of `HOST:PORT`'s, in the resolver's order (see
+    /// [`resolve_all`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Resolve`] or [`Error::NoAddress`].
+    pub async fn connect_addrs(self, addr: &str) -> Result<Vec<PeerAddr>, Error> {
+        match self.family() {
+            Family::Datagram | Family::Stream(StreamKind::Tcp) => Ok(resolve_all(addr)
+                .await?
+                .into_iter()
+                .map(PeerAddr::Inet)
+                .collect()),
+        }
+    }
+
     /// What msg can do over it.
     pub fn caps(self) -> Caps {
         match self {

@@ -61,7 +61,7 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         timeout: Some(args.timeout),
         auth,
     };
-    let (mut link, addr) = connect_any(&args.addr, |addr| {
+    let (mut link, addr) = connect_any(Transport::Tcp, &args.addr, |addr| {
         Link::connect(Transport::Tcp, addr, &options)
     })
     .await?;

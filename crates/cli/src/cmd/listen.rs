@@ -18,8 +18,7 @@ use clap::Args;
 use msg_net::exec::ExecConfig;
 use msg_net::file::SaveConfig;
 use msg_net::{
-    Counted, Counters, Events, KernelDrops, Limits, Listener, ServeConfig, Transport, resolve,
-    serve,
+    Counted, Counters, Events, KernelDrops, Limits, Listener, ServeConfig, Transport, serve,
 };
 use tracing::{info, warn};
 
@@ -358,7 +357,7 @@ pub(crate) async fn run(
     if args.batch.is_some() && (!caps.batches || args.raw) {
         return Err(usage(BATCH_NEEDS_UDP));
     }
-    let addr = resolve(&args.addr).await?;
+    let addr = transport.listen_addr(&args.addr).await?;
     let listener = Listener::bind(transport, addr, args.tcp.options()).await?;
     if let Some(bytes) = args.rcvbuf {
         if !caps.kernel_drops {

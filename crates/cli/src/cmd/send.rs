@@ -1,7 +1,6 @@
 //! `msg send`: send each argument (or each line of stdin) as one message.
 
 use std::io::{IsTerminal, Write};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use clap::Args;
 use msg_net::connect::connect_any;
 use msg_net::limits::{BodyLimit, Family};
 use msg_net::send::{Line, Sender, read_line};
-use msg_net::{ConnectOptions, Link, Transport};
+use msg_net::{ConnectOptions, Link, PeerAddr, Transport};
 use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
 use tokio::time::timeout;
 
@@ -100,8 +99,10 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             timeout: Some(args.timeout),
             auth,
         };
-        let (mut link, _) =
-            connect_any(&args.addr, |addr| Link::connect(transport, addr, &options)).await?;
+        let (mut link, _) = connect_any(transport, &args.addr, |addr| {
+            Link::connect(transport, addr, &options)
+        })
+        .await?;
         for path in &args.file {
             send_file(&mut link, path, args.timeout, quiet).await?;
         }
@@ -124,13 +125,13 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         timeout: Some(args.timeout),
         auth,
     };
-    let (mut sender, addr) = connect_any(&args.addr, |addr| {
+    let (mut sender, addr) = connect_any(transport, &args.addr, |addr| {
         Sender::connect(transport, addr, args.raw, &options)
     })
     .await?;
     let limit = BodyLimit::of(
         transport,
-        Some(Family::of(&addr)),
+        addr.inet().as_ref().map(Family::of),
         args.tcp.max_frame,
         authenticated,
         args.raw,
@@ -149,10 +150,10 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot send message {seq}"))?;
         if args.reply {
-            let reply = timeout(args.timeout, sender.reply(seq, addr))
+            let reply = timeout(args.timeout, sender.reply(seq, &addr))
                 .await
-                .map_err(|_| no_reply(transport, seq, addr, args.timeout))??;
-            printer.print(addr, Some(seq), &reply)?;
+                .map_err(|_| no_reply(transport, seq, &addr, args.timeout))??;
+            printer.print(&addr, Some(seq), &reply)?;
         }
     }
     sender.finish(args.timeout).await?;
@@ -212,7 +213,7 @@ fn progress_bar(size: u64, name: &str, quiet: bool) -> indicatif::ProgressBar {
     bar
 }
 
-fn no_reply(transport: Transport, seq: u64, addr: SocketAddr, wait: Duration) -> anyhow::Error {
+fn no_reply(transport: Transport, seq: u64, addr: &PeerAddr, wait: Duration) -> anyhow::Error {
     let wait = humantime::format_duration(wait);
     if transport.caps().reliable {
         anyhow!("no reply to message {seq} from {addr} within {wait}")

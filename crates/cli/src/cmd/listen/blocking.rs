@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use msg_net::{Counters, Events, ServeConfig, blocking, kernel_udp_drops, resolve};
+use msg_net::{Counters, Events, ServeConfig, blocking, kernel_udp_drops};
 use tracing::info;
 
 use super::{ListenArgs, Stop, Summary, conclude};
@@ -62,7 +62,7 @@ pub(super) async fn run(
 ) -> anyhow::Result<ExitCode> {
     check(&args)?;
     let transport = args.transport.transport();
-    let addr = resolve(&args.addr).await?;
+    let addr = transport.listen_addr(&args.addr).await?;
     let listener = blocking::Listener::bind(transport, addr, args.tcp.options())?;
     if let Some(bytes) = args.rcvbuf {
         if !transport.caps().kernel_drops {
