@@ -11,8 +11,11 @@
 //!
 //! # Layout
 //!
-//! - [`plan`](Plan): [`Plan`], [`Mode`], [`Engine`], [`Batch`], and
+//! - [`plan`](Plan): [`Plan`], [`Engine`], [`Batch`], and
 //!   [`Plan::check`], what makes no sense together.
+//! - `settings`: what one run is told, made by the plan and read by the
+//!   engines: where ([`Transport`] and address, with the size check,
+//!   [`Oversize`]), how ([`Mode`], timeouts, batching).
 //! - [`run`](run()): the built-in listeners started, the interleaved U T
 //!   U T schedule over the engines, one [`Measured`] cell per transport,
 //!   size, engine, secret and impairment.

@@ -29,8 +29,11 @@
 //!   the counts of what was dropped, with no socket and no runtime: the
 //!   tokio [`Socket`] owns one, and so does msg-net's blocking engine.
 //! - [`sync`]: runtime-free datagram I/O on a borrowed std socket (one
-//!   datagram into a reused buffer, sleeping in the kernel or spinning),
-//!   for msg-net's blocking engine.
+//!   datagram into a reused buffer, a batch of them, sleeping in the
+//!   kernel or spinning), for msg-net's blocking engine; it calls down
+//!   into `batch/` for the batches.
+//! - `buf.rs`: one receive into a buffer's spare capacity, below both
+//!   `sync` and `batch/`.
 //! - `sys.rs`: how the tokio socket waits for readiness, per platform;
 //!   nothing in it is public.
 //! - `batch/`: many datagrams per system call ([`Socket::send_batch`],
