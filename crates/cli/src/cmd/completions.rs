@@ -41,6 +41,13 @@ pub(crate) fn completions(
 
 /// Writes the man page, in roff, to `out`: `msg` and, below it, each
 /// subcommand's section, from `command` as for [`completions`].
+///
+/// One page for the whole tool, as git's and cargo's are not: clap_mangen
+/// would link `msg-send(1)` pages that nobody installs, and render each
+/// `Examples:` block as an "EXTRA" paragraph that roff refills into one
+/// line. So the subcommands are listed here with where to read on, and
+/// the examples go verbatim (`.nf`) into EXAMPLES sections; EXIT STATUS,
+/// ENVIRONMENT and FILES follow, as man-pages(7) orders them.
 pub(crate) fn man(command: &clap::Command, out: &mut impl Write) -> io::Result<()> {
     let man = clap_mangen::Man::new(command.clone());
     man.render_title(out)?;
@@ -48,20 +55,94 @@ pub(crate) fn man(command: &clap::Command, out: &mut impl Write) -> io::Result<(
     man.render_synopsis_section(out)?;
     man.render_description_section(out)?;
     man.render_options_section(out)?;
-    man.render_subcommands_section(out)?;
-    for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+    let subs: Vec<&clap::Command> = command
+        .get_subcommands()
+        .filter(|sub| !sub.is_hide_set())
+        .collect();
+    writeln!(out, ".SH COMMANDS")?;
+    for sub in &subs {
+        let name = sub.get_name();
+        let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+        writeln!(out, ".TP\n\\fBmsg {}\\fR", roff(name))?;
+        writeln!(
+            out,
+            "{} (see MSG {} below)",
+            roff(&about),
+            name.to_uppercase()
+        )?;
+    }
+    for sub in &subs {
         let name = sub.get_name();
         writeln!(out, ".SH \"MSG {}\"", name.to_uppercase())?;
-        let sub = sub.clone().bin_name(format!("msg {name}"));
-        let page = clap_mangen::Man::new(sub);
+        let sub = (*sub).clone().bin_name(format!("msg {name}"));
+        let page = clap_mangen::Man::new(sub.clone());
         page.render_synopsis_section(out)?;
         page.render_description_section(out)?;
         page.render_options_section(out)?;
-        page.render_extra_section(out)?;
+        examples(out, &sub, ".SS EXAMPLES")?;
     }
-    man.render_extra_section(out)?;
+    examples(out, command, ".SH EXAMPLES")?;
+    out.write_all(TRAILER.as_bytes())?;
     man.render_version_section(out)?;
     out.flush()
+}
+
+/// What every page of a command-line tool should say, and clap knows
+/// nothing of.
+const TRAILER: &str = r#".SH "EXIT STATUS"
+.TP
+0
+Success. A closed stdout (\fBmsg listen | head \-1\fR) is success too.
+.TP
+1
+A runtime error: nobody listening, no reply within \fB\-\-timeout\fR, a refused file, a failed authentication.
+.TP
+2
+A usage error: a bad flag or value, flags that do not go together, a message given as an argument that is too large to send.
+.TP
+129, 130, 143
+\fBmsg listen\fR stopped by SIGHUP, SIGINT or SIGTERM while a file transfer was cut short (otherwise a signal stops it with 0).
+.PP
+\fBmsg exec\fR exits with the remote command's exit code.
+.SH ENVIRONMENT
+.TP
+MSG_SECRET
+The shared secret, when \fB\-\-secret\-file\fR is not given. Its bytes are the secret as they are.
+.TP
+RUST_LOG
+What is logged on stderr, overriding \fB\-v\fR and \fB\-q\fR (for example \fBRUST_LOG=debug\fR).
+.SH FILES
+.TP
+\fB\-\-secret\-file\fR PATH
+A shared secret: a regular file of at most 4 KiB, one trailing newline not part of it.
+.TP
+DIR/.msg\-partial\-*
+A file being received into \fB\-\-save\-dir\fR DIR, renamed when its hash is verified; removed on failure, and at start when over an hour old.
+"#;
+
+/// `command`'s `Examples:` block (its `after_help`), under `heading`,
+/// line for line: roff would otherwise fill the lines into one.
+fn examples(out: &mut impl Write, command: &clap::Command, heading: &str) -> io::Result<()> {
+    let Some(text) = command.get_after_help().map(ToString::to_string) else {
+        return Ok(());
+    };
+    let body = text.strip_prefix("Examples:\n").unwrap_or(&text);
+    writeln!(out, "{heading}\n.nf")?;
+    for line in body.lines() {
+        writeln!(out, "{}", roff(line))?;
+    }
+    writeln!(out, ".fi")
+}
+
+/// `text` safe inside a roff line: backslashes and hyphens escaped, and a
+/// leading `.` or `'` (a request) neutralised.
+fn roff(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with('.') || escaped.starts_with('\'') {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
 }
 
 #[cfg(test)]
@@ -101,8 +182,19 @@ mod tests {
             "MSG BENCH",
             "max\\-frame",
             "busy\\-poll",
+            ".SH EXAMPLES",
+            ".SS EXAMPLES",
+            ".SH \"EXIT STATUS\"",
+            ".SH ENVIRONMENT",
+            "MSG_SECRET",
+            ".SH FILES",
+            "msg send \\-\\-udp 127.0.0.1:9000 hello world",
         ] {
             assert!(page.contains(needle), "no {needle:?} in the man page");
         }
+        // No page is referred to that is not installed, and no example is
+        // left to roff's filling under a heading of clap's.
+        assert!(!page.contains("msg\\-send(1)"), "a dangling reference");
+        assert!(!page.contains(".SH EXTRA"), "examples under EXTRA");
     }
 }
