@@ -123,3 +123,17 @@ fn the_text_says_how_the_timing_was_arranged_and_what_nagle_changes() {
     assert!(text.contains("Nagle's algorithm is on"), "{text}");
     assert!(text.contains("ACK"), "{text}");
 }
+
+/// `--nodelay false`, as the other subcommands and the README spell it,
+/// works here too, as do `--nodelay=false` and a bare `--nodelay`.
+#[test]
+fn nodelay_takes_its_value_as_the_next_word_too() {
+    for (args, nodelay) in [
+        (&["--json", "--nodelay", "false"][..], false),
+        (&["--nodelay", "true", "--json"][..], true),
+        (&["--nodelay", "--json"][..], true),
+    ] {
+        let doc: Value = serde_json::from_str(&sticky(args)).expect("one JSON document");
+        assert_eq!(doc["nodelay"], nodelay, "{args:?}");
+    }
+}

@@ -73,7 +73,7 @@ Examples:
 Examples:
   msg bench                                # both transports, built-in listeners, loopback
   msg bench --tcp --sizes 64,1024 --runs 5
-  msg bench --udp 127.0.0.1:9000           # against `msg listen --udp --reply echo`
+  msg bench --udp 127.0.0.1:9000           # against a `msg listen --udp` there (any --reply)
   msg bench --mode throughput --json"
     )]
     Bench(BenchArgs),

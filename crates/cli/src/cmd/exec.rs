@@ -20,9 +20,11 @@ use crate::output::stderr_line;
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
-  msg exec 127.0.0.1:9000 -- uname -a
-  echo hi | msg exec 127.0.0.1:9000 -- tr a-z A-Z     # stdin goes to the command
-  msg exec 127.0.0.1:9000 -- sh -c 'ls | wc -l'       # a shell only when asked for")]
+  msg listen --tcp --exec --secret-file ~/.msg-secret     # on the host that runs them
+  msg exec --secret-file ~/.msg-secret 127.0.0.1:9000 -- uname -a
+  echo hi | msg exec --secret-file s 127.0.0.1:9000 -- tr a-z A-Z  # stdin goes to the command
+  msg exec --secret-file s 127.0.0.1:9000 -- sh -c 'ls | wc -l'    # a shell only when asked for
+The secret is the same file on both hosts (or MSG_SECRET): no command runs without it.")]
 pub(crate) struct ExecArgs {
     #[arg(value_name = "ADDR", value_parser = parse_host_port,
           help = "The listener (msg listen --tcp --exec): HOST:PORT")]

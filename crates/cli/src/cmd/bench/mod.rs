@@ -36,8 +36,9 @@ pub(crate) struct BenchArgs {
     tcp: bool,
 
     #[arg(value_name = "ADDR", value_parser = parse_host_port,
-          help = "A `msg listen --udp|--tcp --reply echo` to measure against, \
-                  HOST:PORT; without it msg bench starts its own listeners on 127.0.0.1")]
+          help = "A `msg listen --udp|--tcp` to measure against (any --reply: a listener \
+                  always answers msg bench's pings), HOST:PORT; without it msg bench starts \
+                  its own listeners on 127.0.0.1")]
     addr: Option<String>,
 
     /// Payload sizes in bytes, comma-separated (each message adds a 28-byte

@@ -24,7 +24,7 @@ enum Demo {
     #[command(after_help = "\
 Examples:
   msg demo sticky                  # the four parts, explained
-  msg demo sticky --nodelay=false  # the same with Nagle's algorithm on
+  msg demo sticky --nodelay false  # the same with Nagle's algorithm on
   msg demo sticky --json           # every read as data, bytes in base64")]
     Sticky(StickyArgs),
 }
@@ -32,10 +32,14 @@ Examples:
 #[derive(Debug, Args)]
 struct StickyArgs {
     /// Set TCP_NODELAY on the demo's TCP sockets, so each write leaves at
-    /// once (--nodelay=false turns Nagle's algorithm on: a small write then
-    /// waits for the previous one's acknowledgement)
+    /// once (`--nodelay false`, or `--nodelay=false`, turns Nagle's
+    /// algorithm on: a small write then waits for the previous one's
+    /// acknowledgement)
+    // The value may follow as the next word, as it does for every other
+    // subcommand's --nodelay: `msg demo sticky` takes no positional
+    // argument it could swallow.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+          num_args = 0..=1, default_missing_value = "true")]
     nodelay: bool,
 
     /// Print every read as one JSON document (part, transport, step, read
