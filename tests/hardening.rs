@@ -204,7 +204,7 @@ fn a_terminated_listener_summarises_what_arrived_and_what_was_lost() {
     peer.send_to(b"garbage", listener.addr).unwrap();
     let out = run(&["send", "--udp", &listener.addr_arg(), "last"], None);
     assert!(
-        out.stderr.contains("sent 1 datagrams (4 bytes)"),
+        out.stderr.contains("sent 1 datagram (4 bytes)"),
         "{}",
         out.stderr
     );

@@ -307,6 +307,20 @@ impl Tally {
 
 /// The progress bars of the files being received (the listener sends
 /// progress events only when stderr is a terminal).
+/// A file's progress: sizes and rate in decimal units (kB, MB, MB/s), as
+/// the line after a transfer reports them, so the two agree.
+pub(crate) const FILE_PROGRESS: &str =
+    "{msg} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}, ~{eta} left";
+
+/// `n` and the noun, singular for one: `1 datagram`, `2 datagrams`.
+pub(crate) fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[derive(Default)]
 struct Bars {
     all: indicatif::MultiProgress,
@@ -319,11 +333,9 @@ impl Bars {
             .bars
             .entry((peer.clone(), name.to_owned()))
             .or_insert_with(|| {
-                let style = indicatif::ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}, ~{eta} left",
-                )
-                .expect("a valid template")
-                .progress_chars("=> ");
+                let style = indicatif::ProgressStyle::with_template(FILE_PROGRESS)
+                    .expect("a valid template")
+                    .progress_chars("=> ");
                 let bar = self
                     .all
                     .add(indicatif::ProgressBar::new(size).with_style(style));
@@ -365,6 +377,13 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
+
+    #[test]
+    fn one_of_a_thing_is_singular() {
+        assert_eq!(count(1, "datagram"), "1 datagram");
+        assert_eq!(count(0, "peer"), "0 peers");
+        assert_eq!(count(2, "receive call"), "2 receive calls");
+    }
 
     #[test]
     fn json_escapes_del_and_c1_and_still_decodes() {

@@ -26,7 +26,7 @@ use crate::args::{
     AuthArgs, OutputArgs, ReplyArg, SECRET_ENV, TcpArgs, TransportArg, parse_host_port,
     parse_positive_duration, usage,
 };
-use crate::output::{self, Tally};
+use crate::output::{self, Tally, count};
 
 mod blocking;
 
@@ -480,11 +480,15 @@ impl Summary {
     fn print_text(&self, transport: Transport) {
         let (messages, bytes, peers, capped) = self.tally;
         let at_least = if capped { "at least " } else { "" };
-        let mut line =
-            format!("msg listen: {messages} messages ({bytes} bytes) from {at_least}{peers} peers");
+        let mut line = format!(
+            "msg listen: {} ({}) from {at_least}{}",
+            count(messages, "message"),
+            count(bytes, "byte"),
+            count(peers as u64, "peer")
+        );
         let caps = transport.caps();
         if caps.connections {
-            line += &format!(", {} connections", self.counted.connections);
+            line += &format!(", {}", count(self.counted.connections, "connection"));
         }
         let mut dropped = vec![format!("{} invalid", self.counted.invalid)];
         if !caps.connections {
@@ -516,9 +520,9 @@ impl Summary {
         line += &format!("; dropped: {}", dropped.join(", "));
         if let Some(calls) = self.recv_calls {
             line += &format!(
-                "; {} datagrams in {} receive calls ({:.1} per call, {} coalesced by GRO)",
-                calls.datagrams,
-                calls.calls,
+                "; {} in {} ({:.1} per call, {} coalesced by GRO)",
+                count(calls.datagrams, "datagram"),
+                count(calls.calls, "receive call"),
                 calls.per_call().unwrap_or(0.0),
                 calls.segmented
             );

@@ -18,6 +18,7 @@ use crate::args::{
     AuthArgs, OutputArgs, TcpArgs, TransportArg, UsageError, parse_host_port, usage,
 };
 use crate::hint;
+use crate::output::count;
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
@@ -161,7 +162,9 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         // UDP says nothing of delivery: say at least what left.
         let _ = writeln!(
             std::io::stderr(),
-            "msg send: sent {seq} datagrams ({bytes} bytes) to {addr}; UDP does not tell whether they arrived"
+            "msg send: sent {} ({}) to {addr}; UDP does not tell whether they arrived",
+            count(seq, "datagram"),
+            count(bytes, "byte"),
         );
     }
     Ok(())
@@ -202,11 +205,9 @@ fn progress_bar(size: u64, name: &str, quiet: bool) -> indicatif::ProgressBar {
     if !quiet && std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}, ~{eta} left",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template(crate::output::FILE_PROGRESS)
+                .expect("a valid template")
+                .progress_chars("=> "),
         );
         bar.set_message(name.to_owned());
     }
