@@ -113,4 +113,29 @@ mod tests {
         assert_eq!(MAX_CONNS.value(NEEDS_SECRET), None);
         assert_eq!(FILE_EXISTS.value(FILE_EXISTS.after), None, "no name");
     }
+
+    /// A peer written from docs/wire.md alone must recognise every text a
+    /// listener sends: each is there, exactly, with its value named.
+    #[test]
+    fn the_wire_docs_carry_every_text() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/wire.md");
+        let docs = std::fs::read_to_string(path).expect("docs/wire.md");
+        let texts = [
+            NEEDS_SECRET.to_owned(),
+            HAS_NO_SECRET.to_owned(),
+            RUNS_NO_COMMANDS.to_owned(),
+            SAVES_NO_FILES.to_owned(),
+            BLOCKING_ENGINE.to_owned(),
+            MAX_CONNS.format("N"),
+            IDLE.format("D"),
+            FILE_EXISTS.format("NAME"),
+            PROGRAM_NOT_ALLOWED.format("PROGRAM"),
+            COMMANDS_RUNNING.format("N"),
+            COMMAND_TIMEOUT.format("D"),
+            COMMAND_OUTPUT.format("N"),
+        ];
+        for text in texts {
+            assert!(docs.contains(&format!("`{text}`")), "docs/wire.md lacks `{text}`");
+        }
+    }
 }
