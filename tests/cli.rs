@@ -335,6 +335,78 @@ fn raw_tcp_talks_to_socat() {
     assert_eq!(listener.finish().stdout, "hi from socat");
 }
 
+/// A hand-made raw TCP server for one connection: it reads `question`,
+/// writes `answer` (if any), then closes at once (`close`) or waits for the
+/// client to close first. Returns its address.
+fn answering_peer(
+    question: &'static [u8],
+    answer: &'static [u8],
+    close: bool,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let thread = std::thread::spawn(move || {
+        let (mut stream, _) = server.accept().unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut heard = vec![0; question.len()];
+        stream.read_exact(&mut heard).unwrap();
+        assert_eq!(heard, question);
+        stream.write_all(answer).unwrap();
+        if !close {
+            // Until msg closes its side (bounded by the read timeout).
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest);
+        }
+    });
+    (addr, thread)
+}
+
+#[test]
+fn raw_tcp_reply_is_what_arrives_until_the_peer_is_quiet_not_a_byte_count() {
+    // `msg send --tcp --raw --reply ADDR hi` against a peer that answers
+    // `answer` to "hi", then closes or waits for msg to close.
+    let ask = |answer: &'static [u8], close: bool, more: &[&str]| {
+        let (addr, peer) = answering_peer(b"hi", answer, close);
+        let addr = addr.to_string();
+        let mut args = vec!["send", TCP, "--raw", "--reply"];
+        args.extend_from_slice(more);
+        args.extend([addr.as_str(), "hi"]);
+        let out = run(&args, None);
+        peer.join().unwrap();
+        (out, addr)
+    };
+    // Longer than the question: once only the first 2 bytes ("AB") came.
+    let (out, _) = ask(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", false, &[]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "ABCDEFGHIJKLMNOPQRSTUVWXYZ\n");
+    // Shorter: once a false "no reply within 2s".
+    let (out, _) = ask(b"!", false, &["--reply-idle", "100ms"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "!\n");
+    // A peer that answers and closes: the answer, and a clean exit.
+    let (out, _) = ask(b"bye\n", true, &[]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "bye\n\n");
+    // No answer at all within --timeout: no reply, as before.
+    let (out, addr) = ask(b"", false, &["--timeout", "300ms"]);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("no reply to message 1 from {addr} within 300ms")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn reply_idle_needs_raw() {
+    let out = run(
+        &["send", TCP, "--reply-idle", "1s", "127.0.0.1:9", "hi"],
+        None,
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+}
+
 // ---- bad input: a clear error, the right exit code, no panic ---------------
 
 fn assert_fails(out: &support::Finished, code: i32, needle: &str) {

@@ -12,10 +12,10 @@ use msg_net::limits::{BodyLimit, Family};
 use msg_net::send::{Line, Sender, read_line};
 use msg_net::{ConnectOptions, Link, PeerAddr, Transport};
 use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
-use tokio::time::timeout;
 
 use crate::args::{
-    AuthArgs, OutputArgs, TcpArgs, TransportArg, UsageError, parse_host_port, usage,
+    AuthArgs, OutputArgs, TcpArgs, TransportArg, UsageError, parse_host_port,
+    parse_positive_duration, usage,
 };
 use crate::hint;
 
@@ -49,6 +49,14 @@ pub(crate) struct SendArgs {
     /// (over TCP, stdin goes as it is read, with no lines)
     #[arg(long)]
     pub(crate) raw: bool,
+
+    /// With --raw --reply over TCP, a reply is what arrives until the peer
+    /// closes or sends nothing for this long, e.g. 250ms, 1s (--timeout
+    /// bounds only the wait for its first byte). A raw UDP reply is one
+    /// datagram
+    #[arg(long, value_name = "DURATION", default_value = "250ms", requires = "raw",
+          value_parser = parse_positive_duration)]
+    pub(crate) reply_idle: Duration,
 
     /// Strip "\r\n" from the end of each stdin line, not only "\n" (by
     /// default a "\r" before the newline is part of the message)
@@ -150,9 +158,10 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot send message {seq}"))?;
         if args.reply {
-            let reply = timeout(args.timeout, sender.reply(seq, &addr))
-                .await
-                .map_err(|_| no_reply(transport, seq, &addr, args.timeout))??;
+            let reply = sender
+                .reply(seq, &addr, args.timeout, args.reply_idle)
+                .await?
+                .ok_or_else(|| no_reply(transport, seq, &addr, args.timeout))?;
             printer.print(&addr, Some(seq), &reply)?;
         }
     }
