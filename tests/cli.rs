@@ -442,6 +442,21 @@ fn address_in_use() {
 }
 
 #[test]
+fn a_port_alone_means_loopback_for_listen_and_send() {
+    // Port 0 alone: the kernel picks the port, on 127.0.0.1.
+    let mut cmd = support::msg();
+    cmd.args(["listen", TCP, "-v", "0", "--count", "1"]);
+    let listener = Listener::start_command(cmd);
+    assert_eq!(listener.addr.ip(), std::net::Ipv4Addr::LOCALHOST);
+    let port = listener.addr.port().to_string();
+    let sent = run(&["send", TCP, &port, "to a port"], None);
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    assert_eq!(listener.finish().stdout, "to a port\n");
+    let out = run(&["send", UDP, "65536", "x"], None);
+    assert_fails(&out, 2, "a port is at most 65535, got 65536");
+}
+
+#[test]
 fn address_that_does_not_parse_is_a_usage_error() {
     for bad in ["127.0.0.1", "localhost:http", "[::1]", "1.2.3.4:70000"] {
         let out = run(&["send", UDP, bad, "x"], None);

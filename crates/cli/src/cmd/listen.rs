@@ -42,7 +42,7 @@ pub(crate) struct ListenArgs {
     pub(crate) transport: TransportArg,
 
     #[arg(value_name = "ADDR", default_value = "127.0.0.1:9000", value_parser = parse_host_port,
-          help = "Where to listen: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")]
+          help = "Where to listen: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000, or a PORT alone for 127.0.0.1:PORT")]
     pub(crate) addr: String,
 
     /// Exit after N messages (with --raw over TCP: N reads)

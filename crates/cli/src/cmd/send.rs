@@ -26,7 +26,7 @@ pub(crate) struct SendArgs {
 
     // (`help` rather than a doc comment: rustdoc would read "[::1]" as a link.)
     #[arg(value_name = "ADDR", value_parser = parse_host_port,
-          help = "Where to send: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")]
+          help = "Where to send: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000, or a PORT alone for 127.0.0.1:PORT")]
     pub(crate) addr: String,
 
     /// Messages to send, one per argument; with none, each line of stdin is
