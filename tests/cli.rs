@@ -335,6 +335,77 @@ fn raw_tcp_talks_to_socat() {
     assert_eq!(listener.finish().stdout, "hi from socat");
 }
 
+#[test]
+fn raw_tcp_reads_shows_where_each_read_ended() {
+    let listener = Listener::start(
+        TCP,
+        "127.0.0.1",
+        &["--raw", "--reads", "--reply", "echo", "--count", "2"],
+    );
+    let mut peer = tcp_peer(&listener);
+    peer.write_all(b"hello").unwrap();
+    // The echo says the listener has read it: the next write is a read of
+    // its own.
+    peer.read_exact(&mut [0; 5]).unwrap();
+    peer.write_all(b"egg\nhi").unwrap();
+    peer.read_exact(&mut [0; 6]).unwrap();
+    let out = listener.finish();
+    // Into a pipe unescaped: the length says where the newline belongs.
+    assert_eq!(out.stdout, "[5 bytes] hello\n[6 bytes] egg\nhi\n");
+    assert!(!out.stderr.contains("\n\nmsg listen:"), "{}", out.stderr);
+    let refused = run(&["listen", TCP, "--reads", "0"], None);
+    assert_eq!(refused.code(), Some(2), "--reads needs --raw");
+}
+
+#[test]
+fn the_summary_never_continues_a_line_of_raw_data() {
+    let listener = Listener::start(TCP, "127.0.0.1", &["--raw", "--count", "1"]);
+    let mut peer = tcp_peer(&listener);
+    peer.write_all(b"hello").unwrap();
+    let out = listener.finish();
+    assert_eq!(out.stdout, "hello");
+    // On a terminal stdout and stderr share the screen: the summary starts
+    // a line of its own instead of `hellomsg listen: ...`.
+    assert!(
+        out.stderr.contains("\n\nmsg listen: 1 messages"),
+        "{:?}",
+        out.stderr
+    );
+}
+
+#[test]
+fn hex_dumps_what_listen_prints_and_what_send_gets_back() {
+    let listener = Listener::start(UDP, "127.0.0.1", &["--hex", "--count", "1"]);
+    let sent = run(&["send", UDP, &listener.addr_arg(), "hi\u{1b}there"], None);
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    assert_eq!(
+        listener.finish().stdout,
+        "00000000  68 69 1b 74 68 65 72 65                           |hi.there|\n00000008\n"
+    );
+
+    let listener = Listener::start(TCP, "127.0.0.1", &["--reply", "upper"]);
+    let out = run(
+        &["send", TCP, "--reply", "--hex", &listener.addr_arg(), "hex"],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "00000000  48 45 58                                          |HEX|\n00000003\n"
+    );
+
+    // Hex is its own rendering: no escaping, no NUL ends, no JSON.
+    for args in [
+        &["listen", UDP, "--hex", "--json", "0"][..],
+        &["listen", UDP, "--hex", "--escape", "always", "0"],
+        &["send", UDP, "--hex", "-0", "127.0.0.1:9", "x"],
+    ] {
+        let out = run(args, None);
+        assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+    }
+}
+
 /// A hand-made raw TCP server for one connection: it reads `question`,
 /// writes `answer` (if any), then closes at once (`close`) or waits for the
 /// client to close first. Returns its address.

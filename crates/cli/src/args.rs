@@ -108,6 +108,11 @@ pub(crate) struct OutputArgs {
     /// machine reading (`xargs -0`); not with --json
     #[arg(short = '0', long)]
     pub(crate) null: bool,
+
+    /// Show each body as a hex dump, as `hexdump -C` does: offsets, 16
+    /// bytes a line, printable ASCII beside them, and the length last
+    #[arg(long, conflicts_with_all = ["null", "escape"])]
+    pub(crate) hex: bool,
 }
 
 impl OutputArgs {
@@ -124,7 +129,13 @@ impl OutputArgs {
             EscapeArg::Always => true,
             EscapeArg::Never => false,
         };
-        Format { json, end, escape }
+        Format {
+            json,
+            end,
+            escape,
+            hex: self.hex,
+            reads: false,
+        }
     }
 }
 
