@@ -335,6 +335,149 @@ fn raw_tcp_talks_to_socat() {
     assert_eq!(listener.finish().stdout, "hi from socat");
 }
 
+#[test]
+fn raw_tcp_reads_shows_where_each_read_ended() {
+    let listener = Listener::start(
+        TCP,
+        "127.0.0.1",
+        &["--raw", "--reads", "--reply", "echo", "--count", "2"],
+    );
+    let mut peer = tcp_peer(&listener);
+    peer.write_all(b"hello").unwrap();
+    // The echo says the listener has read it: the next write is a read of
+    // its own.
+    peer.read_exact(&mut [0; 5]).unwrap();
+    peer.write_all(b"egg\nhi").unwrap();
+    peer.read_exact(&mut [0; 6]).unwrap();
+    let out = listener.finish();
+    // Into a pipe unescaped: the length says where the newline belongs.
+    assert_eq!(out.stdout, "[5 bytes] hello\n[6 bytes] egg\nhi\n");
+    assert!(!out.stderr.contains("\n\nmsg listen:"), "{}", out.stderr);
+    let refused = run(&["listen", TCP, "--reads", "0"], None);
+    assert_eq!(refused.code(), Some(2), "--reads needs --raw");
+}
+
+#[test]
+fn the_summary_never_continues_a_line_of_raw_data() {
+    let listener = Listener::start(TCP, "127.0.0.1", &["--raw", "--count", "1"]);
+    let mut peer = tcp_peer(&listener);
+    peer.write_all(b"hello").unwrap();
+    let out = listener.finish();
+    assert_eq!(out.stdout, "hello");
+    // On a terminal stdout and stderr share the screen: the summary starts
+    // a line of its own instead of `hellomsg listen: ...`.
+    assert!(
+        out.stderr.contains("\n\nmsg listen: 1 messages"),
+        "{:?}",
+        out.stderr
+    );
+}
+
+#[test]
+fn hex_dumps_what_listen_prints_and_what_send_gets_back() {
+    let listener = Listener::start(UDP, "127.0.0.1", &["--hex", "--count", "1"]);
+    let sent = run(&["send", UDP, &listener.addr_arg(), "hi\u{1b}there"], None);
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    assert_eq!(
+        listener.finish().stdout,
+        "00000000  68 69 1b 74 68 65 72 65                           |hi.there|\n00000008\n"
+    );
+
+    let listener = Listener::start(TCP, "127.0.0.1", &["--reply", "upper"]);
+    let out = run(
+        &["send", TCP, "--reply", "--hex", &listener.addr_arg(), "hex"],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "00000000  48 45 58                                          |HEX|\n00000003\n"
+    );
+
+    // Hex is its own rendering: no escaping, no NUL ends, no JSON.
+    for args in [
+        &["listen", UDP, "--hex", "--json", "0"][..],
+        &["listen", UDP, "--hex", "--escape", "always", "0"],
+        &["send", UDP, "--hex", "-0", "127.0.0.1:9", "x"],
+    ] {
+        let out = run(args, None);
+        assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+    }
+}
+
+/// A hand-made raw TCP server for one connection: it reads `question`,
+/// writes `answer` (if any), then closes at once (`close`) or waits for the
+/// client to close first. Returns its address.
+fn answering_peer(
+    question: &'static [u8],
+    answer: &'static [u8],
+    close: bool,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let thread = std::thread::spawn(move || {
+        let (mut stream, _) = server.accept().unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut heard = vec![0; question.len()];
+        stream.read_exact(&mut heard).unwrap();
+        assert_eq!(heard, question);
+        stream.write_all(answer).unwrap();
+        if !close {
+            // Until msg closes its side (bounded by the read timeout).
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest);
+        }
+    });
+    (addr, thread)
+}
+
+#[test]
+fn raw_tcp_reply_is_what_arrives_until_the_peer_is_quiet_not_a_byte_count() {
+    // `msg send --tcp --raw --reply ADDR hi` against a peer that answers
+    // `answer` to "hi", then closes or waits for msg to close.
+    let ask = |answer: &'static [u8], close: bool, more: &[&str]| {
+        let (addr, peer) = answering_peer(b"hi", answer, close);
+        let addr = addr.to_string();
+        let mut args = vec!["send", TCP, "--raw", "--reply"];
+        args.extend_from_slice(more);
+        args.extend([addr.as_str(), "hi"]);
+        let out = run(&args, None);
+        peer.join().unwrap();
+        (out, addr)
+    };
+    // Longer than the question: once only the first 2 bytes ("AB") came.
+    let (out, _) = ask(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", false, &[]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "ABCDEFGHIJKLMNOPQRSTUVWXYZ\n");
+    // Shorter: once a false "no reply within 2s".
+    let (out, _) = ask(b"!", false, &["--reply-idle", "100ms"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "!\n");
+    // A peer that answers and closes: the answer, and a clean exit.
+    let (out, _) = ask(b"bye\n", true, &[]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "bye\n\n");
+    // No answer at all within --timeout: no reply, as before.
+    let (out, addr) = ask(b"", false, &["--timeout", "300ms"]);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("no reply to message 1 from {addr} within 300ms")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn reply_idle_needs_raw() {
+    let out = run(
+        &["send", TCP, "--reply-idle", "1s", "127.0.0.1:9", "hi"],
+        None,
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+}
+
 // ---- bad input: a clear error, the right exit code, no panic ---------------
 
 fn assert_fails(out: &support::Finished, code: i32, needle: &str) {
@@ -367,6 +510,21 @@ fn address_in_use() {
         None,
     );
     assert_fails(&out, 1, "address already in use");
+}
+
+#[test]
+fn a_port_alone_means_loopback_for_listen_and_send() {
+    // Port 0 alone: the kernel picks the port, on 127.0.0.1.
+    let mut cmd = support::msg();
+    cmd.args(["listen", TCP, "-v", "0", "--count", "1"]);
+    let listener = Listener::start_command(cmd);
+    assert_eq!(listener.addr.ip(), std::net::Ipv4Addr::LOCALHOST);
+    let port = listener.addr.port().to_string();
+    let sent = run(&["send", TCP, &port, "to a port"], None);
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    assert_eq!(listener.finish().stdout, "to a port\n");
+    let out = run(&["send", UDP, "65536", "x"], None);
+    assert_fails(&out, 2, "a port is at most 65535, got 65536");
 }
 
 #[test]

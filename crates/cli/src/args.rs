@@ -108,6 +108,11 @@ pub(crate) struct OutputArgs {
     /// machine reading (`xargs -0`); not with --json
     #[arg(short = '0', long)]
     pub(crate) null: bool,
+
+    /// Show each body as a hex dump, as `hexdump -C` does: offsets, 16
+    /// bytes a line, printable ASCII beside them, and the length last
+    #[arg(long, conflicts_with_all = ["null", "escape"])]
+    pub(crate) hex: bool,
 }
 
 impl OutputArgs {
@@ -124,7 +129,13 @@ impl OutputArgs {
             EscapeArg::Always => true,
             EscapeArg::Never => false,
         };
-        Format { json, end, escape }
+        Format {
+            json,
+            end,
+            escape,
+            hex: self.hex,
+            reads: false,
+        }
     }
 }
 
@@ -241,14 +252,30 @@ fn parse_max_frame(s: &str) -> Result<usize, String> {
     Ok(n as usize)
 }
 
+/// The host a port given alone means, to listen on and to send to alike:
+/// loopback, as the listener's default address is, so that `msg listen
+/// --tcp 9000` exposes nothing to the network unasked, and `msg send --tcp
+/// 9000 hi` reaches it (as `nc localhost 9000` would).
+pub(crate) const DEFAULT_HOST: &str = "127.0.0.1";
+
 /// Accepts `HOST:PORT` with a numeric port and a non-empty host (IPv6
-/// literals in brackets); resolving the host is left to run time, where a
+/// literals in brackets), or a port alone, which means
+/// [`DEFAULT_HOST`]`:PORT`; resolving the host is left to run time, where a
 /// failure is a runtime error rather than a usage error.
 pub(crate) fn parse_host_port(s: &str) -> Result<String, String> {
     if s.parse::<std::net::SocketAddr>().is_ok() {
         return Ok(s.to_owned());
     }
-    let usage = || format!("expected HOST:PORT such as 127.0.0.1:9000 or [::1]:9000, got '{s}'");
+    // Digits only: a port, as nc and socat users type it.
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let port: u16 = s
+            .parse()
+            .map_err(|_| format!("a port is at most 65535, got {s}"))?;
+        return Ok(format!("{DEFAULT_HOST}:{port}"));
+    }
+    let usage = || {
+        format!("expected HOST:PORT or PORT such as 127.0.0.1:9000, [::1]:9000 or 9000, got '{s}'")
+    };
     let (host, port) = s.rsplit_once(':').ok_or_else(usage)?;
     if host.is_empty() || host.contains(':') || port.parse::<u16>().is_err() {
         return Err(usage());
@@ -270,8 +297,16 @@ mod tests {
         ] {
             assert_eq!(parse_host_port(ok).as_deref(), Ok(ok));
         }
+        assert_eq!(parse_host_port("9000").as_deref(), Ok("127.0.0.1:9000"));
+        assert_eq!(parse_host_port("0").as_deref(), Ok("127.0.0.1:0"));
+        assert_eq!(
+            parse_host_port("65536"),
+            Err("a port is at most 65535, got 65536".to_owned())
+        );
         for bad in [
             "127.0.0.1",
+            "9000x",
+            "-1",
             "::1:9000",
             ":9000",
             "host:",

@@ -37,6 +37,13 @@ pub(crate) struct Format {
     /// ([`write_escaped`]); in JSON, which escapes C0 itself, DEL and C1
     /// too.
     pub(crate) escape: bool,
+    /// Each body as a hex dump ([`write_hex`]) instead: `end` and `escape`
+    /// mean nothing then, and JSON is refused with it.
+    pub(crate) hex: bool,
+    /// Each body on a line of its own behind its length, `[5 bytes] hello`
+    /// (`msg listen --raw --reads`): where one raw TCP read ended and the
+    /// next began, which the bytes alone, glued, do not show.
+    pub(crate) reads: bool,
 }
 
 #[derive(Serialize)]
@@ -89,7 +96,14 @@ impl Format {
                 serde_json::to_writer(&mut *out, &record)?;
             }
             out.write_all(b"\n")
+        } else if self.hex {
+            write_hex(out, body)
         } else {
+            if self.reads {
+                // The length makes the line exact even unescaped: a reader
+                // takes that many bytes, newlines and all.
+                write!(out, "[{} bytes] ", body.len())?;
+            }
             if self.escape {
                 write_escaped(out, body)?;
             } else {
@@ -97,9 +111,22 @@ impl Format {
             }
             if let Some(end) = self.end {
                 out.write_all(&[end])?;
+            } else if self.reads {
+                out.write_all(b"\n")?;
             }
             Ok(())
         }
+    }
+
+    /// Whether writing `body` leaves stdout in the middle of a line: only
+    /// raw TCP adds nothing after a body, so only its bytes can. `None`
+    /// when it changes nothing (an empty body).
+    fn leaves_line_open(self, body: &[u8]) -> Option<bool> {
+        if self.json || self.hex || self.reads || self.end.is_some() {
+            return Some(false);
+        }
+        // Escaped, a newline is shown as `\n`: the line stays open.
+        body.last().map(|&last| self.escape || last != b'\n')
     }
 
     /// Writes one saved file: as `b3sum` prints it (`HASH  NAME`, so that
@@ -172,6 +199,43 @@ fn write_json_escaped(out: &mut impl Write, json: &[u8]) -> io::Result<()> {
     out.write_all(&json[plain..])
 }
 
+/// Writes `bytes` as `hexdump -C` (and `ncat --hex-dump`) do: 16 bytes a
+/// line behind their offset, in two groups of 8, then the same bytes as
+/// ASCII between bars, and last a line with the length alone, which marks
+/// where one body ends (and shows an empty one). The ASCII column shows
+/// printable ASCII only, `.` for any other byte: a peer's bytes never
+/// reach the terminal as they are, however it is configured.
+///
+/// ```text
+/// 00000000  68 65 6c 6c 6f 0a                                 |hello.|
+/// 00000006
+/// ```
+pub(crate) fn write_hex(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    for (n, line) in bytes.chunks(16).enumerate() {
+        write!(out, "{:08x} ", n * 16)?;
+        for i in 0..16 {
+            if i == 8 {
+                out.write_all(b" ")?;
+            }
+            match line.get(i) {
+                Some(byte) => write!(out, " {byte:02x}")?,
+                None => out.write_all(b"   ")?,
+            }
+        }
+        out.write_all(b"  |")?;
+        for &byte in line {
+            let shown = if byte.is_ascii_graphic() || byte == b' ' {
+                byte
+            } else {
+                b'.'
+            };
+            out.write_all(&[shown])?;
+        }
+        out.write_all(b"|\n")?;
+    }
+    writeln!(out, "{:08x}", bytes.len())
+}
+
 /// Writes one line to stderr, for the messages that are not logs (the final
 /// error, what a transfer achieved). A failure is ignored: stderr closed
 /// (`msg ... 2>&1 | head -1`) leaves nobody to tell, and must not turn an
@@ -226,6 +290,11 @@ fn write_all(
                 Event::Message { peer, seq, body } => {
                     tally.add(peer, body.len() as u64);
                     format.write(&mut out, peer, *seq, body)?;
+                    if let Some(open) = format.leaves_line_open(body) {
+                        tally
+                            .open_line
+                            .store(open, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
                 Event::File {
                     peer,
@@ -269,6 +338,9 @@ pub(crate) struct Tally {
     messages: std::sync::atomic::AtomicU64,
     bytes: std::sync::atomic::AtomicU64,
     peers: std::sync::Mutex<std::collections::HashSet<PeerAddr>>,
+    /// The last bytes printed did not end a line (raw TCP): the summary
+    /// starts on a line of its own, not glued to the data on a terminal.
+    open_line: std::sync::atomic::AtomicBool,
 }
 
 /// Past this many, the summary says "at least".
@@ -286,6 +358,11 @@ impl Tally {
         if peers.len() < MAX_PEERS_COUNTED {
             peers.insert(peer.clone());
         }
+    }
+
+    /// Whether stdout was left in the middle of a line.
+    pub(crate) fn open_line(&self) -> bool {
+        self.open_line.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Messages, bytes, peers, and whether the peers hit the cap.
@@ -408,6 +485,8 @@ mod tests {
             json: false,
             end: Some(b'\n'),
             escape: false,
+            hex: false,
+            reads: false,
         };
         assert_eq!(print(lines, b"a\nb"), b"a\nb\n");
         let nul = Format {
@@ -441,5 +520,71 @@ mod tests {
             .as_bytes(),
             "JSON ends in a newline, whatever -0 says"
         );
+    }
+
+    #[test]
+    fn hex_is_hexdump_c_with_only_printable_ascii_beside() {
+        let hex = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            write_hex(&mut out, bytes).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        // As `hexdump -C` prints it, byte for byte.
+        assert_eq!(
+            hex(b"hello world, this is more than 16 bytes\0\x1b\xff"),
+            "00000000  68 65 6c 6c 6f 20 77 6f  72 6c 64 2c 20 74 68 69  |hello world, thi|\n\
+             00000010  73 20 69 73 20 6d 6f 72  65 20 74 68 61 6e 20 31  |s is more than 1|\n\
+             00000020  36 20 62 79 74 65 73 00  1b ff                    |6 bytes...|\n\
+             0000002a\n"
+        );
+        assert_eq!(
+            hex(b"0123456789abcdef"),
+            "00000000  30 31 32 33 34 35 36 37  38 39 61 62 63 64 65 66  |0123456789abcdef|\n\
+             00000010\n",
+            "a full line, then the length"
+        );
+        assert_eq!(hex(b""), "00000000\n", "an empty body shows as its length");
+        // DEL, C1, a CR: never in the ASCII column.
+        assert!(hex("\x7f\u{9b}\r".as_bytes()).contains("|....|"));
+    }
+
+    #[test]
+    fn reads_are_one_a_line_behind_their_length() {
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let reads = Format {
+            json: false,
+            end: None,
+            escape: false,
+            hex: false,
+            reads: true,
+        };
+        let print = |format: Format, body: &[u8]| {
+            let mut out = Vec::new();
+            format.write(&mut out, &peer.into(), None, body).unwrap();
+            (out, format.leaves_line_open(body))
+        };
+        assert_eq!(
+            print(reads, b"egg\nhi"),
+            (b"[6 bytes] egg\nhi\n".to_vec(), Some(false))
+        );
+        let escaped = Format {
+            escape: true,
+            ..reads
+        };
+        assert_eq!(print(escaped, b"egg\nhi").0, b"[6 bytes] egg\\nhi\n");
+        // Without --reads raw TCP adds nothing, and the line stays open
+        // unless the bytes close it (escaped, they never do).
+        let stream = Format {
+            reads: false,
+            ..reads
+        };
+        assert_eq!(print(stream, b"hello"), (b"hello".to_vec(), Some(true)));
+        assert_eq!(print(stream, b"hello\n").1, Some(false));
+        assert_eq!(print(stream, b"").1, None);
+        let escaped_stream = Format {
+            escape: true,
+            ..stream
+        };
+        assert_eq!(print(escaped_stream, b"hello\n").1, Some(true));
     }
 }

@@ -7,7 +7,10 @@
 
 use bytes::{Bytes, BytesMut};
 use msg_tcp::{PeerAddr, Stream};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use tokio::time::timeout;
 use tracing::{debug, warn};
 
 use crate::link::ConnectOptions;
@@ -19,21 +22,24 @@ use crate::{Error, Event, Events, Limits, Offer, Reply, Transport};
 /// Raw TCP reads at most this much at a time.
 const READ_LEN: usize = 64 * 1024;
 
+/// A raw TCP reply stops growing at about this many bytes; what follows is
+/// read as the next reply. A peer that never goes quiet (chargen, `yes |
+/// nc -l`) must not fill memory.
+pub const MAX_RAW_REPLY: usize = 1024 * 1024;
+
 /// A raw conversation with one peer: `msg send --raw`.
 #[derive(Debug)]
 pub struct RawLink {
     inner: Inner,
 }
 
+// The UDP socket is the larger by far, but a raw link is one per process:
+// boxing it would buy nothing (and make `Sender`'s variants unequal).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Inner {
     Datagram(msg_udp::Socket),
-    Stream {
-        stream: AnyStream,
-        /// Bytes written since the last reply was read: an echo server
-        /// owes us that many.
-        owed: usize,
-    },
+    Stream(AnyStream),
 }
 
 impl RawLink {
@@ -55,7 +61,7 @@ impl RawLink {
             Family::Stream(kind) => {
                 let stream = crate::stream::connect(kind, &addr, options.timeout).await?;
                 stream.apply(&options.tcp)?;
-                Inner::Stream { stream, owed: 0 }
+                Inner::Stream(stream)
             }
         };
         Ok(Self { inner })
@@ -73,41 +79,66 @@ impl RawLink {
                 let peer = socket.peer().expect("a connected socket has a peer");
                 socket.send_raw_to(bytes, peer).await?;
             }
-            Inner::Stream { stream, owed } => {
-                stream.write_all(bytes).await?;
-                *owed += bytes.len();
-            }
+            Inner::Stream(stream) => stream.write_all(bytes).await?,
         }
         Ok(())
     }
 
-    /// The reply to what was sent since the last call: over UDP the next
-    /// datagram; over TCP, which has no replies, only bytes, as many bytes
-    /// as were sent (what an echo server owes) or what came before the peer
-    /// closed. The caller bounds the wait.
+    /// The reply to what was sent since the last call, or `None` when
+    /// nothing came within `wait`.
+    ///
+    /// Over UDP it is the next datagram: the kernel keeps the boundaries,
+    /// so one datagram is one answer, as a framed UDP reply is.
+    ///
+    /// TCP has no replies, only bytes, and no count of them can be right:
+    /// an answer may be longer than the question or shorter, and reading
+    /// as many bytes as were sent (what an echo server owes) cut a 26-byte
+    /// answer to 2 bytes and turned a 1-byte one into a timeout. So a reply
+    /// is what arrives until the peer closes or is quiet for `idle` (as
+    /// netcat shows bytes until they stop), at most [`MAX_RAW_REPLY`]
+    /// bytes. `wait` bounds only the first byte: a peer that answers
+    /// slowly but steadily is read to its end.
     ///
     /// # Errors
     ///
     /// A failed receive, or a TCP peer that closed without sending
     /// anything.
-    pub async fn reply(&mut self) -> Result<Bytes, Error> {
+    pub async fn reply(&mut self, wait: Duration, idle: Duration) -> Result<Option<Bytes>, Error> {
         match &mut self.inner {
-            Inner::Datagram(socket) => Ok(socket.recv_raw_from().await?.0),
-            Inner::Stream { stream, owed } => {
-                let mut buf = BytesMut::with_capacity(*owed);
-                while buf.len() < *owed {
-                    if stream.read_buf(&mut buf).await? == 0 {
-                        if buf.is_empty() {
+            Inner::Datagram(socket) => match timeout(wait, socket.recv_raw_from()).await {
+                Ok(received) => Ok(Some(received?.0)),
+                Err(_) => Ok(None),
+            },
+            Inner::Stream(stream) => {
+                let mut buf = BytesMut::with_capacity(READ_LEN);
+                match timeout(wait, stream.read_buf(&mut buf)).await {
+                    Err(_) => return Ok(None),
+                    Ok(read) => {
+                        if read? == 0 {
                             return Err(Error::Io(std::io::Error::new(
                                 std::io::ErrorKind::UnexpectedEof,
                                 "the peer closed the connection without replying",
                             )));
                         }
-                        break;
                     }
                 }
-                *owed = 0;
-                Ok(buf.freeze())
+                while buf.len() < MAX_RAW_REPLY {
+                    buf.reserve(READ_LEN);
+                    match timeout(idle, stream.read_buf(&mut buf)).await {
+                        // Quiet for `idle`: the answer is over, for now.
+                        Err(_) => break,
+                        // Closed after answering: the answer is over.
+                        Ok(Ok(0)) => break,
+                        Ok(Ok(_)) => {}
+                        // The bytes read are still the answer; a reset
+                        // shows again at the next write or read.
+                        Ok(Err(err)) => {
+                            debug!("the reply ended in an error: {err}");
+                            break;
+                        }
+                    }
+                }
+                Ok(Some(buf.freeze()))
             }
         }
     }
@@ -121,7 +152,7 @@ impl RawLink {
     pub async fn finish(self) -> Result<(), Error> {
         match self.inner {
             Inner::Datagram(_) => Ok(()),
-            Inner::Stream { mut stream, .. } => Ok(stream.shutdown().await?),
+            Inner::Stream(mut stream) => Ok(stream.shutdown().await?),
         }
     }
 }
@@ -170,7 +201,7 @@ pub(crate) async fn serve_stream<S: Stream>(
     loop {
         buf.reserve(READ_LEN);
         let read = match limits.idle_timeout {
-            Some(idle) => tokio::time::timeout(idle, stream.read_buf(&mut buf))
+            Some(idle) => timeout(idle, stream.read_buf(&mut buf))
                 .await
                 .map_err(|_| Error::Idle { after: idle })?,
             None => stream.read_buf(&mut buf).await,

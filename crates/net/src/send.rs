@@ -116,32 +116,28 @@ impl Sender {
         Ok(())
     }
 
-    /// Waits for the reply to message `seq` from `peer` (the caller bounds
-    /// the wait), skipping late replies to earlier messages.
+    /// Waits up to `wait` for the reply to message `seq` from `peer`,
+    /// skipping late replies to earlier messages; `None` when none came.
+    /// A raw TCP reply is what arrives until the peer is quiet for `idle`
+    /// or closes ([`RawLink::reply`]); `idle` means nothing to the others.
     ///
     /// # Errors
     ///
     /// [`Error::Reply`] when the receive fails or the peer closes without
     /// replying, [`Error::Peer`] when it answers with an error.
-    pub async fn reply(&mut self, seq: u64, peer: &PeerAddr) -> Result<Bytes, Error> {
-        let link = match self {
-            Self::Raw(link) => return link.reply().await,
-            Self::Framed(link) => link,
-        };
-        loop {
-            let msg = link
-                .recv()
+    pub async fn reply(
+        &mut self,
+        seq: u64,
+        peer: &PeerAddr,
+        wait: Duration,
+        idle: Duration,
+    ) -> Result<Option<Bytes>, Error> {
+        match self {
+            Self::Raw(link) => link.reply(wait, idle).await,
+            Self::Framed(link) => tokio::time::timeout(wait, framed_reply(link, seq, peer))
                 .await
-                .map_err(|err| Error::Reply(Box::new(err)))?
-                .ok_or_else(|| Error::NoReply { peer: peer.clone() })?;
-            if msg.kind == Kind::Error {
-                return Err(Error::Peer(printable(&msg.body)));
-            }
-            if msg.seq == seq {
-                return Ok(msg.body);
-            }
-            // A late reply to an earlier message that timed out.
-            debug!(seq = msg.seq, "ignored a stale reply");
+                .ok()
+                .transpose(),
         }
     }
 
@@ -160,6 +156,25 @@ impl Sender {
                 .await
                 .map_err(|err| Error::Close(Box::new(err))),
         }
+    }
+}
+
+/// The framed reply to message `seq`, however long it takes.
+async fn framed_reply(link: &mut Link, seq: u64, peer: &PeerAddr) -> Result<Bytes, Error> {
+    loop {
+        let msg = link
+            .recv()
+            .await
+            .map_err(|err| Error::Reply(Box::new(err)))?
+            .ok_or_else(|| Error::NoReply { peer: peer.clone() })?;
+        if msg.kind == Kind::Error {
+            return Err(Error::Peer(printable(&msg.body)));
+        }
+        if msg.seq == seq {
+            return Ok(msg.body);
+        }
+        // A late reply to an earlier message that timed out.
+        debug!(seq = msg.seq, "ignored a stale reply");
     }
 }
 

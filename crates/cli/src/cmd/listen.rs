@@ -42,7 +42,7 @@ pub(crate) struct ListenArgs {
     pub(crate) transport: TransportArg,
 
     #[arg(value_name = "ADDR", default_value = "127.0.0.1:9000", value_parser = parse_host_port,
-          help = "Where to listen: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")]
+          help = "Where to listen: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000, or a PORT alone for 127.0.0.1:PORT")]
     pub(crate) addr: String,
 
     /// Exit after N messages (with --raw over TCP: N reads)
@@ -58,9 +58,15 @@ pub(crate) struct ListenArgs {
     #[arg(long)]
     pub(crate) raw: bool,
 
+    /// With --raw, each read (over UDP, each datagram) on a line of its
+    /// own behind its length, `[5 bytes] hello`: where the kernel's reads
+    /// cut the stream
+    #[arg(long, requires = "raw", conflicts_with_all = ["null", "hex"])]
+    pub(crate) reads: bool,
+
     /// One JSON object per line: {"peer":..,"seq":..,"len":..,"body":..}
     /// ("body_b64" when the body is not UTF-8)
-    #[arg(long, conflicts_with = "null")]
+    #[arg(long, conflicts_with_all = ["null", "hex", "reads"])]
     pub(crate) json: bool,
 
     #[command(flatten)]
@@ -372,9 +378,10 @@ pub(crate) async fn run(
     info!("listening on {listener}");
 
     let (events, received) = Events::channel();
-    let format = args
+    let mut format = args
         .output
         .format(args.json, args.raw && !caps.keeps_boundaries);
+    format.reads = args.reads;
     let tally = Arc::new(Tally::default());
     let mut writer = output::spawn_writer(received, format, args.count, Arc::clone(&tally))
         .context("cannot start the output thread")?;
@@ -447,7 +454,15 @@ async fn conclude(
     };
     let summary = &summary(tally);
     match how {
-        SummaryArg::Text if !quiet => summary.print_text(transport),
+        SummaryArg::Text if !quiet => {
+            // Raw TCP data that did not end a line: on a terminal, where
+            // stdout and stderr share the screen, the summary would
+            // continue it (`hellomsg listen: 1 messages`).
+            if tally.open_line() {
+                let _ = writeln!(std::io::stderr());
+            }
+            summary.print_text(transport);
+        }
         SummaryArg::Json if printed => summary.print_json()?,
         _ => {}
     }

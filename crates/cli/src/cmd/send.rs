@@ -12,10 +12,10 @@ use msg_net::limits::{BodyLimit, Family};
 use msg_net::send::{Line, Sender, read_line};
 use msg_net::{ConnectOptions, Link, PeerAddr, Transport};
 use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
-use tokio::time::timeout;
 
 use crate::args::{
-    AuthArgs, OutputArgs, TcpArgs, TransportArg, UsageError, parse_host_port, usage,
+    AuthArgs, OutputArgs, TcpArgs, TransportArg, UsageError, parse_host_port,
+    parse_positive_duration, usage,
 };
 use crate::hint;
 use crate::output::count;
@@ -27,7 +27,7 @@ pub(crate) struct SendArgs {
 
     // (`help` rather than a doc comment: rustdoc would read "[::1]" as a link.)
     #[arg(value_name = "ADDR", value_parser = parse_host_port,
-          help = "Where to send: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")]
+          help = "Where to send: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000, or a PORT alone for 127.0.0.1:PORT")]
     pub(crate) addr: String,
 
     /// Messages to send, one per argument; with none, each line of stdin is
@@ -50,6 +50,14 @@ pub(crate) struct SendArgs {
     /// (over TCP, stdin goes as it is read, with no lines)
     #[arg(long)]
     pub(crate) raw: bool,
+
+    /// With --raw --reply over TCP, a reply is what arrives until the peer
+    /// closes or sends nothing for this long, e.g. 250ms, 1s (--timeout
+    /// bounds only the wait for its first byte). A raw UDP reply is one
+    /// datagram
+    #[arg(long, value_name = "DURATION", default_value = "250ms", requires = "raw",
+          value_parser = parse_positive_duration)]
+    pub(crate) reply_idle: Duration,
 
     /// Strip "\r\n" from the end of each stdin line, not only "\n" (by
     /// default a "\r" before the newline is part of the message)
@@ -151,9 +159,10 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot send message {seq}"))?;
         if args.reply {
-            let reply = timeout(args.timeout, sender.reply(seq, &addr))
-                .await
-                .map_err(|_| no_reply(transport, seq, &addr, args.timeout))??;
+            let reply = sender
+                .reply(seq, &addr, args.timeout, args.reply_idle)
+                .await?
+                .ok_or_else(|| no_reply(transport, seq, &addr, args.timeout))?;
             printer.print(&addr, Some(seq), &reply)?;
         }
     }
