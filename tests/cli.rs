@@ -1266,3 +1266,25 @@ fn the_blocking_listener_refuses_what_only_tokio_serves() {
         );
     }
 }
+
+/// A non-UTF-8 argument is named, shown escaped, and the way to send such
+/// bytes is given, instead of clap's "invalid UTF-8 was detected in one
+/// or more arguments".
+#[cfg(unix)]
+#[test]
+fn a_non_utf8_argument_is_named_and_the_way_round_it_given() {
+    use std::os::unix::ffi::OsStringExt;
+    let bad = std::ffi::OsString::from_vec(b"a\xffb".to_vec());
+    let out = support::msg()
+        .args(["send", "--udp", "127.0.0.1:9"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#"argument 4 ("a\xffb") is not UTF-8"#),
+        "{stderr}"
+    );
+    assert!(stderr.contains("on stdin"), "{stderr}");
+}

@@ -135,7 +135,10 @@ mod tests {
             COMMAND_OUTPUT.format("N"),
         ];
         for text in texts {
-            assert!(docs.contains(&format!("`{text}`")), "docs/wire.md lacks `{text}`");
+            assert!(
+                docs.contains(&format!("`{text}`")),
+                "docs/wire.md lacks `{text}`"
+            );
         }
     }
 }
