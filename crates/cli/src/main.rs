@@ -177,6 +177,28 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     false
 }
 
+/// Which argument is not UTF-8, shown escaped, and how to send such bytes:
+/// clap only says that one of them is not.
+fn not_utf8() -> String {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let (n, arg) = args
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, arg)| arg.to_str().is_none())
+        .map_or((0, String::new()), |(n, arg)| {
+            let mut shown = Vec::new();
+            // The escaping a peer's bytes get: nothing reaches the
+            // terminal's control sequences.
+            let _ = msg_net::text::write_escaped(&mut shown, arg.as_encoded_bytes());
+            (n, String::from_utf8_lossy(&shown).into_owned())
+        });
+    format!(
+        "argument {n} (\"{arg}\") is not UTF-8: msg takes its flags, addresses and message \
+         arguments as text; send other bytes on stdin (printf '\\377' | msg send --udp ADDR)"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,26 +220,4 @@ mod tests {
             anyhow::Error::new(msg_net::Error::Io(broken())).context("cannot send message 3");
         assert!(!is_broken_pipe(&peer));
     }
-}
-
-/// Which argument is not UTF-8, shown escaped, and how to send such bytes:
-/// clap only says that one of them is not.
-fn not_utf8() -> String {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let (n, arg) = args
-        .iter()
-        .enumerate()
-        .skip(1)
-        .find(|(_, arg)| arg.to_str().is_none())
-        .map_or((0, String::new()), |(n, arg)| {
-            let mut shown = Vec::new();
-            // The escaping a peer's bytes get: nothing reaches the
-            // terminal's control sequences.
-            let _ = msg_net::text::write_escaped(&mut shown, arg.as_encoded_bytes());
-            (n, String::from_utf8_lossy(&shown).into_owned())
-        });
-    format!(
-        "argument {n} (\"{arg}\") is not UTF-8: msg takes its flags, addresses and message \
-         arguments as text; send other bytes on stdin (printf '\\377' | msg send --udp ADDR)"
-    )
 }
