@@ -8,7 +8,6 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 
 use bytes::Bytes;
@@ -18,13 +17,7 @@ use support::{DEADLINE, Listener, run};
 
 /// A fresh, empty directory under the temporary directory.
 fn fresh_dir(what: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "msg-files-{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = support::fresh_path(&format!("files-{what}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

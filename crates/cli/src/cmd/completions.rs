@@ -99,6 +99,7 @@ mod tests {
             "MSG SEND",
             "MSG LISTEN",
             "MSG BENCH",
+            "MSG KEYGEN",
             "max\\-frame",
             "busy\\-poll",
         ] {
