@@ -50,7 +50,7 @@ fn b3sum(path: &Path) -> Option<String> {
         Ok(out) => Some(String::from_utf8(out.stdout).unwrap().trim().to_owned()),
         Err(_) => {
             assert!(std::env::var_os("CI").is_none(), "b3sum is not installed");
-            eprintln!("b3sum is not installed: skipping the comparison");
+            support::skip("b3sum is not installed: the hashes are not compared with it");
             None
         }
     }
@@ -741,7 +741,9 @@ fn full_disk_listener() -> Option<Listener> {
             std::env::var_os("MSG_REQUIRE_TMPFS").is_none(),
             "MSG_REQUIRE_TMPFS is set, but no tmpfs can be mounted: {probe:?}"
         );
-        eprintln!("skipped: no tmpfs can be mounted here (needs root): {probe:?}");
+        support::skip(&format!(
+            "no tmpfs can be mounted here (needs root): {probe:?}"
+        ));
         return None;
     }
     let mut cmd = Command::new("unshare");

@@ -12,6 +12,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod skip;
+#[allow(unused_imports)] // as dead_code above: not every target skips
+pub(crate) use skip::skip;
+
 /// The longest any one step of a test may take before it fails.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
 
