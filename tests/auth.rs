@@ -687,3 +687,78 @@ fn secret_files_are_checked() {
     );
     assert_eq!(out.code(), Some(2), "{}", out.stderr);
 }
+
+/// 64 lower-case hex digits and a newline.
+fn assert_new_secret(text: &str) {
+    let hex = text
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("{text:?}"));
+    assert_eq!(hex.len(), 64, "{text:?}");
+    assert!(
+        hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn keygen_writes_an_owner_only_file_and_never_overwrites_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let path = support::fresh_path("keygen");
+    let file = path.to_str().unwrap();
+    let out = run(&["keygen", file], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "", "the secret goes to the file only");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    let secret = std::fs::read_to_string(&path).unwrap();
+    assert_new_secret(&secret);
+
+    let again = run(&["keygen", file], None);
+    assert_eq!(again.code(), Some(1), "{}", again.stderr);
+    assert!(again.stderr.contains(file), "{}", again.stderr);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), secret, "unchanged");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn keygen_prints_a_different_secret_each_time() {
+    let first = run(&["keygen"], None);
+    let second = run(&["keygen"], None);
+    for out in [&first, &second] {
+        assert_eq!(out.code(), Some(0), "{}", out.stderr);
+        assert_new_secret(&out.stdout);
+    }
+    assert_ne!(first.stdout, second.stdout);
+}
+
+/// The README's recipe: `msg keygen FILE`, then the file with
+/// --secret-file on one side and `MSG_SECRET=$(cat FILE)` (which drops the
+/// newline) on the other.
+#[test]
+fn a_generated_secret_authenticates_from_the_file_and_from_the_environment() {
+    let path = support::fresh_path("keygen-auth");
+    let file = path.to_str().unwrap();
+    assert_eq!(run(&["keygen", file], None).code(), Some(0));
+    let text = std::fs::read_to_string(&path).unwrap();
+    for transport in ["--udp", "--tcp"] {
+        let listener = Listener::start(
+            transport,
+            "127.0.0.1",
+            &["--secret-file", file, "--count", "2"],
+        );
+        let addr = listener.addr_arg();
+        let out = run(
+            &["send", transport, "--secret-file", file, &addr, "a"],
+            None,
+        );
+        assert_eq!(out.code(), Some(0), "{transport}: {}", out.stderr);
+        let mut cmd = support::msg();
+        cmd.args(["send", transport, &addr, "b"])
+            .env("MSG_SECRET", text.trim_end_matches('\n'));
+        let out = support::Running::spawn(cmd, None).finish();
+        assert_eq!(out.code(), Some(0), "{transport}: {}", out.stderr);
+        assert_eq!(listener.finish().lines(), ["a", "b"], "{transport}");
+    }
+    std::fs::remove_file(&path).unwrap();
+}

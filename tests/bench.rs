@@ -392,6 +392,7 @@ fn busy_poll_runs_across_cores_and_is_refused_on_one() {
     if cpus < 2 {
         assert_eq!(finished.code(), Some(2), "{}", finished.stderr);
         assert!(finished.stderr.contains("two CPUs"), "{}", finished.stderr);
+        support::skip("one CPU here: only the refusal of --pin cross is checked");
         return;
     }
     assert_eq!(finished.code(), Some(0), "{}", finished.stderr);

@@ -52,7 +52,7 @@ fn have_socat() -> bool {
         "socat is not installed (apt-get install socat)"
     );
     if !found {
-        eprintln!("socat is not installed: skipping the socat half of this test");
+        support::skip("socat is not installed (apt-get install socat)");
     }
     found
 }
@@ -941,7 +941,7 @@ fn a_host_name_is_tried_at_each_of_its_addresses() {
     if all.len() < 2 {
         // Here (see /etc/hosts) localhost has one address; the fallback
         // itself is unit-tested in crates/cli/src/cmd/mod.rs.
-        eprintln!("localhost resolves to {all:?} only: skipping");
+        support::skip(&format!("localhost resolves to {all:?} only"));
         return;
     }
     // A listener on the last address only (127.0.0.1 when localhost is
@@ -954,7 +954,9 @@ fn a_host_name_is_tried_at_each_of_its_addresses() {
         .iter()
         .any(|a| a.ip() != listener.addr.ip() && TcpStream::connect((a.ip(), port)).is_ok())
     {
-        eprintln!("port {port} is also open on another address of localhost: skipping");
+        support::skip(&format!(
+            "port {port} is also open on another address of localhost"
+        ));
         return;
     }
     let name = format!("localhost:{port}");

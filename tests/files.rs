@@ -8,7 +8,6 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 
 use bytes::Bytes;
@@ -18,13 +17,7 @@ use support::{DEADLINE, Listener, run};
 
 /// A fresh, empty directory under the temporary directory.
 fn fresh_dir(what: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "msg-files-{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = support::fresh_path(&format!("files-{what}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -57,7 +50,7 @@ fn b3sum(path: &Path) -> Option<String> {
         Ok(out) => Some(String::from_utf8(out.stdout).unwrap().trim().to_owned()),
         Err(_) => {
             assert!(std::env::var_os("CI").is_none(), "b3sum is not installed");
-            eprintln!("b3sum is not installed: skipping the comparison");
+            support::skip("b3sum is not installed: the hashes are not compared with it");
             None
         }
     }
@@ -466,42 +459,27 @@ fn setuid_bits_do_not_travel() {
 
 #[test]
 fn bad_save_dirs_and_udp_files_are_refused_at_start() {
-    let missing = std::env::temp_dir().join("msg-files-no-such-dir");
-    let out = run(
-        &[
-            "listen",
-            "--tcp",
-            "--save-dir",
-            missing.to_str().unwrap(),
-            "127.0.0.1:0",
-        ],
-        None,
-    );
-    assert_eq!(out.code(), Some(1), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("cannot save files in"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("msg-files-no-such-dir"),
-        "{}",
-        out.stderr
-    );
-
     let from = fresh_dir("from");
     let file = write_file(&from, "not-a-dir", b"x");
-    let out = run(
-        &[
-            "listen",
-            "--tcp",
-            "--save-dir",
-            file.to_str().unwrap(),
-            "127.0.0.1:0",
-        ],
-        None,
-    );
-    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    // Not a directory, and a directory that cannot be made (under a file,
+    // which even root cannot do): each named.
+    for dir in [file.clone(), file.join("inbox")] {
+        let out = run(
+            &[
+                "listen",
+                "--tcp",
+                "--save-dir",
+                dir.to_str().unwrap(),
+                "127.0.0.1:0",
+            ],
+            None,
+        );
+        assert_eq!(out.code(), Some(1), "{}", out.stderr);
+        let named = format!("cannot save files in {}: ", dir.display());
+        assert!(out.stderr.contains(&named), "{}", out.stderr);
+        assert!(out.stderr.contains("ot a directory"), "{}", out.stderr);
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
 
     let out = run(
         &[
@@ -537,6 +515,39 @@ fn bad_save_dirs_and_udp_files_are_refused_at_start() {
         None,
     );
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
+}
+
+/// The README's `msg listen --tcp --save-dir ~/inbox`, for a new user
+/// whose inbox is not there yet: made, with its parents, owner-only.
+#[test]
+fn a_missing_save_dir_is_made_owner_only_and_files_are_saved_in_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let from = fresh_dir("from");
+    let path = write_file(&from, "report.txt", b"hello");
+    let top = support::fresh_path("files-new");
+    let to = top.join("a/inbox");
+    let listener = save_dir_listener(&to, &["--count", "1"]);
+    let sent = run(
+        &[
+            "send",
+            "--tcp",
+            &listener.addr_arg(),
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    let saved = listener.finish();
+    assert_eq!(saved.code(), Some(0), "{}", saved.stderr);
+    let said = format!("created the save directory {} (mode 0700)", to.display());
+    assert!(saved.stderr.contains(&said), "{}", saved.stderr);
+    assert_eq!(std::fs::read(to.join("report.txt")).unwrap(), b"hello");
+    for dir in [&top, &top.join("a"), &to] {
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}: {mode:o}", dir.display());
+    }
+    std::fs::remove_dir_all(&top).unwrap();
 }
 
 #[test]
@@ -730,7 +741,9 @@ fn full_disk_listener() -> Option<Listener> {
             std::env::var_os("MSG_REQUIRE_TMPFS").is_none(),
             "MSG_REQUIRE_TMPFS is set, but no tmpfs can be mounted: {probe:?}"
         );
-        eprintln!("skipped: no tmpfs can be mounted here (needs root): {probe:?}");
+        support::skip(&format!(
+            "no tmpfs can be mounted here (needs root): {probe:?}"
+        ));
         return None;
     }
     let mut cmd = Command::new("unshare");

@@ -34,7 +34,7 @@ fn skip(why: &str) {
         std::env::var_os("MSG_REQUIRE_NETNS").is_none(),
         "MSG_REQUIRE_NETNS is set, but: {why}"
     );
-    eprintln!("skipped: {why}");
+    support::skip(why);
 }
 
 /// `msg bench --impair ...`; `None` (skipped) where msg says no namespace

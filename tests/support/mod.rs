@@ -12,6 +12,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod skip;
+#[allow(unused_imports)] // as dead_code above: not every target skips
+pub(crate) use skip::skip;
+
 /// The longest any one step of a test may take before it fails.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -288,18 +292,26 @@ pub(crate) fn run(args: &[&str], stdin: Option<&[u8]>) -> Finished {
     Running::spawn(cmd, stdin.map(<[u8]>::to_vec)).finish()
 }
 
-/// A fresh secret file holding `contents`, with permission bits `mode`
-/// (0o600 for a file only its owner reads), in the temporary directory.
-pub(crate) fn secret_file(contents: &[u8], mode: u32) -> std::path::PathBuf {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+/// A path in the temporary directory, unique to this test process and
+/// call, with nothing there (whatever an earlier run left is removed).
+pub(crate) fn fresh_path(what: &str) -> std::path::PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let path = std::env::temp_dir().join(format!(
-        "msg-test-secret-{}-{}",
+        "msg-test-{what}-{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir_all(&path);
+    path
+}
+
+/// A fresh secret file holding `contents`, with permission bits `mode`
+/// (0o600 for a file only its owner reads), in the temporary directory.
+pub(crate) fn secret_file(contents: &[u8], mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let path = fresh_path("secret");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

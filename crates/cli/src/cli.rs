@@ -8,6 +8,7 @@ use crate::cmd::bench::BenchArgs;
 use crate::cmd::completions::{CompletionsArgs, ManArgs};
 use crate::cmd::demo::DemoArgs;
 use crate::cmd::exec::ExecArgs;
+use crate::cmd::keygen::KeygenArgs;
 use crate::cmd::listen::ListenArgs;
 use crate::cmd::send::SendArgs;
 
@@ -82,6 +83,9 @@ Examples:
     /// Lessons on loopback, with the bytes: `msg demo sticky` shows why TCP
     /// needs framing and UDP does not
     Demo(DemoArgs),
+    /// Make a new shared secret for --secret-file or MSG_SECRET: 32 random
+    /// bytes as 64 hex digits (the text is the secret)
+    Keygen(KeygenArgs),
     /// Print a shell completion script, e.g. `msg completions bash > /etc/bash_completion.d/msg`
     Completions(CompletionsArgs),
     /// Print the man page (roff), e.g. `msg man | man -l -`

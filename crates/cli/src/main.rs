@@ -8,8 +8,8 @@
 //! - `cmd`: one module per subcommand, its flags beside the code that runs
 //!   it: `send`, `listen`, `bench` (its flags turned into a msg-bench
 //!   plan, and the progress bar), `exec`
-//!   (a command on an authenticated listener), `demo` (the flags of
-//!   msg-demo's sticky-packet lesson), and
+//!   (a command on an authenticated listener), `keygen` (a new secret),
+//!   `demo` (the flags of msg-demo's sticky-packet lesson), and
 //!   `completions` (shell completions and the man page).
 //! - `hint`: the flags behind the libraries' errors and a listener's
 //!   refusals, which name none themselves.
@@ -75,6 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return runtime()?.block_on(cmd::listen::run(args, quiet, shutdown_signal()));
         }
         Command::Exec(args) => return runtime()?.block_on(cmd::exec::run(args)),
+        Command::Keygen(args) => cmd::keygen::run(&args)?,
         Command::Completions(args) => {
             cmd::completions::completions(&args, Cli::command(), &mut io::stdout().lock())?;
         }

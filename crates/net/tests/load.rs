@@ -13,6 +13,9 @@
 
 #![cfg(unix)]
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,7 +41,7 @@ fn five_hundred_clients_each_get_every_reply_in_order() {
         let why = format!("load test needs {NEEDED_FDS} open files: {why}");
         // CI must run it, not quietly skip it.
         assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-        eprintln!("load test skipped: {why}");
+        skip::skip(&why);
         return;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -16,6 +16,9 @@
 
 #![cfg(target_os = "linux")]
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::thread;
@@ -53,7 +56,7 @@ fn a_full_send_buffer_waits_for_room_and_loses_nothing() {
     if let Err(why) = outcome {
         let why = format!("needs a network namespace of its own: {why}");
         assert!(std::env::var_os("MSG_REQUIRE_NETNS").is_none(), "{why}");
-        eprintln!("full_send_buffer skipped: {why}");
+        skip::skip(&why);
     }
 }
 

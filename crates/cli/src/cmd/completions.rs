@@ -180,6 +180,7 @@ mod tests {
             "MSG SEND",
             "MSG LISTEN",
             "MSG BENCH",
+            "MSG KEYGEN",
             "max\\-frame",
             "busy\\-poll",
             ".SH EXAMPLES",

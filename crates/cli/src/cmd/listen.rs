@@ -318,8 +318,11 @@ pub(crate) async fn run(
     }
     let save = match &args.save_dir {
         Some(dir) => {
-            msg_net::file::check_save_dir(dir)
+            let found = msg_net::file::check_save_dir(dir)
                 .with_context(|| format!("cannot save files in {}", dir.display()))?;
+            if found == msg_net::file::SaveDir::Created {
+                info!("created the save directory {} (mode 0700)", dir.display());
+            }
             // What a listener killed mid-transfer left behind; a directory
             // that cannot be listed costs space, not a start.
             if let Err(err) =

@@ -4,5 +4,6 @@ pub(crate) mod bench;
 pub(crate) mod completions;
 pub(crate) mod demo;
 pub(crate) mod exec;
+pub(crate) mod keygen;
 pub(crate) mod listen;
 pub(crate) mod send;

@@ -173,7 +173,7 @@ mod receive;
 mod send;
 
 pub(crate) use receive::receive;
-pub use receive::{check_save_dir, remove_stale_partials};
+pub use receive::{SaveDir, check_save_dir, remove_stale_partials};
 pub(crate) use send::send;
 
 #[cfg(test)]

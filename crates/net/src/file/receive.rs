@@ -298,25 +298,63 @@ fn set_mode(_file: &fs::File, _mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// What [`check_save_dir`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum SaveDir {
+    /// The directory was there already.
+    Existed,
+    /// It was not, and was made (with any missing parents), owner-only
+    /// (mode 0700): files sent by peers are nobody else's business.
+    Created,
+}
+
 /// Checks at start that `dir` is a directory this process can write, so
 /// that `msg listen --save-dir` fails at once and not at the first file.
+/// A missing one is made, with its parents, rather than refused: a new
+/// user's first `--save-dir ~/inbox` names a folder that is not there yet.
 ///
 /// # Errors
 ///
-/// The operating system's, for example when the directory does not exist
-/// or is read-only.
-pub fn check_save_dir(dir: &Path) -> io::Result<()> {
-    let meta = fs::metadata(dir)?;
-    if !meta.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotADirectory,
-            "not a directory",
-        ));
-    }
+/// The operating system's, for example when `dir` is read-only or cannot
+/// be made; [`io::ErrorKind::NotADirectory`] when something else is there.
+pub fn check_save_dir(dir: &Path) -> io::Result<SaveDir> {
+    let found = match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => SaveDir::Existed,
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory",
+            ));
+        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            create_owner_only(dir)?;
+            SaveDir::Created
+        }
+        Err(err) => return Err(err),
+    };
     tempfile::Builder::new()
         .prefix(".msg-check-")
         .tempfile_in(dir)
-        .map(drop)
+        .map(drop)?;
+    Ok(found)
+}
+
+/// Makes `dir` and its missing parents, mode 0700.
+fn create_owner_only(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        // The umask may have taken the owner's bits too; it needs all three.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    #[cfg(not(unix))]
+    fs::create_dir_all(dir)?;
+    Ok(())
 }
 
 /// Removes the partial files that a listener killed mid-transfer left in
