@@ -78,8 +78,9 @@ pub(crate) struct ListenArgs {
     #[arg(long)]
     pub(crate) busy_poll: bool,
 
-    /// Save the files that peers send (`msg send --tcp --file`) in DIR (TCP);
-    /// each counts as one message for --count
+    /// Save the files that peers send (`msg send --tcp --file`) in DIR (TCP),
+    /// made owner-only (0700) if missing; each counts as one message for
+    /// --count
     #[arg(long, value_name = "DIR")]
     pub(crate) save_dir: Option<PathBuf>,
 
