@@ -367,7 +367,7 @@ fn the_summary_never_continues_a_line_of_raw_data() {
     // On a terminal stdout and stderr share the screen: the summary starts
     // a line of its own instead of `hellomsg listen: ...`.
     assert!(
-        out.stderr.contains("\n\nmsg listen: 1 messages"),
+        out.stderr.contains("\n\nmsg listen: 1 message ("),
         "{:?}",
         out.stderr
     );
@@ -1289,4 +1289,23 @@ fn a_non_utf8_argument_is_named_and_the_way_round_it_given() {
         "{stderr}"
     );
     assert!(stderr.contains("on stdin"), "{stderr}");
+}
+
+/// The help agrees with behaviour: msg exec's examples carry the secret
+/// every command needs, and msg bench measures any msg listen, not only
+/// an echoing one (pings are always answered).
+#[test]
+fn help_examples_say_what_works() {
+    let exec = run(&["exec", "--help"], None);
+    assert_eq!(exec.code(), Some(0), "{}", exec.stderr);
+    for line in exec
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("msg exec "))
+    {
+        assert!(line.contains("--secret-file"), "no secret in {line:?}");
+    }
+    let bench = run(&["bench", "--help"], None);
+    assert_eq!(bench.code(), Some(0), "{}", bench.stderr);
+    assert!(!bench.stdout.contains("--reply echo"), "{}", bench.stdout);
 }
