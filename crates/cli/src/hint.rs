@@ -31,6 +31,19 @@ pub(crate) fn chain(err: &anyhow::Error) -> String {
     text
 }
 
+/// `err` and its causes as [`chain`] shows them, for an error that is not
+/// an `anyhow::Error`: a listener's log of a connection it dropped.
+pub(crate) fn chain_of(err: &(dyn StdError + 'static)) -> String {
+    let mut out = text(err);
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&text(cause));
+        source = cause.source();
+    }
+    out
+}
+
 /// One error's text (not its causes'), with its flag named when it is a
 /// library error that has one.
 pub(crate) fn text(err: &(dyn StdError + 'static)) -> String {
@@ -90,6 +103,21 @@ fn tcp(err: &msg_tcp::Error) -> Option<String> {
             tag,
         } => BodyLimit::of(Transport::Tcp, None, max_frame, tag > 0, false)
             .map(|limit| message_too_large(&limit, body)),
+        msg_tcp::Error::BodyTooLarge { body, max_frame } => Some(message_too_large(
+            &BodyLimit::length_framed(max_frame),
+            body,
+        )),
+        // A whole frame arrived (its length matched the bytes behind it)
+        // and held no msg header: most likely a peer that sends a bare
+        // length and its bytes, as most length-prefixed protocols do.
+        msg_tcp::Error::Decode(
+            msg_proto::Error::Truncated { .. }
+            | msg_proto::Error::BadMagic { .. }
+            | msg_proto::Error::UnknownVersion { .. },
+        ) => Some(format!(
+            "{err} (a bare length and its bytes, with no msg header? --framing length \
+             reads those, --raw shows the bytes as they come)"
+        )),
         _ => None,
     }
 }

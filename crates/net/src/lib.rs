@@ -36,7 +36,7 @@
 //!   for every transport), which displays as an IP peer always has.
 //! - Features, each holding both of its ends: [`data`] (`Data` messages
 //!   and the [`Reply`] modes), [`ping`] (`Ping`, `Pong`, `Discard` and the
-//!   statistics), [`raw`] (no header, no framing), [`auth`] (the handshake
+//!   statistics), [`raw`] (no header, no framing), [`length`] (a bare length and the body, for peers that are not msg), [`auth`] (the handshake
 //!   with its timeout, tagged frames and datagrams), [`file`](mod@file) (a header,
 //!   streamed content hashed on both sides, an atomic save), [`exec`]
 //!   (commands for authenticated peers, within limits). The stream
@@ -111,6 +111,7 @@ mod error;
 mod events;
 pub mod exec;
 pub mod file;
+pub mod length;
 pub mod limits;
 mod link;
 mod listener;

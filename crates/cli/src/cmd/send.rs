@@ -8,6 +8,7 @@ use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use clap::Args;
 use msg_net::connect::connect_any;
+use msg_net::length::LengthLink;
 use msg_net::limits::{BodyLimit, Family};
 use msg_net::send::{Line, Sender, read_line};
 use msg_net::{ConnectOptions, Link, PeerAddr, Transport};
@@ -15,7 +16,8 @@ use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
 use tokio::time::timeout;
 
 use crate::args::{
-    AuthArgs, OutputArgs, TcpArgs, TransportArg, UsageError, parse_host_port, usage,
+    AuthArgs, FramingArg, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, TcpArgs, TransportArg,
+    UsageError, parse_host_port, usage,
 };
 use crate::hint;
 
@@ -49,6 +51,12 @@ pub(crate) struct SendArgs {
     /// (over TCP, stdin goes as it is read, with no lines)
     #[arg(long)]
     pub(crate) raw: bool,
+
+    /// How messages are told apart on a stream (TCP): `msg` frames, or
+    /// `length`, a bare 4-byte big-endian length and the body, for a peer
+    /// that is not msg (with --reply, its replies framed the same way)
+    #[arg(long, value_enum, value_name = "FRAMING", default_value_t = FramingArg::Msg)]
+    pub(crate) framing: FramingArg,
 
     /// Strip "\r\n" from the end of each stdin line, not only "\n" (by
     /// default a "\r" before the newline is part of the message)
@@ -90,6 +98,18 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             "--raw has no header to authenticate: drop --raw, or the secret",
         ));
     }
+    args.framing.check(
+        caps,
+        &[
+            (args.raw, LENGTH_NO_RAW),
+            (auth.is_some(), LENGTH_NO_SECRET),
+            (
+                !args.file.is_empty(),
+                "a file needs msg's frames for its name and hash: use --framing msg",
+            ),
+        ],
+    )?;
+    let length = args.framing == FramingArg::Length;
     if !args.file.is_empty() && !caps.carries_files() {
         return Err(usage(hint::text(&msg_net::file::FileError::NeedsTcp)));
     }
@@ -113,8 +133,20 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     // usage error, like an empty one on raw TCP. A TCP frame's limit is
     // known before connecting; a UDP datagram's depends on the address
     // family, known once connected (which sends nothing).
-    if let Some(limit) = BodyLimit::of(transport, None, args.tcp.max_frame, authenticated, args.raw)
-    {
+    let limit_of = |family| {
+        if length {
+            Some(BodyLimit::length_framed(args.tcp.max_frame))
+        } else {
+            BodyLimit::of(
+                transport,
+                family,
+                args.tcp.max_frame,
+                authenticated,
+                args.raw,
+            )
+        }
+    };
+    if let Some(limit) = limit_of(None) {
         limit.check_args(&args.messages)?;
     }
     // Each reply whole, on its own line (raw TCP too: a reply is what was
@@ -125,17 +157,18 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         timeout: Some(args.timeout),
         auth,
     };
-    let (mut sender, addr) = connect_any(transport, &args.addr, |addr| {
-        Sender::connect(transport, addr, args.raw, &options)
+    let options = &options;
+    let (mut sender, addr) = connect_any(transport, &args.addr, |addr| async move {
+        if length {
+            Ok(Sender::Length(
+                LengthLink::connect(transport, addr, options).await?,
+            ))
+        } else {
+            Sender::connect(transport, addr, args.raw, options).await
+        }
     })
     .await?;
-    let limit = BodyLimit::of(
-        transport,
-        addr.inet().as_ref().map(Family::of),
-        args.tcp.max_frame,
-        authenticated,
-        args.raw,
-    );
+    let limit = limit_of(addr.inet().as_ref().map(Family::of));
     if let Some(limit) = &limit {
         limit.check_args(&args.messages)?;
     }
