@@ -300,8 +300,8 @@ impl LimitErrors for BodyLimit {
 const STDIN_PIECE: usize = 64 * 1024;
 
 /// Where the messages come from: the arguments, or stdin a line at a time
-/// (a piece at a time for raw TCP).
-enum Source<'a> {
+/// (a piece at a time for raw TCP); `msg connect` reads stdin with it too.
+pub(crate) enum Source<'a> {
     Args(std::slice::Iter<'a, String>),
     Stdin {
         reader: BufReader<Stdin>,
@@ -317,7 +317,7 @@ enum Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    fn new(messages: &'a [String], limit: Option<BodyLimit>, crlf: bool) -> Self {
+    pub(crate) fn new(messages: &'a [String], limit: Option<BodyLimit>, crlf: bool) -> Self {
         if messages.is_empty() {
             Self::Stdin {
                 reader: BufReader::with_capacity(STDIN_PIECE, tokio::io::stdin()),
@@ -330,7 +330,7 @@ impl<'a> Source<'a> {
         }
     }
 
-    async fn next(&mut self) -> anyhow::Result<Option<Bytes>> {
+    pub(crate) async fn next(&mut self) -> anyhow::Result<Option<Bytes>> {
         match self {
             Self::Args(args) => Ok(args
                 .next()
