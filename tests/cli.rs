@@ -637,6 +637,7 @@ fn help_shows_examples() {
         &["--help"][..],
         &["send", "--help"],
         &["listen", "--help"],
+        &["connect", "--help"],
         &["bench", "--help"],
     ] {
         let out = run(args, None);
