@@ -13,14 +13,14 @@ use anyhow::Context;
 use clap::Args;
 use msg_net::ConnectOptions;
 use msg_net::connect::connect_any;
-use msg_net::limits::{BodyLimit, Family};
+use msg_net::limits::Family;
 use msg_net::session::{self, Mode};
 
 use crate::args::{
     AuthArgs, FramingArg, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, TcpArgs, TransportArg,
     parse_host_port, usage,
 };
-use crate::cmd::send::Source;
+use crate::cmd::send::{Source, body_limit};
 
 #[derive(Debug, Args)]
 pub(crate) struct ConnectArgs {
@@ -85,7 +85,6 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         ],
     )?;
     let authenticated = auth.is_some();
-    let length = args.framing == FramingArg::Length;
     let mode = if args.raw {
         Mode::Raw
     } else {
@@ -101,17 +100,14 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         session::open(transport, addr, mode, options)
     })
     .await?;
-    let limit = if length {
-        Some(BodyLimit::length_framed(args.tcp.max_frame))
-    } else {
-        BodyLimit::of(
-            transport,
-            addr.inet().as_ref().map(Family::of),
-            args.tcp.max_frame,
-            authenticated,
-            args.raw,
-        )
-    };
+    let limit = body_limit(
+        args.framing,
+        transport,
+        addr.inet().as_ref().map(Family::of),
+        args.tcp.max_frame,
+        authenticated,
+        args.raw,
+    );
     let mut source = Source::new(&[], limit, args.crlf);
     // Raw TCP has no messages: its bytes are printed as they come, with
     // nothing after each read.

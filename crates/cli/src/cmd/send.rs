@@ -134,17 +134,14 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     // known before connecting; a UDP datagram's depends on the address
     // family, known once connected (which sends nothing).
     let limit_of = |family| {
-        if length {
-            Some(BodyLimit::length_framed(args.tcp.max_frame))
-        } else {
-            BodyLimit::of(
-                transport,
-                family,
-                args.tcp.max_frame,
-                authenticated,
-                args.raw,
-            )
-        }
+        body_limit(
+            args.framing,
+            transport,
+            family,
+            args.tcp.max_frame,
+            authenticated,
+            args.raw,
+        )
     };
     if let Some(limit) = limit_of(None) {
         limit.check_args(&args.messages)?;
@@ -198,6 +195,24 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The largest message over `transport` (a datagram's once its address
+/// `family` is known), framed as `framing` says, tagged when
+/// `authenticated`, or `raw`: [`BodyLimit::of`], and a bare length's
+/// frame holds the body alone.
+pub(crate) fn body_limit(
+    framing: FramingArg,
+    transport: Transport,
+    family: Option<Family>,
+    max_frame: usize,
+    authenticated: bool,
+    raw: bool,
+) -> Option<BodyLimit> {
+    match framing {
+        FramingArg::Length => Some(BodyLimit::length_framed(max_frame)),
+        FramingArg::Msg => BodyLimit::of(transport, family, max_frame, authenticated, raw),
+    }
 }
 
 /// Sends one file, with a progress bar on a terminal, and says on stderr
