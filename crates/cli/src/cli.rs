@@ -18,6 +18,7 @@ Examples:
   msg send --udp 127.0.0.1:9000 hello      # send one
   msg listen --tcp --reply upper [::1]:9000
   msg send --tcp --reply [::1]:9000 hi there
+  msg connect --tcp [::1]:9000             # a session: stdin lines out, replies in
   msg bench                                # UDP vs TCP, side by side, on loopback
   msg demo sticky                          # why TCP needs framing, with the bytes";
 
