@@ -247,6 +247,35 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_length_prefix_at_a_msg_peer_names_both_ways_out() {
+        for decoded in [
+            msg_proto::Error::Truncated { len: 5 },
+            msg_proto::Error::BadMagic { found: *b"{\"" },
+            msg_proto::Error::UnknownVersion { version: 9 },
+        ] {
+            let cause = decoded.to_string();
+            let err = msg_net::Error::Tcp(msg_tcp::Error::Decode(decoded));
+            // As a listener logs it, and as the CLI reports it.
+            for text in [chain_of(&err), shown(err)] {
+                assert!(text.starts_with("invalid message ("), "{text}");
+                assert!(text.contains("--framing length"), "{text}");
+                assert!(text.contains("--raw"), "{text}");
+                assert!(text.ends_with(&format!("): {cause}")), "{text}");
+            }
+        }
+        // Any other bad frame is only what it is.
+        let other = msg_tcp::Error::Decode(msg_proto::Error::UnknownKind { kind: 0x7f });
+        assert!(!shown(other).contains("--framing"));
+        assert_eq!(
+            shown(msg_tcp::Error::BodyTooLarge {
+                body: 10,
+                max_frame: 4
+            }),
+            "message is 10 bytes; a length-prefixed frame holds at most 4 bytes, set by --max-frame"
+        );
+    }
+
+    #[test]
     fn errors_name_the_flag_that_sets_their_limit() {
         let after = Duration::from_secs(300);
         assert_eq!(
