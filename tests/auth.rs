@@ -200,7 +200,7 @@ fn a_listener_without_a_secret_says_the_peer_uses_one() {
     assert!(
         finished
             .stderr
-            .contains("this peer uses a secret, and this receiver has none"),
+            .contains("this peer uses a secret; start msg listen with --secret-file or MSG_SECRET"),
         "{}",
         finished.stderr
     );

@@ -795,6 +795,7 @@ fn help_shows_examples() {
         &["--help"][..],
         &["send", "--help"],
         &["listen", "--help"],
+        &["connect", "--help"],
         &["bench", "--help"],
     ] {
         let out = run(args, None);

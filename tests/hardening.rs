@@ -176,7 +176,7 @@ fn a_trickled_frame_is_dropped_at_the_frame_timeout() {
     assert!(closed, "still open after {:?}", start.elapsed());
     listener
         .process
-        .wait_for_stderr("did not complete within 500ms (the frame timeout)");
+        .wait_for_stderr("did not complete within 500ms (--frame-timeout)");
 }
 
 fn ping(seq: u64) -> msg_proto::Message {

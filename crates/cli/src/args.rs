@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
+use msg_net::length::Framing;
 use msg_net::limits::{DEFAULT_MAX_FRAME, HEADER_LEN, TcpOptions};
 use msg_net::secret::{SECRET_PIPE_TIMEOUT, SecretFileError};
-use msg_net::{Auth, Reply, Transport};
+use msg_net::{Auth, Caps, Reply, Transport};
 use msg_proto::auth::Secret;
 
 use crate::output::Format;
@@ -235,6 +236,51 @@ impl From<ReplyArg> for Reply {
         }
     }
 }
+
+/// How messages are told apart on a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FramingArg {
+    /// msg's frames: a 4-byte length, a 28-byte header, the body
+    Msg,
+    /// A bare 4-byte big-endian length and the body, for peers that are
+    /// not msg (Python's struct.pack("!I", len(m)) + m, tokio-util's
+    /// LengthDelimitedCodec)
+    Length,
+}
+
+impl From<FramingArg> for Framing {
+    fn from(arg: FramingArg) -> Self {
+        match arg {
+            FramingArg::Msg => Self::Msg,
+            FramingArg::Length => Self::Length,
+        }
+    }
+}
+
+impl FramingArg {
+    /// A usage error when `--framing length` meets a transport or a flag
+    /// it cannot work with: each of `conflicts` is whether a flag is set,
+    /// and why it needs msg's frames.
+    pub(crate) fn check(self, caps: Caps, conflicts: &[(bool, &str)]) -> anyhow::Result<()> {
+        if self == Self::Msg {
+            return Ok(());
+        }
+        if caps.keeps_boundaries {
+            return Err(usage(
+                "--framing length is for --tcp: a UDP datagram already carries one message, whole",
+            ));
+        }
+        match conflicts.iter().find(|(set, _)| *set) {
+            Some((_, why)) => Err(usage(format!("--framing length: {why}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What `--framing length` cannot carry, for [`FramingArg::check`].
+pub(crate) const LENGTH_NO_RAW: &str =
+    "--raw has no framing at all, and length framing is framing: pick one";
+pub(crate) const LENGTH_NO_SECRET: &str = "a bare length and body have no header to      authenticate: drop the secret (--secret-file, MSG_SECRET), or use --framing msg";
 
 /// A frame must hold at least a header and its length must fit the `u32`
 /// prefix.

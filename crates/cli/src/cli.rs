@@ -6,6 +6,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::cmd::bench::BenchArgs;
 use crate::cmd::completions::{CompletionsArgs, ManArgs};
+use crate::cmd::connect::ConnectArgs;
 use crate::cmd::demo::DemoArgs;
 use crate::cmd::exec::ExecArgs;
 use crate::cmd::keygen::KeygenArgs;
@@ -18,6 +19,7 @@ Examples:
   msg send --udp 127.0.0.1:9000 hello      # send one
   msg listen --tcp --reply upper [::1]:9000
   msg send --tcp --reply [::1]:9000 hi there
+  msg connect --tcp [::1]:9000             # a session: stdin lines out, replies in
   msg bench                                # UDP vs TCP, side by side, on loopback
   msg demo sticky                          # why TCP needs framing, with the bytes";
 
@@ -59,6 +61,15 @@ Examples:
   msg send --tcp --reply [::1]:9000 ping        # wait for and print the reply
   msg send --udp --raw 127.0.0.1:9000 hi        # plain datagram, for socat/netcat")]
     Send(SendArgs),
+    /// A two-way session, as netcat holds one: stdin lines to the peer,
+    /// the peer's messages to stdout as they arrive
+    #[command(after_help = "\
+Examples:
+  msg connect --tcp 127.0.0.1:9000           # against `msg listen --tcp --reply upper`
+  printf 'a\\nb\\n' | msg connect --udp 127.0.0.1:9000
+  msg connect --tcp --raw 127.0.0.1:7        # bytes both ways, like nc
+  msg connect --tcp --framing length 127.0.0.1:9000   # a length-prefixed peer")]
+    Connect(ConnectArgs),
     /// Receive messages and print each body on its own line
     #[command(after_help = "\
 Examples:

@@ -31,6 +31,19 @@ pub(crate) fn chain(err: &anyhow::Error) -> String {
     text
 }
 
+/// `err` and its causes as [`chain`] shows them, for an error that is not
+/// an `anyhow::Error`: a listener's log of a connection it dropped.
+pub(crate) fn chain_of(err: &(dyn StdError + 'static)) -> String {
+    let mut out = text(err);
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&text(cause));
+        source = cause.source();
+    }
+    out
+}
+
 /// One error's text (not its causes'), with its flag named when it is a
 /// library error that has one.
 pub(crate) fn text(err: &(dyn StdError + 'static)) -> String {
@@ -90,6 +103,21 @@ fn tcp(err: &msg_tcp::Error) -> Option<String> {
             tag,
         } => BodyLimit::of(Transport::Tcp, None, max_frame, tag > 0, false)
             .map(|limit| message_too_large(&limit, body)),
+        msg_tcp::Error::BodyTooLarge { body, max_frame } => Some(message_too_large(
+            &BodyLimit::length_framed(max_frame),
+            body,
+        )),
+        // A whole frame arrived (its length matched the bytes behind it)
+        // and held no msg header: most likely a peer that sends a bare
+        // length and its bytes, as most length-prefixed protocols do.
+        msg_tcp::Error::Decode(
+            msg_proto::Error::Truncated { .. }
+            | msg_proto::Error::BadMagic { .. }
+            | msg_proto::Error::UnknownVersion { .. },
+        ) => Some(format!(
+            "{err} (a bare length and its bytes, with no msg header? --framing length \
+             reads those, --raw shows the bytes as they come)"
+        )),
         _ => None,
     }
 }
@@ -216,6 +244,35 @@ mod tests {
 
     fn shown(err: impl Into<anyhow::Error>) -> String {
         chain(&err.into())
+    }
+
+    #[test]
+    fn a_bare_length_prefix_at_a_msg_peer_names_both_ways_out() {
+        for decoded in [
+            msg_proto::Error::Truncated { len: 5 },
+            msg_proto::Error::BadMagic { found: *b"{\"" },
+            msg_proto::Error::UnknownVersion { version: 9 },
+        ] {
+            let cause = decoded.to_string();
+            let err = msg_net::Error::Tcp(msg_tcp::Error::Decode(decoded));
+            // As a listener logs it, and as the CLI reports it.
+            for text in [chain_of(&err), shown(err)] {
+                assert!(text.starts_with("invalid message ("), "{text}");
+                assert!(text.contains("--framing length"), "{text}");
+                assert!(text.contains("--raw"), "{text}");
+                assert!(text.ends_with(&format!("): {cause}")), "{text}");
+            }
+        }
+        // Any other bad frame is only what it is.
+        let other = msg_tcp::Error::Decode(msg_proto::Error::UnknownKind { kind: 0x7f });
+        assert!(!shown(other).contains("--framing"));
+        assert_eq!(
+            shown(msg_tcp::Error::BodyTooLarge {
+                body: 10,
+                max_frame: 4
+            }),
+            "message is 10 bytes; a length-prefixed frame holds at most 4 bytes, set by --max-frame"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! - `cli`: the top of the command line (clap): `msg` and its subcommands.
 //! - `args`: flag groups the subcommands share, and the usage-error type.
 //! - `cmd`: one module per subcommand, its flags beside the code that runs
-//!   it: `send`, `listen`, `bench` (its flags turned into a msg-bench
+//!   it: `send`, `connect` (a two-way session, as netcat's), `listen`, `bench` (its flags turned into a msg-bench
 //!   plan, and the progress bar), `exec`
 //!   (a command on an authenticated listener), `keygen` (a new secret),
 //!   `demo` (the flags of msg-demo's sticky-packet lesson), and
@@ -71,6 +71,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => return cmd::bench::run(args),
         Command::Demo(args) => cmd::demo::run(args)?,
         Command::Send(args) => runtime()?.block_on(cmd::send::run(args, quiet))?,
+        Command::Connect(args) => {
+            let runtime = runtime()?;
+            let result = runtime.block_on(cmd::connect::run(args));
+            // A peer that closed first leaves a read of stdin blocked in
+            // the runtime's thread pool: exit without waiting for a line.
+            runtime.shutdown_background();
+            result?;
+        }
         Command::Listen(args) => {
             return runtime()?.block_on(cmd::listen::run(args, quiet, shutdown_signal()));
         }

@@ -36,8 +36,10 @@
 //!   for every transport), which displays as an IP peer always has.
 //! - Features, each holding both of its ends: [`data`] (`Data` messages
 //!   and the [`Reply`] modes), [`ping`] (`Ping`, `Pong`, `Discard` and the
-//!   statistics), [`raw`] (no header, no framing), [`auth`] (the handshake
-//!   with its timeout, tagged frames and datagrams), [`file`](mod@file) (a header,
+//!   statistics), [`raw`] (no header, no framing), [`length`] (a bare
+//!   length and the body, for peers that are not msg), [`session`] (a
+//!   two-way session split in halves, netcat's way), [`auth`] (the
+//!   handshake with its timeout, tagged frames and datagrams), [`file`](mod@file) (a header,
 //!   streamed content hashed on both sides, an atomic save), [`exec`]
 //!   (commands for authenticated peers, within limits). The stream
 //!   features (the handshake, files, commands) and the per-connection half
@@ -111,6 +113,7 @@ mod error;
 mod events;
 pub mod exec;
 pub mod file;
+pub mod length;
 pub mod limits;
 mod link;
 mod listener;
@@ -122,6 +125,7 @@ mod respond;
 pub mod secret;
 pub mod send;
 mod serve;
+pub mod session;
 mod stream;
 mod tcp_info;
 pub mod text;

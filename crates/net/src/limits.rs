@@ -154,6 +154,18 @@ impl BodyLimit {
 }
 
 impl BodyLimit {
+    /// The limit of a bare length-prefixed frame (see [`crate::length`]):
+    /// `max_frame` bytes, all of them body.
+    pub fn length_framed(max_frame: usize) -> Self {
+        Self {
+            max: max_frame,
+            carrier: "a length-prefixed frame",
+            total: max_frame,
+            set_by: SetBy::MaxFrame,
+            overhead: String::new(),
+        }
+    }
+
     /// The refusal of a `len`-byte body: what it is, what holds at most
     /// what, what sets that (`source`: [`BodyLimit::source`], or the
     /// caller's own name for the setting), and how much of it the body

@@ -10,6 +10,7 @@ use msg_proto::Kind;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tracing::debug;
 
+use crate::length::LengthLink;
 use crate::raw::RawLink;
 use crate::text::printable;
 use crate::{ConnectOptions, Error, Link, PeerAddr, Transport, data};
@@ -82,6 +83,9 @@ pub enum Sender {
     Framed(Link),
     /// Bytes as they are (netcat's way).
     Raw(RawLink),
+    /// Each body behind a bare length, no header: replies are matched by
+    /// their order alone.
+    Length(LengthLink),
 }
 
 impl Sender {
@@ -112,6 +116,7 @@ impl Sender {
         match self {
             Self::Framed(link) => link.send(&data::data(seq, body)).await?,
             Self::Raw(link) => link.send(&body).await?,
+            Self::Length(link) => link.send(&body).await?,
         }
         Ok(())
     }
@@ -134,6 +139,10 @@ impl Sender {
     ) -> Result<Option<Bytes>, Error> {
         match self {
             Self::Raw(link) => link.reply(wait, idle).await,
+            Self::Length(link) => tokio::time::timeout(wait, link.reply())
+                .await
+                .ok()
+                .transpose(),
             Self::Framed(link) => tokio::time::timeout(wait, framed_reply(link, seq, peer))
                 .await
                 .ok()
@@ -151,6 +160,10 @@ impl Sender {
     pub async fn finish(self, wait: Duration) -> Result<(), Error> {
         match self {
             Self::Framed(link) => link.close(wait).await,
+            Self::Length(link) => link
+                .finish()
+                .await
+                .map_err(|err| Error::Close(Box::new(err))),
             Self::Raw(link) => link
                 .finish()
                 .await

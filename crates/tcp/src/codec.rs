@@ -153,35 +153,51 @@ impl Default for Codec {
     }
 }
 
+/// The length of the frame at the start of `src` once all of it has
+/// arrived; until then `None`, with room made for more of it. Shared by
+/// both decoders: msg's frames and bare length-prefixed ones read the same
+/// prefix under the same rules.
+///
+/// The prefix is peeked, not consumed, until its frame is whole: a partial
+/// frame stays in the buffer as it came, so a timeout can tell "nothing
+/// yet" from "half a frame" by the buffer alone, and a limit changed
+/// meanwhile judges it again.
+pub(crate) fn whole_frame(src: &mut BytesMut, max_frame: usize) -> Result<Option<usize>, Error> {
+    let Some(prefix) = src.get(..LENGTH_PREFIX_LEN) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
+    // The limit is checked before the reserve below, so a hostile length
+    // costs the peer its connection and us nothing.
+    if len > max_frame {
+        return Err(Error::FrameTooLarge {
+            len,
+            max: max_frame,
+        });
+    }
+    let total = LENGTH_PREFIX_LEN + len;
+    if src.len() < total {
+        // Room for the rest of the frame, but never more than what has
+        // arrived already (or one read's worth): memory follows the
+        // bytes a peer actually sent, not the length it announced. A
+        // peer that announces 16 MiB and sends 4 bytes costs 64 KiB,
+        // and a real 16 MiB frame grows its buffer by doubling, as it
+        // arrives.
+        let missing = total - src.len();
+        src.reserve(missing.min(src.len().max(READ_STEP)));
+        return Ok(None);
+    }
+    Ok(Some(len))
+}
+
 impl Decoder for Codec {
     type Item = Message;
     type Error = Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, Error> {
-        let Some(prefix) = src.get(..LENGTH_PREFIX_LEN) else {
+        let Some(len) = whole_frame(src, self.max_frame)? else {
             return Ok(None);
         };
-        let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
-        // The limit is checked before the reserve below, so a hostile length
-        // costs the peer its connection and us nothing.
-        if len > self.max_frame {
-            return Err(Error::FrameTooLarge {
-                len,
-                max: self.max_frame,
-            });
-        }
-        let total = LENGTH_PREFIX_LEN + len;
-        if src.len() < total {
-            // Room for the rest of the frame, but never more than what has
-            // arrived already (or one read's worth): memory follows the
-            // bytes a peer actually sent, not the length it announced. A
-            // peer that announces 16 MiB and sends 4 bytes costs 64 KiB,
-            // and a real 16 MiB frame grows its buffer by doubling, as it
-            // arrives.
-            let missing = total - src.len();
-            src.reserve(missing.min(src.len().max(READ_STEP)));
-            return Ok(None);
-        }
         src.advance(LENGTH_PREFIX_LEN);
         let frame = src.split_to(len).freeze();
         match &mut self.opener {

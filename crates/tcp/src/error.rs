@@ -41,6 +41,16 @@ pub enum Error {
         /// 0.
         tag: usize,
     },
+    /// The caller asked to send a body over the maximum of a bare
+    /// length-prefixed frame ([`LengthCodec`](crate::LengthCodec)), which
+    /// holds the body alone; nothing was sent.
+    #[error("message is {body} bytes; a length-prefixed frame holds at most {max_frame} bytes")]
+    BodyTooLarge {
+        /// The body's length.
+        body: usize,
+        /// The maximum in force.
+        max_frame: usize,
+    },
     /// The peer closed the connection inside a frame.
     #[error("connection closed mid-frame: {buffered} bytes of an unfinished frame")]
     ClosedMidFrame {

@@ -53,6 +53,8 @@
 //!
 //! - `codec.rs`: [`Codec`], the frame format and its limit
 //!   ([`LENGTH_PREFIX_LEN`], [`DEFAULT_MAX_FRAME`]): the diagram above.
+//! - `length.rs`: [`LengthCodec`], the same prefix with a bare body behind
+//!   it and no msg header: for peers that are not msg.
 //! - `connection.rs`: [`Connection<S>`](Connection), any byte stream with
 //!   the codec on it, its [`ReadHalf`] and [`WriteHalf`], and the
 //!   [`Options`] it is made with.
@@ -82,6 +84,7 @@
 mod codec;
 mod connection;
 mod error;
+mod length;
 mod listener;
 mod peer;
 mod stream;
@@ -90,6 +93,7 @@ pub mod tcp;
 pub use codec::{Codec, DEFAULT_MAX_FRAME, LENGTH_PREFIX_LEN, READ_STEP};
 pub use connection::{Connection, DIRECT_WRITE, Options, ReadHalf, WriteHalf};
 pub use error::Error;
+pub use length::LengthCodec;
 pub use listener::Listener;
 pub use peer::PeerAddr;
 pub use stream::{Accept, Stream};

@@ -23,8 +23,8 @@ use msg_net::{
 use tracing::{info, warn};
 
 use crate::args::{
-    AuthArgs, OutputArgs, ReplyArg, SECRET_ENV, TcpArgs, TransportArg, parse_host_port,
-    parse_positive_duration, usage,
+    AuthArgs, FramingArg, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, ReplyArg, SECRET_ENV,
+    TcpArgs, TransportArg, parse_host_port, parse_positive_duration, usage,
 };
 use crate::output::{self, Tally, count};
 
@@ -63,6 +63,12 @@ pub(crate) struct ListenArgs {
     /// cut the stream
     #[arg(long, requires = "raw", conflicts_with_all = ["null", "hex"])]
     pub(crate) reads: bool,
+
+    /// How messages are told apart on a stream (TCP): `msg` frames, or
+    /// `length`, a bare 4-byte big-endian length and the body, for peers
+    /// that are not msg (replies are framed the same way)
+    #[arg(long, value_enum, value_name = "FRAMING", default_value_t = FramingArg::Msg)]
+    pub(crate) framing: FramingArg,
 
     /// One JSON object per line: {"peer":..,"seq":..,"len":..,"body":..}
     /// ("body_b64" when the body is not UTF-8)
@@ -302,9 +308,29 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = Stop>,
 ) -> anyhow::Result<ExitCode> {
     if args.io == ListenIo::Blocking {
+        if args.framing == FramingArg::Length {
+            return Err(usage(
+                "--framing length is served by the tokio engine: drop --io blocking",
+            ));
+        }
         return blocking::run(args, quiet, shutdown).await;
     }
     let auth = args.auth.auth()?;
+    args.framing.check(
+        args.transport.transport().caps(),
+        &[
+            (args.raw, LENGTH_NO_RAW),
+            (auth.is_some(), LENGTH_NO_SECRET),
+            (
+                args.save_dir.is_some(),
+                "a file needs msg's frames for its name and hash: --save-dir needs --framing msg",
+            ),
+            (
+                args.exec.exec,
+                "a command needs msg's frames: --exec needs --framing msg",
+            ),
+        ],
+    )?;
     if auth.is_some() && args.raw {
         return Err(usage(
             "--raw has no header to authenticate: drop --raw, or the secret",
@@ -398,6 +424,8 @@ pub(crate) async fn run(
         counters: Arc::clone(&counters),
         reply: args.reply.into(),
         raw: args.raw,
+        framing: args.framing.into(),
+        explain: Some(crate::hint::chain_of),
         busy_poll: args.busy_poll,
         udp_batch: args.batch.map_or(0, usize::from),
     };

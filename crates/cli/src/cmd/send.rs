@@ -8,14 +8,15 @@ use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use clap::Args;
 use msg_net::connect::connect_any;
+use msg_net::length::LengthLink;
 use msg_net::limits::{BodyLimit, Family};
 use msg_net::send::{Line, Sender, read_line};
 use msg_net::{ConnectOptions, Link, PeerAddr, Transport};
 use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
 
 use crate::args::{
-    AuthArgs, OutputArgs, TcpArgs, TransportArg, UsageError, parse_host_port,
-    parse_positive_duration, usage,
+    AuthArgs, FramingArg, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, TcpArgs, TransportArg,
+    UsageError, parse_host_port, parse_positive_duration, usage,
 };
 use crate::hint;
 use crate::output::count;
@@ -59,6 +60,12 @@ pub(crate) struct SendArgs {
           value_parser = parse_positive_duration)]
     pub(crate) reply_idle: Duration,
 
+    /// How messages are told apart on a stream (TCP): `msg` frames, or
+    /// `length`, a bare 4-byte big-endian length and the body, for a peer
+    /// that is not msg (with --reply, its replies framed the same way)
+    #[arg(long, value_enum, value_name = "FRAMING", default_value_t = FramingArg::Msg)]
+    pub(crate) framing: FramingArg,
+
     /// Strip "\r\n" from the end of each stdin line, not only "\n" (by
     /// default a "\r" before the newline is part of the message)
     #[arg(long)]
@@ -99,6 +106,18 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             "--raw has no header to authenticate: drop --raw, or the secret",
         ));
     }
+    args.framing.check(
+        caps,
+        &[
+            (args.raw, LENGTH_NO_RAW),
+            (auth.is_some(), LENGTH_NO_SECRET),
+            (
+                !args.file.is_empty(),
+                "a file needs msg's frames for its name and hash: use --framing msg",
+            ),
+        ],
+    )?;
+    let length = args.framing == FramingArg::Length;
     if !args.file.is_empty() && !caps.carries_files() {
         return Err(usage(hint::text(&msg_net::file::FileError::NeedsTcp)));
     }
@@ -122,8 +141,17 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     // usage error, like an empty one on raw TCP. A TCP frame's limit is
     // known before connecting; a UDP datagram's depends on the address
     // family, known once connected (which sends nothing).
-    if let Some(limit) = BodyLimit::of(transport, None, args.tcp.max_frame, authenticated, args.raw)
-    {
+    let limit_of = |family| {
+        body_limit(
+            args.framing,
+            transport,
+            family,
+            args.tcp.max_frame,
+            authenticated,
+            args.raw,
+        )
+    };
+    if let Some(limit) = limit_of(None) {
         limit.check_args(&args.messages)?;
     }
     // Each reply whole, on its own line (raw TCP too: a reply is what was
@@ -134,17 +162,18 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         timeout: Some(args.timeout),
         auth,
     };
-    let (mut sender, addr) = connect_any(transport, &args.addr, |addr| {
-        Sender::connect(transport, addr, args.raw, &options)
+    let options = &options;
+    let (mut sender, addr) = connect_any(transport, &args.addr, |addr| async move {
+        if length {
+            Ok(Sender::Length(
+                LengthLink::connect(transport, addr, options).await?,
+            ))
+        } else {
+            Sender::connect(transport, addr, args.raw, options).await
+        }
     })
     .await?;
-    let limit = BodyLimit::of(
-        transport,
-        addr.inet().as_ref().map(Family::of),
-        args.tcp.max_frame,
-        authenticated,
-        args.raw,
-    );
+    let limit = limit_of(addr.inet().as_ref().map(Family::of));
     if let Some(limit) = &limit {
         limit.check_args(&args.messages)?;
     }
@@ -177,6 +206,24 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The largest message over `transport` (a datagram's once its address
+/// `family` is known), framed as `framing` says, tagged when
+/// `authenticated`, or `raw`: [`BodyLimit::of`], and a bare length's
+/// frame holds the body alone.
+pub(crate) fn body_limit(
+    framing: FramingArg,
+    transport: Transport,
+    family: Option<Family>,
+    max_frame: usize,
+    authenticated: bool,
+    raw: bool,
+) -> Option<BodyLimit> {
+    match framing {
+        FramingArg::Length => Some(BodyLimit::length_framed(max_frame)),
+        FramingArg::Msg => BodyLimit::of(transport, family, max_frame, authenticated, raw),
+    }
 }
 
 /// Sends one file, with a progress bar on a terminal, and says on stderr
@@ -277,8 +324,8 @@ impl LimitErrors for BodyLimit {
 const STDIN_PIECE: usize = 64 * 1024;
 
 /// Where the messages come from: the arguments, or stdin a line at a time
-/// (a piece at a time for raw TCP).
-enum Source<'a> {
+/// (a piece at a time for raw TCP); `msg connect` reads stdin with it too.
+pub(crate) enum Source<'a> {
     Args(std::slice::Iter<'a, String>),
     Stdin {
         reader: BufReader<Stdin>,
@@ -294,7 +341,7 @@ enum Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    fn new(messages: &'a [String], limit: Option<BodyLimit>, crlf: bool) -> Self {
+    pub(crate) fn new(messages: &'a [String], limit: Option<BodyLimit>, crlf: bool) -> Self {
         if messages.is_empty() {
             Self::Stdin {
                 reader: BufReader::with_capacity(STDIN_PIECE, tokio::io::stdin()),
@@ -307,7 +354,7 @@ impl<'a> Source<'a> {
         }
     }
 
-    async fn next(&mut self) -> anyhow::Result<Option<Bytes>> {
+    pub(crate) async fn next(&mut self) -> anyhow::Result<Option<Bytes>> {
         match self {
             Self::Args(args) => Ok(args
                 .next()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::auth::Auth;
 use crate::exec::ExecConfig;
 use crate::file::SaveConfig;
+use crate::length::Framing;
 use crate::{Counters, Limits, Reply};
 
 /// How a listener behaves.
@@ -18,6 +19,13 @@ pub struct ServeConfig {
     pub reply: Reply,
     /// No header and no framing: the bytes alone.
     pub raw: bool,
+    /// How a stream's messages are told apart when not raw: msg's frames,
+    /// or a bare length and the body (no secret, files or commands then).
+    pub framing: Framing,
+    /// How a dropped stream connection's error is worded in the log; `None`:
+    /// the error and its causes as they are. A caller with flags uses it to
+    /// name the flag that would have served the peer.
+    pub explain: Option<fn(&(dyn std::error::Error + 'static)) -> String>,
     /// Poll the sockets in a loop instead of sleeping (see [`BusyPoll`](crate::BusyPoll)).
     pub busy_poll: bool,
     /// What each peer may cost.

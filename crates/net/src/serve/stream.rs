@@ -17,6 +17,7 @@ use crate::auth::{self, HAS_NO_SECRET};
 use crate::deadlines::{Deadlines, Expired, idle_text};
 use crate::exec::Runner;
 use crate::file;
+use crate::length::{self, Framing};
 use crate::log::{Chain, RateLimited};
 use crate::respond::{Response, respond};
 use crate::stream::AnyListener;
@@ -101,7 +102,8 @@ where
             failures.warn(|suppressed| {
                 warn!(%peer, suppressed, "refused a connection: {max} are open, the most this listener takes");
             });
-            if !config.raw {
+            // Only a msg peer can read why.
+            if !config.raw && config.framing == Framing::Msg {
                 connections.spawn(refuse_connection(stream, options, max));
             }
             continue;
@@ -123,6 +125,16 @@ where
                     events,
                 )
                 .await
+            } else if config.framing == Framing::Length {
+                length::serve_stream(
+                    stream,
+                    peer.clone(),
+                    config.reply,
+                    &options,
+                    &config.limits,
+                    events,
+                )
+                .await
             } else {
                 match Connection::new(stream, options) {
                     Ok(conn) => {
@@ -133,8 +145,11 @@ where
                 }
             };
             if let Err(err) = result {
-                failures.warn(|suppressed| {
-                    warn!(%peer, suppressed, "dropped connection: {}", Chain(&err));
+                failures.warn(|suppressed| match config.explain {
+                    Some(explain) => {
+                        warn!(%peer, suppressed, "dropped connection: {}", explain(&err));
+                    }
+                    None => warn!(%peer, suppressed, "dropped connection: {}", Chain(&err)),
                 });
             }
         });

@@ -1,0 +1,141 @@
+//! `msg connect`: a session with one peer, as netcat holds one: each line
+//! of stdin goes to the peer (raw: the bytes as read), and what the peer
+//! sends is printed as it arrives, both at once.
+//!
+//! The halves are msg-net's [`session`]; the lines are read as `msg send`
+//! reads them ([`Source`]). When stdin ends the sending half is closed (a
+//! half-close over TCP), and what the peer still sends is printed until it
+//! closes too, or for at most `--wait`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use msg_net::ConnectOptions;
+use msg_net::connect::connect_any;
+use msg_net::limits::Family;
+use msg_net::session::{self, Mode};
+
+use crate::args::{
+    AuthArgs, FramingArg, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, TcpArgs, TransportArg,
+    parse_host_port, usage,
+};
+use crate::cmd::send::{Source, body_limit};
+
+#[derive(Debug, Args)]
+pub(crate) struct ConnectArgs {
+    #[command(flatten)]
+    pub(crate) transport: TransportArg,
+
+    #[arg(value_name = "ADDR", value_parser = parse_host_port,
+          help = "The peer: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")]
+    pub(crate) addr: String,
+
+    /// No header and no framing: stdin goes as it is read, with no lines,
+    /// and the peer's bytes are printed as they arrive (for netcat, socat)
+    #[arg(long)]
+    pub(crate) raw: bool,
+
+    /// How messages are told apart on a stream (TCP): `msg` frames, or
+    /// `length`, a bare 4-byte big-endian length and the body
+    #[arg(long, value_enum, value_name = "FRAMING", default_value_t = FramingArg::Msg)]
+    pub(crate) framing: FramingArg,
+
+    /// Strip "\r\n" from the end of each stdin line, not only "\n"
+    #[arg(long)]
+    pub(crate) crlf: bool,
+
+    /// How long to wait to connect, e.g. 500ms, 2s
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: Duration,
+
+    /// Once stdin ends, how long to go on printing what the peer sends: a
+    /// TCP peer that closes ends the session sooner
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub(crate) wait: Duration,
+
+    /// One JSON object per line: {"peer":..,"seq":..,"len":..,"body":..}
+    #[arg(long, conflicts_with = "null")]
+    pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+
+    #[command(flatten)]
+    pub(crate) tcp: TcpArgs,
+
+    #[command(flatten)]
+    pub(crate) auth: AuthArgs,
+}
+
+pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
+    let transport = args.transport.transport();
+    let caps = transport.caps();
+    let auth = args.auth.auth()?;
+    if auth.is_some() && args.raw {
+        return Err(usage(
+            "--raw has no header to authenticate: drop --raw, or the secret",
+        ));
+    }
+    args.framing.check(
+        caps,
+        &[
+            (args.raw, LENGTH_NO_RAW),
+            (auth.is_some(), LENGTH_NO_SECRET),
+        ],
+    )?;
+    let authenticated = auth.is_some();
+    let mode = if args.raw {
+        Mode::Raw
+    } else {
+        Mode::Framed(args.framing.into())
+    };
+    let options = ConnectOptions {
+        tcp: args.tcp.options(),
+        timeout: Some(args.timeout),
+        auth,
+    };
+    let options = &options;
+    let ((mut tx, mut rx), addr) = connect_any(transport, &args.addr, |addr| {
+        session::open(transport, addr, mode, options)
+    })
+    .await?;
+    let limit = body_limit(
+        args.framing,
+        transport,
+        addr.inet().as_ref().map(Family::of),
+        args.tcp.max_frame,
+        authenticated,
+        args.raw,
+    );
+    let mut source = Source::new(&[], limit, args.crlf);
+    // Raw TCP has no messages: its bytes are printed as they come, with
+    // nothing after each read.
+    let printer = args
+        .output
+        .format(args.json, args.raw && !caps.keeps_boundaries);
+    let receiving = async {
+        while let Some(incoming) = rx.recv().await? {
+            printer.print(&addr, incoming.seq, &incoming.body)?;
+        }
+        anyhow::Ok(())
+    };
+    let sending = async {
+        while let Some(body) = source.next().await? {
+            tx.send(body).await.context("cannot send")?;
+        }
+        tx.finish().await.context("cannot close the sending side")
+    };
+    tokio::pin!(receiving);
+    tokio::select! {
+        // The peer closed (or failed) first: nothing more can arrive, and
+        // what stdin still holds has nowhere to go.
+        received = &mut receiving => return received,
+        sent = sending => sent?,
+    }
+    // Stdin ended and our side is closed: the peer's last replies may
+    // still be on their way.
+    tokio::time::timeout(args.wait, receiving)
+        .await
+        .unwrap_or(Ok(()))
+}

@@ -1,0 +1,217 @@
+//! A two-way session with one peer, as netcat holds one: what is sent and
+//! what arrives are independent, so each has a half of its own
+//! ([`SessionTx`], [`SessionRx`]) that two futures drive at once.
+//!
+//! Built on what the one-way clients use: a split [`Link`] for msg's
+//! frames, the stream's own halves for raw bytes and for length framing,
+//! a cloned socket for UDP.
+
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use msg_proto::Kind;
+use msg_tcp::{LengthCodec, PeerAddr, Stream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tracing::debug;
+
+use crate::length::{Framing, NEEDS_A_STREAM};
+use crate::link::{ConnectOptions, Rx, Tx};
+use crate::stream::{AnyReader, AnyWriter};
+use crate::text::printable;
+use crate::transport::Family;
+use crate::{Error, Link, Transport, data};
+
+/// How much one raw read takes at most.
+const READ_LEN: usize = 64 * 1024;
+
+/// What goes over the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Messages, framed as `framing` says on a stream (a datagram is one
+    /// message either way).
+    Framed(Framing),
+    /// Bytes as they are (netcat's way).
+    Raw,
+}
+
+/// Something the peer sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// The message's sequence number; `None` where there is none (raw,
+    /// length framing).
+    pub seq: Option<u64>,
+    /// Its body: a message's, a datagram's, or what one raw read returned.
+    pub body: Bytes,
+}
+
+/// The sending half of a session.
+#[derive(Debug)]
+pub struct SessionTx(TxInner);
+
+#[derive(Debug)]
+enum TxInner {
+    Framed { tx: Tx, seq: u64 },
+    RawDatagram(msg_udp::Socket),
+    RawStream(AnyWriter),
+    Length(FramedWrite<AnyWriter, LengthCodec>),
+}
+
+/// The receiving half of a session.
+#[derive(Debug)]
+pub struct SessionRx(RxInner);
+
+#[derive(Debug)]
+enum RxInner {
+    Framed(Rx),
+    RawDatagram(msg_udp::Socket),
+    RawStream(AnyReader, BytesMut),
+    Length(FramedRead<AnyReader, LengthCodec>),
+}
+
+/// Connects to `addr` and splits the session in two halves.
+///
+/// # Errors
+///
+/// As [`Link::connect`] (a secret's handshake too, for msg's frames); a
+/// datagram transport with length framing ([`NEEDS_A_STREAM`]).
+pub async fn open(
+    transport: Transport,
+    addr: PeerAddr,
+    mode: Mode,
+    options: &ConnectOptions,
+) -> Result<(SessionTx, SessionRx), Error> {
+    let (tx, rx) = match (mode, transport.family()) {
+        (Mode::Framed(Framing::Msg), _) => {
+            let (tx, rx) = Link::connect(transport, addr, options).await?.split()?;
+            (TxInner::Framed { tx, seq: 0 }, RxInner::Framed(rx))
+        }
+        (Mode::Raw, Family::Datagram) => {
+            let socket = msg_udp::Socket::connect(transport.inet(&addr)?).await?;
+            let receiver = socket.try_clone()?;
+            (TxInner::RawDatagram(socket), RxInner::RawDatagram(receiver))
+        }
+        (Mode::Framed(Framing::Length), Family::Datagram) => {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                NEEDS_A_STREAM,
+            )));
+        }
+        (mode, Family::Stream(kind)) => {
+            let stream = crate::stream::connect(kind, &addr, options.timeout).await?;
+            stream.apply(&options.tcp)?;
+            let (read, write) = stream.into_split();
+            if mode == Mode::Raw {
+                (
+                    TxInner::RawStream(write),
+                    RxInner::RawStream(read, BytesMut::new()),
+                )
+            } else {
+                let codec = LengthCodec::new(options.tcp.max_frame);
+                (
+                    TxInner::Length(FramedWrite::new(write, codec)),
+                    RxInner::Length(FramedRead::new(read, codec)),
+                )
+            }
+        }
+    };
+    Ok((SessionTx(tx), SessionRx(rx)))
+}
+
+impl SessionTx {
+    /// Sends `body`: as the next `Data` message, a length-prefixed frame,
+    /// a datagram, or bytes on the stream.
+    ///
+    /// # Errors
+    ///
+    /// The transport's: too large (nothing sent), or the send failed.
+    pub async fn send(&mut self, body: Bytes) -> Result<(), Error> {
+        match &mut self.0 {
+            TxInner::Framed { tx, seq } => {
+                *seq += 1;
+                tx.send(&data::data(*seq, body)).await?;
+            }
+            TxInner::RawDatagram(socket) => {
+                let peer = socket.peer().expect("a connected socket has a peer");
+                socket.send_raw_to(&body, peer).await?;
+            }
+            TxInner::RawStream(write) => write.write_all(&body).await?,
+            TxInner::Length(framed) => framed.send(&body[..]).await?,
+        }
+        Ok(())
+    }
+
+    /// The sequence number of the last message sent (0 before the first);
+    /// `None` where messages have none.
+    pub fn last_seq(&self) -> Option<u64> {
+        match &self.0 {
+            TxInner::Framed { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+
+    /// Ends the sending side: over a stream the peer reads the end after
+    /// the last byte (a half-close: its replies still arrive); UDP has
+    /// nothing to close.
+    ///
+    /// # Errors
+    ///
+    /// A failed flush or shutdown.
+    pub async fn finish(self) -> Result<(), Error> {
+        match self.0 {
+            // Dropping a framed stream's write half shuts it down.
+            TxInner::Framed { .. } | TxInner::RawDatagram(_) => {}
+            TxInner::RawStream(mut write) => write.shutdown().await?,
+            TxInner::Length(mut framed) => SinkExt::<&[u8]>::close(&mut framed).await?,
+        }
+        Ok(())
+    }
+}
+
+impl SessionRx {
+    /// The next thing the peer sent; `None` once it closed the stream (a
+    /// datagram session has no end). Messages that are not data (a late
+    /// pong) are skipped.
+    ///
+    /// # Errors
+    ///
+    /// A failed receive, a bad frame, or [`Error::Peer`] when a msg peer
+    /// sends an `Error` message.
+    pub async fn recv(&mut self) -> Result<Option<Incoming>, Error> {
+        match &mut self.0 {
+            RxInner::Framed(rx) => loop {
+                let Some(msg) = rx.recv().await? else {
+                    return Ok(None);
+                };
+                match msg.kind {
+                    Kind::Data => {
+                        return Ok(Some(Incoming {
+                            seq: Some(msg.seq),
+                            body: msg.body,
+                        }));
+                    }
+                    Kind::Error => return Err(Error::Peer(printable(&msg.body))),
+                    kind => debug!(?kind, "skipped a message that is not data"),
+                }
+            },
+            RxInner::RawDatagram(socket) => {
+                let (body, _) = socket.recv_raw_from().await?;
+                Ok(Some(Incoming { seq: None, body }))
+            }
+            RxInner::RawStream(read, buf) => {
+                buf.reserve(READ_LEN);
+                if read.read_buf(buf).await? == 0 {
+                    return Ok(None);
+                }
+                Ok(Some(Incoming {
+                    seq: None,
+                    body: buf.split().freeze(),
+                }))
+            }
+            RxInner::Length(framed) => Ok(framed
+                .next()
+                .await
+                .transpose()?
+                .map(|body| Incoming { seq: None, body })),
+        }
+    }
+}

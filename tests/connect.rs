@@ -1,0 +1,120 @@
+//! `msg connect`: stdin to the peer, the peer's messages to stdout as they
+//! arrive, both at once; a half-close on stdin's end.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+use support::{DEADLINE, Listener, run};
+
+#[test]
+fn tcp_lines_go_out_and_the_replies_come_back() {
+    let listener = Listener::start("--tcp", "127.0.0.1", &["--reply", "upper"]);
+    let out = run(
+        &["connect", "--tcp", &listener.addr_arg()],
+        Some(b"hello\nworld\n"),
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.lines(), ["HELLO", "WORLD"]);
+}
+
+#[test]
+fn udp_lines_go_out_and_late_replies_are_waited_for() {
+    let listener = Listener::start("--udp", "127.0.0.1", &["--reply", "echo"]);
+    let out = run(
+        &["connect", "--udp", "--wait", "500ms", &listener.addr_arg()],
+        Some(b"a\nb\n"),
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.lines(), ["a", "b"]);
+}
+
+#[test]
+fn raw_tcp_against_an_echo_peer_half_closes() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    // Echoes until our end of the stream, then says goodbye and closes:
+    // only a half-close lets "bye" arrive after stdin has ended.
+    let peer = std::thread::spawn(move || {
+        let (mut stream, _) = server.accept().unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = stream.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            stream.write_all(&buf[..n]).unwrap();
+        }
+        stream.write_all(b"bye\n").unwrap();
+    });
+    let out = run(
+        &["connect", "--tcp", "--raw", "--wait", "10s", &addr],
+        Some(b"no lines,\njust bytes\n"),
+    );
+    peer.join().unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "no lines,\njust bytes\nbye\n");
+}
+
+#[test]
+fn length_framing_and_a_secret_work_too() {
+    let listener = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &["--framing", "length", "--reply", "upper"],
+    );
+    let out = run(
+        &[
+            "connect",
+            "--tcp",
+            "--framing",
+            "length",
+            &listener.addr_arg(),
+        ],
+        Some(b"one\ntwo\n"),
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.lines(), ["ONE", "TWO"]);
+
+    let secret = support::secret_arg(b"s3cret");
+    let listener = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &["--secret-file", &secret, "--reply", "echo"],
+    );
+    let out = run(
+        &[
+            "connect",
+            "--tcp",
+            "--json",
+            "--secret-file",
+            &secret,
+            &listener.addr_arg(),
+        ],
+        Some(b"tagged\n"),
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let line: serde_json::Value = serde_json::from_str(out.lines()[0]).unwrap();
+    assert_eq!((&line["body"], &line["seq"]), (&"tagged".into(), &1.into()));
+}
+
+#[test]
+fn connect_refuses_what_cannot_go_together() {
+    for args in [
+        &["connect", "--udp", "--framing", "length", "127.0.0.1:9"][..],
+        &[
+            "connect",
+            "--tcp",
+            "--raw",
+            "--framing",
+            "length",
+            "127.0.0.1:9",
+        ],
+    ] {
+        let out = run(args, Some(b""));
+        assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("--framing length"), "{}", out.stderr);
+    }
+}
