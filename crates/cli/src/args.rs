@@ -277,10 +277,32 @@ impl FramingArg {
     }
 }
 
+/// A client's modes checked together, for `msg send` and `msg connect`: a
+/// secret needs a header to tag, so neither `--raw` nor `--framing length`
+/// takes one, and the two are different framings; `more` adds what else
+/// length framing cannot carry.
+pub(crate) fn check_client_modes(
+    raw: bool,
+    framing: FramingArg,
+    caps: Caps,
+    authenticated: bool,
+    more: &[(bool, &str)],
+) -> anyhow::Result<()> {
+    if authenticated && raw {
+        return Err(usage(
+            "--raw has no header to authenticate: drop --raw, or the secret",
+        ));
+    }
+    let mut conflicts = vec![(raw, LENGTH_NO_RAW), (authenticated, LENGTH_NO_SECRET)];
+    conflicts.extend_from_slice(more);
+    framing.check(caps, &conflicts)
+}
+
 /// What `--framing length` cannot carry, for [`FramingArg::check`].
 pub(crate) const LENGTH_NO_RAW: &str =
     "--raw has no framing at all, and length framing is framing: pick one";
-pub(crate) const LENGTH_NO_SECRET: &str = "a bare length and body have no header to      authenticate: drop the secret (--secret-file, MSG_SECRET), or use --framing msg";
+pub(crate) const LENGTH_NO_SECRET: &str = "a bare length and body have no header to \
+     authenticate: drop the secret (--secret-file, MSG_SECRET), or use --framing msg";
 
 /// A frame must hold at least a header and its length must fit the `u32`
 /// prefix.

@@ -17,8 +17,7 @@ use msg_net::limits::Family;
 use msg_net::session::{self, Mode};
 
 use crate::args::{
-    AuthArgs, FramingArg, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, TcpArgs, TransportArg,
-    parse_host_port, usage,
+    AuthArgs, FramingArg, OutputArgs, TcpArgs, TransportArg, check_client_modes, parse_host_port,
 };
 use crate::cmd::send::{Source, body_limit};
 
@@ -72,18 +71,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let transport = args.transport.transport();
     let caps = transport.caps();
     let auth = args.auth.auth()?;
-    if auth.is_some() && args.raw {
-        return Err(usage(
-            "--raw has no header to authenticate: drop --raw, or the secret",
-        ));
-    }
-    args.framing.check(
-        caps,
-        &[
-            (args.raw, LENGTH_NO_RAW),
-            (auth.is_some(), LENGTH_NO_SECRET),
-        ],
-    )?;
+    check_client_modes(args.raw, args.framing, caps, auth.is_some(), &[])?;
     let authenticated = auth.is_some();
     let mode = if args.raw {
         Mode::Raw

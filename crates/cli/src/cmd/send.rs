@@ -15,8 +15,8 @@ use msg_net::{ConnectOptions, Link, PeerAddr, Transport};
 use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
 
 use crate::args::{
-    AuthArgs, FramingArg, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, TcpArgs, TransportArg,
-    UsageError, parse_host_port, parse_positive_duration, usage,
+    AuthArgs, FramingArg, OutputArgs, TcpArgs, TransportArg, UsageError, check_client_modes,
+    parse_host_port, parse_positive_duration, usage,
 };
 use crate::hint;
 use crate::output::count;
@@ -101,21 +101,15 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         }
     }
     let auth = args.auth.auth()?;
-    if auth.is_some() && args.raw {
-        return Err(usage(
-            "--raw has no header to authenticate: drop --raw, or the secret",
-        ));
-    }
-    args.framing.check(
+    check_client_modes(
+        args.raw,
+        args.framing,
         caps,
-        &[
-            (args.raw, LENGTH_NO_RAW),
-            (auth.is_some(), LENGTH_NO_SECRET),
-            (
-                !args.file.is_empty(),
-                "a file needs msg's frames for its name and hash: use --framing msg",
-            ),
-        ],
+        auth.is_some(),
+        &[(
+            !args.file.is_empty(),
+            "a file needs msg's frames for its name and hash: use --framing msg",
+        )],
     )?;
     let length = args.framing == FramingArg::Length;
     if !args.file.is_empty() && !caps.carries_files() {
