@@ -54,7 +54,9 @@
 //! - [`secret`]: reading a secret file within limits (a small regular
 //!   file, or a pipe only when asked, within a timeout).
 //! - [`text`]: a peer's bytes made safe for a terminal, one escaping for
-//!   bodies, names, reasons and errors alike.
+//!   bodies, names, reasons and errors alike; [`show`]: a message shown
+//!   as a line, a read, JSON or a hex dump, into any writer, and the tally
+//!   of what was shown.
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
 //! - [`TcpInfo`]: the kernel's view of a TCP link (retransmissions, RTT,
 //!   timeout), from [`Link::tcp_info`].
@@ -126,6 +128,7 @@ pub mod secret;
 pub mod send;
 mod serve;
 pub mod session;
+pub mod show;
 mod stream;
 mod tcp_info;
 pub mod text;

@@ -104,7 +104,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         .format(args.json, args.raw && !caps.keeps_boundaries);
     let receiving = async {
         while let Some(incoming) = rx.recv().await? {
-            printer.print(&addr, incoming.seq, &incoming.body)?;
+            crate::output::print(printer, &addr, incoming.seq, &incoming.body)?;
         }
         anyhow::Ok(())
     };

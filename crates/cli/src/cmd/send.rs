@@ -186,7 +186,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
                 .reply(seq, &addr, args.timeout, args.reply_idle)
                 .await?
                 .ok_or_else(|| no_reply(transport, seq, &addr, args.timeout))?;
-            printer.print(&addr, Some(seq), &reply)?;
+            crate::output::print(printer, &addr, Some(seq), &reply)?;
         }
     }
     sender.finish(args.timeout).await?;
