@@ -56,7 +56,7 @@ fn hinted(err: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(err) = err.downcast_ref::<msg_net::Error>() {
         return net(err);
     }
-    if let Some(err) = err.downcast_ref::<msg_tcp::Error>() {
+    if let Some(err) = err.downcast_ref::<msg_net::StreamError>() {
         return tcp(err);
     }
     if let Some(err) = err.downcast_ref::<FileError>() {
@@ -95,22 +95,22 @@ fn net(err: &msg_net::Error) -> Option<String> {
     }
 }
 
-fn tcp(err: &msg_tcp::Error) -> Option<String> {
+fn tcp(err: &msg_net::StreamError) -> Option<String> {
     match *err {
-        msg_tcp::Error::TooLarge {
+        msg_net::StreamError::TooLarge {
             body,
             max_frame,
             tag,
         } => BodyLimit::of(Transport::Tcp, None, max_frame, tag > 0, false)
             .map(|limit| message_too_large(&limit, body)),
-        msg_tcp::Error::BodyTooLarge { body, max_frame } => Some(message_too_large(
+        msg_net::StreamError::BodyTooLarge { body, max_frame } => Some(message_too_large(
             &BodyLimit::length_framed(max_frame),
             body,
         )),
         // A whole frame arrived (its length matched the bytes behind it)
         // and held no msg header: most likely a peer that sends a bare
         // length and its bytes, as most length-prefixed protocols do.
-        msg_tcp::Error::Decode(
+        msg_net::StreamError::Decode(
             msg_proto::Error::Truncated { .. }
             | msg_proto::Error::BadMagic { .. }
             | msg_proto::Error::UnknownVersion { .. },
@@ -254,7 +254,7 @@ mod tests {
             msg_proto::Error::UnknownVersion { version: 9 },
         ] {
             let cause = decoded.to_string();
-            let err = msg_net::Error::Tcp(msg_tcp::Error::Decode(decoded));
+            let err = msg_net::Error::Tcp(msg_net::StreamError::Decode(decoded));
             // As a listener logs it, and as the CLI reports it.
             for text in [chain_of(&err), shown(err)] {
                 assert!(text.starts_with("invalid message ("), "{text}");
@@ -264,10 +264,10 @@ mod tests {
             }
         }
         // Any other bad frame is only what it is.
-        let other = msg_tcp::Error::Decode(msg_proto::Error::UnknownKind { kind: 0x7f });
+        let other = msg_net::StreamError::Decode(msg_proto::Error::UnknownKind { kind: 0x7f });
         assert!(!shown(other).contains("--framing"));
         assert_eq!(
-            shown(msg_tcp::Error::BodyTooLarge {
+            shown(msg_net::StreamError::BodyTooLarge {
                 body: 10,
                 max_frame: 4
             }),
@@ -291,7 +291,7 @@ mod tests {
             shown(msg_net::Error::NotInBlockingEngine("files")),
             "the blocking engine does not do files: use the tokio engine (--io tokio)"
         );
-        let too_large = msg_tcp::Error::TooLarge {
+        let too_large = msg_net::StreamError::TooLarge {
             body: 100,
             max_frame: 100,
             tag: 0,
@@ -301,7 +301,7 @@ mod tests {
             "message is 100 bytes; a TCP frame holds at most 100 bytes, set by --max-frame \
              (72 for the body after a 28-byte header)"
         );
-        let too_large = msg_tcp::Error::TooLarge {
+        let too_large = msg_net::StreamError::TooLarge {
             body: 41,
             max_frame: 100,
             tag: msg_proto::auth::TAG_LEN,
@@ -322,7 +322,7 @@ mod tests {
             "the receiver answered Pong to a file transfer: is it msg listen --save-dir?"
         );
         assert_eq!(
-            shown(msg_tcp::Error::Decode(msg_proto::Error::NeedsSecret)),
+            shown(msg_net::StreamError::Decode(msg_proto::Error::NeedsSecret)),
             "invalid message: this peer uses a secret; start msg listen with --secret-file or \
              MSG_SECRET"
         );

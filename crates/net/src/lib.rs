@@ -144,6 +144,10 @@ pub use limits::Limits;
 pub use link::{ConnectOptions, Link, Rx, Tx};
 pub use listener::Listener;
 pub use msg_proto::{DiscardCounter, Stats};
+/// The framed stream's own errors, inside [`Error::Tcp`]: re-exported so
+/// that a caller can tell them apart (msg's CLI names the flag behind a
+/// frame limit) without depending on msg-tcp.
+pub use msg_tcp::Error as StreamError;
 pub use msg_tcp::PeerAddr;
 pub use msg_udp::{CallCounts, MAX_BATCH, SendBatch};
 pub use serve::{ServeConfig, serve};
