@@ -125,8 +125,6 @@ fn write_all(
     out.flush()
 }
 
-/// The progress bars of the files being received (the listener sends
-/// progress events only when stderr is a terminal).
 /// A file's progress: sizes and rate in decimal units (kB, MB, MB/s), as
 /// the line after a transfer reports them, so the two agree.
 pub(crate) const FILE_PROGRESS: &str =
@@ -141,6 +139,8 @@ pub(crate) fn count(n: u64, noun: &str) -> String {
     }
 }
 
+/// The progress bars of the files being received (the listener sends
+/// progress events only when stderr is a terminal).
 #[derive(Default)]
 struct Bars {
     all: indicatif::MultiProgress,
