@@ -16,8 +16,9 @@ use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::thread::{self, JoinHandle};
 
+use msg_net::show::FileProgress;
 pub(crate) use msg_net::show::{Format, Tally};
-use msg_net::{Event, EventReceiver, PeerAddr};
+use msg_net::{EventReceiver, PeerAddr};
 use tokio::sync::watch;
 
 /// Writes one message straight to stdout and flushes it: for a client
@@ -76,53 +77,7 @@ fn write_all(
     tally: &Tally,
 ) -> io::Result<()> {
     let mut out = BufWriter::new(io::stdout().lock());
-    let mut bars = Bars::default();
-    let mut printed = 0u64;
-    while let Some(first) = events.blocking_recv() {
-        // Write what is queued, then flush once: a burst costs one write
-        // call, and a lone message still leaves at once.
-        let mut next = Some(first);
-        while let Some(delivery) = next.take() {
-            match &delivery.event {
-                Event::Message { peer, seq, body } => {
-                    tally.add(peer, body.len() as u64);
-                    format.write(&mut out, peer, *seq, body)?;
-                    if let Some(open) = format.leaves_line_open(body) {
-                        tally.set_open_line(open);
-                    }
-                }
-                Event::File {
-                    peer,
-                    name,
-                    size,
-                    hash,
-                    elapsed,
-                } => {
-                    tally.add(peer, *size);
-                    bars.done(peer, name);
-                    format.write_file(&mut out, peer, name, *size, hash, *elapsed)?;
-                }
-                Event::FileProgress {
-                    peer,
-                    name,
-                    received,
-                    size,
-                } => {
-                    bars.update(peer, name, *received, *size);
-                    continue; // not a message: it neither prints nor counts
-                }
-                _ => {}
-            }
-            printed += 1;
-            if count.is_some_and(|count| printed >= count) {
-                return out.flush();
-            }
-            drop(delivery); // its bytes leave the queue's budget
-            next = events.try_recv();
-        }
-        out.flush()?;
-    }
-    out.flush()
+    msg_net::show::print_events(events, format, count, tally, &mut out, &mut Bars::default())
 }
 
 /// A file's progress: sizes and rate in decimal units (kB, MB, MB/s), as
@@ -147,7 +102,7 @@ struct Bars {
     bars: std::collections::HashMap<(PeerAddr, String), indicatif::ProgressBar>,
 }
 
-impl Bars {
+impl FileProgress for Bars {
     fn update(&mut self, peer: &PeerAddr, name: &str, received: u64, size: u64) {
         let bar = self
             .bars
