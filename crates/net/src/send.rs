@@ -76,6 +76,88 @@ pub async fn read_line(
     Ok(Line::Body(line))
 }
 
+/// How much a reader with no lines (raw TCP) is read and sent at a time.
+pub const STDIN_PIECE: usize = 64 * 1024;
+
+/// Where a client's message bodies come from: the ones given (its
+/// arguments), or a reader a line at a time within a body limit, in
+/// bounded memory ([`read_line`]), or, with no limit, a piece at a time as
+/// the reader fills (raw TCP: no lines, no messages).
+#[derive(Debug)]
+pub struct Bodies<'a, R> {
+    given: std::slice::Iter<'a, String>,
+    /// `None` once there were bodies given: the reader is not read.
+    reader: Option<R>,
+    /// The longest line; `None`: pieces, not lines.
+    max: Option<usize>,
+    /// Strip "\r\n", not only "\n".
+    crlf: bool,
+    /// Lines read so far, for the error.
+    lines: u64,
+}
+
+/// Why [`Bodies::next`] gave no body.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// The reader failed.
+    #[error("cannot read the input")]
+    Read(#[source] std::io::Error),
+    /// Line `line` is longer than the limit; the rest is left unread.
+    #[error("line {line} is longer than the limit")]
+    TooLong {
+        /// Its number, from 1.
+        line: u64,
+    },
+}
+
+impl<'a, R: AsyncBufRead + Unpin> Bodies<'a, R> {
+    /// The bodies `given`, or, when there are none, `reader`'s lines of at
+    /// most `max` bytes (pieces, with no `max`), "\r\n" stripped too with
+    /// `crlf`.
+    pub fn new(given: &'a [String], reader: R, max: Option<usize>, crlf: bool) -> Self {
+        Self {
+            given: given.iter(),
+            reader: given.is_empty().then_some(reader),
+            max,
+            crlf,
+            lines: 0,
+        }
+    }
+
+    /// The next body; `None` at the end.
+    ///
+    /// # Errors
+    ///
+    /// [`BodyError`]: the reader's error, or a line too long.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, BodyError> {
+        let Some(reader) = &mut self.reader else {
+            return Ok(self
+                .given
+                .next()
+                .map(|body| Bytes::copy_from_slice(body.as_bytes())));
+        };
+        let Some(max) = self.max else {
+            let piece = reader.fill_buf().await.map_err(BodyError::Read)?;
+            if piece.is_empty() {
+                return Ok(None);
+            }
+            let piece = Bytes::copy_from_slice(piece);
+            reader.consume(piece.len());
+            return Ok(Some(piece));
+        };
+        self.lines += 1;
+        match read_line(reader, max, self.crlf)
+            .await
+            .map_err(BodyError::Read)?
+        {
+            Line::End => Ok(None),
+            Line::Body(body) => Ok(Some(body.into())),
+            Line::TooLong => Err(BodyError::TooLong { line: self.lines }),
+        }
+    }
+}
+
 /// Framed messages or raw bytes.
 #[derive(Debug)]
 pub enum Sender {
@@ -252,5 +334,31 @@ mod tests {
             read_line(&mut zeros, 1000, false).await.unwrap(),
             Line::TooLong
         );
+    }
+
+    /// Given bodies, lines within a limit (numbered in the error), and
+    /// pieces as the reader fills.
+    #[tokio::test]
+    async fn bodies_come_given_or_a_line_or_a_piece_at_a_time() {
+        let given = ["a".to_owned(), String::new()];
+        let mut bodies = Bodies::new(&given, &b"unread"[..], Some(10), false);
+        assert_eq!(bodies.next().await.unwrap().unwrap(), "a");
+        assert_eq!(bodies.next().await.unwrap().unwrap(), "");
+        assert!(
+            bodies.next().await.unwrap().is_none(),
+            "the reader is not read"
+        );
+
+        let mut lines = Bodies::new(&[], &b"one\r\ntwo\nthree is long\n"[..], Some(5), true);
+        assert_eq!(lines.next().await.unwrap().unwrap(), "one");
+        assert_eq!(lines.next().await.unwrap().unwrap(), "two");
+        assert!(matches!(
+            lines.next().await,
+            Err(BodyError::TooLong { line: 3 })
+        ));
+
+        let mut pieces = Bodies::new(&[], &b"no\nlines"[..], None, false);
+        assert_eq!(pieces.next().await.unwrap().unwrap(), "no\nlines");
+        assert!(pieces.next().await.unwrap().is_none());
     }
 }

@@ -10,9 +10,9 @@ use clap::Args;
 use msg_net::connect::connect_any;
 use msg_net::length::LengthLink;
 use msg_net::limits::{BodyLimit, Family};
-use msg_net::send::{Line, Sender, read_line};
+use msg_net::send::{Bodies, BodyError, STDIN_PIECE, Sender};
 use msg_net::{ConnectOptions, Link, PeerAddr, Transport};
-use tokio::io::{AsyncBufReadExt, BufReader, Stdin};
+use tokio::io::{BufReader, Stdin};
 
 use crate::args::{
     AuthArgs, FramingArg, OutputArgs, TcpArgs, TransportArg, UsageError, check_client_modes,
@@ -314,75 +314,24 @@ impl LimitErrors for BodyLimit {
     }
 }
 
-/// How much raw TCP reads from stdin and sends at a time.
-const STDIN_PIECE: usize = 64 * 1024;
-
 /// Where the messages come from: the arguments, or stdin a line at a time
-/// (a piece at a time for raw TCP); `msg connect` reads stdin with it too.
-pub(crate) enum Source<'a> {
-    Args(std::slice::Iter<'a, String>),
-    Stdin {
-        reader: BufReader<Stdin>,
-        /// The longest line; `None` for raw TCP, which has no lines: what
-        /// stdin gives is sent as it comes, in pieces of at most
-        /// [`STDIN_PIECE`] bytes.
-        limit: Option<BodyLimit>,
-        /// Strip "\r\n", not only "\n".
-        crlf: bool,
-        /// Lines read so far, for the error.
-        lines: u64,
-    },
-}
+/// (a piece at a time for raw TCP), read by msg-net's [`Bodies`];
+/// `msg connect` reads stdin with it too.
+pub(crate) struct Source<'a>(Bodies<'a, BufReader<Stdin>>, Option<BodyLimit>);
 
 impl<'a> Source<'a> {
     pub(crate) fn new(messages: &'a [String], limit: Option<BodyLimit>, crlf: bool) -> Self {
-        if messages.is_empty() {
-            Self::Stdin {
-                reader: BufReader::with_capacity(STDIN_PIECE, tokio::io::stdin()),
-                limit,
-                crlf,
-                lines: 0,
-            }
-        } else {
-            Self::Args(messages.iter())
-        }
+        let stdin = BufReader::with_capacity(STDIN_PIECE, tokio::io::stdin());
+        let max = limit.as_ref().map(|limit| limit.max);
+        Self(Bodies::new(messages, stdin, max, crlf), limit)
     }
 
     pub(crate) async fn next(&mut self) -> anyhow::Result<Option<Bytes>> {
-        match self {
-            Self::Args(args) => Ok(args
-                .next()
-                .map(|arg| Bytes::copy_from_slice(arg.as_bytes()))),
-            Self::Stdin {
-                reader,
-                limit: None,
-                ..
-            } => {
-                let piece = reader.fill_buf().await.context("cannot read stdin")?;
-                if piece.is_empty() {
-                    return Ok(None);
-                }
-                let piece = Bytes::copy_from_slice(piece);
-                reader.consume(piece.len());
-                Ok(Some(piece))
-            }
-            Self::Stdin {
-                reader,
-                limit: Some(limit),
-                crlf,
-                lines,
-            } => {
-                *lines += 1;
-                let line = read_line(reader, limit.max, *crlf)
-                    .await
-                    .context("cannot read stdin")?;
-                match line {
-                    Line::End => Ok(None),
-                    Line::Body(body) => Ok(Some(body.into())),
-                    Line::TooLong => Err(limit.line_too_long(*lines)),
-                }
-            }
-        }
+        self.0.next().await.map_err(|err| match (err, &self.1) {
+            (BodyError::Read(err), _) => anyhow::Error::new(err).context("cannot read stdin"),
+            (BodyError::TooLong { line }, Some(limit)) => limit.line_too_long(line),
+            (err, _) => err.into(),
+        })
     }
 }
 
