@@ -46,6 +46,16 @@ pub(crate) struct TransportArg {
     pub(crate) tcp: bool,
 }
 
+/// The transports `--udp` and `--tcp` name where several may be measured:
+/// one, or with neither (or both) every one.
+pub(crate) fn transports(udp: bool, tcp: bool) -> Vec<Transport> {
+    match (udp, tcp) {
+        (true, false) => vec![Transport::Udp],
+        (false, true) => vec![Transport::Tcp],
+        _ => Transport::ALL.to_vec(),
+    }
+}
+
 impl TransportArg {
     pub(crate) fn transport(&self) -> Transport {
         if self.udp {

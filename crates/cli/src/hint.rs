@@ -10,7 +10,6 @@
 use std::error::Error as StdError;
 
 use humantime::format_duration;
-use msg_net::Transport;
 use msg_net::file::FileError;
 use msg_net::limits::{BodyLimit, SetBy};
 use msg_net::refusal::{self, Template};
@@ -101,8 +100,10 @@ fn tcp(err: &msg_net::StreamError) -> Option<String> {
             body,
             max_frame,
             tag,
-        } => BodyLimit::of(Transport::Tcp, None, max_frame, tag > 0, false)
-            .map(|limit| message_too_large(&limit, body)),
+        } => Some(message_too_large(
+            &BodyLimit::msg_framed(max_frame, tag > 0),
+            body,
+        )),
         msg_net::StreamError::BodyTooLarge { body, max_frame } => Some(message_too_large(
             &BodyLimit::length_framed(max_frame),
             body,

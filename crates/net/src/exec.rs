@@ -39,7 +39,17 @@ use tracing::{debug, info};
 
 use crate::auth::printable;
 use crate::refusal::{COMMAND_OUTPUT, COMMAND_TIMEOUT, COMMANDS_RUNNING, PROGRAM_NOT_ALLOWED};
-use crate::{Error, Link, PeerAddr};
+use crate::{Error, Link, PeerAddr, Transport};
+
+/// What a command goes over when the caller names no transport: the first
+/// that carries one (every byte in order, on a connection of its own, so
+/// that a handshake can authenticate it), TCP so far.
+pub fn transport() -> Transport {
+    Transport::ALL
+        .into_iter()
+        .find(|t| t.caps().carries_files())
+        .unwrap_or(Transport::Tcp)
+}
 
 mod tree;
 

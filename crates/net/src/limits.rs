@@ -130,25 +130,32 @@ impl BodyLimit {
                 })
             }
             SocketType::Stream if raw => None,
-            SocketType::Stream => {
-                // The tag sits inside the frame: it counts against the
-                // limit, as msg-tcp's encoder counts it.
-                let (tag, overhead) = if authenticated {
-                    (
-                        TAG_LEN,
-                        format!("a {HEADER_LEN}-byte header and a {TAG_LEN}-byte tag"),
-                    )
-                } else {
-                    (0, format!("a {HEADER_LEN}-byte header"))
-                };
-                Some(Self {
-                    max: max_frame.saturating_sub(HEADER_LEN + tag),
-                    carrier: "a TCP frame",
-                    total: max_frame,
-                    set_by: SetBy::MaxFrame,
-                    overhead,
-                })
-            }
+            SocketType::Stream => Some(Self::msg_framed(max_frame, authenticated)),
+        }
+    }
+}
+
+impl BodyLimit {
+    /// The limit of one of msg's frames on a stream: `max_frame` bytes, a
+    /// header (and, `authenticated`, a tag) among them. For an error from
+    /// the stream's codec, which knows its frame but not its transport.
+    pub fn msg_framed(max_frame: usize, authenticated: bool) -> Self {
+        // The tag sits inside the frame: it counts against the limit, as
+        // msg-tcp's encoder counts it.
+        let (tag, overhead) = if authenticated {
+            (
+                TAG_LEN,
+                format!("a {HEADER_LEN}-byte header and a {TAG_LEN}-byte tag"),
+            )
+        } else {
+            (0, format!("a {HEADER_LEN}-byte header"))
+        };
+        Self {
+            max: max_frame.saturating_sub(HEADER_LEN + tag),
+            carrier: "a TCP frame",
+            total: max_frame,
+            set_by: SetBy::MaxFrame,
+            overhead,
         }
     }
 }

@@ -15,6 +15,9 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// Every transport, in the order tables list them.
+    pub const ALL: [Self; 2] = [Self::Udp, Self::Tcp];
+
     /// The name used in logs, tables and JSON.
     pub fn name(self) -> &'static str {
         match self {
@@ -255,5 +258,12 @@ mod tests {
         let unique: std::collections::HashSet<_> = all.iter().collect();
         assert_eq!(unique.len(), all.len(), "{all:?}");
         assert_eq!(resolve("localhost:9000").await.unwrap(), all[0]);
+    }
+
+    #[test]
+    fn commands_go_over_a_transport_that_carries_them() {
+        assert!(Transport::ALL.contains(&crate::exec::transport()));
+        assert!(crate::exec::transport().caps().carries_files());
+        assert_eq!(crate::exec::transport(), Transport::Tcp, "no other, so far");
     }
 }

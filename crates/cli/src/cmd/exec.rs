@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use msg_net::connect::connect_any;
 use msg_net::text::printable;
-use msg_net::{ConnectOptions, Link, Transport, exec};
+use msg_net::{ConnectOptions, Link, exec};
 use msg_proto::exec::{Command, Exit};
 
 use crate::args::{AuthArgs, TcpArgs, parse_host_port, parse_positive_duration, usage};
@@ -63,8 +63,9 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         timeout: Some(args.timeout),
         auth,
     };
-    let (mut link, addr) = connect_any(Transport::Tcp, &args.addr, |addr| {
-        Link::connect(Transport::Tcp, addr, &options)
+    let transport = exec::transport();
+    let (mut link, addr) = connect_any(transport, &args.addr, |addr| {
+        Link::connect(transport, addr, &options)
     })
     .await?;
     let stdin = exec::stdin_pieces(std::io::stdin());

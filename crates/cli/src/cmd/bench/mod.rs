@@ -19,7 +19,6 @@ use tracing::info;
 
 use msg_bench::clients::Load;
 use msg_bench::{Batch, Engine, Impairment, Mode, Pin, Placement, Plan, report};
-use msg_net::Transport;
 use msg_net::limits::{DEFAULT_MAX_FRAME, HEADER_LEN};
 
 use crate::args::{AuthArgs, parse_host_port, parse_positive_duration, usage};
@@ -282,11 +281,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         run_clients(&args, clients)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let transports: Vec<Transport> = match (args.udp, args.tcp) {
-        (true, false) => vec![Transport::Udp],
-        (false, true) => vec![Transport::Tcp],
-        _ => vec![Transport::Udp, Transport::Tcp],
-    };
+    let transports = crate::args::transports(args.udp, args.tcp);
     let mut sizes = args
         .sizes
         .clone()
