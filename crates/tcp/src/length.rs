@@ -160,4 +160,42 @@ mod tests {
         );
         assert!(dst.is_empty());
     }
+
+    /// docs/wire.md's length-framing bytes are what this codec reads: a
+    /// peer written from the docs alone frames as msg does.
+    #[test]
+    fn the_docs_bytes_decode() {
+        let doc = include_str!("../../../docs/wire.md");
+        let section = doc
+            .split("## Length framing")
+            .nth(1)
+            .and_then(|rest| rest.split("```").nth(1))
+            .expect("docs/wire.md has a length-framing block");
+        let mut frames = Vec::new();
+        for line in section.lines() {
+            // `00 00 00 05 68 65 6c 6c 6f    "hello"`: the hex, then words.
+            let bytes: Vec<u8> = line
+                .split_whitespace()
+                .map_while(|word| {
+                    u8::from_str_radix(word, 16)
+                        .ok()
+                        .filter(|_| word.len() == 2)
+                })
+                .collect();
+            if bytes.len() >= LENGTH_PREFIX_LEN {
+                frames.push(bytes);
+            }
+        }
+        let mut codec = LengthCodec::new(16);
+        let bodies: Vec<Bytes> = frames
+            .iter()
+            .map(|frame| {
+                let mut src = BytesMut::from(&frame[..]);
+                let body = codec.decode(&mut src).unwrap().expect("a whole frame");
+                assert!(src.is_empty(), "one frame a line");
+                body
+            })
+            .collect();
+        assert_eq!(bodies, [&b"hello"[..], b""]);
+    }
 }
