@@ -194,6 +194,22 @@ impl Plan {
         Ok(())
     }
 
+    /// The engines a plan measures with when none are asked for: the
+    /// blocking engine for a closed-loop ping-pong or an unbatched, unpaced
+    /// stream without a secret, where it measures nearer the kernel's
+    /// floor; tokio for the rest. A batched stream and a secret run on the
+    /// blocking engine too, when asked for: their default stays the engine
+    /// their figures have always come from.
+    #[must_use]
+    pub fn default_engines(&self) -> Vec<Engine> {
+        let blocking_can = self.rate.is_none() && self.impairments.is_empty();
+        if blocking_can && self.batch.is_none() && self.auth.is_none() {
+            vec![Engine::Blocking]
+        } else {
+            vec![Engine::Tokio]
+        }
+    }
+
     /// The built-in listeners are measured (no remote listener).
     pub(crate) fn builtin(&self) -> bool {
         self.remote.is_none()
@@ -221,5 +237,65 @@ impl Plan {
             impaired: impairment.is_some(),
             batch: batching,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocking_is_the_default_only_where_it_measures() {
+        let closed_loop = Plan::default();
+        assert_eq!(closed_loop.default_engines(), [Engine::Blocking]);
+        let paced = Plan {
+            rate: Some(1000),
+            ..Plan::default()
+        };
+        let batched = Plan {
+            mode: Mode::Throughput,
+            batch: Some(Batch { size: 8, gso: true }),
+            ..Plan::default()
+        };
+        let secret = Plan {
+            auth: Some(Auth::new(
+                msg_proto::auth::Secret::new(b"in-process".to_vec()).unwrap(),
+            )),
+            ..Plan::default()
+        };
+        let impaired = Plan {
+            impairments: vec!["loss 1%".parse().unwrap()],
+            ..Plan::default()
+        };
+        for plan in [&paced, &batched, &secret, &impaired] {
+            assert_eq!(plan.default_engines(), [Engine::Tokio], "{plan:?}");
+        }
+    }
+
+    #[test]
+    fn the_blocking_engine_refuses_what_it_does_not_measure() {
+        for plan in [
+            Plan {
+                rate: Some(1000),
+                ..Plan::default()
+            },
+            Plan {
+                impairments: vec!["loss 1%".parse().unwrap()],
+                engines: vec![Engine::Blocking, Engine::Tokio],
+                ..Plan::default()
+            },
+        ] {
+            assert!(
+                matches!(plan.check(), Err(Error::NotInBlockingEngine(_))),
+                "{plan:?}"
+            );
+        }
+        // A secret and a batch run on the blocking engine when asked for.
+        let batched = Plan {
+            mode: Mode::Throughput,
+            batch: Some(Batch { size: 8, gso: true }),
+            ..Plan::default()
+        };
+        assert!(batched.check().is_ok());
     }
 }

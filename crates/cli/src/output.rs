@@ -16,6 +16,7 @@ use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::thread::{self, JoinHandle};
 
+pub(crate) use msg_net::count;
 use msg_net::show::FileProgress;
 pub(crate) use msg_net::show::{Format, Tally};
 use msg_net::{EventReceiver, PeerAddr};
@@ -84,15 +85,6 @@ fn write_all(
 /// the line after a transfer reports them, so the two agree.
 pub(crate) const FILE_PROGRESS: &str =
     "{msg} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}, ~{eta} left";
-
-/// `n` and the noun, singular for one: `1 datagram`, `2 datagrams`.
-pub(crate) fn count(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
 
 /// The progress bars of the files being received (the listener sends
 /// progress events only when stderr is a terminal).

@@ -68,6 +68,22 @@ pub enum Error {
         /// The peer.
         peer: PeerAddr,
     },
+    /// No reply to a message within the wait.
+    #[error(
+        "no reply to message {seq} from {peer} within {}{}",
+        humantime::format_duration(*.wait),
+        if *.lossy { ": the datagram or its reply was lost, or nobody answers there" } else { "" }
+    )]
+    NoReplyWithin {
+        /// The message's number.
+        seq: u64,
+        /// Where it went.
+        peer: PeerAddr,
+        /// How long msg waited.
+        wait: Duration,
+        /// Over a transport that may lose the message or its reply.
+        lossy: bool,
+    },
     /// A file could not be sent, or the receiver refused it.
     #[error(transparent)]
     File(#[from] crate::file::FileError),

@@ -51,8 +51,10 @@ pub fn transport() -> Transport {
         .unwrap_or(Transport::Tcp)
 }
 
+mod env;
 mod tree;
 
+pub use env::{BASE_ENV, EnvError, environment};
 use tree::{KillOnStop, SCAN_EVERY, Tree, Trees};
 
 /// How much output is read (and sent) at a time.

@@ -17,6 +17,7 @@ use tokio_util::codec::Framed;
 use tracing::debug;
 
 use crate::deadlines::{Deadlines, Expired};
+use crate::limits::{BodyLimit, Family as IpFamily};
 use crate::link::ConnectOptions;
 use crate::stream::AnyStream;
 use crate::transport::Family;
@@ -30,6 +31,26 @@ pub enum Framing {
     Msg,
     /// A bare length, then the body: for peers that are not msg.
     Length,
+}
+
+impl Framing {
+    /// The largest body over `transport` (a datagram's once its address
+    /// `family` is known), framed so, tagged when `authenticated`, or
+    /// `raw`: [`BodyLimit::of`]; a bare length's frame holds the body
+    /// alone.
+    pub fn body_limit(
+        self,
+        transport: Transport,
+        family: Option<IpFamily>,
+        max_frame: usize,
+        authenticated: bool,
+        raw: bool,
+    ) -> Option<BodyLimit> {
+        match self {
+            Self::Length => Some(BodyLimit::length_framed(max_frame)),
+            Self::Msg => BodyLimit::of(transport, family, max_frame, authenticated, raw),
+        }
+    }
 }
 
 /// Why length framing needs a stream: a datagram is already one message.

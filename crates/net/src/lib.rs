@@ -130,6 +130,7 @@ mod serve;
 pub mod session;
 pub mod show;
 mod stream;
+mod summary;
 mod tcp_info;
 pub mod text;
 mod transport;
@@ -151,5 +152,8 @@ pub use msg_tcp::Error as StreamError;
 pub use msg_tcp::PeerAddr;
 pub use msg_udp::{CallCounts, MAX_BATCH, SendBatch};
 pub use serve::{ServeConfig, serve};
+pub use summary::{Summary, count};
 pub use tcp_info::TcpInfo;
-pub use transport::{Caps, SocketType, Transport, resolve, resolve_all};
+pub use transport::{
+    AddrError, Caps, DEFAULT_HOST, SocketType, Transport, parse_host_port, resolve, resolve_all,
+};

@@ -43,6 +43,12 @@ enum Inner {
 }
 
 impl RawLink {
+    /// Whether it sends datagrams, which may be lost, rather than a
+    /// stream's bytes.
+    pub fn is_datagram(&self) -> bool {
+        matches!(self.inner, Inner::Datagram(_))
+    }
+
     /// Connects to `addr`.
     ///
     /// # Errors

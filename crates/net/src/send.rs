@@ -204,32 +204,48 @@ impl Sender {
     }
 
     /// Waits up to `wait` for the reply to message `seq` from `peer`,
-    /// skipping late replies to earlier messages; `None` when none came.
-    /// A raw TCP reply is what arrives until the peer is quiet for `idle`
-    /// or closes ([`RawLink::reply`]); `idle` means nothing to the others.
+    /// skipping late replies to earlier messages. A raw TCP reply is what
+    /// arrives until the peer is quiet for `idle` or closes
+    /// ([`RawLink::reply`]); `idle` means nothing to the others.
     ///
     /// # Errors
     ///
-    /// [`Error::Reply`] when the receive fails or the peer closes without
-    /// replying, [`Error::Peer`] when it answers with an error.
+    /// [`Error::NoReplyWithin`] when none came in time, [`Error::Reply`]
+    /// when the receive fails or the peer closes without replying,
+    /// [`Error::Peer`] when it answers with an error.
     pub async fn reply(
         &mut self,
         seq: u64,
         peer: &PeerAddr,
         wait: Duration,
         idle: Duration,
-    ) -> Result<Option<Bytes>, Error> {
-        match self {
-            Self::Raw(link) => link.reply(wait, idle).await,
-            Self::Length(link) => tokio::time::timeout(wait, link.reply())
-                .await
-                .ok()
-                .transpose(),
-            Self::Framed(link) => tokio::time::timeout(wait, framed_reply(link, seq, peer))
-                .await
-                .ok()
-                .transpose(),
-        }
+    ) -> Result<Bytes, Error> {
+        let (reply, lossy) = match self {
+            Self::Raw(link) => {
+                let lossy = link.is_datagram();
+                (link.reply(wait, idle).await?, lossy)
+            }
+            Self::Length(link) => (
+                tokio::time::timeout(wait, link.reply())
+                    .await
+                    .ok()
+                    .transpose()?,
+                false,
+            ),
+            Self::Framed(link) => (
+                tokio::time::timeout(wait, framed_reply(link, seq, peer))
+                    .await
+                    .ok()
+                    .transpose()?,
+                !link.transport().caps().reliable,
+            ),
+        };
+        reply.ok_or_else(|| Error::NoReplyWithin {
+            seq,
+            peer: peer.clone(),
+            wait,
+            lossy,
+        })
     }
 
     /// Closes the sending side cleanly so the peer sees the end of the

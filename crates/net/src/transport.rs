@@ -240,6 +240,50 @@ pub async fn resolve_all(addr: &str) -> Result<Vec<SocketAddr>, Error> {
     Ok(all)
 }
 
+/// The host a port given alone means, to listen on and to send to alike:
+/// loopback, as the listener's default address is, so that `msg listen
+/// --tcp 9000` exposes nothing to the network unasked, and `msg send --tcp
+/// 9000 hi` reaches it (as `nc localhost 9000` would).
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+
+/// An address as a user types it: accepts `HOST:PORT` with a numeric port and a non-empty host (IPv6
+/// literals in brackets), or a port alone, which means
+/// [`DEFAULT_HOST`]`:PORT`; resolving the host is left to run time, where a
+/// failure is a runtime error rather than a usage error.
+///
+/// # Errors
+///
+/// [`AddrError`] for what is neither.
+pub fn parse_host_port(s: &str) -> Result<String, AddrError> {
+    if s.parse::<SocketAddr>().is_ok() {
+        return Ok(s.to_owned());
+    }
+    // Digits only: a port, as nc and socat users type it.
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let port: u16 = s
+            .parse()
+            .map_err(|_| AddrError::PortTooLarge(s.to_owned()))?;
+        return Ok(format!("{DEFAULT_HOST}:{port}"));
+    }
+    let usage = || AddrError::NotHostPort(s.to_owned());
+    let (host, port) = s.rsplit_once(':').ok_or_else(usage)?;
+    if host.is_empty() || host.contains(':') || port.parse::<u16>().is_err() {
+        return Err(usage());
+    }
+    Ok(s.to_owned())
+}
+
+/// Why an address is not `HOST:PORT` or `PORT`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AddrError {
+    /// Digits only, but more than a port holds.
+    #[error("a port is at most 65535, got {0}")]
+    PortTooLarge(String),
+    /// Anything else.
+    #[error("expected HOST:PORT or PORT such as 127.0.0.1:9000, [::1]:9000 or 9000, got '{0}'")]
+    NotHostPort(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +309,36 @@ mod tests {
         assert!(Transport::ALL.contains(&crate::exec::transport()));
         assert!(crate::exec::transport().caps().carries_files());
         assert_eq!(crate::exec::transport(), Transport::Tcp, "no other, so far");
+    }
+
+    #[test]
+    fn addresses() {
+        for ok in [
+            "127.0.0.1:9000",
+            "[::1]:9000",
+            "localhost:1",
+            "example.com:65535",
+        ] {
+            assert_eq!(parse_host_port(ok).as_deref(), Ok(ok));
+        }
+        assert_eq!(parse_host_port("9000").as_deref(), Ok("127.0.0.1:9000"));
+        assert_eq!(parse_host_port("0").as_deref(), Ok("127.0.0.1:0"));
+        assert_eq!(
+            parse_host_port("65536"),
+            Err(AddrError::PortTooLarge("65536".to_owned()))
+        );
+        for bad in [
+            "127.0.0.1",
+            "9000x",
+            "-1",
+            "::1:9000",
+            ":9000",
+            "host:",
+            "host:65536",
+            "host:x",
+            "",
+        ] {
+            assert!(parse_host_port(bad).is_err(), "{bad}");
+        }
     }
 }

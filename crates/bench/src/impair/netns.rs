@@ -89,7 +89,7 @@ pub fn parent_namespace() -> Option<String> {
 ///
 /// [`NetnsError::Unshare`] with what would allow a namespace when none can
 /// be made; [`NetnsError::Io`] when waiting fails.
-pub fn rerun_private(mut command: Command) -> Result<ExitStatus, NetnsError> {
+pub fn rerun_private(mut command: Command) -> Result<u8, NetnsError> {
     let own = std::fs::read_link(OWN_NETNS)
         .map_err(NetnsError::io(format!("cannot read {OWN_NETNS}")))?;
     let root = Uid::effective().is_root();
@@ -166,8 +166,20 @@ pub fn rerun_private(mut command: Command) -> Result<ExitStatus, NetnsError> {
             .try_wait()
             .map_err(NetnsError::io("cannot wait for the benchmark"))?
         {
-            return Ok(status);
+            return Ok(exit_code(status));
         }
+    }
+}
+
+/// The code a process exits with to pass on a child's `status`, as a shell
+/// does: the child's own code, or 128 + the signal that killed it.
+#[must_use]
+pub fn exit_code(status: ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code).unwrap_or(1),
+        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(1),
+        (None, None) => 1,
     }
 }
 
@@ -309,5 +321,15 @@ mod tests {
         assert!(text.contains("run msg as root"), "{text}");
         let text = cannot_make_namespace(err(), true).to_string();
         assert!(text.contains("CAP_SYS_ADMIN"), "{text}");
+    }
+
+    #[test]
+    fn a_childs_status_passes_on_as_a_shell_would() {
+        use std::os::unix::process::ExitStatusExt;
+        // A wait status: the exit code in the second byte, a signal in the
+        // low seven bits.
+        assert_eq!(exit_code(ExitStatus::from_raw(0)), 0);
+        assert_eq!(exit_code(ExitStatus::from_raw(2 << 8)), 2);
+        assert_eq!(exit_code(ExitStatus::from_raw(libc::SIGINT)), 130);
     }
 }

@@ -16,17 +16,15 @@ use msg_net::connect::connect_any;
 use msg_net::limits::Family;
 use msg_net::session::{self, Mode};
 
-use crate::args::{
-    AuthArgs, FramingArg, OutputArgs, TcpArgs, TransportArg, check_client_modes, parse_host_port,
-};
-use crate::cmd::send::{Source, body_limit};
+use crate::args::{AuthArgs, FramingArg, OutputArgs, TcpArgs, TransportArg, check_client_modes};
+use crate::cmd::send::Source;
 
 #[derive(Debug, Args)]
 pub(crate) struct ConnectArgs {
     #[command(flatten)]
     pub(crate) transport: TransportArg,
 
-    #[arg(value_name = "ADDR", value_parser = parse_host_port,
+    #[arg(value_name = "ADDR", value_parser = msg_net::parse_host_port,
           help = "The peer: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")]
     pub(crate) addr: String,
 
@@ -88,8 +86,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         session::open(transport, addr, mode, options)
     })
     .await?;
-    let limit = body_limit(
-        args.framing,
+    let limit = msg_net::length::Framing::from(args.framing).body_limit(
         transport,
         addr.inet().as_ref().map(Family::of),
         args.tcp.max_frame,

@@ -12,7 +12,7 @@ use msg_net::text::printable;
 use msg_net::{ConnectOptions, Link, exec};
 use msg_proto::exec::{Command, Exit};
 
-use crate::args::{AuthArgs, TcpArgs, parse_host_port, parse_positive_duration, usage};
+use crate::args::{AuthArgs, TcpArgs, parse_positive_duration, usage};
 use crate::hint;
 use crate::output::stderr_line;
 
@@ -26,7 +26,7 @@ Examples:
   msg exec --secret-file s 127.0.0.1:9000 -- sh -c 'ls | wc -l'    # a shell only when asked for
 The secret is the same file on both hosts (or MSG_SECRET): no command runs without it.")]
 pub(crate) struct ExecArgs {
-    #[arg(value_name = "ADDR", value_parser = parse_host_port,
+    #[arg(value_name = "ADDR", value_parser = msg_net::parse_host_port,
           help = "The listener (msg listen --tcp --exec): HOST:PORT")]
     pub(crate) addr: String,
 

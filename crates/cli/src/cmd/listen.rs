@@ -4,7 +4,6 @@
 //! thread, and decides when to stop: after `--count` messages, when stdout
 //! is gone, or on Ctrl-C (or SIGTERM, or SIGHUP).
 
-use std::ffi::OsString;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::io::Write;
@@ -15,18 +14,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use msg_net::exec::ExecConfig;
+use msg_net::exec::{EnvError, ExecConfig};
 use msg_net::file::SaveConfig;
 use msg_net::{
-    Counted, Counters, Events, KernelDrops, Limits, Listener, ServeConfig, Transport, serve,
+    Counters, Events, KernelDrops, Limits, Listener, ServeConfig, Summary, Transport, serve,
 };
 use tracing::{info, warn};
 
 use crate::args::{
     AuthArgs, FramingArg, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, ReplyArg, SECRET_ENV,
-    TcpArgs, TransportArg, parse_host_port, parse_positive_duration, usage,
+    TcpArgs, TransportArg, parse_positive_duration, usage,
 };
-use crate::output::{self, Tally, count};
+use crate::output::{self, Tally};
 
 mod blocking;
 
@@ -41,7 +40,7 @@ pub(crate) struct ListenArgs {
     #[command(flatten)]
     pub(crate) transport: TransportArg,
 
-    #[arg(value_name = "ADDR", default_value = "127.0.0.1:9000", value_parser = parse_host_port,
+    #[arg(value_name = "ADDR", default_value = "127.0.0.1:9000", value_parser = msg_net::parse_host_port,
           help = "Where to listen: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000, or a PORT alone for 127.0.0.1:PORT")]
     pub(crate) addr: String,
 
@@ -252,42 +251,7 @@ pub(crate) struct ExecArgs {
     pub(crate) exec_dir: PathBuf,
 }
 
-/// What a command's environment holds besides what `--exec-env` names:
-/// enough to find programs and to know whose and which language it is.
-const EXEC_ENV: [&str; 5] = ["PATH", "HOME", "USER", "LOGNAME", "LANG"];
-
 impl ExecArgs {
-    /// The environment commands start with: [`EXEC_ENV`] and what
-    /// `--exec-env` names, as the listener has them (a variable it does not
-    /// have is not set).
-    ///
-    /// # Errors
-    ///
-    /// A usage error for MSG_SECRET, or for what is not a variable's name.
-    fn env(&self) -> anyhow::Result<Vec<(OsString, OsString)>> {
-        let mut names: Vec<&str> = EXEC_ENV.to_vec();
-        for name in &self.exec_env {
-            if name == SECRET_ENV {
-                return Err(usage(format!(
-                    "--exec-env {SECRET_ENV}: the secret is never passed to commands (any \
-                     command could send it to its client)"
-                )));
-            }
-            if name.is_empty() || name.contains(['=', '\0']) {
-                return Err(usage(format!(
-                    "--exec-env takes a variable's name, got {name:?}"
-                )));
-            }
-            if !names.contains(&name.as_str()) {
-                names.push(name);
-            }
-        }
-        Ok(names
-            .into_iter()
-            .filter_map(|name| Some((OsString::from(name), std::env::var_os(name)?)))
-            .collect())
-    }
-
     /// `--exec-dir`, absolute, checked to be a directory.
     fn dir(&self) -> anyhow::Result<PathBuf> {
         let dir = &self.exec_dir;
@@ -384,7 +348,12 @@ pub(crate) async fn run(
             max_output: args.exec.exec_max_output,
             max_running: usize::try_from(args.exec.exec_max).unwrap_or(usize::MAX),
             allow: args.exec.exec_allow.clone(),
-            env: args.exec.env()?,
+            env: msg_net::exec::environment(&args.exec.exec_env, SECRET_ENV).map_err(|err| {
+                match err {
+                    EnvError::Secret(_) => usage(format!("--exec-env {err}")),
+                    EnvError::NotAName(_) => usage(format!("--exec-env: {err}")),
+                }
+            })?,
             dir: args.exec.dir()?,
         })
     } else {
@@ -493,115 +462,20 @@ async fn conclude(
             if tally.open_line() {
                 let _ = writeln!(std::io::stderr());
             }
-            summary.print_text(transport);
+            // A closed stderr must not turn a clean exit into a panic.
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}",
+                summary.line(transport.caps(), "--rcvbuf")
+            );
         }
-        SummaryArg::Json if printed => summary.print_json()?,
+        SummaryArg::Json if printed => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer(&mut out, &summary.json())?;
+            writeln!(out)?;
+            out.flush()?;
+        }
         _ => {}
     }
     Ok(())
-}
-
-/// What `msg listen` says when it stops.
-#[derive(Debug)]
-struct Summary {
-    /// Messages, bytes, peers, and whether the peers hit the count's cap.
-    tally: (u64, u64, usize, bool),
-    counted: Counted,
-    /// UDP datagrams the kernel dropped, its receive buffer full.
-    kernel_drops: Option<u64>,
-    /// UDP messages dropped because the output did not keep up.
-    output_drops: u64,
-    /// Messages (and files) received and queued for the output, but not
-    /// printed when msg stopped: stdout was blocked, or `--count` was
-    /// reached first.
-    not_printed: u64,
-    /// UDP datagrams that had arrived but were still waiting in the
-    /// socket's receive buffer when the listener stopped.
-    unread: Option<u64>,
-    /// With `--batch`: the receive calls, the datagrams they took, and how
-    /// many of those came coalesced (GRO).
-    recv_calls: Option<msg_net::CallCounts>,
-}
-
-impl Summary {
-    fn print_text(&self, transport: Transport) {
-        let (messages, bytes, peers, capped) = self.tally;
-        let at_least = if capped { "at least " } else { "" };
-        let mut line = format!(
-            "msg listen: {} ({}) from {at_least}{}",
-            count(messages, "message"),
-            count(bytes, "byte"),
-            count(peers as u64, "peer")
-        );
-        let caps = transport.caps();
-        if caps.connections {
-            line += &format!(", {}", count(self.counted.connections, "connection"));
-        }
-        let mut dropped = vec![format!("{} invalid", self.counted.invalid)];
-        if !caps.connections {
-            // Datagrams are authenticated one by one, and dropped one by
-            // one; a connection that fails its handshake is counted as a
-            // connection.
-            dropped.push(format!("{} unauthenticated", self.counted.unauthenticated));
-            if let Some(kernel) = self.kernel_drops {
-                dropped.push(format!(
-                    "{kernel} by the kernel (receive buffer full; --rcvbuf)"
-                ));
-            }
-            dropped.push(format!(
-                "{} by the output (not keeping up)",
-                self.output_drops
-            ));
-        }
-        if self.not_printed > 0 {
-            dropped.push(format!(
-                "{} queued but not printed when msg stopped",
-                self.not_printed
-            ));
-        }
-        if let Some(unread) = self.unread.filter(|&n| n > 0) {
-            dropped.push(format!(
-                "{unread} unread in the receive buffer when msg stopped"
-            ));
-        }
-        line += &format!("; dropped: {}", dropped.join(", "));
-        if let Some(calls) = self.recv_calls {
-            line += &format!(
-                "; {} in {} ({:.1} per call, {} coalesced by GRO)",
-                count(calls.datagrams, "datagram"),
-                count(calls.calls, "receive call"),
-                calls.per_call().unwrap_or(0.0),
-                calls.segmented
-            );
-        }
-        // A closed stderr must not turn a clean exit into a panic.
-        let _ = writeln!(std::io::stderr(), "{line}");
-    }
-
-    fn print_json(&self) -> anyhow::Result<()> {
-        let (messages, bytes, peers, _) = self.tally;
-        let mut summary = serde_json::json!({
-            "summary": {
-                "messages": messages,
-                "bytes": bytes,
-                "peers": peers,
-                "connections": self.counted.connections,
-                "invalid": self.counted.invalid,
-                "unauthenticated": self.counted.unauthenticated,
-                "kernel_drops": self.kernel_drops,
-                "output_drops": self.output_drops,
-                "not_printed": self.not_printed,
-                "unread": self.unread,
-            }
-        });
-        if let Some(calls) = self.recv_calls {
-            summary["summary"]["recv_calls"] = calls.calls.into();
-            summary["summary"]["recv_datagrams"] = calls.datagrams.into();
-            summary["summary"]["gro_datagrams"] = calls.segmented.into();
-        }
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer(&mut out, &summary)?;
-        writeln!(out)?;
-        Ok(out.flush()?)
-    }
 }

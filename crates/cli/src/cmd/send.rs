@@ -11,12 +11,12 @@ use msg_net::connect::connect_any;
 use msg_net::length::LengthLink;
 use msg_net::limits::{BodyLimit, Family};
 use msg_net::send::{Bodies, BodyError, STDIN_PIECE, Sender};
-use msg_net::{ConnectOptions, Link, PeerAddr, Transport};
+use msg_net::{ConnectOptions, Link};
 use tokio::io::{BufReader, Stdin};
 
 use crate::args::{
     AuthArgs, FramingArg, OutputArgs, TcpArgs, TransportArg, UsageError, check_client_modes,
-    parse_host_port, parse_positive_duration, usage,
+    parse_positive_duration, usage,
 };
 use crate::hint;
 use crate::output::count;
@@ -27,7 +27,7 @@ pub(crate) struct SendArgs {
     pub(crate) transport: TransportArg,
 
     // (`help` rather than a doc comment: rustdoc would read "[::1]" as a link.)
-    #[arg(value_name = "ADDR", value_parser = parse_host_port,
+    #[arg(value_name = "ADDR", value_parser = msg_net::parse_host_port,
           help = "Where to send: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000, or a PORT alone for 127.0.0.1:PORT")]
     pub(crate) addr: String,
 
@@ -136,8 +136,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     // known before connecting; a UDP datagram's depends on the address
     // family, known once connected (which sends nothing).
     let limit_of = |family| {
-        body_limit(
-            args.framing,
+        msg_net::length::Framing::from(args.framing).body_limit(
             transport,
             family,
             args.tcp.max_frame,
@@ -184,8 +183,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         if args.reply {
             let reply = sender
                 .reply(seq, &addr, args.timeout, args.reply_idle)
-                .await?
-                .ok_or_else(|| no_reply(transport, seq, &addr, args.timeout))?;
+                .await?;
             crate::output::print(printer, &addr, Some(seq), &reply)?;
         }
     }
@@ -200,24 +198,6 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The largest message over `transport` (a datagram's once its address
-/// `family` is known), framed as `framing` says, tagged when
-/// `authenticated`, or `raw`: [`BodyLimit::of`], and a bare length's
-/// frame holds the body alone.
-pub(crate) fn body_limit(
-    framing: FramingArg,
-    transport: Transport,
-    family: Option<Family>,
-    max_frame: usize,
-    authenticated: bool,
-    raw: bool,
-) -> Option<BodyLimit> {
-    match framing {
-        FramingArg::Length => Some(BodyLimit::length_framed(max_frame)),
-        FramingArg::Msg => BodyLimit::of(transport, family, max_frame, authenticated, raw),
-    }
 }
 
 /// Sends one file, with a progress bar on a terminal, and says on stderr
@@ -262,18 +242,6 @@ fn progress_bar(size: u64, name: &str, quiet: bool) -> indicatif::ProgressBar {
         bar.set_message(name.to_owned());
     }
     bar
-}
-
-fn no_reply(transport: Transport, seq: u64, addr: &PeerAddr, wait: Duration) -> anyhow::Error {
-    let wait = humantime::format_duration(wait);
-    if transport.caps().reliable {
-        anyhow!("no reply to message {seq} from {addr} within {wait}")
-    } else {
-        anyhow!(
-            "no reply to message {seq} from {addr} within {wait}: \
-             the datagram or its reply was lost, or nobody answers there"
-        )
-    }
 }
 
 /// The errors that refuse a message larger than msg-net's [`BodyLimit`],
@@ -338,6 +306,7 @@ impl<'a> Source<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use msg_net::Transport;
 
     #[test]
     fn the_errors_name_the_limit_and_what_sets_it() {

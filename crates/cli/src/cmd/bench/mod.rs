@@ -21,7 +21,7 @@ use msg_bench::clients::Load;
 use msg_bench::{Batch, Engine, Impairment, Mode, Pin, Placement, Plan, report};
 use msg_net::limits::{DEFAULT_MAX_FRAME, HEADER_LEN};
 
-use crate::args::{AuthArgs, parse_host_port, parse_positive_duration, usage};
+use crate::args::{AuthArgs, parse_positive_duration, usage};
 
 /// Options of `msg bench`.
 #[derive(Debug, clap::Args)]
@@ -34,7 +34,7 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     tcp: bool,
 
-    #[arg(value_name = "ADDR", value_parser = parse_host_port,
+    #[arg(value_name = "ADDR", value_parser = msg_net::parse_host_port,
           help = "A `msg listen --udp|--tcp` to measure against (any --reply: a listener \
                   always answers msg bench's pings), HOST:PORT; without it msg bench starts \
                   its own listeners on 127.0.0.1")]
@@ -207,54 +207,6 @@ pub(crate) enum Io {
     Both,
 }
 
-/// What a benchmark asks for that decides its engines.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Asked {
-    /// A rate: the open loop, or a paced stream.
-    pub(crate) paced: bool,
-    /// `--batch`.
-    pub(crate) batched: bool,
-    /// A secret.
-    pub(crate) secret: bool,
-    /// `--impair`.
-    pub(crate) impaired: bool,
-}
-
-impl Io {
-    /// The engines to measure with: `io` as asked, or by default blocking
-    /// for a closed-loop ping-pong or an unbatched, unpaced stream without
-    /// a secret, and tokio for the rest (a batched stream and a secret run
-    /// on the blocking engine too, when asked for: their default stays the
-    /// engine their figures have always come from).
-    ///
-    /// # Errors
-    ///
-    /// The reason, when the blocking engine is asked for what it does not
-    /// do.
-    pub(crate) fn engines(io: Option<Self>, asked: Asked) -> Result<Vec<Engine>, String> {
-        let blocking_can = !asked.paced && !asked.impaired;
-        let blocking_default = blocking_can && !asked.batched && !asked.secret;
-        match io {
-            None if blocking_default => Ok(vec![Engine::Blocking]),
-            None | Some(Self::Tokio) => Ok(vec![Engine::Tokio]),
-            Some(io) if !blocking_can => {
-                let what = if asked.impaired {
-                    "no --impair runs (their TCP retransmissions come from the tokio link)"
-                } else {
-                    "only the closed loop or an unpaced stream, as fast as the socket takes it, \
-                     not --rate"
-                };
-                Err(format!(
-                    "--io {}: the blocking engine does {what}; use --io tokio (the default there)",
-                    io.to_possible_value().expect("not skipped").get_name()
-                ))
-            }
-            Some(Self::Blocking) => Ok(vec![Engine::Blocking]),
-            Some(Self::Both) => Ok(vec![Engine::Blocking, Engine::Tokio]),
-        }
-    }
-}
-
 fn parse_size(s: &str) -> Result<usize, String> {
     let max = DEFAULT_MAX_FRAME - HEADER_LEN;
     let n: usize = s
@@ -327,14 +279,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let auth = args.auth.auth()?;
-    let asked = Asked {
-        paced: args.rate.is_some(),
-        batched: args.batch.is_some(),
-        secret: auth.is_some(),
-        impaired: !args.impair.is_empty(),
-    };
-    let engines = Io::engines(args.io, asked).map_err(usage)?;
-    let plan = Plan {
+    let mut plan = Plan {
         transports,
         sizes,
         remote: args.addr.clone(),
@@ -347,13 +292,19 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         timeout: args.timeout,
         nodelay: args.nodelay,
         busy_poll: args.busy_poll,
-        engines,
+        engines: Vec::new(),
         auth,
         impairments: args.impair.clone(),
         batch: args.batch.map(|size| Batch {
             size: usize::from(size),
             gso: !args.no_gso,
         }),
+    };
+    plan.engines = match args.io {
+        None => plan.default_engines(),
+        Some(Io::Blocking) => vec![Engine::Blocking],
+        Some(Io::Tokio) => vec![Engine::Tokio],
+        Some(Io::Both) => vec![Engine::Blocking, Engine::Tokio],
     };
     let mut progress = Bar(ProgressBar::hidden());
     let results = msg_bench::run(&plan, &mut progress).map_err(error)?;
@@ -505,13 +456,11 @@ mod namespace {
     #[cfg(target_os = "linux")]
     pub(super) fn reexec() -> anyhow::Result<std::process::ExitCode> {
         use anyhow::Context;
-        use std::os::unix::process::ExitStatusExt;
-        use std::process::ExitCode;
 
         let exe = std::env::current_exe().context("cannot find msg's own executable")?;
         let mut again = std::process::Command::new(exe);
         again.args(std::env::args_os().skip(1));
-        let status = netns::rerun_private(again).map_err(|err| match err {
+        let code = netns::rerun_private(again).map_err(|err| match err {
             NetnsError::Unshare {
                 call,
                 source,
@@ -522,11 +471,7 @@ mod namespace {
             )),
             err => err.into(),
         })?;
-        Ok(match (status.code(), status.signal()) {
-            (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-            (None, Some(signal)) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
-            (None, None) => ExitCode::FAILURE,
-        })
+        Ok(std::process::ExitCode::from(code))
     }
 
     /// In the child: refuses to go on anywhere but a namespace of its own.
@@ -579,62 +524,5 @@ impl msg_bench::Progress for Bar {
 
     fn done(&mut self) {
         self.0.inc(1);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blocking_is_the_default_only_where_it_measures() {
-        let closed_loop = Asked::default();
-        let paced = Asked {
-            paced: true,
-            ..Asked::default()
-        };
-        let secret = Asked {
-            secret: true,
-            ..Asked::default()
-        };
-        let batched = Asked {
-            batched: true,
-            ..Asked::default()
-        };
-        let impaired = Asked {
-            impaired: true,
-            ..Asked::default()
-        };
-        assert_eq!(Io::engines(None, closed_loop), Ok(vec![Engine::Blocking]));
-        assert_eq!(Io::engines(None, paced), Ok(vec![Engine::Tokio]));
-        assert_eq!(Io::engines(None, batched), Ok(vec![Engine::Tokio]));
-        assert_eq!(Io::engines(None, secret), Ok(vec![Engine::Tokio]));
-        assert_eq!(
-            Io::engines(Some(Io::Both), closed_loop),
-            Ok(vec![Engine::Blocking, Engine::Tokio])
-        );
-        let refused = Io::engines(Some(Io::Blocking), paced).unwrap_err();
-        assert!(refused.contains("--io blocking") && refused.contains("--io tokio"));
-        // A secret and a batch run on the blocking engine when asked for.
-        assert_eq!(
-            Io::engines(Some(Io::Both), secret),
-            Ok(vec![Engine::Blocking, Engine::Tokio])
-        );
-        assert_eq!(
-            Io::engines(Some(Io::Blocking), batched),
-            Ok(vec![Engine::Blocking])
-        );
-        assert_eq!(Io::engines(None, impaired), Ok(vec![Engine::Tokio]));
-        assert!(Io::engines(Some(Io::Blocking), impaired).is_err());
-        assert_eq!(
-            Io::engines(
-                Some(Io::Tokio),
-                Asked {
-                    secret: true,
-                    ..paced
-                }
-            ),
-            Ok(vec![Engine::Tokio])
-        );
     }
 }

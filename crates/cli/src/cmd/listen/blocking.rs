@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use msg_net::{Counters, Events, ServeConfig, blocking, kernel_udp_drops};
+use msg_net::{Counters, Events, ServeConfig, Summary, blocking, kernel_udp_drops};
 use tracing::info;
 
-use super::{ListenArgs, Stop, Summary, conclude};
+use super::{ListenArgs, Stop, conclude};
 use crate::args::usage;
 use crate::output::{self, Tally};
 
