@@ -80,7 +80,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             result?;
         }
         Command::Listen(args) => {
-            return runtime()?.block_on(cmd::listen::run(args, quiet, shutdown_signal()));
+            let runtime = runtime()?;
+            let shutdown = {
+                let _inside = runtime.enter();
+                shutdown_signal()
+            };
+            return runtime.block_on(cmd::listen::run(args, quiet, shutdown));
         }
         Command::Exec(args) => return runtime()?.block_on(cmd::exec::run(args)),
         Command::Keygen(args) => cmd::keygen::run(&args)?,
@@ -103,48 +108,59 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// The first SIGINT, SIGTERM or SIGHUP. A second one, while the listener
 /// finishes up (removing partial files, killing its commands, printing its
 /// summary), exits at once.
-async fn shutdown_signal() -> Stop {
-    let stop = signal().await;
-    tokio::spawn(async {
-        let again = signal().await;
-        std::process::exit(i32::from(again.code()));
-    });
-    stop
-}
-
-/// Waits for SIGINT, SIGTERM or SIGHUP. A handler that cannot be
-/// installed leaves that signal's default (terminate) in place.
-async fn signal() -> Stop {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let (terminate, hangup) = {
-        use tokio::signal::unix::SignalKind;
-        (
-            unix_signal(SignalKind::terminate()),
-            unix_signal(SignalKind::hangup()),
-        )
-    };
-    #[cfg(not(unix))]
-    let (terminate, hangup) = (std::future::pending::<()>(), std::future::pending::<()>());
-    tokio::select! {
-        () = interrupt => Stop::Interrupt,
-        () = terminate => Stop::Terminate,
-        () = hangup => Stop::Hangup,
+///
+/// The handlers are installed now, before the listener binds, not when the
+/// future is first polled: a signal sent as soon as the listener says it
+/// is listening (a service manager, a test) must stop it cleanly, its
+/// socket file removed, rather than kill it. Call within the runtime.
+fn shutdown_signal() -> impl Future<Output = Stop> {
+    let mut signals = Signals::install();
+    async move {
+        let stop = signals.next().await;
+        tokio::spawn(async move {
+            let again = signals.next().await;
+            std::process::exit(i32::from(again.code()));
+        });
+        stop
     }
 }
 
-/// The next `kind`; never, when its handler cannot be installed.
-#[cfg(unix)]
-async fn unix_signal(kind: tokio::signal::unix::SignalKind) {
-    match tokio::signal::unix::signal(kind) {
-        Ok(mut signal) => {
+/// SIGINT, SIGTERM and SIGHUP, each caught from the moment it is
+/// installed; a handler that cannot be installed leaves that signal's
+/// default (terminate) in place.
+struct Signals([Option<tokio::signal::unix::Signal>; 3]);
+
+impl Signals {
+    const STOPS: [Stop; 3] = [Stop::Interrupt, Stop::Terminate, Stop::Hangup];
+
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let kinds = [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+        ];
+        Self(kinds.map(|kind| signal(kind).ok()))
+    }
+
+    /// The next signal caught.
+    async fn next(&mut self) -> Stop {
+        let [interrupt, terminate, hangup] = &mut self.0;
+        tokio::select! {
+            () = caught(interrupt) => Self::STOPS[0],
+            () = caught(terminate) => Self::STOPS[1],
+            () = caught(hangup) => Self::STOPS[2],
+        }
+    }
+}
+
+/// The next `signal`; never, for one without a handler.
+async fn caught(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
             signal.recv().await;
         }
-        Err(_) => std::future::pending::<()>().await,
+        None => std::future::pending::<()>().await,
     }
 }
 
