@@ -44,6 +44,11 @@ pub(crate) struct TransportArg {
     /// Use TCP: a stream, each message behind a 4-byte length
     #[arg(long)]
     pub(crate) tcp: bool,
+
+    /// Use a Unix stream socket, framed as TCP is: ADDR is its path, or
+    /// @NAME in Linux's abstract namespace
+    #[arg(long)]
+    pub(crate) unix: bool,
 }
 
 /// The transports `--udp` and `--tcp` name where several may be measured:
@@ -52,18 +57,27 @@ pub(crate) fn transports(udp: bool, tcp: bool) -> Vec<Transport> {
     match (udp, tcp) {
         (true, false) => vec![Transport::Udp],
         (false, true) => vec![Transport::Tcp],
-        _ => Transport::ALL.to_vec(),
+        _ => Transport::INET.to_vec(),
     }
 }
 
 impl TransportArg {
     pub(crate) fn transport(&self) -> Transport {
-        if self.udp {
-            Transport::Udp
-        } else {
-            Transport::Tcp
+        match (self.udp, self.unix) {
+            (true, _) => Transport::Udp,
+            (_, true) => Transport::Unix,
+            _ => Transport::Tcp,
         }
     }
+}
+
+/// ADDR as `transport` reads it: `HOST:PORT` or `PORT`, or a Unix socket's
+/// path; a usage error (exit 2) otherwise, before anything is bound or
+/// sent.
+pub(crate) fn parse_addr(transport: Transport, addr: &str) -> anyhow::Result<String> {
+    transport
+        .parse_addr(addr)
+        .map_err(|err| usage(err.to_string()))
 }
 
 /// TCP settings shared by send and listen.
@@ -90,6 +104,7 @@ impl TcpArgs {
         TcpOptions {
             max_frame: self.max_frame,
             nodelay: self.nodelay,
+            ..TcpOptions::default()
         }
     }
 }

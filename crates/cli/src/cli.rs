@@ -122,7 +122,7 @@ mod tests {
                 panic!("listen")
             };
             assert!(!args.tcp.nodelay, "{nodelay:?}");
-            assert_eq!(args.addr, "127.0.0.1:9000", "{nodelay:?}");
+            assert_eq!(args.addr().unwrap(), "127.0.0.1:9000", "{nodelay:?}");
         }
         // A missing value is reported against --nodelay, not the address.
         let err = Cli::try_parse_from(["msg", "listen", "--tcp", "--nodelay", "127.0.0.1:9"])

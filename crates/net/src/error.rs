@@ -17,6 +17,13 @@ pub enum Error {
     /// mid-frame, a decode error, a failed connect).
     #[error(transparent)]
     Tcp(#[from] msg_tcp::Error),
+    /// A Unix socket address that `sun_path` cannot hold, or none.
+    #[error(transparent)]
+    UnixPath(#[from] msg_tcp::unix::UnixPathError),
+    /// A Unix listener could not start: its file is in use, or is not a
+    /// socket, or the system refused.
+    #[error(transparent)]
+    UnixBind(#[from] msg_tcp::unix::BindError),
     /// The host name could not be looked up.
     #[error("cannot resolve '{addr}'")]
     Resolve {

@@ -132,7 +132,11 @@ impl Link {
     pub async fn send(&mut self, msg: &Message) -> Result<(), Error> {
         match &mut self.inner {
             Inner::Datagram(socket) => socket.send(msg).await?,
-            Inner::Stream(conn) => conn.write_message(msg).await?,
+            Inner::Stream(conn) => {
+                if let Err(err) = conn.write_message(msg).await {
+                    return Err(refusal_waiting(conn).await.unwrap_or(err.into()));
+                }
+            }
         }
         Ok(())
     }
@@ -241,6 +245,18 @@ impl Tx {
             TxInner::Stream(write) => write.write_message(msg).await?,
         }
         Ok(())
+    }
+}
+
+/// Why a listener refused us, when it said so before closing: a listener
+/// writes its refusal and closes, and over a Unix socket our next write
+/// then fails at once (`EPIPE`), the reason still unread in our receive
+/// queue. It is there already, so the wait is short.
+async fn refusal_waiting(conn: &mut msg_tcp::Connection<AnyStream>) -> Option<Error> {
+    let read = tokio::time::timeout(Duration::from_millis(100), conn.read_message());
+    match read.await {
+        Ok(Ok(Some(msg))) if msg.kind == Kind::Error => Some(Error::Peer(printable(&msg.body))),
+        _ => None,
     }
 }
 

@@ -31,6 +31,13 @@ pub const MAX_CONNS: Template = Template {
     after: " connections at once; try again later",
 };
 
+/// A Unix listener that serves only some users, to a process of another
+/// (or of one the kernel did not name): the uid, or `unknown`.
+pub const UID_NOT_ALLOWED: Template = Template {
+    before: "this listener does not serve uid ",
+    after: "",
+};
+
 /// A listener closing a connection that sent nothing for its idle
 /// timeout: the timeout.
 pub const IDLE: Template = Template {
@@ -127,6 +134,7 @@ mod tests {
             SAVES_NO_FILES.to_owned(),
             BLOCKING_ENGINE.to_owned(),
             MAX_CONNS.format("N"),
+            UID_NOT_ALLOWED.format("UID"),
             IDLE.format("D"),
             FILE_EXISTS.format("NAME"),
             PROGRAM_NOT_ALLOWED.format("PROGRAM"),

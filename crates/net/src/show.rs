@@ -43,6 +43,8 @@ pub struct Format {
 struct Record<'a> {
     #[serde(serialize_with = "as_text")]
     peer: &'a PeerAddr,
+    #[serde(flatten)]
+    cred: Option<Cred>,
     #[serde(skip_serializing_if = "Option::is_none")]
     seq: Option<u64>,
     /// The body's length in bytes (raw mode: the datagram's or the read's).
@@ -51,6 +53,27 @@ struct Record<'a> {
     body: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body_b64: Option<String>,
+}
+
+/// Who a Unix socket's peer is, beside its text in JSON: `"pid"` (where
+/// the system gives it), `"uid"`, `"gid"`.
+#[derive(Serialize)]
+struct Cred {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<i32>,
+    uid: u32,
+    gid: u32,
+}
+
+impl Cred {
+    fn of(peer: &PeerAddr) -> Option<Self> {
+        let cred = peer.unix()?.cred?;
+        Some(Self {
+            pid: cred.pid,
+            uid: cred.uid,
+            gid: cred.gid,
+        })
+    }
 }
 
 /// A peer in JSON: the text it displays as, which for an IP peer is what
@@ -75,6 +98,7 @@ impl Format {
             let text = std::str::from_utf8(body).ok();
             let record = Record {
                 peer,
+                cred: Cred::of(peer),
                 seq,
                 len: body.len(),
                 body: text,
@@ -138,6 +162,8 @@ impl Format {
             struct FileRecord<'a> {
                 #[serde(serialize_with = "as_text")]
                 peer: &'a PeerAddr,
+                #[serde(flatten)]
+                cred: Option<Cred>,
                 name: &'a str,
                 size: u64,
                 hash: &'a str,
@@ -145,6 +171,7 @@ impl Format {
             }
             let record = FileRecord {
                 peer,
+                cred: Cred::of(peer),
                 name,
                 size,
                 hash,

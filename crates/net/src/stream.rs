@@ -20,10 +20,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use msg_tcp::unix::{SocketFile, UnixPath, UnixPeer};
 use msg_tcp::{Accept, Options, PeerAddr, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream, unix};
 
 use crate::transport::StreamKind;
 use crate::{Error, TcpInfo, Transport};
@@ -33,6 +34,8 @@ use crate::{Error, TcpInfo, Transport};
 pub(crate) enum AnyStream {
     /// A TCP connection.
     Tcp(TcpStream),
+    /// A Unix stream socket.
+    Unix(UnixStream),
 }
 
 /// The reading half of a split [`AnyStream`].
@@ -40,6 +43,8 @@ pub(crate) enum AnyStream {
 pub(crate) enum AnyReader {
     /// A TCP connection's.
     Tcp(OwnedReadHalf),
+    /// A Unix stream socket's.
+    Unix(unix::OwnedReadHalf),
 }
 
 /// The writing half of a split [`AnyStream`].
@@ -47,6 +52,8 @@ pub(crate) enum AnyReader {
 pub(crate) enum AnyWriter {
     /// A TCP connection's.
     Tcp(OwnedWriteHalf),
+    /// A Unix stream socket's.
+    Unix(unix::OwnedWriteHalf),
 }
 
 /// A listening socket for any kind of [`AnyStream`].
@@ -54,6 +61,17 @@ pub(crate) enum AnyWriter {
 pub(crate) enum AnyListener {
     /// A TCP listener.
     Tcp(TcpListener),
+    /// A Unix stream listener, the address it was bound to (which the
+    /// kernel does not give back for an abstract name), and its socket
+    /// file, removed when the listener goes.
+    Unix {
+        // First, so that it goes first: the file is removed while the
+        // socket still listens, and nobody can take it for stale and
+        // replace it in between.
+        _file: Option<SocketFile>,
+        listener: UnixListener,
+        path: UnixPath,
+    },
 }
 
 /// Connects a stream of `kind` to `addr` within `timeout` (`None`: as
@@ -79,6 +97,10 @@ pub(crate) async fn connect(
                     .map(AnyStream::Tcp)
                     .map_err(failed)
             }
+            StreamKind::Unix => msg_tcp::unix::connect(unix_path(addr)?)
+                .await
+                .map(AnyStream::Unix)
+                .map_err(failed),
         }
     };
     match timeout {
@@ -106,6 +128,16 @@ pub(crate) async fn bind(
             let ip = Transport::Tcp.inet(addr)?;
             AnyListener::Tcp(msg_tcp::Listener::bind(ip, options).await?.into_inner())
         }
+        StreamKind::Unix => {
+            let path = unix_path(addr)?;
+            let (listener, file) = msg_tcp::unix::bind(path, options.socket_mode)?;
+            listener.set_nonblocking(true)?;
+            AnyListener::Unix {
+                listener: UnixListener::from_std(listener)?,
+                path: path.clone(),
+                _file: file,
+            }
+        }
     };
     Ok(msg_tcp::Listener::new(listener, options))
 }
@@ -116,6 +148,7 @@ impl AnyStream {
     pub(crate) fn keepalive(&self, after: Option<Duration>) {
         match self {
             Self::Tcp(stream) => msg_tcp::tcp::keepalive(stream, after),
+            Self::Unix(_) => {}
         }
     }
 
@@ -123,6 +156,7 @@ impl AnyStream {
     pub(crate) fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
         match self {
             Self::Tcp(stream) => tcp_info_of(stream),
+            Self::Unix(_) => Ok(None),
         }
     }
 }
@@ -132,6 +166,7 @@ impl AnyWriter {
     pub(crate) fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
         match self {
             Self::Tcp(write) => tcp_info_of(write.as_ref()),
+            Self::Unix(_) => Ok(None),
         }
     }
 }
@@ -141,8 +176,23 @@ impl AnyListener {
     pub(crate) fn local_addr(&self) -> io::Result<PeerAddr> {
         match self {
             Self::Tcp(listener) => listener.local_addr().map(PeerAddr::Inet),
+            Self::Unix { path, .. } => Ok(PeerAddr::Unix(UnixPeer {
+                path: Some(path.clone()),
+                cred: None,
+            })),
         }
     }
+}
+
+/// The path of a Unix socket's address, refused for any other kind.
+pub(crate) fn unix_path(addr: &PeerAddr) -> Result<&UnixPath, Error> {
+    addr.unix()
+        .and_then(|peer| peer.path.as_ref())
+        .ok_or_else(|| Error::AddressKind {
+            transport: Transport::Unix,
+            needs: "a path",
+            addr: addr.clone(),
+        })
 }
 
 fn tcp_info_of(stream: &TcpStream) -> Result<Option<TcpInfo>, Error> {
@@ -160,12 +210,14 @@ impl Stream for AnyStream {
     fn apply(&self, options: &Options) -> io::Result<()> {
         match self {
             Self::Tcp(stream) => stream.apply(options),
+            Self::Unix(stream) => stream.apply(options),
         }
     }
 
     fn peer_addr(&self) -> io::Result<PeerAddr> {
         match self {
             Self::Tcp(stream) => Stream::peer_addr(stream),
+            Self::Unix(stream) => Stream::peer_addr(stream),
         }
     }
 
@@ -175,12 +227,17 @@ impl Stream for AnyStream {
                 let (read, write) = stream.into_split();
                 (AnyReader::Tcp(read), AnyWriter::Tcp(write))
             }
+            Self::Unix(stream) => {
+                let (read, write) = stream.into_split();
+                (AnyReader::Unix(read), AnyWriter::Unix(write))
+            }
         }
     }
 
     fn input_waiting(&self) -> bool {
         match self {
             Self::Tcp(stream) => stream.input_waiting(),
+            Self::Unix(stream) => stream.input_waiting(),
         }
     }
 }
@@ -192,6 +249,8 @@ impl Accept for AnyListener {
         match self {
             Self::Tcp(listener) => Accept::poll_accept(listener, cx)
                 .map_ok(|(stream, peer)| (AnyStream::Tcp(stream), peer)),
+            Self::Unix { listener, .. } => Accept::poll_accept(listener, cx)
+                .map_ok(|(stream, peer)| (AnyStream::Unix(stream), peer)),
         }
     }
 }
@@ -207,6 +266,7 @@ macro_rules! read_through {
             ) -> Poll<io::Result<()>> {
                 match self.get_mut() {
                     Self::Tcp(inner) => Pin::new(inner).poll_read(cx, buf),
+                    Self::Unix(inner) => Pin::new(inner).poll_read(cx, buf),
                 }
             }
         }
@@ -226,6 +286,7 @@ macro_rules! write_through {
             ) -> Poll<io::Result<usize>> {
                 match self.get_mut() {
                     Self::Tcp(inner) => Pin::new(inner).poll_write(cx, buf),
+                    Self::Unix(inner) => Pin::new(inner).poll_write(cx, buf),
                 }
             }
 
@@ -236,24 +297,28 @@ macro_rules! write_through {
             ) -> Poll<io::Result<usize>> {
                 match self.get_mut() {
                     Self::Tcp(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
+                    Self::Unix(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
                 }
             }
 
             fn is_write_vectored(&self) -> bool {
                 match self {
                     Self::Tcp(inner) => inner.is_write_vectored(),
+                    Self::Unix(inner) => inner.is_write_vectored(),
                 }
             }
 
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 match self.get_mut() {
                     Self::Tcp(inner) => Pin::new(inner).poll_flush(cx),
+                    Self::Unix(inner) => Pin::new(inner).poll_flush(cx),
                 }
             }
 
             fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 match self.get_mut() {
                     Self::Tcp(inner) => Pin::new(inner).poll_shutdown(cx),
+                    Self::Unix(inner) => Pin::new(inner).poll_shutdown(cx),
                 }
             }
         }

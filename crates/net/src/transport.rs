@@ -12,17 +12,30 @@ pub enum Transport {
     Udp,
     /// A stream, each message behind a 4-byte length.
     Tcp,
+    /// A Unix stream socket (`AF_UNIX`, `SOCK_STREAM`): framed as TCP is,
+    /// between processes on one machine, at a path.
+    Unix,
 }
 
 impl Transport {
     /// Every transport, in the order tables list them.
-    pub const ALL: [Self; 2] = [Self::Udp, Self::Tcp];
+    pub const ALL: [Self; 3] = [Self::Udp, Self::Tcp, Self::Unix];
+
+    /// The transports over the network, which a benchmark measures unless
+    /// told otherwise.
+    pub const INET: [Self; 2] = [Self::Udp, Self::Tcp];
+
+    /// The transport a name (as [`Transport::name`] gives it) stands for.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
 
     /// The name used in logs, tables and JSON.
     pub fn name(self) -> &'static str {
         match self {
             Self::Udp => "udp",
             Self::Tcp => "tcp",
+            Self::Unix => "unix",
         }
     }
 
@@ -35,7 +48,7 @@ impl Transport {
     pub fn socket_type(self) -> SocketType {
         match self {
             Self::Udp => SocketType::Datagram,
-            Self::Tcp => SocketType::Stream,
+            Self::Tcp | Self::Unix => SocketType::Stream,
         }
     }
 
@@ -46,12 +59,12 @@ impl Transport {
         match self {
             Self::Udp => Family::Datagram,
             Self::Tcp => Family::Stream(StreamKind::Tcp),
+            Self::Unix => Family::Stream(StreamKind::Unix),
         }
     }
 
-    /// `addr` as the IP address and port this transport needs (all of
-    /// msg's transports so far); an address of another kind is refused
-    /// here, once, rather than by each caller.
+    /// `addr` as the IP address and port this transport needs; an address
+    /// of another kind is refused here, once, rather than by each caller.
     pub(crate) fn inet(self, addr: &PeerAddr) -> Result<SocketAddr, Error> {
         addr.inet().ok_or_else(|| Error::AddressKind {
             transport: self,
@@ -73,6 +86,7 @@ impl Transport {
             Family::Datagram | Family::Stream(StreamKind::Tcp) => {
                 Ok(PeerAddr::Inet(resolve(addr).await?))
             }
+            Family::Stream(StreamKind::Unix) => Ok(unix_addr(addr)?),
         }
     }
 
@@ -90,7 +104,31 @@ impl Transport {
                 .into_iter()
                 .map(PeerAddr::Inet)
                 .collect()),
+            Family::Stream(StreamKind::Unix) => Ok(vec![unix_addr(addr)?]),
         }
+    }
+
+    /// An address as a user wrote it for this transport, checked before
+    /// anything is bound or sent: `HOST:PORT` or `PORT`
+    /// ([`parse_host_port`], which gives `PORT` its host), or a Unix
+    /// socket's path or `@name`.
+    ///
+    /// # Errors
+    ///
+    /// [`AddrError`] naming what is wrong and the limit.
+    pub fn parse_addr(self, addr: &str) -> Result<String, AddrError> {
+        if self.is_inet() {
+            parse_host_port(addr)
+        } else {
+            msg_tcp::unix::UnixPath::parse(addr)?;
+            Ok(addr.to_owned())
+        }
+    }
+
+    /// Whether its addresses are IP addresses and ports (`HOST:PORT`), not
+    /// paths.
+    pub fn is_inet(self) -> bool {
+        !matches!(self.family(), Family::Stream(StreamKind::Unix))
     }
 
     /// What msg can do over it.
@@ -111,6 +149,14 @@ impl Transport {
                 kernel_drops: false,
                 batches: false,
                 tcp_info: true,
+            },
+            Self::Unix => Caps {
+                keeps_boundaries: false,
+                reliable: true,
+                connections: true,
+                kernel_drops: false,
+                batches: false,
+                tcp_info: false,
             },
         }
     }
@@ -147,6 +193,8 @@ pub(crate) enum Family {
 pub(crate) enum StreamKind {
     /// TCP.
     Tcp,
+    /// A Unix stream socket.
+    Unix,
 }
 
 /// What a transport can do, for the code above the transports to ask
@@ -185,6 +233,14 @@ impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// A Unix socket's address as a user wrote it: a path, or `@name`.
+fn unix_addr(addr: &str) -> Result<PeerAddr, Error> {
+    Ok(PeerAddr::Unix(msg_tcp::unix::UnixPeer {
+        path: Some(msg_tcp::unix::UnixPath::parse(addr)?),
+        cred: None,
+    }))
 }
 
 /// Resolves `HOST:PORT` to its first address, for binding. A literal
@@ -282,6 +338,9 @@ pub enum AddrError {
     /// Anything else.
     #[error("expected HOST:PORT or PORT such as 127.0.0.1:9000, [::1]:9000 or 9000, got '{0}'")]
     NotHostPort(String),
+    /// A Unix socket's path that `sun_path` cannot hold, or none.
+    #[error(transparent)]
+    Unix(#[from] msg_tcp::unix::UnixPathError),
 }
 
 #[cfg(test)]

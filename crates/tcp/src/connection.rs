@@ -27,6 +27,10 @@ pub struct Options {
     /// leaves at once instead of waiting to be coalesced with the next.
     /// Streams that have no such option ignore it.
     pub nodelay: bool,
+    /// The mode a Unix listener's socket file gets
+    /// ([`unix::DEFAULT_MODE`](crate::unix::DEFAULT_MODE), owner-only,
+    /// unless asked); the other kinds have no file.
+    pub socket_mode: u32,
 }
 
 impl Default for Options {
@@ -34,6 +38,7 @@ impl Default for Options {
         Self {
             max_frame: DEFAULT_MAX_FRAME,
             nodelay: true,
+            socket_mode: crate::unix::DEFAULT_MODE,
         }
     }
 }

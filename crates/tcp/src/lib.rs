@@ -1,4 +1,4 @@
-//! msg over TCP, or any byte stream: a length prefix in front of every message.
+//! msg over TCP, a Unix stream socket, or any byte stream: a length prefix in front of every message.
 //!
 //! TCP delivers a byte stream, not messages. Two quick writes can arrive as
 //! one read ("sticky packets") and one write can arrive as several, so the
@@ -61,11 +61,15 @@
 //! - `stream.rs`: [`Stream`], what a connection asks of its stream beyond
 //!   bytes, and [`Accept`], what a listener asks of its socket.
 //! - `peer.rs`: [`PeerAddr`], who a connection is with: an IP address and
-//!   port for TCP, room for a Unix socket's path.
+//!   port for TCP, a Unix socket's path or process.
 //! - `tcp.rs`: [`tcp`], one file per kind of stream: TCP's [`Stream`] and
 //!   [`Accept`], [`Connection::connect`], [`Listener::bind`], and what is
 //!   TCP's alone, for both of msg's engines: listening (the backlog,
 //!   `SO_REUSEADDR`) and keepalive.
+//! - `unix.rs`: [`unix`], the Unix stream socket's: its addresses (a path
+//!   or an abstract name, within `sun_path`), the peer's credentials
+//!   (`SO_PEERCRED`), and the listener's socket file (created owner-only,
+//!   a stale one replaced, a live one refused, removed on drop).
 //! - `listener.rs`: [`Listener<L>`](Listener), which accepts
 //!   [`Connection`]s from any [`Accept`].
 //! - `error.rs`: [`Error`], everything the above can report.
@@ -89,6 +93,7 @@ mod listener;
 mod peer;
 mod stream;
 pub mod tcp;
+pub mod unix;
 
 pub use codec::{Codec, DEFAULT_MAX_FRAME, LENGTH_PREFIX_LEN, READ_STEP};
 pub use connection::{Connection, DIRECT_WRITE, Options, ReadHalf, WriteHalf};

@@ -3,14 +3,15 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use crate::unix::UnixPeer;
+
 /// The address of a stream's peer, as a connection reports it and a
 /// listener shows it.
 ///
-/// An IP address and port for TCP, the only stream kind so far; an enum,
-/// and non-exhaustive, because msg's framing is not tied to TCP: a Unix
-/// socket's peer is a path, or nothing at all, and gets a variant of its
-/// own beside [`PeerAddr::Inet`].
-/// Not `Copy` for the same reason: a path would not be.
+/// An IP address and port for TCP and UDP; for a Unix socket a path, or
+/// nothing but who the peer is (a client is usually unnamed). An enum,
+/// and non-exhaustive, because msg's framing is not tied to one kind of
+/// stream; not `Copy`, because a path is not.
 ///
 /// It displays exactly as the address inside does (`127.0.0.1:5000`,
 /// `[::1]:5000`), so logs and the listener's output read as they did when
@@ -21,6 +22,8 @@ pub enum PeerAddr {
     /// A peer on the Internet protocols: TCP, or UDP where a datagram
     /// listener reports its peers the same way.
     Inet(SocketAddr),
+    /// A peer on a Unix socket: its path, if it has one, and who it is.
+    Unix(UnixPeer),
 }
 
 impl PeerAddr {
@@ -28,6 +31,15 @@ impl PeerAddr {
     pub fn inet(&self) -> Option<SocketAddr> {
         match self {
             Self::Inet(addr) => Some(*addr),
+            Self::Unix(_) => None,
+        }
+    }
+
+    /// The Unix socket's peer, for a peer on one.
+    pub fn unix(&self) -> Option<&UnixPeer> {
+        match self {
+            Self::Unix(peer) => Some(peer),
+            Self::Inet(_) => None,
         }
     }
 }
@@ -43,6 +55,7 @@ impl fmt::Display for PeerAddr {
         match self {
             // The formatter passed on, width and fill included.
             Self::Inet(addr) => fmt::Display::fmt(addr, f),
+            Self::Unix(peer) => f.pad(&peer.to_string()),
         }
     }
 }

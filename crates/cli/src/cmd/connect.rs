@@ -16,7 +16,9 @@ use msg_net::connect::connect_any;
 use msg_net::limits::Family;
 use msg_net::session::{self, Mode};
 
-use crate::args::{AuthArgs, FramingArg, OutputArgs, TcpArgs, TransportArg, check_client_modes};
+use crate::args::{
+    AuthArgs, FramingArg, OutputArgs, TcpArgs, TransportArg, check_client_modes, parse_addr,
+};
 use crate::cmd::send::Source;
 
 #[derive(Debug, Args)]
@@ -24,8 +26,10 @@ pub(crate) struct ConnectArgs {
     #[command(flatten)]
     pub(crate) transport: TransportArg,
 
-    #[arg(value_name = "ADDR", value_parser = msg_net::parse_host_port,
-          help = "The peer: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000")]
+    #[arg(
+        value_name = "ADDR",
+        help = "The peer: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000; with --unix, the socket's path"
+    )]
     pub(crate) addr: String,
 
     /// No header and no framing: stdin goes as it is read, with no lines,
@@ -67,6 +71,7 @@ pub(crate) struct ConnectArgs {
 
 pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let transport = args.transport.transport();
+    let addr = parse_addr(transport, &args.addr)?;
     let caps = transport.caps();
     let auth = args.auth.auth()?;
     check_client_modes(args.raw, args.framing, caps, auth.is_some(), &[])?;
@@ -82,7 +87,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         auth,
     };
     let options = &options;
-    let ((mut tx, mut rx), addr) = connect_any(transport, &args.addr, |addr| {
+    let ((mut tx, mut rx), addr) = connect_any(transport, &addr, |addr| {
         session::open(transport, addr, mode, options)
     })
     .await?;

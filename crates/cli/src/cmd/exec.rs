@@ -9,10 +9,10 @@ use anyhow::Context;
 use clap::Args;
 use msg_net::connect::connect_any;
 use msg_net::text::printable;
-use msg_net::{ConnectOptions, Link, exec};
+use msg_net::{ConnectOptions, Link, Transport, exec};
 use msg_proto::exec::{Command, Exit};
 
-use crate::args::{AuthArgs, TcpArgs, parse_positive_duration, usage};
+use crate::args::{AuthArgs, TcpArgs, parse_addr, parse_positive_duration, usage};
 use crate::hint;
 use crate::output::stderr_line;
 
@@ -26,9 +26,16 @@ Examples:
   msg exec --secret-file s 127.0.0.1:9000 -- sh -c 'ls | wc -l'    # a shell only when asked for
 The secret is the same file on both hosts (or MSG_SECRET): no command runs without it.")]
 pub(crate) struct ExecArgs {
-    #[arg(value_name = "ADDR", value_parser = msg_net::parse_host_port,
-          help = "The listener (msg listen --tcp --exec): HOST:PORT")]
+    #[arg(
+        value_name = "ADDR",
+        help = "The listener (msg listen --tcp --exec): HOST:PORT; with --unix, the socket's path"
+    )]
     pub(crate) addr: String,
+
+    /// Reach the listener over a Unix stream socket (msg listen --unix
+    /// PATH --exec): ADDR is its path
+    #[arg(long)]
+    pub(crate) unix: bool,
 
     /// The program and its arguments, after `--`; run as they are, with no
     /// shell (ask for one: `-- sh -c '...'`)
@@ -63,8 +70,13 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         timeout: Some(args.timeout),
         auth,
     };
-    let transport = exec::transport();
-    let (mut link, addr) = connect_any(transport, &args.addr, |addr| {
+    let transport = if args.unix {
+        Transport::Unix
+    } else {
+        exec::transport()
+    };
+    let addr = parse_addr(transport, &args.addr)?;
+    let (mut link, addr) = connect_any(transport, &addr, |addr| {
         Link::connect(transport, addr, &options)
     })
     .await?;

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 
 use crate::args::{
     AuthArgs, FramingArg, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, ReplyArg, SECRET_ENV,
-    TcpArgs, TransportArg, parse_positive_duration, usage,
+    TcpArgs, TransportArg, parse_addr, parse_positive_duration, usage,
 };
 use crate::output::{self, Tally};
 
@@ -40,9 +40,11 @@ pub(crate) struct ListenArgs {
     #[command(flatten)]
     pub(crate) transport: TransportArg,
 
-    #[arg(value_name = "ADDR", default_value = "127.0.0.1:9000", value_parser = msg_net::parse_host_port,
-          help = "Where to listen: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000, or a PORT alone for 127.0.0.1:PORT")]
-    pub(crate) addr: String,
+    #[arg(
+        value_name = "ADDR",
+        help = "Where to listen: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000, or a PORT alone for 127.0.0.1:PORT [default: 127.0.0.1:9000]; with --unix, the socket's path (or @NAME)"
+    )]
+    pub(crate) addr: Option<String>,
 
     /// Exit after N messages (with --raw over TCP: N reads)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -123,11 +125,68 @@ pub(crate) struct ListenArgs {
     #[command(flatten)]
     pub(crate) auth: AuthArgs,
 
+    #[command(flatten)]
+    pub(crate) unix: UnixArgs,
+
     /// The engine: tokio (every feature), or blocking (std sockets and
     /// blocking system calls, a thread per conversation; framed data,
     /// pings and echo only, no secret, --raw, --save-dir or --exec)
     #[arg(long, value_enum, default_value_t = ListenIo::Tokio)]
     pub(crate) io: ListenIo,
+}
+
+/// What only a Unix socket's listener has.
+#[derive(Debug, Args)]
+pub(crate) struct UnixArgs {
+    /// With --unix, the socket file's mode in octal, which decides who may
+    /// connect [default: 600, its owner only]
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    pub(crate) socket_mode: Option<u32>,
+
+    /// With --unix, serve only processes of this user id, as the kernel
+    /// says who connected (SO_PEERCRED); others are told so and closed.
+    /// Repeat, or list with commas, for several
+    #[arg(long, value_name = "UID", value_delimiter = ',')]
+    pub(crate) allow_uid: Vec<u32>,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    match u32::from_str_radix(s, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(format!(
+            "expected a file mode in octal, 0 to 777 (600: owner only), got '{s}'"
+        )),
+    }
+}
+
+impl ListenArgs {
+    /// Where to listen, checked for the transport: a Unix socket needs its
+    /// path, an IP listener defaults to 127.0.0.1:9000.
+    pub(crate) fn addr(&self) -> anyhow::Result<String> {
+        let transport = self.transport.transport();
+        let unix_only = self.unix.socket_mode.is_some() || !self.unix.allow_uid.is_empty();
+        if unix_only && transport != Transport::Unix {
+            return Err(usage(
+                "--socket-mode and --allow-uid are for --unix listeners",
+            ));
+        }
+        match &self.addr {
+            Some(addr) => parse_addr(transport, addr),
+            None if transport.is_inet() => Ok("127.0.0.1:9000".to_owned()),
+            None => Err(usage(
+                "--unix needs the socket's path: msg listen --unix PATH",
+            )),
+        }
+    }
+
+    /// The stream options, a Unix socket file's mode among them.
+    pub(crate) fn stream_options(&self) -> msg_net::limits::TcpOptions {
+        let mut options = self.tcp.options();
+        if let Some(mode) = self.unix.socket_mode {
+            options.socket_mode = mode;
+        }
+        options
+    }
 }
 
 /// How the exit summary is given.
@@ -362,8 +421,8 @@ pub(crate) async fn run(
     if args.batch.is_some() && (!caps.batches || args.raw) {
         return Err(usage(BATCH_NEEDS_UDP));
     }
-    let addr = transport.listen_addr(&args.addr).await?;
-    let listener = Listener::bind(transport, addr, args.tcp.options()).await?;
+    let addr = transport.listen_addr(&args.addr()?).await?;
+    let listener = Listener::bind(transport, addr, args.stream_options()).await?;
     if let Some(bytes) = args.rcvbuf {
         if !caps.kernel_drops {
             return Err(usage("--rcvbuf is for --udp listeners"));
@@ -397,6 +456,7 @@ pub(crate) async fn run(
         explain: Some(crate::hint::chain_of),
         busy_poll: args.busy_poll,
         udp_batch: args.batch.map_or(0, usize::from),
+        allow_uids: args.unix.allow_uid.clone(),
     };
     let counting = events.clone();
     // The signal that stopped us, and whether a file was arriving then.

@@ -16,7 +16,7 @@ use tokio::io::{BufReader, Stdin};
 
 use crate::args::{
     AuthArgs, FramingArg, OutputArgs, TcpArgs, TransportArg, UsageError, check_client_modes,
-    parse_positive_duration, usage,
+    parse_addr, parse_positive_duration, usage,
 };
 use crate::hint;
 use crate::output::count;
@@ -27,8 +27,10 @@ pub(crate) struct SendArgs {
     pub(crate) transport: TransportArg,
 
     // (`help` rather than a doc comment: rustdoc would read "[::1]" as a link.)
-    #[arg(value_name = "ADDR", value_parser = msg_net::parse_host_port,
-          help = "Where to send: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000, or a PORT alone for 127.0.0.1:PORT")]
+    #[arg(
+        value_name = "ADDR",
+        help = "Where to send: HOST:PORT, e.g. 127.0.0.1:9000 or [::1]:9000, or a PORT alone for 127.0.0.1:PORT; with --unix, the socket's path"
+    )]
     pub(crate) addr: String,
 
     /// Messages to send, one per argument; with none, each line of stdin is
@@ -88,6 +90,7 @@ pub(crate) struct SendArgs {
 
 pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     let transport = args.transport.transport();
+    let addr = parse_addr(transport, &args.addr)?;
     let caps = transport.caps();
     // A raw stream has no messages: an empty one would be nothing at all.
     if args.raw && !caps.keeps_boundaries {
@@ -121,7 +124,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             timeout: Some(args.timeout),
             auth,
         };
-        let (mut link, _) = connect_any(transport, &args.addr, |addr| {
+        let (mut link, _) = connect_any(transport, &addr, |addr| {
             Link::connect(transport, addr, &options)
         })
         .await?;
@@ -156,7 +159,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         auth,
     };
     let options = &options;
-    let (mut sender, addr) = connect_any(transport, &args.addr, |addr| async move {
+    let (mut sender, addr) = connect_any(transport, &addr, |addr| async move {
         if length {
             Ok(Sender::Length(
                 LengthLink::connect(transport, addr, options).await?,

@@ -183,6 +183,7 @@ pub(super) async fn framed_tcp(nodelay: bool) -> Result<Part> {
     let options = msg_tcp::Options {
         max_frame: DEFAULT_MAX_FRAME,
         nodelay,
+        ..Default::default()
     };
     let listener = Listener::bind(localhost(), options).await?;
     let addr = listener.local_addr()?;

@@ -80,7 +80,7 @@ impl Listener {
                         .map_err(|source| msg_udp::Error::Bind { addr, source })?,
                 )
             }
-            Family::Stream(kind) => Bound::Stream(stream::bind(kind, &addr)?),
+            Family::Stream(kind) => Bound::Stream(stream::bind(kind, &addr, &tcp)?),
         };
         Ok(Self {
             inner,
@@ -264,12 +264,24 @@ fn serve_streams(
         debug!(%peer, "connected");
         config.counters.connected();
         stream.keepalive(config.limits.keepalive);
+        if let Some(uid) = config.refuses(&peer) {
+            let uid = uid.map_or_else(|| "unknown".to_owned(), |uid| uid.to_string());
+            failures.warn(|suppressed| {
+                warn!(%peer, suppressed, "refused a connection: uid {uid} is not allowed");
+            });
+            refuse_connection(
+                stream,
+                options,
+                &crate::refusal::UID_NOT_ALLOWED.format(uid),
+            );
+            continue;
+        }
         let max = config.limits.max_conns;
         if open.load(Ordering::Relaxed) >= max {
             failures.warn(|suppressed| {
                 warn!(%peer, suppressed, "refused a connection: {max} are open, the most this listener takes");
             });
-            refuse_connection(stream, options, max);
+            refuse_connection(stream, options, &crate::refusal::MAX_CONNS.format(max));
             continue;
         }
         open.fetch_add(1, Ordering::Relaxed);
@@ -397,12 +409,12 @@ fn serve_connection(
     Ok(())
 }
 
-/// Tells a client that the listener is full, and closes.
-fn refuse_connection(stream: AnyStream, options: msg_tcp::Options, max: usize) {
+/// Tells a client why it is not served (the listener is full, say), and
+/// closes.
+fn refuse_connection(stream: AnyStream, options: msg_tcp::Options, text: &str) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let mut conn = Framed::new(stream, options.max_frame);
-    let text = crate::refusal::MAX_CONNS.format(max);
-    let _ = conn.write_message(&error_message(&text), &|| false);
+    let _ = conn.write_message(&error_message(text), &|| false);
 }
 
 /// Wakes the thread that waits in [`block_on`].

@@ -10,11 +10,14 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::Duration;
 
 use msg_tcp::PeerAddr;
+use msg_tcp::unix::{SocketFile, UnixPath, UnixPeer};
 
 use super::io::Stream;
+use crate::stream::unix_path;
 use crate::transport::StreamKind;
 use crate::{Error, Transport};
 
@@ -23,6 +26,8 @@ use crate::{Error, Transport};
 pub(crate) enum AnyStream {
     /// A TCP connection.
     Tcp(TcpStream),
+    /// A Unix stream socket.
+    Unix(UnixStream),
 }
 
 /// A listening std socket of any stream kind.
@@ -30,6 +35,16 @@ pub(crate) enum AnyStream {
 pub(crate) enum AnyListener {
     /// A TCP listener.
     Tcp(TcpListener),
+    /// A Unix stream listener, its address and its socket file (see the
+    /// tokio engine's).
+    Unix {
+        // First, so that it goes first: the file is removed while the
+        // socket still listens, and nobody can take it for stale and
+        // replace it in between.
+        _file: Option<SocketFile>,
+        listener: UnixListener,
+        path: UnixPath,
+    },
 }
 
 /// Connects a stream of `kind` to `addr` within `timeout`.
@@ -52,12 +67,21 @@ pub(crate) fn connect(
                 .map(AnyStream::Tcp)
                 .map_err(failed)
         }
+        // A local connect is queued or refused at once: no timeout to keep.
+        StreamKind::Unix => msg_tcp::unix::connect_std(unix_path(addr)?)
+            .map(AnyStream::Unix)
+            .map_err(failed),
     }
 }
 
 /// Binds a listener of `kind` on `addr` (msg-tcp's backlog and address
-/// reuse for TCP, the same as the tokio listener's).
-pub(crate) fn bind(kind: StreamKind, addr: &PeerAddr) -> Result<AnyListener, Error> {
+/// reuse for TCP, its socket file for a Unix socket, the same as the tokio
+/// listener's).
+pub(crate) fn bind(
+    kind: StreamKind,
+    addr: &PeerAddr,
+    options: &msg_tcp::Options,
+) -> Result<AnyListener, Error> {
     let failed = |source| -> Error {
         msg_tcp::Error::Bind {
             addr: addr.clone(),
@@ -72,6 +96,15 @@ pub(crate) fn bind(kind: StreamKind, addr: &PeerAddr) -> Result<AnyListener, Err
                 .map(AnyListener::Tcp)
                 .map_err(failed)
         }
+        StreamKind::Unix => {
+            let path = unix_path(addr)?;
+            let (listener, file) = msg_tcp::unix::bind(path, options.socket_mode)?;
+            Ok(AnyListener::Unix {
+                listener,
+                path: path.clone(),
+                _file: file,
+            })
+        }
     }
 }
 
@@ -81,6 +114,7 @@ impl AnyStream {
     pub(crate) fn apply(&self, options: &msg_tcp::Options) -> io::Result<()> {
         match self {
             Self::Tcp(stream) => stream.set_nodelay(options.nodelay),
+            Self::Unix(_) => Ok(()),
         }
     }
 
@@ -88,6 +122,7 @@ impl AnyStream {
     pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         match self {
             Self::Tcp(stream) => stream.set_write_timeout(timeout),
+            Self::Unix(stream) => stream.set_write_timeout(timeout),
         }
     }
 
@@ -95,6 +130,7 @@ impl AnyStream {
     pub(crate) fn keepalive(&self, after: Option<Duration>) {
         match self {
             Self::Tcp(stream) => msg_tcp::tcp::keepalive(stream, after),
+            Self::Unix(_) => {}
         }
     }
 }
@@ -111,6 +147,10 @@ impl AnyListener {
             Self::Tcp(listener) => listener
                 .accept()
                 .map(|(stream, peer)| (AnyStream::Tcp(stream), peer.into())),
+            Self::Unix { listener, .. } => listener.accept().map(|(stream, _)| {
+                let peer = unix_peer(&stream);
+                (AnyStream::Unix(stream), peer)
+            }),
         }
     }
 
@@ -119,6 +159,9 @@ impl AnyListener {
     pub(crate) fn set_accept_timeout(&self, timeout: Duration) -> io::Result<()> {
         match self {
             Self::Tcp(listener) => socket2::SockRef::from(listener).set_read_timeout(Some(timeout)),
+            Self::Unix { listener, .. } => {
+                socket2::SockRef::from(listener).set_read_timeout(Some(timeout))
+            }
         }
     }
 
@@ -126,6 +169,10 @@ impl AnyListener {
     pub(crate) fn local_addr(&self) -> io::Result<PeerAddr> {
         match self {
             Self::Tcp(listener) => listener.local_addr().map(PeerAddr::Inet),
+            Self::Unix { path, .. } => Ok(PeerAddr::Unix(UnixPeer {
+                path: Some(path.clone()),
+                cred: None,
+            })),
         }
     }
 }
@@ -134,6 +181,7 @@ impl io::Read for AnyStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(stream) => stream.read(buf),
+            Self::Unix(stream) => stream.read(buf),
         }
     }
 }
@@ -142,18 +190,21 @@ impl io::Write for AnyStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(stream) => stream.write(buf),
+            Self::Unix(stream) => stream.write(buf),
         }
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Self::Tcp(stream) => stream.write_vectored(bufs),
+            Self::Unix(stream) => stream.write_vectored(bufs),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Self::Tcp(stream) => stream.flush(),
+            Self::Unix(stream) => stream.flush(),
         }
     }
 }
@@ -162,12 +213,22 @@ impl Stream for AnyStream {
     fn recv(&self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
         match self {
             Self::Tcp(stream) => stream.recv(spare, flags),
+            Self::Unix(stream) => stream.recv(spare, flags),
         }
     }
 
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         match self {
             Self::Tcp(stream) => Stream::set_read_timeout(stream, timeout),
+            Self::Unix(stream) => Stream::set_read_timeout(stream, timeout),
         }
     }
+}
+
+/// Who connected to a Unix listener, as the kernel says (`SO_PEERCRED`).
+fn unix_peer(stream: &UnixStream) -> PeerAddr {
+    PeerAddr::Unix(UnixPeer {
+        path: None,
+        cred: msg_tcp::unix::peer_cred(stream),
+    })
 }

@@ -6,7 +6,7 @@ use crate::auth::Auth;
 use crate::exec::ExecConfig;
 use crate::file::SaveConfig;
 use crate::length::Framing;
-use crate::{Counters, Limits, Reply};
+use crate::{Counters, Limits, PeerAddr, Reply};
 
 /// How a listener behaves.
 #[derive(Debug, Clone, Default)]
@@ -43,4 +43,24 @@ pub struct ServeConfig {
     /// of datagrams coalesced (UDP GRO) where the kernel offers it; 0 or 1,
     /// one per call. The calls are counted in [`ServeConfig::counters`].
     pub udp_batch: usize,
+    /// Over a Unix socket, serve only processes of these users (their uid
+    /// as the kernel recorded it when they connected, `SO_PEERCRED`);
+    /// empty: every user the socket file's mode lets connect. A peer
+    /// whose uid is not known is refused too.
+    pub allow_uids: Vec<u32>,
+}
+
+impl ServeConfig {
+    /// The refusal of `peer` by [`ServeConfig::allow_uids`], if it is
+    /// refused: its uid, or `None` inside when the kernel gave none.
+    pub(crate) fn refuses(&self, peer: &PeerAddr) -> Option<Option<u32>> {
+        if self.allow_uids.is_empty() {
+            return None;
+        }
+        let uid = peer.unix().and_then(|peer| peer.cred).map(|cred| cred.uid);
+        match uid {
+            Some(uid) if self.allow_uids.contains(&uid) => None,
+            uid => Some(uid),
+        }
+    }
 }

@@ -97,6 +97,17 @@ where
         };
         debug!(%peer, "connected");
         config.counters.connected();
+        if let Some(uid) = config.refuses(&peer) {
+            let uid = uid.map_or_else(|| "unknown".to_owned(), |uid| uid.to_string());
+            failures.warn(|suppressed| {
+                warn!(%peer, suppressed, "refused a connection: uid {uid} is not allowed");
+            });
+            if !config.raw && config.framing == Framing::Msg {
+                let text = crate::refusal::UID_NOT_ALLOWED.format(uid);
+                connections.spawn(refuse_connection(stream, options, text));
+            }
+            continue;
+        }
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             let max = config.limits.max_conns;
             failures.warn(|suppressed| {
@@ -104,7 +115,8 @@ where
             });
             // Only a msg peer can read why.
             if !config.raw && config.framing == Framing::Msg {
-                connections.spawn(refuse_connection(stream, options, max));
+                let text = crate::refusal::MAX_CONNS.format(max);
+                connections.spawn(refuse_connection(stream, options, text));
             }
             continue;
         };
@@ -280,10 +292,10 @@ async fn next_message<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Tells a client that the listener is full, and closes.
-async fn refuse_connection<S: Stream>(stream: S, options: msg_tcp::Options, max: usize) {
+/// Tells a client why it is not served (the listener is full, say), and
+/// closes.
+async fn refuse_connection<S: Stream>(stream: S, options: msg_tcp::Options, text: String) {
     if let Ok(mut conn) = Connection::new(stream, options) {
-        let text = crate::refusal::MAX_CONNS.format(max);
         let _ = tokio::time::timeout(
             Duration::from_secs(1),
             conn.write_message(&error_message(&text)),

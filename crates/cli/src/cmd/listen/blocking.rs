@@ -10,7 +10,6 @@
 //! error. `--batch N` takes up to N datagrams per receive call here too.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,8 +61,8 @@ pub(super) async fn run(
 ) -> anyhow::Result<ExitCode> {
     check(&args)?;
     let transport = args.transport.transport();
-    let addr = transport.listen_addr(&args.addr).await?;
-    let listener = blocking::Listener::bind(transport, addr, args.tcp.options())?;
+    let addr = transport.listen_addr(&args.addr()?).await?;
+    let listener = blocking::Listener::bind(transport, addr, args.stream_options())?;
     if let Some(bytes) = args.rcvbuf {
         if !transport.caps().kernel_drops {
             return Err(usage("--rcvbuf is for --udp listeners"));
@@ -73,7 +72,8 @@ pub(super) async fn run(
             .context("cannot set the receive buffer")?;
         info!("receive buffer: {granted} bytes");
     }
-    let local: SocketAddr = listener.local_addr()?;
+    // A datagram listener's address, for the kernel's count of its drops.
+    let local = listener.addr()?.inet();
     info!("listening on {listener}");
 
     let (events, received) = Events::channel();
@@ -89,6 +89,7 @@ pub(super) async fn run(
         reply: args.reply.into(),
         busy_poll: args.busy_poll,
         udp_batch: args.batch.map_or(0, usize::from),
+        allow_uids: args.unix.allow_uid.clone(),
         ..ServeConfig::default()
     };
     let counting = events.clone();
@@ -101,11 +102,9 @@ pub(super) async fn run(
             .spawn(move || {
                 let served = blocking::serve(&listener, &config, &events, &stop);
                 // Read while the socket is still open: the kernel lists it.
-                let kernel_drops = if transport.caps().kernel_drops {
-                    kernel_udp_drops(local)
-                } else {
-                    None
-                };
+                let kernel_drops = local
+                    .filter(|_| transport.caps().kernel_drops)
+                    .and_then(kernel_udp_drops);
                 let unread = listener.unread();
                 drop(events);
                 let _ = ended.send(());

@@ -1,0 +1,353 @@
+//! `--unix`: a Unix stream socket beside UDP and TCP, through send, listen,
+//! connect, exec and files, with the listener's socket file (owner-only,
+//! removed on exit, a stale one replaced, a live one refused) and the
+//! peer's credentials (`SO_PEERCRED`, `--allow-uid`).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{Running, fresh_path, msg, run, secret_arg, skip};
+
+/// A socket path of this test's own, in a directory it removes.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new() -> Self {
+        let dir = fresh_path("unix");
+        std::fs::create_dir(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn join(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `msg listen --unix PATH -v ARGS`, ready.
+fn listen(path: &str, args: &[&str]) -> Running {
+    let mut cmd = msg();
+    cmd.args(["listen", "--unix", path, "-v"]).args(args);
+    let mut process = Running::spawn(cmd, None);
+    process.wait_for_stderr("listening on");
+    process
+}
+
+fn is_socket(path: &str) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_socket())
+}
+
+#[test]
+fn messages_and_replies_go_over_a_unix_socket_on_both_engines() {
+    let dir = Dir::new();
+    for io in ["tokio", "blocking"] {
+        let path = dir.join(io);
+        let listener = listen(&path, &["--io", io, "--reply", "upper", "--count", "2"]);
+        let out = run(
+            &["send", "--unix", &path, "--reply", "hello", "world"],
+            None,
+        );
+        assert_eq!(out.code(), Some(0), "{io}: {}", out.stderr);
+        assert_eq!(out.lines(), ["HELLO", "WORLD"], "{io}");
+        let done = listener.finish();
+        assert_eq!(done.code(), Some(0), "{io}: {}", done.stderr);
+        assert_eq!(done.lines(), ["hello", "world"], "{io}");
+        assert!(done.stderr.contains("1 connection"), "{}", done.stderr);
+        assert!(!Path::new(&path).exists(), "{io}: the socket file was left");
+    }
+}
+
+#[test]
+fn the_json_names_who_connected() {
+    let dir = Dir::new();
+    let path = dir.join("s");
+    let listener = listen(&path, &["--json", "--count", "1"]);
+    let out = run(&["send", "--unix", &path, "hi"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let done = listener.finish();
+    let line: serde_json::Value = serde_json::from_str(done.lines()[0]).unwrap();
+    let uid = nix::unistd::Uid::effective().as_raw();
+    assert_eq!(line["uid"], uid, "{line}");
+    assert!(line["pid"].as_u64().is_some(), "{line}");
+    assert!(line["gid"].as_u64().is_some(), "{line}");
+    assert!(line["peer"].as_str().unwrap().starts_with("pid "), "{line}");
+}
+
+#[test]
+fn raw_mode_speaks_to_plain_unix_sockets_both_ways() {
+    let dir = Dir::new();
+    // A plain client into msg's raw listener.
+    let path = dir.join("listen");
+    let listener = listen(&path, &["--raw", "--reply", "echo"]);
+    let mut stream = UnixStream::connect(&path).unwrap();
+    stream.set_read_timeout(Some(support::DEADLINE)).unwrap();
+    stream.write_all(b"bytes as they are").unwrap();
+    let mut back = [0u8; 17];
+    stream.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"bytes as they are");
+    drop(stream);
+    let done = listener.signal("TERM");
+    assert!(done.stdout.contains("bytes as they are"), "{}", done.stdout);
+
+    // msg's raw client into a plain listener: nc -U's way.
+    let path = dir.join("plain");
+    let server = UnixListener::bind(&path).unwrap();
+    let peer = std::thread::spawn(move || {
+        let (mut stream, _) = server.accept().unwrap();
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).unwrap();
+        got
+    });
+    let out = run(&["send", "--unix", "--raw", &path, "raw"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(peer.join().unwrap(), b"raw");
+}
+
+#[test]
+fn a_secret_a_file_and_a_command_go_over_a_unix_socket() {
+    let dir = Dir::new();
+    let path = dir.join("s");
+    let save = fresh_path("unix-save");
+    let secret = secret_arg(b"the unix secret");
+    let listener = listen(
+        &path,
+        &[
+            "--secret-file",
+            &secret,
+            "--save-dir",
+            save.to_str().unwrap(),
+            "--exec",
+            "--reply",
+            "echo",
+        ],
+    );
+    let out = run(
+        &[
+            "send",
+            "--unix",
+            &path,
+            "--secret-file",
+            &secret,
+            "--reply",
+            "tagged",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.lines(), ["tagged"]);
+
+    let wrong = secret_arg(b"not the unix secret");
+    let out = run(
+        &["send", "--unix", &path, "--secret-file", &wrong, "x"],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("authentication failed"),
+        "{}",
+        out.stderr
+    );
+
+    let file = dir.join("data.bin");
+    let content: Vec<u8> = (0..200_000u32).map(|n| (n % 251) as u8).collect();
+    std::fs::write(&file, &content).unwrap();
+    let out = run(
+        &[
+            "send",
+            "--unix",
+            &path,
+            "--secret-file",
+            &secret,
+            "--file",
+            &file,
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(std::fs::read(save.join("data.bin")).unwrap(), content);
+
+    let out = run(
+        &[
+            "exec",
+            "--unix",
+            "--secret-file",
+            &secret,
+            &path,
+            "--",
+            "echo",
+            "ran",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.lines(), ["ran"]);
+    listener.signal("TERM");
+    let _ = std::fs::remove_dir_all(&save);
+}
+
+#[test]
+fn connect_talks_both_ways_over_a_unix_socket() {
+    let dir = Dir::new();
+    let path = dir.join("s");
+    let _listener = listen(&path, &["--reply", "upper"]);
+    let out = run(&["connect", "--unix", &path], Some(b"one\ntwo\n"));
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.lines(), ["ONE", "TWO"]);
+}
+
+#[test]
+fn the_socket_file_is_owner_only_and_removed_on_sigterm_and_sigint() {
+    let dir = Dir::new();
+    for signal in ["TERM", "INT"] {
+        let path = dir.join(signal);
+        let listener = listen(&path, &[]);
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{signal}");
+        let done = listener.signal(signal);
+        assert_eq!(done.code(), Some(0), "{signal}: {}", done.stderr);
+        assert!(
+            !Path::new(&path).exists(),
+            "{signal}: the socket file was left"
+        );
+    }
+    // The mode asked for, exactly, whatever the umask.
+    let path = dir.join("shared");
+    let listener = listen(&path, &["--socket-mode", "660"]);
+    let mode = std::fs::symlink_metadata(&path)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660);
+    listener.signal("TERM");
+}
+
+#[test]
+fn a_stale_file_is_replaced_a_live_one_refused_and_nothing_else_touched() {
+    let dir = Dir::new();
+    let path = dir.join("s");
+    // A listener that died without removing its file.
+    drop(UnixListener::bind(&path).unwrap());
+    assert!(is_socket(&path));
+    let listener = listen(&path, &[]);
+    let out = run(&["listen", "--unix", &path], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("is in use"), "{}", out.stderr);
+    assert!(is_socket(&path), "the live listener's file was touched");
+    listener.signal("TERM");
+
+    let plain = dir.join("plain");
+    std::fs::write(&plain, "keep me").unwrap();
+    let out = run(&["listen", "--unix", &plain], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("is not a socket"), "{}", out.stderr);
+    assert_eq!(std::fs::read(&plain).unwrap(), b"keep me");
+}
+
+#[test]
+fn a_path_longer_than_sun_path_is_a_usage_error_naming_the_limit() {
+    let long = format!("/tmp/{}", "a".repeat(110));
+    for args in [
+        vec!["listen", "--unix", &long],
+        vec!["send", "--unix", &long, "x"],
+    ] {
+        let out = run(&args, None);
+        assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("115 bytes"), "{}", out.stderr);
+        assert!(out.stderr.contains("at most 107"), "{}", out.stderr);
+    }
+    let out = run(&["listen", "--unix"], None);
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--unix needs the socket's path"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["listen", "--tcp", "--allow-uid", "0"], None);
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("are for --unix listeners"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["listen", "--unix", "s", "--socket-mode", "999"], None);
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("a file mode in octal"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_abstract_name_needs_no_file() {
+    let name = format!("@msg-test-{}", std::process::id());
+    let listener = listen(&name, &["--count", "1"]);
+    let out = run(&["send", "--unix", &name, "abstract"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(listener.finish().lines(), ["abstract"]);
+}
+
+#[test]
+fn allow_uid_refuses_other_users() {
+    let dir = Dir::new();
+    let path = dir.join("s");
+    let uid = nix::unistd::Uid::effective().as_raw();
+    let other = uid.wrapping_add(4242);
+    // Ourselves, not on the list.
+    let listener = listen(&path, &["--allow-uid", &other.to_string()]);
+    let out = run(&["send", "--unix", &path, "x", "--reply"], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("this listener does not serve uid {uid}")),
+        "{}",
+        out.stderr
+    );
+    listener.signal("TERM");
+
+    // Another user, really: nobody, through setpriv, where we may.
+    if !nix::unistd::Uid::effective().is_root() {
+        skip("running a client as another user needs root (setpriv)");
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        skip("setpriv is not installed (util-linux)");
+        return;
+    }
+    let path = dir.join("t");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let listener = listen(
+        &path,
+        &["--allow-uid", &uid.to_string(), "--socket-mode", "666"],
+    );
+    let mut nobody = Command::new("setpriv");
+    nobody
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_msg"))
+        .args(["send", "--unix", &path, "x", "--reply"]);
+    let out = Running::spawn(nobody, None).finish();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("this listener does not serve uid 65534"),
+        "{}",
+        out.stderr
+    );
+    let done = listener.signal("TERM");
+    assert!(
+        done.stderr.contains("uid 65534 is not allowed"),
+        "{}",
+        done.stderr
+    );
+}
