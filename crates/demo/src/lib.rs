@@ -21,5 +21,6 @@
 
 mod error;
 pub mod sticky;
+mod text;
 
 pub use error::{Error, Result};
