@@ -114,7 +114,8 @@ fn block(sender: &UnixDatagram, seq: usize) -> Result<Blocked> {
     };
     Ok(Blocked {
         timeout_ms: u64::try_from(SEND_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
-        waited_ms: waited.as_secs_f64() * 1e3,
+        // To the microsecond, which is all a timeout of the scheduler's says.
+        waited_ms: waited.as_micros() as f64 / 1e3,
         error,
     })
 }
