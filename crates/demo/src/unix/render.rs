@@ -254,12 +254,12 @@ fn unix_size(size: &UnixSize) -> String {
         ""
     };
     format!(
-        "Unix, SO_SNDBUF {} ({asked}): {} bytes{rule}; {}: {} (found in {} sends)",
+        "Unix, SO_SNDBUF {} ({asked}): {} bytes{rule}, found in {} sends; {}: {}",
         size.sndbuf,
         size.largest,
+        size.probes,
         size.largest + 1,
-        size.refused,
-        size.probes
+        size.refused
     )
 }
 
