@@ -1,5 +1,6 @@
-//! `msg demo sticky`: the effect it shows must be there every time, not
-//! most times, with Nagle's algorithm off and on.
+//! `msg demo sticky` and `msg demo unix`: the effect each shows must be
+//! there every time, not most times (sticky's with Nagle's algorithm off
+//! and on).
 
 mod support;
 
@@ -136,4 +137,106 @@ fn nodelay_takes_its_value_as_the_next_word_too() {
         let doc: Value = serde_json::from_str(&sticky(args)).expect("one JSON document");
         assert_eq!(doc["nodelay"], nodelay, "{args:?}");
     }
+}
+
+// ---- msg demo unix ---------------------------------------------------------
+
+/// Runs `msg demo unix <args>` and returns its stdout.
+#[cfg(target_os = "linux")]
+fn unix(args: &[&str]) -> String {
+    let mut all = vec!["demo", "unix"];
+    all.extend_from_slice(args);
+    let out = run(&all, None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.stdout
+}
+
+/// UDP loses some of what a receiver that does not read was sent, and
+/// nobody is told; a Unix datagram socket refuses the sender instead and
+/// loses none; its largest datagram is SO_SNDBUF less 32 and grows with it.
+#[cfg(target_os = "linux")]
+#[test]
+fn unix_pushes_back_where_udp_loses() {
+    for _ in 0..3 {
+        let doc: Value = serde_json::from_str(&unix(&["--json"])).expect("one JSON document");
+
+        let udp = &doc["udp"];
+        let [sent, received, lost] =
+            ["sent", "received", "lost"].map(|k| udp[k].as_u64().expect(k));
+        assert_eq!(sent, 2_000, "{udp}");
+        assert_eq!(sent, received + lost, "{udp}");
+        // 2 MB sent, none of it read, into a 64 KiB buffer: always some lost.
+        assert!(received > 0 && lost > 0, "{udp}");
+        assert_eq!(udp["whole"], true, "{udp}");
+        let drops = udp["kernel_drops"].as_u64().expect("/proc/net/udp's count");
+        assert!(drops > 0 && drops <= lost, "{udp}");
+
+        let unix = &doc["unix"];
+        let accepted = unix["accepted"].as_u64().unwrap();
+        assert!(accepted > 0 && accepted < 2_000, "{unix}");
+        assert_eq!(unix["accepted_bytes"], accepted * 1_000, "{unix}");
+        // The refusal is EAGAIN, and the blocking sender's wait ended too.
+        assert!(
+            unix["refused"].as_str().unwrap().contains("os error 11"),
+            "{unix}"
+        );
+        assert!(
+            unix["blocked"]["error"]
+                .as_str()
+                .unwrap()
+                .contains("os error 11"),
+            "{unix}"
+        );
+        assert_eq!(unix["received"], accepted, "{unix}");
+        assert_eq!(unix["lost"], 0, "{unix}");
+        assert_eq!(unix["in_order"], true, "{unix}");
+        assert_eq!(unix["whole"], true, "{unix}");
+
+        let sizes = &doc["sizes"];
+        assert_eq!(sizes["udp"]["largest"], 65_507);
+        let unix_sizes = sizes["unix"].as_array().expect("a unix array");
+        for size in unix_sizes {
+            let (largest, sndbuf) = (
+                size["largest"].as_u64().unwrap(),
+                size["sndbuf"].as_u64().unwrap(),
+            );
+            assert!(largest > 0, "{size}");
+            assert_eq!(largest, sndbuf - 32, "{size}");
+        }
+        // Raising SO_SNDBUF raised it, past UDP's limit.
+        let (small, large) = (&unix_sizes[1]["largest"], &unix_sizes[2]["largest"]);
+        assert!(large.as_u64() > small.as_u64(), "{sizes}");
+        assert!(large.as_u64() > Some(65_507), "{sizes}");
+
+        assert_eq!(
+            doc["seqpacket"]["received_b64"],
+            doc["seqpacket"]["sent_b64"]
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn unix_explains_each_part_in_plain_text() {
+    let text = unix(&[]);
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for part in 1..=4 {
+        assert!(text.contains(&format!("\nPart {part}. ")), "{text}");
+    }
+    assert!(flat.contains("every send succeeded: 2000 sent"), "{text}");
+    assert!(flat.contains("refused with EAGAIN"), "{text}");
+    assert!(
+        flat.contains(", 0 lost: every one whole (1000 bytes), in order"),
+        "{text}"
+    );
+    assert!(
+        flat.contains("65507 bytes, however large the buffer"),
+        "{text}"
+    );
+    assert!(flat.contains("(SO_SNDBUF - 32)"), "{text}");
+    assert!(flat.contains("\"hello\", then \"egg\""), "{text}");
+    assert!(
+        text.chars().all(|c| c == '\n' || !c.is_control()),
+        "{text:?}"
+    );
 }

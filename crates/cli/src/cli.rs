@@ -21,7 +21,8 @@ Examples:
   msg send --tcp --reply [::1]:9000 hi there
   msg connect --tcp [::1]:9000             # a session: stdin lines out, replies in
   msg bench                                # UDP vs TCP, side by side, on loopback
-  msg demo sticky                          # why TCP needs framing, with the bytes";
+  msg demo sticky                          # why TCP needs framing, with the bytes
+  msg demo unix                            # UDP loses, a Unix datagram socket pushes back";
 
 /// Send messages over UDP and TCP, and measure how the two differ.
 ///
@@ -92,7 +93,8 @@ Examples:
     /// Run a command on an authenticated `msg listen --tcp --exec`
     Exec(ExecArgs),
     /// Lessons on loopback, with the bytes: `msg demo sticky` shows why TCP
-    /// needs framing and UDP does not
+    /// needs framing and UDP does not, `msg demo unix` what a full receiver
+    /// does to UDP and to a Unix datagram socket
     Demo(DemoArgs),
     /// Make a new shared secret for --secret-file or MSG_SECRET: 32 random
     /// bytes as 64 hex digits (the text is the secret)

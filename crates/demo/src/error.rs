@@ -24,6 +24,14 @@ pub enum Error {
     /// msg-udp's error.
     #[error(transparent)]
     Udp(#[from] msg_udp::Error),
+    /// The lesson shows what only some platforms do.
+    #[error("the {lesson} lesson runs only on {needs}")]
+    Unsupported {
+        /// Which lesson: "unix".
+        lesson: &'static str,
+        /// Where it runs, and why only there.
+        needs: &'static str,
+    },
     /// Something did not happen as the lesson needs (a connection closed
     /// early, bytes that did not arrive in time).
     #[error("{0}")]

@@ -4,6 +4,10 @@
 //! - [`sticky`]: why TCP needs framing. Raw TCP glues two writes into one
 //!   read and cuts one write into many; msg's length prefix gives the
 //!   messages back; UDP keeps each datagram whole but limits its size.
+//! - [`unix`]: a full receiver. UDP drops what does not fit, silently; a
+//!   Unix datagram socket keeps boundaries too but refuses or holds the
+//!   sender instead (EAGAIN), loses nothing, and takes datagrams as large
+//!   as the sender's send buffer, not 65,507 bytes. Linux only.
 //!
 //! This is the one crate above the transports that calls msg-tcp and
 //! msg-udp directly rather than through msg-net: a demo of the codec has
@@ -21,5 +25,7 @@
 
 mod error;
 pub mod sticky;
+mod text;
+pub mod unix;
 
 pub use error::{Error, Result};

@@ -53,12 +53,8 @@ const POLLS: u32 = 5_000;
 /// Where FIONREAD is not asked: how long the reader pauses instead.
 const PAUSE: Duration = Duration::from_millis(100);
 
-/// A large read shows this many of its first bytes.
-const SHOWN: usize = 8;
 /// A step with more reads than this shows the first and the last few.
 const LISTED: usize = 12;
-/// Where the text is wrapped.
-const WIDTH: usize = 78;
 
 const TWO_SMALL: &str = "two small writes";
 const ONE_LARGE: &str = "one large write";
@@ -200,7 +196,8 @@ mod tcp;
 mod udp;
 mod wait;
 
-use render::{plural, shown, write_json, write_text};
+use crate::text::{plural, shown};
+use render::{write_json, write_text};
 use tcp::{framed_tcp, raw_tcp, short_read};
 use udp::udp;
 use wait::{FIONREAD_FAILED, bounded, localhost, pattern, queued, wait_for, wait_for_async};

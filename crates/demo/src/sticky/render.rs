@@ -2,23 +2,9 @@
 //! one JSON document of every read.
 
 use super::*;
+use crate::text::wrap;
 
 // ---- rendering ------------------------------------------------------------
-
-/// `bytes` in quotes, every byte that is not printable ASCII escaped
-/// (`\n`, `\x00`), so that nothing a socket returns reaches the terminal as
-/// a control character.
-pub(super) fn shown(bytes: &[u8]) -> String {
-    if bytes.len() <= 4 * SHOWN {
-        format!("\"{}\"", bytes.escape_ascii())
-    } else {
-        format!("\"{}\"...", bytes[..SHOWN].escape_ascii())
-    }
-}
-
-pub(super) fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
 
 /// `nagle_on` names what turns Nagle's algorithm on (the caller's own
 /// setting, say).
@@ -100,26 +86,6 @@ pub(super) fn write_got(out: &mut impl Write, step: &Step) -> io::Result<()> {
             min.unwrap_or(0),
             max.unwrap_or(0)
         )?;
-    }
-    Ok(())
-}
-
-/// Writes `text` as lines of at most [`WIDTH`] columns, each after
-/// `indent`.
-pub(super) fn wrap(out: &mut impl Write, indent: &str, text: &str) -> io::Result<()> {
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && indent.len() + line.len() + 1 + word.len() > WIDTH {
-            writeln!(out, "{indent}{line}")?;
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        writeln!(out, "{indent}{line}")?;
     }
     Ok(())
 }

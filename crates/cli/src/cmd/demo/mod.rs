@@ -5,6 +5,10 @@
 //! - `sticky`: why TCP needs framing. Raw TCP glues two writes into one read
 //!   and cuts one write into many; msg's length prefix gives the messages
 //!   back; UDP keeps each datagram whole but limits its size.
+//! - `unix`: a full receiver. UDP loses what does not fit, silently; a Unix
+//!   datagram socket refuses or holds the sender instead (EAGAIN), loses
+//!   nothing, and takes datagrams as large as the sender's send buffer.
+//!   Linux only.
 
 use std::io::Write;
 
@@ -27,6 +31,14 @@ Examples:
   msg demo sticky --nodelay false  # the same with Nagle's algorithm on
   msg demo sticky --json           # every read as data, bytes in base64")]
     Sticky(StickyArgs),
+    /// Show a full receiver: UDP loses datagrams silently, a Unix datagram
+    /// socket pushes back on the sender (EAGAIN) and loses none; and how
+    /// large each datagram can be (Linux only)
+    #[command(after_help = "\
+Examples:
+  msg demo unix         # the four parts, explained
+  msg demo unix --json  # each part's numbers")]
+    Unix(UnixArgs),
 }
 
 #[derive(Debug, Args)]
@@ -48,18 +60,34 @@ struct StickyArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+struct UnixArgs {
+    /// Print each part's numbers as one JSON document (sent, received,
+    /// lost, the refusal, the sizes) instead of the explained text
+    #[arg(long)]
+    json: bool,
+}
+
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.demo {
         Demo::Sticky(args) => {
             let lesson = msg_demo::sticky::run(args.nodelay)?;
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             if args.json {
                 lesson.write_json(&mut out)
             } else {
                 lesson.write_text_naming(&mut out, crate::hint::NAGLE_ON)
             }
-            .and_then(|()| out.flush())
-            .context("cannot write to stdout")
+        }
+        Demo::Unix(args) => {
+            let lesson = msg_demo::unix::run()?;
+            if args.json {
+                lesson.write_json(&mut out)
+            } else {
+                lesson.write_text(&mut out)
+            }
         }
     }
+    .and_then(|()| out.flush())
+    .context("cannot write to stdout")
 }
