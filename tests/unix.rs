@@ -36,12 +36,20 @@ impl Drop for Dir {
 
 /// `msg listen --unix PATH -v ARGS`, ready.
 fn listen(path: &str, args: &[&str]) -> Running {
+    listen_on("--unix", path, args)
+}
+
+/// `msg listen TRANSPORT PATH -v ARGS`, ready.
+fn listen_on(transport: &str, path: &str, args: &[&str]) -> Running {
     let mut cmd = msg();
-    cmd.args(["listen", "--unix", path, "-v"]).args(args);
+    cmd.args(["listen", transport, path, "-v"]).args(args);
     let mut process = Running::spawn(cmd, None);
     process.wait_for_stderr("listening on");
     process
 }
+
+/// Both connection transports at a path.
+const UNIX: [&str; 2] = ["--unix", "--seqpacket"];
 
 fn is_socket(path: &str) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_socket())
@@ -50,11 +58,15 @@ fn is_socket(path: &str) -> bool {
 #[test]
 fn messages_and_replies_go_over_a_unix_socket_on_both_engines() {
     let dir = Dir::new();
-    for io in ["tokio", "blocking"] {
-        let path = dir.join(io);
-        let listener = listen(&path, &["--io", io, "--reply", "upper", "--count", "2"]);
+    for (transport, io) in UNIX
+        .into_iter()
+        .flat_map(|t| [(t, "tokio"), (t, "blocking")])
+    {
+        let path = dir.join(&format!("{io}{transport}"));
+        let args = ["--io", io, "--reply", "upper", "--count", "2"];
+        let listener = listen_on(transport, &path, &args);
         let out = run(
-            &["send", "--unix", &path, "--reply", "hello", "world"],
+            &["send", transport, &path, "--reply", "hello", "world"],
             None,
         );
         assert_eq!(out.code(), Some(0), "{io}: {}", out.stderr);
@@ -115,11 +127,18 @@ fn raw_mode_speaks_to_plain_unix_sockets_both_ways() {
 
 #[test]
 fn a_secret_a_file_and_a_command_go_over_a_unix_socket() {
+    for transport in UNIX {
+        secret_file_and_command_over(transport);
+    }
+}
+
+fn secret_file_and_command_over(transport: &str) {
     let dir = Dir::new();
     let path = dir.join("s");
     let save = fresh_path("unix-save");
     let secret = secret_arg(b"the unix secret");
-    let listener = listen(
+    let listener = listen_on(
+        transport,
         &path,
         &[
             "--secret-file",
@@ -134,7 +153,7 @@ fn a_secret_a_file_and_a_command_go_over_a_unix_socket() {
     let out = run(
         &[
             "send",
-            "--unix",
+            transport,
             &path,
             "--secret-file",
             &secret,
@@ -148,7 +167,7 @@ fn a_secret_a_file_and_a_command_go_over_a_unix_socket() {
 
     let wrong = secret_arg(b"not the unix secret");
     let out = run(
-        &["send", "--unix", &path, "--secret-file", &wrong, "x"],
+        &["send", transport, &path, "--secret-file", &wrong, "x"],
         None,
     );
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
@@ -164,7 +183,7 @@ fn a_secret_a_file_and_a_command_go_over_a_unix_socket() {
     let out = run(
         &[
             "send",
-            "--unix",
+            transport,
             &path,
             "--secret-file",
             &secret,
@@ -179,7 +198,7 @@ fn a_secret_a_file_and_a_command_go_over_a_unix_socket() {
     let out = run(
         &[
             "exec",
-            "--unix",
+            transport,
             "--secret-file",
             &secret,
             &path,
@@ -203,6 +222,39 @@ fn connect_talks_both_ways_over_a_unix_socket() {
     let out = run(&["connect", "--unix", &path], Some(b"one\ntwo\n"));
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.lines(), ["ONE", "TWO"]);
+}
+
+#[test]
+fn a_seqpacket_keeps_each_send_whole_and_apart() {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let dir = Dir::new();
+    let path = dir.join("s");
+    let listener = listen_on(
+        "--seqpacket",
+        &path,
+        &["--raw", "--reply", "echo", "--json"],
+    );
+    let client = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
+    client.connect(&SockAddr::unix(&path).unwrap()).unwrap();
+    client.set_read_timeout(Some(support::DEADLINE)).unwrap();
+    // Two quick sends, that a byte stream could glue: two packets, two
+    // messages, two echoes.
+    let mut client = std::fs::File::from(std::os::fd::OwnedFd::from(client));
+    client.write_all(b"hello").unwrap();
+    client.write_all(b"egg").unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(client.read(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"hello");
+    assert_eq!(client.read(&mut buf).unwrap(), 3);
+    drop(client);
+    let done = listener.signal("TERM");
+    let lens: Vec<u64> = done
+        .lines()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|v| v["len"].as_u64())
+        .collect();
+    assert_eq!(lens, [5, 3], "{}", done.stdout);
 }
 
 #[test]
@@ -276,7 +328,8 @@ fn a_path_longer_than_sun_path_is_a_usage_error_naming_the_limit() {
     let out = run(&["listen", "--tcp", "--allow-uid", "0"], None);
     assert_eq!(out.code(), Some(2), "{}", out.stderr);
     assert!(
-        out.stderr.contains("are for --unix listeners"),
+        out.stderr
+            .contains("are for --unix and --seqpacket listeners"),
         "{}",
         out.stderr
     );

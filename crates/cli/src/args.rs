@@ -49,6 +49,11 @@ pub(crate) struct TransportArg {
     /// @NAME in Linux's abstract namespace
     #[arg(long)]
     pub(crate) unix: bool,
+
+    /// Use a Unix sequenced-packet socket (SOCK_SEQPACKET): a connection
+    /// that keeps each send's boundary; ADDR is its path, or @NAME
+    #[arg(long)]
+    pub(crate) seqpacket: bool,
 }
 
 /// The transports `--udp` and `--tcp` name where several may be measured:
@@ -63,9 +68,10 @@ pub(crate) fn transports(udp: bool, tcp: bool) -> Vec<Transport> {
 
 impl TransportArg {
     pub(crate) fn transport(&self) -> Transport {
-        match (self.udp, self.unix) {
-            (true, _) => Transport::Udp,
-            (_, true) => Transport::Unix,
+        match (self.udp, self.unix, self.seqpacket) {
+            (true, ..) => Transport::Udp,
+            (_, true, _) => Transport::Unix,
+            (.., true) => Transport::Seqpacket,
             _ => Transport::Tcp,
         }
     }

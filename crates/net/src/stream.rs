@@ -20,6 +20,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use msg_tcp::seqpacket::{SeqpacketListener, SeqpacketReader, SeqpacketStream, SeqpacketWriter};
 use msg_tcp::unix::{SocketFile, UnixPath, UnixPeer};
 use msg_tcp::{Accept, Options, PeerAddr, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -36,6 +37,8 @@ pub(crate) enum AnyStream {
     Tcp(TcpStream),
     /// A Unix stream socket.
     Unix(UnixStream),
+    /// A Unix sequenced-packet socket.
+    Seqpacket(SeqpacketStream),
 }
 
 /// The reading half of a split [`AnyStream`].
@@ -45,6 +48,8 @@ pub(crate) enum AnyReader {
     Tcp(OwnedReadHalf),
     /// A Unix stream socket's.
     Unix(unix::OwnedReadHalf),
+    /// A Unix sequenced-packet socket's.
+    Seqpacket(SeqpacketReader),
 }
 
 /// The writing half of a split [`AnyStream`].
@@ -54,6 +59,8 @@ pub(crate) enum AnyWriter {
     Tcp(OwnedWriteHalf),
     /// A Unix stream socket's.
     Unix(unix::OwnedWriteHalf),
+    /// A Unix sequenced-packet socket's.
+    Seqpacket(SeqpacketWriter),
 }
 
 /// A listening socket for any kind of [`AnyStream`].
@@ -70,6 +77,13 @@ pub(crate) enum AnyListener {
         // replace it in between.
         _file: Option<SocketFile>,
         listener: UnixListener,
+        path: UnixPath,
+    },
+    /// A Unix sequenced-packet listener, the same way.
+    Seqpacket {
+        // First, as for a Unix stream listener.
+        _file: Option<SocketFile>,
+        listener: SeqpacketListener,
         path: UnixPath,
     },
 }
@@ -100,6 +114,9 @@ pub(crate) async fn connect(
             StreamKind::Unix => msg_tcp::unix::connect(unix_path(addr)?)
                 .await
                 .map(AnyStream::Unix)
+                .map_err(failed),
+            StreamKind::Seqpacket => SeqpacketStream::connect(unix_path(addr)?)
+                .map(AnyStream::Seqpacket)
                 .map_err(failed),
         }
     };
@@ -138,6 +155,16 @@ pub(crate) async fn bind(
                 _file: file,
             }
         }
+        StreamKind::Seqpacket => {
+            let path = unix_path(addr)?;
+            let (socket, file) =
+                msg_tcp::unix::bind_socket(path, options.socket_mode, socket2::Type::SEQPACKET)?;
+            AnyListener::Seqpacket {
+                listener: SeqpacketListener::new(socket)?,
+                path: path.clone(),
+                _file: file,
+            }
+        }
     };
     Ok(msg_tcp::Listener::new(listener, options))
 }
@@ -148,7 +175,7 @@ impl AnyStream {
     pub(crate) fn keepalive(&self, after: Option<Duration>) {
         match self {
             Self::Tcp(stream) => msg_tcp::tcp::keepalive(stream, after),
-            Self::Unix(_) => {}
+            Self::Unix(_) | Self::Seqpacket(_) => {}
         }
     }
 
@@ -156,7 +183,7 @@ impl AnyStream {
     pub(crate) fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
         match self {
             Self::Tcp(stream) => tcp_info_of(stream),
-            Self::Unix(_) => Ok(None),
+            Self::Unix(_) | Self::Seqpacket(_) => Ok(None),
         }
     }
 }
@@ -166,7 +193,7 @@ impl AnyWriter {
     pub(crate) fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
         match self {
             Self::Tcp(write) => tcp_info_of(write.as_ref()),
-            Self::Unix(_) => Ok(None),
+            Self::Unix(_) | Self::Seqpacket(_) => Ok(None),
         }
     }
 }
@@ -176,10 +203,12 @@ impl AnyListener {
     pub(crate) fn local_addr(&self) -> io::Result<PeerAddr> {
         match self {
             Self::Tcp(listener) => listener.local_addr().map(PeerAddr::Inet),
-            Self::Unix { path, .. } => Ok(PeerAddr::Unix(UnixPeer {
-                path: Some(path.clone()),
-                cred: None,
-            })),
+            Self::Unix { path, .. } | Self::Seqpacket { path, .. } => {
+                Ok(PeerAddr::Unix(UnixPeer {
+                    path: Some(path.clone()),
+                    cred: None,
+                }))
+            }
         }
     }
 }
@@ -211,6 +240,7 @@ impl Stream for AnyStream {
         match self {
             Self::Tcp(stream) => stream.apply(options),
             Self::Unix(stream) => stream.apply(options),
+            Self::Seqpacket(stream) => stream.apply(options),
         }
     }
 
@@ -218,6 +248,7 @@ impl Stream for AnyStream {
         match self {
             Self::Tcp(stream) => Stream::peer_addr(stream),
             Self::Unix(stream) => Stream::peer_addr(stream),
+            Self::Seqpacket(stream) => Stream::peer_addr(stream),
         }
     }
 
@@ -231,6 +262,10 @@ impl Stream for AnyStream {
                 let (read, write) = stream.into_split();
                 (AnyReader::Unix(read), AnyWriter::Unix(write))
             }
+            Self::Seqpacket(stream) => {
+                let (read, write) = stream.into_split();
+                (AnyReader::Seqpacket(read), AnyWriter::Seqpacket(write))
+            }
         }
     }
 
@@ -238,6 +273,7 @@ impl Stream for AnyStream {
         match self {
             Self::Tcp(stream) => stream.input_waiting(),
             Self::Unix(stream) => stream.input_waiting(),
+            Self::Seqpacket(stream) => stream.input_waiting(),
         }
     }
 }
@@ -251,6 +287,8 @@ impl Accept for AnyListener {
                 .map_ok(|(stream, peer)| (AnyStream::Tcp(stream), peer)),
             Self::Unix { listener, .. } => Accept::poll_accept(listener, cx)
                 .map_ok(|(stream, peer)| (AnyStream::Unix(stream), peer)),
+            Self::Seqpacket { listener, .. } => Accept::poll_accept(listener, cx)
+                .map_ok(|(stream, peer)| (AnyStream::Seqpacket(stream), peer)),
         }
     }
 }
@@ -267,6 +305,7 @@ macro_rules! read_through {
                 match self.get_mut() {
                     Self::Tcp(inner) => Pin::new(inner).poll_read(cx, buf),
                     Self::Unix(inner) => Pin::new(inner).poll_read(cx, buf),
+                    Self::Seqpacket(inner) => Pin::new(inner).poll_read(cx, buf),
                 }
             }
         }
@@ -287,6 +326,7 @@ macro_rules! write_through {
                 match self.get_mut() {
                     Self::Tcp(inner) => Pin::new(inner).poll_write(cx, buf),
                     Self::Unix(inner) => Pin::new(inner).poll_write(cx, buf),
+                    Self::Seqpacket(inner) => Pin::new(inner).poll_write(cx, buf),
                 }
             }
 
@@ -298,6 +338,7 @@ macro_rules! write_through {
                 match self.get_mut() {
                     Self::Tcp(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
                     Self::Unix(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
+                    Self::Seqpacket(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
                 }
             }
 
@@ -305,6 +346,7 @@ macro_rules! write_through {
                 match self {
                     Self::Tcp(inner) => inner.is_write_vectored(),
                     Self::Unix(inner) => inner.is_write_vectored(),
+                    Self::Seqpacket(inner) => inner.is_write_vectored(),
                 }
             }
 
@@ -312,6 +354,7 @@ macro_rules! write_through {
                 match self.get_mut() {
                     Self::Tcp(inner) => Pin::new(inner).poll_flush(cx),
                     Self::Unix(inner) => Pin::new(inner).poll_flush(cx),
+                    Self::Seqpacket(inner) => Pin::new(inner).poll_flush(cx),
                 }
             }
 
@@ -319,6 +362,7 @@ macro_rules! write_through {
                 match self.get_mut() {
                     Self::Tcp(inner) => Pin::new(inner).poll_shutdown(cx),
                     Self::Unix(inner) => Pin::new(inner).poll_shutdown(cx),
+                    Self::Seqpacket(inner) => Pin::new(inner).poll_shutdown(cx),
                 }
             }
         }

@@ -15,11 +15,14 @@ pub enum Transport {
     /// A Unix stream socket (`AF_UNIX`, `SOCK_STREAM`): framed as TCP is,
     /// between processes on one machine, at a path.
     Unix,
+    /// A Unix sequenced-packet socket (`AF_UNIX`, `SOCK_SEQPACKET`): a
+    /// connection that keeps each send's boundary, at a path.
+    Seqpacket,
 }
 
 impl Transport {
     /// Every transport, in the order tables list them.
-    pub const ALL: [Self; 3] = [Self::Udp, Self::Tcp, Self::Unix];
+    pub const ALL: [Self; 4] = [Self::Udp, Self::Tcp, Self::Unix, Self::Seqpacket];
 
     /// The transports over the network, which a benchmark measures unless
     /// told otherwise.
@@ -36,6 +39,7 @@ impl Transport {
             Self::Udp => "udp",
             Self::Tcp => "tcp",
             Self::Unix => "unix",
+            Self::Seqpacket => "seqpacket",
         }
     }
 
@@ -48,7 +52,7 @@ impl Transport {
     pub fn socket_type(self) -> SocketType {
         match self {
             Self::Udp => SocketType::Datagram,
-            Self::Tcp | Self::Unix => SocketType::Stream,
+            Self::Tcp | Self::Unix | Self::Seqpacket => SocketType::Stream,
         }
     }
 
@@ -60,6 +64,7 @@ impl Transport {
             Self::Udp => Family::Datagram,
             Self::Tcp => Family::Stream(StreamKind::Tcp),
             Self::Unix => Family::Stream(StreamKind::Unix),
+            Self::Seqpacket => Family::Stream(StreamKind::Seqpacket),
         }
     }
 
@@ -86,7 +91,7 @@ impl Transport {
             Family::Datagram | Family::Stream(StreamKind::Tcp) => {
                 Ok(PeerAddr::Inet(resolve(addr).await?))
             }
-            Family::Stream(StreamKind::Unix) => Ok(unix_addr(addr)?),
+            Family::Stream(StreamKind::Unix | StreamKind::Seqpacket) => Ok(unix_addr(addr)?),
         }
     }
 
@@ -104,7 +109,7 @@ impl Transport {
                 .into_iter()
                 .map(PeerAddr::Inet)
                 .collect()),
-            Family::Stream(StreamKind::Unix) => Ok(vec![unix_addr(addr)?]),
+            Family::Stream(StreamKind::Unix | StreamKind::Seqpacket) => Ok(vec![unix_addr(addr)?]),
         }
     }
 
@@ -128,7 +133,10 @@ impl Transport {
     /// Whether its addresses are IP addresses and ports (`HOST:PORT`), not
     /// paths.
     pub fn is_inet(self) -> bool {
-        !matches!(self.family(), Family::Stream(StreamKind::Unix))
+        !matches!(
+            self.family(),
+            Family::Stream(StreamKind::Unix | StreamKind::Seqpacket)
+        )
     }
 
     /// What msg can do over it.
@@ -152,6 +160,16 @@ impl Transport {
             },
             Self::Unix => Caps {
                 keeps_boundaries: false,
+                reliable: true,
+                connections: true,
+                kernel_drops: false,
+                batches: false,
+                tcp_info: false,
+            },
+            // Each send one packet, whole: raw mode shows one message per
+            // read, as over UDP, on a connection that loses nothing.
+            Self::Seqpacket => Caps {
+                keeps_boundaries: true,
                 reliable: true,
                 connections: true,
                 kernel_drops: false,
@@ -195,6 +213,8 @@ pub(crate) enum StreamKind {
     Tcp,
     /// A Unix stream socket.
     Unix,
+    /// A Unix sequenced-packet socket.
+    Seqpacket,
 }
 
 /// What a transport can do, for the code above the transports to ask

@@ -70,6 +70,8 @@
 //!   or an abstract name, within `sun_path`), the peer's credentials
 //!   (`SO_PEERCRED`), and the listener's socket file (created owner-only,
 //!   a stale one replaced, a live one refused, removed on drop).
+//! - `seqpacket.rs`: [`seqpacket`], `SOCK_SEQPACKET`: a connection whose
+//!   packets keep their boundaries, as a [`Stream`] for both engines.
 //! - `listener.rs`: [`Listener<L>`](Listener), which accepts
 //!   [`Connection`]s from any [`Accept`].
 //! - `error.rs`: [`Error`], everything the above can report.
@@ -91,6 +93,7 @@ mod error;
 mod length;
 mod listener;
 mod peer;
+pub mod seqpacket;
 mod stream;
 pub mod tcp;
 pub mod unix;

@@ -311,20 +311,35 @@ pub fn bind(
     path: &UnixPath,
     mode: u32,
 ) -> Result<(std::os::unix::net::UnixListener, Option<SocketFile>), BindError> {
+    let (socket, file) = bind_socket(path, mode, Type::STREAM)?;
+    Ok((socket.into(), file))
+}
+
+/// [`bind`] for a socket of any type (`SOCK_SEQPACKET` too): the socket,
+/// listening, and its file.
+///
+/// # Errors
+///
+/// [`BindError`].
+pub fn bind_socket(
+    path: &UnixPath,
+    mode: u32,
+    ty: Type,
+) -> Result<(Socket, Option<SocketFile>), BindError> {
     let io = |source| BindError::Io {
         path: path.clone(),
         source,
     };
-    let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(io)?;
+    let socket = Socket::new(Domain::UNIX, ty, None).map_err(io)?;
     let Some(file) = path.file() else {
         let listen = || {
             socket.bind(&path.sock_addr()?)?;
             socket.listen(LISTEN_BACKLOG)
         };
         listen().map_err(io)?;
-        return Ok((socket.into(), None));
+        return Ok((socket, None));
     };
-    clear_stale(file)?;
+    clear_stale(file, ty)?;
     // Linux creates the file with the socket's own mode less the umask:
     // set it before bind, so that the file never exists with a wider one
     // (fchmod, through a File, which is just the descriptor).
@@ -349,12 +364,12 @@ pub fn bind(
         Ok(guard)
     };
     let guard = listen().map_err(io)?;
-    Ok((socket.into(), Some(guard)))
+    Ok((socket, Some(guard)))
 }
 
 /// Removes a socket file nobody listens on; refuses a live one and
 /// anything that is not a socket.
-fn clear_stale(file: &Path) -> Result<(), BindError> {
+fn clear_stale(file: &Path, ty: Type) -> Result<(), BindError> {
     let meta = match std::fs::symlink_metadata(file) {
         Ok(meta) => meta,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -368,7 +383,11 @@ fn clear_stale(file: &Path) -> Result<(), BindError> {
     if !meta.file_type().is_socket() {
         return Err(BindError::NotASocket(file.to_owned()));
     }
-    match std::os::unix::net::UnixStream::connect(file) {
+    // A connect of the listener's own type: one of another type is refused
+    // (EPROTOTYPE) whether or not anyone listens.
+    let probe =
+        Socket::new(Domain::UNIX, ty, None).and_then(|probe| probe.connect(&SockAddr::unix(file)?));
+    match probe {
         Ok(_) => Err(BindError::InUse(file.to_owned())),
         Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
             debug!("replacing the stale socket file {}", file.display());

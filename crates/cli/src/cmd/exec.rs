@@ -34,8 +34,13 @@ pub(crate) struct ExecArgs {
 
     /// Reach the listener over a Unix stream socket (msg listen --unix
     /// PATH --exec): ADDR is its path
-    #[arg(long)]
+    #[arg(long, conflicts_with = "seqpacket")]
     pub(crate) unix: bool,
+
+    /// Reach the listener over a Unix sequenced-packet socket (msg listen
+    /// --seqpacket PATH --exec): ADDR is its path
+    #[arg(long)]
+    pub(crate) seqpacket: bool,
 
     /// The program and its arguments, after `--`; run as they are, with no
     /// shell (ask for one: `-- sh -c '...'`)
@@ -70,10 +75,10 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         timeout: Some(args.timeout),
         auth,
     };
-    let transport = if args.unix {
-        Transport::Unix
-    } else {
-        exec::transport()
+    let transport = match (args.unix, args.seqpacket) {
+        (true, _) => Transport::Unix,
+        (_, true) => Transport::Seqpacket,
+        _ => exec::transport(),
     };
     let addr = parse_addr(transport, &args.addr)?;
     let (mut link, addr) = connect_any(transport, &addr, |addr| {

@@ -138,12 +138,12 @@ pub(crate) struct ListenArgs {
 /// What only a Unix socket's listener has.
 #[derive(Debug, Args)]
 pub(crate) struct UnixArgs {
-    /// With --unix, the socket file's mode in octal, which decides who may
-    /// connect [default: 600, its owner only]
+    /// With --unix or --seqpacket, the socket file's mode in octal, which
+    /// decides who may connect [default: 600, its owner only]
     #[arg(long, value_name = "MODE", value_parser = parse_mode)]
     pub(crate) socket_mode: Option<u32>,
 
-    /// With --unix, serve only processes of this user id, as the kernel
+    /// With --unix or --seqpacket, serve only processes of this user id, as the kernel
     /// says who connected (SO_PEERCRED); others are told so and closed.
     /// Repeat, or list with commas, for several
     #[arg(long, value_name = "UID", value_delimiter = ',')]
@@ -165,17 +165,17 @@ impl ListenArgs {
     pub(crate) fn addr(&self) -> anyhow::Result<String> {
         let transport = self.transport.transport();
         let unix_only = self.unix.socket_mode.is_some() || !self.unix.allow_uid.is_empty();
-        if unix_only && transport != Transport::Unix {
+        if unix_only && transport.is_inet() {
             return Err(usage(
-                "--socket-mode and --allow-uid are for --unix listeners",
+                "--socket-mode and --allow-uid are for --unix and --seqpacket listeners",
             ));
         }
         match &self.addr {
             Some(addr) => parse_addr(transport, addr),
             None if transport.is_inet() => Ok("127.0.0.1:9000".to_owned()),
-            None => Err(usage(
-                "--unix needs the socket's path: msg listen --unix PATH",
-            )),
+            None => Err(usage(format!(
+                "--{transport} needs the socket's path: msg listen --{transport} PATH"
+            ))),
         }
     }
 

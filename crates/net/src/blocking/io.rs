@@ -47,7 +47,7 @@ pub(crate) trait Stream: io::Read + Write {
     /// # Errors
     ///
     /// The socket's; a timeout or an empty socket as `WouldBlock`.
-    fn recv(&self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize>;
+    fn recv(&mut self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize>;
 
     /// How long a sleeping receive waits at most.
     ///
@@ -58,8 +58,8 @@ pub(crate) trait Stream: io::Read + Write {
 }
 
 impl Stream for TcpStream {
-    fn recv(&self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
-        SockRef::from(self).recv_with_flags(spare, flags)
+    fn recv(&mut self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
+        SockRef::from(&*self).recv_with_flags(spare, flags)
     }
 
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -69,8 +69,8 @@ impl Stream for TcpStream {
 
 #[cfg(unix)]
 impl Stream for std::os::unix::net::UnixStream {
-    fn recv(&self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
-        SockRef::from(self).recv_with_flags(spare, flags)
+    fn recv(&mut self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
+        SockRef::from(&*self).recv_with_flags(spare, flags)
     }
 
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -189,7 +189,7 @@ impl<S: Stream> Framed<S> {
                 return Ok(Read::Message(msg));
             }
             self.make_room();
-            let (stream, buf) = (&self.stream, &mut self.read_buf);
+            let (stream, buf) = (&mut self.stream, &mut self.read_buf);
             let got = waiting(wait, |flags| {
                 recv_into(buf, |spare| stream.recv(spare, flags).map(|n| (n, ())))
             })?;

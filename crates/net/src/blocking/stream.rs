@@ -14,6 +14,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::Duration;
 
 use msg_tcp::PeerAddr;
+use msg_tcp::seqpacket::SeqpacketStd;
 use msg_tcp::unix::{SocketFile, UnixPath, UnixPeer};
 
 use super::io::Stream;
@@ -28,6 +29,8 @@ pub(crate) enum AnyStream {
     Tcp(TcpStream),
     /// A Unix stream socket.
     Unix(UnixStream),
+    /// A Unix sequenced-packet socket.
+    Seqpacket(SeqpacketStd),
 }
 
 /// A listening std socket of any stream kind.
@@ -43,6 +46,13 @@ pub(crate) enum AnyListener {
         // replace it in between.
         _file: Option<SocketFile>,
         listener: UnixListener,
+        path: UnixPath,
+    },
+    /// A Unix sequenced-packet listener, the same way.
+    Seqpacket {
+        // First, as for a Unix stream listener.
+        _file: Option<SocketFile>,
+        listener: socket2::Socket,
         path: UnixPath,
     },
 }
@@ -70,6 +80,9 @@ pub(crate) fn connect(
         // A local connect is queued or refused at once: no timeout to keep.
         StreamKind::Unix => msg_tcp::unix::connect_std(unix_path(addr)?)
             .map(AnyStream::Unix)
+            .map_err(failed),
+        StreamKind::Seqpacket => SeqpacketStd::connect(unix_path(addr)?)
+            .map(AnyStream::Seqpacket)
             .map_err(failed),
     }
 }
@@ -105,6 +118,16 @@ pub(crate) fn bind(
                 _file: file,
             })
         }
+        StreamKind::Seqpacket => {
+            let path = unix_path(addr)?;
+            let (listener, file) =
+                msg_tcp::unix::bind_socket(path, options.socket_mode, socket2::Type::SEQPACKET)?;
+            Ok(AnyListener::Seqpacket {
+                listener,
+                path: path.clone(),
+                _file: file,
+            })
+        }
     }
 }
 
@@ -114,7 +137,7 @@ impl AnyStream {
     pub(crate) fn apply(&self, options: &msg_tcp::Options) -> io::Result<()> {
         match self {
             Self::Tcp(stream) => stream.set_nodelay(options.nodelay),
-            Self::Unix(_) => Ok(()),
+            Self::Unix(_) | Self::Seqpacket(_) => Ok(()),
         }
     }
 
@@ -123,6 +146,7 @@ impl AnyStream {
         match self {
             Self::Tcp(stream) => stream.set_write_timeout(timeout),
             Self::Unix(stream) => stream.set_write_timeout(timeout),
+            Self::Seqpacket(stream) => stream.socket().set_write_timeout(timeout),
         }
     }
 
@@ -130,7 +154,7 @@ impl AnyStream {
     pub(crate) fn keepalive(&self, after: Option<Duration>) {
         match self {
             Self::Tcp(stream) => msg_tcp::tcp::keepalive(stream, after),
-            Self::Unix(_) => {}
+            Self::Unix(_) | Self::Seqpacket(_) => {}
         }
     }
 }
@@ -151,6 +175,8 @@ impl AnyListener {
                 let peer = unix_peer(&stream);
                 (AnyStream::Unix(stream), peer)
             }),
+            Self::Seqpacket { listener, .. } => SeqpacketStd::accept(listener)
+                .map(|(stream, peer)| (AnyStream::Seqpacket(stream), peer)),
         }
     }
 
@@ -162,6 +188,7 @@ impl AnyListener {
             Self::Unix { listener, .. } => {
                 socket2::SockRef::from(listener).set_read_timeout(Some(timeout))
             }
+            Self::Seqpacket { listener, .. } => listener.set_read_timeout(Some(timeout)),
         }
     }
 
@@ -169,10 +196,12 @@ impl AnyListener {
     pub(crate) fn local_addr(&self) -> io::Result<PeerAddr> {
         match self {
             Self::Tcp(listener) => listener.local_addr().map(PeerAddr::Inet),
-            Self::Unix { path, .. } => Ok(PeerAddr::Unix(UnixPeer {
-                path: Some(path.clone()),
-                cred: None,
-            })),
+            Self::Unix { path, .. } | Self::Seqpacket { path, .. } => {
+                Ok(PeerAddr::Unix(UnixPeer {
+                    path: Some(path.clone()),
+                    cred: None,
+                }))
+            }
         }
     }
 }
@@ -182,6 +211,7 @@ impl io::Read for AnyStream {
         match self {
             Self::Tcp(stream) => stream.read(buf),
             Self::Unix(stream) => stream.read(buf),
+            Self::Seqpacket(stream) => stream.read(buf),
         }
     }
 }
@@ -191,6 +221,7 @@ impl io::Write for AnyStream {
         match self {
             Self::Tcp(stream) => stream.write(buf),
             Self::Unix(stream) => stream.write(buf),
+            Self::Seqpacket(stream) => stream.write(buf),
         }
     }
 
@@ -198,6 +229,8 @@ impl io::Write for AnyStream {
         match self {
             Self::Tcp(stream) => stream.write_vectored(bufs),
             Self::Unix(stream) => stream.write_vectored(bufs),
+            // One packet per call: the first slice, as std's default does.
+            Self::Seqpacket(stream) => stream.write_vectored(bufs),
         }
     }
 
@@ -205,15 +238,19 @@ impl io::Write for AnyStream {
         match self {
             Self::Tcp(stream) => stream.flush(),
             Self::Unix(stream) => stream.flush(),
+            Self::Seqpacket(stream) => stream.flush(),
         }
     }
 }
 
 impl Stream for AnyStream {
-    fn recv(&self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
+    fn recv(&mut self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
         match self {
             Self::Tcp(stream) => stream.recv(spare, flags),
             Self::Unix(stream) => stream.recv(spare, flags),
+            Self::Seqpacket(stream) => {
+                stream.recv_uninit(spare, nix::sys::socket::MsgFlags::from_bits_truncate(flags))
+            }
         }
     }
 
@@ -221,6 +258,7 @@ impl Stream for AnyStream {
         match self {
             Self::Tcp(stream) => Stream::set_read_timeout(stream, timeout),
             Self::Unix(stream) => Stream::set_read_timeout(stream, timeout),
+            Self::Seqpacket(stream) => stream.socket().set_read_timeout(timeout),
         }
     }
 }
