@@ -404,3 +404,103 @@ fn allow_uid_refuses_other_users() {
         done.stderr
     );
 }
+
+#[test]
+fn unix_datagrams_carry_messages_replies_raw_and_a_secret() {
+    let dir = Dir::new();
+    let path = dir.join("d");
+    let listener = listen_on("--unix-dgram", &path, &["--reply", "upper", "--count", "2"]);
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let out = run(
+        &["send", "--unix-dgram", &path, "--reply", "one", "two"],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.lines(), ["ONE", "TWO"]);
+    assert_eq!(listener.finish().lines(), ["one", "two"]);
+    assert!(!Path::new(&path).exists(), "the socket file was left");
+
+    // Raw: each datagram as it is, answered as it is.
+    let listener = listen_on("--unix-dgram", &path, &["--raw", "--reply", "echo"]);
+    let out = run(
+        &["send", "--unix-dgram", "--raw", &path, "--reply", "bare"],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.lines(), ["bare"]);
+    listener.signal("TERM");
+
+    // A secret: the right one is answered, the wrong one dropped.
+    let secret = secret_arg(b"the datagram secret");
+    let listener = listen_on(
+        "--unix-dgram",
+        &path,
+        &["--secret-file", &secret, "--reply", "echo"],
+    );
+    let out = run(
+        &[
+            "send",
+            "--unix-dgram",
+            &path,
+            "--secret-file",
+            &secret,
+            "--reply",
+            "tagged",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.lines(), ["tagged"]);
+    let wrong = secret_arg(b"not the datagram secret");
+    let out = run(
+        &[
+            "send",
+            "--unix-dgram",
+            &path,
+            "--secret-file",
+            &wrong,
+            "--reply",
+            "--timeout",
+            "300ms",
+            "forged",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    let done = listener.signal("TERM");
+    assert!(done.stderr.contains("1 unauthenticated"), "{}", done.stderr);
+}
+
+/// What UDP cannot promise: a sender much faster than the listener loses
+/// nothing, because a full receiver holds it up instead of dropping.
+#[test]
+fn a_unix_datagram_sender_loses_nothing_to_a_slow_listener() {
+    const N: usize = 3000;
+    let dir = Dir::new();
+    let path = dir.join("d");
+    let count = N.to_string();
+    let listener = listen_on("--unix-dgram", &path, &["--count", &count]);
+    let lines: String = (1..=N).map(|n| format!("message {n}\n")).collect();
+    let out = run(&["send", "--unix-dgram", &path], Some(lines.as_bytes()));
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let done = listener.finish();
+    assert_eq!(done.lines().len(), N, "{}", done.stderr);
+    assert_eq!(done.lines()[N - 1], format!("message {N}"));
+}
+
+#[test]
+fn a_unix_datagram_over_the_send_buffer_is_refused_naming_the_limit() {
+    let dir = Dir::new();
+    let path = dir.join("d");
+    let _listener = listen_on("--unix-dgram", &path, &[]);
+    let line = "a".repeat(600_000) + "\n";
+    let out = run(&["send", "--unix-dgram", &path], Some(line.as_bytes()));
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("a Unix datagram holds here"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("SO_SNDBUF"), "{}", out.stderr);
+}

@@ -50,6 +50,11 @@ pub(crate) struct TransportArg {
     #[arg(long)]
     pub(crate) unix: bool,
 
+    /// Use a Unix datagram socket (SOCK_DGRAM): one message per datagram,
+    /// as UDP, that a full receiver never loses; ADDR is its path, or @NAME
+    #[arg(long)]
+    pub(crate) unix_dgram: bool,
+
     /// Use a Unix sequenced-packet socket (SOCK_SEQPACKET): a connection
     /// that keeps each send's boundary; ADDR is its path, or @NAME
     #[arg(long)]
@@ -68,11 +73,16 @@ pub(crate) fn transports(udp: bool, tcp: bool) -> Vec<Transport> {
 
 impl TransportArg {
     pub(crate) fn transport(&self) -> Transport {
-        match (self.udp, self.unix, self.seqpacket) {
-            (true, ..) => Transport::Udp,
-            (_, true, _) => Transport::Unix,
-            (.., true) => Transport::Seqpacket,
-            _ => Transport::Tcp,
+        if self.udp {
+            Transport::Udp
+        } else if self.unix {
+            Transport::Unix
+        } else if self.unix_dgram {
+            Transport::UnixDgram
+        } else if self.seqpacket {
+            Transport::Seqpacket
+        } else {
+            Transport::Tcp
         }
     }
 }

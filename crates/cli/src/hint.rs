@@ -228,6 +228,7 @@ pub(crate) fn set_by(set_by: SetBy) -> String {
     match set_by {
         SetBy::Family(family) => format!(" on {family}"),
         SetBy::MaxFrame => ", set by --max-frame".to_owned(),
+        set_by @ SetBy::SendBuffer => set_by.words(),
     }
 }
 

@@ -24,6 +24,18 @@ pub enum Error {
     /// socket, or the system refused.
     #[error(transparent)]
     UnixBind(#[from] msg_tcp::unix::BindError),
+    /// Sending on a Unix datagram socket failed (nobody bound at the
+    /// address, say).
+    #[error("cannot send to {addr}")]
+    UnixSend {
+        /// Where it went.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// Receiving on a Unix datagram socket failed.
+    #[error("cannot receive")]
+    UnixRecv(#[source] io::Error),
     /// The host name could not be looked up.
     #[error("cannot resolve '{addr}'")]
     Resolve {

@@ -22,9 +22,12 @@
 //!   any transport, whole or [split](Link::split) into [`Tx`] and [`Rx`].
 //! - [`listener`](Listener): a socket bound over any transport.
 //! - `stream.rs`: the stream family, every kind of byte stream msg
-//!   connects, binds and accepts (TCP so far) as one enum, so that links,
-//!   listeners and serve loops are written once per family (datagram,
-//!   stream) and never name a stream kind.
+//!   connects, binds and accepts (TCP, a Unix stream, a Unix
+//!   sequenced-packet socket) as one enum, so that links, listeners and
+//!   serve loops are written once per family (datagram, stream) and never
+//!   name a stream kind.
+//! - `dgram.rs`: the datagram family's kinds (UDP, a Unix datagram socket)
+//!   behind the one trait the datagram serve loop is written against.
 //! - [`serve`]: accepts, dispatches each message by kind to the feature
 //!   that owns it, answers, and reports [`Event`]s; stops on a shutdown
 //!   future. What a message gets (`respond.rs`) and when a stream peer has
@@ -111,6 +114,7 @@ pub mod connect;
 mod counters;
 pub mod data;
 mod deadlines;
+mod dgram;
 mod error;
 mod events;
 pub mod exec;

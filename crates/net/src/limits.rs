@@ -89,6 +89,24 @@ pub enum SetBy {
     /// The connection's largest frame (msg-tcp's `Options::max_frame`),
     /// a setting of the user's.
     MaxFrame,
+    /// A Unix datagram socket's send buffer (`SO_SNDBUF`, by default
+    /// `net.core.wmem_default`), less the kernel's 32 bytes.
+    SendBuffer,
+}
+
+impl SetBy {
+    /// What sets the limit, in this crate's words, to follow "holds at
+    /// most N bytes": ` on IPv4`; nothing for a frame, whose limit is a
+    /// setting the caller names as its user knows it.
+    pub fn words(self) -> String {
+        match self {
+            Self::Family(family) => format!(" on {family}"),
+            Self::MaxFrame => String::new(),
+            Self::SendBuffer => " here (the socket's send buffer, SO_SNDBUF, less 32 bytes; \
+                                 sysctl net.core.wmem_default raises it)"
+                .to_owned(),
+        }
+    }
 }
 
 impl BodyLimit {
@@ -108,19 +126,20 @@ impl BodyLimit {
         raw: bool,
     ) -> Option<Self> {
         match transport.socket_type() {
+            SocketType::Datagram if !transport.is_inet() => {
+                let (overhead, text) = datagram_overhead(raw, authenticated);
+                let total = unix_datagram_max();
+                Some(Self {
+                    max: total.saturating_sub(overhead.total()),
+                    carrier: "a Unix datagram",
+                    total,
+                    set_by: SetBy::SendBuffer,
+                    overhead: text,
+                })
+            }
             SocketType::Datagram => {
                 let family = family?;
-                let (overhead, text) = match (raw, authenticated) {
-                    (true, _) => (Overhead::RAW, String::new()),
-                    (false, false) => (Overhead::FRAMED, format!("a {HEADER_LEN}-byte header")),
-                    (false, true) => (
-                        Overhead::framed_with_tag(UDP_TRAILER_LEN),
-                        format!(
-                            "a {HEADER_LEN}-byte header and a {UDP_TRAILER_LEN}-byte \
-                             authentication trailer"
-                        ),
-                    ),
-                };
+                let (overhead, text) = datagram_overhead(raw, authenticated);
                 Some(Self {
                     max: overhead.max_body(family),
                     carrier: "a UDP datagram",
@@ -133,6 +152,31 @@ impl BodyLimit {
             SocketType::Stream => Some(Self::msg_framed(max_frame, authenticated)),
         }
     }
+}
+
+/// What a datagram carries besides the body, and its words.
+fn datagram_overhead(raw: bool, authenticated: bool) -> (Overhead, String) {
+    match (raw, authenticated) {
+        (true, _) => (Overhead::RAW, String::new()),
+        (false, false) => (Overhead::FRAMED, format!("a {HEADER_LEN}-byte header")),
+        (false, true) => (
+            Overhead::framed_with_tag(UDP_TRAILER_LEN),
+            format!(
+                "a {HEADER_LEN}-byte header and a {UDP_TRAILER_LEN}-byte authentication trailer"
+            ),
+        ),
+    }
+}
+
+/// The largest Unix datagram a new socket sends: its send buffer, which
+/// starts at `net.core.wmem_default` (212,992 bytes unless changed), less
+/// the 32 bytes the kernel keeps for each datagram.
+pub fn unix_datagram_max() -> usize {
+    let default = std::fs::read_to_string("/proc/sys/net/core/wmem_default")
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .unwrap_or(212_992);
+    default.saturating_sub(32)
 }
 
 impl BodyLimit {
@@ -198,10 +242,7 @@ impl BodyLimit {
     /// datagram; nothing for a frame, whose limit is a setting the caller
     /// names as its user knows it.
     pub fn source(&self) -> String {
-        match self.set_by {
-            SetBy::Family(family) => format!(" on {family}"),
-            SetBy::MaxFrame => String::new(),
-        }
+        self.set_by.words()
     }
 }
 

@@ -12,8 +12,10 @@ use msg_proto::auth::Role;
 use msg_proto::{Kind, Message};
 
 use crate::auth::{self, Auth, printable};
+use crate::dgram::{Datagrams, UnixDgram};
+use crate::stream::unix_path;
 use crate::stream::{AnyStream, AnyWriter};
-use crate::transport::Family;
+use crate::transport::{DatagramKind, Family};
 use crate::{Error, PeerAddr, TcpInfo, Transport};
 
 /// A framed stream of any kind.
@@ -42,6 +44,7 @@ pub struct Link {
 #[derive(Debug)]
 enum Inner {
     Datagram(msg_udp::Socket),
+    UnixDatagram(UnixDgram),
     Stream(StreamConnection),
 }
 
@@ -58,12 +61,29 @@ impl Link {
     ) -> Result<Self, Error> {
         let addr = addr.into();
         let inner = match transport.family() {
-            Family::Datagram => {
+            Family::Datagram(DatagramKind::Udp) => {
                 let mut socket = msg_udp::Socket::connect(transport.inet(&addr)?).await?;
                 if let Some(auth) = &options.auth {
                     socket.authenticate(&auth.secret, Role::Client, auth::session_id());
                 }
                 Inner::Datagram(socket)
+            }
+            Family::Datagram(DatagramKind::Unix) => {
+                let mut socket = UnixDgram::connect(unix_path(&addr)?).map_err(|source| {
+                    msg_tcp::Error::Connect {
+                        addr: addr.clone(),
+                        source,
+                    }
+                })?;
+                if let Some(auth) = &options.auth {
+                    Datagrams::authenticate(
+                        &mut socket,
+                        &auth.secret,
+                        Role::Client,
+                        auth::session_id(),
+                    );
+                }
+                Inner::UnixDatagram(socket)
             }
             Family::Stream(kind) => {
                 let stream = crate::stream::connect(kind, &addr, options.timeout).await?;
@@ -120,7 +140,7 @@ impl Link {
     pub fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
         match &self.inner {
             Inner::Stream(conn) => conn.get_ref().tcp_info(),
-            Inner::Datagram(_) => Ok(None),
+            Inner::Datagram(_) | Inner::UnixDatagram(_) => Ok(None),
         }
     }
 
@@ -132,6 +152,7 @@ impl Link {
     pub async fn send(&mut self, msg: &Message) -> Result<(), Error> {
         match &mut self.inner {
             Inner::Datagram(socket) => socket.send(msg).await?,
+            Inner::UnixDatagram(socket) => socket.send(msg).await?,
             Inner::Stream(conn) => {
                 if let Err(err) = conn.write_message(msg).await {
                     return Err(refusal_waiting(conn).await.unwrap_or(err.into()));
@@ -151,6 +172,7 @@ impl Link {
     pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
         Ok(match &mut self.inner {
             Inner::Datagram(socket) => Some(socket.recv_from().await?.0),
+            Inner::UnixDatagram(socket) => Some(socket.recv().await?),
             Inner::Stream(conn) => conn.read_message().await?,
         })
     }
@@ -159,7 +181,7 @@ impl Link {
     pub(crate) fn udp_socket(&mut self) -> Option<&mut msg_udp::Socket> {
         match &mut self.inner {
             Inner::Datagram(socket) => Some(socket),
-            Inner::Stream(_) => None,
+            Inner::UnixDatagram(_) | Inner::Stream(_) => None,
         }
     }
 
@@ -181,7 +203,9 @@ impl Link {
     ) -> Result<crate::file::Sent, Error> {
         match &mut self.inner {
             Inner::Stream(conn) => crate::file::send(conn, path, wait, progress).await,
-            Inner::Datagram(_) => Err(crate::file::FileError::NeedsTcp.into()),
+            Inner::Datagram(_) | Inner::UnixDatagram(_) => {
+                Err(crate::file::FileError::NeedsTcp.into())
+            }
         }
     }
 
@@ -203,6 +227,13 @@ impl Link {
                     Rx(RxInner::Datagram(receiver)),
                 )
             }
+            Inner::UnixDatagram(socket) => {
+                let receiver = socket.try_clone()?;
+                (
+                    Tx(TxInner::UnixDatagram(socket)),
+                    Rx(RxInner::UnixDatagram(receiver)),
+                )
+            }
             Inner::Stream(conn) => {
                 let (read, write) = conn.into_split();
                 (Tx(TxInner::Stream(write)), Rx(RxInner::Stream(read)))
@@ -218,6 +249,7 @@ pub struct Tx(TxInner);
 #[derive(Debug)]
 enum TxInner {
     Datagram(msg_udp::Socket),
+    UnixDatagram(UnixDgram),
     Stream(msg_tcp::WriteHalf<AnyStream>),
 }
 
@@ -230,7 +262,7 @@ impl Tx {
     pub fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
         match &self.0 {
             TxInner::Stream(write) => AnyWriter::tcp_info(write.get_ref()),
-            TxInner::Datagram(_) => Ok(None),
+            TxInner::Datagram(_) | TxInner::UnixDatagram(_) => Ok(None),
         }
     }
 
@@ -242,6 +274,7 @@ impl Tx {
     pub async fn send(&mut self, msg: &Message) -> Result<(), Error> {
         match &mut self.0 {
             TxInner::Datagram(socket) => socket.send(msg).await?,
+            TxInner::UnixDatagram(socket) => socket.send(msg).await?,
             TxInner::Stream(write) => write.write_message(msg).await?,
         }
         Ok(())
@@ -267,6 +300,7 @@ pub struct Rx(RxInner);
 #[derive(Debug)]
 enum RxInner {
     Datagram(msg_udp::Socket),
+    UnixDatagram(UnixDgram),
     Stream(msg_tcp::ReadHalf<AnyStream>),
 }
 
@@ -279,6 +313,7 @@ impl Rx {
     pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
         Ok(match &mut self.0 {
             RxInner::Datagram(socket) => Some(socket.recv_from().await?.0),
+            RxInner::UnixDatagram(socket) => Some(socket.recv().await?),
             RxInner::Stream(read) => read.read_message().await?,
         })
     }

@@ -9,8 +9,10 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
+use crate::dgram::UnixDgram;
 use crate::stream::AnyListener;
-use crate::transport::Family;
+use crate::stream::unix_path;
+use crate::transport::{DatagramKind, Family};
 use crate::{Error, PeerAddr, Transport};
 
 /// A bound listening socket.
@@ -24,6 +26,7 @@ pub struct Listener {
 #[derive(Debug)]
 pub(crate) enum Bound {
     Datagram(msg_udp::Socket),
+    UnixDatagram(UnixDgram),
     Stream(msg_tcp::Listener<AnyListener>),
 }
 
@@ -41,8 +44,11 @@ impl Listener {
     ) -> Result<Self, Error> {
         let addr = addr.into();
         let inner = match transport.family() {
-            Family::Datagram => {
+            Family::Datagram(DatagramKind::Udp) => {
                 Bound::Datagram(msg_udp::Socket::bind(transport.inet(&addr)?).await?)
+            }
+            Family::Datagram(DatagramKind::Unix) => {
+                Bound::UnixDatagram(UnixDgram::bind(unix_path(&addr)?, tcp.socket_mode)?)
             }
             Family::Stream(kind) => Bound::Stream(crate::stream::bind(kind, &addr, tcp).await?),
         };
@@ -63,6 +69,7 @@ impl Listener {
     pub fn addr(&self) -> io::Result<PeerAddr> {
         match &self.inner {
             Bound::Datagram(socket) => socket.local_addr().map(PeerAddr::Inet),
+            Bound::UnixDatagram(socket) => socket.local_addr(),
             Bound::Stream(listener) => listener.get_ref().local_addr(),
         }
     }
@@ -97,7 +104,7 @@ impl Listener {
                 socket.try_clone()?,
                 socket.local_addr()?,
             ))),
-            Bound::Stream(_) => Ok(None),
+            Bound::UnixDatagram(_) | Bound::Stream(_) => Ok(None),
         }
     }
 
@@ -110,7 +117,7 @@ impl Listener {
     pub fn set_recv_buffer(&self, bytes: usize) -> io::Result<usize> {
         match &self.inner {
             Bound::Datagram(socket) => socket.set_recv_buffer(bytes),
-            Bound::Stream(_) => Err(io::Error::new(
+            Bound::UnixDatagram(_) | Bound::Stream(_) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "a receive buffer is set for UDP listeners only",
             )),

@@ -1,20 +1,19 @@
 //! Logging what peers cost, without letting them flood the log: at most
 //! one warning a second, with counts of what was held back.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use msg_proto::Message;
 use tracing::warn;
 
-use crate::{Event, Events, Offer};
+use crate::{Event, Events, Offer, PeerAddr};
 
 /// Offers a datagram's message for printing, without waiting (a UDP loop
 /// must not wait on one peer's behalf); `false` once nobody prints any more.
 pub(crate) fn show_datagram(
     events: &Events,
     dropped: &mut DropWarning,
-    peer: SocketAddr,
+    peer: impl Into<PeerAddr>,
     msg: &Message,
 ) -> bool {
     if !events.wanted() {

@@ -13,9 +13,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 use tracing::{debug, warn};
 
+use crate::dgram::{Datagrams, UnixDgram};
 use crate::link::ConnectOptions;
 use crate::log::DropWarning;
 use crate::stream::AnyStream;
+use crate::stream::unix_path;
+use crate::transport::DatagramKind;
 use crate::transport::Family;
 use crate::{Error, Event, Events, Limits, Offer, Reply, Transport};
 
@@ -39,6 +42,7 @@ pub struct RawLink {
 #[derive(Debug)]
 enum Inner {
     Datagram(msg_udp::Socket),
+    UnixDatagram(UnixDgram),
     Stream(AnyStream),
 }
 
@@ -46,7 +50,7 @@ impl RawLink {
     /// Whether it sends datagrams, which may be lost, rather than a
     /// stream's bytes.
     pub fn is_datagram(&self) -> bool {
-        matches!(self.inner, Inner::Datagram(_))
+        matches!(self.inner, Inner::Datagram(_) | Inner::UnixDatagram(_))
     }
 
     /// Connects to `addr`.
@@ -61,8 +65,16 @@ impl RawLink {
     ) -> Result<Self, Error> {
         let addr = addr.into();
         let inner = match transport.family() {
-            Family::Datagram => {
+            Family::Datagram(DatagramKind::Udp) => {
                 Inner::Datagram(msg_udp::Socket::connect(transport.inet(&addr)?).await?)
+            }
+            Family::Datagram(DatagramKind::Unix) => {
+                Inner::UnixDatagram(UnixDgram::connect(unix_path(&addr)?).map_err(|source| {
+                    msg_tcp::Error::Connect {
+                        addr: addr.clone(),
+                        source,
+                    }
+                })?)
             }
             Family::Stream(kind) => {
                 let stream = crate::stream::connect(kind, &addr, options.timeout).await?;
@@ -85,6 +97,7 @@ impl RawLink {
                 let peer = socket.peer().expect("a connected socket has a peer");
                 socket.send_raw_to(bytes, peer).await?;
             }
+            Inner::UnixDatagram(socket) => socket.send_raw(bytes).await?,
             Inner::Stream(stream) => stream.write_all(bytes).await?,
         }
         Ok(())
@@ -112,6 +125,10 @@ impl RawLink {
     pub async fn reply(&mut self, wait: Duration, idle: Duration) -> Result<Option<Bytes>, Error> {
         match &mut self.inner {
             Inner::Datagram(socket) => match timeout(wait, socket.recv_raw_from()).await {
+                Ok(received) => Ok(Some(received?.0)),
+                Err(_) => Ok(None),
+            },
+            Inner::UnixDatagram(socket) => match timeout(wait, socket.recv_raw_from()).await {
                 Ok(received) => Ok(Some(received?.0)),
                 Err(_) => Ok(None),
             },
@@ -157,15 +174,15 @@ impl RawLink {
     /// A failed shutdown.
     pub async fn finish(self) -> Result<(), Error> {
         match self.inner {
-            Inner::Datagram(_) => Ok(()),
+            Inner::Datagram(_) | Inner::UnixDatagram(_) => Ok(()),
             Inner::Stream(mut stream) => Ok(stream.shutdown().await?),
         }
     }
 }
 
 /// Serves raw datagrams: each is shown, and answered per `reply`.
-pub(crate) async fn serve_udp(
-    mut socket: msg_udp::Socket,
+pub(crate) async fn serve_udp<S: Datagrams>(
+    mut socket: S,
     reply: Reply,
     events: Events,
 ) -> Result<(), Error> {
@@ -173,7 +190,7 @@ pub(crate) async fn serve_udp(
     loop {
         let (bytes, peer) = socket.recv_raw_from().await?;
         if let Some(answer) = reply.answer(&bytes) {
-            if let Err(err) = socket.send_raw_to(&answer, peer).await {
+            if let Err(err) = socket.send_raw_to(&answer, &peer).await {
                 warn!(%peer, "cannot reply: {err}");
             }
         }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::hash::Hash;
 use std::net::SocketAddr;
 
 use msg_proto::{DiscardCounter, Kind, Message};
@@ -60,16 +61,16 @@ pub(crate) fn respond(msg: &Message, reply: Reply, counter: &mut DiscardCounter)
 /// keys) cost about 220 instructions a datagram, a quarter of what the
 /// blocking listener spent on one (callgrind, BENCHMARKS.md).
 #[derive(Debug)]
-pub(crate) struct UdpPeers {
+pub(crate) struct UdpPeers<P = SocketAddr> {
     /// Each peer's place in `counters`.
-    index: HashMap<SocketAddr, usize>,
-    counters: Vec<(SocketAddr, DiscardCounter)>,
+    index: HashMap<P, usize>,
+    counters: Vec<(P, DiscardCounter)>,
     /// The place of the peer looked up last.
     last: usize,
     max: usize,
 }
 
-impl UdpPeers {
+impl<P: Clone + Eq + Hash> UdpPeers<P> {
     pub(crate) fn new(max: usize) -> Self {
         Self {
             index: HashMap::new(),
@@ -82,7 +83,7 @@ impl UdpPeers {
     /// [`respond`] with `peer`'s counter. Only discards and statistics
     /// pings need it; a benchmark's plain pings skip the lookup, and a
     /// peer past the table's size gets a scratch counter.
-    pub(crate) fn respond(&mut self, msg: &Message, peer: SocketAddr, reply: Reply) -> Response {
+    pub(crate) fn respond(&mut self, msg: &Message, peer: &P, reply: Reply) -> Response {
         let mut untracked = DiscardCounter::default();
         let counter = if ping::uses_counter(msg) {
             self.counter(peer).unwrap_or(&mut untracked)
@@ -94,18 +95,19 @@ impl UdpPeers {
 
     /// `peer`'s counter, made on its first message while the table has
     /// room; `None` once it is full.
-    fn counter(&mut self, peer: SocketAddr) -> Option<&mut DiscardCounter> {
+    fn counter(&mut self, peer: &P) -> Option<&mut DiscardCounter> {
         if self
             .counters
             .get(self.last)
-            .is_none_or(|(at, _)| *at != peer)
+            .is_none_or(|(at, _)| at != peer)
         {
-            self.last = match self.index.entry(peer) {
+            self.last = match self.index.entry(peer.clone()) {
                 Entry::Occupied(known) => *known.get(),
                 Entry::Vacant(_) if self.counters.len() >= self.max => return None,
                 Entry::Vacant(new) => {
                     new.insert(self.counters.len());
-                    self.counters.push((peer, DiscardCounter::default()));
+                    self.counters
+                        .push((peer.clone(), DiscardCounter::default()));
                     self.counters.len() - 1
                 }
             };
@@ -130,12 +132,12 @@ mod tests {
         for seq in 1..=3 {
             for peer in [a, a, b, c] {
                 let discard = Message::new(Kind::Discard, seq, "x");
-                assert_eq!(peers.respond(&discard, peer, Reply::None).answer, None);
+                assert_eq!(peers.respond(&discard, &peer, Reply::None).answer, None);
             }
         }
-        let received = |peers: &mut UdpPeers, peer| {
+        let received = |peers: &mut UdpPeers, peer: SocketAddr| {
             let answer = peers
-                .respond(&ping::stats_request(9), peer, Reply::None)
+                .respond(&ping::stats_request(9), &peer, Reply::None)
                 .answer
                 .expect("a statistics ping is answered");
             ping::parse_stats(&answer).unwrap().received

@@ -14,10 +14,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::debug;
 
+use crate::dgram::{Datagrams, UnixDgram};
 use crate::length::{Framing, NEEDS_A_STREAM};
 use crate::link::{ConnectOptions, Rx, Tx};
+use crate::stream::unix_path;
 use crate::stream::{AnyReader, AnyWriter};
 use crate::text::printable;
+use crate::transport::DatagramKind;
 use crate::transport::Family;
 use crate::{Error, Link, Transport, data};
 
@@ -52,6 +55,7 @@ pub struct SessionTx(TxInner);
 enum TxInner {
     Framed { tx: Tx, seq: u64 },
     RawDatagram(msg_udp::Socket),
+    RawUnixDatagram(UnixDgram),
     RawStream(AnyWriter),
     Length(FramedWrite<AnyWriter, LengthCodec>),
 }
@@ -64,6 +68,7 @@ pub struct SessionRx(RxInner);
 enum RxInner {
     Framed(Rx),
     RawDatagram(msg_udp::Socket),
+    RawUnixDatagram(UnixDgram),
     RawStream(AnyReader, BytesMut),
     Length(FramedRead<AnyReader, LengthCodec>),
 }
@@ -85,12 +90,25 @@ pub async fn open(
             let (tx, rx) = Link::connect(transport, addr, options).await?.split()?;
             (TxInner::Framed { tx, seq: 0 }, RxInner::Framed(rx))
         }
-        (Mode::Raw, Family::Datagram) => {
+        (Mode::Raw, Family::Datagram(DatagramKind::Udp)) => {
             let socket = msg_udp::Socket::connect(transport.inet(&addr)?).await?;
             let receiver = socket.try_clone()?;
             (TxInner::RawDatagram(socket), RxInner::RawDatagram(receiver))
         }
-        (Mode::Framed(Framing::Length), Family::Datagram) => {
+        (Mode::Raw, Family::Datagram(DatagramKind::Unix)) => {
+            let socket = UnixDgram::connect(unix_path(&addr)?).map_err(|source| {
+                msg_tcp::Error::Connect {
+                    addr: addr.clone(),
+                    source,
+                }
+            })?;
+            let receiver = socket.try_clone()?;
+            (
+                TxInner::RawUnixDatagram(socket),
+                RxInner::RawUnixDatagram(receiver),
+            )
+        }
+        (Mode::Framed(Framing::Length), Family::Datagram(_)) => {
             return Err(Error::Io(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
                 NEEDS_A_STREAM,
@@ -134,6 +152,7 @@ impl SessionTx {
                 let peer = socket.peer().expect("a connected socket has a peer");
                 socket.send_raw_to(&body, peer).await?;
             }
+            TxInner::RawUnixDatagram(socket) => socket.send_raw(&body).await?,
             TxInner::RawStream(write) => write.write_all(&body).await?,
             TxInner::Length(framed) => framed.send(&body[..]).await?,
         }
@@ -159,7 +178,7 @@ impl SessionTx {
     pub async fn finish(self) -> Result<(), Error> {
         match self.0 {
             // Dropping a framed stream's write half shuts it down.
-            TxInner::Framed { .. } | TxInner::RawDatagram(_) => {}
+            TxInner::Framed { .. } | TxInner::RawDatagram(_) | TxInner::RawUnixDatagram(_) => {}
             TxInner::RawStream(mut write) => write.shutdown().await?,
             TxInner::Length(mut framed) => SinkExt::<&[u8]>::close(&mut framed).await?,
         }
@@ -194,6 +213,10 @@ impl SessionRx {
                 }
             },
             RxInner::RawDatagram(socket) => {
+                let (body, _) = socket.recv_raw_from().await?;
+                Ok(Some(Incoming { seq: None, body }))
+            }
+            RxInner::RawUnixDatagram(socket) => {
                 let (body, _) = socket.recv_raw_from().await?;
                 Ok(Some(Incoming { seq: None, body }))
             }

@@ -18,11 +18,20 @@ pub enum Transport {
     /// A Unix sequenced-packet socket (`AF_UNIX`, `SOCK_SEQPACKET`): a
     /// connection that keeps each send's boundary, at a path.
     Seqpacket,
+    /// A Unix datagram socket (`AF_UNIX`, `SOCK_DGRAM`): one message per
+    /// datagram, as UDP, that a full receiver never loses, at a path.
+    UnixDgram,
 }
 
 impl Transport {
     /// Every transport, in the order tables list them.
-    pub const ALL: [Self; 4] = [Self::Udp, Self::Tcp, Self::Unix, Self::Seqpacket];
+    pub const ALL: [Self; 5] = [
+        Self::Udp,
+        Self::Tcp,
+        Self::Unix,
+        Self::UnixDgram,
+        Self::Seqpacket,
+    ];
 
     /// The transports over the network, which a benchmark measures unless
     /// told otherwise.
@@ -40,6 +49,7 @@ impl Transport {
             Self::Tcp => "tcp",
             Self::Unix => "unix",
             Self::Seqpacket => "seqpacket",
+            Self::UnixDgram => "unix-dgram",
         }
     }
 
@@ -51,7 +61,7 @@ impl Transport {
     /// and its own file below, not a change to every `match`.
     pub fn socket_type(self) -> SocketType {
         match self {
-            Self::Udp => SocketType::Datagram,
+            Self::Udp | Self::UnixDgram => SocketType::Datagram,
             Self::Tcp | Self::Unix | Self::Seqpacket => SocketType::Stream,
         }
     }
@@ -61,7 +71,8 @@ impl Transport {
     /// to connect, bind and serve it, each family written once.
     pub(crate) fn family(self) -> Family {
         match self {
-            Self::Udp => Family::Datagram,
+            Self::Udp => Family::Datagram(DatagramKind::Udp),
+            Self::UnixDgram => Family::Datagram(DatagramKind::Unix),
             Self::Tcp => Family::Stream(StreamKind::Tcp),
             Self::Unix => Family::Stream(StreamKind::Unix),
             Self::Seqpacket => Family::Stream(StreamKind::Seqpacket),
@@ -88,10 +99,11 @@ impl Transport {
     /// [`Error::Resolve`] or [`Error::NoAddress`].
     pub async fn listen_addr(self, addr: &str) -> Result<PeerAddr, Error> {
         match self.family() {
-            Family::Datagram | Family::Stream(StreamKind::Tcp) => {
+            Family::Datagram(DatagramKind::Udp) | Family::Stream(StreamKind::Tcp) => {
                 Ok(PeerAddr::Inet(resolve(addr).await?))
             }
-            Family::Stream(StreamKind::Unix | StreamKind::Seqpacket) => Ok(unix_addr(addr)?),
+            Family::Datagram(DatagramKind::Unix)
+            | Family::Stream(StreamKind::Unix | StreamKind::Seqpacket) => Ok(unix_addr(addr)?),
         }
     }
 
@@ -104,12 +116,17 @@ impl Transport {
     /// [`Error::Resolve`] or [`Error::NoAddress`].
     pub async fn connect_addrs(self, addr: &str) -> Result<Vec<PeerAddr>, Error> {
         match self.family() {
-            Family::Datagram | Family::Stream(StreamKind::Tcp) => Ok(resolve_all(addr)
-                .await?
-                .into_iter()
-                .map(PeerAddr::Inet)
-                .collect()),
-            Family::Stream(StreamKind::Unix | StreamKind::Seqpacket) => Ok(vec![unix_addr(addr)?]),
+            Family::Datagram(DatagramKind::Udp) | Family::Stream(StreamKind::Tcp) => {
+                Ok(resolve_all(addr)
+                    .await?
+                    .into_iter()
+                    .map(PeerAddr::Inet)
+                    .collect())
+            }
+            Family::Datagram(DatagramKind::Unix)
+            | Family::Stream(StreamKind::Unix | StreamKind::Seqpacket) => {
+                Ok(vec![unix_addr(addr)?])
+            }
         }
     }
 
@@ -135,7 +152,8 @@ impl Transport {
     pub fn is_inet(self) -> bool {
         !matches!(
             self.family(),
-            Family::Stream(StreamKind::Unix | StreamKind::Seqpacket)
+            Family::Datagram(DatagramKind::Unix)
+                | Family::Stream(StreamKind::Unix | StreamKind::Seqpacket)
         )
     }
 
@@ -162,6 +180,17 @@ impl Transport {
                 keeps_boundaries: false,
                 reliable: true,
                 connections: true,
+                kernel_drops: false,
+                batches: false,
+                tcp_info: false,
+            },
+            // One message per datagram, as UDP, but between processes on
+            // one host: nothing is lost (a full receiver holds the sender
+            // up), and the kernel counts no drops.
+            Self::UnixDgram => Caps {
+                keeps_boundaries: true,
+                reliable: true,
+                connections: false,
                 kernel_drops: false,
                 batches: false,
                 tcp_info: false,
@@ -198,11 +227,20 @@ pub enum SocketType {
 /// in how they connect and bind (`stream.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Family {
-    /// One message per datagram, on msg-udp's socket.
-    Datagram,
+    /// One message per datagram, on a socket of this kind.
+    Datagram(DatagramKind),
     /// Framed, over an [`AnyStream`](crate::stream::AnyStream) of this
     /// kind.
     Stream(StreamKind),
+}
+
+/// The kinds of datagram socket msg sends over (`dgram.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DatagramKind {
+    /// UDP, msg-udp's socket.
+    Udp,
+    /// A Unix datagram socket.
+    Unix,
 }
 
 /// The kinds of byte stream msg connects over: each is a variant of
@@ -225,8 +263,9 @@ pub struct Caps {
     /// Each message arrives whole or not at all, never split or glued
     /// (raw mode then shows one message per receive).
     pub keeps_boundaries: bool,
-    /// Every byte arrives, in order, or the connection fails: what a file
-    /// or a command's output needs.
+    /// Nothing is lost: every byte (or datagram) arrives, in order, or the
+    /// send fails. With connections, what a file or a command's output
+    /// needs.
     pub reliable: bool,
     /// Peers connect, one connection each: accepted, counted, limited
     /// (`max_conns`), and authenticated by a handshake.

@@ -334,7 +334,7 @@ pub fn bind_socket(
     let Some(file) = path.file() else {
         let listen = || {
             socket.bind(&path.sock_addr()?)?;
-            socket.listen(LISTEN_BACKLOG)
+            listen_if_connected(&socket, ty)
         };
         listen().map_err(io)?;
         return Ok((socket, None));
@@ -360,11 +360,19 @@ pub fn bind_socket(
         if meta.permissions().mode() & 0o7777 != mode {
             std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode))?;
         }
-        socket.listen(LISTEN_BACKLOG)?;
+        listen_if_connected(&socket, ty)?;
         Ok(guard)
     };
     let guard = listen().map_err(io)?;
     Ok((socket, Some(guard)))
+}
+
+/// Listens, for a type with connections (a datagram socket is only bound).
+fn listen_if_connected(socket: &Socket, ty: Type) -> io::Result<()> {
+    if ty == Type::DGRAM {
+        return Ok(());
+    }
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Removes a socket file nobody listens on; refuses a live one and

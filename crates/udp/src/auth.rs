@@ -21,7 +21,7 @@
 //! answered there, and the sender's own copy is then dropped as a replay.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -116,7 +116,7 @@ impl Authenticated {
     pub(crate) fn open(
         &mut self,
         datagram: Bytes,
-        peer: SocketAddr,
+        peer: &dyn fmt::Display,
     ) -> Result<Option<Message>, msg_proto::Error> {
         let opened = match self.opener.open(datagram) {
             Ok(opened) => opened,
@@ -145,7 +145,7 @@ impl Authenticated {
         Ok(Some(opened.message))
     }
 
-    fn reject(&mut self, err: &AuthError, peer: SocketAddr) {
+    fn reject(&mut self, err: &AuthError, peer: &dyn fmt::Display) {
         match err {
             AuthError::NotTagged => self.rejections.untagged += 1,
             AuthError::Replayed { .. } | AuthError::TooOld { .. } => self.rejections.replayed += 1,

@@ -6,6 +6,8 @@
 //! the rest of each second collapse into one summary line.
 
 use std::collections::HashSet;
+use std::fmt::Display;
+use std::hash::Hash;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -18,32 +20,36 @@ const EVERY: Duration = Duration::from_secs(1);
 const MAX_PEERS: usize = 1024;
 
 /// Counts drops between warnings.
-#[derive(Debug, Default)]
-pub(crate) struct DropLog {
+#[derive(Debug)]
+pub(crate) struct DropLog<P = SocketAddr> {
     last: Option<Instant>,
     dropped: u64,
-    peers: HashSet<SocketAddr>,
+    peers: HashSet<P>,
 }
 
-impl DropLog {
+impl<P> Default for DropLog<P> {
+    fn default() -> Self {
+        Self {
+            last: None,
+            dropped: 0,
+            peers: HashSet::new(),
+        }
+    }
+}
+
+impl<P: Clone + Eq + Hash + Display> DropLog<P> {
     /// Notes one dropped datagram; warns when a second has passed since
     /// the last warning (or at the first drop).
-    pub(crate) fn note(&mut self, peer: SocketAddr, what: &str, error: &dyn std::fmt::Display) {
+    pub(crate) fn note(&mut self, peer: P, what: &str, error: &dyn Display) {
         self.note_at(Instant::now(), peer, what, error);
     }
 
-    fn note_at(
-        &mut self,
-        now: Instant,
-        peer: SocketAddr,
-        what: &str,
-        error: &dyn std::fmt::Display,
-    ) -> bool {
+    fn note_at(&mut self, now: Instant, peer: P, what: &str, error: &dyn Display) -> bool {
         // Each one at debug level (`-vv`), for whoever is chasing one peer.
         debug!(%peer, "dropped {what}: {error}");
         self.dropped += 1;
         if self.peers.len() < MAX_PEERS {
-            self.peers.insert(peer);
+            self.peers.insert(peer.clone());
         }
         let due = self
             .last

@@ -9,6 +9,8 @@
 //! blocking engine, which moves the bytes with std sockets: both then
 //! frame, authenticate and count alike, whoever moves the bytes.
 
+use std::fmt;
+use std::hash::Hash;
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
@@ -18,17 +20,29 @@ use msg_proto::auth::{Role, SESSION_ID_LEN, Secret, UDP_TRAILER_LEN};
 use crate::auth::{AuthRejections, Authenticated};
 use crate::{Error, Overhead, check_size, flood};
 
-/// The framing state of one UDP socket: its keys and replay windows, when
-/// authenticated, and its counts of what it dropped.
-#[derive(Debug, Default)]
-pub struct Framing {
+/// The framing state of one datagram socket: its keys and replay windows,
+/// when authenticated, and its counts of what it dropped, by peer `P` (a
+/// UDP socket's are IP addresses and ports; a Unix datagram socket's,
+/// paths).
+#[derive(Debug)]
+pub struct Framing<P = SocketAddr> {
     invalid: u64,
-    invalid_log: flood::DropLog,
+    invalid_log: flood::DropLog<P>,
     /// Set by [`Framing::authenticate`]: every datagram tagged and checked.
     auth: Option<Box<Authenticated>>,
 }
 
-impl Framing {
+impl<P> Default for Framing<P> {
+    fn default() -> Self {
+        Self {
+            invalid: 0,
+            invalid_log: flood::DropLog::default(),
+            auth: None,
+        }
+    }
+}
+
+impl<P: Clone + Eq + Hash + fmt::Display> Framing<P> {
     /// Plain framing: a header, no tag.
     pub fn new() -> Self {
         Self::default()
@@ -84,16 +98,31 @@ impl Framing {
         addr: &SocketAddr,
         dst: &mut BytesMut,
     ) -> Result<(), Error> {
+        self.encode_within(msg, dst, |len, overhead| check_size(len, overhead, addr))
+    }
+
+    /// [`Framing::encode`] for a datagram whose limit is another kind's (a
+    /// Unix datagram's): `check` gets the body's length and what the
+    /// datagram adds to it, and refuses what is too large.
+    ///
+    /// # Errors
+    ///
+    /// `check`'s, before anything is written, or a failed seal.
+    pub fn encode_within(
+        &mut self,
+        msg: &Message,
+        dst: &mut BytesMut,
+        check: impl FnOnce(usize, Overhead) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         match &mut self.auth {
             None => {
-                check_size(msg.body.len(), Overhead::FRAMED, addr)?;
+                check(msg.body.len(), Overhead::FRAMED)?;
                 msg_proto::encode(msg, dst)
                     .expect("a body under the datagram limit fits the format");
             }
             Some(auth) => {
                 // The trailer counts against the datagram limit too.
-                let overhead = Overhead::framed_with_tag(UDP_TRAILER_LEN);
-                check_size(msg.body.len(), overhead, addr)?;
+                check(msg.body.len(), Overhead::framed_with_tag(UDP_TRAILER_LEN))?;
                 auth.seal(msg, dst)?;
             }
         }
@@ -103,10 +132,10 @@ impl Framing {
     /// The message `datagram` from `peer` carries; `None`, counted and
     /// logged (at most a line a second), when it is no valid msg message
     /// or fails authentication.
-    pub fn decode(&mut self, datagram: Bytes, peer: SocketAddr) -> Option<Message> {
+    pub fn decode(&mut self, datagram: Bytes, peer: P) -> Option<Message> {
         let len = datagram.len();
         let decoded = match &mut self.auth {
-            Some(auth) => match auth.open(datagram, peer) {
+            Some(auth) => match auth.open(datagram, &peer) {
                 Ok(Some(msg)) => Ok(msg),
                 Ok(None) => return None, // counted and warned about
                 Err(err) => Err(err),

@@ -60,6 +60,7 @@ mod sys;
 
 pub use auth::{AuthRejections, MAX_REPLAY_SENDERS};
 pub use batch::{CallCounts, MAX_BATCH, MAX_GSO_SEGMENTS, RecvBatch, SendBatch};
+pub use buf::recv_into;
 pub use framing::Framing;
 use msg_proto::auth::{Role, SESSION_ID_LEN, Secret};
 
@@ -131,6 +132,22 @@ pub enum Error {
         max: usize,
         /// The IP version the datagram would travel over.
         family: Family,
+        /// What the datagram would carry besides the `len` bytes.
+        overhead: Overhead,
+    },
+    /// A message larger than a Unix datagram socket sends: its send
+    /// buffer, not a header field, sets the limit.
+    #[error(
+        "message is {len} bytes; a Unix datagram holds at most {max} bytes here (the socket's \
+         send buffer, SO_SNDBUF, less 32 bytes of the kernel's; sysctl net.core.wmem_default \
+         raises it){}",
+        body_hint(*.overhead, *.max)
+    )]
+    UnixTooLarge {
+        /// The size the caller asked to send, as for [`Error::TooLarge`].
+        len: usize,
+        /// The largest datagram the socket sends, overhead included.
+        max: usize,
         /// What the datagram would carry besides the `len` bytes.
         overhead: Overhead,
     },

@@ -13,6 +13,7 @@ use msg_udp::Framing;
 use super::auth::handshake;
 use super::io::{Framed, Got, Read, Wait, recv_datagram};
 use super::stream::{self, AnyStream};
+use crate::transport::DatagramKind;
 use crate::transport::Family;
 use crate::{Auth, Error, PeerAddr, SendBatch, Transport, auth};
 
@@ -95,7 +96,10 @@ impl Link {
         let addr = addr.into();
         let timeout = Some(options.timeout);
         let inner = match transport.family() {
-            Family::Datagram => {
+            Family::Datagram(DatagramKind::Unix) => {
+                return Err(Error::NotInBlockingEngine("Unix datagram sockets"));
+            }
+            Family::Datagram(DatagramKind::Udp) => {
                 let addr = transport.inet(&addr)?;
                 let local: SocketAddr = if addr.is_ipv4() {
                     (Ipv4Addr::UNSPECIFIED, 0).into()

@@ -31,6 +31,7 @@ use crate::deadlines::{Deadlines, Expired, idle_text};
 use crate::log::{Chain, RateLimited};
 use crate::respond::{Response, respond};
 use crate::text::error_message;
+use crate::transport::DatagramKind;
 use crate::transport::Family;
 use crate::{Error, Event, Events, PeerAddr, ServeConfig, Transport};
 
@@ -73,7 +74,10 @@ impl Listener {
     ) -> Result<Self, Error> {
         let addr = addr.into();
         let inner = match transport.family() {
-            Family::Datagram => {
+            Family::Datagram(DatagramKind::Unix) => {
+                return Err(Error::NotInBlockingEngine("Unix datagram sockets"));
+            }
+            Family::Datagram(DatagramKind::Udp) => {
                 let addr = transport.inet(&addr)?;
                 Bound::Datagram(
                     UdpSocket::bind(addr)

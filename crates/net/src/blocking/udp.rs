@@ -56,7 +56,7 @@ pub(super) fn serve_udp(
             );
             continue;
         };
-        let Response { answer, show } = peers.respond(&msg, peer, reply);
+        let Response { answer, show } = peers.respond(&msg, &peer, reply);
         if let Some(answer) = answer {
             if let Err(err) = send_datagram(socket, &mut framing, &mut send_buf, &answer, peer) {
                 warn!(%peer, "cannot reply: {err}");
@@ -113,7 +113,7 @@ fn serve_udp_batched(
         );
         config.counters.set_udp_recv_calls(batch.counts());
         for (msg, peer) in received.drain(..) {
-            let Response { answer, show } = peers.respond(&msg, peer, reply);
+            let Response { answer, show } = peers.respond(&msg, &peer, reply);
             if let Some(answer) = answer {
                 if let Err(err) = send_datagram(socket, &mut framing, &mut send_buf, &answer, peer)
                 {

@@ -1,5 +1,6 @@
 //! The datagram family's serve loops: one socket serves every peer, one
-//! datagram per message, plain or batched (`recvmmsg`, GRO).
+//! datagram per message, plain (any kind of datagram socket, through
+//! [`Datagrams`]) or batched (UDP's `recvmmsg`, GRO).
 
 use std::net::SocketAddr;
 
@@ -7,13 +8,14 @@ use msg_proto::Message;
 use tracing::{debug, warn};
 
 use super::ServeConfig;
+use crate::dgram::Datagrams;
 use crate::log::{DropWarning, show_datagram};
 use crate::respond::{Response, UdpPeers};
 use crate::{Counters, Error, Events};
 
 /// The plain loop: one datagram per receive.
-pub(super) async fn serve(
-    socket: msg_udp::Socket,
+pub(super) async fn serve<S: Datagrams>(
+    socket: S,
     config: &ServeConfig,
     events: Events,
 ) -> Result<(), Error> {
@@ -59,16 +61,16 @@ pub(super) async fn serve_batched(
 
 /// What both loops keep while they serve: the socket, each peer's state,
 /// and where the messages to show go.
-struct Served<'a> {
-    socket: CountedSocket<'a>,
+struct Served<'a, S: Datagrams> {
+    socket: CountedSocket<'a, S>,
     config: &'a ServeConfig,
-    peers: UdpPeers,
+    peers: UdpPeers<S::Peer>,
     events: Events,
     dropped: DropWarning,
 }
 
-impl<'a> Served<'a> {
-    fn new(socket: msg_udp::Socket, config: &'a ServeConfig, events: Events) -> Self {
+impl<'a, S: Datagrams> Served<'a, S> {
+    fn new(socket: S, config: &'a ServeConfig, events: Events) -> Self {
         Self {
             socket: CountedSocket::new(socket, &config.counters),
             config,
@@ -89,10 +91,10 @@ impl<'a> Served<'a> {
 
     /// Answers `msg` from `peer` as the listener's reply mode says, and
     /// shows it; `false` once nobody reads what is shown.
-    async fn answer(&mut self, msg: &Message, peer: SocketAddr) -> bool {
-        let Response { answer, show } = self.peers.respond(msg, peer, self.config.reply);
+    async fn answer(&mut self, msg: &Message, peer: S::Peer) -> bool {
+        let Response { answer, show } = self.peers.respond(msg, &peer, self.config.reply);
         if let Some(answer) = answer {
-            if let Err(err) = self.socket.send_to(&answer, peer).await {
+            if let Err(err) = self.socket.send_to(&answer, &peer).await {
                 warn!(%peer, "cannot reply: {err}");
             }
         }
@@ -106,32 +108,32 @@ impl<'a> Served<'a> {
 /// The loop updates them only when a valid message arrives (the socket
 /// skips the others inside one receive), so without this, garbage after
 /// the last valid message was counted nowhere.
-struct CountedSocket<'a> {
-    socket: msg_udp::Socket,
+struct CountedSocket<'a, S: Datagrams> {
+    socket: S,
     counters: &'a Counters,
 }
 
-impl<'a> CountedSocket<'a> {
-    fn new(socket: msg_udp::Socket, counters: &'a Counters) -> Self {
+impl<'a, S: Datagrams> CountedSocket<'a, S> {
+    fn new(socket: S, counters: &'a Counters) -> Self {
         Self { socket, counters }
     }
 }
 
-impl std::ops::Deref for CountedSocket<'_> {
-    type Target = msg_udp::Socket;
+impl<S: Datagrams> std::ops::Deref for CountedSocket<'_, S> {
+    type Target = S;
 
-    fn deref(&self) -> &msg_udp::Socket {
+    fn deref(&self) -> &S {
         &self.socket
     }
 }
 
-impl std::ops::DerefMut for CountedSocket<'_> {
-    fn deref_mut(&mut self) -> &mut msg_udp::Socket {
+impl<S: Datagrams> std::ops::DerefMut for CountedSocket<'_, S> {
+    fn deref_mut(&mut self) -> &mut S {
         &mut self.socket
     }
 }
 
-impl Drop for CountedSocket<'_> {
+impl<S: Datagrams> Drop for CountedSocket<'_, S> {
     fn drop(&mut self) {
         self.counters.set_udp(
             self.socket.invalid_datagrams(),

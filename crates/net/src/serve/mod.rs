@@ -25,6 +25,7 @@ use std::future::Future;
 
 use msg_proto::auth::Role;
 
+use crate::dgram::Datagrams;
 use crate::listener::Bound;
 use crate::{BusyPoll, Error, Events, Listener, auth, raw};
 
@@ -60,6 +61,20 @@ pub async fn serve(
                 } else {
                     datagram::serve(socket, &config, events).await
                 }
+            }
+            Bound::UnixDatagram(socket) if config.raw => {
+                raw::serve_udp(socket, config.reply, events).await
+            }
+            Bound::UnixDatagram(mut socket) => {
+                if let Some(auth) = &config.auth {
+                    Datagrams::authenticate(
+                        &mut socket,
+                        &auth.secret,
+                        Role::Server,
+                        auth::session_id(),
+                    );
+                }
+                datagram::serve(socket, &config, events).await
             }
             Bound::Stream(listener) => stream::serve(listener, config, events).await,
         }

@@ -1,0 +1,353 @@
+//! The datagram family's kinds: UDP (msg-udp's [`Socket`](msg_udp::Socket))
+//! and the Unix datagram socket ([`UnixDgram`]), and the one trait the
+//! datagram serve loops are written against ([`Datagrams`]), so that each
+//! loop is written once and compiled for each kind, UDP's unchanged.
+//!
+//! A Unix datagram socket (`AF_UNIX`, `SOCK_DGRAM`) keeps boundaries as
+//! UDP does, but between processes on one machine it never loses a
+//! datagram: a full receiver makes the sender wait (or, non-blocking,
+//! fail with `EAGAIN`) instead of dropping. Its size limit is not a header
+//! field's but the sending socket's buffer (`SO_SNDBUF` less 32 bytes of
+//! the kernel's: 212,960 bytes with Linux's defaults). Peers are
+//! addresses in the file system (or the abstract namespace); a client
+//! that is not bound to one cannot be answered, so msg's client binds an
+//! abstract name the kernel picks (autobind), which needs no file and
+//! leaves nothing behind.
+
+use std::fmt;
+use std::hash::Hash;
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use msg_proto::Message;
+use msg_proto::auth::{Role, SESSION_ID_LEN, Secret};
+use msg_tcp::unix::{SocketFile, UnixPath, UnixPeer};
+use msg_udp::{AuthRejections, Framing, Overhead, RECV_BUF_LEN};
+
+use socket2::{Domain, SockAddr, SockRef, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UnixDatagram;
+
+use crate::{Error, PeerAddr};
+
+/// What a datagram serve loop needs of its socket, whatever its kind.
+pub(crate) trait Datagrams {
+    /// Who a datagram came from, and where an answer goes.
+    type Peer: Clone + Eq + Hash + fmt::Display + Into<PeerAddr>;
+
+    /// The next valid message and its sender (the others are counted and
+    /// dropped).
+    async fn recv_from(&mut self) -> Result<(Message, Self::Peer), Error>;
+    /// Sends `msg` to `peer`.
+    async fn send_to(&mut self, msg: &Message, peer: &Self::Peer) -> Result<(), Error>;
+    /// The next datagram as it came, and its sender.
+    async fn recv_raw_from(&mut self) -> Result<(Bytes, Self::Peer), Error>;
+    /// Sends `payload` as one datagram to `peer`.
+    async fn send_raw_to(&mut self, payload: &[u8], peer: &Self::Peer) -> Result<(), Error>;
+    /// Tags every message from now on and checks every one received.
+    fn authenticate(&mut self, secret: &Secret, us: Role, session_id: [u8; SESSION_ID_LEN]);
+    /// Datagrams dropped as not msg messages.
+    fn invalid_datagrams(&self) -> u64;
+    /// Datagrams dropped by authentication.
+    fn auth_rejections(&self) -> AuthRejections;
+}
+
+impl Datagrams for msg_udp::Socket {
+    type Peer = std::net::SocketAddr;
+
+    async fn recv_from(&mut self) -> Result<(Message, Self::Peer), Error> {
+        Ok(Self::recv_from(self).await?)
+    }
+
+    async fn send_to(&mut self, msg: &Message, peer: &Self::Peer) -> Result<(), Error> {
+        Ok(Self::send_to(self, msg, *peer).await?)
+    }
+
+    async fn recv_raw_from(&mut self) -> Result<(Bytes, Self::Peer), Error> {
+        Ok(Self::recv_raw_from(self).await?)
+    }
+
+    async fn send_raw_to(&mut self, payload: &[u8], peer: &Self::Peer) -> Result<(), Error> {
+        Ok(Self::send_raw_to(self, payload, *peer).await?)
+    }
+
+    fn authenticate(&mut self, secret: &Secret, us: Role, session_id: [u8; SESSION_ID_LEN]) {
+        Self::authenticate(self, secret, us, session_id);
+    }
+
+    fn invalid_datagrams(&self) -> u64 {
+        Self::invalid_datagrams(self)
+    }
+
+    fn auth_rejections(&self) -> AuthRejections {
+        Self::auth_rejections(self)
+    }
+}
+
+/// The address of a Unix datagram socket's peer: a path, an abstract
+/// name, or none (a sender that did not bind, which cannot be answered).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct UnixAddr(SockAddr);
+
+impl UnixAddr {
+    /// The path or name, as msg's addresses say it.
+    fn path(&self) -> Option<UnixPath> {
+        if let Some(path) = self.0.as_pathname() {
+            return Some(UnixPath::File(path.to_owned()));
+        }
+        self.0
+            .as_abstract_namespace()
+            .map(|name| UnixPath::Abstract(name.to_vec()))
+    }
+}
+
+impl fmt::Display for UnixAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.path() {
+            Some(path) => write!(f, "{path}"),
+            None => f.write_str("unnamed"),
+        }
+    }
+}
+
+impl From<UnixAddr> for PeerAddr {
+    fn from(addr: UnixAddr) -> Self {
+        Self::Unix(UnixPeer {
+            path: addr.path(),
+            cred: None,
+        })
+    }
+}
+
+/// A Unix datagram socket on the tokio runtime, framed as msg-udp frames
+/// UDP: one message per datagram, the same header and tag.
+#[derive(Debug)]
+pub(crate) struct UnixDgram {
+    // First, so that it goes first: the file is removed while the socket
+    // is still bound.
+    _file: Option<SocketFile>,
+    socket: UnixDatagram,
+    /// The address it is connected to, for a client.
+    peer: Option<UnixAddr>,
+    recv_buf: BytesMut,
+    send_buf: BytesMut,
+    framing: Framing<UnixAddr>,
+    /// The largest datagram it sends: its send buffer less 32.
+    max_payload: usize,
+}
+
+impl UnixDgram {
+    fn new(socket: Socket, file: Option<SocketFile>, peer: Option<UnixAddr>) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        let max_payload = max_datagram(&socket)?;
+        let std: std::os::unix::net::UnixDatagram = std::os::fd::OwnedFd::from(socket).into();
+        Ok(Self {
+            _file: file,
+            socket: UnixDatagram::from_std(std)?,
+            peer,
+            recv_buf: BytesMut::with_capacity(RECV_BUF_LEN),
+            send_buf: BytesMut::with_capacity(RECV_BUF_LEN),
+            framing: Framing::default(),
+            max_payload,
+        })
+    }
+
+    /// Binds `path` for a listener, its file made as a Unix stream
+    /// listener's is (`mode`, a stale one replaced, a live one refused,
+    /// removed when the socket goes).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnixBind`].
+    pub(crate) fn bind(path: &UnixPath, mode: u32) -> Result<Self, Error> {
+        let (socket, file) = msg_tcp::unix::bind_socket(path, mode, Type::DGRAM)?;
+        Ok(Self::new(socket, file, None)?)
+    }
+
+    /// A client's socket, connected to `path`, bound to an abstract name
+    /// the kernel picks, so that answers reach it and nothing is left on
+    /// disk.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's: nobody bound at `path`, say.
+    pub(crate) fn connect(path: &UnixPath) -> io::Result<Self> {
+        let socket = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
+        // An empty address: Linux's autobind.
+        socket.bind(&SockAddr::unix("")?)?;
+        let peer = path.sock_addr()?;
+        socket.connect(&peer)?;
+        Self::new(socket, None, Some(UnixAddr(peer)))
+    }
+
+    /// Another handle on the same socket, with the same keys, for a second
+    /// task (a session's other half).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's.
+    pub(crate) fn try_clone(&self) -> io::Result<Self> {
+        let socket = SockRef::from(&self.socket).try_clone()?;
+        let mut clone = Self::new(socket, None, self.peer.clone())?;
+        clone.framing = self.framing.for_clone();
+        Ok(clone)
+    }
+
+    /// Where it is bound, as a peer's address.
+    pub(crate) fn local_addr(&self) -> io::Result<PeerAddr> {
+        Ok(UnixAddr(SockRef::from(&self.socket).local_addr()?).into())
+    }
+
+    fn check(&self, len: usize, overhead: Overhead) -> Result<(), msg_udp::Error> {
+        if len.saturating_add(overhead.total()) > self.max_payload {
+            return Err(msg_udp::Error::UnixTooLarge {
+                len,
+                max: self.max_payload,
+                overhead,
+            });
+        }
+        Ok(())
+    }
+
+    fn encode(&mut self, msg: &Message) -> Result<(), Error> {
+        self.send_buf.clear();
+        let max = self.max_payload;
+        let check = |len: usize, overhead: Overhead| {
+            if len.saturating_add(overhead.total()) > max {
+                return Err(msg_udp::Error::UnixTooLarge { len, max, overhead });
+            }
+            Ok(())
+        };
+        Ok(self.framing.encode_within(msg, &mut self.send_buf, check)?)
+    }
+
+    async fn send_bytes(&self, bytes: &[u8], to: Option<&UnixAddr>) -> Result<(), Error> {
+        let failed = |source| -> Error {
+            let addr = to
+                .or(self.peer.as_ref())
+                .map_or_else(|| "unnamed".to_owned(), UnixAddr::to_string);
+            Error::UnixSend { addr, source }
+        };
+        loop {
+            self.socket.writable().await.map_err(failed)?;
+            let sent = self.socket.try_io(Interest::WRITABLE, || {
+                let sock = SockRef::from(&self.socket);
+                match to {
+                    Some(to) => sock.send_to(bytes, &to.0),
+                    None => sock.send(bytes),
+                }
+            });
+            match sent {
+                Ok(_) => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Err(failed(err)),
+            }
+        }
+    }
+
+    /// Sends `msg` to the address it is connected to.
+    ///
+    /// # Errors
+    ///
+    /// Too large (nothing sent), or the send failed.
+    pub(crate) async fn send(&mut self, msg: &Message) -> Result<(), Error> {
+        self.encode(msg)?;
+        self.send_bytes(&self.send_buf, None).await
+    }
+
+    /// Sends `payload` as it is to the address it is connected to.
+    ///
+    /// # Errors
+    ///
+    /// Too large (nothing sent), or the send failed.
+    pub(crate) async fn send_raw(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.check(payload.len(), Overhead::RAW)?;
+        self.send_bytes(payload, None).await
+    }
+
+    /// The next message from the address it is connected to (or anyone).
+    ///
+    /// # Errors
+    ///
+    /// A failed receive.
+    pub(crate) async fn recv(&mut self) -> Result<Message, Error> {
+        Ok(Datagrams::recv_from(self).await?.0)
+    }
+}
+
+/// The largest Unix datagram msg receives: more than a sender with
+/// Linux's largest default send buffer (`net.core.wmem_max`, doubled)
+/// sends.
+pub(crate) const UNIX_RECV_LEN: usize = 512 * 1024;
+
+/// The largest datagram `socket` sends: its send buffer less the 32 bytes
+/// the kernel keeps for each.
+fn max_datagram(socket: &Socket) -> io::Result<usize> {
+    Ok(socket.send_buffer_size()?.saturating_sub(32))
+}
+
+impl Datagrams for UnixDgram {
+    type Peer = UnixAddr;
+
+    async fn recv_from(&mut self) -> Result<(Message, UnixAddr), Error> {
+        loop {
+            let (datagram, peer) = Datagrams::recv_raw_from(self).await?;
+            if let Some(msg) = self.framing.decode(datagram, peer.clone()) {
+                return Ok((msg, peer));
+            }
+        }
+    }
+
+    async fn send_to(&mut self, msg: &Message, peer: &UnixAddr) -> Result<(), Error> {
+        self.encode(msg)?;
+        self.send_bytes(&self.send_buf, Some(peer)).await
+    }
+
+    async fn recv_raw_from(&mut self) -> Result<(Bytes, UnixAddr), Error> {
+        // As msg-udp's socket: the buffer is reclaimed once the previous
+        // datagram is dropped.
+        self.recv_buf.clear();
+        self.recv_buf.reserve(UNIX_RECV_LEN);
+        loop {
+            self.socket.readable().await.map_err(Error::UnixRecv)?;
+            let buf = &mut self.recv_buf;
+            let socket = &self.socket;
+            let got = socket.try_io(Interest::READABLE, || {
+                msg_udp::recv_into(buf, |spare| {
+                    SockRef::from(socket).recv_from_with_flags(spare, libc::MSG_TRUNC)
+                })
+            });
+            match got {
+                // MSG_TRUNC: the datagram's real length, even when it
+                // did not fit; one that did not is dropped, never shown
+                // cut short.
+                Ok((len, from)) if len > UNIX_RECV_LEN => {
+                    self.recv_buf.clear();
+                    tracing::warn!(peer = %UnixAddr(from), "dropped a {len}-byte datagram: msg receives Unix datagrams of at most {UNIX_RECV_LEN} bytes");
+                }
+                Ok((_, from)) => {
+                    return Ok((self.recv_buf.split().freeze(), UnixAddr(from)));
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Err(Error::UnixRecv(err)),
+            }
+        }
+    }
+
+    async fn send_raw_to(&mut self, payload: &[u8], peer: &UnixAddr) -> Result<(), Error> {
+        self.check(payload.len(), Overhead::RAW)?;
+        self.send_bytes(payload, Some(peer)).await
+    }
+
+    fn authenticate(&mut self, secret: &Secret, us: Role, session_id: [u8; SESSION_ID_LEN]) {
+        self.framing.authenticate(secret, us, session_id);
+    }
+
+    fn invalid_datagrams(&self) -> u64 {
+        self.framing.invalid_datagrams()
+    }
+
+    fn auth_rejections(&self) -> AuthRejections {
+        self.framing.auth_rejections()
+    }
+}
