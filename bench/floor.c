@@ -10,7 +10,10 @@
  *              this process may run on); off: no pinning
  *   -w SECS    warm-up before measuring (default 0.2; round trips not counted)
  *   -T SECS    receive timeout (SO_RCVTIMEO, default 1): a UDP reply that
- *              does not come within it counts as lost
+ *              does not come within it counts as lost. -T 0: no receive
+ *              timeouts at all, as sockperf (which sets none); the run is
+ *              then bounded by a watchdog (SIGALRM at WARMUP + DURATION +
+ *              10 s) instead, and a lost reply ends it with an error
  *   -s MODE    the echo server on a thread of this process (default, as msg
  *              bench's built-in listeners) or in a forked child (two
  *              processes, as sockperf's server and client)
@@ -20,7 +23,7 @@
  * Output, one line per transport, on stdout:
  *   transport=udp size=64 rtts=171234 lost=0 p50_us=11.52 p90_us=12.31
  *   p99_us=14.02 mean_us=11.71 min_us=10.80 max_us=61.20 cpu=0 server=thread
- *   unix=path duration_s=2.000
+ *   unix=path rcvtimeo=1.000 duration_s=2.000
  *
  * Built by bench/compare.sh with `cc -O2 -o floor bench/floor.c -lpthread`.
  * No msg code: this is the comparison msg's blocking engine is held to.
@@ -41,14 +44,23 @@
  * callbacks; percentiles are computed after the clock stops. Anything a real
  * tool does beyond this shows up as its ratio to this program.
  *
+ * One thing here is not in sockperf's loop: the receive timeout. A blocking
+ * receive with SO_RCVTIMEO sleeps with a kernel timer armed, and disarms it
+ * on wake-up, on both sides of every round trip; sockperf sleeps without
+ * one. msg's blocking engine sets SO_RCVTIMEO on both sides too, so the
+ * default here holds msg to the floor of the same design; -T 0 gives the
+ * timer-free floor that sockperf runs at, and the difference is what the
+ * timeouts cost.
+ *
  * Bounded: each run ends by time or when the sample array is full; every
  * receive and send has a timeout (SO_RCVTIMEO, SO_SNDTIMEO); a UDP round trip
  * whose reply times out is counted in lost= and not measured; more than 1000
  * lost, or any timeout on a reliable transport, ends the run with an error.
- * The server stops when the client says so (closes its connection, or sends
- * an empty datagram), and checks a stop flag and its own deadline at least
- * every 100 ms in case that is lost; a forked server is killed and reaped,
- * and dies with its parent (PR_SET_PDEATHSIG).
+ * With -T 0 a watchdog ends a run that stalls. The server stops when the
+ * client says so (closes its connection, or sends an empty datagram), and
+ * checks a stop flag and its own deadline at least every 100 ms in case that
+ * is lost (with -T 0, shutdown() on its socket wakes it instead); a forked
+ * server is killed and reaped, and dies with its parent (PR_SET_PDEATHSIG).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -67,6 +79,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -94,8 +107,14 @@ enum { N_TRANSPORTS = sizeof TRANSPORTS / sizeof TRANSPORTS[0] };
 static double opt_warmup = 0.2, opt_timeout = 1.0;
 static int opt_fork, opt_abstract;
 
-static volatile sig_atomic_t interrupted;
-static void on_signal(int sig) { (void)sig; interrupted = 1; }
+static volatile sig_atomic_t interrupted, watchdog;
+static void on_signal(int sig)
+{
+	if (sig == SIGALRM)
+		watchdog = 1;
+	else
+		interrupted = 1;
+}
 
 static void die(const char *what)
 {
@@ -118,6 +137,8 @@ static double now_s(void)
 
 static void set_timeouts(int fd, double rcv, double snd)
 {
+	if (opt_timeout == 0)
+		return; /* -T 0: sleep without a timer, as sockperf */
 	struct timeval r = {(time_t)rcv, (suseconds_t)((rcv - (double)(time_t)rcv) * 1e6)};
 	struct timeval s = {(time_t)snd, (suseconds_t)((snd - (double)(time_t)snd) * 1e6)};
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &r, sizeof r) < 0 ||
@@ -378,6 +399,7 @@ static int run(const struct transport *t, size_t size, double duration, long cpu
 		sigemptyset(&block);
 		sigaddset(&block, SIGINT);
 		sigaddset(&block, SIGTERM);
+		sigaddset(&block, SIGALRM);
 		pthread_sigmask(SIG_BLOCK, &block, &old);
 		int rc = pthread_create(&thread, NULL, server_thread, &srv);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -388,6 +410,11 @@ static int run(const struct transport *t, size_t size, double duration, long cpu
 	}
 
 	int fd = connect_client(t, &srv_addr, &cli_addr);
+	if (opt_timeout == 0) {
+		/* No receive timeouts: the watchdog interrupts a stalled receive. */
+		struct itimerval w = {{0, 0}, {(time_t)(opt_warmup + duration) + 10, 0}};
+		setitimer(ITIMER_REAL, &w, NULL);
+	}
 	char *out = calloc(1, cap), *in = malloc(cap);
 	/* At most one round trip per 2 µs: more than any kernel manages between
 	 * two threads on one core, so the array is a bound, not a limit. */
@@ -403,7 +430,7 @@ static int run(const struct transport *t, size_t size, double duration, long cpu
 	const char *error = NULL;
 	double start = now_s(), end_warm = start + opt_warmup;
 	/* Warm-up: the same round trips, not measured. */
-	while (!interrupted && now_s() < end_warm) {
+	while (!interrupted && !watchdog && now_s() < end_warm) {
 		enum rt r = round_trip(t, fd, out, in, size, cap, ++seq);
 		if (r == RT_ERR) {
 			error = "round trip failed during warm-up";
@@ -415,7 +442,7 @@ static int run(const struct transport *t, size_t size, double duration, long cpu
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	uint64_t t0 = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	uint64_t end = t0 + (uint64_t)(duration * 1e9);
-	while (!error && !interrupted && n < max) {
+	while (!error && !interrupted && !watchdog && n < max) {
 		enum rt r = round_trip(t, fd, out, in, size, cap, ++seq);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		uint64_t t1 = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -435,6 +462,12 @@ static int run(const struct transport *t, size_t size, double duration, long cpu
 	}
 	int err_no = errno;
 	double measured = now_s() - end_warm;
+	if (opt_timeout == 0) {
+		struct itimerval off = {{0, 0}, {0, 0}};
+		setitimer(ITIMER_REAL, &off, NULL);
+		if (watchdog)
+			error = "stalled until the watchdog (-T 0: no receive timeout)";
+	}
 
 	/* Stop the server: close a connection, or an empty datagram; the flag
 	 * and its deadline cover a lost one. */
@@ -446,6 +479,10 @@ static int run(const struct transport *t, size_t size, double duration, long cpu
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
 	} else {
+		/* A server asleep without a timeout, whose empty datagram was
+		 * lost, wakes up to this (recvfrom returns 0). */
+		if (!t->connected)
+			shutdown(sfd, SHUT_RDWR);
 		pthread_join(thread, NULL);
 	}
 	close(sfd);
@@ -467,6 +504,9 @@ static int run(const struct transport *t, size_t size, double duration, long cpu
 		free(samples);
 		return 1;
 	}
+	char timeo[24] = "off";
+	if (opt_timeout > 0)
+		snprintf(timeo, sizeof timeo, "%.3f", opt_timeout);
 	char cpu_name[24] = "off";
 	if (cpu >= 0)
 		snprintf(cpu_name, sizeof cpu_name, "%ld", cpu);
@@ -475,11 +515,11 @@ static int run(const struct transport *t, size_t size, double duration, long cpu
 		sum += samples[i];
 	qsort(samples, n, sizeof *samples, cmp_u32);
 	printf("transport=%s size=%zu rtts=%zu lost=%llu p50_us=%.2f p90_us=%.2f p99_us=%.2f "
-	       "mean_us=%.2f min_us=%.2f max_us=%.2f cpu=%s server=%s unix=%s duration_s=%.3f\n",
+	       "mean_us=%.2f min_us=%.2f max_us=%.2f cpu=%s server=%s unix=%s rcvtimeo=%s duration_s=%.3f\n",
 	       t->name, size, n, (unsigned long long)lost, pct_us(samples, n, 0.50),
 	       pct_us(samples, n, 0.90), pct_us(samples, n, 0.99), sum / (double)n / 1000.0,
 	       samples[0] / 1000.0, samples[n - 1] / 1000.0, cpu_name,
-	       opt_fork ? "fork" : "thread", opt_abstract ? "abstract" : "path", measured);
+	       opt_fork ? "fork" : "thread", opt_abstract ? "abstract" : "path", timeo, measured);
 	fflush(stdout);
 	free(samples);
 	return 0;
@@ -489,7 +529,7 @@ static void usage(void)
 {
 	fputs("usage: floor [-w WARMUP] [-T TIMEOUT] [-s thread|fork] [-a] TRANSPORT SIZE DURATION [CPU|off]\n"
 	      "  TRANSPORT: udp, tcp, unix, unix-dgram, seqpacket or all; SIZE in bytes;\n"
-	      "  DURATION, WARMUP, TIMEOUT in seconds\n",
+	      "  DURATION, WARMUP, TIMEOUT in seconds (TIMEOUT 0: no receive timeouts)\n",
 	      stderr);
 	exit(2);
 }
@@ -511,7 +551,7 @@ int main(int argc, char **argv)
 	while ((c = getopt(argc, argv, "w:T:s:ah")) != -1) {
 		switch (c) {
 		case 'w': opt_warmup = parse_secs(optarg, 0, 60, "-w"); break;
-		case 'T': opt_timeout = parse_secs(optarg, 0.001, 60, "-T"); break;
+		case 'T': opt_timeout = parse_secs(optarg, 0, 60, "-T"); break;
 		case 's':
 			if (strcmp(optarg, "thread") == 0)
 				opt_fork = 0;
@@ -583,6 +623,7 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal; /* no SA_RESTART: a blocked recv returns EINTR */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (!opt_abstract) {
