@@ -161,6 +161,21 @@ struct endpoint {
 };
 
 static char tmpdir[256]; /* socket files live here unless -a */
+static pid_t tmpdir_owner;
+
+/* At any exit of the process that made it (an error included, not a forked
+ * server's): the socket files and the directory go. */
+static void remove_tmpdir(void)
+{
+	char path[sizeof tmpdir + 16];
+	if (tmpdir[0] == '\0' || getpid() != tmpdir_owner)
+		return;
+	snprintf(path, sizeof path, "%s/server.sock", tmpdir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/client.sock", tmpdir);
+	unlink(path);
+	rmdir(tmpdir);
+}
 
 static void unix_endpoint(struct endpoint *e, const char *tag)
 {
@@ -631,6 +646,8 @@ int main(int argc, char **argv)
 		snprintf(tmpdir, sizeof tmpdir, "%s/msg-floor.XXXXXX", base && *base ? base : "/tmp");
 		if (!mkdtemp(tmpdir))
 			die("mkdtemp");
+		tmpdir_owner = getpid();
+		atexit(remove_tmpdir);
 	}
 	int rc = 0;
 	for (int i = first; i <= last && !interrupted; i++) {
@@ -640,7 +657,5 @@ int main(int argc, char **argv)
 		}
 		rc |= run(&TRANSPORTS[i], (size_t)size, duration, cpu);
 	}
-	if (!opt_abstract)
-		rmdir(tmpdir);
-	return rc || interrupted ? 1 : 0;
+	return rc || interrupted ? 1 : 0; /* remove_tmpdir runs at exit */
 }
