@@ -6,6 +6,12 @@
 # median p50/p99 round-trip times across rounds and the ratio msg/sockperf,
 # then UDP throughput at 64 B (messages per second at the receiver).
 #
+# Beside them, in the same rounds, the floor: bench/floor.c (built here with
+# cc -O2), the bare blocking ping-pong, for each of five transports (udp, tcp,
+# unix, unix-dgram, seqpacket) at 64 B and 1 KiB, next to sockperf (where it
+# takes the transport) and `msg bench --io blocking` for the same cell; a
+# second table gives msg/floor and sockperf/floor, and the floor's ordering.
+#
 # Report (Markdown) goes to stdout; progress goes to stderr:
 #   bench/compare.sh > /tmp/compare.md
 set -euo pipefail
@@ -16,14 +22,33 @@ Usage: bench/compare.sh [OPTIONS]
 
 Runs sockperf and `msg bench` on 127.0.0.1 for UDP and TCP, interleaved, and
 prints one Markdown table of round-trip p50/p99 with the ratio msg/sockperf,
-plus a UDP 64 B throughput comparison.
+plus a UDP 64 B throughput comparison. In the same rounds it runs the floor,
+bench/floor.c (a bare blocking ping-pong, no msg code), for udp, tcp, unix,
+unix-dgram and seqpacket at 64 B and 1 KiB, beside sockperf and `msg bench
+--io blocking` in the same cell, and prints msg/floor, sockperf/floor and the
+floor's ordering of the transports.
 
 Options:
   --rounds N         Rounds of interleaved runs (default 3; env ROUNDS)
-  --duration SECS    Seconds per run, whole number >= 1 (default 2; env DURATION).
+  --duration SECS    Seconds per run, whole number >= 1 (default 1; env DURATION;
+                     before the floor runs were added it was 2).
                      sockperf ping-pong spends ~0.45 s of it warming up;
-                     msg measures SECS after --warmup 200ms.
-  --sizes LIST       Payload sizes, comma-separated (default 64,1024,16384; env SIZES)
+                     msg and the floor measure SECS after a 200 ms warm-up.
+  --sizes LIST       Payload sizes of the UDP/TCP comparison with sockperf,
+                     comma-separated (default 64,1024,16384; env SIZES)
+  --transports LIST  Ping-pong transports, comma-separated, from udp, tcp, unix,
+                     unix-dgram, seqpacket (default all five; env TRANSPORTS;
+                     with --busy-poll: udp,tcp). udp and tcp run at --sizes and
+                     --floor-sizes, the Unix ones at --floor-sizes. msg's Unix
+                     rows need `msg bench --transports`: a msg without it gets
+                     a note and no msg rows for them; sockperf's need a
+                     sockperf that takes a path for -i (3.9 and later:
+                     unix and unix-dgram; none has seqpacket).
+  --floor-sizes LIST Sizes of the floor comparison (default 64,1024; env FLOOR_SIZES)
+  --no-floor-c       Do not build or run bench/floor.c (the floor table goes)
+  --floor-timeout S  bench/floor.c's receive timeout, SO_RCVTIMEO on both sides
+                     (default 2, as msg's --timeout 2s here; env FLOOR_TIMEOUT).
+                     0: none, as sockperf: the timer-free floor
   --tput-size BYTES  Throughput message size (default 64; env TPUT_SIZE)
   --pin MODE         same | cross | off (default same; env PIN). same: sockperf
                      server and client with `taskset -c` on the first allowed
@@ -41,7 +66,9 @@ Options:
                      from Debian non-free: apt-get install netperf)
   --floor            Also run the bare-tokio UDP ping-pong (the tokio_floor
                      example: no msg code at all) in each round, for the
-                     floor under msg's UDP round trip
+                     floor under msg's tokio UDP round trip (bench/floor.c,
+                     which runs by default, is the floor under the blocking
+                     engine)
   --no-throughput    Skip the throughput comparison
   --batch N          In the throughput comparison, also run msg bench
                      --batch N (sendmmsg/recvmmsg, N datagrams per send call,
@@ -65,7 +92,11 @@ Notes:
     numbers. msg bench reports round-trip times. Both columns are RTT.
   * Sizes are payload sizes as given to each tool: sockperf -m SIZE counts its
     own 14-byte header inside SIZE; msg adds a 28-byte header on top of SIZE.
-  * Only 127.0.0.1 is used.
+  * Only 127.0.0.1 is used, and Unix sockets in a temporary directory this
+    script makes and removes.
+  * The floor program runs with --pin same only (client and server on the
+    first allowed CPU, as msg --pin same); with --pin cross or off, or with
+    --busy-poll, it is not run. It needs a C compiler (cc).
 EOF
 }
 
@@ -76,8 +107,12 @@ die() {
 note() { echo "compare.sh: $*" >&2; }
 
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-2}
+DURATION=${DURATION:-1}
 SIZES=${SIZES:-64,1024,16384}
+TRANSPORTS=${TRANSPORTS:-}
+FLOOR_SIZES=${FLOOR_SIZES:-64,1024}
+FLOOR_C=1
+FLOOR_TIMEOUT=${FLOOR_TIMEOUT:-2}
 TPUT_SIZE=${TPUT_SIZE:-64}
 PIN=${PIN:-}
 IO=${IO:-blocking}
@@ -91,6 +126,7 @@ DO_BUILD=1
 DO_INSTALL=1
 KEEP_LOGS=0
 WARMUP=200ms
+WARMUP_S=0.2 # WARMUP in seconds, for bench/floor.c
 HOST=127.0.0.1
 
 while (($#)); do
@@ -101,6 +137,13 @@ while (($#)); do
 	--duration=*) DURATION=${1#*=}; shift ;;
 	--sizes) SIZES=${2:?--sizes needs a value}; shift 2 ;;
 	--sizes=*) SIZES=${1#*=}; shift ;;
+	--transports) TRANSPORTS=${2:?--transports needs a value}; shift 2 ;;
+	--transports=*) TRANSPORTS=${1#*=}; shift ;;
+	--floor-sizes) FLOOR_SIZES=${2:?--floor-sizes needs a value}; shift 2 ;;
+	--floor-sizes=*) FLOOR_SIZES=${1#*=}; shift ;;
+	--no-floor-c) FLOOR_C=0; shift ;;
+	--floor-timeout) FLOOR_TIMEOUT=${2:?--floor-timeout needs a value}; shift 2 ;;
+	--floor-timeout=*) FLOOR_TIMEOUT=${1#*=}; shift ;;
 	--tput-size) TPUT_SIZE=${2:?--tput-size needs a value}; shift 2 ;;
 	--tput-size=*) TPUT_SIZE=${1#*=}; shift ;;
 	--pin) PIN=${2:?--pin needs a value}; shift 2 ;;
@@ -117,7 +160,7 @@ while (($#)); do
 	--no-build) DO_BUILD=0; shift ;;
 	--no-install) DO_INSTALL=0; shift ;;
 	--keep-logs) KEEP_LOGS=1; shift ;;
-	--quick) ROUNDS=1; DURATION=1; WARMUP=100ms; shift ;;
+	--quick) ROUNDS=1; DURATION=1; WARMUP=100ms; WARMUP_S=0.1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown argument: $1" ;;
 	esac
@@ -143,9 +186,28 @@ fi
 PIN=${PIN:-same}
 case $PIN in same | cross | off) ;; *) die "--pin must be same, cross or off, got '$PIN'" ;; esac
 IFS=, read -r -a SIZE_LIST <<<"$SIZES"
-for s in "${SIZE_LIST[@]}" "$TPUT_SIZE"; do
+[[ $FLOOR_SIZES =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--floor-sizes must look like 64,1024, got '$FLOOR_SIZES'"
+IFS=, read -r -a FLOOR_SIZE_LIST <<<"$FLOOR_SIZES"
+[[ $FLOOR_TIMEOUT =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--floor-timeout must be seconds (0: none), got '$FLOOR_TIMEOUT'"
+for s in "${SIZE_LIST[@]}" "${FLOOR_SIZE_LIST[@]}" "$TPUT_SIZE"; do
 	((s >= 14)) || die "size $s is below sockperf's minimum of 14 bytes"
 done
+ALL_TRANSPORTS=(udp tcp unix unix-dgram seqpacket)
+if [[ -z $TRANSPORTS ]]; then
+	if ((BUSY)); then TRANSPORTS=udp,tcp; else TRANSPORTS=$(IFS=,; echo "${ALL_TRANSPORTS[*]}"); fi
+fi
+[[ $TRANSPORTS =~ ^(udp|tcp|unix|unix-dgram|seqpacket)(,(udp|tcp|unix|unix-dgram|seqpacket))*$ ]] ||
+	die "--transports must be a comma-separated list of udp, tcp, unix, unix-dgram, seqpacket, got '$TRANSPORTS'"
+IFS=, read -r -a TRANSPORT_LIST <<<"$TRANSPORTS"
+if ((BUSY)); then
+	[[ $TRANSPORTS =~ unix|seqpacket ]] && die "--busy-poll compares UDP and TCP only: use --transports udp,tcp"
+	FLOOR_C=0 # the floor program sleeps in recv; it is no floor for spinning
+fi
+if [[ $PIN != same ]] && ((FLOOR_C)); then
+	note "--pin $PIN: bench/floor.c runs on one core only; not run"
+	FLOOR_C=0
+fi
+((DO_PP)) || FLOOR_C=0
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
@@ -173,6 +235,7 @@ command -v sockperf >/dev/null || missing+=(sockperf)
 command -v taskset >/dev/null || missing+=(util-linux)
 command -v ss >/dev/null || missing+=(iproute2)
 command -v python3 >/dev/null || missing+=(python3)
+if ((FLOOR_C)); then command -v cc >/dev/null || missing+=(gcc libc6-dev); fi
 if ((${#missing[@]})); then
 	((DO_INSTALL)) || die "missing: ${missing[*]} (and --no-install given)"
 	apt_install "${missing[@]}"
@@ -285,7 +348,8 @@ free_port() {
 	die "could not find a free port"
 }
 
-# start_server PROTO(udp|tcp) PORT LOG -> sets SERVER_PID
+# start_server PROTO PORT LOG -> sets SERVER_PID. PROTO is udp or tcp
+# (PORT on $HOST), or unix or unix-dgram (PORT is then a socket path).
 start_server() {
 	local proto=$1 port=$2 log=$3 ssflag=-Hlun
 	[[ $proto == tcp ]] && ssflag=-Hltn
@@ -294,15 +358,84 @@ start_server() {
 	SERVER_PID=$!
 	SERVER_PIDS+=("$SERVER_PID")
 	for _ in $(seq 50); do
-		if [[ -n $(ss "$ssflag" "( sport = :$port )" 2>/dev/null) ]]; then
+		if [[ $proto == unix* ]]; then
+			[[ -S $port ]] && return 0
+		elif [[ -n $(ss "$ssflag" "( sport = :$port )" 2>/dev/null) ]]; then
 			return 0
 		fi
 		kill -0 "$SERVER_PID" 2>/dev/null || break
 		sleep 0.1
 	done
 	cat "$log" >&2
-	die "sockperf $proto server on $HOST:$port did not come up"
+	die "sockperf $proto server on ${port} did not come up"
 }
+
+# ---------------------------------------------------------------- Unix transports, the floor
+# Which transports each tool takes: sockperf 3.9 and later takes an absolute
+# path for -i (a stream with --tcp, datagrams without); 3.7 (Debian 12)
+# answers "Invalid address". No sockperf has SOCK_SEQPACKET.
+SP_UNIX=0
+want_unix=0
+for t in "${TRANSPORT_LIST[@]}"; do [[ $t == unix || $t == unix-dgram ]] && want_unix=1; done
+if ((want_unix && DO_PP)); then
+	probe="$WORK/sockperf-probe.sock"
+	sockperf server -i "$probe" >"$WORK/sockperf-probe.log" 2>&1 &
+	probe_pid=$!
+	for _ in $(seq 20); do
+		[[ -S $probe ]] && { SP_UNIX=1; break; }
+		kill -0 "$probe_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -INT "$probe_pid" 2>/dev/null || true
+	for _ in $(seq 20); do kill -0 "$probe_pid" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$probe_pid" 2>/dev/null || true
+	wait "$probe_pid" 2>/dev/null || true
+	rm -f "$probe"
+	((SP_UNIX)) || note "sockperf ${SP_VERSION:-?} takes no Unix socket path for -i (3.9 and later do): no sockperf rows for unix, unix-dgram"
+fi
+sp_takes() { # TRANSPORT: does this sockperf measure it?
+	case $1 in
+	udp | tcp) return 0 ;;
+	unix | unix-dgram) ((SP_UNIX)) ;;
+	*) return 1 ;;
+	esac
+}
+
+# msg: `msg bench --transports LIST` is how it names the Unix transports;
+# before that flag exists there is only --udp and --tcp. A tiny run of each
+# asks this binary whether it can measure the transport on the blocking engine.
+MSG_TRANSPORTS=0
+MSG_HAS=" udp tcp "
+if ((DO_PP)) && "$MSG_BIN" bench --help 2>/dev/null | grep -q -- '--transports'; then
+	MSG_TRANSPORTS=1
+fi
+no_flag=()
+for t in "${TRANSPORT_LIST[@]}"; do
+	[[ $t == udp || $t == tcp ]] && continue
+	((DO_PP)) || break
+	if ((!MSG_TRANSPORTS)); then
+		no_flag+=("$t")
+		continue
+	fi
+	if "$MSG_BIN" bench --transports "$t" --io blocking --mode pingpong --sizes 64 --runs 1 \
+		--duration 20ms --warmup 10ms --timeout 2s --pin "$PIN" --json -q \
+		>"$WORK/msg-probe-$t.json" 2>"$WORK/msg-probe-$t.err"; then
+		MSG_HAS+="$t "
+	else
+		note "msg bench --transports $t --io blocking failed, so no msg rows for $t: $(head -n1 "$WORK/msg-probe-$t.err")"
+	fi
+done
+if ((${#no_flag[@]})); then
+	note "this msg has no 'msg bench --transports' flag yet: no msg rows for ${no_flag[*]}"
+fi
+msg_takes() { [[ $MSG_HAS == *" $1 "* ]]; }
+
+# bench/floor.c, built for this run.
+FLOOR_C_BIN="$WORK/floor"
+if ((FLOOR_C)); then
+	note "cc -O2 bench/floor.c"
+	cc -O2 -o "$FLOOR_C_BIN" "$SCRIPT_DIR/floor.c" -lpthread >&2 || die "could not build bench/floor.c"
+fi
 
 stop_server() { # PID: SIGINT so sockperf prints its totals, then reap
 	local pid=$1
@@ -317,12 +450,17 @@ stop_server() { # PID: SIGINT so sockperf prints its totals, then reap
 
 strip_ansi() { sed 's/\x1b\[[0-9;]*m//g'; }
 
-# sp_target PROTO PORT: sockperf's arguments naming the peer (and, with
+# sp_target PROTO PORT: sockperf's arguments naming the peer (a path for
+# unix and unix-dgram, which this script never runs with --busy-poll; and, with
 # --busy-poll, a feed file, which -F recvfrom requires, and non-blocking
 # sockets: sockperf then spins on recvfrom).
 sp_target() {
 	local proto=$1 port=$2 feed
-	if ((BUSY)); then
+	if [[ $proto == unix ]]; then
+		echo "--tcp -i $port"
+	elif [[ $proto == unix-dgram ]]; then
+		echo "-i $port"
+	elif ((BUSY)); then
 		feed="$WORK/feed-$proto-$port.txt"
 		if [[ $proto == tcp ]]; then echo "T:$HOST:$port"; else echo "U:$HOST:$port"; fi >"$feed"
 		echo "-f $feed --nonblocked -F recvfrom"
@@ -365,7 +503,12 @@ MSG_PIN=(--pin "$PIN")
 
 run_sockperf_pp() { # transport size round
 	local t=$1 size=$2 r=$3 port log spid=
-	if [[ $t == tcp ]]; then port=$TCP_PORT; else port=$UDP_PORT; fi
+	case $t in
+	tcp) port=$TCP_PORT ;;
+	unix) port=$SP_UNIX_PATH ;;
+	unix-dgram) port=$SP_DGRAM_PATH ;;
+	*) port=$UDP_PORT ;;
+	esac
 	log="$WORK/sockperf-pp-$t-$size-r$r.log"
 	if ((BUSY)); then
 		# A spinning server only while it is measured: an idle one would
@@ -394,22 +537,29 @@ run_sockperf_pp() { # transport size round
 }
 
 run_msg() { # mode transport size round [engine] [batch] [no-gso]
-	local mode=$1 t=$2 size=$3 r=$4 io=${5:-} batch=${6:-} nogso=${7:-} json extra=()
+	local mode=$1 t=$2 size=$3 r=$4 io=${5:-} batch=${6:-} nogso=${7:-} json extra=() which
 	json="$WORK/msg-$mode-$t-$size-r$r${io:+-$io}${batch:+-batch$batch}${nogso:+-nogso}.json"
+	# --udp and --tcp work with every msg; the Unix transports need --transports.
+	case $t in udp | tcp) which=("--$t") ;; *) which=(--transports "$t") ;; esac
 	[[ -z $io ]] || extra+=(--io "$io")
 	[[ -z $batch ]] || extra+=(--batch "$batch")
 	[[ -z $nogso ]] || extra+=(--no-gso)
 	# --timeout 2s: on a shared machine a pinned thread can be preempted for
 	# longer than the 200 ms default, and over TCP that fails the run.
-	"$MSG_BIN" bench "--$t" --mode "$mode" --sizes "$size" --runs 1 "${extra[@]}" --timeout 2s \
+	"$MSG_BIN" bench "${which[@]}" --mode "$mode" --sizes "$size" --runs 1 "${extra[@]}" --timeout 2s \
 		--duration "${DURATION}s" --warmup "$WARMUP" "${MSG_PIN[@]}" --json -q >"$json" ||
 		die "msg bench failed ($mode, $t, $size B${io:+, --io $io}${batch:+, --batch $batch}${nogso:+ --no-gso})"
 	python3 - "$json" "$mode" "$t" "$size" "$r" "$io" "$batch" "$nogso" >>"$RESULTS" <<'PY'
 import json, sys
 path, mode, t, size, r, io, batch, nogso = sys.argv[1:]
 tool = f"msg-{io}" if io else "msg"
+norm = lambda name: str(name).lower().replace("_", "").replace("-", "")
 res = [x for x in json.load(open(path))["results"]
-       if x["transport"] == t and x["size"] == int(size) and x["mode"] == mode]
+       if norm(x.get("transport")) == norm(t) and x.get("size") == int(size) and x.get("mode") == mode]
+if not res and t not in ("udp", "tcp"):
+    # One transport was asked for: whatever msg calls it, its row is the one.
+    res = [x for x in json.load(open(path))["results"]
+           if x.get("size") == int(size) and x.get("mode") == mode and "p50_us" in x]
 if len(res) != 1:
     sys.exit(f"compare.sh: expected one {mode}/{t}/{size} result in {path}, got {len(res)}")
 x = res[0]
@@ -438,6 +588,23 @@ m = re.search(r"p50 ([\d.]+) µs, p99 ([\d.]+) µs", out)
 if not m:
     sys.exit(f"compare.sh: could not parse tokio_floor output: {out}")
 print(f"pp\tudp\t{size}\t{r}\ttokio\t{m.group(1)}\t{m.group(2)}")
+PY
+}
+
+run_floor_c() { # transport size round
+	local t=$1 size=$2 r=$3 out
+	# -w: the same warm-up as msg's; -T: by default the same reply timeout
+	# as msg's --timeout 2s (and like msg, SO_RCVTIMEO on both sides).
+	out=$("$FLOOR_C_BIN" -w "$WARMUP_S" -T "$FLOOR_TIMEOUT" "$t" "$size" "$DURATION" "${CPUS[0]}") ||
+		die "bench/floor.c failed ($t, $size B)"
+	# "transport=udp size=64 rtts=171234 lost=0 p50_us=11.52 p90_us=12.31 p99_us=14.02 ..."
+	python3 - "$out" "$t" "$size" "$r" >>"$RESULTS" <<'PY'
+import sys
+out, t, size, r = sys.argv[1:]
+kv = dict(f.split("=", 1) for f in out.split() if "=" in f)
+if kv.get("transport") != t or kv.get("size") != size or "p50_us" not in kv:
+    sys.exit(f"compare.sh: could not parse bench/floor.c output: {out}")
+print(f"pp\t{t}\t{size}\t{r}\tfloor\t{kv['p50_us']}\t{kv['p99_us']}")
 PY
 }
 
@@ -495,24 +662,95 @@ elif ((!HAVE_NETPERF)); then
 	note "netperf not installed (Debian non-free): not run"
 fi
 
-n_pp=$((ROUNDS * 2 * ${#SIZE_LIST[@]} * DO_PP))
-est=$((ROUNDS * (2 * ${#SIZE_LIST[@]} * DO_PP + DO_TPUT * (${#IO_LIST[@]} + 2 * (${#BATCH} > 0))) * (2 * DURATION + 3)))
-note "$ROUNDS round(s), ${DURATION}s runs, sizes $SIZES, pin $PIN; about ${est}s"
+in_list() { # WORD LIST...: is WORD one of LIST?
+	local w=$1
+	shift
+	for x in "$@"; do [[ $x == "$w" ]] && return 0; done
+	return 1
+}
+
+# cell_runs TRANSPORT SIZE: the runs of one ping-pong cell, one a line, in
+# the order they run: the floor, sockperf, msg's engines (on a Unix transport
+# the blocking one; in a floor cell the blocking one whatever --io says),
+# netperf, bare tokio. Each only where it measures this transport and size.
+cell_runs() {
+	local t=$1 size=$2 floor_cell=0 io
+	if ((FLOOR_C)) && in_list "$size" "${FLOOR_SIZE_LIST[@]}"; then floor_cell=1; fi
+	if ((floor_cell)); then echo floor; fi
+	if sp_takes "$t"; then echo sockperf; fi
+	if msg_takes "$t"; then
+		case $t in
+		udp | tcp)
+			for io in "${IO_LIST[@]}"; do echo "msg $io"; done
+			if ((floor_cell)) && ! in_list blocking "${IO_LIST[@]}"; then echo "msg blocking"; fi
+			;;
+		*) echo "msg blocking" ;;
+		esac
+	fi
+	if ((NETPERF)) && [[ $t == udp || $t == tcp ]]; then echo netperf; fi
+	if ((FLOOR)) && [[ $t == udp ]]; then echo tokio; fi
+}
+
+# The ping-pong's cells, in the order each round runs them: every transport,
+# each of its sizes (udp and tcp: --sizes and, with the floor, --floor-sizes;
+# the Unix ones: --floor-sizes), where some tool measures it.
+CELLS=()
+seen=" "
+runs=0 # runs per round, for the estimate: each about DURATION + 1.3 s
+for t in "${TRANSPORT_LIST[@]}"; do
+	[[ $seen == *" $t "* ]] && continue
+	seen+="$t "
+	((DO_PP)) || break
+	case $t in
+	udp | tcp)
+		sizes=("${SIZE_LIST[@]}")
+		if ((FLOOR_C)); then sizes+=("${FLOOR_SIZE_LIST[@]}"); fi
+		;;
+	*) sizes=("${FLOOR_SIZE_LIST[@]}") ;;
+	esac
+	mapfile -t sizes < <(printf '%s\n' "${sizes[@]}" | sort -n -u)
+	for size in "${sizes[@]}"; do
+		mapfile -t these < <(cell_runs "$t" "$size")
+		if ((${#these[@]})); then
+			CELLS+=("$t $size")
+			runs=$((runs + ${#these[@]}))
+		fi
+	done
+done
+runs=$((runs + DO_TPUT * (1 + ${#IO_LIST[@]} + 2 * (${#BATCH} > 0))))
+
+# Start sockperf's Unix servers beside the UDP and TCP ones.
+SP_UNIX_PATH="$WORK/sockperf-unix.sock"
+SP_DGRAM_PATH="$WORK/sockperf-unix-dgram.sock"
+for t in unix unix-dgram; do
+	if ((SP_UNIX && DO_PP)) && in_list "$t" "${TRANSPORT_LIST[@]}"; then
+		path=$SP_UNIX_PATH
+		[[ $t == unix-dgram ]] && path=$SP_DGRAM_PATH
+		start_server "$t" "$path" "$WORK/sockperf-server-$t.log"
+	fi
+done
+
+n_pp=$((ROUNDS * ${#CELLS[@]}))
+est=$((ROUNDS * runs * (10 * DURATION + 13) / 10))
+what="sizes $SIZES"
+((DO_PP)) && what+=", transports ${TRANSPORT_LIST[*]}"
+note "$ROUNDS round(s), ${DURATION}s runs, $what, pin $PIN; $((ROUNDS * runs)) runs, about ${est}s"
 i=0
 for ((r = 1; r <= ROUNDS; r++)); do
-	for t in udp tcp; do
-		((DO_PP)) || break
-		for size in "${SIZE_LIST[@]}"; do
-			i=$((i + 1))
-			note "[$i/$n_pp] round $r: $t $size B: sockperf, then msg"
-			run_sockperf_pp "$t" "$size" "$r"
-			for io in "${IO_LIST[@]}"; do
-				run_msg pingpong "$t" "$size" "$r" "$io"
-			done
-			if ((NETPERF)); then run_netperf_pp "$t" "$size" "$r"; fi
-			if ((FLOOR)) && [[ $t == udp ]]; then
-				run_floor "$size" "$r"
-			fi
+	for cell in "${CELLS[@]}"; do
+		read -r t size <<<"$cell"
+		i=$((i + 1))
+		mapfile -t these < <(cell_runs "$t" "$size")
+		joined=$(IFS=,; echo "${these[*]}")
+		note "[$i/$n_pp] round $r: $t $size B: ${joined//,/, }"
+		for run in "${these[@]}"; do
+			case $run in
+			floor) run_floor_c "$t" "$size" "$r" ;;
+			sockperf) run_sockperf_pp "$t" "$size" "$r" ;;
+			"msg "*) run_msg pingpong "$t" "$size" "$r" "${run#msg }" ;;
+			netperf) run_netperf_pp "$t" "$size" "$r" ;;
+			tokio) run_floor "$size" "$r" ;;
+			esac
 		done
 	done
 	if ((DO_TPUT)); then
@@ -546,6 +784,28 @@ else
 	WAIT_NOTE="both sleep until a message arrives (sockperf in recvfrom, msg blocking in recv/recvfrom, msg tokio in epoll_wait)"
 fi
 sp_srv=${SP_SERVER_PIN[*]:+${SP_SERVER_PIN[*]} }
+floor_first=
+((FLOOR_C)) && floor_first="the floor, "
+# What each tool measured of the Unix transports, for the header.
+transports_note() {
+	local t unix_kinds=() sp_u=() no_msg=()
+	for t in "${TRANSPORT_LIST[@]}"; do
+		[[ $t == udp || $t == tcp ]] && continue
+		unix_kinds+=("$t")
+		if sp_takes "$t"; then sp_u+=("$t"); fi
+		if ! msg_takes "$t"; then no_msg+=("$t"); fi
+	done
+	((${#unix_kinds[@]})) || return 0
+	printf '%s' "; the Unix ones at $FLOOR_SIZES B, as socket files in a temporary directory (removed afterwards)"
+	printf '%s' "; sockperf measures ${sp_u[*]:-none of them}"
+	if ((${#no_msg[@]})); then
+		if ((MSG_TRANSPORTS)); then
+			printf '%s' "; msg did not measure ${no_msg[*]} (its --transports refused them)"
+		else
+			printf '%s' "; msg did not measure ${no_msg[*]}: this msg has no 'msg bench --transports' yet"
+		fi
+	fi
+}
 sp_cli=${SP_CLIENT_PIN[*]:+${SP_CLIENT_PIN[*]} }
 
 cat <<EOF
@@ -557,7 +817,8 @@ cat <<EOF
 - msg: $msg_rev ($MSG_BIN); sockperf: ${SP_VERSION:-unknown}
 - Pinning: $PIN_NOTE
 - Waiting: $WAIT_NOTE
-- Rounds: $ROUNDS, interleaved (per round, per transport and size: sockperf, then msg); ${DURATION}s per run
+- Rounds: $ROUNDS, interleaved (per round, per transport and size: ${floor_first}sockperf, then msg); ${DURATION}s per run
+- Transports: ${TRANSPORT_LIST[*]}$(transports_note)
 - Latency: round-trip times in µs; $SP_RTT_NOTE. msg bench reports RTT.
 - Sizes: payload bytes as given to each tool (sockperf's 14-byte header is inside -m; msg adds a 28-byte header)
 - Commands:
@@ -565,6 +826,21 @@ cat <<EOF
   - \`${sp_cli}sockperf ping-pong $SP_PEER -m SIZE -t $DURATION${sp_flags:+ $sp_flags}\`
   - \`msg bench --udp|--tcp --sizes SIZE --runs 1 --io ENGINE --timeout 2s --duration ${DURATION}s --warmup $WARMUP ${MSG_PIN[*]} --json\` for ENGINE in ${IO_LIST[*]}
 EOF
+msg_unix=$(for t in unix unix-dgram seqpacket; do if in_list "$t" "${TRANSPORT_LIST[@]}" && msg_takes "$t"; then printf ' %s' "$t"; fi; done)
+if [[ -n $msg_unix ]]; then
+	echo "  - \`msg bench --transports T --mode pingpong --sizes SIZE --runs 1 --io blocking --timeout 2s --duration ${DURATION}s --warmup $WARMUP ${MSG_PIN[*]} --json\` for T in$msg_unix"
+fi
+if ((SP_UNIX)); then
+	echo "  - \`${sp_srv}sockperf server [--tcp] -i PATH\`, \`${sp_cli}sockperf ping-pong [--tcp] -i PATH -m SIZE -t $DURATION${sp_flags:+ $sp_flags}\` (unix with --tcp, unix-dgram without)"
+fi
+if ((FLOOR_C)); then
+	if [[ $FLOOR_TIMEOUT =~ ^0*(\.0*)?$ ]]; then
+		floor_timeo="no receive timeouts (as sockperf)"
+	else
+		floor_timeo="SO_RCVTIMEO ${FLOOR_TIMEOUT}s on both sides (as msg)"
+	fi
+	echo "  - \`cc -O2 -o floor bench/floor.c -lpthread\`; \`floor -w $WARMUP_S -T $FLOOR_TIMEOUT TRANSPORT SIZE $DURATION ${CPUS[0]}\` (client and echo-server thread on cpu ${CPUS[0]}; blocking send/recv, $floor_timeo, one clock read per round trip; Unix sockets as files in a temporary directory)"
+fi
 if ((NETPERF)); then
 	echo "  - \`${sp_srv}netserver -D -L $HOST -p PORT\`; \`${sp_cli}netperf -H $HOST -p PORT -t UDP_RR|TCP_RR -l $DURATION -j -- -r SIZE,SIZE -o P50_LATENCY,P99_LATENCY,MEAN_LATENCY\` ($(netperf -V 2>&1 | head -n1); SIZE is its payload, no header; its percentiles are whole µs)"
 fi
@@ -582,7 +858,7 @@ EOF
 fi
 echo
 
-python3 - "$RESULTS" "$ROUNDS" "$IO" <<'PY'
+python3 - "$RESULTS" "$ROUNDS" "$IO" "$TRANSPORTS" <<'PY'
 import sys
 from collections import defaultdict
 from statistics import median
@@ -601,7 +877,7 @@ for line in open(path):
         if key not in order:
             order.append(key)
         pp[key].setdefault(r, {})[tool] = (float(f[5]), float(f[6]))
-        if not tool.startswith("msg") and tool not in ("sockperf", "tokio") and tool not in others:
+        if not tool.startswith("msg") and tool not in ("sockperf", "tokio", "floor") and tool not in others:
             others.append(tool)
     else:
         # rate, sent, received, lost[, datagrams per send call, per receive call, offload]
@@ -644,15 +920,14 @@ if order:
         print(f"Rows in brackets, ({tool}): {tool} in the msg columns, the same ratio to sockperf.")
 
 # TCP/UDP p50 ratio per tool, from the medians of the same rounds.
-sizes = sorted({k[1] for k in order})
+sizes = sorted({k[1] for k in order if ("udp", k[1]) in pp and ("tcp", k[1]) in pp})
 tools = ["sockperf"] + engines + others
-print()
-print("TCP/UDP p50 ratio, each tool in the same rounds (msg / sockperf of those ratios in brackets):\n")
-print("| size | " + " | ".join(t for t in tools) + " |")
-print("|---:|" + "---:|" * len(tools))
+if sizes:
+    print()
+    print("TCP/UDP p50 ratio, each tool in the same rounds (msg / sockperf of those ratios in brackets):\n")
+    print("| size | " + " | ".join(t for t in tools) + " |")
+    print("|---:|" + "---:|" * len(tools))
 for size in sizes:
-    if ("udp", size) not in pp or ("tcp", size) not in pp:
-        continue
     cells = [size_str(size)]
     base = None
     for tool in tools:
@@ -681,6 +956,97 @@ if floor:
         runs = [v for _, v in sorted(pp[key].items()) if {mt, "sockperf", "tokio"} <= v.keys()]
         sp, tk, ms = (median(v[t][0] for v in runs) for t in ("sockperf", "tokio", mt))
         print(f"| {size_str(key[1])} | {fmt(sp)} | {fmt(tk)} | {fmt(ms)} | {tk / sp:.2f} | {ms / tk:.2f} |")
+
+# The floor (bench/floor.c) beside msg's blocking engine and sockperf, per
+# transport and size, and its ordering of the transports.
+transports = list(dict.fromkeys(sys.argv[4].split(",")))
+fkeys = [k for k in order if any("floor" in v for v in pp[k].values())]
+if fkeys:
+    MSG = "msg-blocking"
+
+    def med_of(key, tool, i=0):
+        xs = [v[tool][i] for v in pp[key].values() if tool in v]
+        return median(xs) if xs else None
+
+    def ratio(key, tool, i=0):
+        a, b = med_of(key, tool, i), med_of(key, "floor", i)
+        if a is None or b is None:
+            return None, None
+        per = [v[tool][i] / v["floor"][i] for v in pp[key].values() if tool in v and "floor" in v]
+        return a / b, median(per)
+
+    def rcell(pair):
+        r, per = pair
+        if r is None:
+            return "-"
+        return f"{r:.2f}" + (f" ({per:.2f})" if multi else "")
+
+    def vcell(v):
+        return "-" if v is None else fmt(v)
+
+    print()
+    print("The floor: bench/floor.c, a bare blocking ping-pong (no msg code), per transport, "
+          "beside msg's blocking engine and sockperf in the same cells of the same rounds:\n")
+    print("| transport | size | floor p50 µs | msg p50 µs | msg/floor | sockperf p50 µs | sockperf/floor "
+          "| floor p99 µs | msg p99 µs | msg/floor p99 | msg/floor p50 ≤ 1.05 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    fsizes = sorted({k[1] for k in fkeys})
+    for size in fsizes:
+        for t in transports:
+            key = (t, size)
+            if key not in fkeys:
+                continue
+            r50 = ratio(key, MSG)
+            verdict = "not measured" if r50[0] is None else ("meets" if r50[0] <= 1.05 else "ABOVE")
+            cells = [t, size_str(size), vcell(med_of(key, "floor")), vcell(med_of(key, MSG)), rcell(r50),
+                     vcell(med_of(key, "sockperf")), rcell(ratio(key, "sockperf")),
+                     vcell(med_of(key, "floor", 1)), vcell(med_of(key, MSG, 1)), rcell(ratio(key, MSG, 1)),
+                     verdict]
+            print("| " + " | ".join(cells) + " |")
+    print()
+    print(f"Medians over {rounds} rounds; ratio = tool / floor of the medians, in brackets the median "
+          "of the per-round ratios." if multi else "One round; ratio = tool / floor.")
+    print("A - is a cell the tool did not measure (see Transports above).")
+    print()
+    # Two transports less than TIE apart are a tie on this machine: their
+    # order flips from run to run, so no tool is held to it.
+    TIE = 0.03
+    print("Ordering of the transports by median p50, fastest first "
+          f"(≈: less than {TIE:.0%} apart, a tie here):\n")
+    for size in fsizes:
+        def ranked(tool):
+            xs = [(med_of((t, size), tool), t) for t in transports if (t, size) in pp]
+            return sorted((v, t) for v, t in xs if v is not None)
+
+        def chain(rank):
+            out = f"{rank[0][1]} {fmt(rank[0][0])}"
+            for (pv, _), (v, t) in zip(rank, rank[1:]):
+                out += (" ≈ " if v < pv * (1 + TIE) else " < ") + f"{t} {fmt(v)}"
+            return out
+        floor_rank = ranked("floor")
+        if not floor_rank:
+            continue
+        fl = {t: v for v, t in floor_rank}
+        print(f"- {size_str(size)}, floor: {chain(floor_rank)}")
+        for tool, name in ((MSG, "msg blocking"), ("sockperf", "sockperf")):
+            rank = ranked(tool)
+            if not rank:
+                continue
+            got = {t: v for v, t in rank}
+            both = [t for _, t in floor_rank if t in got]
+            # Every pair the floor orders clearly (not a tie) must come out the same.
+            wrong = [(a, b) for a in both for b in both
+                     if fl[a] * (1 + TIE) <= fl[b] and got[a] >= got[b]]
+            missing = [t for t in fl if t not in got]
+            if wrong:
+                verdict = "DIFFERS from the floor's: " + ", ".join(f"{b} ahead of {a}" for a, b in wrong)
+            elif [t for _, t in rank if t in fl] == both:
+                verdict = "the floor's order"
+            else:
+                verdict = "the floor's order but for its ties"
+            if missing:
+                verdict += f"; {', '.join(missing)} not measured"
+            print(f"- {size_str(size)}, {name}: {chain(rank)} ({verdict})")
 
 for size, byround in sorted(tput.items()):
     runs = [v for _, v in sorted(byround.items()) if "sockperf" in v]
