@@ -90,6 +90,8 @@ pub use impair::Impairment;
 pub use impair::netns;
 pub use msg_net::{Auth, Transport};
 pub use pin::{Pin, Placement};
-pub use plan::{Batch, DEFAULT_SIZES, DEFAULT_TIMEOUT, Engine, Mode, Plan};
+pub use plan::{
+    Batch, DEFAULT_SIZES, DEFAULT_TIMEOUT, Engine, MAX_SIZE, Mode, Plan, SizeError, parse_size,
+};
 pub use run::{Measured, Progress, Results, run};
 pub use settings::Oversize;

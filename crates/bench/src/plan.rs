@@ -17,6 +17,39 @@ use crate::settings::{Batching, Settings};
 /// one near the UDP limit.
 pub const DEFAULT_SIZES: [usize; 4] = [64, 1024, 16384, 65000];
 
+/// The largest payload msg bench measures: what a 16 MiB TCP frame (msg's
+/// default largest) holds after its header.
+pub const MAX_SIZE: usize = msg_net::limits::DEFAULT_MAX_FRAME - msg_net::limits::HEADER_LEN;
+
+/// Why a payload size is not one msg bench measures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// Not a number of bytes.
+    #[error("expected a size in bytes, got '{0}'")]
+    NotASize(String),
+    /// Over [`MAX_SIZE`].
+    #[error(
+        "{0} bytes is over the largest size msg bench measures, {MAX_SIZE} (a 16 MiB TCP frame)"
+    )]
+    TooLarge(usize),
+}
+
+/// A payload size as a user writes it: bytes, at most [`MAX_SIZE`].
+///
+/// # Errors
+///
+/// [`SizeError`].
+pub fn parse_size(s: &str) -> Result<usize, SizeError> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| SizeError::NotASize(s.to_owned()))?;
+    if n > MAX_SIZE {
+        return Err(SizeError::TooLarge(n));
+    }
+    Ok(n)
+}
+
 /// How long a reply may take before a UDP datagram counts as lost: a
 /// loopback round trip takes microseconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
@@ -243,6 +276,15 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_bytes_up_to_a_frame() {
+        assert_eq!(parse_size(" 64"), Ok(64));
+        assert_eq!(parse_size(&MAX_SIZE.to_string()), Ok(MAX_SIZE));
+        assert_eq!(parse_size("1k"), Err(SizeError::NotASize("1k".into())));
+        let over = parse_size(&(MAX_SIZE + 1).to_string()).unwrap_err();
+        assert!(over.to_string().contains("16 MiB"), "{over}");
+    }
 
     #[test]
     fn blocking_is_the_default_only_where_it_measures() {

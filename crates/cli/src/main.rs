@@ -37,7 +37,6 @@ mod hint;
 mod output;
 
 use cli::{Cli, Command};
-use cmd::listen::Stop;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -83,7 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime = runtime()?;
             let shutdown = {
                 let _inside = runtime.enter();
-                shutdown_signal()
+                msg_net::shutdown::on_signal()
             };
             return runtime.block_on(cmd::listen::run(args, quiet, shutdown));
         }
@@ -103,65 +102,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
-}
-
-/// The first SIGINT, SIGTERM or SIGHUP. A second one, while the listener
-/// finishes up (removing partial files, killing its commands, printing its
-/// summary), exits at once.
-///
-/// The handlers are installed now, before the listener binds, not when the
-/// future is first polled: a signal sent as soon as the listener says it
-/// is listening (a service manager, a test) must stop it cleanly, its
-/// socket file removed, rather than kill it. Call within the runtime.
-fn shutdown_signal() -> impl Future<Output = Stop> {
-    let mut signals = Signals::install();
-    async move {
-        let stop = signals.next().await;
-        tokio::spawn(async move {
-            let again = signals.next().await;
-            std::process::exit(i32::from(again.code()));
-        });
-        stop
-    }
-}
-
-/// SIGINT, SIGTERM and SIGHUP, each caught from the moment it is
-/// installed; a handler that cannot be installed leaves that signal's
-/// default (terminate) in place.
-struct Signals([Option<tokio::signal::unix::Signal>; 3]);
-
-impl Signals {
-    const STOPS: [Stop; 3] = [Stop::Interrupt, Stop::Terminate, Stop::Hangup];
-
-    fn install() -> Self {
-        use tokio::signal::unix::{SignalKind, signal};
-        let kinds = [
-            SignalKind::interrupt(),
-            SignalKind::terminate(),
-            SignalKind::hangup(),
-        ];
-        Self(kinds.map(|kind| signal(kind).ok()))
-    }
-
-    /// The next signal caught.
-    async fn next(&mut self) -> Stop {
-        let [interrupt, terminate, hangup] = &mut self.0;
-        tokio::select! {
-            () = caught(interrupt) => Self::STOPS[0],
-            () = caught(terminate) => Self::STOPS[1],
-            () = caught(hangup) => Self::STOPS[2],
-        }
-    }
-}
-
-/// The next `signal`; never, for one without a handler.
-async fn caught(signal: &mut Option<tokio::signal::unix::Signal>) {
-    match signal {
-        Some(signal) => {
-            signal.recv().await;
-        }
-        None => std::future::pending::<()>().await,
-    }
 }
 
 fn init_tracing(verbosity: &cli::Verbosity) {

@@ -54,7 +54,7 @@ pub fn transport() -> Transport {
 mod env;
 mod tree;
 
-pub use env::{BASE_ENV, EnvError, environment};
+pub use env::{BASE_ENV, EnvError, environment, work_dir};
 use tree::{KillOnStop, SCAN_EVERY, Tree, Trees};
 
 /// How much output is read (and sent) at a time.

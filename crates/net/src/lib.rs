@@ -133,6 +133,7 @@ pub mod send;
 mod serve;
 pub mod session;
 pub mod show;
+pub mod shutdown;
 mod stream;
 mod summary;
 mod tcp_info;

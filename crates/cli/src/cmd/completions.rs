@@ -88,37 +88,8 @@ pub(crate) fn man(command: &clap::Command, out: &mut impl Write) -> io::Result<(
 }
 
 /// What every page of a command-line tool should say, and clap knows
-/// nothing of.
-const TRAILER: &str = r#".SH "EXIT STATUS"
-.TP
-0
-Success. A closed stdout (\fBmsg listen | head \-1\fR) is success too.
-.TP
-1
-A runtime error: nobody listening, no reply within \fB\-\-timeout\fR, a refused file, a failed authentication.
-.TP
-2
-A usage error: a bad flag or value, flags that do not go together, a message given as an argument that is too large to send.
-.TP
-129, 130, 143
-\fBmsg listen\fR stopped by SIGHUP, SIGINT or SIGTERM while a file transfer was cut short (otherwise a signal stops it with 0).
-.PP
-\fBmsg exec\fR exits with the remote command's exit code.
-.SH ENVIRONMENT
-.TP
-MSG_SECRET
-The shared secret, when \fB\-\-secret\-file\fR is not given. Its bytes are the secret as they are.
-.TP
-RUST_LOG
-What is logged on stderr, overriding \fB\-v\fR and \fB\-q\fR (for example \fBRUST_LOG=debug\fR).
-.SH FILES
-.TP
-\fB\-\-secret\-file\fR PATH
-A shared secret: a regular file of at most 4 KiB, one trailing newline not part of it.
-.TP
-DIR/.msg\-partial\-*
-A file being received into \fB\-\-save\-dir\fR DIR, renamed when its hash is verified; removed on failure, and at start when over an hour old.
-"#;
+/// nothing of: EXIT STATUS, ENVIRONMENT, FILES, in roff.
+const TRAILER: &str = include_str!("man-trailer.roff");
 
 /// `command`'s `Examples:` block (its `after_help`), under `heading`,
 /// line for line: roff would otherwise fill the lines into one.

@@ -21,6 +21,8 @@ use msg_net::{
 };
 use tracing::{info, warn};
 
+pub(crate) use msg_net::shutdown::Stop;
+
 use crate::args::{
     AuthArgs, FramingArg, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, ReplyArg, SECRET_ENV,
     TcpArgs, TransportArg, parse_addr, parse_positive_duration, usage,
@@ -200,31 +202,6 @@ pub(crate) enum SummaryArg {
     None,
 }
 
-/// Why a listener was asked to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stop {
-    /// SIGINT (Ctrl-C).
-    Interrupt,
-    /// SIGTERM.
-    Terminate,
-    /// SIGHUP (the terminal closed, or a service manager's stop): the
-    /// same as SIGTERM.
-    Hangup,
-}
-
-impl Stop {
-    /// The exit code a shell reports for a process the signal killed: 130,
-    /// 143 or 129. msg exits with it only when the signal cut a file
-    /// transfer short (the partial file is removed).
-    pub(crate) fn code(self) -> u8 {
-        match self {
-            Self::Interrupt => 130,
-            Self::Terminate => 143,
-            Self::Hangup => 129,
-        }
-    }
-}
-
 /// Why `--batch` is refused over a transport that does not batch.
 const BATCH_NEEDS_UDP: &str = "--batch receives UDP datagrams many per call: use it with framed \
                                --udp (a TCP read already takes whatever the stream holds)";
@@ -310,19 +287,6 @@ pub(crate) struct ExecArgs {
     pub(crate) exec_dir: PathBuf,
 }
 
-impl ExecArgs {
-    /// `--exec-dir`, absolute, checked to be a directory.
-    fn dir(&self) -> anyhow::Result<PathBuf> {
-        let dir = &self.exec_dir;
-        let context = || format!("cannot run commands in {}", dir.display());
-        let absolute = dir.canonicalize().with_context(context)?;
-        if !absolute.is_dir() {
-            return Err(anyhow::anyhow!("not a directory")).with_context(context);
-        }
-        Ok(absolute)
-    }
-}
-
 /// Runs the listener until `--count` messages have been printed, stdout
 /// closes, an error, or `shutdown` completes (Ctrl-C in the binary).
 pub(crate) async fn run(
@@ -363,33 +327,20 @@ pub(crate) async fn run(
     let caps = transport.caps();
     if args.save_dir.is_some() && (!caps.carries_files() || args.raw) {
         return Err(usage(
-            "--save-dir needs framed --tcp: a file must arrive whole, with its name and hash",
+            "--save-dir needs a framed connection (--tcp, --unix or --seqpacket): a file must \
+             arrive whole, with its name and hash",
         ));
     }
     let save = match &args.save_dir {
-        Some(dir) => {
-            let found = msg_net::file::check_save_dir(dir)
-                .with_context(|| format!("cannot save files in {}", dir.display()))?;
-            if found == msg_net::file::SaveDir::Created {
-                info!("created the save directory {} (mode 0700)", dir.display());
-            }
-            // What a listener killed mid-transfer left behind; a directory
-            // that cannot be listed costs space, not a start.
-            if let Err(err) =
-                msg_net::file::remove_stale_partials(dir, msg_net::file::STALE_PARTIAL_AGE)
-            {
-                warn!(
-                    "cannot look for stale partial files in {}: {err}",
-                    dir.display()
-                );
-            }
-            Some(SaveConfig {
-                dir: dir.clone(),
-                overwrite: args.overwrite,
-                // Progress bars go to stderr, and only to a terminal.
-                progress: !quiet && std::io::stderr().is_terminal(),
-            })
-        }
+        // Progress bars go to stderr, and only to a terminal.
+        Some(dir) => Some(
+            SaveConfig::prepare(
+                dir.clone(),
+                args.overwrite,
+                !quiet && std::io::stderr().is_terminal(),
+            )
+            .with_context(|| format!("cannot save files in {}", dir.display()))?,
+        ),
         None => None,
     };
     let exec = if args.exec.exec {
@@ -400,7 +351,9 @@ pub(crate) async fn run(
             ));
         }
         if !caps.carries_files() || args.raw {
-            return Err(usage("--exec needs framed --tcp"));
+            return Err(usage(
+                "--exec needs a framed connection (--tcp, --unix or --seqpacket)",
+            ));
         }
         Some(ExecConfig {
             timeout: args.exec.exec_timeout,
@@ -413,7 +366,9 @@ pub(crate) async fn run(
                     EnvError::NotAName(_) => usage(format!("--exec-env: {err}")),
                 }
             })?,
-            dir: args.exec.dir()?,
+            dir: msg_net::exec::work_dir(&args.exec.exec_dir).with_context(|| {
+                format!("cannot run commands in {}", args.exec.exec_dir.display())
+            })?,
         })
     } else {
         None
@@ -522,12 +477,8 @@ async fn conclude(
             if tally.open_line() {
                 let _ = writeln!(std::io::stderr());
             }
-            // A closed stderr must not turn a clean exit into a panic.
-            let _ = writeln!(
-                std::io::stderr(),
-                "{}",
-                summary.line(transport.caps(), "--rcvbuf")
-            );
+            let line = summary.line(transport.caps(), "--rcvbuf");
+            output::stderr_line(format_args!("{line}"));
         }
         SummaryArg::Json if printed => {
             let mut out = std::io::stdout().lock();

@@ -48,6 +48,24 @@ pub fn environment(names: &[String], secret: &str) -> Result<Vec<(OsString, OsSt
         .collect())
 }
 
+/// The directory commands start in: `dir`, absolute (a command that
+/// changes directory must not change what the next one starts in), and
+/// checked at start to be a directory, not at the first command.
+///
+/// # Errors
+///
+/// The operating system's; `NotADirectory` for anything else there.
+pub fn work_dir(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    let absolute = dir.canonicalize()?;
+    if !absolute.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "not a directory",
+        ));
+    }
+    Ok(absolute)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,6 +93,34 @@ pub struct SaveConfig {
     pub progress: bool,
 }
 
+impl SaveConfig {
+    /// Readies `dir` for a listener that starts: made owner-only (0700)
+    /// if missing, checked to be a directory, and rid of the partial files
+    /// a listener killed mid-transfer left there over
+    /// [`STALE_PARTIAL_AGE`] ago (a directory that cannot be listed costs
+    /// space, not a start: logged).
+    ///
+    /// # Errors
+    ///
+    /// [`check_save_dir`]'s.
+    pub fn prepare(dir: PathBuf, overwrite: bool, progress: bool) -> io::Result<Self> {
+        if check_save_dir(&dir)? == SaveDir::Created {
+            tracing::info!("created the save directory {} (mode 0700)", dir.display());
+        }
+        if let Err(err) = remove_stale_partials(&dir, STALE_PARTIAL_AGE) {
+            tracing::warn!(
+                "cannot look for stale partial files in {}: {err}",
+                dir.display()
+            );
+        }
+        Ok(Self {
+            dir,
+            overwrite,
+            progress,
+        })
+    }
+}
+
 /// A file the receiver confirmed.
 #[derive(Debug, Clone)]
 pub struct Sent {

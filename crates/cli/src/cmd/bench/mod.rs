@@ -19,7 +19,6 @@ use tracing::info;
 
 use msg_bench::clients::Load;
 use msg_bench::{Batch, Engine, Impairment, Mode, Pin, Placement, Plan, report};
-use msg_net::limits::{DEFAULT_MAX_FRAME, HEADER_LEN};
 
 use crate::args::{AuthArgs, parse_positive_duration, usage};
 
@@ -43,7 +42,7 @@ pub(crate) struct BenchArgs {
     /// Payload sizes in bytes, comma-separated (each message adds a 28-byte
     /// header) [default: 64,1024,16384,65000; with --clients, one size:
     /// 64]
-    #[arg(long, value_name = "BYTES,...", value_delimiter = ',', value_parser = parse_size)]
+    #[arg(long, value_name = "BYTES,...", value_delimiter = ',', value_parser = msg_bench::parse_size)]
     sizes: Option<Vec<usize>>,
 
     /// How long each run measures, e.g. 750ms, 5s
@@ -205,20 +204,6 @@ pub(crate) enum Io {
     Tokio,
     /// Each cell under both, interleaved, with what tokio costs per round trip
     Both,
-}
-
-fn parse_size(s: &str) -> Result<usize, String> {
-    let max = DEFAULT_MAX_FRAME - HEADER_LEN;
-    let n: usize = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("expected a size in bytes, got '{s}'"))?;
-    if n > max {
-        return Err(format!(
-            "{n} bytes is over the largest size msg bench measures, {max} (a 16 MiB TCP frame)"
-        ));
-    }
-    Ok(n)
 }
 
 /// `--impair`'s parser: a clap value parser, so that a malformed SPEC is a

@@ -1,0 +1,116 @@
+//! Stopping a listener on a signal: SIGINT (Ctrl-C), SIGTERM and SIGHUP
+//! each end it cleanly (its partial files removed, its commands killed,
+//! its socket file gone, its summary written), and a second one, while it
+//! finishes up, exits at once.
+
+/// Why a listener was asked to stop: the signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+    /// SIGHUP (the terminal closed, or a service manager's stop): the
+    /// same as SIGTERM.
+    Hangup,
+}
+
+impl Stop {
+    /// The exit code a shell reports for a process the signal killed: 130,
+    /// 143 or 129. msg exits with it only when the signal cut a file
+    /// transfer short (the partial file is removed).
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Interrupt => 130,
+            Self::Terminate => 143,
+            Self::Hangup => 129,
+        }
+    }
+}
+
+/// The first SIGINT, SIGTERM or SIGHUP. A second one, while the listener
+/// finishes up (removing partial files, killing its commands, printing its
+/// summary), exits at once.
+///
+/// The handlers are installed now, before the listener binds, not when the
+/// future is first polled: a signal sent as soon as the listener says it
+/// is listening (a service manager, a test) must stop it cleanly, its
+/// socket file removed, rather than kill it.
+///
+/// # Panics
+///
+/// Outside a tokio runtime (the handlers are the runtime's).
+pub fn on_signal() -> impl Future<Output = Stop> {
+    let mut signals = Signals::install();
+    async move {
+        let stop = signals.next().await;
+        tokio::spawn(async move {
+            let again = signals.next().await;
+            std::process::exit(i32::from(again.code()));
+        });
+        stop
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP, each caught from the moment it is
+/// installed; a handler that cannot be installed leaves that signal's
+/// default (terminate) in place.
+struct Signals([Option<tokio::signal::unix::Signal>; 3]);
+
+impl Signals {
+    const STOPS: [Stop; 3] = [Stop::Interrupt, Stop::Terminate, Stop::Hangup];
+
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let kinds = [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+        ];
+        Self(kinds.map(|kind| signal(kind).ok()))
+    }
+
+    /// The next signal caught.
+    async fn next(&mut self) -> Stop {
+        let [interrupt, terminate, hangup] = &mut self.0;
+        tokio::select! {
+            () = caught(interrupt) => Self::STOPS[0],
+            () = caught(terminate) => Self::STOPS[1],
+            () = caught(hangup) => Self::STOPS[2],
+        }
+    }
+}
+
+/// The next `signal`; never, for one without a handler.
+async fn caught(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_signal_exits_as_a_shell_reports_it() {
+        assert_eq!(Stop::Interrupt.code(), 130);
+        assert_eq!(Stop::Terminate.code(), 143);
+        assert_eq!(Stop::Hangup.code(), 129);
+    }
+
+    /// Caught from the moment `on_signal` returns, before anything polls
+    /// it: a signal that comes first is not lost (and does not kill).
+    #[tokio::test]
+    async fn a_signal_before_the_first_poll_is_caught() {
+        let stopped = on_signal();
+        nix::sys::signal::raise(nix::sys::signal::Signal::SIGHUP).unwrap();
+        let stop = tokio::time::timeout(std::time::Duration::from_secs(5), stopped)
+            .await
+            .expect("the signal was caught");
+        assert_eq!(stop, Stop::Hangup);
+    }
+}
