@@ -293,6 +293,18 @@ impl Report<'_> {
     }
 }
 
+/// Where built-in listeners of `transports` and their clients meet, in
+/// words: `on loopback` for the IP transports, `over Unix sockets` for the
+/// others (addressed by paths, they never reach a network interface).
+pub(crate) fn between(transports: &[Transport]) -> &'static str {
+    let inet = transports.iter().filter(|t| t.is_inet()).count();
+    match (inet, transports.len() - inet) {
+        (_, 0) => "on loopback",
+        (0, _) => "over Unix sockets",
+        _ => "on loopback and over Unix sockets",
+    }
+}
+
 /// Rounds a percentage to hundredths.
 fn tenth_percent(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
