@@ -39,10 +39,10 @@ pub enum Error {
          flight, nothing to batch"
     )]
     BatchNeedsThroughput,
-    /// Batching asked of TCP alone.
+    /// Batching asked of no transport that batches (TCP, a Unix socket).
     #[error(
-        "batching sends UDP datagrams many per system call; TCP needs no batching \
-         (its stream already carries many messages per write)"
+        "batching sends UDP datagrams many per system call; a stream (TCP, a Unix socket) \
+         needs no batching (it already carries many messages per write)"
     )]
     BatchNeedsUdp,
     /// The blocking engine was asked for something only the tokio engine
