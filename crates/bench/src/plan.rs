@@ -124,7 +124,7 @@ impl Default for Plan {
     /// pinning.
     fn default() -> Self {
         Self {
-            transports: vec![Transport::Udp, Transport::Tcp],
+            transports: Transport::INET.to_vec(),
             sizes: DEFAULT_SIZES.to_vec(),
             remote: None,
             placement: Placement::off(),
