@@ -479,6 +479,16 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
              socket) needs no batching (it already carries many messages per write)",
         ),
         E::NotInBlockingEngine(_) => usage(format!("--io: {err}; use --io tokio")),
+        // A transport msg-net's blocking engine does not carry: found when
+        // its built-in listener is bound, or when a run connects to ADDR.
+        E::Net(msg_net::Error::NotInBlockingEngine(what)) => usage(format!(
+            "--io: the blocking engine does not do {what}; use --io tokio"
+        )),
+        E::Run { source, .. }
+            if matches!(*source, E::Net(msg_net::Error::NotInBlockingEngine(_))) =>
+        {
+            error(*source)
+        }
         E::ImpairNotInet(transport) => usage(format!(
             "--impair impairs the loopback interface, which {transport} never crosses (a Unix \
              socket goes from process to process inside the kernel): leave {transport} out of \
@@ -535,6 +545,33 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
         ),
         E::Empty(_) => usage(err.to_string()),
         err => err.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::UsageError;
+
+    /// A transport the blocking engine does not carry is a usage error
+    /// naming --io, found at the listener or inside a run.
+    #[test]
+    fn what_the_blocking_engine_does_not_carry_is_a_usage_error() {
+        let refused = || msg_net::Error::NotInBlockingEngine("Unix datagram sockets");
+        let in_run = msg_bench::Error::Run {
+            label: "unix-dgram".to_owned(),
+            size: 64,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 9)).into(),
+            source: Box::new(msg_bench::Error::Net(refused())),
+        };
+        for err in [msg_bench::Error::Net(refused()), in_run] {
+            let err = error(err);
+            let usage = err.downcast_ref::<UsageError>().expect("a usage error");
+            assert_eq!(
+                usage.0,
+                "--io: the blocking engine does not do Unix datagram sockets; use --io tokio"
+            );
+        }
     }
 }
 
