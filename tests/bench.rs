@@ -659,6 +659,13 @@ fn clients_against_a_remote_listener_with_and_without_a_secret() {
     assert_client_figures(&result, 8, true);
 }
 
+/// `msg bench <args>` is a usage error that says `why`.
+fn assert_usage_error(args: &[&str], why: &str) {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    support::assert_usage_error(&all, why);
+}
+
 #[test]
 fn clients_refuses_what_it_cannot_measure() {
     for (args, why) in [
@@ -669,16 +676,9 @@ fn clients_refuses_what_it_cannot_measure() {
         (&["--rate", "100"], "cannot be used with"),
         (&["--pin", "same"], "cannot be used with"),
     ] {
-        let mut all = vec!["bench", "--clients", "2"];
+        let mut all = vec!["--clients", "2"];
         all.extend_from_slice(args);
-        let finished = run(&all, None);
-        assert_eq!(finished.code(), Some(2), "{args:?}: {}", finished.stderr);
-        assert!(
-            finished.stderr.contains(why),
-            "{args:?}: {}",
-            finished.stderr
-        );
-        assert!(finished.stdout.is_empty());
+        assert_usage_error(&all, why);
     }
     let finished = run(&["bench", "--clients", "0"], None);
     assert_eq!(finished.code(), Some(2), "{}", finished.stderr);
@@ -914,4 +914,140 @@ fn the_blocking_client_measures_a_tokio_msg_listen_and_the_other_way_round() {
     }
     drop(udp.process.kill());
     drop(tcp.process.kill());
+}
+
+#[test]
+fn transports_measures_udp_tcp_and_a_unix_socket_side_by_side() {
+    // Every cell measured, on both engines, each named by its transport.
+    let results = bench_json(&[
+        "--transports",
+        "udp,tcp,unix",
+        "--io",
+        "both",
+        "--sizes",
+        "64",
+        "--runs",
+        "1",
+    ]);
+    assert_eq!(results.len(), 6, "{results:?}");
+    for io in ["blocking", "tokio"] {
+        for transport in ["udp", "tcp", "unix"] {
+            let cell = results
+                .iter()
+                .find(|r| r["io"] == io && r["transport"] == transport)
+                .unwrap_or_else(|| panic!("no {io} {transport} in {results:?}"));
+            assert_ping_pong_figures(cell, 1);
+            if transport != "udp" {
+                assert_eq!(cell["lost"], 0, "{cell}");
+            }
+        }
+    }
+
+    // The table compares each with UDP.
+    let mut args = vec!["--transports", "unix,udp", "--sizes", "64", "--runs", "1"];
+    args.extend_from_slice(QUICK);
+    let out = bench(&args).stdout;
+    assert!(out.contains("UNIX and UDP interleaved"), "{out}");
+    assert!(out.contains("over Unix sockets"), "{out}");
+    let header = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("size"))
+        .unwrap_or_else(|| panic!("no header in {out}"));
+    assert!(header.ends_with("unix/udp p50"), "{header}");
+    let row = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("64"))
+        .unwrap_or_else(|| panic!("no row in {out}"));
+    let ratio = row.split_whitespace().last().unwrap();
+    assert!(ratio.parse::<f64>().is_ok_and(|r| r > 0.0), "{row}");
+}
+
+#[test]
+fn a_unix_socket_streams_without_loss_on_both_engines() {
+    let results = bench_json(&[
+        "--transports",
+        "unix",
+        "--mode",
+        "throughput",
+        "--io",
+        "both",
+        "--sizes",
+        "1024",
+        "--runs",
+        "1",
+    ]);
+    assert_eq!(results.len(), 2, "{results:?}");
+    for result in &results {
+        assert_eq!(result["transport"], "unix");
+        assert!(num(result, "sent") > 0.0, "{result}");
+        assert_eq!(result["sent"], result["received"], "{result}");
+    }
+}
+
+#[test]
+fn against_a_msg_listen_on_a_unix_socket() {
+    let path = support::fresh_path("bench-unix");
+    let path = path.to_str().unwrap();
+    let mut cmd = support::msg();
+    cmd.args(["listen", "--unix", path, "-v"]);
+    let mut listener = support::Running::spawn(cmd, None);
+    listener.wait_for_stderr("listening on");
+    for io in ["blocking", "tokio"] {
+        let results = bench_json(&[
+            "--transports",
+            "unix",
+            path,
+            "--io",
+            io,
+            "--sizes",
+            "64",
+            "--runs",
+            "1",
+        ]);
+        assert_eq!(results[0]["transport"], "unix");
+        assert_eq!(results[0]["io"], io);
+        assert_ping_pong_figures(&results[0], 1);
+    }
+    drop(listener.kill());
+}
+
+#[test]
+fn transports_usage_errors() {
+    for (args, why) in [
+        (
+            &["--transports", "udp,carrier-pigeon"][..],
+            "the transports are udp, tcp, unix",
+        ),
+        (&["--transports", "udp", "--tcp"], "cannot be used with"),
+        (
+            &["--transports", "udp,tcp", "127.0.0.1:9000"],
+            "ADDR is one listener, on one transport",
+        ),
+        (&["--transports", "tcp", "/tmp/not-host-port"], "HOST:PORT"),
+        (
+            &["--transports", "udp,unix", "--impair", "loss 1%"],
+            "never crosses",
+        ),
+        (
+            &["--transports", "udp", "--clients", "2"],
+            "udp has none to open",
+        ),
+        (
+            &["--transports", "tcp,unix", "--clients", "2"],
+            "one transport at a time",
+        ),
+        (
+            &[
+                "--transports",
+                "unix",
+                "--batch",
+                "8",
+                "--mode",
+                "throughput",
+            ],
+            "needs no batching",
+        ),
+    ] {
+        assert_usage_error(args, why);
+    }
 }

@@ -368,13 +368,6 @@ fn batch_is_refused_where_there_is_nothing_to_batch() {
     ] {
         let mut all = vec!["bench"];
         all.extend_from_slice(args);
-        let finished = run(&all, None);
-        assert_eq!(finished.code(), Some(2), "{args:?}: {}", finished.stderr);
-        assert!(
-            finished.stderr.contains(why),
-            "{args:?}: {}",
-            finished.stderr
-        );
-        assert!(finished.stdout.is_empty());
+        support::assert_usage_error(&all, why);
     }
 }

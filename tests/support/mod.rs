@@ -292,6 +292,19 @@ pub(crate) fn run(args: &[&str], stdin: Option<&[u8]>) -> Finished {
     Running::spawn(cmd, stdin.map(<[u8]>::to_vec)).finish()
 }
 
+/// `msg <args>` is a usage error: exit 2, nothing on stdout, and `why`
+/// on stderr.
+pub(crate) fn assert_usage_error(args: &[&str], why: &str) {
+    let finished = run(args, None);
+    assert_eq!(finished.code(), Some(2), "{args:?}: {}", finished.stderr);
+    assert!(
+        finished.stderr.contains(why),
+        "{args:?}: {}",
+        finished.stderr
+    );
+    assert!(finished.stdout.is_empty());
+}
+
 /// A path in the temporary directory, unique to this test process and
 /// call, with nothing there (whatever an earlier run left is removed).
 pub(crate) fn fresh_path(what: &str) -> std::path::PathBuf {

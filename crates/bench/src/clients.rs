@@ -1,5 +1,6 @@
-//! The `clients` load: N TCP connections open at once, each a closed loop
-//! (one ping in flight), against the built-in listener or a remote one.
+//! The `clients` load: N connections open at once (TCP unless told
+//! otherwise: any transport whose peers connect), each a closed loop (one
+//! ping in flight), against the built-in listener or a remote one.
 //!
 //! - **Connect.** All N connect at once (with a secret, each also completes
 //!   the handshake). Connections per second is N over the time from the
@@ -24,7 +25,6 @@
 //! one. The built-in listener is `msg listen`'s serve loop on a thread and
 //! current-thread runtime of its own, as `msg listen` runs it.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::info;
 
-use msg_net::{Auth, Link, Transport, resolve};
+use msg_net::{Auth, Link, PeerAddr, Transport};
 
 use crate::engine::MAX_LATENCY_NS;
 use crate::engine::tokio::Peer;
@@ -48,6 +48,10 @@ pub const MAX_CLIENTS: u32 = 100_000;
 
 /// The payload size when none is given.
 pub const DEFAULT_SIZE: usize = 64;
+
+/// The transport when none is given ([`run`]): TCP, the default
+/// transports' one with connections.
+pub const DEFAULT_TRANSPORT: Transport = Transport::Tcp;
 
 /// How long one connection (and its handshake) may take while all N
 /// connect at once: a SYN dropped from a full backlog is retried after a
@@ -88,23 +92,39 @@ pub struct Load {
 /// What a load measured.
 #[derive(Debug)]
 pub struct Results {
+    /// The transport the clients connected over.
+    pub transport: Transport,
     /// The listener's address.
-    pub addr: SocketAddr,
+    pub addr: PeerAddr,
     /// Whether it was the built-in one (whose memory is this process's).
     pub builtin: bool,
     pub(crate) measured: Measured,
 }
 
-/// Runs `load`: raises the open-file limit as far as it needs, starts the
-/// built-in listener unless the load names a remote one, connects every
-/// client at once, then measures.
+/// Runs `load` over [`DEFAULT_TRANSPORT`]: as [`run_over`].
 ///
 /// # Errors
 ///
-/// [`Error::OpenFiles`] when the hard open-file limit is too low; a
-/// listener that cannot start; a client that cannot connect, or whose
-/// reply does not come in time.
+/// As [`run_over`].
 pub fn run(load: &Load) -> Result<Results, Error> {
+    run_over(load, DEFAULT_TRANSPORT)
+}
+
+/// Runs `load` over `transport`: raises the open-file limit as far as it
+/// needs, starts the built-in listener unless the load names a remote one
+/// (an address of the transport's kind: `HOST:PORT`, or a Unix socket's
+/// path), connects every client at once, then measures.
+///
+/// # Errors
+///
+/// [`Error::ClientsNeedConnections`] for a transport whose peers do not
+/// connect; [`Error::OpenFiles`] when the hard open-file limit is too low;
+/// a listener that cannot start; a client that cannot connect, or whose
+/// reply does not come in time.
+pub fn run_over(load: &Load, transport: Transport) -> Result<Results, Error> {
+    if !transport.caps().connections {
+        return Err(Error::ClientsNeedConnections(transport));
+    }
     let clients = load.clients;
     let builtin = load.remote.is_none();
     // Each client's socket, and with the built-in listener the accepted
@@ -114,7 +134,7 @@ pub fn run(load: &Load) -> Result<Results, Error> {
 
     let auth = load.auth.clone();
     let listener = if builtin {
-        let streams = [(Transport::Tcp, auth.is_some())];
+        let streams = [(transport, auth.is_some())];
         Some(Servers::start(
             &streams,
             None,
@@ -129,21 +149,26 @@ pub fn run(load: &Load) -> Result<Results, Error> {
         .enable_all()
         .build()?;
     let addr = match (&listener, &load.remote) {
-        (Some(listener), _) => listener.addr(Transport::Tcp, auth.is_some()),
-        (None, Some(addr)) => runtime.block_on(resolve(addr))?,
+        (Some(listener), _) => listener.addr(transport, auth.is_some()),
+        // The first address, as a listener binds it: N clients are a load
+        // on one listener, not a search for one.
+        (None, Some(addr)) => runtime
+            .block_on(transport.connect_addrs(addr))?
+            .swap_remove(0),
         (None, None) => unreachable!("either the built-in listener or a remote one"),
     };
     let target = Target {
-        transport: Transport::Tcp,
-        addr,
+        transport,
+        addr: addr.clone(),
         nodelay: load.nodelay,
         auth,
     };
-    info!("connecting {clients} clients to {addr}");
+    info!("connecting {clients} {transport} clients to {addr}");
     let measured = runtime.block_on(measure(target, load))?;
     drop(runtime);
     drop(listener);
     Ok(Results {
+        transport,
         addr,
         builtin,
         measured,
@@ -219,7 +244,7 @@ async fn measure(target: Target, load: &Load) -> Result<Measured, Error> {
             Some(Err(err)) => {
                 return Err(Error::Connecting {
                     clients: load.clients,
-                    addr: target.addr,
+                    addr: target.addr.clone(),
                     source: Box::new(err),
                 });
             }
@@ -278,7 +303,7 @@ impl Client {
         let target = &self.target;
         let mut options = target.connect_options();
         options.timeout = Some(CONNECT_TIMEOUT);
-        let link = match Link::connect(target.transport, target.addr, &options).await {
+        let link = match Link::connect(target.transport, target.addr.clone(), &options).await {
             Ok(link) => link,
             Err(err) => {
                 // The error goes to `measure`, which stops the run.

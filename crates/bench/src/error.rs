@@ -5,13 +5,12 @@
 //! adds that (and makes the plan's refusals usage errors).
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
 use humantime::format_duration;
-use msg_net::Transport;
+use msg_net::{PeerAddr, Transport};
 use msg_proto::Kind;
 
 /// What can go wrong in planning, running or reporting a benchmark.
@@ -40,10 +39,10 @@ pub enum Error {
          flight, nothing to batch"
     )]
     BatchNeedsThroughput,
-    /// Batching asked of TCP alone.
+    /// Batching asked of no transport that batches (TCP, a Unix socket).
     #[error(
-        "batching sends UDP datagrams many per system call; TCP needs no batching \
-         (its stream already carries many messages per write)"
+        "batching sends UDP datagrams many per system call; a stream (TCP, a Unix socket) \
+         needs no batching (it already carries many messages per write)"
     )]
     BatchNeedsUdp,
     /// The blocking engine was asked for something only the tokio engine
@@ -57,6 +56,14 @@ pub enum Error {
          of their own, from which a remote listener cannot be reached"
     )]
     ImpairRemote,
+    /// Impairments with a transport no network interface carries: the
+    /// kernel impairs `lo`, which a Unix socket never crosses.
+    #[error(
+        "impairments act on the loopback interface, which {0} never crosses (a Unix socket \
+         goes from process to process inside the kernel): measured, it would show nothing \
+         of the impairment"
+    )]
+    ImpairNotInet(Transport),
     /// Pinning was asked for where the CPUs cannot be listed.
     #[error("cannot list the CPUs this process may use")]
     NoCpuList,
@@ -127,7 +134,7 @@ pub enum Error {
         /// The payload size.
         size: usize,
         /// The listener.
-        addr: SocketAddr,
+        addr: PeerAddr,
         /// Why.
         source: Box<Self>,
     },
@@ -204,10 +211,13 @@ pub enum Error {
         /// How many were connecting.
         clients: u32,
         /// To where.
-        addr: SocketAddr,
+        addr: PeerAddr,
         /// Why.
         source: Box<Self>,
     },
+    /// A `clients` load over a transport whose peers do not connect.
+    #[error("a clients load opens connections, and {0} has none to open")]
+    ClientsNeedConnections(Transport),
     /// The clients ended before each said whether it connected.
     #[error("the clients stopped before connecting")]
     ClientsStopped,

@@ -1,5 +1,6 @@
-//! msg's measurement engine: the same payloads over UDP datagrams and over
-//! length-framed TCP, measured side by side in one run.
+//! msg's measurement engine: the same payloads over UDP datagrams, over
+//! length-framed TCP and over a Unix stream socket (any of msg-net's
+//! [`Transport`]s), measured side by side in one run.
 //!
 //! A [`Plan`] says what to measure; [`run()`] carries it out and returns
 //! [`Results`]; the [`report`] turns those into a table, JSON, a plot or
@@ -14,19 +15,30 @@
 //! - [`plan`](Plan): [`Plan`], [`Engine`], [`Batch`], and
 //!   [`Plan::check`], what makes no sense together.
 //! - `settings`: what one run is told, made by the plan and read by the
-//!   engines: where ([`Transport`] and address, with the size check,
-//!   [`Oversize`]), how ([`Mode`], timeouts, batching).
+//!   engines: where ([`Transport`] and address, an IP address and port or
+//!   a path, with the size check, [`Oversize`]), how ([`Mode`], timeouts,
+//!   batching).
 //! - [`run`](run()): the built-in listeners started, the interleaved U T
-//!   U T schedule over the engines, one [`Measured`] cell per transport,
-//!   size, engine, secret and impairment.
+//!   U T (U T X ...) schedule over the engines, one [`Measured`] cell per
+//!   transport, size, engine, secret and impairment.
 //! - `engine`: one file per engine, each measuring one run into an
 //!   [`Outcome`]: `tokio` (closed loop, open loop at a rate, throughput),
 //!   `batched` (UDP throughput, many datagrams per system call),
 //!   `blocking` (std sockets on the calling thread).
-//! - [`clients`]: N TCP connections at once, a load with its own plan
-//!   ([`clients::Load`]) and report.
+//! - [`clients`]: N connections at once (TCP, or any transport with
+//!   connections), a load with its own plan ([`clients::Load`]) and
+//!   report.
 //! - `servers`: the built-in echo listeners of each engine (msg-net's
-//!   serve loops), on threads of their own.
+//!   serve loops), on threads of their own: on 127.0.0.1 for an IP
+//!   transport, and for one addressed by a path (a Unix socket) in a
+//!   private temporary directory, removed with them.
+//!
+//! Nothing here asks which transport it measures: the engines, the
+//! listeners and the report ask a transport what it can do
+//! ([`Transport::caps`]: whether it loses messages, batches, has
+//! connections or `TCP_INFO`) and how its addresses are written
+//! ([`Transport::is_inet`], [`Transport::listen_addr`]), so that a new
+//! transport of msg-net is measured once its name is in the plan.
 //! - `pace`: a sub-millisecond timer for the open loop, and the fixed-rate
 //!   schedule.
 //! - [`pin`](Placement): where the client and the listeners run.
@@ -35,7 +47,7 @@
 //!   the private network namespace they are applied in, which the caller
 //!   runs itself again inside (`rerun_private`, `check_private`).
 //! - [`report`]: the table and the JSON (medians of the runs, the spread,
-//!   the ratios), the SVG plot and the `.hgrm` files.
+//!   each transport's ratio to UDP), the SVG plot and the `.hgrm` files.
 //! - [`error`](Error): the one error type (and `netns`'s own, for the
 //!   namespace).
 //!

@@ -109,8 +109,11 @@ pub struct Plan {
     pub transports: Vec<Transport>,
     /// Payload sizes in bytes (each message adds a 28-byte header).
     pub sizes: Vec<usize>,
-    /// A listener to measure against (`HOST:PORT`, answering pings as
-    /// `msg listen` does); `None` starts built-in listeners on 127.0.0.1.
+    /// A listener to measure against, answering pings as `msg listen`
+    /// does, at an address each transport reads as its own
+    /// ([`Transport::connect_addrs`]: `HOST:PORT`, or a Unix socket's
+    /// path); `None` starts built-in listeners, on 127.0.0.1 or, for a
+    /// transport addressed by a path, in a private temporary directory.
     pub remote: Option<String>,
     /// Where the client and the built-in listeners run.
     pub placement: Placement,
@@ -128,7 +131,9 @@ pub struct Plan {
     /// an error); `None`: [`DEFAULT_TIMEOUT`], or under an impairment what
     /// its delay explains.
     pub timeout: Option<Duration>,
-    /// `TCP_NODELAY` on the client and the built-in TCP listener.
+    /// `TCP_NODELAY` on the client and the built-in listener, where the
+    /// transport has Nagle's algorithm (TCP; msg-net applies it where it
+    /// means something and nowhere else).
     pub nodelay: bool,
     /// Poll the sockets in a loop instead of sleeping, in the client and
     /// the built-in listeners.
@@ -152,7 +157,7 @@ impl Default for Plan {
     /// pinning.
     fn default() -> Self {
         Self {
-            transports: vec![Transport::Udp, Transport::Tcp],
+            transports: Transport::INET.to_vec(),
             sizes: DEFAULT_SIZES.to_vec(),
             remote: None,
             placement: Placement::off(),
@@ -180,7 +185,8 @@ impl Plan {
     /// What makes no sense together: busy polling on one core or with
     /// both engines, batching outside a UDP stream, the blocking engine
     /// asked for what only tokio measures, impairments with a remote
-    /// listener, or nothing to measure.
+    /// listener or a transport that no network interface carries (a Unix
+    /// socket), or nothing to measure.
     pub fn check(&self) -> Result<(), Error> {
         for (empty, what) in [
             (self.transports.is_empty(), "transport"),
@@ -203,8 +209,16 @@ impl Plan {
                 return Err(Error::BatchNeedsUdp);
             }
         }
-        if !self.impairments.is_empty() && self.remote.is_some() {
-            return Err(Error::ImpairRemote);
+        if !self.impairments.is_empty() {
+            if self.remote.is_some() {
+                return Err(Error::ImpairRemote);
+            }
+            // The kernel impairs a network interface (lo), which a socket
+            // addressed by a path never crosses: measured, it would show
+            // nothing of the impairment.
+            if let Some(&transport) = self.transports.iter().find(|t| !t.is_inet()) {
+                return Err(Error::ImpairNotInet(transport));
+            }
         }
         if self.engines.contains(&Engine::Blocking) {
             let refused = if !self.impairments.is_empty() {

@@ -5,13 +5,12 @@
 //! run sits next to a UDP run taken under the same machine noise; the
 //! report takes the median run and shows the spread.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use tracing::info;
 
 use msg_net::connect::{self, ConnectError};
-use msg_net::{BusyPoll, Link, Transport, resolve_all};
+use msg_net::{BusyPoll, Link, PeerAddr, Transport};
 
 use crate::engine::{Outcome, blocking, tokio as tokio_engine};
 use crate::error::Error;
@@ -99,10 +98,10 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> Result<Results, Error> {
         .collect();
 
     plan.placement.pin_client();
-    let listeners = Listeners::start(plan, &streams)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let listeners = runtime.block_on(Listeners::start(plan, &streams))?;
     let targets = runtime.block_on(targets(plan, &streams, &listeners))?;
 
     let phases: Vec<Option<usize>> = if plan.impairments.is_empty() {
@@ -137,9 +136,11 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> Result<Results, Error> {
 
     let listeners = match &plan.remote {
         Some(addr) => format!("against {addr}"),
-        None if plan.impairments.is_empty() => {
-            format!("on loopback, built-in listeners on {}", describe(&targets))
-        }
+        None if plan.impairments.is_empty() => format!(
+            "{}, built-in listeners on {}",
+            crate::report::between(&plan.transports),
+            describe(&targets)
+        ),
         None => format!(
             "on the loopback of a private network namespace, built-in listeners on {}",
             describe(&targets)
@@ -159,7 +160,7 @@ struct Listeners {
 }
 
 impl Listeners {
-    fn start(plan: &Plan, streams: &[(Transport, bool)]) -> Result<Self, Error> {
+    async fn start(plan: &Plan, streams: &[(Transport, bool)]) -> Result<Self, Error> {
         let builtin = plan.builtin();
         let core = plan.placement.listener_core();
         let udp_batch = if plan.batch.is_some() {
@@ -168,14 +169,17 @@ impl Listeners {
             0
         };
         let blocking = if builtin && plan.engines.contains(&Engine::Blocking) {
-            Some(servers::BlockingServers::start(
-                streams,
-                core,
-                plan.nodelay,
-                plan.busy_poll,
-                plan.auth.as_ref(),
-                udp_batch,
-            )?)
+            Some(
+                servers::BlockingServers::start(
+                    streams,
+                    core,
+                    plan.nodelay,
+                    plan.busy_poll,
+                    plan.auth.as_ref(),
+                    udp_batch,
+                )
+                .await?,
+            )
         } else {
             None
         };
@@ -222,10 +226,14 @@ async fn targets(
     streams: &[(Transport, bool)],
     listeners: &Listeners,
 ) -> Result<Vec<(Engine, Target)>, Error> {
-    let remote = match &plan.remote {
-        Some(addr) => Some((addr, resolve_all(addr).await?)),
-        None => None,
-    };
+    // A remote listener's addresses, as each transport reads ADDR (a host
+    // name's in the resolver's order, a path as it is).
+    let mut remote: Vec<(Transport, Vec<PeerAddr>)> = Vec::new();
+    if let Some(addr) = &plan.remote {
+        for &transport in &plan.transports {
+            remote.push((transport, transport.connect_addrs(addr).await?));
+        }
+    }
     let mut targets = Vec::with_capacity(streams.len() * plan.engines.len());
     for (&engine, &(transport, authenticated)) in plan
         .engines
@@ -238,20 +246,21 @@ async fn targets(
             nodelay: plan.nodelay,
             auth: plan.auth.clone().filter(|_| authenticated),
         };
-        let addr = match (&listeners.tokio, &remote) {
+        let remote = remote.iter().find(|(t, _)| *t == transport);
+        let addr = match (&listeners.tokio, &plan.remote, remote) {
             _ if engine == Engine::Blocking && plan.builtin() => listeners
                 .blocking
                 .as_ref()
                 .expect("started for the blocking engine")
                 .addr(transport, authenticated),
-            (Some(listeners), _) => listeners.addr(transport, authenticated),
-            (None, Some((_, addrs))) if addrs.len() == 1 => addrs[0],
+            (Some(listeners), _, _) => listeners.addr(transport, authenticated),
+            (None, _, Some((_, addrs))) if addrs.len() == 1 => addrs[0].clone(),
             // A name with several addresses: measure the first that
             // connects, as msg send would use.
-            (None, Some((name, addrs))) => {
-                connect_first(name, addrs, transport, &target(addrs[0])).await?
+            (None, Some(name), Some((_, addrs))) => {
+                connect_first(name, addrs, transport, &target(addrs[0].clone())).await?
             }
-            (None, None) => unreachable!("either built-in listeners or a remote one"),
+            _ => unreachable!("either built-in listeners or a remote one"),
         };
         targets.push((engine, target(addr)));
     }
@@ -263,10 +272,10 @@ async fn targets(
 /// address, its error as it is.
 async fn connect_first(
     name: &str,
-    addrs: &[SocketAddr],
+    addrs: &[PeerAddr],
     transport: Transport,
     target: &Target,
-) -> Result<SocketAddr, Error> {
+) -> Result<PeerAddr, Error> {
     let options = target.connect_options();
     match connect::connect_first(name, addrs, |addr| Link::connect(transport, addr, &options)).await
     {
@@ -338,7 +347,7 @@ async fn measure_all(
                 let outcome = outcome.map_err(|err| Error::Run {
                     label: target.label(),
                     size,
-                    addr: target.addr,
+                    addr: target.addr.clone(),
                     source: Box::new(err),
                 })?;
                 outcomes.push(outcome);

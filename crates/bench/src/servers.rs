@@ -1,35 +1,113 @@
-//! The built-in echo listeners, on 127.0.0.1 port 0.
+//! The built-in echo listeners: on 127.0.0.1 port 0 for a transport
+//! addressed by IP, and for one addressed by a path (a Unix socket) at a
+//! file in a private temporary directory made for them ([`SocketDir`]).
 //!
 //! - [`Servers`]: the tokio engine's, `msg listen`'s own serve loop
 //!   (`msg_net::serve`), on a thread with a current-thread runtime of
 //!   their own so that they share nothing with the client but the kernel.
 //! - [`BlockingServers`]: the blocking engine's, `msg_net::blocking::serve`,
-//!   a thread for UDP and one to accept TCP (plus one per connection),
-//!   pinned where the tokio listeners would be.
+//!   a thread per listener (plus one per connection of a stream), pinned
+//!   where the tokio listeners would be.
+//!
+//! Neither asks which transport it serves: an address is made as the
+//! transport reads one ([`listen_addr`]), bound, and served by msg-net,
+//! which knows each family.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 
 use core_affinity::CoreId;
+use tempfile::TempDir;
 use tokio::sync::oneshot;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use msg_net::limits::TcpOptions;
-use msg_net::{BusyPoll, Counters, Events, Listener, ServeConfig, Transport, blocking, serve};
+use msg_net::{
+    BusyPoll, Counters, Events, Listener, PeerAddr, ServeConfig, Transport, blocking, serve,
+};
 
 use crate::error::{Error, chain};
 use crate::pin::pin_current;
 
+/// Where a built-in listener on an IP transport binds: loopback, a port
+/// the system picks.
+const LOOPBACK: &str = "127.0.0.1:0";
+
+/// The longest temporary directory socket paths are made under. A path
+/// holds at most 107 bytes (`sun_path`), and the directory's own name
+/// (`msg-bench.XXXXXX`) and a socket's (`seqpacket-auth.sock`) take about
+/// 40 of them; under a longer `TMPDIR`, `/tmp` is used.
+const MAX_TEMP_BASE: usize = 64;
+
+/// A directory only this user may enter (mode 0700), for the socket files
+/// of the built-in listeners whose transports are addressed by paths;
+/// made only when there are such listeners, and removed, with anything
+/// in it, when dropped (after the listeners, which remove their own files
+/// first).
+#[derive(Debug)]
+struct SocketDir(Option<TempDir>);
+
+impl SocketDir {
+    /// A directory if any of `streams` needs one.
+    fn for_streams(streams: &[(Transport, bool)]) -> Result<Self, Error> {
+        if streams.iter().all(|(transport, _)| transport.is_inet()) {
+            return Ok(Self(None));
+        }
+        let tmp = std::env::temp_dir();
+        let base = match tmp.to_str() {
+            Some(text) if text.len() <= MAX_TEMP_BASE => tmp,
+            // Too long for sun_path, or not text a path can be given as.
+            _ => PathBuf::from("/tmp"),
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("msg-bench.")
+            .tempdir_in(&base)
+            .map_err(|source| Error::CreateDir { path: base, source })?;
+        debug!(
+            "built-in listeners' socket files in {}",
+            dir.path().display()
+        );
+        Ok(Self(Some(dir)))
+    }
+
+    fn path(&self) -> Option<PathBuf> {
+        self.0.as_ref().map(|dir| dir.path().to_owned())
+    }
+}
+
+/// Where the built-in listener of `stream` (a transport, with the secret
+/// or without) binds, made as the transport reads an address
+/// (`Transport::listen_addr`): [`LOOPBACK`] for an IP transport, else a
+/// file in `dir` named for the stream (`unix.sock`, `unix-auth.sock`).
+async fn listen_addr(
+    dir: Option<&Path>,
+    (transport, authenticated): (Transport, bool),
+) -> Result<PeerAddr, Error> {
+    let addr = if transport.is_inet() {
+        LOOPBACK.to_owned()
+    } else {
+        let dir = dir.expect("a directory is made for every transport addressed by a path");
+        let auth = if authenticated { "-auth" } else { "" };
+        // UTF-8 (SocketDir's base is), so nothing is lost.
+        dir.join(format!("{transport}{auth}.sock"))
+            .to_string_lossy()
+            .into_owned()
+    };
+    Ok(transport.listen_addr(&addr).await?)
+}
+
 /// Running listeners; dropping this stops them and joins their thread.
 #[derive(Debug)]
 pub(crate) struct Servers {
-    addrs: Vec<((Transport, bool), SocketAddr)>,
+    addrs: Vec<((Transport, bool), PeerAddr)>,
     /// What each listener counts, in the order of `addrs`.
     counters: Vec<Arc<Counters>>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// Removed once the thread has been joined (in `drop`).
+    _dir: SocketDir,
 }
 
 impl Servers {
@@ -40,7 +118,8 @@ impl Servers {
     ///
     /// # Errors
     ///
-    /// When the thread, its runtime or a socket cannot be made.
+    /// When the thread, its runtime, a socket or the directory of the
+    /// socket files cannot be made.
     pub(crate) fn start(
         streams: &[(Transport, bool)],
         core: Option<CoreId>,
@@ -65,6 +144,8 @@ impl Servers {
         auth: Option<msg_net::Auth>,
         udp_batch: usize,
     ) -> Result<Self, Error> {
+        let dir = SocketDir::for_streams(streams)?;
+        let dir_path = dir.path();
         let streams = streams.to_vec();
         let counters: Vec<Arc<Counters>> = streams.iter().map(|_| Arc::default()).collect();
         let listener_counters = counters.clone();
@@ -77,7 +158,7 @@ impl Servers {
                 let serve = async {
                     let mut listeners = Vec::new();
                     for &stream in &streams {
-                        match bind(stream.0, nodelay).await {
+                        match bind(dir_path.as_deref(), stream, nodelay).await {
                             Ok((bound, addr)) => listeners.push((stream, bound, addr)),
                             Err(err) => {
                                 // `start` waits for this one message.
@@ -86,7 +167,10 @@ impl Servers {
                             }
                         }
                     }
-                    let addrs = listeners.iter().map(|(t, _, addr)| (*t, *addr)).collect();
+                    let addrs = listeners
+                        .iter()
+                        .map(|(t, _, addr)| (*t, addr.clone()))
+                        .collect();
                     let _ = bound_tx.send(Ok(addrs));
                     let mut serving = tokio::task::JoinSet::new();
                     for (((transport, authenticated), listener, _), counters) in
@@ -136,35 +220,38 @@ impl Servers {
             counters,
             stop: Some(stop),
             thread: Some(thread),
+            _dir: dir,
         })
     }
 
     /// The address of the listener for `transport`, with the secret or
     /// without.
-    pub(crate) fn addr(&self, transport: Transport, authenticated: bool) -> SocketAddr {
+    pub(crate) fn addr(&self, transport: Transport, authenticated: bool) -> PeerAddr {
         find(&self.addrs, transport, authenticated)
     }
 }
 
 impl Servers {
     /// Each listener's address and counters.
-    pub(crate) fn counters(&self) -> Vec<(SocketAddr, Arc<Counters>)> {
+    pub(crate) fn counters(&self) -> Vec<(PeerAddr, Arc<Counters>)> {
         zip_counters(&self.addrs, &self.counters)
     }
 }
 
-async fn bind(transport: Transport, nodelay: bool) -> Result<(Listener, SocketAddr), Error> {
+/// Binds the listener of `stream`; `nodelay` applies where the transport
+/// has Nagle's algorithm to switch off (msg-net knows where).
+async fn bind(
+    dir: Option<&Path>,
+    stream: (Transport, bool),
+    nodelay: bool,
+) -> Result<(Listener, PeerAddr), Error> {
     let options = TcpOptions {
         nodelay,
         ..TcpOptions::default()
     };
-    let listener = Listener::bind(
-        transport,
-        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        options,
-    )
-    .await?;
-    let addr = listener.local_addr()?;
+    let listener = Listener::bind(stream.0, listen_addr(dir, stream).await?, options).await?;
+    // The address bound, with the port the system picked.
+    let addr = listener.addr()?;
     Ok((listener, addr))
 }
 
@@ -183,23 +270,28 @@ impl Drop for Servers {
 /// joins their threads.
 #[derive(Debug)]
 pub(crate) struct BlockingServers {
-    addrs: Vec<((Transport, bool), SocketAddr)>,
+    addrs: Vec<((Transport, bool), PeerAddr)>,
     /// What each listener counts, in the order of `addrs`.
     counters: Vec<Arc<Counters>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    /// Removed once the threads have been joined (in `drop`).
+    _dir: SocketDir,
 }
 
 impl BlockingServers {
     /// Binds a listener for each transport, with the secret or without
-    /// (`streams`), on 127.0.0.1 port 0 and serves each on a thread of its
-    /// own, pinned to `core`; the UDP ones take up to `udp_batch`
-    /// datagrams per receive call (a batched run) when it is over 1.
+    /// (`streams`), where [`listen_addr`] says, and serves each on a
+    /// thread of its own, pinned to `core`; the UDP ones take up to
+    /// `udp_batch` datagrams per receive call (a batched run) when it is
+    /// over 1. Async only to make the addresses: binding and serving
+    /// block.
     ///
     /// # Errors
     ///
-    /// When a socket or a thread cannot be made.
-    pub(crate) fn start(
+    /// When a socket, a thread or the directory of the socket files
+    /// cannot be made.
+    pub(crate) async fn start(
         streams: &[(Transport, bool)],
         core: Option<CoreId>,
         nodelay: bool,
@@ -208,22 +300,25 @@ impl BlockingServers {
         udp_batch: usize,
     ) -> Result<Self, Error> {
         let stop = Arc::new(AtomicBool::new(false));
+        let dir = SocketDir::for_streams(streams)?;
+        let dir_path = dir.path();
         let mut servers = Self {
             addrs: Vec::new(),
             counters: Vec::new(),
             stop: Arc::clone(&stop),
             threads: Vec::new(),
+            _dir: dir,
         };
         for &(transport, authenticated) in streams {
             let tcp = TcpOptions {
                 nodelay,
                 ..TcpOptions::default()
             };
-            let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+            let local = listen_addr(dir_path.as_deref(), (transport, authenticated)).await?;
             let listener = blocking::Listener::bind(transport, local, tcp)?;
             servers
                 .addrs
-                .push(((transport, authenticated), listener.local_addr()?));
+                .push(((transport, authenticated), listener.addr()?));
             let counters = Arc::<Counters>::default();
             servers.counters.push(Arc::clone(&counters));
             // As the tokio listeners: pings are answered whatever `reply`
@@ -257,37 +352,37 @@ impl BlockingServers {
 
     /// The address of the listener for `transport`, with the secret or
     /// without.
-    pub(crate) fn addr(&self, transport: Transport, authenticated: bool) -> SocketAddr {
+    pub(crate) fn addr(&self, transport: Transport, authenticated: bool) -> PeerAddr {
         find(&self.addrs, transport, authenticated)
     }
 
     /// Each listener's address and counters.
-    pub(crate) fn counters(&self) -> Vec<(SocketAddr, Arc<Counters>)> {
+    pub(crate) fn counters(&self) -> Vec<(PeerAddr, Arc<Counters>)> {
         zip_counters(&self.addrs, &self.counters)
     }
 }
 
 /// The address of the listener for `(transport, authenticated)` in `addrs`.
 fn find(
-    addrs: &[((Transport, bool), SocketAddr)],
+    addrs: &[((Transport, bool), PeerAddr)],
     transport: Transport,
     authenticated: bool,
-) -> SocketAddr {
+) -> PeerAddr {
     addrs
         .iter()
         .find(|(stream, _)| *stream == (transport, authenticated))
-        .map(|(_, addr)| *addr)
+        .map(|(_, addr)| addr.clone())
         .expect("a listener was started for every transport measured")
 }
 
 /// Each of `addrs`' address beside its listener's counters.
 fn zip_counters(
-    addrs: &[((Transport, bool), SocketAddr)],
+    addrs: &[((Transport, bool), PeerAddr)],
     counters: &[Arc<Counters>],
-) -> Vec<(SocketAddr, Arc<Counters>)> {
+) -> Vec<(PeerAddr, Arc<Counters>)> {
     addrs
         .iter()
-        .map(|(_, addr)| *addr)
+        .map(|(_, addr)| addr.clone())
         .zip(counters.iter().cloned())
         .collect()
 }

@@ -3,12 +3,11 @@
 //! ([`Oversize`]). The plan makes them; the engines only read them.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use msg_net::limits::{BodyLimit, Family};
-use msg_net::{Auth, CallCounts, ConnectOptions, Counters, Transport};
+use msg_net::{Auth, CallCounts, ConnectOptions, Counters, PeerAddr, Transport};
 
 /// What is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +38,8 @@ impl fmt::Display for Mode {
 #[derive(Debug)]
 pub(crate) struct Target {
     pub(crate) transport: Transport,
-    pub(crate) addr: SocketAddr,
+    /// Of the transport's kind: an IP address and port, or a path.
+    pub(crate) addr: PeerAddr,
     pub(crate) nodelay: bool,
     /// Authenticate with this secret.
     pub(crate) auth: Option<Auth>,
@@ -67,7 +67,7 @@ impl Target {
     /// family, a frame's from the connection's largest frame).
     pub(crate) fn check_size(&self, size: usize) -> Result<(), Oversize> {
         let max_frame = self.connect_options().tcp.max_frame;
-        let family = Some(Family::of(&self.addr));
+        let family = self.addr.inet().map(|addr| Family::of(&addr));
         match BodyLimit::of(
             self.transport,
             family,
@@ -110,16 +110,16 @@ pub(crate) struct Batching {
     /// Send each batch as one GSO run where the kernel offers it.
     pub(crate) gso: bool,
     /// The built-in listeners' counters, by address.
-    pub(crate) listeners: Vec<(SocketAddr, Arc<Counters>)>,
+    pub(crate) listeners: Vec<(PeerAddr, Arc<Counters>)>,
 }
 
 impl Batching {
     /// The receive-side counts of the built-in listener at `addr` now;
     /// `None` for a remote listener.
-    pub(crate) fn recv_counts(&self, addr: SocketAddr) -> Option<CallCounts> {
+    pub(crate) fn recv_counts(&self, addr: &PeerAddr) -> Option<CallCounts> {
         self.listeners
             .iter()
-            .find(|(at, _)| *at == addr)
+            .find(|(at, _)| at == addr)
             .map(|(_, counters)| counters.udp_recv_calls())
     }
 }
@@ -144,7 +144,7 @@ mod tests {
         let secret = msg_proto::auth::Secret::new(b"s3cret".to_vec()).unwrap();
         Target {
             transport,
-            addr: SocketAddr::from(([127, 0, 0, 1], 9)),
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 9)).into(),
             nodelay: true,
             auth: auth.then(|| Auth::new(secret)),
         }

@@ -20,6 +20,28 @@ fn quick(transports: &[Transport], engines: &[Engine]) -> Plan {
     }
 }
 
+/// A short clients load: 4 connections, 64 bytes, 10 ms of warm-up and
+/// 60 ms measured.
+fn quick_load() -> Load {
+    Load {
+        clients: 4,
+        size: 64,
+        warmup: Duration::from_millis(10),
+        duration: Duration::from_millis(60),
+        timeout: None,
+        nodelay: true,
+        auth: None,
+        remote: None,
+    }
+}
+
+/// Every message of `plan` tagged with a secret (the built-in listeners
+/// then measure each transport with it and without).
+fn authenticate(plan: &mut Plan) {
+    let secret = msg_proto::auth::Secret::new(b"in-process".to_vec()).unwrap();
+    plan.auth = Some(msg_bench::Auth::new(secret));
+}
+
 /// Counts what the run reports.
 #[derive(Debug, Default)]
 struct Counted {
@@ -157,15 +179,26 @@ fn a_batched_udp_stream_counts_its_system_calls() {
 /// The blocking engine with a secret: its built-in listeners measure each
 /// transport with it and without, and the authenticated cells (over TCP
 /// through the handshake) answer every ping.
+/// So are a Unix socket's, through the same handshake as TCP's, on both
+/// engines.
 #[test]
 fn the_blocking_engine_measures_with_a_secret() {
-    let mut plan = quick(&[Transport::Udp, Transport::Tcp], &[Engine::Blocking]);
-    let secret = msg_proto::auth::Secret::new(b"in-process".to_vec()).unwrap();
-    plan.auth = Some(msg_bench::Auth::new(secret));
-    let results = msg_bench::run(&plan, &mut ()).unwrap();
-    assert_ping_pong(&results, 4);
-    let authenticated = results.measured.iter().filter(|m| m.authenticated);
-    assert_eq!(authenticated.count(), 2, "{results:?}");
+    for (transports, engines) in [
+        (
+            &[Transport::Udp, Transport::Tcp][..],
+            &[Engine::Blocking][..],
+        ),
+        (&[Transport::Unix], &[Engine::Blocking, Engine::Tokio]),
+    ] {
+        let mut plan = quick(transports, engines);
+        authenticate(&mut plan);
+        let results = msg_bench::run(&plan, &mut ()).unwrap();
+        // Plain and authenticated, each transport on each engine.
+        let cells = 2 * transports.len() * engines.len();
+        assert_ping_pong(&results, cells);
+        let authenticated = results.measured.iter().filter(|m| m.authenticated);
+        assert_eq!(authenticated.count(), cells / 2, "{results:?}");
+    }
 }
 
 /// The blocking engine batches a UDP stream: msg-udp's runtime-free
@@ -239,16 +272,7 @@ fn a_remote_listener_that_is_not_there_fails_the_run() {
 
 #[test]
 fn clients_load_the_built_in_listener_at_once() {
-    let load = Load {
-        clients: 4,
-        size: 64,
-        warmup: Duration::from_millis(10),
-        duration: Duration::from_millis(60),
-        timeout: None,
-        nodelay: true,
-        auth: None,
-        remote: None,
-    };
+    let load = quick_load();
     let results = msg_bench::clients::run(&load).unwrap();
     assert!(results.builtin);
     let mut json = Vec::new();
@@ -259,4 +283,102 @@ fn clients_load_the_built_in_listener_at_once() {
     assert_eq!(record["listener"], "built-in");
     assert!(record["samples"].as_u64().unwrap() > 0, "{json}");
     assert!(record["p50_us"].as_f64().unwrap() > 0.0, "{json}");
+}
+
+/// A Unix stream socket beside UDP and TCP, on both engines: the built-in
+/// listeners bind it in a private temporary directory, and it answers
+/// every ping, as a stream loses nothing.
+#[test]
+fn a_ping_pong_over_a_unix_socket_on_both_engines() {
+    let plan = quick(
+        &[Transport::Udp, Transport::Tcp, Transport::Unix],
+        &[Engine::Blocking, Engine::Tokio],
+    );
+    let results = msg_bench::run(&plan, &mut ()).unwrap();
+    assert_ping_pong(&results, 6);
+    let unix: Vec<_> = results
+        .measured
+        .iter()
+        .filter(|c| c.transport == Transport::Unix)
+        .collect();
+    assert_eq!(unix.len(), 2, "{results:?}");
+    for cell in unix {
+        assert_eq!(cell.runs.as_ref().unwrap()[0].lost(), 0, "{cell:?}");
+    }
+    assert!(
+        results
+            .listeners
+            .starts_with("on loopback and over Unix sockets, built-in listeners on "),
+        "{}",
+        results.listeners
+    );
+    // The socket files were in a directory of their own, gone with the
+    // listeners.
+    let dir = results
+        .listeners
+        .split(", ")
+        .find_map(|l| l.strip_prefix("unix blocking "))
+        .map(|path| std::path::Path::new(path).parent().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("no unix listener in {}", results.listeners));
+    assert!(!dir.exists(), "{} is still there", dir.display());
+}
+
+/// A one-way stream over a Unix socket, on both engines: every message
+/// arrives (the kernel makes the sender wait for a full receiver).
+#[test]
+fn a_throughput_stream_over_a_unix_socket_loses_nothing() {
+    let mut plan = quick(&[Transport::Unix], &[Engine::Blocking, Engine::Tokio]);
+    plan.mode = Mode::Throughput;
+    let results = msg_bench::run(&plan, &mut ()).unwrap();
+    assert_eq!(results.measured.len(), 2);
+    for cell in &results.measured {
+        let run = &cell.runs.as_ref().unwrap()[0];
+        assert!(run.sent > 0, "{cell:?}");
+        assert_eq!(run.received, run.sent, "{cell:?}");
+        assert!(run.msgs_per_s() > 0.0, "{cell:?}");
+    }
+}
+
+/// An impairment acts on lo, which a Unix socket never crosses: refused
+/// before anything runs.
+#[test]
+fn a_unix_socket_is_not_measured_under_impairment() {
+    let mut plan = quick(&[Transport::Udp, Transport::Unix], &[Engine::Tokio]);
+    plan.impairments = vec!["loss 1%".parse().unwrap()];
+    let err = msg_bench::run(&plan, &mut ()).unwrap_err();
+    assert!(
+        matches!(err, Error::ImpairNotInet(Transport::Unix)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("never crosses"), "{err}");
+}
+
+/// The clients load over a Unix socket: N connections to the built-in
+/// listener, bound in a private temporary directory; a transport without
+/// connections is refused.
+#[test]
+fn clients_load_a_unix_socket_and_refuse_a_datagram_transport() {
+    let load = quick_load();
+    let results = msg_bench::clients::run_over(&load, Transport::Unix).unwrap();
+    assert_eq!(results.transport, Transport::Unix);
+    let mut json = Vec::new();
+    report::clients::write_json(&mut json, &load, &results).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let record = &json["results"][0];
+    assert_eq!(record["transport"], "unix");
+    assert!(record["samples"].as_u64().unwrap() > 0, "{json}");
+    let mut table = Vec::new();
+    report::clients::write_table(&mut table, &load, &results).unwrap();
+    let table = String::from_utf8(table).unwrap();
+    assert!(table.contains("4 UNIX clients at once"), "{table}");
+    assert!(
+        table.contains("over Unix sockets, built-in listener on unix /"),
+        "{table}"
+    );
+
+    let err = msg_bench::clients::run_over(&load, Transport::Udp).unwrap_err();
+    assert!(
+        matches!(err, Error::ClientsNeedConnections(Transport::Udp)),
+        "{err:?}"
+    );
 }

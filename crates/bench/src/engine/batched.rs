@@ -29,11 +29,10 @@
 //! always did, and a listener that is not asked to does not hold 64
 //! receive slots of 64 KiB each.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use msg_net::{CallCounts, Link, SendBatch};
+use msg_net::{CallCounts, Link, PeerAddr, SendBatch};
 use msg_proto::{Kind, Message};
 
 use super::tokio::Peer;
@@ -85,7 +84,7 @@ pub(super) struct CallsBefore {
 
 impl Batching {
     /// The counts of `send` and of the built-in listener at `addr` now.
-    pub(super) fn before(&self, addr: SocketAddr, send: &SendBatch) -> CallsBefore {
+    pub(super) fn before(&self, addr: &PeerAddr, send: &SendBatch) -> CallsBefore {
         CallsBefore {
             send: send.counts(),
             recv: self.recv_counts(addr),
@@ -93,7 +92,7 @@ impl Batching {
     }
 
     /// What the calls moved since `before`.
-    pub(super) fn since(&self, addr: SocketAddr, send: &SendBatch, before: &CallsBefore) -> Calls {
+    pub(super) fn since(&self, addr: &PeerAddr, send: &SendBatch, before: &CallsBefore) -> Calls {
         Calls {
             send: send.counts().since(&before.send),
             recv: self
@@ -148,7 +147,7 @@ async fn stream(
 /// per call, and the calls counted on both sides where they can be.
 pub(super) async fn throughput(
     peer: &mut Peer,
-    addr: SocketAddr,
+    addr: &PeerAddr,
     body: Bytes,
     settings: &Settings,
 ) -> Result<Outcome, Error> {

@@ -15,7 +15,6 @@
 //! open loop, pacing and impairments stay on tokio
 //! ([`Plan::check`](crate::Plan::check) refuses them here).
 
-use std::net::SocketAddr;
 use std::thread;
 use std::time::Instant;
 
@@ -23,7 +22,7 @@ use bytes::Bytes;
 use msg_net::blocking::{self, LinkOptions, Received};
 use msg_net::limits::TcpOptions;
 use msg_net::ping::{Ask, Done, Next, PingClient};
-use msg_net::{SendBatch, Transport};
+use msg_net::{PeerAddr, SendBatch, Transport};
 use msg_proto::{Kind, Message};
 
 use super::batched::Discards;
@@ -53,7 +52,7 @@ pub(crate) fn measure(
         timeout: settings.timeout,
         busy_poll,
     };
-    let mut link = blocking::Link::connect(target.transport, target.addr, &options)?;
+    let mut link = blocking::Link::connect(target.transport, target.addr.clone(), &options)?;
     if let Some(auth) = &target.auth {
         link.authenticate(auth)?;
     }
@@ -69,7 +68,7 @@ pub(crate) fn measure(
             .batch
             .as_ref()
             .filter(|_| target.transport.caps().batches);
-        return throughput(&mut peer, body, batching.map(|b| (b, target.addr)));
+        return throughput(&mut peer, body, batching.map(|b| (b, &target.addr)));
     }
     let warm_until = Instant::now() + settings.warmup;
     loop {
@@ -103,7 +102,7 @@ pub(crate) fn measure(
 fn throughput(
     peer: &mut Peer,
     body: Bytes,
-    batching: Option<(&Batching, SocketAddr)>,
+    batching: Option<(&Batching, &PeerAddr)>,
 ) -> Result<Outcome, Error> {
     let settings = peer.settings;
     let mut discard = Message::new(Kind::Discard, 0, body);
@@ -142,7 +141,7 @@ struct Batched<'a> {
     discards: Discards,
     send: SendBatch,
     batching: &'a Batching,
-    addr: SocketAddr,
+    addr: &'a PeerAddr,
 }
 
 /// The connection and the client's side of the conversation on it.

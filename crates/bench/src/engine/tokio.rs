@@ -41,7 +41,12 @@ pub(crate) async fn measure(
     size: usize,
     settings: &Settings,
 ) -> Result<Outcome, Error> {
-    let link = Link::connect(target.transport, target.addr, &target.connect_options()).await?;
+    let link = Link::connect(
+        target.transport,
+        target.addr.clone(),
+        &target.connect_options(),
+    )
+    .await?;
     // Where a message may be lost, a late reply counts as lost; where
     // none is, a reply has the longer TCP timeout before the run fails.
     let caps = target.transport.caps();
@@ -56,7 +61,7 @@ pub(crate) async fn measure(
         (Mode::Pingpong, None) => closed_loop(&mut peer, settings).await,
         (Mode::Pingpong, Some(rate)) => open_loop(peer, body, settings, rate).await,
         (Mode::Throughput, _) if caps.batches && settings.batch.is_some() => {
-            batched::throughput(&mut peer, target.addr, body, settings).await
+            batched::throughput(&mut peer, &target.addr, body, settings).await
         }
         (Mode::Throughput, rate) => throughput(&mut peer, body, settings, rate).await,
     }

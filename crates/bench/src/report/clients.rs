@@ -2,13 +2,12 @@
 //! or one JSON object.
 
 use std::io::{self, Write};
-use std::net::SocketAddr;
 
 use serde::Serialize;
 
 use super::{Table, fmt_count, fmt_us, tenth, us};
 use crate::clients::{Load, Measured, Results};
-use msg_net::Transport;
+use msg_net::{PeerAddr, Transport};
 
 /// Writes the load's report as a table, with a line on memory, to `out`.
 ///
@@ -33,7 +32,8 @@ pub fn write_json(out: &mut dyn Write, load: &Load, results: &Results) -> io::Re
 #[derive(Debug)]
 struct Report<'a> {
     load: &'a Load,
-    addr: SocketAddr,
+    transport: Transport,
+    addr: &'a PeerAddr,
     builtin: bool,
     measured: &'a Measured,
 }
@@ -68,7 +68,8 @@ impl<'a> Report<'a> {
     fn new(load: &'a Load, results: &'a Results) -> Self {
         Self {
             load,
-            addr: results.addr,
+            transport: results.transport,
+            addr: &results.addr,
             builtin: results.builtin,
             measured: &results.measured,
         }
@@ -92,7 +93,7 @@ impl<'a> Report<'a> {
         let memory = &measured.memory;
         Record {
             mode: "clients",
-            transport: Transport::Tcp.name(),
+            transport: self.transport.name(),
             authenticated: measured.authenticated,
             listener: if self.builtin { "built-in" } else { "remote" },
             clients: self.load.clients,
@@ -132,7 +133,9 @@ impl<'a> Report<'a> {
         let measured = self.measured;
         let whose = if self.builtin {
             format!(
-                "on loopback, built-in listener on tcp {} (msg listen's serve loop, one thread, in this process)",
+                "{}, built-in listener on {} {} (msg listen's serve loop, one thread, in this process)",
+                crate::report::between(&[self.transport]),
+                self.transport,
                 self.addr
             )
         } else {
@@ -140,8 +143,9 @@ impl<'a> Report<'a> {
         };
         writeln!(
             out,
-            "msg bench: {} TCP clients at once, each a ping-pong with one message in flight; {whose}{}",
+            "msg bench: {} {} clients at once, each a ping-pong with one message in flight; {whose}{}",
             load.clients,
+            self.transport.name().to_uppercase(),
             if measured.authenticated {
                 ", authenticated (every message tagged)"
             } else {

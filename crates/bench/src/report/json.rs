@@ -199,8 +199,11 @@ impl Report<'_> {
         transport: Transport,
         run: Option<&Outcome>,
     ) -> ImpairedFigures {
-        // Loss is measured where messages can be lost.
-        let udp = !transport.caps().reliable;
+        // Loss is measured where messages can be lost, retransmissions
+        // where the kernel reports them (TCP_INFO): a Unix stream has none
+        // to report, and reports none rather than zeros.
+        let caps = transport.caps();
+        let udp = !caps.reliable;
         let kernel = run.and_then(|r| r.kernel);
         let tcp = kernel.and_then(|k| k.tcp);
         ImpairedFigures {
@@ -218,7 +221,7 @@ impl Report<'_> {
                 .filter(|_| udp && self.mode == Mode::Throughput)
                 .map(|r| r.reordered),
             retrans: tcp.map(|t| t.retrans),
-            retrans_both_ways: kernel.filter(|_| !udp).map(|k| k.tcp_retrans_segs),
+            retrans_both_ways: kernel.filter(|_| caps.tcp_info).map(|k| k.tcp_retrans_segs),
             rtt_us: tcp.map(|t| tenth(t.rtt.as_secs_f64() * 1e6)),
             rto_ms: tcp.map(|t| tenth(t.rto.as_secs_f64() * 1e3)),
         }

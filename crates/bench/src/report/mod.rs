@@ -5,9 +5,11 @@
 //!
 //! A cell is a transport at a size, with or without authentication. Its runs are summarised by the median
 //! run (by p50 in ping-pong, by messages per second in throughput), with the
-//! range of that figure across runs beside it. The TCP/UDP ratio is the
-//! median of the ratios of runs taken next to each other, so that machine
-//! noise that hit one pair does not tilt the comparison.
+//! range of that figure across runs beside it. Each transport is compared
+//! with UDP (the first measured in [`Transport::ALL`]'s order): the
+//! TCP/UDP ratio, and UNIX/UDP beside it, is the median of the ratios of
+//! runs taken next to each other, so that machine noise that hit one pair
+//! does not tilt the comparison.
 //!
 //! With both engines every cell is measured by each, in the same
 //! interleaved run: a row per engine, and a column with what the tokio
@@ -204,6 +206,20 @@ impl Report<'_> {
         cell.impairment.and_then(|i| self.impairments.get(i))
     }
 
+    /// What the ratio columns compare the other transports with: the
+    /// first of `transports` in [`Transport::ALL`]'s order (UDP, when it
+    /// is measured), whatever order the plan names them in; `None` for a
+    /// single transport, which has nothing to compare with.
+    fn base(transports: &[Transport]) -> Option<Transport> {
+        if transports.len() < 2 {
+            return None;
+        }
+        Transport::ALL
+            .into_iter()
+            .find(|t| transports.contains(t))
+            .or(transports.first().copied())
+    }
+
     fn transports(&self) -> Vec<Transport> {
         let mut transports: Vec<Transport> = Vec::new();
         for cell in self.measured {
@@ -290,6 +306,18 @@ impl Report<'_> {
             .map(|(b, o)| key(self.mode, o) / key(self.mode, b))
             .collect();
         median(ratios)
+    }
+}
+
+/// Where built-in listeners of `transports` and their clients meet, in
+/// words: `on loopback` for the IP transports, `over Unix sockets` for the
+/// others (addressed by paths, they never reach a network interface).
+pub(crate) fn between(transports: &[Transport]) -> &'static str {
+    let inet = transports.iter().filter(|t| t.is_inet()).count();
+    match (inet, transports.len() - inet) {
+        (_, 0) => "on loopback",
+        (0, _) => "over Unix sockets",
+        _ => "on loopback and over Unix sockets",
     }
 }
 

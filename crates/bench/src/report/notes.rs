@@ -73,13 +73,42 @@ impl Report<'_> {
                 }
             ),
             format!(
-                "median of {} run(s) of {} after {} warm-up each, UDP and TCP interleaved; {figures}{}",
+                "median of {} run(s) of {} after {} warm-up each, {}; {figures}{}{}",
                 self.runs,
                 humantime::format_duration(self.duration),
                 humantime::format_duration(self.warmup),
+                self.interleaved(),
                 self.batch_note(),
+                self.unix_note(),
             ),
         ]
+    }
+
+    /// What alternates within each run: `UDP and TCP interleaved`, `UDP,
+    /// TCP and UNIX interleaved`; one transport alone, `TCP alone`.
+    fn interleaved(&self) -> String {
+        let names: Vec<String> = self
+            .transports()
+            .iter()
+            .map(|t| t.name().to_uppercase())
+            .collect();
+        match &names[..] {
+            [one] => format!("{one} alone"),
+            [init @ .., last] => format!("{} and {last} interleaved", init.join(", ")),
+            [] => String::new(),
+        }
+    }
+
+    /// With a transport addressed by a path, in throughput mode: why it
+    /// loses nothing.
+    fn unix_note(&self) -> &'static str {
+        let unix = self.transports().iter().any(|t| !t.is_inet());
+        if unix && self.mode == Mode::Throughput {
+            "\na Unix socket loses nothing: it never leaves the kernel, which makes the sender \
+             wait while the receiver's queue is full, so its rate is the receiver's"
+        } else {
+            ""
+        }
     }
 
     /// With `--batch`, what was batched, for the title.

@@ -341,6 +341,36 @@ mod tests {
         assert_ne!(stems[0], stems[1]);
     }
 
+    /// A Unix socket beside UDP and TCP: a line of its own, in a colour
+    /// of its own, and a file of its own.
+    #[test]
+    fn a_third_transport_gets_a_line_a_colour_and_a_file() {
+        use crate::Engine::Blocking;
+        use msg_net::Transport::{Tcp, Udp, Unix};
+        let measured = [
+            cell(Udp, Blocking, None),
+            cell(Tcp, Blocking, None),
+            cell(Unix, Blocking, None),
+        ];
+        let series = series(&measured, &[]);
+        let legends: Vec<String> = series.iter().map(Series::legend).collect();
+        assert_eq!(legends, ["UDP 64 B", "TCP 64 B", "UNIX 64 B"]);
+        let stems: Vec<String> = series.iter().map(Series::stem).collect();
+        assert_eq!(stems, ["udp-64", "tcp-64", "unix-64"]);
+        let svg = render(&series, "a title").unwrap();
+        let strokes: std::collections::BTreeSet<&str> = svg
+            .split("<polyline")
+            .skip(1)
+            .filter_map(|element| {
+                let points = element.split(" points=\"").nth(1)?.split('"').next()?;
+                (points.split_whitespace().count() > 2)
+                    .then(|| element.split("stroke=\"").nth(1)?.split('"').next())
+                    .flatten()
+            })
+            .collect();
+        assert_eq!(strokes.len(), 3, "{strokes:?}");
+    }
+
     #[test]
     fn one_polyline_per_series() {
         let mut a = Histogram::<u64>::new(3).unwrap();

@@ -93,14 +93,29 @@ impl Report<'_> {
             }
             header.extend(impaired_columns.iter().map(|c| (*c).to_owned()));
         }
-        let ratio = transports.len() == 2;
+        // Each other transport against the base (UDP when measured), one
+        // column each: tcp/udp, unix/udp.
+        let base = Self::base(&transports);
+        let others: Vec<Transport> = transports
+            .iter()
+            .copied()
+            .filter(|&t| Some(t) != base)
+            .collect();
+        let ratios = match base {
+            Some(base) => others.iter().map(|&other| (base, other)).collect(),
+            None => Vec::new(),
+        };
         let figure = match self.mode {
             Mode::Pingpong => "p50",
             Mode::Throughput => "msg/s",
         };
-        if ratio {
-            groups.push((String::new(), 1));
-            header.push(format!("tcp/udp {figure}"));
+        if !ratios.is_empty() {
+            groups.push((String::new(), ratios.len()));
+            header.extend(
+                ratios
+                    .iter()
+                    .map(|(base, other)| format!("{other}/{base} {figure}")),
+            );
         }
         if cost {
             groups.push((format!("auth/plain {figure}"), transports.len()));
@@ -144,7 +159,7 @@ impl Report<'_> {
             if let Some(i) = phase {
                 row.insert(0, self.impairments[i].to_string());
             }
-            let mut pair = Vec::new();
+            let mut measured_runs = Vec::new();
             for &transport in &transports {
                 let Some(cell) = self.measured.iter().find(|c| {
                     c.impairment == phase
@@ -166,14 +181,20 @@ impl Report<'_> {
                         let summary = summarise(self.mode, runs);
                         row.extend(self.cells(transport, size, summary.as_ref(), width));
                         row.extend(self.impaired_cells(transport, summary.as_ref()));
-                        pair.push(runs);
+                        measured_runs.push((transport, runs));
                     }
                 }
             }
-            if ratio {
-                row.push(match pair[..] {
-                    [udp, tcp] => self
-                        .ratio(udp, tcp)
+            let runs_of = |transport: Transport| {
+                measured_runs
+                    .iter()
+                    .find(|(t, _)| *t == transport)
+                    .map(|(_, runs)| *runs)
+            };
+            for &(base, other) in &ratios {
+                row.push(match (runs_of(base), runs_of(other)) {
+                    (Some(base), Some(other)) => self
+                        .ratio(base, other)
                         .map_or("-".to_owned(), |r| format!("{r:.2}")),
                     _ => "-".to_owned(),
                 });
@@ -288,5 +309,106 @@ impl Report<'_> {
             ],
             None => vec!["-".to_owned(); columns.len()],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::Outcome;
+    use crate::plan::Plan;
+    use crate::run::{Measured, Results};
+
+    /// A cell of one run whose round trips all take `us` µs.
+    fn cell(transport: Transport, us: u64) -> Measured {
+        let mut outcome = Outcome::new();
+        for _ in 0..10 {
+            outcome.record(us * 1000);
+        }
+        outcome.elapsed = Duration::from_millis(1);
+        Measured {
+            transport,
+            engine: Engine::Blocking,
+            authenticated: false,
+            size: 64,
+            runs: Ok(vec![outcome]),
+            impairment: None,
+        }
+    }
+
+    /// The table's lines, for `transports` in the plan's order.
+    fn table(transports: &[Transport], measured: Vec<Measured>) -> Vec<String> {
+        let plan = Plan {
+            transports: transports.to_vec(),
+            runs: 1,
+            ..Plan::default()
+        };
+        let results = Results {
+            measured,
+            listeners: "on loopback".to_owned(),
+        };
+        let mut out = Vec::new();
+        super::super::write_table(&mut out, &plan, &results).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The last `n` cells of the row that starts with `label`.
+    fn last_cells(lines: &[String], label: &str, n: usize) -> Vec<String> {
+        let row = lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(label))
+            .unwrap_or_else(|| panic!("no row {label} in {lines:#?}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        cells[cells.len() - n..]
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_transport_is_compared_with_udp_whatever_the_order() {
+        use Transport::{Tcp, Udp, Unix};
+        let lines = table(
+            &[Unix, Tcp, Udp],
+            vec![cell(Unix, 5), cell(Tcp, 15), cell(Udp, 10)],
+        );
+        let header = lines.iter().find(|l| l.trim_start().starts_with("size"));
+        let header = header.unwrap_or_else(|| panic!("no header in {lines:#?}"));
+        assert!(header.ends_with("unix/udp p50  tcp/udp p50"), "{lines:#?}");
+        assert_eq!(last_cells(&lines, "64", 2), ["0.50", "1.50"]);
+        assert!(
+            lines[1].contains("UNIX, TCP and UDP interleaved"),
+            "{lines:#?}"
+        );
+
+        // UDP and TCP: one ratio column, as it always was.
+        let lines = table(&[Udp, Tcp], vec![cell(Udp, 10), cell(Tcp, 15)]);
+        assert!(lines[1].contains("UDP and TCP interleaved"), "{lines:#?}");
+        let header = lines.iter().find(|l| l.trim_start().starts_with("size"));
+        assert!(
+            header.unwrap().ends_with("msg/s  tcp/udp p50"),
+            "{lines:#?}"
+        );
+        assert_eq!(last_cells(&lines, "64", 1), ["1.50"]);
+
+        // Without UDP, the first in Transport::ALL's order is the base.
+        let lines = table(&[Unix, Tcp], vec![cell(Unix, 5), cell(Tcp, 15)]);
+        assert_eq!(last_cells(&lines, "64", 1), ["0.33"]);
+        assert!(
+            lines.iter().any(|l| l.ends_with("unix/tcp p50")),
+            "{lines:#?}"
+        );
+
+        // One transport: nothing to compare.
+        let lines = table(&[Unix], vec![cell(Unix, 5)]);
+        assert!(lines[1].contains("UNIX alone"), "{lines:#?}");
+        let header = lines.iter().find(|l| l.trim_start().starts_with("size"));
+        assert!(header.unwrap().ends_with("msg/s"), "{lines:#?}");
     }
 }

@@ -19,8 +19,9 @@ use tracing::info;
 
 use msg_bench::clients::Load;
 use msg_bench::{Batch, Engine, Impairment, Mode, Pin, Placement, Plan, report};
+use msg_net::Transport;
 
-use crate::args::{AuthArgs, parse_positive_duration, usage};
+use crate::args::{AuthArgs, parse_addr, parse_positive_duration, usage};
 
 /// Options of `msg bench`.
 #[derive(Debug, clap::Args)]
@@ -33,10 +34,21 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     tcp: bool,
 
-    #[arg(value_name = "ADDR", value_parser = msg_net::parse_host_port,
-          help = "A `msg listen --udp|--tcp` to measure against (any --reply: a listener \
-                  always answers msg bench's pings), HOST:PORT; without it msg bench starts \
-                  its own listeners on 127.0.0.1")]
+    /// The transports to measure side by side in one interleaved run,
+    /// comma-separated, named as the report names them (udp, tcp, unix,
+    /// ...); the table compares each with UDP. With ADDR, one
+    /// [default: udp,tcp]
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_transport,
+          conflicts_with_all = ["udp", "tcp"])]
+    transports: Option<Vec<Transport>>,
+
+    #[arg(
+        value_name = "ADDR",
+        help = "A `msg listen` to measure against (any --reply: a listener always answers \
+                  msg bench's pings): HOST:PORT, or a Unix socket's path with --transports \
+                  unix; without it msg bench starts its own listeners, on 127.0.0.1 and, for \
+                  a Unix socket, in a private temporary directory"
+    )]
     addr: Option<String>,
 
     /// Payload sizes in bytes, comma-separated (each message adds a 28-byte
@@ -84,7 +96,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     timeout: Option<Duration>,
 
-    /// TCP_NODELAY on the client and the built-in TCP listener
+    /// TCP_NODELAY on the client and the built-in TCP listener (UDP and
+    /// Unix sockets have no Nagle's algorithm to switch off)
     #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
     nodelay: bool,
 
@@ -107,7 +120,8 @@ pub(crate) struct BenchArgs {
     /// Open N TCP connections at once, each a ping-pong for --duration:
     /// connections per second, messages per second across all of them,
     /// round-trip times, and this process's memory (with the built-in
-    /// listener in it). TCP only
+    /// listener in it). TCP, or the one transport with connections
+    /// --transports names (unix)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(msg_bench::clients::MAX_CLIENTS)),
           conflicts_with_all = ["runs", "pin", "mode", "rate", "busy_poll", "io"])]
     clients: Option<u32>,
@@ -206,6 +220,56 @@ pub(crate) enum Io {
     Both,
 }
 
+/// `--transports`' parser: a transport's name, as [`Transport::name`] gives
+/// it; anything else is a usage error that lists the names.
+fn parse_transport(name: &str) -> Result<Transport, String> {
+    Transport::from_name(name.trim()).ok_or_else(|| {
+        let names: Vec<&str> = Transport::ALL.iter().map(|t| t.name()).collect();
+        format!(
+            "unknown transport '{name}'; the transports are {}",
+            names.join(", ")
+        )
+    })
+}
+
+/// The transports to measure: `--transports` (each once, in its order),
+/// or what `--udp` and `--tcp` say.
+fn transports(args: &BenchArgs) -> Vec<Transport> {
+    match &args.transports {
+        Some(list) => list.iter().fold(Vec::new(), |mut once, &transport| {
+            if !once.contains(&transport) {
+                once.push(transport);
+            }
+            once
+        }),
+        None => crate::args::transports(args.udp, args.tcp),
+    }
+}
+
+/// ADDR, checked as the transports read it (a usage error otherwise). ADDR
+/// is one listener on one transport, as iperf3's and sockperf's server is:
+/// `--transports` with several is refused. (Without `--transports`, UDP
+/// and TCP measure the same HOST:PORT, as they always have.)
+fn remote(args: &BenchArgs, transports: &[Transport]) -> anyhow::Result<Option<String>> {
+    let Some(addr) = &args.addr else {
+        return Ok(None);
+    };
+    if args.transports.is_some() && transports.len() > 1 {
+        return Err(usage(format!(
+            "ADDR is one listener, on one transport, and --transports names {}: name the one \
+             it listens on (--transports {}), or leave ADDR out to measure them side by side \
+             against built-in listeners",
+            transports.len(),
+            transports[0]
+        )));
+    }
+    let mut checked = None;
+    for &transport in transports {
+        checked = Some(parse_addr(transport, addr)?);
+    }
+    Ok(checked)
+}
+
 /// `--impair`'s parser: a clap value parser, so that a malformed SPEC is a
 /// usage error (exit 2) before anything runs.
 fn parse_impairment(spec: &str) -> Result<Impairment, String> {
@@ -214,17 +278,18 @@ fn parse_impairment(spec: &str) -> Result<Impairment, String> {
 }
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let transports = transports(&args);
     if let Some(clients) = args.clients {
-        run_clients(&args, clients)?;
+        run_clients(&args, clients, &transports)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let transports = crate::args::transports(args.udp, args.tcp);
+    let remote = remote(&args, &transports)?;
     let mut sizes = args
         .sizes
         .clone()
         .unwrap_or_else(|| msg_bench::DEFAULT_SIZES.to_vec());
     sizes.dedup();
-    let builtin = args.addr.is_none();
+    let builtin = remote.is_none();
     let pin = args
         .pin
         .map_or(if builtin { Pin::Same } else { Pin::Off }, Pin::from);
@@ -253,8 +318,11 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let placement = Placement::new(pin).map_err(error)?;
     if !args.impair.is_empty() {
-        if args.addr.is_some() {
+        if remote.is_some() {
             return Err(error(msg_bench::Error::ImpairRemote));
+        }
+        if let Some(&transport) = transports.iter().find(|t| !t.is_inet()) {
+            return Err(error(msg_bench::Error::ImpairNotInet(transport)));
         }
         // The user's process makes the namespace and waits; the child,
         // inside it, measures.
@@ -267,7 +335,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut plan = Plan {
         transports,
         sizes,
-        remote: args.addr.clone(),
+        remote,
         placement,
         mode,
         rate: args.rate,
@@ -317,13 +385,28 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `msg bench --clients N`: N TCP connections at once, and their report.
-fn run_clients(args: &BenchArgs, clients: u32) -> anyhow::Result<()> {
-    if args.udp {
-        return Err(usage(
-            "--clients opens TCP connections, and UDP has none to open; drop --udp",
-        ));
+/// `msg bench --clients N`: N connections at once (TCP, or the one
+/// transport `--transports` names), and their report.
+fn run_clients(args: &BenchArgs, clients: u32, transports: &[Transport]) -> anyhow::Result<()> {
+    let transport = match (&args.transports, transports) {
+        (None, _) if args.udp => {
+            return Err(usage(
+                "--clients opens TCP connections, and UDP has none to open; drop --udp",
+            ));
+        }
+        (None, _) => msg_bench::clients::DEFAULT_TRANSPORT,
+        (Some(_), &[one]) => one,
+        (Some(_), several) => {
+            return Err(usage(format!(
+                "--clients loads one transport at a time, and --transports names {}",
+                several.len()
+            )));
+        }
+    };
+    if !transport.caps().connections {
+        return Err(error(msg_bench::Error::ClientsNeedConnections(transport)));
     }
+    let remote = remote(args, &[transport])?;
     let size = match args.sizes.as_deref() {
         None => msg_bench::clients::DEFAULT_SIZE,
         Some(&[size]) => size,
@@ -342,9 +425,9 @@ fn run_clients(args: &BenchArgs, clients: u32) -> anyhow::Result<()> {
         timeout: args.timeout,
         nodelay: args.nodelay,
         auth: args.auth.auth()?,
-        remote: args.addr.clone(),
+        remote,
     };
-    let results = msg_bench::clients::run(&load).map_err(error)?;
+    let results = msg_bench::clients::run_over(&load, transport).map_err(error)?;
     let mut out = io::stdout().lock();
     if args.json {
         report::clients::write_json(&mut out, &load, &results)?;
@@ -374,10 +457,37 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
              (a ping-pong has one message in flight, nothing to batch)",
         ),
         E::BatchNeedsUdp => usage(
-            "--batch sends UDP datagrams many per system call; TCP needs no batching \
-             (its stream already carries many messages per write)",
+            "--batch sends UDP datagrams many per system call; a stream (TCP, a Unix \
+             socket) needs no batching (it already carries many messages per write)",
         ),
         E::NotInBlockingEngine(_) => usage(format!("--io: {err}; use --io tokio")),
+        // A transport msg-net's blocking engine does not carry: found when
+        // its built-in listener is bound, or when a run connects to ADDR.
+        E::Net(msg_net::Error::NotInBlockingEngine(what)) => usage(format!(
+            "--io: the blocking engine does not do {what}; use --io tokio"
+        )),
+        E::Run { source, .. }
+            if matches!(*source, E::Net(msg_net::Error::NotInBlockingEngine(_))) =>
+        {
+            error(*source)
+        }
+        E::ImpairNotInet(transport) => usage(format!(
+            "--impair impairs the loopback interface, which {transport} never crosses (a Unix \
+             socket goes from process to process inside the kernel): leave {transport} out of \
+             --transports, or measure it without --impair"
+        )),
+        E::ClientsNeedConnections(transport) => {
+            let with: Vec<&str> = Transport::ALL
+                .iter()
+                .filter(|t| t.caps().connections)
+                .map(|t| t.name())
+                .collect();
+            usage(format!(
+                "--clients opens connections, and {transport} has none to open: name one \
+                 that has, --transports {}",
+                with.join(" or ")
+            ))
+        }
         E::ImpairRemote => usage(
             "--impair measures the built-in listeners inside a network namespace of its \
              own, from which ADDR cannot be reached: leave ADDR out",
@@ -417,6 +527,33 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
         ),
         E::Empty(_) => usage(err.to_string()),
         err => err.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::UsageError;
+
+    /// A transport the blocking engine does not carry is a usage error
+    /// naming --io, found at the listener or inside a run.
+    #[test]
+    fn what_the_blocking_engine_does_not_carry_is_a_usage_error() {
+        let refused = || msg_net::Error::NotInBlockingEngine("Unix datagram sockets");
+        let in_run = msg_bench::Error::Run {
+            label: "unix-dgram".to_owned(),
+            size: 64,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 9)).into(),
+            source: Box::new(msg_bench::Error::Net(refused())),
+        };
+        for err in [msg_bench::Error::Net(refused()), in_run] {
+            let err = error(err);
+            let usage = err.downcast_ref::<UsageError>().expect("a usage error");
+            assert_eq!(
+                usage.0,
+                "--io: the blocking engine does not do Unix datagram sockets; use --io tokio"
+            );
+        }
     }
 }
 
