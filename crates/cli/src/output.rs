@@ -14,13 +14,13 @@
 
 use std::fmt;
 use std::io::{self, BufWriter, Write};
-use std::thread::{self, JoinHandle};
 
 pub(crate) use msg_net::count;
+use msg_net::printer;
+pub(crate) use msg_net::printer::Printer as Writer;
 use msg_net::show::FileProgress;
 pub(crate) use msg_net::show::{Format, Tally};
 use msg_net::{EventReceiver, PeerAddr};
-use tokio::sync::watch;
 
 /// Writes one message straight to stdout and flushes it: for a client
 /// printing the replies it waited for.
@@ -43,42 +43,16 @@ pub(crate) fn stderr_line(line: fmt::Arguments<'_>) {
     let _ = writeln!(io::stderr(), "{line}");
 }
 
-/// The printing thread of a listener.
-#[derive(Debug)]
-pub(crate) struct Writer {
-    thread: JoinHandle<io::Result<()>>,
-    done: watch::Receiver<bool>,
-}
-
-/// Starts a thread that prints every event `events` receives, until
-/// `count` messages were printed (then it stops and says so through
-/// [`Writer::done`]), stdout fails, or the queue closes.
+/// Starts the printing thread of a listener (msg-net's [`printer`]):
+/// into stdout, buffered, with progress bars for the files.
 pub(crate) fn spawn_writer(
-    mut events: EventReceiver,
+    events: EventReceiver,
     format: Format,
     count: Option<u64>,
     tally: std::sync::Arc<Tally>,
 ) -> io::Result<Writer> {
-    let (done_tx, done) = watch::channel(false);
-    let thread = thread::Builder::new()
-        .name("msg-output".to_owned())
-        .spawn(move || {
-            let result = write_all(&mut events, format, count, &tally);
-            // Whatever ended it: --count reached, stdout gone, queue closed.
-            done_tx.send_replace(true);
-            result
-        })?;
-    Ok(Writer { thread, done })
-}
-
-fn write_all(
-    events: &mut EventReceiver,
-    format: Format,
-    count: Option<u64>,
-    tally: &Tally,
-) -> io::Result<()> {
-    let mut out = BufWriter::new(io::stdout().lock());
-    msg_net::show::print_events(events, format, count, tally, &mut out, &mut Bars::default())
+    let stdout = || BufWriter::new(io::stdout().lock());
+    printer::spawn(events, format, count, tally, stdout, Bars::default())
 }
 
 /// A file's progress: sizes and rate in decimal units (kB, MB, MB/s), as
@@ -116,37 +90,5 @@ impl FileProgress for Bars {
         if let Some(bar) = self.bars.remove(&(peer.clone(), name.to_owned())) {
             bar.finish_and_clear();
         }
-    }
-}
-
-impl Writer {
-    /// Completes when the thread has stopped printing.
-    pub(crate) async fn done(&mut self) {
-        // An error means the thread is gone, which is done too.
-        let _ = self.done.wait_for(|done| *done).await;
-    }
-
-    /// Whether the thread has stopped.
-    pub(crate) fn is_done(&self) -> bool {
-        *self.done.borrow()
-    }
-
-    /// Waits for the (stopped) thread and returns how printing went.
-    pub(crate) fn join(self) -> io::Result<()> {
-        self.thread
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the output thread panicked")))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_of_a_thing_is_singular() {
-        assert_eq!(count(1, "datagram"), "1 datagram");
-        assert_eq!(count(0, "peer"), "0 peers");
-        assert_eq!(count(2, "receive call"), "2 receive calls");
     }
 }

@@ -280,6 +280,19 @@ impl UnixDgram {
 /// sends.
 pub(crate) const UNIX_RECV_LEN: usize = 512 * 1024;
 
+/// One datagram into `spare` with `flags`: the bytes written, and the
+/// datagram's real length (`MSG_TRUNC`: more than was written when it did
+/// not fit, which the caller then drops) and sender.
+fn recv_whole(
+    socket: &SockRef<'_>,
+    spare: &mut [std::mem::MaybeUninit<u8>],
+    flags: i32,
+) -> io::Result<(usize, (usize, SockAddr))> {
+    let room = spare.len();
+    let (len, from) = socket.recv_from_with_flags(spare, flags | libc::MSG_TRUNC)?;
+    Ok((len.min(room), (len, from)))
+}
+
 /// The largest datagram `socket` sends: its send buffer less the 32 bytes
 /// the kernel keeps for each.
 fn max_datagram(socket: &Socket) -> io::Result<usize> {
@@ -313,9 +326,8 @@ impl Datagrams for UnixDgram {
             let buf = &mut self.recv_buf;
             let socket = &self.socket;
             let got = socket.try_io(Interest::READABLE, || {
-                msg_udp::recv_into(buf, |spare| {
-                    SockRef::from(socket).recv_from_with_flags(spare, libc::MSG_TRUNC)
-                })
+                msg_udp::recv_into(buf, |spare| recv_whole(&SockRef::from(socket), spare, 0))
+                    .map(|(_, got)| got)
             });
             match got {
                 // MSG_TRUNC: the datagram's real length, even when it
@@ -349,5 +361,95 @@ impl Datagrams for UnixDgram {
 
     fn auth_rejections(&self) -> AuthRejections {
         self.framing.auth_rejections()
+    }
+}
+
+/// A Unix datagram socket for the blocking engine: std's blocking calls,
+/// the same framing and limits as [`UnixDgram`].
+#[derive(Debug)]
+pub(crate) struct UnixStd {
+    // First, as in [`UnixDgram`].
+    _file: Option<SocketFile>,
+    pub(crate) socket: Socket,
+    max_payload: usize,
+}
+
+impl UnixStd {
+    /// Binds `path` for a listener, as [`UnixDgram::bind`].
+    pub(crate) fn bind(path: &UnixPath, mode: u32) -> Result<Self, Error> {
+        let (socket, file) = msg_tcp::unix::bind_socket(path, mode, Type::DGRAM)?;
+        Ok(Self {
+            max_payload: max_datagram(&socket)?,
+            _file: file,
+            socket,
+        })
+    }
+
+    /// A client's socket, connected to `path` and autobound, as
+    /// [`UnixDgram::connect`].
+    pub(crate) fn connect(path: &UnixPath) -> io::Result<Self> {
+        let socket = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
+        socket.bind(&SockAddr::unix("")?)?;
+        socket.connect(&path.sock_addr()?)?;
+        Ok(Self {
+            max_payload: max_datagram(&socket)?,
+            _file: None,
+            socket,
+        })
+    }
+
+    /// Where it is bound, as a peer's address.
+    pub(crate) fn local_addr(&self) -> io::Result<PeerAddr> {
+        Ok(UnixAddr(self.socket.local_addr()?).into())
+    }
+
+    /// Encodes `msg` into `buf` within this socket's limit and sends it,
+    /// to `to` or, without, where it is connected.
+    pub(crate) fn send(
+        &self,
+        framing: &mut Framing<UnixAddr>,
+        buf: &mut BytesMut,
+        msg: &Message,
+        to: Option<&UnixAddr>,
+    ) -> Result<(), Error> {
+        buf.clear();
+        let max = self.max_payload;
+        framing.encode_within(msg, buf, |len, overhead| {
+            if len.saturating_add(overhead.total()) > max {
+                return Err(msg_udp::Error::UnixTooLarge { len, max, overhead });
+            }
+            Ok(())
+        })?;
+        let sent = match to {
+            Some(to) => self.socket.send_to(buf, &to.0),
+            None => self.socket.send(buf),
+        };
+        sent.map(drop).map_err(|source| Error::UnixSend {
+            addr: to.map_or_else(|| "the listener".to_owned(), UnixAddr::to_string),
+            source,
+        })
+    }
+
+    /// One datagram into `buf` with `flags` (`MSG_DONTWAIT` while
+    /// spinning), and its sender; a datagram larger than
+    /// [`UNIX_RECV_LEN`] is dropped, as [`UnixDgram`] drops it.
+    pub(crate) fn recv(&self, buf: &mut BytesMut, flags: i32) -> io::Result<(Bytes, UnixAddr)> {
+        loop {
+            buf.clear();
+            buf.reserve(UNIX_RECV_LEN);
+            let (_, (len, from)) = msg_udp::recv_into(buf, |spare| {
+                recv_whole(&SockRef::from(&self.socket), spare, flags)
+            })?;
+            if len <= UNIX_RECV_LEN {
+                return Ok((buf.split().freeze(), UnixAddr(from)));
+            }
+            tracing::warn!(peer = %UnixAddr(from), "dropped a {len}-byte datagram: msg receives Unix datagrams of at most {UNIX_RECV_LEN} bytes");
+        }
+    }
+}
+
+impl std::os::fd::AsFd for UnixStd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.socket.as_fd()
     }
 }

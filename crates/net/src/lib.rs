@@ -125,6 +125,7 @@ mod link;
 mod listener;
 mod log;
 pub mod ping;
+pub mod printer;
 pub mod raw;
 pub mod refusal;
 mod respond;
@@ -160,5 +161,6 @@ pub use serve::{ServeConfig, serve};
 pub use summary::{Summary, count};
 pub use tcp_info::TcpInfo;
 pub use transport::{
-    AddrError, Caps, DEFAULT_HOST, SocketType, Transport, parse_host_port, resolve, resolve_all,
+    AddrError, Caps, DEFAULT_HOST, SocketType, Transport, UnknownTransport, parse_host_port,
+    resolve, resolve_all,
 };

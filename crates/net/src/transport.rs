@@ -288,6 +288,21 @@ impl Caps {
     }
 }
 
+/// A transport's name as a user writes it (`udp`, `unix-dgram`), as
+/// [`Transport::name`] gives it; anything else names them all.
+impl std::str::FromStr for Transport {
+    type Err = UnknownTransport;
+
+    fn from_str(name: &str) -> Result<Self, UnknownTransport> {
+        Self::from_name(name.trim()).ok_or_else(|| UnknownTransport(name.to_owned()))
+    }
+}
+
+/// A name that is no transport's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown transport '{0}'; the transports are {names}", names = Transport::ALL.map(Transport::name).join(", "))]
+pub struct UnknownTransport(pub String);
+
 impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

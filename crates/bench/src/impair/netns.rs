@@ -80,6 +80,27 @@ pub fn parent_namespace() -> Option<String> {
     std::env::var(CHILD_ENV).ok()
 }
 
+/// Where an impaired run goes on: in this process, already inside the
+/// private namespace it was started in (`None`), or, in the process the
+/// user started, nowhere: this same command is run again inside a new
+/// namespace, and `Some` is the code to exit with ([`rerun_private`]).
+///
+/// # Errors
+///
+/// [`rerun_private`]'s, or [`check_private`]'s in the child.
+pub fn enter() -> Result<Option<u8>, NetnsError> {
+    if let Some(parent) = parent_namespace() {
+        check_private(&parent)?;
+        return Ok(None);
+    }
+    let exe = std::env::current_exe().map_err(NetnsError::io(
+        "cannot find this program's executable".to_owned(),
+    ))?;
+    let mut again = Command::new(exe);
+    again.args(std::env::args_os().skip(1));
+    rerun_private(again).map(Some)
+}
+
 /// Runs `command` (msg's own command line, again) in a new network
 /// namespace, marked so that [`parent_namespace`] finds the one it came
 /// from, and waits for it, forwarding SIGINT, SIGTERM and SIGHUP; its exit

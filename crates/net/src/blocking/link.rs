@@ -13,6 +13,8 @@ use msg_udp::Framing;
 use super::auth::handshake;
 use super::io::{Framed, Got, Read, Wait, recv_datagram};
 use super::stream::{self, AnyStream};
+use super::udp::StdDatagram;
+use crate::dgram::{UnixAddr, UnixStd};
 use crate::transport::DatagramKind;
 use crate::transport::Family;
 use crate::{Auth, Error, PeerAddr, SendBatch, Transport, auth};
@@ -76,6 +78,12 @@ enum Inner {
         /// windows and the count of what was skipped.
         framing: Framing,
     },
+    UnixDatagram {
+        socket: UnixStd,
+        recv_buf: BytesMut,
+        send_buf: BytesMut,
+        framing: Framing<UnixAddr>,
+    },
     Stream(Box<Framed<AnyStream>>),
 }
 
@@ -97,7 +105,21 @@ impl Link {
         let timeout = Some(options.timeout);
         let inner = match transport.family() {
             Family::Datagram(DatagramKind::Unix) => {
-                return Err(Error::NotInBlockingEngine("Unix datagram sockets"));
+                let socket =
+                    UnixStd::connect(crate::stream::unix_path(&addr)?).map_err(|source| {
+                        msg_tcp::Error::Connect {
+                            addr: addr.clone(),
+                            source,
+                        }
+                    })?;
+                socket.socket.set_read_timeout(timeout)?;
+                socket.socket.set_write_timeout(timeout)?;
+                Inner::UnixDatagram {
+                    socket,
+                    recv_buf: BytesMut::new(),
+                    send_buf: BytesMut::new(),
+                    framing: Framing::default(),
+                }
             }
             Family::Datagram(DatagramKind::Udp) => {
                 let addr = transport.inet(&addr)?;
@@ -156,6 +178,9 @@ impl Link {
             Inner::Datagram { framing, .. } => {
                 framing.authenticate(&auth.secret, Role::Client, auth::session_id());
             }
+            Inner::UnixDatagram { framing, .. } => {
+                framing.authenticate(&auth.secret, Role::Client, auth::session_id());
+            }
             Inner::Stream(framed) => {
                 // A client has no stop flag: the handshake timeout ends it.
                 let never = AtomicBool::new(false);
@@ -193,6 +218,12 @@ impl Link {
                     .send(send_buf)
                     .map_err(|source| msg_udp::Error::Send { addr, source })?;
             }
+            Inner::UnixDatagram {
+                socket,
+                send_buf,
+                framing,
+                ..
+            } => socket.send(framing, send_buf, msg, None)?,
             Inner::Stream(framed) => framed.write_message(msg, &self.never)?,
         }
         Ok(())
@@ -255,6 +286,21 @@ impl Link {
                         return Ok(Received::Nothing);
                     };
                     // Invalid or unauthenticated: skipped, counted, logged.
+                    if let Some(msg) = framing.decode(datagram, from) {
+                        return Ok(Received::Message(msg));
+                    }
+                }
+                Inner::UnixDatagram {
+                    socket,
+                    recv_buf,
+                    framing,
+                    ..
+                } => {
+                    let got =
+                        StdDatagram::recv(socket, recv_buf, wait).map_err(msg_udp::Error::Recv)?;
+                    let Got::Data((datagram, from)) = got else {
+                        return Ok(Received::Nothing);
+                    };
                     if let Some(msg) = framing.decode(datagram, from) {
                         return Ok(Received::Message(msg));
                     }

@@ -48,7 +48,9 @@ mod io;
 mod link;
 mod serve;
 mod stream;
+mod thread;
 mod udp;
 
 pub use link::{Link, LinkOptions, Received};
 pub use serve::{Listener, SPIN_IDLE, STOP_CHECK, serve};
+pub use thread::{Served, Serving, spawn};

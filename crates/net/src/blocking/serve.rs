@@ -28,6 +28,7 @@ use super::io::{Framed, Read, Wait, until};
 use super::stream::{self, AnyListener, AnyStream};
 use crate::auth::{self, HAS_NO_SECRET};
 use crate::deadlines::{Deadlines, Expired, idle_text};
+use crate::dgram::UnixStd;
 use crate::log::{Chain, RateLimited};
 use crate::respond::{Response, respond};
 use crate::text::error_message;
@@ -57,6 +58,7 @@ pub struct Listener {
 #[derive(Debug)]
 enum Bound {
     Datagram(UdpSocket),
+    UnixDatagram(UnixStd),
     Stream(AnyListener),
 }
 
@@ -74,9 +76,10 @@ impl Listener {
     ) -> Result<Self, Error> {
         let addr = addr.into();
         let inner = match transport.family() {
-            Family::Datagram(DatagramKind::Unix) => {
-                return Err(Error::NotInBlockingEngine("Unix datagram sockets"));
-            }
+            Family::Datagram(DatagramKind::Unix) => Bound::UnixDatagram(UnixStd::bind(
+                crate::stream::unix_path(&addr)?,
+                tcp.socket_mode,
+            )?),
             Family::Datagram(DatagramKind::Udp) => {
                 let addr = transport.inet(&addr)?;
                 Bound::Datagram(
@@ -107,6 +110,7 @@ impl Listener {
     pub fn addr(&self) -> std::io::Result<PeerAddr> {
         match &self.inner {
             Bound::Datagram(socket) => socket.local_addr().map(PeerAddr::Inet),
+            Bound::UnixDatagram(socket) => socket.local_addr(),
             Bound::Stream(listener) => listener.local_addr(),
         }
     }
@@ -139,7 +143,9 @@ impl Listener {
                 sock.set_recv_buffer_size(bytes)?;
                 sock.recv_buffer_size()
             }
-            Bound::Stream(_) => Err(std::io::ErrorKind::Unsupported.into()),
+            Bound::UnixDatagram(_) | Bound::Stream(_) => {
+                Err(std::io::ErrorKind::Unsupported.into())
+            }
         }
     }
 }
@@ -155,7 +161,7 @@ impl Listener {
                 &SockRef::from(socket),
                 crate::counters::MAX_UNREAD_COUNTED,
             )),
-            Bound::Stream(_) => None,
+            Bound::UnixDatagram(_) | Bound::Stream(_) => None,
         }
     }
 }
@@ -200,6 +206,7 @@ pub fn serve(
     }
     match &listener.inner {
         Bound::Datagram(socket) => super::udp::serve_udp(socket, config, events, stop),
+        Bound::UnixDatagram(socket) => super::udp::serve_datagrams(socket, config, events, stop),
         Bound::Stream(streams) => serve_streams(streams, listener.tcp, config, events, stop),
     }
 }

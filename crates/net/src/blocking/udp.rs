@@ -1,22 +1,94 @@
-//! The blocking engine's UDP listener: one thread on one socket, a
-//! datagram per receive call or, for a batched stream, up to
+//! The blocking engine's datagram listener: one thread on one socket, a
+//! datagram per receive call or, for a batched UDP stream, up to
 //! `config.udp_batch` per call; each datagram answered and shown on its
-//! own, as the tokio engine's UDP serve loop does.
+//! own, as the tokio engine's datagram serve loop does. The plain loop is
+//! written once against [`StdDatagram`], for UDP and the Unix datagram
+//! socket alike.
 
+use std::fmt;
+use std::hash::Hash;
+use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use msg_proto::Message;
 use msg_proto::auth::Role;
 use msg_udp::Framing;
 use tracing::{debug, warn};
 
-use super::io::{Got, recv_datagram};
+use super::io::{Got, Wait, recv_datagram};
 use super::serve::{STOP_CHECK, Spinner};
+use crate::dgram::{UnixAddr, UnixStd};
 use crate::log::{DropWarning, show_datagram};
 use crate::respond::{Response, UdpPeers};
-use crate::{Error, Events, ServeConfig, auth};
+use crate::{Error, Events, PeerAddr, ServeConfig, auth};
+
+/// What the plain loop needs of a std datagram socket, whatever its kind.
+pub(crate) trait StdDatagram {
+    /// Who a datagram came from, and where an answer goes.
+    type Peer: Clone + Eq + Hash + fmt::Display + Into<PeerAddr>;
+
+    /// One datagram into `buf`, sleeping or spinning as `wait` says.
+    fn recv(&self, buf: &mut BytesMut, wait: Wait) -> io::Result<Got<(Bytes, Self::Peer)>>;
+
+    /// `msg`, framed into `buf`, sent to `to`.
+    fn send_to(
+        &self,
+        framing: &mut Framing<Self::Peer>,
+        buf: &mut BytesMut,
+        msg: &Message,
+        to: &Self::Peer,
+    ) -> Result<(), Error>;
+}
+
+impl StdDatagram for UdpSocket {
+    type Peer = SocketAddr;
+
+    fn recv(&self, buf: &mut BytesMut, wait: Wait) -> io::Result<Got<(Bytes, SocketAddr)>> {
+        recv_datagram(self, buf, wait)
+    }
+
+    fn send_to(
+        &self,
+        framing: &mut Framing,
+        buf: &mut BytesMut,
+        msg: &Message,
+        to: &SocketAddr,
+    ) -> Result<(), Error> {
+        Ok(send_datagram(self, framing, buf, msg, *to)?)
+    }
+}
+
+impl StdDatagram for UnixStd {
+    type Peer = UnixAddr;
+
+    fn recv(&self, buf: &mut BytesMut, wait: Wait) -> io::Result<Got<(Bytes, UnixAddr)>> {
+        msg_udp::sync::waiting(wait, |flags| Self::recv(self, buf, flags))
+    }
+
+    fn send_to(
+        &self,
+        framing: &mut Framing<UnixAddr>,
+        buf: &mut BytesMut,
+        msg: &Message,
+        to: &UnixAddr,
+    ) -> Result<(), Error> {
+        self.send(framing, buf, msg, Some(to))
+    }
+}
+
+/// The framing a listener's socket starts with: the tokio socket's own
+/// (the same header, trailer, replay windows and flood log, whichever
+/// engine moves the bytes), keyed with the secret, if any.
+fn server_framing<P: Clone + Eq + Hash + fmt::Display>(config: &ServeConfig) -> Framing<P> {
+    let mut framing = Framing::default();
+    if let Some(secret) = &config.auth {
+        framing.authenticate(&secret.secret, Role::Server, auth::session_id());
+    }
+    framing
+}
 
 pub(super) fn serve_udp(
     socket: &UdpSocket,
@@ -24,30 +96,39 @@ pub(super) fn serve_udp(
     events: &Events,
     stop: &AtomicBool,
 ) -> Result<(), Error> {
-    socket.set_read_timeout(Some(STOP_CHECK))?;
+    if config.udp_batch > 1 {
+        socket.set_read_timeout(Some(STOP_CHECK))?;
+        return serve_udp_batched(socket, config, events, stop, server_framing(config));
+    }
+    serve_datagrams(socket, config, events, stop)
+}
+
+/// The plain loop: one datagram per receive, over any [`StdDatagram`]
+/// (its read timeout set to [`STOP_CHECK`] by the caller, or here for
+/// UDP and Unix sockets alike through [`socket2::SockRef`]).
+pub(super) fn serve_datagrams<S: StdDatagram + AsFd>(
+    socket: &S,
+    config: &ServeConfig,
+    events: &Events,
+    stop: &AtomicBool,
+) -> Result<(), Error> {
+    socket2::SockRef::from(socket).set_read_timeout(Some(STOP_CHECK))?;
     let reply = config.reply;
     let mut peers = UdpPeers::new(config.limits.max_udp_peers);
     let mut dropped = DropWarning::default();
-    // The tokio socket's own framing: the same header, trailer, replay
-    // windows and flood log, whichever engine moves the bytes.
-    let mut framing = Framing::new();
-    if let Some(secret) = &config.auth {
-        framing.authenticate(&secret.secret, Role::Server, auth::session_id());
-    }
-    if config.udp_batch > 1 {
-        return serve_udp_batched(socket, config, events, stop, framing);
-    }
+    let mut framing = server_framing(config);
     let mut recv_buf = BytesMut::new();
     let mut send_buf = BytesMut::new();
     let mut spinner = Spinner::new(config.busy_poll);
     while !stop.load(Ordering::Relaxed) {
-        let got =
-            recv_datagram(socket, &mut recv_buf, spinner.wait()).map_err(msg_udp::Error::Recv)?;
+        let got = socket
+            .recv(&mut recv_buf, spinner.wait())
+            .map_err(msg_udp::Error::Recv)?;
         let Got::Data((datagram, peer)) = got else {
             continue;
         };
         spinner.got_one();
-        let Some(msg) = framing.decode(datagram, peer) else {
+        let Some(msg) = framing.decode(datagram, peer.clone()) else {
             // Counted (and logged) by the framing; published only when
             // one is dropped, so the common path stores nothing.
             config.counters.set_udp(
@@ -58,7 +139,7 @@ pub(super) fn serve_udp(
         };
         let Response { answer, show } = peers.respond(&msg, &peer, reply);
         if let Some(answer) = answer {
-            if let Err(err) = send_datagram(socket, &mut framing, &mut send_buf, &answer, peer) {
+            if let Err(err) = socket.send_to(&mut framing, &mut send_buf, &answer, &peer) {
                 warn!(%peer, "cannot reply: {err}");
             }
         }

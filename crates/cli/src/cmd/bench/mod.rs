@@ -38,7 +38,7 @@ pub(crate) struct BenchArgs {
     /// comma-separated, named as the report names them (udp, tcp, unix,
     /// ...); the table compares each with UDP. With ADDR, one
     /// [default: udp,tcp]
-    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_transport,
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = clap::value_parser!(Transport),
           conflicts_with_all = ["udp", "tcp"])]
     transports: Option<Vec<Transport>>,
 
@@ -220,18 +220,6 @@ pub(crate) enum Io {
     Both,
 }
 
-/// `--transports`' parser: a transport's name, as [`Transport::name`] gives
-/// it; anything else is a usage error that lists the names.
-fn parse_transport(name: &str) -> Result<Transport, String> {
-    Transport::from_name(name.trim()).ok_or_else(|| {
-        let names: Vec<&str> = Transport::ALL.iter().map(|t| t.name()).collect();
-        format!(
-            "unknown transport '{name}'; the transports are {}",
-            names.join(", ")
-        )
-    })
-}
-
 /// The transports to measure: `--transports` (each once, in its order),
 /// or what `--udp` and `--tcp` say.
 fn transports(args: &BenchArgs) -> Vec<Transport> {
@@ -326,9 +314,8 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         // The user's process makes the namespace and waits; the child,
         // inside it, measures.
-        match namespace::parent() {
-            None => return namespace::reexec(),
-            Some(parent) => namespace::check_private(&parent)?,
+        if let Some(code) = enter_namespace()? {
+            return Ok(code);
         }
     }
     let auth = args.auth.auth()?;
@@ -461,16 +448,6 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
              socket) needs no batching (it already carries many messages per write)",
         ),
         E::NotInBlockingEngine(_) => usage(format!("--io: {err}; use --io tokio")),
-        // A transport msg-net's blocking engine does not carry: found when
-        // its built-in listener is bound, or when a run connects to ADDR.
-        E::Net(msg_net::Error::NotInBlockingEngine(what)) => usage(format!(
-            "--io: the blocking engine does not do {what}; use --io tokio"
-        )),
-        E::Run { source, .. }
-            if matches!(*source, E::Net(msg_net::Error::NotInBlockingEngine(_))) =>
-        {
-            error(*source)
-        }
         E::ImpairNotInet(transport) => usage(format!(
             "--impair impairs the loopback interface, which {transport} never crosses (a Unix \
              socket goes from process to process inside the kernel): leave {transport} out of \
@@ -530,94 +507,24 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::args::UsageError;
-
-    /// A transport the blocking engine does not carry is a usage error
-    /// naming --io, found at the listener or inside a run.
-    #[test]
-    fn what_the_blocking_engine_does_not_carry_is_a_usage_error() {
-        let refused = || msg_net::Error::NotInBlockingEngine("Unix datagram sockets");
-        let in_run = msg_bench::Error::Run {
-            label: "unix-dgram".to_owned(),
-            size: 64,
-            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 9)).into(),
-            source: Box::new(msg_bench::Error::Net(refused())),
-        };
-        for err in [msg_bench::Error::Net(refused()), in_run] {
-            let err = error(err);
-            let usage = err.downcast_ref::<UsageError>().expect("a usage error");
-            assert_eq!(
-                usage.0,
-                "--io: the blocking engine does not do Unix datagram sockets; use --io tokio"
-            );
-        }
-    }
+/// Enters the private network namespace an impaired run happens in
+/// (msg-bench's `netns` makes it, and runs msg again inside): `Some` is
+/// the exit code of that run, for the process the user started.
+#[cfg(target_os = "linux")]
+fn enter_namespace() -> anyhow::Result<Option<ExitCode>> {
+    use msg_bench::netns::{self, NetnsError};
+    let entered = netns::enter().map_err(|err| match err {
+        NetnsError::Unshare { .. } => usage(format!("--impair: {err}")),
+        err => err.into(),
+    })?;
+    Ok(entered.map(ExitCode::from))
 }
 
-/// The namespace an impaired run happens in (Linux only): msg-bench's
-/// `netns` makes it; msg runs itself again inside.
-mod namespace {
-    #[cfg(target_os = "linux")]
-    use msg_bench::netns::{self, NetnsError};
-
-    #[cfg(target_os = "linux")]
-    pub(super) fn parent() -> Option<String> {
-        netns::parent_namespace()
-    }
-
-    /// Runs this very command again in a private network namespace and
-    /// waits for it, forwarding Ctrl-C; its exit code is ours.
-    ///
-    /// # Errors
-    ///
-    /// A usage error (exit 2) that says why and how to allow it when no
-    /// namespace can be made.
-    #[cfg(target_os = "linux")]
-    pub(super) fn reexec() -> anyhow::Result<std::process::ExitCode> {
-        use anyhow::Context;
-
-        let exe = std::env::current_exe().context("cannot find msg's own executable")?;
-        let mut again = std::process::Command::new(exe);
-        again.args(std::env::args_os().skip(1));
-        let code = netns::rerun_private(again).map_err(|err| match err {
-            NetnsError::Unshare {
-                call,
-                source,
-                advice,
-            } => crate::args::usage(format!(
-                "--impair needs a network namespace of its own, and none can be made here: \
-                 {call}: {source}.{advice}"
-            )),
-            err => err.into(),
-        })?;
-        Ok(std::process::ExitCode::from(code))
-    }
-
-    /// In the child: refuses to go on anywhere but a namespace of its own.
-    #[cfg(target_os = "linux")]
-    pub(super) fn check_private(parent: &str) -> anyhow::Result<()> {
-        Ok(netns::check_private(parent)?)
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    pub(super) fn parent() -> Option<String> {
-        None
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    pub(super) fn reexec() -> anyhow::Result<std::process::ExitCode> {
-        Err(crate::args::usage(
-            "--impair needs Linux: network namespaces, nftables and tc",
-        ))
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    pub(super) fn check_private(_parent: &str) -> anyhow::Result<()> {
-        unreachable!("parent() is None off Linux")
-    }
+#[cfg(not(target_os = "linux"))]
+fn enter_namespace() -> anyhow::Result<Option<ExitCode>> {
+    Err(usage(
+        "--impair needs Linux: network namespaces, nftables and tc",
+    ))
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal and only

@@ -12,10 +12,9 @@
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use msg_net::{Counters, Events, ServeConfig, Summary, blocking, kernel_udp_drops};
+use msg_net::{Counters, Events, ServeConfig, Summary, blocking};
 use tracing::info;
 
 use super::{ListenArgs, Stop, conclude};
@@ -72,8 +71,6 @@ pub(super) async fn run(
             .context("cannot set the receive buffer")?;
         info!("receive buffer: {granted} bytes");
     }
-    // A datagram listener's address, for the kernel's count of its drops.
-    let local = listener.addr()?.inet();
     info!("listening on {listener}");
 
     let (events, received) = Events::channel();
@@ -93,35 +90,18 @@ pub(super) async fn run(
         ..ServeConfig::default()
     };
     let counting = events.clone();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ended, serve_ended) = tokio::sync::oneshot::channel::<()>();
-    let serving = {
-        let stop = Arc::clone(&stop);
-        std::thread::Builder::new()
-            .name("msg-listen".to_owned())
-            .spawn(move || {
-                let served = blocking::serve(&listener, &config, &events, &stop);
-                // Read while the socket is still open: the kernel lists it.
-                let kernel_drops = local
-                    .filter(|_| transport.caps().kernel_drops)
-                    .and_then(kernel_udp_drops);
-                let unread = listener.unread();
-                drop(events);
-                let _ = ended.send(());
-                (served, kernel_drops, unread)
-            })
-            .context("cannot start the listener's thread")?
-    };
+    let mut serving =
+        blocking::spawn(listener, config, events).context("cannot start the listener's thread")?;
     tokio::select! {
         stop = shutdown => info!("stopping ({stop:?})"),
         () = writer.done() => {}
-        _ = serve_ended => {}
+        () = serving.ended() => {}
     }
-    stop.store(true, Ordering::Relaxed);
-    // It looks at the flag at least every blocking::STOP_CHECK.
-    let (served, kernel_drops, unread) = tokio::task::spawn_blocking(move || serving.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the listener's thread panicked"))?;
+    let blocking::Served {
+        result: served,
+        kernel_drops,
+        unread,
+    } = serving.stop().await?;
 
     let dropped = counting.dropped();
     let queued = counting.queued();
