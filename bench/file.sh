@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# bench/file.sh: file transfer over loopback TCP, msg against nc and socat,
-# with iperf3 (memory to memory) as the ceiling.
+# bench/file.sh: file transfer over loopback TCP and over Unix stream
+# sockets, msg against nc and socat, with iperf3 (memory to memory, TCP) as
+# the ceiling.
 #
-# One random file on tmpfs; per round, one transfer with each tool in turn,
-# each into a fresh receiver and a fresh empty directory. Reports the median
-# MB/s across rounds, ratios to nc and socat, and peak RSS of both ends.
+# One random file on tmpfs; per round, one transfer with each tool and
+# transport in turn, each into a fresh receiver and a fresh empty directory.
+# Reports the median MB/s across rounds, ratios to nc and socat (over the
+# same transport), each tool's Unix/TCP ratio, and peak RSS of both ends.
 #
 # Report (Markdown) goes to stdout; progress goes to stderr:
 #   bench/file.sh > /tmp/file.md
@@ -15,14 +17,17 @@ usage() {
 Usage: bench/file.sh [OPTIONS]
 
 Sends one random file over TCP on 127.0.0.1 with msg, nc (netcat-openbsd) and
-socat, interleaved in rounds, plus an iperf3 memory-to-memory run of the same
-byte count, and prints a Markdown table of throughput and peak RSS.
+socat, and the same file over a Unix stream socket with each of them (msg
+--unix, nc -U, socat UNIX-LISTEN/UNIX-CONNECT), interleaved in rounds, plus
+an iperf3 memory-to-memory run of the same byte count over TCP, and prints
+Markdown tables of throughput, peak RSS and each tool's Unix/TCP ratio.
 
 Options:
   --rounds N       Rounds of interleaved transfers (default 3; env ROUNDS)
   --size-mib N     File size in MiB (default 1024; env SIZE_MIB)
   --timeout SECS   Bound on each transfer (default 30 + size-mib/8; env TIMEOUT)
   --skip-msg       Leave msg out (no build, no b3sum); nc, socat and iperf3 only
+  --no-unix        TCP only: leave the Unix-socket transfers out
   --no-build       Do not run cargo build (use MSG_BIN or the existing binary)
   --no-install     Do not apt-get install missing tools (netcat-openbsd,
                    socat, iperf3, time, b3sum)
@@ -42,7 +47,13 @@ Notes:
     the BLAKE3 hash msg prints against b3sum's, when msg prints one.
   * Ports: a random port in 20000-32767 (below Linux's default ephemeral
     range), free if python3 can bind it on 127.0.0.1; a new one per transfer.
-  * Only 127.0.0.1 is used. msg needs `send --file` and `listen --save-dir`.
+  * Unix sockets: a fresh socket file per transfer, in a private directory
+    (mode 0700) that mktemp -d makes under TMPDIR (or /tmp, when that path
+    would be too long for a socket) and the script removes at exit. A tool
+    that cannot do Unix stream sockets (an msg without --unix, a socat built
+    without them) gets no Unix row, with a note in the report.
+  * Only 127.0.0.1 and Unix sockets are used. msg needs `send --file` and
+    `listen --save-dir` (and `--unix` for its Unix row).
 EOF
 }
 
@@ -55,6 +66,7 @@ ROUNDS=${ROUNDS:-}
 SIZE_MIB=${SIZE_MIB:-}
 TIMEOUT=${TIMEOUT:-}
 DO_MSG=1
+DO_UNIX=1
 DO_BUILD=1
 DO_INSTALL=1
 KEEP_LOGS=0
@@ -70,6 +82,7 @@ while (($#)); do
 	--timeout) TIMEOUT=${2:?--timeout needs a value}; shift 2 ;;
 	--timeout=*) TIMEOUT=${1#*=}; shift ;;
 	--skip-msg) DO_MSG=0; shift ;;
+	--no-unix) DO_UNIX=0; shift ;;
 	--no-build) DO_BUILD=0; shift ;;
 	--no-install) DO_INSTALL=0; shift ;;
 	--keep-logs) KEEP_LOGS=1; shift ;;
@@ -156,6 +169,33 @@ if ((DO_MSG)); then
 	done
 fi
 
+# ---------------------------------------------------------------- Unix sockets: who can
+UNIX_TOOLS=()
+UNIX_NOTE=
+if ((DO_UNIX)); then
+	if ((DO_MSG)); then
+		help=$(timeout 10 "$MSG_BIN" send --help 2>&1 || true)
+		if grep -q -- '--unix' <<<"$help"; then
+			UNIX_TOOLS+=(msg)
+		else
+			UNIX_NOTE+=" msg: this build has no --unix, no msg-unix row."
+		fi
+	fi
+	# OpenBSD's nc has -U; check anyway, the usage line lists the flags.
+	if "$NC" -h 2>&1 | grep -q -- '-[A-Za-z]*U'; then
+		UNIX_TOOLS+=(nc)
+	else
+		UNIX_NOTE+=" nc: $NC has no -U, no nc-unix row."
+	fi
+	if socat -V 2>/dev/null | grep -q 'define WITH_UNIX 1'; then
+		UNIX_TOOLS+=(socat)
+	else
+		UNIX_NOTE+=" socat: built without UNIX addresses, no socat-unix row."
+	fi
+	((${#UNIX_TOOLS[@]})) || UNIX_NOTE+=" No tool here can do Unix sockets: TCP only."
+	UNIX_NOTE=${UNIX_NOTE# }
+fi
+
 # ---------------------------------------------------------------- scratch, cleanup
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/msg-filebench.XXXXXX")
 DATA=
@@ -166,6 +206,7 @@ else
 	DATA=$(mktemp -d)
 	TMPFS_NOTE="$DATA (no tmpfs /dev/shm; filesystem: $(stat -f -c %T "$DATA"))"
 fi
+SOCK_DIR=
 PIDS=()
 cleanup() {
 	local pid
@@ -174,11 +215,23 @@ cleanup() {
 		wait "$pid" 2>/dev/null || true
 	done
 	rm -rf "$DATA"
+	[[ -z $SOCK_DIR ]] || rm -rf "$SOCK_DIR"
 	if ((KEEP_LOGS)); then note "logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# Socket files: a private directory of their own (mktemp -d makes it 0700),
+# short enough for sun_path (107 bytes) with the longest name put in it.
+if ((${#UNIX_TOOLS[@]})); then
+	SOCK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/msg-filebench-sock.XXXXXX")
+	if ((${#SOCK_DIR} + 32 > 107)); then
+		rmdir "$SOCK_DIR"
+		SOCK_DIR=$(mktemp -d /tmp/msg-filebench-sock.XXXXXX)
+	fi
+	((${#SOCK_DIR} + 32 <= 107)) || die "socket directory $SOCK_DIR is too long a path for a Unix socket"
+fi
 
 avail=$(($(df -Pk "$DATA" | awk 'NR == 2 {print $4}') * 1024))
 ((avail > 2 * SIZE + 64 * 1048576)) ||
@@ -206,16 +259,24 @@ free_port() {
 	die "could not find a free port"
 }
 
-# wait_listen PORT PID LOG: until something listens on 127.0.0.1:PORT (10 s at most).
+# wait_listen ADDR PID LOG: until something listens on 127.0.0.1:ADDR (a
+# port) or, when ADDR is a path, on that Unix socket (10 s at most).
 wait_listen() {
-	local port=$1 pid=$2 log=$3
+	local addr=$1 pid=$2 log=$3 listening
 	for _ in $(seq 100); do
-		[[ -n $(ss -Hltn "( sport = :$port )" 2>/dev/null) ]] && return 0
+		if [[ $addr == /* ]]; then
+			# A socket file appears at bind, before listen: ask ss, by path.
+			listening=$(ss -Hlx 2>/dev/null || true)
+			[[ $'\n'$listening$'\n' == *[[:space:]]"$addr"[[:space:]]* ]] && return 0
+		else
+			[[ -n $(ss -Hltn "( sport = :$addr )" 2>/dev/null) ]] && return 0
+		fi
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	cat "$log" >&2 || true
-	die "receiver on $HOST:$port did not come up"
+	if [[ $addr == /* ]]; then die "receiver on $addr did not come up"; fi
+	die "receiver on $HOST:$addr did not come up"
 }
 
 # TIMED RSS_FILE CMD...: peak RSS (KiB) of CMD into RSS_FILE, bounded by timeout.
@@ -226,13 +287,25 @@ rss_of() { tail -n1 "$1" | grep -E '^[0-9]+$' || die "no peak RSS in $1"; }
 RESULTS="$WORK/results.tsv" # tool round ns sender_kib receiver_kib [iperf3_bps]
 : >"$RESULTS"
 
-# run_one TOOL ROUND: one transfer; fresh port, fresh receiver, fresh directory.
+# run_one TOOL ROUND: one transfer; fresh port (or socket file), fresh
+# receiver, fresh directory. TOOL is msg, nc, socat or iperf3 over TCP, or
+# msg-unix, nc-unix or socat-unix over a Unix stream socket.
 run_one() {
-	local tool=$1 r=$2 port dir log rpid t0 t1 rc=0 out extra=""
-	port=$(free_port)
+	local tool=$1 r=$2 port="" sock="" dir log rpid t0 t1 rc=0 out extra=""
+	if [[ $tool == *-unix ]]; then
+		sock="$SOCK_DIR/$tool-r$r.sock"
+		rm -f "$sock"
+	else
+		port=$(free_port)
+	fi
 	dir=$(mktemp -d "$DATA/recv-$tool-r$r.XXXXXX")
 	log="$WORK/$tool-r$r"
 	case $tool in
+	msg-unix) "${TIMED[@]}" "$log.recv.rss" "$MSG_BIN" listen -v --unix --save-dir "$dir" --count 1 "$sock" \
+		>"$log.recv.out" 2>"$log.recv.err" </dev/null & ;;
+	nc-unix) "${TIMED[@]}" "$log.recv.rss" "$NC" -l -U "$sock" >"$dir/out.bin" 2>"$log.recv.err" </dev/null & ;;
+	socat-unix) "${TIMED[@]}" "$log.recv.rss" socat -u "UNIX-LISTEN:$sock" "CREATE:$dir/out.bin" \
+		>"$log.recv.out" 2>"$log.recv.err" </dev/null & ;;
 	msg) "${TIMED[@]}" "$log.recv.rss" "$MSG_BIN" listen -v --tcp --save-dir "$dir" --count 1 "$HOST:$port" \
 		>"$log.recv.out" 2>"$log.recv.err" </dev/null & ;;
 	nc) "${TIMED[@]}" "$log.recv.rss" "$NC" -l "$HOST" "$port" >"$dir/out.bin" 2>"$log.recv.err" </dev/null & ;;
@@ -243,9 +316,14 @@ run_one() {
 	esac
 	rpid=$!
 	PIDS+=("$rpid")
-	wait_listen "$port" "$rpid" "$log.recv.err"
+	wait_listen "${sock:-$port}" "$rpid" "$log.recv.err"
 	t0=$(date +%s%N)
 	case $tool in
+	msg-unix) "${TIMED[@]}" "$log.send.rss" "$MSG_BIN" send -v --unix "$sock" --file "$SRC" \
+		>"$log.send.out" 2>"$log.send.err" </dev/null || rc=$? ;;
+	nc-unix) "${TIMED[@]}" "$log.send.rss" "$NC" -N -U "$sock" <"$SRC" >"$log.send.out" 2>"$log.send.err" || rc=$? ;;
+	socat-unix) "${TIMED[@]}" "$log.send.rss" socat -u "FILE:$SRC" "UNIX-CONNECT:$sock" \
+		>"$log.send.out" 2>"$log.send.err" </dev/null || rc=$? ;;
 	msg) "${TIMED[@]}" "$log.send.rss" "$MSG_BIN" send -v --tcp "$HOST:$port" --file "$SRC" \
 		>"$log.send.out" 2>"$log.send.err" </dev/null || rc=$? ;;
 	nc) "${TIMED[@]}" "$log.send.rss" "$NC" -N "$HOST" "$port" <"$SRC" >"$log.send.out" 2>"$log.send.err" || rc=$? ;;
@@ -268,7 +346,7 @@ run_one() {
 		mapfile -t out < <(find "$dir" -type f)
 		((${#out[@]} == 1)) || die "$tool: expected one file in $dir, found ${#out[@]}"
 		cmp -s "$SRC" "${out[0]}" || die "$tool: received file differs from the source (${out[0]})"
-		if [[ $tool == msg ]]; then
+		if [[ $tool == msg || $tool == msg-unix ]]; then
 			local said
 			said=$(cat "$log".*.err "$log".*.out | grep -oiE '\b[0-9a-f]{64}\b' | tr A-F a-f | sort -u | paste -sd' ' || true)
 			if [[ -n $said ]]; then
@@ -278,25 +356,42 @@ run_one() {
 		fi
 	fi
 	rm -rf "$dir"
+	[[ -z $sock ]] || rm -f "$sock" # nc -l -U leaves its socket file behind
 	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$r" $((t1 - t0)) \
 		"$(rss_of "$log.send.rss")" "$(rss_of "$log.recv.rss")" "$extra" >>"$RESULTS"
 }
 
+# Groups run in turn: a tool's TCP transfer and its Unix one back to back
+# (they run on the same state of the machine, and the per-round ratio
+# compares like with like), then the next tool's, iperf3 alone at the end.
+has_unix() { [[ " ${UNIX_TOOLS[*]} " == *" $1 "* ]]; }
+GROUPS_=()
+for t in msg nc socat; do
+	[[ $t == msg ]] && ! ((DO_MSG)) && continue
+	if has_unix "$t"; then GROUPS_+=("$t $t-unix"); else GROUPS_+=("$t"); fi
+done
+GROUPS_+=(iperf3)
 TOOLS=()
-((DO_MSG)) && TOOLS+=(msg)
-TOOLS+=(nc socat iperf3)
+for g in "${GROUPS_[@]}"; do
+	read -ra pair <<<"$g"
+	TOOLS+=("${pair[@]}")
+done
 B3_NOTE="msg printed no BLAKE3 hash: checked with cmp only"
 note "$ROUNDS round(s) of ${TOOLS[*]}, $SIZE_MIB MiB each, timeout ${TIMEOUT}s per transfer"
-# Each round starts with the next tool (msg nc socat iperf3, then nc socat
-# iperf3 msg, ...): the first transfer of a round runs on a machine that
-# has just freed the previous round's files, and no tool should always be
-# the one that pays for it.
-n_tools=${#TOOLS[@]}
+# Each round starts with the next group (msg, nc, socat, iperf3, then nc,
+# socat, iperf3, msg, ...): the first transfer of a round runs on a machine
+# that has just freed the previous round's files, and no tool should always
+# be the one that pays for it. Within a pair, TCP goes first in odd rounds
+# and Unix in even ones.
+n_groups=${#GROUPS_[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
-	for ((i = 0; i < n_tools; i++)); do
-		tool=${TOOLS[(r - 1 + i) % n_tools]}
-		note "round $r/$ROUNDS: $tool"
-		run_one "$tool" "$r"
+	for ((i = 0; i < n_groups; i++)); do
+		read -ra pair <<<"${GROUPS_[(r - 1 + i) % n_groups]}"
+		if ((r % 2 == 0 && ${#pair[@]} == 2)); then pair=("${pair[1]}" "${pair[0]}"); fi
+		for tool in "${pair[@]}"; do
+			note "round $r/$ROUNDS: $tool"
+			run_one "$tool" "$r"
+		done
 	done
 done
 
@@ -313,59 +408,117 @@ if ((DO_MSG)); then
 	MSG_NOTE="msg: received files checked with cmp; $B3_NOTE ($(b3sum --version))"
 fi
 
+UNIX_DESC="Unix sockets: left out (--no-unix)"
+if ((DO_UNIX)); then
+	UNIX_DESC="Unix stream sockets: ${UNIX_TOOLS[*]:-none}, a fresh socket file per transfer in a private directory (0700) under $(dirname "${SOCK_DIR:-/tmp/x}"), removed at exit"
+	[[ -z $UNIX_NOTE ]] || UNIX_DESC+=". $UNIX_NOTE"
+fi
+TITLE="File transfer over loopback TCP: msg, nc, socat; iperf3 ceiling"
+ORDER_DESC="each round starting one tool later"
+CHECKED="nc, socat"
+if ((${#UNIX_TOOLS[@]})); then
+	TITLE="File transfer over loopback TCP and Unix stream sockets: msg, nc, socat; iperf3 ceiling"
+	ORDER_DESC="each round starting one tool later, a tool's TCP and Unix transfers back to back, TCP first in odd rounds"
+	CHECKED="nc, socat (TCP and Unix)"
+fi
+
 cat <<EOF
-## File transfer over loopback TCP: msg, nc, socat; iperf3 ceiling
+## $TITLE
 
 - Date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')
 - Kernel: $(uname -srm); CPU: ${cpu_model:-unknown} ($(nproc) CPUs allowed)
 - File: $SIZE_MIB MiB ($SIZE bytes) of /dev/urandom, on $TMPFS_NOTE; received into fresh directories there
-- Rounds: $ROUNDS, interleaved (per round: ${TOOLS[*]}, each round starting one tool later); a fresh receiver and port per transfer
+- Rounds: $ROUNDS, interleaved (per round: ${TOOLS[*]}, $ORDER_DESC); a fresh receiver and port (or socket file) per transfer
+- $UNIX_DESC
 - Command: \`$CMDLINE\`
 - Versions: msg $msg_ver; nc netcat-openbsd $nc_ver ($NC); socat ${socat_ver:-unknown}; iperf3 ${iperf_ver:-unknown}; GNU time $time_ver
 - Timing: wall clock from the sender's start to the receiver's exit; MB/s = 10^6 bytes/s; peak RSS from \`/usr/bin/time -f %M\`
-- Checks: nc, socat: cmp against the source, outside the timing; $MSG_NOTE
+- Checks: $CHECKED: cmp against the source, outside the timing; $MSG_NOTE
 - Commands (receiver / sender):
 EOF
 ((DO_MSG)) && echo "  - \`msg listen -v --tcp --save-dir DIR --count 1 $HOST:PORT\` / \`msg send -v --tcp $HOST:PORT --file SRC\`"
-cat <<EOF
-  - \`nc -l $HOST PORT > DIR/out.bin\` / \`nc -N $HOST PORT < SRC\`
-  - \`socat -u TCP-LISTEN:PORT,bind=$HOST,reuseaddr CREATE:DIR/out.bin\` / \`socat -u FILE:SRC TCP:$HOST:PORT\`
-  - \`iperf3 -s -1 -B $HOST -p PORT\` / \`iperf3 -c $HOST -p PORT -n $SIZE --json\` (memory to memory: no file)
-
-EOF
+has_unix msg && echo "  - \`msg listen -v --unix --save-dir DIR --count 1 SOCK\` / \`msg send -v --unix SOCK --file SRC\`"
+echo "  - \`nc -l $HOST PORT > DIR/out.bin\` / \`nc -N $HOST PORT < SRC\`"
+has_unix nc && echo "  - \`nc -l -U SOCK > DIR/out.bin\` / \`nc -N -U SOCK < SRC\`"
+echo "  - \`socat -u TCP-LISTEN:PORT,bind=$HOST,reuseaddr CREATE:DIR/out.bin\` / \`socat -u FILE:SRC TCP:$HOST:PORT\`"
+has_unix socat && echo "  - \`socat -u UNIX-LISTEN:SOCK CREATE:DIR/out.bin\` / \`socat -u FILE:SRC UNIX-CONNECT:SOCK\`"
+echo "  - \`iperf3 -s -1 -B $HOST -p PORT\` / \`iperf3 -c $HOST -p PORT -n $SIZE --json\` (memory to memory: no file)"
+echo
 
 python3 - "$RESULTS" "$ROUNDS" "$SIZE" <<'PY'
 import sys
 from statistics import median
 
 path, rounds, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rows = {}  # tool -> list of (MB/s, sender KiB, receiver KiB, iperf3 bps)
+rows = {}  # tool -> list of (MB/s, sender KiB, receiver KiB, iperf3 bps, round)
 for line in open(path):
     f = line.rstrip("\n").split("\t")
     rows.setdefault(f[0], []).append(
-        (size / (int(f[2]) / 1e9) / 1e6, int(f[3]), int(f[4]), float(f[5]) if f[5] else None))
+        (size / (int(f[2]) / 1e9) / 1e6, int(f[3]), int(f[4]),
+         float(f[5]) if f[5] else None, int(f[1])))
 
 med = {t: median(x[0] for x in v) for t, v in rows.items()}
+unix = any(t.endswith("-unix") for t in rows)
+
+
+def ratio(tool, ref):
+    """The tool's median over ref's, over the same transport; '-' without ref."""
+    if tool.endswith("-unix"):
+        ref += "-unix"
+    return f"{med[tool] / med[ref]:.2f}" if ref in med else "-"
+
+
+names = {"iperf3": "iperf3 (ceiling, no file)"}
+for t in ("msg", "nc", "socat"):
+    names[t] = f"{t} (tcp)" if unix else t
+    names[t + "-unix"] = f"{t} (unix)"
 print("| tool | median MB/s | min–max MB/s | ratio to nc | ratio to socat "
       "| peak RSS sender MiB | peak RSS receiver MiB |")
 print("|---|---:|---:|---:|---:|---:|---:|")
-for tool in ("msg", "nc", "socat", "iperf3"):
+for tool in ("msg", "msg-unix", "nc", "nc-unix", "socat", "socat-unix", "iperf3"):
     if tool not in rows:
         continue
     v = rows[tool]
-    name = "iperf3 (ceiling, no file)" if tool == "iperf3" else tool
     mbs = [x[0] for x in v]
-    print(f"| {name} | {med[tool]:,.0f} | {min(mbs):,.0f}–{max(mbs):,.0f} "
-          f"| {med[tool] / med['nc']:.2f} | {med[tool] / med['socat']:.2f} "
+    print(f"| {names[tool]} | {med[tool]:,.0f} | {min(mbs):,.0f}–{max(mbs):,.0f} "
+          f"| {ratio(tool, 'nc')} | {ratio(tool, 'socat')} "
           f"| {median(x[1] for x in v) / 1024:.1f} | {median(x[2] for x in v) / 1024:.1f} |")
 print()
 what = f"Medians over {rounds} rounds" if rounds > 1 else "One round"
-print(f"{what}; ratio = the tool's median MB/s / nc's (socat's). Above 1 means faster.")
+if unix:
+    print(f"{what}; ratio = the tool's median MB/s / nc's (socat's) over the same "
+          f"transport (a Unix row against nc's and socat's Unix rows; iperf3 against "
+          f"their TCP rows). Above 1 means faster.")
+else:
+    print(f"{what}; ratio = the tool's median MB/s / nc's (socat's). Above 1 means faster.")
+
+if unix:
+    print()
+    print("Unix against TCP, tool by tool (nc's and socat's are the kernel's own difference):")
+    print()
+    print("| tool | tcp median MB/s | unix median MB/s | unix/tcp (of the medians) "
+          "| unix/tcp per round: median (min–max) |")
+    print("|---|---:|---:|---:|---:|")
+    for t in ("msg", "nc", "socat"):
+        if t not in rows or t + "-unix" not in rows:
+            continue
+        tcp = {x[4]: x[0] for x in rows[t]}
+        per = sorted(x[0] / tcp[x[4]] for x in rows[t + "-unix"] if x[4] in tcp)
+        print(f"| {t} | {med[t]:,.0f} | {med[t + '-unix']:,.0f} "
+              f"| **{med[t + '-unix'] / med[t]:.2f}** "
+              f"| {median(per):.2f} ({per[0]:.2f}–{per[-1]:.2f}) |")
+    if "msg" in rows and "msg-unix" in rows:
+        r = med["msg-unix"] / med["msg"]
+        verdict = "holds" if r >= 1.2 else "does **not** hold"
+        print()
+        print(f"Target (msg over a Unix stream ≥ 1.2× msg over loopback TCP, the same "
+              f"file, hash verified): msg-unix/msg-tcp = {r:.2f}, so it {verdict} in this run.")
+
 if "iperf3" in rows:
     rep = median(x[3] for x in rows["iperf3"]) / 8 / 1e6
     print()
     print(f"Ceiling: iperf3 moved the same {size:,} bytes memory to memory at "
-          f"**{rep:,.0f} MB/s** by its own count (receiver side), "
+          f"**{rep:,.0f} MB/s** by its own count (receiver side, over TCP), "
           f"{med['iperf3']:,.0f} MB/s by the wall clock above (which includes its "
           f"control connection and start-up).")
 PY
