@@ -504,3 +504,28 @@ fn a_unix_datagram_over_the_send_buffer_is_refused_naming_the_limit() {
     );
     assert!(out.stderr.contains("SO_SNDBUF"), "{}", out.stderr);
 }
+
+#[test]
+fn a_raw_seqpacket_message_must_fit_one_packet_and_allow_uid_needs_a_connection() {
+    let dir = Dir::new();
+    let path = dir.join("s");
+    let _listener = listen_on("--seqpacket", &path, &["--raw"]);
+    let line = "p".repeat(600_000) + "\n";
+    let out = run(
+        &["send", "--seqpacket", "--raw", &path],
+        Some(line.as_bytes()),
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("a Unix packet holds here"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(
+        &["listen", "--unix-dgram", &dir.join("d"), "--allow-uid", "0"],
+        None,
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("no connection"), "{}", out.stderr);
+}

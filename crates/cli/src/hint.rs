@@ -130,7 +130,7 @@ fn file(err: &FileError) -> Option<String> {
             "the receiver answered {found:?} to a file transfer: is it msg listen --save-dir?"
         )),
         FileError::NeedsTcp => Some(
-            "files need --tcp: UDP does not promise delivery, and a file must arrive whole"
+            "files need --tcp, --unix or --seqpacket: a file must arrive whole, on a connection"
                 .to_owned(),
         ),
         _ => None,
@@ -315,7 +315,7 @@ mod tests {
         );
         assert_eq!(
             shown(msg_net::Error::File(FileError::NeedsTcp)),
-            "files need --tcp: UDP does not promise delivery, and a file must arrive whole"
+            "files need --tcp, --unix or --seqpacket: a file must arrive whole, on a connection"
         );
         assert_eq!(
             shown(FileError::Unexpected {

@@ -148,6 +148,18 @@ impl BodyLimit {
                     overhead: text,
                 })
             }
+            // A raw packet is one message: it must fit one, as a raw
+            // datagram must (a longer write would go as several packets).
+            SocketType::Stream if raw && transport.caps().keeps_boundaries => {
+                let total = unix_datagram_max();
+                Some(Self {
+                    max: total,
+                    carrier: "a Unix packet",
+                    total,
+                    set_by: SetBy::SendBuffer,
+                    overhead: String::new(),
+                })
+            }
             SocketType::Stream if raw => None,
             SocketType::Stream => Some(Self::msg_framed(max_frame, authenticated)),
         }

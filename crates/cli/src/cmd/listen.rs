@@ -172,6 +172,14 @@ impl ListenArgs {
                 "--socket-mode and --allow-uid are for --unix and --seqpacket listeners",
             ));
         }
+        // The kernel says who connected (SO_PEERCRED); a datagram's
+        // sender has no connection to ask about.
+        if !self.unix.allow_uid.is_empty() && !transport.caps().connections {
+            return Err(usage(
+                "--allow-uid checks who connected, and a Unix datagram has no connection: \
+                 use --unix or --seqpacket, or the socket file's mode (--socket-mode)",
+            ));
+        }
         match &self.addr {
             Some(addr) => parse_addr(transport, addr),
             None if transport.is_inet() => Ok("127.0.0.1:9000".to_owned()),
