@@ -231,6 +231,33 @@ impl AsyncWrite for SeqpacketWriter {
         }
     }
 
+    /// The slices as one packet, as [`SeqpacketStd`]'s `write_vectored`.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let Some(bufs) = one_packet(bufs, self.max_packet) else {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+            return self.poll_write(cx, first);
+        };
+        let stream: &UnixStream = self.half.as_ref();
+        loop {
+            ready!(stream.poll_write_ready(cx))?;
+            let sent = stream.try_io(Interest::WRITABLE, || {
+                SockRef::from(stream).send_vectored(bufs)
+            });
+            match sent {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
@@ -238,6 +265,13 @@ impl AsyncWrite for SeqpacketWriter {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().half).poll_shutdown(cx)
     }
+}
+
+/// `bufs`, when together they fit one packet of at most `max` bytes (and
+/// are not too many for one `sendmsg`).
+fn one_packet<'a, 'b>(bufs: &'a [io::IoSlice<'b>], max: usize) -> Option<&'a [io::IoSlice<'b>]> {
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    (total <= max && bufs.len() <= 64).then_some(bufs)
 }
 
 impl AsyncRead for SeqpacketStream {
@@ -257,6 +291,18 @@ impl AsyncWrite for SeqpacketStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().write).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().write).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -448,6 +494,17 @@ impl io::Write for SeqpacketStd {
         Ok(send(self.socket.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL)?)
     }
 
+    /// The slices as one packet (`sendmsg`), as a framed message's length,
+    /// header and body should go: written one slice at a time, as std's
+    /// default does, a message would cost a packet, and a system call on
+    /// each side, per slice.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match one_packet(bufs, self.max_packet) {
+            Some(bufs) => SockRef::from(&self.socket).send_vectored(bufs),
+            None => self.write(bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b)),
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -518,6 +575,18 @@ mod tests {
         let mut buf = vec![0u8; 16];
         let err = io::Read::read(&mut b, &mut buf).unwrap_err();
         assert!(err.to_string().contains("at most 262144"), "{err}");
+    }
+
+    #[test]
+    fn a_vectored_write_is_one_packet() {
+        let (a, b) = pair();
+        let mut a = SeqpacketStd::new(a).unwrap();
+        let mut b = SeqpacketStd::new(b).unwrap();
+        let slices = [io::IoSlice::new(b"head"), io::IoSlice::new(b"body")];
+        assert_eq!(io::Write::write_vectored(&mut a, &slices).unwrap(), 8);
+        let mut buf = [0u8; 16];
+        assert_eq!(io::Read::read(&mut b, &mut buf).unwrap(), 8, "one packet");
+        assert_eq!(&buf[..8], b"headbody");
     }
 
     #[test]

@@ -229,7 +229,7 @@ impl io::Write for AnyStream {
         match self {
             Self::Tcp(stream) => stream.write_vectored(bufs),
             Self::Unix(stream) => stream.write_vectored(bufs),
-            // One packet per call: the first slice, as std's default does.
+            // One packet per call, every slice in it (sendmsg).
             Self::Seqpacket(stream) => stream.write_vectored(bufs),
         }
     }
