@@ -59,7 +59,9 @@
 //! - [`text`]: a peer's bytes made safe for a terminal, one escaping for
 //!   bodies, names, reasons and errors alike; [`show`]: a message shown
 //!   as a line, a read, JSON or a hex dump, into any writer, and the tally
-//!   of what was shown; [`Summary`]: a listener's closing account.
+//!   of what was shown; [`Summary`]: a listener's closing account;
+//!   [`printer`]: the thread a listener prints from; [`shutdown`]: what
+//!   stops a listener (SIGINT, SIGTERM, SIGHUP), caught from the start.
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
 //! - [`TcpInfo`]: the kernel's view of a TCP link (retransmissions, RTT,
 //!   timeout), from [`Link::tcp_info`].

@@ -73,3 +73,14 @@ pub trait Accept {
     /// stays usable.
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Self::Stream, PeerAddr)>>;
 }
+
+/// [`Stream::input_waiting`] for a socket: a peek at one byte, which
+/// tokio's non-blocking sockets answer at once (`WouldBlock`: nothing
+/// yet; an end or an error: something to read).
+pub(crate) fn input_waiting(socket: socket2::SockRef<'_>) -> bool {
+    let mut byte = [std::mem::MaybeUninit::uninit()];
+    match socket.peek(&mut byte) {
+        Ok(_) => true,
+        Err(err) => err.kind() != io::ErrorKind::WouldBlock,
+    }
+}

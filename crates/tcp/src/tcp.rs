@@ -8,7 +8,6 @@
 //! TLS) gets a file like this one beside it.
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -40,12 +39,7 @@ impl Stream for TcpStream {
     }
 
     fn input_waiting(&self) -> bool {
-        let mut byte = [MaybeUninit::uninit()];
-        // tokio's sockets are non-blocking: no data yet is `WouldBlock`.
-        match SockRef::from(self).peek(&mut byte) {
-            Ok(_) => true,
-            Err(err) => err.kind() != io::ErrorKind::WouldBlock,
-        }
+        crate::stream::input_waiting(SockRef::from(self))
     }
 }
 

@@ -20,7 +20,6 @@
 
 use std::fmt;
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -221,11 +220,7 @@ impl Stream for UnixStream {
     }
 
     fn input_waiting(&self) -> bool {
-        let mut byte = [MaybeUninit::uninit()];
-        match SockRef::from(self).peek(&mut byte) {
-            Ok(_) => true,
-            Err(err) => err.kind() != io::ErrorKind::WouldBlock,
-        }
+        crate::stream::input_waiting(SockRef::from(self))
     }
 }
 
