@@ -8,6 +8,10 @@
 //!   Unix datagram socket keeps boundaries too but refuses or holds the
 //!   sender instead (EAGAIN), loses nothing, and takes datagrams as large
 //!   as the sender's send buffer, not 65,507 bytes. Linux only.
+//! - [`reuse`]: `msg demo reuseaddr`. A server that closes first leaves
+//!   its port in TIME_WAIT, and a new listener there needs SO_REUSEADDR;
+//!   two UDP receivers with SO_REUSEPORT share one port's datagrams.
+//!   Linux only.
 //!
 //! This is the one crate above the transports that calls msg-tcp and
 //! msg-udp directly rather than through msg-net: a demo of the codec has
@@ -24,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod reuse;
 pub mod sticky;
 mod text;
 pub mod unix;
