@@ -1,6 +1,6 @@
-//! `msg demo sticky` and `msg demo unix`: the effect each shows must be
-//! there every time, not most times (sticky's with Nagle's algorithm off
-//! and on).
+//! `msg demo sticky`, `msg demo unix` and `msg demo reuseaddr`: the effect
+//! each shows must be there every time, not most times (sticky's with
+//! Nagle's algorithm off and on; reuseaddr's 20 runs in a row).
 
 mod support;
 
@@ -235,6 +235,93 @@ fn unix_explains_each_part_in_plain_text() {
     );
     assert!(flat.contains("(SO_SNDBUF - 32)"), "{text}");
     assert!(flat.contains("\"hello\", then \"egg\""), "{text}");
+    assert!(
+        text.chars().all(|c| c == '\n' || !c.is_control()),
+        "{text:?}"
+    );
+}
+
+// ---- msg demo reuseaddr ----------------------------------------------------
+
+/// Runs `msg demo reuseaddr <args>` and returns its stdout.
+#[cfg(target_os = "linux")]
+fn reuseaddr(args: &[&str]) -> String {
+    let mut all = vec!["demo", "reuseaddr"];
+    all.extend_from_slice(args);
+    let out = run(&all, None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    out.stdout
+}
+
+/// Every run, 20 of them: the server's end in TIME_WAIT on the listening
+/// port; a bind there refused without SO_REUSEADDR (EADDRINUSE) and bound
+/// with it; two SO_REUSEPORT receivers that each got some datagrams and
+/// together all, and a third bind without SO_REUSEPORT refused.
+#[cfg(target_os = "linux")]
+#[test]
+fn reuseaddr_shows_time_wait_and_both_options_every_time() {
+    for _ in 0..20 {
+        let doc: Value = serde_json::from_str(&reuseaddr(&["--json"])).expect("one JSON document");
+
+        let tcp = &doc["time_wait"];
+        assert_eq!(tcp["time_wait"], true, "{tcp}");
+        let port = tcp["port"].as_u64().unwrap();
+        let entries = tcp["entries"].as_array().expect("an entries array");
+        let entry = entries
+            .iter()
+            .find(|e| e["st"] == "06")
+            .expect("a TIME_WAIT entry");
+        assert_eq!(entry["state"], "TIME-WAIT", "{entry}");
+        assert_eq!(entry["local"], format!("127.0.0.1:{port}"), "{entry}");
+        assert_eq!(
+            entry["remote"],
+            format!("127.0.0.1:{}", tcp["client_port"]),
+            "{entry}"
+        );
+        let without = &tcp["without_reuseaddr"];
+        assert_eq!(without["ok"], false, "{without}");
+        assert_eq!(without["in_use"], true, "{without}");
+        let error = without["error"].as_str().unwrap();
+        assert!(error.contains("Address already in use"), "{error}");
+        assert_eq!(tcp["with_reuseaddr"]["ok"], true, "{tcp}");
+        assert_eq!(tcp["with_reuseaddr"]["error"], Value::Null, "{tcp}");
+
+        let udp = &doc["reuseport"];
+        let [one, two] = [0, 1].map(|i| udp["received"][i].as_u64().unwrap());
+        assert!(one > 0 && two > 0, "{udp}");
+        assert_eq!(udp["sent"], one + two, "{udp}");
+        assert_eq!(udp["duplicates"], 0, "{udp}");
+        assert_eq!(udp["split_flows"], 0, "{udp}");
+        assert_eq!(udp["without_reuseport"]["in_use"], true, "{udp}");
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn reuseaddr_explains_each_part_in_plain_text() {
+    let text = reuseaddr(&[]);
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for part in 1..=2 {
+        assert!(text.contains(&format!("\nPart {part}. ")), "{text}");
+    }
+    assert!(flat.contains("as `ss -tan` shows it"), "{text}");
+    assert!(
+        flat.contains("State Recv-Q Send-Q Local Address:Port"),
+        "{text}"
+    );
+    assert!(flat.contains("TIME-WAIT 0 0 127.0.0.1:"), "{text}");
+    assert!(flat.contains("2MSL"), "{text}");
+    assert!(
+        flat.contains("without SO_REUSEADDR (set to false: std's TcpListener would set it), as a restarted server might refused, EADDRINUSE: Address already in use"),
+        "{text}"
+    );
+    assert!(
+        flat.contains("the same with SO_REUSEADDR bound and listening"),
+        "{text}"
+    );
+    assert!(flat.contains("crates/tcp/src/tcp.rs"), "{text}");
+    assert!(flat.contains("each by one receiver only"), "{text}");
+    assert!(flat.contains("Multicast"), "{text}");
     assert!(
         text.chars().all(|c| c == '\n' || !c.is_control()),
         "{text:?}"

@@ -22,7 +22,8 @@ Examples:
   msg connect --tcp [::1]:9000             # a session: stdin lines out, replies in
   msg bench                                # UDP vs TCP, side by side, on loopback
   msg demo sticky                          # why TCP needs framing, with the bytes
-  msg demo unix                            # UDP loses, a Unix datagram socket pushes back";
+  msg demo unix                            # UDP loses, a Unix datagram socket pushes back
+  msg demo reuseaddr                       # TIME_WAIT, SO_REUSEADDR and SO_REUSEPORT";
 
 /// Send messages over UDP and TCP, and measure how the two differ.
 ///
@@ -94,7 +95,8 @@ Examples:
     Exec(ExecArgs),
     /// Lessons on loopback, with the bytes: `msg demo sticky` shows why TCP
     /// needs framing and UDP does not, `msg demo unix` what a full receiver
-    /// does to UDP and to a Unix datagram socket
+    /// does to UDP and to a Unix datagram socket, `msg demo reuseaddr` why a
+    /// restarted server needs SO_REUSEADDR and what SO_REUSEPORT shares
     Demo(DemoArgs),
     /// Make a new shared secret for --secret-file or MSG_SECRET: 32 random
     /// bytes as 64 hex digits (the text is the secret)

@@ -122,6 +122,19 @@ impl Lesson {
         serde_json::to_writer(&mut *out, self)?;
         writeln!(out)
     }
+
+    /// [`Lesson::write_json`] if `json`, else [`Lesson::write_text`].
+    ///
+    /// # Errors
+    ///
+    /// `out`'s.
+    pub fn write(&self, out: &mut impl Write, json: bool) -> io::Result<()> {
+        if json {
+            self.write_json(out)
+        } else {
+            self.write_text(out)
+        }
+    }
 }
 
 // ---- what happened --------------------------------------------------------

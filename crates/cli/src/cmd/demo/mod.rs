@@ -9,6 +9,9 @@
 //!   datagram socket refuses or holds the sender instead (EAGAIN), loses
 //!   nothing, and takes datagrams as large as the sender's send buffer.
 //!   Linux only.
+//! - `reuseaddr`: a server that closes first leaves its port in TIME_WAIT;
+//!   a new listener there needs SO_REUSEADDR; two UDP receivers share a
+//!   port with SO_REUSEPORT. Linux only.
 
 use std::io::Write;
 
@@ -38,7 +41,14 @@ Examples:
 Examples:
   msg demo unix         # the four parts, explained
   msg demo unix --json  # each part's numbers")]
-    Unix(UnixArgs),
+    Unix(JsonArgs),
+    /// Show a server's port held in TIME_WAIT, refused without SO_REUSEADDR,
+    /// bound with it; two UDP receivers on one port (SO_REUSEPORT); Linux only
+    #[command(after_help = "\
+Examples:
+  msg demo reuseaddr         # both parts, explained (Linux only)
+  msg demo reuseaddr --json  # each step's numbers and errors")]
+    Reuseaddr(JsonArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,9 +71,9 @@ struct StickyArgs {
 }
 
 #[derive(Debug, Args)]
-struct UnixArgs {
-    /// Print each part's numbers as one JSON document (sent, received,
-    /// lost, the refusal, the sizes) instead of the explained text
+struct JsonArgs {
+    /// Print each part's numbers, and the errors' text, as one JSON
+    /// document instead of the explained text
     #[arg(long)]
     json: bool,
 }
@@ -79,14 +89,8 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
                 lesson.write_text_naming(&mut out, crate::hint::NAGLE_ON)
             }
         }
-        Demo::Unix(args) => {
-            let lesson = msg_demo::unix::run()?;
-            if args.json {
-                lesson.write_json(&mut out)
-            } else {
-                lesson.write_text(&mut out)
-            }
-        }
+        Demo::Unix(args) => msg_demo::unix::run()?.write(&mut out, args.json),
+        Demo::Reuseaddr(args) => msg_demo::reuse::run()?.write(&mut out, args.json),
     }
     .and_then(|()| out.flush())
     .context("cannot write to stdout")
