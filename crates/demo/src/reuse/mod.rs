@@ -131,9 +131,11 @@ struct Restart {
     /// The entries of `/proc/net/tcp` on the port once both ends had
     /// closed (the server's, in TIME_WAIT), as `ss -tan` shows them.
     entries: Vec<Entry>,
-    /// Whether the server's end was seen in TIME_WAIT, and how long after
-    /// the client's close.
+    /// Whether the server's end was seen in TIME_WAIT; how many reads of
+    /// `/proc/net/tcp` it took (each takes milliseconds: the kernel walks
+    /// its tables), and how long after the client's close.
     time_wait: bool,
+    reads: usize,
     waited_ms: f64,
     /// A new socket on the port, without SO_REUSEADDR and then with it.
     without_reuseaddr: Bind,

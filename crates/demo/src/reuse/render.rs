@@ -73,9 +73,11 @@ fn time_wait(out: &mut impl Write, restart: &Restart) -> io::Result<()> {
             out,
             "    ",
             &format!(
-                "The server's end, in TIME_WAIT, seen {:.1} ms after the client's close. \
-                 Nothing listens on the port any more, and no program has it open.",
-                restart.waited_ms
+                "The server's end, in TIME_WAIT, found by read {} of /proc/net/tcp, \
+                 {:.1} ms after the client's close (a read takes milliseconds: the \
+                 kernel walks its tables). Nothing listens on the port any more, and no \
+                 program has it open.",
+                restart.reads, restart.waited_ms
             ),
         )?;
     } else {

@@ -49,7 +49,7 @@ pub(super) fn restart() -> Result<Restart> {
     drop(client);
     drop(listener);
 
-    let (entries, time_wait) = wait_for_time_wait(addr.port(), client_port)?;
+    let (entries, time_wait, reads) = wait_for_time_wait(addr.port(), client_port)?;
     let waited_ms = (closed.elapsed().as_secs_f64() * 1e4).round() / 10.0;
 
     // A restarted server: a new socket, the same port. socket2 sets no
@@ -62,6 +62,7 @@ pub(super) fn restart() -> Result<Restart> {
         client_port,
         entries,
         time_wait,
+        reads,
         waited_ms,
         without_reuseaddr,
         with_reuseaddr,
@@ -78,20 +79,24 @@ fn bind(addr: SocketAddr, reuse: bool) -> io::Result<()> {
 }
 
 /// The entries on local port `port` once the server's end of the
-/// connection to `client_port` is in TIME_WAIT: `/proc/net/tcp` read
-/// every [`POLL`] for at most [`DEADLINE`] (on loopback it is there at
-/// once). `false` with what was last read if it never came.
-fn wait_for_time_wait(port: u16, client_port: u16) -> Result<(Vec<Entry>, bool)> {
+/// connection to `client_port` is in TIME_WAIT, and how many reads that
+/// took: `/proc/net/tcp` read every [`POLL`], until [`DEADLINE`] (on
+/// loopback it is there at the first). `false` with what was last read if
+/// it never came.
+fn wait_for_time_wait(port: u16, client_port: u16) -> Result<(Vec<Entry>, bool, usize)> {
     let start = Instant::now();
+    let client = SocketAddr::from((Ipv4Addr::LOCALHOST, client_port)).to_string();
+    let mut reads = 0;
     loop {
         let table = fs::read_to_string("/proc/net/tcp").what("cannot read /proc/net/tcp")?;
+        reads += 1;
         let entries = on_port(&table, port);
-        let seen = entries.iter().any(|e| {
-            e.st == TIME_WAIT
-                && e.remote == SocketAddr::from((Ipv4Addr::LOCALHOST, client_port)).to_string()
-        });
+        let seen = entries
+            .iter()
+            .any(|e| e.st == TIME_WAIT && e.remote == client);
+        // Bounded in time, and so in count: a read takes at least a POLL.
         if seen || start.elapsed() > DEADLINE {
-            return Ok((entries, seen));
+            return Ok((entries, seen, reads));
         }
         thread::sleep(POLL);
     }
