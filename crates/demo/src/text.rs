@@ -42,3 +42,30 @@ pub(crate) fn wrap(out: &mut impl Write, indent: &str, text: &str) -> io::Result
     }
     Ok(())
 }
+
+/// A lesson's part: its number and title, then what it teaches, wrapped.
+pub(crate) fn part(out: &mut impl Write, number: u8, title: &str, lesson: &str) -> io::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "Part {number}. {title}")?;
+    wrap(out, "  ", lesson)
+}
+
+/// A step of a part: what was done, then what came of it, one line each.
+pub(crate) fn step(out: &mut impl Write, did: &str, results: &[String]) -> io::Result<()> {
+    writeln!(out)?;
+    wrap(out, "  ", did)?;
+    for result in results {
+        wrap(out, "    ", result)?;
+    }
+    Ok(())
+}
+
+/// `value` as one JSON document on a line of its own: a lesson's
+/// `--json`.
+pub(crate) fn write_json_line(
+    out: &mut impl Write,
+    value: &impl serde::Serialize,
+) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)
+}

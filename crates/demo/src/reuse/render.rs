@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use super::{Bind, Entry, Lesson, Restart, Shared};
-use crate::text::{plural, wrap};
+use crate::text::{part, plural, step, wrap};
 
 pub(super) fn write_text(out: &mut impl Write, lesson: &Lesson) -> io::Result<()> {
     writeln!(
@@ -20,22 +20,6 @@ pub(super) fn write_text(out: &mut impl Write, lesson: &Lesson) -> io::Result<()
     )?;
     time_wait(out, &lesson.time_wait)?;
     reuseport(out, &lesson.reuseport)
-}
-
-fn part(out: &mut impl Write, number: u8, title: &str, lesson: &str) -> io::Result<()> {
-    writeln!(out)?;
-    writeln!(out, "Part {number}. {title}")?;
-    wrap(out, "  ", lesson)
-}
-
-/// A step: what was done, then what came of it, one line each.
-fn step(out: &mut impl Write, did: &str, results: &[String]) -> io::Result<()> {
-    writeln!(out)?;
-    wrap(out, "  ", did)?;
-    for result in results {
-        wrap(out, "    ", result)?;
-    }
-    Ok(())
 }
 
 fn time_wait(out: &mut impl Write, restart: &Restart) -> io::Result<()> {

@@ -119,8 +119,7 @@ impl Lesson {
     ///
     /// `out`'s.
     pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
-        serde_json::to_writer(&mut *out, self)?;
-        writeln!(out)
+        crate::text::write_json_line(out, self)
     }
 
     /// [`Lesson::write_json`] if `json`, else [`Lesson::write_text`].

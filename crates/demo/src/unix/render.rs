@@ -7,7 +7,7 @@ use base64::Engine as _;
 use serde::Serializer;
 
 use super::{Full, Lesson, Lost, PushedBack, Records, Sizes, UnixSize};
-use crate::text::{plural, shown, wrap};
+use crate::text::{part, plural, shown, step, wrap};
 
 pub(super) fn write_text(out: &mut impl Write, lesson: &Lesson) -> io::Result<()> {
     writeln!(
@@ -27,22 +27,6 @@ const ARRANGEMENT: &str = "Everything runs in this process: UDP on 127.0.0.1; th
     the end; the other Unix sockets as connected pairs, with no name. Each receiver \
     reads nothing until its sender has finished, so a full queue is arranged, not \
     hoped for.";
-
-fn part(out: &mut impl Write, number: u8, title: &str, lesson: &str) -> io::Result<()> {
-    writeln!(out)?;
-    writeln!(out, "Part {number}. {title}")?;
-    wrap(out, "  ", lesson)
-}
-
-/// A step: what the sender did, then what came of it, one line each.
-fn step(out: &mut impl Write, did: &str, results: &[String]) -> io::Result<()> {
-    writeln!(out)?;
-    wrap(out, "  ", did)?;
-    for result in results {
-        wrap(out, "    ", result)?;
-    }
-    Ok(())
-}
 
 fn udp(out: &mut impl Write, udp: &Lost) -> io::Result<()> {
     part(
