@@ -275,16 +275,11 @@ fn serve_streams(
         debug!(%peer, "connected");
         config.counters.connected();
         stream.keepalive(config.limits.keepalive);
-        if let Some(uid) = config.refuses(&peer) {
-            let uid = uid.map_or_else(|| "unknown".to_owned(), |uid| uid.to_string());
+        if let Some(refused) = config.refuses(&peer) {
             failures.warn(|suppressed| {
-                warn!(%peer, suppressed, "refused a connection: uid {uid} is not allowed");
+                warn!(%peer, suppressed, "refused a connection: {refused}");
             });
-            refuse_connection(
-                stream,
-                options,
-                &crate::refusal::UID_NOT_ALLOWED.format(uid),
-            );
+            refuse_connection(stream, options, &refused.text());
             continue;
         }
         let max = config.limits.max_conns;

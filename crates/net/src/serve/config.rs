@@ -52,15 +52,38 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     /// The refusal of `peer` by [`ServeConfig::allow_uids`], if it is
-    /// refused: its uid, or `None` inside when the kernel gave none.
-    pub(crate) fn refuses(&self, peer: &PeerAddr) -> Option<Option<u32>> {
+    /// refused, for both engines' accept loops.
+    pub(crate) fn refuses(&self, peer: &PeerAddr) -> Option<UidRefused> {
         if self.allow_uids.is_empty() {
             return None;
         }
         let uid = peer.unix().and_then(|peer| peer.cred).map(|cred| cred.uid);
         match uid {
             Some(uid) if self.allow_uids.contains(&uid) => None,
-            uid => Some(uid),
+            uid => Some(UidRefused(uid)),
         }
+    }
+}
+
+/// A Unix peer [`ServeConfig::allow_uids`] does not allow: its uid, or
+/// `None` when the kernel gave none. Displays as the listener logs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UidRefused(Option<u32>);
+
+impl UidRefused {
+    fn uid(self) -> String {
+        self.0
+            .map_or_else(|| "unknown".to_owned(), |uid| uid.to_string())
+    }
+
+    /// What the peer is told (docs/wire.md lists it).
+    pub(crate) fn text(self) -> String {
+        crate::refusal::UID_NOT_ALLOWED.format(self.uid())
+    }
+}
+
+impl std::fmt::Display for UidRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "uid {} is not allowed", self.uid())
     }
 }

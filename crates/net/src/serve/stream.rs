@@ -97,14 +97,12 @@ where
         };
         debug!(%peer, "connected");
         config.counters.connected();
-        if let Some(uid) = config.refuses(&peer) {
-            let uid = uid.map_or_else(|| "unknown".to_owned(), |uid| uid.to_string());
+        if let Some(refused) = config.refuses(&peer) {
             failures.warn(|suppressed| {
-                warn!(%peer, suppressed, "refused a connection: uid {uid} is not allowed");
+                warn!(%peer, suppressed, "refused a connection: {refused}");
             });
             if !config.raw && config.framing == Framing::Msg {
-                let text = crate::refusal::UID_NOT_ALLOWED.format(uid);
-                connections.spawn(refuse_connection(stream, options, text));
+                connections.spawn(refuse_connection(stream, options, refused.text()));
             }
             continue;
         }
