@@ -165,7 +165,7 @@ fn a_client_without_a_secret_is_told_one_is_needed() {
 #[test]
 fn a_listener_without_a_secret_says_the_peer_uses_one() {
     let secret = good_secret();
-    let listener = Listener::start("--tcp", "127.0.0.1", &[]);
+    let mut listener = Listener::start("--tcp", "127.0.0.1", &[]);
     let out = run(
         &[
             "send",
@@ -196,14 +196,12 @@ fn a_listener_without_a_secret_says_the_peer_uses_one() {
         "{}",
         out.stderr
     );
-    let finished = listener.process.kill();
-    assert!(
-        finished
-            .stderr
-            .contains("this peer uses a secret; start msg listen with --secret-file or MSG_SECRET"),
-        "{}",
-        finished.stderr
+    // Waited for, not read after a kill: the refusal may reach the peer
+    // before the listener's log line reaches its stderr.
+    listener.process.wait_for_stderr(
+        "this peer uses a secret; start msg listen with --secret-file or MSG_SECRET",
     );
+    drop(listener.process.kill());
 
     let mut listener = Listener::start("--udp", "127.0.0.1", &[]);
     let out = run(

@@ -305,6 +305,9 @@ fn raw_tcp_prints_the_stream_as_it_arrives() {
         Some(b"from msg\n"),
     );
     assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    // The send is over once its bytes are in the kernel; the listener
+    // prints them when its reader gets to them.
+    listener.process.wait_for_stdout_end(b"from msg\n");
     let out = listener.process.kill();
     assert!(
         out.stdout.starts_with("glued together\n"),

@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,8 @@ impl Finished {
 pub(crate) struct Running {
     child: Child,
     stdout: thread::JoinHandle<Vec<u8>>,
+    /// What stdout has carried so far, for [`Running::wait_for_stdout`].
+    stdout_so_far: Arc<Mutex<Vec<u8>>>,
     stderr_lines: mpsc::Receiver<String>,
     stderr_seen: Vec<String>,
 }
@@ -75,12 +77,18 @@ impl Running {
             });
         }
         let mut out = child.stdout.take().unwrap();
+        let so_far = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::clone(&so_far);
         let stdout = thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = out.read_to_end(&mut bytes);
-            bytes
+            let mut chunk = [0; 16 * 1024];
+            while let Ok(n @ 1..) = out.read(&mut chunk) {
+                shared.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+            shared.lock().unwrap().clone()
         });
-        Self::with_stdout(child, stdout)
+        let mut running = Self::with_stdout(child, stdout);
+        running.stdout_so_far = so_far;
+        running
     }
 
     /// As [`Running::spawn`], but nobody reads stdout: the pipe fills
@@ -108,6 +116,7 @@ impl Running {
         Self {
             child,
             stdout,
+            stdout_so_far: Arc::default(),
             stderr_lines,
             stderr_seen: Vec::new(),
         }
@@ -135,6 +144,22 @@ impl Running {
                     self.stderr_seen
                 ),
             }
+        }
+    }
+
+    /// Waits (bounded, without sleeping longer than 5 ms at a time) until
+    /// what stdout carried so far ends with `tail`: a listener has printed
+    /// what a finished `msg send` sent only once its reader got to it.
+    pub(crate) fn wait_for_stdout_end(&self, tail: &[u8]) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.stdout_so_far.lock().unwrap().ends_with(tail) {
+            assert!(
+                Instant::now() < deadline,
+                "stdout did not end with {:?} within {DEADLINE:?}; it holds {:?}",
+                String::from_utf8_lossy(tail),
+                String::from_utf8_lossy(&self.stdout_so_far.lock().unwrap())
+            );
+            thread::sleep(Duration::from_millis(5));
         }
     }
 
