@@ -3,14 +3,16 @@
 
 use std::fmt;
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
+use msg_net::group::{GroupError, GroupOptions, Iface};
 use msg_net::length::Framing;
 use msg_net::limits::{DEFAULT_MAX_FRAME, HEADER_LEN, TcpOptions};
 use msg_net::secret::{SECRET_PIPE_TIMEOUT, SecretFileError};
-use msg_net::{Auth, Caps, Reply, Transport};
+use msg_net::{Auth, Caps, PeerAddr, Reply, Transport};
 use msg_proto::auth::Secret;
 
 use crate::output::Format;
@@ -94,6 +96,113 @@ pub(crate) fn parse_addr(transport: Transport, addr: &str) -> anyhow::Result<Str
     transport
         .parse_addr(addr)
         .map_err(|err| usage(err.to_string()))
+}
+
+/// `msg send` to a multicast group or a broadcast address.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "One to many (UDP)")]
+pub(crate) struct GroupArgs {
+    /// A group's TTL (IPv6: hop limit): 0 stays on this host, 1 (the
+    /// default, as the kernel's) stays on the link, no router forwards it
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub(crate) ttl: Option<u32>,
+
+    /// Send to the group from this interface: its IPv4 address, its name
+    /// (lo, eth0) or its index
+    #[arg(long, value_name = "IFACE")]
+    pub(crate) iface: Option<Iface>,
+
+    /// Whether this host's own receivers of the group get a copy (the
+    /// kernel's default: true)
+    #[arg(long = "loop", value_name = "BOOL", action = ArgAction::Set)]
+    pub(crate) loopback: Option<bool>,
+
+    /// Allow ADDR to be a broadcast address (SO_BROADCAST); every host on
+    /// the link gets it, and --reply waits for every answer
+    #[arg(long)]
+    pub(crate) broadcast: bool,
+}
+
+impl GroupArgs {
+    /// The options, refused when they cannot apply to `addr` (resolved):
+    /// group options for a unicast address, any of them beside a stream.
+    pub(crate) fn options(&self, transport: Transport, addr: &str) -> anyhow::Result<GroupOptions> {
+        let options = GroupOptions {
+            iface: self.iface.clone(),
+            source: None,
+            ttl: self.ttl,
+            loopback: self.loopback,
+            broadcast: self.broadcast,
+        };
+        let given = options != GroupOptions::default();
+        if given && transport != Transport::Udp {
+            return Err(usage(format!(
+                "--ttl, --iface, --loop and --broadcast are for --udp; {transport} has one peer"
+            )));
+        }
+        let group = addr
+            .parse::<SocketAddr>()
+            .is_ok_and(|a| a.ip().is_multicast());
+        if (self.ttl.is_some() || self.iface.is_some() || self.loopback.is_some()) && !group {
+            return Err(usage(format!(
+                "--ttl, --iface and --loop set how a multicast group is sent to; {addr} is not \
+                 a group (224.0.0.0/4, ff00::/8)"
+            )));
+        }
+        Ok(options)
+    }
+}
+
+/// `msg listen` on a multicast group.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "One to many (UDP)")]
+pub(crate) struct JoinArgs {
+    /// Join the group on this interface: its IPv4 address, its name (lo,
+    /// eth0) or its index (needed where no route covers the group)
+    #[arg(long, value_name = "IFACE")]
+    pub(crate) iface: Option<Iface>,
+
+    /// Take only what this host sends to the group (source-specific
+    /// multicast, RFC 4607)
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) source: Option<std::net::IpAddr>,
+}
+
+impl JoinArgs {
+    /// The group to join and how, when `addr` is one (a UDP multicast
+    /// address); a usage error for options without a group.
+    pub(crate) fn group(
+        &self,
+        transport: Transport,
+        addr: &PeerAddr,
+    ) -> anyhow::Result<Option<(SocketAddr, GroupOptions)>> {
+        let group = addr
+            .inet()
+            .filter(|addr| transport == Transport::Udp && addr.ip().is_multicast());
+        let Some(group) = group else {
+            if self.iface.is_some() || self.source.is_some() {
+                return Err(usage(format!(
+                    "--iface and --source say how to join a multicast group; {addr} is not one \
+                     (--udp and 224.0.0.0/4 or ff00::/8)"
+                )));
+            }
+            return Ok(None);
+        };
+        if let Some(source) = self
+            .source
+            .filter(|s| s.is_multicast() || s.is_unspecified())
+        {
+            return Err(usage(
+                GroupError::SourceNotUnicast { addr: source }.to_string(),
+            ));
+        }
+        let options = GroupOptions {
+            iface: self.iface.clone(),
+            source: self.source,
+            ..GroupOptions::default()
+        };
+        Ok(Some((group, options)))
+    }
 }
 
 /// TCP settings shared by send and listen.

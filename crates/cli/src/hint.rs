@@ -55,6 +55,12 @@ fn hinted(err: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(err) = err.downcast_ref::<msg_net::Error>() {
         return net(err);
     }
+    // A connect to a name with one address: the error as it is.
+    if let Some(msg_net::connect::ConnectError::One(err)) =
+        err.downcast_ref::<msg_net::connect::ConnectError<msg_net::Error>>()
+    {
+        return net(err);
+    }
     if let Some(err) = err.downcast_ref::<msg_net::StreamError>() {
         return tcp(err);
     }
@@ -90,8 +96,26 @@ fn net(err: &msg_net::Error) -> Option<String> {
             format_duration(*after)
         )),
         E::NotInBlockingEngine(_) => Some(format!("{err} (--io tokio)")),
+        E::Udp(udp) => datagram(udp),
         _ => None,
     }
+}
+
+/// What a group or a broadcast address needs that it did not get.
+fn datagram(err: &msg_net::DatagramError) -> Option<String> {
+    use msg_net::DatagramError as E;
+    use msg_net::group::GroupError;
+    let fix = if err.no_route_to_group() {
+        "no route covers the group here: name the interface with --iface (--iface lo for this \
+         host alone), or add a route, e.g. ip route add 224.0.0.0/4 dev lo"
+    } else if err.needs_broadcast() {
+        "a broadcast address? send to one with --broadcast"
+    } else if let E::Group(GroupError::NeedsInterface { .. }) = err {
+        "--iface"
+    } else {
+        return None;
+    };
+    Some(format!("{err} ({fix})"))
 }
 
 fn tcp(err: &msg_net::StreamError) -> Option<String> {

@@ -158,6 +158,12 @@ pub use msg_proto::{DiscardCounter, Stats};
 /// frame limit) without depending on msg-tcp.
 pub use msg_tcp::Error as StreamError;
 pub use msg_tcp::PeerAddr;
+/// The datagram transport's own errors, inside [`Error::Udp`]: re-exported
+/// so that a caller can tell them apart (msg's CLI names the flag a group
+/// or a broadcast address needs) without depending on msg-udp.
+pub use msg_udp::Error as DatagramError;
+/// One to many: multicast groups and broadcast (msg-udp's `group`).
+pub use msg_udp::group;
 pub use msg_udp::{CallCounts, MAX_BATCH, SendBatch};
 pub use serve::{ServeConfig, serve};
 pub use summary::{Summary, count};

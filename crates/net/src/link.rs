@@ -32,6 +32,22 @@ pub struct ConnectOptions {
     /// Authenticate with this secret: a TCP handshake before anything is
     /// sent, then every frame tagged; over UDP every datagram tagged.
     pub auth: Option<Auth>,
+    /// UDP to a multicast group or a broadcast address: the TTL, the
+    /// interface, loopback and `SO_BROADCAST` (ignored otherwise).
+    pub group: msg_udp::group::GroupOptions,
+}
+
+/// A UDP socket for `addr`: connected to one peer, or, for a group or a
+/// broadcast address, unconnected so that every receiver's answer gets in.
+pub(crate) async fn udp_socket(
+    addr: std::net::SocketAddr,
+    options: &ConnectOptions,
+) -> Result<msg_udp::Socket, msg_udp::Error> {
+    if options.group.one_to_many(&addr) {
+        msg_udp::Socket::one_to_many(addr, &options.group)
+    } else {
+        msg_udp::Socket::connect(addr).await
+    }
 }
 
 /// A framed conversation with one peer.
@@ -39,6 +55,8 @@ pub struct ConnectOptions {
 pub struct Link {
     inner: Inner,
     transport: Transport,
+    /// Where it was connected to (a group, for a one-to-many sender).
+    peer: PeerAddr,
 }
 
 #[derive(Debug)]
@@ -62,7 +80,7 @@ impl Link {
         let addr = addr.into();
         let inner = match transport.family() {
             Family::Datagram(DatagramKind::Udp) => {
-                let mut socket = msg_udp::Socket::connect(transport.inet(&addr)?).await?;
+                let mut socket = udp_socket(transport.inet(&addr)?, options).await?;
                 if let Some(auth) = &options.auth {
                     socket.authenticate(&auth.secret, Role::Client, auth::session_id());
                 }
@@ -94,7 +112,11 @@ impl Link {
                 Inner::Stream(conn)
             }
         };
-        Ok(Self { inner, transport })
+        Ok(Self {
+            inner,
+            transport,
+            peer: addr,
+        })
     }
 
     /// Ends the conversation cleanly. Over TCP it closes our sending side
@@ -175,6 +197,36 @@ impl Link {
             Inner::UnixDatagram(socket) => Some(socket.recv().await?),
             Inner::Stream(conn) => conn.read_message().await?,
         })
+    }
+
+    /// Receives the next message and who sent it: for a sender to a group
+    /// or a broadcast address, whose answers come from many.
+    ///
+    /// # Errors
+    ///
+    /// As [`Link::recv`].
+    pub async fn recv_from(&mut self) -> Result<Option<(Message, PeerAddr)>, Error> {
+        Ok(match &mut self.inner {
+            Inner::Datagram(socket) => {
+                let (msg, from) = socket.recv_from().await?;
+                Some((msg, from.into()))
+            }
+            Inner::UnixDatagram(_) | Inner::Stream(_) => {
+                let Some(msg) = self.recv().await? else {
+                    return Ok(None);
+                };
+                Some((msg, self.peer.clone()))
+            }
+        })
+    }
+
+    /// Whether it sends to a group or a broadcast address, and so may hear
+    /// from many.
+    pub fn is_one_to_many(&self) -> bool {
+        match &self.inner {
+            Inner::Datagram(socket) => socket.is_one_to_many(),
+            Inner::UnixDatagram(_) | Inner::Stream(_) => false,
+        }
     }
 
     /// The UDP socket, for the batched sends of `batch.rs`.

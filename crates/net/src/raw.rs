@@ -66,7 +66,7 @@ impl RawLink {
         let addr = addr.into();
         let inner = match transport.family() {
             Family::Datagram(DatagramKind::Udp) => {
-                Inner::Datagram(msg_udp::Socket::connect(transport.inet(&addr)?).await?)
+                Inner::Datagram(crate::link::udp_socket(transport.inet(&addr)?, options).await?)
             }
             Family::Datagram(DatagramKind::Unix) => {
                 Inner::UnixDatagram(UnixDgram::connect(unix_path(&addr)?).map_err(|source| {
@@ -163,6 +163,28 @@ impl RawLink {
                 }
                 Ok(Some(buf.freeze()))
             }
+        }
+    }
+
+    /// Whether it sends to a group or a broadcast address, whose answers
+    /// come from many.
+    pub fn is_one_to_many(&self) -> bool {
+        matches!(&self.inner, Inner::Datagram(socket) if socket.is_one_to_many())
+    }
+
+    /// The next datagram and who sent it, for a one-to-many sender; `None`
+    /// from a stream, which has one peer and no datagrams.
+    ///
+    /// # Errors
+    ///
+    /// A failed receive.
+    pub(crate) async fn datagram_from(&mut self) -> Result<Option<(Bytes, PeerAddr)>, Error> {
+        match &mut self.inner {
+            Inner::Datagram(socket) => {
+                let (bytes, from) = socket.recv_raw_from().await?;
+                Ok(Some((bytes, from.into())))
+            }
+            Inner::UnixDatagram(_) | Inner::Stream(_) => Ok(None),
         }
     }
 

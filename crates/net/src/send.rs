@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use msg_proto::Kind;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::length::LengthLink;
 use crate::raw::RawLink;
@@ -246,6 +246,80 @@ impl Sender {
             wait,
             lossy,
         })
+    }
+
+    /// Whether it sends to a multicast group or a broadcast address, whose
+    /// answers come from many ([`Sender::replies`]).
+    pub fn is_one_to_many(&self) -> bool {
+        match self {
+            Self::Framed(link) => link.is_one_to_many(),
+            Self::Raw(link) => link.is_one_to_many(),
+            Self::Length(_) => false,
+        }
+    }
+
+    /// A one-to-many sender's answers to message `seq`: every one that
+    /// arrives within `wait` goes to `each` with its sender, as it comes
+    /// (a raw one is any datagram). Nobody says how many receivers there
+    /// are, so the wait is always the whole of `wait`. Returns how many
+    /// answered.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoReplyWithin`] when none answered, [`Error::Reply`] when
+    /// a receive fails, or what `each` returns.
+    pub async fn replies(
+        &mut self,
+        seq: u64,
+        group: &PeerAddr,
+        wait: Duration,
+        each: &mut dyn FnMut(&PeerAddr, &[u8]) -> std::io::Result<()>,
+    ) -> Result<u64, Error> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut answered = 0;
+        loop {
+            let next = async {
+                match self {
+                    Self::Framed(link) => Ok(link
+                        .recv_from()
+                        .await?
+                        .map(|(msg, peer)| (Some(msg.kind), msg.seq, msg.body, peer))),
+                    Self::Raw(link) => Ok(link
+                        .datagram_from()
+                        .await?
+                        .map(|(bytes, peer)| (None, seq, bytes, peer))),
+                    Self::Length(_) => Ok(None),
+                }
+            };
+            let received: Result<_, Error> = match tokio::time::timeout_at(deadline, next).await {
+                Ok(received) => received,
+                Err(_) => break,
+            };
+            let Some((kind, got, body, peer)) =
+                received.map_err(|err| Error::Reply(Box::new(err)))?
+            else {
+                break;
+            };
+            if kind == Some(Kind::Error) {
+                // One receiver's refusal is its own; the others still
+                // answer.
+                warn!(%peer, "answered with an error: {}", printable(&body));
+            } else if got == seq {
+                answered += 1;
+                each(&peer, &body).map_err(Error::Io)?;
+            } else {
+                debug!(seq = got, %peer, "ignored a stale reply");
+            }
+        }
+        if answered == 0 {
+            return Err(Error::NoReplyWithin {
+                seq,
+                peer: group.clone(),
+                wait,
+                lossy: true,
+            });
+        }
+        Ok(answered)
     }
 
     /// Closes the sending side cleanly so the peer sees the end of the

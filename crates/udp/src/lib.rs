@@ -32,6 +32,9 @@
 //!   datagram into a reused buffer, a batch of them, sleeping in the
 //!   kernel or spinning), for msg-net's blocking engine; it calls down
 //!   into `batch/` for the batches.
+//! - [`group`]: one to many, multicast groups and broadcast: the
+//!   receiver's join and shared port, the sender's TTL, interface and
+//!   loopback.
 //! - `buf.rs`: one receive into a buffer's spare capacity, below both
 //!   `sync` and `batch/`.
 //! - `sys.rs`: how the tokio socket waits for readiness, per platform;
@@ -55,6 +58,7 @@ mod batch;
 mod buf;
 mod flood;
 mod framing;
+pub mod group;
 pub mod sync;
 mod sys;
 
@@ -182,10 +186,48 @@ pub enum Error {
     /// The datagram could not be tagged (its session's counter is used up).
     #[error("cannot authenticate the datagram")]
     Auth(#[from] msg_proto::auth::AuthError),
-    /// A send was asked of a socket that was never connected.
+    /// A send was asked of a socket that was never connected (or a batch
+    /// of a one-to-many socket, which sends one datagram at a time).
     #[error("the socket is not connected")]
     NotConnected,
+    /// A group could not be joined or sent to.
+    #[error(transparent)]
+    Group(#[from] group::GroupError),
 }
+
+impl Error {
+    /// Whether the kernel found no interface for a multicast group: a join
+    /// with `ENODEV`, a send with `ENETUNREACH`. Naming the interface, or a
+    /// route for the group, is the fix.
+    pub fn no_route_to_group(&self) -> bool {
+        match self {
+            Self::Group(group::GroupError::Join { source, .. }) => {
+                source.raw_os_error() == Some(ENODEV)
+            }
+            Self::Send { addr, source } => {
+                addr.ip().is_multicast() && source.kind() == io::ErrorKind::NetworkUnreachable
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the kernel refused a broadcast address to a socket without
+    /// `SO_BROADCAST` (`EACCES`, at the connect or the send).
+    pub fn needs_broadcast(&self) -> bool {
+        match self {
+            Self::Connect { source, .. } | Self::Send { source, .. } => {
+                source.kind() == io::ErrorKind::PermissionDenied
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `ENODEV`, "no such device".
+#[cfg(unix)]
+const ENODEV: i32 = libc::ENODEV;
+#[cfg(not(unix))]
+const ENODEV: i32 = 19;
 
 /// What a datagram carries besides the caller's bytes.
 ///
@@ -274,8 +316,12 @@ pub fn check_size(len: usize, overhead: Overhead, addr: &SocketAddr) -> Result<(
 #[derive(Debug)]
 pub struct Socket {
     io: sys::Io,
-    /// Set by [`Socket::connect`]; the sends without an address go there.
+    /// Set by [`Socket::connect`] and [`Socket::one_to_many`]; the sends
+    /// without an address go there.
     peer: Option<SocketAddr>,
+    /// Whether the kernel knows `peer` (a connected socket), or each send
+    /// names it (a one-to-many socket, whose answers come from elsewhere).
+    connected: bool,
     recv_buf: BytesMut,
     send_buf: BytesMut,
     /// The header, the tag, and the counts of what was dropped.
@@ -319,6 +365,22 @@ impl Socket {
         })
     }
 
+    /// An unconnected socket whose [`Socket::send`] goes to `dest`, a
+    /// multicast group or (with `options.broadcast`) a broadcast address,
+    /// and whose [`Socket::recv_from`] takes the answers of every receiver:
+    /// see [`group::sender`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Group`].
+    pub fn one_to_many(dest: SocketAddr, options: &group::GroupOptions) -> Result<Self, Error> {
+        let socket = group::sender(dest, options)?;
+        let mut socket =
+            Self::from_std(socket).map_err(|source| Error::Bind { addr: dest, source })?;
+        socket.peer = Some(dest);
+        Ok(socket)
+    }
+
     /// Wraps a bound standard socket (made non-blocking here), for example
     /// one configured with `socket2` first. If it is connected,
     /// [`Socket::send`] sends to its peer.
@@ -328,8 +390,10 @@ impl Socket {
     /// When it cannot be registered with the tokio runtime (there is none,
     /// or the operating system refuses).
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<Self> {
+        let peer = socket.peer_addr().ok();
         Ok(Self {
-            peer: socket.peer_addr().ok(),
+            peer,
+            connected: peer.is_some(),
             io: sys::Io::new(socket)?,
             recv_buf: BytesMut::with_capacity(RECV_BUF_LEN),
             send_buf: BytesMut::with_capacity(RECV_BUF_LEN),
@@ -350,6 +414,7 @@ impl Socket {
     pub fn try_clone(&self) -> io::Result<Self> {
         let mut clone = Self::from_std(self.io.try_clone()?)?;
         clone.framing = self.framing.for_clone();
+        clone.peer = self.peer;
         Ok(clone)
     }
 
@@ -395,7 +460,14 @@ impl Socket {
         self.io.local_addr()
     }
 
-    /// The connected peer, if any.
+    /// Whether it sends to a group or a broadcast address
+    /// ([`Socket::one_to_many`]), and so hears from many.
+    pub fn is_one_to_many(&self) -> bool {
+        self.peer.is_some() && !self.connected
+    }
+
+    /// The connected peer (or the group a one-to-many socket sends to), if
+    /// any.
     pub fn peer(&self) -> Option<SocketAddr> {
         self.peer
     }
@@ -437,7 +509,7 @@ impl Socket {
         let addr = self.peer.ok_or(Error::NotConnected)?;
         self.encode(msg, &addr)?;
         self.io
-            .send(&self.send_buf, None)
+            .send(&self.send_buf, (!self.connected).then_some(addr))
             .await
             .map_err(|source| Error::Send { addr, source })?;
         Ok(())

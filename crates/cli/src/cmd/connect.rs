@@ -85,6 +85,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         tcp: args.tcp.options(),
         timeout: Some(args.timeout),
         auth,
+        ..ConnectOptions::default()
     };
     let options = &options;
     let ((mut tx, mut rx), addr) = connect_any(transport, &addr, |addr| {

@@ -74,6 +74,7 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         tcp: args.tcp.options(),
         timeout: Some(args.timeout),
         auth,
+        ..ConnectOptions::default()
     };
     let transport = match (args.unix, args.seqpacket) {
         (true, _) => Transport::Unix,

@@ -24,8 +24,8 @@ use tracing::{info, warn};
 pub(crate) use msg_net::shutdown::Stop;
 
 use crate::args::{
-    AuthArgs, FramingArg, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, ReplyArg, SECRET_ENV,
-    TcpArgs, TransportArg, parse_addr, parse_positive_duration, usage,
+    AuthArgs, FramingArg, JoinArgs, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, ReplyArg,
+    SECRET_ENV, TcpArgs, TransportArg, parse_addr, parse_positive_duration, usage,
 };
 use crate::output::{self, Tally};
 
@@ -126,6 +126,9 @@ pub(crate) struct ListenArgs {
 
     #[command(flatten)]
     pub(crate) auth: AuthArgs,
+
+    #[command(flatten)]
+    pub(crate) join: JoinArgs,
 
     #[command(flatten)]
     pub(crate) unix: UnixArgs,
@@ -385,7 +388,10 @@ pub(crate) async fn run(
         return Err(usage(BATCH_NEEDS_UDP));
     }
     let addr = transport.listen_addr(&args.addr()?).await?;
-    let listener = Listener::bind(transport, addr, args.stream_options()).await?;
+    let listener = match args.join.group(transport, &addr)? {
+        Some((group, options)) => Listener::join(group, &options)?,
+        None => Listener::bind(transport, addr, args.stream_options()).await?,
+    };
     if let Some(bytes) = args.rcvbuf {
         if !caps.kernel_drops {
             return Err(usage("--rcvbuf is for --udp listeners"));

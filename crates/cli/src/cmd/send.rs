@@ -11,12 +11,12 @@ use msg_net::connect::connect_any;
 use msg_net::length::LengthLink;
 use msg_net::limits::{BodyLimit, Family};
 use msg_net::send::{Bodies, BodyError, STDIN_PIECE, Sender};
-use msg_net::{ConnectOptions, Link};
+use msg_net::{ConnectOptions, Link, PeerAddr};
 use tokio::io::{BufReader, Stdin};
 
 use crate::args::{
-    AuthArgs, FramingArg, OutputArgs, TcpArgs, TransportArg, UsageError, check_client_modes,
-    parse_addr, parse_positive_duration, usage,
+    AuthArgs, FramingArg, GroupArgs, OutputArgs, TcpArgs, TransportArg, UsageError,
+    check_client_modes, parse_addr, parse_positive_duration, usage,
 };
 use crate::hint;
 use crate::output::count;
@@ -86,6 +86,9 @@ pub(crate) struct SendArgs {
 
     #[command(flatten)]
     pub(crate) auth: AuthArgs,
+
+    #[command(flatten)]
+    pub(crate) group: GroupArgs,
 }
 
 pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
@@ -123,6 +126,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             tcp: args.tcp.options(),
             timeout: Some(args.timeout),
             auth,
+            ..ConnectOptions::default()
         };
         let (mut link, _) = connect_any(transport, &addr, |addr| {
             Link::connect(transport, addr, &options)
@@ -157,6 +161,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         tcp: args.tcp.options(),
         timeout: Some(args.timeout),
         auth,
+        group: args.group.options(transport, &addr)?,
     };
     let options = &options;
     let (mut sender, addr) = connect_any(transport, &addr, |addr| async move {
@@ -176,6 +181,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     let mut source = Source::new(&args.messages, limit, args.crlf);
     let mut seq = 0;
     let mut bytes = 0u64;
+    let mut answers = 0;
     while let Some(body) = source.next().await? {
         seq += 1;
         bytes += body.len() as u64;
@@ -183,19 +189,34 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             .send(seq, body)
             .await
             .with_context(|| format!("cannot send message {seq}"))?;
-        if args.reply {
+        if args.reply && sender.is_one_to_many() {
+            // Every receiver answers: each reply after its sender.
+            let mut each = |peer: &PeerAddr, body: &[u8]| {
+                let mut out = std::io::stdout().lock();
+                write!(out, "{peer}\t")?;
+                printer.write(&mut out, peer, Some(seq), body)?;
+                out.flush()
+            };
+            answers += sender.replies(seq, &addr, args.timeout, &mut each).await?;
+        } else if args.reply {
             let reply = sender
                 .reply(seq, &addr, args.timeout, args.reply_idle)
                 .await?;
             crate::output::print(printer, &addr, Some(seq), &reply)?;
         }
     }
+    let one_to_many = sender.is_one_to_many();
     sender.finish(args.timeout).await?;
     if !caps.reliable && !quiet {
         // UDP says nothing of delivery: say at least what left.
+        let heard = if one_to_many && args.reply {
+            format!("; {} in all", count(answers, "answer"))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             std::io::stderr(),
-            "msg send: sent {} ({}) to {addr}; UDP does not tell whether they arrived",
+            "msg send: sent {} ({}) to {addr}{heard}; UDP does not tell whether they arrived",
             count(seq, "datagram"),
             count(bytes, "byte"),
         );

@@ -96,6 +96,21 @@ impl Listener {
         })
     }
 
+    /// A UDP socket bound to `group`'s port that joined it, as
+    /// [`crate::Listener::join`].
+    ///
+    /// # Errors
+    ///
+    /// As [`msg_net::group::receiver`](crate::group::receiver).
+    pub fn join(group: SocketAddr, options: &crate::group::GroupOptions) -> Result<Self, Error> {
+        let socket = crate::group::receiver(group, options).map_err(msg_udp::Error::from)?;
+        Ok(Self {
+            inner: Bound::Datagram(socket),
+            transport: Transport::Udp,
+            tcp: msg_tcp::Options::default(),
+        })
+    }
+
     /// The transport it listens on.
     pub fn transport(&self) -> Transport {
         self.transport

@@ -422,7 +422,10 @@ impl Socket {
         msgs: &[Message],
         batch: &mut SendBatch,
     ) -> Result<(), Error> {
-        let addr = self.peer.ok_or(Error::NotConnected)?;
+        let addr = self
+            .peer
+            .filter(|_| self.connected)
+            .ok_or(Error::NotConnected)?;
         for chunk in msgs.chunks(MAX_BATCH) {
             batch.encode(chunk, &mut self.framing, &addr)?;
             self.send_encoded(batch)

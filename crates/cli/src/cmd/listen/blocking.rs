@@ -61,7 +61,10 @@ pub(super) async fn run(
     check(&args)?;
     let transport = args.transport.transport();
     let addr = transport.listen_addr(&args.addr()?).await?;
-    let listener = blocking::Listener::bind(transport, addr, args.stream_options())?;
+    let listener = match args.join.group(transport, &addr)? {
+        Some((group, options)) => blocking::Listener::join(group, &options)?,
+        None => blocking::Listener::bind(transport, addr, args.stream_options())?,
+    };
     if let Some(bytes) = args.rcvbuf {
         if !transport.caps().kernel_drops {
             return Err(usage("--rcvbuf is for --udp listeners"));
