@@ -159,6 +159,17 @@ impl Lan {
     }
 }
 
+impl Lan {
+    /// `msg send --udp to --iface eth0 --reply --timeout wait body` on
+    /// host `i`: every answer within `wait`.
+    fn ask(&self, i: usize, to: &str, wait: &str, body: &str) -> Finished {
+        self.send(
+            i,
+            &[to, "--iface", "eth0", "--reply", "--timeout", wait, body],
+        )
+    }
+}
+
 impl Drop for Lan {
     fn drop(&mut self) {
         // Deleting a namespace deletes its end of each veth pair, and so
@@ -205,10 +216,7 @@ fn a_group_reaches_every_joined_host_and_no_other() {
     // with the bridge flooding the group to it, its socket must still take
     // nothing.
     let unjoined = lan.listen(4, &format!("0.0.0.0:{PORT}"), &[]);
-    let sent = lan.send(
-        1,
-        &[&to, "--iface", "eth0", "--reply", "--timeout", "1s", "to all"],
-    );
+    let sent = lan.ask(1, &to, "1s", "to all");
     assert_eq!(
         answers(&sent),
         [
@@ -216,11 +224,7 @@ fn a_group_reaches_every_joined_host_and_no_other() {
             format!("10.77.0.3:{PORT}\tTO ALL")
         ]
     );
-    assert!(
-        sent.stderr.contains("2 answers in all"),
-        "{}",
-        sent.stderr
-    );
+    assert!(sent.stderr.contains("2 answers in all"), "{}", sent.stderr);
     for listener in joined {
         assert_eq!(listener.process.kill().stdout, "to all\n");
     }
@@ -237,14 +241,21 @@ fn ttl_and_loop_decide_who_hears() {
     let _here = lan.listen(1, &to, &["--iface", "eth0", "--reply", "echo"]);
     let _there = lan.listen(2, &to, &["--iface", "eth0", "--reply", "echo"]);
     let send = |extra: &[&str]| {
-        let mut args = vec![to.as_str(), "--iface", "eth0", "--reply", "--timeout", "500ms"];
+        let mut args = vec![
+            to.as_str(),
+            "--iface",
+            "eth0",
+            "--reply",
+            "--timeout",
+            "500ms",
+        ];
         args.extend_from_slice(extra);
         args.push("hello");
         answers(&lan.send(1, &args))
     };
     let here = format!("10.77.0.1:{PORT}\thello");
     let there = format!("10.77.0.2:{PORT}\thello");
-    assert_eq!(send(&["--ttl", "0"]), [here.clone()]);
+    assert_eq!(send(&["--ttl", "0"]), std::slice::from_ref(&here));
     assert_eq!(send(&[]), [here.clone(), there.clone()]);
     assert_eq!(send(&["--ttl", "1"]), [here, there.clone()]);
     assert_eq!(send(&["--loop", "false"]), [there]);
@@ -258,18 +269,19 @@ fn a_source_specific_join_takes_one_source() {
     let listener = lan.listen(
         2,
         &to,
-        &["--iface", "eth0", "--source", "10.77.0.1", "--reply", "echo"],
+        &[
+            "--iface",
+            "eth0",
+            "--source",
+            "10.77.0.1",
+            "--reply",
+            "echo",
+        ],
     );
-    let from_3 = lan.send(
-        3,
-        &[&to, "--iface", "eth0", "--reply", "--timeout", "500ms", "from 3"],
-    );
+    let from_3 = lan.ask(3, &to, "500ms", "from 3");
     assert_eq!(from_3.code(), Some(1), "host 3 is not the source");
     assert!(from_3.stderr.contains("no reply"), "{}", from_3.stderr);
-    let from_1 = lan.send(
-        1,
-        &[&to, "--iface", "eth0", "--reply", "--timeout", "1s", "from 1"],
-    );
+    let from_1 = lan.ask(1, &to, "1s", "from 1");
     assert_eq!(answers(&from_1), [format!("10.77.0.2:{PORT}\tfrom 1")]);
     assert_eq!(listener.process.kill().stdout, "from 1\n");
 }
@@ -291,10 +303,7 @@ fn broadcast_needs_the_flag_and_reaches_every_host() {
         "{}",
         refused.stderr
     );
-    let sent = lan.send(
-        1,
-        &[&to, "--broadcast", "--reply", "--timeout", "1s", "hi"],
-    );
+    let sent = lan.send(1, &[&to, "--broadcast", "--reply", "--timeout", "1s", "hi"]);
     assert_eq!(
         answers(&sent),
         [
@@ -326,28 +335,17 @@ fn two_listeners_on_one_port_each_get_a_copy() {
 fn ipv6_groups_link_local_and_global() {
     let Some(lan) = Lan::new(2) else { return };
     let link_local = format!("[ff02::77]:{PORT}");
-    let refused = Running::spawn(lan.msg(2, &["listen", "--udp", &link_local]), None).finish();
-    assert_eq!(refused.code(), Some(1), "{}", refused.stderr);
-    assert!(
-        refused.stderr.contains("is link-local") && refused.stderr.contains("(--iface)"),
-        "{}",
-        refused.stderr
-    );
+    // Without the interface: refused before anything is bound
+    // (group_options_that_do_not_fit_exit_2).
     let listener = lan.listen(2, &link_local, &["--iface", "eth0", "--reply", "upper"]);
-    let sent = lan.send(
-        1,
-        &[&link_local, "--iface", "eth0", "--reply", "--timeout", "1s", "six"],
-    );
+    let sent = lan.ask(1, &link_local, "1s", "six");
     let [answer] = answers(&sent).try_into().unwrap();
     assert!(answer.ends_with("\tSIX"), "{answer}");
     assert_eq!(listener.process.kill().stdout, "six\n");
 
     let global = format!("[ff1e::77]:{PORT}");
     let listener = lan.listen(2, &global, &["--reply", "echo"]);
-    let sent = lan.send(
-        1,
-        &[&global, "--iface", "eth0", "--reply", "--timeout", "1s", "wide"],
-    );
+    let sent = lan.ask(1, &global, "1s", "wide");
     assert_eq!(answers(&sent), [format!("[fd77::2]:{PORT}\twide")]);
     assert_eq!(listener.process.kill().stdout, "wide\n");
 }
@@ -377,9 +375,72 @@ fn no_route_for_the_group_names_the_fix() {
     let sent = lan.send(1, &[&to, "--iface", "127.0.0.1", "by name"]);
     assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
     assert_eq!(named.finish().stdout, "by name\n");
-    ip(&["-n", &lan.hosts[0], "route", "add", "224.0.0.0/4", "dev", "lo"]);
+    ip(&[
+        "-n",
+        &lan.hosts[0],
+        "route",
+        "add",
+        "224.0.0.0/4",
+        "dev",
+        "lo",
+    ]);
     let routed = lan.listen(1, &to, &["--count", "1"]);
     let sent = lan.send(1, &[&to, "by route"]);
     assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
     assert_eq!(routed.finish().stdout, "by route\n");
+}
+
+/// Options that cannot apply are refused before any socket is made, with
+/// exit 2 and the reason: these need no namespace.
+#[test]
+fn group_options_that_do_not_fit_exit_2() {
+    for (args, why) in [
+        (
+            &["listen", "--udp", "239.1.1.1:9", "--source", "239.2.2.2"][..],
+            "--source: the source of a source-specific group must be one host's unicast \
+             address; 239.2.2.2 is not",
+        ),
+        (
+            &["listen", "--udp", "239.1.1.1:9", "--source", "::1"],
+            "the source ::1 and the group 239.1.1.1 are not the same IP version",
+        ),
+        (
+            &["listen", "--udp", "[ff02::1]:9"],
+            "the group ff02::1 is link-local: it needs an interface to say which link's \
+             (--iface)",
+        ),
+        (
+            &["listen", "--udp", "127.0.0.1:9", "--iface", "lo"],
+            "127.0.0.1:9 is not a multicast group (IPv4 224.0.0.0/4, IPv6 ff00::/8)",
+        ),
+        (
+            &["listen", "--tcp", "127.0.0.1:9", "--source", "127.0.0.1"],
+            "--iface and --source join a multicast group, over --udp",
+        ),
+        (
+            &["send", "--udp", "127.0.0.1:9", "--ttl", "2", "x"],
+            "127.0.0.1:9 is not a multicast group",
+        ),
+        (
+            &["send", "--udp", "239.1.1.1:9", "--ttl", "256", "x"],
+            "256 is not in 0..=255",
+        ),
+        (
+            &[
+                "send",
+                "--udp",
+                "239.1.1.1:9",
+                "--iface",
+                "no-such-if9",
+                "x",
+            ],
+            "no network interface named \"no-such-if9\" here (ip link lists them)",
+        ),
+        (
+            &["send", "--tcp", "127.0.0.1:9", "--broadcast", "x"],
+            "--ttl, --iface, --loop and --broadcast are for --udp; tcp has one peer",
+        ),
+    ] {
+        support::assert_usage_error(args, why);
+    }
 }

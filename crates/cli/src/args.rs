@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
-use msg_net::group::{GroupError, GroupOptions, Iface};
+use msg_net::group::{GroupOptions, Iface};
 use msg_net::length::Framing;
 use msg_net::limits::{DEFAULT_MAX_FRAME, HEADER_LEN, TcpOptions};
 use msg_net::secret::{SECRET_PIPE_TIMEOUT, SecretFileError};
@@ -124,8 +124,7 @@ pub(crate) struct GroupArgs {
 }
 
 impl GroupArgs {
-    /// The options, refused when they cannot apply to `addr` (resolved):
-    /// group options for a unicast address, any of them beside a stream.
+    /// The options, refused (exit 2) where they cannot apply to `addr`.
     pub(crate) fn options(&self, transport: Transport, addr: &str) -> anyhow::Result<GroupOptions> {
         let options = GroupOptions {
             iface: self.iface.clone(),
@@ -134,20 +133,15 @@ impl GroupArgs {
             loopback: self.loopback,
             broadcast: self.broadcast,
         };
-        let given = options != GroupOptions::default();
-        if given && transport != Transport::Udp {
+        if options != GroupOptions::default() && transport != Transport::Udp {
             return Err(usage(format!(
                 "--ttl, --iface, --loop and --broadcast are for --udp; {transport} has one peer"
             )));
         }
-        let group = addr
-            .parse::<SocketAddr>()
-            .is_ok_and(|a| a.ip().is_multicast());
-        if (self.ttl.is_some() || self.iface.is_some() || self.loopback.is_some()) && !group {
-            return Err(usage(format!(
-                "--ttl, --iface and --loop set how a multicast group is sent to; {addr} is not \
-                 a group (224.0.0.0/4, ff00::/8)"
-            )));
+        if let Ok(dest) = addr.parse() {
+            options
+                .check_sender(dest)
+                .map_err(|err| usage(crate::hint::group(&err)))?;
         }
         Ok(options)
     }
@@ -170,38 +164,29 @@ pub(crate) struct JoinArgs {
 
 impl JoinArgs {
     /// The group to join and how, when `addr` is one (a UDP multicast
-    /// address); a usage error for options without a group.
+    /// address); a usage error for options that do not fit.
     pub(crate) fn group(
         &self,
         transport: Transport,
         addr: &PeerAddr,
     ) -> anyhow::Result<Option<(SocketAddr, GroupOptions)>> {
-        let group = addr
-            .inet()
-            .filter(|addr| transport == Transport::Udp && addr.ip().is_multicast());
-        let Some(group) = group else {
-            if self.iface.is_some() || self.source.is_some() {
-                return Err(usage(format!(
-                    "--iface and --source say how to join a multicast group; {addr} is not one \
-                     (--udp and 224.0.0.0/4 or ff00::/8)"
-                )));
-            }
-            return Ok(None);
-        };
-        if let Some(source) = self
-            .source
-            .filter(|s| s.is_multicast() || s.is_unspecified())
-        {
-            return Err(usage(
-                GroupError::SourceNotUnicast { addr: source }.to_string(),
-            ));
-        }
         let options = GroupOptions {
             iface: self.iface.clone(),
             source: self.source,
             ..GroupOptions::default()
         };
-        Ok(Some((group, options)))
+        match addr.inet().filter(|_| transport == Transport::Udp) {
+            Some(group) if group.ip().is_multicast() || options != GroupOptions::default() => {
+                options
+                    .check_receiver(group)
+                    .map_err(|err| usage(crate::hint::group(&err)))?;
+                Ok(Some((group, options)))
+            }
+            _ if options != GroupOptions::default() => Err(usage(format!(
+                "--iface and --source join a multicast group, over --udp; {addr} is not one"
+            ))),
+            _ => Ok(None),
+        }
     }
 }
 

@@ -103,19 +103,30 @@ fn net(err: &msg_net::Error) -> Option<String> {
 
 /// What a group or a broadcast address needs that it did not get.
 fn datagram(err: &msg_net::DatagramError) -> Option<String> {
-    use msg_net::DatagramError as E;
-    use msg_net::group::GroupError;
     let fix = if err.no_route_to_group() {
         "no route covers the group here: name the interface with --iface (--iface lo for this \
          host alone), or add a route, e.g. ip route add 224.0.0.0/4 dev lo"
     } else if err.needs_broadcast() {
         "a broadcast address? send to one with --broadcast"
-    } else if let E::Group(GroupError::NeedsInterface { .. }) = err {
-        "--iface"
+    } else if let msg_net::DatagramError::Group(err) = err {
+        return Some(group(err));
     } else {
         return None;
     };
     Some(format!("{err} ({fix})"))
+}
+
+/// A group's option error, with the flag that fixes it.
+pub(crate) fn group(err: &msg_net::group::GroupError) -> String {
+    use msg_net::group::GroupError as E;
+    match err {
+        E::NeedsInterface { .. } | E::Ipv6InterfaceAddress { .. } => format!("{err} (--iface)"),
+        E::SourceNotUnicast { .. } => format!("--source: {err}"),
+        E::NotAGroup { .. } => {
+            format!("--ttl, --iface, --loop and --source are for a group: {err}")
+        }
+        _ => err.to_string(),
+    }
 }
 
 fn tcp(err: &msg_net::StreamError) -> Option<String> {

@@ -58,6 +58,12 @@ pub enum GroupError {
         /// The name given.
         name: String,
     },
+    /// Group options for an address that is not a group.
+    #[error("{addr} is not a multicast group (IPv4 224.0.0.0/4, IPv6 ff00::/8)")]
+    NotAGroup {
+        /// The address given.
+        addr: SocketAddr,
+    },
     /// A source-specific join's source is not one host's address.
     #[error(
         "the source of a source-specific group must be one host's unicast address; \
@@ -196,6 +202,77 @@ pub struct GroupOptions {
 }
 
 impl GroupOptions {
+    /// Checks, before any socket is made, that a receiver can join `group`
+    /// with these options: a group, a unicast source of its IP version, an
+    /// interface IPv6 can name, an interface for a link-local group.
+    ///
+    /// # Errors
+    ///
+    /// The [`GroupError`] that names what does not fit.
+    pub fn check_receiver(&self, group: SocketAddr) -> Result<(), GroupError> {
+        let ip = group.ip();
+        if !ip.is_multicast() {
+            return Err(GroupError::NotAGroup { addr: group });
+        }
+        if let Some(source) = self.source {
+            if source.is_multicast() || source.is_unspecified() {
+                return Err(GroupError::SourceNotUnicast { addr: source });
+            }
+            if source.is_ipv4() != ip.is_ipv4() {
+                return Err(GroupError::FamilyMismatch {
+                    what: "the source",
+                    addr: source,
+                    group: ip,
+                });
+            }
+        }
+        self.check_iface(ip)?;
+        // An IPv6 group's scope is its address's fourth nibble: 1 the
+        // interface, 2 the link. Either exists once per link, and nothing
+        // but the interface says which.
+        if let IpAddr::V6(v6) = ip {
+            if self.iface.is_none() && matches!(v6.segments()[0] & 0x000f, 1 | 2) {
+                return Err(GroupError::NeedsInterface { group: ip });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks, before any socket is made, that a sender to `dest` can use
+    /// these options: the TTL, the interface and loopback only for a group.
+    ///
+    /// # Errors
+    ///
+    /// The [`GroupError`] that names what does not fit.
+    pub fn check_sender(&self, dest: SocketAddr) -> Result<(), GroupError> {
+        let ip = dest.ip();
+        let group_only = self.iface.is_some() || self.ttl.is_some() || self.loopback.is_some();
+        if group_only && !ip.is_multicast() {
+            return Err(GroupError::NotAGroup { addr: dest });
+        }
+        if let Some(ttl) = self.ttl.filter(|&ttl| ttl > MAX_TTL) {
+            return Err(GroupError::Ttl { ttl });
+        }
+        self.check_iface(ip)
+    }
+
+    /// An interface given by address must be IPv4, as the group is.
+    fn check_iface(&self, group: IpAddr) -> Result<(), GroupError> {
+        match (&self.iface, group) {
+            (Some(Iface::Addr(addr)), IpAddr::V4(_)) if addr.is_ipv6() => {
+                Err(GroupError::FamilyMismatch {
+                    what: "the interface",
+                    addr: *addr,
+                    group,
+                })
+            }
+            (Some(Iface::Addr(addr)), IpAddr::V6(_)) => {
+                Err(GroupError::Ipv6InterfaceAddress { addr: *addr })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether a sender to `dest` needs an unconnected socket set up by
     /// [`sender`]: the destination is a group, or broadcast was asked for.
     pub fn one_to_many(&self, dest: &SocketAddr) -> bool {
@@ -248,6 +325,7 @@ fn v4_addr(addr: IpAddr, group: IpAddr) -> Result<Ipv4Addr, GroupError> {
 /// multicast), the option checks, or the bind's error (as
 /// [`GroupError::Socket`]).
 pub fn receiver(group: SocketAddr, options: &GroupOptions) -> Result<UdpSocket, GroupError> {
+    options.check_receiver(group)?;
     let socket = new_socket(&group)?;
     // Several receivers of one group on one host each bind its port.
     socket
@@ -279,10 +357,6 @@ pub fn receiver(group: SocketAddr, options: &GroupOptions) -> Result<UdpSocket, 
     // A link-local group (ff02::/16) exists once per link: the bind names
     // which, as the join does.
     if let SocketAddr::V6(v6) = &mut bind_to {
-        // The scope is the address's fourth nibble: 1 interface, 2 link.
-        if iface.is_none() && matches!(v6.ip().segments()[0] & 0x000f, 1 | 2) {
-            return Err(GroupError::NeedsInterface { group: group.ip() });
-        }
         v6.set_scope_id(v6_index(iface)?);
     }
     socket
@@ -306,16 +380,6 @@ fn join(socket: &Socket, group: IpAddr, options: &GroupOptions) -> Result<(), Gr
         source,
     };
     if let Some(source) = options.source {
-        if source.is_multicast() || source.is_unspecified() {
-            return Err(GroupError::SourceNotUnicast { addr: source });
-        }
-        if source.is_ipv4() != group.is_ipv4() {
-            return Err(GroupError::FamilyMismatch {
-                what: "the source",
-                addr: source,
-                group,
-            });
-        }
         return match (group, source, iface) {
             (IpAddr::V4(g), IpAddr::V4(s), None) => {
                 socket.join_ssm_v4(&s, &g, &Ipv4Addr::UNSPECIFIED)
@@ -380,6 +444,7 @@ fn join_source_group(_: &Socket, _: IpAddr, _: IpAddr, _: u32) -> io::Result<()>
 /// [`GroupError::Ttl`], an interface of the wrong kind, or the kernel's
 /// refusal of an option or of the bind.
 pub fn sender(dest: SocketAddr, options: &GroupOptions) -> Result<UdpSocket, GroupError> {
+    options.check_sender(dest)?;
     let socket = new_socket(&dest)?;
     let local: SocketAddr = match dest {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
@@ -394,9 +459,6 @@ pub fn sender(dest: SocketAddr, options: &GroupOptions) -> Result<UdpSocket, Gro
             .map_err(socket_error("set SO_BROADCAST"))?;
     }
     let ttl = options.ttl.unwrap_or(DEFAULT_TTL);
-    if ttl > MAX_TTL {
-        return Err(GroupError::Ttl { ttl });
-    }
     let group = dest.ip();
     match group {
         IpAddr::V4(_) => {
