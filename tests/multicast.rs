@@ -314,18 +314,56 @@ fn broadcast_needs_the_flag_and_reaches_every_host() {
 }
 
 /// Two listeners of one group on one host share its port, and each gets
-/// its own copy of every datagram.
+/// its own copy of every datagram. A third on the same host that joined
+/// another group on the same port gets none of them.
 #[test]
 fn two_listeners_on_one_port_each_get_a_copy() {
     let Some(lan) = Lan::new(2) else { return };
     let to = group(PORT);
+    // One of each engine: both join the same way.
     let first = lan.listen(2, &to, &["--iface", "eth0", "--count", "2"]);
-    let second = lan.listen(2, &to, &["--iface", "eth0", "--count", "2"]);
+    let second = lan.listen(
+        2,
+        &to,
+        &["--iface", "eth0", "--count", "2", "--io", "blocking"],
+    );
+    let other = lan.listen(2, &format!("239.77.0.2:{PORT}"), &["--iface", "eth0"]);
     let sent = lan.send(1, &[&to, "--iface", "eth0", "one", "two"]);
     assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
     for listener in [first, second] {
         assert_eq!(listener.finish().stdout, "one\ntwo\n");
     }
+    assert_eq!(other.process.kill().stdout, "", "another group");
+}
+
+/// Raw datagrams to a group: every receiver's raw answer comes back, each
+/// after its sender's address.
+#[test]
+fn raw_answers_come_from_every_receiver() {
+    let Some(lan) = Lan::new(3) else { return };
+    let to = group(PORT);
+    let _two = lan.listen(2, &to, &["--iface", "eth0", "--raw", "--reply", "upper"]);
+    let _three = lan.listen(3, &to, &["--iface", "eth0", "--raw", "--reply", "upper"]);
+    let sent = lan.send(
+        1,
+        &[
+            &to,
+            "--iface",
+            "eth0",
+            "--raw",
+            "--reply",
+            "--timeout",
+            "1s",
+            "bytes",
+        ],
+    );
+    assert_eq!(
+        answers(&sent),
+        [
+            format!("10.77.0.2:{PORT}\tBYTES"),
+            format!("10.77.0.3:{PORT}\tBYTES")
+        ]
+    );
 }
 
 /// IPv6: a link-local group (ff02::/16) needs the interface named, on
