@@ -16,7 +16,7 @@ use support::{Listener, run};
 /// Short runs: these tests check the contract, not the speed.
 const QUICK: &[&str] = &["--duration", "150ms", "--warmup", "20ms", "--pin", "off"];
 
-const FIGURES: [&str; 18] = [
+const FIGURES: [&str; 19] = [
     "transport",
     "io",
     "mode",
@@ -29,6 +29,7 @@ const FIGURES: [&str; 18] = [
     "max_us",
     "mean_us",
     "msgs_per_s",
+    "bits_per_s",
     "sent",
     "received",
     "lost",
@@ -59,8 +60,34 @@ fn bench_json(args: &[&str]) -> Vec<Value> {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys, ["results"]);
+    assert_eq!(keys, ["meta", "results"]);
+    assert_meta(&doc["meta"]);
     doc["results"].as_array().unwrap().clone()
+}
+
+/// The context every `--json` document opens with, for comparing results
+/// later: what msg, where, when, how, and the command itself.
+fn assert_meta(meta: &Value) {
+    let mut expected = [
+        "version",
+        "commit",
+        "host",
+        "os",
+        "kernel",
+        "cpu_model",
+        "cpus",
+        "placement",
+        "engines",
+        "date",
+        "command",
+    ];
+    expected.sort_unstable();
+    assert_eq!(keys(meta), expected, "{meta}");
+    assert_eq!(meta["version"], env!("CARGO_PKG_VERSION"));
+    assert!(meta["cpus"].as_u64().unwrap() >= 1, "{meta}");
+    let command = meta["command"].as_array().unwrap();
+    assert!(command.iter().any(|arg| arg == "--json"), "{meta}");
+    assert!(meta["date"].as_str().unwrap().starts_with("20"), "{meta}");
 }
 
 fn keys(result: &Value) -> Vec<&str> {
@@ -334,6 +361,11 @@ fn throughput_counts_what_arrived() {
         assert!(sent > 0.0 && received > 0.0 && received <= sent, "{result}");
         assert_eq!(num(result, "lost"), sent - received);
         assert!(num(result, "msgs_per_s") > 0.0);
+        let bits = num(result, "msgs_per_s") * num(result, "size") * 8.0;
+        assert!(
+            (num(result, "bits_per_s") - bits).abs() <= bits / 1000.0 + 8.0,
+            "{result}"
+        );
         if result["transport"] == "tcp" {
             assert_eq!(sent, received, "TCP loses nothing: {result}");
         }
@@ -565,6 +597,7 @@ fn clients_json(clients: u32, args: &[&str]) -> Value {
     let finished = bench(&all);
     let doc: Value = serde_json::from_str(&finished.stdout)
         .unwrap_or_else(|err| panic!("{err}: {}", finished.stdout));
+    assert_meta(&doc["meta"]);
     let results = doc["results"].as_array().unwrap();
     assert_eq!(results.len(), 1, "{doc}");
     results[0].clone()
@@ -1051,4 +1084,29 @@ fn transports_usage_errors() {
     ] {
         assert_usage_error(args, why);
     }
+}
+
+/// iperf3's spelling, where its meaning is msg bench's: `-u` UDP, `-t`
+/// (and `--time`) the duration in seconds, `-l` the size, `-J` JSON.
+#[test]
+fn iperf3_short_options_mean_what_they_mean_there() {
+    let finished = bench(&["-u", "-t", "0.1", "-l", "64", "--runs", "1", "-J"]);
+    let doc: Value = serde_json::from_str(&finished.stdout).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{doc}");
+    assert_eq!(
+        (&results[0]["transport"], &results[0]["size"]),
+        (&"udp".into(), &64.into())
+    );
+    let command = doc["meta"]["command"].as_array().unwrap();
+    assert!(command.iter().any(|arg| arg == "-t"), "{doc}");
+
+    let timed = bench(&[
+        "--udp", "--time", "0.1", "--sizes", "64", "--runs", "1", "--json",
+    ]);
+    assert!(timed.stdout.starts_with("{\"meta\""), "{}", timed.stdout);
+    support::assert_usage_error(
+        &["bench", "--duration", "5 parsecs"],
+        "expected seconds (5, 0.5) or a duration (750ms, 2s), got '5 parsecs'",
+    );
 }

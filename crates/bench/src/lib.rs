@@ -86,6 +86,7 @@ pub mod clients;
 mod engine;
 mod error;
 mod impair;
+pub mod meta;
 mod pace;
 mod pin;
 mod plan;
@@ -103,7 +104,8 @@ pub use impair::netns;
 pub use msg_net::{Auth, Transport};
 pub use pin::{Pin, Placement};
 pub use plan::{
-    Batch, DEFAULT_SIZES, DEFAULT_TIMEOUT, Engine, MAX_SIZE, Mode, Plan, SizeError, parse_size,
+    Batch, DEFAULT_SIZES, DEFAULT_TIMEOUT, Engine, MAX_SIZE, Mode, Plan, SizeError, parse_seconds,
+    parse_size,
 };
 pub use run::{Measured, Progress, Results, run};
 pub use settings::Oversize;

@@ -50,6 +50,25 @@ pub fn parse_size(s: &str) -> Result<usize, SizeError> {
     Ok(n)
 }
 
+/// A length of time as iperf3's `-t` takes it, a number of seconds
+/// (`5`, `0.5`), or as the rest of msg writes it (`750ms`, `2s`, `1m`);
+/// longer than zero.
+///
+/// # Errors
+///
+/// A text that is neither, or zero.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let expected = || format!("expected seconds (5, 0.5) or a duration (750ms, 2s), got '{s}'");
+    let duration = match s.trim().parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|_| expected())?,
+        Err(_) => humantime::parse_duration(s).map_err(|_| expected())?,
+    };
+    if duration.is_zero() {
+        return Err("must be longer than zero".to_owned());
+    }
+    Ok(duration)
+}
+
 /// How long a reply may take before a UDP datagram counts as lost: a
 /// loopback round trip takes microseconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
@@ -290,6 +309,25 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_are_a_number_or_a_duration() {
+        assert_eq!(parse_seconds("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_seconds("750ms"), Ok(Duration::from_millis(750)));
+        assert_eq!(
+            parse_seconds("0"),
+            Err("must be longer than zero".to_owned())
+        );
+        for bad in ["abc", "-1", "5 parsecs"] {
+            assert_eq!(
+                parse_seconds(bad),
+                Err(format!(
+                    "expected seconds (5, 0.5) or a duration (750ms, 2s), got '{bad}'"
+                ))
+            );
+        }
+    }
 
     #[test]
     fn sizes_are_bytes_up_to_a_frame() {

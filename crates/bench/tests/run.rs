@@ -129,7 +129,8 @@ fn a_ping_pong_over_udp_and_tcp_on_both_engines() {
     );
     assert!(table.contains("tokio-blocking p50 µs"), "{table}");
     let mut json = Vec::new();
-    report::write_json(&mut json, &plan, &results).unwrap();
+    let meta = msg_bench::meta::Meta::collect(plan.placement.to_string(), vec![], vec![]);
+    report::write_json(&mut json, &meta, &plan, &results).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
     let cells = json["results"].as_array().unwrap();
     assert_eq!(cells.len(), 4);
@@ -276,7 +277,8 @@ fn clients_load_the_built_in_listener_at_once() {
     let results = msg_bench::clients::run(&load).unwrap();
     assert!(results.builtin);
     let mut json = Vec::new();
-    report::clients::write_json(&mut json, &load, &results).unwrap();
+    let meta = msg_bench::meta::Meta::collect("pin off".to_owned(), vec![], vec![]);
+    report::clients::write_json(&mut json, &meta, &load, &results).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
     let record = &json["results"][0];
     assert_eq!(record["clients"], 4);
@@ -362,7 +364,8 @@ fn clients_load_a_unix_socket_and_refuse_a_datagram_transport() {
     let results = msg_bench::clients::run_over(&load, Transport::Unix).unwrap();
     assert_eq!(results.transport, Transport::Unix);
     let mut json = Vec::new();
-    report::clients::write_json(&mut json, &load, &results).unwrap();
+    let meta = msg_bench::meta::Meta::collect("pin off".to_owned(), vec![], vec![]);
+    report::clients::write_json(&mut json, &meta, &load, &results).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
     let record = &json["results"][0];
     assert_eq!(record["transport"], "unix");

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{Table, fmt_count, fmt_us, tenth, us};
 use crate::clients::{Load, Measured, Results};
+use crate::meta::Meta;
 use msg_net::{PeerAddr, Transport};
 
 /// Writes the load's report as a table, with a line on memory, to `out`.
@@ -18,14 +19,19 @@ pub fn write_table(out: &mut dyn Write, load: &Load, results: &Results) -> io::R
     Report::new(load, results).write_table(out)
 }
 
-/// Writes the load's report as one JSON document, `{"results":[{...}]}`,
-/// and a newline, to `out`.
+/// Writes the load's report as one JSON document,
+/// `{"meta":{...},"results":[{...}]}`, and a newline, to `out`.
 ///
 /// # Errors
 ///
 /// When `out` cannot be written.
-pub fn write_json(out: &mut dyn Write, load: &Load, results: &Results) -> io::Result<()> {
-    Report::new(load, results).write_json(out)
+pub fn write_json(
+    out: &mut dyn Write,
+    meta: &Meta,
+    load: &Load,
+    results: &Results,
+) -> io::Result<()> {
+    Report::new(load, results).write_json(out, meta)
 }
 
 /// Everything the report says.
@@ -112,14 +118,16 @@ impl<'a> Report<'a> {
         }
     }
 
-    fn write_json(&self, mut out: &mut dyn Write) -> io::Result<()> {
+    fn write_json(&self, mut out: &mut dyn Write, meta: &Meta) -> io::Result<()> {
         #[derive(Serialize)]
-        struct Document {
+        struct Document<'a> {
+            meta: &'a Meta,
             results: [Record; 1],
         }
         serde_json::to_writer(
             &mut out,
             &Document {
+                meta,
                 results: [self.record()],
             },
         )?;

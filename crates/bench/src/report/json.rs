@@ -10,6 +10,7 @@ use super::{
 };
 use crate::engine::Outcome;
 use crate::impair::Impairment;
+use crate::meta::Meta;
 use crate::plan::Mode;
 use msg_net::Transport;
 
@@ -33,6 +34,9 @@ enum Record {
         max_us: Option<f64>,
         mean_us: Option<f64>,
         msgs_per_s: f64,
+        /// The payload's bits per second (msgs_per_s × size × 8), as
+        /// iperf3 reports throughput.
+        bits_per_s: f64,
         sent: u64,
         received: u64,
         lost: u64,
@@ -176,6 +180,8 @@ impl Report<'_> {
                         .filter(|r| latency && !r.latency.is_empty())
                         .map(|r| tenth(r.latency.mean() / 1000.0)),
                     msgs_per_s: run.map_or(0.0, |r| tenth(r.msgs_per_s())),
+                    bits_per_s: run
+                        .map_or(0.0, |r| (r.msgs_per_s() * cell.size as f64 * 8.0).round()),
                     sent: run.map_or(0, |r| r.sent),
                     received: run.map_or(0, |r| r.received),
                     lost: run.map_or(0, Outcome::lost),
@@ -227,9 +233,10 @@ impl Report<'_> {
         }
     }
 
-    pub(super) fn write_json(&self, mut out: &mut dyn Write) -> io::Result<()> {
+    pub(super) fn write_json(&self, mut out: &mut dyn Write, meta: &Meta) -> io::Result<()> {
         #[derive(Serialize)]
-        struct Document {
+        struct Document<'a> {
+            meta: &'a Meta,
             results: Vec<Record>,
             /// Only under impairment.
             #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -238,6 +245,7 @@ impl Report<'_> {
         serde_json::to_writer(
             &mut out,
             &Document {
+                meta,
                 results: self.records(),
                 impairments: self.impairments.iter().map(ImpairmentJson::from).collect(),
             },

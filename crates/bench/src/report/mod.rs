@@ -31,6 +31,7 @@ use std::time::Duration;
 use crate::engine::Outcome;
 use crate::error::Error;
 use crate::impair::Impairment;
+use crate::meta::Meta;
 use crate::pin::Placement;
 use crate::plan::{Engine, Mode, Plan};
 use crate::run::{Measured, Results};
@@ -57,14 +58,19 @@ pub fn write_table(out: &mut dyn Write, plan: &Plan, results: &Results) -> io::R
 }
 
 /// Writes the report of `results` as one JSON document,
-/// `{"results":[...]}` (with `"impairments"` under impairment), and a
-/// newline, to `out`.
+/// `{"meta":{...},"results":[...]}` (with `"impairments"` under
+/// impairment), and a newline, to `out`.
 ///
 /// # Errors
 ///
 /// When `out` cannot be written.
-pub fn write_json(out: &mut dyn Write, plan: &Plan, results: &Results) -> io::Result<()> {
-    Report::new(plan, results).write_json(out)
+pub fn write_json(
+    out: &mut dyn Write,
+    meta: &Meta,
+    plan: &Plan,
+    results: &Results,
+) -> io::Result<()> {
+    Report::new(plan, results).write_json(out, meta)
 }
 
 /// Draws the round-trip time percentile distribution of each cell's median

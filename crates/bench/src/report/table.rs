@@ -55,7 +55,9 @@ impl Report<'_> {
         let runtime_cost = engines.len() == 2 && self.mode == Mode::Pingpong;
         let columns: &[&str] = match self.mode {
             Mode::Pingpong => &["p50", "p50 range", "p90", "p99", "p99.9", "max", "msg/s"],
-            Mode::Throughput => &["msg/s", "range", "MB/s", "sent", "received", "lost %"],
+            Mode::Throughput => &[
+                "msg/s", "range", "MB/s", "Gbit/s", "sent", "received", "lost %",
+            ],
         };
         let extra: &[&str] = match (self.mode, self.batch) {
             (Mode::Pingpong, _) => &["lost"],
@@ -264,6 +266,7 @@ impl Report<'_> {
                     fmt_count(run.msgs_per_s()),
                     format!("{}-{}", fmt_count(summary.min), fmt_count(summary.max)),
                     format!("{:.1}", bytes / 1e6),
+                    format!("{:.2}", bytes * 8.0 / 1e9),
                     run.sent.to_string(),
                     run.received.to_string(),
                     format!("{:.1}", percent(run.lost(), run.sent)),

@@ -18,6 +18,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing::info;
 
 use msg_bench::clients::Load;
+use msg_bench::meta::Meta;
 use msg_bench::{Batch, Engine, Impairment, Mode, Pin, Placement, Plan, report};
 use msg_net::Transport;
 
@@ -27,7 +28,7 @@ use crate::args::{AuthArgs, parse_addr, parse_positive_duration, usage};
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
     /// Measure UDP (with neither --udp nor --tcp: both)
-    #[arg(long)]
+    #[arg(short, long)]
     udp: bool,
 
     /// Measure TCP (with neither --udp nor --tcp: both)
@@ -54,11 +55,12 @@ pub(crate) struct BenchArgs {
     /// Payload sizes in bytes, comma-separated (each message adds a 28-byte
     /// header) [default: 64,1024,16384,65000; with --clients, one size:
     /// 64]
-    #[arg(long, value_name = "BYTES,...", value_delimiter = ',', value_parser = msg_bench::parse_size)]
+    #[arg(short = 'l', long, value_name = "BYTES,...", value_delimiter = ',', value_parser = msg_bench::parse_size)]
     sizes: Option<Vec<usize>>,
 
-    /// How long each run measures, e.g. 750ms, 5s
-    #[arg(long, value_name = "DURATION", default_value = "750ms", value_parser = parse_positive_duration)]
+    /// How long each run measures: seconds (5, 0.5) or a duration (750ms)
+    #[arg(short = 't', long, visible_alias = "time", value_name = "DURATION", default_value = "750ms",
+          value_parser = msg_bench::parse_seconds)]
     duration: Duration,
 
     /// How long each run exchanges messages before it measures
@@ -126,8 +128,9 @@ pub(crate) struct BenchArgs {
           conflicts_with_all = ["runs", "pin", "mode", "rate", "busy_poll", "io"])]
     clients: Option<u32>,
 
-    /// Print one JSON document, {"results":[...]}, instead of the table
-    #[arg(long)]
+    /// Print one JSON document, {"meta":{...},"results":[...]}, instead of
+    /// the table
+    #[arg(short = 'J', long)]
     json: bool,
 
     /// Run in a private network namespace whose loopback the kernel
@@ -346,13 +349,20 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Some(Io::Tokio) => vec![Engine::Tokio],
         Some(Io::Both) => vec![Engine::Blocking, Engine::Tokio],
     };
+    // Before the run, which pins this thread to the client's core.
+    let engines = plan.engines.iter().map(|engine| engine.name()).collect();
+    let meta = Meta::collect(
+        plan.placement.to_string(),
+        engines,
+        std::env::args().collect(),
+    );
     let mut progress = Bar(ProgressBar::hidden());
     let results = msg_bench::run(&plan, &mut progress).map_err(error)?;
     progress.0.finish_and_clear();
 
     let mut out = io::stdout().lock();
     if args.json {
-        report::write_json(&mut out, &plan, &results)?;
+        report::write_json(&mut out, &meta, &plan, &results)?;
     } else {
         report::write_table(&mut out, &plan, &results)?;
     }
@@ -414,10 +424,12 @@ fn run_clients(args: &BenchArgs, clients: u32, transports: &[Transport]) -> anyh
         auth: args.auth.auth()?,
         remote,
     };
+    let command = std::env::args().collect();
+    let meta = Meta::collect("pin off".to_owned(), vec![Engine::Tokio.name()], command);
     let results = msg_bench::clients::run_over(&load, transport).map_err(error)?;
     let mut out = io::stdout().lock();
     if args.json {
-        report::clients::write_json(&mut out, &load, &results)?;
+        report::clients::write_json(&mut out, &meta, &load, &results)?;
     } else {
         report::clients::write_table(&mut out, &load, &results)?;
     }
