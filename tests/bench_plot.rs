@@ -183,6 +183,19 @@ fn plot_and_hgrm_hold_one_line_and_one_file_per_cell() {
     for tick in ["50%", "90%", "99%", "99.9%", "99.99%"] {
         assert!(text.contains(&format!("\n{tick}\n")), "no {tick} tick");
     }
+    // One colour per size, one line style per transport: UDP solid, TCP
+    // dashed (its two lines, and its two legend strokes).
+    assert_eq!(text.matches("stroke-dasharray=\"9,5\"").count(), 4);
+    // The y axis is labelled at least three times, whatever its range.
+    let labels = text
+        .split("<text")
+        .filter_map(|t| {
+            t.split_once('>')
+                .and_then(|(_, rest)| rest.split_once("</text>"))
+        })
+        .filter(|(label, _)| label.trim().parse::<f64>().is_ok())
+        .count();
+    assert!(labels >= 3, "{labels} y labels");
     assert!(text.contains("pin off"), "the title names the placement");
 
     for result in results {

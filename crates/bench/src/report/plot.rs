@@ -43,8 +43,8 @@ const X_TICKS: [f64; 5] = [2.0, 10.0, 100.0, 1_000.0, 10_000.0];
 const POINTS: u32 = 400;
 /// The picture's size in pixels.
 const SIZE: (u32, u32) = (960, 600);
-/// Line colours, told apart on screen and in print (Tableau 10); past ten
-/// series they repeat.
+/// Line colours, one per size, told apart on screen and in print (Tableau
+/// 10); past ten sizes they repeat.
 const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -58,6 +58,28 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
+/// Line styles, one per transport (and whatever else tells cells of one
+/// size apart: the secret, the engine, the impairment), as SVG dash
+/// patterns: solid, dashed, dotted, dash-dot, long dashes; past five they
+/// repeat. A colour says the size and a style the transport, so that UDP
+/// and TCP of one size are visibly a pair.
+const DASHES: [Option<&str>; 5] = [
+    None,
+    Some("9,5"),
+    Some("2,4"),
+    Some("9,4,2,4"),
+    Some("16,6"),
+];
+
+/// Each style's lines are drawn at a width of their own, `STYLE_WIDTH +
+/// style`, never used otherwise, and the SVG is rewritten afterwards into
+/// width 2 with the style's dash pattern: plotters' SVG backend draws
+/// every line solid, and its dashed series are many short lines.
+const STYLE_WIDTH: u32 = 40;
+
+/// The width every series is shown at.
+const LINE_WIDTH: u32 = 2;
+
 /// One line of the plot, and one `.hgrm` file.
 #[derive(Debug)]
 pub(crate) struct Series<'a> {
@@ -70,6 +92,18 @@ pub(crate) struct Series<'a> {
 }
 
 impl Series<'_> {
+    /// What the line style tells apart: every label but the size (the
+    /// transport, and the secret, engine or impairment after it).
+    fn style_key(&self) -> String {
+        self.labels
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != 1)
+            .map(|(_, label)| label.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The legend's text: `UDP 64 B`.
     fn legend(&self) -> String {
         let mut parts = self.labels.iter();
@@ -140,6 +174,32 @@ fn percentile_label(x: f64) -> String {
     format!("{percent:.decimals$}%")
 }
 
+/// Where the y axis is labelled between `low` and `high` (µs): 1, 2 and 5
+/// of each decade, or every digit (1, 2, 3, ... 9) where that gives fewer
+/// than three, as it does for a range such as 2 to 9 µs, which a log axis
+/// labelled at powers of ten alone leaves blank; the range's own ends
+/// where even that gives fewer than two.
+fn y_ticks(low: f64, high: f64) -> Vec<f64> {
+    let ticks = |steps: &[f64]| -> Vec<f64> {
+        let first = low.log10().floor() as i32;
+        let last = high.log10().ceil() as i32;
+        (first..=last)
+            .flat_map(|decade| steps.iter().map(move |step| step * 10f64.powi(decade)))
+            .filter(|tick| (low..=high).contains(tick))
+            .collect()
+    };
+    let coarse = ticks(&[1.0, 2.0, 5.0]);
+    if coarse.len() >= 3 {
+        return coarse;
+    }
+    let fine = ticks(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    if fine.len() >= 2 {
+        return fine;
+    }
+    // Narrower than one digit step (all within 2.1 to 2.9 µs): the ends.
+    vec![low, high]
+}
+
 /// A y axis label: `12.5`, `250`.
 fn us_label(us: f64) -> String {
     if us >= 100.0 {
@@ -198,6 +258,7 @@ fn render(series: &[Series<'_>], title: &str) -> Result<String, Box<dyn std::err
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
+        let (low, high) = (bottom * 0.8, top * 1.25);
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))
             .margin(16)
@@ -206,7 +267,7 @@ fn render(series: &[Series<'_>], title: &str) -> Result<String, Box<dyn std::err
             .y_label_area_size(64)
             .build_cartesian_2d(
                 (X_FROM..X_TO).log_scale().with_key_points(X_TICKS.to_vec()),
-                ((bottom * 0.8)..(top * 1.25)).log_scale(),
+                (low..high).log_scale().with_key_points(y_ticks(low, high)),
             )?;
         chart
             .configure_mesh()
@@ -215,15 +276,17 @@ fn render(series: &[Series<'_>], title: &str) -> Result<String, Box<dyn std::err
             .x_label_formatter(&|x| percentile_label(*x))
             .y_label_formatter(&|y| us_label(*y))
             .draw()?;
-        for (i, (line, s)) in lines.into_iter().zip(series).enumerate() {
-            let color = COLORS[i % COLORS.len()];
+        let sizes = first_seen(series, |s| s.labels.get(1).cloned());
+        let styles = first_seen(series, |s| Some(s.style_key()));
+        for ((line, s), (size, style)) in lines.into_iter().zip(series).zip(sizes.zip(styles)) {
+            let color = COLORS[size % COLORS.len()];
+            let marked = color.stroke_width(STYLE_WIDTH + (style % DASHES.len()) as u32);
             chart
-                .draw_series(LineSeries::new(line, color.stroke_width(2)))?
+                .draw_series(LineSeries::new(line, marked))?
                 .label(s.legend())
-                // A swatch, not a line: the only polylines are the series.
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 4), (x + 16, y + 4)], color.filled())
-                });
+                // A short stroke in the line's colour and style: two
+                // points, so never taken for a series.
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], marked));
         }
         chart
             .configure_series_labels()
@@ -233,7 +296,40 @@ fn render(series: &[Series<'_>], title: &str) -> Result<String, Box<dyn std::err
             .draw()?;
         root.present()?;
     }
-    Ok(svg)
+    Ok(styled(&svg))
+}
+
+/// The index of each series' key among the keys in the order they first
+/// appear: sizes `64, 1024, 64, 1024` are `0, 1, 0, 1`.
+fn first_seen<'a>(
+    series: &'a [Series<'_>],
+    key: impl Fn(&Series<'_>) -> Option<String> + 'a,
+) -> impl Iterator<Item = usize> + 'a {
+    let mut seen: Vec<Option<String>> = Vec::new();
+    series.iter().map(move |s| {
+        let k = key(s);
+        seen.iter().position(|x| *x == k).unwrap_or_else(|| {
+            seen.push(k);
+            seen.len() - 1
+        })
+    })
+}
+
+/// The SVG with each style's marker width turned into the shown width and
+/// its dash pattern.
+fn styled(svg: &str) -> String {
+    let mut svg = svg.to_owned();
+    for (style, dashes) in DASHES.iter().enumerate() {
+        let marker = format!("stroke-width=\"{}\"", STYLE_WIDTH + style as u32);
+        let shown = match dashes {
+            None => format!("stroke-width=\"{LINE_WIDTH}\""),
+            Some(dashes) => {
+                format!("stroke-width=\"{LINE_WIDTH}\" stroke-dasharray=\"{dashes}\"")
+            }
+        };
+        svg = svg.replace(&marker, &shown);
+    }
+    svg
 }
 
 /// Writes each series as `DIR/<stem>.hgrm`; returns the paths written.
@@ -264,6 +360,13 @@ pub(crate) fn write_hgrm(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_narrow_range_is_labelled_at_every_digit_a_wide_one_at_1_2_5() {
+        assert_eq!(y_ticks(1.6, 9.5), [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+        assert_eq!(y_ticks(3.0, 120.0), [5.0, 10.0, 20.0, 50.0, 100.0]);
+        assert_eq!(y_ticks(2.1, 2.9), [2.1, 2.9], "no digit inside: the ends");
+    }
 
     #[test]
     fn the_x_axis_reads_as_percentiles() {
@@ -341,8 +444,8 @@ mod tests {
         assert_ne!(stems[0], stems[1]);
     }
 
-    /// A Unix socket beside UDP and TCP: a line of its own, in a colour
-    /// of its own, and a file of its own.
+    /// A Unix socket beside UDP and TCP: a line of its own, in the size's
+    /// colour and a style of its own, and a file of its own.
     #[test]
     fn a_third_transport_gets_a_line_a_colour_and_a_file() {
         use crate::Engine::Blocking;
@@ -358,17 +461,31 @@ mod tests {
         let stems: Vec<String> = series.iter().map(Series::stem).collect();
         assert_eq!(stems, ["udp-64", "tcp-64", "unix-64"]);
         let svg = render(&series, "a title").unwrap();
-        let strokes: std::collections::BTreeSet<&str> = svg
+        // Each series' colour and dash pattern (none: solid).
+        let strokes: Vec<(&str, Option<&str>)> = svg
             .split("<polyline")
             .skip(1)
             .filter_map(|element| {
                 let points = element.split(" points=\"").nth(1)?.split('"').next()?;
+                let attribute = |name: &str| {
+                    element
+                        .split(&format!("{name}=\""))
+                        .nth(1)?
+                        .split('"')
+                        .next()
+                };
                 (points.split_whitespace().count() > 2)
-                    .then(|| element.split("stroke=\"").nth(1)?.split('"').next())
+                    .then(|| Some((attribute("stroke")?, attribute("stroke-dasharray"))))
                     .flatten()
             })
             .collect();
         assert_eq!(strokes.len(), 3, "{strokes:?}");
+        assert!(
+            strokes.iter().all(|(color, _)| *color == strokes[0].0),
+            "{strokes:?}"
+        );
+        let dashes: Vec<Option<&str>> = strokes.iter().map(|(_, dashes)| *dashes).collect();
+        assert_eq!(dashes, [None, Some("9,5"), Some("2,4")]);
     }
 
     #[test]
