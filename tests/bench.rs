@@ -1110,3 +1110,97 @@ fn iperf3_short_options_mean_what_they_mean_there() {
         "expected seconds (5, 0.5) or a duration (750ms, 2s), got '5 parsecs'",
     );
 }
+
+/// `msg bench --interval DUR --json <args>`: its JSON Lines, parsed.
+fn interval_lines(args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["--json", "--interval", "50ms", "--runs", "1"];
+    all.extend_from_slice(QUICK);
+    all.extend_from_slice(args);
+    let finished = bench(&all);
+    finished
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
+        .collect()
+}
+
+/// The intervals of each cell tile its run, in order, and add up to what
+/// the end object says of it.
+fn assert_intervals_add_up(lines: &[Value], answered: bool) {
+    assert_eq!(lines[0]["type"], "start", "{}", lines[0]);
+    assert_meta(&lines[0]["meta"]);
+    let end = lines.last().unwrap();
+    assert_eq!(end["type"], "end", "{end}");
+    assert!(end.get("meta").is_none(), "the start has it");
+    let intervals = &lines[1..lines.len() - 1];
+    assert!(
+        intervals.iter().all(|l| l["type"] == "interval"),
+        "{lines:?}"
+    );
+    for cell in end["results"].as_array().unwrap() {
+        let mine: Vec<&Value> = intervals
+            .iter()
+            .filter(|i| i["transport"] == cell["transport"] && i["size"] == cell["size"])
+            .collect();
+        assert!(mine.len() >= 2, "150ms in 50ms intervals: {mine:?}");
+        assert_eq!(num(mine[0], "t0"), 0.0);
+        for pair in mine.windows(2) {
+            assert_eq!(pair[0]["t1"], pair[1]["t0"], "{pair:?}");
+        }
+        let sent: f64 = mine.iter().map(|i| num(i, "sent")).sum();
+        assert_eq!(sent, num(cell, "sent"), "{cell}");
+        if answered {
+            let received: f64 = mine.iter().map(|i| num(i, "received")).sum();
+            assert_eq!(received, num(cell, "received"), "{cell}");
+            assert!(mine.iter().all(|i| i["p50_us"].is_number()), "{mine:?}");
+        } else {
+            assert!(mine.iter().all(|i| i["received"].is_null()), "{mine:?}");
+        }
+        if cell["transport"] == "tcp" {
+            assert!(
+                mine.iter().all(|i| num(&i["tcp"], "cwnd") > 0.0),
+                "{mine:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn intervals_are_json_lines_that_add_up_to_the_end() {
+    let pingpong = interval_lines(&["--sizes", "64"]);
+    assert_intervals_add_up(&pingpong, true);
+    let stream = interval_lines(&["--sizes", "1024", "--mode", "throughput"]);
+    assert_intervals_add_up(&stream, false);
+    let both = interval_lines(&["--sizes", "64", "--io", "tokio"]);
+    assert_intervals_add_up(&both, true);
+}
+
+#[test]
+fn intervals_as_text_come_before_the_table() {
+    let mut args = vec![
+        "--udp",
+        "--interval",
+        "0.05",
+        "--sizes",
+        "64",
+        "--runs",
+        "1",
+    ];
+    args.extend_from_slice(QUICK);
+    let finished = bench(&args);
+    let lines: Vec<&str> = finished.stdout.lines().collect();
+    let first = lines[0];
+    assert!(
+        first.starts_with("udp 64 B blocking run 1/1  0.00-0.05 s  sent "),
+        "{first}"
+    );
+    assert!(
+        first.contains(" p50 ") && first.contains(" msg/s"),
+        "{first}"
+    );
+    let table = lines
+        .iter()
+        .position(|l| l.starts_with("msg bench:"))
+        .unwrap();
+    assert!(table >= 3, "{}", finished.stdout);
+}

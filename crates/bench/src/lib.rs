@@ -86,6 +86,7 @@ pub mod clients;
 mod engine;
 mod error;
 mod impair;
+mod interval;
 pub mod meta;
 mod pace;
 mod pin;
@@ -101,6 +102,7 @@ pub use error::Error;
 pub use impair::Impairment;
 #[cfg(target_os = "linux")]
 pub use impair::netns;
+pub use interval::{Interval, IntervalOf, TcpInterval};
 pub use msg_net::{Auth, Transport};
 pub use pin::{Pin, Placement};
 pub use plan::{

@@ -168,6 +168,9 @@ pub struct Plan {
     pub impairments: Vec<Impairment>,
     /// UDP throughput sent many datagrams per call.
     pub batch: Option<Batch>,
+    /// Report each run every this long as it goes
+    /// ([`Progress::interval`](crate::Progress::interval)).
+    pub interval: Option<Duration>,
 }
 
 impl Default for Plan {
@@ -192,6 +195,7 @@ impl Default for Plan {
             auth: None,
             impairments: Vec::new(),
             batch: None,
+            interval: None,
         }
     }
 }
@@ -302,6 +306,7 @@ impl Plan {
             rate: self.rate,
             impaired: impairment.is_some(),
             batch: batching,
+            interval: self.interval,
         }
     }
 }

@@ -14,6 +14,7 @@ use msg_net::{BusyPoll, Link, PeerAddr, Transport};
 
 use crate::engine::{Outcome, blocking, tokio as tokio_engine};
 use crate::error::Error;
+use crate::interval::{Interval, IntervalOf};
 use crate::plan::{Engine, Plan};
 use crate::servers;
 use crate::settings::{Batching, Oversize, Settings, Target};
@@ -28,6 +29,10 @@ pub trait Progress {
     fn run(&mut self, what: &str);
     /// After each run.
     fn done(&mut self);
+
+    /// An interval of a run is over (with [`Plan::interval`]): told as
+    /// the run goes, between two round trips.
+    fn interval(&mut self, _of: &IntervalOf, _interval: &Interval) {}
 }
 
 /// No progress to show.
@@ -121,7 +126,7 @@ pub fn run(plan: &Plan, progress: &mut dyn Progress) -> Result<Results, Error> {
                 plan.impairments[i].apply()?;
                 info!("impairment applied: {}", plan.impairments[i]);
             }
-            let mut cells = measure_all(&targets, plan, &settings, progress).await?;
+            let mut cells = measure_all(&targets, plan, &settings, phase, progress).await?;
             if let Some(i) = phase {
                 plan.impairments[i].clear()?;
             }
@@ -317,6 +322,7 @@ async fn measure_all(
     targets: &[(Engine, Target)],
     plan: &Plan,
     settings: &Settings,
+    phase: Option<usize>,
     progress: &mut dyn Progress,
 ) -> Result<Vec<Measured>, Error> {
     let runs = plan.runs;
@@ -339,10 +345,22 @@ async fn measure_all(
                     continue;
                 };
                 progress.run(&format!("{} {size} B, run {run}/{runs}", target.label()));
+                let of = IntervalOf {
+                    transport: target.transport,
+                    engine: *engine,
+                    authenticated: target.auth.is_some(),
+                    size,
+                    run,
+                    runs,
+                    impairment: phase.map(|i| plan.impairments[i].to_string()),
+                };
+                let mut sink = |interval: Interval| progress.interval(&of, &interval);
                 let outcome = match engine {
-                    Engine::Tokio => tokio_engine::measure(target, size, settings).await,
+                    Engine::Tokio => tokio_engine::measure(target, size, settings, &mut sink).await,
                     // On this thread: nothing else runs on its runtime.
-                    Engine::Blocking => blocking::measure(target, size, settings, plan.busy_poll),
+                    Engine::Blocking => {
+                        blocking::measure(target, size, settings, plan.busy_poll, &mut sink)
+                    }
                 };
                 let outcome = outcome.map_err(|err| Error::Run {
                     label: target.label(),

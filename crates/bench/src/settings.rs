@@ -100,6 +100,8 @@ pub(crate) struct Settings {
     pub(crate) impaired: bool,
     /// UDP throughput sent many datagrams per call.
     pub(crate) batch: Option<Batching>,
+    /// Intervals to report each run in.
+    pub(crate) interval: Option<Duration>,
 }
 
 /// How a throughput run is batched.

@@ -20,12 +20,14 @@ pub struct TcpInfo {
     pub rtt: Duration,
     /// Its variation (`tcpi_rttvar`).
     pub rttvar: Duration,
+    /// The congestion window, in segments (`tcpi_snd_cwnd`): how much the
+    /// sender may have in flight, which loss halves and time regrows.
+    pub snd_cwnd: u32,
 }
 
+/// `TCP_INFO` of a TCP socket (tokio's or std's).
 #[cfg(target_os = "linux")]
-pub(crate) fn read(stream: &tokio::net::TcpStream) -> std::io::Result<TcpInfo> {
-    use std::os::fd::AsRawFd;
-
+pub(crate) fn read(stream: &impl std::os::fd::AsRawFd) -> std::io::Result<TcpInfo> {
     // SAFETY: `tcp_info` is plain integers; all zeroes is a valid value.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len =
@@ -50,12 +52,13 @@ pub(crate) fn read(stream: &tokio::net::TcpStream) -> std::io::Result<TcpInfo> {
         rto: Duration::from_micros(info.tcpi_rto.into()),
         rtt: Duration::from_micros(info.tcpi_rtt.into()),
         rttvar: Duration::from_micros(info.tcpi_rttvar.into()),
+        snd_cwnd: info.tcpi_snd_cwnd,
     })
 }
 
 /// Elsewhere `TCP_INFO` has other layouts: nothing is reported.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn read(_stream: &tokio::net::TcpStream) -> std::io::Result<TcpInfo> {
+pub(crate) fn read<S>(_stream: &S) -> std::io::Result<TcpInfo> {
     Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 

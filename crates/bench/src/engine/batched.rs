@@ -38,6 +38,7 @@ use msg_proto::{Kind, Message};
 use super::tokio::Peer;
 use super::{Outcome, UDP_DRAIN};
 use crate::error::Error;
+use crate::interval::{Sink, Ticker};
 use crate::pace::{Pacer, scheduled};
 use crate::settings::{Batching, Settings};
 
@@ -115,11 +116,14 @@ async fn stream(
     size: usize,
     batch: &mut SendBatch,
     mut pacer: Option<&mut (Pacer, u64)>,
+    mut ticker: Option<&mut Ticker<'_>>,
 ) -> Result<u64, Error> {
     let mut discards = Discards::new(discard, size);
     let start = Instant::now();
     let end = start + duration;
     let mut sent = 0;
+    // What the ticker is shown: the messages sent so far (UDP: no TCP_INFO).
+    let mut so_far = Outcome::new();
     loop {
         let next = match &mut pacer {
             Some((pacer, rate)) => {
@@ -133,6 +137,14 @@ async fn stream(
             }
             None => Instant::now(),
         };
+        if let Some(ticker) = ticker.as_deref_mut() {
+            so_far.sent = sent;
+            if next >= end {
+                ticker.finish(next, &so_far, false, None);
+            } else if ticker.due(next) {
+                ticker.tick(next, &so_far, false, None);
+            }
+        }
         if next >= end {
             break;
         }
@@ -150,6 +162,7 @@ pub(super) async fn throughput(
     addr: &PeerAddr,
     body: Bytes,
     settings: &Settings,
+    sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let batching = settings.batch.as_ref().expect("called for a batched run");
     let mut send_batch = SendBatch::new().with_gso(batching.gso);
@@ -166,12 +179,14 @@ pub(super) async fn throughput(
         size,
         &mut send_batch,
         pacer.as_mut(),
+        None,
     )
     .await?;
     let before = peer.stats().await?;
     let calls_before = batching.before(addr, &send_batch);
 
     let start = Instant::now();
+    let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), None, sink);
     let sent = stream(
         &mut peer.link,
         &mut discard,
@@ -179,6 +194,7 @@ pub(super) async fn throughput(
         size,
         &mut send_batch,
         pacer.as_mut(),
+        Some(&mut ticker),
     )
     .await?;
     // As without batching: what the receiver has not taken by the end of

@@ -28,6 +28,7 @@ use msg_proto::{Kind, Message};
 use super::batched::Discards;
 use super::{Outcome, UDP_DRAIN};
 use crate::error::Error;
+use crate::interval::{Sink, Ticker};
 use crate::settings::{Batching, Mode, Settings, Target};
 
 /// Measures one run of `size`-byte messages against `target` on this
@@ -43,6 +44,7 @@ pub(crate) fn measure(
     size: usize,
     settings: &Settings,
     busy_poll: bool,
+    sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let options = LinkOptions {
         tcp: TcpOptions {
@@ -68,7 +70,7 @@ pub(crate) fn measure(
             .batch
             .as_ref()
             .filter(|_| target.transport.caps().batches);
-        return throughput(&mut peer, body, batching.map(|b| (b, &target.addr)));
+        return throughput(&mut peer, body, batching.map(|b| (b, &target.addr)), sink);
     }
     let warm_until = Instant::now() + settings.warmup;
     loop {
@@ -81,11 +83,18 @@ pub(crate) fn measure(
     let mut outcome = Outcome::new();
     let start = Instant::now();
     let end = start + settings.duration;
+    let mut ticker = Ticker::new(settings.interval, start, &outcome, peer.tcp_info()?, sink);
     loop {
-        let now = Instant::now();
+        let mut now = Instant::now();
         if now >= end {
             outcome.elapsed = now - start;
+            ticker.finish(now, &outcome, true, peer.tcp_info()?);
             return Ok(outcome);
+        }
+        if ticker.due(now) {
+            ticker.tick(now, &outcome, true, peer.tcp_info()?);
+            // The next round trip starts after the tick, not before it.
+            now = Instant::now();
         }
         outcome.sent += 1;
         if let Some(rtt) = peer.exchange(now)? {
@@ -103,6 +112,7 @@ fn throughput(
     peer: &mut Peer,
     body: Bytes,
     batching: Option<(&Batching, &PeerAddr)>,
+    sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let settings = peer.settings;
     let mut discard = Message::new(Kind::Discard, 0, body);
@@ -112,11 +122,18 @@ fn throughput(
         batching,
         addr,
     });
-    peer.stream(&mut discard, settings.warmup, batched.as_mut())?;
+    peer.stream(&mut discard, settings.warmup, batched.as_mut(), None)?;
     let before = peer.stats()?;
     let calls_before = batched.as_ref().map(|b| b.batching.before(b.addr, &b.send));
     let start = Instant::now();
-    let sent = peer.stream(&mut discard, settings.duration, batched.as_mut())?;
+    let tcp = peer.tcp_info()?;
+    let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), tcp, sink);
+    let sent = peer.stream(
+        &mut discard,
+        settings.duration,
+        batched.as_mut(),
+        Some(&mut ticker),
+    )?;
     // As on tokio: over UDP the rate at the receiver is what arrived over
     // the time of sending (what it has not taken by then is lost); over
     // TCP, which loses nothing, it counts until the listener has answered
@@ -160,9 +177,12 @@ impl Peer<'_> {
         discard: &mut Message,
         duration: std::time::Duration,
         mut batched: Option<&mut Batched<'_>>,
+        mut ticker: Option<&mut Ticker<'_>>,
     ) -> Result<u64, Error> {
         let end = Instant::now() + duration;
         let mut sent = 0;
+        // What the ticker is shown: the messages sent so far.
+        let mut so_far = Outcome::new();
         // The clock is read once per up to 64 small sends (64 KiB at
         // most): a read costs about as much as encoding a small message,
         // and 64 sends of one take microseconds. A batch is one call.
@@ -185,10 +205,27 @@ impl Peer<'_> {
                     }
                 }
             }
-            if Instant::now() >= end {
+            let now = Instant::now();
+            if let Some(ticker) = ticker.as_deref_mut() {
+                so_far.sent = sent;
+                if now >= end {
+                    ticker.finish(now, &so_far, false, self.tcp_info()?);
+                } else if ticker.due(now) {
+                    ticker.tick(now, &so_far, false, self.tcp_info()?);
+                }
+            }
+            if now >= end {
                 return Ok(sent);
             }
         }
+    }
+
+    /// `TCP_INFO` over TCP, for the intervals.
+    fn tcp_info(&self) -> Result<Option<msg_net::TcpInfo>, Error> {
+        if self.settings.interval.is_none() {
+            return Ok(None);
+        }
+        self.link.tcp_info().map_err(Error::TcpInfo)
     }
 
     /// Carries out `ask`: sends what the client says, and hands it what

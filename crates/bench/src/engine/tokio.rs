@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use msg_net::ping::{Ask, Clock, Done, Next, PingClient};
-use msg_net::{Link, Stats, Transport};
+use msg_net::{Link, Stats, TcpInfo, Transport};
 use msg_proto::{Kind, Message};
 use tokio::time::timeout_at;
 
 use super::{Outcome, Snapshot, UDP_DRAIN, batched};
 use crate::error::Error;
+use crate::interval::{Sink, Ticker};
 use crate::pace::{Pacer, scheduled};
 use crate::settings::{Mode, Settings, Target};
 
@@ -40,6 +41,7 @@ pub(crate) async fn measure(
     target: &Target,
     size: usize,
     settings: &Settings,
+    sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let link = Link::connect(
         target.transport,
@@ -58,12 +60,12 @@ pub(crate) async fn measure(
     let body = Bytes::from(vec![b'm'; size]);
     let mut peer = Peer::new(link, target.transport, timeout, body.clone());
     match (settings.mode, settings.rate) {
-        (Mode::Pingpong, None) => closed_loop(&mut peer, settings).await,
-        (Mode::Pingpong, Some(rate)) => open_loop(peer, body, settings, rate).await,
+        (Mode::Pingpong, None) => closed_loop(&mut peer, settings, sink).await,
+        (Mode::Pingpong, Some(rate)) => open_loop(peer, body, settings, rate, sink).await,
         (Mode::Throughput, _) if caps.batches && settings.batch.is_some() => {
-            batched::throughput(&mut peer, &target.addr, body, settings).await
+            batched::throughput(&mut peer, &target.addr, body, settings, sink).await
         }
-        (Mode::Throughput, rate) => throughput(&mut peer, body, settings, rate).await,
+        (Mode::Throughput, rate) => throughput(&mut peer, body, settings, rate, sink).await,
     }
 }
 
@@ -131,13 +133,25 @@ impl Peer {
         Snapshot::take(self.link.tcp_info()).map(Some)
     }
 
+    /// `TCP_INFO` over TCP, for the intervals (none without them).
+    pub(super) fn tcp_info(&self, settings: &Settings) -> Result<Option<TcpInfo>, Error> {
+        if settings.interval.is_none() {
+            return Ok(None);
+        }
+        self.link.tcp_info().map_err(Error::TcpInfo)
+    }
+
     /// Asks the listener how many `Discard`s it has counted from us.
     pub(super) async fn stats(&mut self) -> Result<Stats, Error> {
         Ok(self.drive(Ask::Stats).await?.stats())
     }
 }
 
-async fn closed_loop(peer: &mut Peer, settings: &Settings) -> Result<Outcome, Error> {
+async fn closed_loop(
+    peer: &mut Peer,
+    settings: &Settings,
+    sink: Sink<'_>,
+) -> Result<Outcome, Error> {
     let warm_until = Instant::now() + settings.warmup;
     loop {
         // One clock read per round trip serves as both the send time and
@@ -152,14 +166,22 @@ async fn closed_loop(peer: &mut Peer, settings: &Settings) -> Result<Outcome, Er
     let mut outcome = Outcome::new();
     let start = Instant::now();
     let end = start + settings.duration;
+    let tcp = peer.tcp_info(settings)?;
+    let mut ticker = Ticker::new(settings.interval, start, &outcome, tcp, sink);
     loop {
-        let now = Instant::now();
+        let mut now = Instant::now();
         if now >= end {
+            ticker.finish(now, &outcome, true, peer.tcp_info(settings)?);
             outcome.elapsed = now - start;
             outcome.kernel = before
                 .map(|b| Ok::<_, Error>(b.until(&Snapshot::take(peer.link.tcp_info())?)))
                 .transpose()?;
             return Ok(outcome);
+        }
+        if ticker.due(now) {
+            ticker.tick(now, &outcome, true, peer.tcp_info(settings)?);
+            // The next round trip starts after the tick, not before it.
+            now = Instant::now();
         }
         outcome.sent += 1;
         if let Some(rtt) = peer.exchange(now).await? {
@@ -173,6 +195,7 @@ async fn open_loop(
     body: Bytes,
     settings: &Settings,
     rate: u64,
+    sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let Peer {
         link,
@@ -219,14 +242,30 @@ async fn open_loop(
     };
     let receive = async {
         let mut outcome = Outcome::new();
+        // Intervals of the measurement, which starts after the warm-up;
+        // counted as the replies come (sent: those of the measurement so
+        // far).
+        let measure_start = start + settings.warmup;
+        let mut ticker = Ticker::new(settings.interval, measure_start, &outcome, None, sink);
         loop {
+            let now = Instant::now();
+            if now > measure_start && ticker.due(now) {
+                outcome.sent = sent_measured.get();
+                ticker.tick(now, &outcome, true, None);
+            }
             if done.get() && idle() {
+                outcome.sent = sent_measured.get();
+                ticker.finish(Instant::now().min(stop), &outcome, true, None);
                 break;
             }
             let reply = match tokio::time::timeout(timeout, rx.recv()).await {
                 Ok(reply) => reply?.ok_or(Error::ListenerClosed)?,
                 // Whatever has not come back by now is lost (over TCP, late).
-                Err(_) if done.get() => break,
+                Err(_) if done.get() => {
+                    outcome.sent = sent_measured.get();
+                    ticker.finish(stop, &outcome, true, None);
+                    break;
+                }
                 Err(_) => continue,
             };
             let arrived = clock.ns(Instant::now());
@@ -265,18 +304,28 @@ async fn throughput(
     body: Bytes,
     settings: &Settings,
     rate: Option<u64>,
+    sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let mut pacer = match rate {
         Some(rate) => Some((Pacer::new()?, rate)),
         None => None,
     };
     let mut discard = Message::new(Kind::Discard, 0, body);
-    stream(peer, &mut discard, settings.warmup, pacer.as_mut()).await?;
+    stream(peer, &mut discard, settings.warmup, pacer.as_mut(), None).await?;
     let before = peer.stats().await?;
     let kernel_before = peer.snapshot(settings)?;
 
     let start = Instant::now();
-    let sent = stream(peer, &mut discard, settings.duration, pacer.as_mut()).await?;
+    let tcp = peer.tcp_info(settings)?;
+    let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), tcp, sink);
+    let sent = stream(
+        peer,
+        &mut discard,
+        settings.duration,
+        pacer.as_mut(),
+        Some((&mut ticker, settings)),
+    )
+    .await?;
     let elapsed = if peer.transport.caps().reliable {
         // TCP loses nothing: the receiver may lag behind by the socket
         // buffers, so its rate counts until it has answered the stats ping
@@ -310,24 +359,37 @@ async fn stream(
     discard: &mut Message,
     duration: Duration,
     mut pacer: Option<&mut (Pacer, u64)>,
+    mut ticker: Option<(&mut Ticker<'_>, &Settings)>,
 ) -> Result<u64, Error> {
     let start = Instant::now();
     let end = start + duration;
     let mut sent = 0;
+    // What the ticker is shown: the messages sent so far.
+    let mut so_far = Outcome::new();
     loop {
         let next = match &mut pacer {
             Some((pacer, rate)) => {
                 let intended = scheduled(start, sent, *rate);
-                if intended >= end {
-                    break;
+                if intended < end {
+                    // Nothing comes back on a one-way stream: spinning
+                    // blocks no reply.
+                    pacer.wait_until(intended, || true).await?;
                 }
-                // Nothing comes back on a one-way stream: spinning blocks no
-                // reply.
-                pacer.wait_until(intended, || true).await?;
                 intended
             }
             None => Instant::now(),
         };
+        if let Some((ticker, settings)) = ticker.as_mut() {
+            if next >= end || ticker.due(next) {
+                so_far.sent = sent;
+                let tcp = peer.tcp_info(settings)?;
+                if next >= end {
+                    ticker.finish(next, &so_far, false, tcp);
+                } else {
+                    ticker.tick(next, &so_far, false, tcp);
+                }
+            }
+        }
         if next >= end {
             break;
         }

@@ -233,10 +233,19 @@ impl Report<'_> {
         }
     }
 
-    pub(super) fn write_json(&self, mut out: &mut dyn Write, meta: &Meta) -> io::Result<()> {
+    /// The document `--json` prints, with its `meta`; without one, the
+    /// `end` object of `--interval`'s JSON Lines (whose `start` had it).
+    pub(super) fn write_json(
+        &self,
+        mut out: &mut dyn Write,
+        meta: Option<&Meta>,
+    ) -> io::Result<()> {
         #[derive(Serialize)]
         struct Document<'a> {
-            meta: &'a Meta,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            r#type: Option<&'static str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            meta: Option<&'a Meta>,
             results: Vec<Record>,
             /// Only under impairment.
             #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -245,6 +254,7 @@ impl Report<'_> {
         serde_json::to_writer(
             &mut out,
             &Document {
+                r#type: meta.is_none().then_some("end"),
                 meta,
                 results: self.records(),
                 impairments: self.impairments.iter().map(ImpairmentJson::from).collect(),

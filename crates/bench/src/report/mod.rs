@@ -23,6 +23,7 @@
 //! - `text`: the text table and its number formats.
 //! - `plot`, `hgrm`: the latency distributions, drawn and written out.
 //! - [`clients`]: the report of the `clients` load.
+//! - [`intervals`]: `--interval`'s lines, text or JSON Lines.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,7 @@ use msg_net::Transport;
 mod batch;
 pub mod clients;
 pub(crate) mod hgrm;
+pub mod intervals;
 mod json;
 mod notes;
 pub(crate) mod plot;
@@ -70,7 +72,7 @@ pub fn write_json(
     plan: &Plan,
     results: &Results,
 ) -> io::Result<()> {
-    Report::new(plan, results).write_json(out, meta)
+    Report::new(plan, results).write_json(out, Some(meta))
 }
 
 /// Draws the round-trip time percentile distribution of each cell's median

@@ -103,6 +103,11 @@ impl<S: Stream> Framed<S> {
         }
     }
 
+    /// The stream underneath.
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
     /// Bytes received that no message has been read from yet.
     pub(crate) fn buffered(&self) -> usize {
         self.read_buf.len()

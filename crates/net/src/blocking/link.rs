@@ -88,6 +88,22 @@ enum Inner {
 }
 
 impl Link {
+    /// The kernel's view of a TCP link (`TCP_INFO`), as
+    /// [`crate::Link::tcp_info`]; `None` for the other kinds.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's.
+    pub fn tcp_info(&self) -> Result<Option<crate::TcpInfo>, Error> {
+        match &self.inner {
+            Inner::Stream(framed) => match framed.get_ref() {
+                AnyStream::Tcp(stream) => crate::stream::tcp_info_of(stream),
+                AnyStream::Unix(_) | AnyStream::Seqpacket(_) => Ok(None),
+            },
+            Inner::Datagram { .. } | Inner::UnixDatagram { .. } => Ok(None),
+        }
+    }
+
     /// Connects to `addr`: a UDP socket connected to it, or a TCP stream
     /// (within `options.timeout`). Receives and sends time out after
     /// `options.timeout`.

@@ -133,6 +133,13 @@ pub(crate) struct BenchArgs {
     #[arg(short = 'J', long)]
     json: bool,
 
+    /// Report each run every DURATION as it goes (seconds, or 100ms): a
+    /// line per interval before the table, or with --json, JSON Lines
+    /// (start, an interval object each, end), as iperf3's --json-stream
+    #[arg(short, long, value_name = "DURATION", value_parser = msg_bench::parse_seconds,
+          conflicts_with = "clients")]
+    interval: Option<Duration>,
+
     /// Run in a private network namespace whose loopback the kernel
     /// impairs, as netem's words say: 'loss 2%', 'rate 100mbit', 'delay 5ms
     /// 1ms', 'reorder 1%', 'duplicate 1%', combined at will. Loss drops
@@ -342,6 +349,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             size: usize::from(size),
             gso: !args.no_gso,
         }),
+        interval: args.interval,
     };
     plan.engines = match args.io {
         None => plan.default_engines(),
@@ -356,12 +364,20 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         engines,
         std::env::args().collect(),
     );
-    let mut progress = Bar(ProgressBar::hidden());
+    if args.json && args.interval.is_some() {
+        report::intervals::write_start(&mut io::stdout().lock(), &meta, &plan)?;
+    }
+    let mut progress = Bar {
+        bar: ProgressBar::hidden(),
+        json: args.json,
+    };
     let results = msg_bench::run(&plan, &mut progress).map_err(error)?;
-    progress.0.finish_and_clear();
+    progress.bar.finish_and_clear();
 
     let mut out = io::stdout().lock();
-    if args.json {
+    if args.json && args.interval.is_some() {
+        report::intervals::write_end(&mut out, &plan, &results)?;
+    } else if args.json {
         report::write_json(&mut out, &meta, &plan, &results)?;
     } else {
         report::write_table(&mut out, &plan, &results)?;
@@ -540,9 +556,13 @@ fn enter_namespace() -> anyhow::Result<Option<ExitCode>> {
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal and only
-/// between runs, never from inside one.
+/// between runs, never from inside one; and `--interval`'s lines on
+/// stdout, as each interval ends.
 #[derive(Debug)]
-struct Bar(ProgressBar);
+struct Bar {
+    bar: ProgressBar,
+    json: bool,
+}
 
 impl msg_bench::Progress for Bar {
     fn start(&mut self, runs: u64, each: Duration) {
@@ -556,14 +576,24 @@ impl msg_bench::Progress for Bar {
             bar.set_style(style);
             info!("{runs} runs of {}", humantime::format_duration(each));
         }
-        self.0 = bar;
+        self.bar = bar;
     }
 
     fn run(&mut self, what: &str) {
-        self.0.set_message(what.to_owned());
+        self.bar.set_message(what.to_owned());
     }
 
     fn done(&mut self) {
-        self.0.inc(1);
+        self.bar.inc(1);
+    }
+
+    fn interval(&mut self, of: &msg_bench::IntervalOf, interval: &msg_bench::Interval) {
+        let out = &mut io::stdout().lock();
+        // Written between two round trips: a stdout that fails (a closed
+        // pipe) is found again, and reported, when the report is written.
+        let _ = self.bar.suspend(|| match self.json {
+            true => report::intervals::write_interval_json(out, of, interval),
+            false => report::intervals::write_interval_text(out, of, interval),
+        });
     }
 }
