@@ -23,6 +23,7 @@
 //! - `text`: the text table and its number formats.
 //! - `plot`, `hgrm`: the latency distributions, drawn and written out.
 //! - [`clients`]: the report of the `clients` load.
+//! - [`multicast`]: the report of one sender and N receivers of a group.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ mod batch;
 pub mod clients;
 pub(crate) mod hgrm;
 mod json;
+pub mod multicast;
 mod notes;
 pub(crate) mod plot;
 mod table;
