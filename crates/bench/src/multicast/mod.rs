@@ -32,6 +32,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use msg_net::group::{GroupOptions, Iface};
 use msg_net::limits::{MAX_PAYLOAD_V4, MAX_PAYLOAD_V6};
+use tracing::info;
 
 use crate::engine::MAX_LATENCY_NS;
 use crate::error::Error;
@@ -259,6 +260,12 @@ pub fn run(fanout: &Fanout) -> Result<Results, Error> {
         Receivers::Remote(_) => (fanout.group, None),
     };
     let known = builtin.as_ref().map(receivers::BuiltIn::addrs);
+    for (id, addr) in (1..).zip(known.iter().flatten()) {
+        info!(
+            "receiver {id} of {} of {group} answers from {addr}",
+            fanout.receivers.count()
+        );
+    }
     let mut sender = sender::Sender::new(group, &options, fanout, known)?;
     let measured = match fanout.mode {
         Mode::Pingpong => sender.pingpong(),

@@ -30,6 +30,10 @@ use crate::pace::scheduled;
 /// which would count as the receivers' loss what is the sender's.
 const SENDER_RCVBUF: usize = 8 << 20;
 
+/// The longest a read of a readable socket may block (never, unless the
+/// datagram was dropped in between).
+const READ_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Words of a flight's answered-bitset: a bit per receiver.
 const WORDS: usize = MAX_RECEIVERS.div_ceil(64) as usize;
 
@@ -86,6 +90,8 @@ impl<'a> Sender<'a> {
         // As large as the kernel allows (net.core.rmem_max): a smaller
         // buffer is still a buffer, and its drops are counted apart.
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(SENDER_RCVBUF);
+        // A safety net: `recv` reads only once the socket is readable.
+        socket.set_read_timeout(Some(READ_TIMEOUT))?;
         let open = known.is_none();
         let (receivers, index) = match known {
             Some(addrs) => (
@@ -200,9 +206,9 @@ impl<'a> Sender<'a> {
     /// (decodable) came by then.
     fn recv(&mut self, until: Instant) -> Result<Option<(Message, SocketAddr, Instant)>, Error> {
         let wait = until.saturating_duration_since(Instant::now());
-        // A zero timeout would mean "wait forever".
-        self.socket
-            .set_read_timeout(Some(wait.max(Duration::from_micros(1))))?;
+        if !readable(&self.socket, wait)? {
+            return Ok(None);
+        }
         match self.socket.recv_from(&mut self.buf) {
             Ok((n, from)) => {
                 let arrived = Instant::now();
@@ -397,5 +403,37 @@ impl<'a> Sender<'a> {
             }
         }
         Ok(got)
+    }
+}
+
+/// Whether `socket` has a datagram to read within `wait`. On Linux
+/// `ppoll`, whose timeout is a high-resolution timer: `SO_RCVTIMEO` (and
+/// `poll`'s milliseconds) round up to the kernel's tick, up to 4 ms late,
+/// which would hold an open loop's sends back by as much and count it as
+/// latency.
+#[cfg(target_os = "linux")]
+fn readable(socket: &UdpSocket, wait: Duration) -> std::io::Result<bool> {
+    use nix::poll::{PollFd, PollFlags, ppoll};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+    match ppoll(&mut fds, Some(wait.into()), None) {
+        Ok(n) => Ok(n > 0),
+        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// Whether `socket` has a datagram to read within `wait`, as the receive
+/// timeout tells (to the kernel's tick).
+#[cfg(not(target_os = "linux"))]
+fn readable(socket: &UdpSocket, wait: Duration) -> std::io::Result<bool> {
+    // A zero timeout would mean "wait forever".
+    socket.set_read_timeout(Some(wait.max(Duration::from_micros(1))))?;
+    let mut byte = [0; 1];
+    match socket.peek_from(&mut byte) {
+        Ok(_) => Ok(true),
+        Err(err) if retry(&err) => Ok(false),
+        // A datagram larger than the byte: readable.
+        Err(_) => Ok(true),
     }
 }
