@@ -247,10 +247,14 @@ impl<'a> Report<'a> {
             });
         let whose = if fanout.receivers.builtin() {
             format!(
-                "{count} built-in receivers (a thread and a socket each, in this process), {on}"
+                "{} (a thread and a socket each, in this process), {on}",
+                receivers(count as usize).replacen(' ', " built-in ", 1)
             )
         } else {
-            format!("{count} remote receiver(s) expected (msg listen), sent on {on}")
+            format!(
+                "{} expected (msg listen), sent on {on}",
+                receivers(count as usize).replacen(' ', " remote ", 1)
+            )
         };
         let what = match (self.pingpong(), fanout.rate) {
             (true, None) => {
@@ -358,8 +362,8 @@ impl<'a> Report<'a> {
         };
         if self.pingpong() {
             lines.push(format!(
-                "across the {} receivers that answered: p50 {}; p99 {}",
-                summary.answering,
+                "across the {} that answered: p50 {}; p99 {}",
+                receivers(summary.answering),
                 span(
                     summary.p50_us_min,
                     summary.p50_us_max,
@@ -409,5 +413,14 @@ impl<'a> Report<'a> {
             ));
         }
         lines
+    }
+}
+
+/// `1 receiver`, `3 receivers`.
+fn receivers(n: usize) -> String {
+    if n == 1 {
+        "1 receiver".to_owned()
+    } else {
+        format!("{n} receivers")
     }
 }
