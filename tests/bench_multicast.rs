@@ -80,6 +80,9 @@ fn three_built_in_receivers_each_report_their_round_trips_and_the_spread() {
     addrs.sort();
     addrs.dedup();
     assert_eq!(addrs.len(), 3, "{doc}");
+    let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["meta", "results", "summary"], "{doc}");
+    assert_eq!(doc["meta"]["engines"][0], "blocking", "{doc}");
     let summary = &doc["summary"];
     assert_eq!(summary["receivers"], 3);
     assert_eq!(summary["answering"], 3);

@@ -1,12 +1,14 @@
 //! The report of a multicast run: a row per receiver, then the spread
 //! across them; or one JSON document, an object per receiver in
-//! `"results"` and the spread in `"summary"`.
+//! `"results"` and the spread in `"summary"`, after the `"meta"` every
+//! `--json` opens with.
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
 use super::{Table, fmt_count, fmt_us, percent, tenth, tenth_percent, us};
+use crate::meta::Meta;
 use crate::multicast::{Fanout, Receiver, Results};
 use crate::plan::Mode;
 
@@ -21,13 +23,19 @@ pub fn write_table(out: &mut dyn Write, fanout: &Fanout, results: &Results) -> i
 }
 
 /// Writes the run's report as one JSON document,
-/// `{"results":[{...},...],"summary":{...}}`, and a newline, to `out`.
+/// `{"meta":{...},"results":[{...},...],"summary":{...}}`, and a newline,
+/// to `out`.
 ///
 /// # Errors
 ///
 /// When `out` cannot be written.
-pub fn write_json(out: &mut dyn Write, fanout: &Fanout, results: &Results) -> io::Result<()> {
-    Report::new(fanout, results).write_json(out)
+pub fn write_json(
+    out: &mut dyn Write,
+    meta: &Meta,
+    fanout: &Fanout,
+    results: &Results,
+) -> io::Result<()> {
+    Report::new(fanout, results).write_json(out, meta)
 }
 
 /// One receiver's figures, as the table and the JSON show them.
@@ -222,15 +230,23 @@ impl<'a> Report<'a> {
             .collect()
     }
 
-    fn write_json(&self, mut out: &mut dyn Write) -> io::Result<()> {
+    fn write_json(&self, mut out: &mut dyn Write, meta: &Meta) -> io::Result<()> {
         #[derive(Serialize)]
-        struct Document {
+        struct Document<'a> {
+            meta: &'a Meta,
             results: Vec<Record>,
             summary: Summary,
         }
         let results = self.records();
         let summary = self.summary(&results);
-        serde_json::to_writer(&mut out, &Document { results, summary })?;
+        serde_json::to_writer(
+            &mut out,
+            &Document {
+                meta,
+                results,
+                summary,
+            },
+        )?;
         writeln!(out)?;
         out.flush()
     }

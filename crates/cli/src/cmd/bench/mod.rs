@@ -527,10 +527,13 @@ fn run_multicast(args: &BenchArgs, count: u32) -> anyhow::Result<()> {
         duration: args.duration,
         timeout: args.timeout,
     };
+    // Receivers and sender on blocking sockets and threads, unpinned.
+    let command = std::env::args().collect();
+    let meta = Meta::collect("pin off".to_owned(), vec![Engine::Blocking.name()], command);
     let results = multicast::run(&fanout).map_err(error)?;
     let mut out = io::stdout().lock();
     if args.json {
-        report::multicast::write_json(&mut out, &fanout, &results)?;
+        report::multicast::write_json(&mut out, &meta, &fanout, &results)?;
     } else {
         report::multicast::write_table(&mut out, &fanout, &results)?;
     }
