@@ -300,6 +300,49 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// A multicast group was asked for and this is no group.
+    #[error("{0} is not a multicast group (224.0.0.0/4, ff00::/8)")]
+    NotAGroup(String),
+    /// A group measured with no receivers, or too many.
+    #[error(
+        "a group is measured with 1 to {max} receivers, not {0}",
+        max = crate::multicast::MAX_RECEIVERS
+    )]
+    Receivers(u32),
+    /// Remote receivers of a group without a port.
+    #[error(
+        "remote receivers listen on a port of the group: give it, {0}:PORT (the port they joined)"
+    )]
+    GroupNeedsPort(std::net::IpAddr),
+    /// A message too large for one datagram to the group.
+    #[error("a {size}-byte message does not fit one datagram to the group: at most {max} bytes")]
+    GroupOversize {
+        /// The payload size asked for.
+        size: usize,
+        /// The largest that fits.
+        max: usize,
+    },
+    /// A group could not be joined, or its sender set up.
+    #[error(transparent)]
+    Group(#[from] msg_net::group::GroupError),
+    /// A send to the group failed (`ENETUNREACH`: no route to it and no
+    /// interface named).
+    #[error("cannot send to the group {group}")]
+    GroupSend {
+        /// The group.
+        group: std::net::SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// A built-in receiver of a group stopped with an error, or panicked
+    /// (no source).
+    #[error("built-in receiver {id} stopped")]
+    Receiver {
+        /// Which, from 1.
+        id: usize,
+        /// Why.
+        source: Option<io::Error>,
+    },
     /// msg-net's error: a link, a listener, a name that does not resolve.
     #[error(transparent)]
     Net(#[from] msg_net::Error),

@@ -28,6 +28,10 @@
 //! - [`clients`]: N connections at once (TCP, or any transport with
 //!   connections), a load with its own plan ([`clients::Load`]) and
 //!   report.
+//! - [`multicast`]: one sender and N receivers of a multicast group
+//!   (built-in threads, or remote `msg listen`s), each receiver's round
+//!   trips or count of a stream, with a plan ([`multicast::Fanout`]) and
+//!   report of its own.
 //! - `servers`: the built-in echo listeners of each engine (msg-net's
 //!   serve loops), on threads of their own: on 127.0.0.1 for an IP
 //!   transport, and for one addressed by a path (a Unix socket) in a
@@ -88,6 +92,7 @@ mod error;
 mod impair;
 mod interval;
 pub mod meta;
+pub mod multicast;
 mod pace;
 mod pin;
 mod plan;

@@ -24,6 +24,7 @@
 //! - `plot`, `hgrm`: the latency distributions, drawn and written out.
 //! - [`clients`]: the report of the `clients` load.
 //! - [`intervals`]: `--interval`'s lines, text or JSON Lines.
+//! - [`multicast`]: the report of one sender and N receivers of a group.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -43,6 +44,7 @@ pub mod clients;
 pub(crate) mod hgrm;
 pub mod intervals;
 mod json;
+pub mod multicast;
 mod notes;
 pub(crate) mod plot;
 mod table;

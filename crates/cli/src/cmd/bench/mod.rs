@@ -19,6 +19,7 @@ use tracing::info;
 
 use msg_bench::clients::Load;
 use msg_bench::meta::Meta;
+use msg_bench::multicast::{self, Fanout, Receivers};
 use msg_bench::{Batch, Engine, Impairment, Mode, Pin, Placement, Plan, report};
 use msg_net::Transport;
 
@@ -127,6 +128,40 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(msg_bench::clients::MAX_CLIENTS)),
           conflicts_with_all = ["runs", "pin", "mode", "rate", "busy_poll", "io"])]
     clients: Option<u32>,
+
+    /// One sender, N receivers of a multicast group, each answering every
+    /// ping: round trips and loss per receiver, and their spread (with
+    /// --mode throughput, what each received). With --multicast GROUP, N
+    /// built-in receivers (a thread and a socket each); with GROUP:PORT as
+    /// ADDR, N `msg listen --udp GROUP:PORT` elsewhere are expected to
+    /// answer, and one that does not shows as 100 % lost
+    #[arg(long, value_name = "N", help_heading = "One to many (UDP)",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(multicast::MAX_RECEIVERS)),
+          conflicts_with_all = ["clients", "runs", "pin", "busy_poll", "io", "batch", "plot", "hgrm", "impair"])]
+    receivers: Option<u32>,
+
+    /// The group the built-in receivers join: IP, or IP:PORT (no port, or
+    /// 0, picks a free one)
+    #[arg(long, value_name = "GROUP", help_heading = "One to many (UDP)", requires = "receivers",
+          value_parser = |s: &str| multicast::parse_group(s).map_err(|e| e.to_string()))]
+    multicast: Option<std::net::SocketAddr>,
+
+    /// The interface to send the group on (and the built-in receivers to
+    /// join it on): its IPv4 address, its name or its index [default:
+    /// 127.0.0.1 (IPv6: lo) with built-in receivers; with remote ones, the
+    /// one the routing table picks]
+    #[arg(
+        long,
+        value_name = "IFACE",
+        help_heading = "One to many (UDP)",
+        requires = "receivers"
+    )]
+    iface: Option<msg_net::group::Iface>,
+
+    /// The group's TTL: 0 stays on this host, 1 (the default) on the link
+    #[arg(long, value_name = "N", help_heading = "One to many (UDP)", requires = "receivers",
+          value_parser = clap::value_parser!(u32).range(0..=255))]
+    ttl: Option<u32>,
 
     /// Print one JSON document, {"meta":{...},"results":[...]}, instead of
     /// the table
@@ -277,6 +312,10 @@ fn parse_impairment(spec: &str) -> Result<Impairment, String> {
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let transports = transports(&args);
+    if let Some(receivers) = args.receivers {
+        run_multicast(&args, receivers)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(clients) = args.clients {
         run_clients(&args, clients, &transports)?;
         return Ok(ExitCode::SUCCESS);
@@ -420,16 +459,7 @@ fn run_clients(args: &BenchArgs, clients: u32, transports: &[Transport]) -> anyh
         return Err(error(msg_bench::Error::ClientsNeedConnections(transport)));
     }
     let remote = remote(args, &[transport])?;
-    let size = match args.sizes.as_deref() {
-        None => msg_bench::clients::DEFAULT_SIZE,
-        Some(&[size]) => size,
-        Some(sizes) => {
-            return Err(usage(format!(
-                "--clients measures one size at a time; --sizes names {}",
-                sizes.len()
-            )));
-        }
-    };
+    let size = one_size(args, "--clients")?;
     let load = Load {
         clients,
         size,
@@ -450,6 +480,79 @@ fn run_clients(args: &BenchArgs, clients: u32, transports: &[Transport]) -> anyh
         report::clients::write_table(&mut out, &load, &results)?;
     }
     out.flush()?;
+    Ok(())
+}
+
+/// The one size of `--sizes` (default 64), for a mode (`flag`) that
+/// measures one.
+fn one_size(args: &BenchArgs, flag: &str) -> anyhow::Result<usize> {
+    match args.sizes.as_deref() {
+        None => Ok(msg_bench::clients::DEFAULT_SIZE),
+        Some(&[size]) => Ok(size),
+        Some(sizes) => Err(usage(format!(
+            "{flag} measures one size at a time; --sizes names {}",
+            sizes.len()
+        ))),
+    }
+}
+
+/// `msg bench --receivers N`: one sender, N receivers of a group, built-in
+/// (`--multicast GROUP`) or remote (GROUP:PORT as ADDR).
+fn run_multicast(args: &BenchArgs, count: u32) -> anyhow::Result<()> {
+    if args.tcp || args.transports.is_some() {
+        return Err(usage(
+            "--receivers measures a UDP multicast group: TCP and Unix sockets have one peer \
+             per connection; leave out --tcp and --transports",
+        ));
+    }
+    if args.auth.auth()?.is_some() {
+        return Err(usage(
+            "--receivers measures a group without authentication (msg's tags belong to one \
+             peer's session); leave out --secret-file and MSG_SECRET",
+        ));
+    }
+    let (group, receivers) = match (args.multicast, &args.addr) {
+        (Some(group), None) => (group, Receivers::BuiltIn(count)),
+        (None, Some(addr)) => (
+            multicast::parse_group(addr).map_err(error)?,
+            Receivers::Remote(count),
+        ),
+        (Some(_), Some(_)) => {
+            return Err(usage(
+                "--multicast GROUP starts built-in receivers, and ADDR names remote ones: \
+                 give one of them",
+            ));
+        }
+        (None, None) => {
+            return Err(usage(
+                "--receivers counts the receivers of a multicast group: name it, with \
+                 --multicast GROUP (built-in receivers) or as ADDR (remote msg listen --udp \
+                 GROUP:PORT)",
+            ));
+        }
+    };
+    let fanout = Fanout {
+        group,
+        receivers,
+        iface: args.iface.clone(),
+        ttl: args.ttl,
+        mode: Mode::from(args.mode),
+        size: one_size(args, "--receivers")?,
+        rate: args.rate,
+        warmup: args.warmup,
+        duration: args.duration,
+        timeout: args.timeout,
+    };
+    // Receivers and sender on blocking sockets and threads, unpinned.
+    let command = std::env::args().collect();
+    let meta = Meta::collect("pin off".to_owned(), vec![Engine::Blocking.name()], command);
+    let results = multicast::run(&fanout).map_err(error)?;
+    let mut out = io::stdout().lock();
+    if args.json {
+        report::multicast::write_json(&mut out, &meta, &fanout, &results)?;
+    } else {
+        report::multicast::write_table(&mut out, &fanout, &results)?;
+    }
     Ok(())
 }
 
@@ -531,6 +634,15 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
              systemd unit) or use fewer clients"
         ),
         E::Empty(_) => usage(err.to_string()),
+        E::NotAGroup(_) => usage(format!("ADDR: {err}; --receivers measures a group")),
+        E::Receivers(_) => usage(format!("--receivers: {err}")),
+        E::GroupNeedsPort(_) | E::GroupOversize { .. } => usage(err.to_string()),
+        E::GroupSend { ref source, .. } if source.kind() == io::ErrorKind::NetworkUnreachable => {
+            anyhow::Error::from(err).context(
+                "no route to the group: name the interface to send it on (--iface eth0, or \
+                 --iface 127.0.0.1 for receivers on this host)",
+            )
+        }
         err => err.into(),
     }
 }
