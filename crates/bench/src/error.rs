@@ -248,6 +248,40 @@ pub enum Error {
         /// Why it failed.
         source: io::Error,
     },
+    /// A `connect` cycle failed; the source says why.
+    #[error("{transport} connect cycle")]
+    Cycle {
+        /// The transport.
+        transport: Transport,
+        /// Why.
+        source: Box<Self>,
+    },
+    /// A `connect` cycle's connect() failed.
+    #[error("cannot connect to {addr}")]
+    CycleConnect {
+        /// The listener, with its transport.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// No ephemeral port was free: TIME_WAIT holds them.
+    #[error(
+        "no ephemeral port is free: each FIN-closed connection holds its port in TIME_WAIT \
+         for {} (net.ipv4.tcp_tw_reuse is {tw_reuse}), and there are {ports}; close with a \
+         RST, which leaves no TIME_WAIT, or set net.ipv4.tcp_tw_reuse=1",
+        format_duration(*.held)
+    )]
+    PortsExhausted {
+        /// How many ephemeral ports there are.
+        ports: u32,
+        /// How long a closed connection holds one.
+        held: Duration,
+        /// `net.ipv4.tcp_tw_reuse`.
+        tw_reuse: u8,
+    },
+    /// TCP Fast Open cannot be measured (the text says why).
+    #[error("{0}")]
+    FastOpen(String),
     /// A thread could not be started.
     #[error("cannot start {what}")]
     Thread {

@@ -87,6 +87,29 @@ pub struct IntervalOf {
 /// Where an engine's intervals go.
 pub(crate) type Sink<'a> = &'a mut dyn FnMut(Interval);
 
+/// What a run has counted so far, as a [`Ticker`] reads it: an engine's
+/// [`Outcome`], or the connect mode's run (cycles, and their times).
+pub(crate) trait Counted {
+    /// Messages (or cycles) sent.
+    fn sent(&self) -> u64;
+    /// Of those, answered.
+    fn received(&self) -> u64;
+    /// Their times, in nanoseconds.
+    fn latency(&self) -> &Histogram<u64>;
+}
+
+impl Counted for Outcome {
+    fn sent(&self) -> u64 {
+        self.sent
+    }
+    fn received(&self) -> u64 {
+        self.received
+    }
+    fn latency(&self) -> &Histogram<u64> {
+        &self.latency
+    }
+}
+
 /// An engine's clock for intervals (see the module's text).
 pub(crate) struct Ticker<'a> {
     every: Option<Duration>,
@@ -110,7 +133,7 @@ impl<'a> Ticker<'a> {
     pub(crate) fn new(
         every: Option<Duration>,
         start: Instant,
-        outcome: &Outcome,
+        outcome: &impl Counted,
         tcp: Option<TcpInfo>,
         sink: Sink<'a>,
     ) -> Self {
@@ -122,9 +145,9 @@ impl<'a> Ticker<'a> {
             start,
             next: start.checked_add(next).unwrap_or(start),
             t0: Duration::ZERO,
-            sent: outcome.sent,
-            received: outcome.received,
-            latency: outcome.latency.clone(),
+            sent: outcome.sent(),
+            received: outcome.received(),
+            latency: outcome.latency().clone(),
             retrans: tcp.map(|info| info.total_retrans),
             sink,
         }
@@ -142,13 +165,13 @@ impl<'a> Ticker<'a> {
     pub(crate) fn tick(
         &mut self,
         now: Instant,
-        outcome: &Outcome,
+        outcome: &impl Counted,
         answered: bool,
         tcp: Option<TcpInfo>,
     ) {
         let Some(every) = self.every else { return };
         let t1 = now.saturating_duration_since(self.start);
-        let mut latency = outcome.latency.clone();
+        let mut latency = outcome.latency().clone();
         // The cumulative histogram only grows: the difference is exactly
         // the interval's samples.
         latency
@@ -157,8 +180,8 @@ impl<'a> Ticker<'a> {
         let interval = Interval {
             t0: self.t0,
             t1,
-            sent: outcome.sent - self.sent,
-            received: answered.then(|| outcome.received - self.received),
+            sent: outcome.sent() - self.sent,
+            received: answered.then(|| outcome.received() - self.received),
             latency,
             tcp: tcp.map(|info| TcpInterval {
                 cwnd: info.snd_cwnd,
@@ -169,9 +192,9 @@ impl<'a> Ticker<'a> {
             }),
         };
         self.t0 = t1;
-        self.sent = outcome.sent;
-        self.received = outcome.received;
-        self.latency = outcome.latency.clone();
+        self.sent = outcome.sent();
+        self.received = outcome.received();
+        self.latency = outcome.latency().clone();
         self.retrans = tcp.map(|info| info.total_retrans);
         // The boundaries stay on the grid of `every` from the start, however
         // late this tick was noticed.
@@ -186,7 +209,7 @@ impl<'a> Ticker<'a> {
     pub(crate) fn finish(
         &mut self,
         now: Instant,
-        outcome: &Outcome,
+        outcome: &impl Counted,
         answered: bool,
         tcp: Option<TcpInfo>,
     ) {

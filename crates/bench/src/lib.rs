@@ -25,6 +25,9 @@
 //!   [`Outcome`]: `tokio` (closed loop, open loop at a rate, throughput),
 //!   `batched` (UDP throughput, many datagrams per system call),
 //!   `blocking` (std sockets on the calling thread).
+//! - [`connect`]: what a connection costs: per cycle a new socket,
+//!   connect, one request and reply, close, the transports interleaved
+//!   (its own plan, [`connect::Cycles`], and report).
 //! - [`clients`]: N connections at once (TCP, or any transport with
 //!   connections), a load with its own plan ([`clients::Load`]) and
 //!   report.
@@ -87,6 +90,7 @@
 #![warn(missing_docs)]
 
 pub mod clients;
+pub mod connect;
 mod engine;
 mod error;
 mod impair;

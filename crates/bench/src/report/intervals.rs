@@ -15,36 +15,68 @@ use crate::meta::Meta;
 use crate::plan::Plan;
 use crate::run::Results;
 
-/// Writes the `start` object: `{"type":"start","meta":{...},...}`.
+/// What a run is, as the `start` object tells it: the plan of a ping-pong
+/// or a stream ([`Plan`]), or of the connect mode
+/// ([`Cycles`](crate::connect::Cycles)).
+#[derive(Debug, Serialize)]
+pub struct Shape {
+    transports: Vec<&'static str>,
+    sizes: Vec<usize>,
+    mode: &'static str,
+    runs: u32,
+    warmup_s: f64,
+    duration_s: f64,
+    interval_s: Option<f64>,
+}
+
+impl From<&Plan> for Shape {
+    fn from(plan: &Plan) -> Self {
+        Self {
+            transports: plan.transports.iter().map(|t| t.name()).collect(),
+            sizes: plan.sizes.clone(),
+            mode: plan.mode.name(),
+            runs: plan.runs,
+            warmup_s: plan.warmup.as_secs_f64(),
+            duration_s: plan.duration.as_secs_f64(),
+            interval_s: plan.interval.map(|i| i.as_secs_f64()),
+        }
+    }
+}
+
+impl From<&crate::connect::Cycles> for Shape {
+    fn from(plan: &crate::connect::Cycles) -> Self {
+        Self {
+            transports: plan.transports.iter().map(|t| t.name()).collect(),
+            sizes: vec![plan.size],
+            mode: "connect",
+            runs: plan.runs,
+            warmup_s: plan.warmup.as_secs_f64(),
+            duration_s: plan.duration.as_secs_f64(),
+            interval_s: plan.interval.map(|i| i.as_secs_f64()),
+        }
+    }
+}
+
+/// Writes the `start` object: `{"type":"start","meta":{...},...}`, then
+/// the run's [`Shape`].
 ///
 /// # Errors
 ///
 /// When `out` cannot be written.
-pub fn write_start(out: &mut dyn Write, meta: &Meta, plan: &Plan) -> io::Result<()> {
+pub fn write_start(out: &mut dyn Write, meta: &Meta, shape: &Shape) -> io::Result<()> {
     #[derive(Serialize)]
     struct Start<'a> {
         r#type: &'static str,
         meta: &'a Meta,
-        transports: Vec<&'static str>,
-        sizes: &'a [usize],
-        mode: &'static str,
-        runs: u32,
-        warmup_s: f64,
-        duration_s: f64,
-        interval_s: Option<f64>,
+        #[serde(flatten)]
+        shape: &'a Shape,
     }
     line(
         out,
         &Start {
             r#type: "start",
             meta,
-            transports: plan.transports.iter().map(|t| t.name()).collect(),
-            sizes: &plan.sizes,
-            mode: plan.mode.name(),
-            runs: plan.runs,
-            warmup_s: plan.warmup.as_secs_f64(),
-            duration_s: plan.duration.as_secs_f64(),
-            interval_s: plan.interval.map(|i| i.as_secs_f64()),
+            shape,
         },
     )
 }

@@ -25,6 +25,7 @@
 //! - [`clients`]: the report of the `clients` load.
 //! - [`intervals`]: `--interval`'s lines, text or JSON Lines.
 //! - [`multicast`]: the report of one sender and N receivers of a group.
+//! - [`connect`]: the report of the `connect` mode.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ use msg_net::Transport;
 
 mod batch;
 pub mod clients;
+pub mod connect;
 pub(crate) mod hgrm;
 pub mod intervals;
 mod json;
@@ -328,6 +330,17 @@ pub(crate) fn between(transports: &[Transport]) -> &'static str {
         (_, 0) => "on loopback",
         (0, _) => "over Unix sockets",
         _ => "on loopback and over Unix sockets",
+    }
+}
+
+/// What alternates within each run, in the title: `UDP and TCP
+/// interleaved`, `UDP, TCP and UNIX interleaved`; one alone, `TCP alone`.
+pub(crate) fn interleaved(transports: &[Transport]) -> String {
+    let names: Vec<String> = transports.iter().map(|t| t.name().to_uppercase()).collect();
+    match &names[..] {
+        [one] => format!("{one} alone"),
+        [init @ .., last] => format!("{} and {last} interleaved", init.join(", ")),
+        [] => String::new(),
     }
 }
 

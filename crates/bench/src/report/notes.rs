@@ -87,16 +87,7 @@ impl Report<'_> {
     /// What alternates within each run: `UDP and TCP interleaved`, `UDP,
     /// TCP and UNIX interleaved`; one transport alone, `TCP alone`.
     fn interleaved(&self) -> String {
-        let names: Vec<String> = self
-            .transports()
-            .iter()
-            .map(|t| t.name().to_uppercase())
-            .collect();
-        match &names[..] {
-            [one] => format!("{one} alone"),
-            [init @ .., last] => format!("{} and {last} interleaved", init.join(", ")),
-            [] => String::new(),
-        }
+        super::interleaved(&self.transports())
     }
 
     /// With a transport addressed by a path, in throughput mode: why it

@@ -25,6 +25,8 @@ use msg_net::Transport;
 
 use crate::args::{AuthArgs, parse_addr, parse_positive_duration, usage};
 
+mod connect;
+
 /// Options of `msg bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
@@ -81,9 +83,26 @@ pub(crate) struct BenchArgs {
     pin: Option<PinArg>,
 
     /// pingpong: one message in flight, round-trip times; throughput: a
-    /// one-way stream, messages per second at the receiver and loss
+    /// one-way stream, messages per second at the receiver and loss;
+    /// connect: per cycle a new connection (a new socket for UDP), one
+    /// request and reply, close: connections per second, connect and
+    /// exchange times
     #[arg(long, value_enum, default_value_t = ModeArg::Pingpong)]
     mode: ModeArg,
+
+    /// With --mode connect: how TCP connections close. rst (SO_LINGER 0)
+    /// leaves no TIME_WAIT, so the run measures the handshake and not the
+    /// search for a free port; fin is netperf TCP_CRR's graceful close,
+    /// whose TIME_WAIT holds each client port (60 s, or 1 s with
+    /// net.ipv4.tcp_tw_reuse) [default: rst]
+    #[arg(long, value_enum)]
+    close: Option<CloseArg>,
+
+    /// With --mode connect: TCP Fast Open (TCP_FASTOPEN on the built-in
+    /// listener, TCP_FASTOPEN_CONNECT on the client, Linux); the table
+    /// counts the connections whose SYN carried the request
+    #[arg(long)]
+    tfo: bool,
 
     /// Send N messages per second whatever the replies do (open loop);
     /// latency counts from each message's intended send time. With
@@ -222,15 +241,29 @@ enum ModeArg {
     Pingpong,
     /// A one-way stream: messages per second at the receiver, loss
     Throughput,
+    /// A new connection per request and reply: what the handshake costs
+    Connect,
 }
 
-impl From<ModeArg> for Mode {
-    fn from(arg: ModeArg) -> Self {
-        match arg {
-            ModeArg::Pingpong => Self::Pingpong,
-            ModeArg::Throughput => Self::Throughput,
+impl ModeArg {
+    /// The mode of a ping-pong or a stream; `None` for connect, which has
+    /// a plan of its own.
+    fn mode(self) -> Option<Mode> {
+        match self {
+            Self::Pingpong => Some(Mode::Pingpong),
+            Self::Throughput => Some(Mode::Throughput),
+            Self::Connect => None,
         }
     }
+}
+
+/// `--close`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CloseArg {
+    /// close(): FIN, and TIME_WAIT on the client's port
+    Fin,
+    /// SO_LINGER 0, then close(): a RST, no TIME_WAIT
+    Rst,
 }
 
 /// `--pin`.
@@ -320,6 +353,17 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         run_clients(&args, clients, &transports)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let Some(mode) = args.mode.mode() else {
+        connect::run(&args, transports)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    for (given, flag) in [(args.close.is_some(), "--close"), (args.tfo, "--tfo")] {
+        if given {
+            return Err(usage(format!(
+                "{flag} is the connect mode's: use it with --mode connect"
+            )));
+        }
+    }
     let remote = remote(&args, &transports)?;
     let mut sizes = args
         .sizes
@@ -330,7 +374,6 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let pin = args
         .pin
         .map_or(if builtin { Pin::Same } else { Pin::Off }, Pin::from);
-    let mode = Mode::from(args.mode);
     if mode == Mode::Throughput {
         for (given, flag) in [
             (args.plot.is_some(), "--plot"),
@@ -404,12 +447,10 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         std::env::args().collect(),
     );
     if args.json && args.interval.is_some() {
-        report::intervals::write_start(&mut io::stdout().lock(), &meta, &plan)?;
+        let shape = report::intervals::Shape::from(&plan);
+        report::intervals::write_start(&mut io::stdout().lock(), &meta, &shape)?;
     }
-    let mut progress = Bar {
-        bar: ProgressBar::hidden(),
-        json: args.json,
-    };
+    let mut progress = Bar::new(args.json);
     let results = msg_bench::run(&plan, &mut progress).map_err(error)?;
     progress.bar.finish_and_clear();
 
@@ -511,6 +552,12 @@ fn run_multicast(args: &BenchArgs, count: u32) -> anyhow::Result<()> {
              peer's session); leave out --secret-file and MSG_SECRET",
         ));
     }
+    if args.interval.is_some() {
+        return Err(usage(
+            "--interval reports one peer's run as it goes; --receivers reports each receiver \
+             once, at the end: leave out --interval",
+        ));
+    }
     let (group, receivers) = match (args.multicast, &args.addr) {
         (Some(group), None) => (group, Receivers::BuiltIn(count)),
         (None, Some(addr)) => (
@@ -536,7 +583,12 @@ fn run_multicast(args: &BenchArgs, count: u32) -> anyhow::Result<()> {
         receivers,
         iface: args.iface.clone(),
         ttl: args.ttl,
-        mode: Mode::from(args.mode),
+        mode: args.mode.mode().ok_or_else(|| {
+            usage(
+                "--mode connect opens connections, and a multicast group has none: \
+                 --receivers measures pingpong or throughput",
+            )
+        })?,
         size: one_size(args, "--receivers")?,
         rate: args.rate,
         warmup: args.warmup,
@@ -643,6 +695,11 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
                  --iface 127.0.0.1 for receivers on this host)",
             )
         }
+        E::FastOpen(why) => usage(format!("--tfo: {why}")),
+        E::Cycle { transport, source } if matches!(*source, E::PortsExhausted { .. }) => anyhow!(
+            "{transport} connect cycle: {source}; with --close rst (the default) nothing \
+             waits in TIME_WAIT"
+        ),
         err => err.into(),
     }
 }
@@ -671,9 +728,20 @@ fn enter_namespace() -> anyhow::Result<Option<ExitCode>> {
 /// between runs, never from inside one; and `--interval`'s lines on
 /// stdout, as each interval ends.
 #[derive(Debug)]
-struct Bar {
+pub(super) struct Bar {
     bar: ProgressBar,
     json: bool,
+}
+
+impl Bar {
+    /// Nothing drawn until [`msg_bench::Progress::start`]; intervals as
+    /// JSON Lines or text.
+    pub(super) fn new(json: bool) -> Self {
+        Self {
+            bar: ProgressBar::hidden(),
+            json,
+        }
+    }
 }
 
 impl msg_bench::Progress for Bar {

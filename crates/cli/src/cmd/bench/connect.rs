@@ -1,0 +1,114 @@
+//! `msg bench --mode connect`: the flags that make sense for it, turned
+//! into msg-bench's [`Cycles`], and its report.
+
+use std::io::{self, Write};
+
+use msg_bench::connect::{self, Close, Cycles};
+use msg_bench::meta::Meta;
+use msg_bench::{Engine, Pin, Placement, report};
+use msg_net::Transport;
+
+use super::{Bar, BenchArgs, CloseArg, error};
+use crate::args::usage;
+
+/// Runs the connect mode and prints its report.
+pub(super) fn run(args: &BenchArgs, transports: Vec<Transport>) -> anyhow::Result<()> {
+    // What measures something else, refused rather than ignored.
+    for (given, flag, why) in [
+        (
+            args.addr.is_some(),
+            "ADDR",
+            "the connect mode measures its built-in listeners (a stream's serves one connection \
+             after another, as netperf's TCP_CRR server does)",
+        ),
+        (
+            args.rate.is_some(),
+            "--rate",
+            "each cycle starts when the last ends",
+        ),
+        (
+            args.io.is_some(),
+            "--io",
+            "each cycle is blocking system calls on one thread",
+        ),
+        (
+            args.busy_poll,
+            "--busy-poll",
+            "each cycle sleeps in the kernel as a new connection does",
+        ),
+        (
+            !args.impair.is_empty(),
+            "--impair",
+            "the connect mode runs on the machine's loopback",
+        ),
+        (
+            args.batch.is_some(),
+            "--batch",
+            "one request per connection, nothing to batch",
+        ),
+        (
+            args.plot.is_some() || args.hgrm.is_some(),
+            "--plot and --hgrm",
+            "they draw round-trip times; the connect mode's three times are in the table \
+             and the JSON",
+        ),
+        (
+            args.auth.auth()?.is_some(),
+            "a secret",
+            "the connect mode measures the transport's handshake, not msg's",
+        ),
+    ] {
+        if given {
+            return Err(usage(format!(
+                "{flag} does not go with --mode connect: {why}"
+            )));
+        }
+    }
+    let size = match args.sizes.as_deref() {
+        None => connect::DEFAULT_SIZE,
+        Some(&[size]) => size,
+        Some(sizes) => {
+            return Err(usage(format!(
+                "--mode connect measures one size at a time; --sizes names {}",
+                sizes.len()
+            )));
+        }
+    };
+    let pin = args.pin.map_or(Pin::Same, Pin::from);
+    let plan = Cycles {
+        transports,
+        size,
+        close: match args.close {
+            None => connect::DEFAULT_CLOSE,
+            Some(CloseArg::Fin) => Close::Fin,
+            Some(CloseArg::Rst) => Close::Rst,
+        },
+        tfo: args.tfo,
+        warmup: args.warmup,
+        duration: args.duration,
+        runs: args.runs,
+        placement: Placement::new(pin).map_err(error)?,
+        timeout: args.timeout.unwrap_or(connect::DEFAULT_TIMEOUT),
+        interval: args.interval,
+    };
+    let meta = Meta::collect(
+        plan.placement.to_string(),
+        vec![Engine::Blocking.name()],
+        std::env::args().collect(),
+    );
+    let lines = args.json && args.interval.is_some();
+    if lines {
+        let shape = report::intervals::Shape::from(&plan);
+        report::intervals::write_start(&mut io::stdout().lock(), &meta, &shape)?;
+    }
+    let results = connect::run(&plan, &mut Bar::new(args.json)).map_err(error)?;
+    let mut out = io::stdout().lock();
+    if args.json {
+        let meta = (!lines).then_some(&meta);
+        report::connect::write_json(&mut out, meta, &plan, &results)?;
+    } else {
+        report::connect::write_table(&mut out, &plan, &results)?;
+    }
+    out.flush()?;
+    Ok(())
+}
