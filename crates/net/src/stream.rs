@@ -227,11 +227,7 @@ pub(crate) fn unix_path(addr: &PeerAddr) -> Result<&UnixPath, Error> {
 /// `TCP_INFO` of a TCP socket, tokio's or std's; `None` where the system
 /// has none msg reads.
 pub(crate) fn tcp_info_of(stream: &impl std::os::fd::AsRawFd) -> Result<Option<TcpInfo>, Error> {
-    match crate::tcp_info::read(stream) {
-        Ok(info) => Ok(Some(info)),
-        Err(err) if err.kind() == io::ErrorKind::Unsupported => Ok(None),
-        Err(err) => Err(err.into()),
-    }
+    Ok(TcpInfo::of(stream)?)
 }
 
 impl Stream for AnyStream {

@@ -23,7 +23,32 @@ pub struct TcpInfo {
     /// The congestion window, in segments (`tcpi_snd_cwnd`): how much the
     /// sender may have in flight, which loss halves and time regrows.
     pub snd_cwnd: u32,
+    /// Whether the connection's SYN carried data the listener took (TCP
+    /// Fast Open: `TCPI_OPT_SYN_DATA` in `tcpi_options`).
+    pub syn_data: bool,
 }
+
+impl TcpInfo {
+    /// `TCP_INFO` of any TCP socket (std's, tokio's, socket2's); `None`
+    /// where the system has none msg reads (elsewhere than Linux).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, for a socket that is not TCP say.
+    #[cfg(unix)]
+    pub fn of(socket: &impl std::os::fd::AsRawFd) -> std::io::Result<Option<Self>> {
+        match read(socket) {
+            Ok(info) => Ok(Some(info)),
+            Err(err) if err.kind() == std::io::ErrorKind::Unsupported => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// `tcpi_options`' bit for a SYN that carried data the listener took
+/// (`TCPI_OPT_SYN_DATA` in linux/tcp.h; libc does not export it).
+#[cfg(target_os = "linux")]
+const TCPI_OPT_SYN_DATA: u8 = 32;
 
 /// `TCP_INFO` of a TCP socket (tokio's or std's).
 #[cfg(target_os = "linux")]
@@ -53,6 +78,7 @@ pub(crate) fn read(stream: &impl std::os::fd::AsRawFd) -> std::io::Result<TcpInf
         rtt: Duration::from_micros(info.tcpi_rtt.into()),
         rttvar: Duration::from_micros(info.tcpi_rttvar.into()),
         snd_cwnd: info.tcpi_snd_cwnd,
+        syn_data: info.tcpi_options & TCPI_OPT_SYN_DATA != 0,
     })
 }
 

@@ -16,7 +16,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use core_affinity::CoreId;
-use msg_net::{PeerAddr, SocketType, Transport};
+use msg_net::{PeerAddr, SocketType, TcpInfo, Transport};
 use msg_proto::{HEADER_LEN, Header, Kind, Message, decode_header, encode_header};
 use socket2::{SockAddr, Socket, Type};
 use tempfile::TempDir;
@@ -37,11 +37,6 @@ const BACKLOG: i32 = 128;
 /// falls back to the full handshake (the kernel's `TCP_FASTOPEN` value).
 #[cfg(target_os = "linux")]
 const FAST_OPEN_QUEUE: libc::c_int = 128;
-
-/// `tcpi_options`' bit for a SYN whose data the peer acknowledged
-/// (`TCPI_OPT_SYN_DATA` in linux/tcp.h).
-#[cfg(target_os = "linux")]
-const TCPI_OPT_SYN_DATA: u8 = 32;
 
 /// The 4-byte length in front of each message on a stream.
 const PREFIX: usize = 4;
@@ -538,26 +533,9 @@ fn set_int(
 }
 
 /// Whether the connection's SYN carried data the listener acknowledged.
-#[cfg(target_os = "linux")]
 fn syn_data(socket: &Socket) -> Result<bool, Error> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: tcp_info is plain data; the kernel writes at most `len`.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: a valid descriptor, a buffer of `len` bytes.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&raw mut info).cast(),
-            &raw mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::TcpInfo(io::Error::last_os_error().into()));
-    }
-    Ok(info.tcpi_options & TCPI_OPT_SYN_DATA != 0)
+    let info = TcpInfo::of(socket).map_err(|err| Error::TcpInfo(err.into()))?;
+    Ok(info.is_some_and(|info| info.syn_data))
 }
 
 /// Elsewhere than Linux TCP Fast Open is not measured ([`check_fast_open`]
@@ -574,7 +552,3 @@ fn fast_open_listener(socket: &Socket) -> Result<(), Error> {
     fast_open_connect(socket)
 }
 
-#[cfg(not(target_os = "linux"))]
-fn syn_data(_socket: &Socket) -> Result<bool, Error> {
-    Ok(false)
-}
