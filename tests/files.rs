@@ -945,3 +945,253 @@ fn a_hostile_receivers_saved_name_reaches_the_terminal_escaped() {
         out.stderr
     );
 }
+
+/// Sends `dir` with the real binary, with `extra` flags.
+fn send_folder(listener: &Listener, dir: &Path, extra: &[&str]) -> support::Finished {
+    let mut args = vec!["send", "--tcp"];
+    let addr = listener.addr_arg();
+    args.push(&addr);
+    args.extend(["--file", dir.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    run(&args, None)
+}
+
+#[cfg(unix)]
+#[test]
+fn a_folder_arrives_whole_nested_empty_modes_kept_links_and_special_files_skipped() {
+    use std::os::unix::fs::PermissionsExt;
+    let from = fresh_dir("from");
+    let tree = from.join("tree");
+    for dir in ["a/b", "empty", "c"] {
+        std::fs::create_dir_all(tree.join(dir)).unwrap();
+    }
+    write_file(&tree, "a/x.txt", b"hello");
+    write_file(&tree, "a/b/big.bin", &content(3 * 1024 * 1024 + 7));
+    // A file named like a folder elsewhere in the tree.
+    write_file(&tree, "c/b", b"not a folder");
+    write_file(&tree, "run.sh", b"#!/bin/sh\n");
+    std::fs::set_permissions(tree.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(tree.join("a"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::os::unix::fs::symlink("/etc", tree.join("link")).unwrap();
+    let fifo = tree.join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let to = fresh_dir("to");
+    let listener = save_dir_listener(&to, &["--count", "4"]);
+    let out = send_folder(&listener, &tree, &["--json"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let saved = listener.finish();
+    assert_eq!(saved.code(), Some(0), "{}", saved.stderr);
+    let got = to.join("tree");
+    for name in ["a/x.txt", "a/b/big.bin", "c/b", "run.sh"] {
+        assert_eq!(
+            std::fs::read(got.join(name)).unwrap(),
+            std::fs::read(tree.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    assert!(got.join("empty").is_dir());
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&got.join("run.sh")), 0o755);
+    assert_eq!(mode(&got.join("a")), 0o750);
+    // Links and special files are skipped, and said.
+    assert!(std::fs::symlink_metadata(got.join("link")).is_err());
+    assert!(std::fs::symlink_metadata(got.join("fifo")).is_err());
+    assert!(
+        out.stderr
+            .contains("link: a symbolic link: links are not sent"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("fifo: a FIFO: special files are not sent"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("sent tree: 4 files, 4 folders, 3145762 bytes in"),
+        "{}",
+        out.stderr
+    );
+    // One JSON object per file, then the summary.
+    let lines: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{}", out.stdout);
+    assert_eq!(lines[0]["path"], "a/b/big.bin");
+    assert_eq!(lines[0]["status"], "saved");
+    assert_eq!(lines[4]["files"], 4);
+    assert_eq!(lines[4]["skipped"], 2);
+    // The listener prints each file as b3sum does, by its path.
+    let hash = blake3::hash(b"hello").to_hex().to_string();
+    assert!(
+        saved.stdout.contains(&format!("{hash}  a/x.txt")),
+        "{}",
+        saved.stdout
+    );
+    // Nothing partial anywhere.
+    let partial = Command::new("find")
+        .arg(&to)
+        .args(["-name", ".msg-partial-*"])
+        .output()
+        .unwrap();
+    assert!(
+        partial.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&partial.stdout)
+    );
+}
+
+/// A hand-made folder sender: the start, then `entries` (each an entry
+/// body and the content of a file), then the end; the receiver's answers
+/// to the entries and to the end.
+fn raw_folder(listener: &Listener, name: &str, entries: &[(Vec<u8>, &[u8])]) -> Vec<FileResult> {
+    use msg_proto::tree::{TreeStart, tree_end};
+    let mut stream = TcpStream::connect(listener.addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let start = TreeStart {
+        name: FileName::new(name).unwrap(),
+        mode: 0o755,
+        files: 0,
+        folders: 0,
+        bytes: 0,
+    };
+    stream
+        .write_all(&support::frame(&start.to_message()))
+        .unwrap();
+    let ready = FileResult::from_message(&read_message(&mut stream).unwrap()).unwrap();
+    assert_eq!(ready, FileResult::Ready);
+    for (body, bytes) in entries {
+        let msg = Message::new(Kind::TreeEntry, 0, body.clone());
+        stream.write_all(&support::frame(&msg)).unwrap();
+        if body[0] == 1 {
+            if !bytes.is_empty() {
+                let piece = chunk(0, Bytes::copy_from_slice(bytes));
+                stream.write_all(&support::frame(&piece)).unwrap();
+            }
+            let end = FileEnd {
+                digest: digest(bytes),
+            }
+            .to_message();
+            stream.write_all(&support::frame(&end)).unwrap();
+        }
+    }
+    stream.write_all(&support::frame(&tree_end())).unwrap();
+    (0..=entries.len())
+        .map(|_| FileResult::from_message(&read_message(&mut stream).unwrap()).unwrap())
+        .collect()
+}
+
+/// An entry body built by hand, so that any path and type can be sent.
+fn entry_body(kind: u8, path: &str, size: u64) -> Vec<u8> {
+    let mut body = vec![kind];
+    body.extend_from_slice(&0o644u16.to_be_bytes());
+    body.extend_from_slice(&size.to_be_bytes());
+    body.extend_from_slice(&u16::try_from(path.len()).unwrap().to_be_bytes());
+    body.extend_from_slice(path.as_bytes());
+    body
+}
+
+#[cfg(unix)]
+#[test]
+fn hostile_paths_links_and_special_files_in_a_folder_are_refused_alone() {
+    let to = fresh_dir("to");
+    let outside = fresh_dir("outside");
+    // A link planted inside the save directory, to a folder outside it.
+    std::fs::create_dir(to.join("tree")).unwrap();
+    std::os::unix::fs::symlink(&outside, to.join("tree").join("link")).unwrap();
+    let listener = save_dir_listener(&to, &[]);
+    let answers = raw_folder(
+        &listener,
+        "tree",
+        &[
+            (entry_body(1, "../x", 3), b"bad"),
+            (entry_body(1, "/etc/x", 3), b"bad"),
+            (entry_body(1, "a/../../x", 3), b"bad"),
+            (entry_body(1, "link/passwd", 3), b"bad"),
+            (entry_body(2, "link/sub", 0), b""),
+            (entry_body(4, "dev", 0), b""),
+            (entry_body(1, "nofolder/x", 3), b"bad"),
+            (entry_body(1, "ok.txt", 2), b"ok"),
+        ],
+    );
+    let reasons: Vec<String> = answers
+        .iter()
+        .map(|answer| match answer {
+            FileResult::Refused { reason } => reason.clone(),
+            FileResult::Saved { name } => format!("saved {name}"),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            r#"refused path "../x": it has a '.' or '..' part"#,
+            r#"refused path "/etc/x": it is absolute"#,
+            r#"refused path "a/../../x": it has a '.' or '..' part"#,
+            "a part of the path is a symbolic link or not a folder",
+            "a part of the path is a symbolic link or not a folder",
+            "unknown folder entry type 4; this msg knows 1 (file) and 2 (folder)",
+            "its folder was not sent before it",
+            "saved ok.txt",
+            "saved tree",
+        ]
+    );
+    assert_eq!(std::fs::read(to.join("tree/ok.txt")).unwrap(), b"ok");
+    assert!(listing(&outside).is_empty(), "{:?}", listing(&outside));
+    assert!(!to.join("x").exists() && !to.parent().unwrap().join("x").exists());
+    let mut names = listing(&to.join("tree"));
+    names.sort();
+    assert_eq!(names, ["link", "ok.txt"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_name_collision_refuses_that_entry_alone_unless_strict() {
+    let from = fresh_dir("from");
+    let tree = from.join("tree");
+    std::fs::create_dir_all(tree.join("d")).unwrap();
+    write_file(&tree, "a.txt", b"new a");
+    write_file(&tree, "b.txt", b"new b");
+    write_file(&tree, "d/y", b"y");
+    let to = fresh_dir("to");
+    std::fs::create_dir(to.join("tree")).unwrap();
+    write_file(&to.join("tree"), "a.txt", b"old a");
+    // A file where the folder d should be.
+    write_file(&to.join("tree"), "d", b"a file");
+    let listener = save_dir_listener(&to, &[]);
+    let out = send_folder(&listener, &tree, &[]);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    for line in [
+        "the receiver refused a.txt: a.txt already exists there, and the listener does not overwrite",
+        "the receiver refused d: d exists and is not a folder",
+        "the receiver refused d/y: a part of the path is a symbolic link or not a folder",
+        "1 file, 0 folders, 5 bytes",
+        "3 refused",
+        "msg: the receiver refused 3 of the folder's entries; the rest was saved",
+    ] {
+        assert!(out.stderr.contains(line), "{line}: {}", out.stderr);
+    }
+    assert_eq!(std::fs::read(to.join("tree/a.txt")).unwrap(), b"old a");
+    assert_eq!(std::fs::read(to.join("tree/b.txt")).unwrap(), b"new b");
+    assert_eq!(std::fs::read(to.join("tree/d")).unwrap(), b"a file");
+    let strict = send_folder(&listener, &tree, &["--strict"]);
+    assert_eq!(strict.code(), Some(1), "{}", strict.stderr);
+    assert!(
+        strict.stderr.contains("cannot send the folder")
+            && strict.stderr.contains("a.txt already exists"),
+        "{}",
+        strict.stderr
+    );
+    assert!(!strict.stderr.contains("sent tree"), "{}", strict.stderr);
+}

@@ -22,13 +22,14 @@ use tokio_util::codec::Encoder;
 
 fn main() -> std::io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let targets: [(&str, Vec<(&str, Vec<u8>)>); 6] = [
+    let targets: [(&str, Vec<(&str, Vec<u8>)>); 7] = [
         ("decode", decode()),
         ("tcp_frames", tcp()),
         ("stats", stats()),
         ("auth", auth()),
         ("file", file()),
         ("exec", exec()),
+        ("tree", tree()),
     ];
     for (target, seeds) in targets {
         let dir = root.join(target);
@@ -288,6 +289,56 @@ fn exec() -> Vec<(&'static str, Vec<u8>)> {
         (
             "killed",
             kind_and_body_bytes(&Exit::Killed("ran past 60s".into()).to_message()),
+        ),
+    ]
+}
+
+fn tree() -> Vec<(&'static str, Vec<u8>)> {
+    use bytes::Bytes;
+    use msg_fuzz::tree::bytes;
+    use msg_proto::file::{FileFrom, FileOffer};
+    use msg_proto::tree::{EntryKind, TreeEntry, TreePath, TreeStart, tree_end};
+    let entry = |kind, path: &str, size| {
+        TreeEntry {
+            kind,
+            mode: 0o644,
+            size,
+            path: TreePath::new(path).expect("a valid path"),
+        }
+        .to_message()
+    };
+    let start = TreeStart {
+        name: FileName::new("photos").expect("a plain name"),
+        mode: 0o755,
+        files: 1,
+        folders: 1,
+        bytes: 5,
+    };
+    let digest = [7; file::DIGEST_LEN];
+    vec![
+        (
+            "tree",
+            bytes(
+                5,
+                &[
+                    start.to_message(),
+                    entry(EntryKind::Folder, "2024", 0),
+                    entry(EntryKind::File, "2024/a.jpg", 5),
+                    file::chunk(0, Bytes::from_static(b"hello")),
+                    FileEnd { digest }.to_message(),
+                    tree_end(),
+                ],
+            ),
+        ),
+        (
+            "resume",
+            bytes(
+                5,
+                &[
+                    FileOffer { offset: 3, digest }.to_message(),
+                    FileFrom { offset: 3 }.to_message(),
+                ],
+            ),
         ),
     ]
 }

@@ -13,6 +13,7 @@
 //! | `auth`       | [`auth`]: a selector, then what that decoder reads               |
 //! | `file`       | [`file`]: a selector, then what that decoder reads               |
 //! | `exec`       | [`kind_and_body`]: a kind byte, then the body                    |
+//! | `tree`       | [`tree`]: a size, then messages (kind, seq, length, body)         |
 
 use bytes::Bytes;
 use msg_proto::auth::{KEY_LEN, NONCE_LEN, Secret};
@@ -180,4 +181,38 @@ pub mod file {
     pub const RECEIVING: u8 = 2;
     /// How many selectors there are.
     pub const SELECTORS: u8 = 3;
+}
+
+/// The `tree` target's input: a u64 size (what a resume offer must fit),
+/// then messages, each a kind byte, a seq byte, a u16 length and that
+/// many bytes of body.
+pub mod tree {
+    use super::{Bytes, Kind, Message, Reader};
+
+    /// The size and the messages of an input; `None` when it has no size.
+    pub fn messages(data: &[u8]) -> Option<(u64, Vec<Message>)> {
+        let mut input = Reader::new(data);
+        let size = input.u64()?;
+        let mut out = Vec::new();
+        while let (Some(kind), Some(seq), Some(len)) = (input.u8(), input.u8(), input.u16()) {
+            let kind = Kind::try_from(kind).ok()?;
+            let body = Bytes::copy_from_slice(input.take(usize::from(len)));
+            out.push(Message::new(kind, u64::from(seq), body));
+        }
+        Some((size, out))
+    }
+
+    /// The inverse of [`messages`], for seeds.
+    pub fn bytes(size: u64, messages: &[Message]) -> Vec<u8> {
+        let mut out = size.to_be_bytes().to_vec();
+        for msg in messages {
+            out.push(msg.kind.into());
+            // Seeds number their messages below 256.
+            out.push(msg.seq as u8);
+            // Seeds' bodies are short.
+            out.extend((msg.body.len() as u16).to_be_bytes());
+            out.extend_from_slice(&msg.body);
+        }
+        out
+    }
 }

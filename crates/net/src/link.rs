@@ -261,6 +261,30 @@ impl Link {
         }
     }
 
+    /// Sends the folder `dir` and everything in it (no link followed),
+    /// telling `report` each verdict; see [`file::tree`](crate::file::tree).
+    /// Over a reliable stream only.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::File`] when the folder cannot be read or is refused
+    /// whole, or with `strict` at the first refused entry; the
+    /// transport's error.
+    #[cfg(unix)]
+    pub async fn send_tree(
+        &mut self,
+        dir: &std::path::Path,
+        options: crate::file::tree::TreeOptions,
+        report: &mut dyn crate::file::tree::TreeReport,
+    ) -> Result<crate::file::tree::TreeSent, Error> {
+        match &mut self.inner {
+            Inner::Stream(conn) => crate::file::tree::send_tree(conn, dir, options, report).await,
+            Inner::Datagram(_) | Inner::UnixDatagram(_) => {
+                Err(crate::file::FileError::NeedsTcp.into())
+            }
+        }
+    }
+
     /// Halves that can be used at once (by two futures joined in one
     /// task), for a sender that must not wait for replies. Over UDP the
     /// second is a duplicated descriptor with a registration of its own,

@@ -52,6 +52,20 @@ pub const FILE_EXISTS: Template = Template {
     after: " already exists there, and the listener does not overwrite",
 };
 
+/// A folder entry (or the folder itself) whose name is taken by
+/// something that is not a folder: the path.
+pub const NOT_A_FOLDER: Template = Template {
+    before: "",
+    after: " exists and is not a folder",
+};
+
+/// A folder entry below a part that is a symbolic link or a file, which
+/// the receiver does not follow.
+pub const NOT_A_FOLDER_PART: &str = "a part of the path is a symbolic link or not a folder";
+
+/// A folder entry whose folder neither came before it nor was there.
+pub const NO_FOLDER: &str = "its folder was not sent before it";
+
 /// A program the listener does not run: its name.
 pub const PROGRAM_NOT_ALLOWED: Template = Template {
     before: "",
@@ -137,6 +151,9 @@ mod tests {
             UID_NOT_ALLOWED.format("UID"),
             IDLE.format("D"),
             FILE_EXISTS.format("NAME"),
+            NOT_A_FOLDER.format("PATH"),
+            NOT_A_FOLDER_PART.to_owned(),
+            NO_FOLDER.to_owned(),
             PROGRAM_NOT_ALLOWED.format("PROGRAM"),
             COMMANDS_RUNNING.format("N"),
             COMMAND_TIMEOUT.format("D"),

@@ -208,6 +208,39 @@ pub enum FileError {
         /// The digest the receiver computed, in lower-case hex.
         computed: String,
     },
+    /// An offset in a [`FileOffer`] or [`FileFrom`] that cannot be: an
+    /// offer of nothing or past the file's size, or a start that is
+    /// neither 0 nor the offer's.
+    #[error("offset {offset} does not fit a resumed transfer of {size} bytes")]
+    BadOffset {
+        /// The offset found.
+        offset: u64,
+        /// The size (or the offer) it had to fit.
+        size: u64,
+    },
+    /// A path in a folder transfer that [`TreePath::new`](crate::tree::TreePath::new)
+    /// refuses; the path shown escaped.
+    #[error("refused path \"{}\": {reason}", path.escape_debug())]
+    BadPath {
+        /// The path as received (invalid UTF-8 replaced by U+FFFD).
+        path: String,
+        /// What is wrong with it.
+        reason: crate::tree::PathProblem,
+    },
+    /// A folder entry type this version does not know.
+    #[error("unknown folder entry type {found}; this msg knows 1 (file) and 2 (folder)")]
+    UnknownEntryType {
+        /// The type byte found.
+        found: u8,
+    },
+    /// A folder entry that is not a file but announces content.
+    #[error("a folder entry of type {kind} announces {size} bytes; only a file has content")]
+    ContentOfNoFile {
+        /// Its type byte.
+        kind: u8,
+        /// The size it announced.
+        size: u64,
+    },
     /// A [`Kind::FileResult`] status other than 0 (saved) or 1 (refused).
     #[error("unknown file result status {status}; expected 0 or 1")]
     UnknownStatus {
@@ -499,6 +532,140 @@ impl FileEnd {
         })?;
         Ok(Self { digest })
     }
+
+    /// Whether `computed`, the digest of what arrived, is the sender's.
+    ///
+    /// # Errors
+    ///
+    /// [`FileError::HashMismatch`], both digests in hex.
+    pub fn check(&self, computed: &[u8; DIGEST_LEN]) -> Result<(), FileError> {
+        if self.digest == *computed {
+            return Ok(());
+        }
+        Err(FileError::HashMismatch {
+            expected: hex(&self.digest),
+            computed: hex(computed),
+        })
+    }
+}
+
+/// [`Kind::FileHeader`] flag: the sender asks to resume. A receiver that
+/// keeps what it has of this file (under a name of its own, never the
+/// file's; `msg listen` does not do so yet) answers with a [`FileOffer`] instead of
+/// [`FileResult::Ready`]; one that keeps nothing answers `Ready` and the
+/// content starts at 0, as without the flag. A receiver that does not
+/// know the flag ignores it (unknown bits are ignored), so an old one
+/// simply takes the whole file.
+pub const FLAG_RESUME: u32 = 0x1;
+
+/// The body of a [`Kind::FileOffer`]: how much of the file the receiver
+/// holds from an earlier, cut-off transfer, and the BLAKE3 digest of those
+/// bytes, which the sender compares with the digest of its own first
+/// `offset` bytes.
+///
+/// ```text
+///  0               8                               40
+/// +---------------+-------------------------------+
+/// |    offset     |  digest of bytes 0..offset    |
+/// |    u64 BE     |  32 bytes                     |
+/// +---------------+-------------------------------+
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileOffer {
+    /// The bytes the receiver holds: `1..=size` of the header.
+    pub offset: u64,
+    /// Their digest.
+    pub digest: [u8; DIGEST_LEN],
+}
+
+/// The length of a [`FileOffer`] body: offset and digest.
+const OFFER_LEN: usize = 8 + DIGEST_LEN;
+
+impl FileOffer {
+    /// The [`Kind::FileOffer`] message, `seq` 0.
+    pub fn to_message(&self) -> Message {
+        let mut body = BytesMut::with_capacity(OFFER_LEN);
+        body.put_u64(self.offset);
+        body.put_slice(&self.digest);
+        Message::new(Kind::FileOffer, 0, body.freeze())
+    }
+
+    /// Reads a [`Kind::FileOffer`] message, checking the offset against
+    /// the `size` the sender announced: an offer past it, or of nothing,
+    /// is a receiver that lies.
+    ///
+    /// # Errors
+    ///
+    /// [`FileError::UnexpectedKind`], [`FileError::BadLength`] or
+    /// [`FileError::BadOffset`].
+    pub fn from_message(msg: &Message, size: u64) -> Result<Self, FileError> {
+        expect_kind(msg, Kind::FileOffer)?;
+        let Some((offset, digest)) = msg.body.split_first_chunk::<8>() else {
+            return Err(offer_length(msg.body.len()));
+        };
+        let digest: [u8; DIGEST_LEN] = digest
+            .try_into()
+            .map_err(|_| offer_length(msg.body.len()))?;
+        let offset = u64::from_be_bytes(*offset);
+        if offset == 0 || offset > size {
+            return Err(FileError::BadOffset { offset, size });
+        }
+        Ok(Self { offset, digest })
+    }
+}
+
+fn offer_length(len: usize) -> FileError {
+    FileError::BadLength {
+        what: "a file offer body",
+        len,
+        expected: OFFER_LEN,
+    }
+}
+
+/// The body of a [`Kind::FileFrom`]: the offset the sender's content
+/// starts from after a [`FileOffer`], the offer's own when the digests
+/// agree, else 0 (the receiver then drops what it had and starts over).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileFrom {
+    /// The first byte of content the chunks carry.
+    pub offset: u64,
+}
+
+impl FileFrom {
+    /// The [`Kind::FileFrom`] message, `seq` 0.
+    pub fn to_message(&self) -> Message {
+        Message::new(
+            Kind::FileFrom,
+            0,
+            Bytes::copy_from_slice(&self.offset.to_be_bytes()),
+        )
+    }
+
+    /// Reads a [`Kind::FileFrom`] message: the offer's offset or 0, and
+    /// nothing else.
+    ///
+    /// # Errors
+    ///
+    /// [`FileError::UnexpectedKind`], [`FileError::BadLength`] or
+    /// [`FileError::BadOffset`] (neither 0 nor `offered`).
+    pub fn from_message(msg: &Message, offered: u64) -> Result<Self, FileError> {
+        expect_kind(msg, Kind::FileFrom)?;
+        let offset = msg.body[..]
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| FileError::BadLength {
+                what: "a file-from body",
+                len: msg.body.len(),
+                expected: 8,
+            })?;
+        if offset != 0 && offset != offered {
+            return Err(FileError::BadOffset {
+                offset,
+                size: offered,
+            });
+        }
+        Ok(Self { offset })
+    }
 }
 
 /// The body of a [`Kind::FileResult`]: the receiver's verdict on one file.
@@ -608,6 +775,18 @@ impl Receiving {
         }
     }
 
+    /// Resumes a transfer that `header` announced, whose first `offset`
+    /// bytes the receiver already holds (a [`FileFrom`] agreed on them):
+    /// the chunks carry the rest, numbered from 0 again, and the end is
+    /// checked against the whole size.
+    pub fn resumed(header: FileHeader, offset: u64) -> Self {
+        Self {
+            received: offset.min(header.size),
+            header,
+            next_seq: 0,
+        }
+    }
+
     /// The header that started this transfer.
     pub fn header(&self) -> &FileHeader {
         &self.header
@@ -683,6 +862,21 @@ impl Receiving {
         msg: &Message,
         computed: &[u8; DIGEST_LEN],
     ) -> Result<FileHeader, FileError> {
+        let (header, end) = self.end(msg)?;
+        end.check(computed)?;
+        Ok(header)
+    }
+
+    /// The first half of [`Receiving::on_end`], for a caller that hashes
+    /// elsewhere (a folder's receiver hashes on its writing thread): the
+    /// end message read and the size checked, the digest left to
+    /// [`FileEnd::check`].
+    ///
+    /// # Errors
+    ///
+    /// [`FileError::UnexpectedKind`], [`FileError::BadLength`] or
+    /// [`FileError::TooShort`].
+    pub fn end(self, msg: &Message) -> Result<(FileHeader, FileEnd), FileError> {
         let end = FileEnd::from_message(msg)?;
         // Before the digest: on short content the digests differ anyway,
         // and the size says far better what went wrong.
@@ -692,13 +886,7 @@ impl Receiving {
                 received: self.received,
             });
         }
-        if end.digest != *computed {
-            return Err(FileError::HashMismatch {
-                expected: hex(&end.digest),
-                computed: hex(computed),
-            });
-        }
-        Ok(self.header)
+        Ok((self.header, end))
     }
 }
 
@@ -712,7 +900,7 @@ pub fn hex(digest: &[u8]) -> String {
     out
 }
 
-fn expect_kind(msg: &Message, expected: Kind) -> Result<(), FileError> {
+pub(crate) fn expect_kind(msg: &Message, expected: Kind) -> Result<(), FileError> {
     if msg.kind == expected {
         Ok(())
     } else {
@@ -861,20 +1049,53 @@ mod tests {
 
     #[test]
     fn docs_carry_the_vector() {
-        let doc = include_str!("../../../docs/wire.md");
-        let hex: String = VECTOR.iter().map(|b| format!("{b:02x}")).collect();
-        let doc_hex: String = doc
-            .split("\n## Files")
-            .nth(1)
-            .expect("docs/wire.md has a Files section")
-            .split("```hex")
-            .nth(1)
-            .and_then(|rest| rest.split("```").next())
-            .expect("the Files section has a ```hex block")
-            .chars()
-            .filter(char::is_ascii_hexdigit)
-            .collect();
-        assert_eq!(doc_hex, hex);
+        let first = &crate::doc::vectors_after("\n## Files")[0];
+        assert_eq!(*first, crate::doc::hex(VECTOR));
+    }
+
+    #[test]
+    fn resume_messages_encode_to_the_documented_vector_and_check_offsets() {
+        let offer = FileOffer {
+            offset: 4,
+            digest: [0xab; DIGEST_LEN],
+        };
+        let bytes = encoded(&offer.to_message());
+        let doc = &crate::doc::vectors_after("Vector `file-offer`")[0];
+        assert_eq!(*doc, crate::doc::hex(&bytes));
+        let decoded = crate::decode(Bytes::from(bytes)).unwrap();
+        assert_eq!(FileOffer::from_message(&decoded, 4), Ok(offer));
+        // An offer of nothing, or past the size, is a receiver that lies.
+        assert_eq!(
+            FileOffer::from_message(&decoded, 3),
+            Err(FileError::BadOffset { offset: 4, size: 3 })
+        );
+        let zero = FileOffer { offset: 0, ..offer }.to_message();
+        assert!(FileOffer::from_message(&zero, 4).is_err());
+        let short = Message::new(Kind::FileOffer, 0, vec![0; 39]);
+        assert_eq!(
+            FileOffer::from_message(&short, 4).unwrap_err().to_string(),
+            "a file offer body is 39 bytes; expected 40"
+        );
+        let from = |offset| FileFrom::from_message(&FileFrom { offset }.to_message(), 4);
+        assert_eq!(from(4), Ok(FileFrom { offset: 4 }));
+        assert_eq!(from(0), Ok(FileFrom { offset: 0 }));
+        assert_eq!(
+            from(2).unwrap_err().to_string(),
+            "offset 2 does not fit a resumed transfer of 4 bytes"
+        );
+        // Resumed, the end is checked against the whole size.
+        let mut receiving = Receiving::resumed(header("f", 5), 4);
+        assert!(
+            receiving
+                .on_chunk(&chunk(0, Bytes::from_static(b"o")))
+                .is_ok()
+        );
+        let digest = [3; DIGEST_LEN];
+        assert!(
+            receiving
+                .on_end(&FileEnd { digest }.to_message(), &digest)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -1227,6 +1448,13 @@ mod tests {
                 prop_assert_eq!(end.to_message().body, msg.body.clone());
             }
             let _ = FileResult::from_message(&msg);
+            if let Ok(offer) = FileOffer::from_message(&msg, size) {
+                prop_assert!((1..=size).contains(&offer.offset));
+                prop_assert_eq!(offer.to_message().body, msg.body.clone());
+            }
+            if let Ok(from) = FileFrom::from_message(&msg, size) {
+                prop_assert!(from.offset == 0 || from.offset == size);
+            }
             let mut receiving = Receiving::new(header("f", size));
             if let Ok(content) = receiving.on_chunk(&msg) {
                 prop_assert_eq!(content, &msg.body[..]);

@@ -88,6 +88,20 @@ pub enum Kind {
     /// The receiver's verdict on a file: saved under a name it chose, or
     /// refused with a reason.
     FileResult = 0x13,
+    /// Opens a folder transfer: the folder's name, mode, and how many files
+    /// and bytes follow (see [`tree`](crate::tree)).
+    TreeStart = 0x14,
+    /// One entry of a folder: a folder to make or a file whose content
+    /// follows, with its path relative to the folder.
+    TreeEntry = 0x15,
+    /// Closes a folder transfer; the receiver's last verdict answers it.
+    TreeEnd = 0x16,
+    /// The receiver's answer to a file header that asks to resume: how
+    /// much of the file it already holds, and the digest of that prefix.
+    FileOffer = 0x17,
+    /// The sender's choice after a [`Kind::FileOffer`]: the offset its
+    /// content starts from (the offer's, or 0 to start over).
+    FileFrom = 0x18,
     /// Opens the authentication handshake: the client's nonce (see
     /// [`auth`](crate::auth)).
     AuthChallenge = 0x20,
@@ -112,7 +126,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind this version knows, in wire order.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 21] = [
         Self::Data,
         Self::Ping,
         Self::Pong,
@@ -121,6 +135,11 @@ impl Kind {
         Self::FileChunk,
         Self::FileEnd,
         Self::FileResult,
+        Self::TreeStart,
+        Self::TreeEntry,
+        Self::TreeEnd,
+        Self::FileOffer,
+        Self::FileFrom,
         Self::AuthChallenge,
         Self::AuthResponse,
         Self::AuthResult,
@@ -360,17 +379,8 @@ mod tests {
 
     #[test]
     fn docs_carry_the_vector() {
-        let doc = include_str!("../../../docs/wire.md");
-        let hex: String = VECTOR.iter().map(|b| format!("{b:02x}")).collect();
-        let doc_hex: String = doc
-            .split("```hex")
-            .nth(1)
-            .and_then(|rest| rest.split("```").next())
-            .expect("docs/wire.md has a ```hex block")
-            .chars()
-            .filter(char::is_ascii_hexdigit)
-            .collect();
-        assert_eq!(doc_hex, hex);
+        let first = &crate::doc::vectors_after("\n## One message")[0];
+        assert_eq!(*first, crate::doc::hex(VECTOR));
     }
 
     #[test]
@@ -379,8 +389,8 @@ mod tests {
         assert_eq!(
             numbers,
             [
-                0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x20, 0x21, 0x22, 0x30, 0x31, 0x32,
-                0x33, 0x7f
+                0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x20,
+                0x21, 0x22, 0x30, 0x31, 0x32, 0x33, 0x7f
             ]
         );
     }

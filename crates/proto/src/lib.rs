@@ -25,6 +25,14 @@
 //!   validated [`file::FileName`] that keeps a peer inside the save
 //!   directory, and [`file::Receiving`], which checks each chunk against the
 //!   header before the caller writes it.
+//!   A header with [`file::FLAG_RESUME`] asks to resume: the receiver
+//!   answers [`Kind::FileOffer`] (what it holds, and its digest) and the
+//!   sender [`Kind::FileFrom`] (where its content starts).
+//! - [`tree`]: folders: [`Kind::TreeStart`], a [`Kind::TreeEntry`] per
+//!   folder or file (each file's content as a single file's), and
+//!   [`Kind::TreeEnd`]; the validated [`tree::TreePath`] that keeps every
+//!   entry inside the folder, and [`tree::TreeReceiving`], which reads the
+//!   stream and refuses a bad entry alone.
 //! - [`exec`]: remote commands: the argv of [`Kind::Command`] (bytes, no
 //!   shell), output chunks per stream, stdin, and how the command ended.
 //!
@@ -67,6 +75,7 @@ pub mod exec;
 pub mod file;
 mod header;
 mod stats;
+pub mod tree;
 
 pub use error::Error;
 pub use header::{
@@ -74,3 +83,32 @@ pub use header::{
     decode_header, encode, encode_header,
 };
 pub use stats::{DiscardCounter, Stats};
+
+/// What the unit tests share: the hex vectors of `docs/wire.md`.
+#[cfg(test)]
+mod doc {
+    /// The hex digits of every ```hex block after `marker` in
+    /// `docs/wire.md`, block by block.
+    pub(crate) fn vectors_after(marker: &str) -> Vec<String> {
+        include_str!("../../../docs/wire.md")
+            .split_once(marker)
+            .unwrap_or_else(|| panic!("docs/wire.md has no {marker:?}"))
+            .1
+            .split("```hex")
+            .skip(1)
+            .map(|rest| {
+                rest.split("```")
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .filter(char::is_ascii_hexdigit)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// `bytes` as the blocks hold them: lower-case hex digits.
+    pub(crate) fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}

@@ -40,9 +40,23 @@ pub(crate) struct SendArgs {
 
     /// Send these files instead of messages (TCP): each goes with its name,
     /// size and BLAKE3 hash, and counts as sent only once the receiver has
-    /// checked the hash (`msg listen --tcp --save-dir DIR`)
-    #[arg(long, value_name = "PATH", num_args = 1.., conflicts_with_all = ["messages", "raw", "reply"])]
+    /// checked the hash (`msg listen --tcp --save-dir DIR`). A folder goes
+    /// whole, with what it holds (symbolic links and special files are
+    /// skipped, and said)
+    #[arg(long, visible_alias = "dir", value_name = "PATH", num_args = 1.., conflicts_with_all = ["messages", "raw", "reply"])]
     pub(crate) file: Vec<PathBuf>,
+
+    /// For a folder: stop at the first entry the receiver refuses (by
+    /// default each refusal is reported and the rest goes on; the exit
+    /// code is 1 either way)
+    #[arg(long, requires = "file")]
+    pub(crate) strict: bool,
+
+    /// For files and folders: one JSON object per file on stdout (`path`,
+    /// `size`, `hash`, `status` saved or refused, `reason`), and the
+    /// summary as the last one
+    #[arg(long, requires = "file")]
+    pub(crate) json: bool,
 
     /// Wait for a reply to each message and print it (an error after
     /// --timeout: a lost UDP reply never hangs)
@@ -132,10 +146,21 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             Link::connect(transport, addr, &options)
         })
         .await?;
+        let mut refused = 0;
         for path in &args.file {
-            send_file(&mut link, path, args.timeout, quiet).await?;
+            if path.is_dir() {
+                refused += send_folder(&mut link, path, &args, quiet).await?;
+            } else {
+                send_file(&mut link, path, args.timeout, quiet, args.json).await?;
+            }
         }
-        return Ok(link.close(args.timeout).await?);
+        link.close(args.timeout).await?;
+        if refused > 0 {
+            return Err(anyhow!(
+                "the receiver refused {refused} of the folder's entries; the rest was saved"
+            ));
+        }
+        return Ok(());
     }
     let authenticated = auth.is_some();
     // Arguments are known before anything is sent, so one too large is a
@@ -231,6 +256,7 @@ async fn send_file(
     path: &std::path::Path,
     wait: Duration,
     quiet: bool,
+    json: bool,
 ) -> anyhow::Result<()> {
     let size = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
     let bar = progress_bar(size, &path.display().to_string(), quiet);
@@ -239,6 +265,15 @@ async fn send_file(
         .await;
     bar.finish_and_clear();
     let sent = sent.with_context(|| format!("cannot send {}", path.display()))?;
+    if json {
+        json_line(&serde_json::json!({
+            "path": sent.name,
+            "size": sent.size,
+            "hash": sent.hash(),
+            "status": "saved",
+            "secs": sent.elapsed.as_secs_f64(),
+        }));
+    }
     if !quiet {
         let secs = sent.elapsed.as_secs_f64();
         crate::output::stderr_line(format_args!(
@@ -250,6 +285,102 @@ async fn send_file(
         ));
     }
     Ok(())
+}
+
+/// Sends the folder `dir`, a progress bar over all of it; each refusal and
+/// skip on stderr (each file with `--json` on stdout), then a summary.
+/// How many entries the receiver refused.
+async fn send_folder(
+    link: &mut Link,
+    dir: &std::path::Path,
+    args: &SendArgs,
+    quiet: bool,
+) -> anyhow::Result<u64> {
+    let options = msg_net::file::tree::TreeOptions {
+        wait: args.timeout,
+        strict: args.strict,
+    };
+    let mut report = FolderReport {
+        bar: progress_bar(0, &dir.display().to_string(), quiet),
+        json: args.json,
+    };
+    let sent = link.send_tree(dir, options, &mut report).await;
+    report.bar.finish_and_clear();
+    let sent = sent.with_context(|| format!("cannot send the folder {}", dir.display()))?;
+    let secs = sent.elapsed.as_secs_f64();
+    if args.json {
+        json_line(&serde_json::json!({
+            "folder": sent.name,
+            "files": sent.files,
+            "folders": sent.folders,
+            "bytes": sent.bytes,
+            "refused": sent.refused,
+            "skipped": sent.skipped,
+            "secs": secs,
+        }));
+    }
+    if !quiet {
+        crate::output::stderr_line(format_args!(
+            "sent {}: {}, {}, {} in {secs:.2} s ({:.1} MB/s), each verified by the receiver; {} refused, {} skipped",
+            sent.name,
+            count(sent.files, "file"),
+            count(sent.folders, "folder"),
+            count(sent.bytes, "byte"),
+            sent.bytes as f64 / secs.max(1e-9) / 1e6,
+            sent.refused,
+            sent.skipped,
+        ));
+    }
+    Ok(sent.refused)
+}
+
+/// One JSON object on a line of stdout.
+fn json_line(value: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{value}");
+}
+
+/// What `msg send --file DIR` shows while the folder goes.
+struct FolderReport {
+    bar: indicatif::ProgressBar,
+    json: bool,
+}
+
+impl msg_net::file::tree::TreeReport for FolderReport {
+    fn started(&mut self, _files: u64, bytes: u64) {
+        self.bar.set_length(bytes);
+    }
+
+    fn progress(&mut self, sent: u64) {
+        self.bar.set_position(sent);
+    }
+
+    fn entry(&mut self, entry: &msg_net::file::tree::EntryReport) {
+        if let Some(reason) = &entry.refused {
+            self.bar.suspend(|| {
+                crate::output::stderr_line(format_args!(
+                    "msg send: the receiver refused {}: {reason}",
+                    entry.path
+                ));
+            });
+        }
+        if self.json && !entry.folder {
+            json_line(&serde_json::json!({
+                "path": entry.path,
+                "size": entry.size,
+                "hash": entry.hash,
+                "status": if entry.refused.is_some() { "refused" } else { "saved" },
+                "reason": entry.refused,
+            }));
+        }
+    }
+
+    fn skipped(&mut self, skipped: &msg_net::file::tree::Skipped) {
+        let path = msg_net::text::printable(skipped.path.as_os_str().as_encoded_bytes());
+        self.bar.suspend(|| {
+            crate::output::stderr_line(format_args!("msg send: skipped {path}: {}", skipped.why));
+        });
+    }
 }
 
 /// Bytes, rate and time left on stderr, only when stderr is a terminal.

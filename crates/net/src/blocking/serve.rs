@@ -402,7 +402,7 @@ fn serve_connection(
                 let _ = conn.write_message(&error_message(HAS_NO_SECRET), &go_on);
                 return Err(msg_tcp::Error::Decode(msg_proto::Error::NeedsSecret).into());
             }
-            Kind::FileHeader | Kind::Command => {
+            Kind::FileHeader | Kind::TreeStart | Kind::Command => {
                 let text = crate::refusal::BLOCKING_ENGINE;
                 let _ = conn.write_message(&error_message(text), &go_on);
                 return Err(Error::NotInBlockingEngine("files or commands"));

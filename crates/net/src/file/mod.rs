@@ -192,6 +192,13 @@ pub enum FileError {
     /// The receiver closed the connection without a verdict.
     #[error("the receiver closed the connection before confirming the file")]
     Closed,
+    /// The receiver closed the connection at a folder's first message,
+    /// as a listener older than folders does on a kind it does not know.
+    #[error(
+        "the receiver closed the connection at the start of the folder: \
+         is it a msg listener older than folders (msg send --file DIR)?"
+    )]
+    NoFolders,
     /// Files go over TCP only.
     #[error("files need TCP: UDP does not promise delivery, and a file must arrive whole")]
     NeedsTcp,
@@ -199,6 +206,8 @@ pub enum FileError {
 
 mod receive;
 mod send;
+#[cfg(unix)]
+pub mod tree;
 
 pub(crate) use receive::receive;
 pub use receive::{SaveDir, check_save_dir, remove_stale_partials};

@@ -212,7 +212,7 @@ pub(super) fn prepare(header: &Message, save: Option<&SaveConfig>) -> Result<Pre
 /// at path "/srv/inbox/.msg-partial-x"`), and the listener's absolute save
 /// directory is none of the sender's business: a refusal names the file
 /// only by the name the sender gave it.
-fn for_peer(err: &io::Error) -> String {
+pub(super) fn for_peer(err: &io::Error) -> String {
     // tempfile's wrapper keeps the kind but hides the operating system's
     // code (its source chain skips the inner error), so its errors read as
     // the kind ("entity not found"); the file writes' errors are the
@@ -225,7 +225,7 @@ fn for_peer(err: &io::Error) -> String {
 
 /// Tells the sender why, and ends the transfer (and the connection),
 /// without resetting it: see [`linger`].
-async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+pub(super) async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     reason: String,
 ) -> Result<(), Error> {

@@ -105,14 +105,14 @@ const LAST_WORD_WAIT: Duration = Duration::from_millis(500);
 /// Whether the receiver has said something (or closed) while the sender
 /// streams content: during the content it only ever speaks to refuse.
 /// One non-blocking peek per chunk (over TCP), a system call per MiB.
-fn answer_waiting<S: Stream>(conn: &Connection<S>) -> bool {
+pub(super) fn answer_waiting<S: Stream>(conn: &Connection<S>) -> bool {
     conn.buffered() > 0 || conn.get_ref().input_waiting()
 }
 
 /// After a write failed with `err`: the receiver's refusal, if it sent one
 /// before it closed (a receiver that refuses mid-way says why first, and
 /// a reset does not discard what had already arrived), else `err`.
-async fn last_word<S: AsyncRead + AsyncWrite + Unpin>(
+pub(super) async fn last_word<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     name: &str,
     err: Error,
@@ -157,13 +157,13 @@ fn open(path: &Path) -> Result<(fs::File, FileHeader), FileError> {
 }
 
 #[cfg(unix)]
-fn mode(meta: &fs::Metadata) -> u32 {
+pub(super) fn mode(meta: &fs::Metadata) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     meta.permissions().mode() & 0o777
 }
 
 #[cfg(not(unix))]
-fn mode(meta: &fs::Metadata) -> u32 {
+pub(super) fn mode(meta: &fs::Metadata) -> u32 {
     if meta.permissions().readonly() {
         0o444
     } else {
@@ -192,7 +192,7 @@ fn read_and_hash(mut file: fs::File, tx: &mpsc::Sender<Bytes>) -> io::Result<[u8
 }
 
 /// The receiver's next answer about `name`.
-async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+pub(super) async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     wait: Duration,
     name: &str,
@@ -210,7 +210,7 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-fn unexpected(result: FileResult, name: &str) -> Error {
+pub(super) fn unexpected(result: FileResult, name: &str) -> Error {
     match result {
         FileResult::Refused { reason } => refused(name, &reason),
         _ => FileError::Unexpected {
@@ -220,7 +220,7 @@ fn unexpected(result: FileResult, name: &str) -> Error {
     }
 }
 
-fn refused(name: &str, reason: &str) -> Error {
+pub(super) fn refused(name: &str, reason: &str) -> Error {
     FileError::Refused {
         name: name.to_owned(),
         reason: crate::auth::printable(reason.as_bytes()),

@@ -217,6 +217,12 @@ async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
             file::receive(&mut conn, &msg, config.save.as_ref(), &events).await?;
             continue;
         }
+        #[cfg(unix)]
+        if msg.kind == Kind::TreeStart {
+            let _transfer = config.counters.transfer();
+            file::tree::receive_tree(&mut conn, &msg, config.save.as_ref(), &events).await?;
+            continue;
+        }
         if msg.kind == Kind::Command {
             // One command per connection: it ends with the command.
             return match runner {

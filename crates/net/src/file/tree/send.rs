@@ -1,0 +1,386 @@
+//! A folder's sending side: the tree walked (no link followed), then every
+//! entry streamed from a reading thread, the verdicts read as they come.
+
+use std::collections::VecDeque;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+
+use msg_proto::tree::{EntryKind, TreeEntry, TreePath, TreeStart, tree_end};
+
+use super::super::send::{
+    answer, answer_waiting, last_word, mode, refused, unexpected, verdict_wait,
+};
+use super::super::*;
+use super::{EntryReport, Skipped, TreeOptions, TreeReport, TreeSent};
+
+/// A chunk at least this large is written from its own buffer; smaller
+/// messages are queued, so that many small files share system calls.
+const DIRECT: usize = 64 * 1024;
+
+/// The folder as walked: what to send, and what not.
+struct Walk {
+    start: TreeStart,
+    /// Each entry, with the local path of a file.
+    entries: Vec<(TreeEntry, PathBuf)>,
+    skipped: Vec<Skipped>,
+}
+
+/// What the reading thread hands the socket.
+enum Item {
+    /// An entry's message; `index` into the walk's entries.
+    Entry { index: usize, msg: Message },
+    /// A piece of the current file.
+    Chunk(Message),
+    /// The current file's end, and its digest.
+    End { index: usize, digest: [u8; 32] },
+    /// A file that could not be read after all.
+    Skipped(Skipped),
+}
+
+/// Sends the folder `dir` on `conn`, telling `report` what happens.
+///
+/// # Errors
+///
+/// [`Error::File`] when the folder cannot be read or is refused whole,
+/// or (with `strict`) at the first refused entry; the transport's error.
+pub(crate) async fn send_tree<S: Stream>(
+    conn: &mut Connection<S>,
+    dir: &Path,
+    options: TreeOptions,
+    report: &mut dyn TreeReport,
+) -> Result<TreeSent, Error> {
+    let started = Instant::now();
+    let walk = {
+        let dir = dir.to_owned();
+        tokio::task::spawn_blocking(move || walk(&dir))
+            .await
+            .map_err(|err| io::Error::other(err.to_string()))??
+    };
+    let name = walk.start.name.as_str().to_owned();
+    report.started(walk.start.files, walk.start.bytes);
+    for skipped in &walk.skipped {
+        report.skipped(skipped);
+    }
+    conn.write_message(&walk.start.to_message()).await?;
+    match answer(conn, options.wait, &name).await {
+        Ok(FileResult::Ready) => {}
+        Ok(FileResult::Refused { reason }) => return Err(refused(&name, &reason)),
+        Ok(_) => {
+            return Err(FileError::Unexpected {
+                found: Kind::FileResult,
+            }
+            .into());
+        }
+        // An older listener knows no folders: it closes on the kind.
+        Err(Error::File(FileError::Closed)) => return Err(FileError::NoFolders.into()),
+        Err(err) => return Err(err),
+    }
+    let mut sent = TreeSent {
+        name: name.clone(),
+        files: 0,
+        folders: 0,
+        bytes: 0,
+        refused: 0,
+        skipped: walk.skipped.len() as u64,
+        elapsed: Duration::ZERO,
+    };
+    let entries = walk.entries;
+    let files: Vec<(PathBuf, u64)> = entries
+        .iter()
+        .map(|(entry, path)| (path.clone(), entry.size))
+        .collect();
+    let messages: Vec<Message> = entries
+        .iter()
+        .map(|(entry, _)| entry.to_message())
+        .collect();
+    let (tx, mut rx) = mpsc::channel::<Item>(QUEUE_CHUNKS);
+    let reader = tokio::task::spawn_blocking(move || read_all(&messages, &files, &tx));
+    // The entries sent and not yet answered, in order, with a file's digest
+    // once read.
+    let mut waiting: VecDeque<(usize, Option<[u8; 32]>)> = VecDeque::new();
+    let mut bytes_sent = 0u64;
+    let mut verdicts = Verdicts {
+        entries: &entries,
+        sent: &mut sent,
+        report,
+        strict: options.strict,
+    };
+    while let Some(item) = rx.recv().await {
+        let written = match item {
+            Item::Entry { index, msg } => {
+                // What the receiver has said so far, before more is sent.
+                while answer_waiting(conn) {
+                    let result = answer(conn, options.wait, &name).await?;
+                    verdicts.take(&mut waiting, result)?;
+                }
+                waiting.push_back((index, None));
+                conn.feed(&msg).await
+            }
+            Item::Chunk(msg) => {
+                bytes_sent += msg.body.len() as u64;
+                verdicts.report.progress(bytes_sent);
+                if msg.body.len() >= DIRECT {
+                    conn.write_message(&msg).await
+                } else {
+                    conn.feed(&msg).await
+                }
+            }
+            Item::End { index, digest } => {
+                if let Some(slot) = waiting.iter_mut().rev().find(|(i, _)| *i == index) {
+                    slot.1 = Some(digest);
+                }
+                conn.feed(&FileEnd { digest }.to_message()).await
+            }
+            Item::Skipped(skipped) => {
+                verdicts.sent.skipped += 1;
+                verdicts.report.skipped(&skipped);
+                Ok(())
+            }
+        };
+        if let Err(err) = written {
+            return Err(last_word(conn, &name, err.into()).await);
+        }
+    }
+    drop(rx);
+    let _ = reader.await;
+    if let Err(err) = conn.write_message(&tree_end()).await {
+        return Err(last_word(conn, &name, err.into()).await);
+    }
+    // The receiver may still be writing what the socket buffers held.
+    let wait = verdict_wait(options.wait, bytes_sent);
+    while !waiting.is_empty() {
+        let result = answer(conn, wait, &name).await?;
+        verdicts.take(&mut waiting, result)?;
+    }
+    match answer(conn, wait, &name).await? {
+        FileResult::Saved { .. } => {}
+        other => return Err(unexpected(other, &name)),
+    }
+    sent.elapsed = started.elapsed();
+    Ok(sent)
+}
+
+/// Matches the verdicts to the entries, in order, and counts them.
+struct Verdicts<'a> {
+    entries: &'a [(TreeEntry, PathBuf)],
+    sent: &'a mut TreeSent,
+    report: &'a mut dyn TreeReport,
+    strict: bool,
+}
+
+impl Verdicts<'_> {
+    fn take(
+        &mut self,
+        waiting: &mut VecDeque<(usize, Option<[u8; 32]>)>,
+        result: FileResult,
+    ) -> Result<(), Error> {
+        let Some((index, digest)) = waiting.pop_front() else {
+            return Err(FileError::Unexpected {
+                found: Kind::FileResult,
+            }
+            .into());
+        };
+        let entry = &self.entries[index].0;
+        let folder = entry.kind == EntryKind::Folder;
+        let path = crate::text::printable(entry.path.as_str().as_bytes());
+        let refusal = match result {
+            FileResult::Saved { .. } => None,
+            FileResult::Refused { reason } => Some(crate::text::printable(reason.as_bytes())),
+            _ => {
+                return Err(FileError::Unexpected {
+                    found: Kind::FileResult,
+                }
+                .into());
+            }
+        };
+        match (&refusal, folder) {
+            (Some(_), _) => self.sent.refused += 1,
+            (None, true) => self.sent.folders += 1,
+            (None, false) => {
+                self.sent.files += 1;
+                self.sent.bytes += entry.size;
+            }
+        }
+        self.report.entry(&EntryReport {
+            path: path.clone(),
+            folder,
+            size: entry.size,
+            hash: digest.map(|digest| hex(&digest)),
+            refused: refusal.clone(),
+        });
+        match refusal {
+            Some(reason) if self.strict => Err(FileError::Refused { name: path, reason }.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Walks `dir`: folders before what they hold, names in byte order, no
+/// link followed; links and special files skipped, with why.
+fn walk(dir: &Path) -> Result<Walk, FileError> {
+    let read = |source| FileError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    let meta = fs::metadata(dir).map_err(read)?;
+    let name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|path| path.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+        .unwrap_or_default();
+    let name = FileName::new(&name).map_err(|source| FileError::Name {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut walk = Walk {
+        start: TreeStart {
+            name,
+            mode: mode(&meta),
+            files: 0,
+            folders: 0,
+            bytes: 0,
+        },
+        entries: Vec::new(),
+        skipped: Vec::new(),
+    };
+    visit(dir, "", &mut walk).map_err(read)?;
+    Ok(walk)
+}
+
+fn visit(dir: &Path, prefix: &str, walk: &mut Walk) -> io::Result<()> {
+    let mut children: Vec<fs::DirEntry> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+    children.sort_by_key(fs::DirEntry::file_name);
+    for child in children {
+        let local = child.path();
+        let skip = |walk: &mut Walk, why: String| {
+            walk.skipped.push(Skipped {
+                path: local.clone(),
+                why,
+            });
+        };
+        let Some(part) = child.file_name().to_str().map(str::to_owned) else {
+            skip(walk, "its name is not UTF-8".to_owned());
+            continue;
+        };
+        let path = match TreePath::new(&format!("{prefix}{part}")) {
+            Ok(path) => path,
+            Err(err) => {
+                skip(walk, err.to_string());
+                continue;
+            }
+        };
+        // The entry itself: a link is a link, never what it points to.
+        let meta = child.metadata()?;
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            skip(walk, "a symbolic link: links are not sent".to_owned());
+        } else if kind.is_dir() {
+            walk.start.folders += 1;
+            walk.entries.push((
+                TreeEntry {
+                    kind: EntryKind::Folder,
+                    mode: mode(&meta),
+                    size: 0,
+                    path: path.clone(),
+                },
+                local.clone(),
+            ));
+            visit(&local, &format!("{path}/"), walk)?;
+        } else if kind.is_file() {
+            walk.start.files += 1;
+            walk.start.bytes += meta.len();
+            walk.entries.push((
+                TreeEntry {
+                    kind: EntryKind::File,
+                    mode: mode(&meta),
+                    size: meta.len(),
+                    path,
+                },
+                local,
+            ));
+        } else {
+            let what = if kind.is_fifo() {
+                "a FIFO"
+            } else if kind.is_socket() {
+                "a socket"
+            } else {
+                "a device"
+            };
+            skip(walk, format!("{what}: special files are not sent"));
+        }
+    }
+    Ok(())
+}
+
+/// Reads every file in turn (exactly its walked size, hashed as it goes)
+/// and queues each entry's messages, until the socket side stops taking.
+fn read_all(messages: &[Message], files: &[(PathBuf, u64)], tx: &mpsc::Sender<Item>) {
+    for (index, (msg, (path, size))) in messages.iter().zip(files).enumerate() {
+        if msg.body.first() != Some(&u8::from(EntryKind::File)) {
+            let item = Item::Entry {
+                index,
+                msg: msg.clone(),
+            };
+            if tx.blocking_send(item).is_err() {
+                return;
+            }
+            continue;
+        }
+        // Opened without following a link that replaced the file since
+        // the walk.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path);
+        let file = match file {
+            Ok(file) => file,
+            Err(err) => {
+                let skipped = Skipped {
+                    path: path.clone(),
+                    why: format!("cannot read it: {err}"),
+                };
+                if tx.blocking_send(Item::Skipped(skipped)).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let entry = Item::Entry {
+            index,
+            msg: msg.clone(),
+        };
+        if tx.blocking_send(entry).is_err() {
+            return;
+        }
+        // A read error or a file that shrank ends the content short: the
+        // receiver refuses that file alone.
+        let Some(digest) = stream_file(file, *size, tx) else {
+            return;
+        };
+        if tx.blocking_send(Item::End { index, digest }).is_err() {
+            return;
+        }
+    }
+}
+
+/// Queues the first `size` bytes of `file` as chunks; their digest, or
+/// `None` when the socket side stopped taking.
+fn stream_file(file: fs::File, size: u64, tx: &mpsc::Sender<Item>) -> Option<[u8; 32]> {
+    let mut hasher = blake3::Hasher::new();
+    let mut file = file.take(size);
+    let mut seq = 0;
+    loop {
+        let mut buf = Vec::with_capacity(MAX_CHUNK.min(size as usize));
+        match (&mut file).take(MAX_CHUNK as u64).read_to_end(&mut buf) {
+            Ok(0) | Err(_) => return Some(*hasher.finalize().as_bytes()),
+            Ok(_) => {}
+        }
+        hasher.update(&buf);
+        if tx
+            .blocking_send(Item::Chunk(chunk(seq, Bytes::from(buf))))
+            .is_err()
+        {
+            return None;
+        }
+        seq += 1;
+    }
+}
