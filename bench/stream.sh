@@ -41,20 +41,6 @@ for ((r = 1; r <= rounds; r++)); do
 		line+=" $ms"
 	done
 	echo "$line" >>"$rows"
-	python3 - "$r" $line <<'PY'
-import sys
-r, ip, *ms = sys.argv[1], float(sys.argv[2]), *map(float, sys.argv[3:])
-print(f"| {r} | {ip:,.0f} |" + "".join(f" {m:,.0f} | {m / ip:.2f} |" for m in ms))
-PY
+	python3 bench/ratios.py row "$r" $line
 done
-python3 - "$rows" <<'PY'
-import sys
-from statistics import median
-rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
-cols = list(zip(*rows))
-ip = median(cols[0])
-cells = "".join(
-    f" {median(c):,.0f} | {median(m / i for m, i in zip(c, cols[0])):.2f} |" for c in cols[1:]
-)
-print(f"| median | {ip:,.0f} |{cells}")
-PY
+python3 bench/ratios.py median "$rows"

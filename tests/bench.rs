@@ -16,7 +16,7 @@ use support::{Listener, run};
 /// Short runs: these tests check the contract, not the speed.
 const QUICK: &[&str] = &["--duration", "150ms", "--warmup", "20ms", "--pin", "off"];
 
-const FIGURES: [&str; 19] = [
+const FIGURES: [&str; 23] = [
     "transport",
     "io",
     "mode",
@@ -33,6 +33,10 @@ const FIGURES: [&str; 19] = [
     "sent",
     "received",
     "lost",
+    "reordered",
+    "kernel_drops",
+    "cpu",
+    "parallel",
     "runs",
     "p50_us_min",
     "p50_us_max",
@@ -1203,4 +1207,172 @@ fn intervals_as_text_come_before_the_table() {
         .position(|l| l.starts_with("msg bench:"))
         .unwrap();
     assert!(table >= 3, "{}", finished.stdout);
+}
+
+/// Each side's CPU time per message: the client's always (Linux), the
+/// built-in listener's beside it, and none for a remote one.
+fn assert_cpu(result: &Value, builtin: bool) {
+    if !cfg!(target_os = "linux") {
+        assert!(result["cpu"].is_null(), "{result}");
+        return;
+    }
+    let cpu = &result["cpu"];
+    let client = num(&cpu["client"], "user_us_per_msg") + num(&cpu["client"], "system_us_per_msg");
+    assert!(client > 0.0, "{result}");
+    if builtin {
+        let listener =
+            num(&cpu["listener"], "user_us_per_msg") + num(&cpu["listener"], "system_us_per_msg");
+        assert!(listener > 0.0, "{result}");
+    } else {
+        assert!(cpu["listener"].is_null(), "{result}");
+    }
+}
+
+/// The flows of a parallel cell add up to it: counts exactly, rates as
+/// iperf3 adds its streams'.
+fn assert_flows_sum(result: &Value, parallel: usize) {
+    assert_eq!(result["parallel"], parallel, "{result}");
+    let flows = result["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), parallel, "{result}");
+    for key in ["sent", "received", "lost", "reordered"] {
+        let sum: f64 = flows.iter().map(|f| num(f, key)).sum();
+        assert_eq!(sum, num(result, key), "{key}: {result}");
+    }
+    for (i, flow) in flows.iter().enumerate() {
+        assert_eq!(flow["flow"], i + 1, "{result}");
+        assert!(num(flow, "received") > 0.0, "every flow streamed: {result}");
+        assert_eq!(
+            num(flow, "sent"),
+            num(flow, "received") + num(flow, "lost"),
+            "{flow}"
+        );
+    }
+    let rates: f64 = flows.iter().map(|f| num(f, "msgs_per_s")).sum();
+    let total = num(result, "msgs_per_s");
+    assert!((rates - total).abs() <= total / 1000.0 + 1.0, "{result}");
+}
+
+#[test]
+fn parallel_flows_sum_to_the_total_on_both_engines() {
+    let results = bench_json(&[
+        "--mode",
+        "throughput",
+        "-P",
+        "3",
+        "--sizes",
+        "1024",
+        "--runs",
+        "1",
+        "--io",
+        "both",
+    ]);
+    assert_eq!(results.len(), 4, "{results:?}");
+    for result in &results {
+        let mut expected = FIGURES.to_vec();
+        expected.push("flows");
+        expected.sort_unstable();
+        assert_eq!(keys(result), expected, "{result}");
+        assert_flows_sum(result, 3);
+        assert_cpu(result, true);
+        if result["transport"] == "tcp" {
+            assert_eq!(result["sent"], result["received"], "{result}");
+            assert!(result["kernel_drops"].is_null(), "{result}");
+        } else if cfg!(target_os = "linux") {
+            // The listener's socket drops are part of what was lost.
+            assert!(
+                num(result, "kernel_drops") <= num(result, "lost"),
+                "{result}"
+            );
+        }
+        // A flow on a thread of its own has its own CPU time; on tokio
+        // the flows share the one.
+        let own = result["io"] == "blocking" && cfg!(target_os = "linux");
+        let flows = result["flows"].as_array().unwrap();
+        assert!(
+            flows.iter().all(|f| f["client_cpu"].is_null() != own),
+            "{result}"
+        );
+    }
+}
+
+#[test]
+fn one_flow_has_no_flows_and_both_ends_are_counted() {
+    let results = bench_json(&["--mode", "throughput", "--sizes", "64", "--runs", "1"]);
+    for result in &results {
+        assert_eq!(result["parallel"], 1, "{result}");
+        assert!(result.get("flows").is_none(), "{result}");
+        assert_cpu(result, true);
+        assert!(num(result, "reordered") >= 0.0, "{result}");
+    }
+    let pingpong = bench_json(&["--udp", "--sizes", "64", "--runs", "1"]);
+    assert!(pingpong[0]["reordered"].is_null(), "{}", pingpong[0]);
+    assert!(pingpong[0]["kernel_drops"].is_null(), "{}", pingpong[0]);
+    assert_cpu(&pingpong[0], true);
+}
+
+#[test]
+fn parallel_flows_against_a_remote_msg_listen() {
+    let listener = Listener::start("--tcp", "127.0.0.1", &[]);
+    let addr = listener.addr.to_string();
+    let results = bench_json(&[
+        "--tcp",
+        "--mode",
+        "throughput",
+        "--parallel",
+        "2",
+        "--sizes",
+        "1024",
+        "--runs",
+        "1",
+        &addr,
+    ]);
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_flows_sum(&results[0], 2);
+    assert_cpu(&results[0], false);
+    assert_eq!(results[0]["sent"], results[0]["received"], "{}", results[0]);
+    drop(listener.process.kill());
+}
+
+#[test]
+fn parallel_flows_report_their_intervals_apart() {
+    let lines = interval_lines(&[
+        "--tcp",
+        "--sizes",
+        "1024",
+        "--mode",
+        "throughput",
+        "-P",
+        "2",
+    ]);
+    assert_eq!(lines[0]["parallel"], 2, "{}", lines[0]);
+    let end = lines.last().unwrap();
+    let cell = &end["results"][0];
+    for (i, flow) in cell["flows"].as_array().unwrap().iter().enumerate() {
+        let mine: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["type"] == "interval" && l["flow"] == i + 1)
+            .collect();
+        assert!(mine.len() >= 2, "150ms in 50ms intervals: {lines:?}");
+        let sent: f64 = mine.iter().map(|l| num(l, "sent")).sum();
+        assert_eq!(sent, num(flow, "sent"), "{flow} {mine:?}");
+    }
+}
+
+#[test]
+fn parallel_refuses_what_it_does_not_measure() {
+    for (args, why) in [
+        (
+            &["-P", "2"][..],
+            "--parallel runs throughput streams: use it with --mode throughput",
+        ),
+        (
+            &["-P", "2", "--mode", "throughput", "-u", "--batch", "8"],
+            "--parallel and --batch",
+        ),
+        (&["-P", "2", "--mode", "connect"], "--parallel"),
+        (&["-P", "0"], "0 is not in 1..=128"),
+        (&["-P", "2", "--clients", "4"], "cannot be used with"),
+    ] {
+        assert_usage_error(args, why);
+    }
 }

@@ -122,11 +122,32 @@ fn udp_loses_the_configured_share_and_tcp_and_authentication_lose_nothing() {
             "configured 5 %, measured {measured} %: {udp}"
         );
         assert!(num(udp, "sent") > 5000.0, "{udp}");
+        // Both ends in one object, consistent: the receiver's counts
+        // (received, lost, reordered, its socket's drops) against the
+        // sender's, and each side's CPU time.
+        assert_eq!(
+            num(udp, "sent"),
+            num(udp, "received") + num(udp, "lost"),
+            "{udp}"
+        );
+        assert!(num(udp, "reordered") >= 0.0, "{udp}");
+        assert!(
+            num(udp, "kernel_drops") <= num(udp, "lost"),
+            "the socket's drops are part of the loss: {udp}"
+        );
+        for side in ["client", "listener"] {
+            assert!(
+                num(&udp["cpu"][side], "system_us_per_msg") >= 0.0,
+                "{side}: {udp}"
+            );
+        }
 
         // TCP: everything arrives, because segments were sent again.
         let tcp = cell(results, "tcp", "loss 5%", auth);
         assert_eq!(tcp["sent"], tcp["received"], "{tcp}");
         assert_eq!(num(tcp, "lost"), 0.0, "{tcp}");
+        assert_eq!(num(tcp, "reordered"), 0.0, "{tcp}");
+        assert!(tcp["kernel_drops"].is_null(), "{tcp}");
         assert!(num(tcp, "retrans") > 0.0, "{tcp}");
         assert!(num(tcp, "rto_ms") >= 200.0, "{tcp}");
     }

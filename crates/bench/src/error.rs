@@ -49,6 +49,29 @@ pub enum Error {
     /// measures (the reason names it).
     #[error("the blocking engine does {0}")]
     NotInBlockingEngine(&'static str),
+    /// Parallel flows asked of a ping-pong.
+    #[error(
+        "parallel flows are throughput streams: a ping-pong measures one message in flight \
+         on one connection"
+    )]
+    ParallelNeedsThroughput,
+    /// Parallel flows of a batched stream: the built-in listener's
+    /// receive calls are counted for all flows at once.
+    #[error(
+        "parallel flows are not batched: the listener's receive calls would be counted for \
+         all flows at once"
+    )]
+    ParallelBatched,
+    /// Parallel flows under an impairment: the kernel's counters are the
+    /// namespace's, not a flow's.
+    #[error(
+        "parallel flows are not impaired: the kernel's counters are the namespace's, not a \
+         flow's"
+    )]
+    ParallelImpaired,
+    /// More parallel flows than [`MAX_PARALLEL`](crate::plan::MAX_PARALLEL).
+    #[error("{0} parallel flows is over the most a run makes, {max}", max = crate::plan::MAX_PARALLEL)]
+    TooManyFlows(u32),
     /// Impairments with a remote listener: they are made inside a network
     /// namespace from which it cannot be reached.
     #[error(

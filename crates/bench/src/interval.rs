@@ -82,6 +82,8 @@ pub struct IntervalOf {
     pub runs: u32,
     /// The impairment applied, as its SPEC, if any.
     pub impairment: Option<String>,
+    /// Of parallel flows, which (from 1); `None` for a run of one.
+    pub flow: Option<u32>,
 }
 
 /// Where an engine's intervals go.

@@ -25,6 +25,11 @@
 //!   [`Outcome`]: `tokio` (closed loop, open loop at a rate, throughput),
 //!   `batched` (UDP throughput, many datagrams per system call),
 //!   `blocking` (std sockets on the calling thread).
+//! - `flows`: parallel flows, N streams of one run at once, a thread each
+//!   on the blocking engine and a future each on tokio, and their sum.
+//! - `cpu`: what a run cost in CPU time, user and system, on the
+//!   client's threads (`getrusage(RUSAGE_THREAD)`) and in the built-in
+//!   listeners (the process's less the client's).
 //! - [`connect`]: what a connection costs: per cycle a new socket,
 //!   connect, one request and reply, close, the transports interleaved
 //!   (its own plan, [`connect::Cycles`], and report).
@@ -91,8 +96,10 @@
 
 pub mod clients;
 pub mod connect;
+mod cpu;
 mod engine;
 mod error;
+mod flows;
 mod impair;
 mod interval;
 pub mod meta;
@@ -105,6 +112,7 @@ mod run;
 mod servers;
 mod settings;
 
+pub use cpu::{Cpu, Usage};
 pub use engine::batched::Calls;
 pub use engine::{Kernel, Outcome, TcpFigures};
 pub use error::Error;
@@ -115,8 +123,8 @@ pub use interval::{Interval, IntervalOf, TcpInterval};
 pub use msg_net::{Auth, Transport};
 pub use pin::{Pin, Placement};
 pub use plan::{
-    Batch, DEFAULT_SIZES, DEFAULT_TIMEOUT, Engine, MAX_SIZE, Mode, Plan, SizeError, parse_seconds,
-    parse_size,
+    Batch, DEFAULT_SIZES, DEFAULT_TIMEOUT, Engine, MAX_PARALLEL, MAX_SIZE, Mode, Plan, SizeError,
+    parse_seconds, parse_size,
 };
 pub use run::{Measured, Progress, Results, run};
 pub use settings::Oversize;

@@ -83,6 +83,9 @@ const IMPAIRED_TCP_TIMEOUT: Duration = Duration::from_secs(60);
 /// trips, and short enough that a lossy run still takes many samples.
 const IMPAIRED_UDP_SLACK: Duration = Duration::from_millis(10);
 
+/// The most parallel flows a run makes (iperf3's limit for `-P`).
+pub const MAX_PARALLEL: u32 = 128;
+
 /// One engine: the client and the built-in listener it measures against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Engine {
@@ -171,6 +174,10 @@ pub struct Plan {
     /// Report each run every this long as it goes
     /// ([`Progress::interval`](crate::Progress::interval)).
     pub interval: Option<Duration>,
+    /// Throughput streams per run, at once, each its own connection or
+    /// socket (1 to [`MAX_PARALLEL`]); the run's figures are their sum,
+    /// each flow's kept beside it.
+    pub parallel: u32,
 }
 
 impl Default for Plan {
@@ -196,6 +203,7 @@ impl Default for Plan {
             impairments: Vec::new(),
             batch: None,
             interval: None,
+            parallel: 1,
         }
     }
 }
@@ -209,16 +217,32 @@ impl Plan {
     /// both engines, batching outside a UDP stream, the blocking engine
     /// asked for what only tokio measures, impairments with a remote
     /// listener or a transport that no network interface carries (a Unix
-    /// socket), or nothing to measure.
+    /// socket), parallel flows outside an unbatched, unimpaired stream, or
+    /// nothing to measure.
     pub fn check(&self) -> Result<(), Error> {
         for (empty, what) in [
             (self.transports.is_empty(), "transport"),
             (self.sizes.is_empty(), "size"),
             (self.engines.is_empty(), "engine"),
             (self.runs == 0, "run"),
+            (self.parallel == 0, "flow"),
         ] {
             if empty {
                 return Err(Error::Empty(what));
+            }
+        }
+        if self.parallel > MAX_PARALLEL {
+            return Err(Error::TooManyFlows(self.parallel));
+        }
+        if self.parallel > 1 {
+            if self.mode != Mode::Throughput {
+                return Err(Error::ParallelNeedsThroughput);
+            }
+            if self.batch.is_some() {
+                return Err(Error::ParallelBatched);
+            }
+            if !self.impairments.is_empty() {
+                return Err(Error::ParallelImpaired);
             }
         }
         if self.busy_poll && self.placement.pin() == Pin::Same {
@@ -307,6 +331,7 @@ impl Plan {
             impaired: impairment.is_some(),
             batch: batching,
             interval: self.interval,
+            builtin: self.builtin(),
         }
     }
 }
@@ -396,5 +421,39 @@ mod tests {
             ..Plan::default()
         };
         assert!(batched.check().is_ok());
+    }
+
+    #[test]
+    fn parallel_flows_are_throughput_streams_unbatched_and_unimpaired() {
+        let stream = |parallel| Plan {
+            mode: Mode::Throughput,
+            parallel,
+            ..Plan::default()
+        };
+        assert!(stream(4).check().is_ok());
+        assert!(matches!(stream(0).check(), Err(Error::Empty("flow"))));
+        assert!(matches!(
+            stream(MAX_PARALLEL + 1).check(),
+            Err(Error::TooManyFlows(_))
+        ));
+        let pingpong = Plan {
+            parallel: 2,
+            ..Plan::default()
+        };
+        assert!(matches!(
+            pingpong.check(),
+            Err(Error::ParallelNeedsThroughput)
+        ));
+        let batched = Plan {
+            batch: Some(Batch { size: 8, gso: true }),
+            ..stream(2)
+        };
+        assert!(matches!(batched.check(), Err(Error::ParallelBatched)));
+        let impaired = Plan {
+            impairments: vec!["loss 1%".parse().unwrap()],
+            engines: vec![Engine::Tokio],
+            ..stream(2)
+        };
+        assert!(matches!(impaired.check(), Err(Error::ParallelImpaired)));
     }
 }

@@ -14,6 +14,7 @@ use msg_net::{BusyPoll, Link, PeerAddr, Transport};
 
 use crate::engine::{Outcome, blocking, tokio as tokio_engine};
 use crate::error::Error;
+use crate::flows;
 use crate::interval::{Interval, IntervalOf};
 use crate::plan::{Engine, Plan};
 use crate::servers;
@@ -353,13 +354,40 @@ async fn measure_all(
                     run,
                     runs,
                     impairment: phase.map(|i| plan.impairments[i].to_string()),
+                    flow: None,
                 };
-                let mut sink = |interval: Interval| progress.interval(&of, &interval);
-                let outcome = match engine {
-                    Engine::Tokio => tokio_engine::measure(target, size, settings, &mut sink).await,
-                    // On this thread: nothing else runs on its runtime.
-                    Engine::Blocking => {
-                        blocking::measure(target, size, settings, plan.busy_poll, &mut sink)
+                let outcome = if plan.parallel > 1 {
+                    let mut sink = |flow, interval: Interval| {
+                        let of = IntervalOf {
+                            flow: Some(flow),
+                            ..of.clone()
+                        };
+                        progress.interval(&of, &interval);
+                    };
+                    let n = plan.parallel;
+                    match engine {
+                        Engine::Tokio => {
+                            flows::tokio_flows(target, size, settings, n, &mut sink).await
+                        }
+                        Engine::Blocking => flows::blocking_flows(
+                            target,
+                            size,
+                            settings,
+                            plan.busy_poll,
+                            n,
+                            &mut sink,
+                        ),
+                    }
+                } else {
+                    let mut sink = |interval: Interval| progress.interval(&of, &interval);
+                    match engine {
+                        Engine::Tokio => {
+                            tokio_engine::measure(target, size, settings, &mut sink).await
+                        }
+                        // On this thread: nothing else runs on its runtime.
+                        Engine::Blocking => {
+                            blocking::measure(target, size, settings, plan.busy_poll, &mut sink)
+                        }
                     }
                 };
                 let outcome = outcome.map_err(|err| Error::Run {

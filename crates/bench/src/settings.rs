@@ -102,6 +102,9 @@ pub(crate) struct Settings {
     pub(crate) batch: Option<Batching>,
     /// Intervals to report each run in.
     pub(crate) interval: Option<Duration>,
+    /// The listeners are the built-in ones, in this process: their
+    /// sockets' drops and their CPU time can be read here.
+    pub(crate) builtin: bool,
 }
 
 /// How a throughput run is batched.

@@ -345,6 +345,7 @@ pub fn run(plan: &Cycles, progress: &mut dyn Progress) -> Result<Results, Error>
                 run: number,
                 runs: plan.runs,
                 impairment: None,
+                flow: None,
             };
             let mut sink = |interval: Interval| progress.interval(&of, &interval);
             let run = measure(client, plan, &mut sink).map_err(|err| Error::Cycle {

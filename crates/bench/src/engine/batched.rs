@@ -36,7 +36,8 @@ use msg_net::{CallCounts, Link, PeerAddr, SendBatch};
 use msg_proto::{Kind, Message};
 
 use super::tokio::Peer;
-use super::{Outcome, UDP_DRAIN};
+use super::{Drops, Outcome, UDP_DRAIN};
+use crate::cpu::Sample;
 use crate::error::Error;
 use crate::interval::{Sink, Ticker};
 use crate::pace::{Pacer, scheduled};
@@ -185,6 +186,8 @@ pub(super) async fn throughput(
     let before = peer.stats().await?;
     let calls_before = batching.before(addr, &send_batch);
 
+    let drops = Drops::start(settings, msg_net::Transport::Udp, addr);
+    let cpu = Sample::now();
     let start = Instant::now();
     let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), None, sink);
     let sent = stream(
@@ -203,6 +206,8 @@ pub(super) async fn throughput(
     tokio::time::sleep(UDP_DRAIN).await;
     let after = peer.stats().await?;
     let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
+    outcome.drops = drops.and_then(|d| d.since());
     outcome.calls = Some(batching.since(addr, &send_batch, &calls_before));
     Ok(outcome)
 }

@@ -26,7 +26,8 @@ use msg_net::{PeerAddr, SendBatch, Transport};
 use msg_proto::{Kind, Message};
 
 use super::batched::Discards;
-use super::{Outcome, UDP_DRAIN};
+use super::{Drops, Outcome, UDP_DRAIN};
+use crate::cpu::Sample;
 use crate::error::Error;
 use crate::interval::{Sink, Ticker};
 use crate::settings::{Batching, Mode, Settings, Target};
@@ -46,6 +47,21 @@ pub(crate) fn measure(
     busy_poll: bool,
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
+    let link = connect(target, settings, busy_poll)?;
+    measure_on(link, target, size, settings, sink)
+}
+
+/// A connection (or a connected socket) to `target`, authenticated if it
+/// has a secret.
+///
+/// # Errors
+///
+/// When the target cannot be reached or refuses the handshake.
+pub(crate) fn connect(
+    target: &Target,
+    settings: &Settings,
+    busy_poll: bool,
+) -> Result<blocking::Link, Error> {
     let options = LinkOptions {
         tcp: TcpOptions {
             nodelay: target.nodelay,
@@ -58,6 +74,21 @@ pub(crate) fn measure(
     if let Some(auth) = &target.auth {
         link.authenticate(auth)?;
     }
+    Ok(link)
+}
+
+/// As [`measure`], over `link`, made by [`connect`].
+///
+/// # Errors
+///
+/// As [`measure`].
+pub(crate) fn measure_on(
+    link: blocking::Link,
+    target: &Target,
+    size: usize,
+    settings: &Settings,
+    sink: Sink<'_>,
+) -> Result<Outcome, Error> {
     let body = Bytes::from(vec![b'm'; size]);
     let mut peer = Peer {
         link,
@@ -70,7 +101,14 @@ pub(crate) fn measure(
             .batch
             .as_ref()
             .filter(|_| target.transport.caps().batches);
-        return throughput(&mut peer, body, batching.map(|b| (b, &target.addr)), sink);
+        let drops = || Drops::start(settings, target.transport, &target.addr);
+        return throughput(
+            &mut peer,
+            body,
+            batching.map(|b| (b, &target.addr)),
+            drops,
+            sink,
+        );
     }
     let warm_until = Instant::now() + settings.warmup;
     loop {
@@ -81,6 +119,7 @@ pub(crate) fn measure(
         peer.exchange(now)?;
     }
     let mut outcome = Outcome::new();
+    let cpu = Sample::now();
     let start = Instant::now();
     let end = start + settings.duration;
     let mut ticker = Ticker::new(settings.interval, start, &outcome, peer.tcp_info()?, sink);
@@ -89,6 +128,7 @@ pub(crate) fn measure(
         if now >= end {
             outcome.elapsed = now - start;
             ticker.finish(now, &outcome, true, peer.tcp_info()?);
+            outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
             return Ok(outcome);
         }
         if ticker.due(now) {
@@ -112,6 +152,7 @@ fn throughput(
     peer: &mut Peer,
     body: Bytes,
     batching: Option<(&Batching, &PeerAddr)>,
+    drops: impl Fn() -> Option<Drops>,
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let settings = peer.settings;
@@ -125,6 +166,8 @@ fn throughput(
     peer.stream(&mut discard, settings.warmup, batched.as_mut(), None)?;
     let before = peer.stats()?;
     let calls_before = batched.as_ref().map(|b| b.batching.before(b.addr, &b.send));
+    let drops = drops();
+    let cpu = Sample::now();
     let start = Instant::now();
     let tcp = peer.tcp_info()?;
     let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), tcp, sink);
@@ -146,6 +189,10 @@ fn throughput(
     let after = peer.stats()?;
     let elapsed = udp_elapsed.unwrap_or_else(|| start.elapsed());
     let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    // Until the listener has answered the last statistics ping: what it
+    // spent taking the stream in is counted whole.
+    outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
+    outcome.drops = drops.and_then(|d| d.since());
     outcome.calls = batched
         .zip(calls_before)
         .map(|(b, before)| b.batching.since(b.addr, &b.send, &before));

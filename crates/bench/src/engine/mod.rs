@@ -18,9 +18,11 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use msg_net::{Stats, TcpInfo};
+use msg_net::{PeerAddr, Stats, TcpInfo, Transport};
 
+use crate::cpu::Cpu;
 use crate::error::Error;
+use crate::settings::Settings;
 
 pub(crate) mod batched;
 pub(crate) mod blocking;
@@ -51,6 +53,17 @@ pub struct Outcome {
     pub kernel: Option<Kernel>,
     /// Batched: datagrams per system call.
     pub calls: Option<batched::Calls>,
+    /// What the measurement cost in CPU time, per side, where it can be
+    /// read ([`Cpu`]).
+    pub cpu: Option<Cpu>,
+    /// The receiving socket's drops during the measurement (its queue
+    /// full): the built-in UDP listener's, read from the kernel's socket
+    /// table; `None` where there is none to read (a remote listener, a
+    /// stream, a ping-pong).
+    pub drops: Option<u64>,
+    /// Parallel flows: each flow's own outcome, in order; this one is
+    /// their sum. Empty for one flow.
+    pub flows: Vec<Self>,
 }
 
 /// What the kernel counted while a run measured (under an impairment, where
@@ -118,6 +131,68 @@ impl Snapshot {
     }
 }
 
+/// The drops of the built-in UDP listener a stream goes to, counted from
+/// when the measurement starts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Drops {
+    port: u16,
+    before: u64,
+}
+
+impl Drops {
+    /// From now, for a stream to the built-in listener at `addr` over
+    /// UDP; `None` for anything else, or where the kernel's socket table
+    /// cannot be read.
+    pub(crate) fn start(
+        settings: &Settings,
+        transport: Transport,
+        addr: &PeerAddr,
+    ) -> Option<Self> {
+        if !settings.builtin || transport != Transport::Udp {
+            return None;
+        }
+        let port = addr.inet()?.port();
+        Some(Self {
+            port,
+            before: udp_drops(port)?,
+        })
+    }
+
+    /// The drops since [`Drops::start`].
+    pub(crate) fn since(&self) -> Option<u64> {
+        Some(udp_drops(self.port)?.saturating_sub(self.before))
+    }
+}
+
+/// The drops of the UDP sockets bound to local `port` in this network
+/// namespace: the last column of `/proc/self/net/udp` and `udp6`
+/// (`sk_drops`: datagrams the socket could not queue).
+fn udp_drops(port: u16) -> Option<u64> {
+    let mut found = None;
+    for table in ["/proc/self/net/udp", "/proc/self/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for drops in socket_drops(&text, port) {
+            found = Some(found.unwrap_or(0) + drops);
+        }
+    }
+    found
+}
+
+/// Each socket's drops, in a `/proc/net/udp` table, of those bound to
+/// local `port` (`local_address` is `HEXIP:HEXPORT`).
+fn socket_drops(text: &str, port: u16) -> impl Iterator<Item = u64> + '_ {
+    text.lines().skip(1).filter_map(move |line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let local = fields.get(1)?;
+        let bound = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+        (bound == port)
+            .then(|| fields.last()?.parse().ok())
+            .flatten()
+    })
+}
+
 /// One counter of `/proc/net/snmp`, whose sections come as two lines: the
 /// names, then the values (`Udp: InDatagrams NoPorts ...` / `Udp: 12 0 ...`).
 fn snmp_field(text: &str, section: &str, name: &str) -> Option<u64> {
@@ -140,6 +215,9 @@ impl Outcome {
             elapsed: Duration::ZERO,
             kernel: None,
             calls: None,
+            cpu: None,
+            drops: None,
+            flows: Vec::new(),
         }
     }
 
@@ -161,8 +239,12 @@ impl Outcome {
         self.sent.saturating_sub(self.received)
     }
 
-    /// Messages per second at the receiver.
+    /// Messages per second at the receiver; of parallel flows, the sum of
+    /// their rates (as iperf3 sums its streams').
     pub fn msgs_per_s(&self) -> f64 {
+        if !self.flows.is_empty() {
+            return self.flows.iter().map(Self::msgs_per_s).sum();
+        }
         if self.elapsed.is_zero() {
             return 0.0;
         }
@@ -191,5 +273,18 @@ mod tests {
         assert_eq!(snmp_field(text, "Tcp", "RetransSegs"), Some(17));
         assert_eq!(snmp_field(text, "Tcp", "MaxConn"), None);
         assert_eq!(snmp_field(text, "Icmp", "InMsgs"), None);
+    }
+
+    #[test]
+    fn a_sockets_drops_are_found_by_its_port() {
+        let text = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   \
+                    uid  timeout inode ref pointer drops\n\
+                    \x20 1: 0100007F:9C40 00000000:0000 07 00000000:00000000 00:00000000 00000000  \
+                    1000        0 1 2 0000000000000000 17\n\
+                    \x20 2: 0100007F:A000 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  \
+                    1000        0 2 2 0000000000000000 0\n";
+        assert_eq!(socket_drops(text, 40_000).collect::<Vec<_>>(), [17]);
+        assert_eq!(socket_drops(text, 40_960).collect::<Vec<_>>(), [0]);
+        assert_eq!(socket_drops(text, 9).count(), 0);
     }
 }

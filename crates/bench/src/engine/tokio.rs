@@ -25,7 +25,8 @@ use msg_net::{Link, Stats, TcpInfo, Transport};
 use msg_proto::{Kind, Message};
 use tokio::time::timeout_at;
 
-use super::{Outcome, Snapshot, UDP_DRAIN, batched};
+use super::{Drops, Outcome, Snapshot, UDP_DRAIN, batched};
+use crate::cpu::Sample;
 use crate::error::Error;
 use crate::interval::{Sink, Ticker};
 use crate::pace::{Pacer, scheduled};
@@ -43,12 +44,36 @@ pub(crate) async fn measure(
     settings: &Settings,
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
-    let link = Link::connect(
+    let link = connect(target).await?;
+    measure_on(link, target, size, settings, sink).await
+}
+
+/// A link to `target`, authenticated if it has a secret.
+///
+/// # Errors
+///
+/// When the target cannot be reached or refuses the handshake.
+pub(crate) async fn connect(target: &Target) -> Result<Link, Error> {
+    Ok(Link::connect(
         target.transport,
         target.addr.clone(),
         &target.connect_options(),
     )
-    .await?;
+    .await?)
+}
+
+/// As [`measure`], over `link`, made by [`connect`].
+///
+/// # Errors
+///
+/// As [`measure`].
+pub(crate) async fn measure_on(
+    link: Link,
+    target: &Target,
+    size: usize,
+    settings: &Settings,
+    sink: Sink<'_>,
+) -> Result<Outcome, Error> {
     // Where a message may be lost, a late reply counts as lost; where
     // none is, a reply has the longer TCP timeout before the run fails.
     let caps = target.transport.caps();
@@ -65,7 +90,10 @@ pub(crate) async fn measure(
         (Mode::Throughput, _) if caps.batches && settings.batch.is_some() => {
             batched::throughput(&mut peer, &target.addr, body, settings, sink).await
         }
-        (Mode::Throughput, rate) => throughput(&mut peer, body, settings, rate, sink).await,
+        (Mode::Throughput, rate) => {
+            let drops = || Drops::start(settings, target.transport, &target.addr);
+            throughput(&mut peer, body, settings, rate, drops, sink).await
+        }
     }
 }
 
@@ -164,6 +192,7 @@ async fn closed_loop(
     }
     let before = peer.snapshot(settings)?;
     let mut outcome = Outcome::new();
+    let cpu = Sample::now();
     let start = Instant::now();
     let end = start + settings.duration;
     let tcp = peer.tcp_info(settings)?;
@@ -173,6 +202,7 @@ async fn closed_loop(
         if now >= end {
             ticker.finish(now, &outcome, true, peer.tcp_info(settings)?);
             outcome.elapsed = now - start;
+            outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
             outcome.kernel = before
                 .map(|b| Ok::<_, Error>(b.until(&Snapshot::take(peer.link.tcp_info())?)))
                 .transpose()?;
@@ -216,6 +246,7 @@ async fn open_loop(
     // The pacer may spin only while no reply is due.
     let idle = || received_total.get() == sent_total.get();
     let mut before = None;
+    let mut cpu = None;
 
     let send = async {
         let mut pacer = Pacer::new()?;
@@ -228,6 +259,9 @@ async fn open_loop(
             pacer.wait_until(intended, idle).await?;
             ping.seq = i;
             ping.timestamp_ns = clock.ns(intended);
+            if cpu.is_none() && ping.timestamp_ns >= measure_from {
+                cpu = Sample::now();
+            }
             if settings.impaired && before.is_none() && ping.timestamp_ns >= measure_from {
                 before = Some(Snapshot::take(tx.tcp_info())?);
             }
@@ -289,6 +323,7 @@ async fn open_loop(
     }
     outcome.sent = sent_measured.get();
     outcome.elapsed = settings.duration;
+    outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
     if transport.caps().reliable && outcome.lost() > 0 {
         return Err(Error::Unanswered {
             lost: outcome.lost(),
@@ -304,6 +339,7 @@ async fn throughput(
     body: Bytes,
     settings: &Settings,
     rate: Option<u64>,
+    drops: impl Fn() -> Option<Drops>,
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let mut pacer = match rate {
@@ -315,6 +351,8 @@ async fn throughput(
     let before = peer.stats().await?;
     let kernel_before = peer.snapshot(settings)?;
 
+    let drops = drops();
+    let cpu = Sample::now();
     let start = Instant::now();
     let tcp = peer.tcp_info(settings)?;
     let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), tcp, sink);
@@ -346,6 +384,8 @@ async fn throughput(
         elapsed
     };
     let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
+    outcome.drops = drops.and_then(|d| d.since());
     if let Some(kernel_before) = kernel_before {
         outcome.kernel = Some(kernel_before.until(&Snapshot::take(peer.link.tcp_info())?));
     }

@@ -27,6 +27,9 @@ pub struct Shape {
     warmup_s: f64,
     duration_s: f64,
     interval_s: Option<f64>,
+    /// Flows at once (absent from the connect mode's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel: Option<u32>,
 }
 
 impl From<&Plan> for Shape {
@@ -39,6 +42,7 @@ impl From<&Plan> for Shape {
             warmup_s: plan.warmup.as_secs_f64(),
             duration_s: plan.duration.as_secs_f64(),
             interval_s: plan.interval.map(|i| i.as_secs_f64()),
+            parallel: Some(plan.parallel),
         }
     }
 }
@@ -53,6 +57,7 @@ impl From<&crate::connect::Cycles> for Shape {
             warmup_s: plan.warmup.as_secs_f64(),
             duration_s: plan.duration.as_secs_f64(),
             interval_s: plan.interval.map(|i| i.as_secs_f64()),
+            parallel: None,
         }
     }
 }
@@ -93,6 +98,9 @@ struct Json<'a> {
     impairment: Option<&'a str>,
     size: usize,
     run: u32,
+    /// Of parallel flows, which one (from 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<u32>,
     /// Seconds from the start of the run's measurement.
     t0: f64,
     t1: f64,
@@ -147,6 +155,7 @@ pub fn write_interval_json(
             impairment: of.impairment.as_deref(),
             size: of.size,
             run: of.run,
+            flow: of.flow,
             t0: secs(interval.t0),
             t1: secs(interval.t1),
             sent: interval.sent,
@@ -189,6 +198,9 @@ pub fn write_interval_text(
         of.run,
         of.runs
     ));
+    if let Some(flow) = of.flow {
+        text.push_str(&format!(" flow {flow}"));
+    }
     if let Some(impairment) = &of.impairment {
         text.push_str(&format!(" [{impairment}]"));
     }

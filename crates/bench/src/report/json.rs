@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{
-    Report, Summary, batch, per_packet_loss, percent, summarise, tenth, tenth_percent, us,
+    Report, Summary, batch, ends, per_packet_loss, percent, summarise, tenth, tenth_percent, us,
 };
 use crate::engine::Outcome;
 use crate::impair::Impairment;
@@ -17,6 +17,8 @@ use msg_net::Transport;
 /// The JSON object of one cell: exactly these keys.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
+// A few records per document, written once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Record {
     Figures {
         transport: &'static str,
@@ -40,6 +42,20 @@ enum Record {
         sent: u64,
         received: u64,
         lost: u64,
+        /// The receiver's: arrivals after a higher sequence number (a
+        /// stream's; null in ping-pong).
+        reordered: Option<u64>,
+        /// The receiver's: datagrams its socket dropped, its queue full
+        /// (the built-in UDP listener's; null elsewhere).
+        kernel_drops: Option<u64>,
+        /// CPU time per message, each side's (null where it cannot be
+        /// read).
+        cpu: Option<ends::CpuJson>,
+        /// Flows at once (1 unless parallel).
+        parallel: u32,
+        /// Parallel: each flow's figures; the cell's are their sum.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        flows: Option<Vec<ends::FlowJson>>,
         runs: usize,
         p50_us_min: Option<f64>,
         p50_us_max: Option<f64>,
@@ -80,9 +96,6 @@ struct ImpairedFigures {
     /// UDP: datagrams the kernel dropped because a receive queue was full.
     #[serde(skip_serializing_if = "Option::is_none")]
     overflow: Option<u64>,
-    /// UDP throughput: arrivals after a higher sequence number.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reordered: Option<u64>,
     /// TCP: segments the client retransmitted (`tcpi_total_retrans`).
     #[serde(skip_serializing_if = "Option::is_none")]
     retrans: Option<u32>,
@@ -185,6 +198,16 @@ impl Report<'_> {
                     sent: run.map_or(0, |r| r.sent),
                     received: run.map_or(0, |r| r.received),
                     lost: run.map_or(0, Outcome::lost),
+                    reordered: run
+                        .filter(|_| self.mode == Mode::Throughput)
+                        .map(|r| r.reordered),
+                    kernel_drops: run.and_then(|r| r.drops),
+                    cpu: run
+                        .and_then(|r| r.cpu.map(|cpu| ends::CpuJson::new(&cpu, r, self.builtin))),
+                    parallel: self.parallel,
+                    flows: run
+                        .filter(|r| !r.flows.is_empty())
+                        .map(|r| ends::flows_json(r, cell.size)),
                     runs: runs.len(),
                     p50_us_min: p50_range(|s| s.min),
                     p50_us_max: p50_range(|s| s.max),
@@ -223,9 +246,6 @@ impl Report<'_> {
                 .and_then(|r| per_packet_loss(self.mode, r))
                 .map(|p| tenth_percent(p * 100.0)),
             overflow: kernel.filter(|_| udp).map(|k| k.udp_overflow),
-            reordered: run
-                .filter(|_| udp && self.mode == Mode::Throughput)
-                .map(|r| r.reordered),
             retrans: tcp.map(|t| t.retrans),
             retrans_both_ways: kernel.filter(|_| caps.tcp_info).map(|k| k.tcp_retrans_segs),
             rtt_us: tcp.map(|t| tenth(t.rtt.as_secs_f64() * 1e6)),

@@ -20,6 +20,8 @@
 //! - `table`, `notes`: the table, and the lines above and below it.
 //! - `json`: the JSON document, exactly its keys.
 //! - `batch`: a batched run's columns and keys.
+//! - `ends`: both ends' CPU time per message, and parallel flows, as
+//!   keys and as the table under the main one.
 //! - `text`: the text table and its number formats.
 //! - `plot`, `hgrm`: the latency distributions, drawn and written out.
 //! - [`clients`]: the report of the `clients` load.
@@ -43,6 +45,7 @@ use msg_net::Transport;
 mod batch;
 pub mod clients;
 pub mod connect;
+mod ends;
 pub(crate) mod hgrm;
 pub mod intervals;
 mod json;
@@ -127,6 +130,8 @@ struct Report<'a> {
     measured: &'a [Measured],
     /// Under impairment, the impairments measured in turn; empty otherwise.
     impairments: &'a [Impairment],
+    /// Flows at once.
+    parallel: u32,
 }
 
 impl<'a> Report<'a> {
@@ -144,6 +149,7 @@ impl<'a> Report<'a> {
             where_: &results.listeners,
             measured: &results.measured,
             impairments: &plan.impairments,
+            parallel: plan.parallel,
         }
     }
 }

@@ -53,11 +53,28 @@ impl Report<'_> {
             (Mode::Pingpong, Some(rate)) => {
                 format!("open loop at {rate} msg/s, latency from each intended send time")
             }
+            (Mode::Throughput, _) if self.parallel > 1 => format!(
+                "throughput, {} parallel one-way streams{}, each its own connection or socket; \
+                 a size's row is their sum, SIZE #N each flow's",
+                self.parallel,
+                self.rate
+                    .map_or(" as fast as they go".to_owned(), |r| format!(
+                        " at {r} msg/s each"
+                    )),
+            ),
             (Mode::Throughput, None) => "throughput, one-way stream as fast as it goes".to_owned(),
             (Mode::Throughput, Some(rate)) => format!("throughput, one-way stream at {rate} msg/s"),
         };
+        let lossy = self.transports().iter().any(|t| !t.caps().reliable);
         let figures = match self.mode {
             Mode::Pingpong => "round-trip times in µs",
+            Mode::Throughput if lossy && self.builtin => {
+                "rates at the receiver; drops: datagrams the listener's socket dropped, its \
+                 receive queue full (part of lost)"
+            }
+            Mode::Throughput if lossy => {
+                "rates at the receiver; drops: the remote listener's socket is not read here (n/a)"
+            }
             Mode::Throughput => "rates at the receiver",
         };
         [

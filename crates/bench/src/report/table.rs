@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use super::text::Table;
 use super::{Report, Summary, batch, fmt_count, fmt_us, per_packet_loss, percent, summarise, us};
+use crate::engine::Outcome;
 use crate::plan::{Engine, Mode};
 use msg_net::Transport;
 
@@ -40,6 +41,11 @@ impl Report<'_> {
                 writeln!(out, "{line}")?;
             }
         }
+        if let Some((note, cpu)) = self.cpu_table() {
+            writeln!(out)?;
+            writeln!(out, "{note}")?;
+            write!(out, "{}", cpu.render())?;
+        }
         out.flush()?;
         Ok(())
     }
@@ -61,10 +67,10 @@ impl Report<'_> {
         };
         let extra: &[&str] = match (self.mode, self.batch) {
             (Mode::Pingpong, _) => &["lost"],
-            (Mode::Throughput, None) => &["reordered"],
+            (Mode::Throughput, None) => &["reordered", "drops"],
             (Mode::Throughput, Some(_)) => {
                 let [send, recv, offload] = batch::COLUMNS;
-                &["reordered", send, recv, offload]
+                &["reordered", "drops", send, recv, offload]
             }
         };
         let impaired = !self.impairments.is_empty();
@@ -162,6 +168,8 @@ impl Report<'_> {
                 row.insert(0, self.impairments[i].to_string());
             }
             let mut measured_runs = Vec::new();
+            // Each transport's median run and width, for the flows' rows.
+            let mut medians = Vec::new();
             for &transport in &transports {
                 let Some(cell) = self.measured.iter().find(|c| {
                     c.impairment == phase
@@ -178,9 +186,12 @@ impl Report<'_> {
                     Err(oversize) => {
                         row.push(format!("exceeds {}", oversize.limit));
                         row.extend((1..width + impaired_width).map(|_| "-".to_owned()));
+                        medians.push((transport, None, width + impaired_width));
                     }
                     Ok(runs) => {
                         let summary = summarise(self.mode, runs);
+                        let median = summary.as_ref().map(|s| s.median);
+                        medians.push((transport, median, width + impaired_width));
                         row.extend(self.cells(transport, size, summary.as_ref(), width));
                         row.extend(self.impaired_cells(transport, summary.as_ref()));
                         measured_runs.push((transport, runs));
@@ -226,9 +237,53 @@ impl Report<'_> {
                     });
                 }
             }
+            let columns = row.len();
             table.rows.push(row);
+            let flows = self.flow_rows(size, &medians);
+            table.rows.extend(flows.into_iter().map(|mut flow| {
+                flow.resize(columns, "-".to_owned());
+                flow
+            }));
         }
         table
+    }
+
+    /// Parallel flows: under a size's row (their sum), a row per flow,
+    /// `SIZE #N`, from each transport's median run.
+    fn flow_rows(
+        &self,
+        size: usize,
+        medians: &[(Transport, Option<&Outcome>, usize)],
+    ) -> Vec<Vec<String>> {
+        let count = medians
+            .iter()
+            .filter_map(|(_, run, _)| run.map(|r| r.flows.len()))
+            .max()
+            .unwrap_or(0);
+        (0..count)
+            .map(|i| {
+                let mut row = vec![format!("{size} #{}", i + 1)];
+                for &(transport, run, width) in medians {
+                    match run.and_then(|r| r.flows.get(i)) {
+                        Some(flow) => {
+                            let rate = flow.msgs_per_s();
+                            let summary = Summary {
+                                median: flow,
+                                min: rate,
+                                max: rate,
+                            };
+                            let mut cells = self.cells(transport, size, Some(&summary), width);
+                            // One run's flow: no range across runs.
+                            cells[1] = "-".to_owned();
+                            cells.resize(width, "-".to_owned());
+                            row.extend(cells);
+                        }
+                        None => row.extend((0..width).map(|_| "-".to_owned())),
+                    }
+                }
+                row
+            })
+            .collect()
     }
 
     fn cells(
@@ -274,10 +329,19 @@ impl Report<'_> {
             }
         };
         if !transport.caps().reliable {
-            cells.push(match self.mode {
-                Mode::Pingpong => run.lost().to_string(),
-                Mode::Throughput => run.reordered.to_string(),
-            });
+            match self.mode {
+                Mode::Pingpong => cells.push(run.lost().to_string()),
+                Mode::Throughput => {
+                    cells.push(run.reordered.to_string());
+                    // The receiving socket's, read where it is in this
+                    // process.
+                    cells.push(match (run.drops, self.builtin) {
+                        (Some(drops), _) => drops.to_string(),
+                        (None, true) => "-".to_owned(),
+                        (None, false) => "n/a".to_owned(),
+                    });
+                }
+            }
             if batch_cells {
                 cells.extend(batch::cells(run.calls.as_ref()));
             }

@@ -47,6 +47,11 @@ pub(super) fn run(args: &BenchArgs, transports: Vec<Transport>) -> anyhow::Resul
             "one request per connection, nothing to batch",
         ),
         (
+            args.parallel > 1,
+            "--parallel",
+            "each cycle is one connection after another, on one thread",
+        ),
+        (
             args.plot.is_some() || args.hgrm.is_some(),
             "--plot and --hgrm",
             "they draw round-trip times; the connect mode's three times are in the table \

@@ -194,6 +194,15 @@ pub(crate) struct BenchArgs {
           conflicts_with = "clients")]
     interval: Option<Duration>,
 
+    /// With --mode throughput: N streams at once (iperf3's -P), each its
+    /// own connection (or UDP socket), on a thread each with the blocking
+    /// engine, a task each with tokio; the table and the JSON give each
+    /// flow and their sum
+    #[arg(short = 'P', long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(msg_bench::MAX_PARALLEL)),
+          conflicts_with_all = ["clients", "receivers"])]
+    parallel: u32,
+
     /// Run in a private network namespace whose loopback the kernel
     /// impairs, as netem's words say: 'loss 2%', 'rate 100mbit', 'delay 5ms
     /// 1ms', 'reorder 1%', 'duplicate 1%', combined at will. Loss drops
@@ -432,6 +441,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             gso: !args.no_gso,
         }),
         interval: args.interval,
+        parallel: args.parallel,
     };
     plan.engines = match args.io {
         None => plan.default_engines(),
@@ -631,6 +641,18 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
              socket) needs no batching (it already carries many messages per write)",
         ),
         E::NotInBlockingEngine(_) => usage(format!("--io: {err}; use --io tokio")),
+        E::ParallelNeedsThroughput => usage(
+            "--parallel runs throughput streams: use it with --mode throughput (a ping-pong \
+             measures one message in flight on one connection)",
+        ),
+        E::ParallelBatched => usage(
+            "--parallel and --batch: each flow's datagrams per call would be counted with the \
+             other flows' by the one listener; measure them apart",
+        ),
+        E::ParallelImpaired => usage(
+            "--parallel and --impair: the kernel's counters under impairment are the \
+             namespace's, not a flow's; measure them apart",
+        ),
         E::ImpairNotInet(transport) => usage(format!(
             "--impair impairs the loopback interface, which {transport} never crosses (a Unix \
              socket goes from process to process inside the kernel): leave {transport} out of \

@@ -1,0 +1,182 @@
+//! Parallel flows (`Plan::parallel`): N throughput streams of one run
+//! at once, each its own connection (or, over a datagram transport, its
+//! own socket and source port, which the listener counts apart), as
+//! iperf3's `-P` runs them; the run's outcome is their sum, with each
+//! flow's own kept beside it ([`Outcome::flows`]).
+//!
+//! Every flow connects before any streams, so that a flow that cannot
+//! connect fails the run before anything is measured, and the flows warm
+//! up and measure over the same time (each still counts its own time,
+//! between its own two statistics pings).
+//!
+//! The engines keep their rules: the blocking engine runs each flow on a
+//! thread of its own (inheriting the client's placement), sending with
+//! blocking calls; the tokio engine runs the flows as futures of the
+//! client's one current-thread runtime, as a tokio client would. Each
+//! flow reports its intervals as one flow alone does, numbered.
+
+use std::cell::RefCell;
+use std::sync::mpsc;
+use std::thread;
+
+use crate::cpu::{Cpu, Usage};
+use crate::engine::{Outcome, blocking, tokio as tokio_engine};
+use crate::error::Error;
+use crate::interval::Interval;
+use crate::settings::{Settings, Target};
+
+/// Where the flows' intervals go: the flow's number (from 1) and the
+/// interval.
+pub(crate) type FlowSink<'a> = &'a mut dyn FnMut(u32, Interval);
+
+/// `parallel` flows on the tokio engine, as futures of this thread's
+/// runtime.
+///
+/// # Errors
+///
+/// The first flow's error: one that cannot connect, or fails as one run
+/// alone fails.
+pub(crate) async fn tokio_flows(
+    target: &Target,
+    size: usize,
+    settings: &Settings,
+    parallel: u32,
+    sink: FlowSink<'_>,
+) -> Result<Outcome, Error> {
+    let mut links = Vec::new();
+    for _ in 0..parallel {
+        links.push(tokio_engine::connect(target).await?);
+    }
+    // One thread: the flows' sinks take turns, never at once.
+    let sink = RefCell::new(sink);
+    let sink = &sink;
+    let flows = links.into_iter().zip(1..).map(|(link, flow)| async move {
+        let mut each = |interval| (sink.borrow_mut())(flow, interval);
+        tokio_engine::measure_on(link, target, size, settings, &mut each).await
+    });
+    let flows = futures::future::try_join_all(flows).await?;
+    // One thread ran them all: its time over the first flow's measurement
+    // is all of theirs, which no flow has apart.
+    let cpu = flows.first().and_then(|f| f.cpu);
+    Ok(sum(flows, cpu, false))
+}
+
+/// `parallel` flows on the blocking engine, a thread each.
+///
+/// # Errors
+///
+/// As [`tokio_flows`]; and a flow's thread that cannot be made.
+pub(crate) fn blocking_flows(
+    target: &Target,
+    size: usize,
+    settings: &Settings,
+    busy_poll: bool,
+    parallel: u32,
+    sink: FlowSink<'_>,
+) -> Result<Outcome, Error> {
+    let links = (0..parallel)
+        .map(|_| blocking::connect(target, settings, busy_poll))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (tx, rx) = mpsc::channel::<(u32, Interval)>();
+    let flows = thread::scope(|scope| {
+        let mut threads = Vec::new();
+        for (link, flow) in links.into_iter().zip(1..) {
+            let tx = tx.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("msg-bench-flow-{flow}"))
+                .spawn_scoped(scope, move || {
+                    let mut each = |interval| {
+                        // The receiver outlives every flow.
+                        let _ = tx.send((flow, interval));
+                    };
+                    blocking::measure_on(link, target, size, settings, &mut each)
+                });
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(source) => {
+                    return Err(Error::Thread {
+                        what: "a flow's thread",
+                        source,
+                    });
+                }
+            }
+        }
+        drop(tx);
+        // Until every flow has ended (each bounded by its duration and
+        // its timeouts), their intervals in the order they come.
+        for (flow, interval) in rx {
+            sink(flow, interval);
+        }
+        threads
+            .into_iter()
+            .map(|thread| thread.join().expect("a flow's thread does not panic"))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    // A thread each: the clients' time is the sum of the threads'; the
+    // process's is read by each over nearly the same time, the first
+    // flow's standing for all.
+    let cpu = flows.iter().map(|f| f.cpu).collect::<Option<Vec<Cpu>>>();
+    let cpu = cpu.and_then(|cpus| {
+        Some(Cpu {
+            client: cpus.iter().fold(Usage::default(), |sum, c| sum + c.client),
+            process: cpus.first()?.process,
+        })
+    });
+    Ok(sum(flows, cpu, true))
+}
+
+/// The run's outcome: the flows' counts added up, over the longest
+/// flow's time; each flow's kept (with its own CPU time where it has one
+/// of its own: `per_flow_cpu`).
+fn sum(mut flows: Vec<Outcome>, cpu: Option<Cpu>, per_flow_cpu: bool) -> Outcome {
+    let mut total = Outcome::new();
+    for flow in &mut flows {
+        total.sent += flow.sent;
+        total.received += flow.received;
+        total.reordered += flow.reordered;
+        total.elapsed = total.elapsed.max(flow.elapsed);
+        if !per_flow_cpu {
+            flow.cpu = None;
+        }
+    }
+    // The flows stream to one listener socket (over UDP), whose drops
+    // each read over nearly the same time: the first flow's stand for
+    // all, and no flow has any of its own.
+    total.drops = flows.first().and_then(|f| f.drops);
+    for flow in &mut flows {
+        flow.drops = None;
+    }
+    total.cpu = cpu;
+    total.flows = flows;
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn flow(sent: u64, received: u64, ms: u64) -> Outcome {
+        let mut outcome = Outcome::new();
+        outcome.sent = sent;
+        outcome.received = received;
+        outcome.reordered = 1;
+        outcome.elapsed = Duration::from_millis(ms);
+        outcome
+    }
+
+    /// The sum's counts are the flows' added up, and its rate is the sum
+    /// of theirs, each over its own time.
+    #[test]
+    fn flows_sum_to_the_total() {
+        let total = sum(vec![flow(100, 90, 100), flow(300, 300, 200)], None, false);
+        assert_eq!(
+            (total.sent, total.received, total.reordered, total.lost()),
+            (400, 390, 2, 10)
+        );
+        assert_eq!(total.elapsed, Duration::from_millis(200));
+        assert!((total.msgs_per_s() - (900.0 + 1500.0)).abs() < 1e-6);
+        assert_eq!(total.flows.len(), 2);
+    }
+}
