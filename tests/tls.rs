@@ -592,3 +592,46 @@ fn read_until(mut from: impl std::io::Read + Send + 'static, tail: &'static [u8]
     rx.recv_timeout(support::DEADLINE)
         .expect("the tool's output")
 }
+
+#[test]
+fn bench_measures_tls_beside_tcp_and_refuses_what_it_cannot_measure() {
+    let args = [
+        "bench",
+        "--transports",
+        "tcp,tls",
+        "--sizes",
+        "64",
+        "--runs",
+        "1",
+        "--duration",
+        "100ms",
+        "--warmup",
+        "50ms",
+        "--json",
+    ];
+    let done = run(&args, None);
+    assert_eq!(done.code(), Some(0), "{}", done.stderr);
+    let json: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+    let cells = json["results"].as_array().unwrap();
+    for transport in ["tcp", "tls"] {
+        assert!(
+            cells
+                .iter()
+                .any(|c| c["transport"] == transport && c["p50_us"].as_f64().unwrap() > 0.0),
+            "{transport}: {}",
+            done.stdout
+        );
+    }
+    support::assert_usage_error(
+        &["bench", "--transports", "tls", "--io", "blocking"],
+        "the blocking engine does no TLS",
+    );
+    support::assert_usage_error(
+        &["bench", "--transports", "tls", "127.0.0.1:9"],
+        "measured against the built-in listener only",
+    );
+    support::assert_usage_error(
+        &["bench", "--transports", "tls", "--mode", "connect"],
+        "does not measure tls yet",
+    );
+}

@@ -106,6 +106,9 @@ impl Link {
                 }
                 Inner::UnixDatagram(socket)
             }
+            Family::Stream(_) if transport.caps().encrypted && options.tls.is_none() => {
+                return Err(crate::tls::TlsError::Needed(transport).into());
+            }
             Family::Stream(kind) => {
                 let stream = crate::stream::connect(kind, &addr, options).await?;
                 let mut conn = msg_tcp::Connection::new(stream, options.tcp)?;

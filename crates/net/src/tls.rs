@@ -228,6 +228,10 @@ pub enum TlsError {
     /// The peer refused the handshake, with this alert.
     #[error("the peer refused the TLS handshake: {0}")]
     Refused(String),
+    /// A transport that is always encrypted (a benchmark's `tls`), given
+    /// no TLS settings.
+    #[error("{0} needs TLS settings: a certificate to serve, a way to check one to connect")]
+    Needed(crate::Transport),
     /// Any other failure of the handshake.
     #[error("TLS handshake failed: {0}")]
     Handshake(String),
