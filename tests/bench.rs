@@ -1278,9 +1278,12 @@ fn parallel_flows_sum_to_the_total_on_both_engines() {
             assert_eq!(result["sent"], result["received"], "{result}");
             assert!(result["kernel_drops"].is_null(), "{result}");
         } else if cfg!(target_os = "linux") {
-            // The listener's socket drops are part of what was lost.
+            // The listener's socket drops are part of what was lost, and
+            // may hold the statistics pings it dropped too, which each of
+            // the 3 flows sends again (at most 5 tries before its stream and
+            // 5 after, msg-net's STATS_ATTEMPTS).
             assert!(
-                num(result, "kernel_drops") <= num(result, "lost"),
+                num(result, "kernel_drops") <= num(result, "lost") + 3.0 * 10.0,
                 "{result}"
             );
         }

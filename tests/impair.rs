@@ -131,8 +131,11 @@ fn udp_loses_the_configured_share_and_tcp_and_authentication_lose_nothing() {
             "{udp}"
         );
         assert!(num(udp, "reordered") >= 0.0, "{udp}");
+        // The socket's drops are part of the loss, and may hold the
+        // statistics pings it dropped too (at most 5 tries before the
+        // stream and 5 after, msg-net's STATS_ATTEMPTS).
         assert!(
-            num(udp, "kernel_drops") <= num(udp, "lost"),
+            num(udp, "kernel_drops") <= num(udp, "lost") + 10.0,
             "the socket's drops are part of the loss: {udp}"
         );
         for side in ["client", "listener"] {

@@ -238,6 +238,17 @@ pub enum Error {
         /// Why.
         source: Box<Self>,
     },
+    /// A transport the connect mode does not measure.
+    #[error(
+        "the connect mode does not measure {0} yet: its listener accepts plain connections only"
+    )]
+    NotInConnectMode(Transport),
+    /// TLS against a remote listener: the benchmark measures it against
+    /// its built-in listener, whose certificate it pins.
+    #[error(
+        "tls is measured against the built-in listener only, whose certificate the benchmark pins"
+    )]
+    TlsRemote,
     /// A `clients` load over a transport whose peers do not connect.
     #[error("a clients load opens connections, and {0} has none to open")]
     ClientsNeedConnections(Transport),

@@ -267,8 +267,14 @@ impl Plan {
                 return Err(Error::ImpairNotInet(transport));
             }
         }
+        let encrypted = self.transports.iter().any(|t| t.caps().encrypted);
+        if encrypted && self.remote.is_some() {
+            return Err(Error::TlsRemote);
+        }
         if self.engines.contains(&Engine::Blocking) {
-            let refused = if !self.impairments.is_empty() {
+            let refused = if encrypted {
+                Some("no TLS (the tokio engine measures it)")
+            } else if !self.impairments.is_empty() {
                 Some("no impaired runs (their TCP retransmissions come from the tokio link)")
             } else if self.rate.is_some() {
                 Some(
@@ -296,7 +302,9 @@ impl Plan {
     /// their figures have always come from.
     #[must_use]
     pub fn default_engines(&self) -> Vec<Engine> {
-        let blocking_can = self.rate.is_none() && self.impairments.is_empty();
+        let blocking_can = self.rate.is_none()
+            && self.impairments.is_empty()
+            && !self.transports.iter().any(|t| t.caps().encrypted);
         if blocking_can && self.batch.is_none() && self.auth.is_none() {
             vec![Engine::Blocking]
         } else {

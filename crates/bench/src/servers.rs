@@ -13,6 +13,9 @@
 //! transport reads one ([`listen_addr`]), bound, and served by msg-net,
 //! which knows each family.
 
+use std::sync::OnceLock;
+
+use msg_net::tls::{ClientOptions, Identity, ServerOptions, TlsClient, TlsServer, Verify};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -181,6 +184,7 @@ impl Servers {
                         // answer, and nothing is printed.
                         let config = ServeConfig {
                             auth: auth.clone().filter(|_| authenticated),
+                            tls: transport.caps().encrypted.then(|| builtin_tls().0.clone()),
                             udp_batch,
                             counters,
                             ..ServeConfig::default()
@@ -236,6 +240,33 @@ impl Servers {
     pub(crate) fn counters(&self) -> Vec<(PeerAddr, Arc<Counters>)> {
         zip_counters(&self.addrs, &self.counters)
     }
+}
+
+/// The built-in listeners' TLS, made once per process: a self-signed
+/// certificate for the listener, and a client that pins it. What is
+/// measured is the session's cost (its handshake once per connection, its
+/// records after), not a CA's check.
+pub(crate) fn builtin_tls() -> &'static (TlsServer, TlsClient) {
+    static TLS: OnceLock<(TlsServer, TlsClient)> = OnceLock::new();
+    TLS.get_or_init(|| {
+        let timeout = msg_net::tls::DEFAULT_HANDSHAKE_TIMEOUT;
+        let server = TlsServer::new(&ServerOptions {
+            identity: Identity::SelfSigned {
+                names: vec![msg_net::tls::LOCAL_NAME.to_owned()],
+            },
+            client_ca: None,
+            handshake_timeout: timeout,
+        })
+        .expect("a self-signed certificate");
+        let client = TlsClient::new(&ClientOptions {
+            verify: Verify::Fingerprint(server.fingerprint()),
+            server_name: None,
+            identity: None,
+            handshake_timeout: timeout,
+        })
+        .expect("a client that reads no file");
+        (server, client)
+    })
 }
 
 /// Binds the listener of `stream`; `nodelay` applies where the transport

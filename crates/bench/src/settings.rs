@@ -56,6 +56,7 @@ impl Target {
     pub(crate) fn connect_options(&self) -> ConnectOptions {
         let mut options = ConnectOptions {
             auth: self.auth.clone(),
+            tls: (self.transport.caps().encrypted).then(|| crate::servers::builtin_tls().1.clone()),
             ..ConnectOptions::default()
         };
         options.tcp.nodelay = self.nodelay;

@@ -12,6 +12,9 @@ use msg_net::group::{GroupOptions, Iface};
 use msg_net::length::Framing;
 use msg_net::limits::{DEFAULT_MAX_FRAME, HEADER_LEN, TcpOptions};
 use msg_net::secret::{SECRET_PIPE_TIMEOUT, SecretFileError};
+use msg_net::tls::{
+    self, ClientOptions, Fingerprint, Identity, ServerOptions, TlsClient, TlsServer, Verify,
+};
 use msg_net::{Auth, Caps, PeerAddr, Reply, Transport};
 use msg_proto::auth::Secret;
 
@@ -453,4 +456,158 @@ fn parse_max_frame(s: &str) -> Result<usize, String> {
         ));
     }
     Ok(n as usize)
+}
+
+/// TLS on a listener: `msg listen --tls`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "TLS")]
+pub(crate) struct TlsListenArgs {
+    /// Encrypt every connection with TLS (over --tcp, --unix or
+    /// --seqpacket). Without --cert and --key, a new self-signed
+    /// certificate is made at start and its SHA-256 fingerprint printed,
+    /// for clients to pin with --tls-fingerprint
+    #[arg(long)]
+    pub(crate) tls: bool,
+
+    /// The certificate chain to present, in PEM, this listener's own first
+    #[arg(long, value_name = "PATH", requires_all = ["tls", "key"])]
+    pub(crate) cert: Option<PathBuf>,
+
+    /// The certificate's private key, in PEM (read as a secret file is: a
+    /// regular file, with a warning when others may read it)
+    #[arg(long, value_name = "PATH", requires_all = ["tls", "cert"])]
+    pub(crate) key: Option<PathBuf>,
+
+    /// Mutual TLS: serve only clients that present a certificate signed by
+    /// a CA in this PEM file (msg send --client-cert)
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    pub(crate) client_ca: Option<PathBuf>,
+}
+
+impl TlsListenArgs {
+    /// The listener's TLS, for a listener on `addr` over `transport`; a
+    /// usage error (exit 2) for a transport without streams or a file that
+    /// cannot be used.
+    pub(crate) fn server(
+        &self,
+        transport: Transport,
+        addr: &PeerAddr,
+        handshake_timeout: Duration,
+    ) -> anyhow::Result<Option<TlsServer>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        check_tls_transport(transport)?;
+        let identity = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Identity::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => Identity::SelfSigned {
+                names: tls::self_signed_names(addr),
+            },
+        };
+        let options = ServerOptions {
+            identity,
+            client_ca: self.client_ca.clone(),
+            handshake_timeout,
+        };
+        TlsServer::new(&options)
+            .map(Some)
+            .map_err(|err| usage(err.to_string()))
+    }
+}
+
+/// TLS on a client: `msg send --tls`, and connect, exec, bench.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "TLS")]
+pub(crate) struct TlsClientArgs {
+    /// Encrypt the connection with TLS (over --tcp, --unix or
+    /// --seqpacket), the listener's certificate checked against the
+    /// system's CAs for the host in ADDR, or as the flags below say
+    #[arg(long)]
+    pub(crate) tls: bool,
+
+    /// Trust the CAs in this PEM file instead of the system's
+    #[arg(long, value_name = "PATH", requires = "tls",
+          conflicts_with_all = ["tls_fingerprint", "insecure"])]
+    pub(crate) ca: Option<PathBuf>,
+
+    /// Trust exactly the certificate with this SHA-256 fingerprint (as
+    /// msg listen --tls prints it, or openssl x509 -fingerprint -sha256),
+    /// whatever it names or signed it, as ssh trusts a known host
+    #[arg(long, value_name = "HEX", requires = "tls", conflicts_with = "insecure",
+          value_parser = parse_fingerprint)]
+    pub(crate) tls_fingerprint: Option<Fingerprint>,
+
+    /// Check nothing about the listener's certificate: anyone on the path
+    /// can then read and change everything. Warns at every connection
+    #[arg(long, requires = "tls")]
+    pub(crate) insecure: bool,
+
+    /// The name the listener's certificate must hold, instead of the host
+    /// in ADDR (localhost for a Unix socket)
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub(crate) tls_name: Option<String>,
+
+    /// Mutual TLS: present this certificate chain (PEM) to the listener
+    #[arg(long, value_name = "PATH", requires_all = ["tls", "client_key"])]
+    pub(crate) client_cert: Option<PathBuf>,
+
+    /// The private key of --client-cert, in PEM
+    #[arg(long, value_name = "PATH", requires_all = ["tls", "client_cert"])]
+    pub(crate) client_key: Option<PathBuf>,
+}
+
+impl TlsClientArgs {
+    /// The client's TLS for `addr` over `transport`; a usage error (exit
+    /// 2) for a transport without streams or a file that cannot be used.
+    pub(crate) fn client(
+        &self,
+        transport: Transport,
+        addr: &str,
+        handshake_timeout: Duration,
+    ) -> anyhow::Result<Option<TlsClient>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        check_tls_transport(transport)?;
+        let verify = match (&self.ca, self.tls_fingerprint, self.insecure) {
+            (_, _, true) => Verify::Insecure,
+            (_, Some(pinned), _) => Verify::Fingerprint(pinned),
+            (Some(ca), _, _) => Verify::Ca(ca.clone()),
+            (None, None, false) => Verify::System,
+        };
+        let server_name = match &self.tls_name {
+            Some(name) => Some(name.clone()),
+            None if transport.is_inet() => Some(tls::host_of(addr).to_owned()),
+            None => None,
+        };
+        let options = ClientOptions {
+            verify,
+            server_name,
+            identity: self.client_cert.clone().zip(self.client_key.clone()),
+            handshake_timeout,
+        };
+        TlsClient::new(&options)
+            .map(Some)
+            .map_err(|err| usage(err.to_string()))
+    }
+}
+
+/// TLS runs over a reliable connection, every byte in order; datagrams
+/// would need DTLS.
+fn check_tls_transport(transport: Transport) -> anyhow::Result<()> {
+    if transport.caps().carries_files() {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "--tls runs over a stream (--tcp, --unix or --seqpacket), not {transport} \
+             (datagrams would need DTLS, which msg does not do)"
+        )))
+    }
+}
+
+fn parse_fingerprint(text: &str) -> Result<Fingerprint, String> {
+    text.parse().map_err(|err: tls::TlsError| err.to_string())
 }

@@ -55,6 +55,11 @@ fn hinted(err: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(err) = err.downcast_ref::<msg_net::Error>() {
         return net(err);
     }
+    // The cause of a wrapping error (`cannot receive the reply: ...`),
+    // boxed.
+    if let Some(err) = err.downcast_ref::<Box<msg_net::Error>>() {
+        return net(err);
+    }
     // A connect to a name with one address: the error as it is.
     if let Some(msg_net::connect::ConnectError::One(err)) =
         err.downcast_ref::<msg_net::connect::ConnectError<msg_net::Error>>()
@@ -97,8 +102,35 @@ fn net(err: &msg_net::Error) -> Option<String> {
         )),
         E::NotInBlockingEngine(_) => Some(format!("{err} (--io tokio)")),
         E::Udp(udp) => datagram(udp),
+        E::Tls(tls_err) => tls(tls_err),
         _ => None,
     }
+}
+
+/// What to do about a TLS failure, with the flags that do it.
+fn tls(err: &msg_net::tls::TlsError) -> Option<String> {
+    use msg_net::tls::{CertProblem, Peer, TlsError as E};
+    let fix = match err {
+        E::Closed(Peer::Listener) | E::NotTls(Peer::Listener) => {
+            "is it msg listen without --tls, or no TLS at all?"
+        }
+        E::NotTls(Peer::Client) => "a client without --tls?",
+        E::Certificate { problem, .. } => match problem {
+            CertProblem::UnknownIssuer => {
+                "pin this certificate with --tls-fingerprint, or give its CA with --ca"
+            }
+            CertProblem::WrongName { .. } => {
+                "connect by a name it holds, or check it for one with --tls-name"
+            }
+            CertProblem::FingerprintMismatch { .. } => {
+                "a new certificate, or someone in the middle: pin the new one with \
+                 --tls-fingerprint only once you know which"
+            }
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(format!("{err} ({fix})"))
 }
 
 /// What a group or a broadcast address needs that it did not get.
@@ -142,6 +174,16 @@ fn tcp(err: &msg_net::StreamError) -> Option<String> {
         msg_net::StreamError::BodyTooLarge { body, max_frame } => Some(message_too_large(
             &BodyLimit::length_framed(max_frame),
             body,
+        )),
+        // The first bytes of TLS, where a frame's length belonged: a
+        // ClientHello reaches a listener, an alert a client.
+        msg_net::StreamError::Tls(record) => Some(format!(
+            "{err} ({})",
+            if record == msg_net::tls::TlsRecord::Handshake {
+                "start msg listen with --tls"
+            } else {
+                "add --tls"
+            }
         )),
         // A whole frame arrived (its length matched the bytes behind it)
         // and held no msg header: most likely a peer that sends a bare

@@ -69,6 +69,9 @@ pub enum Error {
         /// The address given.
         addr: PeerAddr,
     },
+    /// TLS could not be set up, or its handshake failed.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// Authentication failed; the source says why.
     #[error("authentication failed")]
     Auth(#[from] crate::auth::AuthFailure),

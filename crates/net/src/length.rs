@@ -82,7 +82,7 @@ impl LengthLink {
                 NEEDS_A_STREAM,
             )));
         };
-        let stream = crate::stream::connect(kind, &addr.into(), options.timeout).await?;
+        let stream = crate::stream::connect(kind, &addr.into(), options).await?;
         stream.apply(&options.tcp)?;
         Ok(Self {
             framed: Framed::new(stream, LengthCodec::new(options.tcp.max_frame)),

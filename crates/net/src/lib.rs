@@ -62,6 +62,10 @@
 //!   of what was shown; [`Summary`]: a listener's closing account;
 //!   [`printer`]: the thread a listener prints from; [`shutdown`]: what
 //!   stops a listener (SIGINT, SIGTERM, SIGHUP), caught from the start.
+//! - [`tls`]: TLS over any stream (`--tls`): a listener's certificate
+//!   from files or self-signed, a client's verification (roots, a CA
+//!   file, a pinned fingerprint), mutual TLS, handshakes within a timeout;
+//!   `stream.rs` wraps a stream in it right after connecting or accepting.
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
 //! - [`TcpInfo`]: the kernel's view of a TCP link (retransmissions, RTT,
 //!   timeout), from [`Link::tcp_info`].
@@ -141,6 +145,7 @@ mod stream;
 mod summary;
 mod tcp_info;
 pub mod text;
+pub mod tls;
 mod transport;
 
 pub use auth::Auth;

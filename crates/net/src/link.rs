@@ -35,6 +35,9 @@ pub struct ConnectOptions {
     /// UDP to a multicast group or a broadcast address: the TTL, the
     /// interface, loopback and `SO_BROADCAST` (ignored otherwise).
     pub group: msg_udp::group::GroupOptions,
+    /// TLS over a stream, right after it connects (before a secret's
+    /// handshake, which then runs inside it).
+    pub tls: Option<crate::tls::TlsClient>,
 }
 
 /// A UDP socket for `addr`: connected to one peer, or, for a group or a
@@ -103,8 +106,11 @@ impl Link {
                 }
                 Inner::UnixDatagram(socket)
             }
+            Family::Stream(_) if transport.caps().encrypted && options.tls.is_none() => {
+                return Err(crate::tls::TlsError::Needed(transport).into());
+            }
             Family::Stream(kind) => {
-                let stream = crate::stream::connect(kind, &addr, options.timeout).await?;
+                let stream = crate::stream::connect(kind, &addr, options).await?;
                 let mut conn = msg_tcp::Connection::new(stream, options.tcp)?;
                 if let Some(auth) = &options.auth {
                     auth::client(&mut conn, auth).await?;
@@ -132,9 +138,11 @@ impl Link {
         let Inner::Stream(conn) = self.inner else {
             return Ok(());
         };
-        // Dropping the write half shuts our side down: the listener reads
-        // the end of the stream after our last message.
-        let (mut read, _) = conn.into_split();
+        // Shutting the write half down (dropping it would do for a
+        // socket, not for TLS): the listener reads the end of the stream
+        // after our last message.
+        let (mut read, mut write) = conn.into_split();
+        let _ = write.shutdown().await;
         let drain = async {
             while let Some(msg) = read.read_message().await? {
                 if msg.kind == Kind::Error {
@@ -330,6 +338,20 @@ enum TxInner {
 }
 
 impl Tx {
+    /// Ends the sending side of a stream: the peer reads the end after the
+    /// last message (a half-close: its replies still arrive); a datagram
+    /// link has nothing to end.
+    ///
+    /// # Errors
+    ///
+    /// A failed flush or shutdown.
+    pub async fn finish(&mut self) -> Result<(), Error> {
+        if let TxInner::Stream(write) = &mut self.0 {
+            write.shutdown().await?;
+        }
+        Ok(())
+    }
+
     /// As [`Link::tcp_info`].
     ///
     /// # Errors

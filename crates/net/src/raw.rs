@@ -77,7 +77,7 @@ impl RawLink {
                 })?)
             }
             Family::Stream(kind) => {
-                let stream = crate::stream::connect(kind, &addr, options.timeout).await?;
+                let stream = crate::stream::connect(kind, &addr, options).await?;
                 stream.apply(&options.tcp)?;
                 Inner::Stream(stream)
             }

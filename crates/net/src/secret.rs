@@ -249,7 +249,7 @@ pub fn read_secret_file(path: &Path, pipe: bool) -> Result<Vec<u8>, SecretFileEr
 
 /// Reads `path` whole, but never more than `max` + 1 bytes (so that the
 /// caller can tell a file that grew past `max`).
-fn read_at_most(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_at_most(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)?
         .take(max + 1)
@@ -292,7 +292,7 @@ fn is_pipe(_meta: &Metadata) -> bool {
 }
 
 /// What a file that is not a regular one is, for an error.
-fn file_kind(meta: &Metadata) -> &'static str {
+pub(crate) fn file_kind(meta: &Metadata) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;

@@ -115,7 +115,7 @@ pub async fn open(
             )));
         }
         (mode, Family::Stream(kind)) => {
-            let stream = crate::stream::connect(kind, &addr, options.timeout).await?;
+            let stream = crate::stream::connect(kind, &addr, options).await?;
             stream.apply(&options.tcp)?;
             let (read, write) = stream.into_split();
             if mode == Mode::Raw {
@@ -177,8 +177,8 @@ impl SessionTx {
     /// A failed flush or shutdown.
     pub async fn finish(self) -> Result<(), Error> {
         match self.0 {
-            // Dropping a framed stream's write half shuts it down.
-            TxInner::Framed { .. } | TxInner::RawDatagram(_) | TxInner::RawUnixDatagram(_) => {}
+            TxInner::Framed { mut tx, .. } => tx.finish().await?,
+            TxInner::RawDatagram(_) | TxInner::RawUnixDatagram(_) => {}
             TxInner::RawStream(mut write) => write.shutdown().await?,
             TxInner::Length(mut framed) => SinkExt::<&[u8]>::close(&mut framed).await?,
         }

@@ -27,8 +27,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream, unix};
 
+use crate::link::ConnectOptions;
 use crate::transport::StreamKind;
 use crate::{Error, TcpInfo, Transport};
+
+/// A TLS session over any kind of stream here, client or server side.
+pub(crate) type Tls = tokio_rustls::TlsStream<AnyStream>;
 
 /// A connected byte stream of any kind msg runs over.
 #[derive(Debug)]
@@ -39,6 +43,9 @@ pub(crate) enum AnyStream {
     Unix(UnixStream),
     /// A Unix sequenced-packet socket.
     Seqpacket(SeqpacketStream),
+    /// A TLS session over one of the others (boxed: rustls's state is
+    /// about 1 KiB, and a plain stream should not carry its size).
+    Tls(Box<Tls>),
 }
 
 /// The reading half of a split [`AnyStream`].
@@ -50,6 +57,8 @@ pub(crate) enum AnyReader {
     Unix(unix::OwnedReadHalf),
     /// A Unix sequenced-packet socket's.
     Seqpacket(SeqpacketReader),
+    /// A TLS session's.
+    Tls(tokio::io::ReadHalf<Tls>),
 }
 
 /// The writing half of a split [`AnyStream`].
@@ -61,6 +70,8 @@ pub(crate) enum AnyWriter {
     Unix(unix::OwnedWriteHalf),
     /// A Unix sequenced-packet socket's.
     Seqpacket(SeqpacketWriter),
+    /// A TLS session's.
+    Tls(tokio::io::WriteHalf<Tls>),
 }
 
 /// A listening socket for any kind of [`AnyStream`].
@@ -88,9 +99,23 @@ pub(crate) enum AnyListener {
     },
 }
 
-/// Connects a stream of `kind` to `addr` within `timeout` (`None`: as
-/// long as the operating system tries).
+/// Connects a stream of `kind` to `addr` within the options' timeout
+/// (`None`: as long as the operating system tries), then, with the
+/// options' TLS, makes the TLS handshake over it (within its own timeout).
 pub(crate) async fn connect(
+    kind: StreamKind,
+    addr: &PeerAddr,
+    options: &ConnectOptions,
+) -> Result<AnyStream, Error> {
+    let stream = connect_plain(kind, addr, options.timeout).await?;
+    match &options.tls {
+        Some(tls) => Ok(AnyStream::Tls(Box::new(tls.connect(stream, addr).await?))),
+        None => Ok(stream),
+    }
+}
+
+/// Connects a stream of `kind` to `addr` within `timeout`.
+async fn connect_plain(
     kind: StreamKind,
     addr: &PeerAddr,
     timeout: Option<Duration>,
@@ -170,11 +195,17 @@ pub(crate) async fn bind(
 }
 
 impl AnyStream {
+    /// The server's side of a TLS handshake over this stream.
+    pub(crate) async fn accept_tls(self, tls: &crate::tls::TlsServer) -> Result<Self, Error> {
+        Ok(Self::Tls(Box::new(tls.accept(self).await?)))
+    }
+
     /// Turns keepalive probes on after `after` of silence where the kind
     /// has them (TCP); a stream that cannot die unseen has nothing to do.
     pub(crate) fn keepalive(&self, after: Option<Duration>) {
         match self {
             Self::Tcp(stream) => msg_tcp::tcp::keepalive(stream, after),
+            Self::Tls(stream) => stream.get_ref().0.keepalive(after),
             Self::Unix(_) | Self::Seqpacket(_) => {}
         }
     }
@@ -183,6 +214,7 @@ impl AnyStream {
     pub(crate) fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
         match self {
             Self::Tcp(stream) => tcp_info_of(stream),
+            Self::Tls(stream) => stream.get_ref().0.tcp_info(),
             Self::Unix(_) | Self::Seqpacket(_) => Ok(None),
         }
     }
@@ -193,7 +225,8 @@ impl AnyWriter {
     pub(crate) fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
         match self {
             Self::Tcp(write) => tcp_info_of(write.as_ref()),
-            Self::Unix(_) | Self::Seqpacket(_) => Ok(None),
+            // tokio's lock-shared half does not lend its stream.
+            Self::Unix(_) | Self::Seqpacket(_) | Self::Tls(_) => Ok(None),
         }
     }
 }
@@ -239,6 +272,7 @@ impl Stream for AnyStream {
             Self::Tcp(stream) => stream.apply(options),
             Self::Unix(stream) => stream.apply(options),
             Self::Seqpacket(stream) => stream.apply(options),
+            Self::Tls(stream) => stream.apply(options),
         }
     }
 
@@ -247,6 +281,7 @@ impl Stream for AnyStream {
             Self::Tcp(stream) => Stream::peer_addr(stream),
             Self::Unix(stream) => Stream::peer_addr(stream),
             Self::Seqpacket(stream) => Stream::peer_addr(stream),
+            Self::Tls(stream) => Stream::peer_addr(&**stream),
         }
     }
 
@@ -264,6 +299,10 @@ impl Stream for AnyStream {
                 let (read, write) = stream.into_split();
                 (AnyReader::Seqpacket(read), AnyWriter::Seqpacket(write))
             }
+            Self::Tls(stream) => {
+                let (read, write) = Stream::into_split(*stream);
+                (AnyReader::Tls(read), AnyWriter::Tls(write))
+            }
         }
     }
 
@@ -272,6 +311,7 @@ impl Stream for AnyStream {
             Self::Tcp(stream) => stream.input_waiting(),
             Self::Unix(stream) => stream.input_waiting(),
             Self::Seqpacket(stream) => stream.input_waiting(),
+            Self::Tls(stream) => stream.input_waiting(),
         }
     }
 }
@@ -304,6 +344,7 @@ macro_rules! read_through {
                     Self::Tcp(inner) => Pin::new(inner).poll_read(cx, buf),
                     Self::Unix(inner) => Pin::new(inner).poll_read(cx, buf),
                     Self::Seqpacket(inner) => Pin::new(inner).poll_read(cx, buf),
+                    Self::Tls(inner) => end_of_session(Pin::new(inner).poll_read(cx, buf)),
                 }
             }
         }
@@ -325,6 +366,7 @@ macro_rules! write_through {
                     Self::Tcp(inner) => Pin::new(inner).poll_write(cx, buf),
                     Self::Unix(inner) => Pin::new(inner).poll_write(cx, buf),
                     Self::Seqpacket(inner) => Pin::new(inner).poll_write(cx, buf),
+                    Self::Tls(inner) => Pin::new(inner).poll_write(cx, buf),
                 }
             }
 
@@ -337,6 +379,7 @@ macro_rules! write_through {
                     Self::Tcp(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
                     Self::Unix(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
                     Self::Seqpacket(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
+                    Self::Tls(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
                 }
             }
 
@@ -345,6 +388,7 @@ macro_rules! write_through {
                     Self::Tcp(inner) => inner.is_write_vectored(),
                     Self::Unix(inner) => inner.is_write_vectored(),
                     Self::Seqpacket(inner) => inner.is_write_vectored(),
+                    Self::Tls(inner) => inner.is_write_vectored(),
                 }
             }
 
@@ -353,6 +397,7 @@ macro_rules! write_through {
                     Self::Tcp(inner) => Pin::new(inner).poll_flush(cx),
                     Self::Unix(inner) => Pin::new(inner).poll_flush(cx),
                     Self::Seqpacket(inner) => Pin::new(inner).poll_flush(cx),
+                    Self::Tls(inner) => Pin::new(inner).poll_flush(cx),
                 }
             }
 
@@ -361,10 +406,24 @@ macro_rules! write_through {
                     Self::Tcp(inner) => Pin::new(inner).poll_shutdown(cx),
                     Self::Unix(inner) => Pin::new(inner).poll_shutdown(cx),
                     Self::Seqpacket(inner) => Pin::new(inner).poll_shutdown(cx),
+                    Self::Tls(inner) => Pin::new(inner).poll_shutdown(cx),
                 }
             }
         }
     )*};
+}
+
+/// A TLS session's end without `close_notify` (a peer that closed its
+/// socket, as every plain msg peer ends a stream) read as the end of the
+/// stream, as over a socket: the framing above still tells an end
+/// between frames from one inside a frame, which is an error either way,
+/// and files and commands end with a message of their own that a cut
+/// stream cannot forge.
+fn end_of_session(read: Poll<io::Result<()>>) -> Poll<io::Result<()>> {
+    match read {
+        Poll::Ready(Err(err)) if err.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
+        other => other,
+    }
 }
 
 read_through!(AnyStream, AnyReader);

@@ -21,16 +21,24 @@ pub enum Transport {
     /// A Unix datagram socket (`AF_UNIX`, `SOCK_DGRAM`): one message per
     /// datagram, as UDP, that a full receiver never loses, at a path.
     UnixDgram,
+    /// TCP with TLS over it, as a benchmark names it (`--transports
+    /// tls`): framed as TCP is, inside a TLS session. Elsewhere TLS is a
+    /// layer (`--tls`) over any stream transport; this names the one
+    /// combination measured beside plain TCP. Connecting or serving it
+    /// needs TLS's settings ([`ConnectOptions::tls`](crate::ConnectOptions::tls),
+    /// [`ServeConfig::tls`](crate::ServeConfig::tls)).
+    Tls,
 }
 
 impl Transport {
     /// Every transport, in the order tables list them.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Udp,
         Self::Tcp,
         Self::Unix,
         Self::UnixDgram,
         Self::Seqpacket,
+        Self::Tls,
     ];
 
     /// The transports over the network, which a benchmark measures unless
@@ -50,6 +58,7 @@ impl Transport {
             Self::Unix => "unix",
             Self::Seqpacket => "seqpacket",
             Self::UnixDgram => "unix-dgram",
+            Self::Tls => "tls",
         }
     }
 
@@ -62,7 +71,7 @@ impl Transport {
     pub fn socket_type(self) -> SocketType {
         match self {
             Self::Udp | Self::UnixDgram => SocketType::Datagram,
-            Self::Tcp | Self::Unix | Self::Seqpacket => SocketType::Stream,
+            Self::Tcp | Self::Unix | Self::Seqpacket | Self::Tls => SocketType::Stream,
         }
     }
 
@@ -73,7 +82,8 @@ impl Transport {
         match self {
             Self::Udp => Family::Datagram(DatagramKind::Udp),
             Self::UnixDgram => Family::Datagram(DatagramKind::Unix),
-            Self::Tcp => Family::Stream(StreamKind::Tcp),
+            // TLS's session is a layer over the TCP stream (`stream.rs`).
+            Self::Tcp | Self::Tls => Family::Stream(StreamKind::Tcp),
             Self::Unix => Family::Stream(StreamKind::Unix),
             Self::Seqpacket => Family::Stream(StreamKind::Seqpacket),
         }
@@ -167,6 +177,7 @@ impl Transport {
                 kernel_drops: true,
                 batches: true,
                 tcp_info: false,
+                encrypted: false,
             },
             Self::Tcp => Caps {
                 keeps_boundaries: false,
@@ -175,6 +186,7 @@ impl Transport {
                 kernel_drops: false,
                 batches: false,
                 tcp_info: true,
+                encrypted: false,
             },
             Self::Unix => Caps {
                 keeps_boundaries: false,
@@ -183,6 +195,7 @@ impl Transport {
                 kernel_drops: false,
                 batches: false,
                 tcp_info: false,
+                encrypted: false,
             },
             // One message per datagram, as UDP, but between processes on
             // one host: nothing is lost (a full receiver holds the sender
@@ -194,6 +207,12 @@ impl Transport {
                 kernel_drops: false,
                 batches: false,
                 tcp_info: false,
+                encrypted: false,
+            },
+            // TCP's, inside a TLS session.
+            Self::Tls => Caps {
+                encrypted: true,
+                ..Self::Tcp.caps()
             },
             // Each send one packet, whole: raw mode shows one message per
             // read, as over UDP, on a connection that loses nothing.
@@ -204,6 +223,7 @@ impl Transport {
                 kernel_drops: false,
                 batches: false,
                 tcp_info: false,
+                encrypted: false,
             },
         }
     }
@@ -278,6 +298,8 @@ pub struct Caps {
     /// The kernel reports retransmissions and its RTT estimate
     /// ([`TcpInfo`](crate::TcpInfo)).
     pub tcp_info: bool,
+    /// Always inside TLS: connecting and serving it need TLS's settings.
+    pub encrypted: bool,
 }
 
 impl Caps {

@@ -170,6 +170,10 @@ pub(crate) fn whole_frame(src: &mut BytesMut, max_frame: usize) -> Result<Option
     // The limit is checked before the reserve below, so a hostile length
     // costs the peer its connection and us nothing.
     if len > max_frame {
+        // A TLS peer's first record, read as a length: say what it is.
+        if let Some(record) = crate::tls::looks_like_tls(prefix.try_into().expect("4 bytes")) {
+            return Err(Error::Tls(record));
+        }
         return Err(Error::FrameTooLarge {
             len,
             max: max_frame,

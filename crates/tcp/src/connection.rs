@@ -302,7 +302,9 @@ impl<S: Stream> ReadHalf<S> {
 }
 
 /// The writing half of a [`Connection`], from [`Connection::into_split`].
-/// Dropping it shuts the connection down for writing.
+/// Dropping it shuts the connection down for writing, where the stream's
+/// halves do that (a socket's; not a TLS session's: see
+/// [`WriteHalf::shutdown`]).
 #[derive(Debug)]
 pub struct WriteHalf<S: Stream = TcpStream> {
     framed: FramedWrite<S::Writer, Codec>,
@@ -328,6 +330,17 @@ impl<S: Stream> WriteHalf<S> {
     /// As [`Connection::write_message`].
     pub async fn write_message(&mut self, msg: &Message) -> Result<(), Error> {
         self.framed.send(msg).await
+    }
+
+    /// As [`Connection::shutdown`]: what dropping the half does for a
+    /// socket's own halves, and what a TLS session's halves (which share
+    /// one state) need done explicitly, `close_notify` first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`].
+    pub async fn shutdown(&mut self) -> Result<(), Error> {
+        SinkExt::<&Message>::close(&mut self.framed).await
     }
 }
 

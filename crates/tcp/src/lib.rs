@@ -72,6 +72,9 @@
 //!   a stale one replaced, a live one refused, removed on drop).
 //! - `seqpacket.rs`: [`seqpacket`], `SOCK_SEQPACKET`: a connection whose
 //!   packets keep their boundaries, as a [`Stream`] for both engines.
+//! - `tls.rs`: [`tls`], a TLS session (tokio-rustls's) over any of the
+//!   above as a [`Stream`] too, and TLS's first bytes told from a length
+//!   prefix, so that a plain reader meeting a TLS peer says so.
 //! - `listener.rs`: [`Listener<L>`](Listener), which accepts
 //!   [`Connection`]s from any [`Accept`].
 //! - `error.rs`: [`Error`], everything the above can report.
@@ -96,6 +99,7 @@ mod peer;
 pub mod seqpacket;
 mod stream;
 pub mod tcp;
+pub mod tls;
 pub mod unix;
 
 pub use codec::{Codec, DEFAULT_MAX_FRAME, LENGTH_PREFIX_LEN, READ_STEP};

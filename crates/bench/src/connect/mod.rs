@@ -280,6 +280,10 @@ pub fn run(plan: &Cycles, progress: &mut dyn Progress) -> Result<Results, Error>
             return Err(Error::Empty(what));
         }
     }
+    // The connect mode's listener is a plain accept loop of its own.
+    if let Some(&transport) = plan.transports.iter().find(|t| t.caps().encrypted) {
+        return Err(Error::NotInConnectMode(transport));
+    }
     let tfo_sysctl = if plan.tfo {
         Some(stream::check_fast_open(&plan.transports)?)
     } else {

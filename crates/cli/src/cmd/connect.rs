@@ -17,7 +17,8 @@ use msg_net::limits::Family;
 use msg_net::session::{self, Mode};
 
 use crate::args::{
-    AuthArgs, FramingArg, OutputArgs, TcpArgs, TransportArg, check_client_modes, parse_addr,
+    AuthArgs, FramingArg, OutputArgs, TcpArgs, TlsClientArgs, TransportArg, check_client_modes,
+    parse_addr,
 };
 use crate::cmd::send::Source;
 
@@ -67,6 +68,9 @@ pub(crate) struct ConnectArgs {
 
     #[command(flatten)]
     pub(crate) auth: AuthArgs,
+
+    #[command(flatten)]
+    pub(crate) tls: TlsClientArgs,
 }
 
 pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
@@ -85,6 +89,9 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         tcp: args.tcp.options(),
         timeout: Some(args.timeout),
         auth,
+        tls: args
+            .tls
+            .client(transport, &addr, args.auth.handshake_timeout)?,
         ..ConnectOptions::default()
     };
     let options = &options;

@@ -12,7 +12,7 @@ use msg_net::text::printable;
 use msg_net::{ConnectOptions, Link, Transport, exec};
 use msg_proto::exec::{Command, Exit};
 
-use crate::args::{AuthArgs, TcpArgs, parse_addr, parse_positive_duration, usage};
+use crate::args::{AuthArgs, TcpArgs, TlsClientArgs, parse_addr, parse_positive_duration, usage};
 use crate::hint;
 use crate::output::stderr_line;
 
@@ -56,6 +56,9 @@ pub(crate) struct ExecArgs {
 
     #[command(flatten)]
     pub(crate) auth: AuthArgs,
+
+    #[command(flatten)]
+    pub(crate) tls: TlsClientArgs,
 }
 
 /// Runs the command remotely, its output on ours, its stdin from ours; the
@@ -70,18 +73,21 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     }
     let command = Command::new(args.command.iter().map(bytes).collect())
         .map_err(|err| usage(err.to_string()))?;
-    let options = ConnectOptions {
-        tcp: args.tcp.options(),
-        timeout: Some(args.timeout),
-        auth,
-        ..ConnectOptions::default()
-    };
     let transport = match (args.unix, args.seqpacket) {
         (true, _) => Transport::Unix,
         (_, true) => Transport::Seqpacket,
         _ => exec::transport(),
     };
     let addr = parse_addr(transport, &args.addr)?;
+    let options = ConnectOptions {
+        tcp: args.tcp.options(),
+        timeout: Some(args.timeout),
+        auth,
+        tls: args
+            .tls
+            .client(transport, &addr, args.auth.handshake_timeout)?,
+        ..ConnectOptions::default()
+    };
     let (mut link, addr) = connect_any(transport, &addr, |addr| {
         Link::connect(transport, addr, &options)
     })

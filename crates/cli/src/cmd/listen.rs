@@ -25,7 +25,7 @@ pub(crate) use msg_net::shutdown::Stop;
 
 use crate::args::{
     AuthArgs, FramingArg, JoinArgs, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, ReplyArg,
-    SECRET_ENV, TcpArgs, TransportArg, parse_addr, parse_positive_duration, usage,
+    SECRET_ENV, TcpArgs, TlsListenArgs, TransportArg, parse_addr, parse_positive_duration, usage,
 };
 use crate::output::{self, Tally};
 
@@ -132,6 +132,9 @@ pub(crate) struct ListenArgs {
 
     #[command(flatten)]
     pub(crate) unix: UnixArgs,
+
+    #[command(flatten)]
+    pub(crate) tls: TlsListenArgs,
 
     /// The engine: tokio (every feature), or blocking (std sockets and
     /// blocking system calls, a thread per conversation; framed data,
@@ -306,6 +309,11 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = Stop>,
 ) -> anyhow::Result<ExitCode> {
     if args.io == ListenIo::Blocking {
+        if args.tls.tls {
+            return Err(usage(
+                "--tls is served by the tokio engine: drop --io blocking",
+            ));
+        }
         if args.framing == FramingArg::Length {
             return Err(usage(
                 "--framing length is served by the tokio engine: drop --io blocking",
@@ -388,6 +396,9 @@ pub(crate) async fn run(
         return Err(usage(BATCH_NEEDS_UDP));
     }
     let addr = transport.listen_addr(&args.addr()?).await?;
+    let tls = args
+        .tls
+        .server(transport, &addr, args.auth.handshake_timeout)?;
     let listener = match args.join.group(transport, &addr)? {
         Some((group, options)) => Listener::join(group, &options)?,
         None => Listener::bind(transport, addr, args.stream_options()).await?,
@@ -403,6 +414,16 @@ pub(crate) async fn run(
     }
     let kernel_drops = listener.kernel_drops()?;
     info!("listening on {listener}");
+    if let Some(tls) = &tls {
+        // Printed whatever -v says: a client pins it (--tls-fingerprint),
+        // and a self-signed certificate is new at every start.
+        if !quiet {
+            output::stderr_line(format_args!(
+                "msg listen: TLS certificate sha256 fingerprint {}",
+                tls.fingerprint()
+            ));
+        }
+    }
 
     let (events, received) = Events::channel();
     let mut format = args
@@ -426,6 +447,7 @@ pub(crate) async fn run(
         busy_poll: args.busy_poll,
         udp_batch: args.batch.map_or(0, usize::from),
         allow_uids: args.unix.allow_uid.clone(),
+        tls,
     };
     let counting = events.clone();
     // The signal that stopped us, and whether a file was arriving then.

@@ -15,7 +15,7 @@ use msg_net::{ConnectOptions, Link, PeerAddr};
 use tokio::io::{BufReader, Stdin};
 
 use crate::args::{
-    AuthArgs, FramingArg, GroupArgs, OutputArgs, TcpArgs, TransportArg, UsageError,
+    AuthArgs, FramingArg, GroupArgs, OutputArgs, TcpArgs, TlsClientArgs, TransportArg, UsageError,
     check_client_modes, parse_addr, parse_positive_duration, usage,
 };
 use crate::hint;
@@ -103,6 +103,9 @@ pub(crate) struct SendArgs {
 
     #[command(flatten)]
     pub(crate) group: GroupArgs,
+
+    #[command(flatten)]
+    pub(crate) tls: TlsClientArgs,
 }
 
 pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
@@ -121,6 +124,9 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         }
     }
     let auth = args.auth.auth()?;
+    let tls = args
+        .tls
+        .client(transport, &addr, args.auth.handshake_timeout)?;
     check_client_modes(
         args.raw,
         args.framing,
@@ -140,6 +146,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             tcp: args.tcp.options(),
             timeout: Some(args.timeout),
             auth,
+            tls,
             ..ConnectOptions::default()
         };
         let (mut link, _) = connect_any(transport, &addr, |addr| {
@@ -187,6 +194,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         timeout: Some(args.timeout),
         auth,
         group: args.group.options(transport, &addr)?,
+        tls,
     };
     let options = &options;
     let (mut sender, addr) = connect_any(transport, &addr, |addr| async move {

@@ -201,8 +201,8 @@ impl fmt::Display for Listener {
 ///
 /// # Errors
 ///
-/// [`Error::NotInBlockingEngine`] for a configuration with raw mode, files
-/// or commands; a failed receive on the UDP socket. TCP connections that
+/// [`Error::NotInBlockingEngine`] for a configuration with raw mode, files,
+/// commands or TLS; a failed receive on the UDP socket. TCP connections that
 /// fail (their handshake included) are logged and dropped.
 pub fn serve(
     listener: &Listener,
@@ -214,6 +214,7 @@ pub fn serve(
         (config.raw, "raw mode"),
         (config.save.is_some(), "files"),
         (config.exec.is_some(), "commands"),
+        (config.tls.is_some(), "TLS"),
     ] {
         if unsupported {
             return Err(Error::NotInBlockingEngine(what));

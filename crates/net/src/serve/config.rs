@@ -48,6 +48,10 @@ pub struct ServeConfig {
     /// empty: every user the socket file's mode lets connect. A peer
     /// whose uid is not known is refused too.
     pub allow_uids: Vec<u32>,
+    /// Over a stream, TLS: each connection's TLS handshake first (within
+    /// its timeout, and sharing [`Limits::max_handshakes`] with the
+    /// secret's), and everything after it inside the session.
+    pub tls: Option<crate::tls::TlsServer>,
 }
 
 impl ServeConfig {

@@ -46,6 +46,9 @@ pub async fn serve(
     events: Events,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    if listener.transport().caps().encrypted && config.tls.is_none() {
+        return Err(crate::tls::TlsError::Needed(listener.transport()).into());
+    }
     let _spinning = config.busy_poll.then(BusyPoll::start);
     let serving = async {
         match listener.inner {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use msg_proto::{DiscardCounter, Kind, Message};
-use msg_tcp::{Connection, PeerAddr, Stream};
+use msg_tcp::{Connection, PeerAddr};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
@@ -20,7 +20,7 @@ use crate::file;
 use crate::length::{self, Framing};
 use crate::log::{Chain, RateLimited};
 use crate::respond::{Response, respond};
-use crate::stream::AnyListener;
+use crate::stream::{AnyListener, AnyStream};
 use crate::text::error_message;
 use crate::{Error, Event, Events, raw};
 
@@ -46,16 +46,15 @@ pub(super) async fn serve(
 /// a task per connection, within the listener's limits (connections,
 /// handshakes), each framed with `options` (or raw), until the caller
 /// drops this future.
-async fn serve_streams<S, A, F>(
+async fn serve_streams<A, F>(
     mut accept: A,
     options: msg_tcp::Options,
     config: ServeConfig,
     events: Events,
 ) -> Result<(), Error>
 where
-    S: Stream + Send + Sync + 'static,
     A: FnMut() -> F,
-    F: Future<Output = Result<(S, PeerAddr), msg_tcp::Error>>,
+    F: Future<Output = Result<(AnyStream, PeerAddr), msg_tcp::Error>>,
 {
     // Commands only with a secret: every connection then completes the
     // handshake before its first message is read.
@@ -102,7 +101,8 @@ where
                 warn!(%peer, suppressed, "refused a connection: {refused}");
             });
             if !config.raw && config.framing == Framing::Msg {
-                connections.spawn(refuse_connection(stream, options, refused.text()));
+                let tls = config.tls.clone();
+                connections.spawn(refuse_connection(stream, tls, options, refused.text()));
             }
             continue;
         }
@@ -114,7 +114,8 @@ where
             // Only a msg peer can read why.
             if !config.raw && config.framing == Framing::Msg {
                 let text = crate::refusal::MAX_CONNS.format(max);
-                connections.spawn(refuse_connection(stream, options, text));
+                let tls = config.tls.clone();
+                connections.spawn(refuse_connection(stream, tls, options, text));
             }
             continue;
         };
@@ -125,34 +126,41 @@ where
         let handshakes = Arc::clone(&handshakes);
         connections.spawn(async move {
             let _slot = slot;
-            let result = if config.raw {
-                raw::serve_stream(
-                    stream,
-                    peer.clone(),
-                    config.reply,
-                    &options,
-                    &config.limits,
-                    events,
-                )
-                .await
-            } else if config.framing == Framing::Length {
-                length::serve_stream(
-                    stream,
-                    peer.clone(),
-                    config.reply,
-                    &options,
-                    &config.limits,
-                    events,
-                )
-                .await
-            } else {
-                match Connection::new(stream, options) {
+            let result = match &config.tls {
+                Some(tls) => secure(stream, tls, &handshakes).await,
+                None => Ok(stream),
+            };
+            let result = match result {
+                Err(err) => Err(err),
+                Ok(stream) if config.raw => {
+                    raw::serve_stream(
+                        stream,
+                        peer.clone(),
+                        config.reply,
+                        &options,
+                        &config.limits,
+                        events,
+                    )
+                    .await
+                }
+                Ok(stream) if config.framing == Framing::Length => {
+                    length::serve_stream(
+                        stream,
+                        peer.clone(),
+                        config.reply,
+                        &options,
+                        &config.limits,
+                        events,
+                    )
+                    .await
+                }
+                Ok(stream) => match Connection::new(stream, options) {
                     Ok(conn) => {
                         serve_connection(conn, &config, &handshakes, runner.as_deref(), events)
                             .await
                     }
                     Err(err) => Err(err.into()),
-                }
+                },
             };
             if let Err(err) = result {
                 failures.warn(|suppressed| match config.explain {
@@ -260,6 +268,8 @@ async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     }
+    // The end said as the stream says it: over TLS, `close_notify`.
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.shutdown()).await;
     debug!(%peer, "closed");
     Ok(())
 }
@@ -296,16 +306,41 @@ async fn next_message<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// The TLS handshake over a connection just accepted, in its turn among
+/// the handshakes under way: a peer that has not finished one has proved
+/// nothing, and each costs the listener a key exchange.
+async fn secure(
+    stream: AnyStream,
+    tls: &crate::tls::TlsServer,
+    handshakes: &tokio::sync::Semaphore,
+) -> Result<AnyStream, Error> {
+    let timeout = tls.handshake_timeout();
+    let _turn = tokio::time::timeout(timeout, handshakes.acquire())
+        .await
+        .map_err(|_| crate::tls::TlsError::Timeout(timeout))?
+        .expect("the semaphore is never closed");
+    stream.accept_tls(tls).await
+}
+
 /// Tells a client why it is not served (the listener is full, say), and
-/// closes.
-async fn refuse_connection<S: Stream>(stream: S, options: msg_tcp::Options, text: String) {
-    if let Ok(mut conn) = Connection::new(stream, options) {
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            conn.write_message(&error_message(&text)),
-        )
-        .await;
-    }
+/// closes; over TLS, inside a session, which all of it must make within a
+/// second.
+async fn refuse_connection(
+    stream: AnyStream,
+    tls: Option<crate::tls::TlsServer>,
+    options: msg_tcp::Options,
+    text: String,
+) {
+    let refuse = async {
+        let stream = match &tls {
+            Some(tls) => stream.accept_tls(tls).await.ok()?,
+            None => stream,
+        };
+        let mut conn = Connection::new(stream, options).ok()?;
+        conn.write_message(&error_message(&text)).await.ok()?;
+        conn.shutdown().await.ok()
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), refuse).await;
 }
 
 #[cfg(test)]
@@ -315,6 +350,7 @@ mod tests {
     use crate::file::SaveConfig;
     use crate::serve::ServeConfig;
     use crate::{Event, Events};
+    use msg_tcp::Stream;
     use tokio::io::{AsyncRead, AsyncWrite};
 
     /// tokio's in-memory pipe as a stream with no socket under it, made

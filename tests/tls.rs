@@ -1,0 +1,637 @@
+//! TLS with the real binary: a self-signed listener pinned by its
+//! fingerprint, a CA's certificate checked for its name and dates, mutual
+//! TLS, a plain peer at a TLS one (and the reverse) failing fast with a
+//! clear error, files, commands and a secret inside TLS, and openssl and
+//! ncat at either end in raw mode.
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, date_time_ymd,
+};
+use support::{Listener, Running, run};
+
+/// A failure that must come at once, not after a timeout.
+const FAST: Duration = Duration::from_secs(3);
+
+/// The fingerprint a TLS listener prints at start.
+fn fingerprint(listener: &mut Listener) -> String {
+    let line = listener.process.wait_for_stderr("fingerprint");
+    line.rsplit(' ').next().unwrap().to_owned()
+}
+
+/// A file in a fresh directory of its own, owner-only.
+fn write(dir: &Path, name: &str, contents: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// A test CA, and certificates it signs, written as PEM files.
+struct Pki {
+    dir: PathBuf,
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = support::fresh_path("pki");
+        std::fs::create_dir(&dir).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "msg test CA");
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let pki = Self { dir, ca };
+        write(&pki.dir, "ca.pem", &pki.ca.pem());
+        pki
+    }
+
+    fn ca(&self) -> String {
+        self.dir.join("ca.pem").to_str().unwrap().to_owned()
+    }
+
+    /// A certificate for `names` (valid until `until`, a year) and its
+    /// key: the two paths.
+    fn issue(&self, name: &str, names: &[&str], until: Option<i32>) -> (String, String) {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        if let Some(year) = until {
+            params.not_before = date_time_ymd(year - 1, 1, 1);
+            params.not_after = date_time_ymd(year, 1, 1);
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        (
+            write(&self.dir, &format!("{name}.pem"), &cert.pem()),
+            write(&self.dir, &format!("{name}.key"), &key.serialize_pem()),
+        )
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn send(listener: &Listener, tls: &[&str], body: &str) -> support::Finished {
+    let addr = listener.addr_arg();
+    let mut args = vec!["send", "--tcp", "--reply"];
+    args.extend_from_slice(tls);
+    args.extend_from_slice(&[&addr, body]);
+    run(&args, None)
+}
+
+#[test]
+fn a_pinned_fingerprint_passes_and_any_other_certificate_is_refused_naming_both() {
+    let mut listener = Listener::start("--tcp", "127.0.0.1", &["--tls", "--reply", "upper"]);
+    let pinned = fingerprint(&mut listener);
+    assert_eq!(pinned.len(), 95, "{pinned}");
+
+    let ok = send(&listener, &["--tls", "--tls-fingerprint", &pinned], "hello");
+    assert_eq!(
+        (ok.code(), ok.stdout.as_str()),
+        (Some(0), "HELLO\n"),
+        "{}",
+        ok.stderr
+    );
+    // As openssl prints it, lower case without colons, works the same.
+    let bare = pinned.replace(':', "").to_lowercase();
+    let ok = send(&listener, &["--tls", "--tls-fingerprint", &bare], "again");
+    assert_eq!(ok.stdout, "AGAIN\n", "{}", ok.stderr);
+
+    let wrong = format!("00{}", &pinned[2..]);
+    let refused = send(&listener, &["--tls", "--tls-fingerprint", &wrong], "x");
+    assert_eq!(refused.code(), Some(1), "{}", refused.stderr);
+    assert!(refused.stdout.is_empty());
+    assert!(
+        refused.stderr.contains("not the one pinned")
+            && refused.stderr.contains(&wrong)
+            && refused.stderr.contains(&pinned),
+        "{}",
+        refused.stderr
+    );
+
+    // Unpinned, a self-signed certificate has no CA the client trusts:
+    // the error gives its fingerprint and the flags that would accept it.
+    let unknown = send(&listener, &["--tls", "--ca", &Pki::new().ca()], "x");
+    assert_eq!(unknown.code(), Some(1), "{}", unknown.stderr);
+    assert!(
+        unknown
+            .stderr
+            .contains("not signed by a CA this end trusts")
+            && unknown.stderr.contains(&pinned)
+            && unknown.stderr.contains("--tls-fingerprint"),
+        "{}",
+        unknown.stderr
+    );
+
+    // --insecure connects, and says what it costs every time.
+    let insecure = send(&listener, &["--tls", "--insecure"], "risky");
+    assert_eq!(insecure.stdout, "RISKY\n", "{}", insecure.stderr);
+    assert!(
+        insecure.stderr.contains("without verifying"),
+        "{}",
+        insecure.stderr
+    );
+    // And the listener served every good peer after the bad ones.
+    let ok = send(&listener, &["--tls", "--tls-fingerprint", &pinned], "last");
+    assert_eq!(ok.stdout, "LAST\n", "{}", ok.stderr);
+}
+
+#[test]
+fn a_certificate_from_a_ca_is_checked_for_its_name_and_its_dates() {
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("good", &["localhost", "127.0.0.1"], None);
+    let mut listener = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &["--tls", "--cert", &cert, "--key", &key, "--reply", "echo"],
+    );
+    let presented = fingerprint(&mut listener);
+    let ca = pki.ca();
+    let ok = send(&listener, &["--tls", "--ca", &ca], "by address");
+    assert_eq!(ok.stdout, "by address\n", "{}", ok.stderr);
+    let ok = send(
+        &listener,
+        &["--tls", "--ca", &ca, "--tls-name", "localhost"],
+        "by name",
+    );
+    assert_eq!(ok.stdout, "by name\n", "{}", ok.stderr);
+
+    let other = send(
+        &listener,
+        &["--tls", "--ca", &ca, "--tls-name", "example.com"],
+        "x",
+    );
+    assert_eq!(other.code(), Some(1), "{}", other.stderr);
+    assert!(
+        other.stderr.contains("not valid for example.com")
+            && other.stderr.contains("localhost")
+            && other.stderr.contains(&presented),
+        "{}",
+        other.stderr
+    );
+
+    let (cert, key) = pki.issue("expired", &["127.0.0.1"], Some(2020));
+    let expired = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &["--tls", "--cert", &cert, "--key", &key],
+    );
+    let old = send(&expired, &["--tls", "--ca", &ca], "x");
+    assert_eq!(old.code(), Some(1), "{}", old.stderr);
+    assert!(
+        old.stderr.contains("certificate expired on 2020-01-01"),
+        "{}",
+        old.stderr
+    );
+}
+
+#[test]
+fn a_key_that_does_not_match_or_is_no_file_is_a_usage_error() {
+    let pki = Pki::new();
+    let (cert, _) = pki.issue("a", &["localhost"], None);
+    let (_, other_key) = pki.issue("b", &["localhost"], None);
+    let listen = |cert: &str, key: &str| {
+        run(
+            &[
+                "listen",
+                "--tcp",
+                "--tls",
+                "--cert",
+                cert,
+                "--key",
+                key,
+                "127.0.0.1:0",
+            ],
+            None,
+        )
+    };
+    let mismatched = listen(&cert, &other_key);
+    assert_eq!(mismatched.code(), Some(2), "{}", mismatched.stderr);
+    assert!(
+        mismatched
+            .stderr
+            .contains("cannot use the certificate and key"),
+        "{}",
+        mismatched.stderr
+    );
+    let dir = pki.dir.to_str().unwrap();
+    let not_a_file = listen(&cert, dir);
+    assert_eq!(not_a_file.code(), Some(2), "{}", not_a_file.stderr);
+    assert!(
+        not_a_file
+            .stderr
+            .contains("is not a regular file (a directory)"),
+        "{}",
+        not_a_file.stderr
+    );
+    support::assert_usage_error(
+        &["listen", "--tcp", "--tls", "--cert", &cert, "127.0.0.1:0"],
+        "--key",
+    );
+    support::assert_usage_error(
+        &["send", "--udp", "--tls", "127.0.0.1:9", "x"],
+        "--tls runs over a stream",
+    );
+    support::assert_usage_error(
+        &[
+            "listen",
+            "--tcp",
+            "--tls",
+            "--io",
+            "blocking",
+            "127.0.0.1:0",
+        ],
+        "--tls is served by the tokio engine",
+    );
+    support::assert_usage_error(
+        &[
+            "send",
+            "--tcp",
+            "--tls",
+            "--tls-fingerprint",
+            "AB:CD",
+            "127.0.0.1:9",
+            "x",
+        ],
+        "expected a SHA-256 fingerprint",
+    );
+}
+
+#[test]
+fn a_plain_client_at_a_tls_listener_and_the_reverse_fail_fast_and_clearly() {
+    let mut tls = Listener::start("--tcp", "127.0.0.1", &["--tls", "--reply", "echo"]);
+    let pinned = fingerprint(&mut tls);
+    let started = Instant::now();
+    let plain = send(&tls, &[], "plain");
+    assert!(started.elapsed() < FAST, "{:?}", started.elapsed());
+    assert_eq!(plain.code(), Some(1), "{}", plain.stderr);
+    assert!(
+        plain.stderr.contains("the peer speaks TLS") && plain.stderr.contains("add --tls"),
+        "{}",
+        plain.stderr
+    );
+    tls.process.wait_for_stderr("does not speak TLS");
+    let ok = send(&tls, &["--tls", "--tls-fingerprint", &pinned], "still");
+    assert_eq!(ok.stdout, "still\n", "{}", ok.stderr);
+
+    let mut plain = Listener::start("--tcp", "127.0.0.1", &["--reply", "echo"]);
+    let started = Instant::now();
+    let encrypted = send(&plain, &["--tls", "--insecure"], "secret");
+    assert!(started.elapsed() < FAST, "{:?}", started.elapsed());
+    assert_eq!(encrypted.code(), Some(1), "{}", encrypted.stderr);
+    assert!(
+        encrypted.stderr.contains("during the TLS handshake")
+            && encrypted.stderr.contains("without --tls"),
+        "{}",
+        encrypted.stderr
+    );
+    let line = plain.process.wait_for_stderr("dropped connection");
+    assert!(line.contains("start msg listen with --tls"), "{line}");
+    let ok = send(&plain, &[], "plain");
+    assert_eq!(ok.stdout, "plain\n", "{}", ok.stderr);
+}
+
+#[test]
+fn mutual_tls_serves_only_clients_with_a_certificate_from_its_ca() {
+    let pki = Pki::new();
+    let ca = pki.ca();
+    let (client_cert, client_key) = pki.issue("client", &["client.example"], None);
+    let mut listener = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &["--tls", "--client-ca", &ca, "--reply", "upper"],
+    );
+    let pinned = fingerprint(&mut listener);
+    let with = [
+        "--tls",
+        "--tls-fingerprint",
+        &pinned,
+        "--client-cert",
+        &client_cert,
+        "--client-key",
+        &client_key,
+    ];
+    let ok = send(&listener, &with, "mutual");
+    assert_eq!(ok.stdout, "MUTUAL\n", "{}", ok.stderr);
+    let started = Instant::now();
+    let without = send(&listener, &["--tls", "--tls-fingerprint", &pinned], "x");
+    assert!(started.elapsed() < FAST, "{:?}", started.elapsed());
+    assert_eq!(without.code(), Some(1), "{}", without.stderr);
+    assert!(without.stdout.is_empty());
+    assert!(
+        without
+            .stderr
+            .to_lowercase()
+            .contains("certificaterequired"),
+        "{}",
+        without.stderr
+    );
+}
+
+#[test]
+fn files_commands_and_a_secret_run_inside_tls_over_tcp_and_unix() {
+    let secret = support::secret_arg(b"tls and a secret");
+    let save = support::fresh_path("tls-save");
+    let save_arg = save.to_str().unwrap();
+    let mut listener = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &[
+            "--tls",
+            "--secret-file",
+            &secret,
+            "--save-dir",
+            save_arg,
+            "--exec",
+        ],
+    );
+    let pinned = fingerprint(&mut listener);
+    let addr = listener.addr_arg();
+    let tls = ["--tls", "--tls-fingerprint", pinned.as_str()];
+    let file = support::fresh_path("tls-file");
+    std::fs::write(&file, vec![42u8; 200_000]).unwrap();
+    let mut args = vec!["send", "--tcp", "--secret-file", &secret, "--file"];
+    let file_arg = file.to_str().unwrap();
+    args.push(file_arg);
+    args.extend_from_slice(&tls);
+    args.push(&addr);
+    let sent = run(&args, None);
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    let name = file.file_name().unwrap();
+    assert_eq!(std::fs::read(save.join(name)).unwrap(), vec![42u8; 200_000]);
+
+    let mut args = vec!["exec", "--secret-file", &secret];
+    args.extend_from_slice(&tls);
+    args.extend_from_slice(&[&addr, "--", "echo", "inside"]);
+    let exec = run(&args, None);
+    assert_eq!(
+        (exec.code(), exec.stdout.as_str()),
+        (Some(0), "inside\n"),
+        "{}",
+        exec.stderr
+    );
+    let _ = std::fs::remove_dir_all(&save);
+    let _ = std::fs::remove_file(&file);
+
+    // A Unix socket: the certificate names localhost, which is what a
+    // client checks there.
+    let path = support::fresh_path("tls-sock");
+    let path_arg = path.to_str().unwrap();
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("local", &["localhost"], None);
+    let mut cmd = support::msg();
+    cmd.args([
+        "listen", "--unix", path_arg, "-v", "--tls", "--cert", &cert, "--key", &key,
+    ])
+    .args(["--reply", "upper"]);
+    let mut unix = Running::spawn(cmd, None);
+    unix.wait_for_stderr("listening on");
+    let ca = pki.ca();
+    let reply = run(
+        &[
+            "send", "--unix", "--tls", "--ca", &ca, "--reply", path_arg, "local",
+        ],
+        None,
+    );
+    assert_eq!(reply.stdout, "LOCAL\n", "{}", reply.stderr);
+    // seqpacket too
+    let seq = support::fresh_path("tls-seq");
+    let seq_arg = seq.to_str().unwrap();
+    let mut cmd = support::msg();
+    cmd.args([
+        "listen",
+        "--seqpacket",
+        seq_arg,
+        "-v",
+        "--tls",
+        "--reply",
+        "upper",
+    ]);
+    let mut seqpacket = Running::spawn(cmd, None);
+    seqpacket.wait_for_stderr("listening on");
+    let reply = run(
+        &[
+            "send",
+            "--seqpacket",
+            "--tls",
+            "--insecure",
+            "--reply",
+            seq_arg,
+            "packets",
+        ],
+        None,
+    );
+    assert_eq!(reply.stdout, "PACKETS\n", "{}", reply.stderr);
+}
+
+/// Whether `tool` runs here; CI installs it, so there its absence is a
+/// failure.
+fn have(tool: &str, version_arg: &str, package: &str) -> bool {
+    let found = Command::new(tool)
+        .arg(version_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    let why = format!("{tool} is not installed (apt-get install {package})");
+    assert!(found || std::env::var_os("CI").is_none(), "{why}");
+    if !found {
+        support::skip(&why);
+    }
+    found
+}
+
+/// A port nobody listens on yet, for a tool that cannot report the one
+/// it bound.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (bounded) until something accepts on `port`.
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + support::DEADLINE;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `client` (a TLS client tool, given the listener's port) sends a line to
+/// `msg listen --tls --raw`, which prints it.
+fn tool_sends_to_msg(client: impl FnOnce(u16) -> Command, body: &str) {
+    let listener = Listener::start("--tcp", "127.0.0.1", &["--tls", "--raw", "--count", "1"]);
+    let mut client = client(listener.addr.port())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = client.stdin.take().unwrap();
+    input.write_all(body.as_bytes()).unwrap();
+    let done = listener.finish();
+    let _ = client.kill();
+    let _ = client.wait();
+    assert_eq!(done.stdout.trim_end(), body, "{}", done.stderr);
+}
+
+/// `msg send --tls --raw` with `tls` sends a line to `server` (a TLS
+/// server tool, given a free port, its stdin held open: tools stop at the
+/// end of their input), which prints it.
+fn msg_sends_to_tool(server: impl FnOnce(u16) -> Command, tls: &[&str], body: &'static str) {
+    let port = free_port();
+    let mut server = server(port)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec!["send", "--tcp", "--raw", "--tls"];
+    args.extend_from_slice(tls);
+    args.extend_from_slice(&[&addr, body]);
+    let sent = run(&args, None);
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    let out = read_until(server.stdout.take().unwrap(), body.as_bytes());
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        out.ends_with(body.as_bytes()),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+fn command(program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    cmd
+}
+
+#[test]
+fn openssl_talks_to_msg_in_raw_mode_both_ways() {
+    if !have("openssl", "version", "openssl") {
+        return;
+    }
+    tool_sends_to_msg(
+        |port| {
+            let addr = format!("127.0.0.1:{port}");
+            command("openssl", &["s_client", "-quiet", "-connect", &addr])
+        },
+        "from openssl",
+    );
+    // openssl s_server with a CA's certificate, checked as such.
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("server", &["localhost", "127.0.0.1"], None);
+    let server = |port: u16| {
+        let port = port.to_string();
+        let args = [
+            "s_server", "-quiet", "-accept", &port, "-cert", &cert, "-key", &key,
+        ];
+        command("openssl", &args)
+    };
+    msg_sends_to_tool(server, &["--ca", &pki.ca()], "from msg");
+}
+
+#[test]
+fn ncat_ssl_talks_to_msg_in_raw_mode_both_ways() {
+    if !have("ncat", "--version", "ncat") {
+        return;
+    }
+    tool_sends_to_msg(
+        |port| command("ncat", &["--ssl", "127.0.0.1", &port.to_string()]),
+        "from ncat",
+    );
+    // ncat --ssl -l makes its own certificate; msg pins nothing
+    // (--insecure). -k: it stays for more than the connection that finds
+    // it listening.
+    msg_sends_to_tool(
+        |port| {
+            command(
+                "ncat",
+                &["--ssl", "-l", "-k", "127.0.0.1", &port.to_string()],
+            )
+        },
+        &["--insecure"],
+        "from msg",
+    );
+}
+
+/// Reads `from` until what arrived ends with `tail`, or it closes, on a
+/// thread, within the deadline.
+fn read_until(mut from: impl std::io::Read + Send + 'static, tail: &'static [u8]) -> Vec<u8> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0; 4096];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+            if got.ends_with(tail) {
+                break;
+            }
+        }
+        let _ = tx.send(got);
+    });
+    rx.recv_timeout(support::DEADLINE)
+        .expect("the tool's output")
+}
+
+#[test]
+fn bench_measures_tls_beside_tcp_and_refuses_what_it_cannot_measure() {
+    let args = [
+        "bench",
+        "--transports",
+        "tcp,tls",
+        "--sizes",
+        "64",
+        "--runs",
+        "1",
+        "--duration",
+        "100ms",
+        "--warmup",
+        "50ms",
+        "--json",
+    ];
+    let done = run(&args, None);
+    assert_eq!(done.code(), Some(0), "{}", done.stderr);
+    let json: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+    let cells = json["results"].as_array().unwrap();
+    for transport in ["tcp", "tls"] {
+        assert!(
+            cells
+                .iter()
+                .any(|c| c["transport"] == transport && c["p50_us"].as_f64().unwrap() > 0.0),
+            "{transport}: {}",
+            done.stdout
+        );
+    }
+    support::assert_usage_error(
+        &["bench", "--transports", "tls", "--io", "blocking"],
+        "the blocking engine does no TLS",
+    );
+    support::assert_usage_error(
+        &["bench", "--transports", "tls", "127.0.0.1:9"],
+        "measured against the built-in listener only",
+    );
+    support::assert_usage_error(
+        &["bench", "--transports", "tls", "--mode", "connect"],
+        "does not measure tls yet",
+    );
+}
