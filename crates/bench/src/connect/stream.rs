@@ -551,4 +551,3 @@ fn fast_open_connect(_socket: &Socket) -> Result<(), Error> {
 fn fast_open_listener(socket: &Socket) -> Result<(), Error> {
     fast_open_connect(socket)
 }
-
