@@ -16,10 +16,11 @@ use support::{Listener, run};
 /// Short runs: these tests check the contract, not the speed.
 const QUICK: &[&str] = &["--duration", "150ms", "--warmup", "20ms", "--pin", "off"];
 
-const FIGURES: [&str; 23] = [
+const FIGURES: [&str; 24] = [
     "transport",
     "io",
     "mode",
+    "direction",
     "size",
     "samples",
     "p50_us",
@@ -1378,4 +1379,181 @@ fn parallel_refuses_what_it_does_not_measure() {
     ] {
         assert_usage_error(args, why);
     }
+}
+
+/// One reverse run of 64-byte messages, before ADDR.
+const REVERSE_64: &[&str] = &["--mode", "throughput", "-R", "--sizes", "64", "--runs", "1"];
+
+/// A hand-made TCP listener for reverse runs: each request to stream
+/// (a ping with FLAG_SEND) is answered, when `streams`, with 100
+/// discards (the 50th and 51st swapped: one reordered) and a closing
+/// pong claiming 103 sent; otherwise with a plain echo pong, as a
+/// listener that does not know the flag answers. Serves one connection.
+fn hand_made_listener(streams: bool) -> (String, thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let thread = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let frame = |msg: &msg_proto::Message| {
+            let mut out = Vec::new();
+            msg_proto::encode(msg, &mut out).unwrap();
+            let mut framed = u32::try_from(out.len()).unwrap().to_be_bytes().to_vec();
+            framed.extend(out);
+            framed
+        };
+        loop {
+            let mut len = [0; 4];
+            if conn.read_exact(&mut len).is_err() {
+                return; // the client is done
+            }
+            let mut buf = vec![0; u32::from_be_bytes(len) as usize];
+            conn.read_exact(&mut buf).unwrap();
+            let header = msg_proto::decode_header(&buf).unwrap();
+            assert_eq!(
+                (header.kind, header.flags),
+                (Kind::Ping, msg_proto::FLAG_SEND)
+            );
+            let request = msg_proto::SendRequest::parse(&buf[28..], 1 << 20).unwrap();
+            let mut pong = msg_proto::Message::new(Kind::Pong, header.seq, buf[28..].to_vec());
+            if streams {
+                let body = vec![b'm'; request.size as usize];
+                for seq in (1..=100u64).map(|s| match s {
+                    50 => 51,
+                    51 => 50,
+                    s => s,
+                }) {
+                    let discard = msg_proto::Message::new(Kind::Discard, seq, body.clone());
+                    conn.write_all(&frame(&discard)).unwrap();
+                }
+                pong.flags = msg_proto::FLAG_SEND;
+                pong.body = msg_proto::Streamed { sent: 103 }.to_body().to_vec().into();
+            }
+            conn.write_all(&frame(&pong)).unwrap();
+        }
+    });
+    (addr, thread)
+}
+
+/// Reverse flips who sends: the cell's `sent` is the listener's own
+/// count (from its closing pong), `received` and `reordered` the
+/// client's, counted as the messages came.
+#[test]
+fn reverse_counts_what_the_listener_sent_and_what_arrived() {
+    let (addr, listener) = hand_made_listener(true);
+    let results = bench_json(&[REVERSE_64, &[addr.as_str()]].concat());
+    let result = &results[0];
+    let mut expected = FIGURES.to_vec();
+    expected.sort_unstable();
+    assert_eq!(keys(result), expected, "{result}");
+    assert_eq!(result["direction"], "reverse", "{result}");
+    assert_eq!(result["io"], "tokio", "{result}");
+    assert_eq!(result["transport"], "tcp", "{result}");
+    for (key, value) in [
+        ("sent", 103),
+        ("received", 100),
+        ("lost", 3),
+        ("reordered", 1),
+    ] {
+        assert_eq!(result[key], value, "{key}: {result}");
+    }
+    assert_cpu(result, false);
+    listener.join().unwrap();
+}
+
+/// A listener that does not know the request answers a plain pong: the
+/// run fails saying so, at once.
+#[test]
+fn reverse_against_an_older_listener_says_it_does_not_stream_back() {
+    let (addr, listener) = hand_made_listener(false);
+    let finished = run(&[&["bench"], REVERSE_64, &[addr.as_str()]].concat(), None);
+    assert_eq!(finished.code(), Some(1), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("it does not stream back"),
+        "{}",
+        finished.stderr
+    );
+    listener.join().unwrap();
+}
+
+/// Against the built-in listener and a msg listen alike: the listener's
+/// count is what the client received (a connection loses nothing), over
+/// TCP and a Unix socket, N flows at once; over UDP it is refused, and
+/// why.
+#[test]
+fn reverse_streams_from_built_in_and_remote_listeners() {
+    let results = bench_json(&[
+        "--mode",
+        "throughput",
+        "-R",
+        "--transports",
+        "tcp,unix",
+        "--sizes",
+        "1024",
+        "--runs",
+        "1",
+        "-P",
+        "2",
+    ]);
+    assert_eq!(results.len(), 2, "{results:?}");
+    for result in &results {
+        assert_eq!(result["direction"], "reverse", "{result}");
+        assert_flows_sum(result, 2);
+        assert!(num(result, "received") > 0.0, "{result}");
+        assert_eq!(result["sent"], result["received"], "{result}");
+        assert_cpu(result, true);
+        let flows = result["flows"].as_array().unwrap();
+        assert!(
+            flows.iter().all(|f| f["direction"] == "reverse"),
+            "{result}"
+        );
+    }
+    let listener = Listener::start("--tcp", "127.0.0.1", &[]);
+    let addr = listener.addr.to_string();
+    let remote = bench_json(&[
+        "--mode",
+        "throughput",
+        "-R",
+        "--sizes",
+        "1024",
+        "--runs",
+        "1",
+        &addr,
+    ]);
+    assert_eq!(remote[0]["sent"], remote[0]["received"], "{}", remote[0]);
+    assert!(num(&remote[0], "received") > 0.0, "{}", remote[0]);
+    drop(listener.process.kill());
+    for (args, why) in [
+        (
+            &["--mode", "throughput", "-R", "-u"][..],
+            "--reverse: udp has no connections",
+        ),
+        (
+            &["--mode", "throughput", "-R", "--io", "blocking"],
+            "does no reverse streams",
+        ),
+        (&["-R"], "--reverse reverses a throughput stream"),
+    ] {
+        assert_usage_error(args, why);
+    }
+}
+
+/// In reverse an interval counts what arrived: `received` adds up to the
+/// cell's, `sent` (the listener's, known at the end alone) is null.
+#[test]
+fn reverse_intervals_count_what_arrived() {
+    let lines = interval_lines(&["--sizes", "1024", "--mode", "throughput", "-R"]);
+    let end = lines.last().unwrap();
+    let cell = &end["results"][0];
+    let mine: Vec<&Value> = lines.iter().filter(|l| l["type"] == "interval").collect();
+    assert!(mine.len() >= 2, "{lines:?}");
+    assert!(
+        mine.iter()
+            .all(|l| l["sent"].is_null() && l["direction"] == "reverse"),
+        "{mine:?}"
+    );
+    let received: f64 = mine.iter().map(|l| num(l, "received")).sum();
+    assert_eq!(received, num(cell, "received"), "{cell}");
 }

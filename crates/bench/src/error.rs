@@ -69,6 +69,29 @@ pub enum Error {
          flow's"
     )]
     ParallelImpaired,
+    /// A reverse (or bidirectional) run of anything but a throughput
+    /// stream.
+    #[error("a reverse stream is a throughput run (the listener sends, the client counts)")]
+    ReverseNeedsThroughput,
+    /// A reverse run over a transport without connections: a listener
+    /// that streamed to a datagram's source address would stream to
+    /// whoever a forger names.
+    #[error(
+        "{0} has no connections, and a listener streams back over a connection only: over \
+         datagrams a forged source address would aim the stream at anyone"
+    )]
+    ReverseNeedsConnections(Transport),
+    /// A reverse run with what it does not measure: pacing, batching,
+    /// impairments.
+    #[error("a reverse stream is measured {0}")]
+    ReverseWith(&'static str),
+    /// The listener answered a request to stream with a plain pong: it
+    /// does not know the request (an older msg).
+    #[error(
+        "the listener answered the request to stream back with a plain pong: it does not \
+         stream back (a msg listen from before reverse streams, or not msg)"
+    )]
+    NoStreamBack,
     /// More parallel flows than [`MAX_PARALLEL`](crate::plan::MAX_PARALLEL).
     #[error("{0} parallel flows is over the most a run makes, {max}", max = crate::plan::MAX_PARALLEL)]
     TooManyFlows(u32),

@@ -147,6 +147,7 @@ fn sum(mut flows: Vec<Outcome>, cpu: Option<Cpu>, per_flow_cpu: bool) -> Outcome
         flow.drops = None;
     }
     total.cpu = cpu;
+    total.direction = flows.first().map_or_else(Default::default, |f| f.direction);
     total.flows = flows;
     total
 }

@@ -20,7 +20,7 @@ use hdrhistogram::Histogram;
 use msg_net::{TcpInfo, Transport};
 
 use crate::engine::Outcome;
-use crate::plan::Engine;
+use crate::plan::{Direction, Engine};
 
 /// One interval of one run.
 #[derive(Debug, Clone)]
@@ -31,10 +31,12 @@ pub struct Interval {
     /// When it ended; the last interval of a run ends with the run, so may
     /// be shorter than the others.
     pub t1: Duration,
-    /// Messages sent in it.
+    /// Messages sent in it (in reverse, 0: the listener's count comes at
+    /// the end of the run alone).
     pub sent: u64,
-    /// Of those, answered (ping-pong); `None` for a one-way stream, whose
-    /// listener counts what arrived once, at the end of the run.
+    /// Of those, answered (ping-pong), or in reverse what arrived; `None`
+    /// for a forward stream, whose listener counts what arrived once, at
+    /// the end of the run.
     pub received: Option<u64>,
     /// Its round-trip times, in nanoseconds (empty for a stream).
     pub latency: Histogram<u64>,
@@ -84,6 +86,9 @@ pub struct IntervalOf {
     pub impairment: Option<String>,
     /// Of parallel flows, which (from 1); `None` for a run of one.
     pub flow: Option<u32>,
+    /// Which way the stream goes: in reverse an interval counts what
+    /// arrived (`received`), and nothing of what the listener sent.
+    pub direction: Direction,
 }
 
 /// Where an engine's intervals go.

@@ -10,8 +10,8 @@ use msg_net::{Auth, Transport};
 use crate::error::Error;
 use crate::impair::Impairment;
 use crate::pin::{Pin, Placement};
-pub use crate::settings::Mode;
 use crate::settings::{Batching, Settings};
+pub use crate::settings::{Direction, Mode};
 
 /// The payload sizes measured by default: small, a page, a large write, and
 /// one near the UDP limit.
@@ -178,6 +178,9 @@ pub struct Plan {
     /// socket (1 to [`MAX_PARALLEL`]); the run's figures are their sum,
     /// each flow's kept beside it.
     pub parallel: u32,
+    /// Which way a throughput stream goes: reverse asks the listener to
+    /// stream to the client (over connections, on the tokio engine).
+    pub direction: Direction,
 }
 
 impl Default for Plan {
@@ -204,6 +207,7 @@ impl Default for Plan {
             batch: None,
             interval: None,
             parallel: 1,
+            direction: Direction::Forward,
         }
     }
 }
@@ -244,6 +248,9 @@ impl Plan {
             if !self.impairments.is_empty() {
                 return Err(Error::ParallelImpaired);
             }
+        }
+        if self.direction == Direction::Reverse {
+            self.check_reverse()?;
         }
         if self.busy_poll && self.placement.pin() == Pin::Same {
             return Err(Error::BusyPollOnOneCore);
@@ -294,9 +301,39 @@ impl Plan {
         Ok(())
     }
 
+    /// What a reverse stream needs: a throughput run, over connections,
+    /// unpaced, unbatched, unimpaired, on the tokio engine (whose
+    /// listener streams back; the blocking one refuses to).
+    fn check_reverse(&self) -> Result<(), Error> {
+        if self.mode != Mode::Throughput {
+            return Err(Error::ReverseNeedsThroughput);
+        }
+        if let Some(&transport) = self.transports.iter().find(|t| !t.caps().connections) {
+            return Err(Error::ReverseNeedsConnections(transport));
+        }
+        let refused = if self.rate.is_some() {
+            Some("as fast as the listener sends, not paced")
+        } else if self.batch.is_some() {
+            Some("over connections, which have no datagrams to batch")
+        } else if !self.impairments.is_empty() {
+            Some("unimpaired")
+        } else {
+            None
+        };
+        if let Some(what) = refused {
+            return Err(Error::ReverseWith(what));
+        }
+        if self.engines.contains(&Engine::Blocking) {
+            return Err(Error::NotInBlockingEngine(
+                "no reverse streams (its listener does not stream back)",
+            ));
+        }
+        Ok(())
+    }
+
     /// The engines a plan measures with when none are asked for: the
     /// blocking engine for a closed-loop ping-pong or an unbatched, unpaced
-    /// stream without a secret, where it measures nearer the kernel's
+    /// forward stream without a secret, where it measures nearer the kernel's
     /// floor; tokio for the rest. A batched stream and a secret run on the
     /// blocking engine too, when asked for: their default stays the engine
     /// their figures have always come from.
@@ -304,7 +341,8 @@ impl Plan {
     pub fn default_engines(&self) -> Vec<Engine> {
         let blocking_can = self.rate.is_none()
             && self.impairments.is_empty()
-            && !self.transports.iter().any(|t| t.caps().encrypted);
+            && !self.transports.iter().any(|t| t.caps().encrypted)
+            && self.direction == Direction::Forward;
         if blocking_can && self.batch.is_none() && self.auth.is_none() {
             vec![Engine::Blocking]
         } else {
@@ -328,6 +366,7 @@ impl Plan {
         let timeout = self.timeout.unwrap_or(default);
         Settings {
             mode: self.mode,
+            direction: self.direction,
             warmup: self.warmup,
             duration: self.duration,
             timeout,
@@ -429,6 +468,47 @@ mod tests {
             ..Plan::default()
         };
         assert!(batched.check().is_ok());
+    }
+
+    #[test]
+    fn a_reverse_stream_is_a_throughput_run_over_connections_on_tokio() {
+        let reverse = |transports: Vec<Transport>| Plan {
+            mode: Mode::Throughput,
+            transports,
+            direction: Direction::Reverse,
+            engines: vec![Engine::Tokio],
+            ..Plan::default()
+        };
+        assert!(reverse(vec![Transport::Tcp]).check().is_ok());
+        assert_eq!(
+            reverse(vec![Transport::Tcp]).default_engines(),
+            [Engine::Tokio]
+        );
+        assert!(matches!(
+            reverse(Transport::INET.to_vec()).check(),
+            Err(Error::ReverseNeedsConnections(Transport::Udp))
+        ));
+        let pingpong = Plan {
+            mode: Mode::Pingpong,
+            ..reverse(vec![Transport::Tcp])
+        };
+        assert!(matches!(
+            pingpong.check(),
+            Err(Error::ReverseNeedsThroughput)
+        ));
+        let blocking = Plan {
+            engines: vec![Engine::Blocking],
+            ..reverse(vec![Transport::Tcp])
+        };
+        assert!(matches!(
+            blocking.check(),
+            Err(Error::NotInBlockingEngine(_))
+        ));
+        let paced = Plan {
+            rate: Some(10),
+            ..reverse(vec![Transport::Tcp])
+        };
+        assert!(matches!(paced.check(), Err(Error::ReverseWith(_))));
     }
 
     #[test]

@@ -355,6 +355,7 @@ async fn measure_all(
                     runs,
                     impairment: phase.map(|i| plan.impairments[i].to_string()),
                     flow: None,
+                    direction: plan.direction,
                 };
                 let outcome = if plan.parallel > 1 {
                     let mut sink = |flow, interval: Interval| {

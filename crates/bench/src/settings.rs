@@ -34,6 +34,34 @@ impl fmt::Display for Mode {
     }
 }
 
+/// Which way a throughput stream goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Direction {
+    /// The client sends, the listener counts (and is asked what it
+    /// counted).
+    #[default]
+    Forward,
+    /// The listener sends, asked to by the client, which counts: iperf3's
+    /// `-R`. Over connections only.
+    Reverse,
+}
+
+impl Direction {
+    /// `forward` or `reverse`, as the JSON names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Forward => "forward",
+            Self::Reverse => "reverse",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Where to measure.
 #[derive(Debug)]
 pub(crate) struct Target {
@@ -89,6 +117,8 @@ impl Target {
 #[derive(Debug)]
 pub(crate) struct Settings {
     pub(crate) mode: Mode,
+    /// Which way a throughput stream goes.
+    pub(crate) direction: Direction,
     pub(crate) warmup: Duration,
     pub(crate) duration: Duration,
     /// How long a UDP reply may take before it counts as lost.

@@ -121,6 +121,19 @@ pub enum Error {
         /// How long it had.
         after: Duration,
     },
+    /// A peer asked the listener to stream to it
+    /// ([`FLAG_SEND`](msg_proto::FLAG_SEND)) with a request it does not
+    /// carry out: too short, for no time or over an hour, or messages
+    /// larger than the connection carries.
+    #[error("refused a request to stream: {0}")]
+    SendRefused(msg_proto::Error),
+    /// A peer that asked the listener to stream to it read nothing for
+    /// this long.
+    #[error("the peer took nothing of the stream it asked for in {}: closed", humantime::format_duration(*.after))]
+    StreamStalled {
+        /// How long every write waited.
+        after: Duration,
+    },
     /// The blocking engine was asked for something only the tokio engine
     /// does.
     #[error("the blocking engine does not do {0}: use the tokio engine")]

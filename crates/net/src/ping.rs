@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use msg_proto::{FLAG_STATS, Kind, Message};
+use msg_proto::{FLAG_SEND, FLAG_STATS, Kind, Message, SendRequest, Streamed};
 
 use crate::Transport;
 use crate::text::printable;
@@ -51,6 +51,28 @@ pub fn pong(ping: &Message, counter: &DiscardCounter) -> Option<Message> {
 /// Whether `ping` asks for statistics.
 pub fn is_stats(ping: &Message) -> bool {
     ping.flags & FLAG_STATS != 0
+}
+
+/// Whether `ping` asks the listener to stream to it (a reverse
+/// throughput run), which only a connection's serve loop carries out.
+pub fn is_send(ping: &Message) -> bool {
+    ping.kind == Kind::Ping && ping.flags & FLAG_SEND != 0
+}
+
+/// A request to stream `request`'s messages back, numbered `seq`.
+pub fn send_request(seq: u64, request: &SendRequest) -> Message {
+    let mut ping = Message::new(Kind::Ping, seq, Bytes::copy_from_slice(&request.to_body()));
+    ping.flags = FLAG_SEND;
+    ping
+}
+
+/// The `Pong` that ends the stream `ping` asked for: its `seq` and
+/// `timestamp_ns`, [`FLAG_SEND`], and how many `Discard`s were sent.
+pub fn streamed_pong(ping: &Message, sent: u64) -> Message {
+    let body = Bytes::copy_from_slice(&Streamed { sent }.to_body());
+    let mut pong = Message::new(Kind::Pong, ping.seq, body).with_timestamp(ping.timestamp_ns);
+    pong.flags = FLAG_SEND;
+    pong
 }
 
 /// Whether answering `msg` reads or updates the sender's discard counter;
@@ -277,6 +299,26 @@ mod tests {
     }
 
     #[test]
+    fn a_request_to_stream_and_its_closing_pong() {
+        let request = SendRequest {
+            duration: std::time::Duration::from_millis(5),
+            size: 64,
+        };
+        let ping = send_request(7, &request).with_timestamp(3);
+        assert!(is_send(&ping) && !is_stats(&ping));
+        assert_eq!(SendRequest::parse(&ping.body, 64), Ok(request));
+        let pong = streamed_pong(&ping, 42);
+        assert_eq!(
+            (pong.kind, pong.seq, pong.timestamp_ns, pong.flags),
+            (Kind::Pong, 7, 3, FLAG_SEND)
+        );
+        assert_eq!(Streamed::parse(&pong.body), Ok(Streamed { sent: 42 }));
+        // A listener that does not know the flag echoes the request.
+        let echo = super::pong(&ping, &DiscardCounter::default()).unwrap();
+        assert_eq!((echo.flags, &echo.body), (0, &ping.body));
+    }
+
+    #[test]
     fn only_discards_and_stats_pings_use_the_counter() {
         for kind in [Kind::Data, Kind::Ping, Kind::Pong, Kind::Discard] {
             assert_eq!(
@@ -325,6 +367,22 @@ mod tests {
             pong_bytes.len(),
             "no answer larger than its question"
         );
+    }
+
+    /// docs/wire.md's streaming-back vectors are what msg sends.
+    #[test]
+    fn the_docs_carry_the_send_vectors() {
+        let request = SendRequest {
+            duration: std::time::Duration::from_secs(2),
+            size: 1024,
+        };
+        let ping = send_request(1, &request);
+        let mut bytes = Vec::new();
+        msg_proto::encode(&ping, &mut bytes).unwrap();
+        assert_eq!(doc_vector("Vector `send-ping`"), bytes);
+        bytes.clear();
+        msg_proto::encode(&streamed_pong(&ping, 3), &mut bytes).unwrap();
+        assert_eq!(doc_vector("Vector `send-pong`"), bytes);
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub const SAVES_NO_FILES: &str = "this listener saves no files";
 pub const BLOCKING_ENGINE: &str =
     "this listener takes no files or commands: it runs on the blocking engine";
 
+/// A blocking-engine listener, to a peer that asks it to stream back (a
+/// reverse throughput run).
+pub const BLOCKING_NO_STREAM: &str =
+    "this listener does not stream back: it runs on the blocking engine";
+
 /// A full listener, to the connection past its most: the most.
 pub const MAX_CONNS: Template = Template {
     before: "this listener serves at most ",
@@ -147,6 +152,7 @@ mod tests {
             RUNS_NO_COMMANDS.to_owned(),
             SAVES_NO_FILES.to_owned(),
             BLOCKING_ENGINE.to_owned(),
+            BLOCKING_NO_STREAM.to_owned(),
             MAX_CONNS.format("N"),
             UID_NOT_ALLOWED.format("UID"),
             IDLE.format("D"),

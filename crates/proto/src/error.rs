@@ -63,6 +63,41 @@ pub enum Error {
         /// How many body bytes arrived.
         len: usize,
     },
+    /// A request to stream ([`SendRequest`](crate::SendRequest)) is too
+    /// short for its fields.
+    #[error(
+        "a request to stream of {len} bytes; expected {}",
+        crate::SendRequest::BODY_LEN
+    )]
+    SendRequestTooShort {
+        /// How many body bytes arrived.
+        len: usize,
+    },
+    /// A request to stream for no time, or for longer than
+    /// [`SendRequest::MAX_DURATION`](crate::SendRequest::MAX_DURATION).
+    #[error("a request to stream for {micros} µs; the listener streams for 1 µs to 1 hour")]
+    SendDuration {
+        /// The duration asked for, in microseconds.
+        micros: u64,
+    },
+    /// A request to stream messages larger than the connection carries.
+    #[error("a request to stream {size}-byte messages; this connection carries at most {max}")]
+    SendSize {
+        /// The body size asked for.
+        size: u32,
+        /// The largest body the connection carries.
+        max: usize,
+    },
+    /// The answer that ends a stream ([`Streamed`](crate::Streamed)) is
+    /// too short to hold the count.
+    #[error(
+        "a stream's closing answer of {len} bytes; expected {}",
+        crate::Streamed::BODY_LEN
+    )]
+    StreamedTooShort {
+        /// How many body bytes arrived.
+        len: usize,
+    },
 }
 
 #[cfg(test)]

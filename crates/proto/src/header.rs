@@ -36,6 +36,17 @@ pub const MAX_BODY_LEN: usize = u32::MAX as usize;
 /// it to learn what arrived.
 pub const FLAG_STATS: u32 = 1;
 
+/// [`Kind::Ping`] flag: "stream to me". The body is a
+/// [`SendRequest`](crate::SendRequest) (how long, and how large each
+/// message); the receiver answers with [`Kind::Discard`] messages of that
+/// size, `seq` from 1, for that long, then a [`Kind::Pong`] with this flag
+/// (and the ping's `seq` and `timestamp_ns`) whose body is a
+/// [`Streamed`](crate::Streamed): how many it sent. Served over
+/// connections only: over UDP a forged source address would aim the
+/// stream at anyone, so a datagram receiver ignores the flag (a plain
+/// echo `Pong`, flags 0, as from a receiver that does not know it).
+pub const FLAG_SEND: u32 = 2;
+
 /// Flag of any kind: an authentication trailer follows the body, so the
 /// message is not `header || body` alone and only [`auth`](crate::auth) can
 /// open it.

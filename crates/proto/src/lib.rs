@@ -16,6 +16,9 @@
 //! - `stats.rs`: [`Stats`], the body of a statistics pong (see
 //!   [`FLAG_STATS`]), written and parsed in one place, and
 //!   [`DiscardCounter`], which counts a peer's discards for it.
+//! - `send.rs`: the reverse stream: [`SendRequest`], the body of a ping
+//!   with [`FLAG_SEND`] that asks the listener to stream `Discard`s back,
+//!   and [`Streamed`], the body of the pong that ends that stream.
 //! - `error.rs`: [`Error`], every way a message's bytes can be wrong.
 //! - [`auth`]: the shared-secret handshake, tagged TCP frames and tagged UDP
 //!   datagrams with their replay window, as state machines that take nonces
@@ -74,14 +77,16 @@ mod error;
 pub mod exec;
 pub mod file;
 mod header;
+mod send;
 mod stats;
 pub mod tree;
 
 pub use error::Error;
 pub use header::{
-    FLAG_AUTH, FLAG_STATS, HEADER_LEN, Header, Kind, MAGIC, MAX_BODY_LEN, Message, VERSION, decode,
-    decode_header, encode, encode_header,
+    FLAG_AUTH, FLAG_SEND, FLAG_STATS, HEADER_LEN, Header, Kind, MAGIC, MAX_BODY_LEN, Message,
+    VERSION, decode, decode_header, encode, encode_header,
 };
+pub use send::{SendRequest, Streamed};
 pub use stats::{DiscardCounter, Stats};
 
 /// What the unit tests share: the hex vectors of `docs/wire.md`.

@@ -350,6 +350,7 @@ pub fn run(plan: &Cycles, progress: &mut dyn Progress) -> Result<Results, Error>
                 runs: plan.runs,
                 impairment: None,
                 flow: None,
+                direction: crate::Direction::Forward,
             };
             let mut sink = |interval: Interval| progress.interval(&of, &interval);
             let run = measure(client, plan, &mut sink).map_err(|err| Error::Cycle {

@@ -22,7 +22,7 @@ use msg_net::{PeerAddr, Stats, TcpInfo, Transport};
 
 use crate::cpu::Cpu;
 use crate::error::Error;
-use crate::settings::Settings;
+use crate::settings::{Direction, Settings};
 
 pub(crate) mod batched;
 pub(crate) mod blocking;
@@ -64,6 +64,10 @@ pub struct Outcome {
     /// Parallel flows: each flow's own outcome, in order; this one is
     /// their sum. Empty for one flow.
     pub flows: Vec<Self>,
+    /// Which way the stream went: in reverse `sent` is the listener's
+    /// count, `received` and `reordered` the client's, and the rate is the
+    /// client's.
+    pub direction: Direction,
 }
 
 /// What the kernel counted while a run measured (under an impairment, where
@@ -218,6 +222,7 @@ impl Outcome {
             cpu: None,
             drops: None,
             flows: Vec::new(),
+            direction: Direction::Forward,
         }
     }
 

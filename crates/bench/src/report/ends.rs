@@ -8,6 +8,7 @@ use super::text::Table;
 use super::{Report, summarise};
 use crate::cpu::{Cpu, Usage};
 use crate::engine::Outcome;
+use crate::settings::Direction;
 
 /// Rounds µs per message to thousandths: a small message costs a few.
 fn thousandth(v: f64) -> f64 {
@@ -31,8 +32,19 @@ impl SideJson {
     }
 }
 
-/// `"cpu"`: the client's time per message it sent, and the built-in
-/// listener's per message it received (null against a remote one).
+/// The messages each side's CPU time is counted per: the sender's per
+/// message sent, the receiver's per message received; `(client,
+/// listener)`.
+fn per_side(run: &Outcome) -> (u64, u64) {
+    match run.direction {
+        Direction::Forward => (run.sent, run.received),
+        Direction::Reverse => (run.received, run.sent),
+    }
+}
+
+/// `"cpu"`: the client's time per message it sent (in reverse, received),
+/// and the built-in listener's per message it received (in reverse,
+/// sent; null against a remote one).
 #[derive(Debug, Serialize)]
 pub(crate) struct CpuJson {
     client: Option<SideJson>,
@@ -41,10 +53,11 @@ pub(crate) struct CpuJson {
 
 impl CpuJson {
     pub(crate) fn new(cpu: &Cpu, run: &Outcome, builtin: bool) -> Self {
+        let (client, listener) = per_side(run);
         Self {
-            client: SideJson::new(&cpu.client, run.sent),
+            client: SideJson::new(&cpu.client, client),
             listener: builtin
-                .then(|| SideJson::new(&cpu.listener(), run.received))
+                .then(|| SideJson::new(&cpu.listener(), listener))
                 .flatten(),
         }
     }
@@ -54,6 +67,7 @@ impl CpuJson {
 #[derive(Debug, Serialize)]
 pub(crate) struct FlowJson {
     flow: usize,
+    direction: &'static str,
     sent: u64,
     received: u64,
     lost: u64,
@@ -72,6 +86,7 @@ pub(crate) fn flows_json(run: &Outcome, size: usize) -> Vec<FlowJson> {
         .zip(1..)
         .map(|(flow, number)| FlowJson {
             flow: number,
+            direction: flow.direction.name(),
             sent: flow.sent,
             received: flow.received,
             lost: flow.lost(),
@@ -80,7 +95,7 @@ pub(crate) fn flows_json(run: &Outcome, size: usize) -> Vec<FlowJson> {
             bits_per_s: (flow.msgs_per_s() * size as f64 * 8.0).round(),
             client_cpu: flow
                 .cpu
-                .and_then(|cpu| SideJson::new(&cpu.client, flow.sent)),
+                .and_then(|cpu| SideJson::new(&cpu.client, per_side(flow).0)),
         })
         .collect()
 }
@@ -124,9 +139,10 @@ impl Report<'_> {
                 None => ["-".to_owned(), "-".to_owned()],
             };
             let mut row = vec![label];
-            row.extend(side(&cpu.client, run.sent));
+            let (client, listener) = per_side(run);
+            row.extend(side(&cpu.client, client));
             if self.builtin {
-                row.extend(side(&cpu.listener(), run.received));
+                row.extend(side(&cpu.listener(), listener));
             } else {
                 row.extend(["n/a".to_owned(), "n/a".to_owned()]);
             }
@@ -135,15 +151,21 @@ impl Report<'_> {
         if table.rows.is_empty() {
             return None;
         }
+        let (sent, received) = match self.direction {
+            Direction::Forward => ("sent", "received"),
+            Direction::Reverse => ("received", "sent"),
+        };
         let listener = if self.builtin {
-            "the built-in listener's, per message it received: the process's time less the \
-             client's"
+            format!(
+                "the built-in listener's, per message it {received}: the process's time less \
+                 the client's"
+            )
         } else {
-            "the remote listener's is not known here (n/a)"
+            "the remote listener's is not known here (n/a)".to_owned()
         };
         let note = format!(
             "CPU time per message over the measurement, in µs: the client's thread(s), per \
-             message sent (getrusage RUSAGE_THREAD); {listener}"
+             message {sent} (getrusage RUSAGE_THREAD); {listener}"
         );
         Some((note, table))
     }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{Report, fmt_count, fmt_us, tenth, us};
 use crate::interval::{Interval, IntervalOf};
 use crate::meta::Meta;
-use crate::plan::Plan;
+use crate::plan::{Direction, Plan};
 use crate::run::Results;
 
 /// What a run is, as the `start` object tells it: the plan of a ping-pong
@@ -101,11 +101,14 @@ struct Json<'a> {
     /// Of parallel flows, which one (from 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     flow: Option<u32>,
+    /// `forward`, or `reverse` (the listener sends).
+    direction: &'static str,
     /// Seconds from the start of the run's measurement.
     t0: f64,
     t1: f64,
-    sent: u64,
-    /// Null for a one-way stream: its listener counts at the end alone.
+    /// Null in reverse: the listener says what it sent at the end alone.
+    sent: Option<u64>,
+    /// Null for a forward stream: its listener counts at the end alone.
     received: Option<u64>,
     lost: Option<u64>,
     /// Answered (ping-pong) or sent (a stream) per second.
@@ -145,6 +148,7 @@ pub fn write_interval_json(
     let latency = &interval.latency;
     let quantile = |q: f64| (!latency.is_empty()).then(|| tenth(us(latency.value_at_quantile(q))));
     let msgs_per_s = interval.msgs_per_s();
+    let forward = of.direction == Direction::Forward;
     line(
         out,
         &Json {
@@ -156,11 +160,15 @@ pub fn write_interval_json(
             size: of.size,
             run: of.run,
             flow: of.flow,
+            direction: of.direction.name(),
             t0: secs(interval.t0),
             t1: secs(interval.t1),
-            sent: interval.sent,
+            sent: forward.then_some(interval.sent),
             received: interval.received,
-            lost: interval.received.map(|r| interval.sent.saturating_sub(r)),
+            lost: interval
+                .received
+                .filter(|_| forward)
+                .map(|r| interval.sent.saturating_sub(r)),
             msgs_per_s: tenth(msgs_per_s),
             bits_per_s: (msgs_per_s * of.size as f64 * 8.0).round(),
             p50_us: quantile(0.5),
@@ -205,14 +213,24 @@ pub fn write_interval_text(
         text.push_str(&format!(" [{impairment}]"));
     }
     text.push_str(&format!(
-        "  {:.2}-{:.2} s  sent {}",
+        "  {:.2}-{:.2} s",
         interval.t0.as_secs_f64(),
         interval.t1.as_secs_f64(),
-        interval.sent
     ));
     let rate = interval.msgs_per_s();
+    let gbit = |rate: f64| {
+        format!(
+            "  {} msg/s  {:.2} Gbit/s",
+            fmt_count(rate),
+            rate * of.size as f64 * 8.0 / 1e9
+        )
+    };
     match interval.received {
+        Some(received) if of.direction == Direction::Reverse => {
+            text.push_str(&format!("  received {received}{}", gbit(rate)));
+        }
         Some(received) => {
+            text.push_str(&format!("  sent {}", interval.sent));
             let latency = &interval.latency;
             text.push_str(&format!(
                 "  lost {}",
@@ -228,11 +246,7 @@ pub fn write_interval_text(
             }
             text.push_str(&format!("  {} msg/s", fmt_count(rate)));
         }
-        None => text.push_str(&format!(
-            "  {} msg/s  {:.2} Gbit/s",
-            fmt_count(rate),
-            rate * of.size as f64 * 8.0 / 1e9
-        )),
+        None => text.push_str(&format!("  sent {}{}", interval.sent, gbit(rate))),
     }
     if let Some(tcp) = interval.tcp {
         text.push_str(&format!(

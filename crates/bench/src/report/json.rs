@@ -27,6 +27,8 @@ enum Record {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         authenticated: bool,
         mode: &'static str,
+        /// Which way a stream went (`forward` in ping-pong too).
+        direction: &'static str,
         size: usize,
         samples: u64,
         p50_us: Option<f64>,
@@ -180,6 +182,7 @@ impl Report<'_> {
                     io,
                     authenticated: cell.authenticated,
                     mode,
+                    direction: self.direction.name(),
                     size: cell.size,
                     samples: run.map_or(0, |r| r.latency.len()),
                     p50_us: quantile(0.5),

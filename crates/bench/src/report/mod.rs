@@ -38,7 +38,7 @@ use crate::error::Error;
 use crate::impair::Impairment;
 use crate::meta::Meta;
 use crate::pin::Placement;
-use crate::plan::{Engine, Mode, Plan};
+use crate::plan::{Direction, Engine, Mode, Plan};
 use crate::run::{Measured, Results};
 use msg_net::Transport;
 
@@ -132,6 +132,8 @@ struct Report<'a> {
     impairments: &'a [Impairment],
     /// Flows at once.
     parallel: u32,
+    /// Which way the streams went.
+    direction: Direction,
 }
 
 impl<'a> Report<'a> {
@@ -150,6 +152,7 @@ impl<'a> Report<'a> {
             measured: &results.measured,
             impairments: &plan.impairments,
             parallel: plan.parallel,
+            direction: plan.direction,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! how), and under an impaired table what was applied.
 
 use super::Report;
-use crate::plan::{Engine, Mode};
+use crate::plan::{Direction, Engine, Mode};
 use msg_net::MAX_BATCH;
 
 impl Report<'_> {
@@ -54,14 +54,22 @@ impl Report<'_> {
                 format!("open loop at {rate} msg/s, latency from each intended send time")
             }
             (Mode::Throughput, _) if self.parallel > 1 => format!(
-                "throughput, {} parallel one-way streams{}, each its own connection or socket; \
+                "throughput, {} parallel {}streams{}, each its own connection or socket; \
                  a size's row is their sum, SIZE #N each flow's",
                 self.parallel,
+                match self.direction {
+                    Direction::Forward => "one-way ",
+                    Direction::Reverse => "reverse (the listener sends) ",
+                },
                 self.rate
                     .map_or(" as fast as they go".to_owned(), |r| format!(
                         " at {r} msg/s each"
                     )),
             ),
+            (Mode::Throughput, _) if self.direction == Direction::Reverse => {
+                "throughput, reverse: the listener streams as fast as it goes, the client counts"
+                    .to_owned()
+            }
             (Mode::Throughput, None) => "throughput, one-way stream as fast as it goes".to_owned(),
             (Mode::Throughput, Some(rate)) => format!("throughput, one-way stream at {rate} msg/s"),
         };

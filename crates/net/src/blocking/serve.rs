@@ -408,6 +408,11 @@ fn serve_connection(
                 let _ = conn.write_message(&error_message(text), &go_on);
                 return Err(Error::NotInBlockingEngine("files or commands"));
             }
+            Kind::Ping if crate::ping::is_send(&msg) => {
+                let text = crate::refusal::BLOCKING_NO_STREAM;
+                let _ = conn.write_message(&error_message(text), &go_on);
+                return Err(Error::NotInBlockingEngine("a stream back to the peer"));
+            }
             _ => {}
         }
         let Response { answer, show } = respond(&msg, config.reply, &mut counter);

@@ -6,7 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use msg_proto::{DiscardCounter, Kind, Message};
+use bytes::Bytes;
+use msg_proto::{DiscardCounter, Kind, Message, SendRequest};
 use msg_tcp::{Connection, PeerAddr};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
@@ -22,7 +23,7 @@ use crate::log::{Chain, RateLimited};
 use crate::respond::{Response, respond};
 use crate::stream::{AnyListener, AnyStream};
 use crate::text::error_message;
-use crate::{Error, Event, Events, raw};
+use crate::{Error, Event, Events, ping, raw};
 
 /// Serves a stream listener of any kind: each connection accepted, with
 /// keepalive on where the kind has it; the rest is [`serve_streams`].
@@ -251,6 +252,12 @@ async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
             let _ = conn.write_message(&error_message(HAS_NO_SECRET)).await;
             return Err(msg_tcp::Error::Decode(msg_proto::Error::NeedsSecret).into());
         }
+        if ping::is_send(&msg) {
+            stream_back(&mut conn, &msg, config.auth.is_some()).await?;
+            // The stream took its time: the peer was not idle meanwhile.
+            deadlines.on_message(Instant::now);
+            continue;
+        }
         let Response { answer, show } = respond(&msg, reply, &mut counter);
         if let Some(answer) = answer {
             conn.write_message(&answer).await?;
@@ -320,6 +327,59 @@ async fn secure(
         .map_err(|_| crate::tls::TlsError::Timeout(timeout))?
         .expect("the semaphore is never closed");
     stream.accept_tls(tls).await
+}
+
+/// How long one write of a stream a peer asked for may wait for the peer
+/// to take what was written before: a client that stops reading is
+/// dropped after this, and never holds its task (or a slot) longer.
+const STREAM_STALL: Duration = Duration::from_secs(10);
+
+/// Carries out a ping with [`FLAG_SEND`](msg_proto::FLAG_SEND): `Discard`s
+/// of the size asked for, numbered from 1, for the time asked for, then
+/// the pong that says how many. Nothing is read meanwhile (the peer sends
+/// nothing until that pong); each write waits at most [`STREAM_STALL`]
+/// for the peer to read. A request this listener does not carry out is
+/// answered with an `Error` saying why, and the connection closes.
+async fn stream_back<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    ping: &Message,
+    authenticated: bool,
+) -> Result<(), Error> {
+    let max = crate::limits::BodyLimit::msg_framed(conn.max_frame(), authenticated).max;
+    let request = match SendRequest::parse(&ping.body, max) {
+        Ok(request) => request,
+        Err(err) => {
+            let refusal = Error::SendRefused(err);
+            let _ = stalled(conn.write_message(&error_message(&refusal.to_string()))).await;
+            return Err(refusal);
+        }
+    };
+    let body = Bytes::from(vec![b'm'; request.size as usize]);
+    let mut discard = Message::new(Kind::Discard, 0, body);
+    // Small messages are queued and go out as the write buffer fills; a
+    // large one goes out from its own buffer at once.
+    let direct = discard.body.len() >= 16 * 1024;
+    let end = Instant::now() + request.duration;
+    while Instant::now() < end {
+        discard.seq += 1;
+        if direct {
+            stalled(conn.write_message(&discard)).await?;
+        } else {
+            stalled(conn.feed(&discard)).await?;
+        }
+    }
+    let pong = ping::streamed_pong(ping, discard.seq);
+    stalled(conn.write_message(&pong)).await
+}
+
+/// `write`, within [`STREAM_STALL`].
+async fn stalled(write: impl Future<Output = Result<(), msg_tcp::Error>>) -> Result<(), Error> {
+    match tokio::time::timeout(STREAM_STALL, write).await {
+        Ok(written) => Ok(written?),
+        Err(_) => Err(Error::StreamStalled {
+            after: STREAM_STALL,
+        }),
+    }
 }
 
 /// Tells a client why it is not served (the listener is full, say), and
@@ -411,6 +471,81 @@ mod tests {
         fn input_waiting(&self) -> bool {
             false
         }
+    }
+
+    /// A ping with FLAG_SEND: the listener streams numbered discards for
+    /// the time asked, then the pong that counts them; the connection
+    /// goes on after it. A request it does not carry out is refused.
+    #[tokio::test]
+    async fn a_stream_back_is_counted_by_both_ends() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let mut client = Connection::new(Pipe(a), msg_tcp::Options::default()).unwrap();
+        let server = Connection::new(Pipe(b), msg_tcp::Options::default()).unwrap();
+        let config = ServeConfig::default();
+        let handshakes = tokio::sync::Semaphore::new(1);
+        let (events, _received) = Events::channel();
+        let serving = serve_connection(server, &config, &handshakes, None, events);
+        let asking = async {
+            let request = SendRequest {
+                duration: Duration::from_millis(30),
+                size: 100,
+            };
+            client
+                .write_message(&ping::send_request(5, &request))
+                .await
+                .unwrap();
+            let mut received = 0;
+            let pong = loop {
+                let msg = client.read_message().await.unwrap().unwrap();
+                if msg.kind != Kind::Discard {
+                    break msg;
+                }
+                received += 1;
+                assert_eq!((msg.seq, msg.body.len()), (received, 100));
+            };
+            assert_eq!((pong.kind, pong.seq, pong.flags), (Kind::Pong, 5, 2));
+            let sent = msg_proto::Streamed::parse(&pong.body).unwrap().sent;
+            assert!(received > 0);
+            assert_eq!(sent, received);
+            // Still served, and a bad request is refused with why.
+            let mut endless = ping::send_request(6, &request);
+            endless.body = Bytes::copy_from_slice(&[0xff; 16]);
+            client.write_message(&endless).await.unwrap();
+            let refusal = client.read_message().await.unwrap().unwrap();
+            assert_eq!(refusal.kind, Kind::Error);
+            assert!(
+                refusal.body.starts_with(b"refused a request to stream: "),
+                "{refusal:?}"
+            );
+        };
+        let (served, ()) = tokio::join!(serving, asking);
+        assert!(matches!(served, Err(Error::SendRefused(_))), "{served:?}");
+    }
+
+    /// A client that asks for a stream and reads none of it is dropped
+    /// after the stall limit: its task ends, whatever the duration asked.
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_dropped() {
+        let (a, b) = tokio::io::duplex(4096);
+        let mut client = Connection::new(Pipe(a), msg_tcp::Options::default()).unwrap();
+        let server = Connection::new(Pipe(b), msg_tcp::Options::default()).unwrap();
+        let request = SendRequest {
+            duration: SendRequest::MAX_DURATION,
+            size: 1000,
+        };
+        client
+            .write_message(&ping::send_request(1, &request))
+            .await
+            .unwrap();
+        let config = ServeConfig::default();
+        let handshakes = tokio::sync::Semaphore::new(1);
+        let (events, _received) = Events::channel();
+        let served = serve_connection(server, &config, &handshakes, None, events).await;
+        assert!(
+            matches!(served, Err(Error::StreamStalled { after }) if after == STREAM_STALL),
+            "{served:?}"
+        );
+        drop(client);
     }
 
     /// The stream features are the connection's, not TCP's: a handshake

@@ -20,7 +20,7 @@ use tracing::info;
 use msg_bench::clients::Load;
 use msg_bench::meta::Meta;
 use msg_bench::multicast::{self, Fanout, Receivers};
-use msg_bench::{Batch, Engine, Impairment, Mode, Pin, Placement, Plan, report};
+use msg_bench::{Batch, Direction, Engine, Impairment, Mode, Pin, Placement, Plan, report};
 use msg_net::Transport;
 
 use crate::args::{AuthArgs, parse_addr, parse_positive_duration, usage};
@@ -203,6 +203,13 @@ pub(crate) struct BenchArgs {
           conflicts_with_all = ["clients", "receivers"])]
     parallel: u32,
 
+    /// With --mode throughput: the listener sends and the client counts
+    /// (iperf3's -R), over connections only (TCP by default; a Unix
+    /// socket with --transports), on the tokio engine; against a remote
+    /// msg listen too
+    #[arg(short = 'R', long, conflicts_with_all = ["clients", "receivers"])]
+    reverse: bool,
+
     /// Run in a private network namespace whose loopback the kernel
     /// impairs, as netem's words say: 'loss 2%', 'rate 100mbit', 'delay 5ms
     /// 1ms', 'reorder 1%', 'duplicate 1%', combined at will. Loss drops
@@ -311,6 +318,8 @@ pub(crate) enum Io {
 /// or what `--udp` and `--tcp` say.
 fn transports(args: &BenchArgs) -> Vec<Transport> {
     match &args.transports {
+        // A listener streams back over a connection only: TCP, as iperf3.
+        None if args.reverse && !args.udp => vec![Transport::Tcp],
         Some(list) => list.iter().fold(Vec::new(), |mut once, &transport| {
             if !once.contains(&transport) {
                 once.push(transport);
@@ -442,6 +451,11 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }),
         interval: args.interval,
         parallel: args.parallel,
+        direction: if args.reverse {
+            Direction::Reverse
+        } else {
+            Direction::Forward
+        },
     };
     plan.engines = match args.io {
         None => plan.default_engines(),
@@ -641,6 +655,15 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
              socket) needs no batching (it already carries many messages per write)",
         ),
         E::NotInBlockingEngine(_) => usage(format!("--io: {err}; use --io tokio")),
+        E::ReverseNeedsThroughput => {
+            usage("--reverse reverses a throughput stream: use it with --mode throughput")
+        }
+        E::ReverseNeedsConnections(_) => usage(format!(
+            "--reverse: {err}; measure TCP (--tcp) or a Unix socket (--transports unix)"
+        )),
+        E::ReverseWith(_) => usage(format!(
+            "--reverse: {err}; leave out --rate, --batch and --impair"
+        )),
         E::ParallelNeedsThroughput => usage(
             "--parallel runs throughput streams: use it with --mode throughput (a ping-pong \
              measures one message in flight on one connection)",
