@@ -1528,13 +1528,20 @@ fn reverse_streams_from_built_in_and_remote_listeners() {
     for (args, why) in [
         (
             &["--mode", "throughput", "-R", "-u"][..],
-            "--reverse: udp has no connections",
+            "--reverse, --bidir: udp has no connections",
         ),
         (
             &["--mode", "throughput", "-R", "--io", "blocking"],
             "does no reverse streams",
         ),
-        (&["-R"], "--reverse reverses a throughput stream"),
+        (
+            &["-R"],
+            "--reverse and --bidir turn a throughput stream around",
+        ),
+        (
+            &["--mode", "throughput", "--bidir", "-u"],
+            "--reverse, --bidir: udp has no connections",
+        ),
     ] {
         assert_usage_error(args, why);
     }
@@ -1556,4 +1563,43 @@ fn reverse_intervals_count_what_arrived() {
     );
     let received: f64 = mine.iter().map(|l| num(l, "received")).sum();
     assert_eq!(received, num(cell, "received"), "{cell}");
+}
+
+/// `--bidir`: a forward and a reverse connection per flow, at once; the
+/// cell is their sum and says "bidir", each flow its own direction, and
+/// the forward flow's counts are the listener's, the reverse one's the
+/// client's.
+#[test]
+fn bidir_runs_both_directions_at_once_and_sums_them() {
+    let results = bench_json(&[
+        "--mode",
+        "throughput",
+        "--bidir",
+        "--sizes",
+        "1024",
+        "--runs",
+        "1",
+        "-P",
+        "2",
+    ]);
+    assert_eq!(results.len(), 1, "{results:?}");
+    let cell = &results[0];
+    assert_eq!(cell["transport"], "tcp", "{cell}");
+    assert_eq!(cell["direction"], "bidir", "{cell}");
+    let flows = cell["flows"].as_array().unwrap();
+    let directions: Vec<&str> = flows
+        .iter()
+        .map(|f| f["direction"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        directions,
+        ["forward", "reverse", "forward", "reverse"],
+        "{cell}"
+    );
+    for flow in flows {
+        assert!(num(flow, "received") > 0.0, "{flow}");
+        assert_eq!(flow["sent"], flow["received"], "TCP loses nothing: {flow}");
+    }
+    let sent: f64 = flows.iter().map(|f| num(f, "sent")).sum();
+    assert_eq!(sent, num(cell, "sent"), "{cell}");
 }

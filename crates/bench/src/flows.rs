@@ -23,7 +23,7 @@ use crate::cpu::{Cpu, Usage};
 use crate::engine::{Outcome, blocking, tokio as tokio_engine};
 use crate::error::Error;
 use crate::interval::Interval;
-use crate::settings::{Settings, Target};
+use crate::settings::{Direction, Settings, Target};
 
 /// Where the flows' intervals go: the flow's number (from 1) and the
 /// interval.
@@ -43,17 +43,30 @@ pub(crate) async fn tokio_flows(
     parallel: u32,
     sink: FlowSink<'_>,
 ) -> Result<Outcome, Error> {
+    // Bidirectional: each flow a forward connection and a reverse one,
+    // numbered in turn (1 forward, 2 reverse, 3 forward, ...).
+    let directions: Vec<Direction> = match settings.direction {
+        Direction::Bidir => (0..parallel)
+            .flat_map(|_| [Direction::Forward, Direction::Reverse])
+            .collect(),
+        one => vec![one; parallel as usize],
+    };
     let mut links = Vec::new();
-    for _ in 0..parallel {
+    for _ in &directions {
         links.push(tokio_engine::connect(target).await?);
     }
     // One thread: the flows' sinks take turns, never at once.
     let sink = RefCell::new(sink);
     let sink = &sink;
-    let flows = links.into_iter().zip(1..).map(|(link, flow)| async move {
-        let mut each = |interval| (sink.borrow_mut())(flow, interval);
-        tokio_engine::measure_on(link, target, size, settings, &mut each).await
-    });
+    let flows =
+        links
+            .into_iter()
+            .zip(directions)
+            .zip(1..)
+            .map(|((link, direction), flow)| async move {
+                let mut each = |interval| (sink.borrow_mut())(flow, interval);
+                tokio_engine::measure_on(link, target, size, settings, direction, &mut each).await
+            });
     let flows = futures::future::try_join_all(flows).await?;
     // One thread ran them all: its time over the first flow's measurement
     // is all of theirs, which no flow has apart.
@@ -147,7 +160,12 @@ fn sum(mut flows: Vec<Outcome>, cpu: Option<Cpu>, per_flow_cpu: bool) -> Outcome
         flow.drops = None;
     }
     total.cpu = cpu;
-    total.direction = flows.first().map_or_else(Default::default, |f| f.direction);
+    // Flows of both directions make a bidirectional run.
+    total.direction = match flows.first() {
+        Some(first) if flows.iter().all(|f| f.direction == first.direction) => first.direction,
+        Some(_) => Direction::Bidir,
+        None => Direction::default(),
+    };
     total.flows = flows;
     total
 }

@@ -249,7 +249,7 @@ impl Plan {
                 return Err(Error::ParallelImpaired);
             }
         }
-        if self.direction == Direction::Reverse {
+        if self.direction != Direction::Forward {
             self.check_reverse()?;
         }
         if self.busy_poll && self.placement.pin() == Pin::Same {

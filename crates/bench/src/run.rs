@@ -18,7 +18,7 @@ use crate::flows;
 use crate::interval::{Interval, IntervalOf};
 use crate::plan::{Engine, Plan};
 use crate::servers;
-use crate::settings::{Batching, Oversize, Settings, Target};
+use crate::settings::{Batching, Direction, Oversize, Settings, Target};
 
 /// Told how the measurement goes, between runs (never from inside one):
 /// the binary draws a progress bar with it.
@@ -357,7 +357,7 @@ async fn measure_all(
                     flow: None,
                     direction: plan.direction,
                 };
-                let outcome = if plan.parallel > 1 {
+                let outcome = if plan.parallel > 1 || plan.direction == Direction::Bidir {
                     let mut sink = |flow, interval: Interval| {
                         let of = IntervalOf {
                             flow: Some(flow),

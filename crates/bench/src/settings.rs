@@ -44,6 +44,10 @@ pub enum Direction {
     /// The listener sends, asked to by the client, which counts: iperf3's
     /// `-R`. Over connections only.
     Reverse,
+    /// Both at once, iperf3's `--bidir`: each flow a forward connection
+    /// and a reverse one, run together. (Both ways on one connection would
+    /// deadlock once each side's buffers filled with the other unread.)
+    Bidir,
 }
 
 impl Direction {
@@ -52,6 +56,7 @@ impl Direction {
         match self {
             Self::Forward => "forward",
             Self::Reverse => "reverse",
+            Self::Bidir => "bidir",
         }
     }
 }

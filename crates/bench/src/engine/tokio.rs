@@ -45,7 +45,7 @@ pub(crate) async fn measure(
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let link = connect(target).await?;
-    measure_on(link, target, size, settings, sink).await
+    measure_on(link, target, size, settings, settings.direction, sink).await
 }
 
 /// A link to `target`, authenticated if it has a secret.
@@ -62,7 +62,9 @@ pub(crate) async fn connect(target: &Target) -> Result<Link, Error> {
     .await?)
 }
 
-/// As [`measure`], over `link`, made by [`connect`].
+/// As [`measure`], over `link`, made by [`connect`], the stream going
+/// `direction` (forward or reverse: a flow of a bidirectional run is one
+/// of the two).
 ///
 /// # Errors
 ///
@@ -72,6 +74,7 @@ pub(crate) async fn measure_on(
     target: &Target,
     size: usize,
     settings: &Settings,
+    direction: Direction,
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     // Where a message may be lost, a late reply counts as lost; where
@@ -87,7 +90,7 @@ pub(crate) async fn measure_on(
     match (settings.mode, settings.rate) {
         (Mode::Pingpong, None) => closed_loop(&mut peer, settings, sink).await,
         (Mode::Pingpong, Some(rate)) => open_loop(peer, body, settings, rate, sink).await,
-        (Mode::Throughput, _) if settings.direction == Direction::Reverse => {
+        (Mode::Throughput, _) if direction == Direction::Reverse => {
             reverse(&mut peer, size, settings, sink).await
         }
         (Mode::Throughput, _) if caps.batches && settings.batch.is_some() => {

@@ -39,6 +39,13 @@ fn per_side(run: &Outcome) -> (u64, u64) {
     match run.direction {
         Direction::Forward => (run.sent, run.received),
         Direction::Reverse => (run.received, run.sent),
+        // Each side sends on one connection and receives on the other:
+        // its messages are those of both.
+        Direction::Bidir => run
+            .flows
+            .iter()
+            .map(per_side)
+            .fold((0, 0), |(c, l), (fc, fl)| (c + fc, l + fl)),
     }
 }
 
@@ -154,6 +161,7 @@ impl Report<'_> {
         let (sent, received) = match self.direction {
             Direction::Forward => ("sent", "received"),
             Direction::Reverse => ("received", "sent"),
+            Direction::Bidir => ("sent or received", "received or sent"),
         };
         let listener = if self.builtin {
             format!(

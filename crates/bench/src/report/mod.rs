@@ -222,6 +222,15 @@ pub(crate) fn tenth(v: f64) -> f64 {
 }
 
 impl Report<'_> {
+    /// Flows at once: `parallel`, each two with `--bidir` (a forward and a
+    /// reverse connection).
+    fn flows(&self) -> u32 {
+        match self.direction {
+            Direction::Bidir => 2 * self.parallel,
+            _ => self.parallel,
+        }
+    }
+
     /// The impairment a cell was measured under, if any.
     fn impairment(&self, cell: &Measured) -> Option<&Impairment> {
         cell.impairment.and_then(|i| self.impairments.get(i))

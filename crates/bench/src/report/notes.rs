@@ -53,19 +53,23 @@ impl Report<'_> {
             (Mode::Pingpong, Some(rate)) => {
                 format!("open loop at {rate} msg/s, latency from each intended send time")
             }
-            (Mode::Throughput, _) if self.parallel > 1 => format!(
-                "throughput, {} parallel {}streams{}, each its own connection or socket; \
+            (Mode::Throughput, _) if self.parallel > 1 || self.direction == Direction::Bidir => {
+                format!(
+                    "throughput, {} parallel {}streams{}, each its own connection or socket; \
                  a size's row is their sum, SIZE #N each flow's",
-                self.parallel,
-                match self.direction {
-                    Direction::Forward => "one-way ",
-                    Direction::Reverse => "reverse (the listener sends) ",
-                },
-                self.rate
-                    .map_or(" as fast as they go".to_owned(), |r| format!(
-                        " at {r} msg/s each"
-                    )),
-            ),
+                    self.flows(),
+                    match self.direction {
+                        Direction::Forward => "one-way ",
+                        Direction::Reverse => "reverse (the listener sends) ",
+                        Direction::Bidir =>
+                            "bidirectional (a forward and a reverse connection at once) ",
+                    },
+                    self.rate
+                        .map_or(" as fast as they go".to_owned(), |r| format!(
+                            " at {r} msg/s each"
+                        )),
+                )
+            }
             (Mode::Throughput, _) if self.direction == Direction::Reverse => {
                 "throughput, reverse: the listener streams as fast as it goes, the client counts"
                     .to_owned()

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use super::text::Table;
 use super::{Report, Summary, batch, fmt_count, fmt_us, per_packet_loss, percent, summarise, us};
 use crate::engine::Outcome;
-use crate::plan::{Engine, Mode};
+use crate::plan::{Direction, Engine, Mode};
 use msg_net::Transport;
 
 impl Report<'_> {
@@ -249,7 +249,8 @@ impl Report<'_> {
     }
 
     /// Parallel flows: under a size's row (their sum), a row per flow,
-    /// `SIZE #N`, from each transport's median run.
+    /// `SIZE #N` (`SIZE #N fwd` and `rev` with `--bidir`), from each
+    /// transport's median run.
     fn flow_rows(
         &self,
         size: usize,
@@ -262,7 +263,13 @@ impl Report<'_> {
             .unwrap_or(0);
         (0..count)
             .map(|i| {
-                let mut row = vec![format!("{size} #{}", i + 1)];
+                // Both ways at once: which way each flow went.
+                let way = match (self.direction, i % 2) {
+                    (Direction::Bidir, 0) => " fwd",
+                    (Direction::Bidir, _) => " rev",
+                    _ => "",
+                };
+                let mut row = vec![format!("{size} #{}{way}", i + 1)];
                 for &(transport, run, width) in medians {
                     match run.and_then(|r| r.flows.get(i)) {
                         Some(flow) => {

@@ -210,6 +210,12 @@ pub(crate) struct BenchArgs {
     #[arg(short = 'R', long, conflicts_with_all = ["clients", "receivers"])]
     reverse: bool,
 
+    /// With --mode throughput: both ways at once (iperf3's --bidir), each
+    /// flow a forward connection and a reverse one; as --reverse, over
+    /// connections, on the tokio engine
+    #[arg(long, conflicts_with_all = ["clients", "receivers", "reverse"])]
+    bidir: bool,
+
     /// Run in a private network namespace whose loopback the kernel
     /// impairs, as netem's words say: 'loss 2%', 'rate 100mbit', 'delay 5ms
     /// 1ms', 'reorder 1%', 'duplicate 1%', combined at will. Loss drops
@@ -319,7 +325,7 @@ pub(crate) enum Io {
 fn transports(args: &BenchArgs) -> Vec<Transport> {
     match &args.transports {
         // A listener streams back over a connection only: TCP, as iperf3.
-        None if args.reverse && !args.udp => vec![Transport::Tcp],
+        None if (args.reverse || args.bidir) && !args.udp => vec![Transport::Tcp],
         Some(list) => list.iter().fold(Vec::new(), |mut once, &transport| {
             if !once.contains(&transport) {
                 once.push(transport);
@@ -451,7 +457,9 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }),
         interval: args.interval,
         parallel: args.parallel,
-        direction: if args.reverse {
+        direction: if args.bidir {
+            Direction::Bidir
+        } else if args.reverse {
             Direction::Reverse
         } else {
             Direction::Forward
@@ -655,14 +663,15 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
              socket) needs no batching (it already carries many messages per write)",
         ),
         E::NotInBlockingEngine(_) => usage(format!("--io: {err}; use --io tokio")),
-        E::ReverseNeedsThroughput => {
-            usage("--reverse reverses a throughput stream: use it with --mode throughput")
-        }
+        E::ReverseNeedsThroughput => usage(
+            "--reverse and --bidir turn a throughput stream around: use them with --mode \
+                 throughput",
+        ),
         E::ReverseNeedsConnections(_) => usage(format!(
-            "--reverse: {err}; measure TCP (--tcp) or a Unix socket (--transports unix)"
+            "--reverse, --bidir: {err}; measure TCP (--tcp) or a Unix socket (--transports unix)"
         )),
         E::ReverseWith(_) => usage(format!(
-            "--reverse: {err}; leave out --rate, --batch and --impair"
+            "--reverse, --bidir: {err}; leave out --rate, --batch and --impair"
         )),
         E::ParallelNeedsThroughput => usage(
             "--parallel runs throughput streams: use it with --mode throughput (a ping-pong \
