@@ -25,6 +25,11 @@
 //! The name is the receiver's choice too: a single validated
 //! path component (msg-proto's `FileName`), never the sender's path.
 //!
+//! A sender that asks to resume (`resume.rs`) makes the receiver write
+//! into a partial file of the receiver's own naming instead, kept when the
+//! transfer is cut off; the next transfer of the file is offered what it
+//! holds, checked by hash on both sides, and sends only the rest.
+//!
 //! Both ends take a framed [`Connection<S>`](msg_tcp::Connection) over any
 //! byte stream, not a TCP socket: the receiver reads and writes frames
 //! only, and the sender also asks its [`Stream`] whether
