@@ -61,8 +61,9 @@ pub(crate) struct SendArgs {
     pub(crate) strict: bool,
 
     /// For files and folders: one JSON object per file on stdout (`path`,
-    /// `size`, `hash`, `status` saved or refused, `reason`), and the
-    /// summary as the last one
+    /// `size`, `hash`, `status` saved or refused, `reason`; with --resume,
+    /// `resume`: the bytes the receiver `offered`, where the content went
+    /// `from`, and the bytes `sent`), and the summary as the last one
     #[arg(long, requires = "file")]
     pub(crate) json: bool,
 
