@@ -202,42 +202,14 @@ fn a_byte_flipped_on_the_way_is_refused_and_nothing_is_left() {
     let to = fresh_dir("to");
     let path = write_file(&from, "data.bin", &content(100_000));
     let mut listener = save_dir_listener(&to, &[]);
-    // A relay that flips one byte of the content on its way.
-    let relay = TcpListener::bind("127.0.0.1:0").unwrap();
-    let relay_addr = relay.local_addr().unwrap().to_string();
-    let upstream = listener.addr;
-    thread::spawn(move || {
-        let (mut client, _) = relay.accept().unwrap();
-        let mut server = TcpStream::connect(upstream).unwrap();
-        let mut back = server.try_clone().unwrap();
-        let mut client_back = client.try_clone().unwrap();
-        thread::spawn(move || {
-            let _ = std::io::copy(&mut back, &mut client_back);
-        });
-        let mut buf = vec![0; 64 * 1024];
-        let mut seen = 0usize;
-        loop {
-            let n = match client.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            // Well past the header frame and the chunk's own header.
-            let target = 5_000;
-            if (seen..seen + n).contains(&target) {
-                buf[target - seen] ^= 0x01;
-            }
-            seen += n;
-            if server.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-        let _ = server.shutdown(std::net::Shutdown::Write);
-    });
+    // A relay that flips one byte of the content on its way, well past the
+    // header frame and the chunk's own header.
+    let relay = Relay::start(listener.addr, None, Some(5_000));
     let out = run(
         &[
             "send",
             "--tcp",
-            &relay_addr,
+            &relay.addr,
             "--file",
             path.to_str().unwrap(),
         ],
@@ -1194,4 +1166,366 @@ fn a_name_collision_refuses_that_entry_alone_unless_strict() {
         strict.stderr
     );
     assert!(!strict.stderr.contains("sent tree"), "{}", strict.stderr);
+}
+
+/// A relay in front of a listener, for one connection: what the client
+/// sends is counted and passed on (all of it, or the first `hold_after`
+/// bytes, the rest held unread: a network gone quiet); what the listener
+/// answers goes back. Dropping [`Relay::cut`]'s sender, or the client's
+/// end, closes the listener's side.
+struct Relay {
+    addr: String,
+    /// Bytes passed on to the listener so far.
+    passed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Told once `hold_after` bytes have passed.
+    held: std::sync::mpsc::Receiver<()>,
+    /// Dropped: the relay closes the listener's side.
+    cut: std::sync::mpsc::Sender<()>,
+}
+
+impl Relay {
+    /// The relay, which also flips the byte at offset `flip` of what the
+    /// client sends, if asked.
+    fn start(
+        upstream: std::net::SocketAddr,
+        hold_after: Option<usize>,
+        flip: Option<usize>,
+    ) -> Self {
+        use std::sync::atomic::Ordering;
+        let relay = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = relay.local_addr().unwrap().to_string();
+        let passed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&passed);
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let (cut, cut_rx) = std::sync::mpsc::channel::<()>();
+        thread::spawn(move || {
+            let (mut client, _) = relay.accept().unwrap();
+            let mut server = TcpStream::connect(upstream).unwrap();
+            let mut back = server.try_clone().unwrap();
+            let mut client_back = client.try_clone().unwrap();
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut back, &mut client_back);
+            });
+            let limit = hold_after.unwrap_or(usize::MAX);
+            let mut buf = vec![0; 64 * 1024];
+            let mut seen = 0;
+            while seen < limit {
+                let n = match client.read(&mut buf[..(limit - seen).min(64 * 1024)]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if let Some(at) = flip.filter(|at| (seen..seen + n).contains(at)) {
+                    buf[at - seen] ^= 0x01;
+                }
+                if server.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                seen += n;
+                counted.store(seen, Ordering::SeqCst);
+            }
+            if seen == limit {
+                let _ = held_tx.send(());
+                // Held until the test cuts the connection.
+                let _ = cut_rx.recv_timeout(DEADLINE);
+            }
+            let _ = server.shutdown(std::net::Shutdown::Both);
+        });
+        Self {
+            addr,
+            passed,
+            held,
+            cut,
+        }
+    }
+
+    fn passed(&self) -> usize {
+        self.passed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// `msg send --file PATH` (with `--resume` if asked) through a relay that
+/// holds everything after `hold_after` bytes; once it holds, the sender
+/// is killed (SIGKILL) and the listener's side closed, as when a sender
+/// dies mid-file. Nothing is under the file's name meanwhile.
+fn kill_the_sender_mid_file(
+    listener: &Listener,
+    to: &Path,
+    path: &Path,
+    hold_after: usize,
+    resume: bool,
+) {
+    let relay = Relay::start(listener.addr, Some(hold_after), None);
+    let mut cmd = support::msg();
+    cmd.args([
+        "send",
+        "--tcp",
+        &relay.addr,
+        "--file",
+        path.to_str().unwrap(),
+    ]);
+    if resume {
+        cmd.arg("--resume");
+    }
+    let sender = support::Running::spawn(cmd, None);
+    relay.held.recv_timeout(DEADLINE).expect("the relay holds");
+    let killed = sender.kill();
+    assert_eq!(killed.code(), None, "killed by a signal: {}", killed.stderr);
+    let name = path.file_name().unwrap();
+    assert!(!to.join(name).exists(), "nothing under the final name");
+    drop(relay.cut);
+}
+
+/// The partial files kept for resuming in `dir`, and their lengths.
+fn kept(dir: &Path) -> Vec<(String, u64)> {
+    listing(dir)
+        .into_iter()
+        .filter(|name| name.starts_with(".msg-resume-"))
+        .map(|name| {
+            let len = std::fs::metadata(dir.join(&name)).unwrap().len();
+            (name, len)
+        })
+        .collect()
+}
+
+/// `msg send --resume --file PATH` through a relay that counts what it
+/// passes on: what the sender said, and the bytes that went.
+fn resume_counted(listener: &Listener, path: &Path) -> (support::Finished, usize) {
+    let relay = Relay::start(listener.addr, None, None);
+    let out = run(
+        &[
+            "send",
+            "--tcp",
+            &relay.addr,
+            "--resume",
+            "--file",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    (out, relay.passed())
+}
+
+/// A 24 MiB file whose sender is killed after 10 MiB: the receiver keeps
+/// what arrived aside, and the next `--resume` sends the rest only; the
+/// result is the file, byte for byte, and nothing partial is ever under
+/// its name (a watcher looks all along).
+#[test]
+fn a_sender_killed_mid_file_resumes_where_it_stopped_byte_exact() {
+    let from = fresh_dir("from");
+    let to = fresh_dir("to");
+    let bytes = content(24 << 20);
+    let path = write_file(&from, "big.bin", &bytes);
+    let mut listener = save_dir_listener(&to, &[]);
+    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let (to, watching) = (to.clone(), std::sync::Arc::clone(&watching));
+        thread::spawn(move || {
+            let mut looks = 0u64;
+            while watching.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(meta) = std::fs::metadata(to.join("big.bin")) {
+                    assert_eq!(meta.len(), 24 << 20, "a partial file under the final name");
+                }
+                looks += 1;
+                thread::sleep(std::time::Duration::from_millis(1));
+            }
+            looks
+        })
+    };
+    kill_the_sender_mid_file(&listener, &to, &path, 10 << 20, true);
+    listener.process.wait_for_stderr("kept ");
+    let held = kept(&to);
+    assert_eq!(held.len(), 1, "{:?}", listing(&to));
+    let offset = held[0].1;
+    // What passed, less the frames' headers, up to the chunk that was cut.
+    assert!(offset > 8 << 20 && offset <= 10 << 20, "{offset}");
+    assert_eq!(listing(&to), [held[0].0.clone()]);
+
+    let (out, passed) = resume_counted(&listener, &path);
+    watching.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert!(watcher.join().unwrap() > 0);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "resumed at byte {offset} ({} bytes sent)",
+            (24 << 20) - offset
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read(to.join("big.bin")).unwrap(), bytes);
+    assert_eq!(listing(&to), ["big.bin"], "the partial file became it");
+    // The rest, and a few KiB of headers and answers: not the whole file.
+    let rest = (24 << 20) - offset as usize;
+    assert!(
+        passed >= rest && passed < rest + (64 << 10),
+        "{passed} for {rest}"
+    );
+    let line = format!("{}  big.bin\n", blake3::hash(&bytes).to_hex());
+    listener.process.wait_for_stdout_end(line.as_bytes());
+}
+
+/// An 8 MiB file's transfer cut off after 3 MiB, then `change` made (to
+/// the source, whose new bytes it leaves in the vector, or to the kept
+/// partial file), then resumed: the sender finds the receiver's bytes are
+/// not the file's, sends the whole file, and the sender's file is saved.
+fn changed_then_resumed_whole(name: &str, change: impl FnOnce(&Path, &Path, &mut Vec<u8>)) {
+    let from = fresh_dir("from");
+    let to = fresh_dir("to");
+    let mut bytes = content(8 << 20);
+    let path = write_file(&from, name, &bytes);
+    let mut listener = save_dir_listener(&to, &[]);
+    kill_the_sender_mid_file(&listener, &to, &path, 3 << 20, true);
+    listener.process.wait_for_stderr("kept ");
+    let (partial, offset) = kept(&to).remove(0);
+    change(&path, &to.join(partial), &mut bytes);
+    let (out, passed) = resume_counted(&listener, &path);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "whole: the receiver's {offset} bytes differed from the file's"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(passed >= 8 << 20, "{passed}");
+    assert_eq!(std::fs::read(to.join(name)).unwrap(), bytes);
+    assert_eq!(listing(&to), [name]);
+}
+
+/// Resuming a file that changed since (same name and size, other first
+/// bytes): the sender's hash of the receiver's range differs, so the
+/// whole file goes and replaces what was kept. Started over, not refused.
+#[test]
+fn a_source_changed_since_is_detected_and_sent_whole() {
+    changed_then_resumed_whole("changed.bin", |source, _, bytes| {
+        bytes[1000] ^= 0xff;
+        std::fs::write(source, bytes).unwrap();
+    });
+}
+
+/// A partial file changed on the receiver's disk (one byte flipped) is
+/// caught by the prefix hash: the whole file goes again, and what is saved
+/// is the sender's.
+#[test]
+fn a_tampered_partial_file_is_detected_by_the_prefix_hash() {
+    changed_then_resumed_whole("kept.bin", |_, partial, _| {
+        let mut held = std::fs::read(partial).unwrap();
+        held[12_345] ^= 0x01;
+        std::fs::write(partial, &held).unwrap();
+    });
+}
+
+/// Without --resume, a sender killed mid-file leaves nothing behind, as
+/// before; a folder with --resume is refused before anything is sent.
+#[test]
+fn without_resume_nothing_partial_is_kept_and_folders_refuse_it() {
+    let from = fresh_dir("from");
+    let to = fresh_dir("to");
+    let path = write_file(&from, "plain.bin", &content(8 << 20));
+    let mut listener = save_dir_listener(&to, &[]);
+    kill_the_sender_mid_file(&listener, &to, &path, 3 << 20, false);
+    listener.process.wait_for_stderr("dropped connection");
+    assert!(listing(&to).is_empty(), "{:?}", listing(&to));
+    support::assert_usage_error(
+        &[
+            "send",
+            "--tcp",
+            &listener.addr_arg(),
+            "--resume",
+            "--file",
+            from.to_str().unwrap(),
+        ],
+        "--resume takes files, not folders",
+    );
+}
+
+/// Kept partial files go once older than --partial-max-age (24h unless
+/// said), at start; younger ones, and other names, stay.
+#[test]
+fn kept_partial_files_go_after_partial_max_age() {
+    use std::time::{Duration, SystemTime};
+    let to = fresh_dir("to");
+    let old = format!(".msg-resume-{}", "0123456789abcdef".repeat(2));
+    let young = format!(".msg-resume-{}", "fedcba9876543210".repeat(2));
+    for (name, age) in [(&old, 3 * 60 * 60), (&young, 60)] {
+        let path = write_file(&to, name, b"partial");
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(age))
+            .unwrap();
+    }
+    let listener = save_dir_listener(&to, &[]);
+    drop(listener);
+    assert_eq!(listing(&to), [old.clone(), young.clone()], "within 24h");
+    let mut listener = save_dir_listener(&to, &["--partial-max-age", "2h"]);
+    assert!(
+        listener
+            .process
+            .stderr_contains(&format!("removed {old}, a partial file last written 3h")),
+        "{}",
+        listener.process.kill().stderr
+    );
+    assert_eq!(listing(&to), [young]);
+}
+
+/// The resume exchange by hand, as docs/wire.md tells it: the partial
+/// file of `hello.txt` (5 bytes) under the name the page gives is offered
+/// with its hash; a `FileFrom` that is neither the offer nor 0 is refused
+/// (what was kept stays, and the listener serves on); the offer taken,
+/// the rest completes the file, checked by the whole file's digest.
+#[test]
+fn the_resume_exchange_by_hand_as_the_wire_docs_tell_it() {
+    use msg_proto::file::{FLAG_RESUME, FileFrom, FileOffer};
+    let to = fresh_dir("to");
+    let kept = to.join(".msg-resume-2538c150c2e2edbef7f3c7c1a26a3a6c");
+    std::fs::write(&kept, b"hel").unwrap();
+    let listener = save_dir_listener(&to, &[]);
+    let offer_for = |stream: &mut TcpStream| {
+        let mut msg = header("hello.txt", 5).to_message();
+        msg.flags |= FLAG_RESUME;
+        stream.write_all(&support::frame(&msg)).unwrap();
+        FileOffer::from_message(&read_message(stream).unwrap(), 5).unwrap()
+    };
+    let mut stream = TcpStream::connect(listener.addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let offer = offer_for(&mut stream);
+    assert_eq!(offer.offset, 3);
+    assert_eq!(offer.digest, digest(b"hel"));
+    stream
+        .write_all(&support::frame(&FileFrom { offset: 2 }.to_message()))
+        .unwrap();
+    let refused = FileResult::from_message(&read_message(&mut stream).unwrap()).unwrap();
+    assert_eq!(
+        refused,
+        FileResult::Refused {
+            reason: "offset 2 does not fit a resumed transfer of 3 bytes".into()
+        }
+    );
+    assert_eq!(std::fs::read(&kept).unwrap(), b"hel");
+    drop(stream);
+
+    let mut stream = TcpStream::connect(listener.addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    assert_eq!(offer_for(&mut stream).offset, 3);
+    for msg in [
+        FileFrom { offset: 3 }.to_message(),
+        chunk(0, Bytes::from_static(b"lo")),
+        FileEnd {
+            digest: digest(b"hello"),
+        }
+        .to_message(),
+    ] {
+        stream.write_all(&support::frame(&msg)).unwrap();
+    }
+    let saved = FileResult::from_message(&read_message(&mut stream).unwrap()).unwrap();
+    assert_eq!(
+        saved,
+        FileResult::Saved {
+            name: "hello.txt".into()
+        }
+    );
+    assert_eq!(std::fs::read(to.join("hello.txt")).unwrap(), b"hello");
+    assert_eq!(listing(&to), ["hello.txt"]);
 }

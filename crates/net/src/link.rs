@@ -248,8 +248,11 @@ impl Link {
     /// Sends the file at `path` and waits (at most `wait` for each answer,
     /// and for the verdict longer the larger the file, since the receiver
     /// may still be writing it) until the receiver has confirmed its size
-    /// and hash; `progress` is
-    /// called with the bytes sent so far. Over a reliable stream only.
+    /// and hash; with `resume`, only what the receiver does not hold yet
+    /// of an earlier transfer cut off, and the receiver keeps what arrives
+    /// should this one be cut off too (see [`Resumed`](crate::file::Resumed)).
+    /// `progress` is called with the bytes of the file the receiver has
+    /// so far. Over a reliable stream only.
     ///
     /// # Errors
     ///
@@ -259,10 +262,11 @@ impl Link {
         &mut self,
         path: &std::path::Path,
         wait: Duration,
+        resume: bool,
         progress: &mut dyn FnMut(u64),
     ) -> Result<crate::file::Sent, Error> {
         match &mut self.inner {
-            Inner::Stream(conn) => crate::file::send(conn, path, wait, progress).await,
+            Inner::Stream(conn) => crate::file::send(conn, path, wait, resume, progress).await,
             Inner::Datagram(_) | Inner::UnixDatagram(_) => {
                 Err(crate::file::FileError::NeedsTcp.into())
             }

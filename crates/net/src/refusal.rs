@@ -57,6 +57,19 @@ pub const FILE_EXISTS: Template = Template {
     after: " already exists there, and the listener does not overwrite",
 };
 
+/// A file sent with resuming asked for, whose partial file another
+/// connection is writing: the name.
+pub const RESUME_BUSY: Template = Template {
+    before: "",
+    after: " is being received on another connection; try again once that one ends",
+};
+
+/// A sender that does not answer an offer to resume in time: the wait.
+pub const RESUME_NO_ANSWER: Template = Template {
+    before: "no answer to the offer to resume within ",
+    after: "",
+};
+
 /// A folder entry (or the folder itself) whose name is taken by
 /// something that is not a folder: the path.
 pub const NOT_A_FOLDER: Template = Template {
@@ -157,6 +170,8 @@ mod tests {
             UID_NOT_ALLOWED.format("UID"),
             IDLE.format("D"),
             FILE_EXISTS.format("NAME"),
+            RESUME_BUSY.format("NAME"),
+            RESUME_NO_ANSWER.format("D"),
             NOT_A_FOLDER.format("PATH"),
             NOT_A_FOLDER_PART.to_owned(),
             NO_FOLDER.to_owned(),

@@ -551,7 +551,7 @@ impl FileEnd {
 
 /// [`Kind::FileHeader`] flag: the sender asks to resume. A receiver that
 /// keeps what it has of this file (under a name of its own, never the
-/// file's; `msg listen` does not do so yet) answers with a [`FileOffer`] instead of
+/// file's, as `msg listen` does) answers with a [`FileOffer`] instead of
 /// [`FileResult::Ready`]; one that keeps nothing answers `Ready` and the
 /// content starts at 0, as without the flag. A receiver that does not
 /// know the flag ignores it (unknown bits are ignored), so an old one

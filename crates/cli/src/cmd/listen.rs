@@ -97,6 +97,14 @@ pub(crate) struct ListenArgs {
     #[arg(long, requires = "save_dir")]
     pub(crate) overwrite: bool,
 
+    /// How long a partial file kept for a sender to resume (`msg send
+    /// --resume`, cut off mid-file) stays in --save-dir after its last
+    /// write, e.g. 30m, 7d; older ones are removed at start and while the
+    /// listener runs
+    #[arg(long, value_name = "DURATION", default_value = "24h", requires = "save_dir",
+          value_parser = parse_positive_duration)]
+    pub(crate) partial_max_age: Duration,
+
     /// On exit, a summary of what arrived and what was dropped: a line on
     /// stderr (text), a last JSON object on stdout (json), or nothing
     #[arg(long, value_enum, default_value_t = SummaryArg::Text)]
@@ -357,6 +365,7 @@ pub(crate) async fn run(
                 dir.clone(),
                 args.overwrite,
                 !quiet && std::io::stderr().is_terminal(),
+                args.partial_max_age,
             )
             .with_context(|| format!("cannot save files in {}", dir.display()))?,
         ),

@@ -8,6 +8,7 @@ use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use clap::Args;
 use msg_net::connect::connect_any;
+use msg_net::file::Resumed;
 use msg_net::length::LengthLink;
 use msg_net::limits::{BodyLimit, Family};
 use msg_net::send::{Bodies, BodyError, STDIN_PIECE, Sender};
@@ -46,6 +47,13 @@ pub(crate) struct SendArgs {
     #[arg(long, visible_alias = "dir", value_name = "PATH", num_args = 1.., conflicts_with_all = ["messages", "raw", "reply"])]
     pub(crate) file: Vec<PathBuf>,
 
+    /// For files: if the receiver kept part of this file from a transfer
+    /// that was cut off, send only the rest (the part it holds compared by
+    /// BLAKE3 first; the whole file if it differs), and ask it to keep
+    /// what arrives should this transfer be cut off too. Not for folders
+    #[arg(long, requires = "file")]
+    pub(crate) resume: bool,
+
     /// For a folder: stop at the first entry the receiver refuses (by
     /// default each refusal is reported and the rest goes on; the exit
     /// code is 1 either way)
@@ -53,8 +61,9 @@ pub(crate) struct SendArgs {
     pub(crate) strict: bool,
 
     /// For files and folders: one JSON object per file on stdout (`path`,
-    /// `size`, `hash`, `status` saved or refused, `reason`), and the
-    /// summary as the last one
+    /// `size`, `hash`, `status` saved or refused, `reason`; with --resume,
+    /// `resume`: the bytes the receiver `offered`, where the content went
+    /// `from`, and the bytes `sent`), and the summary as the last one
     #[arg(long, requires = "file")]
     pub(crate) json: bool,
 
@@ -141,6 +150,14 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     if !args.file.is_empty() && !caps.carries_files() {
         return Err(usage(hint::text(&msg_net::file::FileError::NeedsTcp)));
     }
+    if args.resume {
+        if let Some(dir) = args.file.iter().find(|path| path.is_dir()) {
+            return Err(usage(format!(
+                "--resume takes files, not folders: {} is a folder (send it without --resume)",
+                dir.display()
+            )));
+        }
+    }
     if !args.file.is_empty() {
         let options = ConnectOptions {
             tcp: args.tcp.options(),
@@ -158,7 +175,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             if path.is_dir() {
                 refused += send_folder(&mut link, path, &args, quiet).await?;
             } else {
-                send_file(&mut link, path, args.timeout, quiet, args.json).await?;
+                send_file(&mut link, path, &args, quiet).await?;
             }
         }
         link.close(args.timeout).await?;
@@ -262,33 +279,59 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
 async fn send_file(
     link: &mut Link,
     path: &std::path::Path,
-    wait: Duration,
+    args: &SendArgs,
     quiet: bool,
-    json: bool,
 ) -> anyhow::Result<()> {
     let size = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
     let bar = progress_bar(size, &path.display().to_string(), quiet);
     let sent = link
-        .send_file(path, wait, &mut |bytes| bar.set_position(bytes))
+        .send_file(path, args.timeout, args.resume, &mut |bytes| {
+            bar.set_position(bytes);
+        })
         .await;
     bar.finish_and_clear();
     let sent = sent.with_context(|| format!("cannot send {}", path.display()))?;
-    if json {
-        json_line(&serde_json::json!({
+    let (offered, from) = match sent.resumed {
+        Resumed::From(offset) => (offset, offset),
+        Resumed::Mismatch(offset) => (offset, 0),
+        _ => (0, 0),
+    };
+    if args.json {
+        let mut line = serde_json::json!({
             "path": sent.name,
             "size": sent.size,
             "hash": sent.hash(),
             "status": "saved",
             "secs": sent.elapsed.as_secs_f64(),
-        }));
+        });
+        if args.resume {
+            line["resume"] = serde_json::json!({
+                "offered": offered,
+                "from": from,
+                "sent": sent.bytes_sent(),
+            });
+        }
+        json_line(&line);
     }
     if !quiet {
         let secs = sent.elapsed.as_secs_f64();
+        let resumed = match sent.resumed {
+            Resumed::From(offset) => format!(
+                ", resumed at byte {offset} ({} sent)",
+                count(sent.bytes_sent(), "byte")
+            ),
+            Resumed::Mismatch(offset) => format!(
+                ", whole: the receiver's {} differed from the file's (changed since, or damaged \
+                 there)",
+                count(offset, "byte")
+            ),
+            _ => String::new(),
+        };
         crate::output::stderr_line(format_args!(
-            "sent {}: {} bytes in {secs:.2} s ({:.1} MB/s), blake3 {} verified by the receiver",
+            "sent {}: {} bytes in {secs:.2} s ({:.1} MB/s){resumed}, blake3 {} verified by the receiver",
             sent.name,
             sent.size,
-            sent.size as f64 / secs.max(1e-9) / 1e6,
+            sent.bytes_sent() as f64 / secs.max(1e-9) / 1e6,
             sent.hash()
         ));
     }

@@ -25,6 +25,11 @@
 //! The name is the receiver's choice too: a single validated
 //! path component (msg-proto's `FileName`), never the sender's path.
 //!
+//! A sender that asks to resume (`resume.rs`) makes the receiver write
+//! into a partial file of the receiver's own naming instead, kept when the
+//! transfer is cut off; the next transfer of the file is offered what it
+//! holds, checked by hash on both sides, and sends only the rest.
+//!
 //! Both ends take a framed [`Connection<S>`](msg_tcp::Connection) over any
 //! byte stream, not a TCP socket: the receiver reads and writes frames
 //! only, and the sender also asks its [`Stream`] whether
@@ -37,7 +42,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use msg_proto::file::{
-    FileEnd, FileHeader, FileName, FileResult, HashAlgorithm, MAX_CHUNK, Receiving, chunk, hex,
+    FLAG_RESUME, FileEnd, FileHeader, FileName, FileResult, HashAlgorithm, MAX_CHUNK, Receiving,
+    chunk, hex,
 };
 use msg_proto::{Kind, Message};
 use msg_tcp::{Connection, Stream};
@@ -77,6 +83,27 @@ const PARTIAL_RANDOM: usize = 6;
 /// transfer's rename fails and the sender is told it was refused.
 pub const STALE_PARTIAL_AGE: Duration = Duration::from_secs(60 * 60);
 
+/// How long a partial file kept for resuming (`msg send --resume`) stays
+/// after its last write, unless the listener says otherwise
+/// (`--partial-max-age`): a day, for a sender to come back after a
+/// night's outage.
+pub const PARTIAL_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How often a listener looks for kept partial files past their age, at
+/// most (more often when the age is shorter).
+const SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// The slowest either side is assumed to read and hash a file it holds,
+/// in bytes per second, before it answers about a resumed transfer:
+/// 32 MiB/s, well below a disk.
+const HASH_FLOOR_RATE: u64 = 32 << 20;
+
+/// How long to wait for a peer that first reads and hashes `bytes` of a
+/// file: `wait`, and the time that takes at [`HASH_FLOOR_RATE`].
+pub(super) fn hash_wait(wait: Duration, bytes: u64) -> Duration {
+    wait + Duration::from_secs_f64(bytes as f64 / HASH_FLOOR_RATE as f64)
+}
+
 /// Permission bits a received file never gets from its sender: setuid,
 /// setgid, sticky, and write for group and others (as a umask of 022
 /// would).
@@ -91,33 +118,66 @@ pub struct SaveConfig {
     pub overwrite: bool,
     /// Report [`Event::FileProgress`] after each chunk, for a progress bar.
     pub progress: bool,
+    /// How long a partial file kept for resuming stays after its last
+    /// write ([`PARTIAL_MAX_AGE`] unless told otherwise).
+    pub partial_max_age: Duration,
 }
 
 impl SaveConfig {
     /// Readies `dir` for a listener that starts: made owner-only (0700)
     /// if missing, checked to be a directory, and rid of the partial files
     /// a listener killed mid-transfer left there over
-    /// [`STALE_PARTIAL_AGE`] ago (a directory that cannot be listed costs
+    /// [`STALE_PARTIAL_AGE`] ago, and of those kept for resuming over
+    /// `partial_max_age` ago (a directory that cannot be listed costs
     /// space, not a start: logged).
     ///
     /// # Errors
     ///
     /// [`check_save_dir`]'s.
-    pub fn prepare(dir: PathBuf, overwrite: bool, progress: bool) -> io::Result<Self> {
+    pub fn prepare(
+        dir: PathBuf,
+        overwrite: bool,
+        progress: bool,
+        partial_max_age: Duration,
+    ) -> io::Result<Self> {
         if check_save_dir(&dir)? == SaveDir::Created {
             tracing::info!("created the save directory {} (mode 0700)", dir.display());
         }
-        if let Err(err) = remove_stale_partials(&dir, STALE_PARTIAL_AGE) {
-            tracing::warn!(
-                "cannot look for stale partial files in {}: {err}",
-                dir.display()
-            );
-        }
-        Ok(Self {
+        let save = Self {
             dir,
             overwrite,
             progress,
-        })
+            partial_max_age,
+        };
+        save.remove_stale();
+        Ok(save)
+    }
+
+    /// Removes the stale partial files ([`remove_stale_partials`]).
+    fn remove_stale(&self) {
+        if let Err(err) = remove_stale_partials(&self.dir, STALE_PARTIAL_AGE, self.partial_max_age)
+        {
+            warn!(
+                "cannot look for stale partial files in {}: {err}",
+                self.dir.display()
+            );
+        }
+    }
+
+    /// Removes the stale partial files every [`SWEEP_EVERY`] (or every
+    /// `partial_max_age`, if shorter, but not more than once a second),
+    /// for as long as a listener runs: a partial file kept for resuming
+    /// goes once it is `partial_max_age` old, restart or not.
+    pub(crate) async fn sweep(self) {
+        let every = SWEEP_EVERY
+            .min(self.partial_max_age)
+            .max(Duration::from_secs(1));
+        let save = std::sync::Arc::new(self);
+        loop {
+            tokio::time::sleep(every).await;
+            let save = std::sync::Arc::clone(&save);
+            let _ = tokio::task::spawn_blocking(move || save.remove_stale()).await;
+        }
     }
 }
 
@@ -134,6 +194,8 @@ pub struct Sent {
     pub digest: [u8; 32],
     /// From the header to the receiver's confirmation.
     pub elapsed: Duration,
+    /// Whether the receiver held part of it already.
+    pub resumed: Resumed,
 }
 
 impl Sent {
@@ -141,6 +203,32 @@ impl Sent {
     pub fn hash(&self) -> String {
         hex(&self.digest)
     }
+
+    /// The bytes of content this transfer carried: all of them, less
+    /// those the receiver held.
+    pub fn bytes_sent(&self) -> u64 {
+        match self.resumed {
+            Resumed::From(offset) => self.size.saturating_sub(offset),
+            Resumed::No | Resumed::Mismatch(_) => self.size,
+        }
+    }
+}
+
+/// What became of a file's earlier, cut-off transfer
+/// (`msg send --resume`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Resumed {
+    /// The whole file went: resuming was not asked for, or the receiver
+    /// held none of it.
+    No,
+    /// The receiver held the file's first N bytes, the same by their
+    /// BLAKE3 on both sides: the rest went.
+    From(u64),
+    /// The receiver held N bytes that are not the file's first (the file
+    /// changed since, or the receiver's copy did): the whole file went,
+    /// and replaced them.
+    Mismatch(u64),
 }
 
 /// Why a file could not be sent or was not saved.
@@ -178,6 +266,15 @@ pub enum FileError {
         /// The receiver's reason.
         reason: String,
     },
+    /// The receiver offered to resume from an offset that does not fit the
+    /// file.
+    #[error("the receiver's offer to resume {name} is wrong: {reason}")]
+    BadOffer {
+        /// The file's name.
+        name: String,
+        /// What is wrong with it.
+        reason: msg_proto::file::FileError,
+    },
     /// The receiver answered something that is no file result.
     #[error(
         "the receiver answered {found:?} to a file transfer: is it a listener that saves files?"
@@ -205,6 +302,8 @@ pub enum FileError {
 }
 
 mod receive;
+#[cfg(unix)]
+mod resume;
 mod send;
 #[cfg(unix)]
 pub mod tree;
@@ -214,10 +313,20 @@ pub use receive::{SaveDir, check_save_dir, remove_stale_partials};
 pub(crate) use send::send;
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::receive::{is_partial_name, prepare};
     use super::send::verdict_wait;
     use super::*;
+
+    /// The header of a file of this name and size, mode 0644.
+    pub(super) fn header(name: &str, size: u64) -> FileHeader {
+        FileHeader {
+            name: FileName::new(name).unwrap(),
+            size,
+            algorithm: HashAlgorithm::Blake3,
+            mode: 0o644,
+        }
+    }
 
     #[test]
     fn the_verdict_wait_grows_with_what_the_receiver_may_still_have() {
@@ -252,15 +361,13 @@ mod tests {
             dir: dir.path().to_owned(),
             overwrite: false,
             progress: false,
+            partial_max_age: PARTIAL_MAX_AGE,
         };
-        let header = FileHeader {
-            name: FileName::new("x").unwrap(),
-            size: 1,
-            algorithm: HashAlgorithm::Blake3,
-            mode: 0o644,
+        let prepared = prepare(&header("x", 1).to_message(), Some(&save)).unwrap();
+        let receive::Partial::Temp(temp) = &prepared.partial else {
+            panic!("a temporary file without the resume flag")
         };
-        let prepared = prepare(&header.to_message(), Some(&save)).unwrap();
-        let name = prepared.temp.path().file_name().unwrap().to_str().unwrap();
+        let name = temp.path().file_name().unwrap().to_str().unwrap();
         assert!(is_partial_name(name), "{name}");
     }
 }

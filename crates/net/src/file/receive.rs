@@ -2,6 +2,8 @@
 //! partial file and hashed as it arrives, saved atomically or removed, and
 //! the sender told either way; the save directory looked after.
 
+use std::io::Seek;
+
 use super::*;
 
 /// Receives the file whose header is `header` on `conn`, saving it per
@@ -20,15 +22,22 @@ pub(crate) async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), Error> {
     let started = Instant::now();
     let peer = conn.peer_addr();
-    let prepared = match prepare(header, save) {
+    let Prepared {
+        header,
+        partial,
+        overwrite,
+    } = match prepare(header, save) {
         Ok(prepared) => prepared,
         Err(reason) => return refuse(conn, reason).await,
     };
-    let header = prepared.header.clone();
-    conn.write_message(&FileResult::Ready.to_message()).await?;
-    info!(%peer, size = header.size, "receiving {}", header.name.as_str());
-    // The temporary file lives inside `save_content`: when it returns with
-    // a refusal, the file is already removed.
+    // From here the partial file is in `partial`: a temporary one is
+    // removed when it is dropped (a refusal, Ctrl-C dropping the future),
+    // a kept one stays unless the content is refused.
+    let start = match partial.start(conn, &header).await {
+        Ok(start) => start,
+        Err(failure) => return fail(conn, failure).await,
+    };
+    info!(%peer, size = header.size, from = start.offset, "receiving {}", header.name.as_str());
     let progress = |received| {
         if save.is_some_and(|save| save.progress) {
             // Offered, never waited for: a progress bar is not worth
@@ -41,11 +50,16 @@ pub(crate) async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
             });
         }
     };
-    let digest = match save_content(conn, prepared, progress).await {
+    let digest = match save_content(conn, &header, partial.file(), start, progress).await {
         Ok(digest) => digest,
-        Err(Failure::Refuse(reason)) => return refuse(conn, reason).await,
-        Err(Failure::Fatal(err)) => return Err(err),
+        Err(failure) => {
+            partial.give_up(failure.cut(), &header);
+            return fail(conn, failure).await;
+        }
     };
+    if let Err(reason) = partial.persist(&header, overwrite) {
+        return refuse(conn, reason).await;
+    }
     let name = header.name.into_string();
     conn.write_message(&FileResult::Saved { name: name.clone() }.to_message())
         .await?;
@@ -60,12 +74,24 @@ pub(crate) async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// How receiving the content went wrong.
-enum Failure {
-    /// Tell the sender this, then close.
+/// How receiving a file went wrong.
+pub(super) enum Failure {
+    /// Tell the sender this, then close; what arrived is of no use.
     Refuse(String),
-    /// The connection itself failed: nobody to tell.
+    /// Tell the sender this, then close; the transfer was cut off (the
+    /// sender went quiet) and what arrived is as good as it was.
+    Quiet(String),
+    /// The connection itself failed: nobody to tell, and the transfer
+    /// was cut off.
     Fatal(Error),
+}
+
+impl Failure {
+    /// Whether the transfer was cut off rather than refused: a partial
+    /// file kept for resuming stays.
+    fn cut(&self) -> bool {
+        !matches!(self, Self::Refuse(_))
+    }
 }
 
 impl<E: Into<Error>> From<E> for Failure {
@@ -74,73 +100,118 @@ impl<E: Into<Error>> From<E> for Failure {
     }
 }
 
-/// Streams the content into the temporary file, checks it, and renames it
-/// into place; the digest of what was saved.
+/// Tells the sender why, if there is anyone to tell, and ends.
+async fn fail<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    failure: Failure,
+) -> Result<(), Error> {
+    match failure {
+        Failure::Refuse(reason) | Failure::Quiet(reason) => refuse(conn, reason).await,
+        Failure::Fatal(err) => Err(err),
+    }
+}
+
+/// Where the content starts, and the hash of what came before it.
+pub(super) struct Start {
+    /// The first byte the chunks carry.
+    pub(super) offset: u64,
+    /// The hash of bytes `0..offset`, to go on with.
+    pub(super) hasher: blake3::Hasher,
+    /// Empty the partial file first: what it held was not the sender's.
+    pub(super) restart: bool,
+}
+
+impl Start {
+    /// From the first byte.
+    pub(super) fn whole() -> Self {
+        Self {
+            offset: 0,
+            hasher: blake3::Hasher::new(),
+            restart: false,
+        }
+    }
+}
+
+/// Streams the content into `file` from `start`, and checks it; the digest
+/// of the whole file.
 async fn save_content<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
-    prepared: Prepared,
+    header: &FileHeader,
+    file: &fs::File,
+    start: Start,
     progress: impl Fn(u64),
 ) -> Result<[u8; 32], Failure> {
-    let Prepared {
-        header,
-        temp,
-        target,
-        overwrite,
-    } = prepared;
     // The file is hashed and written on a thread of its own, a bounded
-    // queue behind the socket; the temporary file itself stays here, so
-    // that leaving this function any other way than by the rename (an
-    // error, a refusal, Ctrl-C dropping the future) removes it.
-    let writer_file = temp.as_file().try_clone()?;
+    // queue behind the socket; the partial file itself stays with the
+    // caller, which removes (or keeps) it whatever happens here.
+    let writer_file = file.try_clone()?;
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
-    let writer = tokio::task::spawn_blocking(move || hash_and_write(writer_file, rx));
-    let mut receiving = Receiving::new(header.clone());
-    let end = loop {
-        let msg = tokio::time::timeout(IDLE_TIMEOUT, conn.read_message())
-            .await
-            .map_err(|_| {
-                Failure::Refuse(format!(
-                    "nothing for {} after {} of {} bytes",
-                    humantime::format_duration(IDLE_TIMEOUT),
-                    receiving.received(),
-                    header.size
-                ))
-            })??;
-        let Some(msg) = msg else {
-            return Err(Failure::Fatal(Error::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "the sender closed the connection mid-file: {} of {} bytes of {}",
-                    receiving.received(),
-                    header.size,
-                    header.name.as_str()
-                ),
-            ))));
-        };
-        match msg.kind {
-            Kind::FileChunk => {
-                // Checked before it is written: a chunk past the announced
-                // size never reaches the disk.
-                receiving
-                    .on_chunk(&msg)
-                    .map_err(|err| Failure::Refuse(err.to_string()))?;
-                // The whole body is the chunk: a slice of the read buffer,
-                // handed on without a copy.
-                if tx.send(msg.body).await.is_err() {
-                    break None; // the writer failed; it says why below
+    let Start {
+        offset,
+        hasher,
+        restart,
+    } = start;
+    let writer = tokio::task::spawn_blocking(move || {
+        if restart {
+            writer_file.set_len(0)?;
+            (&writer_file).seek(io::SeekFrom::Start(0))?;
+        }
+        hash_and_write(writer_file, hasher, rx)
+    });
+    let mut receiving = Receiving::resumed(header.clone(), offset);
+    let ended = async {
+        loop {
+            let msg = tokio::time::timeout(IDLE_TIMEOUT, conn.read_message())
+                .await
+                .map_err(|_| {
+                    Failure::Quiet(format!(
+                        "nothing for {} after {} of {} bytes",
+                        humantime::format_duration(IDLE_TIMEOUT),
+                        receiving.received(),
+                        header.size
+                    ))
+                })??;
+            let Some(msg) = msg else {
+                return Err(Failure::Fatal(Error::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the sender closed the connection mid-file: {} of {} bytes of {}",
+                        receiving.received(),
+                        header.size,
+                        header.name.as_str()
+                    ),
+                ))));
+            };
+            match msg.kind {
+                Kind::FileChunk => {
+                    // Checked before it is written: a chunk past the
+                    // announced size never reaches the disk.
+                    receiving
+                        .on_chunk(&msg)
+                        .map_err(|err| Failure::Refuse(err.to_string()))?;
+                    // The whole body is the chunk: a slice of the read
+                    // buffer, handed on without a copy.
+                    if tx.send(msg.body).await.is_err() {
+                        return Ok(None); // the writer failed; it says why below
+                    }
+                    progress(receiving.received());
                 }
-                progress(receiving.received());
-            }
-            Kind::FileEnd => break Some(msg),
-            other => {
-                return Err(Failure::Refuse(format!(
-                    "expected a file chunk, got {other:?}"
-                )));
+                Kind::FileEnd => return Ok(Some(msg)),
+                other => {
+                    return Err(Failure::Refuse(format!(
+                        "expected a file chunk, got {other:?}"
+                    )));
+                }
             }
         }
-    };
+    }
+    .await;
     drop(tx);
-    let digest = match writer.await {
+    // Whatever ended the content, the writer writes what it was handed
+    // first: a partial file kept for resuming holds all that arrived.
+    let written = writer.await;
+    let end = ended?;
+    let digest = match written {
         Ok(Ok(digest)) => digest,
         Ok(Err(err)) => {
             return Err(Failure::Refuse(format!(
@@ -154,40 +225,109 @@ async fn save_content<S: AsyncRead + AsyncWrite + Unpin>(
     receiving
         .on_end(&end, &digest)
         .map_err(|err| Failure::Refuse(err.to_string()))?;
-    set_mode(temp.as_file(), header.mode)?;
-    let persisted = if overwrite {
-        temp.persist(&target).map(drop)
-    } else {
-        temp.persist_noclobber(&target).map(drop)
-    };
-    persisted.map_err(|err| {
-        Failure::Refuse(format!(
-            "cannot save {}: {}",
-            header.name.as_str(),
-            for_peer(&err.error)
-        ))
-    })?;
+    set_mode(file, header.mode)?;
     Ok(digest)
 }
 
+/// The file being received, before it is renamed into place.
+#[derive(Debug)]
+pub(super) enum Partial {
+    /// `.msg-partial-` and six characters: removed unless saved.
+    Temp(tempfile::NamedTempFile),
+    /// The sender asked to resume: kept if the transfer is cut off.
+    #[cfg(unix)]
+    Kept(resume::Kept),
+}
+
+impl Partial {
+    /// The open file.
+    pub(super) fn file(&self) -> &fs::File {
+        match self {
+            Self::Temp(temp) => temp.as_file(),
+            #[cfg(unix)]
+            Self::Kept(kept) => kept.file(),
+        }
+    }
+
+    /// Tells the sender where to start: ready, or (kept) an offer first.
+    async fn start<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: &mut Connection<S>,
+        header: &FileHeader,
+    ) -> Result<Start, Failure> {
+        match self {
+            Self::Temp(_) => {
+                conn.write_message(&FileResult::Ready.to_message()).await?;
+                Ok(Start::whole())
+            }
+            #[cfg(unix)]
+            Self::Kept(kept) => resume::negotiate(conn, kept, header).await,
+        }
+    }
+
+    /// Renames it into place under the header's name; the refusal
+    /// otherwise (it is removed then).
+    fn persist(self, header: &FileHeader, overwrite: bool) -> Result<(), String> {
+        let name = header.name.as_str();
+        match self {
+            Self::Temp(temp) => {
+                let target = temp
+                    .path()
+                    .parent()
+                    .expect("a file in the save directory")
+                    .join(name);
+                let persisted = if overwrite {
+                    temp.persist(&target).map(drop)
+                } else {
+                    temp.persist_noclobber(&target).map(drop)
+                };
+                persisted.map_err(|err| format!("cannot save {name}: {}", for_peer(&err.error)))
+            }
+            #[cfg(unix)]
+            Self::Kept(kept) => kept.persist(name, overwrite),
+        }
+    }
+
+    /// After a failure: a temporary file removed; a kept one kept if the
+    /// transfer was `cut` off, else removed.
+    fn give_up(self, cut: bool, header: &FileHeader) {
+        match self {
+            Self::Temp(temp) => drop(temp),
+            #[cfg(unix)]
+            Self::Kept(kept) => kept.give_up(cut, header),
+        }
+        let _ = (cut, header);
+    }
+}
+
 /// What is ready once a header was accepted.
+#[derive(Debug)]
 pub(super) struct Prepared {
     header: FileHeader,
-    pub(super) temp: tempfile::NamedTempFile,
-    target: PathBuf,
+    pub(super) partial: Partial,
     overwrite: bool,
 }
 
-/// Checks a header and makes the temporary file; the reason to give the
-/// sender otherwise.
-pub(super) fn prepare(header: &Message, save: Option<&SaveConfig>) -> Result<Prepared, String> {
-    let header = FileHeader::from_message(header).map_err(|err| err.to_string())?;
+/// Checks a header and opens the partial file: a temporary one, or with
+/// the [`FLAG_RESUME`] flag the one kept for this file; the reason to give
+/// the sender otherwise.
+pub(super) fn prepare(msg: &Message, save: Option<&SaveConfig>) -> Result<Prepared, String> {
+    let header = FileHeader::from_message(msg).map_err(|err| err.to_string())?;
     let save = save.ok_or_else(|| crate::refusal::SAVES_NO_FILES.to_owned())?;
     // A validated single component: joined to the directory it cannot
     // leave it.
     let target = save.dir.join(header.name.as_str());
     if !save.overwrite && fs::symlink_metadata(&target).is_ok() {
         return Err(crate::refusal::FILE_EXISTS.format(header.name.as_str()));
+    }
+    #[cfg(unix)]
+    if msg.flags & FLAG_RESUME != 0 {
+        let kept = resume::Kept::open(&save.dir, &header)?;
+        return Ok(Prepared {
+            header,
+            partial: Partial::Kept(kept),
+            overwrite: save.overwrite,
+        });
     }
     let temp = tempfile::Builder::new()
         .prefix(PARTIAL_PREFIX)
@@ -201,8 +341,7 @@ pub(super) fn prepare(header: &Message, save: Option<&SaveConfig>) -> Result<Pre
         })?;
     Ok(Prepared {
         header,
-        temp,
-        target,
+        partial: Partial::Temp(temp),
         overwrite: save.overwrite,
     })
 }
@@ -275,9 +414,13 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Connection<S>) {
     let _ = tokio::time::timeout(LINGER_TIME, conn.discard(LINGER_BYTES)).await;
 }
 
-/// Hashes and writes what the socket side queues, until it stops.
-fn hash_and_write(file: fs::File, mut rx: mpsc::Receiver<Bytes>) -> io::Result<[u8; 32]> {
-    let mut hasher = blake3::Hasher::new();
+/// Hashes (on from `hasher`) and writes what the socket side queues, until
+/// it stops.
+fn hash_and_write(
+    file: fs::File,
+    mut hasher: blake3::Hasher,
+    mut rx: mpsc::Receiver<Bytes>,
+) -> io::Result<[u8; 32]> {
     let mut out = io::BufWriter::with_capacity(MAX_CHUNK, file);
     while let Some(bytes) = rx.blocking_recv() {
         hasher.update(&bytes);
@@ -360,8 +503,10 @@ fn create_owner_only(dir: &Path) -> io::Result<()> {
 /// Removes the partial files that a listener killed mid-transfer left in
 /// `dir`: regular files named as this module names them (`.msg-partial-`
 /// and six letters or digits) and last written more than `older_than` ago
-/// (a listener passes [`STALE_PARTIAL_AGE`]). Each removal is logged; how
-/// many were removed is returned.
+/// (a listener passes [`STALE_PARTIAL_AGE`]), and the partial files kept
+/// for resuming (`.msg-resume-` and 32 hex digits) last written more than
+/// `kept_for` ago, unless a transfer holds one. Each removal is logged;
+/// how many were removed is returned.
 ///
 /// Nothing else is touched: no other name, no directory, no symbolic link
 /// (and no link is followed: the age and type are the entry's own), and
@@ -372,7 +517,11 @@ fn create_owner_only(dir: &Path) -> io::Result<()> {
 /// # Errors
 ///
 /// When `dir` cannot be listed.
-pub fn remove_stale_partials(dir: &Path, older_than: Duration) -> io::Result<usize> {
+pub fn remove_stale_partials(
+    dir: &Path,
+    older_than: Duration,
+    kept_for: Duration,
+) -> io::Result<usize> {
     let now = std::time::SystemTime::now();
     let mut removed = 0;
     for entry in fs::read_dir(dir)? {
@@ -384,7 +533,15 @@ pub fn remove_stale_partials(dir: &Path, older_than: Duration) -> io::Result<usi
             }
         };
         let name = entry.file_name();
-        let Some(name) = name.to_str().filter(|name| is_partial_name(name)) else {
+        let Some((name, max_age)) = name.to_str().and_then(|name| {
+            if is_partial_name(name) {
+                Some((name, older_than))
+            } else if is_kept_name(name) {
+                Some((name, kept_for))
+            } else {
+                None
+            }
+        }) else {
             continue;
         };
         let path = entry.path();
@@ -393,9 +550,10 @@ pub fn remove_stale_partials(dir: &Path, older_than: Duration) -> io::Result<usi
             let age = meta
                 .modified()
                 .map(|modified| now.duration_since(modified).unwrap_or_default())?;
-            Ok((meta.file_type().is_file() && age > older_than).then_some((meta.len(), age)))
+            Ok((meta.file_type().is_file() && age > max_age).then_some((meta.len(), age)))
         });
         match stale {
+            Ok(Some(_)) if in_use(&path) => {}
             Ok(Some((size, age))) => match fs::remove_file(&path) {
                 Ok(()) => {
                     removed += 1;
@@ -412,6 +570,19 @@ pub fn remove_stale_partials(dir: &Path, older_than: Duration) -> io::Result<usi
         }
     }
     Ok(removed)
+}
+
+#[cfg(unix)]
+use super::resume::{in_use, is_kept_name};
+
+#[cfg(not(unix))]
+fn is_kept_name(_name: &str) -> bool {
+    false
+}
+
+#[cfg(not(unix))]
+fn in_use(_path: &Path) -> bool {
+    false
 }
 
 /// Whether `name` is one of [`prepare`]'s temporary file names.

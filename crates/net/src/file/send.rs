@@ -1,12 +1,18 @@
 //! The sending side: a header, the content streamed and hashed, the
 //! receiver's verdict waited for as long as its work may take.
 
+use std::io::Seek;
+
+use msg_proto::file::{FileFrom, FileOffer};
+
 use super::*;
 
 /// Sends the file at `path` on `conn` and waits (at most `wait` for the
 /// first answer, [`verdict_wait`] for the last) for the receiver to
-/// confirm its hash. `progress` is called with
-/// the bytes sent so far after each chunk.
+/// confirm its hash. With `resume`, the receiver is asked to keep what
+/// arrives should the transfer be cut off, and only the rest goes when it
+/// holds part of the file already ([`Resumed`]). `progress` is called with
+/// the bytes of the file the receiver has or was sent, after each chunk.
 ///
 /// # Errors
 ///
@@ -16,23 +22,37 @@ pub(crate) async fn send<S: Stream>(
     conn: &mut Connection<S>,
     path: &Path,
     wait: Duration,
+    resume: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Sent, Error> {
     let started = Instant::now();
     let (file, header) = open(path)?;
     let name = header.name.as_str().to_owned();
-    conn.write_message(&header.to_message()).await?;
-    match answer(conn, wait, &name).await? {
-        FileResult::Ready => {}
-        other => return Err(unexpected(other, &name)),
+    let mut msg = header.to_message();
+    if resume {
+        msg.flags |= FLAG_RESUME;
     }
+    conn.write_message(&msg).await?;
+    let (file, hasher, resumed) = if resume {
+        start_resumed(conn, file, &header, wait, path).await?
+    } else {
+        match answer(conn, wait, &name).await? {
+            FileResult::Ready => (file, blake3::Hasher::new(), Resumed::No),
+            other => return Err(unexpected(other, &name)),
+        }
+    };
+    let offset = match resumed {
+        Resumed::From(offset) => offset,
+        Resumed::No | Resumed::Mismatch(_) => 0,
+    };
 
     // The file is read and hashed on a thread of its own, a bounded queue
     // ahead of the socket.
     let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
-    let reader = tokio::task::spawn_blocking(move || read_and_hash(file, &tx));
+    let reader = tokio::task::spawn_blocking(move || read_and_hash(file, hasher, &tx));
     let mut sent = 0u64;
     let mut seq = 0u64;
+    progress(offset);
     while let Some(bytes) = rx.recv().await {
         // A receiver that refuses mid-way (a full disk, say) says why and
         // stops taking content: read its reason rather than send on.
@@ -47,15 +67,9 @@ pub(crate) async fn send<S: Stream>(
             return Err(last_word(conn, &name, err.into()).await);
         }
         seq += 1;
-        progress(sent);
+        progress(offset + sent);
     }
-    let digest = reader
-        .await
-        .map_err(|err| io::Error::other(err.to_string()))?
-        .map_err(|source| FileError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+    let digest = read_on(reader, path).await?;
     if let Err(err) = conn.write_message(&FileEnd { digest }.to_message()).await {
         // The receiver may have refused the file and closed just as the
         // last chunk left: its reason is what matters, not the reset.
@@ -64,12 +78,84 @@ pub(crate) async fn send<S: Stream>(
     match answer(conn, verdict_wait(wait, sent), &name).await? {
         FileResult::Saved { name } => Ok(Sent {
             name: crate::text::printable(name.as_bytes()),
-            size: sent,
+            size: offset + sent,
             digest,
             elapsed: started.elapsed(),
+            resumed,
         }),
         other => Err(unexpected(other, &name)),
     }
+}
+
+/// After a header with [`FLAG_RESUME`]: the receiver's answer, `Ready` or
+/// an offer, which is checked against the file's own first bytes and
+/// answered with a [`FileFrom`]. The file positioned where the content
+/// starts, the hash of what comes before, and what became of the offer.
+async fn start_resumed<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    file: fs::File,
+    header: &FileHeader,
+    wait: Duration,
+    path: &Path,
+) -> Result<(fs::File, blake3::Hasher, Resumed), Error> {
+    let name = header.name.as_str();
+    // The receiver reads and hashes what it holds first, up to the size.
+    let msg = next_answer(conn, hash_wait(wait, header.size)).await?;
+    if msg.kind != Kind::FileOffer {
+        return match result(&msg, name)? {
+            FileResult::Ready => Ok((file, blake3::Hasher::new(), Resumed::No)),
+            other => Err(unexpected(other, name)),
+        };
+    }
+    let offer =
+        FileOffer::from_message(&msg, header.size).map_err(|reason| FileError::BadOffer {
+            name: name.to_owned(),
+            reason,
+        })?;
+    let checking = tokio::task::spawn_blocking(move || same_prefix(file, &offer));
+    let (file, hasher, same) = read_on(checking, path).await?;
+    let (from, resumed) = if same {
+        (offer.offset, Resumed::From(offer.offset))
+    } else {
+        (0, Resumed::Mismatch(offer.offset))
+    };
+    conn.write_message(&FileFrom { offset: from }.to_message())
+        .await?;
+    Ok((file, hasher, resumed))
+}
+
+/// What the thread reading the file at `path` came to; its error as the
+/// file's.
+async fn read_on<T>(
+    thread: tokio::task::JoinHandle<io::Result<T>>,
+    path: &Path,
+) -> Result<T, Error> {
+    let read = thread
+        .await
+        .map_err(|err| io::Error::other(err.to_string()))?;
+    Ok(read.map_err(|source| FileError::Read {
+        path: path.to_owned(),
+        source,
+    })?)
+}
+
+/// Whether the file's first bytes are the ones `offer` describes: hashes
+/// as many, and compares the digests in constant time (blake3's `Hash`
+/// does), so that nothing about the receiver's bytes leaks by timing. The
+/// file then stands after them and the hasher has seen them; or, when
+/// they differ, back at the start with a fresh hasher.
+fn same_prefix(
+    mut file: fs::File,
+    offer: &FileOffer,
+) -> io::Result<(fs::File, blake3::Hasher, bool)> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader((&mut file).take(offer.offset))?;
+    let whole = file.stream_position()? == offer.offset;
+    if whole && hasher.finalize() == blake3::Hash::from_bytes(offer.digest) {
+        return Ok((file, hasher, true));
+    }
+    file.rewind()?;
+    Ok((file, blake3::Hasher::new(), false))
 }
 
 /// The slowest a receiver is assumed to finish what it still has of a file
@@ -171,9 +257,13 @@ pub(super) fn mode(meta: &fs::Metadata) -> u32 {
     }
 }
 
-/// Reads `file` to its end in chunks, hashing each, and queues them.
-fn read_and_hash(mut file: fs::File, tx: &mpsc::Sender<Bytes>) -> io::Result<[u8; 32]> {
-    let mut hasher = blake3::Hasher::new();
+/// Reads `file` from where it stands to its end in chunks, hashing each
+/// (on from `hasher`), and queues them.
+fn read_and_hash(
+    mut file: fs::File,
+    mut hasher: blake3::Hasher,
+    tx: &mpsc::Sender<Bytes>,
+) -> io::Result<[u8; 32]> {
     loop {
         // Whole chunks (a read may return less), so that the per-message
         // costs are paid per MiB; `read_to_end` fills fresh capacity
@@ -197,15 +287,31 @@ pub(super) async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     wait: Duration,
     name: &str,
 ) -> Result<FileResult, Error> {
+    let msg = next_answer(conn, wait).await?;
+    result(&msg, name)
+}
+
+/// The receiver's next message, within `wait`; its `Error`, as an error.
+async fn next_answer<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    wait: Duration,
+) -> Result<Message, Error> {
     let msg = tokio::time::timeout(wait, conn.read_message())
         .await
         .map_err(|_| FileError::NoAnswer(wait))??
         .ok_or(FileError::Closed)?;
+    if msg.kind == Kind::Error {
+        return Err(Error::Peer(crate::auth::printable(&msg.body)));
+    }
+    Ok(msg)
+}
+
+/// `msg` as a file result about `name`.
+fn result(msg: &Message, name: &str) -> Result<FileResult, Error> {
     match msg.kind {
         Kind::FileResult => {
-            Ok(FileResult::from_message(&msg).map_err(|err| refused(name, &err.to_string()))?)
+            Ok(FileResult::from_message(msg).map_err(|err| refused(name, &err.to_string()))?)
         }
-        Kind::Error => Err(Error::Peer(crate::auth::printable(&msg.body))),
         found => Err(FileError::Unexpected { found }.into()),
     }
 }

@@ -79,6 +79,11 @@ where
     // And kills every running command's process tree, at once: a task
     // dropped with the set above is dropped only when next polled.
     let _commands = runner.as_deref().map(Runner::kill_on_stop);
+    // Partial files kept for resuming go once they are too old, however
+    // long the listener runs; with the connections, this stops with it.
+    if let Some(save) = &config.save {
+        connections.spawn(save.clone().sweep());
+    }
     loop {
         let accepted = tokio::select! {
             accepted = accept() => accepted,
@@ -565,6 +570,7 @@ mod tests {
                 dir: to.path().to_owned(),
                 overwrite: false,
                 progress: false,
+                partial_max_age: file::PARTIAL_MAX_AGE,
             }),
             ..ServeConfig::default()
         };
@@ -574,7 +580,14 @@ mod tests {
         let sending = async {
             auth::client(&mut client, &auth).await.unwrap();
             let path = from.path().join("f");
-            let sent = file::send(&mut client, &path, Duration::from_secs(5), &mut |_| {}).await;
+            let sent = file::send(
+                &mut client,
+                &path,
+                Duration::from_secs(5),
+                false,
+                &mut |_| {},
+            )
+            .await;
             drop(client);
             sent.unwrap()
         };

@@ -27,6 +27,7 @@ mod receive;
 mod send;
 
 pub(crate) use receive::receive_tree;
+pub(super) use receive::rename_into_place;
 pub(crate) use send::send_tree;
 
 use std::path::PathBuf;

@@ -476,7 +476,7 @@ fn partial_name() -> String {
 
 /// Renames the partial file to its final name in the same folder; without
 /// `overwrite`, never over a file that appeared meanwhile.
-fn rename_into_place(
+pub(in crate::file) fn rename_into_place(
     dir: &OwnedFd,
     partial: &str,
     name: &str,

@@ -1,0 +1,358 @@
+//! Resuming, the receiver's side (`msg send --resume`): the partial file
+//! it keeps when a transfer is cut off, and the offer of what it holds.
+//!
+//! ```text
+//! sender                                   receiver
+//!   FileHeader, flag RESUME             ──>  opens .msg-resume-<hex of name and size>
+//!                                       <──  Ready (it holds nothing)
+//!                                       <──  or FileOffer: N bytes, BLAKE3 of them
+//!   FileFrom N (its own first N agree)  ──>
+//!          or 0 (they differ)           ──>  empties the partial file
+//!   FileChunk… bytes N.., FileEnd       ──>  hashing goes on from its prefix's
+//! ```
+//!
+//! The partial file's name is the receiver's own, made from the file's
+//! name and size (never the peer's bytes as a path), in the save directory
+//! itself, opened without following a link and locked (`flock`) for as
+//! long as a transfer writes it; its length is all the state there is.
+//! What it holds was never checked while it arrived: the sender's own
+//! hash of the same range is what vouches for it, and the `FileEnd`
+//! digest still covers the whole file, the prefix included.
+
+use std::io::Seek;
+use std::os::fd::OwnedFd;
+
+use msg_proto::file::{FileFrom, FileOffer};
+use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::receive::{Failure, Start, for_peer};
+use super::*;
+
+/// The name of a partial file kept for resuming: this prefix, then
+/// [`KEPT_HEX`] hex digits.
+const KEPT_PREFIX: &str = ".msg-resume-";
+
+/// How many hex digits follow [`KEPT_PREFIX`]: 128 bits of the name's
+/// hash, no two files' names alike in practice.
+const KEPT_HEX: usize = 32;
+
+/// How long a transfer waits for another to let go of its partial file
+/// ([`Kept::lock`]): a sender killed and started again at once finds the
+/// receiver still writing what the first one sent, for a moment.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// How often it tries the lock meanwhile.
+const LOCK_POLL: Duration = Duration::from_millis(20);
+
+/// The partial file's name for a file of this name and size: the
+/// receiver's, derived (BLAKE3 in key-derivation mode) from both, so that
+/// the same file sent again finds it, and a file of another size does not.
+pub(super) fn kept_name(header: &FileHeader) -> String {
+    let mut hasher = blake3::Hasher::new_derive_key("msg 2026 resume: the partial file's name");
+    hasher.update(&header.size.to_be_bytes());
+    hasher.update(header.name.as_str().as_bytes());
+    let hex = hasher.finalize().to_hex();
+    format!("{KEPT_PREFIX}{}", &hex[..KEPT_HEX])
+}
+
+/// Whether `name` is one of [`kept_name`]'s.
+pub(super) fn is_kept_name(name: &str) -> bool {
+    name.strip_prefix(KEPT_PREFIX).is_some_and(|hex| {
+        hex.len() == KEPT_HEX && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// Whether another transfer holds the partial file at `path` (its lock):
+/// the stale clean-up leaves it alone, however old its last write.
+pub(super) fn in_use(path: &Path) -> bool {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    rustix::fs::open(path, flags, Mode::empty()).is_ok_and(|fd| {
+        rustix::fs::flock(&fd, FlockOperation::NonBlockingLockShared) == Err(Errno::WOULDBLOCK)
+    })
+}
+
+/// A partial file kept for resuming, open and locked.
+#[derive(Debug)]
+pub(super) struct Kept {
+    dir: OwnedFd,
+    name: String,
+    file: fs::File,
+}
+
+impl Kept {
+    /// Opens (or makes, owner-only) the partial file for `header` in
+    /// `save_dir`; the reason to give the sender otherwise. It is not
+    /// read or written before [`Kept::lock`].
+    pub(super) fn open(save_dir: &Path, header: &FileHeader) -> Result<Self, String> {
+        let cannot = |err: Errno| format!("cannot keep a partial file: {}", io::Error::from(err));
+        let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let dir = rustix::fs::open(save_dir, dir_flags, Mode::empty()).map_err(cannot)?;
+        let name = kept_name(header);
+        // No link followed out of the directory, and no FIFO planted under
+        // the name left to block the open.
+        let flags =
+            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let not_ours = || format!("cannot keep a partial file: {name} is not one");
+        let fd = match rustix::fs::openat(&dir, name.as_str(), flags, Mode::RUSR | Mode::WUSR) {
+            Ok(fd) => fd,
+            Err(Errno::LOOP) => return Err(not_ours()),
+            Err(err) => return Err(cannot(err)),
+        };
+        let stat = rustix::fs::fstat(&fd).map_err(cannot)?;
+        // A regular file with no other name: not one linked here from
+        // elsewhere to be written through.
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile || stat.st_nlink != 1 {
+            return Err(not_ours());
+        }
+        Ok(Self {
+            dir,
+            name,
+            file: fs::File::from(fd),
+        })
+    }
+
+    /// Locks it for this transfer, waiting up to [`LOCK_WAIT`] for
+    /// another one to let go (one just cut off may still be writing what
+    /// it had); the reason to give the sender otherwise.
+    async fn lock(&self, name: &str) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match rustix::fs::flock(&self.file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(()),
+                Err(Errno::WOULDBLOCK) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(LOCK_POLL).await;
+                }
+                Err(Errno::WOULDBLOCK) => return Err(crate::refusal::RESUME_BUSY.format(name)),
+                Err(err) => {
+                    return Err(format!(
+                        "cannot keep a partial file: {}",
+                        io::Error::from(err)
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The open file.
+    pub(super) fn file(&self) -> &fs::File {
+        &self.file
+    }
+
+    /// Renames it to `target` in the save directory (never over a file
+    /// without `overwrite`); removed if that fails.
+    pub(super) fn persist(self, target: &str, overwrite: bool) -> Result<(), String> {
+        tree::rename_into_place(&self.dir, &self.name, target, overwrite).map_err(|err| {
+            let _ = rustix::fs::unlinkat(&self.dir, &self.name, AtFlags::empty());
+            match err {
+                Errno::EXIST => crate::refusal::FILE_EXISTS.format(target),
+                err => format!("cannot save {target}: {}", io::Error::from(err)),
+            }
+        })
+    }
+
+    /// After a failed transfer: kept when it was `cut` off (what arrived
+    /// is as good as it was; the next offer's hash says), removed when the
+    /// content was refused.
+    pub(super) fn give_up(self, cut: bool, header: &FileHeader) {
+        if cut {
+            let held = self.file.metadata().map(|meta| meta.len()).unwrap_or(0);
+            info!(
+                held,
+                size = header.size,
+                "kept {held} bytes of {} in {} for the sender to resume",
+                header.name.as_str().escape_debug(),
+                self.name
+            );
+        } else {
+            let _ = rustix::fs::unlinkat(&self.dir, &self.name, AtFlags::empty());
+        }
+    }
+}
+
+/// Offers the sender what `kept` holds of a file of `size` bytes and
+/// reads where its content starts: [`Start`] at 0 when it holds nothing,
+/// or when the sender's bytes differ (the file is emptied then, by the
+/// writer), else after what it holds, its hash under way.
+pub(super) async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    kept: &Kept,
+    header: &FileHeader,
+) -> Result<Start, Failure> {
+    kept.lock(header.name.as_str())
+        .await
+        .map_err(Failure::Quiet)?;
+    let size = header.size;
+    let file = kept.file.try_clone()?;
+    let held = tokio::task::spawn_blocking(move || held(file, size))
+        .await
+        .map_err(|err| io::Error::other(err.to_string()))?
+        .map_err(|err| {
+            Failure::Refuse(format!("cannot read its partial file: {}", for_peer(&err)))
+        })?;
+    let Some((offset, hasher)) = held else {
+        conn.write_message(&FileResult::Ready.to_message()).await?;
+        return Ok(Start::whole());
+    };
+    let offer = FileOffer {
+        offset,
+        digest: *hasher.finalize().as_bytes(),
+    };
+    conn.write_message(&offer.to_message()).await?;
+    // The sender reads and hashes as many bytes of its own first.
+    let wait = hash_wait(IDLE_TIMEOUT, offset);
+    let msg = tokio::time::timeout(wait, conn.read_message())
+        .await
+        .map_err(|_| {
+            Failure::Quiet(
+                crate::refusal::RESUME_NO_ANSWER.format(humantime::format_duration(
+                    Duration::from_secs(wait.as_secs()),
+                )),
+            )
+        })??
+        .ok_or_else(|| {
+            Failure::Fatal(Error::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the sender closed the connection after an offer to resume",
+            )))
+        })?;
+    let from =
+        FileFrom::from_message(&msg, offset).map_err(|err| Failure::Quiet(err.to_string()))?;
+    Ok(if from.offset == offset {
+        Start {
+            offset,
+            hasher,
+            restart: false,
+        }
+    } else {
+        Start {
+            restart: true,
+            ..Start::whole()
+        }
+    })
+}
+
+/// How much of a file of `size` bytes `file` holds, hashed, its position
+/// after it: `None` when nothing, or more than `size` (which no cut-off
+/// transfer of this file leaves: emptied).
+fn held(mut file: fs::File, size: u64) -> io::Result<Option<(u64, blake3::Hasher)>> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    if len > size {
+        file.set_len(0)?;
+        file.rewind()?;
+        return Ok(None);
+    }
+    file.rewind()?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader((&mut file).take(len))?;
+    if file.stream_position()? != len {
+        // Shorter than it was a moment ago: nobody else writes it (it is
+        // locked), so something is wrong with it; start over.
+        file.set_len(0)?;
+        file.rewind()?;
+        return Ok(None);
+    }
+    Ok(Some((len, hasher)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::header;
+    use super::*;
+
+    #[test]
+    fn the_name_is_the_receivers_own_and_tells_files_apart() {
+        let name = kept_name(&header("report (1).pdf", 5));
+        assert!(is_kept_name(&name), "{name}");
+        assert!(!name.contains('/'));
+        assert_eq!(name, kept_name(&header("report (1).pdf", 5)));
+        assert_ne!(name, kept_name(&header("report (1).pdf", 6)));
+        assert_ne!(name, kept_name(&header("other", 5)));
+        for not in [
+            ".msg-resume-",
+            ".msg-partial-aB3xY9",
+            &format!("{KEPT_PREFIX}{}", "A".repeat(KEPT_HEX)),
+            &format!("{KEPT_PREFIX}{}", "a".repeat(KEPT_HEX + 1)),
+        ] {
+            assert!(!is_kept_name(not), "{not}");
+        }
+    }
+
+    /// docs/wire.md gives the name of `hello.txt`'s partial file, 5
+    /// bytes, so that a peer's author can check the derivation.
+    #[test]
+    fn the_wire_docs_carry_the_name_of_a_partial_file() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/wire.md");
+        let docs = fs::read_to_string(path).expect("docs/wire.md");
+        let name = kept_name(&header("hello.txt", 5));
+        assert!(
+            docs.contains(&format!("`{name}`")),
+            "docs/wire.md lacks `{name}`"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_partial_file_is_locked_while_in_use_and_never_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = header("f", 10);
+        let kept = Kept::open(dir.path(), &h).unwrap();
+        let path = dir.path().join(kept_name(&h));
+        assert!(!in_use(&path));
+        kept.lock("f").await.unwrap();
+        assert!(in_use(&path));
+        let started = Instant::now();
+        assert_eq!(
+            Kept::open(dir.path(), &h)
+                .unwrap()
+                .lock("f")
+                .await
+                .unwrap_err(),
+            "f is being received on another connection; try again once that one ends"
+        );
+        assert!(started.elapsed() >= LOCK_WAIT);
+        kept.give_up(true, &h);
+        assert!(path.exists() && !in_use(&path));
+
+        // A link, or a second name of a file elsewhere, is not written.
+        let other = header("g", 10);
+        let outside = dir.path().join("outside");
+        fs::write(&outside, b"keep").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.path().join(kept_name(&other))).unwrap();
+        assert!(
+            Kept::open(dir.path(), &other)
+                .unwrap_err()
+                .ends_with("is not one")
+        );
+        let third = header("h", 10);
+        fs::hard_link(&outside, dir.path().join(kept_name(&third))).unwrap();
+        assert!(
+            Kept::open(dir.path(), &third)
+                .unwrap_err()
+                .ends_with("is not one")
+        );
+        assert_eq!(fs::read(&outside).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn what_is_held_is_hashed_and_more_than_the_file_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        fs::write(&path, b"hello").unwrap();
+        let open = || {
+            fs::File::options()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap()
+        };
+        let (len, hasher) = held(open(), 10).unwrap().unwrap();
+        assert_eq!(len, 5);
+        assert_eq!(hasher.finalize(), blake3::hash(b"hello"));
+        assert!(held(open(), 4).unwrap().is_none());
+        assert_eq!(fs::metadata(&path).unwrap().len(), 0);
+        assert!(held(open(), 4).unwrap().is_none());
+    }
+}
