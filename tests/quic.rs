@@ -197,3 +197,48 @@ fn quic_flags_are_checked_before_anything_starts() {
         "--quic is served by the tokio engine",
     );
 }
+
+#[test]
+fn bench_measures_quic_beside_udp_and_refuses_what_it_cannot_measure() {
+    for mode in ["pingpong", "throughput"] {
+        let done = run(
+            &[
+                "bench",
+                "--transports",
+                "udp,quic",
+                "--mode",
+                mode,
+                "--sizes",
+                "64",
+                "--runs",
+                "1",
+                "--duration",
+                "100ms",
+                "--warmup",
+                "50ms",
+                "--json",
+            ],
+            None,
+        );
+        assert_eq!(done.code(), Some(0), "{mode}: {}", done.stderr);
+        let json: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+        let cells = json["results"].as_array().unwrap();
+        let quic = cells
+            .iter()
+            .find(|c| c["transport"] == "quic")
+            .unwrap_or_else(|| panic!("{mode}: no quic cell in {}", done.stdout));
+        assert!(
+            quic["received"].as_u64().unwrap_or(0) > 0
+                || quic["p50_us"].as_f64().unwrap_or(0.0) > 0.0,
+            "{mode}: {quic}"
+        );
+    }
+    assert_usage_error(
+        &["bench", "--transports", "quic", "--io", "blocking"],
+        "the blocking engine does no TLS or QUIC",
+    );
+    assert_usage_error(
+        &["bench", "--transports", "quic", "127.0.0.1:9"],
+        "measured against the built-in listener only",
+    );
+}
