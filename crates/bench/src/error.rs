@@ -269,7 +269,7 @@ pub enum Error {
     /// TLS against a remote listener: the benchmark measures it against
     /// its built-in listener, whose certificate it pins.
     #[error(
-        "tls is measured against the built-in listener only, whose certificate the benchmark pins"
+        "tls and quic are measured against the built-in listener only, whose certificate the benchmark pins"
     )]
     TlsRemote,
     /// A `clients` load over a transport whose peers do not connect.

@@ -280,7 +280,7 @@ impl Plan {
         }
         if self.engines.contains(&Engine::Blocking) {
             let refused = if encrypted {
-                Some("no TLS (the tokio engine measures it)")
+                Some("no TLS or QUIC (the tokio engine measures them)")
             } else if !self.impairments.is_empty() {
                 Some("no impaired runs (their TCP retransmissions come from the tokio link)")
             } else if self.rate.is_some() {

@@ -64,6 +64,13 @@ pub(crate) struct TransportArg {
     /// that keeps each send's boundary; ADDR is its path, or @NAME
     #[arg(long)]
     pub(crate) seqpacket: bool,
+
+    /// Use QUIC: a connection over UDP, always encrypted (TLS 1.3, ALPN
+    /// msg), each message framed on one stream as over TCP; the TLS flags
+    /// apply as with --tls (a listener without --cert prints the
+    /// fingerprint of a self-signed certificate to pin)
+    #[arg(long)]
+    pub(crate) quic: bool,
 }
 
 /// The transports `--udp` and `--tcp` name where several may be measured:
@@ -86,6 +93,8 @@ impl TransportArg {
             Transport::UnixDgram
         } else if self.seqpacket {
             Transport::Seqpacket
+        } else if self.quic {
+            Transport::Quic
         } else {
             Transport::Tcp
         }
@@ -458,9 +467,12 @@ fn parse_max_frame(s: &str) -> Result<usize, String> {
     Ok(n as usize)
 }
 
-/// TLS on a listener: `msg listen --tls`.
+/// TLS on a listener: `msg listen --tls`, and `--quic`, which is always
+/// inside TLS: the flags below need one or the other (the group
+/// `secure`).
 #[derive(Debug, Args)]
 #[command(next_help_heading = "TLS")]
+#[command(group = clap::ArgGroup::new("secure").args(["tls", "quic"]).multiple(true))]
 pub(crate) struct TlsListenArgs {
     /// Encrypt every connection with TLS (over --tcp, --unix or
     /// --seqpacket). Without --cert and --key, a new self-signed
@@ -470,17 +482,17 @@ pub(crate) struct TlsListenArgs {
     pub(crate) tls: bool,
 
     /// The certificate chain to present, in PEM, this listener's own first
-    #[arg(long, value_name = "PATH", requires_all = ["tls", "key"])]
+    #[arg(long, value_name = "PATH", requires_all = ["secure", "key"])]
     pub(crate) cert: Option<PathBuf>,
 
     /// The certificate's private key, in PEM (read as a secret file is: a
     /// regular file, with a warning when others may read it)
-    #[arg(long, value_name = "PATH", requires_all = ["tls", "cert"])]
+    #[arg(long, value_name = "PATH", requires_all = ["secure", "cert"])]
     pub(crate) key: Option<PathBuf>,
 
     /// Mutual TLS: serve only clients that present a certificate signed by
     /// a CA in this PEM file (msg send --client-cert)
-    #[arg(long, value_name = "PATH", requires = "tls")]
+    #[arg(long, value_name = "PATH", requires = "secure")]
     pub(crate) client_ca: Option<PathBuf>,
 }
 
@@ -494,7 +506,7 @@ impl TlsListenArgs {
         addr: &PeerAddr,
         handshake_timeout: Duration,
     ) -> anyhow::Result<Option<TlsServer>> {
-        if !self.tls {
+        if !self.tls && !transport.caps().encrypted {
             return Ok(None);
         }
         check_tls_transport(transport)?;
@@ -518,9 +530,11 @@ impl TlsListenArgs {
     }
 }
 
-/// TLS on a client: `msg send --tls`, and connect, exec, bench.
+/// TLS on a client: `msg send --tls`, and connect, exec, bench; and
+/// `--quic`, always inside TLS, as for a listener.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "TLS")]
+#[command(group = clap::ArgGroup::new("secure").args(["tls", "quic"]).multiple(true))]
 pub(crate) struct TlsClientArgs {
     /// Encrypt the connection with TLS (over --tcp, --unix or
     /// --seqpacket), the listener's certificate checked against the
@@ -529,33 +543,33 @@ pub(crate) struct TlsClientArgs {
     pub(crate) tls: bool,
 
     /// Trust the CAs in this PEM file instead of the system's
-    #[arg(long, value_name = "PATH", requires = "tls",
+    #[arg(long, value_name = "PATH", requires = "secure",
           conflicts_with_all = ["tls_fingerprint", "insecure"])]
     pub(crate) ca: Option<PathBuf>,
 
     /// Trust exactly the certificate with this SHA-256 fingerprint (as
     /// msg listen --tls prints it, or openssl x509 -fingerprint -sha256),
     /// whatever it names or signed it, as ssh trusts a known host
-    #[arg(long, value_name = "HEX", requires = "tls", conflicts_with = "insecure",
+    #[arg(long, value_name = "HEX", requires = "secure", conflicts_with = "insecure",
           value_parser = parse_fingerprint)]
     pub(crate) tls_fingerprint: Option<Fingerprint>,
 
     /// Check nothing about the listener's certificate: anyone on the path
     /// can then read and change everything. Warns at every connection
-    #[arg(long, requires = "tls")]
+    #[arg(long, requires = "secure")]
     pub(crate) insecure: bool,
 
     /// The name the listener's certificate must hold, instead of the host
     /// in ADDR (localhost for a Unix socket)
-    #[arg(long, value_name = "NAME", requires = "tls")]
+    #[arg(long, value_name = "NAME", requires = "secure")]
     pub(crate) tls_name: Option<String>,
 
     /// Mutual TLS: present this certificate chain (PEM) to the listener
-    #[arg(long, value_name = "PATH", requires_all = ["tls", "client_key"])]
+    #[arg(long, value_name = "PATH", requires_all = ["secure", "client_key"])]
     pub(crate) client_cert: Option<PathBuf>,
 
     /// The private key of --client-cert, in PEM
-    #[arg(long, value_name = "PATH", requires_all = ["tls", "client_cert"])]
+    #[arg(long, value_name = "PATH", requires_all = ["secure", "client_cert"])]
     pub(crate) client_key: Option<PathBuf>,
 }
 
@@ -568,7 +582,7 @@ impl TlsClientArgs {
         addr: &str,
         handshake_timeout: Duration,
     ) -> anyhow::Result<Option<TlsClient>> {
-        if !self.tls {
+        if !self.tls && !transport.caps().encrypted {
             return Ok(None);
         }
         check_tls_transport(transport)?;

@@ -72,6 +72,9 @@ pub enum Error {
     /// TLS could not be set up, or its handshake failed.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// QUIC could not start, or its handshake failed.
+    #[error(transparent)]
+    Quic(#[from] crate::quic::QuicError),
     /// Authentication failed; the source says why.
     #[error("authentication failed")]
     Auth(#[from] crate::auth::AuthFailure),

@@ -66,6 +66,10 @@
 //!   from files or self-signed, a client's verification (roots, a CA
 //!   file, a pinned fingerprint), mutual TLS, handshakes within a timeout;
 //!   `stream.rs` wraps a stream in it right after connecting or accepting.
+//! - [`quic`]: QUIC (`--quic`): a connection over UDP whose one stream
+//!   carries msg's frames, its TLS `--tls`'s certificates and pinning with
+//!   ALPN `msg`; a stream kind in `stream.rs`, its handshakes made by the
+//!   listener's own accepting task within the limits.
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.
 //! - [`TcpInfo`]: the kernel's view of a TCP link (retransmissions, RTT,
 //!   timeout), from [`Link::tcp_info`].
@@ -132,6 +136,7 @@ mod listener;
 mod log;
 pub mod ping;
 pub mod printer;
+pub mod quic;
 pub mod raw;
 pub mod refusal;
 mod respond;

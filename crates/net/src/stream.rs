@@ -28,6 +28,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream, unix};
 
 use crate::link::ConnectOptions;
+use crate::quic::{QuicListener, QuicReader, QuicStream, QuicWriter};
 use crate::transport::StreamKind;
 use crate::{Error, TcpInfo, Transport};
 
@@ -46,6 +47,8 @@ pub(crate) enum AnyStream {
     /// A TLS session over one of the others (boxed: rustls's state is
     /// about 1 KiB, and a plain stream should not carry its size).
     Tls(Box<Tls>),
+    /// A QUIC connection's stream (`quic.rs`), TLS being QUIC's own.
+    Quic(Box<QuicStream>),
 }
 
 /// The reading half of a split [`AnyStream`].
@@ -59,6 +62,8 @@ pub(crate) enum AnyReader {
     Seqpacket(SeqpacketReader),
     /// A TLS session's.
     Tls(tokio::io::ReadHalf<Tls>),
+    /// A QUIC stream's.
+    Quic(QuicReader),
 }
 
 /// The writing half of a split [`AnyStream`].
@@ -72,6 +77,8 @@ pub(crate) enum AnyWriter {
     Seqpacket(SeqpacketWriter),
     /// A TLS session's.
     Tls(tokio::io::WriteHalf<Tls>),
+    /// A QUIC stream's.
+    Quic(QuicWriter),
 }
 
 /// A listening socket for any kind of [`AnyStream`].
@@ -97,6 +104,9 @@ pub(crate) enum AnyListener {
         listener: SeqpacketListener,
         path: UnixPath,
     },
+    /// A QUIC endpoint, which makes each connection's handshake itself
+    /// before the connection is accepted.
+    Quic(QuicListener),
 }
 
 /// Connects a stream of `kind` to `addr` within the options' timeout
@@ -107,6 +117,17 @@ pub(crate) async fn connect(
     addr: &PeerAddr,
     options: &ConnectOptions,
 ) -> Result<AnyStream, Error> {
+    if kind == StreamKind::Quic {
+        // TLS is QUIC's own handshake, not a layer over its stream.
+        let tls = options
+            .tls
+            .as_ref()
+            .ok_or(crate::tls::TlsError::Needed(Transport::Quic))?;
+        let ip = Transport::Quic.inet(addr)?;
+        return Ok(AnyStream::Quic(Box::new(
+            crate::quic::connect(ip, tls).await?,
+        )));
+    }
     let stream = connect_plain(kind, addr, options.timeout).await?;
     match &options.tls {
         Some(tls) => Ok(AnyStream::Tls(Box::new(tls.connect(stream, addr).await?))),
@@ -143,6 +164,7 @@ async fn connect_plain(
             StreamKind::Seqpacket => SeqpacketStream::connect(unix_path(addr)?)
                 .map(AnyStream::Seqpacket)
                 .map_err(failed),
+            StreamKind::Quic => unreachable!("QUIC connects in `connect`"),
         }
     };
     match timeout {
@@ -190,14 +212,20 @@ pub(crate) async fn bind(
                 _file: file,
             }
         }
+        StreamKind::Quic => AnyListener::Quic(QuicListener::bind(Transport::Quic.inet(addr)?)?),
     };
     Ok(msg_tcp::Listener::new(listener, options))
 }
 
 impl AnyStream {
     /// The server's side of a TLS handshake over this stream.
+    /// A QUIC stream made its handshake before it was accepted: it is
+    /// returned as it is.
     pub(crate) async fn accept_tls(self, tls: &crate::tls::TlsServer) -> Result<Self, Error> {
-        Ok(Self::Tls(Box::new(tls.accept(self).await?)))
+        match self {
+            Self::Quic(_) => Ok(self),
+            plain => Ok(Self::Tls(Box::new(tls.accept(plain).await?))),
+        }
     }
 
     /// Turns keepalive probes on after `after` of silence where the kind
@@ -206,7 +234,7 @@ impl AnyStream {
         match self {
             Self::Tcp(stream) => msg_tcp::tcp::keepalive(stream, after),
             Self::Tls(stream) => stream.get_ref().0.keepalive(after),
-            Self::Unix(_) | Self::Seqpacket(_) => {}
+            Self::Unix(_) | Self::Seqpacket(_) | Self::Quic(_) => {}
         }
     }
 
@@ -215,7 +243,7 @@ impl AnyStream {
         match self {
             Self::Tcp(stream) => tcp_info_of(stream),
             Self::Tls(stream) => stream.get_ref().0.tcp_info(),
-            Self::Unix(_) | Self::Seqpacket(_) => Ok(None),
+            Self::Unix(_) | Self::Seqpacket(_) | Self::Quic(_) => Ok(None),
         }
     }
 }
@@ -226,7 +254,7 @@ impl AnyWriter {
         match self {
             Self::Tcp(write) => tcp_info_of(write.as_ref()),
             // tokio's lock-shared half does not lend its stream.
-            Self::Unix(_) | Self::Seqpacket(_) | Self::Tls(_) => Ok(None),
+            Self::Unix(_) | Self::Seqpacket(_) | Self::Tls(_) | Self::Quic(_) => Ok(None),
         }
     }
 }
@@ -242,6 +270,28 @@ impl AnyListener {
                     cred: None,
                 }))
             }
+            Self::Quic(listener) => listener.local_addr().map(PeerAddr::Inet),
+        }
+    }
+
+    /// Makes ready to accept: a listener that makes each connection's
+    /// handshake itself (QUIC) takes TLS's settings and the limits on
+    /// handshakes and idle peers now; the others have nothing to do.
+    pub(crate) fn start(
+        &self,
+        tls: Option<&crate::tls::TlsServer>,
+        limits: &crate::Limits,
+    ) -> Result<(), Error> {
+        match (self, tls) {
+            (Self::Quic(listener), Some(tls)) => {
+                let admission = crate::quic::Admission {
+                    max_handshakes: limits.max_handshakes,
+                    idle: limits.idle_timeout,
+                };
+                Ok(listener.start(tls, admission)?)
+            }
+            (Self::Quic(_), None) => Err(crate::tls::TlsError::Needed(Transport::Quic).into()),
+            _ => Ok(()),
         }
     }
 }
@@ -273,6 +323,7 @@ impl Stream for AnyStream {
             Self::Unix(stream) => stream.apply(options),
             Self::Seqpacket(stream) => stream.apply(options),
             Self::Tls(stream) => stream.apply(options),
+            Self::Quic(stream) => stream.apply(options),
         }
     }
 
@@ -282,6 +333,7 @@ impl Stream for AnyStream {
             Self::Unix(stream) => Stream::peer_addr(stream),
             Self::Seqpacket(stream) => Stream::peer_addr(stream),
             Self::Tls(stream) => Stream::peer_addr(&**stream),
+            Self::Quic(stream) => Stream::peer_addr(&**stream),
         }
     }
 
@@ -303,6 +355,10 @@ impl Stream for AnyStream {
                 let (read, write) = Stream::into_split(*stream);
                 (AnyReader::Tls(read), AnyWriter::Tls(write))
             }
+            Self::Quic(stream) => {
+                let (read, write) = Stream::into_split(*stream);
+                (AnyReader::Quic(read), AnyWriter::Quic(write))
+            }
         }
     }
 
@@ -312,6 +368,7 @@ impl Stream for AnyStream {
             Self::Unix(stream) => stream.input_waiting(),
             Self::Seqpacket(stream) => stream.input_waiting(),
             Self::Tls(stream) => stream.input_waiting(),
+            Self::Quic(stream) => stream.input_waiting(),
         }
     }
 }
@@ -327,6 +384,9 @@ impl Accept for AnyListener {
                 .map_ok(|(stream, peer)| (AnyStream::Unix(stream), peer)),
             Self::Seqpacket { listener, .. } => Accept::poll_accept(listener, cx)
                 .map_ok(|(stream, peer)| (AnyStream::Seqpacket(stream), peer)),
+            Self::Quic(listener) => listener
+                .poll_accept(cx)
+                .map_ok(|(stream, peer)| (AnyStream::Quic(Box::new(stream)), peer)),
         }
     }
 }
@@ -345,6 +405,7 @@ macro_rules! read_through {
                     Self::Unix(inner) => Pin::new(inner).poll_read(cx, buf),
                     Self::Seqpacket(inner) => Pin::new(inner).poll_read(cx, buf),
                     Self::Tls(inner) => end_of_session(Pin::new(inner).poll_read(cx, buf)),
+                    Self::Quic(inner) => Pin::new(inner).poll_read(cx, buf),
                 }
             }
         }
@@ -367,6 +428,7 @@ macro_rules! write_through {
                     Self::Unix(inner) => Pin::new(inner).poll_write(cx, buf),
                     Self::Seqpacket(inner) => Pin::new(inner).poll_write(cx, buf),
                     Self::Tls(inner) => Pin::new(inner).poll_write(cx, buf),
+                    Self::Quic(inner) => Pin::new(inner).poll_write(cx, buf),
                 }
             }
 
@@ -380,6 +442,7 @@ macro_rules! write_through {
                     Self::Unix(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
                     Self::Seqpacket(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
                     Self::Tls(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
+                    Self::Quic(inner) => Pin::new(inner).poll_write_vectored(cx, bufs),
                 }
             }
 
@@ -389,6 +452,7 @@ macro_rules! write_through {
                     Self::Unix(inner) => inner.is_write_vectored(),
                     Self::Seqpacket(inner) => inner.is_write_vectored(),
                     Self::Tls(inner) => inner.is_write_vectored(),
+                    Self::Quic(inner) => inner.is_write_vectored(),
                 }
             }
 
@@ -398,6 +462,7 @@ macro_rules! write_through {
                     Self::Unix(inner) => Pin::new(inner).poll_flush(cx),
                     Self::Seqpacket(inner) => Pin::new(inner).poll_flush(cx),
                     Self::Tls(inner) => Pin::new(inner).poll_flush(cx),
+                    Self::Quic(inner) => Pin::new(inner).poll_flush(cx),
                 }
             }
 
@@ -407,6 +472,7 @@ macro_rules! write_through {
                     Self::Unix(inner) => Pin::new(inner).poll_shutdown(cx),
                     Self::Seqpacket(inner) => Pin::new(inner).poll_shutdown(cx),
                     Self::Tls(inner) => Pin::new(inner).poll_shutdown(cx),
+                    Self::Quic(inner) => Pin::new(inner).poll_shutdown(cx),
                 }
             }
         }

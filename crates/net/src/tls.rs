@@ -365,6 +365,8 @@ pub struct ServerOptions {
 #[derive(Clone)]
 pub struct TlsServer {
     acceptor: TlsAcceptor,
+    /// The same configuration, for QUIC's handshake (`quic.rs`).
+    config: Arc<rustls::ServerConfig>,
     fingerprint: Fingerprint,
     timeout: Duration,
 }
@@ -421,8 +423,10 @@ impl TlsServer {
         let config = builder
             .with_single_cert(chain, key)
             .map_err(TlsError::Identity)?;
+        let config = Arc::new(config);
         Ok(Self {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            acceptor: TlsAcceptor::from(Arc::clone(&config)),
+            config,
             fingerprint,
             timeout: options.handshake_timeout,
         })
@@ -431,6 +435,12 @@ impl TlsServer {
     /// How long a handshake may take.
     pub fn handshake_timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The rustls configuration TLS over a stream uses, for QUIC to
+    /// derive its own from.
+    pub(crate) fn rustls_config(&self) -> &rustls::ServerConfig {
+        &self.config
     }
 
     /// The SHA-256 fingerprint of its certificate, for clients to pin.
@@ -484,6 +494,8 @@ pub struct ClientOptions {
 #[derive(Clone)]
 pub struct TlsClient {
     connector: TlsConnector,
+    /// The same configuration, for QUIC's handshake (`quic.rs`).
+    config: Arc<rustls::ClientConfig>,
     server_name: Option<ServerName<'static>>,
     timeout: Duration,
 }
@@ -538,8 +550,10 @@ impl TlsClient {
                     .map_err(|_| TlsError::BadName(name.to_owned()))
             })
             .transpose()?;
+        let config = Arc::new(config);
         Ok(Self {
-            connector: TlsConnector::from(Arc::new(config)),
+            connector: TlsConnector::from(Arc::clone(&config)),
+            config,
             server_name,
             timeout: options.handshake_timeout,
         })
@@ -552,17 +566,35 @@ impl TlsClient {
         stream: S,
         addr: &PeerAddr,
     ) -> Result<TlsStream<S>, TlsError> {
-        let name = match (&self.server_name, addr.inet()) {
-            (Some(name), _) => name.clone(),
-            (None, Some(ip)) => ServerName::IpAddress(ip.ip().into()),
-            (None, None) => ServerName::try_from(LOCAL_NAME).expect("a valid name"),
-        };
-        let connect = self.connector.connect(name, stream);
+        let connect = self.connector.connect(self.name_for(addr), stream);
         match tokio::time::timeout(self.timeout, connect).await {
             Ok(Ok(stream)) => Ok(TlsStream::Client(stream)),
             Ok(Err(err)) => Err(handshake_error(&err, Peer::Listener)),
             Err(_) => Err(TlsError::Timeout(self.timeout)),
         }
+    }
+}
+
+impl TlsClient {
+    /// The name the listener's certificate must hold when connected to
+    /// `addr`: the one given, or the address, or [`LOCAL_NAME`].
+    pub(crate) fn name_for(&self, addr: &PeerAddr) -> ServerName<'static> {
+        match (&self.server_name, addr.inet()) {
+            (Some(name), _) => name.clone(),
+            (None, Some(ip)) => ServerName::IpAddress(ip.ip().into()),
+            (None, None) => ServerName::try_from(LOCAL_NAME).expect("a valid name"),
+        }
+    }
+
+    /// The rustls configuration TLS over a stream uses, for QUIC to
+    /// derive its own from.
+    pub(crate) fn rustls_config(&self) -> &rustls::ClientConfig {
+        &self.config
+    }
+
+    /// How long a handshake may take.
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        self.timeout
     }
 }
 
@@ -624,7 +656,6 @@ fn handshake_error(err: &io::Error, peer: Peer) -> TlsError {
 
 /// Why our verifier refused a certificate, carried through rustls's error
 /// to [`handshake_error`].
-#[derive(Debug)]
 struct Rejected {
     problem: CertProblem,
     fingerprint: Fingerprint,
@@ -633,6 +664,18 @@ struct Rejected {
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.problem, self.fingerprint)
+    }
+}
+
+/// As [`TlsError::Certificate`] says it: rustls's own text of the error
+/// (all QUIC's handshake gives back) shows this.
+impl fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}; the certificate it presented has sha256 fingerprint {}",
+            self.problem, self.fingerprint
+        )
     }
 }
 
@@ -730,7 +773,7 @@ impl ServerCertVerifier for Explained {
     }
 }
 
-fn name_text(name: &ServerName<'_>) -> String {
+pub(crate) fn name_text(name: &ServerName<'_>) -> String {
     match name {
         ServerName::DnsName(dns) => dns.as_ref().to_owned(),
         ServerName::IpAddress(ip) => IpAddr::from(*ip).to_string(),

@@ -28,17 +28,22 @@ pub enum Transport {
     /// needs TLS's settings ([`ConnectOptions::tls`](crate::ConnectOptions::tls),
     /// [`ServeConfig::tls`](crate::ServeConfig::tls)).
     Tls,
+    /// QUIC (`--quic`): a connection over UDP, always inside TLS 1.3,
+    /// whose one bidirectional stream is framed as TCP is. Connecting or
+    /// serving it needs TLS's settings, as [`Transport::Tls`] does.
+    Quic,
 }
 
 impl Transport {
     /// Every transport, in the order tables list them.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Udp,
         Self::Tcp,
         Self::Unix,
         Self::UnixDgram,
         Self::Seqpacket,
         Self::Tls,
+        Self::Quic,
     ];
 
     /// The transports over the network, which a benchmark measures unless
@@ -59,6 +64,7 @@ impl Transport {
             Self::Seqpacket => "seqpacket",
             Self::UnixDgram => "unix-dgram",
             Self::Tls => "tls",
+            Self::Quic => "quic",
         }
     }
 
@@ -71,7 +77,7 @@ impl Transport {
     pub fn socket_type(self) -> SocketType {
         match self {
             Self::Udp | Self::UnixDgram => SocketType::Datagram,
-            Self::Tcp | Self::Unix | Self::Seqpacket | Self::Tls => SocketType::Stream,
+            Self::Tcp | Self::Unix | Self::Seqpacket | Self::Tls | Self::Quic => SocketType::Stream,
         }
     }
 
@@ -86,6 +92,14 @@ impl Transport {
             Self::Tcp | Self::Tls => Family::Stream(StreamKind::Tcp),
             Self::Unix => Family::Stream(StreamKind::Unix),
             Self::Seqpacket => Family::Stream(StreamKind::Seqpacket),
+            // A QUIC connection's one stream is a byte stream with an end,
+            // all the stream family asks: its serve loop, limits, files and
+            // commands are the stream family's, and only connecting and
+            // accepting (a handshake that is QUIC's own, then a stream
+            // opened inside the connection) are QUIC's (`quic.rs`). A family
+            // of its own would be worth it only for what QUIC adds beyond
+            // one stream: many streams, and datagrams.
+            Self::Quic => Family::Stream(StreamKind::Quic),
         }
     }
 
@@ -109,7 +123,8 @@ impl Transport {
     /// [`Error::Resolve`] or [`Error::NoAddress`].
     pub async fn listen_addr(self, addr: &str) -> Result<PeerAddr, Error> {
         match self.family() {
-            Family::Datagram(DatagramKind::Udp) | Family::Stream(StreamKind::Tcp) => {
+            Family::Datagram(DatagramKind::Udp)
+            | Family::Stream(StreamKind::Tcp | StreamKind::Quic) => {
                 Ok(PeerAddr::Inet(resolve(addr).await?))
             }
             Family::Datagram(DatagramKind::Unix)
@@ -126,13 +141,12 @@ impl Transport {
     /// [`Error::Resolve`] or [`Error::NoAddress`].
     pub async fn connect_addrs(self, addr: &str) -> Result<Vec<PeerAddr>, Error> {
         match self.family() {
-            Family::Datagram(DatagramKind::Udp) | Family::Stream(StreamKind::Tcp) => {
-                Ok(resolve_all(addr)
-                    .await?
-                    .into_iter()
-                    .map(PeerAddr::Inet)
-                    .collect())
-            }
+            Family::Datagram(DatagramKind::Udp)
+            | Family::Stream(StreamKind::Tcp | StreamKind::Quic) => Ok(resolve_all(addr)
+                .await?
+                .into_iter()
+                .map(PeerAddr::Inet)
+                .collect()),
             Family::Datagram(DatagramKind::Unix)
             | Family::Stream(StreamKind::Unix | StreamKind::Seqpacket) => {
                 Ok(vec![unix_addr(addr)?])
@@ -214,6 +228,12 @@ impl Transport {
                 encrypted: true,
                 ..Self::Tcp.caps()
             },
+            // A stream, as TCP's, inside TLS 1.3, over UDP: the kernel sees
+            // datagrams (quinn batches them itself, with GSO), no TCP_INFO.
+            Self::Quic => Caps {
+                tcp_info: false,
+                ..Self::Tls.caps()
+            },
             // Each send one packet, whole: raw mode shows one message per
             // read, as over UDP, on a connection that loses nothing.
             Self::Seqpacket => Caps {
@@ -273,6 +293,8 @@ pub(crate) enum StreamKind {
     Unix,
     /// A Unix sequenced-packet socket.
     Seqpacket,
+    /// A QUIC connection's stream.
+    Quic,
 }
 
 /// What a transport can do, for the code above the transports to ask

@@ -42,6 +42,11 @@ pub(crate) struct ExecArgs {
     #[arg(long)]
     pub(crate) seqpacket: bool,
 
+    /// Reach the listener over QUIC (msg listen --quic ADDR --exec),
+    /// checking its certificate as --tls does
+    #[arg(long, conflicts_with_all = ["unix", "seqpacket"])]
+    pub(crate) quic: bool,
+
     /// The program and its arguments, after `--`; run as they are, with no
     /// shell (ask for one: `-- sh -c '...'`)
     #[arg(value_name = "COMMAND", required = true, last = true, num_args = 1..)]
@@ -73,9 +78,10 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     }
     let command = Command::new(args.command.iter().map(bytes).collect())
         .map_err(|err| usage(err.to_string()))?;
-    let transport = match (args.unix, args.seqpacket) {
-        (true, _) => Transport::Unix,
-        (_, true) => Transport::Seqpacket,
+    let transport = match (args.unix, args.seqpacket, args.quic) {
+        (true, _, _) => Transport::Unix,
+        (_, true, _) => Transport::Seqpacket,
+        (_, _, true) => Transport::Quic,
         _ => exec::transport(),
     };
     let addr = parse_addr(transport, &args.addr)?;

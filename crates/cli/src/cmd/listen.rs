@@ -322,6 +322,12 @@ pub(crate) async fn run(
                 "--tls is served by the tokio engine: drop --io blocking",
             ));
         }
+        if args.transport.transport().caps().encrypted {
+            return Err(usage(format!(
+                "--{} is served by the tokio engine: drop --io blocking",
+                args.transport.transport()
+            )));
+        }
         if args.framing == FramingArg::Length {
             return Err(usage(
                 "--framing length is served by the tokio engine: drop --io blocking",

@@ -84,6 +84,8 @@ pub(crate) fn connect(
         StreamKind::Seqpacket => SeqpacketStd::connect(unix_path(addr)?)
             .map(AnyStream::Seqpacket)
             .map_err(failed),
+        // quinn runs on tokio only.
+        StreamKind::Quic => Err(Error::NotInBlockingEngine("QUIC")),
     }
 }
 
@@ -128,6 +130,7 @@ pub(crate) fn bind(
                 _file: file,
             })
         }
+        StreamKind::Quic => Err(Error::NotInBlockingEngine("QUIC")),
     }
 }
 

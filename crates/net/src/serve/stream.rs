@@ -33,6 +33,9 @@ pub(super) async fn serve(
     events: Events,
 ) -> Result<(), Error> {
     let options = listener.options();
+    listener
+        .get_ref()
+        .start(config.tls.as_ref(), &config.limits)?;
     let keepalive = config.limits.keepalive;
     let listener = &listener;
     let accept = move || async move {

@@ -1,0 +1,244 @@
+//! QUIC (`--quic`) with the real binary: messages and replies on a QUIC
+//! connection's stream, a file and a command with a secret inside it, the
+//! listener's self-signed certificate pinned right and wrong, and the
+//! peers that do not speak QUIC (a UDP client at a QUIC listener, a QUIC
+//! client at a UDP one) failing within their time while the listener
+//! serves on.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Listener, assert_usage_error, run};
+
+/// The fingerprint a QUIC listener prints at start.
+fn fingerprint(listener: &mut Listener) -> String {
+    let line = listener.process.wait_for_stderr("fingerprint");
+    line.rsplit(' ').next().unwrap().to_owned()
+}
+
+fn send(listener: &Listener, flags: &[&str], stdin: &[u8]) -> support::Finished {
+    let addr = listener.addr_arg();
+    let mut args = vec!["send", "--quic", "--reply"];
+    args.extend_from_slice(flags);
+    args.push(&addr);
+    run(&args, Some(stdin))
+}
+
+#[test]
+fn messages_and_replies_go_over_quic_with_the_certificate_pinned() {
+    let mut listener = Listener::start("--quic", "127.0.0.1", &["--reply", "upper"]);
+    let pinned = fingerprint(&mut listener);
+    let ok = send(
+        &listener,
+        &["--tls-fingerprint", &pinned],
+        b"one\ntwo\nthree\n",
+    );
+    assert_eq!(
+        (ok.code(), ok.stdout.as_str()),
+        (Some(0), "ONE\nTWO\nTHREE\n"),
+        "{}",
+        ok.stderr
+    );
+
+    // Another certificate pinned: refused in the handshake, naming both
+    // fingerprints, and the listener serves on.
+    let wrong = format!("00{}", &pinned[2..]);
+    let started = Instant::now();
+    let refused = send(&listener, &["--tls-fingerprint", &wrong], b"x\n");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(refused.code(), Some(1), "{}", refused.stderr);
+    assert!(refused.stdout.is_empty());
+    assert!(
+        refused.stderr.contains("not the one pinned")
+            && refused.stderr.contains(&wrong)
+            && refused.stderr.contains(&pinned),
+        "{}",
+        refused.stderr
+    );
+    listener.process.wait_for_stderr("dropped connection");
+    // No verification at all: warned, and served.
+    let insecure = send(&listener, &["--insecure"], b"still\n");
+    assert_eq!(insecure.stdout, "STILL\n", "{}", insecure.stderr);
+    assert!(
+        insecure.stderr.contains("without verifying"),
+        "{}",
+        insecure.stderr
+    );
+}
+
+#[test]
+fn a_udp_client_at_a_quic_listener_and_a_quic_client_at_a_udp_listener_do_not_hang() {
+    let mut quic = Listener::start("--quic", "127.0.0.1", &["--reply", "echo"]);
+    let pinned = fingerprint(&mut quic);
+    let addr = quic.addr_arg();
+    // msg's datagrams are no QUIC packets: quinn ignores them, and the UDP
+    // client's wait for a reply ends at its timeout.
+    let started = Instant::now();
+    let plain = run(
+        &[
+            "send",
+            "--udp",
+            "--reply",
+            "--timeout",
+            "500ms",
+            &addr,
+            "plain",
+        ],
+        None,
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(plain.code(), Some(1), "{}", plain.stderr);
+    assert!(plain.stderr.contains("no reply"), "{}", plain.stderr);
+    let ok = send(&quic, &["--tls-fingerprint", &pinned], b"served\n");
+    assert_eq!(ok.stdout, "served\n", "{}", ok.stderr);
+
+    // A QUIC client at a UDP listener: no handshake answers it, and it
+    // gives up at its handshake timeout, saying what may be wrong.
+    let udp = Listener::start("--udp", "127.0.0.1", &["--reply", "echo"]);
+    let started = Instant::now();
+    let lost = run(
+        &[
+            "send",
+            "--quic",
+            "--insecure",
+            "--handshake-timeout",
+            "1s",
+            &udp.addr_arg(),
+            "x",
+        ],
+        None,
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(lost.code(), Some(1), "{}", lost.stderr);
+    assert!(
+        lost.stderr.contains("no QUIC handshake") && lost.stderr.contains("msg listen --quic"),
+        "{}",
+        lost.stderr
+    );
+}
+
+#[test]
+fn a_file_and_a_command_with_a_secret_run_over_quic() {
+    let secret = support::secret_arg(b"quic and a secret");
+    let save = support::fresh_path("quic-save");
+    let save_arg = save.to_str().unwrap();
+    let mut listener = Listener::start(
+        "--quic",
+        "127.0.0.1",
+        &["--secret-file", &secret, "--save-dir", save_arg, "--exec"],
+    );
+    let pinned = fingerprint(&mut listener);
+    let addr = listener.addr_arg();
+    let file = support::fresh_path("quic-file");
+    std::fs::write(&file, (0..300_000u32).map(|n| n as u8).collect::<Vec<_>>()).unwrap();
+    let sent = run(
+        &[
+            "send",
+            "--quic",
+            "--tls-fingerprint",
+            &pinned,
+            "--secret-file",
+            &secret,
+            &addr,
+            "--file",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    let name = file.file_name().unwrap();
+    assert_eq!(
+        std::fs::read(save.join(name)).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+
+    let exec = |secret: &[&str], command: &[&str], stdin: &[u8]| {
+        let mut args = vec!["exec", "--quic", "--tls-fingerprint", &pinned];
+        args.extend_from_slice(secret);
+        args.extend_from_slice(&[&addr, "--"]);
+        args.extend_from_slice(command);
+        run(&args, Some(stdin))
+    };
+    let upper = exec(
+        &["--secret-file", &secret],
+        &["tr", "a-z", "A-Z"],
+        b"over quic\n",
+    );
+    assert_eq!(
+        (upper.code(), upper.stdout.as_str()),
+        (Some(0), "OVER QUIC\n"),
+        "{}",
+        upper.stderr
+    );
+    // Without the secret: refused, as over TCP.
+    let refused = exec(&[], &["true"], b"");
+    assert_eq!(refused.code(), Some(2), "{}", refused.stderr);
+    let _ = std::fs::remove_dir_all(&save);
+    let _ = std::fs::remove_file(&file);
+}
+
+#[test]
+fn quic_flags_are_checked_before_anything_starts() {
+    // The TLS flags apply to --quic without --tls.
+    assert_usage_error(
+        &[
+            "send",
+            "--tcp",
+            "--tls-fingerprint",
+            "00",
+            "127.0.0.1:1",
+            "x",
+        ],
+        "--tls",
+    );
+    assert_usage_error(
+        &["listen", "--quic", "--io", "blocking", "127.0.0.1:0"],
+        "--quic is served by the tokio engine",
+    );
+}
+
+#[test]
+fn bench_measures_quic_beside_udp_and_refuses_what_it_cannot_measure() {
+    for mode in ["pingpong", "throughput"] {
+        let done = run(
+            &[
+                "bench",
+                "--transports",
+                "udp,quic",
+                "--mode",
+                mode,
+                "--sizes",
+                "64",
+                "--runs",
+                "1",
+                "--duration",
+                "100ms",
+                "--warmup",
+                "50ms",
+                "--json",
+            ],
+            None,
+        );
+        assert_eq!(done.code(), Some(0), "{mode}: {}", done.stderr);
+        let json: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+        let cells = json["results"].as_array().unwrap();
+        let quic = cells
+            .iter()
+            .find(|c| c["transport"] == "quic")
+            .unwrap_or_else(|| panic!("{mode}: no quic cell in {}", done.stdout));
+        assert!(
+            quic["received"].as_u64().unwrap_or(0) > 0
+                || quic["p50_us"].as_f64().unwrap_or(0.0) > 0.0,
+            "{mode}: {quic}"
+        );
+    }
+    assert_usage_error(
+        &["bench", "--transports", "quic", "--io", "blocking"],
+        "the blocking engine does no TLS or QUIC",
+    );
+    assert_usage_error(
+        &["bench", "--transports", "quic", "127.0.0.1:9"],
+        "measured against the built-in listener only",
+    );
+}
