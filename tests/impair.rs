@@ -624,3 +624,77 @@ fn a_file_arrives_byte_exact_over_tcp_under_five_percent_loss() {
     assert!(arrived == bytes, "the file arrived changed");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Messages of 1,000 bytes, one a line: each fills most of a QUIC packet,
+/// so that quinn cannot pack many into one and every message is a packet
+/// the rule may drop.
+fn big_lines(n: usize) -> Vec<u8> {
+    let mut lines = Vec::new();
+    for i in 0..n {
+        lines.extend_from_slice(format!("{i:04}").as_bytes());
+        lines.extend(std::iter::repeat_n(b'x', 996));
+        lines.push(b'\n');
+    }
+    lines
+}
+
+/// Sends `n` lines over `transport` (`--quic` or `--quic-datagrams`) in
+/// this thread's namespace; how many the listener printed, and the sender.
+fn quic_under_loss(transport: &str, n: usize) -> (usize, Finished) {
+    let mut listener = Listener::start(transport, "127.0.0.1", &[]);
+    let line = listener.process.wait_for_stderr("fingerprint");
+    let pinned = line.rsplit(' ').next().unwrap().to_owned();
+    let addr = listener.addr_arg();
+    let sent = run(
+        &[
+            "send",
+            transport,
+            "--timeout",
+            "30s",
+            "--tls-fingerprint",
+            &pinned,
+            &addr,
+        ],
+        Some(&big_lines(n)),
+    );
+    // A lost datagram never says so: what got through is in the
+    // listener's hands within a round trip on loopback, and half a second
+    // is hundreds of them.
+    thread::sleep(Duration::from_millis(500));
+    let heard = listener.process.interrupt();
+    let count = heard.stdout.lines().filter(|l| l.len() == 1000).count();
+    (count, sent)
+}
+
+#[test]
+fn under_loss_quic_streams_deliver_everything_and_quic_datagrams_lose_some() {
+    let _turn = turn();
+    const N: usize = 200;
+    let outcome = thread::spawn(move || {
+        enter_lossy_namespace(10)?;
+        let streams = quic_under_loss("--quic", N);
+        let datagrams = quic_under_loss("--quic-datagrams", N);
+        Ok::<_, String>((streams, datagrams, dropped_by_the_rule()))
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let ((streamed, over_streams), (datagrams, over_datagrams), dropped) = match outcome {
+        Ok(done) => done,
+        Err(why) => return skip(&why),
+    };
+    assert_eq!(over_streams.code(), Some(0), "{}", over_streams.stderr);
+    assert_eq!(over_datagrams.code(), Some(0), "{}", over_datagrams.stderr);
+    assert!(
+        dropped > 0,
+        "the rule dropped nothing: the test proves nothing"
+    );
+    // Streams resend what was lost: all of it, in order.
+    assert_eq!(streamed, N, "over QUIC streams");
+    // Datagrams are not resent: at 10 % loss, 200 packets all arriving
+    // has a chance of 0.9^200, about 7e-10. Most still arrive.
+    assert!(
+        datagrams < N && datagrams > N / 2,
+        "{datagrams} of {N} datagrams arrived: {}",
+        over_datagrams.stderr
+    );
+}

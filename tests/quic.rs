@@ -242,3 +242,82 @@ fn bench_measures_quic_beside_udp_and_refuses_what_it_cannot_measure() {
         "measured against the built-in listener only",
     );
 }
+
+/// `msg send --quic-datagrams --reply` with the listener's certificate
+/// pinned.
+fn send_datagrams(listener: &Listener, pinned: &str, stdin: &[u8]) -> support::Finished {
+    let addr = listener.addr_arg();
+    run(
+        &[
+            "send",
+            "--quic-datagrams",
+            "--reply",
+            "--tls-fingerprint",
+            pinned,
+            &addr,
+        ],
+        Some(stdin),
+    )
+}
+
+#[test]
+fn messages_and_replies_go_over_quic_datagrams() {
+    let mut listener = Listener::start("--quic-datagrams", "127.0.0.1", &["--reply", "upper"]);
+    let pinned = fingerprint(&mut listener);
+    let ok = send_datagrams(&listener, &pinned, b"one\ntwo\nthree\n");
+    assert_eq!(
+        (ok.code(), ok.stdout.as_str()),
+        (Some(0), "ONE\nTWO\nTHREE\n"),
+        "{}",
+        ok.stderr
+    );
+    assert!(
+        ok.stderr
+            .contains("QUIC datagrams do not tell whether they arrived"),
+        "{}",
+        ok.stderr
+    );
+}
+
+#[test]
+fn a_message_over_the_quic_datagram_limit_is_refused_naming_it() {
+    let mut listener = Listener::start("--quic-datagrams", "127.0.0.1", &["--reply", "echo"]);
+    let pinned = fingerprint(&mut listener);
+    // Over any path's MTU (Ethernet's 1500, loopback's 65536 is never
+    // probed past quinn's 1452): refused before anything is sent.
+    let mut big = vec![b'a'; 3000];
+    big.push(b'\n');
+    let refused = send_datagrams(&listener, &pinned, &big);
+    assert_eq!(refused.code(), Some(1), "{}", refused.stderr);
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    for words in [
+        "message is 3000 bytes",
+        "a QUIC datagram holds at most",
+        "the path MTU",
+        "less QUIC's packet header",
+        "--quic",
+    ] {
+        assert!(
+            refused.stderr.contains(words),
+            "{words}: {}",
+            refused.stderr
+        );
+    }
+    // A message that fits still goes, on the same listener.
+    let ok = send_datagrams(&listener, &pinned, b"fits\n");
+    assert_eq!(ok.stdout, "fits\n", "{}", ok.stderr);
+}
+
+#[test]
+fn quic_datagrams_need_the_tokio_engine() {
+    assert_usage_error(
+        &[
+            "listen",
+            "--quic-datagrams",
+            "--io",
+            "blocking",
+            "127.0.0.1:0",
+        ],
+        "--quic-datagrams is served by the tokio engine",
+    );
+}

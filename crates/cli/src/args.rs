@@ -71,6 +71,16 @@ pub(crate) struct TransportArg {
     /// fingerprint of a self-signed certificate to pin)
     #[arg(long)]
     pub(crate) quic: bool,
+
+    /// Use QUIC datagrams (RFC 9221): each message in one DATAGRAM frame
+    /// of a QUIC connection, framed as over UDP; unreliable (a lost one is
+    /// lost), boundaries kept, encrypted, and no larger than one QUIC
+    /// packet: the path MTU less QUIC's overhead (about 1,100 to 1,400
+    /// bytes), a larger message refused naming the limit. The TLS flags
+    /// apply as with --quic
+    // In the TLS flags' group too, where the command has them.
+    #[arg(long, group = "secure")]
+    pub(crate) quic_datagrams: bool,
 }
 
 /// The transports `--udp` and `--tcp` name where several may be measured:
@@ -84,6 +94,19 @@ pub(crate) fn transports(udp: bool, tcp: bool) -> Vec<Transport> {
 }
 
 impl TransportArg {
+    /// The flag that chose the transport, as a message names it.
+    pub(crate) fn flag(&self) -> &'static str {
+        match self.transport() {
+            Transport::QuicDgram => "--quic-datagrams",
+            Transport::Udp => "--udp",
+            Transport::Unix => "--unix",
+            Transport::UnixDgram => "--unix-dgram",
+            Transport::Seqpacket => "--seqpacket",
+            Transport::Quic => "--quic",
+            Transport::Tcp | Transport::Tls => "--tcp",
+        }
+    }
+
     pub(crate) fn transport(&self) -> Transport {
         if self.udp {
             Transport::Udp
@@ -95,6 +118,8 @@ impl TransportArg {
             Transport::Seqpacket
         } else if self.quic {
             Transport::Quic
+        } else if self.quic_datagrams {
+            Transport::QuicDgram
         } else {
             Transport::Tcp
         }
@@ -612,7 +637,9 @@ impl TlsClientArgs {
 /// TLS runs over a reliable connection, every byte in order; datagrams
 /// would need DTLS.
 fn check_tls_transport(transport: Transport) -> anyhow::Result<()> {
-    if transport.caps().carries_files() {
+    // QUIC's own TLS: --tls beside --quic or --quic-datagrams says nothing
+    // more.
+    if transport.caps().carries_files() || transport.caps().encrypted {
         Ok(())
     } else {
         Err(usage(format!(

@@ -137,6 +137,7 @@ mod log;
 pub mod ping;
 pub mod printer;
 pub mod quic;
+mod quic_dgram;
 pub mod raw;
 pub mod refusal;
 mod respond;

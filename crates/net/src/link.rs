@@ -13,6 +13,7 @@ use msg_proto::{Kind, Message};
 
 use crate::auth::{self, Auth, printable};
 use crate::dgram::{Datagrams, UnixDgram};
+use crate::quic_dgram::QuicDgram;
 use crate::stream::unix_path;
 use crate::stream::{AnyStream, AnyWriter};
 use crate::transport::{DatagramKind, Family};
@@ -66,6 +67,7 @@ pub struct Link {
 enum Inner {
     Datagram(msg_udp::Socket),
     UnixDatagram(UnixDgram),
+    QuicDatagram(QuicDgram),
     Stream(StreamConnection),
 }
 
@@ -106,6 +108,22 @@ impl Link {
                 }
                 Inner::UnixDatagram(socket)
             }
+            Family::Datagram(DatagramKind::Quic) => {
+                let tls = options
+                    .tls
+                    .as_ref()
+                    .ok_or(crate::tls::TlsError::Needed(transport))?;
+                let mut socket = QuicDgram::connect(transport.inet(&addr)?, tls).await?;
+                if let Some(auth) = &options.auth {
+                    Datagrams::authenticate(
+                        &mut socket,
+                        &auth.secret,
+                        Role::Client,
+                        auth::session_id(),
+                    );
+                }
+                Inner::QuicDatagram(socket)
+            }
             Family::Stream(_) if transport.caps().encrypted && options.tls.is_none() => {
                 return Err(crate::tls::TlsError::Needed(transport).into());
             }
@@ -135,8 +153,14 @@ impl Link {
     /// [`Error::Peer`] when the listener sent an `Error`, or the
     /// transport's error.
     pub async fn close(self, wait: Duration) -> Result<(), Error> {
-        let Inner::Stream(conn) = self.inner else {
-            return Ok(());
+        let conn = match self.inner {
+            Inner::Stream(conn) => conn,
+            // What quinn still holds goes out before the connection closes.
+            Inner::QuicDatagram(socket) => {
+                socket.close(wait).await;
+                return Ok(());
+            }
+            Inner::Datagram(_) | Inner::UnixDatagram(_) => return Ok(()),
         };
         // Shutting the write half down (dropping it would do for a
         // socket, not for TLS): the listener reads the end of the stream
@@ -170,7 +194,7 @@ impl Link {
     pub fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
         match &self.inner {
             Inner::Stream(conn) => conn.get_ref().tcp_info(),
-            Inner::Datagram(_) | Inner::UnixDatagram(_) => Ok(None),
+            Inner::Datagram(_) | Inner::UnixDatagram(_) | Inner::QuicDatagram(_) => Ok(None),
         }
     }
 
@@ -183,6 +207,7 @@ impl Link {
         match &mut self.inner {
             Inner::Datagram(socket) => socket.send(msg).await?,
             Inner::UnixDatagram(socket) => socket.send(msg).await?,
+            Inner::QuicDatagram(socket) => socket.send(msg).await?,
             Inner::Stream(conn) => {
                 if let Err(err) = conn.write_message(msg).await {
                     return Err(refusal_waiting(conn).await.unwrap_or(err.into()));
@@ -203,6 +228,7 @@ impl Link {
         Ok(match &mut self.inner {
             Inner::Datagram(socket) => Some(socket.recv_from().await?.0),
             Inner::UnixDatagram(socket) => Some(socket.recv().await?),
+            Inner::QuicDatagram(socket) => Some(socket.recv().await?),
             Inner::Stream(conn) => conn.read_message().await?,
         })
     }
@@ -219,7 +245,7 @@ impl Link {
                 let (msg, from) = socket.recv_from().await?;
                 Some((msg, from.into()))
             }
-            Inner::UnixDatagram(_) | Inner::Stream(_) => {
+            Inner::UnixDatagram(_) | Inner::QuicDatagram(_) | Inner::Stream(_) => {
                 let Some(msg) = self.recv().await? else {
                     return Ok(None);
                 };
@@ -233,7 +259,7 @@ impl Link {
     pub fn is_one_to_many(&self) -> bool {
         match &self.inner {
             Inner::Datagram(socket) => socket.is_one_to_many(),
-            Inner::UnixDatagram(_) | Inner::Stream(_) => false,
+            Inner::UnixDatagram(_) | Inner::QuicDatagram(_) | Inner::Stream(_) => false,
         }
     }
 
@@ -241,7 +267,7 @@ impl Link {
     pub(crate) fn udp_socket(&mut self) -> Option<&mut msg_udp::Socket> {
         match &mut self.inner {
             Inner::Datagram(socket) => Some(socket),
-            Inner::UnixDatagram(_) | Inner::Stream(_) => None,
+            Inner::UnixDatagram(_) | Inner::QuicDatagram(_) | Inner::Stream(_) => None,
         }
     }
 
@@ -267,7 +293,7 @@ impl Link {
     ) -> Result<crate::file::Sent, Error> {
         match &mut self.inner {
             Inner::Stream(conn) => crate::file::send(conn, path, wait, resume, progress).await,
-            Inner::Datagram(_) | Inner::UnixDatagram(_) => {
+            Inner::Datagram(_) | Inner::UnixDatagram(_) | Inner::QuicDatagram(_) => {
                 Err(crate::file::FileError::NeedsTcp.into())
             }
         }
@@ -291,7 +317,7 @@ impl Link {
     ) -> Result<crate::file::tree::TreeSent, Error> {
         match &mut self.inner {
             Inner::Stream(conn) => crate::file::tree::send_tree(conn, dir, options, report).await,
-            Inner::Datagram(_) | Inner::UnixDatagram(_) => {
+            Inner::Datagram(_) | Inner::UnixDatagram(_) | Inner::QuicDatagram(_) => {
                 Err(crate::file::FileError::NeedsTcp.into())
             }
         }
@@ -322,6 +348,13 @@ impl Link {
                     Rx(RxInner::UnixDatagram(receiver)),
                 )
             }
+            Inner::QuicDatagram(socket) => {
+                let receiver = socket.try_clone();
+                (
+                    Tx(TxInner::QuicDatagram(socket)),
+                    Rx(RxInner::QuicDatagram(receiver)),
+                )
+            }
             Inner::Stream(conn) => {
                 let (read, write) = conn.into_split();
                 (Tx(TxInner::Stream(write)), Rx(RxInner::Stream(read)))
@@ -338,6 +371,7 @@ pub struct Tx(TxInner);
 enum TxInner {
     Datagram(msg_udp::Socket),
     UnixDatagram(UnixDgram),
+    QuicDatagram(QuicDgram),
     Stream(msg_tcp::WriteHalf<AnyStream>),
 }
 
@@ -364,7 +398,7 @@ impl Tx {
     pub fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
         match &self.0 {
             TxInner::Stream(write) => AnyWriter::tcp_info(write.get_ref()),
-            TxInner::Datagram(_) | TxInner::UnixDatagram(_) => Ok(None),
+            TxInner::Datagram(_) | TxInner::UnixDatagram(_) | TxInner::QuicDatagram(_) => Ok(None),
         }
     }
 
@@ -377,6 +411,7 @@ impl Tx {
         match &mut self.0 {
             TxInner::Datagram(socket) => socket.send(msg).await?,
             TxInner::UnixDatagram(socket) => socket.send(msg).await?,
+            TxInner::QuicDatagram(socket) => socket.send(msg).await?,
             TxInner::Stream(write) => write.write_message(msg).await?,
         }
         Ok(())
@@ -403,6 +438,7 @@ pub struct Rx(RxInner);
 enum RxInner {
     Datagram(msg_udp::Socket),
     UnixDatagram(UnixDgram),
+    QuicDatagram(QuicDgram),
     Stream(msg_tcp::ReadHalf<AnyStream>),
 }
 
@@ -416,6 +452,7 @@ impl Rx {
         Ok(match &mut self.0 {
             RxInner::Datagram(socket) => Some(socket.recv_from().await?.0),
             RxInner::UnixDatagram(socket) => Some(socket.recv().await?),
+            RxInner::QuicDatagram(socket) => Some(socket.recv().await?),
             RxInner::Stream(read) => read.read_message().await?,
         })
     }

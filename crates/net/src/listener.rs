@@ -10,6 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use crate::dgram::UnixDgram;
+use crate::quic_dgram::QuicDgram;
 use crate::stream::AnyListener;
 use crate::stream::unix_path;
 use crate::transport::{DatagramKind, Family};
@@ -27,6 +28,7 @@ pub struct Listener {
 pub(crate) enum Bound {
     Datagram(msg_udp::Socket),
     UnixDatagram(UnixDgram),
+    QuicDatagram(QuicDgram),
     Stream(msg_tcp::Listener<AnyListener>),
 }
 
@@ -49,6 +51,9 @@ impl Listener {
             }
             Family::Datagram(DatagramKind::Unix) => {
                 Bound::UnixDatagram(UnixDgram::bind(unix_path(&addr)?, tcp.socket_mode)?)
+            }
+            Family::Datagram(DatagramKind::Quic) => {
+                Bound::QuicDatagram(QuicDgram::bind(transport.inet(&addr)?)?)
             }
             Family::Stream(kind) => Bound::Stream(crate::stream::bind(kind, &addr, tcp).await?),
         };
@@ -87,6 +92,7 @@ impl Listener {
         match &self.inner {
             Bound::Datagram(socket) => socket.local_addr().map(PeerAddr::Inet),
             Bound::UnixDatagram(socket) => socket.local_addr(),
+            Bound::QuicDatagram(socket) => socket.local_addr().map(PeerAddr::Inet),
             Bound::Stream(listener) => listener.get_ref().local_addr(),
         }
     }
@@ -121,7 +127,7 @@ impl Listener {
                 socket.try_clone()?,
                 socket.local_addr()?,
             ))),
-            Bound::UnixDatagram(_) | Bound::Stream(_) => Ok(None),
+            Bound::UnixDatagram(_) | Bound::QuicDatagram(_) | Bound::Stream(_) => Ok(None),
         }
     }
 
@@ -134,10 +140,12 @@ impl Listener {
     pub fn set_recv_buffer(&self, bytes: usize) -> io::Result<usize> {
         match &self.inner {
             Bound::Datagram(socket) => socket.set_recv_buffer(bytes),
-            Bound::UnixDatagram(_) | Bound::Stream(_) => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a receive buffer is set for UDP listeners only",
-            )),
+            Bound::UnixDatagram(_) | Bound::QuicDatagram(_) | Bound::Stream(_) => {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a receive buffer is set for UDP listeners only",
+                ))
+            }
         }
     }
 }

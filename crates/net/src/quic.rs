@@ -66,6 +66,10 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// open for the peer to acknowledge it.
 pub const LINGER: Duration = Duration::from_secs(5);
 
+/// How many bytes of QUIC datagrams each end queues, received and not
+/// yet read, or sent and not yet on the wire.
+pub const DATAGRAM_BUFFER: usize = 1024 * 1024;
+
 /// What went wrong with QUIC: a socket, a configuration, a handshake.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -113,16 +117,64 @@ pub enum QuicError {
     /// The connection was lost before its stream opened.
     #[error("the QUIC connection was lost: {0}")]
     Lost(quinn::ConnectionError),
+    /// `--quic-datagrams`: a message that does not fit one QUIC datagram,
+    /// refused before anything is sent.
+    #[error(
+        "message is {len} bytes; a QUIC datagram holds at most {max} bytes on this connection \
+         now (the path MTU, {mtu} bytes of UDP payload, less QUIC's packet header, AEAD tag and \
+         DATAGRAM frame header){}; send it over QUIC streams (--quic) instead",
+        overhead_text(*.overhead)
+    )]
+    DatagramTooLarge {
+        /// The size the caller asked to send (the body, or a raw payload).
+        len: usize,
+        /// The largest datagram payload the connection takes now, msg's
+        /// overhead included: quinn's `max_datagram_size`.
+        max: usize,
+        /// The path MTU quinn has now (UDP payload bytes).
+        mtu: u16,
+        /// What msg adds to the `len` bytes.
+        overhead: msg_udp::Overhead,
+    },
+    /// `--quic-datagrams` with a peer that takes no QUIC datagrams.
+    #[error("the QUIC peer {0} takes no datagrams (RFC 9221); is it msg listen --quic-datagrams?")]
+    NoDatagrams(SocketAddr),
+    /// A datagram could not be sent: the connection is lost.
+    #[error("cannot send a QUIC datagram to {addr}: {reason}")]
+    Send {
+        /// The peer.
+        addr: SocketAddr,
+        /// quinn's words.
+        reason: String,
+    },
+    /// The QUIC connection with a peer is closed: nothing more comes from
+    /// it, nothing more goes to it.
+    #[error("the QUIC connection with {0} is closed")]
+    Gone(SocketAddr),
+}
+
+/// `, with msg's 28-byte header`, as a size error says what msg adds.
+fn overhead_text(overhead: msg_udp::Overhead) -> String {
+    match (overhead.header, overhead.tag) {
+        (0, 0) => String::new(),
+        (header, 0) => format!(", msg's {header}-byte header included"),
+        (header, tag) => format!(", msg's {header}-byte header and {tag}-byte tag included"),
+    }
 }
 
 /// The transport settings of both ends: an idle limit with keep-alives.
-fn transport_config() -> Arc<quinn::TransportConfig> {
+pub(crate) fn transport_config() -> Arc<quinn::TransportConfig> {
     let mut config = quinn::TransportConfig::default();
     config
         .max_idle_timeout(Some(
             quinn::IdleTimeout::try_from(MAX_IDLE).expect("60 s is a valid idle timeout"),
         ))
-        .keep_alive_interval(Some(KEEP_ALIVE));
+        .keep_alive_interval(Some(KEEP_ALIVE))
+        // RFC 9221 datagrams (`--quic-datagrams`), on by default in quinn,
+        // said here: what the peer may queue for us before quinn drops
+        // the oldest.
+        .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER))
+        .datagram_send_buffer_size(DATAGRAM_BUFFER);
     Arc::new(config)
 }
 
@@ -139,7 +191,7 @@ fn client_config(tls: &TlsClient) -> Result<quinn::ClientConfig, QuicError> {
 }
 
 /// A listener's QUIC configuration from its TLS.
-fn server_config(tls: &TlsServer) -> Result<quinn::ServerConfig, QuicError> {
+pub(crate) fn server_config(tls: &TlsServer) -> Result<quinn::ServerConfig, QuicError> {
     let mut rustls = tls.rustls_config().clone();
     rustls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto =
@@ -152,6 +204,18 @@ fn server_config(tls: &TlsServer) -> Result<quinn::ServerConfig, QuicError> {
 /// Connects to `addr` over QUIC with `tls`, and opens the stream msg runs
 /// over; the handshake within TLS's handshake timeout.
 pub(crate) async fn connect(addr: SocketAddr, tls: &TlsClient) -> Result<QuicStream, QuicError> {
+    let (endpoint, conn) = handshake(addr, tls).await?;
+    let (send, recv) = conn.open_bi().await.map_err(QuicError::Lost)?;
+    Ok(QuicStream::new(conn, send, recv, Some(endpoint)))
+}
+
+/// A client's endpoint and its connection to `addr` with `tls`, the
+/// handshake made within TLS's handshake timeout: for a stream
+/// (`--quic`) or datagrams (`--quic-datagrams`).
+pub(crate) async fn handshake(
+    addr: SocketAddr,
+    tls: &TlsClient,
+) -> Result<(quinn::Endpoint, quinn::Connection), QuicError> {
     let local: SocketAddr = match addr {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -168,17 +232,29 @@ pub(crate) async fn connect(addr: SocketAddr, tls: &TlsClient) -> Result<QuicStr
             reason: err.to_string(),
         })?;
     let timeout = tls.handshake_timeout();
-    let conn = match tokio::time::timeout(timeout, connecting).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(err)) => return Err(handshake_error(err, Peer::Listener, addr, timeout)),
-        Err(_) => return Err(QuicError::Timeout { addr, timeout }),
-    };
-    let (send, recv) = conn.open_bi().await.map_err(QuicError::Lost)?;
-    Ok(QuicStream::new(conn, send, recv, Some(endpoint)))
+    match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(conn)) => Ok((endpoint, conn)),
+        Ok(Err(err)) => Err(handshake_error(err, Peer::Listener, addr, timeout)),
+        Err(_) => Err(QuicError::Timeout { addr, timeout }),
+    }
+}
+
+/// A listener's endpoint bound on `addr`, answering nobody until it has a
+/// server configuration.
+pub(crate) fn bind_endpoint(addr: SocketAddr) -> Result<quinn::Endpoint, QuicError> {
+    let socket =
+        std::net::UdpSocket::bind(addr).map_err(|source| QuicError::Bind { addr, source })?;
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|source| QuicError::Bind { addr, source })
 }
 
 /// A failed handshake as what went wrong, with `peer` at the other end.
-fn handshake_error(
+pub(crate) fn handshake_error(
     err: quinn::ConnectionError,
     peer: Peer,
     addr: SocketAddr,
@@ -252,17 +328,8 @@ pub(crate) struct Admission {
 impl QuicListener {
     /// Binds a QUIC endpoint on `addr`.
     pub(crate) fn bind(addr: SocketAddr) -> Result<Self, QuicError> {
-        let socket =
-            std::net::UdpSocket::bind(addr).map_err(|source| QuicError::Bind { addr, source })?;
-        let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            None,
-            socket,
-            Arc::new(quinn::TokioRuntime),
-        )
-        .map_err(|source| QuicError::Bind { addr, source })?;
         Ok(Self {
-            endpoint,
+            endpoint: bind_endpoint(addr)?,
             ready: Mutex::new(None),
             task: Mutex::new(None),
         })

@@ -68,6 +68,12 @@ impl RawLink {
             Family::Datagram(DatagramKind::Udp) => {
                 Inner::Datagram(crate::link::udp_socket(transport.inet(&addr)?, options).await?)
             }
+            Family::Datagram(DatagramKind::Quic) => {
+                return Err(Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    crate::quic_dgram::NO_RAW_CLIENT,
+                )));
+            }
             Family::Datagram(DatagramKind::Unix) => {
                 Inner::UnixDatagram(UnixDgram::connect(unix_path(&addr)?).map_err(|source| {
                     msg_tcp::Error::Connect {

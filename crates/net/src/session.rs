@@ -95,6 +95,12 @@ pub async fn open(
             let receiver = socket.try_clone()?;
             (TxInner::RawDatagram(socket), RxInner::RawDatagram(receiver))
         }
+        (Mode::Raw, Family::Datagram(DatagramKind::Quic)) => {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                crate::quic_dgram::NO_RAW_CLIENT,
+            )));
+        }
         (Mode::Raw, Family::Datagram(DatagramKind::Unix)) => {
             let socket = UnixDgram::connect(unix_path(&addr)?).map_err(|source| {
                 msg_tcp::Error::Connect {

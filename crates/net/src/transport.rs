@@ -32,11 +32,17 @@ pub enum Transport {
     /// whose one bidirectional stream is framed as TCP is. Connecting or
     /// serving it needs TLS's settings, as [`Transport::Tls`] does.
     Quic,
+    /// QUIC datagrams (`--quic-datagrams`, RFC 9221): one message per
+    /// DATAGRAM frame of a QUIC connection, framed as a UDP datagram;
+    /// unreliable and unordered as UDP, encrypted as QUIC, and no larger
+    /// than one QUIC packet on the path. Needs TLS's settings, as
+    /// [`Transport::Quic`] does.
+    QuicDgram,
 }
 
 impl Transport {
     /// Every transport, in the order tables list them.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Udp,
         Self::Tcp,
         Self::Unix,
@@ -44,6 +50,7 @@ impl Transport {
         Self::Seqpacket,
         Self::Tls,
         Self::Quic,
+        Self::QuicDgram,
     ];
 
     /// The transports over the network, which a benchmark measures unless
@@ -65,6 +72,7 @@ impl Transport {
             Self::UnixDgram => "unix-dgram",
             Self::Tls => "tls",
             Self::Quic => "quic",
+            Self::QuicDgram => "quic-dgram",
         }
     }
 
@@ -76,7 +84,7 @@ impl Transport {
     /// and its own file below, not a change to every `match`.
     pub fn socket_type(self) -> SocketType {
         match self {
-            Self::Udp | Self::UnixDgram => SocketType::Datagram,
+            Self::Udp | Self::UnixDgram | Self::QuicDgram => SocketType::Datagram,
             Self::Tcp | Self::Unix | Self::Seqpacket | Self::Tls | Self::Quic => SocketType::Stream,
         }
     }
@@ -100,6 +108,9 @@ impl Transport {
             // of its own would be worth it only for what QUIC adds beyond
             // one stream: many streams, and datagrams.
             Self::Quic => Family::Stream(StreamKind::Quic),
+            // Datagrams inside a QUIC connection, framed and served as
+            // UDP's (`quic_dgram.rs`).
+            Self::QuicDgram => Family::Datagram(DatagramKind::Quic),
         }
     }
 
@@ -123,7 +134,7 @@ impl Transport {
     /// [`Error::Resolve`] or [`Error::NoAddress`].
     pub async fn listen_addr(self, addr: &str) -> Result<PeerAddr, Error> {
         match self.family() {
-            Family::Datagram(DatagramKind::Udp)
+            Family::Datagram(DatagramKind::Udp | DatagramKind::Quic)
             | Family::Stream(StreamKind::Tcp | StreamKind::Quic) => {
                 Ok(PeerAddr::Inet(resolve(addr).await?))
             }
@@ -141,7 +152,7 @@ impl Transport {
     /// [`Error::Resolve`] or [`Error::NoAddress`].
     pub async fn connect_addrs(self, addr: &str) -> Result<Vec<PeerAddr>, Error> {
         match self.family() {
-            Family::Datagram(DatagramKind::Udp)
+            Family::Datagram(DatagramKind::Udp | DatagramKind::Quic)
             | Family::Stream(StreamKind::Tcp | StreamKind::Quic) => Ok(resolve_all(addr)
                 .await?
                 .into_iter()
@@ -234,6 +245,15 @@ impl Transport {
                 tcp_info: false,
                 ..Self::Tls.caps()
             },
+            // UDP's, boundaries kept and nothing resent, inside a QUIC
+            // connection: encrypted, congestion-controlled, no drops the
+            // kernel counts for us (quinn's own queue drops the oldest).
+            Self::QuicDgram => Caps {
+                kernel_drops: false,
+                batches: false,
+                encrypted: true,
+                ..Self::Udp.caps()
+            },
             // Each send one packet, whole: raw mode shows one message per
             // read, as over UDP, on a connection that loses nothing.
             Self::Seqpacket => Caps {
@@ -281,6 +301,8 @@ pub(crate) enum DatagramKind {
     Udp,
     /// A Unix datagram socket.
     Unix,
+    /// QUIC datagrams.
+    Quic,
 }
 
 /// The kinds of byte stream msg connects over: each is a variant of

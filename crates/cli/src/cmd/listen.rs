@@ -324,8 +324,8 @@ pub(crate) async fn run(
         }
         if args.transport.transport().caps().encrypted {
             return Err(usage(format!(
-                "--{} is served by the tokio engine: drop --io blocking",
-                args.transport.transport()
+                "{} is served by the tokio engine: drop --io blocking",
+                args.transport.flag()
             )));
         }
         if args.framing == FramingArg::Length {

@@ -264,9 +264,16 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         } else {
             String::new()
         };
+        // QUIC acknowledges its datagrams' packets, but quinn does not
+        // say which datagram a lost packet carried.
+        let which = if caps.encrypted {
+            "QUIC datagrams do"
+        } else {
+            "UDP does"
+        };
         let _ = writeln!(
             std::io::stderr(),
-            "msg send: sent {} ({}) to {addr}{heard}; UDP does not tell whether they arrived",
+            "msg send: sent {} ({}) to {addr}{heard}; {which} not tell whether they arrived",
             count(seq, "datagram"),
             count(bytes, "byte"),
         );

@@ -120,6 +120,9 @@ impl Link {
         let addr = addr.into();
         let timeout = Some(options.timeout);
         let inner = match transport.family() {
+            Family::Datagram(DatagramKind::Quic) => {
+                return Err(Error::NotInBlockingEngine("QUIC datagrams"));
+            }
             Family::Datagram(DatagramKind::Unix) => {
                 let socket =
                     UnixStd::connect(crate::stream::unix_path(&addr)?).map_err(|source| {

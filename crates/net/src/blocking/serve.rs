@@ -76,6 +76,9 @@ impl Listener {
     ) -> Result<Self, Error> {
         let addr = addr.into();
         let inner = match transport.family() {
+            Family::Datagram(DatagramKind::Quic) => {
+                return Err(Error::NotInBlockingEngine("QUIC datagrams"));
+            }
             Family::Datagram(DatagramKind::Unix) => Bound::UnixDatagram(UnixStd::bind(
                 crate::stream::unix_path(&addr)?,
                 tcp.socket_mode,

@@ -79,6 +79,25 @@ pub async fn serve(
                 }
                 datagram::serve(socket, &config, events).await
             }
+            Bound::QuicDatagram(mut socket) => {
+                let tls = config
+                    .tls
+                    .as_ref()
+                    .expect("an encrypted transport's TLS is checked above");
+                socket.start(tls, config.limits.max_handshakes)?;
+                if config.raw {
+                    return raw::serve_udp(socket, config.reply, events).await;
+                }
+                if let Some(auth) = &config.auth {
+                    Datagrams::authenticate(
+                        &mut socket,
+                        &auth.secret,
+                        Role::Server,
+                        auth::session_id(),
+                    );
+                }
+                datagram::serve(socket, &config, events).await
+            }
             Bound::Stream(listener) => stream::serve(listener, config, events).await,
         }
     };

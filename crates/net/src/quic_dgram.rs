@@ -1,0 +1,406 @@
+//! QUIC datagrams (`--quic-datagrams`, RFC 9221): each msg message in one
+//! DATAGRAM frame of a QUIC connection, framed as a UDP datagram is (the
+//! msg header and the body, the tag with a secret), so it is a kind of the
+//! datagram family beside UDP and the Unix datagram socket.
+//!
+//! What QUIC keeps and what it does not: a datagram is encrypted and
+//! congestion-controlled inside the connection, its boundary kept, but
+//! never retransmitted (a lost one is lost, as over UDP) nor ordered. And
+//! it must fit one QUIC packet: the path's MTU (1200 bytes of UDP payload
+//! at first, more once quinn's MTU discovery has probed for it) less
+//! QUIC's packet header, its AEAD tag and the frame's own header; quinn
+//! says the result (`Connection::max_datagram_size`), and a message over
+//! it is refused before anything is sent ([`QuicError::DatagramTooLarge`]),
+//! naming the limit, as a UDP datagram over 65,507 bytes is.
+//!
+//! A listener is one endpoint that accepts connections (the handshake
+//! within TLS's handshake timeout, at most `max_handshakes` at once) and
+//! reads every connection's datagrams into one queue, each with its
+//! sender's address, so the datagram serve loop serves it as it serves a
+//! UDP socket; a reply goes back over the connection of that address.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use msg_proto::Message;
+use msg_proto::auth::{Role, SESSION_ID_LEN, Secret, UDP_TRAILER_LEN};
+use msg_udp::{AuthRejections, Framing, Overhead};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::Error;
+use crate::dgram::Datagrams;
+use crate::log::RateLimited;
+use crate::quic::{QuicError, handshake_error, server_config};
+use crate::tls::{Peer, TlsClient, TlsServer};
+
+/// Why a raw client (no msg header) does not go over QUIC datagrams: a
+/// listener answers raw datagrams, but a client's raw mode is UDP's and
+/// the Unix datagram socket's only, so far.
+pub(crate) const NO_RAW_CLIENT: &str = "raw mode over QUIC datagrams is for a listener only, so far: send msg's messages (no --raw) or use --udp";
+
+/// How many received datagrams wait for the serve loop before a
+/// connection's reader waits too (quinn then keeps, and at its own limit
+/// drops, the oldest).
+const QUEUE: usize = 1024;
+
+/// A received datagram and who sent it.
+type Received = (Bytes, SocketAddr);
+
+/// What every handle on one endpoint shares.
+struct Shared {
+    endpoint: quinn::Endpoint,
+    /// Each peer's connection, to answer it over.
+    conns: Mutex<HashMap<SocketAddr, quinn::Connection>>,
+    /// A listener's end of the queue, until its accepting task takes it:
+    /// the queue closes when every connection's reader and the accepting
+    /// task are gone (for a client, when its one connection closes).
+    tx: Mutex<Option<mpsc::Sender<Received>>>,
+    /// The listener's accepting task, stopped with it.
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.lock().expect("never poisoned").take() {
+            task.abort();
+        }
+        self.endpoint.close(0u32.into(), b"done");
+    }
+}
+
+/// A QUIC endpoint carrying msg's messages in datagrams: a client's one
+/// connection, or a listener's many.
+pub(crate) struct QuicDgram {
+    shared: Arc<Shared>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Received>>>,
+    /// The listener a client is connected to.
+    peer: Option<SocketAddr>,
+    framing: Framing<SocketAddr>,
+    send_buf: BytesMut,
+    /// Datagrams this handle handed to quinn, to wait for at the end.
+    sent: u64,
+}
+
+impl fmt::Debug for QuicDgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuicDgram")
+            .field("addr", &self.shared.endpoint.local_addr().ok())
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QuicDgram {
+    fn new(endpoint: quinn::Endpoint, peer: Option<SocketAddr>) -> (Self, mpsc::Sender<Received>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let this = Self {
+            shared: Arc::new(Shared {
+                endpoint,
+                conns: Mutex::new(HashMap::new()),
+                tx: Mutex::new(None),
+                task: Mutex::new(None),
+            }),
+            rx: Arc::new(tokio::sync::Mutex::new(rx)),
+            peer,
+            framing: Framing::default(),
+            send_buf: BytesMut::new(),
+            sent: 0,
+        };
+        (this, tx)
+    }
+
+    /// Connects to `addr` with `tls`; the handshake within TLS's handshake
+    /// timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`QuicError`]: no handshake in time, a certificate refused, or a
+    /// listener that takes no datagrams.
+    pub(crate) async fn connect(addr: SocketAddr, tls: &TlsClient) -> Result<Self, QuicError> {
+        let (endpoint, conn) = crate::quic::handshake(addr, tls).await?;
+        if conn.max_datagram_size().is_none() {
+            return Err(QuicError::NoDatagrams(addr));
+        }
+        let (this, tx) = Self::new(endpoint, Some(addr));
+        adopt(&this.shared, conn, addr, tx);
+        Ok(this)
+    }
+
+    /// Binds a listener's endpoint on `addr`; it answers nobody until
+    /// [`QuicDgram::start`].
+    ///
+    /// # Errors
+    ///
+    /// [`QuicError::Bind`].
+    pub(crate) fn bind(addr: SocketAddr) -> Result<Self, QuicError> {
+        let endpoint = crate::quic::bind_endpoint(addr)?;
+        let (this, tx) = Self::new(endpoint, None);
+        *this.shared.tx.lock().expect("never poisoned") = Some(tx);
+        Ok(this)
+    }
+
+    /// The address it is bound to.
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.shared.endpoint.local_addr()
+    }
+
+    /// Starts accepting connections with `tls`'s certificate, at most
+    /// `max_handshakes` handshakes at once.
+    ///
+    /// # Errors
+    ///
+    /// [`QuicError::Config`].
+    pub(crate) fn start(&self, tls: &TlsServer, max_handshakes: usize) -> Result<(), QuicError> {
+        self.shared
+            .endpoint
+            .set_server_config(Some(server_config(tls)?));
+        let Some(tx) = self.shared.tx.lock().expect("never poisoned").take() else {
+            return Ok(()); // started already
+        };
+        let task = tokio::spawn(accept_loop(
+            Arc::downgrade(&self.shared),
+            tx,
+            tls.handshake_timeout(),
+            max_handshakes.max(1),
+        ));
+        if let Some(old) = self
+            .shared
+            .task
+            .lock()
+            .expect("never poisoned")
+            .replace(task.abort_handle())
+        {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    /// Another handle on the same endpoint and queue, with the same keys,
+    /// for a split link's other half.
+    pub(crate) fn try_clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            rx: Arc::clone(&self.rx),
+            peer: self.peer,
+            framing: self.framing.for_clone(),
+            send_buf: BytesMut::new(),
+            sent: 0,
+        }
+    }
+
+    fn conn(&self, peer: &SocketAddr) -> Result<quinn::Connection, QuicError> {
+        self.shared
+            .conns
+            .lock()
+            .expect("never poisoned")
+            .get(peer)
+            .cloned()
+            .ok_or(QuicError::Gone(*peer))
+    }
+
+    /// Refuses `len` bytes with `overhead` that do not fit one datagram of
+    /// `conn` now.
+    fn check(conn: &quinn::Connection, len: usize, overhead: Overhead) -> Result<(), QuicError> {
+        let max = conn
+            .max_datagram_size()
+            .ok_or_else(|| QuicError::NoDatagrams(conn.remote_address()))?;
+        if len.saturating_add(overhead.total()) > max {
+            return Err(QuicError::DatagramTooLarge {
+                len,
+                max,
+                mtu: conn.stats().path.current_mtu,
+                overhead,
+            });
+        }
+        Ok(())
+    }
+
+    async fn send_bytes(&mut self, conn: &quinn::Connection, bytes: Bytes) -> Result<(), Error> {
+        conn.send_datagram_wait(bytes)
+            .await
+            .map_err(|err| QuicError::Send {
+                addr: conn.remote_address(),
+                reason: err.to_string(),
+            })?;
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Sends `msg` to the listener it is connected to.
+    ///
+    /// # Errors
+    ///
+    /// [`QuicError::DatagramTooLarge`] (nothing sent), or the connection
+    /// lost.
+    pub(crate) async fn send(&mut self, msg: &Message) -> Result<(), Error> {
+        let peer = self.peer.expect("a client's link has its peer");
+        Datagrams::send_to(self, msg, &peer).await
+    }
+
+    /// The next message.
+    ///
+    /// # Errors
+    ///
+    /// The connection lost.
+    pub(crate) async fn recv(&mut self) -> Result<Message, Error> {
+        Ok(Datagrams::recv_from(self).await?.0)
+    }
+
+    /// Waits (at most `wait`) until quinn has put every datagram this
+    /// handle sent on the wire, then closes the connection: closing at
+    /// once would discard those still queued.
+    pub(crate) async fn close(self, wait: Duration) {
+        let Some(peer) = self.peer else { return };
+        let Ok(conn) = self.conn(&peer) else { return };
+        let sent = self.sent;
+        let flushed = async {
+            while conn.stats().frame_tx.datagram < sent {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        let _ = tokio::time::timeout(wait, flushed).await;
+        conn.close(0u32.into(), b"done");
+        let _ = tokio::time::timeout(wait, self.shared.endpoint.wait_idle()).await;
+    }
+}
+
+/// Keeps `conn` in `shared` and reads its datagrams into the queue until
+/// it closes.
+fn adopt(
+    shared: &Arc<Shared>,
+    conn: quinn::Connection,
+    peer: SocketAddr,
+    tx: mpsc::Sender<Received>,
+) {
+    shared
+        .conns
+        .lock()
+        .expect("never poisoned")
+        .insert(peer, conn.clone());
+    let weak = Arc::downgrade(shared);
+    tokio::spawn(async move {
+        while let Ok(datagram) = conn.read_datagram().await {
+            if tx.send((datagram, peer)).await.is_err() {
+                break;
+            }
+        }
+        debug!(%peer, "QUIC connection closed");
+        if let Some(shared) = weak.upgrade() {
+            shared.conns.lock().expect("never poisoned").remove(&peer);
+        }
+    });
+}
+
+/// Accepts every incoming connection, each handshake in a task of its own
+/// within `timeout`, at most `max_handshakes` at once.
+async fn accept_loop(
+    shared: std::sync::Weak<Shared>,
+    tx: mpsc::Sender<Received>,
+    timeout: Duration,
+    max_handshakes: usize,
+) {
+    let Some(endpoint) = shared.upgrade().map(|s| s.endpoint.clone()) else {
+        return;
+    };
+    let turns = Arc::new(tokio::sync::Semaphore::new(max_handshakes));
+    let failures = Arc::new(RateLimited::default());
+    while let Some(incoming) = endpoint.accept().await {
+        let peer = incoming.remote_address();
+        let Ok(turn) = Arc::clone(&turns).try_acquire_owned() else {
+            failures.warn(|suppressed| {
+                warn!(%peer, suppressed, "refused a QUIC connection: {max_handshakes} handshakes are under way, the most this listener makes at once");
+            });
+            incoming.refuse();
+            continue;
+        };
+        let shared = shared.clone();
+        let tx = tx.clone();
+        let failures = Arc::clone(&failures);
+        tokio::spawn(async move {
+            let handshake = async {
+                let connecting = incoming.accept().map_err(QuicError::Lost)?;
+                match tokio::time::timeout(timeout, connecting).await {
+                    Ok(Ok(conn)) => Ok(conn),
+                    Ok(Err(err)) => Err(handshake_error(err, Peer::Client, peer, timeout)),
+                    Err(_) => Err(QuicError::Timeout {
+                        addr: peer,
+                        timeout,
+                    }),
+                }
+            };
+            let made = handshake.await;
+            drop(turn);
+            match made {
+                Ok(conn) => {
+                    if let Some(shared) = shared.upgrade() {
+                        adopt(&shared, conn, peer, tx);
+                    }
+                }
+                Err(err) => failures.warn(|suppressed| {
+                    warn!(%peer, suppressed, "dropped connection: {err}");
+                }),
+            }
+        });
+    }
+}
+
+impl Datagrams for QuicDgram {
+    type Peer = SocketAddr;
+
+    async fn recv_from(&mut self) -> Result<(Message, SocketAddr), Error> {
+        loop {
+            let (datagram, peer) = Datagrams::recv_raw_from(self).await?;
+            if let Some(msg) = self.framing.decode(datagram, peer) {
+                return Ok((msg, peer));
+            }
+        }
+    }
+
+    async fn send_to(&mut self, msg: &Message, peer: &SocketAddr) -> Result<(), Error> {
+        let conn = self.conn(peer)?;
+        let overhead = if self.framing.is_authenticated() {
+            Overhead::framed_with_tag(UDP_TRAILER_LEN)
+        } else {
+            Overhead::FRAMED
+        };
+        Self::check(&conn, msg.body.len(), overhead)?;
+        self.send_buf.clear();
+        self.framing
+            .encode_within(msg, &mut self.send_buf, |_, _| Ok(()))?;
+        let bytes = self.send_buf.split().freeze();
+        self.send_bytes(&conn, bytes).await
+    }
+
+    async fn recv_raw_from(&mut self) -> Result<(Bytes, SocketAddr), Error> {
+        let mut rx = self.rx.lock().await;
+        if let Some(received) = rx.recv().await {
+            return Ok(received);
+        }
+        Err(QuicError::Gone(self.peer.unwrap_or(self.local_addr()?)).into())
+    }
+
+    async fn send_raw_to(&mut self, payload: &[u8], peer: &SocketAddr) -> Result<(), Error> {
+        let conn = self.conn(peer)?;
+        Self::check(&conn, payload.len(), Overhead::RAW)?;
+        self.send_bytes(&conn, Bytes::copy_from_slice(payload))
+            .await
+    }
+
+    fn authenticate(&mut self, secret: &Secret, us: Role, session_id: [u8; SESSION_ID_LEN]) {
+        self.framing.authenticate(secret, us, session_id);
+    }
+
+    fn invalid_datagrams(&self) -> u64 {
+        self.framing.invalid_datagrams()
+    }
+
+    fn auth_rejections(&self) -> AuthRejections {
+        self.framing.auth_rejections()
+    }
+}
