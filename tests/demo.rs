@@ -327,3 +327,74 @@ fn reuseaddr_explains_each_part_in_plain_text() {
         "{text:?}"
     );
 }
+
+// ---- msg demo hol ------------------------------------------------------------
+
+/// Every run, 20 of them, in a private network namespace (root): exactly
+/// one packet dropped in each part, the lost message's; over TCP no later
+/// message delivered before it (every one waited for it), over QUIC at
+/// least one later message's stream delivered while it waited. Skipped
+/// where no namespace can be made, unless `MSG_REQUIRE_NETNS` is set.
+#[cfg(target_os = "linux")]
+#[test]
+fn hol_shows_tcp_waiting_and_quic_streams_overtaking_every_time() {
+    for run_no in 0..20 {
+        let out = run(&["demo", "hol", "--json"], None);
+        if out.code() == Some(1) && out.stderr.contains("private network namespace") {
+            assert!(
+                std::env::var_os("MSG_REQUIRE_NETNS").is_none(),
+                "MSG_REQUIRE_NETNS is set, but: {}",
+                out.stderr
+            );
+            support::skip(&out.stderr);
+            return;
+        }
+        assert_eq!(out.code(), Some(0), "run {run_no}: {}", out.stderr);
+        let doc: Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+        let lost = doc["lost"].as_u64().unwrap();
+        for part in ["tcp", "quic"] {
+            assert_eq!(doc[part]["dropped"], 1, "run {run_no} {part}: {doc}");
+            assert_eq!(
+                doc[part]["deliveries"].as_array().unwrap().len() as u64,
+                doc["sent"].as_u64().unwrap(),
+                "every message arrived: {doc}"
+            );
+        }
+        let arrived = |part: &str, seq: u64| {
+            doc[part]["deliveries"][seq as usize]["arrived_us"]
+                .as_u64()
+                .unwrap()
+        };
+        let later = (lost + 1)..doc["sent"].as_u64().unwrap();
+        assert_eq!(doc["tcp"]["overtook"], 0, "run {run_no}: {doc}");
+        assert!(
+            later
+                .clone()
+                .all(|seq| arrived("tcp", seq) >= arrived("tcp", lost)),
+            "run {run_no}: a later TCP message before the lost one: {doc}"
+        );
+        assert!(
+            doc["quic"]["overtook"].as_u64().unwrap() >= 1,
+            "run {run_no}: no QUIC stream overtook the lost one: {doc}"
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn hol_explains_in_plain_text() {
+    let out = run(&["demo", "hol"], None);
+    if out.code() == Some(1) && out.stderr.contains("private network namespace") {
+        support::skip(&out.stderr);
+        return;
+    }
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    for words in [
+        "nftables drops its first packet and no other",
+        "<- lost once",
+        "Over TCP every byte is delivered in order",
+        "only its own QUIC stream",
+    ] {
+        assert!(out.stdout.contains(words), "{words}: {}", out.stdout);
+    }
+}

@@ -12,6 +12,10 @@
 //!   its port in TIME_WAIT, and a new listener there needs SO_REUSEADDR;
 //!   two UDP receivers with SO_REUSEPORT share one port's datagrams.
 //!   Linux only.
+//! - [`hol`]: head-of-line blocking. In a private network namespace one
+//!   packet is dropped: over one TCP connection every later message waits
+//!   for its retransmission, over QUIC only its own stream does. Linux
+//!   only, as root.
 //!
 //! This is the one crate above the transports that calls msg-tcp and
 //! msg-udp directly rather than through msg-net: a demo of the codec has
@@ -28,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod hol;
 pub mod reuse;
 pub mod sticky;
 mod text;

@@ -12,6 +12,9 @@
 //! - `reuseaddr`: a server that closes first leaves its port in TIME_WAIT;
 //!   a new listener there needs SO_REUSEADDR; two UDP receivers share a
 //!   port with SO_REUSEPORT. Linux only.
+//! - `hol`: head-of-line blocking. One packet dropped in a private network
+//!   namespace: every later message on a TCP connection waits for it, and
+//!   over QUIC only its own stream does. Linux only, as root.
 
 use std::io::Write;
 
@@ -49,6 +52,14 @@ Examples:
   msg demo reuseaddr         # both parts, explained (Linux only)
   msg demo reuseaddr --json  # each step's numbers and errors")]
     Reuseaddr(JsonArgs),
+    /// Show head-of-line blocking: in a private network namespace one
+    /// packet is dropped; over one TCP connection every later message
+    /// waits for it, over QUIC only its own stream does (Linux, as root)
+    #[command(after_help = "\
+Examples:
+  sudo msg demo hol         # both parts, every message's delay
+  sudo msg demo hol --json  # the same as data")]
+    Hol(JsonArgs),
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +102,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         Demo::Unix(args) => msg_demo::unix::run()?.write(&mut out, args.json),
         Demo::Reuseaddr(args) => msg_demo::reuse::run()?.write(&mut out, args.json),
+        Demo::Hol(args) => msg_demo::hol::run()?.write(&mut out, args.json),
     }
     .and_then(|()| out.flush())
     .context("cannot write to stdout")

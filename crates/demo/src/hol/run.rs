@@ -1,0 +1,309 @@
+//! The lesson's parts, in a thread of their own inside a private network
+//! namespace.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use msg_proto::{Kind, Message};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{BODY, DEADLINE, GAP, LOST, LOST_BODY, Lesson, N, Part};
+use crate::error::{Context as _, Error, Result};
+
+/// The table the lesson adds in its namespace.
+const TABLE: &str = "msg_hol";
+
+/// The rule: the first packet the listener receives that is 700 to 1,000
+/// bytes long (the lost message's, and only it), dropped once.
+const RULE: &str = "meta l4proto { tcp, udp } ip length 700-1000 \
+                    limit rate 1/hour burst 1 packets counter drop";
+
+/// When each message arrived, by sequence number, against one clock.
+type Arrivals = Arc<Mutex<HashMap<u64, Instant>>>;
+
+pub(super) fn run() -> Result<Lesson> {
+    std::thread::spawn(|| {
+        private_namespace()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let tcp = tokio::time::timeout(DEADLINE, tcp())
+                .await
+                .map_err(|_| Error::Broken(format!("not done within {DEADLINE:?}")))
+                .and_then(|r| r)
+                .part("part 1 (TCP)")?;
+            let quic = tokio::time::timeout(DEADLINE, quic())
+                .await
+                .map_err(|_| Error::Broken(format!("not done within {DEADLINE:?}")))
+                .and_then(|r| r)
+                .part("part 2 (QUIC)")?;
+            Ok(Lesson {
+                lost: LOST,
+                sent: N,
+                gap_us: GAP.as_micros() as u64,
+                rule: RULE.to_owned(),
+                tcp,
+                quic,
+            })
+        })
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Moves this thread into a new network namespace with `lo` up.
+fn private_namespace() -> Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|err| {
+        Error::Unsupported {
+            lesson: "hol",
+            needs: if err == nix::errno::Errno::EPERM {
+                "Linux in a private network namespace of its own, which needs root \
+                 (CAP_SYS_ADMIN): sudo msg demo hol"
+            } else {
+                "Linux in a private network namespace of its own, and unshare(CLONE_NEWNET) \
+                 failed"
+            },
+        }
+    })?;
+    let up = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .map_err(|_| Error::Unsupported {
+            lesson: "hol",
+            needs: "ip (iproute2), to bring its namespace's loopback up",
+        })?;
+    if !up.success() {
+        return Err(Error::Broken(format!("ip link set lo up: {up}")));
+    }
+    Ok(())
+}
+
+/// Adds the rule, fresh (its limit unspent, its counter at zero).
+fn drop_one() -> Result<()> {
+    let ruleset = format!(
+        "table inet {TABLE}\n\
+         delete table inet {TABLE}\n\
+         table inet {TABLE} {{\n\
+         \tchain input {{\n\
+         \t\ttype filter hook input priority 0;\n\
+         \t\t{RULE}\n\
+         \t}}\n\
+         }}\n"
+    );
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|_| Error::Unsupported {
+            lesson: "hol",
+            needs: "nft (nftables), to drop one packet",
+        })?;
+    std::io::Write::write_all(&mut child.stdin.take().expect("piped"), ruleset.as_bytes())?;
+    let status = child.wait()?;
+    if !status.success() {
+        return Err(Error::Broken(format!("nft -f -: {status}")));
+    }
+    Ok(())
+}
+
+/// How many packets the rule dropped.
+fn dropped() -> Result<u64> {
+    let out = Command::new("nft")
+        .args(["list", "table", "inet", TABLE])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `... burst 1 packets counter packets 1 bytes 784 drop`: the count
+    // after the counter's own `packets`.
+    text.split_whitespace()
+        .skip_while(|w| *w != "counter")
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .with_what(|| format!("no counter in {text}"))
+}
+
+/// Message `seq` as msg frames it (header and body), the lost one larger.
+fn message(seq: u64) -> Bytes {
+    let len = if seq == LOST { LOST_BODY } else { BODY };
+    let mut out = BytesMut::new();
+    msg_proto::encode(&Message::new(Kind::Data, seq, vec![b'x'; len]), &mut out)
+        .expect("a small body fits");
+    out.freeze()
+}
+
+/// The client's sends, one every [`GAP`], and when each went.
+struct Pacer {
+    start: Instant,
+    sent: Vec<Instant>,
+    ticks: tokio::time::Interval,
+}
+
+impl Pacer {
+    fn new() -> Self {
+        let mut ticks = tokio::time::interval(GAP);
+        // A late tick does not send two at once.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            start: Instant::now(),
+            sent: Vec::new(),
+            ticks,
+        }
+    }
+
+    /// The next message to send, when its time has come; `None` after the
+    /// last.
+    async fn next(&mut self) -> Option<Bytes> {
+        let seq = self.sent.len() as u64;
+        if seq == N {
+            return None;
+        }
+        self.ticks.tick().await;
+        self.sent.push(Instant::now());
+        Some(message(seq))
+    }
+
+    /// Waits until every message arrived; each one's times in
+    /// microseconds from the first send.
+    async fn finish(self, arrivals: &Arrivals) -> Vec<(u64, u64)> {
+        while arrivals.lock().expect("never poisoned").len() < N as usize {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let arrivals = arrivals.lock().expect("never poisoned");
+        let us = |t: Instant| t.duration_since(self.start).as_micros() as u64;
+        (0..N)
+            .map(|seq| (us(self.sent[seq as usize]), us(arrivals[&seq])))
+            .collect()
+    }
+}
+
+/// Notes `frame`'s arrival now.
+fn arrived(arrivals: &Arrivals, frame: Bytes) -> Result<()> {
+    let now = Instant::now();
+    let msg = msg_proto::decode(frame).map_err(|err| Error::Broken(err.to_string()))?;
+    arrivals
+        .lock()
+        .expect("never poisoned")
+        .insert(msg.seq, now);
+    Ok(())
+}
+
+/// Part 1: one TCP connection, each frame behind its length.
+async fn tcp() -> Result<Part> {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr = listener.local_addr()?;
+    let mut client = tokio::net::TcpStream::connect(addr).await?;
+    client.set_nodelay(true)?;
+    let (mut server, _) = listener.accept().await?;
+    let arrivals = Arrivals::default();
+    let noted = Arc::clone(&arrivals);
+    let reader = tokio::spawn(async move {
+        for _ in 0..N {
+            let len = server.read_u32().await?;
+            let mut frame = vec![0; len as usize];
+            server.read_exact(&mut frame).await?;
+            arrived(&noted, frame.into())?;
+        }
+        Ok::<_, Error>(())
+    });
+    drop_one()?;
+    let mut pacer = Pacer::new();
+    while let Some(frame) = pacer.next().await {
+        let mut out = Vec::with_capacity(frame.len() + 4);
+        out.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+        out.extend_from_slice(&frame);
+        client.write_all(&out).await?;
+    }
+    let times = pacer.finish(&arrivals).await;
+    reader
+        .await
+        .map_err(|err| Error::Broken(err.to_string()))??;
+    Ok(Part::new(
+        "tcp",
+        "one connection, every message behind its 4-byte length",
+        dropped()?,
+        &times,
+    ))
+}
+
+/// Part 2: one QUIC connection, a unidirectional stream per message.
+async fn quic() -> Result<Part> {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .map_err(|err| Error::Broken(format!("cannot make a certificate: {err}")))?;
+    let cert = made.cert.der().clone();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
+    let server_config = quinn::ServerConfig::with_single_cert(vec![cert.clone()], key)
+        .map_err(|err| Error::Broken(format!("QUIC server settings: {err}")))?;
+    let server = quinn::Endpoint::server(server_config, (Ipv4Addr::LOCALHOST, 0).into())?;
+    let addr: SocketAddr = server.local_addr()?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(cert)
+        .map_err(|err| Error::Broken(format!("trusting the certificate: {err}")))?;
+    let client_config = quinn::ClientConfig::with_root_certificates(Arc::new(roots))
+        .map_err(|err| Error::Broken(format!("QUIC client settings: {err}")))?;
+    let mut client = quinn::Endpoint::client((Ipv4Addr::LOCALHOST, 0).into())?;
+    client.set_default_client_config(client_config);
+    let connecting = client
+        .connect(addr, "localhost")
+        .map_err(|err| Error::Broken(format!("QUIC connect: {err}")))?;
+    // The listener's side of the handshake runs while the client's waits.
+    let accepting = async {
+        let incoming = server.accept().await.what("no QUIC connection")?;
+        incoming
+            .await
+            .map_err(|err| Error::Broken(format!("QUIC handshake: {err}")))
+    };
+    let (conn, served) = tokio::join!(connecting, accepting);
+    let conn = conn.map_err(|err| Error::Broken(format!("QUIC handshake: {err}")))?;
+    let served = served?;
+    let arrivals = Arrivals::default();
+    let noted = Arc::clone(&arrivals);
+    // Each stream read in a task of its own: one waiting for its lost
+    // packet holds up no other.
+    let reader = tokio::spawn(async move {
+        let mut streams = tokio::task::JoinSet::new();
+        for _ in 0..N {
+            let Ok(mut stream) = served.accept_uni().await else {
+                break;
+            };
+            let noted = Arc::clone(&noted);
+            streams.spawn(async move {
+                if let Ok(frame) = stream.read_to_end(64 * 1024).await {
+                    let _ = arrived(&noted, frame.into());
+                }
+            });
+        }
+        while streams.join_next().await.is_some() {}
+        served
+    });
+    // The handshake's packets, and quinn's first MTU probes, are past; the
+    // rule sees only the messages' packets and acknowledgements.
+    drop_one()?;
+    let mut pacer = Pacer::new();
+    while let Some(frame) = pacer.next().await {
+        let mut stream = conn
+            .open_uni()
+            .await
+            .map_err(|err| Error::Broken(format!("QUIC stream: {err}")))?;
+        stream
+            .write_all(&frame)
+            .await
+            .map_err(|err| Error::Broken(format!("QUIC write: {err}")))?;
+        let _ = stream.finish();
+    }
+    let times = pacer.finish(&arrivals).await;
+    let served = reader.await.map_err(|err| Error::Broken(err.to_string()))?;
+    conn.close(0u32.into(), b"done");
+    served.close(0u32.into(), b"done");
+    Ok(Part::new(
+        "quic",
+        "one connection, one stream per message",
+        dropped()?,
+        &times,
+    ))
+}
