@@ -6,7 +6,8 @@
 //! one thread of this process, as root: `unshare(CLONE_NEWNET)`), its
 //! loopback brought up, so that the one nftables rule it adds touches
 //! nothing else; the namespace goes with the thread. In each part a client
-//! sends [`N`] msg messages, one every [`GAP`], to a listener in the same
+//! sends [`N`] msg messages, at least [`GAP`] apart, each in a packet of
+//! its own, to a listener in the same
 //! process, which notes when each arrives:
 //!
 //! 1. TCP: all on one connection, each behind its 4-byte length.
@@ -48,7 +49,7 @@ pub const LOST: u64 = 5;
 pub const LOST_BODY: usize = 700;
 /// Every other message's body.
 pub const BODY: usize = 64;
-/// Between two sends.
+/// Between two sends, at least.
 pub const GAP: Duration = Duration::from_millis(1);
 /// The longest a part may take.
 pub const DEADLINE: Duration = Duration::from_secs(10);

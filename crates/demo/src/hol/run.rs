@@ -136,33 +136,38 @@ fn message(seq: u64) -> Bytes {
     out.freeze()
 }
 
-/// The client's sends, one every [`GAP`], and when each went.
+/// The client's sends, at least [`GAP`] apart, and when each went.
 struct Pacer {
     start: Instant,
     sent: Vec<Instant>,
-    ticks: tokio::time::Interval,
 }
 
 impl Pacer {
     fn new() -> Self {
-        let mut ticks = tokio::time::interval(GAP);
-        // A late tick does not send two at once.
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Self {
             start: Instant::now(),
             sent: Vec::new(),
-            ticks,
         }
     }
 
     /// The next message to send, when its time has come; `None` after the
-    /// last.
-    async fn next(&mut self) -> Option<Bytes> {
+    /// last. A sleep, not an interval: an interval late on a busy machine
+    /// fires its missed ticks at once, and messages sent together would
+    /// share a packet, the lost one's included. The lost message goes
+    /// only once every earlier one has arrived, on a quiet connection.
+    async fn next(&mut self, arrivals: &Arrivals) -> Option<Bytes> {
         let seq = self.sent.len() as u64;
         if seq == N {
             return None;
         }
-        self.ticks.tick().await;
+        if seq > 0 {
+            tokio::time::sleep(GAP).await;
+        }
+        if seq == LOST {
+            while (arrivals.lock().expect("never poisoned").len() as u64) < LOST {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
         self.sent.push(Instant::now());
         Some(message(seq))
     }
@@ -212,7 +217,7 @@ async fn tcp() -> Result<Part> {
     });
     drop_one()?;
     let mut pacer = Pacer::new();
-    while let Some(frame) = pacer.next().await {
+    while let Some(frame) = pacer.next(&arrivals).await {
         let mut out = Vec::with_capacity(frame.len() + 4);
         out.extend_from_slice(&(frame.len() as u32).to_be_bytes());
         out.extend_from_slice(&frame);
@@ -285,7 +290,8 @@ async fn quic() -> Result<Part> {
     // rule sees only the messages' packets and acknowledgements.
     drop_one()?;
     let mut pacer = Pacer::new();
-    while let Some(frame) = pacer.next().await {
+    while let Some(frame) = pacer.next(&arrivals).await {
+        let frames = conn.stats().frame_tx.stream;
         let mut stream = conn
             .open_uni()
             .await
@@ -295,6 +301,11 @@ async fn quic() -> Result<Part> {
             .await
             .map_err(|err| Error::Broken(format!("QUIC write: {err}")))?;
         let _ = stream.finish();
+        // On the wire before the next is written, so that no packet
+        // carries two messages (bounded by the part's deadline).
+        while conn.stats().frame_tx.stream == frames {
+            tokio::task::yield_now().await;
+        }
     }
     let times = pacer.finish(&arrivals).await;
     let served = reader.await.map_err(|err| Error::Broken(err.to_string()))?;
