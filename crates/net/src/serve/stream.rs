@@ -243,7 +243,13 @@ async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
         if msg.kind == Kind::Command {
             // One command per connection: it ends with the command.
             return match runner {
-                Some(runner) => runner.run(&mut conn, &msg).await,
+                Some(runner) => {
+                    let ran = runner.run(&mut conn, &msg).await;
+                    if ran.is_ok() {
+                        linger(&mut conn).await;
+                    }
+                    ran
+                }
                 None => {
                     let reason = crate::refusal::RUNS_NO_COMMANDS;
                     conn.write_message(
@@ -287,6 +293,21 @@ async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.shutdown()).await;
     debug!(%peer, "closed");
     Ok(())
+}
+
+/// After a command's exit is sent: our side closed, then what the client
+/// still sends (its stdin's end, typed after the command exited) read and
+/// dropped until it closes too, for at most a second. Closing with that
+/// unread would reset the connection (TCP's RST; a Unix socket's
+/// ECONNRESET), and the reset can reach the client before the exit it has
+/// not read yet.
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Connection<S>) {
+    let drain = async {
+        conn.shutdown().await?;
+        while conn.read_message().await?.is_some() {}
+        Ok::<_, msg_tcp::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 /// The next message within the limits of `deadlines` (the idle and frame
