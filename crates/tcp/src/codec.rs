@@ -27,6 +27,9 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Codec {
     max_frame: usize,
+    /// The most room made ahead of a partial frame's bytes in one go
+    /// ([`READ_STEP`] unless raised): see [`Codec::set_read_ahead`].
+    read_ahead: usize,
     // Boxed: a keyed HMAC state is about 200 bytes, and unboxed it would
     // grow every connection, authenticated or not, by twice that. One
     // allocation per connection, none per frame.
@@ -43,9 +46,24 @@ impl Codec {
     pub fn new(max_frame: usize) -> Self {
         Self {
             max_frame,
+            read_ahead: READ_STEP,
             sealer: None,
             opener: None,
         }
+    }
+
+    /// From now on, makes room for up to `bytes` of a partial frame at
+    /// once (never less than [`READ_STEP`], never more than the frame
+    /// still lacks), rather than doubling the buffer as the frame arrives.
+    ///
+    /// For a peer whose frames are known to be large (a file's chunks,
+    /// once its header was accepted): a 1 MiB frame read into a buffer
+    /// that doubles from 64 KiB is copied once more in the growing, which
+    /// costs a receiver about what hashing it does. The room is this
+    /// side's constant, not the length the peer announced; memory still
+    /// follows the bytes that arrived, plus at most `bytes`.
+    pub fn set_read_ahead(&mut self, bytes: usize) {
+        self.read_ahead = bytes.max(READ_STEP);
     }
 
     /// From now on, tags every encoded frame with `sealer`.
@@ -129,17 +147,20 @@ impl Codec {
     pub(crate) fn split(self) -> (Self, Self) {
         let Self {
             max_frame,
+            read_ahead,
             sealer,
             opener,
         } = self;
         (
             Self {
                 max_frame,
+                read_ahead,
                 sealer: None,
                 opener,
             },
             Self {
                 max_frame,
+                read_ahead,
                 sealer,
                 opener: None,
             },
@@ -162,7 +183,11 @@ impl Default for Codec {
 /// frame stays in the buffer as it came, so a timeout can tell "nothing
 /// yet" from "half a frame" by the buffer alone, and a limit changed
 /// meanwhile judges it again.
-pub(crate) fn whole_frame(src: &mut BytesMut, max_frame: usize) -> Result<Option<usize>, Error> {
+pub(crate) fn whole_frame(
+    src: &mut BytesMut,
+    max_frame: usize,
+    read_ahead: usize,
+) -> Result<Option<usize>, Error> {
     let Some(prefix) = src.get(..LENGTH_PREFIX_LEN) else {
         return Ok(None);
     };
@@ -186,9 +211,10 @@ pub(crate) fn whole_frame(src: &mut BytesMut, max_frame: usize) -> Result<Option
         // bytes a peer actually sent, not the length it announced. A
         // peer that announces 16 MiB and sends 4 bytes costs 64 KiB,
         // and a real 16 MiB frame grows its buffer by doubling, as it
-        // arrives.
+        // arrives (or by `read_ahead` at a time, when the caller raised it
+        // for a peer whose frames are large: this side's constant).
         let missing = total - src.len();
-        src.reserve(missing.min(src.len().max(READ_STEP)));
+        src.reserve(missing.min(src.len().max(read_ahead)));
         return Ok(None);
     }
     Ok(Some(len))
@@ -199,7 +225,7 @@ impl Decoder for Codec {
     type Error = Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, Error> {
-        let Some(len) = whole_frame(src, self.max_frame)? else {
+        let Some(len) = whole_frame(src, self.max_frame, self.read_ahead)? else {
             return Ok(None);
         };
         src.advance(LENGTH_PREFIX_LEN);
@@ -353,6 +379,28 @@ pub(crate) mod tests {
                 break;
             }
         }
+    }
+
+    #[test]
+    fn a_raised_read_ahead_makes_room_for_a_large_frame_at_once_and_no_more() {
+        let mut codec = Codec::default();
+        codec.set_read_ahead(1 << 20);
+        // 16 MiB announced, 4 bytes sent: the read ahead's room, no more.
+        let mut buf = BytesMut::from(&b"\x00\xff\xff\xff"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        let room = buf.capacity();
+        assert!((1 << 20..=2 << 20).contains(&room), "{room}");
+        // A frame that fits is read into that room without growing it.
+        let mut buf = BytesMut::from(&b"\x00\x08\x00\x00"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        let room = buf.capacity();
+        assert!(room >= LENGTH_PREFIX_LEN + 0x8_0000, "{room}");
+        assert!(room <= 2 * (LENGTH_PREFIX_LEN + 0x8_0000), "{room}");
+        // Never below one read's worth.
+        codec.set_read_ahead(1);
+        let mut buf = BytesMut::from(&b"\x00\xff\xff\xff"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.capacity() >= READ_STEP, "{}", buf.capacity());
     }
 
     #[test]

@@ -119,6 +119,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.framed.codec_mut().set_max_frame(max_frame);
     }
 
+    /// From now on, makes room for up to `bytes` of a frame at a time
+    /// ([`Codec::set_read_ahead`]): for a peer whose frames are known to be
+    /// large, such as a file's chunks once its header was accepted; set
+    /// [`READ_STEP`](crate::READ_STEP) back when they end.
+    pub fn set_read_ahead(&mut self, bytes: usize) {
+        self.framed.codec_mut().set_read_ahead(bytes);
+    }
+
     /// How many bytes have arrived that no message has been read from yet:
     /// zero between frames, more while a frame is on its way.
     pub fn buffered(&self) -> usize {
@@ -178,6 +186,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         stream.write_all(&head).await?;
         stream.write_all(&msg.body).await?;
         Ok(())
+    }
+
+    /// From now on, messages queued with [`Connection::feed`] are written
+    /// once they pass `bytes` together (tokio-util's backpressure
+    /// boundary; 8 KiB unless set), not before: for a sender of many small
+    /// messages in a row, such as a folder's entries, one write per
+    /// `bytes` instead of one per 8 KiB, and as many fewer wake-ups for
+    /// the peer. What is queued still goes at [`Connection::flush`].
+    pub fn set_write_batch(&mut self, bytes: usize) {
+        self.framed.set_backpressure_boundary(bytes);
     }
 
     /// Queues `msg` without flushing; see [`Connection::flush`].

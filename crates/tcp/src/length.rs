@@ -22,7 +22,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::Error;
-use crate::codec::{LENGTH_PREFIX_LEN, whole_frame};
+use crate::codec::{LENGTH_PREFIX_LEN, READ_STEP, whole_frame};
 
 /// Bare length-prefixed frames: a 4-byte big-endian length, then that many
 /// bytes of body, at most `max_frame` of them (the prefix not counted).
@@ -52,7 +52,7 @@ impl Decoder for LengthCodec {
         // msg's own rules for the prefix: judged against the limit before
         // anything is reserved, and memory that follows the bytes
         // received, never the length announced.
-        let Some(len) = whole_frame(src, self.max_frame)? else {
+        let Some(len) = whole_frame(src, self.max_frame, READ_STEP)? else {
             return Ok(None);
         };
         src.advance(LENGTH_PREFIX_LEN);

@@ -38,6 +38,15 @@ use crate::{Accept, Options, PeerAddr, Stream, tcp::LISTEN_BACKLOG};
 /// one).
 pub const SUN_PATH_LEN: usize = 108;
 
+/// The send buffer (`SO_SNDBUF`) each Unix stream asks for: 1 MiB, which
+/// Linux doubles for its bookkeeping and caps at `net.core.wmem_max` (4 MiB
+/// by default). A Unix stream has no window: what it holds in flight is
+/// the sender's send buffer, 208 KiB by default, so a file's 1 MiB chunk
+/// left in five writes with a wait for the receiver between each (about
+/// 5,000 context switches a GiB a side, TCP's loopback 700). A limit, not
+/// an allocation: an idle or chatty connection costs no more.
+pub const SEND_BUFFER: usize = 1 << 20;
+
 /// The mode a listener's socket file gets unless asked otherwise:
 /// read and write for its owner alone, since the file is what decides who
 /// may connect.
@@ -208,6 +217,8 @@ impl Stream for UnixStream {
     /// write is handed to the peer's queue at once, and a peer that dies
     /// is seen at once.
     fn apply(&self, _options: &Options) -> io::Result<()> {
+        // Best effort: a system that caps it lower keeps its own size.
+        let _ = SockRef::from(self).set_send_buffer_size(SEND_BUFFER);
         Ok(())
     }
 

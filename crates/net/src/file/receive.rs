@@ -20,6 +20,7 @@ pub(crate) async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     save: Option<&SaveConfig>,
     events: &Events,
 ) -> Result<(), Error> {
+    keep_freed_chunks();
     let started = Instant::now();
     let peer = conn.peer_addr();
     let Prepared {
@@ -159,6 +160,10 @@ async fn save_content<S: AsyncRead + AsyncWrite + Unpin>(
         hash_and_write(writer_file, hasher, rx)
     });
     let mut receiving = Receiving::resumed(header.clone(), offset);
+    // Chunks are up to 1 MiB: room for a whole one at a time, so that
+    // none is copied again as the read buffer grows (the header was
+    // accepted; what this holds is this side's constant, not the peer's).
+    conn.set_read_ahead(CHUNK_FRAME);
     let ended = async {
         loop {
             let msg = tokio::time::timeout(IDLE_TIMEOUT, conn.read_message())
@@ -206,6 +211,7 @@ async fn save_content<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     .await;
+    conn.set_read_ahead(msg_tcp::READ_STEP);
     drop(tx);
     // Whatever ended the content, the writer writes what it was handed
     // first: a partial file kept for resuming holds all that arrived.

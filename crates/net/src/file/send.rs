@@ -25,6 +25,7 @@ pub(crate) async fn send<S: Stream>(
     resume: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Sent, Error> {
+    keep_freed_chunks();
     let started = Instant::now();
     let (file, header) = open(path)?;
     let name = header.name.as_str().to_owned();

@@ -63,10 +63,14 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
     conn.write_message(&FileResult::Ready.to_message()).await?;
     info!(%peer, files = start.files, bytes = start.bytes, "receiving the folder {}", start.name.as_str());
 
-    let (ops, ops_rx) = mpsc::channel::<Op>(QUEUE_CHUNKS);
+    // Batches of operations, so that the thread is woken once per read
+    // of the socket rather than once per message (three per small file):
+    // a batch goes when no whole message is left in the read buffer, or
+    // when it holds a chunk's worth of content or BATCH_OPS operations.
+    let (ops, ops_rx) = mpsc::channel::<Vec<Op>>(QUEUE_CHUNKS);
     // Unbounded, yet bounded by the entries: the thread answers only what
-    // it took from `ops` (at most QUEUE_CHUNKS ahead), and every message
-    // read below first sends on what has been answered.
+    // it took from `ops` (at most QUEUE_CHUNKS batches ahead), and every
+    // message read below first sends on what has been answered.
     let (verdicts_tx, mut verdicts) = mpsc::unbounded_channel::<Verdict>();
     let overwrite = save.overwrite;
     let root_mode = made.then_some(start.mode);
@@ -75,7 +79,12 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
     });
     let mut tree = TreeReceiving::new();
     let mut waiting = VecDeque::new();
+    let mut batch = Batch::default();
+    let mut flushed = Instant::now();
     let outcome = loop {
+        if batch.due(conn.buffered()) && ops.send(batch.take()).await.is_err() {
+            break Err("the writing thread stopped".to_owned());
+        }
         let read = tokio::time::timeout(IDLE_TIMEOUT, conn.read_message()).await;
         let msg = match read {
             Err(_) => {
@@ -103,17 +112,23 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(TreeStep::FileEnd(end)) => Op::End(end),
             Ok(_) => break Err(format!("unexpected {:?} in a folder", msg.kind)),
         };
-        if ops.send(op).await.is_err() {
-            break Err("the writing thread stopped".to_owned());
-        }
+        batch.push(op);
         while let Ok(verdict) = verdicts.try_recv() {
             waiting.push_back(verdict);
         }
         answer(conn, &mut waiting, &peer, events, started).await?;
-        if conn.buffered() == 0 {
+        // The sender reads verdicts as they come but waits for none before
+        // the end: they go out when the write buffer fills (8 KiB) or, with
+        // nothing left to read, every VERDICT_FLUSH, not a write per file.
+        if conn.buffered() == 0 && flushed.elapsed() >= VERDICT_FLUSH {
             conn.flush().await?;
+            flushed = Instant::now();
         }
     };
+    // What was read before the end (or the refusal) is written first.
+    if !batch.ops.is_empty() {
+        let _ = ops.send(batch.take()).await;
+    }
     drop(ops);
     // Every verdict, the last ones once the thread has written them.
     let _ = writer.await;
@@ -129,6 +144,42 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(())
         }
         Err(reason) => refuse(conn, reason).await,
+    }
+}
+
+/// How often, at most, a folder's receiver flushes its verdicts while
+/// the content streams in (they also go whenever 8 KiB of them wait).
+const VERDICT_FLUSH: Duration = Duration::from_millis(20);
+
+/// The most operations a batch for the writing thread holds.
+const BATCH_OPS: usize = 256;
+
+/// Operations read from the socket, not yet handed to the writing thread.
+#[derive(Default)]
+struct Batch {
+    ops: Vec<Op>,
+    /// The content they carry.
+    bytes: usize,
+}
+
+impl Batch {
+    fn push(&mut self, op: Op) {
+        if let Op::Data(bytes) = &op {
+            self.bytes += bytes.len();
+        }
+        self.ops.push(op);
+    }
+
+    /// Whether to hand it over now, with `buffered` bytes still unread:
+    /// when no more messages are at hand, or it is large enough.
+    fn due(&self, buffered: usize) -> bool {
+        !self.ops.is_empty()
+            && (buffered == 0 || self.bytes >= MAX_CHUNK || self.ops.len() >= BATCH_OPS)
+    }
+
+    fn take(&mut self) -> Vec<Op> {
+        self.bytes = 0;
+        std::mem::take(&mut self.ops)
     }
 }
 
@@ -234,9 +285,11 @@ impl Writer {
         }
     }
 
-    fn run(mut self, mut ops: mpsc::Receiver<Op>, root_mode: Option<u32>) {
-        while let Some(op) = ops.blocking_recv() {
-            self.on(op);
+    fn run(mut self, mut ops: mpsc::Receiver<Vec<Op>>, root_mode: Option<u32>) {
+        while let Some(batch) = ops.blocking_recv() {
+            for op in batch {
+                self.on(op);
+            }
         }
         // Cut off mid-file: the partial file goes.
         self.drop_current();
