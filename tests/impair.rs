@@ -670,10 +670,16 @@ fn quic_under_loss(transport: &str, n: usize) -> (usize, Finished) {
 fn under_loss_quic_streams_deliver_everything_and_quic_datagrams_lose_some() {
     let _turn = turn();
     const N: usize = 200;
+    // quinn sends queued datagrams as one GSO burst where it can, and
+    // loopback carries a burst whole: the rule then drops a burst, several
+    // datagrams at once, or none of them. 2,000 datagrams make enough
+    // bursts that none being dropped is out of the question (200 of them
+    // all arrived in one CI run).
+    const DATAGRAMS: usize = 2000;
     let outcome = thread::spawn(move || {
         enter_lossy_namespace(10)?;
         let streams = quic_under_loss("--quic", N);
-        let datagrams = quic_under_loss("--quic-datagrams", N);
+        let datagrams = quic_under_loss("--quic-datagrams", DATAGRAMS);
         Ok::<_, String>((streams, datagrams, dropped_by_the_rule()))
     })
     .join()
@@ -690,11 +696,10 @@ fn under_loss_quic_streams_deliver_everything_and_quic_datagrams_lose_some() {
     );
     // Streams resend what was lost: all of it, in order.
     assert_eq!(streamed, N, "over QUIC streams");
-    // Datagrams are not resent: at 10 % loss, 200 packets all arriving
-    // has a chance of 0.9^200, about 7e-10. Most still arrive.
+    // Datagrams are not resent: some are lost, most still arrive.
     assert!(
-        datagrams < N && datagrams > N / 2,
-        "{datagrams} of {N} datagrams arrived: {}",
+        datagrams < DATAGRAMS && datagrams > DATAGRAMS / 2,
+        "{datagrams} of {DATAGRAMS} datagrams arrived: {}",
         over_datagrams.stderr
     );
 }
