@@ -170,7 +170,7 @@ impl GroupArgs {
             loopback: self.loopback,
             broadcast: self.broadcast,
         };
-        if options != GroupOptions::default() && transport != Transport::Udp {
+        if options != GroupOptions::default() && !transport.caps().one_to_many {
             return Err(usage(format!(
                 "--ttl, --iface, --loop and --broadcast are for --udp; {transport} has one peer"
             )));
@@ -212,7 +212,7 @@ impl JoinArgs {
             source: self.source,
             ..GroupOptions::default()
         };
-        match addr.inet().filter(|_| transport == Transport::Udp) {
+        match addr.inet().filter(|_| transport.caps().one_to_many) {
             Some(group) if group.ip().is_multicast() || options != GroupOptions::default() => {
                 options
                     .check_receiver(group)

@@ -203,6 +203,7 @@ impl Transport {
                 batches: true,
                 tcp_info: false,
                 encrypted: false,
+                one_to_many: true,
             },
             Self::Tcp => Caps {
                 keeps_boundaries: false,
@@ -212,6 +213,7 @@ impl Transport {
                 batches: false,
                 tcp_info: true,
                 encrypted: false,
+                one_to_many: false,
             },
             Self::Unix => Caps {
                 keeps_boundaries: false,
@@ -221,6 +223,7 @@ impl Transport {
                 batches: false,
                 tcp_info: false,
                 encrypted: false,
+                one_to_many: false,
             },
             // One message per datagram, as UDP, but between processes on
             // one host: nothing is lost (a full receiver holds the sender
@@ -233,6 +236,7 @@ impl Transport {
                 batches: false,
                 tcp_info: false,
                 encrypted: false,
+                one_to_many: false,
             },
             // TCP's, inside a TLS session.
             Self::Tls => Caps {
@@ -250,6 +254,7 @@ impl Transport {
             // kernel counts for us (quinn's own queue drops the oldest).
             Self::QuicDgram => Caps {
                 kernel_drops: false,
+                one_to_many: false,
                 batches: false,
                 encrypted: true,
                 ..Self::Udp.caps()
@@ -264,6 +269,7 @@ impl Transport {
                 batches: false,
                 tcp_info: false,
                 encrypted: false,
+                one_to_many: false,
             },
         }
     }
@@ -344,6 +350,9 @@ pub struct Caps {
     pub tcp_info: bool,
     /// Always inside TLS: connecting and serving it need TLS's settings.
     pub encrypted: bool,
+    /// One datagram reaches many: a multicast group joined, a broadcast
+    /// address sent to (msg-udp's `group`).
+    pub one_to_many: bool,
 }
 
 impl Caps {
