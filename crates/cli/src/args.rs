@@ -15,7 +15,7 @@ use msg_net::secret::{SECRET_PIPE_TIMEOUT, SecretFileError};
 use msg_net::tls::{
     self, ClientOptions, Fingerprint, Identity, ServerOptions, TlsClient, TlsServer, Verify,
 };
-use msg_net::{Auth, Caps, PeerAddr, Reply, Transport};
+use msg_net::{Auth, Caps, ConnectOptions, PeerAddr, Reply, Transport};
 use msg_proto::auth::Secret;
 
 use crate::output::Format;
@@ -631,6 +631,46 @@ impl TlsClientArgs {
         TlsClient::new(&options)
             .map(Some)
             .map_err(|err| usage(err.to_string()))
+    }
+}
+
+/// How a client (`msg send`, `msg connect`, `msg exec`) reaches its
+/// listener: how long it waits, the stream's settings, the secret and TLS.
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// How long to wait to connect (and authenticate), and for each reply,
+    /// e.g. 500ms, 2s (for a file's verdict, a second more per MiB, up to
+    /// 64 s more)
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_positive_duration)]
+    pub(crate) timeout: Duration,
+
+    #[command(flatten)]
+    pub(crate) tcp: TcpArgs,
+
+    #[command(flatten)]
+    pub(crate) auth: AuthArgs,
+
+    #[command(flatten)]
+    pub(crate) tls: TlsClientArgs,
+}
+
+impl ClientArgs {
+    /// The options of a connection to `addr` over `transport`: a usage
+    /// error for a secret or TLS that cannot be used.
+    pub(crate) fn options(
+        &self,
+        transport: Transport,
+        addr: &str,
+    ) -> anyhow::Result<ConnectOptions> {
+        Ok(ConnectOptions {
+            tcp: self.tcp.options(),
+            timeout: Some(self.timeout),
+            auth: self.auth.auth()?,
+            tls: self
+                .tls
+                .client(transport, addr, self.auth.handshake_timeout)?,
+            ..ConnectOptions::default()
+        })
     }
 }
 

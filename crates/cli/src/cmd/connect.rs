@@ -11,14 +11,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use msg_net::ConnectOptions;
 use msg_net::connect::connect_any;
 use msg_net::limits::Family;
 use msg_net::session::{self, Mode};
 
 use crate::args::{
-    AuthArgs, FramingArg, OutputArgs, TcpArgs, TlsClientArgs, TransportArg, check_client_modes,
-    parse_addr,
+    ClientArgs, FramingArg, OutputArgs, TransportArg, check_client_modes, parse_addr,
 };
 use crate::cmd::send::Source;
 
@@ -47,10 +45,6 @@ pub(crate) struct ConnectArgs {
     #[arg(long)]
     pub(crate) crlf: bool,
 
-    /// How long to wait to connect, e.g. 500ms, 2s
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
-    pub(crate) timeout: Duration,
-
     /// Once stdin ends, how long to go on printing what the peer sends: a
     /// TCP peer that closes ends the session sooner
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
@@ -64,37 +58,21 @@ pub(crate) struct ConnectArgs {
     pub(crate) output: OutputArgs,
 
     #[command(flatten)]
-    pub(crate) tcp: TcpArgs,
-
-    #[command(flatten)]
-    pub(crate) auth: AuthArgs,
-
-    #[command(flatten)]
-    pub(crate) tls: TlsClientArgs,
+    pub(crate) client: ClientArgs,
 }
 
 pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let transport = args.transport.transport();
     let addr = parse_addr(transport, &args.addr)?;
     let caps = transport.caps();
-    let auth = args.auth.auth()?;
-    check_client_modes(args.raw, args.framing, caps, auth.is_some(), &[])?;
-    let authenticated = auth.is_some();
+    let options = &args.client.options(transport, &addr)?;
+    let authenticated = options.auth.is_some();
+    check_client_modes(args.raw, args.framing, caps, authenticated, &[])?;
     let mode = if args.raw {
         Mode::Raw
     } else {
         Mode::Framed(args.framing.into())
     };
-    let options = ConnectOptions {
-        tcp: args.tcp.options(),
-        timeout: Some(args.timeout),
-        auth,
-        tls: args
-            .tls
-            .client(transport, &addr, args.auth.handshake_timeout)?,
-        ..ConnectOptions::default()
-    };
-    let options = &options;
     let ((mut tx, mut rx), addr) = connect_any(transport, &addr, |addr| {
         session::open(transport, addr, mode, options)
     })
@@ -102,7 +80,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let limit = msg_net::length::Framing::from(args.framing).body_limit(
         transport,
         addr.inet().as_ref().map(Family::of),
-        args.tcp.max_frame,
+        args.client.tcp.max_frame,
         authenticated,
         args.raw,
     );

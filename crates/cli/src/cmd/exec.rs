@@ -3,16 +3,15 @@
 
 use std::ffi::OsString;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use msg_net::connect::connect_any;
 use msg_net::text::printable;
-use msg_net::{ConnectOptions, Link, Transport, exec};
+use msg_net::{Link, Transport, exec};
 use msg_proto::exec::{Command, Exit};
 
-use crate::args::{AuthArgs, TcpArgs, TlsClientArgs, parse_addr, parse_positive_duration, usage};
+use crate::args::{ClientArgs, parse_addr, usage};
 use crate::hint;
 use crate::output::stderr_line;
 
@@ -52,26 +51,15 @@ pub(crate) struct ExecArgs {
     #[arg(value_name = "COMMAND", required = true, last = true, num_args = 1..)]
     pub(crate) command: Vec<OsString>,
 
-    /// How long to wait to connect and authenticate
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_positive_duration)]
-    pub(crate) timeout: Duration,
-
     #[command(flatten)]
-    pub(crate) tcp: TcpArgs,
-
-    #[command(flatten)]
-    pub(crate) auth: AuthArgs,
-
-    #[command(flatten)]
-    pub(crate) tls: TlsClientArgs,
+    pub(crate) client: ClientArgs,
 }
 
 /// Runs the command remotely, its output on ours, its stdin from ours; the
 /// exit code is the command's (128 + the signal that killed it, as shells
 /// give; 1 when the listener refused or stopped it).
 pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
-    let auth = args.auth.auth()?;
-    if auth.is_none() {
+    if args.client.auth.auth()?.is_none() {
         return Err(usage(
             "msg exec needs the listener's secret: --secret-file PATH or MSG_SECRET",
         ));
@@ -85,15 +73,7 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         _ => exec::transport(),
     };
     let addr = parse_addr(transport, &args.addr)?;
-    let options = ConnectOptions {
-        tcp: args.tcp.options(),
-        timeout: Some(args.timeout),
-        auth,
-        tls: args
-            .tls
-            .client(transport, &addr, args.auth.handshake_timeout)?,
-        ..ConnectOptions::default()
-    };
+    let options = args.client.options(transport, &addr)?;
     let (mut link, addr) = connect_any(transport, &addr, |addr| {
         Link::connect(transport, addr, &options)
     })

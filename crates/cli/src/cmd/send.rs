@@ -12,12 +12,12 @@ use msg_net::file::Resumed;
 use msg_net::length::LengthLink;
 use msg_net::limits::{BodyLimit, Family};
 use msg_net::send::{Bodies, BodyError, STDIN_PIECE, Sender};
-use msg_net::{ConnectOptions, Link, PeerAddr};
+use msg_net::{Link, PeerAddr};
 use tokio::io::{BufReader, Stdin};
 
 use crate::args::{
-    AuthArgs, FramingArg, GroupArgs, OutputArgs, TcpArgs, TlsClientArgs, TransportArg, UsageError,
-    check_client_modes, parse_addr, parse_positive_duration, usage,
+    ClientArgs, FramingArg, GroupArgs, OutputArgs, TransportArg, UsageError, check_client_modes,
+    parse_addr, parse_positive_duration, usage,
 };
 use crate::hint;
 use crate::output::count;
@@ -96,25 +96,14 @@ pub(crate) struct SendArgs {
     #[arg(long)]
     pub(crate) crlf: bool,
 
-    /// How long to wait to connect and for each reply, e.g. 500ms, 2s (for
-    /// a file's verdict, a second more per MiB, up to 64 s more)
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
-    pub(crate) timeout: Duration,
-
     #[command(flatten)]
     pub(crate) output: OutputArgs,
 
     #[command(flatten)]
-    pub(crate) tcp: TcpArgs,
-
-    #[command(flatten)]
-    pub(crate) auth: AuthArgs,
+    pub(crate) client: ClientArgs,
 
     #[command(flatten)]
     pub(crate) group: GroupArgs,
-
-    #[command(flatten)]
-    pub(crate) tls: TlsClientArgs,
 }
 
 pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
@@ -132,15 +121,13 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             .into());
         }
     }
-    let auth = args.auth.auth()?;
-    let tls = args
-        .tls
-        .client(transport, &addr, args.auth.handshake_timeout)?;
+    let mut options = args.client.options(transport, &addr)?;
+    let authenticated = options.auth.is_some();
     check_client_modes(
         args.raw,
         args.framing,
         caps,
-        auth.is_some(),
+        authenticated,
         &[(
             !args.file.is_empty(),
             "a file needs msg's frames for its name and hash: use --framing msg",
@@ -159,13 +146,6 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         }
     }
     if !args.file.is_empty() {
-        let options = ConnectOptions {
-            tcp: args.tcp.options(),
-            timeout: Some(args.timeout),
-            auth,
-            tls,
-            ..ConnectOptions::default()
-        };
         let (mut link, _) = connect_any(transport, &addr, |addr| {
             Link::connect(transport, addr, &options)
         })
@@ -178,7 +158,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
                 send_file(&mut link, path, &args, quiet).await?;
             }
         }
-        link.close(args.timeout).await?;
+        link.close(args.client.timeout).await?;
         if refused > 0 {
             return Err(anyhow!(
                 "the receiver refused {refused} of the folder's entries; the rest was saved"
@@ -186,7 +166,6 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let authenticated = auth.is_some();
     // Arguments are known before anything is sent, so one too large is a
     // usage error, like an empty one on raw TCP. A TCP frame's limit is
     // known before connecting; a UDP datagram's depends on the address
@@ -195,7 +174,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         msg_net::length::Framing::from(args.framing).body_limit(
             transport,
             family,
-            args.tcp.max_frame,
+            args.client.tcp.max_frame,
             authenticated,
             args.raw,
         )
@@ -206,13 +185,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     // Each reply whole, on its own line (raw TCP too: a reply is what was
     // read back for one message).
     let printer = args.output.format(false, false);
-    let options = ConnectOptions {
-        tcp: args.tcp.options(),
-        timeout: Some(args.timeout),
-        auth,
-        group: args.group.options(transport, &addr)?,
-        tls,
-    };
+    options.group = args.group.options(transport, &addr)?;
     let options = &options;
     let (mut sender, addr) = connect_any(transport, &addr, |addr| async move {
         if length {
@@ -247,16 +220,18 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
                 printer.write(&mut out, peer, Some(seq), body)?;
                 out.flush()
             };
-            answers += sender.replies(seq, &addr, args.timeout, &mut each).await?;
+            answers += sender
+                .replies(seq, &addr, args.client.timeout, &mut each)
+                .await?;
         } else if args.reply {
             let reply = sender
-                .reply(seq, &addr, args.timeout, args.reply_idle)
+                .reply(seq, &addr, args.client.timeout, args.reply_idle)
                 .await?;
             crate::output::print(printer, &addr, Some(seq), &reply)?;
         }
     }
     let one_to_many = sender.is_one_to_many();
-    sender.finish(args.timeout).await?;
+    sender.finish(args.client.timeout).await?;
     if !caps.reliable && !quiet {
         // UDP says nothing of delivery: say at least what left.
         let heard = if one_to_many && args.reply {
@@ -292,7 +267,7 @@ async fn send_file(
     let size = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
     let bar = progress_bar(size, &path.display().to_string(), quiet);
     let sent = link
-        .send_file(path, args.timeout, args.resume, &mut |bytes| {
+        .send_file(path, args.client.timeout, args.resume, &mut |bytes| {
             bar.set_position(bytes);
         })
         .await;
@@ -355,7 +330,7 @@ async fn send_folder(
     quiet: bool,
 ) -> anyhow::Result<u64> {
     let options = msg_net::file::tree::TreeOptions {
-        wait: args.timeout,
+        wait: args.client.timeout,
         strict: args.strict,
     };
     let mut report = FolderReport {
