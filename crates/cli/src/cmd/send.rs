@@ -8,7 +8,6 @@ use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use clap::Args;
 use msg_net::connect::connect_any;
-use msg_net::file::Resumed;
 use msg_net::length::LengthLink;
 use msg_net::limits::{BodyLimit, Family};
 use msg_net::send::{Bodies, BodyError, STDIN_PIECE, Sender};
@@ -273,49 +272,11 @@ async fn send_file(
         .await;
     bar.finish_and_clear();
     let sent = sent.with_context(|| format!("cannot send {}", path.display()))?;
-    let (offered, from) = match sent.resumed {
-        Resumed::From(offset) => (offset, offset),
-        Resumed::Mismatch(offset) => (offset, 0),
-        _ => (0, 0),
-    };
     if args.json {
-        let mut line = serde_json::json!({
-            "path": sent.name,
-            "size": sent.size,
-            "hash": sent.hash(),
-            "status": "saved",
-            "secs": sent.elapsed.as_secs_f64(),
-        });
-        if args.resume {
-            line["resume"] = serde_json::json!({
-                "offered": offered,
-                "from": from,
-                "sent": sent.bytes_sent(),
-            });
-        }
-        json_line(&line);
+        json_line(&sent.json(args.resume));
     }
     if !quiet {
-        let secs = sent.elapsed.as_secs_f64();
-        let resumed = match sent.resumed {
-            Resumed::From(offset) => format!(
-                ", resumed at byte {offset} ({} sent)",
-                count(sent.bytes_sent(), "byte")
-            ),
-            Resumed::Mismatch(offset) => format!(
-                ", whole: the receiver's {} differed from the file's (changed since, or damaged \
-                 there)",
-                count(offset, "byte")
-            ),
-            _ => String::new(),
-        };
-        crate::output::stderr_line(format_args!(
-            "sent {}: {} bytes in {secs:.2} s ({:.1} MB/s){resumed}, blake3 {} verified by the receiver",
-            sent.name,
-            sent.size,
-            sent.bytes_sent() as f64 / secs.max(1e-9) / 1e6,
-            sent.hash()
-        ));
+        crate::output::stderr_line(format_args!("{}", sent.line()));
     }
     Ok(())
 }
@@ -340,29 +301,11 @@ async fn send_folder(
     let sent = link.send_tree(dir, options, &mut report).await;
     report.bar.finish_and_clear();
     let sent = sent.with_context(|| format!("cannot send the folder {}", dir.display()))?;
-    let secs = sent.elapsed.as_secs_f64();
     if args.json {
-        json_line(&serde_json::json!({
-            "folder": sent.name,
-            "files": sent.files,
-            "folders": sent.folders,
-            "bytes": sent.bytes,
-            "refused": sent.refused,
-            "skipped": sent.skipped,
-            "secs": secs,
-        }));
+        json_line(&sent.json());
     }
     if !quiet {
-        crate::output::stderr_line(format_args!(
-            "sent {}: {}, {}, {} in {secs:.2} s ({:.1} MB/s), each verified by the receiver; {} refused, {} skipped",
-            sent.name,
-            count(sent.files, "file"),
-            count(sent.folders, "folder"),
-            count(sent.bytes, "byte"),
-            sent.bytes as f64 / secs.max(1e-9) / 1e6,
-            sent.refused,
-            sent.skipped,
-        ));
+        crate::output::stderr_line(format_args!("{}", sent.line()));
     }
     Ok(sent.refused)
 }
@@ -398,13 +341,7 @@ impl msg_net::file::tree::TreeReport for FolderReport {
             });
         }
         if self.json && !entry.folder {
-            json_line(&serde_json::json!({
-                "path": entry.path,
-                "size": entry.size,
-                "hash": entry.hash,
-                "status": if entry.refused.is_some() { "refused" } else { "saved" },
-                "reason": entry.refused,
-            }));
+            json_line(&entry.json());
         }
     }
 

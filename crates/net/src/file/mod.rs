@@ -348,6 +348,8 @@ pub enum FileError {
 
 mod receive;
 #[cfg(unix)]
+mod report;
+#[cfg(unix)]
 mod resume;
 mod send;
 #[cfg(unix)]

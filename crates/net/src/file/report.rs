@@ -1,0 +1,153 @@
+//! What a sender says of a transfer once the receiver has answered: a
+//! line for a person (stderr) and a JSON object for a program (stdout,
+//! `msg send --file --json`), for one file, a folder's entry and a whole
+//! folder. The names in them are the receiver's, already made safe to
+//! print.
+
+use serde_json::{Value, json};
+
+use super::tree::{EntryReport, TreeSent};
+use super::{Resumed, Sent};
+use crate::summary::count;
+
+/// Bytes over seconds in MB/s, never dividing by zero.
+fn rate(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / secs.max(1e-9) / 1e6
+}
+
+impl Sent {
+    /// `path`, `size`, `hash`, `status` and `secs`; with `resume`, what
+    /// the receiver `offered`, where the content went `from`, and the
+    /// bytes `sent`.
+    #[must_use]
+    pub fn json(&self, resume: bool) -> Value {
+        let mut line = json!({
+            "path": self.name,
+            "size": self.size,
+            "hash": self.hash(),
+            "status": "saved",
+            "secs": self.elapsed.as_secs_f64(),
+        });
+        if resume {
+            let (offered, from) = match self.resumed {
+                Resumed::From(offset) => (offset, offset),
+                Resumed::Mismatch(offset) => (offset, 0),
+                Resumed::No => (0, 0),
+            };
+            line["resume"] = json!({ "offered": offered, "from": from, "sent": self.bytes_sent() });
+        }
+        line
+    }
+
+    /// `sent NAME: N bytes in S s (R MB/s), blake3 HASH verified by the
+    /// receiver`, with where a resumed transfer began.
+    #[must_use]
+    pub fn line(&self) -> String {
+        let secs = self.elapsed.as_secs_f64();
+        let resumed = match self.resumed {
+            Resumed::From(offset) => format!(
+                ", resumed at byte {offset} ({} sent)",
+                count(self.bytes_sent(), "byte")
+            ),
+            Resumed::Mismatch(offset) => format!(
+                ", whole: the receiver's {} differed from the file's (changed since, or damaged \
+                 there)",
+                count(offset, "byte")
+            ),
+            Resumed::No => String::new(),
+        };
+        format!(
+            "sent {}: {} bytes in {secs:.2} s ({:.1} MB/s){resumed}, blake3 {} verified by the \
+             receiver",
+            self.name,
+            self.size,
+            rate(self.bytes_sent(), secs),
+            self.hash()
+        )
+    }
+}
+
+impl EntryReport {
+    /// A file's `path`, `size`, `hash`, `status` (saved or refused) and
+    /// `reason`.
+    #[must_use]
+    pub fn json(&self) -> Value {
+        json!({
+            "path": self.path,
+            "size": self.size,
+            "hash": self.hash,
+            "status": if self.refused.is_some() { "refused" } else { "saved" },
+            "reason": self.refused,
+        })
+    }
+}
+
+impl TreeSent {
+    /// The folder's totals: `folder`, `files`, `folders`, `bytes`,
+    /// `refused`, `skipped`, `secs`.
+    #[must_use]
+    pub fn json(&self) -> Value {
+        json!({
+            "folder": self.name,
+            "files": self.files,
+            "folders": self.folders,
+            "bytes": self.bytes,
+            "refused": self.refused,
+            "skipped": self.skipped,
+            "secs": self.elapsed.as_secs_f64(),
+        })
+    }
+
+    /// `sent NAME: F files, D folders, N bytes in S s (R MB/s), each
+    /// verified by the receiver; X refused, Y skipped`.
+    #[must_use]
+    pub fn line(&self) -> String {
+        let secs = self.elapsed.as_secs_f64();
+        format!(
+            "sent {}: {}, {}, {} in {secs:.2} s ({:.1} MB/s), each verified by the receiver; {} \
+             refused, {} skipped",
+            self.name,
+            count(self.files, "file"),
+            count(self.folders, "folder"),
+            count(self.bytes, "byte"),
+            rate(self.bytes, secs),
+            self.refused,
+            self.skipped,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_resumed_file_says_what_went_in_its_line_and_its_json() {
+        let sent = Sent {
+            name: "a.bin".to_owned(),
+            size: 1_000_000,
+            digest: [0; 32],
+            elapsed: Duration::from_secs(1),
+            resumed: Resumed::From(400_000),
+        };
+        let line = sent.line();
+        assert!(
+            line.starts_with("sent a.bin: 1000000 bytes in 1.00 s (0.6 MB/s)"),
+            "{line}"
+        );
+        assert!(line.contains(", resumed at byte 400000 (600000 bytes sent), blake3 0000"));
+        let json = sent.json(true);
+        assert_eq!(
+            json["resume"],
+            json!({"offered": 400_000, "from": 400_000, "sent": 600_000})
+        );
+        assert!(sent.json(false).get("resume").is_none());
+        let whole = Sent {
+            resumed: Resumed::Mismatch(5),
+            ..sent
+        };
+        assert_eq!(whole.json(true)["resume"]["from"], 0);
+        assert!(whole.line().contains("the receiver's 5 bytes differed"));
+    }
+}
