@@ -203,6 +203,23 @@ impl ListenArgs {
         }
     }
 
+    /// `--rcvbuf`, asked of the kernel through `set` (a UDP listener's,
+    /// on either engine).
+    pub(crate) fn receive_buffer(
+        &self,
+        set: impl FnOnce(usize) -> std::io::Result<usize>,
+    ) -> anyhow::Result<()> {
+        let Some(bytes) = self.rcvbuf else {
+            return Ok(());
+        };
+        if !self.transport.transport().caps().kernel_drops {
+            return Err(usage("--rcvbuf is for --udp listeners"));
+        }
+        let granted = set(bytes).context("cannot set the receive buffer")?;
+        info!("receive buffer: {granted} bytes");
+        Ok(())
+    }
+
     /// The stream options, a Unix socket file's mode among them.
     pub(crate) fn stream_options(&self) -> msg_net::limits::TcpOptions {
         let mut options = self.tcp.options();
@@ -418,15 +435,7 @@ pub(crate) async fn run(
         Some((group, options)) => Listener::join(group, &options)?,
         None => Listener::bind(transport, addr, args.stream_options()).await?,
     };
-    if let Some(bytes) = args.rcvbuf {
-        if !caps.kernel_drops {
-            return Err(usage("--rcvbuf is for --udp listeners"));
-        }
-        let granted = listener
-            .set_recv_buffer(bytes)
-            .context("cannot set the receive buffer")?;
-        info!("receive buffer: {granted} bytes");
-    }
+    args.receive_buffer(|bytes| listener.set_recv_buffer(bytes))?;
     let kernel_drops = listener.kernel_drops()?;
     info!("listening on {listener}");
     if let Some(tls) = &tls {
@@ -440,15 +449,12 @@ pub(crate) async fn run(
         }
     }
 
-    let (events, received) = Events::channel();
     let mut format = args
         .output
         .format(args.json, args.raw && !caps.keeps_boundaries);
     format.reads = args.reads;
-    let tally = Arc::new(Tally::default());
-    let mut writer = output::spawn_writer(received, format, args.count, Arc::clone(&tally))
-        .context("cannot start the output thread")?;
-    let counters = Arc::new(Counters::default());
+    let (mut printing, events) = Printing::start(&args, format)?;
+    let counters = Arc::clone(&printing.counters);
     let config = ServeConfig {
         auth,
         save,
@@ -464,7 +470,6 @@ pub(crate) async fn run(
         allow_uids: args.unix.allow_uid.clone(),
         tls,
     };
-    let counting = events.clone();
     // The signal that stopped us, and whether a file was arriving then.
     let mut stopped = None;
     let served = serve(listener, config, events, async {
@@ -473,53 +478,110 @@ pub(crate) async fn run(
                 info!("stopping ({stop:?})");
                 stopped = Some((stop, counters.get().transfers > 0));
             }
-            () = writer.done() => {}
+            () = printing.writer.done() => {}
         }
     })
     .await;
-
-    let dropped = counting.dropped();
-    let queued = counting.queued();
-    // The last sender: once it is gone the thread sees the queue close.
-    drop(counting);
-    served?;
     let kernel = kernel_drops.as_ref().and_then(KernelDrops::get);
     let unread = kernel_drops.as_ref().map(KernelDrops::unread);
-    let summary = |tally: &Tally| Summary {
-        tally: tally.get(),
-        counted: counters.get(),
-        kernel_drops: kernel,
-        output_drops: dropped,
-        not_printed: queued.saturating_sub(tally.get().0),
-        unread,
-        recv_calls: args.batch.map(|_| counters.udp_recv_calls()),
-    };
-    conclude(writer, &tally, summary, args.summary, quiet, transport).await?;
+    printing
+        .finish(served, kernel, unread, &args, quiet)
+        .await?;
     Ok(match stopped {
         Some((stop, true)) => ExitCode::from(stop.code()),
         _ => ExitCode::SUCCESS,
     })
 }
 
-/// Gives the printing thread a moment to write what is queued (a blocked
-/// stdout does not hold the exit up), then the summary as asked, counted
-/// once the thread has written what it could.
-async fn conclude(
-    mut writer: output::Writer,
+/// A listener's printing side: the thread that writes to stdout, what it
+/// printed, what the serve loop counted, and a handle on the event queue
+/// to read its drops at the end. Both engines print through it.
+struct Printing {
+    writer: output::Writer,
+    tally: Arc<Tally>,
+    counters: Arc<Counters>,
+    counting: Events,
+}
+
+impl Printing {
+    /// Starts the printing thread; the events to serve into.
+    fn start(args: &ListenArgs, format: output::Format) -> anyhow::Result<(Self, Events)> {
+        let (events, received) = Events::channel();
+        let tally = Arc::new(Tally::default());
+        let writer = output::spawn_writer(received, format, args.count, Arc::clone(&tally))
+            .context("cannot start the output thread")?;
+        let printing = Self {
+            writer,
+            tally,
+            counters: Arc::new(Counters::default()),
+            counting: events.clone(),
+        };
+        Ok((printing, events))
+    }
+
+    /// Once serving has ended: gives the printing thread a moment to write
+    /// what is queued (a blocked stdout does not hold the exit up), then
+    /// the summary as asked, counted once the thread has written what it
+    /// could.
+    async fn finish<E>(
+        self,
+        served: Result<(), E>,
+        kernel_drops: Option<u64>,
+        unread: Option<u64>,
+        args: &ListenArgs,
+        quiet: bool,
+    ) -> anyhow::Result<()>
+    where
+        anyhow::Error: From<E>,
+    {
+        let Self {
+            mut writer,
+            tally,
+            counters,
+            counting,
+        } = self;
+        let (dropped, queued) = (counting.dropped(), counting.queued());
+        // The last sender: once it is gone the thread sees the queue close.
+        drop(counting);
+        served?;
+        let printed =
+            if writer.is_done() || tokio::time::timeout(DRAIN, writer.done()).await.is_ok() {
+                writer.join().context("cannot write to stdout")?;
+                true
+            } else {
+                warn!("stdout is blocked: exiting without printing what is queued");
+                false
+            };
+        let summary = Summary {
+            tally: tally.get(),
+            counted: counters.get(),
+            kernel_drops,
+            output_drops: dropped,
+            not_printed: queued.saturating_sub(tally.get().0),
+            unread,
+            recv_calls: args.batch.map(|_| counters.udp_recv_calls()),
+        };
+        summarize(
+            &summary,
+            &tally,
+            args.summary,
+            printed,
+            quiet,
+            args.transport.transport(),
+        )
+    }
+}
+
+/// The summary as `how` asks: a line on stderr, or a last JSON object on
+/// stdout once all else is printed.
+fn summarize(
+    summary: &Summary,
     tally: &Tally,
-    summary: impl FnOnce(&Tally) -> Summary,
     how: SummaryArg,
+    printed: bool,
     quiet: bool,
     transport: Transport,
 ) -> anyhow::Result<()> {
-    let printed = if writer.is_done() || tokio::time::timeout(DRAIN, writer.done()).await.is_ok() {
-        writer.join().context("cannot write to stdout")?;
-        true
-    } else {
-        warn!("stdout is blocked: exiting without printing what is queued");
-        false
-    };
-    let summary = &summary(tally);
     match how {
         SummaryArg::Text if !quiet => {
             // Raw TCP data that did not end a line: on a terminal, where

@@ -14,12 +14,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use msg_net::{Counters, Events, ServeConfig, Summary, blocking};
+use msg_net::{ServeConfig, blocking};
 use tracing::info;
 
-use super::{ListenArgs, Stop, conclude};
+use super::{ListenArgs, Printing, Stop};
 use crate::args::usage;
-use crate::output::{self, Tally};
 
 /// `--io` of `msg listen`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,60 +64,36 @@ pub(super) async fn run(
         Some((group, options)) => blocking::Listener::join(group, &options)?,
         None => blocking::Listener::bind(transport, addr, args.stream_options())?,
     };
-    if let Some(bytes) = args.rcvbuf {
-        if !transport.caps().kernel_drops {
-            return Err(usage("--rcvbuf is for --udp listeners"));
-        }
-        let granted = listener
-            .set_recv_buffer(bytes)
-            .context("cannot set the receive buffer")?;
-        info!("receive buffer: {granted} bytes");
-    }
+    args.receive_buffer(|bytes| listener.set_recv_buffer(bytes))?;
     info!("listening on {listener}");
 
-    let (events, received) = Events::channel();
-    let format = args.output.format(args.json, false);
-    let tally = Arc::new(Tally::default());
-    let mut writer = output::spawn_writer(received, format, args.count, Arc::clone(&tally))
-        .context("cannot start the output thread")?;
-    let counters = Arc::new(Counters::default());
+    let (mut printing, events) = Printing::start(&args, args.output.format(args.json, false))?;
     let config = ServeConfig {
         auth: args.auth.auth()?,
         limits: args.limits.limits(),
-        counters: Arc::clone(&counters),
+        counters: Arc::clone(&printing.counters),
         reply: args.reply.into(),
         busy_poll: args.busy_poll,
         udp_batch: args.batch.map_or(0, usize::from),
         allow_uids: args.unix.allow_uid.clone(),
         ..ServeConfig::default()
     };
-    let counting = events.clone();
     let mut serving =
         blocking::spawn(listener, config, events).context("cannot start the listener's thread")?;
     tokio::select! {
         stop = shutdown => info!("stopping ({stop:?})"),
-        () = writer.done() => {}
+        () = printing.writer.done() => {}
         () = serving.ended() => {}
     }
-    let blocking::Served {
-        result: served,
-        kernel_drops,
-        unread,
-    } = serving.stop().await?;
-
-    let dropped = counting.dropped();
-    let queued = counting.queued();
-    drop(counting);
-    served?;
-    let summary = |tally: &Tally| Summary {
-        tally: tally.get(),
-        counted: counters.get(),
-        kernel_drops,
-        output_drops: dropped,
-        not_printed: queued.saturating_sub(tally.get().0),
-        unread,
-        recv_calls: args.batch.map(|_| counters.udp_recv_calls()),
-    };
-    conclude(writer, &tally, summary, args.summary, quiet, transport).await?;
+    let served = serving.stop().await?;
+    printing
+        .finish(
+            served.result,
+            served.kernel_drops,
+            served.unread,
+            &args,
+            quiet,
+        )
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
