@@ -321,3 +321,66 @@ fn quic_datagrams_need_the_tokio_engine() {
         "--quic-datagrams is served by the tokio engine",
     );
 }
+
+/// A QUIC datagram listener keeps its limits as a stream listener does:
+/// past `--max-conns` a client is told so (and why, with the flag), and a
+/// connection that sends nothing for `--idle-timeout` is closed, its place
+/// free again.
+#[test]
+fn a_quic_datagram_listener_keeps_to_max_conns_and_closes_idle_connections() {
+    let mut listener = Listener::start(
+        "--quic-datagrams",
+        "127.0.0.1",
+        &[
+            "--reply",
+            "echo",
+            "--max-conns",
+            "1",
+            "--idle-timeout",
+            "2s",
+        ],
+    );
+    let pinned = fingerprint(&mut listener);
+    let addr = listener.addr_arg();
+    // One client holds the only place: a session that sent one message
+    // and waits for more (at most 30 s, far beyond the idle timeout).
+    let mut holder = support::msg();
+    holder.args([
+        "connect",
+        "--quic-datagrams",
+        "--tls-fingerprint",
+        &pinned,
+        "--wait",
+        "30s",
+        &addr,
+    ]);
+    let holder = support::Running::spawn(holder, Some(b"held\n".to_vec()));
+    holder.wait_for_stdout_end(b"held\n");
+    let refused = send_datagrams(&listener, &pinned, b"second\n");
+    assert_eq!(refused.code(), Some(1), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("serves at most 1 connections at once (--max-conns 1)"),
+        "{}",
+        refused.stderr
+    );
+    // Idle for 2 s, the holder is closed, and told why.
+    let started = Instant::now();
+    let held = holder.finish();
+    assert!(started.elapsed() < Duration::from_secs(20), "not closed");
+    assert!(
+        held.stderr
+            .contains("idle for 2s: closing (--idle-timeout)"),
+        "{}",
+        held.stderr
+    );
+    // Its place is free again.
+    let ok = send_datagrams(&listener, &pinned, b"third\n");
+    assert_eq!(
+        (ok.code(), ok.stdout.as_str()),
+        (Some(0), "third\n"),
+        "{}",
+        ok.stderr
+    );
+}

@@ -103,6 +103,9 @@ fn net(err: &msg_net::Error) -> Option<String> {
         E::NotInBlockingEngine(_) => Some(format!("{err} (--io tokio)")),
         E::Udp(udp) => datagram(udp),
         E::Tls(tls_err) => tls(tls_err),
+        E::Quic(msg_net::quic::QuicError::ClosedBy { reason, .. }) => {
+            ending_with_peer_text(err, reason)
+        }
         E::Quic(msg_net::quic::QuicError::Timeout { .. }) => Some(format!(
             "{err} (is it msg listen --quic? a UDP listener, or nobody, answers no QUIC \
              handshake)"

@@ -151,6 +151,15 @@ pub enum QuicError {
     /// it, nothing more goes to it.
     #[error("the QUIC connection with {0} is closed")]
     Gone(SocketAddr),
+    /// The listener closed the connection and said why (its words, made
+    /// safe to print): too many connections, or idle too long.
+    #[error("the QUIC listener {addr} closed the connection: {reason}")]
+    ClosedBy {
+        /// The listener.
+        addr: SocketAddr,
+        /// What it said.
+        reason: String,
+    },
 }
 
 /// `, with msg's 28-byte header`, as a size error says what msg adds.

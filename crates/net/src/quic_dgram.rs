@@ -35,6 +35,7 @@ use tracing::{debug, warn};
 
 use crate::Error;
 use crate::dgram::Datagrams;
+use crate::limits::Limits;
 use crate::log::RateLimited;
 use crate::quic::{QuicError, handshake_error, server_config};
 use crate::tls::{Peer, TlsClient, TlsServer};
@@ -63,6 +64,10 @@ struct Shared {
     tx: Mutex<Option<mpsc::Sender<Received>>>,
     /// The listener's accepting task, stopped with it.
     task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// A client's one listener: why it closed the connection, when it
+    /// said (a listener's many peers say only "done").
+    listener: Option<SocketAddr>,
+    closed: Mutex<Option<String>>,
 }
 
 impl Drop for Shared {
@@ -105,6 +110,8 @@ impl QuicDgram {
                 conns: Mutex::new(HashMap::new()),
                 tx: Mutex::new(None),
                 task: Mutex::new(None),
+                listener: peer,
+                closed: Mutex::new(None),
             }),
             rx: Arc::new(tokio::sync::Mutex::new(rx)),
             peer,
@@ -128,7 +135,7 @@ impl QuicDgram {
             return Err(QuicError::NoDatagrams(addr));
         }
         let (this, tx) = Self::new(endpoint, Some(addr));
-        adopt(&this.shared, conn, addr, tx);
+        adopt(&this.shared, conn, addr, tx, (1, None));
         Ok(this)
     }
 
@@ -150,13 +157,15 @@ impl QuicDgram {
         self.shared.endpoint.local_addr()
     }
 
-    /// Starts accepting connections with `tls`'s certificate, at most
-    /// `max_handshakes` handshakes at once.
+    /// Starts accepting connections with `tls`'s certificate, within
+    /// `limits`: at most `max_handshakes` handshakes and `max_conns`
+    /// connections at once, each closed once it has sent no datagram for
+    /// `idle_timeout`.
     ///
     /// # Errors
     ///
     /// [`QuicError::Config`].
-    pub(crate) fn start(&self, tls: &TlsServer, max_handshakes: usize) -> Result<(), QuicError> {
+    pub(crate) fn start(&self, tls: &TlsServer, limits: &Limits) -> Result<(), QuicError> {
         self.shared
             .endpoint
             .set_server_config(Some(server_config(tls)?));
@@ -167,7 +176,7 @@ impl QuicDgram {
             Arc::downgrade(&self.shared),
             tx,
             tls.handshake_timeout(),
-            max_handshakes.max(1),
+            *limits,
         ));
         if let Some(old) = self
             .shared
@@ -201,7 +210,16 @@ impl QuicDgram {
             .expect("never poisoned")
             .get(peer)
             .cloned()
-            .ok_or(QuicError::Gone(*peer))
+            .ok_or_else(|| self.gone(*peer))
+    }
+
+    /// The error for a connection with `peer` that is no more: with the
+    /// reason the peer gave, if it gave one.
+    fn gone(&self, addr: SocketAddr) -> QuicError {
+        match self.shared.closed.lock().expect("never poisoned").clone() {
+            Some(reason) => QuicError::ClosedBy { addr, reason },
+            None => QuicError::Gone(addr),
+        }
     }
 
     /// Refuses `len` bytes with `overhead` that do not fit one datagram of
@@ -270,22 +288,44 @@ impl QuicDgram {
     }
 }
 
-/// Keeps `conn` in `shared` and reads its datagrams into the queue until
-/// it closes.
+/// Keeps `conn` in `shared`, unless `max` connections are kept already,
+/// and reads its datagrams into the queue until it closes, or (a
+/// listener's) until it has sent nothing for `idle`. Whether it was kept.
 fn adopt(
     shared: &Arc<Shared>,
     conn: quinn::Connection,
     peer: SocketAddr,
     tx: mpsc::Sender<Received>,
-) {
-    shared
-        .conns
-        .lock()
-        .expect("never poisoned")
-        .insert(peer, conn.clone());
+    (max, idle): (usize, Option<Duration>),
+) -> bool {
+    {
+        // Counted and kept under one lock: two handshakes that end at
+        // once cannot both take the last place.
+        let mut conns = shared.conns.lock().expect("never poisoned");
+        if conns.len() >= max {
+            return false;
+        }
+        conns.insert(peer, conn.clone());
+    }
     let weak = Arc::downgrade(shared);
     tokio::spawn(async move {
-        while let Ok(datagram) = conn.read_datagram().await {
+        loop {
+            // quinn's keep-alives hold a quiet connection open; only a
+            // datagram counts as the peer saying something.
+            let read = conn.read_datagram();
+            let datagram = match idle {
+                Some(idle) => match tokio::time::timeout(idle, read).await {
+                    Ok(read) => read,
+                    Err(_) => {
+                        let text = crate::refusal::IDLE.format(humantime::format_duration(idle));
+                        debug!(%peer, "QUIC connection {text}");
+                        conn.close(0u32.into(), text.as_bytes());
+                        break;
+                    }
+                },
+                None => read.await,
+            };
+            let Ok(datagram) = datagram else { break };
             if tx.send((datagram, peer)).await.is_err() {
                 break;
             }
@@ -293,18 +333,28 @@ fn adopt(
         debug!(%peer, "QUIC connection closed");
         if let Some(shared) = weak.upgrade() {
             shared.conns.lock().expect("never poisoned").remove(&peer);
+            if let Some(quinn::ConnectionError::ApplicationClosed(close)) = conn.close_reason() {
+                if shared.listener == Some(peer) && !close.reason.is_empty() {
+                    let reason = crate::text::printable(&close.reason);
+                    *shared.closed.lock().expect("never poisoned") = Some(reason);
+                }
+            }
         }
     });
+    true
 }
 
 /// Accepts every incoming connection, each handshake in a task of its own
-/// within `timeout`, at most `max_handshakes` at once.
+/// within `timeout`, at most `limits.max_handshakes` at once; a connection
+/// past `limits.max_conns` is told so once its handshake is made (a
+/// refusal before it would reach the client without a reason) and closed.
 async fn accept_loop(
     shared: std::sync::Weak<Shared>,
     tx: mpsc::Sender<Received>,
     timeout: Duration,
-    max_handshakes: usize,
+    limits: Limits,
 ) {
+    let max_handshakes = limits.max_handshakes.max(1);
     let Some(endpoint) = shared.upgrade().map(|s| s.endpoint.clone()) else {
         return;
     };
@@ -338,8 +388,16 @@ async fn accept_loop(
             drop(turn);
             match made {
                 Ok(conn) => {
-                    if let Some(shared) = shared.upgrade() {
-                        adopt(&shared, conn, peer, tx);
+                    let Some(shared) = shared.upgrade() else {
+                        return;
+                    };
+                    let limits_of = (limits.max_conns, limits.idle_timeout);
+                    if !adopt(&shared, conn.clone(), peer, tx, limits_of) {
+                        let text = crate::refusal::MAX_CONNS.format(limits.max_conns);
+                        failures.warn(|suppressed| {
+                            warn!(%peer, suppressed, "refused a QUIC connection: {text}");
+                        });
+                        conn.close(0u32.into(), text.as_bytes());
                     }
                 }
                 Err(err) => failures.warn(|suppressed| {
@@ -382,7 +440,7 @@ impl Datagrams for QuicDgram {
         if let Some(received) = rx.recv().await {
             return Ok(received);
         }
-        Err(QuicError::Gone(self.peer.unwrap_or(self.local_addr()?)).into())
+        Err(self.gone(self.peer.unwrap_or(self.local_addr()?)).into())
     }
 
     async fn send_raw_to(&mut self, payload: &[u8], peer: &SocketAddr) -> Result<(), Error> {

@@ -84,7 +84,7 @@ pub async fn serve(
                     .tls
                     .as_ref()
                     .expect("an encrypted transport's TLS is checked above");
-                socket.start(tls, config.limits.max_handshakes)?;
+                socket.start(tls, &config.limits)?;
                 if config.raw {
                     return raw::serve_udp(socket, config.reply, events).await;
                 }
