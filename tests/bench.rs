@@ -1603,3 +1603,52 @@ fn bidir_runs_both_directions_at_once_and_sums_them() {
     let sent: f64 = flows.iter().map(|f| num(f, "sent")).sum();
     assert_eq!(sent, num(cell, "sent"), "{cell}");
 }
+
+/// Ctrl-C in the middle of a run over Unix sockets: msg bench exits as a
+/// process killed by SIGINT is reported (130), and its built-in
+/// listeners' socket directory is gone with it, as after a run that ends.
+#[test]
+fn an_interrupted_run_leaves_no_socket_directory_behind() {
+    let tmp = support::fresh_path("interrupted");
+    std::fs::create_dir(&tmp).unwrap();
+    let left = || {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|entry| {
+                entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("msg-bench.")
+            })
+            .count()
+    };
+    let mut cmd = support::msg();
+    cmd.env("TMPDIR", &tmp).args([
+        "bench",
+        "--transports",
+        "unix,seqpacket",
+        "--sizes",
+        "64",
+        "--runs",
+        "50",
+        "-t",
+        "1",
+    ]);
+    let bench = support::Running::spawn(cmd, None);
+    // The directory is made before the first run; bounded wait for it.
+    let deadline = std::time::Instant::now() + support::DEADLINE;
+    while left() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no socket directory");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let finished = bench.interrupt();
+    assert_eq!(finished.code(), Some(130), "{}", finished.stderr);
+    assert_eq!(
+        left(),
+        0,
+        "a msg-bench.* directory left in {}",
+        tmp.display()
+    );
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

@@ -43,7 +43,8 @@
 //! - `servers`: the built-in echo listeners of each engine (msg-net's
 //!   serve loops), on threads of their own: on 127.0.0.1 for an IP
 //!   transport, and for one addressed by a path (a Unix socket) in a
-//!   private temporary directory, removed with them.
+//!   private temporary directory (`sockdir`), removed with them, or by
+//!   [`remove_on_signal`]'s thread when the run is interrupted.
 //!
 //! Nothing here asks which transport it measures: the engines, the
 //! listeners and the report ask a transport what it can do
@@ -111,6 +112,7 @@ pub mod report;
 mod run;
 mod servers;
 mod settings;
+mod sockdir;
 
 pub use cpu::{Cpu, Usage};
 pub use engine::batched::Calls;
@@ -128,3 +130,4 @@ pub use plan::{
 };
 pub use run::{Measured, Progress, Results, run};
 pub use settings::Oversize;
+pub use sockdir::remove_on_signal;

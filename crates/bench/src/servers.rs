@@ -16,15 +16,14 @@
 use std::sync::OnceLock;
 
 use msg_net::tls::{ClientOptions, Identity, ServerOptions, TlsClient, TlsServer, Verify};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 
 use core_affinity::CoreId;
-use tempfile::TempDir;
 use tokio::sync::oneshot;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use msg_net::limits::TcpOptions;
 use msg_net::{
@@ -33,51 +32,19 @@ use msg_net::{
 
 use crate::error::{Error, chain};
 use crate::pin::pin_current;
+use crate::sockdir::SocketDir;
 
 /// Where a built-in listener on an IP transport binds: loopback, a port
 /// the system picks.
 const LOOPBACK: &str = "127.0.0.1:0";
 
-/// The longest temporary directory socket paths are made under. A path
-/// holds at most 107 bytes (`sun_path`), and the directory's own name
-/// (`msg-bench.XXXXXX`) and a socket's (`seqpacket-auth.sock`) take about
-/// 40 of them; under a longer `TMPDIR`, `/tmp` is used.
-const MAX_TEMP_BASE: usize = 64;
-
-/// A directory only this user may enter (mode 0700), for the socket files
-/// of the built-in listeners whose transports are addressed by paths;
-/// made only when there are such listeners, and removed, with anything
-/// in it, when dropped (after the listeners, which remove their own files
-/// first).
-#[derive(Debug)]
-struct SocketDir(Option<TempDir>);
-
-impl SocketDir {
-    /// A directory if any of `streams` needs one.
-    fn for_streams(streams: &[(Transport, bool)]) -> Result<Self, Error> {
-        if streams.iter().all(|(transport, _)| transport.is_inet()) {
-            return Ok(Self(None));
-        }
-        let tmp = std::env::temp_dir();
-        let base = match tmp.to_str() {
-            Some(text) if text.len() <= MAX_TEMP_BASE => tmp,
-            // Too long for sun_path, or not text a path can be given as.
-            _ => PathBuf::from("/tmp"),
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("msg-bench.")
-            .tempdir_in(&base)
-            .map_err(|source| Error::CreateDir { path: base, source })?;
-        debug!(
-            "built-in listeners' socket files in {}",
-            dir.path().display()
-        );
-        Ok(Self(Some(dir)))
+/// The socket directory, made only when one of `streams` is addressed by
+/// a path.
+fn socket_dir(streams: &[(Transport, bool)]) -> Result<Option<SocketDir>, Error> {
+    if streams.iter().all(|(transport, _)| transport.is_inet()) {
+        return Ok(None);
     }
-
-    fn path(&self) -> Option<PathBuf> {
-        self.0.as_ref().map(|dir| dir.path().to_owned())
-    }
+    SocketDir::new().map(Some)
 }
 
 /// Where the built-in listener of `stream` (a transport, with the secret
@@ -110,7 +77,7 @@ pub(crate) struct Servers {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     /// Removed once the thread has been joined (in `drop`).
-    _dir: SocketDir,
+    _dir: Option<SocketDir>,
 }
 
 impl Servers {
@@ -147,8 +114,8 @@ impl Servers {
         auth: Option<msg_net::Auth>,
         udp_batch: usize,
     ) -> Result<Self, Error> {
-        let dir = SocketDir::for_streams(streams)?;
-        let dir_path = dir.path();
+        let dir = socket_dir(streams)?;
+        let dir_path = dir.as_ref().map(|dir| dir.path().to_owned());
         let streams = streams.to_vec();
         let counters: Vec<Arc<Counters>> = streams.iter().map(|_| Arc::default()).collect();
         let listener_counters = counters.clone();
@@ -307,7 +274,7 @@ pub(crate) struct BlockingServers {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     /// Removed once the threads have been joined (in `drop`).
-    _dir: SocketDir,
+    _dir: Option<SocketDir>,
 }
 
 impl BlockingServers {
@@ -331,8 +298,8 @@ impl BlockingServers {
         udp_batch: usize,
     ) -> Result<Self, Error> {
         let stop = Arc::new(AtomicBool::new(false));
-        let dir = SocketDir::for_streams(streams)?;
-        let dir_path = dir.path();
+        let dir = socket_dir(streams)?;
+        let dir_path = dir.as_ref().map(|dir| dir.path().to_owned());
         let mut servers = Self {
             addrs: Vec::new(),
             counters: Vec::new(),

@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::sockdir::SocketDir;
 use core_affinity::CoreId;
 use msg_net::{PeerAddr, SocketType, TcpInfo, Transport};
 use msg_proto::{HEADER_LEN, Header, Kind, Message, decode_header, encode_header};
 use socket2::{SockAddr, Socket, Type};
-use tempfile::TempDir;
 use tracing::{debug, warn};
 
 use super::{Close, Cycles, Ports, Run};
@@ -271,7 +271,7 @@ pub(crate) struct StreamServer {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     /// Removed after the thread is joined.
-    _dir: Option<TempDir>,
+    _dir: Option<SocketDir>,
 }
 
 /// Where a built-in stream listener listens.
@@ -296,16 +296,7 @@ impl StreamServer {
                 None,
             )
         } else {
-            let base = std::env::temp_dir();
-            let dir = tempfile::Builder::new()
-                .prefix("msg-bench.")
-                .tempdir_in(&base)
-                .or_else(|_| {
-                    tempfile::Builder::new()
-                        .prefix("msg-bench.")
-                        .tempdir_in("/tmp")
-                })
-                .map_err(|source| Error::CreateDir { path: base, source })?;
+            let dir = SocketDir::new()?;
             let path = dir.path().join(format!("{transport}.sock"));
             (SockAddr::unix(&path)?, Some(dir))
         };

@@ -368,6 +368,12 @@ fn parse_impairment(spec: &str) -> Result<Impairment, String> {
 }
 
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    // Ctrl-C removes the built-in Unix listeners' directory on its way.
+    // Not in an impaired run, whose parent waits for the signals itself to
+    // forward them into the namespace (and which measures no Unix socket).
+    if args.impair.is_empty() {
+        msg_bench::remove_on_signal().map_err(error)?;
+    }
     let transports = transports(&args);
     if let Some(receivers) = args.receivers {
         run_multicast(&args, receivers)?;
