@@ -8,7 +8,8 @@ use std::os::fd::AsRawFd;
 
 use bytes::{BufMut, BytesMut};
 
-use super::{MAX_BATCH, MAX_GSO_SEGMENTS, Received};
+use super::recv::Received;
+use super::{MAX_BATCH, MAX_GSO_SEGMENTS};
 
 /// Room for the control messages of one datagram: a `UDP_SEGMENT`
 /// (a `u16`) going out, a `UDP_GRO` (an `int`) coming in, with space to
