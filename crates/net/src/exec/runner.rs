@@ -1,35 +1,13 @@
-//! Remote commands, both ends: `msg exec` and `msg listen --exec`.
-//!
-//! The tutorial's remote command server runs whatever arrives through a
-//! shell, for anyone who connects. msg keeps the useful part and removes the
-//! danger:
-//!
-//! - a command runs only for a peer that completed the authentication
-//!   handshake ([`serve`](crate::serve) never reaches this module
-//!   otherwise, and the CLI refuses `--exec` without a secret);
-//! - it is an argv handed to the program as it is, with no shell in
-//!   between, and may be restricted to a list of programs;
-//! - its stdout and stderr come back as bytes, as they are produced, never
-//!   decoded, so output in any encoding arrives unchanged;
-//! - it is bounded: a timeout (wall time, whatever its output does), a cap
-//!   on its output, a cap on how many run at once;
-//! - whatever ends it (its own exit, a limit, its client leaving), the
-//!   whole tree of processes it started is killed, including those that
-//!   left its process group or were orphaned (on Linux; elsewhere its
-//!   process group): `exec/tree.rs` says how, and what escapes.
-//!
-//! The conversation with the client is frames on a
-//! [`Connection<S>`](msg_tcp::Connection) over any byte stream: nothing
-//! here is TCP's.
+//! The listener's side: [`Runner`], which runs an authenticated peer's
+//! command within the limits, streams its output back and kills its whole
+//! tree however it ends.
 
-use std::ffi::{OsStr, OsString};
-use std::path::PathBuf;
+use std::ffi::OsStr;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use msg_proto::exec::{Command, Exit, Stream, input, output, parse_output};
+use msg_proto::exec::{Command, Exit, Stream, output};
 use msg_proto::{Kind, Message};
 use msg_tcp::Connection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -37,63 +15,11 @@ use tokio::process::{Child, ChildStdin};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info};
 
+use super::tree::{self, KillOnStop, SCAN_EVERY, Tree, Trees};
+use super::{EXIT_GRACE, ExecConfig, READ_LEN, REAP_WAIT, STDIN_QUEUE};
 use crate::auth::printable;
 use crate::refusal::{COMMAND_OUTPUT, COMMAND_TIMEOUT, COMMANDS_RUNNING, PROGRAM_NOT_ALLOWED};
-use crate::{Error, Link, PeerAddr, Transport};
-
-/// What a command goes over when the caller names no transport: the first
-/// that carries one (every byte in order, on a connection of its own, so
-/// that a handshake can authenticate it), TCP so far.
-pub fn transport() -> Transport {
-    Transport::ALL
-        .into_iter()
-        .find(|t| t.caps().carries_files())
-        .unwrap_or(Transport::Tcp)
-}
-
-mod env;
-mod tree;
-
-pub use env::{BASE_ENV, EnvError, environment, work_dir};
-use tree::{KillOnStop, SCAN_EVERY, Tree, Trees};
-
-/// How much output is read (and sent) at a time.
-const READ_LEN: usize = 64 * 1024;
-
-/// How many pieces of stdin may wait for the command to read them; while
-/// they wait, the listener stops reading from the client, so a client
-/// that sends faster than the command reads is slowed down instead of
-/// filling the listener's memory.
-const STDIN_QUEUE: usize = 16;
-
-/// After a command ends, how long the client has to take how it ended
-/// (and any output still queued for it) before its connection is dropped:
-/// a client that reads nothing must not hold the listener's task forever.
-const EXIT_GRACE: Duration = Duration::from_secs(5);
-
-/// After a command is killed, how long the listener waits for it to be
-/// reaped; past that (a process stuck in the kernel) tokio reaps it later.
-const REAP_WAIT: Duration = Duration::from_secs(5);
-
-/// The limits of `msg listen --exec`.
-#[derive(Debug, Clone)]
-pub struct ExecConfig {
-    /// How long a command may run before its process group is killed.
-    pub timeout: Duration,
-    /// How many bytes of stdout and stderr together a command may write
-    /// before it is killed.
-    pub max_output: u64,
-    /// How many commands may run at once; one more is refused.
-    pub max_running: usize,
-    /// When not empty, the only programs that may run (compared with the
-    /// program as the client sent it).
-    pub allow: Vec<String>,
-    /// The whole environment a command starts with: the listener's own is
-    /// not passed on, since it may hold secrets (the shared one included).
-    pub env: Vec<(OsString, OsString)>,
-    /// The directory a command starts in.
-    pub dir: PathBuf,
-}
+use crate::{Error, PeerAddr};
 
 /// What the serve loop keeps for running commands: the limits and the
 /// count of commands running.
@@ -430,87 +356,4 @@ fn describe(exit: &Exit) -> String {
         Exit::Refused(reason) | Exit::Killed(reason) => reason.clone(),
         other => format!("{other:?}"),
     }
-}
-
-/// Runs `command` on the listener at the other end of `link`
-/// (authenticated TCP) and streams its output to `stdout` and `stderr`
-/// byte for byte, forwarding what `stdin` yields (its end closes the
-/// command's stdin); how the command ended.
-///
-/// # Errors
-///
-/// The transport's, an `Error` from the listener, or a listener that
-/// closed the connection before saying how the command ended.
-pub async fn run(
-    link: &mut Link,
-    command: &Command,
-    mut stdin: mpsc::Receiver<Bytes>,
-    stdout: &mut (impl AsyncWrite + Unpin),
-    stderr: &mut (impl AsyncWrite + Unpin),
-) -> Result<Exit, Error> {
-    link.send(&command.to_message()).await?;
-    let mut stdin_open = true;
-    loop {
-        tokio::select! {
-            msg = link.recv() => {
-                let Some(msg) = msg? else {
-                    return Err(closed());
-                };
-                match msg.kind {
-                    Kind::CommandOutput => {
-                        let (stream, bytes) = parse_output(&msg).map_err(protocol)?;
-                        let out: &mut (dyn AsyncWrite + Unpin) = match stream {
-                            Stream::Stdout => stdout,
-                            Stream::Stderr => stderr,
-                        };
-                        // Our own output, not the connection: a closed
-                        // stdout (`msg exec ... | head`) is told apart.
-                        out.write_all(&bytes).await.map_err(Error::Output)?;
-                        out.flush().await.map_err(Error::Output)?;
-                    }
-                    Kind::CommandExit => return Exit::from_message(&msg).map_err(protocol),
-                    Kind::Error => return Err(Error::Peer(printable(&msg.body))),
-                    other => debug!(kind = ?other, "ignored during a command"),
-                }
-            }
-            bytes = stdin.recv(), if stdin_open => {
-                let bytes = bytes.unwrap_or_default();
-                stdin_open = !bytes.is_empty();
-                link.send(&input(bytes)).await?;
-            }
-        }
-    }
-}
-
-fn closed() -> Error {
-    Error::Io(std::io::Error::new(
-        std::io::ErrorKind::UnexpectedEof,
-        "the listener closed the connection before the command ended",
-    ))
-}
-
-fn protocol(err: msg_proto::exec::ExecError) -> Error {
-    Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, err))
-}
-
-/// Reads `reader` (the client's stdin) on a thread of its own, in pieces,
-/// into a channel that [`run`] forwards; the channel closes at its end.
-/// A thread rather than tokio's stdin, whose blocking read would hold up
-/// the runtime's shutdown until the user pressed Enter.
-pub fn stdin_pieces(mut reader: impl std::io::Read + Send + 'static) -> mpsc::Receiver<Bytes> {
-    let (tx, rx) = mpsc::channel(4);
-    std::thread::spawn(move || {
-        let mut buf = vec![0; READ_LEN];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if tx.blocking_send(Bytes::copy_from_slice(&buf[..n])).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    rx
 }
