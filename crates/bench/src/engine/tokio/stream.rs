@@ -1,0 +1,215 @@
+//! The tokio engine's one-way streams: throughput (the client sends
+//! `Discard`s, the listener counts) and its reverse (the listener sends,
+//! the client counts).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use msg_proto::{DiscardCounter, FLAG_SEND, Kind, Message, SendRequest, Streamed};
+use tokio::time::timeout_at;
+
+use super::Peer;
+use crate::cpu::Sample;
+use crate::engine::{Drops, Outcome, Snapshot, UDP_DRAIN};
+use crate::error::Error;
+use crate::interval::{Sink, Ticker};
+use crate::pace::{Pacer, scheduled};
+use crate::settings::{Direction, Settings};
+
+pub(super) async fn throughput(
+    peer: &mut Peer,
+    body: Bytes,
+    settings: &Settings,
+    rate: Option<u64>,
+    drops: impl Fn() -> Option<Drops>,
+    sink: Sink<'_>,
+) -> Result<Outcome, Error> {
+    let mut pacer = match rate {
+        Some(rate) => Some((Pacer::new()?, rate)),
+        None => None,
+    };
+    let mut discard = Message::new(Kind::Discard, 0, body);
+    stream(peer, &mut discard, settings.warmup, pacer.as_mut(), None).await?;
+    let before = peer.stats().await?;
+    let kernel_before = peer.snapshot(settings)?;
+
+    let drops = drops();
+    let cpu = Sample::now();
+    let start = Instant::now();
+    let tcp = peer.tcp_info(settings)?;
+    let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), tcp, sink);
+    let sent = stream(
+        peer,
+        &mut discard,
+        settings.duration,
+        pacer.as_mut(),
+        Some((&mut ticker, settings)),
+    )
+    .await?;
+    let elapsed = if peer.transport.caps().reliable {
+        // TCP loses nothing: the receiver may lag behind by the socket
+        // buffers, so its rate counts until it has answered the stats ping
+        // queued behind the stream.
+        Duration::ZERO
+    } else {
+        // What UDP's receiver has not taken by the end of the stream is
+        // lost (its queue is full or it is about to be), so the rate at the
+        // receiver is what arrived over the time of sending.
+        let elapsed = start.elapsed();
+        tokio::time::sleep(UDP_DRAIN).await;
+        elapsed
+    };
+    let after = peer.stats().await?;
+    let elapsed = if elapsed.is_zero() {
+        start.elapsed()
+    } else {
+        elapsed
+    };
+    let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
+    outcome.drops = drops.and_then(|d| d.since());
+    if let Some(kernel_before) = kernel_before {
+        outcome.kernel = Some(kernel_before.until(&Snapshot::take(peer.link.tcp_info())?));
+    }
+    Ok(outcome)
+}
+
+/// A reverse stream: the listener is asked (a ping with
+/// [`FLAG_SEND`]) to stream for the warm-up, counted by nobody, then for
+/// the measurement; the client counts what arrives, and the listener's
+/// closing pong says how many it sent. The rate is the client's, from the
+/// request to that pong (which comes after everything still in flight).
+pub(super) async fn reverse(
+    peer: &mut Peer,
+    size: usize,
+    settings: &Settings,
+    sink: Sink<'_>,
+) -> Result<Outcome, Error> {
+    // Plan sizes are at most a 16 MiB frame's body.
+    let size = u32::try_from(size).unwrap_or(u32::MAX);
+    let mut ignored = |_| {};
+    let mut warm = Ticker::new(None, Instant::now(), &Outcome::new(), None, &mut ignored);
+    receive_stream(peer, 1, settings.warmup, size, settings, &mut warm).await?;
+    let cpu = Sample::now();
+    let start = Instant::now();
+    let tcp = peer.tcp_info(settings)?;
+    let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), tcp, sink);
+    let mut outcome =
+        receive_stream(peer, 2, settings.duration, size, settings, &mut ticker).await?;
+    outcome.elapsed = start.elapsed();
+    outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
+    Ok(outcome)
+}
+
+/// Asks the listener for `duration` of `size`-byte `Discard`s (request
+/// `seq`) and counts them until its closing pong, within the duration
+/// and the reply timeout; the ticker is shown what has arrived.
+async fn receive_stream(
+    peer: &mut Peer,
+    seq: u64,
+    duration: Duration,
+    size: u32,
+    settings: &Settings,
+    ticker: &mut Ticker<'_>,
+) -> Result<Outcome, Error> {
+    let duration = duration.max(Duration::from_micros(1));
+    peer.link
+        .send(&msg_net::ping::send_request(
+            seq,
+            &SendRequest { duration, size },
+        ))
+        .await?;
+    // The closing pong queues behind the whole stream, as a statistics
+    // pong does behind a forward one: it has as long past the duration.
+    let within = duration + msg_net::ping::stats_wait(peer.transport, peer.timeout);
+    let deadline = Instant::now() + within;
+    let mut counter = DiscardCounter::default();
+    // What the ticker is shown: the messages received so far.
+    let mut so_far = Outcome::new();
+    let sent = loop {
+        let msg = match timeout_at(deadline.into(), peer.link.recv()).await {
+            Ok(msg) => msg?.ok_or(Error::ListenerClosed)?,
+            Err(_) => return Err(Error::NoAnswer { seq, within }),
+        };
+        match msg.kind {
+            Kind::Discard => {
+                counter.count(msg.seq);
+                let now = Instant::now();
+                if ticker.due(now) {
+                    so_far.received = counter.stats().received;
+                    ticker.tick(now, &so_far, true, peer.tcp_info(settings)?);
+                }
+            }
+            Kind::Pong if msg.flags & FLAG_SEND == 0 => return Err(Error::NoStreamBack),
+            Kind::Pong if msg.seq == seq => break Streamed::parse(&msg.body)?.sent,
+            Kind::Error => {
+                let text = msg_net::text::printable(&msg.body);
+                return Err(Error::Net(msg_net::Error::Peer(text)));
+            }
+            kind => {
+                return Err(Error::UnexpectedPong {
+                    sent: seq + 1,
+                    kind,
+                    seq: msg.seq,
+                });
+            }
+        }
+    };
+    let stats = counter.stats();
+    so_far.received = stats.received;
+    ticker.finish(Instant::now(), &so_far, true, peer.tcp_info(settings)?);
+    let mut outcome = Outcome::new();
+    outcome.direction = Direction::Reverse;
+    outcome.sent = sent;
+    outcome.received = stats.received;
+    outcome.reordered = stats.reordered;
+    Ok(outcome)
+}
+
+/// Sends `Discard`s for `duration`, as fast as the transport takes them or
+/// at the pacer's rate; returns how many were sent.
+async fn stream(
+    peer: &mut Peer,
+    discard: &mut Message,
+    duration: Duration,
+    mut pacer: Option<&mut (Pacer, u64)>,
+    mut ticker: Option<(&mut Ticker<'_>, &Settings)>,
+) -> Result<u64, Error> {
+    let start = Instant::now();
+    let end = start + duration;
+    let mut sent = 0;
+    // What the ticker is shown: the messages sent so far.
+    let mut so_far = Outcome::new();
+    loop {
+        let next = match &mut pacer {
+            Some((pacer, rate)) => {
+                let intended = scheduled(start, sent, *rate);
+                if intended < end {
+                    // Nothing comes back on a one-way stream: spinning
+                    // blocks no reply.
+                    pacer.wait_until(intended, || true).await?;
+                }
+                intended
+            }
+            None => Instant::now(),
+        };
+        if let Some((ticker, settings)) = ticker.as_mut() {
+            if next >= end || ticker.due(next) {
+                so_far.sent = sent;
+                let tcp = peer.tcp_info(settings)?;
+                if next >= end {
+                    ticker.finish(next, &so_far, false, tcp);
+                } else {
+                    ticker.tick(next, &so_far, false, tcp);
+                }
+            }
+        }
+        if next >= end {
+            break;
+        }
+        discard.seq += 1;
+        peer.link.send(discard).await?;
+        sent += 1;
+    }
+    Ok(sent)
+}
