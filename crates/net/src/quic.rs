@@ -178,10 +178,15 @@ pub(crate) fn transport_config() -> Arc<quinn::TransportConfig> {
     Arc::new(config)
 }
 
-/// A client's QUIC configuration from its TLS: the same verification and
-/// client certificate, with ALPN `msg`.
-fn client_config(tls: &TlsClient) -> Result<quinn::ClientConfig, QuicError> {
-    let mut rustls = tls.rustls_config().clone();
+/// A client's QUIC configuration from its TLS (a [`TlsClient`]'s
+/// [`rustls_config`](TlsClient::rustls_config)): the same verification
+/// and client certificate, with ALPN `msg`.
+///
+/// # Errors
+///
+/// [`QuicError::Config`] when the configuration has no TLS 1.3 suite.
+pub fn client_config(rustls: &rustls::ClientConfig) -> Result<quinn::ClientConfig, QuicError> {
+    let mut rustls = rustls.clone();
     rustls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto =
         QuicClientConfig::try_from(rustls).map_err(|err| QuicError::Config(err.to_string()))?;
@@ -190,9 +195,14 @@ fn client_config(tls: &TlsClient) -> Result<quinn::ClientConfig, QuicError> {
     Ok(config)
 }
 
-/// A listener's QUIC configuration from its TLS.
-pub(crate) fn server_config(tls: &TlsServer) -> Result<quinn::ServerConfig, QuicError> {
-    let mut rustls = tls.rustls_config().clone();
+/// A listener's QUIC configuration from its TLS (a [`TlsServer`]'s
+/// [`rustls_config`](TlsServer::rustls_config)), with ALPN `msg`.
+///
+/// # Errors
+///
+/// [`QuicError::Config`] when the configuration has no TLS 1.3 suite.
+pub fn server_config(rustls: &rustls::ServerConfig) -> Result<quinn::ServerConfig, QuicError> {
+    let mut rustls = rustls.clone();
     rustls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto =
         QuicServerConfig::try_from(rustls).map_err(|err| QuicError::Config(err.to_string()))?;
@@ -225,15 +235,37 @@ pub(crate) async fn handshake(
         source,
     })?;
     let name = crate::tls::name_text(&tls.name_for(&PeerAddr::Inet(addr)));
-    let connecting = endpoint
-        .connect_with(client_config(tls)?, addr, &name)
-        .map_err(|err| QuicError::Connect {
-            addr,
-            reason: err.to_string(),
-        })?;
-    let timeout = tls.handshake_timeout();
+    let config = client_config(tls.rustls_config())?;
+    let conn = handshake_on(&endpoint, config, addr, &name, tls.handshake_timeout()).await?;
+    Ok((endpoint, conn))
+}
+
+/// A new connection to `addr` from `endpoint` with `config`, the listener's
+/// certificate checked for `name`, the handshake made within `timeout`:
+/// a client's handshake on an endpoint of the caller's, which may make
+/// one connection after another (`msg bench --mode connect`).
+///
+/// # Errors
+///
+/// [`QuicError::Connect`] when quinn cannot start the connection,
+/// [`QuicError::Timeout`] when nothing answers in time,
+/// [`QuicError::Handshake`] when the handshake fails.
+pub async fn handshake_on(
+    endpoint: &quinn::Endpoint,
+    config: quinn::ClientConfig,
+    addr: SocketAddr,
+    name: &str,
+    timeout: Duration,
+) -> Result<quinn::Connection, QuicError> {
+    let connecting =
+        endpoint
+            .connect_with(config, addr, name)
+            .map_err(|err| QuicError::Connect {
+                addr,
+                reason: err.to_string(),
+            })?;
     match tokio::time::timeout(timeout, connecting).await {
-        Ok(Ok(conn)) => Ok((endpoint, conn)),
+        Ok(Ok(conn)) => Ok(conn),
         Ok(Err(err)) => Err(handshake_error(err, Peer::Listener, addr, timeout)),
         Err(_) => Err(QuicError::Timeout { addr, timeout }),
     }
@@ -241,7 +273,11 @@ pub(crate) async fn handshake(
 
 /// A listener's endpoint bound on `addr`, answering nobody until it has a
 /// server configuration.
-pub(crate) fn bind_endpoint(addr: SocketAddr) -> Result<quinn::Endpoint, QuicError> {
+///
+/// # Errors
+///
+/// [`QuicError::Bind`] when the UDP socket cannot be bound.
+pub fn bind_endpoint(addr: SocketAddr) -> Result<quinn::Endpoint, QuicError> {
     let socket =
         std::net::UdpSocket::bind(addr).map_err(|source| QuicError::Bind { addr, source })?;
     quinn::Endpoint::new(
@@ -342,7 +378,8 @@ impl QuicListener {
 
     /// Starts accepting with `tls`'s certificate, within `admission`.
     pub(crate) fn start(&self, tls: &TlsServer, admission: Admission) -> Result<(), QuicError> {
-        self.endpoint.set_server_config(Some(server_config(tls)?));
+        self.endpoint
+            .set_server_config(Some(server_config(tls.rustls_config())?));
         let (tx, rx) = mpsc::channel(admission.max_handshakes.max(1));
         let endpoint = self.endpoint.clone();
         let timeout = tls.handshake_timeout();

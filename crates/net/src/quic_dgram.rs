@@ -159,7 +159,7 @@ impl QuicDgram {
     pub(crate) fn start(&self, tls: &TlsServer, max_handshakes: usize) -> Result<(), QuicError> {
         self.shared
             .endpoint
-            .set_server_config(Some(server_config(tls)?));
+            .set_server_config(Some(server_config(tls.rustls_config())?));
         let Some(tx) = self.shared.tx.lock().expect("never poisoned").take() else {
             return Ok(()); // started already
         };
