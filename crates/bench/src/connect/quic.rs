@@ -212,7 +212,8 @@ impl QuicClient {
         let endpoint = {
             // quinn spawns the endpoint's task on the runtime it runs in.
             let _inside = runtime.enter();
-            quinn::Endpoint::client(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?
+            msg_net::quic::bind_endpoint(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+                .map_err(msg_net::Error::from)?
         };
         Ok(Self {
             runtime,
