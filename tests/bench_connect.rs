@@ -146,6 +146,62 @@ fn json_has_the_documented_keys_for_every_transport_and_the_ports() {
     }
 }
 
+/// Over TLS and QUIC: the handshake apart from the connect and the
+/// exchange (the first byte's round trip), in the JSON and the table.
+#[test]
+fn tls_and_quic_report_their_handshake_apart() {
+    let doc = json(&["--transports", "tcp,tls,quic"]);
+    assert_eq!(
+        doc["meta"]["engines"],
+        serde_json::json!(["blocking", "tokio"])
+    );
+    let results = doc["results"].as_array().unwrap();
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| r["transport"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["tcp", "tls", "quic"]);
+    for result in &results[1..] {
+        let handshake = ["handshake_p50_us", "handshake_p99_us"];
+        let expected = sorted(
+            KEYS.iter()
+                .chain(&handshake)
+                .copied()
+                .filter(|&k| k != "syn_data"),
+        );
+        assert_eq!(keys(result), expected, "{result}");
+        assert_eq!(result["lost"], 0, "{result}");
+        let p50 = num(result, "handshake_p50_us");
+        assert!(
+            p50 > 0.0 && p50 <= num(result, "handshake_p99_us"),
+            "{result}"
+        );
+        for what in ["exchange", "cycle"] {
+            let p50 = num(result, &format!("{what}_p50_us"));
+            assert!(
+                p50 > 0.0 && p50 <= num(result, &format!("{what}_p99_us")),
+                "{result}"
+            );
+        }
+        assert!(num(result, "cycle_p50_us") >= p50, "{result}");
+    }
+    // TLS's connection is TCP's; QUIC's has no connect().
+    assert!(num(&results[1], "connect_p50_us") > 0.0, "{}", results[1]);
+    assert_eq!(results[1]["close"], "rst");
+    assert!(results[2]["connect_p50_us"].is_null(), "{}", results[2]);
+    assert!(results[2]["close"].is_null(), "{}", results[2]);
+
+    let finished = connect(&["--transports", "tls,quic"]);
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    let out = &finished.stdout;
+    assert!(out.contains("handshake p50  handshake p99"), "{out}");
+    assert!(out.contains("no session resumed"), "{out}");
+    // QUIC datagrams' handshake is QUIC's, measured as quic.
+    let finished = connect(&["--transports", "quic-dgram"]);
+    assert_eq!(finished.code(), Some(2), "{}", finished.stderr);
+    assert!(finished.stderr.contains("quic's"), "{}", finished.stderr);
+}
+
 #[test]
 fn the_table_has_its_columns_and_both_closes_work() {
     for close in ["fin", "rst"] {

@@ -630,8 +630,4 @@ fn bench_measures_tls_beside_tcp_and_refuses_what_it_cannot_measure() {
         &["bench", "--transports", "tls", "127.0.0.1:9"],
         "measured against the built-in listener only",
     );
-    support::assert_usage_error(
-        &["bench", "--transports", "tls", "--mode", "connect"],
-        "does not measure tls yet",
-    );
 }

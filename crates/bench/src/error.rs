@@ -261,9 +261,11 @@ pub enum Error {
         /// Why.
         source: Box<Self>,
     },
-    /// A transport the connect mode does not measure.
+    /// A transport the connect mode does not measure: QUIC datagrams,
+    /// whose connection and handshake are QUIC's.
     #[error(
-        "the connect mode does not measure {0} yet: its listener accepts plain connections only"
+        "the connect mode does not measure {0}: its connection and handshake are quic's, \
+         which it measures"
     )]
     NotInConnectMode(Transport),
     /// TLS against a remote listener: the benchmark measures it against
@@ -319,6 +321,14 @@ pub enum Error {
         /// The listener, with its transport.
         addr: String,
         /// Why.
+        source: io::Error,
+    },
+    /// A `connect` cycle's TLS handshake failed.
+    #[error("TLS handshake with {addr}")]
+    CycleHandshake {
+        /// The listener, with its transport.
+        addr: String,
+        /// Why: rustls's error inside an `InvalidData` one, or the socket's.
         source: io::Error,
     },
     /// No ephemeral port was free: TIME_WAIT holds them.

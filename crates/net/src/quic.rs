@@ -66,6 +66,16 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// open for the peer to acknowledge it.
 pub const LINGER: Duration = Duration::from_secs(5);
 
+/// Each QUIC endpoint's UDP socket buffers, both ways, as quinn's own
+/// `perf` asks: quinn sends a GSO burst of up to ten packets at once and
+/// keeps a window of them in flight, and the kernel's default receive
+/// buffer (`net.core.rmem_default`, 208 KiB) drops bursts that arrive while
+/// the endpoint's task is busy; each drop costs a loss recovery and a
+/// halved congestion window (a 64 KiB stream on loopback lost hundreds of
+/// datagrams a second so). The kernel caps it at `net.core.rmem_max` and
+/// `wmem_max`.
+pub const SOCKET_BUFFER: usize = 2 * 1024 * 1024;
+
 /// How many bytes of QUIC datagrams each end queues, received and not
 /// yet read, or sent and not yet on the wire.
 pub const DATAGRAM_BUFFER: usize = 1024 * 1024;
@@ -187,10 +197,15 @@ pub(crate) fn transport_config() -> Arc<quinn::TransportConfig> {
     Arc::new(config)
 }
 
-/// A client's QUIC configuration from its TLS: the same verification and
-/// client certificate, with ALPN `msg`.
-fn client_config(tls: &TlsClient) -> Result<quinn::ClientConfig, QuicError> {
-    let mut rustls = tls.rustls_config().clone();
+/// A client's QUIC configuration from its TLS (a [`TlsClient`]'s
+/// [`rustls_config`](TlsClient::rustls_config)): the same verification
+/// and client certificate, with ALPN `msg`.
+///
+/// # Errors
+///
+/// [`QuicError::Config`] when the configuration has no TLS 1.3 suite.
+pub fn client_config(rustls: &rustls::ClientConfig) -> Result<quinn::ClientConfig, QuicError> {
+    let mut rustls = rustls.clone();
     rustls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto =
         QuicClientConfig::try_from(rustls).map_err(|err| QuicError::Config(err.to_string()))?;
@@ -199,9 +214,14 @@ fn client_config(tls: &TlsClient) -> Result<quinn::ClientConfig, QuicError> {
     Ok(config)
 }
 
-/// A listener's QUIC configuration from its TLS.
-pub(crate) fn server_config(tls: &TlsServer) -> Result<quinn::ServerConfig, QuicError> {
-    let mut rustls = tls.rustls_config().clone();
+/// A listener's QUIC configuration from its TLS (a [`TlsServer`]'s
+/// [`rustls_config`](TlsServer::rustls_config)), with ALPN `msg`.
+///
+/// # Errors
+///
+/// [`QuicError::Config`] when the configuration has no TLS 1.3 suite.
+pub fn server_config(rustls: &rustls::ServerConfig) -> Result<quinn::ServerConfig, QuicError> {
+    let mut rustls = rustls.clone();
     rustls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto =
         QuicServerConfig::try_from(rustls).map_err(|err| QuicError::Config(err.to_string()))?;
@@ -229,30 +249,59 @@ pub(crate) async fn handshake(
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
-    let endpoint = quinn::Endpoint::client(local).map_err(|source| QuicError::Bind {
-        addr: local,
-        source,
-    })?;
+    let endpoint = bind_endpoint(local)?;
     let name = crate::tls::name_text(&tls.name_for(&PeerAddr::Inet(addr)));
-    let connecting = endpoint
-        .connect_with(client_config(tls)?, addr, &name)
-        .map_err(|err| QuicError::Connect {
-            addr,
-            reason: err.to_string(),
-        })?;
-    let timeout = tls.handshake_timeout();
+    let config = client_config(tls.rustls_config())?;
+    let conn = handshake_on(&endpoint, config, addr, &name, tls.handshake_timeout()).await?;
+    Ok((endpoint, conn))
+}
+
+/// A new connection to `addr` from `endpoint` with `config`, the listener's
+/// certificate checked for `name`, the handshake made within `timeout`:
+/// a client's handshake on an endpoint of the caller's, which may make
+/// one connection after another (`msg bench --mode connect`).
+///
+/// # Errors
+///
+/// [`QuicError::Connect`] when quinn cannot start the connection,
+/// [`QuicError::Timeout`] when nothing answers in time,
+/// [`QuicError::Handshake`] when the handshake fails.
+pub async fn handshake_on(
+    endpoint: &quinn::Endpoint,
+    config: quinn::ClientConfig,
+    addr: SocketAddr,
+    name: &str,
+    timeout: Duration,
+) -> Result<quinn::Connection, QuicError> {
+    let connecting =
+        endpoint
+            .connect_with(config, addr, name)
+            .map_err(|err| QuicError::Connect {
+                addr,
+                reason: err.to_string(),
+            })?;
     match tokio::time::timeout(timeout, connecting).await {
-        Ok(Ok(conn)) => Ok((endpoint, conn)),
+        Ok(Ok(conn)) => Ok(conn),
         Ok(Err(err)) => Err(handshake_error(err, Peer::Listener, addr, timeout)),
         Err(_) => Err(QuicError::Timeout { addr, timeout }),
     }
 }
 
-/// A listener's endpoint bound on `addr`, answering nobody until it has a
-/// server configuration.
-pub(crate) fn bind_endpoint(addr: SocketAddr) -> Result<quinn::Endpoint, QuicError> {
+/// An endpoint bound on `addr`, its socket buffers [`SOCKET_BUFFER`]: a
+/// client's, or a listener's answering nobody until it has a server
+/// configuration.
+///
+/// # Errors
+///
+/// [`QuicError::Bind`] when the UDP socket cannot be bound.
+pub fn bind_endpoint(addr: SocketAddr) -> Result<quinn::Endpoint, QuicError> {
     let socket =
         std::net::UdpSocket::bind(addr).map_err(|source| QuicError::Bind { addr, source })?;
+    let buffers = socket2::SockRef::from(&socket);
+    // As large as the kernel allows, up to SOCKET_BUFFER: a smaller one
+    // still works, and loses more under load.
+    let _ = buffers.set_send_buffer_size(SOCKET_BUFFER);
+    let _ = buffers.set_recv_buffer_size(SOCKET_BUFFER);
     quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
         None,
@@ -351,7 +400,8 @@ impl QuicListener {
 
     /// Starts accepting with `tls`'s certificate, within `admission`.
     pub(crate) fn start(&self, tls: &TlsServer, admission: Admission) -> Result<(), QuicError> {
-        self.endpoint.set_server_config(Some(server_config(tls)?));
+        self.endpoint
+            .set_server_config(Some(server_config(tls.rustls_config())?));
         let (tx, rx) = mpsc::channel(admission.max_handshakes.max(1));
         let endpoint = self.endpoint.clone();
         let timeout = tls.handshake_timeout();
@@ -479,6 +529,11 @@ impl QuicStream {
         recv: quinn::RecvStream,
         endpoint: Option<quinn::Endpoint>,
     ) -> Self {
+        // quinn copies each write into an allocation of its own, held
+        // until the peer acknowledges it: a 64 KiB message is a 64 KiB
+        // allocation, and a heap trimmed as they are freed makes each a
+        // fresh page-faulting one (2-3 % of a stream's CPU). As for files.
+        crate::file::keep_freed_chunks();
         Self {
             reader: QuicReader {
                 recv,
@@ -663,9 +718,64 @@ impl Stream for QuicStream {
         (self.reader, self.writer)
     }
 
-    /// Not known without reading: quinn's stream has no peek. A sender
-    /// that streams hears a refusal at its next read instead.
+    /// Only a closed or failed connection is seen (a read would not wait:
+    /// it ends or fails), from quinn's state at the cost of a lock. Bytes
+    /// waiting on the stream are not: quinn's receive stream has no peek,
+    /// and reading one byte ahead would need a buffer behind a lock on
+    /// every read of the reading half, which runs apart from the writer
+    /// that asks. A sender that streams hears a refusal at its next read.
     fn input_waiting(&self) -> bool {
-        false
+        self.reader.conn.close_reason().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::time::Instant;
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::tls::{ClientOptions, Identity, ServerOptions, Verify};
+
+    /// A QUIC stream's `input_waiting` is false while the peer is quiet,
+    /// and true once the peer closed the connection: a read then ends.
+    #[tokio::test]
+    async fn input_waiting_sees_the_peer_close_the_connection() {
+        let timeout = Duration::from_secs(5);
+        let server = TlsServer::new(&ServerOptions {
+            identity: Identity::SelfSigned {
+                names: vec![crate::tls::LOCAL_NAME.to_owned()],
+            },
+            client_ca: None,
+            handshake_timeout: timeout,
+        })
+        .unwrap();
+        let client = TlsClient::new(&ClientOptions {
+            verify: Verify::Fingerprint(server.fingerprint()),
+            server_name: None,
+            identity: None,
+            handshake_timeout: timeout,
+        })
+        .unwrap();
+        let listener = QuicListener::bind((Ipv4Addr::LOCALHOST, 0).into()).unwrap();
+        let admission = Admission {
+            max_handshakes: 1,
+            idle: Some(timeout),
+        };
+        listener.start(&server, admission).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut stream = connect(addr, &client).await.unwrap();
+        // The listener sees the stream once something is sent on it.
+        stream.write_all(b"x").await.unwrap();
+        let (accepted, _) = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+        assert!(!stream.input_waiting(), "the listener sent nothing");
+        accepted.reader.conn.close(0u32.into(), b"done");
+        let until = Instant::now() + timeout;
+        while !stream.input_waiting() {
+            assert!(Instant::now() < until, "the close never arrived");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }

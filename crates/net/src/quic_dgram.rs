@@ -168,7 +168,7 @@ impl QuicDgram {
     pub(crate) fn start(&self, tls: &TlsServer, limits: &Limits) -> Result<(), QuicError> {
         self.shared
             .endpoint
-            .set_server_config(Some(server_config(tls)?));
+            .set_server_config(Some(server_config(tls.rustls_config())?));
         let Some(tx) = self.shared.tx.lock().expect("never poisoned").take() else {
             return Ok(()); // started already
         };

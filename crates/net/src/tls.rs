@@ -439,7 +439,7 @@ impl TlsServer {
 
     /// The rustls configuration TLS over a stream uses, for QUIC to
     /// derive its own from.
-    pub(crate) fn rustls_config(&self) -> &rustls::ServerConfig {
+    pub fn rustls_config(&self) -> &rustls::ServerConfig {
         &self.config
     }
 
@@ -588,7 +588,7 @@ impl TlsClient {
 
     /// The rustls configuration TLS over a stream uses, for QUIC to
     /// derive its own from.
-    pub(crate) fn rustls_config(&self) -> &rustls::ClientConfig {
+    pub fn rustls_config(&self) -> &rustls::ClientConfig {
         &self.config
     }
 

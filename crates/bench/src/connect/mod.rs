@@ -19,12 +19,24 @@
 //!   handshake and teardown. (The same socket for every exchange is
 //!   `--mode pingpong`.) Against the blocking engine's built-in
 //!   listeners, msg's own serve loop.
+//! - **TLS** over TCP: TCP's cycle with a TLS 1.3 handshake after
+//!   `connect()` (`tls.rs`): the built-in listeners' self-signed
+//!   certificate, its fingerprint pinned by the client, no session
+//!   resumed, so each cycle makes a full handshake, as each msg process
+//!   does. The request and reply go inside the session, and the client
+//!   sends its close_notify before `close()`.
+//! - **QUIC** (`quic.rs`): one client endpoint (its UDP socket) for the
+//!   whole run, a new connection per cycle: the handshake until quinn
+//!   has the connection established, the request and reply on a new
+//!   stream, then the connection closed. No `connect()`: no kernel
+//!   handshake comes before QUIC's own.
 //!
-//! Each cycle records three times: `connect` (the `connect()` call until
-//! it returns, the connection established), `exchange` (the request sent
-//! until the reply is read) and the whole `cycle` (from `socket()` until
-//! `close()` returns). Connections per second is the cycles over the
-//! run's time.
+//! Each cycle records up to four times: `connect` (the `connect()` call
+//! until it returns, the connection established), `handshake` (TLS's or
+//! QUIC's, until the client may send), `exchange` (the request sent
+//! until the reply is read: the first byte's round trip) and the whole
+//! `cycle` (from `socket()`, or QUIC's connect call, until `close()`
+//! returns). Connections per second is the cycles over the run's time.
 //!
 //! With [`Close::Fin`] every TCP cycle leaves the client's end in
 //! TIME_WAIT for 60 s, holding its ephemeral port: [`Ports`] reads the
@@ -41,13 +53,23 @@ use crate::engine::MAX_LATENCY_NS;
 use crate::error::Error;
 use crate::interval::{Counted, Interval, IntervalOf, Sink, Ticker};
 use crate::pin::Placement;
-use crate::plan::Engine;
 use crate::run::Progress;
 use crate::servers::BlockingServers;
 
+mod fast_open;
+mod ports;
+mod quic;
+mod server;
 mod stream;
+mod tls;
+mod way;
 
-use stream::{Client, Endpoint, StreamServer};
+pub use ports::{Ports, TIME_WAIT, TW_REUSE_AFTER};
+use quic::{QuicClient, QuicServer};
+use server::StreamServer;
+use stream::{Client, Endpoint, nanos};
+pub use way::engines;
+use way::{Cycler, Way, engine};
 
 /// The payload size when none is given: a short request.
 pub const DEFAULT_SIZE: usize = 64;
@@ -153,8 +175,11 @@ pub(crate) struct Cell {
 /// One run of one transport.
 #[derive(Debug)]
 pub(crate) struct Run {
-    /// `connect()` until established, in ns.
+    /// `connect()` until established, in ns (none over QUIC).
     pub(crate) connect: Histogram<u64>,
+    /// The TLS or QUIC handshake, until the client may send, in ns (none
+    /// without one).
+    pub(crate) handshake: Histogram<u64>,
     /// Request sent until reply read, in ns.
     pub(crate) exchange: Histogram<u64>,
     /// `socket()` until `close()` returned, in ns.
@@ -175,12 +200,35 @@ impl Run {
             || Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("valid histogram bounds");
         Self {
             connect: histogram(),
+            handshake: histogram(),
             exchange: histogram(),
             cycle: histogram(),
             cycles: 0,
             lost: 0,
             syn_data: 0,
             elapsed: Duration::ZERO,
+        }
+    }
+
+    /// One cycle's times, answered: those its transport has, the exchange
+    /// and the whole cycle.
+    fn record(
+        &mut self,
+        connect: Option<Duration>,
+        handshake: Option<Duration>,
+        exchange: Duration,
+        cycle: Duration,
+    ) {
+        self.cycles += 1;
+        for (histogram, took) in [
+            (&mut self.connect, connect),
+            (&mut self.handshake, handshake),
+            (&mut self.exchange, Some(exchange)),
+            (&mut self.cycle, Some(cycle)),
+        ] {
+            if let Some(took) = took {
+                histogram.saturating_record(nanos(took).max(1));
+            }
         }
     }
 
@@ -194,83 +242,17 @@ impl Run {
     }
 }
 
-/// The kernel's ephemeral ports and how soon a port in TIME_WAIT may be
-/// used again: what caps a run that closes with FIN.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ports {
-    /// `net.ipv4.ip_local_port_range`, both ends included.
-    pub low: u16,
-    /// Its upper end.
-    pub high: u16,
-    /// `net.ipv4.tcp_tw_reuse`: 0 off, 1 on, 2 on for loopback only (the
-    /// default since Linux 4.20).
-    pub tw_reuse: u8,
-}
-
-/// How long a closed TCP connection's client end stays in TIME_WAIT:
-/// Linux's `TCP_TIMEWAIT_LEN`, fixed at build time.
-pub const TIME_WAIT: Duration = Duration::from_secs(60);
-
-/// With `tcp_tw_reuse`, how long a TIME_WAIT port must wait before
-/// `connect()` takes it again: its last timestamp must be older than a
-/// second.
-pub const TW_REUSE_AFTER: Duration = Duration::from_secs(1);
-
-impl Ports {
-    /// Reads `/proc/sys/net/ipv4`; `None` where it cannot.
-    pub fn read() -> Option<Self> {
-        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-        let reuse = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_tw_reuse").ok()?;
-        Self::parse(&range, &reuse)
-    }
-
-    fn parse(range: &str, reuse: &str) -> Option<Self> {
-        let mut ends = range.split_whitespace().map(str::parse::<u16>);
-        let (low, high) = (ends.next()?.ok()?, ends.next()?.ok()?);
-        Some(Self {
-            low,
-            high,
-            tw_reuse: reuse.trim().parse().ok()?,
-        })
-    }
-
-    /// How many ephemeral ports there are.
-    pub fn count(&self) -> u32 {
-        u32::from(self.high.saturating_sub(self.low)) + 1
-    }
-
-    /// Whether `connect()` reuses a TIME_WAIT port on loopback, where the
-    /// benchmark connects.
-    pub fn reuses_on_loopback(&self) -> bool {
-        self.tw_reuse != 0
-    }
-
-    /// How long a port stays taken after a FIN close on loopback.
-    pub fn held_for(&self) -> Duration {
-        if self.reuses_on_loopback() {
-            TW_REUSE_AFTER
-        } else {
-            TIME_WAIT
-        }
-    }
-
-    /// The highest rate of FIN-closed connections to one listener that
-    /// the ports sustain: every port taken for [`Ports::held_for`].
-    pub fn sustainable_per_s(&self) -> f64 {
-        f64::from(self.count()) / self.held_for().as_secs_f64()
-    }
-}
-
 /// Carries out `plan`: starts the built-in listeners (a sequential one
-/// per stream transport, the blocking engine's for the datagram ones),
-/// then cycles each transport in turn, run after run.
+/// per stream transport, one QUIC endpoint, the blocking engine's for the
+/// datagram ones), then cycles each transport in turn, run after run.
 ///
 /// # Errors
 ///
-/// [`Error::Empty`] for no transport or run; [`Error::FastOpen`] when TCP
-/// Fast Open is asked for without TCP or the kernel refuses it; a listener
-/// that cannot start; a cycle that fails (a connection refused, reset or
-/// unanswered, [`Error::PortsExhausted`]).
+/// [`Error::Empty`] for no transport or run; [`Error::NotInConnectMode`]
+/// for QUIC datagrams; [`Error::FastOpen`] when TCP Fast Open is asked
+/// for without TCP or the kernel refuses it; a listener that cannot start;
+/// a cycle that fails (a connection refused, reset or unanswered, a
+/// handshake refused, [`Error::PortsExhausted`]).
 pub fn run(plan: &Cycles, progress: &mut dyn Progress) -> Result<Results, Error> {
     for (empty, what) in [
         (plan.transports.is_empty(), "transport"),
@@ -280,12 +262,13 @@ pub fn run(plan: &Cycles, progress: &mut dyn Progress) -> Result<Results, Error>
             return Err(Error::Empty(what));
         }
     }
-    // The connect mode's listener is a plain accept loop of its own.
-    if let Some(&transport) = plan.transports.iter().find(|t| t.caps().encrypted) {
-        return Err(Error::NotInConnectMode(transport));
-    }
+    let ways = plan
+        .transports
+        .iter()
+        .map(|&t| Way::of(t))
+        .collect::<Result<Vec<_>, _>>()?;
     let tfo_sysctl = if plan.tfo {
-        Some(stream::check_fast_open(&plan.transports)?)
+        Some(fast_open::check_fast_open(&plan.transports)?)
     } else {
         None
     };
@@ -307,26 +290,43 @@ pub fn run(plan: &Cycles, progress: &mut dyn Progress) -> Result<Results, Error>
             &datagrams, core, true, false, None, 0,
         ))?)
     };
+    let configs = plan
+        .transports
+        .iter()
+        .any(|t| t.caps().encrypted)
+        .then(tls::configs);
     let mut servers = Vec::new();
+    let mut quic_servers = Vec::new();
     let mut clients = Vec::new();
-    for &transport in &plan.transports {
-        let endpoint = if transport.caps().connections {
-            let server = StreamServer::start(transport, plan, core)?;
-            let endpoint = server.endpoint()?;
-            servers.push(server);
-            endpoint
-        } else {
-            let addr = blocking
-                .as_ref()
-                .expect("started for the datagram transports")
-                .addr(transport, false);
-            Endpoint::of(transport, &addr)?
+    for (&transport, way) in plan.transports.iter().zip(ways) {
+        let client = match way {
+            Way::Quic => {
+                let (server_tls, client_tls) = configs.clone().expect("made for QUIC");
+                let server = QuicServer::start(plan, core, &server_tls)?;
+                let client = QuicClient::new(&server, plan, &client_tls)?;
+                quic_servers.push(server);
+                Cycler::Quic(client)
+            }
+            Way::Socket { tls } if transport.caps().connections => {
+                let (server_tls, client_tls) = configs.clone().filter(|_| tls).unzip();
+                let server = StreamServer::start(transport, plan, core, server_tls)?;
+                let endpoint = server.endpoint()?;
+                servers.push(server);
+                Cycler::Socket(Client::new(endpoint, plan, client_tls))
+            }
+            Way::Socket { .. } => {
+                let addr = blocking
+                    .as_ref()
+                    .expect("started for the datagram transports")
+                    .addr(transport, false);
+                Cycler::Socket(Client::new(Endpoint::of(transport, &addr)?, plan, None))
+            }
         };
-        clients.push(Client::new(endpoint, plan));
+        clients.push(client);
     }
     let listeners = clients
         .iter()
-        .map(|c| c.endpoint.to_string())
+        .map(Cycler::listener)
         .collect::<Vec<_>>()
         .join(", ");
     info!("connect mode, built-in listeners on {listeners}");
@@ -343,7 +343,7 @@ pub fn run(plan: &Cycles, progress: &mut dyn Progress) -> Result<Results, Error>
         for (client, cell) in clients.iter_mut().zip(&mut cells) {
             let of = IntervalOf {
                 transport: cell.transport,
-                engine: Engine::Blocking,
+                engine: engine(cell.transport),
                 authenticated: false,
                 size: plan.size,
                 run: number,
@@ -360,7 +360,11 @@ pub fn run(plan: &Cycles, progress: &mut dyn Progress) -> Result<Results, Error>
             cell.runs.push(run);
         }
     }
+    // The clients first: a QUIC client's endpoint closes its connections
+    // while its listener still runs.
+    drop(clients);
     drop(servers);
+    drop(quic_servers);
     drop(blocking);
     Ok(Results {
         cells,
@@ -374,7 +378,7 @@ pub fn run(plan: &Cycles, progress: &mut dyn Progress) -> Result<Results, Error>
 }
 
 /// One run: cycles for the warm-up, unrecorded, then for the duration.
-fn measure(client: &mut Client, plan: &Cycles, sink: Sink<'_>) -> Result<Run, Error> {
+fn measure(client: &mut Cycler, plan: &Cycles, sink: Sink<'_>) -> Result<Run, Error> {
     let mut run = Run::new();
     // The warm-up's figures go into a run nobody reads.
     let mut warm = Run::new();
@@ -415,18 +419,4 @@ impl Counted for Run {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ports_are_read_from_proc_text() {
-        let ports = Ports::parse("32768\t60999\n", "2\n").unwrap();
-        assert_eq!(ports.count(), 28_232);
-        assert!(ports.reuses_on_loopback());
-        assert_eq!(ports.sustainable_per_s(), 28_232.0);
-        let off = Ports::parse("32768 60999", "0").unwrap();
-        assert!((off.sustainable_per_s() - 470.5).abs() < 0.1);
-        assert_eq!(Ports::parse("", "0"), None);
-        assert_eq!(Ports::parse("1 2", "x"), None);
-    }
-}
+mod tests;

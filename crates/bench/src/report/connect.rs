@@ -3,12 +3,24 @@
 
 use std::io::{self, Write};
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::{Table, fmt_count, fmt_us, median, tenth, us};
 use crate::connect::{Close, Cycles, Ports, Results, Run};
 use crate::meta::Meta;
 use msg_net::Transport;
+
+/// One of a run's times, as a column shows it.
+type Times = fn(&Run) -> &Histogram<u64>;
+
+/// What the handshake and the exchange are over TLS and QUIC.
+const HANDSHAKES: &str = "handshake: TLS 1.3's after connect() over tls; QUIC's over quic, from \
+     its first packet until the connection is established (no connect(): one endpoint's UDP \
+     socket serves the whole run); a full handshake each cycle, the listener's self-signed \
+     certificate checked against its pinned fingerprint, no session resumed (a new msg process \
+     has none); exchange: the first request's round trip on the new connection, over quic on a \
+     new stream";
 
 /// The share of the rate the ports sustain past which the report warns
 /// that TIME_WAIT is what limits the run.
@@ -94,6 +106,9 @@ struct Record {
     connections_per_s_max: f64,
     connect_p50_us: Option<f64>,
     connect_p99_us: Option<f64>,
+    /// Over TLS and QUIC: the handshake's times.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    handshake: Option<Handshake>,
     exchange_p50_us: Option<f64>,
     exchange_p99_us: Option<f64>,
     cycle_p50_us: Option<f64>,
@@ -101,6 +116,13 @@ struct Record {
     /// With `tfo`, over TCP: connections whose SYN carried the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     syn_data: Option<u64>,
+}
+
+/// The handshake's percentiles, keys of a TLS or QUIC transport's object.
+#[derive(Debug, Serialize)]
+struct Handshake {
+    handshake_p50_us: Option<f64>,
+    handshake_p99_us: Option<f64>,
 }
 
 /// The ephemeral ports and what they sustain with a FIN close.
@@ -153,6 +175,15 @@ impl Report<'_> {
             return None;
         }
         Transport::ALL.into_iter().find(|t| measured.contains(t))
+    }
+
+    /// Whether a transport with a handshake of its own (TLS, QUIC) is
+    /// measured: the table then has its columns.
+    fn handshakes(&self) -> bool {
+        self.results
+            .cells
+            .iter()
+            .any(|c| c.transport.caps().encrypted)
     }
 
     fn tcp_measured(&self) -> bool {
@@ -210,21 +241,23 @@ impl Report<'_> {
         let rows = self.rows();
         let base = self.base();
         let base_row = base.and_then(|b| rows.iter().find(|r| r.transport == b));
-        let mut header: Vec<String> = [
-            "transport",
-            "conn/s",
-            "conn/s range",
-            "connect p50",
-            "connect p99",
-            "exchange p50",
-            "exchange p99",
-            "cycle p50",
-            "cycle p99",
-            "cycles",
-            "lost",
-        ]
-        .map(str::to_owned)
-        .to_vec();
+        // Each time's p50 and p99; the handshake's where one is measured.
+        let mut times: Vec<(&str, Times)> = vec![
+            ("connect", |run| &run.connect),
+            ("handshake", |run| &run.handshake),
+            ("exchange", |run| &run.exchange),
+            ("cycle", |run| &run.cycle),
+        ];
+        if !self.handshakes() {
+            times.retain(|(name, _)| *name != "handshake");
+        }
+        let mut header: Vec<String> = ["transport", "conn/s", "conn/s range"]
+            .map(str::to_owned)
+            .to_vec();
+        for (name, _) in &times {
+            header.extend([format!("{name} p50"), format!("{name} p99")]);
+        }
+        header.extend(["cycles", "lost"].map(str::to_owned));
         let fast_open = self.plan.tfo;
         if fast_open {
             header.push("syn data".to_owned());
@@ -239,7 +272,7 @@ impl Report<'_> {
         };
         for row in &rows {
             let run = row.median;
-            let q = |h: &hdrhistogram::Histogram<u64>, q: f64| match h.is_empty() {
+            let q = |h: &Histogram<u64>, q: f64| match h.is_empty() {
                 true => "-".to_owned(),
                 false => fmt_us(us(h.value_at_quantile(q))),
             };
@@ -247,15 +280,11 @@ impl Report<'_> {
                 row.transport.name().to_owned(),
                 fmt_count(run.per_s()),
                 format!("{}-{}", fmt_count(row.min), fmt_count(row.max)),
-                q(&run.connect, 0.5),
-                q(&run.connect, 0.99),
-                q(&run.exchange, 0.5),
-                q(&run.exchange, 0.99),
-                q(&run.cycle, 0.5),
-                q(&run.cycle, 0.99),
-                run.cycles.to_string(),
-                run.lost.to_string(),
             ];
+            for (_, of) in &times {
+                cells.extend([q(of(run), 0.5), q(of(run), 0.99)]);
+            }
+            cells.extend([run.cycles.to_string(), run.lost.to_string()]);
             if fast_open {
                 cells.push(match row.transport.caps().tcp_info {
                     true => format!("{}/{}", run.syn_data, run.cycles),
@@ -297,6 +326,9 @@ impl Report<'_> {
 
     fn notes(&self) -> Vec<String> {
         let mut lines = Vec::new();
+        if self.handshakes() {
+            lines.push(HANDSHAKES.to_owned());
+        }
         if !self.tcp_measured() {
             return lines;
         }
@@ -336,7 +368,8 @@ impl Report<'_> {
             let mut line = format!(
                 "TCP Fast Open (net.ipv4.tcp_fastopen {sysctl}): syn data counts connections \
                  whose SYN carried the request and the listener took it; with a cookie cached, \
-                 connect() returns before the handshake, which moves into the exchange"
+                 connect() returns before the handshake, which moves into what follows (TLS's \
+                 handshake, or the exchange)"
             );
             if sysctl & 2 == 0 {
                 line.push_str(
@@ -357,7 +390,7 @@ impl Report<'_> {
             .map(|row| {
                 let run = row.median;
                 let tcp = row.transport.caps().tcp_info;
-                let q = |h: &hdrhistogram::Histogram<u64>, q: f64| {
+                let q = |h: &Histogram<u64>, q: f64| {
                     (!h.is_empty()).then(|| tenth(us(h.value_at_quantile(q))))
                 };
                 Record {
@@ -374,6 +407,10 @@ impl Report<'_> {
                     connections_per_s_max: tenth(row.max),
                     connect_p50_us: q(&run.connect, 0.5),
                     connect_p99_us: q(&run.connect, 0.99),
+                    handshake: row.transport.caps().encrypted.then(|| Handshake {
+                        handshake_p50_us: q(&run.handshake, 0.5),
+                        handshake_p99_us: q(&run.handshake, 0.99),
+                    }),
                     exchange_p50_us: q(&run.exchange, 0.5),
                     exchange_p99_us: q(&run.exchange, 0.99),
                     cycle_p50_us: q(&run.cycle, 0.5),

@@ -73,7 +73,8 @@ const CHUNK_FRAME: usize = MAX_CHUNK + 1024;
 /// each side are the same memory over and over (about 6,000 faults per
 /// GiB). The process's peak memory is unchanged: it is bounded by the
 /// queues, as before; what it keeps after a transfer is at most the trim
-/// threshold.
+/// threshold. A QUIC stream asks the same (`quic.rs`): quinn copies each
+/// write into an allocation held until the peer acknowledges it.
 pub(crate) fn keep_freed_chunks() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

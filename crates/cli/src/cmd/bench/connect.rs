@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use msg_bench::connect::{self, Close, Cycles};
 use msg_bench::meta::Meta;
-use msg_bench::{Engine, Pin, Placement, report};
+use msg_bench::{Pin, Placement, report};
 use msg_net::Transport;
 
 use super::{Bar, BenchArgs, CloseArg, error};
@@ -98,7 +98,7 @@ pub(super) fn run(args: &BenchArgs, transports: Vec<Transport>) -> anyhow::Resul
     };
     let meta = Meta::collect(
         plan.placement.to_string(),
-        vec![Engine::Blocking.name()],
+        connect::engines(&plan),
         std::env::args().collect(),
     );
     let lines = args.json && args.interval.is_some();
