@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use crate::sockdir::SocketDir;
 use core_affinity::CoreId;
 use msg_net::Transport;
 use msg_proto::{HEADER_LEN, Header, Kind, decode_header, encode_header};
 use socket2::{SockAddr, Socket};
-use crate::sockdir::SocketDir;
 use tracing::{debug, warn};
 
 use super::Cycles;
