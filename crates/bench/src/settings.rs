@@ -126,9 +126,11 @@ pub(crate) struct Settings {
     pub(crate) direction: Direction,
     pub(crate) warmup: Duration,
     pub(crate) duration: Duration,
-    /// How long a UDP reply may take before it counts as lost.
+    /// How long a reply may take before it counts as lost, where a
+    /// message can be lost (UDP).
     pub(crate) timeout: Duration,
-    /// How long a TCP reply may take before the run fails.
+    /// How long a reply may take before the run fails, where none is lost
+    /// (TCP, a Unix socket): see [`Settings::reply_timeout`].
     pub(crate) tcp_timeout: Duration,
     pub(crate) rate: Option<u64>,
     /// Under an impairment: read what the kernel saw
@@ -141,6 +143,20 @@ pub(crate) struct Settings {
     /// The listeners are the built-in ones, in this process: their
     /// sockets' drops and their CPU time can be read here.
     pub(crate) builtin: bool,
+}
+
+impl Settings {
+    /// How long a reply over `transport` may take: where a message may be
+    /// lost, a late reply counts as lost after [`Settings::timeout`];
+    /// where none is, it is only late, and the run fails after the longer
+    /// [`Settings::tcp_timeout`].
+    pub(crate) fn reply_timeout(&self, transport: Transport) -> Duration {
+        if transport.caps().reliable {
+            self.tcp_timeout
+        } else {
+            self.timeout
+        }
+    }
 }
 
 /// How a throughput run is batched.

@@ -92,7 +92,11 @@ pub(crate) fn measure_on(
     let body = Bytes::from(vec![b'm'; size]);
     let mut peer = Peer {
         link,
-        client: PingClient::new(target.transport, settings.timeout, body.clone()),
+        client: PingClient::new(
+            target.transport,
+            settings.reply_timeout(target.transport),
+            body.clone(),
+        ),
         transport: target.transport,
         settings,
     };
@@ -282,7 +286,7 @@ impl Peer<'_> {
             link,
             client,
             settings,
-            ..
+            transport,
         } = self;
         let mut next = client.start(ask);
         loop {
@@ -296,7 +300,7 @@ impl Peer<'_> {
                     Received::Closed => return Err(Error::ListenerClosed),
                     Received::Nothing => client.on_deadline(),
                 }
-                .map_err(|err| Error::client(err, settings.timeout))?,
+                .map_err(|err| Error::client(err, settings.reply_timeout(*transport)))?,
                 Next::Done(done) => return Ok(done),
             };
         }

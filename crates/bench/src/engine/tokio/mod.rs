@@ -81,14 +81,8 @@ pub(crate) async fn measure_on(
     direction: Direction,
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
-    // Where a message may be lost, a late reply counts as lost; where
-    // none is, a reply has the longer TCP timeout before the run fails.
     let caps = target.transport.caps();
-    let timeout = if caps.reliable {
-        settings.tcp_timeout
-    } else {
-        settings.timeout
-    };
+    let timeout = settings.reply_timeout(target.transport);
     let body = Bytes::from(vec![b'm'; size]);
     let mut peer = Peer::new(link, target.transport, timeout, body.clone());
     match (settings.mode, settings.rate) {

@@ -111,10 +111,12 @@ pub(crate) struct BenchArgs {
     rate: Option<u64>,
 
     /// How long to wait for each reply before a UDP datagram counts as lost
-    /// (over TCP, an error) [default: 200ms; with --clients, where each
-    /// reply waits behind the other clients' messages: 5s; with --impair,
-    /// 10ms plus twice the impairment's delay, jitter and rate-limiting
-    /// queue over UDP, and 60s over TCP, which retransmits]
+    /// (over TCP, an error) [default: 200ms for a datagram, 5s over a
+    /// transport that loses nothing (a late reply is late, not lost); with
+    /// --clients, where each reply waits behind the other clients'
+    /// messages: 5s; with --impair, 10ms plus twice the impairment's delay,
+    /// jitter and rate-limiting queue over UDP, and 60s over TCP, which
+    /// retransmits]
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     timeout: Option<Duration>,
 
