@@ -15,7 +15,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 
 use super::files::{read_certs, read_key, read_roots, system_roots};
 use super::verify::{Explained, Pinned, handshake_error};
-use super::{Fingerprint, LOCAL_NAME, Peer, TlsError};
+use super::{Fingerprint, LOCAL_NAME, Peer, SEND_BUFFER, TlsError};
 
 /// The certificate a listener presents.
 #[derive(Debug, Clone)]
@@ -139,7 +139,10 @@ impl TlsServer {
     pub(crate) async fn accept<S: Stream>(&self, stream: S) -> Result<TlsStream<S>, TlsError> {
         let accept = self.acceptor.accept(stream);
         match tokio::time::timeout(self.timeout, accept).await {
-            Ok(Ok(stream)) => Ok(TlsStream::Server(stream)),
+            Ok(Ok(mut stream)) => {
+                stream.get_mut().1.set_buffer_limit(Some(SEND_BUFFER));
+                Ok(TlsStream::Server(stream))
+            }
             Ok(Err(err)) => Err(handshake_error(&err, Peer::Client)),
             Err(_) => Err(TlsError::Timeout(self.timeout)),
         }
@@ -254,7 +257,10 @@ impl TlsClient {
     ) -> Result<TlsStream<S>, TlsError> {
         let connect = self.connector.connect(self.name_for(addr), stream);
         match tokio::time::timeout(self.timeout, connect).await {
-            Ok(Ok(stream)) => Ok(TlsStream::Client(stream)),
+            Ok(Ok(mut stream)) => {
+                stream.get_mut().1.set_buffer_limit(Some(SEND_BUFFER));
+                Ok(TlsStream::Client(stream))
+            }
             Ok(Err(err)) => Err(handshake_error(&err, Peer::Listener)),
             Err(_) => Err(TlsError::Timeout(self.timeout)),
         }

@@ -64,6 +64,14 @@ pub const MAX_CERT_FILE: u64 = 4 * 1024 * 1024;
 /// the secret's.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = crate::auth::DEFAULT_HANDSHAKE_TIMEOUT;
 
+/// How much plaintext a session takes in one write, sealed into records
+/// that wait for the socket (rustls's default is 64 KiB): room for a
+/// 64 KiB message with its frame's 32-byte head, so that all its records
+/// leave in one system call, not 64 KiB and then a record of 32 bytes in
+/// a second; a file's 1 MiB chunk in 4 writes rather than 16. It bounds
+/// what a session holds sealed but unsent.
+pub const SEND_BUFFER: usize = 256 * 1024;
+
 /// The name a client checks when it has no host name to check: a Unix
 /// socket's peer, or a listener reached by address whose certificate
 /// names `localhost`.
