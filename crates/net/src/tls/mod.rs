@@ -68,9 +68,10 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = crate::auth::DEFAULT_HANDSHAKE_T
 /// that wait for the socket (rustls's default is 64 KiB): room for a
 /// 64 KiB message with its frame's 32-byte head, so that all its records
 /// leave in one system call, not 64 KiB and then a record of 32 bytes in
-/// a second; a file's 1 MiB chunk in 4 writes rather than 16. It bounds
-/// what a session holds sealed but unsent.
-pub const SEND_BUFFER: usize = 256 * 1024;
+/// a second; a file's 1 MiB chunk in 8 writes rather than 16. It is also
+/// what a session holds sealed but unsent for a peer that does not read,
+/// so twice the default and no more.
+pub const SEND_BUFFER: usize = 128 * 1024;
 
 /// The name a client checks when it has no host name to check: a Unix
 /// socket's peer, or a listener reached by address whose certificate
