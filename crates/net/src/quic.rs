@@ -337,7 +337,7 @@ pub(crate) fn handshake_error(
 }
 
 /// rustls's text of a certificate our verifier refused, less its
-/// wrappers: what the verifier said (`tls.rs`), as over TLS.
+/// wrappers: what the verifier said (`tls/verify.rs`), as over TLS.
 fn certificate_text(reason: &str) -> &str {
     reason
         .strip_prefix("invalid peer certificate: Other(OtherError(")

@@ -8,6 +8,8 @@
 //! more; making a connection and splitting it ask [`Stream`] too. TCP is
 //! the default, so `Connection` alone still means a TCP connection.
 
+use std::io::IoSlice;
+
 use bytes::Buf;
 use futures::{SinkExt, StreamExt};
 use msg_proto::Message;
@@ -49,6 +51,28 @@ impl Default for Options {
 /// buffer would cost about what sending them does. Smaller ones are
 /// copied, since one contiguous write is cheaper than two parts.
 pub const DIRECT_WRITE: usize = 64 * 1024;
+
+/// Writes all of `parts`, in order, through short writes: a frame's head
+/// and body in one system call (`writev`) where the stream takes a
+/// vector, not a 32-byte write of its own in front of the body, which
+/// over TCP with `TCP_NODELAY` left as a segment of its own and woke the
+/// peer for nothing; a TLS session seals the two into the same records
+/// and sends them in one write. A stream that takes no vector writes the
+/// first part, then the rest, as before.
+async fn write_all_vectored<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    mut parts: &mut [IoSlice<'_>],
+) -> std::io::Result<()> {
+    // Each pass writes at least one byte or ends: bounded by the bytes.
+    while !parts.is_empty() {
+        let written = stream.write_vectored(parts).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut parts, written);
+    }
+    Ok(())
+}
 
 /// One framed connection: the stream, its buffers and the codec. A TCP
 /// stream unless said otherwise ([`Connection::connect`] is TCP's).
@@ -182,9 +206,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         };
         // Whatever the codec has queued goes first, to keep the order.
         self.flush().await?;
-        let stream = self.framed.get_mut();
-        stream.write_all(&head).await?;
-        stream.write_all(&msg.body).await?;
+        let mut parts = [IoSlice::new(&head), IoSlice::new(&msg.body)];
+        write_all_vectored(self.framed.get_mut(), &mut parts).await?;
         Ok(())
     }
 
@@ -406,6 +429,101 @@ mod tests {
         assert!(matches!(err, Error::TooLarge { .. }), "{err}");
     }
 
+    /// The little a connection asks of a stream beyond bytes, for a test's
+    /// stream that is no socket: a loopback peer, no options, and halves
+    /// behind a lock (fine for a test, and the reason TCP keeps its own
+    /// `into_split`).
+    macro_rules! test_stream {
+        ($ty:ty) => {
+            impl Stream for $ty {
+                type Reader = tokio::io::ReadHalf<Self>;
+                type Writer = tokio::io::WriteHalf<Self>;
+
+                fn apply(&self, _options: &Options) -> std::io::Result<()> {
+                    Ok(())
+                }
+
+                fn peer_addr(&self) -> std::io::Result<PeerAddr> {
+                    Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 1)).into())
+                }
+
+                fn into_split(self) -> (Self::Reader, Self::Writer) {
+                    tokio::io::split(self)
+                }
+
+                fn input_waiting(&self) -> bool {
+                    false
+                }
+            }
+        };
+    }
+
+    /// A stream that takes every write whole and records its length.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        writes: Vec<usize>,
+    }
+
+    impl AsyncRead for Recorder {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            _buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.get_mut().writes.push(buf.len());
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_write_vectored(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let len = bufs.iter().map(|buf| buf.len()).sum();
+            self.get_mut().writes.push(len);
+            std::task::Poll::Ready(Ok(len))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    test_stream!(Recorder);
+
+    #[tokio::test]
+    async fn a_large_frame_is_one_write_where_the_stream_takes_a_vector() {
+        let mut conn = Connection::new(Recorder::default(), Options::default()).unwrap();
+        let big = Message::new(Kind::FileChunk, 2, vec![7u8; DIRECT_WRITE]);
+        conn.write_message(&big).await.unwrap();
+        // Head and body together: over TLS, one writev of all its records.
+        assert_eq!(conn.get_ref().writes, [frame_of(&big).len()]);
+    }
+
     #[tokio::test]
     async fn split_halves_keep_what_was_buffered() {
         let (mut raw, mut conn) = raw_and_framed().await;
@@ -610,31 +728,9 @@ mod tests {
         );
     }
 
-    /// tokio's in-memory pipe, a byte stream that is no socket, given the
-    /// little a connection asks of a stream beyond bytes: framing,
-    /// authentication and splitting must not care what carries them.
-    impl Stream for tokio::io::DuplexStream {
-        // A lock between the halves: fine for a test, and the reason TCP
-        // keeps its own `into_split`.
-        type Reader = tokio::io::ReadHalf<Self>;
-        type Writer = tokio::io::WriteHalf<Self>;
-
-        fn apply(&self, _options: &Options) -> std::io::Result<()> {
-            Ok(())
-        }
-
-        fn peer_addr(&self) -> std::io::Result<PeerAddr> {
-            Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 1)).into())
-        }
-
-        fn into_split(self) -> (Self::Reader, Self::Writer) {
-            tokio::io::split(self)
-        }
-
-        fn input_waiting(&self) -> bool {
-            false
-        }
-    }
+    // tokio's in-memory pipe, a byte stream that is no socket: framing,
+    // authentication and splitting must not care what carries them.
+    test_stream!(tokio::io::DuplexStream);
 
     #[tokio::test]
     async fn any_byte_stream_authenticates_and_splits() {

@@ -3,7 +3,7 @@
 //! handshake, files and commands above them) go through it unchanged.
 //!
 //! This file only makes tokio-rustls's stream a [`Stream`]; certificates,
-//! verification and the handshake's timeout are msg-net's (`tls.rs`),
+//! verification and the handshake's timeout are msg-net's (`tls/`),
 //! which knows what a user asked for. The record layer's first bytes are
 //! recognised here too ([`looks_like_tls`]), so that a framed reader that
 //! meets a TLS peer says so instead of reporting a frame of 352 MB.

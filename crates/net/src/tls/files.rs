@@ -1,0 +1,122 @@
+//! Certificates, private keys and CAs from PEM files (each a small
+//! regular file, a key read as a secret is), and the system's roots.
+
+use std::path::Path;
+
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tracing::warn;
+
+use super::{MAX_CERT_FILE, MAX_KEY_FILE, TlsError};
+
+/// The system's root certificates.
+pub(super) fn system_roots() -> Result<RootCertStore, TlsError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+        return Err(TlsError::NoSystemRoots(errors.join("; ")));
+    }
+    Ok(roots)
+}
+
+/// The CAs in a PEM file, as roots.
+pub(super) fn read_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(read_certs(path, "CA")?);
+    if added == 0 {
+        return Err(TlsError::BadCa {
+            path: path.to_owned(),
+            reason: format!("none of its {ignored} certificates can be a root"),
+        });
+    }
+    Ok(roots)
+}
+
+/// The certificates in a PEM file, in order.
+pub(super) fn read_certs(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read_small(path, what, MAX_CERT_FILE)?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| TlsError::BadPem {
+            what,
+            path: path.to_owned(),
+            reason: err.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoPem {
+            what,
+            path: path.to_owned(),
+            expected: "certificate",
+        });
+    }
+    Ok(certs)
+}
+
+/// A private key from a PEM file, read as a secret is: a small regular
+/// file, with a warning when others may read it, as ssh gives.
+pub(super) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let what = "key";
+    let bytes = read_small(path, what, MAX_KEY_FILE)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                warn!(
+                    "the key file {} is readable by others (mode {mode:03o}); chmod 600 it",
+                    path.display()
+                );
+            }
+        }
+    }
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|err| match err {
+        rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoPem {
+            what,
+            path: path.to_owned(),
+            expected: "private key",
+        },
+        err => TlsError::BadPem {
+            what,
+            path: path.to_owned(),
+            reason: err.to_string(),
+        },
+    })
+}
+
+/// A regular file of at most `max` bytes, whole.
+fn read_small(path: &Path, what: &'static str, max: u64) -> Result<Vec<u8>, TlsError> {
+    let read = |source| TlsError::Read {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read)?;
+    if !meta.is_file() {
+        return Err(TlsError::NotRegular {
+            what,
+            path: path.to_owned(),
+            kind: crate::secret::file_kind(&meta),
+        });
+    }
+    let too_large = |len| TlsError::TooLarge {
+        what,
+        path: path.to_owned(),
+        len,
+        max,
+    };
+    if meta.len() > max {
+        return Err(too_large(meta.len()));
+    }
+    let bytes = crate::secret::read_at_most(path, max).map_err(read)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,316 @@
+//! How a client checks a listener's certificate (webpki's verdict
+//! explained, or a pinned fingerprint), and what a refused certificate or
+//! a failed handshake is told as.
+
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
+use tracing::warn;
+
+use super::{Fingerprint, Peer, TlsError};
+
+/// What is wrong with a peer's certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CertProblem {
+    /// It expired.
+    Expired {
+        /// When (seconds since the epoch), if known.
+        not_after: Option<u64>,
+    },
+    /// It is not valid yet.
+    NotValidYet {
+        /// From when, if known.
+        not_before: Option<u64>,
+    },
+    /// It is for other names.
+    WrongName {
+        /// The name we checked.
+        expected: String,
+        /// The names it holds, if known.
+        presented: Vec<String>,
+    },
+    /// No CA we trust signed it (it may be self-signed).
+    UnknownIssuer,
+    /// Its SHA-256 is not the one pinned.
+    FingerprintMismatch {
+        /// The pinned one.
+        expected: Fingerprint,
+    },
+    /// Anything else webpki says.
+    Other(String),
+}
+
+impl fmt::Display for CertProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let when = |secs: &Option<u64>| {
+            secs.map(|s| {
+                let time = std::time::UNIX_EPOCH + Duration::from_secs(s);
+                format!(" on {}", humantime::format_rfc3339_seconds(time))
+            })
+            .unwrap_or_default()
+        };
+        match self {
+            Self::Expired { not_after } => {
+                write!(f, "the peer's certificate expired{}", when(not_after))
+            }
+            Self::NotValidYet { not_before } => write!(
+                f,
+                "the peer's certificate is not valid yet (from{})",
+                when(not_before)
+            ),
+            Self::WrongName {
+                expected,
+                presented,
+            } if presented.is_empty() => {
+                write!(f, "the peer's certificate is not valid for {expected}")
+            }
+            Self::WrongName {
+                expected,
+                presented,
+            } => write!(
+                f,
+                "the peer's certificate is not valid for {expected}; it names {}",
+                presented.join(", ")
+            ),
+            Self::UnknownIssuer => f.write_str(
+                "the peer's certificate is not signed by a CA this end trusts (a self-signed one?)",
+            ),
+            Self::FingerprintMismatch { expected } => write!(
+                f,
+                "the peer's certificate is not the one pinned (sha256 {expected})"
+            ),
+            Self::Other(text) => write!(f, "the peer's certificate was refused: {text}"),
+        }
+    }
+}
+
+/// A handshake's I/O error, with `peer` at the other end, as what went
+/// wrong.
+pub(super) fn handshake_error(err: &io::Error, peer: Peer) -> TlsError {
+    if let Some(tls) = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return match tls {
+            rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(other))) => {
+                match other.downcast_ref::<Rejected>() {
+                    Some(rejected) => TlsError::Certificate {
+                        problem: rejected.problem.clone(),
+                        fingerprint: rejected.fingerprint,
+                    },
+                    None => TlsError::Handshake(tls.to_string()),
+                }
+            }
+            rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+                TlsError::NotTls(peer)
+            }
+            rustls::Error::AlertReceived(alert) => TlsError::Refused(format!("{alert:?}")),
+            other => TlsError::Handshake(other.to_string()),
+        };
+    }
+    match err.kind() {
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe => TlsError::Closed(peer),
+        _ => TlsError::Handshake(err.to_string()),
+    }
+}
+
+/// Why our verifier refused a certificate, carried through rustls's error
+/// to [`handshake_error`].
+struct Rejected {
+    problem: CertProblem,
+    fingerprint: Fingerprint,
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.problem, self.fingerprint)
+    }
+}
+
+/// As [`TlsError::Certificate`] says it: rustls's own text of the error
+/// (all QUIC's handshake gives back) shows this.
+impl fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}; the certificate it presented has sha256 fingerprint {}",
+            self.problem, self.fingerprint
+        )
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+fn rejected(problem: CertProblem, fingerprint: Fingerprint) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(Rejected {
+        problem,
+        fingerprint,
+    }))))
+}
+
+/// webpki's verification (roots, name, dates), its refusals explained and
+/// the presented certificate's fingerprint added.
+#[derive(Debug)]
+pub(super) struct Explained(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl Explained {
+    pub(super) fn new(
+        roots: RootCertStore,
+        provider: &Arc<CryptoProvider>,
+    ) -> Result<Self, TlsError> {
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::clone(provider),
+        )
+        .build()
+        .map(Self)
+        .map_err(|err| TlsError::Handshake(err.to_string()))
+    }
+}
+
+fn unix_secs(time: &UnixTime) -> u64 {
+    time.as_secs()
+}
+
+impl ServerCertVerifier for Explained {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        let Err(rustls::Error::InvalidCertificate(err)) = verified else {
+            return verified;
+        };
+        let problem = match err {
+            CertificateError::Expired => CertProblem::Expired { not_after: None },
+            CertificateError::ExpiredContext { not_after, .. } => CertProblem::Expired {
+                not_after: Some(unix_secs(&not_after)),
+            },
+            CertificateError::NotValidYet => CertProblem::NotValidYet { not_before: None },
+            CertificateError::NotValidYetContext { not_before, .. } => CertProblem::NotValidYet {
+                not_before: Some(unix_secs(&not_before)),
+            },
+            CertificateError::NotValidForName => CertProblem::WrongName {
+                expected: name_text(server_name),
+                presented: Vec::new(),
+            },
+            CertificateError::NotValidForNameContext {
+                expected,
+                presented,
+            } => CertProblem::WrongName {
+                expected: name_text(&expected),
+                presented,
+            },
+            CertificateError::UnknownIssuer => CertProblem::UnknownIssuer,
+            other => CertProblem::Other(format!("{other:?}")),
+        };
+        Err(rejected(problem, Fingerprint::of(end_entity)))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+pub(crate) fn name_text(name: &ServerName<'_>) -> String {
+    match name {
+        ServerName::DnsName(dns) => dns.as_ref().to_owned(),
+        ServerName::IpAddress(ip) => IpAddr::from(*ip).to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A pinned certificate: the peer's must have this fingerprint, and
+/// nothing else about it is checked (its names, its dates, who signed
+/// it), as an ssh client checks a known host's key. `None` pins nothing
+/// at all: `--insecure`, which warns at every handshake. Either way the
+/// handshake's signatures are checked, so the peer holds the key of the
+/// certificate it showed.
+#[derive(Debug)]
+pub(super) struct Pinned {
+    pub(super) pinned: Option<Fingerprint>,
+    pub(super) algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let presented = Fingerprint::of(end_entity);
+        match &self.pinned {
+            Some(pinned) if pinned.matches(&presented) => Ok(ServerCertVerified::assertion()),
+            Some(pinned) => Err(rejected(
+                CertProblem::FingerprintMismatch { expected: *pinned },
+                presented,
+            )),
+            None => {
+                warn!(
+                    "TLS without verifying the peer's certificate (sha256 {presented}): anyone \
+                     on the path can read and change everything"
+                );
+                Ok(ServerCertVerified::assertion())
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
