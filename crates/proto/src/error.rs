@@ -47,6 +47,11 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// The header bytes passed every check above but bincode rejected them.
+    /// Kept for completeness; the checks above make it unreachable for
+    /// version 1.
+    #[error("malformed header: {0}")]
+    Malformed(String),
     /// The message carries [`FLAG_AUTH`](crate::FLAG_AUTH): its peer
     /// authenticates with a shared secret, and this receiver was given none.
     #[error("this peer uses a secret, and this receiver has none")]

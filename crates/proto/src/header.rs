@@ -1,7 +1,7 @@
 //! The header and the message: constants, [`Kind`], [`Header`], [`Message`],
 //! and the functions that turn them into bytes and back.
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{BufMut, Bytes};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -56,6 +56,18 @@ pub const FLAG_SEND: u32 = 2;
 /// [`Error::NeedsSecret`]: without the secret, the trailer would otherwise
 /// surface as a baffling body length mismatch.
 pub const FLAG_AUTH: u32 = 0x8000_0000;
+
+/// The one bincode configuration of the wire format: big-endian,
+/// fixed-width integers, and a decode limit of exactly one header, so that
+/// bincode itself can never be asked to read (or allocate) more.
+const CONFIG: bincode::config::Configuration<
+    bincode::config::BigEndian,
+    bincode::config::Fixint,
+    bincode::config::Limit<HEADER_LEN>,
+> = bincode::config::standard()
+    .with_big_endian()
+    .with_fixed_int_encoding()
+    .with_limit::<HEADER_LEN>();
 
 /// What a message is for.
 ///
@@ -276,59 +288,42 @@ pub fn encode<B: BufMut>(msg: &Message, dst: &mut B) -> Result<(), Error> {
     Ok(())
 }
 
-/// The 28 bytes of `header`: each field in wire order, integers
-/// big-endian, as the table in `docs/wire.md` lays them out.
+/// The 28 bytes of `header`.
 pub fn encode_header(header: &Header) -> [u8; HEADER_LEN] {
     let mut out = [0u8; HEADER_LEN];
-    let mut at = &mut out[..];
-    at.put_slice(&header.magic);
-    at.put_u8(header.version);
-    at.put_u8(header.kind as u8);
-    at.put_u32(header.flags);
-    at.put_u64(header.seq);
-    at.put_u64(header.timestamp_ns);
-    at.put_u32(header.body_len);
-    debug_assert!(at.is_empty(), "the fields fill HEADER_LEN exactly");
+    // Cannot fail: every field is fixed-width and the sizes add up to
+    // exactly HEADER_LEN, which the unit tests check.
+    let written = bincode::serde::encode_into_slice(header, &mut out, CONFIG)
+        .expect("a header always encodes to HEADER_LEN bytes");
+    debug_assert_eq!(written, HEADER_LEN);
     out
 }
 
 /// Reads the header at the start of `src`, checking each field that a peer
 /// could get wrong.
 ///
-/// The magic and the version are checked before anything else is read: a
-/// later version may lay out everything after byte 3 differently. Read by
-/// hand, field by field, rather than through a serialisation library: a
-/// message's decode is on every round trip's path, and bincode's took
-/// about 60 instructions of it, plus a second look-up of the kind
-/// (callgrind, BENCHMARKS.md).
+/// The version is checked before bincode sees the rest: a later version may
+/// lay out everything after byte 3 differently.
 ///
 /// # Errors
 ///
 /// [`Error::Truncated`], [`Error::BadMagic`], [`Error::UnknownVersion`] or
 /// [`Error::UnknownKind`].
 pub fn decode_header(src: &[u8]) -> Result<Header, Error> {
-    let Some(bytes) = src.first_chunk::<HEADER_LEN>() else {
+    let Some(bytes) = src.get(..HEADER_LEN) else {
         return Err(Error::Truncated { len: src.len() });
     };
-    let [m0, m1, version, kind] = [bytes[0], bytes[1], bytes[2], bytes[3]];
-    if [m0, m1] != MAGIC {
-        return Err(Error::BadMagic { found: [m0, m1] });
+    let found = [bytes[0], bytes[1]];
+    if found != MAGIC {
+        return Err(Error::BadMagic { found });
     }
-    if version != VERSION {
-        return Err(Error::UnknownVersion { version });
+    if bytes[2] != VERSION {
+        return Err(Error::UnknownVersion { version: bytes[2] });
     }
-    let kind = Kind::try_from(kind)?;
-    // 24 bytes left of the 28, exactly what the four fields take.
-    let mut at = &bytes[4..];
-    Ok(Header {
-        magic: MAGIC,
-        version,
-        kind,
-        flags: at.get_u32(),
-        seq: at.get_u64(),
-        timestamp_ns: at.get_u64(),
-        body_len: at.get_u32(),
-    })
+    Kind::try_from(bytes[3])?;
+    let (header, _) = bincode::serde::decode_from_slice::<Header, _>(bytes, CONFIG)
+        .map_err(|err| Error::Malformed(err.to_string()))?;
+    Ok(header)
 }
 
 /// Decodes one whole message: `src` must hold exactly one header and the body
@@ -357,15 +352,12 @@ pub fn decode(src: Bytes) -> Result<Message, Error> {
             actual,
         });
     }
-    // The body is the rest of `src` itself: no second reference to count.
-    let mut body = src;
-    body.advance(HEADER_LEN);
     Ok(Message {
         kind: header.kind,
         flags: header.flags,
         seq: header.seq,
         timestamp_ns: header.timestamp_ns,
-        body,
+        body: src.slice(HEADER_LEN..),
     })
 }
 

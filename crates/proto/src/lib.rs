@@ -67,8 +67,8 @@
 //! allocates: the body it returns is a slice of the input
 //! [`Bytes`](bytes::Bytes).
 //!
-//! The header is written and read field by field (big-endian, in the
-//! table's order) behind this crate's API only.
+//! The header is encoded with bincode behind this crate's API only, so the
+//! encoder can be swapped without touching any other crate.
 
 #![warn(missing_docs)]
 
