@@ -594,8 +594,12 @@ PY
 run_floor_c() { # transport size round
 	local t=$1 size=$2 r=$3 out
 	# -w: the same warm-up as msg's; -T: by default the same reply timeout
-	# as msg's --timeout 2s (and like msg, SO_RCVTIMEO on both sides).
-	out=$("$FLOOR_C_BIN" -w "$WARMUP_S" -T "$FLOOR_TIMEOUT" "$t" "$size" "$DURATION" "${CPUS[0]}") ||
+	# as msg's --timeout 2s (and like msg, SO_RCVTIMEO on both sides). -A:
+	# the unix-dgram client autobinds, as msg's does: with a socket file
+	# of its own, each reply's sendto walks that path (about 1 µs), which
+	# msg's replies never do, and the floor would rank the transports by
+	# how they are addressed rather than by what they cost.
+	out=$("$FLOOR_C_BIN" -A -w "$WARMUP_S" -T "$FLOOR_TIMEOUT" "$t" "$size" "$DURATION" "${CPUS[0]}") ||
 		die "bench/floor.c failed ($t, $size B)"
 	# "transport=udp size=64 rtts=171234 lost=0 p50_us=11.52 p90_us=12.31 p99_us=14.02 ..."
 	python3 - "$out" "$t" "$size" "$r" >>"$RESULTS" <<'PY'
@@ -839,7 +843,7 @@ if ((FLOOR_C)); then
 	else
 		floor_timeo="SO_RCVTIMEO ${FLOOR_TIMEOUT}s on both sides (as msg)"
 	fi
-	echo "  - \`cc -O2 -o floor bench/floor.c -lpthread\`; \`floor -w $WARMUP_S -T $FLOOR_TIMEOUT TRANSPORT SIZE $DURATION ${CPUS[0]}\` (client and echo-server thread on cpu ${CPUS[0]}; blocking send/recv, $floor_timeo, one clock read per round trip; Unix sockets as files in a temporary directory)"
+	echo "  - \`cc -O2 -o floor bench/floor.c -lpthread\`; \`floor -A -w $WARMUP_S -T $FLOOR_TIMEOUT TRANSPORT SIZE $DURATION ${CPUS[0]}\` (client and echo-server thread on cpu ${CPUS[0]}; blocking send/recv, $floor_timeo, one clock read per round trip; Unix sockets as files in a temporary directory, the unix-dgram client autobound to an abstract name, as msg's)"
 fi
 if ((NETPERF)); then
 	echo "  - \`${sp_srv}netserver -D -L $HOST -p PORT\`; \`${sp_cli}netperf -H $HOST -p PORT -t UDP_RR|TCP_RR -l $DURATION -j -- -r SIZE,SIZE -o P50_LATENCY,P99_LATENCY,MEAN_LATENCY\` ($(netperf -V 2>&1 | head -n1); SIZE is its payload, no header; its percentiles are whole µs)"

@@ -1,7 +1,7 @@
 /*
  * bench/floor.c: the floor under a blocking ping-pong, per socket transport.
  *
- * Usage: floor [-w WARMUP] [-T TIMEOUT] [-s thread|fork] [-a]
+ * Usage: floor [-w WARMUP] [-T TIMEOUT] [-s thread|fork] [-a] [-A]
  *              TRANSPORT SIZE DURATION [CPU|off]
  *   TRANSPORT  udp | tcp | unix | unix-dgram | seqpacket | all
  *   SIZE       bytes per message, each way (8 .. 65507 for udp, .. 1 MiB else)
@@ -19,6 +19,10 @@
  *              processes, as sockperf's server and client)
  *   -a         AF_UNIX in the abstract namespace instead of socket files in
  *              a temporary directory (which is removed afterwards)
+ *   -A         the unix-dgram client autobinds (an abstract name the kernel
+ *              picks), as msg's does, while the server keeps its socket
+ *              file: the server's reply is then addressed without a path
+ *              walk, as msg's listener's is (see unix= in the output)
  *
  * Output, one line per transport, on stdout:
  *   transport=udp size=64 rtts=171234 lost=0 p50_us=11.52 p90_us=12.31
@@ -105,7 +109,7 @@ enum { N_TRANSPORTS = sizeof TRANSPORTS / sizeof TRANSPORTS[0] };
 
 /* Settings, from the command line. */
 static double opt_warmup = 0.2, opt_timeout = 1.0;
-static int opt_fork, opt_abstract;
+static int opt_fork, opt_abstract, opt_autobind;
 
 static volatile sig_atomic_t interrupted, watchdog;
 static void on_signal(int sig)
@@ -343,8 +347,15 @@ static int connect_client(const struct transport *t, const struct endpoint *serv
 	if (t->domain == AF_INET && t->type == SOCK_STREAM)
 		nodelay(fd);
 	if (t->domain == AF_UNIX && t->type == SOCK_DGRAM) {
-		/* An unbound AF_UNIX datagram socket has no address to reply to. */
-		unix_endpoint(self, "client.sock");
+		/* An unbound AF_UNIX datagram socket has no address to reply to.
+		 * Autobind: an address of the family alone, and the kernel picks
+		 * an abstract name (nothing to unlink afterwards). */
+		if (opt_autobind) {
+			self->addr.ss_family = AF_UNIX;
+			self->len = (socklen_t)sizeof(sa_family_t);
+		} else {
+			unix_endpoint(self, "client.sock");
+		}
 		if (bind(fd, (struct sockaddr *)&self->addr, self->len) < 0)
 			die("bind (unix-dgram client)");
 	}
@@ -534,7 +545,9 @@ static int run(const struct transport *t, size_t size, double duration, long cpu
 	       t->name, size, n, (unsigned long long)lost, pct_us(samples, n, 0.50),
 	       pct_us(samples, n, 0.90), pct_us(samples, n, 0.99), sum / (double)n / 1000.0,
 	       samples[0] / 1000.0, samples[n - 1] / 1000.0, cpu_name,
-	       opt_fork ? "fork" : "thread", opt_abstract ? "abstract" : "path", timeo, measured);
+	       opt_fork ? "fork" : "thread",
+	       opt_abstract ? "abstract" : opt_autobind && t->domain == AF_UNIX && t->type == SOCK_DGRAM ? "path+autobind" : "path",
+	       timeo, measured);
 	fflush(stdout);
 	free(samples);
 	return 0;
@@ -542,7 +555,7 @@ static int run(const struct transport *t, size_t size, double duration, long cpu
 
 static void usage(void)
 {
-	fputs("usage: floor [-w WARMUP] [-T TIMEOUT] [-s thread|fork] [-a] TRANSPORT SIZE DURATION [CPU|off]\n"
+	fputs("usage: floor [-w WARMUP] [-T TIMEOUT] [-s thread|fork] [-a] [-A] TRANSPORT SIZE DURATION [CPU|off]\n"
 	      "  TRANSPORT: udp, tcp, unix, unix-dgram, seqpacket or all; SIZE in bytes;\n"
 	      "  DURATION, WARMUP, TIMEOUT in seconds (TIMEOUT 0: no receive timeouts)\n",
 	      stderr);
@@ -563,7 +576,7 @@ static double parse_secs(const char *s, double lo, double hi, const char *what)
 int main(int argc, char **argv)
 {
 	int c;
-	while ((c = getopt(argc, argv, "w:T:s:ah")) != -1) {
+	while ((c = getopt(argc, argv, "w:T:s:aAh")) != -1) {
 		switch (c) {
 		case 'w': opt_warmup = parse_secs(optarg, 0, 60, "-w"); break;
 		case 'T': opt_timeout = parse_secs(optarg, 0, 60, "-T"); break;
@@ -576,6 +589,7 @@ int main(int argc, char **argv)
 				usage();
 			break;
 		case 'a': opt_abstract = 1; break;
+		case 'A': opt_autobind = 1; break;
 		default: usage();
 		}
 	}
