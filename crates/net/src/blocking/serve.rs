@@ -57,7 +57,9 @@ pub struct Listener {
 /// What is bound, by family.
 #[derive(Debug)]
 enum Bound {
-    Datagram(UdpSocket),
+    /// A UDP socket, and the socket it answers from if not itself: a
+    /// joined socket's own ([`Listener::join`]).
+    Datagram(UdpSocket, Option<UdpSocket>),
     UnixDatagram(UnixStd),
     Stream(AnyListener),
 }
@@ -88,6 +90,7 @@ impl Listener {
                 Bound::Datagram(
                     UdpSocket::bind(addr)
                         .map_err(|source| msg_udp::Error::Bind { addr, source })?,
+                    None,
                 )
             }
             Family::Stream(kind) => Bound::Stream(stream::bind(kind, &addr, &tcp)?),
@@ -99,16 +102,20 @@ impl Listener {
         })
     }
 
-    /// A UDP socket bound to `group`'s port that joined it, as
-    /// [`crate::Listener::join`].
+    /// A UDP socket bound to `group`'s port that joined it, answering
+    /// from a port of its own, as [`crate::Listener::join`]: the group's
+    /// receivers on one host share its port, and answers from it would
+    /// not say which receiver sent them.
     ///
     /// # Errors
     ///
-    /// As [`msg_net::group::receiver`](crate::group::receiver).
+    /// As [`msg_net::group::receiver`](crate::group::receiver) and
+    /// [`msg_net::group::answering`](crate::group::answering).
     pub fn join(group: SocketAddr, options: &crate::group::GroupOptions) -> Result<Self, Error> {
         let socket = crate::group::receiver(group, options).map_err(msg_udp::Error::from)?;
+        let answer = crate::group::answering(group).map_err(msg_udp::Error::from)?;
         Ok(Self {
-            inner: Bound::Datagram(socket),
+            inner: Bound::Datagram(socket, Some(answer)),
             transport: Transport::Udp,
             tcp: msg_tcp::Options::default(),
         })
@@ -127,7 +134,7 @@ impl Listener {
     /// The operating system's, rarely.
     pub fn addr(&self) -> std::io::Result<PeerAddr> {
         match &self.inner {
-            Bound::Datagram(socket) => socket.local_addr().map(PeerAddr::Inet),
+            Bound::Datagram(socket, _) => socket.local_addr().map(PeerAddr::Inet),
             Bound::UnixDatagram(socket) => socket.local_addr(),
             Bound::Stream(listener) => listener.local_addr(),
         }
@@ -156,7 +163,7 @@ impl Listener {
     /// The operating system's; over TCP, `Unsupported`.
     pub fn set_recv_buffer(&self, bytes: usize) -> std::io::Result<usize> {
         match &self.inner {
-            Bound::Datagram(socket) => {
+            Bound::Datagram(socket, _) => {
                 let sock = SockRef::from(socket);
                 sock.set_recv_buffer_size(bytes)?;
                 sock.recv_buffer_size()
@@ -175,7 +182,7 @@ impl Listener {
     /// TCP.
     pub fn unread(&self) -> Option<u64> {
         match &self.inner {
-            Bound::Datagram(socket) => Some(msg_udp::sync::discard_waiting(
+            Bound::Datagram(socket, _) => Some(msg_udp::sync::discard_waiting(
                 &SockRef::from(socket),
                 crate::counters::MAX_UNREAD_COUNTED,
             )),
@@ -224,7 +231,10 @@ pub fn serve(
         }
     }
     match &listener.inner {
-        Bound::Datagram(socket) => super::udp::serve_udp(socket, config, events, stop),
+        Bound::Datagram(socket, answer) => {
+            let answer = answer.as_ref().unwrap_or(socket);
+            super::udp::serve_udp(socket, answer, config, events, stop)
+        }
         Bound::UnixDatagram(socket) => super::udp::serve_datagrams(socket, config, events, stop),
         Bound::Stream(streams) => serve_streams(streams, listener.tcp, config, events, stop),
     }
