@@ -172,15 +172,40 @@ fn a_remote_receiver_that_never_answers_shows_as_all_lost() {
     assert_eq!(heard["listener"], "remote");
     assert!(num(heard, "received") > 0.0, "{heard}");
     assert!(num(heard, "p50_us") > 0.0, "{heard}");
-    assert_eq!(
-        heard["addr"].as_str().unwrap(),
-        format!("127.0.0.1:{}", listener.addr.port())
-    );
+    // From the listener's own answering port, not the group's.
+    let from: std::net::SocketAddr = heard["addr"].as_str().unwrap().parse().unwrap();
+    assert_eq!(from.ip().to_string(), "127.0.0.1", "{heard}");
+    assert_ne!(from.port(), listener.addr.port(), "{heard}");
     assert!(silent["addr"].is_null(), "{silent}");
     assert_eq!(num(silent, "received"), 0.0, "{silent}");
     assert_eq!(num(silent, "lost_percent"), 100.0, "{silent}");
     assert_eq!(doc["summary"]["answering"], 1);
     assert_eq!(doc["summary"]["slowest"], 2);
+}
+
+/// Two remote receivers on one host share the group's port but answer
+/// from ports of their own: two receivers, each answering, not one that
+/// answers twice and one 100 % lost.
+#[test]
+fn two_remote_receivers_on_one_host_are_two() {
+    let _turn = turn();
+    let on_lo = ["--iface", "127.0.0.1"];
+    let first = Listener::start("--udp", "239.255.71.6", &on_lo);
+    let group = first.addr_arg();
+    let mut cmd = msg();
+    cmd.args(["listen", "--udp", "-v", &group]).args(on_lo);
+    let second = Listener::start_command(cmd);
+    assert_eq!(second.addr, first.addr, "one port");
+    let doc = bench_json(&["--receivers", "2", "--iface", "127.0.0.1", &group]);
+    let rows = receivers(&doc);
+    assert_eq!(rows.len(), 2, "{doc}");
+    for row in rows {
+        assert_eq!(row["listener"], "remote");
+        assert!(num(row, "received") > 0.0, "{row}");
+        assert!(num(row, "lost_percent") < 100.0, "{row}");
+    }
+    assert_ne!(rows[0]["addr"], rows[1]["addr"], "{doc}");
+    assert_eq!(doc["summary"]["answering"], 2);
 }
 
 #[test]

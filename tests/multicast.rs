@@ -201,6 +201,22 @@ fn answers(sent: &Finished) -> Vec<String> {
     peers
 }
 
+/// The answers of a group's receivers a `msg send --reply` printed, as
+/// [`answers`] with each PEER's port left out, once it is known not to be
+/// the group's: a receiver answers from a port of its own (the kernel's
+/// pick), so that receivers sharing a host are told apart.
+fn group_answers(sent: &Finished) -> Vec<String> {
+    answers(sent)
+        .iter()
+        .map(|line| {
+            let (peer, body) = line.split_once('\t').expect("PEER<TAB>BODY");
+            let peer: std::net::SocketAddr = peer.parse().expect("an address");
+            assert_ne!(peer.port(), PORT, "{line}: from the group's port");
+            format!("{}\t{body}", peer.ip())
+        })
+        .collect()
+}
+
 fn group(port: u16) -> String {
     format!("{GROUP}:{port}")
 }
@@ -218,11 +234,8 @@ fn a_group_reaches_every_joined_host_and_no_other() {
     let unjoined = lan.listen(4, &format!("0.0.0.0:{PORT}"), &[]);
     let sent = lan.ask(1, &to, "1s", "to all");
     assert_eq!(
-        answers(&sent),
-        [
-            format!("10.77.0.2:{PORT}\tTO ALL"),
-            format!("10.77.0.3:{PORT}\tTO ALL")
-        ]
+        group_answers(&sent),
+        ["10.77.0.2\tTO ALL", "10.77.0.3\tTO ALL"]
     );
     assert!(sent.stderr.contains("2 answers in all"), "{}", sent.stderr);
     for listener in joined {
@@ -251,10 +264,10 @@ fn ttl_and_loop_decide_who_hears() {
         ];
         args.extend_from_slice(extra);
         args.push("hello");
-        answers(&lan.send(1, &args))
+        group_answers(&lan.send(1, &args))
     };
-    let here = format!("10.77.0.1:{PORT}\thello");
-    let there = format!("10.77.0.2:{PORT}\thello");
+    let here = "10.77.0.1\thello".to_owned();
+    let there = "10.77.0.2\thello".to_owned();
     assert_eq!(send(&["--ttl", "0"]), std::slice::from_ref(&here));
     assert_eq!(send(&[]), [here.clone(), there.clone()]);
     assert_eq!(send(&["--ttl", "1"]), [here, there.clone()]);
@@ -282,7 +295,7 @@ fn a_source_specific_join_takes_one_source() {
     assert_eq!(from_3.code(), Some(1), "host 3 is not the source");
     assert!(from_3.stderr.contains("no reply"), "{}", from_3.stderr);
     let from_1 = lan.ask(1, &to, "1s", "from 1");
-    assert_eq!(answers(&from_1), [format!("10.77.0.2:{PORT}\tfrom 1")]);
+    assert_eq!(group_answers(&from_1), ["10.77.0.2\tfrom 1"]);
     assert_eq!(listener.process.kill().stdout, "from 1\n");
 }
 
@@ -336,6 +349,87 @@ fn two_listeners_on_one_port_each_get_a_copy() {
     assert_eq!(other.process.kill().stdout, "", "another group");
 }
 
+/// Two receivers of one group on one host (one of each engine, and then
+/// two raw ones) answer from ports of their own: the sender hears two
+/// receivers, not one. Answers from the group's port, which they share,
+/// would all have come from one address.
+#[test]
+fn two_receivers_on_one_host_answer_apart() {
+    let Some(lan) = Lan::new(2) else { return };
+    let to = group(PORT);
+    let reply = ["--iface", "eth0", "--reply", "echo"];
+    let first = lan.listen(2, &to, &reply);
+    let second = lan.listen(2, &to, &[&reply[..], &["--io", "blocking"][..]].concat());
+    let sent = lan.ask(1, &to, "1s", "both");
+    assert_eq!(group_answers(&sent), ["10.77.0.2\tboth", "10.77.0.2\tboth"]);
+    assert_ne!(answers(&sent)[0], answers(&sent)[1], "two distinct PEERs");
+    assert!(sent.stderr.contains("2 answers in all"), "{}", sent.stderr);
+    for listener in [first, second] {
+        assert_eq!(listener.process.kill().stdout, "both\n");
+    }
+
+    let raw = ["--iface", "eth0", "--raw", "--reply", "upper"];
+    let _raw = [lan.listen(2, &to, &raw), lan.listen(2, &to, &raw)];
+    let sent = lan.send(
+        1,
+        &[
+            &to,
+            "--iface",
+            "eth0",
+            "--raw",
+            "--reply",
+            "--timeout",
+            "1s",
+            "raw",
+        ],
+    );
+    let raw_answers = answers(&sent);
+    assert_eq!(group_answers(&sent), ["10.77.0.2\tRAW", "10.77.0.2\tRAW"]);
+    assert_ne!(raw_answers[0], raw_answers[1], "two distinct PEERs");
+}
+
+/// `msg bench --receivers 2` against two remote listeners on one host:
+/// two receivers, each answering (none 100 % lost, none answering for the
+/// other), each from its own port.
+#[test]
+fn bench_counts_two_receivers_on_one_host() {
+    let Some(lan) = Lan::new(2) else { return };
+    let to = group(PORT);
+    let _receivers = [
+        lan.listen(2, &to, &["--iface", "eth0"]),
+        lan.listen(2, &to, &["--iface", "eth0", "--io", "blocking"]),
+    ];
+    let args = [
+        "bench",
+        "--json",
+        "--receivers",
+        "2",
+        "--iface",
+        "eth0",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "50ms",
+        &to,
+    ];
+    let bench = Running::spawn(lan.msg(1, &args), None).finish();
+    assert_eq!(bench.code(), Some(0), "{}", bench.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&bench.stdout).expect(&bench.stdout);
+    let rows = doc["results"].as_array().expect("results");
+    assert_eq!(rows.len(), 2, "{doc}");
+    let mut addrs = Vec::new();
+    for row in rows {
+        assert!(row["received"].as_f64() > Some(0.0), "{row}");
+        assert!(row["lost_percent"].as_f64() < Some(100.0), "{row}");
+        let addr: std::net::SocketAddr = row["addr"].as_str().expect("an address").parse().unwrap();
+        assert_eq!(addr.ip().to_string(), "10.77.0.2", "{row}");
+        assert_ne!(addr.port(), PORT, "{row}");
+        addrs.push(addr);
+    }
+    assert_ne!(addrs[0], addrs[1], "{doc}");
+    assert_eq!(doc["summary"]["answering"], 2, "{doc}");
+}
+
 /// Raw datagrams to a group: every receiver's raw answer comes back, each
 /// after its sender's address.
 #[test]
@@ -358,11 +452,8 @@ fn raw_answers_come_from_every_receiver() {
         ],
     );
     assert_eq!(
-        answers(&sent),
-        [
-            format!("10.77.0.2:{PORT}\tBYTES"),
-            format!("10.77.0.3:{PORT}\tBYTES")
-        ]
+        group_answers(&sent),
+        ["10.77.0.2\tBYTES", "10.77.0.3\tBYTES"]
     );
 }
 
@@ -377,14 +468,14 @@ fn ipv6_groups_link_local_and_global() {
     // (group_options_that_do_not_fit_exit_2).
     let listener = lan.listen(2, &link_local, &["--iface", "eth0", "--reply", "upper"]);
     let sent = lan.ask(1, &link_local, "1s", "six");
-    let [answer] = answers(&sent).try_into().unwrap();
+    let [answer] = group_answers(&sent).try_into().unwrap();
     assert!(answer.ends_with("\tSIX"), "{answer}");
     assert_eq!(listener.process.kill().stdout, "six\n");
 
     let global = format!("[ff1e::77]:{PORT}");
     let listener = lan.listen(2, &global, &["--reply", "echo"]);
     let sent = lan.ask(1, &global, "1s", "wide");
-    assert_eq!(answers(&sent), [format!("[fd77::2]:{PORT}\twide")]);
+    assert_eq!(group_answers(&sent), ["fd77::2\twide"]);
     assert_eq!(listener.process.kill().stdout, "wide\n");
 }
 

@@ -62,17 +62,18 @@ impl Listener {
 
     /// A UDP socket bound to `group`'s port that joined the group on the
     /// interface `options` names (from its source alone, if it names one),
-    /// sharing the port with the group's other receivers on this host:
-    /// see [`crate::group::receiver`].
+    /// sharing the port with the group's other receivers on this host
+    /// (see [`crate::group::receiver`]), and answering from a port of its
+    /// own, so that a sender tells those receivers apart by their answers
+    /// (see `msg_udp::Socket::join`).
     ///
     /// # Errors
     ///
     /// [`crate::group::GroupError`] inside [`Error::Udp`]: no interface for
     /// the group, a source that is not unicast, a refused bind.
     pub fn join(group: SocketAddr, options: &crate::group::GroupOptions) -> Result<Self, Error> {
-        let socket = crate::group::receiver(group, options).map_err(msg_udp::Error::from)?;
         Ok(Self {
-            inner: Bound::Datagram(msg_udp::Socket::from_std(socket)?),
+            inner: Bound::Datagram(msg_udp::Socket::join(group, options)?),
             transport: Transport::Udp,
         })
     }

@@ -23,6 +23,10 @@ pub struct Socket {
     /// Whether the kernel knows `peer` (a connected socket), or each send
     /// names it (a one-to-many socket, whose answers come from elsewhere).
     pub(crate) connected: bool,
+    /// A joined socket's answering socket ([`Socket::join`]):
+    /// [`Socket::send_to`] and [`Socket::send_raw_to`] send from it, since
+    /// the joined socket's address is every receiver's on this host.
+    answer: Option<sys::Io>,
     recv_buf: BytesMut,
     send_buf: BytesMut,
     /// The header, the tag, and the counts of what was dropped.
@@ -82,6 +86,28 @@ impl Socket {
         Ok(socket)
     }
 
+    /// A receiver of `group`: a socket bound to its port that joined it
+    /// ([`group::receiver`]), receiving what is sent to the group, and
+    /// answering ([`Socket::send_to`], [`Socket::send_raw_to`]) from a
+    /// second socket of its own ([`group::answering`]), so that each
+    /// receiver on a host answers from a port of its own. The framing,
+    /// authentication included, is the same whichever socket sends.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Group`], or [`Error::Bind`] when the sockets cannot be
+    /// registered with the tokio runtime.
+    pub fn join(group: SocketAddr, options: &group::GroupOptions) -> Result<Self, Error> {
+        let joined = group::receiver(group, options)?;
+        let answer = group::answering(group)?;
+        let addr = joined.local_addr().unwrap_or(group);
+        let registered =
+            |socket| Self::from_std(socket).map_err(|source| Error::Bind { addr, source });
+        let mut socket = registered(joined)?;
+        socket.answer = Some(registered(answer)?.io);
+        Ok(socket)
+    }
+
     /// Wraps a bound standard socket (made non-blocking here), for example
     /// one configured with `socket2` first. If it is connected,
     /// [`Socket::send`] sends to its peer.
@@ -95,6 +121,7 @@ impl Socket {
         Ok(Self {
             peer,
             connected: peer.is_some(),
+            answer: None,
             io: sys::Io::new(socket)?,
             recv_buf: BytesMut::with_capacity(RECV_BUF_LEN),
             send_buf: BytesMut::with_capacity(RECV_BUF_LEN),
@@ -116,6 +143,9 @@ impl Socket {
         let mut clone = Self::from_std(self.io.try_clone()?)?;
         clone.framing = self.framing.for_clone();
         clone.peer = self.peer;
+        if let Some(answer) = &self.answer {
+            clone.answer = Some(sys::Io::new(answer.try_clone()?)?);
+        }
         Ok(clone)
     }
 
@@ -161,6 +191,17 @@ impl Socket {
         self.io.local_addr()
     }
 
+    /// Where a joined socket's answers leave from ([`Socket::join`]): the
+    /// wildcard address and the port the kernel picked; `None` for any
+    /// other socket, which answers from [`Socket::local_addr`].
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, rarely.
+    pub fn answer_addr(&self) -> io::Result<Option<SocketAddr>> {
+        self.answer.as_ref().map(sys::Io::local_addr).transpose()
+    }
+
     /// Whether it sends to a group or a broadcast address
     /// ([`Socket::one_to_many`]), and so hears from many.
     pub fn is_one_to_many(&self) -> bool {
@@ -187,15 +228,16 @@ impl Socket {
         sync::discard_waiting(&self.io.sock_ref(), max)
     }
 
-    /// Sends `msg` as one datagram to `addr`.
+    /// Sends `msg` as one datagram to `addr` (from a joined socket's
+    /// answering socket: [`Socket::join`]).
     ///
     /// # Errors
     ///
     /// [`Error::TooLarge`] before anything is sent, or [`Error::Send`].
     pub async fn send_to(&mut self, msg: &Message, addr: SocketAddr) -> Result<(), Error> {
         self.encode(msg, &addr)?;
-        self.io
-            .send(&self.send_buf, Some(addr))
+        let from = self.answer.as_mut().unwrap_or(&mut self.io);
+        from.send(&self.send_buf, Some(addr))
             .await
             .map_err(|source| Error::Send { addr, source })?;
         Ok(())
@@ -221,15 +263,16 @@ impl Socket {
         self.framing.encode(msg, addr, &mut self.send_buf)
     }
 
-    /// Sends `payload` as one datagram with no msg header (raw mode).
+    /// Sends `payload` as one datagram with no msg header (raw mode), to
+    /// `addr` (from a joined socket's answering socket: [`Socket::join`]).
     ///
     /// # Errors
     ///
     /// [`Error::TooLarge`] before anything is sent, or [`Error::Send`].
     pub async fn send_raw_to(&mut self, payload: &[u8], addr: SocketAddr) -> Result<(), Error> {
         check_size(payload.len(), Overhead::RAW, &addr)?;
-        self.io
-            .send(payload, Some(addr))
+        let from = self.answer.as_mut().unwrap_or(&mut self.io);
+        from.send(payload, Some(addr))
             .await
             .map_err(|source| Error::Send { addr, source })?;
         Ok(())
@@ -269,5 +312,93 @@ impl Socket {
             .map_err(Error::Recv)?;
         debug_assert!(len < RECV_BUF_LEN, "no datagram exceeds {MAX_PAYLOAD_V6}");
         Ok((self.recv_buf.split_to(len).freeze(), peer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use msg_proto::Kind;
+
+    use super::*;
+    use crate::group::{GroupOptions, Iface};
+
+    /// Every wait of these tests: loopback answers in microseconds.
+    const WAIT: Duration = Duration::from_secs(5);
+
+    fn on_lo() -> GroupOptions {
+        GroupOptions {
+            iface: Some(Iface::Addr([127, 0, 0, 1].into())),
+            ..GroupOptions::default()
+        }
+    }
+
+    /// Two receivers of one group on this host share its port but answer
+    /// from ports of their own, so the sender hears two receivers, not
+    /// one; with a secret on every side, both answers pass authentication
+    /// (the tags are keyed by the address, whichever socket sends).
+    #[tokio::test]
+    async fn receivers_on_one_host_answer_from_ports_of_their_own() {
+        let secret = Secret::new(b"a group's secret".to_vec()).unwrap();
+        let mut first = Socket::join("239.255.77.11:0".parse().unwrap(), &on_lo()).unwrap();
+        let group = first.local_addr().unwrap();
+        let mut second = Socket::join(group, &on_lo()).unwrap();
+        let mut sender = Socket::one_to_many(group, &on_lo()).unwrap();
+        sender.authenticate(&secret, Role::Client, [0xcc; SESSION_ID_LEN]);
+        let mut answer_ports = HashSet::new();
+        for (receiver, id) in [(&mut first, 0xa1), (&mut second, 0xa2)] {
+            receiver.authenticate(&secret, Role::Server, [id; SESSION_ID_LEN]);
+            let answer = receiver.answer_addr().unwrap().expect("a joined socket");
+            assert!(answer.ip().is_unspecified(), "{answer}");
+            assert_ne!(answer.port(), group.port());
+            answer_ports.insert(answer.port());
+        }
+        assert_eq!(answer_ports.len(), 2);
+
+        sender
+            .send(&Message::new(Kind::Ping, 1, "to all"))
+            .await
+            .unwrap();
+        for receiver in [&mut first, &mut second] {
+            let recv = tokio::time::timeout(WAIT, receiver.recv_from());
+            let (ping, from) = recv.await.unwrap().unwrap();
+            assert_eq!(ping.body, "to all");
+            let pong = Message::new(Kind::Pong, ping.seq, "back");
+            receiver.send_to(&pong, from).await.unwrap();
+        }
+        let mut heard = HashSet::new();
+        for _ in 0..2 {
+            let recv = tokio::time::timeout(WAIT, sender.recv_from());
+            let (pong, from) = recv.await.unwrap().unwrap();
+            assert_eq!((pong.kind, pong.seq), (Kind::Pong, 1));
+            assert_eq!(from.ip(), std::net::Ipv4Addr::LOCALHOST);
+            heard.insert(from.port());
+        }
+        assert_eq!(heard, answer_ports, "each answer from its receiver's port");
+        assert_eq!(sender.auth_rejections().total(), 0);
+    }
+
+    /// Raw answers leave from the answering socket too; a socket that did
+    /// not join answers from itself, as before.
+    #[tokio::test]
+    async fn raw_answers_too_and_only_joined_sockets_answer_elsewhere() {
+        let mut receiver = Socket::join("239.255.77.12:0".parse().unwrap(), &on_lo()).unwrap();
+        let group = receiver.local_addr().unwrap();
+        let mut sender = Socket::one_to_many(group, &on_lo()).unwrap();
+        sender.send_raw_to(b"raw", group).await.unwrap();
+        let recv = tokio::time::timeout(WAIT, receiver.recv_raw_from());
+        let (bytes, from) = recv.await.unwrap().unwrap();
+        assert_eq!(&bytes[..], b"raw");
+        receiver.send_raw_to(b"RAW", from).await.unwrap();
+        let recv = tokio::time::timeout(WAIT, sender.recv_raw_from());
+        let (bytes, answered_from) = recv.await.unwrap().unwrap();
+        assert_eq!(&bytes[..], b"RAW");
+        let answer = receiver.answer_addr().unwrap().unwrap();
+        assert_eq!(answered_from.port(), answer.port());
+
+        let unicast = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        assert_eq!(unicast.answer_addr().unwrap(), None);
     }
 }

@@ -7,8 +7,9 @@
 //!   its own unicast socket to answer from, so that the sender tells them
 //!   apart by the address an answer comes from. Remote ones
 //!   ([`Receivers::Remote`]) are `msg listen --udp GROUP:PORT` processes
-//!   elsewhere (other hosts, other network namespaces), told apart by
-//!   their address too; N is how many are expected, so that one that
+//!   elsewhere (other hosts, other network namespaces, or this host),
+//!   told apart by their address too (each answers from a port of its
+//!   own, several on one host included); N is how many are expected, so that one that
 //!   never answers is a receiver that lost everything, not one missing
 //!   from the report.
 //! - **Ping-pong** (`sender.rs`): each ping goes to the group once and

@@ -35,7 +35,8 @@
 //! [`crate::serve`]), and paced streams on the client side.
 //!
 //! - [`Link`]: a client conversation on the calling thread.
-//! - [`Listener`] and [`serve`]: a listener on the calling thread (and a
+//! - [`Listener`] (`listener.rs`: bound, or joined to a group) and
+//!   [`serve`] (`serve.rs`): a listener on the calling thread (and a
 //!   thread per stream connection), stopped by a flag; its datagram loops
 //!   are in `udp.rs`, the handshake's driver in `auth.rs`, the framed
 //!   stream (any std byte stream) in `io.rs`.
@@ -46,11 +47,13 @@
 mod auth;
 mod io;
 mod link;
+mod listener;
 mod serve;
 mod stream;
 mod thread;
 mod udp;
 
 pub use link::{Link, LinkOptions, Received};
-pub use serve::{Listener, SPIN_IDLE, STOP_CHECK, serve};
+pub use listener::Listener;
+pub use serve::{SPIN_IDLE, STOP_CHECK, serve};
 pub use thread::{Served, Serving, spawn};

@@ -1,5 +1,5 @@
-//! The blocking engine's listener: [`Listener`] binds std sockets, and
-//! [`serve`] answers on threads of its own: one for a UDP socket, one to
+//! The blocking engine's listener: [`Listener`] (`listener.rs`) binds std
+//! sockets, and [`serve`] answers on threads of its own: one for a UDP socket, one to
 //! accept TCP connections and one per connection, each sleeping in its
 //! system call.
 //!
@@ -8,9 +8,7 @@
 //! differs. A thread cannot be cancelled as a future can, so every wait is
 //! bounded by [`STOP_CHECK`] and the `stop` flag is read after each.
 
-use std::fmt;
 use std::future::Future;
-use std::net::{SocketAddr, UdpSocket};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,21 +18,18 @@ use std::time::{Duration, Instant};
 
 use msg_proto::auth::Role;
 use msg_proto::{DiscardCounter, Kind};
-use socket2::SockRef;
 use tracing::{debug, warn};
 
 use super::auth::{Shaken, Slots, drain_refused, handshake};
 use super::io::{Framed, Read, Wait, until};
-use super::stream::{self, AnyListener, AnyStream};
+use super::listener::{Bound, Listener};
+use super::stream::{AnyListener, AnyStream};
 use crate::auth::{self, HAS_NO_SECRET};
 use crate::deadlines::{Deadlines, Expired, idle_text};
-use crate::dgram::UnixStd;
 use crate::log::{Chain, RateLimited};
 use crate::respond::{Response, respond};
 use crate::text::error_message;
-use crate::transport::DatagramKind;
-use crate::transport::Family;
-use crate::{Error, Event, Events, PeerAddr, ServeConfig, Transport};
+use crate::{Error, Event, Events, PeerAddr, ServeConfig};
 
 /// The longest any wait of a serving thread lasts before it looks at the
 /// `stop` flag (and, over TCP, at the idle and frame timeouts).
@@ -45,153 +40,6 @@ pub const STOP_CHECK: Duration = Duration::from_millis(100);
 /// listener spinning, and a listener between runs, or one of several
 /// sharing a core, gives the core back.
 pub const SPIN_IDLE: Duration = Duration::from_millis(20);
-
-/// A bound std socket, not yet serving.
-#[derive(Debug)]
-pub struct Listener {
-    inner: Bound,
-    transport: Transport,
-    tcp: msg_tcp::Options,
-}
-
-/// What is bound, by family.
-#[derive(Debug)]
-enum Bound {
-    Datagram(UdpSocket),
-    UnixDatagram(UnixStd),
-    Stream(AnyListener),
-}
-
-impl Listener {
-    /// Binds `addr` (port 0 picks a free port); `tcp` applies to every
-    /// accepted connection.
-    ///
-    /// # Errors
-    ///
-    /// The transport's bind error, as [`crate::Listener::bind`] reports it.
-    pub fn bind(
-        transport: Transport,
-        addr: impl Into<PeerAddr>,
-        tcp: msg_tcp::Options,
-    ) -> Result<Self, Error> {
-        let addr = addr.into();
-        let inner = match transport.family() {
-            Family::Datagram(DatagramKind::Quic) => {
-                return Err(Error::NotInBlockingEngine("QUIC datagrams"));
-            }
-            Family::Datagram(DatagramKind::Unix) => Bound::UnixDatagram(UnixStd::bind(
-                crate::stream::unix_path(&addr)?,
-                tcp.socket_mode,
-            )?),
-            Family::Datagram(DatagramKind::Udp) => {
-                let addr = transport.inet(&addr)?;
-                Bound::Datagram(
-                    UdpSocket::bind(addr)
-                        .map_err(|source| msg_udp::Error::Bind { addr, source })?,
-                )
-            }
-            Family::Stream(kind) => Bound::Stream(stream::bind(kind, &addr, &tcp)?),
-        };
-        Ok(Self {
-            inner,
-            transport,
-            tcp,
-        })
-    }
-
-    /// A UDP socket bound to `group`'s port that joined it, as
-    /// [`crate::Listener::join`].
-    ///
-    /// # Errors
-    ///
-    /// As [`msg_net::group::receiver`](crate::group::receiver).
-    pub fn join(group: SocketAddr, options: &crate::group::GroupOptions) -> Result<Self, Error> {
-        let socket = crate::group::receiver(group, options).map_err(msg_udp::Error::from)?;
-        Ok(Self {
-            inner: Bound::Datagram(socket),
-            transport: Transport::Udp,
-            tcp: msg_tcp::Options::default(),
-        })
-    }
-
-    /// The transport it listens on.
-    pub fn transport(&self) -> Transport {
-        self.transport
-    }
-
-    /// The local address, of whatever kind (with the port the system
-    /// picked for port 0), as [`crate::Listener::addr`].
-    ///
-    /// # Errors
-    ///
-    /// The operating system's, rarely.
-    pub fn addr(&self) -> std::io::Result<PeerAddr> {
-        match &self.inner {
-            Bound::Datagram(socket) => socket.local_addr().map(PeerAddr::Inet),
-            Bound::UnixDatagram(socket) => socket.local_addr(),
-            Bound::Stream(listener) => listener.local_addr(),
-        }
-    }
-
-    /// The local IP address and port, as [`crate::Listener::local_addr`].
-    ///
-    /// # Errors
-    ///
-    /// The operating system's, rarely; `InvalidInput` for a listener whose
-    /// address is not an IP address.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.addr()?.inet().ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the listener has no IP address",
-            )
-        })
-    }
-
-    /// Asks for a UDP receive buffer of `bytes`; returns what the kernel
-    /// granted.
-    ///
-    /// # Errors
-    ///
-    /// The operating system's; over TCP, `Unsupported`.
-    pub fn set_recv_buffer(&self, bytes: usize) -> std::io::Result<usize> {
-        match &self.inner {
-            Bound::Datagram(socket) => {
-                let sock = SockRef::from(socket);
-                sock.set_recv_buffer_size(bytes)?;
-                sock.recv_buffer_size()
-            }
-            Bound::UnixDatagram(_) | Bound::Stream(_) => {
-                Err(std::io::ErrorKind::Unsupported.into())
-            }
-        }
-    }
-}
-
-impl Listener {
-    /// Once serving has stopped: takes and counts the UDP datagrams still
-    /// waiting in the receive buffer, which nobody will read now (as
-    /// [`KernelDrops::unread`](crate::KernelDrops::unread)); `None` over
-    /// TCP.
-    pub fn unread(&self) -> Option<u64> {
-        match &self.inner {
-            Bound::Datagram(socket) => Some(msg_udp::sync::discard_waiting(
-                &SockRef::from(socket),
-                crate::counters::MAX_UNREAD_COUNTED,
-            )),
-            Bound::UnixDatagram(_) | Bound::Stream(_) => None,
-        }
-    }
-}
-
-impl fmt::Display for Listener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.addr() {
-            Ok(addr) => write!(f, "{} {addr}", self.transport()),
-            Err(_) => write!(f, "{}", self.transport()),
-        }
-    }
-}
 
 /// Serves `listener` on this thread (and, over TCP, a thread per
 /// connection) until `stop` is set, the receiving end of `events` is gone
@@ -224,7 +72,10 @@ pub fn serve(
         }
     }
     match &listener.inner {
-        Bound::Datagram(socket) => super::udp::serve_udp(socket, config, events, stop),
+        Bound::Datagram(socket, answer) => {
+            let answer = answer.as_ref().unwrap_or(socket);
+            super::udp::serve_udp(socket, answer, config, events, stop)
+        }
         Bound::UnixDatagram(socket) => super::udp::serve_datagrams(socket, config, events, stop),
         Bound::Stream(streams) => serve_streams(streams, listener.tcp, config, events, stop),
     }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::hash::Hash;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{Bytes, BytesMut};
@@ -43,11 +43,25 @@ pub(crate) trait StdDatagram {
     ) -> Result<(), Error>;
 }
 
-impl StdDatagram for UdpSocket {
+/// A UDP listener's sockets: the one it receives on, and the one it
+/// answers from, the same but for a joined socket, which answers from a
+/// port of its own (a group's receivers on one host share its port).
+struct Udp<'a> {
+    socket: &'a UdpSocket,
+    answer: &'a UdpSocket,
+}
+
+impl AsFd for Udp<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+impl StdDatagram for Udp<'_> {
     type Peer = SocketAddr;
 
     fn recv(&self, buf: &mut BytesMut, wait: Wait) -> io::Result<Got<(Bytes, SocketAddr)>> {
-        recv_datagram(self, buf, wait)
+        recv_datagram(self.socket, buf, wait)
     }
 
     fn send_to(
@@ -57,7 +71,7 @@ impl StdDatagram for UdpSocket {
         msg: &Message,
         to: &SocketAddr,
     ) -> Result<(), Error> {
-        Ok(send_datagram(self, framing, buf, msg, *to)?)
+        Ok(send_datagram(self.answer, framing, buf, msg, *to)?)
     }
 }
 
@@ -90,17 +104,21 @@ fn server_framing<P: Clone + Eq + Hash + fmt::Display>(config: &ServeConfig) -> 
     framing
 }
 
+/// Serves a UDP listener's `socket`, answering from `answer` (the same
+/// socket, or a joined socket's own).
 pub(super) fn serve_udp(
     socket: &UdpSocket,
+    answer: &UdpSocket,
     config: &ServeConfig,
     events: &Events,
     stop: &AtomicBool,
 ) -> Result<(), Error> {
+    let udp = Udp { socket, answer };
     if config.udp_batch > 1 {
         socket.set_read_timeout(Some(STOP_CHECK))?;
-        return serve_udp_batched(socket, config, events, stop, server_framing(config));
+        return serve_udp_batched(&udp, config, events, stop, server_framing(config));
     }
-    serve_datagrams(socket, config, events, stop)
+    serve_datagrams(&udp, config, events, stop)
 }
 
 /// The plain loop: one datagram per receive, over any [`StdDatagram`]
@@ -155,7 +173,7 @@ pub(super) fn serve_datagrams<S: StdDatagram + AsFd>(
 /// as the tokio engine's batched loop does, with msg-udp's same slots and
 /// cutting; each datagram is still answered and shown on its own.
 fn serve_udp_batched(
-    socket: &UdpSocket,
+    udp: &Udp<'_>,
     config: &ServeConfig,
     events: &Events,
     stop: &AtomicBool,
@@ -165,7 +183,7 @@ fn serve_udp_batched(
     let mut peers = UdpPeers::new(config.limits.max_udp_peers);
     let mut dropped = DropWarning::default();
     // Only a loop that cuts coalesced runs apart may turn GRO on.
-    if let Err(err) = msg_udp::sync::set_gro(socket, true) {
+    if let Err(err) = msg_udp::sync::set_gro(udp.socket, true) {
         debug!("UDP GRO is not available ({err}); receiving datagram by datagram");
     }
     let mut batch = msg_udp::RecvBatch::new(config.udp_batch);
@@ -177,7 +195,7 @@ fn serve_udp_batched(
         // are reclaimed, not reallocated.
         received.clear();
         let got = msg_udp::sync::recv_batch(
-            socket,
+            udp.socket,
             &mut framing,
             &mut batch,
             &mut received,
@@ -196,8 +214,7 @@ fn serve_udp_batched(
         for (msg, peer) in received.drain(..) {
             let Response { answer, show } = peers.respond(&msg, &peer, reply);
             if let Some(answer) = answer {
-                if let Err(err) = send_datagram(socket, &mut framing, &mut send_buf, &answer, peer)
-                {
+                if let Err(err) = udp.send_to(&mut framing, &mut send_buf, &answer, &peer) {
                     warn!(%peer, "cannot reply: {err}");
                 }
             }

@@ -33,6 +33,13 @@
 //! The sender's socket is not connected: each receiver answers from its own
 //! unicast address, and a socket connected to the group would drop those
 //! answers, since none comes from the group.
+//!
+//! A receiver answers from a second socket of its own ([`answering`]: the
+//! wildcard address, a port the kernel picks), not from the joined one: the
+//! receivers of a group on one host share its port, so answers from the
+//! joined sockets would all come from one address, and a sender telling
+//! receivers apart by where their answers come from would count them as
+//! one. A shared port hides which receiver answered.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -125,7 +132,7 @@ mod iface;
 mod sockets;
 
 pub use iface::Iface;
-pub use sockets::{receiver, sender};
+pub use sockets::{answering, receiver, sender};
 
 /// What a one-to-many socket is set up with; the defaults are the
 /// kernel's.

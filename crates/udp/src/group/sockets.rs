@@ -89,6 +89,43 @@ pub fn receiver(group: SocketAddr, options: &GroupOptions) -> Result<UdpSocket, 
     Ok(socket.into())
 }
 
+/// An unconnected socket bound to the wildcard address of `group`'s IP
+/// version, port 0: where a receiver of `group` sends its answers from.
+///
+/// Every receiver of a group on one host binds the group's port, so an
+/// answer sent from the joined socket would leave from the same address
+/// (the host's, and that port) whichever receiver sent it: a sender that
+/// tells its answers apart by their source (`msg send --reply`, `msg bench
+/// --receivers`) would see one receiver where there are several. A port
+/// of its own per receiver names it; the kernel still picks the source IP
+/// by route, as for the joined socket.
+///
+/// Nothing is read from it: its receive buffer is the smallest the kernel
+/// grants, so that what strangers send to it takes no memory to speak of.
+///
+/// # Errors
+///
+/// The kernel's refusal to open or bind it (as [`GroupError::Socket`]).
+pub fn answering(group: SocketAddr) -> Result<UdpSocket, GroupError> {
+    let socket = new_socket(&group)?;
+    let local: SocketAddr = match group {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    if group.is_ipv6() {
+        socket
+            .set_only_v6(true)
+            .map_err(socket_error("set IPV6_V6ONLY"))?;
+    }
+    socket
+        .bind(&SockAddr::from(local))
+        .map_err(socket_error(format!("bind {local} to answer from")))?;
+    socket
+        .set_recv_buffer_size(0)
+        .map_err(socket_error("set SO_RCVBUF"))?;
+    Ok(socket.into())
+}
+
 /// Joins `group` on the interface `options` names, from its source only if
 /// it names one.
 fn join(socket: &Socket, group: IpAddr, options: &GroupOptions) -> Result<(), GroupError> {
