@@ -7,7 +7,7 @@
 //!                                       <──  FileResult: ready (or refused)
 //!   TreeEntry, [FileChunk…, FileEnd]    ──>  per entry, on a writing thread:
 //!   … every entry, without waiting …    ──>  opened part by part, no link followed,
-//!   TreeEnd                             ──>  each file partial, then renamed
+//!   TreeEnd                             ──>  each file unnamed, then linked
 //!                                       <──  FileResult per entry, in order
 //!                                       <──  FileResult: saved (the folder)
 //! ```
@@ -25,10 +25,11 @@
 
 mod receive;
 mod send;
+mod write;
 
 pub(crate) use receive::receive_tree;
-pub(super) use receive::rename_into_place;
 pub(crate) use send::send_tree;
+pub(super) use write::rename_into_place;
 
 use std::path::PathBuf;
 use std::time::Duration;
