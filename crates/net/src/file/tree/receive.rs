@@ -68,12 +68,12 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
         if batch.due(conn.has_frame()) && ops.send(batch.take()).await.is_err() {
             break Err("the writing thread stopped".to_owned());
         }
-        let read = tokio::time::timeout(IDLE_TIMEOUT, conn.read_message()).await;
+        let read = tokio::time::timeout(save.idle, conn.read_message()).await;
         let msg = match read {
             Err(_) => {
                 break Err(format!(
                     "nothing for {} in the folder",
-                    humantime::format_duration(IDLE_TIMEOUT)
+                    humantime::format_duration(save.idle)
                 ));
             }
             Ok(Err(err)) => return Err(err.into()),
