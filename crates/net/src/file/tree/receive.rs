@@ -53,7 +53,7 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
     let (ops, ops_rx) = mpsc::channel::<Vec<Op>>(QUEUE_CHUNKS);
     // Unbounded, yet bounded by the entries: the thread answers only what
     // it took from `ops` (at most QUEUE_CHUNKS batches ahead), and every
-    // message read below first sends on what has been answered.
+    // batch handed over below first sends on what has been answered.
     let (verdicts_tx, mut verdicts) = mpsc::unbounded_channel::<Verdict>();
     let overwrite = save.overwrite;
     let root_mode = made.then_some(start.mode);
@@ -65,8 +65,25 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
     let mut batch = Batch::default();
     let mut flushed = Instant::now();
     let outcome = loop {
-        if batch.due(conn.has_frame()) && ops.send(batch.take()).await.is_err() {
-            break Err("the writing thread stopped".to_owned());
+        let more = conn.has_frame();
+        if batch.due(more) {
+            if ops.send(batch.take()).await.is_err() {
+                break Err("the writing thread stopped".to_owned());
+            }
+            // What the thread has answered meanwhile, once per batch: the
+            // listener's output is woken once per batch, not per file.
+            while let Ok(verdict) = verdicts.try_recv() {
+                waiting.push_back(verdict);
+            }
+            answer(conn, &mut waiting, &peer, events, started).await?;
+            // The sender reads verdicts as they come but waits for none
+            // before the end: they go out when the write buffer fills
+            // (8 KiB) or, with nothing left to read, every VERDICT_FLUSH,
+            // not a write per file.
+            if !more && flushed.elapsed() >= VERDICT_FLUSH {
+                conn.flush().await?;
+                flushed = Instant::now();
+            }
         }
         let read = tokio::time::timeout(save.idle, conn.read_message()).await;
         let msg = match read {
@@ -96,17 +113,6 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(_) => break Err(format!("unexpected {:?} in a folder", msg.kind)),
         };
         batch.push(op);
-        while let Ok(verdict) = verdicts.try_recv() {
-            waiting.push_back(verdict);
-        }
-        answer(conn, &mut waiting, &peer, events, started).await?;
-        // The sender reads verdicts as they come but waits for none before
-        // the end: they go out when the write buffer fills (8 KiB) or, with
-        // nothing left to read, every VERDICT_FLUSH, not a write per file.
-        if conn.buffered() == 0 && flushed.elapsed() >= VERDICT_FLUSH {
-            conn.flush().await?;
-            flushed = Instant::now();
-        }
     };
     // What was read before the end (or the refusal) is written first.
     if !batch.ops.is_empty() {
