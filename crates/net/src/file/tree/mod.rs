@@ -23,13 +23,14 @@
 //! skipped, never followed, and so are devices, FIFOs and sockets; each is
 //! reported as skipped.
 
+mod place;
 mod receive;
 mod send;
 mod write;
 
+pub(super) use place::rename_into_place;
 pub(crate) use receive::receive_tree;
 pub(crate) use send::send_tree;
-pub(super) use write::rename_into_place;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -12,7 +12,7 @@
 //! replace), the content goes into a partial file beside the final name,
 //! renamed into place at the end.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 
 use msg_proto::file::FileEnd;
@@ -22,6 +22,7 @@ use rustix::io::Errno;
 
 use super::super::receive::for_peer;
 use super::super::*;
+use super::place::{create_partial, create_unnamed, rename_into_place};
 
 /// What the socket side hands the writing thread, in the order of the
 /// entries.
@@ -70,6 +71,7 @@ enum Staging {
     Unnamed,
     /// A file without a name, linked through `/proc/self/fd` (where the
     /// kernel allows `AT_EMPTY_PATH` only to privileged callers).
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     UnnamedProc,
     /// A partial file, renamed into place.
     Partial,
@@ -344,6 +346,7 @@ impl Writer {
     }
 
     /// Gives the file without a name its name, never over another file.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     fn link(&mut self, incoming: &Incoming, name: &str) -> Result<(), Errno> {
         let dir = &*incoming.parent;
         if self.staging == Staging::Unnamed {
@@ -353,6 +356,7 @@ impl Writer {
                 linked => return linked,
             }
         }
+        use std::os::fd::AsRawFd;
         let path = format!("/proc/self/fd/{}", incoming.out.as_raw_fd());
         rustix::fs::linkat(
             rustix::fs::CWD,
@@ -361,6 +365,12 @@ impl Writer {
             name,
             AtFlags::SYMLINK_FOLLOW,
         )
+    }
+
+    /// Files without a name are Linux's: never staged elsewhere.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn link(&mut self, _incoming: &Incoming, _name: &str) -> Result<(), Errno> {
+        Err(Errno::OPNOTSUPP)
     }
 }
 
@@ -392,69 +402,4 @@ fn walk(root: &OwnedFd, parts: &[&str]) -> Result<OwnedFd, String> {
         )?;
     }
     Ok(fd)
-}
-
-/// Makes a file without a name in `dir`, with the entry's mode (the
-/// umask may take bits away; the mode is set again at the end).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn create_unnamed(dir: BorrowedFd<'_>, mode: u32) -> Result<OwnedFd, Errno> {
-    let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
-    let mode = Mode::from_raw_mode(mode & MODE_MASK) | Mode::RUSR | Mode::WUSR;
-    rustix::fs::openat(dir, ".", flags, mode)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn create_unnamed(_dir: BorrowedFd<'_>, _mode: u32) -> Result<OwnedFd, Errno> {
-    Err(Errno::OPNOTSUPP)
-}
-
-/// Makes a partial file in `dir` under a fresh name of the form the stale
-/// cleanup knows: the name, and the open file.
-fn create_partial(dir: BorrowedFd<'_>) -> Result<(String, OwnedFd), Errno> {
-    loop {
-        let name = partial_name();
-        let flags =
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        match rustix::fs::openat(dir, name.as_str(), flags, Mode::RUSR | Mode::WUSR) {
-            Ok(fd) => return Ok((name, fd)),
-            Err(Errno::EXIST) => continue,
-            Err(err) => return Err(err),
-        }
-    }
-}
-
-/// `.msg-partial-` and six random letters or digits.
-fn partial_name() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut random = [0u8; PARTIAL_RANDOM];
-    // Without randomness the name is still tried until it is free.
-    let _ = getrandom::fill(&mut random);
-    let suffix: String = random
-        .iter()
-        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
-        .collect();
-    format!("{PARTIAL_PREFIX}{suffix}")
-}
-
-/// Renames the partial file to its final name in the same folder; without
-/// `overwrite`, never over a file that appeared meanwhile.
-pub(in crate::file) fn rename_into_place(
-    dir: &OwnedFd,
-    partial: &str,
-    name: &str,
-    overwrite: bool,
-) -> Result<(), Errno> {
-    if overwrite {
-        return rustix::fs::renameat(dir, partial, dir, name);
-    }
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        rustix::fs::renameat_with(dir, partial, dir, name, rustix::fs::RenameFlags::NOREPLACE)
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        // A link fails on an existing name, as RENAME_NOREPLACE does.
-        rustix::fs::linkat(dir, partial, dir, name, AtFlags::empty())?;
-        rustix::fs::unlinkat(dir, partial, AtFlags::empty())
-    }
 }
