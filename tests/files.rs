@@ -1168,6 +1168,59 @@ fn a_name_collision_refuses_that_entry_alone_unless_strict() {
     assert!(!strict.stderr.contains("sent tree"), "{}", strict.stderr);
 }
 
+#[cfg(unix)]
+#[test]
+fn a_name_sent_twice_into_a_new_folder_keeps_the_first_and_leaves_nothing_else() {
+    // The folder is made by the transfer, so the receiver does not look
+    // before writing: the name taken is found when the file is put in
+    // place, and the second copy goes without a trace.
+    let to = fresh_dir("to");
+    let listener = save_dir_listener(&to, &[]);
+    let answers = raw_folder(
+        &listener,
+        "tree",
+        &[
+            (entry_body(1, "a", 3), b"one"),
+            (entry_body(1, "a", 3), b"two"),
+            (entry_body(1, "b", 0), b""),
+        ],
+    );
+    assert_eq!(
+        answers,
+        [
+            FileResult::Saved { name: "a".into() },
+            FileResult::Refused {
+                reason: "a already exists there, and the listener does not overwrite".into()
+            },
+            FileResult::Saved { name: "b".into() },
+            FileResult::Saved {
+                name: "tree".into()
+            },
+        ]
+    );
+    assert_eq!(std::fs::read(to.join("tree/a")).unwrap(), b"one");
+    assert_eq!(listing(&to.join("tree")), ["a", "b"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_folder_overwrites_only_when_the_listener_says_so() {
+    let from = fresh_dir("from");
+    let tree = from.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    write_file(&tree, "a.txt", b"new a");
+    write_file(&tree, "b.txt", b"new b");
+    let to = fresh_dir("to");
+    std::fs::create_dir(to.join("tree")).unwrap();
+    write_file(&to.join("tree"), "a.txt", b"old a");
+    let listener = save_dir_listener(&to, &["--overwrite"]);
+    let out = send_folder(&listener, &tree, &[]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(std::fs::read(to.join("tree/a.txt")).unwrap(), b"new a");
+    assert_eq!(std::fs::read(to.join("tree/b.txt")).unwrap(), b"new b");
+    assert_eq!(listing(&to.join("tree")), ["a.txt", "b.txt"]);
+}
+
 /// A relay in front of a listener, for one connection: what the client
 /// sends is counted and passed on (all of it, or the first `hold_after`
 /// bytes, the rest held unread: a network gone quiet); what the listener

@@ -695,6 +695,29 @@ mod tests {
         assert!(tree.on_message(&folder_message()).is_err());
     }
 
+    /// Found by fuzzing (the harness, not this code, was wrong): a file
+    /// refused for its path still has content, bounded by its own size,
+    /// not by the last accepted file's.
+    #[test]
+    fn a_refused_files_content_is_bounded_by_its_own_size() {
+        let mut tree = TreeReceiving::new();
+        let mut body = entry(EntryKind::File, "x", 5).to_message().body.to_vec();
+        body.truncate(ENTRY_FIXED_LEN);
+        body[11..13].copy_from_slice(&2u16.to_be_bytes());
+        body.extend([0x00, 0xff]);
+        let refused = Message::new(Kind::TreeEntry, 16, body);
+        let step = tree.on_message(&refused);
+        assert!(matches!(step, Ok(TreeStep::Refused { .. })), "{step:?}");
+        assert_eq!(
+            tree.on_message(&chunk(0, Bytes::from_static(b"abcd"))),
+            Ok(TreeStep::Content(b"abcd"))
+        );
+        assert!(matches!(
+            tree.on_message(&chunk(1, Bytes::from_static(b"ef"))),
+            Err(FileError::TooLong { .. })
+        ));
+    }
+
     fn folder_message() -> Message {
         entry(EntryKind::Folder, "b", 0).to_message()
     }

@@ -30,6 +30,9 @@ pub struct Codec {
     /// The most room made ahead of a partial frame's bytes in one go
     /// ([`READ_STEP`] unless raised): see [`Codec::set_read_ahead`].
     read_ahead: usize,
+    /// The least room a read gets, across frames (0 unless set): see
+    /// [`Codec::set_read_room`].
+    read_room: usize,
     // Boxed: a keyed HMAC state is about 200 bytes, and unboxed it would
     // grow every connection, authenticated or not, by twice that. One
     // allocation per connection, none per frame.
@@ -47,6 +50,7 @@ impl Codec {
         Self {
             max_frame,
             read_ahead: READ_STEP,
+            read_room: 0,
             sealer: None,
             opener: None,
         }
@@ -64,6 +68,21 @@ impl Codec {
     /// follows the bytes that arrived, plus at most `bytes`.
     pub fn set_read_ahead(&mut self, bytes: usize) {
         self.read_ahead = bytes.max(READ_STEP);
+    }
+
+    /// From now on, makes room for at least about `bytes` before each read,
+    /// whatever the frame in progress still lacks (0, the default: only
+    /// what that frame lacks, up to the read ahead).
+    ///
+    /// For a peer that sends many small frames back to back (a folder's
+    /// small files): without it each read stops at the end of the current
+    /// frame, so a 4 KiB file costs a read of its own, and a wake-up for
+    /// whoever waits on what was read. With it one read takes what the
+    /// socket holds, up to `bytes`. The room is made only when less than
+    /// half of it is free, and it is this side's constant: memory follows
+    /// the bytes that came, plus at most `bytes`.
+    pub fn set_read_room(&mut self, bytes: usize) {
+        self.read_room = bytes;
     }
 
     /// From now on, tags every encoded frame with `sealer`.
@@ -148,6 +167,7 @@ impl Codec {
         let Self {
             max_frame,
             read_ahead,
+            read_room,
             sealer,
             opener,
         } = self;
@@ -155,12 +175,14 @@ impl Codec {
             Self {
                 max_frame,
                 read_ahead,
+                read_room,
                 sealer: None,
                 opener,
             },
             Self {
                 max_frame,
                 read_ahead,
+                read_room,
                 sealer,
                 opener: None,
             },
@@ -226,6 +248,9 @@ impl Decoder for Codec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, Error> {
         let Some(len) = whole_frame(src, self.max_frame, self.read_ahead)? else {
+            if src.capacity() - src.len() < self.read_room / 2 {
+                src.reserve(self.read_room);
+            }
             return Ok(None);
         };
         src.advance(LENGTH_PREFIX_LEN);
@@ -379,6 +404,43 @@ pub(crate) mod tests {
                 break;
             }
         }
+    }
+
+    #[test]
+    fn a_read_room_makes_room_past_a_small_frame_and_no_more() {
+        let mut codec = Codec::default();
+        // Without it, the room is what the frame lacks: a read would stop
+        // at the frame's end.
+        let mut buf = BytesMut::from(&b"\x00\x00\x10\x00"[..]);
+        buf.reserve(0);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(
+            buf.capacity() < 2 * 0x1000 + READ_STEP,
+            "{}",
+            buf.capacity()
+        );
+        codec.set_read_room(256 * 1024);
+        // A partial small frame: room for the room, not for the frame only.
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        let room = buf.capacity() - buf.len();
+        assert!((256 * 1024..=512 * 1024).contains(&room), "{room}");
+        // Between frames, the same; and nothing more while half is free.
+        let mut empty = BytesMut::new();
+        assert_eq!(codec.decode(&mut empty).unwrap(), None);
+        let room = empty.capacity();
+        assert!((256 * 1024..=512 * 1024).contains(&room), "{room}");
+        empty.extend_from_slice(&[0, 0]);
+        assert_eq!(codec.decode(&mut empty).unwrap(), None);
+        assert_eq!(empty.capacity(), room);
+        // Frames still decode whole, and one by one.
+        let a = Message::new(Kind::Data, 1, "first");
+        let b = Message::new(Kind::Data, 2, "second");
+        let mut wire = BytesMut::new();
+        wire.extend_from_slice(&frame_of(&a));
+        wire.extend_from_slice(&frame_of(&b));
+        assert_eq!(codec.decode(&mut wire).unwrap(), Some(a));
+        assert_eq!(codec.decode(&mut wire).unwrap(), Some(b));
+        assert_eq!(codec.decode(&mut wire).unwrap(), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts, FramedWrite};
 
+use crate::codec::LENGTH_PREFIX_LEN;
 use crate::{Codec, DEFAULT_MAX_FRAME, Error, PeerAddr, Stream};
 
 /// Connection settings.
@@ -151,10 +152,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.framed.codec_mut().set_read_ahead(bytes);
     }
 
+    /// From now on, makes room for at least about `bytes` before each read
+    /// ([`Codec::set_read_room`]): for a peer that sends many small frames
+    /// back to back, one read for what the socket holds rather than one
+    /// per frame.
+    pub fn set_read_room(&mut self, bytes: usize) {
+        self.framed.codec_mut().set_read_room(bytes);
+    }
+
     /// How many bytes have arrived that no message has been read from yet:
     /// zero between frames, more while a frame is on its way.
     pub fn buffered(&self) -> usize {
         self.framed.read_buffer().len()
+    }
+
+    /// Whether a whole frame waits in the read buffer, so that the next
+    /// [`Connection::read_message`] returns without waiting for the peer:
+    /// for a reader that hands work on in batches, to hand it on before it
+    /// would wait.
+    pub fn has_frame(&self) -> bool {
+        let buf = self.framed.read_buffer();
+        buf.get(..LENGTH_PREFIX_LEN).is_some_and(|prefix| {
+            let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
+            buf.len() - LENGTH_PREFIX_LEN >= len
+        })
     }
 
     /// Whether [`Connection::authenticate`] was called.

@@ -137,7 +137,7 @@ pub const PARTIAL_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How often a listener looks for kept partial files past their age, at
 /// most (more often when the age is shorter).
-const SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
+pub const SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
 
 /// The slowest either side is assumed to read and hash a file it holds,
 /// in bytes per second, before it answers about a resumed transfer:
@@ -167,9 +167,30 @@ pub struct SaveConfig {
     /// How long a partial file kept for resuming stays after its last
     /// write ([`PARTIAL_MAX_AGE`] unless told otherwise).
     pub partial_max_age: Duration,
+    /// How long a transfer's receiver waits for the sender's next message
+    /// before it gives the transfer up ([`IDLE_TIMEOUT`]).
+    pub idle: Duration,
+    /// How often a running listener looks for partial files past their
+    /// age ([`SaveConfig::new`] makes it [`SWEEP_EVERY`], or
+    /// `partial_max_age` when shorter, but at least a second).
+    pub sweep_every: Duration,
 }
 
 impl SaveConfig {
+    /// Where a listener saves files, and how it waits and cleans up there,
+    /// at the defaults; `dir` is neither checked nor cleaned (see
+    /// [`SaveConfig::prepare`]).
+    pub fn new(dir: PathBuf, overwrite: bool, progress: bool, partial_max_age: Duration) -> Self {
+        Self {
+            dir,
+            overwrite,
+            progress,
+            partial_max_age,
+            idle: IDLE_TIMEOUT,
+            sweep_every: SWEEP_EVERY.min(partial_max_age).max(Duration::from_secs(1)),
+        }
+    }
+
     /// Readies `dir` for a listener that starts: made owner-only (0700)
     /// if missing, checked to be a directory, and rid of the partial files
     /// a listener killed mid-transfer left there over
@@ -189,12 +210,7 @@ impl SaveConfig {
         if check_save_dir(&dir)? == SaveDir::Created {
             tracing::info!("created the save directory {} (mode 0700)", dir.display());
         }
-        let save = Self {
-            dir,
-            overwrite,
-            progress,
-            partial_max_age,
-        };
+        let save = Self::new(dir, overwrite, progress, partial_max_age);
         save.remove_stale();
         Ok(save)
     }
@@ -210,14 +226,12 @@ impl SaveConfig {
         }
     }
 
-    /// Removes the stale partial files every [`SWEEP_EVERY`] (or every
-    /// `partial_max_age`, if shorter, but not more than once a second),
-    /// for as long as a listener runs: a partial file kept for resuming
-    /// goes once it is `partial_max_age` old, restart or not.
+    /// Removes the stale partial files every `sweep_every`, for as long
+    /// as a listener runs: a partial file kept for resuming goes once it
+    /// is `partial_max_age` old, restart or not.
     pub(crate) async fn sweep(self) {
-        let every = SWEEP_EVERY
-            .min(self.partial_max_age)
-            .max(Duration::from_secs(1));
+        // Never a loop without a pause, whatever was asked.
+        let every = self.sweep_every.max(Duration::from_millis(10));
         let save = std::sync::Arc::new(self);
         loop {
             tokio::time::sleep(every).await;
@@ -347,6 +361,8 @@ pub enum FileError {
     NeedsTcp,
 }
 
+#[cfg(all(test, unix))]
+mod cleanup_tests;
 mod receive;
 #[cfg(unix)]
 mod report;
@@ -405,12 +421,7 @@ pub(super) mod tests {
     #[test]
     fn prepare_names_its_temporary_files_as_the_cleanup_expects() {
         let dir = tempfile::tempdir().unwrap();
-        let save = SaveConfig {
-            dir: dir.path().to_owned(),
-            overwrite: false,
-            progress: false,
-            partial_max_age: PARTIAL_MAX_AGE,
-        };
+        let save = SaveConfig::new(dir.path().to_owned(), false, false, PARTIAL_MAX_AGE);
         let prepared = prepare(&header("x", 1).to_message(), Some(&save)).unwrap();
         let receive::Partial::Temp(temp) = &prepared.partial else {
             panic!("a temporary file without the resume flag")

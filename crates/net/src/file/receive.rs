@@ -23,6 +23,7 @@ pub(crate) async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     keep_freed_chunks();
     let started = Instant::now();
     let peer = conn.peer_addr();
+    let idle = save.map_or(IDLE_TIMEOUT, |save| save.idle);
     let Prepared {
         header,
         partial,
@@ -34,7 +35,7 @@ pub(crate) async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     // From here the partial file is in `partial`: a temporary one is
     // removed when it is dropped (a refusal, Ctrl-C dropping the future),
     // a kept one stays unless the content is refused.
-    let start = match partial.start(conn, &header).await {
+    let start = match partial.start(conn, &header, idle).await {
         Ok(start) => start,
         Err(failure) => return fail(conn, failure).await,
     };
@@ -51,7 +52,7 @@ pub(crate) async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
             });
         }
     };
-    let digest = match save_content(conn, &header, partial.file(), start, progress).await {
+    let digest = match save_content(conn, &header, partial.file(), start, idle, progress).await {
         Ok(digest) => digest,
         Err(failure) => {
             partial.give_up(failure.cut(), &header);
@@ -140,6 +141,7 @@ async fn save_content<S: AsyncRead + AsyncWrite + Unpin>(
     header: &FileHeader,
     file: &fs::File,
     start: Start,
+    idle: Duration,
     progress: impl Fn(u64),
 ) -> Result<[u8; 32], Failure> {
     // The file is hashed and written on a thread of its own, a bounded
@@ -166,12 +168,12 @@ async fn save_content<S: AsyncRead + AsyncWrite + Unpin>(
     conn.set_read_ahead(CHUNK_FRAME);
     let ended = async {
         loop {
-            let msg = tokio::time::timeout(IDLE_TIMEOUT, conn.read_message())
+            let msg = tokio::time::timeout(idle, conn.read_message())
                 .await
                 .map_err(|_| {
                     Failure::Quiet(format!(
                         "nothing for {} after {} of {} bytes",
-                        humantime::format_duration(IDLE_TIMEOUT),
+                        humantime::format_duration(idle),
                         receiving.received(),
                         header.size
                     ))
@@ -260,6 +262,7 @@ impl Partial {
         &self,
         conn: &mut Connection<S>,
         header: &FileHeader,
+        idle: Duration,
     ) -> Result<Start, Failure> {
         match self {
             Self::Temp(_) => {
@@ -267,7 +270,7 @@ impl Partial {
                 Ok(Start::whole())
             }
             #[cfg(unix)]
-            Self::Kept(kept) => resume::negotiate(conn, kept, header).await,
+            Self::Kept(kept) => resume::negotiate(conn, kept, header, idle).await,
         }
     }
 

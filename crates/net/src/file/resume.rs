@@ -178,6 +178,7 @@ pub(super) async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     kept: &Kept,
     header: &FileHeader,
+    idle: Duration,
 ) -> Result<Start, Failure> {
     kept.lock(header.name.as_str())
         .await
@@ -200,7 +201,7 @@ pub(super) async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
     };
     conn.write_message(&offer.to_message()).await?;
     // The sender reads and hashes as many bytes of its own first.
-    let wait = hash_wait(IDLE_TIMEOUT, offset);
+    let wait = hash_wait(idle, offset);
     let msg = tokio::time::timeout(wait, conn.read_message())
         .await
         .map_err(|_| {

@@ -590,12 +590,12 @@ mod tests {
         std::fs::write(from.path().join("f"), &content).unwrap();
         let config = ServeConfig {
             auth: Some(auth.clone()),
-            save: Some(SaveConfig {
-                dir: to.path().to_owned(),
-                overwrite: false,
-                progress: false,
-                partial_max_age: file::PARTIAL_MAX_AGE,
-            }),
+            save: Some(SaveConfig::new(
+                to.path().to_owned(),
+                false,
+                false,
+                file::PARTIAL_MAX_AGE,
+            )),
             ..ServeConfig::default()
         };
         let handshakes = tokio::sync::Semaphore::new(1);

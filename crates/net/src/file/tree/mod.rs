@@ -7,7 +7,7 @@
 //!                                       <──  FileResult: ready (or refused)
 //!   TreeEntry, [FileChunk…, FileEnd]    ──>  per entry, on a writing thread:
 //!   … every entry, without waiting …    ──>  opened part by part, no link followed,
-//!   TreeEnd                             ──>  each file partial, then renamed
+//!   TreeEnd                             ──>  each file unnamed, then linked
 //!                                       <──  FileResult per entry, in order
 //!                                       <──  FileResult: saved (the folder)
 //! ```
@@ -23,11 +23,13 @@
 //! skipped, never followed, and so are devices, FIFOs and sockets; each is
 //! reported as skipped.
 
+mod place;
 mod receive;
 mod send;
+mod write;
 
+pub(super) use place::rename_into_place;
 pub(crate) use receive::receive_tree;
-pub(super) use receive::rename_into_place;
 pub(crate) use send::send_tree;
 
 use std::path::PathBuf;

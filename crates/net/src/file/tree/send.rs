@@ -123,15 +123,17 @@ pub(crate) async fn send_tree<S: Stream>(
         let Some(item) = items.next() else {
             let Some(batch) = rx.recv().await else { break };
             items = batch.into_iter();
+            // What the receiver has said so far, before more is sent: once
+            // a batch, not once an entry (a look at the socket each, which
+            // for small files found nothing nearly every time).
+            while answer_waiting(conn) {
+                let result = answer(conn, options.wait, &name).await?;
+                verdicts.take(&mut waiting, result)?;
+            }
             continue;
         };
         let written = match item {
             Item::Entry { index, msg } => {
-                // What the receiver has said so far, before more is sent.
-                while answer_waiting(conn) {
-                    let result = answer(conn, options.wait, &name).await?;
-                    verdicts.take(&mut waiting, result)?;
-                }
                 waiting.push_back((index, None));
                 conn.feed(&msg).await
             }

@@ -1,0 +1,405 @@
+//! A folder's writing thread: every file operation of one folder,
+//! relative to the folder's descriptor, one part of a path at a time and
+//! never through a symbolic link.
+//!
+//! A file's content goes into a file without a name (`O_TMPFILE`, on
+//! Linux) that is linked under its final name once its size and hash check
+//! out, and never over an existing one (`linkat` fails on a name taken):
+//! at no moment is a partial file under a final name, and a file given up
+//! (or a listener killed) leaves nothing behind, since a file without a
+//! name goes when it is closed. Where that is not possible (another
+//! system, a file system without `O_TMPFILE`, `--overwrite`, which must
+//! replace), the content goes into a partial file beside the final name,
+//! renamed into place at the end.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
+
+use msg_proto::file::FileEnd;
+use msg_proto::tree::TreeEntry;
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::super::receive::for_peer;
+use super::super::*;
+use super::place::{create_partial, create_unnamed, rename_into_place};
+
+/// What the socket side hands the writing thread, in the order of the
+/// entries.
+pub(super) enum Op {
+    Folder(TreeEntry),
+    File(TreeEntry),
+    /// An entry refused by its own bytes (its path, its type).
+    Refuse(String),
+    /// The next piece of the current file.
+    Data(Bytes),
+    /// The current file's end, its size checked by msg-proto.
+    End(Result<FileEnd, msg_proto::file::FileError>),
+}
+
+/// The thread's answer to one entry, in order.
+pub(super) struct Verdict {
+    pub(super) result: FileResult,
+    /// A saved file: its path, size and digest, for the listener's output.
+    pub(super) saved: Option<(String, u64, [u8; 32])>,
+}
+
+/// The thread that does every file operation of one folder.
+pub(super) struct Writer {
+    root: OwnedFd,
+    overwrite: bool,
+    /// Whether a file may already be at an entry's name: not in a folder
+    /// this transfer made, so no look before the content is written (the
+    /// link or rename at the end still refuses a name taken meanwhile).
+    look_first: bool,
+    /// How files are staged until they check out.
+    staging: Staging,
+    verdicts: mpsc::UnboundedSender<Verdict>,
+    /// The current file, if one is arriving.
+    current: Current,
+    /// The last folder a file was opened in, by its path: entries come
+    /// folder by folder.
+    parent: Option<(String, Rc<OwnedFd>)>,
+    /// The folders this transfer made, to get their modes at the end.
+    made: Vec<(TreeEntry, u32)>,
+}
+
+/// Where a file's content waits for its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Staging {
+    /// A file without a name, linked by its descriptor (`AT_EMPTY_PATH`).
+    Unnamed,
+    /// A file without a name, linked through `/proc/self/fd` (where the
+    /// kernel allows `AT_EMPTY_PATH` only to privileged callers).
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    UnnamedProc,
+    /// A partial file, renamed into place.
+    Partial,
+}
+
+enum Current {
+    None,
+    /// A refused file whose content still comes: dropped.
+    Discard,
+    Writing(Box<Incoming>),
+}
+
+/// A file being written.
+struct Incoming {
+    entry: TreeEntry,
+    parent: Rc<OwnedFd>,
+    /// The partial file's name; `None` for a file without a name.
+    partial: Option<String>,
+    /// Written straight: chunks come whole (up to 1 MiB), and a buffer of
+    /// a chunk's size per file cost ten thousand small files an mmap each.
+    out: fs::File,
+    hasher: blake3::Hasher,
+    /// The first write error: the rest of the content is dropped.
+    failed: Option<io::Error>,
+}
+
+impl Incoming {
+    /// Removes what was written (a file without a name goes on close).
+    fn discard(&self) {
+        if let Some(partial) = &self.partial {
+            let _ = rustix::fs::unlinkat(&*self.parent, partial, AtFlags::empty());
+        }
+    }
+}
+
+impl Writer {
+    /// A writer into `root`, which this transfer made (`made`) or found.
+    pub(super) fn new(
+        root: OwnedFd,
+        made: bool,
+        overwrite: bool,
+        verdicts: mpsc::UnboundedSender<Verdict>,
+    ) -> Self {
+        // A link cannot replace a file: `--overwrite` renames.
+        let staging = if overwrite || !cfg!(any(target_os = "linux", target_os = "android")) {
+            Staging::Partial
+        } else {
+            Staging::Unnamed
+        };
+        Self {
+            root,
+            overwrite,
+            look_first: !made && !overwrite,
+            staging,
+            verdicts,
+            current: Current::None,
+            parent: None,
+            made: Vec::new(),
+        }
+    }
+
+    pub(super) fn run(mut self, mut ops: mpsc::Receiver<Vec<Op>>, root_mode: Option<u32>) {
+        while let Some(batch) = ops.blocking_recv() {
+            for op in batch {
+                self.on(op);
+            }
+        }
+        // Cut off mid-file: the partial file goes.
+        self.drop_current();
+        // The modes last, deepest first, so that a folder without write
+        // permission is still filled.
+        for (entry, mode) in self.made.iter().rev() {
+            let parts: Vec<&str> = entry.path.parts().collect();
+            if let Ok(fd) = walk(&self.root, &parts) {
+                let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & MODE_MASK));
+            }
+        }
+        if let Some(mode) = root_mode {
+            let _ = rustix::fs::fchmod(&self.root, Mode::from_raw_mode(mode & MODE_MASK));
+        }
+    }
+
+    fn on(&mut self, op: Op) {
+        match op {
+            Op::Folder(entry) => {
+                self.drop_current();
+                let result = self.folder(&entry);
+                self.verdict(entry, result, None);
+            }
+            Op::File(entry) => {
+                self.drop_current();
+                match self.open_file(&entry) {
+                    Ok(incoming) => self.current = Current::Writing(Box::new(incoming)),
+                    Err(reason) => {
+                        self.current = Current::Discard;
+                        self.verdict(entry, Err(reason), None);
+                    }
+                }
+            }
+            Op::Refuse(reason) => {
+                self.drop_current();
+                // A refused file's content still comes.
+                self.current = Current::Discard;
+                self.send(Verdict {
+                    result: FileResult::Refused { reason },
+                    saved: None,
+                });
+            }
+            Op::Data(bytes) => {
+                if let Current::Writing(incoming) = &mut self.current {
+                    if incoming.failed.is_none() {
+                        incoming.hasher.update(&bytes);
+                        if let Err(err) = incoming.out.write_all(&bytes) {
+                            incoming.failed = Some(err);
+                        }
+                    }
+                }
+            }
+            Op::End(end) => {
+                let current = std::mem::replace(&mut self.current, Current::None);
+                if let Current::Writing(mut incoming) = current {
+                    let digest = *incoming.hasher.finalize().as_bytes();
+                    let result = self.finish(&mut incoming, end, &digest);
+                    let saved = result.is_ok().then_some(digest);
+                    let Incoming { entry, .. } = *incoming;
+                    self.verdict(entry, result, saved);
+                }
+            }
+        }
+    }
+
+    fn verdict(&self, entry: TreeEntry, result: Result<(), String>, digest: Option<[u8; 32]>) {
+        self.send(match result {
+            Ok(()) => {
+                let path = entry.path.as_str().to_owned();
+                Verdict {
+                    saved: digest.map(|digest| (path.clone(), entry.size, digest)),
+                    result: FileResult::Saved { name: path },
+                }
+            }
+            Err(reason) => Verdict {
+                result: FileResult::Refused { reason },
+                saved: None,
+            },
+        });
+    }
+
+    fn send(&self, verdict: Verdict) {
+        // The socket side gone: nobody to tell.
+        let _ = self.verdicts.send(verdict);
+    }
+
+    /// Removes the partial file of a file that will not be finished.
+    fn drop_current(&mut self) {
+        if let Current::Writing(incoming) = std::mem::replace(&mut self.current, Current::None) {
+            incoming.discard();
+        }
+    }
+
+    /// The folder that holds `entry`, opened part by part from the root
+    /// (kept for the entries that follow in the same folder).
+    fn parent_of(&mut self, entry: &TreeEntry) -> Result<Rc<OwnedFd>, String> {
+        let path = entry.path.as_str();
+        let above = path.rfind('/').map_or("", |slash| &path[..slash]);
+        if let Some((cached, fd)) = &self.parent {
+            if cached == above {
+                return Ok(Rc::clone(fd));
+            }
+        }
+        let parts: Vec<&str> = if above.is_empty() {
+            Vec::new()
+        } else {
+            above.split('/').collect()
+        };
+        let fd = Rc::new(walk(&self.root, &parts)?);
+        self.parent = Some((above.to_owned(), Rc::clone(&fd)));
+        Ok(fd)
+    }
+
+    fn folder(&mut self, entry: &TreeEntry) -> Result<(), String> {
+        let parent = self.parent_of(entry)?;
+        let name = entry.path.file_name();
+        match rustix::fs::mkdirat(&*parent, name.as_str(), Mode::RWXU) {
+            Ok(()) => {
+                self.made.push((entry.clone(), entry.mode));
+                Ok(())
+            }
+            Err(Errno::EXIST) => {
+                let stat = rustix::fs::statat(&*parent, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(errno_text)?;
+                if rustix::fs::FileType::from_raw_mode(stat.st_mode)
+                    == rustix::fs::FileType::Directory
+                {
+                    Ok(())
+                } else {
+                    Err(crate::refusal::NOT_A_FOLDER.format(shown(entry)))
+                }
+            }
+            Err(err) => Err(format!("cannot make the folder: {}", errno_text(err))),
+        }
+    }
+
+    fn open_file(&mut self, entry: &TreeEntry) -> Result<Incoming, String> {
+        let parent = self.parent_of(entry)?;
+        if self.look_first {
+            let name = entry.path.file_name();
+            if rustix::fs::statat(&*parent, name.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+                return Err(crate::refusal::FILE_EXISTS.format(shown(entry)));
+            }
+        }
+        let cannot = |err| format!("cannot make a file in its folder: {}", errno_text(err));
+        let (partial, fd) = if self.staging == Staging::Partial {
+            let (name, fd) = create_partial(parent.as_fd()).map_err(cannot)?;
+            (Some(name), fd)
+        } else {
+            match create_unnamed(parent.as_fd(), entry.mode) {
+                Ok(fd) => (None, fd),
+                // A file system without files without names: partial files
+                // from now on.
+                Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {
+                    self.staging = Staging::Partial;
+                    let (name, fd) = create_partial(parent.as_fd()).map_err(cannot)?;
+                    (Some(name), fd)
+                }
+                Err(err) => return Err(cannot(err)),
+            }
+        };
+        Ok(Incoming {
+            entry: entry.clone(),
+            parent,
+            partial,
+            out: fs::File::from(fd),
+            hasher: blake3::Hasher::new(),
+            failed: None,
+        })
+    }
+
+    /// Checks a file at its end and puts it in place, or removes it.
+    fn finish(
+        &mut self,
+        incoming: &mut Incoming,
+        end: Result<FileEnd, msg_proto::file::FileError>,
+        digest: &[u8; 32],
+    ) -> Result<(), String> {
+        let failed = incoming.failed.take();
+        let incoming = &*incoming;
+        let entry = &incoming.entry;
+        let checked = (|| {
+            let end = end.map_err(|err| err.to_string())?;
+            if let Some(err) = failed {
+                return Err(format!("cannot write the file: {}", for_peer(&err)));
+            }
+            end.check(digest).map_err(|err| err.to_string())?;
+            rustix::fs::fchmod(&incoming.out, Mode::from_raw_mode(entry.mode & MODE_MASK))
+                .map_err(errno_text)?;
+            let name = entry.path.file_name();
+            let placed = match &incoming.partial {
+                Some(partial) => {
+                    rename_into_place(&incoming.parent, partial, name.as_str(), self.overwrite)
+                }
+                None => self.link(incoming, name.as_str()),
+            };
+            placed.map_err(|err| match err {
+                Errno::EXIST => crate::refusal::FILE_EXISTS.format(shown(entry)),
+                err => format!("cannot save it: {}", errno_text(err)),
+            })
+        })();
+        if checked.is_err() {
+            incoming.discard();
+        }
+        checked
+    }
+
+    /// Gives the file without a name its name, never over another file.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn link(&mut self, incoming: &Incoming, name: &str) -> Result<(), Errno> {
+        let dir = &*incoming.parent;
+        if self.staging == Staging::Unnamed {
+            match rustix::fs::linkat(&incoming.out, "", dir, name, AtFlags::EMPTY_PATH) {
+                // Refused to an unprivileged caller before Linux 6.10.
+                Err(Errno::NOENT | Errno::PERM) => self.staging = Staging::UnnamedProc,
+                linked => return linked,
+            }
+        }
+        use std::os::fd::AsRawFd;
+        let path = format!("/proc/self/fd/{}", incoming.out.as_raw_fd());
+        rustix::fs::linkat(
+            rustix::fs::CWD,
+            path.as_str(),
+            dir,
+            name,
+            AtFlags::SYMLINK_FOLLOW,
+        )
+    }
+
+    /// Files without a name are Linux's: never staged elsewhere.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn link(&mut self, _incoming: &Incoming, _name: &str) -> Result<(), Errno> {
+        Err(Errno::OPNOTSUPP)
+    }
+}
+
+/// A folder, opened to work relative to it, never through a link.
+pub(super) fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+/// What the peer is told of a system error: its description alone.
+pub(super) fn errno_text(err: Errno) -> String {
+    io::Error::from(err).to_string()
+}
+
+/// An entry's path, made safe to show.
+fn shown(entry: &TreeEntry) -> String {
+    crate::text::printable(entry.path.as_str().as_bytes())
+}
+
+/// Opens `parts` below `root`, one at a time, none of them a link.
+fn walk(root: &OwnedFd, parts: &[&str]) -> Result<OwnedFd, String> {
+    let mut fd = root.try_clone().map_err(|err| err.to_string())?;
+    for part in parts {
+        fd = rustix::fs::openat(&fd, *part, dir_flags(), Mode::empty()).map_err(
+            |err| match err {
+                Errno::LOOP | Errno::NOTDIR => crate::refusal::NOT_A_FOLDER_PART.to_owned(),
+                Errno::NOENT => crate::refusal::NO_FOLDER.to_owned(),
+                err => format!("cannot open its folder: {}", errno_text(err)),
+            },
+        )?;
+    }
+    Ok(fd)
+}
