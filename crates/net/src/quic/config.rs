@@ -1,0 +1,178 @@
+//! How a QUIC connection is made: the transport settings both ends share,
+//! quinn's client and server configurations from msg's rustls ones (ALPN
+//! `msg`), the endpoint, the client's handshake, and what a failed
+//! handshake says.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use msg_tcp::PeerAddr;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+
+use super::{ALPN, DATAGRAM_BUFFER, KEEP_ALIVE, MAX_IDLE, QuicError, QuicStream, SOCKET_BUFFER};
+use crate::tls::{Peer, TlsClient};
+
+/// The transport settings of both ends: an idle limit with keep-alives.
+fn transport_config() -> Arc<quinn::TransportConfig> {
+    let mut config = quinn::TransportConfig::default();
+    config
+        .max_idle_timeout(Some(
+            quinn::IdleTimeout::try_from(MAX_IDLE).expect("60 s is a valid idle timeout"),
+        ))
+        .keep_alive_interval(Some(KEEP_ALIVE))
+        // RFC 9221 datagrams (`--quic-datagrams`), on by default in quinn,
+        // said here: what the peer may queue for us before quinn drops
+        // the oldest.
+        .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER))
+        .datagram_send_buffer_size(DATAGRAM_BUFFER);
+    Arc::new(config)
+}
+
+/// A client's QUIC configuration from its TLS (a [`TlsClient`]'s
+/// [`rustls_config`](TlsClient::rustls_config)): the same verification
+/// and client certificate, with ALPN `msg`.
+///
+/// # Errors
+///
+/// [`QuicError::Config`] when the configuration has no TLS 1.3 suite.
+pub fn client_config(rustls: &rustls::ClientConfig) -> Result<quinn::ClientConfig, QuicError> {
+    let mut rustls = rustls.clone();
+    rustls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto =
+        QuicClientConfig::try_from(rustls).map_err(|err| QuicError::Config(err.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(transport_config());
+    Ok(config)
+}
+
+/// A listener's QUIC configuration from its TLS (a [`TlsServer`](crate::tls::TlsServer)'s
+/// [`rustls_config`](crate::tls::TlsServer::rustls_config)), with ALPN `msg`.
+///
+/// # Errors
+///
+/// [`QuicError::Config`] when the configuration has no TLS 1.3 suite.
+pub fn server_config(rustls: &rustls::ServerConfig) -> Result<quinn::ServerConfig, QuicError> {
+    let mut rustls = rustls.clone();
+    rustls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto =
+        QuicServerConfig::try_from(rustls).map_err(|err| QuicError::Config(err.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(transport_config());
+    Ok(config)
+}
+
+/// Connects to `addr` over QUIC with `tls`, and opens the stream msg runs
+/// over; the handshake within TLS's handshake timeout.
+pub(crate) async fn connect(addr: SocketAddr, tls: &TlsClient) -> Result<QuicStream, QuicError> {
+    let (endpoint, conn) = handshake(addr, tls).await?;
+    let (send, recv) = conn.open_bi().await.map_err(QuicError::Lost)?;
+    Ok(QuicStream::new(conn, send, recv, Some(endpoint)))
+}
+
+/// A client's endpoint and its connection to `addr` with `tls`, the
+/// handshake made within TLS's handshake timeout: for a stream
+/// (`--quic`) or datagrams (`--quic-datagrams`).
+pub(crate) async fn handshake(
+    addr: SocketAddr,
+    tls: &TlsClient,
+) -> Result<(quinn::Endpoint, quinn::Connection), QuicError> {
+    let local: SocketAddr = match addr {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let endpoint = bind_endpoint(local)?;
+    let name = crate::tls::name_text(&tls.name_for(&PeerAddr::Inet(addr)));
+    let config = client_config(tls.rustls_config())?;
+    let conn = handshake_on(&endpoint, config, addr, &name, tls.handshake_timeout()).await?;
+    Ok((endpoint, conn))
+}
+
+/// A new connection to `addr` from `endpoint` with `config`, the listener's
+/// certificate checked for `name`, the handshake made within `timeout`:
+/// a client's handshake on an endpoint of the caller's, which may make
+/// one connection after another (`msg bench --mode connect`).
+///
+/// # Errors
+///
+/// [`QuicError::Connect`] when quinn cannot start the connection,
+/// [`QuicError::Timeout`] when nothing answers in time,
+/// [`QuicError::Handshake`] when the handshake fails.
+pub async fn handshake_on(
+    endpoint: &quinn::Endpoint,
+    config: quinn::ClientConfig,
+    addr: SocketAddr,
+    name: &str,
+    timeout: Duration,
+) -> Result<quinn::Connection, QuicError> {
+    let connecting =
+        endpoint
+            .connect_with(config, addr, name)
+            .map_err(|err| QuicError::Connect {
+                addr,
+                reason: err.to_string(),
+            })?;
+    match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(err)) => Err(handshake_error(err, Peer::Listener, addr, timeout)),
+        Err(_) => Err(QuicError::Timeout { addr, timeout }),
+    }
+}
+
+/// An endpoint bound on `addr`, its socket buffers [`SOCKET_BUFFER`]: a
+/// client's, or a listener's answering nobody until it has a server
+/// configuration.
+///
+/// # Errors
+///
+/// [`QuicError::Bind`] when the UDP socket cannot be bound.
+pub fn bind_endpoint(addr: SocketAddr) -> Result<quinn::Endpoint, QuicError> {
+    let socket =
+        std::net::UdpSocket::bind(addr).map_err(|source| QuicError::Bind { addr, source })?;
+    let buffers = socket2::SockRef::from(&socket);
+    // As large as the kernel allows, up to SOCKET_BUFFER: a smaller one
+    // still works, and loses more under load.
+    let _ = buffers.set_send_buffer_size(SOCKET_BUFFER);
+    let _ = buffers.set_recv_buffer_size(SOCKET_BUFFER);
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|source| QuicError::Bind { addr, source })
+}
+
+/// A failed handshake as what went wrong, with `peer` at the other end.
+pub(crate) fn handshake_error(
+    err: quinn::ConnectionError,
+    peer: Peer,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> QuicError {
+    use quinn::ConnectionError as E;
+    let reason = match err {
+        E::TimedOut => return QuicError::Timeout { addr, timeout },
+        // Our own verifier's words (a certificate refused, naming why and
+        // its fingerprint), less rustls's prefix.
+        E::TransportError(err) => certificate_text(&err.reason).to_owned(),
+        // The peer's code says enough (a TLS alert); its reason is its own
+        // verifier's words, not ours to repeat.
+        E::ConnectionClosed(close) => format!("the {peer} refused it: {}", close.error_code),
+        E::ApplicationClosed(close) => {
+            let reason = String::from_utf8_lossy(&close.reason).into_owned();
+            format!("the {peer} closed the connection: {reason}")
+        }
+        other => other.to_string(),
+    };
+    QuicError::Handshake { peer, reason }
+}
+
+/// rustls's text of a certificate our verifier refused, less its
+/// wrappers: what the verifier said (`tls/verify.rs`), as over TLS.
+fn certificate_text(reason: &str) -> &str {
+    reason
+        .strip_prefix("invalid peer certificate: Other(OtherError(")
+        .and_then(|inner| inner.strip_suffix("))"))
+        .unwrap_or(reason)
+}

@@ -1,0 +1,187 @@
+//! A QUIC listener: one endpoint whose own task makes each handshake
+//! within the limits, and hands on a connection once its stream is open.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use msg_tcp::PeerAddr;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::{QuicError, QuicStream, bind_endpoint, handshake_error, server_config};
+use crate::log::RateLimited;
+use crate::tls::{Peer, TlsServer};
+
+/// A QUIC endpoint bound for a listener, not yet serving: it takes TLS's
+/// settings and the listener's limits when serving starts
+/// ([`QuicListener::start`]); until then it answers nobody.
+pub(crate) struct QuicListener {
+    endpoint: quinn::Endpoint,
+    /// Connections whose stream is open, from the accepting task.
+    ready: Mutex<Option<mpsc::Receiver<(QuicStream, SocketAddr)>>>,
+    /// The accepting task, stopped with the listener.
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl fmt::Debug for QuicListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuicListener")
+            .field("addr", &self.endpoint.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for QuicListener {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.lock().expect("never poisoned").take() {
+            task.abort();
+        }
+        self.endpoint.close(0u32.into(), b"the listener stopped");
+    }
+}
+
+/// What a listener grants a QUIC connection before it is served.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admission {
+    /// Handshakes under way at once; past this an incoming connection is
+    /// refused.
+    pub(crate) max_handshakes: usize,
+    /// How long a client may take to open its stream after the handshake.
+    pub(crate) idle: Option<Duration>,
+}
+
+impl QuicListener {
+    /// Binds a QUIC endpoint on `addr`.
+    pub(crate) fn bind(addr: SocketAddr) -> Result<Self, QuicError> {
+        Ok(Self {
+            endpoint: bind_endpoint(addr)?,
+            ready: Mutex::new(None),
+            task: Mutex::new(None),
+        })
+    }
+
+    /// The address it is bound to.
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// Starts accepting with `tls`'s certificate, within `admission`.
+    pub(crate) fn start(&self, tls: &TlsServer, admission: Admission) -> Result<(), QuicError> {
+        self.endpoint
+            .set_server_config(Some(server_config(tls.rustls_config())?));
+        let (tx, rx) = mpsc::channel(admission.max_handshakes.max(1));
+        let endpoint = self.endpoint.clone();
+        let timeout = tls.handshake_timeout();
+        let task = tokio::spawn(accept_loop(endpoint, tx, timeout, admission));
+        *self.ready.lock().expect("never poisoned") = Some(rx);
+        if let Some(old) = self
+            .task
+            .lock()
+            .expect("never poisoned")
+            .replace(task.abort_handle())
+        {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    /// Polls for the next connection with its stream open.
+    pub(crate) fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(QuicStream, PeerAddr)>> {
+        let mut ready = self.ready.lock().expect("never poisoned");
+        let Some(rx) = ready.as_mut() else {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "a QUIC listener accepts only once it has TLS settings",
+            )));
+        };
+        match rx.poll_recv(cx) {
+            Poll::Ready(Some((stream, peer))) => Poll::Ready(Ok((stream, PeerAddr::Inet(peer)))),
+            Poll::Ready(None) => Poll::Ready(Err(io::Error::other("the QUIC endpoint closed"))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Accepts every incoming connection: each handshake and its first stream
+/// in a task of its own, at most `max_handshakes` at once, each within its
+/// time; a failure drops that peer only.
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    ready: mpsc::Sender<(QuicStream, SocketAddr)>,
+    timeout: Duration,
+    admission: Admission,
+) {
+    let turns = Arc::new(tokio::sync::Semaphore::new(admission.max_handshakes));
+    let failures = Arc::new(RateLimited::default());
+    let mut handshakes = tokio::task::JoinSet::new();
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => incoming,
+            Some(_) = handshakes.join_next() => continue,
+        };
+        let Some(incoming) = incoming else {
+            return; // the endpoint closed
+        };
+        let peer = incoming.remote_address();
+        let Ok(turn) = Arc::clone(&turns).try_acquire_owned() else {
+            failures.warn(|suppressed| {
+                warn!(%peer, suppressed, "refused a QUIC connection: {} handshakes are under way, the most this listener makes at once", admission.max_handshakes);
+            });
+            incoming.refuse();
+            continue;
+        };
+        let ready = ready.clone();
+        let failures = Arc::clone(&failures);
+        handshakes.spawn(async move {
+            let opened = open(incoming, peer, timeout, admission.idle, turn).await;
+            match opened {
+                Ok(stream) => {
+                    let _ = ready.send((stream, peer)).await;
+                }
+                Err(err) => failures.warn(|suppressed| {
+                    warn!(%peer, suppressed, "dropped connection: {err}");
+                }),
+            }
+        });
+    }
+}
+
+/// One incoming connection's handshake (holding `turn`) within `timeout`,
+/// then its first stream within `idle`.
+async fn open(
+    incoming: quinn::Incoming,
+    peer: SocketAddr,
+    timeout: Duration,
+    idle: Option<Duration>,
+    turn: tokio::sync::OwnedSemaphorePermit,
+) -> Result<QuicStream, QuicError> {
+    let connecting = incoming.accept().map_err(QuicError::Lost)?;
+    let conn = match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(err)) => return Err(handshake_error(err, Peer::Client, peer, timeout)),
+        Err(_) => {
+            return Err(QuicError::Timeout {
+                addr: peer,
+                timeout,
+            });
+        }
+    };
+    drop(turn);
+    debug!(%peer, "QUIC handshake made");
+    let accept = conn.accept_bi();
+    let opened = match idle {
+        Some(idle) => tokio::time::timeout(idle, accept)
+            .await
+            .map_err(|_| QuicError::NoStream(idle))?,
+        None => accept.await,
+    };
+    let (send, recv) = opened.map_err(QuicError::Lost)?;
+    Ok(QuicStream::new(conn, send, recv, None))
+}

@@ -1,0 +1,282 @@
+//! The one stream of a QUIC connection msg runs over, as a [`Stream`] of
+//! msg-tcp: its halves, and its end acknowledged before the connection
+//! closes.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use msg_tcp::{Options, PeerAddr, Stream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::LINGER;
+
+/// The one stream of a QUIC connection msg runs over.
+#[derive(Debug)]
+pub(crate) struct QuicStream {
+    reader: QuicReader,
+    writer: QuicWriter,
+}
+
+impl QuicStream {
+    pub(super) fn new(
+        conn: quinn::Connection,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        endpoint: Option<quinn::Endpoint>,
+    ) -> Self {
+        // quinn copies each write into an allocation of its own, held
+        // until the peer acknowledges it: a 64 KiB message is a 64 KiB
+        // allocation, and a heap trimmed as they are freed makes each a
+        // fresh page-faulting one (2-3 % of a stream's CPU). As for files.
+        crate::file::keep_freed_chunks();
+        Self {
+            reader: QuicReader {
+                recv,
+                conn: conn.clone(),
+                _endpoint: endpoint,
+            },
+            writer: QuicWriter {
+                send: Some(send),
+                conn,
+                stopping: None,
+            },
+        }
+    }
+}
+
+/// The reading half of a [`QuicStream`].
+pub(crate) struct QuicReader {
+    recv: quinn::RecvStream,
+    conn: quinn::Connection,
+    /// A client's endpoint, kept as long as its connection.
+    _endpoint: Option<quinn::Endpoint>,
+}
+
+impl fmt::Debug for QuicReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuicReader")
+            .field("peer", &self.conn.remote_address())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stream's end, acknowledged (or the connection closed cleanly).
+type Stopping = Pin<Box<dyn Future<Output = io::Result<()>> + Send + Sync>>;
+
+/// The writing half of a [`QuicStream`]; dropping it finishes the stream
+/// and keeps the connection until the peer has everything (at most
+/// [`LINGER`]).
+pub(crate) struct QuicWriter {
+    send: Option<quinn::SendStream>,
+    conn: quinn::Connection,
+    /// Shutting down: until the peer acknowledges the stream's end.
+    stopping: Option<Stopping>,
+}
+
+impl fmt::Debug for QuicWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuicWriter")
+            .field("peer", &self.conn.remote_address())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for QuicWriter {
+    fn drop(&mut self) {
+        let Some(mut send) = self.send.take() else {
+            return;
+        };
+        let _ = send.finish();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        // The stream (and so the connection) lives until the peer has
+        // acknowledged its end, or the connection is lost, or LINGER.
+        let stopped = send.stopped();
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(LINGER, stopped).await;
+            drop(send);
+        });
+    }
+}
+
+/// A connection the peer closed without an error (code 0, as a dropped
+/// quinn connection closes) read as the end of the stream, as a socket's
+/// close is: the framing above tells an end between frames from one
+/// inside a frame.
+fn clean_close(err: &quinn::ConnectionError) -> bool {
+    match err {
+        quinn::ConnectionError::ApplicationClosed(close) => close.error_code == 0u32.into(),
+        quinn::ConnectionError::LocallyClosed => true,
+        _ => false,
+    }
+}
+
+impl AsyncRead for QuicReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut().recv.poll_read_buf(cx, buf) {
+            Poll::Ready(Err(quinn::ReadError::ConnectionLost(err))) if clean_close(&err) => {
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(result) => Poll::Ready(result.map_err(io::Error::from)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncWrite for QuicWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut().send.as_mut() {
+            Some(send) => Pin::new(send).poll_write(cx, buf).map_err(io::Error::from),
+            None => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Finishes the stream and waits until the peer has acknowledged all
+    /// of it: a QUIC connection closed sooner would discard the rest.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.stopping.is_none() {
+            let Some(send) = this.send.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            let _ = send.finish();
+            let stopped = send.stopped();
+            this.stopping = Some(Box::pin(async move {
+                match stopped.await {
+                    Ok(_) => Ok(()),
+                    Err(quinn::StoppedError::ConnectionLost(err)) if clean_close(&err) => Ok(()),
+                    Err(err) => Err(io::Error::from(err)),
+                }
+            }));
+        }
+        this.stopping.as_mut().expect("set above").as_mut().poll(cx)
+    }
+}
+
+impl AsyncRead for QuicStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().reader).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for QuicStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().writer).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().writer).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().writer).poll_shutdown(cx)
+    }
+}
+
+impl Stream for QuicStream {
+    type Reader = QuicReader;
+    type Writer = QuicWriter;
+
+    /// QUIC has no socket options per connection: its UDP socket is the
+    /// endpoint's, and it never delays a small write as Nagle's would.
+    fn apply(&self, _options: &Options) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn peer_addr(&self) -> io::Result<PeerAddr> {
+        Ok(PeerAddr::Inet(self.reader.conn.remote_address()))
+    }
+
+    fn into_split(self) -> (QuicReader, QuicWriter) {
+        // Two streams of quinn's already, sharing no lock of ours.
+        (self.reader, self.writer)
+    }
+
+    /// Only a closed or failed connection is seen (a read would not wait:
+    /// it ends or fails), from quinn's state at the cost of a lock. Bytes
+    /// waiting on the stream are not: quinn's receive stream has no peek,
+    /// and reading one byte ahead would need a buffer behind a lock on
+    /// every read of the reading half, which runs apart from the writer
+    /// that asks. A sender that streams hears a refusal at its next read.
+    fn input_waiting(&self) -> bool {
+        self.reader.conn.close_reason().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::time::Instant;
+
+    use tokio::io::AsyncWriteExt;
+
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::quic::{Admission, QuicListener, connect};
+    use crate::tls::{ClientOptions, Identity, ServerOptions, TlsClient, TlsServer, Verify};
+
+    /// A QUIC stream's `input_waiting` is false while the peer is quiet,
+    /// and true once the peer closed the connection: a read then ends.
+    #[tokio::test]
+    async fn input_waiting_sees_the_peer_close_the_connection() {
+        let timeout = Duration::from_secs(5);
+        let server = TlsServer::new(&ServerOptions {
+            identity: Identity::SelfSigned {
+                names: vec![crate::tls::LOCAL_NAME.to_owned()],
+            },
+            client_ca: None,
+            handshake_timeout: timeout,
+        })
+        .unwrap();
+        let client = TlsClient::new(&ClientOptions {
+            verify: Verify::Fingerprint(server.fingerprint()),
+            server_name: None,
+            identity: None,
+            handshake_timeout: timeout,
+        })
+        .unwrap();
+        let listener = QuicListener::bind((Ipv4Addr::LOCALHOST, 0).into()).unwrap();
+        let admission = Admission {
+            max_handshakes: 1,
+            idle: Some(timeout),
+        };
+        listener.start(&server, admission).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut stream = connect(addr, &client).await.unwrap();
+        // The listener sees the stream once something is sent on it.
+        stream.write_all(b"x").await.unwrap();
+        let (accepted, _) = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+        assert!(!stream.input_waiting(), "the listener sent nothing");
+        accepted.reader.conn.close(0u32.into(), b"done");
+        let until = Instant::now() + timeout;
+        while !stream.input_waiting() {
+            assert!(Instant::now() < until, "the close never arrived");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
