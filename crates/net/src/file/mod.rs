@@ -373,12 +373,15 @@ mod send;
 pub mod tree;
 
 pub(crate) use receive::receive;
-pub use receive::{SaveDir, check_save_dir, remove_stale_partials};
+mod partial;
+mod save_dir;
+pub use save_dir::{SaveDir, check_save_dir, remove_stale_partials};
 pub(crate) use send::send;
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::receive::{is_partial_name, prepare};
+    use super::partial::prepare;
+    use super::save_dir::is_partial_name;
     use super::send::verdict_wait;
     use super::*;
 
@@ -423,7 +426,7 @@ pub(super) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let save = SaveConfig::new(dir.path().to_owned(), false, false, PARTIAL_MAX_AGE);
         let prepared = prepare(&header("x", 1).to_message(), Some(&save)).unwrap();
-        let receive::Partial::Temp(temp) = &prepared.partial else {
+        let partial::Partial::Temp(temp) = &prepared.partial else {
             panic!("a temporary file without the resume flag")
         };
         let name = temp.path().file_name().unwrap().to_str().unwrap();
