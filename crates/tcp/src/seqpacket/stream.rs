@@ -1,0 +1,236 @@
+//! [`SeqpacketStream`]: a connected `SOCK_SEQPACKET` socket on the tokio
+//! runtime, whole packets in and out, and its halves.
+
+use super::*;
+
+/// A connected `SOCK_SEQPACKET` socket on the tokio runtime.
+///
+/// It is held as a tokio `UnixStream`, for the runtime's readiness alone:
+/// every receive and send is this file's own (`recv` that finds a
+/// packet's length, `send` of at most one packet), never the stream's.
+#[derive(Debug)]
+pub struct SeqpacketStream {
+    read: SeqpacketReader,
+    write: SeqpacketWriter,
+}
+
+/// The reading half of a [`SeqpacketStream`].
+#[derive(Debug)]
+pub struct SeqpacketReader {
+    half: OwnedReadHalf,
+    packet: Packet,
+}
+
+/// The writing half of a [`SeqpacketStream`]; shutting it down, or
+/// dropping it, ends the connection for the peer.
+#[derive(Debug)]
+pub struct SeqpacketWriter {
+    half: OwnedWriteHalf,
+    max_packet: usize,
+}
+
+impl SeqpacketStream {
+    /// `socket`, connected or accepted, on the runtime.
+    pub(super) fn new(socket: std::os::unix::net::UnixStream) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        let max_packet = max_packet(&socket)?;
+        let (half_r, half_w) = UnixStream::from_std(socket)?.into_split();
+        Ok(Self {
+            read: SeqpacketReader {
+                half: half_r,
+                packet: Packet::new(),
+            },
+            write: SeqpacketWriter {
+                half: half_w,
+                max_packet,
+            },
+        })
+    }
+
+    /// Connects to `path`: queued or refused at once, as a local connect
+    /// is.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's.
+    pub fn connect(path: &UnixPath) -> io::Result<Self> {
+        let socket = Socket::new(Domain::UNIX, Type::SEQPACKET, None)?;
+        socket.set_nonblocking(true)?;
+        socket.connect(&path.sock_addr()?)?;
+        Self::new(OwnedFd::from(socket).into())
+    }
+
+    /// The largest packet one write sends whole.
+    pub fn max_packet(&self) -> usize {
+        self.write.max_packet
+    }
+
+    fn stream(&self) -> &UnixStream {
+        self.read.half.as_ref()
+    }
+}
+
+impl AsyncRead for SeqpacketReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        while this.packet.is_empty() {
+            let stream: &UnixStream = this.half.as_ref();
+            ready!(stream.poll_read_ready(cx))?;
+            let packet = &mut this.packet;
+            let got = stream.try_io(Interest::READABLE, || {
+                packet.fill(|buf| recv_packet(stream.as_fd(), buf, MsgFlags::MSG_DONTWAIT))
+            });
+            match got {
+                Ok(()) => {
+                    if packet.is_empty() {
+                        // The end of the connection (a zero-length packet
+                        // is sent by nobody msg talks to).
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+        let n = this.packet.take(out.initialize_unfilled());
+        out.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for SeqpacketWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        // One packet per write, at most as large as one may be: a longer
+        // write is sent in several, each whole.
+        let buf = &buf[..buf.len().min(self.max_packet)];
+        let stream: &UnixStream = self.half.as_ref();
+        loop {
+            ready!(stream.poll_write_ready(cx))?;
+            let sent = stream.try_io(Interest::WRITABLE, || {
+                let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+                Ok(send(stream.as_fd().as_raw_fd(), buf, flags)?)
+            });
+            match sent {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    /// The slices as one packet, as [`SeqpacketStd`]'s `write_vectored`.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let Some(bufs) = one_packet(bufs, self.max_packet) else {
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+            return self.poll_write(cx, first);
+        };
+        let stream: &UnixStream = self.half.as_ref();
+        loop {
+            ready!(stream.poll_write_ready(cx))?;
+            let sent = stream.try_io(Interest::WRITABLE, || {
+                SockRef::from(stream).send_vectored(bufs)
+            });
+            match sent {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().half).poll_shutdown(cx)
+    }
+}
+
+impl AsyncRead for SeqpacketStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().read).poll_read(cx, out)
+    }
+}
+
+impl AsyncWrite for SeqpacketStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().write).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().write).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().write).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().write).poll_shutdown(cx)
+    }
+}
+
+impl Stream for SeqpacketStream {
+    type Reader = SeqpacketReader;
+    type Writer = SeqpacketWriter;
+
+    /// No options: nothing waits to be coalesced, and a dead peer is seen
+    /// at once.
+    fn apply(&self, _options: &Options) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn peer_addr(&self) -> io::Result<PeerAddr> {
+        Ok(PeerAddr::Unix(UnixPeer {
+            path: None,
+            cred: peer_cred(self.stream()),
+        }))
+    }
+
+    fn into_split(self) -> (SeqpacketReader, SeqpacketWriter) {
+        (self.read, self.write)
+    }
+
+    fn input_waiting(&self) -> bool {
+        if !self.read.packet.is_empty() {
+            return true;
+        }
+        let mut byte = [0u8];
+        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+        match recv(self.stream().as_fd().as_raw_fd(), &mut byte, flags) {
+            Ok(_) => true,
+            Err(errno) => errno != nix::errno::Errno::EAGAIN,
+        }
+    }
+}
