@@ -14,8 +14,9 @@
 //! - [`transport`](Transport): which transport, its family,
 //!   [`SocketType`] and [`Caps`] (the only place that maps a transport to
 //!   what it is and can do), and the addresses it takes, read from what a
-//!   user wrote ([`Transport::listen_addr`], [`Transport::connect_addrs`];
-//!   for IP, [`resolve`] and [`resolve_all`]).
+//!   user wrote ([`Transport::listen_addr`], [`Transport::connect_addrs`]);
+//!   `addr.rs` reads those: `HOST:PORT` ([`parse_host_port`]), resolved
+//!   by [`resolve`] and [`resolve_all`], or a Unix socket's path.
 //! - [`connect`]: reaching what a user wrote, each of its addresses in
 //!   turn.
 //! - [`link`](Link): a framed conversation with one peer, connected over
@@ -118,6 +119,7 @@
 
 #![warn(missing_docs)]
 
+mod addr;
 pub mod auth;
 mod batch;
 pub mod blocking;
@@ -156,6 +158,7 @@ pub mod text;
 pub mod tls;
 mod transport;
 
+pub use addr::{AddrError, DEFAULT_HOST, parse_host_port, resolve, resolve_all};
 pub use auth::Auth;
 pub use busy_poll::BusyPoll;
 pub use counters::{Counted, Counters, KernelDrops, kernel_udp_drops};
@@ -181,7 +184,4 @@ pub use msg_udp::{CallCounts, MAX_BATCH, SendBatch};
 pub use serve::{ServeConfig, serve};
 pub use summary::{Summary, count};
 pub use tcp_info::TcpInfo;
-pub use transport::{
-    AddrError, Caps, DEFAULT_HOST, SocketType, Transport, UnknownTransport, parse_host_port,
-    resolve, resolve_all,
-};
+pub use transport::{Caps, SocketType, Transport, UnknownTransport};
