@@ -22,7 +22,7 @@
 //! - [`link`](Link): a framed conversation with one peer, connected over
 //!   any transport, whole or [split](Link::split) into [`Tx`] and [`Rx`].
 //! - [`listener`](Listener): a socket bound over any transport.
-//! - `stream.rs`: the stream family, every kind of byte stream msg
+//! - `stream/`: the stream family, every kind of byte stream msg
 //!   connects, binds and accepts (TCP, a Unix stream, a Unix
 //!   sequenced-packet socket) as one enum, so that links, listeners and
 //!   serve loops are written once per family (datagram, stream) and never
@@ -48,7 +48,7 @@
 //!   (commands for authenticated peers, within limits). The stream
 //!   features (the handshake, files, commands) and the per-connection half
 //!   of [`serve`] take msg-tcp's `Connection<S>` over any byte stream, not
-//!   a TCP socket; only `stream.rs` knows the kinds (connecting,
+//!   a TCP socket; only `stream/` knows the kinds (connecting,
 //!   binding, keepalive, `TCP_INFO`), and a new kind of stream is a
 //!   variant there and its own file in msg-tcp.
 //! - [`Limits`]: what a listener grants its peers (connections, idle and
@@ -66,7 +66,7 @@
 //! - [`tls`]: TLS over any stream (`--tls`): a listener's certificate
 //!   from files or self-signed, a client's verification (roots, a CA
 //!   file, a pinned fingerprint), mutual TLS, handshakes within a timeout;
-//!   `stream.rs` wraps a stream in it right after connecting or accepting.
+//!   `stream/` wraps a stream in it right after connecting or accepting.
 //! - [`quic`]: QUIC (`--quic`): a connection over UDP whose one stream
 //!   carries msg's frames, its TLS `--tls`'s certificates and pinning with
 //!   ALPN `msg`; a stream kind in `stream.rs`, its handshakes made by the
