@@ -70,7 +70,7 @@
 //! - [`quic`]: QUIC (`--quic`): a connection over UDP whose one stream
 //!   carries msg's frames, its TLS `--tls`'s certificates and pinning with
 //!   ALPN `msg`; a stream kind in `stream.rs`, its handshakes made by the
-//!   listener's own accepting task within the limits. `quic_dgram.rs`:
+//!   listener's own accepting task within the limits. `quic_dgram/`:
 //!   QUIC datagrams (`--quic-datagrams`) as a kind of the datagram
 //!   family, a message over the path's datagram limit refused naming it.
 //! - [`BusyPoll`]: a runtime that spins instead of sleeping.

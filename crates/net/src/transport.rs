@@ -110,7 +110,7 @@ impl Transport {
             // one stream: many streams, and datagrams.
             Self::Quic => Family::Stream(StreamKind::Quic),
             // Datagrams inside a QUIC connection, framed and served as
-            // UDP's (`quic_dgram.rs`).
+            // UDP's (`quic_dgram/`).
             Self::QuicDgram => Family::Datagram(DatagramKind::Quic),
         }
     }

@@ -1,0 +1,125 @@
+//! The connections of a QUIC datagram endpoint: each one kept (within a
+//! listener's limits) and read into the endpoint's one queue, and a
+//! listener's accepting task.
+
+use super::*;
+
+/// Keeps `conn` in `shared`, unless `max` connections are kept already,
+/// and reads its datagrams into the queue until it closes, or (a
+/// listener's) until it has sent nothing for `idle`. Whether it was kept.
+pub(super) fn adopt(
+    shared: &Arc<Shared>,
+    conn: quinn::Connection,
+    peer: SocketAddr,
+    tx: mpsc::Sender<Received>,
+    (max, idle): (usize, Option<Duration>),
+) -> bool {
+    {
+        // Counted and kept under one lock: two handshakes that end at
+        // once cannot both take the last place.
+        let mut conns = shared.conns.lock().expect("never poisoned");
+        if conns.len() >= max {
+            return false;
+        }
+        conns.insert(peer, conn.clone());
+    }
+    let weak = Arc::downgrade(shared);
+    tokio::spawn(async move {
+        loop {
+            // quinn's keep-alives hold a quiet connection open; only a
+            // datagram counts as the peer saying something.
+            let read = conn.read_datagram();
+            let datagram = match idle {
+                Some(idle) => match tokio::time::timeout(idle, read).await {
+                    Ok(read) => read,
+                    Err(_) => {
+                        let text = crate::refusal::IDLE.format(humantime::format_duration(idle));
+                        debug!(%peer, "QUIC connection {text}");
+                        conn.close(0u32.into(), text.as_bytes());
+                        break;
+                    }
+                },
+                None => read.await,
+            };
+            let Ok(datagram) = datagram else { break };
+            if tx.send((datagram, peer)).await.is_err() {
+                break;
+            }
+        }
+        debug!(%peer, "QUIC connection closed");
+        if let Some(shared) = weak.upgrade() {
+            shared.conns.lock().expect("never poisoned").remove(&peer);
+            if let Some(quinn::ConnectionError::ApplicationClosed(close)) = conn.close_reason() {
+                if shared.listener == Some(peer) && !close.reason.is_empty() {
+                    let reason = crate::text::printable(&close.reason);
+                    *shared.closed.lock().expect("never poisoned") = Some(reason);
+                }
+            }
+        }
+    });
+    true
+}
+
+/// Accepts every incoming connection, each handshake in a task of its own
+/// within `timeout`, at most `limits.max_handshakes` at once; a connection
+/// past `limits.max_conns` is told so once its handshake is made (a
+/// refusal before it would reach the client without a reason) and closed.
+pub(super) async fn accept_loop(
+    shared: std::sync::Weak<Shared>,
+    tx: mpsc::Sender<Received>,
+    timeout: Duration,
+    limits: Limits,
+) {
+    let max_handshakes = limits.max_handshakes.max(1);
+    let Some(endpoint) = shared.upgrade().map(|s| s.endpoint.clone()) else {
+        return;
+    };
+    let turns = Arc::new(tokio::sync::Semaphore::new(max_handshakes));
+    let failures = Arc::new(RateLimited::default());
+    while let Some(incoming) = endpoint.accept().await {
+        let peer = incoming.remote_address();
+        let Ok(turn) = Arc::clone(&turns).try_acquire_owned() else {
+            failures.warn(|suppressed| {
+                warn!(%peer, suppressed, "refused a QUIC connection: {max_handshakes} handshakes are under way, the most this listener makes at once");
+            });
+            incoming.refuse();
+            continue;
+        };
+        let shared = shared.clone();
+        let tx = tx.clone();
+        let failures = Arc::clone(&failures);
+        tokio::spawn(async move {
+            let handshake = async {
+                let connecting = incoming.accept().map_err(QuicError::Lost)?;
+                match tokio::time::timeout(timeout, connecting).await {
+                    Ok(Ok(conn)) => Ok(conn),
+                    Ok(Err(err)) => Err(handshake_error(err, Peer::Client, peer, timeout)),
+                    Err(_) => Err(QuicError::Timeout {
+                        addr: peer,
+                        timeout,
+                    }),
+                }
+            };
+            let made = handshake.await;
+            drop(turn);
+            match made {
+                Ok(conn) => {
+                    let Some(shared) = shared.upgrade() else {
+                        return;
+                    };
+                    let limits_of = (limits.max_conns, limits.idle_timeout);
+                    if !adopt(&shared, conn.clone(), peer, tx, limits_of) {
+                        let text = crate::refusal::MAX_CONNS.format(limits.max_conns);
+                        failures.warn(|suppressed| {
+                            warn!(%peer, suppressed, "refused a QUIC connection: {text}");
+                        });
+                        conn.close(0u32.into(), text.as_bytes());
+                    }
+                }
+                Err(err) => failures.warn(|suppressed| {
+                    warn!(%peer, suppressed, "dropped connection: {err}");
+                }),
+            }
+        });
+    }
+}
