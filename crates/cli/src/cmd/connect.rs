@@ -21,6 +21,9 @@ use crate::args::{
 use crate::cmd::send::Source;
 
 #[derive(Debug, Args)]
+#[command(mut_arg("timeout", |arg| arg.help(
+    "How long to wait to connect (and authenticate), e.g. 500ms, 2s (--wait bounds the replies)"
+)))]
 pub(crate) struct ConnectArgs {
     #[command(flatten)]
     pub(crate) transport: TransportArg,

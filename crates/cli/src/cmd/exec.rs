@@ -17,6 +17,10 @@ use crate::output::stderr_line;
 
 /// Options of `msg exec`.
 #[derive(Debug, Args)]
+#[command(mut_arg("timeout", |arg| arg.help(
+    "How long to wait to connect and authenticate, e.g. 500ms, 2s (the command itself may run \
+     as long as the listener's --exec-timeout)"
+)))]
 #[command(after_help = "\
 Examples:
   msg listen --tcp --exec --secret-file ~/.msg-secret     # on the host that runs them
