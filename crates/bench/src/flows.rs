@@ -6,8 +6,8 @@
 //!
 //! Every flow connects before any streams, so that a flow that cannot
 //! connect fails the run before anything is measured, and the flows warm
-//! up and measure over the same time (each still counts its own time,
-//! between its own two statistics pings).
+//! up until one shared instant and then measure over the same time (each
+//! still counts its own time, between its own two statistics pings).
 //!
 //! The engines keep their rules: the blocking engine runs each flow on a
 //! thread of its own (inheriting the client's placement), sending with
@@ -18,8 +18,9 @@
 use std::cell::RefCell;
 use std::sync::mpsc;
 use std::thread;
+use std::time::Instant;
 
-use crate::cpu::{Cpu, Usage};
+use crate::cpu::{Cpu, Sample, Usage};
 use crate::engine::{Outcome, blocking, tokio as tokio_engine};
 use crate::error::Error;
 use crate::interval::Interval;
@@ -55,6 +56,7 @@ pub(crate) async fn tokio_flows(
     for _ in &directions {
         links.push(tokio_engine::connect(target).await?);
     }
+    let warm_until = Some(Instant::now() + settings.warmup);
     // One thread: the flows' sinks take turns, never at once.
     let sink = RefCell::new(sink);
     let sink = &sink;
@@ -65,7 +67,10 @@ pub(crate) async fn tokio_flows(
             .zip(1..)
             .map(|((link, direction), flow)| async move {
                 let mut each = |interval| (sink.borrow_mut())(flow, interval);
-                tokio_engine::measure_on(link, target, size, settings, direction, &mut each).await
+                tokio_engine::measure_on(
+                    link, target, size, settings, direction, warm_until, &mut each,
+                )
+                .await
             });
     let flows = futures::future::try_join_all(flows).await?;
     // One thread ran them all: its time over the first flow's measurement
@@ -90,6 +95,7 @@ pub(crate) fn blocking_flows(
     let links = (0..parallel)
         .map(|_| blocking::connect(target, settings, busy_poll))
         .collect::<Result<Vec<_>, _>>()?;
+    let warm_until = Instant::now() + settings.warmup;
     let (tx, rx) = mpsc::channel::<(u32, Interval)>();
     let flows = thread::scope(|scope| {
         let mut threads = Vec::new();
@@ -102,7 +108,7 @@ pub(crate) fn blocking_flows(
                         // The receiver outlives every flow.
                         let _ = tx.send((flow, interval));
                     };
-                    blocking::measure_on(link, target, size, settings, &mut each)
+                    blocking::measure_on(link, target, size, settings, Some(warm_until), &mut each)
                 });
             match spawned {
                 Ok(thread) => threads.push(thread),
@@ -115,25 +121,30 @@ pub(crate) fn blocking_flows(
             }
         }
         drop(tx);
+        // The process's time from the end of the warm-ups until the last
+        // flow has ended: every thread's own measurement lies inside it.
+        thread::sleep(warm_until.saturating_duration_since(Instant::now()));
+        let process = Sample::now();
         // Until every flow has ended (each bounded by its duration and
         // its timeouts), their intervals in the order they come.
         for (flow, interval) in rx {
             sink(flow, interval);
         }
-        threads
+        let flows = threads
             .into_iter()
             .map(|thread| thread.join().expect("a flow's thread does not panic"))
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((flows, process.and_then(|p| p.elapsed()).map(|c| c.process)))
     })?;
-    // A thread each: the clients' time is the sum of the threads'; the
-    // process's is read by each over nearly the same time, the first
-    // flow's standing for all.
+    let (flows, process) = flows;
+    // A thread each: the clients' time is the sum of the threads'. The
+    // process's is read over all of their measurements at once, not one
+    // flow's: the listeners' share (the process's less the clients') then
+    // never comes out short when the threads' windows do not line up.
     let cpu = flows.iter().map(|f| f.cpu).collect::<Option<Vec<Cpu>>>();
-    let cpu = cpu.and_then(|cpus| {
-        Some(Cpu {
-            client: cpus.iter().fold(Usage::default(), |sum, c| sum + c.client),
-            process: cpus.first()?.process,
-        })
+    let cpu = cpu.zip(process).map(|(cpus, process)| Cpu {
+        client: cpus.iter().fold(Usage::default(), |sum, c| sum + c.client),
+        process,
     });
     Ok(sum(flows, cpu, true))
 }

@@ -48,7 +48,7 @@ pub(crate) fn measure(
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let link = connect(target, settings, busy_poll)?;
-    measure_on(link, target, size, settings, sink)
+    measure_on(link, target, size, settings, None, sink)
 }
 
 /// A connection (or a connected socket) to `target`, authenticated if it
@@ -87,6 +87,7 @@ pub(crate) fn measure_on(
     target: &Target,
     size: usize,
     settings: &Settings,
+    warm_until: Option<Instant>,
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let body = Bytes::from(vec![b'm'; size]);
@@ -109,7 +110,7 @@ pub(crate) fn measure_on(
         let drops = || Drops::start(settings, target.transport, &target.addr);
         return throughput(
             &mut peer,
-            body,
+            (body, warm_until),
             batching.map(|b| (b, &target.addr)),
             drops,
             sink,
@@ -161,7 +162,7 @@ pub(crate) fn measure_on(
 /// not counted, as on tokio.
 fn throughput(
     peer: &mut Peer,
-    body: Bytes,
+    (body, warm_until): (Bytes, Option<Instant>),
     batching: Option<(&Batching, &PeerAddr)>,
     drops: impl Fn() -> Option<Drops>,
     sink: Sink<'_>,
@@ -174,7 +175,8 @@ fn throughput(
         batching,
         addr,
     });
-    peer.stream(&mut discard, settings.warmup, batched.as_mut(), None)?;
+    let warmup = super::warm_up_for(settings, warm_until);
+    peer.stream(&mut discard, warmup, batched.as_mut(), None)?;
     let before = peer.stats()?;
     let calls_before = batched.as_ref().map(|b| b.batching.before(b.addr, &b.send));
     let drops = drops();

@@ -15,7 +15,7 @@
 //! `clients` load (`crate::clients`) drives the tokio engine's
 //! [`Peer`](tokio::Peer) from many tasks.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use msg_net::{PeerAddr, Stats, TcpInfo, Transport};
@@ -133,6 +133,17 @@ impl Snapshot {
             tcp_retrans_segs: after.tcp_retrans_segs.saturating_sub(self.tcp_retrans_segs),
         }
     }
+}
+
+/// How long a throughput stream warms up: [`Settings::warmup`] for a run
+/// alone; for parallel flows until `warm_until`, one instant for all of
+/// them, so that no flow starts measuring while another still warms up
+/// (the listener's socket drops, which the first flow reads for all,
+/// would count another flow's warm-up, which no flow counts as lost).
+pub(crate) fn warm_up_for(settings: &Settings, warm_until: Option<Instant>) -> Duration {
+    warm_until.map_or(settings.warmup, |until| {
+        until.saturating_duration_since(Instant::now())
+    })
 }
 
 /// The drops of the built-in UDP listener a stream goes to, counted from
@@ -265,6 +276,16 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parallel_flows_warm_up_until_one_instant() {
+        let settings = crate::Plan::default().settings(None, None);
+        assert_eq!(warm_up_for(&settings, None), settings.warmup);
+        let now = Instant::now();
+        assert_eq!(warm_up_for(&settings, Some(now)), Duration::ZERO, "past");
+        let left = warm_up_for(&settings, Some(now + Duration::from_secs(60)));
+        assert!(left > Duration::from_secs(59) && left <= Duration::from_secs(60));
+    }
 
     #[test]
     fn snmp_counters_are_found_by_name() {

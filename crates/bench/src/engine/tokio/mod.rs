@@ -49,7 +49,7 @@ pub(crate) async fn measure(
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let link = connect(target).await?;
-    measure_on(link, target, size, settings, settings.direction, sink).await
+    measure_on(link, target, size, settings, settings.direction, None, sink).await
 }
 
 /// A link to `target`, authenticated if it has a secret.
@@ -79,6 +79,7 @@ pub(crate) async fn measure_on(
     size: usize,
     settings: &Settings,
     direction: Direction,
+    warm_until: Option<Instant>,
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let caps = target.transport.caps();
@@ -96,7 +97,7 @@ pub(crate) async fn measure_on(
         }
         (Mode::Throughput, rate) => {
             let drops = || Drops::start(settings, target.transport, &target.addr);
-            throughput(&mut peer, body, settings, rate, drops, sink).await
+            throughput(&mut peer, body, settings, (rate, warm_until), drops, sink).await
         }
     }
 }

@@ -20,7 +20,7 @@ pub(super) async fn throughput(
     peer: &mut Peer,
     body: Bytes,
     settings: &Settings,
-    rate: Option<u64>,
+    (rate, warm_until): (Option<u64>, Option<Instant>),
     drops: impl Fn() -> Option<Drops>,
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
@@ -29,7 +29,8 @@ pub(super) async fn throughput(
         None => None,
     };
     let mut discard = Message::new(Kind::Discard, 0, body);
-    stream(peer, &mut discard, settings.warmup, pacer.as_mut(), None).await?;
+    let warmup = super::super::warm_up_for(settings, warm_until);
+    stream(peer, &mut discard, warmup, pacer.as_mut(), None).await?;
     let before = peer.stats().await?;
     let kernel_before = peer.snapshot(settings)?;
 
