@@ -27,7 +27,7 @@
 //!   sequenced-packet socket) as one enum, so that links, listeners and
 //!   serve loops are written once per family (datagram, stream) and never
 //!   name a stream kind.
-//! - `dgram.rs`: the datagram family's kinds (UDP, a Unix datagram socket)
+//! - `dgram/`: the datagram family's kinds (UDP, a Unix datagram socket)
 //!   behind the one trait the datagram serve loop is written against.
 //! - [`serve`]: accepts, dispatches each message by kind to the feature
 //!   that owns it, answers, and reports [`Event`]s; stops on a shutdown

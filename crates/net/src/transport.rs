@@ -301,7 +301,7 @@ pub(crate) enum Family {
     Stream(StreamKind),
 }
 
-/// The kinds of datagram socket msg sends over (`dgram.rs`).
+/// The kinds of datagram socket msg sends over (`dgram/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DatagramKind {
     /// UDP, msg-udp's socket.

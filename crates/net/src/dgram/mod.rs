@@ -1,0 +1,88 @@
+//! The datagram family's kinds: UDP (msg-udp's [`Socket`](msg_udp::Socket))
+//! and the Unix datagram socket ([`UnixDgram`]), and the one trait the
+//! datagram serve loops are written against ([`Datagrams`]), so that each
+//! loop is written once and compiled for each kind, UDP's unchanged.
+//!
+//! A Unix datagram socket (`AF_UNIX`, `SOCK_DGRAM`) keeps boundaries as
+//! UDP does, but between processes on one machine it never loses a
+//! datagram: a full receiver makes the sender wait (or, non-blocking,
+//! fail with `EAGAIN`) instead of dropping. Its size limit is not a header
+//! field's but the sending socket's buffer (`SO_SNDBUF` less 32 bytes of
+//! the kernel's: 212,960 bytes with Linux's defaults). Peers are
+//! addresses in the file system (or the abstract namespace); a client
+//! that is not bound to one cannot be answered, so msg's client binds an
+//! abstract name the kernel picks (autobind), which needs no file and
+//! leaves nothing behind.
+
+use std::fmt;
+use std::hash::Hash;
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use msg_proto::Message;
+use msg_proto::auth::{Role, SESSION_ID_LEN, Secret};
+use msg_tcp::unix::{SocketFile, UnixPath, UnixPeer};
+use msg_udp::{AuthRejections, Framing, Overhead, RECV_BUF_LEN};
+
+use socket2::{Domain, SockAddr, SockRef, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UnixDatagram;
+
+use crate::{Error, PeerAddr};
+
+mod unix;
+
+pub(crate) use unix::{UnixAddr, UnixDgram, UnixStd};
+/// What a datagram serve loop needs of its socket, whatever its kind.
+pub(crate) trait Datagrams {
+    /// Who a datagram came from, and where an answer goes.
+    type Peer: Clone + Eq + Hash + fmt::Display + Into<PeerAddr>;
+
+    /// The next valid message and its sender (the others are counted and
+    /// dropped).
+    async fn recv_from(&mut self) -> Result<(Message, Self::Peer), Error>;
+    /// Sends `msg` to `peer`.
+    async fn send_to(&mut self, msg: &Message, peer: &Self::Peer) -> Result<(), Error>;
+    /// The next datagram as it came, and its sender.
+    async fn recv_raw_from(&mut self) -> Result<(Bytes, Self::Peer), Error>;
+    /// Sends `payload` as one datagram to `peer`.
+    async fn send_raw_to(&mut self, payload: &[u8], peer: &Self::Peer) -> Result<(), Error>;
+    /// Tags every message from now on and checks every one received.
+    fn authenticate(&mut self, secret: &Secret, us: Role, session_id: [u8; SESSION_ID_LEN]);
+    /// Datagrams dropped as not msg messages.
+    fn invalid_datagrams(&self) -> u64;
+    /// Datagrams dropped by authentication.
+    fn auth_rejections(&self) -> AuthRejections;
+}
+
+impl Datagrams for msg_udp::Socket {
+    type Peer = std::net::SocketAddr;
+
+    async fn recv_from(&mut self) -> Result<(Message, Self::Peer), Error> {
+        Ok(Self::recv_from(self).await?)
+    }
+
+    async fn send_to(&mut self, msg: &Message, peer: &Self::Peer) -> Result<(), Error> {
+        Ok(Self::send_to(self, msg, *peer).await?)
+    }
+
+    async fn recv_raw_from(&mut self) -> Result<(Bytes, Self::Peer), Error> {
+        Ok(Self::recv_raw_from(self).await?)
+    }
+
+    async fn send_raw_to(&mut self, payload: &[u8], peer: &Self::Peer) -> Result<(), Error> {
+        Ok(Self::send_raw_to(self, payload, *peer).await?)
+    }
+
+    fn authenticate(&mut self, secret: &Secret, us: Role, session_id: [u8; SESSION_ID_LEN]) {
+        Self::authenticate(self, secret, us, session_id);
+    }
+
+    fn invalid_datagrams(&self) -> u64 {
+        Self::invalid_datagrams(self)
+    }
+
+    fn auth_rejections(&self) -> AuthRejections {
+        Self::auth_rejections(self)
+    }
+}
