@@ -94,35 +94,33 @@ pub(crate) fn transports(udp: bool, tcp: bool) -> Vec<Transport> {
 }
 
 impl TransportArg {
+    /// The transport chosen and the flag that chose it, as a message names
+    /// it: one table, so that the two cannot disagree.
+    fn chosen(&self) -> (Transport, &'static str) {
+        [
+            (self.udp, Transport::Udp, "--udp"),
+            (self.unix, Transport::Unix, "--unix"),
+            (self.unix_dgram, Transport::UnixDgram, "--unix-dgram"),
+            (self.seqpacket, Transport::Seqpacket, "--seqpacket"),
+            (self.quic, Transport::Quic, "--quic"),
+            (
+                self.quic_datagrams,
+                Transport::QuicDgram,
+                "--quic-datagrams",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(set, transport, flag)| set.then_some((transport, flag)))
+        .unwrap_or((Transport::Tcp, "--tcp"))
+    }
+
     /// The flag that chose the transport, as a message names it.
     pub(crate) fn flag(&self) -> &'static str {
-        match self.transport() {
-            Transport::QuicDgram => "--quic-datagrams",
-            Transport::Udp => "--udp",
-            Transport::Unix => "--unix",
-            Transport::UnixDgram => "--unix-dgram",
-            Transport::Seqpacket => "--seqpacket",
-            Transport::Quic => "--quic",
-            Transport::Tcp | Transport::Tls => "--tcp",
-        }
+        self.chosen().1
     }
 
     pub(crate) fn transport(&self) -> Transport {
-        if self.udp {
-            Transport::Udp
-        } else if self.unix {
-            Transport::Unix
-        } else if self.unix_dgram {
-            Transport::UnixDgram
-        } else if self.seqpacket {
-            Transport::Seqpacket
-        } else if self.quic {
-            Transport::Quic
-        } else if self.quic_datagrams {
-            Transport::QuicDgram
-        } else {
-            Transport::Tcp
-        }
+        self.chosen().0
     }
 }
 
