@@ -468,7 +468,7 @@ fn a_secret_file_must_be_a_small_regular_file_or_an_asked_for_pipe() {
         "is 5000 bytes; a secret file holds at most 4096 bytes",
     );
 
-    let fifo = std::env::temp_dir().join(format!("msg-test-secret-{}.fifo", std::process::id()));
+    let fifo = support::fresh_path("secret-fifo");
     let _ = std::fs::remove_file(&fifo);
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)

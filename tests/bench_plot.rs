@@ -25,7 +25,7 @@ const QUICK: &[&str] = &[
 
 /// A fresh directory for this test's files.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("msg-bench-plot-{name}-{}", std::process::id()));
+    let dir = support::fresh_path(&format!("bench-plot-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

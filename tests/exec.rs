@@ -89,7 +89,7 @@ fn a_command_past_its_timeout_is_killed_with_its_children() {
     let listener = ExecListener::start(&["--exec-timeout", "300ms"]);
     let start = Instant::now();
     // A child in the background must die with the group.
-    let marker = std::env::temp_dir().join(format!("msg-exec-late-{}", std::process::id()));
+    let marker = support::fresh_path("exec-late");
     let _ = std::fs::remove_file(&marker);
     let script = format!("(sleep 2; touch {}) & sleep 30", marker.display());
     let out = listener.exec(&["sh", "-c", &script], None);
@@ -167,7 +167,7 @@ fn exec_without_a_secret_is_refused_at_start() {
 #[test]
 fn a_wrong_secret_runs_nothing() {
     let listener = ExecListener::start(&[]);
-    let marker = std::env::temp_dir().join(format!("msg-exec-wrong-{}", std::process::id()));
+    let marker = support::fresh_path("exec-wrong");
     let _ = std::fs::remove_file(&marker);
     let wrong = support::secret_file(b"not the secret\n", 0o600);
     let addr = listener.listener.addr_arg();
@@ -235,7 +235,7 @@ fn only_allowed_programs_run() {
 #[test]
 fn a_client_that_leaves_takes_its_command_along() {
     let listener = ExecListener::start(&[]);
-    let marker = std::env::temp_dir().join(format!("msg-exec-gone-{}", std::process::id()));
+    let marker = support::fresh_path("exec-gone");
     let _ = std::fs::remove_file(&marker);
     let addr = listener.listener.addr_arg();
     let script = format!("sleep 2; touch {}", marker.display());
@@ -534,7 +534,7 @@ fn stopping_the_listener_kills_every_command() {
 fn commands_get_a_clean_environment_and_a_stated_directory() {
     let secret = "exec environment secret";
     let file = support::secret_arg(secret.as_bytes());
-    let dir = std::env::temp_dir().join(format!("msg-exec-dir-{}", std::process::id()));
+    let dir = support::fresh_path("exec-dir");
     std::fs::create_dir_all(&dir).unwrap();
     let dir = dir.canonicalize().unwrap();
     let env = [

@@ -170,7 +170,7 @@ fn tcp_retransmits_only_under_loss_and_its_tail_grows_with_it() {
     let _turn = turn();
     // Each impairment's histogram gets a file (and a line of --plot) of
     // its own.
-    let hgrm = std::env::temp_dir().join(format!("msg-impair-hgrm-{}", std::process::id()));
+    let hgrm = support::fresh_path("impair-hgrm");
     let _ = std::fs::remove_dir_all(&hgrm);
     let Some(finished) = impaired_bench(&[
         "--json",
@@ -564,7 +564,7 @@ fn dropped_by_the_rule() -> u64 {
 #[test]
 fn a_file_arrives_byte_exact_over_tcp_under_five_percent_loss() {
     let _turn = turn();
-    let dir = std::env::temp_dir().join(format!("msg-impair-file-{}", std::process::id()));
+    let dir = support::fresh_path("impair-file");
     let (from, to) = (dir.join("from"), dir.join("to"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&from).unwrap();

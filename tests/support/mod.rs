@@ -13,6 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod skip;
+mod temp;
 #[allow(unused_imports)] // as dead_code above: not every target skips
 pub(crate) use skip::skip;
 
@@ -330,19 +331,12 @@ pub(crate) fn assert_usage_error(args: &[&str], why: &str) {
     assert!(finished.stdout.is_empty());
 }
 
-/// A path in the temporary directory, unique to this test process and
-/// call, with nothing there (whatever an earlier run left is removed).
+/// A path in this test process's temporary folder (removed when the
+/// process exits), unique to this call, with nothing there.
 pub(crate) fn fresh_path(what: &str) -> std::path::PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "msg-test-{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_file(&path);
-    let _ = std::fs::remove_dir_all(&path);
-    path
+    temp::dir().join(format!("{what}-{}", N.fetch_add(1, Ordering::Relaxed)))
 }
 
 /// A fresh secret file holding `contents`, with permission bits `mode`
