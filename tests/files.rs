@@ -62,6 +62,17 @@ fn save_dir_listener(dir: &Path, args: &[&str]) -> Listener {
     Listener::start("--tcp", "127.0.0.1", &all)
 }
 
+/// Sends `path` (a file or a folder) with the real binary, with `extra`
+/// flags.
+fn send_file(listener: &Listener, path: &Path, extra: &[&str]) -> support::Finished {
+    let mut args = vec!["send", "--tcp"];
+    let addr = listener.addr_arg();
+    args.push(&addr);
+    args.extend(["--file", path.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    run(&args, None)
+}
+
 fn read_message(stream: &mut TcpStream) -> Option<Message> {
     let mut prefix = [0; 4];
     stream.read_exact(&mut prefix).ok()?;
@@ -164,16 +175,7 @@ fn json_reports_each_file_and_data_messages_still_print() {
     let listener = save_dir_listener(&to, &["--count", "2", "--json"]);
     let out = run(&["send", "--tcp", &listener.addr_arg(), "a message"], None);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    let out = run(
-        &[
-            "send",
-            "--tcp",
-            &listener.addr_arg(),
-            "--file",
-            path.to_str().unwrap(),
-        ],
-        None,
-    );
+    let out = send_file(&listener, &path, &[]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let saved = listener.finish();
     let lines: Vec<serde_json::Value> = saved
@@ -241,16 +243,7 @@ fn a_sender_gone_mid_file_leaves_nothing_and_the_listener_goes_on() {
     listener.process.wait_for_stderr("mid-file");
     assert!(listing(&to).is_empty(), "{:?}", listing(&to));
     let path = write_file(&from, "whole.bin", &content(10_000));
-    let out = run(
-        &[
-            "send",
-            "--tcp",
-            &listener.addr_arg(),
-            "--file",
-            path.to_str().unwrap(),
-        ],
-        None,
-    );
+    let out = send_file(&listener, &path, &[]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(listener.finish().code(), Some(0));
     assert_eq!(listing(&to), ["whole.bin"]);
@@ -360,16 +353,7 @@ fn an_existing_file_is_kept_unless_overwrite() {
     write_file(&to, "same.txt", b"old");
     let path = write_file(&from, "same.txt", b"new");
     let listener = save_dir_listener(&to, &[]);
-    let out = run(
-        &[
-            "send",
-            "--tcp",
-            &listener.addr_arg(),
-            "--file",
-            path.to_str().unwrap(),
-        ],
-        None,
-    );
+    let out = send_file(&listener, &path, &[]);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("already exists"), "{}", out.stderr);
     // The listener's library names no flag; msg send names it.
@@ -385,16 +369,7 @@ fn an_existing_file_is_kept_unless_overwrite() {
     drop(listener);
 
     let listener = save_dir_listener(&to, &["--overwrite", "--count", "1"]);
-    let out = run(
-        &[
-            "send",
-            "--tcp",
-            &listener.addr_arg(),
-            "--file",
-            path.to_str().unwrap(),
-        ],
-        None,
-    );
+    let out = send_file(&listener, &path, &[]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(listener.finish().code(), Some(0));
     assert_eq!(std::fs::read(to.join("same.txt")).unwrap(), b"new");
@@ -409,16 +384,7 @@ fn setuid_bits_do_not_travel() {
     let path = write_file(&from, "tool", b"#!/bin/sh\n");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o4777)).unwrap();
     let listener = save_dir_listener(&to, &["--count", "1"]);
-    let out = run(
-        &[
-            "send",
-            "--tcp",
-            &listener.addr_arg(),
-            "--file",
-            path.to_str().unwrap(),
-        ],
-        None,
-    );
+    let out = send_file(&listener, &path, &[]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     listener.finish();
     let mode = std::fs::metadata(to.join("tool"))
@@ -499,16 +465,7 @@ fn a_missing_save_dir_is_made_owner_only_and_files_are_saved_in_it() {
     let top = support::fresh_path("files-new");
     let to = top.join("a/inbox");
     let listener = save_dir_listener(&to, &["--count", "1"]);
-    let sent = run(
-        &[
-            "send",
-            "--tcp",
-            &listener.addr_arg(),
-            "--file",
-            path.to_str().unwrap(),
-        ],
-        None,
-    );
+    let sent = send_file(&listener, &path, &[]);
     assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
     let saved = listener.finish();
     assert_eq!(saved.code(), Some(0), "{}", saved.stderr);
@@ -527,16 +484,7 @@ fn a_listener_without_save_dir_refuses_files_clearly() {
     let from = fresh_dir("from");
     let path = write_file(&from, "f", b"x");
     let listener = Listener::start("--tcp", "127.0.0.1", &[]);
-    let out = run(
-        &[
-            "send",
-            "--tcp",
-            &listener.addr_arg(),
-            "--file",
-            path.to_str().unwrap(),
-        ],
-        None,
-    );
+    let out = send_file(&listener, &path, &[]);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("--save-dir"), "{}", out.stderr);
     assert!(
@@ -562,17 +510,10 @@ fn files_go_through_authentication() {
         &to,
         &["--secret-file", secret.to_str().unwrap(), "--count", "1"],
     );
-    let out = run(
-        &[
-            "send",
-            "--tcp",
-            &listener.addr_arg(),
-            "--secret-file",
-            wrong.to_str().unwrap(),
-            "--file",
-            path.to_str().unwrap(),
-        ],
-        None,
+    let out = send_file(
+        &listener,
+        &path,
+        &["--secret-file", wrong.to_str().unwrap()],
     );
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(
@@ -580,17 +521,10 @@ fn files_go_through_authentication() {
         "{}",
         out.stderr
     );
-    let out = run(
-        &[
-            "send",
-            "--tcp",
-            &listener.addr_arg(),
-            "--secret-file",
-            secret.to_str().unwrap(),
-            "--file",
-            path.to_str().unwrap(),
-        ],
-        None,
+    let out = send_file(
+        &listener,
+        &path,
+        &["--secret-file", secret.to_str().unwrap()],
     );
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(listener.finish().code(), Some(0));
@@ -609,16 +543,7 @@ fn a_refusal_names_no_path_of_the_listener() {
     // The save directory goes away under the running listener: making the
     // temporary file fails, and tempfile's error names the directory.
     std::fs::remove_dir_all(&to).unwrap();
-    let out = run(
-        &[
-            "send",
-            "--tcp",
-            &listener.addr_arg(),
-            "--file",
-            path.to_str().unwrap(),
-        ],
-        None,
-    );
+    let out = send_file(&listener, &path, &[]);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr.contains(
@@ -918,16 +843,6 @@ fn a_hostile_receivers_saved_name_reaches_the_terminal_escaped() {
     );
 }
 
-/// Sends `dir` with the real binary, with `extra` flags.
-fn send_folder(listener: &Listener, dir: &Path, extra: &[&str]) -> support::Finished {
-    let mut args = vec!["send", "--tcp"];
-    let addr = listener.addr_arg();
-    args.push(&addr);
-    args.extend(["--file", dir.to_str().unwrap()]);
-    args.extend_from_slice(extra);
-    run(&args, None)
-}
-
 #[cfg(unix)]
 #[test]
 fn a_folder_arrives_whole_nested_empty_modes_kept_links_and_special_files_skipped() {
@@ -956,7 +871,7 @@ fn a_folder_arrives_whole_nested_empty_modes_kept_links_and_special_files_skippe
 
     let to = fresh_dir("to");
     let listener = save_dir_listener(&to, &["--count", "4"]);
-    let out = send_folder(&listener, &tree, &["--json"]);
+    let out = send_file(&listener, &tree, &["--json"]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let saved = listener.finish();
     assert_eq!(saved.code(), Some(0), "{}", saved.stderr);
@@ -1142,7 +1057,7 @@ fn a_name_collision_refuses_that_entry_alone_unless_strict() {
     // A file where the folder d should be.
     write_file(&to.join("tree"), "d", b"a file");
     let listener = save_dir_listener(&to, &[]);
-    let out = send_folder(&listener, &tree, &[]);
+    let out = send_file(&listener, &tree, &[]);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     for line in [
         "the receiver refused a.txt: a.txt already exists there, and the listener does not overwrite",
@@ -1157,7 +1072,7 @@ fn a_name_collision_refuses_that_entry_alone_unless_strict() {
     assert_eq!(std::fs::read(to.join("tree/a.txt")).unwrap(), b"old a");
     assert_eq!(std::fs::read(to.join("tree/b.txt")).unwrap(), b"new b");
     assert_eq!(std::fs::read(to.join("tree/d")).unwrap(), b"a file");
-    let strict = send_folder(&listener, &tree, &["--strict"]);
+    let strict = send_file(&listener, &tree, &["--strict"]);
     assert_eq!(strict.code(), Some(1), "{}", strict.stderr);
     assert!(
         strict.stderr.contains("cannot send the folder")
@@ -1214,7 +1129,7 @@ fn a_folder_overwrites_only_when_the_listener_says_so() {
     std::fs::create_dir(to.join("tree")).unwrap();
     write_file(&to.join("tree"), "a.txt", b"old a");
     let listener = save_dir_listener(&to, &["--overwrite"]);
-    let out = send_folder(&listener, &tree, &[]);
+    let out = send_file(&listener, &tree, &[]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(std::fs::read(to.join("tree/a.txt")).unwrap(), b"new a");
     assert_eq!(std::fs::read(to.join("tree/b.txt")).unwrap(), b"new b");
