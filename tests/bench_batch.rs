@@ -136,9 +136,7 @@ fn no_gso_sends_with_sendmmsg_alone() {
         let per_recv = num(udp, "datagrams_per_recv_call");
         assert!(per_recv > 0.0 && per_recv <= 64.0, "{udp}");
     }
-    let finished = run(&["bench", "--no-gso"], None);
-    assert_eq!(finished.code(), Some(2), "{}", finished.stderr);
-    assert!(finished.stderr.contains("--batch"), "{}", finished.stderr);
+    support::assert_usage_error(&["bench", "--no-gso"], "--batch");
 }
 
 #[test]

@@ -304,13 +304,7 @@ fn what_measures_something_else_is_a_usage_error() {
         let finished = connect(args);
         assert_eq!(finished.code(), Some(2), "{args:?}: {}", finished.stderr);
     }
-    let finished = run(&["bench", "--close", "fin"], None);
-    assert_eq!(finished.code(), Some(2), "{}", finished.stderr);
-    assert!(
-        finished.stderr.contains("--mode connect"),
-        "{}",
-        finished.stderr
-    );
+    support::assert_usage_error(&["bench", "--close", "fin"], "--mode connect");
 }
 
 /// `--interval` in the connect mode: JSON Lines whose intervals count

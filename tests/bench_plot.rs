@@ -290,12 +290,9 @@ fn plot_and_hgrm_are_for_latency_only() {
         assert!(finished.stdout.is_empty());
     }
     // A directory that is not there is found out before the run.
-    let finished = run(&["bench", "--plot", "/nonexistent/dir/x.svg"], None);
-    assert_eq!(finished.code(), Some(2), "{}", finished.stderr);
-    assert!(
-        finished.stderr.contains("/nonexistent/dir"),
-        "{}",
-        finished.stderr
+    support::assert_usage_error(
+        &["bench", "--plot", "/nonexistent/dir/x.svg"],
+        "/nonexistent/dir",
     );
     assert!(!svg.exists());
     std::fs::remove_dir_all(&dir).unwrap();
