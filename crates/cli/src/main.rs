@@ -39,6 +39,13 @@ mod output;
 
 use cli::{Cli, Command};
 
+/// Not glibc's malloc: where it placed rustls's copy of each decrypted
+/// record made that copy the slowest part of a TLS stream on AMD Zen (see
+/// the workspace's Cargo.toml and BENCHMARKS.md). Nothing else in msg
+/// depends on the allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
