@@ -66,10 +66,11 @@
 //!   [`Accept`], [`Connection::connect`], [`Listener::bind`], and what is
 //!   TCP's alone, for both of msg's engines: listening (the backlog,
 //!   `SO_REUSEADDR`) and keepalive.
-//! - `unix.rs`: [`unix`], the Unix stream socket's: its addresses (a path
-//!   or an abstract name, within `sun_path`), the peer's credentials
-//!   (`SO_PEERCRED`), and the listener's socket file (created owner-only,
-//!   a stale one replaced, a live one refused, removed on drop).
+//! - `unix/`: [`unix`], the Unix stream socket's: its addresses (a path
+//!   or an abstract name, within `sun_path`) and the peer's credentials
+//!   (`SO_PEERCRED`) in `mod.rs`; the listener's socket file (created
+//!   owner-only, a stale one replaced, a live one refused, removed on
+//!   drop) in `socket_file.rs`.
 //! - `seqpacket.rs`: [`seqpacket`], `SOCK_SEQPACKET`: a connection whose
 //!   packets keep their boundaries, as a [`Stream`] for both engines.
 //! - `tls.rs`: [`tls`], a TLS session (tokio-rustls's) over any of the

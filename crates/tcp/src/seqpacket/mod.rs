@@ -21,7 +21,7 @@
 //! be).
 //!
 //! The addresses, the socket file and the peer's credentials are a Unix
-//! stream's (`unix.rs`).
+//! stream's (`unix/`).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};

@@ -20,18 +20,20 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::task::{Context, Poll};
 
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
-use tracing::{debug, warn};
 
-use crate::{Accept, Options, PeerAddr, Stream, tcp::LISTEN_BACKLOG};
+use crate::{Accept, Options, PeerAddr, Stream};
+
+mod socket_file;
+
+pub use socket_file::{BindError, SocketFile, bind, bind_socket};
 
 /// The bytes of `sun_path` in a `sockaddr_un` on Linux: a path holds one
 /// less (it ends in a NUL), and so does an abstract name (it starts with
@@ -246,181 +248,6 @@ impl Accept for UnixListener {
     }
 }
 
-/// A listener's socket file, removed when this is dropped, unless another
-/// file has taken its place (a second listener that replaced it as
-/// stale, say): its device and inode are checked first.
-#[derive(Debug)]
-pub struct SocketFile {
-    path: PathBuf,
-    dev: u64,
-    ino: u64,
-}
-
-impl SocketFile {
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        let ours = std::fs::symlink_metadata(&self.path)
-            .is_ok_and(|meta| meta.dev() == self.dev && meta.ino() == self.ino);
-        if ours {
-            if let Err(err) = std::fs::remove_file(&self.path) {
-                warn!(
-                    "cannot remove the socket file {}: {err}",
-                    self.path.display()
-                );
-            }
-        }
-    }
-}
-
-/// Why a Unix listener cannot start.
-#[derive(Debug, thiserror::Error)]
-pub enum BindError {
-    /// A live listener answers on the file.
-    #[error(
-        "{} is in use: another process listens on it (remove it only once that process is gone)",
-        .0.display()
-    )]
-    InUse(PathBuf),
-    /// Something that is not a socket is there.
-    #[error("{} exists and is not a socket: not replacing it", .0.display())]
-    NotASocket(PathBuf),
-    /// The operating system refused.
-    #[error("cannot listen on {path}")]
-    Io {
-        /// The address.
-        path: UnixPath,
-        /// Why.
-        source: io::Error,
-    },
-}
-
-/// Binds and listens on `path` with a backlog of [`LISTEN_BACKLOG`]; a
-/// file in the file system gets exactly `mode` (see the module's docs)
-/// and is removed when the returned [`SocketFile`] is dropped. The socket
-/// is in blocking mode, as std's is; the caller makes it non-blocking for
-/// tokio.
-///
-/// A socket file already there is replaced when nobody answers on it (a
-/// listener that died without removing it), and refused when somebody
-/// does; anything else there is never touched.
-///
-/// # Errors
-///
-/// [`BindError`].
-pub fn bind(
-    path: &UnixPath,
-    mode: u32,
-) -> Result<(std::os::unix::net::UnixListener, Option<SocketFile>), BindError> {
-    let (socket, file) = bind_socket(path, mode, Type::STREAM)?;
-    Ok((socket.into(), file))
-}
-
-/// [`bind`] for a socket of any type (`SOCK_SEQPACKET` too): the socket,
-/// listening, and its file.
-///
-/// # Errors
-///
-/// [`BindError`].
-pub fn bind_socket(
-    path: &UnixPath,
-    mode: u32,
-    ty: Type,
-) -> Result<(Socket, Option<SocketFile>), BindError> {
-    let io = |source| BindError::Io {
-        path: path.clone(),
-        source,
-    };
-    let socket = Socket::new(Domain::UNIX, ty, None).map_err(io)?;
-    let Some(file) = path.file() else {
-        let listen = || {
-            socket.bind(&path.sock_addr()?)?;
-            listen_if_connected(&socket, ty)
-        };
-        listen().map_err(io)?;
-        return Ok((socket, None));
-    };
-    clear_stale(file, ty)?;
-    // Linux creates the file with the socket's own mode less the umask:
-    // set it before bind, so that the file never exists with a wider one
-    // (fchmod, through a File, which is just the descriptor).
-    let fd = std::fs::File::from(OwnedFd::from(socket));
-    fd.set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(io)?;
-    let socket = Socket::from(OwnedFd::from(fd));
-    let listen = || {
-        socket.bind(&path.sock_addr()?)?;
-        let meta = std::fs::symlink_metadata(file)?;
-        let guard = SocketFile {
-            path: file.to_owned(),
-            dev: meta.dev(),
-            ino: meta.ino(),
-        };
-        // The umask may have taken bits that were asked for: give them
-        // back (only ever what was asked).
-        if meta.permissions().mode() & 0o7777 != mode {
-            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode))?;
-        }
-        listen_if_connected(&socket, ty)?;
-        Ok(guard)
-    };
-    let guard = listen().map_err(io)?;
-    Ok((socket, Some(guard)))
-}
-
-/// Listens, for a type with connections (a datagram socket is only bound).
-fn listen_if_connected(socket: &Socket, ty: Type) -> io::Result<()> {
-    if ty == Type::DGRAM {
-        return Ok(());
-    }
-    socket.listen(LISTEN_BACKLOG)
-}
-
-/// Removes a socket file nobody listens on; refuses a live one and
-/// anything that is not a socket.
-fn clear_stale(file: &Path, ty: Type) -> Result<(), BindError> {
-    let meta = match std::fs::symlink_metadata(file) {
-        Ok(meta) => meta,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(BindError::Io {
-                path: UnixPath::File(file.to_owned()),
-                source,
-            });
-        }
-    };
-    if !meta.file_type().is_socket() {
-        return Err(BindError::NotASocket(file.to_owned()));
-    }
-    // A connect of the listener's own type: one of another type is refused
-    // (EPROTOTYPE) whether or not anyone listens.
-    let probe =
-        Socket::new(Domain::UNIX, ty, None).and_then(|probe| probe.connect(&SockAddr::unix(file)?));
-    match probe {
-        Ok(_) => Err(BindError::InUse(file.to_owned())),
-        Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
-            debug!("replacing the stale socket file {}", file.display());
-            match std::fs::remove_file(file) {
-                Err(err) if err.kind() != io::ErrorKind::NotFound => Err(BindError::Io {
-                    path: UnixPath::File(file.to_owned()),
-                    source: err,
-                }),
-                _ => Ok(()),
-            }
-        }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(BindError::Io {
-            path: UnixPath::File(file.to_owned()),
-            source,
-        }),
-    }
-}
-
 /// Connects to `path`, blocking: for the blocking engine.
 ///
 /// # Errors
@@ -468,64 +295,6 @@ mod tests {
         assert!(err.to_string().contains("is 108 bytes"), "{err}");
         assert!(err.to_string().contains("at most 107"), "{err}");
         assert!(UnixPath::parse(&format!("@{}", "a".repeat(108))).is_err());
-    }
-
-    #[test]
-    fn the_socket_file_is_owner_only_and_goes_with_the_listener() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("s");
-        let path = UnixPath::File(file.clone());
-        let (listener, guard) = bind(&path, DEFAULT_MODE).unwrap();
-        let meta = std::fs::symlink_metadata(&file).unwrap();
-        assert!(meta.file_type().is_socket());
-        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-        // A live listener is not replaced.
-        assert!(matches!(
-            bind(&path, DEFAULT_MODE),
-            Err(BindError::InUse(_))
-        ));
-        drop(guard);
-        assert!(!file.exists());
-        drop(listener);
-        // A mode wider than the umask lets through is given exactly.
-        let (_listener, _guard) = bind(&path, 0o666).unwrap();
-        let mode = std::fs::symlink_metadata(&file)
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o666);
-    }
-
-    #[test]
-    fn a_stale_file_is_replaced_and_anything_else_is_left_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("s");
-        let path = UnixPath::File(file.clone());
-        // A listener that died without removing its file.
-        let (listener, guard) = bind(&path, DEFAULT_MODE).unwrap();
-        std::mem::forget(guard);
-        drop(listener);
-        let (_listener, _guard) = bind(&path, DEFAULT_MODE).unwrap();
-        let plain = dir.path().join("plain");
-        std::fs::write(&plain, "data").unwrap();
-        let refused = bind(&UnixPath::File(plain.clone()), DEFAULT_MODE);
-        assert!(matches!(refused, Err(BindError::NotASocket(_))));
-        assert_eq!(std::fs::read(&plain).unwrap(), b"data");
-    }
-
-    #[test]
-    fn a_removed_guard_leaves_a_newer_file_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("s");
-        let path = UnixPath::File(file.clone());
-        let (_first, guard) = bind(&path, DEFAULT_MODE).unwrap();
-        // Someone moved the first listener's file away (keeping its inode
-        // alive, so that the second cannot get the same number), and a
-        // second listener took the path.
-        std::fs::rename(&file, dir.path().join("moved")).unwrap();
-        let (_second, _second_guard) = bind(&path, DEFAULT_MODE).unwrap();
-        drop(guard);
-        assert!(file.exists(), "the second listener's file was removed");
     }
 
     #[tokio::test]
