@@ -55,9 +55,9 @@
 //!   ([`LENGTH_PREFIX_LEN`], [`DEFAULT_MAX_FRAME`]): the diagram above.
 //! - `length.rs`: [`LengthCodec`], the same prefix with a bare body behind
 //!   it and no msg header: for peers that are not msg.
-//! - `connection.rs`: [`Connection<S>`](Connection), any byte stream with
-//!   the codec on it, its [`ReadHalf`] and [`WriteHalf`], and the
-//!   [`Options`] it is made with.
+//! - `connection/`: [`Connection<S>`](Connection), any byte stream with
+//!   the codec on it, and the [`Options`] it is made with; `split.rs` its
+//!   [`ReadHalf`] and [`WriteHalf`].
 //! - `stream.rs`: [`Stream`], what a connection asks of its stream beyond
 //!   bytes, and [`Accept`], what a listener asks of its socket.
 //! - `peer.rs`: [`PeerAddr`], who a connection is with: an IP address and

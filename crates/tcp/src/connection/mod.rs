@@ -1,6 +1,6 @@
-//! [`Connection`] and its halves: a byte stream with the [`Codec`] on it,
-//! read and written one message at a time, and the [`Options`] it is made
-//! with.
+//! [`Connection`]: a byte stream with the [`Codec`] on it, read and
+//! written one message at a time, and the [`Options`] it is made with.
+//! Its halves, [`ReadHalf`] and [`WriteHalf`], are in `split.rs`.
 //!
 //! Generic over the stream, as tokio-util's `Framed<T, U>` is: whatever
 //! only reads and writes frames (and so everything authentication, files
@@ -16,10 +16,14 @@ use msg_proto::Message;
 use msg_proto::auth::{Role, SessionKeys};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::codec::{Framed, FramedParts, FramedWrite};
+use tokio_util::codec::Framed;
 
 use crate::codec::LENGTH_PREFIX_LEN;
 use crate::{Codec, DEFAULT_MAX_FRAME, Error, PeerAddr, Stream};
+
+mod split;
+
+pub use split::{ReadHalf, WriteHalf};
 
 /// Connection settings.
 #[derive(Debug, Clone, Copy)]
@@ -302,110 +306,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
-impl<S: Stream> Connection<S> {
-    /// Splits the connection into a reading and a writing half that can be
-    /// used at the same time (say, by two futures joined in one task), for
-    /// a sender that must not wait for replies. Bytes already read and
-    /// messages already queued are kept, and so is authentication: the
-    /// reading half verifies with the connection's opener and the writing
-    /// half tags with its sealer, each carrying on its direction's count.
-    pub fn into_split(self) -> (ReadHalf<S>, WriteHalf<S>) {
-        let FramedParts {
-            io,
-            codec,
-            read_buf,
-            write_buf,
-            ..
-        } = self.framed.into_parts();
-        let (read, write) = io.into_split();
-        let (read_codec, write_codec) = codec.split();
-        // `Framed::from_parts` knows that a non-empty buffer may already
-        // hold whole frames; a `FramedRead` given the buffer afterwards
-        // would wait for the socket before decoding them.
-        let mut parts = FramedParts::new::<&Message>(read, read_codec);
-        parts.read_buf = read_buf;
-        let reader = Framed::from_parts(parts);
-        let mut writer = FramedWrite::new(write, write_codec);
-        *writer.write_buffer_mut() = write_buf;
-        (
-            ReadHalf {
-                framed: reader,
-                peer: self.peer.clone(),
-            },
-            WriteHalf {
-                framed: writer,
-                peer: self.peer,
-            },
-        )
-    }
-}
-
-/// The reading half of a [`Connection`], from [`Connection::into_split`].
-#[derive(Debug)]
-pub struct ReadHalf<S: Stream = TcpStream> {
-    framed: Framed<S::Reader, Codec>,
-    peer: PeerAddr,
-}
-
-impl<S: Stream> ReadHalf<S> {
-    /// The peer's address.
-    pub fn peer_addr(&self) -> PeerAddr {
-        self.peer.clone()
-    }
-
-    /// As [`Connection::read_message`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Connection::read_message`].
-    pub async fn read_message(&mut self) -> Result<Option<Message>, Error> {
-        self.framed.next().await.transpose()
-    }
-}
-
-/// The writing half of a [`Connection`], from [`Connection::into_split`].
-/// Dropping it shuts the connection down for writing, where the stream's
-/// halves do that (a socket's; not a TLS session's: see
-/// [`WriteHalf::shutdown`]).
-#[derive(Debug)]
-pub struct WriteHalf<S: Stream = TcpStream> {
-    framed: FramedWrite<S::Writer, Codec>,
-    peer: PeerAddr,
-}
-
-impl<S: Stream> WriteHalf<S> {
-    /// The peer's address.
-    pub fn peer_addr(&self) -> PeerAddr {
-        self.peer.clone()
-    }
-
-    /// The underlying half of the stream, for its socket options (a TCP
-    /// half gives its whole stream with `as_ref`).
-    pub fn get_ref(&self) -> &S::Writer {
-        self.framed.get_ref()
-    }
-
-    /// As [`Connection::write_message`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Connection::write_message`].
-    pub async fn write_message(&mut self, msg: &Message) -> Result<(), Error> {
-        self.framed.send(msg).await
-    }
-
-    /// As [`Connection::shutdown`]: what dropping the half does for a
-    /// socket's own halves, and what a TLS session's halves (which share
-    /// one state) need done explicitly, `close_notify` first.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Io`].
-    pub async fn shutdown(&mut self) -> Result<(), Error> {
-        SinkExt::<&Message>::close(&mut self.framed).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,7 +317,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A plain client stream and the framed connection it made.
-    async fn raw_and_framed() -> (TcpStream, Connection) {
+    pub(super) async fn raw_and_framed() -> (TcpStream, Connection) {
         let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), Options::default())
             .await
             .unwrap();
@@ -546,30 +446,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn split_halves_keep_what_was_buffered() {
-        let (mut raw, mut conn) = raw_and_framed().await;
-        // Two frames in one write: reading the first buffers the second.
-        let (first, second) = (
-            Message::new(Kind::Data, 1, "one"),
-            Message::new(Kind::Data, 2, "two"),
-        );
-        let mut both = frame_of(&first);
-        both.extend_from_slice(&frame_of(&second));
-        raw.write_all(&both).await.unwrap();
-        assert_eq!(conn.read_message().await.unwrap(), Some(first));
-        let (mut read, mut write) = conn.into_split();
-        assert_eq!(read.peer_addr(), write.peer_addr());
-        assert_eq!(read.read_message().await.unwrap(), Some(second));
-        let reply = Message::new(Kind::Pong, 3, "three");
-        write.write_message(&reply).await.unwrap();
-        let mut back = vec![0; frame_of(&reply).len()];
-        raw.read_exact(&mut back).await.unwrap();
-        assert_eq!(back, frame_of(&reply));
-        drop(raw);
-        assert_eq!(read.read_message().await.unwrap(), None);
-    }
-
-    #[tokio::test]
     async fn garbage_is_a_decode_error() {
         let (mut raw, mut conn) = raw_and_framed().await;
         raw.write_all(b"\x00\x00\x00\x1cthis is not a msg header!!!!")
@@ -632,7 +508,7 @@ mod tests {
         conn.write_message(first).await
     }
 
-    async fn authenticated_pair() -> (Connection, Connection, Message) {
+    pub(super) async fn authenticated_pair() -> (Connection, Connection, Message) {
         let (mut client, mut server) = pair().await;
         let first = Message::new(Kind::Data, 7, "right behind the verdict");
         let (c, s) = tokio::join!(
@@ -662,27 +538,6 @@ mod tests {
         }
         drop(client);
         assert_eq!(server.read_message().await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn split_halves_stay_authenticated_and_keep_counting() {
-        let (mut client, mut server, first) = authenticated_pair().await;
-        assert_eq!(client.read_message().await.unwrap(), Some(first));
-        // One frame each way before the split, so the halves must carry on
-        // from counter 1, not restart at 0.
-        let before = Message::new(Kind::Data, 1, "before");
-        client.write_message(&before).await.unwrap();
-        assert_eq!(server.read_message().await.unwrap(), Some(before));
-        let (mut client_read, mut client_write) = client.into_split();
-        let (mut server_read, mut server_write) = server.into_split();
-        for seq in 2..5 {
-            let up = Message::new(Kind::Data, seq, "up");
-            client_write.write_message(&up).await.unwrap();
-            assert_eq!(server_read.read_message().await.unwrap(), Some(up));
-            let down = Message::new(Kind::Data, seq, "down");
-            server_write.write_message(&down).await.unwrap();
-            assert_eq!(client_read.read_message().await.unwrap(), Some(down));
-        }
     }
 
     #[tokio::test]
