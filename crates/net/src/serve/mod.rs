@@ -5,12 +5,13 @@
 //! - `datagram.rs`: over UDP one socket serves every peer in one loop
 //!   (plain, or batched with `recvmmsg` and GRO): a datagram is a whole
 //!   message, so there is nothing per peer to keep but a counter.
-//! - `stream.rs`: every kind of stream. Each connection gets a task of its
+//! - `stream/`: every kind of stream. Each connection gets a task of its
 //!   own, so a slow or broken client stalls only itself; a peer that sends
 //!   bad bytes is dropped, logged, and everyone else goes on being served.
 //!   From the accept down (the limits, refusals, the handshake, files,
 //!   commands) a connection is any byte stream msg-tcp can frame; which
-//!   kind it is matters only to the crate's `stream.rs`.
+//!   kind it is matters only to the crate's `stream/`. `mod.rs` accepts
+//!   within the limits; `connection.rs` serves one connection let in.
 //! - `config.rs`: [`ServeConfig`], what both are told.
 //!
 //! What a message gets (`respond.rs`) and when a stream peer has been idle

@@ -1,192 +1,33 @@
-//! The stream family's serve loop, for every kind of stream: a task per
-//! connection within the listener's limits, the handshake first when there
-//! is a secret, then each message dispatched to the feature that owns it.
+//! One framed connection, served: the handshake first when the listener
+//! has a secret, then each message within the idle and frame limits,
+//! dispatched to the feature that owns it (a file, a folder, a command,
+//! the reverse stream a ping asks for, or [`respond`]). Apart from
+//! `mod.rs`, which accepts and keeps the listener's limits, because this
+//! is what happens on one connection once it is let in, whatever its
+//! stream.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use msg_proto::{DiscardCounter, Kind, Message, SendRequest};
-use msg_tcp::{Connection, PeerAddr};
+use msg_tcp::Connection;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::ServeConfig;
 use crate::auth::{self, HAS_NO_SECRET};
 use crate::deadlines::{Deadlines, Expired, idle_text};
 use crate::exec::Runner;
 use crate::file;
-use crate::length::{self, Framing};
-use crate::log::{Chain, RateLimited};
 use crate::respond::{Response, respond};
-use crate::stream::{AnyListener, AnyStream};
+use crate::serve::ServeConfig;
 use crate::text::error_message;
-use crate::{Error, Event, Events, ping, raw};
-
-/// Serves a stream listener of any kind: each connection accepted, with
-/// keepalive on where the kind has it; the rest is [`serve_streams`].
-pub(super) async fn serve(
-    listener: msg_tcp::Listener<AnyListener>,
-    config: ServeConfig,
-    events: Events,
-) -> Result<(), Error> {
-    let options = listener.options();
-    listener
-        .get_ref()
-        .start(config.tls.as_ref(), &config.limits)?;
-    let keepalive = config.limits.keepalive;
-    let listener = &listener;
-    let accept = move || async move {
-        let (stream, peer) = listener.accept_stream().await?;
-        stream.keepalive(keepalive);
-        Ok((stream, peer))
-    };
-    serve_streams(accept, options, config, events).await
-}
-
-/// Serves the connections `accept` yields, over any kind of byte stream:
-/// a task per connection, within the listener's limits (connections,
-/// handshakes), each framed with `options` (or raw), until the caller
-/// drops this future.
-async fn serve_streams<A, F>(
-    mut accept: A,
-    options: msg_tcp::Options,
-    config: ServeConfig,
-    events: Events,
-) -> Result<(), Error>
-where
-    A: FnMut() -> F,
-    F: Future<Output = Result<(AnyStream, PeerAddr), msg_tcp::Error>>,
-{
-    // Commands only with a secret: every connection then completes the
-    // handshake before its first message is read.
-    let runner = match (&config.exec, &config.auth) {
-        (Some(exec), Some(_)) => Some(Arc::new(Runner::new(exec.clone()))),
-        _ => None,
-    };
-    let config = Arc::new(config);
-    // One limit for every connection's failure: a flood of bad peers must
-    // not flood the log.
-    let failures = Arc::new(RateLimited::default());
-    // One permit per connection served: past `max_conns` a client is told
-    // so and closed, not left waiting in the backlog.
-    let slots = Arc::new(tokio::sync::Semaphore::new(config.limits.max_conns));
-    // And of those, one permit per handshake under way: peers that have not
-    // proved they hold the secret share these, so they cannot crowd out
-    // more than this many handshakes' worth of work.
-    let handshakes = Arc::new(tokio::sync::Semaphore::new(config.limits.max_handshakes));
-    // Owned here, so that dropping `serve` drops every connection.
-    let mut connections = JoinSet::new();
-    // And kills every running command's process tree, at once: a task
-    // dropped with the set above is dropped only when next polled.
-    let _commands = runner.as_deref().map(Runner::kill_on_stop);
-    // Partial files kept for resuming go once they are too old, however
-    // long the listener runs; with the connections, this stops with it.
-    if let Some(save) = &config.save {
-        connections.spawn(save.clone().sweep());
-    }
-    loop {
-        let accepted = tokio::select! {
-            accepted = accept() => accepted,
-            // Reap finished connections so the set does not grow.
-            Some(_) = connections.join_next() => continue,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                // Out of file descriptors, usually: back off rather than
-                // spin, and keep serving the connections already open.
-                warn!("cannot accept a connection: {err}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        debug!(%peer, "connected");
-        config.counters.connected();
-        if let Some(refused) = config.refuses(&peer) {
-            failures.warn(|suppressed| {
-                warn!(%peer, suppressed, "refused a connection: {refused}");
-            });
-            if !config.raw && config.framing == Framing::Msg {
-                let tls = config.tls.clone();
-                connections.spawn(refuse_connection(stream, tls, options, refused.text()));
-            }
-            continue;
-        }
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            let max = config.limits.max_conns;
-            failures.warn(|suppressed| {
-                warn!(%peer, suppressed, "refused a connection: {max} are open, the most this listener takes");
-            });
-            // Only a msg peer can read why.
-            if !config.raw && config.framing == Framing::Msg {
-                let text = crate::refusal::MAX_CONNS.format(max);
-                let tls = config.tls.clone();
-                connections.spawn(refuse_connection(stream, tls, options, text));
-            }
-            continue;
-        };
-        let events = events.clone();
-        let config = Arc::clone(&config);
-        let runner = runner.clone();
-        let failures = Arc::clone(&failures);
-        let handshakes = Arc::clone(&handshakes);
-        connections.spawn(async move {
-            let _slot = slot;
-            let result = match &config.tls {
-                Some(tls) => secure(stream, tls, &handshakes).await,
-                None => Ok(stream),
-            };
-            let result = match result {
-                Err(err) => Err(err),
-                Ok(stream) if config.raw => {
-                    raw::serve_stream(
-                        stream,
-                        peer.clone(),
-                        config.reply,
-                        &options,
-                        &config.limits,
-                        events,
-                    )
-                    .await
-                }
-                Ok(stream) if config.framing == Framing::Length => {
-                    length::serve_stream(
-                        stream,
-                        peer.clone(),
-                        config.reply,
-                        &options,
-                        &config.limits,
-                        events,
-                    )
-                    .await
-                }
-                Ok(stream) => match Connection::new(stream, options) {
-                    Ok(conn) => {
-                        serve_connection(conn, &config, &handshakes, runner.as_deref(), events)
-                            .await
-                    }
-                    Err(err) => Err(err.into()),
-                },
-            };
-            if let Err(err) = result {
-                failures.warn(|suppressed| match config.explain {
-                    Some(explain) => {
-                        warn!(%peer, suppressed, "dropped connection: {}", explain(&err));
-                    }
-                    None => warn!(%peer, suppressed, "dropped connection: {}", Chain(&err)),
-                });
-            }
-        });
-    }
-}
+use crate::{Error, Event, Events, ping};
 
 /// Serves one framed connection: the handshake first when the listener
 /// has a secret (nothing else is read until it completes, within its
 /// timeout), then every message.
-async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+pub(super) async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut conn: Connection<S>,
     config: &ServeConfig,
     handshakes: &tokio::sync::Semaphore,
@@ -342,22 +183,6 @@ async fn next_message<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// The TLS handshake over a connection just accepted, in its turn among
-/// the handshakes under way: a peer that has not finished one has proved
-/// nothing, and each costs the listener a key exchange.
-async fn secure(
-    stream: AnyStream,
-    tls: &crate::tls::TlsServer,
-    handshakes: &tokio::sync::Semaphore,
-) -> Result<AnyStream, Error> {
-    let timeout = tls.handshake_timeout();
-    let _turn = tokio::time::timeout(timeout, handshakes.acquire())
-        .await
-        .map_err(|_| crate::tls::TlsError::Timeout(timeout))?
-        .expect("the semaphore is never closed");
-    stream.accept_tls(tls).await
-}
-
 /// How long one write of a stream a peer asked for may wait for the peer
 /// to take what was written before: a client that stops reading is
 /// dropped after this, and never holds its task (or a slot) longer.
@@ -411,27 +236,6 @@ async fn stalled(write: impl Future<Output = Result<(), msg_tcp::Error>>) -> Res
     }
 }
 
-/// Tells a client why it is not served (the listener is full, say), and
-/// closes; over TLS, inside a session, which all of it must make within a
-/// second.
-async fn refuse_connection(
-    stream: AnyStream,
-    tls: Option<crate::tls::TlsServer>,
-    options: msg_tcp::Options,
-    text: String,
-) {
-    let refuse = async {
-        let stream = match &tls {
-            Some(tls) => stream.accept_tls(tls).await.ok()?,
-            None => stream,
-        };
-        let mut conn = Connection::new(stream, options).ok()?;
-        conn.write_message(&error_message(&text)).await.ok()?;
-        conn.shutdown().await.ok()
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), refuse).await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,7 +243,7 @@ mod tests {
     use crate::file::SaveConfig;
     use crate::serve::ServeConfig;
     use crate::{Event, Events};
-    use msg_tcp::Stream;
+    use msg_tcp::{PeerAddr, Stream};
     use tokio::io::{AsyncRead, AsyncWrite};
 
     /// tokio's in-memory pipe as a stream with no socket under it, made

@@ -1,0 +1,222 @@
+//! The stream family's serve loop, for every kind of stream: a task per
+//! connection within the listener's limits, the handshake first when there
+//! is a secret, then each message dispatched to the feature that owns it.
+//!
+//! This file accepts, refuses past the limits and makes the TLS
+//! handshake; `connection.rs` serves one framed connection once it is let
+//! in.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use msg_tcp::{Connection, PeerAddr};
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use super::ServeConfig;
+use crate::exec::Runner;
+use crate::length::{self, Framing};
+use crate::log::{Chain, RateLimited};
+use crate::stream::{AnyListener, AnyStream};
+use crate::text::error_message;
+use crate::{Error, Events, raw};
+
+mod connection;
+
+use connection::serve_connection;
+
+/// Serves a stream listener of any kind: each connection accepted, with
+/// keepalive on where the kind has it; the rest is [`serve_streams`].
+pub(super) async fn serve(
+    listener: msg_tcp::Listener<AnyListener>,
+    config: ServeConfig,
+    events: Events,
+) -> Result<(), Error> {
+    let options = listener.options();
+    listener
+        .get_ref()
+        .start(config.tls.as_ref(), &config.limits)?;
+    let keepalive = config.limits.keepalive;
+    let listener = &listener;
+    let accept = move || async move {
+        let (stream, peer) = listener.accept_stream().await?;
+        stream.keepalive(keepalive);
+        Ok((stream, peer))
+    };
+    serve_streams(accept, options, config, events).await
+}
+
+/// Serves the connections `accept` yields, over any kind of byte stream:
+/// a task per connection, within the listener's limits (connections,
+/// handshakes), each framed with `options` (or raw), until the caller
+/// drops this future.
+async fn serve_streams<A, F>(
+    mut accept: A,
+    options: msg_tcp::Options,
+    config: ServeConfig,
+    events: Events,
+) -> Result<(), Error>
+where
+    A: FnMut() -> F,
+    F: Future<Output = Result<(AnyStream, PeerAddr), msg_tcp::Error>>,
+{
+    // Commands only with a secret: every connection then completes the
+    // handshake before its first message is read.
+    let runner = match (&config.exec, &config.auth) {
+        (Some(exec), Some(_)) => Some(Arc::new(Runner::new(exec.clone()))),
+        _ => None,
+    };
+    let config = Arc::new(config);
+    // One limit for every connection's failure: a flood of bad peers must
+    // not flood the log.
+    let failures = Arc::new(RateLimited::default());
+    // One permit per connection served: past `max_conns` a client is told
+    // so and closed, not left waiting in the backlog.
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.limits.max_conns));
+    // And of those, one permit per handshake under way: peers that have not
+    // proved they hold the secret share these, so they cannot crowd out
+    // more than this many handshakes' worth of work.
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(config.limits.max_handshakes));
+    // Owned here, so that dropping `serve` drops every connection.
+    let mut connections = JoinSet::new();
+    // And kills every running command's process tree, at once: a task
+    // dropped with the set above is dropped only when next polled.
+    let _commands = runner.as_deref().map(Runner::kill_on_stop);
+    // Partial files kept for resuming go once they are too old, however
+    // long the listener runs; with the connections, this stops with it.
+    if let Some(save) = &config.save {
+        connections.spawn(save.clone().sweep());
+    }
+    loop {
+        let accepted = tokio::select! {
+            accepted = accept() => accepted,
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors, usually: back off rather than
+                // spin, and keep serving the connections already open.
+                warn!("cannot accept a connection: {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        debug!(%peer, "connected");
+        config.counters.connected();
+        if let Some(refused) = config.refuses(&peer) {
+            failures.warn(|suppressed| {
+                warn!(%peer, suppressed, "refused a connection: {refused}");
+            });
+            if !config.raw && config.framing == Framing::Msg {
+                let tls = config.tls.clone();
+                connections.spawn(refuse_connection(stream, tls, options, refused.text()));
+            }
+            continue;
+        }
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            let max = config.limits.max_conns;
+            failures.warn(|suppressed| {
+                warn!(%peer, suppressed, "refused a connection: {max} are open, the most this listener takes");
+            });
+            // Only a msg peer can read why.
+            if !config.raw && config.framing == Framing::Msg {
+                let text = crate::refusal::MAX_CONNS.format(max);
+                let tls = config.tls.clone();
+                connections.spawn(refuse_connection(stream, tls, options, text));
+            }
+            continue;
+        };
+        let events = events.clone();
+        let config = Arc::clone(&config);
+        let runner = runner.clone();
+        let failures = Arc::clone(&failures);
+        let handshakes = Arc::clone(&handshakes);
+        connections.spawn(async move {
+            let _slot = slot;
+            let result = match &config.tls {
+                Some(tls) => secure(stream, tls, &handshakes).await,
+                None => Ok(stream),
+            };
+            let result = match result {
+                Err(err) => Err(err),
+                Ok(stream) if config.raw => {
+                    raw::serve_stream(
+                        stream,
+                        peer.clone(),
+                        config.reply,
+                        &options,
+                        &config.limits,
+                        events,
+                    )
+                    .await
+                }
+                Ok(stream) if config.framing == Framing::Length => {
+                    length::serve_stream(
+                        stream,
+                        peer.clone(),
+                        config.reply,
+                        &options,
+                        &config.limits,
+                        events,
+                    )
+                    .await
+                }
+                Ok(stream) => match Connection::new(stream, options) {
+                    Ok(conn) => {
+                        serve_connection(conn, &config, &handshakes, runner.as_deref(), events)
+                            .await
+                    }
+                    Err(err) => Err(err.into()),
+                },
+            };
+            if let Err(err) = result {
+                failures.warn(|suppressed| match config.explain {
+                    Some(explain) => {
+                        warn!(%peer, suppressed, "dropped connection: {}", explain(&err));
+                    }
+                    None => warn!(%peer, suppressed, "dropped connection: {}", Chain(&err)),
+                });
+            }
+        });
+    }
+}
+
+/// The TLS handshake over a connection just accepted, in its turn among
+/// the handshakes under way: a peer that has not finished one has proved
+/// nothing, and each costs the listener a key exchange.
+async fn secure(
+    stream: AnyStream,
+    tls: &crate::tls::TlsServer,
+    handshakes: &tokio::sync::Semaphore,
+) -> Result<AnyStream, Error> {
+    let timeout = tls.handshake_timeout();
+    let _turn = tokio::time::timeout(timeout, handshakes.acquire())
+        .await
+        .map_err(|_| crate::tls::TlsError::Timeout(timeout))?
+        .expect("the semaphore is never closed");
+    stream.accept_tls(tls).await
+}
+
+/// Tells a client why it is not served (the listener is full, say), and
+/// closes; over TLS, inside a session, which all of it must make within a
+/// second.
+async fn refuse_connection(
+    stream: AnyStream,
+    tls: Option<crate::tls::TlsServer>,
+    options: msg_tcp::Options,
+    text: String,
+) {
+    let refuse = async {
+        let stream = match &tls {
+            Some(tls) => stream.accept_tls(tls).await.ok()?,
+            None => stream,
+        };
+        let mut conn = Connection::new(stream, options).ok()?;
+        conn.write_message(&error_message(&text)).await.ok()?;
+        conn.shutdown().await.ok()
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), refuse).await;
+}
