@@ -26,6 +26,7 @@
 mod place;
 mod receive;
 mod send;
+mod walk;
 mod write;
 
 pub(super) use place::rename_into_place;

@@ -1,15 +1,15 @@
-//! A folder's sending side: the tree walked (no link followed), then every
-//! entry streamed from a reading thread, the verdicts read as they come.
+//! A folder's sending side: the tree walked (`walk.rs`, no link
+//! followed), then every entry streamed from a reading thread, the
+//! verdicts read as they come.
 
 use std::collections::VecDeque;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 
-use msg_proto::tree::{EntryKind, TreeEntry, TreePath, TreeStart, tree_end};
+use msg_proto::tree::{EntryKind, TreeEntry, tree_end};
 
-use super::super::send::{
-    answer, answer_waiting, last_word, mode, refused, unexpected, verdict_wait,
-};
+use super::super::send::{answer, answer_waiting, last_word, refused, unexpected, verdict_wait};
 use super::super::*;
+use super::walk::walk;
 use super::{EntryReport, Skipped, TreeOptions, TreeReport, TreeSent};
 
 /// A chunk at least this large is written from its own buffer; smaller
@@ -20,14 +20,6 @@ const DIRECT: usize = 64 * 1024;
 /// [`Connection::set_write_batch`]): at most what [`DIRECT`] leaves to the
 /// queue, so that memory stays as it was.
 const WRITE_BATCH: usize = 64 * 1024;
-
-/// The folder as walked: what to send, and what not.
-struct Walk {
-    start: TreeStart,
-    /// Each entry, with the local path of a file.
-    entries: Vec<(TreeEntry, PathBuf)>,
-    skipped: Vec<Skipped>,
-}
 
 /// What the reading thread hands the socket.
 enum Item {
@@ -234,103 +226,6 @@ impl Verdicts<'_> {
             _ => Ok(()),
         }
     }
-}
-
-/// Walks `dir`: folders before what they hold, names in byte order, no
-/// link followed; links and special files skipped, with why.
-fn walk(dir: &Path) -> Result<Walk, FileError> {
-    let read = |source| FileError::Read {
-        path: dir.to_owned(),
-        source,
-    };
-    let meta = fs::metadata(dir).map_err(read)?;
-    let name = dir
-        .canonicalize()
-        .ok()
-        .and_then(|path| path.file_name().and_then(|n| n.to_str()).map(str::to_owned))
-        .unwrap_or_default();
-    let name = FileName::new(&name).map_err(|source| FileError::Name {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let mut walk = Walk {
-        start: TreeStart {
-            name,
-            mode: mode(&meta),
-            files: 0,
-            folders: 0,
-            bytes: 0,
-        },
-        entries: Vec::new(),
-        skipped: Vec::new(),
-    };
-    visit(dir, "", &mut walk).map_err(read)?;
-    Ok(walk)
-}
-
-fn visit(dir: &Path, prefix: &str, walk: &mut Walk) -> io::Result<()> {
-    let mut children: Vec<fs::DirEntry> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
-    children.sort_by_key(fs::DirEntry::file_name);
-    for child in children {
-        let local = child.path();
-        let skip = |walk: &mut Walk, why: String| {
-            walk.skipped.push(Skipped {
-                path: local.clone(),
-                why,
-            });
-        };
-        let Some(part) = child.file_name().to_str().map(str::to_owned) else {
-            skip(walk, "its name is not UTF-8".to_owned());
-            continue;
-        };
-        let path = match TreePath::new(&format!("{prefix}{part}")) {
-            Ok(path) => path,
-            Err(err) => {
-                skip(walk, err.to_string());
-                continue;
-            }
-        };
-        // The entry itself: a link is a link, never what it points to.
-        let meta = child.metadata()?;
-        let kind = meta.file_type();
-        if kind.is_symlink() {
-            skip(walk, "a symbolic link: links are not sent".to_owned());
-        } else if kind.is_dir() {
-            walk.start.folders += 1;
-            walk.entries.push((
-                TreeEntry {
-                    kind: EntryKind::Folder,
-                    mode: mode(&meta),
-                    size: 0,
-                    path: path.clone(),
-                },
-                local.clone(),
-            ));
-            visit(&local, &format!("{path}/"), walk)?;
-        } else if kind.is_file() {
-            walk.start.files += 1;
-            walk.start.bytes += meta.len();
-            walk.entries.push((
-                TreeEntry {
-                    kind: EntryKind::File,
-                    mode: mode(&meta),
-                    size: meta.len(),
-                    path,
-                },
-                local,
-            ));
-        } else {
-            let what = if kind.is_fifo() {
-                "a FIFO"
-            } else if kind.is_socket() {
-                "a socket"
-            } else {
-                "a device"
-            };
-            skip(walk, format!("{what}: special files are not sent"));
-        }
-    }
-    Ok(())
 }
 
 /// The reading thread's side of the queue to the socket: items go in
