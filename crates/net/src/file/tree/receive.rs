@@ -1,6 +1,6 @@
 //! A folder's receiving side: the entries checked as they come (msg-proto's
 //! `TreeReceiving`), and every file operation on a thread of its own
-//! (`write.rs`).
+//! (`write/`).
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
