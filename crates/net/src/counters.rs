@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Counted by [`serve`](crate::serve) as it goes; shared with the caller
+/// Counted by [`serve`](fn@crate::serve) as it goes; shared with the caller
 /// (an `Arc` in [`ServeConfig`](crate::ServeConfig)), read when it stops.
 #[derive(Debug, Default)]
 pub struct Counters {

@@ -29,7 +29,7 @@
 //!   name a stream kind.
 //! - `dgram/`: the datagram family's kinds (UDP, a Unix datagram socket)
 //!   behind the one trait the datagram serve loop is written against.
-//! - [`serve`]: accepts, dispatches each message by kind to the feature
+//! - [`serve`](fn@serve): accepts, dispatches each message by kind to the feature
 //!   that owns it, answers, and reports [`Event`]s; stops on a shutdown
 //!   future. What a message gets (`respond.rs`) and when a stream peer has
 //!   been idle or slow too long (`deadlines.rs`) are decided without I/O,
@@ -47,7 +47,7 @@
 //!   streamed content hashed on both sides, an atomic save), [`exec`]
 //!   (commands for authenticated peers, within limits). The stream
 //!   features (the handshake, files, commands) and the per-connection half
-//!   of [`serve`] take msg-tcp's `Connection<S>` over any byte stream, not
+//!   of [`serve`](fn@serve) take msg-tcp's `Connection<S>` over any byte stream, not
 //!   a TCP socket; only `stream/` knows the kinds (connecting,
 //!   binding, keepalive, `TCP_INFO`), and a new kind of stream is a
 //!   variant there and its own file in msg-tcp.

@@ -19,7 +19,7 @@ pub(crate) struct Response {
     /// Sent back to the peer first, so that a caller that stops after a
     /// number of messages never stops before the answer left.
     pub(crate) answer: Option<Message>,
-    /// Whether the message is reported as an [`Event::Message`].
+    /// Whether the message is reported as an [`Event::Message`](crate::Event::Message).
     pub(crate) show: bool,
 }
 

@@ -91,7 +91,7 @@ impl Transport {
     }
 
     /// Its family and, within it, its kind: what [`Link`](crate::Link),
-    /// [`Listener`](crate::Listener) and [`serve`](crate::serve) match on
+    /// [`Listener`](crate::Listener) and [`serve`](fn@crate::serve) match on
     /// to connect, bind and serve it, each family written once.
     pub(crate) fn family(self) -> Family {
         match self {

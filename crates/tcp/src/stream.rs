@@ -9,7 +9,10 @@
 //! through this trait: who the peer is, the options a kind of socket takes,
 //! how to split it into two halves that work at once, and whether input is
 //! waiting. Each kind implements it in a file of its own: `tcp.rs` for
-//! TCP; a Unix socket or TLS would add `unix.rs` or `tls.rs` beside it.
+//! TCP, `unix/` for a Unix stream socket, `seqpacket/stream.rs` for a
+//! sequenced-packet one, and `tls.rs` for TLS over any of them; msg-net
+//! adds QUIC's stream (`quic/stream.rs`) and one for any of these
+//! (`stream/dispatch.rs`) without changing this crate.
 
 use std::fmt;
 use std::io;

@@ -1,4 +1,4 @@
-//! The engines: each measures one run against a [`Target`](crate::plan::Target)
+//! The engines: each measures one run against a [`Target`](crate::settings::Target)
 //! and returns its [`Outcome`].
 //!
 //! - [`tokio`]: msg-net's link on a current-thread runtime: the closed

@@ -29,7 +29,7 @@
 //! one clock) is shown too. Every wait is bounded ([`DEADLINE`]).
 //!
 //! Linux only, as root (or with CAP_SYS_ADMIN), with `ip` and `nft`
-//! installed; elsewhere [`run`] says what is missing.
+//! installed; elsewhere [`run`](fn@run) says what is missing.
 
 use std::io::{self, Write};
 use std::time::Duration;

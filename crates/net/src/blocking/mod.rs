@@ -32,16 +32,16 @@
 //! a listener takes them many per call (`recvmmsg` and GRO).
 //!
 //! What it does not do: raw mode, files and commands (those stay on
-//! [`crate::serve`]), and paced streams on the client side.
+//! [`crate::serve`](fn@crate::serve)), and paced streams on the client side.
 //!
 //! - [`Link`]: a client conversation on the calling thread.
 //! - [`Listener`] (`listener.rs`: bound, or joined to a group) and
-//!   [`serve`] (`serve.rs`): a listener on the calling thread (and a
+//!   [`serve`](fn@serve) (`serve.rs`): a listener on the calling thread (and a
 //!   thread per stream connection), stopped by a flag; its datagram loops
 //!   are in `udp.rs`, the handshake's driver in `auth.rs`, the framed
 //!   stream (any std byte stream) in `io.rs`.
 //! - `stream.rs`: the stream family, as the crate's `stream.rs` is for
-//!   the tokio engine: every kind of std stream (TCP so far) as one
+//!   the tokio engine: every kind of std stream (TCP, a Unix stream, seqpacket) as one
 //!   `AnyStream`/`AnyListener`, the only file here that names a kind.
 
 mod auth;

@@ -48,7 +48,7 @@ pub const SPIN_IDLE: Duration = Duration::from_millis(20);
 ///
 /// Framed messages only: `Data` (answered per `config.reply` and reported
 /// as events), `Ping`, `Discard` and statistics pings, as
-/// [`crate::serve`] answers them, within `config.limits`.
+/// [`crate::serve`](fn@crate::serve) answers them, within `config.limits`.
 ///
 /// # Errors
 ///

@@ -32,7 +32,7 @@ pub struct Serving {
     ended: oneshot::Receiver<()>,
 }
 
-/// Serves `listener` on a thread of its own (see [`serve`]) until
+/// Serves `listener` on a thread of its own (see [`serve`](fn@super::serve)) until
 /// [`Serving::stop`], or until it ends by itself.
 ///
 /// # Errors

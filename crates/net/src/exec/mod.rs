@@ -5,7 +5,7 @@
 //! danger:
 //!
 //! - a command runs only for a peer that completed the authentication
-//!   handshake ([`serve`](crate::serve) never reaches this module
+//!   handshake ([`serve`](fn@crate::serve) never reaches this module
 //!   otherwise, and the CLI refuses `--exec` without a secret);
 //! - it is an argv handed to the program as it is, with no shell in
 //!   between, and may be restricted to a list of programs;

@@ -148,7 +148,7 @@ fn in_use(_path: &Path) -> bool {
     false
 }
 
-/// Whether `name` is one of [`prepare`]'s temporary file names.
+/// Whether `name` is one of [`partial::prepare`]'s temporary file names.
 pub(super) fn is_partial_name(name: &str) -> bool {
     name.strip_prefix(PARTIAL_PREFIX).is_some_and(|random| {
         random.len() == PARTIAL_RANDOM && random.bytes().all(|b| b.is_ascii_alphanumeric())

@@ -4,7 +4,7 @@
 //! Everything msg does over a stream (framing, the handshake, files,
 //! commands, raw reads, the serve loop's limits) is written once against
 //! msg-tcp's [`Stream`] and [`Accept`]; [`Link`](crate::Link),
-//! [`Listener`](crate::Listener) and [`serve`](crate::serve) hold an
+//! [`Listener`](crate::Listener) and [`serve`](fn@crate::serve) hold an
 //! [`AnyStream`] or an [`AnyListener`] and never ask which kind it is. The
 //! kinds are an enum rather than a generic parameter so that a link's type
 //! does not change with its transport (the CLI picks the transport at run

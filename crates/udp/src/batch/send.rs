@@ -53,7 +53,7 @@ impl SendBatch {
         self.counts
     }
 
-    /// Encodes `chunk` (at most [`MAX_BATCH`] messages), each as the one
+    /// Encodes `chunk` (at most [`MAX_BATCH`](super::MAX_BATCH) messages), each as the one
     /// datagram that carries it to `addr`, in place of what the buffer
     /// held: both engines' batched sends start here.
     ///
