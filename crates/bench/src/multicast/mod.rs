@@ -12,18 +12,18 @@
 //!   own, several on one host included); N is how many are expected, so that one that
 //!   never answers is a receiver that lost everything, not one missing
 //!   from the report.
-//! - **Ping-pong** (`sender.rs`): each ping goes to the group once and
-//!   every receiver answers it; each receiver's round trips go into a
+//! - **Ping-pong** (`sender/pings.rs`): each ping goes to the group once
+//!   and every receiver answers it; each receiver's round trips go into a
 //!   histogram of their own. Closed loop: the next ping leaves when every
 //!   receiver heard from so far has answered, or the timeout has passed
 //!   (its missing answers are lost, as is an answer later than that).
 //!   With a rate: open loop, pings at that rate whatever the answers do,
 //!   each round trip counted from the ping's intended send time.
-//! - **Throughput**: a stream of `Discard`s to the group, as fast as the
-//!   socket takes them or at the rate, between two statistics requests to
-//!   the group that every receiver answers with what it counted (msg's
-//!   statistics ping, the same for built-in and remote receivers): what
-//!   each one received, lost and at what rate.
+//! - **Throughput** (`sender/stream.rs`): a stream of `Discard`s to the
+//!   group, as fast as the socket takes them or at the rate, between two
+//!   statistics requests to the group that every receiver answers with
+//!   what it counted (msg's statistics ping, the same for built-in and
+//!   remote receivers): what each one received, lost and at what rate.
 //!
 //! Its report is [`report::multicast`](crate::report::multicast).
 
