@@ -2,6 +2,7 @@
 //! listeners on loopback: which times each transport has, and its JSON.
 //! Not how fast anything is.
 
+use hdrhistogram::Histogram;
 use serde_json::Value;
 
 use super::*;
