@@ -38,7 +38,7 @@ use msg_net::{Auth, Link, PeerAddr, Transport};
 
 use crate::engine::MAX_LATENCY_NS;
 use crate::engine::tokio::Peer;
-use crate::error::Error;
+use crate::error::{Error, RunError};
 use crate::servers::Servers;
 use crate::settings::Target;
 
@@ -323,7 +323,7 @@ impl Client {
             if now >= window.until {
                 return Ok(Some(peer));
             }
-            let rtt = peer.exchange(now).await?.ok_or(Error::Lost)?;
+            let rtt = peer.exchange(now).await?.ok_or(RunError::Lost)?;
             if now >= window.from {
                 self.latency
                     .lock()

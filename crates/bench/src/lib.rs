@@ -61,8 +61,9 @@
 //!   runs itself again inside (`rerun_private`, `check_private`).
 //! - [`report`]: the table and the JSON (medians of the runs, the spread,
 //!   each transport's ratio to UDP), the SVG plot and the `.hgrm` files.
-//! - [`error`](Error): the one error type (and `netns`'s own, for the
-//!   namespace).
+//! - [`error`](Error): the crate's error type, with [`RunError`], why a
+//!   run stopped as it measured, for its source (and `netns`'s own, for
+//!   the namespace).
 //!
 //! ```text
 //!   msg (cli: flags, progress bar) ──> msg-bench ──> msg-net ──> ...
@@ -117,7 +118,7 @@ mod sockdir;
 pub use cpu::{Cpu, Usage};
 pub use engine::batched::Calls;
 pub use engine::{Kernel, Outcome, TcpFigures};
-pub use error::Error;
+pub use error::{Error, RunError};
 pub use impair::Impairment;
 #[cfg(target_os = "linux")]
 pub use impair::netns;

@@ -8,7 +8,7 @@ use msg_net::{TcpInfo, Transport};
 use socket2::Socket;
 
 use super::stream::is_tcp;
-use crate::error::Error;
+use crate::error::{Error, RunError};
 
 /// The queue of TCP Fast Open requests the listener takes before it
 /// falls back to the full handshake (the kernel's `TCP_FASTOPEN` value).
@@ -95,7 +95,7 @@ fn set_int(
 
 /// Whether the connection's SYN carried data the listener acknowledged.
 pub(super) fn syn_data(socket: &Socket) -> Result<bool, Error> {
-    let info = TcpInfo::of(socket).map_err(|err| Error::TcpInfo(err.into()))?;
+    let info = TcpInfo::of(socket).map_err(|err| RunError::TcpInfo(err.into()))?;
     Ok(info.is_some_and(|info| info.syn_data))
 }
 

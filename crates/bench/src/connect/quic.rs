@@ -28,7 +28,7 @@ use tracing::debug;
 use super::server::pong;
 use super::stream::{Exchange, PREFIX};
 use super::{Cycles, Run};
-use crate::error::Error;
+use crate::error::{Error, RunError};
 use crate::pin::pin_current;
 
 /// Connections the listener serves at once: a cycle's client closes its
@@ -255,13 +255,15 @@ impl QuicClient {
                 let (mut send, mut recv) = conn.open_bi().await.map_err(io::Error::from)?;
                 send.write_all(request).await.map_err(io::Error::from)?;
                 recv.read_exact(reply).await.map_err(|err| match err {
-                    quinn::ReadExactError::FinishedEarly(_) => Error::ListenerClosed,
+                    quinn::ReadExactError::FinishedEarly(_) => {
+                        Error::from(RunError::ListenerClosed)
+                    }
                     quinn::ReadExactError::ReadError(err) => io::Error::from(err).into(),
                 })
             };
             tokio::time::timeout(*timeout, exchanged)
                 .await
-                .map_err(|_| Error::NoAnswer {
+                .map_err(|_| RunError::NoAnswer {
                     seq,
                     within: *timeout,
                 })??;

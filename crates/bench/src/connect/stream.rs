@@ -19,7 +19,7 @@ use socket2::{SockAddr, Socket, Type};
 
 use super::fast_open::{fast_open_connect, syn_data};
 use super::{Close, Cycles, Ports, Run, tls};
-use crate::error::Error;
+use crate::error::{Error, RunError};
 
 /// The 4-byte length in front of each message on a stream.
 pub(super) const PREFIX: usize = 4;
@@ -125,11 +125,12 @@ impl Exchange {
     pub(super) fn check(&self, seq: u64, got: usize) -> Result<(), Error> {
         let header = decode_header(&self.reply[self.at..got])?;
         if header.kind != Kind::Pong || header.seq != seq || got != self.request.len() {
-            return Err(Error::UnexpectedPong {
+            return Err(RunError::UnexpectedPong {
                 sent: seq + 1,
                 kind: header.kind,
                 seq: header.seq,
-            });
+            }
+            .into());
         }
         Ok(())
     }
@@ -194,17 +195,16 @@ impl Client {
             .connect(&self.endpoint.addr)
             .map_err(|err| self.connect_error(err))?;
         let connected = Instant::now();
-        let mut session = match &self.tls {
-            Some(config) => {
-                Some(
-                    tls::connect(config, &socket).map_err(|source| Error::CycleHandshake {
+        let mut session =
+            match &self.tls {
+                Some(config) => Some(tls::connect(config, &socket).map_err(|source| {
+                    RunError::CycleHandshake {
                         addr: self.endpoint.to_string(),
                         source,
-                    })?,
-                )
-            }
-            None => None,
-        };
+                    }
+                })?),
+                None => None,
+            };
         let secured = Instant::now();
         let framed = self.endpoint.framed();
         let (request, reply) = self.exchange.next(seq);
@@ -257,10 +257,11 @@ impl Client {
                 };
             }
         }
-        Error::CycleConnect {
+        RunError::CycleConnect {
             addr: self.endpoint.to_string(),
             source: err,
         }
+        .into()
     }
 }
 
@@ -277,11 +278,11 @@ fn read_reply(
     let mut got = 0;
     while got < need {
         match reader.read(&mut reply[got..need]) {
-            Ok(0) => return Err(Error::ListenerClosed),
+            Ok(0) => return Err(RunError::ListenerClosed.into()),
             Ok(n) if !framed => return Ok(Some(n)),
             Ok(n) => got += n,
             Err(err) if timed_out(&err) && !framed => return Ok(None),
-            Err(err) if timed_out(&err) => return Err(Error::NoAnswer { seq, within }),
+            Err(err) if timed_out(&err) => return Err(RunError::NoAnswer { seq, within }.into()),
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => return Err(err.into()),
         }

@@ -28,7 +28,7 @@ use msg_proto::{Kind, Message};
 use super::batched::Discards;
 use super::{Drops, Outcome, UDP_DRAIN};
 use crate::cpu::Sample;
-use crate::error::Error;
+use crate::error::{Error, RunError};
 use crate::interval::{Sink, Ticker};
 use crate::settings::{Batching, Mode, Settings, Target};
 
@@ -287,7 +287,7 @@ impl Peer<'_> {
         if self.settings.interval.is_none() {
             return Ok(None);
         }
-        self.link.tcp_info().map_err(Error::TcpInfo)
+        Ok(self.link.tcp_info().map_err(RunError::TcpInfo)?)
     }
 
     /// Carries out `ask`: sends what the client says, and hands it what
@@ -313,7 +313,7 @@ impl Peer<'_> {
                         *arrived = Some(now);
                         client.on_reply(&reply, now)
                     }
-                    Received::Closed => return Err(Error::ListenerClosed),
+                    Received::Closed => return Err(RunError::ListenerClosed.into()),
                     Received::Nothing => client.on_deadline(),
                 }
                 .map_err(|err| Error::client(err, settings.reply_timeout(*transport)))?,

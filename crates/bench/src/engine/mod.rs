@@ -21,7 +21,7 @@ use hdrhistogram::Histogram;
 use msg_net::{PeerAddr, Stats, TcpInfo, Transport};
 
 use crate::cpu::Cpu;
-use crate::error::Error;
+use crate::error::{Error, RunError};
 use crate::settings::{Direction, Settings};
 
 pub(crate) mod batched;
@@ -111,7 +111,7 @@ impl Snapshot {
     pub(crate) fn take(tcp: Result<Option<TcpInfo>, msg_net::Error>) -> Result<Self, Error> {
         let snmp = std::fs::read_to_string("/proc/self/net/snmp").unwrap_or_default();
         Ok(Self {
-            tcp: tcp.map_err(Error::TcpInfo)?,
+            tcp: tcp.map_err(RunError::TcpInfo)?,
             udp_rcvbuf_errors: snmp_field(&snmp, "Udp", "RcvbufErrors").unwrap_or(0),
             tcp_retrans_segs: snmp_field(&snmp, "Tcp", "RetransSegs").unwrap_or(0),
         })

@@ -27,7 +27,7 @@ use tokio::time::timeout_at;
 
 use super::{Drops, Outcome, Snapshot, batched};
 use crate::cpu::Sample;
-use crate::error::Error;
+use crate::error::{Error, RunError};
 use crate::interval::{Sink, Ticker};
 use crate::pace::{Pacer, scheduled};
 use crate::settings::{Direction, Mode, Settings, Target};
@@ -141,7 +141,7 @@ impl Peer {
                 }
                 Next::Recv(deadline) => match timeout_at(deadline.into(), link.recv()).await {
                     Ok(reply) => {
-                        let reply = reply?.ok_or(Error::ListenerClosed)?;
+                        let reply = reply?.ok_or(RunError::ListenerClosed)?;
                         client.on_reply(&reply, Instant::now())
                     }
                     Err(_) => client.on_deadline(),
@@ -171,7 +171,7 @@ impl Peer {
         if settings.interval.is_none() {
             return Ok(None);
         }
-        self.link.tcp_info().map_err(Error::TcpInfo)
+        Ok(self.link.tcp_info().map_err(RunError::TcpInfo)?)
     }
 
     /// Asks the listener how many `Discard`s it has counted from us.
@@ -298,7 +298,7 @@ async fn open_loop(
                 break;
             }
             let reply = match tokio::time::timeout(timeout, rx.recv()).await {
-                Ok(reply) => reply?.ok_or(Error::ListenerClosed)?,
+                Ok(reply) => reply?.ok_or(RunError::ListenerClosed)?,
                 // Whatever has not come back by now is lost (over TCP, late).
                 Err(_) if done.get() => {
                     outcome.sent = sent_measured.get();
@@ -309,11 +309,12 @@ async fn open_loop(
             };
             let arrived = clock.ns(Instant::now());
             if reply.kind != Kind::Pong || reply.seq >= sent_total.get() {
-                return Err(Error::UnexpectedPong {
+                return Err(RunError::UnexpectedPong {
                     sent: sent_total.get(),
                     kind: reply.kind,
                     seq: reply.seq,
-                });
+                }
+                .into());
             }
             received_total.set(received_total.get() + 1);
             if reply.timestamp_ns >= measure_from {
@@ -330,11 +331,12 @@ async fn open_loop(
     outcome.elapsed = settings.duration;
     outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
     if transport.caps().reliable && outcome.lost() > 0 {
-        return Err(Error::Unanswered {
+        return Err(RunError::Unanswered {
             lost: outcome.lost(),
             sent: outcome.sent,
             within: timeout,
-        });
+        }
+        .into());
     }
     Ok(outcome)
 }

@@ -11,7 +11,7 @@ use tokio::time::timeout_at;
 use super::Peer;
 use crate::cpu::Sample;
 use crate::engine::{Drops, Outcome, Snapshot, UDP_DRAIN};
-use crate::error::Error;
+use crate::error::{Error, RunError};
 use crate::interval::{Sink, Ticker};
 use crate::pace::{Pacer, scheduled};
 use crate::settings::{Direction, Settings};
@@ -129,8 +129,8 @@ async fn receive_stream(
     let mut so_far = Outcome::new();
     let sent = loop {
         let msg = match timeout_at(deadline.into(), peer.link.recv()).await {
-            Ok(msg) => msg?.ok_or(Error::ListenerClosed)?,
-            Err(_) => return Err(Error::NoAnswer { seq, within }),
+            Ok(msg) => msg?.ok_or(RunError::ListenerClosed)?,
+            Err(_) => return Err(RunError::NoAnswer { seq, within }.into()),
         };
         match msg.kind {
             Kind::Discard => {
@@ -141,18 +141,19 @@ async fn receive_stream(
                     ticker.tick(now, &so_far, true, peer.tcp_info(settings)?);
                 }
             }
-            Kind::Pong if msg.flags & FLAG_SEND == 0 => return Err(Error::NoStreamBack),
+            Kind::Pong if msg.flags & FLAG_SEND == 0 => return Err(RunError::NoStreamBack.into()),
             Kind::Pong if msg.seq == seq => break Streamed::parse(&msg.body)?.sent,
             Kind::Error => {
                 let text = msg_net::text::printable(&msg.body);
                 return Err(Error::Net(msg_net::Error::Peer(text)));
             }
             kind => {
-                return Err(Error::UnexpectedPong {
+                return Err(RunError::UnexpectedPong {
                     sent: seq + 1,
                     kind,
                     seq: msg.seq,
-                });
+                }
+                .into());
             }
         }
     };

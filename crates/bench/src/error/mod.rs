@@ -1,4 +1,5 @@
-//! The one error type of this crate.
+//! The error type of this crate, [`Error`], and the reasons a run stops
+//! as it measures, [`RunError`] (in `run`), which it wraps.
 //!
 //! Messages say what went wrong in the benchmark's own words, never in a
 //! command line's: the binary above knows which of its flags led there and
@@ -11,7 +12,10 @@ use std::time::Duration;
 
 use humantime::format_duration;
 use msg_net::{PeerAddr, Transport};
-use msg_proto::Kind;
+
+mod run;
+
+pub use run::RunError;
 
 /// What can go wrong in planning, running or reporting a benchmark.
 #[derive(Debug, thiserror::Error)]
@@ -85,13 +89,6 @@ pub enum Error {
     /// impairments.
     #[error("a reverse stream is measured {0}")]
     ReverseWith(&'static str),
-    /// The listener answered a request to stream with a plain pong: it
-    /// does not know the request (an older msg).
-    #[error(
-        "the listener answered the request to stream back with a plain pong: it does not \
-         stream back (a msg listen from before reverse streams, or not msg)"
-    )]
-    NoStreamBack,
     /// More parallel flows than [`MAX_PARALLEL`](crate::plan::MAX_PARALLEL).
     #[error("{0} parallel flows is over the most a run makes, {max}", max = crate::plan::MAX_PARALLEL)]
     TooManyFlows(u32),
@@ -184,63 +181,6 @@ pub enum Error {
         /// Why.
         source: Box<Self>,
     },
-    /// The listener closed a TCP connection in the middle of a run.
-    #[error("the listener closed the connection")]
-    ListenerClosed,
-    /// Over TCP, a reply did not come within the timeout.
-    #[error("no answer to ping {seq} within {}", format_duration(*.within))]
-    NoAnswer {
-        /// The ping.
-        seq: u64,
-        /// How long it had.
-        within: Duration,
-    },
-    /// Over TCP, only a late reply came before the deadline (blocking
-    /// engine).
-    #[error("no answer to ping {seq} in time")]
-    Late {
-        /// The ping.
-        seq: u64,
-    },
-    /// A ping that got no answer where none may be lost (`clients`).
-    #[error("no answer")]
-    Lost,
-    /// The listener answered none of the statistics requests.
-    #[error("no answer to {attempts} statistics requests, {} apart", format_duration(*.apart))]
-    NoStats {
-        /// How many were sent.
-        attempts: u32,
-        /// How long each waited.
-        apart: Duration,
-    },
-    /// In the open loop, a reply to no ping sent.
-    #[error(
-        "expected a pong to one of pings 0..{sent}, got {kind:?} {seq}: is the peer `msg listen`?"
-    )]
-    UnexpectedPong {
-        /// Pings sent so far.
-        sent: u64,
-        /// What came.
-        kind: Kind,
-        /// Its sequence number.
-        seq: u64,
-    },
-    /// Over TCP, the open loop ended with pings unanswered.
-    #[error(
-        "{lost} of {sent} pings were not answered within {} of the last send",
-        format_duration(*.within)
-    )]
-    Unanswered {
-        /// Pings unanswered.
-        lost: u64,
-        /// Pings sent while measuring.
-        sent: u64,
-        /// How long the last one had.
-        within: Duration,
-    },
-    /// The kernel's `TCP_INFO` could not be read.
-    #[error("cannot read TCP_INFO")]
-    TcpInfo(#[source] msg_net::Error),
     /// One of the `clients` failed; the source says why.
     #[error("client {index} of {total}")]
     Client {
@@ -314,22 +254,6 @@ pub enum Error {
         transport: Transport,
         /// Why.
         source: Box<Self>,
-    },
-    /// A `connect` cycle's connect() failed.
-    #[error("cannot connect to {addr}")]
-    CycleConnect {
-        /// The listener, with its transport.
-        addr: String,
-        /// Why.
-        source: io::Error,
-    },
-    /// A `connect` cycle's TLS handshake failed.
-    #[error("TLS handshake with {addr}")]
-    CycleHandshake {
-        /// The listener, with its transport.
-        addr: String,
-        /// Why: rustls's error inside an `InvalidData` one, or the socket's.
-        source: io::Error,
     },
     /// No ephemeral port was free: TIME_WAIT holds them.
     #[error(
@@ -444,12 +368,13 @@ pub enum Error {
         /// Why.
         source: Option<io::Error>,
     },
+    /// Why a run, a connect cycle or a client stopped as it measured
+    /// (the source of [`Error::Run`], [`Error::Cycle`], [`Error::Client`]).
+    #[error(transparent)]
+    Measuring(#[from] RunError),
     /// msg-net's error: a link, a listener, a name that does not resolve.
     #[error(transparent)]
     Net(#[from] msg_net::Error),
-    /// A reply that answers no ping in flight.
-    #[error(transparent)]
-    Pong(#[from] msg_net::ping::UnexpectedReply),
     /// A statistics pong that does not parse.
     #[error(transparent)]
     Proto(#[from] msg_proto::Error),
@@ -469,40 +394,4 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-impl Error {
-    /// Why msg-net's ping client gave up, in this crate's words:
-    /// `timeout` is how long a reply had.
-    pub(crate) fn client(err: msg_net::ping::ClientError, timeout: Duration) -> Self {
-        use msg_net::ping::ClientError;
-        match err {
-            ClientError::Pong(err) => Self::pong(err, timeout),
-            ClientError::NoStats { attempts } => Self::NoStats {
-                attempts,
-                apart: timeout,
-            },
-            ClientError::Stats(err) => Self::Proto(err),
-            // ClientError is non-exhaustive: a reason of a later version.
-            other => Self::Net(msg_net::Error::Peer(other.to_string())),
-        }
-    }
-
-    /// A failed wait for a pong, in this crate's words: `timeout` is how
-    /// long a reply had.
-    pub(crate) fn pong(err: msg_net::ping::PongError, timeout: Duration) -> Self {
-        use msg_net::ping::PongError;
-        match err {
-            // As the listener said it, made safe to print.
-            PongError::Refused(text) => Self::Net(msg_net::Error::Peer(text)),
-            PongError::Unexpected(unexpected) => Self::Pong(unexpected),
-            PongError::NoAnswer { seq } => Self::NoAnswer {
-                seq,
-                within: timeout,
-            },
-            PongError::Late { seq } => Self::Late { seq },
-            // PongError is non-exhaustive: a reason of a later version.
-            other => Self::Net(msg_net::Error::Peer(other.to_string())),
-        }
-    }
 }

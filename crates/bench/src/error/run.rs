@@ -1,0 +1,142 @@
+//! Why a run stopped as it measured: what the listener answered, or did
+//! not, what a `connect` cycle's `connect()` and handshake met, a
+//! `TCP_INFO` that cannot be read; and msg-net's ping errors in these
+//! words. Apart from [`Error`] because none of these stands alone: each
+//! is the source of the error that says which run, cycle or client it
+//! was ([`Error::Run`], [`Error::Cycle`], [`Error::Client`]).
+
+use std::io;
+use std::time::Duration;
+
+use humantime::format_duration;
+use msg_proto::Kind;
+
+use super::Error;
+
+/// What stopped a run, a connect cycle or a client as it measured (the
+/// source of [`Error::Run`], [`Error::Cycle`] or [`Error::Client`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The listener closed a TCP connection in the middle of a run.
+    #[error("the listener closed the connection")]
+    ListenerClosed,
+    /// Over TCP, a reply did not come within the timeout.
+    #[error("no answer to ping {seq} within {}", format_duration(*.within))]
+    NoAnswer {
+        /// The ping.
+        seq: u64,
+        /// How long it had.
+        within: Duration,
+    },
+    /// Over TCP, only a late reply came before the deadline (blocking
+    /// engine).
+    #[error("no answer to ping {seq} in time")]
+    Late {
+        /// The ping.
+        seq: u64,
+    },
+    /// A ping that got no answer where none may be lost (`clients`).
+    #[error("no answer")]
+    Lost,
+    /// The listener answered none of the statistics requests.
+    #[error("no answer to {attempts} statistics requests, {} apart", format_duration(*.apart))]
+    NoStats {
+        /// How many were sent.
+        attempts: u32,
+        /// How long each waited.
+        apart: Duration,
+    },
+    /// In the open loop, a reply to no ping sent.
+    #[error(
+        "expected a pong to one of pings 0..{sent}, got {kind:?} {seq}: is the peer `msg listen`?"
+    )]
+    UnexpectedPong {
+        /// Pings sent so far.
+        sent: u64,
+        /// What came.
+        kind: Kind,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// Over TCP, the open loop ended with pings unanswered.
+    #[error(
+        "{lost} of {sent} pings were not answered within {} of the last send",
+        format_duration(*.within)
+    )]
+    Unanswered {
+        /// Pings unanswered.
+        lost: u64,
+        /// Pings sent while measuring.
+        sent: u64,
+        /// How long the last one had.
+        within: Duration,
+    },
+    /// The listener answered a request to stream with a plain pong: it
+    /// does not know the request (an older msg).
+    #[error(
+        "the listener answered the request to stream back with a plain pong: it does not \
+         stream back (a msg listen from before reverse streams, or not msg)"
+    )]
+    NoStreamBack,
+    /// A reply that answers no ping in flight.
+    #[error(transparent)]
+    Pong(#[from] msg_net::ping::UnexpectedReply),
+    /// The kernel's `TCP_INFO` could not be read.
+    #[error("cannot read TCP_INFO")]
+    TcpInfo(#[source] msg_net::Error),
+    /// A `connect` cycle's connect() failed.
+    #[error("cannot connect to {addr}")]
+    CycleConnect {
+        /// The listener, with its transport.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A `connect` cycle's TLS handshake failed.
+    #[error("TLS handshake with {addr}")]
+    CycleHandshake {
+        /// The listener, with its transport.
+        addr: String,
+        /// Why: rustls's error inside an `InvalidData` one, or the socket's.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Why msg-net's ping client gave up, in this crate's words:
+    /// `timeout` is how long a reply had.
+    pub(crate) fn client(err: msg_net::ping::ClientError, timeout: Duration) -> Self {
+        use msg_net::ping::ClientError;
+        match err {
+            ClientError::Pong(err) => Self::pong(err, timeout),
+            ClientError::NoStats { attempts } => RunError::NoStats {
+                attempts,
+                apart: timeout,
+            }
+            .into(),
+            ClientError::Stats(err) => Self::Proto(err),
+            // ClientError is non-exhaustive: a reason of a later version.
+            other => Self::Net(msg_net::Error::Peer(other.to_string())),
+        }
+    }
+
+    /// A failed wait for a pong, in this crate's words: `timeout` is how
+    /// long a reply had.
+    pub(crate) fn pong(err: msg_net::ping::PongError, timeout: Duration) -> Self {
+        use msg_net::ping::PongError;
+        match err {
+            // As the listener said it, made safe to print.
+            PongError::Refused(text) => Self::Net(msg_net::Error::Peer(text)),
+            PongError::Unexpected(unexpected) => RunError::Pong(unexpected).into(),
+            PongError::NoAnswer { seq } => RunError::NoAnswer {
+                seq,
+                within: timeout,
+            }
+            .into(),
+            PongError::Late { seq } => RunError::Late { seq }.into(),
+            // PongError is non-exhaustive: a reason of a later version.
+            other => Self::Net(msg_net::Error::Peer(other.to_string())),
+        }
+    }
+}
