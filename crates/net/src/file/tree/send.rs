@@ -3,9 +3,10 @@
 //! verdicts read as they come.
 
 use std::collections::VecDeque;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::OwnedFd;
 
 use msg_proto::tree::{EntryKind, TreeEntry, tree_end};
+use rustix::fs::{Mode, OFlags};
 
 use super::super::send::{answer, answer_waiting, last_word, refused, unexpected, verdict_wait};
 use super::super::*;
@@ -279,6 +280,7 @@ impl Queue {
 /// and queues each entry's messages; `None` once the socket side stops
 /// taking.
 fn read_all(messages: &[Message], files: &[(PathBuf, u64)], tx: &mut Queue) -> Option<()> {
+    let mut folder = Folder::default();
     for (index, (msg, (path, size))) in messages.iter().zip(files).enumerate() {
         if msg.body.first() != Some(&u8::from(EntryKind::File)) {
             let item = Item::Entry {
@@ -288,13 +290,7 @@ fn read_all(messages: &[Message], files: &[(PathBuf, u64)], tx: &mut Queue) -> O
             tx.push(item)?;
             continue;
         }
-        // Opened without following a link that replaced the file since
-        // the walk.
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path);
-        let file = match file {
+        let file = match folder.open(path) {
             Ok(file) => file,
             Err(err) => {
                 let skipped = Skipped {
@@ -316,6 +312,38 @@ fn read_all(messages: &[Message], files: &[(PathBuf, u64)], tx: &mut Queue) -> O
         tx.push(Item::End { index, digest })?;
     }
     Some(())
+}
+
+/// The folder of the files being read, open: each file is opened relative
+/// to it, a look-up of one name rather than a walk of its whole path (a
+/// fifth of the reading thread's time for 4 KiB files).
+#[derive(Default)]
+struct Folder {
+    open: Option<(PathBuf, OwnedFd)>,
+}
+
+impl Folder {
+    /// Opens `path` to read, without following a link that replaced the
+    /// file since the walk.
+    fn open(&mut self, path: &Path) -> io::Result<fs::File> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io::ErrorKind::InvalidInput.into());
+        };
+        let dir = match &self.open {
+            Some((open, dir)) if open == parent => dir,
+            _ => {
+                // The folder's own path as the walk went (a link above
+                // the folder was followed there too); entries come folder
+                // by folder, so this is once a folder, or once a return to
+                // it after one below.
+                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                let dir = rustix::fs::open(parent, flags, Mode::empty())?;
+                &self.open.insert((parent.to_owned(), dir)).1
+            }
+        };
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?.into())
+    }
 }
 
 /// Queues the first `size` bytes of `file` as chunks; their digest, or
