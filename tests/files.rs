@@ -857,6 +857,10 @@ fn a_folder_arrives_whole_nested_empty_modes_kept_links_and_special_files_skippe
     write_file(&tree, "run.sh", b"#!/bin/sh\n");
     std::fs::set_permissions(tree.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(tree.join("a"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    // Made with the owner's read and write, then given the sender's mode;
+    // and made with exactly the sender's mode.
+    std::fs::set_permissions(tree.join("c/b"), std::fs::Permissions::from_mode(0o400)).unwrap();
+    std::fs::set_permissions(tree.join("a/x.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
     std::os::unix::fs::symlink("/etc", tree.join("link")).unwrap();
     let fifo = tree.join("fifo");
     assert!(
@@ -885,6 +889,8 @@ fn a_folder_arrives_whole_nested_empty_modes_kept_links_and_special_files_skippe
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&got.join("run.sh")), 0o755);
     assert_eq!(mode(&got.join("a")), 0o750);
+    assert_eq!(mode(&got.join("c/b")), 0o400);
+    assert_eq!(mode(&got.join("a/x.txt")), 0o600);
     // Links and special files are skipped, and said.
     assert!(std::fs::symlink_metadata(got.join("link")).is_err());
     assert!(std::fs::symlink_metadata(got.join("fifo")).is_err());

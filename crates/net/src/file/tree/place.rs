@@ -2,6 +2,7 @@
 //! its name: a file without a name (Linux's `O_TMPFILE`), or a partial
 //! file beside the final name, renamed into place.
 
+use std::fs;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -11,8 +12,10 @@ use rustix::io::Errno;
 
 use super::super::{PARTIAL_PREFIX, PARTIAL_RANDOM};
 
-/// Makes a file without a name in `dir`, with the entry's mode (the
-/// umask may take bits away; the mode is set again at the end).
+/// Makes a file without a name in `dir`, with the entry's mode and the
+/// owner's read and write (the umask or a default ACL may take bits away;
+/// the mode is set again at the end, unless the writer knows that none
+/// were taken).
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(super) fn create_unnamed(dir: BorrowedFd<'_>, mode: u32) -> Result<OwnedFd, Errno> {
     let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
@@ -23,6 +26,31 @@ pub(super) fn create_unnamed(dir: BorrowedFd<'_>, mode: u32) -> Result<OwnedFd, 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(super) fn create_unnamed(_dir: BorrowedFd<'_>, _mode: u32) -> Result<OwnedFd, Errno> {
     Err(Errno::OPNOTSUPP)
+}
+
+/// The process's umask, from `/proc/self/status` (asking `umask(2)` would
+/// set it, for a moment, for every thread); `None` when not found there.
+pub(super) fn process_umask() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
+}
+
+/// Whether the folder `dir` has no default ACL (or its file system none).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(super) fn no_default_acl(dir: &OwnedFd) -> bool {
+    matches!(
+        rustix::fs::fgetxattr_query(dir, "system.posix_acl_default"),
+        Err(Errno::NODATA | Errno::OPNOTSUPP)
+    )
+}
+
+/// Files without a name are Linux's: never asked elsewhere.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(super) fn no_default_acl(_dir: &OwnedFd) -> bool {
+    false
 }
 
 /// Makes a partial file in `dir` under a fresh name of the form the stale

@@ -15,7 +15,7 @@ use rustix::io::Errno;
 
 use super::super::super::receive::for_peer;
 use super::super::super::*;
-use super::super::place::{create_partial, create_unnamed, rename_into_place};
+use super::super::place::{create_partial, create_unnamed, no_default_acl, rename_into_place};
 use super::{Writer, errno_text, shown};
 
 /// Where a file's content waits for its end.
@@ -43,6 +43,8 @@ pub(super) struct Incoming {
     pub(super) hasher: blake3::Hasher,
     /// The first write error: the rest of the content is dropped.
     pub(super) failed: Option<io::Error>,
+    /// Made with its entry's mode exactly: no `fchmod` at the end.
+    mode_set: bool,
 }
 
 impl Incoming {
@@ -64,12 +66,16 @@ impl Writer {
             }
         }
         let cannot = |err| format!("cannot make a file in its folder: {}", errno_text(err));
+        let mut mode_set = false;
         let (partial, fd) = if self.staging == Staging::Partial {
             let (name, fd) = create_partial(parent.as_fd()).map_err(cannot)?;
             (Some(name), fd)
         } else {
             match create_unnamed(parent.as_fd(), entry.mode) {
-                Ok(fd) => (None, fd),
+                Ok(fd) => {
+                    mode_set = self.made_exact(&parent, entry.mode);
+                    (None, fd)
+                }
                 // A file system without files without names: partial files
                 // from now on.
                 Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {
@@ -87,7 +93,30 @@ impl Writer {
             out: fs::File::from(fd),
             hasher: blake3::Hasher::new(),
             failed: None,
+            mode_set,
         })
+    }
+
+    /// Whether a file made in `parent` with `mode` (and the owner's read
+    /// and write, see [`create_unnamed`]) got exactly `mode`: the owner
+    /// had both already, the umask takes none of its bits, and no default
+    /// ACL on the folder took the umask's place. Asked once a folder.
+    fn made_exact(&mut self, parent: &Rc<OwnedFd>, mode: u32) -> bool {
+        let mode = mode & MODE_MASK;
+        let Some(umask) = self.umask else {
+            return false;
+        };
+        if mode & 0o600 != 0o600 || mode & umask != 0 {
+            return false;
+        }
+        match &self.acl_free {
+            Some((fd, free)) if Rc::ptr_eq(fd, parent) => *free,
+            _ => {
+                let free = no_default_acl(parent);
+                self.acl_free = Some((Rc::clone(parent), free));
+                free
+            }
+        }
     }
 
     /// Checks a file at its end and puts it in place, or removes it.
@@ -106,8 +135,10 @@ impl Writer {
                 return Err(format!("cannot write the file: {}", for_peer(&err)));
             }
             end.check(digest).map_err(|err| err.to_string())?;
-            rustix::fs::fchmod(&incoming.out, Mode::from_raw_mode(entry.mode & MODE_MASK))
-                .map_err(errno_text)?;
+            if !incoming.mode_set {
+                rustix::fs::fchmod(&incoming.out, Mode::from_raw_mode(entry.mode & MODE_MASK))
+                    .map_err(errno_text)?;
+            }
             let name = entry.path.file_name();
             let placed = match &incoming.partial {
                 Some(partial) => {

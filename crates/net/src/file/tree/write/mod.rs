@@ -67,6 +67,12 @@ pub(super) struct Writer {
     parent: Option<(String, Rc<OwnedFd>)>,
     /// The folders this transfer made, to get their modes at the end.
     made: Vec<(TreeEntry, u32)>,
+    /// The process's umask, when known: a file without a name made with
+    /// a mode it takes nothing from needs no `fchmod` at the end.
+    umask: Option<u32>,
+    /// The last folder asked whether it has a default ACL (which stands in
+    /// for the umask), and whether it is free of one.
+    acl_free: Option<(Rc<OwnedFd>, bool)>,
 }
 
 enum Current {
@@ -99,6 +105,8 @@ impl Writer {
             current: Current::None,
             parent: None,
             made: Vec::new(),
+            umask: super::place::process_umask(),
+            acl_free: None,
         }
     }
 
