@@ -61,6 +61,8 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
         Writer::new(root, made, overwrite, verdicts_tx).run(ops_rx, root_mode);
     });
     let mut tree = TreeReceiving::new();
+    // The current file's hash, here rather than on the writing thread.
+    let mut hasher = blake3::Hasher::new();
     let mut waiting = VecDeque::new();
     let mut batch = Batch::default();
     let mut flushed = Instant::now();
@@ -106,10 +108,16 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
             Err(err) => break Err(err.to_string()),
             Ok(TreeStep::End) => break Ok(()),
             Ok(TreeStep::Folder(entry)) => Op::Folder(entry),
-            Ok(TreeStep::File(entry)) => Op::File(entry),
+            Ok(TreeStep::File(entry)) => {
+                hasher.reset();
+                Op::File(entry)
+            }
             Ok(TreeStep::Refused { reason, .. }) => Op::Refuse(reason.to_string()),
-            Ok(TreeStep::Content(_)) => Op::Data(msg.body.clone()),
-            Ok(TreeStep::FileEnd(end)) => Op::End(end),
+            Ok(TreeStep::Content(_)) => {
+                hasher.update(&msg.body);
+                Op::Data(msg.body.clone())
+            }
+            Ok(TreeStep::FileEnd(end)) => Op::End(end, *hasher.finalize().as_bytes()),
             Ok(_) => break Err(format!("unexpected {:?} in a folder", msg.kind)),
         };
         batch.push(op);

@@ -40,7 +40,6 @@ pub(super) struct Incoming {
     /// Written straight: chunks come whole (up to 1 MiB), and a buffer of
     /// a chunk's size per file cost ten thousand small files an mmap each.
     pub(super) out: fs::File,
-    pub(super) hasher: blake3::Hasher,
     /// The first write error: the rest of the content is dropped.
     pub(super) failed: Option<io::Error>,
     /// Made with its entry's mode exactly: no `fchmod` at the end.
@@ -91,7 +90,6 @@ impl Writer {
             parent,
             partial,
             out: fs::File::from(fd),
-            hasher: blake3::Hasher::new(),
             failed: None,
             mode_set,
         })

@@ -38,8 +38,10 @@ pub(super) enum Op {
     Refuse(String),
     /// The next piece of the current file.
     Data(Bytes),
-    /// The current file's end, its size checked by msg-proto.
-    End(Result<FileEnd, msg_proto::file::FileError>),
+    /// The current file's end, its size checked by msg-proto, and the
+    /// BLAKE3 of the content as it came (hashed on the socket's side, off
+    /// this thread, which the file system keeps busy enough).
+    End(Result<FileEnd, msg_proto::file::FileError>, [u8; 32]),
 }
 
 /// The thread's answer to one entry, in order.
@@ -160,17 +162,15 @@ impl Writer {
             Op::Data(bytes) => {
                 if let Current::Writing(incoming) = &mut self.current {
                     if incoming.failed.is_none() {
-                        incoming.hasher.update(&bytes);
                         if let Err(err) = incoming.out.write_all(&bytes) {
                             incoming.failed = Some(err);
                         }
                     }
                 }
             }
-            Op::End(end) => {
+            Op::End(end, digest) => {
                 let current = std::mem::replace(&mut self.current, Current::None);
                 if let Current::Writing(mut incoming) = current {
-                    let digest = *incoming.hasher.finalize().as_bytes();
                     let result = self.finish(&mut incoming, end, &digest);
                     let saved = result.is_ok().then_some(digest);
                     let Incoming { entry, .. } = *incoming;
