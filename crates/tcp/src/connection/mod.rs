@@ -509,7 +509,17 @@ mod tests {
     }
 
     pub(super) async fn authenticated_pair() -> (Connection, Connection, Message) {
-        let (mut client, mut server) = pair().await;
+        let (client, server) = pair().await;
+        authenticate_both(client, server).await
+    }
+
+    /// Makes the handshake between `client` and `server`, over any byte
+    /// stream; the server's first message follows its verdict and is
+    /// returned with them.
+    async fn authenticate_both<S: Stream>(
+        mut client: Connection<S>,
+        mut server: Connection<S>,
+    ) -> (Connection<S>, Connection<S>, Message) {
         let first = Message::new(Kind::Data, 7, "right behind the verdict");
         let (c, s) = tokio::join!(
             client_handshake(&mut client),
@@ -519,6 +529,26 @@ mod tests {
         s.unwrap();
         assert!(client.is_authenticated() && server.is_authenticated());
         (client, server, first)
+    }
+
+    /// Splits both connections and sends a message each way per `seqs`,
+    /// half to half; returns the halves.
+    pub(super) async fn split_and_exchange<S: Stream>(
+        client: Connection<S>,
+        server: Connection<S>,
+        seqs: std::ops::Range<u64>,
+    ) -> ((ReadHalf<S>, WriteHalf<S>), (ReadHalf<S>, WriteHalf<S>)) {
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        for seq in seqs {
+            let up = Message::new(Kind::Data, seq, "up");
+            client_write.write_message(&up).await.unwrap();
+            assert_eq!(server_read.read_message().await.unwrap(), Some(up));
+            let down = Message::new(Kind::Data, seq, "down");
+            server_write.write_message(&down).await.unwrap();
+            assert_eq!(client_read.read_message().await.unwrap(), Some(down));
+        }
+        ((client_read, client_write), (server_read, server_write))
     }
 
     #[tokio::test]
@@ -611,28 +641,14 @@ mod tests {
     #[tokio::test]
     async fn any_byte_stream_authenticates_and_splits() {
         let (a, b) = tokio::io::duplex(64 * 1024);
-        let mut client = Connection::new(a, Options::default()).unwrap();
-        let mut server = Connection::new(b, Options::default()).unwrap();
-        let first = Message::new(Kind::Data, 7, "right behind the verdict");
-        let (c, s) = tokio::join!(
-            client_handshake(&mut client),
-            server_handshake(&mut server, &first)
-        );
-        c.unwrap();
-        s.unwrap();
+        let client = Connection::new(a, Options::default()).unwrap();
+        let server = Connection::new(b, Options::default()).unwrap();
+        let (mut client, server, first) = authenticate_both(client, server).await;
         assert_eq!(client.read_message().await.unwrap(), Some(first));
-        let (mut client_read, mut client_write) = client.into_split();
-        let (mut server_read, mut server_write) = server.into_split();
-        for seq in 1..4 {
-            let up = Message::new(Kind::Data, seq, "up");
-            client_write.write_message(&up).await.unwrap();
-            assert_eq!(server_read.read_message().await.unwrap(), Some(up));
-            let down = Message::new(Kind::Data, seq, "down");
-            server_write.write_message(&down).await.unwrap();
-            assert_eq!(client_read.read_message().await.unwrap(), Some(down));
-        }
+        let (client, (mut server_read, _server_write)) =
+            split_and_exchange(client, server, 1..4).await;
         // The pipe ends when both of its halves are gone.
-        drop((client_read, client_write));
+        drop(client);
         assert_eq!(server_read.read_message().await.unwrap(), None);
     }
 }

@@ -120,7 +120,7 @@ impl<S: Stream> WriteHalf<S> {
 mod tests {
     use super::*;
     use crate::codec::tests::frame_of;
-    use crate::connection::tests::{authenticated_pair, raw_and_framed};
+    use crate::connection::tests::{authenticated_pair, raw_and_framed, split_and_exchange};
     use msg_proto::Kind;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -157,15 +157,6 @@ mod tests {
         let before = Message::new(Kind::Data, 1, "before");
         client.write_message(&before).await.unwrap();
         assert_eq!(server.read_message().await.unwrap(), Some(before));
-        let (mut client_read, mut client_write) = client.into_split();
-        let (mut server_read, mut server_write) = server.into_split();
-        for seq in 2..5 {
-            let up = Message::new(Kind::Data, seq, "up");
-            client_write.write_message(&up).await.unwrap();
-            assert_eq!(server_read.read_message().await.unwrap(), Some(up));
-            let down = Message::new(Kind::Data, seq, "down");
-            server_write.write_message(&down).await.unwrap();
-            assert_eq!(client_read.read_message().await.unwrap(), Some(down));
-        }
+        split_and_exchange(client, server, 2..5).await;
     }
 }
