@@ -93,25 +93,37 @@ pub(crate) fn transports(udp: bool, tcp: bool) -> Vec<Transport> {
     }
 }
 
+/// The transport of the first of `flags` that is set, with its flag; else
+/// `default`, a command's transport when none of its flags is given.
+pub(crate) fn chosen(
+    flags: &[(bool, Transport, &'static str)],
+    default: (Transport, &'static str),
+) -> (Transport, &'static str) {
+    flags
+        .iter()
+        .find_map(|&(set, transport, flag)| set.then_some((transport, flag)))
+        .unwrap_or(default)
+}
+
 impl TransportArg {
     /// The transport chosen and the flag that chose it, as a message names
     /// it: one table, so that the two cannot disagree.
     fn chosen(&self) -> (Transport, &'static str) {
-        [
-            (self.udp, Transport::Udp, "--udp"),
-            (self.unix, Transport::Unix, "--unix"),
-            (self.unix_dgram, Transport::UnixDgram, "--unix-dgram"),
-            (self.seqpacket, Transport::Seqpacket, "--seqpacket"),
-            (self.quic, Transport::Quic, "--quic"),
-            (
-                self.quic_datagrams,
-                Transport::QuicDgram,
-                "--quic-datagrams",
-            ),
-        ]
-        .into_iter()
-        .find_map(|(set, transport, flag)| set.then_some((transport, flag)))
-        .unwrap_or((Transport::Tcp, "--tcp"))
+        chosen(
+            &[
+                (self.udp, Transport::Udp, "--udp"),
+                (self.unix, Transport::Unix, "--unix"),
+                (self.unix_dgram, Transport::UnixDgram, "--unix-dgram"),
+                (self.seqpacket, Transport::Seqpacket, "--seqpacket"),
+                (self.quic, Transport::Quic, "--quic"),
+                (
+                    self.quic_datagrams,
+                    Transport::QuicDgram,
+                    "--quic-datagrams",
+                ),
+            ],
+            (Transport::Tcp, "--tcp"),
+        )
     }
 
     /// The flag that chose the transport, as a message names it.

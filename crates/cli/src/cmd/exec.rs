@@ -11,7 +11,7 @@ use msg_net::text::printable;
 use msg_net::{Link, Transport, exec};
 use msg_proto::exec::{Command, Exit};
 
-use crate::args::{ClientArgs, parse_addr, usage};
+use crate::args::{ClientArgs, chosen, parse_addr, usage};
 use crate::hint;
 use crate::output::stderr_line;
 
@@ -70,12 +70,14 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     }
     let command = Command::new(args.command.iter().map(bytes).collect())
         .map_err(|err| usage(err.to_string()))?;
-    let transport = match (args.unix, args.seqpacket, args.quic) {
-        (true, _, _) => Transport::Unix,
-        (_, true, _) => Transport::Seqpacket,
-        (_, _, true) => Transport::Quic,
-        _ => exec::transport(),
-    };
+    let (transport, _) = chosen(
+        &[
+            (args.unix, Transport::Unix, "--unix"),
+            (args.seqpacket, Transport::Seqpacket, "--seqpacket"),
+            (args.quic, Transport::Quic, "--quic"),
+        ],
+        (exec::transport(), "--tcp"),
+    );
     let addr = parse_addr(transport, &args.addr)?;
     let options = args.client.options(transport, &addr)?;
     let (mut link, addr) = connect_any(transport, &addr, |addr| {
