@@ -326,8 +326,12 @@ pub(crate) enum Io {
 /// or what `--udp` and `--tcp` say.
 fn transports(args: &BenchArgs) -> Vec<Transport> {
     match &args.transports {
-        // A listener streams back over a connection only: TCP, as iperf3.
-        None if (args.reverse || args.bidir) && !args.udp => vec![Transport::Tcp],
+        // A listener streams back over a connection only: of the default
+        // pair, TCP, as iperf3.
+        None if (args.reverse || args.bidir) && !args.udp => Transport::INET
+            .into_iter()
+            .filter(|t| t.caps().connections)
+            .collect(),
         Some(list) => list.iter().fold(Vec::new(), |mut once, &transport| {
             if !once.contains(&transport) {
                 once.push(transport);
