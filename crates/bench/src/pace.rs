@@ -26,6 +26,31 @@ pub(crate) fn scheduled(start: Instant, i: u64, rate: u64) -> Instant {
     start + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
 }
 
+/// When the next message of a one-way stream goes: now without a pacer;
+/// with one at `rate`, message `sent`'s time on the schedule from
+/// `start`, waited for unless it falls at or past `end` (spinning through
+/// its last moments: nothing comes back on a one-way stream for a spin to
+/// hold up).
+///
+/// # Errors
+///
+/// The timer's.
+pub(crate) async fn next_send(
+    pacer: Option<&mut (Pacer, u64)>,
+    start: Instant,
+    sent: u64,
+    end: Instant,
+) -> io::Result<Instant> {
+    let Some((pacer, rate)) = pacer else {
+        return Ok(Instant::now());
+    };
+    let due = scheduled(start, sent, *rate);
+    if due < end {
+        pacer.wait_until(due, || true).await?;
+    }
+    Ok(due)
+}
+
 /// A reusable one-shot timer.
 #[derive(Debug)]
 pub(crate) struct Pacer {

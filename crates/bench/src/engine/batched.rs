@@ -40,7 +40,7 @@ use super::{Drops, Outcome, UDP_DRAIN};
 use crate::cpu::Sample;
 use crate::error::Error;
 use crate::interval::{Sink, Ticker};
-use crate::pace::{Pacer, scheduled};
+use crate::pace::{Pacer, next_send};
 use crate::settings::{Batching, Settings};
 
 /// What the system calls of one run moved.
@@ -126,18 +126,7 @@ async fn stream(
     // What the ticker is shown: the messages sent so far (UDP: no TCP_INFO).
     let mut so_far = Outcome::new();
     loop {
-        let next = match &mut pacer {
-            Some((pacer, rate)) => {
-                let due = scheduled(start, sent, *rate);
-                if due < end {
-                    // Nothing comes back on a one-way stream: spinning
-                    // blocks no reply.
-                    pacer.wait_until(due, || true).await?;
-                }
-                due
-            }
-            None => Instant::now(),
-        };
+        let next = next_send(pacer.as_deref_mut(), start, sent, end).await?;
         if let Some(ticker) = ticker.as_deref_mut() {
             so_far.sent = sent;
             if next >= end {

@@ -13,7 +13,7 @@ use crate::cpu::Sample;
 use crate::engine::{Drops, Outcome, Snapshot, UDP_DRAIN};
 use crate::error::{Error, RunError};
 use crate::interval::{Sink, Ticker};
-use crate::pace::{Pacer, scheduled};
+use crate::pace::{Pacer, next_send};
 use crate::settings::{Direction, Settings};
 
 pub(super) async fn throughput(
@@ -183,18 +183,7 @@ async fn stream(
     // What the ticker is shown: the messages sent so far.
     let mut so_far = Outcome::new();
     loop {
-        let next = match &mut pacer {
-            Some((pacer, rate)) => {
-                let intended = scheduled(start, sent, *rate);
-                if intended < end {
-                    // Nothing comes back on a one-way stream: spinning
-                    // blocks no reply.
-                    pacer.wait_until(intended, || true).await?;
-                }
-                intended
-            }
-            None => Instant::now(),
-        };
+        let next = next_send(pacer.as_deref_mut(), start, sent, end).await?;
         if let Some((ticker, settings)) = ticker.as_mut() {
             if next >= end || ticker.due(next) {
                 so_far.sent = sent;
