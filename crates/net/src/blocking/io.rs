@@ -188,7 +188,16 @@ impl<S: Stream> Framed<S> {
     pub(crate) fn read_message(&mut self, wait: Wait) -> Result<Read, msg_tcp::Error> {
         loop {
             let before = self.read_buf.len();
-            if let Some(msg) = self.codec.decode(&mut self.read_buf)? {
+            // Not even a length prefix: straight to the socket (the codec
+            // would say so too, a call later; a ping-pong's every read
+            // starts here). The codec's read room is 0 here, so it would
+            // reserve nothing either.
+            let decoded = if before < msg_tcp::LENGTH_PREFIX_LEN {
+                None
+            } else {
+                self.codec.decode(&mut self.read_buf)?
+            };
+            if let Some(msg) = decoded {
                 let frame = before - self.read_buf.len();
                 self.largest = self.largest.max(frame.min(READ_ROOM));
                 return Ok(Read::Message(msg));
@@ -287,6 +296,9 @@ fn write_all(
         };
         match written {
             Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+            // The common case, a ping-pong's every write: the kernel took
+            // the one buffer whole, and there is nothing to advance.
+            Ok(n) if matches!(parts, [one] if one.len() == n) => return Ok(()),
             Ok(n) => io::IoSlice::advance_slices(&mut parts, n),
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) if timed_out(&err) && go_on() => {}
