@@ -14,7 +14,9 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use msg_proto::{FLAG_SEND, FLAG_STATS, Kind, Message, SendRequest, Streamed};
+use msg_proto::{
+    FLAG_AUTH, FLAG_SEND, FLAG_STATS, HEADER_LEN, Kind, Message, SendRequest, Streamed,
+};
 
 use crate::Transport;
 use crate::text::printable;
@@ -46,6 +48,37 @@ pub fn pong(ping: &Message, counter: &DiscardCounter) -> Option<Message> {
         ping.body.clone()
     };
     Some(Message::new(Kind::Pong, ping.seq, body).with_timestamp(ping.timestamp_ns))
+}
+
+/// Answers the plain ping in `message` (one whole encoded message, header
+/// and body, as a stream frame or a datagram carries it) in place: its bytes
+/// become those of the pong [`pong`] answers it with, and it is sent back
+/// as it stands. A ping-pong listener then neither decodes the ping nor
+/// encodes the pong, which is sockperf's echo and the floor's
+/// (bench/floor.c); the tests hold it to [`pong`], byte for byte.
+///
+/// Only a plain ping: `false`, and `message` untouched, for anything else.
+/// A statistics ping (its answer has another body), a stream request, a
+/// tagged message (its tag covers the header), a header with an error or
+/// a body of another length than it declares: the caller decodes those as
+/// before, with the same answer or error.
+pub fn pong_in_place(message: &mut [u8]) -> bool {
+    let Ok(mut header) = msg_proto::decode_header(message) else {
+        return false;
+    };
+    let body = message.len() - HEADER_LEN;
+    if header.kind != Kind::Ping
+        || header.flags & (FLAG_STATS | FLAG_SEND | FLAG_AUTH) != 0
+        || body != header.body_len as usize
+    {
+        return false;
+    }
+    // A pong's flags are 0 (the ping's describe the ping); seq, timestamp
+    // and body stay as they are.
+    header.kind = Kind::Pong;
+    header.flags = 0;
+    message[..HEADER_LEN].copy_from_slice(&msg_proto::encode_header(&header));
+    true
 }
 
 /// Whether `ping` asks for statistics.
@@ -251,6 +284,69 @@ pub fn parse_stats(pong: &Message) -> Result<Stats, msg_proto::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encoded(msg: &Message) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        msg_proto::encode(msg, &mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_ping_answered_in_place_is_the_pong_byte_for_byte() {
+        let bodies: [&[u8]; 4] = [b"", b"x", &[b'm'; 1024], &[0; Stats::BODY_LEN]];
+        let flags = [
+            0,
+            FLAG_STATS,
+            FLAG_SEND,
+            FLAG_AUTH,
+            0x4000_0000,
+            0x10,
+            FLAG_STATS | 0x10,
+        ];
+        let counter = DiscardCounter::default();
+        let mut answered = 0;
+        for kind in Kind::ALL {
+            for flags in flags {
+                for body in bodies {
+                    let mut msg = Message::new(kind, 7, Bytes::copy_from_slice(body))
+                        .with_timestamp(0x0102_0304_0506_0708);
+                    msg.flags = flags;
+                    let before = encoded(&msg);
+                    let mut bytes = before.clone();
+                    let plain =
+                        kind == Kind::Ping && flags & (FLAG_STATS | FLAG_SEND | FLAG_AUTH) == 0;
+                    assert_eq!(
+                        pong_in_place(&mut bytes),
+                        plain,
+                        "{kind:?} flags {flags:#x}"
+                    );
+                    if plain {
+                        answered += 1;
+                        assert_eq!(bytes, encoded(&pong(&msg, &counter).unwrap()));
+                    } else {
+                        assert_eq!(bytes, before, "untouched");
+                    }
+                }
+            }
+        }
+        assert_eq!(answered, 3 * bodies.len());
+    }
+
+    #[test]
+    fn a_ping_that_would_not_decode_is_left_to_the_decoder() {
+        let mut bytes = encoded(&Message::new(Kind::Ping, 1, "four"));
+        for mut broken in [
+            bytes[..HEADER_LEN - 1].to_vec(),  // a truncated header
+            [bytes.as_slice(), b"+"].concat(), // a body longer than declared
+            bytes[..bytes.len() - 1].to_vec(), // and shorter
+            [b"xx", &bytes[2..]].concat(),     // not msg's magic
+        ] {
+            let before = broken.clone();
+            assert!(!pong_in_place(&mut broken));
+            assert_eq!(broken, before);
+        }
+        assert!(pong_in_place(&mut bytes));
+    }
 
     #[test]
     fn pings_are_answered_with_their_seq_timestamp_and_body() {

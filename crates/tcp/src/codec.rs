@@ -160,6 +160,22 @@ impl Codec {
         self.opener.is_some()
     }
 
+    /// The length of the frame at the front of `src` (its length prefix
+    /// not counted) when all of it is there and [`Decoder::decode`] would
+    /// hand it over as it stands: within the maximum, nothing to open.
+    /// `None` otherwise, for `decode` to wait for it, refuse it or open it.
+    ///
+    /// For a reader that answers some frames without decoding them (a
+    /// blocking listener's pings: `msg_net::ping::pong_in_place`).
+    pub fn plain_frame(&self, src: &[u8]) -> Option<usize> {
+        if self.opener.is_some() {
+            return None;
+        }
+        let prefix = src.get(..LENGTH_PREFIX_LEN)?;
+        let len = u32::from_be_bytes(prefix.try_into().ok()?) as usize;
+        (len <= self.max_frame && src.len() - LENGTH_PREFIX_LEN >= len).then_some(len)
+    }
+
     /// Two codecs with this one's limit: the first keeps the opener (for a
     /// reading half), the second the sealer (for a writing half). Each
     /// direction's count then lives in exactly one place.
@@ -625,6 +641,28 @@ pub(crate) mod tests {
              (40 for the body after a 28-byte header and a 32-byte tag)"
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_plain_frame_is_one_decode_would_hand_over_as_it_stands() {
+        let msg = Message::new(Kind::Ping, 3, "ping");
+        let frame = frame_of(&msg);
+        let len = frame.len() - LENGTH_PREFIX_LEN;
+        let mut codec = Codec::new(len);
+        assert_eq!(codec.plain_frame(&frame), Some(len));
+        let glued = [&frame[..], &frame[..2]].concat();
+        assert_eq!(codec.plain_frame(&glued), Some(len), "the first of two");
+        for part in [0, 3, 4, frame.len() - 1] {
+            assert_eq!(codec.plain_frame(&frame[..part]), None, "{part} bytes");
+        }
+        assert_eq!(
+            Codec::new(len - 1).plain_frame(&frame),
+            None,
+            "over the maximum"
+        );
+        let (_, server_keys) = vector_keys();
+        codec.set_opener(server_keys.opener(Role::Server));
+        assert_eq!(codec.plain_frame(&frame), None, "a frame to open");
     }
 
     #[test]

@@ -78,6 +78,11 @@ impl Stream for std::os::unix::net::UnixStream {
     }
 }
 
+/// What [`Framed::read_or_answer`] answers with: a rewrite of a whole
+/// message, in place, into its answer (true if it made one), and the
+/// write's `go_on`.
+pub(crate) type Answering<'a> = (&'a dyn Fn(&mut [u8]) -> bool, &'a dyn Fn() -> bool);
+
 /// A byte stream with msg-tcp's [`Codec`] and two reused buffers: the same
 /// frames as `msg_tcp::Connection`, written and read with plain system
 /// calls.
@@ -186,7 +191,38 @@ impl<S: Stream> Framed<S> {
     /// The codec's (a frame over the maximum, a bad message, the stream
     /// closed mid-frame) or the socket's.
     pub(crate) fn read_message(&mut self, wait: Wait) -> Result<Read, msg_tcp::Error> {
+        // Without `answer`, every return is a `Some`.
+        self.read_or_answer(wait, None)
+            .map(|read| read.unwrap_or(Read::Nothing))
+    }
+
+    /// As [`Framed::read_message`], but a whole frame that `answer`
+    /// rewrites in place into its answer (it says so) is written back as it
+    /// stands, undecoded, and `None` returned: a listener's pings
+    /// ([`crate::ping::pong_in_place`]). `go_on` as for
+    /// [`Framed::write_message`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Framed::read_message`]'s, and the write's.
+    pub(crate) fn read_or_answer(
+        &mut self,
+        wait: Wait,
+        answer: Option<Answering<'_>>,
+    ) -> Result<Option<Read>, msg_tcp::Error> {
         loop {
+            if let Some((answer, go_on)) = answer {
+                if let Some(len) = self.codec.plain_frame(&self.read_buf) {
+                    let end = msg_tcp::LENGTH_PREFIX_LEN + len;
+                    if answer(&mut self.read_buf[msg_tcp::LENGTH_PREFIX_LEN..end]) {
+                        let mut frame = [io::IoSlice::new(&self.read_buf[..end])];
+                        write_all(&mut self.stream, &mut frame, go_on)?;
+                        self.read_buf.advance(end);
+                        self.largest = self.largest.max(end.min(READ_ROOM));
+                        return Ok(None);
+                    }
+                }
+            }
             let before = self.read_buf.len();
             // Not even a length prefix: straight to the socket (the codec
             // would say so too, a call later; a ping-pong's every read
@@ -200,7 +236,7 @@ impl<S: Stream> Framed<S> {
             if let Some(msg) = decoded {
                 let frame = before - self.read_buf.len();
                 self.largest = self.largest.max(frame.min(READ_ROOM));
-                return Ok(Read::Message(msg));
+                return Ok(Some(Read::Message(msg)));
             }
             self.make_room();
             let (stream, buf) = (&mut self.stream, &mut self.read_buf);
@@ -208,12 +244,12 @@ impl<S: Stream> Framed<S> {
                 recv_into(buf, |spare| stream.recv(spare, flags).map(|n| (n, ())))
             })?;
             match got {
-                Got::Nothing => return Ok(Read::Nothing),
+                Got::Nothing => return Ok(Some(Read::Nothing)),
                 Got::Data((0, ())) => {
-                    return Ok(match self.codec.decode_eof(&mut self.read_buf)? {
+                    return Ok(Some(match self.codec.decode_eof(&mut self.read_buf)? {
                         Some(msg) => Read::Message(msg),
                         None => Read::Closed,
-                    });
+                    }));
                 }
                 Got::Data(_) => {}
             }
@@ -327,6 +363,56 @@ mod tests {
 
     /// The framing is the stream's own business: a Unix stream carries the
     /// same frames, tagged once authenticated, sleeping or spinning.
+    #[test]
+    fn plain_pings_are_answered_where_they_lie_and_the_rest_is_read() {
+        let (a, b) = UnixStream::pair().unwrap();
+        for end in [&a, &b] {
+            end.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        }
+        let (mut client, mut server) = (Framed::new(a, 4096), Framed::new(b, 4096));
+        let never = || false;
+        let pings = [
+            Message::new(Kind::Ping, 1, "one").with_timestamp(11),
+            Message::new(Kind::Ping, 2, vec![b'm'; 1024]).with_timestamp(12),
+        ];
+        let mut stats = crate::ping::stats_request(3);
+        stats.timestamp_ns = 13;
+        // Glued, as a stream may deliver them: two plain pings, one that
+        // asks for statistics, and data.
+        for msg in pings
+            .iter()
+            .chain([&stats, &Message::new(Kind::Data, 4, "data")])
+        {
+            client.write_message(msg, &never).unwrap();
+        }
+        let answer: Answering<'_> = (&crate::ping::pong_in_place, &never);
+        for _ in &pings {
+            assert!(
+                server
+                    .read_or_answer(Wait::Sleep, Some(answer))
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        let Some(Read::Message(got)) = server.read_or_answer(Wait::Sleep, Some(answer)).unwrap()
+        else {
+            panic!("the statistics ping, decoded")
+        };
+        assert_eq!(got, stats);
+        let Some(Read::Message(got)) = server.read_or_answer(Wait::Sleep, Some(answer)).unwrap()
+        else {
+            panic!("the data, decoded")
+        };
+        assert_eq!(got.kind, Kind::Data);
+        let counter = msg_proto::DiscardCounter::default();
+        for ping in &pings {
+            let Read::Message(pong) = client.read_message(Wait::Sleep).unwrap() else {
+                panic!("a pong")
+            };
+            assert_eq!(pong, crate::ping::pong(ping, &counter).unwrap());
+        }
+    }
+
     #[test]
     fn a_unix_stream_is_framed_as_a_tcp_stream_is() {
         let (a, b) = UnixStream::pair().unwrap();

@@ -27,6 +27,7 @@ use super::stream::{AnyListener, AnyStream};
 use crate::auth::{self, HAS_NO_SECRET};
 use crate::deadlines::{Deadlines, Expired, idle_text};
 use crate::log::{Chain, RateLimited};
+use crate::ping::pong_in_place;
 use crate::respond::{Response, respond};
 use crate::text::error_message;
 use crate::{Error, Event, Events, PeerAddr, ServeConfig};
@@ -238,10 +239,19 @@ fn serve_connection(
     while !stop.load(Ordering::Relaxed) {
         // Each wait lasts at most STOP_CHECK (the socket's timeout); the
         // limits are checked whenever one runs out.
-        let msg = match conn.read_message(spinner.wait())? {
-            Read::Message(msg) => msg,
-            Read::Closed => return Ok(()),
-            Read::Nothing => match deadlines.on_wait_over(Instant::now(), conn.buffered()) {
+        // A plain ping is answered where it lies in the read buffer: the
+        // bytes of the pong `respond` would give, without decoding it or
+        // encoding that (a ping-pong's whole work on this side).
+        let read = conn.read_or_answer(spinner.wait(), Some((&pong_in_place, &go_on)))?;
+        let msg = match read {
+            None => {
+                spinner.got_one();
+                deadlines.on_message(Instant::now);
+                continue;
+            }
+            Some(Read::Message(msg)) => msg,
+            Some(Read::Closed) => return Ok(()),
+            Some(Read::Nothing) => match deadlines.on_wait_over(Instant::now(), conn.buffered()) {
                 Ok(()) => continue,
                 Err(Expired::Frame(after)) => return Err(Error::FrameTimeout { after }),
                 Err(Expired::Idle(after)) => {
