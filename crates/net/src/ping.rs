@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use msg_proto::{
     FLAG_AUTH, FLAG_SEND, FLAG_STATS, HEADER_LEN, Kind, Message, SendRequest, Streamed,
 };
@@ -51,11 +51,11 @@ pub fn pong(ping: &Message, counter: &DiscardCounter) -> Option<Message> {
 }
 
 /// Answers the plain ping in `message` (one whole encoded message, header
-/// and body, as a stream frame or a datagram carries it) in place: its bytes
-/// become those of the pong [`pong`] answers it with, and it is sent back
-/// as it stands. A ping-pong listener then neither decodes the ping nor
-/// encodes the pong, which is sockperf's echo and the floor's
-/// (bench/floor.c); the tests hold it to [`pong`], byte for byte.
+/// and body, as a stream frame carries it) in place: its bytes become those
+/// of the pong [`pong`] answers it with, to be sent back as they stand. A
+/// ping-pong listener then neither decodes the ping nor encodes the pong,
+/// which is sockperf's echo and the floor's (bench/floor.c); the tests
+/// hold it to [`pong`], byte for byte.
 ///
 /// Only a plain ping: `false`, and `message` untouched, for anything else.
 /// A statistics ping (its answer has another body), a stream request, a
@@ -63,22 +63,38 @@ pub fn pong(ping: &Message, counter: &DiscardCounter) -> Option<Message> {
 /// a body of another length than it declares: the caller decodes those as
 /// before, with the same answer or error.
 pub fn pong_in_place(message: &mut [u8]) -> bool {
-    let Ok(mut header) = msg_proto::decode_header(message) else {
+    let Some(pong) = plain_pong(message) else {
         return false;
     };
-    let body = message.len() - HEADER_LEN;
-    if header.kind != Kind::Ping
-        || header.flags & (FLAG_STATS | FLAG_SEND | FLAG_AUTH) != 0
-        || body != header.body_len as usize
-    {
+    message[..HEADER_LEN].copy_from_slice(&pong);
+    true
+}
+
+/// As [`pong_in_place`], for a message that cannot be written over (a
+/// datagram, which is received into shared memory): the pong's bytes go
+/// into `out`, cleared first.
+pub fn pong_into(message: &[u8], out: &mut BytesMut) -> bool {
+    let Some(pong) = plain_pong(message) else {
         return false;
-    }
+    };
+    out.clear();
+    out.extend_from_slice(&pong);
+    out.extend_from_slice(&message[HEADER_LEN..]);
+    true
+}
+
+/// The header of the pong for `message` if it is a plain ping (see
+/// [`pong_in_place`]).
+fn plain_pong(message: &[u8]) -> Option<[u8; HEADER_LEN]> {
+    let mut header = msg_proto::decode_header(message).ok()?;
+    let plain = header.kind == Kind::Ping
+        && header.flags & (FLAG_STATS | FLAG_SEND | FLAG_AUTH) == 0
+        && message.len() - HEADER_LEN == header.body_len as usize;
     // A pong's flags are 0 (the ping's describe the ping); seq, timestamp
     // and body stay as they are.
     header.kind = Kind::Pong;
     header.flags = 0;
-    message[..HEADER_LEN].copy_from_slice(&msg_proto::encode_header(&header));
-    true
+    plain.then(|| msg_proto::encode_header(&header))
 }
 
 /// Whether `ping` asks for statistics.
@@ -320,11 +336,16 @@ mod tests {
                         plain,
                         "{kind:?} flags {flags:#x}"
                     );
+                    let mut out = BytesMut::from(&b"stale"[..]);
+                    assert_eq!(pong_into(&before, &mut out), plain);
                     if plain {
                         answered += 1;
-                        assert_eq!(bytes, encoded(&pong(&msg, &counter).unwrap()));
+                        let expected = encoded(&pong(&msg, &counter).unwrap());
+                        assert_eq!(bytes, expected);
+                        assert_eq!(out, expected);
                     } else {
                         assert_eq!(bytes, before, "untouched");
+                        assert_eq!(out, &b"stale"[..], "untouched");
                     }
                 }
             }
@@ -344,6 +365,7 @@ mod tests {
             let before = broken.clone();
             assert!(!pong_in_place(&mut broken));
             assert_eq!(broken, before);
+            assert!(!pong_into(&broken, &mut BytesMut::new()));
         }
         assert!(pong_in_place(&mut bytes));
     }

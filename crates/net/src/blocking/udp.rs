@@ -22,6 +22,7 @@ use super::io::{Got, Wait, recv_datagram};
 use super::serve::{STOP_CHECK, Spinner};
 use crate::dgram::{UnixAddr, UnixStd};
 use crate::log::{DropWarning, show_datagram};
+use crate::ping::pong_into;
 use crate::respond::{Response, UdpPeers};
 use crate::{Error, Events, PeerAddr, ServeConfig, auth};
 
@@ -41,6 +42,9 @@ pub(crate) trait StdDatagram {
         msg: &Message,
         to: &Self::Peer,
     ) -> Result<(), Error>;
+
+    /// `bytes`, a whole datagram already framed, sent to `to`.
+    fn send_bytes(&self, bytes: &[u8], to: &Self::Peer) -> Result<(), Error>;
 }
 
 /// A UDP listener's sockets: the one it receives on, and the one it
@@ -73,6 +77,10 @@ impl StdDatagram for Udp<'_> {
     ) -> Result<(), Error> {
         Ok(send_datagram(self.answer, framing, buf, msg, *to)?)
     }
+
+    fn send_bytes(&self, bytes: &[u8], to: &SocketAddr) -> Result<(), Error> {
+        Ok(send_bytes(self.answer, bytes, *to)?)
+    }
 }
 
 impl StdDatagram for UnixStd {
@@ -90,6 +98,10 @@ impl StdDatagram for UnixStd {
         to: &UnixAddr,
     ) -> Result<(), Error> {
         self.send(framing, buf, msg, Some(to))
+    }
+
+    fn send_bytes(&self, bytes: &[u8], to: &UnixAddr) -> Result<(), Error> {
+        Self::send_bytes(self, bytes, Some(to))
     }
 }
 
@@ -146,6 +158,15 @@ pub(super) fn serve_datagrams<S: StdDatagram + AsFd>(
             continue;
         };
         spinner.got_one();
+        // A plain ping is answered from its own bytes, with those of the
+        // pong `respond` would give, without decoding it or encoding that.
+        // (Its peer needs no counter: only statistics and discards do.)
+        if !framing.is_authenticated() && pong_into(&datagram, &mut send_buf) {
+            if let Err(err) = socket.send_bytes(&send_buf, &peer) {
+                warn!(%peer, "cannot reply: {err}");
+            }
+            continue;
+        }
         let Some(msg) = framing.decode(datagram, peer.clone()) else {
             // Counted (and logged) by the framing; published only when
             // one is dropped, so the common path stores nothing.
@@ -235,8 +256,13 @@ fn send_datagram(
 ) -> Result<(), msg_udp::Error> {
     buf.clear();
     framing.encode(msg, &addr, buf)?;
+    send_bytes(socket, buf, addr)
+}
+
+/// One framed datagram to `addr`.
+fn send_bytes(socket: &UdpSocket, bytes: &[u8], addr: SocketAddr) -> Result<(), msg_udp::Error> {
     socket
-        .send_to(buf, addr)
-        .map_err(|source| msg_udp::Error::Send { addr, source })?;
-    Ok(())
+        .send_to(bytes, addr)
+        .map(drop)
+        .map_err(|source| msg_udp::Error::Send { addr, source })
 }

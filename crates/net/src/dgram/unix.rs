@@ -340,9 +340,15 @@ impl UnixStd {
             }
             Ok(())
         })?;
+        self.send_bytes(buf, to)
+    }
+
+    /// `bytes`, a whole datagram already framed, sent to `to` or, without,
+    /// where it is connected.
+    pub(crate) fn send_bytes(&self, bytes: &[u8], to: Option<&UnixAddr>) -> Result<(), Error> {
         let sent = match to {
-            Some(to) => self.socket.send_to(buf, &to.0),
-            None => self.socket.send(buf),
+            Some(to) => self.socket.send_to(bytes, &to.0),
+            None => self.socket.send(bytes),
         };
         sent.map(drop).map_err(|source| Error::UnixSend {
             addr: to.map_or_else(|| "the listener".to_owned(), UnixAddr::to_string),
