@@ -37,12 +37,13 @@ for side in "AB":
         for row in json.load(open(f"{out}/{side}.{r}.json"))["results"]:
             if "p50_us" not in row:
                 continue
-            key = (row["transport"], row["mode"], row["size"])
+            # The engine too: with --io both, each cell has a row per engine.
+            key = (row["transport"], row.get("io", "-"), row["mode"], row["size"])
             cells.setdefault(key, {"A": [], "B": []})[side].append(row)
-print("| transport | size | A p50 µs | B p50 µs | B/A p50 | A p99 µs | B p99 µs | B/A p99 |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
-for (transport, mode, size), sides in sorted(cells.items()):
+print("| transport | io | size | A p50 µs | B p50 µs | B/A p50 | A p99 µs | B p99 µs | B/A p99 |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+for (transport, io, mode, size), sides in sorted(cells.items()):
     med = lambda side, k: statistics.median(row[k] for row in sides[side])
     a50, b50, a99, b99 = med("A", "p50_us"), med("B", "p50_us"), med("A", "p99_us"), med("B", "p99_us")
-    print(f"| {transport} | {size} | {a50:.1f} | {b50:.1f} | {b50/a50:.2f} | {a99:.1f} | {b99:.1f} | {b99/a99:.2f} |")
+    print(f"| {transport} | {io} | {size} | {a50:.1f} | {b50:.1f} | {b50/a50:.2f} | {a99:.1f} | {b99:.1f} | {b99/a99:.2f} |")
 PY
