@@ -353,6 +353,45 @@ mod tests {
         assert_eq!(answered, 3 * bodies.len());
     }
 
+    proptest::proptest! {
+        /// Whatever a peer sends: no panic, and an answer only where the
+        /// decoded path gives one, with the same bytes.
+        #[test]
+        fn arbitrary_bytes_are_answered_in_place_only_as_pong_answers_them(
+            mut bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96),
+            kind_ping in proptest::prelude::any::<bool>(),
+        ) {
+            // Half the cases start as a ping's header would, with the body
+            // length it has, so that the flags decide (an eighth of them
+            // plain): random bytes alone would almost never be a ping.
+            if kind_ping && bytes.len() >= HEADER_LEN {
+                bytes[..4].copy_from_slice(&[b'm', b's', msg_proto::VERSION, Kind::Ping as u8]);
+                let body = u32::try_from(bytes.len() - HEADER_LEN).unwrap();
+                bytes[24..HEADER_LEN].copy_from_slice(&body.to_be_bytes());
+            }
+            let before = bytes.clone();
+            let mut out = BytesMut::new();
+            let answered = pong_into(&before, &mut out);
+            proptest::prop_assert_eq!(pong_in_place(&mut bytes), answered);
+            let expected = msg_proto::decode(Bytes::from(before.clone()))
+                .ok()
+                .filter(|msg| msg.kind == Kind::Ping && !is_stats(msg) && !is_send(msg))
+                .and_then(|ping| pong(&ping, &DiscardCounter::default()))
+                .map(|pong| encoded(&pong));
+            match expected {
+                Some(expected) => {
+                    proptest::prop_assert!(answered);
+                    proptest::prop_assert_eq!(&bytes, &expected);
+                    proptest::prop_assert_eq!(&out[..], &expected[..]);
+                }
+                None => {
+                    proptest::prop_assert!(!answered);
+                    proptest::prop_assert_eq!(bytes, before);
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_ping_that_would_not_decode_is_left_to_the_decoder() {
         let mut bytes = encoded(&Message::new(Kind::Ping, 1, "four"));
