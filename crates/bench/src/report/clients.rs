@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{Table, fmt_count, fmt_us, tenth, us};
+use super::{Table, fmt_count, fmt_us, hundredth, json_us, tenth, us};
 use crate::clients::{Load, Measured, Results};
 use crate::meta::Meta;
 use msg_net::{PeerAddr, Transport};
@@ -108,10 +108,10 @@ impl<'a> Report<'a> {
             connections_per_s: tenth(self.connections_per_s()),
             samples: measured.latency.len(),
             msgs_per_s: tenth(self.msgs_per_s()),
-            p50_us: self.quantile(0.5).map(tenth),
-            p90_us: self.quantile(0.9).map(tenth),
-            p99_us: self.quantile(0.99).map(tenth),
-            max_us: (!measured.latency.is_empty()).then(|| tenth(us(measured.latency.max()))),
+            p50_us: self.quantile(0.5).map(hundredth),
+            p90_us: self.quantile(0.9).map(hundredth),
+            p99_us: self.quantile(0.99).map(hundredth),
+            max_us: (!measured.latency.is_empty()).then(|| json_us(measured.latency.max())),
             rss_start_kib: memory.start_kib,
             rss_open_kib: memory.open_kib,
             rss_peak_kib: memory.peak_kib,

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{Report, fmt_count, fmt_us, tenth, us};
+use super::{Report, fmt_count, fmt_us, json_us, tenth, us};
 use crate::interval::{Interval, IntervalOf};
 use crate::meta::Meta;
 use crate::plan::{Direction, Plan};
@@ -146,7 +146,7 @@ pub fn write_interval_json(
     interval: &Interval,
 ) -> io::Result<()> {
     let latency = &interval.latency;
-    let quantile = |q: f64| (!latency.is_empty()).then(|| tenth(us(latency.value_at_quantile(q))));
+    let quantile = |q: f64| (!latency.is_empty()).then(|| json_us(latency.value_at_quantile(q)));
     let msgs_per_s = interval.msgs_per_s();
     let forward = of.direction == Direction::Forward;
     line(
@@ -174,7 +174,7 @@ pub fn write_interval_json(
             p50_us: quantile(0.5),
             p90_us: quantile(0.9),
             p99_us: quantile(0.99),
-            max_us: (!latency.is_empty()).then(|| tenth(us(latency.max()))),
+            max_us: (!latency.is_empty()).then(|| json_us(latency.max())),
             tcp: interval.tcp.map(|tcp| TcpJson {
                 cwnd: tcp.cwnd,
                 rtt_us: tenth(tcp.rtt.as_secs_f64() * 1e6),

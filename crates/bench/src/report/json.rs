@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{
-    Report, Summary, batch, ends, per_packet_loss, percent, summarise, tenth, tenth_percent, us,
+    Report, Summary, batch, ends, hundredth, json_us, per_packet_loss, percent, summarise, tenth,
 };
 use crate::engine::Outcome;
 use crate::impair::Impairment;
@@ -169,13 +169,13 @@ impl Report<'_> {
                 let latency = self.mode == Mode::Pingpong;
                 let quantile = |q: f64| {
                     run.filter(|r| latency && !r.latency.is_empty())
-                        .map(|r| tenth(us(r.latency.value_at_quantile(q))))
+                        .map(|r| json_us(r.latency.value_at_quantile(q)))
                 };
                 let p50_range = |pick: fn(&Summary<'_>) -> f64| {
                     summary
                         .as_ref()
                         .filter(|s| latency && !s.median.latency.is_empty())
-                        .map(|s| tenth(pick(s)))
+                        .map(|s| hundredth(pick(s)))
                 };
                 Record::Figures {
                     transport,
@@ -191,10 +191,10 @@ impl Report<'_> {
                     p999_us: quantile(0.999),
                     max_us: run
                         .filter(|r| latency && !r.latency.is_empty())
-                        .map(|r| tenth(us(r.latency.max()))),
+                        .map(|r| json_us(r.latency.max())),
                     mean_us: run
                         .filter(|r| latency && !r.latency.is_empty())
-                        .map(|r| tenth(r.latency.mean() / 1000.0)),
+                        .map(|r| hundredth(r.latency.mean() / 1000.0)),
                     msgs_per_s: run.map_or(0.0, |r| tenth(r.msgs_per_s())),
                     bits_per_s: run
                         .map_or(0.0, |r| (r.msgs_per_s() * cell.size as f64 * 8.0).round()),
@@ -243,11 +243,11 @@ impl Report<'_> {
             configured_loss_percent: imp.loss.map(|p| p.as_f64()),
             lost_percent: run
                 .filter(|_| udp)
-                .map(|r| tenth_percent(percent(r.lost(), r.sent))),
+                .map(|r| hundredth(percent(r.lost(), r.sent))),
             loss_per_packet_percent: run
                 .filter(|_| udp)
                 .and_then(|r| per_packet_loss(self.mode, r))
-                .map(|p| tenth_percent(p * 100.0)),
+                .map(|p| hundredth(p * 100.0)),
             overflow: kernel.filter(|_| udp).map(|k| k.udp_overflow),
             retrans: tcp.map(|t| t.retrans),
             retrans_both_ways: kernel.filter(|_| caps.tcp_info).map(|k| k.tcp_retrans_segs),

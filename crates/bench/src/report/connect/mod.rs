@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::{tenth, us};
+use super::{json_us, tenth};
 use crate::connect::{Close, Cycles, Ports, Results, Run};
 use crate::meta::Meta;
 use msg_net::Transport;
@@ -213,7 +213,7 @@ impl Report<'_> {
                 let run = row.median;
                 let tcp = row.transport.caps().tcp_info;
                 let q = |h: &Histogram<u64>, q: f64| {
-                    (!h.is_empty()).then(|| tenth(us(h.value_at_quantile(q))))
+                    (!h.is_empty()).then(|| json_us(h.value_at_quantile(q)))
                 };
                 Record {
                     mode: "connect",

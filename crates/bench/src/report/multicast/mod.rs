@@ -10,7 +10,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{percent, tenth, tenth_percent, us};
+use super::{hundredth, json_us, percent, tenth};
 use crate::meta::Meta;
 use crate::multicast::{Fanout, Receiver, Results};
 use crate::plan::Mode;
@@ -147,7 +147,7 @@ impl<'a> Report<'a> {
 
     fn quantile(receiver: &Receiver, q: f64) -> Option<f64> {
         let latency = &receiver.latency;
-        (!latency.is_empty()).then(|| tenth(us(latency.value_at_quantile(q))))
+        (!latency.is_empty()).then(|| json_us(latency.value_at_quantile(q)))
     }
 
     fn record(&self, receiver: &Receiver) -> Record {
@@ -165,14 +165,14 @@ impl<'a> Report<'a> {
             sent,
             received: receiver.received,
             lost,
-            lost_percent: tenth_percent(percent(lost, sent)),
+            lost_percent: hundredth(percent(lost, sent)),
             late: pingpong.then_some(receiver.late),
             samples: pingpong.then(|| receiver.latency.len()),
             p50_us: latency(0.5),
             p90_us: latency(0.9),
             p99_us: latency(0.99),
             max_us: pingpong
-                .then(|| (!receiver.latency.is_empty()).then(|| tenth(us(receiver.latency.max()))))
+                .then(|| (!receiver.latency.is_empty()).then(|| json_us(receiver.latency.max())))
                 .flatten(),
             reordered: (!pingpong).then_some(receiver.reordered),
             counted: (!pingpong).then_some(receiver.counted),
