@@ -361,8 +361,8 @@ mod tests {
 
     use super::*;
 
-    /// The framing is the stream's own business: a Unix stream carries the
-    /// same frames, tagged once authenticated, sleeping or spinning.
+    /// A listener's pings are answered undecoded, and whatever else is
+    /// buffered behind them is read as before.
     #[test]
     fn plain_pings_are_answered_where_they_lie_and_the_rest_is_read() {
         let (a, b) = UnixStream::pair().unwrap();
@@ -413,6 +413,8 @@ mod tests {
         }
     }
 
+    /// The framing is the stream's own business: a Unix stream carries the
+    /// same frames, tagged once authenticated, sleeping or spinning.
     #[test]
     fn a_unix_stream_is_framed_as_a_tcp_stream_is() {
         let (a, b) = UnixStream::pair().unwrap();
