@@ -34,6 +34,15 @@ impl ExecListener {
         args.extend_from_slice(command);
         run(&args, stdin)
     }
+
+    /// `msg exec` of `command` on this listener, to spawn and leave running.
+    fn exec_command(&self, command: &[&str]) -> std::process::Command {
+        let addr = self.listener.addr_arg();
+        let mut cmd = msg();
+        cmd.args(["exec", "--secret-file", &self.secret, &addr, "--"]);
+        cmd.args(command);
+        cmd
+    }
 }
 
 #[test]
@@ -234,19 +243,8 @@ fn a_client_that_leaves_takes_its_command_along() {
     let listener = ExecListener::start(&[]);
     let marker = support::fresh_path("exec-gone");
     let _ = std::fs::remove_file(&marker);
-    let addr = listener.listener.addr_arg();
     let script = format!("sleep 2; touch {}", marker.display());
-    let mut cmd = msg();
-    cmd.args([
-        "exec",
-        "--secret-file",
-        &listener.secret,
-        &addr,
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ]);
+    let cmd = listener.exec_command(&["sh", "-c", &script]);
     let client = Running::spawn(cmd, None);
     let mut listener = listener;
     listener.listener.process.wait_for_stderr("running \"sh\"");
@@ -371,17 +369,7 @@ fn the_timeout_holds_while_the_client_reads_nothing() {
         }
     }
     let _yes = Yes(&tag);
-    let addr = listener.listener.addr_arg();
-    let mut cmd = msg();
-    cmd.args([
-        "exec",
-        "--secret-file",
-        &listener.secret,
-        &addr,
-        "--",
-        "yes",
-        &tag,
-    ]);
+    let cmd = listener.exec_command(&["yes", &tag]);
     // Its stdout is never read: it stops reading the connection as soon
     // as the pipe is full, and the listener's writes then block.
     let (client, _unread) = Running::spawn_unread(cmd);
@@ -452,18 +440,7 @@ fn descendants_die_when_the_client_leaves() {
     let listener = ExecListener::start(&[]);
     let sleeps = Sleeps::new(&[3935, 3937, 3939]);
     let script = sleeps.script(&["setsid", "nohup"]) + "sleep 3939";
-    let addr = listener.listener.addr_arg();
-    let mut cmd = msg();
-    cmd.args([
-        "exec",
-        "--secret-file",
-        &listener.secret,
-        &addr,
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ]);
+    let cmd = listener.exec_command(&["sh", "-c", &script]);
     let client = Running::spawn(cmd, None);
     sleeps.wait_running();
     drop(client.kill());
@@ -489,18 +466,7 @@ fn stopping_the_listener_kills_every_command() {
         let listener = ExecListener::start(&[]);
         let sleeps = Sleeps::new(&numbers);
         let script = sleeps.script(&["setsid", "nohup"]) + &format!("sleep {}", numbers[2]);
-        let addr = listener.listener.addr_arg();
-        let mut cmd = msg();
-        cmd.args([
-            "exec",
-            "--secret-file",
-            &listener.secret,
-            &addr,
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ]);
+        let cmd = listener.exec_command(&["sh", "-c", &script]);
         let client = Running::spawn(cmd, None);
         sleeps.wait_running();
         let out = listener.listener.process.signal(signal);
