@@ -15,7 +15,8 @@
 //! - `hint`: the flags behind the libraries' errors and a listener's
 //!   refusals, which name none themselves.
 //! - `output`: how messages are printed (plain lines or JSON, escaped for
-//!   a terminal), on a thread of its own for a listener.
+//!   a terminal); a listener's through msg-net's printing thread, into
+//!   stdout, with progress bars for its files.
 //!
 //! Exit codes: 0 success, 1 runtime error, 2 usage error. A closed stdout
 //! (`msg listen | head -1`) is success, as it is for other Unix filters. A

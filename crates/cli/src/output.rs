@@ -6,7 +6,7 @@
 //! move the cursor, and unchanged into a pipe or a file, where the bytes
 //! are data and the reader decides.
 //!
-//! A listener prints from a thread of its own ([`spawn_writer`]), fed by
+//! A listener prints from a thread of its own ([`start_printing`]), fed by
 //! msg-net's byte-bounded event queue: a stdout that stops draining (a
 //! pager left unscrolled, a terminal paused with Ctrl-S) then blocks only
 //! that thread, while the runtime goes on answering pings, replying and
@@ -16,11 +16,10 @@ use std::fmt;
 use std::io::{self, BufWriter, Write};
 
 pub(crate) use msg_net::count;
-use msg_net::printer;
-pub(crate) use msg_net::printer::Printer as Writer;
+pub(crate) use msg_net::printer::Printing;
 use msg_net::show::FileProgress;
-pub(crate) use msg_net::show::{Format, Tally};
-use msg_net::{EventReceiver, PeerAddr};
+pub(crate) use msg_net::show::Format;
+use msg_net::{Events, PeerAddr};
 
 /// Writes one message straight to stdout and flushes it: for a client
 /// printing the replies it waited for.
@@ -43,16 +42,17 @@ pub(crate) fn stderr_line(line: fmt::Arguments<'_>) {
     let _ = writeln!(io::stderr(), "{line}");
 }
 
-/// Starts the printing thread of a listener (msg-net's [`printer`]):
-/// into stdout, buffered, with progress bars for the files.
-pub(crate) fn spawn_writer(
-    events: EventReceiver,
+/// Starts a listener's printing (msg-net's [`Printing`]): into stdout,
+/// buffered, with progress bars for the files; the events to serve into.
+pub(crate) fn start_printing(
     format: Format,
     count: Option<u64>,
-    tally: std::sync::Arc<Tally>,
-) -> io::Result<Writer> {
+) -> anyhow::Result<(Printing, Events)> {
     let stdout = || BufWriter::new(io::stdout().lock());
-    printer::spawn(events, format, count, tally, stdout, Bars::default())
+    anyhow::Context::context(
+        Printing::start(format, count, stdout, Bars::default()),
+        "cannot start the output thread",
+    )
 }
 
 /// A file's progress: sizes and rate in decimal units (kB, MB, MB/s), as

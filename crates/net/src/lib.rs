@@ -61,7 +61,9 @@
 //!   bodies, names, reasons and errors alike; [`show`]: a message shown
 //!   as a line, a read, JSON or a hex dump, into any writer, and the tally
 //!   of what was shown; [`Summary`]: a listener's closing account;
-//!   [`printer`]: the thread a listener prints from; [`shutdown`]: what
+//!   [`printer`]: the thread a listener prints from, and its whole
+//!   printing side ([`printer::Printing`]: what was printed, counted and
+//!   dropped, and the summary of it); [`shutdown`]: what
 //!   stops a listener (SIGINT, SIGTERM, SIGHUP), caught from the start.
 //! - [`tls`]: TLS over any stream (`--tls`): a listener's certificate
 //!   from files or self-signed, a client's verification (roots, a CA

@@ -2,15 +2,25 @@
 //! byte-bounded event queue, so that an output that stops draining (a
 //! pager left unscrolled, a terminal paused with Ctrl-S) blocks only that
 //! thread while the serve loop goes on answering, replying and accepting.
+//!
+//! [`Printing`] is a listener's whole printing side around that thread,
+//! for either engine: the tally, the serve loop's counters, the queue's
+//! drops, and at the end the [`Summary`] of it all.
 
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::EventReceiver;
 use crate::show::{FileProgress, Format, Tally, print_events};
+use crate::{Counters, EventReceiver, Events, Summary};
+
+/// After the listener stops (Ctrl-C), how long the printing thread gets to
+/// write what is queued; an output that is blocked does not hold the exit
+/// up longer.
+pub const DRAIN: Duration = Duration::from_secs(1);
 
 /// A listener's printing thread.
 #[derive(Debug)]
@@ -77,5 +87,125 @@ impl Printer {
         self.thread
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the output thread panicked")))
+    }
+}
+
+/// A listener's printing side: the thread that prints, what it printed,
+/// what the serve loop counted, and a handle on the event queue to read
+/// its drops at the end. Both engines print through it.
+#[derive(Debug)]
+pub struct Printing {
+    printer: Printer,
+    tally: Arc<Tally>,
+    counters: Arc<Counters>,
+    counting: Events,
+}
+
+impl Printing {
+    /// Starts the printing thread ([`spawn`], with the same arguments);
+    /// the events to serve into.
+    ///
+    /// # Errors
+    ///
+    /// When no thread can be started.
+    pub fn start<W: Write>(
+        format: Format,
+        count: Option<u64>,
+        out: impl FnOnce() -> W + Send + 'static,
+        progress: impl FileProgress + Send + 'static,
+    ) -> io::Result<(Self, Events)> {
+        let (events, received) = Events::channel();
+        let tally = Arc::new(Tally::default());
+        let printer = spawn(received, format, count, Arc::clone(&tally), out, progress)?;
+        let printing = Self {
+            printer,
+            tally,
+            counters: Arc::new(Counters::default()),
+            counting: events.clone(),
+        };
+        Ok((printing, events))
+    }
+
+    /// What the serve loop counts into, for its
+    /// [`ServeConfig`](crate::ServeConfig).
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// Completes when the thread has stopped printing.
+    pub async fn done(&mut self) {
+        self.printer.done().await;
+    }
+
+    /// Once serving has ended: the queue's drops read, and its last sender
+    /// dropped, so that the thread sees the queue close.
+    pub fn close(self) -> Ended {
+        let Self {
+            printer,
+            tally,
+            counters,
+            counting,
+        } = self;
+        Ended {
+            printer: Some(printer),
+            tally,
+            counters,
+            dropped: counting.dropped(),
+            queued: counting.queued(),
+        }
+    }
+}
+
+/// A listener's printing once serving has ended ([`Printing::close`]).
+#[derive(Debug)]
+pub struct Ended {
+    printer: Option<Printer>,
+    tally: Arc<Tally>,
+    counters: Arc<Counters>,
+    dropped: u64,
+    queued: u64,
+}
+
+impl Ended {
+    /// Gives the thread up to [`DRAIN`] to write what is queued (a blocked
+    /// output does not hold the exit up): whether it wrote it all.
+    ///
+    /// # Errors
+    ///
+    /// The output's, as [`Printer::join`] says.
+    pub async fn drain(&mut self) -> io::Result<bool> {
+        let Some(mut printer) = self.printer.take() else {
+            return Ok(false);
+        };
+        if printer.is_done() || tokio::time::timeout(DRAIN, printer.done()).await.is_ok() {
+            printer.join()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// The closing account, counted once the thread has written what it
+    /// could: with the kernel's drops and what was left unread where the
+    /// socket says, and the receive calls' counts when they were batched.
+    pub fn summary(
+        &self,
+        kernel_drops: Option<u64>,
+        unread: Option<u64>,
+        batched: bool,
+    ) -> Summary {
+        Summary {
+            tally: self.tally.get(),
+            counted: self.counters.get(),
+            kernel_drops,
+            output_drops: self.dropped,
+            not_printed: self.queued.saturating_sub(self.tally.get().0),
+            unread,
+            recv_calls: batched.then(|| self.counters.udp_recv_calls()),
+        }
+    }
+
+    /// Whether the last thing printed did not end its line (raw data).
+    pub fn open_line(&self) -> bool {
+        self.tally.open_line()
     }
 }

@@ -16,9 +16,7 @@ use anyhow::Context;
 use clap::Args;
 use msg_net::exec::{EnvError, ExecConfig};
 use msg_net::file::SaveConfig;
-use msg_net::{
-    Counters, Events, KernelDrops, Limits, Listener, ServeConfig, Summary, Transport, serve,
-};
+use msg_net::{KernelDrops, Limits, Listener, ServeConfig, Summary, Transport, serve};
 use tracing::{info, warn};
 
 pub(crate) use msg_net::shutdown::Stop;
@@ -27,15 +25,11 @@ use crate::args::{
     AuthArgs, FramingArg, JoinArgs, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, ReplyArg,
     SECRET_ENV, TcpArgs, TlsListenArgs, TransportArg, parse_addr, parse_positive_duration, usage,
 };
-use crate::output::{self, Tally};
+use crate::output::{self, Printing};
 
 mod blocking;
 
 use blocking::ListenIo;
-
-/// After Ctrl-C, how long the printing thread gets to write what is
-/// queued; a stdout that is blocked does not hold the exit up longer.
-const DRAIN: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Args)]
 pub(crate) struct ListenArgs {
@@ -453,8 +447,8 @@ pub(crate) async fn run(
         .output
         .format(args.json, args.raw && !caps.keeps_boundaries);
     format.reads = args.reads;
-    let (mut printing, events) = Printing::start(&args, format)?;
-    let counters = Arc::clone(&printing.counters);
+    let (mut printing, events) = output::start_printing(format, args.count)?;
+    let counters = printing.counters();
     let config = ServeConfig {
         auth,
         save,
@@ -478,105 +472,55 @@ pub(crate) async fn run(
                 info!("stopping ({stop:?})");
                 stopped = Some((stop, counters.get().transfers > 0));
             }
-            () = printing.writer.done() => {}
+            () = printing.done() => {}
         }
     })
     .await;
     let kernel = kernel_drops.as_ref().and_then(KernelDrops::get);
     let unread = kernel_drops.as_ref().map(KernelDrops::unread);
-    printing
-        .finish(served, kernel, unread, &args, quiet)
-        .await?;
+    finish(printing, served, kernel, unread, &args, quiet).await?;
     Ok(match stopped {
         Some((stop, true)) => ExitCode::from(stop.code()),
         _ => ExitCode::SUCCESS,
     })
 }
 
-/// A listener's printing side: the thread that writes to stdout, what it
-/// printed, what the serve loop counted, and a handle on the event queue
-/// to read its drops at the end. Both engines print through it.
-struct Printing {
-    writer: output::Writer,
-    tally: Arc<Tally>,
-    counters: Arc<Counters>,
-    counting: Events,
-}
-
-impl Printing {
-    /// Starts the printing thread; the events to serve into.
-    fn start(args: &ListenArgs, format: output::Format) -> anyhow::Result<(Self, Events)> {
-        let (events, received) = Events::channel();
-        let tally = Arc::new(Tally::default());
-        let writer = output::spawn_writer(received, format, args.count, Arc::clone(&tally))
-            .context("cannot start the output thread")?;
-        let printing = Self {
-            writer,
-            tally,
-            counters: Arc::new(Counters::default()),
-            counting: events.clone(),
-        };
-        Ok((printing, events))
+/// Once serving has ended: gives the printing thread a moment to write
+/// what is queued (a blocked stdout does not hold the exit up), then the
+/// summary as asked, counted once the thread has written what it could.
+async fn finish<E>(
+    printing: Printing,
+    served: Result<(), E>,
+    kernel_drops: Option<u64>,
+    unread: Option<u64>,
+    args: &ListenArgs,
+    quiet: bool,
+) -> anyhow::Result<()>
+where
+    anyhow::Error: From<E>,
+{
+    let mut ended = printing.close();
+    served?;
+    let printed = ended.drain().await.context("cannot write to stdout")?;
+    if !printed {
+        warn!("stdout is blocked: exiting without printing what is queued");
     }
-
-    /// Once serving has ended: gives the printing thread a moment to write
-    /// what is queued (a blocked stdout does not hold the exit up), then
-    /// the summary as asked, counted once the thread has written what it
-    /// could.
-    async fn finish<E>(
-        self,
-        served: Result<(), E>,
-        kernel_drops: Option<u64>,
-        unread: Option<u64>,
-        args: &ListenArgs,
-        quiet: bool,
-    ) -> anyhow::Result<()>
-    where
-        anyhow::Error: From<E>,
-    {
-        let Self {
-            mut writer,
-            tally,
-            counters,
-            counting,
-        } = self;
-        let (dropped, queued) = (counting.dropped(), counting.queued());
-        // The last sender: once it is gone the thread sees the queue close.
-        drop(counting);
-        served?;
-        let printed =
-            if writer.is_done() || tokio::time::timeout(DRAIN, writer.done()).await.is_ok() {
-                writer.join().context("cannot write to stdout")?;
-                true
-            } else {
-                warn!("stdout is blocked: exiting without printing what is queued");
-                false
-            };
-        let summary = Summary {
-            tally: tally.get(),
-            counted: counters.get(),
-            kernel_drops,
-            output_drops: dropped,
-            not_printed: queued.saturating_sub(tally.get().0),
-            unread,
-            recv_calls: args.batch.map(|_| counters.udp_recv_calls()),
-        };
-        summarize(
-            &summary,
-            &tally,
-            args.summary,
-            printed,
-            quiet,
-            args.transport.transport(),
-        )
-    }
+    let summary = ended.summary(kernel_drops, unread, args.batch.is_some());
+    summarize(
+        &summary,
+        ended.open_line(),
+        args.summary,
+        printed,
+        quiet,
+        args.transport.transport(),
+    )
 }
 
 /// The summary as `how` asks: a line on stderr, or a last JSON object on
 /// stdout once all else is printed.
 fn summarize(
     summary: &Summary,
-    tally: &Tally,
+    open_line: bool,
     how: SummaryArg,
     printed: bool,
     quiet: bool,
@@ -587,7 +531,7 @@ fn summarize(
             // Raw TCP data that did not end a line: on a terminal, where
             // stdout and stderr share the screen, the summary would
             // continue it (`hellomsg listen: 1 messages`).
-            if tally.open_line() {
+            if open_line {
                 let _ = writeln!(std::io::stderr());
             }
             let line = summary.line(transport.caps(), "--rcvbuf");

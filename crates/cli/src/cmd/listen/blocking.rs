@@ -11,14 +11,14 @@
 
 use std::future::Future;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use msg_net::{ServeConfig, blocking};
 use tracing::info;
 
-use super::{ListenArgs, Printing, Stop};
+use super::{ListenArgs, Stop};
 use crate::args::usage;
+use crate::output;
 
 /// `--io` of `msg listen`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,11 +67,12 @@ pub(super) async fn run(
     args.receive_buffer(|bytes| listener.set_recv_buffer(bytes))?;
     info!("listening on {listener}");
 
-    let (mut printing, events) = Printing::start(&args, args.output.format(args.json, false))?;
+    let format = args.output.format(args.json, false);
+    let (mut printing, events) = output::start_printing(format, args.count)?;
     let config = ServeConfig {
         auth: args.auth.auth()?,
         limits: args.limits.limits(),
-        counters: Arc::clone(&printing.counters),
+        counters: printing.counters(),
         reply: args.reply.into(),
         busy_poll: args.busy_poll,
         udp_batch: args.batch.map_or(0, usize::from),
@@ -82,18 +83,11 @@ pub(super) async fn run(
         blocking::spawn(listener, config, events).context("cannot start the listener's thread")?;
     tokio::select! {
         stop = shutdown => info!("stopping ({stop:?})"),
-        () = printing.writer.done() => {}
+        () = printing.done() => {}
         () = serving.ended() => {}
     }
     let served = serving.stop().await?;
-    printing
-        .finish(
-            served.result,
-            served.kernel_drops,
-            served.unread,
-            &args,
-            quiet,
-        )
-        .await?;
+    let (kernel, unread) = (served.kernel_drops, served.unread);
+    super::finish(printing, served.result, kernel, unread, &args, quiet).await?;
     Ok(ExitCode::SUCCESS)
 }
