@@ -14,6 +14,9 @@
 //!
 //! - [`plan`](Plan): [`Plan`], [`Engine`], [`Batch`], and
 //!   [`Plan::check`], what makes no sense together.
+//! - [`defaults`]: what a plan measures where its caller names nothing:
+//!   the transports (each once; a reversed stream's over connections),
+//!   the sizes, the placement.
 //! - `settings`: what one run is told, made by the plan and read by the
 //!   engines: where ([`Transport`] and address, an IP address and port or
 //!   a path, with the size check, [`Oversize`]), how ([`Mode`], timeouts,
@@ -99,6 +102,7 @@
 pub mod clients;
 pub mod connect;
 mod cpu;
+pub mod defaults;
 mod engine;
 mod error;
 mod flows;

@@ -83,16 +83,6 @@ pub(crate) struct TransportArg {
     pub(crate) quic_datagrams: bool,
 }
 
-/// The transports `--udp` and `--tcp` name where several may be measured:
-/// one, or with neither (or both) every one.
-pub(crate) fn transports(udp: bool, tcp: bool) -> Vec<Transport> {
-    match (udp, tcp) {
-        (true, false) => vec![Transport::Udp],
-        (false, true) => vec![Transport::Tcp],
-        _ => Transport::INET.to_vec(),
-    }
-}
-
 /// The transport of the first of `flags` that is set, with its flag; else
 /// `default`, a command's transport when none of its flags is given.
 pub(crate) fn chosen(

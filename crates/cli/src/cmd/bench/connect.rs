@@ -79,7 +79,8 @@ pub(super) fn run(args: &BenchArgs, transports: Vec<Transport>) -> anyhow::Resul
             )));
         }
     };
-    let pin = args.pin.map_or(Pin::Same, Pin::from);
+    // The connect mode measures its built-in listeners only.
+    let pin = args.pin.map_or(msg_bench::defaults::pin(false), Pin::from);
     let plan = Cycles {
         transports,
         size,

@@ -322,23 +322,26 @@ pub(crate) enum Io {
     Both,
 }
 
-/// The transports to measure: `--transports` (each once, in its order),
-/// or what `--udp` and `--tcp` say.
+/// The transports to measure: `--transports`, or what `--udp` and `--tcp`
+/// say, with msg-bench's defaults where they name none.
 fn transports(args: &BenchArgs) -> Vec<Transport> {
-    match &args.transports {
-        // A listener streams back over a connection only: of the default
-        // pair, TCP, as iperf3.
-        None if (args.reverse || args.bidir) && !args.udp => Transport::INET
+    let named = args.transports.clone().unwrap_or_else(|| {
+        [(args.udp, Transport::Udp), (args.tcp, Transport::Tcp)]
             .into_iter()
-            .filter(|t| t.caps().connections)
-            .collect(),
-        Some(list) => list.iter().fold(Vec::new(), |mut once, &transport| {
-            if !once.contains(&transport) {
-                once.push(transport);
-            }
-            once
-        }),
-        None => crate::args::transports(args.udp, args.tcp),
+            .filter_map(|(set, transport)| set.then_some(transport))
+            .collect()
+    });
+    msg_bench::defaults::transports(&named, direction(args))
+}
+
+/// `--reverse` and `--bidir`.
+fn direction(args: &BenchArgs) -> Direction {
+    if args.bidir {
+        Direction::Bidir
+    } else if args.reverse {
+        Direction::Reverse
+    } else {
+        Direction::Forward
     }
 }
 
@@ -401,15 +404,10 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let remote = remote(&args, &transports)?;
-    let mut sizes = args
-        .sizes
-        .clone()
-        .unwrap_or_else(|| msg_bench::DEFAULT_SIZES.to_vec());
-    sizes.dedup();
-    let builtin = remote.is_none();
+    let sizes = msg_bench::defaults::sizes(args.sizes.as_deref());
     let pin = args
         .pin
-        .map_or(if builtin { Pin::Same } else { Pin::Off }, Pin::from);
+        .map_or(msg_bench::defaults::pin(remote.is_some()), Pin::from);
     if mode == Mode::Throughput {
         for (given, flag) in [
             (args.plot.is_some(), "--plot"),
@@ -469,13 +467,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }),
         interval: args.interval,
         parallel: args.parallel,
-        direction: if args.bidir {
-            Direction::Bidir
-        } else if args.reverse {
-            Direction::Reverse
-        } else {
-            Direction::Forward
-        },
+        direction: direction(&args),
     };
     plan.engines = match args.io {
         None => plan.default_engines(),
