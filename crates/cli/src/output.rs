@@ -15,7 +15,6 @@
 use std::fmt;
 use std::io::{self, BufWriter, Write};
 
-pub(crate) use msg_net::count;
 pub(crate) use msg_net::printer::Printing;
 use msg_net::show::FileProgress;
 pub(crate) use msg_net::show::Format;

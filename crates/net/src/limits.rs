@@ -250,6 +250,28 @@ impl BodyLimit {
         format!("message is {len} bytes; {carrier} holds at most {total} bytes{source}{body}")
     }
 
+    /// The refusal of stdin's line `n`, longer than the limit, with
+    /// `source` as for [`BodyLimit::refusal`]: `line 3 is longer than
+    /// 65479 bytes, the largest message a UDP datagram holds on IPv4
+    /// (65507 bytes less a 28-byte header)`.
+    pub fn line_refusal(&self, n: u64, source: &str) -> String {
+        let Self {
+            max,
+            carrier,
+            total,
+            overhead,
+            ..
+        } = self;
+        let less = if overhead.is_empty() {
+            String::new()
+        } else {
+            format!(" ({total} bytes less {overhead})")
+        };
+        format!(
+            "line {n} is longer than {max} bytes, the largest message {carrier} holds{source}{less}"
+        )
+    }
+
     /// What sets the limit, in this crate's words: ` on IPv4` for a
     /// datagram; nothing for a frame, whose limit is a setting the caller
     /// names as its user knows it.

@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 use crate::length::LengthLink;
 use crate::raw::RawLink;
 use crate::text::printable;
-use crate::{ConnectOptions, Error, Link, PeerAddr, Transport, data};
+use crate::{Caps, ConnectOptions, Error, Link, PeerAddr, Transport, count, data};
 
 /// What [`read_line`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -156,6 +156,36 @@ impl<'a, R: AsyncBufRead + Unpin> Bodies<'a, R> {
             Line::TooLong => Err(BodyError::TooLong { line: self.lines }),
         }
     }
+}
+
+/// What a sender of datagrams can say of them, where nothing confirms
+/// that they arrived: how many left, and how many bytes, to `to`, and the
+/// `answers` a group's receivers gave in all when they were waited for.
+/// `None` over a transport that confirms delivery.
+#[must_use]
+pub fn unconfirmed(
+    caps: Caps,
+    sent: u64,
+    bytes: u64,
+    to: &PeerAddr,
+    answers: Option<u64>,
+) -> Option<String> {
+    if caps.reliable {
+        return None;
+    }
+    let heard = answers.map_or_else(String::new, |n| format!("; {} in all", count(n, "answer")));
+    // QUIC acknowledges its datagrams' packets, but quinn does not say
+    // which datagram a lost packet carried.
+    let which = if caps.encrypted {
+        "QUIC datagrams do"
+    } else {
+        "UDP does"
+    };
+    Some(format!(
+        "msg send: sent {} ({}) to {to}{heard}; {which} not tell whether they arrived",
+        count(sent, "datagram"),
+        count(bytes, "byte"),
+    ))
 }
 
 /// Framed messages or raw bytes.

@@ -9,7 +9,7 @@ use clap::Args;
 use msg_net::connect::connect_any;
 use msg_net::text::printable;
 use msg_net::{Link, Transport, exec};
-use msg_proto::exec::{Command, Exit};
+use msg_proto::exec::Exit;
 
 use crate::args::{ClientArgs, chosen, parse_addr, usage};
 use crate::hint;
@@ -68,8 +68,7 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
             "msg exec needs the listener's secret: --secret-file PATH or MSG_SECRET",
         ));
     }
-    let command = Command::new(args.command.iter().map(bytes).collect())
-        .map_err(|err| usage(err.to_string()))?;
+    let command = exec::command(&args.command).map_err(|err| usage(err.to_string()))?;
     let (transport, _) = chosen(
         &[
             (args.unix, Transport::Unix, "--unix"),
@@ -113,15 +112,4 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     Ok(ExitCode::from(u8::try_from(exit.code()).unwrap_or(u8::MAX)))
-}
-
-#[cfg(unix)]
-fn bytes(arg: &OsString) -> Vec<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    arg.as_bytes().to_vec()
-}
-
-#[cfg(not(unix))]
-fn bytes(arg: &OsString) -> Vec<u8> {
-    arg.to_string_lossy().into_owned().into_bytes()
 }

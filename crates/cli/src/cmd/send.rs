@@ -10,7 +10,7 @@ use clap::Args;
 use msg_net::connect::connect_any;
 use msg_net::length::LengthLink;
 use msg_net::limits::{BodyLimit, Family};
-use msg_net::send::{Bodies, BodyError, STDIN_PIECE, Sender};
+use msg_net::send::{Bodies, BodyError, STDIN_PIECE, Sender, unconfirmed};
 use msg_net::{Link, PeerAddr};
 use tokio::io::{BufReader, Stdin};
 
@@ -19,7 +19,6 @@ use crate::args::{
     parse_addr, parse_positive_duration, usage,
 };
 use crate::hint;
-use crate::output::count;
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
@@ -229,28 +228,10 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             crate::output::print(printer, &addr, Some(seq), &reply)?;
         }
     }
-    let one_to_many = sender.is_one_to_many();
+    let answers = (sender.is_one_to_many() && args.reply).then_some(answers);
     sender.finish(args.client.timeout).await?;
-    if !caps.reliable && !quiet {
-        // UDP says nothing of delivery: say at least what left.
-        let heard = if one_to_many && args.reply {
-            format!("; {} in all", count(answers, "answer"))
-        } else {
-            String::new()
-        };
-        // QUIC acknowledges its datagrams' packets, but quinn does not
-        // say which datagram a lost packet carried.
-        let which = if caps.encrypted {
-            "QUIC datagrams do"
-        } else {
-            "UDP does"
-        };
-        let _ = writeln!(
-            std::io::stderr(),
-            "msg send: sent {} ({}) to {addr}{heard}; {which} not tell whether they arrived",
-            count(seq, "datagram"),
-            count(bytes, "byte"),
-        );
+    if let Some(line) = unconfirmed(caps, seq, bytes, &addr, answers).filter(|_| !quiet) {
+        crate::output::stderr_line(format_args!("{line}"));
     }
     Ok(())
 }
@@ -387,23 +368,7 @@ impl LimitErrors for BodyLimit {
     }
 
     fn line_too_long(&self, n: u64) -> anyhow::Error {
-        let Self {
-            max,
-            carrier,
-            total,
-            set_by,
-            overhead,
-            ..
-        } = self;
-        let source = hint::set_by(*set_by);
-        let less = if overhead.is_empty() {
-            String::new()
-        } else {
-            format!(" ({total} bytes less {overhead})")
-        };
-        anyhow!(
-            "line {n} is longer than {max} bytes, the largest message {carrier} holds{source}{less}"
-        )
+        anyhow!("{}", self.line_refusal(n, &hint::set_by(self.set_by)))
     }
 }
 

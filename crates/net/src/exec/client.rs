@@ -1,9 +1,11 @@
 //! The client's side (`msg exec`): a command sent, its output streamed
 //! to ours, our stdin to it, and how it ended.
 
+use std::ffi::OsString;
+
 use bytes::Bytes;
 use msg_proto::Kind;
-use msg_proto::exec::{Command, Exit, Stream, input, parse_output};
+use msg_proto::exec::{Command, ExecError, Exit, Stream, input, parse_output};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tracing::debug;
@@ -11,6 +13,28 @@ use tracing::debug;
 use super::READ_LEN;
 use crate::auth::printable;
 use crate::{Error, Link};
+
+/// The command a client asks for, from its arguments as the OS gave them:
+/// on Unix their bytes exactly, whatever their encoding; elsewhere as text.
+///
+/// # Errors
+///
+/// [`ExecError`] for an argv the wire cannot carry (empty, too long, a NUL
+/// byte).
+pub fn command(args: &[OsString]) -> Result<Command, ExecError> {
+    Command::new(args.iter().map(bytes).collect())
+}
+
+#[cfg(unix)]
+fn bytes(arg: &OsString) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    arg.as_bytes().to_vec()
+}
+
+#[cfg(not(unix))]
+fn bytes(arg: &OsString) -> Vec<u8> {
+    arg.to_string_lossy().into_owned().into_bytes()
+}
 
 /// Runs `command` on the listener at the other end of `link`
 /// (authenticated TCP) and streams its output to `stdout` and `stderr`
@@ -69,7 +93,7 @@ fn closed() -> Error {
     ))
 }
 
-fn protocol(err: msg_proto::exec::ExecError) -> Error {
+fn protocol(err: ExecError) -> Error {
     Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, err))
 }
 

@@ -43,7 +43,7 @@ mod env;
 mod runner;
 mod tree;
 
-pub use client::{run, stdin_pieces};
+pub use client::{command, run, stdin_pieces};
 pub(crate) use runner::Runner;
 
 pub use env::{BASE_ENV, EnvError, environment, work_dir};
