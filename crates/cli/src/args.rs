@@ -347,16 +347,10 @@ impl AuthArgs {
     /// A usage error naming the file (or the variable) when it cannot be
     /// read or is empty.
     pub(crate) fn auth(&self) -> anyhow::Result<Option<Auth>> {
-        let bytes = match (&self.secret_file, std::env::var_os(SECRET_ENV)) {
-            (Some(path), _) => read_secret_file(path, self.secret_pipe)?,
-            (None, Some(value)) => {
-                let bytes = value.into_encoded_bytes();
-                if bytes.is_empty() {
-                    return Err(usage(format!("{SECRET_ENV} is set but empty")));
-                }
-                bytes
-            }
-            (None, None) => return Ok(None),
+        let read =
+            msg_net::secret::read_secret(self.secret_file.as_deref(), self.secret_pipe, SECRET_ENV);
+        let Some(bytes) = read.map_err(secret_error)? else {
+            return Ok(None);
         };
         let secret = Secret::new(bytes).map_err(|err| usage(err.to_string()))?;
         Ok(Some(Auth {
@@ -366,10 +360,10 @@ impl AuthArgs {
     }
 }
 
-/// The secret in `path`, as msg-net reads it; every failure is a usage
-/// error, and a pipe not asked for says which flag asks.
-fn read_secret_file(path: &std::path::Path, pipe: bool) -> anyhow::Result<Vec<u8>> {
-    msg_net::secret::read_secret_file(path, pipe).map_err(|err| match err {
+/// Why a secret could not be read, as a usage error; a pipe not asked for
+/// says which flag asks.
+fn secret_error(err: SecretFileError) -> anyhow::Error {
+    match err {
         SecretFileError::Pipe { path } => usage(format!(
             "the secret file {} is a pipe; add --secret-pipe to read a secret from one \
              (within {})",
@@ -377,7 +371,7 @@ fn read_secret_file(path: &std::path::Path, pipe: bool) -> anyhow::Result<Vec<u8
             humantime::format_duration(SECRET_PIPE_TIMEOUT)
         )),
         other => usage(other.to_string()),
-    })
+    }
 }
 
 pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
@@ -535,17 +529,8 @@ impl TlsListenArgs {
             return Ok(None);
         }
         check_tls_transport(transport)?;
-        let identity = match (&self.cert, &self.key) {
-            (Some(cert), Some(key)) => Identity::Files {
-                cert: cert.clone(),
-                key: key.clone(),
-            },
-            _ => Identity::SelfSigned {
-                names: tls::self_signed_names(addr),
-            },
-        };
         let options = ServerOptions {
-            identity,
+            identity: Identity::of(self.cert.clone().zip(self.key.clone()), addr),
             client_ca: self.client_ca.clone(),
             handshake_timeout,
         };
@@ -611,20 +596,9 @@ impl TlsClientArgs {
             return Ok(None);
         }
         check_tls_transport(transport)?;
-        let verify = match (&self.ca, self.tls_fingerprint, self.insecure) {
-            (_, _, true) => Verify::Insecure,
-            (_, Some(pinned), _) => Verify::Fingerprint(pinned),
-            (Some(ca), _, _) => Verify::Ca(ca.clone()),
-            (None, None, false) => Verify::System,
-        };
-        let server_name = match &self.tls_name {
-            Some(name) => Some(name.clone()),
-            None if transport.is_inet() => Some(tls::host_of(addr).to_owned()),
-            None => None,
-        };
         let options = ClientOptions {
-            verify,
-            server_name,
+            verify: Verify::of(self.ca.clone(), self.tls_fingerprint, self.insecure),
+            server_name: tls::server_name(self.tls_name.as_deref(), transport, addr),
             identity: self.client_cert.clone().zip(self.client_key.clone()),
             handshake_timeout,
         };

@@ -20,6 +20,24 @@ use crate::{SocketType, Transport};
 // defaults, a table of what fits) without depending on the transports.
 pub use msg_proto::HEADER_LEN;
 pub use msg_tcp::{DEFAULT_MAX_FRAME, LENGTH_PREFIX_LEN, Options as TcpOptions};
+
+/// A Unix socket file's mode ([`TcpOptions::socket_mode`]) that is not
+/// one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected a file mode in octal, 0 to 777 (600: owner only), got '{0}'")]
+pub struct ModeError(pub String);
+
+/// A Unix socket file's mode as people write one, in octal, 0 to 777.
+///
+/// # Errors
+///
+/// [`ModeError`] for anything else.
+pub fn parse_socket_mode(s: &str) -> Result<u32, ModeError> {
+    match u32::from_str_radix(s, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(ModeError(s.to_owned())),
+    }
+}
 pub use msg_udp::{Family, MAX_PAYLOAD_V4, MAX_PAYLOAD_V6, Overhead, check_size};
 
 /// A listener's limits; [`Limits::default`] is what `msg listen` uses

@@ -98,6 +98,12 @@ pub enum SecretFileError {
         /// The file.
         path: PathBuf,
     },
+    /// The environment variable holding the secret is set, to nothing.
+    #[error("{name} is set but empty")]
+    EmptyVariable {
+        /// The variable.
+        name: String,
+    },
     /// A new secret could not be written.
     #[error("cannot write the secret file {}: {source}", .path.display())]
     Write {
@@ -180,6 +186,31 @@ pub fn create_secret_file(path: &Path, secret: &str) -> Result<(), SecretFileErr
             source,
         }
     })
+}
+
+/// A secret's bytes: from the file at `path` as [`read_secret_file`]
+/// reads it, or else from the environment variable `var`, byte for byte;
+/// `None` when neither is given.
+///
+/// # Errors
+///
+/// [`SecretFileError`], for the file, or for a variable set to nothing.
+pub fn read_secret(
+    path: Option<&Path>,
+    pipe: bool,
+    var: &str,
+) -> Result<Option<Vec<u8>>, SecretFileError> {
+    let bytes = match (path, std::env::var_os(var)) {
+        (Some(path), _) => read_secret_file(path, pipe)?,
+        (None, Some(value)) => value.into_encoded_bytes(),
+        (None, None) => return Ok(None),
+    };
+    if bytes.is_empty() && path.is_none() {
+        return Err(SecretFileError::EmptyVariable {
+            name: var.to_owned(),
+        });
+    }
+    Ok(Some(bytes))
 }
 
 /// The secret in `path`, one trailing newline (`\n` or `\r\n`) removed: a

@@ -150,7 +150,7 @@ pub(crate) struct ListenArgs {
 pub(crate) struct UnixArgs {
     /// With --unix or --seqpacket, the socket file's mode in octal, which
     /// decides who may connect [default: 600, its owner only]
-    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    #[arg(long, value_name = "MODE", value_parser = msg_net::limits::parse_socket_mode)]
     pub(crate) socket_mode: Option<u32>,
 
     /// With --unix or --seqpacket, serve only processes of this user id, as the kernel
@@ -158,15 +158,6 @@ pub(crate) struct UnixArgs {
     /// Repeat, or list with commas, for several
     #[arg(long, value_name = "UID", value_delimiter = ',')]
     pub(crate) allow_uid: Vec<u32>,
-}
-
-fn parse_mode(s: &str) -> Result<u32, String> {
-    match u32::from_str_radix(s, 8) {
-        Ok(mode) if mode <= 0o777 => Ok(mode),
-        _ => Err(format!(
-            "expected a file mode in octal, 0 to 777 (600: owner only), got '{s}'"
-        )),
-    }
 }
 
 impl ListenArgs {

@@ -35,6 +35,19 @@ pub enum Identity {
     },
 }
 
+impl Identity {
+    /// A listener's certificate: the chain and key in `files`, or else a
+    /// new self-signed one for the names of a listener on `addr`.
+    pub fn of(files: Option<(PathBuf, PathBuf)>, addr: &PeerAddr) -> Self {
+        match files {
+            Some((cert, key)) => Self::Files { cert, key },
+            None => Self::SelfSigned {
+                names: super::self_signed_names(addr),
+            },
+        }
+    }
+}
+
 /// A listener's TLS.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -162,6 +175,21 @@ pub enum Verify {
     /// Not at all: anyone on the path can read and change everything.
     /// Logs a warning at every handshake.
     Insecure,
+}
+
+impl Verify {
+    /// How a client checks the listener's certificate, from what it was
+    /// told: not at all when `insecure`, else against the `pinned`
+    /// fingerprint, else by the CAs in the file `ca`, else by the
+    /// system's roots.
+    pub fn of(ca: Option<PathBuf>, pinned: Option<Fingerprint>, insecure: bool) -> Self {
+        match (ca, pinned, insecure) {
+            (_, _, true) => Self::Insecure,
+            (_, Some(pinned), _) => Self::Fingerprint(pinned),
+            (Some(ca), _, _) => Self::Ca(ca),
+            (None, None, false) => Self::System,
+        }
+    }
 }
 
 /// A client's TLS.

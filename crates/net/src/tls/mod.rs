@@ -213,6 +213,17 @@ pub fn host_of(addr: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
+/// The name a client checks the certificate for: the one `asked` for, or
+/// else the host in `addr` over an IP transport; none for a Unix socket's
+/// path, whose listener's certificate is checked for [`LOCAL_NAME`].
+pub fn server_name(asked: Option<&str>, transport: crate::Transport, addr: &str) -> Option<String> {
+    match asked {
+        Some(name) => Some(name.to_owned()),
+        None if transport.is_inet() => Some(host_of(addr).to_owned()),
+        None => None,
+    }
+}
+
 /// The names a self-signed certificate holds for a listener on `addr`:
 /// `localhost`, loopback's addresses and the address itself (unless it is
 /// unspecified, `0.0.0.0`, which names no host).
