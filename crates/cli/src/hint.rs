@@ -290,20 +290,9 @@ fn hinted_peer_text(text: &str) -> Option<String> {
                 .to_owned(),
         );
     }
-    PLACED.iter().find_map(|(template, at, flag)| {
-        let value = template.value(text)?;
-        let split = if at.is_empty() {
-            template.after.len()
-        } else {
-            template.after.find(at)?
-        };
-        let (head, tail) = template.after.split_at(split);
-        Some(format!(
-            "{}{value}{head}{}{tail}",
-            template.before,
-            flag(value)
-        ))
-    })
+    PLACED
+        .iter()
+        .find_map(|(template, at, flag)| template.insert(text, at, flag))
 }
 
 /// Where a body limit comes from, as the user knows it: " on IPv4", ",

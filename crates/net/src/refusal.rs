@@ -131,6 +131,25 @@ impl Template {
             .strip_suffix(self.after)
             .filter(|value| !value.is_empty())
     }
+
+    /// `text`, when it is this template's, with what `insert` makes of its
+    /// value put into the text after the value, before the first `at` (at
+    /// the end for ""): how a caller adds its own words (the CLI, a flag)
+    /// to a refusal written without them.
+    pub fn insert(&self, text: &str, at: &str, insert: impl Fn(&str) -> String) -> Option<String> {
+        let value = self.value(text)?;
+        let split = if at.is_empty() {
+            self.after.len()
+        } else {
+            self.after.find(at)?
+        };
+        let (head, tail) = self.after.split_at(split);
+        Some(format!(
+            "{}{value}{head}{}{tail}",
+            self.before,
+            insert(value)
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +170,23 @@ mod tests {
         );
         assert_eq!(MAX_CONNS.value(NEEDS_SECRET), None);
         assert_eq!(FILE_EXISTS.value(FILE_EXISTS.after), None, "no name");
+    }
+
+    #[test]
+    fn a_caller_inserts_its_words_where_it_says() {
+        let text = MAX_CONNS.format(8);
+        assert_eq!(
+            MAX_CONNS.insert(&text, ";", |max| format!(" (max {max})")),
+            Some(
+                "this listener serves at most 8 connections at once (max 8); try again later"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            MAX_CONNS.insert(&text, "", |_| "!".to_owned()),
+            Some(format!("{text}!"))
+        );
+        assert_eq!(MAX_CONNS.insert(NEEDS_SECRET, "", |_| "!".to_owned()), None);
     }
 
     /// A peer written from docs/wire.md alone must recognise every text a
