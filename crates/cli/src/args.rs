@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{ArgAction, Args, ValueEnum};
 use msg_net::group::{GroupOptions, Iface};
 use msg_net::length::Framing;
-use msg_net::limits::{DEFAULT_MAX_FRAME, HEADER_LEN, TcpOptions};
+use msg_net::limits::{DEFAULT_MAX_FRAME, TcpOptions};
 use msg_net::secret::{SECRET_PIPE_TIMEOUT, SecretFileError};
 use msg_net::tls::{
     self, ClientOptions, Fingerprint, Identity, ServerOptions, TlsClient, TlsServer, Verify,
@@ -233,7 +233,7 @@ pub(crate) struct TcpArgs {
     /// Largest TCP frame accepted or sent, in bytes: the 28-byte header and
     /// the body, not the 4-byte length prefix
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME,
-          value_parser = parse_max_frame)]
+          value_parser = msg_net::limits::parse_max_frame)]
     pub(crate) max_frame: usize,
 
     /// Set TCP_NODELAY, so each message leaves at once (`--nodelay false`
@@ -469,22 +469,6 @@ pub(crate) const LENGTH_NO_RAW: &str =
     "--raw has no framing at all, and length framing is framing: pick one";
 pub(crate) const LENGTH_NO_SECRET: &str = "a bare length and body have no header to \
      authenticate: drop the secret (--secret-file, MSG_SECRET), or use --framing msg";
-
-/// A frame must hold at least a header and its length must fit the `u32`
-/// prefix.
-fn parse_max_frame(s: &str) -> Result<usize, String> {
-    let n: u64 = s
-        .parse()
-        .map_err(|_| format!("expected a number of bytes, got '{s}'"))?;
-    let min = HEADER_LEN as u64;
-    let max = u64::from(u32::MAX);
-    if !(min..=max).contains(&n) {
-        return Err(format!(
-            "must be from {min} (one header) to {max} bytes, got {n}"
-        ));
-    }
-    Ok(n as usize)
-}
 
 /// TLS on a listener: `msg listen --tls`, and `--quic`, which is always
 /// inside TLS: the flags below need one or the other (the group

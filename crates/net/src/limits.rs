@@ -21,6 +21,41 @@ use crate::{SocketType, Transport};
 pub use msg_proto::HEADER_LEN;
 pub use msg_tcp::{DEFAULT_MAX_FRAME, LENGTH_PREFIX_LEN, Options as TcpOptions};
 
+/// A largest frame ([`TcpOptions::max_frame`]) that cannot be one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MaxFrameError {
+    /// Not a number.
+    #[error("expected a number of bytes, got '{0}'")]
+    NotANumber(String),
+    /// Smaller than a header, or larger than the length prefix can say.
+    #[error("must be from {min} (one header) to {max} bytes, got {got}")]
+    OutOfRange {
+        /// [`HEADER_LEN`].
+        min: u64,
+        /// `u32::MAX`.
+        max: u64,
+        /// What was asked.
+        got: u64,
+    },
+}
+
+/// A largest frame as people write one, in bytes: it must hold at least a
+/// header, and its length must fit the `u32` prefix.
+///
+/// # Errors
+///
+/// [`MaxFrameError`] for anything else.
+pub fn parse_max_frame(s: &str) -> Result<usize, MaxFrameError> {
+    let got: u64 = s
+        .parse()
+        .map_err(|_| MaxFrameError::NotANumber(s.to_owned()))?;
+    let (min, max) = (HEADER_LEN as u64, u64::from(u32::MAX));
+    if !(min..=max).contains(&got) {
+        return Err(MaxFrameError::OutOfRange { min, max, got });
+    }
+    Ok(got as usize)
+}
+
 /// A Unix socket file's mode ([`TcpOptions::socket_mode`]) that is not
 /// one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -301,6 +336,21 @@ impl BodyLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_max_frame_holds_a_header_and_fits_the_prefix() {
+        assert_eq!(parse_max_frame("28"), Ok(HEADER_LEN));
+        assert_eq!(
+            parse_max_frame("27").unwrap_err().to_string(),
+            "must be from 28 (one header) to 4294967295 bytes, got 27"
+        );
+        assert_eq!(
+            parse_max_frame("1k").unwrap_err().to_string(),
+            "expected a number of bytes, got '1k'"
+        );
+        assert_eq!(parse_socket_mode("600"), Ok(0o600));
+        assert!(parse_socket_mode("800").is_err());
+    }
 
     #[test]
     fn each_carrier_has_its_limit() {
