@@ -8,7 +8,7 @@ use msg_bench::meta::Meta;
 use msg_bench::{Pin, Placement, report};
 use msg_net::Transport;
 
-use super::{Bar, BenchArgs, CloseArg, error};
+use super::{Bar, BenchArgs, CloseArg, error, one_size};
 use crate::args::usage;
 
 /// Runs the connect mode and prints its report.
@@ -69,16 +69,7 @@ pub(super) fn run(args: &BenchArgs, transports: Vec<Transport>) -> anyhow::Resul
             )));
         }
     }
-    let size = match args.sizes.as_deref() {
-        None => connect::DEFAULT_SIZE,
-        Some(&[size]) => size,
-        Some(sizes) => {
-            return Err(usage(format!(
-                "--mode connect measures one size at a time; --sizes names {}",
-                sizes.len()
-            )));
-        }
-    };
+    let size = one_size(args, "--mode connect", connect::DEFAULT_SIZE)?;
     // The connect mode measures its built-in listeners only.
     let pin = args.pin.map_or(msg_bench::defaults::pin(false), Pin::from);
     let plan = Cycles {

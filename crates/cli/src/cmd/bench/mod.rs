@@ -536,7 +536,7 @@ fn run_clients(args: &BenchArgs, clients: u32, transports: &[Transport]) -> anyh
         return Err(error(msg_bench::Error::ClientsNeedConnections(transport)));
     }
     let remote = remote(args, &[transport])?;
-    let size = one_size(args, "--clients")?;
+    let size = one_size(args, "--clients", msg_bench::clients::DEFAULT_SIZE)?;
     let load = Load {
         clients,
         size,
@@ -560,11 +560,11 @@ fn run_clients(args: &BenchArgs, clients: u32, transports: &[Transport]) -> anyh
     Ok(())
 }
 
-/// The one size of `--sizes` (default 64), for a mode (`flag`) that
+/// The one size of `--sizes` (else `default`), for a mode (`flag`) that
 /// measures one.
-fn one_size(args: &BenchArgs, flag: &str) -> anyhow::Result<usize> {
+fn one_size(args: &BenchArgs, flag: &str, default: usize) -> anyhow::Result<usize> {
     match args.sizes.as_deref() {
-        None => Ok(msg_bench::clients::DEFAULT_SIZE),
+        None => Ok(default),
         Some(&[size]) => Ok(size),
         Some(sizes) => Err(usage(format!(
             "{flag} measures one size at a time; --sizes names {}",
@@ -625,7 +625,7 @@ fn run_multicast(args: &BenchArgs, count: u32) -> anyhow::Result<()> {
                  --receivers measures pingpong or throughput",
             )
         })?,
-        size: one_size(args, "--receivers")?,
+        size: one_size(args, "--receivers", msg_bench::clients::DEFAULT_SIZE)?,
         rate: args.rate,
         warmup: args.warmup,
         duration: args.duration,
