@@ -123,9 +123,9 @@ pub use cpu::{Cpu, Usage};
 pub use engine::batched::Calls;
 pub use engine::{Kernel, Outcome, TcpFigures};
 pub use error::{Error, RunError};
-pub use impair::Impairment;
 #[cfg(target_os = "linux")]
 pub use impair::netns;
+pub use impair::{Impairment, check_impairable};
 pub use interval::{Interval, IntervalOf, TcpInterval};
 pub use msg_net::{Auth, Transport};
 pub use pin::{Pin, Placement};

@@ -271,15 +271,7 @@ impl Plan {
             }
         }
         if !self.impairments.is_empty() {
-            if self.remote.is_some() {
-                return Err(Error::ImpairRemote);
-            }
-            // The kernel impairs a network interface (lo), which a socket
-            // addressed by a path never crosses: measured, it would show
-            // nothing of the impairment.
-            if let Some(&transport) = self.transports.iter().find(|t| !t.is_inet()) {
-                return Err(Error::ImpairNotInet(transport));
-            }
+            crate::impair::check_impairable(self.remote.is_some(), &self.transports)?;
         }
         let encrypted = self.transports.iter().any(|t| t.caps().encrypted);
         if encrypted && self.remote.is_some() {

@@ -29,11 +29,34 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::Transport;
 use crate::error::Error;
 
 mod kernel;
 #[cfg(target_os = "linux")]
 pub mod netns;
+
+/// Whether an impaired run can measure `transports` (against a `remote`
+/// listener, or the built-in ones): the built-in ones only, since the
+/// private network namespace it runs in reaches no other, and only
+/// transports that cross the network interface (lo) the kernel impairs.
+/// [`Plan::check`](crate::Plan::check) asks it too; a caller that enters
+/// the namespace asks first.
+///
+/// # Errors
+///
+/// [`Error::ImpairRemote`], [`Error::ImpairNotInet`].
+pub fn check_impairable(remote: bool, transports: &[Transport]) -> Result<(), Error> {
+    if remote {
+        return Err(Error::ImpairRemote);
+    }
+    // A socket addressed by a path never crosses lo: measured, it would
+    // show nothing of the impairment.
+    match transports.iter().find(|t| !t.is_inet()) {
+        Some(&transport) => Err(Error::ImpairNotInet(transport)),
+        None => Ok(()),
+    }
+}
 
 /// A share of packets, in hundredths of a percent (`2.5%` is 250).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

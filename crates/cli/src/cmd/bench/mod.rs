@@ -432,12 +432,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let placement = Placement::new(pin).map_err(error)?;
     if !args.impair.is_empty() {
-        if remote.is_some() {
-            return Err(error(msg_bench::Error::ImpairRemote));
-        }
-        if let Some(&transport) = transports.iter().find(|t| !t.is_inet()) {
-            return Err(error(msg_bench::Error::ImpairNotInet(transport)));
-        }
+        msg_bench::check_impairable(remote.is_some(), &transports).map_err(error)?;
         // The user's process makes the namespace and waits; the child,
         // inside it, measures.
         if let Some(code) = enter_namespace()? {
