@@ -56,7 +56,8 @@
 //! - [`send`]: what a client sends (bodies read a line at a time within
 //!   a limit) and the [`Sender`](send::Sender) that waits for each reply.
 //! - [`secret`]: reading a secret file within limits (a small regular
-//!   file, or a pipe only when asked, within a timeout).
+//!   file, or a pipe only when asked, within a timeout), or else the
+//!   environment variable the caller names.
 //! - [`text`]: a peer's bytes made safe for a terminal, one escaping for
 //!   bodies, names, reasons and errors alike; [`show`]: a message shown
 //!   as a line, a read, JSON or a hex dump, into any writer, and the tally
