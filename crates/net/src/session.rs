@@ -6,17 +6,20 @@
 //! frames, the stream's own halves for raw bytes and for length framing,
 //! a cloned socket for UDP.
 
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use msg_proto::Kind;
 use msg_tcp::{LengthCodec, PeerAddr, Stream};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::debug;
 
 use crate::dgram::{Datagrams, UnixDgram};
 use crate::length::{Framing, NEEDS_A_STREAM};
 use crate::link::{ConnectOptions, Rx, Tx};
+use crate::send::{Bodies, BodyError};
 use crate::stream::unix_path;
 use crate::stream::{AnyReader, AnyWriter};
 use crate::text::printable;
@@ -243,4 +246,63 @@ impl SessionRx {
                 .map(|body| Incoming { seq: None, body })),
         }
     }
+}
+/// Why [`hold`] ended a session early.
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    /// The next body could not be had (the caller says why in its words).
+    #[error(transparent)]
+    Body(BodyError),
+    /// A body could not be sent.
+    #[error("cannot send")]
+    Send(#[source] Error),
+    /// The sending half could not be closed.
+    #[error("cannot close the sending side")]
+    Finish(#[source] Error),
+    /// What the peer sent could not be received.
+    #[error(transparent)]
+    Recv(Error),
+    /// What the peer sent could not be shown.
+    #[error(transparent)]
+    Shown(std::io::Error),
+}
+
+/// Holds a session to its end, as netcat does: each of `bodies` sent as
+/// it comes, and what the peer sends handed to `shown` as it arrives, both
+/// at once. When `bodies` ends the sending half is closed (a half-close
+/// over a stream), and what the peer still sends is shown until it closes
+/// too, or for at most `wait`. A peer that closes (or fails) first ends
+/// the session at once: nothing more can arrive, and what `bodies` still
+/// holds has nowhere to go.
+///
+/// # Errors
+///
+/// [`HoldError`]: which side failed, and how.
+pub async fn hold<R: AsyncBufRead + Unpin>(
+    (mut tx, mut rx): (SessionTx, SessionRx),
+    bodies: &mut Bodies<'_, R>,
+    mut shown: impl FnMut(&Incoming) -> std::io::Result<()>,
+    wait: Duration,
+) -> Result<(), HoldError> {
+    let receiving = async {
+        while let Some(incoming) = rx.recv().await.map_err(HoldError::Recv)? {
+            shown(&incoming).map_err(HoldError::Shown)?;
+        }
+        Ok(())
+    };
+    let sending = async {
+        while let Some(body) = bodies.next().await.map_err(HoldError::Body)? {
+            tx.send(body).await.map_err(HoldError::Send)?;
+        }
+        tx.finish().await.map_err(HoldError::Finish)
+    };
+    tokio::pin!(receiving);
+    tokio::select! {
+        received = &mut receiving => return received,
+        sent = sending => sent?,
+    }
+    // The peer's last replies may still be on their way.
+    tokio::time::timeout(wait, receiving)
+        .await
+        .unwrap_or(Ok(()))
 }

@@ -2,23 +2,24 @@
 //! of stdin goes to the peer (raw: the bytes as read), and what the peer
 //! sends is printed as it arrives, both at once.
 //!
-//! The halves are msg-net's [`session`]; the lines are read as `msg send`
-//! reads them ([`Source`]). When stdin ends the sending half is closed (a
-//! half-close over TCP), and what the peer still sends is printed until it
-//! closes too, or for at most `--wait`.
+//! The halves, and the session held to its end, are msg-net's
+//! [`session`]: when stdin ends the sending half is closed (a half-close
+//! over TCP), and what the peer still sends is printed until it closes
+//! too, or for at most `--wait`. The lines are read as `msg send` reads
+//! them ([`Source`]).
 
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use msg_net::connect::connect_any;
 use msg_net::limits::Family;
-use msg_net::session::{self, Mode};
+use msg_net::session::{self, HoldError, Incoming, Mode};
 
 use crate::args::{
     ClientArgs, FramingArg, OutputArgs, TransportArg, check_client_modes, parse_addr,
 };
 use crate::cmd::send::Source;
+use crate::output;
 
 #[derive(Debug, Args)]
 #[command(mut_arg("timeout", |arg| arg.help(
@@ -76,7 +77,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     } else {
         Mode::Framed(args.framing.into())
     };
-    let ((mut tx, mut rx), addr) = connect_any(transport, &addr, |addr| {
+    let (halves, addr) = connect_any(transport, &addr, |addr| {
         session::open(transport, addr, mode, options)
     })
     .await?;
@@ -93,28 +94,12 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let printer = args
         .output
         .format(args.json, args.raw && !caps.keeps_boundaries);
-    let receiving = async {
-        while let Some(incoming) = rx.recv().await? {
-            crate::output::print(printer, &addr, incoming.seq, &incoming.body)?;
-        }
-        anyhow::Ok(())
-    };
-    let sending = async {
-        while let Some(body) = source.next().await? {
-            tx.send(body).await.context("cannot send")?;
-        }
-        tx.finish().await.context("cannot close the sending side")
-    };
-    tokio::pin!(receiving);
-    tokio::select! {
-        // The peer closed (or failed) first: nothing more can arrive, and
-        // what stdin still holds has nowhere to go.
-        received = &mut receiving => return received,
-        sent = sending => sent?,
-    }
-    // Stdin ended and our side is closed: the peer's last replies may
-    // still be on their way.
-    tokio::time::timeout(args.wait, receiving)
-        .await
-        .unwrap_or(Ok(()))
+    let shown = |incoming: &Incoming| output::print(printer, &addr, incoming.seq, &incoming.body);
+    let held = session::hold(halves, source.bodies(), shown, args.wait).await;
+    held.map_err(|err| match err {
+        HoldError::Body(err) => source.error(err),
+        HoldError::Recv(err) => err.into(),
+        HoldError::Shown(err) => err.into(),
+        err => err.into(),
+    })
 }

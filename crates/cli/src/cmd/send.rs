@@ -385,11 +385,22 @@ impl<'a> Source<'a> {
     }
 
     pub(crate) async fn next(&mut self) -> anyhow::Result<Option<Bytes>> {
-        self.0.next().await.map_err(|err| match (err, &self.1) {
+        let next = self.0.next().await;
+        next.map_err(|err| self.error(err))
+    }
+
+    /// The bodies, for a caller that reads them itself.
+    pub(crate) fn bodies(&mut self) -> &mut Bodies<'a, BufReader<Stdin>> {
+        &mut self.0
+    }
+
+    /// Why there was no next body, in msg's words.
+    pub(crate) fn error(&self, err: BodyError) -> anyhow::Error {
+        match (err, &self.1) {
             (BodyError::Read(err), _) => anyhow::Error::new(err).context("cannot read stdin"),
             (BodyError::TooLong { line }, Some(limit)) => limit.line_too_long(line),
             (err, _) => err.into(),
-        })
+        }
     }
 }
 
