@@ -54,7 +54,9 @@
 //! - [`Limits`]: what a listener grants its peers (connections, idle and
 //!   frame timeouts, keepalive, UDP peer state).
 //! - [`send`]: what a client sends (bodies read a line at a time within
-//!   a limit) and the [`Sender`](send::Sender) that waits for each reply.
+//!   a limit) and the [`Sender`](send::Sender) that waits for each reply,
+//!   all of them sent and answered by
+//!   [`Sender::send_all`](send::Sender::send_all).
 //! - [`secret`]: reading a secret file within limits (a small regular
 //!   file, or a pipe only when asked, within a timeout), or else the
 //!   environment variable the caller names.

@@ -5,12 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use bytes::Bytes;
 use clap::Args;
 use msg_net::connect::connect_any;
 use msg_net::length::LengthLink;
 use msg_net::limits::{BodyLimit, Family};
-use msg_net::send::{Bodies, BodyError, STDIN_PIECE, Sender, unconfirmed};
+use msg_net::send::{Awaiting, Bodies, BodyError, STDIN_PIECE, SendAllError, Sender, unconfirmed};
 use msg_net::{Link, PeerAddr};
 use tokio::io::{BufReader, Stdin};
 
@@ -200,37 +199,33 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         limit.check_args(&args.messages)?;
     }
     let mut source = Source::new(&args.messages, limit, args.crlf);
-    let mut seq = 0;
-    let mut bytes = 0u64;
-    let mut answers = 0;
-    while let Some(body) = source.next().await? {
-        seq += 1;
-        bytes += body.len() as u64;
-        sender
-            .send(seq, body)
-            .await
-            .with_context(|| format!("cannot send message {seq}"))?;
-        if args.reply && sender.is_one_to_many() {
+    let group = sender.is_one_to_many();
+    let shown = |peer: &PeerAddr, seq, body: &[u8]| {
+        let mut out = std::io::stdout().lock();
+        if group {
             // Every receiver answers: each reply after its sender.
-            let mut each = |peer: &PeerAddr, body: &[u8]| {
-                let mut out = std::io::stdout().lock();
-                write!(out, "{peer}\t")?;
-                printer.write(&mut out, peer, Some(seq), body)?;
-                out.flush()
-            };
-            answers += sender
-                .replies(seq, &addr, args.client.timeout, &mut each)
-                .await?;
-        } else if args.reply {
-            let reply = sender
-                .reply(seq, &addr, args.client.timeout, args.reply_idle)
-                .await?;
-            crate::output::print(printer, &addr, Some(seq), &reply)?;
+            write!(out, "{peer}\t")?;
         }
-    }
-    let answers = (sender.is_one_to_many() && args.reply).then_some(answers);
+        printer.write(&mut out, peer, Some(seq), body)?;
+        out.flush()
+    };
+    let awaiting = args.reply.then_some(Awaiting {
+        timeout: args.client.timeout,
+        idle: args.reply_idle,
+    });
+    let sent = sender
+        .send_all(source.bodies(), &addr, awaiting, shown)
+        .await;
+    let sent = sent.map_err(|err| match err {
+        SendAllError::Body(err) => source.error(err),
+        SendAllError::Reply(err) => err.into(),
+        SendAllError::Shown(err) => err.into(),
+        err => err.into(),
+    })?;
+    let answers = (group && args.reply).then_some(sent.answers);
     sender.finish(args.client.timeout).await?;
-    if let Some(line) = unconfirmed(caps, seq, bytes, &addr, answers).filter(|_| !quiet) {
+    let line = unconfirmed(caps, sent.messages, sent.bytes, &addr, answers);
+    if let Some(line) = line.filter(|_| !quiet) {
         crate::output::stderr_line(format_args!("{line}"));
     }
     Ok(())
@@ -382,11 +377,6 @@ impl<'a> Source<'a> {
         let stdin = BufReader::with_capacity(STDIN_PIECE, tokio::io::stdin());
         let max = limit.as_ref().map(|limit| limit.max);
         Self(Bodies::new(messages, stdin, max, crlf), limit)
-    }
-
-    pub(crate) async fn next(&mut self) -> anyhow::Result<Option<Bytes>> {
-        let next = self.0.next().await;
-        next.map_err(|err| self.error(err))
     }
 
     /// The bodies, for a caller that reads them itself.
