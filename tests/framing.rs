@@ -122,7 +122,10 @@ fn echo_peer() -> (String, std::thread::JoinHandle<Vec<Vec<u8>>>) {
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
         let mut got = Vec::new();
         while let Ok(body) = read_length_frame(&mut stream) {
-            stream.write_all(&length_frame(&body)).unwrap();
+            // A client that sends without --reply may have closed by now:
+            // its echo is lost (a broken pipe or a reset), not a failure
+            // of what it sent. It failed this test 1 run in 10 to 20.
+            let _ = stream.write_all(&length_frame(&body));
             got.push(body);
         }
         got
