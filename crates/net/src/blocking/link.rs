@@ -13,7 +13,6 @@ use msg_udp::Framing;
 use super::auth::handshake;
 use super::io::{Framed, Got, Read, Wait, recv_datagram};
 use super::stream::{self, AnyStream};
-use super::udp::StdDatagram;
 use crate::dgram::{UnixAddr, UnixStd};
 use crate::transport::DatagramKind;
 use crate::transport::Family;
@@ -80,6 +79,8 @@ enum Inner {
     },
     UnixDatagram {
         socket: UnixStd,
+        /// Where it is connected: every datagram's sender.
+        peer: UnixAddr,
         recv_buf: BytesMut,
         send_buf: BytesMut,
         framing: Framing<UnixAddr>,
@@ -134,6 +135,7 @@ impl Link {
                 socket.socket.set_read_timeout(timeout)?;
                 socket.socket.set_write_timeout(timeout)?;
                 Inner::UnixDatagram {
+                    peer: socket.peer_addr()?,
                     socket,
                     recv_buf: BytesMut::new(),
                     send_buf: BytesMut::new(),
@@ -311,16 +313,19 @@ impl Link {
                 }
                 Inner::UnixDatagram {
                     socket,
+                    peer,
                     recv_buf,
                     framing,
                     ..
                 } => {
-                    let got =
-                        StdDatagram::recv(socket, recv_buf, wait).map_err(msg_udp::Error::Recv)?;
-                    let Got::Data((datagram, from)) = got else {
+                    let got = msg_udp::sync::waiting(wait, |flags| {
+                        socket.recv_connected(recv_buf, flags, peer)
+                    })
+                    .map_err(msg_udp::Error::Recv)?;
+                    let Got::Data(datagram) = got else {
                         return Ok(Received::Nothing);
                     };
-                    if let Some(msg) = framing.decode(datagram, from) {
+                    if let Some(msg) = framing.decode(datagram, peer.clone()) {
                         return Ok(Received::Message(msg));
                     }
                 }

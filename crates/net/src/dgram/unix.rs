@@ -323,6 +323,11 @@ impl UnixStd {
         Ok(UnixAddr(self.socket.local_addr()?).into())
     }
 
+    /// Where it is connected (a client's: its listener).
+    pub(crate) fn peer_addr(&self) -> io::Result<UnixAddr> {
+        Ok(UnixAddr(self.socket.peer_addr()?))
+    }
+
     /// Encodes `msg` into `buf` within this socket's limit and sends it,
     /// to `to` or, without, where it is connected.
     pub(crate) fn send(
@@ -369,9 +374,43 @@ impl UnixStd {
             if len <= UNIX_RECV_LEN {
                 return Ok((buf.split().freeze(), UnixAddr(from)));
             }
-            tracing::warn!(peer = %UnixAddr(from), "dropped a {len}-byte datagram: msg receives Unix datagrams of at most {UNIX_RECV_LEN} bytes");
+            too_large(len, &UnixAddr(from));
         }
     }
+
+    /// As [`UnixStd::recv`], on a connected socket (a client's), whose
+    /// datagrams all come from `peer`, where it is connected: without the
+    /// kernel writing out each one's sender (`recv`, not `recvfrom`), as
+    /// bench/floor.c's client receives.
+    pub(crate) fn recv_connected(
+        &self,
+        buf: &mut BytesMut,
+        flags: i32,
+        peer: &UnixAddr,
+    ) -> io::Result<Bytes> {
+        loop {
+            buf.clear();
+            buf.reserve(UNIX_RECV_LEN);
+            let (_, len) = msg_udp::recv_into(buf, |spare| {
+                let room = spare.len();
+                // MSG_TRUNC: the datagram's real length, even when it did
+                // not fit.
+                let len =
+                    SockRef::from(&self.socket).recv_with_flags(spare, flags | libc::MSG_TRUNC)?;
+                Ok((len.min(room), len))
+            })?;
+            if len <= UNIX_RECV_LEN {
+                return Ok(buf.split().freeze());
+            }
+            too_large(len, peer);
+        }
+    }
+}
+
+/// Says that a datagram of `len` bytes from `peer` was dropped: over the
+/// largest msg receives.
+fn too_large(len: usize, peer: &UnixAddr) {
+    tracing::warn!(%peer, "dropped a {len}-byte datagram: msg receives Unix datagrams of at most {UNIX_RECV_LEN} bytes");
 }
 
 impl std::os::fd::AsFd for UnixStd {
