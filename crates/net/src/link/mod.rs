@@ -74,6 +74,15 @@ enum Inner {
     Stream(StreamConnection),
 }
 
+/// A client's datagram socket, keyed with the secret in `options` if
+/// there is one: every kind tags and checks its datagrams the same way.
+fn keyed<D: Datagrams>(mut socket: D, options: &ConnectOptions) -> D {
+    if let Some(auth) = &options.auth {
+        socket.authenticate(&auth.secret, Role::Client, auth::session_id());
+    }
+    socket
+}
+
 impl Link {
     /// Connects to `addr` over `transport`.
     ///
@@ -88,44 +97,25 @@ impl Link {
         let addr = addr.into();
         let inner = match transport.family() {
             Family::Datagram(DatagramKind::Udp) => {
-                let mut socket = udp_socket(transport.inet(&addr)?, options).await?;
-                if let Some(auth) = &options.auth {
-                    socket.authenticate(&auth.secret, Role::Client, auth::session_id());
-                }
-                Inner::Datagram(socket)
+                let socket = udp_socket(transport.inet(&addr)?, options).await?;
+                Inner::Datagram(keyed(socket, options))
             }
             Family::Datagram(DatagramKind::Unix) => {
-                let mut socket = UnixDgram::connect(unix_path(&addr)?).map_err(|source| {
+                let socket = UnixDgram::connect(unix_path(&addr)?).map_err(|source| {
                     msg_tcp::Error::Connect {
                         addr: addr.clone(),
                         source,
                     }
                 })?;
-                if let Some(auth) = &options.auth {
-                    Datagrams::authenticate(
-                        &mut socket,
-                        &auth.secret,
-                        Role::Client,
-                        auth::session_id(),
-                    );
-                }
-                Inner::UnixDatagram(socket)
+                Inner::UnixDatagram(keyed(socket, options))
             }
             Family::Datagram(DatagramKind::Quic) => {
                 let tls = options
                     .tls
                     .as_ref()
                     .ok_or(crate::tls::TlsError::Needed(transport))?;
-                let mut socket = QuicDgram::connect(transport.inet(&addr)?, tls).await?;
-                if let Some(auth) = &options.auth {
-                    Datagrams::authenticate(
-                        &mut socket,
-                        &auth.secret,
-                        Role::Client,
-                        auth::session_id(),
-                    );
-                }
-                Inner::QuicDatagram(socket)
+                let socket = QuicDgram::connect(transport.inet(&addr)?, tls).await?;
+                Inner::QuicDatagram(keyed(socket, options))
             }
             Family::Stream(_) if transport.caps().encrypted && options.tls.is_none() => {
                 return Err(crate::tls::TlsError::Needed(transport).into());
