@@ -31,8 +31,10 @@ use tokio::net::UnixDatagram;
 use crate::{Error, PeerAddr};
 
 mod unix;
+mod unix_std;
 
-pub(crate) use unix::{UnixAddr, UnixDgram, UnixStd};
+pub(crate) use unix::{UnixAddr, UnixDgram};
+pub(crate) use unix_std::UnixStd;
 /// What a datagram serve loop needs of its socket, whatever its kind.
 pub(crate) trait Datagrams {
     /// Who a datagram came from, and where an answer goes.

@@ -1,13 +1,13 @@
 //! The Unix datagram socket as a kind of the datagram family: its peers'
-//! addresses ([`UnixAddr`]), the tokio socket ([`UnixDgram`]) and the
-//! blocking engine's ([`UnixStd`]).
+//! addresses ([`UnixAddr`]) and the tokio socket ([`UnixDgram`]); the
+//! blocking engine's is in `unix_std.rs`.
 
 use super::*;
 
 /// The address of a Unix datagram socket's peer: a path, an abstract
 /// name, or none (a sender that did not bind, which cannot be answered).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct UnixAddr(SockAddr);
+pub(crate) struct UnixAddr(pub(super) SockAddr);
 
 impl UnixAddr {
     /// The path or name, as msg's addresses say it.
@@ -203,7 +203,7 @@ pub(crate) const UNIX_RECV_LEN: usize = 512 * 1024;
 /// One datagram into `spare` with `flags`: the bytes written, and the
 /// datagram's real length (`MSG_TRUNC`: more than was written when it did
 /// not fit, which the caller then drops) and sender.
-fn recv_whole(
+pub(super) fn recv_whole(
     socket: &SockRef<'_>,
     spare: &mut [std::mem::MaybeUninit<u8>],
     flags: i32,
@@ -215,7 +215,7 @@ fn recv_whole(
 
 /// The largest datagram `socket` sends: its send buffer less the 32 bytes
 /// the kernel keeps for each.
-fn max_datagram(socket: &Socket) -> io::Result<usize> {
+pub(super) fn max_datagram(socket: &Socket) -> io::Result<usize> {
     Ok(socket.send_buffer_size()?.saturating_sub(32))
 }
 
@@ -255,7 +255,7 @@ impl Datagrams for UnixDgram {
                 // cut short.
                 Ok((len, from)) if len > UNIX_RECV_LEN => {
                     self.recv_buf.clear();
-                    tracing::warn!(peer = %UnixAddr(from), "dropped a {len}-byte datagram: msg receives Unix datagrams of at most {UNIX_RECV_LEN} bytes");
+                    too_large(len, &UnixAddr(from));
                 }
                 Ok((_, from)) => {
                     return Ok((self.recv_buf.split().freeze(), UnixAddr(from)));
@@ -284,137 +284,8 @@ impl Datagrams for UnixDgram {
     }
 }
 
-/// A Unix datagram socket for the blocking engine: std's blocking calls,
-/// the same framing and limits as [`UnixDgram`].
-#[derive(Debug)]
-pub(crate) struct UnixStd {
-    // First, as in [`UnixDgram`].
-    _file: Option<SocketFile>,
-    pub(crate) socket: Socket,
-    max_payload: usize,
-}
-
-impl UnixStd {
-    /// Binds `path` for a listener, as [`UnixDgram::bind`].
-    pub(crate) fn bind(path: &UnixPath, mode: u32) -> Result<Self, Error> {
-        let (socket, file) = msg_tcp::unix::bind_socket(path, mode, Type::DGRAM)?;
-        Ok(Self {
-            max_payload: max_datagram(&socket)?,
-            _file: file,
-            socket,
-        })
-    }
-
-    /// A client's socket, connected to `path` and autobound, as
-    /// [`UnixDgram::connect`].
-    pub(crate) fn connect(path: &UnixPath) -> io::Result<Self> {
-        let socket = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
-        socket.bind(&SockAddr::unix("")?)?;
-        socket.connect(&path.sock_addr()?)?;
-        Ok(Self {
-            max_payload: max_datagram(&socket)?,
-            _file: None,
-            socket,
-        })
-    }
-
-    /// Where it is bound, as a peer's address.
-    pub(crate) fn local_addr(&self) -> io::Result<PeerAddr> {
-        Ok(UnixAddr(self.socket.local_addr()?).into())
-    }
-
-    /// Where it is connected (a client's: its listener).
-    pub(crate) fn peer_addr(&self) -> io::Result<UnixAddr> {
-        Ok(UnixAddr(self.socket.peer_addr()?))
-    }
-
-    /// Encodes `msg` into `buf` within this socket's limit and sends it,
-    /// to `to` or, without, where it is connected.
-    pub(crate) fn send(
-        &self,
-        framing: &mut Framing<UnixAddr>,
-        buf: &mut BytesMut,
-        msg: &Message,
-        to: Option<&UnixAddr>,
-    ) -> Result<(), Error> {
-        buf.clear();
-        let max = self.max_payload;
-        framing.encode_within(msg, buf, |len, overhead| {
-            if len.saturating_add(overhead.total()) > max {
-                return Err(msg_udp::Error::UnixTooLarge { len, max, overhead });
-            }
-            Ok(())
-        })?;
-        self.send_bytes(buf, to)
-    }
-
-    /// `bytes`, a whole datagram already framed, sent to `to` or, without,
-    /// where it is connected.
-    pub(crate) fn send_bytes(&self, bytes: &[u8], to: Option<&UnixAddr>) -> Result<(), Error> {
-        let sent = match to {
-            Some(to) => self.socket.send_to(bytes, &to.0),
-            None => self.socket.send(bytes),
-        };
-        sent.map(drop).map_err(|source| Error::UnixSend {
-            addr: to.map_or_else(|| "the listener".to_owned(), UnixAddr::to_string),
-            source,
-        })
-    }
-
-    /// One datagram into `buf` with `flags` (`MSG_DONTWAIT` while
-    /// spinning), and its sender; a datagram larger than
-    /// [`UNIX_RECV_LEN`] is dropped, as [`UnixDgram`] drops it.
-    pub(crate) fn recv(&self, buf: &mut BytesMut, flags: i32) -> io::Result<(Bytes, UnixAddr)> {
-        loop {
-            buf.clear();
-            buf.reserve(UNIX_RECV_LEN);
-            let (_, (len, from)) = msg_udp::recv_into(buf, |spare| {
-                recv_whole(&SockRef::from(&self.socket), spare, flags)
-            })?;
-            if len <= UNIX_RECV_LEN {
-                return Ok((buf.split().freeze(), UnixAddr(from)));
-            }
-            too_large(len, &UnixAddr(from));
-        }
-    }
-
-    /// As [`UnixStd::recv`], on a connected socket (a client's), whose
-    /// datagrams all come from `peer`, where it is connected: without the
-    /// kernel writing out each one's sender (`recv`, not `recvfrom`), as
-    /// bench/floor.c's client receives.
-    pub(crate) fn recv_connected(
-        &self,
-        buf: &mut BytesMut,
-        flags: i32,
-        peer: &UnixAddr,
-    ) -> io::Result<Bytes> {
-        loop {
-            buf.clear();
-            buf.reserve(UNIX_RECV_LEN);
-            let (_, len) = msg_udp::recv_into(buf, |spare| {
-                let room = spare.len();
-                // MSG_TRUNC: the datagram's real length, even when it did
-                // not fit.
-                let len =
-                    SockRef::from(&self.socket).recv_with_flags(spare, flags | libc::MSG_TRUNC)?;
-                Ok((len.min(room), len))
-            })?;
-            if len <= UNIX_RECV_LEN {
-                return Ok(buf.split().freeze());
-            }
-            too_large(len, peer);
-        }
-    }
-}
-
 /// Says that a datagram of `len` bytes from `peer` was dropped: over the
 /// largest msg receives.
-fn too_large(len: usize, peer: &UnixAddr) {
+pub(super) fn too_large(len: usize, peer: &impl fmt::Display) {
     tracing::warn!(%peer, "dropped a {len}-byte datagram: msg receives Unix datagrams of at most {UNIX_RECV_LEN} bytes");
-}
-
-impl std::os::fd::AsFd for UnixStd {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.socket.as_fd()
-    }
 }
