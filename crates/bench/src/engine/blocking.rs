@@ -101,7 +101,13 @@ pub(crate) fn measure_on(
         transport: target.transport,
         settings,
         arrived: None,
+        ping: None,
     };
+    if settings.mode == Mode::Pingpong {
+        // Framed once: each round trip writes only the ping's header anew,
+        // and takes its pong from the bytes as they arrived.
+        peer.ping = peer.link.prepare(peer.client.ping())?;
+    }
     if settings.mode == Mode::Throughput {
         let batching = settings
             .batch
@@ -229,6 +235,11 @@ struct Peer<'a> {
     settings: &'a Settings,
     /// When the last reply arrived, if the last round trip got one.
     arrived: Option<Instant>,
+    /// The ping, framed once ([`blocking::Link::prepare`]): a ping-pong's
+    /// round trips are sent from it and their pongs read undecoded
+    /// ([`PingClient::on_pong_bytes`]). `None` over an authenticated link,
+    /// and in a throughput run.
+    ping: Option<blocking::Prepared>,
 }
 
 impl Peer<'_> {
@@ -292,6 +303,11 @@ impl Peer<'_> {
 
     /// Carries out `ask`: sends what the client says, and hands it what
     /// arrives by its deadlines, or that nothing did.
+    ///
+    /// A ping that [`Self::ping`] holds goes out from its bytes, and a
+    /// reply that is its pong is timed from its bytes; whatever else
+    /// comes (a late pong, an error, statistics) is decoded and handed to
+    /// the client as the message it is.
     fn drive(&mut self, ask: Ask) -> Result<Done, Error> {
         let Self {
             link,
@@ -299,22 +315,34 @@ impl Peer<'_> {
             settings,
             transport,
             arrived,
+            ping,
         } = self;
-        let mut next = client.start(ask);
+        let mut next = match (ask, ping.as_mut()) {
+            (Ask::Ping(sent), Some(ping)) => {
+                let header = client.start_ping(sent)?;
+                link.send_prepared(ping, &header)?;
+                client.on_sent(Instant::now)
+            }
+            (ask, _) => client.start(ask),
+        };
         loop {
             next = match next {
                 Next::Send(msg) => {
                     link.send(msg)?;
                     client.on_sent(Instant::now)
                 }
-                Next::Recv(deadline) => match link.recv(deadline)? {
-                    Received::Message(reply) => {
+                Next::Recv(deadline) => match receive(link, client, ping.is_some(), deadline)? {
+                    Reply::Pong { rtt, at } => {
+                        *arrived = Some(at);
+                        return Ok(Done::RoundTrip(Some(rtt)));
+                    }
+                    Reply::Other(Received::Message(reply)) => {
                         let now = Instant::now();
                         *arrived = Some(now);
                         client.on_reply(&reply, now)
                     }
-                    Received::Closed => return Err(RunError::ListenerClosed.into()),
-                    Received::Nothing => client.on_deadline(),
+                    Reply::Other(Received::Closed) => return Err(RunError::ListenerClosed.into()),
+                    Reply::Other(Received::Nothing) => client.on_deadline(),
                 }
                 .map_err(|err| Error::client(err, settings.reply_timeout(*transport)))?,
                 Next::Done(done) => return Ok(done),
@@ -334,4 +362,40 @@ impl Peer<'_> {
     fn exchange(&mut self, sent: Instant) -> Result<Option<u64>, Error> {
         Ok(self.drive(Ask::Ping(sent))?.round_trip())
     }
+}
+
+/// What [`receive`] got.
+enum Reply {
+    /// The pong to the ping in flight, read from its bytes: the round
+    /// trip's time in nanoseconds, and when it arrived.
+    Pong { rtt: u64, at: Instant },
+    /// Anything else, as [`blocking::Link::recv`] has it.
+    Other(Received),
+}
+
+/// The next reply by `deadline`: with `undecoded`, a pong to the ping in
+/// flight is taken from its bytes ([`PingClient::on_pong_bytes`]), and
+/// only what is not is decoded.
+fn receive(
+    link: &mut blocking::Link,
+    client: &mut PingClient,
+    undecoded: bool,
+    deadline: Instant,
+) -> Result<Reply, Error> {
+    if !undecoded {
+        return Ok(Reply::Other(link.recv(deadline)?));
+    }
+    let mut pong = None;
+    let mut take = |message: &[u8]| {
+        let at = Instant::now();
+        pong = client.on_pong_bytes(message, at).map(|rtt| (rtt, at));
+        pong.is_some()
+    };
+    Ok(match link.recv_or(deadline, &mut take)? {
+        Some(other) => Reply::Other(other),
+        None => {
+            let (rtt, at) = pong.expect("a message is taken only as the pong");
+            Reply::Pong { rtt, at }
+        }
+    })
 }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use msg_proto::auth::{MAX_HANDSHAKE_FRAME, Role};
 
-use super::io::{Framed, Read, Stream, Wait};
+use super::io::{Framed, Read, Wait};
+use super::stream::Stream;
 use crate::Error;
 use crate::auth::{Auth, AuthFailure, Failed, Handshake, Step, Then, refused_frame};
 

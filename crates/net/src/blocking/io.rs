@@ -7,7 +7,6 @@
 //! shares.
 
 use std::io::{self, Write};
-use std::mem::MaybeUninit;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +15,8 @@ use bytes::{Buf, BytesMut};
 use msg_proto::Message;
 use msg_proto::auth::{Role, SessionKeys};
 use msg_tcp::Codec;
-use socket2::SockRef;
+
+use super::stream::Stream;
 use tokio_util::codec::{Decoder, Encoder};
 
 pub(crate) use msg_udp::sync::{Got, Wait, recv_datagram, timed_out};
@@ -37,51 +37,27 @@ pub(crate) enum Read {
     Nothing,
 }
 
-/// A byte stream the blocking engine can frame: std's `Read` and `Write`,
-/// plus the two socket calls a waiting reader needs, so that a Unix stream
-/// can be framed as a TCP stream is.
-pub(crate) trait Stream: io::Read + Write {
-    /// One receive into `spare` with `flags` (`MSG_DONTWAIT` while
-    /// spinning): the bytes received.
-    ///
-    /// # Errors
-    ///
-    /// The socket's; a timeout or an empty socket as `WouldBlock`.
-    fn recv(&mut self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize>;
-
-    /// How long a sleeping receive waits at most.
-    ///
-    /// # Errors
-    ///
-    /// The socket's, rarely.
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
-}
-
-impl Stream for TcpStream {
-    fn recv(&mut self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
-        SockRef::from(&*self).recv_with_flags(spare, flags)
-    }
-
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        Self::set_read_timeout(self, timeout)
-    }
-}
-
-#[cfg(unix)]
-impl Stream for std::os::unix::net::UnixStream {
-    fn recv(&mut self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
-        SockRef::from(&*self).recv_with_flags(spare, flags)
-    }
-
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        Self::set_read_timeout(self, timeout)
-    }
-}
-
 /// What [`Framed::read_or_answer`] answers with: a rewrite of a whole
 /// message, in place, into its answer (true if it made one), and the
 /// write's `go_on`.
 pub(crate) type Answering<'a> = (&'a dyn Fn(&mut [u8]) -> bool, &'a dyn Fn() -> bool);
+
+/// What [`Framed::read_or_answer`] does with a whole frame before decoding
+/// it, when it can: the two ends of a ping-pong, each of which handles
+/// nearly every frame from its bytes alone.
+pub(crate) enum Shortcut<'a> {
+    /// A listener's: rewrite the message in place into its answer and
+    /// write that back ([`crate::ping::pong_in_place`]).
+    Answer(Answering<'a>),
+    /// A client's: look at the message's bytes and take them (true: they
+    /// are consumed, nothing is decoded), or leave them to be decoded
+    /// (false).
+    Take(Take<'a>),
+}
+
+/// What looks at a message's bytes and takes them (true), or leaves them
+/// to be decoded: a ping-pong client's pongs ([`Shortcut::Take`]).
+pub(crate) type Take<'a> = &'a mut dyn FnMut(&[u8]) -> bool;
 
 /// A byte stream with msg-tcp's [`Codec`] and two reused buffers: the same
 /// frames as `msg_tcp::Connection`, written and read with plain system
@@ -196,11 +172,12 @@ impl<S: Stream> Framed<S> {
             .map(|read| read.unwrap_or(Read::Nothing))
     }
 
-    /// As [`Framed::read_message`], but a whole frame that `answer`
-    /// rewrites in place into its answer (it says so) is written back as it
-    /// stands, undecoded, and `None` returned: a listener's pings
-    /// ([`crate::ping::pong_in_place`]). `go_on` as for
-    /// [`Framed::write_message`].
+    /// As [`Framed::read_message`], but a whole frame that `shortcut`
+    /// handles from its bytes is not decoded, and `None` returned: a
+    /// listener's pings, rewritten in place into their pongs and written
+    /// back as they stand ([`Shortcut::Answer`]; `go_on` as for
+    /// [`Framed::write_message`]), or a client's pongs, read where they
+    /// lie ([`Shortcut::Take`]).
     ///
     /// # Errors
     ///
@@ -208,26 +185,36 @@ impl<S: Stream> Framed<S> {
     pub(crate) fn read_or_answer(
         &mut self,
         wait: Wait,
-        answer: Option<Answering<'_>>,
+        mut shortcut: Option<Shortcut<'_>>,
     ) -> Result<Option<Read>, msg_tcp::Error> {
         loop {
-            if let Some((answer, go_on)) = answer {
-                if let Some(len) = self.codec.plain_frame(&self.read_buf) {
-                    let end = msg_tcp::LENGTH_PREFIX_LEN + len;
-                    if answer(&mut self.read_buf[msg_tcp::LENGTH_PREFIX_LEN..end]) {
-                        let mut frame = [io::IoSlice::new(&self.read_buf[..end])];
-                        write_all(&mut self.stream, &mut frame, go_on)?;
-                        // All of it answered (a ping-pong's every frame):
-                        // the next receive lands where this one did, in
-                        // lines still in the cache, as the floor's does.
-                        if end == self.read_buf.len() {
-                            self.read_buf.clear();
-                        } else {
-                            self.read_buf.advance(end);
+            if let (Some(shortcut), Some(len)) =
+                (&mut shortcut, self.codec.plain_frame(&self.read_buf))
+            {
+                let end = msg_tcp::LENGTH_PREFIX_LEN + len;
+                let message = &mut self.read_buf[msg_tcp::LENGTH_PREFIX_LEN..end];
+                let handled = match shortcut {
+                    Shortcut::Answer((answer, go_on)) => {
+                        let answered = answer(message);
+                        if answered {
+                            let mut frame = [io::IoSlice::new(&self.read_buf[..end])];
+                            write_all(&mut self.stream, &mut frame, *go_on)?;
                         }
-                        self.largest = self.largest.max(end.min(READ_ROOM));
-                        return Ok(None);
+                        answered
                     }
+                    Shortcut::Take(take) => take(message),
+                };
+                if handled {
+                    // All of it handled (a ping-pong's every frame): the
+                    // next receive lands where this one did, in lines
+                    // still in the cache, as the floor's does.
+                    if end == self.read_buf.len() {
+                        self.read_buf.clear();
+                    } else {
+                        self.read_buf.advance(end);
+                    }
+                    self.largest = self.largest.max(end.min(READ_ROOM));
+                    return Ok(None);
                 }
             }
             let before = self.read_buf.len();
@@ -324,6 +311,42 @@ impl<S: Stream> Framed<S> {
     }
 }
 
+impl<S: Stream> Framed<S> {
+    /// `msg` framed as [`Framed::write_message`] frames it, appended to
+    /// `dst`, for bytes written again and again ([`Framed::write_frame`]):
+    /// `false`, and nothing appended, once frames are sealed (a tag covers
+    /// each one's header, which changes).
+    ///
+    /// # Errors
+    ///
+    /// [`msg_tcp::Error::TooLarge`].
+    pub(crate) fn frame_plain(
+        &mut self,
+        msg: &Message,
+        dst: &mut BytesMut,
+    ) -> Result<bool, msg_tcp::Error> {
+        if self.codec.seals() {
+            return Ok(false);
+        }
+        self.codec.encode(msg, dst)?;
+        Ok(true)
+    }
+
+    /// Writes `frame`, whole frames already encoded, as
+    /// [`Framed::write_message`] writes one.
+    ///
+    /// # Errors
+    ///
+    /// The socket's (a timeout as `TimedOut`).
+    pub(crate) fn write_frame(
+        &mut self,
+        frame: &[u8],
+        go_on: &dyn Fn() -> bool,
+    ) -> Result<(), msg_tcp::Error> {
+        write_all(&mut self.stream, &mut [io::IoSlice::new(frame)], go_on)
+    }
+}
+
 /// Writes all of `parts`, in order, through short writes. A send timeout
 /// (`SO_SNDTIMEO`) ends it unless `go_on` says to keep trying.
 fn write_all(
@@ -396,17 +419,21 @@ mod tests {
         for _ in &pings {
             assert!(
                 server
-                    .read_or_answer(Wait::Sleep, Some(answer))
+                    .read_or_answer(Wait::Sleep, Some(Shortcut::Answer(answer)))
                     .unwrap()
                     .is_none()
             );
         }
-        let Some(Read::Message(got)) = server.read_or_answer(Wait::Sleep, Some(answer)).unwrap()
+        let Some(Read::Message(got)) = server
+            .read_or_answer(Wait::Sleep, Some(Shortcut::Answer(answer)))
+            .unwrap()
         else {
             panic!("the statistics ping, decoded")
         };
         assert_eq!(got, stats);
-        let Some(Read::Message(got)) = server.read_or_answer(Wait::Sleep, Some(answer)).unwrap()
+        let Some(Read::Message(got)) = server
+            .read_or_answer(Wait::Sleep, Some(Shortcut::Answer(answer)))
+            .unwrap()
         else {
             panic!("the data, decoded")
         };
@@ -438,6 +465,9 @@ mod tests {
         let (verdict, server_keys) = server.on_proof(&proof);
         a.authenticate(&client.on_result(&verdict).unwrap(), Role::Client);
         b.authenticate(&server_keys.unwrap(), Role::Server);
+        // Sealed, a frame cannot be sent again with another header.
+        let plain = a.frame_plain(&Message::new(Kind::Ping, 1, ""), &mut BytesMut::new());
+        assert!(!plain.unwrap());
         let never = || false;
         for (wait, seq) in [
             (Wait::Sleep, 1),

@@ -34,14 +34,17 @@
 //! What it does not do: raw mode, files and commands (those stay on
 //! [`crate::serve`](fn@crate::serve)), and paced streams on the client side.
 //!
-//! - [`Link`]: a client conversation on the calling thread.
+//! - [`Link`]: a client conversation on the calling thread; in
+//!   `link/prepared.rs`, a ping-pong client's short ways ([`Prepared`]: a
+//!   ping framed once, its pong read from its bytes undecoded).
 //! - [`Listener`] (`listener.rs`: bound, or joined to a group) and
 //!   [`serve`](fn@serve) (`serve.rs`): a listener on the calling thread (and a
 //!   thread per stream connection), stopped by a flag; its datagram loops
 //!   are in `udp.rs`, the handshake's driver in `auth.rs`, the framed
 //!   stream (any std byte stream) in `io.rs`.
 //! - `stream.rs`: the stream family, as the crate's `stream.rs` is for
-//!   the tokio engine: every kind of std stream (TCP, a Unix stream, seqpacket) as one
+//!   the tokio engine: the `Stream` trait a framed stream needs, and every
+//!   kind of std stream (TCP, a Unix stream, seqpacket) as one
 //!   `AnyStream`/`AnyListener`, the only file here that names a kind.
 
 mod auth;
@@ -53,7 +56,7 @@ mod stream;
 mod thread;
 mod udp;
 
-pub use link::{Link, LinkOptions, Received};
+pub use link::{Link, LinkOptions, Prepared, Received};
 pub use listener::Listener;
 pub use serve::{SPIN_IDLE, STOP_CHECK, serve};
 pub use thread::{Served, Serving, spawn};

@@ -21,7 +21,7 @@ use msg_proto::{DiscardCounter, Kind};
 use tracing::{debug, warn};
 
 use super::auth::{Shaken, Slots, drain_refused, handshake};
-use super::io::{Framed, Read, Wait, until};
+use super::io::{Framed, Read, Shortcut, Wait, until};
 use super::listener::{Bound, Listener};
 use super::stream::{AnyListener, AnyStream};
 use crate::auth::{self, HAS_NO_SECRET};
@@ -208,7 +208,7 @@ fn serve_connection(
     stop: &AtomicBool,
 ) -> Result<(), Error> {
     stream.apply(&options)?;
-    super::io::Stream::set_read_timeout(&stream, Some(STOP_CHECK))?;
+    super::stream::Stream::set_read_timeout(&stream, Some(STOP_CHECK))?;
     stream.set_write_timeout(Some(STOP_CHECK))?;
     let mut conn = Framed::new(stream, options.max_frame);
     if let Some(auth) = &config.auth {
@@ -242,7 +242,10 @@ fn serve_connection(
         // A plain ping is answered where it lies in the read buffer: the
         // bytes of the pong `respond` would give, without decoding it or
         // encoding that (a ping-pong's whole work on this side).
-        let read = conn.read_or_answer(spinner.wait(), Some((&pong_in_place, &go_on)))?;
+        let read = conn.read_or_answer(
+            spinner.wait(),
+            Some(Shortcut::Answer((&pong_in_place, &go_on))),
+        )?;
         let msg = match read {
             None => {
                 spinner.got_one();

@@ -17,10 +17,49 @@ use msg_tcp::PeerAddr;
 use msg_tcp::seqpacket::SeqpacketStd;
 use msg_tcp::unix::{SocketFile, UnixPath, UnixPeer};
 
-use super::io::Stream;
 use crate::stream::unix_path;
 use crate::transport::StreamKind;
 use crate::{Error, Transport};
+
+/// A byte stream the blocking engine can frame: std's `Read` and `Write`,
+/// plus the two socket calls a waiting reader needs, so that a Unix stream
+/// can be framed as a TCP stream is.
+pub(crate) trait Stream: io::Read + io::Write {
+    /// One receive into `spare` with `flags` (`MSG_DONTWAIT` while
+    /// spinning): the bytes received.
+    ///
+    /// # Errors
+    ///
+    /// The socket's; a timeout or an empty socket as `WouldBlock`.
+    fn recv(&mut self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize>;
+
+    /// How long a sleeping receive waits at most.
+    ///
+    /// # Errors
+    ///
+    /// The socket's, rarely.
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl Stream for TcpStream {
+    fn recv(&mut self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
+        socket2::SockRef::from(&*self).recv_with_flags(spare, flags)
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        Self::set_read_timeout(self, timeout)
+    }
+}
+
+impl Stream for UnixStream {
+    fn recv(&mut self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
+        socket2::SockRef::from(&*self).recv_with_flags(spare, flags)
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        Self::set_read_timeout(self, timeout)
+    }
+}
 
 /// A connected std byte stream of any kind.
 #[derive(Debug)]

@@ -58,6 +58,18 @@ impl UnixStd {
         to: Option<&UnixAddr>,
     ) -> Result<(), Error> {
         buf.clear();
+        self.encode(framing, buf, msg)?;
+        self.send_bytes(buf, to)
+    }
+
+    /// Appends `msg`, as the one datagram that carries it, to `buf`,
+    /// within this socket's limit.
+    pub(crate) fn encode(
+        &self,
+        framing: &mut Framing<UnixAddr>,
+        buf: &mut BytesMut,
+        msg: &Message,
+    ) -> Result<(), Error> {
         let max = self.max_payload;
         framing.encode_within(msg, buf, |len, overhead| {
             if len.saturating_add(overhead.total()) > max {
@@ -65,7 +77,7 @@ impl UnixStd {
             }
             Ok(())
         })?;
-        self.send_bytes(buf, to)
+        Ok(())
     }
 
     /// `bytes`, a whole datagram already framed, sent to `to` or, without,

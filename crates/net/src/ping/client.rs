@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use msg_proto::{Kind, Message, Stats};
+use msg_proto::{HEADER_LEN, Kind, Message, Stats};
 
 use super::{PongError, PongWait, Waited, parse_stats, stats_request};
 use crate::Transport;
@@ -162,7 +162,7 @@ enum State {
 
 /// The pinging client's side of the conversation, without I/O (see the
 /// module docs).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PingClient {
     transport: Transport,
     /// How long a pong may take.
@@ -207,6 +207,57 @@ impl PingClient {
             }
             Ask::Stats => self.send_stats(1),
         }
+    }
+
+    /// The ping every round trip sends, as it stands before the next
+    /// [`Ask::Ping`] renumbers and restamps it: for a driver that frames it
+    /// once ([`crate::blocking::Link::prepare`]) and then rewrites only its
+    /// header ([`PingClient::start_ping`]).
+    pub fn ping(&self) -> &Message {
+        &self.ping
+    }
+
+    /// As [`PingClient::start`] with [`Ask::Ping`], for a driver that sends
+    /// the ping's bytes framed once ([`PingClient::ping`]): the encoded
+    /// header of this round trip's ping, which is all that changes from one
+    /// to the next. Then [`PingClient::on_sent`], as after `start`.
+    ///
+    /// # Errors
+    ///
+    /// A body the format cannot describe (over 4 GiB), which framing the
+    /// ping already refused.
+    pub fn start_ping(&mut self, sent: Instant) -> Result<[u8; HEADER_LEN], msg_proto::Error> {
+        let Next::Send(ping) = self.start(Ask::Ping(sent)) else {
+            unreachable!("a ping is sent first")
+        };
+        Ok(msg_proto::encode_header(&ping.header()?))
+    }
+
+    /// `message`, one whole message's bytes (header and body, undecoded),
+    /// arrived at `arrived`: when it is the pong to the ping in flight, as
+    /// nearly every reply is, the round trip is done and this is its time
+    /// in nanoseconds, the same as [`PingClient::on_reply`] would find.
+    /// Neither the message nor its body is made.
+    ///
+    /// `None`, with nothing changed, for anything else: a late pong, an
+    /// error, statistics, a header that does not decode, flags, a body of
+    /// another length than the header says. The caller decodes those as
+    /// before and hands them to [`PingClient::on_reply`], which says what
+    /// they are; the tests hold the two to the same answer.
+    pub fn on_pong_bytes(&mut self, message: &[u8], arrived: Instant) -> Option<u64> {
+        let State::Pong { wait } = self.state else {
+            return None;
+        };
+        let header = msg_proto::decode_header(message).ok()?;
+        let current = header.kind == Kind::Pong
+            && header.seq == wait.seq()
+            && header.flags == 0
+            && message.len() - HEADER_LEN == header.body_len as usize;
+        if !current {
+            return None;
+        }
+        self.state = State::Idle;
+        Some(self.clock.ns(arrived).saturating_sub(header.timestamp_ns))
     }
 
     /// The deadline of the pong waited for, when one is.
@@ -349,6 +400,132 @@ mod tests {
                 panic!("answered")
             };
             assert_eq!(done.round_trip(), Some(20_000));
+        }
+    }
+
+    /// The bytes `msg` is sent as, header and body.
+    fn bytes_of(msg: &Message) -> Vec<u8> {
+        let mut out = bytes::BytesMut::new();
+        msg_proto::encode(msg, &mut out).unwrap();
+        out.to_vec()
+    }
+
+    /// The client's answer to `message`'s bytes the long way: decoded,
+    /// then [`PingClient::on_reply`]; `None` when it does not decode.
+    fn the_long_way(client: &mut PingClient, message: &[u8], at: Instant) -> Option<String> {
+        let msg = msg_proto::decode(Bytes::copy_from_slice(message)).ok()?;
+        Some(format!("{:?}", client.on_reply(&msg, at)))
+    }
+
+    #[test]
+    fn a_ping_from_its_header_and_a_pong_from_its_bytes_are_the_long_ways() {
+        let body = Bytes::from_static(b"body of the ping");
+        let mut fast = PingClient::new(Transport::Tcp, TIMEOUT, body.clone());
+        let at = Instant::now();
+        for seq in 1..=3 {
+            let mut long = fast.clone();
+            // The header written anew, before the body framed once: the
+            // bytes the long way encodes.
+            let header = fast.start_ping(at).unwrap();
+            let ping = sent(long.start(Ask::Ping(at)));
+            assert_eq!(ping.seq, seq);
+            assert_eq!([&header[..], &body[..]].concat(), bytes_of(&ping));
+            assert_eq!(format!("{fast:?}"), format!("{long:?}"));
+            let _ = (fast.on_sent(Instant::now), long.on_sent(Instant::now));
+
+            let pong = bytes_of(&pong_to(&ping));
+            let arrived = at + Duration::from_micros(30);
+            assert_eq!(fast.on_pong_bytes(&pong, arrived), Some(30_000));
+            assert_eq!(
+                the_long_way(&mut long, &pong, arrived).unwrap(),
+                "Ok(Done(RoundTrip(Some(30000))))"
+            );
+            // Both idle again, ready for the next.
+            assert_eq!(format!("{fast:?}"), format!("{long:?}"));
+        }
+    }
+
+    #[test]
+    fn what_is_not_the_pong_in_flight_is_left_to_the_long_way() {
+        let mut client = PingClient::new(Transport::Udp, TIMEOUT, Bytes::from_static(b"b"));
+        let at = Instant::now();
+        let first = sent(client.start(Ask::Ping(at)));
+        let _ = client.start_ping(at).unwrap();
+        let _ = client.on_sent(Instant::now);
+        let second = Message::new(Kind::Ping, 2, "b").with_timestamp(first.timestamp_ns);
+        let mut flagged = pong_to(&second);
+        flagged.flags = msg_proto::FLAG_STATS;
+        let mut short = bytes_of(&pong_to(&second));
+        short.pop();
+        let not_current = [
+            bytes_of(&pong_to(&first)),                  // late
+            bytes_of(&Message::new(Kind::Pong, 3, "b")), // from the future
+            bytes_of(&second),                           // an echo
+            bytes_of(&Message::new(Kind::Error, 2, "no")),
+            bytes_of(&flagged),
+            short,
+            b"MX".to_vec(),
+            Vec::new(),
+        ];
+        for message in &not_current {
+            let before = format!("{client:?}");
+            assert_eq!(client.on_pong_bytes(message, at), None, "{message:?}");
+            assert_eq!(format!("{client:?}"), before);
+        }
+        // And waiting for statistics, even a pong with their number is
+        // left to the long way, which reads the statistics.
+        let mut client = PingClient::new(Transport::Udp, TIMEOUT, Bytes::new());
+        let request = sent(client.start(Ask::Stats));
+        let _ = client.on_sent(|| at);
+        let answer = Message::new(Kind::Pong, request.seq, vec![0; Stats::BODY_LEN]);
+        assert_eq!(client.on_pong_bytes(&bytes_of(&answer), at), None);
+    }
+
+    proptest::proptest! {
+        /// Whatever bytes arrive, the short way takes only what the long
+        /// way finds to be the pong in flight, and times it the same.
+        #[test]
+        fn the_short_way_agrees_with_the_long_way(
+            seq in 0u64..4,
+            kind in 0u8..10,
+            flags in proptest::prop_oneof![proptest::strategy::Just(0u32), proptest::arbitrary::any::<u32>()],
+            ts in proptest::arbitrary::any::<u64>(),
+            body in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..40),
+            declared in proptest::option::of(0u32..48),
+            raw in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..80),
+            shaped in proptest::arbitrary::any::<bool>(),
+        ) {
+            let mut client = PingClient::new(Transport::Udp, TIMEOUT, Bytes::new());
+            let at = Instant::now();
+            for _ in 0..2 {
+                let _ = client.start_ping(at).unwrap();
+            }
+            let _ = client.on_sent(Instant::now);
+            let message = if shaped {
+                let mut header = msg_proto::Header {
+                    kind: Kind::Pong,
+                    seq,
+                    timestamp_ns: ts,
+                    flags,
+                    body_len: declared.unwrap_or(body.len() as u32),
+                    ..Message::new(Kind::Pong, 0, "").header().unwrap()
+                };
+                if let Ok(kind) = Kind::try_from(kind) {
+                    header.kind = kind;
+                }
+                [&msg_proto::encode_header(&header)[..], &body].concat()
+            } else {
+                raw
+            };
+            let mut long = client.clone();
+            let arrived = at + Duration::from_micros(7);
+            match client.on_pong_bytes(&message, arrived) {
+                Some(rtt) => proptest::prop_assert_eq!(
+                    the_long_way(&mut long, &message, arrived),
+                    Some(format!("Ok(Done(RoundTrip(Some({rtt}))))"))
+                ),
+                None => proptest::prop_assert_eq!(format!("{client:?}"), format!("{long:?}")),
+            }
         }
     }
 

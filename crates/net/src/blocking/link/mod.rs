@@ -1,5 +1,6 @@
 //! [`Link`]: the blocking engine's client end, one conversation on the
-//! calling thread.
+//! calling thread; in `prepared`, the short ways of a ping-pong client (a
+//! ping framed once, a pong taken from its bytes).
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::AtomicBool;
@@ -11,12 +12,16 @@ use msg_proto::auth::Role;
 use msg_udp::Framing;
 
 use super::auth::handshake;
-use super::io::{Framed, Got, Read, Wait, recv_datagram};
+use super::io::{Framed, Got, Read, Shortcut, Take, Wait, recv_datagram};
 use super::stream::{self, AnyStream};
 use crate::dgram::{UnixAddr, UnixStd};
 use crate::transport::DatagramKind;
 use crate::transport::Family;
 use crate::{Auth, Error, PeerAddr, SendBatch, Transport, auth};
+
+mod prepared;
+
+pub use prepared::Prepared;
 
 /// How a blocking link connects and waits.
 #[derive(Debug, Clone, Copy)]
@@ -169,7 +174,7 @@ impl Link {
             Family::Stream(kind) => {
                 let stream = stream::connect(kind, &addr, options.timeout)?;
                 stream.apply(&options.tcp)?;
-                super::io::Stream::set_read_timeout(&stream, timeout)?;
+                stream::Stream::set_read_timeout(&stream, timeout)?;
                 stream.set_write_timeout(timeout)?;
                 Inner::Stream(Box::new(Framed::new(stream, options.tcp.max_frame)))
             }
@@ -288,6 +293,15 @@ impl Link {
     /// The transport's: over UDP a failed receive (often nobody
     /// listening), over TCP a bad frame or a connection closed mid-frame.
     pub fn recv(&mut self, deadline: Instant) -> Result<Received, Error> {
+        // Without `take`, every return is a `Some`.
+        Ok(self.receive(deadline, None)?.unwrap_or(Received::Nothing))
+    }
+
+    fn receive(
+        &mut self,
+        deadline: Instant,
+        mut take: Option<Take<'_>>,
+    ) -> Result<Option<Received>, Error> {
         let wait = if self.busy_poll {
             Wait::Spin(deadline)
         } else {
@@ -304,11 +318,14 @@ impl Link {
                     let got =
                         recv_datagram(socket, recv_buf, wait).map_err(msg_udp::Error::Recv)?;
                     let Got::Data((datagram, from)) = got else {
-                        return Ok(Received::Nothing);
+                        return Ok(Some(Received::Nothing));
                     };
+                    if take.as_mut().is_some_and(|take| take(&datagram)) {
+                        return Ok(None);
+                    }
                     // Invalid or unauthenticated: skipped, counted, logged.
                     if let Some(msg) = framing.decode(datagram, from) {
-                        return Ok(Received::Message(msg));
+                        return Ok(Some(Received::Message(msg)));
                     }
                 }
                 Inner::UnixDatagram {
@@ -323,22 +340,26 @@ impl Link {
                     })
                     .map_err(msg_udp::Error::Recv)?;
                     let Got::Data(datagram) = got else {
-                        return Ok(Received::Nothing);
+                        return Ok(Some(Received::Nothing));
                     };
+                    if take.as_mut().is_some_and(|take| take(&datagram)) {
+                        return Ok(None);
+                    }
                     if let Some(msg) = framing.decode(datagram, peer.clone()) {
-                        return Ok(Received::Message(msg));
+                        return Ok(Some(Received::Message(msg)));
                     }
                 }
                 Inner::Stream(framed) => {
-                    return Ok(match framed.read_message(wait)? {
+                    let read = framed.read_or_answer(wait, take.map(Shortcut::Take))?;
+                    return Ok(read.map(|read| match read {
                         Read::Message(msg) => Received::Message(msg),
                         Read::Closed => Received::Closed,
                         Read::Nothing => Received::Nothing,
-                    });
+                    }));
                 }
             }
             if Instant::now() >= deadline {
-                return Ok(Received::Nothing);
+                return Ok(Some(Received::Nothing));
             }
         }
     }
