@@ -70,16 +70,22 @@ pub(crate) struct Framed<S = TcpStream> {
     /// The largest frame read so far, prefix included, up to [`READ_ROOM`]:
     /// the room [`Self::make_room`] keeps for the next.
     largest: usize,
+    /// The room the read buffer is given when it has none: [`READ_ROOM`],
+    /// or what the stream needs to read a packet whole
+    /// ([`Stream::whole_read`]).
+    room: usize,
     write_buf: BytesMut,
 }
 
 impl<S: Stream> Framed<S> {
     pub(crate) fn new(stream: S, max_frame: usize) -> Self {
+        let room = READ_ROOM.max(stream.whole_read());
         Self {
             stream,
             codec: Codec::new(max_frame),
-            read_buf: BytesMut::with_capacity(READ_ROOM),
+            read_buf: BytesMut::with_capacity(room),
             largest: 0,
+            room,
             write_buf: BytesMut::new(),
         }
     }
@@ -269,11 +275,11 @@ impl<S: Stream> Framed<S> {
     fn make_room(&mut self) {
         let buf = &mut self.read_buf;
         let room = buf.capacity() - buf.len();
-        if room >= self.largest.max(1) || buf.try_reclaim(READ_ROOM) {
+        if room >= self.largest.max(1) || buf.try_reclaim(self.room) {
             return;
         }
         if room == 0 {
-            buf.reserve(READ_ROOM);
+            buf.reserve(self.room);
         }
     }
 

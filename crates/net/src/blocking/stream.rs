@@ -39,6 +39,14 @@ pub(crate) trait Stream: io::Read + io::Write {
     ///
     /// The socket's, rarely.
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// The room one read needs to take whatever arrives whole: 0 for a
+    /// byte stream, which any room suits; a seqpacket socket's largest
+    /// packet, which a smaller read takes through a buffer of its own and
+    /// a copy.
+    fn whole_read(&self) -> usize {
+        0
+    }
 }
 
 impl Stream for TcpStream {
@@ -301,6 +309,13 @@ impl Stream for AnyStream {
             Self::Tcp(stream) => Stream::set_read_timeout(stream, timeout),
             Self::Unix(stream) => Stream::set_read_timeout(stream, timeout),
             Self::Seqpacket(stream) => stream.socket().set_read_timeout(timeout),
+        }
+    }
+
+    fn whole_read(&self) -> usize {
+        match self {
+            Self::Tcp(_) | Self::Unix(_) => 0,
+            Self::Seqpacket(_) => msg_tcp::seqpacket::MAX_PACKET,
         }
     }
 }

@@ -64,11 +64,24 @@ impl SeqpacketStd {
     /// # Errors
     ///
     /// The socket's; an empty socket as `WouldBlock`.
+    ///
+    /// Into `spare` itself when nothing of a packet is left over and it has
+    /// room for the largest packet msg receives ([`MAX_PACKET`]): then no
+    /// packet can be cut short there, and none is copied through this
+    /// socket's own buffer first (on a ping-pong's every read, both sides).
     pub fn recv_uninit(
         &mut self,
         spare: &mut [std::mem::MaybeUninit<u8>],
         flags: MsgFlags,
     ) -> io::Result<usize> {
+        if self.packet.is_empty() && spare.len() >= MAX_PACKET {
+            let room = &mut spare[..MAX_PACKET];
+            // MSG_TRUNC: the packet's real length, even when it did not
+            // fit, as `recv_packet` reads it.
+            let len = SockRef::from(&self.socket)
+                .recv_with_flags(room, (flags | MsgFlags::MSG_TRUNC).bits())?;
+            return check_whole(len, MAX_PACKET);
+        }
         if self.packet.is_empty() {
             let fd = self.socket.as_fd();
             self.packet.fill(|buf| recv_packet(fd, buf, flags))?;

@@ -60,13 +60,16 @@ pub fn max_packet(socket: &impl AsFd) -> io::Result<usize> {
 fn recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8], flags: MsgFlags) -> io::Result<usize> {
     // MSG_TRUNC: the packet's real length, even when it did not fit.
     let len = recv(fd.as_raw_fd(), buf, flags | MsgFlags::MSG_TRUNC)?;
-    if len > buf.len() {
+    check_whole(len, buf.len())
+}
+
+/// `len`, a packet's real length (`MSG_TRUNC`), when it fitted `room`;
+/// else the error that names the limit.
+fn check_whole(len: usize, room: usize) -> io::Result<usize> {
+    if len > room {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!(
-                "a {len}-byte packet arrived; msg receives packets of at most {} bytes",
-                buf.len()
-            ),
+            format!("a {len}-byte packet arrived; msg receives packets of at most {room} bytes"),
         ));
     }
     Ok(len)
@@ -224,6 +227,46 @@ mod tests {
         let mut buf = vec![0u8; 16];
         let err = io::Read::read(&mut b, &mut buf).unwrap_err();
         assert!(err.to_string().contains("at most 262144"), "{err}");
+
+        // Received straight into a room larger still: the same limit.
+        assert_eq!(
+            send(a.as_raw_fd(), &big, MsgFlags::empty()).unwrap(),
+            big.len()
+        );
+        let mut room = vec![std::mem::MaybeUninit::new(0); 2 * MAX_PACKET];
+        let err = b.recv_uninit(&mut room, MsgFlags::empty()).unwrap_err();
+        assert!(err.to_string().contains("at most 262144"), "{err}");
+    }
+
+    /// A room for the largest packet takes each packet straight, and a
+    /// smaller one takes it through the socket's own buffer, a piece at a
+    /// time: the same bytes, the same boundaries, either way.
+    #[test]
+    fn a_packet_is_received_whole_into_room_enough_and_in_pieces_into_less() {
+        let (a, b) = pair();
+        let mut b = SeqpacketStd::new(b).unwrap();
+        let packets: [&[u8]; 3] = [b"first packet", b"second", b"third one"];
+        for packet in packets {
+            assert_eq!(
+                send(a.as_raw_fd(), packet, MsgFlags::empty()).unwrap(),
+                packet.len()
+            );
+        }
+        let mut room = vec![std::mem::MaybeUninit::new(0); MAX_PACKET];
+        let read = |b: &mut SeqpacketStd, room: &mut [std::mem::MaybeUninit<u8>]| {
+            let n = b.recv_uninit(room, MsgFlags::empty()).unwrap();
+            room[..n]
+                .iter()
+                // SAFETY: the receive wrote these `n` bytes.
+                .map(|byte| unsafe { byte.assume_init() })
+                .collect::<Vec<u8>>()
+        };
+        assert_eq!(read(&mut b, &mut room), packets[0]);
+        // Less room: the rest of a packet waits in the socket's buffer,
+        // and the next read takes it, not the next packet.
+        assert_eq!(read(&mut b, &mut room[..4]), b"seco");
+        assert_eq!(read(&mut b, &mut room), b"nd");
+        assert_eq!(read(&mut b, &mut room), packets[2]);
     }
 
     #[test]
