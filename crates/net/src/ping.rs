@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use msg_proto::{
     FLAG_AUTH, FLAG_SEND, FLAG_STATS, HEADER_LEN, Kind, Message, SendRequest, Streamed,
 };
@@ -51,7 +51,8 @@ pub fn pong(ping: &Message, counter: &DiscardCounter) -> Option<Message> {
 }
 
 /// Answers the plain ping in `message` (one whole encoded message, header
-/// and body, as a stream frame carries it) in place: its bytes become those
+/// and body, as a stream frame or a datagram carries it) in place: its
+/// bytes become those
 /// of the pong [`pong`] answers it with, to be sent back as they stand. A
 /// ping-pong listener then neither decodes the ping nor encodes the pong,
 /// which is sockperf's echo and the floor's (bench/floor.c); the tests
@@ -67,19 +68,6 @@ pub fn pong_in_place(message: &mut [u8]) -> bool {
         return false;
     };
     message[..HEADER_LEN].copy_from_slice(&pong);
-    true
-}
-
-/// As [`pong_in_place`], for a message that cannot be written over (a
-/// datagram, which is received into shared memory): the pong's bytes go
-/// into `out`, cleared first.
-pub fn pong_into(message: &[u8], out: &mut BytesMut) -> bool {
-    let Some(pong) = plain_pong(message) else {
-        return false;
-    };
-    out.clear();
-    out.extend_from_slice(&pong);
-    out.extend_from_slice(&message[HEADER_LEN..]);
     true
 }
 
@@ -336,16 +324,12 @@ mod tests {
                         plain,
                         "{kind:?} flags {flags:#x}"
                     );
-                    let mut out = BytesMut::from(&b"stale"[..]);
-                    assert_eq!(pong_into(&before, &mut out), plain);
                     if plain {
                         answered += 1;
                         let expected = encoded(&pong(&msg, &counter).unwrap());
                         assert_eq!(bytes, expected);
-                        assert_eq!(out, expected);
                     } else {
                         assert_eq!(bytes, before, "untouched");
-                        assert_eq!(out, &b"stale"[..], "untouched");
                     }
                 }
             }
@@ -370,9 +354,7 @@ mod tests {
                 bytes[24..HEADER_LEN].copy_from_slice(&body.to_be_bytes());
             }
             let before = bytes.clone();
-            let mut out = BytesMut::new();
-            let answered = pong_into(&before, &mut out);
-            proptest::prop_assert_eq!(pong_in_place(&mut bytes), answered);
+            let answered = pong_in_place(&mut bytes);
             let expected = msg_proto::decode(Bytes::from(before.clone()))
                 .ok()
                 .filter(|msg| msg.kind == Kind::Ping && !is_stats(msg) && !is_send(msg))
@@ -382,7 +364,6 @@ mod tests {
                 Some(expected) => {
                     proptest::prop_assert!(answered);
                     proptest::prop_assert_eq!(&bytes, &expected);
-                    proptest::prop_assert_eq!(&out[..], &expected[..]);
                 }
                 None => {
                     proptest::prop_assert!(!answered);
@@ -404,7 +385,6 @@ mod tests {
             let before = broken.clone();
             assert!(!pong_in_place(&mut broken));
             assert_eq!(broken, before);
-            assert!(!pong_into(&broken, &mut BytesMut::new()));
         }
         assert!(pong_in_place(&mut bytes));
     }

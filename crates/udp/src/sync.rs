@@ -18,7 +18,7 @@ use std::mem::MaybeUninit;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use socket2::SockRef;
 
 /// `MSG_DONTWAIT`: this one call does not block, whatever the socket's
@@ -85,36 +85,41 @@ pub fn waiting<T>(wait: Wait, mut call: impl FnMut(i32) -> io::Result<T>) -> io:
     }
 }
 
-/// Receives one datagram into `buf`, which keeps room for the largest
-/// one.
+/// Receives one datagram into `buf`, which then holds it alone, and says
+/// who sent it. The caller answers it where it lies (a listener's ping,
+/// rewritten into its pong; a client's pong, read undecoded), and the next
+/// datagram lands in the same place, in lines still in the cache; or it
+/// splits the datagram off to keep it as `Bytes`.
 ///
-/// Each datagram is cut off the front of the buffer, so the room behind it
-/// shrinks by a datagram per receive. The buffer holds two datagrams'
-/// worth, and is reclaimed only once less than one is left: once the
-/// datagrams cut from it are dropped, that moves nothing and allocates
-/// nothing, and a stream of small datagrams pays for it once per 64 KiB
-/// instead of once per datagram (about 40 instructions each, of some 600
-/// the blocking listener spends on one).
+/// The buffer keeps room for the largest datagram. A datagram split off
+/// takes its bytes with it, so the room behind it shrinks by a datagram
+/// per receive. The buffer holds two datagrams' worth, and is reclaimed
+/// only once less than one is left: once the datagrams cut from it are
+/// dropped, that moves nothing and allocates nothing, and a stream of
+/// small datagrams pays for it once per 64 KiB instead of once per
+/// datagram (about 40 instructions each, of some 600 the blocking
+/// listener spends on one).
 pub fn recv_datagram(
     socket: &UdpSocket,
     buf: &mut BytesMut,
     wait: Wait,
-) -> io::Result<Got<(Bytes, SocketAddr)>> {
-    if buf.capacity() - buf.len() < crate::RECV_BUF_LEN {
-        buf.clear();
+) -> io::Result<Got<SocketAddr>> {
+    // What the last receive left, answered where it lay.
+    buf.clear();
+    if buf.capacity() < crate::RECV_BUF_LEN {
         buf.reserve(2 * crate::RECV_BUF_LEN);
     }
     let sock = SockRef::from(socket);
     let got = waiting(wait, |flags| {
         recv_into(buf, |spare| sock.recv_from_with_flags(spare, flags))
     })?;
-    let Got::Data((len, from)) = got else {
+    let Got::Data((_, from)) = got else {
         return Ok(Got::Nothing);
     };
     let from = from
         .as_socket()
         .ok_or_else(|| io::Error::other("a datagram from a non-IP address"))?;
-    Ok(Got::Data((buf.split_to(len).freeze(), from)))
+    Ok(Got::Data(from))
 }
 
 /// Receives at least one datagram and as many as are waiting, up to
@@ -222,4 +227,38 @@ pub fn discard_waiting(socket: &SockRef<'_>, max: u64) -> u64 {
         }
     }
     discarded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A datagram answered where it lies leaves its place to the next; one
+    /// split off keeps its bytes while the next arrives.
+    #[test]
+    fn a_datagram_is_received_in_place_and_kept_once_split_off() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for datagram in [&b"one"[..], b"two", b"three"] {
+            sender
+                .send_to(datagram, receiver.local_addr().unwrap())
+                .unwrap();
+        }
+        let mut buf = BytesMut::new();
+        let recv = |buf: &mut BytesMut| match recv_datagram(&receiver, buf, Wait::Sleep).unwrap() {
+            Got::Data(from) => assert_eq!(from, sender.local_addr().unwrap()),
+            Got::Nothing => panic!("a datagram within 5 s"),
+        };
+        recv(&mut buf);
+        assert_eq!(&buf[..], b"one");
+        let place = buf.as_ptr();
+        recv(&mut buf);
+        assert_eq!((&buf[..], buf.as_ptr()), (&b"two"[..], place));
+        let kept = buf.split().freeze();
+        recv(&mut buf);
+        assert_eq!((&buf[..], &kept[..]), (&b"three"[..], &b"two"[..]));
+    }
 }

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use msg_proto::Message;
 use msg_proto::auth::Role;
 use msg_udp::Framing;
@@ -22,7 +22,7 @@ use super::io::{Got, Wait, recv_datagram};
 use super::serve::{STOP_CHECK, Spinner};
 use crate::dgram::{UnixAddr, UnixStd};
 use crate::log::{DropWarning, show_datagram};
-use crate::ping::pong_into;
+use crate::ping::pong_in_place;
 use crate::respond::{Response, UdpPeers};
 use crate::{Error, Events, PeerAddr, ServeConfig, auth};
 
@@ -31,8 +31,9 @@ pub(crate) trait StdDatagram {
     /// Who a datagram came from, and where an answer goes.
     type Peer: Clone + Eq + Hash + fmt::Display + Into<PeerAddr>;
 
-    /// One datagram into `buf`, sleeping or spinning as `wait` says.
-    fn recv(&self, buf: &mut BytesMut, wait: Wait) -> io::Result<Got<(Bytes, Self::Peer)>>;
+    /// One datagram into `buf`, which then holds it alone, and its
+    /// sender, sleeping or spinning as `wait` says.
+    fn recv(&self, buf: &mut BytesMut, wait: Wait) -> io::Result<Got<Self::Peer>>;
 
     /// `msg`, framed into `buf`, sent to `to`.
     fn send_to(
@@ -64,7 +65,7 @@ impl AsFd for Udp<'_> {
 impl StdDatagram for Udp<'_> {
     type Peer = SocketAddr;
 
-    fn recv(&self, buf: &mut BytesMut, wait: Wait) -> io::Result<Got<(Bytes, SocketAddr)>> {
+    fn recv(&self, buf: &mut BytesMut, wait: Wait) -> io::Result<Got<SocketAddr>> {
         recv_datagram(self.socket, buf, wait)
     }
 
@@ -86,7 +87,7 @@ impl StdDatagram for Udp<'_> {
 impl StdDatagram for UnixStd {
     type Peer = UnixAddr;
 
-    fn recv(&self, buf: &mut BytesMut, wait: Wait) -> io::Result<Got<(Bytes, UnixAddr)>> {
+    fn recv(&self, buf: &mut BytesMut, wait: Wait) -> io::Result<Got<UnixAddr>> {
         msg_udp::sync::waiting(wait, |flags| Self::recv(self, buf, flags))
     }
 
@@ -154,20 +155,21 @@ pub(super) fn serve_datagrams<S: StdDatagram + AsFd>(
         let got = socket
             .recv(&mut recv_buf, spinner.wait())
             .map_err(msg_udp::Error::Recv)?;
-        let Got::Data((datagram, peer)) = got else {
+        let Got::Data(peer) = got else {
             continue;
         };
         spinner.got_one();
-        // A plain ping is answered from its own bytes, with those of the
-        // pong `respond` would give, without decoding it or encoding that.
-        // (Its peer needs no counter: only statistics and discards do.)
-        if !framing.is_authenticated() && pong_into(&datagram, &mut send_buf) {
-            if let Err(err) = socket.send_bytes(&send_buf, &peer) {
+        // A plain ping is answered from its own bytes, rewritten where
+        // they lie into those of the pong `respond` would give, without
+        // decoding it or encoding that, or copying its body. (Its peer
+        // needs no counter: only statistics and discards do.)
+        if !framing.is_authenticated() && pong_in_place(&mut recv_buf) {
+            if let Err(err) = socket.send_bytes(&recv_buf, &peer) {
                 warn!(%peer, "cannot reply: {err}");
             }
             continue;
         }
-        let Some(msg) = framing.decode(datagram, peer.clone()) else {
+        let Some(msg) = framing.decode(recv_buf.split().freeze(), peer.clone()) else {
             // Counted (and logged) by the framing; published only when
             // one is dropped, so the common path stores nothing.
             config.counters.set_udp(

@@ -94,9 +94,10 @@ impl UnixStd {
     }
 
     /// One datagram into `buf` with `flags` (`MSG_DONTWAIT` while
-    /// spinning), and its sender; a datagram larger than
-    /// [`UNIX_RECV_LEN`] is dropped, as [`UnixDgram`] drops it.
-    pub(crate) fn recv(&self, buf: &mut BytesMut, flags: i32) -> io::Result<(Bytes, UnixAddr)> {
+    /// spinning), which then holds it alone (as msg-udp's
+    /// `sync::recv_datagram` leaves one), and its sender; a datagram larger
+    /// than [`UNIX_RECV_LEN`] is dropped, as [`UnixDgram`] drops it.
+    pub(crate) fn recv(&self, buf: &mut BytesMut, flags: i32) -> io::Result<UnixAddr> {
         whole_datagram(buf, |spare| {
             let (_, (len, from)) = recv_whole(&SockRef::from(&self.socket), spare, flags)?;
             Ok((len, UnixAddr(from)))
@@ -112,7 +113,7 @@ impl UnixStd {
         buf: &mut BytesMut,
         flags: i32,
         peer: &UnixAddr,
-    ) -> io::Result<Bytes> {
+    ) -> io::Result<()> {
         let socket = SockRef::from(&self.socket);
         whole_datagram(buf, |spare| {
             // MSG_TRUNC: the datagram's real length, even when it did not
@@ -122,19 +123,21 @@ impl UnixStd {
                 peer,
             ))
         })
-        .map(|(datagram, _)| datagram)
+        .map(drop)
     }
 }
 
-/// The next datagram `recv` receives into `buf` (it returns the
-/// datagram's real length, `MSG_TRUNC`, and its sender) that fits
-/// [`UNIX_RECV_LEN`]; a larger one, cut short in `buf`, is dropped and
-/// said so.
+/// Receives with `recv` (which returns the datagram's real length,
+/// `MSG_TRUNC`, and its sender) into `buf`, cleared first, until a
+/// datagram fits [`UNIX_RECV_LEN`], which `buf` then holds alone; a larger
+/// one, cut short in `buf`, is dropped and said so.
 fn whole_datagram<P: fmt::Display>(
     buf: &mut BytesMut,
     mut recv: impl FnMut(&mut [std::mem::MaybeUninit<u8>]) -> io::Result<(usize, P)>,
-) -> io::Result<(Bytes, P)> {
+) -> io::Result<P> {
     loop {
+        // What the last receive left, answered where it lay; the room is
+        // there already unless a datagram was split off.
         buf.clear();
         buf.reserve(UNIX_RECV_LEN);
         let (_, (len, from)) = msg_udp::recv_into(buf, |spare| {
@@ -143,7 +146,7 @@ fn whole_datagram<P: fmt::Display>(
             Ok((len.min(room), (len, from)))
         })?;
         if len <= UNIX_RECV_LEN {
-            return Ok((buf.split().freeze(), from));
+            return Ok(from);
         }
         too_large(len, &from);
     }
@@ -163,7 +166,7 @@ mod tests {
     fn a_datagram_over_the_largest_is_dropped_and_the_next_one_kept() {
         let mut buf = BytesMut::new();
         let mut calls = 0;
-        let (datagram, from) = whole_datagram(&mut buf, |spare| {
+        let from = whole_datagram(&mut buf, |spare| {
             calls += 1;
             // The first fills all the room there is and is longer still,
             // as MSG_TRUNC says; the second fits.
@@ -178,6 +181,6 @@ mod tests {
             Ok((len, calls))
         })
         .unwrap();
-        assert_eq!((&datagram[..], from), (&b"xxxxx"[..], 2));
+        assert_eq!((&buf[..], from), (&b"xxxxx"[..], 2));
     }
 }

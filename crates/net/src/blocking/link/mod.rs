@@ -317,14 +317,14 @@ impl Link {
                 } => {
                     let got =
                         recv_datagram(socket, recv_buf, wait).map_err(msg_udp::Error::Recv)?;
-                    let Got::Data((datagram, from)) = got else {
+                    let Got::Data(from) = got else {
                         return Ok(Some(Received::Nothing));
                     };
-                    if take.as_mut().is_some_and(|take| take(&datagram)) {
+                    if take.as_mut().is_some_and(|take| take(recv_buf)) {
                         return Ok(None);
                     }
                     // Invalid or unauthenticated: skipped, counted, logged.
-                    if let Some(msg) = framing.decode(datagram, from) {
+                    if let Some(msg) = framing.decode(recv_buf.split().freeze(), from) {
                         return Ok(Some(Received::Message(msg)));
                     }
                 }
@@ -339,13 +339,13 @@ impl Link {
                         socket.recv_connected(recv_buf, flags, peer)
                     })
                     .map_err(msg_udp::Error::Recv)?;
-                    let Got::Data(datagram) = got else {
+                    let Got::Data(()) = got else {
                         return Ok(Some(Received::Nothing));
                     };
-                    if take.as_mut().is_some_and(|take| take(&datagram)) {
+                    if take.as_mut().is_some_and(|take| take(recv_buf)) {
                         return Ok(None);
                     }
-                    if let Some(msg) = framing.decode(datagram, peer.clone()) {
+                    if let Some(msg) = framing.decode(recv_buf.split().freeze(), peer.clone()) {
                         return Ok(Some(Received::Message(msg)));
                     }
                 }
