@@ -302,12 +302,9 @@ impl Peer<'_> {
     }
 
     /// Carries out `ask`: sends what the client says, and hands it what
-    /// arrives by its deadlines, or that nothing did.
-    ///
-    /// A ping that [`Self::ping`] holds goes out from its bytes, and a
-    /// reply that is its pong is timed from its bytes; whatever else
-    /// comes (a late pong, an error, statistics) is decoded and handed to
-    /// the client as the message it is.
+    /// arrives by its deadlines, or that nothing did. A ping that
+    /// [`Self::ping`] holds goes out from its bytes and its pong is timed
+    /// from its bytes; anything else arrives decoded, as it is.
     fn drive(&mut self, ask: Ask) -> Result<Done, Error> {
         let Self {
             link,
