@@ -20,7 +20,10 @@ Usage: bench/callgrind.sh [OPTIONS]
 Options:
   --sizes LIST     Payload sizes, comma-separated (default 64,1024)
   --tools LIST     Comma-separated: blocking, tokio, sockperf (default all three)
-  --transports L   Comma-separated: udp, tcp (default udp,tcp)
+  --transports L   Comma-separated: udp, tcp, unix, unix-dgram, seqpacket
+                   (default udp,tcp); the Unix ones as socket files in a
+                   temporary directory, and without sockperf (3.7 takes
+                   no paths; a note says so)
   --short SECS     The short run's duration (default 1)
   --long SECS      The long run's duration (default 3)
   --out DIR        Keep the callgrind files there (default: a temporary directory)
@@ -67,6 +70,9 @@ if [ -z "$OUT" ]; then
 fi
 mkdir -p "$OUT"
 note "callgrind files in $OUT"
+# The Unix transports' socket files, in a private directory of their own.
+SOCKDIR=$(mktemp -d /tmp/msg-callgrind-sock.XXXXXX)
+trap 'rm -rf "$SOCKDIR"' EXIT
 
 # A port nobody listens on, UDP or TCP.
 free_port() {
@@ -80,15 +86,25 @@ free_port() {
 	done
 }
 
-# Waits until something listens on 127.0.0.1:$2 over $1 (udp|tcp).
+# Whether $1 is a Unix transport, addressed by a socket file's path.
+is_unix() {
+	case $1 in unix | unix-dgram | seqpacket) return 0 ;; *) return 1 ;; esac
+}
+
+# Waits until something listens at $2 (127.0.0.1:PORT, or PORT) over $1
+# (udp|tcp), or, for a Unix transport, until the socket file $2 is there.
 wait_listening() {
 	local flag=-Hltn
 	[ "$1" = udp ] && flag=-Hlun
 	for _ in $(seq 1 300); do
-		[ -n "$(ss $flag "sport = :$2")" ] && return 0
+		if is_unix "$1"; then
+			[ -S "$2" ] && return 0
+		elif [ -n "$(ss $flag "sport = :${2##*:}")" ]; then
+			return 0
+		fi
 		sleep 0.1
 	done
-	die "nothing listens on $1 port $2"
+	die "nothing listens on $1 at $2"
 }
 
 # The total instructions in a callgrind file.
@@ -100,18 +116,22 @@ total_ir() {
 # "ROUND_TRIPS CLIENT_IR SERVER_IR".
 run_once() {
 	local tool=$1 transport=$2 size=$3 secs=$4 tag=$5
-	local port server_pid trips
-	port=$(free_port)
+	local addr server_pid trips
+	if is_unix "$transport"; then
+		addr=$SOCKDIR/$tag.sock
+	else
+		addr=127.0.0.1:$(free_port)
+	fi
 	local cg=(valgrind --tool=callgrind --quiet)
 	local srv_out=$OUT/$tag.server.cg cli_out=$OUT/$tag.client.cg
 	case $tool in
 	blocking | tokio)
 		"${cg[@]}" --callgrind-out-file="$srv_out" "$MSG_BIN" listen --quiet --io "$tool" \
-			"--$transport" --reply echo "127.0.0.1:$port" >"$OUT/$tag.server.log" 2>&1 &
+			"--$transport" --reply echo "$addr" >"$OUT/$tag.server.log" 2>&1 &
 		server_pid=$!
-		wait_listening "$transport" "$port"
-		"${cg[@]}" --callgrind-out-file="$cli_out" "$MSG_BIN" bench "--$transport" \
-			"127.0.0.1:$port" --io "$tool" --sizes "$size" --runs 1 --duration "${secs}s" \
+		wait_listening "$transport" "$addr"
+		"${cg[@]}" --callgrind-out-file="$cli_out" "$MSG_BIN" bench --transports "$transport" \
+			"$addr" --io "$tool" --sizes "$size" --runs 1 --duration "${secs}s" \
 			--warmup 0s --json >"$OUT/$tag.client.json" 2>"$OUT/$tag.client.log"
 		# Every ping sent got its pong over loopback; "sent" counts them all.
 		trips=$(sed -n 's/.*"sent":\([0-9]*\).*/\1/p' "$OUT/$tag.client.json")
@@ -119,6 +139,7 @@ run_once() {
 	sockperf)
 		local proto=()
 		[ "$transport" = tcp ] && proto=(--tcp)
+		local port=${addr#127.0.0.1:}
 		"${cg[@]}" --callgrind-out-file="$srv_out" sockperf server "${proto[@]}" \
 			-i 127.0.0.1 -p "$port" >"$OUT/$tag.server.log" 2>&1 &
 		server_pid=$!
@@ -144,6 +165,10 @@ IFS=, read -r -a sizes <<<"$SIZES"
 for transport in "${transports[@]}"; do
 	for size in "${sizes[@]}"; do
 		for tool in "${tools[@]}"; do
+			if [ "$tool" = sockperf ] && is_unix "$transport"; then
+				note "sockperf: no $transport (it takes no socket paths here)"
+				continue
+			fi
 			note "$tool $transport $size B"
 			read -r n1 c1 s1 < <(run_once "$tool" "$transport" "$size" "$SHORT" "$tool-$transport-$size-short")
 			read -r n2 c2 s2 < <(run_once "$tool" "$transport" "$size" "$LONG" "$tool-$transport-$size-long")
