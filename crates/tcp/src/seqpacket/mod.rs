@@ -100,6 +100,16 @@ impl Packet {
         n
     }
 
+    /// As [`Packet::take`], into what `out` has not filled yet, which it
+    /// need not initialise first: zeroing all of a reader's room (8 KiB
+    /// and more) before copying a 64-byte packet into it was four in ten
+    /// of a tokio ping-pong's instructions.
+    fn take_into(&mut self, out: &mut ReadBuf<'_>) {
+        let n = out.remaining().min(self.end - self.start);
+        out.put_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+    }
+
     fn is_empty(&self) -> bool {
         self.start == self.end
     }

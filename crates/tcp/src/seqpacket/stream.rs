@@ -96,8 +96,7 @@ impl AsyncRead for SeqpacketReader {
                 Err(err) => return Poll::Ready(Err(err)),
             }
         }
-        let n = this.packet.take(out.initialize_unfilled());
-        out.advance(n);
+        this.packet.take_into(out);
         Poll::Ready(Ok(()))
     }
 }
