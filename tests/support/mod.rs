@@ -24,6 +24,26 @@ pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
 pub(crate) fn msg() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_msg"));
     cmd.env_remove("RUST_LOG");
+    // The signals a test sends (SIGINT as Ctrl-C, SIGTERM, SIGHUP) act on
+    // msg as they do from a terminal, however the tests were started: a
+    // shell without job control starts a background command with SIGINT
+    // ignored, nohup ignores SIGHUP, and exec keeps both ignored. An
+    // impaired run's benchmark, which installs no handler of its own,
+    // would then never see the SIGINT its parent forwards.
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: between fork and exec the closure only calls signal(),
+        // which is async-signal-safe, and allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                    libc::signal(signal, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
+    }
     cmd
 }
 
