@@ -432,6 +432,42 @@ fn processes_in(netns: &str) -> Vec<String> {
         .collect()
 }
 
+/// A shell without job control starts a background command with SIGINT
+/// ignored, and exec keeps it so. `msg bench` still ends on a SIGINT sent
+/// to it (its signal thread takes it); an impaired run does too, its
+/// benchmark in the namespace as well as the parent that forwards it.
+#[test]
+fn an_impaired_run_started_with_sigint_ignored_still_ends_on_it() {
+    use std::os::unix::process::CommandExt;
+    let _turn = turn();
+    let impaired = ["--impair", "loss 1%", "--sizes", "64"];
+    let short = ["--runs", "1", "--duration", "50ms"];
+    let Some(_) = impaired_bench(&[&impaired[..], &short[..]].concat()) else {
+        return;
+    };
+    let mut cmd = msg();
+    cmd.args(["bench", "-v"])
+        .args(impaired)
+        .args(["--runs", "50", "--duration", "1s"]);
+    // SAFETY: between fork and exec only signal(), async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut bench = Running::spawn(cmd, None);
+    bench.wait_for_stderr("impairment applied: loss 1%");
+    let started = Instant::now();
+    let finished = bench.interrupt();
+    assert_eq!(finished.code(), Some(130), "{}", finished.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn the_namespace_and_its_rules_are_gone_after_a_run_and_after_ctrl_c() {
     let _turn = turn();

@@ -23,7 +23,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus};
 
 use nix::sched::{CloneFlags, unshare};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, pthread_sigmask};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, pthread_sigmask};
 use nix::unistd::{Gid, Pid, Uid};
 
 /// Why an impaired run cannot have, or is not in, a namespace of its own.
@@ -156,8 +156,9 @@ pub fn rerun_private(mut command: Command) -> Result<u8, NetnsError> {
 
     command.env(CHILD_ENV, &own);
     // SAFETY: between fork and exec the closure makes only system calls
-    // (unshare, open, write, close, prctl, sigprocmask) on data prepared
-    // above, and allocates nothing; the parent has one thread here.
+    // (unshare, open, write, close, prctl, sigaction, sigprocmask) on data
+    // prepared above, and allocates nothing; the parent has one thread
+    // here. Setting a signal to its default action installs no handler.
     unsafe {
         command.pre_exec(move || {
             unshare(flags)?;
@@ -166,6 +167,14 @@ pub fn rerun_private(mut command: Command) -> Result<u8, NetnsError> {
             }
             // If msg (the parent) dies, so does the namespace.
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            // The benchmark ends on a signal the parent forwards, as a run
+            // outside a namespace ends on it (its signal thread takes it),
+            // even where msg was started with it ignored (a shell without
+            // job control ignores SIGINT in the background, nohup SIGHUP),
+            // which exec would keep.
+            for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+                nix::sys::signal::signal(signal, SigHandler::SigDfl)?;
+            }
             pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
             Ok(())
         });
