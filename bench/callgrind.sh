@@ -129,6 +129,9 @@ run_once() {
 		"${cg[@]}" --callgrind-out-file="$srv_out" "$MSG_BIN" listen --quiet --io "$tool" \
 			"--$transport" --reply echo "$addr" >"$OUT/$tag.server.log" 2>&1 &
 		server_pid=$!
+		# run_once runs in a subshell of its own: this trap is its, and a
+		# failure below (die) leaves no listener behind.
+		trap 'kill "$server_pid" 2>/dev/null || true' EXIT
 		wait_listening "$transport" "$addr"
 		"${cg[@]}" --callgrind-out-file="$cli_out" "$MSG_BIN" bench --transports "$transport" \
 			"$addr" --io "$tool" --sizes "$size" --runs 1 --duration "${secs}s" \
@@ -143,6 +146,9 @@ run_once() {
 		"${cg[@]}" --callgrind-out-file="$srv_out" sockperf server "${proto[@]}" \
 			-i 127.0.0.1 -p "$port" >"$OUT/$tag.server.log" 2>&1 &
 		server_pid=$!
+		# run_once runs in a subshell of its own: this trap is its, and a
+		# failure below (die) leaves no listener behind.
+		trap 'kill "$server_pid" 2>/dev/null || true' EXIT
 		wait_listening "$transport" "$port"
 		"${cg[@]}" --callgrind-out-file="$cli_out" sockperf ping-pong "${proto[@]}" \
 			-i 127.0.0.1 -p "$port" -m "$size" -t "$secs" >"$OUT/$tag.client.log" 2>&1
