@@ -60,13 +60,19 @@ struct UdpPeer {
     from: Option<std::net::SocketAddr>,
 }
 
+/// One datagram received with `recv_from`, and its sender.
+fn datagram<A>(recv_from: impl FnOnce(&mut [u8]) -> std::io::Result<(usize, A)>) -> (Vec<u8>, A) {
+    let mut buf = vec![0; 65_536];
+    let (len, from) = recv_from(&mut buf).unwrap();
+    buf.truncate(len);
+    (buf, from)
+}
+
 impl Peer for UdpPeer {
     fn recv(&mut self) -> Vec<u8> {
-        let mut buf = vec![0; 65_536];
-        let (len, from) = self.socket.recv_from(&mut buf).unwrap();
+        let (datagram, from) = datagram(|buf| self.socket.recv_from(buf));
         self.from = Some(from);
-        buf.truncate(len);
-        buf
+        datagram
     }
 
     fn send(&mut self, msg: &Message) {
@@ -201,11 +207,9 @@ mod unix {
 
     impl Peer for DgramPeer {
         fn recv(&mut self) -> Vec<u8> {
-            let mut buf = vec![0; 65_536];
-            let (len, from) = self.socket.recv_from(&mut buf).unwrap();
+            let (datagram, from) = datagram(|buf| self.socket.recv_from(buf));
             self.from = Some(from);
-            buf.truncate(len);
-            buf
+            datagram
         }
 
         fn send(&mut self, msg: &Message) {

@@ -397,15 +397,20 @@ mod tests {
 
     use super::*;
 
-    /// A listener's pings are answered undecoded, and whatever else is
-    /// buffered behind them is read as before.
-    #[test]
-    fn plain_pings_are_answered_where_they_lie_and_the_rest_is_read() {
+    /// Two framed ends of a Unix stream pair, each read waiting at most 5 s.
+    fn pair() -> (Framed<UnixStream>, Framed<UnixStream>) {
         let (a, b) = UnixStream::pair().unwrap();
         for end in [&a, &b] {
             end.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         }
-        let (mut client, mut server) = (Framed::new(a, 4096), Framed::new(b, 4096));
+        (Framed::new(a, 4096), Framed::new(b, 4096))
+    }
+
+    /// A listener's pings are answered undecoded, and whatever else is
+    /// buffered behind them is read as before.
+    #[test]
+    fn plain_pings_are_answered_where_they_lie_and_the_rest_is_read() {
+        let (mut client, mut server) = pair();
         let never = || false;
         let pings = [
             Message::new(Kind::Ping, 1, "one").with_timestamp(11),
@@ -457,11 +462,7 @@ mod tests {
     /// same frames, tagged once authenticated, sleeping or spinning.
     #[test]
     fn a_unix_stream_is_framed_as_a_tcp_stream_is() {
-        let (a, b) = UnixStream::pair().unwrap();
-        for end in [&a, &b] {
-            end.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        }
-        let (mut a, mut b) = (Framed::new(a, 4096), Framed::new(b, 4096));
+        let (mut a, mut b) = pair();
         let secret = Secret::new(b"unix".to_vec()).unwrap();
         let (client, challenge) = ClientHandshake::start(&secret, [1; 32]);
         let (response, server) = ServerHandshake::new(&secret, [2; 32])
