@@ -675,8 +675,7 @@ fn big_lines(n: usize) -> Vec<u8> {
 /// this thread's namespace; how many the listener printed, and the sender.
 fn quic_under_loss(transport: &str, n: usize) -> (usize, Finished) {
     let mut listener = Listener::start(transport, "127.0.0.1", &[]);
-    let line = listener.process.wait_for_stderr("fingerprint");
-    let pinned = line.rsplit(' ').next().unwrap().to_owned();
+    let pinned = listener.fingerprint();
     let addr = listener.addr_arg();
     let sent = run(
         &[

@@ -11,12 +11,6 @@ use std::time::{Duration, Instant};
 
 use support::{Listener, assert_usage_error, run};
 
-/// The fingerprint a QUIC listener prints at start.
-fn fingerprint(listener: &mut Listener) -> String {
-    let line = listener.process.wait_for_stderr("fingerprint");
-    line.rsplit(' ').next().unwrap().to_owned()
-}
-
 fn send(listener: &Listener, flags: &[&str], stdin: &[u8]) -> support::Finished {
     let addr = listener.addr_arg();
     let mut args = vec!["send", "--quic", "--reply"];
@@ -28,7 +22,7 @@ fn send(listener: &Listener, flags: &[&str], stdin: &[u8]) -> support::Finished 
 #[test]
 fn messages_and_replies_go_over_quic_with_the_certificate_pinned() {
     let mut listener = Listener::start("--quic", "127.0.0.1", &["--reply", "upper"]);
-    let pinned = fingerprint(&mut listener);
+    let pinned = listener.fingerprint();
     let ok = send(
         &listener,
         &["--tls-fingerprint", &pinned],
@@ -70,7 +64,7 @@ fn messages_and_replies_go_over_quic_with_the_certificate_pinned() {
 #[test]
 fn a_udp_client_at_a_quic_listener_and_a_quic_client_at_a_udp_listener_do_not_hang() {
     let mut quic = Listener::start("--quic", "127.0.0.1", &["--reply", "echo"]);
-    let pinned = fingerprint(&mut quic);
+    let pinned = quic.fingerprint();
     let addr = quic.addr_arg();
     // msg's datagrams are no QUIC packets: quinn ignores them, and the UDP
     // client's wait for a reply ends at its timeout.
@@ -128,7 +122,7 @@ fn a_file_and_a_command_with_a_secret_run_over_quic() {
         "127.0.0.1",
         &["--secret-file", &secret, "--save-dir", save_arg, "--exec"],
     );
-    let pinned = fingerprint(&mut listener);
+    let pinned = listener.fingerprint();
     let addr = listener.addr_arg();
     let file = support::fresh_path("quic-file");
     std::fs::write(&file, (0..300_000u32).map(|n| n as u8).collect::<Vec<_>>()).unwrap();
@@ -263,7 +257,7 @@ fn send_datagrams(listener: &Listener, pinned: &str, stdin: &[u8]) -> support::F
 #[test]
 fn messages_and_replies_go_over_quic_datagrams() {
     let mut listener = Listener::start("--quic-datagrams", "127.0.0.1", &["--reply", "upper"]);
-    let pinned = fingerprint(&mut listener);
+    let pinned = listener.fingerprint();
     let ok = send_datagrams(&listener, &pinned, b"one\ntwo\nthree\n");
     assert_eq!(
         (ok.code(), ok.stdout.as_str()),
@@ -282,7 +276,7 @@ fn messages_and_replies_go_over_quic_datagrams() {
 #[test]
 fn a_message_over_the_quic_datagram_limit_is_refused_naming_it() {
     let mut listener = Listener::start("--quic-datagrams", "127.0.0.1", &["--reply", "echo"]);
-    let pinned = fingerprint(&mut listener);
+    let pinned = listener.fingerprint();
     // Over any path's MTU (Ethernet's 1500, loopback's 65536 is never
     // probed past quinn's 1452): refused before anything is sent.
     let mut big = vec![b'a'; 3000];
@@ -340,7 +334,7 @@ fn a_quic_datagram_listener_keeps_to_max_conns_and_closes_idle_connections() {
             "2s",
         ],
     );
-    let pinned = fingerprint(&mut listener);
+    let pinned = listener.fingerprint();
     let addr = listener.addr_arg();
     // One client holds the only place: a session that sent one message
     // and waits for more (at most 30 s, far beyond the idle timeout).

@@ -19,12 +19,6 @@ use support::{Listener, Running, run};
 /// A failure that must come at once, not after a timeout.
 const FAST: Duration = Duration::from_secs(3);
 
-/// The fingerprint a TLS listener prints at start.
-fn fingerprint(listener: &mut Listener) -> String {
-    let line = listener.process.wait_for_stderr("fingerprint");
-    line.rsplit(' ').next().unwrap().to_owned()
-}
-
 /// A file in a fresh directory of its own, owner-only.
 fn write(dir: &Path, name: &str, contents: &str) -> String {
     use std::os::unix::fs::PermissionsExt;
@@ -95,7 +89,7 @@ fn send(listener: &Listener, tls: &[&str], body: &str) -> support::Finished {
 #[test]
 fn a_pinned_fingerprint_passes_and_any_other_certificate_is_refused_naming_both() {
     let mut listener = Listener::start("--tcp", "127.0.0.1", &["--tls", "--reply", "upper"]);
-    let pinned = fingerprint(&mut listener);
+    let pinned = listener.fingerprint();
     assert_eq!(pinned.len(), 95, "{pinned}");
 
     let ok = send(&listener, &["--tls", "--tls-fingerprint", &pinned], "hello");
@@ -158,7 +152,7 @@ fn a_certificate_from_a_ca_is_checked_for_its_name_and_its_dates() {
         "127.0.0.1",
         &["--tls", "--cert", &cert, "--key", &key, "--reply", "echo"],
     );
-    let presented = fingerprint(&mut listener);
+    let presented = listener.fingerprint();
     let ca = pki.ca();
     let ok = send(&listener, &["--tls", "--ca", &ca], "by address");
     assert_eq!(ok.stdout, "by address\n", "{}", ok.stderr);
@@ -273,7 +267,7 @@ fn a_key_that_does_not_match_or_is_no_file_is_a_usage_error() {
 #[test]
 fn a_plain_client_at_a_tls_listener_and_the_reverse_fail_fast_and_clearly() {
     let mut tls = Listener::start("--tcp", "127.0.0.1", &["--tls", "--reply", "echo"]);
-    let pinned = fingerprint(&mut tls);
+    let pinned = tls.fingerprint();
     let started = Instant::now();
     let plain = send(&tls, &[], "plain");
     assert!(started.elapsed() < FAST, "{:?}", started.elapsed());
@@ -314,7 +308,7 @@ fn mutual_tls_serves_only_clients_with_a_certificate_from_its_ca() {
         "127.0.0.1",
         &["--tls", "--client-ca", &ca, "--reply", "upper"],
     );
-    let pinned = fingerprint(&mut listener);
+    let pinned = listener.fingerprint();
     let with = [
         "--tls",
         "--tls-fingerprint",
@@ -358,7 +352,7 @@ fn files_commands_and_a_secret_run_inside_tls_over_tcp_and_unix() {
             "--exec",
         ],
     );
-    let pinned = fingerprint(&mut listener);
+    let pinned = listener.fingerprint();
     let addr = listener.addr_arg();
     let tls = ["--tls", "--tls-fingerprint", pinned.as_str()];
     let file = support::fresh_path("tls-file");

@@ -326,6 +326,13 @@ impl Listener {
         self.addr.to_string()
     }
 
+    /// The certificate fingerprint a TLS or QUIC listener prints at start
+    /// (the value for `--tls-fingerprint`).
+    pub(crate) fn fingerprint(&mut self) -> String {
+        let line = self.process.wait_for_stderr("fingerprint");
+        line.rsplit(' ').next().unwrap().to_owned()
+    }
+
     pub(crate) fn finish(self) -> Finished {
         self.process.finish()
     }
