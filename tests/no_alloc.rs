@@ -121,6 +121,27 @@ impl Echo for Udp {
     }
 }
 
+/// A UDP listener's way with a plain ping (msg-net's datagram serve
+/// loop): answered where it lies, never decoded.
+struct UdpInPlace(Udp);
+
+impl Echo for UdpInPlace {
+    async fn round_trip(&mut self, seq: u64) {
+        let Udp {
+            client,
+            server,
+            ping: message,
+        } = &mut self.0;
+        client.send(ping(seq, message)).await.unwrap();
+        let got = server.recv_or_answer(ping::pong_in_place).await.unwrap();
+        assert!(
+            matches!(got, msg_udp::Incoming::Answered(_, Ok(()))),
+            "{got:?}"
+        );
+        check_pong(&client.recv_from().await.unwrap().0, seq);
+    }
+}
+
 struct Tcp {
     client: msg_tcp::Connection,
     server: msg_tcp::Connection,
@@ -206,6 +227,24 @@ fn a_warm_udp_ping_pong_allocates_nothing_per_message() {
         .await
     });
     assert_eq!(during, 0, "{during} allocations in 1000 UDP round trips");
+}
+
+#[test]
+fn a_warm_udp_ping_answered_in_place_allocates_nothing_per_message() {
+    let during = block_on(async {
+        let (client, server) = udp_pair(false).await;
+        let ping = Message::new(Kind::Ping, 0, vec![b'm'; 1024]);
+        allocations_in_1000_round_trips(&mut UdpInPlace(Udp {
+            client,
+            server,
+            ping,
+        }))
+        .await
+    });
+    assert_eq!(
+        during, 0,
+        "{during} allocations in 1000 UDP round trips answered in place"
+    );
 }
 
 #[test]

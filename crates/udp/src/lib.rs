@@ -64,7 +64,7 @@ pub use buf::recv_into;
 pub use error::Error;
 pub use framing::Framing;
 pub use limits::{Family, MAX_PAYLOAD_V4, MAX_PAYLOAD_V6, Overhead, RECV_BUF_LEN, check_size};
-pub use socket::Socket;
+pub use socket::{Incoming, Socket};
 
 #[cfg(test)]
 mod tests {

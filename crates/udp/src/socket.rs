@@ -295,12 +295,55 @@ impl Socket {
         }
     }
 
+    /// As [`Socket::recv_from`], except that a datagram `answer` rewrites
+    /// where it lies into its answer (returning `true`) goes back to its
+    /// sender as it then stands, and is neither decoded nor returned: a
+    /// listener answers a plain ping so (msg-net's `pong_in_place`), as
+    /// sockperf's server echoes, without decoding the ping, encoding the
+    /// pong or copying its body. `answer` gets the whole datagram and must
+    /// leave it untouched when it returns `false`.
+    ///
+    /// Not on an authenticated socket: a tag covers each header, so there
+    /// every datagram is checked and decoded as by [`Socket::recv_from`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Recv`]. A failed answer is not an error of the receive:
+    /// [`Incoming::Answered`] carries it.
+    pub async fn recv_or_answer(
+        &mut self,
+        answer: impl Fn(&mut [u8]) -> bool,
+    ) -> Result<Incoming, Error> {
+        loop {
+            let peer = self.recv_datagram().await?;
+            if !self.framing.is_authenticated() && answer(&mut self.recv_buf) {
+                // From the socket `send_to` would answer from.
+                let from = self.answer.as_mut().unwrap_or(&mut self.io);
+                let sent = from.send(&self.recv_buf, Some(peer)).await;
+                let sent = sent
+                    .map(drop)
+                    .map_err(|source| Error::Send { addr: peer, source });
+                return Ok(Incoming::Answered(peer, sent));
+            }
+            if let Some(msg) = self.framing.decode(self.recv_buf.split().freeze(), peer) {
+                return Ok(Incoming::Message(msg, peer));
+            }
+        }
+    }
+
     /// Receives the next datagram's bytes, whatever they are (raw mode).
     ///
     /// # Errors
     ///
     /// [`Error::Recv`].
     pub async fn recv_raw_from(&mut self) -> Result<(Bytes, SocketAddr), Error> {
+        let peer = self.recv_datagram().await?;
+        Ok((self.recv_buf.split().freeze(), peer))
+    }
+
+    /// The next datagram, as the whole of the receive buffer, and its
+    /// sender.
+    async fn recv_datagram(&mut self) -> Result<SocketAddr, Error> {
         // Reclaims the buffer when the previous datagram has been dropped,
         // so steady-state receiving does not allocate.
         self.recv_buf.clear();
@@ -311,8 +354,19 @@ impl Socket {
             .await
             .map_err(Error::Recv)?;
         debug_assert!(len < RECV_BUF_LEN, "no datagram exceeds {MAX_PAYLOAD_V6}");
-        Ok((self.recv_buf.split_to(len).freeze(), peer))
+        debug_assert_eq!(len, self.recv_buf.len(), "one datagram a receive");
+        Ok(peer)
     }
+}
+
+/// What [`Socket::recv_or_answer`] got.
+#[derive(Debug)]
+pub enum Incoming {
+    /// The next valid message, and its sender.
+    Message(Message, SocketAddr),
+    /// A datagram answered where it lay, its sender, and whether the
+    /// answer could be sent.
+    Answered(SocketAddr, Result<(), Error>),
 }
 
 #[cfg(test)]
@@ -378,6 +432,56 @@ mod tests {
         }
         assert_eq!(heard, answer_ports, "each answer from its receiver's port");
         assert_eq!(sender.auth_rejections().total(), 0);
+    }
+
+    /// A datagram `recv_or_answer`'s closure rewrites goes back to its
+    /// sender as it then stands; one it leaves alone arrives decoded, as
+    /// from `recv_from`; an authenticated socket never asks the closure.
+    #[tokio::test]
+    async fn a_datagram_answered_in_place_goes_back_as_it_stands() {
+        let shout = |datagram: &mut [u8]| {
+            let answered = datagram.ends_with(b"!");
+            if answered {
+                datagram.make_ascii_uppercase();
+            }
+            answered
+        };
+        let mut server = Socket::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let mut client = Socket::connect(addr).await.unwrap();
+        let client_addr = client.local_addr().unwrap();
+
+        client.send_raw_to(b"hello!", addr).await.unwrap();
+        let got = tokio::time::timeout(WAIT, server.recv_or_answer(shout));
+        match got.await.unwrap().unwrap() {
+            Incoming::Answered(peer, sent) => {
+                assert_eq!(peer, client_addr);
+                sent.unwrap();
+            }
+            other => panic!("not answered: {other:?}"),
+        }
+        let back = tokio::time::timeout(WAIT, client.recv_raw_from());
+        assert_eq!(&back.await.unwrap().unwrap().0[..], b"HELLO!");
+
+        let data = Message::new(Kind::Data, 7, "left alone");
+        client.send(&data).await.unwrap();
+        let got = tokio::time::timeout(WAIT, server.recv_or_answer(shout));
+        match got.await.unwrap().unwrap() {
+            Incoming::Message(msg, peer) => assert_eq!((msg, peer), (data, client_addr)),
+            other => panic!("not decoded: {other:?}"),
+        }
+
+        let secret = Secret::new(b"tagged".to_vec()).unwrap();
+        server.authenticate(&secret, Role::Server, [1; SESSION_ID_LEN]);
+        client.authenticate(&secret, Role::Client, [2; SESSION_ID_LEN]);
+        let tagged = Message::new(Kind::Data, 8, "tagged!");
+        client.send(&tagged).await.unwrap();
+        let never = |_: &mut [u8]| -> bool { unreachable!("a tag covers the header") };
+        let got = tokio::time::timeout(WAIT, server.recv_or_answer(never));
+        match got.await.unwrap().unwrap() {
+            Incoming::Message(msg, _) => assert_eq!(msg.body, tagged.body),
+            other => panic!("not decoded: {other:?}"),
+        }
     }
 
     /// Raw answers leave from the answering socket too; a socket that did

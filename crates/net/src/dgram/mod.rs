@@ -28,6 +28,7 @@ use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UnixDatagram;
 
+use crate::ping::pong_in_place;
 use crate::{Error, PeerAddr};
 
 mod unix;
@@ -35,6 +36,16 @@ mod unix_std;
 
 pub(crate) use unix::{UnixAddr, UnixDgram};
 pub(crate) use unix_std::UnixStd;
+/// What [`Datagrams::recv_or_answer`] got.
+#[derive(Debug)]
+pub(crate) enum Incoming<P> {
+    /// The next valid message, and its sender.
+    Message(Message, P),
+    /// A plain ping answered where it lay, its sender, and whether the
+    /// pong could be sent.
+    Answered(P, Result<(), Error>),
+}
+
 /// What a datagram serve loop needs of its socket, whatever its kind.
 pub(crate) trait Datagrams {
     /// Who a datagram came from, and where an answer goes.
@@ -43,6 +54,17 @@ pub(crate) trait Datagrams {
     /// The next valid message and its sender (the others are counted and
     /// dropped).
     async fn recv_from(&mut self) -> Result<(Message, Self::Peer), Error>;
+    /// As [`Datagrams::recv_from`], except that a plain ping is answered
+    /// where it lies ([`pong_in_place`]) and its pong sent back as it
+    /// stands, neither decoded nor encoded; not on an authenticated
+    /// socket, whose tag covers each header. A kind that receives each
+    /// datagram into a buffer of its own and sends owned ones (QUIC's)
+    /// would save nothing so, and keeps this default: every message
+    /// decoded, for the serve loop to answer.
+    async fn recv_or_answer(&mut self) -> Result<Incoming<Self::Peer>, Error> {
+        let (msg, peer) = self.recv_from().await?;
+        Ok(Incoming::Message(msg, peer))
+    }
     /// Sends `msg` to `peer`.
     async fn send_to(&mut self, msg: &Message, peer: &Self::Peer) -> Result<(), Error>;
     /// The next datagram as it came, and its sender.
@@ -62,6 +84,15 @@ impl Datagrams for msg_udp::Socket {
 
     async fn recv_from(&mut self) -> Result<(Message, Self::Peer), Error> {
         Ok(Self::recv_from(self).await?)
+    }
+
+    async fn recv_or_answer(&mut self) -> Result<Incoming<Self::Peer>, Error> {
+        Ok(match Self::recv_or_answer(self, pong_in_place).await? {
+            msg_udp::Incoming::Message(msg, peer) => Incoming::Message(msg, peer),
+            msg_udp::Incoming::Answered(peer, sent) => {
+                Incoming::Answered(peer, sent.map_err(Error::from))
+            }
+        })
     }
 
     async fn send_to(&mut self, msg: &Message, peer: &Self::Peer) -> Result<(), Error> {

@@ -236,34 +236,31 @@ impl Datagrams for UnixDgram {
         self.send_bytes(&self.send_buf, Some(peer)).await
     }
 
-    async fn recv_raw_from(&mut self) -> Result<(Bytes, UnixAddr), Error> {
-        // As msg-udp's socket: the buffer is reclaimed once the previous
-        // datagram is dropped.
-        self.recv_buf.clear();
-        self.recv_buf.reserve(UNIX_RECV_LEN);
+    async fn recv_or_answer(&mut self) -> Result<Incoming<UnixAddr>, Error> {
         loop {
-            self.socket.readable().await.map_err(Error::UnixRecv)?;
-            let buf = &mut self.recv_buf;
-            let socket = &self.socket;
-            let got = socket.try_io(Interest::READABLE, || {
-                msg_udp::recv_into(buf, |spare| recv_whole(&SockRef::from(socket), spare, 0))
-                    .map(|(_, got)| got)
-            });
-            match got {
-                // MSG_TRUNC: the datagram's real length, even when it
-                // did not fit; one that did not is dropped, never shown
-                // cut short.
-                Ok((len, from)) if len > UNIX_RECV_LEN => {
-                    self.recv_buf.clear();
-                    too_large(len, &UnixAddr(from));
-                }
-                Ok((_, from)) => {
-                    return Ok((self.recv_buf.split().freeze(), UnixAddr(from)));
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                Err(err) => return Err(Error::UnixRecv(err)),
+            let peer = self.recv_datagram().await?;
+            if !self.framing.is_authenticated() && pong_in_place(&mut self.recv_buf) {
+                // The pong is the ping's size, which this socket may not
+                // send (the listener takes up to UNIX_RECV_LEN): refused
+                // as an encoded one would be.
+                let sent = match self.check(self.recv_buf.len(), Overhead::RAW) {
+                    Ok(()) => self.send_bytes(&self.recv_buf, Some(&peer)).await,
+                    Err(err) => Err(err.into()),
+                };
+                return Ok(Incoming::Answered(peer, sent));
+            }
+            if let Some(msg) = self
+                .framing
+                .decode(self.recv_buf.split().freeze(), peer.clone())
+            {
+                return Ok(Incoming::Message(msg, peer));
             }
         }
+    }
+
+    async fn recv_raw_from(&mut self) -> Result<(Bytes, UnixAddr), Error> {
+        let peer = self.recv_datagram().await?;
+        Ok((self.recv_buf.split().freeze(), peer))
     }
 
     async fn send_raw_to(&mut self, payload: &[u8], peer: &UnixAddr) -> Result<(), Error> {
@@ -284,8 +281,86 @@ impl Datagrams for UnixDgram {
     }
 }
 
+impl UnixDgram {
+    /// The next datagram msg takes, as the whole of the receive buffer,
+    /// and its sender.
+    async fn recv_datagram(&mut self) -> Result<UnixAddr, Error> {
+        // As msg-udp's socket: the buffer is reclaimed once the previous
+        // datagram is dropped.
+        self.recv_buf.clear();
+        self.recv_buf.reserve(UNIX_RECV_LEN);
+        loop {
+            self.socket.readable().await.map_err(Error::UnixRecv)?;
+            let buf = &mut self.recv_buf;
+            let socket = &self.socket;
+            let got = socket.try_io(Interest::READABLE, || {
+                msg_udp::recv_into(buf, |spare| recv_whole(&SockRef::from(socket), spare, 0))
+                    .map(|(_, got)| got)
+            });
+            match got {
+                // MSG_TRUNC: the datagram's real length, even when it
+                // did not fit; one that did not is dropped, never shown
+                // cut short.
+                Ok((len, from)) if len > UNIX_RECV_LEN => {
+                    self.recv_buf.clear();
+                    too_large(len, &UnixAddr(from));
+                }
+                Ok((_, from)) => return Ok(UnixAddr(from)),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Err(Error::UnixRecv(err)),
+            }
+        }
+    }
+}
+
 /// Says that a datagram of `len` bytes from `peer` was dropped: over the
 /// largest msg receives.
 pub(super) fn too_large(len: usize, peer: &impl fmt::Display) {
     tracing::warn!(%peer, "dropped a {len}-byte datagram: msg receives Unix datagrams of at most {UNIX_RECV_LEN} bytes");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use msg_proto::{DiscardCounter, Kind};
+
+    use super::*;
+    use crate::ping;
+
+    /// Every wait here: one machine answers in microseconds.
+    const WAIT: Duration = Duration::from_secs(5);
+
+    /// A plain ping goes back as `ping::pong` would have encoded its pong,
+    /// from the ping's own bytes; a statistics ping, which a counter
+    /// answers, arrives decoded for the serve loop.
+    #[tokio::test]
+    async fn a_plain_ping_is_answered_in_place_and_only_a_plain_one() {
+        let name = format!("msg-test-in-place-{}", std::process::id());
+        let path = UnixPath::Abstract(name.into_bytes());
+        let mut server = UnixDgram::bind(&path, 0o600).unwrap();
+        let mut client = UnixDgram::connect(&path).unwrap();
+
+        let plain = Message::new(Kind::Ping, 3, "in place").with_timestamp(77);
+        client.send(&plain).await.unwrap();
+        let got = tokio::time::timeout(WAIT, server.recv_or_answer());
+        let Incoming::Answered(_, sent) = got.await.unwrap().unwrap() else {
+            panic!("a plain ping is answered where it lies")
+        };
+        sent.unwrap();
+        let back = tokio::time::timeout(WAIT, Datagrams::recv_raw_from(&mut client));
+        let (bytes, _) = back.await.unwrap().unwrap();
+        let mut expected = Vec::new();
+        let pong = ping::pong(&plain, &DiscardCounter::default()).unwrap();
+        msg_proto::encode(&pong, &mut expected).unwrap();
+        assert_eq!(&bytes[..], &expected[..]);
+
+        let stats = ping::stats_request(4);
+        client.send(&stats).await.unwrap();
+        let got = tokio::time::timeout(WAIT, server.recv_or_answer());
+        let Incoming::Message(msg, _) = got.await.unwrap().unwrap() else {
+            panic!("a statistics ping goes to the serve loop")
+        };
+        assert_eq!(msg, stats);
+    }
 }

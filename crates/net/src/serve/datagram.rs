@@ -8,7 +8,7 @@ use msg_proto::Message;
 use tracing::{debug, warn};
 
 use super::ServeConfig;
-use crate::dgram::Datagrams;
+use crate::dgram::{Datagrams, Incoming};
 use crate::log::{DropWarning, show_datagram};
 use crate::respond::{Response, UdpPeers};
 use crate::{Counters, Error, Events};
@@ -21,7 +21,19 @@ pub(super) async fn serve<S: Datagrams>(
 ) -> Result<(), Error> {
     let mut served = Served::new(socket, config, events);
     loop {
-        let (msg, peer) = served.socket.recv_from().await?;
+        // A plain ping is answered by the socket, from its own bytes
+        // rewritten where they lie into those of the pong `respond` would
+        // give (a ping-pong's whole work on this side), as the blocking
+        // loop answers it. Its peer needs no counter: only statistics and
+        // discards do.
+        let (msg, peer) = match served.socket.recv_or_answer().await? {
+            Incoming::Message(msg, peer) => (msg, peer),
+            Incoming::Answered(_, Ok(())) => continue,
+            Incoming::Answered(peer, Err(err)) => {
+                warn!(%peer, "cannot reply: {err}");
+                continue;
+            }
+        };
         served.count();
         if !served.answer(&msg, peer).await {
             return Ok(());
