@@ -65,6 +65,8 @@ pub use error::Error;
 pub use framing::Framing;
 pub use limits::{Family, MAX_PAYLOAD_V4, MAX_PAYLOAD_V6, Overhead, RECV_BUF_LEN, check_size};
 pub use socket::{Incoming, Socket};
+#[cfg(unix)]
+pub use sys::{OwnedSocket, Readiness};
 
 #[cfg(test)]
 mod tests {

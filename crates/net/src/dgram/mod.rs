@@ -25,8 +25,6 @@ use msg_tcp::unix::{SocketFile, UnixPath, UnixPeer};
 use msg_udp::{AuthRejections, Framing, Overhead, RECV_BUF_LEN};
 
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
-use tokio::io::Interest;
-use tokio::net::UnixDatagram;
 
 use crate::ping::pong_in_place;
 use crate::{Error, PeerAddr};

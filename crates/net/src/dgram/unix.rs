@@ -39,6 +39,14 @@ impl From<UnixAddr> for PeerAddr {
     }
 }
 
+/// A Unix datagram socket's registration with the runtime: msg-udp's, for
+/// readable events alone and writable ones only while a send waits for
+/// room. tokio's own `UnixDatagram` registers for both, and on Linux
+/// every datagram the peer reads frees this socket's memory and raises a
+/// writable edge: a wake-up of the runtime for nothing, one more
+/// `epoll_wait` a message (counted with `strace -c` in BENCHMARKS.md).
+type Io = msg_udp::Readiness<std::os::unix::net::UnixDatagram>;
+
 /// A Unix datagram socket on the tokio runtime, framed as msg-udp frames
 /// UDP: one message per datagram, the same header and tag.
 #[derive(Debug)]
@@ -46,7 +54,8 @@ pub(crate) struct UnixDgram {
     // First, so that it goes first: the file is removed while the socket
     // is still bound.
     _file: Option<SocketFile>,
-    socket: UnixDatagram,
+    /// Registered for readable events alone (see [`Io`]).
+    socket: Io,
     /// The address it is connected to, for a client.
     peer: Option<UnixAddr>,
     recv_buf: BytesMut,
@@ -63,7 +72,7 @@ impl UnixDgram {
         let std: std::os::unix::net::UnixDatagram = std::os::fd::OwnedFd::from(socket).into();
         Ok(Self {
             _file: file,
-            socket: UnixDatagram::from_std(std)?,
+            socket: Io::new(std)?,
             peer,
             recv_buf: BytesMut::with_capacity(RECV_BUF_LEN),
             send_buf: BytesMut::with_capacity(RECV_BUF_LEN),
@@ -107,7 +116,7 @@ impl UnixDgram {
     ///
     /// The operating system's.
     pub(crate) fn try_clone(&self) -> io::Result<Self> {
-        let socket = SockRef::from(&self.socket).try_clone()?;
+        let socket = SockRef::from(self.socket.get_ref()).try_clone()?;
         let mut clone = Self::new(socket, None, self.peer.clone())?;
         clone.framing = self.framing.for_clone();
         Ok(clone)
@@ -115,7 +124,7 @@ impl UnixDgram {
 
     /// Where it is bound, as a peer's address.
     pub(crate) fn local_addr(&self) -> io::Result<PeerAddr> {
-        Ok(UnixAddr(SockRef::from(&self.socket).local_addr()?).into())
+        Ok(UnixAddr(SockRef::from(self.socket.get_ref()).local_addr()?).into())
     }
 
     fn check(&self, len: usize, overhead: Overhead) -> Result<(), msg_udp::Error> {
@@ -141,30 +150,6 @@ impl UnixDgram {
         Ok(self.framing.encode_within(msg, &mut self.send_buf, check)?)
     }
 
-    async fn send_bytes(&self, bytes: &[u8], to: Option<&UnixAddr>) -> Result<(), Error> {
-        let failed = |source| -> Error {
-            let addr = to
-                .or(self.peer.as_ref())
-                .map_or_else(|| "unnamed".to_owned(), UnixAddr::to_string);
-            Error::UnixSend { addr, source }
-        };
-        loop {
-            self.socket.writable().await.map_err(failed)?;
-            let sent = self.socket.try_io(Interest::WRITABLE, || {
-                let sock = SockRef::from(&self.socket);
-                match to {
-                    Some(to) => sock.send_to(bytes, &to.0),
-                    None => sock.send(bytes),
-                }
-            });
-            match sent {
-                Ok(_) => return Ok(()),
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                Err(err) => return Err(failed(err)),
-            }
-        }
-    }
-
     /// Sends `msg` to the address it is connected to.
     ///
     /// # Errors
@@ -172,7 +157,7 @@ impl UnixDgram {
     /// Too large (nothing sent), or the send failed.
     pub(crate) async fn send(&mut self, msg: &Message) -> Result<(), Error> {
         self.encode(msg)?;
-        self.send_bytes(&self.send_buf, None).await
+        send_bytes(&mut self.socket, self.peer.as_ref(), &self.send_buf, None).await
     }
 
     /// Sends `payload` as it is to the address it is connected to.
@@ -182,7 +167,7 @@ impl UnixDgram {
     /// Too large (nothing sent), or the send failed.
     pub(crate) async fn send_raw(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.check(payload.len(), Overhead::RAW)?;
-        self.send_bytes(payload, None).await
+        send_bytes(&mut self.socket, self.peer.as_ref(), payload, None).await
     }
 
     /// The next message from the address it is connected to (or anyone).
@@ -219,6 +204,31 @@ pub(super) fn max_datagram(socket: &Socket) -> io::Result<usize> {
     Ok(socket.send_buffer_size()?.saturating_sub(32))
 }
 
+/// Sends `bytes` as one datagram to `to` or, without it, to where
+/// `socket` is connected (`peer`, for the error).
+async fn send_bytes(
+    socket: &mut Io,
+    peer: Option<&UnixAddr>,
+    bytes: &[u8],
+    to: Option<&UnixAddr>,
+) -> Result<(), Error> {
+    let sent = socket
+        .send_with(|socket| {
+            let sock = SockRef::from(socket);
+            match to {
+                Some(to) => sock.send_to(bytes, &to.0),
+                None => sock.send(bytes),
+            }
+        })
+        .await;
+    sent.map(drop).map_err(|source| {
+        let addr = to
+            .or(peer)
+            .map_or_else(|| "unnamed".to_owned(), UnixAddr::to_string);
+        Error::UnixSend { addr, source }
+    })
+}
+
 impl Datagrams for UnixDgram {
     type Peer = UnixAddr;
 
@@ -233,7 +243,13 @@ impl Datagrams for UnixDgram {
 
     async fn send_to(&mut self, msg: &Message, peer: &UnixAddr) -> Result<(), Error> {
         self.encode(msg)?;
-        self.send_bytes(&self.send_buf, Some(peer)).await
+        send_bytes(
+            &mut self.socket,
+            self.peer.as_ref(),
+            &self.send_buf,
+            Some(peer),
+        )
+        .await
     }
 
     async fn recv_or_answer(&mut self) -> Result<Incoming<UnixAddr>, Error> {
@@ -244,7 +260,15 @@ impl Datagrams for UnixDgram {
                 // send (the listener takes up to UNIX_RECV_LEN): refused
                 // as an encoded one would be.
                 let sent = match self.check(self.recv_buf.len(), Overhead::RAW) {
-                    Ok(()) => self.send_bytes(&self.recv_buf, Some(&peer)).await,
+                    Ok(()) => {
+                        send_bytes(
+                            &mut self.socket,
+                            self.peer.as_ref(),
+                            &self.recv_buf,
+                            Some(&peer),
+                        )
+                        .await
+                    }
                     Err(err) => Err(err.into()),
                 };
                 return Ok(Incoming::Answered(peer, sent));
@@ -265,7 +289,7 @@ impl Datagrams for UnixDgram {
 
     async fn send_raw_to(&mut self, payload: &[u8], peer: &UnixAddr) -> Result<(), Error> {
         self.check(payload.len(), Overhead::RAW)?;
-        self.send_bytes(payload, Some(peer)).await
+        send_bytes(&mut self.socket, self.peer.as_ref(), payload, Some(peer)).await
     }
 
     fn authenticate(&mut self, secret: &Secret, us: Role, session_id: [u8; SESSION_ID_LEN]) {
@@ -290,13 +314,14 @@ impl UnixDgram {
         self.recv_buf.clear();
         self.recv_buf.reserve(UNIX_RECV_LEN);
         loop {
-            self.socket.readable().await.map_err(Error::UnixRecv)?;
             let buf = &mut self.recv_buf;
-            let socket = &self.socket;
-            let got = socket.try_io(Interest::READABLE, || {
-                msg_udp::recv_into(buf, |spare| recv_whole(&SockRef::from(socket), spare, 0))
-                    .map(|(_, got)| got)
-            });
+            let got = self
+                .socket
+                .recv_with(|socket| {
+                    msg_udp::recv_into(buf, |spare| recv_whole(&SockRef::from(socket), spare, 0))
+                        .map(|(_, got)| got)
+                })
+                .await;
             match got {
                 // MSG_TRUNC: the datagram's real length, even when it
                 // did not fit; one that did not is dropped, never shown
@@ -306,7 +331,6 @@ impl UnixDgram {
                     too_large(len, &UnixAddr(from));
                 }
                 Ok((_, from)) => return Ok(UnixAddr(from)),
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 Err(err) => return Err(Error::UnixRecv(err)),
             }
         }
