@@ -97,6 +97,7 @@ mod error;
 mod length;
 mod listener;
 mod peer;
+mod readiness;
 pub mod seqpacket;
 mod stream;
 pub mod tcp;

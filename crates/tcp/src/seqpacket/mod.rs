@@ -30,9 +30,10 @@ use std::task::{Context, Poll, ready};
 
 use nix::sys::socket::{MsgFlags, recv, send};
 use socket2::{Domain, SockRef, Socket, Type};
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::UnixListener;
+
+use crate::readiness::{Reader, Writer};
 
 use crate::unix::{UnixPath, UnixPeer, peer_cred};
 use crate::{Accept, Options, PeerAddr, Stream};

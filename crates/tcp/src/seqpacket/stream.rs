@@ -5,9 +5,10 @@ use super::*;
 
 /// A connected `SOCK_SEQPACKET` socket on the tokio runtime.
 ///
-/// It is held as a tokio `UnixStream`, for the runtime's readiness alone:
-/// every receive and send is this file's own (`recv` that finds a
-/// packet's length, `send` of at most one packet), never the stream's.
+/// Its halves are registered with the runtime as `readiness.rs` says
+/// (readable events for the reader, writable ones only while a write
+/// waits), and every receive and send is this file's own (`recv` that
+/// finds a packet's length, `send` of at most one packet).
 #[derive(Debug)]
 pub struct SeqpacketStream {
     read: SeqpacketReader,
@@ -17,7 +18,7 @@ pub struct SeqpacketStream {
 /// The reading half of a [`SeqpacketStream`].
 #[derive(Debug)]
 pub struct SeqpacketReader {
-    half: OwnedReadHalf,
+    half: Reader,
     packet: Packet,
 }
 
@@ -25,7 +26,7 @@ pub struct SeqpacketReader {
 /// dropping it, ends the connection for the peer.
 #[derive(Debug)]
 pub struct SeqpacketWriter {
-    half: OwnedWriteHalf,
+    half: Writer,
     max_packet: usize,
 }
 
@@ -34,7 +35,7 @@ impl SeqpacketStream {
     pub(super) fn new(socket: std::os::unix::net::UnixStream) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
         let max_packet = max_packet(&socket)?;
-        let (half_r, half_w) = UnixStream::from_std(socket)?.into_split();
+        let (half_r, half_w) = crate::readiness::split(socket.into())?;
         Ok(Self {
             read: SeqpacketReader {
                 half: half_r,
@@ -65,8 +66,8 @@ impl SeqpacketStream {
         self.write.max_packet
     }
 
-    fn stream(&self) -> &UnixStream {
-        self.read.half.as_ref()
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.read.half.fd()
     }
 }
 
@@ -77,23 +78,21 @@ impl AsyncRead for SeqpacketReader {
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        while this.packet.is_empty() {
-            let stream: &UnixStream = this.half.as_ref();
-            ready!(stream.poll_read_ready(cx))?;
+        if this.packet.is_empty() {
             let packet = &mut this.packet;
-            let got = stream.try_io(Interest::READABLE, || {
-                packet.fill(|buf| recv_packet(stream.as_fd(), buf, MsgFlags::MSG_DONTWAIT))
-            });
-            match got {
-                Ok(()) => {
-                    if packet.is_empty() {
-                        // The end of the connection (a zero-length packet
-                        // is sent by nobody msg talks to).
-                        return Poll::Ready(Ok(()));
-                    }
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                Err(err) => return Poll::Ready(Err(err)),
+            // A packet per receive, and no telling whether it was the
+            // last one waiting: the readiness stays, and the next read
+            // tries (one `EAGAIN` a message, which a stream's short read
+            // spares it).
+            ready!(this.half.poll_read_with(cx, |fd| {
+                packet
+                    .fill(|buf| recv_packet(fd, buf, MsgFlags::MSG_DONTWAIT))
+                    .map(|()| ((), false))
+            }))?;
+            if packet.is_empty() {
+                // The end of the connection (a zero-length packet is sent
+                // by nobody msg talks to).
+                return Poll::Ready(Ok(()));
             }
         }
         this.packet.take_into(out);
@@ -110,18 +109,10 @@ impl AsyncWrite for SeqpacketWriter {
         // One packet per write, at most as large as one may be: a longer
         // write is sent in several, each whole.
         let buf = &buf[..buf.len().min(self.max_packet)];
-        let stream: &UnixStream = self.half.as_ref();
-        loop {
-            ready!(stream.poll_write_ready(cx))?;
-            let sent = stream.try_io(Interest::WRITABLE, || {
-                let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
-                Ok(send(stream.as_fd().as_raw_fd(), buf, flags)?)
-            });
-            match sent {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                result => return Poll::Ready(result),
-            }
-        }
+        self.get_mut().half.poll_write_with(cx, |fd| {
+            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+            Ok(send(fd.as_raw_fd(), buf, flags)?)
+        })
     }
 
     /// The slices as one packet, as [`SeqpacketStd`]'s `write_vectored`.
@@ -134,17 +125,9 @@ impl AsyncWrite for SeqpacketWriter {
             let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
             return self.poll_write(cx, first);
         };
-        let stream: &UnixStream = self.half.as_ref();
-        loop {
-            ready!(stream.poll_write_ready(cx))?;
-            let sent = stream.try_io(Interest::WRITABLE, || {
-                SockRef::from(stream).send_vectored(bufs)
-            });
-            match sent {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                result => return Poll::Ready(result),
-            }
-        }
+        self.get_mut()
+            .half
+            .poll_write_with(cx, |fd| SockRef::from(&fd).send_vectored(bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -155,8 +138,8 @@ impl AsyncWrite for SeqpacketWriter {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().half).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.half.shutdown())
     }
 }
 
@@ -213,7 +196,7 @@ impl Stream for SeqpacketStream {
     fn peer_addr(&self) -> io::Result<PeerAddr> {
         Ok(PeerAddr::Unix(UnixPeer {
             path: None,
-            cred: peer_cred(self.stream()),
+            cred: peer_cred(&self.fd()),
         }))
     }
 
@@ -227,7 +210,7 @@ impl Stream for SeqpacketStream {
         }
         let mut byte = [0u8];
         let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
-        match recv(self.stream().as_fd().as_raw_fd(), &mut byte, flags) {
+        match recv(self.fd().as_raw_fd(), &mut byte, flags) {
             Ok(_) => true,
             Err(errno) => errno != nix::errno::Errno::EAGAIN,
         }
