@@ -21,11 +21,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use msg_tcp::seqpacket::{SeqpacketListener, SeqpacketReader, SeqpacketStream, SeqpacketWriter};
-use msg_tcp::unix::{SocketFile, UnixPath, UnixPeer};
+use msg_tcp::unix::{SocketFile, UnixPath, UnixPeer, UnixReader, UnixStream, UnixWriter};
 use msg_tcp::{Accept, Options, PeerAddr, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream, unix};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 
 use crate::link::ConnectOptions;
 use crate::quic::{QuicListener, QuicReader, QuicStream, QuicWriter};
@@ -59,7 +59,7 @@ pub(crate) enum AnyReader {
     /// A TCP connection's.
     Tcp(OwnedReadHalf),
     /// A Unix stream socket's.
-    Unix(unix::OwnedReadHalf),
+    Unix(UnixReader),
     /// A Unix sequenced-packet socket's.
     Seqpacket(SeqpacketReader),
     /// A TLS session's.
@@ -74,7 +74,7 @@ pub(crate) enum AnyWriter {
     /// A TCP connection's.
     Tcp(OwnedWriteHalf),
     /// A Unix stream socket's.
-    Unix(unix::OwnedWriteHalf),
+    Unix(UnixWriter),
     /// A Unix sequenced-packet socket's.
     Seqpacket(SeqpacketWriter),
     /// A TLS session's.

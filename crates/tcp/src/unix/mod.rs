@@ -1,7 +1,8 @@
 //! Unix domain stream sockets (`AF_UNIX`, `SOCK_STREAM`): the same byte
 //! stream as TCP, between two processes on one machine, addressed by a
 //! file's path (or, on Linux, a name in the abstract namespace) instead of
-//! an IP address and port; the [`Stream`] and [`Accept`] a framed
+//! an IP address and port; the [`Stream`](crate::Stream) ([`UnixStream`])
+//! and [`Accept`] a framed
 //! [`Connection`](crate::Connection) needs of it, and the listener's
 //! socket file.
 //!
@@ -23,17 +24,18 @@ use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use socket2::{Domain, SockAddr, SockRef, Socket, Type};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{UnixListener, UnixStream};
+use socket2::{Domain, SockAddr, Socket, Type};
+use tokio::net::UnixListener;
 
-use crate::{Accept, Options, PeerAddr, Stream};
+use crate::{Accept, PeerAddr};
 
 mod socket_file;
+mod stream;
 
 pub use socket_file::{BindError, SocketFile, bind, bind_socket};
+pub use stream::{UnixReader, UnixStream, UnixWriter};
 
 /// The bytes of `sun_path` in a `sockaddr_un` on Linux: a path holds one
 /// less (it ends in a NUL), and so does an abstract name (it starts with
@@ -199,52 +201,15 @@ pub fn peer_cred(socket: &impl AsFd) -> Option<Cred> {
     })
 }
 
-/// The peer of `stream`, as the kernel reports it.
-fn peer_of(stream: &UnixStream) -> UnixPeer {
-    let path = stream
-        .peer_addr()
-        .ok()
-        .and_then(|addr| addr.as_pathname().map(|p| UnixPath::File(p.to_owned())));
-    UnixPeer {
-        path,
-        cred: peer_cred(stream),
-    }
-}
-
-impl Stream for UnixStream {
-    type Reader = OwnedReadHalf;
-    type Writer = OwnedWriteHalf;
-
-    /// A Unix stream has neither Nagle's algorithm nor keepalive: every
-    /// write is handed to the peer's queue at once, and a peer that dies
-    /// is seen at once.
-    fn apply(&self, _options: &Options) -> io::Result<()> {
-        // Best effort: a system that caps it lower keeps its own size.
-        let _ = SockRef::from(self).set_send_buffer_size(SEND_BUFFER);
-        Ok(())
-    }
-
-    fn peer_addr(&self) -> io::Result<PeerAddr> {
-        Ok(PeerAddr::Unix(peer_of(self)))
-    }
-
-    fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        Self::into_split(self)
-    }
-
-    fn input_waiting(&self) -> bool {
-        crate::stream::input_waiting(SockRef::from(self))
-    }
-}
-
 impl Accept for UnixListener {
     type Stream = UnixStream;
 
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, PeerAddr)>> {
-        Self::poll_accept(self, cx).map_ok(|(stream, _)| {
-            let peer = PeerAddr::Unix(peer_of(&stream));
-            (stream, peer)
-        })
+        let (accepted, _) = ready!(Self::poll_accept(self, cx))?;
+        // Off tokio's registration (both events) and onto msg's own.
+        let stream = UnixStream::from_std(accepted.into_std()?)?;
+        let peer = PeerAddr::Unix(stream.peer());
+        Poll::Ready(Ok((stream, peer)))
     }
 }
 
