@@ -13,9 +13,10 @@
 //! and the writing half writes directly. Only when a write finds the
 //! buffer full (`EWOULDBLOCK`) does a duplicate descriptor get a writable
 //! registration of its own, kept while writes keep finding it full and
-//! dropped at the first that goes straight through: msg-udp's
-//! `Readiness`, which does the same for datagram sockets, in the poll form
-//! that `AsyncRead` and `AsyncWrite` need.
+//! dropped at the first write that goes through: msg-udp's `Readiness`,
+//! which does the same for datagram sockets, in the poll form that
+//! `AsyncRead` and `AsyncWrite` need. (A bulk writer over a full buffer
+//! so registers once per write that blocks: a few times a file.)
 
 use std::io;
 use std::net::Shutdown;

@@ -34,6 +34,7 @@ mod unix_std;
 
 pub(crate) use unix::{UnixAddr, UnixDgram};
 pub(crate) use unix_std::UnixStd;
+
 /// What [`Datagrams::recv_or_answer`] got.
 #[derive(Debug)]
 pub(crate) enum Incoming<P> {
