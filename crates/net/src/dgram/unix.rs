@@ -355,15 +355,21 @@ mod tests {
     /// Every wait here: one machine answers in microseconds.
     const WAIT: Duration = Duration::from_secs(5);
 
+    /// A listener's socket under an abstract name of this test's (no
+    /// file), and a client connected to it.
+    fn listener_and_client(test: &str) -> (UnixDgram, UnixDgram) {
+        let name = format!("msg-test-{test}-{}", std::process::id());
+        let path = UnixPath::Abstract(name.into_bytes());
+        let server = UnixDgram::bind(&path, 0o600).unwrap();
+        (server, UnixDgram::connect(&path).unwrap())
+    }
+
     /// A plain ping goes back as `ping::pong` would have encoded its pong,
     /// from the ping's own bytes; a statistics ping, which a counter
     /// answers, arrives decoded for the serve loop.
     #[tokio::test]
     async fn a_plain_ping_is_answered_in_place_and_only_a_plain_one() {
-        let name = format!("msg-test-in-place-{}", std::process::id());
-        let path = UnixPath::Abstract(name.into_bytes());
-        let mut server = UnixDgram::bind(&path, 0o600).unwrap();
-        let mut client = UnixDgram::connect(&path).unwrap();
+        let (mut server, mut client) = listener_and_client("in-place");
 
         let plain = Message::new(Kind::Ping, 3, "in place").with_timestamp(77);
         client.send(&plain).await.unwrap();
@@ -393,10 +399,7 @@ mod tests {
     /// serve loop to answer with a tagged pong.
     #[tokio::test]
     async fn an_authenticated_socket_decodes_every_ping() {
-        let name = format!("msg-test-tagged-{}", std::process::id());
-        let path = UnixPath::Abstract(name.into_bytes());
-        let mut server = UnixDgram::bind(&path, 0o600).unwrap();
-        let mut client = UnixDgram::connect(&path).unwrap();
+        let (mut server, mut client) = listener_and_client("tagged");
         let secret = Secret::new(b"unix datagrams".to_vec()).unwrap();
         Datagrams::authenticate(&mut server, &secret, Role::Server, [1; SESSION_ID_LEN]);
         Datagrams::authenticate(&mut client, &secret, Role::Client, [2; SESSION_ID_LEN]);
