@@ -24,8 +24,14 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use nix::sys::socket::MsgFlags;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+
+/// A send's flags: never waiting (the descriptor is non-blocking too),
+/// and a peer that has gone is an error (`EPIPE`), not a signal that ends
+/// the process.
+const SEND_FLAGS: i32 = MsgFlags::MSG_DONTWAIT.bits() | MsgFlags::MSG_NOSIGNAL.bits();
 
 /// The reading half: the socket, registered for readable events.
 #[derive(Debug)]
@@ -134,6 +140,30 @@ impl Writer {
                 done => return Poll::Ready(done),
             }
         }
+    }
+
+    /// Sends `buf` (`send`, never raising `SIGPIPE`), as
+    /// [`Writer::poll_write_with`]: a byte stream's write, a seqpacket
+    /// socket's one packet.
+    pub(crate) fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, |fd| {
+            socket2::SockRef::from(&fd).send_with_flags(buf, SEND_FLAGS)
+        })
+    }
+
+    /// Sends the slices in one `sendmsg`, as [`Writer::poll_send`].
+    pub(crate) fn poll_send_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, |fd| {
+            socket2::SockRef::from(&fd).send_vectored_with_flags(bufs, SEND_FLAGS)
+        })
     }
 
     /// Shuts the connection down for writing: the peer reads its end.

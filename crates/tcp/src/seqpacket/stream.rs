@@ -109,10 +109,7 @@ impl AsyncWrite for SeqpacketWriter {
         // One packet per write, at most as large as one may be: a longer
         // write is sent in several, each whole.
         let buf = &buf[..buf.len().min(self.max_packet)];
-        self.get_mut().half.poll_write_with(cx, |fd| {
-            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
-            Ok(send(fd.as_raw_fd(), buf, flags)?)
-        })
+        self.get_mut().half.poll_send(cx, buf)
     }
 
     /// The slices as one packet, as [`SeqpacketStd`]'s `write_vectored`.
@@ -125,9 +122,7 @@ impl AsyncWrite for SeqpacketWriter {
             let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
             return self.poll_write(cx, first);
         };
-        self.get_mut()
-            .half
-            .poll_write_with(cx, |fd| SockRef::from(&fd).send_vectored(bufs))
+        self.get_mut().half.poll_send_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

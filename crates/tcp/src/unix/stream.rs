@@ -4,11 +4,10 @@
 //! for a writable edge nobody waits for.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use nix::sys::socket::{MsgFlags, send};
 use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -104,10 +103,7 @@ impl AsyncWrite for UnixWriter {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut().half.poll_write_with(cx, |fd| {
-            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
-            Ok(send(fd.as_raw_fd(), buf, flags)?)
-        })
+        self.get_mut().half.poll_send(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -115,10 +111,7 @@ impl AsyncWrite for UnixWriter {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let flags = (MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL).bits();
-        self.get_mut().half.poll_write_with(cx, |fd| {
-            SockRef::from(&fd).send_vectored_with_flags(bufs, flags)
-        })
+        self.get_mut().half.poll_send_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
