@@ -170,6 +170,36 @@ impl UnixDgram {
         send_bytes(&mut self.socket, self.peer.as_ref(), payload, None).await
     }
 
+    /// The next datagram msg takes, as the whole of the receive buffer,
+    /// and its sender.
+    async fn recv_datagram(&mut self) -> Result<UnixAddr, Error> {
+        // As msg-udp's socket: the buffer is reclaimed once the previous
+        // datagram is dropped.
+        self.recv_buf.clear();
+        self.recv_buf.reserve(UNIX_RECV_LEN);
+        loop {
+            let buf = &mut self.recv_buf;
+            let got = self
+                .socket
+                .recv_with(|socket| {
+                    msg_udp::recv_into(buf, |spare| recv_whole(&SockRef::from(socket), spare, 0))
+                        .map(|(_, got)| got)
+                })
+                .await;
+            match got {
+                // MSG_TRUNC: the datagram's real length, even when it
+                // did not fit; one that did not is dropped, never shown
+                // cut short.
+                Ok((len, from)) if len > UNIX_RECV_LEN => {
+                    self.recv_buf.clear();
+                    too_large(len, &UnixAddr(from));
+                }
+                Ok((_, from)) => return Ok(UnixAddr(from)),
+                Err(err) => return Err(Error::UnixRecv(err)),
+            }
+        }
+    }
+
     /// The next message from the address it is connected to (or anyone).
     ///
     /// # Errors
@@ -302,38 +332,6 @@ impl Datagrams for UnixDgram {
 
     fn auth_rejections(&self) -> AuthRejections {
         self.framing.auth_rejections()
-    }
-}
-
-impl UnixDgram {
-    /// The next datagram msg takes, as the whole of the receive buffer,
-    /// and its sender.
-    async fn recv_datagram(&mut self) -> Result<UnixAddr, Error> {
-        // As msg-udp's socket: the buffer is reclaimed once the previous
-        // datagram is dropped.
-        self.recv_buf.clear();
-        self.recv_buf.reserve(UNIX_RECV_LEN);
-        loop {
-            let buf = &mut self.recv_buf;
-            let got = self
-                .socket
-                .recv_with(|socket| {
-                    msg_udp::recv_into(buf, |spare| recv_whole(&SockRef::from(socket), spare, 0))
-                        .map(|(_, got)| got)
-                })
-                .await;
-            match got {
-                // MSG_TRUNC: the datagram's real length, even when it
-                // did not fit; one that did not is dropped, never shown
-                // cut short.
-                Ok((len, from)) if len > UNIX_RECV_LEN => {
-                    self.recv_buf.clear();
-                    too_large(len, &UnixAddr(from));
-                }
-                Ok((_, from)) => return Ok(UnixAddr(from)),
-                Err(err) => return Err(Error::UnixRecv(err)),
-            }
-        }
     }
 }
 
