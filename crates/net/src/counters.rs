@@ -133,6 +133,19 @@ pub fn kernel_udp_drops(local: SocketAddr) -> Option<u64> {
         SocketAddr::V4(_) => "/proc/net/udp",
         SocketAddr::V6(_) => "/proc/net/udp6",
     };
+    // The kernel writes the table a read at a time and finds where to go
+    // on by counting lines from the start: a socket closed meanwhile (by
+    // another thread, another process) shifts that count, and a line is
+    // skipped. So a socket not found is looked for again, a few times.
+    (0..TABLE_READS).find_map(|_| drops_in(table, local))
+}
+
+/// How many times [`kernel_udp_drops`] reads the table before it says the
+/// socket is not there.
+const TABLE_READS: usize = 3;
+
+/// The `drops` of the socket bound to `local` in one reading of `table`.
+fn drops_in(table: &str, local: SocketAddr) -> Option<u64> {
     let text = std::fs::read_to_string(table).ok()?;
     let port = format!(":{:04X}", local.port());
     text.lines().skip(1).find_map(|line| {
