@@ -1,7 +1,6 @@
 //! [`Counters`]: what a listener counts while it serves, for the summary a
 //! user sees when it stops.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counted by [`serve`](fn@crate::serve) as it goes; shared with the caller
@@ -93,25 +92,21 @@ impl Drop for Transfer<'_> {
 pub(crate) const MAX_UNREAD_COUNTED: u64 = 1 << 20;
 
 /// A way to read, at the end, how many datagrams the kernel dropped for a
-/// UDP listener: it holds a second handle on the socket, so that the
-/// kernel's table still lists it after the listener itself has stopped.
+/// UDP listener: it holds a second handle on the socket, so that the count
+/// can still be asked after the listener itself has stopped.
 #[derive(Debug)]
 pub struct KernelDrops {
-    _socket: msg_udp::Socket,
-    local: SocketAddr,
+    socket: msg_udp::Socket,
 }
 
 impl KernelDrops {
-    pub(crate) fn new(socket: msg_udp::Socket, local: SocketAddr) -> Self {
-        Self {
-            _socket: socket,
-            local,
-        }
+    pub(crate) fn new(socket: msg_udp::Socket) -> Self {
+        Self { socket }
     }
 
     /// The count now, where the kernel tells it.
     pub fn get(&self) -> Option<u64> {
-        kernel_udp_drops(self.local)
+        self.socket.kernel_drops()
     }
 
     /// Once the listener has stopped: takes the datagrams still waiting in
@@ -119,44 +114,16 @@ impl KernelDrops {
     /// them (at most 2^20), so that a summary accounts for
     /// every datagram that arrived.
     pub fn unread(&self) -> u64 {
-        self._socket.discard_waiting(MAX_UNREAD_COUNTED)
+        self.socket.discard_waiting(MAX_UNREAD_COUNTED)
     }
 }
 
-/// How many datagrams the kernel dropped for the UDP socket bound to
-/// `local` because its receive buffer was full: the `drops` column of
-/// `/proc/net/udp` (or `udp6`), the same count `SO_RXQ_OVFL` reports, read
-/// once instead of on every receive. `None` where there is no such file
-/// or no such socket.
-pub fn kernel_udp_drops(local: SocketAddr) -> Option<u64> {
-    let table = match local {
-        SocketAddr::V4(_) => "/proc/net/udp",
-        SocketAddr::V6(_) => "/proc/net/udp6",
-    };
-    // The kernel writes the table a read at a time and finds where to go
-    // on by counting lines from the start: a socket closed meanwhile (by
-    // another thread, another process) shifts that count, and a line is
-    // skipped. So a socket not found is looked for again, a few times.
-    (0..TABLE_READS).find_map(|_| drops_in(table, local))
-}
-
-/// How many times [`kernel_udp_drops`] reads the table before it says the
-/// socket is not there.
-const TABLE_READS: usize = 3;
-
-/// The `drops` of the socket bound to `local` in one reading of `table`.
-fn drops_in(table: &str, local: SocketAddr) -> Option<u64> {
-    let text = std::fs::read_to_string(table).ok()?;
-    let port = format!(":{:04X}", local.port());
-    text.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        // sl local_address rem_address st ... inode ref pointer drops
-        let local_field = fields.get(1)?;
-        if !local_field.ends_with(&port) {
-            return None;
-        }
-        fields.last()?.parse().ok()
-    })
+/// How many datagrams the kernel dropped for the UDP socket `socket`
+/// because its receive buffer was full (`SO_MEMINFO`, as
+/// [`msg_udp::sync::kernel_drops`]), read once instead of on every
+/// receive. `None` where the kernel does not tell.
+pub fn kernel_udp_drops(socket: &impl std::os::fd::AsFd) -> Option<u64> {
+    msg_udp::sync::kernel_drops(&socket2::SockRef::from(socket))
 }
 
 #[cfg(test)]
@@ -164,11 +131,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bound_socket_is_found_in_the_kernel_table() {
+    fn a_bound_socket_has_dropped_nothing() {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let local = socket.local_addr().unwrap();
-        if std::path::Path::new("/proc/net/udp").exists() {
-            assert_eq!(kernel_udp_drops(local), Some(0));
+        if cfg!(target_os = "linux") {
+            assert_eq!(kernel_udp_drops(&socket), Some(0));
         }
     }
 

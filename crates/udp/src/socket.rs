@@ -228,6 +228,13 @@ impl Socket {
         sync::discard_waiting(&self.io.sock_ref(), max)
     }
 
+    /// How many datagrams the kernel has dropped for this socket, its
+    /// receive buffer full ([`sync::kernel_drops`]); `None` where the
+    /// kernel does not tell.
+    pub fn kernel_drops(&self) -> Option<u64> {
+        sync::kernel_drops(&self.io.sock_ref())
+    }
+
     /// Sends `msg` as one datagram to `addr` (from a joined socket's
     /// answering socket: [`Socket::join`]).
     ///

@@ -229,6 +229,60 @@ pub fn discard_waiting(socket: &SockRef<'_>, max: u64) -> u64 {
     discarded
 }
 
+/// How many datagrams the kernel has dropped for `socket` because its
+/// receive buffer was full, since it was made: `SO_MEMINFO`'s
+/// `SK_MEMINFO_DROPS` (Linux 4.6 and later), the count `/proc/net/udp`
+/// shows in its `drops` column and `SO_RXQ_OVFL` attaches to each receive.
+/// `None` where the kernel does not tell.
+///
+/// Asked of the socket itself, not looked up in `/proc/net/udp`: a table
+/// found by port cannot tell apart the sockets that share one
+/// (`SO_REUSEPORT`, a group's members on one host), and the kernel writes
+/// that table a read at a time, resuming each by counting lines, so that a
+/// socket closed meanwhile elsewhere can make it skip a line.
+pub fn kernel_drops(socket: &SockRef<'_>) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        meminfo_drops(socket)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = socket;
+        None
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn meminfo_drops(socket: &SockRef<'_>) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+
+    /// `SO_MEMINFO` (asm-generic/socket.h; sparc numbers it apart). The
+    /// libc crate has the `SK_MEMINFO_*` indices but not the option.
+    #[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
+    const SO_MEMINFO: libc::c_int = 55;
+    #[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
+    const SO_MEMINFO: libc::c_int = 0x39;
+    const DROPS: usize = libc::SK_MEMINFO_DROPS as usize;
+
+    // The kernel copies at most `len` bytes of its array and says how many
+    // it copied: an older kernel, with fewer entries, copies fewer.
+    let mut info = [0u32; DROPS + 1];
+    let mut len = libc::socklen_t::try_from(size_of_val(&info)).ok()?;
+    // SAFETY: `info` is valid for `len` bytes of writes, and `len` for its
+    // own; the descriptor is borrowed from a live socket for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    let copied = usize::try_from(len).ok()?;
+    (rc == 0 && copied >= size_of_val(&info)).then(|| u64::from(info[DROPS]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +314,54 @@ mod tests {
         let kept = buf.split().freeze();
         recv(&mut buf);
         assert_eq!((&buf[..], &kept[..]), (&b"three"[..], &b"two"[..]));
+    }
+
+    /// Two sockets share a port (`SO_REUSEPORT`, as a group's members on
+    /// one host do); a burst from one sender goes to one of them, whose
+    /// small buffer overflows. Each socket's count is its own: the one
+    /// that got the burst counts every datagram it could not queue, the
+    /// other none (a lookup by port in `/proc/net/udp` would give both the
+    /// first one's line).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn each_socket_on_a_shared_port_counts_its_own_drops() {
+        use socket2::{Domain, Socket, Type};
+
+        const SENT: u64 = 500;
+        let shared = |addr: SocketAddr| {
+            let socket = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+            socket.set_reuse_port(true).unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            socket.bind(&addr.into()).unwrap();
+            UdpSocket::from(socket)
+        };
+        let first = shared("127.0.0.1:0".parse().unwrap());
+        let second = shared(first.local_addr().unwrap());
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..SENT {
+            sender
+                .send_to(&[0; 1000], first.local_addr().unwrap())
+                .unwrap();
+        }
+        let counted: Vec<(u64, u64)> = [&first, &second]
+            .iter()
+            .map(|socket| {
+                let sock = SockRef::from(*socket);
+                let drops = kernel_drops(&sock).expect("SO_MEMINFO answers on Linux");
+                (drops, discard_waiting(&sock, SENT))
+            })
+            .collect();
+        let (drops, queued): (Vec<u64>, Vec<u64>) = counted.iter().copied().unzip();
+        assert_eq!(
+            drops.iter().sum::<u64>() + queued.iter().sum::<u64>(),
+            SENT,
+            "{counted:?}"
+        );
+        assert!(
+            drops.iter().any(|&d| d > 0),
+            "a 4 KiB buffer took 500 KB: {counted:?}"
+        );
+        // The burst went to one socket: the other dropped and queued nothing.
+        assert!(counted.contains(&(0, 0)), "{counted:?}");
     }
 }

@@ -233,7 +233,7 @@ pub struct Results {
     /// run's group shared with another program's receivers), ignored.
     pub strangers: u64,
     /// Answers the kernel dropped at the sender while measuring, its
-    /// receive buffer full (`/proc/net/udp`): counted as the receivers'
+    /// receive buffer full (`SO_MEMINFO`): counted as the receivers'
     /// loss, but the sender's. `None` where the kernel does not tell.
     pub sender_overflow: Option<u64>,
 }

@@ -23,7 +23,9 @@ fn check(lesson: &Lesson) {
     assert!(udp.rcvbuf >= RCVBUF, "{udp:?}");
     let runs: usize = udp.received_runs.iter().map(|[a, b]| b - a + 1).sum();
     assert_eq!(runs, udp.received, "{udp:?}");
-    let drops = udp.kernel_drops.expect("/proc/net/udp has the socket");
+    let drops = udp
+        .kernel_drops
+        .expect("SO_MEMINFO counts the socket's drops");
     assert!(drops > 0 && drops <= udp.lost as u64, "{udp:?}");
 
     // 2. Unix datagram: pushed back, nothing lost, all in order.

@@ -1,10 +1,8 @@
 //! Part 1: UDP into a receiver that does not read. Every send succeeds and
 //! most datagrams are dropped on arrival, silently.
 
-use std::fs;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd as _;
 use std::time::Instant;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -73,7 +71,7 @@ pub(super) fn lose() -> Result<Lost> {
         lost: COUNT - got.count,
         whole: got.whole,
         received_runs: got.runs,
-        kernel_drops: drops(&receiver),
+        kernel_drops: msg_udp::sync::kernel_drops(&socket2::SockRef::from(&receiver)),
         last: got.last,
     })
 }
@@ -113,33 +111,6 @@ impl Got {
     }
 }
 
-/// How many datagrams the kernel dropped for `socket` because its buffer
-/// was full: the drops column of its line in `/proc/net/udp`, found by the
-/// socket's inode. `None` where the file or the line is not there.
-fn drops(socket: &UdpSocket) -> Option<u64> {
-    let link = fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?;
-    let inode = link
-        .to_str()?
-        .strip_prefix("socket:[")?
-        .strip_suffix(']')?
-        .to_owned();
-    let table = fs::read_to_string("/proc/net/udp").ok()?;
-    drops_in(&table, &inode)
-}
-
-/// The drops column of the line of `inode` in a `/proc/net/udp` table:
-/// `sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer
-/// drops`.
-fn drops_in(table: &str, inode: &str) -> Option<u64> {
-    table.lines().skip(1).find_map(|line| {
-        let columns: Vec<&str> = line.split_whitespace().collect();
-        if columns.get(9) != Some(&inode) {
-            return None;
-        }
-        columns.get(12)?.parse().ok()
-    })
-}
-
 fn localhost() -> SocketAddr {
     (Ipv4Addr::LOCALHOST, 0).into()
 }
@@ -147,17 +118,6 @@ fn localhost() -> SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_drops_column_is_found_by_inode() {
-        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
-            \x20 1: 0100007F:A1B2 00000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 4242 2 0000000000000000 0\n\
-            \x20 2: 0100007F:C3D4 00000000:0000 07 00000000:00010400 00:00000000 00000000  1000        0 4343 2 0000000000000000 1962\n";
-        assert_eq!(drops_in(table, "4343"), Some(1962));
-        assert_eq!(drops_in(table, "4242"), Some(0));
-        assert_eq!(drops_in(table, "1000"), None);
-        assert_eq!(drops_in(table, "99"), None);
-    }
 
     #[test]
     fn runs_and_wholeness() {

@@ -141,6 +141,16 @@ impl Listener {
 }
 
 impl Listener {
+    /// How many datagrams the kernel has dropped for a UDP listener, its
+    /// receive buffer full ([`kernel_udp_drops`](crate::kernel_udp_drops));
+    /// `None` over other transports, or where the kernel does not tell.
+    pub fn kernel_drops(&self) -> Option<u64> {
+        match &self.inner {
+            Bound::Datagram(socket, _) => crate::kernel_udp_drops(socket),
+            Bound::UnixDatagram(_) | Bound::Stream(_) => None,
+        }
+    }
+
     /// Once serving has stopped: takes and counts the UDP datagrams still
     /// waiting in the receive buffer, which nobody will read now (as
     /// [`KernelDrops::unread`](crate::KernelDrops::unread)); `None` over

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use super::{Listener, serve};
-use crate::{Error, Events, ServeConfig, kernel_udp_drops};
+use crate::{Error, Events, ServeConfig};
 
 /// What a listener's thread leaves when it ends.
 #[derive(Debug)]
@@ -46,13 +46,8 @@ pub fn spawn(listener: Listener, config: ServeConfig, events: Events) -> std::io
         .name("msg-listen".to_owned())
         .spawn(move || {
             let result = serve(&listener, &config, &events, &stopped);
-            // Read while the socket is still open: the kernel lists it.
-            let kernel_drops = listener
-                .addr()
-                .ok()
-                .and_then(|addr| addr.inet())
-                .filter(|_| listener.transport().caps().kernel_drops)
-                .and_then(kernel_udp_drops);
+            // Read while the socket is still open.
+            let kernel_drops = listener.kernel_drops();
             let unread = listener.unread();
             drop(events);
             let _ = ended.send(());

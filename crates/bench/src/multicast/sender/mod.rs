@@ -126,9 +126,9 @@ impl<'a> Sender<'a> {
     }
 
     /// The datagrams the kernel dropped for the sender's socket, its
-    /// buffer full (`/proc/net/udp`); `None` where it does not tell.
+    /// buffer full (`SO_MEMINFO`); `None` where it does not tell.
     fn overflow(&self) -> Option<u64> {
-        msg_net::kernel_udp_drops(self.socket.local_addr().ok()?)
+        msg_net::kernel_udp_drops(&self.socket)
     }
 
     fn send(&mut self, msg: &Message) -> Result<(), Error> {
