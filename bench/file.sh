@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/file.sh: file transfer over loopback TCP and over Unix stream
-# sockets, msg against nc and socat, with iperf3 (memory to memory, TCP) as
-# the ceiling.
+# sockets, msg against nc, socat and bench/file_floor.py (the least a
+# program can do: the kernel's own Unix/TCP ratio for a file), with iperf3
+# (memory to memory, TCP) as the ceiling.
 #
 # One random file on tmpfs; per round, one transfer with each tool and
 # transport in turn, each into a fresh receiver and a fresh empty directory.
@@ -16,11 +17,13 @@ usage() {
 	cat <<'EOF'
 Usage: bench/file.sh [OPTIONS]
 
-Sends one random file over TCP on 127.0.0.1 with msg, nc (netcat-openbsd) and
-socat, and the same file over a Unix stream socket with each of them (msg
---unix, nc -U, socat UNIX-LISTEN/UNIX-CONNECT), interleaved in rounds, plus
-an iperf3 memory-to-memory run of the same byte count over TCP, and prints
-Markdown tables of throughput, peak RSS and each tool's Unix/TCP ratio.
+Sends one random file over TCP on 127.0.0.1 with msg, nc (netcat-openbsd),
+socat and bench/file_floor.py (1 MiB reads and writes, no framing, no hash:
+the floor), and the same file over a Unix stream socket with each of them
+(msg --unix, nc -U, socat UNIX-LISTEN/UNIX-CONNECT, file_floor.py --unix),
+interleaved in rounds, plus an iperf3 memory-to-memory run of the same byte
+count over TCP, and prints Markdown tables of throughput, peak RSS and each
+tool's Unix/TCP ratio.
 
 Options:
   --rounds N       Rounds of interleaved transfers (default 3; env ROUNDS)
@@ -28,6 +31,10 @@ Options:
   --timeout SECS   Bound on each transfer (default 30 + size-mib/8; env TIMEOUT)
   --skip-msg       Leave msg out (no build, no b3sum); nc, socat and iperf3 only
   --no-unix        TCP only: leave the Unix-socket transfers out
+  --no-floor       Leave bench/file_floor.py out
+  --floor-sendfile The floor's sender uses sendfile(2) (no copy through user
+                   space), its receiver still recv and write
+  --floor-splice   The floor's receiver uses splice(2) through a pipe
   --no-build       Do not run cargo build (use MSG_BIN or the existing binary)
   --no-install     Do not apt-get install missing tools (netcat-openbsd,
                    socat, iperf3, time, b3sum)
@@ -67,6 +74,9 @@ SIZE_MIB=${SIZE_MIB:-}
 TIMEOUT=${TIMEOUT:-}
 DO_MSG=1
 DO_UNIX=1
+DO_FLOOR=1
+FLOOR_SEND=()
+FLOOR_RECV=()
 DO_BUILD=1
 DO_INSTALL=1
 KEEP_LOGS=0
@@ -83,6 +93,9 @@ while (($#)); do
 	--timeout=*) TIMEOUT=${1#*=}; shift ;;
 	--skip-msg) DO_MSG=0; shift ;;
 	--no-unix) DO_UNIX=0; shift ;;
+	--no-floor) DO_FLOOR=0; shift ;;
+	--floor-sendfile) FLOOR_SEND=(--sendfile); shift ;;
+	--floor-splice) FLOOR_RECV=(--splice); shift ;;
 	--no-build) DO_BUILD=0; shift ;;
 	--no-install) DO_INSTALL=0; shift ;;
 	--keep-logs) KEEP_LOGS=1; shift ;;
@@ -102,6 +115,7 @@ SIZE=$((SIZE_MIB * 1048576))
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+FLOOR=(python3 "$SCRIPT_DIR/file_floor.py")
 
 # ---------------------------------------------------------------- tools
 as_root() {
@@ -192,6 +206,7 @@ if ((DO_UNIX)); then
 	else
 		UNIX_NOTE+=" socat: built without UNIX addresses, no socat-unix row."
 	fi
+	((DO_FLOOR)) && UNIX_TOOLS+=(floor)
 	((${#UNIX_TOOLS[@]})) || UNIX_NOTE+=" No tool here can do Unix sockets: TCP only."
 	UNIX_NOTE=${UNIX_NOTE# }
 fi
@@ -313,6 +328,10 @@ run_one() {
 		>"$log.recv.out" 2>"$log.recv.err" </dev/null & ;;
 	iperf3) "${TIMED[@]}" "$log.recv.rss" iperf3 -s -1 -B "$HOST" -p "$port" \
 		>"$log.recv.out" 2>"$log.recv.err" </dev/null & ;;
+	floor) "${TIMED[@]}" "$log.recv.rss" "${FLOOR[@]}" recv "${FLOOR_RECV[@]}" --timeout "$TIMEOUT" \
+		--tcp "$HOST:$port" --out "$dir/out.bin" >"$log.recv.out" 2>"$log.recv.err" </dev/null & ;;
+	floor-unix) "${TIMED[@]}" "$log.recv.rss" "${FLOOR[@]}" recv "${FLOOR_RECV[@]}" --timeout "$TIMEOUT" \
+		--unix "$sock" --out "$dir/out.bin" >"$log.recv.out" 2>"$log.recv.err" </dev/null & ;;
 	esac
 	rpid=$!
 	PIDS+=("$rpid")
@@ -331,6 +350,10 @@ run_one() {
 		>"$log.send.out" 2>"$log.send.err" </dev/null || rc=$? ;;
 	iperf3) "${TIMED[@]}" "$log.send.rss" iperf3 -c "$HOST" -p "$port" -n "$SIZE" --json \
 		>"$log.send.out" 2>"$log.send.err" </dev/null || rc=$? ;;
+	floor) "${TIMED[@]}" "$log.send.rss" "${FLOOR[@]}" send "${FLOOR_SEND[@]}" --timeout "$TIMEOUT" \
+		--tcp "$HOST:$port" --in "$SRC" >"$log.send.out" 2>"$log.send.err" </dev/null || rc=$? ;;
+	floor-unix) "${TIMED[@]}" "$log.send.rss" "${FLOOR[@]}" send "${FLOOR_SEND[@]}" --timeout "$TIMEOUT" \
+		--unix "$sock" --in "$SRC" >"$log.send.out" 2>"$log.send.err" </dev/null || rc=$? ;;
 	esac
 	((rc == 0)) || { cat "$log.send.err" >&2; die "$tool sender failed (exit $rc; 124 is the $TIMEOUT s timeout)"; }
 	wait "$rpid" || rc=$?
@@ -366,8 +389,9 @@ run_one() {
 # compares like with like), then the next tool's, iperf3 alone at the end.
 has_unix() { [[ " ${UNIX_TOOLS[*]} " == *" $1 "* ]]; }
 GROUPS_=()
-for t in msg nc socat; do
+for t in msg nc socat floor; do
 	[[ $t == msg ]] && ! ((DO_MSG)) && continue
+	[[ $t == floor ]] && ! ((DO_FLOOR)) && continue
 	if has_unix "$t"; then GROUPS_+=("$t $t-unix"); else GROUPS_+=("$t"); fi
 done
 GROUPS_+=(iperf3)
@@ -413,13 +437,13 @@ if ((DO_UNIX)); then
 	UNIX_DESC="Unix stream sockets: ${UNIX_TOOLS[*]:-none}, a fresh socket file per transfer in a private directory (0700) under $(dirname "${SOCK_DIR:-/tmp/x}"), removed at exit"
 	[[ -z $UNIX_NOTE ]] || UNIX_DESC+=". $UNIX_NOTE"
 fi
-TITLE="File transfer over loopback TCP: msg, nc, socat; iperf3 ceiling"
+TITLE="File transfer over loopback TCP: msg, nc, socat, the floor; iperf3 ceiling"
 ORDER_DESC="each round starting one tool later"
-CHECKED="nc, socat"
+CHECKED="nc, socat, the floor"
 if ((${#UNIX_TOOLS[@]})); then
-	TITLE="File transfer over loopback TCP and Unix stream sockets: msg, nc, socat; iperf3 ceiling"
+	TITLE="File transfer over loopback TCP and Unix stream sockets: msg, nc, socat, the floor; iperf3 ceiling"
 	ORDER_DESC="each round starting one tool later, a tool's TCP and Unix transfers back to back, TCP first in odd rounds"
-	CHECKED="nc, socat (TCP and Unix)"
+	CHECKED="nc, socat, the floor (TCP and Unix)"
 fi
 
 cat <<EOF
@@ -442,6 +466,10 @@ echo "  - \`nc -l $HOST PORT > DIR/out.bin\` / \`nc -N $HOST PORT < SRC\`"
 has_unix nc && echo "  - \`nc -l -U SOCK > DIR/out.bin\` / \`nc -N -U SOCK < SRC\`"
 echo "  - \`socat -u TCP-LISTEN:PORT,bind=$HOST,reuseaddr CREATE:DIR/out.bin\` / \`socat -u FILE:SRC TCP:$HOST:PORT\`"
 has_unix socat && echo "  - \`socat -u UNIX-LISTEN:SOCK CREATE:DIR/out.bin\` / \`socat -u FILE:SRC UNIX-CONNECT:SOCK\`"
+if ((DO_FLOOR)); then
+	echo "  - \`bench/file_floor.py recv ${FLOOR_RECV[*]}${FLOOR_RECV[*]:+ }--tcp $HOST:PORT --out DIR/out.bin\` / \`bench/file_floor.py send ${FLOOR_SEND[*]}${FLOOR_SEND[*]:+ }--tcp $HOST:PORT --in SRC\` (python3 $(python3 -c 'import platform; print(platform.python_version())'); its start-up, some 20 ms, is in its time)"
+	has_unix floor && echo "  - the same with \`--unix SOCK\`"
+fi
 echo "  - \`iperf3 -s -1 -B $HOST -p PORT\` / \`iperf3 -c $HOST -p PORT -n $SIZE --json\` (memory to memory: no file)"
 echo
 
@@ -469,13 +497,13 @@ def ratio(tool, ref):
 
 
 names = {"iperf3": "iperf3 (ceiling, no file)"}
-for t in ("msg", "nc", "socat"):
+for t in ("msg", "nc", "socat", "floor"):
     names[t] = f"{t} (tcp)" if unix else t
     names[t + "-unix"] = f"{t} (unix)"
 print("| tool | median MB/s | min–max MB/s | ratio to nc | ratio to socat "
       "| peak RSS sender MiB | peak RSS receiver MiB |")
 print("|---|---:|---:|---:|---:|---:|---:|")
-for tool in ("msg", "msg-unix", "nc", "nc-unix", "socat", "socat-unix", "iperf3"):
+for tool in ("msg", "msg-unix", "nc", "nc-unix", "socat", "socat-unix", "floor", "floor-unix", "iperf3"):
     if tool not in rows:
         continue
     v = rows[tool]
@@ -494,12 +522,13 @@ else:
 
 if unix:
     print()
-    print("Unix against TCP, tool by tool (nc's and socat's are the kernel's own difference):")
+    print("Unix against TCP, tool by tool (the floor's, nc's and socat's are the kernel's own "
+          "difference):")
     print()
     print("| tool | tcp median MB/s | unix median MB/s | unix/tcp (of the medians) "
           "| unix/tcp per round: median (min–max) |")
     print("|---|---:|---:|---:|---:|")
-    for t in ("msg", "nc", "socat"):
+    for t in ("msg", "nc", "socat", "floor"):
         if t not in rows or t + "-unix" not in rows:
             continue
         tcp = {x[4]: x[0] for x in rows[t]}
