@@ -179,6 +179,75 @@ fn a_trickled_frame_is_dropped_at_the_frame_timeout() {
         .wait_for_stderr("did not complete within 500ms (--frame-timeout)");
 }
 
+/// A peer that sends and never reads what it is answered: once its
+/// receive buffer and the listener's send buffer are full, the listener's
+/// write waits at most --frame-timeout, then drops that peer, and goes on
+/// serving the others. Before, the write waited for ever, and the peer
+/// held its task (its thread, with --io blocking) and its place among
+/// --max-conns.
+#[test]
+fn a_peer_that_never_reads_its_answers_is_dropped_at_the_frame_timeout() {
+    // Pings of 64 KiB, each answered with as much; over --raw and
+    // --framing length, 64 KiB echoed back as they came.
+    let ping = support::frame(&msg_proto::Message::new(
+        msg_proto::Kind::Ping,
+        1,
+        vec![b'p'; 64 * 1024],
+    ));
+    let mut length_framed = (64 * 1024u32).to_be_bytes().to_vec();
+    length_framed.extend([b'l'; 64 * 1024]);
+    let cases: [(&str, &[&str], &[u8]); 4] = [
+        ("tokio", &[], &ping),
+        ("blocking", &["--io", "blocking"], &ping),
+        ("raw", &["--raw", "--reply", "echo"], &[b'r'; 64 * 1024]),
+        (
+            "length",
+            &["--framing", "length", "--reply", "echo"],
+            &length_framed,
+        ),
+    ];
+    for (case, args, bytes) in cases {
+        let mut args = args.to_vec();
+        args.extend(["--frame-timeout", "500ms", "--idle-timeout", "0"]);
+        let mut listener = Listener::start("--tcp", "127.0.0.1", &args);
+        let deaf = TcpStream::connect(listener.addr).unwrap();
+        deaf.set_write_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        // A few MiB fill both sides' buffers; 2,000 writes of 64 KiB (128
+        // MiB) are many times that.
+        let blocked = (0..2000).any(|_| (&deaf).write_all(bytes).is_err());
+        assert!(
+            blocked,
+            "{case}: 128 MiB written and nothing read, yet no write blocked"
+        );
+        let dropped = listener
+            .process
+            .wait_for_stderr("took nothing written to it for");
+        assert!(
+            dropped.contains("(--frame-timeout): closed"),
+            "{case}: {dropped}"
+        );
+        // Another client, of the same kind, is served.
+        let mut send = vec!["send", "--tcp"];
+        send.extend(
+            args.iter()
+                .filter(|a| ["--raw", "--framing", "length"].contains(a)),
+        );
+        let addr = listener.addr_arg();
+        send.extend([addr.as_str(), "served"]);
+        let out = run(&send, None);
+        assert_eq!(out.code(), Some(0), "{case}: {}", out.stderr);
+        // --raw shows what came as it came: no newline of its own.
+        let tail: &[u8] = if case == "raw" {
+            b"served"
+        } else {
+            b"served\n"
+        };
+        listener.process.wait_for_stdout_end(tail);
+        listener.process.interrupt();
+    }
+}
+
 fn ping(seq: u64) -> msg_proto::Message {
     msg_proto::Message::new(msg_proto::Kind::Ping, seq, "p")
 }
@@ -318,6 +387,46 @@ fn peak_memory(pid: u32) -> u64 {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc/PID/status");
     kib * 1024
+}
+
+/// Round three, finding 1: a stream a peer asks for (a ping with
+/// `FLAG_SEND`) costs the listener one body buffer, shared by every such
+/// stream, not one per connection. 24 connections each send a 44-byte
+/// request for 16 MiB bodies and read nothing; before, each made a 16 MiB
+/// buffer of its own (24 × 16 MiB = 384 MiB).
+#[test]
+fn streams_asked_for_share_one_body_buffer() {
+    const CONNECTIONS: usize = 24;
+    let listener = Listener::start("--tcp", "127.0.0.1", &[]);
+    let before = peak_memory(listener.process.id());
+    let request = msg_proto::SendRequest {
+        duration: std::time::Duration::from_secs(5),
+        size: 16 * 1024 * 1024 - 64,
+    };
+    let ask = support::frame(&msg_net::ping::send_request(1, &request));
+    let mut streams = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let mut stream = TcpStream::connect(listener.addr).unwrap();
+        stream.write_all(&ask).unwrap();
+        streams.push(stream);
+    }
+    // Each stream's first body is under way once its first bytes arrive.
+    for stream in &mut streams {
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut first = [0; 1];
+        stream.read_exact(&mut first).unwrap();
+    }
+    let grew = peak_memory(listener.process.id()).saturating_sub(before);
+    drop(streams);
+    // One 16 MiB buffer, and what the kernel and the runtime add; a buffer
+    // per connection would be 384 MiB.
+    assert!(
+        grew < 96 << 20,
+        "{} MiB for {CONNECTIONS} streams",
+        grew >> 20
+    );
 }
 
 /// Round two, finding 1: a peer that has not proved it holds the secret

@@ -182,6 +182,11 @@ fn tcp(err: &msg_net::StreamError) -> Option<String> {
             &BodyLimit::length_framed(max_frame),
             body,
         )),
+        // Only a listener bounds its writes, by its frame timeout.
+        msg_net::StreamError::WriteStalled { after } => Some(format!(
+            "the peer took nothing written to it for {} (--frame-timeout): closed",
+            format_duration(after)
+        )),
         // The first bytes of TLS, where a frame's length belonged: a
         // ClientHello reaches a listener, an alert a client.
         msg_net::StreamError::Tls(record) => Some(format!(

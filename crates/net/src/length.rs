@@ -161,7 +161,12 @@ pub(crate) async fn serve_stream<S: Stream>(
         let body = body?;
         deadlines.on_message(Instant::now);
         if let Some(answer) = reply.answer(&body) {
-            framed.send(&answer[..]).await?;
+            // Taken within the frame timeout, as the peer's frames must
+            // come: a peer that never reads is dropped.
+            let after = limits.frame_timeout;
+            tokio::time::timeout(after, framed.send(&answer[..]))
+                .await
+                .map_err(|_| msg_tcp::Error::WriteStalled { after })??;
         }
         let event = Event::Message {
             peer: peer.clone(),

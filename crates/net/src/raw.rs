@@ -264,7 +264,11 @@ pub(crate) async fn serve_stream<S: Stream>(
         // Whatever one read returned, glued or cut: that is the lesson.
         let chunk = buf.split().freeze();
         if let Some(answer) = reply.answer(&chunk) {
-            stream.write_all(&answer).await?;
+            // Taken within the frame timeout, as a framed answer must be.
+            let after = limits.frame_timeout;
+            timeout(after, stream.write_all(&answer))
+                .await
+                .map_err(|_| msg_tcp::Error::WriteStalled { after })??;
         }
         let event = Event::Message {
             peer: peer.clone(),

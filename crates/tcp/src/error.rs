@@ -90,6 +90,15 @@ pub enum Error {
     /// Reading or writing the stream failed.
     #[error("i/o error on the connection")]
     Io(#[from] io::Error),
+    /// A write waited this long for the peer to take what was written
+    /// before, and gave up ([`Connection::set_write_timeout`](crate::Connection::set_write_timeout)):
+    /// a peer that sends and never reads the answers. Part of a frame may
+    /// have gone: the connection should be closed.
+    #[error("the peer took nothing written to it for {} s: closed", .after.as_secs_f64())]
+    WriteStalled {
+        /// The write timeout in force.
+        after: std::time::Duration,
+    },
 }
 
 /// The parenthesis of [`Error::TooLarge`]'s text: how much of `max_frame` is

@@ -251,7 +251,8 @@ pub(crate) struct LimitArgs {
     pub(crate) idle_timeout: Duration,
 
     /// Drop a TCP peer whose frame, once begun, does not complete within
-    /// this long (ends slowloris)
+    /// this long (ends slowloris), or that takes nothing the listener
+    /// writes to it for this long (a peer that sends and never reads)
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
     pub(crate) frame_timeout: Duration,
 }

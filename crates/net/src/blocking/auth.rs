@@ -88,7 +88,7 @@ fn drive<S: Stream>(
     stop: &AtomicBool,
 ) -> Result<Shaken, Error> {
     let deadline = Instant::now() + timeout;
-    let go_on = || Instant::now() < deadline && !stop.load(Ordering::Relaxed);
+    let go_on = |_| Instant::now() < deadline && !stop.load(Ordering::Relaxed);
     loop {
         if let Some(msg) = &step.send {
             conn.write_message(msg, &go_on)?;

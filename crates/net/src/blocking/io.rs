@@ -40,7 +40,7 @@ pub(crate) enum Read {
 /// What [`Framed::read_or_answer`] answers with: a rewrite of a whole
 /// message, in place, into its answer (true if it made one), and the
 /// write's `go_on`.
-pub(crate) type Answering<'a> = (&'a dyn Fn(&mut [u8]) -> bool, &'a dyn Fn() -> bool);
+pub(crate) type Answering<'a> = (&'a dyn Fn(&mut [u8]) -> bool, &'a dyn Fn(Duration) -> bool);
 
 /// What [`Framed::read_or_answer`] does with a whole frame before decoding
 /// it, when it can: the two ends of a ping-pong, each of which handles
@@ -289,12 +289,13 @@ impl<S: Stream> Framed<S> {
     ///
     /// # Errors
     ///
-    /// [`msg_tcp::Error::TooLarge`] before anything is written, or the
-    /// socket's (a timeout as `TimedOut`).
+    /// [`msg_tcp::Error::TooLarge`] before anything is written,
+    /// [`msg_tcp::Error::WriteStalled`] once `go_on` says no, or the
+    /// socket's.
     pub(crate) fn write_message(
         &mut self,
         msg: &Message,
-        go_on: &dyn Fn() -> bool,
+        go_on: &dyn Fn(Duration) -> bool,
     ) -> Result<(), msg_tcp::Error> {
         // A large body goes out from its own buffer, behind its prefix and
         // header, in one `writev`: copying 64 KiB into the write buffer
@@ -343,24 +344,30 @@ impl<S: Stream> Framed<S> {
     ///
     /// # Errors
     ///
-    /// The socket's (a timeout as `TimedOut`).
+    /// [`msg_tcp::Error::WriteStalled`] once `go_on` says no, or the
+    /// socket's.
     pub(crate) fn write_frame(
         &mut self,
         frame: &[u8],
-        go_on: &dyn Fn() -> bool,
+        go_on: &dyn Fn(Duration) -> bool,
     ) -> Result<(), msg_tcp::Error> {
         write_all(&mut self.stream, &mut [io::IoSlice::new(frame)], go_on)
     }
 }
 
 /// Writes all of `parts`, in order, through short writes. A send timeout
-/// (`SO_SNDTIMEO`) ends it unless `go_on` says to keep trying.
+/// (`SO_SNDTIMEO`) ends it unless `go_on`, given how long the write has
+/// waited so far (from its first timeout), says to keep trying.
 fn write_all(
     stream: &mut impl Write,
     mut parts: &mut [io::IoSlice<'_>],
-    go_on: &dyn Fn() -> bool,
+    go_on: &dyn Fn(Duration) -> bool,
 ) -> Result<(), msg_tcp::Error> {
-    // Each pass writes at least one byte or ends: bounded by the bytes.
+    // When the first send timeout ran out: how long this write has waited
+    // is asked only once it waits (no clock read on a write that goes).
+    let mut waiting_since = None;
+    // Each pass writes at least one byte, or waits at most the send
+    // timeout until `go_on` says no: bounded by the bytes and by `go_on`.
     while !parts.is_empty() {
         let written = match parts {
             [one] => stream.write(one),
@@ -373,9 +380,14 @@ fn write_all(
             Ok(n) if matches!(parts, [one] if one.len() == n) => return Ok(()),
             Ok(n) => io::IoSlice::advance_slices(&mut parts, n),
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) if timed_out(&err) && go_on() => {}
             Err(err) if timed_out(&err) => {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, err).into());
+                let waited = waiting_since.get_or_insert_with(Instant::now).elapsed();
+                if !go_on(waited) {
+                    // Whole milliseconds: what the text shows.
+                    let after =
+                        Duration::from_millis(waited.as_millis().try_into().unwrap_or(u64::MAX));
+                    return Err(msg_tcp::Error::WriteStalled { after });
+                }
             }
             Err(err) => return Err(err.into()),
         }
@@ -383,9 +395,12 @@ fn write_all(
     Ok(())
 }
 
-/// A `go_on` for [`Framed::write_message`]: until `stop` is set.
-pub(crate) fn until(stop: &AtomicBool) -> impl Fn() -> bool + '_ {
-    move || !stop.load(Ordering::Relaxed)
+/// A `go_on` for [`Framed::write_message`]: until `stop` is set, or the
+/// write has waited `limit` for the peer to take what was written before
+/// (a listener's frame timeout: a peer that sends and never reads is
+/// dropped, not waited for).
+pub(crate) fn until(stop: &AtomicBool, limit: Duration) -> impl Fn(Duration) -> bool + '_ {
+    move |waited| waited < limit && !stop.load(Ordering::Relaxed)
 }
 
 #[cfg(all(test, unix))]
@@ -411,7 +426,7 @@ mod tests {
     #[test]
     fn plain_pings_are_answered_where_they_lie_and_the_rest_is_read() {
         let (mut client, mut server) = pair();
-        let never = || false;
+        let never = |_| false;
         let pings = [
             Message::new(Kind::Ping, 1, "one").with_timestamp(11),
             Message::new(Kind::Ping, 2, vec![b'm'; 1024]).with_timestamp(12),
@@ -475,7 +490,7 @@ mod tests {
         // Sealed, a frame cannot be sent again with another header.
         let plain = a.frame_plain(&Message::new(Kind::Ping, 1, ""), &mut BytesMut::new());
         assert!(!plain.unwrap());
-        let never = || false;
+        let never = |_| false;
         for (wait, seq) in [
             (Wait::Sleep, 1),
             (Wait::Spin(Instant::now() + Duration::from_secs(5)), 2),

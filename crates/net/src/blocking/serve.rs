@@ -173,8 +173,13 @@ fn serve_streams(
                 let served =
                     serve_connection(stream, &peer, options, &slots, &config, &events, &stop);
                 if let Err(err) = served {
-                    failures.warn(|suppressed| {
-                        warn!(%peer, suppressed, "dropped connection: {}", Chain(&err));
+                    // In the words the tokio listener uses: the flag behind
+                    // a limit named where the binary explains its errors.
+                    failures.warn(|suppressed| match config.explain {
+                        Some(explain) => {
+                            warn!(%peer, suppressed, "dropped connection: {}", explain(&err));
+                        }
+                        None => warn!(%peer, suppressed, "dropped connection: {}", Chain(&err)),
                     });
                 }
                 debug!(%peer, "closed");
@@ -232,7 +237,7 @@ fn serve_connection(
             }
         }
     }
-    let go_on = until(stop);
+    let go_on = until(stop, config.limits.frame_timeout);
     let mut counter = DiscardCounter::default();
     let mut spinner = Spinner::new(config.busy_poll);
     let mut deadlines = Deadlines::new(&config.limits, Instant::now());
@@ -308,7 +313,7 @@ fn serve_connection(
 fn refuse_connection(stream: AnyStream, options: msg_tcp::Options, text: &str) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let mut conn = Framed::new(stream, options.max_frame);
-    let _ = conn.write_message(&error_message(text), &|| false);
+    let _ = conn.write_message(&error_message(text), &|_| false);
 }
 
 /// Wakes the thread that waits in [`block_on`].

@@ -9,6 +9,7 @@
 //! the default, so `Connection` alone still means a TCP connection.
 
 use std::io::IoSlice;
+use std::time::Duration;
 
 use bytes::Buf;
 use futures::{SinkExt, StreamExt};
@@ -85,6 +86,7 @@ async fn write_all_vectored<S: AsyncWrite + Unpin>(
 pub struct Connection<S = TcpStream> {
     framed: Framed<S, Codec>,
     peer: PeerAddr,
+    write_timeout: Option<Duration>,
 }
 
 impl<S: Stream> Connection<S> {
@@ -100,6 +102,7 @@ impl<S: Stream> Connection<S> {
         Ok(Self {
             framed: Framed::new(stream, Codec::new(options.max_frame)),
             peer,
+            write_timeout: None,
         })
     }
 }
@@ -207,11 +210,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// [`Error::TooLarge`] before anything is written (the limit counts the
     /// tag once authenticated), or [`Error::Io`].
     pub async fn write_message(&mut self, msg: &Message) -> Result<(), Error> {
+        within(self.write_timeout, self.write_message_unbounded(msg)).await
+    }
+
+    /// [`Connection::write_message`] without the write timeout.
+    async fn write_message_unbounded(&mut self, msg: &Message) -> Result<(), Error> {
         // A large body goes out from its own buffer: copying it into the
         // write buffer first would double what a reply the peer does not
         // read holds in memory.
         if msg.body.len() >= DIRECT_WRITE && !self.framed.codec().seals() {
-            return self.write_message_direct(msg).await;
+            return self.write_direct(msg).await;
         }
         self.framed.send(msg).await
     }
@@ -226,11 +234,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ///
     /// As [`Connection::write_message`].
     pub async fn write_message_direct(&mut self, msg: &Message) -> Result<(), Error> {
+        within(self.write_timeout, self.write_direct(msg)).await
+    }
+
+    /// [`Connection::write_message_direct`] without the write timeout.
+    async fn write_direct(&mut self, msg: &Message) -> Result<(), Error> {
         let Some(head) = self.framed.codec().encode_head(msg)? else {
             return self.framed.send(msg).await;
         };
         // Whatever the codec has queued goes first, to keep the order.
-        self.flush().await?;
+        SinkExt::<&Message>::flush(&mut self.framed).await?;
         let mut parts = [IoSlice::new(&head), IoSlice::new(&msg.body)];
         write_all_vectored(self.framed.get_mut(), &mut parts).await?;
         Ok(())
@@ -252,7 +265,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ///
     /// As [`Connection::write_message`].
     pub async fn feed(&mut self, msg: &Message) -> Result<(), Error> {
-        self.framed.feed(msg).await
+        within(self.write_timeout, self.framed.feed(msg)).await
+    }
+
+    /// From now on, each write ([`Connection::write_message`],
+    /// [`Connection::feed`], [`Connection::flush`],
+    /// [`Connection::shutdown`]) waits at most `limit` for the peer to take
+    /// what was written before, then fails with [`Error::WriteStalled`];
+    /// `None` (the default) waits for as long as the peer takes.
+    ///
+    /// For a listener: the idle and frame timeouts bound how long it waits
+    /// for a peer's bytes, and this how long it waits for the peer to read
+    /// its answers. A peer that sends and never reads (its receive buffer,
+    /// then this side's send buffer full) would otherwise hold its
+    /// connection, and its place among those served, for ever.
+    pub fn set_write_timeout(&mut self, limit: Option<Duration>) {
+        self.write_timeout = limit;
     }
 
     /// Reads and throws away up to `up_to` bytes, those already buffered
@@ -289,7 +317,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ///
     /// [`Error::Io`].
     pub async fn flush(&mut self) -> Result<(), Error> {
-        SinkExt::<&Message>::flush(&mut self.framed).await
+        within(
+            self.write_timeout,
+            SinkExt::<&Message>::flush(&mut self.framed),
+        )
+        .await
     }
 
     /// Flushes queued messages and shuts the sending side down: the peer
@@ -302,7 +334,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ///
     /// [`Error::Io`].
     pub async fn shutdown(&mut self) -> Result<(), Error> {
-        SinkExt::<&Message>::close(&mut self.framed).await
+        within(
+            self.write_timeout,
+            SinkExt::<&Message>::close(&mut self.framed),
+        )
+        .await
+    }
+}
+
+/// `write`, within `limit` when there is one ([`Connection::set_write_timeout`]).
+async fn within<T>(
+    limit: Option<Duration>,
+    write: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match limit {
+        None => write.await,
+        Some(after) => tokio::time::timeout(after, write)
+            .await
+            .unwrap_or(Err(Error::WriteStalled { after })),
     }
 }
 
@@ -325,6 +374,39 @@ mod tests {
             .await
             .unwrap();
         (raw, listener.accept().await.unwrap())
+    }
+
+    /// A peer that never reads: once its receive buffer and this side's
+    /// send buffer are full, a write gives up after the write timeout,
+    /// and says so; without one, the same write would wait for ever.
+    #[tokio::test]
+    async fn a_write_to_a_peer_that_never_reads_gives_up_after_the_write_timeout() {
+        let (_never_reads, mut conn) = raw_and_framed().await;
+        let limit = Duration::from_millis(200);
+        conn.set_write_timeout(Some(limit));
+        let msg = Message::new(Kind::Discard, 0, vec![0; 64 * 1024]);
+        // Loopback's buffers hold a few MiB: 1,000 writes of 64 KiB (64 MiB)
+        // fill them many times over.
+        let mut stalled = None;
+        for sent in 0..1000 {
+            match conn.write_message(&msg).await {
+                Ok(()) => {}
+                Err(err) => {
+                    stalled = Some((sent, err));
+                    break;
+                }
+            }
+        }
+        let (sent, err) = stalled.expect("a write stalled within 64 MiB");
+        assert!(sent > 0, "the first write went: {err}");
+        assert!(
+            matches!(err, Error::WriteStalled { after } if after == limit),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "the peer took nothing written to it for 0.2 s: closed"
+        );
     }
 
     #[tokio::test]

@@ -77,6 +77,7 @@ pub(super) async fn run(
         busy_poll: args.busy_poll,
         udp_batch: args.batch.map_or(0, usize::from),
         allow_uids: args.unix.allow_uid.clone(),
+        explain: Some(crate::hint::chain_of),
         ..ServeConfig::default()
     };
     let mut serving =

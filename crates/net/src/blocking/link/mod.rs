@@ -67,7 +67,7 @@ pub struct Link {
     /// The longest one receive call waits, restored after a handshake.
     timeout: Duration,
     /// The TCP send timeout gives up; nothing else to check.
-    never: fn() -> bool,
+    never: fn(Duration) -> bool,
 }
 
 /// What is connected, by family.
@@ -184,7 +184,7 @@ impl Link {
             transport,
             busy_poll: options.busy_poll,
             timeout: options.timeout,
-            never: || false,
+            never: |_| false,
         })
     }
 
@@ -250,7 +250,9 @@ impl Link {
                 framing,
                 ..
             } => socket.send(framing, send_buf, msg, None)?,
-            Inner::Stream(framed) => framed.write_message(msg, &self.never)?,
+            Inner::Stream(framed) => framed
+                .write_message(msg, &self.never)
+                .map_err(send_timed_out)?,
         }
         Ok(())
     }
@@ -362,5 +364,16 @@ impl Link {
                 return Ok(Some(Received::Nothing));
             }
         }
+    }
+}
+/// A client's write that gives up at the socket's send timeout, as the
+/// timeout it is (`TimedOut`): [`msg_tcp::Error::WriteStalled`] is a
+/// listener's verdict on a peer that does not read.
+pub(super) fn send_timed_out(err: msg_tcp::Error) -> msg_tcp::Error {
+    match err {
+        msg_tcp::Error::WriteStalled { .. } => {
+            std::io::Error::from(std::io::ErrorKind::TimedOut).into()
+        }
+        err => err,
     }
 }

@@ -87,7 +87,9 @@ impl Link {
                 })?;
             }
             Inner::UnixDatagram { socket, .. } => socket.send_bytes(bytes, None)?,
-            Inner::Stream(framed) => framed.write_frame(bytes, &self.never)?,
+            Inner::Stream(framed) => framed
+                .write_frame(bytes, &self.never)
+                .map_err(super::send_timed_out)?,
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! stream.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -34,6 +35,10 @@ pub(super) async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     runner: Option<&Runner>,
     events: Events,
 ) -> Result<(), Error> {
+    // Every answer, verdict and refusal must be taken within the frame
+    // timeout, as every frame of the peer's must arrive within it: a peer
+    // that sends and never reads is dropped, not waited for.
+    conn.set_write_timeout(Some(config.limits.frame_timeout));
     let runner = match &config.auth {
         Some(auth) => {
             // Its turn comes within the handshake timeout, or never: a
@@ -208,7 +213,7 @@ async fn stream_back<S: AsyncRead + AsyncWrite + Unpin>(
             return Err(refusal);
         }
     };
-    let body = Bytes::from(vec![b'm'; request.size as usize]);
+    let body = discard_body(request.size as usize);
     let mut discard = Message::new(Kind::Discard, 0, body);
     // Small messages are queued and go out as the write buffer fills; a
     // large one goes out from its own buffer at once.
@@ -226,6 +231,40 @@ async fn stream_back<S: AsyncRead + AsyncWrite + Unpin>(
     stalled(conn.write_message(&pong)).await
 }
 
+/// `size` bytes of `m`s for a stream's `Discard`s, from one buffer that
+/// every stream under way shares, not one of its own: a 44-byte request
+/// may ask for bodies as large as a frame holds (16 MiB by default), and
+/// a thousand connections each asking must not cost a thousand such
+/// buffers. Buffers are made in powers of two, so that requests of
+/// growing sizes make at most one per power (at most twice the largest
+/// body in all), and freed when the last stream using one ends.
+fn discard_body(size: usize) -> Bytes {
+    static LAST: Mutex<Weak<Box<[u8]>>> = Mutex::new(Weak::new());
+    shared_body(&LAST, size)
+}
+
+/// [`discard_body`] from the buffer `last` keeps, if it lives and is large
+/// enough.
+fn shared_body(last: &Mutex<Weak<Box<[u8]>>>, size: usize) -> Bytes {
+    /// A shared buffer, as the bytes a [`Bytes`] may own.
+    struct Shared(Arc<Box<[u8]>>);
+    impl AsRef<[u8]> for Shared {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    let mut last = last.lock().unwrap_or_else(PoisonError::into_inner);
+    let buffer = match last.upgrade() {
+        Some(buffer) if buffer.len() >= size => buffer,
+        _ => {
+            let buffer = Arc::new(vec![b'm'; size.next_power_of_two()].into_boxed_slice());
+            *last = Arc::downgrade(&buffer);
+            buffer
+        }
+    };
+    Bytes::from_owner(Shared(buffer)).slice(..size)
+}
+
 /// `write`, within [`STREAM_STALL`].
 async fn stalled(write: impl Future<Output = Result<(), msg_tcp::Error>>) -> Result<(), Error> {
     match tokio::time::timeout(STREAM_STALL, write).await {
@@ -239,6 +278,7 @@ async fn stalled(write: impl Future<Output = Result<(), msg_tcp::Error>>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::auth::Auth;
     use crate::file::SaveConfig;
     use crate::serve::ServeConfig;
@@ -428,5 +468,32 @@ mod tests {
             panic!("a file, not {:?}", delivered.event)
         };
         assert_eq!((peer.to_string().as_str(), *size), ("127.0.0.1:1", 300_000));
+    }
+
+    /// Streams under way share one buffer of `m`s, whatever sizes they ask
+    /// for up to its own; a larger one gets the next power of two.
+    #[test]
+    fn streams_share_one_body_buffer() {
+        // A cache of its own: the other tests' streams use the listener's.
+        let last = Mutex::new(Weak::new());
+        let discard_body = |size| shared_body(&last, size);
+        let first = discard_body(1000);
+        let second = discard_body(600);
+        assert_eq!((first.len(), second.len()), (1000, 600));
+        assert!(first.iter().chain(&second).all(|&b| b == b'm'));
+        assert_eq!(first.as_ptr(), second.as_ptr(), "one buffer for both");
+        let larger = discard_body(1025);
+        assert_eq!(larger.len(), 1025);
+        assert_ne!(larger.as_ptr(), first.as_ptr(), "1,024 bytes hold no 1,025");
+        assert_eq!(
+            discard_body(2048).as_ptr(),
+            larger.as_ptr(),
+            "2,048 made for 1,025"
+        );
+        drop((first, second, larger));
+        assert!(
+            last.lock().unwrap().upgrade().is_none(),
+            "freed with its last stream"
+        );
     }
 }
