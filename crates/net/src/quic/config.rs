@@ -159,10 +159,12 @@ pub(crate) fn handshake_error(
         // The peer's code says enough (a TLS alert); its reason is its own
         // verifier's words, not ours to repeat.
         E::ConnectionClosed(close) => format!("the {peer} refused it: {}", close.error_code),
-        E::ApplicationClosed(close) => {
-            let reason = String::from_utf8_lossy(&close.reason).into_owned();
-            format!("the {peer} closed the connection: {reason}")
-        }
+        // The peer's own words, any bytes (even before the handshake is
+        // through): made printable.
+        E::ApplicationClosed(close) => format!(
+            "the {peer} closed the connection: {}",
+            crate::text::printable(&close.reason)
+        ),
         other => other.to_string(),
     };
     QuicError::Handshake { peer, reason }

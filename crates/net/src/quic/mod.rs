@@ -112,8 +112,10 @@ pub enum QuicError {
     /// A client completed the handshake and opened no stream in time.
     #[error("the client opened no stream within {}", humantime::format_duration(*.0))]
     NoStream(Duration),
-    /// The connection was lost before its stream opened.
-    #[error("the QUIC connection was lost: {0}")]
+    /// The connection was lost before its stream opened. Its text is made
+    /// printable: an application close carries the peer's reason, bytes of
+    /// its choosing.
+    #[error("the QUIC connection was lost: {}", crate::text::printable(.0.to_string().as_bytes()))]
     Lost(quinn::ConnectionError),
     /// `--quic-datagrams`: a message that does not fit one QUIC datagram,
     /// refused before anything is sent.

@@ -114,6 +114,22 @@ fn clean_close(err: &quinn::ConnectionError) -> bool {
     }
 }
 
+/// A stream's error as an `io::Error` of the same kind, its text and its
+/// causes' made printable ([`crate::text::printable`]): a lost
+/// connection's text carries the reason the peer closed it with, bytes of
+/// the peer's choosing, which quinn shows as they came.
+fn printable_error(err: impl Into<io::Error>) -> io::Error {
+    let err: io::Error = err.into();
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(err) = cause {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        cause = err.source();
+    }
+    io::Error::new(err.kind(), crate::text::printable(text.as_bytes()))
+}
+
 impl AsyncRead for QuicReader {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -124,7 +140,7 @@ impl AsyncRead for QuicReader {
             Poll::Ready(Err(quinn::ReadError::ConnectionLost(err))) if clean_close(&err) => {
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready(result) => Poll::Ready(result.map_err(io::Error::from)),
+            Poll::Ready(result) => Poll::Ready(result.map_err(printable_error)),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -137,7 +153,7 @@ impl AsyncWrite for QuicWriter {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut().send.as_mut() {
-            Some(send) => Pin::new(send).poll_write(cx, buf).map_err(io::Error::from),
+            Some(send) => Pin::new(send).poll_write(cx, buf).map_err(printable_error),
             None => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
         }
     }
@@ -160,7 +176,7 @@ impl AsyncWrite for QuicWriter {
                 match stopped.await {
                     Ok(_) => Ok(()),
                     Err(quinn::StoppedError::ConnectionLost(err)) if clean_close(&err) => Ok(()),
-                    Err(err) => Err(io::Error::from(err)),
+                    Err(err) => Err(printable_error(err)),
                 }
             }));
         }
@@ -239,6 +255,43 @@ mod tests {
     use super::*;
     use crate::quic::{Admission, QuicListener, connect};
     use crate::tls::{ClientOptions, Identity, ServerOptions, TlsClient, TlsServer, Verify};
+
+    /// What a peer closes a connection with, escape sequence and line
+    /// break in its reason.
+    fn closed_with_a_forged_reason() -> quinn::ConnectionError {
+        quinn::ConnectionError::ApplicationClosed(quinn::ApplicationClose {
+            error_code: quinn::VarInt::from_u32(7),
+            reason: bytes::Bytes::from_static(b"\x1b[2Jbye\nWARN forged"),
+        })
+    }
+
+    /// A peer's close reason reaches no terminal as it came: not in a
+    /// stream's error, nor in a lost connection's, nor in a refused
+    /// handshake's.
+    #[test]
+    fn a_peer_close_reason_is_shown_escaped() {
+        let read = printable_error(quinn::ReadError::ConnectionLost(
+            closed_with_a_forged_reason(),
+        ));
+        let lost = crate::quic::QuicError::Lost(closed_with_a_forged_reason());
+        let refused = crate::quic::config::handshake_error(
+            closed_with_a_forged_reason(),
+            crate::tls::Peer::Listener,
+            (Ipv4Addr::LOCALHOST, 1).into(),
+            Duration::from_secs(1),
+        );
+        for text in [read.to_string(), lost.to_string(), refused.to_string()] {
+            assert!(text.contains(r"\x1b[2Jbye\nWARN forged"), "{text}");
+            assert!(!text.contains(['\x1b', '\n']), "{text:?}");
+        }
+        assert_eq!(
+            read.kind(),
+            io::Error::from(quinn::ReadError::ConnectionLost(
+                closed_with_a_forged_reason()
+            ))
+            .kind()
+        );
+    }
 
     /// A QUIC stream's `input_waiting` is false while the peer is quiet,
     /// and true once the peer closed the connection: a read then ends.

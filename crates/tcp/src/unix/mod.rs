@@ -145,10 +145,32 @@ impl UnixPath {
 impl fmt::Display for UnixPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::File(path) => write!(f, "{}", path.display()),
+            Self::File(path) => write_path(f, path.as_os_str().as_bytes()),
             Self::Abstract(name) => write!(f, "@{}", name.escape_ascii()),
         }
     }
+}
+
+/// A file's path as text for one line of a log or a terminal: a peer's
+/// address is the path it bound its own socket to, any bytes but `/` and
+/// NUL, so control characters (an escape sequence, a line break) are
+/// shown as `\xNN`, as bytes that are not UTF-8 are; the rest as it is.
+fn write_path(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                    write!(f, "\\x{b:02x}")?;
+                }
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        for b in chunk.invalid() {
+            write!(f, "\\x{b:02x}")?;
+        }
+    }
+    Ok(())
 }
 
 /// Who the process at the other end of a Unix socket is, as the kernel
@@ -242,6 +264,24 @@ pub async fn connect(path: &UnixPath) -> io::Result<UnixStream> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A peer's path is whatever it bound its socket to: its control
+    /// characters reach no terminal, its other characters show as they are.
+    #[test]
+    fn a_path_shows_its_control_characters_escaped() {
+        let bytes = b"/tmp/\xc3\xbc\x1b[2J\nx\xff.sock";
+        let path = UnixPath::File(std::ffi::OsStr::from_bytes(bytes).into());
+        assert_eq!(path.to_string(), r"/tmp/ü\x1b[2J\x0ax\xff.sock");
+        let peer = UnixPeer {
+            path: Some(path),
+            cred: None,
+        };
+        assert_eq!(peer.to_string(), r"/tmp/ü\x1b[2J\x0ax\xff.sock");
+        assert_eq!(
+            UnixPath::File("/tmp/plain.sock".into()).to_string(),
+            "/tmp/plain.sock"
+        );
+    }
 
     #[test]
     fn addresses_are_paths_or_abstract_names_within_sun_path() {
