@@ -197,18 +197,34 @@ fn arrived(arrivals: &Arrivals, frame: Bytes) -> Result<()> {
     Ok(())
 }
 
+/// The largest frame part 1 reads: its largest message (the one the
+/// rule drops, [`LOST_BODY`] bytes of body) and a header, with room.
+const MAX_FRAME: usize = 4 * 1024;
+
 /// Part 1: one TCP connection, each frame behind its length.
 async fn tcp() -> Result<Part> {
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
     let addr = listener.local_addr()?;
     let mut client = tokio::net::TcpStream::connect(addr).await?;
     client.set_nodelay(true)?;
-    let (mut server, _) = listener.accept().await?;
+    let (mut server, from) = listener.accept().await?;
+    // The port is loopback's and any local process may connect first: the
+    // demo reads its own client, and no length but its own.
+    if from != client.local_addr()? {
+        return Err(Error::Broken(format!(
+            "a connection from {from}, not the demo's own client"
+        )));
+    }
     let arrivals = Arrivals::default();
     let noted = Arc::clone(&arrivals);
     let reader = tokio::spawn(async move {
         for _ in 0..N {
             let len = server.read_u32().await?;
+            if len as usize > MAX_FRAME {
+                return Err(Error::Broken(format!(
+                    "a frame of {len} bytes announced; the demo sends at most {MAX_FRAME}"
+                )));
+            }
             let mut frame = vec![0; len as usize];
             server.read_exact(&mut frame).await?;
             arrived(&noted, frame.into())?;
