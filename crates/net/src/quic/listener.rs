@@ -44,12 +44,20 @@ impl Drop for QuicListener {
     }
 }
 
+/// The application error code of a connection the listener closes
+/// before serving it, the reason its text.
+const REFUSED: u32 = 1;
+
 /// What a listener grants a QUIC connection before it is served.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Admission {
     /// Handshakes under way at once; past this an incoming connection is
     /// refused.
     pub(crate) max_handshakes: usize,
+    /// Connections through their handshake and waiting for their first
+    /// stream at once (the listener's `max_conns`); past this one is
+    /// closed, as a connection past `max_conns` is refused.
+    pub(crate) max_waiting: usize,
     /// How long a client may take to open its stream after the handshake.
     pub(crate) idle: Option<Duration>,
 }
@@ -119,6 +127,12 @@ async fn accept_loop(
     admission: Admission,
 ) {
     let turns = Arc::new(tokio::sync::Semaphore::new(admission.max_handshakes));
+    // A connection through its handshake holds one of these until its
+    // first stream opens: the handshakes' own bound frees its turn as soon
+    // as it is made, and without this, peers that complete handshake after
+    // handshake and open no stream would each keep a connection for the
+    // idle timeout, as many as they could make in that time.
+    let waiting = Arc::new(tokio::sync::Semaphore::new(admission.max_waiting));
     let failures = Arc::new(RateLimited::default());
     let mut handshakes = tokio::task::JoinSet::new();
     loop {
@@ -139,8 +153,9 @@ async fn accept_loop(
         };
         let ready = ready.clone();
         let failures = Arc::clone(&failures);
+        let waiting = Arc::clone(&waiting);
         handshakes.spawn(async move {
-            let opened = open(incoming, peer, timeout, admission.idle, turn).await;
+            let opened = open(incoming, peer, timeout, admission, turn, &waiting).await;
             match opened {
                 Ok(stream) => {
                     let _ = ready.send((stream, peer)).await;
@@ -154,13 +169,15 @@ async fn accept_loop(
 }
 
 /// One incoming connection's handshake (holding `turn`) within `timeout`,
-/// then its first stream within `idle`.
+/// then, holding a place among those `waiting`, its first stream within
+/// the admission's `idle`.
 async fn open(
     incoming: quinn::Incoming,
     peer: SocketAddr,
     timeout: Duration,
-    idle: Option<Duration>,
+    admission: Admission,
     turn: tokio::sync::OwnedSemaphorePermit,
+    waiting: &tokio::sync::Semaphore,
 ) -> Result<QuicStream, QuicError> {
     let connecting = incoming.accept().map_err(QuicError::Lost)?;
     let conn = match tokio::time::timeout(timeout, connecting).await {
@@ -175,8 +192,16 @@ async fn open(
     };
     drop(turn);
     debug!(%peer, "QUIC handshake made");
+    let Ok(_place) = waiting.try_acquire() else {
+        let max = admission.max_waiting;
+        let text = crate::refusal::MAX_CONNS.format(max);
+        // Not 0, which a stream reads as the peer's clean end: the client
+        // is to see why.
+        conn.close(REFUSED.into(), text.as_bytes());
+        return Err(QuicError::TooManyWaiting(max));
+    };
     let accept = conn.accept_bi();
-    let opened = match idle {
+    let opened = match admission.idle {
         Some(idle) => tokio::time::timeout(idle, accept)
             .await
             .map_err(|_| QuicError::NoStream(idle))?,

@@ -109,6 +109,12 @@ pub enum QuicError {
         /// What went wrong.
         reason: String,
     },
+    /// A client completed the handshake while as many as the listener
+    /// serves at once waited for their first stream: closed.
+    #[error(
+        "{0} QUIC connections are waiting for their first stream, the most this listener serves at once: closed"
+    )]
+    TooManyWaiting(usize),
     /// A client completed the handshake and opened no stream in time.
     #[error("the client opened no stream within {}", humantime::format_duration(*.0))]
     NoStream(Duration),

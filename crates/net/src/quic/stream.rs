@@ -293,10 +293,9 @@ mod tests {
         );
     }
 
-    /// A QUIC stream's `input_waiting` is false while the peer is quiet,
-    /// and true once the peer closed the connection: a read then ends.
-    #[tokio::test]
-    async fn input_waiting_sees_the_peer_close_the_connection() {
+    /// A QUIC listener started with `admission`, and a client's TLS
+    /// settings that pin its certificate.
+    fn listening(admission: Admission) -> (QuicListener, TlsClient) {
         let timeout = Duration::from_secs(5);
         let server = TlsServer::new(&ServerOptions {
             identity: Identity::SelfSigned {
@@ -314,11 +313,61 @@ mod tests {
         })
         .unwrap();
         let listener = QuicListener::bind((Ipv4Addr::LOCALHOST, 0).into()).unwrap();
-        let admission = Admission {
-            max_handshakes: 1,
-            idle: Some(timeout),
-        };
         listener.start(&server, admission).unwrap();
+        (listener, client)
+    }
+
+    /// Connections through their handshake that have opened no stream yet
+    /// take places of their own, as many as the listener serves: one more
+    /// is closed at once, saying so, and the one waiting is served.
+    #[tokio::test]
+    async fn a_connection_past_those_waiting_for_a_stream_is_closed() {
+        let timeout = Duration::from_secs(5);
+        let (listener, client) = listening(Admission {
+            max_handshakes: 4,
+            max_waiting: 1,
+            idle: Some(timeout),
+        });
+        let addr = listener.local_addr().unwrap();
+        // Through the handshake, no stream yet: quinn opens one only when
+        // something is sent on it.
+        let mut waiting = connect(addr, &client).await.unwrap();
+        // The listener has taken the first one's handshake before the
+        // second starts: the same endpoint takes them in order.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut late = connect(addr, &client).await.unwrap();
+        let until = Instant::now() + timeout;
+        while !late.input_waiting() {
+            assert!(
+                Instant::now() < until,
+                "the second connection was never closed"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut buf = [0; 64];
+        let err = tokio::io::AsyncReadExt::read(&mut late, &mut buf)
+            .await
+            .expect_err("closed by the listener");
+        assert!(
+            err.to_string()
+                .contains("this listener serves at most 1 connections at once"),
+            "{err}"
+        );
+        waiting.write_all(b"x").await.unwrap();
+        let (accepted, _) = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+        accepted.reader.conn.close(0u32.into(), b"done");
+    }
+
+    /// A QUIC stream's `input_waiting` is false while the peer is quiet,
+    /// and true once the peer closed the connection: a read then ends.
+    #[tokio::test]
+    async fn input_waiting_sees_the_peer_close_the_connection() {
+        let timeout = Duration::from_secs(5);
+        let (listener, client) = listening(Admission {
+            max_handshakes: 1,
+            max_waiting: 1,
+            idle: Some(timeout),
+        });
         let addr = listener.local_addr().unwrap();
         let mut stream = connect(addr, &client).await.unwrap();
         // The listener sees the stream once something is sent on it.

@@ -288,6 +288,7 @@ impl AnyListener {
             (Self::Quic(listener), Some(tls)) => {
                 let admission = crate::quic::Admission {
                     max_handshakes: limits.max_handshakes,
+                    max_waiting: limits.max_conns,
                     idle: limits.idle_timeout,
                 };
                 Ok(listener.start(tls, admission)?)
