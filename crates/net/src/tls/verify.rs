@@ -178,6 +178,39 @@ impl Explained {
     }
 }
 
+/// What a certificate error says, in this crate's words; names and texts
+/// that come from the certificate are made printable.
+fn problem_of(err: CertificateError, server_name: &ServerName<'_>) -> CertProblem {
+    match err {
+        CertificateError::Expired => CertProblem::Expired { not_after: None },
+        CertificateError::ExpiredContext { not_after, .. } => CertProblem::Expired {
+            not_after: Some(unix_secs(&not_after)),
+        },
+        CertificateError::NotValidYet => CertProblem::NotValidYet { not_before: None },
+        CertificateError::NotValidYetContext { not_before, .. } => CertProblem::NotValidYet {
+            not_before: Some(unix_secs(&not_before)),
+        },
+        CertificateError::NotValidForName => CertProblem::WrongName {
+            expected: name_text(server_name),
+            presented: Vec::new(),
+        },
+        CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        } => CertProblem::WrongName {
+            expected: name_text(&expected),
+            // The certificate's own names, as webpki read them (any
+            // bytes a subjectAltName held): made printable.
+            presented: presented
+                .iter()
+                .map(|name| crate::text::printable(name.as_bytes()))
+                .collect(),
+        },
+        CertificateError::UnknownIssuer => CertProblem::UnknownIssuer,
+        other => CertProblem::Other(crate::text::printable(format!("{other:?}").as_bytes())),
+    }
+}
+
 fn unix_secs(time: &UnixTime) -> u64 {
     time.as_secs()
 }
@@ -197,29 +230,7 @@ impl ServerCertVerifier for Explained {
         let Err(rustls::Error::InvalidCertificate(err)) = verified else {
             return verified;
         };
-        let problem = match err {
-            CertificateError::Expired => CertProblem::Expired { not_after: None },
-            CertificateError::ExpiredContext { not_after, .. } => CertProblem::Expired {
-                not_after: Some(unix_secs(&not_after)),
-            },
-            CertificateError::NotValidYet => CertProblem::NotValidYet { not_before: None },
-            CertificateError::NotValidYetContext { not_before, .. } => CertProblem::NotValidYet {
-                not_before: Some(unix_secs(&not_before)),
-            },
-            CertificateError::NotValidForName => CertProblem::WrongName {
-                expected: name_text(server_name),
-                presented: Vec::new(),
-            },
-            CertificateError::NotValidForNameContext {
-                expected,
-                presented,
-            } => CertProblem::WrongName {
-                expected: name_text(&expected),
-                presented,
-            },
-            CertificateError::UnknownIssuer => CertProblem::UnknownIssuer,
-            other => CertProblem::Other(format!("{other:?}")),
-        };
+        let problem = problem_of(err, server_name);
         Err(rejected(problem, Fingerprint::of(end_entity)))
     }
 
@@ -312,5 +323,25 @@ impl ServerCertVerifier for Pinned {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names a certificate presents are its issuer's choice, any bytes
+    /// a subjectAltName holds: they reach no terminal as they came.
+    #[test]
+    fn a_certificates_names_are_shown_escaped() {
+        let err = CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("msg.example").unwrap(),
+            presented: vec!["ok.example".to_owned(), "\u{1b}[2Jforged\nline".to_owned()],
+        };
+        let text = problem_of(err, &ServerName::try_from("msg.example").unwrap()).to_string();
+        assert_eq!(
+            text,
+            r"the peer's certificate is not valid for msg.example; it names ok.example, \x1b[2Jforged\nline"
+        );
     }
 }
