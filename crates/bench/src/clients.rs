@@ -149,7 +149,7 @@ pub fn run_over(load: &Load, transport: Transport) -> Result<Results, Error> {
         .enable_all()
         .build()?;
     let addr = match (&listener, &load.remote) {
-        (Some(listener), _) => listener.addr(transport, auth.is_some()),
+        (Some(listener), _) => listener.bound().addr(transport, auth.is_some()),
         // The first address, as a listener binds it: N clients are a load
         // on one listener, not a search for one.
         (None, Some(addr)) => runtime
@@ -162,6 +162,8 @@ pub fn run_over(load: &Load, transport: Transport) -> Result<Results, Error> {
         addr: addr.clone(),
         nodelay: load.nodelay,
         auth,
+        // A load of connections: no datagrams to drop.
+        drops: None,
     };
     info!("connecting {clients} {transport} clients to {addr}");
     let measured = runtime.block_on(measure(target, load))?;

@@ -377,7 +377,6 @@ impl Plan {
             impaired: impairment.is_some(),
             batch: batching,
             interval: self.interval,
-            builtin: self.builtin(),
         }
     }
 }

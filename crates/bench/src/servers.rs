@@ -27,7 +27,8 @@ use tracing::warn;
 
 use msg_net::limits::TcpOptions;
 use msg_net::{
-    BusyPoll, Counters, Events, Listener, PeerAddr, ServeConfig, Transport, blocking, serve,
+    BusyPoll, Counters, Events, KernelDrops, Listener, PeerAddr, ServeConfig, Transport, blocking,
+    serve,
 };
 
 use crate::error::{Error, chain};
@@ -71,9 +72,7 @@ async fn listen_addr(
 /// Running listeners; dropping this stops them and joins their thread.
 #[derive(Debug)]
 pub(crate) struct Servers {
-    addrs: Vec<((Transport, bool), PeerAddr)>,
-    /// What each listener counts, in the order of `addrs`.
-    counters: Vec<Arc<Counters>>,
+    bound: Bound,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     /// Removed once the thread has been joined (in `drop`).
@@ -137,11 +136,17 @@ impl Servers {
                             }
                         }
                     }
-                    let addrs = listeners
-                        .iter()
-                        .map(|(t, _, addr)| (*t, addr.clone()))
-                        .collect();
-                    let _ = bound_tx.send(Ok(addrs));
+                    let mut bound = Vec::with_capacity(listeners.len());
+                    for (stream, listener, addr) in &listeners {
+                        match listener.kernel_drops() {
+                            Ok(drops) => bound.push((*stream, addr.clone(), drops.map(Arc::new))),
+                            Err(err) => {
+                                let _ = bound_tx.send(Err(err.into()));
+                                return Ok(());
+                            }
+                        }
+                    }
+                    let _ = bound_tx.send(Ok(bound));
                     let mut serving = tokio::task::JoinSet::new();
                     for (((transport, authenticated), listener, _), counters) in
                         listeners.into_iter().zip(listener_counters)
@@ -185,27 +190,26 @@ impl Servers {
                 what: "the listeners' thread",
                 source,
             })?;
-        let addrs = bound_rx.recv().map_err(|_| Error::ListenersDidNotStart)??;
+        let listening = bound_rx.recv().map_err(|_| Error::ListenersDidNotStart)??;
+        let (addrs, drops) = listening
+            .into_iter()
+            .map(|(stream, addr, drops)| ((stream, addr), drops))
+            .unzip();
         Ok(Self {
-            addrs,
-            counters,
+            bound: Bound {
+                addrs,
+                counters,
+                drops,
+            },
             stop: Some(stop),
             thread: Some(thread),
             _dir: dir,
         })
     }
 
-    /// The address of the listener for `transport`, with the secret or
-    /// without.
-    pub(crate) fn addr(&self, transport: Transport, authenticated: bool) -> PeerAddr {
-        find(&self.addrs, transport, authenticated)
-    }
-}
-
-impl Servers {
-    /// Each listener's address and counters.
-    pub(crate) fn counters(&self) -> Vec<(PeerAddr, Arc<Counters>)> {
-        zip_counters(&self.addrs, &self.counters)
+    /// The listeners, their addresses, counters and kernel drops.
+    pub(crate) fn bound(&self) -> &Bound {
+        &self.bound
     }
 }
 
@@ -268,9 +272,7 @@ impl Drop for Servers {
 /// joins their threads.
 #[derive(Debug)]
 pub(crate) struct BlockingServers {
-    addrs: Vec<((Transport, bool), PeerAddr)>,
-    /// What each listener counts, in the order of `addrs`.
-    counters: Vec<Arc<Counters>>,
+    bound: Bound,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     /// Removed once the threads have been joined (in `drop`).
@@ -301,8 +303,7 @@ impl BlockingServers {
         let dir = socket_dir(streams)?;
         let dir_path = dir.as_ref().map(|dir| dir.path().to_owned());
         let mut servers = Self {
-            addrs: Vec::new(),
-            counters: Vec::new(),
+            bound: Bound::default(),
             stop: Arc::clone(&stop),
             threads: Vec::new(),
             _dir: dir,
@@ -314,11 +315,13 @@ impl BlockingServers {
             };
             let local = listen_addr(dir_path.as_deref(), (transport, authenticated)).await?;
             let listener = blocking::Listener::bind(transport, local, tcp)?;
-            servers
+            let bound = &mut servers.bound;
+            bound
                 .addrs
                 .push(((transport, authenticated), listener.addr()?));
+            bound.drops.push(listener.kernel_drops()?.map(Arc::new));
             let counters = Arc::<Counters>::default();
-            servers.counters.push(Arc::clone(&counters));
+            bound.counters.push(Arc::clone(&counters));
             // As the tokio listeners: pings are answered whatever `reply`
             // says, and nothing is printed.
             let config = ServeConfig {
@@ -348,41 +351,56 @@ impl BlockingServers {
         Ok(servers)
     }
 
+    /// The listeners, their addresses, counters and kernel drops.
+    pub(crate) fn bound(&self) -> &Bound {
+        &self.bound
+    }
+}
+
+/// What the built-in listeners of either engine hand out, each in the
+/// order they were started: a listener's stream (transport, with the
+/// secret or without) and address, what it counts, and for a UDP one its
+/// kernel drops.
+#[derive(Debug, Default)]
+pub(crate) struct Bound {
+    addrs: Vec<((Transport, bool), PeerAddr)>,
+    counters: Vec<Arc<Counters>>,
+    drops: Vec<Option<Arc<KernelDrops>>>,
+}
+
+impl Bound {
     /// The address of the listener for `transport`, with the secret or
     /// without.
     pub(crate) fn addr(&self, transport: Transport, authenticated: bool) -> PeerAddr {
-        find(&self.addrs, transport, authenticated)
+        self.addrs[self.at(transport, authenticated)].1.clone()
+    }
+
+    /// The kernel drops of the listener for `transport`, with the secret
+    /// or without: a UDP listener's; `None` for the others.
+    pub(crate) fn kernel_drops(
+        &self,
+        transport: Transport,
+        authenticated: bool,
+    ) -> Option<Arc<KernelDrops>> {
+        self.drops[self.at(transport, authenticated)].clone()
     }
 
     /// Each listener's address and counters.
     pub(crate) fn counters(&self) -> Vec<(PeerAddr, Arc<Counters>)> {
-        zip_counters(&self.addrs, &self.counters)
+        self.addrs
+            .iter()
+            .map(|(_, addr)| addr.clone())
+            .zip(self.counters.iter().cloned())
+            .collect()
     }
-}
 
-/// The address of the listener for `(transport, authenticated)` in `addrs`.
-fn find(
-    addrs: &[((Transport, bool), PeerAddr)],
-    transport: Transport,
-    authenticated: bool,
-) -> PeerAddr {
-    addrs
-        .iter()
-        .find(|(stream, _)| *stream == (transport, authenticated))
-        .map(|(_, addr)| addr.clone())
-        .expect("a listener was started for every transport measured")
-}
-
-/// Each of `addrs`' address beside its listener's counters.
-fn zip_counters(
-    addrs: &[((Transport, bool), PeerAddr)],
-    counters: &[Arc<Counters>],
-) -> Vec<(PeerAddr, Arc<Counters>)> {
-    addrs
-        .iter()
-        .map(|(_, addr)| addr.clone())
-        .zip(counters.iter().cloned())
-        .collect()
+    /// Where the listener for `(transport, authenticated)` is.
+    fn at(&self, transport: Transport, authenticated: bool) -> usize {
+        self.addrs
+            .iter()
+            .position(|(stream, _)| *stream == (transport, authenticated))
+            .expect("a listener was started for every transport measured")
+    }
 }
 
 impl Drop for BlockingServers {

@@ -76,6 +76,10 @@ pub(crate) struct Target {
     pub(crate) nodelay: bool,
     /// Authenticate with this secret.
     pub(crate) auth: Option<Auth>,
+    /// The listener's kernel drops, where it is a built-in UDP listener:
+    /// what its socket could not queue (a remote one's are not readable
+    /// here).
+    pub(crate) drops: Option<Arc<msg_net::KernelDrops>>,
 }
 
 impl Target {
@@ -140,9 +144,6 @@ pub(crate) struct Settings {
     pub(crate) batch: Option<Batching>,
     /// Intervals to report each run in.
     pub(crate) interval: Option<Duration>,
-    /// The listeners are the built-in ones, in this process: their
-    /// sockets' drops and their CPU time can be read here.
-    pub(crate) builtin: bool,
 }
 
 impl Settings {
@@ -204,6 +205,7 @@ mod tests {
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], 9)).into(),
             nodelay: true,
             auth: auth.then(|| Auth::new(secret)),
+            drops: None,
         }
     }
 

@@ -91,22 +91,23 @@ impl Drop for Transfer<'_> {
 /// buffer holds, yet a bound on the loop should a sender keep going.
 pub(crate) const MAX_UNREAD_COUNTED: u64 = 1 << 20;
 
-/// A way to read, at the end, how many datagrams the kernel dropped for a
-/// UDP listener: it holds a second handle on the socket, so that the count
-/// can still be asked after the listener itself has stopped.
+/// A way to read how many datagrams the kernel dropped for a UDP
+/// listener, while it serves (a benchmark's count over a run) and after it
+/// has stopped (a summary's): it holds a second handle on the socket, a
+/// std one that needs no runtime.
 #[derive(Debug)]
 pub struct KernelDrops {
-    socket: msg_udp::Socket,
+    socket: std::net::UdpSocket,
 }
 
 impl KernelDrops {
-    pub(crate) fn new(socket: msg_udp::Socket) -> Self {
+    pub(crate) fn new(socket: std::net::UdpSocket) -> Self {
         Self { socket }
     }
 
     /// The count now, where the kernel tells it.
     pub fn get(&self) -> Option<u64> {
-        self.socket.kernel_drops()
+        kernel_udp_drops(&self.socket)
     }
 
     /// Once the listener has stopped: takes the datagrams still waiting in
@@ -114,7 +115,7 @@ impl KernelDrops {
     /// them (at most 2^20), so that a summary accounts for
     /// every datagram that arrived.
     pub fn unread(&self) -> u64 {
-        self.socket.discard_waiting(MAX_UNREAD_COUNTED)
+        msg_udp::sync::discard_waiting(&socket2::SockRef::from(&self.socket), MAX_UNREAD_COUNTED)
     }
 }
 

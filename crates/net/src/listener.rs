@@ -124,7 +124,7 @@ impl Listener {
     /// The operating system's (out of descriptors).
     pub fn kernel_drops(&self) -> io::Result<Option<crate::KernelDrops>> {
         match &self.inner {
-            Bound::Datagram(socket) => Ok(Some(crate::KernelDrops::new(socket.try_clone()?))),
+            Bound::Datagram(socket) => Ok(Some(crate::KernelDrops::new(socket.try_clone_std()?))),
             Bound::UnixDatagram(_) | Bound::QuicDatagram(_) | Bound::Stream(_) => Ok(None),
         }
     }

@@ -228,11 +228,15 @@ impl Socket {
         sync::discard_waiting(&self.io.sock_ref(), max)
     }
 
-    /// How many datagrams the kernel has dropped for this socket, its
-    /// receive buffer full ([`sync::kernel_drops`]); `None` where the
-    /// kernel does not tell.
-    pub fn kernel_drops(&self) -> Option<u64> {
-        sync::kernel_drops(&self.io.sock_ref())
+    /// A second handle on this socket as a std socket, for what needs no
+    /// runtime: its kernel counts ([`sync::kernel_drops`]) and what waits
+    /// in it once the listener stops ([`sync::discard_waiting`]).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, for example when out of descriptors.
+    pub fn try_clone_std(&self) -> io::Result<std::net::UdpSocket> {
+        self.io.try_clone()
     }
 
     /// Sends `msg` as one datagram to `addr` (from a joined socket's

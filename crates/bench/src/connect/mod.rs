@@ -230,6 +230,7 @@ pub fn run(plan: &Cycles, progress: &mut dyn Progress) -> Result<Results, Error>
                 let addr = blocking
                     .as_ref()
                     .expect("started for the datagram transports")
+                    .bound()
                     .addr(transport, false);
                 Cycler::Socket(Client::new(Endpoint::of(transport, &addr)?, plan, None))
             }

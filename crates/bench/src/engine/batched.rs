@@ -41,7 +41,7 @@ use crate::cpu::Sample;
 use crate::error::Error;
 use crate::interval::{Sink, Ticker};
 use crate::pace::{Pacer, next_send};
-use crate::settings::{Batching, Settings};
+use crate::settings::{Batching, Settings, Target};
 
 /// What the system calls of one run moved.
 #[derive(Debug, Clone, Copy)]
@@ -149,7 +149,7 @@ async fn stream(
 /// per call, and the calls counted on both sides where they can be.
 pub(super) async fn throughput(
     peer: &mut Peer,
-    addr: &PeerAddr,
+    target: &Target,
     body: Bytes,
     settings: &Settings,
     sink: Sink<'_>,
@@ -173,9 +173,10 @@ pub(super) async fn throughput(
     )
     .await?;
     let before = peer.stats().await?;
+    let addr = &target.addr;
     let calls_before = batching.before(addr, &send_batch);
 
-    let drops = Drops::start(settings, msg_net::Transport::Udp, addr);
+    let drops = Drops::start(target);
     let cpu = Sample::now();
     let start = Instant::now();
     let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), None, sink);

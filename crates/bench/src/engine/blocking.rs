@@ -113,7 +113,7 @@ pub(crate) fn measure_on(
             .batch
             .as_ref()
             .filter(|_| target.transport.caps().batches);
-        let drops = || Drops::start(settings, target.transport, &target.addr);
+        let drops = || Drops::start(target);
         return throughput(
             &mut peer,
             (body, warm_until),

@@ -1,4 +1,4 @@
-//! The engines: each measures one run against a [`Target`](crate::settings::Target)
+//! The engines: each measures one run against a [`Target`]
 //! and returns its [`Outcome`].
 //!
 //! - [`tokio`]: msg-net's link on a current-thread runtime: the closed
@@ -15,14 +15,15 @@
 //! `clients` load (`crate::clients`) drives the tokio engine's
 //! [`Peer`](tokio::Peer) from many tasks.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use msg_net::{PeerAddr, Stats, TcpInfo, Transport};
+use msg_net::{Stats, TcpInfo};
 
 use crate::cpu::Cpu;
 use crate::error::{Error, RunError};
-use crate::settings::{Direction, Settings};
+use crate::settings::{Direction, Settings, Target};
 
 pub(crate) mod batched;
 pub(crate) mod blocking;
@@ -147,65 +148,27 @@ pub(crate) fn warm_up_for(settings: &Settings, warm_until: Option<Instant>) -> D
 }
 
 /// The drops of the built-in UDP listener a stream goes to, counted from
-/// when the measurement starts.
-#[derive(Debug, Clone, Copy)]
+/// when the measurement starts: its socket's own count (`SO_MEMINFO`).
+#[derive(Debug, Clone)]
 pub(crate) struct Drops {
-    port: u16,
+    drops: Arc<msg_net::KernelDrops>,
     before: u64,
 }
 
 impl Drops {
-    /// From now, for a stream to the built-in listener at `addr` over
-    /// UDP; `None` for anything else, or where the kernel's socket table
-    /// cannot be read.
-    pub(crate) fn start(
-        settings: &Settings,
-        transport: Transport,
-        addr: &PeerAddr,
-    ) -> Option<Self> {
-        if !settings.builtin || transport != Transport::Udp {
-            return None;
-        }
-        let port = addr.inet()?.port();
-        Some(Self {
-            port,
-            before: udp_drops(port)?,
-        })
+    /// From now, for a stream to `target` when it is a built-in UDP
+    /// listener; `None` for anything else, or where the kernel does not
+    /// tell.
+    pub(crate) fn start(target: &Target) -> Option<Self> {
+        let drops = Arc::clone(target.drops.as_ref()?);
+        let before = drops.get()?;
+        Some(Self { drops, before })
     }
 
     /// The drops since [`Drops::start`].
     pub(crate) fn since(&self) -> Option<u64> {
-        Some(udp_drops(self.port)?.saturating_sub(self.before))
+        Some(self.drops.get()?.saturating_sub(self.before))
     }
-}
-
-/// The drops of the UDP sockets bound to local `port` in this network
-/// namespace: the last column of `/proc/self/net/udp` and `udp6`
-/// (`sk_drops`: datagrams the socket could not queue).
-fn udp_drops(port: u16) -> Option<u64> {
-    let mut found = None;
-    for table in ["/proc/self/net/udp", "/proc/self/net/udp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for drops in socket_drops(&text, port) {
-            found = Some(found.unwrap_or(0) + drops);
-        }
-    }
-    found
-}
-
-/// Each socket's drops, in a `/proc/net/udp` table, of those bound to
-/// local `port` (`local_address` is `HEXIP:HEXPORT`).
-fn socket_drops(text: &str, port: u16) -> impl Iterator<Item = u64> + '_ {
-    text.lines().skip(1).filter_map(move |line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let local = fields.get(1)?;
-        let bound = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
-        (bound == port)
-            .then(|| fields.last()?.parse().ok())
-            .flatten()
-    })
 }
 
 /// One counter of `/proc/net/snmp`, whose sections come as two lines: the
@@ -299,18 +262,5 @@ mod tests {
         assert_eq!(snmp_field(text, "Tcp", "RetransSegs"), Some(17));
         assert_eq!(snmp_field(text, "Tcp", "MaxConn"), None);
         assert_eq!(snmp_field(text, "Icmp", "InMsgs"), None);
-    }
-
-    #[test]
-    fn a_sockets_drops_are_found_by_its_port() {
-        let text = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   \
-                    uid  timeout inode ref pointer drops\n\
-                    \x20 1: 0100007F:9C40 00000000:0000 07 00000000:00000000 00:00000000 00000000  \
-                    1000        0 1 2 0000000000000000 17\n\
-                    \x20 2: 0100007F:A000 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  \
-                    1000        0 2 2 0000000000000000 0\n";
-        assert_eq!(socket_drops(text, 40_000).collect::<Vec<_>>(), [17]);
-        assert_eq!(socket_drops(text, 40_960).collect::<Vec<_>>(), [0]);
-        assert_eq!(socket_drops(text, 9).count(), 0);
     }
 }

@@ -66,12 +66,12 @@ impl Listeners {
             listeners: self
                 .tokio
                 .as_ref()
-                .map(servers::Servers::counters)
+                .map(|servers| servers.bound().counters())
                 .into_iter()
                 .chain(
                     self.blocking
                         .as_ref()
-                        .map(servers::BlockingServers::counters),
+                        .map(|servers| servers.bound().counters()),
                 )
                 .flatten()
                 .collect(),
@@ -100,29 +100,40 @@ pub(super) async fn targets(
         .iter()
         .flat_map(|engine| streams.iter().map(move |stream| (engine, stream)))
     {
-        let target = |addr| Target {
+        let target = |addr, drops| Target {
             transport,
             addr,
             nodelay: plan.nodelay,
             auth: plan.auth.clone().filter(|_| authenticated),
+            drops,
         };
         let remote = remote.iter().find(|(t, _)| *t == transport);
-        let addr = match (&listeners.tokio, &plan.remote, remote) {
-            _ if engine == Engine::Blocking && plan.builtin() => listeners
-                .blocking
-                .as_ref()
-                .expect("started for the blocking engine")
-                .addr(transport, authenticated),
-            (Some(listeners), _, _) => listeners.addr(transport, authenticated),
-            (None, _, Some((_, addrs))) if addrs.len() == 1 => addrs[0].clone(),
+        let (addr, drops) = match (&listeners.tokio, &plan.remote, remote) {
+            _ if engine == Engine::Blocking && plan.builtin() => {
+                let blocking = listeners
+                    .blocking
+                    .as_ref()
+                    .expect("started for the blocking engine")
+                    .bound();
+                (
+                    blocking.addr(transport, authenticated),
+                    blocking.kernel_drops(transport, authenticated),
+                )
+            }
+            (Some(listeners), _, _) => (
+                listeners.bound().addr(transport, authenticated),
+                listeners.bound().kernel_drops(transport, authenticated),
+            ),
+            (None, _, Some((_, addrs))) if addrs.len() == 1 => (addrs[0].clone(), None),
             // A name with several addresses: measure the first that
             // connects, as msg send would use.
             (None, Some(name), Some((_, addrs))) => {
-                connect_first(name, addrs, transport, &target(addrs[0].clone())).await?
+                let first = target(addrs[0].clone(), None);
+                (connect_first(name, addrs, transport, &first).await?, None)
             }
             _ => unreachable!("either built-in listeners or a remote one"),
         };
-        targets.push((engine, target(addr)));
+        targets.push((engine, target(addr, drops)));
     }
     Ok(targets)
 }

@@ -141,13 +141,18 @@ impl Listener {
 }
 
 impl Listener {
-    /// How many datagrams the kernel has dropped for a UDP listener, its
-    /// receive buffer full ([`kernel_udp_drops`](crate::kernel_udp_drops));
-    /// `None` over other transports, or where the kernel does not tell.
-    pub fn kernel_drops(&self) -> Option<u64> {
+    /// For a UDP listener, a way to read how many datagrams the kernel
+    /// dropped, its receive buffer full, as the tokio listener's
+    /// [`kernel_drops`](crate::Listener::kernel_drops); `None` over other
+    /// transports.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's (out of descriptors).
+    pub fn kernel_drops(&self) -> std::io::Result<Option<crate::KernelDrops>> {
         match &self.inner {
-            Bound::Datagram(socket, _) => crate::kernel_udp_drops(socket),
-            Bound::UnixDatagram(_) | Bound::Stream(_) => None,
+            Bound::Datagram(socket, _) => Ok(Some(crate::KernelDrops::new(socket.try_clone()?))),
+            Bound::UnixDatagram(_) | Bound::Stream(_) => Ok(None),
         }
     }
 

@@ -47,7 +47,11 @@ pub fn spawn(listener: Listener, config: ServeConfig, events: Events) -> std::io
         .spawn(move || {
             let result = serve(&listener, &config, &events, &stopped);
             // Read while the socket is still open.
-            let kernel_drops = listener.kernel_drops();
+            let kernel_drops = listener
+                .kernel_drops()
+                .ok()
+                .flatten()
+                .and_then(|drops| drops.get());
             let unread = listener.unread();
             drop(events);
             let _ = ended.send(());

@@ -93,10 +93,10 @@ pub(crate) async fn measure_on(
             reverse(&mut peer, size, settings, sink).await
         }
         (Mode::Throughput, _) if caps.batches && settings.batch.is_some() => {
-            batched::throughput(&mut peer, &target.addr, body, settings, sink).await
+            batched::throughput(&mut peer, target, body, settings, sink).await
         }
         (Mode::Throughput, rate) => {
-            let drops = || Drops::start(settings, target.transport, &target.addr);
+            let drops = || Drops::start(target);
             throughput(&mut peer, body, settings, (rate, warm_until), drops, sink).await
         }
     }
