@@ -258,7 +258,15 @@ fn ping(seq: u64) -> msg_proto::Message {
 /// sent.
 #[test]
 fn a_terminated_listener_summarises_what_arrived_and_what_was_lost() {
-    let listener = Listener::start("--udp", "127.0.0.1", &["--rcvbuf", "4096"]);
+    for engine in ["tokio", "blocking"] {
+        summarises_what_arrived_and_what_was_lost(engine);
+    }
+}
+
+/// The summary's test on `engine`: each counts its socket's kernel drops
+/// and what it left unread, through the same handle on the socket.
+fn summarises_what_arrived_and_what_was_lost(engine: &str) {
+    let listener = Listener::start("--udp", "127.0.0.1", &["--rcvbuf", "4096", "--io", engine]);
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut data = Vec::new();
     msg_proto::encode(

@@ -155,20 +155,6 @@ impl Listener {
             Bound::UnixDatagram(_) | Bound::Stream(_) => Ok(None),
         }
     }
-
-    /// Once serving has stopped: takes and counts the UDP datagrams still
-    /// waiting in the receive buffer, which nobody will read now (as
-    /// [`KernelDrops::unread`](crate::KernelDrops::unread)); `None` over
-    /// TCP.
-    pub fn unread(&self) -> Option<u64> {
-        match &self.inner {
-            Bound::Datagram(socket, _) => Some(msg_udp::sync::discard_waiting(
-                &SockRef::from(socket),
-                crate::counters::MAX_UNREAD_COUNTED,
-            )),
-            Bound::UnixDatagram(_) | Bound::Stream(_) => None,
-        }
-    }
 }
 
 impl fmt::Display for Listener {

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use super::{Listener, serve};
-use crate::{Error, Events, ServeConfig};
+use crate::{Error, Events, KernelDrops, ServeConfig};
 
 /// What a listener's thread leaves when it ends.
 #[derive(Debug)]
@@ -46,13 +46,11 @@ pub fn spawn(listener: Listener, config: ServeConfig, events: Events) -> std::io
         .name("msg-listen".to_owned())
         .spawn(move || {
             let result = serve(&listener, &config, &events, &stopped);
-            // Read while the socket is still open.
-            let kernel_drops = listener
-                .kernel_drops()
-                .ok()
-                .flatten()
-                .and_then(|drops| drops.get());
-            let unread = listener.unread();
+            // Read while the socket is still open: what the kernel
+            // dropped, then what waits unread (a UDP listener's only).
+            let drops = listener.kernel_drops().ok().flatten();
+            let kernel_drops = drops.as_ref().and_then(KernelDrops::get);
+            let unread = drops.as_ref().map(KernelDrops::unread);
             drop(events);
             let _ = ended.send(());
             Served {
