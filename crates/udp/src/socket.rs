@@ -9,8 +9,7 @@ use msg_proto::Message;
 use msg_proto::auth::{Role, SESSION_ID_LEN, Secret};
 
 use crate::{
-    AuthRejections, Error, Framing, MAX_PAYLOAD_V6, Overhead, RECV_BUF_LEN, check_size, group,
-    sync, sys,
+    AuthRejections, Error, Framing, MAX_PAYLOAD_V6, Overhead, RECV_BUF_LEN, check_size, group, sys,
 };
 
 /// A UDP socket that speaks msg: one message per datagram.
@@ -220,17 +219,10 @@ impl Socket {
         self.framing.invalid_datagrams()
     }
 
-    /// Receives and throws away, without waiting, the datagrams that wait
-    /// in the socket's receive buffer, at most `max` of them; returns how
-    /// many. For a listener that stops: what arrived but was never read is
-    /// then counted, not silently lost with the socket.
-    pub fn discard_waiting(&self, max: u64) -> u64 {
-        sync::discard_waiting(&self.io.sock_ref(), max)
-    }
-
     /// A second handle on this socket as a std socket, for what needs no
-    /// runtime: its kernel counts ([`sync::kernel_drops`]) and what waits
-    /// in it once the listener stops ([`sync::discard_waiting`]).
+    /// runtime: its kernel counts ([`crate::sync::kernel_drops`]) and what
+    /// waits in it once the listener stops
+    /// ([`crate::sync::discard_waiting`]).
     ///
     /// # Errors
     ///

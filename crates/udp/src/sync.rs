@@ -207,8 +207,8 @@ pub fn set_gro(socket: &UdpSocket, on: bool) -> io::Result<()> {
 /// Receives and throws away, without waiting, at most `max` datagrams
 /// that wait in `socket`'s receive buffer; returns how many. For a
 /// listener that stops: what arrived but was never read is then counted
-/// ([`Socket::discard_waiting`](crate::Socket::discard_waiting) for the
-/// tokio socket).
+/// (a tokio [`Socket`](crate::Socket) through
+/// [`Socket::try_clone_std`](crate::Socket::try_clone_std)).
 pub fn discard_waiting(socket: &SockRef<'_>, max: u64) -> u64 {
     // One byte is enough to take a datagram off the queue: the kernel
     // drops the rest of it.
