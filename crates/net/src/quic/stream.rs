@@ -336,14 +336,7 @@ mod tests {
         // second starts: the same endpoint takes them in order.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let mut late = connect(addr, &client).await.unwrap();
-        let until = Instant::now() + timeout;
-        while !late.input_waiting() {
-            assert!(
-                Instant::now() < until,
-                "the second connection was never closed"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        closed_within(&late, timeout, "the second connection was never closed").await;
         let mut buf = [0; 64];
         let err = tokio::io::AsyncReadExt::read(&mut late, &mut buf)
             .await
@@ -375,9 +368,15 @@ mod tests {
         let (accepted, _) = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
         assert!(!stream.input_waiting(), "the listener sent nothing");
         accepted.reader.conn.close(0u32.into(), b"done");
+        closed_within(&stream, timeout, "the close never arrived").await;
+    }
+
+    /// Waits, at most `timeout`, until `stream` has input waiting: the
+    /// peer's close, here.
+    async fn closed_within(stream: &QuicStream, timeout: Duration, never: &str) {
         let until = Instant::now() + timeout;
         while !stream.input_waiting() {
-            assert!(Instant::now() < until, "the close never arrived");
+            assert!(Instant::now() < until, "{never}");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
