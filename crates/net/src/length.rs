@@ -163,10 +163,7 @@ pub(crate) async fn serve_stream<S: Stream>(
         if let Some(answer) = reply.answer(&body) {
             // Taken within the frame timeout, as the peer's frames must
             // come: a peer that never reads is dropped.
-            let after = limits.frame_timeout;
-            tokio::time::timeout(after, framed.send(&answer[..]))
-                .await
-                .map_err(|_| msg_tcp::Error::WriteStalled { after })??;
+            msg_tcp::write_within(Some(limits.frame_timeout), framed.send(&answer[..])).await?;
         }
         let event = Event::Message {
             peer: peer.clone(),

@@ -265,10 +265,7 @@ pub(crate) async fn serve_stream<S: Stream>(
         let chunk = buf.split().freeze();
         if let Some(answer) = reply.answer(&chunk) {
             // Taken within the frame timeout, as a framed answer must be.
-            let after = limits.frame_timeout;
-            timeout(after, stream.write_all(&answer))
-                .await
-                .map_err(|_| msg_tcp::Error::WriteStalled { after })??;
+            msg_tcp::write_within(Some(limits.frame_timeout), stream.write_all(&answer)).await?;
         }
         let event = Event::Message {
             peer: peer.clone(),

@@ -210,7 +210,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// [`Error::TooLarge`] before anything is written (the limit counts the
     /// tag once authenticated), or [`Error::Io`].
     pub async fn write_message(&mut self, msg: &Message) -> Result<(), Error> {
-        within(self.write_timeout, self.write_message_unbounded(msg)).await
+        write_within(self.write_timeout, self.write_message_unbounded(msg)).await
     }
 
     /// [`Connection::write_message`] without the write timeout.
@@ -234,7 +234,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ///
     /// As [`Connection::write_message`].
     pub async fn write_message_direct(&mut self, msg: &Message) -> Result<(), Error> {
-        within(self.write_timeout, self.write_direct(msg)).await
+        write_within(self.write_timeout, self.write_direct(msg)).await
     }
 
     /// [`Connection::write_message_direct`] without the write timeout.
@@ -265,7 +265,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ///
     /// As [`Connection::write_message`].
     pub async fn feed(&mut self, msg: &Message) -> Result<(), Error> {
-        within(self.write_timeout, self.framed.feed(msg)).await
+        write_within(self.write_timeout, self.framed.feed(msg)).await
     }
 
     /// From now on, each write ([`Connection::write_message`],
@@ -317,7 +317,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ///
     /// [`Error::Io`].
     pub async fn flush(&mut self) -> Result<(), Error> {
-        within(
+        write_within(
             self.write_timeout,
             SinkExt::<&Message>::flush(&mut self.framed),
         )
@@ -334,7 +334,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ///
     /// [`Error::Io`].
     pub async fn shutdown(&mut self) -> Result<(), Error> {
-        within(
+        write_within(
             self.write_timeout,
             SinkExt::<&Message>::close(&mut self.framed),
         )
@@ -342,16 +342,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
-/// `write`, within `limit` when there is one ([`Connection::set_write_timeout`]).
-async fn within<T>(
+/// `write`, within `limit` when there is one: else
+/// [`Error::WriteStalled`]. What [`Connection::set_write_timeout`] does to
+/// each write, for a writer of another kind (a raw stream, a
+/// length-prefixed one) to bound its writes the same way.
+///
+/// # Errors
+///
+/// [`Error::WriteStalled`], or `write`'s.
+pub async fn write_within<T, E: Into<Error>>(
     limit: Option<Duration>,
-    write: impl Future<Output = Result<T, Error>>,
+    write: impl Future<Output = Result<T, E>>,
 ) -> Result<T, Error> {
     match limit {
-        None => write.await,
-        Some(after) => tokio::time::timeout(after, write)
-            .await
-            .unwrap_or(Err(Error::WriteStalled { after })),
+        None => write.await.map_err(Into::into),
+        Some(after) => match tokio::time::timeout(after, write).await {
+            Ok(written) => written.map_err(Into::into),
+            Err(_) => Err(Error::WriteStalled { after }),
+        },
     }
 }
 
