@@ -227,11 +227,12 @@ impl JoinArgs {
     }
 }
 
-/// TCP settings shared by send and listen.
+/// Connection settings shared by send and listen.
 #[derive(Debug, Args)]
 pub(crate) struct TcpArgs {
-    /// Largest TCP frame accepted or sent, in bytes: the 28-byte header and
-    /// the body, not the 4-byte length prefix
+    /// Largest frame accepted or sent on a connection (TCP, Unix, seqpacket,
+    /// QUIC), in bytes: the 28-byte header and the body, not the 4-byte
+    /// length prefix
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME,
           value_parser = msg_net::limits::parse_max_frame)]
     pub(crate) max_frame: usize,
@@ -324,8 +325,8 @@ pub(crate) struct AuthArgs {
     #[arg(long, value_name = "PATH")]
     pub(crate) secret_file: Option<PathBuf>,
 
-    /// How long the authentication handshake may take before the peer is
-    /// dropped (TCP)
+    /// How long a connection's handshake (authentication, TLS, QUIC) may
+    /// take before the peer is dropped
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive_duration)]
     pub(crate) handshake_timeout: Duration,
 
@@ -424,17 +425,23 @@ impl From<FramingArg> for Framing {
 }
 
 impl FramingArg {
-    /// A usage error when `--framing length` meets a transport or a flag
-    /// it cannot work with: each of `conflicts` is whether a flag is set,
-    /// and why it needs msg's frames.
-    pub(crate) fn check(self, caps: Caps, conflicts: &[(bool, &str)]) -> anyhow::Result<()> {
+    /// A usage error when `--framing length` meets a transport (`flag`,
+    /// with its `caps`) or a flag it cannot work with: each of `conflicts`
+    /// is whether a flag is set, and why it needs msg's frames.
+    pub(crate) fn check(
+        self,
+        caps: Caps,
+        flag: &str,
+        conflicts: &[(bool, &str)],
+    ) -> anyhow::Result<()> {
         if self == Self::Msg {
             return Ok(());
         }
         if caps.keeps_boundaries {
-            return Err(usage(
-                "--framing length is for --tcp: a UDP datagram already carries one message, whole",
-            ));
+            return Err(usage(format!(
+                "--framing length is for a byte stream (--tcp, --unix, --quic): {flag} already \
+                 carries each message whole, in a datagram or packet of its own"
+            )));
         }
         match conflicts.iter().find(|(set, _)| *set) {
             Some((_, why)) => Err(usage(format!("--framing length: {why}"))),
@@ -450,7 +457,7 @@ impl FramingArg {
 pub(crate) fn check_client_modes(
     raw: bool,
     framing: FramingArg,
-    caps: Caps,
+    transport: &TransportArg,
     authenticated: bool,
     more: &[(bool, &str)],
 ) -> anyhow::Result<()> {
@@ -461,7 +468,7 @@ pub(crate) fn check_client_modes(
     }
     let mut conflicts = vec![(raw, LENGTH_NO_RAW), (authenticated, LENGTH_NO_SECRET)];
     conflicts.extend_from_slice(more);
-    framing.check(caps, &conflicts)
+    framing.check(transport.transport().caps(), transport.flag(), &conflicts)
 }
 
 /// What `--framing length` cannot carry, for [`FramingArg::check`].

@@ -79,7 +79,7 @@ pub use msg_udp::{Family, MAX_PAYLOAD_V4, MAX_PAYLOAD_V6, Overhead, check_size};
 /// unless told otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// TCP connections served at once; the next one is told so and closed.
+    /// Connections served at once; the next one is told so and closed.
     pub max_conns: usize,
     /// Of those, how many may be in the authentication handshake at once
     /// (with a secret). The next one waits its turn, reading nothing, within

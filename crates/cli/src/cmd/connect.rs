@@ -40,8 +40,8 @@ pub(crate) struct ConnectArgs {
     #[arg(long)]
     pub(crate) raw: bool,
 
-    /// How messages are told apart on a stream (TCP): `msg` frames, or
-    /// `length`, a bare 4-byte big-endian length and the body
+    /// How messages are told apart on a byte stream (TCP, Unix, QUIC): `msg`
+    /// frames, or `length`, a bare 4-byte big-endian length and the body
     #[arg(long, value_enum, value_name = "FRAMING", default_value_t = FramingArg::Msg)]
     pub(crate) framing: FramingArg,
 
@@ -71,7 +71,13 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let caps = transport.caps();
     let options = &args.client.options(transport, &addr)?;
     let authenticated = options.auth.is_some();
-    check_client_modes(args.raw, args.framing, caps, authenticated, &[])?;
+    check_client_modes(
+        args.raw,
+        args.framing,
+        &args.transport,
+        authenticated,
+        &[],
+    )?;
     let mode = if args.raw {
         Mode::Raw
     } else {

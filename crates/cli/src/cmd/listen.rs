@@ -61,9 +61,9 @@ pub(crate) struct ListenArgs {
     #[arg(long, requires = "raw", conflicts_with_all = ["null", "hex"])]
     pub(crate) reads: bool,
 
-    /// How messages are told apart on a stream (TCP): `msg` frames, or
-    /// `length`, a bare 4-byte big-endian length and the body, for peers
-    /// that are not msg (replies are framed the same way)
+    /// How messages are told apart on a byte stream (TCP, Unix, QUIC): `msg`
+    /// frames, or `length`, a bare 4-byte big-endian length and the body, for
+    /// peers that are not msg (replies are framed the same way)
     #[arg(long, value_enum, value_name = "FRAMING", default_value_t = FramingArg::Msg)]
     pub(crate) framing: FramingArg,
 
@@ -81,9 +81,9 @@ pub(crate) struct ListenArgs {
     #[arg(long)]
     pub(crate) busy_poll: bool,
 
-    /// Save the files that peers send (`msg send --tcp --file`) in DIR (TCP),
-    /// made owner-only (0700) if missing; each counts as one message for
-    /// --count
+    /// Save the files that peers send (`msg send --file`) in DIR, made
+    /// owner-only (0700) if missing; each counts as one message for --count.
+    /// Over a connection: --tcp, --unix, --seqpacket, --quic
     #[arg(long, value_name = "DIR")]
     pub(crate) save_dir: Option<PathBuf>,
 
@@ -140,7 +140,8 @@ pub(crate) struct ListenArgs {
 
     /// The engine: tokio (every feature), or blocking (std sockets and
     /// blocking system calls, a thread per conversation; framed data,
-    /// pings and echo only, no secret, --raw, --save-dir or --exec)
+    /// pings and echo, with or without a secret; no --raw, --save-dir,
+    /// --exec, --tls or QUIC)
     #[arg(long, value_enum, default_value_t = ListenIo::Tokio)]
     pub(crate) io: ListenIo,
 }
@@ -233,8 +234,8 @@ const BATCH_NEEDS_UDP: &str = "--batch receives UDP datagrams many per call: use
 /// What each peer may cost the listener.
 #[derive(Debug, Args)]
 pub(crate) struct LimitArgs {
-    /// TCP connections served at once; the next client is told so and
-    /// closed
+    /// Connections served at once (TCP, Unix, seqpacket, QUIC); the next
+    /// client is told so and closed
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_conns as u64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub(crate) max_conns: u64,
@@ -246,11 +247,11 @@ pub(crate) struct LimitArgs {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub(crate) max_handshakes: u64,
 
-    /// Close a TCP connection that sends nothing for this long (0: never)
+    /// Close a connection that sends nothing for this long (0: never)
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub(crate) idle_timeout: Duration,
 
-    /// Drop a TCP peer whose frame, once begun, does not complete within
+    /// Drop a connection whose frame, once begun, does not complete within
     /// this long (ends slowloris), or that takes nothing the listener
     /// writes to it for this long (a peer that sends and never reads)
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
@@ -273,8 +274,9 @@ impl LimitArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ExecArgs {
     /// Run the commands that authenticated peers send with `msg exec`
-    /// (TCP; needs --secret-file or MSG_SECRET). Without --exec-allow, any
-    /// program on this listener's PATH may run, as this listener's user
+    /// (over a connection; needs --secret-file or MSG_SECRET). Without
+    /// --exec-allow, any program on this listener's PATH may run, as this
+    /// listener's user
     #[arg(long)]
     pub(crate) exec: bool,
 
@@ -341,6 +343,7 @@ pub(crate) async fn run(
     let auth = args.auth.auth()?;
     args.framing.check(
         args.transport.transport().caps(),
+        args.transport.flag(),
         &[
             (args.raw, LENGTH_NO_RAW),
             (auth.is_some(), LENGTH_NO_SECRET),

@@ -36,7 +36,8 @@ pub(crate) struct SendArgs {
     #[arg(value_name = "MESSAGE")]
     pub(crate) messages: Vec<String>,
 
-    /// Send these files instead of messages (TCP): each goes with its name,
+    /// Send these files instead of messages (over a connection: --tcp,
+    /// --unix, --seqpacket, --quic): each goes with its name,
     /// size and BLAKE3 hash, and counts as sent only once the receiver has
     /// checked the hash (`msg listen --tcp --save-dir DIR`). A folder goes
     /// whole, with what it holds (symbolic links and special files are
@@ -82,9 +83,9 @@ pub(crate) struct SendArgs {
           value_parser = parse_positive_duration)]
     pub(crate) reply_idle: Duration,
 
-    /// How messages are told apart on a stream (TCP): `msg` frames, or
-    /// `length`, a bare 4-byte big-endian length and the body, for a peer
-    /// that is not msg (with --reply, its replies framed the same way)
+    /// How messages are told apart on a byte stream (TCP, Unix, QUIC): `msg`
+    /// frames, or `length`, a bare 4-byte big-endian length and the body, for a
+    /// peer that is not msg (with --reply, its replies framed the same way)
     #[arg(long, value_enum, value_name = "FRAMING", default_value_t = FramingArg::Msg)]
     pub(crate) framing: FramingArg,
 
@@ -123,7 +124,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     check_client_modes(
         args.raw,
         args.framing,
-        caps,
+        &args.transport,
         authenticated,
         &[(
             !args.file.is_empty(),
