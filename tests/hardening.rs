@@ -738,3 +738,62 @@ fn the_summary_accounts_for_every_datagram_sent() {
         "{summary}"
     );
 }
+
+/// A client's writes are bounded too: a listener that accepts and then
+/// reads nothing (stopped, or hostile) ends `msg send` with an error once
+/// it has taken nothing for the longer of `--timeout` and 30 s, where the
+/// send waited for ever before. (About 30 s: the one slow test here.)
+#[test]
+fn a_listener_that_never_reads_ends_the_send_with_an_error() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut child = support::msg()
+        .args(["send", "--tcp", "--timeout", "1s", &addr])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_never_reads, _) = listener.accept().unwrap();
+    // 64 MiB of lines, far more than loopback's buffers hold; the feeder
+    // ends when msg stops reading its stdin.
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let line = [b'x'; 1023];
+        for _ in 0..64 * 1024 {
+            if stdin
+                .write_all(&line)
+                .and_then(|()| stdin.write_all(b"\n"))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            panic!("msg send still waits on a listener that reads nothing");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the listener took nothing sent to it for 30s"),
+        "{stderr}"
+    );
+    let _ = feeder.join();
+}

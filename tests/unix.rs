@@ -476,6 +476,70 @@ fn a_unix_datagram_sender_loses_nothing_to_a_slow_listener() {
     assert_eq!(done.lines()[N - 1], format!("message {N}"));
 }
 
+/// A Unix datagram is never lost: a sender whose receiver's queue is full
+/// waits. A listener must not: a peer that reads none of its answers
+/// would otherwise stop the one socket every other peer is served on. Its
+/// answers are dropped, said in a rate-limited warning, and the listener
+/// serves on (on both engines, framed and raw).
+#[test]
+fn a_peer_that_reads_no_answers_does_not_stop_a_unix_datagram_listener() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = Dir::new();
+    // One framed message as msg sends it, to replay.
+    let capture = dir.join("capture");
+    let catcher = UnixDatagram::bind(&capture).unwrap();
+    catcher
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let out = run(&["send", "--unix-dgram", &capture, "answer me"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let mut buf = [0; 2048];
+    let len = catcher.recv(&mut buf).unwrap();
+    let framed = buf[..len].to_vec();
+    for (io, raw) in [("tokio", false), ("blocking", false), ("tokio", true)] {
+        let path = dir.join("d");
+        let mut args = vec!["--reply", "echo", "--io", io];
+        if raw {
+            args.push("--raw");
+        }
+        let listener = listen_on("--unix-dgram", &path, &args);
+        let hog_path = dir.join("hog");
+        let hog = UnixDatagram::bind(&hog_path).unwrap();
+        hog.connect(&path).unwrap();
+        hog.set_nonblocking(true).unwrap();
+        // Far more answers than a queue and a send buffer hold, none read.
+        let (mut sent, started) = (0, std::time::Instant::now());
+        while sent < 3000 && started.elapsed() < std::time::Duration::from_secs(10) {
+            match hog.send(&framed) {
+                Ok(_) => sent += 1,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(err) => panic!("{err}"),
+            }
+        }
+        let mut send = vec!["send", "--unix-dgram", &path, "still served"];
+        if raw {
+            send.insert(2, "--raw");
+        }
+        let out = run(&send, None);
+        assert_eq!(out.code(), Some(0), "{io} raw {raw}: {}", out.stderr);
+        let done = listener.signal("TERM");
+        assert!(
+            done.stdout.contains("still served"),
+            "{io} raw {raw}: the listener stopped serving: {}",
+            done.stderr
+        );
+        assert!(
+            done.stderr.contains("the answer was dropped"),
+            "{io} raw {raw}: {}",
+            done.stderr
+        );
+        drop(hog);
+        let _ = std::fs::remove_file(&hog_path);
+    }
+}
+
 #[test]
 fn a_unix_datagram_over_the_send_buffer_is_refused_naming_the_limit() {
     let dir = Dir::new();

@@ -15,7 +15,7 @@ use msg_net::secret::{SECRET_PIPE_TIMEOUT, SecretFileError};
 use msg_net::tls::{
     self, ClientOptions, Fingerprint, Identity, ServerOptions, TlsClient, TlsServer, Verify,
 };
-use msg_net::{Auth, Caps, ConnectOptions, PeerAddr, Reply, Transport};
+use msg_net::{Auth, Caps, ConnectOptions, Limits, PeerAddr, Reply, Transport};
 use msg_proto::auth::Secret;
 
 use crate::output::Format;
@@ -605,7 +605,9 @@ impl TlsClientArgs {
 pub(crate) struct ClientArgs {
     /// How long to wait to connect (and authenticate), and for each reply,
     /// e.g. 500ms, 2s (for a file's verdict, a second more per MiB, up to
-    /// 64 s more)
+    /// 64 s more). A listener that takes nothing sent to it for the longer
+    /// of this and 30s (stopped, or not reading) ends the send with an
+    /// error
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_positive_duration)]
     pub(crate) timeout: Duration,
 
@@ -628,7 +630,13 @@ impl ClientArgs {
         addr: &str,
     ) -> anyhow::Result<ConnectOptions> {
         Ok(ConnectOptions {
-            tcp: self.tcp.options(),
+            tcp: TcpOptions {
+                // A msg listener drops a frame that stalls for its frame
+                // timeout (30s unless told otherwise): waiting longer to
+                // write one would wait for nothing.
+                write_timeout: Some(self.timeout.max(Limits::default().frame_timeout)),
+                ..self.tcp.options()
+            },
             timeout: Some(self.timeout),
             auth: self.auth.auth()?,
             tls: self

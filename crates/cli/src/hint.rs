@@ -33,14 +33,30 @@ pub(crate) fn chain(err: &anyhow::Error) -> String {
 /// `err` and its causes as [`chain`] shows them, for an error that is not
 /// an `anyhow::Error`: a listener's log of a connection it dropped.
 pub(crate) fn chain_of(err: &(dyn StdError + 'static)) -> String {
-    let mut out = text(err);
+    let mut out = listener_text(err);
     let mut source = err.source();
     while let Some(cause) = source {
         out.push_str(": ");
-        out.push_str(&text(cause));
+        out.push_str(&listener_text(cause));
         source = cause.source();
     }
     out
+}
+
+/// [`text`], for a listener's log: a listener's writes are bounded by its
+/// own flag, not a client's.
+fn listener_text(err: &(dyn StdError + 'static)) -> String {
+    let stalled = match err.downcast_ref::<msg_net::Error>() {
+        Some(msg_net::Error::Tcp(err)) => Some(err),
+        _ => err.downcast_ref::<msg_net::StreamError>(),
+    };
+    match stalled {
+        Some(msg_net::StreamError::WriteStalled { after }) => format!(
+            "the peer took nothing written to it for {} (--frame-timeout): closed",
+            format_duration(*after)
+        ),
+        _ => text(err),
+    }
 }
 
 /// One error's text (not its causes'), with its flag named when it is a
@@ -182,9 +198,11 @@ fn tcp(err: &msg_net::StreamError) -> Option<String> {
             &BodyLimit::length_framed(max_frame),
             body,
         )),
-        // Only a listener bounds its writes, by its frame timeout.
+        // A client's writes wait the longer of its --timeout and 30s (a
+        // listener's log words its own, in `listener_text`).
         msg_net::StreamError::WriteStalled { after } => Some(format!(
-            "the peer took nothing written to it for {} (--frame-timeout): closed",
+            "the listener took nothing sent to it for {} (the longer of --timeout and 30s): \
+             is it stopped, or not reading?",
             format_duration(after)
         )),
         // The first bytes of TLS, where a frame's length belonged: a

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use msg_proto::Message;
 use tracing::warn;
 
-use crate::{Event, Events, Offer, PeerAddr};
+use crate::{Error, Event, Events, Offer, PeerAddr};
 
 /// Offers a datagram's message for printing, without waiting (a UDP loop
 /// must not wait on one peer's behalf); `false` once nobody prints any more.
@@ -49,6 +49,13 @@ impl std::fmt::Display for Chain<'_> {
         }
         Ok(())
     }
+}
+
+/// Warns, through `limit`, that an answer to `peer` could not be sent,
+/// and why: a peer that reads none of its answers (a Unix datagram
+/// socket's queue full) makes one for every message it sends.
+pub(crate) fn reply_failed(limit: &RateLimited, peer: &dyn std::fmt::Display, err: &Error) {
+    limit.warn(|suppressed| warn!(%peer, suppressed, "cannot reply: {}", Chain(err)));
 }
 
 /// At most one warning a second from many tasks; the ones held back are

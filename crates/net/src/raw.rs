@@ -11,11 +11,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use tokio::time::timeout;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::dgram::{Datagrams, UnixDgram};
 use crate::link::ConnectOptions;
-use crate::log::DropWarning;
+use crate::log::{DropWarning, RateLimited, reply_failed};
 use crate::stream::AnyStream;
 use crate::stream::unix_path;
 use crate::transport::DatagramKind;
@@ -34,6 +34,9 @@ pub const MAX_RAW_REPLY: usize = 1024 * 1024;
 #[derive(Debug)]
 pub struct RawLink {
     inner: Inner,
+    /// How long a write to a stream may wait for the peer to take
+    /// anything ([`msg_tcp::Options::write_timeout`]).
+    write_timeout: Option<Duration>,
 }
 
 // The UDP socket is the larger by far, but a raw link is one per process:
@@ -75,12 +78,14 @@ impl RawLink {
                 )));
             }
             Family::Datagram(DatagramKind::Unix) => {
-                Inner::UnixDatagram(UnixDgram::connect(unix_path(&addr)?).map_err(|source| {
+                let mut socket = UnixDgram::connect(unix_path(&addr)?).map_err(|source| {
                     msg_tcp::Error::Connect {
                         addr: addr.clone(),
                         source,
                     }
-                })?)
+                })?;
+                socket.set_send_timeout(options.tcp.write_timeout);
+                Inner::UnixDatagram(socket)
             }
             Family::Stream(kind) => {
                 let stream = crate::stream::connect(kind, &addr, options).await?;
@@ -88,7 +93,10 @@ impl RawLink {
                 Inner::Stream(stream)
             }
         };
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            write_timeout: options.tcp.write_timeout,
+        })
     }
 
     /// Sends `bytes`: one datagram, or a write to the stream.
@@ -104,7 +112,9 @@ impl RawLink {
                 socket.send_raw_to(bytes, peer).await?;
             }
             Inner::UnixDatagram(socket) => socket.send_raw(bytes).await?,
-            Inner::Stream(stream) => stream.write_all(bytes).await?,
+            Inner::Stream(stream) => {
+                msg_tcp::write_all_within(stream, bytes, self.write_timeout).await?;
+            }
         }
         Ok(())
     }
@@ -203,7 +213,9 @@ impl RawLink {
     pub async fn finish(self) -> Result<(), Error> {
         match self.inner {
             Inner::Datagram(_) | Inner::UnixDatagram(_) => Ok(()),
-            Inner::Stream(mut stream) => Ok(stream.shutdown().await?),
+            Inner::Stream(mut stream) => {
+                Ok(msg_tcp::write_within(self.write_timeout, stream.shutdown()).await?)
+            }
         }
     }
 }
@@ -215,11 +227,12 @@ pub(crate) async fn serve_udp<S: Datagrams>(
     events: Events,
 ) -> Result<(), Error> {
     let mut dropped = DropWarning::default();
+    let reply_failures = RateLimited::default();
     loop {
         let (bytes, peer) = socket.recv_raw_from().await?;
         if let Some(answer) = reply.answer(&bytes) {
             if let Err(err) = socket.send_raw_to(&answer, &peer).await {
-                warn!(%peer, "cannot reply: {err}");
+                reply_failed(&reply_failures, &peer, &err);
             }
         }
         // A copy, so the queue holds what arrived and not the socket's
@@ -265,7 +278,7 @@ pub(crate) async fn serve_stream<S: Stream>(
         let chunk = buf.split().freeze();
         if let Some(answer) = reply.answer(&chunk) {
             // Taken within the frame timeout, as a framed answer must be.
-            msg_tcp::write_within(Some(limits.frame_timeout), stream.write_all(&answer)).await?;
+            msg_tcp::write_all_within(&mut stream, &answer, Some(limits.frame_timeout)).await?;
         }
         let event = Event::Message {
             peer: peer.clone(),

@@ -52,7 +52,7 @@ pub struct Incoming {
 
 /// The sending half of a session.
 #[derive(Debug)]
-pub struct SessionTx(TxInner);
+pub struct SessionTx(TxInner, Option<Duration>);
 
 #[derive(Debug)]
 enum TxInner {
@@ -105,12 +105,13 @@ pub async fn open(
             )));
         }
         (Mode::Raw, Family::Datagram(DatagramKind::Unix)) => {
-            let socket = UnixDgram::connect(unix_path(&addr)?).map_err(|source| {
+            let mut socket = UnixDgram::connect(unix_path(&addr)?).map_err(|source| {
                 msg_tcp::Error::Connect {
                     addr: addr.clone(),
                     source,
                 }
             })?;
+            socket.set_send_timeout(options.tcp.write_timeout);
             let receiver = socket.try_clone()?;
             (
                 TxInner::RawUnixDatagram(socket),
@@ -141,7 +142,8 @@ pub async fn open(
             }
         }
     };
-    Ok((SessionTx(tx), SessionRx(rx)))
+    let write_timeout = options.tcp.write_timeout;
+    Ok((SessionTx(tx, write_timeout), SessionRx(rx)))
 }
 
 impl SessionTx {
@@ -162,8 +164,12 @@ impl SessionTx {
                 socket.send_raw_to(&body, peer).await?;
             }
             TxInner::RawUnixDatagram(socket) => socket.send_raw(&body).await?,
-            TxInner::RawStream(write) => write.write_all(&body).await?,
-            TxInner::Length(framed) => framed.send(&body[..]).await?,
+            TxInner::RawStream(write) => {
+                msg_tcp::write_all_within(write, &body, self.1).await?;
+            }
+            TxInner::Length(framed) => {
+                msg_tcp::write_within(self.1, framed.send(&body[..])).await?;
+            }
         }
         Ok(())
     }
@@ -188,8 +194,12 @@ impl SessionTx {
         match self.0 {
             TxInner::Framed { mut tx, .. } => tx.finish().await?,
             TxInner::RawDatagram(_) | TxInner::RawUnixDatagram(_) => {}
-            TxInner::RawStream(mut write) => write.shutdown().await?,
-            TxInner::Length(mut framed) => SinkExt::<&[u8]>::close(&mut framed).await?,
+            TxInner::RawStream(mut write) => {
+                msg_tcp::write_within(self.1, write.shutdown()).await?;
+            }
+            TxInner::Length(mut framed) => {
+                msg_tcp::write_within(self.1, SinkExt::<&[u8]>::close(&mut framed)).await?;
+            }
         }
         Ok(())
     }

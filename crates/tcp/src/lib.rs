@@ -105,7 +105,9 @@ pub mod tls;
 pub mod unix;
 
 pub use codec::{Codec, DEFAULT_MAX_FRAME, LENGTH_PREFIX_LEN, READ_STEP};
-pub use connection::{Connection, DIRECT_WRITE, Options, ReadHalf, WriteHalf, write_within};
+pub use connection::{
+    Connection, DIRECT_WRITE, Options, ReadHalf, WriteHalf, write_all_within, write_within,
+};
 pub use error::Error;
 pub use length::LengthCodec;
 pub use listener::Listener;

@@ -71,13 +71,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let caps = transport.caps();
     let options = &args.client.options(transport, &addr)?;
     let authenticated = options.auth.is_some();
-    check_client_modes(
-        args.raw,
-        args.framing,
-        &args.transport,
-        authenticated,
-        &[],
-    )?;
+    check_client_modes(args.raw, args.framing, &args.transport, authenticated, &[])?;
     let mode = if args.raw {
         Mode::Raw
     } else {

@@ -21,7 +21,7 @@ use tracing::{debug, warn};
 use super::io::{Got, Wait, recv_datagram};
 use super::serve::{STOP_CHECK, Spinner};
 use crate::dgram::{UnixAddr, UnixStd};
-use crate::log::{DropWarning, show_datagram};
+use crate::log::{DropWarning, RateLimited, reply_failed, show_datagram};
 use crate::ping::pong_in_place;
 use crate::respond::{Response, UdpPeers};
 use crate::{Error, Events, PeerAddr, ServeConfig, auth};
@@ -147,6 +147,7 @@ pub(super) fn serve_datagrams<S: StdDatagram + AsFd>(
     let reply = config.reply;
     let mut peers = UdpPeers::new(config.limits.max_udp_peers);
     let mut dropped = DropWarning::default();
+    let reply_failures = RateLimited::default();
     let mut framing = server_framing(config);
     let mut recv_buf = BytesMut::new();
     let mut send_buf = BytesMut::new();
@@ -181,7 +182,7 @@ pub(super) fn serve_datagrams<S: StdDatagram + AsFd>(
         let Response { answer, show } = peers.respond(&msg, &peer, reply);
         if let Some(answer) = answer {
             if let Err(err) = socket.send_to(&mut framing, &mut send_buf, &answer, &peer) {
-                warn!(%peer, "cannot reply: {err}");
+                reply_failed(&reply_failures, &peer, &err);
             }
         }
         if show && !show_datagram(events, &mut dropped, peer, &msg) {
@@ -205,6 +206,7 @@ fn serve_udp_batched(
     let reply = config.reply;
     let mut peers = UdpPeers::new(config.limits.max_udp_peers);
     let mut dropped = DropWarning::default();
+    let reply_failures = RateLimited::default();
     // Only a loop that cuts coalesced runs apart may turn GRO on.
     if let Err(err) = msg_udp::sync::set_gro(udp.socket, true) {
         debug!("UDP GRO is not available ({err}); receiving datagram by datagram");
@@ -238,7 +240,7 @@ fn serve_udp_batched(
             let Response { answer, show } = peers.respond(&msg, &peer, reply);
             if let Some(answer) = answer {
                 if let Err(err) = udp.send_to(&mut framing, &mut send_buf, &answer, &peer) {
-                    warn!(%peer, "cannot reply: {err}");
+                    reply_failed(&reply_failures, &peer, &err);
                 }
             }
             if show && !show_datagram(events, &mut dropped, peer, &msg) {

@@ -2,6 +2,8 @@
 //! addresses ([`UnixAddr`]) and the tokio socket ([`UnixDgram`]); the
 //! blocking engine's is in `unix_std.rs`.
 
+use std::time::Duration;
+
 use super::*;
 
 /// The address of a Unix datagram socket's peer: a path, an abstract
@@ -63,6 +65,8 @@ pub(crate) struct UnixDgram {
     framing: Framing<UnixAddr>,
     /// The largest datagram it sends: its send buffer less 32.
     max_payload: usize,
+    /// How long a client's send waits for room in the listener's queue.
+    send_timeout: Option<Duration>,
 }
 
 impl UnixDgram {
@@ -78,6 +82,7 @@ impl UnixDgram {
             send_buf: BytesMut::with_capacity(RECV_BUF_LEN),
             framing: Framing::default(),
             max_payload,
+            send_timeout: None,
         })
     }
 
@@ -122,6 +127,12 @@ impl UnixDgram {
         Ok(clone)
     }
 
+    /// How long a client's send may wait for room in its listener's
+    /// queue (`None`: as long as it takes); an answer never waits.
+    pub(crate) fn set_send_timeout(&mut self, limit: Option<Duration>) {
+        self.send_timeout = limit;
+    }
+
     /// Where it is bound, as a peer's address.
     pub(crate) fn local_addr(&self) -> io::Result<PeerAddr> {
         Ok(UnixAddr(SockRef::from(self.socket.get_ref()).local_addr()?).into())
@@ -157,7 +168,15 @@ impl UnixDgram {
     /// Too large (nothing sent), or the send failed.
     pub(crate) async fn send(&mut self, msg: &Message) -> Result<(), Error> {
         self.encode(msg)?;
-        send_bytes(&mut self.socket, self.peer.as_ref(), &self.send_buf, None).await
+        let wait = self.send_timeout;
+        send_bytes(
+            &mut self.socket,
+            self.peer.as_ref(),
+            &self.send_buf,
+            None,
+            wait,
+        )
+        .await
     }
 
     /// Sends `payload` as it is to the address it is connected to.
@@ -167,7 +186,8 @@ impl UnixDgram {
     /// Too large (nothing sent), or the send failed.
     pub(crate) async fn send_raw(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.check(payload.len(), Overhead::RAW)?;
-        send_bytes(&mut self.socket, self.peer.as_ref(), payload, None).await
+        let wait = self.send_timeout;
+        send_bytes(&mut self.socket, self.peer.as_ref(), payload, None, wait).await
     }
 
     /// The next datagram msg takes, as the whole of the receive buffer,
@@ -236,27 +256,67 @@ pub(super) fn max_datagram(socket: &Socket) -> io::Result<usize> {
 
 /// Sends `bytes` as one datagram to `to` or, without it, to where
 /// `socket` is connected (`peer`, for the error).
+///
+/// A Unix datagram is never lost on the way: a sender whose receiver's
+/// queue is full waits for room instead. So the two directions differ:
+/// - an answer (to `to`, a peer a listener names) never waits. A peer that
+///   reads none of its answers fills its queue, and waiting for room there
+///   would stop the one socket every other peer is served on; the answer
+///   is dropped, and the error says why;
+/// - a client's send (to where it is connected) waits for the listener to
+///   make room, for at most `wait`.
 async fn send_bytes(
     socket: &mut Io,
     peer: Option<&UnixAddr>,
     bytes: &[u8],
     to: Option<&UnixAddr>,
+    wait: Option<Duration>,
 ) -> Result<(), Error> {
-    let sent = socket
-        .send_with(|socket| {
-            let sock = SockRef::from(socket);
-            match to {
-                Some(to) => sock.send_to(bytes, &to.0),
-                None => sock.send(bytes),
+    let sent = match to {
+        // The socket is non-blocking: a full queue is `WouldBlock` at once.
+        Some(to) => SockRef::from(socket.get_ref())
+            .send_to(bytes, &to.0)
+            .map_err(answer_dropped),
+        None => {
+            let send = socket.send_with(|socket| SockRef::from(socket).send(bytes));
+            match wait {
+                None => send.await,
+                Some(limit) => tokio::time::timeout(limit, send)
+                    .await
+                    .unwrap_or_else(|_| Err(queue_stayed_full(limit))),
             }
-        })
-        .await;
+        }
+    };
     sent.map(drop).map_err(|source| {
         let addr = to
             .or(peer)
             .map_or_else(|| "unnamed".to_owned(), UnixAddr::to_string);
         Error::UnixSend { addr, source }
     })
+}
+
+/// An answer's send error, worded for a full queue.
+pub(super) fn answer_dropped(err: io::Error) -> io::Error {
+    if err.kind() == io::ErrorKind::WouldBlock {
+        io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "no room for it (its receive queue is full, or this socket's send buffer, held by \
+             answers a peer has not read): the answer was dropped",
+        )
+    } else {
+        err
+    }
+}
+
+/// A client's send that found no room within `limit`.
+fn queue_stayed_full(limit: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!(
+            "its receive queue stayed full for {}: the listener reads nothing",
+            humantime::format_duration(limit)
+        ),
+    )
 }
 
 impl Datagrams for UnixDgram {
@@ -278,6 +338,7 @@ impl Datagrams for UnixDgram {
             self.peer.as_ref(),
             &self.send_buf,
             Some(peer),
+            None,
         )
         .await
     }
@@ -296,6 +357,7 @@ impl Datagrams for UnixDgram {
                             self.peer.as_ref(),
                             &self.recv_buf,
                             Some(&peer),
+                            None,
                         )
                         .await
                     }
@@ -319,7 +381,14 @@ impl Datagrams for UnixDgram {
 
     async fn send_raw_to(&mut self, payload: &[u8], peer: &UnixAddr) -> Result<(), Error> {
         self.check(payload.len(), Overhead::RAW)?;
-        send_bytes(&mut self.socket, self.peer.as_ref(), payload, Some(peer)).await
+        send_bytes(
+            &mut self.socket,
+            self.peer.as_ref(),
+            payload,
+            Some(peer),
+            None,
+        )
+        .await
     }
 
     fn authenticate(&mut self, secret: &Secret, us: Role, session_id: [u8; SESSION_ID_LEN]) {
@@ -360,6 +429,33 @@ mod tests {
         let path = UnixPath::Abstract(name.into_bytes());
         let server = UnixDgram::bind(&path, 0o600).unwrap();
         (server, UnixDgram::connect(&path).unwrap())
+    }
+
+    /// A client's send to a listener that reads nothing waits for room at
+    /// most its send timeout, then says why; without one, it would wait
+    /// for ever.
+    #[tokio::test]
+    async fn a_send_to_a_listener_that_reads_nothing_gives_up_at_the_send_timeout() {
+        let (_never_reads, mut client) = listener_and_client("full");
+        let limit = Duration::from_millis(200);
+        client.set_send_timeout(Some(limit));
+        let msg = Message::new(Kind::Data, 1, vec![0; 1024]);
+        // A queue and a send buffer hold a few hundred of these at most.
+        let mut stalled = None;
+        for _ in 0..10_000 {
+            if let Err(err) = client.send(&msg).await {
+                stalled = Some(err);
+                break;
+            }
+        }
+        let err = stalled.expect("a send stalled within 10,000 datagrams");
+        assert!(
+            crate::log::Chain(&err)
+                .to_string()
+                .ends_with("its receive queue stayed full for 200ms: the listener reads nothing"),
+            "{}",
+            crate::log::Chain(&err)
+        );
     }
 
     /// A plain ping goes back as `ping::pong` would have encoded its pong,

@@ -1,7 +1,7 @@
 //! [`UnixStd`]: the Unix datagram socket of the blocking engine, with
 //! [`UnixDgram`]'s limits and framing on std's blocking calls.
 
-use super::unix::{UNIX_RECV_LEN, max_datagram, recv_whole, too_large};
+use super::unix::{UNIX_RECV_LEN, answer_dropped, max_datagram, recv_whole, too_large};
 use super::*;
 
 /// A Unix datagram socket for the blocking engine: std's blocking calls,
@@ -83,8 +83,13 @@ impl UnixStd {
     /// `bytes`, a whole datagram already framed, sent to `to` or, without,
     /// where it is connected.
     pub(crate) fn send_bytes(&self, bytes: &[u8], to: Option<&UnixAddr>) -> Result<(), Error> {
+        // An answer never waits for room in its peer's queue (see
+        // `unix::send_bytes`): this thread serves every other peer too.
         let sent = match to {
-            Some(to) => self.socket.send_to(bytes, &to.0),
+            Some(to) => self
+                .socket
+                .send_to_with_flags(bytes, &to.0, libc::MSG_DONTWAIT)
+                .map_err(answer_dropped),
             None => self.socket.send(bytes),
         };
         sent.map(drop).map_err(|source| Error::UnixSend {

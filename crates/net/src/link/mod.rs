@@ -107,7 +107,9 @@ impl Link {
                         source,
                     }
                 })?;
-                Inner::UnixDatagram(keyed(socket, options))
+                let mut socket = keyed(socket, options);
+                socket.set_send_timeout(options.tcp.write_timeout);
+                Inner::UnixDatagram(socket)
             }
             Family::Datagram(DatagramKind::Quic) => {
                 let tls = options

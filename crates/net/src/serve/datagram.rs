@@ -9,7 +9,7 @@ use tracing::{debug, warn};
 
 use super::ServeConfig;
 use crate::dgram::{Datagrams, Incoming};
-use crate::log::{DropWarning, show_datagram};
+use crate::log::{DropWarning, RateLimited, reply_failed, show_datagram};
 use crate::respond::{Response, UdpPeers};
 use crate::{Counters, Error, Events};
 
@@ -79,6 +79,7 @@ struct Served<'a, S: Datagrams> {
     peers: UdpPeers<S::Peer>,
     events: Events,
     dropped: DropWarning,
+    reply_failures: RateLimited,
 }
 
 impl<'a, S: Datagrams> Served<'a, S> {
@@ -89,6 +90,7 @@ impl<'a, S: Datagrams> Served<'a, S> {
             peers: UdpPeers::new(config.limits.max_udp_peers),
             events,
             dropped: DropWarning::default(),
+            reply_failures: RateLimited::default(),
         }
     }
 
@@ -107,7 +109,7 @@ impl<'a, S: Datagrams> Served<'a, S> {
         let Response { answer, show } = self.peers.respond(msg, &peer, self.config.reply);
         if let Some(answer) = answer {
             if let Err(err) = self.socket.send_to(&answer, &peer).await {
-                warn!(%peer, "cannot reply: {err}");
+                reply_failed(&self.reply_failures, &peer, &err);
             }
         }
         !show || show_datagram(&self.events, &mut self.dropped, peer, msg)

@@ -39,6 +39,10 @@ pub struct Options {
     /// ([`unix::DEFAULT_MODE`](crate::unix::DEFAULT_MODE), owner-only,
     /// unless asked); the other kinds have no file.
     pub socket_mode: u32,
+    /// How long a write may wait for the peer to take anything
+    /// ([`Connection::set_write_timeout`]); `None` waits as long as the
+    /// peer does. Kept by the halves of [`Connection::into_split`].
+    pub write_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -47,6 +51,7 @@ impl Default for Options {
             max_frame: DEFAULT_MAX_FRAME,
             nodelay: true,
             socket_mode: crate::unix::DEFAULT_MODE,
+            write_timeout: None,
         }
     }
 }
@@ -65,19 +70,41 @@ pub const DIRECT_WRITE: usize = 64 * 1024;
 /// peer for nothing; a TLS session seals the two into the same records
 /// and sends them in one write. A stream that takes no vector writes the
 /// first part, then the rest, as before.
+///
+/// `limit` bounds each write, not the whole: a large body over a slow
+/// path takes as long as it takes while the peer keeps taking bytes, and
+/// fails with [`Error::WriteStalled`] once it takes none for `limit`.
 async fn write_all_vectored<S: AsyncWrite + Unpin>(
     stream: &mut S,
     mut parts: &mut [IoSlice<'_>],
-) -> std::io::Result<()> {
+    limit: Option<Duration>,
+) -> Result<(), Error> {
     // Each pass writes at least one byte or ends: bounded by the bytes.
     while !parts.is_empty() {
-        let written = stream.write_vectored(parts).await?;
+        let written = write_within(limit, stream.write_vectored(parts)).await?;
         if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
+            return Err(Error::Io(std::io::ErrorKind::WriteZero.into()));
         }
         IoSlice::advance_slices(&mut parts, written);
     }
     Ok(())
+}
+
+/// Writes all of `buf` to `stream`, each write within `limit`, not the
+/// whole: for a writer of another kind (a raw stream) bounded as a
+/// [`Connection`]'s large bodies are. A peer that keeps taking bytes,
+/// however slowly, is written to for as long as it takes; one that takes
+/// none for `limit` ends it.
+///
+/// # Errors
+///
+/// [`Error::WriteStalled`], or the stream's.
+pub async fn write_all_within<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    buf: &[u8],
+    limit: Option<Duration>,
+) -> Result<(), Error> {
+    write_all_vectored(stream, &mut [IoSlice::new(buf)], limit).await
 }
 
 /// One framed connection: the stream, its buffers and the codec. A TCP
@@ -102,7 +129,7 @@ impl<S: Stream> Connection<S> {
         Ok(Self {
             framed: Framed::new(stream, Codec::new(options.max_frame)),
             peer,
-            write_timeout: None,
+            write_timeout: options.write_timeout,
         })
     }
 }
@@ -210,18 +237,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// [`Error::TooLarge`] before anything is written (the limit counts the
     /// tag once authenticated), or [`Error::Io`].
     pub async fn write_message(&mut self, msg: &Message) -> Result<(), Error> {
-        write_within(self.write_timeout, self.write_message_unbounded(msg)).await
-    }
-
-    /// [`Connection::write_message`] without the write timeout.
-    async fn write_message_unbounded(&mut self, msg: &Message) -> Result<(), Error> {
         // A large body goes out from its own buffer: copying it into the
         // write buffer first would double what a reply the peer does not
         // read holds in memory.
         if msg.body.len() >= DIRECT_WRITE && !self.framed.codec().seals() {
             return self.write_direct(msg).await;
         }
-        self.framed.send(msg).await
+        write_within(self.write_timeout, self.framed.send(msg)).await
     }
 
     /// Writes `msg` and flushes it, its body straight from its buffer: for
@@ -234,19 +256,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     ///
     /// As [`Connection::write_message`].
     pub async fn write_message_direct(&mut self, msg: &Message) -> Result<(), Error> {
-        write_within(self.write_timeout, self.write_direct(msg)).await
+        self.write_direct(msg).await
     }
 
-    /// [`Connection::write_message_direct`] without the write timeout.
+    /// [`Connection::write_message_direct`]: each of the body's writes
+    /// within the write timeout, not the whole body (see
+    /// [`write_all_vectored`]).
     async fn write_direct(&mut self, msg: &Message) -> Result<(), Error> {
+        let limit = self.write_timeout;
         let Some(head) = self.framed.codec().encode_head(msg)? else {
-            return self.framed.send(msg).await;
+            return write_within(limit, self.framed.send(msg)).await;
         };
         // Whatever the codec has queued goes first, to keep the order.
-        SinkExt::<&Message>::flush(&mut self.framed).await?;
+        write_within(limit, SinkExt::<&Message>::flush(&mut self.framed)).await?;
         let mut parts = [IoSlice::new(&head), IoSlice::new(&msg.body)];
-        write_all_vectored(self.framed.get_mut(), &mut parts).await?;
-        Ok(())
+        write_all_vectored(self.framed.get_mut(), &mut parts, limit).await
     }
 
     /// From now on, messages queued with [`Connection::feed`] are written
@@ -272,13 +296,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// [`Connection::feed`], [`Connection::flush`],
     /// [`Connection::shutdown`]) waits at most `limit` for the peer to take
     /// what was written before, then fails with [`Error::WriteStalled`];
-    /// `None` (the default) waits for as long as the peer takes.
+    /// `None` waits for as long as the peer takes. It starts as
+    /// [`Options::write_timeout`].
     ///
     /// For a listener: the idle and frame timeouts bound how long it waits
     /// for a peer's bytes, and this how long it waits for the peer to read
     /// its answers. A peer that sends and never reads (its receive buffer,
     /// then this side's send buffer full) would otherwise hold its
-    /// connection, and its place among those served, for ever.
+    /// connection, and its place among those served, for ever. For a
+    /// client: a listener that stops reading (stopped, or hostile) would
+    /// otherwise hold the client's send, file or session for ever.
     pub fn set_write_timeout(&mut self, limit: Option<Duration>) {
         self.write_timeout = limit;
     }
@@ -414,6 +441,70 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "the peer took nothing written to it for 0.2 s: closed"
+        );
+    }
+
+    /// The write timeout bounds each write, not a whole large body: a peer
+    /// that keeps reading, however slowly, is not a stalled one.
+    #[tokio::test]
+    async fn a_slow_reader_of_a_large_body_is_not_a_stalled_one() {
+        let (mut slow, mut conn) = raw_and_framed().await;
+        let limit = Duration::from_millis(200);
+        conn.set_write_timeout(Some(limit));
+        let body = 8 * 1024 * 1024;
+        let reader = tokio::spawn(async move {
+            // 256 KiB every 20 ms: a second or more for the whole body,
+            // far longer than the limit, never 200 ms without a byte.
+            let mut buf = vec![0; 256 * 1024];
+            let mut got = 0;
+            for _ in 0..10_000 {
+                match slow.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            got
+        });
+        let msg = Message::new(Kind::FileChunk, 1, vec![0; body]);
+        let started = std::time::Instant::now();
+        conn.write_message(&msg).await.unwrap();
+        assert!(
+            started.elapsed() > limit,
+            "the body took no longer than one write's limit"
+        );
+        drop(conn);
+        assert!(reader.await.unwrap() > body);
+    }
+
+    /// [`Options::write_timeout`] is the connection's from the start, and
+    /// the write half of a split keeps it.
+    #[tokio::test]
+    async fn the_options_write_timeout_holds_for_a_split_write_half() {
+        let limit = Duration::from_millis(200);
+        let options = Options {
+            write_timeout: Some(limit),
+            ..Options::default()
+        };
+        let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), options)
+            .await
+            .unwrap();
+        let _never_reads = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (_read, mut write) = listener.accept().await.unwrap().into_split();
+        let msg = Message::new(Kind::Discard, 0, vec![0; 64 * 1024]);
+        let mut stalled = None;
+        for _ in 0..1000 {
+            if let Err(err) = write.write_message(&msg).await {
+                stalled = Some(err);
+                break;
+            }
+        }
+        let err = stalled.expect("a write stalled within 64 MiB");
+        assert!(
+            matches!(err, Error::WriteStalled { after } if after == limit),
+            "{err}"
         );
     }
 

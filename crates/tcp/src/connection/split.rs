@@ -9,7 +9,9 @@ use msg_proto::Message;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts, FramedWrite};
 
-use super::Connection;
+use std::time::Duration;
+
+use super::{Connection, write_within};
 use crate::{Codec, Error, PeerAddr, Stream};
 
 impl<S: Stream> Connection<S> {
@@ -45,6 +47,7 @@ impl<S: Stream> Connection<S> {
             WriteHalf {
                 framed: writer,
                 peer: self.peer,
+                write_timeout: self.write_timeout,
             },
         )
     }
@@ -81,6 +84,8 @@ impl<S: Stream> ReadHalf<S> {
 pub struct WriteHalf<S: Stream = TcpStream> {
     framed: FramedWrite<S::Writer, Codec>,
     peer: PeerAddr,
+    /// The connection's write timeout, on each write and the shutdown.
+    write_timeout: Option<Duration>,
 }
 
 impl<S: Stream> WriteHalf<S> {
@@ -101,7 +106,7 @@ impl<S: Stream> WriteHalf<S> {
     ///
     /// As [`Connection::write_message`].
     pub async fn write_message(&mut self, msg: &Message) -> Result<(), Error> {
-        self.framed.send(msg).await
+        write_within(self.write_timeout, self.framed.send(msg)).await
     }
 
     /// As [`Connection::shutdown`]: what dropping the half does for a
@@ -112,7 +117,11 @@ impl<S: Stream> WriteHalf<S> {
     ///
     /// [`Error::Io`].
     pub async fn shutdown(&mut self) -> Result<(), Error> {
-        SinkExt::<&Message>::close(&mut self.framed).await
+        write_within(
+            self.write_timeout,
+            SinkExt::<&Message>::close(&mut self.framed),
+        )
+        .await
     }
 }
 
