@@ -93,6 +93,22 @@ fn stdin_is_forwarded_and_its_end_closes_the_commands() {
     assert_eq!(out.stdout.len(), big.len());
 }
 
+/// A command that takes input and gives output at once (`cat`), with far
+/// more of both than pipes and sockets hold: the client reads output
+/// while it sends input, and the listener takes input as soon as the
+/// command makes room. Before, each waited on a write the other no longer
+/// read (a few MiB in, then nothing until the exec timeout), and the
+/// listener took input at most 16 pieces per 250 ms.
+#[test]
+fn input_and_output_flow_at_once_through_a_command() {
+    let listener = ExecListener::start(&["--exec-max-output", "100000000"]);
+    let big = vec![b'y'; 48 * 1024 * 1024];
+    let out = listener.exec(&["cat"], Some(&big));
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout_bytes().len(), big.len());
+    assert!(out.stdout_bytes().iter().all(|&b| b == b'y'));
+}
+
 #[test]
 fn a_command_past_its_timeout_is_killed_with_its_children() {
     let listener = ExecListener::start(&["--exec-timeout", "300ms"]);

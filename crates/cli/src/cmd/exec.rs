@@ -79,13 +79,13 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     );
     let addr = parse_addr(transport, &args.addr)?;
     let options = args.client.options(transport, &addr)?;
-    let (mut link, addr) = connect_any(transport, &addr, |addr| {
+    let (link, addr) = connect_any(transport, &addr, |addr| {
         Link::connect(transport, addr, &options)
     })
     .await?;
     let stdin = exec::stdin_pieces(std::io::stdin());
     let exit = exec::run(
-        &mut link,
+        link,
         &command,
         stdin,
         &mut tokio::io::stdout(),

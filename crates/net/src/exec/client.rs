@@ -8,11 +8,11 @@ use msg_proto::Kind;
 use msg_proto::exec::{Command, ExecError, Exit, Stream, input, parse_output};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::READ_LEN;
 use crate::auth::printable;
-use crate::{Error, Link};
+use crate::{Error, Link, Tx};
 
 /// The command a client asks for, from its arguments as the OS gave them:
 /// on Unix their bytes exactly, whatever their encoding; elsewhere as text.
@@ -41,22 +41,30 @@ fn bytes(arg: &OsString) -> Vec<u8> {
 /// byte for byte, forwarding what `stdin` yields (its end closes the
 /// command's stdin); how the command ended.
 ///
+/// The two directions run at once, on the link's two halves: a command
+/// such as `cat` takes input and gives output together, and a client
+/// that stopped reading output while a send of input waited would wait
+/// for ever on a listener that, its output unread, stopped taking input.
+///
 /// # Errors
 ///
 /// The transport's, an `Error` from the listener, or a listener that
 /// closed the connection before saying how the command ended.
 pub async fn run(
-    link: &mut Link,
+    link: Link,
     command: &Command,
-    mut stdin: mpsc::Receiver<Bytes>,
+    stdin: mpsc::Receiver<Bytes>,
     stdout: &mut (impl AsyncWrite + Unpin),
     stderr: &mut (impl AsyncWrite + Unpin),
 ) -> Result<Exit, Error> {
-    link.send(&command.to_message()).await?;
-    let mut stdin_open = true;
+    let (mut tx, mut rx) = link.split()?;
+    tx.send(&command.to_message()).await?;
+    let forward = forward_input(&mut tx, stdin);
+    tokio::pin!(forward);
+    let mut forwarding = true;
     loop {
         tokio::select! {
-            msg = link.recv() => {
+            msg = rx.recv() => {
                 let Some(msg) = msg? else {
                     return Err(closed());
                 };
@@ -77,11 +85,27 @@ pub async fn run(
                     other => debug!(kind = ?other, "ignored during a command"),
                 }
             }
-            bytes = stdin.recv(), if stdin_open => {
-                let bytes = bytes.unwrap_or_default();
-                stdin_open = !bytes.is_empty();
-                link.send(&input(bytes)).await?;
+            sent = &mut forward, if forwarding => {
+                forwarding = false;
+                // Input that can no longer go (a command that exited and
+                // closed its stdin, a listener gone) ends nothing by
+                // itself: what the listener says next does, or its close.
+                if let Err(err) = sent {
+                    warn!("stopped forwarding input to the command: {err}");
+                }
             }
+        }
+    }
+}
+
+/// Sends what `stdin` yields as the command's input, then its end.
+async fn forward_input(tx: &mut Tx, mut stdin: mpsc::Receiver<Bytes>) -> Result<(), Error> {
+    loop {
+        let bytes = stdin.recv().await.unwrap_or_default();
+        let end = bytes.is_empty();
+        tx.send(&input(bytes)).await?;
+        if end {
+            return Ok(());
         }
     }
 }

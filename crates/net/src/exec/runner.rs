@@ -214,6 +214,15 @@ impl Runner {
                     // would outlive every limit, and hold the output open.
                     tree.kill();
                 }
+                // The queue full, the loop must wake when the command
+                // takes from it, not at the next scan (four times a second:
+                // input at 16 pieces a tick).
+                gone = wait_for_room(stdin_tx.as_ref()), if !room => {
+                    if gone {
+                        // The command's stdin is closed: input goes nowhere.
+                        stdin_tx = None;
+                    }
+                }
                 _ = scan.tick() => tree.scan(),
             }
         };
@@ -355,5 +364,15 @@ fn describe(exit: &Exit) -> String {
         Exit::Signaled(signal) => format!("killed by signal {signal}"),
         Exit::Refused(reason) | Exit::Killed(reason) => reason.clone(),
         other => format!("{other:?}"),
+    }
+}
+
+/// Waits until the command's stdin queue has room again; `true` when it
+/// never will (the command's stdin closed, its feeder gone).
+async fn wait_for_room(tx: Option<&mpsc::Sender<Bytes>>) -> bool {
+    match tx {
+        // The permit goes back at once: the loop then reads the client.
+        Some(tx) => tx.reserve().await.is_err(),
+        None => false,
     }
 }
