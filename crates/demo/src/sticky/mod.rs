@@ -200,4 +200,4 @@ use crate::text::{plural, shown};
 use render::{write_json, write_text};
 use tcp::{framed_tcp, raw_tcp, short_read};
 use udp::udp;
-use wait::{FIONREAD_FAILED, bounded, localhost, pattern, queued, wait_for, wait_for_async};
+use wait::{FIONREAD_FAILED, bounded, localhost, own, pattern, queued, wait_for, wait_for_async};

@@ -123,7 +123,8 @@ pub(super) fn tcp_pair(nodelay: bool) -> Result<(TcpStream, TcpStream)> {
     let writer = TcpStream::connect_timeout(&addr, DEADLINE)
         .with_what(|| format!("cannot connect to {addr}"))?;
     // Already connected: the accept only takes it from the queue.
-    let (reader, _) = listener.accept().what("cannot accept")?;
+    let (reader, from) = listener.accept().what("cannot accept")?;
+    own(from, writer.local_addr()?)?;
     writer.set_nodelay(nodelay)?;
     writer.set_write_timeout(Some(DEADLINE))?;
     reader.set_read_timeout(Some(DEADLINE))?;
@@ -189,6 +190,9 @@ pub(super) async fn framed_tcp(nodelay: bool) -> Result<Part> {
     let addr = listener.local_addr()?;
     let mut writer = bounded(Connection::connect(addr, options)).await?;
     let mut reader = bounded(listener.accept()).await?;
+    if let Some(from) = reader.peer_addr().inet() {
+        own(from, writer.get_ref().local_addr()?)?;
+    }
     Ok(Part {
         number: 2,
         transport: "tcp",

@@ -112,6 +112,19 @@ pub(super) fn localhost() -> SocketAddr {
     (Ipv4Addr::LOCALHOST, 0).into()
 }
 
+/// Whether the demo's peer is its own: its ports are loopback's, and any
+/// local process may connect (or send) to them first. A stranger's bytes
+/// would be shown as the lesson's.
+pub(super) fn own(from: SocketAddr, ours: SocketAddr) -> Result<()> {
+    if from == ours {
+        Ok(())
+    } else {
+        Err(Error::Broken(format!(
+            "a connection from {from}, not the demo's own client"
+        )))
+    }
+}
+
 /// `len` bytes of the alphabet over and over: readable where a read starts.
 pub(super) fn pattern(len: usize) -> Vec<u8> {
     (b'a'..=b'z').cycle().take(len).collect()
