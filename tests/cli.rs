@@ -865,17 +865,7 @@ fn spawn_with_closed_stderr(args: &[&str]) -> std::process::Child {
 }
 
 fn wait_bounded(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("msg did not exit within {DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    support::wait_within(child, DEADLINE)
 }
 
 #[test]

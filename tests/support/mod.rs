@@ -411,3 +411,19 @@ pub(crate) fn datagram(msg: &msg_proto::Message) -> Vec<u8> {
     msg_proto::encode(msg, &mut out).unwrap();
     out
 }
+
+/// Waits for `child` to exit, at most `limit`: past it, kills it and
+/// fails the test.
+pub(crate) fn wait_within(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("msg did not exit within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
