@@ -473,6 +473,49 @@ fn raw_tcp_reply_is_what_arrives_until_the_peer_is_quiet_not_a_byte_count() {
 }
 
 #[test]
+fn a_raw_tcp_reply_that_trickles_is_shown_in_pieces_as_it_comes() {
+    // A peer that answers a byte every 100ms: quiet never long enough for
+    // --reply-idle to end the reply. Once, nothing was shown until a
+    // megabyte had come (about 58 hours at a byte per 200ms); now each
+    // piece is shown --timeout after its first byte, and none is lost.
+    const ANSWER: &[u8] = b"abcdefghijkl";
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let peer = std::thread::spawn(move || {
+        let (mut stream, _) = server.accept().unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut heard = [0; 2];
+        stream.read_exact(&mut heard).unwrap();
+        for byte in ANSWER {
+            stream.write_all(&[*byte]).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+    });
+    let out = run(
+        &[
+            "send",
+            TCP,
+            "--raw",
+            "--reply",
+            "--timeout",
+            "300ms",
+            "--reply-idle",
+            "2s",
+            &addr,
+            "hi",
+        ],
+        None,
+    );
+    peer.join().unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let pieces: Vec<&str> = out.stdout.lines().collect();
+    assert!(pieces.len() >= 2, "one piece: {:?}", out.stdout);
+    assert_eq!(pieces.concat().as_bytes(), ANSWER, "{:?}", out.stdout);
+}
+
+#[test]
 fn reply_idle_needs_raw() {
     let out = run(
         &["send", TCP, "--reply-idle", "1s", "127.0.0.1:9", "hi"],

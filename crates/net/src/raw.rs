@@ -25,9 +25,10 @@ use crate::{Error, Event, Events, Limits, Offer, Reply, Transport};
 /// Raw TCP reads at most this much at a time.
 const READ_LEN: usize = 64 * 1024;
 
-/// A raw TCP reply stops growing at about this many bytes; what follows is
-/// read as the next reply. A peer that never goes quiet (chargen, `yes |
-/// nc -l`) must not fill memory.
+/// A piece of a raw TCP reply stops growing at about this many bytes, and
+/// is shown; the rest follows as further pieces ([`RawLink::reply_more`]).
+/// A peer that never goes quiet (chargen, `yes | nc -l`) must not fill
+/// memory.
 pub const MAX_RAW_REPLY: usize = 1024 * 1024;
 
 /// A raw conversation with one peer: `msg send --raw`.
@@ -37,6 +38,9 @@ pub struct RawLink {
     /// How long a write to a stream may wait for the peer to take
     /// anything ([`msg_tcp::Options::write_timeout`]).
     write_timeout: Option<Duration>,
+    /// The last piece of a stream's reply was cut (at its size or time
+    /// cap), not ended by quiet or a close: more of it may follow.
+    cut: bool,
 }
 
 // The UDP socket is the larger by far, but a raw link is one per process:
@@ -96,6 +100,7 @@ impl RawLink {
         Ok(Self {
             inner,
             write_timeout: options.tcp.write_timeout,
+            cut: false,
         })
     }
 
@@ -130,15 +135,19 @@ impl RawLink {
     /// as many bytes as were sent (what an echo server owes) cut a 26-byte
     /// answer to 2 bytes and turned a 1-byte one into a timeout. So a reply
     /// is what arrives until the peer closes or is quiet for `idle` (as
-    /// netcat shows bytes until they stop), at most [`MAX_RAW_REPLY`]
-    /// bytes. `wait` bounds only the first byte: a peer that answers
-    /// slowly but steadily is read to its end.
+    /// netcat shows bytes until they stop). `wait` bounds the first byte,
+    /// and then the piece returned: a reply longer than [`MAX_RAW_REPLY`],
+    /// or still arriving `wait` after its first byte, comes in pieces
+    /// ([`RawLink::reply_more`]), each shown as it is had. A peer that
+    /// trickles a byte every `idle` cannot hold the caller, showing
+    /// nothing, for as long as a megabyte takes.
     ///
     /// # Errors
     ///
     /// A failed receive, or a TCP peer that closed without sending
     /// anything.
     pub async fn reply(&mut self, wait: Duration, idle: Duration) -> Result<Option<Bytes>, Error> {
+        self.cut = false;
         match &mut self.inner {
             Inner::Datagram(socket) => match timeout(wait, socket.recv_raw_from()).await {
                 Ok(received) => Ok(Some(received?.0)),
@@ -149,36 +158,48 @@ impl RawLink {
                 Err(_) => Ok(None),
             },
             Inner::Stream(stream) => {
-                let mut buf = BytesMut::with_capacity(READ_LEN);
-                match timeout(wait, stream.read_buf(&mut buf)).await {
-                    Err(_) => return Ok(None),
-                    Ok(read) => {
-                        if read? == 0 {
-                            return Err(Error::Io(std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                "the peer closed the connection without replying",
-                            )));
-                        }
-                    }
+                let piece = read_piece(stream, wait, wait, idle).await?;
+                let Some((bytes, ended)) = piece else {
+                    return Ok(None);
+                };
+                if ended == Ended::Closed && bytes.is_empty() {
+                    return Err(Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the peer closed the connection without replying",
+                    )));
                 }
-                while buf.len() < MAX_RAW_REPLY {
-                    buf.reserve(READ_LEN);
-                    match timeout(idle, stream.read_buf(&mut buf)).await {
-                        // Quiet for `idle`: the answer is over, for now.
-                        Err(_) => break,
-                        // Closed after answering: the answer is over.
-                        Ok(Ok(0)) => break,
-                        Ok(Ok(_)) => {}
-                        // The bytes read are still the answer; a reset
-                        // shows again at the next write or read.
-                        Ok(Err(err)) => {
-                            debug!("the reply ended in an error: {err}");
-                            break;
-                        }
-                    }
-                }
-                Ok(Some(buf.freeze()))
+                self.cut = ended == Ended::Cut;
+                Ok(Some(bytes))
             }
+        }
+    }
+
+    /// The next piece of a stream's reply that [`RawLink::reply`] (or this)
+    /// cut at its size or time cap: what arrives within `idle`, as long as
+    /// the peer goes on, up to `wait` and [`MAX_RAW_REPLY`] again. `None`
+    /// once the reply has ended (quiet for `idle`, or closed), and always
+    /// for a datagram, which is whole.
+    ///
+    /// # Errors
+    ///
+    /// A failed receive.
+    pub async fn reply_more(
+        &mut self,
+        wait: Duration,
+        idle: Duration,
+    ) -> Result<Option<Bytes>, Error> {
+        let Inner::Stream(stream) = &mut self.inner else {
+            return Ok(None);
+        };
+        if !std::mem::take(&mut self.cut) {
+            return Ok(None);
+        }
+        match read_piece(stream, idle, wait, idle).await? {
+            Some((bytes, ended)) if !bytes.is_empty() => {
+                self.cut = ended == Ended::Cut;
+                Ok(Some(bytes))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -218,6 +239,64 @@ impl RawLink {
             }
         }
     }
+}
+
+/// How a piece of a raw stream reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The peer was quiet for the idle time, or a receive failed after
+    /// some bytes: the reply is over, for now.
+    Quiet,
+    /// The peer closed its side.
+    Closed,
+    /// At the size or time cap, with the peer still sending.
+    Cut,
+}
+
+/// Reads one piece of a raw stream reply: `None` when no byte came within
+/// `first`; else the bytes until the peer is quiet for `idle` or closes,
+/// `cap` has passed since the first byte, or [`MAX_RAW_REPLY`] bytes.
+async fn read_piece(
+    stream: &mut AnyStream,
+    first: Duration,
+    cap: Duration,
+    idle: Duration,
+) -> Result<Option<(Bytes, Ended)>, Error> {
+    let mut buf = BytesMut::with_capacity(READ_LEN);
+    match timeout(first, stream.read_buf(&mut buf)).await {
+        Err(_) => return Ok(None),
+        Ok(read) => {
+            if read? == 0 {
+                return Ok(Some((Bytes::new(), Ended::Closed)));
+            }
+        }
+    }
+    let deadline = tokio::time::Instant::now() + cap;
+    let ended = loop {
+        if buf.len() >= MAX_RAW_REPLY {
+            break Ended::Cut;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break Ended::Cut;
+        }
+        buf.reserve(READ_LEN);
+        // A read cancelled by either timeout takes no bytes (tokio's
+        // `read_buf` on a socket is cancel-safe): the next piece has them.
+        match timeout(idle.min(left), stream.read_buf(&mut buf)).await {
+            Err(_) if idle < left => break Ended::Quiet,
+            Err(_) => break Ended::Cut,
+            Ok(Ok(0)) => break Ended::Closed,
+            Ok(Ok(_)) => {}
+            // The bytes read are still the answer; a reset shows again at
+            // the next write or read.
+            Ok(Err(err)) => {
+                debug!("the reply ended in an error: {err}");
+                break Ended::Quiet;
+            }
+        }
+    };
+    Ok(Some((buf.freeze(), ended)))
 }
 
 /// Serves raw datagrams: each is shown, and answered per `reply`.

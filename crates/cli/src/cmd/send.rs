@@ -76,9 +76,9 @@ pub(crate) struct SendArgs {
     pub(crate) raw: bool,
 
     /// With --raw --reply over TCP, a reply is what arrives until the peer
-    /// closes or sends nothing for this long, e.g. 250ms, 1s (--timeout
-    /// bounds only the wait for its first byte). A raw UDP reply is one
-    /// datagram
+    /// closes or sends nothing for this long, e.g. 250ms, 1s; one still
+    /// arriving --timeout after its first byte is printed in pieces as it
+    /// comes. A raw UDP reply is one datagram
     #[arg(long, value_name = "DURATION", default_value = "250ms", requires = "raw",
           value_parser = parse_positive_duration)]
     pub(crate) reply_idle: Duration,

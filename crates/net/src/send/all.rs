@@ -87,6 +87,15 @@ impl Sender {
                 let reply = self.reply(seq, to, wait.timeout, wait.idle).await;
                 let reply = reply.map_err(SendAllError::Reply)?;
                 shown(to, seq, &reply).map_err(SendAllError::Shown)?;
+                // A raw stream reply longer than a piece, or slower than
+                // the wait: the rest, shown piece by piece as it comes.
+                while let Some(more) = self
+                    .reply_more(wait.timeout, wait.idle)
+                    .await
+                    .map_err(SendAllError::Reply)?
+                {
+                    shown(to, seq, &more).map_err(SendAllError::Shown)?;
+                }
             }
         }
         Ok(sent)

@@ -141,6 +141,24 @@ impl Sender {
         })
     }
 
+    /// The next piece of a raw stream reply too long, or too slow, to come
+    /// whole ([`RawLink::reply_more`]); `None` once the reply has ended,
+    /// and always for a framed or datagram reply, which comes whole.
+    ///
+    /// # Errors
+    ///
+    /// A failed receive.
+    pub async fn reply_more(
+        &mut self,
+        wait: Duration,
+        idle: Duration,
+    ) -> Result<Option<Bytes>, Error> {
+        match self {
+            Self::Raw(link) => link.reply_more(wait, idle).await,
+            Self::Framed(_) | Self::Length(_) => Ok(None),
+        }
+    }
+
     /// Whether it sends to a multicast group or a broadcast address, whose
     /// answers come from many ([`Sender::replies`]).
     pub fn is_one_to_many(&self) -> bool {
