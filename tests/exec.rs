@@ -273,6 +273,59 @@ fn a_client_that_leaves_takes_its_command_along() {
     assert!(!marker.exists(), "the command outlived its client");
 }
 
+/// A command that prints nothing for longer than the client's silence
+/// limit (15s) is not taken for a stopped listener: the listener beats.
+#[test]
+fn a_quiet_command_outlasts_the_clients_silence_limit() {
+    let listener = ExecListener::start(&[]);
+    let start = Instant::now();
+    let out = listener.exec(&["sh", "-c", "sleep 17; echo done"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "done\n");
+    assert!(start.elapsed() >= Duration::from_secs(17));
+}
+
+/// Audit, round three: a listener stopped after the handshake (SIGSTOP:
+/// the kernel still acknowledges what is sent to it) held `msg exec` for
+/// ever. Now the client gives it up after three missed beats.
+#[test]
+fn a_stopped_listener_is_given_up_after_its_silence() {
+    let mut listener = ExecListener::start(&[]);
+    let pid = listener.listener.process.pid().to_string();
+    let client = Running::spawn(listener.exec_command(&["sleep", "60"]), None);
+    listener
+        .listener
+        .process
+        .wait_for_stderr("running \"sleep\"");
+    let signal = |name: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill {name} {pid}");
+    };
+    signal("-STOP");
+    let start = Instant::now();
+    let out = client.finish();
+    // Let it go on: it sees its client gone, and kills the sleep.
+    signal("-CONT");
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the listener said nothing for 15s"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(18),
+        "{:?}",
+        start.elapsed()
+    );
+    listener
+        .listener
+        .process
+        .wait_for_stderr("its command was killed");
+}
+
 /// The processes whose argv is exactly `argv`, from /proc. A zombie has no
 /// argv there, and is not counted: it is dead, only not yet reaped.
 fn processes(argv: &[&str]) -> Vec<u32> {

@@ -13,12 +13,23 @@
 //!   Command        argv                ──>   checks it, runs it
 //!   CommandInput   stdin bytes, ...    ──>   (an empty one closes stdin)
 //!                                      <──   CommandOutput  1 stdout / 2 stderr, bytes
+//!                                            (empty, every BEAT of silence)
 //!                                      <──   CommandExit    exited, signaled, refused or killed
 //! ```
+
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::{Kind, Message};
+
+/// While a command runs and writes nothing, the listener sends an empty
+/// `CommandOutput` (a stream byte, no bytes) once this long has passed
+/// since it last sent anything: the client's only way to tell a command
+/// that is quiet (`sleep 60`) from a listener that is stopped or gone
+/// without a close. The kernel answers for a stopped process (TCP's
+/// acknowledgements, keepalives), so nothing below this layer can tell.
+pub const BEAT: Duration = Duration::from_secs(5);
 
 /// The most arguments a command may have, program included.
 pub const MAX_ARGS: usize = 4096;

@@ -90,6 +90,7 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         stdin,
         &mut tokio::io::stdout(),
         &mut tokio::io::stderr(),
+        exec::SILENCE,
     )
     .await
     .with_context(|| format!("cannot run the command on {addr}"))?;

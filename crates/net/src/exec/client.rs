@@ -2,6 +2,7 @@
 //! to ours, our stdin to it, and how it ended.
 
 use std::ffi::OsString;
+use std::time::Duration;
 
 use bytes::Bytes;
 use msg_proto::Kind;
@@ -46,31 +47,43 @@ fn bytes(arg: &OsString) -> Vec<u8> {
 /// that stopped reading output while a send of input waited would wait
 /// for ever on a listener that, its output unread, stopped taking input.
 ///
+/// A listener that says nothing for `silence` (the listener beats every
+/// [`BEAT`](msg_proto::exec::BEAT) a command is quiet; [`SILENCE`](super::SILENCE)
+/// is three of them) is given up as stopped.
+///
 /// # Errors
 ///
-/// The transport's, an `Error` from the listener, or a listener that
-/// closed the connection before saying how the command ended.
+/// The transport's, an `Error` from the listener, a listener that closed
+/// the connection before saying how the command ended, or one silent for
+/// `silence`.
 pub async fn run(
     link: Link,
     command: &Command,
     stdin: mpsc::Receiver<Bytes>,
     stdout: &mut (impl AsyncWrite + Unpin),
     stderr: &mut (impl AsyncWrite + Unpin),
+    silence: Duration,
 ) -> Result<Exit, Error> {
     let (mut tx, mut rx) = link.split()?;
     tx.send(&command.to_message()).await?;
     let forward = forward_input(&mut tx, stdin);
     tokio::pin!(forward);
     let mut forwarding = true;
+    let silent = tokio::time::sleep(silence);
+    tokio::pin!(silent);
     loop {
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg? else {
                     return Err(closed());
                 };
+                silent.as_mut().reset(tokio::time::Instant::now() + silence);
                 match msg.kind {
                     Kind::CommandOutput => {
                         let (stream, bytes) = parse_output(&msg).map_err(protocol)?;
+                        if bytes.is_empty() {
+                            continue; // the listener's beat: it is there
+                        }
                         let out: &mut (dyn AsyncWrite + Unpin) = match stream {
                             Stream::Stdout => stdout,
                             Stream::Stderr => stderr,
@@ -85,6 +98,7 @@ pub async fn run(
                     other => debug!(kind = ?other, "ignored during a command"),
                 }
             }
+            () = &mut silent => return Err(stalled(silence)),
             sent = &mut forward, if forwarding => {
                 forwarding = false;
                 // Input that can no longer go (a command that exited and
@@ -117,6 +131,19 @@ fn closed() -> Error {
     ))
 }
 
+fn stalled(silence: Duration) -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "the listener said nothing for {} while the command ran (it sends a beat every {} \
+             a command is quiet): it is stopped, or the network between is gone; the command \
+             may still be running there",
+            humantime::format_duration(silence),
+            humantime::format_duration(msg_proto::exec::BEAT),
+        ),
+    ))
+}
+
 fn protocol(err: ExecError) -> Error {
     Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, err))
 }
@@ -141,4 +168,58 @@ pub fn stdin_pieces(mut reader: impl std::io::Read + Send + 'static) -> mpsc::Re
         }
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+    use crate::{ConnectOptions, Transport};
+
+    /// A listener that takes the command and then says nothing (stopped
+    /// with SIGSTOP, say: the kernel still acknowledges its bytes) is given
+    /// up at `silence`, not waited for without end.
+    #[tokio::test]
+    async fn a_listener_silent_past_the_limit_is_given_up() {
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let mute = tokio::spawn(async move {
+            let (mut stream, _) = server.accept().await.unwrap();
+            let mut sink = vec![0; 1024];
+            // Reads what comes, answers nothing, until the client leaves.
+            while let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_secs(10), stream.read(&mut sink)).await
+            {
+                if n == 0 {
+                    break;
+                }
+            }
+        });
+        let link = Link::connect(Transport::Tcp, addr, &ConnectOptions::default())
+            .await
+            .unwrap();
+        let command = command(&["sleep".into(), "60".into()]).unwrap();
+        let (_stdin_tx, stdin) = mpsc::channel(1);
+        let started = Instant::now();
+        let ran = run(
+            link,
+            &command,
+            stdin,
+            &mut tokio::io::sink(),
+            &mut tokio::io::sink(),
+            Duration::from_millis(300),
+        )
+        .await;
+        let err = ran.expect_err("a silent listener is no command's end");
+        assert!(err.to_string().contains("said nothing for 300ms"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        mute.await.unwrap();
+    }
 }

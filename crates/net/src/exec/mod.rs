@@ -62,6 +62,12 @@ const STDIN_QUEUE: usize = 16;
 /// a client that reads nothing must not hold the listener's task forever.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
+/// How long `msg exec` waits for the listener to say anything (output,
+/// the beat it sends every [`msg_proto::exec::BEAT`] of silence, how the
+/// command ended) before it gives the listener up as stopped: three beats
+/// missed, so that a busy listener is not mistaken for one.
+pub const SILENCE: Duration = Duration::from_secs(3 * msg_proto::exec::BEAT.as_secs());
+
 /// After a command is killed, how long the listener waits for it to be
 /// reaped; past that (a process stuck in the kernel) tokio reaps it later.
 const REAP_WAIT: Duration = Duration::from_secs(5);

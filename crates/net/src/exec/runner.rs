@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use msg_proto::exec::{Command, Exit, Stream, output};
+use msg_proto::exec::{BEAT, Command, Exit, Stream, output};
 use msg_proto::{Kind, Message};
 use msg_tcp::Connection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -169,6 +169,11 @@ impl Runner {
         let mut status = None;
         let mut scan = tokio::time::interval(SCAN_EVERY);
         scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The beat: an empty output after each BEAT the client heard
+        // nothing, so that it can tell a quiet command from a stopped
+        // listener. Output puts it off.
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + BEAT, BEAT);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let exit = loop {
             if let (Some(status), false, false) = (status, out_open, err_open) {
                 break exit_of(status);
@@ -179,6 +184,7 @@ impl Runner {
                 read = stdout.read(&mut out_buf), if out_open => {
                     let n = read?;
                     out_open = n > 0;
+                    beat.reset();
                     if let Some(exit) = self.forward(conn, child, tree, Stream::Stdout, &out_buf[..n], &mut written).await? {
                         break exit;
                     }
@@ -186,6 +192,7 @@ impl Runner {
                 read = stderr.read(&mut err_buf), if err_open => {
                     let n = read?;
                     err_open = n > 0;
+                    beat.reset();
                     if let Some(exit) = self.forward(conn, child, tree, Stream::Stderr, &err_buf[..n], &mut written).await? {
                         break exit;
                     }
@@ -224,6 +231,7 @@ impl Runner {
                     }
                 }
                 _ = scan.tick() => tree.scan(),
+                _ = beat.tick() => conn.write_message(&output(Stream::Stdout, &[])).await?,
             }
         };
         Ok(exit)
