@@ -346,6 +346,44 @@ fn hostile_names_are_refused_and_nothing_is_written_outside() {
     assert!(!to.parent().unwrap().join("x").exists());
 }
 
+/// Audit, round three: with --overwrite, a peer's file named as the
+/// listener's kept partial file of another transfer (the name is derived
+/// from the file's name and size alone) took its place mid-transfer, and
+/// was saved under that transfer's name as "verified". A peer's name may
+/// no longer begin as the listener's own files do; nor may it hide a
+/// character that shows it as another name.
+#[test]
+fn names_of_the_listeners_own_files_and_names_that_hide_are_refused() {
+    let to = fresh_dir("to");
+    let listener = save_dir_listener(&to, &["--overwrite"]);
+    for name in [
+        ".msg-resume-0123456789abcdef0123456789abcdef",
+        ".msg-partial-aB3xY9",
+        ".MSG-Partial-aB3xY9",
+        ".msg-check-x",
+        "invoice\u{202e}fdp.exe",
+        "a\u{200b}b",
+    ] {
+        let mut body = 3u64.to_be_bytes().to_vec();
+        body.push(1);
+        body.extend_from_slice(&0o644u16.to_be_bytes());
+        body.extend_from_slice(&u16::try_from(name.len()).unwrap().to_be_bytes());
+        body.extend_from_slice(name.as_bytes());
+        let mut stream = TcpStream::connect(listener.addr).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream
+            .write_all(&support::frame(&Message::new(Kind::FileHeader, 0, body)))
+            .unwrap();
+        let answer = FileResult::from_message(&read_message(&mut stream).unwrap()).unwrap();
+        let FileResult::Refused { reason } = answer else {
+            panic!("{name:?}: {answer:?}")
+        };
+        assert!(reason.contains("refused file name"), "{name:?}: {reason}");
+        assert!(!reason.contains(['\u{202e}', '\u{200b}']), "{reason:?}");
+    }
+    assert!(listing(&to).is_empty(), "{:?}", listing(&to));
+}
+
 #[test]
 fn an_existing_file_is_kept_unless_overwrite() {
     let from = fresh_dir("from");

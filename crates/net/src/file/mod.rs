@@ -109,8 +109,10 @@ const TRIM_THRESHOLD: libc::c_int = 32 << 20;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The name of a file being received, before it is renamed into place:
-/// this prefix, then [`PARTIAL_RANDOM`] random letters and digits.
-const PARTIAL_PREFIX: &str = ".msg-partial-";
+/// this prefix, then [`PARTIAL_RANDOM`] random letters and digits. A
+/// peer's file may not be named so (msg-proto's `FileName` refuses every
+/// one of `RESERVED_PREFIXES`).
+use msg_proto::file::PARTIAL_PREFIX;
 
 /// How many random characters follow [`PARTIAL_PREFIX`].
 const PARTIAL_RANDOM: usize = 6;

@@ -30,8 +30,10 @@ use super::receive::{Failure, Start, for_peer};
 use super::*;
 
 /// The name of a partial file kept for resuming: this prefix, then
-/// [`KEPT_HEX`] hex digits.
-const KEPT_PREFIX: &str = ".msg-resume-";
+/// [`KEPT_HEX`] hex digits. No peer's file may be named so (msg-proto's
+/// `FileName` refuses it): with `--overwrite` it would take the place of
+/// the partial file while its transfer goes on.
+use msg_proto::file::KEPT_PREFIX;
 
 /// How many hex digits follow [`KEPT_PREFIX`]: 128 bits of the name's
 /// hash, no two files' names alike in practice.

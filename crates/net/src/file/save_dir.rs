@@ -40,7 +40,7 @@ pub fn check_save_dir(dir: &Path) -> io::Result<SaveDir> {
         Err(err) => return Err(err),
     };
     tempfile::Builder::new()
-        .prefix(".msg-check-")
+        .prefix(msg_proto::file::CHECK_PREFIX)
         .tempfile_in(dir)
         .map(drop)?;
     Ok(found)

@@ -259,7 +259,9 @@ mod receiving;
 mod resume;
 
 pub use header::{FileEnd, FileHeader, HashAlgorithm, chunk};
-pub use name::{FileName, NameProblem};
+pub use name::{
+    CHECK_PREFIX, FileName, KEPT_PREFIX, NameProblem, PARTIAL_PREFIX, RESERVED_PREFIXES,
+};
 pub use receiving::{FileResult, Receiving};
 pub use resume::{FLAG_RESUME, FileFrom, FileOffer};
 
@@ -340,6 +342,19 @@ mod tests {
         assert_eq!(refusal(""), Empty);
         assert_eq!(refusal("."), Dots);
         assert_eq!(refusal(".."), Dots);
+        // A receiver's own names, whatever the ASCII case.
+        assert_eq!(refusal(".msg-partial-aB3xY9"), Reserved(".msg-partial-"));
+        assert_eq!(
+            refusal(".MSG-Resume-0123456789abcdef0123456789abcdef"),
+            Reserved(".msg-resume-")
+        );
+        assert_eq!(refusal(".msg-check-x"), Reserved(".msg-check-"));
+        // Shown as another name: "invoiceexe.pdf".
+        assert_eq!(refusal("invoice\u{202e}fdp.exe"), Invisible('\u{202e}'));
+        assert_eq!(refusal("a\u{200b}b"), Invisible('\u{200b}'));
+        assert_eq!(refusal("a\u{2028}b"), Invisible('\u{2028}'));
+        assert_eq!(refusal("\u{feff}a"), Invisible('\u{feff}'));
+        assert_eq!(refusal("a\u{2067}b"), Invisible('\u{2067}'));
         assert_eq!(refusal(&"a".repeat(256)), TooLong { len: 256 });
         // 254 bytes of 'a' and a 2-byte 'é': 255 characters but 256 bytes.
         let name = format!("{}é", "a".repeat(254));
@@ -358,6 +373,12 @@ mod tests {
             " padded ",
             "...",
             "a..b",
+            ".msg-config",
+            ".msg-partial",
+            // The zero-width non-joiner and joiner belong to Persian words
+            // and to emoji.
+            "\u{646}\u{627}\u{645}\u{647}\u{200c}\u{647}\u{627}.txt",
+            "\u{1f469}\u{200d}\u{1f4bb}.png",
             &longest,
         ] {
             assert_eq!(FileName::new(name).unwrap().as_str(), name);
@@ -392,9 +413,26 @@ mod tests {
                 "a".repeat(256)
             )
         );
-        // Whatever the name, no control character reaches the text.
-        for name in ["\x1b[2J", "a\0b", "\n", "\r\x07\u{9b}"] {
-            assert!(!text(name).chars().any(char::is_control), "{name:?}");
+        assert_eq!(
+            text("invoice\u{202e}fdp.exe"),
+            r#"refused file name "invoice\u{202e}fdp.exe": it contains \u{202e}, which is not seen and changes how the rest of the name is shown"#
+        );
+        assert_eq!(
+            text(".msg-partial-x"),
+            r#"refused file name ".msg-partial-x": it begins with ".msg-partial-", as the receiver's own files in the save directory do"#
+        );
+        // Whatever the name, no control character reaches the text, nor
+        // one that hides.
+        for name in [
+            "\x1b[2J",
+            "a\0b",
+            "\n",
+            "\r\x07\u{9b}",
+            "a\u{202e}b\u{2066}",
+        ] {
+            let text = text(name);
+            assert!(!text.chars().any(char::is_control), "{name:?}");
+            assert!(!text.contains(['\u{202e}', '\u{2066}']), "{name:?}");
         }
     }
 

@@ -27,6 +27,52 @@ pub enum NameProblem {
     },
     /// The name's bytes are not UTF-8.
     NotUtf8,
+    /// The name begins as a receiver's own files in the save directory do
+    /// (one of [`RESERVED_PREFIXES`]): a peer's file of that name could
+    /// take the place of another transfer's partial file.
+    Reserved(&'static str),
+    /// The name contains a character that changes how the rest is shown
+    /// without being seen itself (a bidirectional override, a zero-width
+    /// space, a line separator): `invoice\u{202e}fdp.exe` shows as
+    /// `invoiceexe.pdf`.
+    Invisible(char),
+}
+
+/// The beginnings of the names a receiver gives its own files in the save
+/// directory: a file being received (`.msg-partial-` and 6 random
+/// characters), a partial file kept for resuming (`.msg-resume-` and 32 hex
+/// digits), the check that the directory is writable (`.msg-check-`). A
+/// peer's name may not begin with one, compared without regard to ASCII
+/// case (a case-insensitive file system would take `.MSG-PARTIAL-x` for
+/// `.msg-partial-x`).
+pub const RESERVED_PREFIXES: [&str; 3] = [PARTIAL_PREFIX, KEPT_PREFIX, CHECK_PREFIX];
+
+/// A file being received, before it is renamed into place.
+pub const PARTIAL_PREFIX: &str = ".msg-partial-";
+
+/// A partial file kept for the sender to resume.
+pub const KEPT_PREFIX: &str = ".msg-resume-";
+
+/// The file a receiver makes, and removes, to check that it can write.
+pub const CHECK_PREFIX: &str = ".msg-check-";
+
+/// Whether `c` hides itself and changes how the characters around it are
+/// shown: the bidirectional controls (Unicode's `Bidi_Control`), the line
+/// and paragraph separators, the zero-width space and word joiner, and the
+/// byte-order mark. The zero-width joiner and non-joiner stay: scripts
+/// (Persian, the Indic ones) and emoji need them.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200b}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+    )
 }
 
 impl fmt::Display for NameProblem {
@@ -42,6 +88,15 @@ impl fmt::Display for NameProblem {
                 write!(f, "it is {len} bytes; the limit is {MAX_NAME_LEN}")
             }
             Self::NotUtf8 => f.write_str("it is not UTF-8"),
+            Self::Reserved(prefix) => write!(
+                f,
+                "it begins with {prefix:?}, as the receiver's own files in the save directory do"
+            ),
+            Self::Invisible(c) => write!(
+                f,
+                "it contains {}, which is not seen and changes how the rest of the name is shown",
+                c.escape_unicode()
+            ),
         }
     }
 }
@@ -60,6 +115,11 @@ impl fmt::Display for NameProblem {
 /// - contains a control character ([`char::is_control`]): `NUL` ends a path
 ///   in the kernel's eyes, and escape sequences or newlines would rewrite the
 ///   terminal of whoever lists the directory or reads the log;
+/// - contains a character that is not seen and changes how the rest is
+///   shown (a bidirectional override, a zero-width space: see
+///   [`NameProblem::Invisible`]), so that a name reads as what it is;
+/// - begins as the receiver's own files do ([`RESERVED_PREFIXES`]), so that
+///   no peer's file takes the place of another transfer's partial one;
 /// - is longer than [`MAX_NAME_LEN`] bytes.
 ///
 /// Leading and trailing spaces and names of three or more dots are ordinary
@@ -94,6 +154,17 @@ impl FileName {
             if c.is_control() {
                 return Err(refuse(NameProblem::Control(c)));
             }
+            if is_invisible(c) {
+                return Err(refuse(NameProblem::Invisible(c)));
+            }
+        }
+        let start = name.as_bytes();
+        if let Some(prefix) = RESERVED_PREFIXES.into_iter().find(|prefix| {
+            start
+                .get(..prefix.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+        }) {
+            return Err(refuse(NameProblem::Reserved(prefix)));
         }
         if name.len() > MAX_NAME_LEN {
             return Err(refuse(NameProblem::TooLong { len: name.len() }));
