@@ -312,6 +312,26 @@ fn more_or_less_than_announced_is_refused() {
     assert!(listing(&to).is_empty(), "{:?}", listing(&to));
 }
 
+/// Offers a 3-byte file named `name` (a header built by hand: `FileName`
+/// would refuse to make a hostile one) and returns why it was refused.
+fn refusal_of_name(listener: &Listener, name: &str) -> String {
+    let mut body = 3u64.to_be_bytes().to_vec();
+    body.push(1);
+    body.extend_from_slice(&0o644u16.to_be_bytes());
+    body.extend_from_slice(&u16::try_from(name.len()).unwrap().to_be_bytes());
+    body.extend_from_slice(name.as_bytes());
+    let mut stream = TcpStream::connect(listener.addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream
+        .write_all(&support::frame(&Message::new(Kind::FileHeader, 0, body)))
+        .unwrap();
+    let answer = FileResult::from_message(&read_message(&mut stream).unwrap()).unwrap();
+    let FileResult::Refused { reason } = answer else {
+        panic!("{name:?}: {answer:?}")
+    };
+    reason
+}
+
 #[test]
 fn hostile_names_are_refused_and_nothing_is_written_outside() {
     let to = fresh_dir("to");
@@ -320,21 +340,7 @@ fn hostile_names_are_refused_and_nothing_is_written_outside() {
     for name in [
         "../x", "/etc/x", "a/b", "a\\b", "a\0b", "\x1b[2J", "", "..", &long,
     ] {
-        // Built by hand: FileName would refuse to make these.
-        let mut body = 3u64.to_be_bytes().to_vec();
-        body.push(1);
-        body.extend_from_slice(&0o644u16.to_be_bytes());
-        body.extend_from_slice(&u16::try_from(name.len()).unwrap().to_be_bytes());
-        body.extend_from_slice(name.as_bytes());
-        let mut stream = TcpStream::connect(listener.addr).unwrap();
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        stream
-            .write_all(&support::frame(&Message::new(Kind::FileHeader, 0, body)))
-            .unwrap();
-        let answer = FileResult::from_message(&read_message(&mut stream).unwrap()).unwrap();
-        let FileResult::Refused { reason } = answer else {
-            panic!("{name:?}: {answer:?}")
-        };
+        let reason = refusal_of_name(&listener, name);
         assert!(reason.contains("name"), "{name:?}: {reason}");
         assert!(
             !reason.contains('\x1b') && !reason.contains('\0'),
@@ -364,20 +370,7 @@ fn names_of_the_listeners_own_files_and_names_that_hide_are_refused() {
         "invoice\u{202e}fdp.exe",
         "a\u{200b}b",
     ] {
-        let mut body = 3u64.to_be_bytes().to_vec();
-        body.push(1);
-        body.extend_from_slice(&0o644u16.to_be_bytes());
-        body.extend_from_slice(&u16::try_from(name.len()).unwrap().to_be_bytes());
-        body.extend_from_slice(name.as_bytes());
-        let mut stream = TcpStream::connect(listener.addr).unwrap();
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        stream
-            .write_all(&support::frame(&Message::new(Kind::FileHeader, 0, body)))
-            .unwrap();
-        let answer = FileResult::from_message(&read_message(&mut stream).unwrap()).unwrap();
-        let FileResult::Refused { reason } = answer else {
-            panic!("{name:?}: {answer:?}")
-        };
+        let reason = refusal_of_name(&listener, name);
         assert!(reason.contains("refused file name"), "{name:?}: {reason}");
         assert!(!reason.contains(['\u{202e}', '\u{200b}']), "{reason:?}");
     }
