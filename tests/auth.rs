@@ -237,6 +237,57 @@ fn an_unfinished_handshake_is_dropped_at_the_timeout() {
     );
 }
 
+/// Audit, round three: a turn among the handshakes was given at accept,
+/// so sockets opened and left idle took every one of them for the whole
+/// handshake timeout, and no client could authenticate. A turn is now
+/// given once the client has begun its handshake.
+#[test]
+fn idle_sockets_hold_no_turn_at_the_handshake() {
+    let secret = good_secret();
+    for io in ["tokio", "blocking"] {
+        let listener = Listener::start(
+            "--tcp",
+            "127.0.0.1",
+            &[
+                "--io",
+                io,
+                "--secret-file",
+                &secret,
+                "--max-handshakes",
+                "2",
+                "--handshake-timeout",
+                "5s",
+                "--count",
+                "1",
+            ],
+        );
+        // Twice as many idle sockets as there are turns, open all along.
+        let idle: Vec<TcpStream> = (0..4)
+            .map(|_| TcpStream::connect(listener.addr).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let start = Instant::now();
+        let out = run(
+            &[
+                "send",
+                "--tcp",
+                "--secret-file",
+                &secret,
+                "--timeout",
+                "2s",
+                &listener.addr_arg(),
+                "through",
+            ],
+            None,
+        );
+        assert_eq!(out.code(), Some(0), "--io {io}: {}", out.stderr);
+        let took = start.elapsed();
+        assert!(took < Duration::from_secs(2), "--io {io}: {took:?}");
+        assert_eq!(listener.finish().stdout, "through\n", "--io {io}");
+        drop(idle);
+    }
+}
+
 #[test]
 fn a_tampered_frame_drops_the_connection() {
     let secret = good_secret();

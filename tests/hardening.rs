@@ -515,11 +515,11 @@ fn unauthenticated_handshake_frames_cost_a_handshake_not_max_frame() {
 }
 
 /// Round two, finding 1: handshakes have their own cap. With one slot, a
-/// peer that connects and says nothing holds it, and a real client waits
-/// its turn (reading nothing meanwhile) until the silent one is dropped at
-/// the handshake timeout, then is served.
+/// peer that begins a handshake and stalls holds it, and a real client
+/// waits its turn (reading nothing meanwhile) until the stalled one is
+/// dropped at the handshake timeout, then is served.
 #[test]
-fn a_silent_peer_holds_one_handshake_slot_until_its_timeout() {
+fn a_stalled_handshake_holds_one_slot_until_its_timeout() {
     use std::time::{Duration, Instant};
 
     let secret = support::secret_file(b"the handshake slots", 0o600);
@@ -536,7 +536,11 @@ fn a_silent_peer_holds_one_handshake_slot_until_its_timeout() {
             "1s",
         ],
     );
-    let silent = TcpStream::connect(listener.addr).unwrap();
+    // It begins a handshake and says no more: a socket that sent nothing
+    // at all holds no turn (tests/auth.rs).
+    let mut silent = TcpStream::connect(listener.addr).unwrap();
+    silent.write_all(&[0, 0]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
     let started = Instant::now();
     let out = run(
         &[

@@ -264,6 +264,35 @@ fn a_key_that_does_not_match_or_is_no_file_is_a_usage_error() {
     );
 }
 
+/// Audit, round three: idle sockets took every turn among the TLS
+/// handshakes (`--max-handshakes`) at accept, and every client failed.
+#[test]
+fn idle_sockets_hold_no_turn_at_the_tls_handshake() {
+    let mut listener = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &["--tls", "--reply", "echo", "--max-handshakes", "2"],
+    );
+    let pinned = listener.fingerprint();
+    let idle: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(listener.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let ok = send(
+        &listener,
+        &["--tls", "--tls-fingerprint", &pinned, "--timeout", "2s"],
+        "through",
+    );
+    assert_eq!(ok.stdout, "through\n", "{}", ok.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(idle);
+}
+
 #[test]
 fn a_plain_client_at_a_tls_listener_and_the_reverse_fail_fast_and_clearly() {
     let mut tls = Listener::start("--tcp", "127.0.0.1", &["--tls", "--reply", "echo"]);

@@ -80,6 +80,20 @@ impl Reader {
         self.fd.get_ref().as_fd()
     }
 
+    /// Waits until the peer has sent something, closed, or the socket
+    /// failed (a read would not wait), taking nothing.
+    pub(crate) async fn input(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            self.poll_read_with(cx, |fd| {
+                let mut byte = [std::mem::MaybeUninit::uninit()];
+                socket2::SockRef::from(&fd).peek(&mut byte)?;
+                // What is there stays for the reader: not emptied.
+                Ok(((), false))
+            })
+        })
+        .await
+    }
+
     /// Runs `op` (a receive) once the socket is readable, until it stops
     /// failing with `EWOULDBLOCK`. `op` also says whether it emptied the
     /// socket (a byte stream's short read): then the readiness is cleared

@@ -200,6 +200,30 @@ fn serve_streams(
     Ok(())
 }
 
+/// Waits within `timeout` for the client to send something (or close),
+/// each wait at most the socket's read timeout: `Ok(false)` when `stop`
+/// came first.
+fn begun(stream: &AnyStream, timeout: Duration, stop: &AtomicBool) -> Result<bool, Error> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Auth(auth::AuthFailure::Timeout(timeout)));
+        }
+        match stream.peek_input() {
+            Ok(()) => return Ok(true),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
 /// Serves one framed connection on this thread: the handshake first when
 /// the listener has a secret (nothing else is read until it completes,
 /// within its timeout), then every message.
@@ -215,6 +239,16 @@ fn serve_connection(
     stream.apply(&options)?;
     super::stream::Stream::set_read_timeout(&stream, Some(STOP_CHECK))?;
     stream.set_write_timeout(Some(STOP_CHECK))?;
+    if let Some(auth) = &config.auth {
+        // A turn among the handshakes only once the client has begun its
+        // own (it speaks first): an idle socket must not hold one, as the
+        // tokio listener's `begun` says.
+        match begun(&stream, auth.handshake_timeout, stop) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(err) => return Err(err),
+        }
+    }
     let mut conn = Framed::new(stream, options.max_frame);
     if let Some(auth) = &config.auth {
         // Its turn comes within the handshake timeout, or never: waiting

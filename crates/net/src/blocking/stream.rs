@@ -182,6 +182,23 @@ pub(crate) fn bind(
 }
 
 impl AnyStream {
+    /// Waits, at most the socket's read timeout, until the peer has sent
+    /// something or closed, taking nothing (`MSG_PEEK`; a timeout is
+    /// `WouldBlock`).
+    ///
+    /// # Errors
+    ///
+    /// The socket's, and its timeout.
+    pub(crate) fn peek_input(&self) -> io::Result<()> {
+        let mut byte = [MaybeUninit::uninit()];
+        let socket = match self {
+            Self::Tcp(stream) => socket2::SockRef::from(stream),
+            Self::Unix(stream) => socket2::SockRef::from(stream),
+            Self::Seqpacket(stream) => socket2::SockRef::from(stream.socket()),
+        };
+        socket.peek(&mut byte).map(drop)
+    }
+
     /// Sets the options of `options` this kind has (over TCP,
     /// `TCP_NODELAY`).
     pub(crate) fn apply(&self, options: &msg_tcp::Options) -> io::Result<()> {

@@ -220,6 +220,21 @@ pub(crate) async fn bind(
 }
 
 impl AnyStream {
+    /// Waits until the client has sent something (or closed), taking
+    /// nothing: a listener gives a connection its turn among the
+    /// handshakes (`--max-handshakes`) only then, so that sockets opened
+    /// and left idle hold a connection each and no turn. The client speaks
+    /// first in both handshakes (TLS's ClientHello, auth.md's `Nc`). A
+    /// TLS session or a QUIC stream has made its handshake already.
+    pub(crate) async fn input(&self) -> io::Result<()> {
+        match self {
+            Self::Tcp(stream) => stream.peek(&mut [0]).await.map(drop),
+            Self::Unix(stream) => stream.input().await,
+            Self::Seqpacket(stream) => stream.input().await,
+            Self::Tls(_) | Self::Quic(_) => Ok(()),
+        }
+    }
+
     /// The server's side of a TLS handshake over this stream.
     /// A QUIC stream made its handshake before it was accepted: it is
     /// returned as it is.

@@ -48,6 +48,19 @@ impl SeqpacketStream {
         })
     }
 
+    /// Waits until the peer has sent a packet or closed, taking nothing
+    /// (as [`UnixStream::input`](crate::unix::UnixStream::input)).
+    ///
+    /// # Errors
+    ///
+    /// The socket's.
+    pub async fn input(&self) -> io::Result<()> {
+        if !self.read.packet.is_empty() {
+            return Ok(());
+        }
+        self.read.half.input().await
+    }
+
     /// Connects to `path`: queued or refused at once, as a local connect
     /// is.
     ///

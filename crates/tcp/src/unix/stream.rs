@@ -54,6 +54,17 @@ impl UnixStream {
         self.read.half.fd()
     }
 
+    /// Waits until the peer has sent something or closed, taking nothing:
+    /// for a listener that gives a connection a turn at its handshake
+    /// only once the client has begun it.
+    ///
+    /// # Errors
+    ///
+    /// The socket's.
+    pub async fn input(&self) -> io::Result<()> {
+        self.read.half.input().await
+    }
+
     /// The peer, as the kernel reports it: the path it is bound to, if
     /// any (a client seldom is), and its credentials.
     pub(super) fn peer(&self) -> UnixPeer {

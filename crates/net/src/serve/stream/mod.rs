@@ -136,9 +136,12 @@ where
         let handshakes = Arc::clone(&handshakes);
         connections.spawn(async move {
             let _slot = slot;
-            let result = match &config.tls {
-                Some(tls) => secure(stream, tls, &handshakes).await,
-                None => Ok(stream),
+            let result = match begun(&stream, &config).await {
+                Err(err) => Err(err),
+                Ok(()) => match &config.tls {
+                    Some(tls) => secure(stream, tls, &handshakes).await,
+                    None => Ok(stream),
+                },
             };
             let result = match result {
                 Err(err) => Err(err),
@@ -181,6 +184,25 @@ where
                 });
             }
         });
+    }
+}
+
+/// With a handshake to make (TLS, a secret), waits within its timeout for
+/// the client to begin it before the connection asks for a turn among the
+/// handshakes under way. The turns are few (`--max-handshakes`), and a
+/// socket opened and left idle took one for the whole timeout: a few dozen
+/// of them, refreshed, kept every client from authenticating. Idle, a
+/// connection now holds only its place among `--max-conns`.
+async fn begun(stream: &AnyStream, config: &ServeConfig) -> Result<(), Error> {
+    let timeout = match (&config.tls, &config.auth) {
+        (Some(tls), _) => tls.handshake_timeout(),
+        (None, Some(auth)) => auth.handshake_timeout,
+        (None, None) => return Ok(()),
+    };
+    match tokio::time::timeout(timeout, stream.input()).await {
+        Ok(input) => Ok(input?),
+        Err(_) if config.tls.is_some() => Err(crate::tls::TlsError::Timeout(timeout).into()),
+        Err(_) => Err(Error::Auth(crate::auth::AuthFailure::Timeout(timeout))),
     }
 }
 
