@@ -1482,7 +1482,7 @@ fn kept_partial_files_go_after_partial_max_age() {
 fn the_resume_exchange_by_hand_as_the_wire_docs_tell_it() {
     use msg_proto::file::{FLAG_RESUME, FileFrom, FileOffer};
     let to = fresh_dir("to");
-    let kept = to.join(".msg-resume-2538c150c2e2edbef7f3c7c1a26a3a6c");
+    let kept = to.join(".msg-resume-dd741dc1d0ab096bfff42f8125e5163b");
     std::fs::write(&kept, b"hel").unwrap();
     let listener = save_dir_listener(&to, &[]);
     let offer_for = |stream: &mut TcpStream| {

@@ -427,7 +427,8 @@ pub(super) mod tests {
     fn prepare_names_its_temporary_files_as_the_cleanup_expects() {
         let dir = tempfile::tempdir().unwrap();
         let save = SaveConfig::new(dir.path().to_owned(), false, false, PARTIAL_MAX_AGE);
-        let prepared = prepare(&header("x", 1).to_message(), Some(&save)).unwrap();
+        let local = crate::PeerAddr::Inet("127.0.0.1:1".parse().unwrap());
+        let prepared = prepare(&header("x", 1).to_message(), Some(&save), &local).unwrap();
         let partial::Partial::Temp(temp) = &prepared.partial else {
             panic!("a temporary file without the resume flag")
         };

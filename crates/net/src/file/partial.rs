@@ -4,6 +4,7 @@
 
 use super::receive::{Failure, Start, for_peer};
 use super::*;
+use crate::PeerAddr;
 
 /// The file being received, before it is renamed into place.
 #[derive(Debug)]
@@ -88,7 +89,11 @@ pub(super) struct Prepared {
 /// Checks a header and opens the partial file: a temporary one, or with
 /// the [`FLAG_RESUME`] flag the one kept for this file; the reason to give
 /// the sender otherwise.
-pub(super) fn prepare(msg: &Message, save: Option<&SaveConfig>) -> Result<Prepared, String> {
+pub(super) fn prepare(
+    msg: &Message,
+    save: Option<&SaveConfig>,
+    sender: &PeerAddr,
+) -> Result<Prepared, String> {
     let header = FileHeader::from_message(msg).map_err(|err| err.to_string())?;
     let save = save.ok_or_else(|| crate::refusal::SAVES_NO_FILES.to_owned())?;
     // A validated single component: joined to the directory it cannot
@@ -99,7 +104,7 @@ pub(super) fn prepare(msg: &Message, save: Option<&SaveConfig>) -> Result<Prepar
     }
     #[cfg(unix)]
     if msg.flags & FLAG_RESUME != 0 {
-        let kept = resume::Kept::open(&save.dir, &header)?;
+        let kept = resume::Kept::open(&save.dir, &header, sender)?;
         return Ok(Prepared {
             header,
             partial: Partial::Kept(kept),

@@ -29,7 +29,7 @@ pub(crate) async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
         header,
         partial,
         overwrite,
-    } = match prepare(header, save) {
+    } = match prepare(header, save, &peer) {
         Ok(prepared) => prepared,
         Err(reason) => return refuse(conn, reason).await,
     };

@@ -28,6 +28,7 @@ use rustix::io::Errno;
 
 use super::receive::{Failure, Start, for_peer};
 use super::*;
+use crate::PeerAddr;
 
 /// The name of a partial file kept for resuming: this prefix, then
 /// [`KEPT_HEX`] hex digits. No peer's file may be named so (msg-proto's
@@ -47,15 +48,38 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// How often it tries the lock meanwhile.
 const LOCK_POLL: Duration = Duration::from_millis(20);
 
-/// The partial file's name for a file of this name and size: the
-/// receiver's, derived (BLAKE3 in key-derivation mode) from both, so that
-/// the same file sent again finds it, and a file of another size does not.
-pub(super) fn kept_name(header: &FileHeader) -> String {
+/// The partial file's name for a file of this name and size from this
+/// sender: the receiver's, derived (BLAKE3 in key-derivation mode) from
+/// the three, so that the same file sent again from the same host finds
+/// it, and a file of another size does not.
+///
+/// The sender is its host ([`sender_of`]): a peer elsewhere that sends a
+/// file of the same name and size would otherwise be offered this
+/// sender's bytes' hash (enough to confirm a guess of them) and could
+/// start them over.
+pub(super) fn kept_name(header: &FileHeader, sender: &str) -> String {
     let mut hasher = blake3::Hasher::new_derive_key("msg 2026 resume: the partial file's name");
+    hasher.update(&(sender.len() as u64).to_be_bytes());
+    hasher.update(sender.as_bytes());
     hasher.update(&header.size.to_be_bytes());
     hasher.update(header.name.as_str().as_bytes());
     let hex = hasher.finalize().to_hex();
     format!("{KEPT_PREFIX}{}", &hex[..KEPT_HEX])
+}
+
+/// Who sent a file, as far as resuming goes: the host, not the
+/// connection, since a sender resumes from a new port. Its IP address, or
+/// over a Unix socket the user id the kernel gives (SO_PEERCRED), or
+/// nothing where there is neither.
+pub(super) fn sender_of(peer: &PeerAddr) -> String {
+    match peer {
+        PeerAddr::Inet(addr) => format!("ip {}", addr.ip()),
+        PeerAddr::Unix(unix) => match &unix.cred {
+            Some(cred) => format!("uid {}", cred.uid),
+            None => String::new(),
+        },
+        _ => String::new(),
+    }
 }
 
 /// Whether `name` is one of [`kept_name`]'s.
@@ -86,11 +110,15 @@ impl Kept {
     /// Opens (or makes, owner-only) the partial file for `header` in
     /// `save_dir`; the reason to give the sender otherwise. It is not
     /// read or written before [`Kept::lock`].
-    pub(super) fn open(save_dir: &Path, header: &FileHeader) -> Result<Self, String> {
+    pub(super) fn open(
+        save_dir: &Path,
+        header: &FileHeader,
+        sender: &PeerAddr,
+    ) -> Result<Self, String> {
         let cannot = |err: Errno| format!("cannot keep a partial file: {}", io::Error::from(err));
         let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let dir = rustix::fs::open(save_dir, dir_flags, Mode::empty()).map_err(cannot)?;
-        let name = kept_name(header);
+        let name = kept_name(header, &sender_of(sender));
         // No link followed out of the directory, and no FIFO planted under
         // the name left to block the open.
         let flags =
@@ -266,14 +294,20 @@ mod tests {
     use super::super::tests::header;
     use super::*;
 
+    const LOCAL: &str = "ip 127.0.0.1";
+
+    fn peer(addr: &str) -> PeerAddr {
+        PeerAddr::Inet(addr.parse().unwrap())
+    }
+
     #[test]
     fn the_name_is_the_receivers_own_and_tells_files_apart() {
-        let name = kept_name(&header("report (1).pdf", 5));
+        let name = kept_name(&header("report (1).pdf", 5), LOCAL);
         assert!(is_kept_name(&name), "{name}");
         assert!(!name.contains('/'));
-        assert_eq!(name, kept_name(&header("report (1).pdf", 5)));
-        assert_ne!(name, kept_name(&header("report (1).pdf", 6)));
-        assert_ne!(name, kept_name(&header("other", 5)));
+        assert_eq!(name, kept_name(&header("report (1).pdf", 5), LOCAL));
+        assert_ne!(name, kept_name(&header("report (1).pdf", 6), LOCAL));
+        assert_ne!(name, kept_name(&header("other", 5), LOCAL));
         for not in [
             ".msg-resume-",
             ".msg-partial-aB3xY9",
@@ -284,13 +318,31 @@ mod tests {
         }
     }
 
+    /// Audit, round three: any peer that sent a file of the same name and
+    /// size was offered another's partial file (its length, and the hash
+    /// of its bytes) and could start it over. A sender finds only its own
+    /// host's, from any port.
+    #[test]
+    fn a_partial_file_is_its_senders_hosts() {
+        let file = header("report.pdf", 5);
+        let ours = kept_name(&file, &sender_of(&peer("192.0.2.1:40000")));
+        assert_eq!(ours, kept_name(&file, &sender_of(&peer("192.0.2.1:40001"))));
+        assert_ne!(ours, kept_name(&file, &sender_of(&peer("192.0.2.2:40000"))));
+        assert_ne!(ours, kept_name(&file, &sender_of(&peer("[::1]:40000"))));
+        // The sender's part is length-prefixed: it cannot run into the name.
+        assert_ne!(
+            kept_name(&header("bc", 5), "a"),
+            kept_name(&header("c", 5), "ab")
+        );
+    }
+
     /// docs/wire.md gives the name of `hello.txt`'s partial file, 5
     /// bytes, so that a peer's author can check the derivation.
     #[test]
     fn the_wire_docs_carry_the_name_of_a_partial_file() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/wire.md");
         let docs = fs::read_to_string(path).expect("docs/wire.md");
-        let name = kept_name(&header("hello.txt", 5));
+        let name = kept_name(&header("hello.txt", 5), LOCAL);
         assert!(
             docs.contains(&format!("`{name}`")),
             "docs/wire.md lacks `{name}`"
@@ -301,14 +353,14 @@ mod tests {
     async fn a_partial_file_is_locked_while_in_use_and_never_a_link() {
         let dir = tempfile::tempdir().unwrap();
         let h = header("f", 10);
-        let kept = Kept::open(dir.path(), &h).unwrap();
-        let path = dir.path().join(kept_name(&h));
+        let kept = Kept::open(dir.path(), &h, &peer("127.0.0.1:1")).unwrap();
+        let path = dir.path().join(kept_name(&h, LOCAL));
         assert!(!in_use(&path));
         kept.lock("f").await.unwrap();
         assert!(in_use(&path));
         let started = Instant::now();
         assert_eq!(
-            Kept::open(dir.path(), &h)
+            Kept::open(dir.path(), &h, &peer("127.0.0.1:1"))
                 .unwrap()
                 .lock("f")
                 .await
@@ -323,16 +375,16 @@ mod tests {
         let other = header("g", 10);
         let outside = dir.path().join("outside");
         fs::write(&outside, b"keep").unwrap();
-        std::os::unix::fs::symlink(&outside, dir.path().join(kept_name(&other))).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.path().join(kept_name(&other, LOCAL))).unwrap();
         assert!(
-            Kept::open(dir.path(), &other)
+            Kept::open(dir.path(), &other, &peer("127.0.0.1:1"))
                 .unwrap_err()
                 .ends_with("is not one")
         );
         let third = header("h", 10);
-        fs::hard_link(&outside, dir.path().join(kept_name(&third))).unwrap();
+        fs::hard_link(&outside, dir.path().join(kept_name(&third, LOCAL))).unwrap();
         assert!(
-            Kept::open(dir.path(), &third)
+            Kept::open(dir.path(), &third, &peer("127.0.0.1:1"))
                 .unwrap_err()
                 .ends_with("is not one")
         );
