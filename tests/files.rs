@@ -249,6 +249,34 @@ fn a_sender_gone_mid_file_leaves_nothing_and_the_listener_goes_on() {
     assert_eq!(listing(&to), ["whole.bin"]);
 }
 
+/// Audit, round three: a sender silent mid-file, half a chunk sent, was
+/// waited for a fixed 30s whatever --frame-timeout said. The listener's
+/// frame timeout holds during a file too.
+#[test]
+fn a_sender_silent_mid_file_is_dropped_at_the_frame_timeout() {
+    let to = fresh_dir("to");
+    let mut listener = save_dir_listener(&to, &["--frame-timeout", "1s"]);
+    let started = std::time::Instant::now();
+    let answer = raw_sender(&listener, &header("stalled.bin", 10_000), |stream| {
+        let whole = support::frame(&chunk(0, Bytes::from(content(4_000))));
+        stream.write_all(&whole[..100]).unwrap();
+        // Then nothing, until the listener gives up and closes.
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+    });
+    assert!(
+        matches!(answer, None | Some(FileResult::Refused { .. })),
+        "{answer:?}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "dropped after {took:?}"
+    );
+    listener.process.wait_for_stderr("stalled.bin");
+    assert!(listing(&to).is_empty(), "{:?}", listing(&to));
+}
+
 #[test]
 fn ctrl_c_mid_file_leaves_nothing() {
     let to = fresh_dir("to");

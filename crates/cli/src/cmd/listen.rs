@@ -252,8 +252,9 @@ pub(crate) struct LimitArgs {
     pub(crate) idle_timeout: Duration,
 
     /// Drop a connection whose frame, once begun, does not complete within
-    /// this long (ends slowloris), or that takes nothing the listener
-    /// writes to it for this long (a peer that sends and never reads)
+    /// this long (ends slowloris), whose file stops arriving for this long,
+    /// or that takes nothing the listener writes to it for this long (a
+    /// peer that sends and never reads)
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
     pub(crate) frame_timeout: Duration,
 }
@@ -372,15 +373,17 @@ pub(crate) async fn run(
     }
     let save = match &args.save_dir {
         // Progress bars go to stderr, and only to a terminal.
-        Some(dir) => Some(
-            SaveConfig::prepare(
+        Some(dir) => Some(SaveConfig {
+            // A sender silent mid-file is a frame that does not complete.
+            idle: args.limits.frame_timeout,
+            ..SaveConfig::prepare(
                 dir.clone(),
                 args.overwrite,
                 !quiet && std::io::stderr().is_terminal(),
                 args.partial_max_age,
             )
-            .with_context(|| format!("cannot save files in {}", dir.display()))?,
-        ),
+            .with_context(|| format!("cannot save files in {}", dir.display()))?
+        }),
         None => None,
     };
     let exec = if args.exec.exec {
