@@ -67,8 +67,12 @@ pub(super) struct Writer {
     /// The last folder a file was opened in, by its path: entries come
     /// folder by folder.
     parent: Option<(String, Rc<OwnedFd>)>,
-    /// The folders this transfer made, to get their modes at the end.
-    made: Vec<(TreeEntry, u32)>,
+    /// The folders this transfer made whose modes would keep it out of
+    /// them (no read, write or search for the owner): given their modes at
+    /// the end, once filled. Every other folder gets its mode when made,
+    /// so what is held here follows what such modes ask, at most
+    /// [`MAX_DEFERRED`] paths.
+    made: Vec<(String, u32)>,
     /// The process's umask, when known: a file without a name made with
     /// a mode it takes nothing from needs no `fchmod` at the end.
     umask: Option<u32>,
@@ -122,8 +126,8 @@ impl Writer {
         self.drop_current();
         // The modes last, deepest first, so that a folder without write
         // permission is still filled.
-        for (entry, mode) in self.made.iter().rev() {
-            let parts: Vec<&str> = entry.path.parts().collect();
+        for (path, mode) in self.made.iter().rev() {
+            let parts: Vec<&str> = path.split('/').collect();
             if let Ok(fd) = walk(&self.root, &parts) {
                 let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & MODE_MASK));
             }
@@ -233,7 +237,19 @@ impl Writer {
         let name = entry.path.file_name();
         match rustix::fs::mkdirat(&*parent, name.as_str(), Mode::RWXU) {
             Ok(()) => {
-                self.made.push((entry.clone(), entry.mode));
+                let owner_in = entry.mode & 0o700 == 0o700;
+                if owner_in || self.made.len() >= MAX_DEFERRED {
+                    // Past the cap, a folder that keeps its owner out gets
+                    // its mode now: what it should hold is then refused,
+                    // entry by entry, as it would be there.
+                    let fd =
+                        rustix::fs::openat(&*parent, name.as_str(), dir_flags(), Mode::empty())
+                            .map_err(errno_text)?;
+                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(entry.mode & MODE_MASK))
+                        .map_err(errno_text)?;
+                } else {
+                    self.made.push((entry.path.as_str().to_owned(), entry.mode));
+                }
                 Ok(())
             }
             Err(Errno::EXIST) => {
@@ -251,6 +267,10 @@ impl Writer {
         }
     }
 }
+
+/// The most folders of one transfer whose modes wait for its end (those
+/// that keep their owner out): each holds its path, up to 4 KiB.
+const MAX_DEFERRED: usize = 4096;
 
 /// A folder, opened to work relative to it, never through a link.
 pub(super) fn dir_flags() -> OFlags {
