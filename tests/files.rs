@@ -1026,10 +1026,11 @@ fn a_folder_arrives_whole_nested_empty_modes_kept_links_and_special_files_skippe
     assert_eq!(lines[0]["status"], "saved");
     assert_eq!(lines[4]["files"], 4);
     assert_eq!(lines[4]["skipped"], 2);
-    // The listener prints each file as b3sum does, by its path.
+    // The listener prints each file as b3sum does, by its path in the
+    // save directory.
     let hash = blake3::hash(b"hello").to_hex().to_string();
     assert!(
-        saved.stdout.contains(&format!("{hash}  a/x.txt")),
+        saved.stdout.contains(&format!("{hash}  tree/a/x.txt\n")),
         "{}",
         saved.stdout
     );

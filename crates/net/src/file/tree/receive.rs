@@ -77,7 +77,7 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
             while let Ok(verdict) = verdicts.try_recv() {
                 waiting.push_back(verdict);
             }
-            answer(conn, &mut waiting, &peer, events, started).await?;
+            answer(conn, &mut waiting, &peer, events, (&start, started)).await?;
             // The sender reads verdicts as they come but waits for none
             // before the end: they go out when the write buffer fills
             // (8 KiB) or, with nothing left to read, every VERDICT_FLUSH,
@@ -133,7 +133,7 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
     while let Ok(verdict) = verdicts.try_recv() {
         waiting.push_back(verdict);
     }
-    answer(conn, &mut waiting, &peer, events, started).await?;
+    answer(conn, &mut waiting, &peer, events, (&start, started)).await?;
     match outcome {
         Ok(()) => {
             let name = start.name.into_string();
@@ -190,14 +190,17 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     waiting: &mut VecDeque<Verdict>,
     peer: &crate::PeerAddr,
     events: &Events,
-    started: Instant,
+    (start, started): (&TreeStart, Instant),
 ) -> Result<(), Error> {
     while let Some(verdict) = waiting.pop_front() {
         conn.feed(&verdict.result.to_message()).await?;
-        if let Some((name, size, digest)) = verdict.saved {
+        if let Some((path, size, digest)) = verdict.saved {
             let event = Event::File {
                 peer: peer.clone(),
-                name,
+                // Where it is in the save directory, as a single file's
+                // name is: `b3sum -c` there checks the listener's lines,
+                // and two folders' `a.txt` are told apart.
+                name: format!("{}/{path}", start.name.as_str()),
                 size,
                 hash: hex(&digest),
                 elapsed: started.elapsed(),
