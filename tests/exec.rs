@@ -273,6 +273,32 @@ fn a_client_that_leaves_takes_its_command_along() {
     assert!(!marker.exists(), "the command outlived its client");
 }
 
+/// Audit, round three: msg turns transparent huge pages off for itself
+/// (with them, each thread's heap took 2 MiB pages, and 1,000 connections
+/// of 4 bytes each held 700 MB of the blocking listener's); the commands
+/// it runs get them back.
+#[test]
+#[cfg(target_os = "linux")]
+fn msg_runs_without_huge_pages_and_its_commands_with_them() {
+    let listener = ExecListener::start(&[]);
+    let thp = |status: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("THP_enabled:"))
+            .map(|value| value.trim().to_owned())
+    };
+    let own = std::fs::read_to_string(format!("/proc/{}/status", listener.listener.process.pid()))
+        .unwrap();
+    let Some(own) = thp(&own) else {
+        support::skip("this kernel's /proc/PID/status has no THP_enabled line");
+        return;
+    };
+    assert_eq!(own, "0", "the listener");
+    let out = listener.exec(&["cat", "/proc/self/status"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(thp(&out.stdout).as_deref(), Some("1"), "the command");
+}
+
 /// A command that prints nothing for longer than the client's silence
 /// limit (15s) is not taken for a stopped listener: the listener beats.
 #[test]

@@ -301,6 +301,19 @@ fn spawn(
     // where the tree is not followed (see `tree`).
     #[cfg(unix)]
     process.process_group(0);
+    // msg listen turns transparent huge pages off for itself (its allocator
+    // would give every thread's heap 2 MiB pages); a command is not msg,
+    // and gets the kernel's default back, as if started anywhere else.
+    #[cfg(target_os = "linux")]
+    // SAFETY: between fork and exec the closure makes one system call
+    // (prctl), which is async-signal-safe, and touches no memory of the
+    // parent's that another thread could hold a lock on.
+    unsafe {
+        process.pre_exec(|| {
+            let _ = rustix::thread::disable_transparent_huge_pages(false);
+            Ok(())
+        });
+    }
     trees.spawn(owner, &mut process)
 }
 
