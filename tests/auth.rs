@@ -554,6 +554,39 @@ fn a_secret_file_must_be_a_small_regular_file_or_an_asked_for_pipe() {
     std::fs::remove_file(fifo).unwrap();
 }
 
+/// Audit, round three: the blocking listener drains a refused peer's
+/// oversized handshake frame for up to the handshake timeout, and Ctrl-C
+/// waited for that drain. It stops now at once.
+#[test]
+fn the_blocking_listener_stops_at_once_while_draining_a_refused_frame() {
+    let secret = good_secret();
+    let listener = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &[
+            "--io",
+            "blocking",
+            "--secret-file",
+            &secret,
+            "--handshake-timeout",
+            "15s",
+        ],
+    );
+    // A frame of a million bytes where a handshake's is at most 92: 10
+    // of them, then nothing.
+    let mut peer = TcpStream::connect(listener.addr).unwrap();
+    peer.write_all(&1_000_000u32.to_be_bytes()).unwrap();
+    peer.write_all(&[0; 10]).unwrap();
+    // The drain lasts the 15s of the timeout; any moment in it will do.
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let stopped = listener.process.interrupt();
+    assert_eq!(stopped.code(), Some(0), "{}", stopped.stderr);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "stopped after {took:?}");
+    drop(peer);
+}
+
 /// `msg listen --io blocking` over `transport` with `secret`, answering
 /// with `reply`, until it has printed one message.
 fn blocking_listener(transport: &str, secret: &str, reply: &str) -> Listener {

@@ -69,6 +69,14 @@ pub(crate) struct RateLimited {
 impl RateLimited {
     const EVERY: Duration = Duration::from_secs(1);
 
+    /// One that has warned nothing yet, for a `static`.
+    pub(crate) const fn new() -> Self {
+        Self {
+            last: std::sync::Mutex::new(None),
+            suppressed: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
     /// Calls `warn` with the number held back since the last warning, or
     /// holds this one back.
     pub(crate) fn warn(&self, warn: impl FnOnce(u64)) {

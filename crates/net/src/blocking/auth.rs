@@ -72,9 +72,10 @@ pub(super) fn drain_refused<S: Stream>(
     failure: &Error,
     auth: &Auth,
     tick: Duration,
+    stop: &AtomicBool,
 ) {
     if let Some(len) = refused_frame(failure) {
-        conn.discard(len, Instant::now() + auth.handshake_timeout, tick);
+        conn.discard(len, Instant::now() + auth.handshake_timeout, tick, stop);
     }
 }
 

@@ -146,15 +146,26 @@ impl<S: Stream> Framed<S> {
     /// one fixed buffer, until `deadline` (each read bounded by `tick` as
     /// in [`Self::read_by`]): `msg_tcp::Connection::discard`'s twin, for a
     /// peer being refused in the middle of a frame the codec would not
-    /// take. The stream's framing is lost after this.
-    pub(crate) fn discard(&mut self, up_to: usize, deadline: Instant, tick: Duration) -> usize {
+    /// take, which ends early when `stop` is set (the listener stopping
+    /// must not wait out the deadline). The stream's framing is lost after
+    /// this.
+    pub(crate) fn discard(
+        &mut self,
+        up_to: usize,
+        deadline: Instant,
+        tick: Duration,
+        stop: &AtomicBool,
+    ) -> usize {
         let buffered = self.read_buf.len().min(up_to);
         self.read_buf.advance(buffered);
         let mut discarded = buffered;
         let mut scratch = [0; 8 * 1024];
         // Each pass reads at least a byte, or ends, or waits at most
         // `tick` towards the deadline: bounded either way.
-        while discarded < up_to && matches!(self.read_by(deadline, tick), Ok(true)) {
+        while discarded < up_to
+            && !stop.load(Ordering::Relaxed)
+            && matches!(self.read_by(deadline, tick), Ok(true))
+        {
             let want = (up_to - discarded).min(scratch.len());
             match self.stream.read(&mut scratch[..want]) {
                 Ok(0) => break,

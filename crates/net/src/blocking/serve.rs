@@ -138,7 +138,9 @@ fn serve_streams(
             Err(err) if super::io::timed_out(&err) => continue,
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(err) => {
-                warn!("cannot accept a connection: {err}");
+                failures.warn(|suppressed| {
+                    warn!(suppressed, "cannot accept a connection: {err}");
+                });
                 thread::sleep(STOP_CHECK);
                 continue;
             }
@@ -266,12 +268,21 @@ fn serve_connection(
             Ok(Shaken::Done) => debug!(%peer, "authenticated"),
             Ok(Shaken::Stopped) => return Ok(()),
             Err(err) => {
-                drain_refused(&mut conn, &err, auth, STOP_CHECK);
+                drain_refused(&mut conn, &err, auth, STOP_CHECK, stop);
                 return Err(err);
             }
         }
     }
     let go_on = until(stop, config.limits.frame_timeout);
+    // A write cut short because the listener is stopping is no stalled
+    // peer, whatever the write reports: the stop is not this peer's fault.
+    let stopped = |err: Error| {
+        if stop.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    };
     let mut counter = DiscardCounter::default();
     let mut spinner = Spinner::new(config.busy_poll);
     let mut deadlines = Deadlines::new(&config.limits, Instant::now());
@@ -281,10 +292,13 @@ fn serve_connection(
         // A plain ping is answered where it lies in the read buffer: the
         // bytes of the pong `respond` would give, without decoding it or
         // encoding that (a ping-pong's whole work on this side).
-        let read = conn.read_or_answer(
+        let read = match conn.read_or_answer(
             spinner.wait(),
             Some(Shortcut::Answer((&pong_in_place, &go_on))),
-        )?;
+        ) {
+            Ok(read) => read,
+            Err(err) => return stopped(err.into()),
+        };
         let msg = match read {
             None => {
                 spinner.got_one();
@@ -322,8 +336,10 @@ fn serve_connection(
             _ => {}
         }
         let Response { answer, show } = respond(&msg, config.reply, &mut counter);
-        if let Some(answer) = answer {
-            conn.write_message(&answer, &go_on)?;
+        if let Some(answer) = answer
+            && let Err(err) = conn.write_message(&answer, &go_on)
+        {
+            return stopped(err.into());
         }
         if show && events.wanted() {
             let event = Event::Message {

@@ -407,7 +407,12 @@ impl Datagrams for UnixDgram {
 /// Says that a datagram of `len` bytes from `peer` was dropped: over the
 /// largest msg receives.
 pub(super) fn too_large(len: usize, peer: &impl fmt::Display) {
-    tracing::warn!(%peer, "dropped a {len}-byte datagram: msg receives Unix datagrams of at most {UNIX_RECV_LEN} bytes");
+    // At most once a second, from every socket: a peer can send these as
+    // fast as it likes.
+    static LIMIT: crate::log::RateLimited = crate::log::RateLimited::new();
+    LIMIT.warn(|suppressed| {
+        tracing::warn!(%peer, suppressed, "dropped a {len}-byte datagram: msg receives Unix datagrams of at most {UNIX_RECV_LEN} bytes");
+    });
 }
 
 #[cfg(test)]

@@ -162,8 +162,9 @@ impl Report<'_> {
         if summary.answering < expected {
             lines.push(format!(
                 "{} of {expected} receivers answered nothing: never joined, unreachable, or \
-                 answering from an address another receiver shares (msg listen answers from \
-                 the group's port: two on one host look like one)",
+                 answering from an address another receiver shares (two that answer from the \
+                 group's port on one host look like one; msg listen answers from a port of its \
+                 own)",
                 expected - summary.answering
             ));
         }

@@ -99,7 +99,9 @@ where
             Err(err) => {
                 // Out of file descriptors, usually: back off rather than
                 // spin, and keep serving the connections already open.
-                warn!("cannot accept a connection: {err}");
+                failures.warn(|suppressed| {
+                    warn!(suppressed, "cannot accept a connection: {}", Chain(&err));
+                });
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
