@@ -6,9 +6,14 @@
 //! window or forge the lines around it, and a newline inside a string must
 //! not split it into two lines. So `\n` and `\r` are shown as those two
 //! characters and every other control character (C0, DEL, C1) and every
-//! byte that is not UTF-8 as `\xNN`, one per byte. A tab stays a tab, and
-//! printable text, ASCII or not, stays as it is. A backslash stays too:
-//! this is for eyes, not for decoding.
+//! byte that is not UTF-8 as `\xNN`, one per byte. So are the characters
+//! that reorder the text around them without being seen, the
+//! bidirectional embeddings, overrides and isolates (U+202A to U+202E,
+//! U+2066 to U+2069: "Trojan Source"), and the line and paragraph
+//! separators (U+2028, U+2029): a peer's text must read as what it is. A
+//! tab stays a tab, and printable text, ASCII or not, right-to-left
+//! included, stays as it is. A backslash stays too: this is for eyes, not
+//! for decoding.
 
 use std::io::{self, Write};
 
@@ -28,7 +33,7 @@ pub fn write_escaped(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
         let text = chunk.valid();
         let mut plain = 0;
         for (at, c) in text.char_indices() {
-            if c == '\t' || !c.is_control() {
+            if c == '\t' || !(c.is_control() || reorders(c)) {
                 continue;
             }
             out.write_all(&text.as_bytes()[plain..at])?;
@@ -36,7 +41,8 @@ pub fn write_escaped(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
             match c {
                 '\n' => out.write_all(b"\\n")?,
                 '\r' => out.write_all(b"\\r")?,
-                // C1 controls are two bytes in UTF-8: each is shown.
+                // C1 controls are two bytes in UTF-8, the reordering
+                // characters three: each byte is shown.
                 c => {
                     for b in c.encode_utf8(&mut [0; 4]).bytes() {
                         write!(out, "\\x{b:02x}")?;
@@ -50,6 +56,12 @@ pub fn write_escaped(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `c` changes the order or the lines of the text around it
+/// without being seen (see the module's docs).
+fn reorders(c: char) -> bool {
+    matches!(c, '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Whether `b` may need escaping: a control byte other than tab, DEL, or
@@ -115,6 +127,23 @@ mod tests {
             escaped("\u{85}\u{9b}[2J".as_bytes()),
             r"\xc2\x85\xc2\x9b[2J"
         );
+    }
+
+    #[test]
+    fn characters_that_reorder_the_line_are_shown_byte_by_byte() {
+        // "invoice", RIGHT-TO-LEFT OVERRIDE, "fdp.exe": on a terminal,
+        // "invoiceexe.pdf".
+        assert_eq!(
+            escaped("invoice\u{202e}fdp.exe".as_bytes()),
+            r"invoice\xe2\x80\xaefdp.exe"
+        );
+        assert_eq!(
+            escaped("a\u{2066}b\u{2069}".as_bytes()),
+            r"a\xe2\x81\xa6b\xe2\x81\xa9"
+        );
+        assert_eq!(escaped("a\u{2028}b".as_bytes()), r"a\xe2\x80\xa8b");
+        // Right-to-left text itself, and the marks it uses, stay.
+        assert_eq!(escaped("שלום \u{200f}!".as_bytes()), "שלום \u{200f}!");
     }
 
     #[test]
