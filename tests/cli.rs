@@ -694,7 +694,14 @@ fn a_frame_over_max_frame_drops_that_peer_only() {
     let listener = Listener::start(TCP, "127.0.0.1", &["--count", "1", "--max-frame", "1024"]);
     let mut hostile = tcp_peer(&listener);
     hostile.write_all(b"\xff\xff\xff\xff").unwrap();
-    // The listener closes the connection: the read sees EOF (or a reset).
+    // The listener says why (then drops what follows for at most a
+    // second), and closes the connection: the read sees EOF (or a reset).
+    let said = msg_proto::decode(support::read_frame(&mut hostile).unwrap().into()).unwrap();
+    assert_eq!(said.kind, Kind::Error);
+    assert_eq!(
+        said.body,
+        "a frame is over this listener's limit of 1024 bytes: closing"
+    );
     assert_closed_by_peer(&mut hostile);
     let sent = run(&["send", TCP, &listener.addr_arg(), "fine"], None);
     assert_eq!(sent.code(), Some(0));
@@ -706,6 +713,34 @@ fn a_frame_over_max_frame_drops_that_peer_only() {
         "{}",
         out.stderr
     );
+}
+
+/// Audit, round three: `msg send` of a message over the listener's
+/// `--max-frame` exited 0, the message dropped unseen (the listener closed
+/// without a word). It now hears why, and fails, on either engine.
+#[test]
+fn a_message_over_the_listeners_max_frame_fails_the_sender() {
+    let big = "a".repeat(5000);
+    for io in ["tokio", "blocking"] {
+        let listener = Listener::start(
+            TCP,
+            "127.0.0.1",
+            &["--io", io, "--count", "1", "--max-frame", "1000"],
+        );
+        let refused = run(&["send", TCP, &listener.addr_arg(), &big], None);
+        assert_eq!(refused.code(), Some(1), "--io {io}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains(
+                "the listener says: a frame is over this listener's limit of 1000 bytes \
+                 (msg listen --max-frame): closing"
+            ),
+            "--io {io}: {}",
+            refused.stderr
+        );
+        let sent = run(&["send", TCP, &listener.addr_arg(), "fits"], None);
+        assert_eq!(sent.code(), Some(0), "--io {io}: {}", sent.stderr);
+        assert_eq!(listener.finish().lines(), ["fits"], "--io {io}");
+    }
 }
 
 #[test]

@@ -282,9 +282,12 @@ const FIXED: [(&str, &str); 4] = [
 /// given the value.
 type Placed = (Template, &'static str, fn(&str) -> String);
 
-const PLACED: [Placed; 7] = [
+const PLACED: [Placed; 8] = [
     (refusal::MAX_CONNS, ";", |max| {
         format!(" (--max-conns {max})")
+    }),
+    (refusal::FRAME_TOO_LARGE, ":", |_| {
+        " (msg listen --max-frame)".to_owned()
     }),
     (refusal::IDLE, "", |_| " (--idle-timeout)".to_owned()),
     (refusal::FILE_EXISTS, "overwrite", |_| "--".to_owned()),

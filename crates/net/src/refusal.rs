@@ -43,6 +43,15 @@ pub const UID_NOT_ALLOWED: Template = Template {
     after: "",
 };
 
+/// A listener closing a connection whose frame is over its largest: the
+/// largest, in bytes. Said (and the frame's bytes read and dropped, within
+/// the frame timeout) so that the sender hears why, not a reset, and a
+/// `msg send` whose message was too large does not exit as if it arrived.
+pub const FRAME_TOO_LARGE: Template = Template {
+    before: "a frame is over this listener's limit of ",
+    after: " bytes: closing",
+};
+
 /// A listener closing a connection that sent nothing for its idle
 /// timeout: the timeout.
 pub const IDLE: Template = Template {

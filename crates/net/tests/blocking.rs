@@ -319,9 +319,17 @@ fn the_blocking_listener_drops_a_bad_tcp_peer_and_serves_the_rest() {
         let mut bad = std::net::TcpStream::connect(server.addr).unwrap();
         bad.set_read_timeout(Some(WAIT)).unwrap();
         bad.write_all(b"\x00\x01\x00\x00").unwrap();
+        // It is told why, and closed.
         let mut rest = Vec::new();
         std::io::Read::read_to_end(&mut bad, &mut rest).expect("closed, not timed out");
-        assert!(rest.is_empty(), "{engine:?}");
+        assert!(rest.len() > 4, "{engine:?}: {rest:?}");
+        let said = msg_proto::decode(bytes::Bytes::copy_from_slice(&rest[4..])).unwrap();
+        assert_eq!(said.kind, Kind::Error, "{engine:?}");
+        assert_eq!(
+            said.body,
+            msg_net::refusal::FRAME_TOO_LARGE.format(4096).as_bytes(),
+            "{engine:?}"
+        );
         conversation(good.as_mut(), &mut server.events, &format!("{engine:?}"));
         server.stop();
     }

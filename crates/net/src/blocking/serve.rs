@@ -297,6 +297,16 @@ fn serve_connection(
             Some(Shortcut::Answer((&pong_in_place, &go_on))),
         ) {
             Ok(read) => read,
+            Err(msg_tcp::Error::FrameTooLarge { len, max }) => {
+                // Said, and the frame read and dropped (one fixed buffer,
+                // for at most a second): closed with it unread, the reset
+                // could reach the peer before the answer.
+                let text = crate::refusal::FRAME_TOO_LARGE.format(max);
+                let _ = conn.write_message(&error_message(&text), &go_on);
+                let deadline = Instant::now() + crate::serve::REFUSED_FRAME_DRAIN;
+                conn.discard(len.saturating_add(4), deadline, STOP_CHECK, stop);
+                return stopped(msg_tcp::Error::FrameTooLarge { len, max }.into());
+            }
             Err(err) => return stopped(err.into()),
         };
         let msg = match read {

@@ -18,11 +18,18 @@
 //! or slow too long (`deadlines.rs`) are decided without I/O, in modules
 //! of their own that the blocking engine's serve loops use too.
 
+/// How long a listener (either engine) reads and drops a frame over its
+/// limit after saying so: what a sender had in flight arrives in far less,
+/// and a peer that announced gigabytes and sends nothing holds its task no
+/// longer.
+pub(crate) const REFUSED_FRAME_DRAIN: Duration = Duration::from_secs(1);
+
 mod config;
 mod datagram;
 mod stream;
 
 use std::future::Future;
+use std::time::Duration;
 
 use msg_proto::auth::Role;
 

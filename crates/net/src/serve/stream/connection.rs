@@ -74,7 +74,16 @@ async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
     let reply = config.reply;
     let mut counter = DiscardCounter::default();
     let mut deadlines = Deadlines::new(&config.limits, Instant::now());
-    while let Some(msg) = next_message(&mut conn, &mut deadlines).await? {
+    loop {
+        let msg = match next_message(&mut conn, &mut deadlines).await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => break,
+            Err(Error::Tcp(msg_tcp::Error::FrameTooLarge { len, max })) => {
+                refuse_frame(&mut conn, len, max).await;
+                return Err(msg_tcp::Error::FrameTooLarge { len, max }.into());
+            }
+            Err(err) => return Err(err),
+        };
         if msg.kind == Kind::FileHeader {
             let _transfer = config.counters.transfer();
             file::receive(&mut conn, &msg, config.save.as_ref(), &events).await?;
@@ -139,6 +148,26 @@ async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.shutdown()).await;
     debug!(%peer, "closed");
     Ok(())
+}
+
+/// Tells the peer its frame of `len` bytes is over `max`, and reads and
+/// drops the frame, for at most [`REFUSED_FRAME_DRAIN`](crate::serve::REFUSED_FRAME_DRAIN): closed with its
+/// bytes unread, the connection would be reset, and the reset can reach
+/// the peer before the answer. Costs time, never memory (one fixed
+/// buffer).
+async fn refuse_frame<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    len: usize,
+    max: usize,
+) {
+    let text = crate::refusal::FRAME_TOO_LARGE.format(max);
+    let refuse = async {
+        conn.write_message(&error_message(&text)).await?;
+        // The frame's length prefix is still in the read buffer.
+        conn.discard(len.saturating_add(4)).await?;
+        conn.shutdown().await
+    };
+    let _ = tokio::time::timeout(crate::serve::REFUSED_FRAME_DRAIN, refuse).await;
 }
 
 /// After a command's exit is sent: our side closed, then what the client
