@@ -378,3 +378,69 @@ fn a_quic_datagram_listener_keeps_to_max_conns_and_closes_idle_connections() {
         ok.stderr
     );
 }
+
+/// Audit, round three: `msg connect --quic-datagrams` never closed its
+/// connection, so a session that ended held its place at the listener
+/// until an idle timeout, and with `--wait 0s` most of what it had sent
+/// never left. Now what was sent leaves, and the listener is told.
+#[test]
+fn a_quic_datagram_session_sends_everything_and_closes_its_connection() {
+    let mut listener = Listener::start(
+        "--quic-datagrams",
+        "127.0.0.1",
+        &["--reply", "echo", "--max-conns", "1", "--idle-timeout", "0"],
+    );
+    let pinned = listener.fingerprint();
+    let addr = listener.addr_arg();
+    let lines: String = (1..=2000).map(|n| format!("{n}\n")).collect();
+    let session = run(
+        &[
+            "connect",
+            "--quic-datagrams",
+            "--tls-fingerprint",
+            &pinned,
+            "--wait",
+            "0s",
+            &addr,
+        ],
+        Some(lines.as_bytes()),
+    );
+    assert_eq!(session.code(), Some(0), "{}", session.stderr);
+    listener.process.wait_for_stdout_end(b"\n2000\n");
+    // The one place is free at once: no idle timeout to wait out.
+    let next = send_datagrams(&listener, &pinned, b"next\n");
+    assert_eq!(next.code(), Some(0), "{}", next.stderr);
+    listener.process.wait_for_stdout_end(b"\nnext\n");
+}
+
+/// Audit, round three: a QUIC listener that stopped after `--count` left
+/// its clients to find out at their idle timeout (a minute); it now tells
+/// them as it goes, over streams and datagrams alike.
+#[test]
+fn a_quic_listener_that_stops_tells_its_clients() {
+    for transport in ["--quic", "--quic-datagrams"] {
+        let mut listener = Listener::start(transport, "127.0.0.1", &["--count", "1"]);
+        let pinned = listener.fingerprint();
+        let addr = listener.addr_arg();
+        let mut client = support::msg();
+        client.args(["connect", transport, "--tls-fingerprint", &pinned, &addr]);
+        // Its stdin stays open: only the listener can end the session.
+        let (client, _stdin) = support::Running::spawn_held(client, b"one\n");
+        let started = Instant::now();
+        assert_eq!(listener.finish().stdout, "one\n", "{transport}");
+        let ended = client.finish();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(10), "{transport}: {took:?}");
+        // A stream ends as a TCP one does; a datagram session says who
+        // closed it.
+        if transport == "--quic" {
+            assert_eq!(ended.code(), Some(0), "{}", ended.stderr);
+        } else {
+            assert!(
+                ended.stderr.contains("closed the connection"),
+                "{}",
+                ended.stderr
+            );
+        }
+    }
+}

@@ -82,21 +82,34 @@ pub(crate) struct Running {
 }
 
 impl Running {
-    pub(crate) fn spawn(mut cmd: Command, stdin: Option<Vec<u8>>) -> Self {
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            });
-        let mut child = cmd.spawn().expect("spawn msg");
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().unwrap();
+    pub(crate) fn spawn(cmd: Command, stdin: Option<Vec<u8>>) -> Self {
+        let (running, pipe) = Self::start(cmd, stdin.is_some());
+        if let (Some(input), Some(mut pipe)) = (stdin, pipe) {
             thread::spawn(move || {
                 let _ = pipe.write_all(&input);
             });
         }
+        running
+    }
+
+    /// As [`Running::spawn`] with `input` on stdin, which stays open
+    /// while the returned pipe lives: only the peer can end the session.
+    #[allow(dead_code)] // not every test file holds a session open
+    pub(crate) fn spawn_held(cmd: Command, input: &[u8]) -> (Self, std::process::ChildStdin) {
+        let (running, pipe) = Self::start(cmd, true);
+        let mut pipe = pipe.expect("piped");
+        pipe.write_all(input).expect("write stdin");
+        (running, pipe)
+    }
+
+    /// Spawns `cmd` with stdout read as it comes; stdin piped (and
+    /// returned) or empty.
+    fn start(mut cmd: Command, piped: bool) -> (Self, Option<std::process::ChildStdin>) {
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(if piped { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().expect("spawn msg");
+        let pipe = child.stdin.take();
         let mut out = child.stdout.take().unwrap();
         let so_far = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::clone(&so_far);
@@ -109,7 +122,7 @@ impl Running {
         });
         let mut running = Self::with_stdout(child, stdout);
         running.stdout_so_far = so_far;
-        running
+        (running, pipe)
     }
 
     /// As [`Running::spawn`], but nobody reads stdout: the pipe fills

@@ -33,6 +33,18 @@ pub(crate) enum Bound {
 }
 
 impl Listener {
+    /// The QUIC endpoint under a QUIC listener, to close when serving ends.
+    pub(crate) fn quic_endpoint(&self) -> Option<quinn::Endpoint> {
+        match &self.inner {
+            Bound::QuicDatagram(socket) => Some(socket.endpoint()),
+            Bound::Stream(listener) => match listener.get_ref() {
+                AnyListener::Quic(quic) => Some(quic.endpoint()),
+                _ => None,
+            },
+            Bound::Datagram(_) | Bound::UnixDatagram(_) => None,
+        }
+    }
+
     /// Binds `addr` (port 0 picks a free port); `tcp` applies to every
     /// accepted connection.
     ///

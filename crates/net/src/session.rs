@@ -183,22 +183,29 @@ impl SessionTx {
         }
     }
 
+    /// Ends the session once nothing more is awaited ([`Tx::close`]).
+    pub async fn close(self) {
+        if let TxInner::Framed { tx, .. } = self.0 {
+            tx.close().await;
+        }
+    }
+
     /// Ends the sending side: over a stream the peer reads the end after
-    /// the last byte (a half-close: its replies still arrive); UDP has
-    /// nothing to close.
+    /// the last byte (a half-close: its replies still arrive); over QUIC
+    /// datagrams what was sent leaves first; UDP has nothing to close.
     ///
     /// # Errors
     ///
     /// A failed flush or shutdown.
-    pub async fn finish(self) -> Result<(), Error> {
-        match self.0 {
-            TxInner::Framed { mut tx, .. } => tx.finish().await?,
+    pub async fn finish(&mut self) -> Result<(), Error> {
+        match &mut self.0 {
+            TxInner::Framed { tx, .. } => tx.finish().await?,
             TxInner::RawDatagram(_) | TxInner::RawUnixDatagram(_) => {}
-            TxInner::RawStream(mut write) => {
+            TxInner::RawStream(write) => {
                 msg_tcp::write_within(self.1, write.shutdown()).await?;
             }
-            TxInner::Length(mut framed) => {
-                msg_tcp::write_within(self.1, SinkExt::<&[u8]>::close(&mut framed)).await?;
+            TxInner::Length(framed) => {
+                msg_tcp::write_within(self.1, SinkExt::<&[u8]>::close(framed)).await?;
             }
         }
         Ok(())
@@ -307,12 +314,17 @@ pub async fn hold<R: AsyncBufRead + Unpin>(
         tx.finish().await.map_err(HoldError::Finish)
     };
     tokio::pin!(receiving);
-    tokio::select! {
-        received = &mut receiving => return received,
-        sent = sending => sent?,
-    }
-    // The peer's last replies may still be on their way.
-    tokio::time::timeout(wait, receiving)
-        .await
-        .unwrap_or(Ok(()))
+    let ended = tokio::select! {
+        received = &mut receiving => Some(received),
+        sent = sending => sent.err().map(Err),
+    };
+    let held = match ended {
+        Some(ended) => ended,
+        // The peer's last replies may still be on their way.
+        None => tokio::time::timeout(wait, receiving)
+            .await
+            .unwrap_or(Ok(())),
+    };
+    tx.close().await;
+    held
 }

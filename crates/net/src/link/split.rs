@@ -44,6 +44,10 @@ impl Link {
     }
 }
 
+/// How long a QUIC datagram client waits for what it sent to leave, or
+/// for its close to.
+const QUIC_FLUSH_WAIT: Duration = Duration::from_secs(1);
+
 /// The sending half of a split [`Link`].
 #[derive(Debug)]
 pub struct Tx(TxInner);
@@ -65,10 +69,24 @@ impl Tx {
     ///
     /// A failed flush or shutdown.
     pub async fn finish(&mut self) -> Result<(), Error> {
-        if let TxInner::Stream(write) = &mut self.0 {
-            write.shutdown().await?;
+        match &mut self.0 {
+            TxInner::Stream(write) => write.shutdown().await?,
+            // Queued in quinn, sent from its task: out before the caller
+            // goes on (and, ending, exits).
+            TxInner::QuicDatagram(socket) => socket.flush(QUIC_FLUSH_WAIT).await,
+            TxInner::Datagram(_) | TxInner::UnixDatagram(_) => {}
         }
         Ok(())
+    }
+
+    /// Ends the session, once nothing more is awaited from the peer: a
+    /// QUIC connection is closed, and its listener told (waiting at most a
+    /// second for that to go out), which would otherwise hold it until its
+    /// idle timeout; the others end when dropped.
+    pub async fn close(self) {
+        if let TxInner::QuicDatagram(socket) = self.0 {
+            socket.close(QUIC_FLUSH_WAIT).await;
+        }
     }
 
     /// As [`Link::tcp_info`].

@@ -35,6 +35,13 @@ impl fmt::Debug for QuicListener {
     }
 }
 
+impl QuicListener {
+    /// Its endpoint (a handle to the same one).
+    pub(crate) fn endpoint(&self) -> quinn::Endpoint {
+        self.endpoint.clone()
+    }
+}
+
 impl Drop for QuicListener {
     fn drop(&mut self) {
         if let Some(task) = self.task.lock().expect("never poisoned").take() {

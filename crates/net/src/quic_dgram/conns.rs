@@ -18,7 +18,16 @@ pub(super) fn adopt(
         // Counted and kept under one lock: two handshakes that end at
         // once cannot both take the last place.
         let mut conns = shared.conns.lock().expect("never poisoned");
-        if conns.len() >= max {
+        // A new connection from the address of one still kept (its client
+        // gone without a close, and the port used again) takes its place:
+        // answers go by address, so only one connection can have it. The
+        // old one is closed, not left to be counted nowhere.
+        if let Some(old) = conns.get(&peer) {
+            old.close(
+                0u32.into(),
+                b"replaced by a new connection from the same address",
+            );
+        } else if conns.len() >= max {
             return false;
         }
         conns.insert(peer, conn.clone());
@@ -48,7 +57,16 @@ pub(super) fn adopt(
         }
         debug!(%peer, "QUIC connection closed");
         if let Some(shared) = weak.upgrade() {
-            shared.conns.lock().expect("never poisoned").remove(&peer);
+            let mut conns = shared.conns.lock().expect("never poisoned");
+            // Only this connection's place: a newer one from the same
+            // address may hold it now.
+            if conns
+                .get(&peer)
+                .is_some_and(|kept| kept.stable_id() == conn.stable_id())
+            {
+                conns.remove(&peer);
+            }
+            drop(conns);
             if let Some(quinn::ConnectionError::ApplicationClosed(close)) = conn.close_reason() {
                 if shared.listener == Some(peer) && !close.reason.is_empty() {
                     let reason = crate::text::printable(&close.reason);

@@ -279,6 +279,16 @@ impl QuicDgram {
     pub(crate) async fn close(self, wait: Duration) {
         let Some(peer) = self.peer else { return };
         let Ok(conn) = self.conn(&peer) else { return };
+        self.flush(wait).await;
+        conn.close(0u32.into(), b"done");
+        let _ = tokio::time::timeout(wait, self.shared.endpoint.wait_idle()).await;
+    }
+
+    /// Waits, at most `wait`, until what a client sent has left (quinn
+    /// queues datagrams and sends them from its own task).
+    pub(crate) async fn flush(&self, wait: Duration) {
+        let Some(peer) = self.peer else { return };
+        let Ok(conn) = self.conn(&peer) else { return };
         let sent = self.sent;
         let flushed = async {
             while conn.stats().frame_tx.datagram < sent {
@@ -286,8 +296,11 @@ impl QuicDgram {
             }
         };
         let _ = tokio::time::timeout(wait, flushed).await;
-        conn.close(0u32.into(), b"done");
-        let _ = tokio::time::timeout(wait, self.shared.endpoint.wait_idle()).await;
+    }
+
+    /// Its endpoint (a handle to the same one).
+    pub(crate) fn endpoint(&self) -> quinn::Endpoint {
+        self.shared.endpoint.clone()
     }
 }
 

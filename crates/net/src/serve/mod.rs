@@ -58,6 +58,7 @@ pub async fn serve(
         return Err(crate::tls::TlsError::Needed(listener.transport()).into());
     }
     let _spinning = config.busy_poll.then(BusyPoll::start);
+    let quic = listener.quic_endpoint();
     let serving = async {
         match listener.inner {
             Bound::Datagram(socket) if config.raw => {
@@ -109,11 +110,22 @@ pub async fn serve(
             Bound::Stream(listener) => stream::serve(listener, config, events).await,
         }
     };
-    tokio::select! {
+    let served = tokio::select! {
         result = serving => result,
         () = shutdown => Ok(()),
+    };
+    // QUIC's close is a packet its endpoint's task sends: a listener that
+    // exits without waiting (its `--count` reached) left its clients to
+    // find out at their idle timeout, a minute later.
+    if let Some(endpoint) = quic {
+        endpoint.close(0u32.into(), b"the listener stopped");
+        let _ = tokio::time::timeout(QUIC_CLOSE_WAIT, endpoint.wait_idle()).await;
     }
+    served
 }
+
+/// How long a QUIC listener that stops waits for its clients to be told.
+const QUIC_CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
