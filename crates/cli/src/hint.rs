@@ -237,7 +237,7 @@ fn file(err: &FileError) -> Option<String> {
             "the receiver answered {found:?} to a file transfer: is it msg listen --save-dir?"
         )),
         FileError::NeedsTcp => Some(
-            "files need --tcp, --unix or --seqpacket: a file must arrive whole, on a connection"
+            "files need --tcp, --unix, --seqpacket or --quic: a file must arrive whole, on a connection"
                 .to_owned(),
         ),
         _ => None,
@@ -414,7 +414,7 @@ mod tests {
         );
         assert_eq!(
             shown(msg_net::Error::File(FileError::NeedsTcp)),
-            "files need --tcp, --unix or --seqpacket: a file must arrive whole, on a connection"
+            "files need --tcp, --unix, --seqpacket or --quic: a file must arrive whole, on a connection"
         );
         assert_eq!(
             shown(FileError::Unexpected {

@@ -346,7 +346,7 @@ pub enum FileError {
         found: Kind,
     },
     /// The receiver did not answer in time.
-    #[error("no answer from the receiver within {}", humantime::format_duration(*.0))]
+    #[error("no answer from the receiver within {}", humantime::format_duration(to_ms(*.0)))]
     NoAnswer(Duration),
     /// The receiver closed the connection without a verdict.
     #[error("the receiver closed the connection before confirming the file")]
@@ -380,12 +380,27 @@ mod save_dir;
 pub use save_dir::{SaveDir, check_save_dir, remove_stale_partials};
 pub(crate) use send::send;
 
+/// `d` to the millisecond, for a message: a wait worked out from a size
+/// (`2s 95ms 367us 432ns`) reads as `2s 95ms`.
+fn to_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 #[cfg(test)]
 pub(super) mod tests {
     use super::partial::prepare;
     use super::save_dir::is_partial_name;
     use super::send::verdict_wait;
     use super::*;
+
+    /// A wait worked out from a file's size is said to the millisecond.
+    #[test]
+    fn no_answer_says_its_wait_to_the_millisecond() {
+        let err = FileError::NoAnswer(Duration::from_nanos(2_095_367_432));
+        assert_eq!(
+            err.to_string(),
+            "no answer from the receiver within 2s 95ms"
+        );
+    }
 
     /// The header of a file of this name and size, mode 0644.
     pub(super) fn header(name: &str, size: u64) -> FileHeader {

@@ -237,8 +237,9 @@ pub enum FileError {
         /// The size it announced.
         size: u64,
     },
-    /// A [`Kind::FileResult`] status other than 0 (saved) or 1 (refused).
-    #[error("unknown file result status {status}; expected 0 or 1")]
+    /// A [`Kind::FileResult`] status other than 0 (saved), 1 (refused)
+    /// or 2 (ready).
+    #[error("unknown file result status {status}; expected 0, 1 or 2")]
     UnknownStatus {
         /// The status byte found.
         status: u8,
