@@ -367,7 +367,7 @@ pub(crate) async fn run(
     let caps = transport.caps();
     if args.save_dir.is_some() && (!caps.carries_files() || args.raw) {
         return Err(usage(
-            "--save-dir needs a framed connection (--tcp, --unix or --seqpacket): a file must \
+            "--save-dir needs a framed connection (--tcp, --unix, --seqpacket or --quic): a file must \
              arrive whole, with its name and hash",
         ));
     }
@@ -395,7 +395,7 @@ pub(crate) async fn run(
         }
         if !caps.carries_files() || args.raw {
             return Err(usage(
-                "--exec needs a framed connection (--tcp, --unix or --seqpacket)",
+                "--exec needs a framed connection (--tcp, --unix, --seqpacket or --quic)",
             ));
         }
         Some(ExecConfig {

@@ -241,18 +241,14 @@ fn serve_connection(
     stream.apply(&options)?;
     super::stream::Stream::set_read_timeout(&stream, Some(STOP_CHECK))?;
     stream.set_write_timeout(Some(STOP_CHECK))?;
+    let mut conn = Framed::new(stream, options.max_frame);
     if let Some(auth) = &config.auth {
         // A turn among the handshakes only once the client has begun its
         // own (it speaks first): an idle socket must not hold one, as the
         // tokio listener's `begun` says.
-        match begun(&stream, auth.handshake_timeout, stop) {
-            Ok(true) => {}
-            Ok(false) => return Ok(()),
-            Err(err) => return Err(err),
+        if !begun(conn.get_ref(), auth.handshake_timeout, stop)? {
+            return Ok(());
         }
-    }
-    let mut conn = Framed::new(stream, options.max_frame);
-    if let Some(auth) = &config.auth {
         // Its turn comes within the handshake timeout, or never: waiting
         // here, it has read nothing.
         let timeout = auth.handshake_timeout;
