@@ -241,7 +241,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // write buffer first would double what a reply the peer does not
         // read holds in memory.
         if msg.body.len() >= DIRECT_WRITE && !self.framed.codec().seals() {
-            return self.write_direct(msg).await;
+            return self.write_message_direct(msg).await;
         }
         write_within(self.write_timeout, self.framed.send(msg)).await
     }
@@ -251,18 +251,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// would first copy the body into the write buffer. The same bytes go
     /// on the wire. Once authenticated the tag must cover the body as it
     /// is written, so this falls back to [`Connection::write_message`].
+    /// Each of the body's writes waits at most the write timeout, not the
+    /// whole body: a slow reader is not a stalled one.
     ///
     /// # Errors
     ///
     /// As [`Connection::write_message`].
     pub async fn write_message_direct(&mut self, msg: &Message) -> Result<(), Error> {
-        self.write_direct(msg).await
-    }
-
-    /// [`Connection::write_message_direct`]: each of the body's writes
-    /// within the write timeout, not the whole body (see
-    /// [`write_all_vectored`]).
-    async fn write_direct(&mut self, msg: &Message) -> Result<(), Error> {
         let limit = self.write_timeout;
         let Some(head) = self.framed.codec().encode_head(msg)? else {
             return write_within(limit, self.framed.send(msg)).await;
