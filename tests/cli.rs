@@ -1172,14 +1172,7 @@ fn an_endless_stdin_line_is_refused_at_the_limit_without_reading_it_all() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let status = wait_bounded(&mut child);
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (status, stderr) = support::stderr_within(&mut child, DEADLINE);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert_eq!(
         stderr,

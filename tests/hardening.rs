@@ -777,14 +777,7 @@ fn a_listener_that_never_reads_ends_the_send_with_an_error() {
         }
     });
     // The bound is 30 s; well past it, msg still waiting is the failure.
-    let status = support::wait_within(&mut child, Duration::from_secs(90));
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (status, stderr) = support::stderr_within(&mut child, Duration::from_secs(90));
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("the listener took nothing sent to it for 30s"),

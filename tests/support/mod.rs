@@ -425,6 +425,20 @@ pub(crate) fn datagram(msg: &msg_proto::Message) -> Vec<u8> {
     out
 }
 
+/// As [`wait_within`], then what `child` wrote to its stderr (piped).
+#[allow(dead_code)] // not every test file reads a spawned child's stderr
+pub(crate) fn stderr_within(child: &mut Child, limit: Duration) -> (ExitStatus, String) {
+    let status = wait_within(child, limit);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr piped")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    (status, stderr)
+}
+
 /// Waits for `child` to exit, at most `limit`: past it, kills it and
 /// fails the test.
 pub(crate) fn wait_within(child: &mut Child, limit: Duration) -> ExitStatus {
