@@ -214,6 +214,7 @@ mod tests {
             MAX_CONNS.format("N"),
             UID_NOT_ALLOWED.format("UID"),
             IDLE.format("D"),
+            FRAME_TOO_LARGE.format("M"),
             FILE_EXISTS.format("NAME"),
             RESUME_BUSY.format("NAME"),
             RESUME_NO_ANSWER.format("D"),
