@@ -444,3 +444,130 @@ fn a_quic_listener_that_stops_tells_its_clients() {
         }
     }
 }
+
+/// A UDP relay on 127.0.0.1 between one QUIC client and `listener`: what
+/// the client sends goes on, and what the listener sends back comes back
+/// only if `answers`. The long-header packet type of the listener's first
+/// packet (0 Initial, 3 Retry) arrives on the channel. It stops when
+/// dropped, or after 20 s.
+struct Relay {
+    addr: std::net::SocketAddr,
+    first_type: std::sync::mpsc::Receiver<u8>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn start(listener: std::net::SocketAddr, answers: bool) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (tx, first_type) = std::sync::mpsc::channel();
+        let stopped = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut client = None;
+            let mut first = Some(tx);
+            let mut buf = [0u8; 2048];
+            while Instant::now() < deadline && !stopped.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                if from == listener {
+                    if let Some(tx) = first.take() {
+                        // A long header has its top bit set and the type
+                        // in bits 5 and 4 (bit 6, the fixed bit, quinn
+                        // may grease: RFC 9287); u8::MAX for a short one.
+                        let long = buf[0] & 0x80 != 0;
+                        let _ = tx.send(if long { (buf[0] >> 4) & 0b11 } else { u8::MAX });
+                    }
+                    if let (true, Some(client)) = (answers, client) {
+                        let _ = socket.send_to(&buf[..n], client);
+                    }
+                } else {
+                    client = Some(from);
+                    let _ = socket.send_to(&buf[..n], listener);
+                }
+            }
+        });
+        Self {
+            addr,
+            first_type,
+            stop,
+        }
+    }
+
+    fn first_type(&self) -> u8 {
+        self.first_type
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the listener answered within 10 s")
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn under_handshake_load_a_quic_client_proves_its_address_before_its_handshake() {
+    for transport in ["--quic", "--quic-datagrams"] {
+        retry_under_load(transport);
+    }
+}
+
+fn retry_under_load(transport: &str) {
+    const INITIAL: u8 = 0;
+    const RETRY: u8 = 3;
+    let mut listener = Listener::start(
+        transport,
+        "127.0.0.1",
+        &[
+            "--reply",
+            "echo",
+            "--max-handshakes",
+            "2",
+            "--handshake-timeout",
+            "30s",
+        ],
+    );
+    let pinned = listener.fingerprint();
+    let through = |relay: &Relay, body: &[u8]| {
+        let addr = relay.addr.to_string();
+        let flags = ["send", transport, "--reply", "--tls-fingerprint", &pinned];
+        run(&[&flags[..], &[addr.as_str()]].concat(), Some(body))
+    };
+
+    // No load: the handshake starts at the client's first packet.
+    let relay = Relay::start(listener.addr, true);
+    let sent = through(&relay, b"calm\n");
+    assert_eq!(sent.stdout, "calm\n", "{transport}: {}", sent.stderr);
+    assert_eq!(relay.first_type(), INITIAL);
+
+    // A client whose answers never reach it (a forged address, to the
+    // listener) holds one of the two turns until the handshake timeout.
+    let lost = Relay::start(listener.addr, false);
+    let mut cmd = support::msg();
+    cmd.args(["send", transport, "--tls-fingerprint", &pinned])
+        .arg(lost.addr.to_string())
+        .arg("never");
+    let stalled = support::Running::spawn(cmd, None);
+    assert_eq!(lost.first_type(), INITIAL);
+
+    // Half the turns taken: the next client is first sent a Retry, proves
+    // its address with the token, and is served.
+    let relay = Relay::start(listener.addr, true);
+    let sent = through(&relay, b"busy\n");
+    assert_eq!(relay.first_type(), RETRY, "{transport}");
+    assert_eq!(
+        (sent.code(), sent.stdout.as_str()),
+        (Some(0), "busy\n"),
+        "{}",
+        sent.stderr
+    );
+    drop(stalled.kill());
+}

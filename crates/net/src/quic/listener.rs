@@ -151,11 +151,8 @@ async fn accept_loop(
             return; // the endpoint closed
         };
         let peer = incoming.remote_address();
-        let Ok(turn) = Arc::clone(&turns).try_acquire_owned() else {
-            failures.warn(|suppressed| {
-                warn!(%peer, suppressed, "refused a QUIC connection: {} handshakes are under way, the most this listener makes at once", admission.max_handshakes);
-            });
-            incoming.refuse();
+        let Some((incoming, turn)) = admit(incoming, &turns, admission.max_handshakes, &failures)
+        else {
             continue;
         };
         let ready = ready.clone();
@@ -173,6 +170,56 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// Whether `incoming` may start its handshake now, and the turn it holds
+/// while it does; a connection refused or sent away is answered here.
+///
+/// # Why a Retry under load
+///
+/// A client's first packet (its Initial) costs nothing to forge with
+/// another source address, and each one accepted holds a handshake turn
+/// until the handshake timeout: a flood of them from addresses that never
+/// answer would leave no turn for real clients. So once half the turns
+/// are taken, a client whose address is not yet proven is sent a Retry
+/// (RFC 9000, 8.1.2): a token that only the real address receives, to be
+/// echoed in a second Initial. The listener keeps no state for it, and a
+/// real client pays one round trip more; a forged one never comes back.
+/// Below half, every client starts at once, as without the check.
+pub(crate) fn admit(
+    incoming: quinn::Incoming,
+    turns: &Arc<tokio::sync::Semaphore>,
+    max_handshakes: usize,
+    failures: &RateLimited,
+) -> Option<(quinn::Incoming, tokio::sync::OwnedSemaphorePermit)> {
+    let peer = incoming.remote_address();
+    if must_prove_address(
+        incoming.remote_address_validated(),
+        turns.available_permits(),
+        max_handshakes,
+    ) && incoming.may_retry()
+    {
+        debug!(%peer, "QUIC handshakes under load: asked the client to prove its address (Retry)");
+        // An error here is quinn saying a Retry is not allowed now; the
+        // connection is then dropped, which refuses it.
+        let _ = incoming.retry();
+        return None;
+    }
+    let Ok(turn) = Arc::clone(turns).try_acquire_owned() else {
+        failures.warn(|suppressed| {
+            warn!(%peer, suppressed, "refused a QUIC connection: {max_handshakes} handshakes are under way, the most this listener makes at once");
+        });
+        incoming.refuse();
+        return None;
+    };
+    Some((incoming, turn))
+}
+
+/// Whether a client must prove its address before its handshake starts:
+/// when it has not yet, and `available` of the `max` handshake turns are
+/// half of them or fewer.
+fn must_prove_address(validated: bool, available: usize, max: usize) -> bool {
+    !validated && available.saturating_mul(2) <= max
 }
 
 /// One incoming connection's handshake (holding `turn`) within `timeout`,
@@ -216,4 +263,23 @@ async fn open(
     };
     let (send, recv) = opened.map_err(QuicError::Lost)?;
     Ok(QuicStream::new(conn, send, recv, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::must_prove_address;
+
+    #[test]
+    fn a_retry_is_asked_only_of_unproven_clients_once_half_the_turns_are_taken() {
+        // 64 turns: free until 32 are taken.
+        assert!(!must_prove_address(false, 64, 64));
+        assert!(!must_prove_address(false, 33, 64));
+        assert!(must_prove_address(false, 32, 64));
+        assert!(must_prove_address(false, 0, 64));
+        // A client that came back with the token is never sent away again.
+        assert!(!must_prove_address(true, 0, 64));
+        // One turn: taken means under load.
+        assert!(!must_prove_address(false, 1, 1));
+        assert!(must_prove_address(false, 0, 1));
+    }
 }

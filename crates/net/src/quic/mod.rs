@@ -183,5 +183,5 @@ mod stream;
 
 pub use config::{bind_endpoint, client_config, handshake_on, server_config};
 pub(crate) use config::{connect, handshake, handshake_error};
-pub(crate) use listener::{Admission, QuicListener};
+pub(crate) use listener::{Admission, QuicListener, admit};
 pub(crate) use stream::{QuicReader, QuicStream, QuicWriter};

@@ -96,11 +96,9 @@ pub(super) async fn accept_loop(
     let failures = Arc::new(RateLimited::default());
     while let Some(incoming) = endpoint.accept().await {
         let peer = incoming.remote_address();
-        let Ok(turn) = Arc::clone(&turns).try_acquire_owned() else {
-            failures.warn(|suppressed| {
-                warn!(%peer, suppressed, "refused a QUIC connection: {max_handshakes} handshakes are under way, the most this listener makes at once");
-            });
-            incoming.refuse();
+        let Some((incoming, turn)) =
+            crate::quic::admit(incoming, &turns, max_handshakes, &failures)
+        else {
             continue;
         };
         let shared = shared.clone();
