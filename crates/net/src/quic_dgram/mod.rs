@@ -242,13 +242,25 @@ impl QuicDgram {
         Ok(())
     }
 
+    /// Queues `bytes` as one datagram on `conn`.
+    ///
+    /// A client waits while its connection's queue is full: its own
+    /// messages are all it has to send, and none is dropped unseen. A
+    /// listener does not wait: its one loop answers every peer, and a peer
+    /// that acknowledges nothing keeps its connection's congestion window
+    /// shut, so waiting on it would stop the answers to everyone else for
+    /// as long as that peer liked. quinn then drops that connection's
+    /// oldest unsent datagrams for the new one, a loss that peer's own
+    /// count of replies shows, as a full UDP socket buffer drops.
     async fn send_bytes(&mut self, conn: &quinn::Connection, bytes: Bytes) -> Result<(), Error> {
-        conn.send_datagram_wait(bytes)
-            .await
-            .map_err(|err| QuicError::Send {
-                addr: conn.remote_address(),
-                reason: err.to_string(),
-            })?;
+        let queued = match self.peer {
+            Some(_) => conn.send_datagram_wait(bytes).await,
+            None => conn.send_datagram(bytes),
+        };
+        queued.map_err(|err| QuicError::Send {
+            addr: conn.remote_address(),
+            reason: err.to_string(),
+        })?;
         self.sent += 1;
         Ok(())
     }
