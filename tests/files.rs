@@ -1180,6 +1180,37 @@ fn a_name_collision_refuses_that_entry_alone_unless_strict() {
     assert_eq!(std::fs::read(to.join("tree/a.txt")).unwrap(), b"old a");
     assert_eq!(std::fs::read(to.join("tree/b.txt")).unwrap(), b"new b");
     assert_eq!(std::fs::read(to.join("tree/d")).unwrap(), b"a file");
+    // With --json, a line for each entry refused, folders too: as many as
+    // the summary counts.
+    let json = send_file(&listener, &tree, &["--json"]);
+    let lines: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let mut refused: Vec<(&str, &str)> = lines
+        .iter()
+        .filter(|line| line["status"] == "refused")
+        .map(|line| {
+            (
+                line["path"].as_str().unwrap(),
+                line["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    refused.sort_unstable();
+    assert_eq!(
+        refused,
+        [
+            ("a.txt", "file"),
+            ("b.txt", "file"),
+            ("d", "folder"),
+            ("d/y", "file")
+        ],
+        "{}",
+        json.stdout
+    );
+    assert_eq!(lines.last().unwrap()["refused"], 4, "{}", json.stdout);
     let strict = send_file(&listener, &tree, &["--strict"]);
     assert_eq!(strict.code(), Some(1), "{}", strict.stderr);
     assert!(

@@ -317,7 +317,9 @@ impl msg_net::file::tree::TreeReport for FolderReport {
                 ));
             });
         }
-        if self.json && !entry.folder {
+        // A folder made is no news; one refused is, and the summary's
+        // `refused` counts it.
+        if self.json && (!entry.folder || entry.refused.is_some()) {
             json_line(&entry.json());
         }
     }

@@ -68,12 +68,13 @@ impl Sent {
 }
 
 impl EntryReport {
-    /// A file's `path`, `size`, `hash`, `status` (saved or refused) and
-    /// `reason`.
+    /// An entry's `path`, `kind` (file or folder), `size`, `hash`,
+    /// `status` (saved or refused) and `reason`.
     #[must_use]
     pub fn json(&self) -> Value {
         json!({
             "path": self.path,
+            "kind": if self.folder { "folder" } else { "file" },
             "size": self.size,
             "hash": self.hash,
             "status": if self.refused.is_some() { "refused" } else { "saved" },
