@@ -1273,6 +1273,22 @@ fn a_folder_overwrites_only_when_the_listener_says_so() {
     assert_eq!(std::fs::read(to.join("tree/a.txt")).unwrap(), b"new a");
     assert_eq!(std::fs::read(to.join("tree/b.txt")).unwrap(), b"new b");
     assert_eq!(listing(&to.join("tree")), ["a.txt", "b.txt"]);
+
+    // A listener killed mid-file leaves nothing partial in the folder,
+    // where its clean-up at start would not look: the file had no name.
+    write_file(&tree, "big.bin", &content(4 << 20));
+    let relay = Relay::start(listener.addr, Some(2 << 20), None);
+    let mut cmd = support::msg();
+    cmd.args(["send", "--tcp", &relay.addr, "--file"])
+        .arg(&tree);
+    let sender = support::Running::spawn(cmd, None);
+    relay.held.recv_timeout(DEADLINE).expect("the relay holds");
+    // Time for the writing thread to take the file's first chunks (a
+    // partial file, before, was there by then).
+    thread::sleep(std::time::Duration::from_millis(300));
+    drop(listener.process.kill());
+    drop(sender.kill());
+    assert_eq!(listing(&to.join("tree")), ["a.txt", "b.txt"]);
 }
 
 /// A relay in front of a listener, for one connection: what the client

@@ -69,7 +69,7 @@ pub(super) fn create_partial(dir: BorrowedFd<'_>) -> Result<(String, OwnedFd), E
 }
 
 /// `.msg-partial-` and six random letters or digits.
-fn partial_name() -> String {
+pub(super) fn partial_name() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut random = [0u8; PARTIAL_RANDOM];
     // Without randomness the name is still tried until it is free.

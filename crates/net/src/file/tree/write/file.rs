@@ -15,7 +15,9 @@ use rustix::io::Errno;
 
 use super::super::super::receive::for_peer;
 use super::super::super::*;
-use super::super::place::{create_partial, create_unnamed, no_default_acl, rename_into_place};
+use super::super::place::{
+    create_partial, create_unnamed, no_default_acl, partial_name, rename_into_place,
+};
 use super::{Writer, errno_text, shown};
 
 /// Where a file's content waits for its end.
@@ -142,6 +144,7 @@ impl Writer {
                 Some(partial) => {
                     rename_into_place(&incoming.parent, partial, name.as_str(), self.overwrite)
                 }
+                None if self.overwrite => self.link_over(incoming, name.as_str()),
                 None => self.link(incoming, name.as_str()),
             };
             placed.map_err(|err| match err {
@@ -153,6 +156,32 @@ impl Writer {
             incoming.discard();
         }
         checked
+    }
+
+    /// Gives the file without a name its name over whatever has it
+    /// (`--overwrite`): a link never replaces a name, so the file is
+    /// linked under a fresh partial name and that is renamed over the old
+    /// file. The partial name exists for one rename, not for the whole
+    /// transfer as a partial file's does, so a listener killed mid-file
+    /// leaves nothing behind in the folder, where the clean-up at start
+    /// does not look.
+    fn link_over(&mut self, incoming: &Incoming, name: &str) -> Result<(), Errno> {
+        // A taken partial name is tried again, a bounded number of times.
+        for _ in 0..64 {
+            let partial = partial_name();
+            match self.link(incoming, &partial) {
+                Ok(()) => {}
+                Err(Errno::EXIST) => continue,
+                Err(err) => return Err(err),
+            }
+            let dir = &*incoming.parent;
+            let renamed = rustix::fs::renameat(dir, partial.as_str(), dir, name);
+            if renamed.is_err() {
+                let _ = rustix::fs::unlinkat(dir, partial.as_str(), AtFlags::empty());
+            }
+            return renamed;
+        }
+        Err(Errno::EXIST)
     }
 
     /// Gives the file without a name its name, never over another file.

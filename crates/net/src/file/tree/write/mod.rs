@@ -96,8 +96,10 @@ impl Writer {
         overwrite: bool,
         verdicts: mpsc::UnboundedSender<Verdict>,
     ) -> Self {
-        // A link cannot replace a file: `--overwrite` renames.
-        let staging = if overwrite || !cfg!(any(target_os = "linux", target_os = "android")) {
+        // A file without a name is Linux's; with `--overwrite` it is
+        // linked under a partial name at its end and renamed over the old
+        // file (a link cannot replace one).
+        let staging = if !cfg!(any(target_os = "linux", target_os = "android")) {
             Staging::Partial
         } else {
             Staging::Unnamed
