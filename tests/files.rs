@@ -499,6 +499,14 @@ fn bad_save_dirs_and_udp_files_are_refused_at_start() {
         ],
         "files need --tcp",
     );
+    // The flags of files alone, with a message instead of --file: refused,
+    // not silently ignored (--json would have printed the raw reply).
+    for flag in ["--json", "--resume", "--strict"] {
+        support::assert_usage_error(
+            &["send", "--tcp", "127.0.0.1:9", flag, "hello"],
+            &format!("{flag} is for files and folders (--file PATH)"),
+        );
+    }
     let out = run(
         &[
             "send",

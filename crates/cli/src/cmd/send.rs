@@ -105,6 +105,19 @@ pub(crate) struct SendArgs {
 }
 
 pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
+    // clap lets `requires = "file"` go when a MESSAGE is given (--file
+    // conflicts with it, and a required argument that conflicts with one
+    // given is not asked for), so a flag of files alone is checked here.
+    let for_files = [
+        ("--json", args.json),
+        ("--resume", args.resume),
+        ("--strict", args.strict),
+    ];
+    if let (true, Some((flag, _))) = (args.file.is_empty(), for_files.iter().find(|(_, on)| *on)) {
+        return Err(usage(format!(
+            "{flag} is for files and folders (--file PATH): without --file it would do nothing"
+        )));
+    }
     let transport = args.transport.transport();
     let addr = parse_addr(transport, &args.addr)?;
     let caps = transport.caps();
