@@ -641,6 +641,47 @@ fn a_lost_udp_reply_is_an_error_not_a_hang() {
 }
 
 #[test]
+fn a_udp_error_that_answers_another_message_does_not_end_the_wait() {
+    // A datagram with the peer's address and any seq is anyone's to send:
+    // an Error that is no answer to ours is dropped, as a stale reply is.
+    let peer = udp_peer();
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let addr = peer.local_addr().unwrap().to_string();
+    let answer = std::thread::spawn(move || {
+        let mut buf = [0; 2048];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        let ping = msg_proto::decode(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap();
+        let stray = Message::new(Kind::Error, ping.seq + 12_344, "spoof");
+        peer.send_to(&support::datagram(&stray), from).unwrap();
+        let reply = Message::new(Kind::Data, ping.seq, "the real one");
+        peer.send_to(&support::datagram(&reply), from).unwrap();
+        // And an Error that answers it ends the wait, with its text.
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        let ping = msg_proto::decode(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap();
+        let refused = Message::new(Kind::Error, ping.seq, "no thanks");
+        peer.send_to(&support::datagram(&refused), from).unwrap();
+    });
+    let out = run(
+        &[
+            "send",
+            UDP,
+            "--reply",
+            "--timeout",
+            "5s",
+            &addr,
+            "one",
+            "two",
+        ],
+        None,
+    );
+    answer.join().unwrap();
+    assert_eq!(out.stdout, "the real one\n", "{}", out.stderr);
+    assert_fails(&out, 1, "no thanks");
+    assert!(!out.stderr.contains("spoof"), "{}", out.stderr);
+}
+
+#[test]
 fn oversize_udp_message_is_refused_before_sending() {
     let receiver = udp_peer();
     receiver

@@ -256,14 +256,21 @@ impl Sender {
 }
 
 /// The framed reply to message `seq`, however long it takes.
+///
+/// An `Error` ends the wait. Over a connection it is the listener's last
+/// word on it (seq 0). A datagram has no connection, and a msg listener
+/// sends none over one, so there only an `Error` that answers `seq` counts;
+/// any other is dropped as a stale reply is, and a stray datagram does
+/// not end the session.
 async fn framed_reply(link: &mut Link, seq: u64, peer: &PeerAddr) -> Result<Bytes, Error> {
+    let connected = link.transport().caps().connections;
     loop {
         let msg = link
             .recv()
             .await
             .map_err(|err| Error::Reply(Box::new(err)))?
             .ok_or_else(|| Error::NoReply { peer: peer.clone() })?;
-        if msg.kind == Kind::Error {
+        if msg.kind == Kind::Error && (connected || msg.seq == seq) {
             return Err(Error::Peer(printable(&msg.body)));
         }
         if msg.seq == seq {
