@@ -199,7 +199,7 @@ fn a_listener_without_a_secret_says_the_peer_uses_one() {
     // Waited for, not read after a kill: the refusal may reach the peer
     // before the listener's log line reaches its stderr.
     listener.process.wait_for_stderr(
-        "this peer uses a secret; start msg listen with --secret-file or MSG_SECRET",
+        "this peer uses a secret; start this side with the same one (--secret-file or MSG_SECRET)",
     );
     drop(listener.process.kill());
 

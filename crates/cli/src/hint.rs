@@ -95,8 +95,12 @@ fn hinted(err: &(dyn StdError + 'static)) -> Option<String> {
         };
     }
     if let Some(msg_proto::Error::NeedsSecret) = err.downcast_ref::<msg_proto::Error>() {
+        // Either side meets it: a listener reading a tagged message, or a
+        // client reading a tagged reply, so the hint names neither.
         return Some(
-            "this peer uses a secret; start msg listen with --secret-file or MSG_SECRET".to_owned(),
+            "this peer uses a secret; start this side with the same one (--secret-file or \
+             MSG_SECRET)"
+                .to_owned(),
         );
     }
     None
@@ -424,8 +428,8 @@ mod tests {
         );
         assert_eq!(
             shown(msg_net::StreamError::Decode(msg_proto::Error::NeedsSecret)),
-            "invalid message: this peer uses a secret; start msg listen with --secret-file or \
-             MSG_SECRET"
+            "invalid message: this peer uses a secret; start this side with the same one \
+             (--secret-file or MSG_SECRET)"
         );
         // Any other error is shown as it is.
         assert_eq!(
