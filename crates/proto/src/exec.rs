@@ -333,7 +333,19 @@ impl Exit {
         }
         let number = i32::from_be_bytes(msg.body[1..5].try_into().expect("4 bytes"));
         let text = String::from_utf8_lossy(text).into_owned();
+        // A status is 8 bits and a signal 1 to 127 wherever a command
+        // runs (a shell reports 128 plus it, in 8 bits too): anything
+        // else would come out of `msg exec` as some other code, 0 among
+        // them (128 + -128), a success the command never had.
         match msg.body[0] {
+            EXITED if !(0..=255).contains(&number) => Err(ExecError::Malformed {
+                what,
+                problem: "its exit status is not 0 to 255",
+            }),
+            SIGNALED if !(1..=127).contains(&number) => Err(ExecError::Malformed {
+                what,
+                problem: "its signal is not 1 to 127",
+            }),
             EXITED => Ok(Self::Exited(number)),
             SIGNALED => Ok(Self::Signaled(number)),
             REFUSED => Ok(Self::Refused(text)),
@@ -470,12 +482,32 @@ mod tests {
     #[test]
     fn a_peers_huge_signal_does_not_overflow_the_exit_code() {
         // Found by the `exec` fuzz target: outcome 1 (signaled), signal
-        // 0x7fffffff, and 128 + it overflowed.
+        // 0x7fffffff, and 128 + it overflowed. Such a signal is refused
+        // now; the code of one made here still saturates.
         let msg = Message::new(Kind::CommandExit, 0, &b"\x01\x7f\xff\xff\xff"[..]);
-        let exit = Exit::from_message(&msg).unwrap();
-        assert_eq!(exit, Exit::Signaled(i32::MAX));
-        assert_eq!(exit.code(), i32::MAX);
+        assert!(Exit::from_message(&msg).is_err());
+        assert_eq!(Exit::Signaled(i32::MAX).code(), i32::MAX);
         assert_eq!(Exit::Signaled(i32::MIN).code(), i32::MIN + 128);
+    }
+
+    #[test]
+    fn a_status_or_signal_no_command_can_have_is_refused() {
+        let exit = |outcome: u8, number: i32| {
+            let mut body = vec![outcome];
+            body.extend_from_slice(&number.to_be_bytes());
+            Exit::from_message(&Message::new(Kind::CommandExit, 0, body))
+        };
+        // 128 + -128 would have been exit code 0: a success.
+        for (outcome, number) in [(1, -128), (1, 0), (1, 128), (0, -1), (0, 256)] {
+            assert!(
+                matches!(exit(outcome, number), Err(ExecError::Malformed { .. })),
+                "{outcome} {number}"
+            );
+        }
+        assert_eq!(exit(1, 9).unwrap().code(), 137);
+        assert_eq!(exit(1, 127).unwrap().code(), 255);
+        assert_eq!(exit(0, 255).unwrap().code(), 255);
+        assert_eq!(exit(0, 0).unwrap().code(), 0);
     }
 
     proptest! {
