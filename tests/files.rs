@@ -908,6 +908,67 @@ fn a_hostile_receivers_saved_name_reaches_the_terminal_escaped() {
     );
 }
 
+/// A receiver that says `Saved` before the file's end (its size and hash)
+/// was sent cannot have checked it: a single empty file answered `Ready`
+/// and `Saved` at once, and a folder whose file is answered `Saved` as its
+/// entry arrives. Neither is reported as verified.
+#[cfg(unix)]
+#[test]
+fn a_receiver_that_says_saved_before_the_end_is_sent_is_not_believed() {
+    let from = fresh_dir("from");
+    let empty = write_file(&from, "empty.txt", b"");
+    let tree = from.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    write_file(&tree, "big.bin", &content(4 << 20));
+    let receiver = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = receiver.local_addr().unwrap().to_string();
+    let hostile = thread::spawn(move || {
+        let ready = support::frame(&FileResult::Ready.to_message());
+        let saved = support::frame(
+            &FileResult::Saved {
+                name: "big.bin".to_owned(),
+            }
+            .to_message(),
+        );
+        for _ in 0..2 {
+            let (mut stream, _) = receiver.accept().unwrap();
+            stream.set_read_timeout(Some(DEADLINE)).unwrap();
+            let first = read_message(&mut stream).unwrap();
+            if first.kind == Kind::FileHeader {
+                stream
+                    .write_all(&[&ready[..], &saved[..]].concat())
+                    .unwrap();
+            } else {
+                stream.write_all(&ready).unwrap();
+            }
+            // To the end of the connection: Saved for each folder entry,
+            // at once.
+            while let Some(msg) = read_message(&mut stream) {
+                if msg.kind == Kind::TreeEntry {
+                    let _ = stream.write_all(&saved);
+                }
+            }
+        }
+    });
+    let sent = |path: &Path| {
+        run(
+            &["send", "--tcp", &addr, "--file", path.to_str().unwrap()],
+            None,
+        )
+    };
+    for out in [sent(&empty), sent(&tree)] {
+        assert_eq!(out.code(), Some(1), "{}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("before its end (size and BLAKE3) was sent: it cannot have checked it"),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("verified"), "{}", out.stderr);
+    }
+    hostile.join().unwrap();
+}
+
 #[cfg(unix)]
 /// A folder whose mode keeps its owner out (0o500: no write) is filled
 /// first and given its mode at the end; one that lets its owner in gets

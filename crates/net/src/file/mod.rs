@@ -345,6 +345,17 @@ pub enum FileError {
         /// What came.
         found: Kind,
     },
+    /// The receiver said it saved a file before the file's end (its size
+    /// and hash) was sent: it cannot have checked it, so nothing it says
+    /// of that file is taken as a confirmation.
+    #[error(
+        "the receiver said it saved {name} before its end (size and BLAKE3) was sent: it cannot \
+         have checked it, so the transfer is not taken as confirmed"
+    )]
+    SavedUnsent {
+        /// The file (its path in a folder), made safe to print.
+        name: String,
+    },
     /// The receiver did not answer in time.
     #[error("no answer from the receiver within {}", humantime::format_duration(to_ms(*.0)))]
     NoAnswer(Duration),

@@ -71,6 +71,20 @@ pub(crate) async fn send<S: Stream>(
         progress(offset + sent);
     }
     let digest = read_on(reader, path).await?;
+    // An answer already here, before the end is sent, can only be a
+    // refusal (the loop above sees one between chunks; a file with no
+    // chunks is seen only here): a receiver cannot have checked a hash it
+    // has not been sent.
+    if answer_waiting(conn) {
+        return Err(match answer(conn, wait, &name).await {
+            Ok(FileResult::Saved { .. }) => FileError::SavedUnsent {
+                name: crate::text::printable(name.as_bytes()),
+            }
+            .into(),
+            Ok(other) => unexpected(other, &name),
+            Err(err) => err,
+        });
+    }
     if let Err(err) = conn.write_message(&FileEnd { digest }.to_message()).await {
         // The receiver may have refused the file and closed just as the
         // last chunk left: its reason is what matters, not the reset.

@@ -198,6 +198,12 @@ impl Verdicts<'_> {
         let folder = entry.kind == EntryKind::Folder;
         let path = crate::text::printable(entry.path.as_str().as_bytes());
         let refusal = match result {
+            // A file's digest is here once its end is sent: a verdict
+            // before that is a refusal, or a receiver claiming to have
+            // checked what it has not been sent.
+            FileResult::Saved { .. } if !folder && digest.is_none() => {
+                return Err(FileError::SavedUnsent { name: path }.into());
+            }
             FileResult::Saved { .. } => None,
             FileResult::Refused { reason } => Some(crate::text::printable(reason.as_bytes())),
             _ => {
