@@ -257,7 +257,18 @@ impl PingClient {
             return None;
         }
         self.state = State::Idle;
-        Some(self.clock.ns(arrived).saturating_sub(header.timestamp_ns))
+        Some(self.round_trip(arrived))
+    }
+
+    /// The time from the ping in flight's send to `arrived`, in
+    /// nanoseconds: from the client's own stamp. The pong carries the stamp
+    /// back, and a listener must echo it unchanged, but a peer's number is
+    /// not a measurement: one that sent `u64::MAX` back made every round
+    /// trip 0 µs.
+    fn round_trip(&self, arrived: Instant) -> u64 {
+        self.clock
+            .ns(arrived)
+            .saturating_sub(self.ping.timestamp_ns)
     }
 
     /// The deadline of the pong waited for, when one is.
@@ -332,9 +343,9 @@ impl PingClient {
         match self.state {
             State::Pong { .. } => {
                 self.state = State::Idle;
-                Ok(Next::Done(Done::RoundTrip(answered.map(
-                    |(reply, arrived)| self.clock.ns(arrived).saturating_sub(reply.timestamp_ns),
-                ))))
+                Ok(Next::Done(Done::RoundTrip(
+                    answered.map(|(_, arrived)| self.round_trip(arrived)),
+                )))
             }
             State::Stats { attempt, .. } => match answered {
                 Some((reply, _)) => {
@@ -442,6 +453,28 @@ mod tests {
             );
             // Both idle again, ready for the next.
             assert_eq!(format!("{fast:?}"), format!("{long:?}"));
+        }
+    }
+
+    #[test]
+    fn a_round_trip_is_timed_from_the_clients_own_stamp_not_the_pongs() {
+        let mut client = PingClient::new(Transport::Udp, TIMEOUT, Bytes::from_static(b"b"));
+        let at = Instant::now();
+        for lie in [0, u64::MAX] {
+            let mut long = client.clone();
+            let ping = sent(client.start(Ask::Ping(at)));
+            let _ = sent(long.start(Ask::Ping(at)));
+            let _ = (client.on_sent(Instant::now), long.on_sent(Instant::now));
+            let pong = pong_to(&ping).with_timestamp(lie);
+            let arrived = at + Duration::from_micros(25);
+            assert_eq!(
+                client.on_pong_bytes(&bytes_of(&pong), arrived),
+                Some(25_000)
+            );
+            let Next::Done(done) = long.on_reply(&pong, arrived).unwrap() else {
+                panic!("answered")
+            };
+            assert_eq!(done.round_trip(), Some(25_000));
         }
     }
 

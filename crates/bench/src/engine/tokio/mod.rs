@@ -317,8 +317,11 @@ async fn open_loop(
                 .into());
             }
             received_total.set(received_total.get() + 1);
-            if reply.timestamp_ns >= measure_from {
-                outcome.record(arrived.saturating_sub(reply.timestamp_ns));
+            // When ping `seq` was meant to go is known here, as it was to
+            // the sender: the pong's echoed stamp is the peer's number.
+            let intended = clock.ns(scheduled(start, reply.seq, rate));
+            if intended >= measure_from {
+                outcome.record(arrived.saturating_sub(intended));
             }
         }
         Ok::<_, Error>(outcome)

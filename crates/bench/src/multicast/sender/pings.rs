@@ -27,6 +27,9 @@ const WORDS: usize = MAX_RECEIVERS.div_ceil(64) as usize;
 #[derive(Debug)]
 struct Flight {
     seq: u64,
+    /// When it went, on the sender's clock: what its round trips count
+    /// from.
+    sent: u64,
     deadline: Instant,
     answered: [u64; WORDS],
     count: u32,
@@ -78,6 +81,7 @@ impl Sender<'_> {
                 self.send(ping)?;
                 flights.push_back(Flight {
                     seq: self.seq,
+                    sent: ping.timestamp_ns,
                     deadline: at + self.timeout,
                     answered: [0; WORDS],
                     count: 0,
@@ -133,7 +137,8 @@ impl Sender<'_> {
         flight.count += 1;
         if record {
             receiver.received += 1;
-            let rtt = self.clock.ns(arrived).saturating_sub(reply.timestamp_ns);
+            // From the flight's own stamp: the pong's echo is the peer's.
+            let rtt = self.clock.ns(arrived).saturating_sub(flight.sent);
             receiver.latency.saturating_record(rtt.max(1));
         }
     }
