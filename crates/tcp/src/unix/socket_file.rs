@@ -124,7 +124,8 @@ pub fn bind_socket(
     let socket = Socket::from(OwnedFd::from(fd));
     let listen = || {
         socket.bind(&path.sock_addr()?)?;
-        let meta = std::fs::symlink_metadata(file)?;
+        let made = SocketNode::open(file)?;
+        let meta = made.metadata()?;
         let guard = SocketFile {
             path: file.to_owned(),
             dev: meta.dev(),
@@ -133,13 +134,82 @@ pub fn bind_socket(
         // The umask may have taken bits that were asked for: give them
         // back (only ever what was asked).
         if meta.permissions().mode() & 0o7777 != mode {
-            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode))?;
+            made.set_mode(mode)?;
         }
         listen_if_connected(&socket, ty)?;
         Ok(guard)
     };
     let guard = listen().map_err(io)?;
     Ok((socket, Some(guard)))
+}
+
+/// The socket file `bind` just made, held by a descriptor of its own
+/// (`O_PATH`, never following a link) so that its mode is set on it and
+/// on nothing else.
+///
+/// # Why not by its path
+///
+/// The path is looked up again at every call. In a directory another user
+/// may write to, that user can put a symbolic link in the socket's place
+/// between `bind` and the call, and a `chmod` by path follows it: a
+/// listener run as root made `/etc/shadow` mode 0666 that way (audit,
+/// round four). A descriptor opened without following links is the
+/// socket file, or the open fails; a link planted first is refused as not
+/// a socket.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+struct SocketNode(std::fs::File);
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl SocketNode {
+    /// Opens the socket file at `file`, refusing anything else there.
+    fn open(file: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_PATH | nix::libc::O_NOFOLLOW)
+            .open(file)?;
+        if !opened.metadata()?.file_type().is_socket() {
+            return Err(io::Error::other(format!(
+                "{} was replaced by something that is not a socket right after it was made",
+                file.display()
+            )));
+        }
+        Ok(Self(opened))
+    }
+
+    fn metadata(&self) -> io::Result<std::fs::Metadata> {
+        self.0.metadata()
+    }
+
+    /// `chmod` of the file this holds: through `/proc/self/fd`, as glibc's
+    /// `fchmodat` does for a descriptor that cannot `fchmod` (an `O_PATH`
+    /// one).
+    fn set_mode(&self, mode: u32) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let held = format!("/proc/self/fd/{}", self.0.as_raw_fd());
+        std::fs::set_permissions(held, std::fs::Permissions::from_mode(mode))
+    }
+}
+
+/// Elsewhere there is no `O_PATH` (and a socket file cannot be opened):
+/// the path, looked up without following a link, and a `chmod` by path,
+/// which has the race the Linux one closes.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+struct SocketNode(PathBuf);
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+impl SocketNode {
+    fn open(file: &Path) -> io::Result<Self> {
+        Ok(Self(file.to_owned()))
+    }
+
+    fn metadata(&self) -> io::Result<std::fs::Metadata> {
+        std::fs::symlink_metadata(&self.0)
+    }
+
+    fn set_mode(&self, mode: u32) -> io::Result<()> {
+        std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(mode))
+    }
 }
 
 /// Listens, for a type with connections (a datagram socket is only bound).
@@ -194,6 +264,35 @@ fn clear_stale(file: &Path, ty: Type) -> Result<(), BindError> {
 mod tests {
     use super::*;
     use crate::unix::DEFAULT_MODE;
+
+    #[test]
+    fn a_link_in_the_socket_files_place_is_refused_and_its_target_left_alone() {
+        // What another user who may write to the directory can put in the
+        // socket file's place between bind and chmod: a link to a file of
+        // the listener's user.
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "x").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let planted = dir.path().join("s");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        assert!(SocketNode::open(&planted).is_err());
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640);
+        // A regular file there is no socket either.
+        assert!(SocketNode::open(&victim).is_err());
+        // The socket file itself takes its mode through the descriptor.
+        let sock = dir.path().join("real");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let node = SocketNode::open(&sock).unwrap();
+        node.set_mode(0o604).unwrap();
+        let mode = std::fs::symlink_metadata(&sock)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777;
+        assert_eq!(mode, 0o604);
+    }
 
     #[test]
     fn the_socket_file_is_owner_only_and_goes_with_the_listener() {
