@@ -520,6 +520,38 @@ fn bad_save_dirs_and_udp_files_are_refused_at_start() {
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
 }
 
+/// A save directory given as a link is followed once, at start: a folder
+/// is saved in it as a file is (its receiver, which opens the directory
+/// without following links, refused every folder before). One that other
+/// users may write to is warned of.
+#[cfg(unix)]
+#[test]
+fn a_linked_save_dir_takes_folders_and_a_shared_one_is_warned_of() {
+    use std::os::unix::fs::PermissionsExt;
+    let from = fresh_dir("from");
+    let tree = from.join("tree");
+    std::fs::create_dir_all(tree.join("a")).unwrap();
+    write_file(&tree, "a/x.txt", b"x");
+    let real = fresh_dir("real");
+    let link = fresh_dir("links").join("inbox");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let mut listener = save_dir_listener(&link, &["--count", "1"]);
+    let out = send_file(&listener, &tree, &[]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(std::fs::read(real.join("tree/a/x.txt")).unwrap(), b"x");
+    assert!(!listener.process.stderr_contains("other users"));
+    drop(listener.finish());
+
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Said before the listener is ready.
+    let mut shared = save_dir_listener(&real, &[]);
+    assert!(
+        shared
+            .process
+            .stderr_contains("may be written by other users (mode 777)")
+    );
+}
+
 /// The README's `msg listen --tcp --save-dir ~/inbox`, for a new user
 /// whose inbox is not there yet: made, with its parents, owner-only.
 #[test]

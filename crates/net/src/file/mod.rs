@@ -212,6 +212,11 @@ impl SaveConfig {
         if check_save_dir(&dir)? == SaveDir::Created {
             tracing::info!("created the save directory {} (mode 0700)", dir.display());
         }
+        // A link given as the save directory is followed once, here: a
+        // folder's receiver opens the directory without following links,
+        // and refused every folder of a linked one.
+        let dir = fs::canonicalize(&dir)?;
+        warn_if_shared(&dir);
         let save = Self::new(dir, overwrite, progress, partial_max_age);
         save.remove_stale();
         Ok(save)
@@ -241,6 +246,29 @@ impl SaveConfig {
             let _ = tokio::task::spawn_blocking(move || save.remove_stale()).await;
         }
     }
+}
+
+/// Warns when users other than this one may write to `dir`: they could
+/// make a name before a transfer does (a partial file kept for resuming
+/// is refused when it is not this user's, but a sender's file name can
+/// be taken), or put a link where a folder goes (never followed, but the
+/// folder is then refused).
+fn warn_if_shared(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = fs::metadata(dir) else { return };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            warn!(
+                "the save directory {} may be written by other users (mode {mode:o}): they can \
+                 take names before a transfer does; make it owner-only (chmod go-w)",
+                dir.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 /// A file the receiver confirmed.

@@ -135,6 +135,20 @@ impl Kept {
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile || stat.st_nlink != 1 {
             return Err(not_ours());
         }
+        // Made by this listener's user, and so by a listener: the name is
+        // no secret (a hash of the sender's host, the name and the size),
+        // and in a save directory another user may write to, that user
+        // could make the file first, keep it open, and read the content
+        // written into it, or change it after the hash was checked (audit,
+        // round four).
+        let ours = rustix::process::geteuid().as_raw();
+        if stat.st_uid != ours {
+            return Err(format!(
+                "cannot keep a partial file: {name} belongs to uid {}, not to this listener's \
+                 uid {ours}; is the save directory writable by others?",
+                stat.st_uid
+            ));
+        }
         Ok(Self {
             dir,
             name,
@@ -389,6 +403,31 @@ mod tests {
                 .ends_with("is not one")
         );
         assert_eq!(fs::read(&outside).unwrap(), b"keep");
+    }
+
+    /// Audit, round four: another user who may write to the save
+    /// directory made the partial file first (its name is no secret), kept
+    /// it open, and read and changed what the listener wrote into it.
+    /// Where the tests run as root, the file is given to `nobody`;
+    /// elsewhere a file of another user cannot be made, and the test says
+    /// so and checks nothing.
+    #[test]
+    fn a_partial_file_of_another_user_is_not_written() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("SKIP: needs root to make a file of another user");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let h = header("secret.txt", 10);
+        let planted = dir.path().join(kept_name(&h, LOCAL));
+        fs::write(&planted, b"x").unwrap();
+        std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+        let refused = Kept::open(dir.path(), &h, &peer("127.0.0.1:1")).unwrap_err();
+        assert!(
+            refused.contains("belongs to uid 65534, not to this listener's uid 0"),
+            "{refused}"
+        );
+        assert_eq!(fs::read(&planted).unwrap(), b"x");
     }
 
     #[test]
