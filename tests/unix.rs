@@ -540,6 +540,67 @@ fn a_peer_that_reads_no_answers_does_not_stop_a_unix_datagram_listener() {
     }
 }
 
+/// Audit, round four: a sender's address is the path it bound, and an
+/// answer sent by that name followed a link put in the socket's place, to
+/// a socket the sender itself may not write to. The answer now goes to
+/// the socket at that path or nowhere; a sender bound to a path (as `nc
+/// -uU` binds one) is still answered.
+#[test]
+fn an_answer_never_follows_a_link_put_in_a_senders_place() {
+    use std::os::unix::net::UnixDatagram;
+    use std::time::Duration;
+    let dir = Dir::new();
+    let capture = dir.join("capture");
+    let catcher = UnixDatagram::bind(&capture).unwrap();
+    catcher
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let out = run(&["send", "--unix-dgram", &capture, "answer me"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let mut buf = [0; 2048];
+    let len = catcher.recv(&mut buf).unwrap();
+    let framed = buf[..len].to_vec();
+    let victim = UnixDatagram::bind(dir.join("victim")).unwrap();
+    victim
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    for io in ["tokio", "blocking"] {
+        let path = dir.join(&format!("d-{io}"));
+        let listener = listen_on("--unix-dgram", &path, &["--reply", "echo", "--io", io]);
+        let honest = UnixDatagram::bind(dir.join(&format!("honest-{io}"))).unwrap();
+        honest
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        // The sender's socket keeps the name it bound; the name itself
+        // now leads, through a link, to the victim's socket.
+        let named = dir.join(&format!("attacker-{io}"));
+        let attacker = UnixDatagram::bind(&named).unwrap();
+        std::fs::rename(&named, format!("{named}-moved")).unwrap();
+        std::os::unix::fs::symlink(dir.join("victim"), &named).unwrap();
+        attacker.send_to(&framed, &path).unwrap();
+        // Answered in order: once the honest sender has its answer, the
+        // attacker's was sent, or dropped.
+        honest.send_to(&framed, &path).unwrap();
+        let len = honest.recv(&mut buf).unwrap();
+        assert!(
+            buf[..len].ends_with(b"answer me"),
+            "{io}: {:?}",
+            &buf[..len]
+        );
+        assert!(
+            victim.recv(&mut buf).is_err(),
+            "{io}: the victim was written"
+        );
+        let done = listener.signal("TERM");
+        assert!(
+            done.stderr
+                .contains("is not a socket (a link put in its place?): the answer was dropped"),
+            "{io}: {}",
+            done.stderr
+        );
+    }
+}
+
 #[test]
 fn a_unix_datagram_over_the_send_buffer_is_refused_naming_the_limit() {
     let dir = Dir::new();

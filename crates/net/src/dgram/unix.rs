@@ -274,9 +274,9 @@ async fn send_bytes(
 ) -> Result<(), Error> {
     let sent = match to {
         // The socket is non-blocking: a full queue is `WouldBlock` at once.
-        Some(to) => SockRef::from(socket.get_ref())
-            .send_to(bytes, &to.0)
-            .map_err(answer_dropped),
+        Some(to) => {
+            send_answer(&SockRef::from(socket.get_ref()), bytes, to, 0).map_err(answer_dropped)
+        }
         None => {
             let send = socket.send_with(|socket| SockRef::from(socket).send(bytes));
             match wait {
@@ -293,6 +293,59 @@ async fn send_bytes(
             .map_or_else(|| "unnamed".to_owned(), UnixAddr::to_string);
         Error::UnixSend { addr, source }
     })
+}
+
+/// Sends an answer, `bytes`, to the peer `to` with `flags`.
+///
+/// # Why a path is not answered by its name
+///
+/// A peer's address is the path it bound, and a `sendto` to a path
+/// follows links with the listener's rights. A local user could bind a
+/// socket in a folder of its own, put a link to another socket (a system
+/// logger's, say) in its place, and send: the answer went to a socket the
+/// user itself may not write to, with the listener's words in it (audit,
+/// round four). So the path is opened first without following a link
+/// (`O_PATH`), must be a socket, and the answer goes to that very socket
+/// through `/proc/self/fd`. An abstract name (as msg's own clients bind)
+/// has no file and is answered as it is; so is one where there is no
+/// `O_PATH`, after a look that it is no link.
+pub(super) fn send_answer(
+    socket: &SockRef<'_>,
+    bytes: &[u8],
+    to: &UnixAddr,
+    flags: i32,
+) -> io::Result<usize> {
+    let Some(path) = to.0.as_pathname() else {
+        return socket.send_to_with_flags(bytes, &to.0, flags);
+    };
+    let not_a_socket = || {
+        io::Error::other(format!(
+            "{} is not a socket (a link put in its place?): the answer was dropped",
+            path.display()
+        ))
+    };
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        let held = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+            .open(path)?;
+        if !held.metadata()?.file_type().is_socket() {
+            return Err(not_a_socket());
+        }
+        let via = SockAddr::unix(format!("/proc/self/fd/{}", held.as_raw_fd()))?;
+        socket.send_to_with_flags(bytes, &via, flags)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if !std::fs::symlink_metadata(path)?.file_type().is_socket() {
+            return Err(not_a_socket());
+        }
+        socket.send_to_with_flags(bytes, &to.0, flags)
+    }
 }
 
 /// An answer's send error, worded for a full queue.

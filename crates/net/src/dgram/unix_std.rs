@@ -1,7 +1,9 @@
 //! [`UnixStd`]: the Unix datagram socket of the blocking engine, with
 //! [`UnixDgram`]'s limits and framing on std's blocking calls.
 
-use super::unix::{UNIX_RECV_LEN, answer_dropped, max_datagram, recv_whole, too_large};
+use super::unix::{
+    UNIX_RECV_LEN, answer_dropped, max_datagram, recv_whole, send_answer, too_large,
+};
 use super::*;
 
 /// A Unix datagram socket for the blocking engine: std's blocking calls,
@@ -86,9 +88,7 @@ impl UnixStd {
         // An answer never waits for room in its peer's queue (see
         // `unix::send_bytes`): this thread serves every other peer too.
         let sent = match to {
-            Some(to) => self
-                .socket
-                .send_to_with_flags(bytes, &to.0, libc::MSG_DONTWAIT)
+            Some(to) => send_answer(&SockRef::from(&self.socket), bytes, to, libc::MSG_DONTWAIT)
                 .map_err(answer_dropped),
             None => self.socket.send(bytes),
         };
