@@ -51,6 +51,21 @@ fn listen_on(transport: &str, path: &str, args: &[&str]) -> Running {
 /// Both connection transports at a path.
 const UNIX: [&str; 2] = ["--unix", "--seqpacket"];
 
+/// `body` framed as `msg send --unix-dgram` sends it, caught in `dir`,
+/// to replay from sockets of the test's own.
+fn framed_by_msg(dir: &Dir, body: &str) -> Vec<u8> {
+    let capture = dir.join("capture");
+    let catcher = std::os::unix::net::UnixDatagram::bind(&capture).unwrap();
+    catcher
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let out = run(&["send", "--unix-dgram", &capture, body], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let mut buf = [0; 2048];
+    let len = catcher.recv(&mut buf).unwrap();
+    buf[..len].to_vec()
+}
+
 fn is_socket(path: &str) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_socket())
 }
@@ -485,17 +500,7 @@ fn a_unix_datagram_sender_loses_nothing_to_a_slow_listener() {
 fn a_peer_that_reads_no_answers_does_not_stop_a_unix_datagram_listener() {
     use std::os::unix::net::UnixDatagram;
     let dir = Dir::new();
-    // One framed message as msg sends it, to replay.
-    let capture = dir.join("capture");
-    let catcher = UnixDatagram::bind(&capture).unwrap();
-    catcher
-        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .unwrap();
-    let out = run(&["send", "--unix-dgram", &capture, "answer me"], None);
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    let mut buf = [0; 2048];
-    let len = catcher.recv(&mut buf).unwrap();
-    let framed = buf[..len].to_vec();
+    let framed = framed_by_msg(&dir, "answer me");
     for (io, raw) in [("tokio", false), ("blocking", false), ("tokio", true)] {
         let path = dir.join("d");
         let mut args = vec!["--reply", "echo", "--io", io];
@@ -550,16 +555,8 @@ fn an_answer_never_follows_a_link_put_in_a_senders_place() {
     use std::os::unix::net::UnixDatagram;
     use std::time::Duration;
     let dir = Dir::new();
-    let capture = dir.join("capture");
-    let catcher = UnixDatagram::bind(&capture).unwrap();
-    catcher
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let out = run(&["send", "--unix-dgram", &capture, "answer me"], None);
-    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let framed = framed_by_msg(&dir, "answer me");
     let mut buf = [0; 2048];
-    let len = catcher.recv(&mut buf).unwrap();
-    let framed = buf[..len].to_vec();
     let victim = UnixDatagram::bind(dir.join("victim")).unwrap();
     victim
         .set_read_timeout(Some(Duration::from_millis(300)))
