@@ -759,6 +759,48 @@ fn secret_files_are_checked() {
         None,
     );
     assert_eq!(out.code(), Some(2), "{}", out.stderr);
+
+    // Readable by others is said (above); where the secret guards
+    // commands, it is refused: whoever reads it may run them.
+    support::assert_usage_error(
+        &[
+            "listen",
+            "--tcp",
+            "--exec",
+            "--secret-file",
+            open.to_str().unwrap(),
+            "127.0.0.1:0",
+        ],
+        "--exec: the secret file",
+    );
+    // Writable by others, or another user's: whoever may write it chooses
+    // the secret. Refused, by listener and client alike.
+    let writable = support::secret_file(SECRET, 0o666);
+    let mut refusals = vec![(
+        writable,
+        "may be written by others (mode 666), who could choose",
+    )];
+    if rustix::process::geteuid().is_root() {
+        let theirs = support::secret_file(SECRET, 0o600);
+        std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+        refusals.push((
+            theirs,
+            "belongs to uid 65534: a secret file must be this user's",
+        ));
+    } else {
+        eprintln!("SKIP: a secret file of another user needs root to make");
+    }
+    for (path, why) in &refusals {
+        let file = path.to_str().unwrap();
+        support::assert_usage_error(
+            &["listen", "--udp", "--secret-file", file, "127.0.0.1:0"],
+            why,
+        );
+        support::assert_usage_error(
+            &["send", "--udp", "--secret-file", file, "127.0.0.1:9", "x"],
+            why,
+        );
+    }
 }
 
 /// 64 lower-case hex digits and a newline.

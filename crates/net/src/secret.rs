@@ -104,6 +104,32 @@ pub enum SecretFileError {
         /// The variable.
         name: String,
     },
+    /// It belongs to another user (neither this one nor root).
+    #[error(
+        "the secret file {} belongs to uid {uid}: a secret file must be this user's (uid {us}) or \
+         root's, since whoever owns it chooses the secret",
+        .path.display()
+    )]
+    Owner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// This process's effective user.
+        us: u32,
+    },
+    /// Group or others may write it.
+    #[error(
+        "the secret file {} may be written by others (mode {mode:03o}), who could choose the \
+         secret; chmod 600 it",
+        .path.display()
+    )]
+    Writable {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// A new secret could not be written.
     #[error("cannot write the secret file {}: {source}", .path.display())]
     Write {
@@ -222,13 +248,24 @@ pub fn read_secret(
 ///
 /// [`SecretFileError`], naming the file and the limit it broke.
 pub fn read_secret_file(path: &Path, pipe: bool) -> Result<Vec<u8>, SecretFileError> {
-    let shown = path.display();
     let read = |source| SecretFileError::Read {
         path: path.to_owned(),
         source,
     };
     let meta = std::fs::metadata(path).map_err(read)?;
     let mut bytes = if meta.is_file() {
+        // Opened once and examined through the descriptor: a pipe put in
+        // the file's place after the look above neither blocks the open
+        // (O_NONBLOCK) nor gets read, and the owner and mode checked are
+        // those of the file read.
+        let file = open_nonblocking(path).map_err(read)?;
+        let meta = file.metadata().map_err(read)?;
+        if !meta.is_file() {
+            return Err(SecretFileError::NotRegular {
+                path: path.to_owned(),
+                kind: file_kind(&meta),
+            });
+        }
         if meta.len() > MAX_SECRET_FILE {
             return Err(SecretFileError::TooLarge {
                 path: path.to_owned(),
@@ -236,7 +273,12 @@ pub fn read_secret_file(path: &Path, pipe: bool) -> Result<Vec<u8>, SecretFileEr
                 max: MAX_SECRET_FILE,
             });
         }
-        read_at_most(path, MAX_SECRET_FILE).map_err(read)?
+        check_owner_and_mode(path, &meta)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_SECRET_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read)?;
+        bytes
     } else if is_pipe(&meta) && pipe {
         read_pipe(path)?
     } else if is_pipe(&meta) {
@@ -255,15 +297,6 @@ pub fn read_secret_file(path: &Path, pipe: bool) -> Result<Vec<u8>, SecretFileEr
             max: MAX_SECRET_FILE,
         });
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            // As ssh does for a private key: say so, and go on.
-            warn!("the secret file {shown} is readable by others (mode {mode:03o}); chmod 600 it");
-        }
-    }
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
         if bytes.last() == Some(&b'\r') {
@@ -276,6 +309,77 @@ pub fn read_secret_file(path: &Path, pipe: bool) -> Result<Vec<u8>, SecretFileEr
         });
     }
     Ok(bytes)
+}
+
+/// `path` opened for reading without waiting for a writer (a FIFO's open
+/// otherwise blocks until one comes).
+fn open_nonblocking(path: &Path) -> io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    options.open(path)
+}
+
+/// Whose the secret file is, and who may write or read it.
+///
+/// - Another user's (neither this one nor root), or writable by others:
+///   refused. Whoever may write the file chooses the secret, and with it
+///   who authenticates; a listener with `--exec` would run their commands.
+/// - Readable by others: said, as ssh says it of a key (the caller
+///   refuses it where the secret guards commands, `--exec`).
+#[cfg(unix)]
+fn check_owner_and_mode(path: &Path, meta: &Metadata) -> Result<(), SecretFileError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mode = meta.permissions().mode() & 0o777;
+    let us = rustix::process::geteuid().as_raw();
+    if meta.uid() != us && meta.uid() != 0 {
+        return Err(SecretFileError::Owner {
+            path: path.to_owned(),
+            uid: meta.uid(),
+            us,
+        });
+    }
+    if mode & 0o022 != 0 {
+        return Err(SecretFileError::Writable {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    if mode & 0o044 != 0 {
+        warn!(
+            "the secret file {} is readable by others (mode {mode:03o}); chmod 600 it",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_owner_and_mode(_path: &Path, _meta: &Metadata) -> Result<(), SecretFileError> {
+    Ok(())
+}
+
+/// Whether the secret file at `path` may be read by users other than its
+/// owner (mode bits for group or others): `Some(mode)` if so. For a caller
+/// whose secret guards more than messages (`msg listen --exec`), which
+/// refuses such a file.
+#[must_use]
+pub fn readable_by_others(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// Reads `path` whole, but never more than `max` + 1 bytes (so that the

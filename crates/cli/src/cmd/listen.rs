@@ -398,6 +398,18 @@ pub(crate) async fn run(
                 "--exec needs a framed connection (--tcp, --unix, --seqpacket or --quic)",
             ));
         }
+        // Whoever may read the secret may run commands as this user.
+        let loose =
+            args.auth.secret_file.as_deref().and_then(|path| {
+                msg_net::secret::readable_by_others(path).map(|mode| (path, mode))
+            });
+        if let Some((path, mode)) = loose {
+            return Err(usage(format!(
+                "--exec: the secret file {} is readable by others (mode {mode:03o}), and whoever \
+                 reads it may run commands as this user; chmod 600 it",
+                path.display()
+            )));
+        }
         Some(ExecConfig {
             timeout: args.exec.exec_timeout,
             max_output: args.exec.exec_max_output,
