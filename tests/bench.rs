@@ -1389,11 +1389,11 @@ fn parallel_refuses_what_it_does_not_measure() {
 const REVERSE_64: &[&str] = &["--mode", "throughput", "-R", "--sizes", "64", "--runs", "1"];
 
 /// A hand-made TCP listener for reverse runs: each request to stream
-/// (a ping with FLAG_SEND) is answered, when `streams`, with 100
+/// (a ping with FLAG_SEND) is answered, when `claims` is some, with 100
 /// discards (the 50th and 51st swapped: one reordered) and a closing
-/// pong claiming 103 sent; otherwise with a plain echo pong, as a
+/// pong claiming that many sent; otherwise with a plain echo pong, as a
 /// listener that does not know the flag answers. Serves one connection.
-fn hand_made_listener(streams: bool) -> (String, thread::JoinHandle<()>) {
+fn hand_made_listener(claims: Option<u64>) -> (String, thread::JoinHandle<()>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -1422,7 +1422,7 @@ fn hand_made_listener(streams: bool) -> (String, thread::JoinHandle<()>) {
             );
             let request = msg_proto::SendRequest::parse(&buf[28..], 1 << 20).unwrap();
             let mut pong = msg_proto::Message::new(Kind::Pong, header.seq, buf[28..].to_vec());
-            if streams {
+            if let Some(claimed) = claims {
                 let body = vec![b'm'; request.size as usize];
                 for seq in (1..=100u64).map(|s| match s {
                     50 => 51,
@@ -1433,7 +1433,10 @@ fn hand_made_listener(streams: bool) -> (String, thread::JoinHandle<()>) {
                     conn.write_all(&frame(&discard)).unwrap();
                 }
                 pong.flags = msg_proto::FLAG_SEND;
-                pong.body = msg_proto::Streamed { sent: 103 }.to_body().to_vec().into();
+                pong.body = msg_proto::Streamed { sent: claimed }
+                    .to_body()
+                    .to_vec()
+                    .into();
             }
             conn.write_all(&frame(&pong)).unwrap();
         }
@@ -1443,10 +1446,24 @@ fn hand_made_listener(streams: bool) -> (String, thread::JoinHandle<()>) {
 
 /// Reverse flips who sends: the cell's `sent` is the listener's own
 /// count (from its closing pong), `received` and `reordered` the
-/// client's, counted as the messages came.
+/// client's, counted as the messages came. Over TCP, which loses
+/// nothing, the two must agree: a listener that claims 103 sent when 100
+/// arrived fails the run instead of showing 3 lost.
 #[test]
 fn reverse_counts_what_the_listener_sent_and_what_arrived() {
-    let (addr, listener) = hand_made_listener(true);
+    let (addr, listener) = hand_made_listener(Some(103));
+    let finished = run(&[&["bench"], REVERSE_64, &[addr.as_str()]].concat(), None);
+    assert_eq!(finished.code(), Some(1), "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains("the listener says it sent 103 messages and 100 arrived"),
+        "{}",
+        finished.stderr
+    );
+    listener.join().unwrap();
+
+    let (addr, listener) = hand_made_listener(Some(100));
     let results = bench_json(&[REVERSE_64, &[addr.as_str()]].concat());
     let result = &results[0];
     let mut expected = FIGURES.to_vec();
@@ -1456,9 +1473,9 @@ fn reverse_counts_what_the_listener_sent_and_what_arrived() {
     assert_eq!(result["io"], "tokio", "{result}");
     assert_eq!(result["transport"], "tcp", "{result}");
     for (key, value) in [
-        ("sent", 103),
+        ("sent", 100),
         ("received", 100),
-        ("lost", 3),
+        ("lost", 0),
         ("reordered", 1),
     ] {
         assert_eq!(result[key], value, "{key}: {result}");
@@ -1471,7 +1488,7 @@ fn reverse_counts_what_the_listener_sent_and_what_arrived() {
 /// run fails saying so, at once.
 #[test]
 fn reverse_against_an_older_listener_says_it_does_not_stream_back() {
-    let (addr, listener) = hand_made_listener(false);
+    let (addr, listener) = hand_made_listener(None);
     let finished = run(&[&["bench"], REVERSE_64, &[addr.as_str()]].concat(), None);
     assert_eq!(finished.code(), Some(1), "{}", finished.stderr);
     assert!(

@@ -208,6 +208,7 @@ fn throughput(
     let after = peer.stats()?;
     let elapsed = udp_elapsed.unwrap_or_else(|| start.elapsed());
     let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    outcome.check_stream(peer.transport.caps().reliable)?;
     // Until the listener has answered the last statistics ping: what it
     // spent taking the stream in is counted whole.
     outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());

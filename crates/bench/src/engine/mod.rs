@@ -212,6 +212,24 @@ impl Outcome {
         outcome
     }
 
+    /// A stream's counts, checked where they can be: over a transport that
+    /// loses nothing (`reliable`), what was counted at the receiving end
+    /// is what was sent, exactly, since the count is asked behind the
+    /// stream on the same connection. A peer that says otherwise (more
+    /// received than sent, a stream of 1 that brought thousands) is not
+    /// reported as a result. Over UDP the counts may differ either way
+    /// (loss, and duplication under `--impair`).
+    pub(crate) fn check_stream(&self, reliable: bool) -> Result<(), RunError> {
+        if reliable && self.received != self.sent {
+            return Err(RunError::CountsDisagree {
+                sent: self.sent,
+                received: self.received,
+                reverse: self.direction == Direction::Reverse,
+            });
+        }
+        Ok(())
+    }
+
     /// Messages sent and not answered (ping-pong) or not counted by the
     /// listener (throughput).
     pub fn lost(&self) -> u64 {
@@ -239,6 +257,40 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_whose_counts_cannot_be_is_refused_over_a_transport_that_loses_nothing() {
+        let counted = |sent, received, direction| {
+            let mut outcome = Outcome::new();
+            (outcome.sent, outcome.received, outcome.direction) = (sent, received, direction);
+            outcome
+        };
+        // What peers reported, as results, before (audit, round four).
+        for (sent, received, direction) in [
+            (99_456, u64::MAX, Direction::Forward),
+            (1, 117_632, Direction::Reverse),
+            (117_632, 0, Direction::Reverse),
+        ] {
+            let outcome = counted(sent, received, direction);
+            let refused = outcome.check_stream(true).unwrap_err().to_string();
+            assert!(refused.contains("the two counts must agree"), "{refused}");
+            // Over UDP either may be larger: loss, or duplication.
+            assert!(outcome.check_stream(false).is_ok());
+        }
+        assert_eq!(
+            counted(10, 9, Direction::Forward)
+                .check_stream(true)
+                .unwrap_err()
+                .to_string(),
+            "over a transport that loses nothing, the listener counted 9 messages of the 10 sent: \
+             the two counts must agree; is the peer msg listen?"
+        );
+        assert!(
+            counted(10, 10, Direction::Reverse)
+                .check_stream(true)
+                .is_ok()
+        );
+    }
 
     #[test]
     fn parallel_flows_warm_up_until_one_instant() {

@@ -72,6 +72,27 @@ pub enum RunError {
         /// How long the last one had.
         within: Duration,
     },
+    /// A stream over a transport that loses nothing whose two ends'
+    /// counts differ: the peer counts otherwise than msg listen does, or
+    /// says what did not happen.
+    #[error(
+        "over a transport that loses nothing, {}: the two counts must agree; is the peer msg \
+         listen?",
+        if *.reverse {
+            format!("the listener says it sent {sent} messages and {received} arrived")
+        } else {
+            format!("the listener counted {received} messages of the {sent} sent")
+        }
+    )]
+    CountsDisagree {
+        /// Messages sent (by the client, or by the listener of a reverse
+        /// stream, in its own words).
+        sent: u64,
+        /// Messages counted at the receiving end.
+        received: u64,
+        /// Whether the listener sent.
+        reverse: bool,
+    },
     /// The listener answered a request to stream with a plain pong: it
     /// does not know the request (an older msg).
     #[error(

@@ -67,6 +67,7 @@ pub(super) async fn throughput(
         elapsed
     };
     let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    outcome.check_stream(peer.transport.caps().reliable)?;
     outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
     outcome.drops = drops.and_then(|d| d.since());
     if let Some(kernel_before) = kernel_before {
@@ -165,6 +166,7 @@ async fn receive_stream(
     outcome.sent = sent;
     outcome.received = stats.received;
     outcome.reordered = stats.reordered;
+    outcome.check_stream(peer.transport.caps().reliable)?;
     Ok(outcome)
 }
 
