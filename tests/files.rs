@@ -523,7 +523,8 @@ fn bad_save_dirs_and_udp_files_are_refused_at_start() {
 /// A save directory given as a link is followed once, at start: a folder
 /// is saved in it as a file is (its receiver, which opens the directory
 /// without following links, refused every folder before). One that other
-/// users may write to is warned of.
+/// users may write to, or that is in a folder they may write to, is
+/// warned of.
 #[cfg(unix)]
 #[test]
 fn a_linked_save_dir_takes_folders_and_a_shared_one_is_warned_of() {
@@ -550,6 +551,21 @@ fn a_linked_save_dir_takes_folders_and_a_shared_one_is_warned_of() {
             .process
             .stderr_contains("may be written by other users (mode 777)")
     );
+    drop(shared);
+    // An owner-only save directory in a folder others may write to (and
+    // that has no sticky bit): they could rename it away and put another
+    // in its place.
+    let above = fresh_dir("above");
+    let inner = above.join("inbox");
+    std::fs::create_dir(&inner).unwrap();
+    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&above, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut under = save_dir_listener(&inner, &[]);
+    let said = format!(
+        "{} above the save directory may be written by other users",
+        above.display()
+    );
+    assert!(under.process.stderr_contains(&said));
 }
 
 /// The README's `msg listen --tcp --save-dir ~/inbox`, for a new user

@@ -257,13 +257,31 @@ fn warn_if_shared(dir: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let Ok(meta) = fs::metadata(dir) else { return };
-        let mode = meta.permissions().mode() & 0o7777;
+        let mode_of = |path: &Path| {
+            fs::metadata(path)
+                .ok()
+                .map(|meta| meta.permissions().mode() & 0o7777)
+        };
+        let Some(mode) = mode_of(dir) else { return };
         if mode & 0o022 != 0 {
             warn!(
                 "the save directory {} may be written by other users (mode {mode:o}): they can \
                  take names before a transfer does; make it owner-only (chmod go-w)",
                 dir.display()
+            );
+        }
+        // A folder above it that others may write to, without the sticky
+        // bit (as /tmp has) that keeps them from renaming what is not
+        // theirs, lets them put another directory, or a link, in its
+        // place: files are saved by the save directory's path.
+        let shared_above = dir.ancestors().skip(1).find(|above| {
+            mode_of(above).is_some_and(|mode| mode & 0o022 != 0 && mode & 0o1000 == 0)
+        });
+        if let Some(above) = shared_above {
+            warn!(
+                "{} above the save directory may be written by other users: they can put \
+                 another folder in the save directory's place; make it owner-only (chmod go-w)",
+                above.display()
             );
         }
     }
