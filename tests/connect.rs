@@ -100,6 +100,57 @@ fn length_framing_and_a_secret_work_too() {
     assert_eq!((&line["body"], &line["seq"]), (&"tagged".into(), &1.into()));
 }
 
+/// A peer that answers with a whole frame and then half of one, and
+/// keeps the connection open: the whole one is shown, and the half one,
+/// still unfinished when `--wait` ends, is not dropped unsaid (exit 0
+/// before), for msg's frames and `--framing length` alike.
+#[test]
+fn a_frame_unfinished_when_the_wait_ends_is_an_error_not_lost_unsaid() {
+    for framing in ["msg", "length"] {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap().to_string();
+        let peer = std::thread::spawn(move || {
+            let (mut stream, _) = server.accept().unwrap();
+            stream.set_read_timeout(Some(DEADLINE)).unwrap();
+            let whole = match framing {
+                "msg" => support::frame(&msg_proto::Message::new(msg_proto::Kind::Data, 1, "ok")),
+                _ => [&2u32.to_be_bytes()[..], b"ok"].concat(),
+            };
+            // Then a frame that announces 100 bytes and brings 3.
+            let half = [&100u32.to_be_bytes()[..], b"abc"].concat();
+            stream.write_all(&[whole, half].concat()).unwrap();
+            // Read to the client's half-close, then held open past its
+            // wait: a close would end the session at once.
+            let mut buf = [0u8; 1024];
+            while stream.read(&mut buf).is_ok_and(|n| n > 0) {}
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+        });
+        let out = run(
+            &[
+                "connect",
+                "--tcp",
+                "--framing",
+                framing,
+                "--wait",
+                "300ms",
+                &addr,
+            ],
+            Some(b"x\n"),
+        );
+        peer.join().unwrap();
+        assert_eq!(out.code(), Some(1), "{framing}: {}", out.stderr);
+        assert_eq!(out.lines(), ["ok"], "{framing}");
+        assert!(
+            out.stderr.contains(
+                "the wait of 300ms for the peer ended 7 bytes into a frame it had not finished: \
+                 dropped (msg connect --wait)"
+            ),
+            "{framing}: {}",
+            out.stderr
+        );
+    }
+}
+
 #[test]
 fn connect_refuses_what_cannot_go_together() {
     for args in [

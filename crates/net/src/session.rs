@@ -263,6 +263,17 @@ impl SessionRx {
                 .map(|body| Incoming { seq: None, body })),
         }
     }
+
+    /// Bytes of a frame the peer began and has not finished: what would
+    /// be lost if the session ended now. Raw bytes are shown as they come,
+    /// and a datagram is whole, so only frames on a stream count.
+    fn unfinished(&self) -> usize {
+        match &self.0 {
+            RxInner::Framed(rx) => rx.unfinished(),
+            RxInner::Length(framed) => framed.read_buffer().len(),
+            RxInner::RawDatagram(_) | RxInner::RawUnixDatagram(_) | RxInner::RawStream(..) => 0,
+        }
+    }
 }
 /// Why [`hold`] ended a session early.
 #[derive(Debug, thiserror::Error)]
@@ -282,6 +293,19 @@ pub enum HoldError {
     /// What the peer sent could not be shown.
     #[error(transparent)]
     Shown(std::io::Error),
+    /// The wait for the peer's last words ended inside a frame: its
+    /// bytes so far are dropped, and said to be.
+    #[error(
+        "the wait of {} for the peer ended {bytes} bytes into a frame it had not finished: \
+         dropped",
+        humantime::format_duration(*.wait)
+    )]
+    Unfinished {
+        /// Bytes of the frame that had arrived.
+        bytes: usize,
+        /// How long the session waited after its own end.
+        wait: Duration,
+    },
 }
 
 /// Holds a session to its end, as netcat does: each of `bodies` sent as
@@ -313,18 +337,28 @@ pub async fn hold<R: AsyncBufRead + Unpin>(
         }
         tx.finish().await.map_err(HoldError::Finish)
     };
-    tokio::pin!(receiving);
-    let ended = tokio::select! {
-        received = &mut receiving => Some(received),
-        sent = sending => sent.err().map(Err),
-    };
-    let held = match ended {
-        Some(ended) => ended,
-        // The peer's last replies may still be on their way.
-        None => tokio::time::timeout(wait, receiving)
-            .await
-            .unwrap_or(Ok(())),
+    let (held, waited_out) = {
+        tokio::pin!(receiving);
+        let ended = tokio::select! {
+            received = &mut receiving => Some(received),
+            sent = sending => sent.err().map(Err),
+        };
+        match ended {
+            Some(ended) => (ended, false),
+            // The peer's last replies may still be on their way.
+            None => match tokio::time::timeout(wait, receiving).await {
+                Ok(received) => (received, false),
+                Err(_) => (Ok(()), true),
+            },
+        }
     };
     tx.close().await;
-    held
+    // Nothing is dropped unsaid: a frame still arriving when the wait
+    // ended is an error, as nc would have shown its bytes.
+    match rx.unfinished() {
+        bytes if waited_out && held.is_ok() && bytes > 0 => {
+            Err(HoldError::Unfinished { bytes, wait })
+        }
+        _ => held,
+    }
 }

@@ -100,6 +100,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         HoldError::Body(err) => source.error(err),
         HoldError::Recv(err) => err.into(),
         HoldError::Shown(err) => err.into(),
+        err @ HoldError::Unfinished { .. } => anyhow::anyhow!("{err} (msg connect --wait)"),
         err => err.into(),
     })
 }

@@ -143,4 +143,13 @@ impl Rx {
             RxInner::Stream(read) => read.read_message().await?,
         })
     }
+
+    /// Bytes of a frame begun and not yet whole (over a stream; a
+    /// datagram is whole or not there).
+    pub fn unfinished(&self) -> usize {
+        match &self.0 {
+            RxInner::Stream(read) => read.buffered(),
+            _ => 0,
+        }
+    }
 }

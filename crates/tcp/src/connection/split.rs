@@ -74,6 +74,12 @@ impl<S: Stream> ReadHalf<S> {
     pub async fn read_message(&mut self) -> Result<Option<Message>, Error> {
         self.framed.next().await.transpose()
     }
+
+    /// As [`Connection::buffered`]: bytes arrived that no message has been
+    /// read from yet, more than zero while a frame is on its way.
+    pub fn buffered(&self) -> usize {
+        self.framed.read_buffer().len()
+    }
 }
 
 /// The writing half of a [`Connection`], from [`Connection::into_split`].
