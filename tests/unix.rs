@@ -598,6 +598,69 @@ fn an_answer_never_follows_a_link_put_in_a_senders_place() {
     }
 }
 
+/// Audit, round four: a client that asks for a stream back over a Unix
+/// socket, and reads it as fast as it comes (big reads, nothing decoded),
+/// held the listener's one thread: its writes never waited, so never gave
+/// the thread back, and other clients waited 8 to 15 s for an answer. Now
+/// each write spends the task's budget, and the others are answered while
+/// it streams.
+#[test]
+fn a_stream_back_over_a_unix_socket_does_not_starve_other_clients() {
+    use std::time::{Duration, Instant};
+    let dir = Dir::new();
+    let path = dir.join("s");
+    let listener = listen_on("--unix", &path, &["--reply", "echo"]);
+    let mut hog = UnixStream::connect(&path).unwrap();
+    // Quiet for half a second once the stream is over: done.
+    hog.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let request = msg_proto::SendRequest {
+        duration: Duration::from_secs(2),
+        size: 0,
+    };
+    let mut ask = msg_proto::Message::new(msg_proto::Kind::Ping, 1, request.to_body().to_vec());
+    ask.flags = msg_proto::FLAG_SEND;
+    hog.write_all(&support::frame(&ask)).unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 8 << 20];
+        let started = Instant::now();
+        let mut got = 0usize;
+        while started.elapsed() < Duration::from_secs(10) {
+            match hog.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        got
+    });
+    // Well into the stream back.
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        let started = Instant::now();
+        let out = run(
+            &[
+                "send",
+                "--unix",
+                "--reply",
+                "--timeout",
+                "2s",
+                &path,
+                "still here",
+            ],
+            None,
+        );
+        assert_eq!(
+            (out.code(), out.stdout.as_str()),
+            (Some(0), "still here\n"),
+            "after {:?}: {}",
+            started.elapsed(),
+            out.stderr
+        );
+    }
+    assert!(reading.join().unwrap() > 0, "the stream came");
+    drop(listener.signal("TERM"));
+}
+
 #[test]
 fn a_unix_datagram_over_the_send_buffer_is_refused_naming_the_limit() {
     let dir = Dir::new();

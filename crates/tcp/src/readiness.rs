@@ -128,6 +128,25 @@ impl Writer {
         cx: &mut Context<'_>,
         mut op: impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
+        // A write that goes through at once asks the runtime nothing, so it
+        // would never give the thread back: a task that only writes (a
+        // stream back to a client that keeps up) held a current-thread
+        // listener for as long as it wrote, every other client and Ctrl-C
+        // waiting (audit, round four). Each write spends the task's budget,
+        // as a tokio socket's does, and yields when it is spent.
+        let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        let written = self.poll_write_inner(cx, &mut op);
+        if written.is_ready() {
+            coop.made_progress();
+        }
+        written
+    }
+
+    fn poll_write_inner<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: &mut impl FnMut(BorrowedFd<'_>) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
         loop {
             if let Some(waiting) = &self.waiting {
                 let mut guard = ready!(waiting.poll_write_ready(cx))?;
