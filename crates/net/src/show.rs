@@ -186,18 +186,26 @@ impl Format {
     }
 }
 
-/// Writes serde_json's output with DEL and the C1 controls (U+0080 to
-/// U+009F) as `\u` escapes: serde_json escapes only C0, and a terminal may
-/// take U+009B for CSI. The JSON decodes to the same string. In valid UTF-8
-/// JSON, byte 0x7F is DEL and 0xC2 followed by 0x80..=0x9F is a C1
-/// control, both only ever inside strings.
+/// Writes serde_json's output with DEL, the C1 controls (U+0080 to
+/// U+009F) and the characters that reorder a line unseen (U+2028 to
+/// U+202E, U+2066 to U+2069: the line separators and the bidirectional
+/// overrides and isolates, which `text` escapes in plain output) as `\u`
+/// escapes: serde_json escapes only C0, a terminal may take U+009B for
+/// CSI, and `E` U+202E `FGH` shows as `EHGF`. The JSON decodes to the same
+/// string. In valid UTF-8 JSON, byte 0x7F is DEL, 0xC2 followed by
+/// 0x80..=0x9F is a C1 control, and 0xE2 0x80 0xA8..=0xAE or 0xE2 0x81
+/// 0xA6..=0xA9 one of the others, all only ever inside strings.
 fn write_json_escaped(out: &mut impl Write, json: &[u8]) -> io::Result<()> {
     let mut plain = 0;
     let mut at = 0;
     while at < json.len() {
         let (code, len) = match json[at..] {
             [0x7f, ..] => (0x7f, 1),
-            [0xc2, b @ 0x80..=0x9f, ..] => (b, 2),
+            [0xc2, b @ 0x80..=0x9f, ..] => (u32::from(b), 2),
+            [0xe2, b1 @ 0x80, b2 @ 0xa8..=0xae, ..] | [0xe2, b1 @ 0x81, b2 @ 0xa6..=0xa9, ..] => (
+                0x2000 | (u32::from(b1 & 0x3f) << 6) | u32::from(b2 & 0x3f),
+                3,
+            ),
             _ => {
                 at += 1;
                 continue;
@@ -393,6 +401,23 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         // NBSP (U+00A0) is no control: it stays.
         assert_eq!(text, "\"a\\u007fb\\u009bc\u{a0}é\\u001b\"");
+        assert_eq!(serde_json::from_str::<String>(&text).unwrap(), body);
+    }
+
+    /// Audit, round four: `--json` on a terminal showed what reorders a
+    /// line unseen as it is, where the plain output escapes it.
+    #[test]
+    fn json_escapes_what_reorders_the_line_and_still_decodes() {
+        let body = "E\u{202e}FGH\u{2066}I\u{2028}J\u{202a}\u{2069}\u{2027}\u{2030}\u{200f}";
+        let mut out = Vec::new();
+        write_json_escaped(&mut out, &serde_json::to_vec(body).unwrap()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        // The neighbours (U+2027, U+2030) and the RLM mark stay, as in
+        // plain output.
+        assert_eq!(
+            text,
+            "\"E\\u202eFGH\\u2066I\\u2028J\\u202a\\u2069\u{2027}\u{2030}\u{200f}\""
+        );
         assert_eq!(serde_json::from_str::<String>(&text).unwrap(), body);
     }
 

@@ -153,12 +153,16 @@ impl fmt::Display for UnixPath {
 
 /// A file's path as text for one line of a log or a terminal: a peer's
 /// address is the path it bound its own socket to, any bytes but `/` and
-/// NUL, so control characters (an escape sequence, a line break) are
-/// shown as `\xNN`, as bytes that are not UTF-8 are; the rest as it is.
+/// NUL, so control characters (an escape sequence, a line break) and the
+/// characters that reorder a line unseen (the bidirectional overrides and
+/// isolates, the line and paragraph separators, as msg-net's `text`
+/// escapes them in bodies) are shown as `\xNN`, as bytes that are not
+/// UTF-8 are; the rest as it is.
 fn write_path(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    let reorders = |c| matches!(c, '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            if c.is_control() {
+            if c.is_control() || reorders(c) {
                 for b in c.encode_utf8(&mut [0; 4]).bytes() {
                     write!(f, "\\x{b:02x}")?;
                 }
@@ -280,6 +284,12 @@ mod tests {
         assert_eq!(
             UnixPath::File("/tmp/plain.sock".into()).to_string(),
             "/tmp/plain.sock"
+        );
+        // What reorders the line unseen, too (audit, round four).
+        let hidden = UnixPath::File("/tmp/Z\u{202e}kcos.\u{2066}x\u{2028}".into());
+        assert_eq!(
+            hidden.to_string(),
+            r"/tmp/Z\xe2\x80\xaekcos.\xe2\x81\xa6x\xe2\x80\xa8"
         );
     }
 
