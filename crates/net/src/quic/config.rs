@@ -13,10 +13,47 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use super::{ALPN, DATAGRAM_BUFFER, KEEP_ALIVE, MAX_IDLE, QuicError, QuicStream, SOCKET_BUFFER};
 use crate::tls::{Peer, TlsClient};
 
-/// The transport settings of both ends: an idle limit with keep-alives.
-fn transport_config() -> Arc<quinn::TransportConfig> {
+/// How much of one stream a peer may send ahead of what is read: quinn's
+/// own default, said here since the whole connection's window is set
+/// from it.
+const STREAM_WINDOW: u32 = 1_250_000;
+
+/// The streams an end lets its peer open at once, and so what a peer can
+/// make it hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Streams {
+    /// A `--quic` listener's: the one bidirectional stream msg runs over.
+    One,
+    /// A client's (a listener opens none) and a `--quic-datagrams`
+    /// listener's.
+    None,
+}
+
+/// The transport settings of both ends: an idle limit with keep-alives,
+/// and what a peer may open.
+///
+/// # Why the streams are limited
+///
+/// quinn lets a peer open 100 streams of each kind at once and send 1.25
+/// MB on each before anything is read, with no limit on the whole
+/// connection. msg reads one stream, and quinn keeps what arrives on the
+/// others: a client that filled 200 streams it never meant to be read
+/// held 290 MB of a listener, before any handshake with a secret (audit,
+/// round four). So a peer may open only the streams this end reads, and
+/// the connection as a whole takes at most two streams' worth: one
+/// connection costs a listener at most about 2.5 MB of stream data and
+/// [`DATAGRAM_BUFFER`] of datagrams, and `--max-conns` bounds the rest.
+fn transport_config(streams: Streams) -> Arc<quinn::TransportConfig> {
     let mut config = quinn::TransportConfig::default();
+    let bidi = match streams {
+        Streams::One => 1u32,
+        Streams::None => 0,
+    };
     config
+        .max_concurrent_bidi_streams(bidi.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .stream_receive_window(STREAM_WINDOW.into())
+        .receive_window((2 * STREAM_WINDOW).into())
         .max_idle_timeout(Some(
             quinn::IdleTimeout::try_from(MAX_IDLE).expect("60 s is a valid idle timeout"),
         ))
@@ -42,23 +79,32 @@ pub fn client_config(rustls: &rustls::ClientConfig) -> Result<quinn::ClientConfi
     let crypto =
         QuicClientConfig::try_from(rustls).map_err(|err| QuicError::Config(err.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(transport_config());
+    config.transport_config(transport_config(Streams::None));
     Ok(config)
 }
 
-/// A listener's QUIC configuration from its TLS (a [`TlsServer`](crate::tls::TlsServer)'s
-/// [`rustls_config`](crate::tls::TlsServer::rustls_config)), with ALPN `msg`.
+/// A stream listener's QUIC configuration from its TLS (a [`TlsServer`](crate::tls::TlsServer)'s
+/// [`rustls_config`](crate::tls::TlsServer::rustls_config)), with ALPN
+/// `msg`: a client may open one bidirectional stream, and nothing else.
 ///
 /// # Errors
 ///
 /// [`QuicError::Config`] when the configuration has no TLS 1.3 suite.
 pub fn server_config(rustls: &rustls::ServerConfig) -> Result<quinn::ServerConfig, QuicError> {
+    server_config_for(rustls, Streams::One)
+}
+
+/// [`server_config`] for a listener whose clients may open `streams`.
+pub(crate) fn server_config_for(
+    rustls: &rustls::ServerConfig,
+    streams: Streams,
+) -> Result<quinn::ServerConfig, QuicError> {
     let mut rustls = rustls.clone();
     rustls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto =
         QuicServerConfig::try_from(rustls).map_err(|err| QuicError::Config(err.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(transport_config());
+    config.transport_config(transport_config(streams));
     Ok(config)
 }
 

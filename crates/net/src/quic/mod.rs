@@ -181,7 +181,7 @@ mod config;
 mod listener;
 mod stream;
 
+pub(crate) use config::{Streams, connect, handshake, handshake_error, server_config_for};
 pub use config::{bind_endpoint, client_config, handshake_on, server_config};
-pub(crate) use config::{connect, handshake, handshake_error};
 pub(crate) use listener::{Admission, QuicListener, admit};
 pub(crate) use stream::{QuicReader, QuicStream, QuicWriter};

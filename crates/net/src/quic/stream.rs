@@ -371,6 +371,35 @@ mod tests {
         closed_within(&stream, timeout, "the close never arrived").await;
     }
 
+    /// Audit, round four: a client could open 100 streams of each kind
+    /// and fill each with 1.25 MB the listener never read (290 MB held
+    /// for one connection). It may now open the one stream msg reads:
+    /// a second of either kind waits for credit that never comes.
+    #[tokio::test]
+    async fn a_client_may_open_the_one_stream_msg_reads_and_no_other() {
+        let timeout = Duration::from_secs(5);
+        let (listener, client) = listening(Admission {
+            max_handshakes: 1,
+            max_waiting: 1,
+            idle: Some(timeout),
+        });
+        let addr = listener.local_addr().unwrap();
+        let mut stream = connect(addr, &client).await.unwrap();
+        stream.write_all(b"x").await.unwrap();
+        let (accepted, _) = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+        let conn = stream.reader.conn.clone();
+        let wait = Duration::from_millis(300);
+        assert!(
+            tokio::time::timeout(wait, conn.open_bi()).await.is_err(),
+            "a second bidirectional stream opened"
+        );
+        assert!(
+            tokio::time::timeout(wait, conn.open_uni()).await.is_err(),
+            "a unidirectional stream opened"
+        );
+        accepted.reader.conn.close(0u32.into(), b"done");
+    }
+
     /// Waits, at most `timeout`, until `stream` has input waiting: the
     /// peer's close, here.
     async fn closed_within(stream: &QuicStream, timeout: Duration, never: &str) {

@@ -37,7 +37,7 @@ use crate::Error;
 use crate::dgram::Datagrams;
 use crate::limits::Limits;
 use crate::log::RateLimited;
-use crate::quic::{QuicError, handshake_error, server_config};
+use crate::quic::{QuicError, Streams, handshake_error, server_config_for};
 use crate::tls::{Peer, TlsClient, TlsServer};
 
 mod conns;
@@ -171,7 +171,7 @@ impl QuicDgram {
     pub(crate) fn start(&self, tls: &TlsServer, limits: &Limits) -> Result<(), QuicError> {
         self.shared
             .endpoint
-            .set_server_config(Some(server_config(tls.rustls_config())?));
+            .set_server_config(Some(server_config_for(tls.rustls_config(), Streams::None)?));
         let Some(tx) = self.shared.tx.lock().expect("never poisoned").take() else {
             return Ok(()); // started already
         };
