@@ -356,16 +356,7 @@ mod tests {
     #[tokio::test]
     async fn input_waiting_sees_the_peer_close_the_connection() {
         let timeout = Duration::from_secs(5);
-        let (listener, client) = listening(Admission {
-            max_handshakes: 1,
-            max_waiting: 1,
-            idle: Some(timeout),
-        });
-        let addr = listener.local_addr().unwrap();
-        let mut stream = connect(addr, &client).await.unwrap();
-        // The listener sees the stream once something is sent on it.
-        stream.write_all(b"x").await.unwrap();
-        let (accepted, _) = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+        let (stream, accepted, _listener) = one_stream(timeout).await;
         assert!(!stream.input_waiting(), "the listener sent nothing");
         accepted.reader.conn.close(0u32.into(), b"done");
         closed_within(&stream, timeout, "the close never arrived").await;
@@ -377,16 +368,7 @@ mod tests {
     /// a second of either kind waits for credit that never comes.
     #[tokio::test]
     async fn a_client_may_open_the_one_stream_msg_reads_and_no_other() {
-        let timeout = Duration::from_secs(5);
-        let (listener, client) = listening(Admission {
-            max_handshakes: 1,
-            max_waiting: 1,
-            idle: Some(timeout),
-        });
-        let addr = listener.local_addr().unwrap();
-        let mut stream = connect(addr, &client).await.unwrap();
-        stream.write_all(b"x").await.unwrap();
-        let (accepted, _) = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+        let (stream, accepted, _listener) = one_stream(Duration::from_secs(5)).await;
         let conn = stream.reader.conn.clone();
         let wait = Duration::from_millis(300);
         assert!(
@@ -398,6 +380,23 @@ mod tests {
             "a unidirectional stream opened"
         );
         accepted.reader.conn.close(0u32.into(), b"done");
+    }
+
+    /// A client's stream to a listener of one connection, and the
+    /// listener's side of it once accepted (with the listener, whose
+    /// endpoint the connection lives on).
+    async fn one_stream(timeout: Duration) -> (QuicStream, QuicStream, QuicListener) {
+        let (listener, client) = listening(Admission {
+            max_handshakes: 1,
+            max_waiting: 1,
+            idle: Some(timeout),
+        });
+        let addr = listener.local_addr().unwrap();
+        let mut stream = connect(addr, &client).await.unwrap();
+        // The listener sees the stream once something is sent on it.
+        stream.write_all(b"x").await.unwrap();
+        let (accepted, _) = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+        (stream, accepted, listener)
     }
 
     /// Waits, at most `timeout`, until `stream` has input waiting: the
