@@ -231,6 +231,49 @@ fn a_key_that_does_not_match_or_is_no_file_is_a_usage_error() {
         "{}",
         not_a_file.stderr
     );
+    // Files others may change are refused, as a secret file is: whoever
+    // may write a CA file decides whom this end trusts (audit, round
+    // four: another user's CA, appended to a --client-ca of mode 666,
+    // passed mutual TLS).
+    let (_, key) = pki.issue("a", &["localhost"], None);
+    let chmod = |path: &str, mode| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let ca = pki.ca();
+    chmod(&ca, 0o666);
+    support::assert_usage_error(
+        &["send", "--tcp", "--tls", "--ca", &ca, "127.0.0.1:9", "x"],
+        "the CA file",
+    );
+    support::assert_usage_error(
+        &["send", "--tcp", "--tls", "--ca", &ca, "127.0.0.1:9", "x"],
+        "may be written by others (mode 666)",
+    );
+    chmod(&ca, 0o644);
+    chmod(&key, 0o620);
+    let writable_key = listen(&cert, &key);
+    assert_eq!(writable_key.code(), Some(2), "{}", writable_key.stderr);
+    assert!(
+        writable_key
+            .stderr
+            .contains("may be written by others (mode 620)"),
+        "{}",
+        writable_key.stderr
+    );
+    if rustix::process::geteuid().is_root() {
+        chmod(&key, 0o600);
+        std::os::unix::fs::chown(&key, Some(65534), None).unwrap();
+        let theirs = listen(&cert, &key);
+        assert_eq!(theirs.code(), Some(2), "{}", theirs.stderr);
+        assert!(
+            theirs.stderr.contains("belongs to uid 65534"),
+            "{}",
+            theirs.stderr
+        );
+    } else {
+        eprintln!("SKIP: a key of another user needs root to make");
+    }
     support::assert_usage_error(
         &["listen", "--tcp", "--tls", "--cert", &cert, "127.0.0.1:0"],
         "--key",

@@ -313,7 +313,7 @@ pub fn read_secret_file(path: &Path, pipe: bool) -> Result<Vec<u8>, SecretFileEr
 
 /// `path` opened for reading without waiting for a writer (a FIFO's open
 /// otherwise blocks until one comes).
-fn open_nonblocking(path: &Path) -> io::Result<std::fs::File> {
+pub(crate) fn open_nonblocking(path: &Path) -> io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -324,6 +324,44 @@ fn open_nonblocking(path: &Path) -> io::Result<std::fs::File> {
     options.open(path)
 }
 
+/// Who besides this user could change a file: what [`who_else_writes`]
+/// finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OthersWrite {
+    /// Another user owns it (neither this one nor root).
+    Owner {
+        /// Its owner.
+        uid: u32,
+        /// This process's effective user.
+        us: u32,
+    },
+    /// Group or others may write it: its permission bits.
+    Mode(u32),
+}
+
+/// Whether anyone but this user (and root) could change the file `meta`
+/// describes: its owner, or a write bit for group or others. Whoever may
+/// write a secret chooses it; whoever may write a CA file chooses whom a
+/// peer is trusted for.
+#[cfg(unix)]
+pub(crate) fn who_else_writes(meta: &Metadata) -> Option<OthersWrite> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let us = rustix::process::geteuid().as_raw();
+    if meta.uid() != us && meta.uid() != 0 {
+        return Some(OthersWrite::Owner {
+            uid: meta.uid(),
+            us,
+        });
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    (mode & 0o022 != 0).then_some(OthersWrite::Mode(mode))
+}
+
+#[cfg(not(unix))]
+pub(crate) fn who_else_writes(_meta: &Metadata) -> Option<OthersWrite> {
+    None
+}
+
 /// Whose the secret file is, and who may write or read it.
 ///
 /// - Another user's (neither this one nor root), or writable by others:
@@ -331,25 +369,24 @@ fn open_nonblocking(path: &Path) -> io::Result<std::fs::File> {
 ///   who authenticates; a listener with `--exec` would run their commands.
 /// - Readable by others: said, as ssh says it of a key (the caller
 ///   refuses it where the secret guards commands, `--exec`).
-#[cfg(unix)]
 fn check_owner_and_mode(path: &Path, meta: &Metadata) -> Result<(), SecretFileError> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let mode = meta.permissions().mode() & 0o777;
-    let us = rustix::process::geteuid().as_raw();
-    if meta.uid() != us && meta.uid() != 0 {
-        return Err(SecretFileError::Owner {
-            path: path.to_owned(),
-            uid: meta.uid(),
-            us,
-        });
+    match who_else_writes(meta) {
+        Some(OthersWrite::Owner { uid, us }) => {
+            return Err(SecretFileError::Owner {
+                path: path.to_owned(),
+                uid,
+                us,
+            });
+        }
+        Some(OthersWrite::Mode(mode)) => {
+            return Err(SecretFileError::Writable {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        None => {}
     }
-    if mode & 0o022 != 0 {
-        return Err(SecretFileError::Writable {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    if mode & 0o044 != 0 {
+    if let Some(mode) = readable_mode(meta) {
         warn!(
             "the secret file {} is readable by others (mode {mode:03o}); chmod 600 it",
             path.display()
@@ -358,9 +395,20 @@ fn check_owner_and_mode(path: &Path, meta: &Metadata) -> Result<(), SecretFileEr
     Ok(())
 }
 
-#[cfg(not(unix))]
-fn check_owner_and_mode(_path: &Path, _meta: &Metadata) -> Result<(), SecretFileError> {
-    Ok(())
+/// The permission bits of the file `meta` describes when group or others
+/// may read it.
+pub(crate) fn readable_mode(meta: &Metadata) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        (mode & 0o044 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
 }
 
 /// Whether the secret file at `path` may be read by users other than its
@@ -384,7 +432,7 @@ pub fn readable_by_others(path: &Path) -> Option<u32> {
 
 /// Reads `path` whole, but never more than `max` + 1 bytes (so that the
 /// caller can tell a file that grew past `max`).
-pub(crate) fn read_at_most(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+fn read_at_most(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)?
         .take(max + 1)

@@ -9,6 +9,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tracing::warn;
 
 use super::{MAX_CERT_FILE, MAX_KEY_FILE, TlsError};
+use crate::secret::OthersWrite;
 
 /// The system's root certificates.
 pub(super) fn system_roots() -> Result<RootCertStore, TlsError> {
@@ -40,7 +41,7 @@ pub(super) fn read_certs(
     path: &Path,
     what: &'static str,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read_small(path, what, MAX_CERT_FILE)?;
+    let (bytes, _) = read_small(path, what, MAX_CERT_FILE)?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| TlsError::BadPem {
@@ -59,22 +60,16 @@ pub(super) fn read_certs(
 }
 
 /// A private key from a PEM file, read as a secret is: a small regular
-/// file, with a warning when others may read it, as ssh gives.
+/// file, refused when others may write it, with a warning when others may
+/// read it, as ssh gives.
 pub(super) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let what = "key";
-    let bytes = read_small(path, what, MAX_KEY_FILE)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                warn!(
-                    "the key file {} is readable by others (mode {mode:03o}); chmod 600 it",
-                    path.display()
-                );
-            }
-        }
+    let (bytes, meta) = read_small(path, what, MAX_KEY_FILE)?;
+    if let Some(mode) = crate::secret::readable_mode(&meta) {
+        warn!(
+            "the key file {} is readable by others (mode {mode:03o}); chmod 600 it",
+            path.display()
+        );
     }
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|err| match err {
         rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoPem {
@@ -90,14 +85,26 @@ pub(super) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> 
     })
 }
 
-/// A regular file of at most `max` bytes, whole.
-fn read_small(path: &Path, what: &'static str, max: u64) -> Result<Vec<u8>, TlsError> {
+/// A regular file of at most `max` bytes, whole, and what it is.
+///
+/// Opened once, without waiting for a writer, and examined through the
+/// descriptor: a FIFO put in its place after a look by path would have
+/// hung msg in `open` (audit, round four). A file that anyone but this
+/// user (and root) may change is refused, as a secret file is: a key, a
+/// certificate or a CA file decides whom this end trusts or is.
+fn read_small(
+    path: &Path,
+    what: &'static str,
+    max: u64,
+) -> Result<(Vec<u8>, std::fs::Metadata), TlsError> {
+    use std::io::Read;
     let read = |source| TlsError::Read {
         what,
         path: path.to_owned(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(read)?;
+    let file = crate::secret::open_nonblocking(path).map_err(read)?;
+    let meta = file.metadata().map_err(read)?;
     if !meta.is_file() {
         return Err(TlsError::NotRegular {
             what,
@@ -114,9 +121,28 @@ fn read_small(path: &Path, what: &'static str, max: u64) -> Result<Vec<u8>, TlsE
     if meta.len() > max {
         return Err(too_large(meta.len()));
     }
-    let bytes = crate::secret::read_at_most(path, max).map_err(read)?;
+    match crate::secret::who_else_writes(&meta) {
+        Some(OthersWrite::Owner { uid, us }) => {
+            return Err(TlsError::NotOwned {
+                what,
+                path: path.to_owned(),
+                uid,
+                us,
+            });
+        }
+        Some(OthersWrite::Mode(mode)) => {
+            return Err(TlsError::Writable {
+                what,
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        None => {}
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes).map_err(read)?;
     if bytes.len() as u64 > max {
         return Err(too_large(bytes.len() as u64));
     }
-    Ok(bytes)
+    Ok((bytes, meta))
 }

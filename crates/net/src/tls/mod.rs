@@ -93,6 +93,37 @@ pub enum TlsError {
         /// Why.
         source: io::Error,
     },
+    /// Another user owns it (neither this one nor root): whoever owns a
+    /// key, a certificate or a CA file decides whom a peer is trusted as.
+    #[error(
+        "the {what} file {} belongs to uid {uid}: it must be this user's (uid {us}) or root's, \
+         since whoever may change it decides whom this end trusts or is",
+        .path.display()
+    )]
+    NotOwned {
+        /// Which file.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// This process's effective user.
+        us: u32,
+    },
+    /// Group or others may write it.
+    #[error(
+        "the {what} file {} may be written by others (mode {mode:03o}), who would decide whom \
+         this end trusts or is; chmod go-w it",
+        .path.display()
+    )]
+    Writable {
+        /// Which file.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// It is not a regular file.
     #[error("the {what} file {} is not a regular file ({kind})", .path.display())]
     NotRegular {
