@@ -55,6 +55,12 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
+    /// Whether a refused connection is told why: only a peer that speaks
+    /// msg's frames can read it.
+    pub(crate) fn tells_why(&self) -> bool {
+        !self.raw && self.framing == Framing::Msg
+    }
+
     /// The refusal of `peer` by [`ServeConfig::allow_uids`], if it is
     /// refused, for both engines' accept loops.
     pub(crate) fn refuses(&self, peer: &PeerAddr) -> Option<UidRefused> {

@@ -22,6 +22,9 @@ use crate::stream::{AnyListener, AnyStream};
 use crate::text::error_message;
 use crate::{Error, Events, raw};
 
+/// How many refused connections are told why at once (see `serve`).
+const MAX_REFUSING: usize = 64;
+
 mod connection;
 
 use connection::serve_connection;
@@ -78,6 +81,11 @@ where
     // proved they hold the secret share these, so they cannot crowd out
     // more than this many handshakes' worth of work.
     let handshakes = Arc::new(tokio::sync::Semaphore::new(config.limits.max_handshakes));
+    // And the connections being told why they are refused, each for at
+    // most a second (over TLS, a handshake first): past these, a refused
+    // connection is closed at once, unanswered, so a flood of them costs
+    // neither descriptors nor key exchanges without bound.
+    let refusing = Arc::new(tokio::sync::Semaphore::new(MAX_REFUSING));
     // Owned here, so that dropping `serve` drops every connection.
     let mut connections = JoinSet::new();
     // And kills every running command's process tree, at once: a task
@@ -112,9 +120,18 @@ where
             failures.warn(|suppressed| {
                 warn!(%peer, suppressed, "refused a connection: {refused}");
             });
-            if !config.raw && config.framing == Framing::Msg {
+            if let (true, Ok(turn)) = (
+                config.tells_why(),
+                Arc::clone(&refusing).try_acquire_owned(),
+            ) {
                 let tls = config.tls.clone();
-                connections.spawn(refuse_connection(stream, tls, options, refused.text()));
+                connections.spawn(refuse_connection(
+                    stream,
+                    tls,
+                    options,
+                    refused.text(),
+                    turn,
+                ));
             }
             continue;
         }
@@ -123,11 +140,13 @@ where
             failures.warn(|suppressed| {
                 warn!(%peer, suppressed, "refused a connection: {max} are open, the most this listener takes");
             });
-            // Only a msg peer can read why.
-            if !config.raw && config.framing == Framing::Msg {
+            if let (true, Ok(turn)) = (
+                config.tells_why(),
+                Arc::clone(&refusing).try_acquire_owned(),
+            ) {
                 let text = crate::refusal::MAX_CONNS.format(max);
                 let tls = config.tls.clone();
-                connections.spawn(refuse_connection(stream, tls, options, text));
+                connections.spawn(refuse_connection(stream, tls, options, text, turn));
             }
             continue;
         };
@@ -232,6 +251,7 @@ async fn refuse_connection(
     tls: Option<crate::tls::TlsServer>,
     options: msg_tcp::Options,
     text: String,
+    _turn: tokio::sync::OwnedSemaphorePermit,
 ) {
     let refuse = async {
         let stream = match &tls {
