@@ -369,6 +369,36 @@ fn a_full_tls_listener_tells_a_bounded_number_of_refused_connections_why() {
     drop((held, refused));
 }
 
+/// Audit, round four: rustls logged a warning for every TLS warning alert
+/// a peer sent, before any handshake and outside msg's rate limit, so a
+/// peer could fill the listener's log. msg's own line for each dropped
+/// connection is rate-limited; rustls's are kept for -vv.
+#[test]
+fn a_peers_tls_alerts_do_not_flood_the_log() {
+    use std::io::Write;
+    let listener = Listener::start("--tcp", "127.0.0.1", &["--tls"]);
+    // Warning, bad_certificate, as a plaintext record: four a connection.
+    let alert = [0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x2a];
+    for _ in 0..20 {
+        let mut peer = std::net::TcpStream::connect(listener.addr).unwrap();
+        peer.write_all(&alert.repeat(4)).unwrap();
+    }
+    // Time for the listener to read them all.
+    std::thread::sleep(Duration::from_millis(500));
+    let stopped = listener.process.signal("TERM");
+    assert!(
+        !stopped.stderr.contains("alert"),
+        "rustls's lines: {}",
+        stopped.stderr
+    );
+    let lines = stopped
+        .stderr
+        .lines()
+        .filter(|l| l.contains("WARN"))
+        .count();
+    assert!(lines <= 3, "{lines} warnings: {}", stopped.stderr);
+}
+
 #[test]
 fn a_plain_client_at_a_tls_listener_and_the_reverse_fail_fast_and_clearly() {
     let mut tls = Listener::start("--tcp", "127.0.0.1", &["--tls", "--reply", "echo"]);

@@ -137,7 +137,18 @@ fn init_tracing(verbosity: &cli::Verbosity) {
         (false, 2) => "debug",
         (false, _) => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // rustls warns of what a peer sends (a TLS warning alert, a request to
+    // renegotiate) on every connection, outside msg's rate limit: a peer
+    // could fill the log with them. msg says why it drops a connection
+    // itself, once a second at most; rustls's own lines show at -vv, or
+    // with RUST_LOG.
+    let rustls = if verbosity.verbose >= 2 {
+        ""
+    } else {
+        ",rustls=error"
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level}{rustls}")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
