@@ -743,6 +743,48 @@ fn the_summary_accounts_for_every_datagram_sent() {
     );
 }
 
+/// Audit, round four: a raw TCP listener whose stdout is not read queued
+/// each read as a part of its 64 KiB read buffer, which kept the whole
+/// buffer alive: a peer sending a byte a read grew it by a page a byte
+/// (79 MiB for 16,000 of them). Each read is now a copy of what arrived.
+#[test]
+fn a_raw_stream_of_tiny_reads_costs_what_arrived_while_stdout_is_blocked() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let (listener, stdout) = Listener::start_unread("--tcp", &["--raw"]);
+    let rss = || {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", listener.process.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    };
+    let mut peer = TcpStream::connect(listener.addr).unwrap();
+    peer.set_nodelay(true).unwrap();
+    // Enough to fill the pipe nobody reads, so that the rest queues.
+    peer.write_all(&[b'f'; 256 * 1024]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = rss();
+    // Then a byte a read, as far as the pacing makes it.
+    for _ in 0..6000 {
+        peer.write_all(b"x").unwrap();
+        let paced = Instant::now();
+        while paced.elapsed() < Duration::from_micros(60) {}
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let grown = rss().saturating_sub(before);
+    assert!(
+        grown < 8 << 20,
+        "{} KiB more for 6,000 bytes queued",
+        grown >> 10
+    );
+    drop((stdout, peer));
+}
+
 /// A client's writes are bounded too: a listener that accepts and then
 /// reads nothing (stopped, or hostile) ends `msg send` with an error once
 /// it has taken nothing for the longer of `--timeout` and 30 s, where the
