@@ -138,8 +138,12 @@ fn net(err: &msg_net::Error) -> Option<String> {
 fn tls(err: &msg_net::tls::TlsError) -> Option<String> {
     use msg_net::tls::{CertProblem, Peer, TlsError as E};
     let fix = match err {
-        E::Closed(Peer::Listener) | E::NotTls(Peer::Listener) => {
-            "is it msg listen without --tls, or no TLS at all?"
+        E::NotTls(Peer::Listener) => "is it msg listen without --tls, or no TLS at all?",
+        // A TLS listener with no handshake turn free for the handshake
+        // timeout closes the connection too, having read nothing.
+        E::Closed(Peer::Listener) => {
+            "is it msg listen without --tls, or no TLS at all? Or a TLS listener with as many \
+             handshakes under way as it makes at once (msg listen --max-handshakes)"
         }
         E::NotTls(Peer::Client) => "a client without --tls?",
         E::Certificate { problem, .. } => match problem {
@@ -349,6 +353,21 @@ mod tests {
 
     fn shown(err: impl Into<anyhow::Error>) -> String {
         chain(&err.into())
+    }
+
+    /// Audit, round four: a TLS listener with no handshake turn free
+    /// closes a waiting client too, which was told only that the listener
+    /// might not be TLS.
+    #[test]
+    fn a_tls_listener_that_closed_the_handshake_may_have_been_busy() {
+        let closed = shown(msg_net::Error::from(msg_net::tls::TlsError::Closed(
+            msg_net::tls::Peer::Listener,
+        )));
+        assert!(
+            closed.contains("is it msg listen without --tls"),
+            "{closed}"
+        );
+        assert!(closed.contains("(msg listen --max-handshakes)"), "{closed}");
     }
 
     #[test]
