@@ -565,6 +565,78 @@ fn a_stalled_handshake_holds_one_slot_until_its_timeout() {
     drop(silent);
 }
 
+/// Audit, round four: a client whose turn among the handshakes did not
+/// come within the handshake timeout (every turn held by stalled peers)
+/// was closed with its challenge unread, and saw a reset. It is now told
+/// why, on both engines. tokio's turns go in order, so the client behind
+/// two stalled peers is refused every time; the blocking engine's go to
+/// whichever waiter wakes first, so there it sits behind five, up to
+/// three times, and each refusal must say why.
+#[test]
+fn a_client_that_waited_in_vain_for_a_handshake_turn_is_told_why() {
+    use std::time::Duration;
+
+    let secret = support::secret_file(b"the handshake turns", 0o600);
+    let secret = secret.to_str().unwrap();
+    for (io, stalling, attempts) in [("tokio", 2, 1), ("blocking", 5, 3)] {
+        let mut refused = 0;
+        for _ in 0..attempts {
+            let listener = Listener::start(
+                "--tcp",
+                "127.0.0.1",
+                &[
+                    "--secret-file",
+                    secret,
+                    "--max-handshakes",
+                    "1",
+                    "--handshake-timeout",
+                    "1s",
+                    "--io",
+                    io,
+                ],
+            );
+            // One stalls in the turn, the others wait for it and stall in
+            // it in their turn: the client behind them waits in vain.
+            let stalled: Vec<TcpStream> = (0..stalling)
+                .map(|_| {
+                    let mut peer = TcpStream::connect(listener.addr).unwrap();
+                    peer.write_all(&[0, 0]).unwrap();
+                    std::thread::sleep(Duration::from_millis(30));
+                    peer
+                })
+                .collect();
+            let out = run(
+                &[
+                    "send",
+                    "--tcp",
+                    "--secret-file",
+                    secret,
+                    "--handshake-timeout",
+                    "10s",
+                    &listener.addr_arg(),
+                    "in vain",
+                ],
+                None,
+            );
+            drop(stalled);
+            if out.code() == Some(0) && io == "blocking" {
+                continue; // it won a turn: served, as it may be
+            }
+            assert_eq!(out.code(), Some(1), "{io}: {}", out.stderr);
+            assert!(
+                out.stderr.contains(
+                    "this listener has 1 handshakes under way, the most it makes at once \
+                     (--max-handshakes 1); try again later"
+                ),
+                "{io}: {}",
+                out.stderr
+            );
+            refused += 1;
+        }
+        assert!(refused > 0, "{io}: the client won a turn every time");
+    }
+}
+
 /// Round two, finding 13: every UDP listener was a small reflector, a
 /// 28-byte statistics ping (from any source, which can be forged) drawing
 /// a 44-byte pong. Now no answer is larger than its datagram: the bare

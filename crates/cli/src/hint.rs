@@ -290,9 +290,12 @@ const FIXED: [(&str, &str); 4] = [
 /// given the value.
 type Placed = (Template, &'static str, fn(&str) -> String);
 
-const PLACED: [Placed; 8] = [
+const PLACED: [Placed; 9] = [
     (refusal::MAX_CONNS, ";", |max| {
         format!(" (--max-conns {max})")
+    }),
+    (refusal::HANDSHAKES_BUSY, ";", |max| {
+        format!(" (--max-handshakes {max})")
     }),
     (refusal::FRAME_TOO_LARGE, ":", |_| {
         " (msg listen --max-frame)".to_owned()

@@ -36,6 +36,15 @@ pub const MAX_CONNS: Template = Template {
     after: " connections at once; try again later",
 };
 
+/// A listener with a secret whose handshake turns all stayed taken for as
+/// long as a new connection may wait for one: the number of turns. Said
+/// so that the client hears why, not a reset (its first bytes are read
+/// and dropped first).
+pub const HANDSHAKES_BUSY: Template = Template {
+    before: "this listener has ",
+    after: " handshakes under way, the most it makes at once; try again later",
+};
+
 /// A Unix listener that serves only some users, to a process of another
 /// (or of one the kernel did not name): the uid, or `unknown`.
 pub const UID_NOT_ALLOWED: Template = Template {
@@ -212,6 +221,7 @@ mod tests {
             BLOCKING_ENGINE.to_owned(),
             BLOCKING_NO_STREAM.to_owned(),
             MAX_CONNS.format("N"),
+            HANDSHAKES_BUSY.format("N"),
             UID_NOT_ALLOWED.format("UID"),
             IDLE.format("D"),
             FRAME_TOO_LARGE.format("M"),

@@ -79,6 +79,35 @@ pub(super) fn drain_refused<S: Stream>(
     }
 }
 
+/// Tells a client that waited in vain for a handshake turn why it is
+/// closed, as the tokio listener does: `text`, then its first frame read
+/// and dropped, all within a second (or until `stop`), so that it reads
+/// the refusal and an end, not a reset.
+pub(super) fn refuse_busy<S: Stream>(
+    conn: &mut Framed<S>,
+    text: &str,
+    tick: Duration,
+    stop: &AtomicBool,
+) {
+    let until = Instant::now() + Duration::from_secs(1);
+    let go_on = |_| Instant::now() < until && !stop.load(Ordering::Relaxed);
+    if conn
+        .write_message(&crate::text::error_message(text), &go_on)
+        .is_err()
+    {
+        return;
+    }
+    while go_on(Duration::ZERO) {
+        if !conn.read_by(until, tick).unwrap_or(false) {
+            return;
+        }
+        match conn.read_message(Wait::Sleep) {
+            Ok(Read::Nothing) => {}
+            _ => return,
+        }
+    }
+}
+
 fn drive<S: Stream>(
     conn: &mut Framed<S>,
     mut handshake: Handshake,

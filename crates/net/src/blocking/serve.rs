@@ -20,7 +20,7 @@ use msg_proto::auth::Role;
 use msg_proto::{DiscardCounter, Kind};
 use tracing::{debug, warn};
 
-use super::auth::{Shaken, Slots, drain_refused, handshake};
+use super::auth::{Shaken, Slots, drain_refused, handshake, refuse_busy};
 use super::io::{Framed, Read, Shortcut, Wait, until};
 use super::listener::{Bound, Listener};
 use super::stream::{AnyListener, AnyStream};
@@ -256,6 +256,8 @@ fn serve_connection(
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
+            let busy = crate::refusal::HANDSHAKES_BUSY.format(config.limits.max_handshakes);
+            refuse_busy(&mut conn, &busy, STOP_CHECK, stop);
             return Err(Error::Auth(auth::AuthFailure::Timeout(timeout)));
         };
         let shaken = handshake(&mut conn, auth, Role::Server, STOP_CHECK, stop);

@@ -45,10 +45,12 @@ pub(super) async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             // connection waiting here has read nothing, so it costs a
             // descriptor and no buffer.
             let timeout = auth.handshake_timeout;
-            let turn = tokio::time::timeout(timeout, handshakes.acquire())
-                .await
-                .map_err(|_| Error::Auth(auth::AuthFailure::Timeout(timeout)))?
-                .expect("the semaphore is never closed");
+            let Ok(turn) = tokio::time::timeout(timeout, handshakes.acquire()).await else {
+                let busy = crate::refusal::HANDSHAKES_BUSY.format(config.limits.max_handshakes);
+                refuse_busy(&mut conn, &busy).await;
+                return Err(Error::Auth(auth::AuthFailure::Timeout(timeout)));
+            };
+            let turn = turn.expect("the semaphore is never closed");
             let shaken = auth::server(&mut conn, auth).await;
             drop(turn);
             if let Err(err) = shaken {
@@ -62,6 +64,19 @@ pub(super) async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
         None => None,
     };
     serve_framed(conn, config, runner, events).await
+}
+
+/// Tells a client that waited in vain for a handshake turn why it is
+/// closed: the refusal, then its first frame (its challenge, which came
+/// before the wait) read and dropped, for at most a second, so that the
+/// close is an end the client reads after the refusal, not a reset that
+/// overtakes it.
+async fn refuse_busy<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Connection<S>, text: &str) {
+    let refuse = async {
+        conn.write_message(&error_message(text)).await.ok()?;
+        conn.read_message().await.ok()
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), refuse).await;
 }
 
 async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
