@@ -514,6 +514,25 @@ fn unauthenticated_handshake_frames_cost_a_handshake_not_max_frame() {
     drop(peers);
 }
 
+/// A TCP listener on `io` with the secret in `secret`, one handshake at a
+/// time, each within a second.
+fn one_handshake_at_a_time(secret: &str, io: &str) -> Listener {
+    Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &[
+            "--secret-file",
+            secret,
+            "--max-handshakes",
+            "1",
+            "--handshake-timeout",
+            "1s",
+            "--io",
+            io,
+        ],
+    )
+}
+
 /// Round two, finding 1: handshakes have their own cap. With one slot, a
 /// peer that begins a handshake and stalls holds it, and a real client
 /// waits its turn (reading nothing meanwhile) until the stalled one is
@@ -524,18 +543,7 @@ fn a_stalled_handshake_holds_one_slot_until_its_timeout() {
 
     let secret = support::secret_file(b"the handshake slots", 0o600);
     let secret = secret.to_str().unwrap();
-    let mut listener = Listener::start(
-        "--tcp",
-        "127.0.0.1",
-        &[
-            "--secret-file",
-            secret,
-            "--max-handshakes",
-            "1",
-            "--handshake-timeout",
-            "1s",
-        ],
-    );
+    let mut listener = one_handshake_at_a_time(secret, "tokio");
     // It begins a handshake and says no more: a socket that sent nothing
     // at all holds no turn (tests/auth.rs).
     let mut silent = TcpStream::connect(listener.addr).unwrap();
@@ -581,20 +589,7 @@ fn a_client_that_waited_in_vain_for_a_handshake_turn_is_told_why() {
     for (io, stalling, attempts) in [("tokio", 2, 1), ("blocking", 5, 3)] {
         let mut refused = 0;
         for _ in 0..attempts {
-            let listener = Listener::start(
-                "--tcp",
-                "127.0.0.1",
-                &[
-                    "--secret-file",
-                    secret,
-                    "--max-handshakes",
-                    "1",
-                    "--handshake-timeout",
-                    "1s",
-                    "--io",
-                    io,
-                ],
-            );
+            let listener = one_handshake_at_a_time(secret, io);
             // One stalls in the turn, the others wait for it and stall in
             // it in their turn: the client behind them waits in vain.
             let stalled: Vec<TcpStream> = (0..stalling)
