@@ -61,11 +61,19 @@ impl fmt::Display for CertProblem {
             Self::Expired { not_after } => {
                 write!(f, "the peer's certificate expired{}", when(not_after))
             }
-            Self::NotValidYet { not_before } => write!(
-                f,
-                "the peer's certificate is not valid yet (from{})",
-                when(not_before)
-            ),
+            Self::NotValidYet { not_before: None } => {
+                f.write_str("the peer's certificate is not valid yet")
+            }
+            Self::NotValidYet {
+                not_before: Some(secs),
+            } => {
+                let from = std::time::UNIX_EPOCH + Duration::from_secs(*secs);
+                write!(
+                    f,
+                    "the peer's certificate is not valid yet (valid from {})",
+                    humantime::format_rfc3339_seconds(from)
+                )
+            }
             Self::WrongName {
                 expected,
                 presented,
@@ -203,12 +211,24 @@ fn problem_of(err: CertificateError, server_name: &ServerName<'_>) -> CertProble
             // bytes a subjectAltName held): made printable.
             presented: presented
                 .iter()
-                .map(|name| crate::text::printable(name.as_bytes()))
+                .map(|name| crate::text::printable(bare_name(name).as_bytes()))
                 .collect(),
         },
         CertificateError::UnknownIssuer => CertProblem::UnknownIssuer,
         other => CertProblem::Other(crate::text::printable(format!("{other:?}").as_bytes())),
     }
+}
+
+/// A name as webpki writes one a certificate presents (its `Debug`:
+/// `DnsName("localhost")`, `IpAddress(127.0.0.1)`), as a user writes it.
+fn bare_name(name: &str) -> &str {
+    name.strip_prefix("DnsName(\"")
+        .and_then(|rest| rest.strip_suffix("\")"))
+        .or_else(|| {
+            name.strip_prefix("IpAddress(")
+                .and_then(|rest| rest.strip_suffix(')'))
+        })
+        .unwrap_or(name)
 }
 
 fn unix_secs(time: &UnixTime) -> u64 {
@@ -342,6 +362,28 @@ mod tests {
         assert_eq!(
             text,
             r"the peer's certificate is not valid for msg.example; it names ok.example, \x1b[2Jforged\nline"
+        );
+    }
+
+    /// webpki writes the names a certificate presents as its `Debug`
+    /// does; they are shown as a user writes them (audit, round four).
+    #[test]
+    fn a_certificates_names_and_dates_read_as_a_user_writes_them() {
+        let err = CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("msg.example").unwrap(),
+            presented: vec![
+                "DnsName(\"localhost\")".to_owned(),
+                "IpAddress(127.0.0.1)".to_owned(),
+            ],
+        };
+        let text = problem_of(err, &ServerName::try_from("msg.example").unwrap()).to_string();
+        assert!(text.ends_with("it names localhost, 127.0.0.1"), "{text}");
+        let early = CertProblem::NotValidYet {
+            not_before: Some(2_208_988_800),
+        };
+        assert_eq!(
+            early.to_string(),
+            "the peer's certificate is not valid yet (valid from 2040-01-01T00:00:00Z)"
         );
     }
 }
