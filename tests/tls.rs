@@ -231,6 +231,22 @@ fn a_key_that_does_not_match_or_is_no_file_is_a_usage_error() {
         "{}",
         not_a_file.stderr
     );
+    // A key encrypted with a passphrase is said to be one, and how to
+    // make one msg reads (it was "holds no PEM private key").
+    let encrypted = write(
+        &pki.dir,
+        "encrypted.key",
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    );
+    let locked = listen(&cert, &encrypted);
+    assert_eq!(locked.code(), Some(2), "{}", locked.stderr);
+    assert!(
+        locked
+            .stderr
+            .contains("holds an encrypted private key; msg reads an unencrypted one"),
+        "{}",
+        locked.stderr
+    );
     // Files others may change are refused, as a secret file is: whoever
     // may write a CA file decides whom this end trusts (audit, round
     // four: another user's CA, appended to a --client-ca of mode 666,

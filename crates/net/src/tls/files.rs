@@ -72,6 +72,14 @@ pub(super) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> 
         );
     }
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|err| match err {
+        // PKCS#8's encrypted form, or OpenSSL's older one: rustls reads
+        // neither, and "no private key" would send the user looking for
+        // the wrong thing.
+        rustls::pki_types::pem::Error::NoItemsFound
+            if bytes.windows(9).any(|w| w == b"ENCRYPTED") =>
+        {
+            TlsError::EncryptedKey(path.to_owned())
+        }
         rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoPem {
             what,
             path: path.to_owned(),

@@ -156,6 +156,14 @@ pub enum TlsError {
         /// What was looked for: "certificate", "private key".
         expected: &'static str,
     },
+    /// It holds a private key encrypted with a passphrase, which msg does
+    /// not ask for.
+    #[error(
+        "the key file {} holds an encrypted private key; msg reads an unencrypted one (openssl \
+         pkey -in KEY -out PLAIN.key makes one; keep it owner-only)",
+        .0.display()
+    )]
+    EncryptedKey(PathBuf),
     /// Its PEM does not parse.
     #[error("the {what} file {} is not valid PEM: {reason}", .path.display())]
     BadPem {
