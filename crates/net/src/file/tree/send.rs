@@ -3,7 +3,7 @@
 //! verdicts read as they come.
 
 use std::collections::VecDeque;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use msg_proto::tree::{EntryKind, TreeEntry, tree_end};
 use rustix::fs::{Mode, OFlags};
@@ -82,10 +82,13 @@ pub(crate) async fn send_tree<S: Stream>(
         elapsed: Duration::ZERO,
     };
     let entries = walk.entries;
-    let files: Vec<(PathBuf, u64)> = entries
+    // Each file by its path in the tree, read from the folder opened
+    // before the walk (`open_below`), and its local path for what is said.
+    let files: Vec<(PathBuf, String, u64)> = entries
         .iter()
-        .map(|(entry, path)| (path.clone(), entry.size))
+        .map(|(entry, path)| (path.clone(), entry.path.as_str().to_owned(), entry.size))
         .collect();
+    let root = walk.root;
     let messages: Vec<Message> = entries
         .iter()
         .map(|(entry, _)| entry.to_message())
@@ -97,7 +100,7 @@ pub(crate) async fn send_tree<S: Stream>(
     let (tx, mut rx) = mpsc::channel::<Vec<Item>>(QUEUE_CHUNKS);
     let reader = tokio::task::spawn_blocking(move || {
         let mut queue = Queue::new(tx);
-        if read_all(&messages, &files, &mut queue).is_some() {
+        if read_all(&messages, &files, Folder::new(root), &mut queue).is_some() {
             queue.send();
         }
     });
@@ -285,9 +288,13 @@ impl Queue {
 /// Reads every file in turn (exactly its walked size, hashed as it goes)
 /// and queues each entry's messages; `None` once the socket side stops
 /// taking.
-fn read_all(messages: &[Message], files: &[(PathBuf, u64)], tx: &mut Queue) -> Option<()> {
-    let mut folder = Folder::default();
-    for (index, (msg, (path, size))) in messages.iter().zip(files).enumerate() {
+fn read_all(
+    messages: &[Message],
+    files: &[(PathBuf, String, u64)],
+    mut folder: Folder,
+    tx: &mut Queue,
+) -> Option<()> {
+    for (index, (msg, (path, rel, size))) in messages.iter().zip(files).enumerate() {
         if msg.body.first() != Some(&u8::from(EntryKind::File)) {
             let item = Item::Entry {
                 index,
@@ -296,7 +303,7 @@ fn read_all(messages: &[Message], files: &[(PathBuf, u64)], tx: &mut Queue) -> O
             tx.push(item)?;
             continue;
         }
-        let file = match folder.open(path) {
+        let file = match folder.open(rel, *size) {
             Ok(file) => file,
             Err(err) => {
                 let skipped = Skipped {
@@ -323,32 +330,50 @@ fn read_all(messages: &[Message], files: &[(PathBuf, u64)], tx: &mut Queue) -> O
 /// The folder of the files being read, open: each file is opened relative
 /// to it, a look-up of one name rather than a walk of its whole path (a
 /// fifth of the reading thread's time for 4 KiB files).
-#[derive(Default)]
 struct Folder {
-    open: Option<(PathBuf, OwnedFd)>,
+    /// The folder being sent, open since before the walk.
+    root: OwnedFd,
+    /// The last folder a file was read from: its path in the tree, open.
+    open: Option<(String, OwnedFd)>,
 }
 
 impl Folder {
-    /// Opens `path` to read, without following a link that replaced the
-    /// file since the walk.
-    fn open(&mut self, path: &Path) -> io::Result<fs::File> {
-        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return Err(io::ErrorKind::InvalidInput.into());
-        };
+    fn new(root: OwnedFd) -> Self {
+        Self { root, open: None }
+    }
+
+    /// Opens the file `rel` (its path in the tree) to read, from the
+    /// folder opened before the walk, part by part, never following a
+    /// link (`open_below`): a link put in the place of the file, of a
+    /// folder above it or of the folder itself since the walk is refused.
+    /// Without waiting (a FIFO put in its place would block the open
+    /// until a writer came), and only a regular file of the `size` the
+    /// walk found: one that changed since is not sent as something it
+    /// never was.
+    fn open(&mut self, rel: &str, size: u64) -> io::Result<fs::File> {
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
         let dir = match &self.open {
             Some((open, dir)) if open == parent => dir,
+            // Entries come folder by folder: this is once a folder, or
+            // once a return to it after one below.
             _ => {
-                // The folder's own path as the walk went (a link above
-                // the folder was followed there too); entries come folder
-                // by folder, so this is once a folder, or once a return to
-                // it after one below.
-                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-                let dir = rustix::fs::open(parent, flags, Mode::empty())?;
+                let dir = super::walk::open_below(self.root.as_fd(), parent)?;
                 &self.open.insert((parent.to_owned(), dir)).1
             }
         };
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?.into())
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+        let stat = rustix::fs::fstat(&fd)?;
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(io::Error::other("it is no longer a regular file"));
+        }
+        let now = u64::try_from(stat.st_size).unwrap_or(0);
+        if now != size {
+            return Err(io::Error::other(format!(
+                "it changed since the walk ({size} bytes, now {now})"
+            )));
+        }
+        Ok(fd.into())
     }
 }
 
@@ -367,5 +392,70 @@ fn stream_file(file: fs::File, size: u64, tx: &mut Queue) -> Option<[u8; 32]> {
         hasher.update(&buf);
         tx.push(Item::Chunk(chunk(seq, Bytes::from(buf))))?;
         seq += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::walk::walk;
+    use super::*;
+
+    /// Audit, round four: between the walk and the reading, a user who
+    /// may write to the folder put a link where a subfolder was, or where
+    /// the folder itself was, and root's `msg send --file DIR` sent what
+    /// the link led to (`/etc/shadow`). A FIFO put in a file's place hung
+    /// the reading for ever. Each is now refused, and the folder read is
+    /// the one walked.
+    #[test]
+    fn what_replaces_a_walked_entry_is_never_read() {
+        let top = tempfile::tempdir().unwrap();
+        let outside = top.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("secret.txt"), b"SECRET").unwrap();
+        fs::write(outside.join("plain.txt"), b"SECRET").unwrap();
+        let dir = top.path().join("shared");
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        fs::write(dir.join("sub/secret.txt"), b"public").unwrap();
+        fs::write(dir.join("plain.txt"), b"public").unwrap();
+        fs::write(dir.join("grows.txt"), b"short").unwrap();
+        fs::write(dir.join("pipe"), b"file").unwrap();
+
+        let walked = walk(&dir).unwrap();
+        let mut folder = Folder::new(walked.root);
+        // A subfolder swapped for a link to a folder outside.
+        fs::rename(dir.join("sub"), top.path().join("sub.old")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("sub")).unwrap();
+        assert!(folder.open("sub/secret.txt", 6).is_err());
+        // A file swapped for a FIFO: refused at once, not waited on.
+        fs::remove_file(dir.join("pipe")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join("pipe"),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let started = Instant::now();
+        let fifo = folder.open("pipe", 4).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(
+            fifo.to_string().contains("no longer a regular file"),
+            "{fifo}"
+        );
+        // A file that grew since the walk.
+        fs::write(dir.join("grows.txt"), b"much longer now").unwrap();
+        let grown = folder.open("grows.txt", 5).unwrap_err();
+        assert!(grown.to_string().contains("5 bytes, now 15"), "{grown}");
+        // The folder itself swapped for a link: what is read is still the
+        // folder walked.
+        fs::rename(&dir, top.path().join("shared.old")).unwrap();
+        std::os::unix::fs::symlink(&outside, &dir).unwrap();
+        let mut read = String::new();
+        let mut file = Folder::new(folder.root.try_clone().unwrap())
+            .open("plain.txt", 6)
+            .unwrap();
+        file.read_to_string(&mut read).unwrap();
+        assert_eq!(read, "public", "read through the link to the outside");
     }
 }

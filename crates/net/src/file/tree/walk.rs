@@ -4,20 +4,45 @@
 //! `send.rs` because the walk only reads the local tree, on a blocking
 //! thread, before the socket is touched.
 
-use std::os::unix::fs::FileTypeExt;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 
 use msg_proto::tree::{EntryKind, TreeEntry, TreePath, TreeStart};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
-use super::super::send::mode;
 use super::super::*;
 use super::Skipped;
 
 /// The folder as walked: what to send, and what not.
 pub(super) struct Walk {
     pub(super) start: TreeStart,
-    /// Each entry, with the local path of a file.
+    /// Each entry, with its local path (for what is said of it).
     pub(super) entries: Vec<(TreeEntry, PathBuf)>,
     pub(super) skipped: Vec<Skipped>,
+    /// The folder itself, open since before the walk: everything in it is
+    /// listed and read from here down ([`open_below`]).
+    pub(super) root: OwnedFd,
+}
+
+/// Opens the folder `rel` (its parts joined by `/`; "" for `root` itself)
+/// below `root`, one part at a time, never following a link.
+///
+/// # Why not by its path
+///
+/// The folder being sent may be one that others can write to. Between
+/// the walk and the reading, a user could put a link where a subfolder
+/// was (`sub -> /etc`), or where the folder itself was, and a path would
+/// follow it: `msg send --file DIR` run as root sent `/etc/shadow`
+/// (audit, round four). From the folder opened before the walk, part by
+/// part with `O_NOFOLLOW`, a link is refused wherever it appears.
+pub(super) fn open_below(root: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut dir = rustix::fs::openat(root, ".", flags, Mode::empty())?;
+    for part in rel.split('/').filter(|part| !part.is_empty()) {
+        dir = rustix::fs::openat(&dir, part, flags, Mode::empty())?;
+    }
+    Ok(dir)
 }
 
 /// Walks `dir`: folders before what they hold, names in byte order, no
@@ -27,7 +52,11 @@ pub(super) fn walk(dir: &Path) -> Result<Walk, FileError> {
         path: dir.to_owned(),
         source,
     };
-    let meta = fs::metadata(dir).map_err(read)?;
+    // The name the user gave is followed (a link to a folder is that
+    // folder), once, here; nothing below it is.
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let root = rustix::fs::open(dir, flags, Mode::empty()).map_err(|err| read(err.into()))?;
+    let meta = rustix::fs::fstat(&root).map_err(|err| read(err.into()))?;
     let name = dir
         .canonicalize()
         .ok()
@@ -47,8 +76,11 @@ pub(super) fn walk(dir: &Path) -> Result<Walk, FileError> {
         },
         entries: Vec::new(),
         skipped: Vec::new(),
+        root,
     };
-    let mut children = list(dir).map_err(read)?;
+    let root = walk.root.try_clone().map_err(read)?;
+    let root = root.as_fd();
+    let mut children = list(root, "").map_err(read)?;
     // Nothing goes before the walk ends (the `TreeStart` carries its
     // totals): the second half of the top folder is walked on a thread of
     // its own meanwhile, then put after the first, as one walk would.
@@ -57,19 +89,21 @@ pub(super) fn walk(dir: &Path) -> Result<Walk, FileError> {
         start: walk.start.clone(),
         entries: Vec::new(),
         skipped: Vec::new(),
+        root: walk.root.try_clone().map_err(read)?,
     };
     std::thread::scope(|scope| {
         let helper = (!tail.is_empty()).then(|| {
-            std::thread::Builder::new().spawn_scoped(scope, || visit_all(&tail, "", &mut rest))
+            std::thread::Builder::new()
+                .spawn_scoped(scope, || visit_all(root, &tail, dir, "", &mut rest))
         });
-        visit_all(&children, "", &mut walk)?;
+        visit_all(root, &children, dir, "", &mut walk)?;
         match helper {
             Some(Ok(helper)) => helper
                 .join()
                 // Cannot panic; the walk fails rather than send a part.
                 .unwrap_or_else(|_| Err(io::Error::other("the walk's second thread failed"))),
             // No second thread: the second half here, after the first.
-            Some(Err(_)) => visit_all(&tail, "", &mut walk),
+            Some(Err(_)) => visit_all(root, &tail, dir, "", &mut walk),
             None => Ok(()),
         }
     })
@@ -82,28 +116,56 @@ pub(super) fn walk(dir: &Path) -> Result<Walk, FileError> {
     Ok(walk)
 }
 
-/// The entries of `dir`, by name.
-fn list(dir: &Path) -> io::Result<Vec<fs::DirEntry>> {
-    let mut children: Vec<fs::DirEntry> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
-    // Each name fetched once, not twice a comparison.
-    children.sort_by_cached_key(fs::DirEntry::file_name);
+/// One entry of a folder as the walk found it: its name, and what it is
+/// itself (a link is a link, never what it points to).
+struct Child {
+    name: std::ffi::OsString,
+    stat: Stat,
+}
+
+/// The permission bits a folder or file is sent with.
+fn mode(stat: &Stat) -> u32 {
+    stat.st_mode & 0o777
+}
+
+/// The entries of the folder `rel` below `root` ([`open_below`]), by name.
+fn list(root: BorrowedFd<'_>, rel: &str) -> io::Result<Vec<Child>> {
+    let dir = open_below(root, rel)?;
+    let mut children = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if matches!(name.to_bytes(), b"." | b"..") {
+            continue;
+        }
+        let stat = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        children.push(Child {
+            name: OsStr::from_bytes(name.to_bytes()).to_owned(),
+            stat,
+        });
+    }
+    children.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     Ok(children)
 }
 
-fn visit(dir: &Path, prefix: &str, walk: &mut Walk) -> io::Result<()> {
-    visit_all(&list(dir)?, prefix, walk)
-}
-
-fn visit_all(children: &[fs::DirEntry], prefix: &str, walk: &mut Walk) -> io::Result<()> {
+/// Walks `children`, the entries of the local folder `local` (the tree's
+/// `prefix`), into `walk`.
+fn visit_all(
+    root: BorrowedFd<'_>,
+    children: &[Child],
+    local: &Path,
+    prefix: &str,
+    walk: &mut Walk,
+) -> io::Result<()> {
     for child in children {
-        let local = child.path();
+        let local = local.join(&child.name);
         let skip = |walk: &mut Walk, why: String| {
             walk.skipped.push(Skipped {
                 path: local.clone(),
                 why,
             });
         };
-        let Some(part) = child.file_name().to_str().map(str::to_owned) else {
+        let Some(part) = child.name.to_str().map(str::to_owned) else {
             skip(walk, "its name is not UTF-8".to_owned());
             continue;
         };
@@ -114,44 +176,44 @@ fn visit_all(children: &[fs::DirEntry], prefix: &str, walk: &mut Walk) -> io::Re
                 continue;
             }
         };
-        // The entry itself: a link is a link, never what it points to.
-        let meta = child.metadata()?;
-        let kind = meta.file_type();
-        if kind.is_symlink() {
-            skip(walk, "a symbolic link: links are not sent".to_owned());
-        } else if kind.is_dir() {
-            walk.start.folders += 1;
-            walk.entries.push((
-                TreeEntry {
-                    kind: EntryKind::Folder,
-                    mode: mode(&meta),
-                    size: 0,
-                    path: path.clone(),
-                },
-                local.clone(),
-            ));
-            visit(&local, &format!("{path}/"), walk)?;
-        } else if kind.is_file() {
-            walk.start.files += 1;
-            walk.start.bytes += meta.len();
-            walk.entries.push((
-                TreeEntry {
-                    kind: EntryKind::File,
-                    mode: mode(&meta),
-                    size: meta.len(),
-                    path,
-                },
-                local,
-            ));
-        } else {
-            let what = if kind.is_fifo() {
-                "a FIFO"
-            } else if kind.is_socket() {
-                "a socket"
-            } else {
-                "a device"
-            };
-            skip(walk, format!("{what}: special files are not sent"));
+        match FileType::from_raw_mode(child.stat.st_mode) {
+            FileType::Symlink => skip(walk, "a symbolic link: links are not sent".to_owned()),
+            FileType::Directory => {
+                walk.start.folders += 1;
+                walk.entries.push((
+                    TreeEntry {
+                        kind: EntryKind::Folder,
+                        mode: mode(&child.stat),
+                        size: 0,
+                        path: path.clone(),
+                    },
+                    local.clone(),
+                ));
+                let below = list(root, path.as_str())?;
+                visit_all(root, &below, &local, &format!("{path}/"), walk)?;
+            }
+            FileType::RegularFile => {
+                let size = u64::try_from(child.stat.st_size).unwrap_or(0);
+                walk.start.files += 1;
+                walk.start.bytes += size;
+                walk.entries.push((
+                    TreeEntry {
+                        kind: EntryKind::File,
+                        mode: mode(&child.stat),
+                        size,
+                        path,
+                    },
+                    local,
+                ));
+            }
+            kind => {
+                let what = match kind {
+                    FileType::Fifo => "a FIFO",
+                    FileType::Socket => "a socket",
+                    _ => "a device",
+                };
+                skip(walk, format!("{what}: special files are not sent"));
+            }
         }
     }
     Ok(())
