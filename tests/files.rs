@@ -568,6 +568,39 @@ fn a_linked_save_dir_takes_folders_and_a_shared_one_is_warned_of() {
     assert!(under.process.stderr_contains(&said));
 }
 
+/// Audit, round four: `msg send --file FIFO` (or a file swapped for a
+/// FIFO before the open) waited in `open` for a writer for ever, whatever
+/// `--timeout` said. It is now refused at once as what it is.
+#[cfg(unix)]
+#[test]
+fn a_fifo_given_as_the_file_is_refused_at_once() {
+    use std::time::{Duration, Instant};
+    let from = fresh_dir("from");
+    let fifo = from.join("pipe");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let to = fresh_dir("to");
+    let listener = save_dir_listener(&to, &[]);
+    let started = Instant::now();
+    let out = send_file(&listener, &fifo, &["--timeout", "2s"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is not a regular file"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// The README's `msg listen --tcp --save-dir ~/inbox`, for a new user
 /// whose inbox is not there yet: made, with its parents, owner-only.
 #[test]
