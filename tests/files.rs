@@ -568,6 +568,27 @@ fn a_linked_save_dir_takes_folders_and_a_shared_one_is_warned_of() {
     assert!(under.process.stderr_contains(&said));
 }
 
+/// Audit, round four: a local file named with an escape sequence (a
+/// name anyone who may write to the folder chooses) reached the terminal
+/// raw in `cannot send PATH`, for a file and for a folder.
+#[cfg(unix)]
+#[test]
+fn a_local_path_with_control_characters_is_shown_escaped() {
+    let from = fresh_dir("from");
+    let named = write_file(&from, "a\x1b]0;TITLE\x07\x1b[31mb", b"x");
+    let folder = from.join("d\x1b[2Jir");
+    std::fs::create_dir(&folder).unwrap();
+    write_file(&folder, "a\x1b[31mb", b"x");
+    let to = fresh_dir("to");
+    let listener = save_dir_listener(&to, &[]);
+    for path in [&named, &folder] {
+        let out = send_file(&listener, path, &[]);
+        assert_ne!(out.code(), Some(0), "{}", out.stderr);
+        assert!(!out.stderr.contains('\x1b'), "{:?}", out.stderr);
+        assert!(out.stderr.contains(r"\x1b"), "{:?}", out.stderr);
+    }
+}
+
 /// Audit, round four: `msg send --file FIFO` (or a file swapped for a
 /// FIFO before the open) waited in `open` for a writer for ever, whatever
 /// `--timeout` said. It is now refused at once as what it is.

@@ -20,6 +20,20 @@ use std::io::{self, Write};
 use bytes::Bytes;
 use msg_proto::{Kind, Message};
 
+/// A local path for a message on a terminal: escaped as a body is
+/// ([`write_escaped`]), and whole (a path is not cut as a peer's text is).
+/// The path is the user's, but the names in a folder are whoever made
+/// them: a file named with an escape sequence reached the terminal raw in
+/// `cannot send PATH` (audit, round four).
+#[must_use]
+pub fn path_text(path: &std::path::Path) -> String {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = write_escaped(&mut out, path.as_os_str().as_encoded_bytes());
+    // Escaped, what is left is whole UTF-8 characters.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Writes `bytes` escaped (see the module's docs).
 ///
 /// # Errors

@@ -10,6 +10,7 @@ use msg_net::connect::connect_any;
 use msg_net::length::LengthLink;
 use msg_net::limits::{BodyLimit, Family};
 use msg_net::send::{Awaiting, Bodies, BodyError, STDIN_PIECE, SendAllError, Sender, unconfirmed};
+use msg_net::text::path_text;
 use msg_net::{Link, PeerAddr};
 use tokio::io::{BufReader, Stdin};
 
@@ -152,7 +153,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         if let Some(dir) = args.file.iter().find(|path| path.is_dir()) {
             return Err(usage(format!(
                 "--resume takes files, not folders: {} is a folder (send it without --resume)",
-                dir.display()
+                path_text(dir)
             )));
         }
     }
@@ -254,14 +255,14 @@ async fn send_file(
     quiet: bool,
 ) -> anyhow::Result<()> {
     let size = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
-    let bar = progress_bar(size, &path.display().to_string(), quiet);
+    let bar = progress_bar(size, &path_text(path), quiet);
     let sent = link
         .send_file(path, args.client.timeout, args.resume, &mut |bytes| {
             bar.set_position(bytes);
         })
         .await;
     bar.finish_and_clear();
-    let sent = sent.with_context(|| format!("cannot send {}", path.display()))?;
+    let sent = sent.with_context(|| format!("cannot send {}", path_text(path)))?;
     if args.json {
         json_line(&sent.json(args.resume));
     }
@@ -285,12 +286,12 @@ async fn send_folder(
         strict: args.strict,
     };
     let mut report = FolderReport {
-        bar: progress_bar(0, &dir.display().to_string(), quiet),
+        bar: progress_bar(0, &path_text(dir), quiet),
         json: args.json,
     };
     let sent = link.send_tree(dir, options, &mut report).await;
     report.bar.finish_and_clear();
-    let sent = sent.with_context(|| format!("cannot send the folder {}", dir.display()))?;
+    let sent = sent.with_context(|| format!("cannot send the folder {}", path_text(dir)))?;
     if args.json {
         json_line(&sent.json());
     }

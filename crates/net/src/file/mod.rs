@@ -344,7 +344,7 @@ pub enum Resumed {
 #[non_exhaustive]
 pub enum FileError {
     /// The local file cannot be read.
-    #[error("cannot read {path}")]
+    #[error("cannot read {}", crate::text::path_text(.path))]
     Read {
         /// The file.
         path: PathBuf,
@@ -352,14 +352,14 @@ pub enum FileError {
         source: io::Error,
     },
     /// The local path is not a regular file.
-    #[error("{path} is not a regular file")]
+    #[error("{} is not a regular file", crate::text::path_text(.path))]
     NotAFile {
         /// The path.
         path: PathBuf,
     },
     /// The file's name cannot be sent (not UTF-8, or refused by the
     /// rules every receiver applies).
-    #[error("cannot send {path}")]
+    #[error("cannot send {}", crate::text::path_text(.path))]
     Name {
         /// The path.
         path: PathBuf,
