@@ -318,10 +318,11 @@ pub(super) fn send_answer(
     let Some(path) = to.0.as_pathname() else {
         return socket.send_to_with_flags(bytes, &to.0, flags);
     };
+    // The peer's path as its address shows it: escaped, since the peer
+    // chose its bytes.
     let not_a_socket = || {
         io::Error::other(format!(
-            "{} is not a socket (a link put in its place?): the answer was dropped",
-            path.display()
+            "{to} is not a socket (a link put in its place?): the answer was dropped"
         ))
     };
     #[cfg(any(target_os = "linux", target_os = "android"))]
