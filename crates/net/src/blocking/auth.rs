@@ -89,6 +89,8 @@ pub(super) fn refuse_busy<S: Stream>(
     tick: Duration,
     stop: &AtomicBool,
 ) {
+    // Read as a handshake is: no more than a handshake frame's room.
+    conn.set_max_frame(MAX_HANDSHAKE_FRAME);
     let until = Instant::now() + Duration::from_secs(1);
     let go_on = |_| Instant::now() < until && !stop.load(Ordering::Relaxed);
     if conn

@@ -72,6 +72,9 @@ pub(super) async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
 /// close is an end the client reads after the refusal, not a reset that
 /// overtakes it.
 async fn refuse_busy<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Connection<S>, text: &str) {
+    // Read as a handshake is: a peer that has proved nothing gets no more
+    // than a handshake frame's room.
+    conn.set_max_frame(msg_proto::auth::MAX_HANDSHAKE_FRAME);
     let refuse = async {
         conn.write_message(&error_message(text)).await.ok()?;
         conn.read_message().await.ok()
