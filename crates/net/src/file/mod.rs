@@ -402,6 +402,17 @@ pub enum FileError {
         /// The file (its path in a folder), made safe to print.
         name: String,
     },
+    /// A folder's file grew while it was sent: the transfer stopped, and
+    /// the receiver keeps nothing of that file.
+    #[error(
+        "{path} grew while it was being sent (past the size the walk found): the transfer \
+         stops there, and the receiver keeps nothing of it; send the folder again once it is \
+         quiet"
+    )]
+    Grew {
+        /// The file's path in the folder, made safe to print.
+        path: String,
+    },
     /// The receiver did not answer in time.
     #[error("no answer from the receiver within {}", humantime::format_duration(to_ms(*.0)))]
     NoAnswer(Duration),

@@ -32,6 +32,8 @@ enum Item {
     End { index: usize, digest: [u8; 32] },
     /// A file that could not be read after all.
     Skipped(Skipped),
+    /// The file being sent grew while it was read: the transfer stops.
+    Grew { index: usize },
 }
 
 /// Sends the folder `dir` on `conn`, telling `report` what happens.
@@ -152,6 +154,12 @@ pub(crate) async fn send_tree<S: Stream>(
                 verdicts.sent.skipped += 1;
                 verdicts.report.skipped(&skipped);
                 Ok(())
+            }
+            // Its entry and content are sent, and its end never will be:
+            // the receiver, cut off mid-file, keeps nothing of it.
+            Item::Grew { index } => {
+                let path = crate::text::printable(entries[index].0.path.as_str().as_bytes());
+                return Err(FileError::Grew { path }.into());
             }
         };
         if let Err(err) = written {
@@ -321,8 +329,14 @@ fn read_all(
         tx.push(entry)?;
         // A read error or a file that shrank ends the content short: the
         // receiver refuses that file alone.
-        let digest = stream_file(file, *size, tx)?;
-        tx.push(Item::End { index, digest })?;
+        match stream_file(file, *size, tx)? {
+            Some(digest) => tx.push(Item::End { index, digest })?,
+            None => {
+                tx.push(Item::Grew { index })?;
+                // The socket side stops at it; nothing after it is read.
+                return tx.send();
+            }
+        }
     }
     Some(())
 }
@@ -377,16 +391,23 @@ impl Folder {
     }
 }
 
-/// Queues the first `size` bytes of `file` as chunks; their digest, or
-/// `None` when the socket side stopped taking.
-fn stream_file(file: fs::File, size: u64, tx: &mut Queue) -> Option<[u8; 32]> {
+/// Queues the first `size` bytes of `file` as chunks: `Some` of their
+/// digest, or `Some(None)` when the file held more than `size` bytes by
+/// the end (it grew while being read: the first `size` of them are a file
+/// that never was, and must not be saved as one); `None` when the socket
+/// side stopped taking.
+fn stream_file(file: fs::File, size: u64, tx: &mut Queue) -> Option<Option<[u8; 32]>> {
     let mut hasher = blake3::Hasher::new();
     let mut file = file.take(size);
     let mut seq = 0;
     loop {
         let mut buf = Vec::with_capacity(MAX_CHUNK.min(size as usize));
         match (&mut file).take(MAX_CHUNK as u64).read_to_end(&mut buf) {
-            Ok(0) | Err(_) => return Some(*hasher.finalize().as_bytes()),
+            Ok(0) | Err(_) => {
+                let grew =
+                    file.limit() == 0 && file.into_inner().read(&mut [0]).is_ok_and(|n| n > 0);
+                return Some((!grew).then(|| *hasher.finalize().as_bytes()));
+            }
             Ok(_) => {}
         }
         hasher.update(&buf);
@@ -457,5 +478,27 @@ mod tests {
             .unwrap();
         file.read_to_string(&mut read).unwrap();
         assert_eq!(read, "public", "read through the link to the outside");
+    }
+
+    /// Audit, round four: a file that grew while it was read (after the
+    /// size check at its open) was sent as its first walked bytes, a file
+    /// that never was, and saved as verified. Its reading now says so.
+    #[test]
+    fn a_file_that_grew_while_read_has_no_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"0123456789").unwrap();
+        // The socket side's end, kept open so that the queue takes.
+        let (tx, _rx) = mpsc::channel(64);
+        let mut queue = Queue::new(tx);
+        let mut read = |size| stream_file(fs::File::open(&path).unwrap(), size, &mut queue);
+        // Walked at 5 bytes, 10 there by the end of the reading.
+        assert_eq!(read(5), Some(None));
+        assert_eq!(
+            read(10),
+            Some(Some(*blake3::hash(b"0123456789").as_bytes()))
+        );
+        // One that shrank ends short, as before: the receiver refuses it.
+        assert!(matches!(read(20), Some(Some(_))));
     }
 }
