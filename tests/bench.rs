@@ -1286,9 +1286,15 @@ fn parallel_flows_sum_to_the_total_on_both_engines() {
             // The listener's socket drops are part of what was lost, and
             // may hold the statistics pings it dropped too, which each of
             // the 3 flows sends again (at most 5 tries before its stream and
-            // 5 after, msg-net's STATS_ATTEMPTS).
+            // 5 after, msg-net's STATS_ATTEMPTS). And the one socket's count
+            // is read from the first flow's start: what the other flows
+            // still had on the way then, from their warm-up, may be dropped
+            // in it too (62 once, on a busy machine), so a fiftieth of what
+            // was sent is allowed for that. A count of another socket, or
+            // one counted twice, would be far off either way.
+            let slack = 3.0 * 10.0 + num(result, "sent") / 50.0;
             assert!(
-                num(result, "kernel_drops") <= num(result, "lost") + 3.0 * 10.0,
+                num(result, "kernel_drops") <= num(result, "lost") + slack,
                 "{result}"
             );
         }
