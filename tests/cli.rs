@@ -995,7 +995,9 @@ fn an_error_on_a_closed_stderr_exits_1_not_a_panic() {
     // stderr was closed: no race with the close.
     let mut child = spawn_with_closed_stderr(&["send", UDP, "--raw", &addr]);
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&[b'x'; 70_000]).unwrap();
+    // msg may stop reading at the first piece it refuses, before all of
+    // this is written (a broken pipe here): what counts is how it exits.
+    let _ = stdin.write_all(&[b'x'; 70_000]);
     drop(stdin);
     assert_eq!(wait_bounded(&mut child).code(), Some(1));
 }
