@@ -27,6 +27,11 @@ fn content(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 + i / 977) as u8).collect()
 }
 
+/// Makes a FIFO at `path` (`mkfifo`, which CI installs with coreutils).
+fn mkfifo(path: &Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+}
+
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
@@ -598,13 +603,7 @@ fn a_fifo_given_as_the_file_is_refused_at_once() {
     use std::time::{Duration, Instant};
     let from = fresh_dir("from");
     let fifo = from.join("pipe");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     let to = fresh_dir("to");
     let listener = save_dir_listener(&to, &[]);
     let started = Instant::now();
@@ -1137,13 +1136,7 @@ fn a_folder_arrives_whole_nested_empty_modes_kept_links_and_special_files_skippe
     std::fs::set_permissions(tree.join("a/x.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
     std::os::unix::fs::symlink("/etc", tree.join("link")).unwrap();
     let fifo = tree.join("fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
 
     let to = fresh_dir("to");
     let listener = save_dir_listener(&to, &["--count", "4"]);

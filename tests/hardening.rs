@@ -514,6 +514,24 @@ fn unauthenticated_handshake_frames_cost_a_handshake_not_max_frame() {
     drop(peers);
 }
 
+/// `msg send --tcp` of `body` with the secret in `secret`, waiting up to
+/// 10 s for its handshake: longer than the listener gives any.
+fn send_patiently(listener: &Listener, secret: &str, body: &str) -> support::Finished {
+    run(
+        &[
+            "send",
+            "--tcp",
+            "--secret-file",
+            secret,
+            "--handshake-timeout",
+            "10s",
+            &listener.addr_arg(),
+            body,
+        ],
+        None,
+    )
+}
+
 /// A TCP listener on `io` with the secret in `secret`, one handshake at a
 /// time, each within a second.
 fn one_handshake_at_a_time(secret: &str, io: &str) -> Listener {
@@ -550,19 +568,7 @@ fn a_stalled_handshake_holds_one_slot_until_its_timeout() {
     silent.write_all(&[0, 0]).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let started = Instant::now();
-    let out = run(
-        &[
-            "send",
-            "--tcp",
-            "--secret-file",
-            secret,
-            "--handshake-timeout",
-            "10s",
-            &listener.addr_arg(),
-            "after the silent one",
-        ],
-        None,
-    );
+    let out = send_patiently(&listener, secret, "after the silent one");
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert!(
         started.elapsed() >= Duration::from_millis(900),
@@ -600,19 +606,7 @@ fn a_client_that_waited_in_vain_for_a_handshake_turn_is_told_why() {
                     peer
                 })
                 .collect();
-            let out = run(
-                &[
-                    "send",
-                    "--tcp",
-                    "--secret-file",
-                    secret,
-                    "--handshake-timeout",
-                    "10s",
-                    &listener.addr_arg(),
-                    "in vain",
-                ],
-                None,
-            );
+            let out = send_patiently(&listener, secret, "in vain");
             drop(stalled);
             if out.code() == Some(0) && io == "blocking" {
                 continue; // it won a turn: served, as it may be
