@@ -412,22 +412,12 @@ pub(crate) fn readable_mode(meta: &Metadata) -> Option<u32> {
 }
 
 /// Whether the secret file at `path` may be read by users other than its
-/// owner (mode bits for group or others): `Some(mode)` if so. For a caller
-/// whose secret guards more than messages (`msg listen --exec`), which
-/// refuses such a file.
+/// owner (group or others may read it): `Some` of its permission bits if so. For a
+/// caller whose secret guards more than messages (`msg listen --exec`),
+/// which refuses such a file.
 #[must_use]
 pub fn readable_by_others(path: &Path) -> Option<u32> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
-        (mode & 0o077 != 0).then_some(mode)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        None
-    }
+    readable_mode(&std::fs::metadata(path).ok()?)
 }
 
 /// Reads `path` whole, but never more than `max` + 1 bytes (so that the
