@@ -59,7 +59,10 @@
 //!   [`Sender::send_all`](send::Sender::send_all).
 //! - [`secret`]: reading a secret file within limits (a small regular
 //!   file, or a pipe only when asked, within a timeout), or else the
-//!   environment variable the caller names.
+//!   environment variable the caller names, and making a new one;
+//!   `private_file.rs`: who else could change or read a file that should
+//!   be this user's alone (a secret, a TLS key or CA file), checked on the
+//!   descriptor that is then read.
 //! - [`text`]: a peer's bytes made safe for a terminal, one escaping for
 //!   bodies, names, reasons and errors alike; [`show`]: a message shown
 //!   as a line, a read, JSON or a hex dump, into any writer, and the tally
@@ -145,6 +148,7 @@ mod listener;
 mod log;
 pub mod ping;
 pub mod printer;
+mod private_file;
 pub mod quic;
 mod quic_dgram;
 pub mod raw;

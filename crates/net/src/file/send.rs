@@ -234,7 +234,7 @@ fn open(path: &Path) -> Result<(fs::File, FileHeader), FileError> {
     // Without waiting: a FIFO's open blocks until a writer comes, and on
     // the runtime's thread no timeout could end it (audit, round four).
     // What was opened is then looked at, and only a regular file sent.
-    let file = crate::secret::open_nonblocking(path).map_err(read)?;
+    let file = crate::private_file::open_nonblocking(path).map_err(read)?;
     let meta = file.metadata().map_err(read)?;
     if !meta.is_file() {
         return Err(FileError::NotAFile {

@@ -9,7 +9,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tracing::warn;
 
 use super::{MAX_CERT_FILE, MAX_KEY_FILE, TlsError};
-use crate::secret::OthersWrite;
+use crate::private_file::OthersWrite;
 
 /// The system's root certificates.
 pub(super) fn system_roots() -> Result<RootCertStore, TlsError> {
@@ -65,7 +65,7 @@ pub(super) fn read_certs(
 pub(super) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let what = "key";
     let (bytes, meta) = read_small(path, what, MAX_KEY_FILE)?;
-    if let Some(mode) = crate::secret::readable_mode(&meta) {
+    if let Some(mode) = crate::private_file::readable_mode(&meta) {
         warn!(
             "the key file {} is readable by others (mode {mode:03o}); chmod 600 it",
             path.display()
@@ -111,13 +111,13 @@ fn read_small(
         path: path.to_owned(),
         source,
     };
-    let file = crate::secret::open_nonblocking(path).map_err(read)?;
+    let file = crate::private_file::open_nonblocking(path).map_err(read)?;
     let meta = file.metadata().map_err(read)?;
     if !meta.is_file() {
         return Err(TlsError::NotRegular {
             what,
             path: path.to_owned(),
-            kind: crate::secret::file_kind(&meta),
+            kind: crate::private_file::file_kind(&meta),
         });
     }
     let too_large = |len| TlsError::TooLarge {
@@ -129,7 +129,7 @@ fn read_small(
     if meta.len() > max {
         return Err(too_large(meta.len()));
     }
-    match crate::secret::who_else_writes(&meta) {
+    match crate::private_file::who_else_writes(&meta) {
         Some(OthersWrite::Owner { uid, us }) => {
             return Err(TlsError::NotOwned {
                 what,

@@ -15,6 +15,14 @@ use std::time::Duration;
 
 use tracing::warn;
 
+use crate::private_file::{
+    OthersWrite, file_kind, open_nonblocking, readable_mode, who_else_writes,
+};
+
+mod new;
+
+pub use new::{NEW_SECRET_BYTES, create_secret_file, new_secret};
+
 /// The largest secret file msg reads. A secret is a key, not a document:
 /// 32 random bytes are plenty, and 4 KiB leaves room for any encoding of
 /// one.
@@ -140,80 +148,6 @@ pub enum SecretFileError {
     },
 }
 
-/// How many random bytes a new secret holds: as many as the keys HKDF
-/// derives from it.
-pub const NEW_SECRET_BYTES: usize = 32;
-
-/// A new secret: [`NEW_SECRET_BYTES`] random bytes from the operating
-/// system's generator, as lower-case hex, and a newline.
-///
-/// Text, because raw bytes do not survive a shell: `$(cat file)` drops
-/// NUL bytes and trailing newlines, so one random key in eight came out
-/// shorter than the file. The hex text itself is the secret, not decoded,
-/// as every secret is its bytes: a file read with [`read_secret_file`] or
-/// an environment variable then gives the same 64 bytes.
-#[must_use]
-pub fn new_secret() -> String {
-    use std::fmt::Write;
-    let bytes: [u8; NEW_SECRET_BYTES] = crate::auth::random();
-    let mut text = String::with_capacity(2 * NEW_SECRET_BYTES + 1);
-    for byte in bytes {
-        let _ = write!(text, "{byte:02x}");
-    }
-    text.push('\n');
-    text
-}
-
-/// Writes `secret` to a new file at `path`, readable and writable by its
-/// owner only (mode 0600, whatever the umask); an existing file is left
-/// as it is.
-///
-/// # Errors
-///
-/// [`SecretFileError::Exists`] when `path` exists (even as a dangling
-/// symlink), [`SecretFileError::Write`] when it cannot be written (a
-/// partly written file is removed).
-pub fn create_secret_file(path: &Path, secret: &str) -> Result<(), SecretFileError> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Never readable by others, not even between create and chmod.
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(|source| {
-        if source.kind() == io::ErrorKind::AlreadyExists {
-            SecretFileError::Exists {
-                path: path.to_owned(),
-            }
-        } else {
-            SecretFileError::Write {
-                path: path.to_owned(),
-                source,
-            }
-        }
-    })?;
-    let written = (|| {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // The umask may have taken bits from 0600; the owner needs both.
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
-        file.write_all(secret.as_bytes())?;
-        file.sync_all()
-    })();
-    written.map_err(|source| {
-        let _ = std::fs::remove_file(path);
-        SecretFileError::Write {
-            path: path.to_owned(),
-            source,
-        }
-    })
-}
-
 /// A secret's bytes: from the file at `path` as [`read_secret_file`]
 /// reads it, or else from the environment variable `var`, byte for byte;
 /// `None` when neither is given.
@@ -311,57 +245,6 @@ pub fn read_secret_file(path: &Path, pipe: bool) -> Result<Vec<u8>, SecretFileEr
     Ok(bytes)
 }
 
-/// `path` opened for reading without waiting for a writer (a FIFO's open
-/// otherwise blocks until one comes).
-pub(crate) fn open_nonblocking(path: &Path) -> io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    options.open(path)
-}
-
-/// Who besides this user could change a file: what [`who_else_writes`]
-/// finds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OthersWrite {
-    /// Another user owns it (neither this one nor root).
-    Owner {
-        /// Its owner.
-        uid: u32,
-        /// This process's effective user.
-        us: u32,
-    },
-    /// Group or others may write it: its permission bits.
-    Mode(u32),
-}
-
-/// Whether anyone but this user (and root) could change the file `meta`
-/// describes: its owner, or a write bit for group or others. Whoever may
-/// write a secret chooses it; whoever may write a CA file chooses whom a
-/// peer is trusted for.
-#[cfg(unix)]
-pub(crate) fn who_else_writes(meta: &Metadata) -> Option<OthersWrite> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let us = rustix::process::geteuid().as_raw();
-    if meta.uid() != us && meta.uid() != 0 {
-        return Some(OthersWrite::Owner {
-            uid: meta.uid(),
-            us,
-        });
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    (mode & 0o022 != 0).then_some(OthersWrite::Mode(mode))
-}
-
-#[cfg(not(unix))]
-pub(crate) fn who_else_writes(_meta: &Metadata) -> Option<OthersWrite> {
-    None
-}
-
 /// Whose the secret file is, and who may write or read it.
 ///
 /// - Another user's (neither this one nor root), or writable by others:
@@ -393,22 +276,6 @@ fn check_owner_and_mode(path: &Path, meta: &Metadata) -> Result<(), SecretFileEr
         );
     }
     Ok(())
-}
-
-/// The permission bits of the file `meta` describes when group or others
-/// may read it.
-pub(crate) fn readable_mode(meta: &Metadata) -> Option<u32> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        (mode & 0o044 != 0).then_some(mode)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = meta;
-        None
-    }
 }
 
 /// Whether the secret file at `path` may be read by users other than its
@@ -464,44 +331,9 @@ fn is_pipe(_meta: &Metadata) -> bool {
     false
 }
 
-/// What a file that is not a regular one is, for an error.
-pub(crate) fn file_kind(meta: &Metadata) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        let kind = meta.file_type();
-        if kind.is_char_device() {
-            return "a character device";
-        }
-        if kind.is_block_device() {
-            return "a block device";
-        }
-        if kind.is_socket() {
-            return "a socket";
-        }
-    }
-    if meta.is_dir() {
-        "a directory"
-    } else {
-        "neither a regular file nor a pipe"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_new_secret_is_64_lower_case_hex_digits_and_a_newline() {
-        let secret = new_secret();
-        let hex = secret.strip_suffix('\n').unwrap();
-        assert_eq!(hex.len(), 2 * NEW_SECRET_BYTES, "{secret:?}");
-        assert!(
-            hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
-            "{secret:?}"
-        );
-        assert_ne!(new_secret(), secret);
-    }
 
     #[test]
     fn a_new_secret_file_reads_back_as_its_hex_text_and_is_never_overwritten() {
