@@ -30,9 +30,11 @@ use crate::ping::pong_in_place;
 use crate::{Error, PeerAddr};
 
 mod unix;
+mod unix_peer;
 mod unix_std;
 
-pub(crate) use unix::{UnixAddr, UnixDgram};
+pub(crate) use unix::UnixDgram;
+pub(crate) use unix_peer::UnixAddr;
 pub(crate) use unix_std::UnixStd;
 
 /// What [`Datagrams::recv_or_answer`] got.

@@ -1,7 +1,7 @@
 //! [`UnixStd`]: the Unix datagram socket of the blocking engine, with
 //! [`UnixDgram`]'s limits and framing on std's blocking calls.
 
-use super::unix::{
+use super::unix_peer::{
     UNIX_RECV_LEN, answer_dropped, max_datagram, recv_whole, send_answer, too_large,
 };
 use super::*;
