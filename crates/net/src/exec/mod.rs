@@ -16,7 +16,7 @@
 //! - whatever ends it (its own exit, a limit, its client leaving), the
 //!   whole tree of processes it started is killed, including those that
 //!   left its process group or were orphaned (on Linux; elsewhere its
-//!   process group): `exec/tree.rs` says how, and what escapes.
+//!   process group): `exec/tree/` says how, and what escapes.
 //!
 //! The conversation with the client is frames on a
 //! [`Connection<S>`](msg_tcp::Connection) over any byte stream: nothing
