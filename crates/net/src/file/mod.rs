@@ -157,138 +157,6 @@ pub(super) fn hash_wait(wait: Duration, bytes: u64) -> Duration {
 /// would).
 const MODE_MASK: u32 = 0o755;
 
-/// Where a listener saves files.
-#[derive(Debug, Clone)]
-pub struct SaveConfig {
-    /// The directory; nothing is written outside it.
-    pub dir: PathBuf,
-    /// Replace a file of the same name instead of refusing the transfer.
-    pub overwrite: bool,
-    /// Report [`Event::FileProgress`] after each chunk, for a progress bar.
-    pub progress: bool,
-    /// How long a partial file kept for resuming stays after its last
-    /// write ([`PARTIAL_MAX_AGE`] unless told otherwise).
-    pub partial_max_age: Duration,
-    /// How long a transfer's receiver waits for the sender's next message
-    /// before it gives the transfer up ([`IDLE_TIMEOUT`]).
-    pub idle: Duration,
-    /// How often a running listener looks for partial files past their
-    /// age ([`SaveConfig::new`] makes it [`SWEEP_EVERY`], or
-    /// `partial_max_age` when shorter, but at least a second).
-    pub sweep_every: Duration,
-}
-
-impl SaveConfig {
-    /// Where a listener saves files, and how it waits and cleans up there,
-    /// at the defaults; `dir` is neither checked nor cleaned (see
-    /// [`SaveConfig::prepare`]).
-    pub fn new(dir: PathBuf, overwrite: bool, progress: bool, partial_max_age: Duration) -> Self {
-        Self {
-            dir,
-            overwrite,
-            progress,
-            partial_max_age,
-            idle: IDLE_TIMEOUT,
-            sweep_every: SWEEP_EVERY.min(partial_max_age).max(Duration::from_secs(1)),
-        }
-    }
-
-    /// Readies `dir` for a listener that starts: made owner-only (0700)
-    /// if missing, checked to be a directory, and rid of the partial files
-    /// a listener killed mid-transfer left there over
-    /// [`STALE_PARTIAL_AGE`] ago, and of those kept for resuming over
-    /// `partial_max_age` ago (a directory that cannot be listed costs
-    /// space, not a start: logged).
-    ///
-    /// # Errors
-    ///
-    /// [`check_save_dir`]'s.
-    pub fn prepare(
-        dir: PathBuf,
-        overwrite: bool,
-        progress: bool,
-        partial_max_age: Duration,
-    ) -> io::Result<Self> {
-        if check_save_dir(&dir)? == SaveDir::Created {
-            tracing::info!("created the save directory {} (mode 0700)", dir.display());
-        }
-        // A link given as the save directory is followed once, here: a
-        // folder's receiver opens the directory without following links,
-        // and refused every folder of a linked one.
-        let dir = fs::canonicalize(&dir)?;
-        warn_if_shared(&dir);
-        let save = Self::new(dir, overwrite, progress, partial_max_age);
-        save.remove_stale();
-        Ok(save)
-    }
-
-    /// Removes the stale partial files ([`remove_stale_partials`]).
-    fn remove_stale(&self) {
-        if let Err(err) = remove_stale_partials(&self.dir, STALE_PARTIAL_AGE, self.partial_max_age)
-        {
-            warn!(
-                "cannot look for stale partial files in {}: {err}",
-                self.dir.display()
-            );
-        }
-    }
-
-    /// Removes the stale partial files every `sweep_every`, for as long
-    /// as a listener runs: a partial file kept for resuming goes once it
-    /// is `partial_max_age` old, restart or not.
-    pub(crate) async fn sweep(self) {
-        // Never a loop without a pause, whatever was asked.
-        let every = self.sweep_every.max(Duration::from_millis(10));
-        let save = std::sync::Arc::new(self);
-        loop {
-            tokio::time::sleep(every).await;
-            let save = std::sync::Arc::clone(&save);
-            let _ = tokio::task::spawn_blocking(move || save.remove_stale()).await;
-        }
-    }
-}
-
-/// Warns when users other than this one may write to `dir`: they could
-/// make a name before a transfer does (a partial file kept for resuming
-/// is refused when it is not this user's, but a sender's file name can
-/// be taken), or put a link where a folder goes (never followed, but the
-/// folder is then refused).
-fn warn_if_shared(dir: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode_of = |path: &Path| {
-            fs::metadata(path)
-                .ok()
-                .map(|meta| meta.permissions().mode() & 0o7777)
-        };
-        let Some(mode) = mode_of(dir) else { return };
-        if mode & 0o022 != 0 {
-            warn!(
-                "the save directory {} may be written by other users (mode {mode:o}): they can \
-                 take names before a transfer does; make it owner-only (chmod go-w)",
-                dir.display()
-            );
-        }
-        // A folder above it that others may write to, without the sticky
-        // bit (as /tmp has) that keeps them from renaming what is not
-        // theirs, lets them put another directory, or a link, in its
-        // place: files are saved by the save directory's path.
-        let shared_above = dir.ancestors().skip(1).find(|above| {
-            mode_of(above).is_some_and(|mode| mode & 0o022 != 0 && mode & 0o1000 == 0)
-        });
-        if let Some(above) = shared_above {
-            warn!(
-                "{} above the save directory may be written by other users: they can put \
-                 another folder in the save directory's place; make it owner-only (chmod go-w)",
-                above.display()
-            );
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-}
-
 /// A file the receiver confirmed.
 #[derive(Debug, Clone)]
 pub struct Sent {
@@ -339,98 +207,6 @@ pub enum Resumed {
     Mismatch(u64),
 }
 
-/// Why a file could not be sent or was not saved.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum FileError {
-    /// The local file cannot be read.
-    #[error("cannot read {}", crate::text::path_text(.path))]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// The local path is not a regular file.
-    #[error("{} is not a regular file", crate::text::path_text(.path))]
-    NotAFile {
-        /// The path.
-        path: PathBuf,
-    },
-    /// The file's name cannot be sent (not UTF-8, or refused by the
-    /// rules every receiver applies).
-    #[error("cannot send {}", crate::text::path_text(.path))]
-    Name {
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        source: msg_proto::file::FileError,
-    },
-    /// The receiver refused the file; its reason, made safe to print.
-    #[error("the receiver refused {name}: {reason}")]
-    Refused {
-        /// The file's name.
-        name: String,
-        /// The receiver's reason.
-        reason: String,
-    },
-    /// The receiver offered to resume from an offset that does not fit the
-    /// file.
-    #[error("the receiver's offer to resume {name} is wrong: {reason}")]
-    BadOffer {
-        /// The file's name.
-        name: String,
-        /// What is wrong with it.
-        reason: msg_proto::file::FileError,
-    },
-    /// The receiver answered something that is no file result.
-    #[error(
-        "the receiver answered {found:?} to a file transfer: is it a listener that saves files?"
-    )]
-    Unexpected {
-        /// What came.
-        found: Kind,
-    },
-    /// The receiver said it saved a file before the file's end (its size
-    /// and hash) was sent: it cannot have checked it, so nothing it says
-    /// of that file is taken as a confirmation.
-    #[error(
-        "the receiver said it saved {name} before its end (size and BLAKE3) was sent: it cannot \
-         have checked it, so the transfer is not taken as confirmed"
-    )]
-    SavedUnsent {
-        /// The file (its path in a folder), made safe to print.
-        name: String,
-    },
-    /// A folder's file grew while it was sent: the transfer stopped, and
-    /// the receiver keeps nothing of that file.
-    #[error(
-        "{path} grew while it was being sent (past the size the walk found): the transfer \
-         stops there, and the receiver keeps nothing of it; send the folder again once it is \
-         quiet"
-    )]
-    Grew {
-        /// The file's path in the folder, made safe to print.
-        path: String,
-    },
-    /// The receiver did not answer in time.
-    #[error("no answer from the receiver within {}", humantime::format_duration(to_ms(*.0)))]
-    NoAnswer(Duration),
-    /// The receiver closed the connection without a verdict.
-    #[error("the receiver closed the connection before confirming the file")]
-    Closed,
-    /// The receiver closed the connection at a folder's first message,
-    /// as a listener older than folders does on a kind it does not know.
-    #[error(
-        "the receiver closed the connection at the start of the folder: \
-         is it a msg listener older than folders (msg send --file DIR)?"
-    )]
-    NoFolders,
-    /// Files go over TCP only.
-    #[error("files need TCP: UDP does not promise delivery, and a file must arrive whole")]
-    NeedsTcp,
-}
-
 #[cfg(all(test, unix))]
 mod cleanup_tests;
 mod receive;
@@ -443,16 +219,13 @@ mod send;
 pub mod tree;
 
 pub(crate) use receive::receive;
+mod error;
 mod partial;
 mod save_dir;
-pub use save_dir::{SaveDir, check_save_dir, remove_stale_partials};
+pub use error::FileError;
+pub use save_dir::{SaveConfig, SaveDir, check_save_dir, remove_stale_partials};
 pub(crate) use send::send;
 
-/// `d` to the millisecond, for a message: a wait worked out from a size
-/// (`2s 95ms 367us 432ns`) reads as `2s 95ms`.
-fn to_ms(d: Duration) -> Duration {
-    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 #[cfg(test)]
 pub(super) mod tests {
     use super::partial::prepare;

@@ -1,8 +1,141 @@
-//! The save directory: made owner-only if missing, and cleared of the
-//! partial files transfers left behind (a kept one for `--resume` once it
-//! is too old, an abandoned one at once).
+//! The save directory: where a listener saves ([`SaveConfig`]), made
+//! owner-only if missing, warned of when others may write there, and
+//! cleared of the partial files transfers left behind (a kept one for
+//! `--resume` once it is too old, an abandoned one at once).
 
 use super::*;
+
+/// Where a listener saves files.
+#[derive(Debug, Clone)]
+pub struct SaveConfig {
+    /// The directory; nothing is written outside it.
+    pub dir: PathBuf,
+    /// Replace a file of the same name instead of refusing the transfer.
+    pub overwrite: bool,
+    /// Report [`Event::FileProgress`] after each chunk, for a progress bar.
+    pub progress: bool,
+    /// How long a partial file kept for resuming stays after its last
+    /// write ([`PARTIAL_MAX_AGE`] unless told otherwise).
+    pub partial_max_age: Duration,
+    /// How long a transfer's receiver waits for the sender's next message
+    /// before it gives the transfer up ([`IDLE_TIMEOUT`]).
+    pub idle: Duration,
+    /// How often a running listener looks for partial files past their
+    /// age ([`SaveConfig::new`] makes it [`SWEEP_EVERY`], or
+    /// `partial_max_age` when shorter, but at least a second).
+    pub sweep_every: Duration,
+}
+
+impl SaveConfig {
+    /// Where a listener saves files, and how it waits and cleans up there,
+    /// at the defaults; `dir` is neither checked nor cleaned (see
+    /// [`SaveConfig::prepare`]).
+    pub fn new(dir: PathBuf, overwrite: bool, progress: bool, partial_max_age: Duration) -> Self {
+        Self {
+            dir,
+            overwrite,
+            progress,
+            partial_max_age,
+            idle: IDLE_TIMEOUT,
+            sweep_every: SWEEP_EVERY.min(partial_max_age).max(Duration::from_secs(1)),
+        }
+    }
+
+    /// Readies `dir` for a listener that starts: made owner-only (0700)
+    /// if missing, checked to be a directory, and rid of the partial files
+    /// a listener killed mid-transfer left there over
+    /// [`STALE_PARTIAL_AGE`] ago, and of those kept for resuming over
+    /// `partial_max_age` ago (a directory that cannot be listed costs
+    /// space, not a start: logged).
+    ///
+    /// # Errors
+    ///
+    /// [`check_save_dir`]'s.
+    pub fn prepare(
+        dir: PathBuf,
+        overwrite: bool,
+        progress: bool,
+        partial_max_age: Duration,
+    ) -> io::Result<Self> {
+        if check_save_dir(&dir)? == SaveDir::Created {
+            tracing::info!("created the save directory {} (mode 0700)", dir.display());
+        }
+        // A link given as the save directory is followed once, here: a
+        // folder's receiver opens the directory without following links,
+        // and refused every folder of a linked one.
+        let dir = fs::canonicalize(&dir)?;
+        warn_if_shared(&dir);
+        let save = Self::new(dir, overwrite, progress, partial_max_age);
+        save.remove_stale();
+        Ok(save)
+    }
+
+    /// Removes the stale partial files ([`remove_stale_partials`]).
+    fn remove_stale(&self) {
+        if let Err(err) = remove_stale_partials(&self.dir, STALE_PARTIAL_AGE, self.partial_max_age)
+        {
+            warn!(
+                "cannot look for stale partial files in {}: {err}",
+                self.dir.display()
+            );
+        }
+    }
+
+    /// Removes the stale partial files every `sweep_every`, for as long
+    /// as a listener runs: a partial file kept for resuming goes once it
+    /// is `partial_max_age` old, restart or not.
+    pub(crate) async fn sweep(self) {
+        // Never a loop without a pause, whatever was asked.
+        let every = self.sweep_every.max(Duration::from_millis(10));
+        let save = std::sync::Arc::new(self);
+        loop {
+            tokio::time::sleep(every).await;
+            let save = std::sync::Arc::clone(&save);
+            let _ = tokio::task::spawn_blocking(move || save.remove_stale()).await;
+        }
+    }
+}
+
+/// Warns when users other than this one may write to `dir`: they could
+/// make a name before a transfer does (a partial file kept for resuming
+/// is refused when it is not this user's, but a sender's file name can
+/// be taken), or put a link where a folder goes (never followed, but the
+/// folder is then refused).
+fn warn_if_shared(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode_of = |path: &Path| {
+            fs::metadata(path)
+                .ok()
+                .map(|meta| meta.permissions().mode() & 0o7777)
+        };
+        let Some(mode) = mode_of(dir) else { return };
+        if mode & 0o022 != 0 {
+            warn!(
+                "the save directory {} may be written by other users (mode {mode:o}): they can \
+                 take names before a transfer does; make it owner-only (chmod go-w)",
+                dir.display()
+            );
+        }
+        // A folder above it that others may write to, without the sticky
+        // bit (as /tmp has) that keeps them from renaming what is not
+        // theirs, lets them put another directory, or a link, in its
+        // place: files are saved by the save directory's path.
+        let shared_above = dir.ancestors().skip(1).find(|above| {
+            mode_of(above).is_some_and(|mode| mode & 0o022 != 0 && mode & 0o1000 == 0)
+        });
+        if let Some(above) = shared_above {
+            warn!(
+                "{} above the save directory may be written by other users: they can put \
+                 another folder in the save directory's place; make it owner-only (chmod go-w)",
+                above.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
 
 /// What [`check_save_dir`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

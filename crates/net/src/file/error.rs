@@ -1,0 +1,105 @@
+//! [`FileError`]: why a file could not be sent or was not saved.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use msg_proto::Kind;
+
+/// Why a file could not be sent or was not saved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// The local file cannot be read.
+    #[error("cannot read {}", crate::text::path_text(.path))]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The local path is not a regular file.
+    #[error("{} is not a regular file", crate::text::path_text(.path))]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file's name cannot be sent (not UTF-8, or refused by the
+    /// rules every receiver applies).
+    #[error("cannot send {}", crate::text::path_text(.path))]
+    Name {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: msg_proto::file::FileError,
+    },
+    /// The receiver refused the file; its reason, made safe to print.
+    #[error("the receiver refused {name}: {reason}")]
+    Refused {
+        /// The file's name.
+        name: String,
+        /// The receiver's reason.
+        reason: String,
+    },
+    /// The receiver offered to resume from an offset that does not fit the
+    /// file.
+    #[error("the receiver's offer to resume {name} is wrong: {reason}")]
+    BadOffer {
+        /// The file's name.
+        name: String,
+        /// What is wrong with it.
+        reason: msg_proto::file::FileError,
+    },
+    /// The receiver answered something that is no file result.
+    #[error(
+        "the receiver answered {found:?} to a file transfer: is it a listener that saves files?"
+    )]
+    Unexpected {
+        /// What came.
+        found: Kind,
+    },
+    /// The receiver said it saved a file before the file's end (its size
+    /// and hash) was sent: it cannot have checked it, so nothing it says
+    /// of that file is taken as a confirmation.
+    #[error(
+        "the receiver said it saved {name} before its end (size and BLAKE3) was sent: it cannot \
+         have checked it, so the transfer is not taken as confirmed"
+    )]
+    SavedUnsent {
+        /// The file (its path in a folder), made safe to print.
+        name: String,
+    },
+    /// A folder's file grew while it was sent: the transfer stopped, and
+    /// the receiver keeps nothing of that file.
+    #[error(
+        "{path} grew while it was being sent (past the size the walk found): the transfer \
+         stops there, and the receiver keeps nothing of it; send the folder again once it is \
+         quiet"
+    )]
+    Grew {
+        /// The file's path in the folder, made safe to print.
+        path: String,
+    },
+    /// The receiver did not answer in time.
+    #[error("no answer from the receiver within {}", humantime::format_duration(to_ms(*.0)))]
+    NoAnswer(Duration),
+    /// The receiver closed the connection without a verdict.
+    #[error("the receiver closed the connection before confirming the file")]
+    Closed,
+    /// The receiver closed the connection at a folder's first message,
+    /// as a listener older than folders does on a kind it does not know.
+    #[error(
+        "the receiver closed the connection at the start of the folder: \
+         is it a msg listener older than folders (msg send --file DIR)?"
+    )]
+    NoFolders,
+    /// Files go over TCP only.
+    #[error("files need TCP: UDP does not promise delivery, and a file must arrive whole")]
+    NeedsTcp,
+}
+
+/// `d` to the millisecond, for a message: a wait worked out from a size
+/// (`2s 95ms 367us 432ns`) reads as `2s 95ms`.
+fn to_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
