@@ -24,6 +24,7 @@
 //! reported as skipped.
 
 mod place;
+mod read;
 mod receive;
 mod send;
 mod walk;
