@@ -5,20 +5,16 @@
 //! - [`Servers`]: the tokio engine's, `msg listen`'s own serve loop
 //!   (`msg_net::serve`), on a thread with a current-thread runtime of
 //!   their own so that they share nothing with the client but the kernel.
-//! - [`BlockingServers`]: the blocking engine's, `msg_net::blocking::serve`,
-//!   a thread per listener (plus one per connection of a stream), pinned
-//!   where the tokio listeners would be.
+//! - [`BlockingServers`] (`blocking.rs`): the blocking engine's,
+//!   `msg_net::blocking::serve`, a thread per listener (plus one per
+//!   connection of a stream), pinned where the tokio listeners would be.
 //!
 //! Neither asks which transport it serves: an address is made as the
 //! transport reads one ([`listen_addr`]), bound, and served by msg-net,
 //! which knows each family.
 
-use std::sync::OnceLock;
-
-use msg_net::tls::{ClientOptions, Identity, ServerOptions, TlsClient, TlsServer, Verify};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread::{self, JoinHandle};
 
 use core_affinity::CoreId;
@@ -26,14 +22,18 @@ use tokio::sync::oneshot;
 use tracing::warn;
 
 use msg_net::limits::TcpOptions;
+use msg_net::tls::{ClientOptions, Identity, ServerOptions, TlsClient, TlsServer, Verify};
 use msg_net::{
-    BusyPoll, Counters, Events, KernelDrops, Listener, PeerAddr, ServeConfig, Transport, blocking,
-    serve,
+    BusyPoll, Counters, Events, KernelDrops, Listener, PeerAddr, ServeConfig, Transport, serve,
 };
 
 use crate::error::{Error, chain};
 use crate::pin::pin_current;
 use crate::sockdir::SocketDir;
+
+mod blocking;
+
+pub(crate) use blocking::BlockingServers;
 
 /// Where a built-in listener on an IP transport binds: loopback, a port
 /// the system picks.
@@ -268,95 +268,6 @@ impl Drop for Servers {
     }
 }
 
-/// The blocking engine's built-in listeners; dropping this stops them and
-/// joins their threads.
-#[derive(Debug)]
-pub(crate) struct BlockingServers {
-    bound: Bound,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-    /// Removed once the threads have been joined (in `drop`).
-    _dir: Option<SocketDir>,
-}
-
-impl BlockingServers {
-    /// Binds a listener for each transport, with the secret or without
-    /// (`streams`), where [`listen_addr`] says, and serves each on a
-    /// thread of its own, pinned to `core`; the UDP ones take up to
-    /// `udp_batch` datagrams per receive call (a batched run) when it is
-    /// over 1. Async only to make the addresses: binding and serving
-    /// block.
-    ///
-    /// # Errors
-    ///
-    /// When a socket, a thread or the directory of the socket files
-    /// cannot be made.
-    pub(crate) async fn start(
-        streams: &[(Transport, bool)],
-        core: Option<CoreId>,
-        nodelay: bool,
-        busy_poll: bool,
-        auth: Option<&msg_net::Auth>,
-        udp_batch: usize,
-    ) -> Result<Self, Error> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let dir = socket_dir(streams)?;
-        let dir_path = dir.as_ref().map(|dir| dir.path().to_owned());
-        let mut servers = Self {
-            bound: Bound::default(),
-            stop: Arc::clone(&stop),
-            threads: Vec::new(),
-            _dir: dir,
-        };
-        for &(transport, authenticated) in streams {
-            let tcp = TcpOptions {
-                nodelay,
-                ..TcpOptions::default()
-            };
-            let local = listen_addr(dir_path.as_deref(), (transport, authenticated)).await?;
-            let listener = blocking::Listener::bind(transport, local, tcp)?;
-            let bound = &mut servers.bound;
-            bound
-                .addrs
-                .push(((transport, authenticated), listener.addr()?));
-            bound.drops.push(listener.kernel_drops()?.map(Arc::new));
-            let counters = Arc::<Counters>::default();
-            bound.counters.push(Arc::clone(&counters));
-            // As the tokio listeners: pings are answered whatever `reply`
-            // says, and nothing is printed.
-            let config = ServeConfig {
-                busy_poll,
-                auth: auth.filter(|_| authenticated).cloned(),
-                udp_batch,
-                counters,
-                ..ServeConfig::default()
-            };
-            let stop = Arc::clone(&stop);
-            let thread = thread::Builder::new()
-                .name(format!("msg-bench-{transport}-blocking"))
-                .spawn(move || {
-                    // TCP connections' threads inherit the placement.
-                    pin_current(core, "listener");
-                    if let Err(err) = blocking::serve(&listener, &config, &Events::discard(), &stop)
-                    {
-                        warn!("built-in blocking {transport} listener: {err}");
-                    }
-                })
-                .map_err(|source| Error::Thread {
-                    what: "a listener's thread",
-                    source,
-                })?;
-            servers.threads.push(thread);
-        }
-        Ok(servers)
-    }
-
-    /// The listeners, their addresses, counters and kernel drops.
-    pub(crate) fn bound(&self) -> &Bound {
-        &self.bound
-    }
-}
-
 /// What the built-in listeners of either engine hand out, each in the
 /// order they were started: a listener's stream (transport, with the
 /// secret or without) and address, what it counts, and for a UDP one its
@@ -400,14 +311,5 @@ impl Bound {
             .iter()
             .position(|(stream, _)| *stream == (transport, authenticated))
             .expect("a listener was started for every transport measured")
-    }
-}
-
-impl Drop for BlockingServers {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
     }
 }
