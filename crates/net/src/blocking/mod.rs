@@ -41,7 +41,8 @@
 //!   [`serve`](fn@serve) (`serve.rs`): a listener on the calling thread (and a
 //!   thread per stream connection), stopped by a flag; its datagram loops
 //!   are in `udp.rs`, the handshake's driver in `auth.rs`, the framed
-//!   stream (any std byte stream) in `io.rs`.
+//!   stream (any std byte stream) in `io.rs`, and how a serving thread
+//!   waits (never past [`STOP_CHECK`], spinning while busy) in `wait.rs`.
 //! - `stream.rs`: the stream family, as the crate's `stream.rs` is for
 //!   the tokio engine: the `Stream` trait a framed stream needs, and every
 //!   kind of std stream (TCP, a Unix stream, seqpacket) as one
@@ -55,8 +56,10 @@ mod serve;
 mod stream;
 mod thread;
 mod udp;
+mod wait;
 
 pub use link::{Link, LinkOptions, Prepared, Received};
 pub use listener::Listener;
-pub use serve::{SPIN_IDLE, STOP_CHECK, serve};
+pub use serve::serve;
 pub use thread::{Served, Serving, spawn};
+pub use wait::{SPIN_IDLE, STOP_CHECK};

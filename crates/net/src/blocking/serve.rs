@@ -8,12 +8,9 @@
 //! differs. A thread cannot be cancelled as a future can, so every wait is
 //! bounded by [`STOP_CHECK`] and the `stop` flag is read after each.
 
-use std::future::Future;
-use std::pin::pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, JoinHandle, Thread};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use msg_proto::auth::Role;
@@ -21,9 +18,10 @@ use msg_proto::{DiscardCounter, Kind};
 use tracing::{debug, warn};
 
 use super::auth::{Shaken, Slots, drain_refused, handshake, refuse_busy};
-use super::io::{Framed, Read, Shortcut, Wait, until};
+use super::io::{Framed, Read, Shortcut, until};
 use super::listener::{Bound, Listener};
 use super::stream::{AnyListener, AnyStream};
+use super::wait::{STOP_CHECK, Spinner, block_on};
 use crate::auth::{self, HAS_NO_SECRET};
 use crate::deadlines::{Deadlines, Expired, idle_text};
 use crate::log::{Chain, RateLimited};
@@ -31,16 +29,6 @@ use crate::ping::pong_in_place;
 use crate::respond::{Response, respond};
 use crate::text::error_message;
 use crate::{Error, Event, Events, PeerAddr, ServeConfig};
-
-/// The longest any wait of a serving thread lasts before it looks at the
-/// `stop` flag (and, over TCP, at the idle and frame timeouts).
-pub const STOP_CHECK: Duration = Duration::from_millis(100);
-
-/// Busy-polling, how long a thread keeps spinning after the last message
-/// before it sleeps in the kernel again: a benchmark's run keeps its
-/// listener spinning, and a listener between runs, or one of several
-/// sharing a core, gives the core back.
-pub const SPIN_IDLE: Duration = Duration::from_millis(20);
 
 /// Serves `listener` on this thread (and, over TCP, a thread per
 /// connection) until `stop` is set, the receiving end of `events` is gone
@@ -79,39 +67,6 @@ pub fn serve(
         }
         Bound::UnixDatagram(socket) => super::udp::serve_datagrams(socket, config, events, stop),
         Bound::Stream(streams) => serve_streams(streams, listener.tcp, config, events, stop),
-    }
-}
-
-/// When the next wait spins and when it sleeps.
-#[derive(Debug)]
-pub(super) struct Spinner {
-    enabled: bool,
-    /// Spin until then: [`SPIN_IDLE`] after the last message.
-    until: Option<Instant>,
-}
-
-impl Spinner {
-    pub(super) fn new(enabled: bool) -> Self {
-        Self {
-            enabled,
-            until: None,
-        }
-    }
-
-    pub(super) fn wait(&mut self) -> Wait {
-        match self.until {
-            Some(until) if Instant::now() < until => Wait::Spin(until),
-            _ => {
-                self.until = None;
-                Wait::Sleep
-            }
-        }
-    }
-
-    pub(super) fn got_one(&mut self) {
-        if self.enabled {
-            self.until = Some(Instant::now() + SPIN_IDLE);
-        }
     }
 }
 
@@ -372,35 +327,4 @@ fn refuse_connection(stream: AnyStream, options: msg_tcp::Options, text: &str) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let mut conn = Framed::new(stream, options.max_frame);
     let _ = conn.write_message(&error_message(text), &|_| false);
-}
-
-/// Wakes the thread that waits in [`block_on`].
-#[derive(Debug)]
-struct Unpark(Mutex<Thread>);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .unpark();
-    }
-}
-
-/// Runs `future` on this thread, parked between polls; `None` once `stop`
-/// is set first. For the event queue's wait for room, which needs no
-/// runtime, only a waker.
-fn block_on<F: Future>(future: F, stop: &AtomicBool) -> Option<F::Output> {
-    let waker = Waker::from(Arc::new(Unpark(Mutex::new(thread::current()))));
-    let mut context = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return Some(output);
-        }
-        if stop.load(Ordering::Relaxed) {
-            return None;
-        }
-        thread::park_timeout(STOP_CHECK);
-    }
 }

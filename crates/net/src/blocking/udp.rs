@@ -19,7 +19,7 @@ use msg_udp::Framing;
 use tracing::{debug, warn};
 
 use super::io::{Got, Wait, recv_datagram};
-use super::serve::{STOP_CHECK, Spinner};
+use super::wait::{STOP_CHECK, Spinner};
 use crate::dgram::{UnixAddr, UnixStd};
 use crate::log::{DropWarning, RateLimited, reply_failed, show_datagram};
 use crate::ping::pong_in_place;
