@@ -1,12 +1,11 @@
 //! The system calls, and the buffers around them, of the blocking engine's
 //! stream side: a byte stream (TCP, or any [`Stream`]) with msg-tcp's
-//! [`Codec`] on it, the std twin of `msg_tcp::Connection<S>`. Datagrams go
-//! through
-//! msg-udp's runtime-free [`sync`](msg_udp::sync), whose way of waiting
-//! ([`Wait`]: sleep in the kernel, or spin with `MSG_DONTWAIT`) the stream
-//! shares.
+//! [`Codec`] on it, the std twin of `msg_tcp::Connection<S>` (its writes
+//! in `write.rs`). Datagrams go through msg-udp's runtime-free
+//! [`sync`](msg_udp::sync), whose way of waiting ([`Wait`]: sleep in the
+//! kernel, or spin with `MSG_DONTWAIT`) the stream shares.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,6 +20,11 @@ use tokio_util::codec::{Decoder, Encoder};
 
 pub(crate) use msg_udp::sync::{Got, Wait, recv_datagram, timed_out};
 use msg_udp::sync::{recv_into, waiting};
+
+mod write;
+
+pub(crate) use write::until;
+use write::write_all;
 
 /// How much room a read gets when the buffer is full: tokio-util's
 /// `Framed` starts with the same 8 KiB.
@@ -327,91 +331,6 @@ impl<S: Stream> Framed<S> {
             go_on,
         )
     }
-}
-
-impl<S: Stream> Framed<S> {
-    /// `msg` framed as [`Framed::write_message`] frames it, appended to
-    /// `dst`, for bytes written again and again ([`Framed::write_frame`]):
-    /// `false`, and nothing appended, once frames are sealed (a tag covers
-    /// each one's header, which changes).
-    ///
-    /// # Errors
-    ///
-    /// [`msg_tcp::Error::TooLarge`].
-    pub(crate) fn frame_plain(
-        &mut self,
-        msg: &Message,
-        dst: &mut BytesMut,
-    ) -> Result<bool, msg_tcp::Error> {
-        if self.codec.seals() {
-            return Ok(false);
-        }
-        self.codec.encode(msg, dst)?;
-        Ok(true)
-    }
-
-    /// Writes `frame`, whole frames already encoded, as
-    /// [`Framed::write_message`] writes one.
-    ///
-    /// # Errors
-    ///
-    /// [`msg_tcp::Error::WriteStalled`] once `go_on` says no, or the
-    /// socket's.
-    pub(crate) fn write_frame(
-        &mut self,
-        frame: &[u8],
-        go_on: &dyn Fn(Duration) -> bool,
-    ) -> Result<(), msg_tcp::Error> {
-        write_all(&mut self.stream, &mut [io::IoSlice::new(frame)], go_on)
-    }
-}
-
-/// Writes all of `parts`, in order, through short writes. A send timeout
-/// (`SO_SNDTIMEO`) ends it unless `go_on`, given how long the write has
-/// waited so far (from its first timeout), says to keep trying.
-fn write_all(
-    stream: &mut impl Write,
-    mut parts: &mut [io::IoSlice<'_>],
-    go_on: &dyn Fn(Duration) -> bool,
-) -> Result<(), msg_tcp::Error> {
-    // When the first send timeout ran out: how long this write has waited
-    // is asked only once it waits (no clock read on a write that goes).
-    let mut waiting_since = None;
-    // Each pass writes at least one byte, or waits at most the send
-    // timeout until `go_on` says no: bounded by the bytes and by `go_on`.
-    while !parts.is_empty() {
-        let written = match parts {
-            [one] => stream.write(one),
-            _ => stream.write_vectored(parts),
-        };
-        match written {
-            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-            // The common case, a ping-pong's every write: the kernel took
-            // the one buffer whole, and there is nothing to advance.
-            Ok(n) if matches!(parts, [one] if one.len() == n) => return Ok(()),
-            Ok(n) => io::IoSlice::advance_slices(&mut parts, n),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) if timed_out(&err) => {
-                let waited = waiting_since.get_or_insert_with(Instant::now).elapsed();
-                if !go_on(waited) {
-                    // Whole milliseconds: what the text shows.
-                    let after =
-                        Duration::from_millis(waited.as_millis().try_into().unwrap_or(u64::MAX));
-                    return Err(msg_tcp::Error::WriteStalled { after });
-                }
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Ok(())
-}
-
-/// A `go_on` for [`Framed::write_message`]: until `stop` is set, or the
-/// write has waited `limit` for the peer to take what was written before
-/// (a listener's frame timeout: a peer that sends and never reads is
-/// dropped, not waited for).
-pub(crate) fn until(stop: &AtomicBool, limit: Duration) -> impl Fn(Duration) -> bool + '_ {
-    move |waited| waited < limit && !stop.load(Ordering::Relaxed)
 }
 
 #[cfg(all(test, unix))]
