@@ -247,6 +247,25 @@ fn a_key_that_does_not_match_or_is_no_file_is_a_usage_error() {
         "{}",
         locked.stderr
     );
+    // A key TLS does not sign with (RSA under 2048 bits here; DSA too) is
+    // named with its file and what is taken (it was rustls's "unexpected
+    // error: failed to parse private key"). A 1024-bit RSA key made for
+    // this test alone, weak on purpose.
+    let weak = write(
+        &pki.dir,
+        "rsa1024.key",
+        "-----BEGIN PRIVATE KEY-----\nMIICeAIBADANBgkqhkiG9w0BAQEFAASCAmIwggJeAgEAAoGBAKuH65UDe0/gXzs9\nC0qjpsbAXR3vceV/FSGXYRef61r97b/0y33O+XAoN42SUB7cLFxGm8VTMWSCiP5e\ntNOXYlumhZJRTcBzKLewdk6k9NA94HtfQjinWmtq27QSLA4X0Llf07d2GzjMJnXZ\nj7TDC1ObIWxoBgteIRzHsY5fkmQ/AgMBAAECgYB67WqonRknUl4NPx8ze3rPHxbc\nmDggx2VmcG1Vl/b8e9SB57ZZ0BW1Ci1d2QhwRUvJSZTi4k8Yf/Abk9W1ed0zMvsz\n3AExVNMjyDr7tzh+H7MFAVlM5S7SqYGAh6cIzFYkUC2r1KLLI3LHUi1WygKZixZg\nWC3FYR4FCnG/pViEaQJBANcm45VmnKzDYopfU6hrr/3CDAWAHA8q2jTbHaxh9BuD\nT10vN/Kqt6DQbDGaK7glOCR+FHq/fxPmLzX351ZsFr0CQQDMGOeF5dA7pbe4tStH\nKiQt6FP/UG6RxDkndYfavwHLKk2SlqdHk8Kwp1Rq0NS3oJvRE1BCnvngJze3l4fw\neUSrAkEAl7deqM2xEcq9xCGwloVJl0GsxHwwTSnEsZ0J8bMpNfWEk4tmgoKL9qTC\nhr/WsIXeby1RN7Wt4NRi2kW0JicWaQJBAL86smstuZ65ldt1vFgQbxeocFNvLDpd\nzWNgZusZPnf6afZoO9H/61ITZjAy/KwUywnpe7EAPYW9mSHm09MH/MMCQQCEAgXg\n4jVLexk9agBJn/qx5tQtNZR97Crq/UqE1wlFoEmMnjGtwyLOAxIknRuz328mCM6x\naCjKAcw23OsZGmCk\n-----END PRIVATE KEY-----\n",
+    );
+    let refused = listen(&cert, &weak);
+    assert_eq!(refused.code(), Some(2), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("rsa1024.key holds a private key TLS cannot sign with here")
+            && refused.stderr.contains("RSA of at least 2048 bits"),
+        "{}",
+        refused.stderr
+    );
     // Files others may change are refused, as a secret file is: whoever
     // may write a CA file decides whom this end trusts (audit, round
     // four: another user's CA, appended to a --client-ca of mode 666,

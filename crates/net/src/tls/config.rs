@@ -79,7 +79,7 @@ impl fmt::Debug for TlsServer {
 }
 
 /// The crypto provider: rustls's default, aws-lc-rs.
-fn provider() -> Arc<CryptoProvider> {
+pub(super) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 

@@ -71,7 +71,7 @@ pub(super) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> 
             path.display()
         );
     }
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|err| match err {
+    let key = PrivateKeyDer::from_pem_slice(&bytes).map_err(|err| match err {
         // PKCS#8's encrypted form, or OpenSSL's older one: rustls reads
         // neither, and "no private key" would send the user looking for
         // the wrong thing.
@@ -90,7 +90,20 @@ pub(super) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> 
             path: path.to_owned(),
             reason: err.to_string(),
         },
-    })
+    })?;
+    // Loaded once here, as the certificate's would be, so that a key of a
+    // kind or size TLS does not sign with (RSA under 2048 bits, DSA, an
+    // unnamed curve) is named with its file and what is taken, not as
+    // rustls's "unexpected error" once paired with the certificate.
+    let provider = super::config::provider();
+    if provider
+        .key_provider
+        .load_private_key(key.clone_key())
+        .is_err()
+    {
+        return Err(TlsError::UnusableKey(path.to_owned()));
+    }
+    Ok(key)
 }
 
 /// A regular file of at most `max` bytes, whole, and what it is.

@@ -164,6 +164,15 @@ pub enum TlsError {
         .0.display()
     )]
     EncryptedKey(PathBuf),
+    /// It holds a private key of a kind or size TLS here does not sign
+    /// with.
+    #[error(
+        "the key file {} holds a private key TLS cannot sign with here: it takes RSA of at least \
+         2048 bits, ECDSA on P-256, P-384 or P-521, or Ed25519 (openssl genpkey -algorithm \
+         ed25519 -out KEY makes one)",
+        .0.display()
+    )]
+    UnusableKey(PathBuf),
     /// Its PEM does not parse.
     #[error("the {what} file {} is not valid PEM: {reason}", .path.display())]
     BadPem {
