@@ -1115,6 +1115,37 @@ fn a_folder_that_keeps_its_owner_out_is_filled_then_closed() {
     std::fs::set_permissions(got.join("locked"), std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
+/// Audit, round five: a folder 1,900 deep was saved whole, but its sender
+/// said "no answer from the receiver within 2s" and exited 1. Both ends
+/// opened each folder part by part from the top, N²/2 opens for a chain N
+/// deep (1.8 million here, seconds of system time); now each is opened
+/// from the one before, once.
+#[test]
+fn a_folder_deep_as_a_path_allows_arrives_and_is_reported_saved() {
+    const DEPTH: usize = 1_900;
+    let from = fresh_dir("from");
+    let tree = from.join("deep");
+    let bottom = (0..DEPTH).fold(tree.clone(), |path, _| path.join("a"));
+    std::fs::create_dir_all(&bottom).unwrap();
+    write_file(&bottom, "f.txt", b"at the bottom");
+    let to = fresh_dir("to");
+    let listener = save_dir_listener(&to, &["--count", "1"]);
+    let out = send_file(&listener, &tree, &[]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("sent deep: 1 file, {DEPTH} folders, 13 bytes in")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(listener.finish().code(), Some(0));
+    let saved = (0..DEPTH).fold(to.join("deep"), |path, _| path.join("a"));
+    assert_eq!(
+        std::fs::read(saved.join("f.txt")).unwrap(),
+        b"at the bottom"
+    );
+}
+
 #[test]
 fn a_folder_arrives_whole_nested_empty_modes_kept_links_and_special_files_skipped() {
     use std::os::unix::fs::PermissionsExt;

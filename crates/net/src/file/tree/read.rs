@@ -149,15 +149,9 @@ impl Folder {
     /// never was.
     fn open(&mut self, rel: &str, size: u64) -> io::Result<fs::File> {
         let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-        let dir = match &self.open {
-            Some((open, dir)) if open == parent => dir,
-            // Entries come folder by folder: this is once a folder, or
-            // once a return to it after one below.
-            _ => {
-                let dir = super::walk::open_below(self.root.as_fd(), parent)?;
-                &self.open.insert((parent.to_owned(), dir)).1
-            }
-        };
+        // Entries come folder by folder, each folder's below the one
+        // before as the walk went down: opened once each, from there.
+        let dir = super::walk::open_after(self.root.as_fd(), &mut self.open, parent)?;
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
         let stat = rustix::fs::fstat(&fd)?;

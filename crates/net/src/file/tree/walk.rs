@@ -45,6 +45,39 @@ pub(super) fn open_below(root: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd>
     Ok(dir)
 }
 
+/// The folder `rel` below `root`, opened as [`open_below`] opens it, and
+/// kept in `last` for the next call: from `last` itself when it is that
+/// folder or one above it, else from `root`.
+///
+/// Folders come one after another as a walk goes down, each below the one
+/// before. Opened from `root` each time, a chain of folders N deep cost
+/// N²/2 opens: 1,900 deep, some 1.8 million, seconds of system time on
+/// both ends, and a sender that gave up waiting for an answer (audit,
+/// round five). From the one before, it costs one open each; going back
+/// up, or across, costs the depth of the folder opened.
+pub(super) fn open_after<'a>(
+    root: BorrowedFd<'_>,
+    last: &'a mut Option<(String, OwnedFd)>,
+    rel: &str,
+) -> io::Result<BorrowedFd<'a>> {
+    let reuse = matches!(&*last, Some((open, _)) if open == rel);
+    if !reuse {
+        let below = last.as_ref().and_then(|(open, dir)| {
+            let rest = match open.as_str() {
+                "" => rel,
+                open => rel.strip_prefix(open)?.strip_prefix('/')?,
+            };
+            Some((dir.as_fd(), rest))
+        });
+        let dir = match below {
+            Some((from, rest)) => open_below(from, rest)?,
+            None => open_below(root, rel)?,
+        };
+        *last = Some((rel.to_owned(), dir));
+    }
+    Ok(last.as_ref().expect("set above").1.as_fd())
+}
+
 /// Walks `dir`: folders before what they hold, names in byte order, no
 /// link followed; links and special files skipped, with why.
 pub(super) fn walk(dir: &Path) -> Result<Walk, FileError> {
@@ -80,7 +113,7 @@ pub(super) fn walk(dir: &Path) -> Result<Walk, FileError> {
     };
     let root = walk.root.try_clone().map_err(read)?;
     let root = root.as_fd();
-    let mut children = list(root, "").map_err(read)?;
+    let mut children = list(root, &mut None, "").map_err(read)?;
     // Nothing goes before the walk ends (the `TreeStart` carries its
     // totals): the second half of the top folder is walked on a thread of
     // its own meanwhile, then put after the first, as one walk would.
@@ -93,17 +126,19 @@ pub(super) fn walk(dir: &Path) -> Result<Walk, FileError> {
     };
     std::thread::scope(|scope| {
         let helper = (!tail.is_empty()).then(|| {
-            std::thread::Builder::new()
-                .spawn_scoped(scope, || visit_all(root, &tail, dir, "", &mut rest))
+            std::thread::Builder::new().spawn_scoped(scope, || {
+                visit_all(root, &mut None, &tail, dir, "", &mut rest)
+            })
         });
-        visit_all(root, &children, dir, "", &mut walk)?;
+        let mut last = None;
+        visit_all(root, &mut last, &children, dir, "", &mut walk)?;
         match helper {
             Some(Ok(helper)) => helper
                 .join()
                 // Cannot panic; the walk fails rather than send a part.
                 .unwrap_or_else(|_| Err(io::Error::other("the walk's second thread failed"))),
             // No second thread: the second half here, after the first.
-            Some(Err(_)) => visit_all(root, &tail, dir, "", &mut walk),
+            Some(Err(_)) => visit_all(root, &mut last, &tail, dir, "", &mut walk),
             None => Ok(()),
         }
     })
@@ -128,17 +163,22 @@ fn mode(stat: &Stat) -> u32 {
     stat.st_mode & 0o777
 }
 
-/// The entries of the folder `rel` below `root` ([`open_below`]), by name.
-fn list(root: BorrowedFd<'_>, rel: &str) -> io::Result<Vec<Child>> {
-    let dir = open_below(root, rel)?;
+/// The entries of the folder `rel` below `root` ([`open_after`] the
+/// folder listed before, `last`), by name.
+fn list(
+    root: BorrowedFd<'_>,
+    last: &mut Option<(String, OwnedFd)>,
+    rel: &str,
+) -> io::Result<Vec<Child>> {
+    let dir = open_after(root, last, rel)?;
     let mut children = Vec::new();
-    for entry in rustix::fs::Dir::read_from(&dir)? {
+    for entry in rustix::fs::Dir::read_from(dir)? {
         let entry = entry?;
         let name = entry.file_name();
         if matches!(name.to_bytes(), b"." | b"..") {
             continue;
         }
-        let stat = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
         children.push(Child {
             name: OsStr::from_bytes(name.to_bytes()).to_owned(),
             stat,
@@ -148,73 +188,119 @@ fn list(root: BorrowedFd<'_>, rel: &str) -> io::Result<Vec<Child>> {
     Ok(children)
 }
 
+/// A folder the walk is inside: what of it is still to visit, its local
+/// path and its path in the tree, with a `/` after it.
+struct Level {
+    children: std::vec::IntoIter<Child>,
+    local: PathBuf,
+    prefix: String,
+}
+
 /// Walks `children`, the entries of the local folder `local` (the tree's
-/// `prefix`), into `walk`.
+/// `prefix`), into `walk`: each folder's entries right after it, as a
+/// recursion would, from a stack of [`Level`]s on the heap. A tree may be
+/// as deep as a path allows (2,048 folders of one letter), and a frame a
+/// folder overflowed a thread's stack (audit, round five).
 fn visit_all(
     root: BorrowedFd<'_>,
+    last: &mut Option<(String, OwnedFd)>,
     children: &[Child],
     local: &Path,
     prefix: &str,
     walk: &mut Walk,
 ) -> io::Result<()> {
+    let mut stack: Vec<Level> = Vec::new();
     for child in children {
-        let local = local.join(&child.name);
-        let skip = |walk: &mut Walk, why: String| {
-            walk.skipped.push(Skipped {
-                path: local.clone(),
-                why,
-            });
-        };
-        let Some(part) = child.name.to_str().map(str::to_owned) else {
-            skip(walk, "its name is not UTF-8".to_owned());
-            continue;
-        };
-        let path = match TreePath::new(&format!("{prefix}{part}")) {
-            Ok(path) => path,
-            Err(err) => {
-                skip(walk, err.to_string());
-                continue;
-            }
-        };
-        match FileType::from_raw_mode(child.stat.st_mode) {
-            FileType::Symlink => skip(walk, "a symbolic link: links are not sent".to_owned()),
-            FileType::Directory => {
-                walk.start.folders += 1;
-                walk.entries.push((
-                    TreeEntry {
-                        kind: EntryKind::Folder,
-                        mode: mode(&child.stat),
-                        size: 0,
-                        path: path.clone(),
-                    },
-                    local.clone(),
-                ));
-                let below = list(root, path.as_str())?;
-                visit_all(root, &below, &local, &format!("{path}/"), walk)?;
-            }
-            FileType::RegularFile => {
-                let size = u64::try_from(child.stat.st_size).unwrap_or(0);
-                walk.start.files += 1;
-                walk.start.bytes += size;
-                walk.entries.push((
-                    TreeEntry {
-                        kind: EntryKind::File,
-                        mode: mode(&child.stat),
-                        size,
-                        path,
-                    },
-                    local,
-                ));
-            }
-            kind => {
-                let what = match kind {
-                    FileType::Fifo => "a FIFO",
-                    FileType::Socket => "a socket",
-                    _ => "a device",
-                };
-                skip(walk, format!("{what}: special files are not sent"));
+        let mut inside = visit(root, last, child, local, prefix, walk)?;
+        // Bounded by the tree: each pass visits an entry or leaves a
+        // folder.
+        loop {
+            stack.extend(inside.take());
+            let Some(top) = stack.last_mut() else { break };
+            match top.children.next() {
+                Some(child) => {
+                    inside = visit(root, last, &child, &top.local, &top.prefix, walk)?;
+                }
+                None => {
+                    stack.pop();
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Visits `child`, an entry of the local folder `local` (the tree's
+/// `prefix`): a file is counted, a folder counted and listed (`Some`, for
+/// the caller to go into), anything else set aside with why.
+fn visit(
+    root: BorrowedFd<'_>,
+    last: &mut Option<(String, OwnedFd)>,
+    child: &Child,
+    local: &Path,
+    prefix: &str,
+    walk: &mut Walk,
+) -> io::Result<Option<Level>> {
+    let local = local.join(&child.name);
+    let skip = |walk: &mut Walk, why: String| {
+        walk.skipped.push(Skipped {
+            path: local.clone(),
+            why,
+        });
+    };
+    let Some(part) = child.name.to_str().map(str::to_owned) else {
+        skip(walk, "its name is not UTF-8".to_owned());
+        return Ok(None);
+    };
+    let path = match TreePath::new(&format!("{prefix}{part}")) {
+        Ok(path) => path,
+        Err(err) => {
+            skip(walk, err.to_string());
+            return Ok(None);
+        }
+    };
+    match FileType::from_raw_mode(child.stat.st_mode) {
+        FileType::Symlink => skip(walk, "a symbolic link: links are not sent".to_owned()),
+        FileType::Directory => {
+            walk.start.folders += 1;
+            walk.entries.push((
+                TreeEntry {
+                    kind: EntryKind::Folder,
+                    mode: mode(&child.stat),
+                    size: 0,
+                    path: path.clone(),
+                },
+                local.clone(),
+            ));
+            let children = list(root, last, path.as_str())?.into_iter();
+            return Ok(Some(Level {
+                children,
+                local,
+                prefix: format!("{path}/"),
+            }));
+        }
+        FileType::RegularFile => {
+            let size = u64::try_from(child.stat.st_size).unwrap_or(0);
+            walk.start.files += 1;
+            walk.start.bytes += size;
+            walk.entries.push((
+                TreeEntry {
+                    kind: EntryKind::File,
+                    mode: mode(&child.stat),
+                    size,
+                    path,
+                },
+                local,
+            ));
+        }
+        kind => {
+            let what = match kind {
+                FileType::Fifo => "a FIFO",
+                FileType::Socket => "a socket",
+                _ => "a device",
+            };
+            skip(walk, format!("{what}: special files are not sent"));
+        }
+    }
+    Ok(None)
 }
