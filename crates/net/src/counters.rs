@@ -119,6 +119,20 @@ impl KernelDrops {
     }
 }
 
+/// A way to read how many datagrams arrived at a QUIC datagram listener
+/// and were never read: quinn keeps each connection's datagrams until
+/// they are read, up to its receive buffer, and drops the oldest past it,
+/// telling nobody. Read while the listener serves and after it stopped.
+#[derive(Debug, Clone)]
+pub struct BufferDrops(pub(crate) std::sync::Arc<crate::quic_dgram::Unread>);
+
+impl BufferDrops {
+    /// The count now: what the connections received, less what was read.
+    pub fn get(&self) -> u64 {
+        self.0.total()
+    }
+}
+
 /// How many datagrams the kernel dropped for the UDP socket `socket`
 /// because its receive buffer was full (`SO_MEMINFO`, as
 /// [`msg_udp::sync::kernel_drops`]), read once instead of on every

@@ -170,7 +170,7 @@ mod transport;
 pub use addr::{AddrError, DEFAULT_HOST, parse_host_port, resolve, resolve_all};
 pub use auth::Auth;
 pub use busy_poll::BusyPoll;
-pub use counters::{Counted, Counters, KernelDrops, kernel_udp_drops};
+pub use counters::{BufferDrops, Counted, Counters, KernelDrops, kernel_udp_drops};
 pub use data::Reply;
 pub use error::Error;
 pub use events::{Delivery, Event, EventReceiver, Events, Offer, QUEUE_BYTES};

@@ -141,6 +141,17 @@ impl Listener {
         }
     }
 
+    /// For a QUIC datagram listener, a way to read at the end how many
+    /// datagrams arrived and were dropped before it read them (quinn's
+    /// receive buffer full); `None` for the others, which keep nothing of
+    /// their own (the kernel's drops are [`Listener::kernel_drops`]).
+    pub fn buffer_drops(&self) -> Option<crate::BufferDrops> {
+        match &self.inner {
+            Bound::QuicDatagram(socket) => Some(crate::BufferDrops(socket.unread())),
+            Bound::Datagram(_) | Bound::UnixDatagram(_) | Bound::Stream(_) => None,
+        }
+    }
+
     /// Asks for a receive buffer of `bytes` on a UDP listener (see
     /// `msg_udp::Socket::set_recv_buffer`); the size granted.
     ///

@@ -197,6 +197,7 @@ impl Ended {
             tally: self.tally.get(),
             counted: self.counters.get(),
             kernel_drops,
+            buffer_drops: None,
             output_drops: self.dropped,
             not_printed: self.queued.saturating_sub(self.tally.get().0),
             unread,

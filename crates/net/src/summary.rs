@@ -16,6 +16,9 @@ pub struct Summary {
     pub counted: Counted,
     /// Datagrams the kernel dropped, its receive buffer full.
     pub kernel_drops: Option<u64>,
+    /// Datagrams that arrived and were dropped unread by the transport's
+    /// own receive buffer (QUIC datagrams': [`BufferDrops`](crate::BufferDrops)).
+    pub buffer_drops: Option<u64>,
     /// Datagrams dropped because the output did not keep up.
     pub output_drops: u64,
     /// Messages (and files) received and queued for the output, but not
@@ -58,6 +61,11 @@ impl Summary {
             if let Some(kernel) = self.kernel_drops {
                 dropped.push(format!(
                     "{kernel} by the kernel (receive buffer full; {raise_rcvbuf})"
+                ));
+            }
+            if let Some(buffer) = self.buffer_drops {
+                dropped.push(format!(
+                    "{buffer} by QUIC's receive buffer (they came faster than msg read them)"
                 ));
             }
             dropped.push(format!(
@@ -103,6 +111,7 @@ impl Summary {
                 "invalid": self.counted.invalid,
                 "unauthenticated": self.counted.unauthenticated,
                 "kernel_drops": self.kernel_drops,
+                "buffer_drops": self.buffer_drops,
                 "output_drops": self.output_drops,
                 "not_printed": self.not_printed,
                 "unread": self.unread,
@@ -137,6 +146,7 @@ mod tests {
             tally: (3, 15, 1, false),
             counted: Counted::default(),
             kernel_drops: Some(2),
+            buffer_drops: None,
             output_drops: 0,
             not_printed: 0,
             unread: Some(0),
@@ -152,6 +162,22 @@ mod tests {
              0 unauthenticated, 2 by the kernel (receive buffer full; --rcvbuf), \
              0 by the output (not keeping up)"
         );
+    }
+
+    /// What arrived at a QUIC datagram listener and quinn dropped unread
+    /// is counted with the rest (it was lost silently).
+    #[test]
+    fn a_quic_datagram_listener_counts_what_its_receive_buffer_dropped() {
+        let mut s = summary();
+        s.kernel_drops = None;
+        s.buffer_drops = Some(134_616);
+        assert_eq!(
+            s.line(Transport::QuicDgram.caps(), "--rcvbuf"),
+            "msg listen: 3 messages (15 bytes) from 1 peer; dropped: 0 invalid, \
+             0 unauthenticated, 134616 by QUIC's receive buffer (they came faster than msg \
+             read them), 0 by the output (not keeping up)"
+        );
+        assert_eq!(s.json()["summary"]["buffer_drops"], 134_616);
     }
 
     #[test]
@@ -170,6 +196,7 @@ mod tests {
         let json = s.json();
         assert_eq!(json["summary"]["messages"], 3);
         assert_eq!(json["summary"]["kernel_drops"], Value::Null);
+        assert_eq!(json["summary"]["buffer_drops"], Value::Null);
         assert!(json["summary"].get("recv_calls").is_none());
     }
 

@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use tracing::warn;
 
 use msg_net::limits::TcpOptions;
-use msg_net::tls::{ClientOptions, Identity, ServerOptions, TlsClient, TlsServer, Verify};
+use msg_net::tls::{TlsClient, TlsServer};
 use msg_net::{
     BusyPoll, Counters, Events, KernelDrops, Listener, PeerAddr, ServeConfig, Transport, serve,
 };
@@ -220,23 +220,8 @@ impl Servers {
 pub(crate) fn builtin_tls() -> &'static (TlsServer, TlsClient) {
     static TLS: OnceLock<(TlsServer, TlsClient)> = OnceLock::new();
     TLS.get_or_init(|| {
-        let timeout = msg_net::tls::DEFAULT_HANDSHAKE_TIMEOUT;
-        let server = TlsServer::new(&ServerOptions {
-            identity: Identity::SelfSigned {
-                names: vec![msg_net::tls::LOCAL_NAME.to_owned()],
-            },
-            client_ca: None,
-            handshake_timeout: timeout,
-        })
-        .expect("a self-signed certificate");
-        let client = TlsClient::new(&ClientOptions {
-            verify: Verify::Fingerprint(server.fingerprint()),
-            server_name: None,
-            identity: None,
-            handshake_timeout: timeout,
-        })
-        .expect("a client that reads no file");
-        (server, client)
+        msg_net::tls::pinned_pair(msg_net::tls::DEFAULT_HANDSHAKE_TIMEOUT)
+            .expect("a self-signed certificate, and a client that reads no file")
     })
 }
 

@@ -16,7 +16,7 @@ use anyhow::Context;
 use clap::Args;
 use msg_net::exec::{EnvError, ExecConfig};
 use msg_net::file::SaveConfig;
-use msg_net::{KernelDrops, Limits, Listener, ServeConfig, Summary, Transport, serve};
+use msg_net::{BufferDrops, KernelDrops, Limits, Listener, ServeConfig, Summary, Transport, serve};
 use tracing::{info, warn};
 
 pub(crate) use msg_net::shutdown::Stop;
@@ -441,6 +441,7 @@ pub(crate) async fn run(
     };
     args.receive_buffer(|bytes| listener.set_recv_buffer(bytes))?;
     let kernel_drops = listener.kernel_drops()?;
+    let buffer_drops = listener.buffer_drops();
     info!("listening on {listener}");
     if let Some(tls) = &tls {
         // Printed whatever -v says: a client pins it (--tls-fingerprint),
@@ -488,7 +489,8 @@ pub(crate) async fn run(
     .await;
     let kernel = kernel_drops.as_ref().and_then(KernelDrops::get);
     let unread = kernel_drops.as_ref().map(KernelDrops::unread);
-    finish(printing, served, kernel, unread, &args, quiet).await?;
+    let buffer = buffer_drops.as_ref().map(BufferDrops::get);
+    finish(printing, served, (kernel, buffer), unread, &args, quiet).await?;
     Ok(match stopped {
         Some((stop, true)) => ExitCode::from(stop.code()),
         _ => ExitCode::SUCCESS,
@@ -501,7 +503,7 @@ pub(crate) async fn run(
 async fn finish<E>(
     printing: Printing,
     served: Result<(), E>,
-    kernel_drops: Option<u64>,
+    (kernel_drops, buffer_drops): (Option<u64>, Option<u64>),
     unread: Option<u64>,
     args: &ListenArgs,
     quiet: bool,
@@ -515,7 +517,10 @@ where
     if !printed {
         warn!("stdout is blocked: exiting without printing what is queued");
     }
-    let summary = ended.summary(kernel_drops, unread, args.batch.is_some());
+    let summary = Summary {
+        buffer_drops,
+        ..ended.summary(kernel_drops, unread, args.batch.is_some())
+    };
     summarize(
         &summary,
         ended.open_line(),

@@ -254,7 +254,7 @@ mod tests {
 
     use super::*;
     use crate::quic::{Admission, QuicListener, connect};
-    use crate::tls::{ClientOptions, Identity, ServerOptions, TlsClient, TlsServer, Verify};
+    use crate::tls::TlsClient;
 
     /// What a peer closes a connection with, escape sequence and line
     /// break in its reason.
@@ -297,21 +297,7 @@ mod tests {
     /// settings that pin its certificate.
     fn listening(admission: Admission) -> (QuicListener, TlsClient) {
         let timeout = Duration::from_secs(5);
-        let server = TlsServer::new(&ServerOptions {
-            identity: Identity::SelfSigned {
-                names: vec![crate::tls::LOCAL_NAME.to_owned()],
-            },
-            client_ca: None,
-            handshake_timeout: timeout,
-        })
-        .unwrap();
-        let client = TlsClient::new(&ClientOptions {
-            verify: Verify::Fingerprint(server.fingerprint()),
-            server_name: None,
-            identity: None,
-            handshake_timeout: timeout,
-        })
-        .unwrap();
+        let (server, client) = crate::tls::pinned_pair(timeout).unwrap();
         let listener = QuicListener::bind((Ipv4Addr::LOCALHOST, 0).into()).unwrap();
         listener.start(&server, admission).unwrap();
         (listener, client)

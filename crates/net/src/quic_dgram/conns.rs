@@ -33,6 +33,8 @@ pub(super) fn adopt(
         conns.insert(peer, conn.clone());
     }
     let weak = Arc::downgrade(shared);
+    let unread = Arc::clone(&shared.unread);
+    let taken = unread.open(&conn);
     tokio::spawn(async move {
         loop {
             // quinn's keep-alives hold a quiet connection open; only a
@@ -51,10 +53,12 @@ pub(super) fn adopt(
                 None => read.await,
             };
             let Ok(datagram) = datagram else { break };
+            taken.fetch_add(1, Ordering::Relaxed);
             if tx.send((datagram, peer)).await.is_err() {
                 break;
             }
         }
+        unread.closed(&conn);
         debug!(%peer, "QUIC connection closed");
         if let Some(shared) = weak.upgrade() {
             let mut conns = shared.conns.lock().expect("never poisoned");

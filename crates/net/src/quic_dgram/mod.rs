@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,6 +72,66 @@ struct Shared {
     /// said (a listener's many peers say only "done").
     listener: Option<SocketAddr>,
     closed: Mutex<Option<String>>,
+    /// What the connections' readers took, against what arrived.
+    unread: Arc<Unread>,
+}
+
+/// The datagrams that arrived on an endpoint's connections and were never
+/// read: quinn keeps a connection's datagrams until they are read, up to
+/// its receive buffer ([`DATAGRAM_BUFFER`](crate::quic::DATAGRAM_BUFFER)),
+/// and drops the oldest past it, telling nobody. A flood on loopback
+/// arrives faster than one thread reads it (200,000 small datagrams sent
+/// at once: 64,566 read, the rest dropped there), so the listener's
+/// summary counts them: what each connection received (quinn's
+/// statistics) less what its reader took.
+#[derive(Debug, Default)]
+pub(crate) struct Unread {
+    /// Of the connections that have closed.
+    closed: AtomicU64,
+    /// Each connection still read, and how many datagrams of it were
+    /// read.
+    open: Mutex<Vec<(quinn::Connection, Arc<AtomicU64>)>>,
+}
+
+impl Unread {
+    /// Starts counting what is read of `conn`; the reader adds to the
+    /// count it is given, and calls [`Unread::closed`] once it stops.
+    fn open(&self, conn: &quinn::Connection) -> Arc<AtomicU64> {
+        let read = Arc::new(AtomicU64::new(0));
+        let mut open = self.open.lock().expect("never poisoned");
+        open.push((conn.clone(), Arc::clone(&read)));
+        read
+    }
+
+    /// `conn`'s reader has stopped: what it did not read is kept in the
+    /// total, and the connection let go.
+    fn closed(&self, conn: &quinn::Connection) {
+        let mut open = self.open.lock().expect("never poisoned");
+        if let Some(at) = open
+            .iter()
+            .position(|(kept, _)| kept.stable_id() == conn.stable_id())
+        {
+            let (conn, read) = open.swap_remove(at);
+            self.closed
+                .fetch_add(never_read(&conn, &read), Ordering::Relaxed);
+        }
+    }
+
+    /// The datagrams that arrived and were not read, so far: dropped, or
+    /// still in quinn's buffer (never read, once the listener stopped).
+    pub(crate) fn total(&self) -> u64 {
+        let open = self.open.lock().expect("never poisoned");
+        let open: u64 = open.iter().map(|(conn, read)| never_read(conn, read)).sum();
+        self.closed.load(Ordering::Relaxed) + open
+    }
+}
+
+/// What `conn` received in datagrams less what its reader took (`read`).
+fn never_read(conn: &quinn::Connection, read: &AtomicU64) -> u64 {
+    conn.stats()
+        .frame_rx
+        .datagram
+        .saturating_sub(read.load(Ordering::Relaxed))
 }
 
 impl Drop for Shared {
@@ -115,6 +176,7 @@ impl QuicDgram {
                 task: Mutex::new(None),
                 listener: peer,
                 closed: Mutex::new(None),
+                unread: Arc::default(),
             }),
             rx: Arc::new(tokio::sync::Mutex::new(rx)),
             peer,
@@ -314,6 +376,12 @@ impl QuicDgram {
     pub(crate) fn endpoint(&self) -> quinn::Endpoint {
         self.shared.endpoint.clone()
     }
+
+    /// The count of datagrams that arrived and were never read, for a
+    /// listener's summary.
+    pub(crate) fn unread(&self) -> Arc<Unread> {
+        Arc::clone(&self.shared.unread)
+    }
 }
 
 impl Datagrams for QuicDgram {
@@ -368,5 +436,64 @@ impl Datagrams for QuicDgram {
 
     fn auth_rejections(&self) -> AuthRejections {
         self.framing.auth_rejections()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use msg_proto::Kind;
+
+    use super::*;
+
+    /// Datagrams nobody reads are dropped by quinn past its receive
+    /// buffer, and counted: what arrived, less what the reader took, while
+    /// the connection is open and after it closed.
+    #[tokio::test]
+    async fn datagrams_that_arrive_faster_than_they_are_read_are_counted() {
+        let timeout = Duration::from_secs(5);
+        let (server, client) = crate::tls::pinned_pair(timeout).unwrap();
+        // A listener whose queue nobody reads: its connection's reader
+        // takes QUEUE datagrams and one more, then waits.
+        let listener = QuicDgram::bind((Ipv4Addr::LOCALHOST, 0).into()).unwrap();
+        listener.start(&server, &Limits::default()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut sender = QuicDgram::connect(addr, &client).await.unwrap();
+        // 2 MiB of bodies, twice quinn's receive buffer: some must go.
+        const SENT: u64 = 2_048;
+        let body = vec![b'x'; 1024];
+        for seq in 0..SENT {
+            let msg = Message::new(Kind::Data, seq, body.clone());
+            sender.send(&msg).await.unwrap();
+        }
+        sender.flush(timeout).await;
+        let unread = listener.unread();
+        let arrived = || {
+            let open = unread.open.lock().unwrap();
+            open.iter()
+                .map(|(conn, read)| (conn.stats().frame_rx.datagram, read.load(Ordering::Relaxed)))
+                .next()
+        };
+        // Bounded: every datagram sent has arrived within the timeout.
+        let started = std::time::Instant::now();
+        while arrived().is_none_or(|(rx, _)| rx < SENT) {
+            assert!(started.elapsed() < timeout, "arrived: {:?}", arrived());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (_, read) = arrived().unwrap();
+        assert_eq!(read, QUEUE as u64 + 1, "what the reader took");
+        let dropped = unread.total();
+        assert_eq!(dropped, SENT - read);
+        // Once the reader stops (the listener gone, and with it its
+        // queue), the connection's count stays.
+        drop(sender);
+        drop(listener);
+        let started = std::time::Instant::now();
+        while !unread.open.lock().unwrap().is_empty() {
+            assert!(started.elapsed() < timeout, "the connection never closed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(unread.total(), dropped);
     }
 }

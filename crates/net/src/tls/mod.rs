@@ -289,6 +289,31 @@ pub fn self_signed_names(addr: &PeerAddr) -> Vec<String> {
     names
 }
 
+/// A listener's TLS with a new self-signed certificate for [`LOCAL_NAME`],
+/// and a client's that pins it, each handshake within `timeout`: both
+/// ends in one process (a benchmark's built-in listeners, tests), where
+/// no CA has anything to say.
+///
+/// # Errors
+///
+/// [`TlsError::SelfSigned`] when the certificate cannot be made.
+pub fn pinned_pair(timeout: Duration) -> Result<(TlsServer, TlsClient), TlsError> {
+    let server = TlsServer::new(&ServerOptions {
+        identity: Identity::SelfSigned {
+            names: vec![LOCAL_NAME.to_owned()],
+        },
+        client_ca: None,
+        handshake_timeout: timeout,
+    })?;
+    let client = TlsClient::new(&ClientOptions {
+        verify: Verify::Fingerprint(server.fingerprint()),
+        server_name: None,
+        identity: None,
+        handshake_timeout: timeout,
+    })?;
+    Ok((server, client))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

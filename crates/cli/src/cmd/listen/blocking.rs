@@ -89,6 +89,14 @@ pub(super) async fn run(
     }
     let served = serving.stop().await?;
     let (kernel, unread) = (served.kernel_drops, served.unread);
-    super::finish(printing, served.result, kernel, unread, &args, quiet).await?;
+    super::finish(
+        printing,
+        served.result,
+        (kernel, None),
+        unread,
+        &args,
+        quiet,
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
