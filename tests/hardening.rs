@@ -658,6 +658,77 @@ fn a_udp_listener_answers_no_datagram_with_more_bytes_than_it_sent() {
     assert_eq!((pong.kind, pong.seq), (msg_proto::Kind::Pong, 2));
 }
 
+/// Sends `payload` to `to` as a UDP datagram that claims to come from
+/// `from`, through a raw socket (root only): what a forger sends.
+fn send_forged(from: std::net::SocketAddr, to: std::net::SocketAddr, payload: &[u8]) {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let (std::net::SocketAddr::V4(from), std::net::SocketAddr::V4(to)) = (from, to) else {
+        panic!("IPv4 only");
+    };
+    // IPPROTO_RAW: this end writes the IP header, and the kernel fills in
+    // its checksum and, for 0, its id. The UDP checksum 0 is "none" over
+    // IPv4.
+    let raw = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(Protocol::from(libc::IPPROTO_RAW)),
+    )
+    .unwrap();
+    let udp_len = u16::try_from(8 + payload.len()).unwrap();
+    let mut packet = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    packet[2..4].copy_from_slice(&(20 + udp_len).to_be_bytes());
+    packet.extend_from_slice(&from.ip().octets());
+    packet.extend_from_slice(&to.ip().octets());
+    packet.extend_from_slice(&from.port().to_be_bytes());
+    packet.extend_from_slice(&to.port().to_be_bytes());
+    packet.extend_from_slice(&udp_len.to_be_bytes());
+    packet.extend_from_slice(&[0, 0]);
+    packet.extend_from_slice(payload);
+    raw.send_to(&packet, &SockAddr::from(std::net::SocketAddr::V4(to)))
+        .unwrap();
+}
+
+/// The messages a listener printed, once it has stopped.
+fn printed(listener: Listener) -> usize {
+    let finished = listener.process.interrupt();
+    finished.stdout.lines().count()
+}
+
+/// Audit, round six: one datagram forged to come from one `--reply echo`
+/// listener and sent to another had them answer each other for ever (a
+/// "loop DoS", about 57,000 answers each in 2 s and a core each), and one
+/// forged to come from a listener itself had it answer itself (421,760
+/// times in 3.5 s; raw mode too). A reply is now marked and never
+/// answered, and a raw listener does not answer its own address.
+#[test]
+fn a_forged_datagram_does_not_set_echoing_listeners_answering_each_other() {
+    if !rustix::process::geteuid().is_root() {
+        support::skip("forging a source address needs a raw socket (root)");
+        return;
+    }
+    let data = support::datagram(&msg_proto::Message::new(msg_proto::Kind::Data, 1, "loop"));
+    for engine in ["tokio", "blocking"] {
+        let args = ["--reply", "echo", "--io", engine];
+        let first = Listener::start("--udp", "127.0.0.1", &args);
+        let second = Listener::start("--udp", "127.0.0.1", &args);
+        send_forged(first.addr, second.addr, &data);
+        // Itself, too: the answer would come back to it.
+        let alone = Listener::start("--udp", "127.0.0.1", &args);
+        send_forged(alone.addr, alone.addr, &data);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        // The forged message at the second, its reply at the first; the
+        // forged one and its own reply at the one alone.
+        assert_eq!(printed(second), 1, "{engine}");
+        assert_eq!(printed(first), 1, "{engine}");
+        assert_eq!(printed(alone), 2, "{engine}");
+    }
+    // Raw bytes carry no mark: a raw listener does not answer itself.
+    let raw = Listener::start("--udp", "127.0.0.1", &["--raw", "--reply", "echo"]);
+    send_forged(raw.addr, raw.addr, b"loop");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(printed(raw), 1);
+}
+
 /// Waits (bounded) until the UDP socket bound to `addr` has nothing left
 /// in its receive queue (`/proc/net/udp`'s `rx_queue`): every datagram
 /// sent to it has been read, or dropped by the kernel.

@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use msg_proto::{Kind, Message};
+use msg_proto::{FLAG_REPLY, Kind, Message};
 
 /// What a listener answers to each `Data` message (pings are answered
 /// whatever this says).
@@ -34,12 +34,22 @@ impl Reply {
 
 /// The reply to a `Data` message: a `Data` message with the request's
 /// `seq` and `timestamp_ns`, so the sender can match it and time it, and
-/// flags 0. The request's flags are not copied: they describe the request,
-/// and a bit this version does not know must not come back as if it meant
-/// something in the answer.
+/// flags [`FLAG_REPLY`] alone. The request's flags are not copied: they
+/// describe the request, and a bit this version does not know must not
+/// come back as if it meant something in the answer.
+///
+/// A reply is never answered (`None`): two listeners that answered each
+/// other's replies, or one its own, would do so for ever once a forged
+/// datagram started them ([`FLAG_REPLY`]).
 pub fn reply_to(request: &Message, reply: Reply) -> Option<Message> {
+    if request.flags & FLAG_REPLY != 0 {
+        return None;
+    }
     let body = reply.answer(&request.body)?;
-    Some(Message::new(Kind::Data, request.seq, body).with_timestamp(request.timestamp_ns))
+    let mut answer =
+        Message::new(Kind::Data, request.seq, body).with_timestamp(request.timestamp_ns);
+    answer.flags = FLAG_REPLY;
+    Some(answer)
 }
 
 /// A `Data` message stamped with the wall clock (nanoseconds since the
@@ -72,7 +82,21 @@ mod tests {
     #[test]
     fn replies_do_not_copy_the_request_flags() {
         let mut data = Message::new(Kind::Data, 7, "hello");
-        data.flags = 0x4000_0001;
-        assert_eq!(reply_to(&data, Reply::Echo).unwrap().flags, 0);
+        data.flags = 0x4000_0000;
+        assert_eq!(reply_to(&data, Reply::Echo).unwrap().flags, FLAG_REPLY);
+    }
+
+    /// Audit, round six: a datagram forged to come from one echoing
+    /// listener had another answer it, and the first answer that, for
+    /// ever. A reply is marked, and a marked message is never answered.
+    #[test]
+    fn a_reply_is_marked_and_never_answered() {
+        let data = Message::new(Kind::Data, 7, "hello");
+        for mode in [Reply::Echo, Reply::Upper] {
+            let reply = reply_to(&data, mode).unwrap();
+            assert_eq!(reply.flags & FLAG_REPLY, FLAG_REPLY);
+            assert!(reply_to(&reply, Reply::Echo).is_none());
+            assert!(reply_to(&reply, Reply::Upper).is_none());
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use tokio::time::timeout;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::dgram::{Datagrams, UnixDgram};
 use crate::link::ConnectOptions;
@@ -307,9 +307,20 @@ pub(crate) async fn serve_udp<S: Datagrams>(
 ) -> Result<(), Error> {
     let mut dropped = DropWarning::default();
     let reply_failures = RateLimited::default();
+    let forged = RateLimited::default();
     loop {
         let (bytes, peer) = socket.recv_raw_from().await?;
-        if let Some(answer) = reply.answer(&bytes) {
+        // Raw bytes carry no mark that they answer something (framed
+        // replies do, and are never answered): one claiming to come from
+        // this socket would come back to be answered again, for ever.
+        let mut answer = reply.answer(&bytes);
+        if answer.is_some() && socket.is_itself(&peer) {
+            answer = None;
+            forged.warn(|suppressed| {
+                warn!(%peer, suppressed, "did not answer a datagram that claims to come from this listener itself (forged: its answer would come back to be answered again)");
+            });
+        }
+        if let Some(answer) = answer {
             if let Err(err) = socket.send_raw_to(&answer, &peer).await {
                 reply_failed(&reply_failures, &peer, &err);
             }

@@ -47,6 +47,16 @@ pub const FLAG_STATS: u32 = 1;
 /// echo `Pong`, flags 0, as from a receiver that does not know it).
 pub const FLAG_SEND: u32 = 2;
 
+/// [`Kind::Data`] flag: this message answers another (a listener's
+/// `--reply echo` or `upper`), and a receiver never answers it.
+///
+/// Over UDP a source address can be forged. Without the mark a reply was
+/// a `Data` message like any other, so one datagram forged to come from
+/// one echoing listener and sent to another (or to the first itself) had
+/// them answer each other for ever, a core each (a "loop DoS", as
+/// CVE-2024-2169 names it for UDP services; audit, round six).
+pub const FLAG_REPLY: u32 = 1;
+
 /// Flag of any kind: an authentication trailer follows the body, so the
 /// message is not `header || body` alone and only [`auth`](crate::auth) can
 /// open it.

@@ -83,8 +83,8 @@ pub mod tree;
 
 pub use error::Error;
 pub use header::{
-    FLAG_AUTH, FLAG_SEND, FLAG_STATS, HEADER_LEN, Header, Kind, MAGIC, MAX_BODY_LEN, Message,
-    VERSION, decode, decode_header, encode, encode_header,
+    FLAG_AUTH, FLAG_REPLY, FLAG_SEND, FLAG_STATS, HEADER_LEN, Header, Kind, MAGIC, MAX_BODY_LEN,
+    Message, VERSION, decode, decode_header, encode, encode_header,
 };
 pub use send::{SendRequest, Streamed};
 pub use stats::{DiscardCounter, Stats};

@@ -78,6 +78,22 @@ pub(crate) trait Datagrams {
     fn invalid_datagrams(&self) -> u64;
     /// Datagrams dropped by authentication.
     fn auth_rejections(&self) -> AuthRejections;
+    /// Whether a datagram from `peer` claims to come from this very
+    /// socket: answered, it would come back to be answered again. Only a
+    /// forger sends one (a kind whose senders cannot be forged says no).
+    fn is_itself(&self, peer: &Self::Peer) -> bool {
+        let _ = peer;
+        false
+    }
+}
+
+/// Whether `peer` may be the UDP socket bound to `own` itself: its port,
+/// and its address, or a loopback one where the socket is bound to every
+/// address (the kernel takes a forged source on `lo` only; from outside,
+/// a source address of this host's is dropped as a martian).
+fn may_be_itself(own: std::net::SocketAddr, peer: std::net::SocketAddr) -> bool {
+    let (own_ip, ip) = (own.ip().to_canonical(), peer.ip().to_canonical());
+    own.port() == peer.port() && (own_ip == ip || (own_ip.is_unspecified() && ip.is_loopback()))
 }
 
 impl Datagrams for msg_udp::Socket {
@@ -118,5 +134,31 @@ impl Datagrams for msg_udp::Socket {
 
     fn auth_rejections(&self) -> AuthRejections {
         Self::auth_rejections(self)
+    }
+
+    fn is_itself(&self, peer: &Self::Peer) -> bool {
+        self.local_addr().is_ok_and(|own| may_be_itself(own, *peer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A forged source naming the socket itself: its own address, or a
+    /// loopback one at its port when it is bound to every address.
+    #[test]
+    fn a_source_that_may_be_the_socket_itself_is_told_apart() {
+        let at = |text: &str| text.parse::<std::net::SocketAddr>().unwrap();
+        assert!(may_be_itself(at("127.0.0.1:9000"), at("127.0.0.1:9000")));
+        assert!(may_be_itself(at("0.0.0.0:9000"), at("127.0.0.1:9000")));
+        assert!(may_be_itself(
+            at("[::]:9000"),
+            at("[::ffff:127.0.0.1]:9000")
+        ));
+        assert!(may_be_itself(at("[::]:9000"), at("[::1]:9000")));
+        assert!(!may_be_itself(at("127.0.0.1:9000"), at("127.0.0.1:9001")));
+        assert!(!may_be_itself(at("127.0.0.1:9000"), at("127.0.0.2:9000")));
+        assert!(!may_be_itself(at("0.0.0.0:9000"), at("192.0.2.1:9000")));
     }
 }
