@@ -55,7 +55,7 @@ pub(crate) struct ConnectArgs {
     pub(crate) wait: Duration,
 
     /// One JSON object per line: {"peer":..,"seq":..,"len":..,"body":..}
-    #[arg(long, conflicts_with = "null")]
+    #[arg(long, conflicts_with_all = ["null", "hex"])]
     pub(crate) json: bool,
 
     #[command(flatten)]
