@@ -145,6 +145,14 @@ impl UnixPath {
 impl fmt::Display for UnixPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // A relative path as `./PATH`: a peer's address is any name
+            // it bound, and bare it could read as an abstract name
+            // (`@x`) or as another peer's `pid 1 uid 0` (audit, round
+            // six).
+            Self::File(path) if path.is_relative() => {
+                f.write_str("./")?;
+                write_path(f, path.as_os_str().as_bytes())
+            }
             Self::File(path) => write_path(f, path.as_os_str().as_bytes()),
             Self::Abstract(name) => write!(f, "@{}", name.escape_ascii()),
         }
@@ -291,6 +299,18 @@ mod tests {
             hidden.to_string(),
             r"/tmp/Z\xe2\x80\xaekcos.\xe2\x81\xa6x\xe2\x80\xa8"
         );
+    }
+
+    /// Audit, round six: a client bound its socket to a file named `pid 1
+    /// uid 12345` (or `@x`), and the listener's log and JSON showed it as
+    /// a process (or an abstract name). A relative path shows as one.
+    #[test]
+    fn a_relative_path_cannot_pass_for_a_process_or_an_abstract_name() {
+        let shown = |name: &str| UnixPath::File(name.into()).to_string();
+        assert_eq!(shown("pid 1 uid 12345"), "./pid 1 uid 12345");
+        assert_eq!(shown("@x"), "./@x");
+        assert_eq!(shown("dir/x.sock"), "./dir/x.sock");
+        assert_eq!(shown("/tmp/x.sock"), "/tmp/x.sock");
     }
 
     #[test]

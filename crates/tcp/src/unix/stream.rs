@@ -68,10 +68,15 @@ impl UnixStream {
     /// The peer, as the kernel reports it: the path it is bound to, if
     /// any (a client seldom is), and its credentials.
     pub(super) fn peer(&self) -> UnixPeer {
-        let path = SockRef::from(&self.fd())
-            .peer_addr()
-            .ok()
-            .and_then(|addr| addr.as_pathname().map(|p| UnixPath::File(p.to_owned())));
+        let path = SockRef::from(&self.fd()).peer_addr().ok().and_then(|addr| {
+            let abstract_name = || {
+                addr.as_abstract_namespace()
+                    .map(|name| UnixPath::Abstract(name.to_vec()))
+            };
+            addr.as_pathname()
+                .map(|path| UnixPath::File(path.to_owned()))
+                .or_else(abstract_name)
+        });
         UnixPeer {
             path,
             cred: peer_cred(&self.fd()),
