@@ -151,6 +151,39 @@ fn unix(args: &[&str]) -> String {
     out.stdout
 }
 
+/// Audit, round six: the receiver's socket file, in a temporary
+/// directory, stayed there when the demo was stopped (Ctrl-C, SIGTERM)
+/// mid-lesson. On Linux it is bound to an abstract name now, and no file
+/// is made at all: the temporary directory stays empty through the run.
+#[cfg(target_os = "linux")]
+#[test]
+fn unix_leaves_no_file_however_it_ends() {
+    let tmp = support::fresh_path("demo-tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut demo = support::msg()
+        .args(["demo", "unix"])
+        .env("TMPDIR", &tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Polled through the run (it waits 100 ms on the full receiver), and
+    // bounded by the deadline.
+    let started = std::time::Instant::now();
+    let mut made = std::collections::BTreeSet::new();
+    while demo.try_wait().unwrap().is_none() && started.elapsed() < support::DEADLINE {
+        made.extend(
+            std::fs::read_dir(&tmp)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name()),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let _ = demo.kill();
+    assert!(demo.wait().unwrap().success());
+    assert!(made.is_empty(), "the demo made {made:?} in TMPDIR");
+}
+
 /// UDP loses some of what a receiver that does not read was sent, and
 /// nobody is told; a Unix datagram socket refuses the sender instead and
 /// loses none; its largest datagram is SO_SNDBUF less 32 and grows with it.

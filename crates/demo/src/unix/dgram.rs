@@ -13,21 +13,10 @@ use super::{Blocked, COUNT, Full, LEN, PushedBack, SEND_TIMEOUT, number_of, numb
 use crate::error::{Context as _, Error, Result};
 
 pub(super) fn push_back() -> Result<PushedBack> {
-    // The receiver has a name the sender connects to, in a directory only
-    // this user may enter; removed at the end, or on the way out of an
-    // error. (A connected pair would not show the queue's limit: Linux
-    // does not apply it between two sockets connected to each other.)
-    let dir = tempfile::Builder::new()
-        .prefix("msg-demo-unix.")
-        .tempdir()
-        .what("cannot make a temporary directory")?;
-    let path = dir.path().join("receiver");
-    let receiver =
-        UnixDatagram::bind(&path).with_what(|| format!("cannot bind {}", path.display()))?;
-    let sender = UnixDatagram::unbound().what("cannot open a Unix datagram socket")?;
-    sender
-        .connect(&path)
-        .with_what(|| format!("cannot connect to {}", path.display()))?;
+    // The receiver has a name the sender connects to. (A connected pair
+    // would not show the queue's limit: Linux does not apply it between
+    // two sockets connected to each other.)
+    let (receiver, sender, dir) = named_pair()?;
     let sndbuf = SockRef::from(&sender).send_buffer_size()?;
 
     // Non-blocking, so the demo never waits: the kernel answers at once.
@@ -76,7 +65,9 @@ pub(super) fn push_back() -> Result<PushedBack> {
         }
         buf[..n].clone_into(&mut last);
     }
-    dir.close().what("cannot remove the temporary directory")?;
+    if let Some(dir) = dir {
+        dir.close().what("cannot remove the temporary directory")?;
+    }
     Ok(PushedBack {
         len: LEN,
         sndbuf,
@@ -92,6 +83,51 @@ pub(super) fn push_back() -> Result<PushedBack> {
         whole,
         last,
     })
+}
+
+/// A receiver bound to a name, and a sender connected to it.
+///
+/// On Linux the name is an abstract one: no file, so nothing is left
+/// behind however the demo ends (a socket file in a temporary directory
+/// stayed there after Ctrl-C or SIGTERM; audit, round six). Elsewhere a
+/// file in a directory only this user may enter, removed at the end
+/// (`Some`), or on the way out of an error.
+fn named_pair() -> Result<(UnixDatagram, UnixDatagram, Option<tempfile::TempDir>)> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        #[cfg(target_os = "android")]
+        use std::os::android::net::SocketAddrExt;
+        #[cfg(target_os = "linux")]
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::SocketAddr;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos());
+        let name = format!("msg-demo-unix.{}.{nanos}", std::process::id());
+        let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
+        let receiver =
+            UnixDatagram::bind_addr(&addr).with_what(|| format!("cannot bind @{name}"))?;
+        let sender = UnixDatagram::unbound().what("cannot open a Unix datagram socket")?;
+        sender
+            .connect_addr(&addr)
+            .with_what(|| format!("cannot connect to @{name}"))?;
+        Ok((receiver, sender, None))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let dir = tempfile::Builder::new()
+            .prefix("msg-demo-unix.")
+            .tempdir()
+            .what("cannot make a temporary directory")?;
+        let path = dir.path().join("receiver");
+        let receiver =
+            UnixDatagram::bind(&path).with_what(|| format!("cannot bind {}", path.display()))?;
+        let sender = UnixDatagram::unbound().what("cannot open a Unix datagram socket")?;
+        sender
+            .connect(&path)
+            .with_what(|| format!("cannot connect to {}", path.display()))?;
+        Ok((receiver, sender, Some(dir)))
+    }
 }
 
 /// One more send, `seq`, on a blocking socket to the full receiver: it
