@@ -151,6 +151,57 @@ fn a_frame_unfinished_when_the_wait_ends_is_an_error_not_lost_unsaid() {
     }
 }
 
+/// Audit, round six: with a stdout nobody reads (a pipe, a terminal
+/// paused with Ctrl-S), `msg connect` wrote to it from the session itself,
+/// and a write that blocked kept `--wait` from ending anything: it ran as
+/// long as the peer sent. It prints from a thread of its own now: the
+/// wait ends the session, and what is queued is given a second.
+#[test]
+fn a_stdout_nobody_reads_does_not_hold_the_wait_up() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let peer = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let (mut stream, _) = server.accept().unwrap();
+            stream.set_write_timeout(Some(DEADLINE)).unwrap();
+            let frame = support::frame(&msg_proto::Message::new(
+                msg_proto::Kind::Data,
+                1,
+                vec![b'x'; 16 * 1024],
+            ));
+            // Bounded: until the client is gone or the test says, at
+            // most 4 GiB.
+            for _ in 0..262_144 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed)
+                    || stream.write_all(&frame).is_err()
+                {
+                    break;
+                }
+            }
+        })
+    };
+    let mut cmd = support::msg();
+    cmd.args(["connect", "--tcp", "--wait", "1s", &addr]);
+    let (running, unread) = support::Running::spawn_unread(cmd);
+    let started = std::time::Instant::now();
+    let out = running.finish();
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(unread);
+    peer.join().unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    // The wait (1 s) and the second given to what is queued, and slack.
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    assert!(
+        out.stderr
+            .contains("stdout is blocked: exiting without printing what is queued"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn connect_refuses_what_cannot_go_together() {
     for args in [

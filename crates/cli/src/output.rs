@@ -6,11 +6,12 @@
 //! move the cursor, and unchanged into a pipe or a file, where the bytes
 //! are data and the reader decides.
 //!
-//! A listener prints from a thread of its own ([`start_printing`]), fed by
-//! msg-net's byte-bounded event queue: a stdout that stops draining (a
-//! pager left unscrolled, a terminal paused with Ctrl-S) then blocks only
-//! that thread, while the runtime goes on answering pings, replying and
-//! accepting.
+//! A listener, and `msg connect`, print from a thread of their own
+//! ([`start_printing`]), fed by msg-net's byte-bounded event queue: a
+//! stdout that stops draining (a pager left unscrolled, a terminal paused
+//! with Ctrl-S) then blocks only that thread, while the runtime goes on
+//! answering pings, replying and accepting, and a session's `--wait`
+//! still ends it.
 
 use std::fmt;
 use std::io::{self, BufWriter, Write};
@@ -19,19 +20,6 @@ pub(crate) use msg_net::printer::Printing;
 use msg_net::show::FileProgress;
 pub(crate) use msg_net::show::Format;
 use msg_net::{Events, PeerAddr};
-
-/// Writes one message straight to stdout and flushes it: for a client
-/// printing the replies it waited for.
-pub(crate) fn print(
-    format: Format,
-    peer: &PeerAddr,
-    seq: Option<u64>,
-    body: &[u8],
-) -> io::Result<()> {
-    let mut out = io::stdout().lock();
-    format.write(&mut out, peer, seq, body)?;
-    out.flush()
-}
 
 /// Writes one line to stderr, for the messages that are not logs (the final
 /// error, what a transfer achieved). A failure is ignored: stderr closed

@@ -316,18 +316,24 @@ pub enum HoldError {
 /// the session at once: nothing more can arrive, and what `bodies` still
 /// holds has nowhere to go.
 ///
+/// `shown` is awaited, so that it can wait for room in a queue to a
+/// printing thread: a stdout that stops draining then holds the session
+/// up without holding the thread, and `wait` still ends it (a blocking
+/// write to stdout here kept `--wait` from ending anything; audit, round
+/// six).
+///
 /// # Errors
 ///
 /// [`HoldError`]: which side failed, and how.
 pub async fn hold<R: AsyncBufRead + Unpin>(
     (mut tx, mut rx): (SessionTx, SessionRx),
     bodies: &mut Bodies<'_, R>,
-    mut shown: impl FnMut(&Incoming) -> std::io::Result<()>,
+    mut shown: impl AsyncFnMut(Incoming) -> std::io::Result<()>,
     wait: Duration,
 ) -> Result<(), HoldError> {
     let receiving = async {
         while let Some(incoming) = rx.recv().await.map_err(HoldError::Recv)? {
-            shown(&incoming).map_err(HoldError::Shown)?;
+            shown(incoming).await.map_err(HoldError::Shown)?;
         }
         Ok(())
     };

@@ -8,12 +8,16 @@
 //! too, or for at most `--wait`. The lines are read as `msg send` reads
 //! them ([`Source`]).
 
+use std::io;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Args;
+use msg_net::Event;
 use msg_net::connect::connect_any;
 use msg_net::limits::Family;
 use msg_net::session::{self, HoldError, Incoming, Mode};
+use tracing::warn;
 
 use crate::args::{
     ClientArgs, FramingArg, OutputArgs, TransportArg, check_client_modes, parse_addr,
@@ -94,8 +98,29 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let printer = args
         .output
         .format(args.json, args.raw && !caps.keeps_boundaries);
-    let shown = |incoming: &Incoming| output::print(printer, &addr, incoming.seq, &incoming.body);
+    // Printed from a thread of its own, as a listener prints: a stdout
+    // that stops draining then blocks that thread, and `--wait` still
+    // ends the session.
+    let (printing, events) = output::start_printing(printer, None)?;
+    let shown = async |incoming: Incoming| {
+        let event = Event::Message {
+            peer: addr.clone(),
+            seq: incoming.seq,
+            body: incoming.body,
+        };
+        match events.deliver(event).await {
+            true => Ok(()),
+            // The thread stopped: its own error is read below.
+            false => Err(io::Error::from(io::ErrorKind::BrokenPipe)),
+        }
+    };
     let held = session::hold(halves, source.bodies(), shown, args.wait).await;
+    let mut ended = printing.close();
+    // What stopped the printing thread (stdout closed, a full disk) says
+    // more than the session's end it caused.
+    if !ended.drain().await.context("cannot write to stdout")? {
+        warn!("stdout is blocked: exiting without printing what is queued");
+    }
     held.map_err(|err| match err {
         HoldError::Body(err) => source.error(err),
         HoldError::Recv(err) => err.into(),
