@@ -782,6 +782,37 @@ fn count_of(summary: &str, what: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Audit, round six: a stream listener's summary said `0 invalid`
+/// whatever its peers sent. A connection dropped for what it sent (bytes
+/// that do not decode, a frame over the limit, a frame cut off by the
+/// close) now counts, on both engines; one that sent a good message and
+/// closed does not.
+#[test]
+fn a_stream_listeners_summary_counts_connections_dropped_for_what_they_sent() {
+    for engine in ["tokio", "blocking"] {
+        let listener = Listener::start("--tcp", "127.0.0.1", &["--io", engine]);
+        let good = support::frame(&msg_proto::Message::new(msg_proto::Kind::Data, 1, "fine"));
+        let mut garbage = good.clone();
+        garbage[4] ^= 0xff; // the magic
+        let oversize = u32::MAX.to_be_bytes().to_vec();
+        let cut = good[..good.len() - 1].to_vec();
+        for bytes in [good, garbage, oversize, cut] {
+            let mut stream = TcpStream::connect(listener.addr).unwrap();
+            stream.write_all(&bytes).unwrap();
+            stream.shutdown(std::net::Shutdown::Write).unwrap();
+            // Read to the listener's close: the connection has been served.
+            stream.set_read_timeout(Some(DEADLINE)).unwrap();
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
+        let (summary, _) = terminate(listener.process);
+        assert!(summary.contains("1 message"), "{engine}: {summary}");
+        assert!(
+            summary.contains("dropped: 3 invalid"),
+            "{engine}: {summary}"
+        );
+    }
+}
+
 /// Round two, finding 8: the summary counted invalid and unauthenticated
 /// datagrams only when a valid message came after them, so garbage alone
 /// gave "0 invalid", and 20 forged datagrams and 7 replays were "20".

@@ -21,7 +21,9 @@ pub struct Counters {
 pub struct Counted {
     /// TCP connections accepted (refused ones included).
     pub connections: u64,
-    /// Datagrams or frames that were not msg messages.
+    /// Datagrams that were not msg messages; over a stream, connections
+    /// dropped for what they sent (a frame over the limit, bytes that do
+    /// not decode, a frame cut off).
     pub invalid: u64,
     /// Datagrams that failed authentication (bad tag, replay, untagged).
     pub unauthenticated: u64,
@@ -42,6 +44,11 @@ impl Counters {
 
     pub(crate) fn connected(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A stream connection dropped for what it sent (not msg's frames).
+    pub(crate) fn invalid_connection(&self) {
+        self.invalid.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn set_udp(&self, invalid: u64, unauthenticated: u64) {

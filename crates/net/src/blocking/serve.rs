@@ -24,7 +24,7 @@ use super::stream::{AnyListener, AnyStream};
 use super::wait::{STOP_CHECK, Spinner, block_on};
 use crate::auth::{self, HAS_NO_SECRET};
 use crate::deadlines::{Deadlines, Expired, idle_text};
-use crate::log::{Chain, RateLimited};
+use crate::log::RateLimited;
 use crate::ping::pong_in_place;
 use crate::respond::{Response, respond};
 use crate::text::error_message;
@@ -130,14 +130,9 @@ fn serve_streams(
                 let served =
                     serve_connection(stream, &peer, options, &slots, &config, &events, &stop);
                 if let Err(err) = served {
-                    // In the words the tokio listener uses: the flag behind
-                    // a limit named where the binary explains its errors.
-                    failures.warn(|suppressed| match config.explain {
-                        Some(explain) => {
-                            warn!(%peer, suppressed, "dropped connection: {}", explain(&err));
-                        }
-                        None => warn!(%peer, suppressed, "dropped connection: {}", Chain(&err)),
-                    });
+                    // In the words the tokio listener uses, and counted as
+                    // it counts.
+                    config.dropped(&failures, &peer, &err);
                 }
                 debug!(%peer, "closed");
                 still_open.fetch_sub(1, Ordering::Relaxed);

@@ -6,7 +6,10 @@ use crate::auth::Auth;
 use crate::exec::ExecConfig;
 use crate::file::SaveConfig;
 use crate::length::Framing;
-use crate::{Counters, Limits, PeerAddr, Reply};
+use tracing::warn;
+
+use crate::log::{Chain, RateLimited};
+use crate::{Counters, Error, Limits, PeerAddr, Reply};
 
 /// How a listener behaves.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +62,29 @@ impl ServeConfig {
     /// msg's frames can read it.
     pub(crate) fn tells_why(&self) -> bool {
         !self.raw && self.framing == Framing::Msg
+    }
+
+    /// A stream connection dropped with `err`, for both engines' serve
+    /// loops: said in the log (in the words of [`ServeConfig::explain`],
+    /// at most a line a second through `failures`), and counted as
+    /// invalid when what the peer sent was not msg's frames (a frame over
+    /// the limit, bytes that do not decode, a TLS record, a frame cut off
+    /// by the close): the summary's `N invalid`, which over a stream
+    /// listener said 0 whatever arrived (audit, round six).
+    pub(crate) fn dropped(&self, failures: &RateLimited, peer: &PeerAddr, err: &Error) {
+        if let Error::Tcp(
+            msg_tcp::Error::FrameTooLarge { .. }
+            | msg_tcp::Error::Tls(_)
+            | msg_tcp::Error::ClosedMidFrame { .. }
+            | msg_tcp::Error::Decode(_),
+        ) = err
+        {
+            self.counters.invalid_connection();
+        }
+        failures.warn(|suppressed| match self.explain {
+            Some(explain) => warn!(%peer, suppressed, "dropped connection: {}", explain(err)),
+            None => warn!(%peer, suppressed, "dropped connection: {}", Chain(err)),
+        });
     }
 
     /// The refusal of `peer` by [`ServeConfig::allow_uids`], if it is

@@ -197,12 +197,7 @@ where
                 },
             };
             if let Err(err) = result {
-                failures.warn(|suppressed| match config.explain {
-                    Some(explain) => {
-                        warn!(%peer, suppressed, "dropped connection: {}", explain(&err));
-                    }
-                    None => warn!(%peer, suppressed, "dropped connection: {}", Chain(&err)),
-                });
+                config.dropped(&failures, &peer, &err);
             }
         });
     }
