@@ -402,7 +402,7 @@ fn hex_dumps_what_listen_prints_and_what_send_gets_back() {
         &["listen", UDP, "--hex", "--json", "0"][..],
         &["listen", UDP, "--hex", "--escape", "always", "0"],
         &["send", UDP, "--hex", "-0", "127.0.0.1:9", "x"],
-        // Audit, round six: connect took both and ignored --hex.
+        // Audit, round five: connect took both and ignored --hex.
         &["connect", UDP, "--hex", "--json", "127.0.0.1:9"],
     ] {
         let out = run(args, None);

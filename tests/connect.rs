@@ -151,7 +151,7 @@ fn a_frame_unfinished_when_the_wait_ends_is_an_error_not_lost_unsaid() {
     }
 }
 
-/// Audit, round six: with a stdout nobody reads (a pipe, a terminal
+/// Audit, round five: with a stdout nobody reads (a pipe, a terminal
 /// paused with Ctrl-S), `msg connect` wrote to it from the session itself,
 /// and a write that blocked kept `--wait` from ending anything: it ran as
 /// long as the peer sent. It prints from a thread of its own now: the

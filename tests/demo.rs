@@ -151,7 +151,7 @@ fn unix(args: &[&str]) -> String {
     out.stdout
 }
 
-/// Audit, round six: the receiver's socket file, in a temporary
+/// Audit, round five: the receiver's socket file, in a temporary
 /// directory, stayed there when the demo was stopped (Ctrl-C, SIGTERM)
 /// mid-lesson. On Linux it is bound to an abstract name now, and no file
 /// is made at all: the temporary directory stays empty through the run.

@@ -1115,7 +1115,7 @@ fn a_folder_that_keeps_its_owner_out_is_filled_then_closed() {
     std::fs::set_permissions(got.join("locked"), std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
-/// Audit, round five: a folder 1,900 deep was saved whole, but its sender
+/// Audit, round four: a folder 1,900 deep was saved whole, but its sender
 /// said "no answer from the receiver within 2s" and exited 1. Both ends
 /// opened each folder part by part from the top, N²/2 opens for a chain N
 /// deep (1.8 million here, seconds of system time); now each is opened

@@ -86,7 +86,7 @@ mod tests {
         assert_eq!(reply_to(&data, Reply::Echo).unwrap().flags, FLAG_REPLY);
     }
 
-    /// Audit, round six: a datagram forged to come from one echoing
+    /// Audit, round five: a datagram forged to come from one echoing
     /// listener had another answer it, and the first answer that, for
     /// ever. A reply is marked, and a marked message is never answered.
     #[test]

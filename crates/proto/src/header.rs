@@ -54,7 +54,7 @@ pub const FLAG_SEND: u32 = 2;
 /// a `Data` message like any other, so one datagram forged to come from
 /// one echoing listener and sent to another (or to the first itself) had
 /// them answer each other for ever, a core each (a "loop DoS", as
-/// CVE-2024-2169 names it for UDP services; audit, round six).
+/// CVE-2024-2169 names it for UDP services; audit, round five).
 pub const FLAG_REPLY: u32 = 1;
 
 /// Flag of any kind: an authentication trailer follows the body, so the

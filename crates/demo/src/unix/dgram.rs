@@ -89,7 +89,7 @@ pub(super) fn push_back() -> Result<PushedBack> {
 ///
 /// On Linux the name is an abstract one: no file, so nothing is left
 /// behind however the demo ends (a socket file in a temporary directory
-/// stayed there after Ctrl-C or SIGTERM; audit, round six). Elsewhere a
+/// stayed there after Ctrl-C or SIGTERM; audit, round five). Elsewhere a
 /// file in a directory only this user may enter, removed at the end
 /// (`Some`), or on the way out of an error.
 fn named_pair() -> Result<(UnixDatagram, UnixDatagram, Option<tempfile::TempDir>)> {

@@ -70,7 +70,7 @@ impl ServeConfig {
     /// invalid when what the peer sent was not msg's frames (a frame over
     /// the limit, bytes that do not decode, a TLS record, a frame cut off
     /// by the close): the summary's `N invalid`, which over a stream
-    /// listener said 0 whatever arrived (audit, round six).
+    /// listener said 0 whatever arrived (audit, round five).
     pub(crate) fn dropped(&self, failures: &RateLimited, peer: &PeerAddr, err: &Error) {
         if let Error::Tcp(
             msg_tcp::Error::FrameTooLarge { .. }

@@ -301,7 +301,7 @@ mod tests {
         );
     }
 
-    /// Audit, round six: a client bound its socket to a file named `pid 1
+    /// Audit, round five: a client bound its socket to a file named `pid 1
     /// uid 12345` (or `@x`), and the listener's log and JSON showed it as
     /// a process (or an abstract name). A relative path shows as one.
     #[test]

@@ -53,7 +53,7 @@ pub(super) fn open_below(root: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd>
 /// before. Opened from `root` each time, a chain of folders N deep cost
 /// N²/2 opens: 1,900 deep, some 1.8 million, seconds of system time on
 /// both ends, and a sender that gave up waiting for an answer (audit,
-/// round five). From the one before, it costs one open each; going back
+/// round four). From the one before, it costs one open each; going back
 /// up, or across, costs the depth of the folder opened.
 pub(super) fn open_after<'a>(
     root: BorrowedFd<'_>,
@@ -200,7 +200,7 @@ struct Level {
 /// `prefix`), into `walk`: each folder's entries right after it, as a
 /// recursion would, from a stack of [`Level`]s on the heap. A tree may be
 /// as deep as a path allows (2,048 folders of one letter), and a frame a
-/// folder overflowed a thread's stack (audit, round five).
+/// folder overflowed a thread's stack (audit, round four).
 fn visit_all(
     root: BorrowedFd<'_>,
     last: &mut Option<(String, OwnedFd)>,

@@ -221,7 +221,7 @@ impl Writer {
     /// A sender's entries come folder by folder, each folder below the one
     /// before as its walk goes down. From the root each time, a chain of
     /// folders N deep cost N²/2 opens (1,900 deep: seconds, and a sender
-    /// that gave up waiting; audit, round five); from the one before, one
+    /// that gave up waiting; audit, round four); from the one before, one
     /// each.
     fn parent_of(&mut self, entry: &TreeEntry) -> Result<Rc<OwnedFd>, String> {
         let path = entry.path.as_str();
