@@ -120,12 +120,15 @@ pub(crate) async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     auth: &Auth,
 ) -> Result<(), Error> {
     let (handshake, first) = Handshake::client(&auth.secret);
-    drive(conn, auth, handshake, first, Role::Client).await
+    let deadline = tokio::time::Instant::now() + auth.handshake_timeout;
+    drive(conn, auth, handshake, first, Role::Client, deadline).await
 }
 
 /// Runs the server's half of the TCP handshake on `conn` and installs the
-/// session keys. A peer that starts with anything else is told that a
-/// secret is needed; a peer whose proof fails is told only the verdict.
+/// session keys, by `deadline` (the handshake timeout from the moment the
+/// connection was accepted: its wait for a turn counts too). A peer that
+/// starts with anything else is told that a secret is needed; a peer
+/// whose proof fails is told only the verdict.
 ///
 /// # Errors
 ///
@@ -133,18 +136,20 @@ pub(crate) async fn client<S: AsyncRead + AsyncWrite + Unpin>(
 pub(crate) async fn server<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     auth: &Auth,
+    deadline: tokio::time::Instant,
 ) -> Result<(), Error> {
     let (handshake, first) = Handshake::server(&auth.secret);
-    drive(conn, auth, handshake, first, Role::Server).await
+    drive(conn, auth, handshake, first, Role::Server, deadline).await
 }
 
-/// Moves `handshake`'s messages over `conn` within the handshake timeout.
+/// Moves `handshake`'s messages over `conn` by `deadline`.
 async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     auth: &Auth,
     mut handshake: Handshake,
     mut step: Step,
     us: Role,
+    deadline: tokio::time::Instant,
 ) -> Result<(), Error> {
     let timeout = auth.handshake_timeout;
     // Neither side has proved itself yet: until then the peer gets the
@@ -178,7 +183,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             };
         }
     };
-    tokio::time::timeout(timeout, moved)
+    tokio::time::timeout_at(deadline, moved)
         .await
         .map_err(|_| Error::Auth(AuthFailure::Timeout(timeout)))?
 }

@@ -35,7 +35,7 @@ pub(super) enum Shaken {
 pub(super) fn handshake<S: Stream>(
     conn: &mut Framed<S>,
     auth: &Auth,
-    us: Role,
+    (us, deadline): (Role, Instant),
     tick: Duration,
     stop: &AtomicBool,
 ) -> Result<Shaken, Error> {
@@ -50,7 +50,7 @@ pub(super) fn handshake<S: Stream>(
         handshake,
         first,
         us,
-        auth.handshake_timeout,
+        (deadline, auth.handshake_timeout),
         tick,
         stop,
     );
@@ -115,11 +115,10 @@ fn drive<S: Stream>(
     mut handshake: Handshake,
     mut step: Step,
     us: Role,
-    timeout: Duration,
+    (deadline, timeout): (Instant, Duration),
     tick: Duration,
     stop: &AtomicBool,
 ) -> Result<Shaken, Error> {
-    let deadline = Instant::now() + timeout;
     let go_on = |_| Instant::now() < deadline && !stop.load(Ordering::Relaxed);
     loop {
         if let Some(msg) = &step.send {

@@ -152,11 +152,14 @@ fn serve_streams(
     Ok(())
 }
 
-/// Waits within `timeout` for the client to send something (or close),
-/// each wait at most the socket's read timeout: `Ok(false)` when `stop`
-/// came first.
-fn begun(stream: &AnyStream, timeout: Duration, stop: &AtomicBool) -> Result<bool, Error> {
-    let deadline = Instant::now() + timeout;
+/// Waits until `deadline` (the handshake `timeout` from the accept) for
+/// the client to send something (or close), each wait at most the
+/// socket's read timeout: `Ok(false)` when `stop` came first.
+fn begun(
+    stream: &AnyStream,
+    (deadline, timeout): (Instant, Duration),
+    stop: &AtomicBool,
+) -> Result<bool, Error> {
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(false);
@@ -193,16 +196,19 @@ fn serve_connection(
     stream.set_write_timeout(Some(STOP_CHECK))?;
     let mut conn = Framed::new(stream, options.max_frame);
     if let Some(auth) = &config.auth {
+        // The handshake's timeout counts from the accept, its waits for
+        // the first byte and for a turn included, as on the tokio engine.
+        let timeout = auth.handshake_timeout;
+        let deadline = Instant::now() + timeout;
         // A turn among the handshakes only once the client has begun its
         // own (it speaks first): an idle socket must not hold one, as the
         // tokio listener's `begun` says.
-        if !begun(conn.get_ref(), auth.handshake_timeout, stop)? {
+        if !begun(conn.get_ref(), (deadline, timeout), stop)? {
             return Ok(());
         }
-        // Its turn comes within the handshake timeout, or never: waiting
-        // here, it has read nothing.
-        let timeout = auth.handshake_timeout;
-        let Some(slot) = slots.take(Instant::now() + timeout, STOP_CHECK, stop) else {
+        // Its turn comes by then, or never: waiting here, it has read
+        // nothing.
+        let Some(slot) = slots.take(deadline, STOP_CHECK, stop) else {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
@@ -210,7 +216,7 @@ fn serve_connection(
             refuse_busy(&mut conn, &busy, STOP_CHECK, stop);
             return Err(Error::Auth(auth::AuthFailure::Timeout(timeout)));
         };
-        let shaken = handshake(&mut conn, auth, Role::Server, STOP_CHECK, stop);
+        let shaken = handshake(&mut conn, auth, (Role::Server, deadline), STOP_CHECK, stop);
         drop(slot);
         match shaken {
             Ok(Shaken::Done) => debug!(%peer, "authenticated"),

@@ -210,7 +210,8 @@ impl Link {
             Inner::Stream(framed) => {
                 // A client has no stop flag: the handshake timeout ends it.
                 let never = AtomicBool::new(false);
-                handshake(framed, auth, Role::Client, self.timeout, &never)?;
+                let deadline = Instant::now() + auth.handshake_timeout;
+                handshake(framed, auth, (Role::Client, deadline), self.timeout, &never)?;
             }
         }
         Ok(())

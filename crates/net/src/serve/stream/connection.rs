@@ -27,11 +27,12 @@ use crate::{Error, Event, Events, ping};
 
 /// Serves one framed connection: the handshake first when the listener
 /// has a secret (nothing else is read until it completes, within its
-/// timeout), then every message.
+/// timeout from `began`, when the connection was accepted or its TLS
+/// handshake done: the wait for a turn counts), then every message.
 pub(super) async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut conn: Connection<S>,
     config: &ServeConfig,
-    handshakes: &tokio::sync::Semaphore,
+    (handshakes, began): (&tokio::sync::Semaphore, tokio::time::Instant),
     runner: Option<&Runner>,
     events: Events,
 ) -> Result<(), Error> {
@@ -45,13 +46,14 @@ pub(super) async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             // connection waiting here has read nothing, so it costs a
             // descriptor and no buffer.
             let timeout = auth.handshake_timeout;
-            let Ok(turn) = tokio::time::timeout(timeout, handshakes.acquire()).await else {
+            let deadline = began + timeout;
+            let Ok(turn) = tokio::time::timeout_at(deadline, handshakes.acquire()).await else {
                 let busy = crate::refusal::HANDSHAKES_BUSY.format(config.limits.max_handshakes);
                 refuse_busy(&mut conn, &busy).await;
                 return Err(Error::Auth(auth::AuthFailure::Timeout(timeout)));
             };
             let turn = turn.expect("the semaphore is never closed");
-            let shaken = auth::server(&mut conn, auth).await;
+            let shaken = auth::server(&mut conn, auth, deadline).await;
             drop(turn);
             if let Err(err) = shaken {
                 auth::drain_refused(&mut conn, &err, auth).await;
@@ -393,6 +395,18 @@ mod tests {
         }
     }
 
+    /// Serves `server` as a listener with one handshake turn would, its
+    /// handshake timeout from now.
+    async fn serve_alone<S: AsyncRead + AsyncWrite + Unpin>(
+        server: Connection<S>,
+        config: &ServeConfig,
+        events: Events,
+    ) -> Result<(), Error> {
+        let handshakes = tokio::sync::Semaphore::new(1);
+        let turns = (&handshakes, tokio::time::Instant::now());
+        serve_connection(server, config, turns, None, events).await
+    }
+
     /// A ping with FLAG_SEND: the listener streams numbered discards for
     /// the time asked, then the pong that counts them; the connection
     /// goes on after it. A request it does not carry out is refused.
@@ -402,9 +416,8 @@ mod tests {
         let mut client = Connection::new(Pipe(a), msg_tcp::Options::default()).unwrap();
         let server = Connection::new(Pipe(b), msg_tcp::Options::default()).unwrap();
         let config = ServeConfig::default();
-        let handshakes = tokio::sync::Semaphore::new(1);
         let (events, _received) = Events::channel();
-        let serving = serve_connection(server, &config, &handshakes, None, events);
+        let serving = serve_alone(server, &config, events);
         let asking = async {
             let request = SendRequest {
                 duration: Duration::from_millis(30),
@@ -458,9 +471,8 @@ mod tests {
             .await
             .unwrap();
         let config = ServeConfig::default();
-        let handshakes = tokio::sync::Semaphore::new(1);
         let (events, _received) = Events::channel();
-        let served = serve_connection(server, &config, &handshakes, None, events).await;
+        let served = serve_alone(server, &config, events).await;
         assert!(
             matches!(served, Err(Error::StreamStalled { after }) if after == STREAM_STALL),
             "{served:?}"
@@ -489,9 +501,8 @@ mod tests {
             )),
             ..ServeConfig::default()
         };
-        let handshakes = tokio::sync::Semaphore::new(1);
         let (events, mut received) = Events::channel();
-        let serving = serve_connection(server, &config, &handshakes, None, events);
+        let serving = serve_alone(server, &config, events);
         let sending = async {
             auth::client(&mut client, &auth).await.unwrap();
             let path = from.path().join("f");

@@ -157,12 +157,22 @@ where
         let handshakes = Arc::clone(&handshakes);
         connections.spawn(async move {
             let _slot = slot;
-            let result = match begun(&stream, &config).await {
+            // Each handshake's timeout counts from here, its wait for the
+            // first byte and for a turn included: three waits of a timeout
+            // each made a client wait up to three (audit, round four).
+            let accepted = tokio::time::Instant::now();
+            let result = match begun(&stream, &config, accepted).await {
                 Err(err) => Err(err),
                 Ok(()) => match &config.tls {
-                    Some(tls) => secure(stream, tls, &handshakes).await,
+                    Some(tls) => secure(stream, tls, &handshakes, accepted).await,
                     None => Ok(stream),
                 },
+            };
+            // The secret's handshake, inside TLS, has its timeout from
+            // TLS's end.
+            let began = match &config.tls {
+                Some(_) => tokio::time::Instant::now(),
+                None => accepted,
             };
             let result = match result {
                 Err(err) => Err(err),
@@ -190,8 +200,8 @@ where
                 }
                 Ok(stream) => match Connection::new(stream, options) {
                     Ok(conn) => {
-                        serve_connection(conn, &config, &handshakes, runner.as_deref(), events)
-                            .await
+                        let turns = (&*handshakes, began);
+                        serve_connection(conn, &config, turns, runner.as_deref(), events).await
                     }
                     Err(err) => Err(err.into()),
                 },
@@ -209,13 +219,17 @@ where
 /// socket opened and left idle took one for the whole timeout: a few dozen
 /// of them, refreshed, kept every client from authenticating. Idle, a
 /// connection now holds only its place among `--max-conns`.
-async fn begun(stream: &AnyStream, config: &ServeConfig) -> Result<(), Error> {
+async fn begun(
+    stream: &AnyStream,
+    config: &ServeConfig,
+    accepted: tokio::time::Instant,
+) -> Result<(), Error> {
     let timeout = match (&config.tls, &config.auth) {
         (Some(tls), _) => tls.handshake_timeout(),
         (None, Some(auth)) => auth.handshake_timeout,
         (None, None) => return Ok(()),
     };
-    match tokio::time::timeout(timeout, stream.input()).await {
+    match tokio::time::timeout_at(accepted + timeout, stream.input()).await {
         Ok(input) => Ok(input?),
         Err(_) if config.tls.is_some() => Err(crate::tls::TlsError::Timeout(timeout).into()),
         Err(_) => Err(Error::Auth(crate::auth::AuthFailure::Timeout(timeout))),
@@ -229,13 +243,18 @@ async fn secure(
     stream: AnyStream,
     tls: &crate::tls::TlsServer,
     handshakes: &tokio::sync::Semaphore,
+    accepted: tokio::time::Instant,
 ) -> Result<AnyStream, Error> {
     let timeout = tls.handshake_timeout();
-    let _turn = tokio::time::timeout(timeout, handshakes.acquire())
+    let deadline = accepted + timeout;
+    let timed_out = |_| crate::tls::TlsError::Timeout(timeout);
+    let _turn = tokio::time::timeout_at(deadline, handshakes.acquire())
         .await
-        .map_err(|_| crate::tls::TlsError::Timeout(timeout))?
+        .map_err(timed_out)?
         .expect("the semaphore is never closed");
-    stream.accept_tls(tls).await
+    tokio::time::timeout_at(deadline, stream.accept_tls(tls))
+        .await
+        .map_err(timed_out)?
 }
 
 /// Tells a client why it is not served (the listener is full, say), and
