@@ -2,6 +2,8 @@
 //! listener's limits) and read into the endpoint's one queue, and a
 //! listener's accepting task.
 
+use std::sync::atomic::Ordering;
+
 use super::*;
 
 /// Keeps `conn` in `shared`, unless `max` connections are kept already,
