@@ -154,4 +154,20 @@ fn completions_and_the_man_page_generate() {
     assert!(out.stdout.contains(".TH msg 1"), "{}", &out.stdout[..200]);
     let out = run(&["completions", "tcsh"], None);
     assert_eq!(out.code(), Some(2));
+
+    // Audit, round five: into a full disk (or a closed pipe) completions
+    // panicked, exit 101; now it says so, exit 1, as man does.
+    for args in [&["completions", "bash"][..], &["man"]] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = support::msg().args(args).stdout(full).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot write to stdout: No space left on device"),
+            "{args:?}: {stderr}"
+        );
+    }
 }

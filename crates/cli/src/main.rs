@@ -29,6 +29,7 @@
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
@@ -99,9 +100,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(args) => return runtime()?.block_on(cmd::exec::run(args)),
         Command::Keygen(args) => cmd::keygen::run(&args)?,
         Command::Completions(args) => {
-            cmd::completions::completions(&args, Cli::command(), &mut io::stdout().lock())?;
+            cmd::completions::completions(&args, Cli::command(), &mut io::stdout().lock())
+                .context("cannot write to stdout")?;
         }
-        Command::Man(_) => cmd::completions::man(&Cli::command(), &mut io::stdout().lock())?,
+        Command::Man(_) => cmd::completions::man(&Cli::command(), &mut io::stdout().lock())
+            .context("cannot write to stdout")?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -30,12 +30,18 @@ pub(crate) struct ManArgs {}
 
 /// Writes the completion script for `args.shell` to `out`, from
 /// `command`, msg's whole command line (`Cli::command()`).
+///
+/// Made in memory first: clap_complete panics on a write that fails (a
+/// closed pipe, a full disk), where an error is due (exit 1, or 0 for a
+/// closed pipe, as every other command says it).
 pub(crate) fn completions(
     args: &CompletionsArgs,
     mut command: clap::Command,
     out: &mut impl Write,
 ) -> io::Result<()> {
-    clap_complete::generate(args.shell, &mut command, "msg", out);
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "msg", &mut script);
+    out.write_all(&script)?;
     out.flush()
 }
 
