@@ -350,6 +350,45 @@ fn against_a_remote_msg_listen_it_works_as_built_in() {
     drop(tcp.process.kill());
 }
 
+/// Audit, round five: over TCP the blocking engine took one receive's
+/// timeout (UDP's 200 ms) for the reply's deadline (5 s), so a listener
+/// that paused for a moment (here SIGSTOP for half a second; a busy
+/// listener under `--parallel 100` did the same) failed the run with "no
+/// answer to ping N within 5s". A late reply is only late until 5 s.
+#[test]
+fn a_listener_paused_for_a_moment_is_waited_for_over_tcp() {
+    for io in ["blocking", "tokio"] {
+        let tcp = Listener::start("--tcp", "127.0.0.1", &[]);
+        let pid = tcp.process.pid().to_string();
+        let signal = |name: &str| {
+            let status = std::process::Command::new("kill")
+                .args([name, &pid])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        };
+        let mut cmd = support::msg();
+        cmd.args([
+            "bench",
+            "--tcp",
+            &tcp.addr_arg(),
+            "--io",
+            io,
+            "--sizes",
+            "64",
+        ])
+        .args(["--runs", "1", "--warmup", "50ms", "--duration", "1500ms"]);
+        let running = support::Running::spawn(cmd, None);
+        thread::sleep(Duration::from_millis(500));
+        signal("-STOP");
+        thread::sleep(Duration::from_millis(500));
+        signal("-CONT");
+        let out = running.finish();
+        assert_eq!(out.code(), Some(0), "{io}: {}", out.stderr);
+        drop(tcp.process.kill());
+    }
+}
+
 #[test]
 fn throughput_counts_what_arrived() {
     let results = bench_json(&["--mode", "throughput", "--sizes", "64,1024", "--runs", "1"]);
