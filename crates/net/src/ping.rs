@@ -25,7 +25,9 @@ use msg_proto::{DiscardCounter, Stats};
 
 mod client;
 
-pub use client::{Ask, ClientError, Clock, Done, Next, PingClient, STATS_ATTEMPTS, stats_wait};
+pub use client::{
+    Ask, ClientError, Clock, Done, Next, PingClient, STATS_ATTEMPTS, stats_wait, stats_waited,
+};
 
 /// The `Pong` for `ping`: its `seq`, `timestamp_ns` and body, flags 0
 /// (the ping's flags describe the ping). A statistics ping gets `stats`'s

@@ -40,12 +40,15 @@ pub enum RunError {
     #[error("no answer")]
     Lost,
     /// The listener answered none of the statistics requests.
-    #[error("no answer to {attempts} statistics requests, {} apart", format_duration(*.apart))]
+    #[error(
+        "no answer to {attempts} statistics requests in {}, each waiting twice as long as the one before",
+        format_duration(*.waited)
+    )]
     NoStats {
         /// How many were sent.
         attempts: u32,
-        /// How long each waited.
-        apart: Duration,
+        /// How long they waited in all.
+        waited: Duration,
     },
     /// In the open loop, a reply to no ping sent.
     #[error(
@@ -133,7 +136,7 @@ impl Error {
             ClientError::Pong(err) => Self::pong(err, timeout),
             ClientError::NoStats { attempts } => RunError::NoStats {
                 attempts,
-                apart: timeout,
+                waited: msg_net::ping::stats_waited(timeout),
             }
             .into(),
             ClientError::Stats(err) => Self::Proto(err),

@@ -22,23 +22,47 @@ use super::{PongError, PongWait, Waited, parse_stats, stats_request};
 use crate::Transport;
 
 /// How many times a statistics request is sent before the client gives
-/// up: over UDP it can be lost behind the stream it asks about.
+/// up: over UDP it can be lost behind the stream it asks about. Each
+/// waits twice as long as the one before ([`stats_wait`]), so five wait
+/// 31 times the first's wait in all (6.2 s from 200 ms).
 pub const STATS_ATTEMPTS: u32 = 5;
 
 /// How long a statistics answer may take over a reliable transport, behind
 /// the stream it counts.
 const RELIABLE_STATS_WAIT: Duration = Duration::from_secs(10);
 
-/// How long to wait for the answer to one statistics request. Over TCP the
-/// answer queues behind every discard still in flight, a backlog a busy
-/// machine can take a while to work through; TCP loses nothing, so waiting
-/// longer only waits.
+/// How long to wait for the answer to the first statistics request. Over
+/// TCP the answer queues behind every discard still in flight, a backlog a
+/// busy machine can take a while to work through; TCP loses nothing, so
+/// waiting longer only waits. Over UDP each request after the first waits
+/// twice as long as the one before: a listener working through the
+/// backlog of many flows at once answers late, not never (128 flows at
+/// once gave up after five requests 200 ms apart; audit, round five).
 pub fn stats_wait(transport: Transport, timeout: Duration) -> Duration {
     if transport.caps().reliable {
         timeout.max(RELIABLE_STATS_WAIT)
     } else {
         timeout
     }
+}
+
+/// How long statistics request number `attempt` (from 1) waits for its
+/// answer: [`stats_wait`], doubled for each request before it.
+fn stats_wait_of(transport: Transport, timeout: Duration, attempt: u32) -> Duration {
+    doubled(stats_wait(transport, timeout), attempt)
+}
+
+/// `first` doubled for each of the `attempt - 1` before it.
+fn doubled(first: Duration, attempt: u32) -> Duration {
+    first.saturating_mul(1 << attempt.clamp(1, STATS_ATTEMPTS).saturating_sub(1))
+}
+
+/// How long [`STATS_ATTEMPTS`] statistics requests over UDP, the first
+/// waiting `first`, wait in all before the client gives up.
+pub fn stats_waited(first: Duration) -> Duration {
+    (1..=STATS_ATTEMPTS)
+        .map(|attempt| doubled(first, attempt))
+        .sum()
 }
 
 /// Nanoseconds since a base instant: the timestamps on the wire, which a
@@ -287,8 +311,8 @@ impl PingClient {
     pub fn on_sent(&mut self, now: impl FnOnce() -> Instant) -> Next<'_> {
         match &mut self.state {
             State::Pong { wait } => Next::Recv(wait.deadline()),
-            State::Stats { wait, .. } => {
-                let deadline = now() + stats_wait(self.transport, self.timeout);
+            State::Stats { wait, attempt } => {
+                let deadline = now() + stats_wait_of(self.transport, self.timeout, *attempt);
                 *wait = Some(PongWait::new(self.seq, deadline, self.transport));
                 Next::Recv(deadline)
             }
@@ -594,9 +618,12 @@ mod tests {
         for attempt in 1..STATS_ATTEMPTS {
             assert_eq!(request.seq, u64::from(attempt));
             assert!(super::super::is_stats(&request));
-            assert!(matches!(client.on_sent(|| now), Next::Recv(d) if d == now + TIMEOUT));
+            // Each waits twice as long as the one before: 1, 2, 4, 8 ...
+            let wait = TIMEOUT * (1 << (attempt - 1));
+            assert!(matches!(client.on_sent(|| now), Next::Recv(d) if d == now + wait));
             request = sent(client.on_deadline().unwrap());
         }
+        assert_eq!(stats_waited(TIMEOUT), TIMEOUT * 31);
         let _ = client.on_sent(|| now);
         assert!(matches!(
             client.on_deadline(),
