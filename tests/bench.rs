@@ -1125,6 +1125,9 @@ fn transports_usage_errors() {
             ],
             "needs no batching",
         ),
+        // Audit, round five: 1ns ran a ping-pong at a thirtieth of its
+        // rate, and said nothing.
+        (&["--interval", "1ns"], "must be at least 10ms"),
     ] {
         assert_usage_error(args, why);
     }

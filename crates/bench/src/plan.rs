@@ -69,6 +69,29 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// The shortest interval `--interval` reports in. Each interval is a
+/// line (or a JSON object) written between two round trips: at 1 ns a
+/// ping-pong ran at a thirtieth of its rate, and its report said nothing
+/// of it (audit, round five). iperf3 takes 0.1 s at least.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// [`parse_seconds`], for an interval: at least [`MIN_INTERVAL`].
+///
+/// # Errors
+///
+/// [`parse_seconds`]'s, and an interval under [`MIN_INTERVAL`].
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let interval = parse_seconds(s)?;
+    if interval < MIN_INTERVAL {
+        return Err(format!(
+            "must be at least {}: each interval is a line written between two messages, and \
+             shorter ones slow the run they report on",
+            humantime::format_duration(MIN_INTERVAL)
+        ));
+    }
+    Ok(interval)
+}
+
 /// How long a reply may take before a UDP datagram counts as lost: a
 /// loopback round trip takes microseconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);

@@ -189,10 +189,11 @@ pub(crate) struct BenchArgs {
     #[arg(short = 'J', long)]
     json: bool,
 
-    /// Report each run every DURATION as it goes (seconds, or 100ms): a
+    /// Report each run every DURATION as it goes (seconds, or 100ms; at
+    /// least 10ms): a
     /// line per interval before the table, or with --json, JSON Lines
     /// (start, an interval object each, end), as iperf3's --json-stream
-    #[arg(short, long, value_name = "DURATION", value_parser = msg_bench::parse_seconds,
+    #[arg(short, long, value_name = "DURATION", value_parser = msg_bench::parse_interval,
           conflicts_with = "clients")]
     interval: Option<Duration>,
 
