@@ -834,6 +834,17 @@ fn keygen_writes_an_owner_only_file_and_never_overwrites_it() {
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), secret, "unchanged");
     std::fs::remove_file(&path).unwrap();
+
+    // Audit, round five: the operating system's reason was said twice.
+    let missing = path.join("no such folder").join("secret");
+    let out = run(&["keygen", missing.to_str().unwrap()], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("No such file or directory").count(),
+        1,
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -28,7 +28,10 @@ pub(crate) struct KeygenArgs {
 pub(crate) fn run(args: &KeygenArgs) -> anyhow::Result<()> {
     let secret = msg_net::secret::new_secret();
     match &args.file {
-        Some(path) => msg_net::secret::create_secret_file(path, &secret)?,
+        // Its text says why already (the OS's error); as a chain the
+        // cause would be said twice.
+        Some(path) => msg_net::secret::create_secret_file(path, &secret)
+            .map_err(|err| anyhow::anyhow!("{err}"))?,
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(secret.as_bytes())
