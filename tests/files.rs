@@ -482,6 +482,22 @@ fn bad_save_dirs_and_udp_files_are_refused_at_start() {
         assert!(out.stderr.contains("ot a directory"), "{}", out.stderr);
     }
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
+    // Audit, round five: a save dir's path reached the terminal raw, and
+    // one where no file can be made was said with the name of msg's own
+    // check file. (/proc takes no files, even from root.)
+    for (dir, said) in [
+        ("/proc/\x1b[31m", r"cannot save files in /proc/\x1b[31m: "),
+        (
+            "/proc",
+            "cannot save files in /proc: cannot make a file there: ",
+        ),
+    ] {
+        let out = run(&["listen", "--tcp", "--save-dir", dir, "127.0.0.1:0"], None);
+        assert_eq!(out.code(), Some(1), "{}", out.stderr);
+        assert!(out.stderr.contains(said), "{}", out.stderr);
+        assert!(!out.stderr.contains('\x1b'), "{}", out.stderr);
+        assert!(!out.stderr.contains(".msg-check"), "{}", out.stderr);
+    }
 
     let out = run(
         &[

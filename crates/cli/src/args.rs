@@ -368,7 +368,7 @@ fn secret_error(err: SecretFileError) -> anyhow::Error {
         SecretFileError::Pipe { path } => usage(format!(
             "the secret file {} is a pipe; add --secret-pipe to read a secret from one \
              (within {})",
-            path.display(),
+            msg_net::text::path_text(&path),
             humantime::format_duration(SECRET_PIPE_TIMEOUT)
         )),
         other => usage(other.to_string()),

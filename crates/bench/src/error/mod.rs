@@ -310,7 +310,7 @@ pub enum Error {
     #[error("cannot draw the plot: {0}")]
     Plot(String),
     /// A file could not be written.
-    #[error("cannot write {}", .path.display())]
+    #[error("cannot write {}", msg_net::text::path_text(.path))]
     Write {
         /// The file.
         path: PathBuf,
@@ -318,7 +318,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A directory could not be made.
-    #[error("cannot create {}", .path.display())]
+    #[error("cannot create {}", msg_net::text::path_text(.path))]
     CreateDir {
         /// The directory.
         path: PathBuf,

@@ -16,6 +16,7 @@ use anyhow::Context;
 use clap::Args;
 use msg_net::exec::{EnvError, ExecConfig};
 use msg_net::file::SaveConfig;
+use msg_net::text::path_text;
 use msg_net::{BufferDrops, KernelDrops, Limits, Listener, ServeConfig, Summary, Transport, serve};
 use tracing::{info, warn};
 
@@ -382,7 +383,7 @@ pub(crate) async fn run(
                 !quiet && std::io::stderr().is_terminal(),
                 args.partial_max_age,
             )
-            .with_context(|| format!("cannot save files in {}", dir.display()))?
+            .with_context(|| format!("cannot save files in {}", path_text(dir)))?
         }),
         None => None,
     };
@@ -407,7 +408,7 @@ pub(crate) async fn run(
             return Err(usage(format!(
                 "--exec: the secret file {} is readable by others (mode {mode:03o}), and whoever \
                  reads it may run commands as this user; chmod 600 it",
-                path.display()
+                path_text(path)
             )));
         }
         Some(ExecConfig {
@@ -422,7 +423,7 @@ pub(crate) async fn run(
                 }
             })?,
             dir: msg_net::exec::work_dir(&args.exec.exec_dir).with_context(|| {
-                format!("cannot run commands in {}", args.exec.exec_dir.display())
+                format!("cannot run commands in {}", path_text(&args.exec.exec_dir))
             })?,
         })
     } else {

@@ -58,7 +58,10 @@ impl SaveConfig {
         partial_max_age: Duration,
     ) -> io::Result<Self> {
         if check_save_dir(&dir)? == SaveDir::Created {
-            tracing::info!("created the save directory {} (mode 0700)", dir.display());
+            tracing::info!(
+                "created the save directory {} (mode 0700)",
+                crate::text::path_text(&dir)
+            );
         }
         // A link given as the save directory is followed once, here: a
         // folder's receiver opens the directory without following links,
@@ -76,7 +79,7 @@ impl SaveConfig {
         {
             warn!(
                 "cannot look for stale partial files in {}: {err}",
-                self.dir.display()
+                crate::text::path_text(&self.dir)
             );
         }
     }
@@ -115,7 +118,7 @@ fn warn_if_shared(dir: &Path) {
             warn!(
                 "the save directory {} may be written by other users (mode {mode:o}): they can \
                  take names before a transfer does; make it owner-only (chmod go-w)",
-                dir.display()
+                crate::text::path_text(dir)
             );
         }
         // A folder above it that others may write to, without the sticky
@@ -129,7 +132,7 @@ fn warn_if_shared(dir: &Path) {
             warn!(
                 "{} above the save directory may be written by other users: they can put \
                  another folder in the save directory's place; make it owner-only (chmod go-w)",
-                above.display()
+                crate::text::path_text(above)
             );
         }
     }
@@ -172,10 +175,18 @@ pub fn check_save_dir(dir: &Path) -> io::Result<SaveDir> {
         }
         Err(err) => return Err(err),
     };
+    // A file made and removed at once: whether files can be made here.
+    // tempfile's error names that file, which is ours, not the user's.
     tempfile::Builder::new()
         .prefix(msg_proto::file::CHECK_PREFIX)
         .tempfile_in(dir)
-        .map(drop)?;
+        .map(drop)
+        .map_err(|err| {
+            // tempfile says `{the OS's error} at path {the file}`.
+            let text = err.to_string();
+            let reason = text.split(" at path ").next().unwrap_or(&text);
+            io::Error::new(err.kind(), format!("cannot make a file there: {reason}"))
+        })?;
     Ok(found)
 }
 
@@ -224,7 +235,7 @@ pub fn remove_stale_partials(
         let entry = match entry {
             Ok(entry) => entry,
             Err(err) => {
-                warn!("cannot list {}: {err}", dir.display());
+                warn!("cannot list {}: {err}", crate::text::path_text(dir));
                 continue;
             }
         };

@@ -37,7 +37,7 @@ pub const SECRET_PIPE_TIMEOUT: Duration = Duration::from_secs(5);
 #[non_exhaustive]
 pub enum SecretFileError {
     /// It could not be opened or read.
-    #[error("cannot read the secret file {}: {source}", .path.display())]
+    #[error("cannot read the secret file {}: {source}", crate::text::path_text(.path))]
     Read {
         /// The file.
         path: PathBuf,
@@ -47,7 +47,7 @@ pub enum SecretFileError {
     /// It is larger than [`MAX_SECRET_FILE`].
     #[error(
         "the secret file {} is {len} bytes; a secret file holds at most {max} bytes",
-        .path.display()
+        crate::text::path_text(.path)
     )]
     TooLarge {
         /// The file.
@@ -60,7 +60,7 @@ pub enum SecretFileError {
     /// It grew past [`MAX_SECRET_FILE`] between the look and the read.
     #[error(
         "the secret file {} holds more than {max} bytes; a secret file holds at most {max} bytes",
-        .path.display()
+        crate::text::path_text(.path)
     )]
     Grew {
         /// The file.
@@ -69,13 +69,13 @@ pub enum SecretFileError {
         max: u64,
     },
     /// It is a pipe, and the caller did not ask to read one.
-    #[error("the secret file {} is a pipe", .path.display())]
+    #[error("the secret file {} is a pipe", crate::text::path_text(.path))]
     Pipe {
         /// The file.
         path: PathBuf,
     },
     /// It is neither a regular file nor a pipe.
-    #[error("the secret file {} is not a regular file ({kind})", .path.display())]
+    #[error("the secret file {} is not a regular file ({kind})", crate::text::path_text(.path))]
     NotRegular {
         /// The file.
         path: PathBuf,
@@ -85,7 +85,7 @@ pub enum SecretFileError {
     /// Nothing came from the pipe, or it was not closed, in time.
     #[error(
         "no secret arrived from the pipe {} within {}: nothing wrote to it and closed it",
-        .path.display(),
+        crate::text::path_text(.path),
         humantime::format_duration(*.after)
     )]
     PipeTimeout {
@@ -95,13 +95,13 @@ pub enum SecretFileError {
         after: Duration,
     },
     /// It holds nothing (but perhaps a newline).
-    #[error("the secret file {} is empty", .path.display())]
+    #[error("the secret file {} is empty", crate::text::path_text(.path))]
     Empty {
         /// The file.
         path: PathBuf,
     },
     /// A new secret was not written: the file is already there.
-    #[error("the secret file {} already exists; a new secret never overwrites one", .path.display())]
+    #[error("the secret file {} already exists; a new secret never overwrites one", crate::text::path_text(.path))]
     Exists {
         /// The file.
         path: PathBuf,
@@ -116,7 +116,7 @@ pub enum SecretFileError {
     #[error(
         "the secret file {} belongs to uid {uid}: a secret file must be this user's (uid {us}) or \
          root's, since whoever owns it chooses the secret",
-        .path.display()
+        crate::text::path_text(.path)
     )]
     Owner {
         /// The file.
@@ -130,7 +130,7 @@ pub enum SecretFileError {
     #[error(
         "the secret file {} may be written by others (mode {mode:03o}), who could choose the \
          secret; chmod 600 it",
-        .path.display()
+        crate::text::path_text(.path)
     )]
     Writable {
         /// The file.
@@ -139,7 +139,7 @@ pub enum SecretFileError {
         mode: u32,
     },
     /// A new secret could not be written.
-    #[error("cannot write the secret file {}: {source}", .path.display())]
+    #[error("cannot write the secret file {}: {source}", crate::text::path_text(.path))]
     Write {
         /// The file.
         path: PathBuf,
@@ -272,7 +272,7 @@ fn check_owner_and_mode(path: &Path, meta: &Metadata) -> Result<(), SecretFileEr
     if let Some(mode) = readable_mode(meta) {
         warn!(
             "the secret file {} is readable by others (mode {mode:03o}); chmod 600 it",
-            path.display()
+            crate::text::path_text(path)
         );
     }
     Ok(())

@@ -68,7 +68,7 @@ pub(super) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> 
     if let Some(mode) = crate::private_file::readable_mode(&meta) {
         warn!(
             "the key file {} is readable by others (mode {mode:03o}); chmod 600 it",
-            path.display()
+            crate::text::path_text(path)
         );
     }
     let key = PrivateKeyDer::from_pem_slice(&bytes).map_err(|err| match err {

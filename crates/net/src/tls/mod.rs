@@ -84,7 +84,7 @@ pub const LOCAL_NAME: &str = "localhost";
 #[non_exhaustive]
 pub enum TlsError {
     /// A certificate, key or CA file could not be read.
-    #[error("cannot read the {what} file {}: {source}", .path.display())]
+    #[error("cannot read the {what} file {}: {source}", crate::text::path_text(.path))]
     Read {
         /// Which file: "certificate", "key", "CA".
         what: &'static str,
@@ -98,7 +98,7 @@ pub enum TlsError {
     #[error(
         "the {what} file {} belongs to uid {uid}: it must be this user's (uid {us}) or root's, \
          since whoever may change it decides whom this end trusts or is",
-        .path.display()
+        crate::text::path_text(.path)
     )]
     NotOwned {
         /// Which file.
@@ -114,7 +114,7 @@ pub enum TlsError {
     #[error(
         "the {what} file {} may be written by others (mode {mode:03o}), who would decide whom \
          this end trusts or is; chmod go-w it",
-        .path.display()
+        crate::text::path_text(.path)
     )]
     Writable {
         /// Which file.
@@ -125,7 +125,7 @@ pub enum TlsError {
         mode: u32,
     },
     /// It is not a regular file.
-    #[error("the {what} file {} is not a regular file ({kind})", .path.display())]
+    #[error("the {what} file {} is not a regular file ({kind})", crate::text::path_text(.path))]
     NotRegular {
         /// Which file.
         what: &'static str,
@@ -135,7 +135,7 @@ pub enum TlsError {
         kind: &'static str,
     },
     /// It is larger than such a file can be.
-    #[error("the {what} file {} is {len} bytes; it may be at most {max}", .path.display())]
+    #[error("the {what} file {} is {len} bytes; it may be at most {max}", crate::text::path_text(.path))]
     TooLarge {
         /// Which file.
         what: &'static str,
@@ -147,7 +147,7 @@ pub enum TlsError {
         max: u64,
     },
     /// It holds nothing of what it should, in PEM.
-    #[error("the {what} file {} holds no PEM {expected}", .path.display())]
+    #[error("the {what} file {} holds no PEM {expected}", crate::text::path_text(.path))]
     NoPem {
         /// Which file.
         what: &'static str,
@@ -161,7 +161,7 @@ pub enum TlsError {
     #[error(
         "the key file {} holds an encrypted private key; msg reads an unencrypted one (openssl \
          pkey -in KEY -out PLAIN.key makes one; keep it owner-only)",
-        .0.display()
+        crate::text::path_text(.0)
     )]
     EncryptedKey(PathBuf),
     /// It holds a private key of a kind or size TLS here does not sign
@@ -170,11 +170,11 @@ pub enum TlsError {
         "the key file {} holds a private key TLS cannot sign with here: it takes RSA of at least \
          2048 bits, ECDSA on P-256, P-384 or P-521, or Ed25519 (openssl genpkey -algorithm \
          ed25519 -out KEY makes one)",
-        .0.display()
+        crate::text::path_text(.0)
     )]
     UnusableKey(PathBuf),
     /// Its PEM does not parse.
-    #[error("the {what} file {} is not valid PEM: {reason}", .path.display())]
+    #[error("the {what} file {} is not valid PEM: {reason}", crate::text::path_text(.path))]
     BadPem {
         /// Which file.
         what: &'static str,
@@ -188,7 +188,7 @@ pub enum TlsError {
     #[error("cannot use the certificate and key: {0}")]
     Identity(rustls::Error),
     /// A CA file whose certificates rustls cannot use as roots.
-    #[error("cannot use the CAs in {}: {reason}", .path.display())]
+    #[error("cannot use the CAs in {}: {reason}", crate::text::path_text(.path))]
     BadCa {
         /// The file.
         path: PathBuf,

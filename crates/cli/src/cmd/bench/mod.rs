@@ -427,7 +427,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         if !parent.as_os_str().is_empty() && !parent.is_dir() {
             return Err(usage(format!(
                 "--plot: no directory {} to write into",
-                parent.display()
+                msg_net::text::path_text(parent)
             )));
         }
     }
@@ -497,14 +497,17 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     drop(out);
     if let Some(path) = &args.plot {
         let lines = report::plot(path, &plan, &results)?;
-        info!("drew {lines} line(s) into {}", path.display());
+        info!(
+            "drew {lines} line(s) into {}",
+            msg_net::text::path_text(path)
+        );
     }
     if let Some(dir) = &args.hgrm {
         let written = report::write_hgrm(dir, &plan, &results)?;
         info!(
             "wrote {} histogram(s) into {}",
             written.len(),
-            dir.display()
+            msg_net::text::path_text(dir)
         );
     }
     Ok(ExitCode::SUCCESS)
