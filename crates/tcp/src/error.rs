@@ -104,7 +104,17 @@ pub enum Error {
 /// The parenthesis of [`Error::TooLarge`]'s text: how much of `max_frame` is
 /// left for the body, and what takes the rest.
 fn body_hint(max_frame: usize, tag: usize) -> String {
-    let body = max_frame.saturating_sub(HEADER_LEN + tag);
+    // A frame too small for the header (and tag) holds no message at all.
+    if max_frame < HEADER_LEN + tag {
+        return match tag {
+            0 => format!("too small for any message: its header alone is {HEADER_LEN} bytes"),
+            tag => format!(
+                "too small for any message: its header and tag alone are {} bytes",
+                HEADER_LEN + tag
+            ),
+        };
+    }
+    let body = max_frame - (HEADER_LEN + tag);
     match tag {
         0 => format!("{body} for the body after a {HEADER_LEN}-byte header"),
         tag => format!("{body} for the body after a {HEADER_LEN}-byte header and a {tag}-byte tag"),
@@ -140,6 +150,22 @@ mod tests {
             err.to_string(),
             "message is 100 bytes; a TCP frame holds at most 100 bytes \
              (40 for the body after a 28-byte header and a 32-byte tag)"
+        );
+    }
+
+    /// Audit, round five: a frame smaller than the header and the tag
+    /// was said to leave "0 for the body"; it holds no message at all.
+    #[test]
+    fn a_frame_too_small_for_any_message_says_so() {
+        let err = Error::TooLarge {
+            body: 10,
+            max_frame: 28,
+            tag: 32,
+        };
+        assert_eq!(
+            err.to_string(),
+            "message is 10 bytes; a TCP frame holds at most 28 bytes \
+             (too small for any message: its header and tag alone are 60 bytes)"
         );
     }
 
