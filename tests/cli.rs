@@ -583,6 +583,15 @@ fn address_that_does_not_parse_is_a_usage_error() {
     }
     let out = run(&["listen", TCP, "nope"], None);
     assert_fails(&out, 2, "expected HOST:PORT");
+    // Audit, round five: port 0 is a listener's (the system picks one);
+    // a UDP send to it failed at run time, "the socket is not connected".
+    for command in [
+        &["send", UDP, "127.0.0.1:0", "x"][..],
+        &["connect", TCP, "[::1]:0"],
+    ] {
+        let out = run(command, None);
+        assert_fails(&out, 2, "port 0 is for a listener");
+    }
 }
 
 #[test]

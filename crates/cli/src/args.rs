@@ -135,6 +135,21 @@ pub(crate) fn parse_addr(transport: Transport, addr: &str) -> anyhow::Result<Str
         .map_err(|err| usage(err.to_string()))
 }
 
+/// [`parse_addr`], for the peer a client reaches: port 0 is what a
+/// listener binds to be given a free one, and no peer is there (a UDP send
+/// to it failed as "the socket is not connected"; audit, round five).
+pub(crate) fn parse_peer_addr(transport: Transport, addr: &str) -> anyhow::Result<String> {
+    let parsed = parse_addr(transport, addr)?;
+    let port = parsed.rsplit_once(':').map(|(_, port)| port);
+    if transport.is_inet() && port == Some("0") {
+        return Err(usage(format!(
+            "{addr}: port 0 is for a listener, which the system then gives a free port; \
+             name the port the peer listens on"
+        )));
+    }
+    Ok(parsed)
+}
+
 /// `msg send` to a multicast group or a broadcast address.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "One to many (UDP)")]

@@ -20,7 +20,7 @@ use msg_net::session::{self, HoldError, Incoming, Mode};
 use tracing::warn;
 
 use crate::args::{
-    ClientArgs, FramingArg, OutputArgs, TransportArg, check_client_modes, parse_addr,
+    ClientArgs, FramingArg, OutputArgs, TransportArg, check_client_modes, parse_peer_addr,
 };
 use crate::cmd::send::Source;
 use crate::output;
@@ -71,7 +71,7 @@ pub(crate) struct ConnectArgs {
 
 pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let transport = args.transport.transport();
-    let addr = parse_addr(transport, &args.addr)?;
+    let addr = parse_peer_addr(transport, &args.addr)?;
     let caps = transport.caps();
     let options = &args.client.options(transport, &addr)?;
     let authenticated = options.auth.is_some();

@@ -11,7 +11,7 @@ use msg_net::text::printable;
 use msg_net::{Link, Transport, exec};
 use msg_proto::exec::Exit;
 
-use crate::args::{ClientArgs, chosen, parse_addr, usage};
+use crate::args::{ClientArgs, chosen, parse_peer_addr, usage};
 use crate::hint;
 use crate::output::stderr_line;
 
@@ -77,7 +77,7 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         ],
         (exec::transport(), "--tcp"),
     );
-    let addr = parse_addr(transport, &args.addr)?;
+    let addr = parse_peer_addr(transport, &args.addr)?;
     let options = args.client.options(transport, &addr)?;
     let (link, addr) = connect_any(transport, &addr, |addr| {
         Link::connect(transport, addr, &options)

@@ -16,7 +16,7 @@ use tokio::io::{BufReader, Stdin};
 
 use crate::args::{
     ClientArgs, FramingArg, GroupArgs, OutputArgs, TransportArg, UsageError, check_client_modes,
-    parse_addr, parse_positive_duration, usage,
+    parse_peer_addr, parse_positive_duration, usage,
 };
 use crate::hint;
 
@@ -120,7 +120,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         )));
     }
     let transport = args.transport.transport();
-    let addr = parse_addr(transport, &args.addr)?;
+    let addr = parse_peer_addr(transport, &args.addr)?;
     let caps = transport.caps();
     // A raw stream has no messages: an empty one would be nothing at all.
     if args.raw && !caps.keeps_boundaries {

@@ -23,7 +23,7 @@ use msg_bench::multicast::{self, Fanout, Receivers};
 use msg_bench::{Batch, Direction, Engine, Impairment, Mode, Pin, Placement, Plan, report};
 use msg_net::Transport;
 
-use crate::args::{AuthArgs, parse_addr, parse_positive_duration, usage};
+use crate::args::{AuthArgs, parse_peer_addr, parse_positive_duration, usage};
 
 mod connect;
 
@@ -365,7 +365,7 @@ fn remote(args: &BenchArgs, transports: &[Transport]) -> anyhow::Result<Option<S
     }
     let mut checked = None;
     for &transport in transports {
-        checked = Some(parse_addr(transport, addr)?);
+        checked = Some(parse_peer_addr(transport, addr)?);
     }
     Ok(checked)
 }
