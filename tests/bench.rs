@@ -1128,6 +1128,11 @@ fn transports_usage_errors() {
         // Audit, round five: 1ns ran a ping-pong at a thirtieth of its
         // rate, and said nothing.
         (&["--interval", "1ns"], "must be at least 10ms"),
+        // Every size over the limit: a table of error rows, exit 0, before.
+        (
+            &["--udp", "--sizes", "65480"],
+            "nothing to measure: every size is over its transport's limit",
+        ),
     ] {
         assert_usage_error(args, why);
     }

@@ -223,11 +223,21 @@ fn the_blocking_engine_batches_a_udp_stream() {
 #[test]
 fn a_size_over_the_datagram_limit_is_a_cell_of_its_own() {
     let mut plan = quick(&[Transport::Udp], &[Engine::Blocking]);
-    plan.sizes = vec![65_508];
+    // Beside a size that fits: a plan where nothing fits measures nothing,
+    // and is refused (below).
+    plan.sizes = vec![64, 65_508];
     let results = msg_bench::run(&plan, &mut ()).unwrap();
-    let oversize = results.measured[0].runs.as_ref().unwrap_err();
+    assert!(results.measured[0].runs.is_ok());
+    let oversize = results.measured[1].runs.as_ref().unwrap_err();
     assert_eq!(oversize.limit, 65_507);
     assert!(oversize.message.contains("65507"), "{}", oversize.message);
+
+    plan.sizes = vec![65_508];
+    let refused = msg_bench::run(&plan, &mut ()).unwrap_err();
+    assert!(
+        matches!(&refused, Error::NothingFits(message) if message.contains("65507")),
+        "{refused}"
+    );
 }
 
 #[test]

@@ -24,6 +24,10 @@ pub enum Error {
     /// The plan has nothing to measure along one of its dimensions.
     #[error("nothing to measure: the plan has no {0}")]
     Empty(&'static str),
+    /// Every size is over every transport's limit: no run could send one
+    /// message (a run of error rows alone exited 0; audit, round five).
+    #[error("nothing to measure: every size is over its transport's limit ({0})")]
+    NothingFits(String),
     /// Busy polling with the client and the listeners on one core, where
     /// each spinner would hold up the other.
     #[error(

@@ -171,6 +171,18 @@ async fn measure_all(
     progress: &mut dyn Progress,
 ) -> Result<Vec<Measured>, Error> {
     let runs = plan.runs;
+    // Every size over every transport's limit: no run could send one
+    // message, and a table of error rows alone is no measurement.
+    let mut cells = plan.sizes.iter().flat_map(|&size| {
+        targets
+            .iter()
+            .map(move |(_, target)| target.check_size(size))
+    });
+    if let Some(Err(first)) = cells.next() {
+        if cells.all(|cell| cell.is_err()) {
+            return Err(Error::NothingFits(first.message));
+        }
+    }
     let mut measured = Vec::new();
     for &size in &plan.sizes {
         let first = measured.len();

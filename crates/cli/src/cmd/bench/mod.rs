@@ -744,7 +744,7 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
              (RLIMIT_NOFILE) is {hard}: raise it (ulimit -Hn as root, LimitNOFILE= in a \
              systemd unit) or use fewer clients"
         ),
-        E::Empty(_) => usage(err.to_string()),
+        E::Empty(_) | E::NothingFits(_) => usage(err.to_string()),
         E::NotAGroup(_) => usage(format!("ADDR: {err}; --receivers measures a group")),
         E::Receivers(_) => usage(format!("--receivers: {err}")),
         E::GroupNeedsPort(_) | E::GroupOversize { .. } => usage(err.to_string()),
