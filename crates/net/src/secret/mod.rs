@@ -84,7 +84,8 @@ pub enum SecretFileError {
     },
     /// Nothing came from the pipe, or it was not closed, in time.
     #[error(
-        "no secret arrived from the pipe {} within {}: nothing wrote to it and closed it",
+        "no secret arrived from the pipe {} within {}: a secret is read to the pipe's end, and \
+         its writer did not close it (or nothing opened it to write)",
         crate::text::path_text(.path),
         humantime::format_duration(*.after)
     )]
