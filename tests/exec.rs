@@ -186,6 +186,38 @@ fn exec_without_a_secret_is_refused_at_start() {
     );
 }
 
+/// Audit, round five: a command over `--max-frame` failed after
+/// connecting (exit 1), where `msg send` refuses such a message at once
+/// (exit 2); and a limit under the header and tag said "0 for the body".
+/// Both are known before anything is sent: nothing listens at port 9.
+#[test]
+fn a_command_over_the_frame_limit_is_refused_at_start() {
+    let secret = support::secret_arg(b"the frame limit");
+    let exec = |max_frame: &str, why: &str| {
+        support::assert_usage_error(
+            &[
+                "exec",
+                "--secret-file",
+                &secret,
+                "--max-frame",
+                max_frame,
+                "127.0.0.1:9",
+                "--",
+                "true",
+            ],
+            why,
+        );
+    };
+    exec(
+        "28",
+        "--max-frame 28 holds no message with a secret: its 28-byte header and 32-byte tag alone are 60 bytes",
+    );
+    exec(
+        "61",
+        "message is 10 bytes; a TCP frame holds at most 61 bytes, set by --max-frame",
+    );
+}
+
 #[test]
 fn a_wrong_secret_runs_nothing() {
     let listener = ExecListener::start(&[]);

@@ -69,6 +69,24 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let command = exec::command(&args.command).map_err(|err| usage(err.to_string()))?;
+    // Known before anything is sent, as `msg send` knows its messages: a
+    // command over the frame limit is a usage error, not a failure after
+    // connecting (audit, round five).
+    let body = command.to_message().body.len();
+    let max_frame = args.client.tcp.max_frame;
+    let tag = msg_proto::auth::TAG_LEN;
+    let overhead = msg_proto::HEADER_LEN + tag;
+    if max_frame < overhead {
+        return Err(usage(format!(
+            "--max-frame {max_frame} holds no message with a secret: its {}-byte header and \
+             {tag}-byte tag alone are {overhead} bytes",
+            msg_proto::HEADER_LEN
+        )));
+    }
+    if overhead + body > max_frame {
+        let limit = msg_net::limits::BodyLimit::msg_framed(max_frame, true);
+        return Err(usage(hint::message_too_large(&limit, body)));
+    }
     let (transport, _) = chosen(
         &[
             (args.unix, Transport::Unix, "--unix"),
