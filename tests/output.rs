@@ -157,7 +157,13 @@ fn completions_and_the_man_page_generate() {
 
     // Audit, round five: into a full disk (or a closed pipe) completions
     // panicked, exit 101; now it says so, exit 1, as man does.
-    for args in [&["completions", "bash"][..], &["man"]] {
+    // clap's own help and version too: they exited 0 with the text lost.
+    for args in [
+        &["completions", "bash"][..],
+        &["man"],
+        &["--help"],
+        &["--version"],
+    ] {
         let full = std::fs::OpenOptions::new()
             .write(true)
             .open("/dev/full")

@@ -55,7 +55,20 @@ fn main() -> ExitCode {
             output::stderr_line(format_args!("msg: {}", not_utf8()));
             return ExitCode::from(2);
         }
-        Err(err) => err.exit(),
+        // clap's own `exit` ignores a failed write: `msg --help > /dev/full`
+        // exited 0 with the help lost (audit, round five). Help and the
+        // version that cannot be written are said, exit 1 (a closed pipe
+        // is success, as for every command); a usage error stays exit 2.
+        Err(err) => {
+            let code = u8::try_from(err.exit_code()).unwrap_or(2);
+            return match (err.print(), code) {
+                (Err(io), 0) if io.kind() != io::ErrorKind::BrokenPipe => {
+                    output::stderr_line(format_args!("msg: cannot write to stdout: {io}"));
+                    ExitCode::from(1)
+                }
+                _ => ExitCode::from(code),
+            };
+        }
     };
     init_tracing(&cli.verbosity);
     match run(cli) {
