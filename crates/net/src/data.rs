@@ -86,6 +86,16 @@ mod tests {
         assert_eq!(reply_to(&data, Reply::Echo).unwrap().flags, FLAG_REPLY);
     }
 
+    /// docs/wire.md's reply vector is what a listener answers to its Data
+    /// vector: a peer written from the docs marks its replies as msg does.
+    #[test]
+    fn the_docs_carry_the_reply_vector() {
+        let request = Message::new(Kind::Data, 1, "hello").with_timestamp(0x0102_0304_0506_0708);
+        let mut bytes = Vec::new();
+        msg_proto::encode(&reply_to(&request, Reply::Echo).unwrap(), &mut bytes).unwrap();
+        assert_eq!(crate::ping::tests::doc_vector("Vector `data-reply`"), bytes);
+    }
+
     /// Audit, round five: a datagram forged to come from one echoing
     /// listener had another answer it, and the first answer that, for
     /// ever. A reply is marked, and a marked message is never answered.

@@ -288,7 +288,7 @@ pub fn parse_stats(pong: &Message) -> Result<Stats, msg_proto::Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn encoded(msg: &Message) -> Vec<u8> {
@@ -470,7 +470,7 @@ mod tests {
     }
 
     /// The hex block that follows `marker` in `docs/wire.md`, as bytes.
-    fn doc_vector(marker: &str) -> Vec<u8> {
+    pub(crate) fn doc_vector(marker: &str) -> Vec<u8> {
         let doc = include_str!("../../../docs/wire.md");
         let hex: String = doc
             .split(marker)
