@@ -308,13 +308,14 @@ pub(crate) async fn serve_udp<S: Datagrams>(
     let mut dropped = DropWarning::default();
     let reply_failures = RateLimited::default();
     let forged = RateLimited::default();
+    let itself = socket.itself();
     loop {
         let (bytes, peer) = socket.recv_raw_from().await?;
         // Raw bytes carry no mark that they answer something (framed
         // replies do, and are never answered): one claiming to come from
         // this socket would come back to be answered again, for ever.
         let mut answer = reply.answer(&bytes);
-        if answer.is_some() && socket.is_itself(&peer) {
+        if answer.is_some() && itself(&peer) {
             answer = None;
             forged.warn(|suppressed| {
                 warn!(%peer, suppressed, "did not answer a datagram that claims to come from this listener itself (forged: its answer would come back to be answered again)");

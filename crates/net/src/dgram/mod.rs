@@ -78,12 +78,13 @@ pub(crate) trait Datagrams {
     fn invalid_datagrams(&self) -> u64;
     /// Datagrams dropped by authentication.
     fn auth_rejections(&self) -> AuthRejections;
-    /// Whether a datagram from `peer` claims to come from this very
+    /// Whether a datagram from a peer claims to come from this very
     /// socket: answered, it would come back to be answered again. Only a
     /// forger sends one (a kind whose senders cannot be forged says no).
-    fn is_itself(&self, peer: &Self::Peer) -> bool {
-        let _ = peer;
-        false
+    /// Asked once, before a serve loop: the address a socket is bound to
+    /// does not change, and is no system call a datagram.
+    fn itself(&self) -> impl Fn(&Self::Peer) -> bool + 'static {
+        |_| false
     }
 }
 
@@ -136,8 +137,9 @@ impl Datagrams for msg_udp::Socket {
         Self::auth_rejections(self)
     }
 
-    fn is_itself(&self, peer: &Self::Peer) -> bool {
-        self.local_addr().is_ok_and(|own| may_be_itself(own, *peer))
+    fn itself(&self) -> impl Fn(&Self::Peer) -> bool + 'static {
+        let own = self.local_addr().ok();
+        move |peer| own.is_some_and(|own| may_be_itself(own, *peer))
     }
 }
 
