@@ -320,7 +320,7 @@ pub enum HoldError {
 /// printing thread: a stdout that stops draining then holds the session
 /// up without holding the thread, and `wait` still ends it (a blocking
 /// write to stdout here kept `--wait` from ending anything; audit, round
-/// six).
+/// five).
 ///
 /// # Errors
 ///

@@ -148,7 +148,7 @@ impl fmt::Display for UnixPath {
             // A relative path as `./PATH`: a peer's address is any name
             // it bound, and bare it could read as an abstract name
             // (`@x`) or as another peer's `pid 1 uid 0` (audit, round
-            // six).
+            // five).
             Self::File(path) if path.is_relative() => {
                 f.write_str("./")?;
                 write_path(f, path.as_os_str().as_bytes())
