@@ -203,6 +203,7 @@ impl Transport {
                 kernel_drops: true,
                 batches: true,
                 tcp_info: false,
+                nagle: false,
                 encrypted: false,
                 one_to_many: true,
             },
@@ -213,6 +214,7 @@ impl Transport {
                 kernel_drops: false,
                 batches: false,
                 tcp_info: true,
+                nagle: true,
                 encrypted: false,
                 one_to_many: false,
             },
@@ -223,6 +225,7 @@ impl Transport {
                 kernel_drops: false,
                 batches: false,
                 tcp_info: false,
+                nagle: false,
                 encrypted: false,
                 one_to_many: false,
             },
@@ -236,6 +239,7 @@ impl Transport {
                 kernel_drops: false,
                 batches: false,
                 tcp_info: false,
+                nagle: false,
                 encrypted: false,
                 one_to_many: false,
             },
@@ -248,6 +252,7 @@ impl Transport {
             // datagrams (quinn batches them itself, with GSO), no TCP_INFO.
             Self::Quic => Caps {
                 tcp_info: false,
+                nagle: false,
                 ..Self::Tls.caps()
             },
             // UDP's, boundaries kept and nothing resent, inside a QUIC
@@ -269,6 +274,7 @@ impl Transport {
                 kernel_drops: false,
                 batches: false,
                 tcp_info: false,
+                nagle: false,
                 encrypted: false,
                 one_to_many: false,
             },
@@ -349,6 +355,10 @@ pub struct Caps {
     /// The kernel reports retransmissions and its RTT estimate
     /// ([`TcpInfo`](crate::TcpInfo)).
     pub tcp_info: bool,
+    /// Small writes may wait to be coalesced (Nagle's algorithm), which
+    /// `TCP_NODELAY` turns off: TCP's alone. A Unix stream hands each
+    /// write to the peer at once, and QUIC paces what it sends itself.
+    pub nagle: bool,
     /// Always inside TLS: connecting and serving it need TLS's settings.
     pub encrypted: bool,
     /// One datagram reaches many: a multicast group joined, a broadcast
