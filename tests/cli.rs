@@ -594,6 +594,81 @@ fn address_that_does_not_parse_is_a_usage_error() {
     }
 }
 
+/// A flag named where it would do nothing is refused, naming why (audit,
+/// round five: each was accepted and ignored); left at its default, or
+/// named where it does something, it is never in the way.
+#[test]
+fn a_flag_that_would_do_nothing_is_refused_when_named() {
+    let udp = "127.0.0.1:9";
+    let refused: [(&[&str], &str); 12] = [
+        (
+            &["send", UDP, "--max-frame", "100", udp, "x"],
+            "--max-frame limits a connection's frames",
+        ),
+        (
+            &["connect", UDP, "--max-frame", "100", udp],
+            "--udp has no connection",
+        ),
+        (
+            &["send", TCP, "--raw", "--max-frame", "100", udp],
+            "--raw has none",
+        ),
+        (
+            &["send", UDP, "--nodelay", "false", udp, "x"],
+            "--udp has no Nagle's algorithm",
+        ),
+        (
+            &["send", "--unix", "--nodelay", "true", "/nowhere", "x"],
+            "--unix has no Nagle",
+        ),
+        (&["send", TCP, "--hex", udp, "x"], "--hex shows replies"),
+        (
+            &["send", TCP, "--escape", "always", udp, "x"],
+            "--escape shows replies",
+        ),
+        (
+            &["send", TCP, "--raw", "--crlf", udp],
+            "sends stdin as it is read",
+        ),
+        (&["connect", TCP, "--raw", "--crlf", udp], "with no lines"),
+        (
+            &["listen", UDP, "--max-conns", "5"],
+            "--max-conns limits connections",
+        ),
+        (
+            &["listen", "--unix-dgram", "--idle-timeout", "0", "/nowhere"],
+            "--unix-dgram has none",
+        ),
+        (
+            &["listen", UDP, "--io", "blocking", "--frame-timeout", "1s"],
+            "--frame-timeout limits",
+        ),
+    ];
+    for (args, why) in refused {
+        support::assert_usage_error(args, why);
+    }
+    // clap's own conflict: the messages are not read from stdin.
+    support::assert_usage_error(&["send", TCP, "--crlf", udp, "x"], "cannot be used with");
+
+    // Where they do something they pass the checks, on to connecting.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let flags = [
+        "--max-frame",
+        "100",
+        "--nodelay",
+        "false",
+        "--reply",
+        "--hex",
+    ];
+    let out = run(&[&["send", TCP][..], &flags, &[&addr, "x"]].concat(), None);
+    assert_fails(&out, 1, "connection refused");
+}
+
 #[test]
 fn address_that_does_not_resolve_is_a_runtime_error() {
     // A label over 63 bytes cannot be put in a DNS query, so the resolver

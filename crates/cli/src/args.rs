@@ -38,6 +38,96 @@ pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
+/// The flags named on the command line, as against those left at their
+/// defaults: clap's derive gives both as one value, and a flag that would
+/// do nothing is refused only when the user named it (`--max-frame` on a
+/// UDP send, say), never for its default.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Given(Vec<(clap::Id, String)>);
+
+impl Given {
+    /// What `matches`, a subcommand's, took from the command line or the
+    /// environment: each flag's id, and its name as the user wrote it.
+    pub(crate) fn of(command: &clap::Command, matches: &clap::ArgMatches) -> Self {
+        use clap::parser::ValueSource;
+        let named = |arg: &&clap::Arg| {
+            let source = matches.value_source(arg.get_id().as_str());
+            matches!(
+                source,
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        let flag = |arg: &clap::Arg| {
+            let name = arg
+                .get_long()
+                .map_or_else(|| arg.get_id().to_string(), |long| format!("--{long}"));
+            (arg.get_id().clone(), name)
+        };
+        Self(command.get_arguments().filter(named).map(flag).collect())
+    }
+
+    /// A usage error for the first of `ids` (flag ids, as the fields are
+    /// named) given: `why` is told its name and says why it does nothing.
+    pub(crate) fn refuse(
+        &self,
+        ids: &[&str],
+        why: impl FnOnce(&str) -> String,
+    ) -> anyhow::Result<()> {
+        let first = ids
+            .iter()
+            .find_map(|id| self.0.iter().find(|(given, _)| given == id));
+        match first {
+            Some((_, name)) => Err(usage(why(name))),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses the flags that would do nothing over the transport, or
+    /// with `raw`: a frame limit where there are no frames (a datagram, or
+    /// the bytes alone), `--nodelay` where there is no Nagle's algorithm to
+    /// turn off, and `--crlf` where stdin goes as read, with no lines.
+    pub(crate) fn check_transport_flags(
+        &self,
+        transport: &TransportArg,
+        raw: bool,
+    ) -> anyhow::Result<()> {
+        let (caps, chosen) = (transport.transport().caps(), transport.flag());
+        if !caps.connections {
+            self.refuse(&["max_frame"], |flag| {
+                format!(
+                    "{flag} limits a connection's frames (--tcp, --unix, --seqpacket, --quic), \
+                     and {chosen} has no connection: each message is one datagram, which the \
+                     kernel limits; drop {flag}"
+                )
+            })?;
+        }
+        if raw {
+            self.refuse(&["max_frame"], |flag| {
+                format!(
+                    "{flag} limits msg's frames, and --raw has none (the bytes alone); drop {flag}"
+                )
+            })?;
+        }
+        if raw && !caps.keeps_boundaries {
+            self.refuse(&["crlf"], |flag| {
+                format!(
+                    "{flag} strips the end of each stdin line, and --raw over {chosen} sends \
+                     stdin as it is read, with no lines; drop {flag}"
+                )
+            })?;
+        }
+        if !caps.nagle {
+            self.refuse(&["nodelay"], |flag| {
+                format!(
+                    "{flag} sets TCP_NODELAY, and {chosen} has no Nagle's algorithm to turn off \
+                     (each write goes at once); drop {flag}"
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// Exactly one transport.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]

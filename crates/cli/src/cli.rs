@@ -2,7 +2,9 @@
 //! subcommands. Each subcommand's own flags live beside its code in `cmd/`,
 //! and the groups they share in `args`.
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::args::Given;
 
 use crate::cmd::bench::BenchArgs;
 use crate::cmd::completions::{CompletionsArgs, ManArgs};
@@ -38,6 +40,28 @@ pub(crate) struct Cli {
 
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// `msg`'s command line, with the flags its subcommand was given (not
+/// left at their defaults) told to the subcommands that refuse a flag
+/// that would do nothing.
+pub(crate) fn parse() -> Result<Cli, clap::Error> {
+    let mut command = Cli::command();
+    let matches = command.try_get_matches_from_mut(std::env::args_os())?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut command))?;
+    if let Some((name, sub)) = matches.subcommand() {
+        let given = command
+            .find_subcommand(name)
+            .map(|command| Given::of(command, sub))
+            .unwrap_or_default();
+        match &mut cli.command {
+            Command::Send(args) => args.given = given,
+            Command::Connect(args) => args.given = given,
+            Command::Listen(args) => args.given = given,
+            _ => {}
+        }
+    }
+    Ok(cli)
 }
 
 /// Log levels: logs go to stderr; stdout carries only data.

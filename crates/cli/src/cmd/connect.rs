@@ -20,7 +20,7 @@ use msg_net::session::{self, HoldError, Incoming, Mode};
 use tracing::warn;
 
 use crate::args::{
-    ClientArgs, FramingArg, OutputArgs, TransportArg, check_client_modes, parse_peer_addr,
+    ClientArgs, FramingArg, Given, OutputArgs, TransportArg, check_client_modes, parse_peer_addr,
 };
 use crate::cmd::send::Source;
 use crate::output;
@@ -67,12 +67,18 @@ pub(crate) struct ConnectArgs {
 
     #[command(flatten)]
     pub(crate) client: ClientArgs,
+
+    /// The flags named on the command line (`cli::parse`).
+    #[arg(skip)]
+    pub(crate) given: Given,
 }
 
 pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let transport = args.transport.transport();
     let addr = parse_peer_addr(transport, &args.addr)?;
     let caps = transport.caps();
+    args.given
+        .check_transport_flags(&args.transport, args.raw)?;
     let options = &args.client.options(transport, &addr)?;
     let authenticated = options.auth.is_some();
     check_client_modes(args.raw, args.framing, &args.transport, authenticated, &[])?;

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 pub(crate) use msg_net::shutdown::Stop;
 
 use crate::args::{
-    AuthArgs, FramingArg, JoinArgs, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, ReplyArg,
+    AuthArgs, FramingArg, Given, JoinArgs, LENGTH_NO_RAW, LENGTH_NO_SECRET, OutputArgs, ReplyArg,
     SECRET_ENV, TcpArgs, TlsListenArgs, TransportArg, parse_addr, parse_positive_duration, usage,
 };
 use crate::output::{self, Printing};
@@ -145,6 +145,10 @@ pub(crate) struct ListenArgs {
     /// --exec, --tls or QUIC)
     #[arg(long, value_enum, default_value_t = ListenIo::Tokio)]
     pub(crate) io: ListenIo,
+
+    /// The flags named on the command line (`cli::parse`).
+    #[arg(skip)]
+    pub(crate) given: Given,
 }
 
 /// What only a Unix socket's listener has.
@@ -323,6 +327,26 @@ pub(crate) async fn run(
     quiet: bool,
     shutdown: impl Future<Output = Stop>,
 ) -> anyhow::Result<ExitCode> {
+    args.given
+        .check_transport_flags(&args.transport, args.raw)?;
+    let caps = args.transport.transport().caps();
+    // A plain datagram socket has no peers to admit, hold or time out
+    // (QUIC's datagrams ride a connection, which these do limit).
+    if !caps.connections && !caps.encrypted {
+        let limits = [
+            "max_conns",
+            "max_handshakes",
+            "idle_timeout",
+            "frame_timeout",
+        ];
+        args.given.refuse(&limits, |flag| {
+            format!(
+                "{flag} limits connections, and {} has none (each datagram stands alone); \
+                 drop {flag}",
+                args.transport.flag()
+            )
+        })?;
+    }
     if args.io == ListenIo::Blocking {
         if args.tls.tls {
             return Err(usage(

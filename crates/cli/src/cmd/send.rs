@@ -15,8 +15,8 @@ use msg_net::{Link, PeerAddr};
 use tokio::io::{BufReader, Stdin};
 
 use crate::args::{
-    ClientArgs, FramingArg, GroupArgs, OutputArgs, TransportArg, UsageError, check_client_modes,
-    parse_peer_addr, parse_positive_duration, usage,
+    ClientArgs, FramingArg, Given, GroupArgs, OutputArgs, TransportArg, UsageError,
+    check_client_modes, parse_peer_addr, parse_positive_duration, usage,
 };
 use crate::hint;
 
@@ -92,7 +92,7 @@ pub(crate) struct SendArgs {
 
     /// Strip "\r\n" from the end of each stdin line, not only "\n" (by
     /// default a "\r" before the newline is part of the message)
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["messages", "file"])]
     pub(crate) crlf: bool,
 
     #[command(flatten)]
@@ -103,6 +103,10 @@ pub(crate) struct SendArgs {
 
     #[command(flatten)]
     pub(crate) group: GroupArgs,
+
+    /// The flags named on the command line (`cli::parse`).
+    #[arg(skip)]
+    pub(crate) given: Given,
 }
 
 pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
@@ -122,6 +126,13 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     let transport = args.transport.transport();
     let addr = parse_peer_addr(transport, &args.addr)?;
     let caps = transport.caps();
+    args.given
+        .check_transport_flags(&args.transport, args.raw)?;
+    if !args.reply {
+        args.given.refuse(&["escape", "null", "hex"], |flag| {
+            format!("{flag} shows replies, and without --reply there are none: add --reply, or drop {flag}")
+        })?;
+    }
     // A raw stream has no messages: an empty one would be nothing at all.
     if args.raw && !caps.keeps_boundaries {
         if let Some(n) = args.messages.iter().position(String::is_empty) {
