@@ -1356,6 +1356,48 @@ fn parallel_flows_sum_to_the_total_on_both_engines() {
     }
 }
 
+/// 128 UDP flows at once (audit, round five), on both engines. Each takes
+/// its first statistics before any streams, so no request is lost behind
+/// the others' streams (the blocking engine's run failed, "no answer to 5
+/// statistics requests"), and the tokio engine's flows, futures of one
+/// task, take turns: they ran one after another, 128 times the duration
+/// (38 s here, past the deadline every test process has).
+#[test]
+fn many_parallel_udp_flows_stream_at_once_on_both_engines() {
+    let results = bench_json(&[
+        "--udp",
+        "--mode",
+        "throughput",
+        "-P",
+        "128",
+        "--sizes",
+        "64",
+        "--runs",
+        "1",
+        "--duration",
+        "300ms",
+        "--io",
+        "both",
+    ]);
+    assert_eq!(results.len(), 2, "{results:?}");
+    for result in &results {
+        let flows = result["flows"].as_array().unwrap();
+        assert_eq!(flows.len(), 128, "{result}");
+        for key in ["sent", "received", "lost"] {
+            let sum: f64 = flows.iter().map(|f| num(f, key)).sum();
+            assert_eq!(sum, num(result, key), "{key}: {result}");
+        }
+        // One listener socket takes what it can of 128 streams: a flow
+        // may find it full every time (received 0), but every flow sent.
+        for flow in flows {
+            assert!(num(flow, "sent") > 0.0, "{flow}");
+            let counted = num(flow, "received") + num(flow, "lost");
+            assert_eq!(num(flow, "sent"), counted, "{flow}");
+        }
+        assert!(num(result, "received") > 0.0, "{result}");
+    }
+}
+
 #[test]
 fn one_flow_has_no_flows_and_both_ends_are_counted() {
     let results = bench_json(&["--mode", "throughput", "--sizes", "64", "--runs", "1"]);

@@ -8,6 +8,11 @@
 //! connect fails the run before anything is measured, and the flows warm
 //! up until one shared instant and then measure over the same time (each
 //! still counts its own time, between its own two statistics pings).
+//! Between the two, no flow streams until every flow has its first
+//! statistics ([`Start`]): over UDP a flow that went on at once filled
+//! the listener's receive buffer while the others were still asking, and
+//! their requests were dropped with the stream until they gave up (128
+//! flows failed every run).
 //!
 //! The engines keep their rules: the blocking engine runs each flow on a
 //! thread of its own (inheriting the client's placement), sending with
@@ -18,17 +23,26 @@
 use std::cell::RefCell;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cpu::{Cpu, Sample, Usage};
+use crate::engine::start::{AsyncStart, Start};
 use crate::engine::{Outcome, blocking, tokio as tokio_engine};
-use crate::error::Error;
+use crate::error::{Error, RunError};
 use crate::interval::Interval;
 use crate::settings::{Direction, Settings, Target};
 
 /// Where the flows' intervals go: the flow's number (from 1) and the
 /// interval.
 pub(crate) type FlowSink<'a> = &'a mut dyn FnMut(u32, Interval);
+
+/// How long a flow with its first statistics waits for the others' at
+/// most: as long as a flow's own requests may take, and a second more.
+fn counted_within(target: &Target, settings: &Settings) -> Duration {
+    let first =
+        msg_net::ping::stats_wait(target.transport, settings.reply_timeout(target.transport));
+    msg_net::ping::stats_waited(first) + Duration::from_secs(1)
+}
 
 /// `parallel` flows on the tokio engine, as futures of this thread's
 /// runtime.
@@ -56,7 +70,17 @@ pub(crate) async fn tokio_flows(
     for _ in &directions {
         links.push(tokio_engine::connect(target).await?);
     }
-    let warm_until = Some(Instant::now() + settings.warmup);
+    // Only the flows that stream to the listener ask it for statistics.
+    let forward = directions
+        .iter()
+        .filter(|&&direction| direction == Direction::Forward)
+        .count();
+    let start = AsyncStart::new(
+        Instant::now() + settings.warmup,
+        forward,
+        counted_within(target, settings),
+    );
+    let start = &start;
     // One thread: the flows' sinks take turns, never at once.
     let sink = RefCell::new(sink);
     let sink = &sink;
@@ -68,7 +92,13 @@ pub(crate) async fn tokio_flows(
             .map(|((link, direction), flow)| async move {
                 let mut each = |interval| (sink.borrow_mut())(flow, interval);
                 tokio_engine::measure_on(
-                    link, target, size, settings, direction, warm_until, &mut each,
+                    link,
+                    target,
+                    size,
+                    settings,
+                    direction,
+                    Some(start),
+                    &mut each,
                 )
                 .await
             });
@@ -95,7 +125,12 @@ pub(crate) fn blocking_flows(
     let links = (0..parallel)
         .map(|_| blocking::connect(target, settings, busy_poll))
         .collect::<Result<Vec<_>, _>>()?;
-    let warm_until = Instant::now() + settings.warmup;
+    let start = Start::new(
+        Instant::now() + settings.warmup,
+        parallel,
+        counted_within(target, settings),
+    );
+    let start = &start;
     let (tx, rx) = mpsc::channel::<(u32, Interval)>();
     let flows = thread::scope(|scope| {
         let mut threads = Vec::new();
@@ -108,7 +143,12 @@ pub(crate) fn blocking_flows(
                         // The receiver outlives every flow.
                         let _ = tx.send((flow, interval));
                     };
-                    blocking::measure_on(link, target, size, settings, Some(warm_until), &mut each)
+                    let measured =
+                        blocking::measure_on(link, target, size, settings, Some(start), &mut each);
+                    if measured.is_err() {
+                        start.failed();
+                    }
+                    measured
                 });
             match spawned {
                 Ok(thread) => threads.push(thread),
@@ -123,17 +163,28 @@ pub(crate) fn blocking_flows(
         drop(tx);
         // The process's time from the end of the warm-ups until the last
         // flow has ended: every thread's own measurement lies inside it.
-        thread::sleep(warm_until.saturating_duration_since(Instant::now()));
+        thread::sleep(start.warm_until.saturating_duration_since(Instant::now()));
         let process = Sample::now();
         // Until every flow has ended (each bounded by its duration and
         // its timeouts), their intervals in the order they come.
         for (flow, interval) in rx {
             sink(flow, interval);
         }
-        let flows = threads
+        let flows: Vec<_> = threads
             .into_iter()
             .map(|thread| thread.join().expect("a flow's thread does not panic"))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
+        // The flow that failed says why, not one that was waiting for it.
+        let waited =
+            |flow: &Result<_, _>| matches!(flow, Err(Error::Measuring(RunError::OtherFlowFailed)));
+        if let Some(failed) = flows.iter().position(|flow| flow.is_err() && !waited(flow)) {
+            return Err(flows
+                .into_iter()
+                .nth(failed)
+                .and_then(Result::err)
+                .expect("an error"));
+        }
+        let flows = flows.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok((flows, process.and_then(|p| p.elapsed()).map(|c| c.process)))
     })?;
     let (flows, process) = flows;

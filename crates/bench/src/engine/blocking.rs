@@ -28,6 +28,7 @@ use msg_proto::{Kind, Message};
 use super::batched::Discards;
 use super::{Drops, Outcome, UDP_DRAIN};
 use crate::cpu::Sample;
+use crate::engine::start::Start;
 use crate::error::{Error, RunError};
 use crate::interval::{Sink, Ticker};
 use crate::settings::{Batching, Mode, Settings, Target};
@@ -87,7 +88,7 @@ pub(crate) fn measure_on(
     target: &Target,
     size: usize,
     settings: &Settings,
-    warm_until: Option<Instant>,
+    start: Option<&Start>,
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let body = Bytes::from(vec![b'm'; size]);
@@ -116,7 +117,7 @@ pub(crate) fn measure_on(
         let drops = || Drops::start(target);
         return throughput(
             &mut peer,
-            (body, warm_until),
+            (body, start),
             batching.map(|b| (b, &target.addr)),
             drops,
             sink,
@@ -168,7 +169,7 @@ pub(crate) fn measure_on(
 /// not counted, as on tokio.
 fn throughput(
     peer: &mut Peer,
-    (body, warm_until): (Bytes, Option<Instant>),
+    (body, start): (Bytes, Option<&Start>),
     batching: Option<(&Batching, &PeerAddr)>,
     drops: impl Fn() -> Option<Drops>,
     sink: Sink<'_>,
@@ -181,9 +182,12 @@ fn throughput(
         batching,
         addr,
     });
-    let warmup = super::warm_up_for(settings, warm_until);
+    let warmup = super::warm_up_for(settings, start.map(|start| start.warm_until));
     peer.stream(&mut discard, warmup, batched.as_mut(), None)?;
     let before = peer.stats()?;
+    if let Some(start) = start {
+        start.counted()?;
+    }
     let calls_before = batched.as_ref().map(|b| b.batching.before(b.addr, &b.send));
     let drops = drops();
     let cpu = Sample::now();

@@ -6,6 +6,7 @@
 //! - [`batched`]: a UDP throughput stream many datagrams per system call.
 //! - [`blocking`]: std sockets and blocking system calls on the calling
 //!   thread, as sockperf measures.
+//! - [`start`]: where parallel flows meet before they measure.
 //!
 //! Here: what a run measured ([`Outcome`], [`Kernel`]), which all engines
 //! share; the client's side of a ping (numbering, timestamps, late and
@@ -27,6 +28,7 @@ use crate::settings::{Direction, Settings, Target};
 
 pub(crate) mod batched;
 pub(crate) mod blocking;
+pub(crate) mod start;
 pub(crate) mod tokio;
 
 /// Over UDP, how long the listener gets to drain its queue after a

@@ -50,6 +50,19 @@ pub enum RunError {
         /// How long they waited in all.
         waited: Duration,
     },
+    /// Another parallel flow failed before every flow had its first
+    /// statistics: that flow's own error is the one a run reports.
+    #[error("another parallel flow failed")]
+    OtherFlowFailed,
+    /// The parallel flows' first statistics did not all come in time.
+    #[error(
+        "the parallel flows did not all have their first statistics within {}",
+        format_duration(*.within)
+    )]
+    FlowsNotCounted {
+        /// How long the flows that had theirs waited for the others.
+        within: Duration,
+    },
     /// In the open loop, a reply to no ping sent.
     #[error(
         "expected a pong to one of pings 0..{sent}, got {kind:?} {seq}: is the peer `msg listen`?"

@@ -27,6 +27,7 @@ use tokio::time::timeout_at;
 
 use super::{Drops, Outcome, Snapshot, batched};
 use crate::cpu::Sample;
+use crate::engine::start::AsyncStart;
 use crate::error::{Error, RunError};
 use crate::interval::{Sink, Ticker};
 use crate::pace::{Pacer, scheduled};
@@ -79,7 +80,7 @@ pub(crate) async fn measure_on(
     size: usize,
     settings: &Settings,
     direction: Direction,
-    warm_until: Option<Instant>,
+    start: Option<&AsyncStart>,
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     let caps = target.transport.caps();
@@ -97,7 +98,7 @@ pub(crate) async fn measure_on(
         }
         (Mode::Throughput, rate) => {
             let drops = || Drops::start(target);
-            throughput(&mut peer, body, settings, (rate, warm_until), drops, sink).await
+            throughput(&mut peer, body, settings, (rate, start), drops, sink).await
         }
     }
 }

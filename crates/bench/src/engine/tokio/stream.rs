@@ -10,6 +10,7 @@ use tokio::time::timeout_at;
 
 use super::Peer;
 use crate::cpu::Sample;
+use crate::engine::start::AsyncStart;
 use crate::engine::{Drops, Outcome, Snapshot, UDP_DRAIN};
 use crate::error::{Error, RunError};
 use crate::interval::{Sink, Ticker};
@@ -20,7 +21,7 @@ pub(super) async fn throughput(
     peer: &mut Peer,
     body: Bytes,
     settings: &Settings,
-    (rate, warm_until): (Option<u64>, Option<Instant>),
+    (rate, start): (Option<u64>, Option<&AsyncStart>),
     drops: impl Fn() -> Option<Drops>,
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
@@ -29,9 +30,12 @@ pub(super) async fn throughput(
         None => None,
     };
     let mut discard = Message::new(Kind::Discard, 0, body);
-    let warmup = super::super::warm_up_for(settings, warm_until);
+    let warmup = super::super::warm_up_for(settings, start.map(|start| start.warm_until));
     stream(peer, &mut discard, warmup, pacer.as_mut(), None).await?;
     let before = peer.stats().await?;
+    if let Some(start) = start {
+        start.counted().await?;
+    }
     let kernel_before = peer.snapshot(settings)?;
 
     let drops = drops();
@@ -203,6 +207,21 @@ async fn stream(
         discard.seq += 1;
         peer.link.send(discard).await?;
         sent += 1;
+        // A UDP send on loopback never waits (a full receiver drops
+        // instead), so this loop would hold the thread: parallel flows,
+        // futures of one task, ran one after another, each for the whole
+        // duration. A yield now and then lets the others take turns. (Not
+        // tokio's coop budget: msg-udp's send, which goes straight through,
+        // spends none, and a budget the flows share went to the first flow
+        // every turn.)
+        if sent % YIELD_EVERY == 0 {
+            tokio::task::yield_now().await;
+        }
     }
     Ok(sent)
 }
+
+/// How many messages a stream sends between two yields to the other
+/// flows on its thread: a runtime turn each time, well under 1 % of a
+/// stream's time at loopback speeds.
+const YIELD_EVERY: u64 = 64;
