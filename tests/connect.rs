@@ -17,6 +17,10 @@ fn tcp_lines_go_out_and_the_replies_come_back() {
     );
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.lines(), ["HELLO", "WORLD"]);
+    // Everything was printed: nothing was queued when msg exited (it
+    // warned so after every session, and waited a second; audit, round
+    // six).
+    assert!(!out.stderr.contains("stdout is blocked"), "{}", out.stderr);
 }
 
 #[test]
@@ -28,6 +32,7 @@ fn udp_lines_go_out_and_late_replies_are_waited_for() {
     );
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.lines(), ["a", "b"]);
+    assert!(!out.stderr.contains("stdout is blocked"), "{}", out.stderr);
 }
 
 #[test]

@@ -121,6 +121,10 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         }
     };
     let held = session::hold(halves, source.bodies(), shown, args.wait).await;
+    // The queue's last sender: the printing thread ends once it has
+    // printed what is queued. Kept, it waited out its second and warned
+    // that stdout was blocked after every session (audit, round six).
+    drop(events);
     let mut ended = printing.close();
     // What stopped the printing thread (stdout closed, a full disk) says
     // more than the session's end it caused.
