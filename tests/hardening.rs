@@ -363,6 +363,62 @@ fn the_summary_can_be_json_and_sigint_exits_zero() {
     assert_eq!(summary["summary"]["connections"], 1);
 }
 
+/// Sends `signal` (a name `kill` takes) to process `pid`.
+fn kill(signal: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// `timeout 2 msg listen` sends SIGTERM to msg and then to its process
+/// group, two signals microseconds apart: they are one request to stop,
+/// cleanly, with the summary (audit, round six). The second was taken as
+/// "exit at once" and cut the listener off before its summary: every time
+/// on the blocking engine, whose serving threads take up to 100 ms to
+/// see the stop.
+#[test]
+fn the_same_signal_twice_at_once_is_one_clean_stop() {
+    for engine in ["blocking", "tokio"] {
+        let listener = Listener::start("--udp", "127.0.0.1", &["--io", engine]);
+        let pid = listener.process.id();
+        kill("TERM", pid);
+        kill("TERM", pid);
+        let finished = listener.finish();
+        assert_eq!(finished.code(), Some(0), "{engine}: {}", finished.stderr);
+        assert!(
+            finished.stderr.contains("msg listen: 0 messages"),
+            "{engine}: {}",
+            finished.stderr
+        );
+    }
+}
+
+/// `nohup msg listen` outlives its terminal: the SIGHUP it was started
+/// with ignored stays ignored (a handler replaced it, and SIGHUP stopped
+/// the listener; audit, round six). SIGTERM still stops it.
+#[test]
+fn a_hangup_ignored_at_start_stays_ignored() {
+    let mut cmd = Command::new("nohup");
+    cmd.arg(env!("CARGO_BIN_EXE_msg"))
+        .args(["listen", "--udp", "-v", "127.0.0.1:0"]);
+    let listener = Listener::start_command(cmd);
+    let pid = listener.process.id();
+    kill("HUP", pid);
+    // Long enough for a listener that took SIGHUP to have logged it.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    kill("TERM", pid);
+    let finished = listener.finish();
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("stopping (Terminate)"),
+        "{}",
+        finished.stderr
+    );
+    assert!(!finished.stderr.contains("Hangup"), "{}", finished.stderr);
+}
+
 /// A peer that resets its connection in the middle of a frame is dropped
 /// (nothing of the frame is printed) and the others are served.
 #[test]

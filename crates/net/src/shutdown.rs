@@ -1,7 +1,10 @@
 //! Stopping a listener on a signal: SIGINT (Ctrl-C), SIGTERM and SIGHUP
 //! each end it cleanly (its partial files removed, its commands killed,
-//! its socket file gone, its summary written), and a second one, while it
-//! finishes up, exits at once.
+//! its socket file gone, its summary written), and a second one, a second
+//! or more later while it still finishes up, exits at once. SIGHUP that
+//! was ignored when msg started (`nohup`) stays ignored.
+
+use std::time::{Duration, Instant};
 
 /// Why a listener was asked to stop: the signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,9 +31,17 @@ impl Stop {
     }
 }
 
-/// The first SIGINT, SIGTERM or SIGHUP. A second one, while the listener
-/// finishes up (removing partial files, killing its commands, printing its
-/// summary), exits at once.
+/// How long after the first signal another is the same request to stop.
+/// `timeout(1)` sends its SIGTERM to the process and then to its process
+/// group, two signals microseconds apart (tens of milliseconds on a loaded
+/// machine): taken as "exit at once", the second cut the listener off
+/// before its summary, its socket file left behind. A person who presses
+/// Ctrl-C again because the first seems not to work does so later.
+pub const SAME_STOP: Duration = Duration::from_secs(1);
+
+/// The first SIGINT, SIGTERM or SIGHUP. Another, [`SAME_STOP`] or more
+/// later, while the listener still finishes up (removing partial files,
+/// killing its commands, printing its summary), exits at once.
 ///
 /// The handlers are installed now, before the listener binds, not when the
 /// future is first polled: a signal sent as soon as the listener says it
@@ -44,9 +55,16 @@ pub fn on_signal() -> impl Future<Output = Stop> {
     let mut signals = Signals::install();
     async move {
         let stop = signals.next().await;
+        let first = Instant::now();
         tokio::spawn(async move {
-            let again = signals.next().await;
-            std::process::exit(i32::from(again.code()));
+            loop {
+                let again = signals.next().await;
+                if first.elapsed() >= SAME_STOP {
+                    tracing::warn!("{again:?} again: exiting at once, without finishing up");
+                    std::process::exit(i32::from(again.code()));
+                }
+                tracing::debug!("{again:?} again, within {SAME_STOP:?}: the same stop");
+            }
         });
         stop
     }
@@ -54,7 +72,7 @@ pub fn on_signal() -> impl Future<Output = Stop> {
 
 /// SIGINT, SIGTERM and SIGHUP, each caught from the moment it is
 /// installed; a handler that cannot be installed leaves that signal's
-/// default (terminate) in place.
+/// default (terminate) in place, and SIGHUP ignored at start gets none.
 struct Signals([Option<tokio::signal::unix::Signal>; 3]);
 
 impl Signals {
@@ -67,7 +85,15 @@ impl Signals {
             SignalKind::terminate(),
             SignalKind::hangup(),
         ];
-        Self(kinds.map(|kind| signal(kind).ok()))
+        Self(kinds.map(|kind| {
+            // `nohup msg listen` asks for a listener that outlives its
+            // terminal: a handler would replace the SIG_IGN it inherited.
+            // (SIGINT is caught even when ignored: a shell without job
+            // control ignores it for whatever it starts in the background,
+            // and `kill -INT` should still stop a listener cleanly.)
+            let kept = kind == SignalKind::hangup() && ignored(libc::SIGHUP);
+            (!kept).then(|| signal(kind).ok()).flatten()
+        }))
     }
 
     /// The next signal caught.
@@ -79,6 +105,16 @@ impl Signals {
             () = caught(hangup) => Self::STOPS[2],
         }
     }
+}
+
+/// Whether `signal` is ignored (`SIG_IGN`), as this process inherited it.
+fn ignored(signal: libc::c_int) -> bool {
+    // SAFETY: `sigaction` is plain data, all zeroes a valid value; with no
+    // new action the call changes nothing and only writes the current one
+    // into `current`.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::sigaction(signal, std::ptr::null(), &raw mut current) };
+    rc == 0 && current.sa_sigaction == libc::SIG_IGN
 }
 
 /// The next `signal`; never, for one without a handler.
@@ -108,7 +144,7 @@ mod tests {
     async fn a_signal_before_the_first_poll_is_caught() {
         let stopped = on_signal();
         nix::sys::signal::raise(nix::sys::signal::Signal::SIGHUP).unwrap();
-        let stop = tokio::time::timeout(std::time::Duration::from_secs(5), stopped)
+        let stop = tokio::time::timeout(Duration::from_secs(5), stopped)
             .await
             .expect("the signal was caught");
         assert_eq!(stop, Stop::Hangup);
