@@ -417,9 +417,17 @@ fn an_existing_file_is_kept_unless_overwrite() {
     write_file(&to, "same.txt", b"old");
     let path = write_file(&from, "same.txt", b"new");
     let listener = save_dir_listener(&to, &[]);
-    let out = send_file(&listener, &path, &[]);
+    let out = send_file(&listener, &path, &["--json"]);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(out.stderr.contains("already exists"), "{}", out.stderr);
+    // --json has an object for a refused file too, as for a folder's
+    // entries (it had none; audit, round six), by the sender's own path.
+    let refused: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(refused["status"], "refused", "{refused}");
+    assert_eq!(refused["path"], path.to_str().unwrap(), "{refused}");
+    assert!(refused["hash"].is_null(), "{refused}");
+    let reason = refused["reason"].as_str().unwrap();
+    assert!(reason.contains("already exists"), "{refused}");
     // The listener's library names no flag; msg send names it.
     assert!(
         out.stderr.contains(
@@ -433,8 +441,14 @@ fn an_existing_file_is_kept_unless_overwrite() {
     drop(listener);
 
     let listener = save_dir_listener(&to, &["--overwrite", "--count", "1"]);
-    let out = send_file(&listener, &path, &[]);
+    let out = send_file(&listener, &path, &["--json"]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    // `path` is the file as the sender named it, never the receiver's
+    // words (a hostile receiver chose it); they are `saved_as`.
+    let saved: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(saved["status"], "saved", "{saved}");
+    assert_eq!(saved["path"], path.to_str().unwrap(), "{saved}");
+    assert_eq!(saved["saved_as"], "same.txt", "{saved}");
     assert_eq!(listener.finish().code(), Some(0));
     assert_eq!(std::fs::read(to.join("same.txt")).unwrap(), b"new");
     assert_eq!(listing(&to), ["same.txt"]);
@@ -1025,6 +1039,57 @@ fn a_hostile_receivers_saved_name_reaches_the_terminal_escaped() {
     );
 }
 
+/// A receiver that answers a file with a result msg cannot read (status
+/// 7), or with `Ready` where the verdict belongs, has refused nothing: it
+/// does not follow the transfer, and the sender says that (it said "the
+/// receiver refused NAME: unknown file result status 7"; audit, round
+/// six).
+#[test]
+fn a_receivers_answer_out_of_turn_or_unreadable_is_not_called_a_refusal() {
+    let from = fresh_dir("from");
+    let path = write_file(&from, "f.bin", &content(1000));
+    for (answers, said) in [
+        (
+            vec![Message::new(Kind::FileResult, 0, vec![7, b'x'])],
+            "the receiver's answer about f.bin is no file result msg reads: unknown file result \
+             status 7",
+        ),
+        (
+            vec![
+                FileResult::Ready.to_message(),
+                FileResult::Ready.to_message(),
+            ],
+            "the receiver answered 'ready' about f.bin out of turn",
+        ),
+    ] {
+        let receiver = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = receiver.local_addr().unwrap().to_string();
+        let thread = thread::spawn(move || {
+            let (mut stream, _) = receiver.accept().unwrap();
+            stream.set_read_timeout(Some(DEADLINE)).unwrap();
+            read_message(&mut stream).unwrap();
+            for answer in answers {
+                // The sender may have gone at the first: its exit says so.
+                let _ = stream.write_all(&support::frame(&answer));
+                // The file's content, when the first answer let it come.
+                while let Some(msg) = read_message(&mut stream) {
+                    if msg.kind == Kind::FileEnd {
+                        break;
+                    }
+                }
+            }
+        });
+        let out = run(
+            &["send", "--tcp", &addr, "--file", path.to_str().unwrap()],
+            None,
+        );
+        thread.join().unwrap();
+        assert_eq!(out.code(), Some(1), "{}", out.stderr);
+        assert!(out.stderr.contains(said), "{said}: {}", out.stderr);
+        assert!(!out.stderr.contains("refused"), "{}", out.stderr);
+    }
+}
+
 /// A receiver that says `Saved` before the file's end (its size and hash)
 /// was sent cannot have checked it: a single empty file answered `Ready`
 /// and `Saved` at once, and a folder whose file is answered `Saved` as its
@@ -1422,6 +1487,14 @@ fn a_name_collision_refuses_that_entry_alone_unless_strict() {
         json.stdout
     );
     assert_eq!(lines.last().unwrap()["refused"], 4, "{}", json.stdout);
+    // Every entry refused: nothing was saved, and the last words say so
+    // (they said "the rest was saved"; audit, round six).
+    assert!(
+        json.stderr
+            .contains("msg: the receiver refused 4 of the folder's entries and saved none"),
+        "{}",
+        json.stderr
+    );
     let strict = send_file(&listener, &tree, &["--strict"]);
     assert_eq!(strict.code(), Some(1), "{}", strict.stderr);
     assert!(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use clap::Args;
 use msg_net::connect::connect_any;
+use msg_net::file::FileError;
 use msg_net::length::LengthLink;
 use msg_net::limits::{BodyLimit, Family};
 use msg_net::send::{Awaiting, Bodies, BodyError, STDIN_PIECE, SendAllError, Sender, unconfirmed};
@@ -59,8 +60,9 @@ pub(crate) struct SendArgs {
     #[arg(long, requires = "file")]
     pub(crate) strict: bool,
 
-    /// For files and folders: one JSON object per file on stdout (`path`,
-    /// `size`, `hash`, `status` saved or refused, `reason`; with --resume,
+    /// For files and folders: one JSON object per file on stdout (`path`
+    /// as sent, `size`, `hash`, `status` saved or refused, `reason`; a
+    /// single file's `saved_as`, the receiver's name for it; with --resume,
     /// `resume`: the bytes the receiver `offered`, where the content went
     /// `from`, and the bytes `sent`), and the summary as the last one
     #[arg(long, requires = "file")]
@@ -158,7 +160,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     )?;
     let length = args.framing == FramingArg::Length;
     if !args.file.is_empty() && !caps.carries_files() {
-        return Err(usage(hint::text(&msg_net::file::FileError::NeedsTcp)));
+        return Err(usage(hint::text(&FileError::NeedsTcp)));
     }
     if args.resume {
         if let Some(dir) = args.file.iter().find(|path| path.is_dir()) {
@@ -173,21 +175,26 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             Link::connect(transport, addr, &options)
         })
         .await?;
-        let mut refused = 0;
+        let (mut refused, mut saved) = (0, 0);
         for path in &args.file {
             if path.is_dir() {
-                refused += send_folder(&mut link, path, &args, quiet).await?;
+                let sent = send_folder(&mut link, path, &args, quiet).await?;
+                refused += sent.refused;
+                saved += sent.files + sent.folders;
             } else {
                 send_file(&mut link, path, &args, quiet).await?;
             }
         }
         link.close(args.client.timeout).await?;
-        if refused > 0 {
-            return Err(anyhow!(
+        return match (refused, saved) {
+            (0, _) => Ok(()),
+            (_, 0) => Err(anyhow!(
+                "the receiver refused {refused} of the folder's entries and saved none"
+            )),
+            _ => Err(anyhow!(
                 "the receiver refused {refused} of the folder's entries; the rest was saved"
-            ));
-        }
-        return Ok(());
+            )),
+        };
     }
     // Arguments are known before anything is sent, so one too large is a
     // usage error, like an empty one on raw TCP. A TCP frame's limit is
@@ -273,9 +280,21 @@ async fn send_file(
         })
         .await;
     bar.finish_and_clear();
+    if let (true, Err(msg_net::Error::File(FileError::Refused { reason, .. }))) = (args.json, &sent)
+    {
+        // As a folder's refused entries are: the object --json promises
+        // for every file, then the error.
+        json_line(&serde_json::json!({
+            "path": path_text(path),
+            "size": size,
+            "hash": null,
+            "status": "refused",
+            "reason": reason,
+        }));
+    }
     let sent = sent.with_context(|| format!("cannot send {}", path_text(path)))?;
     if args.json {
-        json_line(&sent.json(args.resume));
+        json_line(&sent.json(&path_text(path), args.resume));
     }
     if !quiet {
         crate::output::stderr_line(format_args!("{}", sent.line()));
@@ -284,14 +303,14 @@ async fn send_file(
 }
 
 /// Sends the folder `dir`, a progress bar over all of it; each refusal and
-/// skip on stderr (each file with `--json` on stdout), then a summary.
-/// How many entries the receiver refused.
+/// skip on stderr (each file with `--json` on stdout), then a summary,
+/// whose counts it returns.
 async fn send_folder(
     link: &mut Link,
     dir: &std::path::Path,
     args: &SendArgs,
     quiet: bool,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<msg_net::file::tree::TreeSent> {
     let options = msg_net::file::tree::TreeOptions {
         wait: args.client.timeout,
         strict: args.strict,
@@ -309,7 +328,7 @@ async fn send_folder(
     if !quiet {
         crate::output::stderr_line(format_args!("{}", sent.line()));
     }
-    Ok(sent.refused)
+    Ok(sent)
 }
 
 /// One JSON object on a line of stdout.

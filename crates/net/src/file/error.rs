@@ -58,6 +58,28 @@ pub enum FileError {
         /// What came.
         found: Kind,
     },
+    /// The receiver answered about a file with a file result msg cannot
+    /// read (a status it does not know, a text over the limit).
+    #[error("the receiver's answer about {name} is no file result msg reads: {reason}")]
+    BadAnswer {
+        /// The file (its path in a folder).
+        name: String,
+        /// What is wrong with the answer.
+        reason: msg_proto::file::FileError,
+    },
+    /// The receiver gave a file result where the transfer was at another
+    /// step (saved before it was sent, ready twice): nothing was refused,
+    /// it does not follow the transfer.
+    #[error(
+        "the receiver answered '{answer}' about {name} out of turn: it does not follow msg's \
+         file transfer"
+    )]
+    OutOfTurn {
+        /// The file (its path in a folder).
+        name: String,
+        /// What it answered: `saved` or `ready`.
+        answer: &'static str,
+    },
     /// The receiver said it saved a file before the file's end (its size
     /// and hash) was sent: it cannot have checked it, so nothing it says
     /// of that file is taken as a confirmation.

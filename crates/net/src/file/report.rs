@@ -16,13 +16,16 @@ fn rate(bytes: u64, secs: f64) -> f64 {
 }
 
 impl Sent {
-    /// `path`, `size`, `hash`, `status` and `secs`; with `resume`, what
-    /// the receiver `offered`, where the content went `from`, and the
-    /// bytes `sent`.
+    /// `path` (the file as the sender named it: a script that sent
+    /// several tells them apart by it), `saved_as` (the name the receiver
+    /// says it saved it under), `size`, `hash`, `status` and `secs`; with
+    /// `resume`, what the receiver `offered`, where the content went
+    /// `from`, and the bytes `sent`.
     #[must_use]
-    pub fn json(&self, resume: bool) -> Value {
+    pub fn json(&self, path: &str, resume: bool) -> Value {
         let mut line = json!({
-            "path": self.name,
+            "path": path,
+            "saved_as": self.name,
             "size": self.size,
             "hash": self.hash(),
             "status": "saved",
@@ -138,17 +141,17 @@ mod tests {
             "{line}"
         );
         assert!(line.contains(", resumed at byte 400000 (600000 bytes sent), blake3 0000"));
-        let json = sent.json(true);
+        let json = sent.json("a.bin", true);
         assert_eq!(
             json["resume"],
             json!({"offered": 400_000, "from": 400_000, "sent": 600_000})
         );
-        assert!(sent.json(false).get("resume").is_none());
+        assert!(sent.json("a.bin", false).get("resume").is_none());
         let whole = Sent {
             resumed: Resumed::Mismatch(5),
             ..sent
         };
-        assert_eq!(whole.json(true)["resume"]["from"], 0);
+        assert_eq!(whole.json("a.bin", true)["resume"]["from"], 0);
         assert!(whole.line().contains("the receiver's 5 bytes differed"));
     }
 }

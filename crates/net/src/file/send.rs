@@ -327,21 +327,33 @@ async fn next_answer<S: AsyncRead + AsyncWrite + Unpin>(
 /// `msg` as a file result about `name`.
 fn result(msg: &Message, name: &str) -> Result<FileResult, Error> {
     match msg.kind {
-        Kind::FileResult => {
-            Ok(FileResult::from_message(msg).map_err(|err| refused(name, &err.to_string()))?)
-        }
+        Kind::FileResult => FileResult::from_message(msg).map_err(|reason| {
+            FileError::BadAnswer {
+                name: name.to_owned(),
+                reason,
+            }
+            .into()
+        }),
         found => Err(FileError::Unexpected { found }.into()),
     }
 }
 
+/// A file result that is not the one awaited: a refusal says why; saved
+/// or ready, out of turn, is a receiver that does not follow the transfer
+/// (not a refusal: it said it saved the file, or would take it).
 pub(super) fn unexpected(result: FileResult, name: &str) -> Error {
-    match result {
-        FileResult::Refused { reason } => refused(name, &reason),
-        _ => FileError::Unexpected {
-            found: Kind::FileResult,
-        }
-        .into(),
+    let answer = match result {
+        FileResult::Refused { reason } => return refused(name, &reason),
+        FileResult::Saved { .. } => "saved",
+        FileResult::Ready => "ready",
+        // FileResult is non-exhaustive: a result of a later version.
+        _ => "a result this msg does not know",
+    };
+    FileError::OutOfTurn {
+        name: name.to_owned(),
+        answer,
     }
+    .into()
 }
 
 pub(super) fn refused(name: &str, reason: &str) -> Error {
