@@ -767,6 +767,68 @@ fn a_udp_error_that_answers_another_message_does_not_end_the_wait() {
     assert!(!out.stderr.contains("spoof"), "{}", out.stderr);
 }
 
+/// A reply is `Data`: a listener that answers a message with a `Pong` or
+/// a file result over a connection has given no reply (its body was
+/// printed as one; audit, round six), and one that answers a message
+/// twice has its second answer dropped with a warning (it was dropped
+/// unsaid). Over UDP, a datagram of another kind is dropped, as a stale
+/// reply is, and the real reply still awaited.
+#[test]
+fn a_reply_of_another_kind_is_no_reply_and_a_second_one_is_said() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let answer = std::thread::spawn(move || {
+        for answers in [&[Kind::Pong][..], &[Kind::Data, Kind::Data]] {
+            let (mut stream, _) = server.accept().unwrap();
+            stream.set_read_timeout(Some(DEADLINE)).unwrap();
+            for seq in 1..=2 {
+                if support::read_frame(&mut stream).is_err() {
+                    break;
+                }
+                for &kind in answers {
+                    let reply = Message::new(kind, seq, format!("{kind:?} {seq}"));
+                    let _ = stream.write_all(&support::frame(&reply));
+                }
+            }
+            // Until the sender closes: it read what it wanted.
+            let _ = stream.read(&mut [0; 64]);
+        }
+    });
+    let out = run(&["send", TCP, "--reply", &addr, "a", "b"], None);
+    assert_fails(
+        &out,
+        1,
+        "the listener answered message 1 with Pong, which is no reply",
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    let out = run(&["send", TCP, "--reply", &addr, "a", "b"], None);
+    answer.join().unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "Data 1\nData 2\n", "{}", out.stderr);
+    assert!(
+        out.stderr.contains("ignored a second reply to message 1"),
+        "{}",
+        out.stderr
+    );
+
+    let peer = udp_peer();
+    peer.set_read_timeout(Some(DEADLINE)).unwrap();
+    let addr = peer.local_addr().unwrap().to_string();
+    let answer = std::thread::spawn(move || {
+        let mut buf = [0; 2048];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        let ping = msg_proto::decode(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap();
+        let pong = Message::new(Kind::Pong, ping.seq, "not it");
+        peer.send_to(&support::datagram(&pong), from).unwrap();
+        let reply = Message::new(Kind::Data, ping.seq, "the real one");
+        peer.send_to(&support::datagram(&reply), from).unwrap();
+    });
+    let out = run(&["send", UDP, "--reply", &addr, "one"], None);
+    answer.join().unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "the real one\n", "{}", out.stderr);
+}
+
 #[test]
 fn oversize_udp_message_is_refused_before_sending() {
     let receiver = udp_peer();

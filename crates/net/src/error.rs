@@ -3,6 +3,8 @@
 use std::io;
 use std::time::Duration;
 
+use msg_proto::Kind;
+
 use crate::{PeerAddr, Transport};
 
 /// What can go wrong in a link, a listener or the serve loop.
@@ -84,6 +86,15 @@ pub enum Error {
     /// Receiving a reply failed; the source says why.
     #[error("cannot receive the reply")]
     Reply(#[source] Box<Self>),
+    /// The listener answered a message with one of another kind than a
+    /// reply (`Data`), over a connection.
+    #[error("the listener answered message {seq} with {kind:?}, which is no reply")]
+    NotAReply {
+        /// The message it answered.
+        seq: u64,
+        /// What it answered with.
+        kind: Kind,
+    },
     /// Closing the connection failed; the source says why.
     #[error("cannot close the connection")]
     Close(#[source] Box<Self>),

@@ -11,6 +11,7 @@ use msg_proto::Kind;
 use tracing::{debug, warn};
 
 use crate::length::LengthLink;
+use crate::log::RateLimited;
 use crate::raw::RawLink;
 use crate::text::printable;
 use crate::{Caps, ConnectOptions, Error, Link, PeerAddr, Transport, count, data};
@@ -255,14 +256,19 @@ impl Sender {
     }
 }
 
-/// The framed reply to message `seq`, however long it takes.
+/// The framed reply to message `seq`, however long it takes: a `Data`
+/// message (what `msg listen --reply` answers with) that carries `seq`.
 ///
 /// An `Error` ends the wait. Over a connection it is the listener's last
 /// word on it (seq 0). A datagram has no connection, and a msg listener
 /// sends none over one, so there only an `Error` that answers `seq` counts;
 /// any other is dropped as a stale reply is, and a stray datagram does
-/// not end the session.
+/// not end the session. Over a connection a message of another kind for
+/// `seq` (a `Pong`, a file result) is no reply and ends the wait; over
+/// datagrams it is dropped. A second reply to an earlier message is
+/// dropped with a warning, once a second at most: it was printed once.
 async fn framed_reply(link: &mut Link, seq: u64, peer: &PeerAddr) -> Result<Bytes, Error> {
+    static EXTRA: RateLimited = RateLimited::new();
     let connected = link.transport().caps().connections;
     loop {
         let msg = link
@@ -273,10 +279,14 @@ async fn framed_reply(link: &mut Link, seq: u64, peer: &PeerAddr) -> Result<Byte
         if msg.kind == Kind::Error && (connected || msg.seq == seq) {
             return Err(Error::Peer(printable(&msg.body)));
         }
-        if msg.seq == seq {
-            return Ok(msg.body);
+        match (msg.seq == seq, msg.kind) {
+            (true, Kind::Data) => return Ok(msg.body),
+            (true, kind) if connected => return Err(Error::NotAReply { seq, kind }),
+            (true, kind) => debug!(seq, ?kind, "ignored a datagram that is no reply"),
+            (false, _) if msg.seq < seq => EXTRA.warn(|suppressed| {
+                warn!(%peer, suppressed, "ignored a second reply to message {}", msg.seq);
+            }),
+            (false, _) => debug!(seq = msg.seq, "ignored a reply to no message sent"),
         }
-        // A late reply to an earlier message that timed out.
-        debug!(seq = msg.seq, "ignored a stale reply");
     }
 }
