@@ -239,6 +239,51 @@ fn bench_measures_quic_beside_udp_and_refuses_what_it_cannot_measure() {
 
 /// `msg send --quic-datagrams --reply` with the listener's certificate
 /// pinned.
+/// A stream client at a datagram listener, and a datagram client at a
+/// stream listener (audit, round six): the first waited for ever for a
+/// stream the listener never grants (its keep-alives held the connection
+/// up), the second sent into a listener that reads no datagrams and said
+/// `sent 1 datagram`. Each is told at once what the listener is not.
+#[test]
+fn a_stream_client_at_a_datagram_listener_and_the_reverse_are_told() {
+    let mut datagrams = Listener::start("--quic-datagrams", "127.0.0.1", &["--reply", "echo"]);
+    let pinned = datagrams.fingerprint();
+    let started = Instant::now();
+    let stream = run(
+        &[
+            "send",
+            "--quic",
+            "--tls-fingerprint",
+            &pinned,
+            "--handshake-timeout",
+            "1s",
+            &datagrams.addr_arg(),
+            "x",
+        ],
+        None,
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(stream.code(), Some(1), "{}", stream.stderr);
+    assert!(
+        stream
+            .stderr
+            .contains("let this client open no stream within 1s: is it msg listen --quic"),
+        "{}",
+        stream.stderr
+    );
+
+    let mut streams = Listener::start("--quic", "127.0.0.1", &["--reply", "echo"]);
+    let pinned = streams.fingerprint();
+    let lost = send_datagrams(&streams, &pinned, b"into the void\n");
+    assert_eq!(lost.code(), Some(1), "{}", lost.stderr);
+    assert!(
+        lost.stderr
+            .contains("takes no datagrams (RFC 9221); is it msg listen --quic-datagrams?"),
+        "{}",
+        lost.stderr
+    );
+}
+
 fn send_datagrams(listener: &Listener, pinned: &str, stdin: &[u8]) -> support::Finished {
     let addr = listener.addr_arg();
     run(

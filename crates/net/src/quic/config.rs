@@ -39,9 +39,9 @@ pub(crate) enum Streams {
 /// others: a client that filled 200 streams it never meant to be read
 /// held 290 MB of a listener, before any handshake with a secret (audit,
 /// round four). So a peer may open only the streams this end reads: one
-/// connection costs a listener at most one stream's window of stream data
-/// and [`DATAGRAM_BUFFER`] of datagrams, and `--max-conns` bounds the
-/// rest. (The connection's own window stays quinn's, unbounded: with one
+/// connection costs a stream listener at most one stream's window of
+/// stream data (and no datagrams), a datagram listener at most
+/// [`DATAGRAM_BUFFER`] of datagrams, and `--max-conns` bounds the rest. (The connection's own window stays quinn's, unbounded: with one
 /// stream the stream's binds first, and a bounded one cost 11 % of a
 /// 1 KiB stream's rate in flow-control updates.)
 fn transport_config(streams: Streams) -> Arc<quinn::TransportConfig> {
@@ -58,11 +58,18 @@ fn transport_config(streams: Streams) -> Arc<quinn::TransportConfig> {
             quinn::IdleTimeout::try_from(MAX_IDLE).expect("60 s is a valid idle timeout"),
         ))
         .keep_alive_interval(Some(KEEP_ALIVE))
-        // RFC 9221 datagrams (`--quic-datagrams`), on by default in quinn,
-        // said here: what the peer may queue for us before quinn drops
-        // the oldest.
-        .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER))
         .datagram_send_buffer_size(DATAGRAM_BUFFER);
+    // RFC 9221 datagrams (`--quic-datagrams`), on by default in quinn:
+    // what the peer may queue for us before quinn drops the oldest. Not
+    // on a stream listener, which reads none: it held 1.2 MB of them a
+    // connection, and a datagram client took it for a datagram listener
+    // and sent into the void (audit, round six); a listener that takes no
+    // datagrams says so in the handshake, and that client is told at once.
+    let datagrams = match streams {
+        Streams::One => None,
+        Streams::None => Some(DATAGRAM_BUFFER),
+    };
+    config.datagram_receive_buffer_size(datagrams);
     Arc::new(config)
 }
 
@@ -112,7 +119,13 @@ pub(crate) fn server_config_for(
 /// over; the handshake within TLS's handshake timeout.
 pub(crate) async fn connect(addr: SocketAddr, tls: &TlsClient) -> Result<QuicStream, QuicError> {
     let (endpoint, conn) = handshake(addr, tls).await?;
-    let (send, recv) = conn.open_bi().await.map_err(QuicError::Lost)?;
+    // A listener that grants no stream (a datagram one) would hold this
+    // open for ever: its keep-alives keep the connection up.
+    let within = tls.handshake_timeout();
+    let (send, recv) = tokio::time::timeout(within, conn.open_bi())
+        .await
+        .map_err(|_| QuicError::NoStreamGranted { addr, within })?
+        .map_err(QuicError::Lost)?;
     Ok(QuicStream::new(conn, send, recv, Some(endpoint)))
 }
 

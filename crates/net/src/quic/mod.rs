@@ -142,6 +142,20 @@ pub enum QuicError {
         /// What msg adds to the `len` bytes.
         overhead: msg_udp::Overhead,
     },
+    /// `--quic` with a peer that lets this client open no stream in time:
+    /// a datagram listener grants none (its limit is 0), and the open
+    /// waited for ever (audit, round six).
+    #[error(
+        "the QUIC peer {addr} let this client open no stream within {}: is it msg listen --quic \
+         (a --quic-datagrams listener takes datagrams, not a stream)?",
+        humantime::format_duration(*.within)
+    )]
+    NoStreamGranted {
+        /// The peer.
+        addr: SocketAddr,
+        /// How long the client waited (the handshake timeout).
+        within: Duration,
+    },
     /// `--quic-datagrams` with a peer that takes no QUIC datagrams.
     #[error("the QUIC peer {0} takes no datagrams (RFC 9221); is it msg listen --quic-datagrams?")]
     NoDatagrams(SocketAddr),
