@@ -109,6 +109,10 @@ pub enum RunError {
         /// Whether the listener sent.
         reverse: bool,
     },
+    /// A stream's statistics that cannot be true over any transport, the
+    /// listener's two replies compared: what is wrong with them.
+    #[error("the listener's statistics cannot be true: {0}; is the peer msg listen?")]
+    ImpossibleCounts(crate::engine::ImpossibleCounts),
     /// The listener answered a request to stream with a plain pong: it
     /// does not know the request (an older msg).
     #[error(

@@ -31,7 +31,7 @@ pub(super) async fn throughput(
     };
     let mut discard = Message::new(Kind::Discard, 0, body);
     let warmup = super::super::warm_up_for(settings, start.map(|start| start.warm_until));
-    stream(peer, &mut discard, warmup, pacer.as_mut(), None).await?;
+    let warm = stream(peer, &mut discard, warmup, pacer.as_mut(), None).await?;
     let before = peer.stats().await?;
     if let Some(start) = start {
         start.counted().await?;
@@ -70,7 +70,7 @@ pub(super) async fn throughput(
     } else {
         elapsed
     };
-    let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    let mut outcome = Outcome::streamed(warm, sent, &before, &after, elapsed)?;
     outcome.check_stream(peer.transport.caps().reliable)?;
     outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
     outcome.drops = drops.and_then(|d| d.since());

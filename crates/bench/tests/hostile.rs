@@ -1,0 +1,202 @@
+//! msg-bench in-process against hand-made listeners on loopback that
+//! answer otherwise than msg listen does: figures that cannot be true,
+//! replies twice, bodies of another size. Each run fails saying what was
+//! wrong, where before it was reported as a result (audit, round six).
+
+use std::io::ErrorKind;
+use std::net::{TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use bytes::Bytes;
+use msg_bench::{Engine, Error, Mode, Plan, Results, Transport};
+use msg_proto::{FLAG_STATS, Kind, Message, Stats};
+
+/// How a hand-made listener answers each message that arrives: what it
+/// sends back, in order.
+type Answer = Box<dyn FnMut(&Message) -> Vec<Message> + Send>;
+
+/// A hand-made listener, stopped and joined when dropped.
+struct Peer {
+    addr: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wakes a TCP accept; a UDP receive wakes by its own timeout.
+        let _ = TcpStream::connect(&self.addr);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+/// How long a hand-made listener's socket waits for the next message
+/// before it looks whether it is to stop.
+const POLL: Duration = Duration::from_millis(50);
+
+fn encoded(msg: &Message) -> Vec<u8> {
+    let mut out = Vec::new();
+    msg_proto::encode(msg, &mut out).unwrap();
+    out
+}
+
+/// A UDP listener on 127.0.0.1 that answers each datagram's message
+/// with what `answer` says, to its source.
+fn udp_peer(mut answer: Answer) -> Peer {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(POLL)).unwrap();
+    let addr = socket.local_addr().unwrap().to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let thread = thread::spawn(move || {
+        let mut buf = vec![0; 65_536];
+        while !stopped.load(Ordering::Relaxed) {
+            let (len, from) = match socket.recv_from(&mut buf) {
+                Ok(got) => got,
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    continue;
+                }
+                Err(err) => panic!("{err}"),
+            };
+            let msg = msg_proto::decode(Bytes::copy_from_slice(&buf[..len])).unwrap();
+            for reply in answer(&msg) {
+                socket.send_to(&encoded(&reply), from).unwrap();
+            }
+        }
+    });
+    Peer {
+        addr,
+        stop,
+        thread: Some(thread),
+    }
+}
+
+/// A short plan against `addr` over `transport`, on the tokio engine.
+fn against(addr: &str, transport: Transport, mode: Mode) -> Plan {
+    Plan {
+        transports: vec![transport],
+        sizes: vec![64],
+        remote: Some(addr.to_owned()),
+        mode,
+        warmup: Duration::from_millis(10),
+        duration: Duration::from_millis(60),
+        runs: 1,
+        engines: vec![Engine::Tokio],
+        ..Plan::default()
+    }
+}
+
+/// The reason a run failed: its error's sources, `: `-separated.
+fn why(err: &Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Why `plan` failed, which it must.
+fn failure(plan: &Plan) -> String {
+    match msg_bench::run(plan, &mut ()) {
+        Err(err) => why(&err),
+        Ok(results) => {
+            let counts: Vec<_> = results
+                .measured
+                .iter()
+                .flat_map(|cell| cell.runs.as_deref().unwrap_or(&[]))
+                .map(|run| (run.sent, run.received, run.reordered))
+                .collect();
+            panic!("the run was reported (sent, received, reordered): {counts:?}")
+        }
+    }
+}
+
+/// The one run of a one-cell plan that measured.
+fn only_run(results: &Results) -> &msg_bench::Outcome {
+    let cell = &results.measured[0];
+    &cell.runs.as_ref().expect("64 bytes fit")[0]
+}
+
+/// A UDP listener whose statistics replies are `replies`, one after
+/// another (the last again after them), each a pong to the request; it
+/// counts nothing.
+fn udp_stats_peer(replies: Vec<Stats>) -> Peer {
+    let mut answered = 0;
+    udp_peer(Box::new(move |msg| {
+        if msg.kind != Kind::Ping || msg.flags & FLAG_STATS == 0 {
+            return vec![];
+        }
+        let stats = replies[answered.min(replies.len() - 1)];
+        answered += 1;
+        let body = Bytes::copy_from_slice(&stats.to_body());
+        vec![Message::new(Kind::Pong, msg.seq, body).with_timestamp(msg.timestamp_ns)]
+    }))
+}
+
+/// Over UDP a listener's counts may be below what was sent (loss) or
+/// above it (duplication), but not what no network delivers: a second
+/// reply below the first (the difference wrapped, 18446744073709551615
+/// received), more out of order than arrived. On every engine that
+/// streams, batched too.
+#[test]
+fn a_udp_listeners_statistics_that_cannot_be_true_fail_the_run() {
+    let stats = |received, reordered| Stats {
+        received,
+        reordered,
+    };
+    let cases = [
+        (
+            vec![stats(0, 0), stats(u64::MAX, u64::MAX)],
+            "more than the",
+        ),
+        (vec![stats(7, 0), stats(3, 0)], "received 7 then 3"),
+        (
+            vec![stats(0, 0), stats(10, 105)],
+            "it counted 105 messages out of order of the 10",
+        ),
+    ];
+    for (replies, wrong) in cases {
+        for (engine, batch) in [
+            (Engine::Tokio, None),
+            (Engine::Blocking, None),
+            (
+                Engine::Tokio,
+                Some(msg_bench::Batch {
+                    size: 8,
+                    gso: false,
+                }),
+            ),
+        ] {
+            let peer = udp_stats_peer(replies.clone());
+            let mut plan = against(&peer.addr, Transport::Udp, Mode::Throughput);
+            plan.engines = vec![engine];
+            plan.batch = batch;
+            let text = failure(&plan);
+            assert!(
+                text.contains("the listener's statistics cannot be true: ")
+                    && text.contains(wrong)
+                    && text.ends_with("; is the peer msg listen?"),
+                "{engine} {batch:?}: {text}"
+            );
+        }
+    }
+    // Loss is a result: 10 of the messages sent arrived.
+    let peer = udp_stats_peer(vec![stats(0, 0), stats(10, 1)]);
+    let results = msg_bench::run(
+        &against(&peer.addr, Transport::Udp, Mode::Throughput),
+        &mut (),
+    )
+    .unwrap();
+    let run = only_run(&results);
+    assert_eq!((run.received, run.reordered), (10, 1));
+    assert!(run.sent > 10, "{run:?}");
+}
