@@ -3,16 +3,16 @@
 //! replies twice, bodies of another size. Each run fails saying what was
 //! wrong, where before it was reported as a result (audit, round six).
 
-use std::io::ErrorKind;
-use std::net::{TcpStream, UdpSocket};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use bytes::Bytes;
-use msg_bench::{Engine, Error, Mode, Plan, Results, Transport};
-use msg_proto::{FLAG_STATS, Kind, Message, Stats};
+use msg_bench::{Direction, Engine, Error, Mode, Plan, Results, Transport};
+use msg_proto::{FLAG_SEND, FLAG_STATS, Kind, Message, SendRequest, Stats, Streamed};
 
 /// How a hand-made listener answers each message that arrives: what it
 /// sends back, in order.
@@ -75,6 +75,74 @@ fn udp_peer(mut answer: Answer) -> Peer {
         stop,
         thread: Some(thread),
     }
+}
+
+/// A TCP listener on 127.0.0.1 that answers each framed message of its
+/// connections, one after another, with what `answer` says.
+fn tcp_peer(mut answer: Answer) -> Peer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let thread = thread::spawn(move || {
+        for conn in listener.incoming() {
+            if stopped.load(Ordering::Relaxed) {
+                return;
+            }
+            let mut conn = conn.unwrap();
+            conn.set_read_timeout(Some(POLL)).unwrap();
+            serve_tcp(&mut conn, &mut answer, &stopped);
+        }
+    });
+    Peer {
+        addr,
+        stop,
+        thread: Some(thread),
+    }
+}
+
+/// One connection of [`tcp_peer`], until the client closes it or the
+/// listener is stopped.
+fn serve_tcp(conn: &mut TcpStream, answer: &mut Answer, stop: &AtomicBool) {
+    loop {
+        let mut len = [0; 4];
+        if !read_all(conn, &mut len, stop) {
+            return;
+        }
+        let mut buf = vec![0; u32::from_be_bytes(len) as usize];
+        if !read_all(conn, &mut buf, stop) {
+            return;
+        }
+        let msg = msg_proto::decode(Bytes::from(buf)).unwrap();
+        let mut out = Vec::new();
+        for reply in answer(&msg) {
+            let bytes = encoded(&reply);
+            out.extend(u32::try_from(bytes.len()).unwrap().to_be_bytes());
+            out.extend(bytes);
+        }
+        if conn.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
+
+/// Fills `buf` from `conn`: `false` when the client closed it (or it
+/// failed), or the listener is stopped.
+fn read_all(conn: &mut TcpStream, buf: &mut [u8], stop: &AtomicBool) -> bool {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match conn.read(&mut buf[filled..]) {
+            Ok(0) => return false,
+            Ok(n) => filled += n,
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// A short plan against `addr` over `transport`, on the tokio engine.
@@ -199,4 +267,58 @@ fn a_udp_listeners_statistics_that_cannot_be_true_fail_the_run() {
     let run = only_run(&results);
     assert_eq!((run.received, run.reordered), (10, 1));
     assert!(run.sent > 10, "{run:?}");
+}
+
+/// A TCP listener that streams back as asked, 100 discards of `len`
+/// bytes each (the size asked for when `None`), then says it sent 100.
+fn streaming_peer(len: Option<usize>) -> Peer {
+    tcp_peer(Box::new(move |msg| {
+        if msg.kind != Kind::Ping || msg.flags & FLAG_SEND == 0 {
+            return vec![];
+        }
+        let request = SendRequest::parse(&msg.body, 1 << 20).unwrap();
+        let body = Bytes::from(vec![b'm'; len.unwrap_or(request.size as usize)]);
+        let mut stream: Vec<_> = (1..=100)
+            .map(|seq| Message::new(Kind::Discard, seq, body.clone()))
+            .collect();
+        let sent = Streamed { sent: 100 }.to_body();
+        let mut pong = Message::new(Kind::Pong, msg.seq, Bytes::copy_from_slice(&sent));
+        pong.flags = FLAG_SEND;
+        stream.push(pong);
+        stream
+    }))
+}
+
+/// A reverse stream's messages are each counted as one of the size asked
+/// for: one of another size fails the run (empty ones were counted as
+/// 65,000 bytes each, 428,808 MB/s).
+#[test]
+fn a_reverse_streams_message_of_another_size_fails_the_run() {
+    let reverse = |peer: &Peer| Plan {
+        direction: Direction::Reverse,
+        ..against(&peer.addr, Transport::Tcp, Mode::Throughput)
+    };
+    for (len, said) in [
+        (
+            0,
+            "message 1 with a 0-byte body where 64-byte ones were asked for",
+        ),
+        (
+            65,
+            "message 1 with a 65-byte body where 64-byte ones were asked for",
+        ),
+    ] {
+        let peer = streaming_peer(Some(len));
+        let text = failure(&reverse(&peer));
+        assert!(
+            text.contains(&format!(
+                "the listener streamed {said}; is the peer msg listen?"
+            )),
+            "{text}"
+        );
+    }
+    let peer = streaming_peer(None);
+    let results = msg_bench::run(&reverse(&peer), &mut ()).unwrap();
+    let run = only_run(&results);
+    assert_eq!((run.sent, run.received), (100, 100));
 }

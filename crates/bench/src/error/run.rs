@@ -113,6 +113,20 @@ pub enum RunError {
     /// listener's two replies compared: what is wrong with them.
     #[error("the listener's statistics cannot be true: {0}; is the peer msg listen?")]
     ImpossibleCounts(crate::engine::ImpossibleCounts),
+    /// A message of a reverse stream whose body is not the size asked
+    /// for: counted, an empty one made 428,808 MB/s of 65,000-byte ones.
+    #[error(
+        "the listener streamed message {seq} with a {len}-byte body where {size}-byte ones were \
+         asked for; is the peer msg listen?"
+    )]
+    StreamedSize {
+        /// Its sequence number.
+        seq: u64,
+        /// Its body's length.
+        len: usize,
+        /// The size asked for.
+        size: u32,
+    },
     /// The listener answered a request to stream with a plain pong: it
     /// does not know the request (an older msg).
     #[error(

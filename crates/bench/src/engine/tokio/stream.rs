@@ -138,6 +138,17 @@ async fn receive_stream(
             Err(_) => return Err(RunError::NoAnswer { seq, within }.into()),
         };
         match msg.kind {
+            // Each counted as a message of the size asked for: one of
+            // another size is no such message, and would make the rate in
+            // bytes a fiction (empty ones counted as 65,000 bytes each).
+            Kind::Discard if msg.body.len() != size as usize => {
+                return Err(RunError::StreamedSize {
+                    seq: msg.seq,
+                    len: msg.body.len(),
+                    size,
+                }
+                .into());
+            }
             Kind::Discard => {
                 counter.count(msg.seq);
                 let now = Instant::now();
