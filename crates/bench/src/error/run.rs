@@ -75,6 +75,16 @@ pub enum RunError {
         /// Its sequence number.
         seq: u64,
     },
+    /// In the open loop over a transport that loses and duplicates
+    /// nothing, a second pong to one ping.
+    #[error(
+        "the listener answered ping {seq} twice: over a transport that neither loses nor \
+         duplicates messages, each ping has one pong; is the peer msg listen?"
+    )]
+    AnsweredTwice {
+        /// The ping.
+        seq: u64,
+    },
     /// Over TCP, the open loop ended with pings unanswered.
     #[error(
         "{lost} of {sent} pings were not answered within {} of the last send",
