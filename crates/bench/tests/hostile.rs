@@ -380,3 +380,41 @@ fn an_open_loops_ping_answered_twice_is_answered_once() {
         run.sent
     );
 }
+
+/// A pong echoes its ping's body: an empty pong to a 64-byte ping (or to
+/// a 1 MB one, timed as a 1 MB round trip) fails the run, naming both
+/// lengths, in the closed loop on either engine and in the open loop.
+#[test]
+fn a_pong_of_another_length_than_its_ping_fails_the_run() {
+    let empty = || -> Answer {
+        Box::new(|msg| {
+            if msg.kind == Kind::Ping {
+                vec![Message::new(Kind::Pong, msg.seq, "").with_timestamp(msg.timestamp_ns)]
+            } else {
+                vec![]
+            }
+        })
+    };
+    for transport in [Transport::Udp, Transport::Tcp] {
+        for (engine, rate) in [
+            (Engine::Blocking, None),
+            (Engine::Tokio, None),
+            (Engine::Tokio, Some(2_000)),
+        ] {
+            let peer = match transport {
+                Transport::Udp => udp_peer(empty()),
+                _ => tcp_peer(empty()),
+            };
+            let plan = Plan {
+                engines: vec![engine],
+                rate,
+                ..against(&peer.addr, transport, Mode::Pingpong)
+            };
+            let text = failure(&plan);
+            assert!(
+                text.contains("has a 0-byte body, and its ping 64 bytes: a pong echoes its ping's body; is the peer `msg listen`?"),
+                "{transport} {engine} {rate:?}: {text}"
+            );
+        }
+    }
+}

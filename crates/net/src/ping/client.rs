@@ -265,7 +265,7 @@ impl PingClient {
     ///
     /// `None`, with nothing changed, for anything else: a late pong, an
     /// error, statistics, a header that does not decode, flags, a body of
-    /// another length than the header says. The caller decodes those as
+    /// another length than the header says or than the ping's. The caller decodes those as
     /// before and hands them to [`PingClient::on_reply`], which says what
     /// they are; the tests hold the two to the same answer.
     pub fn on_pong_bytes(&mut self, message: &[u8], arrived: Instant) -> Option<u64> {
@@ -273,9 +273,12 @@ impl PingClient {
             return None;
         };
         let header = msg_proto::decode_header(message).ok()?;
+        // One compare more than before for the body's length: a pong of
+        // another length than its ping is no answer (on_reply says so).
         let current = header.kind == Kind::Pong
             && header.seq == wait.seq()
             && header.flags == 0
+            && header.body_len as usize == self.ping.body.len()
             && message.len() - HEADER_LEN == header.body_len as usize;
         if !current {
             return None;
@@ -365,8 +368,20 @@ impl PingClient {
             _ => None,
         };
         match self.state {
-            State::Pong { .. } => {
+            State::Pong { wait } => {
                 self.state = State::Idle;
+                // A pong echoes its ping's body: one of another length
+                // did not carry the bytes the round trip is timed for.
+                if let Some((reply, _)) = answered {
+                    if reply.body.len() != self.ping.body.len() {
+                        return Err(PongError::BodyLength {
+                            seq: wait.seq(),
+                            ping: self.ping.body.len(),
+                            pong: reply.body.len(),
+                        }
+                        .into());
+                    }
+                }
                 Ok(Next::Done(Done::RoundTrip(
                     answered.map(|(_, arrived)| self.round_trip(arrived)),
                 )))
@@ -583,6 +598,56 @@ mod tests {
                 ),
                 None => proptest::prop_assert_eq!(format!("{client:?}"), format!("{long:?}")),
             }
+        }
+    }
+
+    #[test]
+    fn a_pong_whose_body_is_not_its_pings_length_is_no_answer() {
+        // An empty pong to a 1 MB ping was timed as a 1 MB round trip
+        // (audit, round six); one a byte longer, or shorter, is refused
+        // too, by both ways, on either transport.
+        for transport in [Transport::Udp, Transport::Tcp] {
+            for (ping_len, pong_len) in [(1_000_000, 0), (64, 65), (64, 63), (0, 1)] {
+                let body = Bytes::from(vec![b'm'; ping_len]);
+                let mut client = PingClient::new(transport, TIMEOUT, body);
+                let at = Instant::now();
+                let ping = sent(client.start(Ask::Ping(at)));
+                let _ = client.on_sent(Instant::now);
+                let pong = Message::new(Kind::Pong, ping.seq, vec![b'm'; pong_len])
+                    .with_timestamp(ping.timestamp_ns);
+                assert_eq!(client.on_pong_bytes(&bytes_of(&pong), at), None);
+                let refused = client.on_reply(&pong, at).unwrap_err();
+                assert!(
+                    matches!(
+                        refused,
+                        ClientError::Pong(PongError::BodyLength { seq: 1, ping, pong })
+                            if (ping, pong) == (ping_len, pong_len)
+                    ),
+                    "{refused:?}"
+                );
+                assert_eq!(
+                    refused.to_string(),
+                    format!(
+                        "the pong to ping 1 has a {pong_len}-byte body, and its ping {ping_len} \
+                         bytes: a pong echoes its ping's body; is the peer `msg listen`?"
+                    )
+                );
+            }
+            // The same length is the answer, both ways.
+            let mut client = PingClient::new(transport, TIMEOUT, Bytes::from_static(b"abc"));
+            let at = Instant::now();
+            let ping = sent(client.start(Ask::Ping(at)));
+            let _ = client.on_sent(Instant::now);
+            let mut long = client.clone();
+            assert!(
+                client
+                    .on_pong_bytes(&bytes_of(&pong_to(&ping)), at)
+                    .is_some()
+            );
+            assert!(matches!(
+                long.on_reply(&pong_to(&ping), at).unwrap(),
+                Next::Done(Done::RoundTrip(Some(_)))
+            ));
         }
     }
 

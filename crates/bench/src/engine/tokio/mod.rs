@@ -241,6 +241,8 @@ async fn open_loop(
         ..
     } = peer;
     let (mut tx, mut rx) = link.split()?;
+    // A pong echoes its ping's body, so each is this long.
+    let size = body.len();
     let clock = Clock::new();
     let start = Instant::now();
     let measure_from = clock.ns(start + settings.warmup);
@@ -317,6 +319,14 @@ async fn open_loop(
                     sent: sent_total.get(),
                     kind: reply.kind,
                     seq: reply.seq,
+                }
+                .into());
+            }
+            if reply.body.len() != size {
+                return Err(RunError::PongLength {
+                    seq: reply.seq,
+                    ping: size,
+                    pong: reply.body.len(),
                 }
                 .into());
             }
