@@ -50,6 +50,14 @@ pub enum RunError {
         /// How long they waited in all.
         waited: Duration,
     },
+    /// Over TCP, the statistics request was not answered within its own
+    /// wait, longer than a ping's (it queues behind the stream it asks
+    /// about).
+    #[error("no answer to the statistics request within {}", format_duration(*.waited))]
+    StatsUnanswered {
+        /// How long it waited.
+        waited: Duration,
+    },
     /// Another parallel flow failed before every flow had its first
     /// statistics: that flow's own error is the one a run reports.
     #[error("another parallel flow failed")]
@@ -194,6 +202,7 @@ impl Error {
                 waited: msg_net::ping::stats_waited(timeout),
             }
             .into(),
+            ClientError::StatsUnanswered { waited } => RunError::StatsUnanswered { waited }.into(),
             ClientError::Stats(err) => Self::Proto(err),
             // ClientError is non-exhaustive: a reason of a later version.
             other => Self::Net(msg_net::Error::Peer(other.to_string())),
@@ -220,5 +229,23 @@ impl Error {
             // PongError is non-exhaustive: a reason of a later version.
             other => Self::Net(msg_net::Error::Peer(other.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unanswered_statistics_request_is_named_with_its_own_wait() {
+        // Over TCP it said `no answer to ping 1 within 5s`, after 10 s
+        // (audit, round six).
+        let err = msg_net::ping::ClientError::StatsUnanswered {
+            waited: Duration::from_secs(10),
+        };
+        assert_eq!(
+            Error::client(err, Duration::from_secs(5)).to_string(),
+            "no answer to the statistics request within 10s"
+        );
     }
 }

@@ -163,6 +163,16 @@ pub enum ClientError {
         /// How many were sent.
         attempts: u32,
     },
+    /// Over a reliable transport, the statistics request was not answered
+    /// within its wait ([`stats_wait`]), which a driver reports as such:
+    /// not as a ping's, and not with a ping's timeout (an unanswered
+    /// request over TCP said `no answer to ping 1 within 5s` after 10 s;
+    /// audit, round six).
+    #[error("no answer to the statistics request in time")]
+    StatsUnanswered {
+        /// How long it waited.
+        waited: Duration,
+    },
     /// A statistics answer too short to read.
     #[error(transparent)]
     Stats(#[from] msg_proto::Error),
@@ -330,7 +340,10 @@ impl PingClient {
     /// [`ClientError`]: the wait for a pong failed, or a statistics answer
     /// could not be read.
     pub fn on_reply(&mut self, reply: &Message, arrived: Instant) -> Result<Next<'_>, ClientError> {
-        let waited = self.waiting().on_reply(reply, arrived)?;
+        let waited = self
+            .waiting()
+            .on_reply(reply, arrived)
+            .map_err(|err| self.failed(err))?;
         self.after(waited, Some((reply, arrived)))
     }
 
@@ -341,8 +354,24 @@ impl PingClient {
     /// [`ClientError`]: over a reliable transport, a pong that did not
     /// come; statistics requests that all went unanswered.
     pub fn on_deadline(&mut self) -> Result<Next<'_>, ClientError> {
-        let waited = self.waiting().on_deadline()?;
+        let waited = self
+            .waiting()
+            .on_deadline()
+            .map_err(|err| self.failed(err))?;
         self.after(waited, None)
+    }
+
+    /// A failed wait, in what it was waiting for: for statistics, a
+    /// silence (or only late pongs) is the request's, with its own wait.
+    fn failed(&self, err: PongError) -> ClientError {
+        match (self.state, err) {
+            (State::Stats { attempt, .. }, PongError::NoAnswer { .. } | PongError::Late { .. }) => {
+                ClientError::StatsUnanswered {
+                    waited: stats_wait_of(self.transport, self.timeout, attempt),
+                }
+            }
+            (_, err) => err.into(),
+        }
     }
 
     fn waiting(&self) -> PongWait {
@@ -649,6 +678,36 @@ mod tests {
                 Next::Done(Done::RoundTrip(Some(_)))
             ));
         }
+    }
+
+    #[test]
+    fn an_unanswered_statistics_request_over_tcp_is_the_requests_with_its_own_wait() {
+        let mut client = PingClient::new(Transport::Tcp, TIMEOUT, Bytes::new());
+        let at = Instant::now();
+        let request = sent(client.start(Ask::Stats));
+        let Next::Recv(deadline) = client.on_sent(|| at) else {
+            panic!("a wait")
+        };
+        assert_eq!(deadline, at + stats_wait(Transport::Tcp, TIMEOUT));
+        let mut late = client.clone();
+        assert!(matches!(
+            client.on_deadline(),
+            Err(ClientError::StatsUnanswered { waited }) if waited == RELIABLE_STATS_WAIT
+        ));
+        // Only a pong to an earlier request by then: the same.
+        let earlier = Message::new(Kind::Pong, request.seq - 1, vec![0; Stats::BODY_LEN]);
+        assert!(matches!(
+            late.on_reply(&earlier, deadline),
+            Err(ClientError::StatsUnanswered { waited }) if waited == RELIABLE_STATS_WAIT
+        ));
+        // A ping's silence is still the ping's.
+        let mut client = PingClient::new(Transport::Tcp, TIMEOUT, Bytes::new());
+        let _ = sent(client.start(Ask::Ping(at)));
+        let _ = client.on_sent(|| at);
+        assert!(matches!(
+            client.on_deadline(),
+            Err(ClientError::Pong(PongError::NoAnswer { seq: 1 }))
+        ));
     }
 
     #[test]
