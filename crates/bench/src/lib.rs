@@ -121,7 +121,7 @@ mod sockdir;
 
 pub use cpu::{Cpu, Usage};
 pub use engine::batched::Calls;
-pub use engine::{Kernel, Outcome, TcpFigures};
+pub use engine::{ImpossibleCounts, Kernel, Outcome, TcpFigures};
 pub use error::{Error, RunError};
 #[cfg(target_os = "linux")]
 pub use impair::netns;

@@ -209,6 +209,21 @@ pub enum PongError {
     /// A reply that answers no ping in flight.
     #[error(transparent)]
     Unexpected(#[from] UnexpectedReply),
+    /// The pong to the ping in flight, its body another length than the
+    /// ping's, which a pong echoes (an empty pong to a 1 MB ping was
+    /// timed as a 1 MB round trip).
+    #[error(
+        "the pong to ping {seq} has a {pong}-byte body, and its ping {ping} bytes: a pong \
+         echoes its ping's body; is the peer `msg listen`?"
+    )]
+    BodyLength {
+        /// The ping.
+        seq: u64,
+        /// Its body's length.
+        ping: usize,
+        /// The pong's.
+        pong: usize,
+    },
     /// Over a reliable transport, nothing came by the deadline.
     #[error("no answer to ping {seq} in time")]
     NoAnswer {

@@ -162,7 +162,7 @@ pub(super) async fn throughput(
         Some(rate) => Some((Pacer::new()?, rate)),
         None => None,
     };
-    stream(
+    let warm = stream(
         &mut peer.link,
         &mut discard,
         settings.warmup,
@@ -195,7 +195,7 @@ pub(super) async fn throughput(
     let elapsed = start.elapsed();
     tokio::time::sleep(UDP_DRAIN).await;
     let after = peer.stats().await?;
-    let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    let mut outcome = Outcome::streamed(warm, sent, &before, &after, elapsed)?;
     outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
     outcome.drops = drops.and_then(|d| d.since());
     outcome.calls = Some(batching.since(addr, &send_batch, &calls_before));

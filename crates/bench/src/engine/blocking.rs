@@ -183,7 +183,7 @@ fn throughput(
         addr,
     });
     let warmup = super::warm_up_for(settings, start.map(|start| start.warm_until));
-    peer.stream(&mut discard, warmup, batched.as_mut(), None)?;
+    let warm = peer.stream(&mut discard, warmup, batched.as_mut(), None)?;
     let before = peer.stats()?;
     if let Some(start) = start {
         start.counted()?;
@@ -211,7 +211,7 @@ fn throughput(
     });
     let after = peer.stats()?;
     let elapsed = udp_elapsed.unwrap_or_else(|| start.elapsed());
-    let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    let mut outcome = Outcome::streamed(warm, sent, &before, &after, elapsed)?;
     outcome.check_stream(peer.transport.caps().reliable)?;
     // Until the listener has answered the last statistics ping: what it
     // spent taking the stream in is counted whole.

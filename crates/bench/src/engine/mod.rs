@@ -173,6 +173,65 @@ impl Drops {
     }
 }
 
+/// The most messages a listener can have counted between its two
+/// statistics replies of a stream of `sent` messages, after `warm` sent
+/// to warm up: each of them twice. Over UDP a count above what was sent
+/// is no lie by itself. The kernel neither duplicates nor reorders on
+/// loopback, but a network may do both, and netem's `duplicate` (an
+/// impairment) does: it copies a datagram once, never the copy again, so
+/// at most two arrive per message sent. And a path that delays or
+/// reorders may deliver some of the warm-up's messages after the first
+/// statistics reply, to be counted with the measurement's. Twice
+/// everything sent is generous, so that no true network fails a run, and
+/// still refuses what no network delivers: 18446744073709551615 messages
+/// of 38,000. (Over a transport that loses nothing the counts must agree
+/// exactly: [`Outcome::check_stream`].)
+pub(crate) fn most_arrived(warm: u64, sent: u64) -> u64 {
+    warm.saturating_add(sent).saturating_mul(2)
+}
+
+/// What made a listener's statistics impossible
+/// ([`RunError::ImpossibleCounts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImpossibleCounts {
+    /// A count lower in the second reply than in the first: a listener's
+    /// counts only grow.
+    #[error(
+        "its counts went down from one reply to the next (received {} then {}, out of order {} \
+         then {}), and they only grow",
+        .before.received, .after.received, .before.reordered, .after.reordered
+    )]
+    WentDown {
+        /// The first reply.
+        before: Stats,
+        /// The second.
+        after: Stats,
+    },
+    /// More messages out of order than arrived.
+    #[error("it counted {reordered} messages out of order of the {received} that arrived")]
+    MoreReordered {
+        /// Out of order, by the listener's count.
+        reordered: u64,
+        /// Arrived, by the listener's count.
+        received: u64,
+    },
+    /// More messages arrived than could, even each sent twice.
+    #[error(
+        "it counted {received} messages of the {sent} sent, more than the {most} that arrive \
+         were every message sent (the warm-up's too) to arrive twice"
+    )]
+    MoreReceived {
+        /// Arrived, by the listener's count.
+        received: u64,
+        /// Sent while measuring.
+        sent: u64,
+        /// The most that could have arrived: twice everything sent, the
+        /// warm-up's too.
+        most: u64,
+    },
+}
+
 /// One counter of `/proc/net/snmp`, whose sections come as two lines: the
 /// names, then the values (`Udp: InDatagrams NoPorts ...` / `Udp: 12 0 ...`).
 fn snmp_field(text: &str, section: &str, name: &str) -> Option<u64> {
@@ -202,16 +261,57 @@ impl Outcome {
         }
     }
 
-    /// A one-way stream's outcome: `sent` messages, of which the listener
-    /// counted what its statistics say between `before` and `after`, over
-    /// `elapsed`.
-    pub(crate) fn streamed(sent: u64, before: &Stats, after: &Stats, elapsed: Duration) -> Self {
+    /// A one-way stream's outcome: `sent` messages, after `warm` sent to
+    /// warm up, of which the listener counted what its statistics say
+    /// between `before` and `after`, over `elapsed`.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::ImpossibleCounts`] for statistics that cannot be true
+    /// over any transport: a count that went down from one reply to the
+    /// next (the difference wrapped: 18446744073709551615 received), more
+    /// messages out of order than arrived, or more arrived than
+    /// [`most_arrived`] allows. Such a listener's figures are not a
+    /// result (audit, round six).
+    pub(crate) fn streamed(
+        warm: u64,
+        sent: u64,
+        before: &Stats,
+        after: &Stats,
+        elapsed: Duration,
+    ) -> Result<Self, RunError> {
+        let impossible = |why| Err(RunError::ImpossibleCounts(why));
+        let (Some(received), Some(reordered)) = (
+            after.received.checked_sub(before.received),
+            after.reordered.checked_sub(before.reordered),
+        ) else {
+            return impossible(ImpossibleCounts::WentDown {
+                before: *before,
+                after: *after,
+            });
+        };
+        // A message is counted as out of order when it arrives, so never
+        // more of them than arrived.
+        if reordered > received {
+            return impossible(ImpossibleCounts::MoreReordered {
+                reordered,
+                received,
+            });
+        }
+        let most = most_arrived(warm, sent);
+        if received > most {
+            return impossible(ImpossibleCounts::MoreReceived {
+                received,
+                sent,
+                most,
+            });
+        }
         let mut outcome = Self::new();
         outcome.sent = sent;
-        outcome.received = after.received.saturating_sub(before.received);
-        outcome.reordered = after.reordered.saturating_sub(before.reordered);
+        outcome.received = received;
+        outcome.reordered = reordered;
         outcome.elapsed = elapsed;
-        outcome
+        Ok(outcome)
     }
 
     /// A stream's counts, checked where they can be: over a transport that
@@ -220,7 +320,8 @@ impl Outcome {
     /// stream on the same connection. A peer that says otherwise (more
     /// received than sent, a stream of 1 that brought thousands) is not
     /// reported as a result. Over UDP the counts may differ either way
-    /// (loss, and duplication under `--impair`).
+    /// (loss, and duplication under `--impair`), within what
+    /// [`Outcome::streamed`] checks of any transport.
     pub(crate) fn check_stream(&self, reliable: bool) -> Result<(), RunError> {
         if reliable && self.received != self.sent {
             return Err(RunError::CountsDisagree {
@@ -292,6 +393,58 @@ mod tests {
                 .check_stream(true)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn statistics_that_cannot_be_true_are_refused_over_any_transport() {
+        let stats = |received, reordered| Stats {
+            received,
+            reordered,
+        };
+        let elapsed = Duration::from_secs(1);
+        let refused = |warm, sent, before, after| {
+            Outcome::streamed(warm, sent, &before, &after, elapsed)
+                .unwrap_err()
+                .to_string()
+        };
+        // What listeners made `msg bench --udp --mode throughput` report
+        // (audit, round six): a second reply below the first, received
+        // 18446744073709551615 with absurd rates; out of order ten times
+        // what arrived.
+        assert_eq!(
+            refused(1_000, 38_000, stats(5, 0), stats(0, 0)),
+            "the listener's statistics cannot be true: its counts went down from one reply to \
+             the next (received 5 then 0, out of order 0 then 0), and they only grow; is the \
+             peer msg listen?"
+        );
+        assert!(
+            refused(1_000, 38_000, stats(5, 7), stats(9, 6)).contains("out of order 7 then 6"),
+            "reordered went down"
+        );
+        assert_eq!(
+            refused(1_000, 38_000, stats(1_000, 0), stats(23_636, 226_360)),
+            "the listener's statistics cannot be true: it counted 226360 messages out of order \
+             of the 22636 that arrived; is the peer msg listen?"
+        );
+        assert_eq!(
+            refused(1_000, 38_000, stats(0, 0), stats(u64::MAX, u64::MAX)),
+            "the listener's statistics cannot be true: it counted 18446744073709551615 messages \
+             of the 38000 sent, more than the 78000 that arrive were every message sent (the \
+             warm-up's too) to arrive twice; is the peer msg listen?"
+        );
+        // What a network may do is a result: loss, duplication (each
+        // datagram at most twice), the warm-up's stragglers counted late.
+        for (after, received) in [
+            (stats(1_000 + 30_000, 12), 30_000),
+            (stats(1_000 + 40_000, 0), 40_000),
+            (stats(1_000 + 78_000, 78_000), 78_000),
+        ] {
+            let outcome = Outcome::streamed(1_000, 38_000, &stats(1_000, 0), &after, elapsed)
+                .expect("possible");
+            assert_eq!((outcome.sent, outcome.received), (38_000, received));
+            assert_eq!(outcome.reordered, after.reordered);
+        }
+        assert_eq!(most_arrived(u64::MAX, 1), u64::MAX);
     }
 
     #[test]

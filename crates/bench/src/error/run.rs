@@ -50,6 +50,14 @@ pub enum RunError {
         /// How long they waited in all.
         waited: Duration,
     },
+    /// Over TCP, the statistics request was not answered within its own
+    /// wait, longer than a ping's (it queues behind the stream it asks
+    /// about).
+    #[error("no answer to the statistics request within {}", format_duration(*.waited))]
+    StatsUnanswered {
+        /// How long it waited.
+        waited: Duration,
+    },
     /// Another parallel flow failed before every flow had its first
     /// statistics: that flow's own error is the one a run reports.
     #[error("another parallel flow failed")]
@@ -63,6 +71,20 @@ pub enum RunError {
         /// How long the flows that had theirs waited for the others.
         within: Duration,
     },
+    /// A pong whose body is another length than its ping's, which a pong
+    /// echoes.
+    #[error(
+        "the pong to ping {seq} has a {pong}-byte body, and its ping {ping} bytes: a pong \
+         echoes its ping's body; is the peer `msg listen`?"
+    )]
+    PongLength {
+        /// The ping.
+        seq: u64,
+        /// Its body's length.
+        ping: usize,
+        /// The pong's.
+        pong: usize,
+    },
     /// In the open loop, a reply to no ping sent.
     #[error(
         "expected a pong to one of pings 0..{sent}, got {kind:?} {seq}: is the peer `msg listen`?"
@@ -73,6 +95,16 @@ pub enum RunError {
         /// What came.
         kind: Kind,
         /// Its sequence number.
+        seq: u64,
+    },
+    /// In the open loop over a transport that loses and duplicates
+    /// nothing, a second pong to one ping.
+    #[error(
+        "the listener answered ping {seq} twice: over a transport that neither loses nor \
+         duplicates messages, each ping has one pong; is the peer msg listen?"
+    )]
+    AnsweredTwice {
+        /// The ping.
         seq: u64,
     },
     /// Over TCP, the open loop ended with pings unanswered.
@@ -108,6 +140,24 @@ pub enum RunError {
         received: u64,
         /// Whether the listener sent.
         reverse: bool,
+    },
+    /// A stream's statistics that cannot be true over any transport, the
+    /// listener's two replies compared: what is wrong with them.
+    #[error("the listener's statistics cannot be true: {0}; is the peer msg listen?")]
+    ImpossibleCounts(crate::engine::ImpossibleCounts),
+    /// A message of a reverse stream whose body is not the size asked
+    /// for: counted, an empty one made 428,808 MB/s of 65,000-byte ones.
+    #[error(
+        "the listener streamed message {seq} with a {len}-byte body where {size}-byte ones were \
+         asked for; is the peer msg listen?"
+    )]
+    StreamedSize {
+        /// Its sequence number.
+        seq: u64,
+        /// Its body's length.
+        len: usize,
+        /// The size asked for.
+        size: u32,
     },
     /// The listener answered a request to stream with a plain pong: it
     /// does not know the request (an older msg).
@@ -152,6 +202,7 @@ impl Error {
                 waited: msg_net::ping::stats_waited(timeout),
             }
             .into(),
+            ClientError::StatsUnanswered { waited } => RunError::StatsUnanswered { waited }.into(),
             ClientError::Stats(err) => Self::Proto(err),
             // ClientError is non-exhaustive: a reason of a later version.
             other => Self::Net(msg_net::Error::Peer(other.to_string())),
@@ -172,8 +223,29 @@ impl Error {
             }
             .into(),
             PongError::Late { seq } => RunError::Late { seq }.into(),
+            PongError::BodyLength { seq, ping, pong } => {
+                RunError::PongLength { seq, ping, pong }.into()
+            }
             // PongError is non-exhaustive: a reason of a later version.
             other => Self::Net(msg_net::Error::Peer(other.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unanswered_statistics_request_is_named_with_its_own_wait() {
+        // Over TCP it said `no answer to ping 1 within 5s`, after 10 s
+        // (audit, round six).
+        let err = msg_net::ping::ClientError::StatsUnanswered {
+            waited: Duration::from_secs(10),
+        };
+        assert_eq!(
+            Error::client(err, Duration::from_secs(5)).to_string(),
+            "no answer to the statistics request within 10s"
+        );
     }
 }

@@ -163,6 +163,16 @@ pub enum ClientError {
         /// How many were sent.
         attempts: u32,
     },
+    /// Over a reliable transport, the statistics request was not answered
+    /// within its wait ([`stats_wait`]), which a driver reports as such:
+    /// not as a ping's, and not with a ping's timeout (an unanswered
+    /// request over TCP said `no answer to ping 1 within 5s` after 10 s;
+    /// audit, round six).
+    #[error("no answer to the statistics request in time")]
+    StatsUnanswered {
+        /// How long it waited.
+        waited: Duration,
+    },
     /// A statistics answer too short to read.
     #[error(transparent)]
     Stats(#[from] msg_proto::Error),
@@ -265,7 +275,7 @@ impl PingClient {
     ///
     /// `None`, with nothing changed, for anything else: a late pong, an
     /// error, statistics, a header that does not decode, flags, a body of
-    /// another length than the header says. The caller decodes those as
+    /// another length than the header says or than the ping's. The caller decodes those as
     /// before and hands them to [`PingClient::on_reply`], which says what
     /// they are; the tests hold the two to the same answer.
     pub fn on_pong_bytes(&mut self, message: &[u8], arrived: Instant) -> Option<u64> {
@@ -273,9 +283,12 @@ impl PingClient {
             return None;
         };
         let header = msg_proto::decode_header(message).ok()?;
+        // One compare more than before for the body's length: a pong of
+        // another length than its ping is no answer (on_reply says so).
         let current = header.kind == Kind::Pong
             && header.seq == wait.seq()
             && header.flags == 0
+            && header.body_len as usize == self.ping.body.len()
             && message.len() - HEADER_LEN == header.body_len as usize;
         if !current {
             return None;
@@ -327,7 +340,10 @@ impl PingClient {
     /// [`ClientError`]: the wait for a pong failed, or a statistics answer
     /// could not be read.
     pub fn on_reply(&mut self, reply: &Message, arrived: Instant) -> Result<Next<'_>, ClientError> {
-        let waited = self.waiting().on_reply(reply, arrived)?;
+        let waited = self
+            .waiting()
+            .on_reply(reply, arrived)
+            .map_err(|err| self.failed(err))?;
         self.after(waited, Some((reply, arrived)))
     }
 
@@ -338,8 +354,24 @@ impl PingClient {
     /// [`ClientError`]: over a reliable transport, a pong that did not
     /// come; statistics requests that all went unanswered.
     pub fn on_deadline(&mut self) -> Result<Next<'_>, ClientError> {
-        let waited = self.waiting().on_deadline()?;
+        let waited = self
+            .waiting()
+            .on_deadline()
+            .map_err(|err| self.failed(err))?;
         self.after(waited, None)
+    }
+
+    /// A failed wait, in what it was waiting for: for statistics, a
+    /// silence (or only late pongs) is the request's, with its own wait.
+    fn failed(&self, err: PongError) -> ClientError {
+        match (self.state, err) {
+            (State::Stats { attempt, .. }, PongError::NoAnswer { .. } | PongError::Late { .. }) => {
+                ClientError::StatsUnanswered {
+                    waited: stats_wait_of(self.transport, self.timeout, attempt),
+                }
+            }
+            (_, err) => err.into(),
+        }
     }
 
     fn waiting(&self) -> PongWait {
@@ -365,8 +397,20 @@ impl PingClient {
             _ => None,
         };
         match self.state {
-            State::Pong { .. } => {
+            State::Pong { wait } => {
                 self.state = State::Idle;
+                // A pong echoes its ping's body: one of another length
+                // did not carry the bytes the round trip is timed for.
+                if let Some((reply, _)) = answered {
+                    if reply.body.len() != self.ping.body.len() {
+                        return Err(PongError::BodyLength {
+                            seq: wait.seq(),
+                            ping: self.ping.body.len(),
+                            pong: reply.body.len(),
+                        }
+                        .into());
+                    }
+                }
                 Ok(Next::Done(Done::RoundTrip(
                     answered.map(|(_, arrived)| self.round_trip(arrived)),
                 )))
@@ -584,6 +628,86 @@ mod tests {
                 None => proptest::prop_assert_eq!(format!("{client:?}"), format!("{long:?}")),
             }
         }
+    }
+
+    #[test]
+    fn a_pong_whose_body_is_not_its_pings_length_is_no_answer() {
+        // An empty pong to a 1 MB ping was timed as a 1 MB round trip
+        // (audit, round six); one a byte longer, or shorter, is refused
+        // too, by both ways, on either transport.
+        for transport in [Transport::Udp, Transport::Tcp] {
+            for (ping_len, pong_len) in [(1_000_000, 0), (64, 65), (64, 63), (0, 1)] {
+                let body = Bytes::from(vec![b'm'; ping_len]);
+                let mut client = PingClient::new(transport, TIMEOUT, body);
+                let at = Instant::now();
+                let ping = sent(client.start(Ask::Ping(at)));
+                let _ = client.on_sent(Instant::now);
+                let pong = Message::new(Kind::Pong, ping.seq, vec![b'm'; pong_len])
+                    .with_timestamp(ping.timestamp_ns);
+                assert_eq!(client.on_pong_bytes(&bytes_of(&pong), at), None);
+                let refused = client.on_reply(&pong, at).unwrap_err();
+                assert!(
+                    matches!(
+                        refused,
+                        ClientError::Pong(PongError::BodyLength { seq: 1, ping, pong })
+                            if (ping, pong) == (ping_len, pong_len)
+                    ),
+                    "{refused:?}"
+                );
+                assert_eq!(
+                    refused.to_string(),
+                    format!(
+                        "the pong to ping 1 has a {pong_len}-byte body, and its ping {ping_len} \
+                         bytes: a pong echoes its ping's body; is the peer `msg listen`?"
+                    )
+                );
+            }
+            // The same length is the answer, both ways.
+            let mut client = PingClient::new(transport, TIMEOUT, Bytes::from_static(b"abc"));
+            let at = Instant::now();
+            let ping = sent(client.start(Ask::Ping(at)));
+            let _ = client.on_sent(Instant::now);
+            let mut long = client.clone();
+            assert!(
+                client
+                    .on_pong_bytes(&bytes_of(&pong_to(&ping)), at)
+                    .is_some()
+            );
+            assert!(matches!(
+                long.on_reply(&pong_to(&ping), at).unwrap(),
+                Next::Done(Done::RoundTrip(Some(_)))
+            ));
+        }
+    }
+
+    #[test]
+    fn an_unanswered_statistics_request_over_tcp_is_the_requests_with_its_own_wait() {
+        let mut client = PingClient::new(Transport::Tcp, TIMEOUT, Bytes::new());
+        let at = Instant::now();
+        let request = sent(client.start(Ask::Stats));
+        let Next::Recv(deadline) = client.on_sent(|| at) else {
+            panic!("a wait")
+        };
+        assert_eq!(deadline, at + stats_wait(Transport::Tcp, TIMEOUT));
+        let mut late = client.clone();
+        assert!(matches!(
+            client.on_deadline(),
+            Err(ClientError::StatsUnanswered { waited }) if waited == RELIABLE_STATS_WAIT
+        ));
+        // Only a pong to an earlier request by then: the same.
+        let earlier = Message::new(Kind::Pong, request.seq - 1, vec![0; Stats::BODY_LEN]);
+        assert!(matches!(
+            late.on_reply(&earlier, deadline),
+            Err(ClientError::StatsUnanswered { waited }) if waited == RELIABLE_STATS_WAIT
+        ));
+        // A ping's silence is still the ping's.
+        let mut client = PingClient::new(Transport::Tcp, TIMEOUT, Bytes::new());
+        let _ = sent(client.start(Ask::Ping(at)));
+        let _ = client.on_sent(|| at);
+        assert!(matches!(
+            client.on_deadline(),
+            Err(ClientError::Pong(PongError::NoAnswer { seq: 1 }))
+        ));
     }
 
     #[test]

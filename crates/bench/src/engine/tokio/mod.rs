@@ -17,6 +17,7 @@
 //! error.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -240,6 +241,8 @@ async fn open_loop(
         ..
     } = peer;
     let (mut tx, mut rx) = link.split()?;
+    // A pong echoes its ping's body, so each is this long.
+    let size = body.len();
     let clock = Clock::new();
     let start = Instant::now();
     let measure_from = clock.ns(start + settings.warmup);
@@ -280,8 +283,10 @@ async fn open_loop(
         done.set(true);
         Ok::<_, Error>(())
     };
+    let reliable = transport.caps().reliable;
     let receive = async {
         let mut outcome = Outcome::new();
+        let mut answered = Answered::new(reliable);
         // Intervals of the measurement, which starts after the warm-up;
         // counted as the replies come (sent: those of the measurement so
         // far).
@@ -317,6 +322,32 @@ async fn open_loop(
                 }
                 .into());
             }
+            if reply.body.len() != size {
+                return Err(RunError::PongLength {
+                    seq: reply.seq,
+                    ping: size,
+                    pong: reply.body.len(),
+                }
+                .into());
+            }
+            match answered.answer(reply.seq) {
+                Pong::First => {}
+                // A transport that loses nothing duplicates nothing
+                // either: a second pong to a ping is the peer's bug, and
+                // no figure of the run can be trusted (it was counted as
+                // an answer: 4,000 msg/s at a rate of 2,000; and the last
+                // pings' count never came level, so the run waited out
+                // the whole timeout).
+                Pong::Again if reliable => {
+                    return Err(RunError::AnsweredTwice { seq: reply.seq }.into());
+                }
+                // Over UDP a network may copy a datagram (netem's
+                // `duplicate` does). A copy answers nothing: as sockperf
+                // and iperf3 do, it is neither an answer nor a loss, and
+                // the first pong's time stands. (Forgotten: more than
+                // `Answered::MAX_WORDS` × 64 pings late; a copy, or lost.)
+                Pong::Again | Pong::Forgotten => continue,
+            }
             received_total.set(received_total.get() + 1);
             // When ping `seq` was meant to go is known here, as it was to
             // the sender: the pong's echoed stamp is the peer's number.
@@ -343,4 +374,131 @@ async fn open_loop(
         .into());
     }
     Ok(outcome)
+}
+
+/// Which pings of an open loop have been answered, a bit each, so that a
+/// second pong to one is told from an answer (a listener that answered
+/// each ping twice made 4,000 msg/s of a rate of 2,000; audit, round
+/// six).
+///
+/// The bits kept start at the oldest ping not yet answered: each word
+/// whose 64 pings are all answered leaves the front, so over a transport
+/// that loses nothing (whose pongs come in order) a few words are kept.
+/// Over UDP a lost ping holds the front, so there the bits are
+/// [`Answered::MAX_WORDS`] words at most, the oldest forgotten first.
+#[derive(Debug)]
+struct Answered {
+    /// The ping of the first bit of `words[0]`, a multiple of 64.
+    base: u64,
+    /// Pings below this were forgotten, answered or not; from it to
+    /// `base`, all were answered.
+    forgotten: u64,
+    words: VecDeque<u64>,
+    /// Whether the oldest words are forgotten past `MAX_WORDS`.
+    bounded: bool,
+}
+
+/// What a pong is, by [`Answered::answer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pong {
+    /// The first to its ping: an answer.
+    First,
+    /// Its ping was answered before.
+    Again,
+    /// Its ping is too old to tell (over UDP alone).
+    Forgotten,
+}
+
+impl Answered {
+    /// The most words kept over a transport that loses messages: 1 MiB,
+    /// 8,388,608 pings, 8 s of 1,000,000 pings a second.
+    const MAX_WORDS: u64 = 1 << 17;
+
+    /// Nothing answered yet; over a transport that loses messages
+    /// (`!reliable`) bounded.
+    fn new(reliable: bool) -> Self {
+        Self {
+            base: 0,
+            forgotten: 0,
+            words: VecDeque::new(),
+            bounded: !reliable,
+        }
+    }
+
+    /// A pong to ping `seq` came: whether it is the first.
+    fn answer(&mut self, seq: u64) -> Pong {
+        let Some(offset) = seq.checked_sub(self.base) else {
+            return if seq < self.forgotten {
+                Pong::Forgotten
+            } else {
+                Pong::Again
+            };
+        };
+        let mut index = offset / 64;
+        if self.bounded && index >= Self::MAX_WORDS {
+            let dropped = index - Self::MAX_WORDS + 1;
+            let kept = self.words.len() as u64;
+            self.words
+                .drain(..usize::try_from(dropped.min(kept)).unwrap_or(usize::MAX));
+            self.base += dropped * 64;
+            self.forgotten = self.base;
+            index -= dropped;
+        }
+        let index = usize::try_from(index).expect("bounded by the pings sent");
+        if self.words.len() <= index {
+            self.words.resize(index + 1, 0);
+        }
+        let bit = 1 << (seq % 64);
+        if self.words[index] & bit != 0 {
+            return Pong::Again;
+        }
+        self.words[index] |= bit;
+        while self.words.front() == Some(&u64::MAX) {
+            self.words.pop_front();
+            self.base += 64;
+        }
+        Pong::First
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_ping_of_an_open_loop_is_answered_once() {
+        for reliable in [true, false] {
+            let mut answered = Answered::new(reliable);
+            // Out of order, across words, then each again.
+            let pings = [3, 0, 200, 64, 1, 63, 2];
+            for seq in pings {
+                assert_eq!(answered.answer(seq), Pong::First, "{seq}");
+            }
+            for seq in pings {
+                assert_eq!(answered.answer(seq), Pong::Again, "{seq}");
+            }
+            // A whole word answered leaves the front; its pings are still
+            // answered.
+            for seq in 0..64 {
+                answered.answer(seq);
+            }
+            assert_eq!(answered.base, 64);
+            assert_eq!(answered.answer(5), Pong::Again);
+            assert_eq!(answered.answer(65), Pong::First);
+        }
+        // Over UDP a lost ping 0 holds the front no longer than
+        // MAX_WORDS words: then it is forgotten, and its pong too late to
+        // tell from a copy.
+        let mut udp = Answered::new(false);
+        let far = Answered::MAX_WORDS * 64 + 10;
+        assert_eq!(udp.answer(far), Pong::First);
+        assert_eq!(udp.words.len() as u64, Answered::MAX_WORDS);
+        assert_eq!(udp.answer(0), Pong::Forgotten);
+        assert_eq!(udp.answer(far), Pong::Again);
+        assert_eq!(udp.answer(far - 1), Pong::First);
+        // Over TCP nothing is forgotten.
+        let mut tcp = Answered::new(true);
+        assert_eq!(tcp.answer(far), Pong::First);
+        assert_eq!(tcp.answer(0), Pong::First);
+    }
 }

@@ -31,7 +31,7 @@ pub(super) async fn throughput(
     };
     let mut discard = Message::new(Kind::Discard, 0, body);
     let warmup = super::super::warm_up_for(settings, start.map(|start| start.warm_until));
-    stream(peer, &mut discard, warmup, pacer.as_mut(), None).await?;
+    let warm = stream(peer, &mut discard, warmup, pacer.as_mut(), None).await?;
     let before = peer.stats().await?;
     if let Some(start) = start {
         start.counted().await?;
@@ -70,7 +70,7 @@ pub(super) async fn throughput(
     } else {
         elapsed
     };
-    let mut outcome = Outcome::streamed(sent, &before, &after, elapsed);
+    let mut outcome = Outcome::streamed(warm, sent, &before, &after, elapsed)?;
     outcome.check_stream(peer.transport.caps().reliable)?;
     outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
     outcome.drops = drops.and_then(|d| d.since());
@@ -138,6 +138,17 @@ async fn receive_stream(
             Err(_) => return Err(RunError::NoAnswer { seq, within }.into()),
         };
         match msg.kind {
+            // Each counted as a message of the size asked for: one of
+            // another size is no such message, and would make the rate in
+            // bytes a fiction (empty ones counted as 65,000 bytes each).
+            Kind::Discard if msg.body.len() != size as usize => {
+                return Err(RunError::StreamedSize {
+                    seq: msg.seq,
+                    len: msg.body.len(),
+                    size,
+                }
+                .into());
+            }
             Kind::Discard => {
                 counter.count(msg.seq);
                 let now = Instant::now();
