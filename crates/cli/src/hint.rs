@@ -94,6 +94,18 @@ fn hinted(err: &(dyn StdError + 'static)) -> Option<String> {
             _ => None,
         };
     }
+    // A listener's refusal of this client's certificate, which TLS 1.3
+    // delivers after the handshake, at the first read.
+    if let Some(refused) = err
+        .downcast_ref::<std::io::Error>()
+        .and_then(msg_net::tls::client_refused)
+    {
+        let what = match refused {
+            msg_net::tls::ClientRefused::NoCertificate => "--client-cert and --client-key",
+            _ => "--client-cert: one its --client-ca signed, in date",
+        };
+        return Some(format!("{refused} ({what})"));
+    }
     if let Some(msg_proto::Error::NeedsSecret) = err.downcast_ref::<msg_proto::Error>() {
         // Either side meets it: a listener reading a tagged message, or a
         // client reading a tagged reply, so the hint names neither.

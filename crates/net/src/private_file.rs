@@ -93,6 +93,9 @@ pub(crate) fn file_kind(meta: &Metadata) -> &'static str {
         if kind.is_socket() {
             return "a socket";
         }
+        if kind.is_fifo() {
+            return "a pipe";
+        }
     }
     if meta.is_dir() {
         "a directory"

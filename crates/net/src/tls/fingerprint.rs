@@ -66,7 +66,9 @@ impl std::str::FromStr for Fingerprint {
             .find_map(|prefix| lower.strip_prefix(prefix))
             .unwrap_or(&lower);
         let digits: Vec<u8> = hex.bytes().filter(|&b| b != b':').collect();
-        if digits.len() != 64 {
+        // Hex digits only: `from_str_radix` takes a leading `+` too, so
+        // `+3` pinned 03 (audit, round six).
+        if digits.len() != 64 || !digits.iter().all(u8::is_ascii_hexdigit) {
             return Err(bad());
         }
         let mut bytes = [0u8; 32];
@@ -102,6 +104,8 @@ mod tests {
             &shown[3..],
             &format!("{shown}:00"),
             &shown.replace('A', "G"),
+            // `from_str_radix` reads "+3" as 3 (audit, round six).
+            &format!("+3{}", &shown[2..]),
         ] {
             let err = bad.parse::<Fingerprint>().unwrap_err();
             assert!(matches!(err, TlsError::BadFingerprint(_)), "{bad}: {err}");

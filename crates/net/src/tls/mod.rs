@@ -49,8 +49,8 @@ mod verify;
 
 pub use config::{ClientOptions, Identity, ServerOptions, TlsClient, TlsServer, Verify};
 pub use fingerprint::Fingerprint;
-pub use verify::CertProblem;
 pub(crate) use verify::name_text;
+pub use verify::{CertProblem, ClientRefused, client_refused};
 
 /// The largest private key file msg reads: an 8192-bit RSA key in PEM is
 /// under 7 KiB.

@@ -100,6 +100,48 @@ impl fmt::Display for CertProblem {
     }
 }
 
+/// A listener's refusal of this client's certificate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientRefused {
+    /// The listener asks every client for a certificate, and this one
+    /// gave none.
+    #[error("the listener requires a client certificate, and this client gave none")]
+    NoCertificate,
+    /// The listener refused the certificate given: the TLS alert's name
+    /// (`UnknownCA`, `CertificateExpired`, ...).
+    #[error("the listener refused this client's certificate ({0})")]
+    Certificate(String),
+}
+
+/// What a listener's TLS alert says of this client's certificate, where
+/// it came after the handshake: in TLS 1.3 a client's handshake ends
+/// before the listener has checked its certificate, so a refusal reaches
+/// the client at its first read, as an I/O error that carries the alert
+/// (`received fatal alert: CertificateRequired`, said as it was).
+pub fn client_refused(err: &io::Error) -> Option<ClientRefused> {
+    use rustls::AlertDescription as A;
+    let rustls::Error::AlertReceived(alert) = err.get_ref()?.downcast_ref::<rustls::Error>()?
+    else {
+        return None;
+    };
+    match alert {
+        A::CertificateRequired => Some(ClientRefused::NoCertificate),
+        A::BadCertificate
+        | A::UnsupportedCertificate
+        | A::CertificateRevoked
+        | A::CertificateExpired
+        | A::CertificateUnknown
+        | A::UnknownCA
+        | A::AccessDenied
+        // A handshake's signature that did not verify: after the client's
+        // handshake, the one on its certificate (a CA of the same name
+        // with another key) or on its proof of the key.
+        | A::DecryptError => Some(ClientRefused::Certificate(format!("{alert:?}"))),
+        _ => None,
+    }
+}
+
 /// A handshake's I/O error, with `peer` at the other end, as what went
 /// wrong.
 pub(super) fn handshake_error(err: &io::Error, peer: Peer) -> TlsError {
