@@ -334,6 +334,7 @@ fn a_message_over_the_quic_datagram_limit_is_refused_naming_it() {
         "a QUIC datagram holds at most",
         "the path MTU",
         "less QUIC's packet header",
+        "for the body after msg's 28-byte header;",
         "--quic",
     ] {
         assert!(
