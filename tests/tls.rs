@@ -317,6 +317,21 @@ fn a_key_that_does_not_match_or_is_no_file_is_a_usage_error() {
         &["send", "--udp", "--tls", "127.0.0.1:9", "x"],
         "--tls runs over a stream",
     );
+    // A server name that is none is shown escaped (it reached the
+    // terminal as typed; audit, round six).
+    support::assert_usage_error(
+        &[
+            "send",
+            "--tcp",
+            "--tls",
+            "--insecure",
+            "--tls-name",
+            "evil\x1b[2Jname",
+            "127.0.0.1:9",
+            "x",
+        ],
+        r"'evil\x1b[2Jname' is not a host name",
+    );
     support::assert_usage_error(
         &[
             "listen",

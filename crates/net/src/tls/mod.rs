@@ -204,8 +204,13 @@ pub enum TlsError {
     /// A fingerprint that is not 32 bytes in hex.
     #[error("expected a SHA-256 fingerprint, 64 hex digits (AB:CD:... or abcd...), got '{0}'")]
     BadFingerprint(String),
-    /// A server name that is neither a DNS name nor an IP address.
-    #[error("'{0}' is not a host name or an IP address a certificate can name")]
+    /// A server name that is neither a DNS name nor an IP address (shown
+    /// escaped: control characters in it reached the terminal; audit,
+    /// round six).
+    #[error(
+        "'{}' is not a host name or an IP address a certificate can name",
+        crate::text::printable(.0.as_bytes())
+    )]
     BadName(String),
     /// The handshake did not complete in time.
     #[error("no TLS handshake within {}", humantime::format_duration(*.0))]
