@@ -31,7 +31,9 @@ pub(super) async fn throughput(
     };
     let mut discard = Message::new(Kind::Discard, 0, body);
     let warmup = super::super::warm_up_for(settings, start.map(|start| start.warm_until));
-    let warm = stream(peer, &mut discard, warmup, pacer.as_mut(), None).await?;
+    // One of several flows on this thread: it takes turns with the others.
+    let shared = start.is_some();
+    let warm = stream(peer, &mut discard, warmup, pacer.as_mut(), None, shared).await?;
     let before = peer.stats().await?;
     if let Some(start) = start {
         start.counted().await?;
@@ -49,6 +51,7 @@ pub(super) async fn throughput(
         settings.duration,
         pacer.as_mut(),
         Some((&mut ticker, settings)),
+        shared,
     )
     .await?;
     let elapsed = if peer.transport.caps().reliable {
@@ -186,13 +189,15 @@ async fn receive_stream(
 }
 
 /// Sends `Discard`s for `duration`, as fast as the transport takes them or
-/// at the pacer's rate; returns how many were sent.
+/// at the pacer's rate, taking turns with the other flows on this thread
+/// when it is one of several (`shared`); returns how many were sent.
 async fn stream(
     peer: &mut Peer,
     discard: &mut Message,
     duration: Duration,
     mut pacer: Option<&mut (Pacer, u64)>,
     mut ticker: Option<(&mut Ticker<'_>, &Settings)>,
+    shared: bool,
 ) -> Result<u64, Error> {
     let start = Instant::now();
     let end = start + duration;
@@ -221,11 +226,12 @@ async fn stream(
         // A UDP send on loopback never waits (a full receiver drops
         // instead), so this loop would hold the thread: parallel flows,
         // futures of one task, ran one after another, each for the whole
-        // duration. A yield now and then lets the others take turns. (Not
+        // duration. A yield now and then lets the others take turns (a
+        // flow alone has none to let through, and yields nothing). (Not
         // tokio's coop budget: msg-udp's send, which goes straight through,
         // spends none, and a budget the flows share went to the first flow
         // every turn.)
-        if sent % YIELD_EVERY == 0 {
+        if shared && sent % YIELD_EVERY == 0 {
             tokio::task::yield_now().await;
         }
     }
@@ -233,6 +239,5 @@ async fn stream(
 }
 
 /// How many messages a stream sends between two yields to the other
-/// flows on its thread: a runtime turn each time, well under 1 % of a
-/// stream's time at loopback speeds.
+/// flows on its thread: a runtime turn each time.
 const YIELD_EVERY: u64 = 64;
