@@ -24,10 +24,10 @@ use crate::text::printable;
 use msg_proto::{DiscardCounter, Stats};
 
 mod client;
+mod waits;
 
-pub use client::{
-    Ask, ClientError, Clock, Done, Next, PingClient, STATS_ATTEMPTS, stats_wait, stats_waited,
-};
+pub use client::{Ask, ClientError, Clock, Done, Next, PingClient};
+pub use waits::{STATS_ATTEMPTS, stats_wait, stats_waited};
 
 /// The `Pong` for `ping`: its `seq`, `timestamp_ns` and body, flags 0
 /// (the ping's flags describe the ping). A statistics ping gets `stats`'s

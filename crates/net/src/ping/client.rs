@@ -18,52 +18,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use msg_proto::{HEADER_LEN, Kind, Message, Stats};
 
+use super::waits::{STATS_ATTEMPTS, stats_wait_of};
 use super::{PongError, PongWait, Waited, parse_stats, stats_request};
 use crate::Transport;
-
-/// How many times a statistics request is sent before the client gives
-/// up: over UDP it can be lost behind the stream it asks about. Each
-/// waits twice as long as the one before ([`stats_wait`]), so five wait
-/// 31 times the first's wait in all (6.2 s from 200 ms).
-pub const STATS_ATTEMPTS: u32 = 5;
-
-/// How long a statistics answer may take over a reliable transport, behind
-/// the stream it counts.
-const RELIABLE_STATS_WAIT: Duration = Duration::from_secs(10);
-
-/// How long to wait for the answer to the first statistics request. Over
-/// TCP the answer queues behind every discard still in flight, a backlog a
-/// busy machine can take a while to work through; TCP loses nothing, so
-/// waiting longer only waits. Over UDP each request after the first waits
-/// twice as long as the one before: a listener working through the
-/// backlog of many flows at once answers late, not never (128 flows at
-/// once gave up after five requests 200 ms apart; audit, round five).
-pub fn stats_wait(transport: Transport, timeout: Duration) -> Duration {
-    if transport.caps().reliable {
-        timeout.max(RELIABLE_STATS_WAIT)
-    } else {
-        timeout
-    }
-}
-
-/// How long statistics request number `attempt` (from 1) waits for its
-/// answer: [`stats_wait`], doubled for each request before it.
-fn stats_wait_of(transport: Transport, timeout: Duration, attempt: u32) -> Duration {
-    doubled(stats_wait(transport, timeout), attempt)
-}
-
-/// `first` doubled for each of the `attempt - 1` before it.
-fn doubled(first: Duration, attempt: u32) -> Duration {
-    first.saturating_mul(1 << attempt.clamp(1, STATS_ATTEMPTS).saturating_sub(1))
-}
-
-/// How long [`STATS_ATTEMPTS`] statistics requests over UDP, the first
-/// waiting `first`, wait in all before the client gives up.
-pub fn stats_waited(first: Duration) -> Duration {
-    (1..=STATS_ATTEMPTS)
-        .map(|attempt| doubled(first, attempt))
-        .sum()
-}
 
 /// Nanoseconds since a base instant: the timestamps on the wire, which a
 /// pong carries back.
@@ -164,10 +121,10 @@ pub enum ClientError {
         attempts: u32,
     },
     /// Over a reliable transport, the statistics request was not answered
-    /// within its wait ([`stats_wait`]), which a driver reports as such:
-    /// not as a ping's, and not with a ping's timeout (an unanswered
-    /// request over TCP said `no answer to ping 1 within 5s` after 10 s;
-    /// audit, round six).
+    /// within its wait ([`stats_wait`](super::stats_wait)), which a driver
+    /// reports as such: not as a ping's, and not with a ping's timeout (an
+    /// unanswered request over TCP said `no answer to ping 1 within 5s`
+    /// after 10 s; audit, round six).
     #[error("no answer to the statistics request in time")]
     StatsUnanswered {
         /// How long it waited.
@@ -445,6 +402,7 @@ impl PingClient {
 
 #[cfg(test)]
 mod tests {
+    use super::super::waits::{RELIABLE_STATS_WAIT, stats_wait, stats_waited};
     use super::*;
 
     const TIMEOUT: Duration = Duration::from_millis(100);
