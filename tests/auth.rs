@@ -779,10 +779,22 @@ fn secret_files_are_checked() {
     // Writable by others, or another user's: whoever may write it chooses
     // the secret. Refused, by listener and client alike.
     let writable = support::secret_file(SECRET, 0o666);
-    let mut refusals = vec![(
-        writable,
-        "may be written by others (mode 666), who could choose",
-    )];
+    // Or in a folder others may write, who could put another in its
+    // place (audit, round six).
+    use std::os::unix::fs::PermissionsExt;
+    let open = support::fresh_path("open-dir");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let in_open = open.join("secret");
+    std::fs::copy(support::secret_file(SECRET, 0o600), &in_open).unwrap();
+    std::fs::set_permissions(&in_open, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut refusals = vec![
+        (
+            writable,
+            "may be written by others (mode 666), who could choose",
+        ),
+        (in_open, "is in a folder others could change"),
+    ];
     if rustix::process::geteuid().is_root() {
         let theirs = support::secret_file(SECRET, 0o600);
         std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();

@@ -286,6 +286,26 @@ fn a_key_that_does_not_match_or_is_no_file_is_a_usage_error() {
         "may be written by others (mode 666)",
     );
     chmod(&ca, 0o644);
+    // A CA file in a folder others may write: they could put a bundle of
+    // their own in its place (audit, round six). A sticky one (/tmp's
+    // kind) lets each user replace only what is theirs.
+    let open = support::fresh_path("open-dir");
+    std::fs::create_dir(&open).unwrap();
+    chmod(open.to_str().unwrap(), 0o777);
+    let moved = open.join("ca.pem");
+    std::fs::copy(&ca, &moved).unwrap();
+    chmod(moved.to_str().unwrap(), 0o644);
+    let moved = moved.to_str().unwrap();
+    support::assert_usage_error(
+        &["send", "--tcp", "--tls", "--ca", moved, "127.0.0.1:9", "x"],
+        "is in a folder others could change",
+    );
+    chmod(open.to_str().unwrap(), 0o1777);
+    let sticky = run(
+        &["send", "--tcp", "--tls", "--ca", moved, "127.0.0.1:9", "x"],
+        None,
+    );
+    assert_eq!(sticky.code(), Some(1), "{}", sticky.stderr);
     chmod(&key, 0o620);
     let writable_key = listen(&cert, &key);
     assert_eq!(writable_key.code(), Some(2), "{}", writable_key.stderr);

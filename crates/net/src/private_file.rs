@@ -62,6 +62,68 @@ pub(crate) fn who_else_writes(_meta: &Metadata) -> Option<OthersWrite> {
     None
 }
 
+/// A directory on the way to a private file that someone besides this
+/// user could change: whatever the file's own mode, they could put
+/// another file in its place (a rename, or a link to one of theirs), a
+/// CA bundle of their choosing as `--client-ca`, say (audit, round six).
+/// As ssh's `StrictModes` checks a key's directories. A sticky directory
+/// (`/tmp`, mode 1777) lets each user replace only what they own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OpenDir {
+    /// The directory.
+    pub(crate) dir: std::path::PathBuf,
+    /// Who else could change it.
+    pub(crate) why: OthersWrite,
+}
+
+impl std::fmt::Display for OpenDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dir = crate::text::path_text(&self.dir);
+        match self.why {
+            OthersWrite::Owner { uid, .. } => write!(f, "{dir} belongs to uid {uid}"),
+            OthersWrite::Mode(mode) => write!(f, "{dir} may be written by others (mode {mode:o})"),
+        }
+    }
+}
+
+/// The first directory on the way to `path` (as given, and as its links
+/// resolve) that anyone but this user and root could change, unless it
+/// is sticky.
+#[cfg(unix)]
+pub(crate) fn who_else_replaces(path: &Path) -> Option<OpenDir> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let us = rustix::process::geteuid().as_raw();
+    let given = std::path::absolute(path).ok();
+    let real = std::fs::canonicalize(path).ok();
+    let dirs = [given, real].into_iter().flatten().flat_map(|path| {
+        let dirs: Vec<_> = path.ancestors().skip(1).map(Path::to_path_buf).collect();
+        dirs
+    });
+    for dir in dirs {
+        let Ok(meta) = std::fs::metadata(&dir) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        let why = if meta.uid() != us && meta.uid() != 0 {
+            OthersWrite::Owner {
+                uid: meta.uid(),
+                us,
+            }
+        } else if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            OthersWrite::Mode(mode)
+        } else {
+            continue;
+        };
+        return Some(OpenDir { dir, why });
+    }
+    None
+}
+
+#[cfg(not(unix))]
+pub(crate) fn who_else_replaces(_path: &Path) -> Option<OpenDir> {
+    None
+}
+
 /// The permission bits of the file `meta` describes when group or others
 /// may read it.
 pub(crate) fn readable_mode(meta: &Metadata) -> Option<u32> {

@@ -139,6 +139,20 @@ pub enum SecretFileError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A directory on its way that others could change: they could put
+    /// another secret in its place.
+    #[error(
+        "the secret file {} is in a folder others could change: {dir}, who could put another \
+         secret in its place; chmod go-w that folder (or keep the file elsewhere)",
+        crate::text::path_text(.path)
+    )]
+    OpenDir {
+        /// The file.
+        path: PathBuf,
+        /// The directory, and who else could change it (`/srv/keys may
+        /// be written by others (mode 777)`).
+        dir: String,
+    },
     /// A new secret could not be written.
     #[error("cannot write the secret file {}: {source}", crate::text::path_text(.path))]
     Write {
@@ -269,6 +283,12 @@ fn check_owner_and_mode(path: &Path, meta: &Metadata) -> Result<(), SecretFileEr
             });
         }
         None => {}
+    }
+    if let Some(dir) = crate::private_file::who_else_replaces(path) {
+        return Err(SecretFileError::OpenDir {
+            path: path.to_owned(),
+            dir: dir.to_string(),
+        });
     }
     if let Some(mode) = readable_mode(meta) {
         warn!(

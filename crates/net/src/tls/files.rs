@@ -160,6 +160,13 @@ fn read_small(
         }
         None => {}
     }
+    if let Some(dir) = crate::private_file::who_else_replaces(path) {
+        return Err(TlsError::OpenDir {
+            what,
+            path: path.to_owned(),
+            dir: dir.to_string(),
+        });
+    }
     let mut bytes = Vec::new();
     file.take(max + 1).read_to_end(&mut bytes).map_err(read)?;
     if bytes.len() as u64 > max {

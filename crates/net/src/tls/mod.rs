@@ -124,6 +124,22 @@ pub enum TlsError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A directory on its way that others could change: they could put
+    /// another file in its place.
+    #[error(
+        "the {what} file {} is in a folder others could change: {dir}, who could put another \
+         file in its place; chmod go-w that folder (or keep the file elsewhere)",
+        crate::text::path_text(.path)
+    )]
+    OpenDir {
+        /// Which file.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The directory, and who else could change it (`/srv/keys may
+        /// be written by others (mode 777)`).
+        dir: String,
+    },
     /// It is not a regular file.
     #[error("the {what} file {} is not a regular file ({kind})", crate::text::path_text(.path))]
     NotRegular {
