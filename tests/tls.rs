@@ -215,12 +215,32 @@ fn a_key_that_does_not_match_or_is_no_file_is_a_usage_error() {
     let mismatched = listen(&cert, &other_key);
     assert_eq!(mismatched.code(), Some(2), "{}", mismatched.stderr);
     assert!(
-        mismatched
-            .stderr
-            .contains("cannot use the certificate and key"),
+        mismatched.stderr.contains(&format!(
+            "cannot use the certificate {cert} with the key {other_key}: "
+        )),
         "{}",
         mismatched.stderr
     );
+    // A certificate that does not parse names its file, as our own (it
+    // said "cannot use the certificate and key: invalid peer certificate:
+    // BadEncoding"; audit, round six).
+    let junk = write(
+        &pki.dir,
+        "junk.pem",
+        "-----BEGIN CERTIFICATE-----\nAAAAAAAA\n-----END CERTIFICATE-----\n",
+    );
+    let (_, key) = pki.issue("c", &["localhost"], None);
+    let unusable = listen(&junk, &key);
+    assert_eq!(unusable.code(), Some(2), "{}", unusable.stderr);
+    assert!(
+        unusable.stderr.contains(&format!(
+            "cannot use the certificate {junk} with the key {key}: the certificate is not one \
+             rustls can use (BadEncoding)"
+        )),
+        "{}",
+        unusable.stderr
+    );
+    assert!(!unusable.stderr.contains("peer"), "{}", unusable.stderr);
     let dir = pki.dir.to_str().unwrap();
     let not_a_file = listen(&cert, dir);
     assert_eq!(not_a_file.code(), Some(2), "{}", not_a_file.stderr);

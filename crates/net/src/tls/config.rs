@@ -119,9 +119,13 @@ impl TlsServer {
             }
             None => builder.with_no_client_auth(),
         };
-        let config = builder
-            .with_single_cert(chain, key)
-            .map_err(TlsError::Identity)?;
+        let config =
+            builder
+                .with_single_cert(chain, key)
+                .map_err(|err| match &options.identity {
+                    Identity::Files { cert, key } => pair_error(cert, key, &err),
+                    Identity::SelfSigned { .. } => TlsError::Identity(err),
+                })?;
         let config = Arc::new(config);
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::clone(&config)),
@@ -255,7 +259,7 @@ impl TlsClient {
         let config = match &options.identity {
             Some((cert, key)) => builder
                 .with_client_auth_cert(read_certs(cert, "client certificate")?, read_key(key)?)
-                .map_err(TlsError::Identity)?,
+                .map_err(|err| pair_error(cert, key, &err))?,
             None => builder.with_no_client_auth(),
         };
         let server_name = options
@@ -315,5 +319,22 @@ impl TlsClient {
     /// How long a handshake may take.
     pub(crate) fn handshake_timeout(&self) -> Duration {
         self.timeout
+    }
+}
+
+/// rustls's refusal of this end's own certificate and key, with the files:
+/// its words for a certificate are a peer's ("invalid peer certificate:
+/// BadEncoding"), where here the certificate is ours.
+fn pair_error(cert: &std::path::Path, key: &std::path::Path, err: &rustls::Error) -> TlsError {
+    let reason = match err {
+        rustls::Error::InvalidCertificate(problem) => {
+            format!("the certificate is not one rustls can use ({problem:?})")
+        }
+        other => other.to_string(),
+    };
+    TlsError::Pair {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+        reason,
     }
 }

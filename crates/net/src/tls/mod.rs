@@ -203,6 +203,22 @@ pub enum TlsError {
     /// say, or the key's kind is not supported).
     #[error("cannot use the certificate and key: {0}")]
     Identity(rustls::Error),
+    /// rustls refused the certificate and key files given: the files, and
+    /// why in this end's words (rustls says "invalid peer certificate" of
+    /// our own; audit, round six).
+    #[error(
+        "cannot use the certificate {} with the key {}: {reason}",
+        crate::text::path_text(.cert),
+        crate::text::path_text(.key)
+    )]
+    Pair {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A CA file whose certificates rustls cannot use as roots.
     #[error("cannot use the CAs in {}: {reason}", crate::text::path_text(.path))]
     BadCa {
