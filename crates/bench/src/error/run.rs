@@ -72,19 +72,10 @@ pub enum RunError {
         within: Duration,
     },
     /// A pong whose body is another length than its ping's, which a pong
-    /// echoes.
-    #[error(
-        "the pong to ping {seq} has a {pong}-byte body, and its ping {ping} bytes: a pong \
-         echoes its ping's body; is the peer `msg listen`?"
-    )]
-    PongLength {
-        /// The ping.
-        seq: u64,
-        /// Its body's length.
-        ping: usize,
-        /// The pong's.
-        pong: usize,
-    },
+    /// echoes: msg-net's [`PongError::BodyLength`](msg_net::ping::PongError::BodyLength),
+    /// found by either loop.
+    #[error(transparent)]
+    PongLength(msg_net::ping::PongError),
     /// In the open loop, a reply to no ping sent.
     #[error(
         "expected a pong to one of pings 0..{sent}, got {kind:?} {seq}: is the peer `msg listen`?"
@@ -223,9 +214,7 @@ impl Error {
             }
             .into(),
             PongError::Late { seq } => RunError::Late { seq }.into(),
-            PongError::BodyLength { seq, ping, pong } => {
-                RunError::PongLength { seq, ping, pong }.into()
-            }
+            err @ PongError::BodyLength { .. } => RunError::PongLength(err).into(),
             // PongError is non-exhaustive: a reason of a later version.
             other => Self::Net(msg_net::Error::Peer(other.to_string())),
         }

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
-use msg_net::ping::Clock;
+use msg_net::ping::{Clock, PongError};
 use msg_proto::{Kind, Message};
 
 use super::Peer;
@@ -114,11 +114,11 @@ pub(super) async fn open_loop(
                 .into());
             }
             if reply.body.len() != size {
-                return Err(RunError::PongLength {
+                return Err(RunError::PongLength(PongError::BodyLength {
                     seq: reply.seq,
                     ping: size,
                     pong: reply.body.len(),
-                }
+                })
                 .into());
             }
             match answered.answer(reply.seq) {
