@@ -647,6 +647,22 @@ fn a_flag_that_would_do_nothing_is_refused_when_named() {
     for (args, why) in refused {
         support::assert_usage_error(args, why);
     }
+    // msg exec takes the same client flags.
+    let secret = support::secret_arg(b"exec flags");
+    support::assert_usage_error(
+        &[
+            "exec",
+            "--unix",
+            "--nodelay",
+            "false",
+            "--secret-file",
+            &secret,
+            "/nowhere",
+            "--",
+            "true",
+        ],
+        "--unix has no Nagle",
+    );
     // clap's own conflict: the messages are not read from stdin.
     support::assert_usage_error(&["send", TCP, "--crlf", udp, "x"], "cannot be used with");
 

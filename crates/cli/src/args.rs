@@ -88,10 +88,10 @@ impl Given {
     /// turn off, and `--crlf` where stdin goes as read, with no lines.
     pub(crate) fn check_transport_flags(
         &self,
-        transport: &TransportArg,
+        (transport, chosen): (Transport, &str),
         raw: bool,
     ) -> anyhow::Result<()> {
-        let (caps, chosen) = (transport.transport().caps(), transport.flag());
+        let caps = transport.caps();
         if !caps.connections {
             self.refuse(&["max_frame"], |flag| {
                 format!(
@@ -204,6 +204,11 @@ impl TransportArg {
             ],
             (Transport::Tcp, "--tcp"),
         )
+    }
+
+    /// The transport chosen and the flag that chose it.
+    pub(crate) fn chosen_flag(&self) -> (Transport, &'static str) {
+        self.chosen()
     }
 
     /// The flag that chose the transport, as a message names it.

@@ -58,6 +58,7 @@ pub(crate) fn parse() -> Result<Cli, clap::Error> {
             Command::Send(args) => args.given = given,
             Command::Connect(args) => args.given = given,
             Command::Listen(args) => args.given = given,
+            Command::Exec(args) => args.given = given,
             _ => {}
         }
     }

@@ -78,7 +78,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let addr = parse_peer_addr(transport, &args.addr)?;
     let caps = transport.caps();
     args.given
-        .check_transport_flags(&args.transport, args.raw)?;
+        .check_transport_flags(args.transport.chosen_flag(), args.raw)?;
     let options = &args.client.options(transport, &addr)?;
     let authenticated = options.auth.is_some();
     check_client_modes(args.raw, args.framing, &args.transport, authenticated, &[])?;

@@ -11,7 +11,7 @@ use msg_net::text::printable;
 use msg_net::{Link, Transport, exec};
 use msg_proto::exec::Exit;
 
-use crate::args::{ClientArgs, chosen, parse_peer_addr, usage};
+use crate::args::{ClientArgs, Given, chosen, parse_peer_addr, usage};
 use crate::hint;
 use crate::output::stderr_line;
 
@@ -57,6 +57,10 @@ pub(crate) struct ExecArgs {
 
     #[command(flatten)]
     pub(crate) client: ClientArgs,
+
+    /// The flags named on the command line (`cli::parse`).
+    #[arg(skip)]
+    pub(crate) given: Given,
 }
 
 /// Runs the command remotely, its output on ours, its stdin from ours; the
@@ -87,7 +91,7 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         let limit = msg_net::limits::BodyLimit::msg_framed(max_frame, true);
         return Err(usage(hint::message_too_large(&limit, body)));
     }
-    let (transport, _) = chosen(
+    let (transport, flag) = chosen(
         &[
             (args.unix, Transport::Unix, "--unix"),
             (args.seqpacket, Transport::Seqpacket, "--seqpacket"),
@@ -95,6 +99,7 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         ],
         (exec::transport(), "--tcp"),
     );
+    args.given.check_transport_flags((transport, flag), false)?;
     let addr = parse_peer_addr(transport, &args.addr)?;
     let options = args.client.options(transport, &addr)?;
     let (link, addr) = connect_any(transport, &addr, |addr| {

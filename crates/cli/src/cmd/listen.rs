@@ -328,7 +328,7 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = Stop>,
 ) -> anyhow::Result<ExitCode> {
     args.given
-        .check_transport_flags(&args.transport, args.raw)?;
+        .check_transport_flags(args.transport.chosen_flag(), args.raw)?;
     let caps = args.transport.transport().caps();
     // A plain datagram socket has no peers to admit, hold or time out
     // (QUIC's datagrams ride a connection, which these do limit).

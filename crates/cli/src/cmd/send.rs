@@ -129,7 +129,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     let addr = parse_peer_addr(transport, &args.addr)?;
     let caps = transport.caps();
     args.given
-        .check_transport_flags(&args.transport, args.raw)?;
+        .check_transport_flags(args.transport.chosen_flag(), args.raw)?;
     if !args.reply {
         args.given.refuse(&["escape", "null", "hex"], |flag| {
             format!("{flag} shows replies, and without --reply there are none: add --reply, or drop {flag}")
