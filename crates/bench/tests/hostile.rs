@@ -4,14 +4,16 @@
 //! wrong, where before it was reported as a result (audit, round six).
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use bytes::Bytes;
+use msg_bench::multicast::{self, Fanout, Receivers};
 use msg_bench::{Direction, Engine, Error, Mode, Plan, Results, Transport};
+use msg_net::group::Iface;
 use msg_proto::{FLAG_SEND, FLAG_STATS, Kind, Message, SendRequest, Stats, Streamed};
 
 /// How a hand-made listener answers each message that arrives: what it
@@ -48,10 +50,16 @@ fn encoded(msg: &Message) -> Vec<u8> {
 
 /// A UDP listener on 127.0.0.1 that answers each datagram's message
 /// with what `answer` says, to its source.
-fn udp_peer(mut answer: Answer) -> Peer {
+fn udp_peer(answer: Answer) -> Peer {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(POLL)).unwrap();
     let addr = socket.local_addr().unwrap().to_string();
+    answering(socket, addr, answer)
+}
+
+/// A hand-made listener at `addr` that answers each datagram's message
+/// on `socket` with what `answer` says, to its source.
+fn answering(socket: UdpSocket, addr: String, mut answer: Answer) -> Peer {
+    socket.set_read_timeout(Some(POLL)).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
     let thread = thread::spawn(move || {
@@ -203,8 +211,14 @@ fn only_run(results: &Results) -> &msg_bench::Outcome {
 /// another (the last again after them), each a pong to the request; it
 /// counts nothing.
 fn udp_stats_peer(replies: Vec<Stats>) -> Peer {
+    udp_peer(stats_answer(replies))
+}
+
+/// The answer of [`udp_stats_peer`]: `replies` in turn, to statistics
+/// requests only.
+fn stats_answer(replies: Vec<Stats>) -> Answer {
     let mut answered = 0;
-    udp_peer(Box::new(move |msg| {
+    Box::new(move |msg| {
         if msg.kind != Kind::Ping || msg.flags & FLAG_STATS == 0 {
             return vec![];
         }
@@ -212,7 +226,7 @@ fn udp_stats_peer(replies: Vec<Stats>) -> Peer {
         answered += 1;
         let body = Bytes::copy_from_slice(&stats.to_body());
         vec![Message::new(Kind::Pong, msg.seq, body).with_timestamp(msg.timestamp_ns)]
-    }))
+    })
 }
 
 /// Over UDP a listener's counts may be below what was sent (loss) or
@@ -417,4 +431,91 @@ fn a_pong_of_another_length_than_its_ping_fails_the_run() {
             );
         }
     }
+}
+
+/// A receiver of the multicast group `ip` (on a port of its own, joined
+/// on loopback only, so nothing leaves the host) that answers each
+/// message sent to the group as `answer` says, from the same socket.
+fn group_peer(ip: Ipv4Addr, answer: Answer) -> Peer {
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+    socket.join_multicast_v4(&ip, &Ipv4Addr::LOCALHOST).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    answering(socket, SocketAddr::from((ip, port)).to_string(), answer)
+}
+
+/// A short run of one remote receiver at `peer`'s group, sent on
+/// loopback.
+fn to_group(peer: &Peer, mode: Mode) -> Fanout {
+    Fanout {
+        group: peer.addr.parse().unwrap(),
+        receivers: Receivers::Remote(1),
+        iface: Some(Iface::Addr(Ipv4Addr::LOCALHOST.into())),
+        ttl: None,
+        mode,
+        size: 64,
+        rate: None,
+        warmup: Duration::from_millis(10),
+        duration: Duration::from_millis(60),
+        timeout: Some(Duration::from_millis(500)),
+    }
+}
+
+/// Why a run to a group failed, which it must.
+fn group_failure(fanout: &Fanout) -> String {
+    match multicast::run(fanout) {
+        Err(err) => why(&err),
+        Ok(results) => {
+            let counts: Vec<_> = results
+                .receivers
+                .iter()
+                .map(|r| (r.received, r.late, r.reordered))
+                .collect();
+            panic!("the run was reported (received, late, reordered): {counts:?}")
+        }
+    }
+}
+
+/// A group's receiver is held to what a unicast listener is: a pong of
+/// another length than its ping, or statistics that cannot be true, fail
+/// the run naming the receiver, where before the pong was timed as an
+/// answer and a count that went down was shown as 0.
+#[test]
+fn a_group_receivers_answers_that_cannot_be_true_fail_the_run() {
+    let peer = group_peer(
+        Ipv4Addr::new(239, 255, 72, 1),
+        Box::new(|msg| {
+            if msg.kind == Kind::Ping && msg.flags & FLAG_STATS == 0 {
+                vec![Message::new(Kind::Pong, msg.seq, "abc").with_timestamp(msg.timestamp_ns)]
+            } else {
+                vec![]
+            }
+        }),
+    );
+    let text = group_failure(&to_group(&peer, Mode::Pingpong));
+    assert!(
+        text.starts_with("receiver 1 of the group, at 127.0.0.1:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("has a 3-byte body, and its ping 64 bytes: a pong echoes its ping's body"),
+        "{text}"
+    );
+
+    let stats = |received| Stats {
+        received,
+        reordered: 0,
+    };
+    let peer = group_peer(
+        Ipv4Addr::new(239, 255, 72, 2),
+        stats_answer(vec![stats(100), stats(40)]),
+    );
+    let text = group_failure(&to_group(&peer, Mode::Throughput));
+    assert!(
+        text.starts_with("receiver 1 of the group, at 127.0.0.1:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("its counts went down from one reply to the next (received 100 then 40"),
+        "{text}"
+    );
 }

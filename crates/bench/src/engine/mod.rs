@@ -190,6 +190,46 @@ pub(crate) fn most_arrived(warm: u64, sent: u64) -> u64 {
     warm.saturating_add(sent).saturating_mul(2)
 }
 
+/// What a listener counted between its statistics replies `before` and
+/// `after` to a stream of `sent` messages after `warm` to warm up: the
+/// messages that arrived and those out of order, or why the replies
+/// cannot both be true over any transport (a count that went down, more
+/// out of order than arrived, more arrived than [`most_arrived`]). One
+/// check for the unicast engines and a group's receivers alike.
+pub(crate) fn counted(
+    warm: u64,
+    sent: u64,
+    before: &Stats,
+    after: &Stats,
+) -> Result<(u64, u64), ImpossibleCounts> {
+    let (Some(received), Some(reordered)) = (
+        after.received.checked_sub(before.received),
+        after.reordered.checked_sub(before.reordered),
+    ) else {
+        return Err(ImpossibleCounts::WentDown {
+            before: *before,
+            after: *after,
+        });
+    };
+    // A message is counted as out of order when it arrives, so never
+    // more of them than arrived.
+    if reordered > received {
+        return Err(ImpossibleCounts::MoreReordered {
+            reordered,
+            received,
+        });
+    }
+    let most = most_arrived(warm, sent);
+    if received > most {
+        return Err(ImpossibleCounts::MoreReceived {
+            received,
+            sent,
+            most,
+        });
+    }
+    Ok((received, reordered))
+}
+
 /// What made a listener's statistics impossible
 /// ([`RunError::ImpossibleCounts`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -280,32 +320,8 @@ impl Outcome {
         after: &Stats,
         elapsed: Duration,
     ) -> Result<Self, RunError> {
-        let impossible = |why| Err(RunError::ImpossibleCounts(why));
-        let (Some(received), Some(reordered)) = (
-            after.received.checked_sub(before.received),
-            after.reordered.checked_sub(before.reordered),
-        ) else {
-            return impossible(ImpossibleCounts::WentDown {
-                before: *before,
-                after: *after,
-            });
-        };
-        // A message is counted as out of order when it arrives, so never
-        // more of them than arrived.
-        if reordered > received {
-            return impossible(ImpossibleCounts::MoreReordered {
-                reordered,
-                received,
-            });
-        }
-        let most = most_arrived(warm, sent);
-        if received > most {
-            return impossible(ImpossibleCounts::MoreReceived {
-                received,
-                sent,
-                most,
-            });
-        }
+        let (received, reordered) =
+            counted(warm, sent, before, after).map_err(RunError::ImpossibleCounts)?;
         let mut outcome = Self::new();
         outcome.sent = sent;
         outcome.received = received;

@@ -372,6 +372,20 @@ pub enum Error {
         /// Why.
         source: Option<io::Error>,
     },
+    /// A receiver of a group whose answers are no result: a pong of
+    /// another length than its ping (a pong echoes the ping's body, and
+    /// the round trip is timed for those bytes), or statistics that
+    /// cannot be true. The other receivers' figures would be, but a run
+    /// that left one out unsaid would not be the run asked for.
+    #[error("receiver {id} of the group, at {addr}")]
+    GroupAnswer {
+        /// Which, from 1.
+        id: u32,
+        /// Where it answers from.
+        addr: std::net::SocketAddr,
+        /// What was wrong.
+        source: RunError,
+    },
     /// Why a run, a connect cycle or a client stopped as it measured
     /// (the source of [`Error::Run`], [`Error::Cycle`], [`Error::Client`]).
     #[error(transparent)]

@@ -13,10 +13,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use msg_net::ping::PongError;
 use msg_proto::{Kind, Message};
 
 use super::{Measured, Sender};
-use crate::error::Error;
+use crate::error::{Error, RunError};
 use crate::multicast::MAX_RECEIVERS;
 use crate::pace::scheduled;
 
@@ -96,13 +97,18 @@ impl Sender<'_> {
                 (None, None) => return Ok(sent),
             };
             if let Some((reply, from, arrived)) = self.recv(wake)? {
-                self.on_answer(&reply, from, arrived, &mut flights, record);
+                self.on_answer(&reply, from, arrived, &mut flights, record)?;
             }
         }
     }
 
     /// `reply` came from `from` at `arrived`: a pong to a flight, late, or
     /// nothing of this run's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::GroupAnswer`] for a pong to a flight whose body is not
+    /// the ping's length, as a unicast run fails for it.
     fn on_answer(
         &mut self,
         reply: &Message,
@@ -110,12 +116,12 @@ impl Sender<'_> {
         arrived: Instant,
         flights: &mut VecDeque<Flight>,
         record: bool,
-    ) {
+    ) -> Result<(), Error> {
         if reply.kind != Kind::Pong {
-            return;
+            return Ok(());
         }
         let Some(r) = self.receiver(from) else {
-            return;
+            return Ok(());
         };
         let first = flights.front().map_or(u64::MAX, |f| f.seq);
         let flight = reply
@@ -127,11 +133,24 @@ impl Sender<'_> {
             if record && reply.seq <= self.seq {
                 receiver.late += 1;
             }
-            return;
+            return Ok(());
         };
+        if reply.body.len() != self.fanout.size {
+            return Err(Error::GroupAnswer {
+                id: receiver.id,
+                addr: from,
+                source: RunError::PongLength(PongError::BodyLength {
+                    seq: reply.seq,
+                    ping: self.fanout.size,
+                    pong: reply.body.len(),
+                }),
+            });
+        }
+        // A second answer from the same receiver (a duplicate, or a
+        // replay) is not a second round trip.
         let (word, bit) = (r / 64, 1u64 << (r % 64));
         if flight.answered[word] & bit != 0 {
-            return;
+            return Ok(());
         }
         flight.answered[word] |= bit;
         flight.count += 1;
@@ -141,5 +160,6 @@ impl Sender<'_> {
             let rtt = self.clock.ns(arrived).saturating_sub(flight.sent);
             receiver.latency.saturating_record(rtt.max(1));
         }
+        Ok(())
     }
 }

@@ -12,8 +12,8 @@ use msg_net::ping::{STATS_ATTEMPTS, parse_stats, stats_request};
 use msg_proto::{Kind, Message};
 
 use super::{Measured, Sender};
-use crate::engine::UDP_DRAIN;
-use crate::error::Error;
+use crate::engine::{UDP_DRAIN, counted};
+use crate::error::{Error, RunError};
 use crate::pace::scheduled;
 
 impl Sender<'_> {
@@ -22,7 +22,7 @@ impl Sender<'_> {
     pub(in crate::multicast) fn throughput(&mut self) -> Result<Measured, Error> {
         let body = Bytes::from(vec![b'm'; self.fanout.size]);
         let mut discard = Message::new(Kind::Discard, 0, body);
-        self.stream(&mut discard, self.fanout.warmup)?;
+        let warm = self.stream(&mut discard, self.fanout.warmup)?;
         let before = self.stats()?;
         let overflow = self.overflow();
         let start = Instant::now();
@@ -33,12 +33,23 @@ impl Sender<'_> {
         thread::sleep(UDP_DRAIN);
         let after = self.stats()?;
         for (i, receiver) in self.receivers.iter_mut().enumerate() {
-            let (Some(Some(before)), Some(Some(after))) = (before.get(i), after.get(i)) else {
+            let (Some(Some(before)), Some(Some(after)), Some(addr)) =
+                (before.get(i), after.get(i), receiver.addr)
+            else {
                 continue;
             };
+            // Checked as a unicast listener's are: a receiver's counts
+            // that cannot be true fail the run rather than show as a
+            // loss of 0 or a rate above what was sent.
+            let (received, reordered) =
+                counted(warm, sent, before, after).map_err(|why| Error::GroupAnswer {
+                    id: receiver.id,
+                    addr,
+                    source: RunError::ImpossibleCounts(why),
+                })?;
             receiver.counted = true;
-            receiver.received = after.received.saturating_sub(before.received);
-            receiver.reordered = after.reordered.saturating_sub(before.reordered);
+            receiver.received = received;
+            receiver.reordered = reordered;
         }
         Ok(self.measured(sent, elapsed, overflow))
     }
