@@ -177,3 +177,36 @@ fn completions_and_the_man_page_generate() {
         );
     }
 }
+
+/// `msg listen | head -1`: stdout closed under the listener is a stop
+/// like any other, exit 0 with the summary on stderr (where it was bound,
+/// not for the closed pipe), on both engines. It used to exit 0 without
+/// a word.
+#[test]
+fn a_closed_stdout_stops_the_listener_with_its_summary() {
+    for io in ["tokio", "blocking"] {
+        let (listener, stdout) = Listener::start_unread("--udp", &["--io", io]);
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let data = |seq| support::datagram(&Message::new(Kind::Data, seq, "a line"));
+        peer.send_to(&data(1), listener.addr).unwrap();
+        let mut stdout = BufReader::new(stdout);
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        assert_eq!(first, "a line\n", "{io}");
+        drop(stdout);
+        // The next message printed finds the pipe closed.
+        for seq in 2..7 {
+            peer.send_to(&data(seq), listener.addr).unwrap();
+            thread::sleep(Duration::from_millis(20));
+        }
+        let finished = listener.process.finish();
+        assert_eq!(finished.code(), Some(0), "{io}: {}", finished.stderr);
+        assert!(
+            finished.stderr.contains("stdout was closed: stopping")
+                && finished.stderr.contains("msg listen: ")
+                && finished.stderr.contains(" messages ("),
+            "{io}: {}",
+            finished.stderr
+        );
+    }
+}

@@ -538,10 +538,21 @@ where
 {
     let mut ended = printing.close();
     served?;
-    let printed = ended.drain().await.context("cannot write to stdout")?;
-    if !printed {
-        warn!("stdout is blocked: exiting without printing what is queued");
-    }
+    // Stdout closed under us (`msg listen | head -1`) is a stop like
+    // any other, and success, as for other filters: the summary still
+    // goes to stderr, where it was never bound for the closed pipe.
+    let printed = match ended.drain().await {
+        Ok(false) => {
+            warn!("stdout is blocked: exiting without printing what is queued");
+            false
+        }
+        Ok(true) => true,
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            info!("stdout was closed: stopping");
+            false
+        }
+        Err(err) => return Err(err).context("cannot write to stdout"),
+    };
     let summary = Summary {
         buffer_drops,
         ..ended.summary(kernel_drops, unread, args.batch.is_some())
