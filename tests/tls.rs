@@ -63,6 +63,21 @@ impl Pki {
             params.not_before = date_time_ymd(year - 1, 1, 1);
             params.not_after = date_time_ymd(year, 1, 1);
         }
+        self.sign(name, &params)
+    }
+
+    /// A CA's certificate for `names`, which this CA signs, and its key:
+    /// one a peer must not present as its own.
+    fn issue_ca(&self, name: &str, names: &[&str]) -> (String, String) {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        self.sign(name, &params)
+    }
+
+    /// `params` signed by this CA with a new key: the two paths.
+    fn sign(&self, name: &str, params: &CertificateParams) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
         (
@@ -189,6 +204,25 @@ fn a_certificate_from_a_ca_is_checked_for_its_name_and_its_dates() {
         old.stderr.contains("certificate expired on 2020-01-01"),
         "{}",
         old.stderr
+    );
+
+    // A CA's own certificate as the server's: refused in words, not as
+    // webpki's `Other(OtherError(CaUsedAsEndEntity))`.
+    let (cert, key) = pki.issue_ca("ca-as-server", &["127.0.0.1"]);
+    let wrong = Listener::start(
+        "--tcp",
+        "127.0.0.1",
+        &["--tls", "--cert", &cert, "--key", &key],
+    );
+    let refused = send(&wrong, &["--tls", "--ca", &ca], "x");
+    assert_eq!(refused.code(), Some(1), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("it is a CA's certificate (basicConstraints CA:TRUE)")
+            && !refused.stderr.contains("OtherError"),
+        "{}",
+        refused.stderr
     );
 }
 

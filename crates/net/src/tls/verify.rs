@@ -257,8 +257,66 @@ fn problem_of(err: CertificateError, server_name: &ServerName<'_>) -> CertProble
                 .collect(),
         },
         CertificateError::UnknownIssuer => CertProblem::UnknownIssuer,
-        other => CertProblem::Other(crate::text::printable(format!("{other:?}").as_bytes())),
+        other => CertProblem::Other(refusal_words(&other)),
     }
+}
+
+/// The rest of webpki's refusals in words: those rustls names
+/// (`BadSignature`), and those it passes on as webpki's own error
+/// (`Other(OtherError(CaUsedAsEndEntity))` in its Debug text, all a
+/// user saw before). One this does not know is shown by its name, made
+/// printable.
+fn refusal_words(err: &CertificateError) -> String {
+    let name = match err {
+        // webpki's error displays as its Debug: the variant's name, and
+        // any context in brackets after it.
+        CertificateError::Other(OtherError(inner)) => inner.to_string(),
+        other => format!("{other:?}"),
+    };
+    let variant = name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    let words = match variant {
+        "BadEncoding" | "BadDer" | "BadDerTime" => "it is not a well-formed X.509 certificate",
+        "BadSignature" | "InvalidSignatureForPublicKey" => {
+            "its signature does not verify with its issuer's key"
+        }
+        "UnsupportedSignatureAlgorithm"
+        | "UnsupportedSignatureAlgorithmContext"
+        | "UnsupportedSignatureAlgorithmForPublicKey"
+        | "UnsupportedSignatureAlgorithmForPublicKeyContext" => {
+            "it is signed with an algorithm this end does not verify"
+        }
+        "InvalidPurpose"
+        | "InvalidPurposeContext"
+        | "RequiredEkuNotFound"
+        | "RequiredEkuNotFoundContext" => {
+            "its extended key usage is for another use (a server needs serverAuth, a client \
+             clientAuth)"
+        }
+        "Revoked" | "CertRevoked" => "it is revoked",
+        "UnhandledCriticalExtension" | "UnsupportedCriticalExtension" => {
+            "it has a critical extension this end does not know"
+        }
+        "CaUsedAsEndEntity" => {
+            "it is a CA's certificate (basicConstraints CA:TRUE) presented as the peer's own; a \
+             peer presents a certificate its CA issued, not the CA's"
+        }
+        "EndEntityUsedAsCa" => {
+            "a certificate of its chain that is no CA's (CA:FALSE) issued another in it"
+        }
+        "PathLenConstraintViolated" => {
+            "its chain is longer than a CA's pathLenConstraint in it allows"
+        }
+        "NameConstraintViolation" => "it names what its CA's name constraints forbid",
+        "MaximumPathDepthExceeded" | "MaximumPathBuildCallsExceeded" => {
+            "its chain is too long to verify"
+        }
+        "UnsupportedCertVersion" => "it is not an X.509 v3 certificate",
+        _ => return crate::text::printable(name.as_bytes()),
+    };
+    words.to_owned()
 }
 
 /// A name as webpki writes one a certificate presents (its `Debug`:
@@ -426,6 +484,45 @@ mod tests {
         assert_eq!(
             early.to_string(),
             "the peer's certificate is not valid yet (valid from 2040-01-01T00:00:00Z)"
+        );
+    }
+    /// webpki's own error, as rustls passes it on, displays as its Debug.
+    #[derive(Debug)]
+    struct Webpki(&'static str);
+
+    impl fmt::Display for Webpki {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Webpki {}
+
+    /// The refusals webpki and rustls name read in words, not as
+    /// `Other(OtherError(CaUsedAsEndEntity))`; one not known is shown by
+    /// its name, escaped (audit, round six).
+    #[test]
+    fn the_other_refusals_read_in_words() {
+        let words = |err: CertificateError| {
+            problem_of(err, &ServerName::try_from("msg.example").unwrap()).to_string()
+        };
+        let webpki = |name| CertificateError::Other(OtherError(Arc::new(Webpki(name))));
+        assert_eq!(
+            words(webpki("CaUsedAsEndEntity")),
+            "the peer's certificate was refused: it is a CA's certificate (basicConstraints \
+             CA:TRUE) presented as the peer's own; a peer presents a certificate its CA issued, \
+             not the CA's"
+        );
+        assert!(
+            words(webpki(
+                "UnsupportedSignatureAlgorithmForPublicKeyContext { .. }"
+            ))
+            .ends_with("signed with an algorithm this end does not verify")
+        );
+        assert!(words(CertificateError::BadSignature).ends_with("with its issuer's key"));
+        assert_eq!(
+            words(webpki("SomethingNew(\u{1b}[2J)")),
+            r"the peer's certificate was refused: SomethingNew(\x1b[2J)"
         );
     }
 }
