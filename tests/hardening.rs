@@ -442,6 +442,27 @@ fn a_peer_reset_mid_frame_is_dropped_and_the_rest_served() {
     assert_eq!(listener.finish().lines(), ["served"]);
 }
 
+/// A peer that resets its connection at once, before the listener has
+/// looked at it, is logged as what it did: the listener took the peer's
+/// address from `accept` and no longer asks the kernel again, whose
+/// `getpeername` on the reset socket said `Transport endpoint is not
+/// connected` (as for a TLS client that closed right after its
+/// handshake, its session tickets unread).
+#[test]
+fn a_peer_reset_at_once_is_logged_as_a_reset() {
+    let mut listener = Listener::start("--tcp", "127.0.0.1", &["--count", "1"]);
+    let stream = TcpStream::connect(listener.addr).unwrap();
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(std::time::Duration::ZERO))
+        .unwrap();
+    drop(stream);
+    let line = listener.process.wait_for_stderr("dropped connection");
+    assert!(line.contains("Connection reset by peer"), "{line}");
+    let out = run(&["send", "--tcp", &listener.addr_arg(), "served"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(listener.finish().lines(), ["served"]);
+}
+
 /// The listener's peak resident memory (`VmHWM`), in bytes.
 fn peak_memory(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -124,8 +124,22 @@ impl<S: Stream> Connection<S> {
     /// [`Error::Io`] if the socket options cannot be set, or the peer's
     /// address cannot be read.
     pub fn new(stream: S, options: Options) -> Result<Self, Error> {
-        stream.apply(&options)?;
         let peer = stream.peer_addr()?;
+        Self::with_peer(stream, peer, options)
+    }
+
+    /// As [`Connection::new`], for a stream whose peer is known already
+    /// (from `accept`): the kernel is not asked again. A TCP peer that
+    /// closed at once (a TLS client right after its handshake) leaves a
+    /// socket whose `getpeername` fails with `ENOTCONN`, which said
+    /// nothing of what the peer did; the connection's first read does
+    /// (a clean end, or a reset mid-frame).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the socket options cannot be set.
+    pub fn with_peer(stream: S, peer: PeerAddr, options: Options) -> Result<Self, Error> {
+        stream.apply(&options)?;
         Ok(Self {
             framed: Framed::new(stream, Codec::new(options.max_frame)),
             peer,

@@ -198,7 +198,7 @@ where
                     )
                     .await
                 }
-                Ok(stream) => match Connection::new(stream, options) {
+                Ok(stream) => match Connection::with_peer(stream, peer.clone(), options) {
                     Ok(conn) => {
                         let turns = (&*handshakes, began);
                         serve_connection(conn, &config, turns, runner.as_deref(), events).await
