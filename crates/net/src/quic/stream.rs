@@ -120,6 +120,9 @@ fn clean_close(err: &quinn::ConnectionError) -> bool {
 /// the peer's choosing, which quinn shows as they came.
 fn printable_error(err: impl Into<io::Error>) -> io::Error {
     let err: io::Error = err.into();
+    if let Some(refused) = refused_by_alert(&err) {
+        return refused;
+    }
     let mut text = err.to_string();
     let mut cause = std::error::Error::source(&err);
     while let Some(err) = cause {
@@ -128,6 +131,38 @@ fn printable_error(err: impl Into<io::Error>) -> io::Error {
         cause = err.source();
     }
     io::Error::new(err.kind(), crate::text::printable(text.as_bytes()))
+}
+
+/// A listener's refusal of this client's certificate, as over TLS: QUIC
+/// carries the TLS alert in its CONNECTION_CLOSE (a CRYPTO_ERROR,
+/// 0x100 plus the alert's code), and TLS 1.3 delivers it after the
+/// client's handshake, at the first read or write. Made the error TLS
+/// gives ([`rustls::Error::AlertReceived`]), so that
+/// [`crate::tls::client_refused`] says it in the same words
+/// (`the listener requires a client certificate, and this client gave
+/// none`), where quinn's text was `connection lost: aborted by peer: the
+/// cryptographic handshake failed: error 116: peer sent no certificates`.
+/// Any other close is left as it was.
+fn refused_by_alert(err: &io::Error) -> Option<io::Error> {
+    let inner = err.get_ref()?;
+    let ((Some(quinn::ReadError::ConnectionLost(lost)), _)
+    | (_, Some(quinn::WriteError::ConnectionLost(lost)))) = (
+        inner.downcast_ref::<quinn::ReadError>(),
+        inner.downcast_ref::<quinn::WriteError>(),
+    )
+    else {
+        return None;
+    };
+    let quinn::ConnectionError::ConnectionClosed(close) = lost else {
+        return None;
+    };
+    let code = u64::from(close.error_code);
+    let alert = u8::try_from(code.checked_sub(0x100)?).ok()?;
+    let tls = io::Error::new(
+        err.kind(),
+        rustls::Error::AlertReceived(rustls::AlertDescription::from(alert)),
+    );
+    crate::tls::client_refused(&tls).map(|_| tls)
 }
 
 impl AsyncRead for QuicReader {
