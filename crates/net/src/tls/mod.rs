@@ -28,8 +28,10 @@
 //!   client are told ([`ServerOptions`], [`ClientOptions`]), rustls's
 //!   configuration made from it, and each side's handshake.
 //! - `verify.rs`: how a client checks a listener's certificate (webpki
-//!   explained, or a pinned [`Fingerprint`]), and a refused certificate or
-//!   a failed handshake told as [`TlsError`] and [`CertProblem`].
+//!   explained, or a pinned [`Fingerprint`]), and a failed handshake told
+//!   as [`TlsError`].
+//! - `problem.rs`: a refused certificate in words: [`CertProblem`], and
+//!   [`ClientRefused`], a listener's refusal of this client's.
 //! - `fingerprint.rs`: [`Fingerprint`], what is pinned.
 //! - `files.rs`: certificates, keys and CAs read from PEM files, and the
 //!   system's roots.
@@ -45,12 +47,13 @@ pub use msg_tcp::tls::TlsRecord;
 mod config;
 mod files;
 mod fingerprint;
+mod problem;
 mod verify;
 
 pub use config::{ClientOptions, Identity, ServerOptions, TlsClient, TlsServer, Verify};
 pub use fingerprint::Fingerprint;
-pub(crate) use verify::name_text;
-pub use verify::{CertProblem, ClientRefused, client_refused};
+pub(crate) use problem::name_text;
+pub use problem::{CertProblem, ClientRefused, client_refused};
 
 /// The largest private key file msg reads: an 8192-bit RSA key in PEM is
 /// under 7 KiB.
