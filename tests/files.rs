@@ -1936,3 +1936,57 @@ fn the_resume_exchange_by_hand_as_the_wire_docs_tell_it() {
     assert_eq!(std::fs::read(to.join("hello.txt")).unwrap(), b"hello");
     assert_eq!(listing(&to), ["hello.txt"]);
 }
+
+/// Under a file-size limit (`ulimit -f`, systemd's `LimitFSIZE=`), a file
+/// past it is that one transfer's error: the sender is told `File too
+/// large` as it is told of a full disk, nothing partial is left, and the
+/// listener serves the next peer. SIGXFSZ, whose default action is to
+/// kill, used to end the listener and every peer with it, its partial
+/// file left behind (audit, round seven).
+#[test]
+fn a_file_past_the_file_size_limit_is_refused_and_the_listener_serves_on() {
+    use std::os::unix::process::CommandExt;
+    let save = fresh_dir("fsize-save");
+    let mut cmd = support::msg();
+    cmd.args(["listen", "--tcp", "-v", "127.0.0.1:0", "--save-dir"])
+        .arg(&save);
+    // SAFETY: setrlimit is async-signal-safe, and changes the child only.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1 << 20,
+                rlim_max: 1 << 20,
+            };
+            match libc::setrlimit(libc::RLIMIT_FSIZE, &raw const limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    let listener = Listener::start_command(cmd);
+    let addr = listener.addr_arg();
+    let from = fresh_dir("fsize-from");
+    let path = write_file(&from, "big.bin", &content(3 << 20));
+    let out = run(
+        &["send", "--tcp", &addr, "--file", path.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the receiver refused big.bin: cannot write the file: File too large"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["send", "--tcp", &addr, "served"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let finished = listener.process.interrupt();
+    assert_eq!(finished.lines(), ["served"], "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("msg listen: 1 message"),
+        "{}",
+        finished.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(&save).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

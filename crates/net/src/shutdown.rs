@@ -107,6 +107,22 @@ impl Signals {
     }
 }
 
+/// Makes a write past the file-size limit (`ulimit -f`, systemd's
+/// `LimitFSIZE=`) an error, `EFBIG`, rather than SIGXFSZ, whose default
+/// kills the process: one file a peer sends past the limit killed the
+/// listener and every peer with it, with no summary and its partial file
+/// left (audit, round seven). As an error it is the one transfer's: the
+/// sender is told `File too large`, as it is told of a full disk, and
+/// the rest are served. A process-wide setting, made once at start.
+pub fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no
+    // handler (nothing runs on the signal), and no other thread is
+    // changing it: this runs first thing in `main`.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// Whether `signal` is ignored (`SIG_IGN`), as this process inherited it.
 fn ignored(signal: libc::c_int) -> bool {
     // SAFETY: `sigaction` is plain data, all zeroes a valid value; with no
