@@ -1768,3 +1768,51 @@ fn an_interrupted_run_leaves_no_socket_directory_behind() {
     );
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+/// A flow whose thread cannot start (the user's thread limit,
+/// `RLIMIT_NPROC`, reached) fails the run at once, naming it: the flows
+/// already started are released from their meeting point. They waited
+/// there for the missing flow, over TCP for UDP's five statistics
+/// requests, 311 s (audit, round seven). Run as nobody, whom the limit
+/// binds (root's threads it does not count), where this test may.
+#[test]
+fn a_flow_whose_thread_cannot_start_fails_the_run_at_once() {
+    if !nix::unistd::Uid::effective().is_root() {
+        support::skip("running as another user needs root (setpriv)");
+        return;
+    }
+    if std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        support::skip("setpriv is not installed (util-linux)");
+        return;
+    }
+    // A listener of root's, which the limit does not bind: every flow
+    // that starts is served, and waits for the others.
+    let listener = Listener::start("--tcp", "127.0.0.1", &[]);
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_msg"))
+        .args(["bench", "--tcp", "--mode", "throughput", "-P", "32"])
+        .args(["--io", "blocking", "--sizes", "1024", "--runs", "1"])
+        .args(QUICK)
+        .arg(listener.addr_arg());
+    support::limit(&mut cmd, libc::RLIMIT_NPROC, 8);
+    let started = std::time::Instant::now();
+    let out = support::Running::spawn(cmd, None).finish();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("cannot start a flow's thread: Resource temporarily unavailable"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(listener.process.kill());
+}

@@ -1945,24 +1945,11 @@ fn the_resume_exchange_by_hand_as_the_wire_docs_tell_it() {
 /// file left behind (audit, round seven).
 #[test]
 fn a_file_past_the_file_size_limit_is_refused_and_the_listener_serves_on() {
-    use std::os::unix::process::CommandExt;
     let save = fresh_dir("fsize-save");
     let mut cmd = support::msg();
     cmd.args(["listen", "--tcp", "-v", "127.0.0.1:0", "--save-dir"])
         .arg(&save);
-    // SAFETY: setrlimit is async-signal-safe, and changes the child only.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 1 << 20,
-                rlim_max: 1 << 20,
-            };
-            match libc::setrlimit(libc::RLIMIT_FSIZE, &raw const limit) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            }
-        });
-    }
+    support::limit(&mut cmd, libc::RLIMIT_FSIZE, 1 << 20);
     let listener = Listener::start_command(cmd);
     let addr = listener.addr_arg();
     let from = fresh_dir("fsize-from");

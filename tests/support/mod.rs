@@ -454,3 +454,23 @@ pub(crate) fn wait_within(child: &mut Child, limit: Duration) -> ExitStatus {
         thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Starts `cmd` with its `resource` limit (`libc::RLIMIT_*`), soft and
+/// hard, at `value`: what `ulimit` or systemd's `Limit*=` would give it.
+#[allow(dead_code)] // not every target limits a resource
+pub(crate) fn limit(cmd: &mut Command, resource: libc::__rlimit_resource_t, value: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe, and changes the child only.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
+            match libc::setrlimit(resource, &raw const limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+}
