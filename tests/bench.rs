@@ -1777,24 +1777,13 @@ fn an_interrupted_run_leaves_no_socket_directory_behind() {
 /// binds (root's threads it does not count), where this test may.
 #[test]
 fn a_flow_whose_thread_cannot_start_fails_the_run_at_once() {
-    if !nix::unistd::Uid::effective().is_root() {
-        support::skip("running as another user needs root (setpriv)");
+    let Some(mut cmd) = support::as_nobody() else {
         return;
-    }
-    if std::process::Command::new("setpriv")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        support::skip("setpriv is not installed (util-linux)");
-        return;
-    }
+    };
     // A listener of root's, which the limit does not bind: every flow
     // that starts is served, and waits for the others.
     let listener = Listener::start("--tcp", "127.0.0.1", &[]);
-    let mut cmd = std::process::Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_msg"))
+    cmd.arg(env!("CARGO_BIN_EXE_msg"))
         .args(["bench", "--tcp", "--mode", "throughput", "-P", "32"])
         .args(["--io", "blocking", "--sizes", "1024", "--runs", "1"])
         .args(QUICK)

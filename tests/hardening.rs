@@ -1103,3 +1103,52 @@ fn a_listener_that_never_reads_ends_the_send_with_an_error() {
     );
     let _ = feeder.join();
 }
+
+/// A blocking-engine listener that cannot start a connection's thread
+/// (the user's thread limit, `RLIMIT_NPROC`, reached) tells the client
+/// so, as a full listener does, and says it once in its log, rate-limited
+/// as every peer's warning: it closed the client unsaid (whose `msg send`
+/// could exit 0 with its message lost) and logged 277 lines in 2 s
+/// (audit, round seven). Run as nobody, whom the limit binds, where this
+/// test may.
+#[test]
+fn a_connection_without_a_thread_is_told_why_once() {
+    let Some(mut cmd) = support::as_nobody() else {
+        return;
+    };
+    cmd.arg(env!("CARGO_BIN_EXE_msg")).args([
+        "listen",
+        "--io",
+        "blocking",
+        "--tcp",
+        "-v",
+        "127.0.0.1:0",
+    ]);
+    // Room for the listener's own threads, none for a connection's.
+    support::limit(&mut cmd, libc::RLIMIT_NPROC, 4);
+    let listener = Listener::start_command(cmd);
+    let idle: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(listener.addr).unwrap())
+        .collect();
+    let out = run(
+        &["send", "--tcp", "--reply", &listener.addr_arg(), "hi"],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "the listener says: this listener cannot start a thread for the connection now"
+        ),
+        "{}",
+        out.stderr
+    );
+    drop(idle);
+    let finished = listener.process.interrupt();
+    let warned = finished
+        .stderr
+        .matches("cannot start a thread for a connection")
+        .count();
+    // One a second at most: 21 connections refused within a second or
+    // two, on a loaded machine.
+    assert!((1..=3).contains(&warned), "{}", finished.stderr);
+}

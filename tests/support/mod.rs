@@ -474,3 +474,22 @@ pub(crate) fn limit(cmd: &mut Command, resource: libc::__rlimit_resource_t, valu
         });
     }
 }
+
+/// A command that runs what its arguments say as nobody (uid and gid
+/// 65534) through setpriv, whom limits such as `RLIMIT_NPROC` bind (root's
+/// threads they do not count); `None`, said on stderr, where this test
+/// cannot (not root, or no setpriv).
+#[allow(dead_code)] // not every target runs as another user
+pub(crate) fn as_nobody() -> Option<Command> {
+    if !nix::unistd::Uid::effective().is_root() {
+        skip("running as another user needs root (setpriv)");
+        return None;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        skip("setpriv is not installed (util-linux)");
+        return None;
+    }
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    Some(cmd)
+}

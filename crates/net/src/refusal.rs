@@ -36,6 +36,10 @@ pub const MAX_CONNS: Template = Template {
     after: " connections at once; try again later",
 };
 
+/// A blocking-engine listener that cannot start the thread a connection
+/// is served on (the system's or the user's limit on threads reached).
+pub const NO_THREAD: &str = "this listener cannot start a thread for the connection now (a limit on threads); try again later";
+
 /// A listener with a secret whose handshake turns all stayed taken for as
 /// long as a new connection may wait for one: the number of turns. Said
 /// so that the client hears why, not a reset (its first bytes are read

@@ -120,19 +120,26 @@ fn serve_streams(
         }
         open.fetch_add(1, Ordering::Relaxed);
         let (config, events, stop) = (config.clone(), events.clone(), Arc::clone(stop));
-        let (still_open, failures) = (Arc::clone(&open), Arc::clone(&failures));
+        let (still_open, dropped) = (Arc::clone(&open), Arc::clone(&failures));
         let slots = Arc::clone(&slots);
         let who = peer.clone();
+        // Where the thread takes the stream from: one that cannot start
+        // leaves it here, for the refusal.
+        let handed = Arc::new(std::sync::Mutex::new(Some(stream)));
+        let taken = Arc::clone(&handed);
         let spawned = thread::Builder::new()
             .name("msg-conn".to_owned())
             .spawn(move || {
                 let peer = who;
+                let Some(stream) = take(&taken) else {
+                    return;
+                };
                 let served =
                     serve_connection(stream, &peer, options, &slots, &config, &events, &stop);
                 if let Err(err) = served {
                     // In the words the tokio listener uses, and counted as
                     // it counts.
-                    config.dropped(&failures, &peer, &err);
+                    config.dropped(&dropped, &peer, &err);
                 }
                 debug!(%peer, "closed");
                 still_open.fetch_sub(1, Ordering::Relaxed);
@@ -140,9 +147,19 @@ fn serve_streams(
         match spawned {
             Ok(thread) => threads.push(thread),
             Err(err) => {
-                // The connection is dropped unserved: its place is free.
+                // The connection is refused, said why as a full listener
+                // says it, and its place is free. At the user's thread
+                // limit every connection meets this: the warning is
+                // rate-limited as every peer's (it was one a connection,
+                // 277 lines in 2 s, and the client was closed unsaid;
+                // audit, round seven).
                 open.fetch_sub(1, Ordering::Relaxed);
-                warn!(%peer, "cannot start a thread for a connection: {err}");
+                failures.warn(|suppressed| {
+                    warn!(%peer, suppressed, "cannot start a thread for a connection: {err}");
+                });
+                if let Some(stream) = take(&handed) {
+                    refuse_connection(stream, options, crate::refusal::NO_THREAD);
+                }
             }
         }
     }
@@ -324,6 +341,14 @@ fn serve_connection(
 
 /// Tells a client why it is not served (the listener is full, say), and
 /// closes.
+/// The stream in `slot`, for whoever takes it first: the connection's
+/// thread, or the accept loop when that thread could not start.
+fn take(slot: &std::sync::Mutex<Option<AnyStream>>) -> Option<AnyStream> {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+}
+
 fn refuse_connection(stream: AnyStream, options: msg_tcp::Options, text: &str) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let mut conn = Framed::new(stream, options.max_frame);
