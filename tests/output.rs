@@ -210,3 +210,98 @@ fn a_closed_stdout_stops_the_listener_with_its_summary() {
         );
     }
 }
+
+/// A listener whose stderr nobody reads (a full pipe) goes on serving and
+/// stops on SIGTERM: its logs, and its own lines after them, wait in a
+/// queue of their own, the last of them a second at most at the end. The
+/// first warning into the full pipe used to stop it answering anyone,
+/// and SIGTERM with it (audit, round seven).
+#[test]
+fn a_stderr_nobody_reads_holds_up_neither_serving_nor_the_stop() {
+    stderr_nobody_reads("tokio");
+    stderr_nobody_reads("blocking");
+}
+
+/// [`a_stderr_nobody_reads_holds_up_neither_serving_nor_the_stop`] on the
+/// engine `io`.
+fn stderr_nobody_reads(io: &str) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::process::Stdio;
+    // A pipe of one page, full before msg starts.
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both are open, and owned by nothing else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let fd = write.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this test owns.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETPIPE_SZ, 4096);
+        libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
+    }
+    let mut full = std::fs::File::from(write);
+    for _ in 0..1024 {
+        match full.write(&[b'x'; 512]) {
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+            Err(err) => panic!("{err}"),
+        }
+    }
+    // Blocking again: the flag is the pipe's, and msg's writes share it.
+    // SAFETY: as above.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, 0) };
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut listener = support::msg()
+        .args(["listen", "--udp", "--io", io, &addr.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(full))
+        .spawn()
+        .unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let answered = |seq| {
+        let ping = support::datagram(&Message::new(Kind::Ping, seq, ""));
+        (0..50).any(|_| {
+            peer.send_to(&ping, addr).unwrap();
+            let mut buf = [0; 64];
+            peer.recv_from(&mut buf).is_ok()
+        })
+    };
+    assert!(answered(0), "{io}: the listener never answered");
+    // Bytes that are no message: a warning, into the full pipe.
+    for _ in 0..3 {
+        peer.send_to(b"no message", addr).unwrap();
+    }
+    for seq in 1..=10 {
+        assert!(
+            answered(seq),
+            "{io}: ping {seq} unanswered after the warning"
+        );
+    }
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &listener.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = loop {
+        if let Some(status) = listener.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            let _ = listener.kill();
+            let _ = listener.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    drop(read);
+    assert!(exited.is_some(), "{io}: no exit within 5 s of SIGTERM");
+}

@@ -71,7 +71,9 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_tracing(&cli.verbosity);
+    // Kept to the end: dropped, it gives the log thread a moment to write
+    // what is queued.
+    let _logs = init_tracing(&cli.verbosity);
     match run(cli) {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
@@ -146,7 +148,23 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn init_tracing(verbosity: &cli::Verbosity) {
+/// How many lines wait for a stderr that does not drain before new ones
+/// are dropped: the warnings a peer causes come once a second at most, so
+/// this many is minutes of them.
+const QUEUED_LOG_LINES: usize = 1024;
+
+/// Logs to stderr. Into a pipe or a file they are written from a thread
+/// of their own, and msg's own lines with them, in order
+/// ([`output::stderr_line`]): a write to a stderr nobody reads (a full
+/// pipe) then blocks that thread, never the one that serves. Written from
+/// the runtime's thread, the first warning into a full pipe stopped a
+/// listener answering anyone, and SIGTERM with it (audit, round seven).
+/// Lines that find the queue full are dropped. The guard returned,
+/// dropped at the end of `main`, waits a second at most for the queue to
+/// be written. On a terminal, which blocks only while the user pauses it
+/// (Ctrl-S), lines are written at once, so that a progress bar and the
+/// lines around it stay in order.
+fn init_tracing(verbosity: &cli::Verbosity) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let level = match (verbosity.quiet, verbosity.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -166,16 +184,37 @@ fn init_tracing(verbosity: &cli::Verbosity) {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level}{rustls}")));
+    let terminal = io::stderr().is_terminal();
+    let (queue, guard) = match terminal {
+        true => (None, None),
+        false => {
+            let (queue, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(true)
+                .buffered_lines_limit(QUEUED_LOG_LINES)
+                .thread_name("msg-stderr")
+                .finish(io::stderr());
+            output::queue_stderr(queue.clone());
+            (Some(queue), Some(guard))
+        }
+    };
+    let writer =
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || -> Box<dyn io::Write> {
+            match &queue {
+                Some(queue) => Box::new(queue.clone()),
+                None => Box::new(io::stderr()),
+            }
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr)
+        .with_writer(writer)
         .with_target(false)
-        .with_ansi(io::stderr().is_terminal())
+        .with_ansi(terminal)
         .without_time()
         // On a failed write it would report the failure with `eprintln!`,
         // to the same broken stderr, and panic.
         .log_internal_errors(false)
         .init();
+    guard
 }
 
 /// Whether `err` is our stdout closing under us (`msg listen | head -1`),

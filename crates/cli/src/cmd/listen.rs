@@ -582,10 +582,10 @@ fn summarize(
             // Raw TCP data that did not end a line: on a terminal, where
             // stdout and stderr share the screen, the summary would
             // continue it (`hellomsg listen: 1 messages`).
+            let mut line = summary.line(transport.caps(), "--rcvbuf");
             if open_line {
-                let _ = writeln!(std::io::stderr());
+                line.insert(0, '\n');
             }
-            let line = summary.line(transport.caps(), "--rcvbuf");
             output::stderr_line(format_args!("{line}"));
         }
         SummaryArg::Json if printed => {
