@@ -603,6 +603,61 @@ fn a_linked_save_dir_takes_folders_and_a_shared_one_is_warned_of() {
     assert!(under.process.stderr_contains(&said));
 }
 
+/// Robustness audit: the save directory was looked up by its path for
+/// every transfer, so whoever could rename it (a folder above it that
+/// others may write to) could put a directory of their own, or a link to
+/// any other, in its place after start, and files and folders were saved
+/// there (a single file through the link). The listener holds the
+/// directory it opened at start: what is sent lands there, wherever it
+/// was moved, never in what took its place nor through it.
+#[cfg(unix)]
+#[test]
+fn a_save_dir_replaced_after_start_is_never_written_through_its_replacement() {
+    let from = fresh_dir("from");
+    let tree = from.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    write_file(&tree, "x.txt", b"x");
+    let top = fresh_dir("replaced");
+    let inbox = top.join("inbox");
+    let victim = top.join("victim");
+    std::fs::create_dir(&inbox).unwrap();
+    std::fs::create_dir(&victim).unwrap();
+    let mut listener = save_dir_listener(&inbox, &[]);
+    let moved = top.join("moved");
+    std::fs::rename(&inbox, &moved).unwrap();
+
+    // A link in its place: a file, one to resume, and a folder.
+    std::os::unix::fs::symlink(&victim, &inbox).unwrap();
+    let sends = [
+        (write_file(&from, "a.txt", b"a"), &[][..]),
+        (write_file(&from, "r.txt", b"r"), &["--resume"][..]),
+        (tree.clone(), &[][..]),
+    ];
+    for (path, extra) in &sends {
+        let out = send_file(&listener, path, extra);
+        assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    }
+    assert!(listing(&victim).is_empty(), "{:?}", listing(&victim));
+    assert_eq!(listing(&moved), ["a.txt", "r.txt", "tree"]);
+    assert_eq!(std::fs::read(moved.join("tree/x.txt")).unwrap(), b"x");
+
+    // Another directory in its place.
+    std::fs::remove_file(&inbox).unwrap();
+    std::fs::create_dir(&inbox).unwrap();
+    std::fs::rename(&tree, from.join("tree2")).unwrap();
+    for path in [write_file(&from, "b.txt", b"b"), from.join("tree2")] {
+        let out = send_file(&listener, &path, &[]);
+        assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    }
+    assert!(listing(&inbox).is_empty(), "{:?}", listing(&inbox));
+    assert_eq!(
+        listing(&moved),
+        ["a.txt", "b.txt", "r.txt", "tree", "tree2"]
+    );
+    assert_eq!(std::fs::read(moved.join("tree2/x.txt")).unwrap(), b"x");
+    assert!(!listener.process.stderr_contains("dropped connection"));
+}
+
 /// Audit, round four: a local file named with an escape sequence (a
 /// name anyone who may write to the folder chooses) reached the terminal
 /// raw in `cannot send PATH`, for a file and for a folder.
@@ -737,13 +792,14 @@ fn a_refusal_names_no_path_of_the_listener() {
     let path = write_file(&from, "report.txt", b"hello");
     let listener = save_dir_listener(&to, &[]);
     // The save directory goes away under the running listener: making the
-    // temporary file fails, and tempfile's error names the directory.
+    // temporary file fails (once, tempfile's error named the directory).
     std::fs::remove_dir_all(&to).unwrap();
     let out = send_file(&listener, &path, &[]);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr.contains(
-            "refused report.txt: cannot make a file in the save directory: entity not found"
+            "refused report.txt: cannot make a file in the save directory: No such file or \
+             directory"
         ),
         "{}",
         out.stderr

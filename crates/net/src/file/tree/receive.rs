@@ -35,7 +35,9 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
     let Some(save) = save else {
         return refuse(conn, crate::refusal::SAVES_NO_FILES.to_owned()).await;
     };
-    let (root, made) = match open_root(&save.dir, &start) {
+    // The directory opened at start, never its path looked up again.
+    let opened = save.handle.get().and_then(|dir| open_root(&dir, &start));
+    let (root, made) = match opened {
         Ok(root) => root,
         Err(reason) => return refuse(conn, reason).await,
     };
@@ -211,14 +213,13 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// Opens the save directory's folder named by `start`, making it (0700,
-/// until the end) if it is not there: the folder's descriptor, and whether
-/// it was made. Anything but a folder of that name refuses the transfer.
-fn open_root(dir: &Path, start: &TreeStart) -> Result<(OwnedFd, bool), String> {
-    let save = rustix::fs::open(dir, dir_flags(), Mode::empty())
-        .map_err(|err| format!("cannot open the save directory: {}", errno_text(err)))?;
+/// Opens the folder named by `start` in the save directory `save`, making
+/// it (0700, until the end) if it is not there: the folder's descriptor,
+/// and whether it was made. Anything but a folder of that name refuses the
+/// transfer.
+fn open_root(save: &OwnedFd, start: &TreeStart) -> Result<(OwnedFd, bool), String> {
     let name = start.name.as_str();
-    let made = match rustix::fs::mkdirat(&save, name, Mode::RWXU) {
+    let made = match rustix::fs::mkdirat(save, name, Mode::RWXU) {
         Ok(()) => true,
         Err(Errno::EXIST) => false,
         Err(err) => {
@@ -228,7 +229,7 @@ fn open_root(dir: &Path, start: &TreeStart) -> Result<(OwnedFd, bool), String> {
             ));
         }
     };
-    let root = rustix::fs::openat(&save, name, dir_flags(), Mode::empty()).map_err(|_| {
+    let root = rustix::fs::openat(save, name, dir_flags(), Mode::empty()).map_err(|_| {
         crate::refusal::NOT_A_FOLDER.format(crate::text::printable(name.as_bytes()))
     })?;
     Ok((root, made))
