@@ -228,7 +228,11 @@ pub(super) async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
         .await
         .map_err(Failure::Quiet)?;
     let size = header.size;
-    let file = kept.file.try_clone()?;
+    // Out of descriptors (or any local failure) is said to the sender;
+    // what the file holds is as good as it was.
+    let file = kept.file.try_clone().map_err(|err| {
+        Failure::Quiet(format!("cannot read its partial file: {}", for_peer(&err)))
+    })?;
     let held = tokio::task::spawn_blocking(move || held(file, size))
         .await
         .map_err(|err| io::Error::other(err.to_string()))?

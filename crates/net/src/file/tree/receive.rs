@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 
 use msg_proto::tree::{TreeReceiving, TreeStart, TreeStep};
-use rustix::fs::Mode;
+use rustix::fs::{AtFlags, Mode};
 use rustix::io::Errno;
 
 use super::super::receive::refuse;
@@ -216,7 +216,8 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
 /// Opens the folder named by `start` in the save directory `save`, making
 /// it (0700, until the end) if it is not there: the folder's descriptor,
 /// and whether it was made. Anything but a folder of that name refuses the
-/// transfer.
+/// transfer; so does a folder that cannot be opened (out of descriptors,
+/// say), which is removed again if this made it.
 fn open_root(save: &OwnedFd, start: &TreeStart) -> Result<(OwnedFd, bool), String> {
     let name = start.name.as_str();
     let made = match rustix::fs::mkdirat(save, name, Mode::RWXU) {
@@ -229,8 +230,20 @@ fn open_root(save: &OwnedFd, start: &TreeStart) -> Result<(OwnedFd, bool), Strin
             ));
         }
     };
-    let root = rustix::fs::openat(save, name, dir_flags(), Mode::empty()).map_err(|_| {
-        crate::refusal::NOT_A_FOLDER.format(crate::text::printable(name.as_bytes()))
-    })?;
-    Ok((root, made))
+    rustix::fs::openat(save, name, dir_flags(), Mode::empty())
+        .map(|root| (root, made))
+        .map_err(|err| {
+            if made {
+                // Nothing was done in it yet. REMOVEDIR takes only an
+                // empty folder, whatever took this one's place meanwhile.
+                let _ = rustix::fs::unlinkat(save, name, AtFlags::REMOVEDIR);
+            }
+            let shown = crate::text::printable(name.as_bytes());
+            match err {
+                // A link (never followed) or a file. Only these: every
+                // error was once called so, out of descriptors included.
+                Errno::LOOP | Errno::NOTDIR => crate::refusal::NOT_A_FOLDER.format(shown),
+                err => format!("cannot open the folder {shown}: {}", errno_text(err)),
+            }
+        })
 }
