@@ -603,6 +603,61 @@ fn a_linked_save_dir_takes_folders_and_a_shared_one_is_warned_of() {
     assert!(under.process.stderr_contains(&said));
 }
 
+/// Robustness audit: the save directory was looked up by its path for
+/// every transfer, so whoever could rename it (a folder above it that
+/// others may write to) could put a directory of their own, or a link to
+/// any other, in its place after start, and files and folders were saved
+/// there (a single file through the link). The listener holds the
+/// directory it opened at start: what is sent lands there, wherever it
+/// was moved, never in what took its place nor through it.
+#[cfg(unix)]
+#[test]
+fn a_save_dir_replaced_after_start_is_never_written_through_its_replacement() {
+    let from = fresh_dir("from");
+    let tree = from.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    write_file(&tree, "x.txt", b"x");
+    let top = fresh_dir("replaced");
+    let inbox = top.join("inbox");
+    let victim = top.join("victim");
+    std::fs::create_dir(&inbox).unwrap();
+    std::fs::create_dir(&victim).unwrap();
+    let mut listener = save_dir_listener(&inbox, &[]);
+    let moved = top.join("moved");
+    std::fs::rename(&inbox, &moved).unwrap();
+
+    // A link in its place: a file, one to resume, and a folder.
+    std::os::unix::fs::symlink(&victim, &inbox).unwrap();
+    let sends = [
+        (write_file(&from, "a.txt", b"a"), &[][..]),
+        (write_file(&from, "r.txt", b"r"), &["--resume"][..]),
+        (tree.clone(), &[][..]),
+    ];
+    for (path, extra) in &sends {
+        let out = send_file(&listener, path, extra);
+        assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    }
+    assert!(listing(&victim).is_empty(), "{:?}", listing(&victim));
+    assert_eq!(listing(&moved), ["a.txt", "r.txt", "tree"]);
+    assert_eq!(std::fs::read(moved.join("tree/x.txt")).unwrap(), b"x");
+
+    // Another directory in its place.
+    std::fs::remove_file(&inbox).unwrap();
+    std::fs::create_dir(&inbox).unwrap();
+    std::fs::rename(&tree, from.join("tree2")).unwrap();
+    for path in [write_file(&from, "b.txt", b"b"), from.join("tree2")] {
+        let out = send_file(&listener, &path, &[]);
+        assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    }
+    assert!(listing(&inbox).is_empty(), "{:?}", listing(&inbox));
+    assert_eq!(
+        listing(&moved),
+        ["a.txt", "b.txt", "r.txt", "tree", "tree2"]
+    );
+    assert_eq!(std::fs::read(moved.join("tree2/x.txt")).unwrap(), b"x");
+    assert!(!listener.process.stderr_contains("dropped connection"));
+}
+
 /// Audit, round four: a local file named with an escape sequence (a
 /// name anyone who may write to the folder chooses) reached the terminal
 /// raw in `cannot send PATH`, for a file and for a folder.
@@ -737,13 +792,14 @@ fn a_refusal_names_no_path_of_the_listener() {
     let path = write_file(&from, "report.txt", b"hello");
     let listener = save_dir_listener(&to, &[]);
     // The save directory goes away under the running listener: making the
-    // temporary file fails, and tempfile's error names the directory.
+    // temporary file fails (once, tempfile's error named the directory).
     std::fs::remove_dir_all(&to).unwrap();
     let out = send_file(&listener, &path, &[]);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr.contains(
-            "refused report.txt: cannot make a file in the save directory: entity not found"
+            "refused report.txt: cannot make a file in the save directory: No such file or \
+             directory"
         ),
         "{}",
         out.stderr
@@ -936,6 +992,102 @@ fn msg_send_to_a_full_disk_always_says_the_disk_is_full() {
             );
         }
     }
+}
+
+/// The descriptors process `pid` has open.
+#[cfg(target_os = "linux")]
+fn open_fds(pid: u32) -> std::collections::BTreeSet<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The limit on open files that leaves exactly `spare` descriptors to
+/// open beside `open`: a new one takes the lowest free number, which must
+/// be under the limit (those open above it stay open).
+#[cfg(target_os = "linux")]
+fn limit_with_spare(open: &std::collections::BTreeSet<u64>, spare: usize) -> u64 {
+    let free = (0..).filter(|fd| !open.contains(fd)).nth(spare - 1);
+    free.expect("a free descriptor number") + 1
+}
+
+/// Sets process `pid`'s soft limit on open files (as `prlimit --pid`
+/// does), its hard limit kept; the soft limit it had.
+#[cfg(target_os = "linux")]
+fn set_open_files(pid: u32, soft: u64) -> u64 {
+    let pid = libc::pid_t::try_from(pid).unwrap();
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit reads the new limit (none here) and writes the old
+    // one into `limit`, valid for the call.
+    let got = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut limit) };
+    assert_eq!(got, 0, "{}", std::io::Error::last_os_error());
+    let was = limit.rlim_cur;
+    limit.rlim_cur = soft.min(limit.rlim_max);
+    // SAFETY: as above, the new limit read from `limit`, nothing written.
+    let set = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &limit, std::ptr::null_mut()) };
+    assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
+    was
+}
+
+/// Robustness audit: a listener out of file descriptors (its soft limit
+/// lowered with `prlimit`) dropped a file's connection (`Too many open
+/// files` in its log, `the receiver closed the connection before
+/// confirming the file` for the sender), and refused a folder it had just
+/// made as `tree exists and is not a folder`, leaving it there empty.
+/// With each limit from one descriptor to spare up to six, a file, a
+/// file sent with `--resume` and a folder: every failure reaches the
+/// sender as a refusal naming the real error, and a folder refused as a
+/// whole is not left behind.
+#[cfg(target_os = "linux")]
+#[test]
+fn out_of_file_descriptors_the_sender_is_told_so_and_a_folder_refused_whole_is_removed() {
+    let from = fresh_dir("from");
+    let to = fresh_dir("to");
+    let mut listener = save_dir_listener(&to, &[]);
+    let pid = listener.process.pid();
+    let idle = open_fds(pid);
+    let (mut files_refused, mut folders_refused) = (0, 0);
+    for spare in 1..=6 {
+        let file = write_file(&from, &format!("f{spare}.bin"), &content(1000));
+        let resumed = write_file(&from, &format!("r{spare}.bin"), &content(1000));
+        let folder = from.join(format!("t{spare}"));
+        std::fs::create_dir(&folder).unwrap();
+        write_file(&folder, "x.txt", b"x");
+        for (path, extra) in [(&file, &[][..]), (&resumed, &["--resume"]), (&folder, &[])] {
+            // Every descriptor of the last connection closed first: the
+            // listener lets go of it once the sender has closed its end.
+            let deadline = std::time::Instant::now() + DEADLINE;
+            while open_fds(pid) != idle {
+                assert!(std::time::Instant::now() < deadline, "fds left open");
+                thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let was = set_open_files(pid, limit_with_spare(&idle, spare));
+            let out = send_file(&listener, path, extra);
+            set_open_files(pid, was);
+            let name = path.file_name().unwrap().to_str().unwrap();
+            if out.code() == Some(0) {
+                continue;
+            }
+            assert!(
+                out.stderr.contains("Too many open files")
+                    && !out.stderr.contains("closed the connection"),
+                "{name} with {spare} spare: {}",
+                out.stderr
+            );
+            if path != &folder {
+                files_refused += 1;
+            } else if out.stderr.contains(&format!("refused {name}: ")) {
+                folders_refused += 1;
+                assert!(!to.join(name).exists(), "{name} was left behind");
+            }
+        }
+    }
+    assert!(files_refused > 0 && folders_refused > 0);
+    assert!(!listener.process.stderr_contains("dropped connection"));
 }
 
 /// A hand-made receiver for one file: it takes the file whole, checks its

@@ -223,7 +223,7 @@ mod error;
 mod partial;
 mod save_dir;
 pub use error::FileError;
-pub use save_dir::{SaveConfig, SaveDir, check_save_dir, remove_stale_partials};
+pub use save_dir::{SaveConfig, SaveDir, SaveDirHandle, check_save_dir, remove_stale_partials};
 pub(crate) use send::send;
 
 #[cfg(test)]
@@ -288,7 +288,7 @@ pub(super) mod tests {
         let partial::Partial::Temp(temp) = &prepared.partial else {
             panic!("a temporary file without the resume flag")
         };
-        let name = temp.path().file_name().unwrap().to_str().unwrap();
+        let name = temp.name();
         assert!(is_partial_name(name), "{name}");
     }
 }

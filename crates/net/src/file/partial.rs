@@ -2,7 +2,16 @@
 //! or the one kept for `--resume`; and what a header is checked for before
 //! anything is written ([`prepare`]).
 
-use super::receive::{Failure, Start, for_peer};
+#[cfg(unix)]
+use std::os::fd::{AsFd, OwnedFd};
+
+#[cfg(unix)]
+use rustix::fs::AtFlags;
+
+#[cfg(not(unix))]
+use super::receive::for_peer;
+use super::receive::{Failure, Start};
+use super::save_dir::OpenDir;
 use super::*;
 use crate::PeerAddr;
 
@@ -10,7 +19,7 @@ use crate::PeerAddr;
 #[derive(Debug)]
 pub(super) enum Partial {
     /// `.msg-partial-` and six characters: removed unless saved.
-    Temp(tempfile::NamedTempFile),
+    Temp(Temp),
     /// The sender asked to resume: kept if the transfer is cut off.
     #[cfg(unix)]
     Kept(resume::Kept),
@@ -20,7 +29,7 @@ impl Partial {
     /// The open file.
     pub(super) fn file(&self) -> &fs::File {
         match self {
-            Self::Temp(temp) => temp.as_file(),
+            Self::Temp(temp) => temp.file(),
             #[cfg(unix)]
             Self::Kept(kept) => kept.file(),
         }
@@ -48,19 +57,7 @@ impl Partial {
     pub(super) fn persist(self, header: &FileHeader, overwrite: bool) -> Result<(), String> {
         let name = header.name.as_str();
         match self {
-            Self::Temp(temp) => {
-                let target = temp
-                    .path()
-                    .parent()
-                    .expect("a file in the save directory")
-                    .join(name);
-                let persisted = if overwrite {
-                    temp.persist(&target).map(drop)
-                } else {
-                    temp.persist_noclobber(&target).map(drop)
-                };
-                persisted.map_err(|err| format!("cannot save {name}: {}", for_peer(&err.error)))
-            }
+            Self::Temp(temp) => temp.persist(name, overwrite),
             #[cfg(unix)]
             Self::Kept(kept) => kept.persist(name, overwrite),
         }
@@ -96,34 +93,151 @@ pub(super) fn prepare(
 ) -> Result<Prepared, String> {
     let header = FileHeader::from_message(msg).map_err(|err| err.to_string())?;
     let save = save.ok_or_else(|| crate::refusal::SAVES_NO_FILES.to_owned())?;
-    // A validated single component: joined to the directory it cannot
+    // The directory opened at start, never its path looked up again.
+    let dir = save.handle.get()?;
+    // A validated single component: relative to the directory it cannot
     // leave it.
-    let target = save.dir.join(header.name.as_str());
-    if !save.overwrite && fs::symlink_metadata(&target).is_ok() {
+    if !save.overwrite && exists(&dir, header.name.as_str()) {
         return Err(crate::refusal::FILE_EXISTS.format(header.name.as_str()));
     }
     #[cfg(unix)]
     if msg.flags & FLAG_RESUME != 0 {
-        let kept = resume::Kept::open(&save.dir, &header, sender)?;
+        let kept = resume::Kept::open(dir, &header, sender)?;
         return Ok(Prepared {
             header,
             partial: Partial::Kept(kept),
             overwrite: save.overwrite,
         });
     }
-    let temp = tempfile::Builder::new()
-        .prefix(PARTIAL_PREFIX)
-        .rand_bytes(PARTIAL_RANDOM)
-        .tempfile_in(&save.dir)
-        .map_err(|err| {
-            format!(
-                "cannot make a file in the save directory: {}",
-                for_peer(&err)
-            )
-        })?;
+    #[cfg(not(unix))]
+    let _ = sender;
     Ok(Prepared {
         header,
-        partial: Partial::Temp(temp),
+        partial: Partial::Temp(Temp::create(dir)?),
         overwrite: save.overwrite,
     })
+}
+
+/// Whether anything (a link included, not followed) is named `name` in
+/// `dir`.
+#[cfg(unix)]
+fn exists(dir: &OwnedFd, name: &str) -> bool {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+}
+
+#[cfg(not(unix))]
+fn exists(dir: &Path, name: &str) -> bool {
+    fs::symlink_metadata(dir.join(name)).is_ok()
+}
+
+/// A temporary file in the save directory, `.msg-partial-` and
+/// [`PARTIAL_RANDOM`] characters, made, renamed and removed relative to
+/// the directory opened at start: removed when dropped unless saved.
+#[cfg(unix)]
+#[derive(Debug)]
+pub(super) struct Temp {
+    dir: OpenDir,
+    name: String,
+    file: fs::File,
+    /// Renamed into place: nothing left to remove.
+    saved: bool,
+}
+
+#[cfg(unix)]
+impl Temp {
+    /// Makes one (owner-only) in `dir`; the reason to give the sender
+    /// otherwise.
+    fn create(dir: OpenDir) -> Result<Self, String> {
+        let (name, fd) = tree::create_partial(dir.as_fd()).map_err(|err| {
+            format!(
+                "cannot make a file in the save directory: {}",
+                io::Error::from(err)
+            )
+        })?;
+        Ok(Self {
+            dir,
+            name,
+            file: fs::File::from(fd),
+            saved: false,
+        })
+    }
+
+    /// Its name in the save directory.
+    #[cfg(test)]
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn file(&self) -> &fs::File {
+        &self.file
+    }
+
+    /// Renames it to `target` (never over a file without `overwrite`);
+    /// removed if that fails.
+    fn persist(mut self, target: &str, overwrite: bool) -> Result<(), String> {
+        tree::rename_into_place(&self.dir, &self.name, target, overwrite)
+            .map_err(|err| format!("cannot save {target}: {}", io::Error::from(err)))?;
+        self.saved = true;
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if !self.saved {
+            let _ = rustix::fs::unlinkat(&*self.dir, self.name.as_str(), AtFlags::empty());
+        }
+    }
+}
+
+/// Where there is no working relative to a directory's descriptor:
+/// tempfile's, by the save directory's path.
+#[cfg(not(unix))]
+#[derive(Debug)]
+pub(super) struct Temp(tempfile::NamedTempFile);
+
+#[cfg(not(unix))]
+impl Temp {
+    fn create(dir: OpenDir) -> Result<Self, String> {
+        tempfile::Builder::new()
+            .prefix(PARTIAL_PREFIX)
+            .rand_bytes(PARTIAL_RANDOM)
+            .tempfile_in(&*dir)
+            .map(Self)
+            .map_err(|err| {
+                format!(
+                    "cannot make a file in the save directory: {}",
+                    for_peer(&err)
+                )
+            })
+    }
+
+    #[cfg(test)]
+    pub(super) fn name(&self) -> &str {
+        self.0
+            .path()
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default()
+    }
+
+    fn file(&self) -> &fs::File {
+        self.0.as_file()
+    }
+
+    fn persist(self, target: &str, overwrite: bool) -> Result<(), String> {
+        let path = self
+            .0
+            .path()
+            .parent()
+            .expect("a file in the save directory")
+            .join(target);
+        let persisted = if overwrite {
+            self.0.persist(&path).map(drop)
+        } else {
+            self.0.persist_noclobber(&path).map(drop)
+        };
+        persisted.map_err(|err| format!("cannot save {target}: {}", for_peer(&err.error)))
+    }
 }

@@ -148,7 +148,13 @@ async fn save_content<S: AsyncRead + AsyncWrite + Unpin>(
     // The file is hashed and written on a thread of its own, a bounded
     // queue behind the socket; the partial file itself stays with the
     // caller, which removes (or keeps) it whatever happens here.
-    let writer_file = file.try_clone()?;
+    // A local failure, out of file descriptors say, is said to the
+    // sender, as a full disk is: as `?` made it, the connection was
+    // dropped and the sender heard only that it closed. What a partial
+    // file kept for resuming holds is as good as it was.
+    let writer_file = file
+        .try_clone()
+        .map_err(|err| Failure::Quiet(format!("cannot write the file: {}", for_peer(&err))))?;
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
     let Start {
         offset,

@@ -20,7 +20,8 @@
 //! digest still covers the whole file, the prefix included.
 
 use std::io::Seek;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
 use msg_proto::file::{FileFrom, FileOffer};
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
@@ -89,11 +90,11 @@ pub(super) fn is_kept_name(name: &str) -> bool {
     })
 }
 
-/// Whether another transfer holds the partial file at `path` (its lock):
-/// the stale clean-up leaves it alone, however old its last write.
-pub(super) fn in_use(path: &Path) -> bool {
+/// Whether another transfer holds the partial file `name` in `dir` (its
+/// lock): the stale clean-up leaves it alone, however old its last write.
+pub(super) fn in_use(dir: BorrowedFd<'_>, name: &str) -> bool {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    rustix::fs::open(path, flags, Mode::empty()).is_ok_and(|fd| {
+    rustix::fs::openat(dir, name, flags, Mode::empty()).is_ok_and(|fd| {
         rustix::fs::flock(&fd, FlockOperation::NonBlockingLockShared) == Err(Errno::WOULDBLOCK)
     })
 }
@@ -101,30 +102,29 @@ pub(super) fn in_use(path: &Path) -> bool {
 /// A partial file kept for resuming, open and locked.
 #[derive(Debug)]
 pub(super) struct Kept {
-    dir: OwnedFd,
+    /// The save directory, open since the listener's start.
+    dir: Arc<OwnedFd>,
     name: String,
     file: fs::File,
 }
 
 impl Kept {
     /// Opens (or makes, owner-only) the partial file for `header` in
-    /// `save_dir`; the reason to give the sender otherwise. It is not
-    /// read or written before [`Kept::lock`].
+    /// the save directory `dir`; the reason to give the sender otherwise.
+    /// It is not read or written before [`Kept::lock`].
     pub(super) fn open(
-        save_dir: &Path,
+        dir: Arc<OwnedFd>,
         header: &FileHeader,
         sender: &PeerAddr,
     ) -> Result<Self, String> {
         let cannot = |err: Errno| format!("cannot keep a partial file: {}", io::Error::from(err));
-        let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let dir = rustix::fs::open(save_dir, dir_flags, Mode::empty()).map_err(cannot)?;
         let name = kept_name(header, &sender_of(sender));
         // No link followed out of the directory, and no FIFO planted under
         // the name left to block the open.
         let flags =
             OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let not_ours = || format!("cannot keep a partial file: {name} is not one");
-        let fd = match rustix::fs::openat(&dir, name.as_str(), flags, Mode::RUSR | Mode::WUSR) {
+        let fd = match rustix::fs::openat(&*dir, name.as_str(), flags, Mode::RUSR | Mode::WUSR) {
             Ok(fd) => fd,
             Err(Errno::LOOP) => return Err(not_ours()),
             Err(err) => return Err(cannot(err)),
@@ -228,7 +228,11 @@ pub(super) async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
         .await
         .map_err(Failure::Quiet)?;
     let size = header.size;
-    let file = kept.file.try_clone()?;
+    // Out of descriptors (or any local failure) is said to the sender;
+    // what the file holds is as good as it was.
+    let file = kept.file.try_clone().map_err(|err| {
+        Failure::Quiet(format!("cannot read its partial file: {}", for_peer(&err)))
+    })?;
     let held = tokio::task::spawn_blocking(move || held(file, size))
         .await
         .map_err(|err| io::Error::other(err.to_string()))?
@@ -305,6 +309,8 @@ fn held(mut file: fs::File, size: u64) -> io::Result<Option<(u64, blake3::Hasher
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsFd;
+
     use super::super::tests::header;
     use super::*;
 
@@ -312,6 +318,12 @@ mod tests {
 
     fn peer(addr: &str) -> PeerAddr {
         PeerAddr::Inet(addr.parse().unwrap())
+    }
+
+    /// The save directory `dir`, open as a listener holds it.
+    fn opened(dir: &Path) -> Arc<OwnedFd> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        Arc::new(rustix::fs::open(dir, flags, Mode::empty()).unwrap())
     }
 
     #[test]
@@ -367,14 +379,16 @@ mod tests {
     async fn a_partial_file_is_locked_while_in_use_and_never_a_link() {
         let dir = tempfile::tempdir().unwrap();
         let h = header("f", 10);
-        let kept = Kept::open(dir.path(), &h, &peer("127.0.0.1:1")).unwrap();
-        let path = dir.path().join(kept_name(&h, LOCAL));
-        assert!(!in_use(&path));
+        let kept = Kept::open(opened(dir.path()), &h, &peer("127.0.0.1:1")).unwrap();
+        let name = kept_name(&h, LOCAL);
+        let path = dir.path().join(&name);
+        let locked = || in_use(opened(dir.path()).as_fd(), &name);
+        assert!(!locked());
         kept.lock("f").await.unwrap();
-        assert!(in_use(&path));
+        assert!(locked());
         let started = Instant::now();
         assert_eq!(
-            Kept::open(dir.path(), &h, &peer("127.0.0.1:1"))
+            Kept::open(opened(dir.path()), &h, &peer("127.0.0.1:1"))
                 .unwrap()
                 .lock("f")
                 .await
@@ -383,7 +397,7 @@ mod tests {
         );
         assert!(started.elapsed() >= LOCK_WAIT);
         kept.give_up(true, &h);
-        assert!(path.exists() && !in_use(&path));
+        assert!(path.exists() && !locked());
 
         // A link, or a second name of a file elsewhere, is not written.
         let other = header("g", 10);
@@ -391,14 +405,14 @@ mod tests {
         fs::write(&outside, b"keep").unwrap();
         std::os::unix::fs::symlink(&outside, dir.path().join(kept_name(&other, LOCAL))).unwrap();
         assert!(
-            Kept::open(dir.path(), &other, &peer("127.0.0.1:1"))
+            Kept::open(opened(dir.path()), &other, &peer("127.0.0.1:1"))
                 .unwrap_err()
                 .ends_with("is not one")
         );
         let third = header("h", 10);
         fs::hard_link(&outside, dir.path().join(kept_name(&third, LOCAL))).unwrap();
         assert!(
-            Kept::open(dir.path(), &third, &peer("127.0.0.1:1"))
+            Kept::open(opened(dir.path()), &third, &peer("127.0.0.1:1"))
                 .unwrap_err()
                 .ends_with("is not one")
         );
@@ -422,7 +436,7 @@ mod tests {
         let planted = dir.path().join(kept_name(&h, LOCAL));
         fs::write(&planted, b"x").unwrap();
         std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
-        let refused = Kept::open(dir.path(), &h, &peer("127.0.0.1:1")).unwrap_err();
+        let refused = Kept::open(opened(dir.path()), &h, &peer("127.0.0.1:1")).unwrap_err();
         assert!(
             refused.contains("belongs to uid 65534, not to this listener's uid 0"),
             "{refused}"

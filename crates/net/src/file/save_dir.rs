@@ -1,15 +1,29 @@
 //! The save directory: where a listener saves ([`SaveConfig`]), made
-//! owner-only if missing, warned of when others may write there, and
-//! cleared of the partial files transfers left behind (a kept one for
-//! `--resume` once it is too old, an abandoned one at once).
+//! owner-only if missing, opened once ([`SaveDirHandle`]), warned of when
+//! others may write there, and cleared of the partial files transfers
+//! left behind (a kept one for `--resume` once it is too old, an abandoned
+//! one at once).
+
+#[cfg(unix)]
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+#[cfg(unix)]
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+#[cfg(unix)]
+use rustix::io::Errno;
 
 use super::*;
 
 /// Where a listener saves files.
 #[derive(Debug, Clone)]
 pub struct SaveConfig {
-    /// The directory; nothing is written outside it.
+    /// The directory as named (a link given as it resolved): what
+    /// messages show. Nothing is opened by this path after start: files
+    /// go where [`SaveConfig::handle`] says.
     pub dir: PathBuf,
+    /// The directory itself, opened once from `dir`.
+    pub handle: SaveDirHandle,
     /// Replace a file of the same name instead of refusing the transfer.
     pub overwrite: bool,
     /// Report [`Event::FileProgress`] after each chunk, for a progress bar.
@@ -28,11 +42,24 @@ pub struct SaveConfig {
 
 impl SaveConfig {
     /// Where a listener saves files, and how it waits and cleans up there,
-    /// at the defaults; `dir` is neither checked nor cleaned (see
-    /// [`SaveConfig::prepare`]).
+    /// at the defaults; `dir` is opened ([`SaveDirHandle::open`]: a
+    /// directory that cannot be opened refuses every transfer, saying
+    /// why), neither checked nor cleaned (see [`SaveConfig::prepare`]).
     pub fn new(dir: PathBuf, overwrite: bool, progress: bool, partial_max_age: Duration) -> Self {
+        let handle = SaveDirHandle::open(&dir);
+        Self::with_handle(dir, handle, overwrite, progress, partial_max_age)
+    }
+
+    fn with_handle(
+        dir: PathBuf,
+        handle: SaveDirHandle,
+        overwrite: bool,
+        progress: bool,
+        partial_max_age: Duration,
+    ) -> Self {
         Self {
             dir,
+            handle,
             overwrite,
             progress,
             partial_max_age,
@@ -42,15 +69,15 @@ impl SaveConfig {
     }
 
     /// Readies `dir` for a listener that starts: made owner-only (0700)
-    /// if missing, checked to be a directory, and rid of the partial files
-    /// a listener killed mid-transfer left there over
-    /// [`STALE_PARTIAL_AGE`] ago, and of those kept for resuming over
-    /// `partial_max_age` ago (a directory that cannot be listed costs
-    /// space, not a start: logged).
+    /// if missing, checked to be a directory, opened (a link followed,
+    /// this once), and rid of the partial files a listener killed
+    /// mid-transfer left there over [`STALE_PARTIAL_AGE`] ago, and of
+    /// those kept for resuming over `partial_max_age` ago (a directory
+    /// that cannot be listed costs space, not a start: logged).
     ///
     /// # Errors
     ///
-    /// [`check_save_dir`]'s.
+    /// [`check_save_dir`]'s, or why it could not be opened.
     pub fn prepare(
         dir: PathBuf,
         overwrite: bool,
@@ -63,20 +90,31 @@ impl SaveConfig {
                 crate::text::path_text(&dir)
             );
         }
-        // A link given as the save directory is followed once, here: a
-        // folder's receiver opens the directory without following links,
-        // and refused every folder of a linked one.
+        // A link given as the save directory is followed once, here, and
+        // the directory it leads to is held open: every transfer works
+        // relative to it. Looked up by its path for each transfer, it
+        // was whatever stood there then: another user who may write to
+        // a folder above could move it away and put a directory of theirs,
+        // or a link to any other, in its place, and a root listener saved
+        // into it (robustness audit).
+        let handle = SaveDirHandle::try_open(&dir)
+            .map_err(|err| io::Error::new(err.kind(), format!("cannot open it: {err}")))?;
         let dir = fs::canonicalize(&dir)?;
         warn_if_shared(&dir);
-        let save = Self::new(dir, overwrite, progress, partial_max_age);
+        let save = Self::with_handle(dir, handle, overwrite, progress, partial_max_age);
         save.remove_stale();
         Ok(save)
     }
 
-    /// Removes the stale partial files ([`remove_stale_partials`]).
+    /// Removes the stale partial files ([`remove_stale_partials`]), in the
+    /// directory opened at start.
     fn remove_stale(&self) {
-        if let Err(err) = remove_stale_partials(&self.dir, STALE_PARTIAL_AGE, self.partial_max_age)
-        {
+        let swept = self
+            .handle
+            .get()
+            .map_err(io::Error::other)
+            .and_then(|dir| remove_stale_in(&dir, STALE_PARTIAL_AGE, self.partial_max_age));
+        if let Err(err) = swept {
             warn!(
                 "cannot look for stale partial files in {}: {err}",
                 crate::text::path_text(&self.dir)
@@ -90,10 +128,10 @@ impl SaveConfig {
     pub(crate) async fn sweep(self) {
         // Never a loop without a pause, whatever was asked.
         let every = self.sweep_every.max(Duration::from_millis(10));
-        let save = std::sync::Arc::new(self);
+        let save = Arc::new(self);
         loop {
             tokio::time::sleep(every).await;
-            let save = std::sync::Arc::clone(&save);
+            let save = Arc::clone(&save);
             let _ = tokio::task::spawn_blocking(move || save.remove_stale()).await;
         }
     }
@@ -124,7 +162,9 @@ fn warn_if_shared(dir: &Path) {
         // A folder above it that others may write to, without the sticky
         // bit (as /tmp has) that keeps them from renaming what is not
         // theirs, lets them put another directory, or a link, in its
-        // place: files are saved by the save directory's path.
+        // place. This listener goes on saving into the directory it
+        // opened at start, wherever that was moved, but the next one
+        // started on the path, and whoever looks there, finds theirs.
         let shared_above = dir.ancestors().skip(1).find(|above| {
             mode_of(above).is_some_and(|mode| mode & 0o022 != 0 && mode & 0o1000 == 0)
         });
@@ -207,6 +247,80 @@ fn create_owner_only(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The save directory, held open from a listener's start: every file a
+/// transfer makes, renames or removes there is named relative to it, and
+/// the directory's path is never looked up again. A directory moved away
+/// while the listener runs is still where files go; whatever is put at its
+/// path (another directory, a link) is never written.
+#[derive(Debug, Clone)]
+pub struct SaveDirHandle {
+    /// The open directory, or why it could not be opened: said to each
+    /// sender then, as refusing every transfer is all there is to do.
+    #[cfg(unix)]
+    opened: Result<Arc<OwnedFd>, Errno>,
+    /// Elsewhere there is no opening a directory to work relative to: the
+    /// path, looked up for each transfer.
+    #[cfg(not(unix))]
+    opened: Arc<PathBuf>,
+}
+
+/// What a transfer works relative to: the save directory's descriptor,
+/// or (without one) its path.
+#[cfg(unix)]
+pub(super) type OpenDir = Arc<OwnedFd>;
+#[cfg(not(unix))]
+pub(super) type OpenDir = Arc<PathBuf>;
+
+impl SaveDirHandle {
+    /// Opens `dir`, following a link there (this once); an error is kept,
+    /// and told to each sender.
+    pub fn open(dir: &Path) -> Self {
+        #[cfg(unix)]
+        return Self {
+            opened: open_dir(dir).map(Arc::new),
+        };
+        #[cfg(not(unix))]
+        return Self {
+            opened: Arc::new(dir.to_owned()),
+        };
+    }
+
+    /// Opens `dir`, following a link there (this once).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, when `dir` cannot be opened as a directory.
+    pub fn try_open(dir: &Path) -> io::Result<Self> {
+        let handle = Self::open(dir);
+        #[cfg(unix)]
+        if let Err(err) = handle.opened {
+            return Err(err.into());
+        }
+        Ok(handle)
+    }
+
+    /// The open directory; the reason to give a sender otherwise.
+    pub(super) fn get(&self) -> Result<OpenDir, String> {
+        #[cfg(unix)]
+        return self
+            .opened
+            .clone()
+            .map_err(|err| format!("cannot open the save directory: {}", io::Error::from(err)));
+        #[cfg(not(unix))]
+        return Ok(Arc::clone(&self.opened));
+    }
+}
+
+/// Opens the directory at `dir` to work relative to, following a link.
+#[cfg(unix)]
+fn open_dir(dir: &Path) -> Result<OwnedFd, Errno> {
+    rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
 /// Removes the partial files that a listener killed mid-transfer left in
 /// `dir`: regular files named as this module names them (`.msg-partial-`
 /// and six letters or digits) and last written more than `older_than` ago
@@ -223,45 +337,48 @@ fn create_owner_only(dir: &Path) -> io::Result<()> {
 ///
 /// # Errors
 ///
-/// When `dir` cannot be listed.
+/// When `dir` cannot be opened or listed.
 pub fn remove_stale_partials(
     dir: &Path,
     older_than: Duration,
     kept_for: Duration,
 ) -> io::Result<usize> {
+    #[cfg(unix)]
+    let dir = Arc::new(open_dir(dir)?);
+    #[cfg(not(unix))]
+    let dir = Arc::new(dir.to_owned());
+    remove_stale_in(&dir, older_than, kept_for)
+}
+
+/// [`remove_stale_partials`] in the directory open as `dir`: each entry
+/// listed, examined and removed relative to it.
+fn remove_stale_in(dir: &OpenDir, older_than: Duration, kept_for: Duration) -> io::Result<usize> {
     let now = std::time::SystemTime::now();
     let mut removed = 0;
-    for entry in fs::read_dir(dir)? {
-        let entry = match entry {
-            Ok(entry) => entry,
+    // Bounded by the directory's entries, each seen once.
+    for name in list(dir)? {
+        let name = match name {
+            Ok(name) => name,
             Err(err) => {
-                warn!("cannot list {}: {err}", crate::text::path_text(dir));
+                warn!("cannot list the save directory: {err}");
                 continue;
             }
         };
-        let name = entry.file_name();
-        let Some((name, max_age)) = name.to_str().and_then(|name| {
-            if is_partial_name(name) {
-                Some((name, older_than))
-            } else if is_kept_name(name) {
-                Some((name, kept_for))
-            } else {
-                None
-            }
-        }) else {
+        let max_age = if is_partial_name(&name) {
+            older_than
+        } else if is_kept_name(&name) {
+            kept_for
+        } else {
             continue;
         };
-        let path = entry.path();
-        // symlink_metadata: the entry itself, never what a link points to.
-        let stale = fs::symlink_metadata(&path).and_then(|meta| {
-            let age = meta
-                .modified()
-                .map(|modified| now.duration_since(modified).unwrap_or_default())?;
-            Ok((meta.file_type().is_file() && age > max_age).then_some((meta.len(), age)))
+        // The entry itself, never what a link points to.
+        let stale = examine(dir, &name).and_then(|(is_file, size, modified)| {
+            let age = now.duration_since(modified?).unwrap_or_default();
+            Ok((is_file && age > max_age).then_some((size, age)))
         });
         match stale {
-            Ok(Some(_)) if in_use(&path) => {}
-            Ok(Some((size, age))) => match fs::remove_file(&path) {
+            Ok(Some(_)) if in_use(dir, &name) => {}
+            Ok(Some((size, age))) => match remove(dir, &name) {
                 Ok(()) => {
                     removed += 1;
                     info!(
@@ -279,8 +396,70 @@ pub fn remove_stale_partials(
     Ok(removed)
 }
 
+/// The names in `dir` (those that are UTF-8: no partial file's is not).
 #[cfg(unix)]
-use super::resume::{in_use, is_kept_name};
+fn list(dir: &OpenDir) -> io::Result<impl Iterator<Item = io::Result<String>>> {
+    let entries = rustix::fs::Dir::read_from(dir.as_fd())?;
+    Ok(entries.filter_map(|entry| match entry {
+        Ok(entry) => entry
+            .file_name()
+            .to_str()
+            .ok()
+            .map(|name| Ok(name.to_owned())),
+        Err(err) => Some(Err(err.into())),
+    }))
+}
+
+#[cfg(not(unix))]
+fn list(dir: &OpenDir) -> io::Result<impl Iterator<Item = io::Result<String>>> {
+    Ok(fs::read_dir(&**dir)?.filter_map(|entry| match entry {
+        Ok(entry) => entry.file_name().into_string().ok().map(Ok),
+        Err(err) => Some(Err(err)),
+    }))
+}
+
+/// Whether the entry `name` in `dir` is a regular file (not following a
+/// link), its size, and when it was last written.
+#[cfg(unix)]
+fn examine(
+    dir: &OpenDir,
+    name: &str,
+) -> io::Result<(bool, u64, io::Result<std::time::SystemTime>)> {
+    let stat = rustix::fs::statat(dir.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)?;
+    let is_file = FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile;
+    let modified = u64::try_from(stat.st_mtime)
+        .map(|secs| std::time::UNIX_EPOCH + Duration::new(secs, 0))
+        .map_err(|_| io::Error::other("last written before 1970"));
+    Ok((is_file, u64::try_from(stat.st_size).unwrap_or(0), modified))
+}
+
+#[cfg(not(unix))]
+fn examine(
+    dir: &OpenDir,
+    name: &str,
+) -> io::Result<(bool, u64, io::Result<std::time::SystemTime>)> {
+    let meta = fs::symlink_metadata(dir.join(name))?;
+    Ok((meta.file_type().is_file(), meta.len(), meta.modified()))
+}
+
+/// Removes the file `name` in `dir`.
+#[cfg(unix)]
+fn remove(dir: &OpenDir, name: &str) -> io::Result<()> {
+    Ok(rustix::fs::unlinkat(dir.as_fd(), name, AtFlags::empty())?)
+}
+
+#[cfg(not(unix))]
+fn remove(dir: &OpenDir, name: &str) -> io::Result<()> {
+    fs::remove_file(dir.join(name))
+}
+
+#[cfg(unix)]
+fn in_use(dir: &OpenDir, name: &str) -> bool {
+    resume::in_use(dir.as_fd(), name)
+}
+
+#[cfg(unix)]
+use super::resume::is_kept_name;
 
 #[cfg(not(unix))]
 fn is_kept_name(_name: &str) -> bool {
@@ -288,7 +467,7 @@ fn is_kept_name(_name: &str) -> bool {
 }
 
 #[cfg(not(unix))]
-fn in_use(_path: &Path) -> bool {
+fn in_use(_dir: &OpenDir, _name: &str) -> bool {
     false
 }
 

@@ -30,7 +30,7 @@ mod send;
 mod walk;
 mod write;
 
-pub(super) use place::rename_into_place;
+pub(super) use place::{create_partial, rename_into_place};
 pub(crate) use receive::receive_tree;
 pub(crate) use send::send_tree;
 

@@ -55,7 +55,7 @@ pub(super) fn no_default_acl(_dir: &OwnedFd) -> bool {
 
 /// Makes a partial file in `dir` under a fresh name of the form the stale
 /// cleanup knows: the name, and the open file.
-pub(super) fn create_partial(dir: BorrowedFd<'_>) -> Result<(String, OwnedFd), Errno> {
+pub(in crate::file) fn create_partial(dir: BorrowedFd<'_>) -> Result<(String, OwnedFd), Errno> {
     loop {
         let name = partial_name();
         let flags =

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 
 use msg_proto::tree::{TreeReceiving, TreeStart, TreeStep};
-use rustix::fs::Mode;
+use rustix::fs::{AtFlags, Mode};
 use rustix::io::Errno;
 
 use super::super::receive::refuse;
@@ -35,7 +35,9 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
     let Some(save) = save else {
         return refuse(conn, crate::refusal::SAVES_NO_FILES.to_owned()).await;
     };
-    let (root, made) = match open_root(&save.dir, &start) {
+    // The directory opened at start, never its path looked up again.
+    let opened = save.handle.get().and_then(|dir| open_root(&dir, &start));
+    let (root, made) = match opened {
         Ok(root) => root,
         Err(reason) => return refuse(conn, reason).await,
     };
@@ -211,14 +213,14 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// Opens the save directory's folder named by `start`, making it (0700,
-/// until the end) if it is not there: the folder's descriptor, and whether
-/// it was made. Anything but a folder of that name refuses the transfer.
-fn open_root(dir: &Path, start: &TreeStart) -> Result<(OwnedFd, bool), String> {
-    let save = rustix::fs::open(dir, dir_flags(), Mode::empty())
-        .map_err(|err| format!("cannot open the save directory: {}", errno_text(err)))?;
+/// Opens the folder named by `start` in the save directory `save`, making
+/// it (0700, until the end) if it is not there: the folder's descriptor,
+/// and whether it was made. Anything but a folder of that name refuses the
+/// transfer; so does a folder that cannot be opened (out of descriptors,
+/// say), which is removed again if this made it.
+fn open_root(save: &OwnedFd, start: &TreeStart) -> Result<(OwnedFd, bool), String> {
     let name = start.name.as_str();
-    let made = match rustix::fs::mkdirat(&save, name, Mode::RWXU) {
+    let made = match rustix::fs::mkdirat(save, name, Mode::RWXU) {
         Ok(()) => true,
         Err(Errno::EXIST) => false,
         Err(err) => {
@@ -228,8 +230,20 @@ fn open_root(dir: &Path, start: &TreeStart) -> Result<(OwnedFd, bool), String> {
             ));
         }
     };
-    let root = rustix::fs::openat(&save, name, dir_flags(), Mode::empty()).map_err(|_| {
-        crate::refusal::NOT_A_FOLDER.format(crate::text::printable(name.as_bytes()))
-    })?;
-    Ok((root, made))
+    rustix::fs::openat(save, name, dir_flags(), Mode::empty())
+        .map(|root| (root, made))
+        .map_err(|err| {
+            if made {
+                // Nothing was done in it yet. REMOVEDIR takes only an
+                // empty folder, whatever took this one's place meanwhile.
+                let _ = rustix::fs::unlinkat(save, name, AtFlags::REMOVEDIR);
+            }
+            let shown = crate::text::printable(name.as_bytes());
+            match err {
+                // A link (never followed) or a file. Only these: every
+                // error was once called so, out of descriptors included.
+                Errno::LOOP | Errno::NOTDIR => crate::refusal::NOT_A_FOLDER.format(shown),
+                err => format!("cannot open the folder {shown}: {}", errno_text(err)),
+            }
+        })
 }

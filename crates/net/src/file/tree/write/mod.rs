@@ -304,7 +304,9 @@ fn shown(entry: &TreeEntry) -> String {
 
 /// Opens `parts` below `root`, one at a time, none of them a link.
 fn walk(root: &OwnedFd, parts: &[&str]) -> Result<OwnedFd, String> {
-    let mut fd = root.try_clone().map_err(|err| err.to_string())?;
+    let mut fd = root
+        .try_clone()
+        .map_err(|err| format!("cannot open its folder: {err}"))?;
     for part in parts {
         fd = rustix::fs::openat(&fd, *part, dir_flags(), Mode::empty()).map_err(
             |err| match err {
