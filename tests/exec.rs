@@ -776,3 +776,41 @@ fn a_hostile_listeners_reason_reaches_the_terminal_escaped() {
         out.stderr
     );
 }
+
+/// Robustness audit, finding B: an `--exec-dir` removed (or replaced by a
+/// file) while the listener ran was reported as the program's fault
+/// (`cannot run pwd: No such file or directory`), at info level, so the
+/// operator saw nothing. Now the refusal names the directory, and the
+/// listener warns.
+#[test]
+fn a_removed_exec_dir_is_named_and_warned_of() {
+    let dir = support::fresh_path("exec-dir-removed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dir.canonicalize().unwrap();
+    let shown = dir.to_str().unwrap().to_owned();
+    let mut listener = ExecListener::start(&["--exec-dir", &shown]);
+    let out = listener.exec(&["pwd"], None);
+    assert_eq!(out.stdout.trim_end(), shown, "{}", out.stderr);
+
+    std::fs::remove_dir(&dir).unwrap();
+    let out = listener.exec(&["pwd"], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    let gone = format!("cannot run pwd: the directory commands run in, {shown}, is gone: ");
+    assert!(out.stderr.contains(&gone), "{}", out.stderr);
+    let line = listener.listener.process.wait_for_stderr(&gone);
+    assert!(line.contains("WARN"), "{line}");
+
+    // Something else in its place: not a directory. (The warning is held
+    // back within a second of the last; the client is told all the same.)
+    std::fs::write(&dir, b"a file now").unwrap();
+    let out = listener.exec(&["pwd"], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "cannot run pwd: the directory commands run in, {shown}, is not a directory"
+        )),
+        "{}",
+        out.stderr
+    );
+    let _ = std::fs::remove_file(&dir);
+}

@@ -13,11 +13,12 @@ use msg_tcp::Connection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin};
 use tokio::sync::{Semaphore, mpsc};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::tree::{self, KillOnStop, SCAN_EVERY, Tree, Trees};
 use super::{EXIT_GRACE, ExecConfig, READ_LEN, REAP_WAIT, STDIN_QUEUE};
 use crate::auth::printable;
+use crate::log::RateLimited;
 use crate::refusal::{COMMAND_OUTPUT, COMMAND_TIMEOUT, COMMANDS_RUNNING, PROGRAM_NOT_ALLOWED};
 use crate::{Error, PeerAddr};
 
@@ -87,8 +88,18 @@ impl Runner {
         let (child, tree) = match spawn(&self.trees, self.owner, &self.config, &command) {
             Ok(spawned) => spawned,
             Err(err) => {
-                let reason = format!("cannot run {}: {err}", printable(command.program()));
-                return refuse(conn, peer, reason).await;
+                let program = printable(command.program());
+                // The directory, checked after the fact: spawning reports
+                // its chdir failing as the program's own error, and a
+                // directory removed under a running listener is the
+                // operator's to fix, not the peer's.
+                if let Some(problem) = dir_problem(&self.config.dir) {
+                    let reason = format!("cannot run {program}: {problem}");
+                    static GONE: RateLimited = RateLimited::new();
+                    GONE.warn(|suppressed| warn!(%peer, suppressed, "refused a command: {reason}"));
+                    return answer_refusal(conn, reason).await;
+                }
+                return refuse(conn, peer, format!("cannot run {program}: {err}")).await;
             }
         };
         info!(%peer, "running {shown}");
@@ -364,9 +375,40 @@ async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
     reason: String,
 ) -> Result<(), Error> {
     info!(%peer, "refused a command: {reason}");
+    answer_refusal(conn, reason).await
+}
+
+/// Tells the client its command was refused, and why.
+async fn answer_refusal<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    reason: String,
+) -> Result<(), Error> {
     conn.write_message(&Exit::Refused(reason).to_message())
         .await?;
     Ok(())
+}
+
+/// What keeps a command from starting in `dir`, the directory commands
+/// run in, if anything: it was checked at start, but may have been
+/// removed, replaced or closed to the listener since.
+fn dir_problem(dir: &std::path::Path) -> Option<String> {
+    let shown = printable(dir.to_string_lossy().as_bytes());
+    let what = match std::fs::metadata(dir) {
+        Err(err) => format!("is gone: {err}"),
+        Ok(meta) if !meta.is_dir() => "is not a directory".to_owned(),
+        Ok(_) => {
+            // Starting in it needs search permission, as chdir does.
+            #[cfg(unix)]
+            if let Err(err) = rustix::fs::access(dir, rustix::fs::Access::EXEC_OK) {
+                let err = std::io::Error::from(err);
+                return Some(format!(
+                    "the directory commands run in, {shown}, cannot be entered: {err}"
+                ));
+            }
+            return None;
+        }
+    };
+    Some(format!("the directory commands run in, {shown}, {what}"))
 }
 
 /// The argv for a log line: each argument escaped, space-separated.
