@@ -228,6 +228,7 @@ impl Runner {
                 },
                 waited = child.wait(), if status.is_none() => {
                     status = Some(waited?);
+                    tree.leader_reaped();
                     // What it started goes with it now: left running, it
                     // would outlive every limit, and hold the output open.
                     tree.kill();
@@ -341,18 +342,14 @@ fn os_str(bytes: &[u8]) -> &OsStr {
     OsStr::new(std::str::from_utf8(bytes).unwrap_or("\u{fffd}"))
 }
 
-/// Kills the command's tree, its process group (while its first process
-/// is not reaped, the group's id cannot be anyone else's) and, elsewhere,
-/// the command; reaps it.
+/// Kills the command's tree (its process group too, whether or not its
+/// first process has been reaped) and, elsewhere, the command; reaps it.
 async fn kill(child: &mut Child, tree: &Tree) {
-    #[cfg(unix)]
-    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
-        use nix::sys::signal::{Signal, killpg};
-        let _ = killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
-    }
     tree.kill();
     let _ = child.start_kill();
-    let _ = tokio::time::timeout(REAP_WAIT, child.wait()).await;
+    if let Ok(Ok(_)) = tokio::time::timeout(REAP_WAIT, child.wait()).await {
+        tree.leader_reaped();
+    }
 }
 
 fn exit_of(status: std::process::ExitStatus) -> Exit {
