@@ -776,3 +776,138 @@ fn a_hostile_listeners_reason_reaches_the_terminal_escaped() {
         out.stderr
     );
 }
+
+/// Robustness audit, finding B: an `--exec-dir` removed (or replaced by a
+/// file) while the listener ran was reported as the program's fault
+/// (`cannot run pwd: No such file or directory`), at info level, so the
+/// operator saw nothing. Now the refusal names the directory, and the
+/// listener warns.
+#[test]
+fn a_removed_exec_dir_is_named_and_warned_of() {
+    let dir = support::fresh_path("exec-dir-removed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dir.canonicalize().unwrap();
+    let shown = dir.to_str().unwrap().to_owned();
+    let mut listener = ExecListener::start(&["--exec-dir", &shown]);
+    let out = listener.exec(&["pwd"], None);
+    assert_eq!(out.stdout.trim_end(), shown, "{}", out.stderr);
+
+    std::fs::remove_dir(&dir).unwrap();
+    let out = listener.exec(&["pwd"], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    let gone = format!("cannot run pwd: the directory commands run in, {shown}, is gone: ");
+    assert!(out.stderr.contains(&gone), "{}", out.stderr);
+    let line = listener.listener.process.wait_for_stderr(&gone);
+    assert!(line.contains("WARN"), "{line}");
+
+    // Something else in its place: not a directory. (The warning is held
+    // back within a second of the last; the client is told all the same.)
+    std::fs::write(&dir, b"a file now").unwrap();
+    let out = listener.exec(&["pwd"], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "cannot run pwd: the directory commands run in, {shown}, is not a directory"
+        )),
+        "{}",
+        out.stderr
+    );
+    let _ = std::fs::remove_file(&dir);
+}
+
+/// Whether process `pid` is gone (or dead, a zombie not yet reaped), as
+/// the host's /proc sees it.
+fn gone(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+    })
+}
+
+/// Robustness audit, finding A: where the listener cannot read /proc (an
+/// empty tmpfs over it, in a mount namespace of its own), a command that
+/// left `sleep`s behind and exited at once was reported as having run
+/// past its timeout, and the sleeps outlived it: the process group was
+/// killed by its first process's pid, which is gone once that process is
+/// reaped, and a `setsid` one held the output open. Now the group is
+/// killed by its remembered number, the exit is the command's answer once
+/// its output has been quiet for a second, and the listener warns that it
+/// cannot follow the tree. Needs root, to make the namespace; skipped
+/// elsewhere.
+#[test]
+#[cfg(target_os = "linux")]
+fn without_proc_the_commands_group_dies_and_its_exit_is_reported() {
+    let probe = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", "mount -t tmpfs none /proc"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !probe.is_ok_and(|status| status.success()) {
+        support::skip("cannot mount over /proc in a mount namespace (unshare -m needs root)");
+        return;
+    }
+    let secret = support::secret_file(b"exec test secret\n", 0o600)
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.env_remove("RUST_LOG").args([
+        "-m",
+        "sh",
+        "-c",
+        "mount -t tmpfs none /proc && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_msg"),
+        "listen",
+        "--tcp",
+        "-v",
+        "127.0.0.1:0",
+        "--exec",
+        "--secret-file",
+        &secret,
+        "--exec-timeout",
+        "10s",
+    ]);
+    let mut listener = ExecListener {
+        listener: Listener::start_command(cmd),
+        secret,
+    };
+    // The setsid one is not found without /proc, and survives: this
+    // test's to kill.
+    let _escaped = Sleeps::new(&[3959]);
+    let fifo = support::fresh_path("exec-no-proc-fifo");
+    let pid_file = support::fresh_path("exec-no-proc-pid");
+    // The setsid one tells it has left the group (and holds stdout) before
+    // the command goes on; the other, in the group, leaves its pid.
+    let script = format!(
+        "mkfifo {fifo}; setsid sh -c 'echo > {fifo}; exec sleep 3959' & read x < {fifo}; \
+         sleep 3961 & echo $! > {pid}; echo started",
+        fifo = fifo.display(),
+        pid = pid_file.display()
+    );
+    let start = Instant::now();
+    let out = listener.exec(&["sh", "-c", &script], None);
+    let took = start.elapsed();
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (Some(0), "started\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let pid = pid.trim();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gone(pid) {
+        if Instant::now() > deadline {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", pid])
+                .status();
+            panic!("the sleep in the command's group (pid {pid}) outlived it");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let process = &mut listener.listener.process;
+    let line = process.wait_for_stderr("cannot read /proc/");
+    assert!(line.contains("WARN"), "{line}");
+    let line = process.wait_for_stderr("its output was still held open");
+    assert!(line.contains("WARN"), "{line}");
+}

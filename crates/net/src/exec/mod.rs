@@ -68,6 +68,12 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// missed, so that a busy listener is not mistaken for one.
 pub const SILENCE: Duration = Duration::from_secs(3 * msg_proto::exec::BEAT.as_secs());
 
+/// After a command's first process has exited (and what it started was
+/// killed), how long its output may stay open and quiet before the
+/// command is taken as ended all the same: what still holds it open is a
+/// process the listener could not find to kill (see `tree`).
+const OUTPUT_AFTER_EXIT: Duration = Duration::from_secs(1);
+
 /// After a command is killed, how long the listener waits for it to be
 /// reaped; past that (a process stuck in the kernel) tokio reaps it later.
 const REAP_WAIT: Duration = Duration::from_secs(5);

@@ -13,11 +13,12 @@ use msg_tcp::Connection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin};
 use tokio::sync::{Semaphore, mpsc};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::tree::{self, KillOnStop, SCAN_EVERY, Tree, Trees};
-use super::{EXIT_GRACE, ExecConfig, READ_LEN, REAP_WAIT, STDIN_QUEUE};
+use super::{EXIT_GRACE, ExecConfig, OUTPUT_AFTER_EXIT, READ_LEN, REAP_WAIT, STDIN_QUEUE};
 use crate::auth::printable;
+use crate::log::RateLimited;
 use crate::refusal::{COMMAND_OUTPUT, COMMAND_TIMEOUT, COMMANDS_RUNNING, PROGRAM_NOT_ALLOWED};
 use crate::{Error, PeerAddr};
 
@@ -87,8 +88,18 @@ impl Runner {
         let (child, tree) = match spawn(&self.trees, self.owner, &self.config, &command) {
             Ok(spawned) => spawned,
             Err(err) => {
-                let reason = format!("cannot run {}: {err}", printable(command.program()));
-                return refuse(conn, peer, reason).await;
+                let program = printable(command.program());
+                // The directory, checked after the fact: spawning reports
+                // its chdir failing as the program's own error, and a
+                // directory removed under a running listener is the
+                // operator's to fix, not the peer's.
+                if let Some(problem) = dir_problem(&self.config.dir) {
+                    let reason = format!("cannot run {program}: {problem}");
+                    static GONE: RateLimited = RateLimited::new();
+                    GONE.warn(|suppressed| warn!(%peer, suppressed, "refused a command: {reason}"));
+                    return answer_refusal(conn, reason).await;
+                }
+                return refuse(conn, peer, format!("cannot run {program}: {err}")).await;
             }
         };
         info!(%peer, "running {shown}");
@@ -128,12 +139,14 @@ impl Runner {
         // Stdin is written by a task of its own: a command that does not
         // read its stdin must not stop its output from being read.
         let feeder = tokio::spawn(feed_stdin(child.stdin.take(), stdin_rx));
+        // How the command's first process ended, once it has.
+        let mut status = None;
         // One deadline for the whole run, writes to the client included: a
         // client that reads nothing blocks a write, and the deadline must
         // hold then too.
         let ran = tokio::time::timeout(
             self.config.timeout,
-            self.pump(conn, &mut child, tree, stdin_tx),
+            self.pump(conn, &mut child, tree, stdin_tx, &mut status),
         )
         .await;
         feeder.abort();
@@ -141,6 +154,13 @@ impl Runner {
             Ok(ended) => ended,
             Err(_elapsed) => {
                 kill(&mut child, tree).await;
+                // A command that had ended (its output held open by what
+                // it left, and still being written) did not run past its
+                // timeout: how it ended is its answer, as `timeout` gives
+                // its command's.
+                if let Some(status) = status {
+                    return Ok(exit_of(status));
+                }
                 Ok(Exit::Killed(
                     COMMAND_TIMEOUT.format(humantime::format_duration(self.config.timeout)),
                 ))
@@ -150,13 +170,15 @@ impl Runner {
 
     /// The work of [`Runner::supervise`], without its deadline: output to
     /// the client, input to the command, until the command ends, passes
-    /// its output cap, or its client leaves.
+    /// its output cap, or its client leaves. `status` is how the command's
+    /// first process ended, once it has: the command's end.
     async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         conn: &mut Connection<S>,
         child: &mut Child,
         tree: &Tree,
         stdin_tx: mpsc::Sender<Bytes>,
+        status: &mut Option<std::process::ExitStatus>,
     ) -> Result<Exit, Error> {
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
@@ -164,9 +186,11 @@ impl Runner {
         let (mut out_buf, mut err_buf) = (vec![0; READ_LEN], vec![0; READ_LEN]);
         let (mut out_open, mut err_open) = (true, true);
         let mut written = 0u64;
-        // How the command's first process ended, once it has: the command
-        // is over when that is known and its output has all been read.
-        let mut status = None;
+        // The command is over when its first process has ended and its
+        // output has all been read, or has been quiet for
+        // OUTPUT_AFTER_EXIT since then: what holds it open is what the
+        // command left and the tree could not kill (see below).
+        let mut heard = tokio::time::Instant::now();
         let mut scan = tokio::time::interval(SCAN_EVERY);
         scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The beat: an empty output after each BEAT the client heard
@@ -175,7 +199,7 @@ impl Runner {
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + BEAT, BEAT);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let exit = loop {
-            if let (Some(status), false, false) = (status, out_open, err_open) {
+            if let (Some(status), false, false) = (*status, out_open, err_open) {
                 break exit_of(status);
             }
             // While stdin waits to be read, stop reading the client.
@@ -184,6 +208,7 @@ impl Runner {
                 read = stdout.read(&mut out_buf), if out_open => {
                     let n = read?;
                     out_open = n > 0;
+                    heard = tokio::time::Instant::now();
                     beat.reset();
                     if let Some(exit) = self.forward(conn, child, tree, Stream::Stdout, &out_buf[..n], &mut written).await? {
                         break exit;
@@ -192,6 +217,7 @@ impl Runner {
                 read = stderr.read(&mut err_buf), if err_open => {
                     let n = read?;
                     err_open = n > 0;
+                    heard = tokio::time::Instant::now();
                     beat.reset();
                     if let Some(exit) = self.forward(conn, child, tree, Stream::Stderr, &err_buf[..n], &mut written).await? {
                         break exit;
@@ -216,10 +242,30 @@ impl Runner {
                     }
                 },
                 waited = child.wait(), if status.is_none() => {
-                    status = Some(waited?);
+                    *status = Some(waited?);
+                    tree.leader_reaped();
+                    heard = tokio::time::Instant::now();
                     // What it started goes with it now: left running, it
                     // would outlive every limit, and hold the output open.
                     tree.kill();
+                }
+                // Its first process gone and its tree killed, yet its
+                // output still open and quiet: held by a process that left
+                // its group where /proc cannot be read (or stuck in the
+                // kernel). Waiting for it would only turn an exit into a
+                // timeout (ssh waits, and hangs); the exit is the
+                // command's answer, as `timeout`'s is its command's.
+                () = tokio::time::sleep_until(heard + OUTPUT_AFTER_EXIT), if status.is_some() => {
+                    static HELD: RateLimited = RateLimited::new();
+                    HELD.warn(|suppressed| warn!(
+                        suppressed,
+                        "a command exited, but its output was still held open {} later by a \
+                         process it left that could not be killed (one that left its process \
+                         group, where /proc cannot be read); its exit is reported, that process \
+                         left running",
+                        humantime::format_duration(OUTPUT_AFTER_EXIT)
+                    ));
+                    break exit_of(status.expect("checked"));
                 }
                 // The queue full, the loop must wake when the command
                 // takes from it, not at the next scan (four times a second:
@@ -330,18 +376,14 @@ fn os_str(bytes: &[u8]) -> &OsStr {
     OsStr::new(std::str::from_utf8(bytes).unwrap_or("\u{fffd}"))
 }
 
-/// Kills the command's tree, its process group (while its first process
-/// is not reaped, the group's id cannot be anyone else's) and, elsewhere,
-/// the command; reaps it.
+/// Kills the command's tree (its process group too, whether or not its
+/// first process has been reaped) and, elsewhere, the command; reaps it.
 async fn kill(child: &mut Child, tree: &Tree) {
-    #[cfg(unix)]
-    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
-        use nix::sys::signal::{Signal, killpg};
-        let _ = killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
-    }
     tree.kill();
     let _ = child.start_kill();
-    let _ = tokio::time::timeout(REAP_WAIT, child.wait()).await;
+    if let Ok(Ok(_)) = tokio::time::timeout(REAP_WAIT, child.wait()).await {
+        tree.leader_reaped();
+    }
 }
 
 fn exit_of(status: std::process::ExitStatus) -> Exit {
@@ -364,9 +406,40 @@ async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
     reason: String,
 ) -> Result<(), Error> {
     info!(%peer, "refused a command: {reason}");
+    answer_refusal(conn, reason).await
+}
+
+/// Tells the client its command was refused, and why.
+async fn answer_refusal<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    reason: String,
+) -> Result<(), Error> {
     conn.write_message(&Exit::Refused(reason).to_message())
         .await?;
     Ok(())
+}
+
+/// What keeps a command from starting in `dir`, the directory commands
+/// run in, if anything: it was checked at start, but may have been
+/// removed, replaced or closed to the listener since.
+fn dir_problem(dir: &std::path::Path) -> Option<String> {
+    let shown = printable(dir.to_string_lossy().as_bytes());
+    let what = match std::fs::metadata(dir) {
+        Err(err) => format!("is gone: {err}"),
+        Ok(meta) if !meta.is_dir() => "is not a directory".to_owned(),
+        Ok(_) => {
+            // Starting in it needs search permission, as chdir does.
+            #[cfg(unix)]
+            if let Err(err) = rustix::fs::access(dir, rustix::fs::Access::EXEC_OK) {
+                let err = std::io::Error::from(err);
+                return Some(format!(
+                    "the directory commands run in, {shown}, cannot be entered: {err}"
+                ));
+            }
+            return None;
+        }
+    };
+    Some(format!("the directory commands run in, {shown}, {what}"))
 }
 
 /// The argv for a log line: each argument escaped, space-separated.

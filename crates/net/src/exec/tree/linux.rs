@@ -12,6 +12,9 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tracing::{debug, warn};
 
+use super::Group;
+use crate::log::RateLimited;
+
 /// How often a running command's descendants are read from `/proc`.
 pub(crate) const SCAN_EVERY: Duration = Duration::from_millis(250);
 
@@ -76,6 +79,8 @@ struct Known {
     owner: u64,
     root: Proc,
     members: HashSet<Proc>,
+    /// Its process group, killed by number even after `root` is reaped.
+    group: Arc<Group>,
 }
 
 #[derive(Debug, Default)]
@@ -122,8 +127,16 @@ impl Trees {
             .id()
             .and_then(|pid| i32::try_from(pid).ok())
             .ok_or_else(|| io::Error::other("the command has no process id"))?;
-        // Not reaped yet (only its Child can), so /proc still has it.
-        let start = stat(pid).map_or(0, |stat| stat.start);
+        // Not reaped yet (only its Child can), so /proc still has it,
+        // unless /proc cannot be read at all.
+        let start = stat(pid).map_or_else(
+            || {
+                no_proc(pid);
+                0
+            },
+            |stat| stat.start,
+        );
+        let group = Arc::new(Group::new(pid));
         let id = inner.next;
         inner.next += 1;
         inner.running.insert(
@@ -132,6 +145,7 @@ impl Trees {
                 owner,
                 root: Proc { pid, start },
                 members: HashSet::new(),
+                group: Arc::clone(&group),
             },
         );
         Ok((
@@ -139,6 +153,7 @@ impl Trees {
             Tree {
                 trees: Arc::clone(self),
                 id,
+                group,
             },
         ))
     }
@@ -177,6 +192,15 @@ impl Trees {
     /// Kills command `id`'s whole tree, and the orphans nobody is known
     /// to own; looks again until none is left (or [`KILL_FOR`] passes).
     fn kill(&self, id: u64) {
+        // The group first: the one part of the tree found without /proc.
+        let group = self
+            .lock()
+            .running
+            .get(&id)
+            .map(|known| Arc::clone(&known.group));
+        if let Some(group) = &group {
+            group.kill();
+        }
         let until = Instant::now() + KILL_FOR;
         let mut killed = 0usize;
         loop {
@@ -228,6 +252,20 @@ impl Trees {
         let procs = snapshot();
         reap_orphans(&self.lock(), &procs);
     }
+}
+
+/// Warns (at most once a second) that `/proc` does not show the command
+/// just spawned, `pid`: its descendants cannot be followed, only its
+/// process group killed.
+fn no_proc(pid: i32) {
+    static NO_PROC: RateLimited = RateLimited::new();
+    NO_PROC.warn(|suppressed| {
+        warn!(
+            suppressed,
+            "cannot read /proc/{pid}/stat (is /proc mounted?): a command's processes that \
+             leave its process group (setsid) cannot be found, and may outlive it"
+        );
+    });
 }
 
 /// Sets this process as the child subreaper of what it starts, once.
@@ -314,9 +352,16 @@ fn reap_orphans(inner: &Inner, procs: &HashMap<i32, Stat>) {
 pub(crate) struct Tree {
     trees: Arc<Trees>,
     id: u64,
+    group: Arc<Group>,
 }
 
 impl Tree {
+    /// The command's first process has been reaped: its pid, the
+    /// group's number, may be another process's from now on.
+    pub(crate) fn leader_reaped(&self) {
+        self.group.leader_reaped();
+    }
+
     /// Reads what the command has started since the last look.
     pub(crate) fn scan(&self) {
         self.trees.scan(self.id);
