@@ -116,7 +116,7 @@ pub(crate) struct BenchArgs {
     /// --clients, where each reply waits behind the other clients'
     /// messages: 5s; with --impair, 10ms plus twice the impairment's delay,
     /// jitter and rate-limiting queue over UDP, and 60s over TCP, which
-    /// retransmits]
+    /// retransmits; with --mode connect, 1s for a UDP reply]
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     timeout: Option<Duration>,
 
@@ -145,7 +145,7 @@ pub(crate) struct BenchArgs {
     /// connections per second, messages per second across all of them,
     /// round-trip times, and this process's memory (with the built-in
     /// listener in it). TCP, or the one transport with connections
-    /// --transports names (unix)
+    /// --transports names (unix, seqpacket, tls, quic)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(msg_bench::clients::MAX_CLIENTS)),
           conflicts_with_all = ["runs", "pin", "mode", "rate", "busy_poll", "io"])]
     clients: Option<u32>,
