@@ -158,11 +158,31 @@ fn completions_and_the_man_page_generate() {
     // Audit, round five: into a full disk (or a closed pipe) completions
     // panicked, exit 101; now it says so, exit 1, as man does.
     // clap's own help and version too: they exited 0 with the text lost.
+    // Audit, round seven: a reply and a report into a full disk said only
+    // `No space left on device`.
+    let echo = Listener::start("--tcp", "127.0.0.1", &["--reply", "echo"]);
+    let addr = echo.addr_arg();
+    let reply = ["send", "--tcp", "--reply", &addr, "hi"];
+    let report = [
+        "bench",
+        "--udp",
+        "--sizes",
+        "64",
+        "--runs",
+        "1",
+        "--duration",
+        "50ms",
+        "--warmup",
+        "10ms",
+        "--json",
+    ];
     for args in [
         &["completions", "bash"][..],
         &["man"],
         &["--help"],
         &["--version"],
+        &reply,
+        &report,
     ] {
         let full = std::fs::OpenOptions::new()
             .write(true)

@@ -252,7 +252,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     let sent = sent.map_err(|err| match err {
         SendAllError::Body(err) => source.error(err),
         SendAllError::Reply(err) => err.into(),
-        SendAllError::Shown(err) => err.into(),
+        SendAllError::Shown(err) => anyhow::Error::new(err).context("cannot write to stdout"),
         err => err.into(),
     })?;
     let answers = (group && args.reply).then_some(sent.answers);

@@ -3,12 +3,14 @@
 
 use std::io::{self, Write};
 
+use anyhow::Context;
+
 use msg_bench::connect::{self, Close, Cycles};
 use msg_bench::meta::Meta;
 use msg_bench::{Pin, Placement, report};
 use msg_net::Transport;
 
-use super::{Bar, BenchArgs, CloseArg, error, one_size};
+use super::{Bar, BenchArgs, CloseArg, STDOUT, error, one_size};
 use crate::args::usage;
 
 /// Runs the connect mode and prints its report.
@@ -96,16 +98,16 @@ pub(super) fn run(args: &BenchArgs, transports: Vec<Transport>) -> anyhow::Resul
     let lines = args.json && args.interval.is_some();
     if lines {
         let shape = report::intervals::Shape::from(&plan);
-        report::intervals::write_start(&mut io::stdout().lock(), &meta, &shape)?;
+        report::intervals::write_start(&mut io::stdout().lock(), &meta, &shape).context(STDOUT)?;
     }
     let results = connect::run(&plan, &mut Bar::new(args.json)).map_err(error)?;
     let mut out = io::stdout().lock();
     if args.json {
         let meta = (!lines).then_some(&meta);
-        report::connect::write_json(&mut out, meta, &plan, &results)?;
+        report::connect::write_json(&mut out, meta, &plan, &results).context(STDOUT)?;
     } else {
-        report::connect::write_table(&mut out, &plan, &results)?;
+        report::connect::write_table(&mut out, &plan, &results).context(STDOUT)?;
     }
-    out.flush()?;
+    out.flush().context(STDOUT)?;
     Ok(())
 }

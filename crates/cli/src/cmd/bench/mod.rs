@@ -12,7 +12,7 @@ use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use clap::{ArgAction, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing::info;
@@ -26,6 +26,10 @@ use msg_net::Transport;
 use crate::args::{AuthArgs, parse_peer_addr, parse_positive_duration, usage};
 
 mod connect;
+
+/// What a failed write of the report says: stdout full (`>/dev/full`) said
+/// only `No space left on device` (audit, round seven).
+const STDOUT: &str = "cannot write to stdout";
 
 /// Options of `msg bench`.
 #[derive(Debug, clap::Args)]
@@ -480,7 +484,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     );
     if args.json && args.interval.is_some() {
         let shape = report::intervals::Shape::from(&plan);
-        report::intervals::write_start(&mut io::stdout().lock(), &meta, &shape)?;
+        report::intervals::write_start(&mut io::stdout().lock(), &meta, &shape).context(STDOUT)?;
     }
     let mut progress = Bar::new(args.json);
     let results = msg_bench::run(&plan, &mut progress).map_err(error)?;
@@ -488,11 +492,11 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
     let mut out = io::stdout().lock();
     if args.json && args.interval.is_some() {
-        report::intervals::write_end(&mut out, &plan, &results)?;
+        report::intervals::write_end(&mut out, &plan, &results).context(STDOUT)?;
     } else if args.json {
-        report::write_json(&mut out, &meta, &plan, &results)?;
+        report::write_json(&mut out, &meta, &plan, &results).context(STDOUT)?;
     } else {
-        report::write_table(&mut out, &plan, &results)?;
+        report::write_table(&mut out, &plan, &results).context(STDOUT)?;
     }
     drop(out);
     if let Some(path) = &args.plot {
@@ -551,11 +555,11 @@ fn run_clients(args: &BenchArgs, clients: u32, transports: &[Transport]) -> anyh
     let results = msg_bench::clients::run_over(&load, transport).map_err(error)?;
     let mut out = io::stdout().lock();
     if args.json {
-        report::clients::write_json(&mut out, &meta, &load, &results)?;
+        report::clients::write_json(&mut out, &meta, &load, &results).context(STDOUT)?;
     } else {
-        report::clients::write_table(&mut out, &load, &results)?;
+        report::clients::write_table(&mut out, &load, &results).context(STDOUT)?;
     }
-    out.flush()?;
+    out.flush().context(STDOUT)?;
     Ok(())
 }
 
@@ -636,9 +640,9 @@ fn run_multicast(args: &BenchArgs, count: u32) -> anyhow::Result<()> {
     let results = multicast::run(&fanout).map_err(error)?;
     let mut out = io::stdout().lock();
     if args.json {
-        report::multicast::write_json(&mut out, &meta, &fanout, &results)?;
+        report::multicast::write_json(&mut out, &meta, &fanout, &results).context(STDOUT)?;
     } else {
-        report::multicast::write_table(&mut out, &fanout, &results)?;
+        report::multicast::write_table(&mut out, &fanout, &results).context(STDOUT)?;
     }
     Ok(())
 }
