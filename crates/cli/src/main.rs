@@ -188,11 +188,14 @@ fn init_tracing(verbosity: &cli::Verbosity) -> Option<tracing_appender::non_bloc
     let (queue, guard) = match terminal {
         true => (None, None),
         false => {
-            let (queue, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-                .lossy(true)
-                .buffered_lines_limit(QUEUED_LOG_LINES)
-                .thread_name("msg-stderr")
-                .finish(io::stderr());
+            // Its thread takes no signal meant to stop msg.
+            let (queue, guard) = msg_net::shutdown::without_stop_signals(|| {
+                tracing_appender::non_blocking::NonBlockingBuilder::default()
+                    .lossy(true)
+                    .buffered_lines_limit(QUEUED_LOG_LINES)
+                    .thread_name("msg-stderr")
+                    .finish(io::stderr())
+            });
             output::queue_stderr(queue.clone());
             (Some(queue), Some(guard))
         }

@@ -107,6 +107,28 @@ impl Signals {
     }
 }
 
+/// Runs `start` with SIGINT, SIGTERM and SIGHUP blocked on the calling
+/// thread, so that a thread it starts (which inherits the mask) never
+/// takes them: a helper thread started early (the log's) must leave them
+/// to whoever waits for them. `msg bench` waits for them with `sigwait`
+/// on a thread of its own, all others blocking them; one that did not
+/// took Ctrl-C and the process died of it, its socket directory left
+/// behind.
+pub fn without_stop_signals<T>(start: impl FnOnce() -> T) -> T {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+    let mut stops = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        stops.add(signal);
+    }
+    let mut before = SigSet::empty();
+    let blocked = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&stops), Some(&mut before)).is_ok();
+    let started = start();
+    if blocked {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
+    }
+    started
+}
+
 /// Makes a write past the file-size limit (`ulimit -f`, systemd's
 /// `LimitFSIZE=`) an error, `EFBIG`, rather than SIGXFSZ, whose default
 /// kills the process: one file a peer sends past the limit killed the
