@@ -2129,3 +2129,70 @@ fn a_file_past_the_file_size_limit_is_refused_and_the_listener_serves_on() {
     let left: Vec<_> = std::fs::read_dir(&save).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A listener at its user's limit on threads refuses a file and a folder
+/// saying why, the folder it made removed again: tokio's pool panicked in
+/// the receiving task (`OS can't spawn worker thread`) and the sender
+/// heard a reset (audit, round seven). As nobody, whom the limit binds,
+/// with room for the listener's own threads (the main one, its log's and
+/// its printer's) and none for a transfer's.
+#[test]
+fn at_the_limit_on_threads_a_file_and_a_folder_are_refused_saying_why() {
+    let Some(mut cmd) = support::as_nobody() else {
+        return;
+    };
+    let save = fresh_dir("nproc-save");
+    std::os::unix::fs::chown(&save, Some(65534), Some(65534)).unwrap();
+    cmd.arg(env!("CARGO_BIN_EXE_msg"))
+        .args(["listen", "--tcp", "-v", "127.0.0.1:0", "--save-dir"])
+        .arg(&save);
+    support::limit(&mut cmd, libc::RLIMIT_NPROC, 3);
+    let listener = Listener::start_command(cmd);
+    let addr = listener.addr_arg();
+    let from = fresh_dir("nproc-from");
+    let file = write_file(&from, "f.bin", &content(100_000));
+    let tree = from.join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    write_file(&tree, "a", b"a");
+    for (path, refused) in [
+        (file, "the receiver refused f.bin: cannot write the file: "),
+        (
+            tree,
+            "the receiver refused tree: cannot write the folder tree: ",
+        ),
+    ] {
+        let out = run(
+            &["send", "--tcp", &addr, "--file", path.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(out.code(), Some(1), "{}", out.stderr);
+        assert!(
+            out.stderr
+                .contains(&format!("{refused}Resource temporarily unavailable")),
+            "{}",
+            out.stderr
+        );
+    }
+    let finished = listener.process.interrupt();
+    assert!(!finished.stderr.contains("panicked"), "{}", finished.stderr);
+    let left: Vec<_> = std::fs::read_dir(&save).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // No thread at all beside the main one: no log thread either (whose
+    // crate panicked, exit 101, where it could not start one), and the
+    // listener says which of its own it could not start.
+    let Some(mut cmd) = support::as_nobody() else {
+        return;
+    };
+    cmd.arg(env!("CARGO_BIN_EXE_msg"))
+        .args(["listen", "--tcp", "127.0.0.1:0"]);
+    support::limit(&mut cmd, libc::RLIMIT_NPROC, 1);
+    let out = support::Running::spawn(cmd, None).finish();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("cannot start the output thread: Resource temporarily unavailable"),
+        "{}",
+        out.stderr
+    );
+}

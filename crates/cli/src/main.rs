@@ -185,20 +185,28 @@ fn init_tracing(verbosity: &cli::Verbosity) -> Option<tracing_appender::non_bloc
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level}{rustls}")));
     let terminal = io::stderr().is_terminal();
-    let (queue, guard) = match terminal {
-        true => (None, None),
-        false => {
-            // Its thread takes no signal meant to stop msg.
-            let (queue, guard) = msg_net::shutdown::without_stop_signals(|| {
-                tracing_appender::non_blocking::NonBlockingBuilder::default()
-                    .lossy(true)
-                    .buffered_lines_limit(QUEUED_LOG_LINES)
-                    .thread_name("msg-stderr")
-                    .finish(io::stderr())
-            });
+    // Its thread takes no signal meant to stop msg. tracing-appender
+    // panics when that thread cannot start (the user's limit on threads
+    // reached): then lines are written at once, as to a terminal.
+    let queued = (!terminal)
+        .then(|| {
+            msg_net::shutdown::without_stop_signals(|| {
+                quietly(|| {
+                    tracing_appender::non_blocking::NonBlockingBuilder::default()
+                        .lossy(true)
+                        .buffered_lines_limit(QUEUED_LOG_LINES)
+                        .thread_name("msg-stderr")
+                        .finish(io::stderr())
+                })
+            })
+        })
+        .flatten();
+    let (queue, guard) = match queued {
+        Some((queue, guard)) => {
             output::queue_stderr(queue.clone());
             (Some(queue), Some(guard))
         }
+        None => (None, None),
     };
     let writer =
         tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || -> Box<dyn io::Write> {
@@ -235,6 +243,17 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         }
     }
     false
+}
+
+/// What `start` returns, or `None` where it panicked, the panic unsaid:
+/// for a library that panics where it could have failed. Only while msg
+/// has no other thread, whose panics this would hide.
+fn quietly<T>(start: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let started = std::panic::catch_unwind(start).ok();
+    std::panic::set_hook(hook);
+    started
 }
 
 /// Which argument is not UTF-8, shown escaped, and how to send such bytes:

@@ -146,6 +146,7 @@ pub mod limits;
 mod link;
 mod listener;
 mod log;
+mod off_thread;
 pub mod ping;
 pub mod printer;
 mod private_file;

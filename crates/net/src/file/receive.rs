@@ -161,13 +161,14 @@ async fn save_content<S: AsyncRead + AsyncWrite + Unpin>(
         hasher,
         restart,
     } = start;
-    let writer = tokio::task::spawn_blocking(move || {
+    let writer = crate::off_thread::spawn("msg-file-write", move || {
         if restart {
             writer_file.set_len(0)?;
             (&writer_file).seek(io::SeekFrom::Start(0))?;
         }
         hash_and_write(writer_file, hasher, rx)
-    });
+    })
+    .map_err(|err| Failure::Quiet(format!("cannot write the file: {}", for_peer(&err))))?;
     let mut receiving = Receiving::resumed(header.clone(), offset);
     // Chunks are up to 1 MiB: room for a whole one at a time, so that
     // none is copied again as the read buffer grows (the header was

@@ -233,7 +233,11 @@ pub(super) async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
     let file = kept.file.try_clone().map_err(|err| {
         Failure::Quiet(format!("cannot read its partial file: {}", for_peer(&err)))
     })?;
-    let held = tokio::task::spawn_blocking(move || held(file, size))
+    let read_failed = |err: io::Error| {
+        Failure::Quiet(format!("cannot read its partial file: {}", for_peer(&err)))
+    };
+    let held = crate::off_thread::spawn("msg-file-read", move || held(file, size))
+        .map_err(read_failed)?
         .await
         .map_err(|err| io::Error::other(err.to_string()))?
         .map_err(|err| {

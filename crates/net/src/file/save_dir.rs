@@ -132,7 +132,10 @@ impl SaveConfig {
         loop {
             tokio::time::sleep(every).await;
             let save = Arc::clone(&save);
-            let _ = tokio::task::spawn_blocking(move || save.remove_stale()).await;
+            // A thread the system refuses now is tried at the next sweep.
+            if let Ok(swept) = crate::off_thread::spawn("msg-sweep", move || save.remove_stale()) {
+                let _ = swept.await;
+            }
         }
     }
 }

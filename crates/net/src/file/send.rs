@@ -50,7 +50,8 @@ pub(crate) async fn send<S: Stream>(
     // The file is read and hashed on a thread of its own, a bounded queue
     // ahead of the socket.
     let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
-    let reader = tokio::task::spawn_blocking(move || read_and_hash(file, hasher, &tx));
+    let reader =
+        crate::off_thread::spawn("msg-file-read", move || read_and_hash(file, hasher, &tx));
     let mut sent = 0u64;
     let mut seq = 0u64;
     progress(offset);
@@ -127,7 +128,7 @@ async fn start_resumed<S: AsyncRead + AsyncWrite + Unpin>(
             name: name.to_owned(),
             reason,
         })?;
-    let checking = tokio::task::spawn_blocking(move || same_prefix(file, &offer));
+    let checking = crate::off_thread::spawn("msg-file-read", move || same_prefix(file, &offer));
     let (file, hasher, same) = read_on(checking, path).await?;
     let (from, resumed) = if same {
         (offer.offset, Resumed::From(offer.offset))
@@ -142,16 +143,18 @@ async fn start_resumed<S: AsyncRead + AsyncWrite + Unpin>(
 /// What the thread reading the file at `path` came to; its error as the
 /// file's.
 async fn read_on<T>(
-    thread: tokio::task::JoinHandle<io::Result<T>>,
+    thread: io::Result<crate::off_thread::OffThread<io::Result<T>>>,
     path: &Path,
 ) -> Result<T, Error> {
-    let read = thread
-        .await
-        .map_err(|err| io::Error::other(err.to_string()))?;
-    Ok(read.map_err(|source| FileError::Read {
+    let failed = |source| FileError::Read {
         path: path.to_owned(),
         source,
-    })?)
+    };
+    let read = thread
+        .map_err(failed)?
+        .await
+        .map_err(|err| io::Error::other(err.to_string()))?;
+    Ok(read.map_err(failed)?)
 }
 
 /// Whether the file's first bytes are the ones `offer` describes: hashes

@@ -9,7 +9,7 @@ use msg_proto::tree::{TreeReceiving, TreeStart, TreeStep};
 use rustix::fs::{AtFlags, Mode};
 use rustix::io::Errno;
 
-use super::super::receive::refuse;
+use super::super::receive::{for_peer, refuse};
 use super::super::*;
 use super::write::{Op, Verdict, Writer, dir_flags, errno_text};
 
@@ -41,12 +41,6 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(root) => root,
         Err(reason) => return refuse(conn, reason).await,
     };
-    conn.write_message(&FileResult::Ready.to_message()).await?;
-    // Small files' messages come back to back: a read takes what the
-    // socket holds, not one message.
-    conn.set_read_room(READ_ROOM);
-    info!(%peer, files = start.files, bytes = start.bytes, "receiving the folder {}", start.name.as_str());
-
     // Batches of operations, so that the thread is woken once per read
     // of the socket rather than once per message (three per small file):
     // a batch goes when no whole message is left in the read buffer (the
@@ -59,9 +53,33 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
     let (verdicts_tx, mut verdicts) = mpsc::unbounded_channel::<Verdict>();
     let overwrite = save.overwrite;
     let root_mode = made.then_some(start.mode);
-    let writer = tokio::task::spawn_blocking(move || {
+    let writing = crate::off_thread::spawn("msg-tree-write", move || {
         Writer::new(root, made, overwrite, verdicts_tx).run(ops_rx, root_mode);
     });
+    // A thread the system refuses (its limit on threads reached) refuses
+    // the folder before anything is sent, and the folder made for it goes
+    // again; tokio's pool panicked there (audit, round seven).
+    let writer = match writing {
+        Ok(writer) => writer,
+        Err(err) => {
+            let name = start.name.as_str();
+            if let (true, Ok(dir)) = (made, save.handle.get()) {
+                let _ = rustix::fs::unlinkat(&*dir, name, AtFlags::REMOVEDIR);
+            }
+            let shown = crate::text::printable(name.as_bytes());
+            return refuse(
+                conn,
+                format!("cannot write the folder {shown}: {}", for_peer(&err)),
+            )
+            .await;
+        }
+    };
+    conn.write_message(&FileResult::Ready.to_message()).await?;
+    // Small files' messages come back to back: a read takes what the
+    // socket holds, not one message.
+    conn.set_read_room(READ_ROOM);
+    info!(%peer, files = start.files, bytes = start.bytes, "receiving the folder {}", start.name.as_str());
+
     let mut tree = TreeReceiving::new();
     // The current file's hash, here rather than on the writing thread.
     let mut hasher = blake3::Hasher::new();

@@ -31,7 +31,7 @@ pub(crate) async fn send_tree<S: Stream>(
     let started = Instant::now();
     let walk = {
         let dir = dir.to_owned();
-        tokio::task::spawn_blocking(move || walk(&dir))
+        crate::off_thread::spawn("msg-walk", move || walk(&dir))?
             .await
             .map_err(|err| io::Error::other(err.to_string()))??
     };
@@ -80,12 +80,12 @@ pub(crate) async fn send_tree<S: Stream>(
     // and of the receiver's wake-ups.
     conn.set_write_batch(WRITE_BATCH);
     let (tx, mut rx) = mpsc::channel::<Vec<Item>>(QUEUE_CHUNKS);
-    let reader = tokio::task::spawn_blocking(move || {
+    let reader = crate::off_thread::spawn("msg-tree-read", move || {
         let mut queue = Queue::new(tx);
         if read_all(&messages, &files, Folder::new(root), &mut queue).is_some() {
             queue.send();
         }
-    });
+    })?;
     // The entries sent and not yet answered, in order, with a file's digest
     // once read.
     let mut waiting: VecDeque<(usize, Option<[u8; 32]>)> = VecDeque::new();
