@@ -222,15 +222,17 @@ pub(crate) use receive::receive;
 mod error;
 mod partial;
 mod save_dir;
+mod stale;
 pub use error::FileError;
-pub use save_dir::{SaveConfig, SaveDir, SaveDirHandle, check_save_dir, remove_stale_partials};
+pub use save_dir::{SaveConfig, SaveDir, SaveDirHandle, check_save_dir};
 pub(crate) use send::send;
+pub use stale::remove_stale_partials;
 
 #[cfg(test)]
 pub(super) mod tests {
     use super::partial::prepare;
-    use super::save_dir::is_partial_name;
     use super::send::verdict_wait;
+    use super::stale::is_partial_name;
     use super::*;
 
     /// A wait worked out from a file's size is said to the millisecond.
