@@ -41,6 +41,7 @@ pub fn transport() -> Transport {
 mod client;
 mod env;
 mod runner;
+mod spawn;
 mod tree;
 
 pub use client::{command, run, stdin_pieces};

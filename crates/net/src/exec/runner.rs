@@ -2,8 +2,6 @@
 //! command within the limits, streams its output back and kills its whole
 //! tree however it ends.
 
-use std::ffi::OsStr;
-use std::process::Stdio;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,6 +13,7 @@ use tokio::process::{Child, ChildStdin};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, info, warn};
 
+use super::spawn::{dir_problem, exit_of, spawn};
 use super::tree::{self, KillOnStop, SCAN_EVERY, Tree, Trees};
 use super::{EXIT_GRACE, ExecConfig, OUTPUT_AFTER_EXIT, READ_LEN, REAP_WAIT, STDIN_QUEUE};
 use crate::auth::printable;
@@ -324,58 +323,6 @@ async fn feed_stdin(stdin: Option<ChildStdin>, mut rx: mpsc::Receiver<Bytes>) {
     }
 }
 
-fn spawn(
-    trees: &Arc<Trees>,
-    owner: u64,
-    config: &ExecConfig,
-    command: &Command,
-) -> std::io::Result<(Child, Tree)> {
-    let argv: Vec<&OsStr> = command.argv().iter().map(|arg| os_str(arg)).collect();
-    let mut process = tokio::process::Command::new(argv[0]);
-    process
-        .args(&argv[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Only what the listener chose to pass, and a stated directory:
-        // not whatever the listener inherited from where it was started.
-        .env_clear()
-        .envs(config.env.iter().map(|(name, value)| (name, value)))
-        .current_dir(&config.dir)
-        .kill_on_drop(true);
-    // A group of its own, so that a limit kills what it started too
-    // where the tree is not followed (see `tree`).
-    #[cfg(unix)]
-    process.process_group(0);
-    // msg listen turns transparent huge pages off for itself (its allocator
-    // would give every thread's heap 2 MiB pages); a command is not msg,
-    // and gets the kernel's default back, as if started anywhere else.
-    #[cfg(target_os = "linux")]
-    // SAFETY: between fork and exec the closure makes one system call
-    // (prctl), which is async-signal-safe, and touches no memory of the
-    // parent's that another thread could hold a lock on.
-    unsafe {
-        process.pre_exec(|| {
-            let _ = rustix::thread::disable_transparent_huge_pages(false);
-            Ok(())
-        });
-    }
-    trees.spawn(owner, &mut process)
-}
-
-#[cfg(unix)]
-fn os_str(bytes: &[u8]) -> &OsStr {
-    use std::os::unix::ffi::OsStrExt;
-    OsStr::from_bytes(bytes)
-}
-
-#[cfg(not(unix))]
-fn os_str(bytes: &[u8]) -> &OsStr {
-    // Elsewhere arguments are text; the bytes were UTF-8 when they left a
-    // client there, and anything else runs as the replacement text.
-    OsStr::new(std::str::from_utf8(bytes).unwrap_or("\u{fffd}"))
-}
-
 /// Kills the command's tree (its process group too, whether or not its
 /// first process has been reaped) and, elsewhere, the command; reaps it.
 async fn kill(child: &mut Child, tree: &Tree) {
@@ -384,20 +331,6 @@ async fn kill(child: &mut Child, tree: &Tree) {
     if let Ok(Ok(_)) = tokio::time::timeout(REAP_WAIT, child.wait()).await {
         tree.leader_reaped();
     }
-}
-
-fn exit_of(status: std::process::ExitStatus) -> Exit {
-    if let Some(code) = status.code() {
-        return Exit::Exited(code);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = status.signal() {
-            return Exit::Signaled(signal);
-        }
-    }
-    Exit::Killed(format!("the command ended without a status: {status}"))
 }
 
 async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
@@ -417,29 +350,6 @@ async fn answer_refusal<S: AsyncRead + AsyncWrite + Unpin>(
     conn.write_message(&Exit::Refused(reason).to_message())
         .await?;
     Ok(())
-}
-
-/// What keeps a command from starting in `dir`, the directory commands
-/// run in, if anything: it was checked at start, but may have been
-/// removed, replaced or closed to the listener since.
-fn dir_problem(dir: &std::path::Path) -> Option<String> {
-    let shown = printable(dir.to_string_lossy().as_bytes());
-    let what = match std::fs::metadata(dir) {
-        Err(err) => format!("is gone: {err}"),
-        Ok(meta) if !meta.is_dir() => "is not a directory".to_owned(),
-        Ok(_) => {
-            // Starting in it needs search permission, as chdir does.
-            #[cfg(unix)]
-            if let Err(err) = rustix::fs::access(dir, rustix::fs::Access::EXEC_OK) {
-                let err = std::io::Error::from(err);
-                return Some(format!(
-                    "the directory commands run in, {shown}, cannot be entered: {err}"
-                ));
-            }
-            return None;
-        }
-    };
-    Some(format!("the directory commands run in, {shown}, {what}"))
 }
 
 /// The argv for a log line: each argument escaped, space-separated.
