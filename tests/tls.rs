@@ -568,7 +568,11 @@ fn mutual_tls_serves_only_clients_with_a_certificate_from_its_ca() {
     // alert: the same words for both (QUIC's were quinn's `the
     // cryptographic handshake failed: error 116: peer sent no
     // certificates`; audit, round six).
-    for (transport, tls) in [("--tcp", Some("--tls")), ("--quic", None)] {
+    for (transport, tls) in [
+        ("--tcp", Some("--tls")),
+        ("--quic", None),
+        ("--quic-datagrams", None),
+    ] {
         let mut listen = Vec::from_iter(tls);
         listen.extend(["--client-ca", &ca, "--reply", "upper"]);
         let mut listener = Listener::start(transport, "127.0.0.1", &listen);

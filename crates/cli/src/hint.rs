@@ -100,11 +100,7 @@ fn hinted(err: &(dyn StdError + 'static)) -> Option<String> {
         .downcast_ref::<std::io::Error>()
         .and_then(msg_net::tls::client_refused)
     {
-        let what = match refused {
-            msg_net::tls::ClientRefused::NoCertificate => "--client-cert and --client-key",
-            _ => "--client-cert: one its --client-ca signed, in date",
-        };
-        return Some(format!("{refused} ({what})"));
+        return Some(client_refused(&refused));
     }
     if let Some(msg_proto::Error::NeedsSecret) = err.downcast_ref::<msg_proto::Error>() {
         // Either side meets it: a listener reading a tagged message, or a
@@ -116,6 +112,16 @@ fn hinted(err: &(dyn StdError + 'static)) -> Option<String> {
         );
     }
     None
+}
+
+/// A listener's refusal of this client's certificate, with the flags
+/// that give one.
+fn client_refused(refused: &msg_net::tls::ClientRefused) -> String {
+    let what = match refused {
+        msg_net::tls::ClientRefused::NoCertificate => "--client-cert and --client-key",
+        _ => "--client-cert: one its --client-ca signed, in date",
+    };
+    format!("{refused} ({what})")
 }
 
 fn net(err: &msg_net::Error) -> Option<String> {
@@ -135,6 +141,7 @@ fn net(err: &msg_net::Error) -> Option<String> {
         E::NotInBlockingEngine(_) => Some(format!("{err} (--io tokio)")),
         E::Udp(udp) => datagram(udp),
         E::Tls(tls_err) => tls(tls_err),
+        E::Quic(msg_net::quic::QuicError::ClientRefused(refused)) => Some(client_refused(refused)),
         E::Quic(msg_net::quic::QuicError::ClosedBy { reason, .. }) => {
             ending_with_peer_text(err, reason)
         }

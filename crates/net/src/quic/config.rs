@@ -125,8 +125,17 @@ pub(crate) async fn connect(addr: SocketAddr, tls: &TlsClient) -> Result<QuicStr
     let (send, recv) = tokio::time::timeout(within, conn.open_bi())
         .await
         .map_err(|_| QuicError::NoStreamGranted { addr, within })?
-        .map_err(QuicError::Lost)?;
+        .map_err(lost)?;
     Ok(QuicStream::new(conn, send, recv, Some(endpoint)))
+}
+
+/// The connection's loss as what it was: a listener's refusal of this
+/// client's certificate, or lost.
+fn lost(lost: quinn::ConnectionError) -> QuicError {
+    match super::client_refused_by(&lost) {
+        Some(refused) => QuicError::ClientRefused(refused),
+        None => QuicError::Lost(lost),
+    }
 }
 
 /// A client's endpoint and its connection to `addr` with `tls`, the

@@ -118,6 +118,12 @@ pub enum QuicError {
     /// A client completed the handshake and opened no stream in time.
     #[error("the client opened no stream within {}", humantime::format_duration(*.0))]
     NoStream(Duration),
+    /// The listener refused this client's certificate (a TLS alert in its
+    /// connection close) before the stream opened: said as over TLS, where
+    /// it was `the QUIC connection was lost: ... error 51: invalid peer
+    /// certificate: BadSignature`.
+    #[error("{0}")]
+    ClientRefused(crate::tls::ClientRefused),
     /// The connection was lost before its stream opened. Its text is made
     /// printable: an application close carries the peer's reason, bytes of
     /// its choosing.
@@ -205,4 +211,4 @@ mod stream;
 pub(crate) use config::{Streams, connect, handshake, handshake_error, server_config_for};
 pub use config::{bind_endpoint, client_config, handshake_on, server_config};
 pub(crate) use listener::{Admission, QuicListener, admit};
-pub(crate) use stream::{QuicReader, QuicStream, QuicWriter};
+pub(crate) use stream::{QuicReader, QuicStream, QuicWriter, client_refused_by};

@@ -153,16 +153,34 @@ fn refused_by_alert(err: &io::Error) -> Option<io::Error> {
     else {
         return None;
     };
+    let alert = refusing_alert(lost)?;
+    Some(io::Error::new(
+        err.kind(),
+        rustls::Error::AlertReceived(alert),
+    ))
+}
+
+/// The listener's refusal of this client's certificate that `lost` says,
+/// if it says one ([`refusing_alert`]).
+pub(crate) fn client_refused_by(
+    lost: &quinn::ConnectionError,
+) -> Option<crate::tls::ClientRefused> {
+    let alert = refusing_alert(lost)?;
+    crate::tls::client_refused(&io::Error::other(rustls::Error::AlertReceived(alert)))
+}
+
+/// The TLS alert `lost` closed the connection with, where it is one by
+/// which a listener refuses this client's certificate
+/// ([`crate::tls::client_refused`]): the stream's reads and writes, and
+/// the opening of the stream, meet it, whichever comes first.
+pub(crate) fn refusing_alert(lost: &quinn::ConnectionError) -> Option<rustls::AlertDescription> {
     let quinn::ConnectionError::ConnectionClosed(close) = lost else {
         return None;
     };
     let code = u64::from(close.error_code);
-    let alert = u8::try_from(code.checked_sub(0x100)?).ok()?;
-    let tls = io::Error::new(
-        err.kind(),
-        rustls::Error::AlertReceived(rustls::AlertDescription::from(alert)),
-    );
-    crate::tls::client_refused(&tls).map(|_| tls)
+    let alert = rustls::AlertDescription::from(u8::try_from(code.checked_sub(0x100)?).ok()?);
+    let tls = io::Error::other(rustls::Error::AlertReceived(alert));
+    crate::tls::client_refused(&tls).map(|_| alert)
 }
 
 impl AsyncRead for QuicReader {

@@ -63,6 +63,21 @@ pub(super) fn adopt(
         unread.closed(&conn);
         debug!(%peer, "QUIC connection closed");
         if let Some(shared) = weak.upgrade() {
+            let closed = match conn.close_reason() {
+                _ if shared.listener != Some(peer) => None,
+                Some(quinn::ConnectionError::ApplicationClosed(close))
+                    if !close.reason.is_empty() =>
+                {
+                    Some(Closed::By(crate::text::printable(&close.reason)))
+                }
+                Some(lost) => crate::quic::client_refused_by(&lost).map(Closed::Refused),
+                None => None,
+            };
+            // Said before the connection goes, so that whoever finds it
+            // gone finds why.
+            if let Some(closed) = closed {
+                *shared.closed.lock().expect("never poisoned") = Some(closed);
+            }
             let mut conns = shared.conns.lock().expect("never poisoned");
             // Only this connection's place: a newer one from the same
             // address may hold it now.
@@ -73,12 +88,6 @@ pub(super) fn adopt(
                 conns.remove(&peer);
             }
             drop(conns);
-            if let Some(quinn::ConnectionError::ApplicationClosed(close)) = conn.close_reason() {
-                if shared.listener == Some(peer) && !close.reason.is_empty() {
-                    let reason = crate::text::printable(&close.reason);
-                    *shared.closed.lock().expect("never poisoned") = Some(reason);
-                }
-            }
         }
     });
     true

@@ -72,9 +72,20 @@ struct Shared {
     /// A client's one listener: why it closed the connection, when it
     /// said (a listener's many peers say only "done").
     listener: Option<SocketAddr>,
-    closed: Mutex<Option<String>>,
+    closed: Mutex<Option<Closed>>,
     /// What the connections' readers took, against what arrived.
     unread: Arc<Unread>,
+}
+
+/// Why a client's connection to its listener closed, where the listener
+/// said: its own words, or its refusal of this client's certificate (a
+/// TLS alert; `the QUIC connection with ADDR is closed`, it said).
+#[derive(Debug, Clone)]
+pub(super) enum Closed {
+    /// The listener's reason, made printable.
+    By(String),
+    /// The listener refused this client's certificate.
+    Refused(crate::tls::ClientRefused),
 }
 
 impl Drop for Shared {
@@ -225,7 +236,8 @@ impl QuicDgram {
     /// reason the peer gave, if it gave one.
     fn gone(&self, addr: SocketAddr) -> QuicError {
         match self.shared.closed.lock().expect("never poisoned").clone() {
-            Some(reason) => QuicError::ClosedBy { addr, reason },
+            Some(Closed::By(reason)) => QuicError::ClosedBy { addr, reason },
+            Some(Closed::Refused(refused)) => QuicError::ClientRefused(refused),
             None => QuicError::Gone(addr),
         }
     }
