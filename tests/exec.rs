@@ -70,6 +70,20 @@ fn the_exit_status_is_the_commands() {
         listener.exec(&["sh", "-c", "kill -TERM $$"], None).code(),
         Some(143)
     );
+    // The signals' defaults are the command's, not msg's: the listener
+    // ignores SIGXFSZ (a file past its `ulimit -f` is an error to tell a
+    // sender), and a command past its own is killed by it, 128 + 25, as
+    // anywhere else, not told EFBIG (audit, round seven).
+    let past = "ulimit -f 1; exec head -c 100000 /dev/zero";
+    assert_eq!(
+        listener
+            .exec(&["sh", "-c", &format!("{past} > /dev/null")], None)
+            .code(),
+        Some(0)
+    );
+    let file = support::fresh_path("fsize");
+    let out = listener.exec(&["sh", "-c", &format!("{past} > {}", file.display())], None);
+    assert_eq!(out.code(), Some(153), "{}", out.stderr);
     let out = listener.exec(&["no-such-program-here"], None);
     assert_eq!(out.code(), Some(1));
     assert!(

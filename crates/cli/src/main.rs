@@ -38,6 +38,7 @@ mod cli;
 mod cmd;
 mod hint;
 mod output;
+mod stderr;
 
 use cli::{Cli, Command};
 
@@ -148,23 +149,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// How many lines wait for a stderr that does not drain before new ones
-/// are dropped: the warnings a peer causes come once a second at most, so
-/// this many is minutes of them.
-const QUEUED_LOG_LINES: usize = 1024;
-
-/// Logs to stderr. Into a pipe or a file they are written from a thread
-/// of their own, and msg's own lines with them, in order
-/// ([`output::stderr_line`]): a write to a stderr nobody reads (a full
-/// pipe) then blocks that thread, never the one that serves. Written from
-/// the runtime's thread, the first warning into a full pipe stopped a
-/// listener answering anyone, and SIGTERM with it (audit, round seven).
-/// Lines that find the queue full are dropped. The guard returned,
-/// dropped at the end of `main`, waits a second at most for the queue to
-/// be written. On a terminal, which blocks only while the user pauses it
-/// (Ctrl-S), lines are written at once, so that a progress bar and the
-/// lines around it stay in order.
-fn init_tracing(verbosity: &cli::Verbosity) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+/// Logs to stderr: into a pipe or a file through `stderr`'s queue and
+/// thread, in order with msg's own lines, so that a stderr nobody reads
+/// blocks neither the serving nor a stop; on a terminal at once. The
+/// guard returned, dropped at the end of `main`, gives what is queued a
+/// second at most.
+fn init_tracing(verbosity: &cli::Verbosity) -> Option<stderr::Guard> {
     let level = match (verbosity.quiet, verbosity.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -185,36 +175,8 @@ fn init_tracing(verbosity: &cli::Verbosity) -> Option<tracing_appender::non_bloc
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level}{rustls}")));
     let terminal = io::stderr().is_terminal();
-    // Its thread takes no signal meant to stop msg. tracing-appender
-    // panics when that thread cannot start (the user's limit on threads
-    // reached): then lines are written at once, as to a terminal.
-    let queued = (!terminal)
-        .then(|| {
-            msg_net::shutdown::without_stop_signals(|| {
-                quietly(|| {
-                    tracing_appender::non_blocking::NonBlockingBuilder::default()
-                        .lossy(true)
-                        .buffered_lines_limit(QUEUED_LOG_LINES)
-                        .thread_name("msg-stderr")
-                        .finish(io::stderr())
-                })
-            })
-        })
-        .flatten();
-    let (queue, guard) = match queued {
-        Some((queue, guard)) => {
-            output::queue_stderr(queue.clone());
-            (Some(queue), Some(guard))
-        }
-        None => (None, None),
-    };
-    let writer =
-        tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || -> Box<dyn io::Write> {
-            match &queue {
-                Some(queue) => Box::new(queue.clone()),
-                None => Box::new(io::stderr()),
-            }
-        });
+    let guard = stderr::start();
+    let writer = tracing_subscriber::fmt::writer::BoxMakeWriter::new(stderr::Event::default);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -243,17 +205,6 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         }
     }
     false
-}
-
-/// What `start` returns, or `None` where it panicked, the panic unsaid:
-/// for a library that panics where it could have failed. Only while msg
-/// has no other thread, whose panics this would hide.
-fn quietly<T>(start: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let started = std::panic::catch_unwind(start).ok();
-    std::panic::set_hook(hook);
-    started
 }
 
 /// Which argument is not UTF-8, shown escaped, and how to send such bytes:

@@ -14,25 +14,12 @@
 //! still ends it.
 
 use std::fmt;
-use std::io::{self, BufWriter, Write};
-use std::sync::OnceLock;
-
-use tracing_appender::non_blocking::NonBlocking;
+use std::io::{self, BufWriter};
 
 pub(crate) use msg_net::printer::Printing;
 use msg_net::show::FileProgress;
 pub(crate) use msg_net::show::Format;
 use msg_net::{Events, PeerAddr};
-
-/// The queue to stderr's thread, where stderr is no terminal
-/// (`init_tracing`): msg's own lines go through it too, after the logs
-/// before them.
-static STDERR_QUEUE: OnceLock<NonBlocking> = OnceLock::new();
-
-/// Writes msg's own lines (below) through `queue` from now on.
-pub(crate) fn queue_stderr(queue: NonBlocking) {
-    let _ = STDERR_QUEUE.set(queue);
-}
 
 /// Writes one line to stderr, for the messages that are not logs (the final
 /// error, what a transfer achieved): in one write, through stderr's queue
@@ -40,11 +27,7 @@ pub(crate) fn queue_stderr(queue: NonBlocking) {
 /// (`msg ... 2>&1 | head -1`) leaves nobody to tell, and must not turn an
 /// exit code into a panic as `eprintln!` would.
 pub(crate) fn stderr_line(line: fmt::Arguments<'_>) {
-    let line = format!("{line}\n");
-    let _ = match STDERR_QUEUE.get() {
-        Some(queue) => queue.clone().write_all(line.as_bytes()),
-        None => io::stderr().write_all(line.as_bytes()),
-    };
+    crate::stderr::write(format!("{line}\n").into_bytes());
 }
 
 /// Starts a listener's printing (msg-net's [`Printing`]): into stdout,

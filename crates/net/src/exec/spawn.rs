@@ -38,15 +38,22 @@ pub(super) fn spawn(
     #[cfg(unix)]
     process.process_group(0);
     // msg listen turns transparent huge pages off for itself (its allocator
-    // would give every thread's heap 2 MiB pages); a command is not msg,
-    // and gets the kernel's default back, as if started anywhere else.
+    // would give every thread's heap 2 MiB pages), and ignores SIGXFSZ
+    // (`shutdown::ignore_file_size_signal`); a command is not msg, and
+    // gets the kernel's defaults back, as if started anywhere else: past
+    // `ulimit -f` it is killed by the signal, not told EFBIG (audit,
+    // round seven).
     #[cfg(target_os = "linux")]
-    // SAFETY: between fork and exec the closure makes one system call
-    // (prctl), which is async-signal-safe, and touches no memory of the
-    // parent's that another thread could hold a lock on.
+    // SAFETY: between fork and exec the closure makes two system calls
+    // (prctl, sigaction), both async-signal-safe, and touches no memory of
+    // the parent's that another thread could hold a lock on.
     unsafe {
         process.pre_exec(|| {
             let _ = rustix::thread::disable_transparent_huge_pages(false);
+            let _ = nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGXFSZ,
+                nix::sys::signal::SigHandler::SigDfl,
+            );
             Ok(())
         });
     }

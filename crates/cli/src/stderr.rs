@@ -1,0 +1,171 @@
+//! stderr from a thread of its own, for whatever writes there: the logs
+//! (`tracing`) and msg's own lines ([`line`]), in order.
+//!
+//! Written from the thread that serves, the first warning into a stderr
+//! nobody reads (a full pipe) stopped a listener answering anyone, and
+//! SIGTERM with it (audit, round seven). Here every line goes into a
+//! queue that one thread writes out. A writer whose line finds the queue
+//! full waits while stderr drains, however slowly: no line is lost to a
+//! reader that reads. Once the writing thread has made no progress for
+//! [`STUCK`], stderr counts as stuck, and lines are dropped until it
+//! moves again. At the end ([`Guard`]) what is queued gets [`STUCK`] at
+//! most.
+//!
+//! Only into a pipe or a file: on a terminal, which blocks only while the
+//! user pauses it (Ctrl-S), lines are written at once, so that a progress
+//! bar and the lines around it stay in order ([`start`] says `None`).
+//!
+//! (tracing-appender does the first half, but at its end it reports a
+//! full queue with `println!`, into stdout, which carries only data, and
+//! panics on a closed one; it drops lines whenever its queue is full,
+//! a stderr that drains included; and it panics when its thread cannot
+//! start.)
+
+use std::io::{self, IsTerminal, Write};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Lines queued before a writer waits.
+const QUEUED: usize = 1024;
+
+/// How long the writing thread may make no progress before stderr counts
+/// as stuck; and what the queue gets at the end.
+const STUCK: Duration = Duration::from_secs(1);
+
+/// What the writing thread is sent.
+enum Item {
+    Line(Vec<u8>),
+    End,
+}
+
+/// The queue, once [`start`] has started its thread.
+static QUEUE: OnceLock<SyncSender<Item>> = OnceLock::new();
+
+/// What the writing thread's progress is counted from.
+static SINCE: OnceLock<Instant> = OnceLock::new();
+
+/// When the writing thread last finished a write (or started), in ms
+/// since [`SINCE`].
+static PROGRESS: AtomicU64 = AtomicU64::new(0);
+
+fn now_ms() -> u64 {
+    let since = SINCE.get_or_init(Instant::now);
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether the writing thread has made no progress for [`STUCK`].
+fn stuck() -> bool {
+    let stuck_ms = u64::try_from(STUCK.as_millis()).unwrap_or(u64::MAX);
+    now_ms().saturating_sub(PROGRESS.load(Ordering::Relaxed)) > stuck_ms
+}
+
+/// Queues `item`, waiting while stderr drains: `Ok` once queued or
+/// dropped (stderr stuck), `Err` with the item when the thread is gone.
+fn send(tx: &SyncSender<Item>, mut item: Item) -> Result<(), Item> {
+    // Bounded: each pass sleeps, and a stderr that does not move for
+    // STUCK ends the wait.
+    loop {
+        match tx.try_send(item) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(back)) => return Err(back),
+            Err(TrySendError::Full(back)) => {
+                if stuck() {
+                    return Ok(());
+                }
+                item = back;
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// The end of the queue: dropped at the end of `main`, it gives what is
+/// queued [`STUCK`] at most to be written.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    written: Receiver<()>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let Some(tx) = QUEUE.get() else { return };
+        let deadline = Instant::now() + STUCK;
+        if send(tx, Item::End).is_ok() {
+            let _ = self
+                .written
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
+    }
+}
+
+/// Starts the writing thread where stderr is no terminal; `None` on a
+/// terminal, or where the thread cannot start (the user's limit on
+/// threads reached): then lines are written at once. The thread starts
+/// with the signals that stop msg blocked, so that it never takes one.
+pub(crate) fn start() -> Option<Guard> {
+    if io::stderr().is_terminal() {
+        return None;
+    }
+    let (tx, rx) = mpsc::sync_channel::<Item>(QUEUED);
+    let (written, done) = mpsc::channel();
+    PROGRESS.store(now_ms(), Ordering::Relaxed);
+    let spawned = msg_net::shutdown::without_stop_signals(|| {
+        thread::Builder::new()
+            .name("msg-stderr".to_owned())
+            .spawn(move || {
+                let mut stderr = io::stderr();
+                while let Ok(Item::Line(line)) = rx.recv() {
+                    // A failed write (stderr closed) loses the line, as
+                    // a write at once would.
+                    let _ = stderr.write_all(&line);
+                    PROGRESS.store(now_ms(), Ordering::Relaxed);
+                }
+                let _ = written.send(());
+            })
+    });
+    spawned.ok()?;
+    QUEUE.set(tx).ok()?;
+    Some(Guard { written: done })
+}
+
+/// Writes `bytes` (whole lines) to stderr: through the queue where there
+/// is one, else at once. A failure is ignored: stderr closed leaves
+/// nobody to tell.
+pub(crate) fn write(bytes: Vec<u8>) {
+    let bytes = match QUEUE.get() {
+        None => bytes,
+        Some(tx) => match send(tx, Item::Line(bytes)) {
+            Ok(()) | Err(Item::End) => return,
+            // The thread is gone (it panicked): at once.
+            Err(Item::Line(bytes)) => bytes,
+        },
+    };
+    let _ = io::stderr().write_all(&bytes);
+}
+
+/// A log line's writer for `tracing`: the formatted event, collected and
+/// written as one item when dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Event(Vec<u8>);
+
+impl Write for Event {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Event {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            write(std::mem::take(&mut self.0));
+        }
+    }
+}
