@@ -791,15 +791,18 @@ fn a_refusal_names_no_path_of_the_listener() {
     let to = fresh_dir("to");
     let path = write_file(&from, "report.txt", b"hello");
     let listener = save_dir_listener(&to, &[]);
-    // The save directory goes away under the running listener: making the
-    // temporary file fails (once, tempfile's error named the directory).
+    // The save directory goes away under the running listener, and one
+    // is made again at its path, which is another directory: the
+    // listener says so (once, tempfile's error named the directory; then
+    // `No such file or directory`, without saying why).
     std::fs::remove_dir_all(&to).unwrap();
+    std::fs::create_dir(&to).unwrap();
     let out = send_file(&listener, &path, &[]);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert!(
         out.stderr.contains(
-            "refused report.txt: cannot make a file in the save directory: No such file or \
-             directory"
+            "refused report.txt: the listener's save directory was removed after it started; \
+             it saves nowhere else until it is started again"
         ),
         "{}",
         out.stderr

@@ -40,6 +40,12 @@ pub const MAX_CONNS: Template = Template {
 /// is served on (the system's or the user's limit on threads reached).
 pub const NO_THREAD: &str = "this listener cannot start a thread for the connection now (a limit on threads); try again later";
 
+/// A listener whose save directory was removed after it started (one
+/// made again at the same path is another directory, which it does not
+/// use: it opened its own once, at start).
+pub const SAVE_DIR_REMOVED: &str = "the listener's save directory was removed after it started; it \
+     saves nowhere else until it is started again";
+
 /// A listener with a secret whose handshake turns all stayed taken for as
 /// long as a new connection may wait for one: the number of turns. Said
 /// so that the client hears why, not a reset (its first bytes are read

@@ -306,10 +306,20 @@ impl SaveDirHandle {
     /// The open directory; the reason to give a sender otherwise.
     pub(super) fn get(&self) -> Result<OpenDir, String> {
         #[cfg(unix)]
-        return self
-            .opened
-            .clone()
-            .map_err(|err| format!("cannot open the save directory: {}", io::Error::from(err)));
+        return match &self.opened {
+            Err(err) => Err(format!(
+                "cannot open the save directory: {}",
+                io::Error::from(*err)
+            )),
+            // Removed since (no link to it is left): one made again at
+            // its path is another directory, never used, and each
+            // transfer was refused as `No such file or directory` without
+            // saying why (audit, round seven, second look).
+            Ok(dir) if rustix::fs::fstat(&**dir).is_ok_and(|stat| stat.st_nlink == 0) => {
+                Err(crate::refusal::SAVE_DIR_REMOVED.to_owned())
+            }
+            Ok(dir) => Ok(Arc::clone(dir)),
+        };
         #[cfg(not(unix))]
         return Ok(Arc::clone(&self.opened));
     }
