@@ -6,9 +6,8 @@
 //! SIGTERM with it (audit, round seven). Here every line goes into a
 //! queue that one thread writes out. A writer whose line finds the queue
 //! full waits while stderr drains, however slowly: no line is lost to a
-//! reader that reads. Once the writing thread has made no progress for
-//! [`STUCK`], stderr counts as stuck, and lines are dropped until it
-//! moves again. At the end ([`Guard`]) what is queued gets [`STUCK`] at
+//! reader that reads. Once one write has not returned for [`STUCK`],
+//! stderr counts as stuck, and lines are dropped until it moves again. At the end ([`Guard`]) what is queued gets [`STUCK`] at
 //! most.
 //!
 //! Only into a pipe or a file: on a terminal, which blocks only while the
@@ -31,7 +30,7 @@ use std::time::{Duration, Instant};
 /// Lines queued before a writer waits.
 const QUEUED: usize = 1024;
 
-/// How long the writing thread may make no progress before stderr counts
+/// How long one write may go unreturned before stderr counts
 /// as stuck; and what the queue gets at the end.
 const STUCK: Duration = Duration::from_secs(1);
 
@@ -44,22 +43,27 @@ enum Item {
 /// The queue, once [`start`] has started its thread.
 static QUEUE: OnceLock<SyncSender<Item>> = OnceLock::new();
 
-/// What the writing thread's progress is counted from.
+/// What the writing thread's writes are timed from.
 static SINCE: OnceLock<Instant> = OnceLock::new();
 
-/// When the writing thread last finished a write (or started), in ms
-/// since [`SINCE`].
-static PROGRESS: AtomicU64 = AtomicU64::new(0);
+/// When the write under way began, in ms since [`SINCE`] (at least 1);
+/// 0 while the writing thread is not in a write. A thread idle, or just
+/// woken to a full queue, is no stuck stderr: only a write that has not
+/// returned for [`STUCK`] is.
+static WRITING: AtomicU64 = AtomicU64::new(0);
 
 fn now_ms() -> u64 {
     let since = SINCE.get_or_init(Instant::now);
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Whether the writing thread has made no progress for [`STUCK`].
+/// Whether the writing thread has been in one write for [`STUCK`].
 fn stuck() -> bool {
     let stuck_ms = u64::try_from(STUCK.as_millis()).unwrap_or(u64::MAX);
-    now_ms().saturating_sub(PROGRESS.load(Ordering::Relaxed)) > stuck_ms
+    match WRITING.load(Ordering::Relaxed) {
+        0 => false,
+        since => now_ms().saturating_sub(since) > stuck_ms,
+    }
 }
 
 /// Queues `item`, waiting while stderr drains: `Ok` once queued or
@@ -111,17 +115,17 @@ pub(crate) fn start() -> Option<Guard> {
     }
     let (tx, rx) = mpsc::sync_channel::<Item>(QUEUED);
     let (written, done) = mpsc::channel();
-    PROGRESS.store(now_ms(), Ordering::Relaxed);
     let spawned = msg_net::shutdown::without_stop_signals(|| {
         thread::Builder::new()
             .name("msg-stderr".to_owned())
             .spawn(move || {
                 let mut stderr = io::stderr();
                 while let Ok(Item::Line(line)) = rx.recv() {
+                    WRITING.store(now_ms().max(1), Ordering::Relaxed);
                     // A failed write (stderr closed) loses the line, as
                     // a write at once would.
                     let _ = stderr.write_all(&line);
-                    PROGRESS.store(now_ms(), Ordering::Relaxed);
+                    WRITING.store(0, Ordering::Relaxed);
                 }
                 let _ = written.send(());
             })
@@ -167,5 +171,26 @@ impl Drop for Event {
         if !self.0.is_empty() {
             write(std::mem::take(&mut self.0));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writing thread idle for however long is no stuck stderr (a burst
+    /// after a quiet minute found the queue full before the thread woke,
+    /// and was dropped); a write that has not returned for [`STUCK`] is.
+    #[test]
+    fn only_a_write_that_does_not_return_is_stuck() {
+        let began = now_ms().max(1);
+        thread::sleep(STUCK + Duration::from_millis(50));
+        WRITING.store(0, Ordering::Relaxed);
+        assert!(!stuck(), "idle");
+        WRITING.store(now_ms().max(1), Ordering::Relaxed);
+        assert!(!stuck(), "a write just begun");
+        WRITING.store(began, Ordering::Relaxed);
+        assert!(stuck(), "a write begun over a second ago");
+        WRITING.store(0, Ordering::Relaxed);
     }
 }
