@@ -11,6 +11,7 @@ use msg_tcp::{Options, PeerAddr, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::LINGER;
+use crate::tls::alert_refusal;
 
 /// The one stream of a QUIC connection msg runs over.
 #[derive(Debug)]
@@ -153,7 +154,7 @@ fn refused_by_alert(err: &io::Error) -> Option<io::Error> {
     else {
         return None;
     };
-    let alert = refusing_alert(lost)?;
+    let alert = crypto_alert(lost).filter(|alert| alert_refusal(*alert).is_some())?;
     Some(io::Error::new(
         err.kind(),
         rustls::Error::AlertReceived(alert),
@@ -161,26 +162,24 @@ fn refused_by_alert(err: &io::Error) -> Option<io::Error> {
 }
 
 /// The listener's refusal of this client's certificate that `lost` says,
-/// if it says one ([`refusing_alert`]).
+/// if it says one: the stream's reads and writes, and the opening of the
+/// stream, meet it, whichever comes first.
 pub(crate) fn client_refused_by(
     lost: &quinn::ConnectionError,
 ) -> Option<crate::tls::ClientRefused> {
-    let alert = refusing_alert(lost)?;
-    crate::tls::client_refused(&io::Error::other(rustls::Error::AlertReceived(alert)))
+    crypto_alert(lost).and_then(alert_refusal)
 }
 
-/// The TLS alert `lost` closed the connection with, where it is one by
-/// which a listener refuses this client's certificate
-/// ([`crate::tls::client_refused`]): the stream's reads and writes, and
-/// the opening of the stream, meet it, whichever comes first.
-pub(crate) fn refusing_alert(lost: &quinn::ConnectionError) -> Option<rustls::AlertDescription> {
+/// The TLS alert the peer closed the connection with: QUIC's
+/// CRYPTO_ERROR, 0x100 plus the alert's code.
+fn crypto_alert(lost: &quinn::ConnectionError) -> Option<rustls::AlertDescription> {
     let quinn::ConnectionError::ConnectionClosed(close) = lost else {
         return None;
     };
     let code = u64::from(close.error_code);
-    let alert = rustls::AlertDescription::from(u8::try_from(code.checked_sub(0x100)?).ok()?);
-    let tls = io::Error::other(rustls::Error::AlertReceived(alert));
-    crate::tls::client_refused(&tls).map(|_| alert)
+    Some(rustls::AlertDescription::from(
+        u8::try_from(code.checked_sub(0x100)?).ok()?,
+    ))
 }
 
 impl AsyncRead for QuicReader {

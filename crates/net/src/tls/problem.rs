@@ -117,11 +117,18 @@ pub enum ClientRefused {
 /// the client at its first read, as an I/O error that carries the alert
 /// (`received fatal alert: CertificateRequired`, said as it was).
 pub fn client_refused(err: &io::Error) -> Option<ClientRefused> {
-    use rustls::AlertDescription as A;
     let rustls::Error::AlertReceived(alert) = err.get_ref()?.downcast_ref::<rustls::Error>()?
     else {
         return None;
     };
+    alert_refusal(*alert)
+}
+
+/// What `alert`, received, says of this client's certificate, if it is
+/// a refusal of it: TLS's alert, or the one QUIC's connection close
+/// carries (`quic/stream.rs`).
+pub(crate) fn alert_refusal(alert: rustls::AlertDescription) -> Option<ClientRefused> {
+    use rustls::AlertDescription as A;
     match alert {
         A::CertificateRequired => Some(ClientRefused::NoCertificate),
         A::BadCertificate
