@@ -1769,6 +1769,31 @@ fn an_interrupted_run_leaves_no_socket_directory_behind() {
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 
+/// A run that cannot start even its signal thread (the user's thread
+/// limit reached before it starts) fails naming that thread: it said only
+/// `Resource temporarily unavailable` (audit, round seven). Run as
+/// nobody, whom the limit binds, where this test may.
+#[test]
+fn a_run_without_room_for_its_signal_thread_says_which_thread() {
+    let Some(mut cmd) = support::as_nobody() else {
+        return;
+    };
+    cmd.arg(env!("CARGO_BIN_EXE_msg"))
+        .args(["bench", "--runs", "1"])
+        .args(QUICK);
+    support::limit(&mut cmd, libc::RLIMIT_NPROC, 1);
+    let out = support::Running::spawn(cmd, None).finish();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "cannot start the thread that removes the socket directory on a signal: \
+             Resource temporarily unavailable"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
 /// A flow whose thread cannot start (the user's thread limit,
 /// `RLIMIT_NPROC`, reached) fails the run at once, naming it: the flows
 /// already started are released from their meeting point. They waited

@@ -1152,3 +1152,30 @@ fn a_connection_without_a_thread_is_told_why_once() {
     // two, on a loaded machine.
     assert!((1..=3).contains(&warned), "{}", finished.stderr);
 }
+
+/// A process that may open only a few files is refused at start, naming
+/// the limit: at `ulimit -n 6` tokio's signal set-up panicked (exit 101),
+/// a little above it the command failed as a bare "Too many open files"
+/// (audit, round seven).
+#[test]
+fn too_few_open_files_is_refused_naming_the_limit() {
+    for args in [
+        &["listen", "--tcp", "127.0.0.1:0"][..],
+        &["send", "--udp", "127.0.0.1:9", "hi"],
+        &["bench", "--duration", "100ms"],
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_msg"));
+        cmd.args(args);
+        support::limit(&mut cmd, libc::RLIMIT_NOFILE, 6);
+        let out = Running::spawn(cmd, None).finish();
+        assert_eq!(out.code(), Some(1), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(
+                "this process may open only 6 files at once (ulimit -n, RLIMIT_NOFILE), \
+                 and msg needs 16"
+            ),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}

@@ -88,8 +88,8 @@ fn lock() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 ///
 /// # Errors
 ///
-/// [`Error::Io`] when the signals cannot be blocked or the thread
-/// started.
+/// [`Error::Io`] when the signals cannot be blocked, [`Error::Thread`]
+/// when the thread cannot start.
 #[cfg(target_os = "linux")]
 pub fn remove_on_signal() -> Result<(), Error> {
     use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
@@ -108,6 +108,10 @@ pub fn remove_on_signal() -> Result<(), Error> {
                 let _ = std::fs::remove_dir_all(path);
             }
             std::process::exit(128 + signal as i32);
+        })
+        .map_err(|source| Error::Thread {
+            what: "the thread that removes the socket directory on a signal",
+            source,
         })?;
     Ok(())
 }

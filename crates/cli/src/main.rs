@@ -93,6 +93,12 @@ fn main() -> ExitCode {
 /// as its remote command did).
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let quiet = cli.verbosity.quiet;
+    if !matches!(
+        cli.command,
+        Command::Completions(_) | Command::Man(_) | Command::Keygen(_)
+    ) {
+        enough_open_files()?;
+    }
     match cli.command {
         Command::Bench(args) => return cmd::bench::run(args),
         Command::Demo(args) => cmd::demo::run(args)?,
@@ -139,6 +145,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn no_huge_pages() {
     #[cfg(target_os = "linux")]
     let _ = rustix::thread::disable_transparent_huge_pages(true);
+}
+
+/// The fewest open files a command that talks to peers runs with: the
+/// three standard streams, the runtime's (epoll, its waker, the signal
+/// pair), the log's, a socket or two and a file. Below it tokio's signal
+/// set-up, which expects its socket pair, panicked (`ulimit -n 6`;
+/// audit, round seven), and a few more failed as a bare "Too many open
+/// files" before anything was named. Refused at start, naming the limit.
+const MIN_OPEN_FILES: u64 = 16;
+
+/// Refuses to start below [`MIN_OPEN_FILES`] (exit 1: the environment's
+/// fault, not the command line's).
+fn enough_open_files() -> anyhow::Result<()> {
+    #[cfg(target_os = "linux")]
+    if let Some(limit) = rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+        && limit < MIN_OPEN_FILES
+    {
+        anyhow::bail!(
+            "this process may open only {limit} files at once (ulimit -n, RLIMIT_NOFILE), \
+             and msg needs {MIN_OPEN_FILES}: raise the limit"
+        );
+    }
+    Ok(())
 }
 
 /// `send` and `listen` are I/O-bound and mostly one conversation at a time:
