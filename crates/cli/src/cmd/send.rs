@@ -175,24 +175,30 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             Link::connect(transport, addr, &options)
         })
         .await?;
-        let (mut refused, mut saved) = (0, 0);
+        let (mut refused, mut files, mut folders) = (0, 0, 0);
         for path in &args.file {
             if path.is_dir() {
                 let sent = send_folder(&mut link, path, &args, quiet).await?;
                 refused += sent.refused;
-                saved += sent.files + sent.folders;
+                files += sent.files;
+                folders += sent.folders;
             } else {
                 send_file(&mut link, path, &args, quiet).await?;
             }
         }
         link.close(args.client.timeout).await?;
-        return match (refused, saved) {
+        // What was saved, counted: "the rest was saved" said so of a
+        // folder whose every file was refused and one subfolder made.
+        let count = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        return match (refused, files + folders) {
             (0, _) => Ok(()),
             (_, 0) => Err(anyhow!(
                 "the receiver refused {refused} of the folder's entries and saved none"
             )),
             _ => Err(anyhow!(
-                "the receiver refused {refused} of the folder's entries; the rest was saved"
+                "the receiver refused {refused} of the folder's entries and saved {} and {}",
+                count(files, "file"),
+                count(folders, "folder")
             )),
         };
     }
