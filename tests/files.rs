@@ -1053,13 +1053,16 @@ fn out_of_file_descriptors_the_sender_is_told_so_and_a_folder_refused_whole_is_r
     let mut listener = save_dir_listener(&to, &[]);
     let pid = listener.process.pid();
     let idle = open_fds(pid);
-    let (mut files_refused, mut folders_refused) = (0, 0);
+    let (mut files_refused, mut folders_refused, mut subfolders_refused) = (0, 0, 0);
     for spare in 1..=6 {
         let file = write_file(&from, &format!("f{spare}.bin"), &content(1000));
         let resumed = write_file(&from, &format!("r{spare}.bin"), &content(1000));
         let folder = from.join(format!("t{spare}"));
         std::fs::create_dir(&folder).unwrap();
         write_file(&folder, "x.txt", b"x");
+        // A subfolder its owner may enter, whose mode is set at once.
+        std::fs::create_dir(folder.join("sub")).unwrap();
+        write_file(&folder.join("sub"), "y.txt", b"y");
         for (path, extra) in [(&file, &[][..]), (&resumed, &["--resume"]), (&folder, &[])] {
             // Every descriptor of the last connection closed first: the
             // listener lets go of it once the sender has closed its end.
@@ -1086,10 +1089,28 @@ fn out_of_file_descriptors_the_sender_is_told_so_and_a_folder_refused_whole_is_r
             } else if out.stderr.contains(&format!("refused {name}: ")) {
                 folders_refused += 1;
                 assert!(!to.join(name).exists(), "{name} was left behind");
+            } else if out
+                .stderr
+                .contains("refused sub: cannot open the folder made for it")
+            {
+                // A subfolder made and then not opened to set its mode:
+                // refused saying so, and not left behind at 0700.
+                subfolders_refused += 1;
+                assert!(
+                    out.stderr.contains(
+                        "refused sub: cannot open the folder made for it: Too many open files"
+                    ),
+                    "{}",
+                    out.stderr
+                );
+                assert!(
+                    !to.join(name).join("sub").exists(),
+                    "{name}/sub was left behind"
+                );
             }
         }
     }
-    assert!(files_refused > 0 && folders_refused > 0);
+    assert!(files_refused > 0 && folders_refused > 0 && subfolders_refused > 0);
     assert!(!listener.process.stderr_contains("dropped connection"));
 }
 

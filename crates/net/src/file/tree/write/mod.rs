@@ -257,11 +257,24 @@ impl Writer {
                     // Past the cap, a folder that keeps its owner out gets
                     // its mode now: what it should hold is then refused,
                     // entry by entry, as it would be there.
-                    let fd =
+                    let moded =
                         rustix::fs::openat(&*parent, name.as_str(), dir_flags(), Mode::empty())
-                            .map_err(errno_text)?;
-                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(entry.mode & MODE_MASK))
-                        .map_err(errno_text)?;
+                            .map_err(|err| {
+                                format!("cannot open the folder made for it: {}", errno_text(err))
+                            })
+                            .and_then(|fd| {
+                                rustix::fs::fchmod(&fd, Mode::from_raw_mode(entry.mode & MODE_MASK))
+                                    .map_err(|err| {
+                                        format!("cannot set the folder's mode: {}", errno_text(err))
+                                    })
+                            });
+                    if let Err(why) = moded {
+                        // Refused, so not left behind at 0700, empty
+                        // (out of descriptors, it said only "Too many open
+                        // files"; audit, round seven).
+                        let _ = rustix::fs::unlinkat(&*parent, name.as_str(), AtFlags::REMOVEDIR);
+                        return Err(why);
+                    }
                 } else {
                     self.made.push((entry.path.as_str().to_owned(), entry.mode));
                 }
