@@ -617,3 +617,42 @@ fn retry_under_load(transport: &str) {
     );
     drop(stalled.kill());
 }
+
+/// A listener stopped right after it refused a file exits 0: the
+/// transfer ended with the refusal. It exited 143, as for a file cut off,
+/// for as long as QUIC's stream was still closing: the refusal's end
+/// waited for an acknowledgement from a sender that had exited on the
+/// refusal (audit, round seven). TCP for comparison.
+#[test]
+fn a_listener_stopped_just_after_a_refusal_cut_no_transfer_short() {
+    for transport in ["--quic", "--tcp"] {
+        let save = support::fresh_path("refusing-save");
+        std::fs::create_dir(&save).unwrap();
+        std::fs::write(save.join("taken.txt"), b"old").unwrap();
+        let file = save.with_extension("src");
+        std::fs::create_dir(&file).unwrap();
+        let file = file.join("taken.txt");
+        std::fs::write(&file, b"new").unwrap();
+        let mut listener = Listener::start(
+            transport,
+            "127.0.0.1",
+            &["--save-dir", save.to_str().unwrap()],
+        );
+        let mut args = vec!["send", transport];
+        let pinned;
+        if transport == "--quic" {
+            pinned = listener.fingerprint();
+            args.extend(["--tls-fingerprint", &pinned]);
+        }
+        let addr = listener.addr_arg();
+        args.extend([addr.as_str(), "--file", file.to_str().unwrap()]);
+        let sent = run(&args, None);
+        assert_eq!(sent.code(), Some(1), "{}", sent.stderr);
+        assert!(sent.stderr.contains("already exists"), "{}", sent.stderr);
+        let stopped = listener.process.signal("TERM");
+        assert_eq!(stopped.code(), Some(0), "{transport}: {}", stopped.stderr);
+        assert_eq!(std::fs::read(save.join("taken.txt")).unwrap(), b"old");
+        let _ = std::fs::remove_dir_all(&save);
+        let _ = std::fs::remove_dir_all(file.parent().unwrap());
+    }
+}

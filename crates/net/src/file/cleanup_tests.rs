@@ -89,7 +89,14 @@ async fn a_sender_quiet_mid_file_then_after_the_offer_is_given_up_and_what_came_
         sender.write_message(&piece).await.unwrap();
         refusal(&answer(&mut sender).await)
     };
-    let receiving = receive(&mut receiver, &msg, Some(&save), &events);
+    let counters = crate::Counters::default();
+    let receiving = receive(
+        &mut receiver,
+        &msg,
+        Some(&save),
+        &events,
+        counters.transfer(),
+    );
     let (received, reason) =
         tokio::time::timeout(BOUND, async { tokio::join!(receiving, sending) })
             .await
@@ -109,7 +116,13 @@ async fn a_sender_quiet_mid_file_then_after_the_offer_is_given_up_and_what_came_
         assert_eq!(offer.kind, Kind::FileOffer);
         refusal(&answer(&mut sender).await)
     };
-    let receiving = receive(&mut receiver, &msg, Some(&save), &events);
+    let receiving = receive(
+        &mut receiver,
+        &msg,
+        Some(&save),
+        &events,
+        counters.transfer(),
+    );
     let (received, reason) =
         tokio::time::timeout(BOUND, async { tokio::join!(receiving, sending) })
             .await
@@ -150,7 +163,14 @@ async fn a_sender_quiet_mid_folder_is_given_up_and_leaves_no_file() {
         refusal(&answer(&mut sender).await)
     };
     let events = Events::discard();
-    let receiving = tree::receive_tree(&mut receiver, &start, Some(&save), &events);
+    let counters = crate::Counters::default();
+    let receiving = tree::receive_tree(
+        &mut receiver,
+        &start,
+        Some(&save),
+        &events,
+        counters.transfer(),
+    );
     let (received, reason) =
         tokio::time::timeout(BOUND, async { tokio::join!(receiving, sending) })
             .await

@@ -51,6 +51,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::counters::Transfer;
 use crate::{Error, Event, Events};
 
 /// How many chunks may wait between the socket and the file's thread, on

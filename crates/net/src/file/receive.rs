@@ -20,6 +20,7 @@ pub(crate) async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     header: &Message,
     save: Option<&SaveConfig>,
     events: &Events,
+    transfer: Transfer<'_>,
 ) -> Result<(), Error> {
     keep_freed_chunks();
     let started = Instant::now();
@@ -31,14 +32,14 @@ pub(crate) async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
         overwrite,
     } = match prepare(header, save, &peer) {
         Ok(prepared) => prepared,
-        Err(reason) => return refuse(conn, reason).await,
+        Err(reason) => return refuse(conn, reason, transfer).await,
     };
     // From here the partial file is in `partial`: a temporary one is
     // removed when it is dropped (a refusal, Ctrl-C dropping the future),
     // a kept one stays unless the content is refused.
     let start = match partial.start(conn, &header, idle).await {
         Ok(start) => start,
-        Err(failure) => return fail(conn, failure).await,
+        Err(failure) => return fail(conn, failure, transfer).await,
     };
     info!(%peer, size = header.size, from = start.offset, "receiving {}", header.name.as_str());
     let progress = |received| {
@@ -57,11 +58,11 @@ pub(crate) async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(digest) => digest,
         Err(failure) => {
             partial.give_up(failure.cut(), &header);
-            return fail(conn, failure).await;
+            return fail(conn, failure, transfer).await;
         }
     };
     if let Err(reason) = partial.persist(&header, overwrite) {
-        return refuse(conn, reason).await;
+        return refuse(conn, reason, transfer).await;
     }
     let name = header.name.into_string();
     conn.write_message(&FileResult::Saved { name: name.clone() }.to_message())
@@ -107,9 +108,10 @@ impl<E: Into<Error>> From<E> for Failure {
 async fn fail<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     failure: Failure,
+    transfer: Transfer<'_>,
 ) -> Result<(), Error> {
     match failure {
-        Failure::Refuse(reason) | Failure::Quiet(reason) => refuse(conn, reason).await,
+        Failure::Refuse(reason) | Failure::Quiet(reason) => refuse(conn, reason, transfer).await,
         Failure::Fatal(err) => Err(err),
     }
 }
@@ -266,6 +268,7 @@ pub(super) fn for_peer(err: &io::Error) -> String {
 pub(super) async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     reason: String,
+    transfer: Transfer<'_>,
 ) -> Result<(), Error> {
     let peer = conn.peer_addr();
     let told = conn
@@ -276,6 +279,10 @@ pub(super) async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
             .to_message(),
         )
         .await;
+    // Told, the transfer is over: a stop while what the sender still
+    // sends is drained cuts nothing short (a QUIC listener stopped within
+    // two seconds of a refusal exited 143, as if a file had been cut off).
+    drop(transfer);
     if told.is_ok() {
         linger(conn).await;
     }
@@ -305,12 +312,17 @@ const LINGER_BYTES: usize = 16 << 20;
 /// Through the connection, not the socket, so that it works on any stream
 /// (over TLS a shutdown is a message too).
 async fn linger<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Connection<S>) {
-    if conn.shutdown().await.is_err() {
-        return;
-    }
-    // One fixed buffer, whatever the sender sends (`discard`'s); what the
-    // connection had already read counts among the bytes.
-    let _ = tokio::time::timeout(LINGER_TIME, conn.discard(LINGER_BYTES)).await;
+    // The shutdown inside the time too: QUIC's waits for the peer to
+    // acknowledge the stream's end, which a sender that exited on the
+    // refusal never does (it held the connection to QUIC's idle timeout).
+    let drain = async {
+        if conn.shutdown().await.is_ok() {
+            // One fixed buffer, whatever the sender sends (`discard`'s);
+            // what the connection had already read counts among the bytes.
+            let _ = conn.discard(LINGER_BYTES).await;
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// Hashes (on from `hasher`) and writes what the socket side queues, until

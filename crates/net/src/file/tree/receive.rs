@@ -25,21 +25,22 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
     start: &Message,
     save: Option<&SaveConfig>,
     events: &Events,
+    transfer: Transfer<'_>,
 ) -> Result<(), Error> {
     let started = Instant::now();
     let peer = conn.peer_addr();
     let start = match TreeStart::from_message(start) {
         Ok(start) => start,
-        Err(err) => return refuse(conn, err.to_string()).await,
+        Err(err) => return refuse(conn, err.to_string(), transfer).await,
     };
     let Some(save) = save else {
-        return refuse(conn, crate::refusal::SAVES_NO_FILES.to_owned()).await;
+        return refuse(conn, crate::refusal::SAVES_NO_FILES.to_owned(), transfer).await;
     };
     // The directory opened at start, never its path looked up again.
     let opened = save.handle.get().and_then(|dir| open_root(&dir, &start));
     let (root, made) = match opened {
         Ok(root) => root,
-        Err(reason) => return refuse(conn, reason).await,
+        Err(reason) => return refuse(conn, reason, transfer).await,
     };
     // Batches of operations, so that the thread is woken once per read
     // of the socket rather than once per message (three per small file):
@@ -70,6 +71,7 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
             return refuse(
                 conn,
                 format!("cannot write the folder {shown}: {}", for_peer(&err)),
+                transfer,
             )
             .await;
         }
@@ -161,7 +163,7 @@ pub(crate) async fn receive_tree<S: AsyncRead + AsyncWrite + Unpin>(
                 .await?;
             Ok(())
         }
-        Err(reason) => refuse(conn, reason).await,
+        Err(reason) => refuse(conn, reason, transfer).await,
     }
 }
 

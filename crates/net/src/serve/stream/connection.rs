@@ -105,14 +105,15 @@ async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
             Err(err) => return Err(err),
         };
         if msg.kind == Kind::FileHeader {
-            let _transfer = config.counters.transfer();
-            file::receive(&mut conn, &msg, config.save.as_ref(), &events).await?;
+            let transfer = config.counters.transfer();
+            file::receive(&mut conn, &msg, config.save.as_ref(), &events, transfer).await?;
             continue;
         }
         #[cfg(unix)]
         if msg.kind == Kind::TreeStart {
-            let _transfer = config.counters.transfer();
-            file::tree::receive_tree(&mut conn, &msg, config.save.as_ref(), &events).await?;
+            let transfer = config.counters.transfer();
+            file::tree::receive_tree(&mut conn, &msg, config.save.as_ref(), &events, transfer)
+                .await?;
             continue;
         }
         if msg.kind == Kind::Command {
