@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::show::{FileProgress, Format, Tally, print_events};
-use crate::{Counters, EventReceiver, Events, Summary};
+use crate::show::{FileProgress, Format, Tally};
+use crate::{Counters, Event, EventReceiver, Events, Summary};
 
 /// After the listener stops (Ctrl-C), how long the printing thread gets to
 /// write what is queued; an output that is blocked does not hold the exit
@@ -208,5 +208,118 @@ impl Ended {
     /// Whether the last thing printed did not end its line (raw data).
     pub fn open_line(&self) -> bool {
         self.tally.open_line()
+    }
+}
+
+/// Prints every event `events` receives into `out` in `format`, counted
+/// in `tally`, until `count` messages were printed (files count as one
+/// each), `out` fails, or the queue closes. What is queued is written
+/// before each flush: a burst costs one write call, and a lone message
+/// still leaves at once.
+///
+/// # Errors
+///
+/// `out`'s.
+fn print_events(
+    events: &mut EventReceiver,
+    format: Format,
+    count: Option<u64>,
+    tally: &Tally,
+    out: &mut impl Write,
+    progress: &mut impl FileProgress,
+) -> io::Result<()> {
+    let mut printed = 0u64;
+    while let Some(first) = events.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(delivery) = next.take() {
+            match &delivery.event {
+                Event::Message { peer, seq, body } => {
+                    tally.add(peer, body.len() as u64);
+                    format.write(out, peer, *seq, body)?;
+                    if let Some(open) = format.leaves_line_open(body) {
+                        tally.set_open_line(open);
+                    }
+                }
+                Event::File {
+                    peer,
+                    name,
+                    size,
+                    hash,
+                    elapsed,
+                } => {
+                    tally.add(peer, *size);
+                    progress.done(peer, name);
+                    format.write_file(out, peer, name, *size, hash, *elapsed)?;
+                }
+                Event::FileProgress {
+                    peer,
+                    name,
+                    received,
+                    size,
+                } => {
+                    progress.update(peer, name, *received, *size);
+                    continue; // not a message: it neither prints nor counts
+                }
+            }
+            printed += 1;
+            if count.is_some_and(|count| printed >= count) {
+                return out.flush();
+            }
+            drop(delivery); // its bytes leave the queue's budget
+            next = events.try_recv();
+        }
+        out.flush()?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::{Event, PeerAddr};
+
+    /// Prints what is queued, counts it, stops at `count`, and leaves file
+    /// progress to the caller.
+    #[test]
+    fn events_are_printed_counted_and_stopped_at_the_count() {
+        #[derive(Default)]
+        struct Seen(Vec<u64>);
+        impl FileProgress for Seen {
+            fn update(&mut self, _: &PeerAddr, _: &str, received: u64, _: u64) {
+                self.0.push(received);
+            }
+            fn done(&mut self, _: &PeerAddr, _: &str) {}
+        }
+        let peer: PeerAddr = SocketAddr::from(([127, 0, 0, 1], 1)).into();
+        let (events, mut receiver) = Events::channel();
+        let message = |body: &'static str| Event::Message {
+            peer: peer.clone(),
+            seq: Some(1),
+            body: bytes::Bytes::from_static(body.as_bytes()),
+        };
+        events.offer(message("a"));
+        events.offer(Event::FileProgress {
+            peer: peer.clone(),
+            name: "f".to_owned(),
+            received: 5,
+            size: 9,
+        });
+        events.offer(message("bc"));
+        events.offer(message("never"));
+        let lines = Format {
+            json: false,
+            end: Some(b'\n'),
+            escape: false,
+            hex: false,
+            reads: false,
+        };
+        let tally = Tally::default();
+        let (mut out, mut seen) = (Vec::new(), Seen::default());
+        print_events(&mut receiver, lines, Some(2), &tally, &mut out, &mut seen).unwrap();
+        assert_eq!(out, b"a\nbc\n");
+        assert_eq!(seen.0, [5]);
+        assert_eq!(tally.get(), (2, 3, 1, false));
     }
 }
