@@ -14,7 +14,7 @@
 //! still ends it.
 
 use std::fmt;
-use std::io::{self, BufWriter};
+use std::io;
 
 pub(crate) use msg_net::printer::Printing;
 use msg_net::show::FileProgress;
@@ -31,16 +31,25 @@ pub(crate) fn stderr_line(line: fmt::Arguments<'_>) {
 }
 
 /// Starts a listener's printing (msg-net's [`Printing`]): into stdout,
-/// buffered, with progress bars for the files; the events to serve into.
+/// with progress bars for the files; the events to serve into.
+///
+/// Into stdout's descriptor itself (a duplicate), not through Rust's
+/// `Stdout`, whose own line buffer would hold a raw read's last bytes
+/// after msg-net's printer had counted them printed. Nothing else writes
+/// to stdout until the printing has ended (the JSON summary comes after).
 pub(crate) fn start_printing(
     format: Format,
     count: Option<u64>,
 ) -> anyhow::Result<(Printing, Events)> {
-    let stdout = || BufWriter::new(io::stdout().lock());
-    anyhow::Context::context(
-        Printing::start(format, count, stdout, Bars::default()),
-        "cannot start the output thread",
-    )
+    use anyhow::Context as _;
+    use std::os::fd::AsFd as _;
+    let stdout = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .context("cannot start the output thread")?;
+    Printing::start(format, count, move || stdout, Bars::default())
+        .context("cannot start the output thread")
 }
 
 /// A file's progress: sizes and rate in decimal units (kB, MB, MB/s), as

@@ -14,8 +14,8 @@ use std::io::{self, Write};
 use base64::Engine;
 use serde::Serialize;
 
-use crate::text::write_escaped;
 use crate::PeerAddr;
+use crate::text::write_escaped;
 
 /// How a peer's messages are shown.
 #[derive(Debug, Clone, Copy)]
@@ -273,11 +273,16 @@ pub struct Tally {
 const MAX_PEERS_COUNTED: usize = 65_536;
 
 impl Tally {
-    /// Counts one message (or file) of `bytes` from `peer`.
-    pub fn add(&self, peer: &PeerAddr, bytes: u64) {
+    /// Counts one message (or file) of `bytes` as printed: its last byte
+    /// taken by the output.
+    pub fn printed(&self, bytes: u64) {
         use std::sync::atomic::Ordering::Relaxed;
         self.messages.fetch_add(1, Relaxed);
         self.bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// Counts `peer` among those heard from.
+    pub fn seen(&self, peer: &PeerAddr) {
         let mut peers = self
             .peers
             .lock()
