@@ -117,13 +117,17 @@ impl LengthLink {
     }
 
     /// Closes the sending side so the peer sees the end of the stream
-    /// after the last frame.
+    /// after the last frame, then reads what the peer still sends until
+    /// it closes too or `wait` ends, as a raw send does
+    /// ([`drain`](crate::raw::drain)).
     ///
     /// # Errors
     ///
     /// A failed flush or shutdown.
-    pub async fn finish(mut self) -> Result<(), Error> {
-        Ok(SinkExt::<&[u8]>::close(&mut self.framed).await?)
+    pub async fn finish(mut self, wait: std::time::Duration) -> Result<(), Error> {
+        SinkExt::<&[u8]>::close(&mut self.framed).await?;
+        crate::raw::drain(self.framed.get_mut(), wait).await;
+        Ok(())
     }
 }
 

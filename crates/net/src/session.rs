@@ -183,6 +183,14 @@ impl SessionTx {
         }
     }
 
+    /// Whether the peer's end of the stream may be a half-close that
+    /// still takes what is sent: a peer that is not msg's (`--raw`,
+    /// `--framing length`; nc, ncat or socat with its stdin at its end). A
+    /// msg peer ends its side only when it is done with the connection.
+    fn outlives_peer_end(&self) -> bool {
+        matches!(self.0, TxInner::RawStream(_) | TxInner::Length(_))
+    }
+
     /// Ends the session once nothing more is awaited ([`Tx::close`]).
     pub async fn close(self) {
         if let TxInner::Framed { tx, .. } = self.0 {
@@ -312,9 +320,12 @@ pub enum HoldError {
 /// it comes, and what the peer sends handed to `shown` as it arrives, both
 /// at once. When `bodies` ends the sending half is closed (a half-close
 /// over a stream), and what the peer still sends is shown until it closes
-/// too, or for at most `wait`. A peer that closes (or fails) first ends
-/// the session at once: nothing more can arrive, and what `bodies` still
-/// holds has nowhere to go.
+/// too, or for at most `wait`. A msg peer that closes (or fails) first
+/// ends the session at once: nothing more can arrive, and what `bodies`
+/// still holds has nowhere to go. Any other peer's end of a stream may be
+/// a half-close (`ncat -l < /dev/null` ends its side at once, and reads
+/// on): `bodies` still go to it until they end, as nc's stdin does; a
+/// peer that closed whole fails the next send.
 ///
 /// `shown` is awaited, so that it can wait for room in a queue to a
 /// printing thread: a stdout that stops draining then holds the session
@@ -337,6 +348,7 @@ pub async fn hold<R: AsyncBufRead + Unpin>(
         }
         Ok(())
     };
+    let outlives_peer_end = tx.outlives_peer_end();
     let sending = async {
         while let Some(body) = bodies.next().await.map_err(HoldError::Body)? {
             tx.send(body).await.map_err(HoldError::Send)?;
@@ -345,11 +357,19 @@ pub async fn hold<R: AsyncBufRead + Unpin>(
     };
     let (held, waited_out) = {
         tokio::pin!(receiving);
+        tokio::pin!(sending);
         let ended = tokio::select! {
             received = &mut receiving => Some(received),
-            sent = sending => sent.err().map(Err),
+            sent = &mut sending => sent.err().map(Err),
         };
         match ended {
+            // The peer's end, and perhaps only of its side: what is left
+            // to send still goes (it ended the session with stdin unsent,
+            // 0 of 10 MB delivered, exit 0; audit, round eight).
+            Some(Ok(())) if outlives_peer_end => {
+                debug!("the peer ended its side of the stream; sending on until stdin ends");
+                (sending.await, false)
+            }
             Some(ended) => (ended, false),
             // The peer's last replies may still be on their way.
             None => match tokio::time::timeout(wait, receiving).await {

@@ -236,7 +236,8 @@ impl Sender {
 
     /// Closes the sending side cleanly so the peer sees the end of the
     /// stream after the last byte; a framed TCP listener that refused us
-    /// gets up to `wait` to say why.
+    /// gets up to `wait` to say why, and any other peer as long to close
+    /// its side (what it sends meanwhile is read, and dropped).
     ///
     /// # Errors
     ///
@@ -245,11 +246,11 @@ impl Sender {
         match self {
             Self::Framed(link) => link.close(wait).await,
             Self::Length(link) => link
-                .finish()
+                .finish(wait)
                 .await
                 .map_err(|err| Error::Close(Box::new(err))),
             Self::Raw(link) => link
-                .finish()
+                .finish(wait)
                 .await
                 .map_err(|err| Error::Close(Box::new(err))),
         }
