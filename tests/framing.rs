@@ -323,3 +323,31 @@ fn a_half_sent_length_frame_is_dropped_at_the_frame_timeout() {
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("(--frame-timeout)"), "{}", out.stderr);
 }
+
+/// A framed client at a peer that does not frame at all (an SSH server's
+/// greeting) is told that the bytes it took for a length read as text:
+/// it said only `frame of 1397966893 bytes exceeds the maximum of
+/// 16777216 bytes` (audit, round eight).
+#[test]
+fn a_greeting_taken_for_a_length_is_said_to_be_text() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let peer = std::thread::spawn(move || {
+        let (mut stream, _) = server.accept().unwrap();
+        stream.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").unwrap();
+        // Open until the client has read it and gone.
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let _ = stream.read(&mut [0; 64]);
+    });
+    let out = run(&["send", "--tcp", "--reply", &addr, "hi"], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "(its first bytes, \"SSH-\", read as a length: a peer that is not msg? --raw shows \
+             the bytes as they come)"
+        ),
+        "{}",
+        out.stderr
+    );
+    peer.join().unwrap();
+}

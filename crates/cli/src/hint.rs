@@ -242,6 +242,22 @@ fn tcp(err: &msg_net::StreamError) -> Option<String> {
                 "add --tls"
             }
         )),
+        // A length that reads as text: a peer that does not frame at all
+        // (an SSH or SMTP server's greeting, an HTTP answer), whose first
+        // four bytes were taken for a length (audit, round eight).
+        msg_net::StreamError::FrameTooLarge { len, .. } => {
+            let first = u32::try_from(len).ok()?.to_be_bytes();
+            first
+                .iter()
+                .all(|&byte| byte.is_ascii_graphic() || byte == b' ')
+                .then(|| {
+                    format!(
+                        "{err} (its first bytes, \"{}\", read as a length: a peer that is not \
+                         msg? --raw shows the bytes as they come)",
+                        String::from_utf8_lossy(&first)
+                    )
+                })
+        }
         // A whole frame arrived (its length matched the bytes behind it)
         // and held no msg header: most likely a peer that sends a bare
         // length and its bytes, as most length-prefixed protocols do.
