@@ -274,9 +274,24 @@ impl QuicDgram {
             Some(_) => conn.send_datagram_wait(bytes).await,
             None => conn.send_datagram(bytes),
         };
-        queued.map_err(|err| QuicError::Send {
-            addr: conn.remote_address(),
-            reason: err.to_string(),
+        queued.map_err(|err| {
+            // The listener refused this client's certificate, after the
+            // client's half of the handshake had ended: said as over TLS,
+            // whether the refusal meets a send or the wait for a reply
+            // (the send said only "connection lost").
+            let refused = match &err {
+                quinn::SendDatagramError::ConnectionLost(lost) => {
+                    crate::quic::client_refused_by(lost)
+                }
+                _ => None,
+            };
+            refused.map_or_else(
+                || QuicError::Send {
+                    addr: conn.remote_address(),
+                    reason: err.to_string(),
+                },
+                QuicError::ClientRefused,
+            )
         })?;
         self.sent += 1;
         Ok(())
