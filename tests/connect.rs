@@ -276,3 +276,30 @@ fn a_peer_that_spoke_or_half_closed_first_gets_every_byte() {
     assert_eq!(held.stdout, "hello\n");
     assert_eq!(peer.join().unwrap(), SIZE, "msg connect --raw");
 }
+
+/// After stdin's end, `--wait` is how long the peer may be quiet, not how
+/// long it may take: a reply that trickles in (a byte every 100 ms, for
+/// 1.6 s) is printed whole with `--wait 500ms`, where it was cut off at
+/// 500 ms, unsaid, exit 0, and nc printed it all (audit, round eight).
+#[test]
+fn a_reply_still_coming_in_is_not_cut_off_by_the_wait() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let peer = std::thread::spawn(move || {
+        let (mut stream, _) = server.accept().unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut buf = [0u8; 64];
+        while stream.read(&mut buf).is_ok_and(|n| n > 0) {}
+        for byte in b"0123456789abcdef" {
+            stream.write_all(&[*byte]).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    });
+    let out = run(
+        &["connect", "--tcp", "--raw", "--wait", "500ms", &addr],
+        Some(b"go\n"),
+    );
+    peer.join().unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "0123456789abcdef");
+}

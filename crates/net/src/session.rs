@@ -320,7 +320,7 @@ pub enum HoldError {
 /// it comes, and what the peer sends handed to `shown` as it arrives, both
 /// at once. When `bodies` ends the sending half is closed (a half-close
 /// over a stream), and what the peer still sends is shown until it closes
-/// too, or for at most `wait`. A msg peer that closes (or fails) first
+/// too, or sends nothing for `wait`. A msg peer that closes (or fails) first
 /// ends the session at once: nothing more can arrive, and what `bodies`
 /// still holds has nowhere to go. Any other peer's end of a stream may be
 /// a half-close (`ncat -l < /dev/null` ends its side at once, and reads
@@ -342,8 +342,13 @@ pub async fn hold<R: AsyncBufRead + Unpin>(
     mut shown: impl AsyncFnMut(Incoming) -> std::io::Result<()>,
     wait: Duration,
 ) -> Result<(), HoldError> {
+    // When the peer last sent something: the wait after our end is for
+    // quiet, so that a reply still coming in is not cut off (it was cut
+    // off at `wait` after our end, unsaid; audit, round eight).
+    let heard = std::cell::Cell::new(tokio::time::Instant::now());
     let receiving = async {
         while let Some(incoming) = rx.recv().await.map_err(HoldError::Recv)? {
+            heard.set(tokio::time::Instant::now());
             shown(incoming).await.map_err(HoldError::Shown)?;
         }
         Ok(())
@@ -371,11 +376,22 @@ pub async fn hold<R: AsyncBufRead + Unpin>(
                 (sending.await, false)
             }
             Some(ended) => (ended, false),
-            // The peer's last replies may still be on their way.
-            None => match tokio::time::timeout(wait, receiving).await {
-                Ok(received) => (received, false),
-                Err(_) => (Ok(()), true),
-            },
+            // The peer's last replies may still be on their way: shown
+            // until it closes, or is quiet for `wait`. A stdout that
+            // stops draining holds `shown`, not this wait.
+            None => {
+                heard.set(tokio::time::Instant::now());
+                loop {
+                    tokio::select! {
+                        received = &mut receiving => break (received, false),
+                        () = tokio::time::sleep_until(heard.get() + wait) => {
+                            if heard.get() + wait <= tokio::time::Instant::now() {
+                                break (Ok(()), true);
+                            }
+                        }
+                    }
+                }
+            }
         }
     };
     tx.close().await;

@@ -5,7 +5,7 @@
 //! The halves, and the session held to its end, are msg-net's
 //! [`session`]: when stdin ends the sending half is closed (a half-close
 //! over TCP), and what the peer still sends is printed until it closes
-//! too, or for at most `--wait`. The lines are read as `msg send` reads
+//! too, or sends nothing for `--wait`. The lines are read as `msg send` reads
 //! them ([`Source`]).
 
 use std::io;
@@ -53,8 +53,9 @@ pub(crate) struct ConnectArgs {
     #[arg(long)]
     pub(crate) crlf: bool,
 
-    /// Once stdin ends, how long to go on printing what the peer sends: a
-    /// TCP peer that closes ends the session sooner
+    /// Once stdin ends, how long the peer may send nothing before the
+    /// session ends: what it sends is printed until it closes, or is quiet
+    /// this long
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     pub(crate) wait: Duration,
 
