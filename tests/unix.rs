@@ -699,3 +699,31 @@ fn a_raw_seqpacket_message_must_fit_one_packet_and_allow_uid_needs_a_connection(
         "no connection",
     );
 }
+
+/// An empty raw message over seqpacket is refused, not sent: its receiver
+/// (msg's, socat's) reads an empty packet as the connection's end. It
+/// failed as `write zero` after the messages before it (audit, round
+/// eight). As an argument, a usage error before anything is sent; as a
+/// stdin line, the lines before it sent, for `msg send` and `msg connect`.
+#[test]
+fn an_empty_raw_seqpacket_message_is_refused_not_sent() {
+    let dir = Dir::new();
+    let path = dir.join("s");
+    let listener = listen_on("--seqpacket", &path, &["--raw", "--count", "2"]);
+    support::assert_usage_error(
+        &["send", "--seqpacket", "--raw", &path, "x", "", "y"],
+        "message 2 is empty: an empty seqpacket packet reads as the end of the connection",
+    );
+    for command in ["send", "connect"] {
+        let out = run(&[command, "--seqpacket", "--raw", &path], Some(b"a\n\nb\n"));
+        assert_eq!(out.code(), Some(1), "{command}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(
+                "an empty packet reads as the connection's end to its receiver; not sent"
+            ),
+            "{command}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(listener.finish().stdout, "a\na\n");
+}

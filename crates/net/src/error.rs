@@ -152,6 +152,16 @@ pub enum Error {
     /// does.
     #[error("the blocking engine does not do {0}: use the tokio engine")]
     NotInBlockingEngine(&'static str),
+    /// An empty message to send raw on a stream: nothing at all on a byte
+    /// stream, and on a seqpacket connection an empty packet, which its
+    /// receiver reads as the connection's end (a zero-length read), as
+    /// msg's and socat's do. Refused, not sent (it failed as `write
+    /// zero`; audit, round eight).
+    #[error(
+        "an empty message has no bytes to send raw: on a seqpacket connection an empty \
+         packet reads as the connection's end to its receiver; not sent"
+    )]
+    EmptyRaw,
     /// Writing the caller's own output failed (the output of a remote
     /// command, say): not the connection's fault.
     #[error("cannot write the output")]

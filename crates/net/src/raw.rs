@@ -117,6 +117,7 @@ impl RawLink {
                 socket.send_raw_to(bytes, peer).await?;
             }
             Inner::UnixDatagram(socket) => socket.send_raw(bytes).await?,
+            Inner::Stream(_) if bytes.is_empty() => return Err(Error::EmptyRaw),
             Inner::Stream(stream) => {
                 msg_tcp::write_all_within(stream, bytes, self.write_timeout).await?;
             }

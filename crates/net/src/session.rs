@@ -164,6 +164,7 @@ impl SessionTx {
                 socket.send_raw_to(&body, peer).await?;
             }
             TxInner::RawUnixDatagram(socket) => socket.send_raw(&body).await?,
+            TxInner::RawStream(_) if body.is_empty() => return Err(Error::EmptyRaw),
             TxInner::RawStream(write) => {
                 msg_tcp::write_all_within(write, &body, self.1).await?;
             }

@@ -135,12 +135,19 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
             format!("{flag} shows replies, and without --reply there are none: add --reply, or drop {flag}")
         })?;
     }
-    // A raw stream has no messages: an empty one would be nothing at all.
-    if args.raw && !caps.keeps_boundaries {
+    // A raw stream has no messages: an empty one would be nothing at all;
+    // and an empty seqpacket packet reads as the connection's end.
+    if args.raw && caps.carries_files() {
         if let Some(n) = args.messages.iter().position(String::is_empty) {
+            let why = if caps.keeps_boundaries {
+                "an empty seqpacket packet reads as the end of the connection to its \
+                 receiver"
+            } else {
+                "a raw TCP stream cannot carry an empty message (zero bytes are no message \
+                 at all)"
+            };
             return Err(UsageError(format!(
-                "message {} is empty: a raw TCP stream cannot carry an empty message \
-                 (zero bytes are no message at all; drop --raw to send a header-only one)",
+                "message {} is empty: {why}; drop --raw to send a header-only one",
                 n + 1
             ))
             .into());
