@@ -1581,3 +1581,54 @@ fn help_examples_say_what_works() {
     assert_eq!(bench.code(), Some(0), "{}", bench.stderr);
     assert!(!bench.stdout.contains("--reply echo"), "{}", bench.stdout);
 }
+
+/// `msg listen --once` ends with its first connection, as nc's listener
+/// does (`nc -l PORT > file` ends when the sender is done), on both
+/// engines; meanwhile another client is closed, as a full listener's. Over
+/// a datagram transport there is no connection to end: a usage error.
+/// Without it `msg listen --raw > file` never ended, and `--count` counts
+/// reads, which no sender can know (audit, round eight).
+#[test]
+fn once_ends_the_listener_with_its_first_connection() {
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let listener = Listener::start(TCP, "127.0.0.1", &["--raw", "--once"]);
+    let mut peer = tcp_peer(&listener);
+    // Raw, nothing tells it why: it is closed.
+    let second = run(&["send", TCP, "--reply", &listener.addr_arg(), "x"], None);
+    assert_eq!(second.code(), Some(1), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("closed the connection"),
+        "{}",
+        second.stderr
+    );
+    peer.write_all(&data).unwrap();
+    drop(peer);
+    let out = listener.finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout_bytes() == data,
+        "{} bytes",
+        out.stdout_bytes().len()
+    );
+    assert!(
+        out.stderr.contains("the connection ended: stopping (--once)"),
+        "{}",
+        out.stderr
+    );
+
+    let listener = Listener::start(TCP, "127.0.0.1", &["--io", "blocking", "--once"]);
+    let sent = run(&["send", TCP, &listener.addr_arg(), "a", "b"], None);
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    let out = listener.finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.lines(), ["a", "b"]);
+
+    support::assert_usage_error(
+        &["listen", UDP, "--once"],
+        "--once ends with the first connection",
+    );
+    support::assert_usage_error(
+        &["listen", TCP, "--once", "--max-conns", "5"],
+        "cannot be used with",
+    );
+}

@@ -14,6 +14,8 @@ pub struct Counters {
     recv_calls: AtomicU64,
     recv_datagrams: AtomicU64,
     recv_segmented: AtomicU64,
+    /// Told each time a connection served (not refused) ends.
+    served: tokio::sync::Notify,
 }
 
 /// A snapshot of [`Counters`].
@@ -44,6 +46,19 @@ impl Counters {
 
     pub(crate) fn connected(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection that was served (not refused) has ended, on either
+    /// engine.
+    pub(crate) fn served(&self) {
+        // A permit kept when nobody waits yet: the first end is not missed.
+        self.served.notify_one();
+    }
+
+    /// Completes when a connection that was served has ended (`msg listen
+    /// --once`, as nc's listener ends with its one connection).
+    pub async fn connection_served(&self) {
+        self.served.notified().await;
     }
 
     /// A stream connection dropped for what it sent (not msg's frames).

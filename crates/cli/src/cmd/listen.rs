@@ -47,6 +47,12 @@ pub(crate) struct ListenArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) count: Option<u64>,
 
+    /// Exit when the first connection ends, as nc's listener does (over
+    /// --tcp, --unix, --seqpacket or --quic); meanwhile it is the only one
+    /// served, others told so and closed
+    #[arg(long, conflicts_with = "max_conns")]
+    pub(crate) once: bool,
+
     /// Answer each message
     #[arg(long, value_enum, default_value_t = ReplyArg::None)]
     pub(crate) reply: ReplyArg,
@@ -167,6 +173,25 @@ pub(crate) struct UnixArgs {
 }
 
 impl ListenArgs {
+    /// What each peer may cost: with --once, one connection at a time.
+    pub(crate) fn limits(&self) -> Limits {
+        let mut limits = self.limits.limits();
+        if self.once {
+            limits.max_conns = 1;
+        }
+        limits
+    }
+
+    /// With --once, completes when the first connection served has ended
+    /// (and says so); without, never.
+    pub(crate) async fn first_connection_served(&self, counters: &msg_net::Counters) {
+        if !self.once {
+            return std::future::pending().await;
+        }
+        counters.connection_served().await;
+        info!("the connection ended: stopping (--once)");
+    }
+
     /// Where to listen, checked for the transport: a Unix socket needs its
     /// path, an IP listener defaults to 127.0.0.1:9000.
     pub(crate) fn addr(&self) -> anyhow::Result<String> {
@@ -347,6 +372,13 @@ pub(crate) async fn run(
             )
         })?;
     }
+    if args.once && !caps.carries_files() {
+        return Err(usage(format!(
+            "--once ends with the first connection, over a stream (--tcp, --unix, --seqpacket, \
+             --quic); {} has no connections to end",
+            args.transport.flag()
+        )));
+    }
     if args.io == ListenIo::Blocking {
         if args.tls.tls {
             return Err(usage(
@@ -489,7 +521,7 @@ pub(crate) async fn run(
         auth,
         save,
         exec,
-        limits: args.limits.limits(),
+        limits: args.limits(),
         counters: Arc::clone(&counters),
         reply: args.reply.into(),
         raw: args.raw,
@@ -509,6 +541,7 @@ pub(crate) async fn run(
                 stopped = Some((stop, counters.get().transfers > 0));
             }
             () = printing.done() => {}
+            () = args.first_connection_served(&counters) => {}
         }
     })
     .await;

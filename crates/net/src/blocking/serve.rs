@@ -143,6 +143,7 @@ fn serve_streams(
                 }
                 debug!(%peer, "closed");
                 still_open.fetch_sub(1, Ordering::Relaxed);
+                config.counters.served();
             });
         match spawned {
             Ok(thread) => threads.push(thread),

@@ -71,7 +71,7 @@ pub(super) async fn run(
     let (mut printing, events) = output::start_printing(format, args.count)?;
     let config = ServeConfig {
         auth: args.auth.auth()?,
-        limits: args.limits.limits(),
+        limits: args.limits(),
         counters: printing.counters(),
         reply: args.reply.into(),
         busy_poll: args.busy_poll,
@@ -82,10 +82,12 @@ pub(super) async fn run(
     };
     let mut serving =
         blocking::spawn(listener, config, events).context("cannot start the listener's thread")?;
+    let counters = printing.counters();
     tokio::select! {
         stop = shutdown => info!("stopping ({stop:?})"),
         () = printing.done() => {}
         () = serving.ended() => {}
+        () = args.first_connection_served(&counters) => {}
     }
     let served = serving.stop().await?;
     let (kernel, unread) = (served.kernel_drops, served.unread);

@@ -209,6 +209,7 @@ where
             if let Err(err) = result {
                 config.dropped(&failures, &peer, &err);
             }
+            config.counters.served();
         });
     }
 }
