@@ -1187,3 +1187,34 @@ fn too_few_open_files_is_refused_naming_the_limit() {
         );
     }
 }
+
+/// A message written to a listener that had already gone is lost: the
+/// listener's side resets the connection, and a read sees only its close.
+/// `msg send` exited 0 (audit, round eight); the reset the kernel holds
+/// for the socket now fails it, naming what may be lost.
+#[test]
+fn a_last_message_to_a_listener_gone_fails_the_send() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let mut cmd = support::msg();
+    cmd.args(["send", "--tcp", &addr]);
+    let (client, mut stdin) = Running::spawn_held(cmd, b"first\n");
+    let (mut stream, _) = server.accept().unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    support::read_frame(&mut stream).unwrap();
+    // Closed with nothing unread: a plain close, then gone.
+    drop(stream);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    stdin.write_all(b"last\n").unwrap();
+    drop(stdin);
+    let out = client.finish();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "the connection was reset: the peer had closed it, and what was sent last may not \
+             have arrived"
+        ),
+        "{}",
+        out.stderr
+    );
+}

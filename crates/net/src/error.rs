@@ -98,6 +98,12 @@ pub enum Error {
     /// Closing the connection failed; the source says why.
     #[error("cannot close the connection")]
     Close(#[source] Box<Self>),
+    /// The connection was reset after our last messages were written:
+    /// the peer had gone, and they may not have arrived.
+    #[error(
+        "the connection was reset: the peer had closed it, and what was sent last may not have arrived"
+    )]
+    Reset(#[source] io::Error),
     /// The peer closed the connection before it replied.
     #[error("{peer} closed the connection without replying")]
     NoReply {

@@ -157,13 +157,13 @@ impl Link {
             }
             Inner::Datagram(_) | Inner::UnixDatagram(_) => return Ok(()),
         };
-        // Shutting the write half down (dropping it would do for a
-        // socket, not for TLS): the listener reads the end of the stream
-        // after our last message.
-        let (mut read, mut write) = conn.into_split();
-        let _ = write.shutdown().await;
+        // Our end (the stream's own shutdown: over TLS a close_notify
+        // too): the listener reads the end of the stream after our last
+        // message.
+        let mut conn = conn;
+        let shut = conn.shutdown().await;
         let drain = async {
-            while let Some(msg) = read.read_message().await? {
+            while let Some(msg) = conn.read_message().await? {
                 if msg.kind == Kind::Error {
                     return Err(Error::Peer(printable(&msg.body)));
                 }
@@ -171,7 +171,16 @@ impl Link {
             Ok(())
         };
         // A listener that keeps the connection open owes us nothing more.
-        tokio::time::timeout(wait, drain).await.unwrap_or(Ok(()))
+        tokio::time::timeout(wait, drain).await.unwrap_or(Ok(()))?;
+        shut?;
+        // Its refusal said, a reset is still a failure: a listener gone
+        // before our last messages reset the connection when they came,
+        // and the read saw only its close. `msg send` exited 0 with its
+        // last message lost (audit, round eight).
+        match conn.get_ref().pending_error() {
+            Some(err) => Err(Error::Reset(err)),
+            None => Ok(()),
+        }
     }
 
     /// The transport in use.

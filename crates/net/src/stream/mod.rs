@@ -255,6 +255,19 @@ impl AnyStream {
         }
     }
 
+    /// The error the kernel holds for a TCP connection (`SO_ERROR`),
+    /// taken: a reset that came after the peer's close, which reads report
+    /// only as the end of the stream. A Unix socket's writes fail at once
+    /// when the peer is gone (`EPIPE`), and QUIC says it in its close:
+    /// `None` for those.
+    pub(crate) fn pending_error(&self) -> Option<io::Error> {
+        match self {
+            Self::Tcp(stream) => stream.take_error().ok().flatten(),
+            Self::Tls(stream) => stream.get_ref().0.pending_error(),
+            Self::Unix(_) | Self::Seqpacket(_) | Self::Quic(_) => None,
+        }
+    }
+
     /// The kernel's view of a TCP connection; `None` for other kinds.
     pub(crate) fn tcp_info(&self) -> Result<Option<TcpInfo>, Error> {
         match self {
