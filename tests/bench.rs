@@ -1830,3 +1830,56 @@ fn a_flow_whose_thread_cannot_start_fails_the_run_at_once() {
     );
     drop(listener.process.kill());
 }
+
+/// A remote listener that stops reading for half a second, mid-way
+/// through a throughput run over a transport that loses nothing, is
+/// waited for, as a late reply is: the blocking engine's sends gave up
+/// after UDP's 200 ms reply timeout, `i/o error on the connection: timed
+/// out` (audit, round eight). Unix sockets fill in microseconds.
+#[test]
+fn a_remote_listener_that_pauses_is_waited_for_in_a_throughput_run() {
+    for transport in ["unix", "unix-dgram"] {
+        let path = support::fresh_path("bench-paused");
+        let path = path.to_str().unwrap();
+        let mut cmd = support::msg();
+        cmd.args(["listen", &format!("--{transport}"), path, "-v"]);
+        let mut listener = support::Running::spawn(cmd, None);
+        listener.wait_for_stderr("listening on");
+        let pid = listener.pid().to_string();
+        let pause = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(300));
+            let stop = std::process::Command::new("kill")
+                .args(["-STOP", &pid])
+                .status();
+            thread::sleep(Duration::from_millis(500));
+            let cont = std::process::Command::new("kill")
+                .args(["-CONT", &pid])
+                .status();
+            assert!(stop.unwrap().success() && cont.unwrap().success());
+        });
+        let out = run(
+            &[
+                "bench",
+                "--transports",
+                transport,
+                path,
+                "--mode",
+                "throughput",
+                "--io",
+                "blocking",
+                "--sizes",
+                "1024",
+                "--runs",
+                "1",
+                "--duration",
+                "1200ms",
+                "--warmup",
+                "0s",
+            ],
+            None,
+        );
+        pause.join().unwrap();
+        assert_eq!(out.code(), Some(0), "{transport}: {}", out.stderr);
+        drop(listener.kill());
+    }
+}

@@ -1611,7 +1611,8 @@ fn once_ends_the_listener_with_its_first_connection() {
         out.stdout_bytes().len()
     );
     assert!(
-        out.stderr.contains("the connection ended: stopping (--once)"),
+        out.stderr
+            .contains("the connection ended: stopping (--once)"),
         "{}",
         out.stderr
     );

@@ -68,7 +68,11 @@ pub(crate) fn connect(
             nodelay: target.nodelay,
             ..TcpOptions::default()
         },
-        timeout: settings.timeout,
+        // Each send's limit too: over a transport that loses nothing, a
+        // listener that lags is waited for as a late reply is. UDP's
+        // 200 ms here failed a throughput run whose listener paused for
+        // 200 ms (`timed out`; audit, round eight).
+        timeout: settings.reply_timeout(target.transport),
         busy_poll,
     };
     let mut link = blocking::Link::connect(target.transport, target.addr.clone(), &options)?;

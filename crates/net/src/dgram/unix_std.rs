@@ -90,7 +90,20 @@ impl UnixStd {
         let sent = match to {
             Some(to) => send_answer(&SockRef::from(&self.socket), bytes, to, libc::MSG_DONTWAIT)
                 .map_err(answer_dropped),
-            None => self.socket.send(bytes),
+            // A client's send waits for room as long as the socket's send
+            // timeout; run out, it is a stalled listener, not EAGAIN.
+            None => self.socket.send(bytes).map_err(|err| {
+                match (err.kind(), self.socket.write_timeout().ok().flatten()) {
+                    (io::ErrorKind::WouldBlock, Some(waited)) => io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "its queue stayed full for {} (the listener is not reading)",
+                            humantime::format_duration(waited)
+                        ),
+                    ),
+                    _ => err,
+                }
+            }),
         };
         sent.map(drop).map_err(|source| Error::UnixSend {
             addr: to.map_or_else(|| "the listener".to_owned(), UnixAddr::to_string),

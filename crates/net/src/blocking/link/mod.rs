@@ -372,9 +372,14 @@ impl Link {
 /// listener's verdict on a peer that does not read.
 pub(super) fn send_timed_out(err: msg_tcp::Error) -> msg_tcp::Error {
     match err {
-        msg_tcp::Error::WriteStalled { .. } => {
-            std::io::Error::from(std::io::ErrorKind::TimedOut).into()
-        }
+        msg_tcp::Error::WriteStalled { after } => std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "the listener took nothing sent to it for {}",
+                humantime::format_duration(after)
+            ),
+        )
+        .into(),
         err => err,
     }
 }
