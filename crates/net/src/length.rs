@@ -118,8 +118,7 @@ impl LengthLink {
 
     /// Closes the sending side so the peer sees the end of the stream
     /// after the last frame, then reads what the peer still sends until
-    /// it closes too or `wait` ends, as a raw send does
-    /// ([`drain`](crate::raw::drain)).
+    /// it closes too or `wait` ends, as a raw send does.
     ///
     /// # Errors
     ///

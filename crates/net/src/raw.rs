@@ -228,8 +228,9 @@ impl RawLink {
 
     /// Closes the sending side so the peer sees the end of the stream
     /// after the last byte (UDP has nothing to close), then reads what the
-    /// peer still sends, unshown, until it closes too or `wait` ends
-    /// ([`drain`]).
+    /// peer still sends, unshown, until it closes too or `wait` ends: a
+    /// connection closed with bytes unread is reset, and the reset throws
+    /// away what is still on its way.
     ///
     /// # Errors
     ///
