@@ -1218,3 +1218,53 @@ fn a_last_message_to_a_listener_gone_fails_the_send() {
         out.stderr
     );
 }
+
+/// A listener whose soft open-file limit is below what `--max-conns`
+/// needs raises it within the hard limit: with the usual 1,024, the
+/// default 1,024 connections could never be held, `accept` failed
+/// (`EMFILE`), and the next clients waited unanswered in the kernel's
+/// backlog, never told the listener was full (audit, round eight). Here
+/// soft 64 and hard 4,096: a hundred idle connections, and the next client
+/// is told.
+#[test]
+fn a_listener_makes_room_for_its_connections_among_its_open_files() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = support::msg();
+    cmd.args(["listen", "--tcp", "-v", "127.0.0.1:0", "--max-conns", "100"]);
+    // SAFETY: setrlimit is async-signal-safe, and changes the child only.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 4096,
+            };
+            match libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    let listener = Listener::start_command(cmd);
+    let idle: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(listener.addr).unwrap())
+        .collect();
+    let out = run(
+        &["send", "--tcp", "--reply", &listener.addr_arg(), "hi"],
+        None,
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("serves at most 100 connections"),
+        "{}",
+        out.stderr
+    );
+    drop(idle);
+    let finished = listener.process.interrupt();
+    assert!(
+        finished
+            .stderr
+            .contains("raised the open-file limit from 64 to 292, for --max-conns"),
+        "{}",
+        finished.stderr
+    );
+}

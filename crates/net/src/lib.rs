@@ -63,6 +63,8 @@
 //!   `private_file.rs`: who else could change or read a file that should
 //!   be this user's alone (a secret, a TLS key or CA file), checked on the
 //!   descriptor that is then read.
+//! - `open_files`: room for a listener's `--max-conns` connections among
+//!   the files it may open, its soft limit raised within the hard one.
 //! - [`text`]: a peer's bytes made safe for a terminal, one escaping for
 //!   bodies, names, reasons and errors alike; [`show`]: a message shown
 //!   as a line, a read, JSON or a hex dump, into any writer, and the tally
@@ -147,6 +149,8 @@ mod link;
 mod listener;
 mod log;
 mod off_thread;
+#[cfg(unix)]
+pub mod open_files;
 pub mod ping;
 pub mod printer;
 mod private_file;

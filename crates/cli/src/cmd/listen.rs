@@ -345,6 +345,27 @@ pub(crate) struct ExecArgs {
     pub(crate) exec_dir: PathBuf,
 }
 
+/// Room among the open files for `--max-conns` connections: the soft
+/// limit raised as far as they need within the hard one, and a warning
+/// when the hard one is short (see msg-net's `open_files`).
+fn make_room(args: &ListenArgs) {
+    #[cfg(unix)]
+    match msg_net::open_files::make_room(args.limits().max_conns) {
+        msg_net::open_files::OpenFiles::Enough => {}
+        msg_net::open_files::OpenFiles::Raised { from, to } => {
+            info!("raised the open-file limit from {from} to {to}, for --max-conns");
+        }
+        msg_net::open_files::OpenFiles::Short { limit, needed } => warn!(
+            "--max-conns {} needs about {needed} open files, and this listener may open \
+             {limit} (the hard limit, ulimit -Hn, allows no more): past about {} \
+             connections, the next wait unanswered until one closes; lower --max-conns \
+             or raise the limit",
+            args.limits().max_conns,
+            limit.saturating_sub(msg_net::open_files::OVERHEAD)
+        ),
+    }
+}
+
 /// Runs the listener until `--count` messages have been printed, stdout
 /// closes, an error, or `shutdown` completes (Ctrl-C in the binary).
 pub(crate) async fn run(
@@ -371,6 +392,9 @@ pub(crate) async fn run(
                 args.transport.flag()
             )
         })?;
+    }
+    if caps.connections {
+        make_room(&args);
     }
     if args.once && !caps.carries_files() {
         return Err(usage(format!(
