@@ -656,3 +656,29 @@ fn a_listener_stopped_just_after_a_refusal_cut_no_transfer_short() {
         let _ = std::fs::remove_dir_all(file.parent().unwrap());
     }
 }
+
+/// A QUIC client at a UDP port where nothing listens is told so at once,
+/// as a TCP client is refused: it waited out its handshake timeout (5 s)
+/// to be told only that nothing answered (audit, round seven, left open).
+#[test]
+fn a_quic_client_at_a_closed_port_is_told_at_once() {
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    for transport in ["--quic", "--quic-datagrams"] {
+        let started = Instant::now();
+        let out = run(&["send", transport, &addr, "hi"], None);
+        assert_eq!(out.code(), Some(1), "{transport}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("over QUIC: nothing listens on that UDP port (Connection refused"),
+            "{transport}: {}",
+            out.stderr
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{transport}: {:?}",
+            started.elapsed()
+        );
+    }
+}

@@ -145,15 +145,55 @@ pub(crate) async fn handshake(
     addr: SocketAddr,
     tls: &TlsClient,
 ) -> Result<(quinn::Endpoint, quinn::Connection), QuicError> {
-    let local: SocketAddr = match addr {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let endpoint = bind_endpoint(local)?;
+    let endpoint = bind_endpoint(any_port_for(addr))?;
     let name = crate::tls::name_text(&tls.name_for(&PeerAddr::Inet(addr)));
     let config = client_config(tls.rustls_config())?;
-    let conn = handshake_on(&endpoint, config, addr, &name, tls.handshake_timeout()).await?;
+    let timeout = tls.handshake_timeout();
+    let conn = tokio::select! {
+        conn = handshake_on(&endpoint, config, addr, &name, timeout) => conn?,
+        source = port_unreachable(addr) => return Err(QuicError::Refused { addr, source }),
+    };
     Ok((endpoint, conn))
+}
+
+/// A port the system picks, on every address of `addr`'s family.
+fn any_port_for(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    }
+}
+
+/// Completes only if the host at `addr` says nothing listens on its UDP
+/// port: the error a connected socket is given for the ICMP "port
+/// unreachable" an empty datagram drew. quinn's own socket is not
+/// connected, and hears none of it, so a client at a closed port waited
+/// the whole handshake timeout (5 s) to be told only that nothing
+/// answered. An empty datagram is no QUIC packet: a listener there drops
+/// it. Across a network the ICMP may be filtered; then this waits for
+/// ever, and the handshake's own timeout ends the wait.
+async fn port_unreachable(addr: SocketAddr) -> std::io::Error {
+    let probe = async {
+        let socket = tokio::net::UdpSocket::bind(any_port_for(addr)).await.ok()?;
+        socket.connect(addr).await.ok()?;
+        socket.send(&[]).await.ok()?;
+        let mut buf = [0u8; 1];
+        // Bounded: whatever else comes back is not the answer waited for.
+        for _ in 0..64 {
+            match socket.recv(&mut buf).await {
+                Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    return Some(err);
+                }
+                Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+        None
+    };
+    match probe.await {
+        Some(err) => err,
+        None => std::future::pending().await,
+    }
 }
 
 /// A new connection to `addr` from `endpoint` with `config`, the listener's

@@ -91,6 +91,15 @@ pub enum QuicError {
         /// quinn's words.
         reason: String,
     },
+    /// The host said nothing listens on the port (ICMP port unreachable,
+    /// seen by a probe beside the handshake).
+    #[error("cannot connect to {addr} over QUIC: nothing listens on that UDP port ({source})")]
+    Refused {
+        /// The peer.
+        addr: SocketAddr,
+        /// The system's words.
+        source: io::Error,
+    },
     /// Nothing answered the handshake in time: nobody at the address, or
     /// something there that is no QUIC listener (a plain UDP one, say).
     #[error("no QUIC handshake with {addr} within {}", humantime::format_duration(*.timeout))]
