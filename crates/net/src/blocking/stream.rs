@@ -10,7 +10,9 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use msg_tcp::PeerAddr;
@@ -69,13 +71,96 @@ impl Stream for UnixStream {
     }
 }
 
+/// A Unix stream socket whose sleeping receive waits in `poll` for input,
+/// not in `recv`.
+///
+/// Linux wakes a reader asleep in a Unix stream's `recv` whenever its peer
+/// frees what this socket sent (`unix_write_space`: the sender's wait
+/// queue is the one its reader sleeps on, and `recv`'s wait takes every
+/// wake-up, whatever it is for), with nothing to read yet. In a ping-pong
+/// on one core, that wake-up comes while the peer is answering, and often
+/// preempts it: two more context switches, the woken reader finding
+/// nothing and going back to sleep, in a quarter to a third of the round
+/// trips (bench/floor.c's too), each such mode about a microsecond above
+/// the last. `poll` for `POLLIN` is woken only for input, so that never
+/// happens: a round trip costs two context switches (2.00 measured,
+/// against 2.6 to 2.9 sleeping in `recv`). Asked first without waiting, a receive whose data is there
+/// costs one call, as before; one that must wait, three (`recv`, `poll`,
+/// `recv`), each much cheaper than the context switches they save
+/// (BENCHMARKS.md, "The Unix stream's gap to the floor").
+#[derive(Debug)]
+pub(crate) struct UnixConn {
+    stream: UnixStream,
+    /// The read timeout last set, for `poll`: milliseconds, rounded up,
+    /// or -1 for none (the socket's `SO_RCVTIMEO` is set as well, for the
+    /// calls that sleep in the socket: a peek, a plain read).
+    poll_timeout: AtomicI32,
+}
+
+impl UnixConn {
+    fn new(stream: UnixStream) -> Self {
+        Self {
+            stream,
+            poll_timeout: AtomicI32::new(-1),
+        }
+    }
+
+    /// Sleeps until the socket has input (or an error, or its end), at
+    /// most the read timeout: a timeout as `WouldBlock`, as a sleeping
+    /// `recv` reports it.
+    fn wait_readable(&self) -> io::Result<()> {
+        let mut fd = libc::pollfd {
+            fd: self.stream.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let timeout = self.poll_timeout.load(Ordering::Relaxed);
+        // SAFETY: one valid pollfd, for the length of the call.
+        match unsafe { libc::poll(&raw mut fd, 1, timeout) } {
+            0 => Err(io::ErrorKind::WouldBlock.into()),
+            n if n > 0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+
+    /// [`Stream::recv`]'s: without `MSG_DONTWAIT`, a receive that sleeps
+    /// in `poll` (see [`UnixConn`]).
+    fn recv(&mut self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
+        let socket = socket2::SockRef::from(&self.stream);
+        if flags & libc::MSG_DONTWAIT != 0 {
+            return socket.recv_with_flags(spare, flags);
+        }
+        match socket.recv_with_flags(spare, flags | libc::MSG_DONTWAIT) {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            got => return got,
+        }
+        self.wait_readable()?;
+        // Input, an error or the end: this does not block. (Nothing after
+        // all, which no other reader of this socket makes happen, reads
+        // as a timeout, and the caller asks again.)
+        socket.recv_with_flags(spare, flags | libc::MSG_DONTWAIT)
+    }
+
+    /// [`Stream::set_read_timeout`]'s: the socket's, and `poll`'s.
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.stream.set_read_timeout(timeout)?;
+        let millis = timeout.map_or(-1, |timeout| {
+            // Rounded up: a wait of less than a millisecond is not a spin.
+            let millis = timeout.as_nanos().div_ceil(1_000_000);
+            i32::try_from(millis).unwrap_or(i32::MAX)
+        });
+        self.poll_timeout.store(millis, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 /// A connected std byte stream of any kind.
 #[derive(Debug)]
 pub(crate) enum AnyStream {
     /// A TCP connection.
     Tcp(TcpStream),
     /// A Unix stream socket.
-    Unix(UnixStream),
+    Unix(UnixConn),
     /// A Unix sequenced-packet socket.
     Seqpacket(SeqpacketStd),
 }
@@ -126,7 +211,7 @@ pub(crate) fn connect(
         }
         // A local connect is queued or refused at once: no timeout to keep.
         StreamKind::Unix => msg_tcp::unix::connect_std(unix_path(addr)?)
-            .map(AnyStream::Unix)
+            .map(|stream| AnyStream::Unix(UnixConn::new(stream)))
             .map_err(failed),
         StreamKind::Seqpacket => SeqpacketStd::connect(unix_path(addr)?)
             .map(AnyStream::Seqpacket)
@@ -193,7 +278,7 @@ impl AnyStream {
         let mut byte = [MaybeUninit::uninit()];
         let socket = match self {
             Self::Tcp(stream) => socket2::SockRef::from(stream),
-            Self::Unix(stream) => socket2::SockRef::from(stream),
+            Self::Unix(conn) => socket2::SockRef::from(&conn.stream),
             Self::Seqpacket(stream) => socket2::SockRef::from(stream.socket()),
         };
         socket.peek(&mut byte).map(drop)
@@ -212,7 +297,7 @@ impl AnyStream {
     pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         match self {
             Self::Tcp(stream) => stream.set_write_timeout(timeout),
-            Self::Unix(stream) => stream.set_write_timeout(timeout),
+            Self::Unix(conn) => conn.stream.set_write_timeout(timeout),
             Self::Seqpacket(stream) => stream.socket().set_write_timeout(timeout),
         }
     }
@@ -240,7 +325,7 @@ impl AnyListener {
                 .map(|(stream, peer)| (AnyStream::Tcp(stream), peer.into())),
             Self::Unix { listener, .. } => listener.accept().map(|(stream, _)| {
                 let peer = unix_peer(&stream);
-                (AnyStream::Unix(stream), peer)
+                (AnyStream::Unix(UnixConn::new(stream)), peer)
             }),
             Self::Seqpacket { listener, .. } => SeqpacketStd::accept(listener)
                 .map(|(stream, peer)| (AnyStream::Seqpacket(stream), peer)),
@@ -277,7 +362,7 @@ impl io::Read for AnyStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(stream) => stream.read(buf),
-            Self::Unix(stream) => stream.read(buf),
+            Self::Unix(conn) => conn.stream.read(buf),
             Self::Seqpacket(stream) => stream.read(buf),
         }
     }
@@ -287,7 +372,7 @@ impl io::Write for AnyStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(stream) => stream.write(buf),
-            Self::Unix(stream) => stream.write(buf),
+            Self::Unix(conn) => conn.stream.write(buf),
             Self::Seqpacket(stream) => stream.write(buf),
         }
     }
@@ -295,7 +380,7 @@ impl io::Write for AnyStream {
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Self::Tcp(stream) => stream.write_vectored(bufs),
-            Self::Unix(stream) => stream.write_vectored(bufs),
+            Self::Unix(conn) => conn.stream.write_vectored(bufs),
             // One packet per call, every slice in it (sendmsg).
             Self::Seqpacket(stream) => stream.write_vectored(bufs),
         }
@@ -304,7 +389,7 @@ impl io::Write for AnyStream {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Self::Tcp(stream) => stream.flush(),
-            Self::Unix(stream) => stream.flush(),
+            Self::Unix(conn) => conn.stream.flush(),
             Self::Seqpacket(stream) => stream.flush(),
         }
     }
@@ -314,7 +399,7 @@ impl Stream for AnyStream {
     fn recv(&mut self, spare: &mut [MaybeUninit<u8>], flags: i32) -> io::Result<usize> {
         match self {
             Self::Tcp(stream) => stream.recv(spare, flags),
-            Self::Unix(stream) => stream.recv(spare, flags),
+            Self::Unix(conn) => conn.recv(spare, flags),
             Self::Seqpacket(stream) => {
                 stream.recv_uninit(spare, nix::sys::socket::MsgFlags::from_bits_truncate(flags))
             }
@@ -324,7 +409,7 @@ impl Stream for AnyStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         match self {
             Self::Tcp(stream) => Stream::set_read_timeout(stream, timeout),
-            Self::Unix(stream) => Stream::set_read_timeout(stream, timeout),
+            Self::Unix(conn) => conn.set_read_timeout(timeout),
             Self::Seqpacket(stream) => stream.socket().set_read_timeout(timeout),
         }
     }
@@ -343,4 +428,69 @@ fn unix_peer(stream: &UnixStream) -> PeerAddr {
         path: None,
         cred: msg_tcp::unix::peer_cred(stream),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A Unix stream's sleeping receive waits in `poll`: for input (which
+    /// wakes it), for the end of the stream (0, at once), or at most its
+    /// read timeout (reported as a sleeping `recv` reports one); a
+    /// spinning one does not wait at all.
+    #[test]
+    fn a_unix_stream_sleeps_in_poll_until_input_its_end_or_its_timeout() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let mut conn = UnixConn::new(ours);
+        let mut buf = [MaybeUninit::uninit(); 16];
+
+        conn.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let started = Instant::now();
+        let err = conn.recv(&mut buf, 0).unwrap_err();
+        assert!(super::super::io::timed_out(&err), "{err}");
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        // The socket has it too (in the kernel's ticks), for the calls
+        // that sleep in it.
+        let socket = conn.stream.read_timeout().unwrap();
+        assert!(
+            socket.is_some_and(|t| t >= Duration::from_millis(50)),
+            "{socket:?}"
+        );
+
+        let started = Instant::now();
+        let err = conn.recv(&mut buf, libc::MSG_DONTWAIT).unwrap_err();
+        assert!(super::super::io::timed_out(&err), "{err}");
+        assert!(started.elapsed() < Duration::from_millis(50));
+
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            theirs.write_all(b"ping").unwrap();
+            theirs
+        });
+        assert_eq!(conn.recv(&mut buf, 0).unwrap(), 4);
+        drop(writer.join().unwrap());
+        assert_eq!(conn.recv(&mut buf, 0).unwrap(), 0);
+    }
+
+    /// A timeout under a millisecond still waits (`poll` counts in
+    /// milliseconds: rounded up, not down to a spin), and none waits for
+    /// as long as it takes.
+    #[test]
+    fn a_unix_streams_poll_timeout_is_rounded_up_to_a_millisecond() {
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let conn = UnixConn::new(ours);
+        conn.set_read_timeout(Some(Duration::from_micros(10)))
+            .unwrap();
+        assert_eq!(conn.poll_timeout.load(Ordering::Relaxed), 1);
+        conn.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        assert_eq!(conn.poll_timeout.load(Ordering::Relaxed), 100);
+        conn.set_read_timeout(None).unwrap();
+        assert_eq!(conn.poll_timeout.load(Ordering::Relaxed), -1);
+    }
 }
