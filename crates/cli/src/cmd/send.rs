@@ -193,7 +193,8 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
                 send_file(&mut link, path, &args, quiet).await?;
             }
         }
-        link.close(args.client.timeout).await?;
+        // Every file had its verdict.
+        link.close(args.client.timeout, true).await?;
         // What was saved, counted: "the rest was saved" said so of a
         // folder whose every file was refused and one subfolder made.
         let count = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
@@ -269,7 +270,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         err => err.into(),
     })?;
     let answers = (group && args.reply).then_some(sent.answers);
-    sender.finish(args.client.timeout).await?;
+    sender.finish(args.client.timeout, args.reply).await?;
     let line = unconfirmed(caps, sent.messages, sent.bytes, &addr, answers);
     if let Some(line) = line.filter(|_| !quiet) {
         crate::output::stderr_line(format_args!("{line}"));

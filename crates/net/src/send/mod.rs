@@ -237,14 +237,15 @@ impl Sender {
     /// Closes the sending side cleanly so the peer sees the end of the
     /// stream after the last byte; a framed TCP listener that refused us
     /// gets up to `wait` to say why, and any other peer as long to close
-    /// its side (what it sends meanwhile is read, and dropped).
+    /// its side (what it sends meanwhile is read, and dropped); `answered`
+    /// when every message had its reply ([`Link::close`]).
     ///
     /// # Errors
     ///
     /// The transport's, or the listener's refusal.
-    pub async fn finish(self, wait: Duration) -> Result<(), Error> {
+    pub async fn finish(self, wait: Duration, answered: bool) -> Result<(), Error> {
         match self {
-            Self::Framed(link) => link.close(wait).await,
+            Self::Framed(link) => link.close(wait, answered).await,
             Self::Length(link) => link
                 .finish(wait)
                 .await
