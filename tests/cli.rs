@@ -1635,3 +1635,47 @@ fn once_ends_the_listener_with_its_first_connection() {
         "cannot be used with",
     );
 }
+
+/// With a secret, a peer that fails the handshake was not served: it does
+/// not end a `--once` listener, which any local process could otherwise
+/// stop (audit, second look). The authenticated sender that follows does.
+#[test]
+fn once_counts_no_connection_that_failed_its_handshake() {
+    let secret = support::secret_arg(b"once and a secret");
+    for io in ["tokio", "blocking"] {
+        let listener = Listener::start(
+            TCP,
+            "127.0.0.1",
+            &[
+                "--once",
+                "--io",
+                io,
+                "--secret-file",
+                &secret,
+                "--handshake-timeout",
+                "1s",
+            ],
+        );
+        let mut junk = tcp_peer(&listener);
+        junk.write_all(b"not a handshake at all, not even close\n")
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = junk.read_to_end(&mut rest);
+        drop(junk);
+        let sent = run(
+            &[
+                "send",
+                TCP,
+                "--secret-file",
+                &secret,
+                &listener.addr_arg(),
+                "in",
+            ],
+            None,
+        );
+        assert_eq!(sent.code(), Some(0), "{io}: {}", sent.stderr);
+        let out = listener.finish();
+        assert_eq!(out.code(), Some(0), "{io}: {}", out.stderr);
+        assert_eq!(out.lines(), ["in"], "{io}");
+    }
+}

@@ -136,6 +136,9 @@ fn serve_streams(
                 };
                 let served =
                     serve_connection(stream, &peer, options, &slots, &config, &events, &stop);
+                // As the tokio engine's: a peer that failed the handshake
+                // was not served.
+                let handshake_failed = matches!(&served, Err(Error::Auth(_)));
                 if let Err(err) = served {
                     // In the words the tokio listener uses, and counted as
                     // it counts.
@@ -143,7 +146,9 @@ fn serve_streams(
                 }
                 debug!(%peer, "closed");
                 still_open.fetch_sub(1, Ordering::Relaxed);
-                config.counters.served();
+                if !handshake_failed {
+                    config.counters.served();
+                }
             });
         match spawned {
             Ok(thread) => threads.push(thread),

@@ -206,10 +206,15 @@ where
                     Err(err) => Err(err.into()),
                 },
             };
+            let handshake_failed = matches!(&result, Err(Error::Auth(_) | Error::Tls(_)));
             if let Err(err) = result {
                 config.dropped(&failures, &peer, &err);
             }
-            config.counters.served();
+            // A peer that never got through the handshake was not served:
+            // it does not end a `--once` listener (anyone could, unproven).
+            if !handshake_failed {
+                config.counters.served();
+            }
         });
     }
 }
