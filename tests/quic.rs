@@ -671,7 +671,7 @@ fn a_quic_client_at_a_closed_port_is_told_at_once() {
         assert_eq!(out.code(), Some(1), "{transport}: {}", out.stderr);
         assert!(
             out.stderr
-                .contains("over QUIC: nothing listens on that UDP port (Connection refused"),
+                .contains("over QUIC: nothing listens on that UDP port: Connection refused"),
             "{transport}: {}",
             out.stderr
         );

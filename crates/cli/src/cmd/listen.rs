@@ -357,11 +357,12 @@ fn make_room(args: &ListenArgs) {
         }
         msg_net::open_files::OpenFiles::Short { limit, needed } => warn!(
             "--max-conns {} needs about {needed} open files, and this listener may open \
-             {limit} (the hard limit, ulimit -Hn, allows no more): past about {} \
+             {limit} (the hard limit, ulimit -Hn, allows no more): past fewer than {} \
              connections, the next wait unanswered until one closes; lower --max-conns \
              or raise the limit",
             args.limits().max_conns,
-            limit.saturating_sub(msg_net::open_files::OVERHEAD)
+            // What msg itself holds open is about a dozen files.
+            limit.saturating_sub(12)
         ),
     }
 }

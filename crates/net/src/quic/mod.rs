@@ -93,7 +93,7 @@ pub enum QuicError {
     },
     /// The host said nothing listens on the port (ICMP port unreachable,
     /// seen by a probe beside the handshake).
-    #[error("cannot connect to {addr} over QUIC: nothing listens on that UDP port ({source})")]
+    #[error("cannot connect to {addr} over QUIC: nothing listens on that UDP port")]
     Refused {
         /// The peer.
         addr: SocketAddr,
