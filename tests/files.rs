@@ -1078,6 +1078,14 @@ fn out_of_file_descriptors_the_sender_is_told_so_and_a_folder_refused_whole_is_r
             if out.code() == Some(0) {
                 continue;
             }
+            // With one descriptor to spare, anything the listener opens
+            // for a moment (its first sweep of stale partial files, say) leaves
+            // `accept` itself none: the kernel then holds the client in
+            // its backlog, and nobody can tell it anything. Seen once in
+            // CI, on a loaded machine.
+            if spare == 1 && out.stderr.contains("no answer from the receiver") {
+                continue;
+            }
             assert!(
                 out.stderr.contains("Too many open files")
                     && !out.stderr.contains("closed the connection"),
