@@ -350,43 +350,36 @@ fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
     })
 }
 
-/// Makes room for `needed` open files: raises the soft limit to the hard
-/// one when it is lower, and fails, saying what to do, when the hard limit
-/// itself is too low.
+/// Makes room for `needed` open files: raises the soft limit within the
+/// hard one (msg-net's [`open_files`](msg_net::open_files), as a
+/// listener's), and fails, saying what to do, when the hard limit itself is
+/// too low.
 #[cfg(target_os = "linux")]
 fn raise_open_files(needed: u64, clients: u32, builtin: bool) -> Result<(), Error> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|errno| Error::Rlimit {
-        what: "getrlimit(RLIMIT_NOFILE)".to_owned(),
-        source: errno.into(),
-    })?;
-    if soft >= needed {
-        return Ok(());
-    }
-    let why = if builtin {
-        format!("a socket for each of {clients} clients and as many for the built-in listener")
-    } else {
-        format!("a socket for each of {clients} clients")
+    use msg_net::open_files::{OpenFiles, make_room};
+    let why = || {
+        if builtin {
+            format!("a socket for each of {clients} clients and as many for the built-in listener")
+        } else {
+            format!("a socket for each of {clients} clients")
+        }
     };
-    if hard < needed {
-        return Err(Error::OpenFiles {
+    match make_room(needed) {
+        OpenFiles::Enough => Ok(()),
+        OpenFiles::Raised { from, to } => {
+            info!(
+                "raised the open-file limit from {from} to {to}, for {}",
+                why()
+            );
+            Ok(())
+        }
+        OpenFiles::Short { limit, needed } => Err(Error::OpenFiles {
             clients,
             needed,
-            hard,
-            why,
-        });
+            hard: limit,
+            why: why(),
+        }),
     }
-    // An "unlimited" hard limit is more than the kernel takes (fs.nr_open):
-    // then ask for what is needed.
-    let raised = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
-        .map(|()| hard)
-        .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, needed, hard).map(|()| needed))
-        .map_err(|errno| Error::Rlimit {
-            what: format!("cannot raise the open-file limit from {soft} to {needed}"),
-            source: errno.into(),
-        })?;
-    info!("raised the open-file limit from {soft} to {raised}, for {why}");
-    Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -32,18 +32,17 @@ pub enum OpenFiles {
     Short {
         /// What the process may open now.
         limit: u64,
-        /// What `max_conns` connections would need.
+        /// What was asked for.
         needed: u64,
     },
 }
 
-/// Raises the soft open-file limit as far as `max_conns` connections need
-/// ([`OVERHEAD`] more), within the hard limit.
+/// Raises the soft open-file limit to `needed`, within the hard limit: a
+/// listener's `--max-conns` connections and [`OVERHEAD`], or `msg bench
+/// --clients`' sockets. Never above what is needed, so an unlimited hard
+/// limit (more than the kernel takes, `fs.nr_open`) is no problem.
 #[must_use]
-pub fn make_room(max_conns: usize) -> OpenFiles {
-    let needed = u64::try_from(max_conns)
-        .unwrap_or(u64::MAX)
-        .saturating_add(OVERHEAD);
+pub fn make_room(needed: u64) -> OpenFiles {
     let limit = getrlimit(Resource::Nofile);
     // No soft limit: nothing to raise.
     let Some(soft) = limit.current else {

@@ -151,22 +151,14 @@ async fn ping_pong(client: usize, mut link: Link) -> Result<u64, String> {
     }
 }
 
-/// Raises the soft limit on open files to the hard limit if it is below
-/// `needed`; fails when the hard limit itself is below.
+/// Raises the soft limit on open files to `needed`, as a listener does
+/// for its connections; fails when the hard limit itself is below.
 fn raise_open_files(needed: u64) -> Result<(), String> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|err| err.to_string())?;
-    if soft >= needed {
-        return Ok(());
+    use msg_net::open_files::{OpenFiles, make_room};
+    match make_room(needed) {
+        OpenFiles::Enough | OpenFiles::Raised { .. } => Ok(()),
+        OpenFiles::Short { limit, .. } => Err(format!(
+            "the limit (RLIMIT_NOFILE) is {limit}; raise it (ulimit -Hn, as root)"
+        )),
     }
-    if hard < needed {
-        return Err(format!(
-            "the hard limit (RLIMIT_NOFILE) is {hard}; raise it (ulimit -Hn, as root)"
-        ));
-    }
-    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
-        // A hard limit of "unlimited" is above what the kernel allows
-        // (fs.nr_open); ask for what is needed instead.
-        .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, needed, hard))
-        .map_err(|err| format!("cannot raise the soft limit from {soft}: {err}"))
 }

@@ -243,14 +243,6 @@ pub enum Error {
         /// What the descriptors are for.
         why: String,
     },
-    /// The open-file limit could not be read or raised.
-    #[error("{what}")]
-    Rlimit {
-        /// What was tried.
-        what: String,
-        /// Why it failed.
-        source: io::Error,
-    },
     /// A `connect` cycle failed; the source says why.
     #[error("{transport} connect cycle")]
     Cycle {

@@ -350,7 +350,9 @@ pub(crate) struct ExecArgs {
 /// when the hard one is short (see msg-net's `open_files`).
 fn make_room(args: &ListenArgs) {
     #[cfg(unix)]
-    match msg_net::open_files::make_room(args.limits().max_conns) {
+    let max_conns = u64::try_from(args.limits().max_conns).unwrap_or(u64::MAX);
+    let needed = max_conns.saturating_add(msg_net::open_files::OVERHEAD);
+    match msg_net::open_files::make_room(needed) {
         msg_net::open_files::OpenFiles::Enough => {}
         msg_net::open_files::OpenFiles::Raised { from, to } => {
             info!("raised the open-file limit from {from} to {to}, for --max-conns");
