@@ -1228,22 +1228,9 @@ fn a_last_message_to_a_listener_gone_fails_the_send() {
 /// is told.
 #[test]
 fn a_listener_makes_room_for_its_connections_among_its_open_files() {
-    use std::os::unix::process::CommandExt;
     let mut cmd = support::msg();
     cmd.args(["listen", "--tcp", "-v", "127.0.0.1:0", "--max-conns", "100"]);
-    // SAFETY: setrlimit is async-signal-safe, and changes the child only.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: 64,
-                rlim_max: 4096,
-            };
-            match libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            }
-        });
-    }
+    support::limits(&mut cmd, libc::RLIMIT_NOFILE, 64, 4096);
     let listener = Listener::start_command(cmd);
     let idle: Vec<TcpStream> = (0..100)
         .map(|_| TcpStream::connect(listener.addr).unwrap())

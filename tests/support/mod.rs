@@ -459,13 +459,20 @@ pub(crate) fn wait_within(child: &mut Child, limit: Duration) -> ExitStatus {
 /// hard, at `value`: what `ulimit` or systemd's `Limit*=` would give it.
 #[allow(dead_code)] // not every target limits a resource
 pub(crate) fn limit(cmd: &mut Command, resource: libc::__rlimit_resource_t, value: u64) {
+    limits(cmd, resource, value, value);
+}
+
+/// [`limit`], with the soft limit `soft` below the hard one, `hard`: what
+/// `ulimit -S` leaves a process free to raise itself.
+#[allow(dead_code)] // not every target limits a resource
+pub(crate) fn limits(cmd: &mut Command, resource: libc::__rlimit_resource_t, soft: u64, hard: u64) {
     use std::os::unix::process::CommandExt;
     // SAFETY: setrlimit is async-signal-safe, and changes the child only.
     unsafe {
         cmd.pre_exec(move || {
             let limit = libc::rlimit {
-                rlim_cur: value,
-                rlim_max: value,
+                rlim_cur: soft,
+                rlim_max: hard,
             };
             match libc::setrlimit(resource, &raw const limit) {
                 0 => Ok(()),
