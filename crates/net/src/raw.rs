@@ -247,9 +247,12 @@ impl RawLink {
     }
 }
 
-/// The most bytes [`drain`] reads: more than loopback's socket buffers
-/// hold, which is all a peer can have on its way when it hears the end.
-const DRAIN_BYTES: usize = 16 << 20;
+/// The most bytes a closing side reads and drops of what its peer still
+/// sends ([`drain`], and a refused file's linger): more than loopback's
+/// largest socket buffers (4 MiB to send, 6 MiB to receive, by default)
+/// and a chunk hold, which is all a peer can have on its way when it
+/// hears the end.
+pub(crate) const DRAIN_BYTES: usize = 16 << 20;
 
 /// Reads and drops what the peer still sends after our end, until it
 /// closes, `wait` ends, or [`DRAIN_BYTES`]; a failed read ends it too.
@@ -260,17 +263,7 @@ const DRAIN_BYTES: usize = 16 << 20;
 /// up to 2 MB of a 10 MB file, exit 0 (audit, round eight). nc reads
 /// until the peer's end as well.
 pub(crate) async fn drain<R: tokio::io::AsyncRead + Unpin>(read: &mut R, wait: Duration) {
-    let reading = async {
-        let mut scratch = [0u8; 8 * 1024];
-        let mut left = DRAIN_BYTES;
-        while left > 0 {
-            match read.read(&mut scratch).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    };
-    let _ = timeout(wait, reading).await;
+    let _ = timeout(wait, msg_tcp::discard(read, DRAIN_BYTES)).await;
 }
 
 /// How a piece of a raw stream reply ended.

@@ -106,7 +106,7 @@ pub mod unix;
 
 pub use codec::{Codec, DEFAULT_MAX_FRAME, LENGTH_PREFIX_LEN, READ_STEP};
 pub use connection::{
-    Connection, DIRECT_WRITE, Options, ReadHalf, WriteHalf, write_all_within, write_within,
+    Connection, DIRECT_WRITE, Options, ReadHalf, WriteHalf, discard, write_all_within, write_within,
 };
 pub use error::Error;
 pub use length::LengthCodec;

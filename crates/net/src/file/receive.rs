@@ -295,14 +295,9 @@ pub(super) async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
 /// sender still sends, at most ([`linger`]).
 const LINGER_TIME: Duration = Duration::from_secs(2);
 
-/// How many bytes it discards, at most: more than loopback's largest
-/// socket buffers (4 MiB to send, 6 MiB to receive, by default) and a
-/// chunk hold, which is all a sender can have on its way when it hears.
-const LINGER_BYTES: usize = 16 << 20;
-
 /// Closes the sending side (the peer reads the refusal, then the end) and
 /// reads and discards what the sender still sends, until it closes too or
-/// [`LINGER_TIME`] or [`LINGER_BYTES`] runs out.
+/// [`LINGER_TIME`] or [`crate::raw::DRAIN_BYTES`] runs out.
 ///
 /// A socket closed with unread bytes in its receive buffer is reset, not
 /// closed, and a refusal mid-file leaves the chunks in flight unread: a
@@ -319,7 +314,7 @@ async fn linger<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Connection<S>) {
         if conn.shutdown().await.is_ok() {
             // One fixed buffer, whatever the sender sends (`discard`'s);
             // what the connection had already read counts among the bytes.
-            let _ = conn.discard(LINGER_BYTES).await;
+            let _ = conn.discard(crate::raw::DRAIN_BYTES).await;
         }
     };
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;

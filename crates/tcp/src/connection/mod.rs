@@ -107,6 +107,28 @@ pub async fn write_all_within<S: AsyncWrite + Unpin>(
     write_all_vectored(stream, &mut [IoSlice::new(buf)], limit).await
 }
 
+/// Reads and throws away up to `up_to` bytes of `read`, until it ends;
+/// how many were thrown away. One fixed buffer, whatever comes: what is
+/// read costs time (bound it with a timeout), never memory. For a
+/// connection about to close: closed with bytes unread, it is reset, and
+/// the reset throws away what is still on its way to the peer.
+///
+/// # Errors
+///
+/// `read`'s.
+pub async fn discard<R: AsyncRead + Unpin>(read: &mut R, up_to: usize) -> std::io::Result<usize> {
+    let mut discarded = 0;
+    let mut scratch = [0; 8 * 1024];
+    while discarded < up_to {
+        let want = (up_to - discarded).min(scratch.len());
+        match read.read(&mut scratch[..want]).await? {
+            0 => break,
+            n => discarded += n,
+        }
+    }
+    Ok(discarded)
+}
+
 /// One framed connection: the stream, its buffers and the codec. A TCP
 /// stream unless said otherwise ([`Connection::connect`] is TCP's).
 #[derive(Debug)]
@@ -335,16 +357,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub async fn discard(&mut self, up_to: usize) -> Result<usize, Error> {
         let buffered = self.framed.read_buffer().len().min(up_to);
         self.framed.read_buffer_mut().advance(buffered);
-        let mut discarded = buffered;
-        let mut scratch = [0; 8 * 1024];
-        while discarded < up_to {
-            let want = (up_to - discarded).min(scratch.len());
-            match self.framed.get_mut().read(&mut scratch[..want]).await? {
-                0 => break,
-                n => discarded += n,
-            }
-        }
-        Ok(discarded)
+        let read = discard(self.framed.get_mut(), up_to - buffered).await?;
+        Ok(buffered + read)
     }
 
     /// Flushes queued messages.
