@@ -345,6 +345,45 @@ fn msg_runs_without_huge_pages_and_its_commands_with_them() {
     assert_eq!(thp(&out.stdout).as_deref(), Some("1"), "the command");
 }
 
+/// The listener raises its open-file limit for its connections
+/// (`--max-conns`); a command gets the limit the listener started with,
+/// as if started anywhere else: many programs still `select`, which takes
+/// no descriptor past 1,023.
+#[test]
+fn a_command_gets_the_open_file_limit_the_listener_started_with() {
+    let secret = support::secret_file(b"exec test secret\n", 0o600);
+    let secret = secret.to_str().unwrap();
+    let mut cmd = msg();
+    cmd.args(["listen", "--tcp", "-v", "127.0.0.1:0", "--exec"])
+        .args(["--secret-file", secret, "--max-conns", "2000"]);
+    support::limits(&mut cmd, libc::RLIMIT_NOFILE, 1000, 4096);
+    let listener = Listener::start_command(cmd);
+    let addr = listener.addr_arg();
+    let out = run(
+        &[
+            "exec",
+            "--secret-file",
+            secret,
+            &addr,
+            "--",
+            "sh",
+            "-c",
+            "ulimit -Sn; ulimit -Hn",
+        ],
+        None,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "1000\n4096\n");
+    let finished = listener.process.interrupt();
+    assert!(
+        finished
+            .stderr
+            .contains("raised the open-file limit from 1000 to 2192"),
+        "{}",
+        finished.stderr
+    );
+}
+
 /// A command that prints nothing for longer than the client's silence
 /// limit (15s) is not taken for a stopped listener: the listener beats.
 #[test]

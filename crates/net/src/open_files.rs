@@ -8,7 +8,14 @@
 //! listener raises its soft limit towards the hard one, as far as its
 //! connections need, and says so when the hard limit is short.
 
+use std::sync::OnceLock;
+
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+/// The open-file limit as this process found it, kept by the first
+/// [`make_room`] that raised it: what a command it starts gets back
+/// ([`inherited`]).
+static FOUND: OnceLock<Rlimit> = OnceLock::new();
 
 /// Descriptors a stream listener needs besides its connections: those
 /// being told they are refused (64 at most), the runtime's, the log's,
@@ -52,6 +59,7 @@ pub fn make_room(needed: u64) -> OpenFiles {
         return OpenFiles::Enough;
     }
     let to = limit.maximum.map_or(needed, |hard| hard.min(needed));
+    let _ = FOUND.set(limit);
     let raised = to > soft
         && setrlimit(
             Resource::Nofile,
@@ -69,4 +77,24 @@ pub fn make_room(needed: u64) -> OpenFiles {
             needed,
         },
     }
+}
+
+/// The open-file limit this process started with, when [`make_room`] has
+/// raised it since: for a program it starts (`--exec`), which is not msg,
+/// to get back between fork and exec, as if started anywhere else. Many
+/// programs still use `select`, whose sets hold descriptors below 1,024
+/// only (audit, round eight).
+#[must_use]
+pub fn inherited() -> Option<Rlimit> {
+    FOUND.get().copied()
+}
+
+/// Sets the open-file limit to `limit`: [`inherited`]'s, in a child
+/// between fork and exec. One system call, async-signal-safe.
+///
+/// # Errors
+///
+/// The system's, when the limit cannot be set.
+pub fn restore(limit: Rlimit) -> std::io::Result<()> {
+    setrlimit(Resource::Nofile, limit).map_err(std::io::Error::from)
 }

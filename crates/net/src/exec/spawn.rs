@@ -42,18 +42,25 @@ pub(super) fn spawn(
     // (`shutdown::ignore_file_size_signal`); a command is not msg, and
     // gets the kernel's defaults back, as if started anywhere else: past
     // `ulimit -f` it is killed by the signal, not told EFBIG (audit,
-    // round seven).
+    // round seven). Likewise the open-file limit, which the listener
+    // raised for its connections (`open_files`).
     #[cfg(target_os = "linux")]
-    // SAFETY: between fork and exec the closure makes two system calls
-    // (prctl, sigaction), both async-signal-safe, and touches no memory of
-    // the parent's that another thread could hold a lock on.
+    let found = crate::open_files::inherited();
+    #[cfg(target_os = "linux")]
+    // SAFETY: between fork and exec the closure makes three system calls
+    // (prctl, sigaction, setrlimit), all async-signal-safe, and touches no
+    // memory of the parent's that another thread could hold a lock on (the
+    // limit was copied into the closure before the fork).
     unsafe {
-        process.pre_exec(|| {
+        process.pre_exec(move || {
             let _ = rustix::thread::disable_transparent_huge_pages(false);
             let _ = nix::sys::signal::signal(
                 nix::sys::signal::Signal::SIGXFSZ,
                 nix::sys::signal::SigHandler::SigDfl,
             );
+            if let Some(limit) = found {
+                let _ = crate::open_files::restore(limit);
+            }
             Ok(())
         });
     }
