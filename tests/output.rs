@@ -303,6 +303,106 @@ fn stderr_nobody_reads(io: &str) {
     assert!(exited.is_some(), "{io}: no exit within 5 s of SIGTERM");
 }
 
+/// A stdout left non-blocking by whoever shares it (`O_NONBLOCK` is the
+/// open file's, not msg's: node sets it on its terminal) is waited on as a
+/// blocking one is, on both engines and for `msg send --reply`'s replies:
+/// the first burst into a full pipe made a listener exit 1, `cannot write
+/// to stdout: Resource temporarily unavailable` (audit, round eight).
+#[test]
+fn a_non_blocking_stdout_is_waited_on_not_a_failure() {
+    use std::process::Stdio;
+    const LINES: usize = 2000;
+    let lines = "a line of twenty-four b\n".repeat(LINES);
+    for io in ["tokio", "blocking"] {
+        let (read, write) = non_blocking_pipe();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let count = LINES.to_string();
+        let mut cmd = support::msg();
+        cmd.args(["listen", "--tcp", "--io", io, "--count", &count, &addr])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(write))
+            .stderr(Stdio::piped());
+        let mut listener = cmd.spawn().unwrap();
+        drop(cmd); // its copy of the pipe's write end
+        let sent = (0..100).find_map(|_| {
+            let sent = run(&["send", "--tcp", &addr], Some(lines.as_bytes()));
+            if sent.code() == Some(0) {
+                return Some(sent);
+            }
+            thread::sleep(Duration::from_millis(50));
+            None
+        });
+        assert!(
+            sent.is_some(),
+            "{io}: the listener never took the messages (or it exited)"
+        );
+        // The pipe (one page) filled long ago: the listener waits.
+        thread::sleep(Duration::from_millis(300));
+        let mut printed = Vec::new();
+        std::fs::File::from(read).read_to_end(&mut printed).unwrap();
+        let status = listener.wait().unwrap();
+        let mut stderr = String::new();
+        listener
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "{io}: {stderr}");
+        assert_eq!(printed.len(), lines.len(), "{io}: {stderr}");
+    }
+    // A client's replies, through stdout outside any printing thread.
+    let listener = Listener::start("--tcp", "127.0.0.1", &["--reply", "echo"]);
+    let (read, write) = non_blocking_pipe();
+    let mut cmd = support::msg();
+    cmd.args(["send", "--tcp", "--reply", &listener.addr_arg()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(write))
+        .stderr(Stdio::piped());
+    let mut send = cmd.spawn().unwrap();
+    drop(cmd);
+    let mut stdin = send.stdin.take().unwrap();
+    let feed = thread::spawn({
+        let lines = lines.clone();
+        move || stdin.write_all(lines.as_bytes())
+    });
+    thread::sleep(Duration::from_millis(300));
+    let mut printed = Vec::new();
+    std::fs::File::from(read).read_to_end(&mut printed).unwrap();
+    feed.join().unwrap().unwrap();
+    let status = send.wait().unwrap();
+    let mut stderr = String::new();
+    send.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "send --reply: {stderr}");
+    assert_eq!(printed.len(), lines.len(), "send --reply: {stderr}");
+}
+
+/// A pipe of one page whose write end is non-blocking: its read end and
+/// its write end, for a child's stdout.
+fn non_blocking_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both are open, and owned by nothing else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: fcntl on a descriptor this test owns.
+    unsafe {
+        libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 4096);
+        libc::fcntl(write.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK);
+    }
+    (read, write)
+}
+
 /// A pipe of one page, full: its read end (to keep it open, unread) and
 /// its write end, for a child's stderr.
 fn full_pipe() -> (std::os::fd::OwnedFd, std::fs::File) {

@@ -123,10 +123,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(args) => return runtime()?.block_on(cmd::exec::run(args)),
         Command::Keygen(args) => cmd::keygen::run(&args)?,
         Command::Completions(args) => {
-            cmd::completions::completions(&args, Cli::command(), &mut io::stdout().lock())
+            cmd::completions::completions(&args, Cli::command(), &mut output::stdout())
                 .context("cannot write to stdout")?;
         }
-        Command::Man(_) => cmd::completions::man(&Cli::command(), &mut io::stdout().lock())
+        Command::Man(_) => cmd::completions::man(&Cli::command(), &mut output::stdout())
             .context("cannot write to stdout")?,
     }
     Ok(ExitCode::SUCCESS)

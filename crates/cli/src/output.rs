@@ -16,7 +16,7 @@
 use std::fmt;
 use std::io;
 
-pub(crate) use msg_net::printer::Printing;
+pub(crate) use msg_net::printer::{Patient, Printing};
 use msg_net::show::FileProgress;
 pub(crate) use msg_net::show::Format;
 use msg_net::{Events, PeerAddr};
@@ -48,8 +48,15 @@ pub(crate) fn start_printing(
         .try_clone_to_owned()
         .map(std::fs::File::from)
         .context("cannot start the output thread")?;
-    Printing::start(format, count, move || stdout, Bars::default())
+    Printing::start(format, count, move || Patient(stdout), Bars::default())
         .context("cannot start the output thread")
+}
+
+/// Stdout, locked, for what is written outside a listener's printing
+/// thread (replies, reports, a summary): a non-blocking stdout waited on
+/// as a blocking one would be ([`Patient`]).
+pub(crate) fn stdout() -> Patient<io::StdoutLock<'static>> {
+    Patient(io::stdout().lock())
 }
 
 /// A file's progress: sizes and rate in decimal units (kB, MB, MB/s), as

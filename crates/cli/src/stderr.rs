@@ -119,7 +119,7 @@ pub(crate) fn start() -> Option<Guard> {
         thread::Builder::new()
             .name("msg-stderr".to_owned())
             .spawn(move || {
-                let mut stderr = io::stderr();
+                let mut stderr = msg_net::printer::Patient(io::stderr());
                 while let Ok(Item::Line(line)) = rx.recv() {
                     WRITING.store(now_ms().max(1), Ordering::Relaxed);
                     // A failed write (stderr closed) loses the line, as
@@ -147,7 +147,7 @@ pub(crate) fn write(bytes: Vec<u8>) {
             Err(Item::Line(bytes)) => bytes,
         },
     };
-    let _ = io::stderr().write_all(&bytes);
+    let _ = msg_net::printer::Patient(io::stderr()).write_all(&bytes);
 }
 
 /// A log line's writer for `tracing`: the formatted event, collected and

@@ -376,6 +376,55 @@ impl<W: Write> Write for Counted<'_, W> {
     }
 }
 
+/// A writer that waits, as a blocking descriptor does, when its descriptor
+/// says `EAGAIN`: stdout may be non-blocking without msg asking for it.
+/// `O_NONBLOCK` belongs to the open file, shared by every process that
+/// holds it, so a program that set it on a terminal or a pipe it shares
+/// with msg (node does, on its terminal) set it for msg too, and msg's
+/// first full write failed with `Resource temporarily unavailable`: a
+/// listener exited 1 at its first burst (audit, round eight). The flag is
+/// not cleared, which would change it under the other process too: each
+/// write that would block waits in `poll` until the descriptor takes
+/// bytes, as long as a blocking write would (the exit's bounded drain,
+/// [`DRAIN`], still holds for the printing thread).
+#[derive(Debug)]
+pub struct Patient<W>(pub W);
+
+#[cfg(unix)]
+impl<W: Write + std::os::fd::AsFd> Write for Patient<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        loop {
+            match self.0.write(data) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.writable()?,
+                done => return done,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        loop {
+            match self.0.flush() {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.writable()?,
+                done => return done,
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+impl<W: std::os::fd::AsFd> Patient<W> {
+    /// Waits until the descriptor takes bytes again (or fails: the write
+    /// that follows says how).
+    fn writable(&self) -> io::Result<()> {
+        use rustix::event::{PollFd, PollFlags, poll};
+        let mut fds = [PollFd::new(&self.0, PollFlags::OUT)];
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;

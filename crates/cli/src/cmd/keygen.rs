@@ -33,7 +33,7 @@ pub(crate) fn run(args: &KeygenArgs) -> anyhow::Result<()> {
         Some(path) => msg_net::secret::create_secret_file(path, &secret)
             .map_err(|err| anyhow::anyhow!("{err}"))?,
         None => {
-            let mut out = std::io::stdout().lock();
+            let mut out = crate::output::stdout();
             out.write_all(secret.as_bytes())
                 .and_then(|()| out.flush())
                 .context("cannot write to stdout")?;

@@ -649,7 +649,7 @@ fn summarize(
             output::stderr_line(format_args!("{line}"));
         }
         SummaryArg::Json if printed => {
-            let mut out = std::io::stdout().lock();
+            let mut out = output::stdout();
             serde_json::to_writer(&mut out, &summary.json())?;
             writeln!(out)?;
             out.flush()?;

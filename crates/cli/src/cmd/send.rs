@@ -248,7 +248,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     let mut source = Source::new(&args.messages, limit, args.crlf);
     let group = sender.is_one_to_many();
     let shown = |peer: &PeerAddr, seq, body: &[u8]| {
-        let mut out = std::io::stdout().lock();
+        let mut out = crate::output::stdout();
         if group {
             // Every receiver answers: each reply after its sender.
             write!(out, "{peer}\t")?;
@@ -347,7 +347,7 @@ async fn send_folder(
 
 /// One JSON object on a line of stdout.
 fn json_line(value: &serde_json::Value) {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     let _ = writeln!(out, "{value}");
 }
 

@@ -1,7 +1,7 @@
 //! `msg bench --mode connect`: the flags that make sense for it, turned
 //! into msg-bench's [`Cycles`], and its report.
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use anyhow::Context;
 
@@ -98,10 +98,11 @@ pub(super) fn run(args: &BenchArgs, transports: Vec<Transport>) -> anyhow::Resul
     let lines = args.json && args.interval.is_some();
     if lines {
         let shape = report::intervals::Shape::from(&plan);
-        report::intervals::write_start(&mut io::stdout().lock(), &meta, &shape).context(STDOUT)?;
+        report::intervals::write_start(&mut crate::output::stdout(), &meta, &shape)
+            .context(STDOUT)?;
     }
     let results = connect::run(&plan, &mut Bar::new(args.json)).map_err(error)?;
-    let mut out = io::stdout().lock();
+    let mut out = crate::output::stdout();
     if args.json {
         let meta = (!lines).then_some(&meta);
         report::connect::write_json(&mut out, meta, &plan, &results).context(STDOUT)?;

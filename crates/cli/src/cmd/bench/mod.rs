@@ -484,13 +484,14 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     );
     if args.json && args.interval.is_some() {
         let shape = report::intervals::Shape::from(&plan);
-        report::intervals::write_start(&mut io::stdout().lock(), &meta, &shape).context(STDOUT)?;
+        report::intervals::write_start(&mut crate::output::stdout(), &meta, &shape)
+            .context(STDOUT)?;
     }
     let mut progress = Bar::new(args.json);
     let results = msg_bench::run(&plan, &mut progress).map_err(error)?;
     progress.bar.finish_and_clear();
 
-    let mut out = io::stdout().lock();
+    let mut out = crate::output::stdout();
     if args.json && args.interval.is_some() {
         report::intervals::write_end(&mut out, &plan, &results).context(STDOUT)?;
     } else if args.json {
@@ -553,7 +554,7 @@ fn run_clients(args: &BenchArgs, clients: u32, transports: &[Transport]) -> anyh
     let command = std::env::args().collect();
     let meta = Meta::collect("pin off".to_owned(), vec![Engine::Tokio.name()], command);
     let results = msg_bench::clients::run_over(&load, transport).map_err(error)?;
-    let mut out = io::stdout().lock();
+    let mut out = crate::output::stdout();
     if args.json {
         report::clients::write_json(&mut out, &meta, &load, &results).context(STDOUT)?;
     } else {
@@ -638,7 +639,7 @@ fn run_multicast(args: &BenchArgs, count: u32) -> anyhow::Result<()> {
     let command = std::env::args().collect();
     let meta = Meta::collect("pin off".to_owned(), vec![Engine::Blocking.name()], command);
     let results = multicast::run(&fanout).map_err(error)?;
-    let mut out = io::stdout().lock();
+    let mut out = crate::output::stdout();
     if args.json {
         report::multicast::write_json(&mut out, &meta, &fanout, &results).context(STDOUT)?;
     } else {
@@ -831,7 +832,7 @@ impl msg_bench::Progress for Bar {
     }
 
     fn interval(&mut self, of: &msg_bench::IntervalOf, interval: &msg_bench::Interval) {
-        let out = &mut io::stdout().lock();
+        let out = &mut crate::output::stdout();
         // Written between two round trips: a stdout that fails (a closed
         // pipe) is found again, and reported, when the report is written.
         let _ = self.bar.suspend(|| match self.json {

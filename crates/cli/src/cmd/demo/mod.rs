@@ -90,7 +90,7 @@ struct JsonArgs {
 }
 
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::new(crate::output::stdout());
     match args.demo {
         Demo::Sticky(args) => {
             let lesson = msg_demo::sticky::run(args.nodelay)?;
