@@ -1226,6 +1226,60 @@ fn a_last_message_to_a_listener_gone_fails_the_send() {
 /// backlog, never told the listener was full (audit, round eight). Here
 /// soft 64 and hard 4,096: a hundred idle connections, and the next client
 /// is told.
+/// A listener out of file descriptors (its hard limit short of what its
+/// connections need) tells the next client so, with the one descriptor it
+/// keeps in reserve, where that client waited unanswered in the kernel's
+/// backlog (a send without `--reply` even exited 0); and it serves again
+/// once connections close. Both engines.
+#[test]
+fn a_listener_out_of_descriptors_tells_the_next_client_so() {
+    for io in ["tokio", "blocking"] {
+        let mut cmd = support::msg();
+        cmd.args(["listen", "--tcp", "-v", "127.0.0.1:0", "--io", io])
+            .args(["--reply", "echo"]);
+        support::limits(&mut cmd, libc::RLIMIT_NOFILE, 48, 48);
+        let listener = Listener::start_command(cmd);
+        let send = || {
+            run(
+                &["send", "--tcp", "--reply", &listener.addr_arg(), "hi"],
+                None,
+            )
+        };
+        // More than the listener can hold open: the rest wait in the
+        // backlog, and each is told in its turn.
+        let idle: Vec<TcpStream> = (0..60)
+            .map(|_| TcpStream::connect(listener.addr).unwrap())
+            .collect();
+        let out = send();
+        assert_eq!(out.code(), Some(1), "{io}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(
+                "this listener cannot take another connection now (it is out of file \
+                 descriptors); try again later"
+            ),
+            "{io}: {}",
+            out.stderr
+        );
+        drop(idle);
+        // Served again once they have closed (bounded: 50 tries).
+        let served = (0..50).any(|_| {
+            let out = send();
+            if out.code() == Some(0) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            false
+        });
+        assert!(served, "{io}: not served once the connections closed");
+        let finished = listener.process.interrupt();
+        assert!(
+            finished.stderr.contains("telling the next client so"),
+            "{io}: {}",
+            finished.stderr
+        );
+    }
+}
+
 #[test]
 fn a_listener_makes_room_for_its_connections_among_its_open_files() {
     let mut cmd = support::msg();

@@ -6,7 +6,8 @@
 //! wait unanswered, never told the listener is full (1,030 idle
 //! connections locked every other client out; audit, round eight). So a
 //! listener raises its soft limit towards the hard one, as far as its
-//! connections need, and says so when the hard limit is short.
+//! connections need, and says so when the hard limit is short; past that,
+//! one descriptor kept in reserve ([`Spare`]) tells each next client so.
 
 use std::sync::OnceLock;
 
@@ -97,4 +98,65 @@ pub fn inherited() -> Option<Rlimit> {
 /// The system's, when the limit cannot be set.
 pub fn restore(limit: Rlimit) -> std::io::Result<()> {
     setrlimit(Resource::Nofile, limit).map_err(std::io::Error::from)
+}
+
+/// One descriptor held in reserve (on `/dev/null`) by a stream listener,
+/// for when it runs out of them. Out of descriptors, `accept` fails with
+/// `EMFILE` and leaves the connection in the kernel's backlog, where its
+/// client waits unanswered (a send without `--reply` even "succeeds").
+/// Giving the spare up makes room to take the connection that has waited
+/// longest and tell it the listener is full, as a listener past
+/// `--max-conns` does; the spare is taken back once a descriptor is free
+/// again. (libuv and nginx do the same.)
+#[derive(Debug)]
+pub struct Spare(Option<std::fs::File>);
+
+impl Spare {
+    /// Holds one descriptor, when one can be opened.
+    #[must_use]
+    pub fn new() -> Self {
+        Self(Self::open())
+    }
+
+    fn open() -> Option<std::fs::File> {
+        std::fs::File::open("/dev/null").ok()
+    }
+
+    /// Takes the spare back, when it was given up and a descriptor is
+    /// free again (a system call only then).
+    pub fn keep(&mut self) {
+        if self.0.is_none() {
+            self.0 = Self::open();
+        }
+    }
+
+    /// Gives the spare up, when `err` says this process is out of
+    /// descriptors and the spare is held: `true` when one descriptor is
+    /// now free for the connection waiting in the backlog.
+    pub fn give_up_for(&mut self, err: &std::io::Error) -> bool {
+        let exhausted = matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+        exhausted && self.0.take().is_some()
+    }
+}
+
+impl Default for Spare {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether a connection waits on `listener` to be accepted now: a look,
+/// no wait. Linux's `accept` takes a descriptor before it looks for a
+/// connection, so out of descriptors it fails whether one waits or not,
+/// and [`Spare`] is given up only for one that does: given up for none,
+/// a task elsewhere could take its descriptor first.
+#[must_use]
+pub fn waiting(listener: &impl std::os::fd::AsFd) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut fds = [PollFd::new(listener, PollFlags::IN)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(poll(&mut fds, Some(&now)), Ok(ready) if ready > 0)
 }

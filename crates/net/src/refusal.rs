@@ -36,6 +36,10 @@ pub const MAX_CONNS: Template = Template {
     after: " connections at once; try again later",
 };
 
+/// A listener out of file descriptors, to the connection it took with its
+/// last one (see [`Spare`](crate::open_files::Spare)).
+pub const NO_DESCRIPTORS: &str = "this listener cannot take another connection now (it is out of file descriptors); try again later";
+
 /// A blocking-engine listener that cannot start the thread a connection
 /// is served on (the system's or the user's limit on threads reached).
 pub const NO_THREAD: &str = "this listener cannot start a thread for the connection now (a limit on threads); try again later";

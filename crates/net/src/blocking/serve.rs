@@ -86,12 +86,28 @@ fn serve_streams(
     // the tokio listener, whatever max_conns is.
     let slots = Arc::new(Slots::new(config.limits.max_handshakes));
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let mut spare = crate::open_files::Spare::new();
     while !stop.load(Ordering::Relaxed) {
         threads.retain(|thread| !thread.is_finished());
+        spare.keep();
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(err) if super::io::timed_out(&err) => continue,
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            // As the tokio engine's: the spare descriptor makes room to
+            // tell the client that has waited longest.
+            Err(err) if listener.waiting() && spare.give_up_for(&err) => {
+                failures.warn(|suppressed| {
+                    warn!(
+                        suppressed,
+                        "cannot accept a connection: {err}: telling the next client so"
+                    );
+                });
+                if let Ok((stream, _)) = listener.accept() {
+                    refuse_connection(stream, options, crate::refusal::NO_DESCRIPTORS);
+                }
+                continue;
+            }
             Err(err) => {
                 failures.warn(|suppressed| {
                     warn!(suppressed, "cannot accept a connection: {err}");

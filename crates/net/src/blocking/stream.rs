@@ -332,6 +332,17 @@ impl AnyListener {
         }
     }
 
+    /// Whether a connection waits to be accepted now (see
+    /// [`open_files::waiting`](crate::open_files::waiting)).
+    pub(crate) fn waiting(&self) -> bool {
+        use crate::open_files::waiting;
+        match self {
+            Self::Tcp(listener) => waiting(listener),
+            Self::Unix { listener, .. } => waiting(listener),
+            Self::Seqpacket { listener, .. } => waiting(listener),
+        }
+    }
+
     /// Bounds each [`AnyListener::accept`]: Linux bounds a blocking accept
     /// by the socket's receive timeout.
     pub(crate) fn set_accept_timeout(&self, timeout: Duration) -> io::Result<()> {

@@ -290,6 +290,19 @@ impl AnyWriter {
 }
 
 impl AnyListener {
+    /// Whether a connection waits to be accepted now (see
+    /// [`open_files::waiting`](crate::open_files::waiting)); never for
+    /// QUIC, whose connections take no descriptor.
+    pub(crate) fn waiting(&self) -> bool {
+        use crate::open_files::waiting;
+        match self {
+            Self::Tcp(listener) => waiting(listener),
+            Self::Unix { listener, .. } => waiting(listener),
+            Self::Seqpacket { listener, .. } => waiting(listener),
+            Self::Quic(_) => false,
+        }
+    }
+
     /// The local address.
     pub(crate) fn local_addr(&self) -> io::Result<PeerAddr> {
         match self {

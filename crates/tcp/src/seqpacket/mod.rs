@@ -162,6 +162,12 @@ impl SeqpacketListener {
     }
 }
 
+impl AsFd for SeqpacketListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+}
+
 impl Accept for SeqpacketListener {
     type Stream = SeqpacketStream;
 

@@ -47,7 +47,8 @@ pub(super) async fn serve(
         stream.keepalive(keepalive);
         Ok((stream, peer))
     };
-    serve_streams(accept, options, config, events).await
+    let waiting = || listener.get_ref().waiting();
+    serve_streams((accept, waiting), options, config, events).await
 }
 
 /// Serves the connections `accept` yields, over any kind of byte stream:
@@ -55,7 +56,7 @@ pub(super) async fn serve(
 /// handshakes), each framed with `options` (or raw), until the caller
 /// drops this future.
 async fn serve_streams<A, F>(
-    mut accept: A,
+    (mut accept, waiting): (A, impl Fn() -> bool),
     options: msg_tcp::Options,
     config: ServeConfig,
     events: Events,
@@ -96,7 +97,9 @@ where
     if let Some(save) = &config.save {
         connections.spawn(save.clone().sweep());
     }
+    let mut spare = crate::open_files::Spare::new();
     loop {
+        spare.keep();
         let accepted = tokio::select! {
             accepted = accept() => accepted,
             // Reap finished connections so the set does not grow.
@@ -104,13 +107,45 @@ where
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
+            // Out of descriptors with a client waiting: the spare makes
+            // room to take it and tell it, as one past --max-conns is.
+            Err(msg_tcp::Error::Io(err)) if waiting() && spare.give_up_for(&err) => {
+                failures.warn(|suppressed| {
+                    warn!(
+                        suppressed,
+                        "cannot accept a connection: {err}: telling the next client so"
+                    );
+                });
+                let next = tokio::time::timeout(Duration::from_millis(100), accept()).await;
+                if let Ok(Ok((stream, _))) = next
+                    && let (true, Ok(turn)) = (
+                        config.tells_why(),
+                        Arc::clone(&refusing).try_acquire_owned(),
+                    )
+                {
+                    let (tls, text) = (config.tls.clone(), crate::refusal::NO_DESCRIPTORS);
+                    connections.spawn(refuse_connection(
+                        stream,
+                        tls,
+                        options,
+                        text.to_owned(),
+                        turn,
+                    ));
+                }
+                continue;
+            }
             Err(err) => {
                 // Out of file descriptors, usually: back off rather than
                 // spin, and keep serving the connections already open.
                 failures.warn(|suppressed| {
                     warn!(suppressed, "cannot accept a connection: {}", Chain(&err));
                 });
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // A connection that ends (a refusal told, say) frees a
+                // descriptor, and the spare is taken back at once.
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    Some(_) = connections.join_next() => {}
+                }
                 continue;
             }
         };
