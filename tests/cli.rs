@@ -1582,6 +1582,34 @@ fn help_examples_say_what_works() {
     assert!(!bench.stdout.contains("--reply echo"), "{}", bench.stdout);
 }
 
+/// A framed `msg listen --once`, serving its one connection, tells the
+/// next client so in words that fit one, naming both flags that give it
+/// (the client cannot know which): it said `serves at most 1 connections
+/// at once (--max-conns 1)`, a flag the user never gave.
+#[test]
+fn a_once_listener_tells_the_next_client_it_serves_one_at_a_time() {
+    let listener = Listener::start(TCP, "127.0.0.1", &["--once"]);
+    let mut first = tcp_peer(&listener);
+    // The first is being served once its message is printed.
+    first
+        .write_all(&support::frame(&Message::new(Kind::Data, 1, "first")))
+        .unwrap();
+    listener.process.wait_for_stdout_end(b"first\n");
+    let second = run(&["send", TCP, "--reply", &listener.addr_arg(), "x"], None);
+    assert_eq!(second.code(), Some(1), "{}", second.stderr);
+    assert!(
+        second.stderr.contains(
+            "this listener serves one connection at a time (msg listen --once, or \
+             --max-conns 1); try again later"
+        ),
+        "{}",
+        second.stderr
+    );
+    drop(first);
+    let out = listener.finish();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+}
+
 /// `msg listen --once` ends with its first connection, as nc's listener
 /// does (`nc -l PORT > file` ends when the sender is done), on both
 /// engines; meanwhile another client is closed, as a full listener's. Over

@@ -401,7 +401,7 @@ fn a_quic_datagram_listener_keeps_to_max_conns_and_closes_idle_connections() {
     assert!(
         refused
             .stderr
-            .contains("serves at most 1 connections at once (--max-conns 1)"),
+            .contains("serves one connection at a time (msg listen --once, or --max-conns 1)"),
         "{}",
         refused.stderr
     );

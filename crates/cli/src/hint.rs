@@ -355,6 +355,13 @@ fn hinted_peer_text(text: &str) -> Option<String> {
     if let Some((_, hint)) = FIXED.iter().find(|(fixed, _)| *fixed == text) {
         return Some(format!("{text}{hint}"));
     }
+    if text == refusal::ONE_AT_A_TIME {
+        return Some(
+            "this listener serves one connection at a time (msg listen --once, or \
+             --max-conns 1); try again later"
+                .to_owned(),
+        );
+    }
     if text == refusal::BLOCKING_ENGINE {
         return Some(
             "this listener (msg listen --io blocking) takes no files or commands; \

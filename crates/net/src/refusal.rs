@@ -30,11 +30,26 @@ pub const BLOCKING_ENGINE: &str =
 pub const BLOCKING_NO_STREAM: &str =
     "this listener does not stream back: it runs on the blocking engine";
 
-/// A full listener, to the connection past its most: the most.
+/// A full listener, to the connection past its most: the most. Written
+/// by [`max_conns`], which words a most of one apart.
 pub const MAX_CONNS: Template = Template {
     before: "this listener serves at most ",
     after: " connections at once; try again later",
 };
+
+/// A full listener that serves one connection at a time (`msg listen
+/// --once`, or a most of one), to the next.
+pub const ONE_AT_A_TIME: &str = "this listener serves one connection at a time; try again later";
+
+/// What a full listener that serves at most `max` connections tells the
+/// next: [`MAX_CONNS`], or [`ONE_AT_A_TIME`] for one.
+#[must_use]
+pub fn max_conns(max: usize) -> String {
+    match max {
+        1 => ONE_AT_A_TIME.to_owned(),
+        max => MAX_CONNS.format(max),
+    }
+}
 
 /// A listener out of file descriptors, to the connection it took with its
 /// last one (see [`Spare`](crate::open_files::Spare)).

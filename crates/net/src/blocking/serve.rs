@@ -131,7 +131,7 @@ fn serve_streams(
             failures.warn(|suppressed| {
                 warn!(%peer, suppressed, "refused a connection: {max} are open, the most this listener takes");
             });
-            refuse_connection(stream, options, &crate::refusal::MAX_CONNS.format(max));
+            refuse_connection(stream, options, &crate::refusal::max_conns(max));
             continue;
         }
         open.fetch_add(1, Ordering::Relaxed);

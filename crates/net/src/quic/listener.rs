@@ -248,7 +248,7 @@ async fn open(
     debug!(%peer, "QUIC handshake made");
     let Ok(_place) = waiting.try_acquire() else {
         let max = admission.max_waiting;
-        let text = crate::refusal::MAX_CONNS.format(max);
+        let text = crate::refusal::max_conns(max);
         // Not 0, which a stream reads as the peer's clean end: the client
         // is to see why.
         conn.close(REFUSED.into(), text.as_bytes());

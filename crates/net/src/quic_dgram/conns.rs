@@ -140,7 +140,7 @@ pub(super) async fn accept_loop(
                     };
                     let limits_of = (limits.max_conns, limits.idle_timeout);
                     if !adopt(&shared, conn.clone(), peer, tx, limits_of) {
-                        let text = crate::refusal::MAX_CONNS.format(limits.max_conns);
+                        let text = crate::refusal::max_conns(limits.max_conns);
                         failures.warn(|suppressed| {
                             warn!(%peer, suppressed, "refused a QUIC connection: {text}");
                         });

@@ -179,7 +179,7 @@ where
                 config.tells_why(),
                 Arc::clone(&refusing).try_acquire_owned(),
             ) {
-                let text = crate::refusal::MAX_CONNS.format(max);
+                let text = crate::refusal::max_conns(max);
                 let tls = config.tls.clone();
                 connections.spawn(refuse_connection(stream, tls, options, text, turn));
             }
