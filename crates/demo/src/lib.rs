@@ -13,9 +13,9 @@
 //!   two UDP receivers with SO_REUSEPORT share one port's datagrams.
 //!   Linux only.
 //! - [`hol`]: head-of-line blocking. In a private network namespace one
-//!   packet is dropped: over one TCP connection every later message waits
-//!   for its retransmission, over QUIC only its own stream does. Linux
-//!   only, as root.
+//!   packet is dropped: over one TCP connection the later messages sent
+//!   before its retransmission came wait for it, over QUIC only its own
+//!   stream does. Linux only, as root.
 //!
 //! This is the one crate above the transports that calls msg-tcp and
 //! msg-udp directly rather than through msg-net: a demo of the codec has

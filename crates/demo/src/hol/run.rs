@@ -22,6 +22,10 @@ const TABLE: &str = "msg_hol";
 const RULE: &str = "meta l4proto { tcp, udp } ip length 700-1000 \
                     limit rate 1/hour burst 1 packets counter drop";
 
+/// TCP's selective acknowledgements, in the namespace of the thread that
+/// opens it.
+const SACK: &str = "/proc/sys/net/ipv4/tcp_sack";
+
 /// When each message arrived, by sequence number, against one clock.
 type Arrivals = Arc<Mutex<HashMap<u64, Instant>>>;
 
@@ -46,6 +50,7 @@ pub(super) fn run() -> Result<Lesson> {
                 lost: LOST,
                 sent: N,
                 gap_us: GAP.as_micros() as u64,
+                tcp_sack: false,
                 rule: RULE.to_owned(),
                 tcp,
                 quic,
@@ -136,39 +141,72 @@ fn message(seq: u64) -> Bytes {
     out.freeze()
 }
 
-/// The client's sends, at least [`GAP`] apart, and when each went.
+/// How long before a message is due the pacer stops sleeping and yields
+/// until it is: tokio's timer rounds a deadline up to its next
+/// millisecond and wakes some more after it (gaps of 9.2 to 12 ms were
+/// seen for 10), where a yield sees the clock every few microseconds,
+/// letting the other tasks (the listener's, quinn's) run meanwhile.
+const SPIN: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// How late a send may be and still keep the schedule.
+const LATE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The client's sends, [`GAP`] apart, and when each went.
 struct Pacer {
     start: Instant,
+    /// When the next message is due.
+    due: tokio::time::Instant,
     sent: Vec<Instant>,
 }
 
 impl Pacer {
     fn new() -> Self {
+        let now = tokio::time::Instant::now();
         Self {
-            start: Instant::now(),
+            start: now.into_std(),
+            due: now,
             sent: Vec::new(),
         }
     }
 
     /// The next message to send, when its time has come; `None` after the
-    /// last. A sleep, not an interval: an interval late on a busy machine
-    /// fires its missed ticks at once, and messages sent together would
-    /// share a packet, the lost one's included. The lost message goes
-    /// only once every earlier one has arrived, on a quiet connection.
+    /// last.
+    ///
+    /// Each message is due [`GAP`] after the previous one was *due*, not
+    /// after it went, and is sent when due, not when tokio's timer wakes
+    /// ([`SPIN`]): a `sleep(GAP)` after each send added the timer's
+    /// rounding to every gap (1 ms became 2.2). A send late all the same
+    /// by more than [`LATE`] (a stalled machine, or the lost message's
+    /// wait below) restarts the schedule from itself rather than catching
+    /// up: the next message would go sooner than [`GAP`]
+    /// after it, and a QUIC message sent right after the one whose
+    /// acknowledgement brings the retransmission can arrive after it and
+    /// look held (seen: 0.8 ms after a send 3.7 ms late). The lost
+    /// message goes only once every earlier one has arrived, on a quiet
+    /// connection.
     async fn next(&mut self, arrivals: &Arrivals) -> Option<Bytes> {
         let seq = self.sent.len() as u64;
         if seq == N {
             return None;
-        }
-        if seq > 0 {
-            tokio::time::sleep(GAP).await;
         }
         if seq == LOST {
             while (arrivals.lock().expect("never poisoned").len() as u64) < LOST {
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
         }
-        self.sent.push(Instant::now());
+        if seq > 0 {
+            tokio::time::sleep_until(self.due - SPIN).await;
+            while tokio::time::Instant::now() < self.due {
+                tokio::task::yield_now().await;
+            }
+        }
+        let now = tokio::time::Instant::now();
+        self.due = if now > self.due + LATE {
+            now + GAP
+        } else {
+            self.due + GAP
+        };
+        self.sent.push(now.into_std());
         Some(message(seq))
     }
 
@@ -203,6 +241,17 @@ const MAX_FRAME: usize = 4 * 1024;
 
 /// Part 1: one TCP connection, each frame behind its length.
 async fn tcp() -> Result<Part> {
+    // SACK off, in this namespace only (both ends are in it, so the
+    // connection is made without): with it, Linux's loss detection (RACK)
+    // retransmits a lost segment as soon as one sent after it is
+    // acknowledged, which on loopback's round trip of microseconds is the
+    // moment the next message arrives, and no message but that one would
+    // be seen waiting. Without it, the sender retransmits after three
+    // duplicate acknowledgements (RFC 5681's fast retransmit), that is
+    // three messages later: messages keep being sent while the lost one
+    // waits, as they do on a path whose round trip is longer than the gap
+    // between them.
+    std::fs::write(SACK, "0").with_what(|| format!("cannot turn SACK off in {SACK}"))?;
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
     let addr = listener.local_addr()?;
     let mut client = tokio::net::TcpStream::connect(addr).await?;

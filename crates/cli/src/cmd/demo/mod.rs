@@ -13,8 +13,9 @@
 //!   a new listener there needs SO_REUSEADDR; two UDP receivers share a
 //!   port with SO_REUSEPORT. Linux only.
 //! - `hol`: head-of-line blocking. One packet dropped in a private network
-//!   namespace: every later message on a TCP connection waits for it, and
-//!   over QUIC only its own stream does. Linux only, as root.
+//!   namespace: the later messages on a TCP connection sent before its
+//!   retransmission came wait for it, and over QUIC only its own stream
+//!   does. Linux only, as root.
 
 use std::io::Write;
 
@@ -53,8 +54,9 @@ Examples:
   msg demo reuseaddr --json  # each step's numbers and errors")]
     Reuseaddr(JsonArgs),
     /// Show head-of-line blocking: in a private network namespace one
-    /// packet is dropped; over one TCP connection every later message
-    /// waits for it, over QUIC only its own stream does (Linux, as root)
+    /// packet is dropped; over one TCP connection the later messages sent
+    /// before its retransmission came wait for it, over QUIC only its own
+    /// stream does (Linux, as root)
     #[command(after_help = "\
 Examples:
   sudo msg demo hol         # both parts, every message's delay
