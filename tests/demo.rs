@@ -580,3 +580,54 @@ fn hol_text_states_the_gaps_and_holds_it_shows() {
         assert!(stdout.contains(words), "{words}: {stdout}");
     }
 }
+
+/// Without `ip`, or with `ip` but without `nft`, hol names the missing
+/// program and the package that has it (it said "the hol lesson runs only
+/// on ip (iproute2), to bring its namespace's loopback up"). Root only:
+/// elsewhere the namespace is refused first.
+#[cfg(target_os = "linux")]
+#[test]
+fn hol_names_a_missing_program_and_its_package() {
+    let hol_with_path = |path: &std::path::Path| {
+        let mut cmd = support::msg();
+        cmd.args(["demo", "hol"]).env("PATH", path);
+        support::Running::spawn(cmd, None).finish()
+    };
+    let empty = support::fresh_path("no-programs");
+    std::fs::create_dir(&empty).unwrap();
+    let out = hol_with_path(&empty);
+    if out.stderr.contains("private network namespace") {
+        support::skip(&out.stderr);
+        return;
+    }
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "the hol lesson runs ip, to bring its namespace's loopback up, \
+             but ip is missing: install iproute2"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("runs only on"), "{}", out.stderr);
+
+    let Some(ip) = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join("ip"))
+        .find(|ip| ip.is_file())
+    else {
+        return;
+    };
+    let only_ip = support::fresh_path("only-ip");
+    std::fs::create_dir(&only_ip).unwrap();
+    std::os::unix::fs::symlink(ip, only_ip.join("ip")).unwrap();
+    let out = hol_with_path(&only_ip);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "the hol lesson runs nft, to drop one packet, but nft is missing: install nftables"
+        ),
+        "{}",
+        out.stderr
+    );
+}

@@ -32,6 +32,21 @@ pub enum Error {
         /// Where it runs, and why only there.
         needs: &'static str,
     },
+    /// A program the lesson runs is not installed: where it runs, it is
+    /// what is missing, and its package is where to get it.
+    #[error(
+        "the {lesson} lesson runs {program}, {why}, but {program} is missing: install {package}"
+    )]
+    Missing {
+        /// Which lesson: "hol".
+        lesson: &'static str,
+        /// The program not found on PATH: "ip".
+        program: &'static str,
+        /// What the lesson runs it for: "to bring its namespace's loopback up".
+        why: &'static str,
+        /// The package that has it: "iproute2".
+        package: &'static str,
+    },
     /// Something did not happen as the lesson needs (a connection closed
     /// early, bytes that did not arrive in time).
     #[error("{0}")]

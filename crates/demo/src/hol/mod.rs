@@ -211,8 +211,8 @@ fn held(d: &Delivery, lost: &Delivery) -> bool {
 /// # Errors
 ///
 /// [`Error::Unsupported`](crate::Error::Unsupported) where no namespace
-/// can be made or a program is missing; otherwise the part that failed
-/// and why.
+/// can be made, [`Error::Missing`](crate::Error::Missing) where `ip` or
+/// `nft` is not installed; otherwise the part that failed and why.
 #[cfg(target_os = "linux")]
 pub fn run() -> Result<Lesson> {
     run::run()

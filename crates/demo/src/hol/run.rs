@@ -78,14 +78,43 @@ fn private_namespace() -> Result<()> {
     let up = Command::new("ip")
         .args(["link", "set", "lo", "up"])
         .status()
-        .map_err(|_| Error::Unsupported {
-            lesson: "hol",
-            needs: "ip (iproute2), to bring its namespace's loopback up",
+        .map_err(|err| {
+            missing(
+                err,
+                "ip",
+                "to bring its namespace's loopback up",
+                "iproute2",
+            )
         })?;
     if !up.success() {
         return Err(Error::Broken(format!("ip link set lo up: {up}")));
     }
     Ok(())
+}
+
+/// Why `program` could not be started: [`Error::Missing`] where it is not
+/// installed (not [`Error::Unsupported`], whose "runs only on {needs}"
+/// made "the hol lesson runs only on ip (iproute2), ..."), else the
+/// operating system's error.
+fn missing(
+    err: std::io::Error,
+    program: &'static str,
+    why: &'static str,
+    package: &'static str,
+) -> Error {
+    if err.kind() == std::io::ErrorKind::NotFound {
+        Error::Missing {
+            lesson: "hol",
+            program,
+            why,
+            package,
+        }
+    } else {
+        Error::Context {
+            what: format!("cannot run {program}"),
+            source: Box::new(err.into()),
+        }
+    }
 }
 
 /// Adds the rule, fresh (its limit unspent, its counter at zero).
@@ -104,10 +133,7 @@ fn drop_one() -> Result<()> {
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .spawn()
-        .map_err(|_| Error::Unsupported {
-            lesson: "hol",
-            needs: "nft (nftables), to drop one packet",
-        })?;
+        .map_err(|err| missing(err, "nft", "to drop one packet", "nftables"))?;
     std::io::Write::write_all(&mut child.stdin.take().expect("piped"), ruleset.as_bytes())?;
     let status = child.wait()?;
     if !status.success() {
