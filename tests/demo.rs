@@ -184,6 +184,21 @@ fn unix_leaves_no_file_however_it_ends() {
     assert!(made.is_empty(), "the demo made {made:?} in TMPDIR");
 }
 
+/// The introduction says where part 2's receiver is as it is bound here:
+/// on Linux an abstract name, no file (it said "at a path in a private
+/// temporary directory, removed at the end").
+#[cfg(target_os = "linux")]
+#[test]
+fn unix_says_its_receiver_has_an_abstract_name() {
+    let text = unix(&[]);
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("the Unix datagram receiver of part 2 at an abstract name"),
+        "{text}"
+    );
+    assert!(!flat.contains("temporary directory"), "{text}");
+}
+
 /// UDP loses some of what a receiver that does not read was sent, and
 /// nobody is told; a Unix datagram socket refuses the sender instead and
 /// loses none; its largest datagram is SO_SNDBUF less 32 and grows with it.

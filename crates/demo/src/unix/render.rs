@@ -22,6 +22,16 @@ pub(super) fn write_text(out: &mut impl Write, lesson: &Lesson) -> io::Result<()
     seqpacket(out, &lesson.seqpacket)
 }
 
+/// Where each socket is, part 2's receiver as `dgram::named_pair` binds it
+/// on this system: an abstract name on Linux (the text said "a path in a
+/// private temporary directory" there too), a file elsewhere.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const ARRANGEMENT: &str = "Everything runs in this process: UDP on 127.0.0.1; the Unix \
+    datagram receiver of part 2 at an abstract name (Linux's: no file, so nothing is left \
+    behind however the demo ends); the other Unix sockets as connected pairs, with no \
+    name. Each receiver reads nothing until its sender has finished, so a full queue is \
+    arranged, not hoped for.";
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
 const ARRANGEMENT: &str = "Everything runs in this process: UDP on 127.0.0.1; the Unix \
     datagram receiver of part 2 at a path in a private temporary directory, removed at \
     the end; the other Unix sockets as connected pairs, with no name. Each receiver \
