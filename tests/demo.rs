@@ -376,6 +376,70 @@ fn reuseaddr_explains_each_part_in_plain_text() {
     );
 }
 
+/// Runs `msg demo reuseaddr <args>` in a private network namespace of its
+/// own (root: `unshare -n`), its loopback up, where the kernel keeps no
+/// TIME_WAIT entry (`net.ipv4.tcp_max_tw_buckets` 0, in that namespace
+/// only); `None`, skipped, where no namespace can be made.
+#[cfg(target_os = "linux")]
+fn reuseaddr_without_time_wait(args: &[&str]) -> Option<support::Finished> {
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "-n",
+        "sh",
+        "-c",
+        "ip link set lo up && echo 0 > /proc/sys/net/ipv4/tcp_max_tw_buckets \
+         && exec \"$0\" demo reuseaddr \"$@\"",
+        env!("CARGO_BIN_EXE_msg"),
+    ])
+    .args(args)
+    .env_remove("RUST_LOG");
+    let out = support::Running::spawn(cmd, None).finish();
+    if out.code() != Some(0) && !out.stderr.contains("msg") {
+        assert!(
+            std::env::var_os("MSG_REQUIRE_NETNS").is_none(),
+            "MSG_REQUIRE_NETNS is set, but: {}",
+            out.stderr
+        );
+        support::skip(&format!("no private network namespace: {}", out.stderr));
+        return None;
+    }
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    Some(out)
+}
+
+/// Where no TIME_WAIT entry comes (the kernel's table full), the lesson
+/// says so as soon as the connection has left no entry at all, and no
+/// more: it waited the whole 5 s for one, then explained that "the entry
+/// stays until its timer ends". Root only.
+#[cfg(target_os = "linux")]
+#[test]
+fn reuseaddr_without_a_time_wait_entry_says_so_at_once() {
+    let Some(out) = reuseaddr_without_time_wait(&["--json"]) else {
+        return;
+    };
+    let doc: Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    let tcp = &doc["time_wait"];
+    assert_eq!(tcp["time_wait"], false, "{tcp}");
+    assert_eq!(tcp["gone"], true, "{tcp}");
+    // Not the 5 s deadline: it stopped at what it saw.
+    assert!(tcp["waited_ms"].as_f64().unwrap() < 5_000.0, "{tcp}");
+    assert_eq!(tcp["without_reuseaddr"]["ok"], true, "{tcp}");
+    assert_eq!(tcp["with_reuseaddr"]["ok"], true, "{tcp}");
+
+    let Some(out) = reuseaddr_without_time_wait(&[]) else {
+        return;
+    };
+    let flat = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("found the server's end in no state at all, so none was coming"),
+        "{}",
+        out.stdout
+    );
+    for claim in ["The entry stays until its timer ends", "within 5 s"] {
+        assert!(!flat.contains(claim), "{claim}: {}", out.stdout);
+    }
+}
+
 // ---- msg demo hol ------------------------------------------------------------
 
 /// Every run, 20 of them, in a private network namespace (root): exactly

@@ -136,6 +136,10 @@ struct Restart {
     time_wait: bool,
     reads: usize,
     waited_ms: f64,
+    /// Whether, instead, the server's end had left no entry at all: no
+    /// TIME_WAIT was coming (the kernel keeps none when its table is full,
+    /// net.ipv4.tcp_max_tw_buckets), so the wait stopped there.
+    gone: bool,
     /// A new socket on the port, without SO_REUSEADDR and then with it.
     without_reuseaddr: Bind,
     with_reuseaddr: Bind,

@@ -64,20 +64,41 @@ fn time_wait(out: &mut impl Write, restart: &Restart) -> io::Result<()> {
                 restart.reads, restart.waited_ms
             ),
         )?;
+    } else if restart.gone {
+        wrap(
+            out,
+            "    ",
+            &format!(
+                "No TIME_WAIT entry: read {} of /proc/net/tcp, {:.1} ms after the \
+                 client's close, found the server's end in no state at all, so none was \
+                 coming. The kernel keeps none when its table is full \
+                 (net.ipv4.tcp_max_tw_buckets); this run has nothing to hold the \
+                 port{}.",
+                restart.reads,
+                restart.waited_ms,
+                if restart.without_reuseaddr.ok == restart.with_reuseaddr.ok {
+                    ", and the binds below show no difference"
+                } else {
+                    ""
+                }
+            ),
+        )?;
     } else {
         wrap(
             out,
             "    ",
             &format!(
-                "No TIME_WAIT entry was seen within 5 s ({:.0} ms): the kernel keeps none \
-                 when its table is full (net.ipv4.tcp_max_tw_buckets), so this run has \
-                 nothing to hold the port, and the binds below show no difference.",
+                "No TIME_WAIT entry was seen within 5 s ({:.0} ms): the server's end was \
+                 still in the state above, which holds the port as TIME_WAIT would.",
                 restart.waited_ms
             ),
         )?;
     }
     let mut without = vec![bind(&restart.without_reuseaddr, "bound and listening")];
-    if restart.without_reuseaddr.in_use {
+    if restart.without_reuseaddr.in_use && !restart.time_wait {
+        without
+            .push("The server's end, still on the port in the state above, holds it.".to_owned());
+    } else if restart.without_reuseaddr.in_use {
         without.push(format!(
             "The TIME_WAIT entry alone holds the port. A server restarted within the \
              minute, its socket made without SO_REUSEADDR, cannot listen where it \
@@ -94,7 +115,8 @@ fn time_wait(out: &mut impl Write, restart: &Restart) -> io::Result<()> {
         &without,
     )?;
     let mut with = vec![bind(&restart.with_reuseaddr, "bound and listening")];
-    if restart.with_reuseaddr.ok {
+    // What an entry does after the bind is said only where one was seen.
+    if restart.with_reuseaddr.ok && restart.time_wait {
         with.push(
             "SO_REUSEADDR lets a socket bind a port that only connections in TIME_WAIT \
              hold. The entry stays until its timer ends, still guarding its old \

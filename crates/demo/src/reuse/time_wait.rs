@@ -49,7 +49,12 @@ pub(super) fn restart() -> Result<Restart> {
     drop(client);
     drop(listener);
 
-    let (entries, time_wait, reads) = wait_for_time_wait(addr.port(), client_port)?;
+    let Waited {
+        entries,
+        time_wait,
+        gone,
+        reads,
+    } = wait_for_time_wait(addr.port(), client_port)?;
     let waited_ms = (closed.elapsed().as_secs_f64() * 1e4).round() / 10.0;
 
     // A restarted server: a new socket, the same port. socket2 sets no
@@ -64,6 +69,7 @@ pub(super) fn restart() -> Result<Restart> {
         time_wait,
         reads,
         waited_ms,
+        gone,
         without_reuseaddr,
         with_reuseaddr,
     })
@@ -78,12 +84,31 @@ fn bind(addr: SocketAddr, reuse: bool) -> io::Result<()> {
     socket.listen(msg_tcp::tcp::LISTEN_BACKLOG)
 }
 
+/// What the wait for TIME_WAIT saw.
+struct Waited {
+    /// The entries on the port at the last read.
+    entries: Vec<Entry>,
+    /// The server's end in TIME_WAIT.
+    time_wait: bool,
+    /// The server's end in no state at all: no TIME_WAIT is coming.
+    gone: bool,
+    /// Reads of `/proc/net/tcp`.
+    reads: usize,
+}
+
 /// The entries on local port `port` once the server's end of the
 /// connection to `client_port` is in TIME_WAIT, and how many reads that
 /// took: `/proc/net/tcp` read every [`POLL`], until [`DEADLINE`] (on
-/// loopback it is there at the first). `false` with what was last read if
-/// it never came.
-fn wait_for_time_wait(port: u16, client_port: u16) -> Result<(Vec<Entry>, bool, usize)> {
+/// loopback it is there at the first). Not seen, what was last read.
+///
+/// The wait stops too once the server's end has no entry at all: a
+/// connection that closes goes from FIN-WAIT-2 to TIME_WAIT in one step
+/// under the table's lock (the TIME_WAIT entry put in before the socket
+/// is taken out), so an end in neither state is gone for good, as when
+/// the kernel keeps no TIME_WAIT entry (its table full,
+/// `net.ipv4.tcp_max_tw_buckets`). It waited the whole [`DEADLINE`] for
+/// one, and then explained the timer of an entry it never saw.
+fn wait_for_time_wait(port: u16, client_port: u16) -> Result<Waited> {
     let start = Instant::now();
     let client = SocketAddr::from((Ipv4Addr::LOCALHOST, client_port)).to_string();
     let mut reads = 0;
@@ -94,9 +119,15 @@ fn wait_for_time_wait(port: u16, client_port: u16) -> Result<(Vec<Entry>, bool, 
         let seen = entries
             .iter()
             .any(|e| e.st == TIME_WAIT && e.remote == client);
+        let gone = !entries.iter().any(|e| e.remote == client);
         // Bounded in time, and so in count: a read takes at least a POLL.
-        if seen || start.elapsed() > DEADLINE {
-            return Ok((entries, seen, reads));
+        if seen || gone || start.elapsed() > DEADLINE {
+            return Ok(Waited {
+                entries,
+                time_wait: seen,
+                gone,
+                reads,
+            });
         }
         thread::sleep(POLL);
     }
