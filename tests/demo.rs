@@ -710,3 +710,21 @@ fn hol_names_a_missing_program_and_its_package() {
         out.stderr
     );
 }
+
+/// `msg demo --help` names every lesson, `hol` too (it listed sticky, unix
+/// and reuseaddr only), as `msg --help`'s examples do.
+#[test]
+fn demo_help_names_every_lesson() {
+    let out = run(&["demo", "--help"], None);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let about = out.stdout.split("Usage:").next().unwrap_or_default();
+    let about = about.split_whitespace().collect::<Vec<_>>().join(" ");
+    for lesson in ["sticky", "unix", "reuseaddr", "hol"] {
+        assert!(
+            about.contains(&format!("`msg demo {lesson}`")),
+            "{lesson}: {about}"
+        );
+    }
+    let out = run(&["--help"], None);
+    assert!(out.stdout.contains("sudo msg demo hol"), "{}", out.stdout);
+}

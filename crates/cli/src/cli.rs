@@ -25,7 +25,8 @@ Examples:
   msg bench                                # UDP vs TCP, side by side, on loopback
   msg demo sticky                          # why TCP needs framing, with the bytes
   msg demo unix                            # UDP loses, a Unix datagram socket pushes back
-  msg demo reuseaddr                       # TIME_WAIT, SO_REUSEADDR and SO_REUSEPORT";
+  msg demo reuseaddr                       # TIME_WAIT, SO_REUSEADDR and SO_REUSEPORT
+  sudo msg demo hol                        # head-of-line blocking: TCP vs QUIC streams";
 
 /// Send messages over UDP and TCP, and measure how the two differ.
 ///
@@ -121,7 +122,9 @@ Examples:
     /// Lessons on loopback, with the bytes: `msg demo sticky` shows why TCP
     /// needs framing and UDP does not, `msg demo unix` what a full receiver
     /// does to UDP and to a Unix datagram socket, `msg demo reuseaddr` why a
-    /// restarted server needs SO_REUSEADDR and what SO_REUSEPORT shares
+    /// restarted server needs SO_REUSEADDR and what SO_REUSEPORT shares,
+    /// `msg demo hol` how one lost packet holds up later TCP messages but
+    /// only its own QUIC stream
     Demo(DemoArgs),
     /// Make a new shared secret for --secret-file or MSG_SECRET: 32 random
     /// bytes as 64 hex digits (the text is the secret)

@@ -9,8 +9,8 @@
 //!   it: `send`, `connect` (a two-way session, as netcat's), `listen`, `bench` (its flags turned into a msg-bench
 //!   plan, and the progress bar), `exec`
 //!   (a command on an authenticated listener), `keygen` (a new secret),
-//!   `demo` (the flags of msg-demo's lessons, `sticky`, `unix` and
-//!   `reuseaddr`), and
+//!   `demo` (the flags of msg-demo's lessons, `sticky`, `unix`,
+//!   `reuseaddr` and `hol`), and
 //!   `completions` (shell completions and the man page).
 //! - `hint`: the flags behind the libraries' errors and a listener's
 //!   refusals, which name none themselves.
