@@ -1720,6 +1720,49 @@ fn bidir_runs_both_directions_at_once_and_sums_them() {
     assert_eq!(sent, num(cell, "sent"), "{cell}");
 }
 
+/// `--bidir --interval`: each interval is its own flow's, one way: the
+/// forward flow's say "forward" and count what was sent, the reverse
+/// one's say "reverse" and count what arrived; as text, the reverse
+/// flow's lines say what it received and at what rate. They once all
+/// said "bidir", the forward flow's with neither count, and the reverse
+/// flow's text "sent 0 lost 0" (audit, round nine).
+#[test]
+fn bidir_intervals_are_each_their_own_flows_direction() {
+    let lines = interval_lines(&["--sizes", "1024", "--mode", "throughput", "--bidir"]);
+    let end = lines.last().unwrap();
+    let flows = end["results"][0]["flows"].as_array().unwrap();
+    for (i, (flow, direction)) in flows.iter().zip(["forward", "reverse"]).enumerate() {
+        let mine: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["type"] == "interval" && l["flow"] == i + 1)
+            .collect();
+        assert!(mine.len() >= 2, "150ms in 50ms intervals: {lines:?}");
+        assert!(mine.iter().all(|l| l["direction"] == direction), "{mine:?}");
+        let counted = match direction {
+            "forward" => "sent",
+            _ => "received",
+        };
+        let sum: f64 = mine.iter().map(|l| num(l, counted)).sum();
+        assert_eq!(sum, num(flow, counted), "{flow} {mine:?}");
+    }
+    let mut args = vec!["--interval", "50ms", "--runs", "1"];
+    args.extend_from_slice(QUICK);
+    args.extend_from_slice(&["--sizes", "1024", "--mode", "throughput", "--bidir"]);
+    let finished = bench(&args);
+    let reverse: Vec<&str> = finished
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" flow 2 "))
+        .collect();
+    assert!(reverse.len() >= 2, "{}", finished.stdout);
+    for line in reverse {
+        assert!(
+            line.contains("  received ") && line.contains(" Gbit/s") && !line.contains(" sent "),
+            "{line}"
+        );
+    }
+}
+
 /// Ctrl-C in the middle of a run over Unix sockets: msg bench exits as a
 /// process killed by SIGINT is reported (130), and its built-in
 /// listeners' socket directory is gone with it, as after a run that ends.

@@ -32,9 +32,10 @@ use crate::error::{Error, RunError};
 use crate::interval::Interval;
 use crate::settings::{Direction, Settings, Target};
 
-/// Where the flows' intervals go: the flow's number (from 1) and the
-/// interval.
-pub(crate) type FlowSink<'a> = &'a mut dyn FnMut(u32, Interval);
+/// Where the flows' intervals go: the flow's number (from 1), its own
+/// direction (a bidirectional run's flows go both ways, and an interval
+/// counts what its own flow sent or received) and the interval.
+pub(crate) type FlowSink<'a> = &'a mut dyn FnMut(u32, Direction, Interval);
 
 /// How long a flow with its first statistics waits for the others' at
 /// most: as long as a flow's own requests may take, and a second more.
@@ -98,7 +99,7 @@ pub(crate) async fn tokio_flows(
             .zip(directions)
             .zip(1..)
             .map(|((link, direction), flow)| async move {
-                let mut each = |interval| (sink.borrow_mut())(flow, interval);
+                let mut each = |interval| (sink.borrow_mut())(flow, direction, interval);
                 tokio_engine::measure_on(
                     link,
                     target,
@@ -140,6 +141,8 @@ pub(crate) fn blocking_flows(
     );
     let start = &start;
     let (tx, rx) = mpsc::channel::<(u32, Interval)>();
+    // No bidirectional run on this engine: every flow goes one way.
+    let direction = settings.direction;
     let flows = thread::scope(|scope| {
         let mut threads = Vec::new();
         for (link, flow) in links.into_iter().zip(1..) {
@@ -181,7 +184,7 @@ pub(crate) fn blocking_flows(
         // Until every flow has ended (each bounded by its duration and
         // its timeouts), their intervals in the order they come.
         for (flow, interval) in rx {
-            sink(flow, interval);
+            sink(flow, direction, interval);
         }
         let flows: Vec<_> = threads
             .into_iter()

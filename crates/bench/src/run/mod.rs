@@ -214,9 +214,12 @@ async fn measure_all(
                     direction: plan.direction,
                 };
                 let outcome = if plan.parallel > 1 || plan.direction == Direction::Bidir {
-                    let mut sink = |flow, interval: Interval| {
+                    let mut sink = |flow, direction, interval: Interval| {
+                        // The flow's own direction, not the run's: a
+                        // bidirectional run's intervals are each one way.
                         let of = IntervalOf {
                             flow: Some(flow),
+                            direction,
                             ..of.clone()
                         };
                         progress.interval(&of, &interval);
