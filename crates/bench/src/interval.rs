@@ -121,9 +121,14 @@ impl Counted for Outcome {
 pub(crate) struct Ticker<'a> {
     every: Option<Duration>,
     start: Instant,
-    /// The next boundary; far in the future without `--interval`, so that
-    /// [`Ticker::due`] is one comparison either way.
+    /// The next boundary; far in the future without `--interval`, or
+    /// once the next would be at or past the run's end ([`Ticker::until`]),
+    /// so that [`Ticker::due`] is one comparison either way.
     next: Instant,
+    /// "Never": a century from the start.
+    never: Instant,
+    /// The run's end, if the engine said ([`Ticker::until`]).
+    end: Option<Instant>,
     /// What the outcome held at the last boundary.
     t0: Duration,
     sent: u64,
@@ -151,6 +156,8 @@ impl<'a> Ticker<'a> {
             every,
             start,
             next: start.checked_add(next).unwrap_or(start),
+            never: start.checked_add(never).unwrap_or(start),
+            end: None,
             t0: Duration::ZERO,
             sent: outcome.sent(),
             received: outcome.received(),
@@ -158,6 +165,32 @@ impl<'a> Ticker<'a> {
             retrans: tcp.map(|info| info.total_retrans),
             sink,
         }
+    }
+
+    /// Ends the run at `end`, the very instant the engine stops measuring
+    /// at: no boundary falls at or after it, so the run's last interval is
+    /// the one [`Ticker::finish`] ends, never a sliver after a boundary
+    /// on the run's end itself (0.500001-0.500519 s, one message, a rate
+    /// a hundred times off; audit, round nine).
+    pub(crate) fn until(mut self, end: Instant) -> Self {
+        self.end = Some(end);
+        self.cap();
+        self
+    }
+
+    /// No boundary at or after the run's end.
+    fn cap(&mut self) {
+        if self.end.is_some_and(|end| self.next >= end) {
+            self.next = self.never;
+        }
+    }
+
+    /// Whether `now` is at or past the run's end ([`Ticker::until`]): for
+    /// an engine that goes on counting after it (a reverse stream, until
+    /// the listener's closing pong), where a boundary noticed late would
+    /// still make a sliver.
+    pub(crate) fn ended(&self, now: Instant) -> bool {
+        self.end.is_some_and(|end| now >= end)
     }
 
     /// Whether an interval is over at `now`.
@@ -208,6 +241,7 @@ impl<'a> Ticker<'a> {
         while self.next <= now {
             self.next += every;
         }
+        self.cap();
         (self.sink)(interval);
     }
 
@@ -262,6 +296,34 @@ mod tests {
         assert_eq!(samples, outcome.latency.len());
         // The first interval's samples are its own: 1 to 9 µs.
         assert!(got[0].latency.max() < 10_000, "{}", got[0].latency.max());
+    }
+
+    /// With the run's end given, no boundary falls on it or after it:
+    /// the last interval is the one `finish` ends, however late the
+    /// engine notices the end, not a sliver after a boundary on the end.
+    #[test]
+    fn no_boundary_at_or_after_the_runs_end() {
+        let start = Instant::now();
+        let mut outcome = Outcome::new();
+        let mut got = Vec::new();
+        let mut sink = |interval: Interval| got.push(interval);
+        let every = Duration::from_millis(10);
+        let end = start + Duration::from_millis(20);
+        let mut ticker = Ticker::new(Some(every), start, &outcome, None, &mut sink).until(end);
+        for step in 1..=25u32 {
+            let now = start + Duration::from_millis(u64::from(step));
+            if ticker.due(now) {
+                ticker.tick(now, &outcome, false, None);
+            }
+            outcome.sent += 1;
+        }
+        ticker.finish(start + Duration::from_millis(26), &outcome, false, None);
+        let bounds: Vec<(u128, u128)> = got
+            .iter()
+            .map(|i| (i.t0.as_millis(), i.t1.as_millis()))
+            .collect();
+        assert_eq!(bounds, [(0, 10), (10, 26)]);
+        assert_eq!(got.iter().map(|i| i.sent).sum::<u64>(), outcome.sent);
     }
 
     #[test]

@@ -301,7 +301,7 @@ fn measure(client: &mut Cycler, plan: &Cycles, sink: Sink<'_>) -> Result<Run, Er
     }
     let start = Instant::now();
     let end = start + plan.duration;
-    let mut ticker = Ticker::new(plan.interval, start, &run, None, sink);
+    let mut ticker = Ticker::new(plan.interval, start, &run, None, sink).until(end);
     loop {
         let now = Instant::now();
         if now >= end {

@@ -113,14 +113,13 @@ impl Batching {
 async fn stream(
     link: &mut Link,
     discard: &mut Message,
-    duration: Duration,
+    (start, duration): (Instant, Duration),
     size: usize,
     batch: &mut SendBatch,
     mut pacer: Option<&mut (Pacer, u64)>,
     mut ticker: Option<&mut Ticker<'_>>,
 ) -> Result<u64, Error> {
     let mut discards = Discards::new(discard, size);
-    let start = Instant::now();
     let end = start + duration;
     let mut sent = 0;
     // What the ticker is shown: the messages sent so far (UDP: no TCP_INFO).
@@ -165,7 +164,7 @@ pub(super) async fn throughput(
     let warm = stream(
         &mut peer.link,
         &mut discard,
-        settings.warmup,
+        (Instant::now(), settings.warmup),
         size,
         &mut send_batch,
         pacer.as_mut(),
@@ -179,11 +178,13 @@ pub(super) async fn throughput(
     let drops = Drops::start(target);
     let cpu = Sample::now();
     let start = Instant::now();
-    let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), None, sink);
+    // One end for the ticker and the stream: the intervals end with it.
+    let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), None, sink)
+        .until(start + settings.duration);
     let sent = stream(
         &mut peer.link,
         &mut discard,
-        settings.duration,
+        (start, settings.duration),
         size,
         &mut send_batch,
         pacer.as_mut(),

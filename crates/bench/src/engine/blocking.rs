@@ -139,7 +139,8 @@ pub(crate) fn measure_on(
     let cpu = Sample::now();
     let start = Instant::now();
     let end = start + settings.duration;
-    let mut ticker = Ticker::new(settings.interval, start, &outcome, peer.tcp_info()?, sink);
+    let mut ticker =
+        Ticker::new(settings.interval, start, &outcome, peer.tcp_info()?, sink).until(end);
     peer.arrived = None;
     loop {
         // The clock is read once per round trip, as bench/floor.c reads
@@ -187,7 +188,12 @@ fn throughput(
         addr,
     });
     let warmup = super::warm_up_for(settings, start.map(|start| start.warm_until));
-    let warm = peer.stream(&mut discard, warmup, batched.as_mut(), None)?;
+    let warm = peer.stream(
+        &mut discard,
+        Instant::now() + warmup,
+        batched.as_mut(),
+        None,
+    )?;
     let before = peer.stats()?;
     if let Some(start) = start {
         start.counted()?;
@@ -197,13 +203,10 @@ fn throughput(
     let cpu = Sample::now();
     let start = Instant::now();
     let tcp = peer.tcp_info()?;
-    let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), tcp, sink);
-    let sent = peer.stream(
-        &mut discard,
-        settings.duration,
-        batched.as_mut(),
-        Some(&mut ticker),
-    )?;
+    // One end for the ticker and the stream: the intervals end with it.
+    let end = start + settings.duration;
+    let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), tcp, sink).until(end);
+    let sent = peer.stream(&mut discard, end, batched.as_mut(), Some(&mut ticker))?;
     // As on tokio: over UDP the rate at the receiver is what arrived over
     // the time of sending (what it has not taken by then is lost); over
     // TCP, which loses nothing, it counts until the listener has answered
@@ -252,16 +255,16 @@ struct Peer<'a> {
 }
 
 impl Peer<'_> {
-    /// Sends `Discard`s for `duration`, as fast as the socket takes them,
-    /// one per `send` or a batch per `sendmmsg`; returns how many.
+    /// Sends `Discard`s until `end` (the ticker's, when it has one), as
+    /// fast as the socket takes them, one per `send` or a batch per
+    /// `sendmmsg`; returns how many.
     fn stream(
         &mut self,
         discard: &mut Message,
-        duration: std::time::Duration,
+        end: Instant,
         mut batched: Option<&mut Batched<'_>>,
         mut ticker: Option<&mut Ticker<'_>>,
     ) -> Result<u64, Error> {
-        let end = Instant::now() + duration;
         let mut sent = 0;
         // What the ticker is shown: the messages sent so far.
         let mut so_far = Outcome::new();

@@ -201,7 +201,7 @@ async fn closed_loop(
     let start = Instant::now();
     let end = start + settings.duration;
     let tcp = peer.tcp_info(settings)?;
-    let mut ticker = Ticker::new(settings.interval, start, &outcome, tcp, sink);
+    let mut ticker = Ticker::new(settings.interval, start, &outcome, tcp, sink).until(end);
     loop {
         let mut now = Instant::now();
         if now >= end {

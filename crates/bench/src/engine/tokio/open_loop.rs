@@ -82,7 +82,8 @@ pub(super) async fn open_loop(
         // counted as the replies come (sent: those of the measurement so
         // far).
         let measure_start = start + settings.warmup;
-        let mut ticker = Ticker::new(settings.interval, measure_start, &outcome, None, sink);
+        let mut ticker =
+            Ticker::new(settings.interval, measure_start, &outcome, None, sink).until(stop);
         loop {
             let now = Instant::now();
             if now > measure_start && ticker.due(now) {

@@ -33,7 +33,15 @@ pub(super) async fn throughput(
     let warmup = super::super::warm_up_for(settings, start.map(|start| start.warm_until));
     // One of several flows on this thread: it takes turns with the others.
     let shared = start.is_some();
-    let warm = stream(peer, &mut discard, warmup, pacer.as_mut(), None, shared).await?;
+    let warm = stream(
+        peer,
+        &mut discard,
+        (Instant::now(), warmup),
+        pacer.as_mut(),
+        None,
+        shared,
+    )
+    .await?;
     let before = peer.stats().await?;
     if let Some(start) = start {
         start.counted().await?;
@@ -44,11 +52,13 @@ pub(super) async fn throughput(
     let cpu = Sample::now();
     let start = Instant::now();
     let tcp = peer.tcp_info(settings)?;
-    let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), tcp, sink);
+    // One end for the ticker and the stream: the intervals end with it.
+    let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), tcp, sink)
+        .until(start + settings.duration);
     let sent = stream(
         peer,
         &mut discard,
-        settings.duration,
+        (start, settings.duration),
         pacer.as_mut(),
         Some((&mut ticker, settings)),
         shared,
@@ -102,7 +112,10 @@ pub(super) async fn reverse(
     let cpu = Sample::now();
     let start = Instant::now();
     let tcp = peer.tcp_info(settings)?;
-    let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), tcp, sink);
+    // No boundary after the duration: what arrives from then until the
+    // closing pong (what was still in flight) is the last interval's.
+    let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), tcp, sink)
+        .until(start + settings.duration);
     let mut outcome =
         receive_stream(peer, 2, settings.duration, size, settings, &mut ticker).await?;
     outcome.elapsed = start.elapsed();
@@ -155,7 +168,7 @@ async fn receive_stream(
             Kind::Discard => {
                 counter.count(msg.seq);
                 let now = Instant::now();
-                if ticker.due(now) {
+                if ticker.due(now) && !ticker.ended(now) {
                     so_far.received = counter.stats().received;
                     ticker.tick(now, &so_far, true, peer.tcp_info(settings)?);
                 }
@@ -188,18 +201,18 @@ async fn receive_stream(
     Ok(outcome)
 }
 
-/// Sends `Discard`s for `duration`, as fast as the transport takes them or
+/// Sends `Discard`s for `duration` from `start` (the ticker's, when it
+/// has one, so that both end at once), as fast as the transport takes them or
 /// at the pacer's rate, taking turns with the other flows on this thread
 /// when it is one of several (`shared`); returns how many were sent.
 async fn stream(
     peer: &mut Peer,
     discard: &mut Message,
-    duration: Duration,
+    (start, duration): (Instant, Duration),
     mut pacer: Option<&mut (Pacer, u64)>,
     mut ticker: Option<(&mut Ticker<'_>, &Settings)>,
     shared: bool,
 ) -> Result<u64, Error> {
-    let start = Instant::now();
     let end = start + duration;
     let mut sent = 0;
     // What the ticker is shown: the messages sent so far.
