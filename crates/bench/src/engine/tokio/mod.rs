@@ -90,7 +90,7 @@ pub(crate) async fn measure_on(
         (Mode::Pingpong, None) => closed_loop(&mut peer, settings, sink).await,
         (Mode::Pingpong, Some(rate)) => open_loop(peer, body, settings, rate, sink).await,
         (Mode::Throughput, _) if direction == Direction::Reverse => {
-            reverse(&mut peer, size, settings, sink).await
+            reverse(&mut peer, size, settings, start.is_some(), sink).await
         }
         (Mode::Throughput, _) if caps.batches && settings.batch.is_some() => {
             batched::throughput(&mut peer, target, body, settings, sink).await

@@ -102,13 +102,15 @@ pub(super) async fn reverse(
     peer: &mut Peer,
     size: usize,
     settings: &Settings,
+    shared: bool,
     sink: Sink<'_>,
 ) -> Result<Outcome, Error> {
     // Plan sizes are at most a 16 MiB frame's body.
     let size = u32::try_from(size).unwrap_or(u32::MAX);
     let mut ignored = |_| {};
     let mut warm = Ticker::new(None, Instant::now(), &Outcome::new(), None, &mut ignored);
-    receive_stream(peer, 1, settings.warmup, size, settings, &mut warm).await?;
+    let stream = (settings.warmup, size, shared);
+    receive_stream(peer, 1, stream, settings, &mut warm).await?;
     let cpu = Sample::now();
     let start = Instant::now();
     let tcp = peer.tcp_info(settings)?;
@@ -116,8 +118,8 @@ pub(super) async fn reverse(
     // closing pong (what was still in flight) is the last interval's.
     let mut ticker = Ticker::new(settings.interval, start, &Outcome::new(), tcp, sink)
         .until(start + settings.duration);
-    let mut outcome =
-        receive_stream(peer, 2, settings.duration, size, settings, &mut ticker).await?;
+    let stream = (settings.duration, size, shared);
+    let mut outcome = receive_stream(peer, 2, stream, settings, &mut ticker).await?;
     outcome.elapsed = start.elapsed();
     outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
     Ok(outcome)
@@ -125,12 +127,13 @@ pub(super) async fn reverse(
 
 /// Asks the listener for `duration` of `size`-byte `Discard`s (request
 /// `seq`) and counts them until its closing pong, within the duration
-/// and the reply timeout; the ticker is shown what has arrived.
+/// and the reply timeout; the ticker is shown what has arrived. One of
+/// several flows on this thread (`shared`), it takes turns with the
+/// others.
 async fn receive_stream(
     peer: &mut Peer,
     seq: u64,
-    duration: Duration,
-    size: u32,
+    (duration, size, shared): (Duration, u32, bool),
     settings: &Settings,
     ticker: &mut Ticker<'_>,
 ) -> Result<Outcome, Error> {
@@ -148,6 +151,7 @@ async fn receive_stream(
     let mut counter = DiscardCounter::default();
     // What the ticker is shown: the messages received so far.
     let mut so_far = Outcome::new();
+    let mut received: u64 = 0;
     let sent = loop {
         let msg = match timeout_at(deadline.into(), peer.link.recv()).await {
             Ok(msg) => msg?.ok_or(RunError::ListenerClosed)?,
@@ -171,6 +175,16 @@ async fn receive_stream(
                 if ticker.due(now) && !ticker.ended(now) {
                     so_far.received = counter.stats().received;
                     ticker.tick(now, &so_far, true, peer.tcp_info(settings)?);
+                }
+                // A stream that keeps the socket full is read without
+                // ever waiting, so this loop would hold the thread as the
+                // sending one would: of -R -P 2 one flow took 95% of the
+                // messages (318k against 15k msg/s; audit, round nine).
+                // A yield now and then lets the other flows take turns,
+                // as the sending side's does.
+                received += 1;
+                if shared && received % YIELD_EVERY == 0 {
+                    tokio::task::yield_now().await;
                 }
             }
             Kind::Pong if msg.flags & FLAG_SEND == 0 => return Err(RunError::NoStreamBack.into()),
@@ -254,3 +268,98 @@ async fn stream(
 /// How many messages a stream sends between two yields to the other
 /// flows on its thread: a runtime turn each time.
 const YIELD_EVERY: u64 = 64;
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::io::Write;
+
+    use msg_net::{ConnectOptions, Link, Transport};
+
+    use super::*;
+    use crate::settings::Mode;
+
+    /// A reverse stream that never has to wait for a message (all of it
+    /// already in the socket) still takes turns with the other flows on
+    /// its thread when it is one of several: before, it read the whole
+    /// stream in one turn, and of `-R -P 2` one flow took nearly all the
+    /// messages (audit, round nine).
+    #[test]
+    fn a_shared_reverse_stream_takes_turns_with_the_other_flows() {
+        const MESSAGES: u64 = 8 * YIELD_EVERY;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (written, all_written) = std::sync::mpsc::channel();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut out = Vec::new();
+            let mut frame = |msg: &Message| {
+                let mut encoded = Vec::new();
+                msg_proto::encode(msg, &mut encoded).unwrap();
+                out.extend(u32::try_from(encoded.len()).unwrap().to_be_bytes());
+                out.extend(encoded);
+            };
+            for seq in 1..=MESSAGES {
+                frame(&Message::new(Kind::Discard, seq, vec![b'm'; 16]));
+            }
+            let mut pong = Message::new(
+                Kind::Pong,
+                1,
+                Streamed { sent: MESSAGES }.to_body().to_vec(),
+            );
+            pong.flags = FLAG_SEND;
+            frame(&pong);
+            // Some 25 KB: the socket's buffers hold it all unread.
+            conn.write_all(&out).unwrap();
+            written.send(()).unwrap();
+            // Until the client is done (its request, then its close).
+            let _ = std::io::copy(&mut conn, &mut std::io::sink());
+        });
+        let settings = Settings {
+            mode: Mode::Throughput,
+            direction: Direction::Reverse,
+            warmup: Duration::ZERO,
+            duration: Duration::from_millis(1),
+            timeout: Duration::from_secs(10),
+            tcp_timeout: Duration::from_secs(10),
+            rate: None,
+            impaired: false,
+            batch: None,
+            interval: None,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (received, turns) = runtime.block_on(async {
+            let link = Link::connect(Transport::Tcp, addr, &ConnectOptions::default())
+                .await
+                .unwrap();
+            all_written.recv().unwrap();
+            let timeout = Duration::from_secs(10);
+            let mut peer = Peer::new(link, Transport::Tcp, timeout, Bytes::new());
+            let mut ignored = |_| {};
+            let mut ticker = Ticker::new(None, Instant::now(), &Outcome::new(), None, &mut ignored);
+            let done = Cell::new(false);
+            let turns = Cell::new(0u64);
+            let stream = async {
+                let stream = (settings.duration, 16, true);
+                let outcome = receive_stream(&mut peer, 1, stream, &settings, &mut ticker).await;
+                done.set(true);
+                outcome
+            };
+            let other = async {
+                while !done.get() {
+                    turns.set(turns.get() + 1);
+                    tokio::task::yield_now().await;
+                }
+            };
+            let (outcome, ()) = tokio::join!(stream, other);
+            (outcome.unwrap().received, turns.get())
+        });
+        server.join().unwrap();
+        assert_eq!(received, MESSAGES);
+        // A turn each YIELD_EVERY messages, give or take the first.
+        assert!(turns >= MESSAGES / YIELD_EVERY - 1, "{turns} turns");
+    }
+}
