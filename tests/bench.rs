@@ -16,7 +16,7 @@ use support::{Listener, run};
 /// Short runs: these tests check the contract, not the speed.
 const QUICK: &[&str] = &["--duration", "150ms", "--warmup", "20ms", "--pin", "off"];
 
-const FIGURES: [&str; 24] = [
+const FIGURES: [&str; 26] = [
     "transport",
     "io",
     "mode",
@@ -41,6 +41,8 @@ const FIGURES: [&str; 24] = [
     "runs",
     "p50_us_min",
     "p50_us_max",
+    "msgs_per_s_min",
+    "msgs_per_s_max",
 ];
 
 fn bench(args: &[&str]) -> support::Finished {
@@ -149,6 +151,9 @@ fn assert_ping_pong_figures(result: &Value, runs: u64) {
         num(result, "received") + num(result, "lost")
     );
     assert!(num(result, "msgs_per_s") > 0.0);
+    // Ping-pong's range is the p50's.
+    assert!(result["msgs_per_s_min"].is_null(), "{result}");
+    assert!(result["msgs_per_s_max"].is_null(), "{result}");
 }
 
 #[test]
@@ -400,6 +405,11 @@ fn throughput_counts_what_arrived() {
         assert_eq!(result["mode"], "throughput");
         // No round trips in a one-way stream.
         assert!(result["p50_us"].is_null(), "{result}");
+        // The table's msg/s range: one run, its own rate. It was missing
+        // (audit, round nine).
+        let rate = num(result, "msgs_per_s");
+        assert_eq!(num(result, "msgs_per_s_min"), rate, "{result}");
+        assert_eq!(num(result, "msgs_per_s_max"), rate, "{result}");
         assert_eq!(result["samples"], 0);
         let (sent, received) = (num(result, "sent"), num(result, "received"));
         assert!(sent > 0.0 && received > 0.0 && received <= sent, "{result}");

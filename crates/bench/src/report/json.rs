@@ -61,6 +61,10 @@ enum Record {
         runs: usize,
         p50_us_min: Option<f64>,
         p50_us_max: Option<f64>,
+        /// A stream's slowest and fastest run, the table's msg/s range
+        /// (null in ping-pong, whose range is the p50's).
+        msgs_per_s_min: Option<f64>,
+        msgs_per_s_max: Option<f64>,
         /// Only under `--impair`.
         #[serde(flatten)]
         impaired: Option<Box<ImpairedFigures>>,
@@ -171,6 +175,12 @@ impl Report<'_> {
                     run.filter(|r| latency && !r.latency.is_empty())
                         .map(|r| json_us(r.latency.value_at_quantile(q)))
                 };
+                let rate_range = |pick: fn(&Summary<'_>) -> f64| {
+                    summary
+                        .as_ref()
+                        .filter(|_| self.mode == Mode::Throughput)
+                        .map(|s| tenth(pick(s)))
+                };
                 let p50_range = |pick: fn(&Summary<'_>) -> f64| {
                     summary
                         .as_ref()
@@ -214,6 +224,8 @@ impl Report<'_> {
                     runs: runs.len(),
                     p50_us_min: p50_range(|s| s.min),
                     p50_us_max: p50_range(|s| s.max),
+                    msgs_per_s_min: rate_range(|s| s.min),
+                    msgs_per_s_max: rate_range(|s| s.max),
                     impaired: self
                         .impairment(cell)
                         .map(|imp| Box::new(self.impaired_figures(imp, cell.transport, run))),
