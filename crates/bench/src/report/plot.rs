@@ -44,7 +44,8 @@ const POINTS: u32 = 400;
 /// The picture's size in pixels.
 const SIZE: (u32, u32) = (960, 600);
 /// Line colours, one per size, told apart on screen and in print (Tableau
-/// 10); past ten sizes they repeat.
+/// 10); past ten sizes a line takes another pair of colour and style
+/// ([`looks`]).
 const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -60,9 +61,10 @@ const COLORS: [RGBColor; 10] = [
 
 /// Line styles, one per transport (and whatever else tells cells of one
 /// size apart: the secret, the engine, the impairment), as SVG dash
-/// patterns: solid, dashed, dotted, dash-dot, long dashes; past five they
-/// repeat. A colour says the size and a style the transport, so that UDP
-/// and TCP of one size are visibly a pair.
+/// patterns: solid, dashed, dotted, dash-dot, long dashes. A colour says
+/// the size and a style the transport, so that UDP and TCP of one size are
+/// visibly a pair; past ten sizes or five styles a line takes the next
+/// pair not yet drawn ([`looks`]).
 const DASHES: [Option<&str>; 5] = [
     None,
     Some("9,5"),
@@ -180,35 +182,98 @@ fn percentile_label(x: f64) -> String {
 /// labelled at powers of ten alone leaves blank; the range's own ends
 /// where even that gives fewer than two.
 fn y_ticks(low: f64, high: f64) -> Vec<f64> {
-    let ticks = |steps: &[f64]| -> Vec<f64> {
-        let first = low.log10().floor() as i32;
-        let last = high.log10().ceil() as i32;
-        (first..=last)
-            .flat_map(|decade| steps.iter().map(move |step| step * 10f64.powi(decade)))
-            .filter(|tick| (low..=high).contains(tick))
-            .collect()
-    };
-    let coarse = ticks(&[1.0, 2.0, 5.0]);
-    if coarse.len() >= 3 {
-        return coarse;
+    match y_steps(low, high) {
+        Some(steps) => ticks_of(steps, low, high),
+        // Narrower than one digit step (all within 2.1 to 2.9 µs): the ends.
+        None => vec![low, high],
     }
-    let fine = ticks(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
-    if fine.len() >= 2 {
-        return fine;
-    }
-    // Narrower than one digit step (all within 2.1 to 2.9 µs): the ends.
-    vec![low, high]
 }
 
-/// A y axis label: `12.5`, `250`.
-fn us_label(us: f64) -> String {
-    if us >= 100.0 {
-        format!("{us:.0}")
-    } else if us >= 10.0 {
-        format!("{us:.1}")
-    } else {
-        format!("{us:.2}")
-    }
+const COARSE: &[f64] = &[1.0, 2.0, 5.0];
+const FINE: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+
+/// The steps of each decade [`y_ticks`] labels `low` to `high` at: 1, 2
+/// and 5 where that gives three labels, every digit where that gives two;
+/// `None` where neither does.
+fn y_steps(low: f64, high: f64) -> Option<&'static [f64]> {
+    [COARSE, FINE]
+        .into_iter()
+        .zip([3, 2])
+        .find(|&(steps, least)| ticks_of(steps, low, high).len() >= least)
+        .map(|(steps, _)| steps)
+}
+
+/// `steps` of each decade, from `low` to `high`.
+fn ticks_of(steps: &[f64], low: f64, high: f64) -> Vec<f64> {
+    let first = low.log10().floor() as i32;
+    let last = high.log10().ceil() as i32;
+    (first..=last)
+        .flat_map(|decade| steps.iter().map(move |step| step * 10f64.powi(decade)))
+        .filter(|tick| (low..=high).contains(tick))
+        .collect()
+}
+
+/// The y axis for values from `bottom` to `top` (µs): its range, a
+/// margin either side, and its labels ([`y_ticks`]). The axis starts at
+/// a label, the step at or below `bottom`'s margin, so that no value, and
+/// no median, lies below the lowest label: from 13 to 250 µs the axis
+/// starts at 10, where it started at 10.4 with 20 the lowest label, and
+/// medians of 13 to 16 µs sat in a band without one (audit, round nine).
+fn y_axis(bottom: f64, top: f64) -> (f64, f64, Vec<f64>) {
+    let (low, high) = (bottom * 0.8, top * 1.25);
+    let Some(steps) = y_steps(low, high) else {
+        return (low, high, vec![low, high]);
+    };
+    let decade = 10f64.powi(low.log10().floor() as i32);
+    let below = steps
+        .iter()
+        .rev()
+        .map(|step| step * decade)
+        .find(|&tick| tick <= low)
+        .unwrap_or(low);
+    (below, high, y_ticks(below, high))
+}
+
+/// How many decimals every y label has: as many as the finest of `ticks`
+/// needs (`0.5` one, `20` none), at most two, so that the labels of one
+/// axis read alike (`10`, `20`, `50`, not `20.0`, `50.0`, `100`).
+fn y_decimals(ticks: &[f64]) -> usize {
+    let needs = |tick: f64| {
+        (0..2)
+            .find(|&d| {
+                let scaled = tick * 10f64.powi(d as i32);
+                (scaled - scaled.round()).abs() < 1e-6 * scaled.max(1.0)
+            })
+            .unwrap_or(2)
+    };
+    ticks.iter().map(|&tick| needs(tick)).max().unwrap_or(0)
+}
+
+/// Each line's colour and dash pattern (indices into [`COLORS`] and
+/// [`DASHES`]): the size's colour and the style's pattern, or where that
+/// pair is already drawn (past ten sizes or five styles) the next pair
+/// that is not, so that no two lines of a plot look alike (they did past
+/// five styles; audit, round nine) until every one of the 50 pairs is
+/// taken.
+fn looks(series: &[Series<'_>]) -> Vec<(usize, usize)> {
+    let sizes = first_seen(series, |s| s.labels.get(1).cloned());
+    let styles = first_seen(series, |s| Some(s.style_key()));
+    let (colors, dashes) = (COLORS.len(), DASHES.len());
+    let mut taken: Vec<(usize, usize)> = Vec::new();
+    sizes
+        .zip(styles)
+        .map(|(size, style)| {
+            let wanted = (size % colors, style % dashes);
+            // Every pair once: the style's next patterns, then the next
+            // colour's.
+            let pick = (0..colors * dashes)
+                .map(|k| ((wanted.0 + k / dashes) % colors, (wanted.1 + k) % dashes))
+                .find(|pair| !taken.contains(pair))
+                .unwrap_or(wanted);
+            taken.push(pick);
+            pick
+        })
+        .collect()
 }
 
 /// The points of one line: (1/(1−p), µs) from p50 to p99.99.
@@ -258,7 +323,8 @@ fn render(series: &[Series<'_>], title: &str) -> Result<String, Box<dyn std::err
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
-        let (low, high) = (bottom * 0.8, top * 1.25);
+        let (low, high, ticks) = y_axis(bottom, top);
+        let decimals = y_decimals(&ticks);
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))
             .margin(16)
@@ -267,20 +333,17 @@ fn render(series: &[Series<'_>], title: &str) -> Result<String, Box<dyn std::err
             .y_label_area_size(64)
             .build_cartesian_2d(
                 (X_FROM..X_TO).log_scale().with_key_points(X_TICKS.to_vec()),
-                (low..high).log_scale().with_key_points(y_ticks(low, high)),
+                (low..high).log_scale().with_key_points(ticks),
             )?;
         chart
             .configure_mesh()
             .x_desc("percentile (x axis: 1/(1-p), log scale)")
             .y_desc("round-trip time (µs, log scale)")
             .x_label_formatter(&|x| percentile_label(*x))
-            .y_label_formatter(&|y| us_label(*y))
+            .y_label_formatter(&|y| format!("{y:.decimals$}"))
             .draw()?;
-        let sizes = first_seen(series, |s| s.labels.get(1).cloned());
-        let styles = first_seen(series, |s| Some(s.style_key()));
-        for ((line, s), (size, style)) in lines.into_iter().zip(series).zip(sizes.zip(styles)) {
-            let color = COLORS[size % COLORS.len()];
-            let marked = color.stroke_width(STYLE_WIDTH + (style % DASHES.len()) as u32);
+        for ((line, s), (color, style)) in lines.into_iter().zip(series).zip(looks(series)) {
+            let marked = COLORS[color].stroke_width(STYLE_WIDTH + style as u32);
             chart
                 .draw_series(LineSeries::new(line, marked))?
                 .label(s.legend())
@@ -366,6 +429,131 @@ mod tests {
         assert_eq!(y_ticks(1.6, 9.5), [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
         assert_eq!(y_ticks(3.0, 120.0), [5.0, 10.0, 20.0, 50.0, 100.0]);
         assert_eq!(y_ticks(2.1, 2.9), [2.1, 2.9], "no digit inside: the ends");
+    }
+
+    /// The axis starts at a label at or below every value, the labels at
+    /// most 2.5 times apart, and every label has as many decimals as the
+    /// others: medians of 13 to 16 µs once sat below the lowest label,
+    /// 20.0 (then 50.0 and 100) (audit, round nine).
+    #[test]
+    fn no_median_lies_below_the_lowest_label_and_labels_read_alike() {
+        for (bottom, top) in [
+            (13.0, 250.0),
+            (13.0, 16.0),
+            (2.0, 9.0),
+            (0.4, 3.0),
+            (95.0, 4000.0),
+        ] {
+            let (low, high, ticks) = y_axis(bottom, top);
+            assert_eq!(ticks[0], low, "{bottom}: {ticks:?}");
+            assert!(low <= bottom && high >= top, "{bottom}: {ticks:?}");
+            assert!(
+                ticks.windows(2).all(|w| w[1] / w[0] <= 2.5 + 1e-9),
+                "{ticks:?}"
+            );
+        }
+        let (_, _, ticks) = y_axis(13.0, 250.0);
+        assert_eq!(ticks, [10.0, 20.0, 50.0, 100.0, 200.0]);
+        assert_eq!(y_decimals(&ticks), 0);
+        assert_eq!(y_decimals(&[0.5, 1.0, 2.0]), 1);
+        assert_eq!(y_decimals(&[2.13, 2.87]), 2);
+    }
+
+    /// Thirty lines, past ten sizes and past five styles: no two share
+    /// their colour and their dash pattern (past five styles they did).
+    #[test]
+    fn every_line_of_a_plot_looks_different() {
+        let hist = Histogram::<u64>::new(3).unwrap();
+        for (transports, sizes) in [(2, 15), (7, 4), (3, 10)] {
+            let series: Vec<Series<'_>> = (0..transports)
+                .flat_map(|t| (0..sizes).map(move |size| (t, size)))
+                .map(|(t, size)| Series {
+                    labels: vec![format!("t{t}"), format!("{size} B")],
+                    latency: &hist,
+                })
+                .collect();
+            let looks = looks(&series);
+            let mut distinct = looks.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(
+                distinct.len(),
+                looks.len(),
+                "{transports}x{sizes}: {looks:?}"
+            );
+            // Within ten sizes and five styles, the size's colour and the
+            // transport's style, as before.
+            if sizes <= COLORS.len() && transports <= DASHES.len() {
+                let expected: Vec<(usize, usize)> = (0..transports)
+                    .flat_map(|t| (0..sizes).map(move |size| (size, t)))
+                    .collect();
+                assert_eq!(looks, expected);
+            }
+        }
+    }
+
+    /// As drawn: thirty lines of medians 13 to 16 µs are thirty pairs of
+    /// colour and dash pattern, the lowest y label is at or below every
+    /// median, and the y labels have one format (`10`, `20`, `50`).
+    #[test]
+    fn a_drawn_plot_tells_every_line_apart_and_labels_every_median() {
+        let hists: Vec<Histogram<u64>> = (0..15u64)
+            .map(|i| {
+                let mut hist = Histogram::<u64>::new(3).unwrap();
+                for v in 0..100u64 {
+                    hist.record(13_000 + i * 200 + v * if v > 98 { 2_000 } else { 1 })
+                        .unwrap();
+                }
+                hist
+            })
+            .collect();
+        let series: Vec<Series<'_>> = ["udp", "tcp"]
+            .iter()
+            .flat_map(|t| hists.iter().enumerate().map(move |(i, h)| (t, i, h)))
+            .map(|(t, i, latency)| Series {
+                labels: vec![(*t).to_owned(), format!("{} B", 64 * (i + 1))],
+                latency,
+            })
+            .collect();
+        let svg = render(&series, "a title").unwrap();
+        let mut strokes: Vec<(String, Option<String>)> = svg
+            .split("<polyline")
+            .skip(1)
+            .filter_map(|element| {
+                let points = element.split(" points=\"").nth(1)?.split('"').next()?;
+                let attribute = |name: &str| {
+                    Some(
+                        element
+                            .split(&format!("{name}=\""))
+                            .nth(1)?
+                            .split('"')
+                            .next()?
+                            .to_owned(),
+                    )
+                };
+                (points.split_whitespace().count() > 2)
+                    .then(|| Some((attribute("stroke")?, attribute("stroke-dasharray"))))
+                    .flatten()
+            })
+            .collect();
+        assert_eq!(strokes.len(), 30);
+        strokes.sort_unstable();
+        strokes.dedup();
+        assert_eq!(strokes.len(), 30, "{strokes:?}");
+        let labels: Vec<&str> = svg
+            .split("<text")
+            .filter_map(|t| t.split_once('>')?.1.split_once("</text>"))
+            .map(|(label, _)| label.trim())
+            .filter(|label| label.parse::<f64>().is_ok())
+            .collect();
+        let values: Vec<f64> = labels.iter().map(|l| l.parse().unwrap()).collect();
+        let lowest = values.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(lowest <= 13.0, "{labels:?}");
+        let decimals = |label: &str| label.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(
+            labels.iter().all(|l| decimals(l) == decimals(labels[0])),
+            "{labels:?}"
+        );
     }
 
     #[test]
