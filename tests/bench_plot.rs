@@ -297,3 +297,44 @@ fn plot_and_hgrm_are_for_latency_only() {
     assert!(!svg.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The connect mode refuses `--plot` and `--hgrm` each by its own name
+/// (it said "--plot and --hgrm does not go" of either alone), and an
+/// `--hgrm` directory that cannot be made is found out before the run,
+/// as `--plot`'s is (it was found after the whole measurement, exit 1)
+/// (audit, round nine).
+#[test]
+fn hgrm_and_plot_are_refused_by_name_and_before_the_run() {
+    let dir = scratch("hgrm-refused");
+    let svg = dir.join("x.svg");
+    for flag in ["--plot", "--hgrm"] {
+        let finished = run(
+            &["bench", "--mode", "connect", flag, svg.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(finished.code(), Some(2), "{}", finished.stderr);
+        assert!(
+            finished
+                .stderr
+                .contains(&format!("{flag} does not go with --mode connect")),
+            "{}",
+            finished.stderr
+        );
+        let other = if flag == "--plot" { "--hgrm" } else { "--plot" };
+        assert!(!finished.stderr.contains(other), "{}", finished.stderr);
+    }
+    // A file where the directory would go: refused before anything is
+    // measured.
+    let file = dir.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    for under in [file.clone(), file.join("hgrm")] {
+        support::assert_usage_error(
+            &["bench", "--hgrm", under.to_str().unwrap()],
+            &format!(
+                "--hgrm: {} is not a directory to write into",
+                file.display()
+            ),
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -435,6 +435,20 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             )));
         }
     }
+    if let Some(dir) = &args.hgrm {
+        // Found out now, as --plot's directory is, not after the whole
+        // run (exit 1 once the measurement was done; audit, round nine):
+        // the directory is made then, so the nearest part of its path
+        // that is there must be a directory.
+        if let Some(there) = dir.ancestors().find(|part| part.exists()) {
+            if !there.is_dir() {
+                return Err(usage(format!(
+                    "--hgrm: {} is not a directory to write into",
+                    msg_net::text::path_text(there)
+                )));
+            }
+        }
+    }
     let placement = Placement::new(pin).map_err(error)?;
     if !args.impair.is_empty() {
         msg_bench::check_impairable(remote.is_some(), &transports).map_err(error)?;
