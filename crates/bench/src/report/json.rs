@@ -78,6 +78,9 @@ enum Record {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         authenticated: bool,
         mode: &'static str,
+        /// As a measured cell's: the README says every cell has one, and
+        /// an error cell once had none (audit, round nine).
+        direction: &'static str,
         size: usize,
         error: String,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -162,6 +165,7 @@ impl Report<'_> {
                             io,
                             authenticated: cell.authenticated,
                             mode,
+                            direction: self.direction.name(),
                             size: cell.size,
                             error: oversize.message.clone(),
                             impairment: self.impairment(cell).map(ToString::to_string),
