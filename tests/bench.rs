@@ -733,6 +733,18 @@ fn clients_table_names_what_it_measured() {
     );
 }
 
+/// One client is one: "1 TCP client", "1 connection open", where the
+/// table said "1 TCP clients" and "1 connections open" (audit, round
+/// nine).
+#[test]
+fn one_client_is_named_in_the_singular() {
+    let mut all = vec!["--clients", "1"];
+    all.extend_from_slice(QUICK_CLIENTS);
+    let out = bench(&all).stdout;
+    assert!(out.contains("1 TCP client at once"), "{out}");
+    assert!(out.contains("with 1 connection open"), "{out}");
+}
+
 #[test]
 fn clients_against_a_remote_listener_with_and_without_a_secret() {
     let listener = Listener::start("--tcp", "127.0.0.1", &[]);

@@ -151,9 +151,15 @@ impl<'a> Report<'a> {
         };
         writeln!(
             out,
-            "msg bench: {} {} clients at once, each a ping-pong with one message in flight; {whose}{}",
+            "msg bench: {} {} {} at once, each a ping-pong with one message in flight; {whose}{}",
             load.clients,
             self.transport.name().to_uppercase(),
+            // "1 TCP clients" read wrong (audit, round nine).
+            if load.clients == 1 {
+                "client"
+            } else {
+                "clients"
+            },
             if measured.authenticated {
                 ", authenticated (every message tagged)"
             } else {
@@ -219,11 +225,16 @@ impl<'a> Report<'a> {
             ("this process, the clients alone", "the client's end")
         };
         format!(
-            "memory ({whose}): VmRSS {:.1} MiB before connecting, {:.1} MiB with {} connections open \
+            "memory ({whose}): VmRSS {:.1} MiB before connecting, {:.1} MiB with {} {} open \
              (about {:.1} KiB per connection, {ends}); peak VmHWM {:.1} MiB",
             mib(start),
             mib(open),
             self.load.clients,
+            if self.load.clients == 1 {
+                "connection"
+            } else {
+                "connections"
+            },
             open.saturating_sub(start) as f64 / f64::from(self.load.clients),
             mib(peak),
         )
