@@ -261,6 +261,26 @@ fn the_table_has_its_columns_and_both_closes_work() {
     }
 }
 
+/// The table's head says only what applies to what was measured: the
+/// note on a datagram socket's connect() beside a datagram row alone, and
+/// one blank line (not two) between the title and the table (audit,
+/// round nine).
+#[test]
+fn the_title_speaks_of_what_was_measured_and_one_blank_line_follows() {
+    let note = "a datagram socket's connect() sends nothing";
+    for (transports, datagram) in [("tcp", false), ("udp,tcp", true)] {
+        let finished = connect(&["--transports", transports]);
+        assert_eq!(finished.code(), Some(0), "{}", finished.stderr);
+        let lines: Vec<&str> = finished.stdout.lines().collect();
+        assert_eq!(lines[1].contains(note), datagram, "{transports}: {lines:?}");
+        assert_eq!(lines[2], "", "{transports}: {lines:?}");
+        assert!(
+            lines[3].trim_start().starts_with("transport"),
+            "{transports}: {lines:?}"
+        );
+    }
+}
+
 #[test]
 fn tfo_works_or_is_refused_as_documented() {
     let finished = connect(&["--json", "--tfo", "--transports", "tcp"]);

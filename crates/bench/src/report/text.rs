@@ -60,8 +60,12 @@ impl Table {
             line.extend(std::iter::repeat_n(fill, pad - left));
             col += span;
         }
-        out.push_str(line.trim_end());
-        out.push('\n');
+        // A table without groups has no line for them (it was a blank
+        // line under the report's own blank line).
+        if !line.trim().is_empty() {
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
         for row in std::iter::once(&self.header).chain(&self.rows) {
             let mut line = String::new();
             for (cell, w) in row.iter().zip(&widths) {

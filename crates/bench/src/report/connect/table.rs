@@ -40,12 +40,18 @@ impl Report<'_> {
                 plan.size, self.results.listeners, plan.placement
             ),
             format!(
-                "median of {} run(s) of {} after {} warm-up each, {interleaved}; times in µs; \
-                 a datagram socket's connect() sends nothing, so what a stream's cycle adds is \
-                 its handshake and teardown",
+                "median of {} run(s) of {} after {} warm-up each, {interleaved}; times in µs{}",
                 plan.runs,
                 humantime::format_duration(plan.duration),
                 humantime::format_duration(plan.warmup),
+                // Said only beside a datagram transport's row, which it
+                // explains (audit, round nine).
+                match measured.iter().any(|t| !t.caps().connections) {
+                    true =>
+                        "; a datagram socket's connect() sends nothing, so what a stream's \
+                             cycle adds is its handshake and teardown",
+                    false => "",
+                }
             ),
         ]
     }
@@ -163,9 +169,13 @@ impl Report<'_> {
                 (Close::Fin, Some(rate)) if self.limited(&ports) => lines.push(format!(
                     "warning: TIME_WAIT limits this rate: {} FIN-closed TCP connections/s, each \
                      holding its port for {held} ({reuse}), against {range}, which sustain \
-                     {sustainable}/s; a RST close leaves no TIME_WAIT, and tcp_tw_reuse=1 frees \
-                     a port after 1s instead of 60s",
-                    fmt_count(rate)
+                     {sustainable}/s; a RST close leaves no TIME_WAIT{}",
+                    fmt_count(rate),
+                    // Advice only where it is not taken already.
+                    match ports.reuses_on_loopback() {
+                        true => "",
+                        false => ", and tcp_tw_reuse=1 frees a port after 1s instead of 60s",
+                    }
                 )),
                 (Close::Fin, _) => lines.push(format!(
                     "TIME_WAIT: each FIN-closed TCP connection holds its port for {held} \
