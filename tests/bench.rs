@@ -1830,6 +1830,16 @@ fn bidir_intervals_are_each_their_own_flows_direction() {
             "{line}"
         );
     }
+    // The title says how many go each way: it said "2 parallel
+    // bidirectional streams" of one pair (audit, round nine).
+    assert!(
+        finished.stdout.contains(
+            "throughput both ways at once, 2 streams: 1 forward (the client sends) and 1 \
+             reverse (the listener sends)"
+        ),
+        "{}",
+        finished.stdout
+    );
 }
 
 /// Ctrl-C in the middle of a run over Unix sockets: msg bench exits as a

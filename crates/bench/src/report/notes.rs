@@ -53,16 +53,27 @@ impl Report<'_> {
             (Mode::Pingpong, Some(rate)) => {
                 format!("open loop at {rate} msg/s, latency from each intended send time")
             }
-            (Mode::Throughput, _) if self.parallel > 1 || self.direction == Direction::Bidir => {
+            // Both ways at once: how many go each way, which "N parallel
+            // bidirectional streams" left to guess (2 for -P 1; audit,
+            // round nine).
+            (Mode::Throughput, _) if self.direction == Direction::Bidir => format!(
+                "throughput both ways at once, {} streams: {} forward (the client sends) and {} \
+                 reverse (the listener sends){}, each its own connection; a size's row is \
+                 their sum, SIZE #N each flow's",
+                self.flows(),
+                self.parallel,
+                self.parallel,
+                // A reverse stream takes no --rate: both go as fast as they go.
+                " as fast as they go",
+            ),
+            (Mode::Throughput, _) if self.parallel > 1 => {
                 format!(
                     "throughput, {} parallel {}streams{}, each its own connection or socket; \
                  a size's row is their sum, SIZE #N each flow's",
                     self.flows(),
                     match self.direction {
-                        Direction::Forward => "one-way ",
                         Direction::Reverse => "reverse (the listener sends) ",
-                        Direction::Bidir =>
-                            "bidirectional (a forward and a reverse connection at once) ",
+                        Direction::Forward | Direction::Bidir => "one-way ",
                     },
                     self.rate
                         .map_or(" as fast as they go".to_owned(), |r| format!(
