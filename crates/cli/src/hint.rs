@@ -139,6 +139,8 @@ fn net(err: &msg_net::Error) -> Option<String> {
             format_duration(*after)
         )),
         E::NotInBlockingEngine(_) => Some(format!("{err} (--io tokio)")),
+        // A raw stream's drain that met the listener's refusal.
+        E::Io(io) => msg_net::tls::client_refused(io).map(|refused| client_refused(&refused)),
         E::Udp(udp) => datagram(udp),
         E::Tls(tls_err) => tls(tls_err),
         E::Quic(msg_net::quic::QuicError::ClientRefused(refused)) => Some(client_refused(refused)),

@@ -239,8 +239,21 @@ impl RawLink {
         match self.inner {
             Inner::Datagram(_) | Inner::UnixDatagram(_) => Ok(()),
             Inner::Stream(mut stream) => {
-                msg_tcp::write_within(self.write_timeout, stream.shutdown()).await?;
-                drain(&mut stream, wait).await;
+                let shut = msg_tcp::write_within(self.write_timeout, stream.shutdown()).await;
+                // A TLS peer's fatal alert among what follows our end is
+                // its answer to everything sent: a listener that wants a
+                // client certificate refuses one only once the handshake
+                // is over, and its alert was drained unread, the data
+                // lost and the send exited 0 (audit, round nine). Looked
+                // for when our end could not be sent, too: the listener
+                // had closed after its alert.
+                let drained = timeout(wait, msg_tcp::discard(&mut stream, DRAIN_BYTES)).await;
+                if let Ok(Err(err)) = drained
+                    && crate::tls::alert_received(&err)
+                {
+                    return Err(Error::Io(err));
+                }
+                shut?;
                 Ok(())
             }
         }

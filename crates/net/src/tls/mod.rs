@@ -52,6 +52,7 @@ mod verify;
 
 pub use config::{ClientOptions, Identity, ServerOptions, TlsClient, TlsServer, Verify};
 pub use fingerprint::Fingerprint;
+pub(crate) use problem::alert_received;
 pub(crate) use problem::alert_refusal;
 pub(crate) use problem::name_text;
 pub use problem::{CertProblem, ClientRefused, client_refused};

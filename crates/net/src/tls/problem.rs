@@ -124,6 +124,15 @@ pub fn client_refused(err: &io::Error) -> Option<ClientRefused> {
     alert_refusal(*alert)
 }
 
+/// Whether `err` is a TLS alert the peer sent (a refusal of any kind),
+/// for a read whose other failures go unsaid: a raw stream's drain.
+pub(crate) fn alert_received(err: &io::Error) -> bool {
+    let rustls = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    matches!(rustls, Some(rustls::Error::AlertReceived(_)))
+}
+
 /// What `alert`, received, says of this client's certificate, if it is
 /// a refusal of it: TLS's alert, or the one QUIC's connection close
 /// carries (`quic/stream.rs`).
