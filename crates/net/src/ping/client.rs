@@ -159,6 +159,12 @@ pub struct PingClient {
     /// How long a pong may take.
     timeout: Duration,
     clock: Clock,
+    /// The last instant a round trip was timed at (a pong's arrival) and
+    /// its clock reading: a closed loop's next ping leaves at that very
+    /// instant, and its stamp is then this reading, not a second
+    /// subtraction of the base (std's `sub_timespec`, about 37
+    /// instructions of a round trip's).
+    last_read: (Instant, u64),
     /// The ping, renumbered and restamped for each round trip.
     ping: Message,
     /// The statistics request in flight.
@@ -173,10 +179,12 @@ impl PingClient {
     /// A client over `transport` whose pings carry `body` and whose pongs
     /// may take `timeout` (then, over UDP, lost; over TCP, an error).
     pub fn new(transport: Transport, timeout: Duration, body: Bytes) -> Self {
+        let clock = Clock::new();
         Self {
             transport,
             timeout,
-            clock: Clock::new(),
+            clock,
+            last_read: (clock.base, 0),
             ping: Message::new(Kind::Ping, 0, body),
             stats: stats_request(0),
             seq: 0,
@@ -190,7 +198,7 @@ impl PingClient {
             Ask::Ping(sent) => {
                 self.seq += 1;
                 self.ping.seq = self.seq;
-                self.ping.timestamp_ns = self.clock.ns(sent);
+                self.ping.timestamp_ns = self.ns(sent);
                 self.state = State::Pong {
                     wait: PongWait::new(self.seq, sent + self.timeout, self.transport),
                 };
@@ -259,10 +267,19 @@ impl PingClient {
     /// back, and a listener must echo it unchanged, but a peer's number is
     /// not a measurement: one that sent `u64::MAX` back made every round
     /// trip 0 µs.
-    fn round_trip(&self, arrived: Instant) -> u64 {
-        self.clock
-            .ns(arrived)
-            .saturating_sub(self.ping.timestamp_ns)
+    fn round_trip(&mut self, arrived: Instant) -> u64 {
+        let at = self.clock.ns(arrived);
+        self.last_read = (arrived, at);
+        at.saturating_sub(self.ping.timestamp_ns)
+    }
+
+    /// `at` on the client's clock, as [`Clock::ns`] has it: the last
+    /// reading again when `at` is its instant.
+    fn ns(&self, at: Instant) -> u64 {
+        match self.last_read {
+            (last, ns) if last == at => ns,
+            _ => self.clock.ns(at),
+        }
     }
 
     /// The deadline of the pong waited for, when one is.
