@@ -457,6 +457,26 @@ mod tests {
         }
     }
 
+    /// A ping that leaves at the instant the last pong arrived is stamped
+    /// from the reading kept for it: the stamp the clock gives, and the
+    /// next round trip timed from it as before.
+    #[test]
+    fn a_ping_sent_as_the_last_pong_arrived_is_stamped_as_the_clock_says() {
+        let mut client = PingClient::new(Transport::Udp, TIMEOUT, Bytes::from_static(b"b"));
+        let mut at = Instant::now() + Duration::from_micros(5);
+        for _ in 0..3 {
+            let ping = sent(client.start(Ask::Ping(at)));
+            assert_eq!(ping.timestamp_ns, client.clock.ns(at));
+            let _ = client.on_sent(|| unreachable!());
+            let arrived = at + Duration::from_micros(20);
+            let Next::Done(done) = client.on_reply(&pong_to(&ping), arrived).unwrap() else {
+                panic!("answered")
+            };
+            assert_eq!(done.round_trip(), Some(20_000));
+            at = arrived;
+        }
+    }
+
     /// The bytes `msg` is sent as, header and body.
     fn bytes_of(msg: &Message) -> Vec<u8> {
         let mut out = bytes::BytesMut::new();
