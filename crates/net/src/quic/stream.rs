@@ -381,7 +381,7 @@ mod tests {
             .expect_err("closed by the listener");
         assert!(
             err.to_string()
-                .contains("this listener serves at most 1 connections at once"),
+                .contains(crate::refusal::ONE_AT_A_TIME),
             "{err}"
         );
         waiting.write_all(b"x").await.unwrap();
