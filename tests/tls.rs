@@ -628,6 +628,44 @@ fn mutual_tls_serves_only_clients_with_a_certificate_from_its_ca() {
     }
 }
 
+/// A raw or length-framed TLS listener answers a peer's close_notify with
+/// its own, as a framed one does: a peer that checks for a cut session
+/// (Python's ssl `unwrap()`, s_client) waits for it, and said
+/// `UNEXPECTED_EOF_WHILE_READING` of every session with the two modes
+/// meant for peers that are not msg (audit, round nine). Where there is a
+/// python3.
+#[test]
+fn raw_and_length_tls_listeners_answer_close_notify() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        support::skip("no python3 on PATH for its ssl client");
+        return;
+    }
+    let script = "import socket, ssl, sys\n\
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n\
+        ctx.check_hostname = False\n\
+        ctx.verify_mode = ssl.CERT_NONE\n\
+        s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=20)\n\
+        t = ctx.wrap_socket(s)\n\
+        t.sendall(b'\\x00\\x00\\x00\\x02hi')\n\
+        t.unwrap()\n\
+        print('clean')\n";
+    for mode in [["--raw"], ["--framing=length"]] {
+        let mut args = vec!["--tls"];
+        args.extend(mode);
+        let listener = Listener::start("--tcp", "127.0.0.1", &args);
+        let out = Command::new("python3")
+            .args(["-c", script, &listener.addr.port().to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{mode:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, b"clean\n", "{mode:?}");
+    }
+}
+
 /// `msg send --tls --raw` without a client certificate, to a listener
 /// that wants one: the listener's alert comes after the handshake, at the
 /// first read, which for a raw send is the drain after its end; it was

@@ -159,6 +159,9 @@ pub(crate) async fn serve_stream<S: Stream>(
         };
         let Some(body) = next else {
             debug!(%peer, "closed");
+            // Ours for the peer's end, as a raw stream's (`raw.rs`): over
+            // TLS the close_notify a checking peer waits for.
+            let _ = tokio::time::timeout(limits.frame_timeout, framed.close()).await;
             return Ok(());
         };
         let body = body?;

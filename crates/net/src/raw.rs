@@ -401,6 +401,11 @@ pub(crate) async fn serve_stream<S: Stream>(
         };
         if read? == 0 {
             debug!(%peer, "closed");
+            // The peer's end answered with ours: over TLS a close_notify,
+            // which a peer that checks for a cut session waits for (Python's
+            // ssl, s_client said `unexpected eof`; audit, round nine), over
+            // a socket the FIN that closing would send.
+            let _ = timeout(limits.frame_timeout, stream.shutdown()).await;
             return Ok(());
         }
         // Whatever one read returned, glued or cut: that is the lesson. A

@@ -380,8 +380,7 @@ mod tests {
             .await
             .expect_err("closed by the listener");
         assert!(
-            err.to_string()
-                .contains(crate::refusal::ONE_AT_A_TIME),
+            err.to_string().contains(crate::refusal::ONE_AT_A_TIME),
             "{err}"
         );
         waiting.write_all(b"x").await.unwrap();
