@@ -1842,6 +1842,29 @@ fn bidir_intervals_are_each_their_own_flows_direction() {
     );
 }
 
+/// A TLS run ends each session with close_notify, on every mode that
+/// runs over TLS: a bare close reads, to its built-in listener, as a
+/// session cut on the path, and it warned of every run (audit, round
+/// nine).
+#[test]
+fn a_tls_run_ends_its_sessions_cleanly() {
+    for mode in [
+        &["--sizes", "64"][..],
+        &["--sizes", "64", "--io", "tokio", "--rate", "2000"],
+        &["--sizes", "1024", "--mode", "throughput"],
+    ] {
+        let mut args = vec!["--transports", "tls", "--runs", "1"];
+        args.extend_from_slice(QUICK);
+        args.extend_from_slice(mode);
+        let finished = bench(&args);
+        assert!(
+            !finished.stderr.contains("close_notify"),
+            "{mode:?}: {}",
+            finished.stderr
+        );
+    }
+}
+
 /// Ctrl-C in the middle of a run over Unix sockets: msg bench exits as a
 /// process killed by SIGINT is reported (130), and its built-in
 /// listeners' socket directory is gone with it, as after a run that ends.

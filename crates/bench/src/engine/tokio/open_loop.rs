@@ -157,6 +157,10 @@ pub(super) async fn open_loop(
     outcome.sent = sent_measured.get();
     outcome.elapsed = settings.duration;
     outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
+    // As a closed loop's end (`super::end`): a TLS session's close_notify.
+    if transport == msg_net::Transport::Tls {
+        let _ = tokio::time::timeout(super::END_WAIT, tx.finish()).await;
+    }
     if transport.caps().reliable && outcome.lost() > 0 {
         return Err(RunError::Unanswered {
             lost: outcome.lost(),
