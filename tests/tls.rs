@@ -628,6 +628,91 @@ fn mutual_tls_serves_only_clients_with_a_certificate_from_its_ca() {
     }
 }
 
+/// A TLS session cut on the path (the TCP connection closed with no
+/// close_notify, what was still on its way swallowed) is said, exit 1:
+/// `msg listen --raw --once > file` kept half a file, and a framed send
+/// and its listener lost 194,836 of 200,000 messages, all exiting 0, each
+/// taking the cut for the session's end (audit, round nine). A raw send
+/// drains what follows its end unkept, and takes a bare close then as
+/// ncat --ssl -l's own end.
+#[test]
+fn a_tls_session_cut_on_the_path_is_said() {
+    let said = "the peer ended the TLS session without close_notify";
+    for raw in [true, false] {
+        let mode = if raw { "--raw" } else { "--framing=msg" };
+        let mut listener = Listener::start("--tcp", "127.0.0.1", &["--tls", mode, "--once"]);
+        let pinned = listener.fingerprint();
+        let (proxy, cutter) = cutting_proxy(listener.addr, 100_000);
+        let data = "a line of data\n".repeat(200_000);
+        let sent = run(
+            &[
+                "send",
+                "--tcp",
+                "--tls",
+                mode,
+                "--tls-fingerprint",
+                &pinned,
+                &proxy,
+            ],
+            Some(data.as_bytes()),
+        );
+        cutter.join().unwrap();
+        if !raw {
+            assert_eq!(sent.code(), Some(1), "{}", sent.stderr);
+            assert!(sent.stderr.contains(said), "{}", sent.stderr);
+        }
+        let got = listener.finish();
+        assert_eq!(got.code(), Some(1), "{mode}: {}", got.stderr);
+        assert!(got.stderr.contains(said), "{mode}: {}", got.stderr);
+        assert!(
+            got.stderr.contains(
+                "the connection (--once) ended in an error: what it carried may be incomplete"
+            ),
+            "{mode}: {}",
+            got.stderr
+        );
+        assert!(got.stdout_bytes().len() < data.len(), "{mode}");
+    }
+}
+
+/// A proxy to `target` that passes a client's first `pass` bytes, then
+/// closes the target's side, swallows the rest of what the client sends
+/// and closes the client's side once the target has closed: a FIN each
+/// way, no close_notify. Its address, and its thread.
+fn cutting_proxy(
+    target: std::net::SocketAddr,
+    pass: usize,
+) -> (String, std::thread::JoinHandle<()>) {
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = proxy.local_addr().unwrap().to_string();
+    let cutter = std::thread::spawn(move || {
+        let (mut client, _) = proxy.accept().unwrap();
+        let mut server = TcpStream::connect(target).unwrap();
+        let (mut from_server, mut to_client) =
+            (server.try_clone().unwrap(), client.try_clone().unwrap());
+        let back = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from_server, &mut to_client);
+        });
+        let mut passed = 0;
+        let mut buf = [0; 16 * 1024];
+        while passed < pass {
+            match std::io::Read::read(&mut client, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    server.write_all(&buf[..n]).unwrap();
+                    passed += n;
+                }
+            }
+        }
+        let _ = server.shutdown(Shutdown::Write);
+        let _ = std::io::copy(&mut client, &mut std::io::sink());
+        let _ = back.join();
+        let _ = client.shutdown(Shutdown::Both);
+    });
+    (addr, cutter)
+}
+
 /// A raw or length-framed TLS listener answers a peer's close_notify with
 /// its own, as a framed one does: a peer that checks for a cut session
 /// (Python's ssl `unwrap()`, s_client) waits for it, and said

@@ -1,7 +1,7 @@
 //! [`Counters`]: what a listener counts while it serves, for the summary a
 //! user sees when it stops.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Counted by [`serve`](fn@crate::serve) as it goes; shared with the caller
 /// (an `Arc` in [`ServeConfig`](crate::ServeConfig)), read when it stops.
@@ -16,6 +16,8 @@ pub struct Counters {
     recv_segmented: AtomicU64,
     /// Told each time a connection served (not refused) ends.
     served: tokio::sync::Notify,
+    /// Whether a connection served ended in an error (reset, cut, idle).
+    served_failed: AtomicBool,
 }
 
 /// A snapshot of [`Counters`].
@@ -49,10 +51,21 @@ impl Counters {
     }
 
     /// A connection that was served (not refused) has ended, on either
-    /// engine.
-    pub(crate) fn served(&self) {
+    /// engine; `failed` when it ended in an error.
+    pub(crate) fn served(&self, failed: bool) {
+        if failed {
+            self.served_failed.store(true, Ordering::Relaxed);
+        }
         // A permit kept when nobody waits yet: the first end is not missed.
         self.served.notify_one();
+    }
+
+    /// Whether a connection that was served ended in an error: for `msg
+    /// listen --once`, whose one connection's end is its own (nc's
+    /// listener exits 0 after a reset, ncat's 1: a file cut off must not
+    /// look received).
+    pub fn served_failed(&self) -> bool {
+        self.served_failed.load(Ordering::Relaxed)
     }
 
     /// Completes when a connection that was served has ended (`msg listen

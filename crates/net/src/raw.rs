@@ -247,6 +247,9 @@ impl RawLink {
                 // lost and the send exited 0 (audit, round nine). Looked
                 // for when our end could not be sent, too: the listener
                 // had closed after its alert.
+                // A peer's end without close_notify is not one: what is
+                // drained is not kept, and ncat --ssl -l, having taken
+                // everything, closes so.
                 let drained = timeout(wait, msg_tcp::discard(&mut stream, DRAIN_BYTES)).await;
                 if let Ok(Err(err)) = drained
                     && crate::tls::alert_received(&err)

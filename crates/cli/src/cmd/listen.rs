@@ -192,6 +192,21 @@ impl ListenArgs {
         info!("the connection ended: stopping (--once)");
     }
 
+    /// With --once, exit 1 when its one connection ended in an error (reset,
+    /// a TLS session cut, a frame cut off): what it carried (`> file`)
+    /// may be incomplete, and that must not look received (audit, round
+    /// nine). The warning above says why.
+    pub(crate) fn once_failed(&self, counters: &msg_net::Counters) -> Option<ExitCode> {
+        if !(self.once && counters.served_failed()) {
+            return None;
+        }
+        output::stderr_line(format_args!(
+            "msg listen: the connection (--once) ended in an error: what it carried may be \
+             incomplete"
+        ));
+        Some(ExitCode::FAILURE)
+    }
+
     /// Where to listen, checked for the transport: a Unix socket needs its
     /// path, an IP listener defaults to 127.0.0.1:9000.
     pub(crate) fn addr(&self) -> anyhow::Result<String> {
@@ -576,6 +591,9 @@ pub(crate) async fn run(
     let unread = kernel_drops.as_ref().map(KernelDrops::unread);
     let buffer = buffer_drops.as_ref().map(BufferDrops::get);
     finish(printing, served, (kernel, buffer), unread, &args, quiet).await?;
+    if let Some(code) = args.once_failed(&counters) {
+        return Ok(code);
+    }
     Ok(match stopped {
         Some((stop, true)) => ExitCode::from(stop.code()),
         _ => ExitCode::SUCCESS,

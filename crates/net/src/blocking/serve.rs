@@ -155,15 +155,15 @@ fn serve_streams(
                 // As the tokio engine's: a peer that failed the handshake
                 // was not served.
                 let handshake_failed = matches!(&served, Err(Error::Auth(_)));
-                if let Err(err) = served {
+                if let Err(err) = &served {
                     // In the words the tokio listener uses, and counted as
                     // it counts.
-                    config.dropped(&dropped, &peer, &err);
+                    config.dropped(&dropped, &peer, err);
                 }
                 debug!(%peer, "closed");
                 still_open.fetch_sub(1, Ordering::Relaxed);
                 if !handshake_failed {
-                    config.counters.served();
+                    config.counters.served(served.is_err());
                 }
             });
         match spawned {

@@ -100,5 +100,5 @@ pub(super) async fn run(
         quiet,
     )
     .await?;
-    Ok(ExitCode::SUCCESS)
+    Ok(args.once_failed(&counters).unwrap_or(ExitCode::SUCCESS))
 }

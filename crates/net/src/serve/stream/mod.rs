@@ -242,13 +242,13 @@ where
                 },
             };
             let handshake_failed = matches!(&result, Err(Error::Auth(_) | Error::Tls(_)));
-            if let Err(err) = result {
-                config.dropped(&failures, &peer, &err);
+            if let Err(err) = &result {
+                config.dropped(&failures, &peer, err);
             }
             // A peer that never got through the handshake was not served:
             // it does not end a `--once` listener (anyone could, unproven).
             if !handshake_failed {
-                config.counters.served();
+                config.counters.served(result.is_err());
             }
         });
     }
