@@ -724,7 +724,7 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
                 with.join(" or ")
             ))
         }
-        E::TlsRemote => usage(format!("--transports tls: {err}; leave ADDR out")),
+        E::TlsRemote => usage(format!("--transports: {err}; leave ADDR out")),
         E::NotInConnectMode(_) => usage(format!("--mode connect: {err}")),
         E::ImpairRemote => usage(
             "--impair measures the built-in listeners inside a network namespace of its \
