@@ -247,15 +247,25 @@ fn refusal_words(err: &CertificateError) -> String {
 }
 
 /// A name as webpki writes one a certificate presents (its `Debug`:
-/// `DnsName("localhost")`, `IpAddress(127.0.0.1)`), as a user writes it.
-fn bare_name(name: &str) -> &str {
-    name.strip_prefix("DnsName(\"")
+/// `DnsName("localhost")`, `IpAddress(127.0.0.1)`), as a user writes it:
+/// an IPv6 address in its usual short form, `::1` where webpki wrote
+/// `0::1` (audit, round nine).
+fn bare_name(name: &str) -> String {
+    if let Some(dns) = name
+        .strip_prefix("DnsName(\"")
         .and_then(|rest| rest.strip_suffix("\")"))
-        .or_else(|| {
-            name.strip_prefix("IpAddress(")
-                .and_then(|rest| rest.strip_suffix(')'))
-        })
-        .unwrap_or(name)
+    {
+        return dns.to_owned();
+    }
+    match name
+        .strip_prefix("IpAddress(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
+        Some(ip) => ip
+            .parse::<IpAddr>()
+            .map_or_else(|_| ip.to_owned(), |ip| ip.to_string()),
+        None => name.to_owned(),
+    }
 }
 
 fn unix_secs(time: &UnixTime) -> u64 {
@@ -273,6 +283,16 @@ pub(crate) fn name_text(name: &ServerName<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    /// webpki's names as a user writes them, IPv6 in its short form.
+    #[test]
+    fn names_read_as_a_user_writes_them() {
+        assert_eq!(bare_name("DnsName(\"localhost\")"), "localhost");
+        assert_eq!(bare_name("IpAddress(127.0.0.1)"), "127.0.0.1");
+        assert_eq!(bare_name("IpAddress(0::1)"), "::1");
+        assert_eq!(bare_name("IpAddress(0::ffff:7f00:1)"), "::ffff:127.0.0.1");
+        assert_eq!(bare_name("Other"), "Other");
+    }
 
     use super::*;
 
