@@ -117,20 +117,15 @@ where
                     );
                 });
                 let next = tokio::time::timeout(Duration::from_millis(100), accept()).await;
-                if let Ok(Ok((stream, _))) = next
-                    && let (true, Ok(turn)) = (
-                        config.tells_why(),
-                        Arc::clone(&refusing).try_acquire_owned(),
-                    )
-                {
-                    let (tls, text) = (config.tls.clone(), crate::refusal::NO_DESCRIPTORS);
-                    connections.spawn(refuse_connection(
-                        stream,
-                        tls,
-                        options,
-                        text.to_owned(),
-                        turn,
-                    ));
+                if let Ok(Ok((stream, _))) = next {
+                    let text = crate::refusal::NO_DESCRIPTORS.to_owned();
+                    tell_refused(
+                        &mut connections,
+                        &config,
+                        &refusing,
+                        (stream, options),
+                        text,
+                    );
                 }
                 continue;
             }
@@ -155,19 +150,14 @@ where
             failures.warn(|suppressed| {
                 warn!(%peer, suppressed, "refused a connection: {refused}");
             });
-            if let (true, Ok(turn)) = (
-                config.tells_why(),
-                Arc::clone(&refusing).try_acquire_owned(),
-            ) {
-                let tls = config.tls.clone();
-                connections.spawn(refuse_connection(
-                    stream,
-                    tls,
-                    options,
-                    refused.text(),
-                    turn,
-                ));
-            }
+            let text = refused.text();
+            tell_refused(
+                &mut connections,
+                &config,
+                &refusing,
+                (stream, options),
+                text,
+            );
             continue;
         }
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
@@ -175,14 +165,14 @@ where
             failures.warn(|suppressed| {
                 warn!(%peer, suppressed, "refused a connection: {max} are open, the most this listener takes");
             });
-            if let (true, Ok(turn)) = (
-                config.tells_why(),
-                Arc::clone(&refusing).try_acquire_owned(),
-            ) {
-                let text = crate::refusal::max_conns(max);
-                let tls = config.tls.clone();
-                connections.spawn(refuse_connection(stream, tls, options, text, turn));
-            }
+            let text = crate::refusal::max_conns(max);
+            tell_refused(
+                &mut connections,
+                &config,
+                &refusing,
+                (stream, options),
+                text,
+            );
             continue;
         };
         let events = events.clone();
@@ -301,6 +291,23 @@ async fn secure(
 /// Tells a client why it is not served (the listener is full, say), and
 /// closes; over TLS, inside a session, which all of it must make within a
 /// second.
+/// Tells a refused connection `text` (over its TLS, where the listener
+/// has it) from a task of its own, while one of the [`MAX_REFUSING`]
+/// turns is free and the mode has words to tell (not `--raw`); otherwise
+/// the connection is closed at once, unanswered.
+fn tell_refused(
+    connections: &mut JoinSet<()>,
+    config: &ServeConfig,
+    refusing: &Arc<tokio::sync::Semaphore>,
+    (stream, options): (AnyStream, msg_tcp::Options),
+    text: String,
+) {
+    if let (true, Ok(turn)) = (config.tells_why(), Arc::clone(refusing).try_acquire_owned()) {
+        let tls = config.tls.clone();
+        connections.spawn(refuse_connection(stream, tls, options, text, turn));
+    }
+}
+
 async fn refuse_connection(
     stream: AnyStream,
     tls: Option<crate::tls::TlsServer>,
