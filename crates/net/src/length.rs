@@ -125,7 +125,7 @@ impl LengthLink {
     /// A failed flush or shutdown.
     pub async fn finish(mut self, wait: std::time::Duration) -> Result<(), Error> {
         SinkExt::<&[u8]>::close(&mut self.framed).await?;
-        crate::raw::drain(self.framed.get_mut(), wait).await;
+        let _ = crate::raw::drain(self.framed.get_mut(), wait).await;
         Ok(())
     }
 }

@@ -246,12 +246,11 @@ impl RawLink {
                 // is over, and its alert was drained unread, the data
                 // lost and the send exited 0 (audit, round nine). Looked
                 // for when our end could not be sent, too: the listener
-                // had closed after its alert.
-                // A peer's end without close_notify is not one: what is
-                // drained is not kept, and ncat --ssl -l, having taken
-                // everything, closes so.
-                let drained = timeout(wait, msg_tcp::discard(&mut stream, DRAIN_BYTES)).await;
-                if let Ok(Err(err)) = drained
+                // had closed after its alert. Any other failure of the
+                // drain is none of the send's, a TLS end without
+                // close_notify included: what is drained is not kept, and
+                // ncat --ssl -l, having taken everything, closes so.
+                if let Some(Err(err)) = drain(&mut stream, wait).await
                     && crate::tls::alert_received(&err)
                 {
                     return Err(Error::Io(err));
@@ -271,15 +270,22 @@ impl RawLink {
 pub(crate) const DRAIN_BYTES: usize = 16 << 20;
 
 /// Reads and drops what the peer still sends after our end, until it
-/// closes, `wait` ends, or [`DRAIN_BYTES`]; a failed read ends it too.
+/// closes, `wait` ends, or [`DRAIN_BYTES`]; a failed read ends it too,
+/// and is returned (`None` when `wait` ended it) for a caller that tells
+/// a failure from another.
 ///
 /// A socket closed with unread bytes in its receive buffer is reset, not
 /// closed, and the reset throws away what is still queued to send: `msg
 /// send --raw` to a peer that had greeted it (`nc -l` with a banner) lost
 /// up to 2 MB of a 10 MB file, exit 0 (audit, round eight). nc reads
 /// until the peer's end as well.
-pub(crate) async fn drain<R: tokio::io::AsyncRead + Unpin>(read: &mut R, wait: Duration) {
-    let _ = timeout(wait, msg_tcp::discard(read, DRAIN_BYTES)).await;
+pub(crate) async fn drain<R: tokio::io::AsyncRead + Unpin>(
+    read: &mut R,
+    wait: Duration,
+) -> Option<std::io::Result<usize>> {
+    timeout(wait, msg_tcp::discard(read, DRAIN_BYTES))
+        .await
+        .ok()
 }
 
 /// How a piece of a raw stream reply ended.
