@@ -375,8 +375,8 @@ fn make_room(args: &ListenArgs) {
         msg_net::open_files::OpenFiles::Short { limit, needed } => warn!(
             "--max-conns {} needs about {needed} open files, and this listener may open \
              {limit} (the hard limit, ulimit -Hn, allows no more): past fewer than {} \
-             connections, the next are turned away (out of file descriptors) until one closes; lower --max-conns \
-             or raise the limit",
+             connections, the next are turned away (out of file descriptors) until one \
+             closes; lower --max-conns or raise the limit",
             args.limits().max_conns,
             // What msg itself holds open is about a dozen files.
             limit.saturating_sub(12)
