@@ -1327,8 +1327,34 @@ fn a_receiver_that_says_saved_before_the_end_is_sent_is_not_believed() {
     let empty = write_file(&from, "empty.txt", b"");
     let tree = from.join("tree");
     std::fs::create_dir_all(&tree).unwrap();
-    write_file(&tree, "big.bin", &content(4 << 20));
-    let receiver = TcpListener::bind("127.0.0.1:0").unwrap();
+    // The receiver's `Saved` is written before it reads past the entry,
+    // so a sender held back by full buffers has it before the file's end
+    // is sent, provided the file is larger than what the buffers can hold
+    // past its entry: the sender's send buffer (autotuned up to
+    // `tcp_wmem`'s maximum) and the receiver's, fixed small here (a set
+    // SO_RCVBUF does not autotune). At 4 MiB the whole file fit in a CI
+    // machine's buffers, its end went first, and the `Saved` was then a
+    // late but honest answer (stop 42).
+    let send_buffer_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse::<usize>().ok())
+        .unwrap_or(4 << 20);
+    write_file(&tree, "big.bin", &content(send_buffer_max + (4 << 20)));
+    let receiver = {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(64 << 10).unwrap();
+        socket
+            .bind(
+                &"127.0.0.1:0"
+                    .parse::<std::net::SocketAddr>()
+                    .unwrap()
+                    .into(),
+            )
+            .unwrap();
+        socket.listen(2).unwrap();
+        TcpListener::from(socket)
+    };
     let addr = receiver.local_addr().unwrap().to_string();
     let hostile = thread::spawn(move || {
         let ready = support::frame(&FileResult::Ready.to_message());
