@@ -594,6 +594,32 @@ fn address_that_does_not_parse_is_a_usage_error() {
     }
 }
 
+/// Brackets around an IPv4 address or a name, and a port past 65535, are
+/// usage errors that say what is wrong (audit, round nine: `[127.0.0.1]:9000`
+/// was exit 1, `cannot resolve ... Name or service not known`; `:65536`
+/// got the message for an address of no known shape).
+#[test]
+fn a_bracketed_ipv4_address_or_a_port_past_65535_is_named() {
+    for command in [
+        &["send", UDP, "[127.0.0.1]:9000", "x"][..],
+        &["listen", TCP, "[127.0.0.1]:9000"],
+    ] {
+        let out = run(command, None);
+        assert_fails(&out, 2, "brackets only around an IPv6 address");
+        assert!(
+            out.stderr.contains("write 127.0.0.1:9000"),
+            "{}",
+            out.stderr
+        );
+    }
+    let out = run(&["send", TCP, "127.0.0.1:65536", "x"], None);
+    assert_fails(
+        &out,
+        2,
+        "with a port of at most 65535, got '127.0.0.1:65536'",
+    );
+}
+
 /// A flag named where it would do nothing is refused, naming why (audit,
 /// round five: each was accepted and ignored); left at its default, or
 /// named where it does something, it is never in the way.

@@ -94,7 +94,26 @@ pub fn parse_host_port(s: &str) -> Result<String, AddrError> {
     }
     let usage = || AddrError::NotHostPort(s.to_owned());
     let (host, port) = s.rsplit_once(':').ok_or_else(usage)?;
-    if host.is_empty() || host.contains(':') || port.parse::<u16>().is_err() {
+    if port.parse::<u16>().is_err() {
+        let digits = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+        return Err(if digits && !host.is_empty() {
+            AddrError::PortOutOfRange(s.to_owned())
+        } else {
+            usage()
+        });
+    }
+    // Brackets are how an IPv6 address is told from its port; around
+    // anything else (an IPv4 address, a name) the resolver is handed the
+    // brackets too, and its "not known" hides the typing slip.
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        if !inner.is_empty() && !inner.contains(':') {
+            return Err(AddrError::Bracketed {
+                given: s.to_owned(),
+                bare: format!("{inner}:{port}"),
+            });
+        }
+    }
+    if host.is_empty() || host.contains(':') || host.contains(['[', ']']) {
         return Err(usage());
     }
     Ok(s.to_owned())
@@ -106,6 +125,21 @@ pub enum AddrError {
     /// Digits only, but more than a port holds.
     #[error("a port is at most 65535, got {0}")]
     PortTooLarge(String),
+    /// `HOST:PORT` whose port is more than a port holds.
+    #[error("expected HOST:PORT with a port of at most 65535, got '{0}'")]
+    PortOutOfRange(String),
+    /// An IPv4 address or a name in brackets, which only an IPv6 address
+    /// takes.
+    #[error(
+        "expected HOST:PORT, with brackets only around an IPv6 address (such as [::1]:9000), \
+         got '{given}': write {bare}"
+    )]
+    Bracketed {
+        /// The address as given.
+        given: String,
+        /// The same without the brackets.
+        bare: String,
+    },
     /// Anything else.
     #[error("expected HOST:PORT or PORT such as 127.0.0.1:9000, [::1]:9000 or 9000, got '{0}'")]
     NotHostPort(String),
@@ -150,8 +184,30 @@ mod tests {
             parse_host_port("65536"),
             Err(AddrError::PortTooLarge("65536".to_owned()))
         );
+        assert_eq!(
+            parse_host_port("127.0.0.1:65536"),
+            Err(AddrError::PortOutOfRange("127.0.0.1:65536".to_owned()))
+        );
+        for (given, bare) in [
+            ("[127.0.0.1]:9000", "127.0.0.1:9000"),
+            ("[localhost]:1", "localhost:1"),
+        ] {
+            assert_eq!(
+                parse_host_port(given),
+                Err(AddrError::Bracketed {
+                    given: given.to_owned(),
+                    bare: bare.to_owned(),
+                })
+            );
+        }
         for bad in [
             "127.0.0.1",
+            "[]:9000",
+            "[::zz]:9000",
+            "[host:9000",
+            "host]:9000",
+            "[::1]:x",
+            ":65536",
             "9000x",
             "-1",
             "::1:9000",
