@@ -158,6 +158,60 @@ fn a_pinned_fingerprint_passes_and_any_other_certificate_is_refused_naming_both(
     assert_eq!(ok.stdout, "LAST\n", "{}", ok.stderr);
 }
 
+/// A self-signed certificate is new at every start and the listener's
+/// line is the only place its fingerprint is said, so `-q` keeps that
+/// line; a `--cert` given can be read from its file, and `-q` hides it
+/// (audit, round nine: `-q` left a client nothing to pin).
+#[test]
+fn quiet_keeps_a_self_signed_certificates_fingerprint_only() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut quiet = msg_listen(&["--tcp", "--tls", "-q", "--reply", "echo", &addr]);
+    let line = quiet.wait_for_stderr("fingerprint");
+    let pinned = line.rsplit(' ').next().unwrap();
+    let sent = run(
+        &[
+            "send",
+            "--tcp",
+            "--tls",
+            "--tls-fingerprint",
+            pinned,
+            "--reply",
+            &addr,
+            "hi",
+        ],
+        None,
+    );
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    assert_eq!(sent.stdout, "hi\n", "{}", sent.stderr);
+    drop(quiet);
+
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("server", &["127.0.0.1"], None);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec!["--tcp", "--tls", "-q", "--count", "1", &addr];
+    args.extend_from_slice(&["--cert", &cert, "--key", &key]);
+    let given = msg_listen(&args);
+    wait_for_port(port);
+    let sent = run(
+        &["send", "--tcp", "--tls", "--ca", &pki.ca(), &addr, "x"],
+        None,
+    );
+    assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
+    let done = given.finish();
+    assert_eq!(done.stdout, "x\n", "{}", done.stderr);
+    assert!(!done.stderr.contains("fingerprint"), "{}", done.stderr);
+}
+
+/// `msg listen ARGS`, as given (no `-v`: see [`Listener`] for one that
+/// waits to be ready).
+fn msg_listen(args: &[&str]) -> Running {
+    let mut cmd = support::msg();
+    cmd.arg("listen").args(args);
+    Running::spawn(cmd, None)
+}
+
 #[test]
 fn a_certificate_from_a_ca_is_checked_for_its_name_and_its_dates() {
     let pki = Pki::new();

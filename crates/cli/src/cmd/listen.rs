@@ -543,9 +543,12 @@ pub(crate) async fn run(
     let buffer_drops = listener.buffer_drops();
     info!("listening on {listener}");
     if let Some(tls) = &tls {
-        // Printed whatever -v says: a client pins it (--tls-fingerprint),
-        // and a self-signed certificate is new at every start.
-        if !quiet {
+        // Printed whatever -v says: a client pins it (--tls-fingerprint).
+        // A self-signed certificate is new at every start and this line is
+        // the only way to learn its fingerprint, so even -q prints it (the
+        // audit, round nine: `-q` left a client nothing to pin); a given
+        // --cert's can be read from its file.
+        if !quiet || args.tls.cert.is_none() {
             output::stderr_line(format_args!(
                 "msg listen: TLS certificate sha256 fingerprint {}",
                 tls.fingerprint()
