@@ -221,6 +221,44 @@ fn raw_udp_send_reaches_a_plain_socket() {
     assert_eq!(&buf[..n], b"no header");
 }
 
+/// A UDP port nobody receives on answers a datagram with ICMP "port
+/// unreachable", which Linux reports at the socket's next call as
+/// `Connection refused`: each command that meets it says what that means
+/// over UDP (audit, round nine: `cannot receive: Connection refused`,
+/// TCP's words, was all it said). Each of these waits for an answer, so
+/// the ICMP has come whenever the machine's softirqs run; a send without
+/// one may end before it does.
+#[test]
+fn a_udp_port_nobody_receives_on_is_said_to_be_unreachable() {
+    let closed = {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.local_addr().unwrap().to_string()
+    };
+    for command in [
+        &["send", UDP, "--reply", &closed, "hi"][..],
+        &["send", UDP, "--raw", "--reply", &closed, "hi"],
+        &[
+            "bench",
+            UDP,
+            "--runs",
+            "1",
+            "--sizes",
+            "64",
+            "--duration",
+            "100ms",
+            &closed,
+        ],
+    ] {
+        let out = run(command, None);
+        assert_fails(
+            &out,
+            1,
+            "nothing receives there: its host answered a datagram sent there with ICMP 'port \
+             unreachable'",
+        );
+    }
+}
+
 #[test]
 fn raw_udp_send_reaches_socat() {
     if !have_socat() {

@@ -85,6 +85,15 @@ fn hinted(err: &(dyn StdError + 'static)) -> Option<String> {
     if let Some(err) = err.downcast_ref::<msg_net::StreamError>() {
         return tcp(err);
     }
+    if let Some(err) = err.downcast_ref::<msg_net::DatagramError>() {
+        return datagram(err);
+    }
+    // A bench run's cause (`udp 64-byte run against ...: ...`), boxed.
+    if let Some(msg_bench::Error::Net(err)) =
+        err.downcast_ref::<Box<msg_bench::Error>>().map(|b| &**b)
+    {
+        return net(err);
+    }
     if let Some(err) = err.downcast_ref::<FileError>() {
         return file(err);
     }
@@ -194,10 +203,28 @@ fn datagram(err: &msg_net::DatagramError) -> Option<String> {
         "a broadcast address? send to one with --broadcast"
     } else if let msg_net::DatagramError::Group(err) = err {
         return Some(group(err));
+    } else if refused(err) {
+        "nothing receives there: its host answered a datagram sent there with ICMP 'port \
+         unreachable'"
     } else {
         return None;
     };
     Some(format!("{err} ({fix})"))
+}
+
+/// Whether a UDP socket's call failed with `ECONNREFUSED`: the peer's host
+/// answered an earlier datagram with ICMP "port unreachable", which Linux
+/// reports at the connected socket's next call. The system's own words,
+/// `Connection refused`, read as TCP's and say nothing of where (audit,
+/// round nine).
+fn refused(err: &msg_net::DatagramError) -> bool {
+    use msg_net::DatagramError as E;
+    match err {
+        E::Recv(source) | E::Send { source, .. } => {
+            source.kind() == std::io::ErrorKind::ConnectionRefused
+        }
+        _ => false,
+    }
 }
 
 /// A group's option error, with the flag that fixes it.
