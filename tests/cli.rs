@@ -1277,33 +1277,74 @@ fn a_log_line_on_a_closed_stderr_does_not_stop_the_listener() {
 
 // ---- host names with several addresses ---------------------------------------
 
+/// How a test runs msg where `localhost` has two addresses, `::1` first
+/// and `127.0.0.1` second: as it is where the system resolves it so, else
+/// in a private mount namespace whose /etc/hosts does
+/// ([`support::msg_with_dual_localhost`]); `None` where neither can be.
+struct DualLocalhost {
+    /// Whether through the private /etc/hosts.
+    private: bool,
+    /// Its addresses, in the resolver's order.
+    all: Vec<std::net::SocketAddr>,
+}
+
+impl DualLocalhost {
+    fn new() -> Option<Self> {
+        use std::net::ToSocketAddrs;
+        let system: Vec<_> = ("localhost", 9).to_socket_addrs().unwrap().collect();
+        if system.len() >= 2 {
+            return Some(Self {
+                private: false,
+                all: system,
+            });
+        }
+        support::msg_with_dual_localhost(&[])?;
+        Some(Self {
+            private: true,
+            all: vec!["[::1]:9".parse().unwrap(), "127.0.0.1:9".parse().unwrap()],
+        })
+    }
+
+    /// A listener on the last address only: the ones before it refuse.
+    /// `None` (a SKIP) where its port is open on another one too.
+    fn listener_on_the_last(&self, transport: &str, args: &[&str]) -> Option<Listener> {
+        let last = self.all.last().unwrap().to_string();
+        let host = last.rsplit_once(':').unwrap().0;
+        let listener = Listener::start(transport, host, args);
+        let port = listener.addr.port();
+        if self
+            .all
+            .iter()
+            .any(|a| a.ip() != listener.addr.ip() && TcpStream::connect((a.ip(), port)).is_ok())
+        {
+            support::skip(&format!(
+                "port {port} is also open on another address of localhost"
+            ));
+            return None;
+        }
+        Some(listener)
+    }
+
+    fn run(&self, args: &[&str]) -> support::Finished {
+        if !self.private {
+            return run(args, None);
+        }
+        let cmd = support::msg_with_dual_localhost(args).unwrap();
+        support::Running::spawn(cmd, None).finish()
+    }
+}
+
 #[test]
 fn a_host_name_is_tried_at_each_of_its_addresses() {
-    use std::net::ToSocketAddrs;
-    let all: Vec<_> = ("localhost", 9).to_socket_addrs().unwrap().collect();
-    if all.len() < 2 {
-        // Here (see /etc/hosts) localhost has one address; the fallback
-        // itself is unit-tested in crates/cli/src/cmd/mod.rs.
-        support::skip(&format!("localhost resolves to {all:?} only"));
+    let Some(localhost) = DualLocalhost::new() else {
         return;
-    }
-    // A listener on the last address only (127.0.0.1 when localhost is
-    // ::1 first): the ones before it refuse.
-    let last = all.last().unwrap().to_string();
-    let host = last.rsplit_once(':').unwrap().0;
-    let listener = Listener::start(TCP, host, &["--count", "1"]);
+    };
+    let Some(listener) = localhost.listener_on_the_last(TCP, &["--count", "1"]) else {
+        return;
+    };
     let port = listener.addr.port();
-    if all
-        .iter()
-        .any(|a| a.ip() != listener.addr.ip() && TcpStream::connect((a.ip(), port)).is_ok())
-    {
-        support::skip(&format!(
-            "port {port} is also open on another address of localhost"
-        ));
-        return;
-    }
     let name = format!("localhost:{port}");
-    let sent = run(&["send", TCP, &name, "via the last address"], None);
+    let sent = localhost.run(&["send", TCP, &name, "via the last address"]);
     assert_eq!(sent.code(), Some(0), "{}", sent.stderr);
     assert_eq!(listener.finish().lines(), ["via the last address"]);
 
@@ -1312,15 +1353,40 @@ fn a_host_name_is_tried_at_each_of_its_addresses() {
         .local_addr()
         .unwrap()
         .port();
-    let out = run(&["send", TCP, &format!("localhost:{port}"), "x"], None);
+    let out = localhost.run(&["send", TCP, &format!("localhost:{port}"), "x"]);
     assert_fails(
         &out,
         1,
         &format!(
             "cannot connect to localhost:{port} at any of its {} addresses",
-            all.len()
+            localhost.all.len()
         ),
     );
+}
+
+/// `msg bench` at a name measures at the first of its addresses that
+/// connects, a ping-pong run and `--clients` alike, as `msg send` does
+/// (audit, round nine: `--clients` took the first address, which
+/// refused, against what the README says).
+#[test]
+fn bench_at_a_host_name_measures_at_its_first_address_that_connects() {
+    let Some(localhost) = DualLocalhost::new() else {
+        return;
+    };
+    let Some(listener) = localhost.listener_on_the_last(TCP, &[]) else {
+        return;
+    };
+    let name = format!("localhost:{}", listener.addr.port());
+    let quick = ["--duration", "200ms", "--warmup", "20ms"];
+    for mode in [&["--runs", "1", "--sizes", "64"][..], &["--clients", "4"]] {
+        let mut args = vec!["bench", TCP];
+        args.extend_from_slice(mode);
+        args.extend_from_slice(&quick);
+        args.push(&name);
+        let out = localhost.run(&args);
+        assert_eq!(out.code(), Some(0), "{mode:?}: {}", out.stderr);
+        assert!(out.stdout.contains("msg/s"), "{mode:?}: {}", out.stdout);
+    }
 }
 
 // ---- escapes and NUL-terminated records -----------------------------------

@@ -22,7 +22,12 @@ pub(crate) const DEADLINE: Duration = Duration::from_secs(20);
 
 /// A `Command` for the `msg` binary Cargo built for these tests.
 pub(crate) fn msg() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_msg"));
+    as_msg(Command::new(env!("CARGO_BIN_EXE_msg")))
+}
+
+/// `cmd`, which runs msg (itself, or through a wrapper that ends in an
+/// exec of it), with msg's environment and signals as a test wants them.
+fn as_msg(mut cmd: Command) -> Command {
     cmd.env_remove("RUST_LOG");
     // The signals a test sends (SIGINT as Ctrl-C, SIGTERM, SIGHUP) act on
     // msg as they do from a terminal, however the tests were started: a
@@ -479,6 +484,64 @@ pub(crate) fn limits(cmd: &mut Command, resource: libc::__rlimit_resource_t, sof
                 _ => Err(std::io::Error::last_os_error()),
             }
         });
+    }
+}
+
+/// `msg ARGS` as a command run where `localhost` has two addresses, `::1`
+/// first and `127.0.0.1` second, as many systems resolve it: in a private
+/// mount namespace (`unshare -m`) whose `/etc/hosts` is a file of this
+/// test's, bound over the system's there and nowhere else. The network
+/// is the host's own. `None`, said on stderr, where this test cannot make
+/// one (not root, no unshare, or no IPv6 loopback).
+#[allow(dead_code)] // not every target resolves names
+pub(crate) fn msg_with_dual_localhost(args: &[&str]) -> Option<Command> {
+    if !nix::unistd::Uid::effective().is_root() {
+        skip("a private /etc/hosts needs root (unshare -m)");
+        return None;
+    }
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        skip("this machine has no IPv6 loopback (::1)");
+        return None;
+    }
+    let hosts = fresh_path("hosts");
+    std::fs::write(&hosts, "::1 localhost\n127.0.0.1 localhost\n").unwrap();
+    let mut cmd = as_msg(Command::new("unshare"));
+    cmd.args([
+        "-m",
+        "sh",
+        "-c",
+        r#"mount --bind "$0" /etc/hosts && exec "$@""#,
+    ])
+    .arg(&hosts)
+    .arg(env!("CARGO_BIN_EXE_msg"))
+    .args(args);
+    // Whether it can: unshare and mount as this test would run them.
+    let probe = Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            r#"mount --bind "$0" /etc/hosts && getent ahosts localhost"#,
+        ])
+        .arg(&hosts)
+        .output();
+    match probe {
+        Ok(out)
+            if out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("::1") =>
+        {
+            Some(cmd)
+        }
+        Ok(out) => {
+            skip(&format!(
+                "cannot give localhost two addresses in a private /etc/hosts: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+            None
+        }
+        Err(err) => {
+            skip(&format!("unshare is not installed (util-linux): {err}"));
+            None
+        }
     }
 }
 

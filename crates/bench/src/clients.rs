@@ -39,6 +39,7 @@ use msg_net::{Auth, Link, PeerAddr, Transport};
 use crate::engine::MAX_LATENCY_NS;
 use crate::engine::tokio::Peer;
 use crate::error::{Error, RunError};
+use crate::run::targets::connect_first;
 use crate::servers::Servers;
 use crate::settings::Target;
 
@@ -148,23 +149,32 @@ pub fn run_over(load: &Load, transport: Transport) -> Result<Results, Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let addr = match (&listener, &load.remote) {
-        (Some(listener), _) => listener.bound().addr(transport, auth.is_some()),
-        // The first address, as a listener binds it: N clients are a load
-        // on one listener, not a search for one.
-        (None, Some(addr)) => runtime
-            .block_on(transport.connect_addrs(addr))?
-            .swap_remove(0),
-        (None, None) => unreachable!("either the built-in listener or a remote one"),
-    };
-    let target = Target {
+    let target = |addr| Target {
         transport,
-        addr: addr.clone(),
+        addr,
         nodelay: load.nodelay,
-        auth,
+        auth: auth.clone(),
         // A load of connections: no datagrams to drop.
         drops: None,
     };
+    let addr = match (&listener, &load.remote) {
+        (Some(listener), _) => listener.bound().addr(transport, auth.is_some()),
+        // A name with several addresses: every client goes to the first
+        // that connects, as a ping-pong run's does (`localhost` is often
+        // `::1` first, while the listener is on 127.0.0.1 alone). One
+        // listener is the load's point, not a search per client.
+        (None, Some(name)) => {
+            let addrs = runtime.block_on(transport.connect_addrs(name))?;
+            if addrs.len() == 1 {
+                addrs[0].clone()
+            } else {
+                let first = target(addrs[0].clone());
+                runtime.block_on(connect_first(name, &addrs, transport, &first))?
+            }
+        }
+        (None, None) => unreachable!("either the built-in listener or a remote one"),
+    };
+    let target = target(addr.clone());
     info!("connecting {clients} {transport} clients to {addr}");
     let measured = runtime.block_on(measure(target, load))?;
     drop(runtime);

@@ -19,7 +19,7 @@ use crate::interval::{Interval, IntervalOf};
 use crate::plan::{Engine, Plan};
 use crate::settings::{Direction, Oversize, Settings, Target};
 
-mod targets;
+pub(crate) mod targets;
 
 use targets::{Listeners, describe, targets};
 

@@ -141,7 +141,7 @@ pub(super) async fn targets(
 /// The first of `addrs` (never empty) that `target`'s transport connects
 /// to, in the resolver's order (msg-net's `connect_first`); with one
 /// address, its error as it is.
-async fn connect_first(
+pub(crate) async fn connect_first(
     name: &str,
     addrs: &[PeerAddr],
     transport: Transport,
