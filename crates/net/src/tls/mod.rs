@@ -266,6 +266,16 @@ pub enum TlsError {
         /// The fingerprint of the certificate it presented.
         fingerprint: Fingerprint,
     },
+    /// A client gave no certificate to a listener that serves only clients
+    /// with one (mutual TLS).
+    #[error(
+        "the client presented no certificate, and this listener serves only clients with one \
+         signed by a CA it trusts (mutual TLS)"
+    )]
+    NoClientCertificate,
+    /// A listener refused a client's certificate (mutual TLS).
+    #[error("{0}: the client is refused (mutual TLS)")]
+    ClientCertificate(CertProblem),
     /// The peer refused the handshake, with this alert.
     #[error("the peer refused the TLS handshake: {0}")]
     Refused(String),

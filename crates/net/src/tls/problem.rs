@@ -158,6 +158,18 @@ pub(crate) fn alert_refusal(alert: rustls::AlertDescription) -> Option<ClientRef
 /// What a certificate error says, in this crate's words; names and texts
 /// that come from the certificate are made printable.
 pub(super) fn problem_of(err: CertificateError, server_name: &ServerName<'_>) -> CertProblem {
+    problem(err, Some(server_name))
+}
+
+/// What a listener's verifier said of a client's certificate (mutual
+/// TLS), in this crate's words. A client's names are not checked, so no
+/// name is expected of it.
+pub(super) fn client_problem(err: CertificateError) -> CertProblem {
+    problem(err, None)
+}
+
+/// [`problem_of`], and [`client_problem`] without a name.
+fn problem(err: CertificateError, server_name: Option<&ServerName<'_>>) -> CertProblem {
     match err {
         CertificateError::Expired => CertProblem::Expired { not_after: None },
         CertificateError::ExpiredContext { not_after, .. } => CertProblem::Expired {
@@ -167,9 +179,12 @@ pub(super) fn problem_of(err: CertificateError, server_name: &ServerName<'_>) ->
         CertificateError::NotValidYetContext { not_before, .. } => CertProblem::NotValidYet {
             not_before: Some(unix_secs(&not_before)),
         },
-        CertificateError::NotValidForName => CertProblem::WrongName {
-            expected: name_text(server_name),
-            presented: Vec::new(),
+        CertificateError::NotValidForName => match server_name {
+            Some(name) => CertProblem::WrongName {
+                expected: name_text(name),
+                presented: Vec::new(),
+            },
+            None => CertProblem::Other(refusal_words(&CertificateError::NotValidForName)),
         },
         CertificateError::NotValidForNameContext {
             expected,

@@ -12,7 +12,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
 use tracing::warn;
 
-use super::problem::{CertProblem, problem_of};
+use super::problem::{CertProblem, client_problem, problem_of};
 use super::{Fingerprint, Peer, TlsError};
 
 /// A handshake's I/O error, with `peer` at the other end, as what went
@@ -36,6 +36,16 @@ pub(super) fn handshake_error(err: &io::Error, peer: Peer) -> TlsError {
                 TlsError::NotTls(peer)
             }
             rustls::Error::AlertReceived(alert) => TlsError::Refused(format!("{alert:?}")),
+            // A listener's refusals of a client's certificate (mutual
+            // TLS), in this crate's words: rustls's are "peer sent no
+            // certificates" and "invalid peer certificate: UnknownIssuer"
+            // (audit, round nine).
+            rustls::Error::NoCertificatesPresented if peer == Peer::Client => {
+                TlsError::NoClientCertificate
+            }
+            rustls::Error::InvalidCertificate(cert) if peer == Peer::Client => {
+                TlsError::ClientCertificate(client_problem(cert.clone()))
+            }
             other => TlsError::Handshake(other.to_string()),
         };
     }
@@ -201,5 +211,47 @@ impl ServerCertVerifier for Pinned {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handshake's failure as rustls hands it over: inside an I/O error.
+    fn failed(err: rustls::Error) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, err)
+    }
+
+    /// A listener's refusals of a client's certificate are said in this
+    /// crate's words, where its log showed rustls's ("peer sent no
+    /// certificates", "invalid peer certificate: UnknownIssuer"; audit,
+    /// round nine); a client's view of the same errors is unchanged.
+    #[test]
+    fn a_listeners_refusals_of_a_client_certificate_are_worded() {
+        let none = handshake_error(
+            &failed(rustls::Error::NoCertificatesPresented),
+            Peer::Client,
+        );
+        assert_eq!(
+            none.to_string(),
+            "the client presented no certificate, and this listener serves only clients with \
+             one signed by a CA it trusts (mutual TLS)"
+        );
+        let stranger = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        assert_eq!(
+            handshake_error(&failed(stranger.clone()), Peer::Client).to_string(),
+            "the peer's certificate is not signed by a CA this end trusts (a self-signed one?): \
+             the client is refused (mutual TLS)"
+        );
+        let expired = rustls::Error::InvalidCertificate(CertificateError::Expired);
+        assert_eq!(
+            handshake_error(&failed(expired), Peer::Client).to_string(),
+            "the peer's certificate expired: the client is refused (mutual TLS)"
+        );
+        assert!(matches!(
+            handshake_error(&failed(stranger), Peer::Listener),
+            TlsError::Handshake(_)
+        ));
     }
 }
