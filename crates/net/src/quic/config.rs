@@ -261,8 +261,6 @@ pub(crate) fn handshake_error(
     use quinn::ConnectionError as E;
     let reason = match err {
         E::TimedOut => return QuicError::Timeout { addr, timeout },
-        // Our own verifier's words (a certificate refused, naming why and
-        // its fingerprint), less rustls's prefix.
         // A client without a certificate at a listener that wants one, as
         // TLS over a stream says it (rustls's words, compared as rustls
         // makes them, were "peer sent no certificates").
@@ -272,6 +270,8 @@ pub(crate) fn handshake_error(
         {
             crate::tls::TlsError::NoClientCertificate.to_string()
         }
+        // Our own verifier's words (a certificate refused, naming why and
+        // its fingerprint), less rustls's prefix.
         E::TransportError(err) => certificate_text(&err.reason).to_owned(),
         // The peer's code says enough (a TLS alert); its reason is its own
         // verifier's words, not ours to repeat.
