@@ -593,6 +593,10 @@ fn a_plain_client_at_a_tls_listener_and_the_reverse_fail_fast_and_clearly() {
     tls.process.wait_for_stderr("does not speak TLS");
     let ok = send(&tls, &["--tls", "--tls-fingerprint", &pinned], "still");
     assert_eq!(ok.stdout, "still\n", "{}", ok.stderr);
+    // Counted as a TLS record at a plain listener is (audit, round nine:
+    // `0 invalid`).
+    let summary = tls.process.interrupt().stderr;
+    assert!(summary.contains("1 invalid"), "{summary}");
 
     let mut plain = Listener::start("--tcp", "127.0.0.1", &["--reply", "echo"]);
     let started = Instant::now();

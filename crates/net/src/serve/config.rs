@@ -72,12 +72,16 @@ impl ServeConfig {
     /// by the close): the summary's `N invalid`, which over a stream
     /// listener said 0 whatever arrived (audit, round five).
     pub(crate) fn dropped(&self, failures: &RateLimited, peer: &PeerAddr, err: &Error) {
+        // A plain client's bytes at a TLS listener are as invalid as a TLS
+        // record at a plain one (audit, round nine: `0 invalid` where the
+        // reverse said `1 invalid`).
         if let Error::Tcp(
             msg_tcp::Error::FrameTooLarge { .. }
             | msg_tcp::Error::Tls(_)
             | msg_tcp::Error::ClosedMidFrame { .. }
             | msg_tcp::Error::Decode(_),
-        ) = err
+        )
+        | Error::Tls(crate::tls::TlsError::NotTls(_)) = err
         {
             self.counters.invalid_connection();
         }
