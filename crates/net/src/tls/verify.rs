@@ -35,7 +35,11 @@ pub(super) fn handshake_error(err: &io::Error, peer: Peer) -> TlsError {
             rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
                 TlsError::NotTls(peer)
             }
-            rustls::Error::AlertReceived(alert) => TlsError::Refused(format!("{alert:?}")),
+            rustls::Error::AlertReceived(alert) => TlsError::Refused(alert_words(*alert)),
+            // A peer that speaks only an older TLS, or none of the same
+            // ciphers: rustls's words were its enum's names (audit, round
+            // nine: a TLS 1.1 peer gave `ProtocolVersion`).
+            rustls::Error::PeerIncompatible(why) => TlsError::Handshake(incompatible(peer, why)),
             // A listener's refusals of a client's certificate (mutual
             // TLS), in this crate's words: rustls's are "peer sent no
             // certificates" and "invalid peer certificate: UnknownIssuer"
@@ -55,6 +59,47 @@ pub(super) fn handshake_error(err: &io::Error, peer: Peer) -> TlsError {
         | io::ErrorKind::BrokenPipe => TlsError::Closed(peer),
         _ => TlsError::Handshake(err.to_string()),
     }
+}
+
+/// What a TLS alert the peer sent says, where its name alone does not.
+fn alert_words(alert: rustls::AlertDescription) -> String {
+    use rustls::AlertDescription as A;
+    match alert {
+        A::ProtocolVersion => {
+            "it has no TLS version in common with msg, which speaks TLS 1.2 and 1.3 \
+             (ProtocolVersion)"
+                .to_owned()
+        }
+        A::HandshakeFailure | A::InsufficientSecurity => {
+            format!("it has no cipher suite or key exchange in common with msg ({alert:?})")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Why `peer` and this end cannot agree, where rustls gives its enum's
+/// name.
+fn incompatible(peer: Peer, why: &rustls::PeerIncompatible) -> String {
+    use rustls::PeerIncompatible as P;
+    let what = match why {
+        P::ServerDoesNotSupportTls12Or13
+        | P::SupportedVersionsExtensionRequired
+        | P::Tls12NotOffered
+        | P::Tls12NotOfferedOrEnabled
+        | P::ServerTlsVersionIsDisabledByOurConfig
+        // What a TLS 1.1 client's hello lacks (seen from openssl
+        // s_client -tls1_1).
+        | P::SignatureAlgorithmsExtensionRequired => {
+            "no TLS version in common (msg speaks TLS 1.2 and 1.3)"
+        }
+        P::NoCipherSuitesInCommon => "no cipher suite in common",
+        P::NoKxGroupsInCommon => "no key exchange group in common",
+        P::NoSignatureSchemesInCommon | P::NoCertificateRequestSignatureSchemesInCommon => {
+            "no signature scheme in common"
+        }
+        _ => "it does not follow TLS as msg does",
+    };
+    format!("the {peer} and msg cannot agree: {what} ({why:?})")
 }
 
 /// Why our verifier refused a certificate, carried through rustls's error
@@ -253,5 +298,30 @@ mod tests {
             handshake_error(&failed(stranger), Peer::Listener),
             TlsError::Handshake(_)
         ));
+    }
+
+    /// A peer of an older TLS, or of other ciphers, is said as such, not
+    /// by rustls's enum names alone (audit, round nine: `ProtocolVersion`).
+    #[test]
+    fn a_peer_with_no_version_or_cipher_in_common_is_said_so() {
+        let refused = rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion);
+        assert_eq!(
+            handshake_error(&failed(refused), Peer::Listener).to_string(),
+            "the peer refused the TLS handshake: it has no TLS version in common with msg, which \
+             speaks TLS 1.2 and 1.3 (ProtocolVersion)"
+        );
+        let old = rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered);
+        assert_eq!(
+            handshake_error(&failed(old), Peer::Client).to_string(),
+            "TLS handshake failed: the client and msg cannot agree: no TLS version in common \
+             (msg speaks TLS 1.2 and 1.3) (Tls12NotOffered)"
+        );
+        let ciphers =
+            rustls::Error::PeerIncompatible(rustls::PeerIncompatible::NoCipherSuitesInCommon);
+        assert!(
+            handshake_error(&failed(ciphers), Peer::Listener)
+                .to_string()
+                .contains("the listener and msg cannot agree: no cipher suite in common")
+        );
     }
 }
