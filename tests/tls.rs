@@ -283,7 +283,7 @@ fn a_certificate_from_a_ca_is_checked_for_its_name_and_its_dates() {
 #[test]
 fn a_key_that_does_not_match_or_is_no_file_is_a_usage_error() {
     let pki = Pki::new();
-    let (cert, _) = pki.issue("a", &["localhost"], None);
+    let (cert, key) = pki.issue("a", &["localhost"], None);
     let (_, other_key) = pki.issue("b", &["localhost"], None);
     let listen = |cert: &str, key: &str| {
         run(
@@ -304,10 +304,24 @@ fn a_key_that_does_not_match_or_is_no_file_is_a_usage_error() {
     assert_eq!(mismatched.code(), Some(2), "{}", mismatched.stderr);
     assert!(
         mismatched.stderr.contains(&format!(
-            "cannot use the certificate {cert} with the key {other_key}: "
+            "cannot use the certificate {cert} with the key {other_key}: the key is not this \
+             certificate's (KeyMismatch)"
         )),
         "{}",
         mismatched.stderr
+    );
+    // A chain in the wrong order, its CA first, is said as such (audit,
+    // round nine: `KeyMismatch` alone).
+    let leaf = std::fs::read_to_string(&cert).unwrap();
+    let ca = std::fs::read_to_string(pki.ca()).unwrap();
+    let backwards = write(&pki.dir, "backwards.pem", &format!("{ca}{leaf}"));
+    let out = listen(&backwards, &key);
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the key is not the first certificate's: a chain goes the certificate"),
+        "{}",
+        out.stderr
     );
     // A certificate that does not parse names its file, as our own (it
     // said "cannot use the certificate and key: invalid peer certificate:

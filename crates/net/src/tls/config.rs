@@ -100,6 +100,7 @@ impl TlsServer {
             }
         };
         let fingerprint = Fingerprint::of(&chain[0]);
+        let chain_len = chain.len();
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(TlsError::Identity)?;
@@ -123,7 +124,7 @@ impl TlsServer {
             builder
                 .with_single_cert(chain, key)
                 .map_err(|err| match &options.identity {
-                    Identity::Files { cert, key } => pair_error(cert, key, &err),
+                    Identity::Files { cert, key } => pair_error(cert, key, chain_len, &err),
                     Identity::SelfSigned { .. } => TlsError::Identity(err),
                 })?;
         let config = Arc::new(config);
@@ -257,9 +258,13 @@ impl TlsClient {
             .dangerous()
             .with_custom_certificate_verifier(verifier);
         let config = match &options.identity {
-            Some((cert, key)) => builder
-                .with_client_auth_cert(read_certs(cert, "client certificate")?, read_key(key)?)
-                .map_err(|err| pair_error(cert, key, &err))?,
+            Some((cert, key)) => {
+                let chain = read_certs(cert, "client certificate")?;
+                let chain_len = chain.len();
+                builder
+                    .with_client_auth_cert(chain, read_key(key)?)
+                    .map_err(|err| pair_error(cert, key, chain_len, &err))?
+            }
             None => builder.with_no_client_auth(),
         };
         let server_name = options
@@ -325,10 +330,26 @@ impl TlsClient {
 /// rustls's refusal of this end's own certificate and key, with the files:
 /// its words for a certificate are a peer's ("invalid peer certificate:
 /// BadEncoding"), where here the certificate is ours.
-fn pair_error(cert: &std::path::Path, key: &std::path::Path, err: &rustls::Error) -> TlsError {
+fn pair_error(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    chain: usize,
+    err: &rustls::Error,
+) -> TlsError {
     let reason = match err {
         rustls::Error::InvalidCertificate(problem) => {
             format!("the certificate is not one rustls can use ({problem:?})")
+        }
+        // rustls checks the key against the chain's first certificate: a
+        // chain in the wrong order (its CA first) reads as a key of the
+        // wrong certificate (audit, round nine: `KeyMismatch` alone).
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) if chain > 1 => {
+            "the key is not the first certificate's: a chain goes the certificate the key is \
+             for first, then each issuer (KeyMismatch)"
+                .to_owned()
+        }
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+            "the key is not this certificate's (KeyMismatch)".to_owned()
         }
         other => other.to_string(),
     };
