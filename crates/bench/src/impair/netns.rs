@@ -21,6 +21,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, pthread_sigmask};
@@ -184,13 +185,20 @@ pub fn rerun_private(mut command: Command) -> Result<u8, NetnsError> {
         .map_err(|source| cannot_make_namespace(source, root))?;
     let pid = Pid::from_raw(i32::try_from(child.id()).expect("a pid fits an i32"));
     // Bounded by the child's life, which the benchmark's own limits bound.
+    // The child is looked at after every wait, SIGCHLD or not: this
+    // thread takes SIGCHLD only while it waits, and one that comes while
+    // it forwards a signal goes to another thread of the process that
+    // does not block it (the log's writer), whose default action for it
+    // is to discard it. Waiting for it alone hung the parent for good
+    // after a Ctrl-C (CI, nineteenth session).
     loop {
-        let signal = waited
-            .wait()
-            .map_err(|errno| NetnsError::io("sigwait")(errno.into()))?;
-        if signal != Signal::SIGCHLD {
-            let _ = kill(pid, signal);
-            continue;
+        match wait_within(&waited, CHILD_CHECK)
+            .map_err(|errno| NetnsError::io("sigtimedwait")(errno.into()))?
+        {
+            Some(Signal::SIGCHLD) | None => {}
+            Some(signal) => {
+                let _ = kill(pid, signal);
+            }
         }
         if let Some(status) = child
             .try_wait()
@@ -198,6 +206,28 @@ pub fn rerun_private(mut command: Command) -> Result<u8, NetnsError> {
         {
             return Ok(exit_code(status));
         }
+    }
+}
+
+/// How long the parent of an impaired run waits for a signal before it
+/// looks at its child anyway.
+const CHILD_CHECK: Duration = Duration::from_millis(100);
+
+/// One of `signals` (blocked in this thread), or `None` after `limit`.
+fn wait_within(signals: &SigSet, limit: Duration) -> nix::Result<Option<Signal>> {
+    let timeout = libc::timespec {
+        tv_sec: libc::time_t::try_from(limit.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(limit.subsec_nanos()),
+    };
+    // SAFETY: a valid signal set and timeout, for the length of the call;
+    // no siginfo is asked for.
+    let taken = unsafe { libc::sigtimedwait(signals.as_ref(), std::ptr::null_mut(), &timeout) };
+    match taken {
+        -1 => match nix::errno::Errno::last() {
+            nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR => Ok(None),
+            errno => Err(errno),
+        },
+        number => Signal::try_from(number).map(Some),
     }
 }
 
@@ -361,5 +391,33 @@ mod tests {
         assert_eq!(exit_code(ExitStatus::from_raw(0)), 0);
         assert_eq!(exit_code(ExitStatus::from_raw(2 << 8)), 2);
         assert_eq!(exit_code(ExitStatus::from_raw(libc::SIGINT)), 130);
+    }
+
+    /// The parent's wait ends after its limit with nothing pending, so a
+    /// SIGCHLD another thread took never hangs it; and returns a pending
+    /// signal it waits for.
+    #[test]
+    fn the_wait_for_a_signal_is_bounded_and_takes_one_pending() {
+        let mut usr1 = SigSet::empty();
+        usr1.add(Signal::SIGUSR1);
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&usr1), None).unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(wait_within(&usr1, Duration::from_millis(20)), Ok(None));
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(20) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+        // To this thread alone: blocked here, it stays pending for the wait.
+        // SAFETY: pthread_self is this thread, alive for the call.
+        assert_eq!(
+            unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR1) },
+            0
+        );
+        assert_eq!(
+            wait_within(&usr1, Duration::from_secs(5)),
+            Ok(Some(Signal::SIGUSR1))
+        );
+        pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&usr1), None).unwrap();
     }
 }
