@@ -259,6 +259,37 @@ fn a_udp_port_nobody_receives_on_is_said_to_be_unreachable() {
     }
 }
 
+/// A UDP send says nothing confirms its datagrams, and, with `--reply`,
+/// that a reply came to each (audit, round nine: it ended on the doubt
+/// after every reply had come).
+#[test]
+fn a_udp_send_says_what_confirmed_its_datagrams() {
+    let listener = Listener::start(UDP, "127.0.0.1", &["--reply", "echo"]);
+    let addr = listener.addr_arg();
+    let replied = run(&["send", UDP, "--reply", &addr, "one", "two"], None);
+    assert_eq!(replied.code(), Some(0), "{}", replied.stderr);
+    assert!(
+        replied
+            .stderr
+            .contains("sent 2 datagrams (6 bytes) to 127.0.0.1:")
+            && replied
+                .stderr
+                .contains("UDP does not tell whether they arrived, but a reply came to each"),
+        "{}",
+        replied.stderr
+    );
+    let unanswered = run(&["send", UDP, &addr, "three"], None);
+    assert_eq!(unanswered.code(), Some(0), "{}", unanswered.stderr);
+    assert!(
+        unanswered
+            .stderr
+            .trim_end()
+            .ends_with("UDP does not tell whether they arrived"),
+        "{}",
+        unanswered.stderr
+    );
+}
+
 #[test]
 fn raw_udp_send_reaches_socat() {
     if !have_socat() {

@@ -271,7 +271,8 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     })?;
     let answers = (group && args.reply).then_some(sent.answers);
     sender.finish(args.client.timeout, args.reply).await?;
-    let line = unconfirmed(caps, sent.messages, sent.bytes, &addr, answers);
+    let replied = args.reply && !group;
+    let line = unconfirmed(caps, sent.messages, sent.bytes, &addr, answers, replied);
     if let Some(line) = line.filter(|_| !quiet) {
         crate::output::stderr_line(format_args!("{line}"));
     }

@@ -25,7 +25,9 @@ pub use bodies::{Bodies, BodyError, Line, STDIN_PIECE, read_line};
 /// What a sender of datagrams can say of them, where nothing confirms
 /// that they arrived: how many left, and how many bytes, to `to`, and the
 /// `answers` a group's receivers gave in all when they were waited for.
-/// `None` over a transport that confirms delivery.
+/// `replied` when one peer's reply came to every message (`--reply`,
+/// which fails a send whose reply does not come): those did arrive, and
+/// the line says so. `None` over a transport that confirms delivery.
 #[must_use]
 pub fn unconfirmed(
     caps: Caps,
@@ -33,11 +35,19 @@ pub fn unconfirmed(
     bytes: u64,
     to: &PeerAddr,
     answers: Option<u64>,
+    replied: bool,
 ) -> Option<String> {
     if caps.reliable {
         return None;
     }
     let heard = answers.map_or_else(String::new, |n| format!("; {} in all", count(n, "answer")));
+    // Said after every reply came, the plain sentence read as a doubt the
+    // replies had settled (audit, round nine).
+    let but = if replied && sent > 0 {
+        ", but a reply came to each"
+    } else {
+        ""
+    };
     // QUIC acknowledges its datagrams' packets, but quinn does not say
     // which datagram a lost packet carried.
     let which = if caps.encrypted {
@@ -46,7 +56,7 @@ pub fn unconfirmed(
         "UDP does"
     };
     Some(format!(
-        "msg send: sent {} ({}) to {to}{heard}; {which} not tell whether they arrived",
+        "msg send: sent {} ({}) to {to}{heard}; {which} not tell whether they arrived{but}",
         count(sent, "datagram"),
         count(bytes, "byte"),
     ))
