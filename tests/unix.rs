@@ -727,3 +727,31 @@ fn an_empty_raw_seqpacket_message_is_refused_not_sent() {
     }
     assert_eq!(listener.finish().stdout, "a\na\n");
 }
+
+/// A peer that sends and goes without reading the answers has every
+/// message shown over a Unix stream too, on both engines, where the
+/// first answer's write failed at once (`EPIPE`) and nothing was shown
+/// (audit, round ten; TCP's cases are in tests/hardening.rs).
+#[test]
+fn a_peer_that_sends_and_goes_has_every_message_shown_over_a_unix_stream() {
+    let dir = Dir::new();
+    let bytes: Vec<u8> = (1..=20)
+        .flat_map(|i| {
+            support::frame(&msg_proto::Message::new(
+                msg_proto::Kind::Data,
+                i,
+                format!("m{i:02}"),
+            ))
+        })
+        .collect();
+    let expected: String = (1..=20).map(|i| format!("m{i:02}\n")).collect();
+    for engine in ["tokio", "blocking"] {
+        let path = dir.join(engine);
+        let listener = listen(&path, &["--reply", "echo", "--count", "20", "--io", engine]);
+        let mut stream = UnixStream::connect(&path).unwrap();
+        stream.write_all(&bytes).unwrap();
+        drop(stream);
+        let out = listener.finish();
+        assert_eq!(out.stdout, expected, "{engine}: {}", out.stderr);
+    }
+}

@@ -19,6 +19,7 @@ use tracing::debug;
 use crate::deadlines::{Deadlines, Expired};
 use crate::limits::{BodyLimit, Family as IpFamily};
 use crate::link::ConnectOptions;
+use crate::respond::Answering;
 use crate::stream::AnyStream;
 use crate::transport::Family;
 use crate::{Error, Event, Events, Limits, Reply, Transport};
@@ -144,6 +145,7 @@ pub(crate) async fn serve_stream<S: Stream>(
     stream.apply(options)?;
     let mut framed = Framed::new(stream, LengthCodec::new(options.max_frame));
     let mut deadlines = Deadlines::new(limits, Instant::now());
+    let mut answering = Answering::default();
     loop {
         let wait = deadlines.next_wait(Instant::now());
         // Reading a frame is cancel-safe: what arrived stays buffered, and
@@ -164,12 +166,18 @@ pub(crate) async fn serve_stream<S: Stream>(
             let _ = tokio::time::timeout(limits.frame_timeout, framed.close()).await;
             return Ok(());
         };
-        let body = body?;
+        let body = match body {
+            Ok(body) => body,
+            Err(err) if answering.ended(&err) => return Ok(()),
+            Err(err) => return Err(err.into()),
+        };
         deadlines.on_message(Instant::now);
-        if let Some(answer) = reply.answer(&body) {
+        if let Some(answer) = reply.answer(&body).filter(|_| answering.wanted()) {
             // Taken within the frame timeout, as the peer's frames must
             // come: a peer that never reads is dropped.
-            msg_tcp::write_within(Some(limits.frame_timeout), framed.send(&answer[..])).await?;
+            let written =
+                msg_tcp::write_within(Some(limits.frame_timeout), framed.send(&answer[..])).await;
+            answering.written(&peer, written)?;
         }
         let event = Event::Message {
             peer: peer.clone(),

@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 use crate::dgram::{Datagrams, UnixDgram};
 use crate::link::ConnectOptions;
 use crate::log::{DropWarning, RateLimited, reply_failed};
+use crate::respond::Answering;
 use crate::stream::AnyStream;
 use crate::stream::unix_path;
 use crate::transport::DatagramKind;
@@ -400,6 +401,7 @@ pub(crate) async fn serve_stream<S: Stream>(
 ) -> Result<(), Error> {
     stream.apply(options)?;
     let mut buf = BytesMut::with_capacity(READ_LEN);
+    let mut answering = Answering::default();
     loop {
         buf.reserve(READ_LEN);
         let read = match limits.idle_timeout {
@@ -408,7 +410,12 @@ pub(crate) async fn serve_stream<S: Stream>(
                 .map_err(|_| Error::Idle { after: idle })?,
             None => stream.read_buf(&mut buf).await,
         };
-        if read? == 0 {
+        let read = match read {
+            Ok(read) => read,
+            Err(err) if answering.ended(&err) => return Ok(()),
+            Err(err) => return Err(err.into()),
+        };
+        if read == 0 {
             debug!(%peer, "closed");
             // The peer's end answered with ours: over TLS a close_notify,
             // which a peer that checks for a cut session waits for (Python's
@@ -425,9 +432,11 @@ pub(crate) async fn serve_stream<S: Stream>(
         // of data (audit, round four).
         let chunk = Bytes::copy_from_slice(&buf);
         buf.clear();
-        if let Some(answer) = reply.answer(&chunk) {
+        if let Some(answer) = reply.answer(&chunk).filter(|_| answering.wanted()) {
             // Taken within the frame timeout, as a framed answer must be.
-            msg_tcp::write_all_within(&mut stream, &answer, Some(limits.frame_timeout)).await?;
+            let written =
+                msg_tcp::write_all_within(&mut stream, &answer, Some(limits.frame_timeout)).await;
+            answering.written(&peer, written)?;
         }
         let event = Event::Message {
             peer: peer.clone(),

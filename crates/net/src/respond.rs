@@ -23,6 +23,67 @@ pub(crate) struct Response {
     pub(crate) show: bool,
 }
 
+/// Answers to one stream connection's peer, while it takes them.
+///
+/// A peer that sends messages and goes without reading its answers (a
+/// script's `sendall` and `close`, `nc -q0`) fails the first answer's
+/// write: `EPIPE`, or a reset. What it sent before it went is still in this
+/// end's buffers, in order, and is read and shown to the end, unanswered;
+/// the kernel hands over queued bytes before it reports the reset. Before,
+/// that write ended the connection and every message after the first was
+/// lost, neither shown nor counted (audit, round ten).
+#[derive(Debug, Default)]
+pub(crate) struct Answering {
+    gone: bool,
+}
+
+impl Answering {
+    /// Whether answers still go to the peer.
+    pub(crate) fn wanted(&self) -> bool {
+        !self.gone
+    }
+
+    /// After an answer's write to `peer`: `Ok` to go on (from now on
+    /// unanswered, when the peer has gone); any other failure as it is.
+    pub(crate) fn written<E: std::error::Error + 'static>(
+        &mut self,
+        peer: &crate::PeerAddr,
+        written: Result<(), E>,
+    ) -> Result<(), E> {
+        match written {
+            Err(err) if peer_gone(&err) => {
+                debug!(%peer, "the peer has gone ({err}): what it sent is shown, unanswered");
+                self.gone = true;
+                Ok(())
+            }
+            written => written,
+        }
+    }
+
+    /// Whether a read that failed with `err` is the end of a peer an answer
+    /// found gone: its reset, after the bytes it sent were read.
+    pub(crate) fn ended<E: std::error::Error + 'static>(&self, err: &E) -> bool {
+        self.gone && peer_gone(err)
+    }
+}
+
+/// Whether `err`, or a cause of it, is the peer's leaving: it closed
+/// (`EPIPE` on a write), reset, or is no longer connected.
+fn peer_gone(err: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind as K;
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                K::BrokenPipe | K::ConnectionReset | K::NotConnected
+            );
+        }
+        next = err.source();
+    }
+    false
+}
+
 /// The dispatch by kind: one arm per feature, each in its own module.
 /// The blocking engine answers with it too.
 pub(crate) fn respond(msg: &Message, reply: Reply, counter: &mut DiscardCounter) -> Response {

@@ -26,7 +26,7 @@ use crate::auth::{self, HAS_NO_SECRET};
 use crate::deadlines::{Deadlines, Expired, idle_text};
 use crate::log::RateLimited;
 use crate::ping::pong_in_place;
-use crate::respond::{Response, respond};
+use crate::respond::{Answering, Response, respond};
 use crate::text::error_message;
 use crate::{Error, Event, Events, PeerAddr, ServeConfig};
 
@@ -279,17 +279,19 @@ fn serve_connection(
     let mut counter = DiscardCounter::default();
     let mut spinner = Spinner::new(config.busy_poll);
     let mut deadlines = Deadlines::new(&config.limits, Instant::now());
+    let mut answering = Answering::default();
     while !stop.load(Ordering::Relaxed) {
         // Each wait lasts at most STOP_CHECK (the socket's timeout); the
         // limits are checked whenever one runs out.
         // A plain ping is answered where it lies in the read buffer: the
         // bytes of the pong `respond` would give, without decoding it or
         // encoding that (a ping-pong's whole work on this side).
-        let read = match conn.read_or_answer(
-            spinner.wait(),
-            Some(Shortcut::Answer((&pong_in_place, &go_on))),
-        ) {
+        let shortcut = answering
+            .wanted()
+            .then_some(Shortcut::Answer((&pong_in_place, &go_on)));
+        let read = match conn.read_or_answer(spinner.wait(), shortcut) {
             Ok(read) => read,
+            Err(err) if answering.ended(&err) => return Ok(()),
             Err(msg_tcp::Error::FrameTooLarge { len, max }) => {
                 // Said, and the frame read and dropped (one fixed buffer,
                 // for at most a second): closed with it unread, the reset
@@ -339,8 +341,8 @@ fn serve_connection(
             _ => {}
         }
         let Response { answer, show } = respond(&msg, config.reply, &mut counter);
-        if let Some(answer) = answer
-            && let Err(err) = conn.write_message(&answer, &go_on)
+        if let Some(answer) = answer.filter(|_| answering.wanted())
+            && let Err(err) = answering.written(peer, conn.write_message(&answer, &go_on))
         {
             return stopped(err.into());
         }

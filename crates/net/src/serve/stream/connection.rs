@@ -20,7 +20,7 @@ use crate::auth::{self, HAS_NO_SECRET};
 use crate::deadlines::{Deadlines, Expired, idle_text};
 use crate::exec::Runner;
 use crate::file;
-use crate::respond::{Response, respond};
+use crate::respond::{Answering, Response, respond};
 use crate::serve::ServeConfig;
 use crate::text::error_message;
 use crate::{Error, Event, Events, ping};
@@ -94,6 +94,7 @@ async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
     let reply = config.reply;
     let mut counter = DiscardCounter::default();
     let mut deadlines = Deadlines::new(&config.limits, Instant::now());
+    let mut answering = Answering::default();
     loop {
         let msg = match next_message(&mut conn, &mut deadlines).await {
             Ok(Some(msg)) => msg,
@@ -102,6 +103,7 @@ async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
                 refuse_frame(&mut conn, len, max).await;
                 return Err(msg_tcp::Error::FrameTooLarge { len, max }.into());
             }
+            Err(err) if answering.ended(&err) => break,
             Err(err) => return Err(err),
         };
         if msg.kind == Kind::FileHeader {
@@ -149,8 +151,8 @@ async fn serve_framed<S: AsyncRead + AsyncWrite + Unpin>(
             continue;
         }
         let Response { answer, show } = respond(&msg, reply, &mut counter);
-        if let Some(answer) = answer {
-            conn.write_message(&answer).await?;
+        if let Some(answer) = answer.filter(|_| answering.wanted()) {
+            answering.written(&peer, conn.write_message(&answer).await)?;
         }
         if show {
             let event = Event::Message {
