@@ -129,7 +129,8 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
     let mut ended = printing.close();
     // What stopped the printing thread (stdout closed, a full disk) says
     // more than the session's end it caused.
-    if !ended.drain().await.context("cannot write to stdout")? {
+    let drained = ended.drain().await.context("cannot write to stdout")?;
+    if !drained && held.is_err() {
         warn!("stdout is blocked: exiting without printing what is queued");
     }
     held.map_err(|err| match err {
@@ -138,5 +139,15 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         HoldError::Shown(err) => err.into(),
         err @ HoldError::Unfinished { .. } => anyhow::anyhow!("{err} (msg connect --wait)"),
         err => err.into(),
-    })
+    })?;
+    // What the peer sent and stdout did not take is lost: not a success
+    // (audit, round ten: a reader that paused past --wait got 64 KiB of
+    // 2 MB, and msg exited 0).
+    if !drained {
+        anyhow::bail!(
+            "stdout is blocked: exiting without printing what is queued (it took nothing for a \
+             second after the session ended)"
+        );
+    }
+    Ok(())
 }
