@@ -39,8 +39,10 @@ pub(crate) struct ConnectArgs {
     )]
     pub(crate) addr: String,
 
-    /// No header and no framing: stdin goes as it is read, with no lines,
-    /// and the peer's bytes are printed as they arrive (for netcat, socat)
+    /// No header and no framing, for netcat and socat: over a byte stream
+    /// stdin goes as it is read, with no lines; over datagrams and
+    /// seqpacket each line is one datagram, without its newline. The
+    /// peer's bytes are printed as they arrive
     #[arg(long)]
     pub(crate) raw: bool,
 

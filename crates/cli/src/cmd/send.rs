@@ -74,7 +74,9 @@ pub(crate) struct SendArgs {
     pub(crate) reply: bool,
 
     /// No header and no framing: the bytes alone, for netcat and socat
-    /// (over TCP, stdin goes as it is read, with no lines)
+    /// (over a byte stream stdin goes as it is read, with no lines; over
+    /// datagrams and seqpacket each line is one datagram, without its
+    /// newline)
     #[arg(long)]
     pub(crate) raw: bool,
 
