@@ -306,3 +306,36 @@ fn a_reply_still_coming_in_is_not_cut_off_by_the_wait() {
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, "0123456789abcdef");
 }
+
+/// A msg peer that ends the session while stdin still has lines ends it
+/// here too, as nc's peer does (exit 0), and the lines not sent are said
+/// not to be (audit, round ten: nothing was said).
+#[test]
+fn a_msg_peer_that_ends_first_leaves_the_rest_of_stdin_said_unsent() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let peer = std::thread::spawn(move || {
+        let (mut stream, _) = server.accept().unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let frame = support::read_frame(&mut stream).unwrap();
+        let msg = msg_proto::decode(frame.into()).unwrap();
+        let reply = msg_proto::Message::new(msg_proto::Kind::Data, msg.seq, msg.body);
+        stream.write_all(&support::frame(&reply)).unwrap();
+        // Closed whole: the session's end.
+    });
+    let mut cmd = support::msg();
+    cmd.args(["connect", "--tcp", &addr]);
+    // Stdin held open: more lines could still come.
+    let (running, stdin) = support::Running::spawn_held(cmd, b"one\n");
+    let out = running.finish();
+    drop(stdin);
+    peer.join().unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.lines(), ["one"]);
+    assert!(
+        out.stderr
+            .contains("the peer ended the session before stdin did: the rest of stdin is not sent"),
+        "{}",
+        out.stderr
+    );
+}

@@ -14,7 +14,7 @@ use msg_proto::Kind;
 use msg_tcp::{LengthCodec, PeerAddr, Stream};
 use tokio::io::{AsyncBufRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{FramedRead, FramedWrite};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::dgram::{Datagrams, UnixDgram};
 use crate::length::{Framing, NEEDS_A_STREAM};
@@ -375,6 +375,13 @@ pub async fn hold<R: AsyncBufRead + Unpin>(
             Some(Ok(())) if outlives_peer_end => {
                 debug!("the peer ended its side of the stream; sending on until stdin ends");
                 (sending.await, false)
+            }
+            // A msg peer's end is the session's, as nc's peer's is; what
+            // stdin still held is not sent, and is said not to be (audit,
+            // round ten: the lines after it went unsaid, exit 0).
+            Some(Ok(())) => {
+                warn!("the peer ended the session before stdin did: the rest of stdin is not sent");
+                (Ok(()), false)
             }
             Some(ended) => (ended, false),
             // The peer's last replies may still be on their way: shown
