@@ -62,6 +62,8 @@ pub(crate) struct ConnectArgs {
     pub(crate) wait: Duration,
 
     /// One JSON object per line: {"peer":..,"seq":..,"len":..,"body":..}
+    /// ("body_b64" when the body is not UTF-8; no "seq" with --raw or
+    /// --framing length, which number nothing)
     #[arg(long, conflicts_with_all = ["null", "hex"])]
     pub(crate) json: bool,
 

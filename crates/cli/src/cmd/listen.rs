@@ -75,7 +75,8 @@ pub(crate) struct ListenArgs {
     pub(crate) framing: FramingArg,
 
     /// One JSON object per line: {"peer":..,"seq":..,"len":..,"body":..}
-    /// ("body_b64" when the body is not UTF-8)
+    /// ("body_b64" when the body is not UTF-8; no "seq" with --raw or
+    /// --framing length, which number nothing)
     #[arg(long, conflicts_with_all = ["null", "hex", "reads"])]
     pub(crate) json: bool,
 
