@@ -339,3 +339,40 @@ fn a_msg_peer_that_ends_first_leaves_the_rest_of_stdin_said_unsent() {
         out.stderr
     );
 }
+
+/// A stdin line over the limit ends what is sent as stdin's end does:
+/// the replies to the lines before it are still shown, then the refusal
+/// is the error (audit, round ten: the session ended at once, and a reply
+/// on its way was not shown).
+#[test]
+fn a_line_over_the_limit_ends_the_sending_after_the_replies_before_it() {
+    for framing in ["msg", "length"] {
+        let listener = Listener::start(
+            "--tcp",
+            "127.0.0.1",
+            &["--reply", "echo", "--framing", framing],
+        );
+        let mut input = b"short\n".to_vec();
+        input.extend([b'y'; 200]);
+        input.push(b'\n');
+        let out = run(
+            &[
+                "connect",
+                "--tcp",
+                "--framing",
+                framing,
+                "--max-frame",
+                "100",
+                &listener.addr_arg(),
+            ],
+            Some(&input),
+        );
+        assert_eq!(out.code(), Some(1), "{framing}: {}", out.stderr);
+        assert_eq!(out.lines(), ["short"], "{framing}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("line 2 is longer than"),
+            "{framing}: {}",
+            out.stderr
+        );
+    }
+}

@@ -355,9 +355,22 @@ pub async fn hold<R: AsyncBufRead + Unpin>(
         Ok(())
     };
     let outlives_peer_end = tx.outlives_peer_end();
+    // A body refused (a line over the limit) ends what is sent as stdin's
+    // end does: the replies to the lines before it are still waited for
+    // and shown, and then the refusal is the session's error. It ended the
+    // session at once, with those replies on their way unshown (audit,
+    // round ten).
+    let refused = std::cell::Cell::new(None);
     let sending = async {
-        while let Some(body) = bodies.next().await.map_err(HoldError::Body)? {
-            tx.send(body).await.map_err(HoldError::Send)?;
+        loop {
+            match bodies.next().await {
+                Ok(Some(body)) => tx.send(body).await.map_err(HoldError::Send)?,
+                Ok(None) => break,
+                Err(err) => {
+                    refused.set(Some(err));
+                    break;
+                }
+            }
         }
         tx.finish().await.map_err(HoldError::Finish)
     };
@@ -405,10 +418,14 @@ pub async fn hold<R: AsyncBufRead + Unpin>(
     tx.close().await;
     // Nothing is dropped unsaid: a frame still arriving when the wait
     // ended is an error, as nc would have shown its bytes.
-    match rx.unfinished() {
+    let held = match rx.unfinished() {
         bytes if waited_out && held.is_ok() && bytes > 0 => {
             Err(HoldError::Unfinished { bytes, wait })
         }
+        _ => held,
+    };
+    match refused.into_inner() {
+        Some(err) if held.is_ok() => Err(HoldError::Body(err)),
         _ => held,
     }
 }
