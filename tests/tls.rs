@@ -247,10 +247,20 @@ fn a_certificate_from_a_ca_is_checked_for_its_name_and_its_dates() {
     );
 
     let (cert, key) = pki.issue("expired", &["127.0.0.1"], Some(2020));
-    let expired = Listener::start(
+    let mut expired = Listener::start(
         "--tcp",
         "127.0.0.1",
         &["--tls", "--cert", &cert, "--key", &key],
+    );
+    // The listener says so at start, where its operator sees it (audit,
+    // round nine: only each client found out).
+    // (Before it says it listens: the line is among those already read.)
+    assert!(
+        expired.process.stderr_contains(&format!(
+            "the certificate {cert} expired on 2020-01-01T00:00:00Z: every client that checks \
+             it will refuse it"
+        )),
+        "no warning of the expired certificate"
     );
     let old = send(&expired, &["--tls", "--ca", &ca], "x");
     assert_eq!(old.code(), Some(1), "{}", old.stderr);

@@ -12,6 +12,7 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{PrivateKeyDer, ServerName};
 use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
+use tracing::warn;
 
 use super::files::{read_certs, read_key, read_roots, system_roots};
 use super::verify::{Explained, Pinned, handshake_error};
@@ -91,7 +92,16 @@ impl TlsServer {
     /// [`TlsError`] naming the file and what is wrong with it.
     pub fn new(options: &ServerOptions) -> Result<Self, TlsError> {
         let (chain, key) = match &options.identity {
-            Identity::Files { cert, key } => (read_certs(cert, "certificate")?, read_key(key)?),
+            Identity::Files { cert, key } => {
+                let chain = read_certs(cert, "certificate")?;
+                if let Some(warning) = dates_warning(&chain[0], std::time::SystemTime::now()) {
+                    warn!(
+                        "the certificate {} {warning}: every client that checks it will refuse it",
+                        crate::text::path_text(cert)
+                    );
+                }
+                (chain, read_key(key)?)
+            }
             Identity::SelfSigned { names } => {
                 let made = rcgen::generate_simple_self_signed(names.clone())?;
                 let key = PrivateKeyDer::try_from(made.signing_key.serialize_der())
@@ -330,6 +340,30 @@ impl TlsClient {
 /// rustls's refusal of this end's own certificate and key, with the files:
 /// its words for a certificate are a peer's ("invalid peer certificate:
 /// BadEncoding"), where here the certificate is ours.
+/// What is wrong with a listener's own certificate's dates at `now`, if
+/// anything: `expired on DATE`, `is not valid until DATE`. A certificate
+/// that does not parse here says nothing: rustls says what it makes of it.
+fn dates_warning(cert: &[u8], now: std::time::SystemTime) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let validity = parsed.validity();
+    let now = i64::try_from(now.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs()).ok()?;
+    let date = |secs: i64| {
+        let secs = u64::try_from(secs).unwrap_or(0);
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+    };
+    let (not_before, not_after) = (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    );
+    if now > not_after {
+        Some(format!("expired on {}", date(not_after)))
+    } else if now < not_before {
+        Some(format!("is not valid until {}", date(not_before)))
+    } else {
+        None
+    }
+}
+
 fn pair_error(
     cert: &std::path::Path,
     key: &std::path::Path,
@@ -357,5 +391,37 @@ fn pair_error(
         cert: cert.to_owned(),
         key: key.to_owned(),
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate valid from `from` to `until` (years), DER.
+    fn certificate(from: i32, until: i32) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(from, 1, 1);
+        params.not_after = rcgen::date_time_ymd(until, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    /// A listener's own certificate out of its dates is said at start:
+    /// expired, or not valid yet; one within them, or one that does not
+    /// parse, says nothing.
+    #[test]
+    fn a_listeners_certificate_out_of_its_dates_is_said() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000); // 2027
+        assert_eq!(
+            dates_warning(&certificate(2019, 2020), now).as_deref(),
+            Some("expired on 2020-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            dates_warning(&certificate(2030, 2031), now).as_deref(),
+            Some("is not valid until 2030-01-01T00:00:00Z")
+        );
+        assert_eq!(dates_warning(&certificate(2026, 2028), now), None);
+        assert_eq!(dates_warning(b"not a certificate", now), None);
     }
 }
