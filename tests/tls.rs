@@ -615,12 +615,22 @@ fn a_plain_client_at_a_tls_listener_and_the_reverse_fail_fast_and_clearly() {
         plain.stderr
     );
     tls.process.wait_for_stderr("does not speak TLS");
+    // A raw send too: the listener's one alert record and its close are
+    // told apart from a peer's bytes (audit, round nine: exit 0, the data
+    // gone).
+    let raw = run(&["send", "--tcp", "--raw", &tls.addr_arg(), "plain"], None);
+    assert_eq!(raw.code(), Some(1), "{}", raw.stderr);
+    assert!(
+        raw.stderr.contains("the peer speaks TLS") && raw.stderr.contains("add --tls"),
+        "{}",
+        raw.stderr
+    );
     let ok = send(&tls, &["--tls", "--tls-fingerprint", &pinned], "still");
     assert_eq!(ok.stdout, "still\n", "{}", ok.stderr);
     // Counted as a TLS record at a plain listener is (audit, round nine:
     // `0 invalid`).
     let summary = tls.process.interrupt().stderr;
-    assert!(summary.contains("1 invalid"), "{summary}");
+    assert!(summary.contains("2 invalid"), "{summary}");
 
     let mut plain = Listener::start("--tcp", "127.0.0.1", &["--reply", "echo"]);
     let started = Instant::now();

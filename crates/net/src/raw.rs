@@ -251,16 +251,67 @@ impl RawLink {
                 // drain is none of the send's, a TLS end without
                 // close_notify included: what is drained is not kept, and
                 // ncat --ssl -l, having taken everything, closes so.
-                if let Some(Err(err)) = drain(&mut stream, wait).await
-                    && crate::tls::alert_received(&err)
-                {
-                    return Err(Error::Io(err));
+                let plain = !matches!(stream, AnyStream::Tls(_) | AnyStream::Quic(_));
+                let mut first = [0; ALERT_RECORD + 1];
+                let seen = match first_bytes(&mut stream, &mut first, wait).await {
+                    Some(Ok(0)) => Some(Ok(0)),
+                    Some(Ok(seen)) => Some(
+                        drain(&mut stream, wait)
+                            .await
+                            .map_or(Ok(seen), |r| r.map(|more| seen + more)),
+                    ),
+                    other => other,
+                };
+                match seen {
+                    Some(Err(err)) if crate::tls::alert_received(&err) => {
+                        return Err(Error::Io(err));
+                    }
+                    // A plain client at a TLS listener: the listener's
+                    // answer to bytes that are no TLS is one alert record
+                    // and its close, nothing else. The bytes sent went
+                    // nowhere; the send exited 0 (audit, round nine).
+                    Some(Ok(ALERT_RECORD))
+                        if plain
+                            && msg_tcp::tls::looks_like_tls([
+                                first[0], first[1], first[2], first[3],
+                            ]) == Some(msg_tcp::tls::TlsRecord::Alert)
+                            && first[3..5] == [0, 2] =>
+                    {
+                        return Err(msg_tcp::Error::Tls(msg_tcp::tls::TlsRecord::Alert).into());
+                    }
+                    _ => {}
                 }
                 shut?;
                 Ok(())
             }
         }
     }
+}
+
+/// A TLS alert record's length: a 5-byte header (type 21, version, a
+/// length of 2) and its level and description.
+const ALERT_RECORD: usize = 7;
+
+/// Reads what the peer sends after our end into `first` until it is full,
+/// the peer closes or `wait` ends: how many bytes (`None` when `wait`
+/// ended it with none), or the failed read's error.
+async fn first_bytes<R: tokio::io::AsyncRead + Unpin>(
+    read: &mut R,
+    first: &mut [u8],
+    wait: Duration,
+) -> Option<std::io::Result<usize>> {
+    use tokio::io::AsyncReadExt;
+    let fill = async {
+        let mut seen = 0;
+        while seen < first.len() {
+            match read.read(&mut first[seen..]).await? {
+                0 => break,
+                n => seen += n,
+            }
+        }
+        Ok(seen)
+    };
+    timeout(wait, fill).await.ok()
 }
 
 /// The most bytes a closing side reads and drops of what its peer still
