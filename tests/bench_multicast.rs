@@ -300,6 +300,19 @@ fn what_makes_no_sense_is_a_usage_error() {
             ],
             "cannot be used with",
         ),
+        // A group's option refused as listen and send refuse it (audit,
+        // round eleven: exit 1 here).
+        (
+            &[
+                "--receivers",
+                "2",
+                "--multicast",
+                "239.255.0.1",
+                "--iface",
+                "::1",
+            ],
+            "are not the same IP version",
+        ),
     ] {
         let mut all = vec!["bench"];
         all.extend_from_slice(args);
@@ -423,4 +436,41 @@ fn loss_on_one_receiver_shows_on_that_receiver_only() {
         }
     }
     assert_eq!(doc["summary"]["slowest"], 2);
+}
+
+/// A run no receiver answered measured nothing: the report is shown, and
+/// msg exits 1 saying so (audit, round eleven: exit 0).
+#[test]
+fn a_run_no_receiver_answered_is_a_failure() {
+    let _turn = turn();
+    // A group and port nobody has joined: every ping goes unanswered.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let group = format!("239.255.71.9:{port}");
+    let mut all = vec![
+        "bench",
+        "--json",
+        "--receivers",
+        "2",
+        "--iface",
+        "127.0.0.1",
+        "--timeout",
+        "20ms",
+        &group,
+    ];
+    all.extend_from_slice(QUICK);
+    let out = run(&all, None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("none of the 2 receivers answered: nothing was measured"),
+        "{}",
+        out.stderr
+    );
+    let doc: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|err| panic!("{err}: {}", out.stdout));
+    assert_eq!(doc["summary"]["answering"], 0, "{doc}");
 }

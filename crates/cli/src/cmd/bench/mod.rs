@@ -659,6 +659,23 @@ fn run_multicast(args: &BenchArgs, count: u32) -> anyhow::Result<()> {
     } else {
         report::multicast::write_table(&mut out, &fanout, &results).context(STDOUT)?;
     }
+    // A run no receiver answered measured nothing: shown, and a failure
+    // (audit, round eleven: exit 0, even with msg's own receivers, where
+    // the interface delivered none of the group's datagrams).
+    if results
+        .receivers
+        .iter()
+        .all(|receiver| receiver.received == 0)
+    {
+        let none = match results.receivers.len() {
+            1 => "the receiver did not answer".to_owned(),
+            n => format!("none of the {n} receivers answered"),
+        };
+        anyhow::bail!(
+            "{none}: nothing was measured (does the interface deliver the group's datagrams? \
+             --iface names it)"
+        );
+    }
     Ok(())
 }
 
@@ -767,6 +784,17 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
         E::NotAGroup(_) => usage(format!("ADDR: {err}; --receivers measures a group")),
         E::Receivers(_) => usage(format!("--receivers: {err}")),
         E::GroupNeedsPort(_) | E::GroupOversize { .. } => usage(err.to_string()),
+        // The group's options, refused as listen and send refuse them
+        // (exit 2; audit, round eleven: exit 1 here); joining and sending
+        // stay runtime failures.
+        E::Group(ref group)
+            if !matches!(
+                group,
+                msg_net::group::GroupError::Join { .. } | msg_net::group::GroupError::Socket { .. }
+            ) =>
+        {
+            usage(crate::hint::group(group))
+        }
         E::GroupSend { ref source, .. } if source.kind() == io::ErrorKind::NetworkUnreachable => {
             anyhow::Error::from(err).context(
                 "no route to the group: name the interface to send it on (--iface eth0, or \
