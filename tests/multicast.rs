@@ -498,6 +498,17 @@ fn no_route_for_the_group_names_the_fix() {
     let send = lan.send(1, &[&to, "hi"]);
     assert_eq!(send.code(), Some(1), "{}", send.stderr);
     assert!(send.stderr.contains(fix), "{}", send.stderr);
+    // An IPv6 group's fix is no IPv4 route and no address (audit, round
+    // eleven: both were the hint).
+    let six = lan.send(1, &[&format!("[ff15::77]:{PORT}"), "hi"]);
+    assert_eq!(six.code(), Some(1), "{}", six.stderr);
+    assert!(
+        six.stderr
+            .contains("name the interface by its name or index with --iface")
+            && !six.stderr.contains("224.0.0.0/4"),
+        "{}",
+        six.stderr
+    );
 
     // The interface named on both sides, or the route: either works.
     let named = lan.listen(1, &to, &["--iface", "lo", "--count", "1"]);

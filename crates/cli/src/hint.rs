@@ -196,7 +196,18 @@ fn tls(err: &msg_net::tls::TlsError) -> Option<String> {
 
 /// What a group or a broadcast address needs that it did not get.
 fn datagram(err: &msg_net::DatagramError) -> Option<String> {
-    let fix = if err.no_route_to_group() {
+    use msg_net::DatagramError as E;
+    let ipv6 = match err {
+        E::Group(msg_net::group::GroupError::Join { group, .. }) => group.is_ipv6(),
+        E::Send { addr, .. } => addr.is_ipv6(),
+        _ => false,
+    };
+    let fix = if err.no_route_to_group() && ipv6 {
+        // An IPv4 route, or an address for an interface, does nothing for
+        // an IPv6 group (audit, round eleven: both were the hint).
+        "no route covers the group here: name the interface by its name or index with --iface \
+         (eth0, say)"
+    } else if err.no_route_to_group() {
         "no route covers the group here: name the interface with --iface (--iface lo for this \
          host alone), or add a route, e.g. ip route add 224.0.0.0/4 dev lo"
     } else if err.needs_broadcast() {

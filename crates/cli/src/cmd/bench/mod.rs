@@ -795,6 +795,14 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
         {
             usage(crate::hint::group(group))
         }
+        E::GroupSend { group, ref source }
+            if source.kind() == io::ErrorKind::NetworkUnreachable && group.is_ipv6() =>
+        {
+            anyhow::Error::from(err).context(
+                "no route to the group: name the interface to send it on by its name or index \
+                 (--iface eth0)",
+            )
+        }
         E::GroupSend { ref source, .. } if source.kind() == io::ErrorKind::NetworkUnreachable => {
             anyhow::Error::from(err).context(
                 "no route to the group: name the interface to send it on (--iface eth0, or \
