@@ -687,6 +687,10 @@ fn a_bracketed_ipv4_address_or_a_port_past_65535_is_named() {
         2,
         "with a port of at most 65535, got '127.0.0.1:65536'",
     );
+    // A stream listener on a multicast group would wait for connections
+    // nobody can make (audit, round eleven: it listened).
+    let out = run(&["listen", TCP, "239.255.80.9:0"], None);
+    assert_fails(&out, 2, "is a multicast group, which takes datagrams alone");
 }
 
 /// A flag named where it would do nothing is refused, naming why (audit,

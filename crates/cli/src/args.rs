@@ -332,6 +332,13 @@ impl JoinArgs {
             _ if options != GroupOptions::default() => Err(usage(format!(
                 "--iface and --source join a multicast group, over --udp; {addr} is not one"
             ))),
+            // A group takes datagrams only: a stream listener bound to one
+            // waits for connections nobody can make (audit, round eleven:
+            // `msg listen --tcp 239.255.0.1:9000` listened).
+            _ if addr.inet().is_some_and(|a| a.ip().is_multicast()) => Err(usage(format!(
+                "{addr} is a multicast group, which takes datagrams alone: listen on it with \
+                 --udp; a {transport} listener needs a unicast address"
+            ))),
             _ => Ok(None),
         }
     }

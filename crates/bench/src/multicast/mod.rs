@@ -112,10 +112,16 @@ pub struct Fanout {
 /// [`Error::NotAGroup`] for anything else.
 pub fn parse_group(s: &str) -> Result<SocketAddr, Error> {
     let s = s.trim();
+    // An IPv6 group in brackets without a port too, as it is written with
+    // one (audit, round eleven: `[ff15::9]` was "not a multicast group").
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(s);
     let addr = s
         .parse::<SocketAddr>()
         .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0)))
+        .or_else(|| bare.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0)))
         .filter(|addr| addr.ip().is_multicast());
     addr.ok_or_else(|| Error::NotAGroup(s.to_owned()))
 }
@@ -316,7 +322,20 @@ mod tests {
             parse_group("[ff15::1]:9").unwrap(),
             "[ff15::1]:9".parse().unwrap()
         );
-        for unicast in ["127.0.0.1", "10.0.0.1:9000", "::1", "nonsense", ""] {
+        // In brackets without a port, as with one (audit, round eleven).
+        assert_eq!(
+            parse_group("[ff15::1]").unwrap(),
+            "[ff15::1]:0".parse().unwrap()
+        );
+        for unicast in [
+            "127.0.0.1",
+            "10.0.0.1:9000",
+            "::1",
+            "[::1]",
+            "nonsense",
+            "",
+            "[]",
+        ] {
             let err = parse_group(unicast).unwrap_err();
             assert!(matches!(err, Error::NotAGroup(_)), "{unicast}: {err}");
         }
