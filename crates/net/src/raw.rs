@@ -253,16 +253,7 @@ impl RawLink {
                 // ncat --ssl -l, having taken everything, closes so.
                 let plain = !matches!(stream, AnyStream::Tls(_) | AnyStream::Quic(_));
                 let mut first = [0; ALERT_RECORD + 1];
-                let seen = match first_bytes(&mut stream, &mut first, wait).await {
-                    Some(Ok(0)) => Some(Ok(0)),
-                    Some(Ok(seen)) => Some(
-                        drain(&mut stream, wait)
-                            .await
-                            .map_or(Ok(seen), |r| r.map(|more| seen + more)),
-                    ),
-                    other => other,
-                };
-                match seen {
+                match drain_keeping(&mut stream, &mut first, wait).await {
                     Some(Err(err)) if crate::tls::alert_received(&err) => {
                         return Err(Error::Io(err));
                     }
@@ -270,13 +261,7 @@ impl RawLink {
                     // answer to bytes that are no TLS is one alert record
                     // and its close, nothing else. The bytes sent went
                     // nowhere; the send exited 0 (audit, round nine).
-                    Some(Ok(ALERT_RECORD))
-                        if plain
-                            && msg_tcp::tls::looks_like_tls([
-                                first[0], first[1], first[2], first[3],
-                            ]) == Some(msg_tcp::tls::TlsRecord::Alert)
-                            && first[3..5] == [0, 2] =>
-                    {
+                    Some(Ok(ALERT_RECORD)) if plain && is_alert_record(&first) => {
                         return Err(msg_tcp::Error::Tls(msg_tcp::tls::TlsRecord::Alert).into());
                     }
                     _ => {}
@@ -292,26 +277,11 @@ impl RawLink {
 /// length of 2) and its level and description.
 const ALERT_RECORD: usize = 7;
 
-/// Reads what the peer sends after our end into `first` until it is full,
-/// the peer closes or `wait` ends: how many bytes (`None` when `wait`
-/// ended it with none), or the failed read's error.
-async fn first_bytes<R: tokio::io::AsyncRead + Unpin>(
-    read: &mut R,
-    first: &mut [u8],
-    wait: Duration,
-) -> Option<std::io::Result<usize>> {
-    use tokio::io::AsyncReadExt;
-    let fill = async {
-        let mut seen = 0;
-        while seen < first.len() {
-            match read.read(&mut first[seen..]).await? {
-                0 => break,
-                n => seen += n,
-            }
-        }
-        Ok(seen)
-    };
-    timeout(wait, fill).await.ok()
+/// Whether `bytes` begin with a TLS alert record's header: an alert
+/// (content type 21) of a 3.x version, two bytes long.
+fn is_alert_record(bytes: &[u8]) -> bool {
+    matches!(bytes, [a, b, c, 0, 2, ..]
+        if msg_tcp::tls::looks_like_tls([*a, *b, *c, 0]) == Some(msg_tcp::tls::TlsRecord::Alert))
 }
 
 /// The most bytes a closing side reads and drops of what its peer still
@@ -335,9 +305,29 @@ pub(crate) async fn drain<R: tokio::io::AsyncRead + Unpin>(
     read: &mut R,
     wait: Duration,
 ) -> Option<std::io::Result<usize>> {
-    timeout(wait, msg_tcp::discard(read, DRAIN_BYTES))
-        .await
-        .ok()
+    drain_keeping(read, &mut [], wait).await
+}
+
+/// [`drain`], the first bytes kept in `first` (as many as came, up to its
+/// length), for a caller that looks at how the peer answered; the count
+/// is of every byte drained, these included. One `wait` for all of it.
+async fn drain_keeping<R: tokio::io::AsyncRead + Unpin>(
+    read: &mut R,
+    first: &mut [u8],
+    wait: Duration,
+) -> Option<std::io::Result<usize>> {
+    use tokio::io::AsyncReadExt;
+    let all = async {
+        let mut kept = 0;
+        while kept < first.len() {
+            match read.read(&mut first[kept..]).await? {
+                0 => return Ok(kept),
+                n => kept += n,
+            }
+        }
+        Ok(kept + msg_tcp::discard(read, DRAIN_BYTES - kept).await?)
+    };
+    timeout(wait, all).await.ok()
 }
 
 /// How a piece of a raw stream reply ended.
