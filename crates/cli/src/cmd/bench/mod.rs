@@ -796,18 +796,18 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
             usage(crate::hint::group(group))
         }
         E::GroupSend { group, ref source }
-            if source.kind() == io::ErrorKind::NetworkUnreachable && group.is_ipv6() =>
+            if source.kind() == io::ErrorKind::NetworkUnreachable =>
         {
-            anyhow::Error::from(err).context(
-                "no route to the group: name the interface to send it on by its name or index \
-                 (--iface eth0)",
-            )
-        }
-        E::GroupSend { ref source, .. } if source.kind() == io::ErrorKind::NetworkUnreachable => {
-            anyhow::Error::from(err).context(
-                "no route to the group: name the interface to send it on (--iface eth0, or \
-                 --iface 127.0.0.1 for receivers on this host)",
-            )
+            // An IPv6 group's interface goes by name or index, never an
+            // address (audit, round eleven: the hint gave 127.0.0.1).
+            let how = if group.is_ipv6() {
+                "by its name or index (--iface eth0)"
+            } else {
+                "(--iface eth0, or --iface 127.0.0.1 for receivers on this host)"
+            };
+            anyhow::Error::from(err).context(format!(
+                "no route to the group: name the interface to send it on {how}"
+            ))
         }
         E::FastOpen(why) => usage(format!("--tfo: {why}")),
         E::Cycle { transport, source } if matches!(*source, E::PortsExhausted { .. }) => anyhow!(
