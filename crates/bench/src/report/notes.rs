@@ -56,15 +56,14 @@ impl Report<'_> {
             // Both ways at once: how many go each way, which "N parallel
             // bidirectional streams" left to guess (2 for -P 1; audit,
             // round nine).
+            // A reverse stream takes no --rate: both go as fast as they go.
             (Mode::Throughput, _) if self.direction == Direction::Bidir => format!(
                 "throughput both ways at once, {} streams: {} forward (the client sends) and {} \
-                 reverse (the listener sends){}, each its own connection; a size's row is \
-                 their sum, SIZE #N each flow's",
+                 reverse (the listener sends) as fast as they go, each its own connection; a \
+                 size's row is their sum, SIZE #N each flow's",
                 self.flows(),
                 self.parallel,
                 self.parallel,
-                // A reverse stream takes no --rate: both go as fast as they go.
-                " as fast as they go",
             ),
             (Mode::Throughput, _) if self.parallel > 1 => {
                 format!(
