@@ -151,6 +151,7 @@ fn throughput_counts_what_each_receiver_got() {
         assert!(row.get("p50_us").is_none(), "{row}");
     }
     assert_eq!(doc["summary"]["mode"], "throughput");
+    assert!(doc["summary"].get("p50_us_min").is_none(), "{doc}");
 }
 
 #[test]
@@ -473,4 +474,15 @@ fn a_run_no_receiver_answered_is_a_failure() {
     let doc: Value =
         serde_json::from_str(&out.stdout).unwrap_or_else(|err| panic!("{err}: {}", out.stdout));
     assert_eq!(doc["summary"]["answering"], 0, "{doc}");
+    // The ping-pong's keys are there, null: nothing answered to measure
+    // (they were left out, so a reader found no key at all).
+    for key in ["p50_us_min", "p50_us_max", "p50_us_spread", "p99_us_min"] {
+        let value = doc["summary"].get(key);
+        assert_eq!(value, Some(&Value::Null), "{key}: {doc}");
+    }
+    for result in doc["results"].as_array().unwrap() {
+        for key in ["p50_us", "p90_us", "p99_us", "max_us"] {
+            assert_eq!(result.get(key), Some(&Value::Null), "{key}: {doc}");
+        }
+    }
 }

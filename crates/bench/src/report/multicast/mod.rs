@@ -65,13 +65,13 @@ struct Record {
     #[serde(skip_serializing_if = "Option::is_none")]
     samples: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    p50_us: Option<f64>,
+    p50_us: Latency,
     #[serde(skip_serializing_if = "Option::is_none")]
-    p90_us: Option<f64>,
+    p90_us: Latency,
     #[serde(skip_serializing_if = "Option::is_none")]
-    p99_us: Option<f64>,
+    p99_us: Latency,
     #[serde(skip_serializing_if = "Option::is_none")]
-    max_us: Option<f64>,
+    max_us: Latency,
     /// Throughput: arrivals after a later discard.
     #[serde(skip_serializing_if = "Option::is_none")]
     reordered: Option<u64>,
@@ -81,6 +81,12 @@ struct Record {
     counted: Option<bool>,
     msgs_per_s: f64,
 }
+
+/// A ping-pong's figure in µs: absent from a throughput run's JSON, and
+/// null where no answer came to measure (audit, round eleven: the keys
+/// were dropped then, so a reader of a run nobody answered found no
+/// `p50_us` at all rather than a null one).
+type Latency = Option<Option<f64>>;
 
 /// The spread across receivers: the figures every receiver has, their
 /// smallest and largest, and the receiver that fared worst.
@@ -100,18 +106,18 @@ struct Summary {
     lost_percent_min: f64,
     lost_percent_max: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    p50_us_min: Option<f64>,
+    p50_us_min: Latency,
     #[serde(skip_serializing_if = "Option::is_none")]
-    p50_us_max: Option<f64>,
+    p50_us_max: Latency,
     /// p50_us_max − p50_us_min.
     #[serde(skip_serializing_if = "Option::is_none")]
-    p50_us_spread: Option<f64>,
+    p50_us_spread: Latency,
     #[serde(skip_serializing_if = "Option::is_none")]
-    p99_us_min: Option<f64>,
+    p99_us_min: Latency,
     #[serde(skip_serializing_if = "Option::is_none")]
-    p99_us_max: Option<f64>,
+    p99_us_max: Latency,
     #[serde(skip_serializing_if = "Option::is_none")]
-    p99_us_spread: Option<f64>,
+    p99_us_spread: Latency,
     /// The receiver with the highest loss, and among equals the highest
     /// p99 (throughput: the lowest rate).
     slowest: Option<u32>,
@@ -154,7 +160,7 @@ impl<'a> Report<'a> {
         let sent = self.results.sent;
         let lost = sent.saturating_sub(receiver.received);
         let pingpong = self.pingpong();
-        let latency = |q| pingpong.then(|| Self::quantile(receiver, q)).flatten();
+        let latency = |q| pingpong.then(|| Self::quantile(receiver, q));
         Record {
             mode: self.fanout.mode.name(),
             group: self.results.group.to_string(),
@@ -172,8 +178,7 @@ impl<'a> Report<'a> {
             p90_us: latency(0.9),
             p99_us: latency(0.99),
             max_us: pingpong
-                .then(|| (!receiver.latency.is_empty()).then(|| json_us(receiver.latency.max())))
-                .flatten(),
+                .then(|| (!receiver.latency.is_empty()).then(|| json_us(receiver.latency.max()))),
             reordered: (!pingpong).then_some(receiver.reordered),
             counted: (!pingpong).then_some(receiver.counted),
             msgs_per_s: tenth(
@@ -189,8 +194,14 @@ impl<'a> Report<'a> {
             let max = values.iter().copied().reduce(f64::max);
             (min, max, min.zip(max).map(|(lo, hi)| tenth(hi - lo)))
         };
-        let (p50_min, p50_max, p50_spread) = range(|r| r.p50_us);
-        let (p99_min, p99_max, p99_spread) = range(|r| r.p99_us);
+        // Each a ping-pong's (null when none answered), absent otherwise.
+        let pingpong = |get: fn(&Record) -> Option<f64>| {
+            let (min, max, spread) = range(get);
+            let only = |value| self.pingpong().then_some(value);
+            (only(min), only(max), only(spread))
+        };
+        let (p50_min, p50_max, p50_spread) = pingpong(|r| r.p50_us.flatten());
+        let (p99_min, p99_max, p99_spread) = pingpong(|r| r.p99_us.flatten());
         let (lost_min, lost_max, _) = range(|r| Some(r.lost_percent));
         // Worst first: most lost, then the slowest tail (or the lowest
         // rate).
@@ -199,7 +210,12 @@ impl<'a> Report<'a> {
             .max_by(|a, b| {
                 a.lost
                     .cmp(&b.lost)
-                    .then(a.p99_us.unwrap_or(0.0).total_cmp(&b.p99_us.unwrap_or(0.0)))
+                    .then(
+                        a.p99_us
+                            .flatten()
+                            .unwrap_or(0.0)
+                            .total_cmp(&b.p99_us.flatten().unwrap_or(0.0)),
+                    )
                     .then(b.msgs_per_s.total_cmp(&a.msgs_per_s))
             })
             .map(|r| r.receiver);

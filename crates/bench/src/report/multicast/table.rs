@@ -93,10 +93,10 @@ impl Report<'_> {
                 match (r.late, r.reordered) {
                     (Some(late), _) => row.extend([
                         late.to_string(),
-                        cell(r.p50_us),
-                        cell(r.p90_us),
-                        cell(r.p99_us),
-                        cell(r.max_us),
+                        cell(r.p50_us.flatten()),
+                        cell(r.p90_us.flatten()),
+                        cell(r.p99_us.flatten()),
+                        cell(r.max_us.flatten()),
                     ]),
                     (None, reordered) => {
                         row.extend([reordered.unwrap_or(0).to_string(), fmt_count(r.msgs_per_s)]);
@@ -139,14 +139,14 @@ impl Report<'_> {
                 "across the {} that answered: p50 {}; p99 {}",
                 receivers(summary.answering),
                 span(
-                    summary.p50_us_min,
-                    summary.p50_us_max,
-                    summary.p50_us_spread
+                    summary.p50_us_min.flatten(),
+                    summary.p50_us_max.flatten(),
+                    summary.p50_us_spread.flatten()
                 ),
                 span(
-                    summary.p99_us_min,
-                    summary.p99_us_max,
-                    summary.p99_us_spread
+                    summary.p99_us_min.flatten(),
+                    summary.p99_us_max.flatten(),
+                    summary.p99_us_spread.flatten()
                 ),
             ));
         }
