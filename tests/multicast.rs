@@ -580,6 +580,17 @@ fn group_options_that_do_not_fit_exit_2() {
             &["send", "--tcp", "127.0.0.1:9", "--broadcast", "x"],
             "--ttl, --iface, --loop and --broadcast are for --udp; tcp has one peer",
         ),
+        // Broadcast permission where it means nothing (audit, round
+        // eleven: both were sent as if to a broadcast address).
+        (
+            &["send", "--udp", "239.1.1.1:9", "--broadcast", "x"],
+            "--broadcast: 239.1.1.1:9 is a multicast group, which needs no broadcast \
+             permission",
+        ),
+        (
+            &["send", "--udp", "[::1]:9", "--broadcast", "x"],
+            "--broadcast is IPv4's: IPv6 has no broadcast, so [::1]:9 cannot be one",
+        ),
     ] {
         support::assert_usage_error(args, why);
     }

@@ -244,6 +244,8 @@ pub(crate) fn group(err: &msg_net::group::GroupError) -> String {
     match err {
         E::NeedsInterface { .. } | E::Ipv6InterfaceAddress { .. } => format!("{err} (--iface)"),
         E::SourceNotUnicast { .. } => format!("--source: {err}"),
+        E::BroadcastToGroup { .. } => format!("--broadcast: {err}; drop --broadcast"),
+        E::NoIpv6Broadcast { .. } => format!("--broadcast is IPv4's: {err}"),
         E::NotAGroup { .. } => {
             format!("--ttl, --iface, --loop and --source are for a group: {err}")
         }

@@ -67,6 +67,24 @@ pub enum GroupError {
         /// The address given.
         addr: SocketAddr,
     },
+    /// Broadcast permission asked for a group, which does not use it.
+    #[error(
+        "{addr} is a multicast group, which needs no broadcast permission (SO_BROADCAST is \
+         for a broadcast address, such as 255.255.255.255 or a subnet's last)"
+    )]
+    BroadcastToGroup {
+        /// The group given.
+        addr: SocketAddr,
+    },
+    /// Broadcast permission asked for an IPv6 address: IPv6 has none.
+    #[error(
+        "IPv6 has no broadcast, so {addr} cannot be one: every host on the link is the \
+         group ff02::1"
+    )]
+    NoIpv6Broadcast {
+        /// The address given.
+        addr: SocketAddr,
+    },
     /// A source-specific join's source is not one host's address.
     #[error(
         "the source of a source-specific group must be one host's unicast address; \
@@ -201,6 +219,17 @@ impl GroupOptions {
         }
         if let Some(ttl) = self.ttl.filter(|&ttl| ttl > MAX_TTL) {
             return Err(GroupError::Ttl { ttl });
+        }
+        // Broadcast permission where it means nothing is a mistaken idea
+        // of where the datagram goes, said now (audit, round eleven: it
+        // was accepted, and the send went on as if to a broadcast).
+        if self.broadcast {
+            if ip.is_multicast() {
+                return Err(GroupError::BroadcastToGroup { addr: dest });
+            }
+            if ip.is_ipv6() {
+                return Err(GroupError::NoIpv6Broadcast { addr: dest });
+            }
         }
         self.check_iface(ip)
     }
