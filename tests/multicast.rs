@@ -324,6 +324,44 @@ fn broadcast_needs_the_flag_and_reaches_every_host() {
             format!("10.77.0.3:{PORT}\thi")
         ]
     );
+    // The limited broadcast leaves by the default route's interface, and
+    // these hosts have none: said so, with the fix (audit, round eleven:
+    // a bare 'Network is unreachable'). The fix the hint names works.
+    let limited = format!("255.255.255.255:{PORT}");
+    let args = [
+        limited.as_str(),
+        "--broadcast",
+        "--reply",
+        "--timeout",
+        "1s",
+    ];
+    let unrouted = lan.send(1, &[&args[..], &["hi"]].concat());
+    assert_eq!(unrouted.code(), Some(1), "{}", unrouted.stderr);
+    assert!(
+        unrouted.stderr.contains(
+            "this host has none: send to a subnet's broadcast address instead (ip -br addr \
+             shows each interface's), or add a route, e.g. ip route add 255.255.255.255 dev eth0"
+        ),
+        "{}",
+        unrouted.stderr
+    );
+    ip(&[
+        "-n",
+        &lan.hosts[0],
+        "route",
+        "add",
+        "255.255.255.255",
+        "dev",
+        "eth0",
+    ]);
+    let routed = lan.send(1, &[&args[..], &["hi"]].concat());
+    assert_eq!(
+        answers(&routed),
+        [
+            format!("10.77.0.2:{PORT}\thi"),
+            format!("10.77.0.3:{PORT}\thi")
+        ]
+    );
 }
 
 /// Two listeners of one group on one host share its port, and each gets

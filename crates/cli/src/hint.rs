@@ -210,6 +210,14 @@ fn datagram(err: &msg_net::DatagramError) -> Option<String> {
     } else if err.no_route_to_group() {
         "no route covers the group here: name the interface with --iface (--iface lo for this \
          host alone), or add a route, e.g. ip route add 224.0.0.0/4 dev lo"
+    } else if err.no_route_for_broadcast() {
+        // The bare `Network is unreachable` of a host with no default
+        // route said nothing of why a broadcast has none (audit, round
+        // eleven).
+        "the limited broadcast leaves by the interface of the route that covers it, the default \
+         one unless another is added, and this host has none: send to a subnet's broadcast \
+         address instead (ip -br addr shows each interface's), or add a route, e.g. ip route \
+         add 255.255.255.255 dev eth0"
     } else if err.needs_broadcast() {
         "a broadcast address? send to one with --broadcast"
     } else if let msg_net::DatagramError::Group(err) = err {

@@ -98,6 +98,19 @@ impl Error {
         }
     }
 
+    /// Whether the limited broadcast (255.255.255.255) found no route: it
+    /// leaves by the interface the routing table picks for it, by default
+    /// the default route's, and a host without one has nowhere to send it.
+    pub fn no_route_for_broadcast(&self) -> bool {
+        match self {
+            Self::Connect { addr, source } | Self::Send { addr, source } => {
+                addr.ip() == std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST)
+                    && source.kind() == io::ErrorKind::NetworkUnreachable
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the kernel refused a broadcast address to a socket without
     /// `SO_BROADCAST` (`EACCES`, at the connect or the send).
     pub fn needs_broadcast(&self) -> bool {
