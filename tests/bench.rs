@@ -314,6 +314,34 @@ fn a_lossy_udp_peer_shows_about_half_lost_and_never_hangs() {
     assert!((0.4..=0.6).contains(&loss), "loss {loss} in {result}");
 }
 
+/// A peer that never answers measured nothing: the report shows the cell
+/// "all lost", then msg fails naming it (audit, round eleven: exit 0).
+#[test]
+fn a_udp_peer_that_never_answers_is_a_failure_after_the_report() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let mut all = vec!["bench", "--json"];
+    all.extend_from_slice(QUICK);
+    all.extend_from_slice(&["--udp", &addr, "--sizes", "64", "--runs", "1"]);
+    all.extend_from_slice(&["--timeout", "10ms"]);
+    let out = run(&all, None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    let doc: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|err| panic!("{err}: {}", out.stdout));
+    let result = &doc["results"][0];
+    assert_eq!(result["received"], 0, "{result}");
+    assert!(num(result, "sent") > 0.0, "{result}");
+    assert!(
+        out.stderr.contains(&format!(
+            "no answer came in 1 of 1 cells, so they measured nothing: udp 64 B (blocking); is \
+             {addr} a msg listener? msg listen answers every ping"
+        )),
+        "{}",
+        out.stderr
+    );
+    drop(silent);
+}
+
 #[test]
 fn against_a_remote_msg_listen_it_works_as_built_in() {
     let udp = Listener::start("--udp", "127.0.0.1", &["--reply", "echo"]);

@@ -75,6 +75,19 @@ pub struct Measured {
     pub impairment: Option<usize>,
 }
 
+impl Results {
+    /// The cells to which nothing came back in any run: every message sent
+    /// and none answered (ping-pong) or counted (throughput). Such a cell
+    /// measured nothing; the report shows it as "all lost".
+    pub fn unanswered(&self) -> impl Iterator<Item = &Measured> {
+        self.measured.iter().filter(|cell| {
+            cell.runs.as_ref().is_ok_and(|runs| {
+                !runs.is_empty() && runs.iter().all(|run| run.sent > 0 && run.received == 0)
+            })
+        })
+    }
+}
+
 /// Carries out `plan`: starts the built-in listeners (unless the plan
 /// names a remote one), measures every cell, under each impairment in
 /// turn, and stops the listeners. The calling thread runs the client, and

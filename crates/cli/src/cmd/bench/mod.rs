@@ -529,7 +529,39 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             msg_net::text::path_text(dir)
         );
     }
-    Ok(ExitCode::SUCCESS)
+    unanswered(&plan, &results)
+}
+
+/// A ping-pong cell no answer came to measured nothing: after the report,
+/// which shows it "all lost", a failure naming it (audit, round eleven:
+/// exit 0 against a port that never answered, where `--receivers` with no
+/// receiver answering is exit 1).
+fn unanswered(plan: &Plan, results: &msg_bench::Results) -> anyhow::Result<ExitCode> {
+    let cells: Vec<String> = results
+        .unanswered()
+        .filter(|_| plan.mode == Mode::Pingpong)
+        .map(|cell| {
+            format!(
+                "{} {} B ({})",
+                cell.transport,
+                cell.size,
+                cell.engine.name()
+            )
+        })
+        .collect();
+    if cells.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let whom = match &plan.remote {
+        Some(addr) => format!("is {addr} a msg listener? msg listen answers every ping"),
+        None => "the built-in listeners did not answer".to_owned(),
+    };
+    anyhow::bail!(
+        "no answer came in {} of {} cells, so they measured nothing: {}; {whom}",
+        cells.len(),
+        results.measured.len(),
+        cells.join(", ")
+    )
 }
 
 /// `msg bench --clients N`: N connections at once (TCP, or the one
