@@ -1219,6 +1219,67 @@ fn a_last_message_to_a_listener_gone_fails_the_send() {
     );
 }
 
+/// A listener that closes with messages unread resets the connection,
+/// and a sender's closing read meets that reset itself: it is said as the
+/// same failure, not as a bare `Connection reset by peer` (audit, round
+/// twelve: the README's words came only when the read saw a clean close).
+#[test]
+fn a_listener_that_closes_with_messages_unread_fails_the_send_in_words() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let mut cmd = support::msg();
+    cmd.args(["send", "--tcp", &addr, "a", "b", "c"]);
+    let client = Running::spawn(cmd, None);
+    let (stream, _) = server.accept().unwrap();
+    // Every message in, none read: the close resets the connection.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let mut peek = [0; 256];
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    while stream.peek(&mut peek).unwrap() < 3 * 29 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(stream);
+    let out = client.finish();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "the connection was reset: the peer had closed it, and what was sent last may not \
+             have arrived"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A message written after the listener's reset is not sent, and the
+/// failure says why (audit, round twelve: a bare `Broken pipe`).
+#[test]
+fn a_message_written_after_the_listeners_reset_says_the_peer_had_closed() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let mut cmd = support::msg();
+    cmd.args(["send", "--tcp", &addr]);
+    let (client, mut stdin) = Running::spawn_held(cmd, b"first\n");
+    let (stream, _) = server.accept().unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    // The first message in and unread: the close resets the connection.
+    stream.peek(&mut [0; 8]).unwrap();
+    drop(stream);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    stdin.write_all(b"second\n").unwrap();
+    drop(stdin);
+    let out = client.finish();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot send message 2")
+            && out.stderr.contains(
+                "(the peer had closed the connection: what was sent from then on did not arrive)"
+            ),
+        "{}",
+        out.stderr
+    );
+}
+
 /// A listener whose soft open-file limit is below what `--max-conns`
 /// needs raises it within the hard limit: with the usual 1,024, the
 /// default 1,024 connections could never be held, `accept` failed
