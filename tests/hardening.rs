@@ -1188,35 +1188,59 @@ fn too_few_open_files_is_refused_naming_the_limit() {
     }
 }
 
+/// `msg send --tcp` to a bare listener of the test's own, with `args`
+/// after the address and stdin's lines `first` (none: stdin closed); once
+/// `serve` has had the connection and 100 ms have passed, `then` follows
+/// on stdin. How the send ended.
+fn send_to_a_peer_that(
+    args: &[&str],
+    lines: Option<(&[u8], &[u8])>,
+    serve: impl FnOnce(TcpStream),
+) -> support::Finished {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let mut cmd = support::msg();
+    cmd.args(["send", "--tcp", &addr]).args(args);
+    let (client, stdin) = match lines {
+        Some((first, _)) => {
+            let (client, stdin) = Running::spawn_held(cmd, first);
+            (client, Some(stdin))
+        }
+        None => (Running::spawn(cmd, None), None),
+    };
+    let (stream, _) = server.accept().unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    serve(stream);
+    if let (Some(mut stdin), Some((_, then))) = (stdin, lines) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        stdin.write_all(then).unwrap();
+    }
+    client.finish()
+}
+
+/// Asserts that `out` is exit 1 with each of `words` on stderr.
+fn assert_failed_saying(out: &support::Finished, words: &[&str]) {
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    for said in words {
+        assert!(out.stderr.contains(said), "{said}: {}", out.stderr);
+    }
+}
+
+/// What `msg send` says of a connection its listener reset.
+const RESET: &str =
+    "the connection was reset: the peer had closed it, and what was sent last may not have arrived";
+
 /// A message written to a listener that had already gone is lost: the
 /// listener's side resets the connection, and a read sees only its close.
 /// `msg send` exited 0 (audit, round eight); the reset the kernel holds
 /// for the socket now fails it, naming what may be lost.
 #[test]
 fn a_last_message_to_a_listener_gone_fails_the_send() {
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = server.local_addr().unwrap().to_string();
-    let mut cmd = support::msg();
-    cmd.args(["send", "--tcp", &addr]);
-    let (client, mut stdin) = Running::spawn_held(cmd, b"first\n");
-    let (mut stream, _) = server.accept().unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    support::read_frame(&mut stream).unwrap();
-    // Closed with nothing unread: a plain close, then gone.
-    drop(stream);
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    stdin.write_all(b"last\n").unwrap();
-    drop(stdin);
-    let out = client.finish();
-    assert_eq!(out.code(), Some(1), "{}", out.stderr);
-    assert!(
-        out.stderr.contains(
-            "the connection was reset: the peer had closed it, and what was sent last may not \
-             have arrived"
-        ),
-        "{}",
-        out.stderr
-    );
+    let out = send_to_a_peer_that(&[], Some((b"first\n", b"last\n")), |mut stream| {
+        support::read_frame(&mut stream).unwrap();
+        // Closed with nothing unread: a plain close, then gone.
+    });
+    assert_failed_saying(&out, &[RESET]);
 }
 
 /// A listener that closes with messages unread resets the connection,
@@ -1225,58 +1249,31 @@ fn a_last_message_to_a_listener_gone_fails_the_send() {
 /// twelve: the README's words came only when the read saw a clean close).
 #[test]
 fn a_listener_that_closes_with_messages_unread_fails_the_send_in_words() {
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = server.local_addr().unwrap().to_string();
-    let mut cmd = support::msg();
-    cmd.args(["send", "--tcp", &addr, "a", "b", "c"]);
-    let client = Running::spawn(cmd, None);
-    let (stream, _) = server.accept().unwrap();
-    // Every message in, none read: the close resets the connection.
-    let deadline = std::time::Instant::now() + DEADLINE;
-    let mut peek = [0; 256];
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    while stream.peek(&mut peek).unwrap() < 3 * 29 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    drop(stream);
-    let out = client.finish();
-    assert_eq!(out.code(), Some(1), "{}", out.stderr);
-    assert!(
-        out.stderr.contains(
-            "the connection was reset: the peer had closed it, and what was sent last may not \
-             have arrived"
-        ),
-        "{}",
-        out.stderr
-    );
+    let out = send_to_a_peer_that(&["a", "b", "c"], None, |stream| {
+        // Every message in (a frame is 29 bytes or more), none read: the
+        // close resets the connection.
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while stream.peek(&mut [0; 256]).unwrap() < 3 * 29 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    });
+    assert_failed_saying(&out, &[RESET]);
 }
 
 /// A message written after the listener's reset is not sent, and the
 /// failure says why (audit, round twelve: a bare `Broken pipe`).
 #[test]
 fn a_message_written_after_the_listeners_reset_says_the_peer_had_closed() {
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = server.local_addr().unwrap().to_string();
-    let mut cmd = support::msg();
-    cmd.args(["send", "--tcp", &addr]);
-    let (client, mut stdin) = Running::spawn_held(cmd, b"first\n");
-    let (stream, _) = server.accept().unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    // The first message in and unread: the close resets the connection.
-    stream.peek(&mut [0; 8]).unwrap();
-    drop(stream);
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    stdin.write_all(b"second\n").unwrap();
-    drop(stdin);
-    let out = client.finish();
-    assert_eq!(out.code(), Some(1), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("cannot send message 2")
-            && out.stderr.contains(
-                "(the peer had closed the connection: what was sent from then on did not arrive)"
-            ),
-        "{}",
-        out.stderr
+    let out = send_to_a_peer_that(&[], Some((b"first\n", b"second\n")), |stream| {
+        // The first message in and unread: the close resets the connection.
+        stream.peek(&mut [0; 8]).unwrap();
+    });
+    assert_failed_saying(
+        &out,
+        &[
+            "cannot send message 2",
+            "(the peer had closed the connection: what was sent from then on did not arrive)",
+        ],
     );
 }
 
