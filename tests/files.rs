@@ -410,6 +410,32 @@ fn names_of_the_listeners_own_files_and_names_that_hide_are_refused() {
     assert!(listing(&to).is_empty(), "{:?}", listing(&to));
 }
 
+/// A local file whose name every receiver refuses is refused before it
+/// goes, its path said once (audit, round twelve: `cannot send P: cannot
+/// send P: refused file name ...`).
+#[test]
+fn a_file_whose_name_receivers_refuse_is_refused_by_the_sender_saying_so_once() {
+    let from = fresh_dir("from");
+    let to = fresh_dir("to");
+    let path = write_file(&from, ".msg-partial-x", b"x");
+    let listener = save_dir_listener(&to, &[]);
+    let out = send_file(&listener, &path, &[]);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    let said = format!(
+        "msg: cannot send {}: refused file name \".msg-partial-x\": it begins with \
+         \".msg-partial-\"",
+        path.display()
+    );
+    assert!(out.stderr.contains(&said), "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("cannot send").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(listing(&to).is_empty(), "{:?}", listing(&to));
+}
+
 #[test]
 fn an_existing_file_is_kept_unless_overwrite() {
     let from = fresh_dir("from");

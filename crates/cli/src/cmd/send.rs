@@ -309,7 +309,12 @@ async fn send_file(
             "reason": reason,
         }));
     }
-    let sent = sent.with_context(|| format!("cannot send {}", path_text(path)))?;
+    let sent = match sent {
+        // Its own words name the path: said once, not twice (audit, round
+        // twelve).
+        Err(err @ msg_net::Error::File(FileError::Name { .. })) => return Err(err.into()),
+        sent => sent.with_context(|| format!("cannot send {}", path_text(path)))?,
+    };
     if args.json {
         json_line(&sent.json(&path_text(path), args.resume));
     }
