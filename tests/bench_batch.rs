@@ -339,16 +339,25 @@ fn msg_listen_batch_takes_a_batched_stream_many_per_call() {
         }
     }
     // Elsewhere than framed UDP, refused.
-    for args in [
-        &["listen", "--tcp", "--batch", "8"][..],
-        &["listen", "--udp", "--raw", "--batch", "8"],
-        &["listen", "--tcp", "--io", "blocking", "--batch", "8"],
-        &["listen", "--udp", "--batch", "65"],
+    let no_batched_receive = "--batch receives UDP datagrams many per call (recvmmsg): use it \
+                              with --udp; --tcp has no batched receive";
+    for (args, why) in [
+        (&["listen", "--tcp", "--batch", "8"][..], no_batched_receive),
+        (
+            &["listen", "--udp", "--raw", "--batch", "8"],
+            "--batch receives msg's framed datagrams many per call, and --raw takes each \
+             datagram as it is: leave out --raw or --batch",
+        ),
+        (
+            &["listen", "--tcp", "--io", "blocking", "--batch", "8"],
+            no_batched_receive,
+        ),
+        (&["listen", "--udp", "--batch", "65"], "--batch"),
     ] {
         let finished = run(args, None);
         assert_eq!(finished.code(), Some(2), "{args:?}: {}", finished.stderr);
         assert!(
-            finished.stderr.contains("--batch"),
+            finished.stderr.contains(why),
             "{args:?}: {}",
             finished.stderr
         );

@@ -273,9 +273,27 @@ pub(crate) enum SummaryArg {
     None,
 }
 
-/// Why `--batch` is refused over a transport that does not batch.
-const BATCH_NEEDS_UDP: &str = "--batch receives UDP datagrams many per call: use it with framed \
-                               --udp (a TCP read already takes whatever the stream holds)";
+/// `--batch` refused where there is nothing it batches, said for what was
+/// given (audit, round twelve: `--udp --raw` was told of TCP's reads).
+fn check_batch(args: &ListenArgs) -> anyhow::Result<()> {
+    if args.batch.is_none() {
+        return Ok(());
+    }
+    if !args.transport.transport().caps().batches {
+        return Err(usage(format!(
+            "--batch receives UDP datagrams many per call (recvmmsg): use it with --udp; {} has \
+             no batched receive",
+            args.transport.flag()
+        )));
+    }
+    if args.raw {
+        return Err(usage(
+            "--batch receives msg's framed datagrams many per call, and --raw takes each \
+             datagram as it is: leave out --raw or --batch",
+        ));
+    }
+    Ok(())
+}
 
 /// What each peer may cost the listener.
 #[derive(Debug, Args)]
@@ -528,9 +546,7 @@ pub(crate) async fn run(
     } else {
         None
     };
-    if args.batch.is_some() && (!caps.batches || args.raw) {
-        return Err(usage(BATCH_NEEDS_UDP));
-    }
+    check_batch(&args)?;
     let addr = transport.listen_addr(&args.addr()?).await?;
     let tls = args
         .tls

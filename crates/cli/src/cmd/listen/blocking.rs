@@ -33,9 +33,7 @@ pub(crate) enum ListenIo {
 /// Refuses what the blocking engine does not serve: raw mode, files and
 /// commands.
 fn check(args: &ListenArgs) -> anyhow::Result<()> {
-    if args.batch.is_some() && !args.transport.transport().caps().batches {
-        return Err(usage(super::BATCH_NEEDS_UDP));
-    }
+    super::check_batch(args)?;
     for (asked, what) in [
         (args.raw, "--raw"),
         (args.save_dir.is_some(), "--save-dir"),
