@@ -107,9 +107,15 @@ impl TreeSent {
     #[must_use]
     pub fn line(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
+        // No file to vouch for when none went (audit, round twelve: a
+        // folder whose every entry was refused was "each verified").
+        let verified = if self.files > 0 {
+            ", each verified by the receiver"
+        } else {
+            ""
+        };
         format!(
-            "sent {}: {}, {}, {} in {secs:.2} s ({:.1} MB/s), each verified by the receiver; {} \
-             refused, {} skipped",
+            "sent {}: {}, {}, {} in {secs:.2} s ({:.1} MB/s){verified}; {} refused, {} skipped",
             self.name,
             count(self.files, "file"),
             count(self.folders, "folder"),
@@ -125,6 +131,30 @@ impl TreeSent {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_folder_with_no_file_sent_vouches_for_none() {
+        let mut sent = TreeSent {
+            name: "nm".to_owned(),
+            files: 0,
+            folders: 0,
+            bytes: 0,
+            refused: 2,
+            skipped: 1,
+            elapsed: Duration::from_millis(10),
+        };
+        assert_eq!(
+            sent.line(),
+            "sent nm: 0 files, 0 folders, 0 bytes in 0.01 s (0.0 MB/s); 2 refused, 1 skipped"
+        );
+        sent.files = 1;
+        assert!(
+            sent.line()
+                .contains("(0.0 MB/s), each verified by the receiver; 2 refused"),
+            "{}",
+            sent.line()
+        );
+    }
 
     #[test]
     fn a_resumed_file_says_what_went_in_its_line_and_its_json() {
