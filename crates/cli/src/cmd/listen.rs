@@ -161,14 +161,17 @@ pub(crate) struct ListenArgs {
 /// What only a Unix socket's listener has.
 #[derive(Debug, Args)]
 pub(crate) struct UnixArgs {
-    /// With --unix or --seqpacket, the socket file's mode in octal, which
-    /// decides who may connect [default: 600, its owner only]
+    /// With --unix, --unix-dgram or --seqpacket, the socket file's mode in
+    /// octal, which decides who may connect or send [default: 600, its
+    /// owner only]
     #[arg(long, value_name = "MODE", value_parser = msg_net::limits::parse_socket_mode)]
     pub(crate) socket_mode: Option<u32>,
 
-    /// With --unix or --seqpacket, serve only processes of this user id, as the kernel
-    /// says who connected (SO_PEERCRED); others are told so and closed.
-    /// Repeat, or list with commas, for several
+    /// With --unix, --unix-dgram or --seqpacket, serve only processes of
+    /// this user id, as the kernel says who connected (SO_PEERCRED) or
+    /// sent each datagram (SO_PASSCRED); others are told so and closed,
+    /// and their datagrams dropped unread. Repeat, or list with commas, for
+    /// several
     #[arg(long, value_name = "UID", value_delimiter = ',')]
     pub(crate) allow_uid: Vec<u32>,
 }
@@ -215,15 +218,8 @@ impl ListenArgs {
         let unix_only = self.unix.socket_mode.is_some() || !self.unix.allow_uid.is_empty();
         if unix_only && transport.is_inet() {
             return Err(usage(
-                "--socket-mode and --allow-uid are for --unix and --seqpacket listeners",
-            ));
-        }
-        // The kernel says who connected (SO_PEERCRED); a datagram's
-        // sender has no connection to ask about.
-        if !self.unix.allow_uid.is_empty() && !transport.caps().connections {
-            return Err(usage(
-                "--allow-uid checks who connected, and a Unix datagram has no connection: \
-                 use --unix or --seqpacket, or the socket file's mode (--socket-mode)",
+                "--socket-mode and --allow-uid are for Unix socket listeners (--unix, \
+                 --unix-dgram, --seqpacket)",
             ));
         }
         match &self.addr {
@@ -592,6 +588,8 @@ pub(crate) async fn run(
         busy_poll: args.busy_poll,
         udp_batch: args.batch.map_or(0, usize::from),
         allow_uids: args.unix.allow_uid.clone(),
+        // Who sent each Unix datagram, for the log and --json.
+        senders: true,
         tls,
     };
     // The signal that stopped us, and whether a file was arriving then.

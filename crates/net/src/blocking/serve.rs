@@ -65,7 +65,12 @@ pub fn serve(
             let answer = answer.as_ref().unwrap_or(socket);
             super::udp::serve_udp(socket, answer, config, events, stop)
         }
-        Bound::UnixDatagram(socket) => super::udp::serve_datagrams(socket, config, events, stop),
+        Bound::UnixDatagram(socket) => {
+            if config.asks_senders() {
+                socket.ask_senders(&config.allow_uids)?;
+            }
+            super::udp::serve_datagrams(socket, config, events, stop)
+        }
         Bound::Stream(streams) => serve_streams(streams, listener.tcp, config, events, stop),
     }
 }

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use super::unix_peer::{
-    UNIX_RECV_LEN, UnixAddr, answer_dropped, max_datagram, recv_whole, send_answer, too_large,
+    Senders, UNIX_RECV_LEN, UnixAddr, answer_dropped, max_datagram, recv_whole, send_answer,
+    too_large,
 };
 use super::*;
 
@@ -36,6 +37,8 @@ pub(crate) struct UnixDgram {
     max_payload: usize,
     /// How long a client's send waits for room in the listener's queue.
     send_timeout: Option<Duration>,
+    /// A listener's: who sent each datagram, and whom it takes them from.
+    senders: Option<Senders>,
 }
 
 impl UnixDgram {
@@ -52,7 +55,23 @@ impl UnixDgram {
             framing: Framing::default(),
             max_payload,
             send_timeout: None,
+            senders: None,
         })
+    }
+
+    /// Asks the kernel who sends each datagram from now on (the peers'
+    /// pid, uid and gid then come with their addresses), and drops those
+    /// of users not among `allow_uids` (if it names any) unread.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, setting `SO_PASSCRED`.
+    pub(crate) fn ask_senders(&mut self, allow_uids: &[u32]) -> io::Result<()> {
+        self.senders = Some(Senders::ask(
+            &SockRef::from(self.socket.get_ref()),
+            allow_uids,
+        )?);
+        Ok(())
     }
 
     /// Binds `path` for a listener, its file made as a Unix stream
@@ -80,7 +99,7 @@ impl UnixDgram {
         socket.bind(&SockAddr::unix("")?)?;
         let peer = path.sock_addr()?;
         socket.connect(&peer)?;
-        Self::new(socket, None, Some(UnixAddr(peer)))
+        Self::new(socket, None, Some(UnixAddr::of(peer)))
     }
 
     /// Another handle on the same socket, with the same keys, for a second
@@ -104,7 +123,7 @@ impl UnixDgram {
 
     /// Where it is bound, as a peer's address.
     pub(crate) fn local_addr(&self) -> io::Result<PeerAddr> {
-        Ok(UnixAddr(SockRef::from(self.socket.get_ref()).local_addr()?).into())
+        Ok(UnixAddr::of(SockRef::from(self.socket.get_ref()).local_addr()?).into())
     }
 
     fn check(&self, len: usize, overhead: Overhead) -> Result<(), msg_udp::Error> {
@@ -168,11 +187,14 @@ impl UnixDgram {
         self.recv_buf.reserve(UNIX_RECV_LEN);
         loop {
             let buf = &mut self.recv_buf;
+            let senders = self.senders.as_ref();
             let got = self
                 .socket
                 .recv_with(|socket| {
-                    msg_udp::recv_into(buf, |spare| recv_whole(&SockRef::from(socket), spare, 0))
-                        .map(|(_, got)| got)
+                    msg_udp::recv_into(buf, |spare| {
+                        recv_whole(&SockRef::from(socket), spare, 0, senders)
+                    })
+                    .map(|(_, got)| got)
                 })
                 .await;
             match got {
@@ -181,9 +203,12 @@ impl UnixDgram {
                 // cut short.
                 Ok((len, from)) if len > UNIX_RECV_LEN => {
                     self.recv_buf.clear();
-                    too_large(len, &UnixAddr(from));
+                    too_large(len, &from);
                 }
-                Ok((_, from)) => return Ok(UnixAddr(from)),
+                Ok((_, from)) if senders.is_some_and(|senders| !senders.admit(&from)) => {
+                    self.recv_buf.clear();
+                }
+                Ok((_, from)) => return Ok(from),
                 Err(err) => return Err(Error::UnixRecv(err)),
             }
         }
@@ -412,6 +437,28 @@ mod tests {
             panic!("a statistics ping goes to the serve loop")
         };
         assert_eq!(msg, stats);
+    }
+
+    /// Asked, the kernel says who sent each datagram; a user not allowed
+    /// has its datagrams dropped unread, and the next one is taken.
+    #[tokio::test]
+    async fn a_listener_that_asks_knows_each_sender_and_drops_the_refused() {
+        let (mut server, mut client) = listener_and_client("senders");
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        server.ask_senders(&[]).unwrap();
+        client.send_raw(b"first").await.unwrap();
+        let got = tokio::time::timeout(WAIT, Datagrams::recv_raw_from(&mut server));
+        let (bytes, peer) = got.await.unwrap().unwrap();
+        assert_eq!(&bytes[..], b"first");
+        let cred = peer.1.expect("the sender's credentials");
+        assert_eq!(cred.uid, me);
+        assert_eq!(cred.pid, Some(std::process::id() as i32));
+
+        server.ask_senders(&[me.wrapping_add(1)]).unwrap();
+        client.send_raw(b"refused").await.unwrap();
+        let got = tokio::time::timeout(Duration::from_millis(200), server.recv_raw_from());
+        assert!(got.await.is_err(), "a refused user's datagram was taken");
     }
 
     /// With a secret a tag covers each header, so a plain ping is not

@@ -2,7 +2,7 @@
 //! [`UnixDgram`]'s limits and framing on std's blocking calls.
 
 use super::unix_peer::{
-    UNIX_RECV_LEN, answer_dropped, max_datagram, recv_whole, send_answer, too_large,
+    Senders, UNIX_RECV_LEN, answer_dropped, max_datagram, recv_whole, send_answer, too_large,
 };
 use super::*;
 
@@ -14,6 +14,9 @@ pub(crate) struct UnixStd {
     _file: Option<SocketFile>,
     pub(crate) socket: Socket,
     max_payload: usize,
+    /// A listener's, once its serve loop asks: as [`UnixDgram`]'s. Set
+    /// through a shared reference, as the blocking engine serves one.
+    senders: std::sync::OnceLock<Senders>,
 }
 
 impl UnixStd {
@@ -24,6 +27,7 @@ impl UnixStd {
             max_payload: max_datagram(&socket)?,
             _file: file,
             socket,
+            senders: std::sync::OnceLock::new(),
         })
     }
 
@@ -37,17 +41,31 @@ impl UnixStd {
             max_payload: max_datagram(&socket)?,
             _file: None,
             socket,
+            senders: std::sync::OnceLock::new(),
         })
+    }
+
+    /// As [`UnixDgram::ask_senders`]; only the first call's `allow_uids`
+    /// hold.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's, setting `SO_PASSCRED`.
+    pub(crate) fn ask_senders(&self, allow_uids: &[u32]) -> io::Result<()> {
+        let senders = Senders::ask(&SockRef::from(&self.socket), allow_uids)?;
+        // A second ask finds the first in place, which asked the same.
+        let _ = self.senders.set(senders);
+        Ok(())
     }
 
     /// Where it is bound, as a peer's address.
     pub(crate) fn local_addr(&self) -> io::Result<PeerAddr> {
-        Ok(UnixAddr(self.socket.local_addr()?).into())
+        Ok(UnixAddr::of(self.socket.local_addr()?).into())
     }
 
     /// Where it is connected (a client's: its listener).
     pub(crate) fn peer_addr(&self) -> io::Result<UnixAddr> {
-        Ok(UnixAddr(self.socket.peer_addr()?))
+        Ok(UnixAddr::of(self.socket.peer_addr()?))
     }
 
     /// Encodes `msg` into `buf` within this socket's limit and sends it,
@@ -116,10 +134,17 @@ impl UnixStd {
     /// `sync::recv_datagram` leaves one), and its sender; a datagram larger
     /// than [`UNIX_RECV_LEN`] is dropped, as [`UnixDgram`] drops it.
     pub(crate) fn recv(&self, buf: &mut BytesMut, flags: i32) -> io::Result<UnixAddr> {
-        whole_datagram(buf, |spare| {
-            let (_, (len, from)) = recv_whole(&SockRef::from(&self.socket), spare, flags)?;
-            Ok((len, UnixAddr(from)))
-        })
+        let senders = self.senders.get();
+        loop {
+            let from = whole_datagram(buf, |spare| {
+                let (_, got) = recv_whole(&SockRef::from(&self.socket), spare, flags, senders)?;
+                Ok(got)
+            })?;
+            // One refused is dropped unread, and the next waited for.
+            if senders.is_none_or(|senders| senders.admit(&from)) {
+                return Ok(from);
+            }
+        }
     }
 
     /// As [`UnixStd::recv`], on a connected socket (a client's), whose

@@ -51,6 +51,13 @@ pub struct ServeConfig {
     /// empty: every user the socket file's mode lets connect. A peer
     /// whose uid is not known is refused too.
     pub allow_uids: Vec<u32>,
+    /// Over a Unix datagram socket, ask the kernel who sent each datagram
+    /// (`SO_PASSCRED`, a control message with each): the sender's pid, uid
+    /// and gid then come with its address, as a Unix stream's peer's do.
+    /// Asked whenever [`ServeConfig::allow_uids`] names a user, which over
+    /// a datagram socket refuses each datagram of another user, dropped
+    /// unread (there is no connection to refuse).
+    pub senders: bool,
     /// Over a stream, TLS: each connection's TLS handshake first (within
     /// its timeout, and sharing [`Limits::max_handshakes`] with the
     /// secret's), and everything after it inside the session.
@@ -89,6 +96,11 @@ impl ServeConfig {
             Some(explain) => warn!(%peer, suppressed, "dropped connection: {}", explain(err)),
             None => warn!(%peer, suppressed, "dropped connection: {}", Chain(err)),
         });
+    }
+
+    /// Whether a Unix datagram socket asks who sent each datagram.
+    pub(crate) fn asks_senders(&self) -> bool {
+        self.senders || !self.allow_uids.is_empty()
     }
 
     /// The refusal of `peer` by [`ServeConfig::allow_uids`], if it is

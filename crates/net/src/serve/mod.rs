@@ -74,10 +74,16 @@ pub async fn serve(
                     datagram::serve(socket, &config, events).await
                 }
             }
-            Bound::UnixDatagram(socket) if config.raw => {
+            Bound::UnixDatagram(mut socket) if config.raw => {
+                if config.asks_senders() {
+                    socket.ask_senders(&config.allow_uids)?;
+                }
                 raw::serve_udp(socket, config.reply, events).await
             }
             Bound::UnixDatagram(mut socket) => {
+                if config.asks_senders() {
+                    socket.ask_senders(&config.allow_uids)?;
+                }
                 if let Some(auth) = &config.auth {
                     Datagrams::authenticate(
                         &mut socket,

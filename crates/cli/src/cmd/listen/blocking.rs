@@ -75,6 +75,8 @@ pub(super) async fn run(
         busy_poll: args.busy_poll,
         udp_batch: args.batch.map_or(0, usize::from),
         allow_uids: args.unix.allow_uid.clone(),
+        // Who sent each Unix datagram, for the log and --json.
+        senders: true,
         explain: Some(crate::hint::chain_of),
         ..ServeConfig::default()
     };
