@@ -1187,7 +1187,11 @@ fn out_of_file_descriptors_the_sender_is_told_so_and_a_folder_refused_whole_is_r
         }
     }
     assert!(files_refused > 0 && folders_refused > 0 && subfolders_refused > 0);
-    assert!(!listener.process.stderr_contains("dropped connection"));
+    // What the listener said, if it dropped one (seen once, on a loaded
+    // machine, with nothing to say which connection or why).
+    if listener.process.stderr_contains("dropped connection") {
+        panic!("dropped connection: {}", listener.finish().stderr);
+    }
 }
 
 /// A hand-made receiver for one file: it takes the file whole, checks its

@@ -11,7 +11,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{Running, fresh_path, msg, run, secret_arg, skip};
+use support::{Running, fresh_path, msg, run, secret_arg};
 
 /// A socket path of this test's own, in a directory it removes.
 struct Dir(PathBuf);
@@ -48,24 +48,13 @@ fn listen_on(transport: &str, path: &str, args: &[&str]) -> Running {
     process
 }
 
-/// `msg ARGS` as the user nobody (setpriv), with `dir` opened to others;
-/// `None`, said on stderr, where this test cannot run one (not root, no
-/// setpriv).
+/// `msg ARGS` as the user nobody (support's `as_nobody`), with `dir`
+/// opened to others; `None`, said on stderr, where this test cannot run
+/// one.
 fn msg_as_nobody(dir: &Dir, args: &[&str]) -> Option<Command> {
-    if !nix::unistd::Uid::effective().is_root() {
-        skip("running a client as another user needs root (setpriv)");
-        return None;
-    }
-    if Command::new("setpriv").arg("--version").output().is_err() {
-        skip("setpriv is not installed (util-linux)");
-        return None;
-    }
+    let mut nobody = support::as_nobody()?;
     std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut nobody = Command::new("setpriv");
-    nobody
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_msg"))
-        .args(args);
+    nobody.arg(env!("CARGO_BIN_EXE_msg")).args(args);
     Some(nobody)
 }
 
