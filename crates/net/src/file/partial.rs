@@ -37,7 +37,7 @@ impl Partial {
 
     /// Tells the sender where to start: ready, or (kept) an offer first.
     pub(super) async fn start<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
+        &mut self,
         conn: &mut Connection<S>,
         header: &FileHeader,
         idle: Duration,

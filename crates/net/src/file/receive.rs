@@ -28,7 +28,7 @@ pub(crate) async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     let idle = save.map_or(IDLE_TIMEOUT, |save| save.idle);
     let Prepared {
         header,
-        partial,
+        mut partial,
         overwrite,
     } = match prepare(header, save, &peer) {
         Ok(prepared) => prepared,

@@ -117,8 +117,12 @@ impl Kept {
         header: &FileHeader,
         sender: &PeerAddr,
     ) -> Result<Self, String> {
+        Self::open_named(dir, kept_name(header, &sender_of(sender)))
+    }
+
+    /// As [`Kept::open`], under its `name`.
+    fn open_named(dir: Arc<OwnedFd>, name: String) -> Result<Self, String> {
         let cannot = |err: Errno| format!("cannot keep a partial file: {}", io::Error::from(err));
-        let name = kept_name(header, &sender_of(sender));
         // No link followed out of the directory, and no FIFO planted under
         // the name left to block the open.
         let flags =
@@ -158,8 +162,47 @@ impl Kept {
 
     /// Locks it for this transfer, waiting up to [`LOCK_WAIT`] for
     /// another one to let go (one just cut off may still be writing what
-    /// it had); the reason to give the sender otherwise.
-    async fn lock(&self, name: &str) -> Result<(), String> {
+    /// it had), and makes sure it is still the partial file once locked;
+    /// the reason to give the sender otherwise.
+    ///
+    /// # Why the name is looked at again
+    ///
+    /// The file was opened before the wait, by its name. The transfer that
+    /// held it meanwhile may have finished: renamed it into place as the
+    /// file it saved, or removed it. Locked then, that is no partial file
+    /// any more, and writing it rewrote a saved, verified file in place,
+    /// unverified and without `--overwrite`, and offered its hash to
+    /// another sender (audit, round fourteen). So the name must still
+    /// name this very file; if not, the partial file is opened again (a
+    /// new one, or another transfer's, waited for in turn), a few times at
+    /// most.
+    async fn lock(&mut self, name: &str) -> Result<(), String> {
+        for _ in 0..3 {
+            self.lock_opened(name).await?;
+            if self.still_named()? {
+                return Ok(());
+            }
+            *self = Self::open_named(Arc::clone(&self.dir), self.name.clone())?;
+        }
+        Err(crate::refusal::RESUME_BUSY.format(name))
+    }
+
+    /// Whether the partial file's name still names the file this holds,
+    /// its only name.
+    fn still_named(&self) -> Result<bool, String> {
+        let cannot = |err: Errno| format!("cannot keep a partial file: {}", io::Error::from(err));
+        let held = rustix::fs::fstat(&self.file).map_err(cannot)?;
+        match rustix::fs::statat(&*self.dir, self.name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(named) => Ok(named.st_dev == held.st_dev
+                && named.st_ino == held.st_ino
+                && held.st_nlink == 1),
+            Err(Errno::NOENT) => Ok(false),
+            Err(err) => Err(cannot(err)),
+        }
+    }
+
+    /// [`Kept::lock`]'s wait for the file it opened.
+    async fn lock_opened(&self, name: &str) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + LOCK_WAIT;
         loop {
             match rustix::fs::flock(&self.file, FlockOperation::NonBlockingLockExclusive) {
@@ -220,7 +263,7 @@ impl Kept {
 /// writer), else after what it holds, its hash under way.
 pub(super) async fn negotiate<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
-    kept: &Kept,
+    kept: &mut Kept,
     header: &FileHeader,
     idle: Duration,
 ) -> Result<Start, Failure> {
@@ -383,7 +426,7 @@ mod tests {
     async fn a_partial_file_is_locked_while_in_use_and_never_a_link() {
         let dir = tempfile::tempdir().unwrap();
         let h = header("f", 10);
-        let kept = Kept::open(opened(dir.path()), &h, &peer("127.0.0.1:1")).unwrap();
+        let mut kept = Kept::open(opened(dir.path()), &h, &peer("127.0.0.1:1")).unwrap();
         let name = kept_name(&h, LOCAL);
         let path = dir.path().join(&name);
         let locked = || in_use(opened(dir.path()).as_fd(), &name);
@@ -421,6 +464,30 @@ mod tests {
                 .ends_with("is not one")
         );
         assert_eq!(fs::read(&outside).unwrap(), b"keep");
+    }
+
+    /// Audit, round fourteen: a transfer that waited for the lock while
+    /// the one before it finished took its lock on the file that one had
+    /// just saved, and rewrote it in place. It now starts a new partial
+    /// file, whose saving then finds the saved file in its way.
+    #[tokio::test]
+    async fn a_partial_file_saved_while_another_transfer_waited_is_left_alone() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let h = header("f", 10);
+        let mut first = Kept::open(opened(dir.path()), &h, &peer("127.0.0.1:1")).unwrap();
+        first.lock("f").await.unwrap();
+        first.file().write_all(b"verified!!").unwrap();
+        let mut second = Kept::open(opened(dir.path()), &h, &peer("127.0.0.1:2")).unwrap();
+        let waiting = tokio::spawn(async move { second.lock("f").await.map(|()| second) });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        first.persist("f", false).unwrap();
+        let second = waiting.await.unwrap().unwrap();
+        assert_eq!(second.file().metadata().unwrap().len(), 0);
+        second.file().write_all(b"other").unwrap();
+        let refused = second.persist("f", false).unwrap_err();
+        assert!(refused.contains("exists"), "{refused}");
+        assert_eq!(fs::read(dir.path().join("f")).unwrap(), b"verified!!");
     }
 
     /// Audit, round four: another user who may write to the save
