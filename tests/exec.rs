@@ -669,6 +669,51 @@ fn stopping_the_listener_kills_every_command() {
     }
 }
 
+/// A descriptor the listener inherited without close-on-exec (here its
+/// stderr again, at 9) is not passed on to commands (audit, round
+/// fourteen: `ls /proc/self/fd` listed it).
+#[cfg(target_os = "linux")]
+#[test]
+fn commands_get_no_descriptor_the_listener_inherited() {
+    use std::os::unix::process::CommandExt;
+    let secret = support::secret_file(b"exec test secret\n", 0o600)
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut cmd = msg();
+    cmd.args(["listen", "--tcp", "-v", "127.0.0.1:0", "--exec"])
+        .args(["--secret-file", &secret]);
+    // SAFETY: dup2 is async-signal-safe, and touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::dup2(2, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let listener = ExecListener {
+        listener: Listener::start_command(cmd),
+        secret,
+    };
+    let pid = listener.listener.process.pid();
+    // The listener has it: the test would prove nothing otherwise.
+    assert!(std::fs::read_link(format!("/proc/{pid}/fd/9")).is_ok());
+    let out = listener.exec(&["readlink", "/proc/self/fd/9"], None);
+    assert_eq!(out.code(), Some(1), "{}: {}", out.stdout, out.stderr);
+    assert_eq!(out.stdout, "", "{}", out.stderr);
+    // A program that is not there is still said so: the report of a
+    // failed exec was not closed with the rest.
+    let out = listener.exec(&["no-such-program-msg-test"], None);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("cannot run no-such-program-msg-test: No such file or directory"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// Issue 19, finding 14: commands inherited the listener's environment
 /// (`msg exec -- env` printed MSG_SECRET) and its working directory. Now
 /// they get PATH, HOME, USER, LOGNAME and LANG, and what `--exec-env`

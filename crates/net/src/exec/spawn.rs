@@ -44,15 +44,29 @@ pub(super) fn spawn(
     // `ulimit -f` it is killed by the signal, not told EFBIG (audit,
     // round seven). Likewise the open-file limit, which the listener
     // raised for its connections (`open_files`).
+    //
+    // And no descriptor of the listener's beyond 0, 1 and 2: msg opens
+    // its own close-on-exec, but whatever the listener inherited without
+    // it from where it was started (a pipe, a file) reached every command
+    // (audit, round fourteen). They are marked close-on-exec here, not
+    // closed: the standard library's pipe that reports a failed exec back
+    // is among them and must last until the exec (Linux 5.11 and later;
+    // on an older kernel the call fails and they stay as they were).
     #[cfg(target_os = "linux")]
     let found = crate::open_files::inherited();
     #[cfg(target_os = "linux")]
-    // SAFETY: between fork and exec the closure makes three system calls
-    // (prctl, sigaction, setrlimit), all async-signal-safe, and touches no
-    // memory of the parent's that another thread could hold a lock on (the
-    // limit was copied into the closure before the fork).
+    // SAFETY: between fork and exec the closure makes four system calls
+    // (prctl, sigaction, setrlimit, close_range), all async-signal-safe,
+    // and touches no memory of the parent's that another thread could hold
+    // a lock on (the limit was copied into the closure before the fork).
     unsafe {
         process.pre_exec(move || {
+            let _ = libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
             let _ = rustix::thread::disable_transparent_huge_pages(false);
             let _ = nix::sys::signal::signal(
                 nix::sys::signal::Signal::SIGXFSZ,
