@@ -11,12 +11,20 @@
 //!   that a peer that trickles a byte a second (slowloris) cannot hold the
 //!   connection for ever. A frame's first bytes are noticed when a wait
 //!   runs out with them buffered, not when they arrive (that would take a
-//!   clock reading per read): a slow frame is dropped between one and two
-//!   frame timeouts after it began.
+//!   clock reading per read), so a wait with no frame in progress lasts a
+//!   tenth of the frame timeout at most ([`NOTICE`]): a slow frame is
+//!   dropped between one and 1.1 frame timeouts after it began. (Waits of
+//!   a whole frame timeout let it run to two, where the log said "within"
+//!   one: audit, round fourteen.)
 
 use std::time::{Duration, Instant};
 
 use crate::Limits;
+
+/// A wait with no frame in progress lasts at most the frame timeout over
+/// this, so that a frame's first bytes are noticed that soon after they
+/// came: a wake-up of an idle connection every 3 s at the default 30 s.
+const NOTICE: u32 = 10;
 
 /// Which limit ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +74,7 @@ impl Deadlines {
     pub(crate) fn next_wait(&self, now: Instant) -> Duration {
         let frame = match self.partial_since {
             Some(since) => (since + self.frame).saturating_duration_since(now),
-            None => self.frame,
+            None => self.frame / NOTICE,
         };
         let idle = self
             .idle
@@ -119,7 +127,7 @@ mod tests {
     #[test]
     fn a_quiet_peer_is_idle_at_the_idle_timeout_and_not_before() {
         let t0 = Instant::now();
-        let mut deadlines = Deadlines::new(&limits(Some(5), 30), t0);
+        let mut deadlines = Deadlines::new(&limits(Some(5), 60), t0);
         assert_eq!(deadlines.next_wait(t0), Duration::from_secs(5));
         let s = Duration::from_secs;
         assert_eq!(deadlines.on_wait_over(t0 + s(4), 0), Ok(()));
@@ -138,13 +146,17 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let mut deadlines = Deadlines::new(&limits(None, 30), t0);
-        assert_eq!(deadlines.next_wait(t0), s(30));
+        // With nothing in progress, a wait of a tenth of the timeout: a
+        // frame begun in it is noticed at its end.
+        assert_eq!(deadlines.next_wait(t0), s(3));
+        assert_eq!(deadlines.on_wait_over(t0 + s(3), 0), Ok(()));
         // Noticed at the first wait that runs out with bytes buffered.
-        assert_eq!(deadlines.on_wait_over(t0 + s(30), 3), Ok(()));
-        assert_eq!(deadlines.next_wait(t0 + s(30)), s(30));
-        assert_eq!(deadlines.on_wait_over(t0 + s(45), 9), Ok(()));
+        assert_eq!(deadlines.on_wait_over(t0 + s(6), 3), Ok(()));
+        assert_eq!(deadlines.next_wait(t0 + s(6)), s(30));
+        assert_eq!(deadlines.on_wait_over(t0 + s(21), 9), Ok(()));
+        assert_eq!(deadlines.next_wait(t0 + s(21)), s(15));
         assert_eq!(
-            deadlines.on_wait_over(t0 + s(60), 12),
+            deadlines.on_wait_over(t0 + s(36), 12),
             Err(Expired::Frame(s(30)))
         );
     }
