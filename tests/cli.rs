@@ -1796,6 +1796,19 @@ fn once_ends_the_listener_with_its_first_connection() {
         "{}",
         second.stderr
     );
+    // A raw sender with no reply to wait for is reset, not closed: its
+    // bytes went nowhere, and it exited 0 (audit, round thirteen).
+    let second = run(
+        &["send", TCP, "--raw", &listener.addr_arg(), "second"],
+        None,
+    );
+    assert_eq!(second.code(), Some(1), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("Connection reset by peer")
+            || second.stderr.contains("the connection was reset"),
+        "{}",
+        second.stderr
+    );
     peer.write_all(&data).unwrap();
     drop(peer);
     let out = listener.finish();
@@ -1808,6 +1821,14 @@ fn once_ends_the_listener_with_its_first_connection() {
     assert!(
         out.stderr
             .contains("the connection ended: stopping (--once)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(
+            "refused a connection: this listener serves one connection at a time, and one is \
+             open"
+        ),
         "{}",
         out.stderr
     );

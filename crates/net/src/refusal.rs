@@ -51,6 +51,16 @@ pub fn max_conns(max: usize) -> String {
     }
 }
 
+/// Why a full listener refused a connection, for its own log: `max`
+/// open, or its one (audit, round thirteen: `1 are open, the most this
+/// listener takes`).
+pub(crate) fn full(max: usize) -> String {
+    match max {
+        1 => "this listener serves one connection at a time, and one is open".to_owned(),
+        max => format!("{max} are open, the most this listener serves at once"),
+    }
+}
+
 /// A listener out of file descriptors, to the connection it took with its
 /// last one (see [`Spare`](crate::open_files::Spare)).
 pub const NO_DESCRIPTORS: &str = "this listener cannot take another connection now (it is out of file descriptors); try again later";

@@ -134,7 +134,7 @@ fn serve_streams(
         let max = config.limits.max_conns;
         if open.load(Ordering::Relaxed) >= max {
             failures.warn(|suppressed| {
-                warn!(%peer, suppressed, "refused a connection: {max} are open, the most this listener takes");
+                warn!(%peer, suppressed, "refused a connection: {}", crate::refusal::full(max));
             });
             refuse_connection(stream, options, &crate::refusal::max_conns(max));
             continue;

@@ -255,6 +255,19 @@ impl AnyStream {
         }
     }
 
+    /// Closes it with a reset where the kind has one (TCP, `SO_LINGER`
+    /// 0): a refused peer that reads no refusal (raw, length-framed) learns
+    /// of it at its next call, where a plain close let a raw sender's
+    /// bytes vanish behind an end of stream it took for success (audit,
+    /// round thirteen: a second sender at a busy `--raw --once` listener
+    /// exited 0). A Unix stream's peer learns at its next write anyway
+    /// (`EPIPE`).
+    pub(crate) fn reset(self) {
+        if let Self::Tcp(stream) = &self {
+            let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+        }
+    }
+
     /// The error the kernel holds for a TCP connection (`SO_ERROR`),
     /// taken: a reset that came after the peer's close, which reads report
     /// only as the end of the stream. A Unix socket's writes fail at once

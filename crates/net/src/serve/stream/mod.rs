@@ -163,7 +163,7 @@ where
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             let max = config.limits.max_conns;
             failures.warn(|suppressed| {
-                warn!(%peer, suppressed, "refused a connection: {max} are open, the most this listener takes");
+                warn!(%peer, suppressed, "refused a connection: {}", crate::refusal::full(max));
             });
             let text = crate::refusal::max_conns(max);
             tell_refused(
@@ -293,8 +293,9 @@ async fn secure(
 /// second.
 /// Tells a refused connection `text` (over its TLS, where the listener
 /// has it) from a task of its own, while one of the [`MAX_REFUSING`]
-/// turns is free and the mode has words to tell (not `--raw`); otherwise
-/// the connection is closed at once, unanswered.
+/// turns is free; otherwise the connection is closed at once, unanswered,
+/// and where the mode has no words to tell (`--raw`, `--framing length`)
+/// with a reset.
 fn tell_refused(
     connections: &mut JoinSet<()>,
     config: &ServeConfig,
@@ -302,7 +303,11 @@ fn tell_refused(
     (stream, options): (AnyStream, msg_tcp::Options),
     text: String,
 ) {
-    if let (true, Ok(turn)) = (config.tells_why(), Arc::clone(refusing).try_acquire_owned()) {
+    if !config.tells_why() {
+        stream.reset();
+        return;
+    }
+    if let Ok(turn) = Arc::clone(refusing).try_acquire_owned() {
         let tls = config.tls.clone();
         connections.spawn(refuse_connection(stream, tls, options, text, turn));
     }
