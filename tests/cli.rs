@@ -1775,6 +1775,37 @@ fn a_once_listener_tells_the_next_client_it_serves_one_at_a_time() {
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
 }
 
+/// A signal that stops `msg listen --once` while its connection is open
+/// cut what it carried short: the signal's exit code and a line saying
+/// so, as nc's listener exits then (audit, round thirteen: exit 0 with
+/// 2.3 of 6 MB in the file). Both engines, raw and framed; with no
+/// connection open a signal is still a clean stop.
+#[test]
+fn once_stopped_by_a_signal_mid_connection_exits_as_the_signal() {
+    for (args, signal, code, shown) in [
+        (&["--raw", "--once"][..], "INT", 130, &b"part"[..]),
+        (&["--once", "--io", "blocking"], "TERM", 143, b"part\n"),
+    ] {
+        let listener = Listener::start(TCP, "127.0.0.1", args);
+        let mut peer = tcp_peer(&listener);
+        peer.write_all(&support::frame(&Message::new(Kind::Data, 1, "part")))
+            .unwrap();
+        listener.process.wait_for_stdout_end(shown);
+        let out = listener.process.signal(signal);
+        assert_eq!(out.code(), Some(code), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("while the connection (--once) was open: what it carried is cut short"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        drop(peer);
+    }
+    let listener = Listener::start(TCP, "127.0.0.1", &["--raw", "--once"]);
+    let out = listener.process.signal("INT");
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+}
+
 /// `msg listen --once` ends with its first connection, as nc's listener
 /// does (`nc -l PORT > file` ends when the sender is done), on both
 /// engines; meanwhile another client is closed, as a full listener's. Over

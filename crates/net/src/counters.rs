@@ -18,6 +18,9 @@ pub struct Counters {
     served: tokio::sync::Notify,
     /// Whether a connection served ended in an error (reset, cut, idle).
     served_failed: AtomicBool,
+    /// Connections admitted and not yet ended. One a stop cut short is
+    /// never taken off: still counted, it says a connection was open.
+    open: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -48,6 +51,24 @@ impl Counters {
 
     pub(crate) fn connected(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection was admitted (not refused), on either engine.
+    pub(crate) fn opened(&self) {
+        self.open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection admitted has ended, however (its handshake failed
+    /// included); never called for one a stop cut short.
+    pub(crate) fn closed(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Connections admitted and not ended: after serving stopped, those it
+    /// cut short (`msg listen --once` stopped by a signal mid-transfer
+    /// exits as nc's listener does then, not 0: audit, round thirteen).
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
     }
 
     /// A connection that was served (not refused) has ended, on either

@@ -140,6 +140,8 @@ fn serve_streams(
             continue;
         }
         open.fetch_add(1, Ordering::Relaxed);
+        config.counters.opened();
+        let counters = Arc::clone(&config.counters);
         let (config, events, stop) = (config.clone(), events.clone(), Arc::clone(stop));
         let (still_open, dropped) = (Arc::clone(&open), Arc::clone(&failures));
         let slots = Arc::clone(&slots);
@@ -170,6 +172,11 @@ fn serve_streams(
                 if !handshake_failed {
                     config.counters.served(served.is_err());
                 }
+                // One the stop cut short stays counted open, as a tokio
+                // task dropped at the stop does.
+                if !(served.is_ok() && stop.load(Ordering::Relaxed)) {
+                    config.counters.closed();
+                }
             });
         match spawned {
             Ok(thread) => threads.push(thread),
@@ -181,6 +188,7 @@ fn serve_streams(
                 // 277 lines in 2 s, and the client was closed unsaid;
                 // audit, round seven).
                 open.fetch_sub(1, Ordering::Relaxed);
+                counters.closed();
                 failures.warn(|suppressed| {
                     warn!(%peer, suppressed, "cannot start a thread for a connection: {err}");
                 });

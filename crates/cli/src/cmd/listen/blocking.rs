@@ -83,8 +83,12 @@ pub(super) async fn run(
     let mut serving =
         blocking::spawn(listener, config, events).context("cannot start the listener's thread")?;
     let counters = printing.counters();
+    let mut stopped = None;
     tokio::select! {
-        stop = shutdown => info!("stopping ({stop:?})"),
+        stop = shutdown => {
+            info!("stopping ({stop:?})");
+            stopped = Some(stop);
+        }
         () = printing.done() => {}
         () = serving.ended() => {}
         () = args.first_connection_served(&counters) => {}
@@ -100,5 +104,8 @@ pub(super) async fn run(
         quiet,
     )
     .await?;
-    Ok(args.once_failed(&counters).unwrap_or(ExitCode::SUCCESS))
+    Ok(args
+        .once_failed(&counters)
+        .or_else(|| args.once_cut(&counters, stopped))
+        .unwrap_or(ExitCode::SUCCESS))
 }

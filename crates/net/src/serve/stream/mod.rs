@@ -175,6 +175,7 @@ where
             );
             continue;
         };
+        config.counters.opened();
         let events = events.clone();
         let config = Arc::clone(&config);
         let runner = runner.clone();
@@ -240,6 +241,7 @@ where
             if !handshake_failed {
                 config.counters.served(result.is_err());
             }
+            config.counters.closed();
         });
     }
 }
