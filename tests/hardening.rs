@@ -1273,6 +1273,25 @@ fn a_listener_that_closes_with_messages_unread_fails_the_send_in_words() {
     assert_failed_saying(&out, &[RESET]);
 }
 
+/// A raw send whose peer resets the connection once its bytes are in,
+/// unread, fails as a framed one does: they went nowhere (audit, round
+/// thirteen: a raw send ignored a reset in its closing read, exit 0).
+#[test]
+fn a_raw_send_whose_peer_resets_with_the_bytes_unread_fails() {
+    let out = send_to_a_peer_that(&["--raw", "x"], None, |stream| {
+        stream.peek(&mut [0; 1]).unwrap();
+        socket2::SockRef::from(&stream)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
+    });
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(RESET) || out.stderr.contains("Connection reset by peer"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// A message written after the listener's reset is not sent, and the
 /// failure says why (audit, round twelve: a bare `Broken pipe`).
 #[test]

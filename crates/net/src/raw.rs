@@ -264,10 +264,24 @@ impl RawLink {
                     Some(Ok(ALERT_RECORD)) if plain && is_alert_record(&first) => {
                         return Err(msg_tcp::Error::Tls(msg_tcp::tls::TlsRecord::Alert).into());
                     }
+                    // A plain peer that reset the connection had closed
+                    // with our bytes unread, or was gone before they came
+                    // (a full listener's refusal): they went nowhere, as a
+                    // framed send says (audit, round thirteen: exit 0).
+                    Some(Err(err))
+                        if plain && err.kind() == std::io::ErrorKind::ConnectionReset =>
+                    {
+                        return Err(Error::Reset(err));
+                    }
                     _ => {}
                 }
                 shut?;
-                Ok(())
+                // A reset that came after the peer's close, held by the
+                // kernel where the read saw only the end.
+                match stream.pending_error() {
+                    Some(err) if plain => Err(Error::Reset(err)),
+                    _ => Ok(()),
+                }
             }
         }
     }
