@@ -284,8 +284,11 @@ fn a_peer_that_spoke_or_half_closed_first_gets_every_byte() {
 /// long it may take: a reply that trickles in (a byte every 100 ms, for
 /// 1.6 s) is printed whole with `--wait 500ms`, where it was cut off at
 /// 500 ms, unsaid, exit 0, and nc printed it all (audit, round eight).
-#[test]
-fn a_reply_still_coming_in_is_not_cut_off_by_the_wait() {
+/// A peer of one connection that reads until our end of the stream, then
+/// does `then`: its address, and its thread.
+fn peer_after_our_end(
+    then: impl FnOnce(&mut std::net::TcpStream) + Send + 'static,
+) -> (String, std::thread::JoinHandle<()>) {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = server.local_addr().unwrap().to_string();
     let peer = std::thread::spawn(move || {
@@ -293,6 +296,14 @@ fn a_reply_still_coming_in_is_not_cut_off_by_the_wait() {
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
         let mut buf = [0u8; 64];
         while stream.read(&mut buf).is_ok_and(|n| n > 0) {}
+        then(&mut stream);
+    });
+    (addr, peer)
+}
+
+#[test]
+fn a_reply_still_coming_in_is_not_cut_off_by_the_wait() {
+    let (addr, peer) = peer_after_our_end(|stream| {
         for byte in b"0123456789abcdef" {
             stream.write_all(&[*byte]).unwrap();
             std::thread::sleep(std::time::Duration::from_millis(100));
@@ -305,6 +316,41 @@ fn a_reply_still_coming_in_is_not_cut_off_by_the_wait() {
     peer.join().unwrap();
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, "0123456789abcdef");
+}
+
+/// A peer that said nothing and is still there when `--wait` ends the
+/// session is said to have been left: nc would have waited for its close,
+/// and its answer may be on the way (audit, round thirteen: a reply after
+/// 3 s, the session ended at 2 s without a word). One that spoke is not.
+#[test]
+fn a_silent_peer_left_at_the_wait_is_said_to_be() {
+    // A peer that reads to our end, answers `answer`, and stays connected
+    // past the wait.
+    let session = |answer: &'static [u8]| {
+        let (addr, peer) = peer_after_our_end(move |stream| {
+            stream.write_all(answer).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(800));
+        });
+        let out = run(
+            &["connect", "--tcp", "--raw", "--wait", "300ms", &addr],
+            Some(b"q\n"),
+        );
+        peer.join().unwrap();
+        assert_eq!(out.code(), Some(0), "{}", out.stderr);
+        out
+    };
+    let silent = session(b"");
+    assert!(
+        silent.stderr.contains(
+            "the peer sent nothing and had not closed 300ms after stdin ended: ending the \
+             session, without what it may send later"
+        ),
+        "{}",
+        silent.stderr
+    );
+    let spoke = session(b"spoke\n");
+    assert_eq!(spoke.stdout, "spoke\n");
+    assert!(!spoke.stderr.contains("sent nothing"), "{}", spoke.stderr);
 }
 
 /// A msg peer that ends the session while stdin still has lines ends it

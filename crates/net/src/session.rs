@@ -347,9 +347,11 @@ pub async fn hold<R: AsyncBufRead + Unpin>(
     // quiet, so that a reply still coming in is not cut off (it was cut
     // off at `wait` after our end, unsaid; audit, round eight).
     let heard = std::cell::Cell::new(tokio::time::Instant::now());
+    let heard_any = std::cell::Cell::new(false);
     let receiving = async {
         while let Some(incoming) = rx.recv().await.map_err(HoldError::Recv)? {
             heard.set(tokio::time::Instant::now());
+            heard_any.set(true);
             shown(incoming).await.map_err(HoldError::Shown)?;
         }
         Ok(())
@@ -415,6 +417,18 @@ pub async fn hold<R: AsyncBufRead + Unpin>(
             }
         }
     };
+    // A peer that said nothing at all and is still there when the wait
+    // ends may answer later: said, since nc would have waited for its
+    // close (audit, round thirteen: a reply after 3 s, and the session
+    // ended at 2 s without a word). One that spoke and went quiet is the
+    // usual end of a session, unsaid.
+    if waited_out && !heard_any.get() {
+        warn!(
+            "the peer sent nothing and had not closed {} after stdin ended: ending the session, \
+             without what it may send later",
+            humantime::format_duration(wait)
+        );
+    }
     tx.close().await;
     // Nothing is dropped unsaid: a frame still arriving when the wait
     // ended is an error, as nc would have shown its bytes.
