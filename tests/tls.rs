@@ -625,12 +625,25 @@ fn a_plain_client_at_a_tls_listener_and_the_reverse_fail_fast_and_clearly() {
         "{}",
         raw.stderr
     );
+    // And a raw session, which printed the alert's bytes as the peer's and
+    // exited 0 (audit, round thirteen).
+    let session = run(
+        &["connect", "--tcp", "--raw", &tls.addr_arg()],
+        Some(b"hi\n"),
+    );
+    assert_eq!(session.code(), Some(1), "{}", session.stderr);
+    assert!(
+        session.stderr.contains("the peer speaks TLS") && session.stderr.contains("add --tls"),
+        "{}",
+        session.stderr
+    );
+    assert_eq!(session.stdout, "", "{}", session.stderr);
     let ok = send(&tls, &["--tls", "--tls-fingerprint", &pinned], "still");
     assert_eq!(ok.stdout, "still\n", "{}", ok.stderr);
     // Counted as a TLS record at a plain listener is (audit, round nine:
     // `0 invalid`).
     let summary = tls.process.interrupt().stderr;
-    assert!(summary.contains("2 invalid"), "{summary}");
+    assert!(summary.contains("3 invalid"), "{summary}");
 
     let mut plain = Listener::start("--tcp", "127.0.0.1", &["--reply", "echo"]);
     let started = Instant::now();

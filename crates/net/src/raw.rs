@@ -251,7 +251,7 @@ impl RawLink {
                 // drain is none of the send's, a TLS end without
                 // close_notify included: what is drained is not kept, and
                 // ncat --ssl -l, having taken everything, closes so.
-                let plain = !matches!(stream, AnyStream::Tls(_) | AnyStream::Quic(_));
+                let plain = !stream.is_encrypted();
                 let mut first = [0; ALERT_RECORD + 1];
                 match drain_keeping(&mut stream, &mut first, wait).await {
                     Some(Err(err)) if crate::tls::alert_received(&err) => {
@@ -289,11 +289,11 @@ impl RawLink {
 
 /// A TLS alert record's length: a 5-byte header (type 21, version, a
 /// length of 2) and its level and description.
-const ALERT_RECORD: usize = 7;
+pub(crate) const ALERT_RECORD: usize = 7;
 
 /// Whether `bytes` begin with a TLS alert record's header: an alert
 /// (content type 21) of a 3.x version, two bytes long.
-fn is_alert_record(bytes: &[u8]) -> bool {
+pub(crate) fn is_alert_record(bytes: &[u8]) -> bool {
     matches!(bytes, [a, b, c, 0, 2, ..]
         if msg_tcp::tls::looks_like_tls([*a, *b, *c, 0]) == Some(msg_tcp::tls::TlsRecord::Alert))
 }

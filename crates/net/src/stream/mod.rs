@@ -255,6 +255,11 @@ impl AnyStream {
         }
     }
 
+    /// Whether it is inside TLS (TLS over any stream, and QUIC).
+    pub(crate) fn is_encrypted(&self) -> bool {
+        matches!(self, Self::Tls(_) | Self::Quic(_))
+    }
+
     /// Closes it with a reset where the kind has one (TCP, `SO_LINGER`
     /// 0): a refused peer that reads no refusal (raw, length-framed) learns
     /// of it at its next call, where a plain close let a raw sender's
