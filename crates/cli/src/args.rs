@@ -108,7 +108,9 @@ impl Given {
                 )
             })?;
         }
-        if raw && !caps.keeps_boundaries {
+        // Raw stdin goes as it is read over every transport (a datagram
+        // a read, as nc sends it): there are no lines to strip.
+        if raw {
             self.refuse(&["crlf"], |flag| {
                 format!(
                     "{flag} strips the end of each stdin line, and --raw over {chosen} sends \

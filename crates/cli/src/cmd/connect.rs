@@ -39,10 +39,10 @@ pub(crate) struct ConnectArgs {
     )]
     pub(crate) addr: String,
 
-    /// No header and no framing, for netcat and socat: over a byte stream
-    /// stdin goes as it is read, with no lines; over datagrams and
-    /// seqpacket each line is one datagram, without its newline. The
-    /// peer's bytes are printed as they arrive
+    /// No header and no framing, for netcat and socat: stdin goes as it
+    /// is read, newlines and all (over datagrams and seqpacket, each read
+    /// one datagram, as nc sends them). The peer's bytes are printed as
+    /// they arrive
     #[arg(long)]
     pub(crate) raw: bool,
 
@@ -103,7 +103,7 @@ pub(crate) async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         authenticated,
         args.raw,
     );
-    let mut source = Source::new(&[], limit, args.crlf);
+    let mut source = Source::new(&[], limit, args.crlf, args.raw);
     // Raw TCP has no messages: its bytes are printed as they come, with
     // nothing after each read.
     let printer = args

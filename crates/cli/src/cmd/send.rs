@@ -10,7 +10,9 @@ use msg_net::connect::connect_any;
 use msg_net::file::FileError;
 use msg_net::length::LengthLink;
 use msg_net::limits::{BodyLimit, Family};
-use msg_net::send::{Awaiting, Bodies, BodyError, STDIN_PIECE, SendAllError, Sender, unconfirmed};
+use msg_net::send::{
+    Awaiting, Bodies, BodyError, STDIN_PIECE, SendAllError, Sender, Split, unconfirmed,
+};
 use msg_net::text::path_text;
 use msg_net::{Link, PeerAddr};
 use tokio::io::{BufReader, Stdin};
@@ -74,9 +76,8 @@ pub(crate) struct SendArgs {
     pub(crate) reply: bool,
 
     /// No header and no framing: the bytes alone, for netcat and socat
-    /// (over a byte stream stdin goes as it is read, with no lines; over
-    /// datagrams and seqpacket each line is one datagram, without its
-    /// newline)
+    /// (stdin goes as it is read, newlines and all; over datagrams and
+    /// seqpacket each read is one datagram, as nc sends them)
     #[arg(long)]
     pub(crate) raw: bool,
 
@@ -247,7 +248,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
     if let Some(limit) = &limit {
         limit.check_args(&args.messages)?;
     }
-    let mut source = Source::new(&args.messages, limit, args.crlf);
+    let mut source = Source::new(&args.messages, limit, args.crlf, args.raw);
     let group = sender.is_one_to_many();
     let shown = |peer: &PeerAddr, seq, body: &[u8]| {
         let mut out = crate::output::stdout();
@@ -437,15 +438,29 @@ impl LimitErrors for BodyLimit {
 }
 
 /// Where the messages come from: the arguments, or stdin a line at a time
-/// (a piece at a time for raw TCP), read by msg-net's [`Bodies`];
-/// `msg connect` reads stdin with it too.
+/// (raw, a piece at a time as read, within a datagram's limit where there
+/// is one), read by msg-net's [`Bodies`]; `msg connect` reads stdin with
+/// it too.
 pub(crate) struct Source<'a>(Bodies<'a, BufReader<Stdin>>, Option<BodyLimit>);
 
 impl<'a> Source<'a> {
-    pub(crate) fn new(messages: &'a [String], limit: Option<BodyLimit>, crlf: bool) -> Self {
+    pub(crate) fn new(
+        messages: &'a [String],
+        limit: Option<BodyLimit>,
+        crlf: bool,
+        raw: bool,
+    ) -> Self {
         let stdin = BufReader::with_capacity(STDIN_PIECE, tokio::io::stdin());
-        let max = limit.as_ref().map(|limit| limit.max);
-        Self(Bodies::new(messages, stdin, max, crlf), limit)
+        let split = match (&limit, raw) {
+            (Some(limit), false) => Split::Lines {
+                max: limit.max,
+                crlf,
+            },
+            (limit, _) => Split::Pieces {
+                max: limit.as_ref().map(|limit| limit.max),
+            },
+        };
+        Self(Bodies::new(messages, stdin, split), limit)
     }
 
     /// The bodies, for a caller that reads them itself.

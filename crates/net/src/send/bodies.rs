@@ -69,19 +69,38 @@ pub async fn read_line(
 /// How much a reader with no lines (raw TCP) is read and sent at a time.
 pub const STDIN_PIECE: usize = 64 * 1024;
 
+/// How a reader's bytes become bodies ([`Bodies`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// A line each, of at most `max` bytes once its end ("\n", and with
+    /// `crlf` "\r\n" too) is stripped: msg's messages, one per line.
+    Lines {
+        /// The longest line.
+        max: usize,
+        /// Strip "\r\n", not only "\n".
+        crlf: bool,
+    },
+    /// What each read gives, unchanged (newlines and all), at most `max`
+    /// bytes (a datagram's or a packet's limit; `None`: as the reader
+    /// fills): raw bytes, sent as nc sends them, where a line a datagram
+    /// without its newline lost every newline byte of a binary file
+    /// (audit, round thirteen).
+    Pieces {
+        /// The largest piece.
+        max: Option<usize>,
+    },
+}
+
 /// Where a client's message bodies come from: the ones given (its
-/// arguments), or a reader a line at a time within a body limit, in
-/// bounded memory ([`read_line`]), or, with no limit, a piece at a time as
-/// the reader fills (raw TCP: no lines, no messages).
+/// arguments), or a reader as [`Split`] says: a line at a time within a
+/// body limit, in bounded memory ([`read_line`]), or a piece at a time as
+/// the reader fills (raw: no lines, no messages).
 #[derive(Debug)]
 pub struct Bodies<'a, R> {
     given: std::slice::Iter<'a, String>,
     /// `None` once there were bodies given: the reader is not read.
     reader: Option<R>,
-    /// The longest line; `None`: pieces, not lines.
-    max: Option<usize>,
-    /// Strip "\r\n", not only "\n".
-    crlf: bool,
+    split: Split,
     /// Lines read so far, for the error.
     lines: u64,
 }
@@ -102,15 +121,13 @@ pub enum BodyError {
 }
 
 impl<'a, R: AsyncBufRead + Unpin> Bodies<'a, R> {
-    /// The bodies `given`, or, when there are none, `reader`'s lines of at
-    /// most `max` bytes (pieces, with no `max`), "\r\n" stripped too with
-    /// `crlf`.
-    pub fn new(given: &'a [String], reader: R, max: Option<usize>, crlf: bool) -> Self {
+    /// The bodies `given`, or, when there are none, `reader`'s, split as
+    /// `split` says.
+    pub fn new(given: &'a [String], reader: R, split: Split) -> Self {
         Self {
             given: given.iter(),
             reader: given.is_empty().then_some(reader),
-            max,
-            crlf,
+            split,
             lines: 0,
         }
     }
@@ -127,17 +144,21 @@ impl<'a, R: AsyncBufRead + Unpin> Bodies<'a, R> {
                 .next()
                 .map(|body| Bytes::copy_from_slice(body.as_bytes())));
         };
-        let Some(max) = self.max else {
-            let piece = reader.fill_buf().await.map_err(BodyError::Read)?;
-            if piece.is_empty() {
-                return Ok(None);
+        let (max, crlf) = match self.split {
+            Split::Lines { max, crlf } => (max, crlf),
+            Split::Pieces { max } => {
+                let piece = reader.fill_buf().await.map_err(BodyError::Read)?;
+                if piece.is_empty() {
+                    return Ok(None);
+                }
+                let piece =
+                    Bytes::copy_from_slice(&piece[..piece.len().min(max.unwrap_or(usize::MAX))]);
+                reader.consume(piece.len());
+                return Ok(Some(piece));
             }
-            let piece = Bytes::copy_from_slice(piece);
-            reader.consume(piece.len());
-            return Ok(Some(piece));
         };
         self.lines += 1;
-        match read_line(reader, max, self.crlf)
+        match read_line(reader, max, crlf)
             .await
             .map_err(BodyError::Read)?
         {
@@ -216,7 +237,8 @@ mod tests {
     #[tokio::test]
     async fn bodies_come_given_or_a_line_or_a_piece_at_a_time() {
         let given = ["a".to_owned(), String::new()];
-        let mut bodies = Bodies::new(&given, &b"unread"[..], Some(10), false);
+        let lines_of = |max, crlf| Split::Lines { max, crlf };
+        let mut bodies = Bodies::new(&given, &b"unread"[..], lines_of(10, false));
         assert_eq!(bodies.next().await.unwrap().unwrap(), "a");
         assert_eq!(bodies.next().await.unwrap().unwrap(), "");
         assert!(
@@ -224,7 +246,7 @@ mod tests {
             "the reader is not read"
         );
 
-        let mut lines = Bodies::new(&[], &b"one\r\ntwo\nthree is long\n"[..], Some(5), true);
+        let mut lines = Bodies::new(&[], &b"one\r\ntwo\nthree is long\n"[..], lines_of(5, true));
         assert_eq!(lines.next().await.unwrap().unwrap(), "one");
         assert_eq!(lines.next().await.unwrap().unwrap(), "two");
         assert!(matches!(
@@ -232,8 +254,18 @@ mod tests {
             Err(BodyError::TooLong { line: 3 })
         ));
 
-        let mut pieces = Bodies::new(&[], &b"no\nlines"[..], None, false);
+        let mut pieces = Bodies::new(&[], &b"no\nlines"[..], Split::Pieces { max: None });
         assert_eq!(pieces.next().await.unwrap().unwrap(), "no\nlines");
         assert!(pieces.next().await.unwrap().is_none());
+
+        // At most a datagram's limit each, every byte kept.
+        let input = &b"a\0b\r\nc\n\nd"[..];
+        let mut pieces = Bodies::new(&[], input, Split::Pieces { max: Some(4) });
+        let mut got = Vec::new();
+        while let Some(piece) = pieces.next().await.unwrap() {
+            assert!(piece.len() <= 4, "{piece:?}");
+            got.extend_from_slice(&piece);
+        }
+        assert_eq!(got, input);
     }
 }

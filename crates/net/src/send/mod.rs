@@ -20,7 +20,7 @@ mod all;
 mod bodies;
 
 pub use all::{Awaiting, SendAllError, Sent};
-pub use bodies::{Bodies, BodyError, Line, STDIN_PIECE, read_line};
+pub use bodies::{Bodies, BodyError, Line, STDIN_PIECE, Split, read_line};
 
 /// What a sender of datagrams can say of them, where nothing confirms
 /// that they arrived: how many left, and how many bytes, to `to`, and the
