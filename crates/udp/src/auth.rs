@@ -20,7 +20,7 @@
 //! the path who races a fresh datagram from another address has it
 //! answered there, and the sender's own copy is then dropped as a replay.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -32,10 +32,14 @@ use msg_proto::auth::{
 use tracing::warn;
 
 /// How many senders' replay windows a socket keeps. When a new session
-/// comes and the table is full, the oldest window is forgotten: only
-/// holders of the secret make windows (the tag is checked first), and
-/// even they cannot grow memory past this, at the price that datagrams of
-/// a forgotten session could be accepted once more.
+/// comes and the table is full, the window of the session heard from
+/// least recently is forgotten: only holders of the secret make windows
+/// (the tag is checked first), and even they cannot grow memory past this,
+/// at the price that datagrams of a forgotten session could be accepted
+/// once more (docs/auth.md says so). The session forgotten is an idle one,
+/// not the first made: forgetting by age of creation let 4,096 new
+/// sessions make an active one's recent datagrams replayable (audit,
+/// round fourteen).
 pub const MAX_REPLAY_SENDERS: usize = 4096;
 
 /// How often a socket may warn about rejected datagrams.
@@ -68,9 +72,10 @@ type Sender = [u8; SESSION_ID_LEN];
 pub(crate) struct Authenticated {
     sealer: DatagramSealer,
     opener: DatagramOpener,
-    windows: HashMap<Sender, ReplayWindow>,
-    /// Insertion order of `windows`, for forgetting the oldest.
-    order: VecDeque<Sender>,
+    /// Each session's window, and when it last accepted a datagram (a
+    /// tick of `ticks`), for forgetting the one heard from least recently.
+    windows: HashMap<Sender, (ReplayWindow, u64)>,
+    ticks: u64,
     pub(crate) rejections: AuthRejections,
     last_warn: Option<Instant>,
 }
@@ -85,7 +90,7 @@ impl Authenticated {
             sealer: DatagramSealer::new(secret, us, session_id),
             opener: DatagramOpener::new(secret, peer),
             windows: HashMap::new(),
-            order: VecDeque::new(),
+            ticks: 0,
             rejections: AuthRejections::default(),
             last_warn: None,
         }
@@ -98,7 +103,7 @@ impl Authenticated {
             sealer: self.sealer.clone(),
             opener: self.opener.clone(),
             windows: HashMap::new(),
-            order: VecDeque::new(),
+            ticks: 0,
             rejections: AuthRejections::default(),
             last_warn: None,
         }
@@ -130,18 +135,26 @@ impl Authenticated {
         // anyone's window.
         let key = opened.session_id;
         if !self.windows.contains_key(&key) && self.windows.len() >= MAX_REPLAY_SENDERS {
-            if let Some(oldest) = self.order.pop_front() {
-                self.windows.remove(&oldest);
+            // A scan, only when a new session finds the table full.
+            let idlest = self
+                .windows
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(sender, _)| *sender);
+            if let Some(idlest) = idlest {
+                self.windows.remove(&idlest);
             }
         }
-        let window = self.windows.entry(key).or_insert_with(|| {
-            self.order.push_back(key);
-            ReplayWindow::new()
-        });
+        let (window, used) = self
+            .windows
+            .entry(key)
+            .or_insert_with(|| (ReplayWindow::new(), 0));
         if let Err(err) = window.check_and_set(opened.counter) {
             self.reject(&err, peer);
             return Ok(None);
         }
+        self.ticks += 1;
+        *used = self.ticks;
         Ok(Some(opened.message))
     }
 
@@ -160,5 +173,53 @@ impl Authenticated {
             } = self.rejections;
             warn!(%peer, bad_tag, replayed, untagged, "dropped an unauthenticated datagram: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use msg_proto::Kind;
+
+    use super::*;
+
+    /// A datagram sealed by a client of session `id`, numbered `seq`.
+    fn sealed(secret: &Secret, sealers: &mut HashMap<u64, DatagramSealer>, id: u64) -> Bytes {
+        let sealer = sealers
+            .entry(id)
+            .or_insert_with(|| DatagramSealer::new(secret, Role::Client, id.to_be_bytes()));
+        let mut out = BytesMut::new();
+        sealer
+            .seal(&Message::new(Kind::Data, id, "x"), &mut out)
+            .unwrap();
+        out.freeze()
+    }
+
+    /// With the table full, a new session forgets the one heard from least
+    /// recently, never one that is still talking: its recorded datagrams
+    /// stay replays (audit, round fourteen: the first made was forgotten,
+    /// however active).
+    #[test]
+    fn a_full_table_forgets_the_idlest_session_not_an_active_one() {
+        let secret = Secret::new(b"replay windows".to_vec()).unwrap();
+        let mut server = Authenticated::new(&secret, Role::Server, [0; SESSION_ID_LEN]);
+        let mut sealers = HashMap::new();
+        let accepted = |server: &mut Authenticated, datagram: &Bytes| {
+            server.open(datagram.clone(), &"peer").unwrap().is_some()
+        };
+        // Session 0 first, then the rest of a full table; 0 keeps talking.
+        let recorded = sealed(&secret, &mut sealers, 0);
+        assert!(accepted(&mut server, &recorded));
+        for id in 1..MAX_REPLAY_SENDERS as u64 {
+            let datagram = sealed(&secret, &mut sealers, id);
+            assert!(accepted(&mut server, &datagram));
+        }
+        let later = sealed(&secret, &mut sealers, 0);
+        assert!(accepted(&mut server, &later));
+        // A new session: session 1, idle since its one datagram, goes.
+        let new = sealed(&secret, &mut sealers, MAX_REPLAY_SENDERS as u64);
+        assert!(accepted(&mut server, &new));
+        assert_eq!(server.windows.len(), MAX_REPLAY_SENDERS);
+        assert!(!accepted(&mut server, &recorded), "session 0 was forgotten");
+        assert!(!server.windows.contains_key(&1u64.to_be_bytes()));
     }
 }
