@@ -1292,6 +1292,22 @@ fn a_raw_send_whose_peer_resets_with_the_bytes_unread_fails() {
     );
 }
 
+/// Raw bytes over a stream have no messages: a send that fails says how
+/// many bytes had gone, not which "message" (stdin's read) it was (audit,
+/// round thirteen: `cannot send message 4`).
+#[test]
+fn a_raw_stream_send_that_fails_counts_the_bytes_that_went() {
+    let out = send_to_a_peer_that(&["--raw"], Some((b"abcdefghij", b"more")), |mut stream| {
+        let mut ten = [0; 10];
+        stream.read_exact(&mut ten).unwrap();
+        socket2::SockRef::from(&stream)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
+    });
+    assert_failed_saying(&out, &["cannot send after 10 bytes"]);
+    assert!(!out.stderr.contains("message"), "{}", out.stderr);
+}
+
 /// A message written after the listener's reset is not sent, and the
 /// failure says why (audit, round twelve: a bare `Broken pipe`).
 #[test]

@@ -127,7 +127,12 @@ impl Kept {
         // the name left to block the open.
         let flags =
             OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        let not_ours = || format!("cannot keep a partial file: {name} is not one");
+        let not_ours = || {
+            format!(
+                "cannot keep a partial file: {name} is not one (a link, a FIFO, a folder or a \
+                 file with a second name is there)"
+            )
+        };
         let fd = match rustix::fs::openat(&*dir, name.as_str(), flags, Mode::RUSR | Mode::WUSR) {
             Ok(fd) => fd,
             Err(Errno::LOOP) => return Err(not_ours()),
@@ -454,14 +459,18 @@ mod tests {
         assert!(
             Kept::open(opened(dir.path()), &other, &peer("127.0.0.1:1"))
                 .unwrap_err()
-                .ends_with("is not one")
+                .contains(
+                    "is not one (a link, a FIFO, a folder or a file with a second name is there)"
+                )
         );
         let third = header("h", 10);
         fs::hard_link(&outside, dir.path().join(kept_name(&third, LOCAL))).unwrap();
         assert!(
             Kept::open(opened(dir.path()), &third, &peer("127.0.0.1:1"))
                 .unwrap_err()
-                .ends_with("is not one")
+                .contains(
+                    "is not one (a link, a FIFO, a folder or a file with a second name is there)"
+                )
         );
         assert_eq!(fs::read(&outside).unwrap(), b"keep");
     }

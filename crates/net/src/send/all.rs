@@ -44,6 +44,17 @@ pub enum SendAllError {
         /// Why.
         source: Error,
     },
+    /// Raw bytes over a stream could not be sent: there are no messages
+    /// to number (a "message 4" was stdin's fourth read, which meant
+    /// nothing to anyone: audit, round thirteen), so the bytes that went
+    /// before are counted.
+    #[error("cannot send after {sent} bytes")]
+    SendBytes {
+        /// The bytes sent before.
+        sent: u64,
+        /// Why.
+        source: Error,
+    },
     /// A reply did not come, or could not be received or shown (to a
     /// group: as [`Sender::replies`] says).
     #[error(transparent)]
@@ -71,11 +82,19 @@ impl Sender {
         let mut sent = Sent::default();
         while let Some(body) = bodies.next().await.map_err(SendAllError::Body)? {
             let seq = sent.messages + 1;
+            let before = sent.bytes;
             sent.messages = seq;
             sent.bytes += body.len() as u64;
+            let raw_stream = self.is_raw_stream();
             self.send(seq, body)
                 .await
-                .map_err(|source| SendAllError::Send { seq, source })?;
+                .map_err(|source| match raw_stream {
+                    true => SendAllError::SendBytes {
+                        sent: before,
+                        source,
+                    },
+                    false => SendAllError::Send { seq, source },
+                })?;
             let Some(wait) = awaiting else {
                 continue;
             };

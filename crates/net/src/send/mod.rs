@@ -170,6 +170,12 @@ impl Sender {
         }
     }
 
+    /// Whether it sends raw bytes over a stream: no messages, so what it
+    /// sent is counted in bytes ([`SendAllError::SendBytes`]).
+    pub fn is_raw_stream(&self) -> bool {
+        matches!(self, Self::Raw(link) if !link.is_datagram())
+    }
+
     /// Whether it sends to a multicast group or a broadcast address, whose
     /// answers come from many ([`Sender::replies`]).
     pub fn is_one_to_many(&self) -> bool {
