@@ -660,6 +660,31 @@ fn a_plain_client_at_a_tls_listener_and_the_reverse_fail_fast_and_clearly() {
     assert!(line.contains("start msg listen with --tls"), "{line}");
     let ok = send(&plain, &[], "plain");
     assert_eq!(ok.stdout, "plain\n", "{}", ok.stderr);
+
+    // A plain raw listener takes the handshake as data and answers
+    // nothing: the timeout says what is likely (audit, round thirteen).
+    let raw = Listener::start("--tcp", "127.0.0.1", &["--raw"]);
+    let waited = run(
+        &[
+            "send",
+            "--tcp",
+            "--tls",
+            "--insecure",
+            &raw.addr_arg(),
+            "hi",
+        ],
+        None,
+    );
+    assert_eq!(waited.code(), Some(1), "{}", waited.stderr);
+    assert!(
+        waited.stderr.contains("no TLS handshake within")
+            && waited.stderr.contains(
+                "(is the other end plain, without TLS? A plain raw peer takes the handshake as \
+                 data and answers nothing)"
+            ),
+        "{}",
+        waited.stderr
+    );
 }
 
 #[test]

@@ -176,6 +176,12 @@ fn tls(err: &msg_net::tls::TlsError) -> Option<String> {
              handshakes under way as it makes at once (msg listen --max-handshakes)"
         }
         E::NotTls(Peer::Client) => "a client without --tls?",
+        // A plain raw listener takes a ClientHello as data and answers
+        // nothing (audit, round thirteen: the timeout alone was said).
+        E::Timeout(_) => {
+            "is the other end plain, without TLS? A plain raw peer takes the handshake as data \
+             and answers nothing"
+        }
         E::Certificate { problem, .. } => match problem {
             CertProblem::UnknownIssuer => {
                 "pin this certificate with --tls-fingerprint, or give its CA with --ca"
