@@ -193,6 +193,13 @@ fn tls(err: &msg_net::tls::TlsError) -> Option<String> {
                 "a new certificate, or someone in the middle: pin the new one with \
                  --tls-fingerprint only once you know which"
             }
+            // What `openssl req -x509` makes by default: one certificate
+            // that is its own CA, given to --ca and presented too (audit,
+            // round thirteen: refused, with no way out said).
+            CertProblem::Other(words) if words.contains("basicConstraints CA:TRUE") => {
+                "a self-made certificate such as openssl req -x509 makes is a CA's: pin it with \
+                 --tls-fingerprint (the listener logs it), or present one that CA issued"
+            }
             _ => return None,
         },
         _ => return None,
@@ -483,6 +490,25 @@ mod tests {
             "{closed}"
         );
         assert!(closed.contains("(msg listen --max-handshakes)"), "{closed}");
+    }
+
+    /// A CA's own certificate presented as the peer's (openssl req -x509's
+    /// default) is pointed at pinning.
+    #[test]
+    fn a_ca_certificate_as_the_peers_own_is_pointed_at_pinning() {
+        let fingerprint: msg_net::tls::Fingerprint = "00".repeat(32).parse().unwrap();
+        let err = msg_net::Error::from(msg_net::tls::TlsError::Certificate {
+            problem: msg_net::tls::CertProblem::Other(
+                "it is a CA's certificate (basicConstraints CA:TRUE) presented as the peer's own"
+                    .to_owned(),
+            ),
+            fingerprint,
+        });
+        let text = shown(err);
+        assert!(
+            text.contains("pin it with --tls-fingerprint (the listener logs it)"),
+            "{text}"
+        );
     }
 
     #[test]
