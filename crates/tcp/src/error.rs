@@ -23,7 +23,7 @@ pub enum Error {
     /// the peer speaks TLS (a TLS client at a plain listener, or a TLS
     /// listener's alert to a plain client). Nothing was allocated; the
     /// connection should be closed.
-    #[error("the peer speaks TLS ({0} where a frame was expected), and this end does not")]
+    #[error("the peer speaks TLS (its first bytes are {0}), and this end does not")]
     Tls(crate::tls::TlsRecord),
     /// The caller asked to send a message whose frame would exceed the
     /// maximum frame length; nothing was sent.
