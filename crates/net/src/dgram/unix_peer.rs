@@ -175,7 +175,7 @@ unsafe fn credentials(control: *const u8, len: usize) -> Option<Cred> {
 /// `connect` (`SO_PEERCRED`); a datagram has no connection, so each one
 /// carries its sender. The bench's listeners do without (a control message
 /// a datagram costs).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub(crate) struct Senders {
     /// Take datagrams from these users only (empty: from everyone the
     /// socket file's mode lets send). A boxed slice, not a `Vec`: every
@@ -199,17 +199,12 @@ impl Senders {
     /// refuse, and msg's datagram listeners answer nothing a peer could
     /// not have asked for.
     pub(super) fn admit(&self, peer: &UnixAddr) -> bool {
-        if self.allow_uids.is_empty() {
+        let Some(refused) = crate::serve::UidRefused::by(&self.allow_uids, peer.1) else {
             return true;
-        }
-        let uid = peer.1.map(|cred| cred.uid);
-        if uid.is_some_and(|uid| self.allow_uids.contains(&uid)) {
-            return true;
-        }
+        };
         static LIMIT: crate::log::RateLimited = crate::log::RateLimited::new();
-        let uid = uid.map_or_else(|| "unknown".to_owned(), |uid| uid.to_string());
         LIMIT.warn(|suppressed| {
-            tracing::warn!(%peer, suppressed, "dropped a datagram: uid {uid} is not allowed");
+            tracing::warn!(%peer, suppressed, "dropped a datagram: {refused}");
         });
         false
     }

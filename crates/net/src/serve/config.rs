@@ -106,14 +106,8 @@ impl ServeConfig {
     /// The refusal of `peer` by [`ServeConfig::allow_uids`], if it is
     /// refused, for both engines' accept loops.
     pub(crate) fn refuses(&self, peer: &PeerAddr) -> Option<UidRefused> {
-        if self.allow_uids.is_empty() {
-            return None;
-        }
-        let uid = peer.unix().and_then(|peer| peer.cred).map(|cred| cred.uid);
-        match uid {
-            Some(uid) if self.allow_uids.contains(&uid) => None,
-            uid => Some(UidRefused(uid)),
-        }
+        let cred = peer.unix().and_then(|peer| peer.cred);
+        UidRefused::by(&self.allow_uids, cred)
     }
 }
 
@@ -123,6 +117,19 @@ impl ServeConfig {
 pub(crate) struct UidRefused(Option<u32>);
 
 impl UidRefused {
+    /// The refusal of a peer the kernel says is `cred` (`None`: it said
+    /// nothing) by `allow_uids`, if it is refused: by none, where the list
+    /// is empty. For a stream's peer and a Unix datagram's sender alike.
+    pub(crate) fn by(allow_uids: &[u32], cred: Option<msg_tcp::unix::Cred>) -> Option<Self> {
+        if allow_uids.is_empty() {
+            return None;
+        }
+        match cred.map(|cred| cred.uid) {
+            Some(uid) if allow_uids.contains(&uid) => None,
+            uid => Some(Self(uid)),
+        }
+    }
+
     fn uid(self) -> String {
         self.0
             .map_or_else(|| "unknown".to_owned(), |uid| uid.to_string())

@@ -38,6 +38,7 @@ use crate::listener::Bound;
 use crate::{BusyPoll, Error, Events, Listener, auth, raw};
 
 pub use config::ServeConfig;
+pub(crate) use config::UidRefused;
 
 /// Serves `listener` until `shutdown` completes, the receiving end of
 /// `events` is gone (over UDP), or a fatal error.
@@ -74,15 +75,12 @@ pub async fn serve(
                     datagram::serve(socket, &config, events).await
                 }
             }
-            Bound::UnixDatagram(mut socket) if config.raw => {
-                if config.asks_senders() {
-                    socket.ask_senders(&config.allow_uids)?;
-                }
-                raw::serve_udp(socket, config.reply, events).await
-            }
             Bound::UnixDatagram(mut socket) => {
                 if config.asks_senders() {
                     socket.ask_senders(&config.allow_uids)?;
+                }
+                if config.raw {
+                    return raw::serve_udp(socket, config.reply, events).await;
                 }
                 if let Some(auth) = &config.auth {
                     Datagrams::authenticate(
