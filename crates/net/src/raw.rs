@@ -261,7 +261,7 @@ impl RawLink {
                     // answer to bytes that are no TLS is one alert record
                     // and its close, nothing else. The bytes sent went
                     // nowhere; the send exited 0 (audit, round nine).
-                    Some(Ok(ALERT_RECORD)) if plain && is_alert_record(&first) => {
+                    Some(Ok(n @ ALERT_RECORD)) if plain && is_alert_record(&first[..n]) => {
                         return Err(msg_tcp::Error::Tls(msg_tcp::tls::TlsRecord::Alert).into());
                     }
                     // A plain peer that reset the connection had closed
@@ -289,12 +289,13 @@ impl RawLink {
 
 /// A TLS alert record's length: a 5-byte header (type 21, version, a
 /// length of 2) and its level and description.
-pub(crate) const ALERT_RECORD: usize = 7;
+const ALERT_RECORD: usize = 7;
 
-/// Whether `bytes` begin with a TLS alert record's header: an alert
-/// (content type 21) of a 3.x version, two bytes long.
+/// Whether `bytes` are one TLS alert record and nothing else: an alert
+/// (content type 21) of a 3.x version, two bytes long, as a TLS listener
+/// answers a peer that speaks no TLS.
 pub(crate) fn is_alert_record(bytes: &[u8]) -> bool {
-    matches!(bytes, [a, b, c, 0, 2, ..]
+    matches!(bytes, [a, b, c, 0, 2, _, _]
         if msg_tcp::tls::looks_like_tls([*a, *b, *c, 0]) == Some(msg_tcp::tls::TlsRecord::Alert))
 }
 

@@ -271,10 +271,7 @@ impl SessionRx {
                 // alert record and its close: said as such, as msg send
                 // says it, not printed as the peer's bytes with exit 0
                 // (audit, round thirteen). Anything else is the peer's.
-                if std::mem::take(first)
-                    && buf.len() == crate::raw::ALERT_RECORD
-                    && crate::raw::is_alert_record(buf)
-                {
+                if std::mem::take(first) && crate::raw::is_alert_record(buf) {
                     buf.reserve(READ_LEN);
                     let next = tokio::time::timeout(ALERT_CLOSE, read.read_buf(buf)).await;
                     if matches!(next, Ok(Ok(0))) {
