@@ -200,7 +200,7 @@ impl ListenArgs {
     /// a TLS session cut, a frame cut off): what it carried (`> file`)
     /// may be incomplete, and that must not look received (audit, round
     /// nine). The warning above says why.
-    pub(crate) fn once_failed(&self, counters: &msg_net::Counters) -> Option<ExitCode> {
+    fn once_failed(&self, counters: &msg_net::Counters) -> Option<ExitCode> {
         if !(self.once && counters.served_failed()) {
             return None;
         }
@@ -211,15 +211,23 @@ impl ListenArgs {
         Some(ExitCode::FAILURE)
     }
 
-    /// With --once, a signal's exit code (130, 143, 129) when it stopped
-    /// the listener while its one connection was still open: what it
-    /// carried (`> file`) is cut short, as nc's listener says by exiting
-    /// so (audit, round thirteen: exit 0 with 2.3 of 6 MB).
-    pub(crate) fn once_cut(
+    /// With --once, how its one connection's end makes the exit code,
+    /// on either engine: [`ListenArgs::once_failed`], else
+    /// [`ListenArgs::once_cut`] by the signal that stopped it, if one did.
+    pub(crate) fn once_ended(
         &self,
         counters: &msg_net::Counters,
         stop: Option<Stop>,
     ) -> Option<ExitCode> {
+        self.once_failed(counters)
+            .or_else(|| self.once_cut(counters, stop))
+    }
+
+    /// With --once, a signal's exit code (130, 143, 129) when it stopped
+    /// the listener while its one connection was still open: what it
+    /// carried (`> file`) is cut short, as nc's listener says by exiting
+    /// so (audit, round thirteen: exit 0 with 2.3 of 6 MB).
+    fn once_cut(&self, counters: &msg_net::Counters, stop: Option<Stop>) -> Option<ExitCode> {
         let stop = stop.filter(|_| self.once && counters.open() > 0)?;
         output::stderr_line(format_args!(
             "msg listen: stopped ({stop:?}) while the connection (--once) was open: what it \
@@ -626,10 +634,7 @@ pub(crate) async fn run(
     let unread = kernel_drops.as_ref().map(KernelDrops::unread);
     let buffer = buffer_drops.as_ref().map(BufferDrops::get);
     finish(printing, served, (kernel, buffer), unread, &args, quiet).await?;
-    if let Some(code) = args.once_failed(&counters) {
-        return Ok(code);
-    }
-    if let Some(code) = args.once_cut(&counters, stopped.map(|(stop, _)| stop)) {
+    if let Some(code) = args.once_ended(&counters, stopped.map(|(stop, _)| stop)) {
         return Ok(code);
     }
     Ok(match stopped {

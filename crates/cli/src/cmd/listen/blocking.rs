@@ -105,7 +105,6 @@ pub(super) async fn run(
     )
     .await?;
     Ok(args
-        .once_failed(&counters)
-        .or_else(|| args.once_cut(&counters, stopped))
+        .once_ended(&counters, stopped)
         .unwrap_or(ExitCode::SUCCESS))
 }
