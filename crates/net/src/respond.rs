@@ -69,7 +69,7 @@ impl Answering {
 
 /// Whether `err`, or a cause of it, is the peer's leaving: it closed
 /// (`EPIPE` on a write), reset, or is no longer connected.
-fn peer_gone(err: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn peer_gone(err: &(dyn std::error::Error + 'static)) -> bool {
     use std::io::ErrorKind as K;
     let mut next = Some(err);
     while let Some(err) = next {

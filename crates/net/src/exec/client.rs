@@ -74,7 +74,15 @@ pub async fn run(
     loop {
         tokio::select! {
             msg = rx.recv() => {
-                let Some(msg) = msg? else {
+                // A listener that closes with our input's end unread
+                // resets the connection: it closed all the same (seen in
+                // CI as a bare `Connection reset by peer` when a stopped
+                // listener's close raced that frame).
+                let msg = match msg {
+                    Err(err) if crate::respond::peer_gone(&err) => return Err(closed()),
+                    msg => msg?,
+                };
+                let Some(msg) = msg else {
                     return Err(closed());
                 };
                 silent.as_mut().reset(tokio::time::Instant::now() + silence);
