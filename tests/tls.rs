@@ -164,9 +164,7 @@ fn a_pinned_fingerprint_passes_and_any_other_certificate_is_refused_naming_both(
 /// (audit, round nine: `-q` left a client nothing to pin).
 #[test]
 fn quiet_keeps_a_self_signed_certificates_fingerprint_only() {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut quiet = msg_listen(&["--tcp", "--tls", "-q", "--reply", "echo", &addr]);
+    let (mut quiet, addr) = quiet_tls_listener(&["--reply", "echo"]);
     let line = quiet.wait_for_stderr("fingerprint");
     let pinned = line.rsplit(' ').next().unwrap();
     let sent = run(
@@ -188,12 +186,7 @@ fn quiet_keeps_a_self_signed_certificates_fingerprint_only() {
 
     let pki = Pki::new();
     let (cert, key) = pki.issue("server", &["127.0.0.1"], None);
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut args = vec!["--tcp", "--tls", "-q", "--count", "1", &addr];
-    args.extend_from_slice(&["--cert", &cert, "--key", &key]);
-    let given = msg_listen(&args);
-    wait_for_port(port);
+    let (given, addr) = quiet_tls_listener(&["--count", "1", "--cert", &cert, "--key", &key]);
     let sent = run(
         &["send", "--tcp", "--tls", "--ca", &pki.ca(), &addr, "x"],
         None,
@@ -204,12 +197,21 @@ fn quiet_keeps_a_self_signed_certificates_fingerprint_only() {
     assert!(!done.stderr.contains("fingerprint"), "{}", done.stderr);
 }
 
-/// `msg listen ARGS`, as given (no `-v`: see [`Listener`] for one that
-/// waits to be ready).
-fn msg_listen(args: &[&str]) -> Running {
+/// `msg listen --tcp --tls -q ARGS` on a port of the kernel's choosing,
+/// once it listens, and its address. `-q` leaves no log line to learn the
+/// port from, and a port picked free beforehand can be taken by another
+/// test before the listener binds it (CI, once): `RUST_LOG` brings back
+/// the one line that names it. It does not change what `-q` decides
+/// about the fingerprint, which is not a log line.
+fn quiet_tls_listener(args: &[&str]) -> (Running, String) {
     let mut cmd = support::msg();
-    cmd.arg("listen").args(args);
-    Running::spawn(cmd, None)
+    cmd.args(["listen", "--tcp", "--tls", "-q", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info");
+    let mut listener = Running::spawn(cmd, None);
+    let line = listener.wait_for_stderr("listening on");
+    let addr = line.rsplit(' ').next().unwrap().to_owned();
+    (listener, addr)
 }
 
 #[test]
