@@ -291,17 +291,10 @@ fn tcp(err: &msg_net::StreamError) -> Option<String> {
         // A write or read that meets the peer's reset (audit, round
         // twelve: a bare `Connection reset by peer` or `Broken pipe` under
         // `cannot send message N`).
-        msg_net::StreamError::Io(ref io)
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
-            ) =>
-        {
-            Some(format!(
-                "{err} (the peer had closed the connection: what was sent from then on did not \
+        msg_net::StreamError::Io(ref io) if msg_net::peer_left(io) => Some(format!(
+            "{err} (the peer had closed the connection: what was sent from then on did not \
                  arrive)"
-            ))
-        }
+        )),
         // A client's writes wait the longer of its --timeout and 30s (a
         // listener's log words its own, in `listener_text`).
         msg_net::StreamError::WriteStalled { after } => Some(format!(

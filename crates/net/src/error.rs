@@ -176,3 +176,27 @@ pub enum Error {
     #[error(transparent)]
     Io(#[from] io::Error),
 }
+
+/// Whether `err` is the peer's leaving: it closed (`EPIPE` on a write),
+/// reset the connection, or is no longer connected. The one place that
+/// decides it, for a listener's answers, a client's close and a raw send's
+/// drain here, and the CLI's hint above.
+pub fn peer_left(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected
+    )
+}
+
+/// Whether `err`, or the first I/O error among its causes, is the peer's
+/// leaving ([`peer_left`]).
+pub(crate) fn peer_left_in(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            return peer_left(io);
+        }
+        next = err.source();
+    }
+    false
+}

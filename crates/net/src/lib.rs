@@ -177,7 +177,7 @@ pub use auth::Auth;
 pub use busy_poll::BusyPoll;
 pub use counters::{BufferDrops, Counted, Counters, KernelDrops, kernel_udp_drops};
 pub use data::Reply;
-pub use error::Error;
+pub use error::{Error, peer_left};
 pub use events::{Delivery, Event, EventReceiver, Events, Offer, QUEUE_BYTES};
 pub use limits::Limits;
 pub use link::{ConnectOptions, Link, Rx, Tx};

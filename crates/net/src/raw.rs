@@ -268,9 +268,7 @@ impl RawLink {
                     // with our bytes unread, or was gone before they came
                     // (a full listener's refusal): they went nowhere, as a
                     // framed send says (audit, round thirteen: exit 0).
-                    Some(Err(err))
-                        if plain && err.kind() == std::io::ErrorKind::ConnectionReset =>
-                    {
+                    Some(Err(err)) if plain && crate::error::peer_left(&err) => {
                         return Err(Error::Reset(err));
                     }
                     _ => {}

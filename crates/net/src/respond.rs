@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use msg_proto::{DiscardCounter, Kind, Message};
 use tracing::debug;
 
+use crate::error::peer_left_in;
 use crate::{Reply, data, ping};
 
 /// What to do with one framed message.
@@ -51,7 +52,7 @@ impl Answering {
         written: Result<(), E>,
     ) -> Result<(), E> {
         match written {
-            Err(err) if peer_gone(&err) => {
+            Err(err) if peer_left_in(&err) => {
                 debug!(%peer, "the peer has gone ({err}): what it sent is shown, unanswered");
                 self.gone = true;
                 Ok(())
@@ -63,25 +64,8 @@ impl Answering {
     /// Whether a read that failed with `err` is the end of a peer an answer
     /// found gone: its reset, after the bytes it sent were read.
     pub(crate) fn ended<E: std::error::Error + 'static>(&self, err: &E) -> bool {
-        self.gone && peer_gone(err)
+        self.gone && peer_left_in(err)
     }
-}
-
-/// Whether `err`, or a cause of it, is the peer's leaving: it closed
-/// (`EPIPE` on a write), reset, or is no longer connected.
-pub(crate) fn peer_gone(err: &(dyn std::error::Error + 'static)) -> bool {
-    use std::io::ErrorKind as K;
-    let mut next = Some(err);
-    while let Some(err) = next {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return matches!(
-                io.kind(),
-                K::BrokenPipe | K::ConnectionReset | K::NotConnected
-            );
-        }
-        next = err.source();
-    }
-    false
 }
 
 /// The dispatch by kind: one arm per feature, each in its own module.

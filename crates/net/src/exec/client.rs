@@ -79,7 +79,7 @@ pub async fn run(
                 // CI as a bare `Connection reset by peer` when a stopped
                 // listener's close raced that frame).
                 let msg = match msg {
-                    Err(err) if crate::respond::peer_gone(&err) => return Err(closed()),
+                    Err(err) if crate::error::peer_left_in(&err) => return Err(closed()),
                     msg => msg?,
                 };
                 let Some(msg) = msg else {

@@ -365,14 +365,7 @@ async fn refusal_waiting(conn: &mut msg_tcp::Connection<AnyStream>) -> Option<Er
 /// (audit, round twelve: a bare `Connection reset by peer` in most runs).
 fn reset(err: Error) -> Error {
     match err {
-        Error::Tcp(msg_tcp::Error::Io(io))
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
-            ) =>
-        {
-            Error::Reset(io)
-        }
+        Error::Tcp(msg_tcp::Error::Io(io)) if crate::error::peer_left(&io) => Error::Reset(io),
         other => other,
     }
 }

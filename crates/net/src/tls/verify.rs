@@ -53,11 +53,11 @@ pub(super) fn handshake_error(err: &io::Error, peer: Peer) -> TlsError {
             other => TlsError::Handshake(other.to_string()),
         };
     }
-    match err.kind() {
-        io::ErrorKind::UnexpectedEof
-        | io::ErrorKind::ConnectionReset
-        | io::ErrorKind::BrokenPipe => TlsError::Closed(peer),
-        _ => TlsError::Handshake(err.to_string()),
+    // Mid-handshake, a bare end is a leaving too.
+    if err.kind() == io::ErrorKind::UnexpectedEof || crate::error::peer_left(err) {
+        TlsError::Closed(peer)
+    } else {
+        TlsError::Handshake(err.to_string())
     }
 }
 
