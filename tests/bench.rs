@@ -470,6 +470,56 @@ fn open_loop_sends_on_schedule_whatever_the_replies_do() {
     }
 }
 
+/// A rate above what the machine sends: a paced stream still ends with
+/// its duration, counting what it sent, and an open loop fails saying it
+/// fell behind, instead of sending its whole schedule however late and
+/// reporting rates it never had (audit, round fifteen: a 0.3 s stream at
+/// 10,000,000 msg/s took 12.7 s and claimed 1,000,000 messages in its
+/// first 0.1 s; a 0.5 s open loop took 38 s).
+#[test]
+fn a_rate_beyond_the_machine_ends_with_the_duration() {
+    // 1 KiB at 10,000,000 a second is 80 Gbit/s, beyond any loopback.
+    let rate = 10_000_000.0;
+    let lines = interval_lines(&[
+        "--sizes",
+        "1024",
+        "--mode",
+        "throughput",
+        "--tcp",
+        "--rate",
+        "10000000",
+    ]);
+    assert_intervals_add_up(&lines, false);
+    let duration = num(&lines[0], "duration_s");
+    let end = lines.last().unwrap();
+    let sent = num(&end["results"][0], "sent");
+    assert!(sent < rate * duration / 2.0, "{end}");
+    for interval in &lines[1..lines.len() - 1] {
+        assert!(num(interval, "t1") <= duration + 0.05, "{interval}");
+    }
+
+    let mut args = vec!["bench", "--rate", "10000000", "--udp", "--sizes", "64"];
+    args.extend_from_slice(QUICK);
+    let started = std::time::Instant::now();
+    let failed = run(&args, None);
+    assert_eq!(failed.code(), Some(1), "{}", failed.stderr);
+    assert!(
+        failed
+            .stderr
+            .contains("the open loop fell behind its schedule")
+            && failed.stderr.contains("10000000 msg/s asks for")
+            && failed.stderr.contains("lower the rate"),
+        "{}",
+        failed.stderr
+    );
+    // Each run ends with its warm-up and duration (170 ms), three runs.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn nagle_can_be_switched_back_on() {
     let results = bench_json(&[

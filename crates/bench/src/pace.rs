@@ -30,7 +30,11 @@ pub(crate) fn scheduled(start: Instant, i: u64, rate: u64) -> Instant {
 /// with one at `rate`, message `sent`'s time on the schedule from
 /// `start`, waited for unless it falls at or past `end` (spinning through
 /// its last moments: nothing comes back on a one-way stream for a spin to
-/// hold up).
+/// hold up). Behind the schedule (a rate above what this machine sends),
+/// now: the stream still ends at `end` by the clock, and its intervals
+/// are stamped when their messages went (audit, round fifteen: a 0.3 s
+/// run at 10,000,000 msg/s took 12.7 s, its first interval claiming all
+/// 1,000,000 of its messages sent in 0.1 s).
 ///
 /// # Errors
 ///
@@ -48,7 +52,7 @@ pub(crate) async fn next_send(
     if due < end {
         pacer.wait_until(due, || true).await?;
     }
-    Ok(due)
+    Ok(due.max(Instant::now()))
 }
 
 /// A reusable one-shot timer.

@@ -98,6 +98,28 @@ pub enum RunError {
         /// The ping.
         seq: u64,
     },
+    /// The open loop could not keep its schedule: fewer pings went while
+    /// it measured than its rate asked for, so the latencies, counted
+    /// from each ping's intended time, would be mostly the sender's own
+    /// lateness, and the pings it never sent would count nowhere.
+    #[error(
+        "the open loop fell behind its schedule: it sent {sent} pings in {}, where {rate} \
+         msg/s asks for {asked}; this machine sent about {achieved} msg/s this way: lower the \
+         rate",
+        format_duration(*.within)
+    )]
+    BehindSchedule {
+        /// The rate asked for, per second.
+        rate: u64,
+        /// Pings sent, warm-up and measurement.
+        sent: u64,
+        /// Pings the schedule had for them.
+        asked: u64,
+        /// The warm-up and the measurement.
+        within: Duration,
+        /// Pings sent per second, from the start to the last send.
+        achieved: u64,
+    },
     /// Over TCP, the open loop ended with pings unanswered.
     #[error(
         "{lost} of {sent} pings were not answered within {} of the last send",
