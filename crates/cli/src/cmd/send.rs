@@ -14,7 +14,7 @@ use msg_net::send::{
     Awaiting, Bodies, BodyError, STDIN_PIECE, SendAllError, Sender, Split, unconfirmed,
 };
 use msg_net::text::path_text;
-use msg_net::{Link, PeerAddr};
+use msg_net::{ConnectOptions, Link, PeerAddr, Transport};
 use tokio::io::{BufReader, Stdin};
 
 use crate::args::{
@@ -181,37 +181,7 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         }
     }
     if !args.file.is_empty() {
-        let (mut link, _) = connect_any(transport, &addr, |addr| {
-            Link::connect(transport, addr, &options)
-        })
-        .await?;
-        let (mut refused, mut files, mut folders) = (0, 0, 0);
-        for path in &args.file {
-            if path.is_dir() {
-                let sent = send_folder(&mut link, path, &args, quiet).await?;
-                refused += sent.refused;
-                files += sent.files;
-                folders += sent.folders;
-            } else {
-                send_file(&mut link, path, &args, quiet).await?;
-            }
-        }
-        // Every file had its verdict.
-        link.close(args.client.timeout, true).await?;
-        // What was saved, counted: "the rest was saved" said so of a
-        // folder whose every file was refused and one subfolder made.
-        let count = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-        return match (refused, files + folders) {
-            (0, _) => Ok(()),
-            (_, 0) => Err(anyhow!(
-                "the receiver refused {refused} of the folder's entries and saved none"
-            )),
-            _ => Err(anyhow!(
-                "the receiver refused {refused} of the folder's entries and saved {} and {}",
-                count(files, "file"),
-                count(folders, "folder")
-            )),
-        };
+        return send_paths(&args, transport, &addr, &options, quiet).await;
     }
     // Arguments are known before anything is sent, so one too large is a
     // usage error, like an empty one on raw TCP. A TCP frame's limit is
@@ -280,6 +250,126 @@ pub(crate) async fn run(args: SendArgs, quiet: bool) -> anyhow::Result<()> {
         crate::output::stderr_line(format_args!("{line}"));
     }
     Ok(())
+}
+
+/// Sends each `--file` path, a folder as a tree, on one connection (a
+/// fresh one after a path that failed); fails at the end if any path, or
+/// any entry of a folder, did not arrive.
+async fn send_paths(
+    args: &SendArgs,
+    transport: Transport,
+    addr: &str,
+    options: &ConnectOptions,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let connect = || async {
+        connect_any(transport, addr, |addr| {
+            Link::connect(transport, addr, options)
+        })
+        .await
+        .map(|(link, _)| link)
+    };
+    let mut link = connect().await?;
+    let mut tally = Tally::default();
+    // Of several paths, one that fails does not stop the rest, as scp's
+    // and rsync's do not (audit, round sixteen: the first refusal ended
+    // the list): it is said, the next goes on a fresh connection (a failed
+    // transfer leaves its own mid-file), and the send fails at the end.
+    let last = args.file.len() - 1;
+    for (i, path) in args.file.iter().enumerate() {
+        let sent = if path.is_dir() {
+            send_folder(&mut link, path, args, quiet)
+                .await
+                .map(|sent| tally.add(&sent))
+        } else {
+            send_file(&mut link, path, args, quiet).await
+        };
+        match sent {
+            Ok(()) => {}
+            Err(err) if i < last => {
+                crate::output::stderr_line(format_args!("msg: {}", hint::chain(&err)));
+                tally.unsent += 1;
+                link = connect().await?;
+            }
+            Err(err) if tally.unsent > 0 => {
+                tally.unsent += 1;
+                return Err(err.context(tally.unsent_line(args.file.len())));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    // Every file had its verdict.
+    link.close(args.client.timeout, true).await?;
+    tally.verdict(args.file.len())
+}
+
+/// What the paths of one `msg send --file` came to.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Paths that failed as a whole.
+    unsent: usize,
+    /// Folders' entries the receiver refused.
+    refused: u64,
+    /// Folders' entries that could not be sent (unreadable, unnameable).
+    failed: u64,
+    /// Folders' files and folders saved.
+    files: u64,
+    folders: u64,
+}
+
+impl Tally {
+    fn add(&mut self, sent: &msg_net::file::tree::TreeSent) {
+        self.refused += sent.refused;
+        self.failed += sent.failed;
+        self.files += sent.files;
+        self.folders += sent.folders;
+    }
+
+    fn unsent_line(&self, paths: usize) -> String {
+        let were = if self.unsent == 1 { "was" } else { "were" };
+        format!(
+            "{} of the {paths} paths {were} not sent (said above)",
+            self.unsent
+        )
+    }
+
+    /// Success, or what did not arrive: paths, then a folder's refused
+    /// and unsent entries, with what was saved of the folders.
+    fn verdict(&self, paths: usize) -> anyhow::Result<()> {
+        // What was saved, counted: "the rest was saved" said so of a
+        // folder whose every file was refused and one subfolder made.
+        let count = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        let saved = match self.files + self.folders {
+            0 => "saved none".to_owned(),
+            _ => format!(
+                "saved {} and {}",
+                count(self.files, "file"),
+                count(self.folders, "folder")
+            ),
+        };
+        // An entry that could not be read (or named) is a failure, as
+        // tar's and rsync's are: said above as it was met, counted here.
+        let entries = match (self.refused, self.failed) {
+            (0, 0) => None,
+            (0, failed) => Some(format!(
+                "{failed} of the folder's entries could not be sent (said above); the receiver \
+                 {saved}"
+            )),
+            (refused, 0) => Some(format!(
+                "the receiver refused {refused} of the folder's entries and {saved}"
+            )),
+            (refused, failed) => Some(format!(
+                "the receiver refused {refused} of the folder's entries and {saved}; {failed} \
+                 more could not be sent (said above)"
+            )),
+        };
+        match (self.unsent, entries) {
+            (0, None) => Ok(()),
+            (0, Some(entries)) => Err(anyhow!(entries)),
+            (_, None) => Err(anyhow!(self.unsent_line(paths))),
+            (_, Some(entries)) => Err(anyhow!("{}; {entries}", self.unsent_line(paths))),
+        }
+    }
 }
 
 /// Sends one file, with a progress bar on a terminal, and says on stderr
@@ -396,6 +486,11 @@ impl msg_net::file::tree::TreeReport for FolderReport {
         self.bar.suspend(|| {
             crate::output::stderr_line(format_args!("msg send: skipped {path}: {}", skipped.why));
         });
+        // A file that should have gone is a file's line; a link or a
+        // special file, never sent, is counted in the summary alone.
+        if self.json && skipped.failed {
+            json_line(&skipped.json());
+        }
     }
 }
 

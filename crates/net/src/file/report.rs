@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::tree::{EntryReport, TreeSent};
+use super::tree::{EntryReport, Skipped, TreeSent};
 use super::{Resumed, Sent};
 use crate::summary::count;
 
@@ -86,9 +86,23 @@ impl EntryReport {
     }
 }
 
+impl Skipped {
+    /// An entry that should have gone and could not
+    /// ([`Skipped::failed`]): `path` (local, escaped), `status`
+    /// (`skipped`) and `reason`.
+    #[must_use]
+    pub fn json(&self) -> Value {
+        json!({
+            "path": crate::text::printable(self.path.as_os_str().as_encoded_bytes()),
+            "status": "skipped",
+            "reason": self.why,
+        })
+    }
+}
+
 impl TreeSent {
     /// The folder's totals: `folder`, `files`, `folders`, `bytes`,
-    /// `refused`, `skipped`, `secs`.
+    /// `refused`, `skipped` (and of those, `failed`), `secs`.
     #[must_use]
     pub fn json(&self) -> Value {
         json!({
@@ -98,6 +112,7 @@ impl TreeSent {
             "bytes": self.bytes,
             "refused": self.refused,
             "skipped": self.skipped,
+            "failed": self.failed,
             "secs": self.elapsed.as_secs_f64(),
         })
     }
@@ -141,6 +156,7 @@ mod tests {
             bytes: 0,
             refused: 2,
             skipped: 1,
+            failed: 0,
             elapsed: Duration::from_millis(10),
         };
         assert_eq!(

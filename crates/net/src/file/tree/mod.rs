@@ -55,6 +55,11 @@ pub struct Skipped {
     pub path: PathBuf,
     /// Why, for a human.
     pub why: String,
+    /// A file or folder that should have gone and could not: unreadable,
+    /// changed since the walk, or a name msg cannot carry. The send fails
+    /// for it, as tar's and rsync's do (audit, round sixteen: exit 0).
+    /// Links and special files are never sent, by design: not failures.
+    pub failed: bool,
 }
 
 /// One entry as the receiver answered it.
@@ -99,6 +104,8 @@ pub struct TreeSent {
     pub refused: u64,
     /// What was not sent.
     pub skipped: u64,
+    /// Of those, what should have gone and could not ([`Skipped::failed`]).
+    pub failed: u64,
     /// From the start to the last verdict.
     pub elapsed: Duration,
 }

@@ -100,6 +100,7 @@ pub(super) fn read_all(
                 let skipped = Skipped {
                     path: path.clone(),
                     why: format!("cannot read it: {err}"),
+                    failed: true,
                 };
                 tx.push(Item::Skipped(skipped))?;
                 continue;

@@ -61,6 +61,7 @@ pub(crate) async fn send_tree<S: Stream>(
         bytes: 0,
         refused: 0,
         skipped: walk.skipped.len() as u64,
+        failed: walk.skipped.iter().filter(|s| s.failed).count() as u64,
         elapsed: Duration::ZERO,
     };
     let entries = walk.entries;
@@ -132,6 +133,7 @@ pub(crate) async fn send_tree<S: Stream>(
             }
             Item::Skipped(skipped) => {
                 verdicts.sent.skipped += 1;
+                verdicts.sent.failed += u64::from(skipped.failed);
                 verdicts.report.skipped(&skipped);
                 Ok(())
             }

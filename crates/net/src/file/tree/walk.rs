@@ -242,25 +242,30 @@ fn visit(
     walk: &mut Walk,
 ) -> io::Result<Option<Level>> {
     let local = local.join(&child.name);
-    let skip = |walk: &mut Walk, why: String| {
+    let skip = |walk: &mut Walk, why: String, failed: bool| {
         walk.skipped.push(Skipped {
             path: local.clone(),
             why,
+            failed,
         });
     };
     let Some(part) = child.name.to_str().map(str::to_owned) else {
-        skip(walk, "its name is not UTF-8".to_owned());
+        skip(walk, "its name is not UTF-8".to_owned(), true);
         return Ok(None);
     };
     let path = match TreePath::new(&format!("{prefix}{part}")) {
         Ok(path) => path,
         Err(err) => {
-            skip(walk, err.to_string());
+            skip(walk, err.to_string(), true);
             return Ok(None);
         }
     };
     match FileType::from_raw_mode(child.stat.st_mode) {
-        FileType::Symlink => skip(walk, "a symbolic link: links are not sent".to_owned()),
+        FileType::Symlink => skip(
+            walk,
+            "a symbolic link: links are not sent".to_owned(),
+            false,
+        ),
         FileType::Directory => {
             walk.start.folders += 1;
             walk.entries.push((
@@ -299,7 +304,7 @@ fn visit(
                 FileType::Socket => "a socket",
                 _ => "a device",
             };
-            skip(walk, format!("{what}: special files are not sent"));
+            skip(walk, format!("{what}: special files are not sent"), false);
         }
     }
     Ok(None)
