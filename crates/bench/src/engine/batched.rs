@@ -198,7 +198,7 @@ pub(super) async fn throughput(
     let after = peer.stats().await?;
     let mut outcome = Outcome::streamed(warm, sent, &before, &after, elapsed)?;
     outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
-    outcome.drops = drops.and_then(|d| d.since());
+    Drops::end(drops.as_ref(), &mut outcome);
     outcome.calls = Some(batching.since(addr, &send_batch, &calls_before));
     Ok(outcome)
 }

@@ -223,7 +223,7 @@ fn throughput(
     // Until the listener has answered the last statistics ping: what it
     // spent taking the stream in is counted whole.
     outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
-    outcome.drops = drops.and_then(|d| d.since());
+    Drops::end(drops.as_ref(), &mut outcome);
     outcome.calls = batched
         .zip(calls_before)
         .map(|(b, before)| b.batching.since(b.addr, &b.send, &before));

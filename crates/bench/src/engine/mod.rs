@@ -64,6 +64,10 @@ pub struct Outcome {
     /// table; `None` where there is none to read (a remote listener, a
     /// stream, a ping-pong).
     pub drops: Option<u64>,
+    /// The listener socket's drop counter when this stream began and
+    /// ended measuring, from which parallel flows' drops are counted over
+    /// all their windows together.
+    pub(crate) drops_span: Option<(u64, u64)>,
     /// Parallel flows: each flow's own outcome, in order; this one is
     /// their sum. Empty for one flow.
     pub flows: Vec<Self>,
@@ -141,7 +145,7 @@ impl Snapshot {
 /// How long a throughput stream warms up: [`Settings::warmup`] for a run
 /// alone; for parallel flows until `warm_until`, one instant for all of
 /// them, so that no flow starts measuring while another still warms up
-/// (the listener's socket drops, which the first flow reads for all,
+/// (the listener's socket drops, counted over all the flows' windows,
 /// would count another flow's warm-up, which no flow counts as lost).
 pub(crate) fn warm_up_for(settings: &Settings, warm_until: Option<Instant>) -> Duration {
     warm_until.map_or(settings.warmup, |until| {
@@ -167,9 +171,12 @@ impl Drops {
         Some(Self { drops, before })
     }
 
-    /// The drops since [`Drops::start`].
-    pub(crate) fn since(&self) -> Option<u64> {
-        Some(self.drops.get()?.saturating_sub(self.before))
+    /// Into `outcome`: the drops since [`Drops::start`], and the
+    /// counter's values then and now.
+    pub(crate) fn end(drops: Option<&Self>, outcome: &mut Outcome) {
+        let span = drops.and_then(|d| Some((d.before, d.drops.get()?)));
+        outcome.drops = span.map(|(before, now)| now.saturating_sub(before));
+        outcome.drops_span = span;
     }
 }
 
@@ -296,6 +303,7 @@ impl Outcome {
             calls: None,
             cpu: None,
             drops: None,
+            drops_span: None,
             flows: Vec::new(),
             direction: Direction::Forward,
         }

@@ -86,7 +86,7 @@ pub(super) async fn throughput(
     let mut outcome = Outcome::streamed(warm, sent, &before, &after, elapsed)?;
     outcome.check_stream(peer.transport.caps().reliable)?;
     outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
-    outcome.drops = drops.and_then(|d| d.since());
+    Drops::end(drops.as_ref(), &mut outcome);
     if let Some(kernel_before) = kernel_before {
         outcome.kernel = Some(kernel_before.until(&Snapshot::take(peer.link.tcp_info())?));
     }
