@@ -224,9 +224,9 @@ fn throughput(
     // spent taking the stream in is counted whole.
     outcome.cpu = cpu.and_then(|cpu| cpu.elapsed());
     Drops::end(drops.as_ref(), &mut outcome);
-    outcome.calls = batched
-        .zip(calls_before)
-        .map(|(b, before)| b.batching.since(b.addr, &b.send, &before));
+    if let Some((b, before)) = batched.zip(calls_before) {
+        outcome.batched(b.batching.since(b.addr, &b.send, &before));
+    }
     Ok(outcome)
 }
 

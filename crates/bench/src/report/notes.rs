@@ -157,7 +157,9 @@ impl Report<'_> {
         format!(
             "\nUDP sent {size} datagrams per call (sendmmsg, with GSO where offered); {receive}; \
              dgram/send and dgram/recv: datagrams moved per system call; \
-             offload: GSO if they went to the kernel as segmented runs, GRO if they arrived coalesced"
+             offload: GSO if they went to the kernel as segmented runs, GRO if they arrived coalesced; \
+             drops: - with GSO, whose runs the kernel drops and counts whole (lost counts every \
+             datagram)"
         )
     }
 }
