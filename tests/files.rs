@@ -1509,6 +1509,34 @@ fn a_folder_deep_as_a_path_allows_arrives_and_is_reported_saved() {
     );
 }
 
+/// `--json` names every file whole, however long its path: a folder's
+/// entry 300 bytes deep, and a single file's 255-byte name as the
+/// receiver saved it (audit, round sixteen: both cut at 200 bytes with
+/// `…`, naming no file).
+#[test]
+fn json_names_long_paths_whole() {
+    let from = fresh_dir("from");
+    let tree = from.join("tree");
+    let deep = ["dir"; 75].join("/");
+    std::fs::create_dir_all(tree.join(&deep)).unwrap();
+    write_file(&tree.join(&deep), "f", b"deep");
+    let long = "n".repeat(255);
+    let single = write_file(&from, &long, b"long");
+
+    let to = fresh_dir("to");
+    let listener = save_dir_listener(&to, &["--count", "2"]);
+    let out = send_file(&listener, &tree, &["--json"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let first: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["path"], format!("{deep}/f"), "{}", out.stdout);
+    let out = send_file(&listener, &single, &["--json"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let line: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(line["saved_as"], long.as_str(), "{line}");
+    listener.finish();
+}
+
 /// Of several paths, one that fails does not stop the rest, as with scp
 /// and rsync: it is said, the others are saved, and the send fails at
 /// the end naming how many did not go (audit, round sixteen: the first

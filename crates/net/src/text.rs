@@ -93,11 +93,29 @@ pub const MAX_PRINTABLE: usize = 200;
 /// of what the peer sent (at a character's boundary), with `…` after a
 /// cut.
 pub fn printable(bytes: &[u8]) -> String {
-    let mut end = bytes.len().min(MAX_PRINTABLE);
+    printable_up_to(bytes, MAX_PRINTABLE)
+}
+
+/// The longest path [`printable_path`] keeps, in bytes: Linux's
+/// `PATH_MAX`, and the most a folder's path on the wire may be.
+pub const MAX_PRINTABLE_PATH: usize = 4096;
+
+/// A peer's name for a file made safe for a terminal as [`printable`]
+/// makes its text, but whole up to [`MAX_PRINTABLE_PATH`] bytes: a script
+/// finds the file by it (audit, round sixteen: a 255-byte name's
+/// `saved_as` cut at 200 bytes named no file). Local paths are
+/// [`path_text`]'s.
+pub fn printable_path(bytes: &[u8]) -> String {
+    printable_up_to(bytes, MAX_PRINTABLE_PATH)
+}
+
+/// `bytes` escaped, cut to `max` of them with `…` after a cut.
+fn printable_up_to(bytes: &[u8], max: usize) -> String {
+    let mut end = bytes.len().min(max);
     // Cut at a UTF-8 boundary where there is one nearby, so that a cut
     // does not show the first bytes of a character as escapes.
     if end < bytes.len() {
-        while end > MAX_PRINTABLE - 3 && (bytes[end] & 0xc0) == 0x80 {
+        while end > max - 3 && (bytes[end] & 0xc0) == 0x80 {
             end -= 1;
         }
     }

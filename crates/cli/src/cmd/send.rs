@@ -482,7 +482,7 @@ impl msg_net::file::tree::TreeReport for FolderReport {
     }
 
     fn skipped(&mut self, skipped: &msg_net::file::tree::Skipped) {
-        let path = msg_net::text::printable(skipped.path.as_os_str().as_encoded_bytes());
+        let path = path_text(&skipped.path);
         self.bar.suspend(|| {
             crate::output::stderr_line(format_args!("msg send: skipped {path}: {}", skipped.why));
         });

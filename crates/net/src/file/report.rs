@@ -93,7 +93,7 @@ impl Skipped {
     #[must_use]
     pub fn json(&self) -> Value {
         json!({
-            "path": crate::text::printable(self.path.as_os_str().as_encoded_bytes()),
+            "path": crate::text::path_text(&self.path),
             "status": "skipped",
             "reason": self.why,
         })

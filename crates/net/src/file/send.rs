@@ -93,7 +93,7 @@ pub(crate) async fn send<S: Stream>(
     }
     match answer(conn, verdict_wait(wait, sent), &name).await? {
         FileResult::Saved { name } => Ok(Sent {
-            name: crate::text::printable(name.as_bytes()),
+            name: crate::text::printable_path(name.as_bytes()),
             size: offset + sent,
             digest,
             elapsed: started.elapsed(),

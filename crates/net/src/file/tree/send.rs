@@ -140,7 +140,7 @@ pub(crate) async fn send_tree<S: Stream>(
             // Its entry and content are sent, and its end never will be:
             // the receiver, cut off mid-file, keeps nothing of it.
             Item::Grew { index } => {
-                let path = crate::text::printable(entries[index].0.path.as_str().as_bytes());
+                let path = crate::text::path_text(entries[index].0.path.as_str().as_ref());
                 return Err(FileError::Grew { path }.into());
             }
         };
@@ -189,7 +189,7 @@ impl Verdicts<'_> {
         };
         let entry = &self.entries[index].0;
         let folder = entry.kind == EntryKind::Folder;
-        let path = crate::text::printable(entry.path.as_str().as_bytes());
+        let path = crate::text::path_text(entry.path.as_str().as_ref());
         let refusal = match result {
             // A file's digest is here once its end is sent: a verdict
             // before that is a refusal, or a receiver claiming to have
