@@ -1509,6 +1509,54 @@ fn a_folder_deep_as_a_path_allows_arrives_and_is_reported_saved() {
     );
 }
 
+/// The listener's umask takes its bits away from what a sender's modes
+/// give, as tar, scp and rsync without `-p` do: under `umask 077` every
+/// file and folder is the owner's alone (audit, round sixteen: saved
+/// 0755 whatever the umask).
+#[test]
+fn a_listeners_umask_applies_to_what_it_saves() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let from = fresh_dir("from");
+    let single = write_file(&from, "run.sh", b"#!/bin/sh\n");
+    std::fs::set_permissions(&single, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tree = from.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let inner = write_file(&tree, "x", b"x");
+    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&tree, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let to = fresh_dir("to");
+    let mut cmd = support::msg();
+    cmd.args([
+        "listen",
+        "--tcp",
+        "-v",
+        "127.0.0.1:0",
+        "--count",
+        "2",
+        "--save-dir",
+    ])
+    .arg(&to);
+    // SAFETY: umask is async-signal-safe, and changes the child only.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let listener = Listener::start_command(cmd);
+    for path in [&single, &tree] {
+        let out = send_file(&listener, path, &[]);
+        assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    }
+    listener.finish();
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&to.join("run.sh")), 0o700);
+    assert_eq!(mode(&to.join("tree")), 0o700);
+    assert_eq!(mode(&to.join("tree/x")), 0o600);
+}
+
 /// `--json` names every file whole, however long its path: a folder's
 /// entry 300 bytes deep, and a single file's 255-byte name as the
 /// receiver saved it (audit, round sixteen: both cut at 200 bytes with

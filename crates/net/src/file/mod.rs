@@ -153,10 +153,29 @@ pub(super) fn hash_wait(wait: Duration, bytes: u64) -> Duration {
     wait + Duration::from_secs_f64(bytes as f64 / HASH_FLOOR_RATE as f64)
 }
 
-/// Permission bits a received file never gets from its sender: setuid,
-/// setgid, sticky, and write for group and others (as a umask of 022
-/// would).
-const MODE_MASK: u32 = 0o755;
+/// The permission bits a received file or folder may get from its
+/// sender: never setuid, setgid, sticky, or write for group and others,
+/// and none the listener's umask takes away, as tar (not as root), scp
+/// and rsync without `-p` leave them (audit, round sixteen: a listener
+/// started with umask 077 saved files 0755).
+fn mode_mask() -> u32 {
+    static MASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MASK.get_or_init(|| 0o755 & !umask())
+}
+
+/// This process's umask, as Linux shows it (`Umask:` in
+/// `/proc/self/status`, since 4.7): reading it with `umask(2)` sets it
+/// too, which other threads creating files meanwhile would see. 022
+/// where it cannot be read, the mask msg always applied.
+fn umask() -> u32 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+            u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+        })
+        .unwrap_or(0o022)
+}
 
 /// A file the receiver confirmed.
 #[derive(Debug, Clone)]

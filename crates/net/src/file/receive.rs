@@ -339,7 +339,7 @@ fn hash_and_write(
 #[cfg(unix)]
 fn set_mode(file: &fs::File, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(mode & MODE_MASK))
+    file.set_permissions(fs::Permissions::from_mode(mode & mode_mask()))
 }
 
 #[cfg(not(unix))]

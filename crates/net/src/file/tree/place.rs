@@ -19,7 +19,7 @@ use super::super::{PARTIAL_PREFIX, PARTIAL_RANDOM};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(super) fn create_unnamed(dir: BorrowedFd<'_>, mode: u32) -> Result<OwnedFd, Errno> {
     let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
-    let mode = Mode::from_raw_mode(mode & super::super::MODE_MASK) | Mode::RUSR | Mode::WUSR;
+    let mode = Mode::from_raw_mode(mode & super::super::mode_mask()) | Mode::RUSR | Mode::WUSR;
     rustix::fs::openat(dir, ".", flags, mode)
 }
 

@@ -102,7 +102,7 @@ impl Writer {
     /// had both already, the umask takes none of its bits, and no default
     /// ACL on the folder took the umask's place. Asked once a folder.
     fn made_exact(&mut self, parent: &Rc<OwnedFd>, mode: u32) -> bool {
-        let mode = mode & MODE_MASK;
+        let mode = mode & mode_mask();
         let Some(umask) = self.umask else {
             return false;
         };
@@ -136,7 +136,7 @@ impl Writer {
             }
             end.check(digest).map_err(|err| err.to_string())?;
             if !incoming.mode_set {
-                rustix::fs::fchmod(&incoming.out, Mode::from_raw_mode(entry.mode & MODE_MASK))
+                rustix::fs::fchmod(&incoming.out, Mode::from_raw_mode(entry.mode & mode_mask()))
                     .map_err(errno_text)?;
             }
             let name = entry.path.file_name();

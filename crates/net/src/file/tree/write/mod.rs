@@ -131,11 +131,11 @@ impl Writer {
         for (path, mode) in self.made.iter().rev() {
             let parts: Vec<&str> = path.split('/').collect();
             if let Ok(fd) = walk(&self.root, &parts) {
-                let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & MODE_MASK));
+                let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & mode_mask()));
             }
         }
         if let Some(mode) = root_mode {
-            let _ = rustix::fs::fchmod(&self.root, Mode::from_raw_mode(mode & MODE_MASK));
+            let _ = rustix::fs::fchmod(&self.root, Mode::from_raw_mode(mode & mode_mask()));
         }
     }
 
@@ -263,10 +263,13 @@ impl Writer {
                                 format!("cannot open the folder made for it: {}", errno_text(err))
                             })
                             .and_then(|fd| {
-                                rustix::fs::fchmod(&fd, Mode::from_raw_mode(entry.mode & MODE_MASK))
-                                    .map_err(|err| {
-                                        format!("cannot set the folder's mode: {}", errno_text(err))
-                                    })
+                                rustix::fs::fchmod(
+                                    &fd,
+                                    Mode::from_raw_mode(entry.mode & mode_mask()),
+                                )
+                                .map_err(|err| {
+                                    format!("cannot set the folder's mode: {}", errno_text(err))
+                                })
                             });
                     if let Err(why) = moded {
                         // Refused, so not left behind at 0700, empty
