@@ -520,6 +520,32 @@ fn a_rate_beyond_the_machine_ends_with_the_duration() {
     );
 }
 
+/// Against a remote listener only the client is pinned, and the placement
+/// says so, naming no core for the listener (audit, round fifteen: "pin
+/// cross (client on cpu 0, listeners on cpu 1)" of a listener pinned to
+/// cpu 0 elsewhere).
+#[test]
+fn a_remote_listeners_core_is_not_claimed() {
+    let udp = Listener::start("--udp", "127.0.0.1", &[]);
+    let mut args = vec!["--udp", "--sizes", "64", "--runs", "1", "--pin", "same"];
+    args.extend_from_slice(&["--duration", "100ms", "--warmup", "10ms"]);
+    let addr = udp.addr_arg();
+    args.push(&addr);
+    let finished = bench(&args);
+    assert!(
+        finished
+            .stdout
+            .contains("; the listener is remote, not pinned here)"),
+        "{}",
+        finished.stdout
+    );
+    assert!(
+        !finished.stdout.contains("listeners on cpu"),
+        "{}",
+        finished.stdout
+    );
+}
+
 #[test]
 fn nagle_can_be_switched_back_on() {
     let results = bench_json(&[

@@ -79,6 +79,15 @@ impl Placement {
         }
     }
 
+    /// The same, for a remote listener: only the client is pinned here,
+    /// and the placement does not name a core for the listener (audit,
+    /// round fifteen: "listeners on cpu 1" of one pinned elsewhere).
+    #[must_use]
+    pub fn for_remote(mut self) -> Self {
+        self.listeners = None;
+        self
+    }
+
     /// The mode these cores were chosen for.
     pub fn pin(&self) -> Pin {
         self.pin
@@ -112,11 +121,17 @@ pub(crate) fn pin_current(core: Option<CoreId>, who: &str) {
 impl fmt::Display for Placement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.pin, self.client, self.listeners) {
-            (Pin::Same, Some(core), _) => write!(f, "pin same (cpu {})", core.id),
+            (Pin::Same, Some(core), Some(_)) => write!(f, "pin same (cpu {})", core.id),
             (Pin::Cross, Some(client), Some(listeners)) => write!(
                 f,
                 "pin cross (client on cpu {}, listeners on cpu {})",
                 client.id, listeners.id
+            ),
+            (pin @ (Pin::Same | Pin::Cross), Some(client), None) => write!(
+                f,
+                "pin {} (client on cpu {}; the listener is remote, not pinned here)",
+                if pin == Pin::Same { "same" } else { "cross" },
+                client.id
             ),
             _ => f.write_str("pin off"),
         }

@@ -449,7 +449,10 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let placement = Placement::new(pin).map_err(error)?;
+    let mut placement = Placement::new(pin).map_err(error)?;
+    if remote.is_some() {
+        placement = placement.for_remote();
+    }
     if !args.impair.is_empty() {
         msg_bench::check_impairable(remote.is_some(), &transports).map_err(error)?;
         // The user's process makes the namespace and waits; the child,
