@@ -325,6 +325,17 @@ fn what_measures_something_else_is_a_usage_error() {
         assert_eq!(finished.code(), Some(2), "{args:?}: {}", finished.stderr);
     }
     support::assert_usage_error(&["bench", "--close", "fin"], "--mode connect");
+    // As --tfo: without TCP there is no TCP close to choose (audit, round
+    // fifteen: taken without a word).
+    let finished = connect(&["--close", "fin", "--transports", "udp"]);
+    assert_eq!(finished.code(), Some(2), "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains("--close sets how TCP connections close, and no TCP is measured"),
+        "{}",
+        finished.stderr
+    );
 }
 
 /// `--interval` in the connect mode: JSON Lines whose intervals count

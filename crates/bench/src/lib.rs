@@ -130,8 +130,8 @@ pub use interval::{Interval, IntervalOf, TcpInterval};
 pub use msg_net::{Auth, Transport};
 pub use pin::{Pin, Placement};
 pub use plan::{
-    Batch, DEFAULT_SIZES, DEFAULT_TIMEOUT, Direction, Engine, MAX_PARALLEL, MAX_SIZE, MIN_INTERVAL,
-    Mode, Plan, SizeError, parse_interval, parse_seconds, parse_size,
+    Batch, DEFAULT_SIZES, DEFAULT_TIMEOUT, Direction, Engine, MAX_PARALLEL, MAX_SIZE, MIN_DURATION,
+    MIN_INTERVAL, Mode, Plan, SizeError, parse_interval, parse_seconds, parse_size,
 };
 pub use run::{Measured, Progress, Results, run};
 pub use settings::Oversize;

@@ -50,13 +50,19 @@ pub fn parse_size(s: &str) -> Result<usize, SizeError> {
     Ok(n)
 }
 
+/// The shortest run `--duration` takes: a loopback round trip takes
+/// microseconds, so a millisecond holds a hundred of them, where a
+/// nanosecond's run sent nothing and reported a cell "all lost" with
+/// nothing lost (audit, round fifteen).
+pub const MIN_DURATION: Duration = Duration::from_millis(1);
+
 /// A length of time as iperf3's `-t` takes it, a number of seconds
 /// (`5`, `0.5`), or as the rest of msg writes it (`750ms`, `2s`, `1m`);
-/// longer than zero.
+/// at least [`MIN_DURATION`].
 ///
 /// # Errors
 ///
-/// A text that is neither, or zero.
+/// A text that is neither, zero, or under [`MIN_DURATION`].
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let expected = || format!("expected seconds (5, 0.5) or a duration (750ms, 2s), got '{s}'");
     let duration = match s.trim().parse::<f64>() {
@@ -65,6 +71,12 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     };
     if duration.is_zero() {
         return Err("must be longer than zero".to_owned());
+    }
+    if duration < MIN_DURATION {
+        return Err(format!(
+            "must be at least {}: a shorter run sends nothing to measure",
+            humantime::format_duration(MIN_DURATION)
+        ));
     }
     Ok(duration)
 }
@@ -443,6 +455,16 @@ mod tests {
                 ))
             );
         }
+        // Too short to send anything (audit, round fifteen: 1ns ran, and
+        // reported "all lost" with nothing lost).
+        for short in ["1ns", "999us", "0.0005"] {
+            assert_eq!(
+                parse_seconds(short),
+                Err("must be at least 1ms: a shorter run sends nothing to measure".to_owned()),
+                "{short}"
+            );
+        }
+        assert_eq!(parse_seconds("1ms"), Ok(MIN_DURATION));
     }
 
     #[test]

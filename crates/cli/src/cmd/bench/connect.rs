@@ -79,6 +79,14 @@ pub(super) fn run(args: &BenchArgs, transports: Vec<Transport>) -> anyhow::Resul
             )));
         }
     }
+    // As --tfo is refused without TCP (audit, round fifteen: --close fin
+    // --udp was taken without a word).
+    if args.close.is_some() && !transports.iter().any(|t| t.caps().tcp_info) {
+        return Err(usage(
+            "--close sets how TCP connections close, and no TCP is measured: add tcp to \
+             --transports (or --tcp), or drop --close",
+        ));
+    }
     let size = one_size(args, "--mode connect", connect::DEFAULT_SIZE)?;
     // The connect mode measures its built-in listeners only.
     let pin = args.pin.map_or(msg_bench::defaults::pin(false), Pin::from);
