@@ -1509,6 +1509,29 @@ fn a_folder_deep_as_a_path_allows_arrives_and_is_reported_saved() {
     );
 }
 
+/// A file whose name is not UTF-8 is refused saying so, not that its
+/// name is empty (audit, round sixteen).
+#[test]
+fn a_name_that_is_not_utf8_is_said_to_be() {
+    use std::os::unix::ffi::OsStrExt;
+    let from = fresh_dir("from");
+    let path = from.join(std::ffi::OsStr::from_bytes(b"bad\xffname"));
+    std::fs::write(&path, b"x").unwrap();
+    let to = fresh_dir("to");
+    let listener = save_dir_listener(&to, &[]);
+    let mut cmd = support::msg();
+    cmd.args(["send", "--tcp", &listener.addr_arg(), "--file"])
+        .arg(&path);
+    let out = support::Running::spawn(cmd, None).finish();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("bad\\xffname") && out.stderr.contains("it is not UTF-8"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("it is empty"), "{}", out.stderr);
+}
+
 /// The listener's umask takes its bits away from what a sender's modes
 /// give, as tar, scp and rsync without `-p` do: under `umask 077` every
 /// file and folder is the owner's alone (audit, round sixteen: saved
