@@ -1509,6 +1509,69 @@ fn a_folder_deep_as_a_path_allows_arrives_and_is_reported_saved() {
     );
 }
 
+/// A folder given as a link to one is saved under the link's name, as
+/// `cp -r` and tar name it (audit, round sixteen: under its target's).
+#[test]
+fn a_folder_given_as_a_link_is_saved_under_the_links_name() {
+    let from = fresh_dir("from");
+    std::fs::create_dir_all(from.join("target")).unwrap();
+    write_file(&from.join("target"), "a", b"a");
+    std::os::unix::fs::symlink("target", from.join("named")).unwrap();
+    let to = fresh_dir("to");
+    let listener = save_dir_listener(&to, &["--count", "1"]);
+    let out = send_file(&listener, &from.join("named"), &[]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    listener.finish();
+    assert_eq!(std::fs::read(to.join("named/a")).unwrap(), b"a");
+    assert!(!to.join("target").exists());
+}
+
+/// A subfolder the sender cannot read is skipped, named as itself, and
+/// the rest of the folder goes; the send then fails, as for any entry
+/// that could not be sent (audit, round sixteen: the whole folder failed,
+/// under the top folder's name). As nobody, whom a mode of 000 binds.
+#[test]
+fn an_unreadable_subfolder_is_skipped_and_the_rest_goes() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(mut cmd) = support::as_nobody() else {
+        return;
+    };
+    let from = fresh_dir("from");
+    std::fs::set_permissions(&from, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tree = from.join("tree");
+    std::fs::create_dir_all(tree.join("locked")).unwrap();
+    write_file(&tree, "ok", b"ok");
+    write_file(&tree.join("locked"), "inside", b"i");
+    std::fs::set_permissions(&tree, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(tree.join("ok"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(tree.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+
+    let to = fresh_dir("to");
+    let listener = save_dir_listener(&to, &["--count", "1"]);
+    cmd.arg(env!("CARGO_BIN_EXE_msg"))
+        .args(["send", "--tcp", &listener.addr_arg(), "--file"])
+        .arg(&tree);
+    let out = support::Running::spawn(cmd, None).finish();
+    std::fs::set_permissions(tree.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("tree/locked: cannot read it: Permission denied"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(
+            "1 of the folder's entries could not be sent (said above); the receiver saved 1 \
+             file and 0 folders"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read(to.join("tree/ok")).unwrap(), b"ok");
+    listener.finish();
+}
+
 /// A file whose name is not UTF-8 is refused saying so, not that its
 /// name is empty (audit, round sixteen).
 #[test]

@@ -90,15 +90,26 @@ pub(super) fn walk(dir: &Path) -> Result<Walk, FileError> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let root = rustix::fs::open(dir, flags, Mode::empty()).map_err(|err| read(err.into()))?;
     let meta = rustix::fs::fstat(&root).map_err(|err| read(err.into()))?;
-    let name = dir
-        .canonicalize()
-        .ok()
-        .and_then(|path| path.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+    // Saved under the name the user gave it, as `cp -r` and tar name it:
+    // a link to a folder is its own name, not its target's (audit, round
+    // sixteen). Only `.`, `..` or `/`, which name no folder by
+    // themselves, take the name the folder has.
+    let given = dir
+        .file_name()
+        .map(ToOwned::to_owned)
+        .or_else(|| dir.canonicalize().ok()?.file_name().map(ToOwned::to_owned))
         .unwrap_or_default();
-    let name = FileName::new(&name).map_err(|source| FileError::Name {
+    let refused = |source| FileError::Name {
         path: dir.to_owned(),
         source,
+    };
+    let name = given.to_str().ok_or_else(|| {
+        refused(msg_proto::file::FileError::BadName {
+            name: given.to_string_lossy().into_owned(),
+            reason: msg_proto::file::NameProblem::NotUtf8,
+        })
     })?;
+    let name = FileName::new(name).map_err(refused)?;
     let mut walk = Walk {
         start: TreeStart {
             name,
@@ -267,6 +278,16 @@ fn visit(
             false,
         ),
         FileType::Directory => {
+            // A folder that cannot be listed (unreadable) is skipped with
+            // what it holds, and the rest goes: it failed the whole folder
+            // before, under the top folder's name (audit, round sixteen).
+            let children = match list(root, last, path.as_str()) {
+                Ok(children) => children.into_iter(),
+                Err(err) => {
+                    skip(walk, format!("cannot read it: {err}"), true);
+                    return Ok(None);
+                }
+            };
             walk.start.folders += 1;
             walk.entries.push((
                 TreeEntry {
@@ -277,7 +298,6 @@ fn visit(
                 },
                 local.clone(),
             ));
-            let children = list(root, last, path.as_str())?.into_iter();
             return Ok(Some(Level {
                 children,
                 local,
