@@ -357,6 +357,12 @@ impl Plan {
         if let Some(what) = refused {
             return Err(Error::ReverseWith(what));
         }
+        // Refused before anything runs, not by the listener after the
+        // warm-up (audit, round fifteen: exit 1 then, and the built-in
+        // listener's warning on stderr).
+        if self.duration > msg_proto::SendRequest::MAX_DURATION {
+            return Err(Error::ReverseTooLong);
+        }
         if self.engines.contains(&Engine::Blocking) {
             return Err(Error::NotInBlockingEngine(
                 "no reverse streams (its listener does not stream back)",
@@ -570,6 +576,18 @@ mod tests {
             ..reverse(vec![Transport::Tcp])
         };
         assert!(matches!(paced.check(), Err(Error::ReverseWith(_))));
+        // Longer than a listener streams for one request: refused before
+        // the run, not by the listener after the warm-up.
+        let hours = Plan {
+            duration: Duration::from_secs(2 * 3600),
+            ..reverse(vec![Transport::Tcp])
+        };
+        assert!(matches!(hours.check(), Err(Error::ReverseTooLong)));
+        let hour = Plan {
+            duration: msg_proto::SendRequest::MAX_DURATION,
+            ..reverse(vec![Transport::Tcp])
+        };
+        assert!(hour.check().is_ok());
     }
 
     #[test]

@@ -93,6 +93,12 @@ pub enum Error {
     /// impairments.
     #[error("a reverse stream is measured {0}")]
     ReverseWith(&'static str),
+    /// A reverse run longer than a listener streams for one request.
+    #[error(
+        "a reverse stream lasts at most {}, the longest a listener streams for one request",
+        humantime::format_duration(msg_proto::SendRequest::MAX_DURATION)
+    )]
+    ReverseTooLong,
     /// More parallel flows than [`MAX_PARALLEL`](crate::plan::MAX_PARALLEL).
     #[error("{0} parallel flows is over the most a run makes, {max}", max = crate::plan::MAX_PARALLEL)]
     TooManyFlows(u32),

@@ -749,6 +749,7 @@ fn error(err: msg_bench::Error) -> anyhow::Error {
         E::ReverseWith(_) => usage(format!(
             "--reverse, --bidir: {err}; leave out --rate, --batch and --impair"
         )),
+        E::ReverseTooLong => usage(format!("--duration: {err}")),
         E::ParallelNeedsThroughput => usage(
             "--parallel runs throughput streams: use it with --mode throughput (a ping-pong \
              measures one message in flight on one connection)",
