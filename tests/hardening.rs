@@ -1239,6 +1239,41 @@ fn assert_failed_saying(out: &support::Finished, words: &[&str]) {
     }
 }
 
+/// A receiver that goes mid-file (stopped, killed) without a verdict is
+/// said as gone, not as a bare `Connection reset by peer` from the write
+/// that met its reset (audit, round sixteen).
+#[test]
+fn a_receiver_gone_mid_file_is_said_as_closed() {
+    let dir = support::fresh_path("gone-mid-file");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("big.bin");
+    // Far more than the socket buffers hold, so that writes meet the reset.
+    std::fs::write(&file, vec![7u8; 64 << 20]).unwrap();
+    // Gone before its answer to the file's header, and gone once it has
+    // taken some of the content: each with bytes unread, and nothing
+    // said, so a reset, met by the read for the answer or by a write.
+    for ready in [false, true] {
+        let out = send_to_a_peer_that(&["--file", file.to_str().unwrap()], None, |mut stream| {
+            support::read_frame(&mut stream).unwrap();
+            if ready {
+                let answer = msg_proto::file::FileResult::Ready.to_message();
+                stream.write_all(&support::frame(&answer)).unwrap();
+                let mut some = vec![0; 1 << 20];
+                stream.read_exact(&mut some).unwrap();
+            }
+            socket2::SockRef::from(&stream)
+                .set_linger(Some(std::time::Duration::ZERO))
+                .unwrap();
+        });
+        assert_failed_saying(
+            &out,
+            &["the receiver closed the connection before confirming the file"],
+        );
+        assert!(!out.stderr.contains("os error"), "{ready}: {}", out.stderr);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// What `msg send` says of a connection its listener reset.
 const RESET: &str =
     "the connection was reset: the peer had closed it, and what was sent last may not have arrived";

@@ -215,7 +215,10 @@ pub(super) fn answer_waiting<S: Stream>(conn: &Connection<S>) -> bool {
 
 /// After a write failed with `err`: the receiver's refusal, if it sent one
 /// before it closed (a receiver that refuses mid-way says why first, and
-/// a reset does not discard what had already arrived), else `err`.
+/// a reset does not discard what had already arrived); a receiver gone
+/// without one as [`FileError::Closed`], as when the close is read rather
+/// than written into (audit, round sixteen: a listener stopped mid-file
+/// was a bare `Connection reset by peer`); else `err`.
 pub(super) async fn last_word<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     name: &str,
@@ -224,7 +227,19 @@ pub(super) async fn last_word<S: AsyncRead + AsyncWrite + Unpin>(
     match answer(conn, LAST_WORD_WAIT, name).await {
         Ok(FileResult::Refused { reason }) => refused(name, &reason),
         Err(peer @ Error::Peer(_)) => peer,
-        _ => err,
+        _ => gone(err),
+    }
+}
+
+/// `err`, or [`FileError::Closed`] when it is the receiver's leaving: its
+/// reset, met by a write or by the read for its answer, is said as its
+/// close is (audit, round sixteen: a listener stopped mid-file was a bare
+/// `Connection reset by peer`).
+fn gone(err: Error) -> Error {
+    if crate::error::peer_left_in(&err) {
+        FileError::Closed.into()
+    } else {
+        err
     }
 }
 
@@ -325,7 +340,8 @@ async fn next_answer<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<Message, Error> {
     let msg = tokio::time::timeout(wait, conn.read_message())
         .await
-        .map_err(|_| FileError::NoAnswer(wait))??
+        .map_err(|_| FileError::NoAnswer(wait))?
+        .map_err(|err| gone(err.into()))?
         .ok_or(FileError::Closed)?;
     if msg.kind == Kind::Error {
         return Err(Error::Peer(crate::auth::printable(&msg.body)));
