@@ -270,7 +270,7 @@ async fn send_paths(
         .map(|(link, _)| link)
     };
     let mut link = connect().await?;
-    let mut tally = Tally::default();
+    let mut tally = msg_net::file::Tally::default();
     // Of several paths, one that fails does not stop the rest, as scp's
     // and rsync's do not (audit, round sixteen: the first refusal ended
     // the list): it is said, the next goes on a fresh connection (a failed
@@ -300,75 +300,9 @@ async fn send_paths(
     }
     // Every file had its verdict.
     link.close(args.client.timeout, true).await?;
-    tally.verdict(args.file.len())
-}
-
-/// What the paths of one `msg send --file` came to.
-#[derive(Debug, Default)]
-struct Tally {
-    /// Paths that failed as a whole.
-    unsent: usize,
-    /// Folders' entries the receiver refused.
-    refused: u64,
-    /// Folders' entries that could not be sent (unreadable, unnameable).
-    failed: u64,
-    /// Folders' files and folders saved.
-    files: u64,
-    folders: u64,
-}
-
-impl Tally {
-    fn add(&mut self, sent: &msg_net::file::tree::TreeSent) {
-        self.refused += sent.refused;
-        self.failed += sent.failed;
-        self.files += sent.files;
-        self.folders += sent.folders;
-    }
-
-    fn unsent_line(&self, paths: usize) -> String {
-        let were = if self.unsent == 1 { "was" } else { "were" };
-        format!(
-            "{} of the {paths} paths {were} not sent (said above)",
-            self.unsent
-        )
-    }
-
-    /// Success, or what did not arrive: paths, then a folder's refused
-    /// and unsent entries, with what was saved of the folders.
-    fn verdict(&self, paths: usize) -> anyhow::Result<()> {
-        // What was saved, counted: "the rest was saved" said so of a
-        // folder whose every file was refused and one subfolder made.
-        let count = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-        let saved = match self.files + self.folders {
-            0 => "saved none".to_owned(),
-            _ => format!(
-                "saved {} and {}",
-                count(self.files, "file"),
-                count(self.folders, "folder")
-            ),
-        };
-        // An entry that could not be read (or named) is a failure, as
-        // tar's and rsync's are: said above as it was met, counted here.
-        let entries = match (self.refused, self.failed) {
-            (0, 0) => None,
-            (0, failed) => Some(format!(
-                "{failed} of the folder's entries could not be sent (said above); the receiver \
-                 {saved}"
-            )),
-            (refused, 0) => Some(format!(
-                "the receiver refused {refused} of the folder's entries and {saved}"
-            )),
-            (refused, failed) => Some(format!(
-                "the receiver refused {refused} of the folder's entries and {saved}; {failed} \
-                 more could not be sent (said above)"
-            )),
-        };
-        match (self.unsent, entries) {
-            (0, None) => Ok(()),
-            (0, Some(entries)) => Err(anyhow!(entries)),
-            (_, None) => Err(anyhow!(self.unsent_line(paths))),
-            (_, Some(entries)) => Err(anyhow!("{}; {entries}", self.unsent_line(paths))),
-        }
+    match tally.failure(args.file.len()) {
+        None => Ok(()),
+        Some(failure) => Err(anyhow!(failure)),
     }
 }
 

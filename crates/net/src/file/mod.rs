@@ -244,6 +244,7 @@ mod partial;
 mod save_dir;
 mod stale;
 pub use error::FileError;
+pub use report::Tally;
 pub use save_dir::{SaveConfig, SaveDir, SaveDirHandle, check_save_dir};
 pub(crate) use send::send;
 pub use stale::remove_stale_partials;

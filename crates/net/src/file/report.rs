@@ -142,10 +142,116 @@ impl TreeSent {
     }
 }
 
+/// What the paths of one send of files and folders came to, for the
+/// sender's last words: paths that failed whole, and what the folders'
+/// verdicts counted.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Paths that failed as a whole.
+    pub unsent: usize,
+    /// Folders' entries the receiver refused.
+    pub refused: u64,
+    /// Folders' entries that could not be sent (unreadable, unnameable).
+    pub failed: u64,
+    /// Folders' files saved.
+    pub files: u64,
+    /// Folders' folders saved.
+    pub folders: u64,
+}
+
+impl Tally {
+    /// Counts a folder's verdicts in.
+    pub fn add(&mut self, sent: &TreeSent) {
+        self.refused += sent.refused;
+        self.failed += sent.failed;
+        self.files += sent.files;
+        self.folders += sent.folders;
+    }
+
+    /// `N of the P paths were not sent (said above)`.
+    #[must_use]
+    pub fn unsent_line(&self, paths: usize) -> String {
+        let were = if self.unsent == 1 { "was" } else { "were" };
+        format!(
+            "{} of the {paths} paths {were} not sent (said above)",
+            self.unsent
+        )
+    }
+
+    /// `None` when everything of the `paths` arrived; else what did not:
+    /// paths, then the folders' refused and unsent entries, with what was
+    /// saved of them.
+    #[must_use]
+    pub fn failure(&self, paths: usize) -> Option<String> {
+        // What was saved, counted: "the rest was saved" said so of a
+        // folder whose every file was refused and one subfolder made.
+        let saved = match self.files + self.folders {
+            0 => "saved none".to_owned(),
+            _ => format!(
+                "saved {} and {}",
+                count(self.files, "file"),
+                count(self.folders, "folder")
+            ),
+        };
+        // An entry that could not be read (or named) is a failure, as
+        // tar's and rsync's are: said as it was met, counted here.
+        let entries = match (self.refused, self.failed) {
+            (0, 0) => None,
+            (0, failed) => Some(format!(
+                "{failed} of the folder's entries could not be sent (said above); the receiver \
+                 {saved}"
+            )),
+            (refused, 0) => Some(format!(
+                "the receiver refused {refused} of the folder's entries and {saved}"
+            )),
+            (refused, failed) => Some(format!(
+                "the receiver refused {refused} of the folder's entries and {saved}; {failed} \
+                 more could not be sent (said above)"
+            )),
+        };
+        match (self.unsent, entries) {
+            (0, entries) => entries,
+            (_, None) => Some(self.unsent_line(paths)),
+            (_, Some(entries)) => Some(format!("{}; {entries}", self.unsent_line(paths))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_tally_says_what_did_not_arrive_and_what_was_saved() {
+        let mut tally = Tally::default();
+        assert_eq!(tally.failure(2), None);
+        tally.unsent = 1;
+        assert_eq!(
+            tally.failure(3).as_deref(),
+            Some("1 of the 3 paths was not sent (said above)")
+        );
+        tally.unsent = 0;
+        tally.failed = 2;
+        tally.files = 1;
+        assert_eq!(
+            tally.failure(1).as_deref(),
+            Some(
+                "2 of the folder's entries could not be sent (said above); the receiver saved \
+                 1 file and 0 folders"
+            )
+        );
+        tally.refused = 3;
+        tally.unsent = 2;
+        assert_eq!(
+            tally.failure(4).as_deref(),
+            Some(
+                "2 of the 4 paths were not sent (said above); the receiver refused 3 of the \
+                 folder's entries and saved 1 file and 0 folders; 2 more could not be sent \
+                 (said above)"
+            )
+        );
+    }
 
     #[test]
     fn a_folder_with_no_file_sent_vouches_for_none() {
