@@ -64,6 +64,19 @@ pub const MIN_DURATION: Duration = Duration::from_millis(1);
 ///
 /// A text that is neither, zero, or under [`MIN_DURATION`].
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let duration = parse_length(s)?;
+    if duration < MIN_DURATION {
+        return Err(format!(
+            "must be at least {}: a shorter run sends nothing to measure",
+            humantime::format_duration(MIN_DURATION)
+        ));
+    }
+    Ok(duration)
+}
+
+/// A length of time as [`parse_seconds`] reads it, longer than zero,
+/// with no least length of its own.
+fn parse_length(s: &str) -> Result<Duration, String> {
     let expected = || format!("expected seconds (5, 0.5) or a duration (750ms, 2s), got '{s}'");
     let duration = match s.trim().parse::<f64>() {
         Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|_| expected())?,
@@ -71,12 +84,6 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     };
     if duration.is_zero() {
         return Err("must be longer than zero".to_owned());
-    }
-    if duration < MIN_DURATION {
-        return Err(format!(
-            "must be at least {}: a shorter run sends nothing to measure",
-            humantime::format_duration(MIN_DURATION)
-        ));
     }
     Ok(duration)
 }
@@ -93,7 +100,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 ///
 /// [`parse_seconds`]'s, and an interval under [`MIN_INTERVAL`].
 pub fn parse_interval(s: &str) -> Result<Duration, String> {
-    let interval = parse_seconds(s)?;
+    let interval = parse_length(s)?;
     if interval < MIN_INTERVAL {
         return Err(format!(
             "must be at least {}: each interval is a line written between two messages, and \
