@@ -1274,6 +1274,48 @@ fn a_receiver_gone_mid_file_is_said_as_closed() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A file that shrinks or grows while it is sent is said to have changed,
+/// as the sender's doing, and its end is never sent, so the receiver keeps
+/// nothing: the receiver's refusal ("content ended short", "runs past its
+/// announced size") read as the receiver's fault (audit, round sixteen).
+#[test]
+fn a_file_that_changes_while_it_is_sent_is_said_to_have_changed() {
+    let dir = support::fresh_path("changed-mid-file");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("moving.bin");
+    for grow in [false, true] {
+        std::fs::write(&file, vec![7u8; 16 << 20]).unwrap();
+        let path = file.clone();
+        let out = send_to_a_peer_that(&["--file", file.to_str().unwrap()], None, |mut stream| {
+            support::read_frame(&mut stream).unwrap();
+            // Changed after it was opened and announced, before a byte of
+            // it is read.
+            let changed = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            if grow {
+                use std::io::Seek;
+                let mut changed = changed;
+                changed.seek(std::io::SeekFrom::End(0)).unwrap();
+                changed.write_all(&[8u8; 1 << 20]).unwrap();
+            } else {
+                changed.set_len(1 << 20).unwrap();
+            }
+            let answer = msg_proto::file::FileResult::Ready.to_message();
+            stream.write_all(&support::frame(&answer)).unwrap();
+            // Everything until the sender closes: no end comes.
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest);
+        });
+        assert_failed_saying(
+            &out,
+            &[
+                "moving.bin changed while it was being sent (16777216 bytes when it was opened",
+                "the receiver keeps nothing of it",
+            ],
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// What `msg send` says of a connection its listener reset.
 const RESET: &str =
     "the connection was reset: the peer had closed it, and what was sent last may not have arrived";

@@ -91,6 +91,23 @@ pub enum FileError {
         /// The file (its path in a folder), made safe to print.
         name: String,
     },
+    /// A file's size changed while it was sent (it shrank, or grew past
+    /// the size its header announced): the transfer stops before its end,
+    /// so the receiver keeps nothing of it.
+    #[error(
+        "{} changed while it was being sent ({announced} bytes when it was opened, {read} \
+         read): the transfer stops there, and the receiver keeps nothing of it; send it again \
+         once it is quiet",
+        crate::text::path_text(.path)
+    )]
+    Changed {
+        /// The local path.
+        path: PathBuf,
+        /// The size its header announced.
+        announced: u64,
+        /// The bytes read of it (past the size, at least one more).
+        read: u64,
+    },
     /// A folder's file grew while it was sent: the transfer stopped, and
     /// the receiver keeps nothing of that file.
     #[error(

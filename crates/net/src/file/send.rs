@@ -65,6 +65,13 @@ pub(crate) async fn send<S: Stream>(
             });
         }
         sent += bytes.len() as u64;
+        // Grown past its header's size: said as the sender's, before the
+        // receiver refuses the extra bytes as a content that "runs past
+        // its announced size" (audit, round sixteen), and with no end, so
+        // that the receiver keeps nothing.
+        if offset + sent > header.size {
+            return Err(changed(path, header.size, offset + sent));
+        }
         if let Err(err) = conn.write_message_direct(&chunk(seq, bytes)).await {
             return Err(last_word(conn, &name, err.into()).await);
         }
@@ -72,6 +79,11 @@ pub(crate) async fn send<S: Stream>(
         progress(offset + sent);
     }
     let digest = read_on(reader, path).await?;
+    // Shrunk: its end would be refused as "content ended short", the
+    // receiver's words for the sender's file.
+    if offset + sent != header.size {
+        return Err(changed(path, header.size, offset + sent));
+    }
     // An answer already here, before the end is sent, can only be a
     // refusal (the loop above sees one between chunks; a file with no
     // chunks is seen only here): a receiver cannot have checked a hash it
@@ -229,6 +241,16 @@ pub(super) async fn last_word<S: AsyncRead + AsyncWrite + Unpin>(
         Err(peer @ Error::Peer(_)) => peer,
         _ => gone(err),
     }
+}
+
+/// The file at `path` changed while it was sent.
+fn changed(path: &Path, announced: u64, read: u64) -> Error {
+    FileError::Changed {
+        path: path.to_owned(),
+        announced,
+        read,
+    }
+    .into()
 }
 
 /// `err`, or [`FileError::Closed`] when it is the receiver's leaving: its
