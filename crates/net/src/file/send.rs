@@ -281,20 +281,14 @@ fn open(path: &Path) -> Result<(fs::File, FileHeader), FileError> {
             path: path.to_owned(),
         });
     }
-    let refused = |source| FileError::Name {
-        path: path.to_owned(),
-        source,
-    };
     // A name that is not UTF-8 is said to be so (audit, round sixteen: it
     // was "refused file name \"\": it is empty").
     let os_name = path.file_name().unwrap_or_default();
-    let name = os_name.to_str().ok_or_else(|| {
-        refused(msg_proto::file::FileError::BadName {
-            name: os_name.to_string_lossy().into_owned(),
-            reason: msg_proto::file::NameProblem::NotUtf8,
-        })
-    })?;
-    let name = FileName::new(name).map_err(refused)?;
+    let name =
+        FileName::from_bytes(os_name.as_encoded_bytes()).map_err(|source| FileError::Name {
+            path: path.to_owned(),
+            source,
+        })?;
     Ok((
         file,
         FileHeader {

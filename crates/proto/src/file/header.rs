@@ -5,8 +5,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{
-    DIGEST_LEN, FileError, FileName, HEADER_FIXED_LEN, MAX_CHUNK, MODE_MASK, NameProblem,
-    expect_kind, hex,
+    DIGEST_LEN, FileError, FileName, HEADER_FIXED_LEN, MAX_CHUNK, MODE_MASK, expect_kind, hex,
 };
 use crate::{Kind, Message};
 
@@ -113,12 +112,8 @@ impl FileHeader {
         let size = u64::from_be_bytes(fixed[..8].try_into().expect("8 bytes"));
         let algorithm = HashAlgorithm::try_from(fixed[8])?;
         let mode = u32::from(u16::from_be_bytes([fixed[9], fixed[10]])) & MODE_MASK;
-        let name = std::str::from_utf8(name).map_err(|_| FileError::BadName {
-            name: String::from_utf8_lossy(name).into_owned(),
-            reason: NameProblem::NotUtf8,
-        })?;
         Ok(Self {
-            name: FileName::new(name)?,
+            name: FileName::from_bytes(name)?,
             size,
             algorithm,
             mode,

@@ -172,6 +172,22 @@ impl FileName {
         Ok(Self(name.to_owned()))
     }
 
+    /// As [`FileName::new`], for a name's bytes (from the wire, or as the
+    /// operating system holds it): bytes that are not UTF-8 are refused as
+    /// such, shown with U+FFFD in their place.
+    ///
+    /// # Errors
+    ///
+    /// [`FileError::BadName`]: [`NameProblem::NotUtf8`], or
+    /// [`FileName::new`]'s.
+    pub fn from_bytes(name: &[u8]) -> Result<Self, FileError> {
+        let name = std::str::from_utf8(name).map_err(|_| FileError::BadName {
+            name: String::from_utf8_lossy(name).into_owned(),
+            reason: NameProblem::NotUtf8,
+        })?;
+        Self::new(name)
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -99,17 +99,11 @@ pub(super) fn walk(dir: &Path) -> Result<Walk, FileError> {
         .map(ToOwned::to_owned)
         .or_else(|| dir.canonicalize().ok()?.file_name().map(ToOwned::to_owned))
         .unwrap_or_default();
-    let refused = |source| FileError::Name {
-        path: dir.to_owned(),
-        source,
-    };
-    let name = given.to_str().ok_or_else(|| {
-        refused(msg_proto::file::FileError::BadName {
-            name: given.to_string_lossy().into_owned(),
-            reason: msg_proto::file::NameProblem::NotUtf8,
-        })
-    })?;
-    let name = FileName::new(name).map_err(refused)?;
+    let name =
+        FileName::from_bytes(given.as_encoded_bytes()).map_err(|source| FileError::Name {
+            path: dir.to_owned(),
+            source,
+        })?;
     let mut walk = Walk {
         start: TreeStart {
             name,
