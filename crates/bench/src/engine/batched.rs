@@ -61,6 +61,7 @@ impl Outcome {
     pub(crate) fn batched(&mut self, calls: Calls) {
         if calls.send.segmented > 0 {
             self.drops = None;
+            self.drops_span = None;
         }
         self.calls = Some(calls);
     }
